@@ -1,0 +1,76 @@
+# stasis build. Plain make: the tree is small, the rules are explicit, and nothing beyond
+# gcc, protoc-c and pkg-config is needed (see docs/ARCHITECTURE.md, "Build").
+CC      ?= gcc
+BUILD   ?= build
+SAN     ?=
+CFLAGS_BASE := -std=gnu11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Werror \
+	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wformat-security \
+	-Wundef -Wpointer-arith -Wcast-align -Wwrite-strings -Wvla -Wnull-dereference \
+	-Wimplicit-fallthrough -Wno-missing-field-initializers -Werror=return-type \
+	-fno-strict-aliasing -fstack-protector-strong
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+INCS    := -Isrc -I$(BUILD)/gen
+CFLAGS  := $(CFLAGS_BASE) $(INCS) $(EXTRA_CFLAGS)
+LIBS    := -lprotobuf-c -lxxhash
+
+PROTO   := src/image/stasis.proto
+GEN_C   := $(BUILD)/gen/image/stasis.pb-c.c
+GEN_H   := $(BUILD)/gen/image/stasis.pb-c.h
+
+LIB_SRCS := $(filter-out src/cli/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/stasis.pb-c.o
+MAIN_OBJ := $(BUILD)/obj/cli/main.o
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+CKPT_SRCS := $(sort $(wildcard tests/ckpt/*.c))
+CKPT_BINS := $(patsubst tests/ckpt/%.c,$(BUILD)/tests/ckpt/%,$(filter-out tests/ckpt/lib.c,$(CKPT_SRCS)))
+
+.PHONY: all clean test test-asan tests unit ckpt
+all: $(BUILD)/stasis tests
+
+$(GEN_C) $(GEN_H): $(PROTO)
+	@mkdir -p $(BUILD)/gen/image
+	protoc-c --c_out=$(BUILD)/gen -Isrc src/image/stasis.proto
+
+$(BUILD)/obj/gen/stasis.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wmissing-prototypes -Wcast-align,$(CFLAGS)) -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libstasis.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+tests: $(UNIT_BINS) $(CKPT_BINS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libstasis.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libstasis.a $(LDFLAGS) $(LIBS)
+
+# Checkpoint test programs are the *restored* side: they are built without sanitizers
+# (an ASan runtime inside the checkpointed program would only test ASan).
+CKPT_CFLAGS := $(filter-out -fsanitize=address,undefined -fno-sanitize-recover=undefined,$(CFLAGS_BASE)) -O1 -mavx2
+$(BUILD)/tests/ckpt/%: tests/ckpt/%.c tests/ckpt/lib.c tests/ckpt/lib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CKPT_CFLAGS) -Itests/ckpt -o $@ $< tests/ckpt/lib.c -lrt
+
+test: all
+	python3 tests/run.py --build $(BUILD)
+
+test-asan:
+	$(MAKE) BUILD=build-asan SAN=1 all
+	python3 tests/run.py --build build-asan
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,48 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: stasis <command> [options]\n"
+		   "  dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
+		   "  restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
+		   "  show DIR|FILE\n"
+		   "  check\n");
+}
+
+void cli_report_failure(const char *cmd)
+{
+	const char *e = log_first_error();
+	fprintf(stderr, "stasis %s: %s\n", cmd, e[0] ? e : "failed");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "dump", cmd_dump },
+		{ "restore", cmd_restore },
+		{ "show", cmd_show },
+		{ "check", cmd_check },
+	};
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "stasis: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,63 @@
+/* Small helpers shared by every module: cleanup attributes, ownership hand-over,
+ * bounded I/O loops, string helpers. */
+#ifndef STASIS_CORE_UTIL_H
+#define STASIS_CORE_UTIL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define __must_check __attribute__((warn_unused_result))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PAGE_SIZE 4096UL
+#define PAGE_MASK (~(PAGE_SIZE - 1))
+#define ALIGN_UP(x, a) (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* Hand over ownership out of a cleanup-managed local. */
+static inline int take_fd(int *fd)
+{
+	int r = *fd;
+	*fd = -1;
+	return r;
+}
+#define steal_ptr(pp)                                                                       \
+	({                                                                                  \
+		__typeof__(*(pp)) __p = *(pp);                                              \
+		*(pp) = NULL;                                                               \
+		__p;                                                                        \
+	})
+
+/* Write/read all of @len bytes, retrying short transfers and EINTR. 0 or -errno
+ * (-EIO on an unexpected EOF when reading). */
+int write_all(int fd, const void *buf, size_t len) __must_check;
+int read_all(int fd, void *buf, size_t len) __must_check;
+int pwrite_all(int fd, const void *buf, size_t len, off_t off) __must_check;
+/* Read a whole (small, /proc-like) file relative to @dirfd into a NUL-terminated malloc'd
+ * buffer of at most @max bytes. Returns NULL with errno set (EFBIG if larger). */
+char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp);
+/* Write a string to a file (e.g. a pidfile). */
+int write_file(const char *path, const char *data, size_t len) __must_check;
+/* Parse a decimal integer that must fill the whole string; 0 or -EINVAL/-ERANGE. */
+int parse_int(const char *s, long long min, long long max, long long *out) __must_check;
+/* Monotonic time in nanoseconds. */
+uint64_t now_ns(void);
+
+#endif

@@ -1,0 +1,392 @@
+#include "image/img.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "core/log.h"
+
+static const struct img_kind_desc kinds[] = {
+	{ IMG_INVENTORY, "inventory", "inventory.img", &inventory__descriptor },
+	{ IMG_CORE, "core", "core-%d.img", &core__descriptor },
+	{ IMG_MM, "mm", "mm-%d.img", &mm__descriptor },
+	{ IMG_FILES, "files", "files-%d.img", &files__descriptor },
+	{ IMG_PAGES, "pages", "pages-%d.img", NULL },
+};
+
+const struct img_kind_desc *img_kind_get(enum img_kind kind)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (kinds[i].kind == kind)
+			return &kinds[i];
+	return NULL;
+}
+
+const struct img_kind_desc *img_kind_by_filename(const char *fname)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		const char *pct = strstr(kinds[i].pattern, "%d");
+		if (!pct) {
+			if (!strcmp(fname, kinds[i].pattern))
+				return &kinds[i];
+			continue;
+		}
+		size_t pre = (size_t)(pct - kinds[i].pattern);
+		if (strncmp(fname, kinds[i].pattern, pre))
+			continue;
+		const char *p = fname + pre;
+		if (*p < '0' || *p > '9')
+			continue;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (!strcmp(p, pct + 2))
+			return &kinds[i];
+	}
+	return NULL;
+}
+
+static void img_name(enum img_kind kind, int pid, char *buf, size_t len)
+{
+	const struct img_kind_desc *k = img_kind_get(kind);
+	snprintf(buf, len, k->pattern, pid);
+}
+
+uint64_t img_hash(const void *buf, size_t len) { return XXH3_64bits(buf, len); }
+
+void img_fill_hdr(struct img_hdr *h, enum img_kind kind, uint64_t len, uint64_t xxh)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = IMG_MAGIC;
+	h->version = IMG_VERSION;
+	h->kind = (uint16_t)kind;
+	h->payload_len = len;
+	h->payload_xxh64 = xxh;
+	h->hdr_xxh64 = XXH3_64bits(h, offsetof(struct img_hdr, hdr_xxh64));
+}
+
+int img_check_hdr(const struct img_hdr *h, enum img_kind expect, uint64_t file_len,
+		  const char *what)
+{
+	if (h->magic != IMG_MAGIC) {
+		pr_err("%s: not a stasis image (bad magic 0x%08x)", what, h->magic);
+		return -EINVAL;
+	}
+	if (h->hdr_xxh64 != XXH3_64bits(h, offsetof(struct img_hdr, hdr_xxh64))) {
+		pr_err("%s: image header checksum mismatch (corrupted header)", what);
+		return -EBADMSG;
+	}
+	if (h->version != IMG_VERSION) {
+		pr_err("%s: image version %u, this stasis reads version %u", what, h->version,
+		       IMG_VERSION);
+		return -EPROTO;
+	}
+	if (h->kind != expect) {
+		pr_err("%s: image kind %u, expected %u", what, h->kind, expect);
+		return -EINVAL;
+	}
+	uint64_t hdr = expect == IMG_PAGES ? IMG_PAGES_HDR_SIZE : sizeof(*h);
+	if (file_len < hdr || h->payload_len != file_len - hdr) {
+		pr_err("%s: truncated or oversized image (payload %llu bytes, file %llu bytes)",
+		       what, (unsigned long long)h->payload_len, (unsigned long long)file_len);
+		return -EBADMSG;
+	}
+	if (expect != IMG_PAGES && h->payload_len > IMG_MAX_META) {
+		pr_err("%s: metadata payload of %llu bytes exceeds the %u byte bound", what,
+		       (unsigned long long)h->payload_len, IMG_MAX_META);
+		return -EFBIG;
+	}
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	_cleanup_free_ char *dup = strdup(path);
+	if (!dup)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* An existing DIR may be empty or hold a previous image set (inventory.img), which is
+ * replaced; anything else is refused so that a typo never deletes a user's files. */
+static int check_target_dir(const char *path, bool *exists)
+{
+	DIR *dir = opendir(path);
+	*exists = false;
+	if (!dir) {
+		if (errno == ENOENT)
+			return 0;
+		return pr_perror("images: cannot open %s", path);
+	}
+	*exists = true;
+	struct dirent *de;
+	int ret = 0;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!img_kind_by_filename(de->d_name)) {
+			pr_err("images: %s holds %s, which is not a stasis image; refusing to "
+			       "replace it",
+			       path, de->d_name);
+			ret = -EEXIST;
+			break;
+		}
+	}
+	closedir(dir);
+	return ret;
+}
+
+int img_dir_begin(struct img_dir *d, const char *path, bool sync)
+{
+	bool exists;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->dfd = -1;
+	ret = check_target_dir(path, &exists);
+	if (ret)
+		return ret;
+	d->path = strdup(path);
+	if (!d->path || asprintf(&d->tmp, "%s.stasis-tmp.%d", path, (int)getpid()) < 0) {
+		d->tmp = NULL;
+		img_dir_close(d);
+		return -ENOMEM;
+	}
+	d->sync = sync;
+	if (mkdir(d->tmp, 0700) < 0) {
+		ret = pr_perror("images: cannot create %s", d->tmp);
+		free(d->tmp);
+		d->tmp = NULL;
+		img_dir_close(d);
+		return ret;
+	}
+	d->dfd = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dfd < 0) {
+		ret = pr_perror("images: cannot open %s", d->tmp);
+		img_dir_abort(d);
+		return ret;
+	}
+	return 0;
+}
+
+static void remove_dir_files(int dfd)
+{
+	DIR *dir = fdopendir(dup(dfd));
+	struct dirent *de;
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dfd, de->d_name, 0);
+	closedir(dir);
+}
+
+void img_dir_abort(struct img_dir *d)
+{
+	if (d->tmp) {
+		if (d->dfd >= 0)
+			remove_dir_files(d->dfd);
+		rmdir(d->tmp);
+	}
+	img_dir_close(d);
+}
+
+int img_dir_commit(struct img_dir *d)
+{
+	int ret;
+	if (d->sync && fsync(d->dfd) < 0)
+		return pr_perror("images: fsync %s", d->tmp);
+	/* Replace an existing (empty or previous-image) directory atomically. */
+	if (renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_EXCHANGE) == 0) {
+		_cleanup_close_ int old = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (old >= 0)
+			remove_dir_files(old);
+		if (rmdir(d->tmp) < 0)
+			pr_warn("images: cannot remove old images in %s: %s", d->tmp,
+				strerror(errno));
+	} else if (errno == ENOENT) {
+		if (rename(d->tmp, d->path) < 0)
+			return pr_perror("images: rename %s -> %s", d->tmp, d->path);
+	} else {
+		return pr_perror("images: rename %s -> %s", d->tmp, d->path);
+	}
+	free(d->tmp);
+	d->tmp = NULL;
+	if (d->sync && (ret = fsync_dir_of(d->path)) < 0)
+		return pr_errno(ret, "images: fsync parent of %s", d->path);
+	return 0;
+}
+
+int img_dir_open(struct img_dir *d, const char *path)
+{
+	memset(d, 0, sizeof(*d));
+	d->dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dfd < 0)
+		return pr_perror("images: cannot open directory %s", path);
+	d->path = strdup(path);
+	if (!d->path) {
+		close(d->dfd);
+		d->dfd = -1;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void img_dir_close(struct img_dir *d)
+{
+	if (d->dfd >= 0)
+		close(d->dfd);
+	d->dfd = -1;
+	free(d->path);
+	free(d->tmp);
+	d->path = d->tmp = NULL;
+}
+
+int img_write_msg(struct img_dir *d, enum img_kind kind, int pid, const ProtobufCMessage *msg)
+{
+	char name[64];
+	struct img_hdr h;
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	_cleanup_free_ uint8_t *buf = malloc(sizeof(h) + len);
+	int ret;
+
+	img_name(kind, pid, name, sizeof(name));
+	if (!buf)
+		return -ENOMEM;
+	protobuf_c_message_pack(msg, buf + sizeof(h));
+	img_fill_hdr(&h, kind, len, XXH3_64bits(buf + sizeof(h), len));
+	memcpy(buf, &h, sizeof(h));
+
+	_cleanup_close_ int fd =
+		openat(d->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return pr_perror("images: create %s", name);
+	ret = write_all(fd, buf, sizeof(h) + len);
+	if (ret)
+		return pr_errno(ret, "images: write %s", name);
+	if (d->sync && fsync(fd) < 0)
+		return pr_perror("images: fsync %s", name);
+	return 0;
+}
+
+void *img_decode(const void *buf, size_t len, enum img_kind expect, const char *what)
+{
+	struct img_hdr h;
+	const struct img_kind_desc *k = img_kind_get(expect);
+
+	if (!k || !k->desc) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (len < sizeof(h)) {
+		pr_err("%s: truncated image (%zu bytes, header needs %zu)", what, len, sizeof(h));
+		errno = EBADMSG;
+		return NULL;
+	}
+	memcpy(&h, buf, sizeof(h));
+	int ret = img_check_hdr(&h, expect, len, what);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	const uint8_t *payload = (const uint8_t *)buf + sizeof(h);
+	if (XXH3_64bits(payload, h.payload_len) != h.payload_xxh64) {
+		pr_err("%s: checksum mismatch (image corrupted)", what);
+		errno = EBADMSG;
+		return NULL;
+	}
+	void *msg = protobuf_c_message_unpack(k->desc, NULL, h.payload_len, payload);
+	if (!msg) {
+		pr_err("%s: malformed %s record", what, k->name);
+		errno = EBADMSG;
+		return NULL;
+	}
+	return msg;
+}
+
+void *img_read_msg(int dfd, enum img_kind kind, int pid)
+{
+	char name[64];
+	size_t len;
+
+	img_name(kind, pid, name, sizeof(name));
+	_cleanup_free_ char *buf = read_file_at(dfd, name, IMG_MAX_META + sizeof(struct img_hdr),
+						&len);
+	if (!buf) {
+		int e = errno;
+		if (e == ENOENT)
+			pr_err("images: %s is missing", name);
+		else
+			pr_err("images: cannot read %s: %s", name, strerror(e));
+		errno = e;
+		return NULL;
+	}
+	return img_decode(buf, len, kind, name);
+}
+
+int img_pages_create(struct img_dir *d, int pid, struct img_pages *p)
+{
+	char name[64];
+	img_name(IMG_PAGES, pid, name, sizeof(name));
+	p->len = 0;
+	p->fd = openat(d->dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (p->fd < 0)
+		return pr_perror("images: create %s", name);
+	return 0;
+}
+
+int img_pages_finish(struct img_dir *d, struct img_pages *p)
+{
+	char hdrpage[IMG_PAGES_HDR_SIZE] = { 0 };
+	struct img_hdr h;
+	int ret;
+
+	img_fill_hdr(&h, IMG_PAGES, p->len, 0);
+	memcpy(hdrpage, &h, sizeof(h));
+	ret = pwrite_all(p->fd, hdrpage, sizeof(hdrpage), 0);
+	if (ret)
+		return pr_errno(ret, "images: write pages header");
+	if (d->sync && fdatasync(p->fd) < 0)
+		return pr_perror("images: fsync pages");
+	close(p->fd);
+	p->fd = -1;
+	return 0;
+}
+
+int img_pages_open(int dfd, int pid, struct img_pages *p)
+{
+	char name[64];
+	struct img_hdr h;
+	struct stat st;
+	int ret;
+
+	img_name(IMG_PAGES, pid, name, sizeof(name));
+	p->fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (p->fd < 0)
+		return pr_perror("images: open %s", name);
+	if (fstat(p->fd, &st) < 0) {
+		ret = pr_perror("images: stat %s", name);
+		goto err;
+	}
+	ret = (int)pread(p->fd, &h, sizeof(h), 0);
+	if (ret != (int)sizeof(h)) {
+		pr_err("images: %s: truncated header", name);
+		ret = -EBADMSG;
+		goto err;
+	}
+	ret = img_check_hdr(&h, IMG_PAGES, (uint64_t)st.st_size, name);
+	if (ret)
+		goto err;
+	p->len = h.payload_len;
+	return 0;
+err:
+	close(p->fd);
+	p->fd = -1;
+	return ret;
+}

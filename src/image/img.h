@@ -1,0 +1,97 @@
+/* Image files: framing, the image directory, and the registry of image kinds.
+ *
+ * Every file in an image directory starts with struct img_hdr (little-endian, 40 bytes):
+ * magic, format version, kind, flags, payload length and an XXH3-64 of the payload
+ * (metadata) or 0 (pages: each PageRun carries its own checksum). Metadata payloads are
+ * one protobuf message whose type is fixed by the kind. The pages file's header is padded
+ * to one page so the payload is page-aligned and can be mmap'd or read straight into a
+ * task. */
+#ifndef STASIS_IMAGE_IMG_H
+#define STASIS_IMAGE_IMG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/util.h"
+#include "image/stasis.pb-c.h"
+
+#define IMG_MAGIC 0x53415453u /* "STAS" */
+#define IMG_VERSION 1
+#define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
+#define IMG_PAGES_HDR_SIZE 4096
+
+enum img_kind {
+	IMG_INVENTORY = 1,
+	IMG_CORE = 2,
+	IMG_MM = 3,
+	IMG_FILES = 4,
+	IMG_PAGES = 5,
+	IMG_KIND_MAX
+};
+
+struct img_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t kind;
+	uint32_t flags;
+	uint32_t reserved;
+	uint64_t payload_len;
+	uint64_t payload_xxh64;
+	uint64_t hdr_xxh64; /* of the 32 bytes above */
+};
+_Static_assert(sizeof(struct img_hdr) == 40, "img_hdr layout");
+
+/* Registry: one row per kind. File names are printf patterns taking the pid (or none). */
+struct img_kind_desc {
+	enum img_kind kind;
+	const char *name;    /* "core" */
+	const char *pattern; /* "core-%d.img" */
+	const ProtobufCMessageDescriptor *desc; /* NULL for pages */
+};
+const struct img_kind_desc *img_kind_get(enum img_kind kind);
+/* Identify a file by name ("core-42.img" -> IMG_CORE), or NULL. */
+const struct img_kind_desc *img_kind_by_filename(const char *fname);
+
+/* An image directory being written: files go to a temporary sibling directory which
+ * img_dir_commit() syncs and renames into place. */
+struct img_dir {
+	int dfd;       /* the directory files are written in */
+	char *path;    /* final path */
+	char *tmp;     /* temporary path while writing (NULL when reading) */
+	bool sync;     /* fsync files and directories */
+};
+
+int img_dir_begin(struct img_dir *d, const char *path, bool sync) __must_check;
+int img_dir_commit(struct img_dir *d) __must_check;
+/* Remove the temporary directory of an unfinished dump (images already committed are
+ * never touched). */
+void img_dir_abort(struct img_dir *d);
+int img_dir_open(struct img_dir *d, const char *path) __must_check;
+void img_dir_close(struct img_dir *d);
+
+/* Metadata images. */
+int img_write_msg(struct img_dir *d, enum img_kind kind, int pid, const ProtobufCMessage *msg)
+	__must_check;
+/* Returns the unpacked message (free with protobuf_c_message_free_unpacked) or NULL with
+ * errno set; the reason is logged with the file name. */
+void *img_read_msg(int dfd, enum img_kind kind, int pid);
+/* Decode a whole image file already in memory (used by `show` and the fuzz targets). */
+void *img_decode(const void *buf, size_t len, enum img_kind expect, const char *what);
+/* Validate a header; returns 0 or -EINVAL/-EPROTO with the reason logged. */
+int img_check_hdr(const struct img_hdr *h, enum img_kind expect, uint64_t file_len,
+		  const char *what) __must_check;
+void img_fill_hdr(struct img_hdr *h, enum img_kind kind, uint64_t len, uint64_t xxh);
+
+/* Pages file: open for writing (header written at close) or reading. */
+struct img_pages {
+	int fd;
+	uint64_t len; /* payload bytes */
+};
+int img_pages_create(struct img_dir *d, int pid, struct img_pages *p) __must_check;
+int img_pages_finish(struct img_dir *d, struct img_pages *p) __must_check;
+int img_pages_open(int dfd, int pid, struct img_pages *p) __must_check;
+
+uint64_t img_hash(const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,133 @@
+/* Pure parsers for /proc text. Each takes a NUL-terminated buffer (as read by
+ * read_file_at()) and fills a caller-provided struct; none touches the file system,
+ * keeps static state, or trusts the input: lines are bounded, numbers range-checked,
+ * and malformed input gives -EINVAL (never a crash). Unit-tested on fixtures captured
+ * from this machine (tests/fixtures/proc/). */
+#ifndef STASIS_PROC_PARSE_H
+#define STASIS_PROC_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/util.h"
+
+/* VmFlags of /proc/PID/smaps, as bits. */
+enum {
+	VMF_RD = 1u << 0,  /* rd */
+	VMF_WR = 1u << 1,  /* wr */
+	VMF_EX = 1u << 2,  /* ex */
+	VMF_SH = 1u << 3,  /* sh */
+	VMF_MR = 1u << 4,  /* mr may read */
+	VMF_MW = 1u << 5,  /* mw may write */
+	VMF_ME = 1u << 6,  /* me may exec */
+	VMF_MS = 1u << 7,  /* ms may share */
+	VMF_GD = 1u << 8,  /* gd grows down */
+	VMF_PF = 1u << 9,  /* pf pure PFN range */
+	VMF_LO = 1u << 10, /* lo locked */
+	VMF_IO = 1u << 11, /* io */
+	VMF_SR = 1u << 12, /* sr seq read */
+	VMF_RR = 1u << 13, /* rr random read */
+	VMF_DC = 1u << 14, /* dc do not copy on fork (MADV_DONTFORK) */
+	VMF_DE = 1u << 15, /* de do not expand on remap */
+	VMF_AC = 1u << 16, /* ac accountable */
+	VMF_NR = 1u << 17, /* nr no reserve */
+	VMF_HT = 1u << 18, /* ht hugetlb */
+	VMF_DD = 1u << 19, /* dd do not dump (MADV_DONTDUMP) */
+	VMF_MM = 1u << 20, /* mm mixed map */
+	VMF_HG = 1u << 21, /* hg MADV_HUGEPAGE */
+	VMF_NH = 1u << 22, /* nh MADV_NOHUGEPAGE */
+	VMF_MG = 1u << 23, /* mg MADV_MERGEABLE */
+	VMF_WF = 1u << 24, /* wf MADV_WIPEONFORK */
+	VMF_SD = 1u << 25, /* sd soft dirty */
+	VMF_UW = 1u << 26, /* uw userfaultfd wp */
+	VMF_UM = 1u << 27, /* um userfaultfd missing */
+	VMF_LF = 1u << 28, /* lf lock on fault */
+	VMF_SL = 1u << 29, /* sl sealed */
+	VMF_GU = 1u << 30, /* gu guard regions */
+};
+
+struct proc_vma {
+	uint64_t start, end;
+	uint64_t pgoff;      /* byte offset */
+	uint32_t prot;       /* PROT_READ|PROT_WRITE|PROT_EXEC from the perms column */
+	bool shared;         /* 's' in the perms column */
+	uint32_t dev_major, dev_minor;
+	uint64_t ino;
+	uint32_t vmflags;    /* VMF_* from the VmFlags line (0 for plain maps) */
+	char *path;          /* malloc'd; NULL for an anonymous mapping. "[heap]", "[stack]",
+			      * "[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[anon:x]"
+			      * kept verbatim; " (deleted)" kept verbatim. */
+};
+
+/* Parse /proc/PID/smaps (or /proc/PID/maps: then vmflags stay 0). On success *out is a
+ * malloc'd array of *nr entries in address order. Free with proc_vmas_free(). */
+int proc_parse_smaps(const char *buf, struct proc_vma **out, size_t *nr) __must_check;
+void proc_vmas_free(struct proc_vma *v, size_t nr);
+
+struct proc_stat {
+	int pid;
+	char comm[17];
+	char state;
+	int ppid, pgrp, session, tty_nr;
+	unsigned long flags;   /* PF_* (field 9); PF_KTHREAD = 0x00200000 */
+	long num_threads;
+	unsigned long long start_time;
+	unsigned long start_code, end_code, start_stack;
+	int exit_signal;
+	unsigned long start_data, end_data, start_brk;
+	unsigned long arg_start, arg_end, env_start, env_end;
+	int exit_code;
+};
+/* /proc/PID/stat; comm may contain spaces and ')': split at the LAST ')'. */
+int proc_parse_stat(const char *buf, struct proc_stat *st) __must_check;
+
+#define PROC_MAX_GROUPS 65536
+#define PROC_MAX_NS_LEVEL 33
+struct proc_status {
+	unsigned int umask;        /* UINT_MAX if absent */
+	char state;
+	int tgid, pid, ppid, tracer_pid;
+	unsigned int uid[4], gid[4]; /* real, effective, saved, fs */
+	unsigned int *groups;      /* malloc'd */
+	size_t ngroups;
+	int nspid[PROC_MAX_NS_LEVEL];  /* NSpid: outermost first */
+	size_t nspid_len;
+	int nspgid[PROC_MAX_NS_LEVEL];
+	size_t nspgid_len;
+	int nssid[PROC_MAX_NS_LEVEL];
+	size_t nssid_len;
+	long threads;
+	uint64_t sig_pnd, shd_pnd, sig_blk, sig_ign, sig_cgt;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	int no_new_privs;
+	int seccomp;               /* 0 none, 1 strict, 2 filter */
+};
+int proc_parse_status(const char *buf, struct proc_status *st) __must_check;
+void proc_status_free(struct proc_status *st);
+
+struct proc_fdinfo {
+	uint64_t pos;
+	unsigned int flags;       /* octal "flags:" field, includes O_CLOEXEC */
+	int mnt_id;
+	uint64_t ino;
+};
+int proc_parse_fdinfo(const char *buf, struct proc_fdinfo *fi) __must_check;
+
+struct proc_posix_timer {
+	int id;
+	int signo;
+	uint64_t sigval;          /* "signal: SIG/VALUE" value part (hex pointer) */
+	int notify;               /* SIGEV_SIGNAL/NONE/THREAD, | SIGEV_THREAD_ID for "/tid" */
+	int notify_tid;
+	int clock;
+};
+/* /proc/PID/timers. *out malloc'd (may be NULL when *nr == 0). */
+int proc_parse_timers(const char *buf, struct proc_posix_timer **out, size_t *nr) __must_check;
+
+/* /proc/PID/auxv is binary: pairs of unsigned long up to AT_NULL. Copies at most @max
+ * words (including the AT_NULL pair) into @out; returns the number of words or -EINVAL. */
+int proc_parse_auxv(const void *buf, size_t len, uint64_t *out, size_t max) __must_check;
+
+#endif

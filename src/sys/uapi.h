@@ -1,0 +1,124 @@
+/* UAPI definitions newer than the installed kernel headers (linux-libc-dev 6.1 here,
+ * the kernel is 6.18). This is the ONE place such constants and structs live; each is
+ * guarded so a newer header wins. Values are from the kernel's include/uapi. */
+#ifndef STASIS_SYS_UAPI_H
+#define STASIS_SYS_UAPI_H
+
+#include <linux/types.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+/* --- fs.h: PAGEMAP_SCAN (6.7) --- */
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PAGE_IS_SOFT_DIRTY (1 << 7)
+#define PAGE_IS_GUARD (1 << 8)
+
+struct page_region {
+	__u64 start;
+	__u64 end;
+	__u64 categories;
+};
+
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+
+struct pm_scan_arg {
+	__u64 size;
+	__u64 flags;
+	__u64 start;
+	__u64 end;
+	__u64 walk_end;
+	__u64 vec;
+	__u64 vec_len;
+	__u64 max_pages;
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
+/* --- sched.h: clone3 (5.3), set_tid (5.5), cgroup (5.7) --- */
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+struct stasis_clone_args {
+	__u64 flags;
+	__u64 pidfd;
+	__u64 child_tid;
+	__u64 parent_tid;
+	__u64 exit_signal;
+	__u64 stack;
+	__u64 stack_size;
+	__u64 tls;
+	__u64 set_tid;
+	__u64 set_tid_size;
+	__u64 cgroup;
+};
+#define STASIS_CLONE_ARGS_SIZE_VER2 88
+
+/* --- prctl.h --- */
+#ifndef PR_SET_MM_MAP
+#define PR_SET_MM_MAP 14
+#endif
+#ifndef PR_GET_TID_ADDRESS
+#define PR_GET_TID_ADDRESS 40
+#endif
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
+#define PR_TIMER_CREATE_RESTORE_IDS_ON 1
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
+#ifndef PR_GET_AUXV
+#define PR_GET_AUXV 0x41555856
+#endif
+
+/* --- ptrace.h --- */
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+struct stasis_rseq_config {
+	__u64 rseq_abi_pointer;
+	__u32 rseq_abi_size;
+	__u32 signature;
+	__u32 flags;
+	__u32 pad;
+};
+#ifndef PTRACE_GET_SYSCALL_INFO
+#define PTRACE_GET_SYSCALL_INFO 0x420e
+#endif
+
+/* --- rseq --- */
+#ifndef RSEQ_FLAG_UNREGISTER
+#define RSEQ_FLAG_UNREGISTER 1
+#endif
+
+/* --- kernel-internal syscall restart codes seen in rax at a ptrace stop --- */
+#define STASIS_ERESTARTSYS 512
+#define STASIS_ERESTARTNOINTR 513
+#define STASIS_ERESTARTNOHAND 514
+#define STASIS_ERESTART_RESTARTBLOCK 516
+
+/* --- pidfd --- */
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD 00000200 /* O_EXCL */
+#endif
+
+/* --- x86 ptrace regsets (elf.h has them, repeated for clarity) --- */
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+
+#endif
