@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Install what building and testing stasis need, and only what is missing.
+#
+# Idempotent: when everything is present it touches nothing (no apt-get update).
+# Works as root on a fresh Debian 12 with no stdin; as non-root it prints the
+# apt-get command to run and exits 1 if anything required is missing.
+#
+# criu is installed for the benchmark's comparison only: failing to install it
+# is reported and ignored.
+set -euo pipefail
+
+# package: why
+REQUIRED=(
+	build-essential     # gcc, make, libc headers
+	pkg-config          # locating libraries in the Makefile
+	protobuf-c-compiler # protoc-c: generates the image schema code
+	libprotobuf-c-dev   # image metadata encoding
+	libxxhash-dev       # checksums of image payloads and page runs
+	libcap-dev          # capability sets (credentials dump/restore)
+	python3             # test runner, demo, benchmark
+	clang               # fuzz targets (libFuzzer)
+	procps              # ps, used by the demo and tests
+	util-linux          # unshare, setpriv, mount: namespace test flavors
+)
+OPTIONAL=(
+	criu                # benchmark comparison only
+)
+
+is_installed() {
+	[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null || true)" = "ii " ]
+}
+
+missing_of() {
+	local p
+	for p in "$@"; do
+		is_installed "$p" || printf '%s\n' "$p"
+	done
+}
+
+mapfile -t missing_req < <(missing_of "${REQUIRED[@]}")
+mapfile -t missing_opt < <(missing_of "${OPTIONAL[@]}")
+
+if [ ${#missing_req[@]} -eq 0 ] && [ ${#missing_opt[@]} -eq 0 ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	if [ ${#missing_req[@]} -eq 0 ]; then
+		echo "deps: required packages present (optional, for the benchmark: ${missing_opt[*]})"
+		exit 0
+	fi
+	echo "deps: missing packages: ${missing_req[*]} ${missing_opt[*]:-}" >&2
+	echo "deps: run as root:  apt-get update && apt-get install -y ${missing_req[*]} ${missing_opt[*]:-}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT=(apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+echo "deps: installing: ${missing_req[*]:-} ${missing_opt[*]:-}"
+"${APT[@]}" update </dev/null
+
+if [ ${#missing_req[@]} -gt 0 ]; then
+	"${APT[@]}" install --no-install-recommends "${missing_req[@]}" </dev/null
+fi
+if [ ${#missing_opt[@]} -gt 0 ]; then
+	if ! "${APT[@]}" install --no-install-recommends "${missing_opt[@]}" </dev/null; then
+		echo "deps: optional package(s) ${missing_opt[*]} could not be installed (benchmark will skip the CRIU comparison)" >&2
+	fi
+fi
+
+mapfile -t still < <(missing_of "${REQUIRED[@]}")
+if [ ${#still[@]} -gt 0 ]; then
+	echo "deps: still missing after install: ${still[*]}" >&2
+	exit 1
+fi
+echo "deps: done"
