@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test suite: install missing packages, build the normal and the ASan+UBSan builds,
+# run unit and checkpoint tests on both. Exits with the test runner's status.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh </dev/null
+make -j2
+make -j2 BUILD=build-asan SAN=1 all
+set +e
+python3 tests/run.py --build build --build build-asan "$@"
+exit $?
