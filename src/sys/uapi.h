@@ -121,4 +121,17 @@ struct stasis_rseq_config {
 #define NT_X86_XSTATE 0x202
 #endif
 
+/* --- userfaultfd.h: write-protect features (6.4/6.7) --- */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+/* --- pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) --- */
+#ifndef PM_SOFT_DIRTY_BIT
+#define PM_SOFT_DIRTY_BIT 55
+#endif
+
 #endif
