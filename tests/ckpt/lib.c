@@ -1,0 +1,220 @@
+/* Self-checking checkpoint test library: status file protocol, SIGTERM wait, helpers. */
+#include "lib.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_flag;
+static pid_t start_pid;
+static const char *status_path;
+static const char *test_name = "test";
+static bool sabotage;
+
+static void on_sigterm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The status file is opened for each write and closed again, so that no extra fd
+ * stays open in the checkpointed task and the runner may truncate it. */
+static void status_write(const char *text)
+{
+	int fd;
+
+	if (!status_path)
+		return;
+	fd = open(status_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		dprintf(2, "%s: cannot open status file %s: %s\n", test_name, status_path,
+			strerror(errno));
+		return;
+	}
+	write_all(fd, text, strlen(text));
+	close(fd);
+}
+
+void test_init(int argc, char **argv)
+{
+	struct sigaction sa;
+	sigset_t set;
+	const char *s;
+
+	if (argc > 0 && argv[0]) {
+		s = strrchr(argv[0], '/');
+		test_name = s ? s + 1 : argv[0];
+	}
+	start_pid = getpid();
+	status_path = getenv("STASIS_TEST_STATUS");
+	s = getenv("STASIS_TEST_SABOTAGE");
+	sabotage = s && strcmp(s, "1") == 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigterm;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0)
+		test_fail("sigaction(SIGTERM): %s", strerror(errno));
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_UNBLOCK, &set, NULL) < 0)
+		test_fail("sigprocmask: %s", strerror(errno));
+}
+
+void test_ready(void)
+{
+	status_write("ready\n");
+}
+
+void test_wait(void)
+{
+	sigset_t mask;
+
+	sigprocmask(SIG_SETMASK, NULL, &mask);
+	sigdelset(&mask, SIGTERM);
+	while (!stop_flag)
+		sigsuspend(&mask);
+}
+
+bool test_stop_requested(void)
+{
+	return stop_flag != 0;
+}
+
+const volatile sig_atomic_t *test_stop_flag(void)
+{
+	return &stop_flag;
+}
+
+bool test_sabotage(void)
+{
+	return sabotage;
+}
+
+void test_pass_code(int code)
+{
+	pid_t now = getpid();
+
+	if (now != start_pid)
+		test_fail("pid changed: %d at start, %d now", (int)start_pid, (int)now);
+	status_write("PASS\n");
+	dprintf(2, "%s: PASS\n", test_name);
+	_exit(code);
+}
+
+void test_pass(void)
+{
+	test_pass_code(0);
+}
+
+void test_fail(const char *fmt, ...)
+{
+	char reason[512], line[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	snprintf(line, sizeof(line), "FAIL: %s\n", reason);
+	status_write(line);
+	dprintf(2, "%s: %s", test_name, line);
+	_exit(1);
+}
+
+void test_msg(const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	dprintf(2, "%s: %s\n", test_name, text);
+}
+
+void test_fill(void *buf, size_t len, uint64_t seed)
+{
+	uint64_t *p = buf, state = seed ? seed : 0x9E3779B97F4A7C15ull;
+	size_t i, n = len / 8;
+
+	for (i = 0; i < n; i++)
+		p[i] = test_xorshift64(&state);
+}
+
+long test_check(const void *buf, size_t len, uint64_t seed)
+{
+	const uint64_t *p = buf;
+	uint64_t state = seed ? seed : 0x9E3779B97F4A7C15ull;
+	size_t i, n = len / 8;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != test_xorshift64(&state))
+			return (long)(i * 8);
+	}
+	return -1;
+}
+
+uint64_t test_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void test_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int test_maps_lines(uintptr_t start, uintptr_t end, char *out, size_t size)
+{
+	char line[512];
+	size_t used = 0;
+	int count = 0;
+	FILE *f;
+
+	if (size)
+		out[0] = '\0';
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		size_t len = strlen(line);
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		if (lo < start || hi > end)
+			continue;
+		count++;
+		if (used + len + 1 <= size) {
+			memcpy(out + used, line, len + 1);
+			used += len;
+		}
+	}
+	fclose(f);
+	return count;
+}

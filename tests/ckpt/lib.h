@@ -1,0 +1,82 @@
+/* Self-checking checkpoint test library (see tests/README.md for the protocol).
+ *
+ * A test: test_init() -> set up state -> test_ready() -> test_wait() -> verify ->
+ * test_pass() / test_fail(). The runner checkpoints and restores the task between
+ * test_ready() and the SIGTERM that ends test_wait().
+ */
+#ifndef STASIS_TEST_LIB_H
+#define STASIS_TEST_LIB_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Records the pid, reads the environment, installs the SIGTERM handler and makes
+ * sure SIGTERM is not blocked. */
+void test_init(int argc, char **argv);
+
+/* Writes "ready\n" to the status file. */
+void test_ready(void);
+
+/* Waits (sigsuspend with the current mask minus SIGTERM) until SIGTERM came. */
+void test_wait(void);
+
+/* True once SIGTERM was received; for tests that must stay busy. */
+bool test_stop_requested(void);
+
+/* The flag itself, for assembly loops that cannot call a function. */
+const volatile sig_atomic_t *test_stop_flag(void);
+
+/* True when STASIS_TEST_SABOTAGE=1: the test must corrupt its own state after
+ * test_ready() so that the verification fails (checks that tests can fail). */
+bool test_sabotage(void);
+
+/* Checks that the pid is unchanged, writes "PASS\n" and exits 0. */
+__attribute__((noreturn)) void test_pass(void);
+
+/* Same, but exits with @code (for the exit-status mode). */
+__attribute__((noreturn)) void test_pass_code(int code);
+
+/* Writes "FAIL: reason\n" to the status file and to stderr, exits 1. */
+__attribute__((noreturn, format(printf, 1, 2))) void test_fail(const char *fmt, ...);
+
+/* A line on stderr (the test's log), prefixed with the test name. */
+__attribute__((format(printf, 1, 2))) void test_msg(const char *fmt, ...);
+
+/* Deterministic pseudo-random data (64-bit xorshift). */
+static inline uint64_t test_xorshift64(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*state = x;
+	return x;
+}
+
+/* Fills @len bytes (a multiple of 8, @buf 8-aligned) from @seed. */
+void test_fill(void *buf, size_t len, uint64_t seed);
+
+/* Returns the byte offset of the first difference from test_fill(@seed), or -1. */
+long test_check(const void *buf, size_t len, uint64_t seed);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t test_now_ns(void);
+
+/* Sleeps @ms milliseconds, resuming after signals. */
+void test_sleep_ms(unsigned int ms);
+
+/* Copies the /proc/self/maps lines that lie within [start, end) into @out (NUL
+ * terminated, truncated to @size). Returns the number of lines. */
+int test_maps_lines(uintptr_t start, uintptr_t end, char *out, size_t size);
+
+#define TEST_CHECK(cond, ...)                                                                      \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			test_fail(__VA_ARGS__);                                                    \
+	} while (0)
+
+#endif
