@@ -1,0 +1,341 @@
+/* `stasis show DIR|FILE`: print images as JSON (rules in image/json.h).
+ *
+ * A directory prints as {"dir": DIR, "images": {"inventory.img": {...}, ...}} with the
+ * images ordered by kind (the registry order: inventory, core, mm, files, pages) and then
+ * by pid; a single file prints as that image's object. A metadata image's object is its
+ * message; a pages file's object is its header plus, when mm-PID.img is beside it, the
+ * page runs the mm image lists (never the page contents). The whole output is built in
+ * memory first: on any error nothing is printed on stdout, one line on stderr. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "image/img.h"
+#include "image/json.h"
+
+struct show_entry {
+	char *name;
+	const struct img_kind_desc *kind;
+	long long pid; /* -1 for kinds without a pid */
+};
+
+static void show_usage(FILE *f)
+{
+	fprintf(f, "usage: stasis show [-v] DIR|FILE\n"
+		   "  Print an image directory, or one image file, as JSON.\n"
+		   "  -v   log on stderr while reading\n");
+}
+
+/* The pid in a file name of kind @k ("core-42.img" -> 42), -1 if the kind has none. */
+static long long name_pid(const struct img_kind_desc *k, const char *name)
+{
+	const char *pct = strstr(k->pattern, "%d");
+	long long pid = 0;
+
+	if (!pct)
+		return -1;
+	for (const char *p = name + (pct - k->pattern); *p >= '0' && *p <= '9'; p++) {
+		pid = pid * 10 + (*p - '0');
+		if (pid > INT32_MAX)
+			return INT32_MAX;
+	}
+	return pid;
+}
+
+static int show_pages(struct json_writer *w, int dfd, const char *name, long long pid,
+		      const char *what)
+{
+	struct img_hdr h;
+	struct stat st;
+	int ret;
+
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("%s: cannot open", what);
+	if (fstat(fd, &st) < 0)
+		return pr_perror("%s: cannot stat", what);
+	ssize_t n = pread(fd, &h, sizeof(h), 0);
+	if (n < 0)
+		return pr_perror("%s: cannot read the header", what);
+	if (n != (ssize_t)sizeof(h)) {
+		pr_err("%s: truncated image (%zd bytes, header needs %zu)", what, n, sizeof(h));
+		return -EBADMSG;
+	}
+	ret = img_check_hdr(&h, IMG_PAGES, (uint64_t)st.st_size, what);
+	if (ret)
+		return ret;
+
+	json_obj_begin(w);
+	json_key(w, "kind");
+	json_str(w, "pages");
+	json_key(w, "version");
+	json_u64(w, h.version);
+	json_key(w, "flags");
+	json_u64(w, h.flags);
+	json_key(w, "payload_len");
+	json_u64(w, h.payload_len);
+
+	char mmname[64];
+	snprintf(mmname, sizeof(mmname), "mm-%d.img", (int)pid); /* the IMG_MM pattern */
+	const struct img_kind_desc *mk = img_kind_by_filename(mmname);
+	if (pid >= 0 && mk && mk->kind == IMG_MM && faccessat(dfd, mmname, F_OK, 0) == 0) {
+		Mm *mm = img_read_msg(dfd, IMG_MM, (int)pid);
+		if (!mm)
+			return -errno;
+		json_key(w, "runs");
+		json_arr_begin(w);
+		for (size_t i = 0; i < mm->n_pages; i++) {
+			const PageRun *r = mm->pages[i];
+			json_obj_begin(w);
+			json_key(w, "vaddr");
+			json_hex(w, r->vaddr);
+			json_key(w, "nr_pages");
+			json_u64(w, r->nr_pages);
+			json_key(w, "offset");
+			json_u64(w, r->offset);
+			json_obj_end(w);
+		}
+		json_arr_end(w);
+		mm__free_unpacked(mm, NULL);
+	}
+	json_obj_end(w);
+	return 0;
+}
+
+/* Print image @name (in @dfd) of kind @k; @what names it in errors. */
+static int show_image(struct json_writer *w, int dfd, const char *name,
+		      const struct img_kind_desc *k, long long pid, const char *what)
+{
+	size_t len;
+
+	if (k->kind == IMG_PAGES || !k->desc)
+		return show_pages(w, dfd, name, pid, what);
+
+	_cleanup_free_ char *buf =
+		read_file_at(dfd, name, IMG_MAX_META + sizeof(struct img_hdr), &len);
+	if (!buf) {
+		int e = errno;
+		if (e == EFBIG)
+			pr_err("%s: larger than any valid %s image", what, k->name);
+		else
+			pr_err("%s: cannot read: %s", what, strerror(e));
+		return -e;
+	}
+	ProtobufCMessage *msg = img_decode(buf, len, k->kind, what);
+	if (!msg)
+		return -errno;
+	json_msg(w, msg);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct show_entry *x = a, *y = b;
+
+	if (x->kind->kind != y->kind->kind)
+		return x->kind->kind < y->kind->kind ? -1 : 1;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static void free_entries(struct show_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].name);
+	free(e);
+}
+
+/* Collect the image files of directory @dfd, sorted; every entry must be an image. */
+static int list_images(int dfd, const char *path, struct show_entry **out, size_t *nout)
+{
+	struct show_entry *e = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int ret = 0;
+
+	int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	if (dup_fd < 0)
+		return pr_perror("%s: cannot read the directory", path);
+	DIR *dir = fdopendir(dup_fd);
+	if (!dir) {
+		ret = pr_perror("%s: cannot read the directory", path);
+		close(dup_fd);
+		return ret;
+	}
+	errno = 0;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		const struct img_kind_desc *k = img_kind_by_filename(de->d_name);
+		if (!k) {
+			pr_err("%s/%s: not a stasis image (unknown file name)", path, de->d_name);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct show_entry *ne = realloc(e, ncap * sizeof(*e));
+			if (!ne) {
+				ret = pr_errno(-ENOMEM, "%s: listing", path);
+				goto out;
+			}
+			e = ne;
+			cap = ncap;
+		}
+		e[n].name = strdup(de->d_name);
+		if (!e[n].name) {
+			ret = pr_errno(-ENOMEM, "%s: listing", path);
+			goto out;
+		}
+		e[n].kind = k;
+		e[n].pid = name_pid(k, de->d_name);
+		n++;
+		errno = 0;
+	}
+	if (errno) {
+		ret = pr_perror("%s: cannot read the directory", path);
+		goto out;
+	}
+	if (n)
+		qsort(e, n, sizeof(*e), cmp_entry);
+out:
+	closedir(dir);
+	if (ret) {
+		free_entries(e, n);
+		return ret;
+	}
+	*out = e;
+	*nout = n;
+	return 0;
+}
+
+static int show_dir(struct json_writer *w, const char *path)
+{
+	struct img_dir d;
+	struct show_entry *e = NULL;
+	size_t n = 0;
+	int ret = img_dir_open(&d, path);
+
+	if (ret)
+		return ret;
+	ret = list_images(d.dfd, path, &e, &n);
+	if (ret)
+		goto out;
+	json_obj_begin(w);
+	json_key(w, "dir");
+	json_str(w, path);
+	json_key(w, "images");
+	json_obj_begin(w);
+	for (size_t i = 0; i < n && !ret; i++) {
+		_cleanup_free_ char *what = NULL;
+		if (asprintf(&what, "%s/%s", path, e[i].name) < 0) {
+			what = NULL;
+			ret = pr_errno(-ENOMEM, "show");
+			break;
+		}
+		json_key(w, e[i].name);
+		ret = show_image(w, d.dfd, e[i].name, e[i].kind, e[i].pid, what);
+	}
+	json_obj_end(w);
+	json_obj_end(w);
+out:
+	free_entries(e, n);
+	img_dir_close(&d);
+	return ret;
+}
+
+static int show_file(struct json_writer *w, const char *path)
+{
+	_cleanup_free_ char *d1 = strdup(path);
+	_cleanup_free_ char *d2 = strdup(path);
+	if (!d1 || !d2)
+		return pr_errno(-ENOMEM, "show");
+	const char *base = basename(d1);
+	const char *dir = dirname(d2);
+
+	const struct img_kind_desc *k = img_kind_by_filename(base);
+	if (!k) {
+		pr_err("%s: not a stasis image (unknown file name; expected e.g. inventory.img, "
+		       "core-PID.img, mm-PID.img, files-PID.img, pages-PID.img)",
+		       path);
+		return -EINVAL;
+	}
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return pr_perror("%s: cannot open directory", dir);
+	return show_image(w, dfd, base, k, name_pid(k, base), path);
+}
+
+static int show_run(const char *path)
+{
+	struct stat st;
+	struct json_writer w;
+	char *out = NULL;
+	size_t outlen = 0;
+	int ret;
+
+	if (stat(path, &st) < 0)
+		return pr_perror("%s", path);
+	FILE *mf = open_memstream(&out, &outlen);
+	if (!mf)
+		return pr_perror("show: open_memstream");
+	json_init(&w, mf, true);
+	ret = S_ISDIR(st.st_mode) ? show_dir(&w, path) : show_file(&w, path);
+	if (!ret) {
+		ret = json_finish(&w);
+		if (ret)
+			pr_errno(ret, "show: formatting JSON");
+	}
+	if (fclose(mf) == EOF && !ret)
+		ret = pr_perror("show: formatting JSON");
+	if (!ret) {
+		ret = write_all(STDOUT_FILENO, out, outlen);
+		if (ret)
+			pr_errno(ret, "show: writing to stdout");
+	}
+	free(out);
+	return ret;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool verbose = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+hv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': show_usage(stdout); return 0;
+		case 'v': verbose = true; break;
+		default: show_usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "stasis show: expected one DIR or FILE\n");
+		show_usage(stderr);
+		return 2;
+	}
+	/* The one error line is cli_report_failure()'s; the log shows only with -v. */
+	if (log_init(verbose ? NULL : "/dev/null", verbose ? LOG_DEBUG : LOG_ERR) < 0)
+		log_set_level(LOG_ERR);
+	log_set_stage(NULL);
+	if (show_run(argv[optind])) {
+		cli_report_failure("show");
+		return 1;
+	}
+	return 0;
+}
