@@ -298,6 +298,9 @@ int proc_parse_smaps(const char *buf, struct proc_vma **out, size_t *nr)
 			goto err; /* overlapping or out of order */
 		have_flags = false;
 	}
+	if (n == 0)
+		goto err; /* every live user task has mappings; only kernel threads and
+			   * zombies show empty maps, and those are never parsed */
 	*out = v;
 	*nr = n;
 	return 0;

@@ -1,0 +1,596 @@
+/* Unit tests of src/proc/parse.c on fixtures captured from this machine
+ * (tests/fixtures/proc/capture.sh) and on hand-made good and malformed inputs. */
+#include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "proc/parse.h"
+#include "unit.h"
+
+#ifndef SIGEV_THREAD_ID
+#define SIGEV_THREAD_ID 4
+#endif
+
+/* A copy in a buffer of exactly len + 1 bytes, so that ASan catches any over-read. */
+static char *dup_exact(const char *s, size_t len)
+{
+	char *p = malloc(len + 1);
+	if (!p)
+		abort();
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a, b;
+	if (!s)
+		return false;
+	a = strlen(s);
+	b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static const struct proc_vma *find_vma(const struct proc_vma *v, size_t n, const char *suffix)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ends_with(v[i].path, suffix))
+			return &v[i];
+	return NULL;
+}
+
+static size_t count_header_lines(const char *buf)
+{
+	size_t n = 0;
+	for (const char *p = buf; *p;) {
+		const char *q = p;
+		while ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'))
+			q++;
+		if (q != p && *q == '-')
+			n++;
+		p = strchr(p, '\n');
+		if (!p)
+			break;
+		p++;
+	}
+	return n;
+}
+
+/* ---- captured fixtures ---------------------------------------------------------- */
+
+static struct proc_stat fx_stat;
+static struct proc_vma *fx_vmas;
+static size_t fx_nvmas;
+
+static void test_stat_fixture(void)
+{
+	_cleanup_free_ char *buf = unit_fixture("proc/stat", NULL);
+	struct proc_stat *st = &fx_stat;
+
+	CHECK_EQ(proc_parse_stat(buf, st), 0);
+	CHECK(st->pid > 0);
+	CHECK_STREQ(st->comm, "a) b (c");
+	CHECK_EQ(st->state, 'R');
+	CHECK(st->ppid > 0);
+	CHECK_EQ(st->num_threads, 2);
+	CHECK_EQ(st->exit_signal, SIGCHLD);
+	CHECK_EQ(st->exit_code, 0);
+	CHECK(!(st->flags & 0x00200000)); /* not a kthread */
+	CHECK(st->start_code < st->end_code);
+	CHECK(st->start_data < st->end_data);
+	CHECK(st->arg_start < st->arg_end);
+	CHECK(st->arg_end <= st->env_start && st->env_start < st->env_end);
+	CHECK(st->start_time > 0);
+}
+
+static void test_smaps_fixture(void)
+{
+	_cleanup_free_ char *buf = unit_fixture("proc/smaps", NULL);
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_smaps(buf, &v, &n), 0);
+	CHECK_EQ(n, count_header_lines(buf));
+	CHECK(n > 20);
+	for (size_t i = 1; i < n; i++)
+		CHECK(v[i - 1].end <= v[i].start);
+	for (size_t i = 0; i < n; i++)
+		CHECK(v[i].vmflags != 0); /* every smaps entry has a VmFlags line */
+
+	const struct proc_vma *heap = find_vma(v, n, "[heap]");
+	const struct proc_vma *stack = find_vma(v, n, "[stack]");
+	const struct proc_vma *vdso = find_vma(v, n, "[vdso]");
+	const struct proc_vma *vvar = find_vma(v, n, "[vvar]");
+	const struct proc_vma *vclock = find_vma(v, n, "[vvar_vclock]");
+	const struct proc_vma *vsys = find_vma(v, n, "[vsyscall]");
+	const struct proc_vma *space = find_vma(v, n, "/with space.bin");
+	const struct proc_vma *gone = find_vma(v, n, "/gone.bin (deleted)");
+	const struct proc_vma *zero = find_vma(v, n, "/dev/zero (deleted)");
+	const struct proc_vma *exe = find_vma(v, n, "/a) b (c");
+	CHECK(heap && stack && vdso && vvar && vclock && vsys && space && gone && zero && exe);
+	if (!(heap && stack && vdso && vvar && vclock && vsys && space && gone && zero && exe))
+		goto out;
+
+	CHECK_EQ(heap->prot, PROT_READ | PROT_WRITE);
+	CHECK(!heap->shared);
+	CHECK(heap->start <= fx_stat.start_brk && fx_stat.start_brk < heap->end);
+	CHECK(stack->vmflags & VMF_GD);
+	CHECK(stack->start <= fx_stat.start_stack && fx_stat.start_stack < stack->end);
+	CHECK_EQ(vdso->prot, PROT_READ | PROT_EXEC);
+	CHECK(vdso->vmflags & VMF_EX);
+	CHECK(vvar->vmflags & VMF_PF);
+	CHECK_EQ(vvar->end, vclock->start); /* the vDSO is three adjacent mappings */
+	CHECK_EQ(vclock->end, vdso->start);
+	CHECK_EQ(vdso->ino, 0);
+	CHECK_EQ(vsys->start, 0xffffffffff600000ULL);
+	CHECK_EQ(vsys->prot, PROT_EXEC);
+
+	CHECK_EQ(space->end - space->start, 3 * 4096);
+	CHECK_EQ(space->pgoff, 4096);
+	CHECK(space->shared);
+	CHECK_EQ(space->prot, PROT_READ | PROT_WRITE);
+	CHECK(space->ino != 0);
+	CHECK(space->dev_major != 0 || space->dev_minor != 0);
+	CHECK(space->vmflags & VMF_SH);
+	CHECK(space->path[0] == '/');
+
+	CHECK_EQ(gone->end - gone->start, 2 * 4096);
+	CHECK_EQ(gone->prot, PROT_READ);
+	CHECK(gone->shared);
+
+	CHECK(zero->shared); /* shared anonymous memory shows as /dev/zero (deleted) */
+	CHECK_EQ(zero->end - zero->start, 2 * 4096);
+
+	CHECK(exe->start <= fx_stat.start_code || exe->start < fx_stat.end_code);
+
+	/* the MADV_DONTFORK | MADV_DONTDUMP anonymous r-x mapping of 4 pages */
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].path && (v[i].vmflags & (VMF_DC | VMF_DD)) == (VMF_DC | VMF_DD) &&
+		    v[i].prot == (PROT_READ | PROT_EXEC) && v[i].end - v[i].start == 4 * 4096)
+			found = true;
+	CHECK(found);
+
+	fx_vmas = v;
+	fx_nvmas = n;
+	return;
+out:
+	proc_vmas_free(v, n);
+}
+
+static void test_maps_fixture(void)
+{
+	_cleanup_free_ char *buf = unit_fixture("proc/maps", NULL);
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_smaps(buf, &v, &n), 0);
+	CHECK_EQ(n, count_header_lines(buf));
+	/* the same process, read a moment later: the same layout */
+	CHECK_EQ(n, fx_nvmas);
+	for (size_t i = 0; i < n && i < fx_nvmas; i++) {
+		CHECK_EQ(v[i].start, fx_vmas[i].start);
+		CHECK_EQ(v[i].end, fx_vmas[i].end);
+		CHECK_EQ(v[i].prot, fx_vmas[i].prot);
+		CHECK_EQ(v[i].shared, fx_vmas[i].shared);
+		CHECK_EQ(v[i].pgoff, fx_vmas[i].pgoff);
+		CHECK_EQ(v[i].ino, fx_vmas[i].ino);
+		CHECK_EQ(v[i].vmflags, 0);
+		CHECK((!v[i].path && !fx_vmas[i].path) ||
+		      (v[i].path && fx_vmas[i].path && !strcmp(v[i].path, fx_vmas[i].path)));
+	}
+	proc_vmas_free(v, n);
+}
+
+static void test_smaps_handmade(void)
+{
+	_cleanup_free_ char *buf = unit_fixture("proc/smaps-handmade", NULL);
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_smaps(buf, &v, &n), 0);
+	CHECK_EQ(n, 4);
+	if (n != 4)
+		goto out;
+	CHECK_EQ(v[0].ino, UINT64_MAX);
+	CHECK_EQ(v[0].dev_major, 8);
+	CHECK_EQ(v[0].dev_minor, 1);
+	CHECK_STREQ(v[0].path, "/opt/x y/prog");
+	CHECK_EQ(v[0].vmflags, VMF_RD | VMF_EX | VMF_MR | VMF_MW | VMF_ME); /* dw, zz ignored */
+	CHECK_STREQ(v[1].path, "[anon:stasis fixture]");
+	CHECK_EQ(v[1].vmflags,
+		 VMF_RD | VMF_WR | VMF_MR | VMF_MW | VMF_ME | VMF_AC | VMF_LO | VMF_GU | VMF_SL);
+	CHECK_STREQ(v[2].path, "/memfd:buf (deleted)");
+	CHECK(v[2].shared);
+	CHECK_EQ(v[2].vmflags, 0);
+	CHECK_STREQ(v[3].path, "[vsyscall]");
+	CHECK_EQ(v[3].end, 0xffffffffff601000ULL);
+out:
+	proc_vmas_free(v, n);
+}
+
+static void test_status_fixture(void)
+{
+	_cleanup_free_ char *buf = unit_fixture("proc/status", NULL);
+	struct proc_status st;
+
+	CHECK_EQ(proc_parse_status(buf, &st), 0);
+	CHECK_EQ(st.pid, fx_stat.pid);
+	CHECK_EQ(st.tgid, fx_stat.pid);
+	CHECK_EQ(st.ppid, fx_stat.ppid);
+	CHECK_EQ(st.state, 'R');
+	CHECK_EQ(st.threads, 2);
+	CHECK_EQ(st.umask, 022);
+	CHECK_EQ(st.tracer_pid, 0);
+	for (int i = 1; i < 4; i++) {
+		CHECK_EQ(st.uid[i], st.uid[0]);
+		CHECK_EQ(st.gid[i], st.gid[0]);
+	}
+	/* captured in a child PID namespace: NSpid has two levels, innermost pid 1 */
+	CHECK_EQ(st.nspid_len, 2);
+	CHECK_EQ(st.nspid[0], fx_stat.pid);
+	CHECK_EQ(st.nspid[1], 1);
+	CHECK_EQ(st.nspgid_len, 2);
+	CHECK_EQ(st.nspgid[0], fx_stat.pgrp);
+	CHECK_EQ(st.nssid_len, 2);
+	CHECK_EQ(st.nssid[0], fx_stat.session);
+	CHECK(st.cap_bnd != 0);
+	CHECK_EQ(st.no_new_privs, 0);
+	CHECK_EQ(st.seccomp, 0);
+	CHECK_EQ(st.sig_pnd, 0);
+	proc_status_free(&st);
+	CHECK(st.groups == NULL);
+}
+
+static void test_fdinfo_fixtures(void)
+{
+	struct proc_fdinfo fi;
+	_cleanup_free_ char *reg = unit_fixture("proc/fdinfo-reg", NULL);
+	_cleanup_free_ char *pipe = unit_fixture("proc/fdinfo-pipe", NULL);
+	_cleanup_free_ char *efd = unit_fixture("proc/fdinfo-eventfd", NULL);
+
+	CHECK_EQ(proc_parse_fdinfo(reg, &fi), 0);
+	CHECK_EQ(fi.pos, 1234);
+	CHECK_EQ(fi.flags, 0100000u /* kernel O_LARGEFILE */ | O_RDWR | O_APPEND);
+	CHECK(fi.mnt_id > 0);
+	CHECK(fi.ino > 0);
+
+	CHECK_EQ(proc_parse_fdinfo(pipe, &fi), 0);
+	CHECK_EQ(fi.pos, 0);
+	CHECK_EQ(fi.flags, (unsigned)(O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+	CHECK(fi.ino > 0);
+
+	CHECK_EQ(proc_parse_fdinfo(efd, &fi), 0); /* eventfd-* lines skipped */
+	CHECK_EQ(fi.flags, (unsigned)O_RDWR);
+
+	CHECK_EQ(proc_parse_fdinfo("pos:\t-1\nflags:\t02\nmnt_id:\t3\n", &fi), 0);
+	CHECK_EQ(fi.pos, UINT64_MAX);
+	CHECK_EQ(fi.ino, 0); /* before 5.14 there was no ino line */
+}
+
+static void test_timers_fixture(void)
+{
+	_cleanup_free_ char *buf = unit_fixture("proc/timers", NULL);
+	struct proc_posix_timer *t = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_timers(buf, &t, &n), 0);
+	CHECK_EQ(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].id == 0) {
+			CHECK_EQ(t[i].signo, SIGRTMIN + 1);
+			CHECK_EQ(t[i].sigval, 0x1234abcdULL);
+			CHECK_EQ(t[i].notify, SIGEV_SIGNAL);
+			CHECK_EQ(t[i].notify_tid, fx_stat.pid);
+			CHECK_EQ(t[i].clock, CLOCK_REALTIME);
+		} else {
+			CHECK_EQ(t[i].id, 1);
+			CHECK_EQ(t[i].signo, SIGUSR2);
+			CHECK_EQ(t[i].sigval, 7);
+			CHECK_EQ(t[i].notify, SIGEV_SIGNAL | SIGEV_THREAD_ID);
+			CHECK(t[i].notify_tid > fx_stat.pid); /* the second thread */
+			CHECK_EQ(t[i].clock, CLOCK_MONOTONIC);
+		}
+	}
+	free(t);
+}
+
+static void test_timers_inline(void)
+{
+	struct proc_posix_timer *t = NULL;
+	size_t n = 99;
+
+	CHECK_EQ(proc_parse_timers("", &t, &n), 0);
+	CHECK_EQ(n, 0);
+	free(t);
+	CHECK_EQ(proc_parse_timers("ID: 3\nsignal: 0/0000000000000000\nnotify: none/pid.0\n"
+				   "ClockID: -6\nID: 4\nsignal: 14/ffffffffffffffff\n"
+				   "notify: thread/pid.9\nClockID: 7\n",
+				   &t, &n),
+		 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK_EQ(t[0].notify, SIGEV_NONE);
+		CHECK_EQ(t[0].clock, -6); /* CLOCK_PROCESS_CPUTIME_ID of the process */
+		CHECK_EQ(t[1].notify, SIGEV_THREAD);
+		CHECK_EQ(t[1].sigval, UINT64_MAX);
+		CHECK_EQ(t[1].notify_tid, 9);
+	}
+	free(t);
+}
+
+static void test_auxv_fixture(void)
+{
+	size_t len;
+	_cleanup_free_ char *buf = unit_fixture("proc/auxv", &len);
+	uint64_t out[256];
+	int n = proc_parse_auxv(buf, len, out, ARRAY_SIZE(out));
+	bool pagesz = false, ehdr = false;
+
+	CHECK(n > 2 && n % 2 == 0);
+	if (n <= 2)
+		return;
+	CHECK_EQ(out[n - 2], AT_NULL);
+	for (int i = 0; i + 1 < n; i += 2) {
+		if (out[i] == AT_PAGESZ) {
+			CHECK_EQ(out[i + 1], 4096);
+			pagesz = true;
+		}
+		if (out[i] == AT_SYSINFO_EHDR) {
+			const struct proc_vma *vdso = NULL;
+			for (size_t k = 0; k < fx_nvmas; k++)
+				if (fx_vmas[k].path && !strcmp(fx_vmas[k].path, "[vdso]"))
+					vdso = &fx_vmas[k];
+			CHECK(vdso && vdso->start == out[i + 1]);
+			ehdr = true;
+		}
+	}
+	CHECK(pagesz && ehdr);
+	/* the exact number of words fits; one less does not */
+	CHECK_EQ(proc_parse_auxv(buf, len, out, (size_t)n), n);
+	CHECK_EQ(proc_parse_auxv(buf, len, out, (size_t)n - 1), -EINVAL);
+	/* without its AT_NULL pair, or cut mid-pair */
+	CHECK_EQ(proc_parse_auxv(buf, (size_t)(n - 2) * 8, out, ARRAY_SIZE(out)), -EINVAL);
+	CHECK_EQ(proc_parse_auxv(buf, (size_t)n * 8 - 1, out, ARRAY_SIZE(out)), -EINVAL);
+	CHECK_EQ(proc_parse_auxv(buf, 0, out, ARRAY_SIZE(out)), -EINVAL);
+	/* unaligned input */
+	char *un = malloc(len + 1);
+	memcpy(un + 1, buf, len);
+	CHECK_EQ(proc_parse_auxv(un + 1, len, out, ARRAY_SIZE(out)), n);
+	free(un);
+}
+
+/* ---- inline cases --------------------------------------------------------------- */
+
+#define STAT_TAIL                                                                           \
+	" 0 0 0 0 0 0 0 0 20 0 1 0 61696 10993664 337 18446744073709551615 1 2 3 0 0 0 0 "  \
+	"0 0 0 0 0 17 1 0 0 0 0 0 4 5 6 7 8 9 10 0\n"
+
+static void test_stat_inline(void)
+{
+	struct proc_stat st;
+
+	CHECK_EQ(proc_parse_stat("7 (x) S 1 7 7 34816 -1 4194560" STAT_TAIL, &st), 0);
+	CHECK_STREQ(st.comm, "x");
+	CHECK_EQ(st.tty_nr, 34816);
+	CHECK_EQ(st.flags, 4194560UL);
+	CHECK_EQ(st.start_code, 1);
+	CHECK_EQ(st.start_stack, 3);
+	CHECK_EQ(st.env_end, 10);
+	/* a comm with newline, ')' and '(' */
+	CHECK_EQ(proc_parse_stat("7 ()\n) ((x) S 1 7 7 0 -1 0" STAT_TAIL, &st), 0);
+	CHECK_STREQ(st.comm, ")\n) ((x");
+	/* empty comm; a comm longer than 16 bytes is cut (workqueue workers) */
+	CHECK_EQ(proc_parse_stat("7 () S 1 7 7 0 -1 0" STAT_TAIL, &st), 0);
+	CHECK_STREQ(st.comm, "");
+	CHECK_EQ(proc_parse_stat("7 (kworker/u8:2-events_unbound) I 2 0 0 0 -1 69238880" STAT_TAIL,
+				 &st),
+		 0);
+	CHECK_STREQ(st.comm, "kworker/u8:2-eve");
+	CHECK_EQ(st.flags & 0x00200000, 0x00200000);
+	/* more fields than today's kernel prints are accepted, no trailing newline too */
+	CHECK_EQ(proc_parse_stat("7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 61696 10993664 "
+				 "337 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 4 "
+				 "5 6 7 8 9 10 0 99 -5",
+				 &st),
+		 0);
+	CHECK_EQ(proc_parse_stat("", &st), -EINVAL);
+	CHECK_EQ(proc_parse_stat("7 (x", &st), -EINVAL);
+	CHECK_EQ(proc_parse_stat("7 (x)", &st), -EINVAL);
+	CHECK_EQ(proc_parse_stat("7 (x) S", &st), -EINVAL);
+	CHECK_EQ(proc_parse_stat("-7 (x) S 1 7 7 0 -1 0" STAT_TAIL, &st), -EINVAL);
+	CHECK_EQ(proc_parse_stat("7 (x) S 1 7 7 0 -1 -1" STAT_TAIL, &st), -EINVAL); /* flags < 0 */
+	CHECK_EQ(proc_parse_stat("7 (x) S 1 7 7 0 -1 4294967296" STAT_TAIL, &st), -EINVAL);
+	CHECK_EQ(proc_parse_stat("7 (x) S 1 7 7 0 -1 0" STAT_TAIL "\n", &st), -EINVAL);
+}
+
+static void test_status_inline(void)
+{
+	_cleanup_free_ char *base = unit_fixture("proc/status", NULL);
+	struct proc_status st;
+	char *buf;
+
+	/* Groups with the kernel's trailing space; no Umask, NS*, CapAmb lines */
+	CHECK_EQ(proc_parse_status("Name:\ta\\nb\nState:\tS (sleeping)\nTgid:\t5\nPid:\t6\n"
+				   "PPid:\t1\nUid:\t1000\t1001\t1002\t1003\nGid:\t4\t4\t4\t4\n"
+				   "Groups:\t4 24 27 \nThreads:\t3\nSigPnd:\t0\nShdPnd:\t1\n"
+				   "SigBlk:\tffffffffffffffff\nSigIgn:\t0\nSigCgt:\t0\nCapInh:\t0\n"
+				   "CapPrm:\t0\nCapEff:\t0\nCapBnd:\t000001ffffffffff\n",
+				   &st),
+		 0);
+	CHECK_EQ(st.umask, UINT_MAX);
+	CHECK_EQ(st.uid[1], 1001);
+	CHECK_EQ(st.uid[3], 1003);
+	CHECK_EQ(st.ngroups, 3);
+	if (st.ngroups == 3)
+		CHECK(st.groups[0] == 4 && st.groups[1] == 24 && st.groups[2] == 27);
+	CHECK_EQ(st.nspid_len, 0);
+	CHECK_EQ(st.sig_blk, UINT64_MAX);
+	CHECK_EQ(st.shd_pnd, 1);
+	CHECK_EQ(st.cap_bnd, 0x1ffffffffffULL);
+	CHECK_EQ(st.tgid, 5);
+	CHECK_EQ(st.pid, 6);
+	proc_status_free(&st);
+
+	CHECK_EQ(proc_parse_status("", &st), -EINVAL);
+	CHECK(st.groups == NULL);
+	/* a malformed Groups line after a good one frees what was collected */
+	if (asprintf(&buf, "%sGroups:\t1 2 3 x\n", base) > 0) {
+		CHECK_EQ(proc_parse_status(buf, &st), -EINVAL);
+		CHECK(st.groups == NULL);
+		free(buf);
+	}
+	/* NSpid deeper than PROC_MAX_NS_LEVEL */
+	char ns[512] = "NSpid:";
+	for (int i = 0; i < PROC_MAX_NS_LEVEL + 1; i++)
+		strcat(ns, "\t1");
+	if (asprintf(&buf, "%s%s\n", base, ns) > 0) {
+		char *p = strstr(buf, "NSpid:");
+		*p = 'X'; /* drop the real one */
+		CHECK_EQ(proc_parse_status(buf, &st), -EINVAL);
+		free(buf);
+	}
+}
+
+static void test_smaps_inline(void)
+{
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_smaps("", &v, &n), -EINVAL);
+	CHECK(v == NULL && n == 0);
+	/* no newline at the end; anonymous without the trailing space */
+	CHECK_EQ(proc_parse_smaps("1000-2000 r--p 00000000 00:00 0", &v, &n), 0);
+	CHECK_EQ(n, 1);
+	if (n == 1)
+		CHECK(v[0].path == NULL && v[0].prot == PROT_READ);
+	proc_vmas_free(v, n);
+	/* a path longer than the bound */
+	size_t big = 70 * 1024;
+	char *s = malloc(big + 64);
+	strcpy(s, "1000-2000 r--p 00000000 00:00 0 /");
+	memset(s + strlen(s), 'a', big);
+	s[33 + big] = '\0';
+	CHECK_EQ(proc_parse_smaps(s, &v, &n), -EINVAL);
+	free(s);
+	/* two VmFlags for one vma */
+	CHECK_EQ(proc_parse_smaps("1000-2000 r--p 00000000 00:00 0 \nVmFlags: rd\nVmFlags: rd\n",
+				  &v, &n),
+		 -EINVAL);
+}
+
+/* Every file in tests/fixtures/proc/bad/ is malformed; its name prefix says which parser. */
+static void test_bad_fixtures(void)
+{
+	_cleanup_free_ char *dirpath = unit_fixture_path("proc/bad");
+	DIR *d = opendir(dirpath);
+	struct dirent *de;
+	int count = 0;
+
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char rel[512];
+		int ret = 1;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "proc/bad/%s", de->d_name);
+		_cleanup_free_ char *buf = unit_fixture(rel, NULL);
+		if (!strncmp(de->d_name, "maps-", 5) || !strncmp(de->d_name, "smaps-", 6)) {
+			struct proc_vma *v = NULL;
+			size_t n = 0;
+			ret = proc_parse_smaps(buf, &v, &n);
+			CHECK(v == NULL);
+			proc_vmas_free(v, n);
+		} else if (!strncmp(de->d_name, "stat-", 5)) {
+			struct proc_stat st;
+			ret = proc_parse_stat(buf, &st);
+		} else if (!strncmp(de->d_name, "status-", 7)) {
+			struct proc_status st;
+			ret = proc_parse_status(buf, &st);
+			CHECK(st.groups == NULL);
+			proc_status_free(&st);
+		} else if (!strncmp(de->d_name, "fdinfo-", 7)) {
+			struct proc_fdinfo fi;
+			ret = proc_parse_fdinfo(buf, &fi);
+		} else if (!strncmp(de->d_name, "timers-", 7)) {
+			struct proc_posix_timer *t = NULL;
+			size_t n = 0;
+			ret = proc_parse_timers(buf, &t, &n);
+			free(t);
+		} else {
+			UNIT_FAIL("unknown bad fixture %s", de->d_name);
+			continue;
+		}
+		if (ret != -EINVAL)
+			UNIT_FAIL("bad fixture %s: got %d, want -EINVAL", de->d_name, ret);
+		unit_checks++;
+		count++;
+	}
+	closedir(d);
+	CHECK(count >= 20);
+}
+
+/* Every prefix of every good fixture: a clean result (0 or -EINVAL), no over-read (the
+ * copies are exactly sized for ASan), no leak. */
+static void test_truncations(void)
+{
+	static const char *const names[] = { "proc/stat",	"proc/status",	"proc/smaps",
+					     "proc/maps",	"proc/timers",	"proc/fdinfo-reg",
+					     "proc/fdinfo-eventfd", "proc/smaps-handmade" };
+	for (size_t f = 0; f < ARRAY_SIZE(names); f++) {
+		size_t len;
+		_cleanup_free_ char *full = unit_fixture(names[f], &len);
+		size_t step = len > 4000 ? 7 : 1; /* keep smaps quick */
+		for (size_t cut = 0; cut < len; cut += step) {
+			char *b = dup_exact(full, cut);
+			int r[5];
+			struct proc_vma *v = NULL;
+			struct proc_posix_timer *t = NULL;
+			struct proc_stat st;
+			struct proc_status ss;
+			struct proc_fdinfo fi;
+			size_t n = 0, nt = 0;
+			r[0] = proc_parse_smaps(b, &v, &n);
+			proc_vmas_free(v, n);
+			r[1] = proc_parse_stat(b, &st);
+			r[2] = proc_parse_status(b, &ss);
+			proc_status_free(&ss);
+			r[3] = proc_parse_fdinfo(b, &fi);
+			r[4] = proc_parse_timers(b, &t, &nt);
+			free(t);
+			for (int i = 0; i < 5; i++)
+				if (r[i] != 0 && r[i] != -EINVAL)
+					UNIT_FAIL("%s cut at %zu: parser %d returned %d", names[f],
+						  cut, i, r[i]);
+			free(b);
+		}
+		unit_checks++;
+	}
+}
+
+int main(void)
+{
+	RUN(test_stat_fixture);
+	RUN(test_smaps_fixture);
+	RUN(test_maps_fixture);
+	RUN(test_smaps_handmade);
+	RUN(test_status_fixture);
+	RUN(test_fdinfo_fixtures);
+	RUN(test_timers_fixture);
+	RUN(test_timers_inline);
+	RUN(test_auxv_fixture);
+	RUN(test_stat_inline);
+	RUN(test_status_inline);
+	RUN(test_smaps_inline);
+	RUN(test_bad_fixtures);
+	RUN(test_truncations);
+	proc_vmas_free(fx_vmas, fx_nvmas);
+	return unit_done();
+}
