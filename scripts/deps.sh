@@ -18,7 +18,8 @@ REQUIRED=(
 	libxxhash-dev       # checksums of image payloads and page runs
 	libcap-dev          # capability sets (credentials dump/restore)
 	python3             # test runner, demo, benchmark
-	clang               # fuzz targets (libFuzzer)
+	clang               # fuzz targets
+	libclang-rt-dev     # libFuzzer and the sanitizer runtimes for clang
 	procps              # ps, used by the demo and tests
 	util-linux          # unshare, setpriv, mount: namespace test flavors
 )
@@ -58,14 +59,25 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 APT=(apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 
+# A mirror can fail for a moment: try each apt step a few times.
+retry() {
+	local i
+	for i in 1 2 3; do
+		"$@" </dev/null && return 0
+		echo "deps: '$*' failed (attempt $i of 3)" >&2
+		sleep $((i * 5))
+	done
+	return 1
+}
+
 echo "deps: installing: ${missing_req[*]:-} ${missing_opt[*]:-}"
-"${APT[@]}" update </dev/null
+retry "${APT[@]}" update
 
 if [ ${#missing_req[@]} -gt 0 ]; then
-	"${APT[@]}" install --no-install-recommends "${missing_req[@]}" </dev/null
+	retry "${APT[@]}" install --no-install-recommends "${missing_req[@]}"
 fi
 if [ ${#missing_opt[@]} -gt 0 ]; then
-	if ! "${APT[@]}" install --no-install-recommends "${missing_opt[@]}" </dev/null; then
+	if ! retry "${APT[@]}" install --no-install-recommends "${missing_opt[@]}"; then
 		echo "deps: optional package(s) ${missing_opt[*]} could not be installed (benchmark will skip the CRIU comparison)" >&2
 	fi
 fi
