@@ -144,15 +144,12 @@ int cmd_check(int argc, char **argv)
 			 kerndat_feature_name(f));
 	}
 	ret = o.json ? check_print_json(&o, kd, !missing[0]) : check_print_text(&o, kd);
-	if (ret) {
+	if (ret)
 		pr_errno(ret, "cannot write the report");
-		cli_report_failure("check");
-		return 1;
-	}
-	if (missing[0]) {
+	else if (missing[0])
 		pr_err("required kernel features missing: %s", missing);
+	if (ret || missing[0])
 		cli_report_failure("check");
-		return 1;
-	}
-	return 0;
+	log_close();
+	return ret || missing[0] ? 1 : 0;
 }

@@ -333,9 +333,9 @@ int cmd_show(int argc, char **argv)
 	if (log_init(verbose ? NULL : "/dev/null", verbose ? LOG_DEBUG : LOG_ERR) < 0)
 		log_set_level(LOG_ERR);
 	log_set_stage(NULL);
-	if (show_run(argv[optind])) {
+	int ret = show_run(argv[optind]);
+	if (ret)
 		cli_report_failure("show");
-		return 1;
-	}
-	return 0;
+	log_close();
+	return ret ? 1 : 0;
 }
