@@ -13,7 +13,13 @@
  * Restoring the exact timer ids uses prctl(PR_TIMER_CREATE_RESTORE_IDS) (6.15+): while
  * it is on, timer_create() takes the wanted id from *created_timer_id (EBUSY if taken,
  * EINVAL if negative). Older kernels hand out ids in increasing order, so the fallback
- * creates timers and deletes the ones with unwanted ids, bounded. */
+ * creates timers and deletes the ones with unwanted ids, bounded.
+ *
+ * Not restorable: the overrun count (saved for information only) and a timer signal
+ * already queued at the dump (that is the signals module's pending queue). A timer on
+ * a CPU clock of another process (clock_getcpuclockid) names that pid in its clock id,
+ * which holds because restore gives every task its exact pid. A SIGEV_THREAD_ID timer
+ * needs its thread to exist when it is created. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
