@@ -1,0 +1,786 @@
+#!/usr/bin/env python3
+"""stasis test runner: unit tests, self-checking checkpoint tests, bad-input tests.
+
+    python3 tests/run.py [--build DIR]... [--only NAME...] [--no-cr] [--sabotage] [-j1]
+
+See tests/README.md. Standard library only. Every wait is bounded; processes are only
+ever killed by PID, never by name.
+"""
+import argparse
+import ctypes
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CKPT_SRC = os.path.join(REPO, "tests", "ckpt")
+PR_SET_CHILD_SUBREAPER = 36
+DEFAULT_TIMEOUT = 60
+BAD_TIMEOUT = 30
+TAIL_LINES = 15
+
+
+class Failure(Exception):
+    """A test failed; the message is the reason."""
+
+
+class Skip(Exception):
+    """A test was skipped; the message is the reason."""
+
+
+# ---------------------------------------------------------------------------------------
+# processes
+
+
+def set_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        print("warning: PR_SET_CHILD_SUBREAPER failed: %s" % os.strerror(err), file=sys.stderr)
+
+
+def proc_stat(pid):
+    """(state, ppid, starttime) of a pid, or None if it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    # fields after comm: state(3) ppid(4) ... starttime(22)
+    return rest[0], int(rest[1]), int(rest[19])
+
+
+def pid_alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def my_children(include_zombies=False):
+    me = os.getpid()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = proc_stat(int(d))
+        if st and st[1] == me and (include_zombies or st[0] not in ("Z", "X")):
+            out.append(int(d))
+    return out
+
+
+def reap_all():
+    """Reaps every exited child; returns the pids reaped."""
+    reaped = []
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        reaped.append(pid)
+    return reaped
+
+
+def wait_pid(pid, deadline):
+    """Waits for pid until deadline. Returns its wait status if it is our child, -1 if it
+    is not our child and disappeared, None on timeout."""
+    while True:
+        try:
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return status
+        except ChildProcessError:
+            if not pid_alive(pid):
+                return -1
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def describe_status(status):
+    if os.WIFEXITED(status):
+        return "exit %d" % os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d" % os.WTERMSIG(status)
+    return "status %#x" % status
+
+
+def run_cmd(argv, timeout, cwd=None):
+    """Runs a command with a bounded wait; returns (rc, stdout, stderr). rc is None on a
+    timeout (the command was killed by its PID)."""
+    p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, errors="replace")
+    try:
+        out, err = p.communicate(timeout=max(timeout, 0.1))
+        return p.returncode, out, err
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=10)
+        return None, out, err
+
+
+def tail(path, n=TAIL_LINES):
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return lines[-n:]
+
+
+# ---------------------------------------------------------------------------------------
+# metadata
+
+
+def read_meta(src):
+    meta = {}
+    with open(src, errors="replace") as f:
+        for _ in range(5):
+            line = f.readline()
+            if not line.startswith("// stasis-test:"):
+                continue
+            rest = line[len("// stasis-test:"):].strip()
+            while rest:
+                key, _, rest = rest.partition("=")
+                key = key.strip()
+                if key == "skip":  # the reason is the rest of the line
+                    meta["skip"] = rest.strip()
+                    break
+                value, _, rest = rest.partition(" ")
+                meta[key] = value
+                rest = rest.strip()
+    return meta
+
+
+def ckpt_tests():
+    names = []
+    for src in sorted(glob.glob(os.path.join(CKPT_SRC, "*.c"))):
+        name = os.path.basename(src)[:-2]
+        if name != "lib":
+            names.append(name)
+    return names
+
+
+# ---------------------------------------------------------------------------------------
+# checkpoint tests
+
+
+class CkptRun:
+    """One run of one checkpoint test in its own temporary directory."""
+
+    def __init__(self, runner, build, name, meta):
+        self.r = runner
+        self.build = build
+        self.name = name
+        self.meta = meta
+        self.timeout = float(meta.get("timeout", DEFAULT_TIMEOUT))
+        self.deadline = time.monotonic() + self.timeout
+        self.tmp = tempfile.mkdtemp(prefix="stasis-%s-" % name, dir="/tmp")
+        self.cwd = os.path.join(self.tmp, "cwd")
+        self.img = os.path.join(self.tmp, "img")
+        self.status = os.path.join(self.tmp, "status")
+        self.log = os.path.join(self.tmp, "test.log")
+        self.dump_log = os.path.join(self.tmp, "dump.log")
+        self.restore_log = os.path.join(self.tmp, "restore.log")
+        self.pidfile = os.path.join(self.tmp, "pidfile")
+        self.stasis_err = []
+        os.mkdir(self.cwd)
+        self.proc = None       # the original test process (a Popen)
+        self.pid = None
+        self.bg = []           # background stasis processes (Popen)
+        self.binary = os.path.join(build, "tests", "ckpt", name)
+        self.stasis = os.path.join(build, "stasis")
+
+    def left(self):
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def status_text(self):
+        try:
+            with open(self.status, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        if not os.access(self.binary, os.X_OK):
+            raise Failure("%s not built" % self.binary)
+        env = dict(os.environ)
+        env["STASIS_TEST_STATUS"] = self.status
+        env.pop("STASIS_TEST_SABOTAGE", None)
+        if self.r.args.sabotage:
+            env["STASIS_TEST_SABOTAGE"] = "1"
+        fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.proc = subprocess.Popen([self.binary], cwd=self.cwd, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=fd, stderr=fd)
+        finally:
+            os.close(fd)
+        self.pid = self.proc.pid
+
+    def wait_ready(self):
+        while "ready" not in self.status_text().split("\n"):
+            if self.proc.poll() is not None:
+                raise Failure("exited before ready (%s): %s" % (
+                    describe_status_rc(self.proc.returncode), self.final_reason()))
+            if self.left() <= 0:
+                raise Failure("timeout waiting for ready")
+            time.sleep(0.02)
+
+    def final_reason(self):
+        for line in self.status_text().splitlines():
+            if line.startswith("FAIL"):
+                return line[len("FAIL:"):].strip()
+        return "no PASS/FAIL in the status file"
+
+    def stasis_cmd(self, argv, what):
+        rc, out, err = run_cmd([self.stasis] + argv, self.left(), cwd=self.tmp)
+        self.stasis_err.append("%s stderr: %s" % (what, err.strip()))
+        if rc is None:
+            raise Failure("%s timed out" % what)
+        if rc != 0:
+            raise Failure("%s exit %d: %s" % (what, rc, (err.strip().splitlines() or [""])[-1]))
+        return out
+
+    def dump(self, extra=()):
+        opts = ["dump", "-t", str(self.pid), "-D", self.img, "--no-sync", "-v", "-o",
+                self.dump_log]
+        opts += [o for o in self.meta.get("dump-opts", "").split(",") if o]
+        opts += list(extra)
+        os.makedirs(self.img, exist_ok=True)
+        self.stasis_cmd(opts, "dump")
+
+    def check_original_gone(self):
+        try:
+            rc = self.proc.wait(timeout=min(10.0, max(self.left(), 0.1)))
+        except subprocess.TimeoutExpired:
+            raise Failure("the original is still running after dump") from None
+        if rc >= 0:
+            raise Failure("the original exited by itself after dump (%s): %s" % (
+                describe_status_rc(rc), self.final_reason()))
+
+    def restore_detached(self):
+        if os.path.exists(self.pidfile):
+            os.unlink(self.pidfile)
+        opts = ["restore", "-D", self.img, "-d", "--pidfile", self.pidfile, "-v", "-o",
+                self.restore_log]
+        opts += [o for o in self.meta.get("restore-opts", "").split(",") if o]
+        self.stasis_cmd(opts, "restore")
+        self.check_pidfile()
+
+    def check_pidfile(self):
+        try:
+            with open(self.pidfile) as f:
+                text = f.read().strip()
+            rpid = int(text)
+        except (OSError, ValueError) as e:
+            raise Failure("bad pidfile: %s" % e) from None
+        if rpid != self.pid:
+            raise Failure("restored pid %d != original pid %d" % (rpid, self.pid))
+        if not pid_alive(rpid):
+            raise Failure("restored task %d is not running" % rpid)
+
+    def reset_status(self):
+        with open(self.status, "w"):
+            pass
+
+    def finish_original(self, expect_code):
+        """SIGTERM the original (our Popen child) and check its verdict."""
+        kill_pid(self.pid, signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=max(self.left(), 0.1))
+        except subprocess.TimeoutExpired:
+            raise Failure("timeout after SIGTERM") from None
+        self.verdict(rc, expect_code)
+
+    def finish_restored(self, expect_code):
+        """SIGTERM the restored task (our child through the subreaper) and check it."""
+        kill_pid(self.pid, signal.SIGTERM)
+        status = wait_pid(self.pid, self.deadline)
+        if status is None:
+            raise Failure("timeout after SIGTERM to the restored task")
+        code = None  # unknown when the task was not our child
+        if status != -1:
+            if os.WIFEXITED(status):
+                code = os.WEXITSTATUS(status)
+            elif os.WIFSIGNALED(status):
+                code = -os.WTERMSIG(status)
+        self.verdict(code, expect_code, not_child=(status == -1))
+
+    def verdict(self, code, expect_code, not_child=False):
+        text = self.status_text()
+        passed = "PASS" in text.splitlines()
+        if self.r.args.sabotage:
+            if passed:
+                raise Failure("sabotage not detected (the test passed)")
+            self.sabotage_reason = self.final_reason()
+            return
+        if not passed:
+            raise Failure(self.final_reason() + (" (%s)" % describe_status_rc(code)
+                                                 if code is not None else ""))
+        if not not_child and code != expect_code:
+            raise Failure("status PASS but %s, expected exit %d" % (
+                describe_status_rc(code), expect_code))
+
+    def run(self):
+        mode = self.meta.get("mode", "normal")
+        expect = 42 if mode == "exit-status" else 0
+        self.sabotage_reason = None
+        self.start()
+        self.wait_ready()
+        if self.r.args.no_cr:
+            self.finish_original(expect)
+            return
+        if mode == "leave-running":
+            self.dump(["--leave-running"])
+            time.sleep(0.1)
+            if self.proc.poll() is not None:
+                raise Failure("the original died after dump --leave-running (%s)" %
+                              describe_status_rc(self.proc.returncode))
+            self.reset_status()
+            self.finish_original(expect)
+            self.reset_status()
+            self.restore_detached()
+            self.finish_restored(expect)
+        elif mode == "exit-status":
+            self.dump()
+            self.check_original_gone()
+            self.restore_waiting(expect)
+        else:
+            self.dump()
+            self.check_original_gone()
+            self.restore_detached()
+            self.finish_restored(expect)
+
+    def restore_waiting(self, expect):
+        argv = [self.stasis, "restore", "-D", self.img, "--pidfile", self.pidfile, "-v", "-o",
+                self.restore_log]
+        errpath = os.path.join(self.tmp, "restore.stderr")
+        with open(errpath, "w") as ef:
+            p = subprocess.Popen(argv, cwd=self.tmp, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=ef)
+        self.bg.append(p)
+        while not os.path.exists(self.pidfile) or not open(self.pidfile).read().strip():
+            if p.poll() is not None:
+                raise Failure("restore exited (%s) before writing the pidfile: %s" % (
+                    describe_status_rc(p.returncode), " ".join(tail(errpath, 1) or [])))
+            if self.left() <= 0:
+                raise Failure("timeout waiting for the pidfile")
+            time.sleep(0.02)
+        time.sleep(0.05)
+        self.check_pidfile()
+        kill_pid(self.pid, signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=max(self.left(), 0.1))
+        except subprocess.TimeoutExpired:
+            raise Failure("stasis restore did not exit after the task was told to stop") \
+                from None
+        self.stasis_err.append("restore stderr: %s" % " ".join(tail(errpath, 3) or []))
+        text = self.status_text()
+        if self.r.args.sabotage:
+            if "PASS" in text.splitlines():
+                raise Failure("sabotage not detected (the test passed)")
+            self.sabotage_reason = self.final_reason()
+            return
+        if "PASS" not in text.splitlines():
+            raise Failure(self.final_reason() + " (restore %s)" % describe_status_rc(rc))
+        if rc != expect:
+            raise Failure("stasis restore exited %s, expected %d" % (describe_status_rc(rc),
+                                                                      expect))
+
+    def cleanup(self):
+        """Kills what is left of this test by PID and reaps every child."""
+        if self.pid and pid_alive(self.pid):
+            kill_pid(self.pid)
+        for p in [self.proc] + self.bg:
+            if p is None:
+                continue
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.pid:
+            wait_pid(self.pid, time.monotonic() + 5)
+        reap_all()
+
+    def show_logs(self):
+        for label, path in (("test log", self.log), ("dump.log", self.dump_log),
+                            ("restore.log", self.restore_log)):
+            lines = tail(path)
+            if lines is None:
+                continue
+            print("    --- %s (%s), last %d lines:" % (label, path, TAIL_LINES))
+            for ln in lines:
+                print("    | " + ln)
+        for ln in self.stasis_err:
+            print("    " + ln)
+
+    def remove(self, keep):
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        # keep logs and small images, drop big page files
+        for root, _, files in os.walk(self.tmp):
+            for fn in files:
+                path = os.path.join(root, fn)
+                try:
+                    if os.path.getsize(path) > (32 << 20):
+                        os.unlink(path)
+                except OSError:
+                    pass
+
+
+def describe_status_rc(rc):
+    if rc is None:
+        return "no status"
+    if rc < 0:
+        return "killed by signal %d" % -rc
+    return "exit %d" % rc
+
+
+# ---------------------------------------------------------------------------------------
+# bad input
+
+
+class BadInput:
+    """Bad-input checks: each must fail with a non-zero exit, one non-empty stderr line,
+    and leave no process behind."""
+
+    def __init__(self, runner, build):
+        self.r = runner
+        self.build = build
+        self.stasis = os.path.join(build, "stasis")
+        self.tmp = tempfile.mkdtemp(prefix="stasis-bad-", dir="/tmp")
+        self.ref = None        # (image dir, pid) of a reference dump of pid_same
+        self.ref_error = None
+
+    def expect_failure(self, argv, what, pid=None, allowed=()):
+        before = set(my_children())
+        rc, out, err = run_cmd(argv, BAD_TIMEOUT, cwd=self.tmp)
+        time.sleep(0.2)
+        leftovers = [c for c in my_children() if c not in before and c not in allowed]
+        restored = pid is not None and pid_alive(pid) and pid not in allowed
+        for c in leftovers:
+            kill_pid(c)
+        if restored:
+            kill_pid(pid)
+            wait_pid(pid, time.monotonic() + 5)
+        reap_all()
+        lines = err.splitlines()
+        if rc is None:
+            raise Failure("%s: timed out" % what)
+        if rc == 0:
+            raise Failure("%s: exit 0 (stderr: %s)" % (what, err.strip()[:200]))
+        if len(lines) != 1 or not lines[0].strip():
+            raise Failure("%s: expected one line on stderr, got %d: %r" % (
+                what, len(lines), err[:300]))
+        if leftovers:
+            raise Failure("%s: left processes behind: %s" % (what, leftovers))
+        if restored:
+            raise Failure("%s: a process with pid %d exists after the failed restore" % (
+                what, pid))
+        return lines[0]
+
+    def start_test(self, name):
+        run = CkptRun(self.r, self.build, name, {"timeout": BAD_TIMEOUT})
+        run.start()
+        run.wait_ready()
+        return run
+
+    def reference(self):
+        if self.ref is None and self.ref_error is None:
+            run = None
+            try:
+                run = self.start_test("pid_same")
+                run.dump()
+                run.check_original_gone()
+                self.ref = (run.img, run.pid)
+            except Failure as e:
+                self.ref_error = "reference dump of pid_same failed: %s" % e
+            finally:
+                if run:
+                    run.cleanup()
+                    self.ref_run = run
+        if self.ref_error:
+            raise Failure(self.ref_error)
+        return self.ref
+
+    def variant(self, tag):
+        img, pid = self.reference()
+        dst = os.path.join(self.tmp, tag)
+        shutil.copytree(img, dst)
+        return dst, pid
+
+    @staticmethod
+    def image_file(d, prefix, pid):
+        path = os.path.join(d, "%s-%d.img" % (prefix, pid))
+        if not os.path.exists(path):
+            raise Failure("no %s-%d.img in the dump (files: %s)" % (
+                prefix, pid, " ".join(sorted(os.listdir(d)))))
+        return path
+
+    def restore_argv(self, d):
+        return [self.stasis, "restore", "-D", d, "-d", "--pidfile",
+                os.path.join(self.tmp, "pidfile")]
+
+    # the checks -------------------------------------------------------------------------
+
+    def bad_dump_nopid(self):
+        pid = 0
+        maxpid = int(open("/proc/sys/kernel/pid_max").read())
+        for cand in range(maxpid - 1, 300, -1):
+            if not os.path.exists("/proc/%d" % cand):
+                pid = cand
+                break
+        self.expect_failure([self.stasis, "dump", "-t", str(pid), "-D",
+                             os.path.join(self.tmp, "nopid")], "dump of free pid %d" % pid)
+
+    def bad_dump_kthread(self):
+        try:
+            comm = open("/proc/2/comm").read().strip()
+        except OSError:
+            comm = ""
+        if comm != "kthreadd":
+            raise Skip("pid 2 is not kthreadd here")
+        self.expect_failure([self.stasis, "dump", "-t", "2", "-D",
+                             os.path.join(self.tmp, "kthread")], "dump of kthreadd")
+
+    def bad_dump_self(self):
+        d = os.path.join(self.tmp, "self")
+        os.makedirs(d, exist_ok=True)
+        self.expect_failure(["sh", "-c", 'exec "$0" dump -t $$ -D "$1"', self.stasis, d],
+                            "stasis dumping itself")
+
+    def bad_restore_empty(self):
+        d = os.path.join(self.tmp, "empty")
+        os.makedirs(d, exist_ok=True)
+        self.expect_failure(self.restore_argv(d), "restore from an empty dir")
+
+    def bad_restore_truncated_core(self):
+        d, pid = self.variant("trunc-core")
+        path = self.image_file(d, "core", pid)
+        size = os.path.getsize(path)
+        os.truncate(path, size // 2)
+        self.expect_failure(self.restore_argv(d), "restore with a truncated core image",
+                            pid=pid)
+
+    def flip(self, path, off):
+        with open(path, "r+b") as f:
+            f.seek(off)
+            b = f.read(1)
+            if not b:
+                raise Failure("%s has no byte at offset %d" % (path, off))
+            f.seek(off)
+            f.write(bytes([b[0] ^ 0xFF]))
+
+    def bad_restore_flipped_mm(self):
+        d, pid = self.variant("flip-mm")
+        path = self.image_file(d, "mm", pid)
+        self.flip(path, os.path.getsize(path) // 2)
+        self.expect_failure(self.restore_argv(d), "restore with a corrupted mm image",
+                            pid=pid)
+
+    def bad_restore_flipped_pages(self):
+        d, pid = self.variant("flip-pages")
+        path = self.image_file(d, "pages", pid)
+        size = os.path.getsize(path)
+        if size <= 4096:
+            raise Failure("pages-%d.img has no page data (%d bytes)" % (pid, size))
+        self.flip(path, 4096 + 1234)
+        self.expect_failure(self.restore_argv(d), "restore with a corrupted pages image",
+                            pid=pid)
+
+    def bad_restore_pid_taken(self):
+        run = self.start_test("pid_same")
+        try:
+            run.dump(["--leave-running"])
+            st0 = proc_stat(run.pid)
+            if st0 is None or run.proc.poll() is not None:
+                raise Failure("the original died after dump --leave-running")
+            self.expect_failure(self.restore_argv(run.img), "restore while the pid is taken",
+                                allowed=(run.pid,))
+            st1 = proc_stat(run.pid)
+            if st1 is None or st1[2] != st0[2] or run.proc.poll() is not None:
+                raise Failure("the original was disturbed by the failed restore")
+            run.finish_original(0)
+        finally:
+            run.cleanup()
+            shutil.rmtree(run.tmp, ignore_errors=True)
+
+    CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
+              "bad_restore_truncated_core", "bad_restore_flipped_mm",
+              "bad_restore_flipped_pages", "bad_restore_pid_taken"]
+
+    def close(self):
+        if getattr(self, "ref_run", None):
+            shutil.rmtree(self.ref_run.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        reap_all()
+
+
+# ---------------------------------------------------------------------------------------
+# the runner
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.passed = self.failed = self.skipped = 0
+        self.prefix = ""
+
+    def wanted(self, name):
+        return not self.args.only or name in self.args.only
+
+    def report(self, kind, name, reason=None):
+        label = self.prefix + name
+        if kind == "PASS":
+            self.passed += 1
+        elif kind == "FAIL":
+            self.failed += 1
+        else:
+            self.skipped += 1
+        print("%s %s%s" % (kind, label, " (%s)" % reason if reason else ""), flush=True)
+
+    def run_units(self, build):
+        bins = sorted(p for p in glob.glob(os.path.join(build, "tests", "unit", "test_*"))
+                      if os.path.isfile(p) and os.access(p, os.X_OK) and "." not in
+                      os.path.basename(p))
+        env = dict(os.environ, STASIS_SRCDIR=REPO)
+        for b in bins:
+            name = os.path.basename(b)
+            if not self.wanted(name):
+                continue
+            p = subprocess.Popen([b], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 errors="replace")
+            try:
+                out, _ = p.communicate(timeout=DEFAULT_TIMEOUT)
+                rc = p.returncode
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate(timeout=10)
+                rc = None
+            reap_all()
+            if rc == 0:
+                self.report("PASS", name)
+            elif rc == 77:
+                last = (out.strip().splitlines() or ["skipped"])[-1]
+                self.report("SKIP", name, last[:200])
+            else:
+                self.report("FAIL", name, "timeout" if rc is None else
+                            describe_status_rc(rc))
+                for ln in out.splitlines()[-TAIL_LINES:]:
+                    print("    | " + ln)
+
+    def run_ckpt(self, build):
+        for name in ckpt_tests():
+            if not self.wanted(name):
+                continue
+            meta = read_meta(os.path.join(CKPT_SRC, name + ".c"))
+            if "skip" in meta:
+                self.report("SKIP", name, meta["skip"] or "skip")
+                continue
+            if meta.get("needs") == "root" and os.geteuid() != 0:
+                self.report("SKIP", name, "needs root")
+                continue
+            if self.args.sabotage and meta.get("sabotage") == "no":
+                self.report("SKIP", name, "no sabotage support")
+                continue
+            run = CkptRun(self, build, name, meta)
+            ok = False
+            t0 = time.monotonic()
+            try:
+                run.run()
+                ok = True
+            except Failure as e:
+                reason = str(e)
+            except Exception as e:  # a runner bug must not leave processes behind
+                reason = "runner error: %r" % e
+            finally:
+                run.cleanup()
+            if ok:
+                extra = "%.1fs" % (time.monotonic() - t0)
+                if self.args.sabotage:
+                    extra = "sabotage detected: %s" % run.sabotage_reason
+                self.report("PASS", name, extra)
+            else:
+                self.report("FAIL", name, reason)
+                run.show_logs()
+                print("    (files kept in %s)" % run.tmp)
+            run.remove(keep=not ok or self.args.keep)
+
+    def run_bad(self, build):
+        bad = BadInput(self, build)
+        try:
+            for check in BadInput.CHECKS:
+                if not self.wanted(check):
+                    continue
+                try:
+                    getattr(bad, check)()
+                    self.report("PASS", check)
+                except Failure as e:
+                    self.report("FAIL", check, str(e))
+                except Skip as e:
+                    self.report("SKIP", check, str(e))
+                finally:
+                    reap_all()
+        finally:
+            bad.close()
+
+    def run_build(self, build):
+        if not self.args.sabotage:
+            self.run_units(build)
+        if not self.args.no_cr and not os.access(os.path.join(build, "stasis"), os.X_OK):
+            print("warning: %s/stasis not built: checkpoint tests will fail" % build,
+                  flush=True)
+        self.run_ckpt(build)
+        if not self.args.no_cr and not self.args.sabotage:
+            self.run_bad(build)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", action="append", default=[],
+                    help="build directory (repeatable; default: build)")
+    ap.add_argument("--only", nargs="+", default=[], metavar="NAME",
+                    help="run only these tests (unit, checkpoint or bad-input names)")
+    ap.add_argument("--no-cr", action="store_true",
+                    help="no dump/restore: ready -> SIGTERM -> PASS (validates the tests)")
+    ap.add_argument("--sabotage", action="store_true",
+                    help="tests corrupt their own state: every test must FAIL")
+    ap.add_argument("-j", type=int, default=1, help="parallelism (only 1 is supported)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary dirs")
+    args = ap.parse_args()
+    if args.j != 1:
+        print("note: checkpoint tests run sequentially (-j%d ignored)" % args.j)
+    builds = args.build or ["build"]
+    set_subreaper()
+    runner = Runner(args)
+    for b in builds:
+        bdir = b if os.path.isabs(b) else os.path.join(REPO, b)
+        runner.prefix = (b.rstrip("/") + ":") if len(builds) > 1 else ""
+        runner.run_build(bdir)
+    reap_all()
+    print("%d passed, %d failed, %d skipped" % (runner.passed, runner.failed, runner.skipped))
+    return 0 if runner.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
