@@ -1,0 +1,895 @@
+/* Files: the task's fd table — regular files, directories, devices, FIFOs and pipes.
+ *
+ * Dump reads everything from outside the (frozen) task: /proc/PID/fd/N gives the link,
+ * /proc/PID/fdinfo/N the position and flags, and pidfd_getfd() a duplicate of the fd we
+ * fstat (and, for a pipe, peek at with tee(2) without consuming its data). Fds that share
+ * one open file description (dup, fork) are found with kcmp(KCMP_FILE) and share one
+ * FileDesc.
+ *
+ * Restore runs in the child, before its memory is replaced, in three steps:
+ *   1. open every description once and move it to a "staged" fd above every target fd
+ *      (F_DUPFD_CLOEXEC from max_fd + 1: a staged fd never sits on a target number);
+ *   2. place each Fd with dup3() onto its exact number (atomically replacing whatever the
+ *      child inherited there), or keep the inherited fd for an external file;
+ *   3. close the staged fds and every fd below svc_lo that is not in the image.
+ * Nothing at or above svc_lo that existed before is ever closed or replaced.
+ *
+ * External files (ttys, pipes whose other end is outside the task) cannot be rebuilt:
+ * at restore the child inherits the restoring stasis's own fd with the same number
+ * (like CRIU's --shell-job for stdio); if stasis has no such fd, /dev/null takes its
+ * place with the dumped access mode, and a warning says so. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "sys/syscalls.h"
+#include "task/task.h"
+
+#define DELETED_SUFFIX " (deleted)"
+#define FDINFO_MAX (64u << 10)
+/* Images are untrusted: bound what a pipe may ask for (the kernel's own limit for root
+ * is 2^31; no real pipe_max_size is anywhere near this). */
+#define PIPE_IMG_MAX (1u << 30)
+/* Status flags F_SETFL can change. */
+#define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+/* Flags never passed to open() at restore: creation must not happen, and the temporary
+ * fd is always close-on-exec (the final cloexec comes from Fd.cloexec). */
+#define OPEN_DROP (O_CREAT | O_TRUNC | O_EXCL | (O_TMPFILE & ~O_DIRECTORY) | O_CLOEXEC)
+
+/* ------------------------------------------------------------------------------------ */
+/* Dump                                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+struct fd_ent {
+	int fd;
+	char *link;
+	unsigned int flags;  /* fdinfo flags, incl. O_CLOEXEC */
+	uint64_t pos;
+	struct stat st;
+	FileKind kind;
+	size_t owner;        /* first entry sharing this open file description */
+	uint32_t id;         /* file_id, valid on owners */
+};
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static bool is_tty_major(unsigned int maj)
+{
+	/* 4: tty/ttyS, 5: /dev/tty, console, ptmx; 136-143: unix98 pty slaves */
+	return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+}
+
+/* The fd numbers of the task, sorted. */
+static int list_fds(const struct dump_ctx *c, int **out, size_t *nr)
+{
+	int dfd = openat(c->procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return pr_perror("cannot open /proc/%d/fd", c->pid);
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int ret = pr_perror("cannot read /proc/%d/fd", c->pid);
+		close(dfd);
+		return ret;
+	}
+	_cleanup_free_ int *fds = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			if (errno)
+				ret = pr_perror("cannot read /proc/%d/fd", c->pid);
+			break;
+		}
+		if (de->d_name[0] == '.')
+			continue;
+		long long v;
+		if (parse_int(de->d_name, 0, INT_MAX, &v)) {
+			pr_err("unexpected entry /proc/%d/fd/%s", c->pid, de->d_name);
+			ret = -EINVAL;
+			break;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			int *p = realloc(fds, ncap * sizeof(*p));
+			if (!p) {
+				ret = pr_errno(-ENOMEM, "fds of pid %d", c->pid);
+				break;
+			}
+			fds = p;
+			cap = ncap;
+		}
+		fds[n++] = (int)v;
+	}
+	closedir(d);
+	if (ret)
+		return ret;
+	if (n)
+		qsort(fds, n, sizeof(*fds), cmp_int);
+	*out = steal_ptr(&fds);
+	*nr = n;
+	return 0;
+}
+
+static int unsupported(const struct dump_ctx *c, const struct fd_ent *e, const char *what)
+{
+	pr_err("fd %d of pid %d is %s (%s): not supported yet", e->fd, c->pid, what, e->link);
+	return -EOPNOTSUPP;
+}
+
+/* A path-based file must have a path we can open again. */
+static int check_path(const struct dump_ctx *c, const struct fd_ent *e)
+{
+	if (ends_with(e->link, DELETED_SUFFIX)) {
+		pr_err("fd %d of pid %d refers to deleted file %s: not supported yet", e->fd,
+		       c->pid, e->link);
+		return -EOPNOTSUPP;
+	}
+	if (e->link[0] != '/')
+		return unsupported(c, e, "a file on an internal filesystem");
+	return 0;
+}
+
+/* Kind of the file from its link and mode. Pipes are classified later (both ends in the
+ * task or not); here they are FILE_PIPE. */
+static int classify(const struct dump_ctx *c, struct fd_ent *e)
+{
+	mode_t m = e->st.st_mode;
+
+	if (S_ISSOCK(m) || starts_with(e->link, "socket:"))
+		return unsupported(c, e, "a socket");
+	if (starts_with(e->link, "anon_inode:"))
+		return unsupported(c, e, "an anonymous-inode file (eventfd, epoll, signalfd, "
+					 "timerfd, inotify, ...)");
+	if (starts_with(e->link, "/memfd:"))
+		return unsupported(c, e, "a memfd");
+	if (S_ISFIFO(m)) {
+		if (starts_with(e->link, "pipe:[")) {
+			e->kind = FILE_KIND__FILE_PIPE;
+			return 0;
+		}
+		e->kind = FILE_KIND__FILE_FIFO;
+		return check_path(c, e);
+	}
+	if (S_ISREG(m))
+		e->kind = FILE_KIND__FILE_REG;
+	else if (S_ISDIR(m))
+		e->kind = FILE_KIND__FILE_DIR;
+	else if (S_ISBLK(m))
+		e->kind = FILE_KIND__FILE_BLK;
+	else if (S_ISCHR(m)) {
+		if (is_tty_major(major(e->st.st_rdev))) {
+			e->kind = FILE_KIND__FILE_EXTERNAL;
+			return 0;
+		}
+		e->kind = FILE_KIND__FILE_CHR;
+	} else
+		return unsupported(c, e, "a file of unknown type");
+	return check_path(c, e);
+}
+
+/* Link, fdinfo and fstat of one fd. */
+static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
+{
+	char name[32], buf[PATH_MAX + 1];
+
+	snprintf(name, sizeof(name), "fd/%d", e->fd);
+	ssize_t n = readlinkat(c->procfd, name, buf, sizeof(buf));
+	if (n < 0)
+		return pr_perror("cannot read link of fd %d of pid %d", e->fd, c->pid);
+	if ((size_t)n >= sizeof(buf)) {
+		pr_err("link of fd %d of pid %d is too long", e->fd, c->pid);
+		return -ENAMETOOLONG;
+	}
+	e->link = strndup(buf, (size_t)n);
+	if (!e->link)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+
+	snprintf(name, sizeof(name), "fdinfo/%d", e->fd);
+	_cleanup_free_ char *info = read_file_at(c->procfd, name, FDINFO_MAX, NULL);
+	if (!info)
+		return pr_perror("cannot read /proc/%d/fdinfo/%d (%s)", c->pid, e->fd, e->link);
+	struct proc_fdinfo fi;
+	int ret = proc_parse_fdinfo(info, &fi);
+	if (ret)
+		return pr_errno(ret, "cannot parse /proc/%d/fdinfo/%d (%s)", c->pid, e->fd,
+				e->link);
+	e->pos = fi.pos;
+	e->flags = fi.flags;
+
+	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
+	if (dup < 0)
+		return pr_perror("pidfd_getfd of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
+	if (fstat(dup, &e->st))
+		return pr_perror("fstat of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
+	return classify(c, e);
+}
+
+/* 1 if fds @a and @b of @pid share one open file description, 0 if not, or -errno. */
+static int same_description(pid_t pid, int a, int b)
+{
+	long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b);
+	if (r < 0)
+		return pr_perror("kcmp(KCMP_FILE) of fds %d and %d of pid %d", a, b, pid);
+	return r == 0;
+}
+
+/* Group the fds by open file description: same (dev, ino) first, then kcmp. */
+static int group_descriptions(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
+{
+	uint32_t next_id = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		ents[i].owner = i;
+		for (size_t j = 0; j < i; j++) {
+			const struct fd_ent *o = &ents[j];
+			if (o->owner != j || o->st.st_dev != ents[i].st.st_dev ||
+			    o->st.st_ino != ents[i].st.st_ino)
+				continue;
+			int r = same_description(c->pid, o->fd, ents[i].fd);
+			if (r < 0)
+				return r;
+			if (r) {
+				ents[i].owner = j;
+				break;
+			}
+		}
+		if (ents[i].owner == i)
+			ents[i].id = next_id++;
+	}
+	return 0;
+}
+
+/* A pipe is rebuilt only if it has exactly one read and one write description, both in
+ * this task; with one side only, the other side is outside: it is external. */
+static int classify_pipes(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct fd_ent *e = &ents[i];
+		if (e->owner != i || e->kind != FILE_KIND__FILE_PIPE)
+			continue;
+		unsigned int readers = 0, writers = 0, other = 0;
+		for (size_t j = 0; j < n; j++) {
+			const struct fd_ent *o = &ents[j];
+			if (o->owner != j || o->kind != FILE_KIND__FILE_PIPE ||
+			    o->st.st_ino != e->st.st_ino || o->st.st_dev != e->st.st_dev)
+				continue;
+			switch (o->flags & O_ACCMODE) {
+			case O_RDONLY: readers++; break;
+			case O_WRONLY: writers++; break;
+			default: other++; break;
+			}
+		}
+		if (other || (readers && writers && (readers > 1 || writers > 1))) {
+			pr_err("fd %d of pid %d is a pipe (%s) opened several times or read-write "
+			       "(%u readers, %u writers): not supported yet",
+			       e->fd, c->pid, e->link, readers, writers);
+			return -EOPNOTSUPP;
+		}
+		if (!readers || !writers) {
+			/* every description of this pipe in the task gets the same answer */
+			for (size_t j = i; j < n; j++)
+				if (ents[j].kind == FILE_KIND__FILE_PIPE &&
+				    ents[j].st.st_ino == e->st.st_ino &&
+				    ents[j].st.st_dev == e->st.st_dev)
+					ents[j].kind = FILE_KIND__FILE_EXTERNAL;
+		}
+	}
+	return 0;
+}
+
+/* Copy the bytes queued in pipe @dup (fd @fd of the task) without consuming them: tee(2)
+ * them into a temporary pipe as large as the source, then read that one. */
+static int pipe_peek(const struct dump_ctx *c, int fd, int dup, uint32_t size,
+		     ProtobufCBinaryData *out)
+{
+	int queued = 0;
+
+	if (ioctl(dup, FIONREAD, &queued) < 0)
+		return pr_perror("FIONREAD on fd %d of pid %d", fd, c->pid);
+	if (queued <= 0)
+		return 0;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		return pr_perror("pipe2");
+	_cleanup_close_ int rd = p[0];
+	_cleanup_close_ int wr = p[1];
+	if (fcntl(wr, F_SETPIPE_SZ, size) < 0)
+		return pr_perror("cannot size a temporary pipe to %u bytes for fd %d of pid %d",
+				 size, fd, c->pid);
+	ssize_t n = tee(dup, wr, (size_t)queued, SPLICE_F_NONBLOCK);
+	if (n < 0)
+		return pr_perror("tee from fd %d of pid %d", fd, c->pid);
+	if (n != queued) {
+		pr_err("tee from fd %d of pid %d copied %zd of %d queued bytes", fd, c->pid, n,
+		       queued);
+		return -EIO;
+	}
+	_cleanup_free_ uint8_t *buf = malloc((size_t)queued);
+	if (!buf)
+		return pr_errno(-ENOMEM, "pipe data of fd %d of pid %d", fd, c->pid);
+	int ret = read_all(rd, buf, (size_t)queued);
+	if (ret)
+		return pr_errno(ret, "reading the pipe data of fd %d of pid %d", fd, c->pid);
+	out->data = steal_ptr(&buf);
+	out->len = (size_t)queued;
+	return 0;
+}
+
+static int pipe_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	d->pipe = malloc(sizeof(*d->pipe));
+	if (!d->pipe)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	pipe_data__init(d->pipe);
+	d->pipe->ino = e->st.st_ino;
+
+	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
+	if (dup < 0)
+		return pr_perror("pidfd_getfd of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
+	int sz = fcntl(dup, F_GETPIPE_SZ);
+	if (sz < 0)
+		return pr_perror("F_GETPIPE_SZ on fd %d of pid %d", e->fd, c->pid);
+	d->pipe->size = (uint32_t)sz;
+	if ((e->flags & O_ACCMODE) != O_RDONLY)
+		return 0;
+	int ret = pipe_peek(c, e->fd, dup, (uint32_t)sz, &d->pipe->data);
+	if (ret)
+		return ret;
+	d->pipe->has_data = d->pipe->data.len > 0;
+	return 0;
+}
+
+static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc **out)
+{
+	FileDesc *d = malloc(sizeof(*d));
+	if (!d)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	file_desc__init(d);
+	*out = d;  /* owned by the caller from now on, complete or not */
+	d->id = e->id;
+	d->kind = e->kind;
+	d->flags = e->flags & ~(unsigned int)O_CLOEXEC;
+	d->has_dev = d->has_ino = true;
+	d->dev = e->st.st_dev;
+	d->ino = e->st.st_ino;
+	d->link = strdup(e->link);
+	if (!d->link)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	if (S_ISCHR(e->st.st_mode) || S_ISBLK(e->st.st_mode)) {
+		d->has_rdev = true;
+		d->rdev = e->st.st_rdev;
+	}
+	switch (e->kind) {
+	case FILE_KIND__FILE_PIPE:
+		return pipe_dump(c, e, d);
+	case FILE_KIND__FILE_EXTERNAL:
+		return 0;
+	case FILE_KIND__FILE_REG:
+		d->has_size = true;
+		d->size = (uint64_t)e->st.st_size;
+		/* fall through */
+	case FILE_KIND__FILE_DIR:
+		d->has_pos = true;
+		d->pos = e->pos;
+		break;
+	default:
+		break;
+	}
+	d->path = strdup(e->link);
+	if (!d->path)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	return 0;
+}
+
+/* Build the Files message from the classified, grouped entries. */
+static int build_files(const struct dump_ctx *c, const struct fd_ent *ents, size_t n,
+		       Files *f)
+{
+	f->files = calloc(n ? n : 1, sizeof(*f->files));
+	f->fds = calloc(n ? n : 1, sizeof(*f->fds));
+	if (!f->files || !f->fds)
+		return pr_errno(-ENOMEM, "fds of pid %d", c->pid);
+	for (size_t i = 0; i < n; i++) {
+		if (ents[i].owner != i)
+			continue;
+		int ret = desc_dump(c, &ents[i], &f->files[f->n_files]);
+		if (f->files[f->n_files])
+			f->n_files++;
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Fd *fd = malloc(sizeof(*fd));
+		if (!fd)
+			return pr_errno(-ENOMEM, "fds of pid %d", c->pid);
+		fd__init(fd);
+		fd->fd = ents[i].fd;
+		fd->file_id = ents[ents[i].owner].id;
+		fd->cloexec = (ents[i].flags & O_CLOEXEC) != 0;
+		f->fds[f->n_fds++] = fd;
+	}
+	return 0;
+}
+
+static void ents_free(struct fd_ent *ents, size_t n)
+{
+	for (size_t i = 0; ents && i < n; i++)
+		free(ents[i].link);
+	free(ents);
+}
+
+int files_dump(struct dump_ctx *c)
+{
+	_cleanup_free_ int *nums = NULL;
+	size_t n = 0;
+	int ret = list_fds(c, &nums, &n);
+	if (ret)
+		return ret;
+
+	struct fd_ent *ents = calloc(n ? n : 1, sizeof(*ents));
+	if (!ents)
+		return pr_errno(-ENOMEM, "fds of pid %d", c->pid);
+	Files *f = malloc(sizeof(*f));
+	if (!f) {
+		ents_free(ents, n);
+		return pr_errno(-ENOMEM, "fds of pid %d", c->pid);
+	}
+	files__init(f);
+
+	for (size_t i = 0; i < n && !ret; i++) {
+		ents[i].fd = nums[i];
+		ret = collect_ent(c, &ents[i]);
+	}
+	if (!ret)
+		ret = group_descriptions(c, ents, n);
+	if (!ret)
+		ret = classify_pipes(c, ents, n);
+	if (!ret)
+		ret = build_files(c, ents, n, f);
+	ents_free(ents, n);
+	if (ret) {
+		protobuf_c_message_free_unpacked(&f->base, NULL);
+		return ret;
+	}
+	pr_debug("pid %d: %zu fds, %zu open file descriptions", c->pid, f->n_fds, f->n_files);
+	c->files = f;
+	return 0;
+}
+
+int files_max_fd(const Files *f)
+{
+	int max = -1;
+	for (size_t i = 0; f && i < f->n_fds; i++)
+		if (f->fds[i] && f->fds[i]->fd > max)
+			max = f->fds[i]->fd;
+	return max;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Restore (in the child)                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+struct rst_files {
+	const Files *f;
+	int svc_lo;
+	int stage_lo;      /* staged fds are >= this: above every target fd */
+	int *staged;       /* per FileDesc: the staged fd, or -1 */
+	bool *inherited;   /* per Fd: external, kept as inherited from stasis */
+};
+
+static ssize_t desc_index(const Files *f, uint32_t id)
+{
+	for (size_t i = 0; i < f->n_files; i++)
+		if (f->files[i]->id == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The first fd number that refers to description @i (for messages; -1 if none). */
+static int desc_fd(const Files *f, size_t i)
+{
+	for (size_t k = 0; k < f->n_fds; k++)
+		if (f->fds[k]->file_id == f->files[i]->id)
+			return f->fds[k]->fd;
+	return -1;
+}
+
+static const char *desc_name(const FileDesc *d)
+{
+	return d->path ? d->path : d->link ? d->link : "?";
+}
+
+static bool is_path_kind(FileKind k)
+{
+	return k == FILE_KIND__FILE_REG || k == FILE_KIND__FILE_DIR ||
+	       k == FILE_KIND__FILE_CHR || k == FILE_KIND__FILE_BLK ||
+	       k == FILE_KIND__FILE_FIFO;
+}
+
+/* Images are untrusted: check every reference and bound before acting on any. */
+static int validate_image(const Files *f, int svc_lo)
+{
+	for (size_t i = 0; i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		if (desc_index(f, d->id) != (ssize_t)i) {
+			pr_err("files image: duplicate file id %u", d->id);
+			return -EINVAL;
+		}
+		if (is_path_kind(d->kind)) {
+			if (!d->path || d->path[0] != '/') {
+				pr_err("files image: file %u has no absolute path", d->id);
+				return -EINVAL;
+			}
+		} else if (d->kind == FILE_KIND__FILE_PIPE) {
+			if (!d->pipe || d->pipe->size > PIPE_IMG_MAX ||
+			    (d->pipe->has_data && d->pipe->data.len > d->pipe->size)) {
+				pr_err("files image: pipe %u has bad or missing pipe data", d->id);
+				return -EINVAL;
+			}
+		} else if (d->kind != FILE_KIND__FILE_EXTERNAL) {
+			pr_err("files image: file %u has unknown kind %d", d->id, (int)d->kind);
+			return -EINVAL;
+		}
+	}
+	for (size_t k = 0; k < f->n_fds; k++) {
+		const Fd *fd = f->fds[k];
+		if (fd->fd < 0 || fd->fd >= svc_lo) {
+			pr_err("files image: fd %d out of range [0, %d)", fd->fd, svc_lo);
+			return -EINVAL;
+		}
+		if (desc_index(f, fd->file_id) < 0) {
+			pr_err("files image: fd %d refers to unknown file id %u", fd->fd,
+			       fd->file_id);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < k; j++)
+			if (f->fds[j]->fd == fd->fd) {
+				pr_err("files image: fd %d appears twice", fd->fd);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+/* Move @fd (consumed) to the lowest free number >= @lo. */
+static int stage_fd(int fd, int lo, int target, const char *name)
+{
+	int r = fcntl(fd, F_DUPFD_CLOEXEC, lo);
+	int err = errno;
+	close(fd);
+	if (r < 0)
+		return pr_errno(-err, "restore fd %d (%s): cannot move it above fd %d", target,
+				name, lo);
+	return r;
+}
+
+static bool mode_matches(FileKind k, mode_t m)
+{
+	switch (k) {
+	case FILE_KIND__FILE_REG: return S_ISREG(m);
+	case FILE_KIND__FILE_DIR: return S_ISDIR(m);
+	case FILE_KIND__FILE_CHR: return S_ISCHR(m);
+	case FILE_KIND__FILE_BLK: return S_ISBLK(m);
+	case FILE_KIND__FILE_FIFO: return S_ISFIFO(m);
+	default: return false;
+	}
+}
+
+/* open() a named FIFO without blocking on a missing peer: an O_RDWR keeper makes both
+ * a reader and a writer exist while the real open (O_NONBLOCK) happens; the status
+ * flags are set back to the dumped ones afterwards. */
+static int open_fifo(const FileDesc *d, int target, int flags)
+{
+	_cleanup_close_ int keep = open(d->path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (keep < 0)
+		return pr_perror("restore fd %d: cannot open FIFO %s", target, d->path);
+	struct stat st;
+	if (fstat(keep, &st))
+		return pr_perror("restore fd %d: fstat %s", target, d->path);
+	if (!S_ISFIFO(st.st_mode)) {
+		pr_err("restore fd %d: %s is no longer a FIFO", target, d->path);
+		return -EINVAL;
+	}
+	int fd = open(d->path, flags | O_NONBLOCK);
+	if (fd < 0)
+		return pr_perror("restore fd %d: cannot open FIFO %s", target, d->path);
+	return fd;
+}
+
+/* Open a path-based description; returns a (low, temporary) fd or -errno. */
+static int open_path_desc(const FileDesc *d, int target)
+{
+	int flags = (int)(d->flags & ~(unsigned int)OPEN_DROP) | O_CLOEXEC | O_NOCTTY;
+
+	if (d->kind == FILE_KIND__FILE_FIFO)
+		return open_fifo(d, target, flags);
+	_cleanup_close_ int fd = open(d->path, flags);
+	if (fd < 0)
+		return pr_perror("restore fd %d: cannot open %s", target, d->path);
+	struct stat st;
+	if (fstat(fd, &st))
+		return pr_perror("restore fd %d: fstat %s", target, d->path);
+	if (!mode_matches(d->kind, st.st_mode)) {
+		pr_err("restore fd %d: %s changed type since the dump", target, d->path);
+		return -EINVAL;
+	}
+	if (d->kind == FILE_KIND__FILE_REG && d->has_size && (uint64_t)st.st_size != d->size)
+		pr_warn("restore fd %d: %s has size %lld, was %llu at dump", target, d->path,
+			(long long)st.st_size, (unsigned long long)d->size);
+	if ((d->kind == FILE_KIND__FILE_CHR || d->kind == FILE_KIND__FILE_BLK) && d->has_rdev &&
+	    st.st_rdev != d->rdev)
+		pr_warn("restore fd %d: %s is device %u:%u, was %u:%u at dump", target, d->path,
+			major(st.st_rdev), minor(st.st_rdev), major(d->rdev), minor(d->rdev));
+	if (d->kind == FILE_KIND__FILE_REG && d->has_pos && !(d->flags & O_PATH) &&
+	    lseek(fd, (off_t)d->pos, SEEK_SET) < 0)
+		return pr_perror("restore fd %d: cannot seek %s to %llu", target, d->path,
+				 (unsigned long long)d->pos);
+	return take_fd(&fd);
+}
+
+/* The other end of pipe description @i: a FILE_PIPE with the same inode and the opposite
+ * access mode. */
+static int pipe_peer(const Files *f, size_t i, size_t *peer)
+{
+	const FileDesc *d = f->files[i];
+	unsigned int want = (d->flags & O_ACCMODE) == O_RDONLY ? O_WRONLY : O_RDONLY;
+	ssize_t found = -1;
+
+	if ((d->flags & O_ACCMODE) != O_RDONLY && (d->flags & O_ACCMODE) != O_WRONLY)
+		goto bad;
+	for (size_t j = 0; j < f->n_files; j++) {
+		const FileDesc *o = f->files[j];
+		if (j == i || o->kind != FILE_KIND__FILE_PIPE || o->pipe->ino != d->pipe->ino)
+			continue;
+		if ((o->flags & O_ACCMODE) != want || found >= 0)
+			goto bad;
+		found = (ssize_t)j;
+	}
+	if (found < 0)
+		goto bad;
+	*peer = (size_t)found;
+	return 0;
+bad:
+	pr_err("files image: pipe %llu (fd %d) does not have exactly one read and one write "
+	       "end", (unsigned long long)d->pipe->ino, desc_fd(f, i));
+	return -EINVAL;
+}
+
+/* Create the pipe for descriptions @i and its peer, fill it, stage both ends. */
+static int open_pipe(struct rst_files *s, size_t i)
+{
+	const Files *f = s->f;
+	size_t peer;
+	int ret = pipe_peer(f, i, &peer);
+	if (ret)
+		return ret;
+	bool i_reads = (f->files[i]->flags & O_ACCMODE) == O_RDONLY;
+	size_t ri = i_reads ? i : peer, wi = i_reads ? peer : i;
+	const PipeData *pd = f->files[ri]->pipe;
+	int rfd = desc_fd(f, ri);
+
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		return pr_perror("restore fd %d: pipe2", rfd);
+	_cleanup_close_ int rd = p[0];
+	_cleanup_close_ int wr = p[1];
+	if (pd->size && fcntl(wr, F_SETPIPE_SZ, pd->size) < 0)
+		return pr_perror("restore fd %d: cannot size pipe %llu to %u bytes", rfd,
+				 (unsigned long long)pd->ino, pd->size);
+	if (pd->has_data && pd->data.len) {
+		ret = write_all(wr, pd->data.data, pd->data.len);
+		if (ret)
+			return pr_errno(ret, "restore fd %d: cannot refill pipe %llu with %zu bytes",
+					rfd, (unsigned long long)pd->ino, pd->data.len);
+	}
+	ret = stage_fd(take_fd(&rd), s->stage_lo, rfd, f->files[ri]->link ?: "pipe");
+	if (ret < 0)
+		return ret;
+	s->staged[ri] = ret;
+	ret = stage_fd(take_fd(&wr), s->stage_lo, desc_fd(f, wi), f->files[wi]->link ?: "pipe");
+	if (ret < 0)
+		return ret;
+	s->staged[wi] = ret;
+	return 0;
+}
+
+/* External descriptions: each Fd keeps stasis's own fd of that number if there is one;
+ * the others share one /dev/null opened with the dumped access mode. Must run before
+ * anything else is opened or placed. */
+static int prepare_externals(struct rst_files *s)
+{
+	const Files *f = s->f;
+
+	for (size_t k = 0; k < f->n_fds; k++) {
+		const Fd *fd = f->fds[k];
+		size_t i = (size_t)desc_index(f, fd->file_id);
+		const FileDesc *d = f->files[i];
+		if (d->kind != FILE_KIND__FILE_EXTERNAL)
+			continue;
+		int fl = fcntl(fd->fd, F_GETFL);
+		if (fl >= 0) {
+			s->inherited[k] = true;
+			if ((fl & O_ACCMODE) != (int)(d->flags & O_ACCMODE))
+				pr_warn("restore fd %d (%s): inherited fd has access mode %o, was %o",
+					fd->fd, desc_name(d), fl & O_ACCMODE, d->flags & O_ACCMODE);
+			continue;
+		}
+		if (s->staged[i] >= 0)
+			continue;
+		int tmp = open("/dev/null", (int)(d->flags & O_ACCMODE) | O_CLOEXEC);
+		if (tmp < 0)
+			return pr_perror("restore fd %d: cannot open /dev/null", fd->fd);
+		int r = stage_fd(tmp, s->stage_lo, fd->fd, "/dev/null");
+		if (r < 0)
+			return r;
+		s->staged[i] = r;
+		pr_warn("restore fd %d: external file %s is not open in stasis; /dev/null "
+			"takes its place", fd->fd, desc_name(d));
+	}
+	return 0;
+}
+
+static int open_descriptions(struct rst_files *s)
+{
+	const Files *f = s->f;
+
+	for (size_t i = 0; i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		int target = desc_fd(f, i);
+		if (s->staged[i] >= 0 || d->kind == FILE_KIND__FILE_EXTERNAL || target < 0)
+			continue;
+		if (d->kind == FILE_KIND__FILE_PIPE) {
+			int ret = open_pipe(s, i);
+			if (ret)
+				return ret;
+		} else {
+			int tmp = open_path_desc(d, target);
+			if (tmp < 0)
+				return tmp;
+			int r = stage_fd(tmp, s->stage_lo, target, d->path);
+			if (r < 0)
+				return r;
+			s->staged[i] = r;
+		}
+	}
+	/* status flags last: pipes were created non-blocking to be refilled */
+	for (size_t i = 0; i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		if (s->staged[i] < 0 || d->kind == FILE_KIND__FILE_EXTERNAL || (d->flags & O_PATH))
+			continue;
+		if (fcntl(s->staged[i], F_SETFL, (int)(d->flags & SETFL_MASK)) < 0)
+			return pr_perror("restore fd %d (%s): cannot set status flags %o",
+					 desc_fd(f, i), desc_name(d), d->flags & SETFL_MASK);
+	}
+	return 0;
+}
+
+static int place_fds(const struct rst_files *s)
+{
+	const Files *f = s->f;
+
+	for (size_t k = 0; k < f->n_fds; k++) {
+		const Fd *fd = f->fds[k];
+		size_t i = (size_t)desc_index(f, fd->file_id);
+		if (s->inherited[k]) {
+			if (fcntl(fd->fd, F_SETFD, fd->cloexec ? FD_CLOEXEC : 0) < 0)
+				return pr_perror("restore fd %d: F_SETFD", fd->fd);
+			continue;
+		}
+		if (dup3(s->staged[i], fd->fd, fd->cloexec ? O_CLOEXEC : 0) < 0)
+			return pr_perror("restore fd %d (%s): dup3", fd->fd,
+					 desc_name(f->files[i]));
+	}
+	return 0;
+}
+
+static int close_fd_range(unsigned int lo, unsigned int hi)
+{
+	if (syscall(SYS_close_range, lo, hi, 0) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return pr_perror("close_range(%u, %u)", lo, hi);
+	for (unsigned int fd = lo; fd <= hi; fd++)
+		close((int)fd);
+	return 0;
+}
+
+/* Close every fd below svc_lo that is not one of the image's. */
+static int close_gaps(const struct rst_files *s)
+{
+	const Files *f = s->f;
+	_cleanup_free_ int *t = malloc((f->n_fds ? f->n_fds : 1) * sizeof(*t));
+	if (!t)
+		return pr_errno(-ENOMEM, "restore fds");
+	for (size_t k = 0; k < f->n_fds; k++)
+		t[k] = f->fds[k]->fd;
+	qsort(t, f->n_fds, sizeof(*t), cmp_int);
+	int next = 0;
+	for (size_t k = 0; k <= f->n_fds; k++) {
+		int upto = k < f->n_fds ? t[k] : s->svc_lo;
+		if (upto > next) {
+			int ret = close_fd_range((unsigned int)next, (unsigned int)upto - 1);
+			if (ret)
+				return ret;
+		}
+		next = upto + 1;
+	}
+	return 0;
+}
+
+static void rst_files_release(struct rst_files *s)
+{
+	for (size_t i = 0; s->staged && i < s->f->n_files; i++)
+		if (s->staged[i] >= 0)
+			close(s->staged[i]);
+	free(s->staged);
+	free(s->inherited);
+}
+
+int files_restore_child(struct rst_ctx *c)
+{
+	const Files *f = c->files;
+	if (!f) {
+		pr_err("restore: no fd table for pid %d", c->pid);
+		return -EINVAL;
+	}
+	if (c->svc_lo <= files_max_fd(f)) {
+		pr_err("restore: service fds start at %d, below fd %d of the image", c->svc_lo,
+		       files_max_fd(f));
+		return -EINVAL;
+	}
+	int ret = validate_image(f, c->svc_lo);
+	if (ret)
+		return ret;
+
+	struct rst_files s = {
+		.f = f,
+		.svc_lo = c->svc_lo,
+		.stage_lo = files_max_fd(f) + 1,
+		.staged = malloc((f->n_files ? f->n_files : 1) * sizeof(int)),
+		.inherited = calloc(f->n_fds ? f->n_fds : 1, sizeof(bool)),
+	};
+	if (!s.staged || !s.inherited) {
+		rst_files_release(&s);
+		return pr_errno(-ENOMEM, "restore fds");
+	}
+	for (size_t i = 0; i < f->n_files; i++)
+		s.staged[i] = -1;
+
+	ret = prepare_externals(&s);
+	if (!ret)
+		ret = open_descriptions(&s);
+	if (!ret)
+		ret = place_fds(&s);
+	rst_files_release(&s);
+	if (!ret)
+		ret = close_gaps(&s);
+	return ret;
+}
