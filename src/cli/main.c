@@ -16,7 +16,7 @@ static void usage(FILE *f)
 void cli_report_failure(const char *cmd)
 {
 	const char *e = log_first_error();
-	fprintf(stderr, "stasis %s: %s\n", cmd, e[0] ? e : "failed");
+	fprintf(stderr, "stasis: %s\n", e[0] ? e : cmd);
 }
 
 int main(int argc, char **argv)

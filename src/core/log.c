@@ -35,6 +35,7 @@ void log_set_level(enum log_level level) { log_level = level; }
 enum log_level log_get_level(void) { return log_level; }
 void log_set_stage(const char *stage) { log_stage = stage; }
 int log_get_fd(void) { return log_fd; }
+void log_set_fd(int fd) { log_fd = fd; }
 const char *log_first_error(void) { return first_error; }
 void log_reset_first_error(void) { first_error[0] = '\0'; }
 

@@ -31,6 +31,8 @@ const char *log_first_error(void);
 void log_reset_first_error(void);
 /* Make log writes go to an inherited fd (restore children). */
 int log_get_fd(void);
+/* Send log output to @fd from now on (the restore child moves it out of the way). */
+void log_set_fd(int fd);
 
 #define pr_err(fmt, ...)   log_msg(LOG_ERR, fmt "\n", ##__VA_ARGS__)
 #define pr_warn(fmt, ...)  log_msg(LOG_WARN, fmt "\n", ##__VA_ARGS__)

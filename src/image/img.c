@@ -52,7 +52,13 @@ const struct img_kind_desc *img_kind_by_filename(const char *fname)
 static void img_name(enum img_kind kind, int pid, char *buf, size_t len)
 {
 	const struct img_kind_desc *k = img_kind_get(kind);
-	snprintf(buf, len, k->pattern, pid);
+	const char *pct = k ? strstr(k->pattern, "%d") : NULL;
+	if (!k)
+		snprintf(buf, len, "unknown-%d.img", (int)kind);
+	else if (!pct)
+		snprintf(buf, len, "%s", k->pattern);
+	else
+		snprintf(buf, len, "%.*s%d%s", (int)(pct - k->pattern), k->pattern, pid, pct + 2);
 }
 
 uint64_t img_hash(const void *buf, size_t len) { return XXH3_64bits(buf, len); }

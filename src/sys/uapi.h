@@ -111,6 +111,11 @@ struct stasis_rseq_config {
 #define STASIS_ERESTARTNOHAND 514
 #define STASIS_ERESTART_RESTARTBLOCK 516
 
+/* --- signal.h --- */
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)
+#endif
+
 /* --- pidfd --- */
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD 00000200 /* O_EXCL */

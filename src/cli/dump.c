@@ -1,0 +1,87 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "task/task.h"
+
+static void dump_usage(FILE *f)
+{
+	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
+		   "  -t, --tree PID       the process to checkpoint\n"
+		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
+		   "  -R, --leave-running  let the process go on after the dump\n"
+		   "      --no-sync        do not fsync the images\n"
+		   "  -v                   more log output (repeat for debug)\n"
+		   "  -o, --log-file FILE  write the log there instead of stderr\n");
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tree", required_argument, NULL, 't' },
+		{ "images-dir", required_argument, NULL, 'D' },
+		{ "leave-running", no_argument, NULL, 'R' },
+		{ "no-sync", no_argument, NULL, 'S' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct dump_opts o = { .pid = -1, .sync = true };
+	const char *logfile = NULL;
+	int verbose = 0, c;
+	long long v;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:D:Ro:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_int(optarg, 1, 0x3fffffff, &v)) {
+				fprintf(stderr, "stasis dump: invalid pid '%s'\n", optarg);
+				return 2;
+			}
+			o.pid = (pid_t)v;
+			break;
+		case 'D':
+			o.dir = optarg;
+			break;
+		case 'R':
+			o.leave_running = true;
+			break;
+		case 'S':
+			o.sync = false;
+			break;
+		case 'o':
+			logfile = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			dump_usage(stdout);
+			return 0;
+		default:
+			dump_usage(stderr);
+			return 2;
+		}
+	}
+	if (o.pid < 0 || !o.dir || optind != argc) {
+		fprintf(stderr, "stasis dump: -t PID and -D DIR are required\n");
+		dump_usage(stderr);
+		return 2;
+	}
+	if (log_init(logfile, verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN)) {
+		fprintf(stderr, "stasis dump: cannot open log file %s: %s\n", logfile,
+			strerror(errno));
+		return 2;
+	}
+	int ret = dump_run(&o);
+	if (ret) {
+		cli_report_failure("dump");
+		log_close();
+		return 1;
+	}
+	log_close();
+	return 0;
+}

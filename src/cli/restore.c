@@ -1,0 +1,79 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "task/task.h"
+
+static void restore_usage(FILE *f)
+{
+	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
+		   "  -D, --images-dir DIR the images to restore from\n"
+		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
+		   "      --pidfile FILE   write the restored task's pid there\n"
+		   "  -v                   more log output (repeat for debug)\n"
+		   "  -o, --log-file FILE  write the log there instead of stderr\n"
+		   "Without -d, stasis waits for the task and exits with its exit status\n"
+		   "(128+N if it was killed by signal N).\n");
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "images-dir", required_argument, NULL, 'D' },
+		{ "restore-detached", no_argument, NULL, 'd' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct restore_opts o = { 0 };
+	const char *logfile = NULL;
+	int verbose = 0, c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "D:do:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o.dir = optarg;
+			break;
+		case 'd':
+			o.detach = true;
+			break;
+		case 'p':
+			o.pidfile = optarg;
+			break;
+		case 'o':
+			logfile = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			restore_usage(stdout);
+			return 0;
+		default:
+			restore_usage(stderr);
+			return 2;
+		}
+	}
+	if (!o.dir || optind != argc) {
+		fprintf(stderr, "stasis restore: -D DIR is required\n");
+		restore_usage(stderr);
+		return 2;
+	}
+	if (log_init(logfile, verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN)) {
+		fprintf(stderr, "stasis restore: cannot open log file %s: %s\n", logfile,
+			strerror(errno));
+		return 2;
+	}
+	int ret = restore_run(&o);
+	if (ret < 0) {
+		cli_report_failure("restore");
+		log_close();
+		return 1;
+	}
+	log_close();
+	return ret;
+}

@@ -1,0 +1,924 @@
+/* Memory: the address space layout (VMAs), the mm fields, and page contents.
+ *
+ * Dump: VMAs come from /proc/PID/smaps (read while the task is frozen). Which pages hold
+ * data is asked of the kernel with one PAGEMAP_SCAN ioctl per batch of ranges: present or
+ * swapped pages, minus the shared zero page, minus page-cache pages of private file
+ * mappings (only their written, i.e. anonymous, pages are stored). Page contents are read
+ * with process_vm_readv over many ranges per call into a cache-sized buffer, checksummed
+ * while hot, and written sequentially to the pages file.
+ *
+ * Restore: the child keeps only its vDSO cluster (moved to the dumped address) and a
+ * scratch area; everything else is unmapped, the dumped VMAs are mapped at their exact
+ * addresses with remote mmap, contents are copied from the page cache of the (mmap'd)
+ * pages file straight into the task with process_vm_writev (one copy), each run's
+ * checksum verified as it goes; then protections, madvise flags and the mm fields
+ * (PR_SET_MM_MAP) are set. */
+#include "mem.h"
+
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <xxhash.h>
+
+#include "core/log.h"
+#include "sys/uapi.h"
+
+#define MADV_BIT_DONTFORK (1u << 0)
+#define MADV_BIT_DONTDUMP (1u << 1)
+#define MADV_BIT_HUGEPAGE (1u << 2)
+#define MADV_BIT_NOHUGEPAGE (1u << 3)
+#define MADV_BIT_WIPEONFORK (1u << 4)
+#define MADV_BIT_MERGEABLE (1u << 5)
+
+#define COPY_CHUNK (2u << 20)
+#define MAX_IOV 1024
+
+static bool starts_with(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+
+static bool ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && !strcmp(s + a - b, suf);
+}
+
+static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
+{
+	const char *p = pv->path;
+
+	v->start = pv->start;
+	v->end = pv->end;
+	v->prot = pv->prot;
+	v->flags = pv->shared ? MAP_SHARED : MAP_PRIVATE;
+	if (pv->vmflags & VMF_GD)
+		v->flags |= MAP_GROWSDOWN;
+	v->has_madv = true;
+	v->madv = ((pv->vmflags & VMF_DC) ? MADV_BIT_DONTFORK : 0) |
+		  ((pv->vmflags & VMF_DD) ? MADV_BIT_DONTDUMP : 0) |
+		  ((pv->vmflags & VMF_HG) ? MADV_BIT_HUGEPAGE : 0) |
+		  ((pv->vmflags & VMF_NH) ? MADV_BIT_NOHUGEPAGE : 0) |
+		  ((pv->vmflags & VMF_WF) ? MADV_BIT_WIPEONFORK : 0) |
+		  ((pv->vmflags & VMF_MG) ? MADV_BIT_MERGEABLE : 0);
+	if ((pv->vmflags & (VMF_IO | VMF_PF | VMF_HT)) && !(p && p[0] == '[')) {
+		pr_err("vma %llx-%llx of pid %d is a device/hugetlb mapping: not supported yet",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
+		return -EOPNOTSUPP;
+	}
+	v->kind = VMA_KIND__VMA_ANON;
+	if (!p)
+		return 0;
+	if (!strcmp(p, "[heap]")) {
+		v->kind = VMA_KIND__VMA_HEAP;
+	} else if (!strcmp(p, "[stack]")) {
+		v->kind = VMA_KIND__VMA_STACK;
+	} else if (!strcmp(p, "[vdso]")) {
+		v->kind = VMA_KIND__VMA_VDSO;
+	} else if (!strcmp(p, "[vvar]")) {
+		v->kind = VMA_KIND__VMA_VVAR;
+	} else if (!strcmp(p, "[vvar_vclock]")) {
+		v->kind = VMA_KIND__VMA_VVAR_VCLOCK;
+	} else if (!strcmp(p, "[vsyscall]")) {
+		v->kind = VMA_KIND__VMA_VSYSCALL;
+	} else if (starts_with(p, "[anon:") || starts_with(p, "[anon_shmem:")) {
+		const char *n = strchr(p, ':') + 1;
+		v->name = strndup(n, strlen(n) - 1);
+		if (!v->name)
+			return -ENOMEM;
+	} else if (pv->shared && starts_with(p, "/dev/zero")) {
+		/* MAP_SHARED|MAP_ANONYMOUS: a shmem object shown as "/dev/zero (deleted)" */
+		v->has_shmid = true;
+		v->shmid = (uint32_t)pv->ino;
+	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
+		/* private mapping of /dev/zero is plain anonymous memory */
+	} else if (p[0] == '/' && starts_with(p, "/SYSV")) {
+		pr_err("vma %llx-%llx of pid %d is SysV shared memory: not supported yet",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
+		return -EOPNOTSUPP;
+	} else if (p[0] == '/') {
+		if (ends_with(p, " (deleted)")) {
+			pr_err("vma %llx-%llx of pid %d maps deleted file %s: not supported yet",
+			       (unsigned long long)pv->start, (unsigned long long)pv->end, pid, p);
+			return -EOPNOTSUPP;
+		}
+		v->kind = VMA_KIND__VMA_FILE;
+		v->path = strdup(p);
+		if (!v->path)
+			return -ENOMEM;
+		v->has_pgoff = v->has_dev = v->has_ino = true;
+		v->pgoff = pv->pgoff;
+		v->dev = makedev(pv->dev_major, pv->dev_minor);
+		v->ino = pv->ino;
+		v->has_file_writable = true;
+		v->file_writable = pv->shared && (pv->vmflags & VMF_MW);
+	} else {
+		pr_err("vma %llx-%llx of pid %d is a special mapping %s: not supported yet",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid, p);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static bool vma_is_special(const Vma *v)
+{
+	return v->kind == VMA_KIND__VMA_VDSO || v->kind == VMA_KIND__VMA_VVAR ||
+	       v->kind == VMA_KIND__VMA_VVAR_VCLOCK || v->kind == VMA_KIND__VMA_VSYSCALL;
+}
+
+/* Which pages of @v hold data that the image must carry. */
+static bool vma_wants_pages(const Vma *v)
+{
+	if (vma_is_special(v))
+		return false;
+	if (v->kind == VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED))
+		return false; /* the file holds the data */
+	return true;
+}
+
+struct run_list {
+	PageRun **runs;
+	size_t nr, cap;
+};
+
+/* Runs never cross a VMA boundary (restore checks each lies inside one VMA). */
+static int run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
+{
+	if (l->nr && l->runs[l->nr - 1]->vaddr >= vma_start &&
+	    l->runs[l->nr - 1]->vaddr + l->runs[l->nr - 1]->nr_pages * PAGE_SIZE == vaddr) {
+		l->runs[l->nr - 1]->nr_pages += nr_pages;
+		return 0;
+	}
+	if (l->nr == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		PageRun **n = realloc(l->runs, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		l->runs = n;
+		l->cap = ncap;
+	}
+	PageRun *r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	page_run__init(r);
+	r->vaddr = vaddr;
+	r->nr_pages = nr_pages;
+	l->runs[l->nr++] = r;
+	return 0;
+}
+
+static int scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
+		    size_t vec_len)
+{
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.start = v->start,
+		.end = v->end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = vec_len,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.category_mask = PAGE_IS_PFNZERO,
+		.category_inverted = PAGE_IS_PFNZERO,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	};
+	if (v->kind == VMA_KIND__VMA_FILE) {
+		/* private file mapping: only pages written (now anonymous) */
+		a.category_mask |= PAGE_IS_FILE;
+		a.category_inverted |= PAGE_IS_FILE;
+	}
+	for (;;) {
+		long n = ioctl(pmfd, PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return pr_perror("mem: PAGEMAP_SCAN %llx-%llx", (unsigned long long)a.start,
+					 (unsigned long long)a.end);
+		for (long i = 0; i < n; i++) {
+			int ret = run_add(l, v->start, vec[i].start, (vec[i].end - vec[i].start) / PAGE_SIZE);
+			if (ret)
+				return ret;
+		}
+		if (a.walk_end >= v->end || (size_t)n < vec_len)
+			break;
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+/* Copy the runs' contents into the pages file, computing each run's checksum. */
+static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *pg)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct iovec riov[MAX_IOV];
+	uint64_t off = IMG_PAGES_HDR_SIZE;
+	XXH3_state_t *st = XXH3_createState();
+	int ret = 0;
+	char path[64];
+	_cleanup_close_ int memfd = -1;
+
+	if (!st || posix_memalign((void **)&buf, PAGE_SIZE, COPY_CHUNK)) {
+		XXH3_freeState(st);
+		return -ENOMEM;
+	}
+	size_t ri = 0;        /* current run */
+	uint64_t rdone = 0;   /* bytes of the current run already copied */
+	XXH3_64bits_reset(st);
+	while (ri < l->nr) {
+		/* Gather up to COPY_CHUNK bytes from consecutive runs. */
+		size_t niov = 0, fill = 0;
+		size_t r = ri;
+		uint64_t rd = rdone;
+		while (r < l->nr && niov < MAX_IOV && fill < COPY_CHUNK) {
+			uint64_t len = l->runs[r]->nr_pages * PAGE_SIZE - rd;
+			uint64_t take = MIN(len, (uint64_t)(COPY_CHUNK - fill));
+			riov[niov].iov_base = (void *)(uintptr_t)(l->runs[r]->vaddr + rd);
+			riov[niov].iov_len = take;
+			niov++;
+			fill += take;
+			rd += take;
+			if (rd == l->runs[r]->nr_pages * PAGE_SIZE) {
+				r++;
+				rd = 0;
+			}
+		}
+		struct iovec liov = { buf, fill };
+		ssize_t n = process_vm_readv(c->pid, &liov, 1, riov, niov, 0);
+		if (n != (ssize_t)fill) {
+			/* Unreadable mappings (PROT_NONE...) need /proc/PID/mem. */
+			if (memfd < 0) {
+				snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
+				memfd = open(path, O_RDONLY | O_CLOEXEC);
+				if (memfd < 0) {
+					ret = pr_perror("mem: open %s", path);
+					goto out;
+				}
+			}
+			size_t pos = 0;
+			for (size_t i = 0; i < niov; i++) {
+				ssize_t m = pread(memfd, buf + pos, riov[i].iov_len,
+						  (off_t)(uintptr_t)riov[i].iov_base);
+				if (m != (ssize_t)riov[i].iov_len) {
+					if (m >= 0)
+						errno = EIO;
+					ret = pr_perror("mem: read %zu bytes at %p of pid %d",
+							riov[i].iov_len, riov[i].iov_base, c->pid);
+					goto out;
+				}
+				pos += riov[i].iov_len;
+			}
+		}
+		/* Checksums, run by run, while the data is in cache. */
+		size_t pos = 0;
+		for (size_t i = 0; i < niov; i++) {
+			XXH3_64bits_update(st, buf + pos, riov[i].iov_len);
+			pos += riov[i].iov_len;
+			rdone += riov[i].iov_len;
+			if (rdone == l->runs[ri]->nr_pages * PAGE_SIZE) {
+				l->runs[ri]->xxh64 = XXH3_64bits_digest(st);
+				XXH3_64bits_reset(st);
+				ri++;
+				rdone = 0;
+			}
+		}
+		ret = pwrite_all(pg->fd, buf, fill, (off_t)off);
+		if (ret) {
+			pr_errno(ret, "mem: write pages file");
+			goto out;
+		}
+		off += fill;
+	}
+	pg->len = off - IMG_PAGES_HDR_SIZE;
+out:
+	XXH3_freeState(st);
+	return ret;
+}
+
+static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
+{
+	long brk = rsys_do(&c->rs, "mem: read brk", SYS_brk, 0, 0, 0, 0, 0, 0);
+	if (brk < 0)
+		return (int)brk;
+	mm->start_code = c->stat.start_code;
+	mm->end_code = c->stat.end_code;
+	mm->start_data = c->stat.start_data;
+	mm->end_data = c->stat.end_data;
+	mm->start_brk = c->stat.start_brk;
+	mm->brk = (uint64_t)brk;
+	mm->start_stack = c->stat.start_stack;
+	mm->arg_start = c->stat.arg_start;
+	mm->arg_end = c->stat.arg_end;
+	mm->env_start = c->stat.env_start;
+	mm->env_end = c->stat.env_end;
+
+	size_t len;
+	_cleanup_free_ char *auxv = read_file_at(c->procfd, "auxv", 8192, &len);
+	if (!auxv)
+		return pr_perror("mem: read /proc/%d/auxv", c->pid);
+	uint64_t words[512];
+	int n = proc_parse_auxv(auxv, len, words, ARRAY_SIZE(words));
+	if (n < 0) {
+		pr_err("mem: malformed /proc/%d/auxv", c->pid);
+		return n;
+	}
+	mm->auxv = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
+	if (!mm->auxv)
+		return -ENOMEM;
+	memcpy(mm->auxv, words, sizeof(uint64_t) * (size_t)n);
+	mm->n_auxv = (size_t)n;
+
+	char exe[PATH_MAX];
+	ssize_t l = readlinkat(c->procfd, "exe", exe, sizeof(exe) - 1);
+	if (l < 0)
+		return pr_perror("mem: readlink /proc/%d/exe", c->pid);
+	exe[l] = '\0';
+	mm->exe_path = strdup(exe);
+	return mm->exe_path ? 0 : -ENOMEM;
+}
+
+int mem_dump(struct dump_ctx *c)
+{
+	struct run_list runs = { 0 };
+	struct img_pages pg = { .fd = -1 };
+	_cleanup_close_ int pmfd = -1;
+	_cleanup_free_ struct page_region *vec = NULL;
+	const size_t vec_len = 4096;
+	int ret;
+
+	Mm *mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		return -ENOMEM;
+	mm__init(mm);
+	c->mm = mm;
+	mm->vmas = calloc(c->nr_vmas ? c->nr_vmas : 1, sizeof(Vma *));
+	if (!mm->vmas)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_vmas; i++) {
+		Vma *v = calloc(1, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		vma__init(v);
+		mm->vmas[mm->n_vmas++] = v;
+		ret = vma_classify(c->pid, &c->vmas[i], v);
+		if (ret)
+			return ret;
+	}
+	ret = dump_mm_fields(c, mm);
+	if (ret)
+		return ret;
+
+	pmfd = openat(c->procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+	if (pmfd < 0)
+		return pr_perror("mem: open /proc/%d/pagemap", c->pid);
+	vec = calloc(vec_len, sizeof(*vec));
+	if (!vec)
+		return -ENOMEM;
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		if (!vma_wants_pages(mm->vmas[i]))
+			continue;
+		ret = scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
+		if (ret)
+			goto out;
+	}
+	ret = img_pages_create(&c->img, c->pid, &pg);
+	if (ret)
+		goto out;
+	ret = copy_pages(c, &runs, &pg);
+	if (ret)
+		goto out;
+	uint64_t off = IMG_PAGES_HDR_SIZE;
+	for (size_t i = 0; i < runs.nr; i++) {
+		runs.runs[i]->offset = off;
+		off += runs.runs[i]->nr_pages * PAGE_SIZE;
+	}
+	mm->pages = runs.runs;
+	mm->n_pages = runs.nr;
+	runs.runs = NULL;
+	runs.nr = 0;
+	mm->has_pages_size = true;
+	mm->pages_size = pg.len;
+	ret = img_pages_finish(&c->img, &pg);
+	pr_info("mem: %zu vmas, %zu page runs, %llu bytes of pages", mm->n_vmas, mm->n_pages,
+		(unsigned long long)mm->pages_size);
+out:
+	if (pg.fd >= 0)
+		close(pg.fd);
+	for (size_t i = 0; i < runs.nr; i++)
+		free(runs.runs[i]);
+	free(runs.runs);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ restore */
+
+int mem_validate(const Mm *mm, uint64_t pages_len)
+{
+	uint64_t prev_end = 0;
+	size_t vi = 0;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+		if (v->start >= v->end || (v->start | v->end) & (PAGE_SIZE - 1) ||
+		    v->start < prev_end ||
+		    (v->kind != VMA_KIND__VMA_VSYSCALL && v->end > ARCH_TASK_SIZE) ||
+		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_VSYSCALL ||
+		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
+		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN)) ||
+		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
+			pr_err("image: vma %zu (%llx-%llx) is malformed", i,
+			       (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EINVAL;
+		}
+		prev_end = v->end;
+	}
+	uint64_t prev = 0, next_off = IMG_PAGES_HDR_SIZE;
+	for (size_t i = 0; i < mm->n_pages; i++) {
+		const PageRun *r = mm->pages[i];
+		uint64_t len = r->nr_pages * PAGE_SIZE;
+		if (!r->nr_pages || r->nr_pages > (ARCH_TASK_SIZE >> 12) || r->vaddr & (PAGE_SIZE - 1) ||
+		    r->vaddr < prev || r->offset != next_off ||
+		    r->offset - IMG_PAGES_HDR_SIZE + len > pages_len) {
+			pr_err("image: page run %zu (%llx, %llu pages) is malformed or outside the "
+			       "pages file",
+			       i, (unsigned long long)r->vaddr, (unsigned long long)r->nr_pages);
+			return -EINVAL;
+		}
+		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
+			vi++;
+		if (vi == mm->n_vmas || mm->vmas[vi]->start > r->vaddr ||
+		    r->vaddr + len > mm->vmas[vi]->end || !vma_wants_pages(mm->vmas[vi])) {
+			pr_err("image: page run %zu (%llx, %llu pages) lies outside a memory area "
+			       "that holds data",
+			       i, (unsigned long long)r->vaddr, (unsigned long long)r->nr_pages);
+			return -EINVAL;
+		}
+		prev = r->vaddr + len;
+		next_off += len;
+	}
+	if (mm->has_pages_size && mm->pages_size != pages_len) {
+		pr_err("image: pages file holds %llu bytes, mm image expects %llu",
+		       (unsigned long long)pages_len, (unsigned long long)mm->pages_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int mem_restore_child(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (v->kind != VMA_KIND__VMA_FILE)
+			continue;
+		int flags = (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+		int fd = open(v->path, flags);
+		if (fd < 0)
+			return pr_perror("restore: open %s to map it at %llx", v->path,
+					 (unsigned long long)v->start);
+		struct stat st;
+		if (!fstat(fd, &st) && v->has_ino && st.st_ino != v->ino)
+			pr_warn("restore: %s is not the file that was mapped at dump (inode %llu, "
+				"was %llu)",
+				v->path, (unsigned long long)st.st_ino, (unsigned long long)v->ino);
+		int target = c->map_fd_base + (int)i;
+		if (fd == target)
+			continue;
+		if (dup3(fd, target, O_CLOEXEC) < 0) {
+			int e = pr_perror("restore: dup %s to fd %d", v->path, target);
+			close(fd);
+			return e;
+		}
+		close(fd);
+	}
+	if (c->mm->exe_path) {
+		int fd = open(c->mm->exe_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return pr_perror("restore: open executable %s", c->mm->exe_path);
+		if (fd != c->exe_fd && dup3(fd, c->exe_fd, O_CLOEXEC) < 0) {
+			int e = pr_perror("restore: dup executable to fd %d", c->exe_fd);
+			close(fd);
+			return e;
+		}
+		if (fd != c->exe_fd)
+			close(fd);
+	}
+	return 0;
+}
+
+struct range {
+	uint64_t start, end;
+};
+
+static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
+{
+	return s1 < e2 && s2 < e1;
+}
+
+/* Lowest address >= 1 MiB where [a, a+len) avoids the image's VMAs and @avoid. */
+static uint64_t find_gap(const Mm *mm, uint64_t len, const struct range *avoid, size_t navoid)
+{
+	uint64_t a = 1ULL << 20;
+	for (int guard = 0; guard < 100000; guard++) {
+		bool moved = false;
+		for (size_t i = 0; i < mm->n_vmas && !moved; i++)
+			if (overlaps(a, a + len, mm->vmas[i]->start, mm->vmas[i]->end)) {
+				a = mm->vmas[i]->end;
+				moved = true;
+			}
+		for (size_t i = 0; i < navoid && !moved; i++)
+			if (overlaps(a, a + len, avoid[i].start, avoid[i].end)) {
+				a = ALIGN_UP(avoid[i].end, PAGE_SIZE);
+				moved = true;
+			}
+		if (!moved)
+			return a + len <= ARCH_TASK_SIZE ? a : 0;
+	}
+	return 0;
+}
+
+/* The vDSO cluster of the child (same as ours: it is a fork of stasis). */
+struct vdso_cluster {
+	struct range r[3]; /* vvar, vvar_vclock, vdso (absent: start == end == 0) */
+	uint64_t lo, hi;
+};
+
+static int child_vdso(pid_t pid, struct vdso_cluster *vc)
+{
+	char path[64];
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 1 << 24, NULL);
+	if (!buf)
+		return pr_perror("restore: read %s", path);
+	ret = proc_parse_smaps(buf, &v, &n);
+	if (ret)
+		return pr_errno(ret, "restore: parse %s", path);
+	memset(vc, 0, sizeof(*vc));
+	for (size_t i = 0; i < n; i++) {
+		int k = -1;
+		if (!v[i].path)
+			continue;
+		if (!strcmp(v[i].path, "[vvar]"))
+			k = 0;
+		else if (!strcmp(v[i].path, "[vvar_vclock]"))
+			k = 1;
+		else if (!strcmp(v[i].path, "[vdso]"))
+			k = 2;
+		if (k >= 0) {
+			vc->r[k].start = v[i].start;
+			vc->r[k].end = v[i].end;
+		}
+	}
+	proc_vmas_free(v, n);
+	vc->lo = UINT64_MAX;
+	for (int k = 0; k < 3; k++)
+		if (vc->r[k].end) {
+			vc->lo = MIN(vc->lo, vc->r[k].start);
+			vc->hi = MAX(vc->hi, vc->r[k].end);
+		}
+	if (!vc->r[2].end) {
+		pr_err("restore: no vDSO in the restore child");
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+static int image_vdso(const Mm *mm, struct vdso_cluster *vc)
+{
+	memset(vc, 0, sizeof(*vc));
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+		int k = v->kind == VMA_KIND__VMA_VVAR ? 0
+			: v->kind == VMA_KIND__VMA_VVAR_VCLOCK ? 1
+			: v->kind == VMA_KIND__VMA_VDSO	? 2
+							: -1;
+		if (k >= 0) {
+			vc->r[k].start = v->start;
+			vc->r[k].end = v->end;
+		}
+	}
+	vc->lo = UINT64_MAX;
+	for (int k = 0; k < 3; k++)
+		if (vc->r[k].end) {
+			vc->lo = MIN(vc->lo, vc->r[k].start);
+			vc->hi = MAX(vc->hi, vc->r[k].end);
+		}
+	return 0;
+}
+
+/* Move the child's vDSO cluster so that it sits where the image had it. */
+static int move_vdso(struct rst_ctx *c, struct vdso_cluster *cur, const struct vdso_cluster *want)
+{
+	if (!want->r[2].end) {
+		pr_err("restore: the image has no vDSO (task without vDSO is not supported)");
+		return -EINVAL;
+	}
+	for (int k = 0; k < 3; k++) {
+		uint64_t a = cur->r[k].end - cur->r[k].start, b = want->r[k].end - want->r[k].start;
+		if (a != b) {
+			pr_err("restore: the vDSO of this kernel differs from the dumped one "
+			       "(area %d: %llu bytes here, %llu in the image)",
+			       k, (unsigned long long)a, (unsigned long long)b);
+			return -ENOEXEC;
+		}
+	}
+	if (cur->r[2].start == want->r[2].start && cur->r[0].start == want->r[0].start)
+		return 0;
+	/* Relative layout may differ: move area by area; go through a free spot first when
+	 * the old and new places overlap. */
+	uint64_t old_vdso = cur->r[2].start;
+	uint64_t span = cur->hi - cur->lo;
+	struct range avoid[2] = { { cur->lo, cur->hi }, { want->lo, want->hi } };
+	uint64_t tmp = 0;
+	if (overlaps(cur->lo, cur->hi, want->lo, want->hi)) {
+		tmp = find_gap(c->mm, span + (want->hi - want->lo), avoid, 2);
+		if (!tmp) {
+			pr_err("restore: no room to move the vDSO");
+			return -ENOMEM;
+		}
+	}
+	for (int pass = tmp ? 0 : 1; pass < 2; pass++) {
+		for (int k = 0; k < 3; k++) {
+			if (!cur->r[k].end)
+				continue;
+			uint64_t len = cur->r[k].end - cur->r[k].start;
+			uint64_t dst = pass == 0 ? tmp + (cur->r[k].start - cur->lo) : want->r[k].start;
+			long ret = rsys_do(&c->rs, "restore: move vDSO", SYS_mremap, cur->r[k].start, len,
+					   len, MREMAP_MAYMOVE | MREMAP_FIXED, dst, 0);
+			if (ret < 0)
+				return (int)ret;
+			cur->r[k].start = dst;
+			cur->r[k].end = dst + len;
+			if (k == 2)
+				rsys_set_insn(&c->rs, c->rs.insn - old_vdso + dst);
+			if (k == 2)
+				old_vdso = dst;
+		}
+	}
+	cur->lo = want->lo;
+	cur->hi = want->hi;
+	return 0;
+}
+
+static int unmap_all_but(struct rst_ctx *c, struct range *keep, size_t nkeep)
+{
+	/* sort the (few) ranges */
+	for (size_t i = 0; i < nkeep; i++)
+		for (size_t j = i + 1; j < nkeep; j++)
+			if (keep[j].start < keep[i].start) {
+				struct range t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	uint64_t a = 0;
+	for (size_t i = 0; i <= nkeep; i++) {
+		uint64_t b = i < nkeep ? keep[i].start : ARCH_TASK_SIZE;
+		if (b > a) {
+			long ret = rsys_do(&c->rs, "restore: unmap the restorer's memory", SYS_munmap,
+					   a, b - a, 0, 0, 0, 0);
+			if (ret < 0)
+				return (int)ret;
+		}
+		if (i < nkeep)
+			a = MAX(a, keep[i].end);
+	}
+	return 0;
+}
+
+static bool vma_has_runs(const Mm *mm, size_t vi, size_t *ri)
+{
+	const Vma *v = mm->vmas[vi];
+	while (*ri < mm->n_pages && mm->pages[*ri]->vaddr < v->start)
+		(*ri)++;
+	return *ri < mm->n_pages && mm->pages[*ri]->vaddr < v->end;
+}
+
+static int map_vmas(struct rst_ctx *c, bool *added_write)
+{
+	size_t ri = 0;
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (vma_is_special(v))
+			continue;
+		uint32_t prot = v->prot;
+		added_write[i] = vma_has_runs(c->mm, i, &ri) && !(prot & PROT_WRITE);
+		if (added_write[i])
+			prot |= PROT_WRITE;
+		uint64_t flags = (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN)) | MAP_FIXED;
+		uint64_t fd = (uint64_t)-1, off = 0;
+		if (v->kind == VMA_KIND__VMA_FILE) {
+			fd = (uint64_t)(c->map_fd_base + (int)i);
+			off = v->pgoff;
+		} else {
+			flags |= MAP_ANONYMOUS;
+		}
+		long ret = rsys_do(&c->rs, "restore: map memory area", SYS_mmap, v->start,
+				   v->end - v->start, prot, flags, fd, off);
+		if (ret < 0) {
+			pr_err("restore: cannot map %llx-%llx %s", (unsigned long long)v->start,
+			       (unsigned long long)v->end, v->path ? v->path : "(anonymous)");
+			return (int)ret;
+		}
+		if ((uint64_t)ret != v->start) {
+			pr_err("restore: %llx-%llx mapped at %lx instead", (unsigned long long)v->start,
+			       (unsigned long long)v->end, ret);
+			return -EFAULT;
+		}
+	}
+	return 0;
+}
+
+static int madvise_vmas(struct rst_ctx *c)
+{
+	static const struct {
+		uint32_t bit;
+		int advice;
+	} adv[] = {
+		{ MADV_BIT_DONTFORK, MADV_DONTFORK },	{ MADV_BIT_DONTDUMP, MADV_DONTDUMP },
+		{ MADV_BIT_HUGEPAGE, MADV_HUGEPAGE },	{ MADV_BIT_NOHUGEPAGE, MADV_NOHUGEPAGE },
+		{ MADV_BIT_WIPEONFORK, MADV_WIPEONFORK }, { MADV_BIT_MERGEABLE, MADV_MERGEABLE },
+	};
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (vma_is_special(v))
+			continue;
+		for (size_t k = 0; k < ARRAY_SIZE(adv); k++) {
+			if (!(v->madv & adv[k].bit))
+				continue;
+			long ret = rsys_do(&c->rs, "restore: madvise", SYS_madvise, v->start,
+					   v->end - v->start, (uint64_t)adv[k].advice, 0, 0, 0);
+			if (ret < 0 && adv[k].bit != MADV_BIT_MERGEABLE)
+				return (int)ret;
+		}
+		if (v->name) {
+			size_t nl = strlen(v->name) + 1;
+			if (nl > c->rs.scratch_len)
+				return -ENAMETOOLONG;
+			int r = rsys_poke(&c->rs, c->rs.scratch, v->name, nl);
+			if (r)
+				return r;
+			long ret = rsys_do(&c->rs, "restore: name anonymous memory", SYS_prctl,
+					   PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start, v->end - v->start,
+					   c->rs.scratch, 0);
+			if (ret < 0)
+				return (int)ret;
+		}
+	}
+	return 0;
+}
+
+/* Copy page runs from the mmap'd pages file into the task, verifying checksums. */
+static int fill_pages(struct rst_ctx *c)
+{
+	if (!c->mm->n_pages)
+		return 0;
+	size_t maplen = (size_t)(IMG_PAGES_HDR_SIZE + c->pages.len);
+	void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, c->pages.fd, 0);
+	if (map == MAP_FAILED)
+		return pr_perror("restore: mmap the pages file");
+	const char *base = map;
+	XXH3_state_t *st = XXH3_createState();
+	struct iovec liov[MAX_IOV], riov[MAX_IOV];
+	int ret = 0;
+
+	if (!st) {
+		munmap(map, maplen);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
+		const PageRun *r = c->mm->pages[i];
+		uint64_t len = r->nr_pages * PAGE_SIZE, done = 0;
+		XXH3_64bits_reset(st);
+		while (done < len) {
+			/* One chunk: hash it while it is hot, then push it in one call. */
+			uint64_t take = MIN(len - done, (uint64_t)COPY_CHUNK);
+			const char *src = base + r->offset + done;
+			XXH3_64bits_update(st, src, take);
+			liov[0].iov_base = (void *)src;
+			liov[0].iov_len = take;
+			riov[0].iov_base = (void *)(uintptr_t)(r->vaddr + done);
+			riov[0].iov_len = take;
+			ssize_t n = process_vm_writev(c->pid, liov, 1, riov, 1, 0);
+			if (n != (ssize_t)take) {
+				if (n >= 0)
+					errno = EFAULT;
+				ret = pr_perror("restore: write %llu bytes at %llx",
+						(unsigned long long)take,
+						(unsigned long long)(r->vaddr + done));
+				break;
+			}
+			done += take;
+		}
+		if (!ret && XXH3_64bits_digest(st) != r->xxh64) {
+			pr_err("restore: pages at %llx-%llx: checksum mismatch (pages image corrupted)",
+			       (unsigned long long)r->vaddr, (unsigned long long)(r->vaddr + len));
+			ret = -EBADMSG;
+		}
+	}
+	XXH3_freeState(st);
+	munmap(map, maplen);
+	return ret;
+}
+
+static int set_mm_map(struct rst_ctx *c)
+{
+	const Mm *mm = c->mm;
+	struct prctl_mm_map m = {
+		.start_code = mm->start_code,
+		.end_code = mm->end_code,
+		.start_data = mm->start_data,
+		.end_data = mm->end_data,
+		.start_brk = mm->start_brk,
+		.brk = mm->brk,
+		.start_stack = mm->start_stack,
+		.arg_start = mm->arg_start,
+		.arg_end = mm->arg_end,
+		.env_start = mm->env_start,
+		.env_end = mm->env_end,
+		.auxv_size = (__u32)(mm->n_auxv * sizeof(uint64_t)),
+		.exe_fd = mm->exe_path ? (__u32)c->exe_fd : (__u32)-1,
+	};
+	uint64_t auxv_at = c->rs.scratch + 4096;
+	if (m.auxv_size > c->rs.scratch_len - 4096)
+		return -E2BIG;
+	m.auxv = (__u64 *)(uintptr_t)auxv_at;
+	int r = rsys_poke(&c->rs, c->rs.scratch, &m, sizeof(m));
+	if (!r && m.auxv_size)
+		r = rsys_poke(&c->rs, auxv_at, mm->auxv, m.auxv_size);
+	if (r)
+		return r;
+	long ret = rsys_do(&c->rs, "restore: set mm fields (PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM,
+			   PR_SET_MM_MAP, c->rs.scratch, sizeof(m), 0, 0);
+	return ret < 0 ? (int)ret : 0;
+}
+
+int mem_restore_remote(struct rst_ctx *c)
+{
+	struct vdso_cluster cur, want;
+	int ret;
+
+	ret = child_vdso(c->pid, &cur);
+	if (!ret)
+		ret = image_vdso(c->mm, &want);
+	if (ret)
+		return ret;
+	/* Scratch: a spot free in the final layout, away from both vDSO places. */
+	struct range avoid[2] = { { cur.lo, cur.hi }, { want.lo, want.hi } };
+	const size_t scratch_len = 256 * 1024;
+	uint64_t scratch = find_gap(c->mm, scratch_len, avoid, 2);
+	if (!scratch) {
+		pr_err("restore: no free room for the restore scratch area");
+		return -ENOMEM;
+	}
+	ret = rsys_scratch_map(&c->rs, scratch, scratch_len);
+	if (ret)
+		return ret;
+	ret = move_vdso(c, &cur, &want);
+	if (ret)
+		return ret;
+	struct range keep[4];
+	size_t nkeep = 0;
+	keep[nkeep++] = (struct range){ scratch, scratch + scratch_len };
+	for (int k = 0; k < 3; k++)
+		if (cur.r[k].end)
+			keep[nkeep++] = cur.r[k];
+	ret = unmap_all_but(c, keep, nkeep);
+	if (ret)
+		return ret;
+
+	_cleanup_free_ bool *added_write = calloc(c->mm->n_vmas + 1, sizeof(bool));
+	if (!added_write)
+		return -ENOMEM;
+	ret = map_vmas(c, added_write);
+	if (ret)
+		return ret;
+	long r = rsys_do(&c->rs, "restore: close mapped files", SYS_close_range,
+			 (uint64_t)c->map_fd_base, (uint64_t)(c->map_fd_base + (int)c->mm->n_vmas), 0,
+			 0, 0, 0);
+	if (r < 0)
+		return (int)r;
+	ret = fill_pages(c);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (!added_write[i])
+			continue;
+		r = rsys_do(&c->rs, "restore: set memory protection", SYS_mprotect, v->start,
+			    v->end - v->start, v->prot, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	ret = madvise_vmas(c);
+	if (ret)
+		return ret;
+	ret = set_mm_map(c);
+	if (ret)
+		return ret;
+	r = rsys_do(&c->rs, "restore: close the executable", SYS_close, (uint64_t)c->exe_fd, 0, 0,
+		    0, 0, 0);
+	return r < 0 ? (int)r : 0;
+}

@@ -1,0 +1,171 @@
+/* Process attributes that need no module of their own: comm, personality, umask,
+ * resource limits, cwd and root, dumpable, the parent-death signal, timer slack. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <linux/prctl.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "task/task.h"
+
+static char *read_link(int dirfd, const char *name)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+int misc_dump(struct dump_ctx *c)
+{
+	Core *core = c->core;
+	long r;
+
+	core->pid = c->pid;
+	core->comm = strdup(c->stat.comm);
+	core->cwd = read_link(c->procfd, "cwd");
+	core->root = read_link(c->procfd, "root");
+	if (!core->comm || !core->cwd || !core->root)
+		return pr_perror("misc: read comm/cwd/root of %d", c->pid);
+	if (c->status.umask > 07777) {
+		pr_err("misc: no umask in /proc/%d/status", c->pid);
+		return -EINVAL;
+	}
+	core->umask = c->status.umask;
+	core->has_exit_signal = core->has_ppid = core->has_pgid = core->has_sid = true;
+	core->exit_signal = (uint32_t)c->stat.exit_signal;
+	core->ppid = c->stat.ppid;
+	core->pgid = c->stat.pgrp;
+	core->sid = c->stat.session;
+
+	_cleanup_free_ char *pers = read_file_at(c->procfd, "personality", 64, NULL);
+	long long pv;
+	if (!pers)
+		return pr_perror("misc: read /proc/%d/personality", c->pid);
+	pers[strcspn(pers, "\n")] = '\0';
+	char hex[80];
+	snprintf(hex, sizeof(hex), "0x%s", pers);
+	if (parse_int(hex, 0, 0xffffffffLL, &pv)) {
+		pr_err("misc: malformed personality '%s' of %d", pers, c->pid);
+		return -EINVAL;
+	}
+	core->personality = (uint32_t)pv;
+
+	core->rlimits = calloc(RLIM_NLIMITS, sizeof(Rlimit *));
+	if (!core->rlimits)
+		return -ENOMEM;
+	for (int res = 0; res < RLIM_NLIMITS; res++) {
+		struct rlimit rl;
+		if (prlimit(c->pid, (__rlimit_resource_t)res, NULL, &rl) < 0)
+			return pr_perror("misc: read rlimit %d of %d", res, c->pid);
+		Rlimit *l = calloc(1, sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		rlimit__init(l);
+		core->rlimits[core->n_rlimits++] = l;
+		l->resource = (uint32_t)res;
+		l->cur = rl.rlim_cur;
+		l->max = rl.rlim_max;
+	}
+
+	r = rsys_do(&c->rs, "misc: read dumpable", SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
+	if (r < 0)
+		return (int)r;
+	core->dumpable = (uint32_t)r;
+	r = rsys_do(&c->rs, "misc: read parent-death signal", SYS_prctl, PR_GET_PDEATHSIG,
+		    c->rs.scratch, 0, 0, 0, 0);
+	if (r < 0)
+		return (int)r;
+	int pdeath = 0;
+	int ret = rsys_peek(&c->rs, c->rs.scratch, &pdeath, sizeof(pdeath));
+	if (ret)
+		return ret;
+	core->pdeath_sig = (uint32_t)pdeath;
+	r = rsys_do(&c->rs, "misc: read timer slack", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0);
+	if (r < 0)
+		return (int)r;
+	core->has_timer_slack_ns = true;
+	core->timer_slack_ns = (uint64_t)r;
+	return 0;
+}
+
+int misc_restore_child(struct rst_ctx *c)
+{
+	const Core *core = c->core;
+
+	if (core->root && strcmp(core->root, "/")) {
+		if (chroot(core->root) < 0)
+			return pr_perror("restore: chroot %s", core->root);
+	}
+	if (chdir(core->cwd) < 0)
+		return pr_perror("restore: chdir %s", core->cwd);
+	umask(core->umask & 0777);
+	if (personality(core->personality) < 0)
+		return pr_perror("restore: personality 0x%x", core->personality);
+	if (prctl(PR_SET_NAME, core->comm, 0, 0, 0) < 0)
+		return pr_perror("restore: set comm %s", core->comm);
+	for (size_t i = 0; i < core->n_rlimits; i++) {
+		const Rlimit *l = core->rlimits[i];
+		struct rlimit rl = { l->cur, l->max }, cur;
+		if (l->resource >= RLIM_NLIMITS || l->cur > l->max) {
+			pr_err("image: invalid rlimit %u", l->resource);
+			return -EINVAL;
+		}
+		if (getrlimit((__rlimit_resource_t)l->resource, &cur) == 0 &&
+		    cur.rlim_cur == rl.rlim_cur && cur.rlim_max == rl.rlim_max)
+			continue;
+		if (setrlimit((__rlimit_resource_t)l->resource, &rl) < 0)
+			return pr_perror("restore: set rlimit %u to %llu/%llu (raising a hard limit "
+					 "needs CAP_SYS_RESOURCE)",
+					 l->resource, (unsigned long long)l->cur,
+					 (unsigned long long)l->max);
+	}
+	return 0;
+}
+
+int misc_restore_remote(struct rst_ctx *c)
+{
+	const Core *core = c->core;
+	long r;
+
+	if (core->has_timer_slack_ns) {
+		r = rsys_do(&c->rs, "restore: timer slack", SYS_prctl, PR_SET_TIMERSLACK,
+			    core->timer_slack_ns, 0, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	/* After credentials: changing ids resets both of these. */
+	if (core->dumpable > 2) {
+		pr_err("image: invalid dumpable value %u", core->dumpable);
+		return -EINVAL;
+	}
+	if (core->dumpable != 2) {
+		r = rsys_do(&c->rs, "restore: dumpable", SYS_prctl, PR_SET_DUMPABLE, core->dumpable, 0,
+			    0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	/* The parent-death signal fires when the parent exits; with -d the parent is the
+	 * exiting stasis, so it is only restored when stasis stays the parent. */
+	if (core->pdeath_sig && !c->opts->detach) {
+		if (core->pdeath_sig > 64) {
+			pr_err("image: invalid parent-death signal %u", core->pdeath_sig);
+			return -EINVAL;
+		}
+		r = rsys_do(&c->rs, "restore: parent-death signal", SYS_prctl, PR_SET_PDEATHSIG,
+			    core->pdeath_sig, 0, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	} else if (core->pdeath_sig) {
+		pr_warn("restore: parent-death signal %u not restored with -d", core->pdeath_sig);
+	}
+	return 0;
+}

@@ -1,0 +1,106 @@
+#include "ptrace/ptrace.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include "core/log.h"
+
+static void on_alarm(int sig) { (void)sig; }
+
+int pt_wait(pid_t tid, int *status, int timeout_ms)
+{
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct itimerval it = { .it_value = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 } };
+	struct itimerval zero = { 0 };
+	pid_t r;
+	int err = 0;
+
+	/* Fast path: the stop is usually already there or comes within microseconds. */
+	r = waitpid(tid, status, __WALL | WNOHANG);
+	if (r == 0) {
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGALRM, &sa, &old); /* no SA_RESTART: waitpid gets EINTR */
+		setitimer(ITIMER_REAL, &it, NULL);
+		r = waitpid(tid, status, __WALL);
+		err = errno;
+		setitimer(ITIMER_REAL, &zero, NULL);
+		sigaction(SIGALRM, &old, NULL);
+	} else {
+		err = errno;
+	}
+	if (r < 0) {
+		if (err == EINTR) {
+			pr_err("ptrace: task %d did not stop within %d ms", tid, timeout_ms);
+			return -ETIMEDOUT;
+		}
+		pr_err("ptrace: waitpid %d: %s", tid, strerror(err));
+		return -err;
+	}
+	if (WIFEXITED(*status) || WIFSIGNALED(*status))
+		return -ESRCH;
+	return 0;
+}
+
+int pt_seize_stop(pid_t tid, bool exitkill)
+{
+	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
+	int status, ret;
+
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts) < 0)
+		return pr_perror("ptrace: cannot seize task %d", tid);
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {
+		ret = pr_perror("ptrace: cannot interrupt task %d", tid);
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return ret;
+	}
+	for (int tries = 0; tries < 64; tries++) {
+		ret = pt_wait(tid, &status, PT_WAIT_TIMEOUT_MS);
+		if (ret) {
+			if (ret == -ESRCH)
+				pr_err("ptrace: task %d exited while being frozen", tid);
+			else
+				ptrace(PTRACE_DETACH, tid, NULL, NULL);
+			return ret;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		/* A signal arrived before our interrupt: let it be delivered as usual (it
+		 * stays visible to the program exactly as without us) and wait again. */
+		int sig = WSTOPSIG(status);
+		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) < 0)
+			return pr_perror("ptrace: resume %d with signal %d", tid, sig);
+	}
+	pr_err("ptrace: task %d keeps receiving signals, cannot freeze it", tid);
+	ptrace(PTRACE_DETACH, tid, NULL, NULL);
+	return -EAGAIN;
+}
+
+int pt_stop_in_signal_path(pid_t tid)
+{
+	int status, ret;
+
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0)
+		return pr_perror("ptrace: interrupt %d", tid);
+	if (ptrace(PTRACE_CONT, tid, NULL, NULL) < 0)
+		return pr_perror("ptrace: resume %d", tid);
+	ret = pt_wait(tid, &status, PT_WAIT_TIMEOUT_MS);
+	if (ret)
+		return ret;
+	if (!WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_STOP) {
+		pr_err("ptrace: task %d: unexpected stop 0x%x while parking it", tid, status);
+		return -EIO;
+	}
+	return 0;
+}
+
+int pt_detach(pid_t tid, int sig)
+{
+	if (ptrace(PTRACE_DETACH, tid, NULL, (void *)(long)sig) < 0)
+		return pr_perror("ptrace: detach %d", tid);
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* The remote syscall engine: run one syscall inside a ptrace-stopped task and get its
+ * result. Serves dump (reading state only the task can read) and restore (building the
+ * task's address space and state from outside).
+ *
+ * Mechanism: the task executes a `syscall` instruction found in its vDSO (nothing is
+ * written into its code), with the registers set up by stasis; PTRACE_SYSCALL stops it
+ * at syscall entry and exit, where stasis reads the result. No signal is involved, so
+ * the task's signal dispositions and queues are untouched. Transport failures (ptrace,
+ * the task died) are returned by rsys_call() as -errno; the task's own result (possibly
+ * a -errno of the syscall) is stored in *ret. */
+#ifndef STASIS_PTRACE_RSYS_H
+#define STASIS_PTRACE_RSYS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "arch/x86_64/arch.h"
+#include "core/util.h"
+
+struct rsys {
+	pid_t tid;
+	uint64_t insn;      /* address of a syscall instruction in the task */
+	arch_regs_t saved;  /* registers at the stop, put back by rsys_fini() */
+	bool in_syscall_stop; /* last stop was a syscall-exit stop */
+	uint64_t scratch;   /* remote scratch memory (0 if none) */
+	size_t scratch_len;
+	bool scratch_owned; /* unmapped by rsys_fini() */
+};
+
+/* @tid must be in a ptrace stop. Finds the syscall instruction in the vDSO at @vdso_start
+ * (length @vdso_len) of the task and saves its registers. */
+int rsys_init(struct rsys *r, pid_t tid, uint64_t vdso_start, uint64_t vdso_len) __must_check;
+/* Point the engine at a new syscall instruction (the vDSO was moved). */
+void rsys_set_insn(struct rsys *r, uint64_t insn);
+/* Run syscall @nr. Returns 0 (result in *ret) or -errno for a transport failure. */
+int rsys_call(struct rsys *r, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+	      uint64_t a4, uint64_t a5, long *ret) __must_check;
+/* Map @len bytes of scratch memory in the task (at @addr with MAP_FIXED if non-zero). */
+int rsys_scratch_map(struct rsys *r, uint64_t addr, size_t len) __must_check;
+/* Copy to/from the task's memory (process_vm_writev/readv; /proc/PID/mem fallback). */
+int rsys_poke(struct rsys *r, uint64_t addr, const void *buf, size_t len) __must_check;
+int rsys_peek(struct rsys *r, uint64_t addr, void *buf, size_t len) __must_check;
+/* Unmap owned scratch memory, put back the saved registers and park the task in a stop
+ * inside signal delivery (so restart semantics of an interrupted syscall hold). */
+int rsys_fini(struct rsys *r) __must_check;
+
+/* Shorthand: a remote call whose failure (transport or task -errno) is logged with @what
+ * and returned as -errno; otherwise the result. */
+long rsys_do(struct rsys *r, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
+	     uint64_t a3, uint64_t a4, uint64_t a5);
+
+#endif

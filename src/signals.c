@@ -1,0 +1,182 @@
+/* Signals: dispositions (handler, flags, mask, restorer), the blocked mask, pending
+ * signals with their siginfo (thread and process queues), sigaltstack.
+ *
+ * Dump reads the queues with PTRACE_PEEKSIGINFO and the mask with PTRACE_GETSIGMASK
+ * (from outside); dispositions and the alternate stack only the task can read: remote
+ * rt_sigaction / sigaltstack. While stasis works on the task every signal is blocked
+ * (the orchestrator saves the mask first), so a signal arriving meanwhile just stays
+ * pending and is dumped as pending. Restore installs dispositions in the child with
+ * all signals blocked, queues the pending ones to itself with their original siginfo
+ * (allowed for any si_code when a task signals itself), and sets the real mask last. */
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#include "core/log.h"
+#include "sys/syscalls.h"
+#include "task/task.h"
+
+#define NSIG_MAX 64
+#define SIGINFO_SIZE 128
+
+static int peek_queue(pid_t pid, bool shared, SigInfo ***out, size_t *nr)
+{
+	struct __ptrace_peeksiginfo_args a = { .off = 0, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0,
+					     .nr = 32 };
+	siginfo_t si[32];
+	for (int guard = 0; guard < 1024; guard++) {
+		long n = ptrace(PTRACE_PEEKSIGINFO, pid, &a, si);
+		if (n < 0)
+			return pr_perror("signals: PTRACE_PEEKSIGINFO of %d", pid);
+		if (n == 0)
+			return 0;
+		SigInfo **nv = realloc(*out, (*nr + (size_t)n) * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*out = nv;
+		for (long i = 0; i < n; i++) {
+			SigInfo *s = calloc(1, sizeof(*s));
+			if (!s)
+				return -ENOMEM;
+			sig_info__init(s);
+			(*out)[(*nr)++] = s;
+			s->shared = shared;
+			s->raw.data = malloc(SIGINFO_SIZE);
+			if (!s->raw.data)
+				return -ENOMEM;
+			memcpy(s->raw.data, &si[i], SIGINFO_SIZE);
+			s->raw.len = SIGINFO_SIZE;
+		}
+		a.off += (uint64_t)n;
+	}
+	pr_err("signals: too many pending signals in %d", pid);
+	return -E2BIG;
+}
+
+int signals_dump(struct dump_ctx *c)
+{
+	Core *core = c->core;
+	Thread *t = core->threads[0];
+	int ret;
+
+	core->sigactions = calloc(NSIG_MAX, sizeof(SigAction *));
+	if (!core->sigactions)
+		return -ENOMEM;
+	for (int sig = 1; sig <= NSIG_MAX; sig++) {
+		struct k_sigaction ka;
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		long r = rsys_do(&c->rs, "signals: read disposition", SYS_rt_sigaction,
+				 (uint64_t)sig, 0, c->rs.scratch, 8, 0, 0);
+		if (r < 0)
+			return (int)r;
+		ret = rsys_peek(&c->rs, c->rs.scratch, &ka, sizeof(ka));
+		if (ret)
+			return ret;
+		SigAction *sa = calloc(1, sizeof(*sa));
+		if (!sa)
+			return -ENOMEM;
+		sig_action__init(sa);
+		core->sigactions[core->n_sigactions++] = sa;
+		sa->sig = (uint32_t)sig;
+		sa->handler = ka.handler;
+		sa->flags = ka.flags;
+		sa->restorer = ka.restorer;
+		sa->mask = ka.mask;
+	}
+
+	/* The mask saved by the orchestrator before it blocked everything. */
+	t->blocked = c->saved_sigmask;
+	ret = peek_queue(c->pid, false, &t->pending, &t->n_pending);
+	if (!ret)
+		ret = peek_queue(c->pid, true, &core->shared_pending, &core->n_shared_pending);
+	if (ret)
+		return ret;
+
+	stack_t ss;
+	long r = rsys_do(&c->rs, "signals: read sigaltstack", SYS_sigaltstack, 0, c->rs.scratch, 0,
+			 0, 0, 0);
+	if (r < 0)
+		return (int)r;
+	ret = rsys_peek(&c->rs, c->rs.scratch, &ss, sizeof(ss));
+	if (ret)
+		return ret;
+	t->altstack = calloc(1, sizeof(SigAltStack));
+	if (!t->altstack)
+		return -ENOMEM;
+	sig_alt_stack__init(t->altstack);
+	t->altstack->sp = (uint64_t)(uintptr_t)ss.ss_sp;
+	t->altstack->size = ss.ss_size;
+	t->altstack->flags = (uint32_t)ss.ss_flags;
+	return 0;
+}
+
+static int queue_pending(SigInfo **q, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++) {
+		siginfo_t si;
+		if (q[i]->raw.len != SIGINFO_SIZE) {
+			pr_err("image: pending siginfo of %zu bytes", q[i]->raw.len);
+			return -EINVAL;
+		}
+		memcpy(&si, q[i]->raw.data, SIGINFO_SIZE);
+		if (si.si_signo < 1 || si.si_signo > NSIG_MAX || si.si_signo == SIGKILL ||
+		    si.si_signo == SIGSTOP) {
+			pr_err("image: pending signal %d is invalid", si.si_signo);
+			return -EINVAL;
+		}
+		int r = q[i]->shared ? sys_rt_sigqueueinfo(pid, si.si_signo, &si)
+				     : sys_rt_tgsigqueueinfo(pid, pid, si.si_signo, &si);
+		if (r < 0)
+			return pr_perror("restore: queue pending signal %d", si.si_signo);
+	}
+	return 0;
+}
+
+int signals_restore_child(struct rst_ctx *c)
+{
+	const Core *core = c->core;
+	const Thread *t = core->threads[0];
+	sigset_t all;
+
+	/* Nothing may reach the child's (still stasis) code from now on. */
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, NULL) < 0)
+		return pr_perror("restore: block signals");
+	for (size_t i = 0; i < core->n_sigactions; i++) {
+		const SigAction *sa = core->sigactions[i];
+		struct k_sigaction ka = { .handler = sa->handler,
+					  .flags = sa->flags,
+					  .restorer = sa->restorer,
+					  .mask = sa->mask };
+		if (sa->sig < 1 || sa->sig > NSIG_MAX || sa->sig == SIGKILL || sa->sig == SIGSTOP) {
+			pr_err("image: disposition for invalid signal %u", sa->sig);
+			return -EINVAL;
+		}
+		if (syscall(SYS_rt_sigaction, sa->sig, &ka, NULL, 8) < 0)
+			return pr_perror("restore: set disposition of signal %u", sa->sig);
+	}
+	if (t->altstack) {
+		stack_t ss = { .ss_sp = (void *)(uintptr_t)t->altstack->sp,
+			       .ss_size = t->altstack->size,
+			       .ss_flags = (int)(t->altstack->flags & SS_AUTODISARM) };
+		if (!(t->altstack->flags & SS_DISABLE) && sigaltstack(&ss, NULL) < 0)
+			return pr_perror("restore: set sigaltstack %llx+%llu",
+					 (unsigned long long)t->altstack->sp,
+					 (unsigned long long)t->altstack->size);
+	}
+	int ret = queue_pending(core->shared_pending, core->n_shared_pending, c->pid);
+	if (!ret)
+		ret = queue_pending(t->pending, t->n_pending, c->pid);
+	return ret;
+}
+
+int signals_restore_final(struct rst_ctx *c)
+{
+	uint64_t mask = c->core->threads[0]->blocked;
+	mask &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
+	if (ptrace(PTRACE_SETSIGMASK, c->pid, (void *)sizeof(mask), &mask) < 0)
+		return pr_perror("restore: set blocked signals of %d", c->pid);
+	return 0;
+}

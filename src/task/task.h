@@ -1,0 +1,108 @@
+/* The contexts passed between the dump/restore orchestrators and the resource modules.
+ *
+ * Dump: the orchestrator (src/task/dump.c) freezes the task, fills the read-only facts
+ * (stat, status, smaps), sets up the remote syscall engine, then calls each module's
+ * *_dump(ctx); modules fill their part of the image messages (ctx->core, ctx->mm,
+ * ctx->files), allocating every field with malloc so that
+ * protobuf_c_message_free_unpacked(msg, NULL) frees them.
+ *
+ * Restore runs in two halves:
+ *   - in the CHILD created by clone3(set_tid) — a fork of stasis, before its memory is
+ *     replaced — *_restore_child(ctx) sets up what the task can do for itself with plain
+ *     syscalls (files, cwd, sigactions, rlimits, ...). The child's service fds (sync
+ *     pipe, log, pages file, fds of files to be mapped) live at ctx->svc_lo and above,
+ *     above every fd the task will own.
+ *   - in the PARENT, with the child ptrace-stopped, *_restore_remote(ctx) drives remote
+ *     syscalls through ctx->rs (memory layout, mm fields, credentials, timers, final
+ *     registers).
+ * Child-side functions report failure by logging (pr_err) and returning -errno; the
+ * child forwards its first error to the parent. */
+#ifndef STASIS_TASK_TASK_H
+#define STASIS_TASK_TASK_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "image/img.h"
+#include "proc/parse.h"
+#include "ptrace/rsys.h"
+
+struct dump_opts {
+	pid_t pid;
+	const char *dir;
+	bool leave_running;
+	bool sync;
+};
+
+struct dump_ctx {
+	const struct dump_opts *opts;
+	pid_t pid;
+	int pidfd;   /* pins the task: a reused PID is detected */
+	int procfd;  /* /proc/PID */
+	struct proc_stat stat;
+	struct proc_status status;
+	struct proc_vma *vmas;
+	size_t nr_vmas;
+	struct rsys rs;  /* ready once the task is frozen; rs.scratch is usable memory */
+	uint64_t saved_sigmask; /* blocked mask before stasis blocked everything */
+	Core *core;
+	Mm *mm;
+	Files *files;
+	struct img_dir img;
+};
+
+struct restore_opts {
+	const char *dir;
+	bool detach;
+	const char *pidfile;
+};
+
+struct rst_ctx {
+	const struct restore_opts *opts;
+	pid_t pid;
+	Inventory *inv;
+	Core *core;
+	Mm *mm;
+	Files *files;
+	struct img_dir img;
+	struct img_pages pages;
+	int svc_lo;        /* lowest service fd number in the child */
+	int map_fd_base;   /* child: fd of the file for vma i is map_fd_base + i (-1: none) */
+	int exe_fd;        /* child: the executable, for PR_SET_MM_MAP */
+	struct rsys rs;    /* parent: remote engine on the stopped child */
+};
+
+/* Resource modules. Dump side. */
+int mem_dump(struct dump_ctx *c) __must_check;      /* src/mem.c: vmas, mm, pages */
+int cpu_dump(struct dump_ctx *c) __must_check;      /* src/cpu.c: regs, xsave, rseq */
+int signals_dump(struct dump_ctx *c) __must_check;  /* src/signals.c */
+int files_dump(struct dump_ctx *c) __must_check;    /* src/files.c: fds, pipes */
+int timers_dump(struct dump_ctx *c) __must_check;   /* src/timers.c: itimers, posix */
+int creds_dump(struct dump_ctx *c) __must_check;    /* src/creds.c */
+int misc_dump(struct dump_ctx *c) __must_check;     /* src/misc.c: comm, rlimits, ... */
+
+/* Restore side: in the child, before the memory switch. */
+int files_restore_child(struct rst_ctx *c) __must_check;
+int signals_restore_child(struct rst_ctx *c) __must_check;
+int misc_restore_child(struct rst_ctx *c) __must_check;
+int mem_restore_child(struct rst_ctx *c) __must_check; /* opens files to be mapped */
+/* Highest fd number the task's own fd table needs (-1 if none). */
+int files_max_fd(const Files *f);
+
+/* Restore side: in the parent, remote. Called in this order. */
+int mem_restore_remote(struct rst_ctx *c) __must_check;     /* layout, contents, mm */
+int creds_restore_remote(struct rst_ctx *c) __must_check;
+int timers_restore_remote(struct rst_ctx *c) __must_check;
+int misc_restore_remote(struct rst_ctx *c) __must_check;    /* dumpable, pdeath sig */
+int cpu_restore_remote(struct rst_ctx *c) __must_check;     /* rseq, tid address */
+int signals_restore_final(struct rst_ctx *c) __must_check;  /* blocked mask */
+int cpu_restore_final(struct rst_ctx *c) __must_check;      /* registers, last */
+/* Before the memory switch: drop the restorer's own rseq registration. */
+int cpu_restore_prepare(struct rst_ctx *c) __must_check;
+int cpu_validate(const Core *core) __must_check;
+
+int dump_run(const struct dump_opts *o) __must_check;
+/* Returns the exit status stasis should exit with. */
+int restore_run(const struct restore_opts *o);
+
+#endif
