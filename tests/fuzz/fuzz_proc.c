@@ -1,0 +1,57 @@
+/* libFuzzer target: every /proc parser of src/proc/parse.c on the input (NUL-terminated
+ * copy, exactly sized so ASan sees any over-read), and proc_parse_auxv on the raw bytes.
+ * Built and run by tests/fuzz/build.sh. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proc/parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *buf = malloc(size + 1);
+	if (!buf)
+		return 0;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+	if (proc_parse_smaps(buf, &v, &n) == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (v[i].start >= v[i].end || (i && v[i].start < v[i - 1].end))
+				abort(); /* the parser promised address order */
+		proc_vmas_free(v, n);
+	} else if (v || n) {
+		abort(); /* failure must leave nothing allocated */
+	}
+
+	struct proc_stat st;
+	if (proc_parse_stat(buf, &st) == 0 && memchr(st.comm, '\0', sizeof(st.comm)) == NULL)
+		abort();
+
+	struct proc_status ss;
+	int r = proc_parse_status(buf, &ss);
+	if (r == 0 && (ss.nspid_len > PROC_MAX_NS_LEVEL || ss.ngroups > PROC_MAX_GROUPS))
+		abort();
+	if (r != 0 && ss.groups)
+		abort();
+	proc_status_free(&ss);
+
+	struct proc_fdinfo fi;
+	(void)!proc_parse_fdinfo(buf, &fi);
+
+	struct proc_posix_timer *t = NULL;
+	size_t nt = 0;
+	(void)!proc_parse_timers(buf, &t, &nt);
+	free(t);
+	free(buf);
+
+	uint64_t auxv[64];
+	int w = proc_parse_auxv(data, size, auxv, sizeof(auxv) / sizeof(auxv[0]));
+	if (w > 64 || (w > 0 && (w % 2 || auxv[w - 2] != 0)))
+		abort();
+	return 0;
+}

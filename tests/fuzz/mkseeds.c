@@ -1,0 +1,118 @@
+/* Writes seed inputs for fuzz_image into the directory argv[1]: for each metadata kind, a
+ * small valid message as a framed payload (mode bit set) and as a whole image file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/img.h"
+
+static const enum img_kind kinds[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_FILES };
+
+static void put(const char *dir, const char *name, uint8_t sel, const void *a, size_t alen,
+		const void *b, size_t blen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(&sel, 1, 1, f) != 1 || (alen && fwrite(a, alen, 1, f) != 1) ||
+	    (blen && fwrite(b, blen, 1, f) != 1) || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void seed(const char *dir, int idx, const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *p = malloc(len + 1);
+	struct img_hdr h;
+	char name[64];
+	if (!p)
+		exit(1);
+	protobuf_c_message_pack(m, p);
+	img_fill_hdr(&h, kinds[idx], len, img_hash(p, len));
+	snprintf(name, sizeof(name), "%s-payload", img_kind_get(kinds[idx])->name);
+	put(dir, name, (uint8_t)(0x80 | idx), p, len, NULL, 0);
+	snprintf(name, sizeof(name), "%s-file", img_kind_get(kinds[idx])->name);
+	put(dir, name, (uint8_t)idx, &h, sizeof(h), p, len);
+	free(p);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	int32_t pids[2] = { 1, 2 };
+	Inventory inv = INVENTORY__INIT;
+	inv.img_version = 1;
+	inv.root_pid = 1;
+	inv.n_pids = 2;
+	inv.pids = pids;
+	inv.kernel = (char *)"6.18";
+	seed(argv[1], 0, &inv.base);
+
+	Creds cr = CREDS__INIT;
+	uint32_t groups[2] = { 4, 27 };
+	cr.n_groups = 2;
+	cr.groups = groups;
+	uint8_t regs[16] = { 1, 2, 3 };
+	Thread th = THREAD__INIT, *thp[1] = { &th };
+	th.tid = 1;
+	th.gpregs.len = sizeof(regs);
+	th.gpregs.data = regs;
+	th.xsave.len = sizeof(regs);
+	th.xsave.data = regs;
+	SigAction sa = SIG_ACTION__INIT, *sap[1] = { &sa };
+	sa.sig = 10;
+	sa.handler = 0x401000;
+	PosixTimer pt = POSIX_TIMER__INIT, *ptp[1] = { &pt };
+	pt.id = 0;
+	pt.signo = 14;
+	Core core = CORE__INIT;
+	core.pid = 1;
+	core.comm = (char *)"a) b (c";
+	core.n_threads = 1;
+	core.threads = thp;
+	core.n_sigactions = 1;
+	core.sigactions = sap;
+	core.n_posix_timers = 1;
+	core.posix_timers = ptp;
+	core.creds = &cr;
+	core.cwd = (char *)"/";
+	core.root = (char *)"/";
+	seed(argv[1], 1, &core.base);
+
+	Vma v = VMA__INIT, *vp[1] = { &v };
+	v.start = 0x1000;
+	v.end = 0x2000;
+	v.kind = VMA_KIND__VMA_FILE;
+	v.path = (char *)"/bin/x";
+	PageRun pr = PAGE_RUN__INIT, *prp[1] = { &pr };
+	pr.vaddr = 0x1000;
+	pr.nr_pages = 1;
+	uint64_t auxv[2] = { 6, 4096 };
+	Mm mm = MM__INIT;
+	mm.n_vmas = 1;
+	mm.vmas = vp;
+	mm.n_pages = 1;
+	mm.pages = prp;
+	mm.n_auxv = 2;
+	mm.auxv = auxv;
+	seed(argv[1], 2, &mm.base);
+
+	PipeData pd = PIPE_DATA__INIT;
+	pd.has_data = 1;
+	pd.data.len = 3;
+	pd.data.data = regs;
+	FileDesc fd = FILE_DESC__INIT, *fdp[1] = { &fd };
+	fd.kind = FILE_KIND__FILE_PIPE;
+	fd.pipe = &pd;
+	Fd e = FD__INIT, *ep[1] = { &e };
+	Files files = FILES__INIT;
+	files.n_files = 1;
+	files.files = fdp;
+	files.n_fds = 1;
+	files.fds = ep;
+	seed(argv[1], 3, &files.base);
+	return 0;
+}
