@@ -128,12 +128,16 @@ void test_pass(void)
 
 void test_fail(const char *fmt, ...)
 {
-	char reason[512], line[600];
+	char reason[512], line[600], *p;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	/* one line in the status file: the runner reports the first FAIL line */
+	for (p = reason; *p; p++)
+		if (*p == '\n')
+			*p = *(p + 1) ? '|' : ' ';
 	snprintf(line, sizeof(line), "FAIL: %s\n", reason);
 	status_write(line);
 	dprintf(2, "%s: %s", test_name, line);
@@ -217,4 +221,28 @@ int test_maps_lines(uintptr_t start, uintptr_t end, char *out, size_t size)
 	}
 	fclose(f);
 	return count;
+}
+
+void test_maps_strip_inode(char *lines)
+{
+	char *src = lines, *dst = lines;
+
+	while (*src) {
+		char *eol = strchr(src, '\n');
+		size_t len = eol ? (size_t)(eol - src) : strlen(src);
+		char range[64], perms[8], off[32], dev[16], name[256] = "";
+		unsigned long ino;
+		int n, consumed = 0;
+		char tmp[512];
+
+		snprintf(tmp, sizeof(tmp), "%.*s", (int)len, src);
+		n = sscanf(tmp, "%63s %7s %31s %15s %lu %n", range, perms, off, dev, &ino, &consumed);
+		if (n >= 5)
+			snprintf(name, sizeof(name), "%s", tmp + consumed);
+		src += len + (eol ? 1 : 0);
+		if (n < 5)
+			continue;
+		dst += sprintf(dst, "%s %s %s %s %s\n", range, perms, off, dev, name);
+	}
+	*dst = '\0';
 }

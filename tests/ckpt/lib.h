@@ -73,6 +73,10 @@ void test_sleep_ms(unsigned int ms);
  * terminated, truncated to @size). Returns the number of lines. */
 int test_maps_lines(uintptr_t start, uintptr_t end, char *out, size_t size);
 
+/* Rewrites maps lines in place without the inode number and the padding (a restored
+ * shared anonymous mapping is a new shmem object with another inode). */
+void test_maps_strip_inode(char *lines);
+
 #define TEST_CHECK(cond, ...)                                                                      \
 	do {                                                                                       \
 		if (!(cond))                                                                       \
