@@ -8,9 +8,11 @@ CFLAGS_BASE := -std=gnu11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Werror \
 	-Wundef -Wpointer-arith -Wcast-align -Wwrite-strings -Wvla -Wnull-dereference \
 	-Wimplicit-fallthrough -Wno-missing-field-initializers -Werror=return-type \
 	-fno-strict-aliasing -fstack-protector-strong
+comma := ,
+SAN_FLAGS := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ifeq ($(SAN),1)
-CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+CFLAGS_BASE += $(SAN_FLAGS)
+LDFLAGS += -fsanitize=address$(comma)undefined
 endif
 INCS    := -Isrc -I$(BUILD)/gen
 CFLAGS  := $(CFLAGS_BASE) $(INCS) $(EXTRA_CFLAGS)
@@ -58,7 +60,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libstasis.a
 
 # Checkpoint test programs are the *restored* side: they are built without sanitizers
 # (an ASan runtime inside the checkpointed program would only test ASan).
-CKPT_CFLAGS := $(filter-out -fsanitize=address,undefined -fno-sanitize-recover=undefined,$(CFLAGS_BASE)) -O1 -mavx2
+CKPT_CFLAGS := $(filter-out $(SAN_FLAGS),$(CFLAGS_BASE)) -O1 -mavx2
 $(BUILD)/tests/ckpt/%: tests/ckpt/%.c tests/ckpt/lib.c tests/ckpt/lib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CKPT_CFLAGS) -Itests/ckpt -o $@ $< tests/ckpt/lib.c -lrt

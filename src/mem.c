@@ -94,6 +94,8 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 		/* MAP_SHARED|MAP_ANONYMOUS: a shmem object shown as "/dev/zero (deleted)" */
 		v->has_shmid = true;
 		v->shmid = (uint32_t)pv->ino;
+		v->has_pgoff = true;
+		v->pgoff = pv->pgoff;
 	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
 		/* private mapping of /dev/zero is plain anonymous memory */
 	} else if (p[0] == '/' && starts_with(p, "/SYSV")) {
@@ -696,13 +698,105 @@ static bool vma_has_runs(const Mm *mm, size_t vi, size_t *ri)
 	return *ri < mm->n_pages && mm->pages[*ri]->vaddr < v->end;
 }
 
-static int map_vmas(struct rst_ctx *c, bool *added_write)
+/* MAP_SHARED anonymous memory: VMAs with the same shmid are views of one shmem object
+ * (inherited across fork, or aliased with mremap). Each object is created once, in a
+ * spare spot, and every view is made from it with mremap(old_size = 0), which keeps the
+ * object and the offset; then the spare mapping goes away. */
+struct shm_obj {
+	uint32_t shmid;
+	uint64_t tmp, size;
+};
+
+static int shm_objects_create(struct rst_ctx *c, const struct range *avoid, size_t navoid,
+			      struct shm_obj **out, size_t *nout)
+{
+	struct shm_obj *objs = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (v->kind != VMA_KIND__VMA_ANON || !(v->flags & MAP_SHARED) || !v->has_shmid)
+			continue;
+		size_t k;
+		for (k = 0; k < n && objs[k].shmid != v->shmid; k++)
+			;
+		if (k == n) {
+			struct shm_obj *no = realloc(objs, (n + 1) * sizeof(*no));
+			if (!no) {
+				free(objs);
+				return -ENOMEM;
+			}
+			objs = no;
+			objs[n++] = (struct shm_obj){ .shmid = v->shmid };
+		}
+		uint64_t pg = v->has_pgoff ? v->pgoff : 0;
+		if (pg > ARCH_TASK_SIZE) {
+			free(objs);
+			return -EINVAL;
+		}
+		objs[k].size = MAX(objs[k].size, pg + (v->end - v->start));
+	}
+	/* Place the spare mappings one after another, each avoiding the image layout. */
+	struct range av[8];
+	size_t nav = MIN(navoid, ARRAY_SIZE(av) - 1);
+	memcpy(av, avoid, nav * sizeof(*av));
+	for (size_t k = 0; k < n && !ret; k++) {
+		objs[k].tmp = find_gap(c->mm, objs[k].size, av, nav + (k ? 1 : 0));
+		if (!objs[k].tmp) {
+			ret = -ENOMEM;
+			break;
+		}
+		long r = rsys_do(&c->rs, "restore: create shared memory", SYS_mmap, objs[k].tmp,
+				 objs[k].size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, (uint64_t)-1, 0);
+		if (r < 0)
+			ret = (int)r;
+		/* the next object must avoid this one too */
+		av[nav] = (struct range){ objs[k].tmp, objs[k].tmp + objs[k].size };
+		if (k && nav + 1 < ARRAY_SIZE(av))
+			nav++;
+	}
+	*out = objs;
+	*nout = n;
+	return ret;
+}
+
+static int shm_objects_drop(struct rst_ctx *c, struct shm_obj *objs, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (!objs[k].tmp)
+			continue;
+		long r = rsys_do(&c->rs, "restore: drop spare shared mapping", SYS_munmap, objs[k].tmp,
+				 objs[k].size, 0, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	return 0;
+}
+
+static int map_vmas(struct rst_ctx *c, bool *added_write, const struct shm_obj *objs,
+		    size_t nobjs)
 {
 	size_t ri = 0;
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
 		if (vma_is_special(v))
 			continue;
+		if (v->kind == VMA_KIND__VMA_ANON && (v->flags & MAP_SHARED) && v->has_shmid) {
+			size_t k;
+			for (k = 0; k < nobjs && objs[k].shmid != v->shmid; k++)
+				;
+			if (k == nobjs)
+				return -EINVAL;
+			long r = rsys_do(&c->rs, "restore: map shared memory", SYS_mremap,
+					 objs[k].tmp + (v->has_pgoff ? v->pgoff : 0), 0,
+					 v->end - v->start, MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0);
+			if (r < 0)
+				return (int)r;
+			added_write[i] = true; /* the view is RW like its source: set prot */
+			continue;
+		}
 		uint32_t prot = v->prot;
 		added_write[i] = vma_has_runs(c->mm, i, &ri) && !(prot & PROT_WRITE);
 		if (added_write[i])
@@ -892,7 +986,15 @@ int mem_restore_remote(struct rst_ctx *c)
 	_cleanup_free_ bool *added_write = calloc(c->mm->n_vmas + 1, sizeof(bool));
 	if (!added_write)
 		return -ENOMEM;
-	ret = map_vmas(c, added_write);
+	struct shm_obj *objs = NULL;
+	size_t nobjs = 0;
+	struct range avoid2[3] = { keep[0], { cur.lo, cur.hi } };
+	ret = shm_objects_create(c, avoid2, 2, &objs, &nobjs);
+	if (!ret)
+		ret = map_vmas(c, added_write, objs, nobjs);
+	if (!ret)
+		ret = shm_objects_drop(c, objs, nobjs);
+	free(objs);
 	if (ret)
 		return ret;
 	long r = rsys_do(&c->rs, "restore: close mapped files", SYS_close_range,

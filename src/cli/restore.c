@@ -63,7 +63,9 @@ int cmd_restore(int argc, char **argv)
 		restore_usage(stderr);
 		return 2;
 	}
-	if (log_init(logfile, verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN)) {
+	/* Without -v or -o, stderr gets just the one-line summary of a failure. */
+	enum log_level lvl = verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : logfile ? LOG_WARN : LOG_NONE;
+	if (log_init(logfile, lvl)) {
 		fprintf(stderr, "stasis restore: cannot open log file %s: %s\n", logfile,
 			strerror(errno));
 		return 2;

@@ -53,8 +53,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		size_t n = strlen(msg);
 		while (n && msg[n - 1] == '\n')
 			n--;
-		snprintf(first_error, sizeof(first_error), "%s%s%.*s", log_stage ? log_stage : "",
-			 log_stage ? ": " : "", (int)n, msg);
+		/* "stage: message", unless the message already names the stage */
+		bool named = log_stage && !strncmp(msg, log_stage, strlen(log_stage)) &&
+			     msg[strlen(log_stage)] == ':';
+		bool pre = log_stage && !named;
+		snprintf(first_error, sizeof(first_error), "%s%s%.*s", pre ? log_stage : "",
+			 pre ? ": " : "", (int)n, msg);
 	}
 	if (lvl > log_level) {
 		errno = saved;

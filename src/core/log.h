@@ -15,7 +15,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+enum log_level { LOG_NONE = -1, LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Open the log: messages at or below @level go to @path (or stderr if NULL). */
 int log_init(const char *path, enum log_level level) __attribute__((warn_unused_result));
