@@ -30,6 +30,7 @@ DUMP_TARGET = 0.70      # stasis dump >= 70% of the write limit
 RESTORE_TARGET = 1.00   # stasis restore >= 100% of the fresh-memory copy rate
 TINY_TARGET_MS = 20.0
 CMD_TIMEOUT = 300       # seconds, for any one command
+LIMIT_TRIES = 2         # a round's limit is the best of this many back-to-back measurements
 
 
 class BenchError(Exception):
@@ -41,8 +42,22 @@ class BenchError(Exception):
 LIVE = set()  # pids of workloads (started or restored) that may still be alive
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def settle(loc):
+    """syncfs the location (not timed) so that a timed step does not pay for the
+    writeback, journal commit or discard (the root fs here is mounted with `discard`)
+    of what an earlier step wrote or deleted."""
+    fd = os.open(loc.dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        LIBC.syncfs(fd)
+    finally:
+        os.close(fd)
+
+
 def set_subreaper():
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = LIBC
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise BenchError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
 
@@ -193,7 +208,8 @@ def setup_locations(names, max_mib, cleanup):
 
 def limit_dump(ctx, loc, nbytes):
     path = os.path.join(loc.dir, "limit.bin")
-    r = subprocess.run([ctx.limits, "write", path, str(nbytes), "1" if loc.sync else "0"],
+    r = subprocess.run([ctx.limits, "write", path, str(nbytes), "1" if loc.sync else "0",
+                        str(LIMIT_TRIES)],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=CMD_TIMEOUT)
     if r.returncode != 0:
@@ -202,7 +218,8 @@ def limit_dump(ctx, loc, nbytes):
 
 
 def limit_restore(ctx, nbytes):
-    r = subprocess.run([ctx.limits, "fresh", str(nbytes)], stdin=subprocess.DEVNULL,
+    r = subprocess.run([ctx.limits, "fresh", str(nbytes), str(LIMIT_TRIES)],
+                       stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=CMD_TIMEOUT)
     if r.returncode != 0:
         raise BenchError(f"limits fresh: {last_line(r.stderr)}")
@@ -242,8 +259,10 @@ def stasis_round(ctx, loc, kib, with_limits):
     pid = start_workload(ctx.workload, kib, ctx.scratch)
     try:
         if with_limits:
+            settle(loc)
             out["dump_limit"] = limit_dump(ctx, loc, nbytes)
         img = fresh_dir(loc, "stasis-img")
+        settle(loc)
         argv = [ctx.stasis, "dump", "-t", str(pid), "-D", img] + ([] if loc.sync else ["--no-sync"])
         out["dump"], r = timed(argv)
         if r.returncode != 0:
@@ -297,6 +316,7 @@ def criu_round(ctx, loc, kib):
     out = {}
     pid = start_workload(ctx.workload, kib, ctx.scratch)
     img = fresh_dir(loc, "criu-img")
+    settle(loc)
     try:
         out["dump"], r = timed(["criu", "dump", "-t", str(pid), "-D", img, "--shell-job",
                                 "-o", "dump.log"])
@@ -411,6 +431,7 @@ def parse_args():
                     help="short run: sizes 64, 3 rounds (unless given explicitly)")
     ap.add_argument("--no-criu", action="store_true", help="skip the CRIU comparison")
     ap.add_argument("--no-tiny", action="store_true", help="skip the tiny-process timing")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every round's times")
     ap.add_argument("--limits-only", action="store_true",
                     help="measure only the machine's limits (no stasis, no criu)")
     ap.add_argument("--stasis", default=os.path.join(ROOT, "build", "stasis"))
@@ -485,10 +506,19 @@ def main():
                     except BenchError as e:
                         res["error"] = str(e)
                         break
-                    print(".", end="", flush=True)
+                    if args.verbose:
+                        print(" stasis[" + " ".join(f"{k}={v * 1000:.1f}ms" for k, v in
+                                                   sorted(res["stasis"][-1].items())) + "]",
+                              end="", flush=True)
+                    else:
+                        print(".", end="", flush=True)
                     if use_criu:
                         try:
                             res["criu"].append(criu_round(ctx, loc, kib))
+                            if args.verbose:
+                                print(" criu[" + " ".join(f"{k}={v * 1000:.1f}ms" for k, v in
+                                                        sorted(res["criu"][-1].items())) + "]",
+                                      end="", flush=True)
                         except BenchError as e:
                             use_criu, criu_note = False, f"failed, comparison skipped: {e}"
                 print(" " + res.get("error", "done"), flush=True)
