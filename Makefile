@@ -16,7 +16,7 @@ LDFLAGS += -fsanitize=address$(comma)undefined
 endif
 INCS    := -Isrc -I$(BUILD)/gen
 CFLAGS  := $(CFLAGS_BASE) $(INCS) $(EXTRA_CFLAGS)
-LIBS    := -lprotobuf-c -lxxhash
+LIBS    := -lprotobuf-c -lxxhash -lpthread
 
 PROTO   := src/image/stasis.proto
 GEN_C   := $(BUILD)/gen/image/stasis.pb-c.c

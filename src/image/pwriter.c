@@ -1,0 +1,119 @@
+#include "image/pwriter.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+
+#define NBUF 4
+
+struct pwriter {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int fd;
+	off_t off;
+	size_t bufsz;
+	char *buf[NBUF];
+	size_t len[NBUF];
+	unsigned head;  /* next buffer the producer fills */
+	unsigned tail;  /* next buffer the writer writes */
+	unsigned count; /* queued, not yet written */
+	bool stop;
+	int err;
+};
+
+static void *writer_main(void *arg)
+{
+	struct pwriter *pw = arg;
+
+	pthread_mutex_lock(&pw->mu);
+	for (;;) {
+		while (!pw->count && !pw->stop)
+			pthread_cond_wait(&pw->cv, &pw->mu);
+		if (!pw->count)
+			break;
+		unsigned i = pw->tail % NBUF;
+		size_t len = pw->len[i];
+		off_t off = pw->off;
+		pthread_mutex_unlock(&pw->mu);
+		int ret = pw->err ? 0 : pwrite_all(pw->fd, pw->buf[i], len, off);
+		pthread_mutex_lock(&pw->mu);
+		if (ret && !pw->err)
+			pw->err = ret;
+		pw->off += (off_t)len;
+		pw->tail++;
+		pw->count--;
+		pthread_cond_broadcast(&pw->cv);
+	}
+	pthread_mutex_unlock(&pw->mu);
+	return NULL;
+}
+
+int pwriter_start(struct pwriter **out, int fd, off_t off, size_t bufsz)
+{
+	struct pwriter *pw = calloc(1, sizeof(*pw));
+	if (!pw)
+		return -ENOMEM;
+	pw->fd = fd;
+	pw->off = off;
+	pw->bufsz = bufsz;
+	for (int i = 0; i < NBUF; i++)
+		if (posix_memalign((void **)&pw->buf[i], 4096, bufsz)) {
+			for (int j = 0; j < i; j++)
+				free(pw->buf[j]);
+			free(pw);
+			return -ENOMEM;
+		}
+	pthread_mutex_init(&pw->mu, NULL);
+	pthread_cond_init(&pw->cv, NULL);
+	int ret = pthread_create(&pw->thread, NULL, writer_main, pw);
+	if (ret) {
+		for (int i = 0; i < NBUF; i++)
+			free(pw->buf[i]);
+		free(pw);
+		return pr_errno(-ret, "pages: start writer thread");
+	}
+	*out = pw;
+	return 0;
+}
+
+char *pwriter_get(struct pwriter *pw)
+{
+	char *b;
+	pthread_mutex_lock(&pw->mu);
+	while (pw->count == NBUF && !pw->err)
+		pthread_cond_wait(&pw->cv, &pw->mu);
+	b = pw->err ? NULL : pw->buf[pw->head % NBUF];
+	pthread_mutex_unlock(&pw->mu);
+	return b;
+}
+
+void pwriter_put(struct pwriter *pw, size_t len)
+{
+	pthread_mutex_lock(&pw->mu);
+	pw->len[pw->head % NBUF] = len;
+	pw->head++;
+	pw->count++;
+	pthread_cond_broadcast(&pw->cv);
+	pthread_mutex_unlock(&pw->mu);
+}
+
+int pwriter_finish(struct pwriter *pw)
+{
+	pthread_mutex_lock(&pw->mu);
+	pw->stop = true;
+	pthread_cond_broadcast(&pw->cv);
+	pthread_mutex_unlock(&pw->mu);
+	pthread_join(pw->thread, NULL);
+	int err = pw->err;
+	if (err)
+		pr_errno(err, "pages: write pages file");
+	for (int i = 0; i < NBUF; i++)
+		free(pw->buf[i]);
+	pthread_mutex_destroy(&pw->mu);
+	pthread_cond_destroy(&pw->cv);
+	free(pw);
+	return err;
+}
