@@ -64,8 +64,19 @@ int misc_dump(struct dump_ctx *c)
 		return -ENOMEM;
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
 		struct rlimit rl;
-		if (prlimit(c->pid, (__rlimit_resource_t)res, NULL, &rl) < 0)
-			return pr_perror("misc: read rlimit %d of %d", res, c->pid);
+		if (prlimit(c->pid, (__rlimit_resource_t)res, NULL, &rl) < 0) {
+			/* Reading another user's limits from outside needs CAP_SYS_RESOURCE
+			 * (root here lacks it): ask the task itself. */
+			if (errno != EPERM)
+				return pr_perror("misc: read rlimit %d of %d", res, c->pid);
+			r = rsys_do(&c->rs, "misc: read rlimit", SYS_prlimit64, 0, (uint64_t)res, 0,
+				    c->rs.scratch, 0, 0);
+			if (r < 0)
+				return (int)r;
+			int e = rsys_peek(&c->rs, c->rs.scratch, &rl, sizeof(rl));
+			if (e)
+				return e;
+		}
 		Rlimit *l = calloc(1, sizeof(*l));
 		if (!l)
 			return -ENOMEM;
