@@ -235,6 +235,8 @@ class CkptRun:
     def wait_ready(self):
         while "ready" not in self.status_text().split("\n"):
             if self.proc.poll() is not None:
+                if self.proc.returncode == 77:
+                    raise Skip("the test skipped itself (exit 77, see its log)")
                 raise Failure("exited before ready (%s): %s" % (
                     describe_status_rc(self.proc.returncode), self.final_reason()))
             if self.left() <= 0:
@@ -705,15 +707,22 @@ class Runner:
             run = CkptRun(self, build, name, meta)
             ok = False
             t0 = time.monotonic()
+            skipped = None
             try:
                 run.run()
                 ok = True
+            except Skip as e:
+                skipped = str(e)
             except Failure as e:
                 reason = str(e)
             except Exception as e:  # a runner bug must not leave processes behind
                 reason = "runner error: %r" % e
             finally:
                 run.cleanup()
+            if skipped is not None:
+                self.report("SKIP", name, skipped)
+                run.remove(keep=False)
+                continue
             if ok:
                 extra = "%.1fs" % (time.monotonic() - t0)
                 if self.args.sabotage:
