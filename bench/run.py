@@ -385,7 +385,7 @@ def report(results, criu_note):
             lim = median(res["stasis"], op + "_limit")
             sts = "-" if st is None else fmt_rate(kib, st)
             lims = "-" if lim is None else fmt_rate(kib, lim)
-            ratio = "-" if (st is None or lim is None) else f"{lim / st:.2f}"
+            ratio = "-" if (st is None or lim is None) else f"{lim / st:.3f}"
             tgt = "-" if ratio == "-" else (f">={target:.2f} " +
                                             ("ok" if lim / st >= target else "MISS"))
             print(f"{loc:<12} {size_label(kib):>9} {op:<8} {sts:>12} {lims:>12} {ratio:>12} "
