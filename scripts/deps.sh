@@ -16,7 +16,6 @@ REQUIRED=(
 	protobuf-c-compiler # protoc-c: generates the image schema code
 	libprotobuf-c-dev   # image metadata encoding
 	libxxhash-dev       # checksums of image payloads and page runs
-	libcap-dev          # capability sets (credentials dump/restore)
 	python3             # test runner, demo, benchmark
 	clang               # fuzz targets
 	libclang-rt-dev     # libFuzzer and the sanitizer runtimes for clang
