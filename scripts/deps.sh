@@ -12,7 +12,6 @@ set -euo pipefail
 # package: why
 REQUIRED=(
 	build-essential     # gcc, make, libc headers
-	pkg-config          # locating libraries in the Makefile
 	protobuf-c-compiler # protoc-c: generates the image schema code
 	libprotobuf-c-dev   # image metadata encoding
 	libxxhash-dev       # checksums of image payloads and page runs
