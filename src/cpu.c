@@ -1,17 +1,33 @@
-/* CPU state of a thread: general registers, the xsave area (x87/SSE/AVX/AVX-512/PKRU/AMX,
- * whatever the CPU has), fs/gs base (part of the general registers on x86_64), the rseq
- * registration and the clear_child_tid address. */
+/* CPU state of every thread: general registers, the xsave area (x87/SSE/AVX/AVX-512/
+ * PKRU/AMX, whatever the CPU has), fs/gs base (part of the general registers on x86_64),
+ * the rseq registration, clear_child_tid, the robust futex list and the thread name.
+ *
+ * Threads are restored after the memory switch: the main thread runs clone3() with
+ * CLONE_THREAD and set_tid as a remote syscall; with PTRACE_O_TRACECLONE the new thread
+ * is attached and stopped before it executes a single instruction, its registers are
+ * then simply overwritten. */
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
-#include <linux/prctl.h>
-#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include "core/log.h"
+#include "ptrace/ptrace.h"
+#include "sys/syscalls.h"
 #include "sys/uapi.h"
 #include "task/task.h"
 
-#define STASIS_RSEQ_SIG 0x53053053
+#define SCR_CLONE 0    /* scratch offsets used here */
+#define SCR_TID 256
+#define SCR_NAME 512
+#define SCR_SS 1024
+#define SCR_SIGINFO 2048
 
 static int get_rseq(pid_t tid, struct stasis_rseq_config *rc)
 {
@@ -22,35 +38,22 @@ static int get_rseq(pid_t tid, struct stasis_rseq_config *rc)
 	return 0;
 }
 
-int cpu_dump(struct dump_ctx *c)
+static int dump_thread(struct dump_ctx *c, size_t i, Thread *t, void *xs)
 {
-	Thread *t = calloc(1, sizeof(*t));
-	_cleanup_free_ void *xs = malloc(ARCH_XSAVE_MAX);
+	struct rsys *rs = dump_thread_rs(c, i);
+	pid_t tid = c->thr[i].tid;
 	size_t xlen;
 	int ret;
 
-	if (!t || !xs) {
-		free(t);
-		return -ENOMEM;
-	}
-	thread__init(t);
-	c->core->threads = calloc(1, sizeof(Thread *));
-	if (!c->core->threads) {
-		free(t);
-		return -ENOMEM;
-	}
-	c->core->threads[0] = t;
-	c->core->n_threads = 1;
-	t->tid = c->pid;
-
-	/* The registers as the task left user space (saved by the remote engine). */
+	t->tid = tid;
+	/* The registers as the thread left user space (saved by the remote engine). */
 	t->gpregs.data = malloc(sizeof(arch_regs_t));
 	if (!t->gpregs.data)
 		return -ENOMEM;
-	memcpy(t->gpregs.data, &c->rs.saved, sizeof(arch_regs_t));
+	memcpy(t->gpregs.data, &rs->saved, sizeof(arch_regs_t));
 	t->gpregs.len = sizeof(arch_regs_t);
 
-	ret = arch_get_xsave(c->pid, xs, &xlen);
+	ret = arch_get_xsave(tid, xs, &xlen);
 	if (ret)
 		return ret;
 	t->xsave.data = malloc(xlen);
@@ -60,7 +63,7 @@ int cpu_dump(struct dump_ctx *c)
 	t->xsave.len = xlen;
 
 	struct stasis_rseq_config rc;
-	ret = get_rseq(c->pid, &rc);
+	ret = get_rseq(tid, &rc);
 	if (ret)
 		return ret;
 	if (rc.rseq_abi_pointer) {
@@ -73,16 +76,54 @@ int cpu_dump(struct dump_ctx *c)
 		t->rseq->sig = rc.signature;
 	}
 
-	long r = rsys_do(&c->rs, "cpu: read clear_child_tid", SYS_prctl, PR_GET_TID_ADDRESS,
-			 c->rs.scratch, 0, 0, 0, 0);
+	long r = rsys_do(rs, "cpu: read clear_child_tid", SYS_prctl, PR_GET_TID_ADDRESS,
+			 rs->scratch + SCR_TID, 0, 0, 0, 0);
 	if (r < 0)
 		return (int)r;
 	uint64_t tidaddr = 0;
-	ret = rsys_peek(&c->rs, c->rs.scratch, &tidaddr, sizeof(tidaddr));
+	ret = rsys_peek(rs, rs->scratch + SCR_TID, &tidaddr, sizeof(tidaddr));
 	if (ret)
 		return ret;
 	t->has_tid_address = true;
 	t->tid_address = tidaddr;
+
+	/* The robust futex list can be read from outside. */
+	void *head = NULL;
+	size_t len = 0;
+	if (syscall(SYS_get_robust_list, tid, &head, &len) < 0)
+		return pr_perror("cpu: get_robust_list of %d", tid);
+	t->has_robust_list = t->has_robust_list_len = true;
+	t->robust_list = (uint64_t)(uintptr_t)head;
+	t->robust_list_len = len;
+
+	char path[64];
+	snprintf(path, sizeof(path), "task/%d/comm", tid);
+	char *comm = read_file_at(c->procfd, path, 64, NULL);
+	if (!comm)
+		return pr_perror("cpu: read comm of thread %d", tid);
+	comm[strcspn(comm, "\n")] = '\0';
+	t->comm = comm;
+	return 0;
+}
+
+int cpu_dump(struct dump_ctx *c)
+{
+	_cleanup_free_ void *xs = malloc(ARCH_XSAVE_MAX);
+	if (!xs)
+		return -ENOMEM;
+	c->core->threads = calloc(c->nr_thr, sizeof(Thread *));
+	if (!c->core->threads)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_thr; i++) {
+		Thread *t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		thread__init(t);
+		c->core->threads[c->core->n_threads++] = t;
+		int ret = dump_thread(c, i, t, xs);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -111,52 +152,213 @@ static int thread_check(const Thread *t)
 		pr_err("image: xsave area of thread %d has %zu bytes", t->tid, t->xsave.len);
 		return -EINVAL;
 	}
+	if (t->comm && strlen(t->comm) > 15) {
+		pr_err("image: name of thread %d is too long", t->tid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cpu_validate(const Core *core)
+{
+	if (core->n_threads < 1 || core->n_threads > 65536 || core->threads[0]->tid != core->pid) {
+		pr_err("image: %zu threads in core image, the first must be the main thread",
+		       core->n_threads);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < core->n_threads; i++) {
+		int ret = thread_check(core->threads[i]);
+		if (ret)
+			return ret;
+		for (size_t j = 0; j < i; j++)
+			if (core->threads[j]->tid == core->threads[i]->tid || core->threads[i]->tid <= 0) {
+				pr_err("image: thread id %d is invalid or repeated",
+				       core->threads[i]->tid);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+/* State only the thread itself can set, set remotely in it. */
+static int thread_state_remote(struct rst_ctx *c, struct rsys *rs, const Thread *t)
+{
+	long r;
+
+	if (t->rseq) {
+		r = rsys_do(rs, "restore: register rseq", SYS_rseq, t->rseq->addr, t->rseq->len, 0,
+			    t->rseq->sig, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	if (t->has_tid_address) {
+		r = rsys_do(rs, "restore: set clear_child_tid", SYS_set_tid_address, t->tid_address,
+			    0, 0, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	if (t->has_robust_list) {
+		r = rsys_do(rs, "restore: set robust futex list", SYS_set_robust_list, t->robust_list,
+			    t->robust_list_len, 0, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	if (t->comm && t != c->core->threads[0]) {
+		char name[16] = { 0 };
+		strncpy(name, t->comm, sizeof(name) - 1);
+		int e = rsys_poke(rs, rs->scratch + SCR_NAME, name, sizeof(name));
+		if (e)
+			return e;
+		r = rsys_do(rs, "restore: thread name", SYS_prctl, PR_SET_NAME, rs->scratch + SCR_NAME,
+			    0, 0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	if (t->altstack && t != c->core->threads[0] && !(t->altstack->flags & SS_DISABLE)) {
+		stack_t ss = { .ss_sp = (void *)(uintptr_t)t->altstack->sp,
+			       .ss_size = t->altstack->size,
+			       .ss_flags = (int)(t->altstack->flags & SS_AUTODISARM) };
+		int e = rsys_poke(rs, rs->scratch + SCR_SS, &ss, sizeof(ss));
+		if (e)
+			return e;
+		r = rsys_do(rs, "restore: sigaltstack", SYS_sigaltstack, rs->scratch + SCR_SS, 0, 0,
+			    0, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	return 0;
+}
+
+/* Queue a thread's pending signals from the main thread (allowed for any si_code within
+ * one's own thread group). */
+static int thread_pending(struct rst_ctx *c, const Thread *t)
+{
+	for (size_t i = 0; i < t->n_pending; i++) {
+		siginfo_t si;
+		if (t->pending[i]->raw.len != sizeof(si)) {
+			pr_err("image: pending siginfo of thread %d is malformed", t->tid);
+			return -EINVAL;
+		}
+		memcpy(&si, t->pending[i]->raw.data, sizeof(si));
+		if (si.si_signo < 1 || si.si_signo > 64 || si.si_signo == SIGKILL ||
+		    si.si_signo == SIGSTOP) {
+			pr_err("image: pending signal %d of thread %d is invalid", si.si_signo, t->tid);
+			return -EINVAL;
+		}
+		int e = rsys_poke(&c->rs, c->rs.scratch + SCR_SIGINFO, &si, sizeof(si));
+		if (e)
+			return e;
+		long r = rsys_do(&c->rs, "restore: queue a thread's pending signal",
+				 SYS_rt_tgsigqueueinfo, (uint64_t)c->pid, (uint64_t)t->tid,
+				 (uint64_t)si.si_signo, c->rs.scratch + SCR_SIGINFO, 0, 0);
+		if (r < 0)
+			return (int)r;
+	}
+	return 0;
+}
+
+static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
+{
+	pid_t want = t->tid;
+	struct stasis_clone_args ca = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			 CLONE_SYSVSEM,
+		.set_tid = c->rs.scratch + SCR_TID,
+		.set_tid_size = 1,
+	};
+	int status, ret;
+
+	ret = rsys_poke(&c->rs, c->rs.scratch + SCR_TID, &want, sizeof(want));
+	if (!ret)
+		ret = rsys_poke(&c->rs, c->rs.scratch + SCR_CLONE, &ca, sizeof(ca));
+	if (ret)
+		return ret;
+	long r;
+	ret = rsys_call(&c->rs, __NR_clone3, c->rs.scratch + SCR_CLONE, sizeof(ca), 0, 0, 0, 0, &r);
+	if (ret)
+		return ret;
+	if (r < 0) {
+		if (r == -EEXIST)
+			pr_err("restore: thread id %d is already in use", want);
+		else
+			pr_err("restore: create thread %d: %s", want, strerror((int)-r));
+		return (int)r;
+	}
+	if (r != want) {
+		pr_err("restore: thread %d created as %ld", want, r);
+		return -EINVAL;
+	}
+	/* Auto-attached (PTRACE_O_TRACECLONE): wait for its first stop. */
+	ret = pt_wait(want, &status, PT_WAIT_TIMEOUT_MS);
+	if (ret)
+		return ret;
+	if (!WIFSTOPPED(status)) {
+		pr_err("restore: new thread %d: unexpected status 0x%x", want, status);
+		return -EIO;
+	}
+	return rsys_init_insn(out, want, c->rs.insn, c->rs.scratch, c->rs.scratch_len);
+}
+
+int cpu_restore_threads(struct rst_ctx *c)
+{
+	size_t n = c->core->n_threads - 1;
+	int ret;
+
+	if (n) {
+		c->trs = calloc(n, sizeof(*c->trs));
+		if (!c->trs)
+			return -ENOMEM;
+		long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE;
+		if (ptrace(PTRACE_SETOPTIONS, c->pid, NULL, (void *)opts) < 0)
+			return pr_perror("restore: ptrace options of %d", c->pid);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret = create_thread(c, c->core->threads[i + 1], &c->trs[i]);
+		if (ret)
+			return ret;
+		c->nr_trs++;
+	}
+	if (n) {
+		long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
+		if (ptrace(PTRACE_SETOPTIONS, c->pid, NULL, (void *)opts) < 0)
+			return pr_perror("restore: ptrace options of %d", c->pid);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret = thread_state_remote(c, &c->trs[i], c->core->threads[i + 1]);
+		if (!ret)
+			ret = thread_pending(c, c->core->threads[i + 1]);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
 int cpu_restore_remote(struct rst_ctx *c)
 {
-	const Thread *t = c->core->threads[0];
-	long r;
+	return thread_state_remote(c, &c->rs, c->core->threads[0]);
+}
 
-	if (t->rseq) {
-		r = rsys_do(&c->rs, "restore: register rseq", SYS_rseq, t->rseq->addr, t->rseq->len,
-			    0, t->rseq->sig, 0, 0);
-		if (r < 0)
-			return (int)r;
-	}
-	if (t->has_tid_address) {
-		r = rsys_do(&c->rs, "restore: set clear_child_tid", SYS_set_tid_address,
-			    t->tid_address, 0, 0, 0, 0, 0);
-		if (r < 0)
-			return (int)r;
-	}
-	return 0;
+static int thread_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
+{
+	int ret = arch_set_xsave(rs->tid, t->xsave.data, t->xsave.len);
+	if (ret)
+		return ret;
+	memcpy(&rs->saved, t->gpregs.data, sizeof(arch_regs_t));
+	if (arch_fixup_restart(&rs->saved))
+		pr_info("restore: thread %d was in syscall %lld: it will be re-run", t->tid,
+			(long long)rs->saved.orig_rax);
+	(void)c;
+	/* Parks the thread inside signal delivery and sets its registers; for the main
+	 * thread also unmaps the scratch area (done last: the others share it). */
+	return rsys_fini(rs);
 }
 
 int cpu_restore_final(struct rst_ctx *c)
 {
-	const Thread *t = c->core->threads[0];
-	int ret = thread_check(t);
-	if (ret)
-		return ret;
-	ret = arch_set_xsave(c->pid, t->xsave.data, t->xsave.len);
-	if (ret)
-		return ret;
-	memcpy(&c->rs.saved, t->gpregs.data, sizeof(arch_regs_t));
-	if (arch_fixup_restart(&c->rs.saved))
-		pr_info("restore: task %d was in syscall %lld: it will be re-run", c->pid,
-			(long long)c->rs.saved.orig_rax);
-	/* Unmaps the scratch area, parks the task inside signal delivery, sets registers. */
-	return rsys_fini(&c->rs);
-}
-
-int cpu_validate(const Core *core)
-{
-	if (core->n_threads != 1) {
-		pr_err("image: %zu threads in core image; this version restores exactly one",
-		       core->n_threads);
-		return -EINVAL;
+	for (size_t i = 1; i < c->core->n_threads; i++) {
+		int ret = thread_final(c, &c->trs[i - 1], c->core->threads[i]);
+		if (ret)
+			return ret;
 	}
-	return thread_check(core->threads[0]);
+	return thread_final(c, &c->rs, c->core->threads[0]);
 }

@@ -131,7 +131,8 @@ static int read_now(struct rst_ctx *c, struct cred_now *n)
 	int ret;
 
 	memset(n, 0, sizeof(*n));
-	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	/* the thread being worked on: credentials are per thread */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", c->pid, c->rs.tid);
 	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, STATUS_MAX, NULL);
 	if (!buf)
 		return pr_perror("restore: read %s", path);

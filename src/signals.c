@@ -54,10 +54,37 @@ static int peek_queue(pid_t pid, bool shared, SigInfo ***out, size_t *nr)
 	return -E2BIG;
 }
 
+/* Per-thread: blocked mask, thread queue, alternate stack. */
+static int thread_dump(struct dump_ctx *c, size_t i, Thread *t)
+{
+	struct rsys *rs = dump_thread_rs(c, i);
+	/* The mask saved by the orchestrator before it blocked everything. */
+	t->blocked = c->thr[i].saved_sigmask;
+	int ret = peek_queue(c->thr[i].tid, false, &t->pending, &t->n_pending);
+	if (ret)
+		return ret;
+
+	stack_t ss;
+	long r = rsys_do(rs, "signals: read sigaltstack", SYS_sigaltstack, 0, rs->scratch, 0, 0,
+			 0, 0);
+	if (r < 0)
+		return (int)r;
+	ret = rsys_peek(rs, rs->scratch, &ss, sizeof(ss));
+	if (ret)
+		return ret;
+	t->altstack = calloc(1, sizeof(SigAltStack));
+	if (!t->altstack)
+		return -ENOMEM;
+	sig_alt_stack__init(t->altstack);
+	t->altstack->sp = (uint64_t)(uintptr_t)ss.ss_sp;
+	t->altstack->size = ss.ss_size;
+	t->altstack->flags = (uint32_t)ss.ss_flags;
+	return 0;
+}
+
 int signals_dump(struct dump_ctx *c)
 {
 	Core *core = c->core;
-	Thread *t = core->threads[0];
 	int ret;
 
 	core->sigactions = calloc(NSIG_MAX, sizeof(SigAction *));
@@ -86,29 +113,14 @@ int signals_dump(struct dump_ctx *c)
 		sa->mask = ka.mask;
 	}
 
-	/* The mask saved by the orchestrator before it blocked everything. */
-	t->blocked = c->saved_sigmask;
-	ret = peek_queue(c->pid, false, &t->pending, &t->n_pending);
-	if (!ret)
-		ret = peek_queue(c->pid, true, &core->shared_pending, &core->n_shared_pending);
+	ret = peek_queue(c->pid, true, &core->shared_pending, &core->n_shared_pending);
 	if (ret)
 		return ret;
-
-	stack_t ss;
-	long r = rsys_do(&c->rs, "signals: read sigaltstack", SYS_sigaltstack, 0, c->rs.scratch, 0,
-			 0, 0, 0);
-	if (r < 0)
-		return (int)r;
-	ret = rsys_peek(&c->rs, c->rs.scratch, &ss, sizeof(ss));
-	if (ret)
-		return ret;
-	t->altstack = calloc(1, sizeof(SigAltStack));
-	if (!t->altstack)
-		return -ENOMEM;
-	sig_alt_stack__init(t->altstack);
-	t->altstack->sp = (uint64_t)(uintptr_t)ss.ss_sp;
-	t->altstack->size = ss.ss_size;
-	t->altstack->flags = (uint32_t)ss.ss_flags;
+	for (size_t i = 0; i < c->nr_thr; i++) {
+		ret = thread_dump(c, i, core->threads[i]);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -174,9 +186,12 @@ int signals_restore_child(struct rst_ctx *c)
 
 int signals_restore_final(struct rst_ctx *c)
 {
-	uint64_t mask = c->core->threads[0]->blocked;
-	mask &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
-	if (ptrace(PTRACE_SETSIGMASK, c->pid, (void *)sizeof(mask), &mask) < 0)
-		return pr_perror("restore: set blocked signals of %d", c->pid);
+	for (size_t i = 0; i < c->core->n_threads; i++) {
+		pid_t tid = rst_thread_rs(c, i)->tid;
+		uint64_t mask = c->core->threads[i]->blocked;
+		mask &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
+		if (ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask) < 0)
+			return pr_perror("restore: set blocked signals of %d", tid);
+	}
 	return 0;
 }

@@ -49,8 +49,11 @@ int pt_seize_stop(pid_t tid, bool exitkill)
 	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
 	int status, ret;
 
-	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts) < 0)
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts) < 0) {
+		if (errno == ESRCH)
+			return -ESRCH; /* gone: the caller decides whether that is an error */
 		return pr_perror("ptrace: cannot seize task %d", tid);
+	}
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {
 		ret = pr_perror("ptrace: cannot interrupt task %d", tid);
 		ptrace(PTRACE_DETACH, tid, NULL, NULL);

@@ -43,24 +43,39 @@ int rsys_init(struct rsys *r, pid_t tid, uint64_t vdso_start, uint64_t vdso_len)
 
 void rsys_set_insn(struct rsys *r, uint64_t insn) { r->insn = insn; }
 
+int rsys_init_insn(struct rsys *r, pid_t tid, uint64_t insn, uint64_t scratch, size_t scratch_len)
+{
+	memset(r, 0, sizeof(*r));
+	r->tid = tid;
+	r->insn = insn;
+	r->scratch = scratch;
+	r->scratch_len = scratch_len;
+	return arch_get_regs(tid, &r->saved);
+}
+
 static int step_to(struct rsys *r, const char *what)
 {
 	int status, ret;
 
-	if (ptrace(PTRACE_SYSCALL, r->tid, NULL, NULL) < 0)
-		return pr_perror("rsys: resume %d to %s", r->tid, what);
-	ret = pt_wait(r->tid, &status, PT_WAIT_TIMEOUT_MS);
-	if (ret) {
-		if (ret == -ESRCH)
-			pr_err("rsys: task %d died during a remote syscall (status 0x%x)", r->tid,
-			       status);
-		return ret;
+	/* Event stops (a clone made by the remote syscall) come before syscall exit. */
+	for (int events = 0; events < 4; events++) {
+		if (ptrace(PTRACE_SYSCALL, r->tid, NULL, NULL) < 0)
+			return pr_perror("rsys: resume %d to %s", r->tid, what);
+		ret = pt_wait(r->tid, &status, PT_WAIT_TIMEOUT_MS);
+		if (ret) {
+			if (ret == -ESRCH)
+				pr_err("rsys: task %d died during a remote syscall (status 0x%x)",
+				       r->tid, status);
+			return ret;
+		}
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
+			return 0;
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16))
+			continue;
+		break;
 	}
-	if (!WIFSTOPPED(status) || WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-		pr_err("rsys: task %d: unexpected stop 0x%x waiting for %s", r->tid, status, what);
-		return -EIO;
-	}
-	return 0;
+	pr_err("rsys: task %d: unexpected stop 0x%x waiting for %s", r->tid, status, what);
+	return -EIO;
 }
 
 int rsys_call(struct rsys *r, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,

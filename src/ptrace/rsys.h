@@ -31,6 +31,10 @@ struct rsys {
 /* @tid must be in a ptrace stop. Finds the syscall instruction in the vDSO at @vdso_start
  * (length @vdso_len) of the task and saves its registers. */
 int rsys_init(struct rsys *r, pid_t tid, uint64_t vdso_start, uint64_t vdso_len) __must_check;
+/* Another thread of the same process: reuse the syscall instruction and the scratch
+ * memory (not owned: the first thread's engine unmaps it). */
+int rsys_init_insn(struct rsys *r, pid_t tid, uint64_t insn, uint64_t scratch,
+		   size_t scratch_len) __must_check;
 /* Point the engine at a new syscall instruction (the vDSO was moved). */
 void rsys_set_insn(struct rsys *r, uint64_t insn);
 /* Run syscall @nr. Returns 0 (result in *ret) or -errno for a transport failure. */

@@ -1,6 +1,7 @@
 /* The dump orchestrator: checks, freeze, the resource modules in order, images, and the
  * end of the task (killed once the images are durable, or left running). Every failure
  * after the freeze puts the task back exactly as it was and removes the partial images. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,11 +57,6 @@ static int check_dumpable(struct dump_ctx *c)
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;
 	}
-	if (c->status.threads > 1) {
-		pr_err("pid %d has %ld threads: multi-threaded processes are not supported yet",
-		       c->pid, c->status.threads);
-		return -EOPNOTSUPP;
-	}
 	if (has_children(c)) {
 		pr_err("pid %d has child processes: process trees are not supported yet", c->pid);
 		return -EOPNOTSUPP;
@@ -70,6 +66,102 @@ static int check_dumpable(struct dump_ctx *c)
 		return -EOPNOTSUPP;
 	}
 	return 0;
+}
+
+static int cmp_thread(const void *a, const void *b)
+{
+	pid_t x = ((const struct dump_thread *)a)->tid, y = ((const struct dump_thread *)b)->tid;
+	return (x > y) - (x < y);
+}
+
+static bool thread_known(const struct dump_ctx *c, pid_t tid)
+{
+	struct dump_thread key = { .tid = tid };
+	if (c->nr_thr && c->thr[0].tid == tid)
+		return true;
+	return c->nr_thr > 1 &&
+	       bsearch(&key, c->thr + 1, c->nr_thr - 1, sizeof(key), cmp_thread) != NULL;
+}
+
+/* Seize @tid, save its blocked mask and block every signal. -ESRCH if it is gone. */
+static int freeze_one(struct dump_ctx *c, pid_t tid)
+{
+	struct dump_thread *t;
+	int ret = pt_seize_stop(tid, false);
+	if (ret)
+		return ret;
+	if (c->nr_thr % 64 == 0) {
+		struct dump_thread *n = realloc(c->thr, (c->nr_thr + 64) * sizeof(*n));
+		if (!n) {
+			pt_detach(tid, 0);
+			return -ENOMEM;
+		}
+		c->thr = n;
+	}
+	t = &c->thr[c->nr_thr++];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(uint64_t), &t->saved_sigmask) < 0)
+		return pr_perror("dump: read blocked signals of %d", tid);
+	uint64_t all = ~0ULL;
+	if (ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(all), &all) < 0)
+		return pr_perror("dump: block signals of %d", tid);
+	t->sigmask_set = true;
+	return 0;
+}
+
+/* Freeze every thread. A thread not yet frozen may create more, so list again until a
+ * pass finds nothing new: then every thread is stopped and the set cannot change. */
+static int freeze_threads(struct dump_ctx *c)
+{
+	int ret = freeze_one(c, c->pid);
+	if (ret) {
+		if (ret == -ESRCH)
+			pr_err("pid %d exited before it was frozen", c->pid);
+		return ret;
+	}
+	for (int pass = 0; pass < 1000; pass++) {
+		_cleanup_close_ int tfd = openat(c->procfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = tfd >= 0 ? fdopendir(tfd) : NULL;
+		bool found = false;
+		struct dirent *de;
+
+		if (!d)
+			return pr_perror("dump: list threads of %d", c->pid);
+		tfd = -1; /* owned by d */
+		while ((de = readdir(d))) {
+			long long tid;
+			if (parse_int(de->d_name, 1, 0x3fffffff, &tid) || thread_known(c, (pid_t)tid))
+				continue;
+			ret = freeze_one(c, (pid_t)tid);
+			if (ret == -ESRCH)
+				continue; /* exited meanwhile */
+			if (ret) {
+				closedir(d);
+				return ret;
+			}
+			found = true;
+			/* keep thr sorted (main first: it has the lowest tid of its group
+			 * unless tids wrapped; sort the rest only) */
+			qsort(c->thr + 1, c->nr_thr - 1, sizeof(*c->thr), cmp_thread);
+		}
+		closedir(d);
+		if (!found)
+			return 0;
+	}
+	pr_err("dump: threads of pid %d keep appearing; cannot freeze it", c->pid);
+	return -EAGAIN;
+}
+
+static void unfreeze_threads(struct dump_ctx *c)
+{
+	for (size_t i = 0; i < c->nr_thr; i++) {
+		struct dump_thread *t = &c->thr[i];
+		if (t->sigmask_set && ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(uint64_t),
+					      &t->saved_sigmask) < 0)
+			pr_warn("dump: cannot put back the signal mask of %d", t->tid);
+		pt_detach(t->tid, 0);
+	}
 }
 
 static int read_vmas(struct dump_ctx *c)
@@ -159,6 +251,7 @@ static void free_ctx(struct dump_ctx *c)
 		protobuf_c_message_free_unpacked(&c->files->base, NULL);
 	proc_vmas_free(c->vmas, c->nr_vmas);
 	proc_status_free(&c->status);
+	free(c->thr);
 	if (c->procfd >= 0)
 		close(c->procfd);
 	if (c->pidfd >= 0)
@@ -171,24 +264,25 @@ static void finish_task(struct dump_ctx *c)
 	int status;
 	if (sys_pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0) < 0)
 		pr_warn("dump: kill %d: %s", c->pid, strerror(errno));
-	/* As its tracer we see the exit first; consuming it lets the parent reap it. */
-	for (int i = 0; i < 100; i++) {
-		int r = pt_wait(c->pid, &status, 1000);
-		if (r == -ESRCH || r == -ECHILD)
+	/* As the tracer of every thread we see each exit first; consuming them lets the
+	 * parent reap the process. Non-leader threads first: the leader is reported last. */
+	for (size_t k = c->nr_thr; k-- > 0;) {
+		pid_t tid = c->thr[k].tid;
+		for (int i = 0; i < 100; i++) {
+			int r = pt_wait(tid, &status, 1000);
+			if (r == 0 && WIFSTOPPED(status)) {
+				ptrace(PTRACE_CONT, tid, NULL, NULL);
+				continue;
+			}
 			break;
-		if (r == 0 && WIFSTOPPED(status)) {
-			ptrace(PTRACE_CONT, c->pid, NULL, NULL);
-			continue;
 		}
-		if (r)
-			break;
 	}
 }
 
 int dump_run(const struct dump_opts *o)
 {
 	struct dump_ctx c = { .opts = o, .pid = o->pid, .pidfd = -1, .procfd = -1 };
-	bool frozen = false, rs_ready = false, sigmask_set = false;
+	bool frozen = false, rs_ready = false;
 	char path[64];
 	int ret;
 
@@ -223,25 +317,17 @@ int dump_run(const struct dump_opts *o)
 		goto out;
 
 	uint64_t t0 = now_ns();
-	ret = pt_seize_stop(o->pid, false);
+	frozen = true;
+	ret = freeze_threads(&c);
 	if (ret)
 		goto out;
-	frozen = true;
 	/* The pidfd pins the process we checked; make sure the PID was not reused. */
 	if (sys_pidfd_send_signal(c.pidfd, 0, NULL, 0) < 0) {
 		ret = pr_perror("dump: pid %d exited before it was frozen", o->pid);
 		goto out;
 	}
-	if (ptrace(PTRACE_GETSIGMASK, o->pid, (void *)sizeof(uint64_t), &c.saved_sigmask) < 0) {
-		ret = pr_perror("dump: read blocked signals of %d", o->pid);
-		goto out;
-	}
-	uint64_t all = ~0ULL;
-	if (ptrace(PTRACE_SETSIGMASK, o->pid, (void *)sizeof(all), &all) < 0) {
-		ret = pr_perror("dump: block signals of %d", o->pid);
-		goto out;
-	}
-	sigmask_set = true;
+	c.saved_sigmask = c.thr[0].saved_sigmask;
+	pr_info("dump: %zu threads frozen in %.3f ms", c.nr_thr, (double)(now_ns() - t0) / 1e6);
 	/* Facts that may have changed between the check and the freeze. */
 	ret = read_proc_facts(&c);
 	if (!ret)
@@ -260,6 +346,13 @@ int dump_run(const struct dump_opts *o)
 	ret = rsys_scratch_map(&c.rs, 0, 64 * 1024);
 	if (ret)
 		goto out;
+	for (size_t i = 1; i < c.nr_thr; i++) {
+		ret = rsys_init_insn(&c.thr[i].rs, c.thr[i].tid, c.rs.insn, c.rs.scratch,
+				     c.rs.scratch_len);
+		if (ret)
+			goto out;
+		c.thr[i].rs_ready = true;
+	}
 
 	c.core = calloc(1, sizeof(*c.core));
 	c.core ? core__init(c.core) : (void)0;
@@ -282,6 +375,13 @@ int dump_run(const struct dump_opts *o)
 	pr_info("dump: images of pid %d written to %s", o->pid, o->dir);
 
 out:
+	for (size_t i = 1; i < c.nr_thr; i++) {
+		if (!c.thr[i].rs_ready)
+			continue;
+		int r = rsys_fini(&c.thr[i].rs);
+		if (r && !ret)
+			ret = r;
+	}
 	if (rs_ready) {
 		int r = rsys_fini(&c.rs);
 		if (r && !ret)
@@ -292,15 +392,10 @@ out:
 	else
 		img_dir_close(&c.img);
 	if (frozen) {
-		if (!ret && !o->leave_running) {
+		if (!ret && !o->leave_running)
 			finish_task(&c);
-		} else {
-			if (sigmask_set &&
-			    ptrace(PTRACE_SETSIGMASK, o->pid, (void *)sizeof(uint64_t),
-				   &c.saved_sigmask) < 0)
-				pr_warn("dump: cannot put back the signal mask of %d", o->pid);
-			pt_detach(o->pid, 0);
-		}
+		else
+			unfreeze_threads(&c);
 	}
 	free_ctx(&c);
 	return ret;

@@ -158,6 +158,22 @@ static int self_vdso(uint64_t *start, uint64_t *len)
 	return ret;
 }
 
+/* Credentials are per thread (the raw set*id syscalls act on the calling thread): set
+ * them in every thread, the main thread last. */
+static int creds_all_threads(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->nr_trs; i++) {
+		struct rsys main_rs = c->rs;
+		c->rs = c->trs[i];
+		int ret = creds_restore_remote(c);
+		c->trs[i] = c->rs;
+		c->rs = main_rs;
+		if (ret)
+			return ret;
+	}
+	return creds_restore_remote(c);
+}
+
 static int rebuild(struct rst_ctx *c)
 {
 	static const struct {
@@ -166,7 +182,8 @@ static int rebuild(struct rst_ctx *c)
 	} stages[] = {
 		{ "drop the restorer's rseq", cpu_restore_prepare },
 		{ "memory", mem_restore_remote },
-		{ "credentials", creds_restore_remote },
+		{ "threads", cpu_restore_threads },
+		{ "credentials", creds_all_threads },
 		{ "timers", timers_restore_remote },
 		{ "process attributes", misc_restore_remote },
 		{ "rseq and tid address", cpu_restore_remote },
@@ -210,6 +227,8 @@ static void free_rst(struct rst_ctx *c)
 		protobuf_c_message_free_unpacked(&c->files->base, NULL);
 	if (c->pages.fd >= 0)
 		close(c->pages.fd);
+	free(c->trs);
+	c->trs = NULL;
 	img_dir_close(&c->img);
 }
 
@@ -300,6 +319,11 @@ int restore_run(const struct restore_opts *o)
 	ret = rebuild(&c);
 	if (ret)
 		goto fail;
+	for (size_t i = 0; i < c.nr_trs; i++) {
+		ret = pt_detach(c.trs[i].tid, 0);
+		if (ret)
+			goto fail;
+	}
 	ret = pt_detach(child, 0);
 	if (ret)
 		goto fail;

@@ -34,6 +34,16 @@ struct dump_opts {
 	bool sync;
 };
 
+/* A thread of the dumped process, frozen. thr[0] is the main thread (tid == pid) and
+ * uses dump_ctx.rs; the others have their own engine sharing the scratch memory. */
+struct dump_thread {
+	pid_t tid;
+	struct rsys rs;
+	bool rs_ready;
+	bool sigmask_set;
+	uint64_t saved_sigmask;
+};
+
 struct dump_ctx {
 	const struct dump_opts *opts;
 	pid_t pid;
@@ -44,7 +54,9 @@ struct dump_ctx {
 	struct proc_vma *vmas;
 	size_t nr_vmas;
 	struct rsys rs;  /* ready once the task is frozen; rs.scratch is usable memory */
-	uint64_t saved_sigmask; /* blocked mask before stasis blocked everything */
+	uint64_t saved_sigmask; /* main thread's blocked mask before stasis blocked all */
+	struct dump_thread *thr; /* every thread, sorted by tid, main first */
+	size_t nr_thr;
 	Core *core;
 	Mm *mm;
 	Files *files;
@@ -69,8 +81,20 @@ struct rst_ctx {
 	int svc_lo;        /* lowest service fd number in the child */
 	int map_fd_base;   /* child: fd of the file for vma i is map_fd_base + i (-1: none) */
 	int exe_fd;        /* child: the executable, for PR_SET_MM_MAP */
-	struct rsys rs;    /* parent: remote engine on the stopped child */
+	struct rsys rs;    /* parent: remote engine on the stopped child's main thread */
+	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
+	size_t nr_trs;     /* threads created so far */
 };
+
+/* The remote engine of thread @i (0: main) of a dump or a restore. */
+static inline struct rsys *dump_thread_rs(struct dump_ctx *c, size_t i)
+{
+	return i ? &c->thr[i].rs : &c->rs;
+}
+static inline struct rsys *rst_thread_rs(struct rst_ctx *c, size_t i)
+{
+	return i ? &c->trs[i - 1] : &c->rs;
+}
 
 /* Resource modules. Dump side. */
 int mem_dump(struct dump_ctx *c) __must_check;      /* src/mem.c: vmas, mm, pages */
@@ -100,6 +124,9 @@ int cpu_restore_final(struct rst_ctx *c) __must_check;      /* registers, last *
 /* Before the memory switch: drop the restorer's own rseq registration. */
 int cpu_restore_prepare(struct rst_ctx *c) __must_check;
 int cpu_validate(const Core *core) __must_check;
+/* After the memory switch: create the other threads with their TIDs (remote clone3 in
+ * the main thread) and restore their per-thread state but registers. */
+int cpu_restore_threads(struct rst_ctx *c) __must_check;
 
 int dump_run(const struct dump_opts *o) __must_check;
 /* Returns the exit status stasis should exit with. */
