@@ -502,6 +502,9 @@ struct rst_files {
 	int stage_lo;      /* staged fds are >= this: above every target fd */
 	int *staged;       /* per FileDesc: the staged fd, or -1 */
 	bool *inherited;   /* per Fd: external, kept as inherited from stasis */
+	bool *shared;      /* per FileDesc: dup of a tree-wide description */
+	const int *gfd;    /* tree-wide descriptions by id (restore of a tree) */
+	uint32_t n_gfd;
 };
 
 static ssize_t desc_index(const Files *f, uint32_t id)
@@ -760,6 +763,18 @@ static int open_descriptions(struct rst_files *s)
 {
 	const Files *f = s->f;
 
+	/* Descriptions the restoring stasis opened for the whole tree: inherited. */
+	for (size_t i = 0; i < f->n_files && s->gfd; i++) {
+		uint32_t id = f->files[i]->id;
+		if (id >= s->n_gfd || s->gfd[id] < 0)
+			continue;
+		int tmp = fcntl(s->gfd[id], F_DUPFD_CLOEXEC, s->stage_lo);
+		if (tmp < 0)
+			return pr_perror("restore fd %d (%s): dup the shared description",
+					 desc_fd(f, i), desc_name(f->files[i]));
+		s->staged[i] = tmp;
+		s->shared[i] = true;
+	}
 	for (size_t i = 0; i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
 		int target = desc_fd(f, i);
@@ -782,7 +797,8 @@ static int open_descriptions(struct rst_files *s)
 	/* status flags last: pipes were created non-blocking to be refilled */
 	for (size_t i = 0; i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
-		if (s->staged[i] < 0 || d->kind == FILE_KIND__FILE_EXTERNAL || (d->flags & O_PATH))
+		if (s->staged[i] < 0 || d->kind == FILE_KIND__FILE_EXTERNAL || (d->flags & O_PATH) ||
+		    s->shared[i])
 			continue;
 		if (fcntl(s->staged[i], F_SETFL, (int)(d->flags & SETFL_MASK)) < 0)
 			return pr_perror("restore fd %d (%s): cannot set status flags %o",
@@ -851,6 +867,7 @@ static void rst_files_release(struct rst_files *s)
 			close(s->staged[i]);
 	free(s->staged);
 	free(s->inherited);
+	free(s->shared);
 }
 
 int files_restore_child(struct rst_ctx *c)
@@ -875,8 +892,11 @@ int files_restore_child(struct rst_ctx *c)
 		.stage_lo = files_max_fd(f) + 1,
 		.staged = malloc((f->n_files ? f->n_files : 1) * sizeof(int)),
 		.inherited = calloc(f->n_fds ? f->n_fds : 1, sizeof(bool)),
+		.shared = calloc(f->n_files ? f->n_files : 1, sizeof(bool)),
+		.gfd = c->gfd,
+		.n_gfd = c->n_gfd,
 	};
-	if (!s.staged || !s.inherited) {
+	if (!s.staged || !s.inherited || !s.shared) {
 		rst_files_release(&s);
 		return pr_errno(-ENOMEM, "restore fds");
 	}
@@ -892,4 +912,245 @@ int files_restore_child(struct rst_ctx *c)
 	if (!ret)
 		ret = close_gaps(&s);
 	return ret;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Process trees                                                                        */
+/* ------------------------------------------------------------------------------------ */
+
+struct gdesc {
+	pid_t pid;
+	int fd;
+	uint64_t dev, ino;
+	uint32_t id;
+};
+
+static bool is_pipe_link(const FileDesc *d)
+{
+	return d->link && starts_with(d->link, "pipe:[");
+}
+
+/* Make an external pipe end whose peer lives in another process of the tree a FILE_PIPE
+ * with its size and (read end) queued data. */
+static int pipe_end_adopt(struct dump_ctx *c, FileDesc *d, int fd)
+{
+	struct fd_ent e = { .fd = fd, .flags = d->flags, .link = d->link };
+	e.st.st_ino = d->ino;
+	d->kind = FILE_KIND__FILE_PIPE;
+	return pipe_dump(c, &e, d);
+}
+
+int files_merge_tree(struct dump_ctx **procs, size_t n)
+{
+	struct gdesc *g = NULL;
+	size_t ng = 0;
+	uint32_t next = 1;
+	int ret = 0;
+
+	if (n < 2)
+		return 0; /* one process: its own ids are the tree's */
+	for (size_t p = 0; p < n && !ret; p++) {
+		Files *f = procs[p]->files;
+		_cleanup_free_ uint32_t *newid = calloc(f->n_files + 1, sizeof(*newid));
+		if (!newid) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (size_t i = 0; i < f->n_files && !ret; i++) {
+			const FileDesc *d = f->files[i];
+			int fd = desc_fd(f, i);
+			uint32_t id = 0;
+			for (size_t k = 0; k < ng && !id; k++) {
+				if (g[k].dev != d->dev || g[k].ino != d->ino)
+					continue;
+				long r = syscall(SYS_kcmp, g[k].pid, procs[p]->pid, KCMP_FILE, g[k].fd, fd);
+				if (r < 0) {
+					ret = pr_perror("kcmp fd %d of pid %d with fd %d of pid %d", g[k].fd,
+							g[k].pid, fd, procs[p]->pid);
+					break;
+				}
+				if (r == 0)
+					id = g[k].id;
+			}
+			if (ret)
+				break;
+			if (!id) {
+				struct gdesc *ng2 = realloc(g, (ng + 1) * sizeof(*g));
+				if (!ng2) {
+					ret = -ENOMEM;
+					break;
+				}
+				g = ng2;
+				id = next++;
+				g[ng++] = (struct gdesc){ procs[p]->pid, fd, d->dev, d->ino, id };
+			}
+			newid[i] = id;
+		}
+		for (size_t k = 0; k < f->n_fds && !ret; k++) {
+			ssize_t i = desc_index(f, f->fds[k]->file_id);
+			f->fds[k]->file_id = newid[i];
+		}
+		for (size_t i = 0; i < f->n_files && !ret; i++)
+			f->files[i]->id = newid[i];
+	}
+	/* Pipes with their ends in different processes. */
+	for (size_t p = 0; p < n && !ret; p++) {
+		Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files && !ret; i++) {
+			FileDesc *d = f->files[i];
+			if (d->kind != FILE_KIND__FILE_EXTERNAL || !is_pipe_link(d))
+				continue;
+			unsigned want = (d->flags & O_ACCMODE) == O_RDONLY ? O_WRONLY : O_RDONLY;
+			bool peer = false;
+			for (size_t q = 0; q < n && !peer; q++)
+				for (size_t j = 0; j < procs[q]->files->n_files; j++) {
+					const FileDesc *o = procs[q]->files->files[j];
+					if (is_pipe_link(o) && o->ino == d->ino &&
+					    (o->flags & O_ACCMODE) == want) {
+						peer = true;
+						break;
+					}
+				}
+			if (peer)
+				ret = pipe_end_adopt(procs[p], d, desc_fd(f, i));
+		}
+	}
+	free(g);
+	return ret;
+}
+
+/* Restore of a tree: descriptions used by several processes, and every pipe, are opened
+ * once by the restoring stasis before it creates any process; every restore child
+ * inherits them and dups what it needs (the offset stays shared). */
+static const FileDesc *find_desc(Files *const *f, size_t n, uint32_t id)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < f[p]->n_files; i++)
+			if (f[p]->files[i]->id == id)
+				return f[p]->files[i];
+	return NULL;
+}
+
+static const FileDesc *find_pipe_peer(Files *const *f, size_t n, const FileDesc *d)
+{
+	unsigned want = (d->flags & O_ACCMODE) == O_RDONLY ? O_WRONLY : O_RDONLY;
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < f[p]->n_files; i++) {
+			const FileDesc *o = f[p]->files[i];
+			if (o->kind == FILE_KIND__FILE_PIPE && o->pipe && o->pipe->ino == d->pipe->ino &&
+			    (o->flags & O_ACCMODE) == want)
+				return o;
+		}
+	return NULL;
+}
+
+static int gfd_place(int fd, int base, int *slot)
+{
+	int r = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	int e = errno;
+	close(fd);
+	if (r < 0)
+		return pr_errno(-e, "restore: move a shared file above fd %d", base);
+	*slot = r;
+	return 0;
+}
+
+int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32_t *n_out)
+{
+	uint32_t maxid = 0;
+	*gfd_out = NULL;
+	*n_out = 0;
+	if (n < 2)
+		return 0;
+	for (size_t p = 0; p < n; p++) {
+		int ret = validate_image(f[p], INT_MAX);
+		if (ret)
+			return ret;
+		for (size_t i = 0; i < f[p]->n_files; i++)
+			maxid = MAX(maxid, f[p]->files[i]->id);
+	}
+	if (maxid > 1u << 20) {
+		pr_err("files image: file id %u is out of range", maxid);
+		return -EINVAL;
+	}
+	int *gfd = malloc((maxid + 1) * sizeof(int));
+	uint8_t *uses = calloc(maxid + 1, 1);
+	if (!gfd || !uses) {
+		free(gfd);
+		free(uses);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i <= maxid; i++)
+		gfd[i] = -1;
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < f[p]->n_files; i++)
+			if (uses[f[p]->files[i]->id] < 2)
+				uses[f[p]->files[i]->id]++;
+	int ret = 0;
+	for (uint32_t id = 1; id <= maxid && !ret; id++) {
+		const FileDesc *d = find_desc(f, n, id);
+		if (!d || gfd[id] >= 0 || d->kind == FILE_KIND__FILE_EXTERNAL)
+			continue;
+		if (d->kind == FILE_KIND__FILE_PIPE) {
+			const FileDesc *o = find_pipe_peer(f, n, d);
+			if (!o) {
+				pr_err("files image: pipe %llu has no other end in the tree",
+				       (unsigned long long)d->pipe->ino);
+				ret = -EINVAL;
+				break;
+			}
+			const FileDesc *rd = (d->flags & O_ACCMODE) == O_RDONLY ? d : o;
+			const FileDesc *wr = rd == d ? o : d;
+			int pp[2];
+			if (pipe2(pp, O_CLOEXEC | O_NONBLOCK)) {
+				ret = pr_perror("restore: pipe2");
+				break;
+			}
+			if (rd->pipe->size && fcntl(pp[1], F_SETPIPE_SZ, rd->pipe->size) < 0)
+				ret = pr_perror("restore: size pipe %llu to %u bytes",
+						(unsigned long long)rd->pipe->ino, rd->pipe->size);
+			if (!ret && rd->pipe->has_data && rd->pipe->data.len)
+				ret = write_all(pp[1], rd->pipe->data.data, rd->pipe->data.len);
+			if (!ret && fcntl(pp[0], F_SETFL, (int)(rd->flags & SETFL_MASK)) < 0)
+				ret = -errno;
+			if (!ret && fcntl(pp[1], F_SETFL, (int)(wr->flags & SETFL_MASK)) < 0)
+				ret = -errno;
+			if (ret) {
+				close(pp[0]);
+				close(pp[1]);
+				pr_errno(ret, "restore: rebuild pipe %llu", (unsigned long long)rd->pipe->ino);
+				break;
+			}
+			ret = gfd_place(pp[0], base, &gfd[rd->id]);
+			if (!ret)
+				ret = gfd_place(pp[1], base, &gfd[wr->id]);
+			else
+				close(pp[1]);
+			continue;
+		}
+		if (uses[id] < 2)
+			continue; /* used by one process: it opens it itself */
+		int fd = open_path_desc(d, -1);
+		if (fd < 0) {
+			ret = fd;
+			break;
+		}
+		if (!(d->flags & O_PATH) && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+			ret = pr_perror("restore: status flags of %s", desc_name(d));
+			close(fd);
+			break;
+		}
+		ret = gfd_place(fd, base, &gfd[id]);
+	}
+	free(uses);
+	if (ret) {
+		for (uint32_t i = 0; i <= maxid; i++)
+			if (gfd[i] >= 0)
+				close(gfd[i]);
+		free(gfd);
+		return ret;
+	}
+	*gfd_out = gfd;
+	*n_out = maxid + 1;
+	return 0;
 }

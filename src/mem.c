@@ -395,7 +395,7 @@ int mem_dump(struct dump_ctx *c)
 		if (ret)
 			goto out;
 	}
-	ret = img_pages_create(&c->img, c->pid, &pg);
+	ret = img_pages_create(c->img, c->pid, &pg);
 	if (ret)
 		goto out;
 	ret = copy_pages(c, &runs, &pg);
@@ -412,7 +412,7 @@ int mem_dump(struct dump_ctx *c)
 	runs.nr = 0;
 	mm->has_pages_size = true;
 	mm->pages_size = pg.len;
-	ret = img_pages_finish(&c->img, &pg);
+	ret = img_pages_finish(c->img, &pg);
 	pr_info("mem: %zu vmas, %zu page runs, %llu bytes of pages", mm->n_vmas, mm->n_pages,
 		(unsigned long long)mm->pages_size);
 out:

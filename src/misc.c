@@ -164,19 +164,22 @@ int misc_restore_remote(struct rst_ctx *c)
 		if (r < 0)
 			return (int)r;
 	}
-	/* The parent-death signal fires when the parent exits; with -d the parent is the
-	 * exiting stasis, so it is only restored when stasis stays the parent. */
-	if (core->pdeath_sig && !c->opts->detach) {
-		if (core->pdeath_sig > 64) {
-			pr_err("image: invalid parent-death signal %u", core->pdeath_sig);
-			return -EINVAL;
-		}
-		r = rsys_do(&c->rs, "restore: parent-death signal", SYS_prctl, PR_SET_PDEATHSIG,
-			    core->pdeath_sig, 0, 0, 0, 0);
-		if (r < 0)
-			return (int)r;
-	} else if (core->pdeath_sig) {
-		pr_warn("restore: parent-death signal %u not restored with -d", core->pdeath_sig);
+	/* The parent-death signal fires when the parent exits; the root's parent is the
+	 * restoring stasis, which exits at once with -d, so there it is only restored when
+	 * stasis stays the parent. Always set: the restore child ran with SIGKILL here so
+	 * that a failed restore takes the whole tree down. */
+	uint32_t pd = core->pdeath_sig;
+	if (pd > 64) {
+		pr_err("image: invalid parent-death signal %u", pd);
+		return -EINVAL;
 	}
+	if (pd && c->is_root && c->opts->detach) {
+		pr_warn("restore: parent-death signal %u of pid %d not restored with -d", pd, c->pid);
+		pd = 0;
+	}
+	r = rsys_do(&c->rs, "restore: parent-death signal", SYS_prctl, PR_SET_PDEATHSIG, pd, 0, 0,
+		    0, 0);
+	if (r < 0)
+		return (int)r;
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -37,14 +38,6 @@ static int read_proc_facts(struct dump_ctx *c)
 	return 0;
 }
 
-static bool has_children(struct dump_ctx *c)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "task/%d/children", c->pid);
-	_cleanup_free_ char *buf = read_file_at(c->procfd, path, 1 << 20, NULL);
-	return buf && buf[strspn(buf, " \n")] != '\0';
-}
-
 /* What this version can dump; anything else is refused before the task is touched. */
 static int check_dumpable(struct dump_ctx *c)
 {
@@ -56,10 +49,6 @@ static int check_dumpable(struct dump_ctx *c)
 	if (c->stat.state == 'Z' || c->stat.state == 'X') {
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;
-	}
-	if (has_children(c)) {
-		pr_err("pid %d has child processes: process trees are not supported yet", c->pid);
-		return -EOPNOTSUPP;
 	}
 	if (c->status.seccomp) {
 		pr_err("pid %d runs under seccomp: not supported yet", c->pid);
@@ -189,33 +178,12 @@ static int find_vdso(struct dump_ctx *c, uint64_t *start, uint64_t *len)
 
 static int write_images(struct dump_ctx *c)
 {
-	Inventory inv = INVENTORY__INIT;
-	struct utsname u;
-	struct timespec ts;
-	int32_t pids[1] = { c->pid };
-	int ret;
-
-	ret = img_write_msg(&c->img, IMG_CORE, c->pid, &c->core->base);
+	int ret = img_write_msg(c->img, IMG_CORE, c->pid, &c->core->base);
 	if (!ret)
-		ret = img_write_msg(&c->img, IMG_MM, c->pid, &c->mm->base);
+		ret = img_write_msg(c->img, IMG_MM, c->pid, &c->mm->base);
 	if (!ret)
-		ret = img_write_msg(&c->img, IMG_FILES, c->pid, &c->files->base);
-	if (ret)
-		return ret;
-	inv.img_version = IMG_VERSION;
-	inv.root_pid = c->pid;
-	inv.n_pids = 1;
-	inv.pids = pids;
-	uname(&u);
-	inv.kernel = u.release;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	inv.has_dump_time_ns = true;
-	inv.dump_time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	inv.has_page_size = true;
-	inv.page_size = PAGE_SIZE;
-	inv.tool = (char *)"stasis";
-	/* The inventory is written last: a directory without it is incomplete. */
-	return img_write_msg(&c->img, IMG_INVENTORY, 0, &inv.base);
+		ret = img_write_msg(c->img, IMG_FILES, c->pid, &c->files->base);
+	return ret;
 }
 
 static int collect(struct dump_ctx *c)
@@ -243,6 +211,8 @@ static int collect(struct dump_ctx *c)
 
 static void free_ctx(struct dump_ctx *c)
 {
+	if (!c)
+		return;
 	if (c->core)
 		protobuf_c_message_free_unpacked(&c->core->base, NULL);
 	if (c->mm)
@@ -256,6 +226,7 @@ static void free_ctx(struct dump_ctx *c)
 		close(c->procfd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
+	free(c);
 }
 
 /* Kill the checkpointed task and wait until it is gone (its parent reaps it). */
@@ -279,124 +250,434 @@ static void finish_task(struct dump_ctx *c)
 	}
 }
 
-int dump_run(const struct dump_opts *o)
+/* ---------------------------------------------------------------- the tree ---- */
+
+struct zombie {
+	pid_t pid, ppid, pgid, sid;
+	int exit_status, exit_signal;
+};
+
+struct dump_tree {
+	const struct dump_opts *opts;
+	struct dump_ctx **procs; /* alive processes, parents before children, root first */
+	pid_t *ppid;             /* parent of procs[i] in the tree (0 for the root) */
+	size_t nr;
+	struct zombie *zombies;
+	size_t nr_zombies;
+	struct img_dir img;
+};
+
+static bool tree_has(const struct dump_tree *t, pid_t pid)
 {
-	struct dump_ctx c = { .opts = o, .pid = o->pid, .pidfd = -1, .procfd = -1 };
-	bool frozen = false, rs_ready = false;
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->procs[i]->pid == pid)
+			return true;
+	for (size_t i = 0; i < t->nr_zombies; i++)
+		if (t->zombies[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* Open a process for dumping: pinned by a pidfd, /proc dir, stat and status read. */
+static int proc_open(struct dump_tree *t, pid_t pid, struct dump_ctx **out)
+{
 	char path[64];
+	struct dump_ctx *c = calloc(1, sizeof(*c));
 	int ret;
 
-	c.img.dfd = -1;
+	if (!c)
+		return -ENOMEM;
+	c->opts = t->opts;
+	c->pid = pid;
+	c->procfd = -1;
+	c->img = &t->img;
+	c->pidfd = sys_pidfd_open(pid, 0);
+	if (c->pidfd < 0) {
+		ret = -errno;
+		if (ret == -ESRCH)
+			pr_err("pid %d: no such process", pid);
+		else
+			pr_err("pid %d: cannot open it: %s", pid, strerror(-ret));
+		free_ctx(c);
+		return ret;
+	}
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	c->procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->procfd < 0) {
+		ret = pr_perror("dump: open %s", path);
+		free_ctx(c);
+		return ret;
+	}
+	ret = read_proc_facts(c);
+	if (ret) {
+		free_ctx(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+static int add_proc(struct dump_tree *t, struct dump_ctx *c, pid_t ppid)
+{
+	if (t->nr % 32 == 0) {
+		struct dump_ctx **n = realloc(t->procs, (t->nr + 32) * sizeof(*n));
+		pid_t *p = realloc(t->ppid, (t->nr + 32) * sizeof(*p));
+		if (n)
+			t->procs = n;
+		if (p)
+			t->ppid = p;
+		if (!n || !p)
+			return -ENOMEM;
+	}
+	t->procs[t->nr] = c;
+	t->ppid[t->nr++] = ppid;
+	return 0;
+}
+
+static int add_zombie(struct dump_tree *t, const struct proc_stat *st, pid_t ppid)
+{
+	if (t->nr_zombies % 32 == 0) {
+		struct zombie *n = realloc(t->zombies, (t->nr_zombies + 32) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->zombies = n;
+	}
+	t->zombies[t->nr_zombies++] = (struct zombie){
+		.pid = st->pid, .ppid = ppid, .pgid = st->pgrp, .sid = st->session,
+		.exit_status = st->exit_code, .exit_signal = st->exit_signal,
+	};
+	return 0;
+}
+
+/* The children of every thread of @c (/proc/PID/task/TID/children). */
+static int list_children(struct dump_ctx *c, pid_t **out, size_t *nr)
+{
+	*out = NULL;
+	*nr = 0;
+	for (size_t k = 0; k < c->nr_thr; k++) {
+		char path[64];
+		snprintf(path, sizeof(path), "task/%d/children", c->thr[k].tid);
+		_cleanup_free_ char *buf = read_file_at(c->procfd, path, 1 << 22, NULL);
+		if (!buf)
+			return pr_perror("dump: read /proc/%d/%s", c->pid, path);
+		char *save = NULL;
+		for (char *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+			long long v;
+			if (parse_int(tok, 1, 0x3fffffff, &v)) {
+				pr_err("dump: malformed /proc/%d/%s", c->pid, path);
+				return -EINVAL;
+			}
+			pid_t *n = realloc(*out, (*nr + 1) * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			*out = n;
+			(*out)[(*nr)++] = (pid_t)v;
+		}
+	}
+	return 0;
+}
+
+/* Freeze the whole tree, parents before children: a frozen process cannot fork, so once
+ * a process is frozen the list of its children is final (children that exit meanwhile
+ * are caught as zombies). */
+static int freeze_tree(struct dump_tree *t)
+{
+	for (size_t i = 0; i < t->nr; i++) {
+		struct dump_ctx *c = t->procs[i];
+		int ret = freeze_threads(c);
+		if (ret)
+			return ret;
+		if (sys_pidfd_send_signal(c->pidfd, 0, NULL, 0) < 0)
+			return pr_perror("dump: pid %d exited before it was frozen", c->pid);
+		c->saved_sigmask = c->thr[0].saved_sigmask;
+		_cleanup_free_ pid_t *kids = NULL;
+		size_t nk;
+		ret = list_children(c, &kids, &nk);
+		if (ret)
+			return ret;
+		for (size_t k = 0; k < nk; k++) {
+			if (kids[k] == getpid()) {
+				pr_err("stasis itself (pid %d) is inside the tree of pid %d: run it from "
+				       "outside the tree",
+				       getpid(), t->procs[0]->pid);
+				return -EINVAL;
+			}
+			if (tree_has(t, kids[k]))
+				continue;
+			struct dump_ctx *k_ctx;
+			ret = proc_open(t, kids[k], &k_ctx);
+			if (ret == -ESRCH) {
+				log_reset_first_error();
+				continue; /* exited and reaped meanwhile */
+			}
+			if (ret)
+				return ret;
+			if (k_ctx->stat.state == 'Z' || k_ctx->stat.state == 'X') {
+				ret = add_zombie(t, &k_ctx->stat, c->pid);
+				free_ctx(k_ctx);
+				if (ret)
+					return ret;
+				continue;
+			}
+			ret = add_proc(t, k_ctx, c->pid);
+			if (ret) {
+				free_ctx(k_ctx);
+				return ret;
+			}
+		}
+	}
+	return 0;
+}
+
+static int find_alive(const struct dump_tree *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->procs[i]->pid == pid)
+			return (int)i;
+	return -1;
+}
+
+/* Sessions and process groups this version can rebuild: each task's session is its own
+ * (it called setsid), its parent's, or — for the root only — one outside the tree (then
+ * the restored root joins the restoring stasis's session, like CRIU's --shell-job). A
+ * process group is the task's own, or one led by a task of the tree in the same
+ * session, or the root's outside group. */
+static int check_sessions(const struct dump_tree *t)
+{
+	const struct proc_stat *root = &t->procs[0]->stat;
+	size_t n = t->nr + t->nr_zombies;
+	for (size_t i = 0; i < n; i++) {
+		pid_t pid, ppid, pgid, sid;
+		if (i < t->nr) {
+			const struct proc_stat *st = &t->procs[i]->stat;
+			pid = st->pid, ppid = t->ppid[i], pgid = st->pgrp, sid = st->session;
+		} else {
+			const struct zombie *z = &t->zombies[i - t->nr];
+			pid = z->pid, ppid = z->ppid, pgid = z->pgid, sid = z->sid;
+		}
+		if (i == 0)
+			continue;
+		int pi = find_alive(t, ppid);
+		pid_t parent_sid = pi >= 0 ? t->procs[pi]->stat.session : 0;
+		bool sid_ok = sid == pid || sid == parent_sid;
+		if (!sid_ok) {
+			if (tree_has(t, sid))
+				pr_err("pid %d is in session %d, which is neither its own nor its "
+				       "parent's: not supported yet", pid, sid);
+			else
+				pr_err("pid %d is in session %d whose leader is outside the tree of pid "
+				       "%d: the session cannot be rebuilt", pid, sid, root->pid);
+			return -EOPNOTSUPP;
+		}
+		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
+			     tree_has(t, pgid);
+		if (!pg_ok) {
+			pr_err("pid %d is in process group %d whose leader is not in the tree of pid "
+			       "%d: the group cannot be rebuilt", pid, pgid, root->pid);
+			return -EOPNOTSUPP;
+		}
+		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp) {
+			pr_err("zombie %d is in process group %d, neither its own nor its parent's: "
+			       "not supported yet", pid, pgid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+static int prepare_proc(struct dump_ctx *c)
+{
+	int ret = read_proc_facts(c);
+	if (!ret)
+		ret = check_dumpable(c);
+	if (!ret)
+		ret = read_vmas(c);
+	if (ret)
+		return ret;
+	uint64_t vdso = 0, vdso_len = 0;
+	ret = find_vdso(c, &vdso, &vdso_len);
+	if (!ret)
+		ret = rsys_init(&c->rs, c->pid, vdso, vdso_len);
+	if (ret)
+		return ret;
+	c->rs_ready = true;
+	ret = rsys_scratch_map(&c->rs, 0, 64 * 1024);
+	if (ret)
+		return ret;
+	for (size_t i = 1; i < c->nr_thr; i++) {
+		ret = rsys_init_insn(&c->thr[i].rs, c->thr[i].tid, c->rs.insn, c->rs.scratch,
+				     c->rs.scratch_len);
+		if (ret)
+			return ret;
+		c->thr[i].rs_ready = true;
+	}
+	c->core = calloc(1, sizeof(*c->core));
+	if (!c->core)
+		return -ENOMEM;
+	core__init(c->core);
+	c->core->creds = calloc(1, sizeof(Creds));
+	if (!c->core->creds)
+		return -ENOMEM;
+	creds__init(c->core->creds);
+	return collect(c);
+}
+
+static int release_proc(struct dump_ctx *c)
+{
+	int ret = 0;
+	for (size_t i = 1; i < c->nr_thr; i++) {
+		if (!c->thr[i].rs_ready)
+			continue;
+		int r = rsys_fini(&c->thr[i].rs);
+		if (r && !ret)
+			ret = r;
+		c->thr[i].rs_ready = false;
+	}
+	if (c->rs_ready) {
+		int r = rsys_fini(&c->rs);
+		if (r && !ret)
+			ret = r;
+		c->rs_ready = false;
+	}
+	return ret;
+}
+
+static int write_inventory(struct dump_tree *t)
+{
+	Inventory inv = INVENTORY__INIT;
+	struct utsname u;
+	struct timespec ts;
+	size_t n = t->nr + t->nr_zombies;
+	_cleanup_free_ int32_t *pids = calloc(t->nr, sizeof(*pids));
+	_cleanup_free_ TaskEntry *ents = calloc(n, sizeof(*ents));
+	_cleanup_free_ TaskEntry **pents = calloc(n, sizeof(*pents));
+
+	if (!pids || !ents || !pents)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		TaskEntry *e = &ents[i];
+		task_entry__init(e);
+		pents[i] = e;
+		if (i < t->nr) {
+			const struct proc_stat *st = &t->procs[i]->stat;
+			pids[i] = st->pid;
+			e->pid = st->pid;
+			e->ppid = t->ppid[i];
+			e->pgid = st->pgrp;
+			e->sid = st->session;
+			e->has_exit_signal = true;
+			e->exit_signal = (uint32_t)st->exit_signal;
+		} else {
+			const struct zombie *z = &t->zombies[i - t->nr];
+			e->pid = z->pid;
+			e->ppid = z->ppid;
+			e->pgid = z->pgid;
+			e->sid = z->sid;
+			e->has_zombie = e->zombie = true;
+			e->has_exit_status = true;
+			e->exit_status = z->exit_status;
+			e->has_exit_signal = true;
+			e->exit_signal = (uint32_t)z->exit_signal;
+		}
+	}
+	inv.img_version = IMG_VERSION;
+	inv.root_pid = t->procs[0]->pid;
+	inv.n_pids = t->nr;
+	inv.pids = pids;
+	inv.n_tasks = n;
+	inv.tasks = pents;
+	uname(&u);
+	inv.kernel = u.release;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	inv.has_dump_time_ns = true;
+	inv.dump_time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	inv.has_page_size = true;
+	inv.page_size = PAGE_SIZE;
+	inv.tool = (char *)"stasis";
+	/* The inventory is written last: a directory without it is incomplete. */
+	return img_write_msg(&t->img, IMG_INVENTORY, 0, &inv.base);
+}
+
+static void free_tree(struct dump_tree *t)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		free_ctx(t->procs[i]);
+	free(t->procs);
+	free(t->ppid);
+	free(t->zombies);
+}
+
+int dump_run(const struct dump_opts *o)
+{
+	struct dump_tree t = { .opts = o };
+	struct dump_ctx *root;
+	int ret;
+
+	t.img.dfd = -1;
 	log_set_stage("dump");
 	if (o->pid == getpid()) {
 		pr_err("pid %d is stasis itself: cannot checkpoint the checkpointer", o->pid);
 		return -EINVAL;
 	}
-	c.pidfd = sys_pidfd_open(o->pid, 0);
-	if (c.pidfd < 0) {
-		ret = -errno;
-		if (ret == -ESRCH)
-			pr_err("pid %d: no such process", o->pid);
-		else
-			pr_err("pid %d: cannot open it: %s", o->pid, strerror(-ret));
+	ret = proc_open(&t, o->pid, &root);
+	if (ret)
+		return ret;
+	ret = add_proc(&t, root, 0);
+	if (ret) {
+		free_ctx(root);
 		return ret;
 	}
-	snprintf(path, sizeof(path), "/proc/%d", o->pid);
-	c.procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c.procfd < 0) {
-		ret = pr_perror("dump: open %s", path);
-		goto out;
-	}
-	ret = read_proc_facts(&c);
-	if (!ret)
-		ret = check_dumpable(&c);
+	ret = check_dumpable(root);
 	if (ret)
 		goto out;
-	ret = img_dir_begin(&c.img, o->dir, o->sync);
+	ret = img_dir_begin(&t.img, o->dir, o->sync);
 	if (ret)
 		goto out;
 
 	uint64_t t0 = now_ns();
-	frozen = true;
-	ret = freeze_threads(&c);
+	ret = freeze_tree(&t);
 	if (ret)
 		goto out;
-	/* The pidfd pins the process we checked; make sure the PID was not reused. */
-	if (sys_pidfd_send_signal(c.pidfd, 0, NULL, 0) < 0) {
-		ret = pr_perror("dump: pid %d exited before it was frozen", o->pid);
-		goto out;
-	}
-	c.saved_sigmask = c.thr[0].saved_sigmask;
-	pr_info("dump: %zu threads frozen in %.3f ms", c.nr_thr, (double)(now_ns() - t0) / 1e6);
-	/* Facts that may have changed between the check and the freeze. */
-	ret = read_proc_facts(&c);
+	size_t nthr = 0;
+	for (size_t i = 0; i < t.nr; i++)
+		nthr += t.procs[i]->nr_thr;
+	pr_info("dump: %zu processes (%zu threads) and %zu zombies frozen in %.3f ms", t.nr, nthr,
+		t.nr_zombies, (double)(now_ns() - t0) / 1e6);
+	for (size_t i = 0; i < t.nr && !ret; i++)
+		ret = prepare_proc(t.procs[i]);
 	if (!ret)
-		ret = check_dumpable(&c);
+		ret = check_sessions(&t);
 	if (!ret)
-		ret = read_vmas(&c);
+		ret = files_merge_tree(t.procs, t.nr);
 	if (ret)
 		goto out;
-	uint64_t vdso = 0, vdso_len = 0;
-	ret = find_vdso(&c, &vdso, &vdso_len);
+	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
+	for (size_t i = 0; i < t.nr && !ret; i++)
+		ret = write_images(t.procs[i]);
 	if (!ret)
-		ret = rsys_init(&c.rs, o->pid, vdso, vdso_len);
-	if (ret)
-		goto out;
-	rs_ready = true;
-	ret = rsys_scratch_map(&c.rs, 0, 64 * 1024);
-	if (ret)
-		goto out;
-	for (size_t i = 1; i < c.nr_thr; i++) {
-		ret = rsys_init_insn(&c.thr[i].rs, c.thr[i].tid, c.rs.insn, c.rs.scratch,
-				     c.rs.scratch_len);
-		if (ret)
-			goto out;
-		c.thr[i].rs_ready = true;
-	}
-
-	c.core = calloc(1, sizeof(*c.core));
-	c.core ? core__init(c.core) : (void)0;
-	Creds *cr = c.core ? calloc(1, sizeof(*cr)) : NULL;
-	if (!cr) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	creds__init(cr);
-	c.core->creds = cr;
-	ret = collect(&c);
-	if (ret)
-		goto out;
-	pr_info("dump: task state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
-	ret = write_images(&c);
+		ret = write_inventory(&t);
 	if (!ret)
-		ret = img_dir_commit(&c.img);
-	if (ret)
-		goto out;
-	pr_info("dump: images of pid %d written to %s", o->pid, o->dir);
+		ret = img_dir_commit(&t.img);
+	if (!ret)
+		pr_info("dump: images of pid %d written to %s", o->pid, o->dir);
 
 out:
-	for (size_t i = 1; i < c.nr_thr; i++) {
-		if (!c.thr[i].rs_ready)
-			continue;
-		int r = rsys_fini(&c.thr[i].rs);
+	for (size_t i = 0; i < t.nr; i++) {
+		int r = release_proc(t.procs[i]);
 		if (r && !ret)
 			ret = r;
 	}
-	if (rs_ready) {
-		int r = rsys_fini(&c.rs);
-		if (r && !ret)
-			ret = r;
-	}
-	if (ret && c.img.tmp)
-		img_dir_abort(&c.img);
+	if (ret && t.img.tmp)
+		img_dir_abort(&t.img);
 	else
-		img_dir_close(&c.img);
-	if (frozen) {
+		img_dir_close(&t.img);
+	/* children first when killing: parents must not see them die before the end */
+	for (size_t i = t.nr; i-- > 0;) {
 		if (!ret && !o->leave_running)
-			finish_task(&c);
+			finish_task(t.procs[i]);
 		else
-			unfreeze_threads(&c);
+			unfreeze_threads(t.procs[i]);
 	}
-	free_ctx(&c);
+	free_tree(&t);
 	return ret;
 }

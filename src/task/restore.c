@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -24,28 +25,37 @@
 #define SVC_EXE 2
 #define SVC_MAPS 3
 
-static int load_images(struct rst_ctx *c)
+/* The tree being restored: every process's context, and the inventory's task list
+ * (alive and zombie, parents before children). */
+struct rst_tree {
+	const struct restore_opts *opts;
+	struct img_dir img;
+	Inventory *inv;
+	struct rst_ctx **procs;  /* procs[i] for alive task i of inv->tasks (NULL: zombie) */
+	size_t n;                /* inv->n_tasks */
+	int status_wr;           /* packet pipe: every task reports here */
+	int *gfd;
+	uint32_t n_gfd;
+	int gfd_base;
+};
+
+struct status_msg {
+	int32_t pid;
+	int32_t err; /* 0: ready */
+	char msg[504];
+};
+
+static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 {
 	int ret;
 
-	c->inv = img_read_msg(c->img.dfd, IMG_INVENTORY, 0);
-	if (!c->inv)
-		return -errno;
-	if (c->inv->img_version != IMG_VERSION || c->inv->n_pids != 1 ||
-	    c->inv->pids[0] != c->inv->root_pid || c->inv->root_pid <= 0) {
-		pr_err("images: inventory describes %zu tasks (root %d): this version restores one "
-		       "process",
-		       c->inv->n_pids, c->inv->root_pid);
-		return -EINVAL;
-	}
-	c->pid = c->inv->root_pid;
-	c->core = img_read_msg(c->img.dfd, IMG_CORE, c->pid);
+	c->core = img_read_msg(t->img.dfd, IMG_CORE, c->pid);
 	if (!c->core)
 		return -errno;
-	c->mm = img_read_msg(c->img.dfd, IMG_MM, c->pid);
+	c->mm = img_read_msg(t->img.dfd, IMG_MM, c->pid);
 	if (!c->mm)
 		return -errno;
-	c->files = img_read_msg(c->img.dfd, IMG_FILES, c->pid);
+	c->files = img_read_msg(t->img.dfd, IMG_FILES, c->pid);
 	if (!c->files)
 		return -errno;
 	if (c->core->pid != c->pid) {
@@ -55,41 +65,183 @@ static int load_images(struct rst_ctx *c)
 	ret = cpu_validate(c->core);
 	if (ret)
 		return ret;
-	ret = img_pages_open(c->img.dfd, c->pid, &c->pages);
+	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
 	if (ret)
 		return ret;
 	return mem_validate(c->mm, c->pages.len);
 }
 
+static ssize_t task_index(const Inventory *inv, pid_t pid)
+{
+	for (size_t i = 0; i < inv->n_tasks; i++)
+		if (inv->tasks[i]->pid == pid)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Untrusted: the task list must be a tree rooted at the first entry, parents first. */
+static int check_tasks(const Inventory *inv)
+{
+	if (inv->img_version != IMG_VERSION || !inv->n_tasks || inv->n_tasks > 65536 ||
+	    inv->tasks[0]->pid != inv->root_pid || inv->tasks[0]->zombie) {
+		pr_err("images: inventory has no valid task list (root %d)", inv->root_pid);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < inv->n_tasks; i++) {
+		const TaskEntry *e = inv->tasks[i];
+		ssize_t p = i ? task_index(inv, e->ppid) : -1;
+		if (e->pid <= 0 || task_index(inv, e->pid) != (ssize_t)i ||
+		    (i && (p < 0 || (size_t)p >= i || inv->tasks[p]->zombie)) ||
+		    (e->has_exit_signal && e->exit_signal > 64)) {
+			pr_err("images: task %zu (pid %d, parent %d) of the inventory is invalid", i,
+			       e->pid, e->ppid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int load_tree(struct rst_tree *t)
+{
+	int ret;
+
+	t->inv = img_read_msg(t->img.dfd, IMG_INVENTORY, 0);
+	if (!t->inv)
+		return -errno;
+	if (!t->inv->n_tasks) {
+		pr_err("images: the inventory lists no task");
+		return -EINVAL;
+	}
+	ret = check_tasks(t->inv);
+	if (ret)
+		return ret;
+	t->n = t->inv->n_tasks;
+	t->procs = calloc(t->n, sizeof(*t->procs));
+	if (!t->procs)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->inv->tasks[i]->zombie)
+			continue;
+		struct rst_ctx *c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		t->procs[i] = c;
+		c->opts = t->opts;
+		c->pid = t->inv->tasks[i]->pid;
+		c->pages.fd = -1;
+		c->is_root = i == 0;
+		ret = load_proc(t, c);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* --- the child half --------------------------------------------------------------- */
 
-static __attribute__((noreturn)) void child_fail(int status_fd, int err)
+static void report(int fd, pid_t pid, int err, const char *msg)
 {
-	char msg[600];
-	int n = snprintf(msg, sizeof(msg), "E %d %s", -err, log_first_error());
-	if (n > 0)
-		(void)!write(status_fd, msg, (size_t)MIN(n, (int)sizeof(msg) - 1));
+	struct status_msg m = { .pid = pid, .err = err };
+	snprintf(m.msg, sizeof(m.msg), "%s", msg ? msg : "");
+	(void)!write(fd, &m, sizeof(m));
+}
+
+static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int err)
+{
+	report(status_fd, pid, err ? err : -EIO, log_first_error());
 	_exit(1);
 }
 
-static __attribute__((noreturn)) void restore_child(struct rst_ctx *c, int status_wr)
+static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
+
+/* Create the children of task @idx (alive and zombie), each with its pid. */
+static int create_children(struct rst_tree *t, size_t idx)
 {
-	int st = c->svc_lo + SVC_STATUS, lg = c->svc_lo + SVC_LOG;
+	const TaskEntry *me = t->inv->tasks[idx];
+	for (size_t j = idx + 1; j < t->n; j++) {
+		const TaskEntry *e = t->inv->tasks[j];
+		if (e->ppid != me->pid)
+			continue;
+		pid_t want = e->pid;
+		struct stasis_clone_args ca = {
+			.exit_signal = e->has_exit_signal ? e->exit_signal : SIGCHLD,
+			.set_tid = (uint64_t)(uintptr_t)&want,
+			.set_tid_size = 1,
+		};
+		pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
+		if (child < 0) {
+			int err = -errno;
+			if (err == -EEXIST)
+				pr_err("pid %d is already in use: cannot restore the task with its pid",
+				       want);
+			else
+				pr_err("clone3 for pid %d: %s", want, strerror(-err));
+			return err;
+		}
+		if (child == 0)
+			restore_task(t, j);
+	}
+	return 0;
+}
+
+static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx, int st)
+{
+	const TaskEntry *e = t->inv->tasks[idx];
+	int status = e->has_exit_status ? e->exit_status : 0;
+
+	report(st, e->pid, 0, NULL);
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		struct rlimit no_core = { 0, 0 };
+		sigset_t set;
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), sig);
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
+{
+	const TaskEntry *e = t->inv->tasks[idx];
+	struct rst_ctx *c = t->procs[idx];
+	int st = t->status_wr;
 	int ret;
 
-	/* Service fds first, above every fd the task will own (through numbers above both,
+	/* A failed restore kills the root: everything below goes with it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (idx && getppid() == 1)
+		_exit(1);
+	log_reset_first_error();
+	if (e->sid == e->pid && setsid() < 0)
+		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
+	if (e->pgid == e->pid && e->sid != e->pid && setpgid(0, 0) < 0)
+		child_fail(st, e->pid, pr_perror("restore: setpgid in pid %d", e->pid));
+	if (!c)
+		zombie_task(t, idx, st);
+	/* Children first: they must inherit the fd table of stasis, not the task's. */
+	ret = create_children(t, idx);
+	if (ret)
+		child_fail(st, e->pid, ret);
+
+	/* Service fds next, above every fd the task will own (through numbers above both,
 	 * so that moving one never clobbers the other). */
-	int hi = st + 64;
-	int t_st = fcntl(status_wr, F_DUPFD_CLOEXEC, hi);
+	int s_st = c->svc_lo + SVC_STATUS, s_lg = c->svc_lo + SVC_LOG;
+	int hi = t->gfd_base + (int)t->n_gfd + 8;
+	int t_st = fcntl(st, F_DUPFD_CLOEXEC, hi);
 	int t_lg = fcntl(log_get_fd(), F_DUPFD_CLOEXEC, hi);
-	if (t_st < 0 || t_lg < 0 || dup3(t_st, st, O_CLOEXEC) < 0 || dup3(t_lg, lg, O_CLOEXEC) < 0)
-		child_fail(status_wr, pr_perror("restore: move service fds"));
+	if (t_st < 0 || t_lg < 0 || dup3(t_st, s_st, O_CLOEXEC) < 0 ||
+	    dup3(t_lg, s_lg, O_CLOEXEC) < 0)
+		child_fail(st, e->pid, pr_perror("restore: move service fds"));
 	close(t_st);
 	close(t_lg);
-	if (status_wr != st && status_wr != lg)
-		close(status_wr);
-	log_set_fd(lg);
-	log_reset_first_error();
+	st = s_st;
+	log_set_fd(s_lg);
+	c->gfd = t->gfd;
+	c->n_gfd = t->n_gfd;
 	ret = mem_restore_child(c);
 	if (!ret)
 		ret = files_restore_child(c);
@@ -98,9 +250,8 @@ static __attribute__((noreturn)) void restore_child(struct rst_ctx *c, int statu
 	if (!ret)
 		ret = signals_restore_child(c);
 	if (ret)
-		child_fail(st, ret);
-	if (write(st, "OK", 2) != 2)
-		_exit(1);
+		child_fail(st, e->pid, ret);
+	report(st, e->pid, 0, NULL);
 	/* Wait to be frozen and replaced; every signal is blocked. */
 	for (;;)
 		pause();
@@ -108,34 +259,34 @@ static __attribute__((noreturn)) void restore_child(struct rst_ctx *c, int statu
 
 /* --- the parent half -------------------------------------------------------------- */
 
-static int wait_child_ready(struct rst_ctx *c, int status_rd)
+/* Every task reports once. The first error wins. */
+static int wait_tasks_ready(struct rst_tree *t, int rd)
 {
-	struct pollfd p = { .fd = status_rd, .events = POLLIN };
-	char buf[640];
-	int r = poll(&p, 1, 30000);
-	if (r <= 0) {
-		pr_err("restore: task %d did not get ready in time", c->pid);
-		return -ETIMEDOUT;
+	size_t ready = 0;
+	uint64_t deadline = now_ns() + 30ULL * 1000000000ULL;
+	while (ready < t->n) {
+		int left = (int)((deadline - MIN(deadline, now_ns())) / 1000000);
+		struct pollfd p = { .fd = rd, .events = POLLIN };
+		int r = poll(&p, 1, left);
+		if (r <= 0) {
+			pr_err("restore: %zu of %zu tasks did not get ready in time", t->n - ready, t->n);
+			return -ETIMEDOUT;
+		}
+		struct status_msg m;
+		ssize_t n = read(rd, &m, sizeof(m));
+		if (n != (ssize_t)sizeof(m)) {
+			pr_err("restore: a task died while setting itself up");
+			return -ECHILD;
+		}
+		m.msg[sizeof(m.msg) - 1] = '\0';
+		if (m.err) {
+			log_reset_first_error();
+			pr_err("%s", m.msg[0] ? m.msg : "a task failed while setting itself up");
+			return m.err < 0 ? m.err : -EIO;
+		}
+		ready++;
 	}
-	ssize_t n = read(status_rd, buf, sizeof(buf) - 1);
-	if (n <= 0) {
-		pr_err("restore: task %d died while setting itself up", c->pid);
-		return -ECHILD;
-	}
-	buf[n] = '\0';
-	if (!strcmp(buf, "OK"))
-		return 0;
-	int err = EIO;
-	char *msg = buf;
-	if (buf[0] == 'E') {
-		err = (int)strtol(buf + 2, &msg, 10);
-		if (*msg == ' ')
-			msg++;
-	}
-	/* The child's first error is the one to report. */
-	log_reset_first_error();
-	pr_err("%s", msg);
-	return err > 0 ? -err : -EIO;
+	return 0;
 }
 
 static int self_vdso(uint64_t *start, uint64_t *len)
@@ -174,7 +325,15 @@ static int creds_all_threads(struct rst_ctx *c)
 	return creds_restore_remote(c);
 }
 
-static int rebuild(struct rst_ctx *c)
+static int close_service_fds(struct rst_ctx *c)
+{
+	long r = rsys_do(&c->rs, "restore: close service fds", SYS_close_range,
+			 (uint64_t)c->svc_lo, ~0U, 0, 0, 0, 0);
+	return r < 0 ? (int)r : 0;
+}
+
+/* Everything but the registers and the signal mask, for one process. */
+static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 {
 	static const struct {
 		const char *name;
@@ -182,20 +341,20 @@ static int rebuild(struct rst_ctx *c)
 	} stages[] = {
 		{ "drop the restorer's rseq", cpu_restore_prepare },
 		{ "memory", mem_restore_remote },
+		{ "service fds", close_service_fds },
 		{ "threads", cpu_restore_threads },
 		{ "credentials", creds_all_threads },
 		{ "timers", timers_restore_remote },
 		{ "process attributes", misc_restore_remote },
 		{ "rseq and tid address", cpu_restore_remote },
-		{ "registers", cpu_restore_final },
-		{ "signal mask", signals_restore_final },
 	};
-	uint64_t vdso = 0, vdso_len = 0;
-	int ret = self_vdso(&vdso, &vdso_len);
-	if (!ret)
-		ret = rsys_init(&c->rs, c->pid, vdso, vdso_len);
+	int ret = pt_seize_stop(c->pid, true);
 	if (ret)
 		return ret;
+	ret = rsys_init(&c->rs, c->pid, vdso, vdso_len);
+	if (ret)
+		return ret;
+	c->rs_ready = true;
 	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
 		uint64_t t0 = now_ns();
 		ret = stages[i].fn(c);
@@ -203,33 +362,62 @@ static int rebuild(struct rst_ctx *c)
 			pr_err("restore: %s of pid %d failed", stages[i].name, c->pid);
 			return ret;
 		}
-		pr_info("restore: %s took %.3f ms", stages[i].name, (double)(now_ns() - t0) / 1e6);
-		if (stages[i].fn == mem_restore_remote) {
-			/* Service fds are not the task's: close them all. */
-			long r = rsys_do(&c->rs, "restore: close service fds", SYS_close_range,
-					 (uint64_t)c->svc_lo, ~0U, 0, 0, 0, 0);
-			if (r < 0)
-				return (int)r;
+		pr_info("restore: pid %d: %s took %.3f ms", c->pid, stages[i].name,
+			(double)(now_ns() - t0) / 1e6);
+	}
+	return 0;
+}
+
+/* Join process groups led by another task, now that every task exists. */
+static int join_groups(struct rst_tree *t)
+{
+	const TaskEntry *root = t->inv->tasks[0];
+	pid_t root_pgid = getpgid(root->pid);
+	for (size_t i = 0; i < t->n; i++) {
+		const TaskEntry *e = t->inv->tasks[i];
+		struct rst_ctx *c = t->procs[i];
+		if (!c || e->pgid == e->pid)
+			continue;
+		/* the root's group outside the tree is wherever the root is now */
+		pid_t want = (e->pgid == root->pgid && task_index(t->inv, e->pgid) < 0) ? root_pgid
+											  : e->pgid;
+		if (getpgid(e->pid) == want)
+			continue;
+		long r = rsys_do(&c->rs, "restore: join process group", SYS_setpgid, 0,
+				 (uint64_t)want, 0, 0, 0, 0);
+		if (r < 0) {
+			pr_err("restore: pid %d cannot join process group %d", e->pid, want);
+			return (int)r;
 		}
 	}
 	return 0;
 }
 
-static void free_rst(struct rst_ctx *c)
+static void free_tree(struct rst_tree *t)
 {
-	if (c->inv)
-		protobuf_c_message_free_unpacked(&c->inv->base, NULL);
-	if (c->core)
-		protobuf_c_message_free_unpacked(&c->core->base, NULL);
-	if (c->mm)
-		protobuf_c_message_free_unpacked(&c->mm->base, NULL);
-	if (c->files)
-		protobuf_c_message_free_unpacked(&c->files->base, NULL);
-	if (c->pages.fd >= 0)
-		close(c->pages.fd);
-	free(c->trs);
-	c->trs = NULL;
-	img_dir_close(&c->img);
+	for (size_t i = 0; t->procs && i < t->n; i++) {
+		struct rst_ctx *c = t->procs[i];
+		if (!c)
+			continue;
+		if (c->core)
+			protobuf_c_message_free_unpacked(&c->core->base, NULL);
+		if (c->mm)
+			protobuf_c_message_free_unpacked(&c->mm->base, NULL);
+		if (c->files)
+			protobuf_c_message_free_unpacked(&c->files->base, NULL);
+		if (c->pages.fd >= 0)
+			close(c->pages.fd);
+		free(c->trs);
+		free(c);
+	}
+	free(t->procs);
+	if (t->inv)
+		protobuf_c_message_free_unpacked(&t->inv->base, NULL);
+	for (uint32_t i = 0; t->gfd && i < t->n_gfd; i++)
+		if (t->gfd[i] >= 0)
+			close(t->gfd[i]);
+	free(t->gfd);
+	img_dir_close(&t->img);
 }
 
 static int exit_status_of(int status)
@@ -241,96 +429,135 @@ static int exit_status_of(int status)
 	return 1;
 }
 
-int restore_run(const struct restore_opts *o)
+/* File descriptor layout of every restore child, and the tree-wide descriptions. */
+static int plan_fds(struct rst_tree *t)
 {
-	struct rst_ctx c = { .opts = o, .pages = { .fd = -1 } };
-	int pipefd[2] = { -1, -1 };
-	pid_t child = -1;
-	int ret, status;
-
-	c.img.dfd = -1;
-	log_set_stage("restore");
-	ret = img_dir_open(&c.img, o->dir);
-	if (!ret)
-		ret = load_images(&c);
+	int top = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		struct rst_ctx *c = t->procs[i];
+		if (!c)
+			continue;
+		int maxfd = files_max_fd(c->files);
+		c->svc_lo = maxfd + 1 > 3 ? maxfd + 1 : 3;
+		c->exe_fd = c->svc_lo + SVC_EXE;
+		c->map_fd_base = c->svc_lo + SVC_MAPS;
+		top = MAX(top, c->map_fd_base + (int)c->mm->n_vmas + 1);
+	}
+	t->gfd_base = top + 8;
+	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
+	size_t nf = 0;
+	if (!fl)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->procs[i])
+			fl[nf++] = t->procs[i]->files;
+	int ret = files_open_shared(fl, nf, t->gfd_base, &t->gfd, &t->n_gfd);
 	if (ret)
-		goto fail;
-
-	int maxfd = files_max_fd(c.files);
-	c.svc_lo = maxfd + 1 > 3 ? maxfd + 1 : 3;
-	c.exe_fd = c.svc_lo + SVC_EXE;
-	c.map_fd_base = c.svc_lo + SVC_MAPS;
+		return ret;
 	struct rlimit nofile;
-	int need = c.map_fd_base + (int)c.mm->n_vmas + 1;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && (rlim_t)need > nofile.rlim_cur) {
-		if ((rlim_t)need > nofile.rlim_max) {
-			pr_err("restore: needs %d file descriptors, RLIMIT_NOFILE allows %llu", need,
-			       (unsigned long long)nofile.rlim_max);
-			ret = -EMFILE;
-			goto fail;
+	rlim_t need = (rlim_t)(t->gfd_base + (int)t->n_gfd + 80);
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && need > nofile.rlim_cur) {
+		if (need > nofile.rlim_max) {
+			pr_err("restore: needs %llu file descriptors, RLIMIT_NOFILE allows %llu",
+			       (unsigned long long)need, (unsigned long long)nofile.rlim_max);
+			return -EMFILE;
 		}
-		nofile.rlim_cur = (rlim_t)need;
+		nofile.rlim_cur = need;
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+	return 0;
+}
+
+int restore_run(const struct restore_opts *o)
+{
+	struct rst_tree t = { .opts = o, .status_wr = -1 };
+	int pipefd[2] = { -1, -1 };
+	pid_t root = -1;
+	int ret, status;
+
+	t.img.dfd = -1;
+	log_set_stage("restore");
+	ret = img_dir_open(&t.img, o->dir);
+	if (!ret)
+		ret = load_tree(&t);
+	if (!ret)
+		ret = plan_fds(&t);
+	if (ret)
+		goto fail;
+	/* Packet mode: each report is one atomic message, whoever writes it. */
+	if (pipe2(pipefd, O_CLOEXEC | O_DIRECT) < 0) {
 		ret = pr_perror("restore: pipe");
 		goto fail;
 	}
+	t.status_wr = pipefd[1];
 
-	pid_t want = c.pid;
+	pid_t want = t.inv->tasks[0]->pid;
 	struct stasis_clone_args ca = {
 		.exit_signal = SIGCHLD,
 		.set_tid = (uint64_t)(uintptr_t)&want,
 		.set_tid_size = 1,
 	};
 	fflush(NULL);
-	child = (pid_t)sys_clone3(&ca, sizeof(ca));
-	if (child < 0) {
+	root = (pid_t)sys_clone3(&ca, sizeof(ca));
+	if (root < 0) {
 		ret = -errno;
-		child = -1;
+		root = -1;
 		if (ret == -EEXIST)
-			pr_err("pid %d is already in use: cannot restore the task with its pid",
-			       c.pid);
+			pr_err("pid %d is already in use: cannot restore the task with its pid", want);
 		else if (ret == -EPERM)
 			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
 			       "CAP_SYS_ADMIN",
-			       c.pid);
+			       want);
 		else
-			pr_err("clone3 for pid %d: %s", c.pid, strerror(-ret));
+			pr_err("clone3 for pid %d: %s", want, strerror(-ret));
 		goto fail;
 	}
-	if (child == 0) {
+	if (root == 0) {
 		close(pipefd[0]);
-		restore_child(&c, pipefd[1]);
+		restore_task(&t, 0);
 	}
 	close(pipefd[1]);
 	pipefd[1] = -1;
-	if (child != c.pid) {
-		pr_err("clone3 gave pid %d instead of %d", child, c.pid);
-		ret = -EINVAL;
+	ret = wait_tasks_ready(&t, pipefd[0]);
+	if (ret)
 		goto fail;
+	/* The descriptions now live in the tasks. */
+	for (uint32_t i = 0; i < t.n_gfd; i++)
+		if (t.gfd[i] >= 0) {
+			close(t.gfd[i]);
+			t.gfd[i] = -1;
+		}
+
+	uint64_t vdso = 0, vdso_len = 0, t0 = now_ns();
+	ret = self_vdso(&vdso, &vdso_len);
+	for (size_t i = 0; i < t.n && !ret; i++)
+		if (t.procs[i])
+			ret = rebuild(t.procs[i], vdso, vdso_len);
+	if (!ret)
+		ret = join_groups(&t);
+	for (size_t i = 0; i < t.n && !ret; i++) {
+		if (!t.procs[i])
+			continue;
+		ret = cpu_restore_final(t.procs[i]);
+		if (!ret)
+			ret = signals_restore_final(t.procs[i]);
 	}
-	ret = wait_child_ready(&c, pipefd[0]);
 	if (ret)
 		goto fail;
-	ret = pt_seize_stop(child, true);
-	if (ret)
-		goto fail;
-	ret = rebuild(&c);
-	if (ret)
-		goto fail;
-	for (size_t i = 0; i < c.nr_trs; i++) {
-		ret = pt_detach(c.trs[i].tid, 0);
-		if (ret)
-			goto fail;
+	for (size_t i = 0; i < t.n && !ret; i++) {
+		struct rst_ctx *c = t.procs[i];
+		for (size_t k = 0; c && k < c->nr_trs && !ret; k++)
+			ret = pt_detach(c->trs[k].tid, 0);
+		if (c && !ret)
+			ret = pt_detach(c->pid, 0);
 	}
-	ret = pt_detach(child, 0);
 	if (ret)
 		goto fail;
-	pr_info("restore: pid %d restored", c.pid);
+	pr_info("restore: %zu tasks of pid %d restored in %.3f ms", t.n, want,
+		(double)(now_ns() - t0) / 1e6);
 	if (o->pidfile) {
 		char buf[32];
-		int n = snprintf(buf, sizeof(buf), "%d\n", c.pid);
+		int n = snprintf(buf, sizeof(buf), "%d\n", want);
 		ret = write_file(o->pidfile, buf, (size_t)n);
 		if (ret) {
 			pr_errno(ret, "restore: write pidfile %s", o->pidfile);
@@ -338,29 +565,34 @@ int restore_run(const struct restore_opts *o)
 		}
 	}
 	close(pipefd[0]);
-	free_rst(&c);
+	free_tree(&t);
 	if (o->detach)
 		return 0;
 	for (;;) {
-		pid_t r = waitpid(child, &status, 0);
-		if (r == child)
+		pid_t r = waitpid(root, &status, 0);
+		if (r == root)
 			return exit_status_of(status);
 		if (r < 0 && errno != EINTR) {
-			pr_perror("restore: wait for %d", child);
+			pr_perror("restore: wait for %d", root);
 			return 1;
 		}
 	}
 
 fail:
-	if (child > 0) {
-		kill(child, SIGKILL);
-		while (waitpid(child, &status, __WALL) < 0 && errno == EINTR)
+	if (root > 0) {
+		/* Every other task dies with its parent (PR_SET_PDEATHSIG) or with us
+		 * (PTRACE_O_EXITKILL); kill the ones frozen so far right away too. */
+		for (size_t i = t.n; i-- > 1;)
+			if (t.procs && t.procs[i] && t.procs[i]->rs_ready)
+				kill(t.procs[i]->pid, SIGKILL);
+		kill(root, SIGKILL);
+		while (waitpid(root, &status, __WALL) < 0 && errno == EINTR)
 			;
 	}
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
-	free_rst(&c);
+	free_tree(&t);
 	return -1000 + ret; /* < 0: stasis failed (not the task) */
 }

@@ -60,7 +60,8 @@ struct dump_ctx {
 	Core *core;
 	Mm *mm;
 	Files *files;
-	struct img_dir img;
+	struct img_dir *img;  /* shared by every process of the tree */
+	bool rs_ready;
 };
 
 struct restore_opts {
@@ -72,16 +73,18 @@ struct restore_opts {
 struct rst_ctx {
 	const struct restore_opts *opts;
 	pid_t pid;
-	Inventory *inv;
 	Core *core;
 	Mm *mm;
 	Files *files;
-	struct img_dir img;
 	struct img_pages pages;
 	int svc_lo;        /* lowest service fd number in the child */
 	int map_fd_base;   /* child: fd of the file for vma i is map_fd_base + i (-1: none) */
 	int exe_fd;        /* child: the executable, for PR_SET_MM_MAP */
 	struct rsys rs;    /* parent: remote engine on the stopped child's main thread */
+	bool rs_ready;
+	bool is_root;
+	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
+	uint32_t n_gfd;
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 };
@@ -112,6 +115,15 @@ int misc_restore_child(struct rst_ctx *c) __must_check;
 int mem_restore_child(struct rst_ctx *c) __must_check; /* opens files to be mapped */
 /* Highest fd number the task's own fd table needs (-1 if none). */
 int files_max_fd(const Files *f);
+/* Dump, after every process's files_dump: give open file descriptions shared between
+ * processes one id tree-wide (kcmp), and turn pipes whose ends live in different
+ * processes of the tree into FILE_PIPE (with their data). */
+int files_merge_tree(struct dump_ctx **procs, size_t n) __must_check;
+/* Restore of a tree, in the restoring stasis before any process exists: open every pipe
+ * and every description used by several processes once, at fds >= @base; *gfd_out maps
+ * file id -> fd (-1). Nothing is opened for a single process. */
+int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32_t *n_out)
+	__must_check;
 
 /* Restore side: in the parent, remote. Called in this order. */
 int mem_restore_remote(struct rst_ctx *c) __must_check;     /* layout, contents, mm */
