@@ -528,12 +528,19 @@ static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
 	return s1 < e2 && s2 < e1;
 }
 
-/* Lowest address >= 1 MiB where [a, a+len) avoids the image's VMAs and @avoid. */
-static uint64_t find_gap(const Mm *mm, uint64_t len, const struct range *avoid, size_t navoid)
+/* Lowest address >= 1 MiB where [a, a+len) avoids the image's VMAs, @avoid and the
+ * shared memory objects being carried into the child. */
+static uint64_t find_gap_shm(const Mm *mm, uint64_t len, const struct range *avoid,
+			     size_t navoid, const struct shm_obj *shm, size_t nshm)
 {
 	uint64_t a = 1ULL << 20;
 	for (int guard = 0; guard < 100000; guard++) {
 		bool moved = false;
+		for (size_t i = 0; i < nshm && !moved; i++)
+			if (overlaps(a, a + len, shm[i].tmp, shm[i].tmp + shm[i].size)) {
+				a = ALIGN_UP(shm[i].tmp + shm[i].size, PAGE_SIZE);
+				moved = true;
+			}
 		for (size_t i = 0; i < mm->n_vmas && !moved; i++)
 			if (overlaps(a, a + len, mm->vmas[i]->start, mm->vmas[i]->end)) {
 				a = mm->vmas[i]->end;
@@ -551,6 +558,9 @@ static uint64_t find_gap(const Mm *mm, uint64_t len, const struct range *avoid, 
 }
 
 /* The vDSO cluster of the child (same as ours: it is a fork of stasis). */
+#define find_gap(c, len, avoid, navoid) \
+	find_gap_shm((c)->mm, len, avoid, navoid, (c)->shm, (c)->n_shm)
+
 struct vdso_cluster {
 	struct range r[3]; /* vvar, vvar_vclock, vdso (absent: start == end == 0) */
 	uint64_t lo, hi;
@@ -648,7 +658,7 @@ static int move_vdso(struct rst_ctx *c, struct vdso_cluster *cur, const struct v
 	struct range avoid[2] = { { cur->lo, cur->hi }, { want->lo, want->hi } };
 	uint64_t tmp = 0;
 	if (overlaps(cur->lo, cur->hi, want->lo, want->hi)) {
-		tmp = find_gap(c->mm, span + (want->hi - want->lo), avoid, 2);
+		tmp = find_gap(c, span + (want->hi - want->lo), avoid, 2);
 		if (!tmp) {
 			pr_err("restore: no room to move the vDSO");
 			return -ENOMEM;
@@ -711,91 +721,144 @@ static bool vma_has_runs(const Mm *mm, size_t vi, size_t *ri)
 }
 
 /* MAP_SHARED anonymous memory: VMAs with the same shmid are views of one shmem object
- * (inherited across fork, or aliased with mremap). Each object is created once, in a
- * spare spot, and every view is made from it with mremap(old_size = 0), which keeps the
- * object and the offset; then the spare mapping goes away. */
-struct shm_obj {
-	uint32_t shmid;
-	uint64_t tmp, size;
-};
-
-static int shm_objects_create(struct rst_ctx *c, const struct range *avoid, size_t navoid,
-			      struct shm_obj **out, size_t *nout)
+ * (inherited across fork, or aliased with mremap), maybe in several processes. The
+ * restoring stasis creates each object once before it creates any process
+ * (mem_shm_prepare); every restore child inherits the mapping, makes each view from it
+ * with mremap(old_size = 0), which keeps the object and the offset, then drops it. */
+static bool vma_is_shm(const Vma *v)
 {
-	struct shm_obj *objs = NULL;
-	size_t n = 0;
-	int ret = 0;
-
-	for (size_t i = 0; i < c->mm->n_vmas; i++) {
-		const Vma *v = c->mm->vmas[i];
-		if (v->kind != VMA_KIND__VMA_ANON || !(v->flags & MAP_SHARED) || !v->has_shmid)
-			continue;
-		size_t k;
-		for (k = 0; k < n && objs[k].shmid != v->shmid; k++)
-			;
-		if (k == n) {
-			struct shm_obj *no = realloc(objs, (n + 1) * sizeof(*no));
-			if (!no) {
-				free(objs);
-				return -ENOMEM;
-			}
-			objs = no;
-			objs[n++] = (struct shm_obj){ .shmid = v->shmid };
-		}
-		uint64_t pg = v->has_pgoff ? v->pgoff : 0;
-		if (pg > ARCH_TASK_SIZE) {
-			free(objs);
-			return -EINVAL;
-		}
-		objs[k].size = MAX(objs[k].size, pg + (v->end - v->start));
-	}
-	/* Place the spare mappings one after another, each avoiding the image layout. */
-	struct range av[8];
-	size_t nav = MIN(navoid, ARRAY_SIZE(av) - 1);
-	memcpy(av, avoid, nav * sizeof(*av));
-	for (size_t k = 0; k < n && !ret; k++) {
-		objs[k].tmp = find_gap(c->mm, objs[k].size, av, nav + (k ? 1 : 0));
-		if (!objs[k].tmp) {
-			ret = -ENOMEM;
-			break;
-		}
-		long r = rsys_do(&c->rs, "restore: create shared memory", SYS_mmap, objs[k].tmp,
-				 objs[k].size, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, (uint64_t)-1, 0);
-		if (r < 0)
-			ret = (int)r;
-		/* the next object must avoid this one too */
-		av[nav] = (struct range){ objs[k].tmp, objs[k].tmp + objs[k].size };
-		if (k && nav + 1 < ARRAY_SIZE(av))
-			nav++;
-	}
-	*out = objs;
-	*nout = n;
-	return ret;
+	return v->kind == VMA_KIND__VMA_ANON && (v->flags & MAP_SHARED) && v->has_shmid;
 }
 
-static int shm_objects_drop(struct rst_ctx *c, struct shm_obj *objs, size_t n)
+static bool range_free(struct rst_ctx *const *procs, size_t n, const struct proc_vma *self,
+		       size_t nself, const struct shm_obj *objs, size_t nobjs, uint64_t a,
+		       uint64_t len, uint64_t *skip_to)
 {
-	for (size_t k = 0; k < n; k++) {
-		if (!objs[k].tmp)
-			continue;
-		long r = rsys_do(&c->rs, "restore: drop spare shared mapping", SYS_munmap, objs[k].tmp,
-				 objs[k].size, 0, 0, 0, 0);
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < procs[p]->mm->n_vmas; i++) {
+			const Vma *v = procs[p]->mm->vmas[i];
+			if (overlaps(a, a + len, v->start, v->end)) {
+				*skip_to = v->end;
+				return false;
+			}
+		}
+	for (size_t i = 0; i < nself; i++)
+		if (overlaps(a, a + len, self[i].start, self[i].end)) {
+			*skip_to = self[i].end;
+			return false;
+		}
+	for (size_t i = 0; i < nobjs; i++)
+		if (objs[i].tmp && overlaps(a, a + len, objs[i].tmp, objs[i].tmp + objs[i].size)) {
+			*skip_to = objs[i].tmp + objs[i].size;
+			return false;
+		}
+	return true;
+}
+
+int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out, size_t *nout)
+{
+	struct shm_obj *objs = NULL;
+	size_t no = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nout = 0;
+	for (size_t p = 0; p < n; p++) {
+		const Mm *mm = procs[p]->mm;
+		for (size_t i = 0; i < mm->n_vmas; i++) {
+			const Vma *v = mm->vmas[i];
+			if (!vma_is_shm(v))
+				continue;
+			size_t k;
+			for (k = 0; k < no && objs[k].shmid != v->shmid; k++)
+				;
+			if (k == no) {
+				struct shm_obj *nb = realloc(objs, (no + 1) * sizeof(*nb));
+				if (!nb) {
+					free(objs);
+					return -ENOMEM;
+				}
+				objs = nb;
+				objs[no++] = (struct shm_obj){ .shmid = v->shmid };
+			}
+			uint64_t pg = v->has_pgoff ? v->pgoff : 0;
+			if (pg > ARCH_TASK_SIZE) {
+				free(objs);
+				pr_err("image: shared memory offset %llx out of range",
+				       (unsigned long long)pg);
+				return -EINVAL;
+			}
+			objs[k].size = MAX(objs[k].size, pg + (v->end - v->start));
+		}
+	}
+	if (!no)
+		return 0;
+	struct proc_vma *self = NULL;
+	size_t nself = 0;
+	_cleanup_free_ char *maps = read_file_at(AT_FDCWD, "/proc/self/maps", 1 << 26, NULL);
+	if (!maps || proc_parse_smaps(maps, &self, &nself)) {
+		free(objs);
+		return pr_perror("restore: read /proc/self/maps");
+	}
+	for (size_t k = 0; k < no && !ret; k++) {
+		uint64_t a = 1ULL << 32, skip;
+		int guard = 0;
+		while (a + objs[k].size <= ARCH_TASK_SIZE && guard++ < 100000 &&
+		       !range_free(procs, n, self, nself, objs, no, a, objs[k].size, &skip))
+			a = ALIGN_UP(MAX(skip, a + PAGE_SIZE), PAGE_SIZE);
+		void *m = a + objs[k].size <= ARCH_TASK_SIZE
+				  ? mmap((void *)(uintptr_t)a, objs[k].size, PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+				  : MAP_FAILED;
+		if (m == MAP_FAILED) {
+			ret = pr_perror("restore: create shared memory object of %llu bytes",
+					(unsigned long long)objs[k].size);
+			break;
+		}
+		objs[k].tmp = a;
+	}
+	proc_vmas_free(self, nself);
+	if (ret) {
+		mem_shm_release(objs, no);
+		return ret;
+	}
+	*out = objs;
+	*nout = no;
+	return 0;
+}
+
+void mem_shm_release(struct shm_obj *objs, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (objs[k].tmp) {
+			munmap((void *)(uintptr_t)objs[k].tmp, objs[k].size);
+			objs[k].tmp = 0;
+		}
+	free(objs);
+}
+
+/* In the child: drop the inherited creation mappings once the views exist. */
+static int shm_objects_drop(struct rst_ctx *c)
+{
+	for (size_t k = 0; k < c->n_shm; k++) {
+		long r = rsys_do(&c->rs, "restore: drop spare shared mapping", SYS_munmap,
+				 c->shm[k].tmp, c->shm[k].size, 0, 0, 0, 0);
 		if (r < 0)
 			return (int)r;
 	}
 	return 0;
 }
 
-static int map_vmas(struct rst_ctx *c, bool *added_write, const struct shm_obj *objs,
-		    size_t nobjs)
+static int map_vmas(struct rst_ctx *c, bool *added_write)
 {
+	const struct shm_obj *objs = c->shm;
+	size_t nobjs = c->n_shm;
 	size_t ri = 0;
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
 		if (vma_is_special(v))
 			continue;
-		if (v->kind == VMA_KIND__VMA_ANON && (v->flags & MAP_SHARED) && v->has_shmid) {
+		if (vma_is_shm(v)) {
 			size_t k;
 			for (k = 0; k < nobjs && objs[k].shmid != v->shmid; k++)
 				;
@@ -974,7 +1037,7 @@ int mem_restore_remote(struct rst_ctx *c)
 	/* Scratch: a spot free in the final layout, away from both vDSO places. */
 	struct range avoid[2] = { { cur.lo, cur.hi }, { want.lo, want.hi } };
 	const size_t scratch_len = 256 * 1024;
-	uint64_t scratch = find_gap(c->mm, scratch_len, avoid, 2);
+	uint64_t scratch = find_gap(c, scratch_len, avoid, 2);
 	if (!scratch) {
 		pr_err("restore: no free room for the restore scratch area");
 		return -ENOMEM;
@@ -985,12 +1048,16 @@ int mem_restore_remote(struct rst_ctx *c)
 	ret = move_vdso(c, &cur, &want);
 	if (ret)
 		return ret;
-	struct range keep[4];
+	_cleanup_free_ struct range *keep = calloc(4 + c->n_shm, sizeof(*keep));
 	size_t nkeep = 0;
+	if (!keep)
+		return -ENOMEM;
 	keep[nkeep++] = (struct range){ scratch, scratch + scratch_len };
 	for (int k = 0; k < 3; k++)
 		if (cur.r[k].end)
 			keep[nkeep++] = cur.r[k];
+	for (size_t k = 0; k < c->n_shm; k++)
+		keep[nkeep++] = (struct range){ c->shm[k].tmp, c->shm[k].tmp + c->shm[k].size };
 	ret = unmap_all_but(c, keep, nkeep);
 	if (ret)
 		return ret;
@@ -998,15 +1065,9 @@ int mem_restore_remote(struct rst_ctx *c)
 	_cleanup_free_ bool *added_write = calloc(c->mm->n_vmas + 1, sizeof(bool));
 	if (!added_write)
 		return -ENOMEM;
-	struct shm_obj *objs = NULL;
-	size_t nobjs = 0;
-	struct range avoid2[3] = { keep[0], { cur.lo, cur.hi } };
-	ret = shm_objects_create(c, avoid2, 2, &objs, &nobjs);
+	ret = map_vmas(c, added_write);
 	if (!ret)
-		ret = map_vmas(c, added_write, objs, nobjs);
-	if (!ret)
-		ret = shm_objects_drop(c, objs, nobjs);
-	free(objs);
+		ret = shm_objects_drop(c);
 	if (ret)
 		return ret;
 	long r = rsys_do(&c->rs, "restore: close mapped files", SYS_close_range,

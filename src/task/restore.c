@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -37,6 +38,8 @@ struct rst_tree {
 	int *gfd;
 	uint32_t n_gfd;
 	int gfd_base;
+	struct shm_obj *shm;
+	size_t n_shm;
 };
 
 struct status_msg {
@@ -417,6 +420,7 @@ static void free_tree(struct rst_tree *t)
 		if (t->gfd[i] >= 0)
 			close(t->gfd[i]);
 	free(t->gfd);
+	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
 	img_dir_close(&t->img);
 }
 
@@ -468,6 +472,23 @@ static int plan_fds(struct rst_tree *t)
 	return 0;
 }
 
+static int plan_shm(struct rst_tree *t)
+{
+	_cleanup_free_ struct rst_ctx **pl = calloc(t->n, sizeof(*pl));
+	size_t np = 0;
+	if (!pl)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->procs[i])
+			pl[np++] = t->procs[i];
+	int ret = mem_shm_prepare(pl, np, &t->shm, &t->n_shm);
+	for (size_t i = 0; !ret && i < np; i++) {
+		pl[i]->shm = t->shm;
+		pl[i]->n_shm = t->n_shm;
+	}
+	return ret;
+}
+
 int restore_run(const struct restore_opts *o)
 {
 	struct rst_tree t = { .opts = o, .status_wr = -1 };
@@ -482,6 +503,8 @@ int restore_run(const struct restore_opts *o)
 		ret = load_tree(&t);
 	if (!ret)
 		ret = plan_fds(&t);
+	if (!ret)
+		ret = plan_shm(&t);
 	if (ret)
 		goto fail;
 	/* Packet mode: each report is one atomic message, whoever writes it. */
@@ -521,7 +544,10 @@ int restore_run(const struct restore_opts *o)
 	ret = wait_tasks_ready(&t, pipefd[0]);
 	if (ret)
 		goto fail;
-	/* The descriptions now live in the tasks. */
+	/* The shared objects and descriptions now live in the tasks (the children still use
+	 * the addresses: keep the list). */
+	for (size_t k = 0; k < t.n_shm; k++)
+		munmap((void *)(uintptr_t)t.shm[k].tmp, t.shm[k].size);
 	for (uint32_t i = 0; i < t.n_gfd; i++)
 		if (t.gfd[i] >= 0) {
 			close(t.gfd[i]);

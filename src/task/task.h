@@ -70,6 +70,13 @@ struct restore_opts {
 	const char *pidfile;
 };
 
+/* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
+ * inherited by every restore child. */
+struct shm_obj {
+	uint32_t shmid;
+	uint64_t tmp, size;
+};
+
 struct rst_ctx {
 	const struct restore_opts *opts;
 	pid_t pid;
@@ -83,6 +90,8 @@ struct rst_ctx {
 	struct rsys rs;    /* parent: remote engine on the stopped child's main thread */
 	bool rs_ready;
 	bool is_root;
+	const struct shm_obj *shm; /* shared memory objects of the whole tree */
+	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
 	uint32_t n_gfd;
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
@@ -113,6 +122,11 @@ int files_restore_child(struct rst_ctx *c) __must_check;
 int signals_restore_child(struct rst_ctx *c) __must_check;
 int misc_restore_child(struct rst_ctx *c) __must_check;
 int mem_restore_child(struct rst_ctx *c) __must_check; /* opens files to be mapped */
+/* In the restoring stasis, before any process exists: create every MAP_SHARED anonymous
+ * object of the tree once, in a place free everywhere. */
+int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out,
+		    size_t *nout) __must_check;
+void mem_shm_release(struct shm_obj *objs, size_t n);
 /* Highest fd number the task's own fd table needs (-1 if none). */
 int files_max_fd(const Files *f);
 /* Dump, after every process's files_dump: give open file descriptions shared between
