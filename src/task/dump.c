@@ -2,6 +2,8 @@
  * end of the task (killed once the images are durable, or left running). Every failure
  * after the freeze puts the task back exactly as it was and removes the partial images. */
 #include <dirent.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -485,6 +487,39 @@ static int check_sessions(const struct dump_tree *t)
 	return 0;
 }
 
+/* Processes sharing an fd table (CLONE_FILES), fs info (CLONE_FS) or an address space
+ * (CLONE_VM without CLONE_THREAD, e.g. a vfork child) cannot be rebuilt yet. */
+static int check_sharing(const struct dump_tree *t)
+{
+	static const struct {
+		int type;
+		const char *what;
+	} kinds[] = {
+		{ KCMP_VM, "an address space (CLONE_VM)" },
+		{ KCMP_FILES, "an fd table (CLONE_FILES)" },
+		{ KCMP_FS, "root/cwd/umask (CLONE_FS)" },
+	};
+	for (size_t i = 1; i < t->nr; i++)
+		for (size_t j = 0; j < i; j++) {
+			/* every pair for trees of usual size; parents only for huge ones */
+			if (t->nr > 256 && t->procs[j]->pid != t->ppid[i])
+				continue;
+			for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+				long r = syscall(SYS_kcmp, t->procs[i]->pid, t->procs[j]->pid, kinds[k].type,
+						 0, 0);
+				if (r < 0)
+					return pr_perror("dump: kcmp pids %d and %d", t->procs[i]->pid,
+							 t->procs[j]->pid);
+				if (r == 0) {
+					pr_err("pids %d and %d share %s: not supported yet",
+					       t->procs[j]->pid, t->procs[i]->pid, kinds[k].what);
+					return -EOPNOTSUPP;
+				}
+			}
+		}
+	return 0;
+}
+
 static int prepare_proc(struct dump_ctx *c)
 {
 	int ret = read_proc_facts(c);
@@ -643,6 +678,7 @@ int dump_run(const struct dump_opts *o)
 		nthr += t.procs[i]->nr_thr;
 	pr_info("dump: %zu processes (%zu threads) and %zu zombies frozen in %.3f ms", t.nr, nthr,
 		t.nr_zombies, (double)(now_ns() - t0) / 1e6);
+	ret = check_sharing(&t);
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
 	if (!ret)
