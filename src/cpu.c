@@ -191,19 +191,23 @@ static int thread_state_remote(struct rst_ctx *c, struct rsys *rs, const Thread 
 		if (r < 0)
 			return (int)r;
 	}
-	if (t->has_tid_address) {
+	/* other threads got it from clone3 (CLONE_CHILD_CLEARTID) */
+	if (t->has_tid_address && t == c->core->threads[0]) {
 		r = rsys_do(rs, "restore: set clear_child_tid", SYS_set_tid_address, t->tid_address,
 			    0, 0, 0, 0, 0);
 		if (r < 0)
 			return (int)r;
 	}
-	if (t->has_robust_list) {
+	/* a new thread starts with no robust list; the main thread has the restorer's */
+	if (t->has_robust_list && (t->robust_list || t == c->core->threads[0])) {
 		r = rsys_do(rs, "restore: set robust futex list", SYS_set_robust_list, t->robust_list,
 			    t->robust_list_len, 0, 0, 0, 0);
 		if (r < 0)
 			return (int)r;
 	}
-	if (t->comm && t != c->core->threads[0]) {
+	/* a new thread starts with the main thread's name */
+	const char *main_comm = c->core->comm;
+	if (t->comm && t != c->core->threads[0] && (!main_comm || strcmp(t->comm, main_comm))) {
 		char name[16] = { 0 };
 		strncpy(name, t->comm, sizeof(name) - 1);
 		int e = rsys_poke(rs, rs->scratch + SCR_NAME, name, sizeof(name));
@@ -266,6 +270,10 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 		.set_tid = c->rs.scratch + SCR_TID,
 		.set_tid_size = 1,
 	};
+	if (t->has_tid_address && t->tid_address) {
+		ca.flags |= CLONE_CHILD_CLEARTID;
+		ca.child_tid = t->tid_address;
+	}
 	int status, ret;
 
 	ret = rsys_poke(&c->rs, c->rs.scratch + SCR_TID, &want, sizeof(want));

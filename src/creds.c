@@ -428,7 +428,7 @@ int creds_restore_remote(struct rst_ctx *c)
 	diff = creds_diff(img, &now);
 	if (!diff) {
 		cred_now_free(&now);
-		return 0;
+		return 0; /* nothing to change */
 	}
 	pr_debug("restore: pid %d: %s differ from the image, setting credentials", c->pid,
 		 diff);
@@ -452,5 +452,5 @@ int creds_restore_remote(struct rst_ctx *c)
 		       c->pid);
 		return -EIO;
 	}
-	return 0;
+	return 1; /* changed */
 }

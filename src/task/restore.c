@@ -312,20 +312,24 @@ static int self_vdso(uint64_t *start, uint64_t *len)
 	return ret;
 }
 
-/* Credentials are per thread (the raw set*id syscalls act on the calling thread): set
- * them in every thread, the main thread last. */
+/* Credentials are per thread (the raw set*id syscalls act on the calling thread). The
+ * other threads were cloned from the main thread after the memory switch and hold its
+ * credentials of that moment: if the main thread needs no change, neither do they. */
 static int creds_all_threads(struct rst_ctx *c)
 {
+	int r = creds_restore_remote(c);
+	if (r <= 0)
+		return r;
 	for (size_t i = 0; i < c->nr_trs; i++) {
 		struct rsys main_rs = c->rs;
 		c->rs = c->trs[i];
 		int ret = creds_restore_remote(c);
 		c->trs[i] = c->rs;
 		c->rs = main_rs;
-		if (ret)
+		if (ret < 0)
 			return ret;
 	}
-	return creds_restore_remote(c);
+	return 0;
 }
 
 static int close_service_fds(struct rst_ctx *c)

@@ -141,6 +141,7 @@ int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32
 
 /* Restore side: in the parent, remote. Called in this order. */
 int mem_restore_remote(struct rst_ctx *c) __must_check;     /* layout, contents, mm */
+/* 1 if the credentials of the thread of c->rs were changed, 0 if they already matched. */
 int creds_restore_remote(struct rst_ctx *c) __must_check;
 int timers_restore_remote(struct rst_ctx *c) __must_check;
 int misc_restore_remote(struct rst_ctx *c) __must_check;    /* dumpable, pdeath sig */
