@@ -76,16 +76,7 @@ static int dump_thread(struct dump_ctx *c, size_t i, Thread *t, void *xs)
 		t->rseq->sig = rc.signature;
 	}
 
-	long r = rsys_do(rs, "cpu: read clear_child_tid", SYS_prctl, PR_GET_TID_ADDRESS,
-			 rs->scratch + SCR_TID, 0, 0, 0, 0);
-	if (r < 0)
-		return (int)r;
-	uint64_t tidaddr = 0;
-	ret = rsys_peek(rs, rs->scratch + SCR_TID, &tidaddr, sizeof(tidaddr));
-	if (ret)
-		return ret;
-	t->has_tid_address = true;
-	t->tid_address = tidaddr;
+	(void)rs;
 
 	/* The robust futex list can be read from outside. */
 	void *head = NULL;
@@ -109,8 +100,15 @@ static int dump_thread(struct dump_ctx *c, size_t i, Thread *t, void *xs)
 int cpu_dump(struct dump_ctx *c)
 {
 	_cleanup_free_ void *xs = malloc(ARCH_XSAVE_MAX);
-	if (!xs)
+	_cleanup_free_ uint64_t *tidaddr = calloc(c->nr_thr, sizeof(uint64_t));
+	if (!xs || !tidaddr)
 		return -ENOMEM;
+	/* clear_child_tid of every thread, in one round */
+	const uint64_t tmpl[6] = { PR_GET_TID_ADDRESS };
+	int ret = dump_threads_call(c, "cpu: read clear_child_tid", SYS_prctl, tmpl, 1,
+				    sizeof(uint64_t), tidaddr);
+	if (ret)
+		return ret;
 	c->core->threads = calloc(c->nr_thr, sizeof(Thread *));
 	if (!c->core->threads)
 		return -ENOMEM;
@@ -120,7 +118,9 @@ int cpu_dump(struct dump_ctx *c)
 			return -ENOMEM;
 		thread__init(t);
 		c->core->threads[c->core->n_threads++] = t;
-		int ret = dump_thread(c, i, t, xs);
+		t->has_tid_address = true;
+		t->tid_address = tidaddr[i];
+		ret = dump_thread(c, i, t, xs);
 		if (ret)
 			return ret;
 	}
@@ -185,7 +185,8 @@ static int thread_state_remote(struct rst_ctx *c, struct rsys *rs, const Thread 
 {
 	long r;
 
-	if (t->rseq) {
+	bool is_main = t == c->core->threads[0]; /* others: done for all at once */
+	if (t->rseq && is_main) {
 		r = rsys_do(rs, "restore: register rseq", SYS_rseq, t->rseq->addr, t->rseq->len, 0,
 			    t->rseq->sig, 0, 0);
 		if (r < 0)
@@ -199,7 +200,7 @@ static int thread_state_remote(struct rst_ctx *c, struct rsys *rs, const Thread 
 			return (int)r;
 	}
 	/* a new thread starts with no robust list; the main thread has the restorer's */
-	if (t->has_robust_list && (t->robust_list || t == c->core->threads[0])) {
+	if (t->has_robust_list && is_main) {
 		r = rsys_do(rs, "restore: set robust futex list", SYS_set_robust_list, t->robust_list,
 			    t->robust_list_len, 0, 0, 0, 0);
 		if (r < 0)
@@ -331,6 +332,41 @@ int cpu_restore_threads(struct rst_ctx *c)
 		if (ptrace(PTRACE_SETOPTIONS, c->pid, NULL, (void *)opts) < 0)
 			return pr_perror("restore: ptrace options of %d", c->pid);
 	}
+	/* rseq and robust list of every new thread, each in one round for all threads */
+	_cleanup_free_ struct rsys **rs = calloc(n + 1, sizeof(*rs));
+	_cleanup_free_ uint64_t (*args)[6] = calloc(n + 1, sizeof(*args));
+	_cleanup_free_ long *res = calloc(n + 1, sizeof(*res));
+	if (!rs || !args || !res)
+		return -ENOMEM;
+	for (int round = 0; round < 2; round++) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			const Thread *t = c->core->threads[i + 1];
+			if (round == 0 && t->rseq) {
+				uint64_t a[6] = { t->rseq->addr, t->rseq->len, 0, t->rseq->sig };
+				memcpy(args[k], a, sizeof(a));
+			} else if (round == 1 && t->has_robust_list && t->robust_list) {
+				uint64_t a[6] = { t->robust_list, t->robust_list_len };
+				memcpy(args[k], a, sizeof(a));
+			} else {
+				continue;
+			}
+			rs[k++] = &c->trs[i];
+		}
+		if (!k)
+			continue;
+		ret = rsys_call_vec(rs, k, round ? SYS_set_robust_list : SYS_rseq,
+				    (const uint64_t(*)[6])args, res);
+		if (ret)
+			return ret;
+		for (size_t j = 0; j < k; j++)
+			if (res[j] < 0) {
+				pr_err("restore: %s of thread %d: %s",
+				       round ? "set robust list" : "register rseq", rs[j]->tid,
+				       strerror((int)-res[j]));
+				return (int)res[j];
+			}
+	}
 	for (size_t i = 0; i < n; i++) {
 		ret = thread_state_remote(c, &c->trs[i], c->core->threads[i + 1]);
 		if (!ret)
@@ -363,10 +399,23 @@ static int thread_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
 
 int cpu_restore_final(struct rst_ctx *c)
 {
-	for (size_t i = 1; i < c->core->n_threads; i++) {
-		int ret = thread_final(c, &c->trs[i - 1], c->core->threads[i]);
+	size_t n = c->core->n_threads - 1;
+	_cleanup_free_ struct rsys **rs = calloc(n + 1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const Thread *t = c->core->threads[i + 1];
+		struct rsys *r = &c->trs[i];
+		int ret = arch_set_xsave(r->tid, t->xsave.data, t->xsave.len);
 		if (ret)
 			return ret;
+		memcpy(&r->saved, t->gpregs.data, sizeof(arch_regs_t));
+		if (arch_fixup_restart(&r->saved))
+			pr_debug("restore: thread %d was in syscall %lld: it will be re-run", t->tid,
+				 (long long)r->saved.orig_rax);
+		rs[i] = r;
 	}
-	return thread_final(c, &c->rs, c->core->threads[0]);
+	/* park all other threads at once, then the main thread (it owns the scratch) */
+	int ret = n ? rsys_fini_vec(rs, n) : 0;
+	return ret ? ret : thread_final(c, &c->rs, c->core->threads[0]);
 }

@@ -910,18 +910,28 @@ static int madvise_vmas(struct rst_ctx *c)
 		{ MADV_BIT_HUGEPAGE, MADV_HUGEPAGE },	{ MADV_BIT_NOHUGEPAGE, MADV_NOHUGEPAGE },
 		{ MADV_BIT_WIPEONFORK, MADV_WIPEONFORK }, { MADV_BIT_MERGEABLE, MADV_MERGEABLE },
 	};
+	/* One call per advice over each run of adjacent areas that have it (glibc puts
+	 * MADV_NOHUGEPAGE on every thread stack and its guard: thousands of areas). */
+	for (size_t k = 0; k < ARRAY_SIZE(adv); k++) {
+		for (size_t i = 0; i < c->mm->n_vmas; i++) {
+			const Vma *v = c->mm->vmas[i];
+			if (vma_is_special(v) || !(v->madv & adv[k].bit))
+				continue;
+			uint64_t start = v->start, end = v->end;
+			while (i + 1 < c->mm->n_vmas && c->mm->vmas[i + 1]->start == end &&
+			       !vma_is_special(c->mm->vmas[i + 1]) &&
+			       (c->mm->vmas[i + 1]->madv & adv[k].bit))
+				end = c->mm->vmas[++i]->end;
+			long ret = rsys_do(&c->rs, "restore: madvise", SYS_madvise, start, end - start,
+					   (uint64_t)adv[k].advice, 0, 0, 0);
+			if (ret < 0 && adv[k].bit != MADV_BIT_MERGEABLE)
+				return (int)ret;
+		}
+	}
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
 		if (vma_is_special(v))
 			continue;
-		for (size_t k = 0; k < ARRAY_SIZE(adv); k++) {
-			if (!(v->madv & adv[k].bit))
-				continue;
-			long ret = rsys_do(&c->rs, "restore: madvise", SYS_madvise, v->start,
-					   v->end - v->start, (uint64_t)adv[k].advice, 0, 0, 0);
-			if (ret < 0 && adv[k].bit != MADV_BIT_MERGEABLE)
-				return (int)ret;
-		}
 		if (v->name) {
 			size_t nl = strlen(v->name) + 1;
 			if (nl > c->rs.scratch_len)
@@ -1065,9 +1075,12 @@ int mem_restore_remote(struct rst_ctx *c)
 	_cleanup_free_ bool *added_write = calloc(c->mm->n_vmas + 1, sizeof(bool));
 	if (!added_write)
 		return -ENOMEM;
+	uint64_t t0 = now_ns();
 	ret = map_vmas(c, added_write);
 	if (!ret)
 		ret = shm_objects_drop(c);
+	pr_debug("restore: pid %d: %zu areas mapped in %.3f ms", c->pid, c->mm->n_vmas,
+		 (double)(now_ns() - t0) / 1e6);
 	if (ret)
 		return ret;
 	long r = rsys_do(&c->rs, "restore: close mapped files", SYS_close_range,
@@ -1075,9 +1088,13 @@ int mem_restore_remote(struct rst_ctx *c)
 			 0, 0, 0);
 	if (r < 0)
 		return (int)r;
+	t0 = now_ns();
 	ret = fill_pages(c);
 	if (ret)
 		return ret;
+	pr_debug("restore: pid %d: %zu page runs filled in %.3f ms", c->pid, c->mm->n_pages,
+		 (double)(now_ns() - t0) / 1e6);
+	t0 = now_ns();
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
 		if (!added_write[i])
@@ -1087,9 +1104,13 @@ int mem_restore_remote(struct rst_ctx *c)
 		if (r < 0)
 			return (int)r;
 	}
+	pr_debug("restore: pid %d: protections set in %.3f ms", c->pid,
+		 (double)(now_ns() - t0) / 1e6);
+	t0 = now_ns();
 	ret = madvise_vmas(c);
 	if (ret)
 		return ret;
+	pr_debug("restore: pid %d: madvise in %.3f ms", c->pid, (double)(now_ns() - t0) / 1e6);
 	ret = set_mm_map(c);
 	if (ret)
 		return ret;

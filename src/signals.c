@@ -54,24 +54,16 @@ static int peek_queue(pid_t pid, bool shared, SigInfo ***out, size_t *nr)
 	return -E2BIG;
 }
 
-/* Per-thread: blocked mask, thread queue, alternate stack. */
-static int thread_dump(struct dump_ctx *c, size_t i, Thread *t)
+/* Per-thread: blocked mask, thread queue, alternate stack (read beforehand). */
+static int thread_dump(struct dump_ctx *c, size_t i, Thread *t, const stack_t *sss)
 {
-	struct rsys *rs = dump_thread_rs(c, i);
 	/* The mask saved by the orchestrator before it blocked everything. */
 	t->blocked = c->thr[i].saved_sigmask;
 	int ret = peek_queue(c->thr[i].tid, false, &t->pending, &t->n_pending);
 	if (ret)
 		return ret;
 
-	stack_t ss;
-	long r = rsys_do(rs, "signals: read sigaltstack", SYS_sigaltstack, 0, rs->scratch, 0, 0,
-			 0, 0);
-	if (r < 0)
-		return (int)r;
-	ret = rsys_peek(rs, rs->scratch, &ss, sizeof(ss));
-	if (ret)
-		return ret;
+	stack_t ss = sss[i];
 	t->altstack = calloc(1, sizeof(SigAltStack));
 	if (!t->altstack)
 		return -ENOMEM;
@@ -116,8 +108,16 @@ int signals_dump(struct dump_ctx *c)
 	ret = peek_queue(c->pid, true, &core->shared_pending, &core->n_shared_pending);
 	if (ret)
 		return ret;
+	_cleanup_free_ stack_t *sss = calloc(c->nr_thr, sizeof(stack_t));
+	if (!sss)
+		return -ENOMEM;
+	const uint64_t tmpl[6] = { 0 };
+	ret = dump_threads_call(c, "signals: read sigaltstack", SYS_sigaltstack, tmpl, 1,
+				sizeof(stack_t), sss);
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < c->nr_thr; i++) {
-		ret = thread_dump(c, i, core->threads[i]);
+		ret = thread_dump(c, i, core->threads[i], sss);
 		if (ret)
 			return ret;
 	}

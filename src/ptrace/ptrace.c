@@ -1,6 +1,9 @@
 #include "ptrace/ptrace.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/time.h>
@@ -44,6 +47,29 @@ int pt_wait(pid_t tid, int *status, int timeout_ms)
 	return 0;
 }
 
+/* Is @tid exiting (ptrace refuses dying tasks with EPERM)? Waits up to 100 ms for the
+ * exit to show in /proc. */
+static bool task_is_exiting(pid_t tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	for (int i = 0; i < 100; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return true;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			return true;
+		buf[n] = '\0';
+		const char *p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 int pt_seize_stop(pid_t tid, bool exitkill)
 {
 	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
@@ -52,6 +78,8 @@ int pt_seize_stop(pid_t tid, bool exitkill)
 	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)opts) < 0) {
 		if (errno == ESRCH)
 			return -ESRCH; /* gone: the caller decides whether that is an error */
+		if (errno == EPERM && task_is_exiting(tid))
+			return -ESRCH; /* dying (a zombie in a moment): same */
 		return pr_perror("ptrace: cannot seize task %d", tid);
 	}
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {

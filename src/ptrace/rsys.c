@@ -53,14 +53,20 @@ int rsys_init_insn(struct rsys *r, pid_t tid, uint64_t insn, uint64_t scratch, s
 	return arch_get_regs(tid, &r->saved);
 }
 
-static int step_to(struct rsys *r, const char *what)
+static int resume_syscall(struct rsys *r, const char *what)
+{
+	if (ptrace(PTRACE_SYSCALL, r->tid, NULL, NULL) < 0)
+		return pr_perror("rsys: resume %d to %s", r->tid, what);
+	return 0;
+}
+
+/* Wait for the next syscall stop of @r; event stops (a clone made by the remote syscall)
+ * that come before it are passed over. */
+static int wait_syscall_stop(struct rsys *r, const char *what)
 {
 	int status, ret;
 
-	/* Event stops (a clone made by the remote syscall) come before syscall exit. */
 	for (int events = 0; events < 4; events++) {
-		if (ptrace(PTRACE_SYSCALL, r->tid, NULL, NULL) < 0)
-			return pr_perror("rsys: resume %d to %s", r->tid, what);
 		ret = pt_wait(r->tid, &status, PT_WAIT_TIMEOUT_MS);
 		if (ret) {
 			if (ret == -ESRCH)
@@ -70,12 +76,90 @@ static int step_to(struct rsys *r, const char *what)
 		}
 		if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
 			return 0;
-		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16))
-			continue;
-		break;
+		if (!(WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16)))
+			break;
+		ret = resume_syscall(r, what);
+		if (ret)
+			return ret;
 	}
 	pr_err("rsys: task %d: unexpected stop 0x%x waiting for %s", r->tid, status, what);
 	return -EIO;
+}
+
+static int step_to(struct rsys *r, const char *what)
+{
+	int ret = resume_syscall(r, what);
+	return ret ? ret : wait_syscall_stop(r, what);
+}
+
+int rsys_call_vec(struct rsys *const *rs, size_t n, long nr, const uint64_t (*args)[6],
+		  long *ret)
+{
+	int err;
+
+	/* Start the call in every thread, then collect: the threads run it concurrently
+	 * and stasis waits once per stop kind instead of once per thread and stop. */
+	for (size_t i = 0; i < n; i++) {
+		arch_regs_t regs = rs[i]->saved;
+		arch_setup_syscall(&regs, rs[i]->insn, nr, args[i]);
+		err = arch_set_regs(rs[i]->tid, &regs);
+		if (!err)
+			err = resume_syscall(rs[i], "syscall entry");
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < n; i++) {
+		err = wait_syscall_stop(rs[i], "syscall entry");
+		if (!err)
+			err = resume_syscall(rs[i], "syscall exit");
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < n; i++) {
+		arch_regs_t regs;
+		err = wait_syscall_stop(rs[i], "syscall exit");
+		if (!err)
+			err = arch_get_regs(rs[i]->tid, &regs);
+		if (err)
+			return err;
+		rs[i]->in_syscall_stop = true;
+		ret[i] = arch_syscall_ret(&regs);
+	}
+	return 0;
+}
+
+int rsys_fini_vec(struct rsys *const *rs, size_t n)
+{
+	int ret = 0, status;
+
+	for (size_t i = 0; i < n; i++) {
+		if (rs[i]->scratch_owned) {
+			pr_err("rsys: rsys_fini_vec on a scratch owner");
+			return -EINVAL;
+		}
+		if (!rs[i]->in_syscall_stop)
+			continue;
+		if (ptrace(PTRACE_INTERRUPT, rs[i]->tid, NULL, NULL) < 0 ||
+		    ptrace(PTRACE_CONT, rs[i]->tid, NULL, NULL) < 0)
+			return pr_perror("rsys: park %d", rs[i]->tid);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rs[i]->in_syscall_stop) {
+			ret = pt_wait(rs[i]->tid, &status, PT_WAIT_TIMEOUT_MS);
+			if (ret)
+				return ret;
+			if (!WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_STOP) {
+				pr_err("rsys: task %d: unexpected stop 0x%x while parking it",
+				       rs[i]->tid, status);
+				return -EIO;
+			}
+			rs[i]->in_syscall_stop = false;
+		}
+		ret = arch_set_regs(rs[i]->tid, &rs[i]->saved);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int rsys_call(struct rsys *r, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,

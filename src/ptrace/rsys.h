@@ -40,6 +40,12 @@ void rsys_set_insn(struct rsys *r, uint64_t insn);
 /* Run syscall @nr. Returns 0 (result in *ret) or -errno for a transport failure. */
 int rsys_call(struct rsys *r, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 	      uint64_t a4, uint64_t a5, long *ret) __must_check;
+/* The same syscall in @n threads at once (arguments per thread), results in @ret[i].
+ * 0 or the first transport failure. */
+int rsys_call_vec(struct rsys *const *rs, size_t n, long nr, const uint64_t (*args)[6],
+		  long *ret) __must_check;
+/* rsys_fini() for @n engines that own no scratch memory, parking them concurrently. */
+int rsys_fini_vec(struct rsys *const *rs, size_t n) __must_check;
 /* Map @len bytes of scratch memory in the task (at @addr with MAP_FIXED if non-zero). */
 int rsys_scratch_map(struct rsys *r, uint64_t addr, size_t len) __must_check;
 /* Copy to/from the task's memory (process_vm_writev/readv; /proc/PID/mem fallback). */

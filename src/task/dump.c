@@ -155,6 +155,39 @@ static void unfreeze_threads(struct dump_ctx *c)
 	}
 }
 
+int dump_threads_call(struct dump_ctx *c, const char *what, long nr, const uint64_t tmpl[6],
+		      int slot_arg, size_t slot_size, void *out)
+{
+	const uint64_t base = c->rs.scratch + 4096;
+	size_t per = (c->rs.scratch_len - 4096) / slot_size;
+	_cleanup_free_ struct rsys **rs = calloc(c->nr_thr, sizeof(*rs));
+	_cleanup_free_ uint64_t (*args)[6] = calloc(c->nr_thr, sizeof(*args));
+	_cleanup_free_ long *ret = calloc(c->nr_thr, sizeof(*ret));
+
+	if (!rs || !args || !ret || !per)
+		return -ENOMEM;
+	for (size_t lo = 0; lo < c->nr_thr; lo += per) {
+		size_t n = MIN(per, c->nr_thr - lo);
+		for (size_t k = 0; k < n; k++) {
+			rs[k] = dump_thread_rs(c, lo + k);
+			memcpy(args[k], tmpl, sizeof(args[k]));
+			args[k][slot_arg] = base + k * slot_size;
+		}
+		int err = rsys_call_vec(rs, n, nr, (const uint64_t(*)[6])args, ret);
+		if (err)
+			return err;
+		for (size_t k = 0; k < n; k++)
+			if (ret[k] < 0 && ret[k] > -4096) {
+				pr_err("%s in thread %d: %s", what, rs[k]->tid, strerror((int)-ret[k]));
+				return (int)ret[k];
+			}
+		err = rsys_peek(&c->rs, base, (char *)out + lo * slot_size, n * slot_size);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 static int read_vmas(struct dump_ctx *c)
 {
 	_cleanup_free_ char *buf = read_file_at(c->procfd, "smaps", 1 << 28, NULL);
@@ -387,6 +420,29 @@ static int freeze_tree(struct dump_tree *t)
 	for (size_t i = 0; i < t->nr; i++) {
 		struct dump_ctx *c = t->procs[i];
 		int ret = freeze_threads(c);
+		if (ret == -ESRCH && i > 0) {
+			/* it exited before we got to it: now a zombie of its parent (or gone) */
+			log_reset_first_error();
+			ret = read_proc_facts(c);
+			if (!ret && (c->stat.state == 'Z' || c->stat.state == 'X'))
+				ret = add_zombie(t, &c->stat, t->ppid[i]);
+			else if (ret == -ENOENT || ret == -ESRCH)
+				ret = 0; /* reaped meanwhile */
+			else if (!ret)
+				ret = pr_errno(-EAGAIN, "dump: pid %d could not be frozen", c->pid);
+			if (ret)
+				return ret;
+			log_reset_first_error();
+			/* drop it from the live list */
+			for (size_t k = 0; k < c->nr_thr; k++)
+				pt_detach(c->thr[k].tid, 0);
+			free_ctx(c);
+			memmove(&t->procs[i], &t->procs[i + 1], (t->nr - i - 1) * sizeof(*t->procs));
+			memmove(&t->ppid[i], &t->ppid[i + 1], (t->nr - i - 1) * sizeof(*t->ppid));
+			t->nr--;
+			i--;
+			continue;
+		}
 		if (ret)
 			return ret;
 		if (sys_pidfd_send_signal(c->pidfd, 0, NULL, 0) < 0)
@@ -426,6 +482,7 @@ static int freeze_tree(struct dump_tree *t)
 				free_ctx(k_ctx);
 				return ret;
 			}
+			/* frozen on its own turn; a child dying meanwhile becomes a zombie */
 		}
 	}
 	return 0;
@@ -560,14 +617,18 @@ static int prepare_proc(struct dump_ctx *c)
 static int release_proc(struct dump_ctx *c)
 {
 	int ret = 0;
-	for (size_t i = 1; i < c->nr_thr; i++) {
-		if (!c->thr[i].rs_ready)
-			continue;
-		int r = rsys_fini(&c->thr[i].rs);
-		if (r && !ret)
-			ret = r;
-		c->thr[i].rs_ready = false;
-	}
+	_cleanup_free_ struct rsys **rs = calloc(c->nr_thr + 1, sizeof(*rs));
+	size_t n = 0;
+	for (size_t i = 1; i < c->nr_thr; i++)
+		if (c->thr[i].rs_ready) {
+			c->thr[i].rs_ready = false;
+			if (rs)
+				rs[n++] = &c->thr[i].rs;
+			else if (rsys_fini(&c->thr[i].rs) && !ret)
+				ret = -EIO;
+		}
+	if (n)
+		ret = rsys_fini_vec(rs, n);
 	if (c->rs_ready) {
 		int r = rsys_fini(&c->rs);
 		if (r && !ret)

@@ -155,6 +155,12 @@ int cpu_validate(const Core *core) __must_check;
  * the main thread) and restore their per-thread state but registers. */
 int cpu_restore_threads(struct rst_ctx *c) __must_check;
 
+/* Run syscall @nr in every thread of @c at once; argument @slot_arg points to a private
+ * @slot_size-byte slot of scratch memory per thread, whose contents after the call are
+ * copied to @out (nr_thr slots). Fails on the first thread's -errno. */
+int dump_threads_call(struct dump_ctx *c, const char *what, long nr, const uint64_t tmpl[6],
+		      int slot_arg, size_t slot_size, void *out) __must_check;
+
 int dump_run(const struct dump_opts *o) __must_check;
 /* Returns the exit status stasis should exit with. */
 int restore_run(const struct restore_opts *o);
