@@ -1,4 +1,5 @@
-/* Files: the task's fd table — regular files, directories, devices, FIFOs and pipes.
+/* Files: the task's fd table — regular files, directories, devices, FIFOs, pipes and
+ * AF_UNIX socketpairs (src/sk_unix.c).
  *
  * Dump reads everything from outside the (frozen) task: /proc/PID/fd/N gives the link,
  * /proc/PID/fdinfo/N the position and flags, and pidfd_getfd() a duplicate of the fd we
@@ -32,6 +33,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "sk_unix.h"
 #include "sys/syscalls.h"
 #include "task/task.h"
 
@@ -162,8 +164,11 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	mode_t m = e->st.st_mode;
 
-	if (S_ISSOCK(m) || starts_with(e->link, "socket:"))
-		return unsupported(c, e, "a socket");
+	if (S_ISSOCK(m) || starts_with(e->link, "socket:")) {
+		/* family, type, peer and state are checked when it is dumped */
+		e->kind = FILE_KIND__FILE_UNIX_SK;
+		return 0;
+	}
 	if (starts_with(e->link, "anon_inode:"))
 		return unsupported(c, e, "an anonymous-inode file (eventfd, epoll, signalfd, "
 					 "timerfd, inotify, ...)");
@@ -389,6 +394,13 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	switch (e->kind) {
 	case FILE_KIND__FILE_PIPE:
 		return pipe_dump(c, e, d);
+	case FILE_KIND__FILE_UNIX_SK: {
+		_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
+		if (dup < 0)
+			return pr_perror("pidfd_getfd of fd %d of pid %d (%s)", e->fd, c->pid,
+					 e->link);
+		return sk_unix_dump(c->pid, e->fd, dup, e->link, e->st.st_ino, d);
+	}
 	case FILE_KIND__FILE_EXTERNAL:
 		return 0;
 	case FILE_KIND__FILE_REG:
@@ -556,6 +568,10 @@ static int validate_image(const Files *f, int svc_lo)
 				pr_err("files image: pipe %u has bad or missing pipe data", d->id);
 				return -EINVAL;
 			}
+		} else if (d->kind == FILE_KIND__FILE_UNIX_SK) {
+			int ret = sk_unix_validate(d);
+			if (ret)
+				return ret;
 		} else if (d->kind != FILE_KIND__FILE_EXTERNAL) {
 			pr_err("files image: file %u has unknown kind %d", d->id, (int)d->kind);
 			return -EINVAL;
@@ -723,6 +739,41 @@ static int open_pipe(struct rst_files *s, size_t i)
 	return 0;
 }
 
+/* Create the socketpair of unix socket description @i and its peer (in this task),
+ * queue their data, stage both ends. */
+static int open_unix_pair(struct rst_files *s, size_t i)
+{
+	const Files *f = s->f;
+	ssize_t peer = -1;
+
+	for (size_t j = 0; j < f->n_files; j++)
+		if (sk_unix_is_peer(f->files[i], f->files[j])) {
+			peer = (ssize_t)j;
+			break;
+		}
+	if (peer < 0) {
+		pr_err("files image: unix socket %llu (fd %d) has no other end in the task",
+		       (unsigned long long)f->files[i]->unix_sk->ino, desc_fd(f, i));
+		return -EINVAL;
+	}
+	size_t j = (size_t)peer;
+	int a, b;
+	int ret = sk_unix_open_pair(f->files[i], f->files[j], &a, &b);
+	if (ret)
+		return ret;
+	ret = stage_fd(a, s->stage_lo, desc_fd(f, i), desc_name(f->files[i]));
+	if (ret < 0) {
+		close(b);
+		return ret;
+	}
+	s->staged[i] = ret;
+	ret = stage_fd(b, s->stage_lo, desc_fd(f, j), desc_name(f->files[j]));
+	if (ret < 0)
+		return ret;
+	s->staged[j] = ret;
+	return 0;
+}
+
 /* External descriptions: each Fd keeps stasis's own fd of that number if there is one;
  * the others share one /dev/null opened with the dumped access mode. Must run before
  * anything else is opened or placed. */
@@ -784,6 +835,10 @@ static int open_descriptions(struct rst_files *s)
 			int ret = open_pipe(s, i);
 			if (ret)
 				return ret;
+		} else if (d->kind == FILE_KIND__FILE_UNIX_SK) {
+			int ret = open_unix_pair(s, i);
+			if (ret)
+				return ret;
 		} else {
 			int tmp = open_path_desc(d, target);
 			if (tmp < 0)
@@ -794,7 +849,7 @@ static int open_descriptions(struct rst_files *s)
 			s->staged[i] = r;
 		}
 	}
-	/* status flags last: pipes were created non-blocking to be refilled */
+	/* status flags last: pipes and sockets were created non-blocking to be refilled */
 	for (size_t i = 0; i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
 		if (s->staged[i] < 0 || d->kind == FILE_KIND__FILE_EXTERNAL || (d->flags & O_PATH) ||
@@ -940,13 +995,40 @@ static int pipe_end_adopt(struct dump_ctx *c, FileDesc *d, int fd)
 	return pipe_dump(c, &e, d);
 }
 
+/* Every unix socket's other end must be in the tree (this process or another). */
+static int check_unix_peers(struct dump_ctx **procs, size_t n)
+{
+	for (size_t p = 0; p < n; p++) {
+		const Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files; i++) {
+			const FileDesc *d = f->files[i];
+			if (d->kind != FILE_KIND__FILE_UNIX_SK)
+				continue;
+			bool found = false;
+			for (size_t q = 0; q < n && !found; q++)
+				for (size_t j = 0; j < procs[q]->files->n_files && !found; j++)
+					found = sk_unix_is_peer(d, procs[q]->files->files[j]);
+			if (!found) {
+				pr_err("fd %d of pid %d is a unix socket (%s) whose peer "
+				       "(socket:[%llu]) is outside the dumped tree: not supported yet",
+				       desc_fd(f, i), procs[p]->pid, d->link ?: "?",
+				       (unsigned long long)d->unix_sk->peer_ino);
+				return -EOPNOTSUPP;
+			}
+		}
+	}
+	return 0;
+}
+
 int files_merge_tree(struct dump_ctx **procs, size_t n)
 {
 	struct gdesc *g = NULL;
 	size_t ng = 0;
 	uint32_t next = 1;
-	int ret = 0;
+	int ret = check_unix_peers(procs, n);
 
+	if (ret)
+		return ret;
 	if (n < 2)
 		return 0; /* one process: its own ids are the tree's */
 	for (size_t p = 0; p < n && !ret; p++) {
@@ -1019,7 +1101,8 @@ int files_merge_tree(struct dump_ctx **procs, size_t n)
 	return ret;
 }
 
-/* Restore of a tree: descriptions used by several processes, and every pipe, are opened
+/* Restore of a tree: descriptions used by several processes, every pipe and every unix
+ * socketpair are opened
  * once by the restoring stasis before it creates any process; every restore child
  * inherits them and dups what it needs (the offset stays shared). */
 static const FileDesc *find_desc(Files *const *f, size_t n, uint32_t id)
@@ -1041,6 +1124,15 @@ static const FileDesc *find_pipe_peer(Files *const *f, size_t n, const FileDesc 
 			    (o->flags & O_ACCMODE) == want)
 				return o;
 		}
+	return NULL;
+}
+
+static const FileDesc *find_unix_peer(Files *const *f, size_t n, const FileDesc *d)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < f[p]->n_files; i++)
+			if (sk_unix_is_peer(d, f[p]->files[i]))
+				return f[p]->files[i];
 	return NULL;
 }
 
@@ -1126,6 +1218,33 @@ int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32
 				ret = gfd_place(pp[1], base, &gfd[wr->id]);
 			else
 				close(pp[1]);
+			continue;
+		}
+		if (d->kind == FILE_KIND__FILE_UNIX_SK) {
+			const FileDesc *o = find_unix_peer(f, n, d);
+			if (!o || gfd[o->id] >= 0) {
+				pr_err("files image: unix socket %llu has no other end in the tree",
+				       (unsigned long long)d->unix_sk->ino);
+				ret = -EINVAL;
+				break;
+			}
+			int sa, sb;
+			ret = sk_unix_open_pair(d, o, &sa, &sb);
+			if (ret)
+				break;
+			if (fcntl(sa, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0 ||
+			    fcntl(sb, F_SETFL, (int)(o->flags & SETFL_MASK)) < 0) {
+				ret = pr_perror("restore: status flags of unix socket %llu",
+						(unsigned long long)d->unix_sk->ino);
+				close(sa);
+				close(sb);
+				break;
+			}
+			ret = gfd_place(sa, base, &gfd[d->id]);
+			if (!ret)
+				ret = gfd_place(sb, base, &gfd[o->id]);
+			else
+				close(sb);
 			continue;
 		}
 		if (uses[id] < 2)
