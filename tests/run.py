@@ -75,6 +75,35 @@ def my_children(include_zombies=False):
     return out
 
 
+def proc_children(pid):
+    """Direct children of pid (zombies included) from /proc/PID/task/*/children."""
+    out = []
+    for path in glob.glob("/proc/%d/task/*/children" % pid):
+        try:
+            with open(path) as f:
+                out += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def proc_descendants(pid):
+    """Every descendant of pid (zombies included), parents before children."""
+    out, todo, seen = [], [pid], {pid}
+    while todo:
+        for c in proc_children(todo.pop(0)):
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def pid_key(pid):
+    st = proc_stat(pid)
+    return (pid, st[2]) if st else None
+
+
 def reap_all():
     """Reaps every exited child; returns the pids reaped."""
     reaped = []
@@ -205,6 +234,9 @@ class CkptRun:
         self.bg = []           # background stasis processes (Popen)
         self.binary = os.path.join(build, "tests", "ckpt", name)
         self.stasis = os.path.join(build, "stasis")
+        # descendants of the runner that exist before this test: never touched by it
+        self.foreign = set(filter(None, (pid_key(p) for p in proc_descendants(os.getpid()))))
+        self.tree = []         # pids of the original tree, recorded before the dump
 
     def left(self):
         return max(self.deadline - time.monotonic(), 0.0)
@@ -259,6 +291,8 @@ class CkptRun:
         return out
 
     def dump(self, extra=()):
+        if self.pid:
+            self.tree = [self.pid] + proc_descendants(self.pid)
         opts = ["dump", "-t", str(self.pid), "-D", self.img, "--no-sync", "-v", "-o",
                 self.dump_log]
         opts += [o for o in self.meta.get("dump-opts", "").split(",") if o]
@@ -274,6 +308,26 @@ class CkptRun:
         if rc >= 0:
             raise Failure("the original exited by itself after dump (%s): %s" % (
                 describe_status_rc(rc), self.final_reason()))
+        self.reap_original_tree()
+
+    def reap_original_tree(self):
+        """The dump killed the original descendants too: they are our zombies now (we are
+        their subreaper). Reap them so that their pids are free for the restore."""
+        deadline = time.monotonic() + min(10.0, max(self.left(), 0.1))
+        while True:
+            reap_all()
+            alive = [p for p in self.tree if p != self.pid and pid_alive(p)]
+            zombies = [p for p in self.tree if p != self.pid and not pid_alive(p)
+                       and proc_stat(p) is not None]
+            if not alive and not zombies:
+                return
+            if time.monotonic() >= deadline:
+                if alive:
+                    raise Failure("pids of the original tree still running after dump: %s"
+                                  % alive[:10])
+                raise Failure("pids of the original tree still zombies after dump: %s"
+                              % zombies[:10])
+            time.sleep(0.01)
 
     def restore_detached(self):
         if os.path.exists(self.pidfile):
@@ -420,6 +474,22 @@ class CkptRun:
         if self.pid:
             wait_pid(self.pid, time.monotonic() + 5)
         reap_all()
+        self.kill_leftovers()
+
+    def kill_leftovers(self):
+        """SIGKILLs (by PID) and reaps every descendant of the runner started for this
+        test: children of a tree test are reparented to us when their root exits."""
+        deadline = time.monotonic() + 10
+        while True:
+            left = [p for p in proc_descendants(os.getpid())
+                    if pid_key(p) not in self.foreign]
+            live = [p for p in left if pid_alive(p)]
+            for p in live:
+                kill_pid(p)
+            reap_all()
+            if not left or time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
 
     def show_logs(self):
         for label, path in (("test log", self.log), ("dump.log", self.dump_log),
@@ -625,9 +695,79 @@ class BadInput:
             run.cleanup()
             shutil.rmtree(run.tmp, ignore_errors=True)
 
+    # A calls setsid() and forks B; B forks C, then B calls setsid() itself: C stays in
+    # A's session, whose leader is outside the tree rooted at B.
+    OUTSIDE_SESSION = r"""
+import os, sys, time
+os.setsid()
+r, w = os.pipe()
+b = os.fork()
+if b == 0:
+    c = os.fork()
+    if c == 0:
+        os.close(r); os.close(w)
+        while True:
+            time.sleep(1)
+    os.setsid()
+    os.write(w, b"%d %d\n" % (os.getpid(), c))
+    os.close(r); os.close(w)
+    while True:
+        time.sleep(1)
+os.close(w)
+sys.stdout.write(os.read(r, 100).decode())
+sys.stdout.flush()
+while True:
+    time.sleep(1)
+"""
+
+    def bad_dump_outside_session(self):
+        p = subprocess.Popen([sys.executable, "-c", self.OUTSIDE_SESSION],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+        pids = []
+        try:
+            line = ""
+            ready = time.monotonic() + BAD_TIMEOUT
+            os.set_blocking(p.stdout.fileno(), False)
+            while "\n" not in line and time.monotonic() < ready and p.poll() is None:
+                chunk = p.stdout.read()
+                line += (chunk or b"").decode()
+                time.sleep(0.02)
+            try:
+                b, c = (int(x) for x in line.split())
+            except ValueError:
+                raise Failure("the setsid helper did not start: %r" % line) from None
+            pids = [c, b]
+            before = [proc_stat(x) for x in (b, c)]
+            self.expect_failure([self.stasis, "dump", "-t", str(b), "-D",
+                                 os.path.join(self.tmp, "outside-session")],
+                                "dump of a tree whose session leader is outside it",
+                                allowed=(b, c))
+            for x, st in zip((b, c), before):
+                now = proc_stat(x)
+                if now is None or now[2] != st[2] or now[0] not in ("S", "R"):
+                    raise Failure("pid %d was disturbed by the failed dump (%s)" % (x, now))
+                with open("/proc/%d/status" % x) as f:
+                    tracer = [ln for ln in f if ln.startswith("TracerPid:")]
+                if tracer and tracer[0].split()[1] != "0":
+                    raise Failure("pid %d is still traced after the failed dump" % x)
+        finally:
+            for x in pids + [p.pid]:
+                kill_pid(x)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            deadline = time.monotonic() + 5
+            while any(proc_stat(x) is not None for x in pids) and time.monotonic() < deadline:
+                reap_all()
+                time.sleep(0.01)
+            p.stdout.close()
+
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
-              "bad_restore_flipped_pages", "bad_restore_pid_taken"]
+              "bad_restore_flipped_pages", "bad_restore_pid_taken",
+              "bad_dump_outside_session"]
 
     def close(self):
         if getattr(self, "ref_run", None):
