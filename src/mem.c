@@ -16,6 +16,7 @@
 #include "mem.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/prctl.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,9 @@
 #define MADV_BIT_MERGEABLE (1u << 5)
 
 #define COPY_CHUNK (2u << 20)
+/* A page run's checksum is the XXH3-64 of the XXH3-64s of its successive 2 MiB pieces
+ * (the last one shorter): pieces can be verified in parallel at restore. */
+#define HASH_PIECE (2u << 20)
 #define MAX_IOV 1024
 
 static bool starts_with(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
@@ -223,17 +227,22 @@ static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *
 {
 	struct iovec riov[MAX_IOV];
 	uint64_t off = IMG_PAGES_HDR_SIZE;
-	XXH3_state_t *st = XXH3_createState();
+	XXH3_state_t *st = XXH3_createState(), *acc = XXH3_createState();
 	struct pwriter *pw = NULL;
 	int ret = 0;
 	char path[64];
 	_cleanup_close_ int memfd = -1;
 
-	if (!st)
+	if (!st || !acc) {
+		XXH3_freeState(st);
+		XXH3_freeState(acc);
 		return -ENOMEM;
+	}
+	XXH3_64bits_reset(acc);
 	ret = pwriter_start(&pw, pg->fd, IMG_PAGES_HDR_SIZE, COPY_CHUNK);
 	if (ret) {
 		XXH3_freeState(st);
+		XXH3_freeState(acc);
 		return ret;
 	}
 	size_t ri = 0;        /* current run */
@@ -286,17 +295,29 @@ static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *
 				pos += riov[i].iov_len;
 			}
 		}
-		/* Checksums, run by run, while the data is in cache. */
+		/* Checksums, run by run, piece by piece, while the data is in cache. */
 		size_t pos = 0;
 		for (size_t i = 0; i < niov; i++) {
-			XXH3_64bits_update(st, buf + pos, riov[i].iov_len);
-			pos += riov[i].iov_len;
-			rdone += riov[i].iov_len;
-			if (rdone == l->runs[ri]->nr_pages * PAGE_SIZE) {
-				l->runs[ri]->xxh64 = XXH3_64bits_digest(st);
-				XXH3_64bits_reset(st);
-				ri++;
-				rdone = 0;
+			size_t left = riov[i].iov_len;
+			while (left) {
+				size_t in_piece = HASH_PIECE - (size_t)(rdone % HASH_PIECE);
+				size_t take = MIN(left, in_piece);
+				XXH3_64bits_update(st, buf + pos, take);
+				pos += take;
+				left -= take;
+				rdone += take;
+				bool run_end = rdone == l->runs[ri]->nr_pages * PAGE_SIZE;
+				if (take == in_piece || run_end) {
+					uint64_t h = XXH3_64bits_digest(st);
+					XXH3_64bits_update(acc, &h, sizeof(h));
+					XXH3_64bits_reset(st);
+				}
+				if (run_end) {
+					l->runs[ri]->xxh64 = XXH3_64bits_digest(acc);
+					XXH3_64bits_reset(acc);
+					ri++;
+					rdone = 0;
+				}
 			}
 		}
 		pwriter_put(pw, fill);
@@ -306,6 +327,7 @@ static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *
 out:;
 	int wret = pwriter_finish(pw);
 	XXH3_freeState(st);
+	XXH3_freeState(acc);
 	return ret ? ret : wret;
 }
 
@@ -949,56 +971,126 @@ static int madvise_vmas(struct rst_ctx *c)
 	return 0;
 }
 
-/* Copy page runs from the mmap'd pages file into the task, verifying checksums. */
+/* Copy page runs from the mmap'd pages file into the task, verifying checksums.
+ *
+ * The runs are cut into pieces (HASH_PIECE, run-relative); two threads take batches of
+ * consecutive pieces (up to COPY_CHUNK bytes, up to MAX_IOV ranges: one
+ * process_vm_writev each), hash each piece while it is hot and copy the batch: the
+ * page-cache read, the hashing and the faults of the target's fresh pages run on both
+ * cores. Each run's hash is then combined from its pieces' hashes in order. */
+struct piece {
+	uint32_t run;
+	uint64_t off, len;
+	uint64_t hash;
+};
+
+struct fill_job {
+	struct rst_ctx *c;
+	const char *base;
+	struct piece *pc;
+	size_t npc;
+	size_t next; /* next piece to take (atomic) */
+	int err;     /* first error (atomic) */
+};
+
+static void *fill_worker(void *arg)
+{
+	struct fill_job *j = arg;
+	struct iovec liov[MAX_IOV], riov[MAX_IOV];
+
+	for (;;) {
+		if (__atomic_load_n(&j->err, __ATOMIC_RELAXED))
+			break;
+		/* claim a batch: consecutive pieces up to COPY_CHUNK bytes */
+		size_t first = __atomic_load_n(&j->next, __ATOMIC_RELAXED), last;
+		do {
+			if (first >= j->npc)
+				return NULL;
+			uint64_t bytes = 0;
+			last = first;
+			while (last < j->npc && last - first < MAX_IOV &&
+			       (last == first || bytes + j->pc[last].len <= COPY_CHUNK))
+				bytes += j->pc[last++].len;
+		} while (!__atomic_compare_exchange_n(&j->next, &first, last, false, __ATOMIC_ACQ_REL,
+						      __ATOMIC_RELAXED));
+		size_t n = 0;
+		uint64_t total = 0;
+		for (size_t k = first; k < last; k++, n++) {
+			struct piece *p = &j->pc[k];
+			const PageRun *r = j->c->mm->pages[p->run];
+			const char *src = j->base + r->offset + p->off;
+			p->hash = XXH3_64bits(src, p->len);
+			liov[n].iov_base = (void *)src;
+			liov[n].iov_len = p->len;
+			riov[n].iov_base = (void *)(uintptr_t)(r->vaddr + p->off);
+			riov[n].iov_len = p->len;
+			total += p->len;
+		}
+		ssize_t w = process_vm_writev(j->c->pid, liov, n, riov, n, 0);
+		if (w != (ssize_t)total) {
+			int e = w < 0 ? errno : EFAULT;
+			int zero = 0;
+			if (__atomic_compare_exchange_n(&j->err, &zero, -e, false, __ATOMIC_ACQ_REL,
+							__ATOMIC_RELAXED))
+				pr_err("restore: write %llu bytes at %llx into pid %d: %s",
+				       (unsigned long long)total,
+				       (unsigned long long)(uintptr_t)riov[0].iov_base, j->c->pid,
+				       strerror(e));
+			break;
+		}
+	}
+	return NULL;
+}
+
 static int fill_pages(struct rst_ctx *c)
 {
 	if (!c->mm->n_pages)
 		return 0;
+	size_t npc = 0;
+	for (size_t i = 0; i < c->mm->n_pages; i++)
+		npc += (c->mm->pages[i]->nr_pages * PAGE_SIZE + HASH_PIECE - 1) / HASH_PIECE;
+	_cleanup_free_ struct piece *pc = calloc(npc, sizeof(*pc));
+	if (!pc)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < c->mm->n_pages; i++) {
+		uint64_t len = c->mm->pages[i]->nr_pages * PAGE_SIZE;
+		for (uint64_t off = 0; off < len; off += HASH_PIECE)
+			pc[k++] = (struct piece){ (uint32_t)i, off, MIN((uint64_t)HASH_PIECE, len - off), 0 };
+	}
 	size_t maplen = (size_t)(IMG_PAGES_HDR_SIZE + c->pages.len);
 	void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, c->pages.fd, 0);
 	if (map == MAP_FAILED)
 		return pr_perror("restore: mmap the pages file");
-	const char *base = map;
-	XXH3_state_t *st = XXH3_createState();
-	struct iovec liov[MAX_IOV], riov[MAX_IOV];
-	int ret = 0;
 
-	if (!st) {
-		munmap(map, maplen);
+	struct fill_job j = { .c = c, .base = map, .pc = pc, .npc = npc };
+	pthread_t helper;
+	bool two = npc > 4 && pthread_create(&helper, NULL, fill_worker, &j) == 0;
+	fill_worker(&j);
+	if (two)
+		pthread_join(helper, NULL);
+	munmap(map, maplen);
+	if (j.err)
+		return j.err;
+
+	XXH3_state_t *acc = XXH3_createState();
+	if (!acc)
 		return -ENOMEM;
-	}
+	int ret = 0;
+	k = 0;
 	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
 		const PageRun *r = c->mm->pages[i];
-		uint64_t len = r->nr_pages * PAGE_SIZE, done = 0;
-		XXH3_64bits_reset(st);
-		while (done < len) {
-			/* One chunk: hash it while it is hot, then push it in one call. */
-			uint64_t take = MIN(len - done, (uint64_t)COPY_CHUNK);
-			const char *src = base + r->offset + done;
-			XXH3_64bits_update(st, src, take);
-			liov[0].iov_base = (void *)src;
-			liov[0].iov_len = take;
-			riov[0].iov_base = (void *)(uintptr_t)(r->vaddr + done);
-			riov[0].iov_len = take;
-			ssize_t n = process_vm_writev(c->pid, liov, 1, riov, 1, 0);
-			if (n != (ssize_t)take) {
-				if (n >= 0)
-					errno = EFAULT;
-				ret = pr_perror("restore: write %llu bytes at %llx",
-						(unsigned long long)take,
-						(unsigned long long)(r->vaddr + done));
-				break;
-			}
-			done += take;
-		}
-		if (!ret && XXH3_64bits_digest(st) != r->xxh64) {
+		XXH3_64bits_reset(acc);
+		for (; k < npc && pc[k].run == i; k++)
+			XXH3_64bits_update(acc, &pc[k].hash, sizeof(pc[k].hash));
+		if (XXH3_64bits_digest(acc) != r->xxh64) {
 			pr_err("restore: pages at %llx-%llx: checksum mismatch (pages image corrupted)",
-			       (unsigned long long)r->vaddr, (unsigned long long)(r->vaddr + len));
+			       (unsigned long long)r->vaddr,
+			       (unsigned long long)(r->vaddr + r->nr_pages * PAGE_SIZE));
 			ret = -EBADMSG;
 		}
 	}
-	XXH3_freeState(st);
-	munmap(map, maplen);
+	XXH3_freeState(acc);
 	return ret;
 }
 
