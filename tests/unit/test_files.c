@@ -443,6 +443,21 @@ static void test_bad_image(void)
 		d.kind = FILE_KIND__FILE_PIPE;  /* pipe without data */
 		a.fd = 3;
 		bad += files_restore_child(&c) != -EINVAL;
+		d.kind = FILE_KIND__FILE_UNIX_SK;  /* socket without socket data */
+		bad += files_restore_child(&c) != -EINVAL;
+		UnixSk u = UNIX_SK__INIT;
+		d.unix_sk = &u;
+		u.ino = 10;
+		u.peer_ino = 11;
+		u.type = 77;                        /* unknown type */
+		bad += files_restore_child(&c) != -EINVAL;
+		u.type = SOCK_STREAM;
+		ProtobufCBinaryData m = {.len = 1, .data = (uint8_t *)"x"};
+		u.msgs = &m;                        /* messages on a stream */
+		u.n_msgs = 1;
+		bad += files_restore_child(&c) != -EINVAL;
+		u.n_msgs = 0;                       /* no other end in the task */
+		bad += files_restore_child(&c) != -EINVAL;
 		bad += fcntl(1, F_GETFD) < 0;   /* nothing was closed */
 		_exit(bad);
 	}
@@ -451,19 +466,34 @@ static void test_bad_image(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-/* Child for test_unsupported: fd 3 is a socket, an eventfd or a deleted file. */
+/* Child for test_unsupported: fd 3 is an AF_INET socket, an eventfd, a deleted file,
+ * a listening unix socket or one end of a socketpair whose other end is in the parent
+ * (3 and 4: files_dump accepts it, files_merge_tree refuses it). */
+static int sv_parent = -1, sv_other = -1;
+
 static void unsupported_child(int which)
 {
-	int fd = -1, sv[2];
+	int fd = -1;
 	char path[] = "/tmp/stasis-test-files-del-XXXXXX";
 
 	switch (which) {
 	case 0:
-		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0)
-			fd = sv[0];
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
 		break;
 	case 1:
 		fd = eventfd(0, 0);
+		break;
+	case 3:
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd >= 0) {  /* autobind: an abstract name */
+			struct sockaddr sa = {.sa_family = AF_UNIX};
+			if (bind(fd, &sa, sizeof(sa_family_t)) || listen(fd, 1))
+				fd = -1;
+		}
+		break;
+	case 4:
+		close(sv_other);  /* the other end stays in the parent only */
+		fd = sv_parent;
 		break;
 	default:
 		fd = mkstemp(path);
@@ -479,14 +509,25 @@ static void unsupported_child(int which)
 
 static void test_unsupported(void)
 {
-	static const char *const want[] = {" is a socket", " is an anonymous-inode file",
-					   "refers to deleted file"};
-	for (int which = 0; which < 3; which++) {
+	static const char *const want[] = {" is a socket of address family 2",
+					   " is an anonymous-inode file", "refers to deleted file",
+					   " is a listening unix socket",
+					   "is outside the dumped tree: not supported yet"};
+	for (int which = 0; which < 5; which++) {
+		int sv[2] = {-1, -1};
+		if (which == 4 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+			UNIT_FAIL("socketpair: %s", strerror(errno));
+			continue;
+		}
+		sv_parent = sv[1];
+		sv_other = sv[0];
 		fflush(stdout);
 		fflush(stderr);
 		pid_t pid = fork();
 		if (pid == 0)
 			unsupported_child(which);
+		if (sv[1] >= 0)
+			close(sv[1]);  /* sv[0] stays open here until the dump is done */
 		int status;
 		if (pid < 0 || wait_bounded(pid, &status, WUNTRACED, 10000) ||
 		    !WIFSTOPPED(status)) {
@@ -500,13 +541,25 @@ static void test_unsupported(void)
 		c.procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		CHECK(c.pidfd >= 0 && c.procfd >= 0);
 		log_reset_first_error();
-		CHECK_EQ(files_dump(&c), -EOPNOTSUPP);
-		CHECK(c.files == NULL);
+		if (which == 4) {
+			struct dump_ctx *procs[] = {&c};
+			CHECK_EQ(files_dump(&c), 0);
+			if (c.files)
+				CHECK_EQ(files_merge_tree(procs, 1), -EOPNOTSUPP);
+			if (c.files)
+				protobuf_c_message_free_unpacked(&c.files->base, NULL);
+			c.files = NULL;
+		} else {
+			CHECK_EQ(files_dump(&c), -EOPNOTSUPP);
+			CHECK(c.files == NULL);
+		}
 		snprintf(msg, sizeof(msg), "fd 3 of pid %d", pid);
 		CHECK(strstr(log_first_error(), msg) != NULL);
 		CHECK(strstr(log_first_error(), want[which]) != NULL);
 		close(c.pidfd);
 		close(c.procfd);
+		if (sv[0] >= 0)
+			close(sv[0]);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}
