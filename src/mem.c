@@ -373,10 +373,269 @@ static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 	return mm->exe_path ? 0 : -ENOMEM;
 }
 
+/* Between the two dump phases: the runs whose data this process's pages file will hold,
+ * and the runs stored once in the parent's (with the parent's run they lie in). */
+struct mem_xref {
+	PageRun *r;
+	const PageRun *src;
+};
+struct mem_dump_state {
+	struct run_list own;
+	struct mem_xref *xref;
+	size_t n_xref;
+};
+
+static int xref_add(struct mem_dump_state *ms, PageRun *r, const PageRun *src)
+{
+	if (ms->n_xref % 64 == 0) {
+		struct mem_xref *n = realloc(ms->xref, (ms->n_xref + 64) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		ms->xref = n;
+	}
+	ms->xref[ms->n_xref++] = (struct mem_xref){ r, src };
+	return 0;
+}
+
+void mem_dump_state_free(struct mem_dump_state *ms)
+{
+	if (!ms)
+		return;
+	free(ms->own.runs);
+	free(ms->xref);
+	free(ms);
+}
+
+/* The checksum of a run held in memory (see HASH_PIECE). */
+static uint64_t run_hash(const char *data, uint64_t len)
+{
+	XXH3_state_t *acc = XXH3_createState();
+	uint64_t h = 0;
+	if (!acc)
+		return 0;
+	XXH3_64bits_reset(acc);
+	for (uint64_t off = 0; off < len; off += HASH_PIECE) {
+		uint64_t ph = XXH3_64bits(data + off, MIN((uint64_t)HASH_PIECE, len - off));
+		XXH3_64bits_update(acc, &ph, sizeof(ph));
+	}
+	h = XXH3_64bits_digest(acc);
+	XXH3_freeState(acc);
+	return h;
+}
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+
+static int read_pagemap(int fd, uint64_t start, size_t n, uint64_t *out)
+{
+	ssize_t r = pread(fd, out, n * sizeof(uint64_t), (off_t)(start / PAGE_SIZE * 8));
+	if (r != (ssize_t)(n * sizeof(uint64_t)))
+		return r < 0 ? -errno : -EIO;
+	return 0;
+}
+
+/* The parent's run holding @vaddr (runs sorted), or NULL. */
+static const PageRun *parent_run(const Mm *pm, uint64_t vaddr)
+{
+	size_t lo = 0, hi = pm->n_pages;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const PageRun *r = pm->pages[mid];
+		if (vaddr < r->vaddr)
+			hi = mid;
+		else if (vaddr >= r->vaddr + r->nr_pages * PAGE_SIZE)
+			lo = mid + 1;
+		else
+			return r->has_src_pid ? NULL : r;
+	}
+	return NULL;
+}
+
+static int run_push(struct run_list *l, PageRun *r)
+{
+	if (l->nr == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		PageRun **n = realloc(l->runs, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		l->runs = n;
+		l->cap = ncap;
+	}
+	l->runs[l->nr++] = r;
+	return 0;
+}
+
+/* Private anonymous pages a child still shares copy-on-write with its parent (same
+ * physical page at the same address: fork) are stored once: the child's run points into
+ * the parent's pages file. Needs PFNs in /proc/PID/pagemap (CAP_SYS_ADMIN); without
+ * them every page is the process's own. @in's runs end up in @all (address order);
+ * @own lists those whose data this process's pages file holds. */
+static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
+			    struct run_list *own, struct run_list *all, struct mem_dump_state *ms)
+{
+	const Mm *pm = c->parent ? c->parent->mm : NULL;
+	_cleanup_close_ int ppm = -1;
+	_cleanup_free_ uint64_t *ce = NULL, *pe = NULL;
+	const size_t batch = 65536;
+	int ret = 0;
+
+	if (pm && pm->n_pages)
+		ppm = openat(c->parent->procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (ppm >= 0) {
+		ce = malloc(batch * sizeof(uint64_t));
+		pe = malloc(batch * sizeof(uint64_t));
+		if (!ce || !pe)
+			return -ENOMEM;
+	}
+	uint64_t shared_bytes = 0;
+	for (size_t i = 0; i < in->nr && !ret; i++) {
+		PageRun *r = in->runs[i];
+		if (ppm < 0) {
+			ret = run_push(own, r);
+			if (!ret)
+				ret = run_push(all, r);
+			if (!ret)
+				in->runs[i] = NULL; /* owned by @all now */
+			continue;
+		}
+		/* walk the run, cutting it where sharing starts or stops */
+		uint64_t cur = r->vaddr, end = r->vaddr + r->nr_pages * PAGE_SIZE;
+		uint64_t seg = cur;
+		int seg_shared = -1;
+		const PageRun *seg_prun = NULL;
+		while (cur < end && !ret) {
+			size_t n = (size_t)MIN((end - cur) / PAGE_SIZE, (uint64_t)batch);
+			if (read_pagemap(pmfd, cur, n, ce) || read_pagemap(ppm, cur, n, pe)) {
+				close(ppm);
+				ppm = -1; /* no PFNs to compare: keep the rest as own data */
+				n = (end - cur) / PAGE_SIZE;
+			}
+			for (size_t k = 0; k < n; k++) {
+				uint64_t va = cur + k * PAGE_SIZE;
+				const PageRun *pr = NULL;
+				int sh = 0;
+				if (ppm >= 0 && (ce[k] & PM_PRESENT) && (pe[k] & PM_PRESENT) &&
+				    (ce[k] & PM_PFN_MASK) && (ce[k] & PM_PFN_MASK) == (pe[k] & PM_PFN_MASK)) {
+					pr = parent_run(pm, va);
+					sh = pr != NULL;
+				}
+				if (seg_shared >= 0 && (sh != seg_shared || (sh && pr != seg_prun))) {
+					PageRun *nr = calloc(1, sizeof(*nr));
+					if (!nr)
+						return -ENOMEM;
+					page_run__init(nr);
+					nr->vaddr = seg;
+					nr->nr_pages = (va - seg) / PAGE_SIZE;
+					if (seg_shared) {
+						nr->has_src_pid = true;
+						nr->src_pid = c->parent->pid;
+						shared_bytes += va - seg;
+						ret = xref_add(ms, nr, seg_prun);
+					}
+					if (!ret)
+						ret = run_push(all, nr);
+					if (!ret && !seg_shared)
+						ret = run_push(own, nr);
+					if (ret)
+						return ret;
+					seg = va;
+				}
+				seg_shared = sh;
+				seg_prun = pr;
+			}
+			cur += n * PAGE_SIZE;
+		}
+		/* the last segment reuses @r */
+		r->vaddr = seg;
+		r->nr_pages = (end - seg) / PAGE_SIZE;
+		if (seg_shared == 1) {
+			r->has_src_pid = true;
+			r->src_pid = c->parent->pid;
+			shared_bytes += end - seg;
+			ret = xref_add(ms, r, seg_prun);
+		}
+		if (!ret)
+			ret = run_push(all, r);
+		if (!ret)
+			in->runs[i] = NULL; /* owned by @all now */
+		if (!ret && seg_shared != 1)
+			ret = run_push(own, r);
+	}
+	in->nr = 0; /* every run now belongs to @all */
+	if (!ret && shared_bytes)
+		pr_info("mem: pid %d shares %llu bytes copy-on-write with pid %d: stored once",
+			c->pid, (unsigned long long)shared_bytes, c->parent->pid);
+	return ret;
+}
+
+/* Runs stored in the parent's pages file: its offsets, and checksums of its data. */
+static int resolve_xrefs(struct dump_ctx *c, struct mem_dump_state *ms)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "pages-%d.img", c->parent->pid);
+	_cleanup_close_ int pfd = openat(c->img->dfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (pfd < 0 || fstat(pfd, &st) < 0)
+		return pr_perror("mem: open %s", name);
+	void *pmap = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, pfd, 0);
+	if (pmap == MAP_FAILED)
+		return pr_perror("mem: map %s", name);
+	for (size_t i = 0; i < ms->n_xref; i++) {
+		PageRun *r = ms->xref[i].r;
+		const PageRun *src = ms->xref[i].src;
+		r->offset = src->offset + (r->vaddr - src->vaddr);
+		if (r->offset + r->nr_pages * PAGE_SIZE > (uint64_t)st.st_size) {
+			munmap(pmap, (size_t)st.st_size);
+			pr_err("mem: run at %llx outside %s", (unsigned long long)r->vaddr, name);
+			return -EINVAL;
+		}
+		r->xxh64 = run_hash((const char *)pmap + r->offset, r->nr_pages * PAGE_SIZE);
+	}
+	munmap(pmap, (size_t)st.st_size);
+	return 0;
+}
+
+/* Second phase, after the scan phase of every process (reading memory with
+ * process_vm_readv pins pages, which unshares copy-on-write pages: the sharing had to be
+ * seen before). Parents run first: runs stored in the parent's file take its offsets. */
+int mem_dump_pages(struct dump_ctx *c)
+{
+	struct mem_dump_state *ms = c->mem;
+	struct img_pages pg = { .fd = -1 };
+	Mm *mm = c->mm;
+	int ret;
+
+	if (!ms || !mm)
+		return -EINVAL;
+	ret = img_pages_create(c->img, c->pid, &pg);
+	if (ret)
+		return ret;
+	ret = copy_pages(c, &ms->own, &pg);
+	if (ret) {
+		close(pg.fd);
+		return ret;
+	}
+	uint64_t off = IMG_PAGES_HDR_SIZE;
+	for (size_t i = 0; i < ms->own.nr; i++) {
+		ms->own.runs[i]->offset = off;
+		off += ms->own.runs[i]->nr_pages * PAGE_SIZE;
+	}
+	mm->has_pages_size = true;
+	mm->pages_size = pg.len;
+	ret = img_pages_finish(c->img, &pg);
+	if (pg.fd >= 0)
+		close(pg.fd);
+	if (!ret && ms->n_xref)
+		ret = resolve_xrefs(c, ms);
+	pr_info("mem: %zu vmas, %zu page runs, %llu bytes of pages", mm->n_vmas, mm->n_pages,
+		(unsigned long long)mm->pages_size);
+	return ret;
+}
+
 int mem_dump(struct dump_ctx *c)
 {
-	struct run_list runs = { 0 };
-	struct img_pages pg = { .fd = -1 };
+	struct run_list runs = { 0 }, all = { 0 };
 	_cleanup_close_ int pmfd = -1;
 	_cleanup_free_ struct page_region *vec = NULL;
 	const size_t vec_len = 4096;
@@ -417,32 +676,27 @@ int mem_dump(struct dump_ctx *c)
 		if (ret)
 			goto out;
 	}
-	ret = img_pages_create(c->img, c->pid, &pg);
-	if (ret)
+	struct mem_dump_state *ms = calloc(1, sizeof(*ms));
+	if (!ms) {
+		ret = -ENOMEM;
 		goto out;
-	ret = copy_pages(c, &runs, &pg);
-	if (ret)
-		goto out;
-	uint64_t off = IMG_PAGES_HDR_SIZE;
-	for (size_t i = 0; i < runs.nr; i++) {
-		runs.runs[i]->offset = off;
-		off += runs.runs[i]->nr_pages * PAGE_SIZE;
 	}
-	mm->pages = runs.runs;
-	mm->n_pages = runs.nr;
-	runs.runs = NULL;
-	runs.nr = 0;
-	mm->has_pages_size = true;
-	mm->pages_size = pg.len;
-	ret = img_pages_finish(c->img, &pg);
-	pr_info("mem: %zu vmas, %zu page runs, %llu bytes of pages", mm->n_vmas, mm->n_pages,
-		(unsigned long long)mm->pages_size);
+	c->mem = ms;
+	ret = split_cow_shared(c, pmfd, &runs, &ms->own, &all, ms);
+	if (ret)
+		goto out;
+	mm->pages = all.runs;
+	mm->n_pages = all.nr;
 out:
-	if (pg.fd >= 0)
-		close(pg.fd);
 	for (size_t i = 0; i < runs.nr; i++)
 		free(runs.runs[i]);
 	free(runs.runs);
+	if (ret) {
+		for (size_t i = 0; i < all.nr; i++)
+			free(all.runs[i]);
+	}
+	if (ret || !c->mm->pages)
+		free(all.runs);
 	return ret;
 }
 
@@ -472,9 +726,11 @@ int mem_validate(const Mm *mm, uint64_t pages_len)
 	for (size_t i = 0; i < mm->n_pages; i++) {
 		const PageRun *r = mm->pages[i];
 		uint64_t len = r->nr_pages * PAGE_SIZE;
+		bool ext = r->has_src_pid; /* in another process's pages file: checked at use */
 		if (!r->nr_pages || r->nr_pages > (ARCH_TASK_SIZE >> 12) || r->vaddr & (PAGE_SIZE - 1) ||
-		    r->vaddr < prev || r->offset != next_off ||
-		    r->offset - IMG_PAGES_HDR_SIZE + len > pages_len) {
+		    r->vaddr < prev || (ext && (r->src_pid <= 0 || r->offset & (PAGE_SIZE - 1))) ||
+		    (!ext && (r->offset != next_off ||
+			      r->offset - IMG_PAGES_HDR_SIZE + len > pages_len))) {
 			pr_err("image: page run %zu (%llx, %llu pages) is malformed or outside the "
 			       "pages file",
 			       i, (unsigned long long)r->vaddr, (unsigned long long)r->nr_pages);
@@ -490,7 +746,8 @@ int mem_validate(const Mm *mm, uint64_t pages_len)
 			return -EINVAL;
 		}
 		prev = r->vaddr + len;
-		next_off += len;
+		if (!ext)
+			next_off += len;
 	}
 	if (mm->has_pages_size && mm->pages_size != pages_len) {
 		pr_err("image: pages file holds %llu bytes, mm image expects %llu",
@@ -982,11 +1239,11 @@ struct piece {
 	uint32_t run;
 	uint64_t off, len;
 	uint64_t hash;
+	const char *src; /* the run's data in a mapped pages file */
 };
 
 struct fill_job {
 	struct rst_ctx *c;
-	const char *base;
 	struct piece *pc;
 	size_t npc;
 	size_t next; /* next piece to take (atomic) */
@@ -1018,7 +1275,7 @@ static void *fill_worker(void *arg)
 		for (size_t k = first; k < last; k++, n++) {
 			struct piece *p = &j->pc[k];
 			const PageRun *r = j->c->mm->pages[p->run];
-			const char *src = j->base + r->offset + p->off;
+			const char *src = p->src + p->off;
 			p->hash = XXH3_64bits(src, p->len);
 			liov[n].iov_base = (void *)src;
 			liov[n].iov_len = p->len;
@@ -1062,21 +1319,74 @@ static int fill_pages(struct rst_ctx *c)
 	void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, c->pages.fd, 0);
 	if (map == MAP_FAILED)
 		return pr_perror("restore: mmap the pages file");
+	/* runs stored once in another process's pages file (copy-on-write sharing) */
+	struct ext_map {
+		int32_t pid;
+		void *map;
+		size_t len;
+	} ext[8];
+	size_t next = 0;
+	int ret = 0;
+	for (size_t i = 0, q = 0; i < c->mm->n_pages && !ret; i++) {
+		const PageRun *r = c->mm->pages[i];
+		const char *base = map;
+		uint64_t limit = maplen;
+		if (r->has_src_pid) {
+			size_t e;
+			for (e = 0; e < next && ext[e].pid != r->src_pid; e++)
+				;
+			if (e == next) {
+				struct img_pages sp;
+				if (next == ARRAY_SIZE(ext)) {
+					ret = -E2BIG;
+					break;
+				}
+				ret = img_pages_open(c->img_dfd, r->src_pid, &sp);
+				if (ret)
+					break;
+				ext[e].len = (size_t)(IMG_PAGES_HDR_SIZE + sp.len);
+				ext[e].map = mmap(NULL, ext[e].len, PROT_READ, MAP_SHARED, sp.fd, 0);
+				close(sp.fd);
+				if (ext[e].map == MAP_FAILED) {
+					ret = pr_perror("restore: map the pages of pid %d", r->src_pid);
+					break;
+				}
+				ext[e].pid = r->src_pid;
+				next++;
+			}
+			base = ext[e].map;
+			limit = ext[e].len;
+		}
+		if (r->offset < IMG_PAGES_HDR_SIZE || r->offset > limit ||
+		    r->nr_pages * PAGE_SIZE > limit - r->offset) {
+			pr_err("image: page run at %llx lies outside its pages file",
+			       (unsigned long long)r->vaddr);
+			ret = -EINVAL;
+			break;
+		}
+		for (; q < npc && pc[q].run == i; q++)
+			pc[q].src = base + r->offset;
+	}
 
-	struct fill_job j = { .c = c, .base = map, .pc = pc, .npc = npc };
-	pthread_t helper;
-	bool two = npc > 4 && pthread_create(&helper, NULL, fill_worker, &j) == 0;
-	fill_worker(&j);
-	if (two)
-		pthread_join(helper, NULL);
+	struct fill_job j = { .c = c, .pc = pc, .npc = npc };
+	if (!ret) {
+		pthread_t helper;
+		bool two = npc > 4 && pthread_create(&helper, NULL, fill_worker, &j) == 0;
+		fill_worker(&j);
+		if (two)
+			pthread_join(helper, NULL);
+	}
 	munmap(map, maplen);
+	for (size_t e = 0; e < next; e++)
+		munmap(ext[e].map, ext[e].len);
+	if (ret)
+		return ret;
 	if (j.err)
 		return j.err;
 
 	XXH3_state_t *acc = XXH3_createState();
 	if (!acc)
 		return -ENOMEM;
-	int ret = 0;
 	k = 0;
 	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
 		const PageRun *r = c->mm->pages[i];

@@ -256,6 +256,7 @@ static void free_ctx(struct dump_ctx *c)
 		protobuf_c_message_free_unpacked(&c->files->base, NULL);
 	proc_vmas_free(c->vmas, c->nr_vmas);
 	proc_status_free(&c->status);
+	mem_dump_state_free(c->mem);
 	free(c->thr);
 	if (c->procfd >= 0)
 		close(c->procfd);
@@ -477,6 +478,7 @@ static int freeze_tree(struct dump_tree *t)
 					return ret;
 				continue;
 			}
+			k_ctx->parent = c;
 			ret = add_proc(t, k_ctx, c->pid);
 			if (ret) {
 				free_ctx(k_ctx);
@@ -742,6 +744,8 @@ int dump_run(const struct dump_opts *o)
 	ret = check_sharing(&t);
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
+	for (size_t i = 0; i < t.nr && !ret; i++)
+		ret = mem_dump_pages(t.procs[i]);
 	if (!ret)
 		ret = check_sessions(&t);
 	if (!ret)

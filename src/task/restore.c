@@ -132,6 +132,7 @@ static int load_tree(struct rst_tree *t)
 		c->opts = t->opts;
 		c->pid = t->inv->tasks[i]->pid;
 		c->pages.fd = -1;
+		c->img_dfd = t->img.dfd;
 		c->is_root = i == 0;
 		ret = load_proc(t, c);
 		if (ret)

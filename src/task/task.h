@@ -44,6 +44,8 @@ struct dump_thread {
 	uint64_t saved_sigmask;
 };
 
+struct mem_dump_state;
+
 struct dump_ctx {
 	const struct dump_opts *opts;
 	pid_t pid;
@@ -55,6 +57,8 @@ struct dump_ctx {
 	size_t nr_vmas;
 	struct rsys rs;  /* ready once the task is frozen; rs.scratch is usable memory */
 	uint64_t saved_sigmask; /* main thread's blocked mask before stasis blocked all */
+	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
+	struct mem_dump_state *mem; /* between the two memory phases */
 	struct dump_thread *thr; /* every thread, sorted by tid, main first */
 	size_t nr_thr;
 	Core *core;
@@ -84,6 +88,7 @@ struct rst_ctx {
 	Mm *mm;
 	Files *files;
 	struct img_pages pages;
+	int img_dfd;       /* the image directory (pages of other processes) */
 	int svc_lo;        /* lowest service fd number in the child */
 	int map_fd_base;   /* child: fd of the file for vma i is map_fd_base + i (-1: none) */
 	int exe_fd;        /* child: the executable, for PR_SET_MM_MAP */
@@ -109,7 +114,10 @@ static inline struct rsys *rst_thread_rs(struct rst_ctx *c, size_t i)
 }
 
 /* Resource modules. Dump side. */
-int mem_dump(struct dump_ctx *c) __must_check;      /* src/mem.c: vmas, mm, pages */
+int mem_dump(struct dump_ctx *c) __must_check;      /* src/mem.c: vmas, mm, page scan */
+/* The page contents, once every process of the tree went through mem_dump. */
+int mem_dump_pages(struct dump_ctx *c) __must_check;
+void mem_dump_state_free(struct mem_dump_state *ms);
 int cpu_dump(struct dump_ctx *c) __must_check;      /* src/cpu.c: regs, xsave, rseq */
 int signals_dump(struct dump_ctx *c) __must_check;  /* src/signals.c */
 int files_dump(struct dump_ctx *c) __must_check;    /* src/files.c: fds, pipes */
