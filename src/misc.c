@@ -100,6 +100,13 @@ int misc_dump(struct dump_ctx *c)
 	if (ret)
 		return ret;
 	core->pdeath_sig = (uint32_t)pdeath;
+	int sub = 0;
+	r = rsys_do(&c->rs, "misc: read child subreaper", SYS_prctl, PR_GET_CHILD_SUBREAPER,
+		    c->rs.scratch, 0, 0, 0, 0);
+	if (r < 0 || (ret = rsys_peek(&c->rs, c->rs.scratch, &sub, sizeof(sub))))
+		return r < 0 ? (int)r : ret;
+	core->has_child_subreaper = true;
+	core->child_subreaper = sub != 0;
 	r = rsys_do(&c->rs, "misc: read timer slack", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0);
 	if (r < 0)
 		return (int)r;
@@ -121,6 +128,8 @@ int misc_restore_child(struct rst_ctx *c)
 	umask(core->umask & 0777);
 	if (personality(core->personality) < 0)
 		return pr_perror("restore: personality 0x%x", core->personality);
+	if (core->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		return pr_perror("restore: become a child subreaper");
 	if (prctl(PR_SET_NAME, core->comm, 0, 0, 0) < 0)
 		return pr_perror("restore: set comm %s", core->comm);
 	for (size_t i = 0; i < core->n_rlimits; i++) {

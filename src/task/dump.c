@@ -499,10 +499,11 @@ static int find_alive(const struct dump_tree *t, pid_t pid)
 }
 
 /* Sessions and process groups this version can rebuild: each task's session is its own
- * (it called setsid), its parent's, or — for the root only — one outside the tree (then
- * the restored root joins the restoring stasis's session, like CRIU's --shell-job). A
- * process group is the task's own, or one led by a task of the tree in the same
- * session, or the root's outside group. */
+ * (it called setsid), its parent's, that of a session leader that is its sibling, or —
+ * for the root only — one outside the tree (then the restored root joins the restoring
+ * stasis's session, like CRIU's --shell-job). A process group is the task's own, one led
+ * by a task of the tree in the same session, the root's outside group, or — in the
+ * root's session — a group whose leader has exited. */
 static int check_sessions(const struct dump_tree *t)
 {
 	const struct proc_stat *root = &t->procs[0]->stat;
@@ -520,7 +521,10 @@ static int check_sessions(const struct dump_tree *t)
 			continue;
 		int pi = find_alive(t, ppid);
 		pid_t parent_sid = pi >= 0 ? t->procs[pi]->stat.session : 0;
-		bool sid_ok = sid == pid || sid == parent_sid;
+		/* or the session of a leader that is its sibling (it was reparented to their
+		 * common parent, a subreaper): created by that leader with CLONE_PARENT */
+		int li = find_alive(t, sid);
+		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid);
 		if (!sid_ok) {
 			if (tree_has(t, sid))
 				pr_err("pid %d is in session %d, which is neither its own nor its "
@@ -530,8 +534,10 @@ static int check_sessions(const struct dump_tree *t)
 				       "%d: the session cannot be rebuilt", pid, sid, root->pid);
 			return -EOPNOTSUPP;
 		}
+		/* a group whose leader exited is rebuilt around a helper task in the root's
+		 * session (it leads the group until the members joined, then exits) */
 		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
-			     tree_has(t, pgid);
+			     tree_has(t, pgid) || (sid == root->session && i < t->nr);
 		if (!pg_ok) {
 			pr_err("pid %d is in process group %d whose leader is not in the tree of pid "
 			       "%d: the group cannot be rebuilt", pid, pgid, root->pid);

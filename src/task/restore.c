@@ -4,6 +4,7 @@
  * registers from outside with the remote syscall engine, and lets it go. Any failure
  * kills the child: nothing half-restored is left behind. */
 #include <fcntl.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@ struct rst_tree {
 	int gfd_base;
 	struct shm_obj *shm;
 	size_t n_shm;
+	pid_t *helpers;          /* leaders of groups whose leader exited */
+	size_t n_helpers;
+	bool helpers_from_root;  /* created by the root (it leads the session) */
 };
 
 struct status_msg {
@@ -159,29 +163,98 @@ static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int e
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
 
 /* Create the children of task @idx (alive and zombie), each with its pid. */
+/* Who creates task @j: its parent, or — for a task in the session of a leader that is its
+ * sibling (reparented to their common parent) — that leader, with CLONE_PARENT. */
+static pid_t creator_of(const Inventory *inv, size_t j)
+{
+	const TaskEntry *e = inv->tasks[j];
+	ssize_t p = task_index(inv, e->ppid);
+	if (j && p >= 0 && e->sid != e->pid && e->sid != inv->tasks[p]->sid) {
+		ssize_t l = task_index(inv, e->sid);
+		if (l > 0 && inv->tasks[l]->ppid == e->ppid && !inv->tasks[l]->zombie)
+			return e->sid;
+	}
+	return e->ppid;
+}
+
+/* Process groups whose leader exited: pgid of a live task, not a task of the tree, not
+ * the root's own (outside) group. */
+static bool is_orphan_group(const Inventory *inv, pid_t pgid)
+{
+	return task_index(inv, pgid) < 0 && pgid != inv->tasks[0]->pgid;
+}
+
+static size_t orphan_groups(const struct rst_tree *t, pid_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		pid_t g = t->inv->tasks[i]->pgid;
+		if (t->inv->tasks[i]->zombie || !is_orphan_group(t->inv, g))
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < n; k++)
+			seen |= out[k] == g;
+		if (!seen)
+			out[n++] = g;
+	}
+	return n;
+}
+
+static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent)
+{
+	struct stasis_clone_args ca = {
+		.flags = parent ? CLONE_PARENT : 0,
+		.exit_signal = parent ? 0 : (uint64_t)exit_signal,
+		.set_tid = (uint64_t)(uintptr_t)&want,
+		.set_tid_size = 1,
+	};
+	pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
+	if (child < 0) {
+		int err = errno;
+		if (err == EEXIST)
+			pr_err("pid %d is already in use: cannot restore the task with its pid", want);
+		else
+			pr_err("clone3 for pid %d: %s", want, strerror(err));
+		errno = err;
+	}
+	return child;
+}
+
+/* A helper leading process group @g until the members joined it; then stasis kills it. */
+static __attribute__((noreturn)) void group_helper(int st, pid_t g)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (setpgid(0, 0) < 0)
+		child_fail(st, g, pr_perror("restore: helper for process group %d", g));
+	report(st, g, 0, NULL);
+	for (;;)
+		pause();
+}
+
+static int create_helpers(struct rst_tree *t, bool from_root)
+{
+	for (size_t k = 0; k < t->n_helpers; k++) {
+		pid_t h = clone_with_pid(t->helpers[k], SIGCHLD, from_root);
+		if (h < 0)
+			return -errno;
+		if (h == 0)
+			group_helper(t->status_wr, t->helpers[k]);
+	}
+	return 0;
+}
+
+/* Create the tasks task @idx creates (alive and zombie), each with its pid. */
 static int create_children(struct rst_tree *t, size_t idx)
 {
 	const TaskEntry *me = t->inv->tasks[idx];
-	for (size_t j = idx + 1; j < t->n; j++) {
+	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
-		if (e->ppid != me->pid)
+		if (creator_of(t->inv, j) != me->pid)
 			continue;
-		pid_t want = e->pid;
-		struct stasis_clone_args ca = {
-			.exit_signal = e->has_exit_signal ? e->exit_signal : SIGCHLD,
-			.set_tid = (uint64_t)(uintptr_t)&want,
-			.set_tid_size = 1,
-		};
-		pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
-		if (child < 0) {
-			int err = -errno;
-			if (err == -EEXIST)
-				pr_err("pid %d is already in use: cannot restore the task with its pid",
-				       want);
-			else
-				pr_err("clone3 for pid %d: %s", want, strerror(-err));
-			return err;
-		}
+		pid_t child = clone_with_pid(e->pid, e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
+					     e->ppid != me->pid);
+		if (child < 0)
+			return -errno;
 		if (child == 0)
 			restore_task(t, j);
 	}
@@ -226,8 +299,10 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		child_fail(st, e->pid, pr_perror("restore: setpgid in pid %d", e->pid));
 	if (!c)
 		zombie_task(t, idx, st);
+	ret = idx == 0 && t->helpers_from_root ? create_helpers(t, true) : 0;
 	/* Children first: they must inherit the fd table of stasis, not the task's. */
-	ret = create_children(t, idx);
+	if (!ret)
+		ret = create_children(t, idx);
 	if (ret)
 		child_fail(st, e->pid, ret);
 
@@ -268,12 +343,13 @@ static int wait_tasks_ready(struct rst_tree *t, int rd)
 {
 	size_t ready = 0;
 	uint64_t deadline = now_ns() + 30ULL * 1000000000ULL;
-	while (ready < t->n) {
+	while (ready < t->n + t->n_helpers) {
 		int left = (int)((deadline - MIN(deadline, now_ns())) / 1000000);
 		struct pollfd p = { .fd = rd, .events = POLLIN };
 		int r = poll(&p, 1, left);
 		if (r <= 0) {
-			pr_err("restore: %zu of %zu tasks did not get ready in time", t->n - ready, t->n);
+			pr_err("restore: %zu of %zu tasks did not get ready in time",
+			       t->n + t->n_helpers - ready, t->n + t->n_helpers);
 			return -ETIMEDOUT;
 		}
 		struct status_msg m;
@@ -376,6 +452,21 @@ static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 	return 0;
 }
 
+/* The members joined: the helpers go (the groups live on without their leader). */
+static void stop_helpers(struct rst_tree *t)
+{
+	for (size_t k = 0; k < t->n_helpers; k++) {
+		int st;
+		/* only a child of ours (a helper that was created): never another process */
+		if (waitpid(t->helpers[k], &st, __WALL | WNOHANG) != 0)
+			continue;
+		kill(t->helpers[k], SIGKILL);
+		while (waitpid(t->helpers[k], &st, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	t->n_helpers = 0;
+}
+
 /* Join process groups led by another task, now that every task exists. */
 static int join_groups(struct rst_tree *t)
 {
@@ -425,6 +516,7 @@ static void free_tree(struct rst_tree *t)
 		if (t->gfd[i] >= 0)
 			close(t->gfd[i]);
 	free(t->gfd);
+	free(t->helpers);
 	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
 	img_dir_close(&t->img);
 }
@@ -512,6 +604,13 @@ int restore_run(const struct restore_opts *o)
 		ret = plan_shm(&t);
 	if (ret)
 		goto fail;
+	t.helpers = calloc(t.n + 1, sizeof(pid_t));
+	if (!t.helpers) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	t.n_helpers = orphan_groups(&t, t.helpers);
+	t.helpers_from_root = t.inv->tasks[0]->sid == t.inv->tasks[0]->pid;
 	/* Packet mode: each report is one atomic message, whoever writes it. */
 	if (pipe2(pipefd, O_CLOEXEC | O_DIRECT) < 0) {
 		ret = pr_perror("restore: pipe");
@@ -544,6 +643,12 @@ int restore_run(const struct restore_opts *o)
 		close(pipefd[0]);
 		restore_task(&t, 0);
 	}
+	if (!t.helpers_from_root) {
+		/* in stasis's session, which the restored root joins */
+		ret = create_helpers(&t, false);
+		if (ret)
+			goto fail;
+	}
 	close(pipefd[1]);
 	pipefd[1] = -1;
 	ret = wait_tasks_ready(&t, pipefd[0]);
@@ -566,6 +671,8 @@ int restore_run(const struct restore_opts *o)
 			ret = rebuild(t.procs[i], vdso, vdso_len);
 	if (!ret)
 		ret = join_groups(&t);
+	if (!ret)
+		stop_helpers(&t);
 	for (size_t i = 0; i < t.n && !ret; i++) {
 		if (!t.procs[i])
 			continue;
@@ -610,6 +717,8 @@ int restore_run(const struct restore_opts *o)
 	}
 
 fail:
+	if (t.helpers)
+		stop_helpers(&t);
 	if (root > 0) {
 		/* Every other task dies with its parent (PR_SET_PDEATHSIG) or with us
 		 * (PTRACE_O_EXITKILL); kill the ones frozen so far right away too. */
