@@ -554,7 +554,7 @@ static int check_sessions(const struct dump_tree *t)
 
 /* Processes sharing an fd table (CLONE_FILES), fs info (CLONE_FS) or an address space
  * (CLONE_VM without CLONE_THREAD, e.g. a vfork child) cannot be rebuilt yet. */
-static int check_sharing(const struct dump_tree *t)
+static int check_sharing(struct dump_tree *t)
 {
 	static const struct {
 		int type;
@@ -575,9 +575,17 @@ static int check_sharing(const struct dump_tree *t)
 				if (r < 0)
 					return pr_perror("dump: kcmp pids %d and %d", t->procs[i]->pid,
 							 t->procs[j]->pid);
+				if (r == 0 && t->procs[j]->pid == t->ppid[i] && kinds[k].type != KCMP_VM) {
+					/* with its parent: rebuilt by creating it with the flag */
+					if (kinds[k].type == KCMP_FILES)
+						t->procs[i]->shares_files = true;
+					else
+						t->procs[i]->shares_fs = true;
+					continue;
+				}
 				if (r == 0) {
-					pr_err("pids %d and %d share %s: not supported yet",
-					       t->procs[j]->pid, t->procs[i]->pid, kinds[k].what);
+					pr_err("pids %d and %d share %s: not supported yet (only with the "
+					       "parent)", t->procs[j]->pid, t->procs[i]->pid, kinds[k].what);
 					return -EOPNOTSUPP;
 				}
 			}
@@ -671,6 +679,10 @@ static int write_inventory(struct dump_tree *t)
 			e->sid = st->session;
 			e->has_exit_signal = true;
 			e->exit_signal = (uint32_t)st->exit_signal;
+			e->has_shares_files = t->procs[i]->shares_files;
+			e->shares_files = t->procs[i]->shares_files;
+			e->has_shares_fs = t->procs[i]->shares_fs;
+			e->shares_fs = t->procs[i]->shares_fs;
 		} else {
 			const struct zombie *z = &t->zombies[i - t->nr];
 			e->pid = z->pid;

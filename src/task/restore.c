@@ -138,6 +138,7 @@ static int load_tree(struct rst_tree *t)
 		c->pages.fd = -1;
 		c->img_dfd = t->img.dfd;
 		c->is_root = i == 0;
+		c->shares_files = i && t->inv->tasks[i]->shares_files;
 		ret = load_proc(t, c);
 		if (ret)
 			return ret;
@@ -200,10 +201,10 @@ static size_t orphan_groups(const struct rst_tree *t, pid_t *out)
 	return n;
 }
 
-static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent)
+static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent, uint64_t flags)
 {
 	struct stasis_clone_args ca = {
-		.flags = parent ? CLONE_PARENT : 0,
+		.flags = (parent ? CLONE_PARENT : 0) | flags,
 		.exit_signal = parent ? 0 : (uint64_t)exit_signal,
 		.set_tid = (uint64_t)(uintptr_t)&want,
 		.set_tid_size = 1,
@@ -234,7 +235,7 @@ static __attribute__((noreturn)) void group_helper(int st, pid_t g)
 static int create_helpers(struct rst_tree *t, bool from_root)
 {
 	for (size_t k = 0; k < t->n_helpers; k++) {
-		pid_t h = clone_with_pid(t->helpers[k], SIGCHLD, from_root);
+		pid_t h = clone_with_pid(t->helpers[k], SIGCHLD, from_root, 0);
 		if (h < 0)
 			return -errno;
 		if (h == 0)
@@ -243,16 +244,18 @@ static int create_helpers(struct rst_tree *t, bool from_root)
 	return 0;
 }
 
-/* Create the tasks task @idx creates (alive and zombie), each with its pid. */
-static int create_children(struct rst_tree *t, size_t idx)
+/* Create the tasks task @idx creates (alive and zombie), each with its pid. Children
+ * sharing its fd table are created last (@sharers), once the table is the task's. */
+static int create_children(struct rst_tree *t, size_t idx, bool sharers)
 {
 	const TaskEntry *me = t->inv->tasks[idx];
 	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
-		if (creator_of(t->inv, j) != me->pid)
+		if (creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
 			continue;
+		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
 		pid_t child = clone_with_pid(e->pid, e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
-					     e->ppid != me->pid);
+					     e->ppid != me->pid, fl);
 		if (child < 0)
 			return -errno;
 		if (child == 0)
@@ -302,7 +305,7 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	ret = idx == 0 && t->helpers_from_root ? create_helpers(t, true) : 0;
 	/* Children first: they must inherit the fd table of stasis, not the task's. */
 	if (!ret)
-		ret = create_children(t, idx);
+		ret = create_children(t, idx, false);
 	if (ret)
 		child_fail(st, e->pid, ret);
 
@@ -318,16 +321,21 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	close(t_st);
 	close(t_lg);
 	st = s_st;
+	/* tasks created from here on (sharing this fd table) find the status pipe here */
+	t->status_wr = s_st;
 	log_set_fd(s_lg);
 	c->gfd = t->gfd;
 	c->n_gfd = t->n_gfd;
 	ret = mem_restore_child(c);
-	if (!ret)
+	if (!ret && !c->shares_files)
 		ret = files_restore_child(c);
 	if (!ret)
 		ret = misc_restore_child(c);
 	if (!ret)
 		ret = signals_restore_child(c);
+	/* children sharing the fd table, now that it is the task's */
+	if (!ret)
+		ret = create_children(t, idx, true);
 	if (ret)
 		child_fail(st, e->pid, ret);
 	report(st, e->pid, 0, NULL);
@@ -425,7 +433,6 @@ static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 	} stages[] = {
 		{ "drop the restorer's rseq", cpu_restore_prepare },
 		{ "memory", mem_restore_remote },
-		{ "service fds", close_service_fds },
 		{ "threads", cpu_restore_threads },
 		{ "credentials", creds_all_threads },
 		{ "timers", timers_restore_remote },
@@ -540,6 +547,12 @@ static int plan_fds(struct rst_tree *t)
 			continue;
 		int maxfd = files_max_fd(c->files);
 		c->svc_lo = maxfd + 1 > 3 ? maxfd + 1 : 3;
+		/* one fd table with the parent: service fds above the parent's */
+		ssize_t p = task_index(t->inv, t->inv->tasks[i]->ppid);
+		if (c->shares_files && p >= 0 && t->procs[p]) {
+			const struct rst_ctx *pc = t->procs[p];
+			c->svc_lo = MAX(c->svc_lo, pc->map_fd_base + (int)pc->mm->n_vmas + 1);
+		}
 		c->exe_fd = c->svc_lo + SVC_EXE;
 		c->map_fd_base = c->svc_lo + SVC_MAPS;
 		top = MAX(top, c->map_fd_base + (int)c->mm->n_vmas + 1);
@@ -669,6 +682,11 @@ int restore_run(const struct restore_opts *o)
 	for (size_t i = 0; i < t.n && !ret; i++)
 		if (t.procs[i])
 			ret = rebuild(t.procs[i], vdso, vdso_len);
+	/* service fds last: a task sharing its fd table with another would close the
+	 * other's before its memory was rebuilt */
+	for (size_t i = 0; i < t.n && !ret; i++)
+		if (t.procs[i])
+			ret = close_service_fds(t.procs[i]);
 	if (!ret)
 		ret = join_groups(&t);
 	if (!ret)

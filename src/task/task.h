@@ -59,6 +59,7 @@ struct dump_ctx {
 	uint64_t saved_sigmask; /* main thread's blocked mask before stasis blocked all */
 	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
 	struct mem_dump_state *mem; /* between the two memory phases */
+	bool shares_files, shares_fs; /* with its parent in the tree */
 	struct dump_thread *thr; /* every thread, sorted by tid, main first */
 	size_t nr_thr;
 	Core *core;
@@ -95,6 +96,7 @@ struct rst_ctx {
 	struct rsys rs;    /* parent: remote engine on the stopped child's main thread */
 	bool rs_ready;
 	bool is_root;
+	bool shares_files; /* the parent restores the fd table they share */
 	const struct shm_obj *shm; /* shared memory objects of the whole tree */
 	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
