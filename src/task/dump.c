@@ -227,7 +227,8 @@ static int collect(struct dump_ctx *c)
 		const char *name;
 		int (*fn)(struct dump_ctx *);
 	} stages[] = {
-		{ "process attributes", misc_dump }, { "credentials", creds_dump },
+		{ "process attributes", misc_dump }, { "namespaces", ns_dump },
+		{ "credentials", creds_dump },
 		{ "registers", cpu_dump },	     { "signals", signals_dump },
 		{ "timers", timers_dump },	     { "files", files_dump },
 		{ "memory", mem_dump },
@@ -762,6 +763,8 @@ int dump_run(const struct dump_opts *o)
 	ret = check_sharing(&t);
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
+	if (!ret)
+		ret = ns_dump_tree(t.procs, t.nr, t.ppid);
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = mem_dump_pages(t.procs[i]);
 	if (!ret)

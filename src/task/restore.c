@@ -254,6 +254,8 @@ static int create_children(struct rst_tree *t, size_t idx, bool sharers)
 		if (creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
 			continue;
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
+		if (t->procs[j] && t->procs[j]->core->uts)
+			fl |= CLONE_NEWUTS;
 		pid_t child = clone_with_pid(e->pid, e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
 					     e->ppid != me->pid, fl);
 		if (child < 0)
@@ -296,6 +298,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	if (idx && getppid() == 1)
 		_exit(1);
 	log_reset_first_error();
+	if (c && (ret = ns_restore_child(c)))
+		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
 		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
 	if (e->pgid == e->pid && e->sid != e->pid && setpgid(0, 0) < 0)
@@ -633,6 +637,7 @@ int restore_run(const struct restore_opts *o)
 
 	pid_t want = t.inv->tasks[0]->pid;
 	struct stasis_clone_args ca = {
+		.flags = t.procs[0]->core->uts ? CLONE_NEWUTS : 0,
 		.exit_signal = SIGCHLD,
 		.set_tid = (uint64_t)(uintptr_t)&want,
 		.set_tid_size = 1,

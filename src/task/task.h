@@ -126,6 +126,11 @@ int files_dump(struct dump_ctx *c) __must_check;    /* src/files.c: fds, pipes *
 int timers_dump(struct dump_ctx *c) __must_check;   /* src/timers.c: itimers, posix */
 int creds_dump(struct dump_ctx *c) __must_check;    /* src/creds.c */
 int misc_dump(struct dump_ctx *c) __must_check;     /* src/misc.c: comm, rlimits, ... */
+int ns_dump(struct dump_ctx *c) __must_check;       /* src/ns.c: namespace ids */
+/* After every process: refuse namespaces not supported yet, record UTS names. */
+int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_check;
+/* Restore child, first thing: set up the namespaces it created (UTS names). */
+int ns_restore_child(struct rst_ctx *c) __must_check;
 
 /* Restore side: in the child, before the memory switch. */
 int files_restore_child(struct rst_ctx *c) __must_check;

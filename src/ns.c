@@ -1,0 +1,166 @@
+/* Namespaces. For now: the identity of every namespace of every task is recorded, and
+ * UTS namespaces are checkpointed and restored (hostname, domainname): a task whose UTS
+ * namespace differs from its parent's (or, for the root, from the restorer's) is restored
+ * in a new UTS namespace, created by clone3(CLONE_NEWUTS). Other namespace kinds that
+ * differ from the restorer's are refused at dump with a clear message (issue 4). */
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "task/task.h"
+
+static const struct ns_kind {
+	const char *name;
+	size_t off; /* of the id in NsIds */
+	bool supported;
+} kinds[] = {
+	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), false },
+	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), false },
+	{ "pid", offsetof(NsIds, pid), false },	   { "user", offsetof(NsIds, user), false },
+	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), false },
+};
+
+static uint64_t *ns_field(NsIds *ids, const struct ns_kind *k)
+{
+	return (uint64_t *)((char *)ids + k->off);
+}
+
+/* Read the namespace ids of /proc/<dirfd>/ns/ (dirfd: a /proc/PID directory). */
+static int read_ids(int dirfd, NsIds *ids)
+{
+	ns_ids__init(ids);
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		char path[32];
+		struct stat st;
+		snprintf(path, sizeof(path), "ns/%s", kinds[i].name);
+		if (fstatat(dirfd, path, &st, 0) < 0) {
+			if (errno == ENOENT)
+				continue; /* kernel without this kind */
+			return pr_perror("ns: stat %s", path);
+		}
+		*ns_field(ids, &kinds[i]) = st.st_ino;
+	}
+	return 0;
+}
+
+int ns_dump(struct dump_ctx *c)
+{
+	NsIds *ids = malloc(sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	c->core->ns = ids;
+	int ret = read_ids(c->procfd, ids);
+	if (ret)
+		return ret;
+	/* presence flags follow the protobuf-c layout: set every field we read */
+	ids->has_uts = ids->has_ipc = ids->has_mnt = ids->has_net = ids->has_pid = true;
+	ids->has_user = ids->has_cgroup = ids->has_time = true;
+	return 0;
+}
+
+/* hostname and domainname of the UTS namespace of @pid, read by a child that joins it. */
+static int read_uts(pid_t pid, UtsNs **out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/uts", pid);
+	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return pr_perror("ns: open %s", path);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("ns: pipe");
+	pid_t child = fork();
+	if (child < 0) {
+		int e = pr_perror("ns: fork");
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (child == 0) {
+		struct utsname u;
+		if (setns(nsfd, CLONE_NEWUTS) < 0 || uname(&u) < 0)
+			_exit(1);
+		(void)!write(p[1], &u, sizeof(u));
+		_exit(0);
+	}
+	close(p[1]);
+	struct utsname u;
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	ssize_t n = poll(&pf, 1, 5000) == 1 ? read(p[0], &u, sizeof(u)) : -1;
+	close(p[0]);
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(u)) {
+		pr_err("ns: cannot read the UTS namespace of pid %d", pid);
+		return -EIO;
+	}
+	UtsNs *uts = malloc(sizeof(*uts));
+	if (!uts)
+		return -ENOMEM;
+	uts_ns__init(uts);
+	uts->hostname = strndup(u.nodename, sizeof(u.nodename));
+	uts->domainname = strndup(u.domainname, sizeof(u.domainname));
+	*out = uts;
+	return uts->hostname && uts->domainname ? 0 : -ENOMEM;
+}
+
+int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
+{
+	_cleanup_close_ int self = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	NsIds mine;
+	if (self < 0)
+		return pr_perror("ns: open /proc/self");
+	int ret = read_ids(self, &mine);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		NsIds *ids = procs[i]->core->ns;
+		NsIds *parent = &mine;
+		for (size_t j = 0; j < i; j++)
+			if (procs[j]->pid == ppid[i])
+				parent = procs[j]->core->ns;
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			uint64_t v = *ns_field(ids, &kinds[k]);
+			if (!v || v == *ns_field(&mine, &kinds[k]))
+				continue;
+			if (!kinds[k].supported) {
+				pr_err("pid %d is in a %s namespace other than stasis's: only UTS "
+				       "namespaces are supported yet",
+				       procs[i]->pid, kinds[k].name);
+				return -EOPNOTSUPP;
+			}
+		}
+		if (ids->uts != parent->uts) {
+			ret = read_uts(procs[i]->pid, &procs[i]->core->uts);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* In the restore child, right after clone3(CLONE_NEWUTS). */
+int ns_restore_child(struct rst_ctx *c)
+{
+	const UtsNs *u = c->core->uts;
+	if (!u)
+		return 0;
+	if (strlen(u->hostname) > 64 || strlen(u->domainname) > 64) {
+		pr_err("image: UTS names of pid %d are too long", c->pid);
+		return -EINVAL;
+	}
+	if (sethostname(u->hostname, strlen(u->hostname)) < 0)
+		return pr_perror("restore: sethostname %s", u->hostname);
+	if (setdomainname(u->domainname, strlen(u->domainname)) < 0)
+		return pr_perror("restore: setdomainname %s", u->domainname);
+	return 0;
+}
