@@ -88,6 +88,20 @@ static int dump_thread(struct dump_ctx *c, size_t i, Thread *t, void *xs)
 	t->robust_list_len = len;
 
 	char path[64];
+	snprintf(path, sizeof(path), "task/%d/status", tid);
+	_cleanup_free_ char *status = read_file_at(c->procfd, path, 1 << 20, NULL);
+	struct proc_status pst = { 0 };
+	if (!status || proc_parse_status(status, &pst))
+		return pr_perror("cpu: read status of thread %d", tid);
+	t->nstid = malloc(sizeof(int32_t) * (pst.nspid_len ? pst.nspid_len : 1));
+	if (!t->nstid) {
+		proc_status_free(&pst);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < pst.nspid_len; k++)
+		t->nstid[k] = pst.nspid[k];
+	t->n_nstid = pst.nspid_len;
+	proc_status_free(&pst);
 	snprintf(path, sizeof(path), "task/%d/comm", tid);
 	char *comm = read_file_at(c->procfd, path, 64, NULL);
 	if (!comm)
@@ -253,8 +267,12 @@ static int thread_pending(struct rst_ctx *c, const Thread *t)
 		int e = rsys_poke(&c->rs, c->rs.scratch + SCR_SIGINFO, &si, sizeof(si));
 		if (e)
 			return e;
+		/* ids as the task itself sees them (its innermost pid namespace) */
+		const Thread *m = c->core->threads[0];
+		pid_t tgid = m->n_nstid ? m->nstid[m->n_nstid - 1] : c->pid;
+		pid_t tid = t->n_nstid ? t->nstid[t->n_nstid - 1] : t->tid;
 		long r = rsys_do(&c->rs, "restore: queue a thread's pending signal",
-				 SYS_rt_tgsigqueueinfo, (uint64_t)c->pid, (uint64_t)t->tid,
+				 SYS_rt_tgsigqueueinfo, (uint64_t)tgid, (uint64_t)tid,
 				 (uint64_t)si.si_signo, c->rs.scratch + SCR_SIGINFO, 0, 0);
 		if (r < 0)
 			return (int)r;
@@ -265,11 +283,18 @@ static int thread_pending(struct rst_ctx *c, const Thread *t)
 static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 {
 	pid_t want = t->tid;
+	/* the tid at every pid-namespace level, innermost first */
+	pid_t ids[PROC_MAX_NS_LEVEL];
+	size_t nids = t->n_nstid ? t->n_nstid : 1;
+	if (nids > PROC_MAX_NS_LEVEL)
+		return -EINVAL;
+	for (size_t k = 0; k < nids; k++)
+		ids[k] = t->n_nstid ? t->nstid[t->n_nstid - 1 - k] : want;
 	struct stasis_clone_args ca = {
 		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
 			 CLONE_SYSVSEM,
 		.set_tid = c->rs.scratch + SCR_TID,
-		.set_tid_size = 1,
+		.set_tid_size = nids,
 	};
 	if (t->has_tid_address && t->tid_address) {
 		ca.flags |= CLONE_CHILD_CLEARTID;
@@ -277,7 +302,7 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 	}
 	int status, ret;
 
-	ret = rsys_poke(&c->rs, c->rs.scratch + SCR_TID, &want, sizeof(want));
+	ret = rsys_poke(&c->rs, c->rs.scratch + SCR_TID, ids, nids * sizeof(pid_t));
 	if (!ret)
 		ret = rsys_poke(&c->rs, c->rs.scratch + SCR_CLONE, &ca, sizeof(ca));
 	if (ret)
@@ -293,7 +318,7 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 			pr_err("restore: create thread %d: %s", want, strerror((int)-r));
 		return (int)r;
 	}
-	if (r != want) {
+	if (r != ids[0]) {
 		pr_err("restore: thread %d created as %ld", want, r);
 		return -EINVAL;
 	}

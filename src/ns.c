@@ -24,7 +24,7 @@ static const struct ns_kind {
 } kinds[] = {
 	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), false },
 	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), false },
-	{ "pid", offsetof(NsIds, pid), false },	   { "user", offsetof(NsIds, user), false },
+	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), false },
 	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), false },
 };
 
@@ -136,6 +136,24 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				pr_err("pid %d is in a %s namespace other than stasis's: only UTS "
 				       "namespaces are supported yet",
 				       procs[i]->pid, kinds[k].name);
+				return -EOPNOTSUPP;
+			}
+		}
+		/* PID namespaces: a task is in its parent's, or is the init (pid 1) of a child
+		 * namespace of its parent's; it is then created with CLONE_NEWPID and a
+		 * set_tid array of the full depth. Tasks that joined a namespace with setns
+		 * cannot be rebuilt yet. */
+		if (ids->pid != parent->pid) {
+			const struct proc_status *st = &procs[i]->status;
+			size_t plen = 1;
+			for (size_t j = 0; j < i; j++)
+				if (procs[j]->pid == ppid[i])
+					plen = procs[j]->status.nspid_len;
+			if (!st->nspid_len || st->nspid[st->nspid_len - 1] != 1 ||
+			    st->nspid_len != plen + 1) {
+				pr_err("pid %d is in a pid namespace it is not the init of (NSpid depth "
+				       "%zu): not supported yet",
+				       procs[i]->pid, st->nspid_len);
 				return -EOPNOTSUPP;
 			}
 		}

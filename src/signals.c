@@ -138,8 +138,11 @@ static int queue_pending(SigInfo **q, size_t n, pid_t pid)
 			pr_err("image: pending signal %d is invalid", si.si_signo);
 			return -EINVAL;
 		}
-		int r = q[i]->shared ? sys_rt_sigqueueinfo(pid, si.si_signo, &si)
-				     : sys_rt_tgsigqueueinfo(pid, pid, si.si_signo, &si);
+		/* ids as the task sees them (it may be in a pid namespace of its own) */
+		(void)pid;
+		pid_t me = getpid();
+		int r = q[i]->shared ? sys_rt_sigqueueinfo(me, si.si_signo, &si)
+				     : sys_rt_tgsigqueueinfo(me, sys_gettid(), si.si_signo, &si);
 		if (r < 0)
 			return pr_perror("restore: queue pending signal %d", si.si_signo);
 	}

@@ -292,6 +292,8 @@ static void finish_task(struct dump_ctx *c)
 struct zombie {
 	pid_t pid, ppid, pgid, sid;
 	int exit_status, exit_signal;
+	int nspid[PROC_MAX_NS_LEVEL];
+	size_t nspid_len;
 };
 
 struct dump_tree {
@@ -371,7 +373,8 @@ static int add_proc(struct dump_tree *t, struct dump_ctx *c, pid_t ppid)
 	return 0;
 }
 
-static int add_zombie(struct dump_tree *t, const struct proc_stat *st, pid_t ppid)
+static int add_zombie(struct dump_tree *t, const struct proc_stat *st, pid_t ppid,
+		      const struct proc_status *status)
 {
 	if (t->nr_zombies % 32 == 0) {
 		struct zombie *n = realloc(t->zombies, (t->nr_zombies + 32) * sizeof(*n));
@@ -383,6 +386,10 @@ static int add_zombie(struct dump_tree *t, const struct proc_stat *st, pid_t ppi
 		.pid = st->pid, .ppid = ppid, .pgid = st->pgrp, .sid = st->session,
 		.exit_status = st->exit_code, .exit_signal = st->exit_signal,
 	};
+	struct zombie *z = &t->zombies[t->nr_zombies - 1];
+	z->nspid_len = status ? status->nspid_len : 0;
+	if (status)
+		memcpy(z->nspid, status->nspid, sizeof(z->nspid));
 	return 0;
 }
 
@@ -427,7 +434,7 @@ static int freeze_tree(struct dump_tree *t)
 			log_reset_first_error();
 			ret = read_proc_facts(c);
 			if (!ret && (c->stat.state == 'Z' || c->stat.state == 'X'))
-				ret = add_zombie(t, &c->stat, t->ppid[i]);
+				ret = add_zombie(t, &c->stat, t->ppid[i], NULL);
 			else if (ret == -ENOENT || ret == -ESRCH)
 				ret = 0; /* reaped meanwhile */
 			else if (!ret)
@@ -473,7 +480,7 @@ static int freeze_tree(struct dump_tree *t)
 			if (ret)
 				return ret;
 			if (k_ctx->stat.state == 'Z' || k_ctx->stat.state == 'X') {
-				ret = add_zombie(t, &k_ctx->stat, c->pid);
+				ret = add_zombie(t, &k_ctx->stat, c->pid, &k_ctx->status);
 				free_ctx(k_ctx);
 				if (ret)
 					return ret;
@@ -684,6 +691,8 @@ static int write_inventory(struct dump_tree *t)
 			e->shares_files = t->procs[i]->shares_files;
 			e->has_shares_fs = t->procs[i]->shares_fs;
 			e->shares_fs = t->procs[i]->shares_fs;
+			e->n_nspid = t->procs[i]->status.nspid_len;
+			e->nspid = t->procs[i]->status.nspid;
 		} else {
 			const struct zombie *z = &t->zombies[i - t->nr];
 			e->pid = z->pid;
@@ -695,6 +704,8 @@ static int write_inventory(struct dump_tree *t)
 			e->exit_status = z->exit_status;
 			e->has_exit_signal = true;
 			e->exit_signal = (uint32_t)z->exit_signal;
+			e->n_nspid = z->nspid_len;
+			e->nspid = (int32_t *)z->nspid;
 		}
 	}
 	inv.img_version = IMG_VERSION;

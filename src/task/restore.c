@@ -201,13 +201,28 @@ static size_t orphan_groups(const struct rst_tree *t, pid_t *out)
 	return n;
 }
 
-static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent, uint64_t flags)
+/* clone3 with the pid at every pid-namespace level (@ids outermost first, as in NSpid;
+ * NULL: just @want), CLONE_NEWPID when the task is the init of a new namespace. */
+static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
+			    bool parent, uint64_t flags)
 {
+	pid_t set[PROC_MAX_NS_LEVEL];
+	if (!ids || !nids) {
+		set[0] = want;
+		nids = 1;
+	} else if (nids > PROC_MAX_NS_LEVEL) {
+		pr_err("image: pid %d has %zu pid-namespace levels", want, nids);
+		errno = EINVAL;
+		return -1;
+	} else {
+		for (size_t k = 0; k < nids; k++)
+			set[k] = ids[nids - 1 - k];
+	}
 	struct stasis_clone_args ca = {
 		.flags = (parent ? CLONE_PARENT : 0) | flags,
 		.exit_signal = parent ? 0 : (uint64_t)exit_signal,
-		.set_tid = (uint64_t)(uintptr_t)&want,
-		.set_tid_size = 1,
+		.set_tid = (uint64_t)(uintptr_t)set,
+		.set_tid_size = nids,
 	};
 	pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
 	if (child < 0) {
@@ -219,6 +234,20 @@ static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent, uint64_t f
 		errno = err;
 	}
 	return child;
+}
+
+static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent, uint64_t flags)
+{
+	return clone_with_ids(want, NULL, 0, exit_signal, parent, flags);
+}
+
+/* The task starts a pid namespace of its own: one level deeper than its creator. */
+static bool new_pid_ns(const Inventory *inv, size_t j)
+{
+	const TaskEntry *e = inv->tasks[j];
+	ssize_t p = j ? task_index(inv, e->ppid) : -1;
+	size_t plen = p >= 0 ? inv->tasks[p]->n_nspid : 1;
+	return e->n_nspid > 1 && e->n_nspid == plen + 1 && e->nspid[e->n_nspid - 1] == 1;
 }
 
 /* A helper leading process group @g until the members joined it; then stasis kills it. */
@@ -256,7 +285,10 @@ static int create_children(struct rst_tree *t, size_t idx, bool sharers)
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
 		if (t->procs[j] && t->procs[j]->core->uts)
 			fl |= CLONE_NEWUTS;
-		pid_t child = clone_with_pid(e->pid, e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
+		if (new_pid_ns(t->inv, j))
+			fl |= CLONE_NEWPID;
+		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid,
+					     e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
 					     e->ppid != me->pid, fl);
 		if (child < 0)
 			return -errno;
@@ -295,8 +327,6 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 
 	/* A failed restore kills the root: everything below goes with it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (idx && getppid() == 1)
-		_exit(1);
 	log_reset_first_error();
 	if (c && (ret = ns_restore_child(c)))
 		child_fail(st, e->pid, ret);
@@ -491,10 +521,16 @@ static int join_groups(struct rst_tree *t)
 		/* the root's group outside the tree is wherever the root is now */
 		pid_t want = (e->pgid == root->pgid && task_index(t->inv, e->pgid) < 0) ? root_pgid
 											  : e->pgid;
+		/* setpgid takes ids as the member sees them: the leader's at its level */
+		ssize_t li = task_index(t->inv, e->pgid);
+		size_t lvl = e->n_nspid ? e->n_nspid - 1 : 0;
+		pid_t local = want;
+		if (li >= 0 && lvl && t->inv->tasks[li]->n_nspid > lvl)
+			local = t->inv->tasks[li]->nspid[lvl];
 		if (getpgid(e->pid) == want)
 			continue;
 		long r = rsys_do(&c->rs, "restore: join process group", SYS_setpgid, 0,
-				 (uint64_t)want, 0, 0, 0, 0);
+				 (uint64_t)local, 0, 0, 0, 0);
 		if (r < 0) {
 			pr_err("restore: pid %d cannot join process group %d", e->pid, want);
 			return (int)r;
@@ -636,25 +672,18 @@ int restore_run(const struct restore_opts *o)
 	t.status_wr = pipefd[1];
 
 	pid_t want = t.inv->tasks[0]->pid;
-	struct stasis_clone_args ca = {
-		.flags = t.procs[0]->core->uts ? CLONE_NEWUTS : 0,
-		.exit_signal = SIGCHLD,
-		.set_tid = (uint64_t)(uintptr_t)&want,
-		.set_tid_size = 1,
-	};
+	const TaskEntry *re = t.inv->tasks[0];
 	fflush(NULL);
-	root = (pid_t)sys_clone3(&ca, sizeof(ca));
+	root = clone_with_ids(want, re->nspid, re->n_nspid, SIGCHLD, false,
+			      (t.procs[0]->core->uts ? CLONE_NEWUTS : 0) |
+				      (new_pid_ns(t.inv, 0) ? CLONE_NEWPID : 0));
 	if (root < 0) {
 		ret = -errno;
 		root = -1;
-		if (ret == -EEXIST)
-			pr_err("pid %d is already in use: cannot restore the task with its pid", want);
-		else if (ret == -EPERM)
+		if (ret == -EPERM)
 			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
 			       "CAP_SYS_ADMIN",
 			       want);
-		else
-			pr_err("clone3 for pid %d: %s", want, strerror(-ret));
 		goto fail;
 	}
 	if (root == 0) {
