@@ -1,5 +1,6 @@
-/* Files: the task's fd table — regular files, directories, devices, FIFOs, pipes and
- * AF_UNIX socketpairs (src/sk_unix.c).
+/* Files: the task's fd table — regular files, directories, devices, FIFOs, pipes,
+ * AF_UNIX socketpairs (src/sk_unix.c) and eventfd, timerfd, signalfd and epoll files
+ * (src/fd_anon.c).
  *
  * Dump reads everything from outside the (frozen) task: /proc/PID/fd/N gives the link,
  * /proc/PID/fdinfo/N the position and flags, and pidfd_getfd() a duplicate of the fd we
@@ -33,6 +34,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "fd_anon.h"
 #include "sk_unix.h"
 #include "sys/syscalls.h"
 #include "task/task.h"
@@ -169,9 +171,12 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 		e->kind = FILE_KIND__FILE_UNIX_SK;
 		return 0;
 	}
-	if (starts_with(e->link, "anon_inode:"))
-		return unsupported(c, e, "an anonymous-inode file (eventfd, epoll, signalfd, "
-					 "timerfd, inotify, ...)");
+	if (starts_with(e->link, "anon_inode:")) {
+		if (fd_anon_kind(e->link, &e->kind) == 0)
+			return 0;
+		return unsupported(c, e, "an anonymous-inode file (inotify, fanotify, "
+					 "userfaultfd, pidfd, ...)");
+	}
 	if (starts_with(e->link, "/memfd:"))
 		return unsupported(c, e, "a memfd");
 	if (S_ISFIFO(m)) {
@@ -403,6 +408,11 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	}
 	case FILE_KIND__FILE_EXTERNAL:
 		return 0;
+	case FILE_KIND__FILE_EVENTFD:
+	case FILE_KIND__FILE_TIMERFD:
+	case FILE_KIND__FILE_SIGNALFD:
+	case FILE_KIND__FILE_EPOLL:
+		return fd_anon_dump(c->pid, c->procfd, e->fd, d);
 	case FILE_KIND__FILE_REG:
 		d->has_size = true;
 		d->size = (uint64_t)e->st.st_size;
@@ -570,6 +580,10 @@ static int validate_image(const Files *f, int svc_lo)
 			}
 		} else if (d->kind == FILE_KIND__FILE_UNIX_SK) {
 			int ret = sk_unix_validate(d);
+			if (ret)
+				return ret;
+		} else if (fd_anon_is_kind(d->kind)) {
+			int ret = fd_anon_validate(d);
 			if (ret)
 				return ret;
 		} else if (d->kind != FILE_KIND__FILE_EXTERNAL) {
@@ -839,6 +853,16 @@ static int open_descriptions(struct rst_files *s)
 			int ret = open_unix_pair(s, i);
 			if (ret)
 				return ret;
+		} else if (d->kind == FILE_KIND__FILE_EPOLL) {
+			continue; /* once every other fd is placed: restore_epolls() */
+		} else if (fd_anon_is_kind(d->kind)) {
+			int tmp = fd_anon_open(d, target);
+			if (tmp < 0)
+				return tmp;
+			int r = stage_fd(tmp, s->stage_lo, target, desc_name(d));
+			if (r < 0)
+				return r;
+			s->staged[i] = r;
 		} else {
 			int tmp = open_path_desc(d, target);
 			if (tmp < 0)
@@ -869,6 +893,8 @@ static int place_fds(const struct rst_files *s)
 	for (size_t k = 0; k < f->n_fds; k++) {
 		const Fd *fd = f->fds[k];
 		size_t i = (size_t)desc_index(f, fd->file_id);
+		if (f->files[i]->kind == FILE_KIND__FILE_EPOLL && s->staged[i] < 0)
+			continue; /* restore_epolls() */
 		if (s->inherited[k]) {
 			if (fcntl(fd->fd, F_SETFD, fd->cloexec ? FD_CLOEXEC : 0) < 0)
 				return pr_perror("restore fd %d: F_SETFD", fd->fd);
@@ -879,6 +905,79 @@ static int place_fds(const struct rst_files *s)
 					 desc_name(f->files[i]));
 	}
 	return 0;
+}
+
+static bool epoll_done(const struct rst_files *s, const bool *done, const FileDesc *d)
+{
+	const Files *f = s->f;
+	for (size_t t = 0; t < d->epoll->n_targets; t++) {
+		int tfd = d->epoll->targets[t]->tfd;
+		for (size_t k = 0; k < f->n_fds; k++) {
+			if (f->fds[k]->fd != tfd)
+				continue;
+			size_t j = (size_t)desc_index(f, f->fds[k]->file_id);
+			if (f->files[j]->kind == FILE_KIND__FILE_EPOLL && s->staged[j] < 0 && !done[j])
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Epolls, once every other fd is placed (their targets are found by fd number). An
+ * epoll watching another epoll waits for it: the kernel forbids cycles, so each pass
+ * makes progress. */
+static int restore_epolls(struct rst_files *s)
+{
+	const Files *f = s->f;
+	_cleanup_free_ bool *done = calloc(f->n_files ? f->n_files : 1, sizeof(bool));
+	if (!done)
+		return pr_errno(-ENOMEM, "restore epolls");
+	for (;;) {
+		bool progress = false, left = false;
+		for (size_t i = 0; i < f->n_files; i++) {
+			const FileDesc *d = f->files[i];
+			int target = desc_fd(f, i);
+			if (d->kind != FILE_KIND__FILE_EPOLL || s->staged[i] >= 0 || done[i] ||
+			    target < 0)
+				continue;
+			if (!epoll_done(s, done, d)) {
+				left = true;
+				continue;
+			}
+			int tmp = fd_epoll_open(d, target);
+			if (tmp < 0)
+				return tmp;
+			if (fcntl(tmp, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+				int ret = pr_perror("restore fd %d: cannot set status flags %o", target,
+						    d->flags & SETFL_MASK);
+				close(tmp);
+				return ret;
+			}
+			int st = stage_fd(tmp, s->stage_lo, target, desc_name(d));
+			if (st < 0)
+				return st;
+			for (size_t k = 0; k < f->n_fds; k++) {
+				const Fd *fd = f->fds[k];
+				if (fd->file_id != d->id)
+					continue;
+				if (dup3(st, fd->fd, fd->cloexec ? O_CLOEXEC : 0) < 0) {
+					int ret = pr_perror("restore fd %d (%s): dup3", fd->fd,
+							    desc_name(d));
+					close(st);
+					return ret;
+				}
+			}
+			close(st);
+			done[i] = true;
+			progress = true;
+		}
+		if (!left)
+			return 0;
+		if (!progress) {
+			pr_err("files image: epolls watch each other in a cycle");
+			return -EINVAL;
+		}
+	}
 }
 
 static int close_fd_range(unsigned int lo, unsigned int hi)
@@ -963,6 +1062,8 @@ int files_restore_child(struct rst_ctx *c)
 		ret = open_descriptions(&s);
 	if (!ret)
 		ret = place_fds(&s);
+	if (!ret)
+		ret = restore_epolls(&s);
 	rst_files_release(&s);
 	if (!ret)
 		ret = close_gaps(&s);
@@ -1074,6 +1175,23 @@ int files_merge_tree(struct dump_ctx **procs, size_t n)
 		}
 		for (size_t i = 0; i < f->n_files && !ret; i++)
 			f->files[i]->id = newid[i];
+	}
+	/* An epoll used by several processes is not rebuilt yet: each restored process
+	 * would need its own targets placed before the shared epoll is filled. */
+	for (size_t p = 0; p < n && !ret; p++) {
+		const Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files && !ret; i++) {
+			const FileDesc *d = f->files[i];
+			if (d->kind != FILE_KIND__FILE_EPOLL)
+				continue;
+			for (size_t q = p + 1; q < n && !ret; q++)
+				if (desc_index(procs[q]->files, d->id) >= 0) {
+					pr_err("fd %d of pid %d is an epoll shared with pid %d: not "
+					       "supported yet", desc_fd(f, i), procs[p]->pid,
+					       procs[q]->pid);
+					ret = -EOPNOTSUPP;
+				}
+		}
 	}
 	/* Pipes with their ends in different processes. */
 	for (size_t p = 0; p < n && !ret; p++) {
@@ -1249,7 +1367,13 @@ int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32
 		}
 		if (uses[id] < 2)
 			continue; /* used by one process: it opens it itself */
-		int fd = open_path_desc(d, -1);
+		if (d->kind == FILE_KIND__FILE_EPOLL) {
+			pr_err("files image: epoll %u is used by several processes: not supported",
+			       id);
+			ret = -EINVAL;
+			break;
+		}
+		int fd = fd_anon_is_kind(d->kind) ? fd_anon_open(d, -1) : open_path_desc(d, -1);
 		if (fd < 0) {
 			ret = fd;
 			break;

@@ -824,3 +824,170 @@ int proc_parse_auxv(const void *buf, size_t len, uint64_t *out, size_t max)
 	}
 	return -EINVAL; /* no AT_NULL */
 }
+
+/* ---- fdinfo of anon-inode files (fs/eventfd.c, fs/timerfd.c, fs/signalfd.c,
+ * fs/eventpoll.c: their show_fdinfo) ------------------------------------------- */
+
+/* The value of the line "@key:" (after the blanks that follow the colon), or NULL if
+ * there is none; -EINVAL in *err if it appears twice. */
+static const char *fdinfo_value(const char *buf, const char *key, int *err)
+{
+	size_t klen = strlen(key);
+	const char *found = NULL;
+
+	for (const char *p = buf; *p; p = next_line(p)) {
+		if (strncmp(p, key, klen) || p[klen] != ':')
+			continue;
+		if (found) {
+			*err = -EINVAL;
+			return NULL;
+		}
+		found = p + klen + 1;
+		skip_blanks(&found);
+	}
+	return found;
+}
+
+/* "@key: NUMBER" in @base, alone on its line; -ENOENT if absent. */
+static int fdinfo_u64(const char *buf, const char *key, unsigned int base, uint64_t max,
+		      uint64_t *out)
+{
+	int err = 0;
+	const char *p = fdinfo_value(buf, key, &err);
+	if (err)
+		return err;
+	if (!p)
+		return -ENOENT;
+	if (get_u64(&p, base, max, out) || end_of_line(&p))
+		return -EINVAL;
+	return 0;
+}
+
+int proc_parse_fdinfo_eventfd(const char *buf, struct proc_fdinfo_eventfd *e)
+{
+	uint64_t v;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->semaphore = -1;
+	if (!buf)
+		return -EINVAL;
+	/* printed with %16llx; a count of ULLONG_MAX is impossible (writes stop short) */
+	if (fdinfo_u64(buf, "eventfd-count", 16, UINT64_MAX - 1, &e->count))
+		return -EINVAL;
+	ret = fdinfo_u64(buf, "eventfd-semaphore", 10, 1, &v);
+	if (ret == 0)
+		e->semaphore = (int)v;
+	else if (ret != -ENOENT)
+		return -EINVAL;
+	return 0;
+}
+
+/* "(SEC, NSEC)" */
+static int fdinfo_timespec(const char *buf, const char *key, uint64_t *sec, uint64_t *nsec)
+{
+	int err = 0;
+	const char *p = fdinfo_value(buf, key, &err);
+	if (err || !p)
+		return -EINVAL;
+	if (expect_char(&p, '(') || get_u64(&p, 10, INT64_MAX, sec) || expect_char(&p, ',') ||
+	    (skip_blanks(&p), get_u64(&p, 10, 999999999, nsec)) || expect_char(&p, ')') ||
+	    end_of_line(&p))
+		return -EINVAL;
+	return 0;
+}
+
+int proc_parse_fdinfo_timerfd(const char *buf, struct proc_fdinfo_timerfd *t)
+{
+	uint64_t v;
+
+	memset(t, 0, sizeof(*t));
+	if (!buf)
+		return -EINVAL;
+	if (fdinfo_u64(buf, "clockid", 10, INT_MAX, &v))
+		return -EINVAL;
+	t->clockid = (int)v;
+	if (fdinfo_u64(buf, "ticks", 10, UINT64_MAX, &t->ticks))
+		return -EINVAL;
+	/* "settime flags: 0%o" */
+	if (fdinfo_u64(buf, "settime flags", 8, UINT_MAX, &v))
+		return -EINVAL;
+	t->settime_flags = (unsigned int)v;
+	if (fdinfo_timespec(buf, "it_value", &t->value_sec, &t->value_nsec) ||
+	    fdinfo_timespec(buf, "it_interval", &t->interval_sec, &t->interval_nsec))
+		return -EINVAL;
+	return 0;
+}
+
+int proc_parse_fdinfo_signalfd(const char *buf, uint64_t *sigmask)
+{
+	*sigmask = 0;
+	if (!buf)
+		return -EINVAL;
+	return fdinfo_u64(buf, "sigmask", 16, UINT64_MAX, sigmask) ? -EINVAL : 0;
+}
+
+#define MAX_EPOLL_TFDS (1u << 22)
+
+/* "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x" */
+static int parse_epoll_line(const char *p, struct proc_epoll_tfd *t)
+{
+	uint64_t v;
+	int64_t s;
+
+	memset(t, 0, sizeof(*t));
+	skip_blanks(&p);
+	if (get_int(&p, 0, INT_MAX, &t->tfd))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (expect_str(&p, "events:") || (skip_blanks(&p), get_u64(&p, 16, UINT32_MAX, &v)))
+		return -EINVAL;
+	t->events = (uint32_t)v;
+	skip_blanks(&p);
+	if (expect_str(&p, "data:") || (skip_blanks(&p), get_u64(&p, 16, UINT64_MAX, &t->data)))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (expect_str(&p, "pos:") || get_s64(&p, INT64_MIN, INT64_MAX, &s))
+		return -EINVAL;
+	t->pos = s;
+	skip_blanks(&p);
+	if (expect_str(&p, "ino:") || get_u64(&p, 16, UINT64_MAX, &t->ino))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (expect_str(&p, "sdev:") || get_u64(&p, 16, UINT32_MAX, &t->sdev))
+		return -EINVAL;
+	/* newer kernels may append fields: ignore what follows a blank */
+	if (!is_eol(*p) && *p != ' ' && *p != '\t')
+		return -EINVAL;
+	return 0;
+}
+
+int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t *nr)
+{
+	struct proc_epoll_tfd *arr = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!buf)
+		return -EINVAL;
+	for (const char *p = buf; *p; p = next_line(p)) {
+		if (strncmp(p, "tfd:", 4))
+			continue;
+		ret = grow((void **)&arr, &cap, n + 1, sizeof(*arr), MAX_EPOLL_TFDS);
+		if (ret)
+			break;
+		ret = parse_epoll_line(p + 4, &arr[n]);
+		if (ret)
+			break;
+		n++;
+	}
+	if (ret) {
+		free(arr);
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	*out = arr;
+	*nr = n;
+	return 0;
+}

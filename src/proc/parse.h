@@ -115,6 +115,36 @@ struct proc_fdinfo {
 };
 int proc_parse_fdinfo(const char *buf, struct proc_fdinfo *fi) __must_check;
 
+/* Type-specific fdinfo lines of anon-inode files. Each parser looks only at its own
+ * lines (the generic pos/flags/mnt_id/ino ones are proc_parse_fdinfo's). */
+struct proc_fdinfo_eventfd {
+	uint64_t count;           /* "eventfd-count:" (hex) */
+	int semaphore;            /* "eventfd-semaphore:" 0/1, -1 if the line is absent */
+};
+int proc_parse_fdinfo_eventfd(const char *buf, struct proc_fdinfo_eventfd *e) __must_check;
+
+struct proc_fdinfo_timerfd {
+	int clockid;
+	uint64_t ticks;           /* expirations not read yet */
+	unsigned int settime_flags; /* TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET (octal) */
+	uint64_t value_sec, value_nsec;       /* remaining time (relative) */
+	uint64_t interval_sec, interval_nsec;
+};
+int proc_parse_fdinfo_timerfd(const char *buf, struct proc_fdinfo_timerfd *t) __must_check;
+
+/* "sigmask:" as a 64-bit mask (bit N-1 is signal N). */
+int proc_parse_fdinfo_signalfd(const char *buf, uint64_t *sigmask) __must_check;
+
+struct proc_epoll_tfd {
+	int tfd;                  /* fd number the target was added with */
+	uint32_t events;
+	uint64_t data;
+	int64_t pos;              /* target's file position */
+	uint64_t ino, sdev;       /* target's inode and device (sdev: kernel dev_t) */
+};
+/* Every "tfd:" line of an epoll fdinfo, in order. *out malloc'd (NULL when *nr == 0). */
+int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t *nr) __must_check;
+
 struct proc_posix_timer {
 	int id;
 	int signo;

@@ -273,6 +273,118 @@ static void test_fdinfo_fixtures(void)
 	CHECK_EQ(fi.ino, 0); /* before 5.14 there was no ino line */
 }
 
+/* Type-specific fdinfo lines of anon-inode files, as this 6.18 kernel prints them. */
+static const char fdi_eventfd[] = "pos:\t0\nflags:\t04002\nmnt_id:\t17\nino:\t1038\n"
+				  "eventfd-count:                7\neventfd-id: 1\n"
+				  "eventfd-semaphore: 1\n";
+static const char fdi_timerfd[] = "pos:\t0\nflags:\t04002\nmnt_id:\t17\nino:\t1038\n"
+				  "clockid: 1\nticks: 3\nsettime flags: 03\n"
+				  "it_value: (1, 499993692)\nit_interval: (0, 100000000)\n";
+static const char fdi_signalfd[] = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\n"
+				   "sigmask:\t0000001000000200\n";
+static const char fdi_epoll[] =
+	"pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n"
+	"tfd:        3 events:       1c data:                5  pos:0 ino:40e sdev:10\n"
+	"tfd:        7 events: 80000019 data:       1234567890  pos:0 ino:d05ab sdev:f\n";
+
+static void test_fdinfo_anon(void)
+{
+	struct proc_fdinfo_eventfd e;
+	struct proc_fdinfo_timerfd t;
+	struct proc_epoll_tfd *ep = NULL;
+	uint64_t mask;
+	size_t n;
+
+	CHECK_EQ(proc_parse_fdinfo_eventfd(fdi_eventfd, &e), 0);
+	CHECK_EQ(e.count, 7);
+	CHECK_EQ(e.semaphore, 1);
+	CHECK_EQ(proc_parse_fdinfo_eventfd("eventfd-count: ffffffff12345678\n", &e), 0);
+	CHECK_EQ(e.count, 0xffffffff12345678ULL);
+	CHECK_EQ(e.semaphore, -1); /* older kernels: no semaphore line */
+	CHECK_EQ(proc_parse_fdinfo_eventfd("eventfd-count: ffffffffffffffff\n", &e), -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_eventfd("eventfd-count: 1\neventfd-count: 2\n", &e), -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_eventfd("eventfd-count: 1 x\n", &e), -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_eventfd("eventfd-count: 1\neventfd-semaphore: 2\n", &e),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_eventfd(fdi_timerfd, &e), -EINVAL);
+
+	CHECK_EQ(proc_parse_fdinfo_timerfd(fdi_timerfd, &t), 0);
+	CHECK_EQ(t.clockid, 1);
+	CHECK_EQ(t.ticks, 3);
+	CHECK_EQ(t.settime_flags, 3u);
+	CHECK_EQ(t.value_sec, 1);
+	CHECK_EQ(t.value_nsec, 499993692);
+	CHECK_EQ(t.interval_sec, 0);
+	CHECK_EQ(t.interval_nsec, 100000000);
+	CHECK_EQ(proc_parse_fdinfo_timerfd("clockid: 1\nticks: 0\nsettime flags: 00\n"
+					   "it_value: (1, 1000000000)\nit_interval: (0, 0)\n", &t),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_timerfd("clockid: 1\nticks: 0\nsettime flags: 09\n"
+					   "it_value: (1, 0)\nit_interval: (0, 0)\n", &t),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_timerfd("clockid: 1\nticks: 0\nsettime flags: 00\n"
+					   "it_value: (1, 0\nit_interval: (0, 0)\n", &t),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_timerfd(fdi_eventfd, &t), -EINVAL);
+
+	CHECK_EQ(proc_parse_fdinfo_signalfd(fdi_signalfd, &mask), 0);
+	CHECK_EQ(mask, (1ULL << (SIGUSR1 - 1)) | (1ULL << 36));
+	CHECK_EQ(proc_parse_fdinfo_signalfd("sigmask:\t0000001g00000200\n", &mask), -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_signalfd("sigmask:\t10000000000000000\n", &mask), -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_signalfd(fdi_eventfd, &mask), -EINVAL);
+
+	CHECK_EQ(proc_parse_fdinfo_epoll(fdi_epoll, &ep, &n), 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK_EQ(ep[0].tfd, 3);
+		CHECK_EQ(ep[0].events, 0x1cu);
+		CHECK_EQ(ep[0].data, 5);
+		CHECK_EQ(ep[0].ino, 0x40e);
+		CHECK_EQ(ep[0].sdev, 0x10);
+		CHECK_EQ(ep[1].tfd, 7);
+		CHECK_EQ(ep[1].events, 0x80000019u);
+		CHECK_EQ(ep[1].data, 0x1234567890ULL);
+		CHECK_EQ(ep[1].ino, 0xd05ab);
+	}
+	free(ep);
+	CHECK_EQ(proc_parse_fdinfo_epoll(fdi_eventfd, &ep, &n), 0); /* empty set */
+	CHECK_EQ(n, 0);
+	CHECK(ep == NULL);
+	CHECK_EQ(proc_parse_fdinfo_epoll("tfd: -1 events: 1 data: 0 pos:0 ino:1 sdev:1\n", &ep, &n),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_epoll("tfd: 3 events: 1 data: 0 pos:0 ino:1\n", &ep, &n),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_epoll("tfd: 3 events: 100000000 data: 0 pos:0 ino:1 sdev:1\n",
+					 &ep, &n), -EINVAL);
+	CHECK(ep == NULL);
+	/* newer kernels may append fields after a blank */
+	CHECK_EQ(proc_parse_fdinfo_epoll("tfd: 3 events: 1 data: 0 pos:0 ino:1 sdev:1 x:2\n", &ep,
+					 &n), 0);
+	free(ep);
+
+	/* every prefix: a clean result, no over-read */
+	static const char *const all[] = { fdi_eventfd, fdi_timerfd, fdi_signalfd, fdi_epoll };
+	for (size_t f = 0; f < ARRAY_SIZE(all); f++) {
+		size_t len = strlen(all[f]);
+		for (size_t cut = 0; cut < len; cut++) {
+			char *b = dup_exact(all[f], cut);
+			int r[4];
+			r[0] = proc_parse_fdinfo_eventfd(b, &e);
+			r[1] = proc_parse_fdinfo_timerfd(b, &t);
+			r[2] = proc_parse_fdinfo_signalfd(b, &mask);
+			ep = NULL;
+			r[3] = proc_parse_fdinfo_epoll(b, &ep, &n);
+			free(ep);
+			for (int i = 0; i < 4; i++)
+				if (r[i] != 0 && r[i] != -EINVAL)
+					UNIT_FAIL("anon fdinfo %zu cut at %zu: parser %d returned %d",
+						  f, cut, i, r[i]);
+			free(b);
+		}
+		unit_checks++;
+	}
+}
+
 static void test_timers_fixture(void)
 {
 	_cleanup_free_ char *buf = unit_fixture("proc/timers", NULL);
@@ -583,6 +695,7 @@ int main(void)
 	RUN(test_smaps_handmade);
 	RUN(test_status_fixture);
 	RUN(test_fdinfo_fixtures);
+	RUN(test_fdinfo_anon);
 	RUN(test_timers_fixture);
 	RUN(test_timers_inline);
 	RUN(test_auxv_fixture);
