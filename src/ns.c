@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+
 #include "core/log.h"
 #include "task/task.h"
 
@@ -164,6 +166,73 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 		}
 	}
 	return 0;
+}
+
+#define LAST_PID_PATH "/proc/sys/kernel/ns_last_pid"
+
+/* ns_last_pid is per pid namespace and only readable/writable from inside it: done by
+ * the namespace's init itself, with remote syscalls (path and buffer in scratch). */
+static long last_pid_io(struct rsys *rs, bool write_it, int *val)
+{
+	char buf[32];
+	size_t plen = sizeof(LAST_PID_PATH);
+	int e = rsys_poke(rs, rs->scratch, LAST_PID_PATH, plen);
+	if (e)
+		return e;
+	long fd = rsys_do(rs, "ns: open ns_last_pid", SYS_open, rs->scratch,
+			  write_it ? O_WRONLY : O_RDONLY, 0, 0, 0, 0);
+	if (fd < 0)
+		return fd;
+	long r;
+	if (write_it) {
+		int n = snprintf(buf, sizeof(buf), "%d", *val);
+		e = rsys_poke(rs, rs->scratch + 64, buf, (size_t)n);
+		r = e ? e : rsys_do(rs, "ns: write ns_last_pid", SYS_write, (uint64_t)fd, rs->scratch + 64,
+				    (uint64_t)n, 0, 0, 0);
+	} else {
+		r = rsys_do(rs, "ns: read ns_last_pid", SYS_read, (uint64_t)fd, rs->scratch + 64,
+			    sizeof(buf) - 1, 0, 0, 0);
+		if (r > 0) {
+			e = rsys_peek(rs, rs->scratch + 64, buf, (size_t)r);
+			buf[e ? 0 : r] = '\0';
+			long long v;
+			buf[strcspn(buf, "\n")] = '\0';
+			if (e || parse_int(buf, 0, 0x3fffffff, &v)) {
+				pr_err("ns: malformed ns_last_pid '%s'", buf);
+				r = -EINVAL;
+			} else {
+				*val = (int)v;
+			}
+		}
+	}
+	long c = rsys_do(rs, "ns: close ns_last_pid", SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0);
+	return r < 0 ? r : c < 0 ? c : 0;
+}
+
+int ns_dump_last_pid(struct dump_ctx *c)
+{
+	if (c->status.nspid_len < 2 || c->status.nspid[c->status.nspid_len - 1] != 1)
+		return 0; /* not a namespace init */
+	int v = 0;
+	long r = last_pid_io(&c->rs, false, &v);
+	if (r < 0)
+		return (int)r;
+	c->core->has_ns_last_pid = true;
+	c->core->ns_last_pid = v;
+	return 0;
+}
+
+int ns_restore_last_pid(struct rst_ctx *c)
+{
+	if (!c->core->has_ns_last_pid)
+		return 0;
+	int v = c->core->ns_last_pid;
+	if (v < 0) {
+		pr_err("image: invalid ns_last_pid %d", v);
+		return -EINVAL;
+	}
+	long r = last_pid_io(&c->rs, true, &v);
+	return r < 0 ? (int)r : 0;
 }
 
 /* In the restore child, right after clone3(CLONE_NEWUTS). */

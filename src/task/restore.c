@@ -468,6 +468,8 @@ static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 		{ "drop the restorer's rseq", cpu_restore_prepare },
 		{ "memory", mem_restore_remote },
 		{ "threads", cpu_restore_threads },
+		/* every task exists by now; set_tid does not move the cursor */
+		{ "pid namespace", ns_restore_last_pid },
 		{ "credentials", creds_all_threads },
 		{ "timers", timers_restore_remote },
 		{ "process attributes", misc_restore_remote },

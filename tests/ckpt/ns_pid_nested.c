@@ -2,7 +2,8 @@
 /* Nested PID namespaces, 3 levels below the host: the root unshares CLONE_NEWPID and
  * forks A (pid 1 of ns1); A does the same for B (pid 1 of ns2), B for C (pid 1 of ns3);
  * C forks D (pid 2 of ns3). After restore every task has the same pid at EVERY level:
- * the NSpid lines of /proc/PID/status are identical, and the tasks are still there. */
+ * the NSpid lines of /proc/PID/status are identical, and the tasks are still there; and
+ * the innermost namespace's last pid is kept (its next fork gets the pid it would have). */
 #include "lib.h"
 
 #include <errno.h>
@@ -38,6 +39,13 @@ static int nspid_line(pid_t pid, char *out, size_t len)
 	return 0;
 }
 
+static volatile sig_atomic_t usr1;
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1 = 1;
+}
+
 /* Each level: unshare, fork the next level's init, report its pid, then sleep. */
 static __attribute__((noreturn)) void level(int k, int wr)
 {
@@ -50,9 +58,27 @@ static __attribute__((noreturn)) void level(int k, int wr)
 			for (;;)
 				pause();
 		}
+		/* two short-lived children: ns3's last pid is now above every live pid */
+		for (int i = 0; i < 2; i++) {
+			pid_t e = fork();
+			if (e == 0)
+				_exit(0);
+			waitpid(e, NULL, 0);
+		}
+		struct sigaction sa = { .sa_handler = on_usr1 };
+		sigaction(SIGUSR1, &sa, NULL);
 		(void)!write(wr, &d, sizeof(d));
-		for (;;)
+		for (;;) {
 			pause();
+			if (!usr1)
+				continue;
+			usr1 = 0;
+			pid_t n = fork(); /* the pid the next fork gets in ns3 */
+			if (n == 0)
+				_exit(0);
+			waitpid(n, NULL, 0);
+			(void)!write(wr, &n, sizeof(n));
+		}
 	}
 	if (unshare(CLONE_NEWPID) < 0)
 		_exit(1);
@@ -113,6 +139,14 @@ int main(int argc, char **argv)
 		kill(host_pids[DEPTH], SIGKILL);
 		usleep(200000);
 	}
+	/* ns3 had pids 1-4 given out (2 still alive): its next fork must get 5 */
+	pid_t next = 0;
+	kill(host_pids[DEPTH - 1], SIGUSR1);
+	alarm(10);
+	TEST_CHECK(read(p[0], &next, sizeof(next)) == sizeof(next), "C did not fork");
+	alarm(0);
+	TEST_CHECK(next == 5, "next pid in the innermost namespace is %d, expected 5 "
+		   "(ns_last_pid not kept)", next);
 	for (int k = 0; k <= DEPTH; k++) {
 		TEST_CHECK(nspid_line(host_pids[k], after, sizeof(after)) == 0,
 			   "task %d (level %d) is gone", host_pids[k], k + 1);
