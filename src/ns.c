@@ -235,6 +235,16 @@ int ns_restore_last_pid(struct rst_ctx *c)
 	return r < 0 ? (int)r : 0;
 }
 
+/* The namespaces a restored task creates when it is cloned (it entered them itself at
+ * some point: its namespace differed from its parent's). One place for every kind. */
+uint64_t ns_clone_flags(const Core *core)
+{
+	uint64_t fl = 0;
+	if (core->uts)
+		fl |= CLONE_NEWUTS;
+	return fl;
+}
+
 /* In the restore child, right after clone3(CLONE_NEWUTS). */
 int ns_restore_child(struct rst_ctx *c)
 {

@@ -283,8 +283,8 @@ static int create_children(struct rst_tree *t, size_t idx, bool sharers)
 		if (creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
 			continue;
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
-		if (t->procs[j] && t->procs[j]->core->uts)
-			fl |= CLONE_NEWUTS;
+		if (t->procs[j])
+			fl |= ns_clone_flags(t->procs[j]->core);
 		if (new_pid_ns(t->inv, j))
 			fl |= CLONE_NEWPID;
 		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid,
@@ -677,7 +677,7 @@ int restore_run(const struct restore_opts *o)
 	const TaskEntry *re = t.inv->tasks[0];
 	fflush(NULL);
 	root = clone_with_ids(want, re->nspid, re->n_nspid, SIGCHLD, false,
-			      (t.procs[0]->core->uts ? CLONE_NEWUTS : 0) |
+			      ns_clone_flags(t.procs[0]->core) |
 				      (new_pid_ns(t.inv, 0) ? CLONE_NEWPID : 0));
 	if (root < 0) {
 		ret = -errno;

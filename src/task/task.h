@@ -131,6 +131,8 @@ int ns_dump(struct dump_ctx *c) __must_check;       /* src/ns.c: namespace ids *
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_check;
 /* Restore child, first thing: set up the namespaces it created (UTS names). */
 int ns_restore_child(struct rst_ctx *c) __must_check;
+/* clone3 flags for the namespaces task @core creates (CLONE_NEWUTS, ...; not NEWPID). */
+uint64_t ns_clone_flags(const Core *core);
 /* A pid namespace's init: its namespace's last pid (remote, from inside). */
 int ns_dump_last_pid(struct dump_ctx *c) __must_check;
 int ns_restore_last_pid(struct rst_ctx *c) __must_check;
