@@ -1,7 +1,8 @@
 /* Namespaces. For now: the identity of every namespace of every task is recorded, and
  * UTS namespaces are checkpointed and restored (hostname, domainname): a task whose UTS
  * namespace differs from its parent's (or, for the root, from the restorer's) is restored
- * in a new UTS namespace, created by clone3(CLONE_NEWUTS). Other namespace kinds that
+ * in a new UTS namespace, created by clone3(CLONE_NEWUTS). IPC namespaces the same way
+ * (sysctls and SysV objects, src/ipc.c, with CLONE_NEWIPC). Other namespace kinds that
  * differ from the restorer's are refused at dump with a clear message (issue 4). */
 #include <fcntl.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <sys/syscall.h>
 
 #include "core/log.h"
+#include "ipc.h"
 #include "task/task.h"
 
 static const struct ns_kind {
@@ -24,7 +26,7 @@ static const struct ns_kind {
 	size_t off; /* of the id in NsIds */
 	bool supported;
 } kinds[] = {
-	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), false },
+	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
 	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), false },
 	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), false },
 	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), false },
@@ -136,7 +138,7 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				continue;
 			if (!kinds[k].supported) {
 				pr_err("pid %d is in a %s namespace other than stasis's: only UTS "
-				       "namespaces are supported yet",
+				       "(and PID, IPC) namespaces are supported yet",
 				       procs[i]->pid, kinds[k].name);
 				return -EOPNOTSUPP;
 			}
@@ -161,6 +163,22 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 		}
 		if (ids->uts != parent->uts) {
 			ret = read_uts(procs[i]->pid, &procs[i]->core->uts);
+			if (ret)
+				return ret;
+		}
+		/* IPC: a task whose namespace differs from its parent's created it (unshare or
+		 * clone); one that joined an existing namespace with setns cannot be rebuilt. */
+		if (ids->ipc && ids->ipc != parent->ipc) {
+			bool joined = ids->ipc == mine.ipc;
+			for (size_t j = 0; j < i; j++)
+				joined |= procs[j]->core->ns->ipc == ids->ipc;
+			if (joined) {
+				pr_err("pid %d is in an IPC namespace other than its parent's that it "
+				       "did not create (setns): not supported yet",
+				       procs[i]->pid);
+				return -EOPNOTSUPP;
+			}
+			ret = ipc_dump_ns(procs[i]->pid, &procs[i]->core->ipc);
 			if (ret)
 				return ret;
 		}
@@ -242,12 +260,19 @@ uint64_t ns_clone_flags(const Core *core)
 	uint64_t fl = 0;
 	if (core->uts)
 		fl |= CLONE_NEWUTS;
+	if (core->ipc)
+		fl |= CLONE_NEWIPC;
 	return fl;
 }
 
-/* In the restore child, right after clone3(CLONE_NEWUTS). */
+/* In the restore child, right after clone3(CLONE_NEWUTS / CLONE_NEWIPC). */
 int ns_restore_child(struct rst_ctx *c)
 {
+	if (c->core->ipc) {
+		int ret = ipc_restore_ns(c->core->ipc, c->pid);
+		if (ret)
+			return ret;
+	}
 	const UtsNs *u = c->core->uts;
 	if (!u)
 		return 0;

@@ -1,0 +1,609 @@
+/* IPC namespaces (see ipc.h).
+ *
+ * Dump: a child of stasis joins the task's IPC namespace with setns(CLONE_NEWIPC), where
+ * /proc/sys/{kernel,fs/mqueue} show the namespace's own sysctls and the *_STAT_ANY
+ * commands list its SysV objects by index. Messages are copied, not received
+ * (msgrcv(MSG_COPY) by position); detached shm segments are attached read-only and copied.
+ * The child packs an IpcNs into a memfd (or an error text, exit status 2) that stasis
+ * reads once the child exited (bounded wait). The task's objects are untouched (only the
+ * kernel's access times and last pids of the objects change).
+ *
+ * Restore: in the restore child, first thing after clone3(CLONE_NEWIPC): the sysctls
+ * (a fixed list: nothing else is ever written), then each object with its id
+ * (/proc/sys/kernel/{msg,sem,shm}_next_id is written before each *get, the kernel then
+ * allocates exactly that id), created with the creator's effective uid/gid (cuid/cgid),
+ * then owner, mode, queue size, contents. Not carried over: times, last pids, SEM_UNDO
+ * adjustments of tasks, POSIX message queues (refused at dump) and segments attached in
+ * some task (refused at dump). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "image/img.h"
+#include "ipc.h"
+#include "sys/syscalls.h"
+
+/* The sysctls of an IPC namespace, in the order they are restored (a maximum before the
+ * default it bounds). */
+static const char *const ipc_sysctls[] = {
+	"kernel/shm_rmid_forced", "kernel/shmmax",	       "kernel/shmall",
+	"kernel/shmmni",	  "kernel/msgmax",	       "kernel/msgmnb",
+	"kernel/msgmni",	  "kernel/sem",		       "kernel/auto_msgmni",
+	"fs/mqueue/queues_max",	  "fs/mqueue/msg_max",	       "fs/mqueue/msgsize_max",
+	"fs/mqueue/msg_default",  "fs/mqueue/msgsize_default",
+};
+
+#define IPC_MAX_DATA (32u << 20) /* bound on queued messages + segment contents */
+#define IPC_MAX_OBJS 4096u	 /* bound on the objects of one kind */
+#define IPC_WAIT_MS 10000
+
+union semun_arg {
+	int val;
+	struct semid_ds *buf;
+	unsigned short *array;
+	struct seminfo *info;
+};
+
+/* ---- dump: the child inside the namespace ---- */
+
+struct child {
+	IpcNs ns;
+	size_t data; /* bytes of messages and segments so far */
+	char err[512];
+};
+
+static __attribute__((format(printf, 2, 3))) int child_err(struct child *ch, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ch->err, sizeof(ch->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void *grow(void *arr, size_t n, size_t elem)
+{
+	return realloc(arr, (n + 1) * elem);
+}
+
+static int child_sysctls(struct child *ch)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ipc_sysctls); i++) {
+		char path[80];
+		snprintf(path, sizeof(path), "/proc/sys/%s", ipc_sysctls[i]);
+		size_t len;
+		char *v = read_file_at(AT_FDCWD, path, 256, &len);
+		if (!v) {
+			if (errno == ENOENT)
+				continue; /* auto_msgmni, mqueue: not on every kernel */
+			return child_err(ch, "cannot read %s: %s", path, strerror(errno));
+		}
+		v[strcspn(v, "\n")] = '\0';
+		IpcSysctl *s = malloc(sizeof(*s));
+		IpcSysctl **a = grow(ch->ns.sysctls, ch->ns.n_sysctls, sizeof(*a));
+		if (!s || !a)
+			return child_err(ch, "out of memory");
+		ch->ns.sysctls = a;
+		ipc_sysctl__init(s);
+		s->name = strdup(ipc_sysctls[i]);
+		s->value = v;
+		a[ch->ns.n_sysctls++] = s;
+		if (!s->name)
+			return child_err(ch, "out of memory");
+	}
+	return 0;
+}
+
+static IpcPerm *new_perm(int id, const struct ipc_perm *p)
+{
+	IpcPerm *r = malloc(sizeof(*r));
+	if (!r)
+		return NULL;
+	ipc_perm__init(r);
+	r->id = id;
+	r->key = p->__key;
+	r->uid = p->uid;
+	r->gid = p->gid;
+	r->cuid = p->cuid;
+	r->cgid = p->cgid;
+	r->mode = p->mode;
+	return r;
+}
+
+static int child_msgqs(struct child *ch)
+{
+	struct msginfo info;
+	int maxidx = msgctl(0, MSG_INFO, (struct msqid_ds *)(void *)&info);
+	if (maxidx < 0)
+		return child_err(ch, "msgctl(MSG_INFO): %s", strerror(errno));
+	for (int idx = 0; idx <= maxidx; idx++) {
+		struct msqid_ds ds;
+		int id = msgctl(idx, MSG_STAT_ANY, &ds);
+		if (id < 0)
+			continue; /* a free index */
+		if (ch->ns.n_msgqs >= IPC_MAX_OBJS)
+			return child_err(ch, "more than %u message queues", IPC_MAX_OBJS);
+		IpcMsgQueue *q = malloc(sizeof(*q));
+		IpcMsgQueue **a = grow(ch->ns.msgqs, ch->ns.n_msgqs, sizeof(*a));
+		if (!q || !a)
+			return child_err(ch, "out of memory");
+		ch->ns.msgqs = a;
+		ipc_msg_queue__init(q);
+		a[ch->ns.n_msgqs++] = q;
+		q->perm = new_perm(id, &ds.msg_perm);
+		if (!q->perm)
+			return child_err(ch, "out of memory");
+		q->qbytes = ds.msg_qbytes;
+		size_t cbytes = ds.__msg_cbytes, qnum = ds.msg_qnum;
+		if (qnum > 1u << 20 || cbytes > IPC_MAX_DATA - ch->data)
+			return child_err(ch, "message queue %d holds more than %u MiB", id,
+					 IPC_MAX_DATA >> 20);
+		ch->data += cbytes;
+		/* every message fits in the queue's byte count */
+		long *buf = malloc(sizeof(long) + cbytes + 1);
+		q->msgs = calloc(qnum ? qnum : 1, sizeof(*q->msgs));
+		if (!buf || !q->msgs) {
+			free(buf);
+			return child_err(ch, "out of memory");
+		}
+		for (size_t n = 0; n < qnum; n++) {
+			ssize_t r = msgrcv(id, buf, cbytes + 1, (long)n, MSG_COPY | IPC_NOWAIT);
+			if (r < 0) {
+				int e = errno;
+				free(buf);
+				return child_err(ch, "copy of message %zu of queue %d: %s%s", n, id,
+						 strerror(e),
+						 e == ENOSYS ? " (kernel without MSG_COPY)" : "");
+			}
+			IpcMsg *m = malloc(sizeof(*m));
+			void *d = malloc((size_t)r + 1);
+			if (!m || !d) {
+				free(m);
+				free(d);
+				free(buf);
+				return child_err(ch, "out of memory");
+			}
+			ipc_msg__init(m);
+			m->mtype = buf[0];
+			memcpy(d, buf + 1, (size_t)r);
+			m->data.data = d;
+			m->data.len = (size_t)r;
+			q->msgs[q->n_msgs++] = m;
+		}
+		free(buf);
+	}
+	return 0;
+}
+
+static int child_sems(struct child *ch)
+{
+	struct seminfo info;
+	union semun_arg arg = { .info = &info };
+	int maxidx = semctl(0, 0, SEM_INFO, arg);
+	if (maxidx < 0)
+		return child_err(ch, "semctl(SEM_INFO): %s", strerror(errno));
+	for (int idx = 0; idx <= maxidx; idx++) {
+		struct semid_ds ds;
+		arg.buf = &ds;
+		int id = semctl(idx, 0, SEM_STAT_ANY, arg);
+		if (id < 0)
+			continue;
+		if (ch->ns.n_sems >= IPC_MAX_OBJS)
+			return child_err(ch, "more than %u semaphore sets", IPC_MAX_OBJS);
+		IpcSemSet *s = malloc(sizeof(*s));
+		IpcSemSet **a = grow(ch->ns.sems, ch->ns.n_sems, sizeof(*a));
+		if (!s || !a)
+			return child_err(ch, "out of memory");
+		ch->ns.sems = a;
+		ipc_sem_set__init(s);
+		a[ch->ns.n_sems++] = s;
+		s->perm = new_perm(id, &ds.sem_perm);
+		size_t n = ds.sem_nsems;
+		unsigned short *vals = calloc(n ? n : 1, sizeof(*vals));
+		s->values = calloc(n ? n : 1, sizeof(*s->values));
+		if (!s->perm || !vals || !s->values) {
+			free(vals);
+			return child_err(ch, "out of memory");
+		}
+		arg.array = vals;
+		if (semctl(id, 0, GETALL, arg) < 0) {
+			free(vals);
+			return child_err(ch, "semctl(%d, GETALL): %s", id, strerror(errno));
+		}
+		for (size_t i = 0; i < n; i++)
+			s->values[i] = vals[i];
+		s->n_values = n;
+		free(vals);
+	}
+	return 0;
+}
+
+static int child_shms(struct child *ch)
+{
+	struct shm_info info;
+	int maxidx = shmctl(0, SHM_INFO, (struct shmid_ds *)(void *)&info);
+	if (maxidx < 0)
+		return child_err(ch, "shmctl(SHM_INFO): %s", strerror(errno));
+	for (int idx = 0; idx <= maxidx; idx++) {
+		struct shmid_ds ds;
+		int id = shmctl(idx, SHM_STAT_ANY, &ds);
+		if (id < 0)
+			continue;
+		if (ds.shm_nattch)
+			return child_err(ch,
+					 "SysV shared memory segment %d (key %#x) is attached "
+					 "(%lu attachments): not supported yet",
+					 id, (unsigned)ds.shm_perm.__key, (unsigned long)ds.shm_nattch);
+		if (ch->ns.n_shms >= IPC_MAX_OBJS)
+			return child_err(ch, "more than %u shared memory segments", IPC_MAX_OBJS);
+		if (ds.shm_segsz > IPC_MAX_DATA - ch->data)
+			return child_err(ch, "shared memory segment %d: more than %u MiB of SysV data",
+					 id, IPC_MAX_DATA >> 20);
+		ch->data += ds.shm_segsz;
+		IpcShmSeg *s = malloc(sizeof(*s));
+		IpcShmSeg **a = grow(ch->ns.shms, ch->ns.n_shms, sizeof(*a));
+		if (!s || !a)
+			return child_err(ch, "out of memory");
+		ch->ns.shms = a;
+		ipc_shm_seg__init(s);
+		a[ch->ns.n_shms++] = s;
+		s->perm = new_perm(id, &ds.shm_perm);
+		s->size = ds.shm_segsz;
+		s->data.data = malloc(ds.shm_segsz ? ds.shm_segsz : 1);
+		if (!s->perm || !s->data.data)
+			return child_err(ch, "out of memory");
+		void *p = shmat(id, NULL, SHM_RDONLY);
+		if (p == (void *)-1)
+			return child_err(ch, "shmat(%d): %s", id, strerror(errno));
+		memcpy(s->data.data, p, ds.shm_segsz);
+		s->data.len = ds.shm_segsz;
+		shmdt(p);
+	}
+	return 0;
+}
+
+/* POSIX message queues live in the namespace's mqueue filesystem: mounted privately (a
+ * mount namespace of the child's own) to see whether there are any. */
+static int child_mqueues(struct child *ch)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return child_err(ch, "private mount namespace: %s", strerror(errno));
+	if (mount("mqueue", "/tmp", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		if (errno == ENODEV)
+			return 0; /* no POSIX message queues in this kernel */
+		return child_err(ch, "mount mqueue: %s", strerror(errno));
+	}
+	DIR *d = opendir("/tmp");
+	if (!d)
+		return child_err(ch, "open the mqueue filesystem: %s", strerror(errno));
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		closedir(d);
+		return child_err(ch, "POSIX message queue /%s: not supported yet", de->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+static __attribute__((noreturn)) void dump_child(int nsfd, int out)
+{
+	struct child ch;
+	memset(&ch, 0, sizeof(ch));
+	ipc_ns__init(&ch.ns);
+	int bad = setns(nsfd, CLONE_NEWIPC) < 0 ? child_err(&ch, "setns: %s", strerror(errno)) : 0;
+	if (!bad)
+		bad = child_sysctls(&ch) || child_msgqs(&ch) || child_sems(&ch) ||
+		      child_shms(&ch) || child_mqueues(&ch);
+	if (bad) {
+		if (write_all(out, ch.err, strlen(ch.err)))
+			_exit(1);
+		_exit(2);
+	}
+	size_t len = ipc_ns__get_packed_size(&ch.ns);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		_exit(1);
+	ipc_ns__pack(&ch.ns, buf);
+	_exit(write_all(out, buf, len) ? 1 : 0);
+}
+
+int ipc_dump_ns(pid_t pid, IpcNs **out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
+	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return pr_perror("ipc: open %s", path);
+	_cleanup_close_ int mfd = memfd_create("stasis-ipc", MFD_CLOEXEC);
+	if (mfd < 0)
+		return pr_perror("ipc: memfd_create");
+	pid_t child = fork();
+	if (child < 0)
+		return pr_perror("ipc: fork");
+	if (child == 0)
+		dump_child(nsfd, mfd);
+
+	/* bounded wait for the child */
+	_cleanup_close_ int pfd = sys_pidfd_open(child, 0);
+	if (pfd >= 0) {
+		struct pollfd pf = { .fd = pfd, .events = POLLIN };
+		int r;
+		while ((r = poll(&pf, 1, IPC_WAIT_MS)) < 0 && errno == EINTR)
+			;
+		if (r == 0) {
+			pr_err("ipc: reading the IPC namespace of pid %d timed out", pid);
+			kill(child, SIGKILL);
+		}
+	}
+	int st = 0;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	struct stat sb;
+	if (fstat(mfd, &sb) < 0)
+		return pr_perror("ipc: fstat memfd");
+	if (sb.st_size > (off_t)IMG_MAX_META) {
+		pr_err("ipc: the IPC namespace of pid %d is too large", pid);
+		return -EFBIG;
+	}
+	size_t len = (size_t)sb.st_size;
+	_cleanup_free_ uint8_t *buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = pread(mfd, buf, len, 0);
+	if (n != (ssize_t)len)
+		return pr_perror("ipc: read memfd");
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
+		buf[len] = '\0';
+		pr_err("pid %d's IPC namespace: %s", pid, (char *)buf);
+		return -EOPNOTSUPP;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		pr_err("ipc: cannot read the IPC namespace of pid %d (helper status %#x)", pid, st);
+		return -EIO;
+	}
+	IpcNs *ns = ipc_ns__unpack(NULL, len, buf);
+	if (!ns) {
+		pr_err("ipc: malformed IPC namespace data of pid %d", pid);
+		return -EIO;
+	}
+	pr_info("ipc: pid %d: %zu sysctls, %zu message queues, %zu semaphore sets, %zu shm "
+		"segments",
+		pid, ns->n_sysctls, ns->n_msgqs, ns->n_sems, ns->n_shms);
+	*out = ns;
+	return 0;
+}
+
+/* ---- restore: in the restore child, inside the new namespace ---- */
+
+static int write_proc_sys(const char *name, const char *val)
+{
+	char path[80];
+	snprintf(path, sizeof(path), "/proc/sys/%s", name);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: open %s", path);
+	ssize_t n = write(fd, val, strlen(val));
+	if (n != (ssize_t)strlen(val))
+		return n < 0 ? pr_perror("restore: write '%s' to %s", val, path) : -EIO;
+	return 0;
+}
+
+static int restore_sysctls(const IpcNs *ns)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(ipc_sysctls); k++) {
+		for (size_t i = 0; i < ns->n_sysctls; i++) {
+			const IpcSysctl *s = ns->sysctls[i];
+			if (strcmp(s->name, ipc_sysctls[k]))
+				continue;
+			if (!s->value[0] || strspn(s->value, "0123456789 \t-") != strlen(s->value) ||
+			    strlen(s->value) > 128) {
+				pr_err("image: malformed value of sysctl %s", s->name);
+				return -EINVAL;
+			}
+			int ret = write_proc_sys(s->name, s->value);
+			if (ret)
+				return ret;
+		}
+	}
+	for (size_t i = 0; i < ns->n_sysctls; i++) {
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(ipc_sysctls); k++)
+			known |= !strcmp(ns->sysctls[i]->name, ipc_sysctls[k]);
+		if (!known) {
+			pr_err("image: unknown IPC sysctl '%s'", ns->sysctls[i]->name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+enum ipc_kind { K_MSG, K_SEM, K_SHM };
+static const char *const kind_name[] = { "msg", "sem", "shm" };
+
+/* Create the object of @p with its id: next_id, then *get as its creator. */
+static int create_obj(enum ipc_kind k, const IpcPerm *p, size_t arg)
+{
+	char name[32], val[16];
+	if (p->id < 0) {
+		pr_err("image: invalid SysV %s id %d", kind_name[k], p->id);
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), "kernel/%s_next_id", kind_name[k]);
+	snprintf(val, sizeof(val), "%d", p->id);
+	int ret = write_proc_sys(name, val);
+	if (ret)
+		return ret;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+		return pr_perror("restore: getresuid");
+	bool as_creator = p->cuid != eu || p->cgid != eg;
+	if (as_creator && (setresgid((gid_t)-1, p->cgid, (gid_t)-1) < 0 ||
+			   setresuid((uid_t)-1, p->cuid, (uid_t)-1) < 0)) {
+		ret = pr_perror("restore: become creator %u:%u of SysV %s %d", p->cuid, p->cgid,
+				kind_name[k], p->id);
+		(void)!setresuid((uid_t)-1, eu, (uid_t)-1);
+		(void)!setresgid((gid_t)-1, eg, (gid_t)-1);
+		return ret;
+	}
+	key_t key = p->key;
+	int fl = IPC_CREAT | IPC_EXCL | 0600;
+	int id = k == K_MSG ? msgget(key, fl) : k == K_SEM ? semget(key, (int)arg, fl)
+							    : shmget(key, arg, fl);
+	int e = errno;
+	if (as_creator && (setresuid((uid_t)-1, eu, (uid_t)-1) < 0 ||
+			   setresgid((gid_t)-1, eg, (gid_t)-1) < 0))
+		return pr_perror("restore: back to %u:%u", eu, eg);
+	if (id < 0)
+		return pr_errno(-e, "restore: create SysV %s %d (key %#x)", kind_name[k], p->id,
+				(unsigned)key);
+	if (id != p->id) {
+		pr_err("restore: SysV %s got id %d instead of %d", kind_name[k], id, p->id);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+static int restore_msgq(const IpcMsgQueue *q)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < q->n_msgs; i++) {
+		if (q->msgs[i]->mtype <= 0 || q->msgs[i]->data.len > IPC_MAX_DATA) {
+			pr_err("image: invalid message in queue %d", q->perm->id);
+			return -EINVAL;
+		}
+		total += q->msgs[i]->data.len;
+	}
+	int ret = create_obj(K_MSG, q->perm, 0);
+	if (ret)
+		return ret;
+	int id = q->perm->id;
+	struct msqid_ds ds;
+	if (msgctl(id, IPC_STAT, &ds) < 0)
+		return pr_perror("restore: msgctl(%d, IPC_STAT)", id);
+	ds.msg_perm.uid = q->perm->uid;
+	ds.msg_perm.gid = q->perm->gid;
+	ds.msg_perm.mode = q->perm->mode & 0777;
+	/* room for every message first, the dumped size after */
+	ds.msg_qbytes = q->qbytes > total ? q->qbytes : total;
+	if (msgctl(id, IPC_SET, &ds) < 0)
+		return pr_perror("restore: msgctl(%d, IPC_SET)", id);
+	for (size_t i = 0; i < q->n_msgs; i++) {
+		const IpcMsg *m = q->msgs[i];
+		long *buf = malloc(sizeof(long) + m->data.len + 1);
+		if (!buf)
+			return -ENOMEM;
+		buf[0] = m->mtype;
+		memcpy(buf + 1, m->data.data, m->data.len);
+		int r = msgsnd(id, buf, m->data.len, IPC_NOWAIT);
+		free(buf);
+		if (r < 0)
+			return pr_perror("restore: message %zu of queue %d (%zu bytes)", i, id,
+					 m->data.len);
+	}
+	if (ds.msg_qbytes != q->qbytes) {
+		ds.msg_qbytes = q->qbytes;
+		if (msgctl(id, IPC_SET, &ds) < 0)
+			return pr_perror("restore: msgctl(%d, IPC_SET qbytes)", id);
+	}
+	return 0;
+}
+
+static int restore_sem(const IpcSemSet *s)
+{
+	if (!s->n_values || s->n_values > 65536) {
+		pr_err("image: semaphore set %d has %zu semaphores", s->perm->id, s->n_values);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < s->n_values; i++)
+		if (s->values[i] > 32767) {
+			pr_err("image: semaphore value %u out of range", s->values[i]);
+			return -EINVAL;
+		}
+	int ret = create_obj(K_SEM, s->perm, s->n_values);
+	if (ret)
+		return ret;
+	int id = s->perm->id;
+	unsigned short *vals = calloc(s->n_values, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_values; i++)
+		vals[i] = (unsigned short)s->values[i];
+	union semun_arg arg = { .array = vals };
+	int r = semctl(id, 0, SETALL, arg);
+	free(vals);
+	if (r < 0)
+		return pr_perror("restore: semctl(%d, SETALL)", id);
+	struct semid_ds ds;
+	arg.buf = &ds;
+	if (semctl(id, 0, IPC_STAT, arg) < 0)
+		return pr_perror("restore: semctl(%d, IPC_STAT)", id);
+	ds.sem_perm.uid = s->perm->uid;
+	ds.sem_perm.gid = s->perm->gid;
+	ds.sem_perm.mode = s->perm->mode & 0777;
+	if (semctl(id, 0, IPC_SET, arg) < 0)
+		return pr_perror("restore: semctl(%d, IPC_SET)", id);
+	return 0;
+}
+
+static int restore_shm(const IpcShmSeg *s)
+{
+	if (s->data.len != s->size || s->size > IPC_MAX_DATA) {
+		pr_err("image: shared memory segment %d: %zu bytes of data for %llu", s->perm->id,
+		       s->data.len, (unsigned long long)s->size);
+		return -EINVAL;
+	}
+	int ret = create_obj(K_SHM, s->perm, s->size);
+	if (ret)
+		return ret;
+	int id = s->perm->id;
+	void *p = shmat(id, NULL, 0);
+	if (p == (void *)-1)
+		return pr_perror("restore: shmat(%d)", id);
+	memcpy(p, s->data.data, s->size);
+	shmdt(p);
+	struct shmid_ds ds;
+	if (shmctl(id, IPC_STAT, &ds) < 0)
+		return pr_perror("restore: shmctl(%d, IPC_STAT)", id);
+	ds.shm_perm.uid = s->perm->uid;
+	ds.shm_perm.gid = s->perm->gid;
+	ds.shm_perm.mode = s->perm->mode & 0777;
+	if (shmctl(id, IPC_SET, &ds) < 0)
+		return pr_perror("restore: shmctl(%d, IPC_SET)", id);
+	if ((s->perm->mode & SHM_LOCKED) && shmctl(id, SHM_LOCK, NULL) < 0)
+		return pr_perror("restore: shmctl(%d, SHM_LOCK)", id);
+	return 0;
+}
+
+int ipc_restore_ns(const IpcNs *ns, pid_t pid)
+{
+	int ret = restore_sysctls(ns);
+	for (size_t i = 0; i < ns->n_msgqs && !ret; i++)
+		ret = restore_msgq(ns->msgqs[i]);
+	for (size_t i = 0; i < ns->n_sems && !ret; i++)
+		ret = restore_sem(ns->sems[i]);
+	for (size_t i = 0; i < ns->n_shms && !ret; i++)
+		ret = restore_shm(ns->shms[i]);
+	if (ret)
+		pr_err("restore: IPC namespace of pid %d failed", pid);
+	return ret;
+}
