@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 
 #include "core/log.h"
+#include "net.h"
 #include "ipc.h"
 #include "task/task.h"
 
@@ -27,7 +28,7 @@ static const struct ns_kind {
 	bool supported;
 } kinds[] = {
 	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
-	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), false },
+	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), true },
 	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), false },
 	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), false },
 };
@@ -183,7 +184,7 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				return ret;
 		}
 	}
-	return 0;
+	return net_dump_tree(procs, n, ppid, mine.net);
 }
 
 #define LAST_PID_PATH "/proc/sys/kernel/ns_last_pid"
@@ -258,6 +259,8 @@ int ns_restore_last_pid(struct rst_ctx *c)
 uint64_t ns_clone_flags(const Core *core)
 {
 	uint64_t fl = 0;
+	if (core->net)
+		fl |= CLONE_NEWNET;
 	if (core->uts)
 		fl |= CLONE_NEWUTS;
 	if (core->ipc)
@@ -268,6 +271,9 @@ uint64_t ns_clone_flags(const Core *core)
 /* In the restore child, right after clone3(CLONE_NEWUTS / CLONE_NEWIPC). */
 int ns_restore_child(struct rst_ctx *c)
 {
+	int nret = net_restore(c); /* links, addresses, routes, sysctls: src/net.c */
+	if (nret)
+		return nret;
 	if (c->core->ipc) {
 		int ret = ipc_restore_ns(c->core->ipc, c->pid);
 		if (ret)

@@ -1,0 +1,975 @@
+/* Network namespaces, first level: links (lo, veth, dummy: name, ifindex, MTU, MAC, UP),
+ * IPv4/IPv6 addresses, main-table routes that the kernel did not make itself, and a few
+ * per-namespace sysctls. Everything goes through raw NETLINK_ROUTE sockets.
+ *
+ * Dump: a forked child setns()es into the namespace and reads it; the result comes back
+ * to stasis as a packed NetNs (or an error message) over a pipe.
+ * Restore: the restore child of the task that created the namespace, first thing after
+ * clone3(CLONE_NEWNET): sysctls, links (created with their ifindex, so addresses and
+ * routes keep naming them by ifindex), UP flags, addresses, routes.
+ * A veth pair between two namespaces of the tree is created once, by the namespace whose
+ * owner descends from a task of the other one (that task exists, and is in its namespace,
+ * when the descendant is restored): the peer is created directly in the other namespace
+ * (IFLA_NET_NS_FD of /proc/ANCESTOR/ns/net) and configured with a socket opened there. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/if_link.h>
+#include <linux/net_namespace.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "net.h"
+
+static const char *const sysctls[] = {
+	"ipv4/ip_forward",	   "ipv4/conf/all/forwarding", "ipv6/conf/all/disable_ipv6",
+	"ipv4/ping_group_range", "core/somaxconn",
+};
+
+/* ---------------------------------------------------------------------------------- */
+/* netlink plumbing */
+
+#define NL_BUF 16384
+
+struct nlmsg {
+	struct nlmsghdr *h;
+	size_t cap;
+	bool dump; /* NLM_F_DUMP (whose bits overlap NLM_F_EXCL in other requests) */
+	char buf[NL_BUF] __attribute__((aligned(NLMSG_ALIGNTO)));
+};
+
+static void nl_init(struct nlmsg *m, int type, int flags, const void *hdr, size_t hlen)
+{
+	memset(m->buf, 0, sizeof(m->buf));
+	m->h = (struct nlmsghdr *)m->buf;
+	m->cap = sizeof(m->buf);
+	m->dump = (flags & NLM_F_DUMP) == NLM_F_DUMP && !(flags & NLM_F_CREATE);
+	m->h->nlmsg_len = (uint32_t)NLMSG_LENGTH(hlen);
+	m->h->nlmsg_type = (uint16_t)type;
+	m->h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags);
+	memcpy(NLMSG_DATA(m->h), hdr, hlen);
+}
+
+static struct rtattr *nla_put(struct nlmsg *m, int type, const void *data, size_t len)
+{
+	size_t off = NLMSG_ALIGN(m->h->nlmsg_len);
+	if (off + RTA_SPACE(len) > m->cap)
+		return NULL;
+	struct rtattr *a = (struct rtattr *)(m->buf + off);
+	a->rta_type = (unsigned short)type;
+	a->rta_len = (unsigned short)RTA_LENGTH(len);
+	if (len)
+		memcpy(RTA_DATA(a), data, len);
+	m->h->nlmsg_len = (uint32_t)(off + RTA_SPACE(len));
+	return a;
+}
+
+static int nla_u32(struct nlmsg *m, int type, uint32_t v)
+{
+	return nla_put(m, type, &v, sizeof(v)) ? 0 : -E2BIG;
+}
+
+static int nla_str(struct nlmsg *m, int type, const char *s)
+{
+	return nla_put(m, type, s, strlen(s) + 1) ? 0 : -E2BIG;
+}
+
+static void nla_end(struct nlmsg *m, struct rtattr *nest)
+{
+	nest->rta_len = (unsigned short)(m->buf + m->h->nlmsg_len - (char *)nest);
+}
+
+static int nl_open(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = { .tv_sec = 5 };
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static uint32_t nl_seq;
+
+/* Send @m; for each reply message call @cb (dumps: until NLMSG_DONE); without NLM_F_DUMP,
+ * wait for the ack. Returns 0 or -errno (the kernel's error for the request). */
+static int nl_talk(int fd, struct nlmsg *m, int (*cb)(struct nlmsghdr *, void *), void *arg)
+{
+	m->h->nlmsg_seq = ++nl_seq;
+	if (!m->dump)
+		m->h->nlmsg_flags |= NLM_F_ACK;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	if (sendto(fd, m->h, m->h->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	static char rb[65536] __attribute__((aligned(NLMSG_ALIGNTO)));
+	for (;;) {
+		ssize_t n = recv(fd, rb, sizeof(rb), 0);
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)rb; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_seq != nl_seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+				return e->error;
+			}
+			if (cb) {
+				int r = cb(h, arg);
+				if (r)
+					return r;
+			}
+			if (!m->dump && !(h->nlmsg_flags & NLM_F_MULTI))
+				return 0;
+		}
+	}
+}
+
+static void parse_attrs(struct rtattr **tb, int max, struct rtattr *a, int len)
+{
+	memset(tb, 0, sizeof(*tb) * (size_t)(max + 1));
+	for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+		if (a->rta_type <= max)
+			tb[a->rta_type] = a;
+}
+
+static uint32_t rta_u32(const struct rtattr *a)
+{
+	uint32_t v;
+	memcpy(&v, RTA_DATA(a), sizeof(v));
+	return v;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* dump, in the child inside the namespace */
+
+static char errmsg[512];
+
+static int __attribute__((format(printf, 2, 3))) fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+#define PUSH(arr, n, item)                                                                  \
+	({                                                                                  \
+		__typeof__(arr) _a = realloc((arr), sizeof(*(arr)) * ((n) + 1));          \
+		int _pr = -ENOMEM;                                                           \
+		if (_a) {                                                                   \
+			(arr) = _a;                                                         \
+			(arr)[(n)++] = (item);                                              \
+			_pr = 0;                                                             \
+		}                                                                           \
+		_pr;                                                                         \
+	})
+
+static ProtobufCBinaryData bin(const struct rtattr *a)
+{
+	ProtobufCBinaryData b = { RTA_PAYLOAD(a), NULL };
+	b.data = malloc(b.len ? b.len : 1);
+	if (b.data)
+		memcpy(b.data, RTA_DATA(a), b.len);
+	return b;
+}
+
+struct dump_arg {
+	NetNs *ns;
+	pid_t pid;
+	const uint64_t *cand_ids; /* namespaces of the tree, and their nsid seen from here */
+	const int32_t *cand_nsid;
+	size_t n_cand;
+};
+
+static int link_cb(struct nlmsghdr *h, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct ifinfomsg *ifi = NLMSG_DATA(h);
+	struct rtattr *tb[IFLA_MAX + 1], *li[IFLA_INFO_MAX + 1];
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	parse_attrs(tb, IFLA_MAX, IFLA_RTA(ifi), (int)IFLA_PAYLOAD(h));
+	const char *name = tb[IFLA_IFNAME] ? RTA_DATA(tb[IFLA_IFNAME]) : "?";
+	const char *kind = NULL;
+	if (tb[IFLA_LINKINFO]) {
+		parse_attrs(li, IFLA_INFO_MAX, RTA_DATA(tb[IFLA_LINKINFO]),
+			    (int)RTA_PAYLOAD(tb[IFLA_LINKINFO]));
+		if (li[IFLA_INFO_KIND])
+			kind = RTA_DATA(li[IFLA_INFO_KIND]);
+	}
+	if (ifi->ifi_type == ARPHRD_LOOPBACK && (ifi->ifi_flags & IFF_LOOPBACK))
+		kind = "lo";
+	if (!kind || (strcmp(kind, "lo") && strcmp(kind, "veth") && strcmp(kind, "dummy")))
+		return fail(-EOPNOTSUPP,
+			    "net: link %s (ifindex %d) in the net namespace of pid %d is of kind "
+			    "%s: only lo, veth and dummy links are supported",
+			    name, ifi->ifi_index, d->pid, kind ? kind : "(none)");
+	NetLink *l = malloc(sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	net_link__init(l);
+	l->ifindex = (uint32_t)ifi->ifi_index;
+	l->name = strdup(name);
+	l->kind = strdup(kind);
+	l->flags = ifi->ifi_flags;
+	if (tb[IFLA_MTU]) {
+		l->has_mtu = true;
+		l->mtu = rta_u32(tb[IFLA_MTU]);
+	}
+	if (tb[IFLA_ADDRESS] && strcmp(kind, "lo")) {
+		l->has_mac = true;
+		l->mac = bin(tb[IFLA_ADDRESS]);
+	}
+	if (PUSH(d->ns->links, d->ns->n_links, l) || !l->name || !l->kind ||
+	    (l->has_mac && !l->mac.data))
+		return -ENOMEM;
+	if (strcmp(kind, "veth"))
+		return 0;
+	if (!tb[IFLA_LINK])
+		return fail(-EOPNOTSUPP, "net: veth %s in the net namespace of pid %d has no peer",
+			    name, d->pid);
+	l->has_peer_ifindex = true;
+	l->peer_ifindex = rta_u32(tb[IFLA_LINK]);
+	if (tb[IFLA_LINK_NETNSID]) {
+		int32_t nsid = (int32_t)rta_u32(tb[IFLA_LINK_NETNSID]);
+		for (size_t i = 0; i < d->n_cand; i++)
+			if (d->cand_nsid[i] == nsid && nsid >= 0) {
+				l->has_peer_ns = true;
+				l->peer_ns = d->cand_ids[i];
+			}
+		if (!l->has_peer_ns)
+			return fail(-EOPNOTSUPP,
+				    "net: the peer of veth %s (net namespace of pid %d) is in a "
+				    "net namespace outside the dumped tree: not supported yet",
+				    name, d->pid);
+	}
+	return 0;
+}
+
+static int addr_cb(struct nlmsghdr *h, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct ifaddrmsg *ifa = NLMSG_DATA(h);
+	struct rtattr *tb[IFA_MAX + 1];
+	if (h->nlmsg_type != RTM_NEWADDR)
+		return 0;
+	parse_attrs(tb, IFA_MAX, IFA_RTA(ifa), (int)IFA_PAYLOAD(h));
+	uint32_t flags = tb[IFA_FLAGS] ? rta_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
+	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
+		return 0;
+	/* IPv6 link-local and autoconfigured addresses come back by themselves */
+	if (ifa->ifa_family == AF_INET6 &&
+	    (ifa->ifa_scope == RT_SCOPE_LINK || !(flags & IFA_F_PERMANENT)))
+		return 0;
+	struct rtattr *local = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+	if (!local)
+		return 0;
+	NetAddr *a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	net_addr__init(a);
+	a->family = ifa->ifa_family;
+	a->ifindex = ifa->ifa_index;
+	a->prefixlen = ifa->ifa_prefixlen;
+	a->flags = flags;
+	a->scope = ifa->ifa_scope;
+	a->local = bin(local);
+	if (PUSH(d->ns->addrs, d->ns->n_addrs, a) || !a->local.data)
+		return -ENOMEM;
+	if (tb[IFA_LOCAL] && tb[IFA_ADDRESS] &&
+	    (RTA_PAYLOAD(tb[IFA_LOCAL]) != RTA_PAYLOAD(tb[IFA_ADDRESS]) ||
+	     memcmp(RTA_DATA(tb[IFA_LOCAL]), RTA_DATA(tb[IFA_ADDRESS]),
+		    RTA_PAYLOAD(tb[IFA_LOCAL])))) {
+		a->has_address = true;
+		a->address = bin(tb[IFA_ADDRESS]);
+	}
+	if (tb[IFA_BROADCAST]) {
+		a->has_broadcast = true;
+		a->broadcast = bin(tb[IFA_BROADCAST]);
+	}
+	if (tb[IFA_LABEL])
+		a->label = strdup(RTA_DATA(tb[IFA_LABEL]));
+	return 0;
+}
+
+static int route_cb(struct nlmsghdr *h, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct rtmsg *rt = NLMSG_DATA(h);
+	struct rtattr *tb[RTA_MAX + 1];
+	if (h->nlmsg_type != RTM_NEWROUTE)
+		return 0;
+	parse_attrs(tb, RTA_MAX, RTM_RTA(rt), (int)RTM_PAYLOAD(h));
+	uint32_t table = tb[RTA_TABLE] ? rta_u32(tb[RTA_TABLE]) : rt->rtm_table;
+	if (table != RT_TABLE_MAIN || (rt->rtm_flags & RTM_F_CLONED) ||
+	    rt->rtm_protocol == RTPROT_KERNEL || rt->rtm_protocol == RTPROT_RA ||
+	    (rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6))
+		return 0;
+	if (tb[RTA_MULTIPATH] || tb[RTA_VIA] || tb[RTA_ENCAP])
+		return fail(-EOPNOTSUPP,
+			    "net: a multipath, via or encap route in the net namespace of pid %d: "
+			    "not supported yet",
+			    d->pid);
+	NetRoute *r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	net_route__init(r);
+	r->family = rt->rtm_family;
+	r->dst_len = rt->rtm_dst_len;
+	r->scope = rt->rtm_scope;
+	r->protocol = rt->rtm_protocol;
+	r->type = rt->rtm_type;
+	r->has_flags = true;
+	r->flags = rt->rtm_flags & RTNH_F_ONLINK;
+	if (PUSH(d->ns->routes, d->ns->n_routes, r))
+		return -ENOMEM;
+	if (tb[RTA_DST]) {
+		r->has_dst = true;
+		r->dst = bin(tb[RTA_DST]);
+	}
+	if (tb[RTA_GATEWAY]) {
+		r->has_gateway = true;
+		r->gateway = bin(tb[RTA_GATEWAY]);
+	}
+	if (tb[RTA_PREFSRC]) {
+		r->has_prefsrc = true;
+		r->prefsrc = bin(tb[RTA_PREFSRC]);
+	}
+	if (tb[RTA_OIF]) {
+		r->has_oif = true;
+		r->oif = rta_u32(tb[RTA_OIF]);
+	}
+	if (tb[RTA_PRIORITY]) {
+		r->has_priority = true;
+		r->priority = rta_u32(tb[RTA_PRIORITY]);
+	}
+	if (tb[RTA_METRICS]) {
+		struct rtattr *mx[RTAX_MAX + 1];
+		parse_attrs(mx, RTAX_MAX, RTA_DATA(tb[RTA_METRICS]),
+			    (int)RTA_PAYLOAD(tb[RTA_METRICS]));
+		if (mx[RTAX_MTU]) {
+			r->has_mtu = true;
+			r->mtu = rta_u32(mx[RTAX_MTU]);
+		}
+	}
+	return 0;
+}
+
+static int nsid_cb(struct nlmsghdr *h, void *arg)
+{
+	struct rtattr *tb[NETNSA_MAX + 1];
+	if (h->nlmsg_type != RTM_NEWNSID)
+		return 0;
+	parse_attrs(tb, NETNSA_MAX,
+		    (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct rtgenmsg))),
+		    (int)(h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct rtgenmsg)))));
+	if (tb[NETNSA_NSID])
+		*(int32_t *)arg = (int32_t)rta_u32(tb[NETNSA_NSID]);
+	return 0;
+}
+
+static int dump_sysctls(NetNs *ns)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sysctls); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/proc/sys/net/%s", sysctls[i]);
+		char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
+		if (!v) {
+			if (errno == ENOENT)
+				continue;
+			return fail(-errno, "net: read %s: %s", path, strerror(errno));
+		}
+		v[strcspn(v, "\n")] = '\0';
+		NetSysctl *s = malloc(sizeof(*s));
+		if (!s) {
+			free(v);
+			return -ENOMEM;
+		}
+		net_sysctl__init(s);
+		s->name = strdup(sysctls[i]);
+		s->value = v;
+		if (PUSH(ns->sysctls, ns->n_sysctls, s) || !s->name)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsid)
+{
+	int fd = nl_open();
+	if (fd < 0)
+		return fail(fd, "net: netlink socket: %s", strerror(-fd));
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	int ret = 0;
+	for (size_t i = 0; i < d->n_cand && !ret; i++) {
+		struct rtgenmsg g = { .rtgen_family = AF_UNSPEC };
+		cand_nsid[i] = -1;
+		nl_init(m, RTM_GETNSID, 0, &g, sizeof(g));
+		ret = nla_u32(m, NETNSA_FD, (uint32_t)cand_fd[i]);
+		if (!ret)
+			ret = nl_talk(fd, m, nsid_cb, &cand_nsid[i]);
+		if (ret)
+			ret = fail(ret, "net: RTM_GETNSID: %s", strerror(-ret));
+	}
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	if (!ret) {
+		nl_init(m, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
+		ret = nl_talk(fd, m, link_cb, d);
+	}
+	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
+	if (!ret) {
+		nl_init(m, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
+		ret = nl_talk(fd, m, addr_cb, d);
+	}
+	struct rtmsg rt = { .rtm_family = AF_UNSPEC };
+	if (!ret) {
+		nl_init(m, RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof(rt));
+		ret = nl_talk(fd, m, route_cb, d);
+	}
+	if (ret && !errmsg[0])
+		fail(ret, "net: reading the net namespace of pid %d: %s", d->pid, strerror(-ret));
+	if (!ret)
+		ret = dump_sysctls(d->ns);
+	free(m);
+	close(fd);
+	return ret;
+}
+
+/* Read the net namespace of @pid (id @id) from a child that joins it. @cand: the
+ * namespaces of the tree (ids and open fds), to name the namespace of a veth's peer. */
+static int read_netns(pid_t pid, uint64_t id, const uint64_t *cand_ids, const int *cand_fd,
+		      size_t n_cand, NetNs **out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return pr_perror("net: open %s", path);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("net: pipe");
+	pid_t child = fork();
+	if (child < 0) {
+		int e = pr_perror("net: fork");
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (child == 0) {
+		close(p[0]);
+		int32_t *nsids = calloc(n_cand + 1, sizeof(*nsids));
+		NetNs ns = NET_NS__INIT;
+		ns.id = id;
+		struct dump_arg d = { &ns, pid, cand_ids, nsids, n_cand };
+		int32_t r;
+		if (!nsids)
+			r = -ENOMEM;
+		else if (setns(nsfd, CLONE_NEWNET) < 0)
+			r = fail(-errno, "net: setns into the net namespace of pid %d: %s", pid,
+				 strerror(errno));
+		else
+			r = dump_inside(&d, cand_fd, nsids);
+		if (r) {
+			if (!errmsg[0])
+				fail(r, "net: reading the net namespace of pid %d: %s", pid,
+				     strerror(-r));
+			if (write_all(p[1], &r, sizeof(r)) || write_all(p[1], errmsg, strlen(errmsg)))
+				_exit(1);
+			_exit(0);
+		}
+		size_t len = net_ns__get_packed_size(&ns);
+		uint8_t *buf = malloc(len + 1);
+		if (!buf)
+			_exit(1);
+		net_ns__pack(&ns, buf);
+		r = (int32_t)len;
+		_exit(write_all(p[1], &r, sizeof(r)) || write_all(p[1], buf, len) ? 1 : 0);
+	}
+	close(p[1]);
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap);
+	int ret = buf ? 0 : -ENOMEM;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!ret) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long left = 10000 - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		if (left <= 0 || poll(&pf, 1, (int)left) != 1) {
+			pr_err("net: timed out reading the net namespace of pid %d", pid);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (len == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				ret = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = read(p[0], buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = pr_perror("net: read");
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(p[0]);
+	if (ret)
+		kill(child, SIGKILL);
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	int32_t r = 0;
+	if (!ret && len >= sizeof(r))
+		memcpy(&r, buf, sizeof(r));
+	if (ret) {
+		/* logged */
+	} else if (len < sizeof(r) || (r >= 0 && (size_t)r != len - sizeof(r))) {
+		pr_err("net: cannot read the net namespace of pid %d", pid);
+		ret = -EIO;
+	} else if (r < 0) {
+		pr_err("%.*s", (int)(len - sizeof(r)), buf + sizeof(r));
+		ret = r;
+	} else {
+		*out = net_ns__unpack(NULL, (size_t)r, (uint8_t *)buf + sizeof(r));
+		if (!*out) {
+			pr_err("net: cannot decode the net namespace of pid %d", pid);
+			ret = -EIO;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+/* Move the elements of @arr (@n) for which @match is true to @dst (@dn). */
+#define MOVE_IF(arr, n, dst, dn, match)                                                     \
+	({                                                                                  \
+		int _r = 0;                                                                 \
+		size_t _k = 0;                                                              \
+		for (size_t _i = 0; _i < (n); _i++) {                                       \
+			__typeof__(*(arr)) it = (arr)[_i];                                  \
+			if ((match) && !_r)                                                 \
+				_r = PUSH(dst, dn, it);                                     \
+			else                                                                \
+				(arr)[_k++] = it;                                           \
+		}                                                                           \
+		(n) = _k;                                                                   \
+		_r;                                                                         \
+	})
+
+/* The pid of an ancestor (by parent links) of procs[i] that is in net namespace @net. */
+static pid_t ancestor_in(struct dump_ctx **procs, size_t n, const pid_t *ppid, size_t i,
+			 uint64_t net)
+{
+	for (size_t guard = 0; guard < n; guard++) {
+		size_t j = n;
+		for (size_t k = 0; k < n; k++)
+			if (procs[k]->pid == ppid[i])
+				j = k;
+		if (j == n)
+			return 0;
+		if (procs[j]->core->ns->net == net)
+			return procs[j]->pid;
+		i = j;
+	}
+	return 0;
+}
+
+int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine)
+{
+	size_t *own = calloc(n + 1, sizeof(*own)), n_own = 0;
+	uint64_t *ids = calloc(n + 1, sizeof(*ids));
+	int *fds = calloc(n + 1, sizeof(*fds));
+	int ret = own && ids && fds ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t net = procs[i]->core->ns->net, pnet = mine;
+		for (size_t j = 0; j < i; j++)
+			if (procs[j]->pid == ppid[i])
+				pnet = procs[j]->core->ns->net;
+		if (!net || net == pnet)
+			continue;
+		if (net == mine) {
+			pr_err("pid %d went back to stasis's net namespace (setns): not supported yet",
+			       procs[i]->pid);
+			ret = -EOPNOTSUPP;
+			break;
+		}
+		for (size_t k = 0; k < n_own; k++)
+			if (ids[k] == net) {
+				pr_err("pid %d joined the net namespace of pid %d (setns): not "
+				       "supported yet",
+				       procs[i]->pid, procs[own[k]]->pid);
+				ret = -EOPNOTSUPP;
+			}
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", procs[i]->pid);
+		fds[n_own] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[n_own] < 0 && !ret)
+			ret = pr_perror("net: open %s", path);
+		own[n_own] = i;
+		ids[n_own++] = net;
+	}
+	for (size_t k = 0; k < n_own && !ret; k++)
+		ret = read_netns(procs[own[k]]->pid, ids[k], ids, fds, n_own,
+				 &procs[own[k]]->core->net);
+	/* veth pairs across namespaces: one side creates the pair */
+	for (size_t k = 0; k < n_own && !ret; k++) {
+		NetNs *b = procs[own[k]]->core->net;
+		for (size_t li = 0; li < b->n_links && !ret; li++) {
+			NetLink *l = b->links[li];
+			if (!l->has_peer_ns || l->peer_ns == b->id || l->peer)
+				continue;
+			size_t ka = 0;
+			while (ka < n_own && ids[ka] != l->peer_ns)
+				ka++;
+			NetNs *a = ka < n_own ? procs[own[ka]]->core->net : NULL;
+			NetLink *p = NULL;
+			for (size_t j = 0; a && j < a->n_links; j++)
+				if (a->links[j]->ifindex == l->peer_ifindex)
+					p = a->links[j];
+			if (!p) {
+				pr_err("net: the peer of veth %s (pid %d) was not found", l->name,
+				       procs[own[k]]->pid);
+				ret = -EIO;
+				break;
+			}
+			NetNs *from = a, *to = b;
+			NetLink *moved = p, *keeper = l;
+			pid_t anc = ancestor_in(procs, n, ppid, own[k], a->id);
+			if (!anc) {
+				anc = ancestor_in(procs, n, ppid, own[ka], b->id);
+				from = b, to = a, moved = l, keeper = p;
+			}
+			if (!anc) {
+				pr_err("net: veth %s (pid %d) and its peer %s (pid %d): neither "
+				       "namespace is an ancestor's of the other: not supported yet",
+				       l->name, procs[own[k]]->pid, p->name, procs[own[ka]]->pid);
+				ret = -EOPNOTSUPP;
+				break;
+			}
+			(void)to;
+			uint32_t idx = moved->ifindex;
+			keeper->has_peer_pid = true;
+			keeper->peer_pid = anc;
+			keeper->peer = moved;
+			for (size_t j = 0; j < from->n_links; j++)
+				if (from->links[j] == moved) {
+					memmove(&from->links[j], &from->links[j + 1],
+						(from->n_links - j - 1) * sizeof(*from->links));
+					from->n_links--;
+					break;
+				}
+			if (!ret)
+				ret = MOVE_IF(from->addrs, from->n_addrs, keeper->peer_addrs,
+					      keeper->n_peer_addrs, it->ifindex == idx);
+			if (!ret)
+				ret = MOVE_IF(from->routes, from->n_routes, keeper->peer_routes,
+					      keeper->n_peer_routes, it->has_oif && it->oif == idx);
+			if (from == b)
+				li = (size_t)-1; /* b->links changed: start over */
+		}
+	}
+	for (size_t k = 0; fds && k < n_own; k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+	free(own);
+	free(ids);
+	free(fds);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* restore, in the restore child, inside the new namespace */
+
+static int put_link_attrs(struct nlmsg *m, const NetLink *l)
+{
+	int r = nla_str(m, IFLA_IFNAME, l->name);
+	if (!r && l->has_mtu)
+		r = nla_u32(m, IFLA_MTU, l->mtu);
+	if (!r && l->has_mac && !nla_put(m, IFLA_ADDRESS, l->mac.data, l->mac.len))
+		r = -E2BIG;
+	return r;
+}
+
+/* Create dummy @l, or the veth pair @l/@peer (@peer_nsfd >= 0: the peer in that ns). */
+static int create_link(int fd, const NetLink *l, const NetLink *peer, int peer_nsfd)
+{
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = (int)l->ifindex };
+	nl_init(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof(ifi));
+	int r = put_link_attrs(m, l);
+	struct rtattr *info = r ? NULL : nla_put(m, IFLA_LINKINFO, NULL, 0);
+	if (!info || nla_str(m, IFLA_INFO_KIND, l->kind))
+		r = -E2BIG;
+	if (!r && peer) {
+		struct rtattr *data = nla_put(m, IFLA_INFO_DATA, NULL, 0);
+		struct ifinfomsg pi = { .ifi_family = AF_UNSPEC, .ifi_index = (int)peer->ifindex };
+		struct rtattr *pa = data ? nla_put(m, VETH_INFO_PEER, &pi, sizeof(pi)) : NULL;
+		if (!pa)
+			r = -E2BIG;
+		if (!r)
+			r = put_link_attrs(m, peer);
+		if (!r && peer_nsfd >= 0)
+			r = nla_u32(m, IFLA_NET_NS_FD, (uint32_t)peer_nsfd);
+		if (!r) {
+			nla_end(m, pa);
+			nla_end(m, data);
+		}
+	}
+	if (!r) {
+		nla_end(m, info);
+		r = nl_talk(fd, m, NULL, NULL);
+	}
+	free(m);
+	if (r)
+		pr_errno(r, "restore: create %s link %s (ifindex %u)%s%s", l->kind, l->name,
+			 l->ifindex, peer ? " with peer " : "", peer ? peer->name : "");
+	return r;
+}
+
+/* MTU of lo, and IFF_UP of any link */
+static int set_link(int fd, const NetLink *l, bool mtu)
+{
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = (int)l->ifindex };
+	if (!mtu) {
+		ifi.ifi_flags = l->flags & IFF_UP;
+		ifi.ifi_change = IFF_UP;
+	}
+	nl_init(m, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+	int r = mtu && l->has_mtu ? nla_u32(m, IFLA_MTU, l->mtu) : 0;
+	if (!r)
+		r = nl_talk(fd, m, NULL, NULL);
+	free(m);
+	if (r)
+		pr_errno(r, "restore: set %s of link %s", mtu ? "the MTU" : "the flags", l->name);
+	return r;
+}
+
+static int add_addr(int fd, const NetAddr *a)
+{
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	uint32_t flags = a->flags & (IFA_F_NODAD | IFA_F_HOMEADDRESS | IFA_F_NOPREFIXROUTE |
+				     IFA_F_MANAGETEMPADDR | IFA_F_MCAUTOJOIN);
+	if (a->family == AF_INET6)
+		flags |= IFA_F_NODAD; /* it was valid already */
+	struct ifaddrmsg ifa = { .ifa_family = (uint8_t)a->family,
+				 .ifa_prefixlen = (uint8_t)a->prefixlen,
+				 .ifa_flags = (uint8_t)flags,
+				 .ifa_scope = (uint8_t)a->scope,
+				 .ifa_index = a->ifindex };
+	nl_init(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof(ifa));
+	int r = nla_put(m, IFA_LOCAL, a->local.data, a->local.len) ? 0 : -E2BIG;
+	const ProtobufCBinaryData *peer = a->has_address ? &a->address : &a->local;
+	if (!r && !nla_put(m, IFA_ADDRESS, peer->data, peer->len))
+		r = -E2BIG;
+	if (!r && a->has_broadcast && !nla_put(m, IFA_BROADCAST, a->broadcast.data, a->broadcast.len))
+		r = -E2BIG;
+	if (!r && a->label && a->label[0])
+		r = nla_str(m, IFA_LABEL, a->label);
+	if (!r)
+		r = nla_u32(m, IFA_FLAGS, flags);
+	if (!r)
+		r = nl_talk(fd, m, NULL, NULL);
+	free(m);
+	if (r == -EEXIST)
+		r = 0; /* lo's 127.0.0.1 and ::1 come with lo going up */
+	if (r)
+		pr_errno(r, "restore: add an address to ifindex %u", a->ifindex);
+	return r;
+}
+
+static int add_route(int fd, const NetRoute *rt)
+{
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct rtmsg rm = { .rtm_family = (uint8_t)rt->family,
+			    .rtm_dst_len = (uint8_t)rt->dst_len,
+			    .rtm_table = RT_TABLE_MAIN,
+			    .rtm_protocol = (uint8_t)rt->protocol,
+			    .rtm_scope = (uint8_t)rt->scope,
+			    .rtm_type = (uint8_t)rt->type,
+			    .rtm_flags = rt->has_flags ? rt->flags & RTNH_F_ONLINK : 0 };
+	nl_init(m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &rm, sizeof(rm));
+	int r = 0;
+	if (rt->has_dst && !nla_put(m, RTA_DST, rt->dst.data, rt->dst.len))
+		r = -E2BIG;
+	if (!r && rt->has_gateway && !nla_put(m, RTA_GATEWAY, rt->gateway.data, rt->gateway.len))
+		r = -E2BIG;
+	if (!r && rt->has_prefsrc && !nla_put(m, RTA_PREFSRC, rt->prefsrc.data, rt->prefsrc.len))
+		r = -E2BIG;
+	if (!r && rt->has_oif)
+		r = nla_u32(m, RTA_OIF, rt->oif);
+	if (!r && rt->has_priority)
+		r = nla_u32(m, RTA_PRIORITY, rt->priority);
+	if (!r && rt->has_mtu) {
+		struct rtattr *mx = nla_put(m, RTA_METRICS, NULL, 0);
+		r = mx ? nla_u32(m, RTAX_MTU, rt->mtu) : -E2BIG;
+		if (!r)
+			nla_end(m, mx);
+	}
+	if (!r)
+		r = nl_talk(fd, m, NULL, NULL);
+	free(m);
+	if (r == -EEXIST)
+		r = 0;
+	if (r)
+		pr_errno(r, "restore: add a route (family %u, /%u, oif %u)", rt->family, rt->dst_len,
+			 rt->oif);
+	return r;
+}
+
+static int restore_sysctls(const NetNs *ns)
+{
+	for (size_t i = 0; i < ns->n_sysctls; i++) {
+		const NetSysctl *s = ns->sysctls[i];
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(sysctls); k++)
+			known |= !strcmp(s->name, sysctls[k]);
+		if (!known) {
+			pr_err("image: unexpected net sysctl %s", s->name);
+			return -EINVAL;
+		}
+		char path[128];
+		snprintf(path, sizeof(path), "/proc/sys/net/%s", s->name);
+		_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write_all(fd, s->value, strlen(s->value)))
+			return pr_perror("restore: write %s", path);
+	}
+	return 0;
+}
+
+/* A socket in the net namespace @nsfd (back to our own afterwards). */
+static int nl_open_in(int nsfd)
+{
+	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return pr_perror("restore: open /proc/thread-self/ns/net");
+	if (setns(nsfd, CLONE_NEWNET) < 0)
+		return pr_perror("restore: setns into a peer's net namespace");
+	int fd = nl_open();
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* cannot go on in the wrong namespace */
+		int e = pr_perror("restore: setns back");
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	if (fd < 0)
+		pr_errno(fd, "restore: netlink socket");
+	return fd;
+}
+
+static int restore_peer(const NetLink *l)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", l->peer_pid);
+	_cleanup_close_ int pfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0)
+		return pr_perror("restore: open %s", path);
+	_cleanup_close_ int fd = nl_open();
+	if (fd < 0)
+		return pr_errno(fd, "restore: netlink socket");
+	int r = create_link(fd, l, l->peer, pfd);
+	if (r)
+		return r;
+	_cleanup_close_ int pfd_nl = nl_open_in(pfd);
+	if (pfd_nl < 0)
+		return pfd_nl;
+	r = (l->peer->flags & IFF_UP) ? set_link(pfd_nl, l->peer, false) : 0;
+	for (size_t i = 0; i < l->n_peer_addrs && !r; i++)
+		r = add_addr(pfd_nl, l->peer_addrs[i]);
+	for (size_t i = 0; i < l->n_peer_routes && !r; i++)
+		r = add_route(pfd_nl, l->peer_routes[i]);
+	return r;
+}
+
+int net_restore(struct rst_ctx *c)
+{
+	const NetNs *ns = c->core->net;
+	if (!ns)
+		return 0;
+	int r = restore_sysctls(ns);
+	if (r)
+		return r;
+	_cleanup_close_ int fd = nl_open();
+	if (fd < 0)
+		return pr_errno(fd, "restore: netlink socket");
+	for (size_t i = 0; i < ns->n_links && !r; i++) {
+		const NetLink *l = ns->links[i];
+		if (!strcmp(l->kind, "lo")) {
+			r = l->has_mtu ? set_link(fd, l, true) : 0;
+		} else if (!strcmp(l->kind, "dummy")) {
+			r = create_link(fd, l, NULL, -1);
+		} else if (!strcmp(l->kind, "veth") && l->peer) {
+			if (!l->has_peer_pid || strcmp(l->peer->kind, "veth")) {
+				pr_err("image: veth %s has a malformed peer", l->name);
+				r = -EINVAL;
+			} else {
+				r = restore_peer(l);
+			}
+		} else if (!strcmp(l->kind, "veth") && !l->has_peer_ns && l->has_peer_ifindex) {
+			/* both ends here: created once, by the end with the lower ifindex */
+			const NetLink *p = NULL;
+			for (size_t j = 0; j < ns->n_links; j++)
+				if (ns->links[j]->ifindex == l->peer_ifindex)
+					p = ns->links[j];
+			if (!p || p == l || strcmp(p->kind, "veth")) {
+				pr_err("image: the peer of veth %s is missing", l->name);
+				r = -EINVAL;
+			} else if (l->ifindex < p->ifindex) {
+				r = create_link(fd, l, p, -1);
+			}
+		} else {
+			pr_err("image: link %s of kind %s cannot be restored", l->name, l->kind);
+			r = -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < ns->n_links && !r; i++)
+		if (ns->links[i]->flags & IFF_UP)
+			r = set_link(fd, ns->links[i], false);
+	for (size_t i = 0; i < ns->n_addrs && !r; i++)
+		r = add_addr(fd, ns->addrs[i]);
+	for (size_t i = 0; i < ns->n_routes && !r; i++)
+		r = add_route(fd, ns->routes[i]);
+	return r;
+}

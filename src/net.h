@@ -1,0 +1,14 @@
+/* Network namespaces over raw NETLINK_ROUTE sockets (src/net.c). */
+#ifndef STASIS_NET_H
+#define STASIS_NET_H
+
+#include "task/task.h"
+
+/* After ns_dump_tree's checks: a NetNs for every task whose net namespace differs from
+ * its parent's (@mine: stasis's own, for the root), read from inside the namespace;
+ * veth pairs between two namespaces of the tree are given to one of them. */
+int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine) __must_check;
+/* In the restore child, right after clone3(CLONE_NEWNET). */
+int net_restore(struct rst_ctx *c) __must_check;
+
+#endif
