@@ -13,11 +13,17 @@
  * (/proc/sys/kernel/{msg,sem,shm}_next_id is written before each *get, the kernel then
  * allocates exactly that id), created with the creator's effective uid/gid (cuid/cgid),
  * then owner, mode, queue size, contents. Not carried over: times, last pids, SEM_UNDO
- * adjustments of tasks, POSIX message queues (refused at dump) and segments attached in
- * some task (refused at dump). */
+ * adjustments of tasks, segments attached in some task (refused at dump).
+ *
+ * POSIX message queues: listed in the namespace's mqueue filesystem (mounted by the dump
+ * child in a mount namespace of its own); their messages can only be read by receiving
+ * them: they are received and sent back at once, in the same order (the tree is frozen),
+ * and recreated the same way at restore with their attributes, owner and mode. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <mqueue.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <sched.h>
@@ -279,8 +285,99 @@ static int child_shms(struct child *ch)
 	return 0;
 }
 
+/* One POSIX message queue: attributes from the mqueue filesystem and mq_getattr; the
+ * messages are received (highest priority first, oldest first within a priority) and
+ * sent back at once in the same order, which gives the same queue. A queue with a
+ * registered notification is refused (the re-send could fire it). */
+static int child_mqueue(struct child *ch, int dirfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, 0) < 0)
+		return child_err(ch, "stat of POSIX message queue /%s: %s", name, strerror(errno));
+	char *info = read_file_at(dirfd, name, 256, NULL);
+	if (!info)
+		return child_err(ch, "read POSIX message queue /%s: %s", name, strerror(errno));
+	char *np = strstr(info, "NOTIFY_PID:");
+	long long npid = np ? strtoll(np + 11, NULL, 10) : -1;
+	free(info);
+	if (npid != 0)
+		return child_err(ch, "POSIX message queue /%s has a notification registered: not "
+				 "supported yet", name);
+	char qname[NAME_MAX + 2];
+	snprintf(qname, sizeof(qname), "/%s", name);
+	mqd_t q = mq_open(qname, O_RDWR | O_NONBLOCK);
+	if (q == (mqd_t)-1)
+		return child_err(ch, "mq_open %s: %s", qname, strerror(errno));
+	struct mq_attr at;
+	if (mq_getattr(q, &at) < 0 || at.mq_msgsize <= 0 || at.mq_msgsize > (long)IPC_MAX_DATA ||
+	    at.mq_curmsgs < 0 || at.mq_curmsgs > 65536) {
+		mq_close(q);
+		return child_err(ch, "mq_getattr %s: %s", qname, strerror(errno));
+	}
+	if ((size_t)at.mq_curmsgs * (size_t)at.mq_msgsize > IPC_MAX_DATA - ch->data) {
+		mq_close(q);
+		return child_err(ch, "POSIX message queue %s: more than %u MiB of IPC data", qname,
+				 IPC_MAX_DATA >> 20);
+	}
+	IpcMqueue *m = malloc(sizeof(*m));
+	IpcMqueue **a = grow(ch->ns.mqueues, ch->ns.n_mqueues, sizeof(*a));
+	if (!m || !a) {
+		mq_close(q);
+		return child_err(ch, "out of memory");
+	}
+	ch->ns.mqueues = a;
+	ipc_mqueue__init(m);
+	a[ch->ns.n_mqueues++] = m;
+	m->name = strdup(name);
+	m->mode = st.st_mode & 07777;
+	m->uid = st.st_uid;
+	m->gid = st.st_gid;
+	m->maxmsg = at.mq_maxmsg;
+	m->msgsize = at.mq_msgsize;
+	m->msgs = calloc((size_t)at.mq_curmsgs + 1, sizeof(*m->msgs));
+	if (!m->name || !m->msgs) {
+		mq_close(q);
+		return child_err(ch, "out of memory");
+	}
+	for (long i = 0; i < at.mq_curmsgs; i++) {
+		IpcMqMsg *msg = malloc(sizeof(*msg));
+		void *d = malloc((size_t)at.mq_msgsize);
+		if (!msg || !d) {
+			free(msg);
+			free(d);
+			break; /* the messages received so far are sent back below */
+		}
+		ipc_mq_msg__init(msg);
+		unsigned prio;
+		ssize_t n = mq_receive(q, d, (size_t)at.mq_msgsize, &prio);
+		if (n < 0) {
+			free(msg);
+			free(d);
+			break;
+		}
+		msg->prio = prio;
+		msg->data.data = d;
+		msg->data.len = (size_t)n;
+		m->msgs[m->n_msgs++] = msg;
+		ch->data += (size_t)n;
+	}
+	int bad = m->n_msgs != (size_t)at.mq_curmsgs;
+	for (size_t i = 0; i < m->n_msgs; i++)
+		if (mq_send(q, (const char *)m->msgs[i]->data.data, m->msgs[i]->data.len,
+			    m->msgs[i]->prio) < 0) {
+			mq_close(q);
+			return child_err(ch, "POSIX message queue %s: message %zu could not be put "
+					 "back: %s", qname, i, strerror(errno));
+		}
+	mq_close(q);
+	if (bad)
+		return child_err(ch, "POSIX message queue %s: %zu of %ld messages read", qname,
+				 m->n_msgs, (long)at.mq_curmsgs);
+	return 0;
+}
+
 /* POSIX message queues live in the namespace's mqueue filesystem: mounted privately (a
- * mount namespace of the child's own) to see whether there are any. */
+ * mount namespace of the child's own) to list them. */
 static int child_mqueues(struct child *ch)
 {
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -294,14 +391,17 @@ static int child_mqueues(struct child *ch)
 	if (!d)
 		return child_err(ch, "open the mqueue filesystem: %s", strerror(errno));
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	int ret = 0;
+	while (!ret && (de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		closedir(d);
-		return child_err(ch, "POSIX message queue /%s: not supported yet", de->d_name);
+		if (ch->ns.n_mqueues >= IPC_MAX_OBJS)
+			ret = child_err(ch, "more than %u POSIX message queues", IPC_MAX_OBJS);
+		else
+			ret = child_mqueue(ch, dirfd(d), de->d_name);
 	}
 	closedir(d);
-	return 0;
+	return ret;
 }
 
 static __attribute__((noreturn)) void dump_child(int nsfd, int out)
@@ -386,8 +486,8 @@ int ipc_dump_ns(pid_t pid, IpcNs **out)
 		return -EIO;
 	}
 	pr_info("ipc: pid %d: %zu sysctls, %zu message queues, %zu semaphore sets, %zu shm "
-		"segments",
-		pid, ns->n_sysctls, ns->n_msgqs, ns->n_sems, ns->n_shms);
+		"segments, %zu POSIX message queues",
+		pid, ns->n_sysctls, ns->n_msgqs, ns->n_sems, ns->n_shms, ns->n_mqueues);
 	*out = ns;
 	return 0;
 }
@@ -594,6 +694,40 @@ static int restore_shm(const IpcShmSeg *s)
 	return 0;
 }
 
+static int restore_mqueue(const IpcMqueue *m)
+{
+	if (!m->name[0] || strchr(m->name, '/') || strlen(m->name) > NAME_MAX ||
+	    m->maxmsg <= 0 || m->maxmsg > 65536 || m->msgsize <= 0 ||
+	    m->msgsize > (int64_t)IPC_MAX_DATA || m->n_msgs > (size_t)m->maxmsg) {
+		pr_err("image: malformed POSIX message queue '%s'", m->name);
+		return -EINVAL;
+	}
+	char qname[NAME_MAX + 2];
+	snprintf(qname, sizeof(qname), "/%s", m->name);
+	struct mq_attr at = { .mq_maxmsg = m->maxmsg, .mq_msgsize = m->msgsize };
+	mqd_t q = mq_open(qname, O_CREAT | O_EXCL | O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0600, &at);
+	if (q == (mqd_t)-1)
+		return pr_perror("restore: mq_open %s (maxmsg %lld, msgsize %lld)", qname,
+				 (long long)m->maxmsg, (long long)m->msgsize);
+	int ret = 0;
+	for (size_t i = 0; i < m->n_msgs && !ret; i++) {
+		const IpcMqMsg *msg = m->msgs[i];
+		if (msg->data.len > (size_t)m->msgsize || msg->prio >= 32768) {
+			pr_err("image: malformed message %zu of POSIX message queue %s", i, qname);
+			ret = -EINVAL;
+		} else if (mq_send(q, (const char *)msg->data.data, msg->data.len, msg->prio) < 0) {
+			ret = pr_perror("restore: mq_send to %s", qname);
+		}
+	}
+	/* the mqd is a file descriptor of the queue's inode */
+	if (!ret && fchown(q, m->uid, m->gid) < 0)
+		ret = pr_perror("restore: chown of POSIX message queue %s", qname);
+	if (!ret && fchmod(q, m->mode & 07777) < 0)
+		ret = pr_perror("restore: chmod of POSIX message queue %s", qname);
+	mq_close(q);
+	return ret;
+}
+
 int ipc_restore_ns(const IpcNs *ns, pid_t pid)
 {
 	int ret = restore_sysctls(ns);
@@ -603,6 +737,8 @@ int ipc_restore_ns(const IpcNs *ns, pid_t pid)
 		ret = restore_sem(ns->sems[i]);
 	for (size_t i = 0; i < ns->n_shms && !ret; i++)
 		ret = restore_shm(ns->shms[i]);
+	for (size_t i = 0; i < ns->n_mqueues && !ret; i++)
+		ret = restore_mqueue(ns->mqueues[i]);
 	if (ret)
 		pr_err("restore: IPC namespace of pid %d failed", pid);
 	return ret;

@@ -1,8 +1,8 @@
 // stasis-test: timeout=30 needs=root
 /* IPC namespaces: the root enters an IPC namespace of its own, changes sysctls
  * (kernel.msgmax, fs.mqueue.msg_max), creates a message queue with 3 messages of
- * different types, a semaphore set with values and a shared memory segment with data
- * (detached), after creating and removing objects so that the ids carry a sequence
+ * different types, a semaphore set with values, a shared memory segment with data
+ * (detached) and a POSIX message queue with messages of several priorities, after creating and removing objects so that the ids carry a sequence
  * number; it forks a child that stays in the namespace. After restore: same ids, owners,
  * modes, queue size, messages in order, semaphore values, segment contents, sysctls; the
  * namespace is not the parent's and the parent's namespace has none of the keys. */
@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #define SHM_SIZE (3 * 4096 + 96)
 #define SHM_SEED 0x1234abcdULL
 #define MSGMAX "12345"
+#define MQ_NAME "/stasis-ns-ipc"
 
 union semun_arg {
 	int val;
@@ -39,6 +42,12 @@ static const struct {
 	const char *text;
 } msgs[] = { { 5, "five" }, { 2, "the second message, longer" }, { 7, "" } };
 static const unsigned short semvals[] = { 1, 0, 42, 32767 };
+/* sent in this order; received by priority, then age */
+static const struct {
+	unsigned prio;
+	const char *text;
+} mqmsgs[] = { { 1, "low-1" }, { 5, "high" }, { 1, "low-2, longer" } };
+static const int mq_order[] = { 1, 0, 2 };
 
 struct msgbuf_ {
 	long mtype;
@@ -93,7 +102,7 @@ static int keys_absent_in(pid_t pid)
 		if (fd < 0 || setns(fd, CLONE_NEWIPC) < 0)
 			_exit(2);
 		if (msgget(MSG_KEY, 0) >= 0 || semget(SEM_KEY, 0, 0) >= 0 ||
-		    shmget(SHM_KEY, 0, 0) >= 0)
+		    shmget(SHM_KEY, 0, 0) >= 0 || mq_open(MQ_NAME, O_RDONLY) != (mqd_t)-1)
 			_exit(1);
 		_exit(0);
 	}
@@ -154,6 +163,14 @@ int main(int argc, char **argv)
 	TEST_CHECK(p != (void *)-1, "shmat: %s", strerror(errno));
 	test_fill(p, SHM_SIZE, SHM_SEED);
 	TEST_CHECK(shmdt(p) == 0, "shmdt");
+	struct mq_attr at = { .mq_maxmsg = 8, .mq_msgsize = 64 };
+	mqd_t mq = mq_open(MQ_NAME, O_CREAT | O_EXCL | O_RDWR, 0640, &at);
+	TEST_CHECK(mq != (mqd_t)-1, "mq_open: %s", strerror(errno));
+	for (size_t i = 0; i < 3; i++)
+		TEST_CHECK(mq_send(mq, mqmsgs[i].text, strlen(mqmsgs[i].text), mqmsgs[i].prio) == 0,
+			   "mq_send: %s", strerror(errno));
+	TEST_CHECK(fchown(mq, 0, 12) == 0, "fchown mq: %s", strerror(errno));
+	mq_close(mq);
 	test_msg("ids: msg %d (private %d), sem %d, shm %d", qid, pq, sid, hid);
 
 	if (pipe(req) < 0 || pipe(ans) < 0)
@@ -234,6 +251,26 @@ int main(int argc, char **argv)
 	long off = test_check(p, SHM_SIZE, SHM_SEED);
 	TEST_CHECK(off < 0, "segment contents differ at %ld", off);
 	shmdt(p);
+	/* POSIX message queue */
+	mq = mq_open(MQ_NAME, O_RDONLY | O_NONBLOCK);
+	TEST_CHECK(mq != (mqd_t)-1, "mq_open after restore: %s", strerror(errno));
+	TEST_CHECK(mq_getattr(mq, &at) == 0 && at.mq_maxmsg == 8 && at.mq_msgsize == 64 &&
+			   at.mq_curmsgs == 3,
+		   "mqueue attributes: maxmsg %ld msgsize %ld curmsgs %ld", at.mq_maxmsg,
+		   at.mq_msgsize, at.mq_curmsgs);
+	struct stat sb;
+	TEST_CHECK(fstat(mq, &sb) == 0 && (sb.st_mode & 0777) == 0640 && sb.st_gid == 12,
+		   "mqueue mode %o gid %u", sb.st_mode, sb.st_gid);
+	for (size_t i = 0; i < 3; i++) {
+		char buf[64];
+		unsigned prio = 99;
+		int k = mq_order[i];
+		ssize_t n = mq_receive(mq, buf, sizeof(buf), &prio);
+		TEST_CHECK(n == (ssize_t)strlen(mqmsgs[k].text) && prio == mqmsgs[k].prio &&
+				   !memcmp(buf, mqmsgs[k].text, (size_t)n),
+			   "mqueue message %zu: %zd bytes, priority %u", i, n, prio);
+	}
+	mq_close(mq);
 
 	close(req[1]);
 	int st;
