@@ -9,7 +9,8 @@
 #include "image/stasis.pb-c.h"
 
 /* Read the IPC namespace of @pid (a child of stasis joins it with setns). Refuses, with a
- * clear message, what cannot be restored: attached segments, POSIX message queues. */
+ * clear message, what cannot be restored: attached segments, POSIX message queues with
+ * a notification registered. */
 int ipc_dump_ns(pid_t pid, IpcNs **out) __attribute__((warn_unused_result));
 
 /* In the restore child of @pid, right after clone3(CLONE_NEWIPC): sysctls, then every
