@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -60,6 +61,7 @@ struct fd_ent {
 	unsigned int flags;  /* fdinfo flags, incl. O_CLOEXEC */
 	uint64_t pos;
 	struct stat st;
+	long fs_type;        /* statfs f_type of the file's file system */
 	FileKind kind;
 	size_t owner;        /* first entry sharing this open file description */
 	uint32_t id;         /* file_id, valid on owners */
@@ -179,6 +181,9 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 	}
 	if (starts_with(e->link, "/memfd:"))
 		return unsupported(c, e, "a memfd");
+	/* the link of a POSIX message queue is relative to the mqueue mount */
+	if (e->fs_type == 0x19800202 /* MQUEUE_MAGIC */)
+		return unsupported(c, e, "a POSIX message queue descriptor");
 	if (S_ISFIFO(m)) {
 		if (starts_with(e->link, "pipe:[")) {
 			e->kind = FILE_KIND__FILE_PIPE;
@@ -238,6 +243,8 @@ static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 		return pr_perror("pidfd_getfd of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
 	if (fstat(dup, &e->st))
 		return pr_perror("fstat of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
+	struct statfs sfs;
+	e->fs_type = fstatfs(dup, &sfs) == 0 ? (long)sfs.f_type : 0;
 	return classify(c, e);
 }
 

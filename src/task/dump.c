@@ -48,6 +48,12 @@ static int check_dumpable(struct dump_ctx *c)
 		       c->pid, c->stat.comm);
 		return -EPERM;
 	}
+	/* (once frozen by us, every task shows 't') */
+	if (!c->nr_thr && (c->stat.state == 'T' || c->stat.state == 't')) {
+		pr_err("pid %d is stopped (%s): stopped tasks are not supported yet", c->pid,
+		       c->stat.state == 'T' ? "job control" : "traced");
+		return -EOPNOTSUPP;
+	}
 	if (c->stat.state == 'Z' || c->stat.state == 'X') {
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;
@@ -486,6 +492,12 @@ static int freeze_tree(struct dump_tree *t)
 				if (ret)
 					return ret;
 				continue;
+			}
+			if (k_ctx->stat.state == 'T') {
+				pr_err("pid %d is stopped (job control): stopped tasks are not supported "
+				       "yet", k_ctx->pid);
+				free_ctx(k_ctx);
+				return -EOPNOTSUPP;
 			}
 			k_ctx->parent = c;
 			ret = add_proc(t, k_ctx, c->pid);
