@@ -613,7 +613,8 @@ static int restore_msgq(const IpcMsgQueue *q)
 		if (!buf)
 			return -ENOMEM;
 		buf[0] = m->mtype;
-		memcpy(buf + 1, m->data.data, m->data.len);
+		if (m->data.len)
+			memcpy(buf + 1, m->data.data, m->data.len);
 		int r = msgsnd(id, buf, m->data.len, IPC_NOWAIT);
 		free(buf);
 		if (r < 0)
@@ -679,7 +680,8 @@ static int restore_shm(const IpcShmSeg *s)
 	void *p = shmat(id, NULL, 0);
 	if (p == (void *)-1)
 		return pr_perror("restore: shmat(%d)", id);
-	memcpy(p, s->data.data, s->size);
+	if (s->size)
+		memcpy(p, s->data.data, s->size);
 	shmdt(p);
 	struct shmid_ds ds;
 	if (shmctl(id, IPC_STAT, &ds) < 0)
