@@ -372,6 +372,11 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		ret = create_children(t, idx, true);
 	if (ret)
 		child_fail(st, e->pid, ret);
+	/* A stasis with file capabilities is not dumpable, and neither is this fork of it:
+	 * without CAP_SYS_PTRACE the restorer could not seize it. Become dumpable only now,
+	 * right before the restorer attaches (the image's dumpable flag is set later). */
+	if (prctl(PR_GET_DUMPABLE) != 1 && prctl(PR_SET_DUMPABLE, 1) < 0)
+		child_fail(st, e->pid, pr_perror("restore: make pid %d traceable", e->pid));
 	report(st, e->pid, 0, NULL);
 	/* Wait to be frozen and replaced; every signal is blocked. */
 	for (;;)
