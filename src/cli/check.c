@@ -1,25 +1,29 @@
 /* `stasis check [--json] [-v]`: print every kernel feature stasis probes (sys/kerndat.h),
  * whether it is present, whether basic dump/restore requires it, and a note. Exits 1 if a
  * required feature is missing. */
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "image/json.h"
 #include "sys/kerndat.h"
 
 struct check_opts {
 	bool json;
 	bool verbose;
+	bool unprivileged;
 	/* Room for --unprivileged: it changes which features are required (see
 	 * check_required()), not how they are probed or printed. */
 };
 
 static void check_usage(FILE *f)
 {
-	fprintf(f, "usage: stasis check [--json] [-v]\n"
+	fprintf(f, "usage: stasis check [--json] [--unprivileged] [-v]\n"
 		   "  Probe the kernel features stasis uses and say which are missing.\n"
 		   "  --json   print the result as one JSON object\n"
 		   "  -v       log the probes on stderr\n"
@@ -99,6 +103,7 @@ static int check_parse(int argc, char **argv, struct check_opts *o)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "unprivileged", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -110,6 +115,7 @@ static int check_parse(int argc, char **argv, struct check_opts *o)
 		switch (c) {
 		case 'j': o->json = true; break;
 		case 'v': o->verbose = true; break;
+		case 'u': o->unprivileged = true; break;
 		case 'h': check_usage(stdout); return 1;
 		default: check_usage(stderr); return -EINVAL;
 		}
@@ -120,6 +126,61 @@ static int check_parse(int argc, char **argv, struct check_opts *o)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static long read_long(const char *path, long dflt)
+{
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 64, NULL);
+	long long v;
+	if (!buf)
+		return dflt;
+	buf[strcspn(buf, "\n")] = '\0';
+	return parse_int(buf, -1, 1LL << 40, &v) ? dflt : (long)v;
+}
+
+static bool has_cap(int cap)
+{
+	_cleanup_free_ char *st = read_file_at(AT_FDCWD, "/proc/self/status", 1 << 16, NULL);
+	const char *p = st ? strstr(st, "\nCapEff:") : NULL;
+	unsigned long long eff = 0;
+	return p && sscanf(p + 8, "%llx", &eff) == 1 && (eff >> cap) & 1;
+}
+
+/* What the current user can checkpoint and restore, and what is missing for the rest.
+ * Exit 0 when it can at least checkpoint and restore its own process trees. */
+static int check_unprivileged(const struct kerndat *kd)
+{
+	const int CAP_SYS_ADMIN_ = 21, CAP_SYS_PTRACE_ = 19, CAP_CHECKPOINT_RESTORE_ = 40;
+	bool root = geteuid() == 0;
+	bool cr = has_cap(CAP_CHECKPOINT_RESTORE_) || has_cap(CAP_SYS_ADMIN_);
+	bool ptrace_any = has_cap(CAP_SYS_PTRACE_);
+	long yama = read_long("/proc/sys/kernel/yama/ptrace_scope", 0);
+	long userns = read_long("/proc/sys/user/max_user_namespaces", 0);
+	bool own_dump = yama == 0 || (yama == 1 && ptrace_any);
+	bool set_pid = kd->clone3_set_tid;
+
+	printf("user: uid %d euid %d%s\n", (int)getuid(), (int)geteuid(), root ? " (root)" : "");
+	printf("checkpoint own processes     %s  %s\n", own_dump ? "yes" : "no",
+	       own_dump ? "ptrace of own processes allowed"
+			: yama >= 2 ? "kernel.yama.ptrace_scope >= 2 forbids it"
+				    : "kernel.yama.ptrace_scope = 1: only descendants without "
+				      "CAP_SYS_PTRACE");
+	printf("checkpoint other users'      %s  %s\n", ptrace_any ? "yes" : "no",
+	       ptrace_any ? "CAP_SYS_PTRACE" : "needs CAP_SYS_PTRACE");
+	printf("restore with the same PIDs   %s  %s\n", set_pid ? "yes" : "no",
+	       set_pid ? "clone3 set_tid allowed"
+		       : "needs CAP_CHECKPOINT_RESTORE (e.g. setcap cap_checkpoint_restore+ep on "
+			 "stasis) or CAP_SYS_ADMIN");
+	printf("restore the exe link         %s  %s\n", cr ? "yes" : "no",
+	       cr ? "PR_SET_MM_MAP exe_fd allowed" : "needs CAP_CHECKPOINT_RESTORE");
+	printf("copy-on-write pages once     %s  %s\n", has_cap(CAP_SYS_ADMIN_) ? "yes" : "no",
+	       has_cap(CAP_SYS_ADMIN_) ? "page frame numbers visible in pagemap"
+				       : "needs CAP_SYS_ADMIN (pages are stored per process)");
+	printf("namespaces (UTS/IPC/net/pid) %s  %s\n", root ? "yes" : "no",
+	       root ? "CAP_SYS_ADMIN" : "needs root, or a user namespace (not supported yet)");
+	printf("user namespaces available    %s  user.max_user_namespaces = %ld\n",
+	       userns > 0 ? "yes" : "no", userns);
+	return own_dump && set_pid && cr ? 0 : 1;
 }
 
 int cmd_check(int argc, char **argv)
@@ -136,6 +197,11 @@ int cmd_check(int argc, char **argv)
 		log_set_level(LOG_ERR);
 
 	const struct kerndat *kd = kerndat_get();
+	if (o.unprivileged) {
+		ret = check_unprivileged(kd);
+		log_close();
+		return ret;
+	}
 	for (int f = 0; f < KD_NR_FEATURES; f++) {
 		if (!check_required(&o, f) || kerndat_has(kd, f))
 			continue;
