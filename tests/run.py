@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """stasis test runner: unit tests, self-checking checkpoint tests, bad-input tests.
 
-    python3 tests/run.py [--build DIR]... [--only NAME...] [--no-cr] [--sabotage] [-j1]
+    python3 tests/run.py [--build DIR]... [--flavor NAME[:BUILD]]... [--only NAME...]
+                         [--no-cr] [--sabotage] [-j1]
 
 See tests/README.md. Standard library only. Every wait is bounded; processes are only
 ever killed by PID, never by name.
@@ -10,6 +11,7 @@ import argparse
 import ctypes
 import glob
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -23,6 +25,14 @@ PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT = 60
 BAD_TIMEOUT = 30
 TAIL_LINES = 15
+NONROOT_USER = "stasis-test"
+FLAVORS = ("default", "nonroot")
+
+# Checkpoint tests that fail in the nonroot flavor because of a real stasis limitation for
+# a non-root user (with cap_checkpoint_restore on its copy of stasis): name -> reason.
+# They are reported as SKIP with the reason, so the suite stays green.
+NONROOT_KNOWN = {
+}
 
 
 class Failure(Exception):
@@ -149,18 +159,65 @@ def describe_status(status):
     return "status %#x" % status
 
 
-def run_cmd(argv, timeout, cwd=None):
+def as_user(user):
+    """preexec_fn that drops a root child to user = (uid, gid): no supplementary groups,
+    real/effective/saved ids all the user's (exec then makes it dumpable again)."""
+    if user is None:
+        return None
+    uid, gid = user
+
+    def demote():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    return demote
+
+
+def user_file(path, user, flags=os.O_WRONLY | os.O_CREAT | os.O_APPEND):
+    """Opens path (mode 0644) and, for a user = (uid, gid), makes it the user's."""
+    fd = os.open(path, flags, 0o644)
+    if user is not None:
+        os.fchown(fd, user[0], user[1])
+    return fd
+
+
+def run_cmd(argv, timeout, cwd=None, user=None, files=None):
     """Runs a command with a bounded wait; returns (rc, stdout, stderr). rc is None on a
-    timeout (the command was killed by its PID)."""
-    p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, errors="replace")
+    timeout (the command was killed by its PID). With user = (uid, gid) the command runs
+    as that user and its stdout/stderr go to files = (out, err) the user owns (a non-root
+    stasis must not inherit anything of root's), read back afterwards."""
+    if user is None:
+        p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             errors="replace")
+        try:
+            out, err = p.communicate(timeout=max(timeout, 0.1))
+            return p.returncode, out, err
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=10)
+            return None, out, err
+    fds = [user_file(f, user, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) for f in files]
     try:
-        out, err = p.communicate(timeout=max(timeout, 0.1))
-        return p.returncode, out, err
+        p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fds[0],
+                             stderr=fds[1], preexec_fn=as_user(user))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        rc = p.wait(timeout=max(timeout, 0.1))
     except subprocess.TimeoutExpired:
         p.kill()
-        out, err = p.communicate(timeout=10)
-        return None, out, err
+        p.wait(timeout=10)
+        rc = None
+    texts = []
+    for f in files:
+        try:
+            with open(f, errors="replace") as fh:
+                texts.append(fh.read())
+        except OSError:
+            texts.append("")
+    return rc, texts[0], texts[1]
 
 
 def tail(path, n=TAIL_LINES):
@@ -219,6 +276,7 @@ class CkptRun:
         self.meta = meta
         self.timeout = float(meta.get("timeout", DEFAULT_TIMEOUT))
         self.deadline = time.monotonic() + self.timeout
+        self.user = runner.user    # (uid, gid) in the nonroot flavor, else None
         self.tmp = tempfile.mkdtemp(prefix="stasis-%s-" % name, dir="/tmp")
         self.cwd = os.path.join(self.tmp, "cwd")
         self.img = os.path.join(self.tmp, "img")
@@ -229,14 +287,29 @@ class CkptRun:
         self.pidfile = os.path.join(self.tmp, "pidfile")
         self.stasis_err = []
         os.mkdir(self.cwd)
+        self.chown(self.tmp)
+        self.chown(self.cwd)
+        self.ncmd = 0
         self.proc = None       # the original test process (a Popen)
         self.pid = None
         self.bg = []           # background stasis processes (Popen)
         self.binary = os.path.join(build, "tests", "ckpt", name)
         self.stasis = os.path.join(build, "stasis")
+        if self.user is not None:
+            # the user's copies: the test binary beside the capable stasis (private dir)
+            self.stasis = runner.user_stasis
+            if os.access(self.binary, os.X_OK):
+                copy = os.path.join(runner.user_dir, name)
+                shutil.copy(self.binary, copy)
+                os.chmod(copy, 0o755)
+                self.binary = copy
         # descendants of the runner that exist before this test: never touched by it
         self.foreign = set(filter(None, (pid_key(p) for p in proc_descendants(os.getpid()))))
         self.tree = []         # pids of the original tree, recorded before the dump
+
+    def chown(self, path):
+        if self.user is not None:
+            os.chown(path, self.user[0], self.user[1])
 
     def left(self):
         return max(self.deadline - time.monotonic(), 0.0)
@@ -256,10 +329,11 @@ class CkptRun:
         env.pop("STASIS_TEST_SABOTAGE", None)
         if self.r.args.sabotage:
             env["STASIS_TEST_SABOTAGE"] = "1"
-        fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = user_file(self.log, self.user)
         try:
             self.proc = subprocess.Popen([self.binary], cwd=self.cwd, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=fd, stderr=fd)
+                                         stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
+                                         preexec_fn=as_user(self.user))
         finally:
             os.close(fd)
         self.pid = self.proc.pid
@@ -274,6 +348,16 @@ class CkptRun:
             if self.left() <= 0:
                 raise Failure("timeout waiting for ready")
             time.sleep(0.02)
+        if self.user is not None:
+            # the flavor is only meaningful if the test really runs as the user
+            try:
+                with open("/proc/%d/status" % self.pid) as f:
+                    ids = [ln.split()[1:] for ln in f if ln.startswith(("Uid:", "Gid:"))]
+            except OSError:
+                ids = []
+            want = [[str(self.user[0])] * 4, [str(self.user[1])] * 4]
+            if ids != want:
+                raise Failure("the test does not run as %s: Uid/Gid %s" % (NONROOT_USER, ids))
 
     def final_reason(self):
         for line in self.status_text().splitlines():
@@ -282,7 +366,11 @@ class CkptRun:
         return "no PASS/FAIL in the status file"
 
     def stasis_cmd(self, argv, what):
-        rc, out, err = run_cmd([self.stasis] + argv, self.left(), cwd=self.tmp)
+        self.ncmd += 1
+        files = [os.path.join(self.tmp, "%s-%d.%s" % (what, self.ncmd, ext))
+                 for ext in ("stdout", "stderr")]
+        rc, out, err = run_cmd([self.stasis] + argv, self.left(), cwd=self.tmp,
+                               user=self.user, files=files)
         self.stasis_err.append("%s stderr: %s" % (what, err.strip()))
         if rc is None:
             raise Failure("%s timed out" % what)
@@ -298,6 +386,7 @@ class CkptRun:
         opts += [o for o in self.meta.get("dump-opts", "").split(",") if o]
         opts += list(extra)
         os.makedirs(self.img, exist_ok=True)
+        self.chown(self.img)
         self.stasis_cmd(opts, "dump")
 
     def check_original_gone(self):
@@ -426,9 +515,13 @@ class CkptRun:
         argv = [self.stasis, "restore", "-D", self.img, "--pidfile", self.pidfile, "-v", "-o",
                 self.restore_log]
         errpath = os.path.join(self.tmp, "restore.stderr")
-        with open(errpath, "w") as ef:
+        ef = user_file(errpath, self.user, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
             p = subprocess.Popen(argv, cwd=self.tmp, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=ef)
+                                 stdout=subprocess.DEVNULL, stderr=ef,
+                                 preexec_fn=as_user(self.user))
+        finally:
+            os.close(ef)
         self.bg.append(p)
         while not os.path.exists(self.pidfile) or not open(self.pidfile).read().strip():
             if p.poll() is not None:
@@ -785,6 +878,10 @@ class Runner:
         self.args = args
         self.passed = self.failed = self.skipped = 0
         self.prefix = ""
+        self.flavor = "default"
+        self.user = None        # nonroot flavor: (uid, gid) of NONROOT_USER
+        self.user_dir = None    # nonroot flavor: private dir with the capable stasis
+        self.user_stasis = None
 
     def wanted(self, name):
         return not self.args.only or name in self.args.only
@@ -838,8 +935,11 @@ class Runner:
             if "skip" in meta:
                 self.report("SKIP", name, meta["skip"] or "skip")
                 continue
-            if meta.get("needs") == "root" and os.geteuid() != 0:
+            if meta.get("needs") == "root" and (os.geteuid() != 0 or self.user is not None):
                 self.report("SKIP", name, "needs root")
+                continue
+            if self.user is not None and name in NONROOT_KNOWN:
+                self.report("SKIP", name, "known non-root limitation: " + NONROOT_KNOWN[name])
                 continue
             if self.args.sabotage and meta.get("sabotage") == "no":
                 self.report("SKIP", name, "no sabotage support")
@@ -892,7 +992,59 @@ class Runner:
         finally:
             bad.close()
 
+    def setup_nonroot(self, build):
+        """Creates NONROOT_USER if missing and a private copy of BUILD/stasis with
+        cap_checkpoint_restore+ep. Returns None, or the reason to skip the flavor."""
+        if os.geteuid() != 0:
+            return "the runner must be root to set up the user and the capability"
+        setcap = shutil.which("setcap") or (os.access("/usr/sbin/setcap", os.X_OK) and
+                                            "/usr/sbin/setcap")
+        if not setcap:
+            return "setcap not found (package libcap2-bin)"
+        src = os.path.join(build, "stasis")
+        if not os.access(src, os.X_OK):
+            return "%s not built" % src
+        try:
+            pw = pwd.getpwnam(NONROOT_USER)
+        except KeyError:
+            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+            rc, _, err = run_cmd([useradd, "-M", "-s", "/usr/sbin/nologin", NONROOT_USER], 30)
+            try:
+                pw = pwd.getpwnam(NONROOT_USER)
+            except KeyError:
+                return "cannot create user %s: useradd %s: %s" % (
+                    NONROOT_USER, describe_status_rc(rc), err.strip()[:200])
+        self.user = (pw.pw_uid, pw.pw_gid)
+        self.user_dir = tempfile.mkdtemp(prefix="stasis-nonroot-", dir="/tmp")
+        os.chown(self.user_dir, 0, pw.pw_gid)
+        os.chmod(self.user_dir, 0o750)
+        self.user_stasis = os.path.join(self.user_dir, "stasis")
+        shutil.copy(src, self.user_stasis)
+        os.chmod(self.user_stasis, 0o755)
+        rc, _, err = run_cmd([setcap, "cap_checkpoint_restore+ep", self.user_stasis], 30)
+        if rc != 0:
+            self.teardown_nonroot()
+            return "setcap cap_checkpoint_restore+ep failed (%s): %s" % (
+                describe_status_rc(rc), err.strip()[:200])
+        return None
+
+    def teardown_nonroot(self):
+        if self.user_dir:
+            shutil.rmtree(self.user_dir, ignore_errors=True)
+        self.user = self.user_dir = self.user_stasis = None
+
     def run_build(self, build):
+        if self.flavor == "nonroot":
+            # only the checkpoint tests; the unit and bad-input tests stay root-only
+            reason = self.setup_nonroot(build)
+            if reason:
+                self.report("SKIP", "flavor", reason)
+                return
+            try:
+                self.run_ckpt(build)
+            finally:
+                self.teardown_nonroot()
+            return
         if not self.args.sabotage:
             self.run_units(build)
         if not self.args.no_cr and not os.access(os.path.join(build, "stasis"), os.X_OK):
@@ -908,6 +1060,11 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", action="append", default=[],
                     help="build directory (repeatable; default: build)")
+    ap.add_argument("--flavor", action="append", default=[], metavar="NAME[:BUILD]",
+                    help="default (as root) or nonroot (checkpoint tests as user %s with "
+                    "a cap_checkpoint_restore copy of stasis); repeatable, one total; "
+                    ":BUILD limits the flavor to that build (default: every --build)"
+                    % NONROOT_USER)
     ap.add_argument("--only", nargs="+", default=[], metavar="NAME",
                     help="run only these tests (unit, checkpoint or bad-input names)")
     ap.add_argument("--no-cr", action="store_true",
@@ -920,12 +1077,23 @@ def main():
     if args.j != 1:
         print("note: checkpoint tests run sequentially (-j%d ignored)" % args.j)
     builds = args.build or ["build"]
+    flavors = []
+    for spec in args.flavor or ["default"]:
+        name, _, only = spec.partition(":")
+        if name not in FLAVORS:
+            ap.error("unknown flavor %r (known: %s)" % (name, ", ".join(FLAVORS)))
+        flavors.append((name, [only] if only else builds))
     set_subreaper()
     runner = Runner(args)
-    for b in builds:
-        bdir = b if os.path.isabs(b) else os.path.join(REPO, b)
-        runner.prefix = (b.rstrip("/") + ":") if len(builds) > 1 else ""
-        runner.run_build(bdir)
+    for flavor, fbuilds in flavors:
+        runner.flavor = flavor
+        for b in fbuilds:
+            bdir = b if os.path.isabs(b) else os.path.join(REPO, b)
+            runner.prefix = (b.rstrip("/") + ":") if len(builds) > 1 or len(fbuilds) > 1 \
+                else ""
+            if flavor != "default":
+                runner.prefix = flavor + ":" + runner.prefix
+            runner.run_build(bdir)
     reap_all()
     print("%d passed, %d failed, %d skipped" % (runner.passed, runner.failed, runner.skipped))
     return 0 if runner.failed == 0 else 1
