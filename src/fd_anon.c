@@ -271,11 +271,18 @@ static int timerfd_open(const FileDesc *d, int target)
 	_cleanup_close_ int fd = timerfd_create(t->clockid, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (fd < 0)
 		return pr_perror("restore fd %d: timerfd_create(clock %d)", target, t->clockid);
-	if (t->value_sec || t->value_nsec) {
+	/* A periodic timer that expired and was not read yet shows no remaining time (the
+	 * kernel re-arms it only when it is read) but has ticks: it is armed, its next expiry
+	 * at most one interval away. (Disarmed with an interval: no ticks.) */
+	bool expired_periodic = !t->value_sec && !t->value_nsec && t->ticks &&
+				(t->interval_sec || t->interval_nsec);
+	if (t->value_sec || t->value_nsec || expired_periodic) {
 		struct itimerspec its = {
 			.it_value = { (time_t)t->value_sec, (long)t->value_nsec },
 			.it_interval = { (time_t)t->interval_sec, (long)t->interval_nsec },
 		};
+		if (expired_periodic)
+			its.it_value = its.it_interval;
 		int flags = 0;
 		if (t->settime_flags & TFD_TIMER_CANCEL_ON_SET) {
 			/* only valid with an absolute time: the remaining one from now */
@@ -292,9 +299,6 @@ static int timerfd_open(const FileDesc *d, int target)
 		}
 		if (timerfd_settime(fd, flags, &its, NULL))
 			return pr_perror("restore fd %d: timerfd_settime", target);
-	} else if (t->interval_sec || t->interval_nsec) {
-		pr_warn("restore fd %d: timerfd has an interval but is not armed; left disarmed",
-			target);
 	}
 	if (t->ticks) {
 		uint64_t ticks = t->ticks;
