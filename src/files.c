@@ -150,9 +150,23 @@ static int unsupported(const struct dump_ctx *c, const struct fd_ent *e, const c
 }
 
 /* A path-based file must have a path we can open again. */
+/* Bound on the contents of an unlinked file carried in the image. */
+#define GHOST_MAX (64u << 20)
+
+static bool is_ghost(const struct fd_ent *e)
+{
+	return S_ISREG(e->st.st_mode) && e->st.st_nlink == 0 && ends_with(e->link, DELETED_SUFFIX);
+}
+
 static int check_path(const struct dump_ctx *c, const struct fd_ent *e)
 {
-	if (ends_with(e->link, DELETED_SUFFIX)) {
+	if (is_ghost(e) && e->st.st_size > (off_t)GHOST_MAX) {
+		pr_err("fd %d of pid %d refers to deleted file %s of %lld bytes: more than the %u "
+		       "carried in images", e->fd, c->pid, e->link, (long long)e->st.st_size,
+		       GHOST_MAX);
+		return -EFBIG;
+	}
+	if (ends_with(e->link, DELETED_SUFFIX) && !is_ghost(e)) {
 		pr_err("fd %d of pid %d refers to deleted file %s: not supported yet", e->fd,
 		       c->pid, e->link);
 		return -EOPNOTSUPP;
@@ -431,6 +445,33 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	default:
 		break;
 	}
+	if (is_ghost(e)) {
+		/* unlinked: carry the contents, recreate a file at restore and unlink it */
+		size_t len = (size_t)e->st.st_size;
+		d->path = strndup(e->link, strlen(e->link) - strlen(DELETED_SUFFIX));
+		d->has_deleted = d->deleted = true;
+		d->has_mode = true;
+		d->mode = e->st.st_mode & 07777;
+		_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
+		if (dup < 0)
+			return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
+		d->has_ghost = true;
+		d->ghost.data = malloc(len ? len : 1);
+		if (!d->path || !d->ghost.data)
+			return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+		for (size_t off = 0; off < len;) {
+			ssize_t n = pread(dup, d->ghost.data + off, len - off, (off_t)off);
+			if (n <= 0) {
+				if (n == 0)
+					errno = EIO;
+				return pr_perror("read deleted file %s (fd %d of pid %d)", d->path,
+						 e->fd, c->pid);
+			}
+			off += (size_t)n;
+		}
+		d->ghost.len = len;
+		return 0;
+	}
 	d->path = strdup(e->link);
 	if (!d->path)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
@@ -663,10 +704,79 @@ static int open_fifo(const FileDesc *d, int target, int flags)
 	return fd;
 }
 
+/* An unlinked file: recreated beside its old path (or in /tmp if that directory is gone)
+ * with its contents, under a name derived from its identity so that every description of
+ * the same file opens the same new inode; ghost_unlink() removes the names once every
+ * description is open. */
+static int ghost_path(const FileDesc *d, bool in_tmp, char *buf, size_t len)
+{
+	const char *slash = strrchr(d->path, '/');
+	int dirlen = slash ? (int)(slash - d->path) : 0;
+	if (in_tmp || !dirlen)
+		return snprintf(buf, len, "/tmp/.stasis-ghost-%llx-%llx", (unsigned long long)d->dev,
+				(unsigned long long)d->ino);
+	return snprintf(buf, len, "%.*s/.stasis-ghost-%llx-%llx", dirlen, d->path,
+			(unsigned long long)d->dev, (unsigned long long)d->ino);
+}
+
+static bool is_ghost_desc(const FileDesc *d)
+{
+	return d->kind == FILE_KIND__FILE_REG && d->has_deleted && d->deleted;
+}
+
+static void ghost_unlink(const Files *f)
+{
+	char path[PATH_MAX];
+	for (size_t i = 0; i < f->n_files; i++) {
+		if (!is_ghost_desc(f->files[i]))
+			continue;
+		for (int t = 0; t < 2; t++) {
+			ghost_path(f->files[i], t, path, sizeof(path));
+			unlink(path);
+		}
+	}
+}
+
+static int open_ghost(const FileDesc *d, int target, int flags)
+{
+	char path[PATH_MAX];
+	if (!d->has_ghost || (d->has_size && d->ghost.len != d->size) || d->ghost.len > GHOST_MAX) {
+		pr_err("files image: deleted file %s has no or inconsistent contents", d->path);
+		return -EINVAL;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		ghost_path(d, attempt == 1, path, sizeof(path));
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(d->mode & 07777));
+		if (fd < 0 && errno == EEXIST)
+			break; /* made for another description of the same file */
+		if (fd < 0)
+			continue;
+		int ret = d->ghost.len ? write_all(fd, d->ghost.data, d->ghost.len) : 0;
+		close(fd);
+		if (ret) {
+			unlink(path);
+			return pr_errno(ret, "restore fd %d: write deleted file %s", target, d->path);
+		}
+		break;
+	}
+	int fd = open(path, flags);
+	if (fd < 0)
+		return pr_perror("restore fd %d: recreate deleted file %s", target, d->path);
+	if (d->has_pos && lseek(fd, (off_t)d->pos, SEEK_SET) < 0) {
+		int e = pr_perror("restore fd %d: seek %s", target, d->path);
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
 /* Open a path-based description; returns a (low, temporary) fd or -errno. */
 static int open_path_desc(const FileDesc *d, int target)
 {
 	int flags = (int)(d->flags & ~(unsigned int)OPEN_DROP) | O_CLOEXEC | O_NOCTTY;
+
+	if (is_ghost_desc(d))
+		return open_ghost(d, target, flags);
 
 	if (d->kind == FILE_KIND__FILE_FIFO)
 		return open_fifo(d, target, flags);
@@ -1067,6 +1177,7 @@ int files_restore_child(struct rst_ctx *c)
 	ret = prepare_externals(&s);
 	if (!ret)
 		ret = open_descriptions(&s);
+	ghost_unlink(f);
 	if (!ret)
 		ret = place_fds(&s);
 	if (!ret)
@@ -1393,6 +1504,8 @@ int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32
 		ret = gfd_place(fd, base, &gfd[id]);
 	}
 	free(uses);
+	for (size_t p = 0; p < n; p++)
+		ghost_unlink(f[p]);
 	if (ret) {
 		for (uint32_t i = 0; i <= maxid; i++)
 			if (gfd[i] >= 0)

@@ -467,7 +467,7 @@ static void test_bad_image(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-/* Child for test_unsupported: fd 3 is an AF_INET socket, an eventfd, a deleted file,
+/* Child for test_unsupported: fd 3 is an AF_INET socket, an inotify fd, a deleted directory,
  * a listening unix socket or one end of a socketpair whose other end is in the parent
  * (3 and 4: files_dump accepts it, files_merge_tree refuses it). */
 static int sv_parent = -1, sv_other = -1;
@@ -496,10 +496,11 @@ static void unsupported_child(int which)
 		close(sv_other);  /* the other end stays in the parent only */
 		fd = sv_parent;
 		break;
-	default:
-		fd = mkstemp(path);
-		if (fd >= 0)
-			unlink(path);
+	default: /* a deleted DIRECTORY (deleted regular files are carried as ghosts) */
+		if (mkdtemp(path)) {
+			fd = open(path, O_RDONLY | O_DIRECTORY);
+			rmdir(path);
+		}
 		break;
 	}
 	if (fd < 0 || dup2(fd, 3) != 3)
