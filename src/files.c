@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -193,8 +194,12 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 		return unsupported(c, e, "an anonymous-inode file (inotify, fanotify, "
 					 "userfaultfd, pidfd, ...)");
 	}
-	if (starts_with(e->link, "/memfd:"))
-		return unsupported(c, e, "a memfd");
+	if (starts_with(e->link, "/memfd:")) {
+		if (!S_ISREG(m) || e->st.st_size > (off_t)GHOST_MAX)
+			return unsupported(c, e, "a memfd larger than the 64 MiB carried in images");
+		e->kind = FILE_KIND__FILE_REG; /* contents carried like a ghost file */
+		return 0;
+	}
 	/* the link of a POSIX message queue is relative to the mqueue mount */
 	if (e->fs_type == 0x19800202 /* MQUEUE_MAGIC */)
 		return unsupported(c, e, "a POSIX message queue descriptor");
@@ -445,11 +450,20 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	default:
 		break;
 	}
-	if (is_ghost(e)) {
-		/* unlinked: carry the contents, recreate a file at restore and unlink it */
+	bool memfd = starts_with(e->link, "/memfd:");
+	if (is_ghost(e) || memfd) {
+		/* unlinked or memfd: carry the contents; recreated at restore */
 		size_t len = (size_t)e->st.st_size;
-		d->path = strndup(e->link, strlen(e->link) - strlen(DELETED_SUFFIX));
-		d->has_deleted = d->deleted = true;
+		d->path = strndup(e->link, strlen(e->link) - (ends_with(e->link, DELETED_SUFFIX)
+								? strlen(DELETED_SUFFIX)
+								: 0));
+		if (memfd) {
+			d->memfd = d->path ? strdup(d->path + strlen("/memfd:")) : NULL;
+			if (!d->memfd)
+				return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+		} else {
+			d->has_deleted = d->deleted = true;
+		}
 		d->has_mode = true;
 		d->mode = e->st.st_mode & 07777;
 		_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
@@ -470,6 +484,11 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 			off += (size_t)n;
 		}
 		d->ghost.len = len;
+		if (memfd) {
+			int seals = fcntl(dup, F_GET_SEALS);
+			d->has_seals = seals > 0;
+			d->seals = seals > 0 ? (uint32_t)seals : 0;
+		}
 		return 0;
 	}
 	d->path = strdup(e->link);
@@ -770,6 +789,45 @@ static int open_ghost(const FileDesc *d, int target, int flags)
 	return fd;
 }
 
+/* A memfd: a new one with the same name, contents, offset and seals. */
+static int open_memfd(const FileDesc *d, int target, int flags)
+{
+	if (!d->has_ghost || d->ghost.len > GHOST_MAX || strlen(d->memfd) > 249) {
+		pr_err("files image: memfd %s has no or inconsistent contents", d->memfd);
+		return -EINVAL;
+	}
+	_cleanup_close_ int fd = memfd_create(d->memfd, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return pr_perror("restore fd %d: memfd_create %s", target, d->memfd);
+	int ret = d->ghost.len ? write_all(fd, d->ghost.data, d->ghost.len) : 0;
+	if (ret)
+		return pr_errno(ret, "restore fd %d: fill memfd %s", target, d->memfd);
+	if (d->has_seals && d->seals && fcntl(fd, F_ADD_SEALS, (int)d->seals) < 0)
+		return pr_perror("restore fd %d: seal memfd %s", target, d->memfd);
+	int out = fd;
+	if ((flags & O_ACCMODE) != O_RDWR) {
+		/* another access mode: a new description of the same memfd */
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		out = open(self, flags);
+		if (out < 0)
+			return pr_perror("restore fd %d: reopen memfd %s", target, d->memfd);
+	} else {
+		out = take_fd(&fd);
+		if (fcntl(out, F_SETFL, flags & (O_APPEND | O_NONBLOCK)) < 0) {
+			int e = pr_perror("restore fd %d: flags of memfd %s", target, d->memfd);
+			close(out);
+			return e;
+		}
+	}
+	if (d->has_pos && lseek(out, (off_t)d->pos, SEEK_SET) < 0) {
+		int e = pr_perror("restore fd %d: seek memfd %s", target, d->memfd);
+		close(out);
+		return e;
+	}
+	return out;
+}
+
 /* Open a path-based description; returns a (low, temporary) fd or -errno. */
 static int open_path_desc(const FileDesc *d, int target)
 {
@@ -777,6 +835,8 @@ static int open_path_desc(const FileDesc *d, int target)
 
 	if (is_ghost_desc(d))
 		return open_ghost(d, target, flags);
+	if (d->kind == FILE_KIND__FILE_REG && d->memfd)
+		return open_memfd(d, target, flags);
 
 	if (d->kind == FILE_KIND__FILE_FIFO)
 		return open_fifo(d, target, flags);
