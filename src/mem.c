@@ -108,13 +108,16 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
 		return -EOPNOTSUPP;
 	} else if (p[0] == '/') {
-		if (ends_with(p, " (deleted)")) {
-			pr_err("vma %llx-%llx of pid %d maps deleted file %s: not supported yet",
-			       (unsigned long long)pv->start, (unsigned long long)pv->end, pid, p);
-			return -EOPNOTSUPP;
-		}
 		v->kind = VMA_KIND__VMA_FILE;
-		v->path = strdup(p);
+		if (ends_with(p, " (deleted)")) {
+			/* unlinked file or memfd: carried in the image (mem_dump_ghosts) */
+			v->has_deleted = v->deleted = true;
+			v->path = strndup(p, strlen(p) - strlen(" (deleted)"));
+			if (v->path && starts_with(v->path, "/memfd:"))
+				v->memfd = strdup(v->path + strlen("/memfd:"));
+		} else {
+			v->path = strdup(p);
+		}
 		if (!v->path)
 			return -ENOMEM;
 		v->has_pgoff = v->has_dev = v->has_ino = true;
@@ -633,6 +636,55 @@ int mem_dump_pages(struct dump_ctx *c)
 	return ret;
 }
 
+#define MAPPED_GHOST_MAX (64u << 20)
+
+/* Contents of mapped files that have no name any more (unlinked, memfd), read through
+ * /proc/PID/map_files (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), once per file. */
+static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
+{
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		Vma *v = mm->vmas[i];
+		if (!v->has_deleted || !v->deleted)
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = mm->vmas[j]->deleted && mm->vmas[j]->dev == v->dev &&
+			       mm->vmas[j]->ino == v->ino;
+		if (seen)
+			continue;
+		char name[64];
+		snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
+			 (unsigned long long)v->end);
+		_cleanup_close_ int fd = openat(c->procfd, name, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return pr_perror("mem: open %s of pid %d (deleted file %s)", name, c->pid,
+					 v->path);
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAPPED_GHOST_MAX) {
+			pr_err("vma %llx-%llx of pid %d maps deleted file %s of %lld bytes: not "
+			       "supported (more than %u bytes)",
+			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid, v->path,
+			       (long long)st.st_size, MAPPED_GHOST_MAX);
+			return -EFBIG;
+		}
+		v->has_ghost = true;
+		v->ghost.len = (size_t)st.st_size;
+		v->ghost.data = malloc(v->ghost.len ? v->ghost.len : 1);
+		if (!v->ghost.data)
+			return -ENOMEM;
+		for (size_t off = 0; off < v->ghost.len;) {
+			ssize_t n = pread(fd, v->ghost.data + off, v->ghost.len - off, (off_t)off);
+			if (n <= 0) {
+				if (n == 0)
+					errno = EIO;
+				return pr_perror("mem: read deleted file %s of pid %d", v->path, c->pid);
+			}
+			off += (size_t)n;
+		}
+	}
+	return 0;
+}
+
 int mem_dump(struct dump_ctx *c)
 {
 	struct run_list runs = { 0 }, all = { 0 };
@@ -660,6 +712,8 @@ int mem_dump(struct dump_ctx *c)
 			return ret;
 	}
 	ret = dump_mm_fields(c, mm);
+	if (!ret)
+		ret = dump_mapped_ghosts(c, mm);
 	if (ret)
 		return ret;
 
@@ -757,6 +811,54 @@ int mem_validate(const Mm *mm, uint64_t pages_len)
 	return 0;
 }
 
+/* The file behind an area that mapped an unlinked file or a memfd: recreated from the
+ * contents in the image (a memfd with its name, or a file created and unlinked again
+ * beside its old path or in /tmp); areas of the same file share it. Returns an fd, or
+ * -errno. An area whose file an earlier area recreated gets a dup of that one at its
+ * own service fd, and the function returns -ENOENT - 1000 (nothing else to do). */
+static int ghost_for_vma(struct rst_ctx *c, size_t i)
+{
+	const Vma *v = c->mm->vmas[i];
+	for (size_t j = 0; j < i; j++) {
+		const Vma *o = c->mm->vmas[j];
+		if (o->kind == VMA_KIND__VMA_FILE && o->deleted && o->dev == v->dev && o->ino == v->ino) {
+			if (dup3(c->map_fd_base + (int)j, c->map_fd_base + (int)i, O_CLOEXEC) < 0)
+				return pr_perror("restore: share deleted file %s", v->path);
+			return -ENOENT - 1000;
+		}
+	}
+	if (!v->has_ghost || v->ghost.len > MAPPED_GHOST_MAX) {
+		pr_err("image: deleted file %s mapped at %llx has no contents", v->path,
+		       (unsigned long long)v->start);
+		return -EINVAL;
+	}
+	int fd;
+	char path[PATH_MAX] = "";
+	if (v->memfd) {
+		fd = memfd_create(strlen(v->memfd) < 240 ? v->memfd : "stasis", MFD_CLOEXEC);
+	} else {
+		const char *slash = strrchr(v->path, '/');
+		int dl = slash ? (int)(slash - v->path) : 0;
+		snprintf(path, sizeof(path), "%.*s/.stasis-mghost-%d-%zu", dl, v->path, (int)getpid(),
+			 i);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(path, sizeof(path), "/tmp/.stasis-mghost-%d-%zu", (int)getpid(), i);
+			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		}
+	}
+	if (fd < 0)
+		return pr_perror("restore: recreate deleted file %s", v->path);
+	int ret = v->ghost.len ? write_all(fd, v->ghost.data, v->ghost.len) : 0;
+	if (path[0])
+		unlink(path);
+	if (ret) {
+		close(fd);
+		return pr_errno(ret, "restore: fill deleted file %s", v->path);
+	}
+	return fd;
+}
+
 int mem_restore_child(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
@@ -764,12 +866,17 @@ int mem_restore_child(struct rst_ctx *c)
 		if (v->kind != VMA_KIND__VMA_FILE)
 			continue;
 		int flags = (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-		int fd = open(v->path, flags);
+		int fd = v->has_deleted && v->deleted ? ghost_for_vma(c, i)
+						      : open(v->path, flags);
+		if (fd == -ENOENT - 1000)
+			continue; /* same file as an earlier area: already placed (dup'ed) */
+		if (fd < 0 && v->has_deleted && v->deleted)
+			return fd;
 		if (fd < 0)
 			return pr_perror("restore: open %s to map it at %llx", v->path,
 					 (unsigned long long)v->start);
 		struct stat st;
-		if (!fstat(fd, &st) && v->has_ino && st.st_ino != v->ino)
+		if (!v->deleted && !fstat(fd, &st) && v->has_ino && st.st_ino != v->ino)
 			pr_warn("restore: %s is not the file that was mapped at dump (inode %llu, "
 				"was %llu)",
 				v->path, (unsigned long long)st.st_ino, (unsigned long long)v->ino);
