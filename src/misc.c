@@ -30,6 +30,8 @@ int misc_dump(struct dump_ctx *c)
 	long r;
 
 	core->pid = c->pid;
+	core->has_stopped = c->was_stopped;
+	core->stopped = c->was_stopped;
 	core->comm = strdup(c->stat.comm);
 	core->cwd = read_link(c->procfd, "cwd");
 	core->root = read_link(c->procfd, "root");

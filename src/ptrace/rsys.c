@@ -76,7 +76,10 @@ static int wait_syscall_stop(struct rsys *r, const char *what)
 		}
 		if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
 			return 0;
-		if (!(WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16)))
+		/* pass over event stops: a clone made by the remote syscall, or the group-stop
+		 * notification of a task that was stopped (SIGSTOP) when it was seized */
+		if (!(WIFSTOPPED(status) && (status >> 16) &&
+		      (WSTOPSIG(status) == SIGTRAP || (status >> 16) == PTRACE_EVENT_STOP)))
 			break;
 		ret = resume_syscall(r, what);
 		if (ret)

@@ -49,11 +49,12 @@ static int check_dumpable(struct dump_ctx *c)
 		return -EPERM;
 	}
 	/* (once frozen by us, every task shows 't') */
-	if (!c->nr_thr && (c->stat.state == 'T' || c->stat.state == 't')) {
-		pr_err("pid %d is stopped (%s): stopped tasks are not supported yet", c->pid,
-		       c->stat.state == 'T' ? "job control" : "traced");
-		return -EOPNOTSUPP;
+	if (!c->nr_thr && c->stat.state == 't') {
+		pr_err("pid %d is traced by another process: cannot freeze it", c->pid);
+		return -EBUSY;
 	}
+	if (!c->nr_thr && c->stat.state == 'T')
+		c->was_stopped = true; /* job-control stop: restored stopped */
 	if (c->stat.state == 'Z' || c->stat.state == 'X') {
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;
@@ -493,12 +494,8 @@ static int freeze_tree(struct dump_tree *t)
 					return ret;
 				continue;
 			}
-			if (k_ctx->stat.state == 'T') {
-				pr_err("pid %d is stopped (job control): stopped tasks are not supported "
-				       "yet", k_ctx->pid);
-				free_ctx(k_ctx);
-				return -EOPNOTSUPP;
-			}
+			if (k_ctx->stat.state == 'T')
+				k_ctx->was_stopped = true;
 			k_ctx->parent = c;
 			ret = add_proc(t, k_ctx, c->pid);
 			if (ret) {

@@ -750,6 +750,10 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (ret)
 		goto fail;
+	/* tasks that were stopped (SIGSTOP) at dump are stopped again */
+	for (size_t i = 0; i < t.n; i++)
+		if (t.procs[i] && t.procs[i]->core->stopped)
+			kill(t.procs[i]->pid, SIGSTOP);
 	pr_info("restore: %zu tasks of pid %d restored in %.3f ms", t.n, want,
 		(double)(now_ns() - t0) / 1e6);
 	if (o->pidfile) {
