@@ -218,6 +218,87 @@ out:
 	return 0;
 }
 
+/* Every namespace of the tree and how they nest: per kind, each namespace with the
+ * tasks in it and the namespace of the parent of the task that entered it ("outside":
+ * the root's namespaces, not created by the tree). Owners (user namespaces) come with
+ * user namespace support. */
+static int show_namespaces(struct json_writer *w, int dfd)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} kinds[] = {
+		{ "pid", offsetof(NsIds, pid) },   { "uts", offsetof(NsIds, uts) },
+		{ "ipc", offsetof(NsIds, ipc) },   { "net", offsetof(NsIds, net) },
+		{ "mnt", offsetof(NsIds, mnt) },   { "user", offsetof(NsIds, user) },
+		{ "cgroup", offsetof(NsIds, cgroup) }, { "time", offsetof(NsIds, time) },
+	};
+	Inventory *inv = img_read_msg(dfd, IMG_INVENTORY, 0);
+	if (!inv)
+		return 0; /* no inventory: nothing to summarize */
+	size_t n = inv->n_tasks;
+	_cleanup_free_ NsIds *ids = calloc(n ? n : 1, sizeof(*ids));
+	_cleanup_free_ bool *have = calloc(n ? n : 1, sizeof(bool));
+	int ret = ids && have ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (inv->tasks[i]->zombie)
+			continue;
+		Core *core = img_read_msg(dfd, IMG_CORE, inv->tasks[i]->pid);
+		if (!core) {
+			ret = -errno;
+			break;
+		}
+		if (core->ns) {
+			ids[i] = *core->ns;
+			have[i] = true;
+		}
+		protobuf_c_message_free_unpacked(&core->base, NULL);
+	}
+	if (!ret) {
+		json_key(w, "namespaces");
+		json_obj_begin(w);
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			json_key(w, kinds[k].name);
+			json_arr_begin(w);
+			for (size_t i = 0; i < n; i++) {
+				if (!have[i])
+					continue;
+				uint64_t id = *(uint64_t *)((char *)&ids[i] + kinds[k].off);
+				bool first = true;
+				for (size_t j = 0; j < i && first; j++)
+					first = !(have[j] &&
+						  *(uint64_t *)((char *)&ids[j] + kinds[k].off) == id);
+				if (!first)
+					continue;
+				/* the namespace of the parent of the first task in it */
+				ssize_t p = -1;
+				for (size_t j = 0; j < n; j++)
+					if (inv->tasks[j]->pid == inv->tasks[i]->ppid)
+						p = (ssize_t)j;
+				json_obj_begin(w);
+				json_key(w, "id");
+				json_u64(w, id);
+				json_key(w, "entered_from");
+				if (p >= 0 && have[p])
+					json_u64(w, *(uint64_t *)((char *)&ids[p] + kinds[k].off));
+				else
+					json_str(w, "outside");
+				json_key(w, "pids");
+				json_arr_begin(w);
+				for (size_t j = 0; j < n; j++)
+					if (have[j] && *(uint64_t *)((char *)&ids[j] + kinds[k].off) == id)
+						json_i64(w, inv->tasks[j]->pid);
+				json_arr_end(w);
+				json_obj_end(w);
+			}
+			json_arr_end(w);
+		}
+		json_obj_end(w);
+	}
+	protobuf_c_message_free_unpacked(&inv->base, NULL);
+	return ret;
+}
+
 static int show_dir(struct json_writer *w, const char *path)
 {
 	struct img_dir d;
@@ -246,6 +327,8 @@ static int show_dir(struct json_writer *w, const char *path)
 		ret = show_image(w, d.dfd, e[i].name, e[i].kind, e[i].pid, what);
 	}
 	json_obj_end(w);
+	if (!ret)
+		ret = show_namespaces(w, d.dfd);
 	json_obj_end(w);
 out:
 	free_entries(e, n);
