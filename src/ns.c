@@ -30,7 +30,7 @@ static const struct ns_kind {
 	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
 	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), true },
 	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), false },
-	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), false },
+	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), true },
 };
 
 static uint64_t *ns_field(NsIds *ids, const struct ns_kind *k)
@@ -68,6 +68,63 @@ int ns_dump(struct dump_ctx *c)
 	/* presence flags follow the protobuf-c layout: set every field we read */
 	ids->has_uts = ids->has_ipc = ids->has_mnt = ids->has_net = ids->has_pid = true;
 	ids->has_user = ids->has_cgroup = ids->has_time = true;
+	return 0;
+}
+
+/* Clock offsets of a task's time namespace (/proc/PID/timens_offsets). */
+static int read_time_offsets(int procfd, pid_t pid, TimeNs **out)
+{
+	_cleanup_free_ char *buf = read_file_at(procfd, "timens_offsets", 4096, NULL);
+	if (!buf)
+		return pr_perror("ns: read /proc/%d/timens_offsets", pid);
+	TimeNs *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	time_ns__init(t);
+	*out = t;
+	int got = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char name[32];
+		long long sec, nsec;
+		if (sscanf(l, "%31s %lld %lld", name, &sec, &nsec) != 3 || nsec < 0 ||
+		    nsec >= 1000000000LL) {
+			pr_err("ns: malformed timens_offsets line '%s' of pid %d", l, pid);
+			return -EINVAL;
+		}
+		if (!strcmp(name, "monotonic")) {
+			t->monotonic_sec = sec;
+			t->monotonic_nsec = nsec;
+			got |= 1;
+		} else if (!strcmp(name, "boottime")) {
+			t->boottime_sec = sec;
+			t->boottime_nsec = nsec;
+			got |= 2;
+		}
+	}
+	if (got != 3) {
+		pr_err("ns: /proc/%d/timens_offsets lacks a clock", pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Restore side, in the task that creates the children: a new time namespace for the
+ * children created from now on, with the image's offsets (written before any task is in
+ * it, as the kernel requires). */
+int ns_enter_time_for_children(const TimeNs *t)
+{
+	if (unshare(CLONE_NEWTIME) < 0)
+		return pr_perror("restore: unshare(CLONE_NEWTIME)");
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n",
+			 (long long)t->monotonic_sec, (long long)t->monotonic_nsec,
+			 (long long)t->boottime_sec, (long long)t->boottime_nsec);
+	_cleanup_close_ int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: open /proc/self/timens_offsets");
+	if (write(fd, buf, (size_t)n) != n)
+		return pr_perror("restore: write time namespace offsets");
 	return 0;
 }
 
@@ -161,6 +218,12 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				       procs[i]->pid, st->nspid_len);
 				return -EOPNOTSUPP;
 			}
+		}
+		if (ids->time && ids->time != parent->time) {
+			ret = read_time_offsets(procs[i]->procfd, procs[i]->pid,
+						&procs[i]->core->time_ns);
+			if (ret)
+				return ret;
 		}
 		if (ids->uts != parent->uts) {
 			ret = read_uts(procs[i]->pid, &procs[i]->core->uts);

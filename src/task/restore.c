@@ -164,6 +164,8 @@ static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int e
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
 
 /* Create the children of task @idx (alive and zombie), each with its pid. */
+static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens);
+
 /* Who creates task @j: its parent, or — for a task in the session of a leader that is its
  * sibling (reparented to their common parent) — that leader, with CLONE_PARENT. */
 static pid_t creator_of(const Inventory *inv, size_t j)
@@ -274,14 +276,30 @@ static int create_helpers(struct rst_tree *t, bool from_root)
 }
 
 /* Create the tasks task @idx creates (alive and zombie), each with its pid. Children
- * sharing its fd table are created last (@sharers), once the table is the task's. */
+ * sharing its fd table are created last (@sharers), once the table is the task's.
+ * Children in a time namespace of their own (their creator unshared it) come after the
+ * others, each entering a new one with its offsets. */
 static int create_children(struct rst_tree *t, size_t idx, bool sharers)
+{
+	int ret = create_children_pass(t, idx, sharers, false);
+	return ret ? ret : create_children_pass(t, idx, sharers, true);
+}
+
+static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens)
 {
 	const TaskEntry *me = t->inv->tasks[idx];
 	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
 		if (creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
 			continue;
+		const TimeNs *tn = t->procs[j] ? t->procs[j]->core->time_ns : NULL;
+		if ((tn != NULL) != timens)
+			continue;
+		if (tn) {
+			int r = ns_enter_time_for_children(tn);
+			if (r)
+				return r;
+		}
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
 		if (t->procs[j])
 			fl |= ns_clone_flags(t->procs[j]->core);
@@ -680,6 +698,12 @@ int restore_run(const struct restore_opts *o)
 
 	pid_t want = t.inv->tasks[0]->pid;
 	const TaskEntry *re = t.inv->tasks[0];
+	if (t.procs[0]->core->time_ns) {
+		/* the root is created in it; stasis's later children (group helpers) too */
+		ret = ns_enter_time_for_children(t.procs[0]->core->time_ns);
+		if (ret)
+			goto fail;
+	}
 	fflush(NULL);
 	root = clone_with_ids(want, re->nspid, re->n_nspid, SIGCHLD, false,
 			      ns_clone_flags(t.procs[0]->core) |

@@ -134,6 +134,8 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_ch
 int ns_restore_child(struct rst_ctx *c) __must_check;
 /* clone3 flags for the namespaces task @core creates (CLONE_NEWUTS, ...; not NEWPID). */
 uint64_t ns_clone_flags(const Core *core);
+/* In the creator's restore child: a new time namespace for the children created next. */
+int ns_enter_time_for_children(const TimeNs *t) __must_check;
 /* A pid namespace's init: its namespace's last pid (remote, from inside). */
 int ns_dump_last_pid(struct dump_ctx *c) __must_check;
 int ns_restore_last_pid(struct rst_ctx *c) __must_check;
