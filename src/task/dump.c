@@ -235,7 +235,7 @@ static int collect(struct dump_ctx *c)
 		int (*fn)(struct dump_ctx *);
 	} stages[] = {
 		{ "process attributes", misc_dump }, { "namespaces", ns_dump },
-		{ "pid namespace", ns_dump_last_pid },
+		{ "pid namespace", ns_dump_last_pid }, { "cgroups", cgroup_dump },
 		{ "credentials", creds_dump },
 		{ "registers", cpu_dump },	     { "signals", signals_dump },
 		{ "timers", timers_dump },	     { "files", files_dump },

@@ -495,6 +495,7 @@ static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 		{ "pid namespace", ns_restore_last_pid },
 		{ "credentials", creds_all_threads },
 		{ "timers", timers_restore_remote },
+		{ "cgroups", cgroup_restore_remote },
 		{ "process attributes", misc_restore_remote },
 		{ "rseq and tid address", cpu_restore_remote },
 	};

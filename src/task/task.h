@@ -128,6 +128,9 @@ int timers_dump(struct dump_ctx *c) __must_check;   /* src/timers.c: itimers, po
 int creds_dump(struct dump_ctx *c) __must_check;    /* src/creds.c */
 int misc_dump(struct dump_ctx *c) __must_check;     /* src/misc.c: comm, rlimits, ... */
 int ns_dump(struct dump_ctx *c) __must_check;       /* src/ns.c: namespace ids */
+int cgroup_dump(struct dump_ctx *c) __must_check;   /* src/cgroup.c: membership */
+/* Restorer: move the task into its cgroups (created if missing). */
+int cgroup_restore_remote(struct rst_ctx *c) __must_check;
 /* After every process: refuse namespaces not supported yet, record UTS names. */
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_check;
 /* Restore child, first thing: set up the namespaces it created (UTS names). */
