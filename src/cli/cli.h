@@ -8,6 +8,10 @@ int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
+/* Open the log for a command: -o FILE or stderr; -v info, -vv debug. Without -v or -o,
+ * stderr gets only the one-line summary of a failure. 0, or -1 after saying why. */
+int cli_log_init(const char *cmd, const char *logfile, int verbose);
+
 /* Print the one-line failure summary for a failed command: "stasis <cmd>: <first error>". */
 void cli_report_failure(const char *cmd);
 

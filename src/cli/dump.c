@@ -71,13 +71,8 @@ int cmd_dump(int argc, char **argv)
 		dump_usage(stderr);
 		return 2;
 	}
-	/* Without -v or -o, stderr gets just the one-line summary of a failure. */
-	enum log_level lvl = verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : logfile ? LOG_WARN : LOG_NONE;
-	if (log_init(logfile, lvl)) {
-		fprintf(stderr, "stasis dump: cannot open log file %s: %s\n", logfile,
-			strerror(errno));
+	if (cli_log_init("dump", logfile, verbose))
 		return 2;
-	}
 	int ret = dump_run(&o);
 	if (ret) {
 		cli_report_failure("dump");

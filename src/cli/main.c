@@ -13,6 +13,20 @@ static void usage(FILE *f)
 		   "  check\n");
 }
 
+int cli_log_init(const char *cmd, const char *logfile, int verbose)
+{
+	enum log_level lvl = verbose >= 2 ? LOG_DEBUG
+			     : verbose	  ? LOG_INFO
+			     : logfile	  ? LOG_WARN
+					  : LOG_NONE;
+	if (log_init(logfile, lvl)) {
+		fprintf(stderr, "stasis %s: cannot open log file %s: %s\n", cmd, logfile,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 void cli_report_failure(const char *cmd)
 {
 	const char *e = log_first_error();

@@ -63,13 +63,8 @@ int cmd_restore(int argc, char **argv)
 		restore_usage(stderr);
 		return 2;
 	}
-	/* Without -v or -o, stderr gets just the one-line summary of a failure. */
-	enum log_level lvl = verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : logfile ? LOG_WARN : LOG_NONE;
-	if (log_init(logfile, lvl)) {
-		fprintf(stderr, "stasis restore: cannot open log file %s: %s\n", logfile,
-			strerror(errno));
+	if (cli_log_init("restore", logfile, verbose))
 		return 2;
-	}
 	int ret = restore_run(&o);
 	if (ret < 0) {
 		cli_report_failure("restore");
