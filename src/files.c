@@ -74,16 +74,7 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static bool starts_with(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
 
 static bool is_tty_major(unsigned int maj)
 {
@@ -156,7 +147,7 @@ static int unsupported(const struct dump_ctx *c, const struct fd_ent *e, const c
 
 static bool is_ghost(const struct fd_ent *e)
 {
-	return S_ISREG(e->st.st_mode) && e->st.st_nlink == 0 && ends_with(e->link, DELETED_SUFFIX);
+	return S_ISREG(e->st.st_mode) && e->st.st_nlink == 0 && str_ends(e->link, DELETED_SUFFIX);
 }
 
 static int check_path(const struct dump_ctx *c, const struct fd_ent *e)
@@ -167,7 +158,7 @@ static int check_path(const struct dump_ctx *c, const struct fd_ent *e)
 		       GHOST_MAX);
 		return -EFBIG;
 	}
-	if (ends_with(e->link, DELETED_SUFFIX) && !is_ghost(e)) {
+	if (str_ends(e->link, DELETED_SUFFIX) && !is_ghost(e)) {
 		pr_err("fd %d of pid %d refers to deleted file %s: not supported yet", e->fd,
 		       c->pid, e->link);
 		return -EOPNOTSUPP;
@@ -183,18 +174,18 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	mode_t m = e->st.st_mode;
 
-	if (S_ISSOCK(m) || starts_with(e->link, "socket:")) {
+	if (S_ISSOCK(m) || str_starts(e->link, "socket:")) {
 		/* family, type, peer and state are checked when it is dumped */
 		e->kind = FILE_KIND__FILE_UNIX_SK;
 		return 0;
 	}
-	if (starts_with(e->link, "anon_inode:")) {
+	if (str_starts(e->link, "anon_inode:")) {
 		if (fd_anon_kind(e->link, &e->kind) == 0)
 			return 0;
 		return unsupported(c, e, "an anonymous-inode file (inotify, fanotify, "
 					 "userfaultfd, pidfd, ...)");
 	}
-	if (starts_with(e->link, "/memfd:")) {
+	if (str_starts(e->link, "/memfd:")) {
 		if (!S_ISREG(m) || e->st.st_size > (off_t)GHOST_MAX)
 			return unsupported(c, e, "a memfd larger than the 64 MiB carried in images");
 		e->kind = FILE_KIND__FILE_REG; /* contents carried like a ghost file */
@@ -204,7 +195,7 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 	if (e->fs_type == 0x19800202 /* MQUEUE_MAGIC */)
 		return unsupported(c, e, "a POSIX message queue descriptor");
 	if (S_ISFIFO(m)) {
-		if (starts_with(e->link, "pipe:[")) {
+		if (str_starts(e->link, "pipe:[")) {
 			e->kind = FILE_KIND__FILE_PIPE;
 			return 0;
 		}
@@ -450,11 +441,11 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	default:
 		break;
 	}
-	bool memfd = starts_with(e->link, "/memfd:");
+	bool memfd = str_starts(e->link, "/memfd:");
 	if (is_ghost(e) || memfd) {
 		/* unlinked or memfd: carry the contents; recreated at restore */
 		size_t len = (size_t)e->st.st_size;
-		d->path = strndup(e->link, strlen(e->link) - (ends_with(e->link, DELETED_SUFFIX)
+		d->path = strndup(e->link, strlen(e->link) - (str_ends(e->link, DELETED_SUFFIX)
 								? strlen(DELETED_SUFFIX)
 								: 0));
 		if (memfd) {
@@ -1261,7 +1252,7 @@ struct gdesc {
 
 static bool is_pipe_link(const FileDesc *d)
 {
-	return d->link && starts_with(d->link, "pipe:[");
+	return d->link && str_starts(d->link, "pipe:[");
 }
 
 /* Make an external pipe end whose peer lives in another process of the tree a FILE_PIPE

@@ -45,13 +45,7 @@
 #define HASH_PIECE (2u << 20)
 #define MAX_IOV 1024
 
-static bool starts_with(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
-static bool ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && !strcmp(s + a - b, suf);
-}
 
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 {
@@ -90,12 +84,12 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 		v->kind = VMA_KIND__VMA_VVAR_VCLOCK;
 	} else if (!strcmp(p, "[vsyscall]")) {
 		v->kind = VMA_KIND__VMA_VSYSCALL;
-	} else if (starts_with(p, "[anon:") || starts_with(p, "[anon_shmem:")) {
+	} else if (str_starts(p, "[anon:") || str_starts(p, "[anon_shmem:")) {
 		const char *n = strchr(p, ':') + 1;
 		v->name = strndup(n, strlen(n) - 1);
 		if (!v->name)
 			return -ENOMEM;
-	} else if (pv->shared && starts_with(p, "/dev/zero")) {
+	} else if (pv->shared && str_starts(p, "/dev/zero")) {
 		/* MAP_SHARED|MAP_ANONYMOUS: a shmem object shown as "/dev/zero (deleted)" */
 		v->has_shmid = true;
 		v->shmid = (uint32_t)pv->ino;
@@ -103,17 +97,17 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 		v->pgoff = pv->pgoff;
 	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
 		/* private mapping of /dev/zero is plain anonymous memory */
-	} else if (p[0] == '/' && starts_with(p, "/SYSV")) {
+	} else if (p[0] == '/' && str_starts(p, "/SYSV")) {
 		pr_err("vma %llx-%llx of pid %d is SysV shared memory: not supported yet",
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
 		return -EOPNOTSUPP;
 	} else if (p[0] == '/') {
 		v->kind = VMA_KIND__VMA_FILE;
-		if (ends_with(p, " (deleted)")) {
+		if (str_ends(p, " (deleted)")) {
 			/* unlinked file or memfd: carried in the image (mem_dump_ghosts) */
 			v->has_deleted = v->deleted = true;
 			v->path = strndup(p, strlen(p) - strlen(" (deleted)"));
-			if (v->path && starts_with(v->path, "/memfd:"))
+			if (v->path && str_starts(v->path, "/memfd:"))
 				v->memfd = strdup(v->path + strlen("/memfd:"));
 		} else {
 			v->path = strdup(p);
@@ -916,9 +910,12 @@ static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
 
 /* Lowest address >= 1 MiB where [a, a+len) avoids the image's VMAs, @avoid and the
  * shared memory objects being carried into the child. */
-static uint64_t find_gap_shm(const Mm *mm, uint64_t len, const struct range *avoid,
-			     size_t navoid, const struct shm_obj *shm, size_t nshm)
+static uint64_t find_gap(const struct rst_ctx *c, uint64_t len, const struct range *avoid,
+			 size_t navoid)
 {
+	const Mm *mm = c->mm;
+	const struct shm_obj *shm = c->shm;
+	size_t nshm = c->n_shm;
 	uint64_t a = 1ULL << 20;
 	for (int guard = 0; guard < 100000; guard++) {
 		bool moved = false;
@@ -944,9 +941,6 @@ static uint64_t find_gap_shm(const Mm *mm, uint64_t len, const struct range *avo
 }
 
 /* The vDSO cluster of the child (same as ours: it is a fork of stasis). */
-#define find_gap(c, len, avoid, navoid) \
-	find_gap_shm((c)->mm, len, avoid, navoid, (c)->shm, (c)->n_shm)
-
 struct vdso_cluster {
 	struct range r[3]; /* vvar, vvar_vclock, vdso (absent: start == end == 0) */
 	uint64_t lo, hi;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -48,6 +49,16 @@ static inline int take_fd(int *fd)
 		*(pp) = NULL;                                                               \
 		__p;                                                                        \
 	})
+
+static inline bool str_starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+static inline bool str_ends(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
 
 /* Write/read all of @len bytes, retrying short transfers and EINTR. 0 or -errno
  * (-EIO on an unexpected EOF when reading). */

@@ -464,7 +464,6 @@ static int freeze_tree(struct dump_tree *t)
 			return ret;
 		if (sys_pidfd_send_signal(c->pidfd, 0, NULL, 0) < 0)
 			return pr_perror("dump: pid %d exited before it was frozen", c->pid);
-		c->saved_sigmask = c->thr[0].saved_sigmask;
 		_cleanup_free_ pid_t *kids = NULL;
 		size_t nk;
 		ret = list_children(c, &kids, &nk);

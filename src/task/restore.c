@@ -238,11 +238,6 @@ static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exi
 	return child;
 }
 
-static pid_t clone_with_pid(pid_t want, int exit_signal, bool parent, uint64_t flags)
-{
-	return clone_with_ids(want, NULL, 0, exit_signal, parent, flags);
-}
-
 /* The task starts a pid namespace of its own: one level deeper than its creator. */
 static bool new_pid_ns(const Inventory *inv, size_t j)
 {
@@ -266,7 +261,7 @@ static __attribute__((noreturn)) void group_helper(int st, pid_t g)
 static int create_helpers(struct rst_tree *t, bool from_root)
 {
 	for (size_t k = 0; k < t->n_helpers; k++) {
-		pid_t h = clone_with_pid(t->helpers[k], SIGCHLD, from_root, 0);
+		pid_t h = clone_with_ids(t->helpers[k], NULL, 0, SIGCHLD, from_root, 0);
 		if (h < 0)
 			return -errno;
 		if (h == 0)

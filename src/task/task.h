@@ -56,7 +56,6 @@ struct dump_ctx {
 	struct proc_vma *vmas;
 	size_t nr_vmas;
 	struct rsys rs;  /* ready once the task is frozen; rs.scratch is usable memory */
-	uint64_t saved_sigmask; /* main thread's blocked mask before stasis blocked all */
 	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
 	struct mem_dump_state *mem; /* between the two memory phases */
 	bool shares_files, shares_fs; /* with its parent in the tree */

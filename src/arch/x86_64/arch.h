@@ -31,8 +31,6 @@ static inline long arch_syscall_ret(const arch_regs_t *regs) { return (long)regs
 /* Registers dumped while the task sat in an interrupted syscall: make the restored task
  * redo it the way the kernel would have. Returns true if @regs were changed. */
 bool arch_fixup_restart(arch_regs_t *regs);
-/* Is the task stopped inside a syscall that will be restarted? */
-bool arch_in_restartable_syscall(const arch_regs_t *regs);
 
 /* Offset of the first `syscall` instruction in @buf, or -1. */
 long arch_find_syscall_insn(const void *buf, size_t len);

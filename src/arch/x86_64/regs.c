@@ -59,20 +59,6 @@ void arch_setup_syscall(arch_regs_t *regs, uint64_t insn, long nr, const uint64_
 	regs->r9 = args[5];
 }
 
-bool arch_in_restartable_syscall(const arch_regs_t *regs)
-{
-	if ((long)regs->orig_rax < 0)
-		return false;
-	switch ((long)regs->rax) {
-	case -STASIS_ERESTARTSYS:
-	case -STASIS_ERESTARTNOINTR:
-	case -STASIS_ERESTARTNOHAND:
-	case -STASIS_ERESTART_RESTARTBLOCK:
-		return true;
-	}
-	return false;
-}
-
 bool arch_fixup_restart(arch_regs_t *regs)
 {
 	/* The restored task resumes from a ptrace stop inside signal delivery, where the
