@@ -246,3 +246,23 @@ void test_maps_strip_inode(char *lines)
 	}
 	*dst = '\0';
 }
+
+int test_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0 || errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+int test_write_full(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len) == (ssize_t)len ? 0 : -1;
+}

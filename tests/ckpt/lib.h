@@ -35,6 +35,10 @@ bool test_sabotage(void);
 
 /* Checks that the pid is unchanged, writes "PASS\n" and exits 0. */
 __attribute__((noreturn)) void test_pass(void);
+/* read exactly @len bytes (retrying short reads and EINTR) / write them in one call:
+ * 0, or -1 on error or end of file */
+int test_read_full(int fd, void *buf, size_t len);
+int test_write_full(int fd, const void *buf, size_t len);
 
 /* Same, but exits with @code (for the exit-status mode). */
 __attribute__((noreturn)) void test_pass_code(int code);

@@ -18,26 +18,6 @@
 static volatile uint64_t *mem;
 static int to_child[2], to_root[2];
 
-static int rd(int f, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(f, (char *)buf + got, len - got);
-
-		if (n > 0)
-			got += (size_t)n;
-		else if (n == 0 || errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
-static int wr(int f, const void *buf, size_t len)
-{
-	return write(f, buf, len) == (ssize_t)len ? 0 : -1;
-}
-
 /* requests: {op, value}. 'c': is value at PROBE_ROOT? 'w': write value at PROBE_CHILD;
  * 'p': is the pattern intact (except the probes)? 'q': exit. Answer: 1 ok, 0 not. */
 struct req {
@@ -67,7 +47,7 @@ static __attribute__((noreturn)) void child(pid_t root)
 	close(to_child[1]);
 	close(to_root[0]);
 	for (;;) {
-		if (rd(to_child[0], &r, sizeof(r)) < 0)
+		if (test_read_full(to_child[0], &r, sizeof(r)) < 0)
 			_exit(2);
 		switch (r.op) {
 		case 'q':
@@ -85,7 +65,7 @@ static __attribute__((noreturn)) void child(pid_t root)
 		default:
 			_exit(4);
 		}
-		if (wr(to_root[1], &ans, sizeof(ans)) < 0)
+		if (test_write_full(to_root[1], &ans, sizeof(ans)) < 0)
 			_exit(5);
 	}
 }
@@ -95,8 +75,8 @@ static uint64_t ask(uint64_t op, uint64_t value)
 	struct req r = { op, value };
 	uint64_t ans;
 
-	TEST_CHECK(wr(to_child[1], &r, sizeof(r)) == 0, "request: %s", strerror(errno));
-	TEST_CHECK(rd(to_root[0], &ans, sizeof(ans)) == 0, "no answer from the child");
+	TEST_CHECK(test_write_full(to_child[1], &r, sizeof(r)) == 0, "request: %s", strerror(errno));
+	TEST_CHECK(test_read_full(to_root[0], &ans, sizeof(ans)) == 0, "no answer from the child");
 	return ans;
 }
 
@@ -153,7 +133,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(ask('p', 0) == 1, "the child's shared data differs");
 	exchange(0x2222, "after restore");
 	exchange(0x3333, "after restore (again)");
-	TEST_CHECK(wr(to_child[1], &(struct req){ 'q', 0 }, sizeof(struct req)) == 0, "quit");
+	TEST_CHECK(test_write_full(to_child[1], &(struct req){ 'q', 0 }, sizeof(struct req)) == 0, "quit");
 	alarm(20);
 	TEST_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		   "child status %#x", st);
