@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "task/task.h"
+#include "userns.h"
 
 #define STATUS_MAX (1u << 20)
 
@@ -347,10 +348,11 @@ static int set_ambient(struct rst_ctx *c, const Creds *img)
  *  - capset, then ambient (needs the bits in permitted and inheritable);
  *  - the final securebits (dropping the added KEEP_CAPS needs no capability) and
  *    no_new_privs last. */
-static int apply_creds(struct rst_ctx *c, const Creds *img, const struct cred_now *n)
+static int apply_creds(struct rst_ctx *c, const Creds *img, const Creds *himg,
+		       const struct cred_now *n)
 {
 	const struct proc_status *st = &n->st;
-	bool uid_change = !uids_equal(img, st);
+	bool uid_change = !uids_equal(himg, st);
 	uint32_t secbits = n->securebits;
 	uint32_t early = img->securebits & ~(uint32_t)SECBIT_KEEP_CAPS_LOCKED;
 	long r;
@@ -365,12 +367,12 @@ static int apply_creds(struct rst_ctx *c, const Creds *img, const struct cred_no
 	ret = drop_bounding(c, img, st->cap_bnd);
 	if (ret)
 		return ret;
-	if (!groups_equal(img, st)) {
+	if (!groups_equal(himg, st)) {
 		ret = set_groups(c, img);
 		if (ret)
 			return ret;
 	}
-	if (!gids_equal(img, st)) {
+	if (!gids_equal(himg, st)) {
 		r = rcall(c, "setresgid", SYS_setresgid, img->gid, img->egid, img->sgid);
 		if (r < 0)
 			return refused(c, r, "set gid %u (egid %u, sgid %u)", img->gid, img->egid,
@@ -422,10 +424,17 @@ int creds_restore_remote(struct rst_ctx *c)
 		pr_err("restore: no scratch memory in pid %d", c->pid);
 		return -EINVAL;
 	}
+	/* the image's ids are as seen inside the task's user namespace, /proc shows them
+	 * as stasis sees them */
+	Creds host;
+	_cleanup_free_ uint32_t *hgroups = NULL;
+	ret = userns_creds_outside(c->pid, img, &host, &hgroups);
+	if (ret)
+		return ret;
 	ret = read_now(c, &now);
 	if (ret)
 		return ret;
-	diff = creds_diff(img, &now);
+	diff = creds_diff(&host, &now);
 	if (!diff) {
 		cred_now_free(&now);
 		return 0; /* nothing to change */
@@ -437,7 +446,7 @@ int creds_restore_remote(struct rst_ctx *c)
 		cred_now_free(&now);
 		return refused(c, -EPERM, "clear no_new_privs");
 	}
-	ret = apply_creds(c, img, &now);
+	ret = apply_creds(c, img, &host, &now);
 	cred_now_free(&now);
 	if (ret)
 		return ret;
@@ -445,7 +454,7 @@ int creds_restore_remote(struct rst_ctx *c)
 	ret = read_now(c, &now);
 	if (ret)
 		return ret;
-	diff = creds_diff(img, &now);
+	diff = creds_diff(&host, &now);
 	cred_now_free(&now);
 	if (diff) {
 		pr_err("restore: %s of pid %d differ from the image after setting them", diff,

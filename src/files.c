@@ -1434,12 +1434,16 @@ static int gfd_place(int fd, int base, int *slot)
 	return 0;
 }
 
-int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32_t *n_out)
+int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, int **gfd_out,
+		      uint32_t *n_out)
 {
 	uint32_t maxid = 0;
+	bool any_outside = false;
 	*gfd_out = NULL;
 	*n_out = 0;
-	if (n < 2)
+	for (size_t p = 0; outside && p < n; p++)
+		any_outside |= outside[p];
+	if (n < 2 && !any_outside)
 		return 0;
 	for (size_t p = 0; p < n; p++) {
 		int ret = validate_image(f[p], INT_MAX);
@@ -1462,9 +1466,16 @@ int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32
 	for (uint32_t i = 0; i <= maxid; i++)
 		gfd[i] = -1;
 	for (size_t p = 0; p < n; p++)
-		for (size_t i = 0; i < f[p]->n_files; i++)
-			if (uses[f[p]->files[i]->id] < 2)
-				uses[f[p]->files[i]->id]++;
+		for (size_t i = 0; i < f[p]->n_files; i++) {
+			const FileDesc *d = f[p]->files[i];
+			if (uses[d->id] < 2)
+				uses[d->id]++;
+			/* a task in a user namespace of its own may no longer open what it
+			 * opened before entering it: stasis opens its files (epolls are
+			 * rebuilt from the task's own fds) */
+			if (outside && outside[p] && d->kind != FILE_KIND__FILE_EPOLL)
+				uses[d->id] = 2;
+		}
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++) {
 		const FileDesc *d = find_desc(f, n, id);

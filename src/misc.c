@@ -125,7 +125,8 @@ int misc_restore_child(struct rst_ctx *c)
 		if (chroot(core->root) < 0)
 			return pr_perror("restore: chroot %s", core->root);
 	}
-	if (chdir(core->cwd) < 0)
+	/* a task in a user namespace may not reach its cwd by path: stasis opened it */
+	if (c->cwd_fd >= 0 ? fchdir(c->cwd_fd) : chdir(core->cwd))
 		return pr_perror("restore: chdir %s", core->cwd);
 	umask(core->umask & 0777);
 	if (personality(core->personality) < 0)

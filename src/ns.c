@@ -21,6 +21,7 @@
 #include "net.h"
 #include "ipc.h"
 #include "task/task.h"
+#include "userns.h"
 
 static const struct ns_kind {
 	const char *name;
@@ -29,7 +30,7 @@ static const struct ns_kind {
 } kinds[] = {
 	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
 	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), true },
-	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), false },
+	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), true },
 	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), true },
 };
 
@@ -182,6 +183,8 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 	if (self < 0)
 		return pr_perror("ns: open /proc/self");
 	int ret = read_ids(self, &mine);
+	if (!ret)
+		ret = userns_dump_tree(procs, n, ppid, mine.user);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < n; i++) {
@@ -322,6 +325,8 @@ int ns_restore_last_pid(struct rst_ctx *c)
 uint64_t ns_clone_flags(const Core *core)
 {
 	uint64_t fl = 0;
+	if (core->userns)
+		fl |= CLONE_NEWUSER; /* first: the others created with it are owned by it */
 	if (core->net)
 		fl |= CLONE_NEWNET;
 	if (core->uts)

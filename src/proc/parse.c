@@ -825,6 +825,53 @@ int proc_parse_auxv(const void *buf, size_t len, uint64_t *out, size_t max)
 	return -EINVAL; /* no AT_NULL */
 }
 
+/* ---- uid_map / gid_map ---------------------------------------------------------- */
+
+int proc_parse_idmap(const char *buf, struct proc_id_range *out, size_t max)
+{
+	size_t n = 0;
+	const char *p = buf;
+
+	if (!buf || (max && !out))
+		return -EINVAL;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char line[96];
+		unsigned long long v[3];
+		if (len >= sizeof(line))
+			return -EINVAL;
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (eol ? 1 : 0);
+		if (strspn(line, " \t") == len)
+			continue;
+		char *q = line;
+		for (int k = 0; k < 3; k++) {
+			q += strspn(q, " \t");
+			if (*q < '0' || *q > '9')
+				return -EINVAL;
+			errno = 0;
+			v[k] = strtoull(q, &q, 10);
+			if (errno)
+				return -EINVAL;
+		}
+		q += strspn(q, " \t");
+		if (*q)
+			return -EINVAL;
+		/* as the kernel: first + count must not wrap a u32 (so the id 4294967295,
+		 * the invalid id, is never mapped) */
+		if (v[0] > UINT32_MAX || v[1] > UINT32_MAX || !v[2] || v[2] > UINT32_MAX ||
+		    v[0] + v[2] > UINT32_MAX || v[1] + v[2] > UINT32_MAX || n >= max)
+			return -EINVAL;
+		out[n].inside = (uint32_t)v[0];
+		out[n].outside = (uint32_t)v[1];
+		out[n].count = (uint32_t)v[2];
+		n++;
+	}
+	return (int)n;
+}
+
 /* ---- fdinfo of anon-inode files (fs/eventfd.c, fs/timerfd.c, fs/signalfd.c,
  * fs/eventpoll.c: their show_fdinfo) ------------------------------------------- */
 

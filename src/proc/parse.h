@@ -160,4 +160,13 @@ int proc_parse_timers(const char *buf, struct proc_posix_timer **out, size_t *nr
  * words (including the AT_NULL pair) into @out; returns the number of words or -EINVAL. */
 int proc_parse_auxv(const void *buf, size_t len, uint64_t *out, size_t max) __must_check;
 
+/* /proc/PID/uid_map and gid_map: lines "inside outside count". At most @max ranges
+ * (the kernel allows 340); ranges must be non-empty and not wrap. Returns the number of
+ * ranges or -EINVAL. */
+#define PROC_MAX_ID_RANGES 340
+struct proc_id_range {
+	uint32_t inside, outside, count;
+};
+int proc_parse_idmap(const char *buf, struct proc_id_range *out, size_t max) __must_check;
+
 #endif

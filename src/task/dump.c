@@ -731,6 +731,11 @@ static int write_inventory(struct dump_tree *t)
 	inv.has_page_size = true;
 	inv.page_size = PAGE_SIZE;
 	inv.tool = (char *)"stasis";
+	struct stat nst;
+	if (stat("/proc/self/ns/user", &nst) == 0) {
+		inv.has_dumper_userns = true;
+		inv.dumper_userns = nst.st_ino;
+	}
 	/* The inventory is written last: a directory without it is incomplete. */
 	return img_write_msg(&t->img, IMG_INVENTORY, 0, &inv.base);
 }

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -20,12 +21,15 @@
 #include "mem.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
+#include "task/pidreq.h"
 #include "task/task.h"
+#include "userns.h"
 
 #define SVC_STATUS 0 /* offsets from svc_lo */
 #define SVC_LOG 1
 #define SVC_EXE 2
-#define SVC_MAPS 3
+#define SVC_PIDREQ 3
+#define SVC_MAPS 4
 
 /* The tree being restored: every process's context, and the inventory's task list
  * (alive and zombie, parents before children). */
@@ -44,6 +48,11 @@ struct rst_tree {
 	pid_t *helpers;          /* leaders of groups whose leader exited */
 	size_t n_helpers;
 	bool helpers_from_root;  /* created by the root (it leads the session) */
+	int status_rd;           /* stasis's end of the status pipe (closed in the tasks) */
+	int proc_dfd;            /* /proc of stasis, for every task (the pids are its pids) */
+	int go_rd;               /* a new task waits here for its creator's go */
+	int pidreq_rd, pidreq_wr; /* pids at levels a creator cannot set (task/pidreq.c) */
+	int fd_top;              /* above every fd stasis hands down to the tasks */
 };
 
 struct status_msg {
@@ -70,6 +79,8 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 		return -EINVAL;
 	}
 	ret = cpu_validate(c->core);
+	if (!ret && c->core->userns)
+		ret = userns_validate(c->core->userns, c->pid);
 	if (ret)
 		return ret;
 	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
@@ -136,12 +147,15 @@ static int load_tree(struct rst_tree *t)
 		c->opts = t->opts;
 		c->pid = t->inv->tasks[i]->pid;
 		c->pages.fd = -1;
+		c->cwd_fd = -1;
 		c->img_dfd = t->img.dfd;
 		c->is_root = i == 0;
 		c->shares_files = i && t->inv->tasks[i]->shares_files;
 		ret = load_proc(t, c);
 		if (ret)
 			return ret;
+		c->in_userns = t->inv->has_dumper_userns && c->core->ns &&
+			       c->core->ns->user != t->inv->dumper_userns;
 	}
 	return 0;
 }
@@ -206,7 +220,7 @@ static size_t orphan_groups(const struct rst_tree *t, pid_t *out)
 /* clone3 with the pid at every pid-namespace level (@ids outermost first, as in NSpid;
  * NULL: just @want), CLONE_NEWPID when the task is the init of a new namespace. */
 static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
-			    bool parent, uint64_t flags)
+			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd)
 {
 	pid_t set[PROC_MAX_NS_LEVEL];
 	if (!ids || !nids) {
@@ -220,10 +234,13 @@ static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exi
 		for (size_t k = 0; k < nids; k++)
 			set[k] = ids[nids - 1 - k];
 	}
+	/* innermost first: leaving out the outer levels shortens the array */
+	nids -= MIN(skip_outer, nids);
 	struct stasis_clone_args ca = {
-		.flags = (parent ? CLONE_PARENT : 0) | flags,
+		.flags = (parent ? CLONE_PARENT : 0) | flags | (pidfd ? CLONE_PIDFD : 0),
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
 		.exit_signal = parent ? 0 : (uint64_t)exit_signal,
-		.set_tid = (uint64_t)(uintptr_t)set,
+		.set_tid = nids ? (uint64_t)(uintptr_t)set : 0,
 		.set_tid_size = nids,
 	};
 	pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
@@ -236,6 +253,156 @@ static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exi
 		errno = err;
 	}
 	return child;
+}
+
+/* Is user namespace @ns (an image id) @anc or below it? The dumper's namespace is the
+ * top: every namespace of the tree is below it. */
+static bool userns_below(const struct rst_tree *t, uint64_t ns, uint64_t anc)
+{
+	for (int depth = 0; depth < 64; depth++) {
+		if (ns == anc || anc == t->inv->dumper_userns)
+			return true;
+		uint64_t up = 0;
+		for (size_t i = 0; i < t->n && !up; i++)
+			if (t->procs[i] && t->procs[i]->core->userns &&
+			    t->procs[i]->core->userns->id == ns)
+				up = t->procs[i]->core->userns->parent;
+		if (!up || up == t->inv->dumper_userns)
+			return false;
+		ns = up;
+	}
+	return false;
+}
+
+/* The user namespace task @i lives in (the dumper's when unknown). */
+static uint64_t userns_of(const struct rst_tree *t, ssize_t i)
+{
+	if (i < 0 || !t->procs[i] || !t->procs[i]->core->ns || !t->inv->has_dumper_userns)
+		return t->inv->dumper_userns;
+	return t->procs[i]->core->ns->user;
+}
+
+/* How many outer pid-namespace levels of task @j its creator (@creator, -1: stasis)
+ * cannot set with set_tid: those whose pid namespace is owned by a user namespace above
+ * the creator's. Level 0 is owned by the dumper's; level k by the user namespace of the
+ * init of that level (an ancestor of @j). */
+static size_t unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j)
+{
+	const TaskEntry *e = t->inv->tasks[j];
+	size_t nlev = e->n_nspid ? e->n_nspid : 1, n = 0;
+	uint64_t mine = userns_of(t, creator);
+	if (creator < 0 || !t->inv->has_dumper_userns || mine == t->inv->dumper_userns)
+		return 0;
+	for (size_t k = 0; k < nlev; k++) {
+		uint64_t owner = t->inv->dumper_userns;
+		if (k) {
+			/* the init of level k among the ancestors of j */
+			ssize_t a = (ssize_t)j;
+			for (int hops = 0; a >= 0 && hops < 65536; hops++) {
+				const TaskEntry *ae = t->inv->tasks[a];
+				if (ae->n_nspid == k + 1 && ae->nspid[k] == 1)
+					break;
+				a = a ? task_index(t->inv, ae->ppid) : -1;
+			}
+			owner = userns_of(t, a);
+		}
+		if (userns_below(t, owner, mine))
+			break;
+		n = k + 1;
+	}
+	return n;
+}
+
+static bool pid_in_image(void *arg, pid_t pid)
+{
+	const struct rst_tree *t = arg;
+	return task_index(t->inv, pid) >= 0;
+}
+
+/* Create task @j with its pids; does not return in the child. Returns its pid (as the
+ * creator sees it) or -errno. The new task waits for the creator's go when the creator
+ * must first write its user namespace maps, or have stasis check its pid: pids at levels
+ * the creator has no rights over come from ns_last_pid written by stasis. */
+static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_signal,
+			bool parent, uint64_t flags)
+{
+	const TaskEntry *e = t->inv->tasks[j];
+	const UserNs *u = t->procs[j] ? t->procs[j]->core->userns : NULL;
+	size_t skip = unsettable_levels(t, creator, j);
+	if (skip > 1) {
+		pr_err("pid %d: its creator has no rights over %zu of its pid namespaces (only "
+		       "the outermost can be set for it)",
+		       e->pid, skip);
+		return -EOPNOTSUPP;
+	}
+	for (int attempt = 0;; attempt++) {
+		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, pidfd = -1;
+		int ret = 0;
+		int32_t answer = 0;
+		if ((u || skip) && pipe2(go, O_CLOEXEC) < 0)
+			return pr_perror("restore: pipe");
+		if (skip) {
+			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+				ret = pr_perror("restore: socketpair");
+			if (!ret)
+				ret = pidreq_send(t->pidreq_wr, e->pid, priv[1]);
+			if (priv[1] >= 0)
+				close(priv[1]);
+			if (!ret)
+				ret = pidreq_recv(priv[0], &answer, NULL);
+			if (!ret && answer)
+				ret = answer;
+			if (ret) {
+				pr_errno(ret, "restore: stasis could not prepare pid %d", e->pid);
+				close(go[0]);
+				close(go[1]);
+				if (priv[0] >= 0)
+					close(priv[0]);
+				return ret;
+			}
+		}
+		t->go_rd = go[0];
+		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
+					     flags, skip, skip ? &pidfd : NULL);
+		if (child == 0) {
+			if (go[1] >= 0)
+				close(go[1]);
+			if (priv[0] >= 0)
+				close(priv[0]);
+			restore_task(t, j);
+		}
+		ret = child < 0 ? -errno : 0;
+		if (skip) {
+			int32_t verdict = -EIO;
+			int r = pidreq_send(priv[0], ret, pidfd);
+			if (!r && !ret)
+				r = pidreq_recv(priv[0], &verdict, NULL);
+			close(priv[0]);
+			if (pidfd >= 0)
+				close(pidfd);
+			if (!ret)
+				ret = r ? r : verdict;
+		}
+		if (go[0] >= 0) {
+			close(go[0]);
+			t->go_rd = -1;
+		}
+		if (!ret && u)
+			ret = userns_write_maps(t->proc_dfd, e->pid, u);
+		if (!ret && go[1] >= 0 && write(go[1], "g", 1) != 1)
+			ret = pr_perror("restore: let pid %d go", e->pid);
+		if (go[1] >= 0)
+			close(go[1]);
+		if (ret && child > 0) {
+			/* just created by us, it did nothing yet: it dies */
+			kill(child, SIGKILL);
+			while (!parent && waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
+				;
+		}
+		if (ret == -EAGAIN && attempt < 8)
+			continue;
+		return ret ? ret : child;
+	}
 }
 
 /* The task starts a pid namespace of its own: one level deeper than its creator. */
@@ -261,7 +428,7 @@ static __attribute__((noreturn)) void group_helper(int st, pid_t g)
 static int create_helpers(struct rst_tree *t, bool from_root)
 {
 	for (size_t k = 0; k < t->n_helpers; k++) {
-		pid_t h = clone_with_ids(t->helpers[k], NULL, 0, SIGCHLD, from_root, 0);
+		pid_t h = clone_with_ids(t->helpers[k], NULL, 0, SIGCHLD, from_root, 0, 0, NULL);
 		if (h < 0)
 			return -errno;
 		if (h == 0)
@@ -300,13 +467,11 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 			fl |= ns_clone_flags(t->procs[j]->core);
 		if (new_pid_ns(t->inv, j))
 			fl |= CLONE_NEWPID;
-		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid,
-					     e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
-					     e->ppid != me->pid, fl);
+		pid_t child = spawn_task(t, (ssize_t)idx, j,
+					 e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
+					 e->ppid != me->pid, fl);
 		if (child < 0)
-			return -errno;
-		if (child == 0)
-			restore_task(t, j);
+			return (int)child;
 	}
 	return 0;
 }
@@ -331,6 +496,18 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 	_exit(WEXITSTATUS(status));
 }
 
+/* A new task: its creator says go once its pid and user namespace are right. */
+static int wait_go(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c = 0;
+	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1 || c != 'g') {
+		pr_err("restore: pid %d was not let go by its creator", getpid());
+		return -EIO;
+	}
+	return 0;
+}
+
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
 {
 	const TaskEntry *e = t->inv->tasks[idx];
@@ -341,6 +518,18 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* A failed restore kills the root: everything below goes with it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	log_reset_first_error();
+	if (t->status_rd >= 0) {
+		close(t->status_rd);
+		t->status_rd = -1;
+	}
+	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd)))
+		child_fail(st, e->pid, ret);
+	if (c && c->core->userns && (ret = userns_child_enter(c->core->userns)))
+		child_fail(st, e->pid, ret);
+	if (t->go_rd >= 0) {
+		close(t->go_rd);
+		t->go_rd = -1;
+	}
 	if (c && (ret = ns_restore_child(c)))
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
@@ -359,14 +548,18 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* Service fds next, above every fd the task will own (through numbers above both,
 	 * so that moving one never clobbers the other). */
 	int s_st = c->svc_lo + SVC_STATUS, s_lg = c->svc_lo + SVC_LOG;
-	int hi = t->gfd_base + (int)t->n_gfd + 8;
+	int hi = t->fd_top + 8;
+	int s_pr = c->svc_lo + SVC_PIDREQ;
 	int t_st = fcntl(st, F_DUPFD_CLOEXEC, hi);
 	int t_lg = fcntl(log_get_fd(), F_DUPFD_CLOEXEC, hi);
-	if (t_st < 0 || t_lg < 0 || dup3(t_st, s_st, O_CLOEXEC) < 0 ||
-	    dup3(t_lg, s_lg, O_CLOEXEC) < 0)
+	int t_pr = fcntl(t->pidreq_wr, F_DUPFD_CLOEXEC, hi);
+	if (t_st < 0 || t_lg < 0 || t_pr < 0 || dup3(t_st, s_st, O_CLOEXEC) < 0 ||
+	    dup3(t_lg, s_lg, O_CLOEXEC) < 0 || dup3(t_pr, s_pr, O_CLOEXEC) < 0)
 		child_fail(st, e->pid, pr_perror("restore: move service fds"));
 	close(t_st);
 	close(t_lg);
+	close(t_pr);
+	t->pidreq_wr = s_pr;
 	st = s_st;
 	/* tasks created from here on (sharing this fd table) find the status pipe here */
 	t->status_wr = s_st;
@@ -405,13 +598,22 @@ static int wait_tasks_ready(struct rst_tree *t, int rd)
 	uint64_t deadline = now_ns() + 30ULL * 1000000000ULL;
 	while (ready < t->n + t->n_helpers) {
 		int left = (int)((deadline - MIN(deadline, now_ns())) / 1000000);
-		struct pollfd p = { .fd = rd, .events = POLLIN };
-		int r = poll(&p, 1, left);
+		struct pollfd p[2] = { { .fd = rd, .events = POLLIN },
+				       { .fd = t->pidreq_rd, .events = POLLIN } };
+		int r = poll(p, 2, left);
 		if (r <= 0) {
 			pr_err("restore: %zu of %zu tasks did not get ready in time",
 			       t->n + t->n_helpers - ready, t->n + t->n_helpers);
 			return -ETIMEDOUT;
 		}
+		if (p[1].revents & POLLIN) {
+			int e = pidreq_serve(t->pidreq_rd, pid_in_image, t);
+			if (e)
+				return e;
+			continue;
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP)))
+			continue;
 		struct status_msg m;
 		ssize_t n = read(rd, &m, sizeof(m));
 		if (n != (ssize_t)sizeof(m)) {
@@ -574,6 +776,8 @@ static void free_tree(struct rst_tree *t)
 			protobuf_c_message_free_unpacked(&c->files->base, NULL);
 		if (c->pages.fd >= 0)
 			close(c->pages.fd);
+		if (c->cwd_fd >= 0)
+			close(c->cwd_fd);
 		free(c->trs);
 		free(c);
 	}
@@ -620,17 +824,33 @@ static int plan_fds(struct rst_tree *t)
 	}
 	t->gfd_base = top + 8;
 	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
+	_cleanup_free_ bool *outside = calloc(t->n, sizeof(*outside));
 	size_t nf = 0;
-	if (!fl)
+	if (!fl || !outside)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n; i++)
-		if (t->procs[i])
+		if (t->procs[i]) {
+			outside[nf] = t->procs[i]->in_userns;
 			fl[nf++] = t->procs[i]->files;
-	int ret = files_open_shared(fl, nf, t->gfd_base, &t->gfd, &t->n_gfd);
+		}
+	int ret = files_open_shared(fl, outside, nf, t->gfd_base, &t->gfd, &t->n_gfd);
 	if (ret)
 		return ret;
+	t->fd_top = t->gfd_base + (int)t->n_gfd;
+	for (size_t i = 0; i < t->n; i++) {
+		struct rst_ctx *c = t->procs[i];
+		if (!c || !c->in_userns)
+			continue;
+		_cleanup_close_ int fd = open(c->core->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return pr_perror("restore: open the cwd of pid %d (%s)", c->pid, c->core->cwd);
+		c->cwd_fd = fcntl(fd, F_DUPFD_CLOEXEC, t->fd_top);
+		if (c->cwd_fd < 0)
+			return pr_perror("restore: dup");
+		t->fd_top = c->cwd_fd + 1;
+	}
 	struct rlimit nofile;
-	rlim_t need = (rlim_t)(t->gfd_base + (int)t->n_gfd + 80);
+	rlim_t need = (rlim_t)(t->fd_top + 80);
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && need > nofile.rlim_cur) {
 		if (need > nofile.rlim_max) {
 			pr_err("restore: needs %llu file descriptors, RLIMIT_NOFILE allows %llu",
@@ -662,13 +882,17 @@ static int plan_shm(struct rst_tree *t)
 
 int restore_run(const struct restore_opts *o)
 {
-	struct rst_tree t = { .opts = o, .status_wr = -1 };
+	struct rst_tree t = { .opts = o, .status_wr = -1, .status_rd = -1, .go_rd = -1,
+			      .pidreq_rd = -1, .pidreq_wr = -1 };
 	int pipefd[2] = { -1, -1 };
 	pid_t root = -1;
 	int ret, status;
 
 	t.img.dfd = -1;
 	log_set_stage("restore");
+	t.proc_dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t.proc_dfd < 0)
+		return -1000 + pr_perror("restore: open /proc");
 	ret = img_dir_open(&t.img, o->dir);
 	if (!ret)
 		ret = load_tree(&t);
@@ -691,9 +915,16 @@ int restore_run(const struct restore_opts *o)
 		goto fail;
 	}
 	t.status_wr = pipefd[1];
+	t.status_rd = pipefd[0];
+	int pr[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pr) < 0) {
+		ret = pr_perror("restore: socketpair");
+		goto fail;
+	}
+	t.pidreq_rd = pr[0];
+	t.pidreq_wr = pr[1];
 
 	pid_t want = t.inv->tasks[0]->pid;
-	const TaskEntry *re = t.inv->tasks[0];
 	if (t.procs[0]->core->time_ns) {
 		/* the root is created in it; stasis's later children (group helpers) too */
 		ret = ns_enter_time_for_children(t.procs[0]->core->time_ns);
@@ -701,21 +932,16 @@ int restore_run(const struct restore_opts *o)
 			goto fail;
 	}
 	fflush(NULL);
-	root = clone_with_ids(want, re->nspid, re->n_nspid, SIGCHLD, false,
-			      ns_clone_flags(t.procs[0]->core) |
-				      (new_pid_ns(t.inv, 0) ? CLONE_NEWPID : 0));
+	root = spawn_task(&t, -1, 0, SIGCHLD, false,
+			  ns_clone_flags(t.procs[0]->core) | (new_pid_ns(t.inv, 0) ? CLONE_NEWPID : 0));
 	if (root < 0) {
-		ret = -errno;
-		root = -1;
+		ret = (int)root;
 		if (ret == -EPERM)
 			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
 			       "CAP_SYS_ADMIN",
 			       want);
+		root = -1;
 		goto fail;
-	}
-	if (root == 0) {
-		close(pipefd[0]);
-		restore_task(&t, 0);
 	}
 	if (!t.helpers_from_root) {
 		/* in stasis's session, which the restored root joins */
@@ -787,6 +1013,9 @@ int restore_run(const struct restore_opts *o)
 	}
 	close(pipefd[0]);
 	free_tree(&t);
+	close(t.proc_dfd);
+	close(t.pidreq_rd);
+	close(t.pidreq_wr);
 	if (o->detach)
 		return 0;
 	for (;;) {
@@ -817,5 +1046,10 @@ fail:
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	free_tree(&t);
+	close(t.proc_dfd);
+	if (t.pidreq_rd >= 0)
+		close(t.pidreq_rd);
+	if (t.pidreq_wr >= 0)
+		close(t.pidreq_wr);
 	return -1000 + ret; /* < 0: stasis failed (not the task) */
 }

@@ -97,6 +97,8 @@ struct rst_ctx {
 	bool rs_ready;
 	bool is_root;
 	bool shares_files; /* the parent restores the fd table they share */
+	bool in_userns;    /* in a user namespace of the tree: its files are opened by stasis */
+	int cwd_fd;        /* child: its cwd opened by stasis (in_userns), or -1 */
 	const struct shm_obj *shm; /* shared memory objects of the whole tree */
 	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
@@ -160,9 +162,11 @@ int files_max_fd(const Files *f);
 int files_merge_tree(struct dump_ctx **procs, size_t n) __must_check;
 /* Restore of a tree, in the restoring stasis before any process exists: open every pipe
  * and every description used by several processes once, at fds >= @base; *gfd_out maps
- * file id -> fd (-1). Nothing is opened for a single process. */
-int files_open_shared(Files *const *f, size_t n, int base, int **gfd_out, uint32_t *n_out)
-	__must_check;
+ * file id -> fd (-1). Also every description of a process with @outside[p] set (it lives
+ * in a user namespace of the tree and may lack the rights to open its files itself).
+ * Otherwise nothing is opened for a single process. */
+int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, int **gfd_out,
+		      uint32_t *n_out) __must_check;
 
 /* Restore side: in the parent, remote. Called in this order. */
 int mem_restore_remote(struct rst_ctx *c) __must_check;     /* layout, contents, mm */

@@ -47,6 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t nt = 0;
 	(void)!proc_parse_timers(buf, &t, &nt);
 	free(t);
+
+	struct proc_id_range ids[8];
+	int nid = proc_parse_idmap(buf, ids, 8);
+	for (int i = 0; i < nid; i++)
+		if (!ids[i].count || nid > 8)
+			abort();
 	free(buf);
 
 	uint64_t auxv[64];

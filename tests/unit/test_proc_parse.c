@@ -477,6 +477,28 @@ static void test_auxv_fixture(void)
 	free(un);
 }
 
+/* uid_map as the kernel prints it (%10u %10u %10u), and broken ones */
+static void test_idmap(void)
+{
+	struct proc_id_range r[4];
+	CHECK_EQ(proc_parse_idmap("         0          0 4294967295\n", r, 4), 1);
+	CHECK_EQ(r[0].count, 4294967295u);
+	CHECK_EQ(proc_parse_idmap("         0     100000      65536\n"
+				  "     65536       1002          1\n",
+				  r, 4),
+		 2);
+	CHECK_EQ(r[1].inside, 65536);
+	CHECK_EQ(r[1].outside, 1002);
+	CHECK_EQ(proc_parse_idmap("", r, 4), 0);
+	CHECK_EQ(proc_parse_idmap("0 0 1\n0 1 1\n", r, 1), -EINVAL);    /* too many */
+	CHECK_EQ(proc_parse_idmap("0 0 0\n", r, 4), -EINVAL);            /* empty range */
+	CHECK_EQ(proc_parse_idmap("1 0 4294967295\n", r, 4), -EINVAL);   /* wraps */
+	CHECK_EQ(proc_parse_idmap("0 -1 1\n", r, 4), -EINVAL);
+	CHECK_EQ(proc_parse_idmap("0 0\n", r, 4), -EINVAL);
+	CHECK_EQ(proc_parse_idmap("0 0 1 7\n", r, 4), -EINVAL);
+	CHECK_EQ(proc_parse_idmap("0 0 99999999999\n", r, 4), -EINVAL);
+}
+
 /* ---- inline cases --------------------------------------------------------------- */
 
 #define STAT_TAIL                                                                           \
@@ -699,6 +721,7 @@ int main(void)
 	RUN(test_timers_fixture);
 	RUN(test_timers_inline);
 	RUN(test_auxv_fixture);
+	RUN(test_idmap);
 	RUN(test_stat_inline);
 	RUN(test_status_inline);
 	RUN(test_smaps_inline);

@@ -1,0 +1,145 @@
+/* Pids at a pid-namespace level the creating task has no rights over.
+ *
+ * A task restored inside a user namespace of the tree holds no capability over the pid
+ * namespaces owned by the namespaces above it (the host's, typically): clone3's set_tid
+ * there is refused. The restoring stasis, outside, still may write that namespace's
+ * ns_last_pid: the creator asks it to, then forks, and the kernel hands out the next pid
+ * after it. Another process of the machine may fork in between and take the pid, so
+ * stasis checks the pid the child got (through a pidfd the creator passes back) and the
+ * creator retries with a fresh child when it is wrong.
+ *
+ * Protocol, over a SOCK_SEQPACKET socketpair inherited by every restore child (stasis
+ * reads the other end): the creator sends {int32 want} with one end of a private
+ * socketpair (SCM_RIGHTS); stasis writes ns_last_pid = want - 1 and answers {int32 0 or
+ * -errno} on the private socket; the creator clones with CLONE_PIDFD and sends
+ * {int32 0} with the pidfd; stasis answers 0 (right pid) or -EAGAIN. One request at a
+ * time: stasis serves the next only when this one is over. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "task/pidreq.h"
+
+#define PIDREQ_TIMEOUT_MS 10000
+
+int pidreq_send(int sock, int32_t val, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &val, .iov_len = sizeof(val) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(val))
+		return -errno ? -errno : -EIO;
+	return 0;
+}
+
+int pidreq_recv(int sock, int32_t *val, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = val, .iov_len = sizeof(*val) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	if (fd)
+		*fd = -1;
+	int r = poll(&p, 1, PIDREQ_TIMEOUT_MS);
+	if (r != 1)
+		return r == 0 ? -ETIMEDOUT : -errno;
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	int got = -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&got, CMSG_DATA(cm), sizeof(int));
+	if (n != (ssize_t)sizeof(*val) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    (got >= 0 && !fd)) {
+		if (got >= 0)
+			close(got);
+		return n < 0 ? -errno : -EPROTO;
+	}
+	if (fd)
+		*fd = got;
+	return 0;
+}
+
+/* The pid (in stasis's pid namespace) of a pidfd. */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 4096, NULL);
+	const char *p = buf ? strstr(buf, "\nPid:") : NULL;
+	long long v;
+	if (!p)
+		return -1;
+	p += 5;
+	p += strspn(p, " \t");
+	char num[16];
+	size_t len = strcspn(p, "\n");
+	if (len >= sizeof(num))
+		return -1;
+	memcpy(num, p, len);
+	num[len] = '\0';
+	return parse_int(num, 1, 0x3fffffff, &v) ? -1 : (pid_t)v;
+}
+
+static int set_last_pid(pid_t want)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d", want - 1);
+	_cleanup_close_ int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return pr_perror("restore: write ns_last_pid for pid %d", want);
+	return 0;
+}
+
+int pidreq_serve(int sock, bool (*allowed)(void *, pid_t), void *arg)
+{
+	int32_t want;
+	int priv;
+	int ret = pidreq_recv(sock, &want, &priv);
+	if (ret)
+		return ret == -ETIMEDOUT ? 0 : ret;
+	if (priv < 0)
+		return 0;
+	int32_t answer = 0;
+	if (want <= 1 || !allowed(arg, want)) {
+		pr_err("restore: refused a request for pid %d (not a task of the image)", want);
+		answer = -EPERM;
+	} else {
+		answer = set_last_pid(want);
+	}
+	ret = pidreq_send(priv, answer, -1);
+	if (!ret && !answer) {
+		int32_t st;
+		int pidfd;
+		ret = pidreq_recv(priv, &st, &pidfd);
+		if (!ret && !st) {
+			pid_t got = pidfd >= 0 ? pidfd_pid(pidfd) : -1;
+			int32_t verdict = got == want ? 0 : -EAGAIN;
+			if (verdict)
+				pr_info("restore: pid %d was taken meanwhile (the child got %d): retry",
+					want, got);
+			ret = pidreq_send(priv, verdict, -1);
+		}
+		if (pidfd >= 0)
+			close(pidfd);
+	}
+	close(priv);
+	/* a creator that died or gave up fails on its own; stasis goes on serving */
+	return answer && answer != -EPERM ? answer : 0;
+}

@@ -1,0 +1,26 @@
+/* User namespaces (src/userns.c). */
+#ifndef STASIS_USERNS_H
+#define STASIS_USERNS_H
+
+#include "task/task.h"
+
+/* Dump, after every process: record each user namespace in the task that created it
+ * (maps relative to the parent namespace) and turn the credentials of the tasks in them
+ * into ids as seen inside. @mine: the dumper's user namespace. */
+int userns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine)
+	__must_check;
+
+/* Restore. Bounds of an image's maps. */
+int userns_validate(const UserNs *u, pid_t pid) __must_check;
+/* By the creator of @pid (in the parent namespace): setgroups, uid_map, gid_map, through
+ * @proc_dfd (a /proc whose pids are the image's). */
+int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u) __must_check;
+/* In the new task, once its maps are written: become the namespace's root while
+ * setting itself up. */
+int userns_child_enter(const UserNs *u) __must_check;
+/* @in (as seen inside the user namespace of @pid) as seen by stasis, in @out (groups
+ * allocated in *groups when translated; free it). */
+int userns_creds_outside(pid_t pid, const Creds *in, Creds *out, uint32_t **groups)
+	__must_check;
+
+#endif
