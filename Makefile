@@ -52,7 +52,12 @@ $(BUILD)/libstasis.a: $(LIB_OBJS)
 $(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests: $(UNIT_BINS) $(CKPT_BINS)
+tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit
+
+# test tools (not tests): e.g. the image editor of the escalation checks
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libstasis.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstasis.a $(LDFLAGS) $(LIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libstasis.a
 	@mkdir -p $(dir $@)

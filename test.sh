@@ -8,5 +8,5 @@ scripts/deps.sh </dev/null
 make -j2
 make -j2 BUILD=build-asan SAN=1 all
 set +e
-python3 tests/run.py --build build --build build-asan --flavor default --flavor nonroot:build "$@"
+python3 tests/run.py --build build --build build-asan --flavor default --flavor nonroot:build --flavor rootless:build "$@"
 exit $?

@@ -20,6 +20,8 @@ REQUIRED=(
 	libclang-rt-dev     # libFuzzer and the sanitizer runtimes for clang
 	procps              # ps, used by the demo and tests
 	util-linux          # unshare, setpriv, mount: namespace test flavors
+	uidmap              # newuidmap/newgidmap: the rootless test flavor's subuid range
+	libcap2-bin         # setcap: the nonroot test flavor's capable stasis
 )
 OPTIONAL=(
 	criu                # benchmark comparison only

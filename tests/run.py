@@ -26,13 +26,35 @@ DEFAULT_TIMEOUT = 60
 BAD_TIMEOUT = 30
 TAIL_LINES = 15
 NONROOT_USER = "stasis-test"
-FLAVORS = ("default", "nonroot")
+FLAVORS = ("default", "nonroot", "rootless")
+ROOTLESS_TIMEOUT = 1500
 
 # Checkpoint tests that fail in the nonroot flavor because of a real stasis limitation for
 # a non-root user (with cap_checkpoint_restore on its copy of stasis): name -> reason.
 # They are reported as SKIP with the reason, so the suite stays green.
 NONROOT_KNOWN = {
 }
+
+
+# Checkpoint tests that cannot pass inside a rootless container (the rootless flavor):
+# name -> reason, reported as SKIP.
+ROOTLESS_KNOWN = {
+    "cgroup_member": "the test cannot create or join a cgroup: none is delegated to the "
+                     "user",
+    "mem_deleted_map": "reading a mapped deleted file through /proc/PID/map_files needs "
+                       "CAP_CHECKPOINT_RESTORE in the initial user namespace",
+}
+
+
+def in_rootless_container():
+    """True when this process is root of a user namespace that does not map the whole
+    id space (not the initial namespace)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            lines = [ln.split() for ln in f if ln.strip()]
+    except OSError:
+        return False
+    return lines != [["0", "0", "4294967295"]]
 
 
 class Failure(Exception):
@@ -857,12 +879,125 @@ while True:
                 time.sleep(0.01)
             p.stdout.close()
 
+    # escalation: images of a user's process, hand-edited (tests/tools/imgedit), restored
+    # by that user with a stasis holding only CAP_CHECKPOINT_RESTORE (ambient, setpriv)
+    def user_reference(self):
+        """(image dir, pid, uid, gid) of pid_same run and dumped as NONROOT_USER in a
+        directory the user owns (dumped by root: the images are then given to the user)."""
+        if getattr(self, "uref", None):
+            return self.uref
+        if os.geteuid() != 0 or in_rootless_container():
+            raise Skip("needs the host's root to run a test as %s" % NONROOT_USER)
+        if not shutil.which("setpriv"):
+            raise Skip("setpriv not found (package util-linux)")
+        pw, reason = Runner.ensure_user()
+        if reason:
+            raise Skip(reason)
+        saved = (self.r.user, self.r.user_dir, self.r.user_stasis)
+        os.chmod(self.tmp, 0o755)  # the user runs its copy of the test from here
+        self.r.user, self.r.user_dir = (pw.pw_uid, pw.pw_gid), self.tmp
+        self.r.user_stasis = self.stasis
+        try:
+            run = CkptRun(self.r, self.build, "pid_same", {"timeout": BAD_TIMEOUT})
+        finally:
+            self.r.user, self.r.user_dir, self.r.user_stasis = saved
+        self.urun = run
+        try:
+            run.start()
+            run.wait_ready()
+            run.user = None  # root dumps it
+            run.dump()
+            run.check_original_gone()
+        finally:
+            run.cleanup()
+        for dirpath, _, files in os.walk(run.img):
+            os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+            for f in files:
+                os.chown(os.path.join(dirpath, f), pw.pw_uid, pw.pw_gid)
+        self.uref = (run.img, run.pid, pw.pw_uid, pw.pw_gid)
+        return self.uref
+
+    def user_variant(self, tag, *edit):
+        img, pid, uid, gid = self.user_reference()
+        dst = os.path.join(self.urun.tmp, tag)
+        shutil.copytree(img, dst)
+        rc, _, err = run_cmd([os.path.join(self.build, "tests", "tools", "imgedit"), dst,
+                              str(pid)] + list(edit), 30)
+        if rc != 0:
+            raise Failure("imgedit %s failed: %s" % (" ".join(edit), err.strip()[:200]))
+        for f in os.listdir(dst):
+            os.chown(os.path.join(dst, f), uid, gid)
+        os.chown(dst, uid, gid)
+        argv = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
+                "--inh-caps=+checkpoint_restore", "--ambient-caps=+checkpoint_restore", "--",
+                self.stasis, "restore", "-D", dst, "-d", "--pidfile",
+                os.path.join(self.urun.tmp, "pidfile")]
+        return argv, pid
+
+    def bad_restore_user_claims_root(self):
+        argv, pid = self.user_variant("claims-root", "creds-root")
+        line = self.expect_failure(argv, "a user restoring an image edited to uid 0", pid=pid)
+        if "uid 0" not in line and "gid 0" not in line:
+            raise Failure("the error does not name the refused id: %s" % line)
+        return line
+
+    def bad_restore_user_root_file(self):
+        secret = os.path.join(self.tmp, "root-only")
+        with open(secret, "w") as f:
+            f.write("secret\n")
+        os.chmod(secret, 0o600)
+        os.chmod(self.tmp, 0o755)
+        argv, pid = self.user_variant("root-file", "file-path", secret)
+        line = self.expect_failure(argv, "a user restoring an image edited to open a "
+                                   "root-only file", pid=pid)
+        if secret not in line or "ermission" not in line:
+            raise Failure("the error does not name the file and the refusal: %s" % line)
+        return line
+
+    def bad_restore_user_userns_map(self):
+        """ns_user (root writes a map of host ids 10000..11999) dumped by root, restored
+        by a user who does not own those ids: the map write is refused, named."""
+        _, _, uid, gid = self.user_reference()
+        run = CkptRun(self.r, self.build, "ns_user", {"timeout": BAD_TIMEOUT})
+        try:
+            # everything the restoring user must reach is made reachable: only the map
+            # is out of its rights
+            for path, mode in ((run.tmp, 0o755), (run.cwd, 0o777)):
+                os.chmod(path, mode)
+            for path in (run.status, run.log):
+                with open(path, "a"):
+                    pass
+                os.chmod(path, 0o666)
+            run.start()
+            run.wait_ready()
+            run.dump()
+            run.check_original_gone()
+        finally:
+            run.cleanup()
+        try:
+            for f in os.listdir(run.img):
+                os.chown(os.path.join(run.img, f), uid, gid)
+            os.chown(run.img, uid, gid)
+            argv = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
+                    "--inh-caps=+checkpoint_restore", "--ambient-caps=+checkpoint_restore",
+                    "--", self.stasis, "restore", "-D", run.img, "-d"]
+            line = self.expect_failure(argv, "a user restoring a user namespace mapping ids "
+                                       "it does not own", pid=run.pid)
+        finally:
+            shutil.rmtree(run.tmp, ignore_errors=True)
+        if "uid_map" not in line and "gid_map" not in line:
+            raise Failure("the error does not name the map: %s" % line)
+        return line
+
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
               "bad_restore_flipped_pages", "bad_restore_pid_taken",
-              "bad_dump_outside_session"]
+              "bad_dump_outside_session", "bad_restore_user_claims_root",
+              "bad_restore_user_root_file", "bad_restore_user_userns_map"]
 
     def close(self):
+        if getattr(self, "urun", None):
+            shutil.rmtree(self.urun.tmp, ignore_errors=True)
         if getattr(self, "ref_run", None):
             shutil.rmtree(self.ref_run.tmp, ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -938,6 +1073,9 @@ class Runner:
             if meta.get("needs") == "root" and (os.geteuid() != 0 or self.user is not None):
                 self.report("SKIP", name, "needs root")
                 continue
+            if name in ROOTLESS_KNOWN and in_rootless_container():
+                self.report("SKIP", name, "known rootless limitation: " + ROOTLESS_KNOWN[name])
+                continue
             if self.user is not None and name in NONROOT_KNOWN:
                 self.report("SKIP", name, "known non-root limitation: " + NONROOT_KNOWN[name])
                 continue
@@ -981,8 +1119,8 @@ class Runner:
                 if not self.wanted(check):
                     continue
                 try:
-                    getattr(bad, check)()
-                    self.report("PASS", check)
+                    said = getattr(bad, check)()
+                    self.report("PASS", check, said if isinstance(said, str) else None)
                 except Failure as e:
                     self.report("FAIL", check, str(e))
                 except Skip as e:
@@ -991,6 +1129,21 @@ class Runner:
                     reap_all()
         finally:
             bad.close()
+
+    @staticmethod
+    def ensure_user():
+        """NONROOT_USER's passwd entry (created if missing), or the reason it cannot be."""
+        try:
+            return pwd.getpwnam(NONROOT_USER), None
+        except KeyError:
+            pass
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        rc, _, err = run_cmd([useradd, "-M", "-s", "/usr/sbin/nologin", NONROOT_USER], 30)
+        try:
+            return pwd.getpwnam(NONROOT_USER), None
+        except KeyError:
+            return None, "cannot create user %s: useradd %s: %s" % (
+                NONROOT_USER, describe_status_rc(rc), err.strip()[:200])
 
     def setup_nonroot(self, build):
         """Creates NONROOT_USER if missing and a private copy of BUILD/stasis with
@@ -1004,16 +1157,9 @@ class Runner:
         src = os.path.join(build, "stasis")
         if not os.access(src, os.X_OK):
             return "%s not built" % src
-        try:
-            pw = pwd.getpwnam(NONROOT_USER)
-        except KeyError:
-            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-            rc, _, err = run_cmd([useradd, "-M", "-s", "/usr/sbin/nologin", NONROOT_USER], 30)
-            try:
-                pw = pwd.getpwnam(NONROOT_USER)
-            except KeyError:
-                return "cannot create user %s: useradd %s: %s" % (
-                    NONROOT_USER, describe_status_rc(rc), err.strip()[:200])
+        pw, reason = self.ensure_user()
+        if reason:
+            return reason
         self.user = (pw.pw_uid, pw.pw_gid)
         self.user_dir = tempfile.mkdtemp(prefix="stasis-nonroot-", dir="/tmp")
         os.chown(self.user_dir, 0, pw.pw_gid)
@@ -1033,7 +1179,83 @@ class Runner:
             shutil.rmtree(self.user_dir, ignore_errors=True)
         self.user = self.user_dir = self.user_stasis = None
 
+    @staticmethod
+    def ensure_subids(user):
+        """An /etc/subuid and /etc/subgid range for @user (65536 ids after every range
+        already given), as useradd makes them."""
+        for path in ("/etc/subuid", "/etc/subgid"):
+            try:
+                with open(path) as f:
+                    lines = [ln.strip().split(":") for ln in f if ln.strip()]
+            except FileNotFoundError:
+                lines = []
+            if any(ln[0] == user for ln in lines):
+                continue
+            top = 100000
+            for ln in lines:
+                if len(ln) == 3 and ln[1].isdigit() and ln[2].isdigit():
+                    top = max(top, int(ln[1]) + int(ln[2]))
+            with open(path, "a") as f:
+                f.write("%s:%d:65536\n" % (user, top))
+
+    def run_rootless(self, build):
+        """The whole default flavor again, inside a rootless container: this runner,
+        as NONROOT_USER, is pid 1 of `unshare --map-auto --map-root-user --pid --fork
+        --mount-proc` (root of a user namespace with the user's /etc/subuid range, no
+        host privilege). Its results are folded into ours."""
+        if os.geteuid() != 0:
+            self.report("SKIP", "flavor", "the runner must be root to set up the user")
+            return
+        unshare = shutil.which("unshare")
+        if not unshare or not shutil.which("newuidmap"):
+            self.report("SKIP", "flavor", "unshare or newuidmap not found (packages "
+                        "util-linux, uidmap)")
+            return
+        pw, reason = self.ensure_user()
+        if reason:
+            self.report("SKIP", "flavor", reason)
+            return
+        self.ensure_subids(NONROOT_USER)
+        # the user may not reach root's interpreter (e.g. under /root/.pyenv)
+        python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) \
+            else sys.executable
+        argv = [unshare, "--map-auto", "--map-root-user", "--pid", "--fork", "--kill-child",
+                "--mount-proc", python, os.path.abspath(__file__), "--build", build,
+                "--flavor", "default", "--prefix", self.prefix]
+        a = self.args
+        argv += (["--only"] + a.only if a.only else []) + (["--no-cr"] if a.no_cr else []) \
+            + (["--sabotage"] if a.sabotage else []) + (["--keep"] if a.keep else [])
+        p = subprocess.Popen(argv, cwd="/tmp", stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             errors="replace", preexec_fn=as_user((pw.pw_uid, pw.pw_gid)))
+        deadline = time.monotonic() + ROOTLESS_TIMEOUT
+        summary = None
+        for line in p.stdout:
+            parts = line.split()
+            if len(parts) >= 6 and parts[1] == "passed," and parts[3] == "failed,":
+                summary = (int(parts[0]), int(parts[2]), int(parts[4]))
+                continue
+            print(line, end="", flush=True)
+            if time.monotonic() > deadline:
+                break
+        try:
+            p.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            kill_pid(p.pid)
+            p.wait(timeout=30)
+        reap_all()
+        if summary is None:
+            self.report("FAIL", "flavor", "the rootless run ended without a summary (%s)"
+                        % describe_status_rc(p.returncode))
+            return
+        self.passed += summary[0]
+        self.failed += summary[1]
+        self.skipped += summary[2]
+
     def run_build(self, build):
+        if self.flavor == "rootless":
+            self.run_rootless(build)
+            return
         if self.flavor == "nonroot":
             # only the checkpoint tests; the unit and bad-input tests stay root-only
             reason = self.setup_nonroot(build)
@@ -1061,8 +1283,9 @@ def main():
     ap.add_argument("--build", action="append", default=[],
                     help="build directory (repeatable; default: build)")
     ap.add_argument("--flavor", action="append", default=[], metavar="NAME[:BUILD]",
-                    help="default (as root) or nonroot (checkpoint tests as user %s with "
-                    "a cap_checkpoint_restore copy of stasis); repeatable, one total; "
+                    help="default (as root), nonroot (checkpoint tests as user %s with "
+                    "a cap_checkpoint_restore copy of stasis) or rootless (everything as "
+                    "root of a user namespace of that user); repeatable, one total; "
                     ":BUILD limits the flavor to that build (default: every --build)"
                     % NONROOT_USER)
     ap.add_argument("--only", nargs="+", default=[], metavar="NAME",
@@ -1073,6 +1296,7 @@ def main():
                     help="tests corrupt their own state: every test must FAIL")
     ap.add_argument("-j", type=int, default=1, help="parallelism (only 1 is supported)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary dirs")
+    ap.add_argument("--prefix", default=None, help=argparse.SUPPRESS)  # rootless inner run
     args = ap.parse_args()
     if args.j != 1:
         print("note: checkpoint tests run sequentially (-j%d ignored)" % args.j)
@@ -1093,6 +1317,8 @@ def main():
                 else ""
             if flavor != "default":
                 runner.prefix = flavor + ":" + runner.prefix
+            if args.prefix is not None:
+                runner.prefix = args.prefix
             runner.run_build(bdir)
     reap_all()
     print("%d passed, %d failed, %d skipped" % (runner.passed, runner.failed, runner.skipped))

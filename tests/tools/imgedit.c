@@ -1,0 +1,61 @@
+/* Hand-edit an image set for the escalation tests (tests/run.py): rewrites one field and
+ * re-frames the file with valid checksums, as an attacker crafting images would.
+ *
+ *   imgedit DIR PID creds-root        every uid/gid of core-PID.img's creds -> 0
+ *   imgedit DIR PID file-path PATH    the path of every regular file of files-PID.img
+ *
+ * Not part of stasis: a test tool. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image/img.h"
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: imgedit DIR PID creds-root | file-path PATH\n");
+		return 2;
+	}
+	struct img_dir d = { .dfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
+	int pid = atoi(argv[2]);
+	if (d.dfd < 0) {
+		perror(argv[1]);
+		return 1;
+	}
+	int ret = 1;
+	if (!strcmp(argv[3], "creds-root")) {
+		Core *c = img_read_msg(d.dfd, IMG_CORE, pid);
+		if (!c || !c->creds)
+			return 1;
+		Creds *cr = c->creds;
+		cr->uid = cr->euid = cr->suid = cr->fsuid = 0;
+		cr->gid = cr->egid = cr->sgid = cr->fsgid = 0;
+		char name[64];
+		snprintf(name, sizeof(name), "core-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = img_write_msg(&d, IMG_CORE, pid, &c->base) ? 1 : 0;
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+	} else if (!strcmp(argv[3], "file-path") && argc == 5) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		size_t n = 0;
+		for (size_t i = 0; i < f->n_files; i++)
+			if (f->files[i]->kind == FILE_KIND__FILE_REG && f->files[i]->path) {
+				free(f->files[i]->path);
+				f->files[i]->path = strdup(argv[4]);
+				f->files[i]->has_size = false;
+				n++;
+			}
+		char name[64];
+		snprintf(name, sizeof(name), "files-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
+		protobuf_c_message_free_unpacked(&f->base, NULL);
+	}
+	close(d.dfd);
+	return ret;
+}
