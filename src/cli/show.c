@@ -220,8 +220,8 @@ out:
 
 /* Every namespace of the tree and how they nest: per kind, each namespace with the
  * tasks in it and the namespace of the parent of the task that entered it ("outside":
- * the root's namespaces, not created by the tree). Owners (user namespaces) come with
- * user namespace support. */
+ * the root's namespaces, not created by the tree) and, but for user namespaces (whose
+ * entered_from is their parent), the user namespace that owns it. */
 static int show_namespaces(struct json_writer *w, int dfd)
 {
 	static const struct {
@@ -283,6 +283,15 @@ static int show_namespaces(struct json_writer *w, int dfd)
 					json_u64(w, *(uint64_t *)((char *)&ids[p] + kinds[k].off));
 				else
 					json_str(w, "outside");
+				/* the user namespace owning it: the one its first task was in when
+				 * it entered it (a clone with CLONE_NEWUSER enters that first) */
+				if (strcmp(kinds[k].name, "user")) {
+					json_key(w, "owner");
+					if (p >= 0 && have[p])
+						json_u64(w, ids[i].user);
+					else
+						json_str(w, "outside");
+				}
 				json_key(w, "pids");
 				json_arr_begin(w);
 				for (size_t j = 0; j < n; j++)
