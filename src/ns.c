@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -359,4 +361,59 @@ int ns_restore_child(struct rst_ctx *c)
 	if (setdomainname(u->domainname, strlen(u->domainname)) < 0)
 		return pr_perror("restore: setdomainname %s", u->domainname);
 	return 0;
+}
+
+/* --join-ns: a namespace that exists (a bind-mounted nsfs file or /proc/PID/ns/TYPE) the
+ * restored root is put in instead of the one it had. */
+int ns_join_open(const char *spec, int *fd, int *nstype)
+{
+	static const struct {
+		const char *name;
+		int flag;
+	} types[] = { { "uts", CLONE_NEWUTS }, { "ipc", CLONE_NEWIPC }, { "net", CLONE_NEWNET } };
+	const char *colon = strchr(spec, ':');
+	*fd = -1;
+	for (size_t i = 0; colon && i < ARRAY_SIZE(types); i++)
+		if ((size_t)(colon - spec) == strlen(types[i].name) &&
+		    !strncmp(spec, types[i].name, strlen(types[i].name)))
+			*nstype = types[i].flag;
+	if (!colon || !colon[1] || !*nstype) {
+		pr_err("--join-ns %s: expected TYPE:PATH with TYPE uts, ipc or net", spec);
+		return -EINVAL;
+	}
+	const char *path = colon + 1;
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return pr_perror("--join-ns: open %s", path);
+	int t = ioctl(f, NS_GET_NSTYPE);
+	if (t < 0) {
+		int err = errno;
+		close(f);
+		pr_err("--join-ns: %s is not a namespace file (nsfs): %s", path,
+		       err == ENOTTY ? "not a namespace" : strerror(err));
+		return -EINVAL;
+	}
+	if (t != *nstype) {
+		close(f);
+		pr_err("--join-ns: %s is not a %.*s namespace", path, (int)(colon - spec), spec);
+		return -EINVAL;
+	}
+	*fd = f;
+	return 0;
+}
+
+void ns_join_forget(Core *root, int nstype)
+{
+	if (nstype == CLONE_NEWUTS && root->uts) {
+		protobuf_c_message_free_unpacked(&root->uts->base, NULL);
+		root->uts = NULL;
+	}
+	if (nstype == CLONE_NEWIPC && root->ipc) {
+		protobuf_c_message_free_unpacked(&root->ipc->base, NULL);
+		root->ipc = NULL;
+	}
+	if (nstype == CLONE_NEWNET && root->net) {
+		protobuf_c_message_free_unpacked(&root->net->base, NULL);
+		root->net = NULL;
+	}
 }

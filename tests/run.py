@@ -989,11 +989,74 @@ while True:
             raise Failure("the error does not name the map: %s" % line)
         return line
 
+    def restore_join_ns(self):
+        """Restore into a pinned namespace: a UTS namespace made by a helper process,
+        bind-mounted on a file (the nsfs pin), the helper gone; `--join-ns uts:FILE` puts
+        the restored root in it (same inode, its hostname)."""
+        if os.geteuid() != 0 or in_rootless_container():
+            raise Skip("needs the host's root (bind mount of an nsfs file)")
+        d, pid = self.variant("join-ns")
+        pin = os.path.join(self.tmp, "uts-pin")
+        open(pin, "w").close()
+        holder = subprocess.Popen(["unshare", "--uts", "sh", "-c",
+                                   "hostname stasis-pinned && exec sleep 30"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        mounted = False
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    if open("/proc/%d/comm" % holder.pid).read().strip() == "sleep":
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or holder.poll() is not None:
+                    raise Failure("the namespace holder did not start")
+                time.sleep(0.02)
+            want = os.stat("/proc/%d/ns/uts" % holder.pid).st_ino
+            rc, _, err = run_cmd(["mount", "--bind", "/proc/%d/ns/uts" % holder.pid, pin], 10)
+            if rc != 0:
+                raise Skip("cannot bind-mount an nsfs file: %s" % err.strip()[:100])
+            mounted = True
+            kill_pid(holder.pid)
+            holder.wait(timeout=10)
+            argv = self.restore_argv(d) + ["--join-ns", "uts:" + pin]
+            rc, _, err = run_cmd(argv, BAD_TIMEOUT, cwd=self.tmp)
+            if rc != 0:
+                raise Failure("restore --join-ns failed: %s" % err.strip()[:200])
+            try:
+                got = os.stat("/proc/%d/ns/uts" % pid).st_ino
+            finally:
+                kill_pid(pid)
+                wait_pid(pid, time.monotonic() + 5)
+            if got != want:
+                raise Failure("the restored task is in UTS namespace %d, not the pinned %d"
+                              % (got, want))
+            return "restored into the pinned UTS namespace %d" % want
+        finally:
+            if holder.poll() is None:
+                kill_pid(holder.pid)
+                holder.wait(timeout=10)
+            if mounted:
+                run_cmd(["umount", pin], 10)
+
+    def bad_restore_join_not_nsfs(self):
+        d, pid = self.variant("join-not-nsfs")
+        plain = os.path.join(self.tmp, "not-a-namespace")
+        open(plain, "w").close()
+        line = self.expect_failure(self.restore_argv(d) + ["--join-ns", "uts:" + plain],
+                                   "restore --join-ns with a plain file", pid=pid)
+        if "not a namespace file" not in line:
+            raise Failure("the error does not say it is not a namespace file: %s" % line)
+        return line
+
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
               "bad_restore_flipped_pages", "bad_restore_pid_taken",
               "bad_dump_outside_session", "bad_restore_user_claims_root",
-              "bad_restore_user_root_file", "bad_restore_user_userns_map"]
+              "bad_restore_user_root_file", "bad_restore_user_userns_map",
+              "restore_join_ns", "bad_restore_join_not_nsfs"]
 
     def close(self):
         if getattr(self, "urun", None):

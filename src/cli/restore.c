@@ -12,6 +12,9 @@ static void restore_usage(FILE *f)
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
+		   "      --join-ns TYPE:PATH  restore the root into that existing namespace\n"
+		   "                       (TYPE uts, ipc or net; PATH /proc/PID/ns/TYPE or a\n"
+		   "                       bind-mounted nsfs file); repeatable\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -24,6 +27,7 @@ int cmd_restore(int argc, char **argv)
 		{ "images-dir", required_argument, NULL, 'D' },
 		{ "restore-detached", no_argument, NULL, 'd' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "join-ns", required_argument, NULL, 'J' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -43,6 +47,13 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'p':
 			o.pidfile = optarg;
+			break;
+		case 'J':
+			if (o.n_join_ns == MAX_JOIN_NS) {
+				fprintf(stderr, "stasis restore: at most %d --join-ns\n", MAX_JOIN_NS);
+				return 2;
+			}
+			o.join_ns[o.n_join_ns++] = optarg;
 			break;
 		case 'o':
 			logfile = optarg;

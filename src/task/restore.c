@@ -53,6 +53,8 @@ struct rst_tree {
 	int go_rd;               /* a new task waits here for its creator's go */
 	int pidreq_rd, pidreq_wr; /* pids at levels a creator cannot set (task/pidreq.c) */
 	int fd_top;              /* above every fd stasis hands down to the tasks */
+	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
+	size_t n_join;
 };
 
 struct status_msg {
@@ -530,6 +532,13 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		close(t->go_rd);
 		t->go_rd = -1;
 	}
+	for (size_t k = 0; idx == 0 && k < t->n_join; k++) {
+		if (setns(t->join_fd[k], t->join_type[k]) < 0)
+			child_fail(st, e->pid, pr_perror("restore: join the namespace of --join-ns %s",
+							 t->opts->join_ns[k]));
+		close(t->join_fd[k]);
+	}
+	t->n_join = 0;
 	if (c && (ret = ns_restore_child(c)))
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
@@ -789,6 +798,9 @@ static void free_tree(struct rst_tree *t)
 			close(t->gfd[i]);
 	free(t->gfd);
 	free(t->helpers);
+	for (size_t k = 0; k < t->n_join; k++)
+		close(t->join_fd[k]);
+	t->n_join = 0;
 	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
 	img_dir_close(&t->img);
 }
@@ -896,6 +908,13 @@ int restore_run(const struct restore_opts *o)
 	ret = img_dir_open(&t.img, o->dir);
 	if (!ret)
 		ret = load_tree(&t);
+	for (size_t k = 0; !ret && k < o->n_join_ns; k++) {
+		ret = ns_join_open(o->join_ns[k], &t.join_fd[k], &t.join_type[k]);
+		if (!ret) {
+			t.n_join = k + 1;
+			ns_join_forget(t.procs[0]->core, t.join_type[k]);
+		}
+	}
 	if (!ret)
 		ret = plan_fds(&t);
 	if (!ret)

@@ -69,10 +69,13 @@ struct dump_ctx {
 	bool rs_ready;
 };
 
+#define MAX_JOIN_NS 8
 struct restore_opts {
 	const char *dir;
 	bool detach;
 	const char *pidfile;
+	const char *join_ns[MAX_JOIN_NS]; /* "TYPE:PATH": the root goes into that namespace */
+	size_t n_join_ns;
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
@@ -140,6 +143,11 @@ int ns_restore_child(struct rst_ctx *c) __must_check;
 uint64_t ns_clone_flags(const Core *core);
 /* In the creator's restore child: a new time namespace for the children created next. */
 int ns_enter_time_for_children(const TimeNs *t) __must_check;
+/* --join-ns TYPE:PATH: open PATH, check it is an nsfs file of TYPE (uts, ipc, net);
+ * *nstype is the CLONE_NEW* flag. */
+int ns_join_open(const char *spec, int *fd, int *nstype) __must_check;
+/* The root restored into joined namespaces: forget what it would have created of them. */
+void ns_join_forget(Core *root, int nstype);
 /* A pid namespace's init: its namespace's last pid (remote, from inside). */
 int ns_dump_last_pid(struct dump_ctx *c) __must_check;
 int ns_restore_last_pid(struct rst_ctx *c) __must_check;
