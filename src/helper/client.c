@@ -72,13 +72,21 @@ int helper_spawn(struct helper *h)
 
 	h->fd = -1;
 	h->pid = 0;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return pr_perror("helper: socketpair");
+	/* Before the fork, so that the helper is never dumpable, not even for a moment. */
+	ret = channel_harden(h);
+	if (ret)
+		return ret;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		ret = pr_perror("helper: socketpair");
+		restore_dumpable(h);
+		return ret;
+	}
 	pid = fork();
 	if (pid < 0) {
 		ret = pr_perror("helper: fork");
 		close(sv[0]);
 		close(sv[1]);
+		restore_dumpable(h);
 		return ret;
 	}
 	if (pid == 0) {
@@ -88,12 +96,8 @@ int helper_spawn(struct helper *h)
 	close(sv[1]);
 	h->fd = sv[0];
 	h->pid = pid;
-	ret = channel_harden(h);
-	if (ret)
-		helper_close(h);
-	else
-		pr_info("helper: spawned pid %d", pid);
-	return ret;
+	pr_info("helper: spawned pid %d", pid);
+	return 0;
 }
 
 int helper_connect(struct helper *h, const char *path)
@@ -196,8 +200,10 @@ int helper_call_raw(struct helper *h, const void *msg, size_t len, const int *fd
 		*out_fd = -1;
 	if (h->fd < 0)
 		return -EBADF;
+	/* A helper that refuses the connection replies and closes at once: the send may
+	 * then fail, but its reply is still there to read. */
 	ret = send_msg(h->fd, msg, len, fds, nfds);
-	if (ret)
+	if (ret && ret != -EPIPE && ret != -ECONNRESET)
 		return ret;
 	do
 		ret = poll(&p, 1, HELPER_CALL_TIMEOUT_MS);

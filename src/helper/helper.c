@@ -334,7 +334,11 @@ int helper_serve_socket(const char *path, const struct helper_cfg *cfg)
 			break;
 		}
 		if (p[0].revents) {
-			pr_info("helper: stopping on a signal");
+			struct signalfd_siginfo si;
+			/* consumed here, or it would kill us when unblocked below */
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				si.ssi_signo = 0;
+			pr_info("helper: stopping on signal %u", si.ssi_signo);
 			break;
 		}
 		/* Clients first, from the last so that removing one keeps the indices valid. */

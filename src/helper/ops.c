@@ -364,17 +364,18 @@ static int idmap_check_ranges(struct helper_sess *s, const struct helper_req *q,
 
 static int write_setgroups_deny(struct target *t, char *why, size_t whylen)
 {
-	_cleanup_close_ int fd = openat(t->dirfd, "setgroups", O_RDWR | O_CLOEXEC);
-	char cur[16] = "";
+	_cleanup_free_ char *cur = read_file_at(t->dirfd, "setgroups", 64, NULL);
+	_cleanup_close_ int fd = -1;
 	ssize_t n;
 
+	/* "deny" cannot be written once a gid_map exists: nothing to do if it is there */
+	if (cur && str_starts(cur, "deny"))
+		return 0;
+	fd = openat(t->dirfd, "setgroups", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return why_fmt(why, whylen, -errno, "cannot open /proc/%d/setgroups: %s", t->pid,
 			       strerror(errno));
-	n = pread(fd, cur, sizeof(cur) - 1, 0);
-	if (n > 0 && str_starts(cur, "deny"))
-		return 0;
-	n = pwrite(fd, "deny", 4, 0);
+	n = write(fd, "deny", 4);
 	if (n != 4)
 		return why_fmt(why, whylen, n < 0 ? -errno : -EIO,
 			       "cannot write \"deny\" to /proc/%d/setgroups: %s", t->pid,
@@ -565,7 +566,9 @@ static int creds_become_peer(struct helper_sess *s, struct saved_creds *sv, char
 	}
 	setfsgid(s->peer.gid);
 	setfsuid(s->peer.uid);
-	memset(none, 0, sizeof(none));
+	/* effective only: permitted stays, so that they can be raised again */
+	memcpy(none, sv->caps, sizeof(none));
+	none[0].effective = none[1].effective = 0;
 	if (setfsuid((uid_t)-1) != (int)s->peer.uid || setfsgid((gid_t)-1) != (int)s->peer.gid ||
 	    sys_capset(&sv->hdr, none)) {
 		creds_restore(sv);
