@@ -211,6 +211,10 @@ int helper_call_raw(struct helper *h, const void *msg, size_t len, const int *fd
 	if (ret <= 0)
 		return ret < 0 ? -errno : -ETIMEDOUT;
 	ssize_t n = recvmsg(h->fd, &mh, MSG_CMSG_CLOEXEC);
+	/* A helper that closed without reading our request leaves ECONNRESET pending,
+	 * reported before the reply it queued (its refusal): read once more for that. */
+	if (n < 0 && errno == ECONNRESET)
+		n = recvmsg(h->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	if (n < 0)
 		return -errno;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {

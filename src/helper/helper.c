@@ -139,7 +139,7 @@ static int sess_handle_one(struct helper_sess *s)
 	uint16_t op = req ? req->op : 0;
 	if (ret) {
 		uint16_t raw_op = 0;
-		if (!op && len >= 8)
+		if (!op && len >= HELPER_HDR_SIZE)
 			memcpy(&raw_op, buf + 6, sizeof(raw_op));
 		pr_err("helper: refused %s (op %u) from pid %d uid %d: %s",
 		       helper_op_name(op ? op : raw_op), op ? op : raw_op, s->peer.pid,
