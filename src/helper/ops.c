@@ -12,7 +12,6 @@
 #include <linux/nsfs.h>
 #include <poll.h>
 #include <grp.h>
-#include <pwd.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -327,26 +326,17 @@ static int idmap_check_ranges(struct helper_sess *s, const struct helper_req *q,
 	bool gid = q->flags & HELPER_F_GID;
 	const char *file = gid ? "/etc/subgid" : "/etc/subuid";
 	_cleanup_free_ struct subid_range *sub = calloc(SUBID_MAX_RANGES, sizeof(*sub));
-	_cleanup_free_ char *text = NULL;
-	char pwbuf[4096];
-	struct passwd pw, *pwp = NULL;
 	bool used_subids;
-	int nsub = 0, ret;
+	int nsub, ret;
 
 	if (!sub)
 		return why_fmt(why, whylen, -ENOMEM, "out of memory");
-	if (getpwuid_r(s->peer.uid, &pw, pwbuf, sizeof(pwbuf), &pwp))
-		pwp = NULL;
-	text = read_file_at(AT_FDCWD, file, SUBID_FILE_MAX, NULL);
-	if (!text && errno != ENOENT)
-		return why_fmt(why, whylen, -errno, "cannot read %s: %s", file, strerror(errno));
-	if (text) {
-		nsub = subid_parse(text, pwp ? pwp->pw_name : NULL, s->peer.uid, sub,
-				   SUBID_MAX_RANGES);
-		if (nsub < 0)
-			return why_fmt(why, whylen, -EPERM, "more than %d ranges for uid %u in %s",
-				       SUBID_MAX_RANGES, (unsigned)s->peer.uid, file);
-	}
+	nsub = subid_read(file, s->peer.uid, sub, SUBID_MAX_RANGES);
+	if (nsub == -E2BIG)
+		return why_fmt(why, whylen, -EPERM, "more than %d ranges for uid %u in %s",
+			       SUBID_MAX_RANGES, (unsigned)s->peer.uid, file);
+	if (nsub < 0)
+		return why_fmt(why, whylen, nsub, "cannot read %s: %s", file, strerror(-nsub));
 	ret = idmap_permitted(q->u.idmap.r, q->u.idmap.nr, gid ? s->peer.gid : s->peer.uid, sub,
 			      (size_t)nsub, &used_subids, why, whylen);
 	if (ret) {

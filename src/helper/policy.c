@@ -2,9 +2,14 @@
 #include "helper/policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/util.h"
 
 /* A decimal number of [s, e) without sign or blanks, at most @max. */
 static bool dec_field(const char *s, const char *e, uint64_t max, uint64_t *out)
@@ -58,6 +63,19 @@ int subid_parse(const char *buf, const char *name, uint32_t id, struct subid_ran
 		line = *end ? end + 1 : end;
 	}
 	return (int)nr;
+}
+
+int subid_read(const char *file, uint32_t uid, struct subid_range *out, size_t max)
+{
+	char pwbuf[4096];
+	struct passwd pw, *pwp = NULL;
+	_cleanup_free_ char *text = read_file_at(AT_FDCWD, file, SUBID_FILE_MAX, NULL);
+
+	if (!text)
+		return errno == ENOENT ? 0 : -errno;
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &pwp))
+		pwp = NULL;
+	return subid_parse(text, pwp ? pwp->pw_name : NULL, uid, out, max);
 }
 
 bool subid_covers(const struct subid_range *r, size_t n, uint32_t first, uint32_t count)

@@ -27,6 +27,12 @@ struct subid_range {
 int subid_parse(const char *buf, const char *name, uint32_t id, struct subid_range *out,
 		size_t max) __attribute__((warn_unused_result));
 
+/* The one I/O function here: the ranges of @file (/etc/subuid or /etc/subgid, at most
+ * SUBID_FILE_MAX bytes) that belong to @uid, by its passwd name or the number. Returns
+ * the number of ranges (0 if the file does not exist), or -errno. */
+int subid_read(const char *file, uint32_t uid, struct subid_range *out, size_t max)
+	__attribute__((warn_unused_result));
+
 /* Whether [first, first+count) lies within the union of @r (adjacent or overlapping
  * entries may together cover it). */
 bool subid_covers(const struct subid_range *r, size_t n, uint32_t first, uint32_t count);
