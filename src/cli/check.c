@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "helper/policy.h"
 #include "image/json.h"
 #include "sys/kerndat.h"
 
@@ -146,6 +147,32 @@ static bool has_cap(int cap)
 	return p && sscanf(p + 8, "%llx", &eff) == 1 && (eff >> cap) & 1;
 }
 
+/* Whether /etc/subuid and /etc/subgid give the user ranges: a root `stasis helper` then
+ * maps them into its user namespaces (more than its own id). */
+static void check_subids(void)
+{
+	struct subid_range u[4], g[4];
+	int nu = subid_read("/etc/subuid", getuid(), u, ARRAY_SIZE(u));
+	int ng = subid_read("/etc/subgid", getuid(), g, ARRAY_SIZE(g));
+	bool ok = (nu > 0 || nu == -E2BIG) && (ng > 0 || ng == -E2BIG); /* E2BIG: > 4 ranges */
+
+	printf("subordinate ids (helper)     %-3s  ", ok || !getuid() ? "yes" : "no");
+	if (!getuid())
+		printf("root maps any ids itself\n");
+	else if (ok && nu > 0 && ng > 0)
+		printf("/etc/subuid %u+%u, /etc/subgid %u+%u%s: `stasis helper` maps them\n",
+		       u[0].start, u[0].count, g[0].start, g[0].count,
+		       nu > 1 || ng > 1 ? " and more" : "");
+	else if (ok)
+		printf("many ranges in /etc/subuid and /etc/subgid: `stasis helper` maps them\n");
+	else if (nu < 0 || ng < 0)
+		printf("cannot read %s: %s\n", nu < 0 ? "/etc/subuid" : "/etc/subgid",
+		       strerror(nu < 0 ? -nu : -ng));
+	else
+		printf("no ranges for uid %u in %s: a user namespace maps only the user's own id\n",
+		       (unsigned)getuid(), nu == 0 ? "/etc/subuid" : "/etc/subgid");
+}
+
 /* What the current user can checkpoint and restore, and what is missing for the rest.
  * Exit 0 when it can at least checkpoint and restore its own process trees. */
 static int check_unprivileged(const struct kerndat *kd)
@@ -180,6 +207,7 @@ static int check_unprivileged(const struct kerndat *kd)
 	       root ? "CAP_SYS_ADMIN" : "needs root, or a user namespace (not supported yet)");
 	printf("user namespaces available    %s  user.max_user_namespaces = %ld\n",
 	       userns > 0 ? "yes" : "no", userns);
+	check_subids();
 	return own_dump && set_pid && cr ? 0 : 1;
 }
 

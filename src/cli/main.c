@@ -10,7 +10,8 @@ static void usage(FILE *f)
 		   "  dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
 		   "  restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "  show DIR|FILE\n"
-		   "  check\n");
+		   "  check [--unprivileged] [--json]\n"
+		   "  helper --socket PATH [--user NAME] [-v] [-o LOGFILE]\n");
 }
 
 int cli_log_init(const char *cmd, const char *logfile, int verbose)
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 		{ "restore", cmd_restore },
 		{ "show", cmd_show },
 		{ "check", cmd_check },
+		{ "helper", cmd_helper },
 	};
 
 	if (argc < 2) {
