@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "mem.h"
+#include "mnt.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "task/task.h"
@@ -70,6 +71,8 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 		return -EINVAL;
 	}
 	ret = cpu_validate(c->core);
+	if (!ret)
+		ret = mnt_validate(c);
 	if (ret)
 		return ret;
 	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
