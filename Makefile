@@ -66,7 +66,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libstasis.a
 # Checkpoint test programs are the *restored* side: they are built without sanitizers
 # (an ASan runtime inside the checkpointed program would only test ASan).
 CKPT_CFLAGS := $(filter-out $(SAN_FLAGS),$(CFLAGS_BASE)) -O1 -mavx2
-$(BUILD)/tests/ckpt/%: tests/ckpt/%.c tests/ckpt/lib.c tests/ckpt/lib.h
+$(BUILD)/tests/ckpt/%: tests/ckpt/%.c tests/ckpt/lib.c $(wildcard tests/ckpt/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CKPT_CFLAGS) -Itests/ckpt -o $@ $< tests/ckpt/lib.c -lrt
 

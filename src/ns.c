@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "net.h"
 #include "ipc.h"
+#include "mnt.h"
 #include "task/task.h"
 #include "userns.h"
 
@@ -31,7 +32,7 @@ static const struct ns_kind {
 	bool supported;
 } kinds[] = {
 	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
-	{ "mnt", offsetof(NsIds, mnt), false },	   { "net", offsetof(NsIds, net), true },
+	{ "mnt", offsetof(NsIds, mnt), true },	   { "net", offsetof(NsIds, net), true },
 	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), true },
 	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), true },
 };
@@ -235,6 +236,25 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			if (ret)
 				return ret;
 		}
+		/* Mount namespaces: the same rule; the tree is read by src/mnt.c. */
+		if (ids->mnt && ids->mnt != parent->mnt) {
+			bool joined = ids->mnt == mine.mnt;
+			const struct dump_ctx *creator = NULL;
+			for (size_t j = 0; j < i; j++) {
+				joined |= procs[j]->core->ns->mnt == ids->mnt;
+				if (procs[j]->pid == ppid[i])
+					creator = procs[j];
+			}
+			if (joined) {
+				pr_err("pid %d is in a mount namespace other than its parent's that it "
+				       "did not create (setns): not supported yet",
+				       procs[i]->pid);
+				return -EOPNOTSUPP;
+			}
+			ret = mnt_dump_ns(procs[i], creator);
+			if (ret)
+				return ret;
+		}
 		/* IPC: a task whose namespace differs from its parent's created it (unshare or
 		 * clone); one that joined an existing namespace with setns cannot be rebuilt. */
 		if (ids->ipc && ids->ipc != parent->ipc) {
@@ -335,12 +355,17 @@ uint64_t ns_clone_flags(const Core *core)
 		fl |= CLONE_NEWUTS;
 	if (core->ipc)
 		fl |= CLONE_NEWIPC;
+	if (core->mnt)
+		fl |= CLONE_NEWNS;
 	return fl;
 }
 
 /* In the restore child, right after clone3(CLONE_NEWUTS / CLONE_NEWIPC). */
 int ns_restore_child(struct rst_ctx *c)
 {
+	int mret = mnt_restore_child(c); /* the mount tree first: src/mnt.c */
+	if (mret)
+		return mret;
 	int nret = net_restore(c); /* links, addresses, routes, sysctls: src/net.c */
 	if (nret)
 		return nret;

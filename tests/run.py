@@ -1051,12 +1051,103 @@ while True:
             raise Failure("the error does not say it is not a namespace file: %s" % line)
         return line
 
+    def start_overlay(self, tag):
+        """A sleep in a mount namespace of its own with an overlayfs mounted on
+        TMP/TAG/m (stasis cannot recreate it). Returns (Popen, mount point)."""
+        d = os.path.join(self.tmp, tag)
+        for sub in ("l", "u", "w", "m"):
+            os.makedirs(os.path.join(d, sub))
+        mnt = os.path.join(d, "m")
+        opts = "lowerdir=%s/l,upperdir=%s/u,workdir=%s/w" % (d, d, d)
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                              'mount -t overlay overlay -o "$1" "$2" && exec sleep 60',
+                              "sh", opts, mnt],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=d)
+        deadline = time.monotonic() + BAD_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with open("/proc/%d/mountinfo" % p.pid) as f:
+                    mounted = " - overlay " in f.read()
+                with open("/proc/%d/comm" % p.pid) as f:
+                    slept = f.read().strip() == "sleep"
+            except OSError:
+                mounted = slept = False
+            if mounted and slept:
+                return p, mnt
+            if p.poll() is not None:
+                break
+            time.sleep(0.02)
+        kill_pid(p.pid)
+        p.wait(timeout=10)
+        raise Skip("no overlayfs in a private mount namespace here")
+
+    def stop_overlay(self, p):
+        kill_pid(p.pid)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def bad_dump_mnt_undeclared(self):
+        p, mnt = self.start_overlay("ovl-undeclared")
+        try:
+            line = self.expect_failure([self.stasis, "dump", "-t", str(p.pid), "-D",
+                                        os.path.join(self.tmp, "ovl-undeclared-img")],
+                                       "dump of an undeclared overlay mount",
+                                       allowed=(p.pid,))
+            if mnt not in line or "--external mnt[" not in line:
+                raise Failure("the error does not name the mount: %r" % line)
+            st = proc_stat(p.pid)
+            if st is None or st[0] not in ("S", "R"):
+                raise Failure("the task was disturbed by the failed dump (%s)" % (st,))
+            with open("/proc/%d/status" % p.pid) as f:
+                if any(ln.split()[1:2] != ["0"] for ln in f if ln.startswith("TracerPid:")):
+                    raise Failure("the task is still traced after the failed dump")
+        finally:
+            self.stop_overlay(p)
+
+    def bad_restore_mnt_missing_external(self):
+        p, mnt = self.start_overlay("ovl-external")
+        img = os.path.join(self.tmp, "ovl-external-img")
+        pid = p.pid
+        try:
+            rc, out, err = run_cmd([self.stasis, "dump", "-t", str(pid), "-D", img,
+                                    "--no-sync", "--external", "mnt[%s]:ovl" % mnt],
+                                   BAD_TIMEOUT, cwd=self.tmp)
+            if rc != 0:
+                raise Failure("dump with --external failed: %s" % err.strip()[:300])
+            p.wait(timeout=10)
+        finally:
+            self.stop_overlay(p)
+        line = self.expect_failure(self.restore_argv(img),
+                                   "restore without the external mount's mapping", pid=pid)
+        if "ovl" not in line or "--external" not in line:
+            raise Failure("the error does not say which mapping is missing: %r" % line)
+        # with the mapping, the restore works and binds the given directory there
+        host = os.path.join(self.tmp, "ovl-external", "l")
+        with open(os.path.join(host, "marker"), "w") as f:
+            f.write("x")
+        rc, out, err = run_cmd(self.restore_argv(img) + ["--external", "mnt[ovl]:%s" % host],
+                               BAD_TIMEOUT, cwd=self.tmp)
+        try:
+            if rc != 0:
+                raise Failure("restore with --external mnt[ovl]:DIR failed: %s" %
+                              err.strip()[:300])
+            if not os.path.exists("/proc/%d/root%s/marker" % (pid, mnt)):
+                raise Failure("the external directory is not mounted at %s" % mnt)
+        finally:
+            kill_pid(pid)
+            wait_pid(pid, time.monotonic() + 5)
+            reap_all()
+
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
               "bad_restore_flipped_pages", "bad_restore_pid_taken",
               "bad_dump_outside_session", "bad_restore_user_claims_root",
               "bad_restore_user_root_file", "bad_restore_user_userns_map",
-              "restore_join_ns", "bad_restore_join_not_nsfs"]
+              "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
+              "bad_restore_mnt_missing_external"]
 
     def close(self):
         if getattr(self, "urun", None):

@@ -4,15 +4,19 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "mnt.h"
 #include "task/task.h"
 
 static void dump_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
+		   "                   [--external mnt[MOUNTPOINT]:KEY]...\n"
 		   "  -t, --tree PID       the process to checkpoint\n"
 		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
 		   "  -R, --leave-running  let the process go on after the dump\n"
 		   "      --no-sync        do not fsync the images\n"
+		   "      --external mnt[MOUNTPOINT]:KEY  a mount stasis cannot recreate: restore\n"
+		   "                       binds what --external mnt[KEY]:HOSTPATH names there\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -25,6 +29,7 @@ int cmd_dump(int argc, char **argv)
 		{ "leave-running", no_argument, NULL, 'R' },
 		{ "no-sync", no_argument, NULL, 'S' },
 		{ "log-file", required_argument, NULL, 'o' },
+		{ "external", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -32,6 +37,8 @@ int cmd_dump(int argc, char **argv)
 	const char *logfile = NULL;
 	int verbose = 0, c;
 	long long v;
+	char *ext[64];
+	size_t n_ext = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:D:Ro:vh", opts, NULL)) != -1) {
@@ -55,6 +62,19 @@ int cmd_dump(int argc, char **argv)
 		case 'o':
 			logfile = optarg;
 			break;
+		case 'E': {
+			char *a, *b;
+			if (n_ext == ARRAY_SIZE(ext) || mnt_parse_external(optarg, true, &a, &b)) {
+				fprintf(stderr, "stasis dump: invalid --external '%s' (at most %zu, "
+						"mnt[MOUNTPOINT]:KEY)\n",
+					optarg, ARRAY_SIZE(ext));
+				return 2;
+			}
+			free(a);
+			free(b);
+			ext[n_ext++] = optarg;
+			break;
+		}
 		case 'v':
 			verbose++;
 			break;
@@ -73,6 +93,8 @@ int cmd_dump(int argc, char **argv)
 	}
 	if (cli_log_init("dump", logfile, verbose))
 		return 2;
+	o.externals = ext;
+	o.n_externals = n_ext;
 	int ret = dump_run(&o);
 	if (ret) {
 		cli_report_failure("dump");

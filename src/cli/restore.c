@@ -4,17 +4,22 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "mnt.h"
 #include "task/task.h"
 
 static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
+		   "                      [--external mnt[KEY]:HOSTPATH]... [--root DIR]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
 		   "      --join-ns TYPE:PATH  restore the root into that existing namespace\n"
 		   "                       (TYPE uts, ipc or net; PATH /proc/PID/ns/TYPE or a\n"
 		   "                       bind-mounted nsfs file); repeatable\n"
+		   "      --external mnt[KEY]:HOSTPATH  bind HOSTPATH where the mount declared\n"
+		   "                       external with KEY at dump was\n"
+		   "      --root DIR       the root of the restored mount tree (external root)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -29,12 +34,16 @@ int cmd_restore(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "join-ns", required_argument, NULL, 'J' },
 		{ "log-file", required_argument, NULL, 'o' },
+		{ "external", required_argument, NULL, 'E' },
+		{ "root", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct restore_opts o = { 0 };
 	const char *logfile = NULL;
 	int verbose = 0, c;
+	char *ext[64];
+	size_t n_ext = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "D:do:vh", opts, NULL)) != -1) {
@@ -58,6 +67,26 @@ int cmd_restore(int argc, char **argv)
 		case 'o':
 			logfile = optarg;
 			break;
+		case 'E': {
+			char *a, *b;
+			if (n_ext == ARRAY_SIZE(ext) || mnt_parse_external(optarg, false, &a, &b)) {
+				fprintf(stderr, "stasis restore: invalid --external '%s' (at most %zu, "
+						"mnt[KEY]:HOSTPATH)\n",
+					optarg, ARRAY_SIZE(ext));
+				return 2;
+			}
+			free(a);
+			free(b);
+			ext[n_ext++] = optarg;
+			break;
+		}
+		case 'r':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "stasis restore: --root needs an absolute path\n");
+				return 2;
+			}
+			o.root_dir = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -76,6 +105,8 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (cli_log_init("restore", logfile, verbose))
 		return 2;
+	o.externals = ext;
+	o.n_externals = n_ext;
 	int ret = restore_run(&o);
 	if (ret < 0) {
 		cli_report_failure("restore");

@@ -39,6 +39,11 @@ static inline long sys_clone3(struct stasis_clone_args *args, size_t size)
 {
 	return syscall(__NR_clone3, args, size);
 }
+/* openat2(2) with a struct open_how (linux/openat2.h). */
+static inline int sys_openat2(int dfd, const char *path, void *how, size_t size)
+{
+	return (int)syscall(SYS_openat2, dfd, path, how, size);
+}
 static inline int sys_rt_sigqueueinfo(pid_t tgid, int sig, siginfo_t *info)
 {
 	return (int)syscall(SYS_rt_sigqueueinfo, tgid, sig, info);

@@ -19,6 +19,7 @@
 
 #include "core/log.h"
 #include "mem.h"
+#include "mnt.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "task/pidreq.h"
@@ -83,6 +84,8 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 	ret = cpu_validate(c->core);
 	if (!ret && c->core->userns)
 		ret = userns_validate(c->core->userns, c->pid);
+	if (!ret)
+		ret = mnt_validate(c);
 	if (ret)
 		return ret;
 	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);

@@ -32,6 +32,8 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool sync;
+	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/mnt.c */
+	size_t n_externals;
 };
 
 /* A thread of the dumped process, frozen. thr[0] is the main thread (tid == pid) and
@@ -76,6 +78,9 @@ struct restore_opts {
 	const char *pidfile;
 	const char *join_ns[MAX_JOIN_NS]; /* "TYPE:PATH": the root goes into that namespace */
 	size_t n_join_ns;
+	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/mnt.c */
+	size_t n_externals;
+	const char *root_dir;   /* --root: the root of the first restored mount tree */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

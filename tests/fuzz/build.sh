@@ -32,7 +32,7 @@ LIBS="-lprotobuf-c -lxxhash"
 
 # The code under test: instrumented for coverage (fuzzer-no-link) and sanitizers.
 objs=
-for src in src/proc/parse.c src/core/util.c src/core/log.c src/image/img.c \
+for src in src/proc/parse.c src/proc/mountinfo.c src/core/util.c src/core/log.c src/image/img.c \
 	src/helper/proto.c src/helper/policy.c "$OUT/gen/image/stasis.pb-c.c"; do
 	obj="$OUT/obj/$(basename "$src" .c).o"
 	$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$obj"

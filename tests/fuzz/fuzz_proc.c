@@ -1,10 +1,12 @@
-/* libFuzzer target: every /proc parser of src/proc/parse.c on the input (NUL-terminated
- * copy, exactly sized so ASan sees any over-read), and proc_parse_auxv on the raw bytes.
+/* libFuzzer target: every /proc parser of src/proc/parse.c and src/proc/mountinfo.c on
+ * the input (NUL-terminated copy, exactly sized so ASan sees any over-read), and
+ * proc_parse_auxv on the raw bytes.
  * Built and run by tests/fuzz/build.sh. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proc/mountinfo.h"
 #include "proc/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,6 +55,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < nid; i++)
 		if (!ids[i].count || nid > 8)
 			abort();
+	struct mountinfo *mi = NULL;
+	size_t nm = 0;
+	if (mountinfo_parse(buf, &mi, &nm) == 0) {
+		for (size_t i = 0; i < nm; i++)
+			if (mi[i].root[0] != '/' || mi[i].mountpoint[0] != '/')
+				abort(); /* the parser promised absolute paths */
+		mountinfo_free(mi, nm);
+	} else if (mi || nm) {
+		abort();
+	}
 	free(buf);
 
 	uint64_t auxv[64];

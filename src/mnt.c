@@ -1,0 +1,1214 @@
+/* Mount namespaces.
+ *
+ * Dump: for a mount namespace created by a task of the tree, /proc/PID/mountinfo is read
+ * (src/proc/mountinfo.c) and every mount is recorded with how it will be recreated:
+ *   - MOUNT_EXTERNAL: declared by `--external mnt[MOUNTPOINT]:KEY`;
+ *   - MOUNT_HOST: its filesystem is visible in the namespace the creator copied its own
+ *     from (stasis's for the first, the parent task's for a nested one): same device and
+ *     the mount's root reachable at a path there, checked with statx (device, mount id,
+ *     inode). Restored as a bind of that path;
+ *   - MOUNT_FRESH: a pseudo filesystem (proc, sysfs, devpts, mqueue, cgroup, cgroup2,
+ *     tmpfs) mounted anew with its superblock options; a tmpfs carries its contents, read
+ *     through /proc/PID/root without following symlinks or crossing into other mounts.
+ * Anything else is refused with the mount named.
+ *
+ * Restore, in the restore child of the creator (cloned with CLONE_NEWNS, so it starts in a
+ * copy of its creator's namespace, which has the layout the dump saw): everything is made
+ * private (nothing can propagate out), then every mount is created detached (fsmount for
+ * a fresh superblock, open_tree(OPEN_TREE_CLONE) for a bind) with its flags
+ * (mount_setattr), the root is put on top of "/", each other mount is attached under its
+ * parent (parents first, RESOLVE_NO_XDEV so that it lands exactly in its parent), the
+ * task pivots into the new root and detaches the old one, and only then are peer groups
+ * and slaves rebuilt with MOVE_MOUNT_SET_GROUP (the pivot refuses shared mounts).
+ * Peer groups spanning two namespaces of the tree are rebuilt per namespace. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "mnt.h"
+#include "proc/mountinfo.h"
+#include "sys/syscalls.h"
+
+#define MNT_MAX_MOUNTS 512
+#define TMPFS_MAX_DATA (32u << 20)   /* file data of one tmpfs */
+#define NS_MAX_DATA (48u << 20)      /* of one namespace (the core image is bounded) */
+#define TMPFS_MAX_ENTRIES 100000
+#define TMPFS_MAX_DEPTH 128
+#define MNT_ATTR_ALL                                                                        \
+	(MNT_F_RDONLY | MNT_F_NOSUID | MNT_F_NODEV | MNT_F_NOEXEC | MNT_F__ATIME |          \
+	 MNT_F_NODIRATIME | MNT_F_NOSYMFOLLOW)
+
+/* --- paths ------------------------------------------------------------------------ */
+
+/* An absolute path ("/", "/a/b") or a relative one ("a/b", "."): bounded, no empty, "."
+ * or ".." component (so it cannot climb out of where it is resolved). */
+static bool path_is_clean(const char *p, bool absolute)
+{
+	size_t len = p ? strnlen(p, MNTINFO_MAX_PATH + 1) : 0;
+	if (!len || len > MNTINFO_MAX_PATH || (p[0] == '/') != absolute)
+		return false;
+	if (absolute && len == 1)
+		return true;
+	if (!absolute && !strcmp(p, "."))
+		return true;
+	const char *s = absolute ? p + 1 : p;
+	for (;;) {
+		const char *e = strchrnul(s, '/');
+		size_t n = (size_t)(e - s);
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		if (!*e)
+			return true;
+		s = e + 1;
+	}
+}
+
+/* @path relative to "/" ("." for "/" itself). */
+static const char *rel_of(const char *path)
+{
+	return path[1] ? path + 1 : ".";
+}
+
+/* Is @p @base or below it (component-wise)? */
+static bool is_under(const char *p, const char *base)
+{
+	size_t n = strlen(base);
+	if (!strcmp(base, "/"))
+		return true;
+	return !strncmp(p, base, n) && (p[n] == '/' || !p[n]);
+}
+
+/* @p below @base, as a relative path ("." if equal). */
+static const char *rel_below(const char *p, const char *base)
+{
+	const char *r = strcmp(base, "/") ? p + strlen(base) : p;
+	while (*r == '/')
+		r++;
+	return *r ? r : ".";
+}
+
+static int open_beneath(int dfd, const char *rel, uint64_t resolve, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = resolve | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	return sys_openat2(dfd, rel, &how, sizeof(how));
+}
+
+/* --- externals ---------------------------------------------------------------------- */
+
+int mnt_parse_external(const char *arg, bool at_dump, char **a, char **b)
+{
+	*a = *b = NULL;
+	if (!str_starts(arg, "mnt[")) {
+		pr_err("external '%s': only mnt[...]:... is supported", arg);
+		return -EINVAL;
+	}
+	const char *in = arg + 4;
+	/* a mount point may hold "]:", a key may not: split at the last one at dump, at
+	 * the first one (after the key) at restore */
+	const char *sep = NULL;
+	for (const char *s = strstr(in, "]:"); s; s = strstr(s + 1, "]:")) {
+		sep = s;
+		if (!at_dump)
+			break;
+	}
+	if (!sep || sep == in || !sep[2]) {
+		pr_err("external '%s': expected mnt[%s]:%s", arg, at_dump ? "MOUNTPOINT" : "KEY",
+		       at_dump ? "KEY" : "HOSTPATH");
+		return -EINVAL;
+	}
+	*a = strndup(in, (size_t)(sep - in));
+	*b = strdup(sep + 2);
+	if (!*a || !*b) {
+		free(*a);
+		free(*b);
+		*a = *b = NULL;
+		return -ENOMEM;
+	}
+	const char *path = at_dump ? *a : *b, *key = at_dump ? *b : *a;
+	if (!path_is_clean(path, true) || strlen(key) > 255) {
+		pr_err("external '%s': the path must be absolute and clean, the key short", arg);
+		free(*a);
+		free(*b);
+		*a = *b = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The key declared for mount point @mp at dump, or NULL (malloc'd). */
+static char *dump_external_key(const struct dump_opts *o, const char *mp)
+{
+	for (size_t i = 0; o && i < o->n_externals; i++) {
+		char *a, *b;
+		if (mnt_parse_external(o->externals[i], true, &a, &b))
+			continue;
+		bool hit = !strcmp(a, mp);
+		free(a);
+		if (hit)
+			return b;
+		free(b);
+	}
+	return NULL;
+}
+
+/* The host path given for @key at restore, or NULL (malloc'd). */
+static char *restore_external_path(const struct restore_opts *o, const char *key)
+{
+	for (size_t i = 0; o && i < o->n_externals; i++) {
+		char *a, *b;
+		if (mnt_parse_external(o->externals[i], false, &a, &b))
+			continue;
+		bool hit = !strcmp(a, key);
+		free(a);
+		if (hit)
+			return b;
+		free(b);
+	}
+	return NULL;
+}
+
+/* --- dump: tmpfs contents ----------------------------------------------------------- */
+
+struct walk {
+	const char *mp;      /* for messages */
+	uint64_t mnt_id;     /* the tmpfs mount read: other mounts are not entered */
+	uint64_t bytes, *ns_bytes;
+	TmpfsEntry **v;
+	size_t n, cap;
+	struct {
+		uint64_t ino;
+		size_t idx;
+	} *links;
+	size_t nlinks;
+};
+
+static TmpfsEntry *walk_add(struct walk *w, const char *path, const struct statx *sx)
+{
+	if (w->n >= TMPFS_MAX_ENTRIES) {
+		pr_err("dump: tmpfs at %s has more than %d entries: not supported", w->mp,
+		       TMPFS_MAX_ENTRIES);
+		errno = EFBIG;
+		return NULL;
+	}
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 64;
+		TmpfsEntry **t = realloc(w->v, nc * sizeof(*t));
+		if (!t)
+			return NULL;
+		w->v = t;
+		w->cap = nc;
+	}
+	TmpfsEntry *e = malloc(sizeof(*e));
+	if (!e)
+		return NULL;
+	tmpfs_entry__init(e);
+	e->path = strdup(path);
+	if (!e->path) {
+		free(e);
+		return NULL;
+	}
+	w->v[w->n++] = e;
+	e->mode = sx->stx_mode;
+	e->uid = sx->stx_uid;
+	e->gid = sx->stx_gid;
+	e->has_mtime_sec = e->has_mtime_nsec = e->has_atime_sec = e->has_atime_nsec = true;
+	e->mtime_sec = sx->stx_mtime.tv_sec;
+	e->mtime_nsec = sx->stx_mtime.tv_nsec;
+	e->atime_sec = sx->stx_atime.tv_sec;
+	e->atime_nsec = sx->stx_atime.tv_nsec;
+	return e;
+}
+
+static int read_regular(struct walk *w, int dfd, const char *name, const char *path,
+			const struct statx *sx, TmpfsEntry *e)
+{
+	if (sx->stx_size > TMPFS_MAX_DATA - w->bytes || sx->stx_size > NS_MAX_DATA - *w->ns_bytes) {
+		pr_err("dump: tmpfs at %s holds more than %u MiB of file data (%s): not supported",
+		       w->mp, TMPFS_MAX_DATA >> 20, path);
+		return -EFBIG;
+	}
+	if (!sx->stx_size)
+		return 0;
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+						     O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("dump: open %s in the tmpfs at %s", path, w->mp);
+	e->data.data = malloc(sx->stx_size);
+	if (!e->data.data)
+		return -ENOMEM;
+	e->data.len = sx->stx_size;
+	e->has_data = true;
+	int ret = read_all(fd, e->data.data, sx->stx_size);
+	if (ret)
+		return pr_errno(ret, "dump: read %s in the tmpfs at %s", path, w->mp);
+	w->bytes += sx->stx_size;
+	*w->ns_bytes += sx->stx_size;
+	return 0;
+}
+
+static int walk_dir(struct walk *w, int dfd, const char *rel, int depth);
+
+static int walk_entry(struct walk *w, int dfd, const char *name, const char *rel, int depth)
+{
+	char path[MNTINFO_MAX_PATH];
+	int n = strcmp(rel, ".") ? snprintf(path, sizeof(path), "%s/%s", rel, name)
+				 : snprintf(path, sizeof(path), "%s", name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		pr_err("dump: a path in the tmpfs at %s is too long", w->mp);
+		return -ENAMETOOLONG;
+	}
+	struct statx sx;
+	if (statx(dfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
+		return pr_perror("dump: stat %s in the tmpfs at %s", path, w->mp);
+	bool mountpoint = sx.stx_mnt_id != w->mnt_id;
+	mode_t t = sx.stx_mode & S_IFMT;
+	if (t == S_IFSOCK) {
+		pr_warn("dump: socket %s in the tmpfs at %s is not recreated", path, w->mp);
+		return 0;
+	}
+	if (!mountpoint && t == S_IFREG && sx.stx_nlink > 1) {
+		for (size_t k = 0; k < w->nlinks; k++)
+			if (w->links[k].ino == sx.stx_ino) {
+				TmpfsEntry *e = walk_add(w, path, &sx);
+				if (!e)
+					return -errno;
+				e->link = strdup(w->v[w->links[k].idx]->path);
+				return e->link ? 0 : -ENOMEM;
+			}
+		void *nl = realloc(w->links, (w->nlinks + 1) * sizeof(*w->links));
+		if (!nl)
+			return -ENOMEM;
+		w->links = nl;
+		w->links[w->nlinks].ino = sx.stx_ino;
+		w->links[w->nlinks++].idx = w->n;
+	}
+	TmpfsEntry *e = walk_add(w, path, &sx);
+	if (!e)
+		return -errno;
+	if (mountpoint) {
+		/* another mount sits here: keep the mount point, not what it hides */
+		if (t != S_IFDIR)
+			e->mode = (sx.stx_mode & 07777) | S_IFREG;
+		return 0;
+	}
+	switch (t) {
+	case S_IFDIR: {
+		if (depth >= TMPFS_MAX_DEPTH) {
+			pr_err("dump: the tmpfs at %s is nested too deep (%s)", w->mp, path);
+			return -ELOOP;
+		}
+		int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return pr_perror("dump: open %s in the tmpfs at %s", path, w->mp);
+		return walk_dir(w, sub, path, depth + 1); /* closes sub */
+	}
+	case S_IFREG:
+		return read_regular(w, dfd, name, path, &sx, e);
+	case S_IFLNK: {
+		char target[MNTINFO_MAX_PATH];
+		ssize_t len = readlinkat(dfd, name, target, sizeof(target) - 1);
+		if (len < 0)
+			return pr_perror("dump: readlink %s in the tmpfs at %s", path, w->mp);
+		target[len] = '\0';
+		e->target = strdup(target);
+		return e->target ? 0 : -ENOMEM;
+	}
+	default: /* fifo, devices */
+		e->has_rdev = true;
+		e->rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+		return 0;
+	}
+}
+
+/* Takes @dfd. */
+static int walk_dir(struct walk *w, int dfd, const char *rel, int depth)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int ret = pr_perror("dump: read directory %s of the tmpfs at %s", rel, w->mp);
+		close(dfd);
+		return ret;
+	}
+	int ret = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			if (errno)
+				ret = pr_perror("dump: read directory %s of the tmpfs at %s", rel,
+						w->mp);
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		ret = walk_entry(w, dirfd(d), de->d_name, rel, depth);
+		if (ret)
+			break;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* The contents of the tmpfs mounted (reachably) at @fd, a directory of mount @mnt_id. */
+static int dump_tmpfs(Mount *m, int fd, uint64_t mnt_id, const char *mp, uint64_t *ns_bytes)
+{
+	struct walk w = { .mp = mp, .mnt_id = mnt_id, .ns_bytes = ns_bytes };
+	struct statx sx;
+	int ret;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0)
+		return pr_perror("dump: stat the tmpfs at %s", mp);
+	if (!walk_add(&w, ".", &sx)) {
+		ret = -errno;
+	} else {
+		int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ret = dfd < 0 ? pr_perror("dump: open the tmpfs at %s", mp) : walk_dir(&w, dfd, ".", 0);
+	}
+	free(w.links);
+	m->tmpfs = w.v;
+	m->n_tmpfs = w.n;
+	pr_info("dump: tmpfs at %s: %zu entries, %llu bytes", mp, w.n,
+		(unsigned long long)w.bytes);
+	return ret;
+}
+
+/* --- dump: the mount list ----------------------------------------------------------- */
+
+static bool fs_is_fresh(const char *fstype)
+{
+	static const char *const fresh[] = { "proc",   "sysfs",   "devpts", "mqueue",
+					     "cgroup", "cgroup2", "tmpfs" };
+	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++)
+		if (!strcmp(fstype, fresh[i]))
+			return true;
+	return false;
+}
+
+/* Parents before children, otherwise in the order of mountinfo (creation order: mounts
+ * stacked on one mount point, or hidden by a later one, keep their order). The root is
+ * the one mount whose parent is not listed. */
+static int order_mounts(const struct mountinfo *mi, size_t n, size_t *order)
+{
+	_cleanup_free_ bool *placed = calloc(n, sizeof(bool));
+	_cleanup_free_ ssize_t *par = malloc(n * sizeof(ssize_t));
+	size_t k = 0, roots = 0;
+	if (!placed || !par)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		par[i] = -1;
+		for (size_t j = 0; j < n; j++)
+			if (j != i && mi[j].id == mi[i].parent)
+				par[i] = (ssize_t)j;
+		for (size_t j = 0; j < i; j++)
+			if (mi[j].id == mi[i].id) {
+				pr_err("dump: mountinfo lists mount %u twice", mi[i].id);
+				return -EINVAL;
+			}
+		if (par[i] < 0) {
+			roots++;
+			order[k++] = i;
+			placed[i] = true;
+			if (strcmp(mi[i].mountpoint, "/")) {
+				pr_err("dump: the root mount of the namespace is at %s: not supported",
+				       mi[i].mountpoint);
+				return -EOPNOTSUPP;
+			}
+		}
+	}
+	if (roots != 1) {
+		pr_err("dump: the mount namespace has %zu root mounts", roots);
+		return -EINVAL;
+	}
+	while (k < n) {
+		bool progress = false;
+		for (size_t i = 0; i < n; i++)
+			if (!placed[i] && placed[par[i]]) {
+				order[k++] = i;
+				placed[i] = progress = true;
+			}
+		if (!progress) {
+			pr_err("dump: the mounts of the namespace do not form a tree");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The mounts of the namespace a new namespace was copied from: who sees them, how. */
+struct creator_view {
+	struct mountinfo *mi;
+	size_t n;
+	int rootfd; /* its root directory */
+};
+
+/* A path in the creator's namespace where mount @m's root is: same device, reached in
+ * the creator's mount @h (not hidden), same inode as the task sees (@task_ino, 0 if the
+ * task cannot reach it). NULL if there is none. */
+static char *creator_path(const struct creator_view *cv, const struct mountinfo *m,
+			  uint64_t task_ino)
+{
+	for (size_t i = 0; i < cv->n; i++) {
+		const struct mountinfo *h = &cv->mi[i];
+		if (h->major != m->major || h->minor != m->minor || !is_under(m->root, h->root))
+			continue;
+		const char *below = rel_below(m->root, h->root);
+		char path[MNTINFO_MAX_PATH + 8];
+		int len = strcmp(below, ".") ? snprintf(path, sizeof(path), "%s%s%s", h->mountpoint,
+							 strcmp(h->mountpoint, "/") ? "/" : "",
+							 below)
+					     : snprintf(path, sizeof(path), "%s", h->mountpoint);
+		if (len < 0 || (size_t)len >= MNTINFO_MAX_PATH || !path_is_clean(path, true))
+			continue;
+		_cleanup_close_ int fd =
+			open_beneath(cv->rootfd, rel_of(path), RESOLVE_IN_ROOT, O_PATH);
+		struct statx sx;
+		if (fd < 0 || statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) < 0)
+			continue;
+		if (sx.stx_dev_major != m->major || sx.stx_dev_minor != m->minor ||
+		    sx.stx_mnt_id != h->id || (task_ino && sx.stx_ino != task_ino))
+			continue;
+		return strdup(path);
+	}
+	return NULL;
+}
+
+static int load_mountinfo(int dirfd, const char *name, struct mountinfo **mi, size_t *n)
+{
+	_cleanup_free_ char *buf = read_file_at(dirfd, name, 4u << 20, NULL);
+	if (!buf)
+		return pr_perror("dump: read %s", name);
+	int ret = mountinfo_parse(buf, mi, n);
+	if (ret)
+		pr_err("dump: malformed %s", name);
+	return ret;
+}
+
+static int creator_view_open(struct creator_view *cv, const struct dump_ctx *creator)
+{
+	cv->rootfd = creator ? openat(creator->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC)
+			     : open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cv->rootfd < 0)
+		return pr_perror("dump: open the root of pid %d", creator ? creator->pid : getpid());
+	if (creator)
+		return load_mountinfo(creator->procfd, "mountinfo", &cv->mi, &cv->n);
+	return load_mountinfo(AT_FDCWD, "/proc/self/mountinfo", &cv->mi, &cv->n);
+}
+
+static Mount *new_mount(const struct mountinfo *mi)
+{
+	Mount *m = malloc(sizeof(*m));
+	if (!m)
+		return NULL;
+	mount__init(m);
+	m->id = mi->id;
+	m->parent_id = mi->parent;
+	m->mountpoint = strdup(mi->mountpoint);
+	m->root = strdup(mi->root);
+	m->fstype = strdup(mi->fstype);
+	m->source = strdup(mi->source);
+	m->sb_opts = strdup(mi->sb_opts);
+	m->dev = makedev(mi->major, mi->minor);
+	m->flags = mi->flags;
+	m->has_shared = mi->shared != 0;
+	m->shared = mi->shared;
+	m->has_master = mi->master != 0;
+	m->master = mi->master;
+	m->has_unbindable = mi->unbindable;
+	m->unbindable = mi->unbindable;
+	if (!m->mountpoint || !m->root || !m->fstype || !m->source || !m->sb_opts) {
+		mount__free_unpacked(m, NULL);
+		return NULL;
+	}
+	return m;
+}
+
+/* Where the task sees mount @mi: an O_PATH fd of its root if reachable (not hidden by
+ * another mount), else -1. */
+static int task_reach(int task_root, const struct mountinfo *mi, uint64_t *ino)
+{
+	int fd = open_beneath(task_root, rel_of(mi->mountpoint), RESOLVE_IN_ROOT, O_PATH);
+	struct statx sx;
+	*ino = 0;
+	if (fd < 0)
+		return -1;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) < 0 ||
+	    sx.stx_mnt_id != mi->id) {
+		close(fd);
+		return -1;
+	}
+	*ino = sx.stx_ino;
+	return fd;
+}
+
+/* Decide how mount @mi is recreated; read a tmpfs's contents once per superblock. */
+static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_root,
+		    const struct mountinfo *mi, const struct mountinfo *all, size_t n, Mount *m,
+		    bool first_of_sb, uint64_t *ns_bytes)
+{
+	uint64_t ino;
+	_cleanup_close_ int fd = task_reach(task_root, mi, &ino);
+	if (mi->flags & MNT_F_IDMAP) {
+		pr_err("dump: mount %s (%s) is idmapped: not supported", mi->mountpoint, mi->fstype);
+		return -EOPNOTSUPP;
+	}
+	m->ext_key = dump_external_key(c->opts, mi->mountpoint);
+	if (m->ext_key) {
+		m->kind = MOUNT_KIND__MOUNT_EXTERNAL;
+		return 0;
+	}
+	m->host_path = creator_path(cv, mi, ino);
+	if (m->host_path) {
+		m->kind = MOUNT_KIND__MOUNT_HOST;
+		return 0;
+	}
+	if (!fs_is_fresh(mi->fstype)) {
+		pr_err("mount %s (%s %s) cannot be recreated: declare it with --external "
+		       "mnt[%s]:KEY",
+		       mi->mountpoint, mi->fstype, mi->source, mi->mountpoint);
+		return -EOPNOTSUPP;
+	}
+	m->kind = MOUNT_KIND__MOUNT_FRESH;
+	if (!first_of_sb || strcmp(mi->fstype, "tmpfs"))
+		return 0;
+	/* the contents, through the reachable mount of this superblock with the widest
+	 * root */
+	const struct mountinfo *best = NULL;
+	int best_fd = -1;
+	for (size_t j = 0; j < n; j++) {
+		const struct mountinfo *o = &all[j];
+		if (o->major != mi->major || o->minor != mi->minor ||
+		    (best && strlen(o->root) >= strlen(best->root)))
+			continue;
+		uint64_t oi;
+		int ofd = o == mi ? dup(fd) : task_reach(task_root, o, &oi);
+		if (ofd < 0)
+			continue;
+		if (best_fd >= 0)
+			close(best_fd);
+		best = o;
+		best_fd = ofd;
+	}
+	if (!best) {
+		/* no path reaches it (nor any file in it): recreated empty */
+		pr_warn("dump: the tmpfs at %s is hidden by other mounts: recreated empty",
+			mi->mountpoint);
+		return 0;
+	}
+	m->content_root = strdup(best->root);
+	int ret = m->content_root ? dump_tmpfs(m, best_fd, best->id, best->mountpoint, ns_bytes)
+				  : -ENOMEM;
+	close(best_fd);
+	return ret;
+}
+
+int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
+{
+	struct creator_view cv = { .rootfd = -1 };
+	struct mountinfo *mi = NULL;
+	size_t n = 0;
+	_cleanup_free_ size_t *order = NULL;
+	_cleanup_close_ int task_root = -1;
+	uint64_t ns_bytes = 0;
+	MntNs *ns = NULL;
+	int ret = load_mountinfo(c->procfd, "mountinfo", &mi, &n);
+	if (!ret && n > MNT_MAX_MOUNTS) {
+		pr_err("dump: pid %d's mount namespace has %zu mounts (at most %d supported)",
+		       c->pid, n, MNT_MAX_MOUNTS);
+		ret = -EOPNOTSUPP;
+	}
+	if (!ret)
+		ret = creator_view_open(&cv, creator);
+	if (ret)
+		goto out;
+	order = malloc(n * sizeof(*order));
+	ns = malloc(sizeof(*ns));
+	if (ns)
+		mnt_ns__init(ns);
+	if (ns)
+		ns->mounts = calloc(n, sizeof(*ns->mounts));
+	if (!order || !ns || !ns->mounts) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = order_mounts(mi, n, order);
+	if (ret)
+		goto out;
+	task_root = openat(c->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (task_root < 0) {
+		ret = pr_perror("dump: open /proc/%d/root", c->pid);
+		goto out;
+	}
+	for (size_t k = 0; k < n && !ret; k++) {
+		const struct mountinfo *x = &mi[order[k]];
+		if (!path_is_clean(x->mountpoint, true) || !path_is_clean(x->root, true)) {
+			pr_err("dump: mount %u has an unusable path (%s, root %s)", x->id,
+			       x->mountpoint, x->root);
+			ret = -EINVAL;
+			break;
+		}
+		Mount *m = new_mount(x);
+		if (!m) {
+			ret = -ENOMEM;
+			break;
+		}
+		ns->mounts[ns->n_mounts++] = m;
+		bool first = true;
+		for (size_t j = 0; j < k; j++) {
+			const Mount *p = ns->mounts[j];
+			first &= !(p->dev == m->dev && p->kind == MOUNT_KIND__MOUNT_FRESH);
+		}
+		ret = classify(c, &cv, task_root, x, mi, n, m, first, &ns_bytes);
+		pr_debug("dump: pid %d mount %s (%s): kind %d%s%s", c->pid, x->mountpoint,
+			 x->fstype, m->kind, m->host_path ? " from " : "",
+			 m->host_path ? m->host_path : "");
+	}
+out:
+	if (ret && ns)
+		mnt_ns__free_unpacked(ns, NULL);
+	else
+		c->core->mnt = ns;
+	if (cv.rootfd >= 0)
+		close(cv.rootfd);
+	mountinfo_free(cv.mi, cv.n);
+	mountinfo_free(mi, n);
+	return ret;
+}
+
+/* --- restore: validation ------------------------------------------------------------ */
+
+static ssize_t mount_index(const MntNs *ns, uint32_t id, size_t below)
+{
+	for (size_t j = 0; j < below; j++)
+		if (ns->mounts[j]->id == id)
+			return (ssize_t)j;
+	return -1;
+}
+
+static bool entry_is_valid(const TmpfsEntry *e, size_t k)
+{
+	mode_t t = e->mode & S_IFMT;
+	if (!path_is_clean(e->path, false) || (k == 0) != !strcmp(e->path, ".") ||
+	    (e->link && (!path_is_clean(e->link, false) || !strcmp(e->link, "."))))
+		return false;
+	if (k == 0)
+		return t == S_IFDIR;
+	if (e->link)
+		return t == S_IFREG;
+	switch (t) {
+	case S_IFDIR:
+	case S_IFCHR:
+	case S_IFBLK:
+	case S_IFIFO:
+		return true;
+	case S_IFREG:
+		return true;
+	case S_IFLNK:
+		return e->target && *e->target && strlen(e->target) < MNTINFO_MAX_PATH;
+	default:
+		return false;
+	}
+}
+
+static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
+{
+	const Mount *m = ns->mounts[i];
+	const char *mp = m->mountpoint;
+	if (!path_is_clean(mp, true) || !path_is_clean(m->root, true) || !*m->fstype ||
+	    strlen(m->fstype) > 64 || strlen(m->source) > MNTINFO_MAX_PATH ||
+	    strlen(m->sb_opts) > MNTINFO_MAX_PATH || (m->flags & ~MNT_ATTR_ALL) ||
+	    mount_index(ns, m->id, i) >= 0) {
+		pr_err("image: mount %zu of pid %d is invalid", i, c->pid);
+		return -EINVAL;
+	}
+	ssize_t p = i ? mount_index(ns, m->parent_id, i) : -1;
+	if (i ? (p < 0 || !is_under(mp, ns->mounts[p]->mountpoint)) : strcmp(mp, "/")) {
+		pr_err("image: mount %s of pid %d is not under its parent", mp, c->pid);
+		return -EINVAL;
+	}
+	if (m->n_tmpfs && (m->kind != MOUNT_KIND__MOUNT_FRESH || strcmp(m->fstype, "tmpfs") ||
+			   !m->content_root || !path_is_clean(m->content_root, true))) {
+		pr_err("image: mount %s of pid %d has contents but is no fresh tmpfs", mp, c->pid);
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < m->n_tmpfs; k++)
+		if (!entry_is_valid(m->tmpfs[k], k)) {
+			pr_err("image: entry %zu of the tmpfs at %s of pid %d is invalid", k, mp,
+			       c->pid);
+			return -EINVAL;
+		}
+	switch (m->kind) {
+	case MOUNT_KIND__MOUNT_FRESH:
+		if (!fs_is_fresh(m->fstype)) {
+			pr_err("image: mount %s of pid %d: %s cannot be mounted fresh", mp, c->pid,
+			       m->fstype);
+			return -EINVAL;
+		}
+		return 0;
+	case MOUNT_KIND__MOUNT_HOST:
+		if (!m->host_path || !path_is_clean(m->host_path, true)) {
+			pr_err("image: mount %s of pid %d has no valid source path", mp, c->pid);
+			return -EINVAL;
+		}
+		return 0;
+	case MOUNT_KIND__MOUNT_EXTERNAL: {
+		if (!m->ext_key || !*m->ext_key) {
+			pr_err("image: external mount %s of pid %d has no key", mp, c->pid);
+			return -EINVAL;
+		}
+		if (i == 0 && c->is_root && c->opts->root_dir)
+			return 0;
+		_cleanup_free_ char *hp = restore_external_path(c->opts, m->ext_key);
+		if (!hp) {
+			pr_err("mount %s (%s) is external with key '%s': give --external "
+			       "mnt[%s]:HOSTPATH%s",
+			       mp, m->fstype, m->ext_key, m->ext_key, i == 0 ? " or --root DIR" : "");
+			return -ENOENT;
+		}
+		return 0;
+	}
+	default:
+		pr_err("image: mount %s of pid %d has an unknown kind %d", mp, c->pid, m->kind);
+		return -EINVAL;
+	}
+}
+
+int mnt_validate(const struct rst_ctx *c)
+{
+	const MntNs *ns = c->core->mnt;
+	if (!ns)
+		return 0;
+	if (!ns->n_mounts || ns->n_mounts > MNT_MAX_MOUNTS) {
+		pr_err("image: pid %d's mount namespace has %zu mounts", c->pid, ns->n_mounts);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ns->n_mounts; i++) {
+		int ret = validate_mount(c, ns, i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* --- restore: creating mounts ------------------------------------------------------- */
+
+/* The directory containing @path (relative, clean) beneath @base, without following
+ * symlinks or leaving the filesystem; *name gets the last component. */
+static int open_parent(int base, const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		*name = path;
+		return fcntl(base, F_DUPFD_CLOEXEC, 0);
+	}
+	char dir[MNTINFO_MAX_PATH];
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	*name = slash + 1;
+	return open_beneath(base, dir, RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH | O_DIRECTORY);
+}
+
+static int make_entry(int base, const TmpfsEntry *e)
+{
+	const char *name;
+	_cleanup_close_ int pd = open_parent(base, e->path, &name);
+	if (pd < 0)
+		return pr_perror("restore: tmpfs entry %s: its directory", e->path);
+	int r;
+	if (e->link) {
+		const char *lname;
+		_cleanup_close_ int lpd = open_parent(base, e->link, &lname);
+		r = lpd < 0 ? -1 : linkat(lpd, lname, pd, name, 0);
+	} else {
+		switch (e->mode & S_IFMT) {
+		case S_IFDIR:
+			r = mkdirat(pd, name, 0700);
+			break;
+		case S_IFREG: {
+			_cleanup_close_ int fd =
+				openat(pd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				       0600);
+			r = fd < 0 ? -1 : 0;
+			if (!r && e->has_data) {
+				int w = write_all(fd, e->data.data, e->data.len);
+				if (w)
+					return pr_errno(w, "restore: write tmpfs file %s", e->path);
+			}
+			break;
+		}
+		case S_IFLNK:
+			r = symlinkat(e->target, pd, name);
+			break;
+		default:
+			r = mknodat(pd, name, (e->mode & S_IFMT) | 0600, (dev_t)e->rdev);
+			break;
+		}
+	}
+	if (r < 0)
+		return pr_perror("restore: create tmpfs entry %s", e->path);
+	if (fchownat(pd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return pr_perror("restore: chown tmpfs entry %s", e->path);
+	if (!S_ISLNK(e->mode) && !e->link && fchmodat(pd, name, e->mode & 07777, 0) < 0)
+		return pr_perror("restore: chmod tmpfs entry %s", e->path);
+	return 0;
+}
+
+static void set_times(int base, const TmpfsEntry *e)
+{
+	const char *name;
+	_cleanup_close_ int pd = open_parent(base, e->path, &name);
+	struct timespec ts[2] = {
+		{ .tv_sec = e->atime_sec, .tv_nsec = e->atime_nsec },
+		{ .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
+	};
+	if (!e->has_mtime_sec || pd < 0 || e->atime_nsec >= 1000000000u ||
+	    e->mtime_nsec >= 1000000000u)
+		return;
+	if (utimensat(pd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		pr_warn("restore: times of tmpfs entry %s: %s", e->path, strerror(errno));
+}
+
+/* Fill a fresh tmpfs (@sb: its root) with the recorded contents. */
+static int fill_tmpfs(int sb, const Mount *m)
+{
+	if (!m->n_tmpfs)
+		return 0;
+	/* the part of the filesystem the contents were read from */
+	const char *cr = rel_of(m->content_root);
+	if (strcmp(cr, ".")) {
+		char dir[MNTINFO_MAX_PATH];
+		for (const char *s = cr;; s++) {
+			if (*s != '/' && *s)
+				continue;
+			snprintf(dir, sizeof(dir), "%.*s", (int)(s - cr), cr);
+			const char *name;
+			_cleanup_close_ int pd = open_parent(sb, dir, &name);
+			if (pd < 0 || (mkdirat(pd, name, 0755) < 0 && errno != EEXIST))
+				return pr_perror("restore: tmpfs at %s: create %s", m->mountpoint, dir);
+			if (!*s)
+				break;
+		}
+	}
+	_cleanup_close_ int base =
+		open_beneath(sb, cr, RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH | O_DIRECTORY);
+	if (base < 0)
+		return pr_perror("restore: tmpfs at %s: open %s", m->mountpoint, cr);
+	for (size_t k = 1; k < m->n_tmpfs; k++) {
+		int ret = make_entry(base, m->tmpfs[k]);
+		if (ret)
+			return ret;
+	}
+	const TmpfsEntry *r = m->tmpfs[0];
+	if (fchownat(base, ".", r->uid, r->gid, 0) < 0 || fchmodat(base, ".", r->mode & 07777, 0) < 0)
+		return pr_perror("restore: tmpfs at %s: owner and mode of its root", m->mountpoint);
+	/* times last, children before their directories */
+	for (size_t k = m->n_tmpfs; k-- > 0;)
+		set_times(base, m->tmpfs[k]);
+	return 0;
+}
+
+/* The kernel's messages about a failed fsconfig (read from the context fd). */
+static void fs_context_messages(int fs, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	char line[256];
+	ssize_t n;
+	size_t used = 0;
+	while ((n = read(fs, line, sizeof(line) - 1)) > 0 && used + 3 < size) {
+		line[n] = '\0';
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "; " : " (",
+					 line);
+	}
+	if (used && used + 2 < size)
+		snprintf(buf + used, size - used, ")");
+}
+
+/* A new superblock of @m's filesystem with its recorded options, mounted detached. */
+static int fresh_sb(const Mount *m)
+{
+	_cleanup_close_ int fs = fsopen(m->fstype, FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return pr_perror("restore: mount %s: fsopen %s", m->mountpoint, m->fstype);
+	char msg[512];
+	if (*m->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", m->source, 0) < 0) {
+		int ret = -errno;
+		fs_context_messages(fs, msg, sizeof(msg));
+		return pr_errno(ret, "restore: mount %s: source %s%s", m->mountpoint, m->source, msg);
+	}
+	_cleanup_free_ char *opts = strdup(m->sb_opts);
+	if (!opts)
+		return -ENOMEM;
+	char *save = NULL;
+	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(o, "rw"))
+			continue;
+		char *eq = strchr(o, '=');
+		if (eq)
+			*eq = '\0';
+		int r = eq ? fsconfig(fs, FSCONFIG_SET_STRING, o, eq + 1, 0)
+			   : fsconfig(fs, FSCONFIG_SET_FLAG, o, NULL, 0);
+		if (r < 0) {
+			int ret = -errno;
+			fs_context_messages(fs, msg, sizeof(msg));
+			return pr_errno(ret, "restore: mount %s (%s): option %s%s%s%s", m->mountpoint,
+					m->fstype, o, eq ? "=" : "", eq ? eq + 1 : "", msg);
+		}
+	}
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		int ret = -errno;
+		fs_context_messages(fs, msg, sizeof(msg));
+		return pr_errno(ret, "restore: mount %s (%s): create%s", m->mountpoint, m->fstype, msg);
+	}
+	int mfd = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	if (mfd < 0)
+		return pr_perror("restore: mount %s (%s): fsmount", m->mountpoint, m->fstype);
+	return mfd;
+}
+
+struct rmount {
+	const Mount *m;
+	int fd;        /* the mount's root: detached, later attached */
+	ssize_t parent;
+	int sb;        /* fresh superblocks: the detached mount of their root, else -1 */
+};
+
+/* A detached copy of the mount at @path (or @fd if @path is NULL). */
+static int clone_tree(int dfd, const char *path, const char *what)
+{
+	int fd = open_tree(dfd, path ? path : "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+						       (path ? 0 : AT_EMPTY_PATH));
+	if (fd < 0)
+		return pr_perror("restore: bind %s", what);
+	return fd;
+}
+
+static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
+{
+	const Mount *m = rm[i].m;
+	switch (m->kind) {
+	case MOUNT_KIND__MOUNT_FRESH: {
+		int sb = -1;
+		for (size_t j = 0; j < i && sb < 0; j++)
+			if (rm[j].sb >= 0 && rm[j].m->dev == m->dev)
+				sb = rm[j].sb;
+		if (sb < 0) {
+			sb = rm[i].sb = fresh_sb(m);
+			if (sb < 0)
+				return sb;
+			int ret = fill_tmpfs(sb, m);
+			if (ret)
+				return ret;
+		}
+		_cleanup_close_ int at = open_beneath(sb, rel_of(m->root),
+						      RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH);
+		if (at < 0)
+			return pr_perror("restore: mount %s: root %s in its filesystem",
+					 m->mountpoint, m->root);
+		rm[i].fd = clone_tree(at, NULL, m->mountpoint);
+		break;
+	}
+	case MOUNT_KIND__MOUNT_HOST: {
+		_cleanup_close_ int at = open_beneath(AT_FDCWD, m->host_path, 0, O_PATH);
+		if (at < 0)
+			return pr_perror("restore: mount %s: open its source %s", m->mountpoint,
+					 m->host_path);
+		rm[i].fd = clone_tree(at, NULL, m->host_path);
+		break;
+	}
+	default: {
+		_cleanup_free_ char *hp = i == 0 && c->is_root && c->opts->root_dir
+						  ? strdup(c->opts->root_dir)
+						  : restore_external_path(c->opts, m->ext_key);
+		if (!hp)
+			return -ENOMEM; /* the mapping was checked by mnt_validate */
+		rm[i].fd = clone_tree(AT_FDCWD, hp, hp);
+		break;
+	}
+	}
+	if (rm[i].fd < 0)
+		return rm[i].fd;
+	struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
+	if (mount_setattr(rm[i].fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		return pr_perror("restore: mount %s: set flags %#x", m->mountpoint, m->flags);
+	return 0;
+}
+
+static int attach(struct rmount *rm, size_t i)
+{
+	const Mount *m = rm[i].m, *pm = rm[rm[i].parent].m;
+	const char *rel = rel_below(m->mountpoint, pm->mountpoint);
+	_cleanup_close_ int at =
+		open_beneath(rm[rm[i].parent].fd, rel, RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH);
+	if (at < 0)
+		return pr_perror("restore: mount point %s (in %s)", m->mountpoint, pm->mountpoint);
+	if (move_mount(rm[i].fd, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return pr_perror("restore: attach the mount at %s", m->mountpoint);
+	return 0;
+}
+
+/* --- restore: propagation ----------------------------------------------------------- */
+
+static int set_prop(const struct rmount *r, unsigned long prop, const char *what)
+{
+	struct mount_attr a = { .propagation = prop };
+	if (mount_setattr(r->fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		return pr_perror("restore: make the mount at %s %s", r->m->mountpoint, what);
+	return 0;
+}
+
+static int join_group(const struct rmount *from, const struct rmount *to)
+{
+	if (move_mount(from->fd, "", to->fd, "",
+		       MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return pr_perror("restore: put the mount at %s in the peer group of %s",
+				 to->m->mountpoint, from->m->mountpoint);
+	return 0;
+}
+
+/* A member of dumped peer group @g whose root contains @root (the widest), or -1. */
+static ssize_t peer_in_group(const struct rmount *rm, size_t n, uint32_t g, const char *root)
+{
+	ssize_t best = -1;
+	for (size_t j = 0; j < n; j++)
+		if (rm[j].m->has_shared && rm[j].m->shared == g &&
+		    (!root || is_under(root, rm[j].m->root)) &&
+		    (best < 0 || strlen(rm[j].m->root) < strlen(rm[best].m->root)))
+			best = (ssize_t)j;
+	return best;
+}
+
+/* Make @y a slave of dumped peer group @g (a peer of one of its members first). */
+static int make_slave(const struct rmount *rm, size_t n, size_t y)
+{
+	uint32_t g = rm[y].m->master;
+	ssize_t x = peer_in_group(rm, n, g, rm[y].m->root);
+	if (x < 0) {
+		pr_warn("restore: the master of the mount at %s (peer group %u) is outside the "
+			"namespace: left private",
+			rm[y].m->mountpoint, g);
+		return 0;
+	}
+	int ret = join_group(&rm[x], &rm[y]);
+	return ret ? ret : set_prop(&rm[y], MS_SLAVE, "a slave");
+}
+
+/* Peer groups in an order where a group's master group comes first; then pure slaves,
+ * then unbindable mounts. */
+static int restore_propagation(struct rmount *rm, size_t n)
+{
+	_cleanup_free_ bool *done = calloc(n, sizeof(bool)); /* by leader index */
+	if (!done)
+		return -ENOMEM;
+	for (bool again = true; again;) {
+		again = false;
+		bool progress = false;
+		for (size_t i = 0; i < n; i++) {
+			const Mount *m = rm[i].m;
+			if (!m->has_shared || peer_in_group(rm, n, m->shared, NULL) != (ssize_t)i ||
+			    done[i])
+				continue;
+			ssize_t ml = m->has_master ? peer_in_group(rm, n, m->master, NULL) : -1;
+			if (ml >= 0 && !done[ml] && ml != (ssize_t)i) {
+				again = true;
+				continue;
+			}
+			int ret = m->has_master ? make_slave(rm, n, i) : 0;
+			if (!ret)
+				ret = set_prop(&rm[i], MS_SHARED, "shared");
+			for (size_t j = 0; j < n && !ret; j++) {
+				if (j == i || !rm[j].m->has_shared || rm[j].m->shared != m->shared)
+					continue;
+				if (!is_under(rm[j].m->root, m->root)) {
+					pr_warn("restore: the mount at %s is left out of its peer group",
+						rm[j].m->mountpoint);
+					continue;
+				}
+				ret = join_group(&rm[i], &rm[j]);
+			}
+			if (ret)
+				return ret;
+			done[i] = progress = true;
+		}
+		if (again && !progress) {
+			pr_warn("restore: peer groups are each other's masters: some left private");
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		int ret = 0;
+		if (rm[i].m->has_master && !rm[i].m->has_shared)
+			ret = make_slave(rm, n, i);
+		if (!ret && rm[i].m->unbindable)
+			ret = set_prop(&rm[i], MS_UNBINDABLE, "unbindable");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* --- restore: the whole tree -------------------------------------------------------- */
+
+static int build_tree(struct rst_ctx *c, struct rmount *rm, size_t n)
+{
+	int ret;
+	/* a copy of the creator's namespace: nothing done here may propagate out of it */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return pr_perror("restore: make the copied mount tree private");
+	for (size_t i = 0; i < n; i++) {
+		ret = make_detached(c, rm, i);
+		if (ret)
+			return ret;
+	}
+	if (move_mount(rm[0].fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return pr_perror("restore: attach the new root mount");
+	for (size_t i = 1; i < n; i++) {
+		ret = attach(rm, i);
+		if (ret)
+			return ret;
+	}
+	if (fchdir(rm[0].fd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+		return pr_perror("restore: pivot_root into the new mount tree");
+	if (umount2(".", MNT_DETACH) < 0)
+		return pr_perror("restore: detach the old mount tree");
+	if (chdir("/") < 0)
+		return pr_perror("restore: chdir / in the new mount tree");
+	return restore_propagation(rm, n);
+}
+
+int mnt_restore_child(struct rst_ctx *c)
+{
+	const MntNs *ns = c->core->mnt;
+	if (!ns)
+		return 0;
+	size_t n = ns->n_mounts;
+	struct rmount *rm = calloc(n, sizeof(*rm));
+	if (!rm)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		rm[i].m = ns->mounts[i];
+		rm[i].fd = rm[i].sb = -1;
+		rm[i].parent = i ? mount_index(ns, rm[i].m->parent_id, i) : -1;
+	}
+	uint64_t t0 = now_ns();
+	int ret = build_tree(c, rm, n);
+	for (size_t i = 0; i < n; i++) {
+		if (rm[i].fd >= 0)
+			close(rm[i].fd);
+		if (rm[i].sb >= 0)
+			close(rm[i].sb);
+	}
+	free(rm);
+	if (!ret)
+		pr_info("restore: pid %d: %zu mounts rebuilt in %.3f ms", c->pid, n,
+			(double)(now_ns() - t0) / 1e6);
+	return ret;
+}

@@ -1,0 +1,28 @@
+/* Mount namespaces: the mount tree of every mount namespace a task of the tree created,
+ * recorded at dump (src/mnt.c) and rebuilt from scratch in the restore child of its
+ * creator, which then pivots into it. */
+#ifndef STASIS_MNT_H
+#define STASIS_MNT_H
+
+#include <stdbool.h>
+
+#include "task/task.h"
+
+/* Dump: the mount namespace of @c, which it created (it differs from its parent's).
+ * @creator is the parent in the tree whose namespace it was copied from, NULL for
+ * stasis's own. Fills c->core->mnt. */
+int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator) __must_check;
+
+/* Restore, in the parent before any process exists: check the recorded tree of @c
+ * (paths, counts, kinds) and that every external mount has a mapping. */
+int mnt_validate(const struct rst_ctx *c) __must_check;
+
+/* Restore child of a task that created a mount namespace (cloned with CLONE_NEWNS),
+ * first thing: build the recorded mount tree and pivot into it. */
+int mnt_restore_child(struct rst_ctx *c) __must_check;
+
+/* Split an --external value "mnt[A]:B" into malloc'd A and B. At dump A is a mount
+ * point and B a key; at restore A is a key and B a host path. 0 or -EINVAL. */
+int mnt_parse_external(const char *arg, bool at_dump, char **a, char **b) __must_check;
+
+#endif
