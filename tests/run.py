@@ -1436,6 +1436,10 @@ class Runner:
                 self.teardown_nonroot()
             return
         if not self.args.sabotage:
+            if os.geteuid() == 0 and not in_rootless_container():
+                # test_helper_sec needs the peer user and its subordinate ids
+                if self.ensure_user()[0] is not None:
+                    self.ensure_subids(NONROOT_USER)
             self.run_units(build)
         if not self.args.no_cr and not os.access(os.path.join(build, "stasis"), os.X_OK):
             print("warning: %s/stasis not built: checkpoint tests will fail" % build,
