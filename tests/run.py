@@ -26,13 +26,29 @@ DEFAULT_TIMEOUT = 60
 BAD_TIMEOUT = 30
 TAIL_LINES = 15
 NONROOT_USER = "stasis-test"
-FLAVORS = ("default", "nonroot", "rootless")
+FLAVORS = ("default", "nonroot", "rootless", "ns")
 ROOTLESS_TIMEOUT = 1500
+# The ns flavor: every checkpoint test runs as the init of new pid+mount+uts+ipc+net
+# namespaces with its own /proc; the dumped task is unshare's child.
+NS_UNSHARE = ["unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
+              "--mount-proc"]
 
 # Checkpoint tests that fail in the nonroot flavor because of a real stasis limitation for
 # a non-root user (with cap_checkpoint_restore on its copy of stasis): name -> reason.
 # They are reported as SKIP with the reason, so the suite stays green.
 NONROOT_KNOWN = {
+}
+
+# Checkpoint tests that cannot run in the ns flavor (as a namespace init): name -> reason.
+NS_KNOWN = {
+    "ns_user": "a task inside a user namespace would need pids set at two pid-namespace "
+               "levels it has no rights over (the host's and the flavor's); only the "
+               "outermost is set for it today (ns_last_pid by stasis)",
+    "ns_user_pid": "same as ns_user",
+    "ns_net_veth": "the veth peer's namespace is opened as /proc/PID/ns/net by host pid in "
+                   "the restore child, whose /proc is then the test's pid namespace's",
+    "tree_orphans": "the helper that leads a group whose leader exited is created outside "
+                    "the test's pid namespace (setpgid EPERM)",
 }
 
 
@@ -359,13 +375,38 @@ class CkptRun:
         if self.r.args.sabotage:
             env["STASIS_TEST_SABOTAGE"] = "1"
         fd = user_file(self.log, self.user)
+        argv = [self.binary]
+        if self.r.flavor == "ns":
+            argv = NS_UNSHARE + argv
         try:
-            self.proc = subprocess.Popen([self.binary], cwd=self.cwd, env=env,
+            self.proc = subprocess.Popen(argv, cwd=self.cwd, env=env,
                                          stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
                                          preexec_fn=as_user(self.user))
         finally:
             os.close(fd)
         self.pid = self.proc.pid
+        if self.r.flavor == "ns":
+            self.pid = self.ns_init()
+
+    def ns_init(self):
+        """ns flavor: the test is unshare's child (the init of the new namespaces)."""
+        upid = self.proc.pid
+        while True:
+            kids = []
+            try:
+                for tid in os.listdir("/proc/%d/task" % upid):
+                    with open("/proc/%d/task/%s/children" % (upid, tid)) as f:
+                        kids += [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                pass
+            if kids:
+                return kids[0]
+            if self.proc.poll() is not None:
+                raise Failure("unshare exited (%s) before starting the test" %
+                              describe_status_rc(self.proc.returncode))
+            if self.left() <= 0:
+                raise Failure("timeout waiting for unshare's child")
+            time.sleep(0.005)
 
     def wait_ready(self):
         while "ready" not in self.status_text().split("\n"):
@@ -423,7 +464,14 @@ class CkptRun:
             rc = self.proc.wait(timeout=min(10.0, max(self.left(), 0.1)))
         except subprocess.TimeoutExpired:
             raise Failure("the original is still running after dump") from None
-        if rc >= 0:
+        if self.r.flavor == "ns":
+            # unshare reports its child's death by a signal as a failure of its own: the
+            # test was killed if it neither passed nor failed
+            lines = self.status_text().splitlines()
+            if rc >= 0 and any(ln == "PASS" or ln.startswith("FAIL") for ln in lines):
+                raise Failure("the original exited by itself after dump: %s" %
+                              self.final_reason())
+        elif rc >= 0:
             raise Failure("the original exited by itself after dump (%s): %s" % (
                 describe_status_rc(rc), self.final_reason()))
         self.reap_original_tree()
@@ -1243,6 +1291,9 @@ class Runner:
             if self.user is not None and name in NONROOT_KNOWN:
                 self.report("SKIP", name, "known non-root limitation: " + NONROOT_KNOWN[name])
                 continue
+            if self.flavor == "ns" and name in NS_KNOWN:
+                self.report("SKIP", name, "cannot run as a namespace init: " + NS_KNOWN[name])
+                continue
             if self.args.sabotage and meta.get("sabotage") == "no":
                 self.report("SKIP", name, "no sabotage support")
                 continue
@@ -1424,6 +1475,13 @@ class Runner:
         if self.flavor == "rootless":
             self.run_rootless(build)
             return
+        if self.flavor == "ns":
+            # only the checkpoint tests, each as the init of its own namespaces
+            if not shutil.which("unshare"):
+                self.report("SKIP", "flavor", "unshare not found (package util-linux)")
+                return
+            self.run_ckpt(build)
+            return
         if self.flavor == "nonroot":
             # only the checkpoint tests; the unit and bad-input tests stay root-only
             reason = self.setup_nonroot(build)
@@ -1456,8 +1514,9 @@ def main():
                     help="build directory (repeatable; default: build)")
     ap.add_argument("--flavor", action="append", default=[], metavar="NAME[:BUILD]",
                     help="default (as root), nonroot (checkpoint tests as user %s with "
-                    "a cap_checkpoint_restore copy of stasis) or rootless (everything as "
-                    "root of a user namespace of that user); repeatable, one total; "
+                    "a cap_checkpoint_restore copy of stasis), rootless (everything as "
+                    "root of a user namespace of that user) or ns (checkpoint tests as "
+                    "the init of new pid/mount/uts/ipc/net namespaces); repeatable, one total; "
                     ":BUILD limits the flavor to that build (default: every --build)"
                     % NONROOT_USER)
     ap.add_argument("--only", nargs="+", default=[], metavar="NAME",

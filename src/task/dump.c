@@ -442,7 +442,7 @@ static int freeze_tree(struct dump_tree *t)
 			log_reset_first_error();
 			ret = read_proc_facts(c);
 			if (!ret && (c->stat.state == 'Z' || c->stat.state == 'X'))
-				ret = add_zombie(t, &c->stat, t->ppid[i], NULL);
+				ret = add_zombie(t, &c->stat, t->ppid[i], &c->status);
 			else if (ret == -ENOENT || ret == -ESRCH)
 				ret = 0; /* reaped meanwhile */
 			else if (!ret)

@@ -1009,6 +1009,11 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (ret)
 		goto fail;
+	/* tasks that were stopped (SIGSTOP) at dump are stopped again: queued while they are
+	 * still traced, so that they stop before running an instruction once detached */
+	for (size_t i = 0; i < t.n; i++)
+		if (t.procs[i] && t.procs[i]->core->stopped)
+			kill(t.procs[i]->pid, SIGSTOP);
 	for (size_t i = 0; i < t.n && !ret; i++) {
 		struct rst_ctx *c = t.procs[i];
 		for (size_t k = 0; c && k < c->nr_trs && !ret; k++)
@@ -1018,10 +1023,6 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (ret)
 		goto fail;
-	/* tasks that were stopped (SIGSTOP) at dump are stopped again */
-	for (size_t i = 0; i < t.n; i++)
-		if (t.procs[i] && t.procs[i]->core->stopped)
-			kill(t.procs[i]->pid, SIGSTOP);
 	pr_info("restore: %zu tasks of pid %d restored in %.3f ms", t.n, want,
 		(double)(now_ns() - t0) / 1e6);
 	if (o->pidfile) {

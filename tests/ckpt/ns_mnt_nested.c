@@ -33,6 +33,8 @@ static const char *at(const char *rel)
 static bool own_ns(pid_t parent)
 {
 	char a[64], b[64], p[64];
+	if (parent == 0)
+		return true; /* a pid namespace's init: its parent is not visible */
 	snprintf(p, sizeof(p), "/proc/%d/ns/mnt", parent);
 	ssize_t n = readlink("/proc/self/ns/mnt", a, sizeof(a) - 1);
 	ssize_t m = readlink(p, b, sizeof(b) - 1);

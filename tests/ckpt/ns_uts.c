@@ -68,7 +68,9 @@ int main(int argc, char **argv)
 	if (test_sabotage())
 		sethostname("sabotaged", 9);
 	TEST_CHECK(names_are("stasis-outer", "outer.dom"), "the root's UTS names were lost");
-	TEST_CHECK(own_ns(getppid()), "the root is not in a UTS namespace of its own");
+	/* (a pid namespace's init cannot see its parent: nothing to compare with) */
+	TEST_CHECK(getppid() == 0 || own_ns(getppid()),
+		   "the root is not in a UTS namespace of its own");
 	TEST_CHECK(write(req[1], &c, 1) == 1 && read(ans[0], &ok, 1) == 1, "no answer");
 	TEST_CHECK(ok == 'y', "the child's nested UTS namespace or names were lost");
 	close(req[1]);
