@@ -1,9 +1,10 @@
-/* Namespaces. For now: the identity of every namespace of every task is recorded, and
- * UTS namespaces are checkpointed and restored (hostname, domainname): a task whose UTS
- * namespace differs from its parent's (or, for the root, from the restorer's) is restored
- * in a new UTS namespace, created by clone3(CLONE_NEWUTS). IPC namespaces the same way
- * (sysctls and SysV objects, src/ipc.c, with CLONE_NEWIPC). Other namespace kinds that
- * differ from the restorer's are refused at dump with a clear message (issue 4). */
+/* Namespaces: the identity of every namespace of every task is recorded; a task whose
+ * namespace of a kind differs from its parent's (for the root, from the restorer's)
+ * created it, and is restored with the matching CLONE_NEW* flag and its contents: UTS
+ * names here, IPC (src/ipc.c), network (src/net.c), user (src/userns.c), mount
+ * (src/mnt.c), time offsets here, PID namespaces through set_tid arrays of the full
+ * depth. Cgroup namespaces are refused at dump with a clear message. --join-ns puts
+ * the restored root into an existing namespace instead. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -201,9 +202,9 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			if (!v || v == *ns_field(&mine, &kinds[k]))
 				continue;
 			if (!kinds[k].supported) {
-				pr_err("pid %d is in a %s namespace other than stasis's: only UTS "
-				       "(and PID, IPC) namespaces are supported yet",
-				       procs[i]->pid, kinds[k].name);
+				pr_err("pid %d is in a %s namespace other than stasis's: %s "
+				       "namespaces are not supported yet",
+				       procs[i]->pid, kinds[k].name, kinds[k].name);
 				return -EOPNOTSUPP;
 			}
 		}

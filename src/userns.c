@@ -38,11 +38,11 @@
 
 struct uns {
 	uint64_t id, parent;
-	struct proc_id_range *uid, *gid; /* outside relative to the dumper */
+	struct id_range *uid, *gid; /* outside relative to the dumper */
 	int nuid, ngid;
 };
 
-static int read_map(int procfd, pid_t pid, const char *name, struct proc_id_range **out)
+static int read_map(int procfd, pid_t pid, const char *name, struct id_range **out)
 {
 	_cleanup_free_ char *buf = read_file_at(procfd, name, MAP_TEXT_MAX, NULL);
 	if (!buf)
@@ -56,25 +56,28 @@ static int read_map(int procfd, pid_t pid, const char *name, struct proc_id_rang
 	return n;
 }
 
-/* @id (outside, relative to the reader) -> inside; -ERANGE if unmapped. */
-static int to_inside(const struct proc_id_range *m, int n, uint32_t id, uint32_t *in)
+/* Through a map: @id outside (relative to the reader) -> inside, or with @up the other
+ * way; -ERANGE if unmapped. */
+static int map_id(const struct id_range *m, int n, bool up, uint32_t id, uint32_t *out)
 {
-	for (int i = 0; i < n; i++)
-		if (id >= m[i].outside && id - m[i].outside < m[i].count) {
-			*in = m[i].inside + (id - m[i].outside);
+	for (int i = 0; i < n; i++) {
+		uint32_t from = up ? m[i].inside : m[i].outside;
+		if (id >= from && id - from < m[i].count) {
+			*out = (up ? m[i].outside : m[i].inside) + (id - from);
 			return 0;
 		}
+	}
 	return -ERANGE;
 }
 
-static int to_outside(const struct proc_id_range *m, int n, uint32_t id, uint32_t *out)
+static int to_inside(const struct id_range *m, int n, uint32_t id, uint32_t *in)
 {
-	for (int i = 0; i < n; i++)
-		if (id >= m[i].inside && id - m[i].inside < m[i].count) {
-			*out = m[i].outside + (id - m[i].inside);
-			return 0;
-		}
-	return -ERANGE;
+	return map_id(m, n, false, id, in);
+}
+
+static int to_outside(const struct id_range *m, int n, uint32_t id, uint32_t *out)
+{
+	return map_id(m, n, true, id, out);
 }
 
 static uint64_t ns_ino(int fd)
@@ -85,7 +88,7 @@ static uint64_t ns_ino(int fd)
 
 /* The image form of one map: outside ids through @parent's map when the parent is not
  * the dumper's namespace (each range must lie in one range of the parent's). */
-static int image_map(const struct proc_id_range *m, int n, const struct uns *parent, bool gid,
+static int image_map(const struct id_range *m, int n, const struct uns *parent, bool gid,
 		     IdMapEntry ***out, size_t *nout)
 {
 	*out = calloc((size_t)n + 1, sizeof(**out));
@@ -94,7 +97,7 @@ static int image_map(const struct proc_id_range *m, int n, const struct uns *par
 	for (int i = 0; i < n; i++) {
 		uint32_t outside = m[i].outside;
 		if (parent) {
-			const struct proc_id_range *pm = gid ? parent->gid : parent->uid;
+			const struct id_range *pm = gid ? parent->gid : parent->uid;
 			int pn = gid ? parent->ngid : parent->nuid;
 			uint32_t last;
 			if (to_inside(pm, pn, m[i].outside, &outside) ||
@@ -362,7 +365,7 @@ int userns_creds_outside(pid_t pid, const Creds *in, Creds *out, uint32_t **grou
 	_cleanup_close_ int procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (procfd < 0)
 		return pr_perror("restore: open %s", path);
-	_cleanup_free_ struct proc_id_range *um = NULL, *gm = NULL;
+	_cleanup_free_ struct id_range *um = NULL, *gm = NULL;
 	int nu = read_map(procfd, pid, "uid_map", &um);
 	int ng = nu < 0 ? nu : read_map(procfd, pid, "gid_map", &gm);
 	if (ng < 0)

@@ -72,6 +72,13 @@ char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp);
 int write_file(const char *path, const char *data, size_t len) __must_check;
 /* Parse a decimal integer that must fill the whole string; 0 or -EINVAL/-ERANGE. */
 int parse_int(const char *s, long long min, long long max, long long *out) __must_check;
+
+/* One message of @len bytes on a unix socket with @nfds (<= SEND_FDS_MAX) file
+ * descriptors as SCM_RIGHTS; MSG_NOSIGNAL is always added to @flags. 0, -errno, or
+ * -EIO when the message went out short. */
+#define SEND_FDS_MAX 4
+int send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned int nfds,
+	     int flags) __must_check;
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 

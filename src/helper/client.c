@@ -155,32 +155,6 @@ void helper_close(struct helper *h)
 	restore_dumpable(h);
 }
 
-static int send_msg(int sock, const void *msg, size_t len, const int *fds, unsigned int nfds)
-{
-	union {
-		char b[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} cbuf;
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds > 4)
-		return -EINVAL;
-	if (nfds) {
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf.b;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
-}
 
 int helper_call_raw(struct helper *h, const void *msg, size_t len, const int *fds,
 		    unsigned int nfds, struct helper_reply *rep, int *out_fd)
@@ -202,7 +176,7 @@ int helper_call_raw(struct helper *h, const void *msg, size_t len, const int *fd
 		return -EBADF;
 	/* A helper that refuses the connection replies and closes at once: the send may
 	 * then fail, but its reply is still there to read. */
-	ret = send_msg(h->fd, msg, len, fds, nfds);
+	ret = send_fds(h->fd, msg, len, fds, nfds, 0);
 	if (ret && ret != -EPIPE && ret != -ECONNRESET)
 		return ret;
 	do

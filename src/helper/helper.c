@@ -43,31 +43,11 @@ static void sess_free(struct helper_sess *s)
 static int send_reply(int sock, uint16_t op, int status, const char *reason, int fd)
 {
 	char buf[HELPER_MAX_REPLY];
-	union {
-		char b[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cbuf;
 	ssize_t len = helper_reply_encode(op, status, reason, buf, sizeof(buf));
-	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (len < 0)
 		return (int)len;
-	iov.iov_base = buf;
-	iov.iov_len = (size_t)len;
-	if (fd >= 0) {
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf.b;
-		mh.msg_controllen = sizeof(cbuf.b);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != len)
-		return -errno ?: -EIO;
-	return 0;
+	return send_fds(sock, buf, (size_t)len, &fd, fd >= 0 ? 1 : 0, MSG_DONTWAIT);
 }
 
 /* The fds of every SCM_RIGHTS message in @mh into @fds (at most RECV_FDS, the rest

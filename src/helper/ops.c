@@ -86,7 +86,7 @@ static int pidfd_pid(int fd, pid_t *pid, char *why, size_t whylen)
 	_cleanup_free_ char *info = read_file_at(AT_FDCWD, path, 4096, NULL);
 	if (!info)
 		return why_fmt(why, whylen, -errno, "cannot read %s: %s", path, strerror(errno));
-	ret = pidfd_fdinfo_pid(info, pid);
+	ret = proc_parse_pidfd_pid(info, pid);
 	if (ret == -ESRCH)
 		return why_fmt(why, whylen, ret, "the pidfd's task has exited");
 	if (ret == -ENOENT)

@@ -124,32 +124,3 @@ int idmap_permitted(const struct id_range *r, size_t n, uint32_t own,
 	}
 	return 0;
 }
-
-int pidfd_fdinfo_pid(const char *buf, int *pid)
-{
-	for (const char *line = buf; *line;) {
-		const char *end = strchrnul(line, '\n');
-		if (!strncmp(line, "Pid:", 4)) {
-			const char *s = line + 4;
-			bool neg = false;
-			uint64_t v;
-
-			while (s < end && (*s == ' ' || *s == '\t'))
-				s++;
-			if (s < end && *s == '-') {
-				neg = true;
-				s++;
-			}
-			if (!dec_field(s, end, INT32_MAX, &v))
-				return -EINVAL;
-			if (neg)
-				return v == 1 ? -ESRCH : -EINVAL;
-			if (v == 0)
-				return -ENOENT;
-			*pid = (int)v;
-			return 0;
-		}
-		line = *end ? end + 1 : end;
-	}
-	return -EINVAL;
-}

@@ -46,9 +46,5 @@ int idmap_permitted(const struct id_range *r, size_t n, uint32_t own,
 		    const struct subid_range *sub, size_t nsub, bool *used_subids, char *why,
 		    size_t whylen) __attribute__((warn_unused_result));
 
-/* "Pid:" of a pidfd's /proc/self/fdinfo text: the pid in the PID namespace of that proc
- * mount. 0 and the pid, -ESRCH if the task is gone (-1), -ENOENT if the task is not
- * visible there (0), -EINVAL if there is no well-formed Pid line. */
-int pidfd_fdinfo_pid(const char *buf, int *pid) __attribute__((warn_unused_result));
 
 #endif

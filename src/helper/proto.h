@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc/parse.h" /* struct id_range */
+
 #define HELPER_MAGIC 0x50485453u /* "STHP" in little-endian byte order */
 #define HELPER_VERSION 1
 #define HELPER_HDR_SIZE 16
@@ -59,11 +61,6 @@ enum helper_op {
  * the helper's own); without it the helper's own PID namespace is meant. */
 #define HELPER_F_PIDNS_FD (1u << 0)
 
-/* One line of a uid_map/gid_map: ids [inside, inside+count) of the namespace are ids
- * [outside, outside+count) of its parent namespace. Same layout as the map file. */
-struct id_range {
-	uint32_t inside, outside, count;
-};
 
 /* A decoded, validated request. Payload layouts (all fields u32/i32):
  *   REGISTER_TREE      flags, pid                              fds: pidfd if F_PIDFD

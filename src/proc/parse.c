@@ -827,47 +827,30 @@ int proc_parse_auxv(const void *buf, size_t len, uint64_t *out, size_t max)
 
 /* ---- uid_map / gid_map ---------------------------------------------------------- */
 
-int proc_parse_idmap(const char *buf, struct proc_id_range *out, size_t max)
+int proc_parse_idmap(const char *buf, struct id_range *out, size_t max)
 {
 	size_t n = 0;
-	const char *p = buf;
 
 	if (!buf || (max && !out))
 		return -EINVAL;
-	while (*p) {
-		const char *eol = strchr(p, '\n');
-		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-		char line[96];
-		unsigned long long v[3];
-		if (len >= sizeof(line))
-			return -EINVAL;
-		memcpy(line, p, len);
-		line[len] = '\0';
-		p += len + (eol ? 1 : 0);
-		if (strspn(line, " \t") == len)
+	for (const char *p = buf; *p;) {
+		uint64_t v[3];
+		skip_blanks(&p);
+		if (is_eol(*p)) {
+			p = next_line(p);
 			continue;
-		char *q = line;
+		}
 		for (int k = 0; k < 3; k++) {
-			q += strspn(q, " \t");
-			if (*q < '0' || *q > '9')
-				return -EINVAL;
-			errno = 0;
-			v[k] = strtoull(q, &q, 10);
-			if (errno)
+			skip_blanks(&p);
+			if (get_u64(&p, 10, UINT32_MAX, &v[k]))
 				return -EINVAL;
 		}
-		q += strspn(q, " \t");
-		if (*q)
-			return -EINVAL;
 		/* as the kernel: first + count must not wrap a u32 (so the id 4294967295,
 		 * the invalid id, is never mapped) */
-		if (v[0] > UINT32_MAX || v[1] > UINT32_MAX || !v[2] || v[2] > UINT32_MAX ||
-		    v[0] + v[2] > UINT32_MAX || v[1] + v[2] > UINT32_MAX || n >= max)
+		if (end_of_line(&p) || !v[2] || v[0] + v[2] > UINT32_MAX ||
+		    v[1] + v[2] > UINT32_MAX || n >= max)
 			return -EINVAL;
-		out[n].inside = (uint32_t)v[0];
-		out[n].outside = (uint32_t)v[1];
-		out[n].count = (uint32_t)v[2];
-		n++;
+		out[n++] = (struct id_range){ (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2] };
 	}
 	return (int)n;
 }
@@ -1036,5 +1019,21 @@ int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t
 	}
 	*out = arr;
 	*nr = n;
+	return 0;
+}
+
+int proc_parse_pidfd_pid(const char *buf, int *pid)
+{
+	int err = 0;
+	int64_t v;
+	const char *p = fdinfo_value(buf, "Pid", &err);
+
+	if (err || !p || get_s64(&p, -1, INT32_MAX, &v) || end_of_line(&p))
+		return -EINVAL;
+	if (v == -1)
+		return -ESRCH;
+	if (v == 0)
+		return -ENOENT;
+	*pid = (int)v;
 	return 0;
 }

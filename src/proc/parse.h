@@ -160,13 +160,21 @@ int proc_parse_timers(const char *buf, struct proc_posix_timer **out, size_t *nr
  * words (including the AT_NULL pair) into @out; returns the number of words or -EINVAL. */
 int proc_parse_auxv(const void *buf, size_t len, uint64_t *out, size_t max) __must_check;
 
+/* One line of a uid_map/gid_map: ids [inside, inside+count) of the namespace are ids
+ * [outside, outside+count) of its parent namespace (or of the reader's). Also the
+ * helper's wire form (src/helper/proto.h). */
+struct id_range {
+	uint32_t inside, outside, count;
+};
 /* /proc/PID/uid_map and gid_map: lines "inside outside count". At most @max ranges
  * (the kernel allows 340); ranges must be non-empty and not wrap. Returns the number of
  * ranges or -EINVAL. */
 #define PROC_MAX_ID_RANGES 340
-struct proc_id_range {
-	uint32_t inside, outside, count;
-};
-int proc_parse_idmap(const char *buf, struct proc_id_range *out, size_t max) __must_check;
+int proc_parse_idmap(const char *buf, struct id_range *out, size_t max) __must_check;
+
+/* "Pid:" of a pidfd's /proc/self/fdinfo text: the pid in the PID namespace of that proc
+ * mount. 0 and the pid, -ESRCH if the task is gone (-1), -ENOENT if the task is not
+ * visible there (0), -EINVAL if there is no well-formed Pid line. */
+int proc_parse_pidfd_pid(const char *buf, int *pid) __must_check;
 
 #endif

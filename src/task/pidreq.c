@@ -23,28 +23,14 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "proc/parse.h"
 #include "task/pidreq.h"
 
 #define PIDREQ_TIMEOUT_MS 10000
 
 int pidreq_send(int sock, int32_t val, int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = &val, .iov_len = sizeof(val) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(val))
-		return -errno ? -errno : -EIO;
-	return 0;
+	return send_fds(sock, &val, sizeof(val), &fd, fd >= 0 ? 1 : 0, 0);
 }
 
 int pidreq_recv(int sock, int32_t *val, int *fd)
@@ -76,25 +62,14 @@ int pidreq_recv(int sock, int32_t *val, int *fd)
 	return 0;
 }
 
-/* The pid (in stasis's pid namespace) of a pidfd. */
+/* The pid (in stasis's pid namespace) of a pidfd, -1 if unknown. */
 static pid_t pidfd_pid(int pidfd)
 {
 	char path[64];
+	int pid;
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
 	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 4096, NULL);
-	const char *p = buf ? strstr(buf, "\nPid:") : NULL;
-	long long v;
-	if (!p)
-		return -1;
-	p += 5;
-	p += strspn(p, " \t");
-	char num[16];
-	size_t len = strcspn(p, "\n");
-	if (len >= sizeof(num))
-		return -1;
-	memcpy(num, p, len);
-	num[len] = '\0';
-	return parse_int(num, 1, 0x3fffffff, &v) ? -1 : (pid_t)v;
+	return buf && !proc_parse_pidfd_pid(buf, &pid) ? pid : -1;
 }
 
 static int set_last_pid(pid_t want)

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)!proc_parse_timers(buf, &t, &nt);
 	free(t);
 
-	struct proc_id_range ids[8];
+	struct id_range ids[8];
 	int nid = proc_parse_idmap(buf, ids, 8);
 	for (int i = 0; i < nid; i++)
 		if (!ids[i].count || nid > 8)

@@ -441,15 +441,15 @@ static void test_pidfd_fdinfo(void)
 {
 	int pid = 0;
 
-	CHECK_EQ(pidfd_fdinfo_pid("pos:\t0\nflags:\t02000002\nPid:\t28616\nNSpid:\t28616\n", &pid),
+	CHECK_EQ(proc_parse_pidfd_pid("pos:\t0\nflags:\t02000002\nPid:\t28616\nNSpid:\t28616\n", &pid),
 		 0);
 	CHECK_EQ(pid, 28616);
-	CHECK_EQ(pidfd_fdinfo_pid("Pid:\t-1\n", &pid), -ESRCH);
-	CHECK_EQ(pidfd_fdinfo_pid("Pid:\t0\n", &pid), -ENOENT);
-	CHECK_EQ(pidfd_fdinfo_pid("pos:\t0\n", &pid), -EINVAL);
-	CHECK_EQ(pidfd_fdinfo_pid("Pid:\tx\n", &pid), -EINVAL);
-	CHECK_EQ(pidfd_fdinfo_pid("Pid:\t-2\n", &pid), -EINVAL);
-	CHECK_EQ(pidfd_fdinfo_pid("Pid:\t99999999999\n", &pid), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_pid("Pid:\t-1\n", &pid), -ESRCH);
+	CHECK_EQ(proc_parse_pidfd_pid("Pid:\t0\n", &pid), -ENOENT);
+	CHECK_EQ(proc_parse_pidfd_pid("pos:\t0\n", &pid), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_pid("Pid:\tx\n", &pid), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_pid("Pid:\t-2\n", &pid), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_pid("Pid:\t99999999999\n", &pid), -EINVAL);
 }
 
 int main(void)

@@ -480,7 +480,7 @@ static void test_auxv_fixture(void)
 /* uid_map as the kernel prints it (%10u %10u %10u), and broken ones */
 static void test_idmap(void)
 {
-	struct proc_id_range r[4];
+	struct id_range r[4];
 	CHECK_EQ(proc_parse_idmap("         0          0 4294967295\n", r, 4), 1);
 	CHECK_EQ(r[0].count, 4294967295u);
 	CHECK_EQ(proc_parse_idmap("         0     100000      65536\n"
