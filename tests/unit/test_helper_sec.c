@@ -18,6 +18,8 @@
  *     dumpable (not even the peer can ptrace its own helper).
  *  3. a long-lived helper serving only root: `stasis-test` cannot connect (socket mode
  *     0600) and, once the socket is opened up, is refused by SO_PEERCRED.
+ *  4. the command `stasis helper --socket PATH --user stasis-test` (BUILD/stasis next to
+ *     this binary): serves, refuses and logs, stops on SIGTERM and removes its socket.
  * Every child is killed by pid and reaped; every wait is bounded. */
 #include <fcntl.h>
 #include <grp.h>
@@ -700,6 +702,58 @@ static void test_other_user_refused(void)
 	stop_ll_helper(helper, root_sock);
 }
 
+/* ---- 4. the command: `stasis helper --socket` ------------------------------------------ */
+
+static void test_cli(void)
+{
+	char exe[512], stasis[600], sock[160], logp[160];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct helper h = HELPER_INIT;
+	int sv[2];
+	pid_t pid;
+
+	if (n <= 0) {
+		UNIT_FAIL("readlink /proc/self/exe");
+		return;
+	}
+	exe[n] = '\0';
+	/* BUILD/tests/unit/test_helper_sec -> BUILD/stasis */
+	for (int i = 0; i < 3; i++)
+		*strrchr(exe, '/') = '\0';
+	snprintf(stasis, sizeof(stasis), "%s/stasis", exe);
+	snprintf(sock, sizeof(sock), "%s/cli.sock", tmpdir);
+	snprintf(logp, sizeof(logp), "%s/cli.log", tmpdir);
+	if (access(stasis, X_OK)) {
+		printf("note: %s not built, the command is not tested\n", stasis);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(stasis, stasis, "helper", "--socket", sock, "--user", USER_NAME, "-v", "-o",
+		      logp, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; pid > 0 && i < WAIT_MS / 10 && access(sock, F_OK); i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	CHECK_EQ(helper_connect(&h, sock), 0);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+		CHECK_EQ(helper_sockbuf_force(&h, sv[0], 5 << 20, -1), 0);
+		CHECK_EQ(helper_write_id_map(&h, getpid(), HELPER_UID_MAP,
+					     &(struct id_range){ 0, 0, 1 }, 1, false), -EPERM);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	helper_close(&h);
+	kill(pid, SIGTERM);
+	CHECK_EQ(wait_exit(pid, WAIT_MS), 0);
+	CHECK(access(sock, F_OK) && errno == ENOENT);
+	CHECK(log_has(logp, "listening on"));
+	CHECK(log_has(logp, "refused WRITE_ID_MAP (op 3) from pid"));
+	CHECK(log_has(logp, "stopping on signal 15"));
+	remove(logp);
+}
+
 /* ---- setup ---------------------------------------------------------------------------- */
 
 static bool setup(void)
@@ -762,6 +816,13 @@ int main(void)
 {
 	if (geteuid() != 0)
 		UNIT_SKIP("needs root (helpers run as root, a peer drops to %s)", USER_NAME);
+	/* root of a user namespace is not enough: the helper's point is host privileges */
+	_cleanup_free_ char *map = read_file_at(AT_FDCWD, "/proc/self/uid_map", 4096, NULL);
+	unsigned long in, out, cnt;
+	if (!map || sscanf(map, "%lu %lu %lu", &in, &out, &cnt) != 3 || in || out ||
+	    cnt != 4294967295UL)
+		UNIT_SKIP("needs root of the initial user namespace (uid_map: %s)",
+			  map ? strtok(map, "\n") : "?");
 	if (!getpwnam(USER_NAME))
 		UNIT_SKIP("no user %s (tests/run.py --flavor nonroot creates it)", USER_NAME);
 	if (!setup()) {
@@ -771,6 +832,7 @@ int main(void)
 	RUN(test_spawned);
 	RUN(test_long_lived_user);
 	RUN(test_other_user_refused);
+	RUN(test_cli);
 	log_close();
 	cleanup();
 	return unit_done();
