@@ -260,7 +260,8 @@ int userns_validate(const UserNs *u, pid_t pid)
 	return ret ? ret : validate_map(u->gid_map, u->n_gid_map, pid);
 }
 
-static int write_map(int proc_dfd, pid_t pid, const char *name, IdMapEntry *const *m, size_t n)
+static int write_map(int proc_dfd, pid_t pid, const char *name, IdMapEntry *const *m, size_t n,
+		     bool quiet_eperm)
 {
 	char path[64];
 	_cleanup_free_ char *text = malloc(MAP_TEXT_MAX);
@@ -276,12 +277,17 @@ static int write_map(int proc_dfd, pid_t pid, const char *name, IdMapEntry *cons
 	}
 	snprintf(path, sizeof(path), "%d/%s", pid, name);
 	_cleanup_close_ int fd = openat(proc_dfd, path, O_WRONLY | O_CLOEXEC);
+	/* (a non-dumpable child's map files belong to the host's root: EACCES) */
+	if (fd < 0 && (errno == EACCES || errno == EPERM) && quiet_eperm)
+		return -EPERM;
 	if (fd < 0)
 		return pr_perror("restore: open /proc/%s", path);
 	/* one write: the kernel takes a map once, whole */
 	ssize_t w = write(fd, text, len);
 	if (w != (ssize_t)len) {
 		int err = w < 0 ? errno : EIO;
+		if (err == EPERM && quiet_eperm)
+			return -EPERM;
 		text[strcspn(text, "\n")] = '\0';
 		pr_err("restore: writing the %s of pid %d (%s%s) was refused: %s%s", name, pid, text,
 		       n > 1 ? " ..." : "", strerror(err),
@@ -294,13 +300,13 @@ static int write_map(int proc_dfd, pid_t pid, const char *name, IdMapEntry *cons
 	return 0;
 }
 
-int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u)
+int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u, bool quiet_eperm)
 {
 	char path[64];
 	int ret = userns_validate(u, pid);
 	if (ret)
 		return ret;
-	ret = write_map(proc_dfd, pid, "uid_map", u->uid_map, u->n_uid_map);
+	ret = write_map(proc_dfd, pid, "uid_map", u->uid_map, u->n_uid_map, quiet_eperm);
 	if (ret)
 		return ret;
 	snprintf(path, sizeof(path), "%d/setgroups", pid);
@@ -314,7 +320,58 @@ int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u)
 		if (wfd < 0 || write(wfd, want, strlen(want)) != (ssize_t)strlen(want))
 			return pr_perror("restore: write '%s' to /proc/%s", want, path);
 	}
-	return write_map(proc_dfd, pid, "gid_map", u->gid_map, u->n_gid_map);
+	return write_map(proc_dfd, pid, "gid_map", u->gid_map, u->n_gid_map, quiet_eperm);
+}
+
+/* Whether /proc/PID/NAME already holds a map (a map file is written once). */
+static int map_written(int proc_dfd, pid_t pid, const char *name, bool *done)
+{
+	char path[64], c;
+	snprintf(path, sizeof(path), "%d/%s", pid, name);
+	_cleanup_close_ int fd = openat(proc_dfd, path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, &c, 1);
+	if (n < 0)
+		return pr_perror("restore: read /proc/%s", path);
+	*done = n == 1;
+	return 0;
+}
+
+static int helper_map(struct helper *h, pid_t pid, enum helper_id_map which,
+		      IdMapEntry *const *m, size_t n, bool deny_setgroups)
+{
+	struct id_range r[HELPER_MAX_ID_RANGES];
+	if (n > HELPER_MAX_ID_RANGES) {
+		pr_err("restore: the user namespace of pid %d has %zu id ranges, the helper takes "
+		       "at most %d",
+		       pid, n, HELPER_MAX_ID_RANGES);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < n; i++)
+		r[i] = (struct id_range){ .inside = m[i]->inside, .outside = m[i]->outside,
+					  .count = m[i]->count };
+	return helper_write_id_map(h, pid, which, r, n, deny_setgroups);
+}
+
+int userns_write_maps_helper(int proc_dfd, struct helper *h, pid_t pid, const UserNs *u)
+{
+	bool uid_done = false, gid_done = false;
+	int ret = userns_validate(u, pid);
+	if (!ret)
+		ret = map_written(proc_dfd, pid, "uid_map", &uid_done);
+	if (!ret)
+		ret = map_written(proc_dfd, pid, "gid_map", &gid_done);
+	if (!ret && !uid_done)
+		ret = helper_map(h, pid, HELPER_UID_MAP, u->uid_map, u->n_uid_map, false);
+	/* setgroups "allow" is the default of a new namespace: only "deny" is written */
+	if (!ret && !gid_done)
+		ret = helper_map(h, pid, HELPER_GID_MAP, u->gid_map, u->n_gid_map,
+				 !u->setgroups_allow);
+	if (ret)
+		pr_err("restore: the stasis helper could not write the id maps of pid %d: %s", pid,
+		       strerror(-ret));
+	else
+		pr_info("restore: id maps of pid %d written by the stasis helper", pid);
+	return ret;
 }
 
 static bool maps_id0(IdMapEntry *const *m, size_t n)

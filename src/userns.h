@@ -2,6 +2,7 @@
 #ifndef STASIS_USERNS_H
 #define STASIS_USERNS_H
 
+#include "helper/client.h"
 #include "task/task.h"
 
 /* Dump, after every process: record each user namespace in the task that created it
@@ -13,8 +14,13 @@ int userns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint6
 /* Restore. Bounds of an image's maps. */
 int userns_validate(const UserNs *u, pid_t pid) __must_check;
 /* By the creator of @pid (in the parent namespace): setgroups, uid_map, gid_map, through
- * @proc_dfd (a /proc whose pids are the image's). */
-int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u) __must_check;
+ * @proc_dfd (a /proc whose pids are the image's). A refused write is -EPERM, logged
+ * unless @quiet_eperm (the caller then asks the stasis helper). */
+int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u, bool quiet_eperm) __must_check;
+/* The same through the stasis helper (src/helper/client.h), for the maps not written yet:
+ * ranges of the restoring user's /etc/subuid and /etc/subgid, like newuidmap. */
+int userns_write_maps_helper(int proc_dfd, struct helper *h, pid_t pid, const UserNs *u)
+	__must_check;
 /* In the new task, once its maps are written: become the namespace's root while
  * setting itself up. */
 int userns_child_enter(const UserNs *u) __must_check;

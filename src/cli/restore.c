@@ -20,6 +20,9 @@ static void restore_usage(FILE *f)
 		   "      --external mnt[KEY]:HOSTPATH  bind HOSTPATH where the mount declared\n"
 		   "                       external with KEY at dump was\n"
 		   "      --root DIR       the root of the restored mount tree (external root)\n"
+		   "      --helper SOCKET  ask the `stasis helper` listening there for what the\n"
+		   "                       restoring user may not do itself (id maps of its\n"
+		   "                       /etc/subuid ranges, ns_last_pid, socket buffers)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -36,6 +39,7 @@ int cmd_restore(int argc, char **argv)
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "external", required_argument, NULL, 'E' },
 		{ "root", required_argument, NULL, 'r' },
+		{ "helper", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -86,6 +90,9 @@ int cmd_restore(int argc, char **argv)
 				return 2;
 			}
 			o.root_dir = optarg;
+			break;
+		case 'H':
+			o.helper_socket = optarg;
 			break;
 		case 'v':
 			verbose++;

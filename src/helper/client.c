@@ -122,6 +122,15 @@ int helper_connect(struct helper *h, const char *path)
 	return 0;
 }
 
+static struct helper *default_helper;
+
+void helper_set_default(struct helper *h) { default_helper = h; }
+
+struct helper *helper_default(void)
+{
+	return default_helper && default_helper->fd >= 0 ? default_helper : NULL;
+}
+
 void helper_child_after_fork(struct helper *h)
 {
 	if (h->fd >= 0)

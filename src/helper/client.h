@@ -43,6 +43,12 @@ void helper_close(struct helper *h);
  * dumpable again (if the parent was). Never fails. */
 void helper_child_after_fork(struct helper *h);
 
+/* The helper of the restore in progress, for code deep in the restore (a socket buffer
+ * over the limits, sk_unix.c): set by restore_run while the channel is open, NULL
+ * otherwise; in a restore child its fd is already closed (use it only if fd >= 0). */
+void helper_set_default(struct helper *h);
+struct helper *helper_default(void);
+
 /* Register the root of the tree being restored: @root must be the caller or one of its
  * descendants. Later requests may name only that task and its descendants. */
 int helper_register_tree(struct helper *h, pid_t root) __attribute__((warn_unused_result));

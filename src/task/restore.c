@@ -56,6 +56,10 @@ struct rst_tree {
 	int fd_top;              /* above every fd stasis hands down to the tasks */
 	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
 	size_t n_join;
+	/* --helper: the privileged stasis helper, held by stasis only (the tasks ask stasis
+	 * through the pidreq channel); have_helper stays true in the tasks */
+	struct helper helper;
+	bool have_helper, helper_tree;
 };
 
 struct status_msg {
@@ -324,6 +328,64 @@ static bool pid_in_image(void *arg, pid_t pid)
 	return task_index(t->inv, pid) >= 0;
 }
 
+/* Stasis: the helper serves only the tree whose root stasis registered (once). */
+static int helper_tree(struct rst_tree *t)
+{
+	if (t->helper_tree)
+		return 0;
+	int ret = helper_register_tree(&t->helper, t->inv->tasks[0]->pid);
+	t->helper_tree = !ret;
+	return ret;
+}
+
+/* Stasis: the maps of task @pid's new user namespace, itself or through the helper. */
+static int stasis_write_maps(void *arg, pid_t pid)
+{
+	struct rst_tree *t = arg;
+	ssize_t j = task_index(t->inv, pid);
+	const UserNs *u = j >= 0 && t->procs[j] ? t->procs[j]->core->userns : NULL;
+	if (!u)
+		return -EINVAL;
+	int ret = userns_write_maps(t->proc_dfd, pid, u, t->have_helper);
+	if (ret == -EPERM && t->have_helper) {
+		ret = helper_tree(t);
+		if (!ret)
+			ret = userns_write_maps_helper(t->proc_dfd, &t->helper, pid, u);
+	}
+	return ret;
+}
+
+/* Stasis, refused ns_last_pid itself: the helper writes it. */
+static int stasis_helper_last_pid(void *arg, pid_t last)
+{
+	struct rst_tree *t = arg;
+	int ret = helper_tree(t);
+	return ret ? ret : helper_set_last_pid(&t->helper, -1, last);
+}
+
+/* The creator of @pid, once @pid exists: its user namespace's maps. A creator other
+ * than stasis whose write was refused asks stasis (which holds the helper). */
+static int write_maps(struct rst_tree *t, ssize_t creator, pid_t pid, const UserNs *u)
+{
+	if (creator < 0)
+		return stasis_write_maps(t, pid);
+	int ret = userns_write_maps(t->proc_dfd, pid, u, t->have_helper);
+	if (ret != -EPERM || !t->have_helper)
+		return ret;
+	int priv[2];
+	int32_t answer = -EIO;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+		return pr_perror("restore: socketpair");
+	ret = pidreq_send(t->pidreq_wr, PIDREQ_ID_MAPS, pid, priv[1]);
+	close(priv[1]);
+	if (!ret)
+		ret = pidreq_recv(priv[0], NULL, &answer, NULL);
+	close(priv[0]);
+	if (ret)
+		return pr_errno(ret, "restore: ask stasis for the id maps of pid %d", pid);
+	return answer;
+}
+
 /* Create task @j with its pids; does not return in the child. Returns its pid (as the
  * creator sees it) or -errno. The new task waits for the creator's go when the creator
  * must first write its user namespace maps, or have stasis check its pid: pids at levels
@@ -350,11 +412,11 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
 				ret = pr_perror("restore: socketpair");
 			if (!ret)
-				ret = pidreq_send(t->pidreq_wr, e->pid, priv[1]);
+				ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_PID, e->pid, priv[1]);
 			if (priv[1] >= 0)
 				close(priv[1]);
 			if (!ret)
-				ret = pidreq_recv(priv[0], &answer, NULL);
+				ret = pidreq_recv(priv[0], NULL, &answer, NULL);
 			if (!ret && answer)
 				ret = answer;
 			if (ret) {
@@ -377,11 +439,15 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			restore_task(t, j);
 		}
 		ret = child < 0 ? -errno : 0;
+		if (ret == -EPERM)
+			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
+			       "CAP_SYS_ADMIN over its pid namespaces",
+			       e->pid);
 		if (skip) {
 			int32_t verdict = -EIO;
-			int r = pidreq_send(priv[0], ret, pidfd);
+			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, pidfd);
 			if (!r && !ret)
-				r = pidreq_recv(priv[0], &verdict, NULL);
+				r = pidreq_recv(priv[0], NULL, &verdict, NULL);
 			close(priv[0]);
 			if (pidfd >= 0)
 				close(pidfd);
@@ -393,7 +459,7 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			t->go_rd = -1;
 		}
 		if (!ret && u)
-			ret = userns_write_maps(t->proc_dfd, e->pid, u);
+			ret = write_maps(t, creator, e->pid, u);
 		if (!ret && go[1] >= 0 && write(go[1], "g", 1) != 1)
 			ret = pr_perror("restore: let pid %d go", e->pid);
 		if (go[1] >= 0)
@@ -420,9 +486,12 @@ static bool new_pid_ns(const Inventory *inv, size_t j)
 }
 
 /* A helper leading process group @g until the members joined it; then stasis kills it. */
-static __attribute__((noreturn)) void group_helper(int st, pid_t g)
+static __attribute__((noreturn)) void group_helper(struct rst_tree *t, pid_t g)
 {
+	int st = t->status_wr;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (t->have_helper)
+		helper_child_after_fork(&t->helper);
 	if (setpgid(0, 0) < 0)
 		child_fail(st, g, pr_perror("restore: helper for process group %d", g));
 	report(st, g, 0, NULL);
@@ -437,7 +506,7 @@ static int create_helpers(struct rst_tree *t, bool from_root)
 		if (h < 0)
 			return -errno;
 		if (h == 0)
-			group_helper(t->status_wr, t->helpers[k]);
+			group_helper(t, t->helpers[k]);
 	}
 	return 0;
 }
@@ -522,6 +591,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 
 	/* A failed restore kills the root: everything below goes with it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (t->have_helper)
+		helper_child_after_fork(&t->helper);
 	log_reset_first_error();
 	if (t->status_rd >= 0) {
 		close(t->status_rd);
@@ -619,7 +690,13 @@ static int wait_tasks_ready(struct rst_tree *t, int rd)
 			return -ETIMEDOUT;
 		}
 		if (p[1].revents & POLLIN) {
-			int e = pidreq_serve(t->pidreq_rd, pid_in_image, t);
+			const struct pidreq_ops ops = {
+				.allowed = pid_in_image,
+				.write_maps = stasis_write_maps,
+				.helper_last_pid = t->have_helper ? stasis_helper_last_pid : NULL,
+				.arg = t,
+			};
+			int e = pidreq_serve(t->pidreq_rd, &ops);
 			if (e)
 				return e;
 			continue;
@@ -898,7 +975,7 @@ static int plan_shm(struct rst_tree *t)
 int restore_run(const struct restore_opts *o)
 {
 	struct rst_tree t = { .opts = o, .status_wr = -1, .status_rd = -1, .go_rd = -1,
-			      .pidreq_rd = -1, .pidreq_wr = -1 };
+			      .pidreq_rd = -1, .pidreq_wr = -1, .helper = HELPER_INIT };
 	int pipefd[2] = { -1, -1 };
 	pid_t root = -1;
 	int ret, status;
@@ -917,6 +994,15 @@ int restore_run(const struct restore_opts *o)
 			t.n_join = k + 1;
 			ns_join_forget(t.procs[0]->core, t.join_type[k]);
 		}
+	}
+	if (!ret && o->helper_socket) {
+		/* before any task exists: the channel is never inherited unmarked */
+		ret = helper_connect(&t.helper, o->helper_socket);
+		t.have_helper = !ret;
+		if (ret)
+			pr_errno(ret, "restore: cannot reach the stasis helper at %s", o->helper_socket);
+		else
+			helper_set_default(&t.helper);
 	}
 	if (!ret)
 		ret = plan_fds(&t);
@@ -958,10 +1044,6 @@ int restore_run(const struct restore_opts *o)
 			  ns_clone_flags(t.procs[0]->core) | (new_pid_ns(t.inv, 0) ? CLONE_NEWPID : 0));
 	if (root < 0) {
 		ret = (int)root;
-		if (ret == -EPERM)
-			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
-			       "CAP_SYS_ADMIN",
-			       want);
 		root = -1;
 		goto fail;
 	}
@@ -1039,6 +1121,8 @@ int restore_run(const struct restore_opts *o)
 	close(t.proc_dfd);
 	close(t.pidreq_rd);
 	close(t.pidreq_wr);
+	helper_set_default(NULL);
+	helper_close(&t.helper);
 	if (o->detach)
 		return 0;
 	for (;;) {
@@ -1074,5 +1158,7 @@ fail:
 		close(t.pidreq_rd);
 	if (t.pidreq_wr >= 0)
 		close(t.pidreq_wr);
+	helper_set_default(NULL);
+	helper_close(&t.helper);
 	return -1000 + ret; /* < 0: stasis failed (not the task) */
 }

@@ -81,6 +81,7 @@ struct restore_opts {
 	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/mnt.c */
 	size_t n_externals;
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
+	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

@@ -8,8 +8,8 @@
  *     new user namespace (any ranges for root; the kernel's one-write rule still
  *     holds), ns_last_pid (the next fork gets the pid; another PID namespace refused),
  *     SO_*BUFFORCE (over the limit and on a non-socket refused), open by handle.
- *  2. long-lived mode, run as root serving `stasis-test` (uid 1002, subids
- *     165536:65536): a child of the test drops to that user and checks that an owned
+ *  2. long-lived mode, run as root serving `stasis-test` (its first /etc/subuid and
+ *     /etc/subgid ranges): a child of the test drops to that user and checks that an owned
  *     range works (/proc/CHILD/uid_map shows it), a range it does not own and a gid map
  *     of its own gid without setgroups "deny" are refused, tasks outside its tree are
  *     refused, SO_SNDBUFFORCE works through the helper (not without), a handle of its own
@@ -48,6 +48,7 @@
 static char tmpdir[64];
 static char client_log[128], spawn_log[128], ll_log[128], ll_sock[128], root_log[128], root_sock[128];
 static uid_t user_uid;
+static uint32_t sub_uid, sub_gid, sub_end; /* the user's subordinate ids (setup) */
 static gid_t user_gid;
 static bool user_has_subids;
 
@@ -492,9 +493,11 @@ static void become_user(void)
 
 static void user_idmaps(struct helper *h)
 {
-	struct id_range owned[] = { { 0, 1002, 1 }, { 1, 165536, 100 } };
-	struct id_range foreign[] = { { 0, 1002, 1 }, { 1, 100000, 10 } };
-	struct id_range own_gid[] = { { 0, 1002, 1 } };
+	struct id_range owned[] = { { 0, 0, 1 }, { 1, sub_uid, 100 } };
+	struct id_range owned_g[] = { { 0, 0, 1 }, { 1, sub_gid, 100 } };
+	struct id_range foreign[] = { { 0, 0, 1 }, { 1, sub_end, 10 } };
+	struct id_range own_gid[] = { { 0, 0, 1 } };
+	char want[64], wlog[128];
 	pid_t g1 = start_sleeper(true, h), g2 = start_sleeper(true, h), other;
 
 	if (g1 < 0 || g2 < 0) {
@@ -504,23 +507,26 @@ static void user_idmaps(struct helper *h)
 		return;
 	}
 	owned[0].outside = foreign[0].outside = (uint32_t)user_uid;
-	own_gid[0].outside = (uint32_t)user_gid;
+	own_gid[0].outside = owned_g[0].outside = (uint32_t)user_gid;
 	/* the tree is this process: every child is in it */
 	CHECK_EQ(helper_register_tree(h, getpid()), 0);
 	if (user_has_subids) {
 		CHECK_EQ(helper_write_id_map(h, g1, HELPER_UID_MAP, owned, 2, false), 0);
 		_cleanup_free_ char *um = read_proc(g1, "uid_map");
-		CHECK(um && strstr(um, "0       1002          1") &&
-		      strstr(um, "1     165536        100"));
-		CHECK_EQ(helper_write_id_map(h, g1, HELPER_GID_MAP, owned, 2, false), 0);
+		snprintf(want, sizeof(want), "1 %10u        100", sub_uid);
+		CHECK(um && strstr(um, want));
+		CHECK_EQ(helper_write_id_map(h, g1, HELPER_GID_MAP, owned_g, 2, false), 0);
 		_cleanup_free_ char *gm = read_proc(g1, "gid_map");
-		CHECK(gm && strstr(gm, "1     165536        100"));
+		snprintf(want, sizeof(want), "1 %10u        100", sub_gid);
+		CHECK(gm && strstr(gm, want));
 		_cleanup_free_ char *sg = read_proc(g1, "setgroups");
 		CHECK(sg && str_starts(sg, "allow"));
 	}
 	/* a range the user does not own: refused, the map stays empty */
 	CHECK_EQ(helper_write_id_map(h, g2, HELPER_UID_MAP, foreign, 2, false), -EPERM);
-	CHECK(log_has(ll_log, "range 1 100000 10: outside ids 100000..100009 are neither"));
+	snprintf(wlog, sizeof(wlog), "range 1 %u 10: outside ids %u..%u are neither", sub_end,
+		 sub_end, sub_end + 9);
+	CHECK(log_has(ll_log, wlog));
 	_cleanup_free_ char *um2 = read_proc(g2, "uid_map");
 	CHECK(um2 && um2[0] == '\0');
 	/* uid 0 of the host is not the user's */
@@ -756,6 +762,28 @@ static void test_cli(void)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
+/* The user's first range of at least 100 ids in /etc/subuid text @txt (start in
+ * *@start), and the end of the highest of its ranges (a range it does not own starts
+ * there: the policy looks only at the user's own lines). */
+static bool sub_range(const char *txt, uint32_t *start, uint32_t *end)
+{
+	bool found = false;
+	const size_t nl = strlen(USER_NAME ":");
+	*end = 0;
+	for (const char *l = txt; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		unsigned long long a, n;
+		if (strncmp(l, USER_NAME ":", nl) || sscanf(l + nl, "%llu:%llu", &a, &n) != 2 ||
+		    a + n > UINT32_MAX - 16)
+			continue;
+		if (!found && n >= 100) {
+			*start = (uint32_t)a;
+			found = true;
+		}
+		*end = MAX(*end, (uint32_t)(a + n));
+	}
+	return found;
+}
+
 static bool setup(void)
 {
 	struct passwd *pw = getpwnam(USER_NAME);
@@ -767,11 +795,15 @@ static bool setup(void)
 	user_gid = pw->pw_gid;
 	_cleanup_free_ char *sub = read_file_at(AT_FDCWD, "/etc/subuid", 1 << 20, NULL);
 	_cleanup_free_ char *subg = read_file_at(AT_FDCWD, "/etc/subgid", 1 << 20, NULL);
-	user_has_subids = sub && strstr(sub, USER_NAME ":165536:65536") && subg &&
-			  strstr(subg, USER_NAME ":165536:65536");
-	if (!user_has_subids)
-		printf("note: no %s:165536:65536 in /etc/subuid and /etc/subgid: the owned-range "
-		       "case is skipped\n", USER_NAME);
+	uint32_t gend = 0;
+	user_has_subids = sub && subg && sub_range(sub, &sub_uid, &sub_end) &&
+			  sub_range(subg, &sub_gid, &gend);
+	sub_end = MAX(sub_end, gend);
+	if (!user_has_subids) {
+		printf("note: no range of 100 ids for %s in /etc/subuid and /etc/subgid: the "
+		       "owned-range case is skipped\n", USER_NAME);
+		sub_end = 100000; /* not the user's: it has none */
+	}
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/stasis-helper-sec-XXXXXX");
 	if (!mkdtemp(tmpdir) || chmod(tmpdir, 0755))
 		return false;
