@@ -878,10 +878,12 @@ static int restore_sysctls(const NetNs *ns)
 	return 0;
 }
 
-/* A socket in the net namespace @nsfd (back to our own afterwards). */
-static int nl_open_in(int nsfd)
+/* A socket in the net namespace @nsfd (back to our own afterwards). @proc_dfd: stasis's
+ * /proc, where this task is visible (its own /proc may belong to a pid namespace it is
+ * not in yet, or to an ancestor's). */
+static int nl_open_in(int proc_dfd, int nsfd)
 {
-	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int self = openat(proc_dfd, "thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (self < 0)
 		return pr_perror("restore: open /proc/thread-self/ns/net");
 	if (setns(nsfd, CLONE_NEWNET) < 0)
@@ -899,20 +901,20 @@ static int nl_open_in(int nsfd)
 	return fd;
 }
 
-static int restore_peer(const NetLink *l)
+static int restore_peer(int proc_dfd, const NetLink *l)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", l->peer_pid);
-	_cleanup_close_ int pfd = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%d/ns/net", l->peer_pid);
+	_cleanup_close_ int pfd = openat(proc_dfd, path, O_RDONLY | O_CLOEXEC);
 	if (pfd < 0)
-		return pr_perror("restore: open %s", path);
+		return pr_perror("restore: open /proc/%s", path);
 	_cleanup_close_ int fd = nl_open();
 	if (fd < 0)
 		return pr_errno(fd, "restore: netlink socket");
 	int r = create_link(fd, l, l->peer, pfd);
 	if (r)
 		return r;
-	_cleanup_close_ int pfd_nl = nl_open_in(pfd);
+	_cleanup_close_ int pfd_nl = nl_open_in(proc_dfd, pfd);
 	if (pfd_nl < 0)
 		return pfd_nl;
 	r = (l->peer->flags & IFF_UP) ? set_link(pfd_nl, l->peer, false) : 0;
@@ -945,7 +947,7 @@ int net_restore(struct rst_ctx *c)
 				pr_err("image: veth %s has a malformed peer", l->name);
 				r = -EINVAL;
 			} else {
-				r = restore_peer(l);
+				r = restore_peer(c->proc_dfd, l);
 			}
 		} else if (!strcmp(l->kind, "veth") && !l->has_peer_ns && l->has_peer_ifindex) {
 			/* both ends here: created once, by the end with the lower ifindex */

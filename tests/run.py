@@ -41,12 +41,6 @@ NONROOT_KNOWN = {
 
 # Checkpoint tests that cannot run in the ns flavor (as a namespace init): name -> reason.
 NS_KNOWN = {
-    "ns_user": "a task inside a user namespace would need pids set at two pid-namespace "
-               "levels it has no rights over (the host's and the flavor's); only the "
-               "outermost is set for it today (ns_last_pid by stasis)",
-    "ns_user_pid": "same as ns_user",
-    "ns_net_veth": "the veth peer's namespace is opened as /proc/PID/ns/net by host pid in "
-                   "the restore child, whose /proc is then the test's pid namespace's",
     "tree_orphans": "the helper that leads a group whose leader exited is created outside "
                     "the test's pid namespace (setpgid EPERM)",
 }

@@ -1022,6 +1022,15 @@ int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t
 	return 0;
 }
 
+int proc_parse_pidfd_nspid(const char *buf, int *nspid, size_t max, size_t *n)
+{
+	int err = 0;
+	const char *p = fdinfo_value(buf, "NSpid", &err);
+	if (err || !p)
+		return -EINVAL;
+	return get_int_list(&p, nspid, max, n);
+}
+
 int proc_parse_pidfd_pid(const char *buf, int *pid)
 {
 	int err = 0;

@@ -176,5 +176,8 @@ int proc_parse_idmap(const char *buf, struct id_range *out, size_t max) __must_c
  * mount. 0 and the pid, -ESRCH if the task is gone (-1), -ENOENT if the task is not
  * visible there (0), -EINVAL if there is no well-formed Pid line. */
 int proc_parse_pidfd_pid(const char *buf, int *pid) __must_check;
+/* The "NSpid:" line of a pidfd's fdinfo: the pids from the reader's pid namespace down
+ * (at most @max, else -EINVAL), in @nspid[0..*n). */
+int proc_parse_pidfd_nspid(const char *buf, int *nspid, size_t max, size_t *n) __must_check;
 
 #endif

@@ -1,19 +1,25 @@
-/* Pids at a pid-namespace level the creating task has no rights over.
+/* Pids at pid-namespace levels the creating task has no rights over.
  *
  * A task restored inside a user namespace of the tree holds no capability over the pid
- * namespaces owned by the namespaces above it (the host's, typically): clone3's set_tid
- * there is refused. The restoring stasis, outside, still may write that namespace's
- * ns_last_pid: the creator asks it to, then forks, and the kernel hands out the next pid
- * after it. Another process of the machine may fork in between and take the pid, so
- * stasis checks the pid the child got (through a pidfd the creator passes back) and the
- * creator retries with a fresh child when it is wrong.
+ * namespaces owned by the namespaces above it (the host's, a container's): clone3's
+ * set_tid there is refused. The restoring stasis, outside, still may write those
+ * namespaces' ns_last_pid: the creator asks it to, then forks with set_tid for the inner
+ * levels only, and the kernel hands out the next pid after ns_last_pid at each outer
+ * level. Another process of the machine may fork in between and take a pid, so stasis
+ * checks the pids the child got (through a pidfd the creator passes back) and the creator
+ * retries with a fresh child when one is wrong.
+ *
+ * ns_last_pid is per pid namespace and the sysctl writes the one of the writer's ACTIVE
+ * pid namespace: for its own (the outermost level) stasis writes it; for an inner one a
+ * child of stasis forked after setns(CLONE_NEWPID) into it writes it. That child takes a
+ * pid at every level above, so the levels are set innermost first, stasis's own last.
  *
  * Protocol, over a SOCK_SEQPACKET socketpair inherited by every restore child (stasis
- * reads the other end), messages {int32 op, int32 val}: the creator sends
- * {PIDREQ_LAST_PID, want} with one end of a private socketpair (SCM_RIGHTS); stasis
- * writes ns_last_pid = want - 1 (itself, or through the stasis helper when it may not)
- * and answers {ANSWER, 0 or -errno} on the private socket; the creator clones with
- * CLONE_PIDFD and sends {ANSWER, 0} with the pidfd; stasis answers 0 (right pid) or
+ * reads the other end), messages {int32 op, int32 val, int32 aux}: the creator sends
+ * {PIDREQ_LAST_PID, pid, levels} with one end of a private socketpair (SCM_RIGHTS);
+ * stasis sets ns_last_pid at those levels (itself, or through the stasis helper when it
+ * may not) and answers {ANSWER, 0 or -errno} on the private socket; the creator clones
+ * with CLONE_PIDFD and sends {ANSWER, 0} with the pidfd; stasis answers 0 (right pids) or
  * -EAGAIN. One request at a time: stasis serves the next only when this one is over.
  *
  * The same channel serves {PIDREQ_ID_MAPS, pid}: a creator whose write of a new user
@@ -21,9 +27,11 @@
  * process holding the helper's channel, to have them written; one answer. */
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -33,16 +41,16 @@
 
 #define PIDREQ_TIMEOUT_MS 10000
 
-int pidreq_send(int sock, int32_t op, int32_t val, int fd)
+int pidreq_send(int sock, int32_t op, int32_t val, int32_t aux, int fd)
 {
-	int32_t m[2] = { op, val };
+	int32_t m[3] = { op, val, aux };
 	return send_fds(sock, m, sizeof(m), &fd, fd >= 0 ? 1 : 0, 0);
 }
 
-int pidreq_recv(int sock, int32_t *op, int32_t *val, int *fd)
+int pidreq_recv(int sock, int32_t *op, int32_t *val, int32_t *aux, int *fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	int32_t m[2];
+	int32_t m[3];
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
@@ -59,7 +67,7 @@ int pidreq_recv(int sock, int32_t *op, int32_t *val, int *fd)
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&got, CMSG_DATA(cm), sizeof(int));
 	if (n != (ssize_t)sizeof(m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    (got >= 0 && !fd)) {
+	    (got >= 0 && !fd) || (!op && m[0] != PIDREQ_ANSWER)) {
 		if (got >= 0)
 			close(got);
 		return n < 0 ? -errno : -EPROTO;
@@ -68,40 +76,71 @@ int pidreq_recv(int sock, int32_t *op, int32_t *val, int *fd)
 		*fd = got;
 	if (op)
 		*op = m[0];
-	else if (m[0] != PIDREQ_ANSWER)
-		return -EPROTO;
 	*val = m[1];
+	if (aux)
+		*aux = m[2];
 	return 0;
 }
 
-/* The pid (in stasis's pid namespace) of a pidfd, -1 if unknown. */
-static pid_t pidfd_pid(int pidfd)
+int pidreq_pidfd_nspid(int pidfd, int *nspid, size_t max, size_t *n)
 {
 	char path[64];
-	int pid;
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
 	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 4096, NULL);
-	return buf && !proc_parse_pidfd_pid(buf, &pid) ? pid : -1;
+	if (!buf)
+		return -errno;
+	return proc_parse_pidfd_nspid(buf, nspid, max, n);
 }
 
-static int set_last_pid(const struct pidreq_ops *ops, pid_t want)
+static int write_last_pid(pid_t last)
 {
 	char buf[16];
-	int n = snprintf(buf, sizeof(buf), "%d", want - 1);
+	int n = snprintf(buf, sizeof(buf), "%d", last);
 	_cleanup_close_ int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0 && write(fd, buf, (size_t)n) == n)
-		return 0;
-	/* without CAP_CHECKPOINT_RESTORE over this pid namespace: the helper may */
-	if ((errno == EPERM || errno == EACCES) && ops->helper_last_pid)
-		return ops->helper_last_pid(ops->arg, want - 1);
-	return pr_perror("restore: write ns_last_pid for pid %d", want);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return -errno;
+	return 0;
+}
+
+int pidreq_set_last_pid(int ns_fd, pid_t last)
+{
+	if (ns_fd < 0)
+		return write_last_pid(last);
+	_cleanup_close_ int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return pr_perror("restore: open /proc/self/ns/pid");
+	if (setns(ns_fd, CLONE_NEWPID) < 0)
+		return pr_perror("restore: enter a pid namespace of the tree");
+	/* the next fork lands in it: its active namespace is the one to write */
+	pid_t child = fork();
+	int err = errno;
+	if (child == 0)
+		_exit(-write_last_pid(last));
+	if (setns(self, CLONE_NEWPID) < 0) {
+		/* every later fork of stasis would land in the tree's namespace */
+		int e = pr_perror("restore: back to stasis's pid namespace");
+		if (child > 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+		}
+		return e;
+	}
+	if (child < 0)
+		return pr_errno(-err, "restore: fork in a pid namespace of the tree");
+	int st = 0;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			return pr_perror("restore: wait for pid %d", child);
+	if (!WIFEXITED(st))
+		return -EIO;
+	return -WEXITSTATUS(st);
 }
 
 int pidreq_serve(int sock, const struct pidreq_ops *ops)
 {
-	int32_t op, want;
+	int32_t op, want, levels;
 	int priv;
-	int ret = pidreq_recv(sock, &op, &want, &priv);
+	int ret = pidreq_recv(sock, &op, &want, &levels, &priv);
 	if (ret)
 		return ret == -ETIMEDOUT ? 0 : ret;
 	if (priv < 0)
@@ -114,25 +153,23 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 		answer = -EPERM;
 	} else if (op == PIDREQ_ID_MAPS) {
 		answer = ops->write_maps(ops->arg, want);
-		if (pidreq_send(priv, PIDREQ_ANSWER, answer, -1))
+		if (pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1))
 			pr_debug("restore: the creator of pid %d went away", want);
 		close(priv);
 		return 0; /* the creator reports the failure */
 	} else {
-		answer = set_last_pid(ops, want);
+		answer = ops->prepare_pids(ops->arg, want, levels);
 	}
-	ret = pidreq_send(priv, PIDREQ_ANSWER, answer, -1);
+	ret = pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1);
 	if (!ret && !answer) {
 		int32_t st;
 		int pidfd;
-		ret = pidreq_recv(priv, NULL, &st, &pidfd);
+		ret = pidreq_recv(priv, NULL, &st, NULL, &pidfd);
 		if (!ret && !st) {
-			pid_t got = pidfd >= 0 ? pidfd_pid(pidfd) : -1;
-			int32_t verdict = got == want ? 0 : -EAGAIN;
-			if (verdict)
-				pr_info("restore: pid %d was taken meanwhile (the child got %d): retry",
-					want, got);
-			ret = pidreq_send(priv, PIDREQ_ANSWER, verdict, -1);
+			int32_t verdict =
+				pidfd >= 0 && ops->check_pids(ops->arg, want, levels, pidfd) ? 0
+											: -EAGAIN;
+			ret = pidreq_send(priv, PIDREQ_ANSWER, verdict, 0, -1);
 		}
 		if (pidfd >= 0)
 			close(pidfd);

@@ -10,25 +10,40 @@
 /* What a creator asks stasis for. */
 enum pidreq_op {
 	PIDREQ_ANSWER = 0,   /* replies and the creator's follow-ups on the private socket */
-	PIDREQ_LAST_PID = 1, /* the next fork at the outermost level gets pid `val` */
+	PIDREQ_LAST_PID = 1, /* the next fork gets task `val`'s pids at its `aux` outer levels */
 	PIDREQ_ID_MAPS = 2,  /* write the uid/gid maps of task `val` (its own were refused) */
 };
 
-/* One message {op, val} with an optional fd (SCM_RIGHTS; -1: none). recv waits at most
- * 10 s; a message without the expected shape is -EPROTO. */
-int pidreq_send(int sock, int32_t op, int32_t val, int fd) __attribute__((warn_unused_result));
-int pidreq_recv(int sock, int32_t *op, int32_t *val, int *fd) __attribute__((warn_unused_result));
+/* One message {op, val, aux} with an optional fd (SCM_RIGHTS; -1: none). recv waits at
+ * most 10 s; a message without the expected shape is -EPROTO. */
+int pidreq_send(int sock, int32_t op, int32_t val, int32_t aux, int fd)
+	__attribute__((warn_unused_result));
+/* @op NULL: an answer is expected (anything else is -EPROTO); @aux may be NULL. */
+int pidreq_recv(int sock, int32_t *op, int32_t *val, int32_t *aux, int *fd)
+	__attribute__((warn_unused_result));
 
 /* What stasis does for the requests (restore.c). */
 struct pidreq_ops {
-	bool (*allowed)(void *arg, pid_t pid);	      /* pid is a task of the image */
-	int (*write_maps)(void *arg, pid_t pid);      /* PIDREQ_ID_MAPS: 0 or -errno */
-	int (*helper_last_pid)(void *arg, pid_t last); /* NULL: no helper to fall back on */
+	bool (*allowed)(void *arg, pid_t pid); /* pid is a task of the image */
+	/* ns_last_pid of task @pid's @levels outer pid namespaces set so that the next fork
+	 * gets its pids there: 0 or -errno */
+	int (*prepare_pids)(void *arg, pid_t pid, int levels);
+	/* the child behind @pidfd got them */
+	bool (*check_pids)(void *arg, pid_t pid, int levels, int pidfd);
+	int (*write_maps)(void *arg, pid_t pid); /* PIDREQ_ID_MAPS: 0 or -errno */
 	void *arg;
 };
 
 /* Stasis: serve one request read from @sock. Returns 0 (served, refused, or the creator
  * went away) or -errno when stasis itself failed. */
 int pidreq_serve(int sock, const struct pidreq_ops *ops) __attribute__((warn_unused_result));
+
+/* Stasis: ns_last_pid = @last in its own pid namespace (@ns_fd -1), or in the pid
+ * namespace @ns_fd (a descendant of stasis's: a child forked in it writes it). */
+int pidreq_set_last_pid(int ns_fd, pid_t last) __attribute__((warn_unused_result));
+
+/* The pids of the child behind @pidfd from stasis's pid namespace down (at most @max). */
+int pidreq_pidfd_nspid(int pidfd, int *nspid, size_t max, size_t *n)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -154,6 +154,7 @@ static int load_tree(struct rst_tree *t)
 			return -ENOMEM;
 		t->procs[i] = c;
 		c->opts = t->opts;
+		c->proc_dfd = t->proc_dfd;
 		c->pid = t->inv->tasks[i]->pid;
 		c->pages.fd = -1;
 		c->cwd_fd = -1;
@@ -295,6 +296,20 @@ static uint64_t userns_of(const struct rst_tree *t, ssize_t i)
  * cannot set with set_tid: those whose pid namespace is owned by a user namespace above
  * the creator's. Level 0 is owned by the dumper's; level k by the user namespace of the
  * init of that level (an ancestor of @j). */
+/* The init of pid-namespace level @k (>= 1) of task @j: @j or one of its ancestors;
+ * -1 if none (the level's init is not in the tree). */
+static ssize_t level_init(const struct rst_tree *t, size_t j, size_t k)
+{
+	ssize_t a = (ssize_t)j;
+	for (int hops = 0; a >= 0 && hops < 65536; hops++) {
+		const TaskEntry *ae = t->inv->tasks[a];
+		if (ae->n_nspid == k + 1 && ae->nspid[k] == 1)
+			return a;
+		a = a ? task_index(t->inv, ae->ppid) : -1;
+	}
+	return -1;
+}
+
 static size_t unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j)
 {
 	const TaskEntry *e = t->inv->tasks[j];
@@ -304,17 +319,8 @@ static size_t unsettable_levels(const struct rst_tree *t, ssize_t creator, size_
 		return 0;
 	for (size_t k = 0; k < nlev; k++) {
 		uint64_t owner = t->inv->dumper_userns;
-		if (k) {
-			/* the init of level k among the ancestors of j */
-			ssize_t a = (ssize_t)j;
-			for (int hops = 0; a >= 0 && hops < 65536; hops++) {
-				const TaskEntry *ae = t->inv->tasks[a];
-				if (ae->n_nspid == k + 1 && ae->nspid[k] == 1)
-					break;
-				a = a ? task_index(t->inv, ae->ppid) : -1;
-			}
-			owner = userns_of(t, a);
-		}
+		if (k)
+			owner = userns_of(t, level_init(t, j, k));
 		if (userns_below(t, owner, mine))
 			break;
 		n = k + 1;
@@ -355,12 +361,61 @@ static int stasis_write_maps(void *arg, pid_t pid)
 	return ret;
 }
 
-/* Stasis, refused ns_last_pid itself: the helper writes it. */
-static int stasis_helper_last_pid(void *arg, pid_t last)
+/* Stasis: ns_last_pid at the @levels outer levels of task @pid, innermost first (the
+ * fork that writes an inner level takes a pid at every level above it). Its own level
+ * through the helper when stasis may not write it (no CAP_CHECKPOINT_RESTORE there). */
+static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
 {
 	struct rst_tree *t = arg;
-	int ret = helper_tree(t);
-	return ret ? ret : helper_set_last_pid(&t->helper, -1, last);
+	ssize_t j = task_index(t->inv, pid);
+	const TaskEntry *e = j >= 0 ? t->inv->tasks[j] : NULL;
+	size_t nlev = e && e->n_nspid ? e->n_nspid : 1;
+	if (!e || levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
+		return -EINVAL;
+	for (size_t k = (size_t)levels - 1; k >= 1; k--) {
+		ssize_t init = level_init(t, (size_t)j, k);
+		char path[64];
+		if (init < 0)
+			return -EINVAL;
+		snprintf(path, sizeof(path), "%d/ns/pid", t->inv->tasks[init]->pid);
+		_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+		if (nsfd < 0)
+			return pr_perror("restore: open /proc/%s", path);
+		int ret = pidreq_set_last_pid(nsfd, e->nspid[k] - 1);
+		if (ret)
+			return pr_errno(ret, "restore: ns_last_pid for pid %d (level %zu: %d)", pid,
+					k, e->nspid[k]);
+	}
+	int ret = pidreq_set_last_pid(-1, pid - 1);
+	if ((ret == -EPERM || ret == -EACCES) && t->have_helper) {
+		ret = helper_tree(t);
+		if (!ret)
+			ret = helper_set_last_pid(&t->helper, -1, pid - 1);
+	}
+	if (ret)
+		return pr_errno(ret, "restore: write ns_last_pid for pid %d", pid);
+	return 0;
+}
+
+static bool stasis_check_pids(void *arg, pid_t pid, int levels, int pidfd)
+{
+	struct rst_tree *t = arg;
+	ssize_t j = task_index(t->inv, pid);
+	int got[PROC_MAX_NS_LEVEL];
+	size_t n = 0;
+	if (j < 0 || pidreq_pidfd_nspid(pidfd, got, PROC_MAX_NS_LEVEL, &n) || n < (size_t)levels)
+		return false;
+	const TaskEntry *e = t->inv->tasks[j];
+	for (size_t k = 0; k < (size_t)levels; k++) {
+		pid_t w = e->n_nspid ? e->nspid[k] : e->pid;
+		if (got[k] != w) {
+			pr_info("restore: pid %d was taken meanwhile (the child got %d at level %zu): "
+				"retry",
+				w, got[k], k);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* The creator of @pid, once @pid exists: its user namespace's maps. A creator other
@@ -376,10 +431,10 @@ static int write_maps(struct rst_tree *t, ssize_t creator, pid_t pid, const User
 	int32_t answer = -EIO;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
 		return pr_perror("restore: socketpair");
-	ret = pidreq_send(t->pidreq_wr, PIDREQ_ID_MAPS, pid, priv[1]);
+	ret = pidreq_send(t->pidreq_wr, PIDREQ_ID_MAPS, pid, 0, priv[1]);
 	close(priv[1]);
 	if (!ret)
-		ret = pidreq_recv(priv[0], NULL, &answer, NULL);
+		ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL);
 	close(priv[0]);
 	if (ret)
 		return pr_errno(ret, "restore: ask stasis for the id maps of pid %d", pid);
@@ -396,12 +451,6 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 	const TaskEntry *e = t->inv->tasks[j];
 	const UserNs *u = t->procs[j] ? t->procs[j]->core->userns : NULL;
 	size_t skip = unsettable_levels(t, creator, j);
-	if (skip > 1) {
-		pr_err("pid %d: its creator has no rights over %zu of its pid namespaces (only "
-		       "the outermost can be set for it)",
-		       e->pid, skip);
-		return -EOPNOTSUPP;
-	}
 	for (int attempt = 0;; attempt++) {
 		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;
@@ -412,11 +461,12 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
 				ret = pr_perror("restore: socketpair");
 			if (!ret)
-				ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_PID, e->pid, priv[1]);
+				ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_PID, e->pid,
+						  (int32_t)skip, priv[1]);
 			if (priv[1] >= 0)
 				close(priv[1]);
 			if (!ret)
-				ret = pidreq_recv(priv[0], NULL, &answer, NULL);
+				ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL);
 			if (!ret && answer)
 				ret = answer;
 			if (ret) {
@@ -445,9 +495,9 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			       e->pid);
 		if (skip) {
 			int32_t verdict = -EIO;
-			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, pidfd);
+			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, 0, pidfd);
 			if (!r && !ret)
-				r = pidreq_recv(priv[0], NULL, &verdict, NULL);
+				r = pidreq_recv(priv[0], NULL, &verdict, NULL, NULL);
 			close(priv[0]);
 			if (pidfd >= 0)
 				close(pidfd);
@@ -692,8 +742,9 @@ static int wait_tasks_ready(struct rst_tree *t, int rd)
 		if (p[1].revents & POLLIN) {
 			const struct pidreq_ops ops = {
 				.allowed = pid_in_image,
+				.prepare_pids = stasis_prepare_pids,
+				.check_pids = stasis_check_pids,
 				.write_maps = stasis_write_maps,
-				.helper_last_pid = t->have_helper ? stasis_helper_last_pid : NULL,
 				.arg = t,
 			};
 			int e = pidreq_serve(t->pidreq_rd, &ops);

@@ -99,6 +99,8 @@ struct rst_ctx {
 	Files *files;
 	struct img_pages pages;
 	int img_dfd;       /* the image directory (pages of other processes) */
+	int proc_dfd;      /* stasis's /proc (its pids are the image's; the task's own /proc
+			    * may be another pid namespace's) */
 	int svc_lo;        /* lowest service fd number in the child */
 	int map_fd_base;   /* child: fd of the file for vma i is map_fd_base + i (-1: none) */
 	int exe_fd;        /* child: the executable, for PR_SET_MM_MAP */

@@ -450,6 +450,18 @@ static void test_pidfd_fdinfo(void)
 	CHECK_EQ(proc_parse_pidfd_pid("Pid:\tx\n", &pid), -EINVAL);
 	CHECK_EQ(proc_parse_pidfd_pid("Pid:\t-2\n", &pid), -EINVAL);
 	CHECK_EQ(proc_parse_pidfd_pid("Pid:\t99999999999\n", &pid), -EINVAL);
+
+	/* the pids at every level, from the reader's namespace down */
+	int ns[4];
+	size_t n = 0;
+	CHECK_EQ(proc_parse_pidfd_nspid("Pid:\t900\nNSpid:\t900\t12\t1\n", ns, 4, &n), 0);
+	CHECK(n == 3 && ns[0] == 900 && ns[1] == 12 && ns[2] == 1);
+	CHECK_EQ(proc_parse_pidfd_nspid("NSpid:\t1 2 3 4 5\n", ns, 4, &n), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_nspid("NSpid:\t\n", ns, 4, &n), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_nspid("NSpid:\t-1\n", ns, 4, &n), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_nspid("NSpid:\t5x\n", ns, 4, &n), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_nspid("Pid:\t5\n", ns, 4, &n), -EINVAL);
+	CHECK_EQ(proc_parse_pidfd_nspid("NSpid:\t5\nNSpid:\t6\n", ns, 4, &n), -EINVAL);
 }
 
 int main(void)
