@@ -269,6 +269,8 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				return -EOPNOTSUPP;
 			}
 			ret = ipc_dump_ns(procs[i]->pid, &procs[i]->core->ipc);
+			if (!ret && ids->user != mine.user)
+				ret = userns_ipc_inside(procs[i]);
 			if (ret)
 				return ret;
 		}

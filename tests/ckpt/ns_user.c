@@ -1,7 +1,8 @@
 // stasis-test: timeout=30 needs=root
 /* User namespaces, several in one tree, one nested in another:
  *   root (the test, host user namespace)
- *    `- A: creates U1, maps 0..1999 -> 10000.. (written by the root), is uid 0 in it
+ *    `- A: creates U1, maps 0..1999 -> 10000.. (written by the root), is uid 0 in it,
+ *        |  and an IPC namespace with a SysV queue owned by uid 42 / gid 43 of U1
  *        |- C: in U1 (no namespace of its own), uid 42 / gid 43 inside
  *        `- B: creates U2 inside U1, maps 0..99 -> U1's 1000.. (written by A),
  *              uid 5 / gid 7 inside, setgroups denied
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -109,9 +111,38 @@ static __attribute__((noreturn)) void serve(int req, int ans, int (*check)(void)
 
 static ino_t root_userns;
 
+/* A's IPC namespace (owned by U1): a SysV message queue created by A (root in U1) and
+ * given to uid 42 / gid 43 of U1, one message queued. */
+static int a_msqid = -1;
+
+static int a_ipc_setup(void)
+{
+	struct { long type; char text[8]; } m = { 1, "hello" };
+	struct msqid_ds ds;
+	if (unshare(CLONE_NEWIPC) < 0)
+		return -1;
+	a_msqid = msgget(IPC_PRIVATE, IPC_CREAT | 0640);
+	if (a_msqid < 0 || msgctl(a_msqid, IPC_STAT, &ds) < 0)
+		return -1;
+	ds.msg_perm.uid = 42;
+	ds.msg_perm.gid = 43;
+	if (msgctl(a_msqid, IPC_SET, &ds) < 0 || msgsnd(a_msqid, &m, sizeof(m.text), 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int a_ipc_ok(void)
+{
+	struct msqid_ds ds;
+	if (msgctl(a_msqid, IPC_STAT, &ds) < 0)
+		return 0;
+	return ds.msg_perm.uid == 42 && ds.msg_perm.gid == 43 && ds.msg_perm.cuid == 0 &&
+	       ds.msg_perm.cgid == 0 && ds.msg_qnum == 1;
+}
+
 static int check_a(void)
 {
-	return getuid() == 0 && getgid() == 0 &&
+	return getuid() == 0 && getgid() == 0 && a_ipc_ok() &&
 	       file_is("/proc/self/uid_map", "0 10000 2000\n") &&
 	       file_is("/proc/self/gid_map", "0 10000 2000\n") &&
 	       file_is("/proc/self/setgroups", "allow\n") &&
@@ -221,7 +252,7 @@ static struct worker spawn_a(void)
 		/* the id change made A non-dumpable: its /proc files (and its children's)
 		 * would belong to the host's root, out of A's reach */
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
-		    prctl(PR_SET_DUMPABLE, 1) < 0)
+		    prctl(PR_SET_DUMPABLE, 1) < 0 || a_ipc_setup() < 0)
 			_exit(4);
 		struct worker c = spawn_c(), b = spawn_b();
 		char r;
