@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/nsfs.h>
+#include <linux/securebits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -429,6 +430,48 @@ int userns_write_maps_helper(int proc_dfd, struct helper *h, pid_t pid, const Us
 	else
 		pr_info("restore: id maps of pid %d written by the stasis helper", pid);
 	return ret;
+}
+
+void userns_owner_begin(const UserNs *u, struct userns_owner *sw)
+{
+	uid_t r, e, s;
+	sw->active = false;
+	if (!u || !u->has_owner_uid || getresuid(&r, &e, &s) < 0 || e == u->owner_uid)
+		return;
+	/* keep the capabilities (set_tid, CLONE_NEW*) while the euid is the owner's; the
+	 * euid change makes the process non-dumpable: put that back too */
+	int dumpable = prctl(PR_GET_DUMPABLE);
+	int bits = prctl(PR_GET_SECUREBITS);
+	if (bits < 0 || prctl(PR_SET_SECUREBITS, bits | SECBIT_NO_SETUID_FIXUP) < 0) {
+		pr_warn("restore: the user namespace of pid %d will be owned by uid %u, not %u "
+			"(PR_SET_SECUREBITS: %s)",
+			(int)u->id, e, u->owner_uid, strerror(errno));
+		return;
+	}
+	if (setresuid((uid_t)-1, u->owner_uid, (uid_t)-1) < 0) {
+		pr_warn("restore: the user namespace will be owned by uid %u, not %u (seteuid: "
+			"%s)",
+			e, u->owner_uid, strerror(errno));
+		(void)!prctl(PR_SET_SECUREBITS, bits);
+		return;
+	}
+	sw->active = true;
+	sw->euid = e;
+	sw->secbits = bits;
+	sw->dumpable = dumpable;
+}
+
+int userns_owner_end(struct userns_owner *sw)
+{
+	if (!sw->active)
+		return 0;
+	sw->active = false;
+	if (setresuid((uid_t)-1, sw->euid, (uid_t)-1) < 0 ||
+	    prctl(PR_SET_SECUREBITS, sw->secbits) < 0 ||
+	    (sw->dumpable > 0 && prctl(PR_SET_DUMPABLE, sw->dumpable) < 0))
+		return pr_perror("restore: back to euid %u after creating a user namespace",
+				 sw->euid);
+	return 0;
 }
 
 static bool maps_id0(IdMapEntry *const *m, size_t n)

@@ -25,6 +25,17 @@ int userns_write_maps(int proc_dfd, pid_t pid, const UserNs *u, bool quiet_eperm
  * ranges of the restoring user's /etc/subuid and /etc/subgid, like newuidmap. */
 int userns_write_maps_helper(int proc_dfd, struct helper *h, pid_t pid, const UserNs *u)
 	__must_check;
+/* Around the clone that creates @u's namespace, in its creator: the namespace's owner is
+ * the creator's euid at that moment, so the creator takes the recorded owner's uid as
+ * its euid, keeping its capabilities (SECBIT_NO_SETUID_FIXUP), and goes back after. Not
+ * possible without CAP_SETUID and CAP_SETPCAP: the restorer owns it then (warned). */
+struct userns_owner {
+	bool active;
+	uid_t euid;
+	int secbits, dumpable;
+};
+void userns_owner_begin(const UserNs *u, struct userns_owner *sw);
+int userns_owner_end(struct userns_owner *sw) __must_check;
 /* In the new task, once its maps are written: become the namespace's root while
  * setting itself up. */
 int userns_child_enter(const UserNs *u) __must_check;

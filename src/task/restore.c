@@ -479,6 +479,8 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			}
 		}
 		t->go_rd = go[0];
+		struct userns_owner owner;
+		userns_owner_begin((flags & CLONE_NEWUSER) ? u : NULL, &owner);
 		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
 					     flags, skip, skip ? &pidfd : NULL);
 		if (child == 0) {
@@ -489,6 +491,9 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			restore_task(t, j);
 		}
 		ret = child < 0 ? -errno : 0;
+		/* (a failure here leaves the creator with another euid: the child goes) */
+		int oret = userns_owner_end(&owner);
+		ret = ret ?: oret;
 		if (ret == -EPERM)
 			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
 			       "CAP_SYS_ADMIN over its pid namespaces",

@@ -1,7 +1,8 @@
 // stasis-test: timeout=30 needs=root
 /* User namespaces, several in one tree, one nested in another:
  *   root (the test, host user namespace)
- *    `- A: creates U1, maps 0..1999 -> 10000.. (written by the root), is uid 0 in it,
+ *    `- A: creates U1 as uid 3000 (its owner), maps 0..1999 -> 10000.. (written by the
+ *        |  root), is uid 0 in it,
  *        |  and an IPC namespace with a SysV queue owned by uid 42 / gid 43 of U1
  *        |- C: in U1 (no namespace of its own), uid 42 / gid 43 inside
  *        `- B: creates U2 inside U1, maps 0..99 -> U1's 1000.. (written by A),
@@ -88,6 +89,20 @@ static ino_t parent_userns(pid_t pid)
 	ino_t r = fstat(p, &st) == 0 ? st.st_ino : 0;
 	close(p);
 	return r;
+}
+
+static uid_t userns_owner(pid_t pid)
+{
+	char path[64];
+	uid_t uid = (uid_t)-1;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return (uid_t)-1;
+	if (ioctl(fd, NS_GET_OWNER_UID, &uid) < 0)
+		uid = (uid_t)-1;
+	close(fd);
+	return uid;
 }
 
 static ino_t userns_of(pid_t pid)
@@ -248,6 +263,9 @@ static struct worker spawn_a(void)
 		signal(SIGTERM, SIG_IGN);
 		close(req[1]);
 		close(ans[0]);
+		/* U1 is owned by uid 3000 of the root's namespace, not by the root */
+		if (setresgid(3000, 3000, 3000) < 0 || setresuid(3000, 3000, 3000) < 0)
+			_exit(5);
 		unshare_user(up[1], down[0]);
 		/* the id change made A non-dumpable: its /proc files (and its children's)
 		 * would belong to the host's root, out of A's reach */
@@ -313,7 +331,7 @@ static int shape_ok(pid_t a)
 	fclose(f);
 	ino_t ua = userns_of(a);
 	int found_b = 0, found_c = 0;
-	if (n != 2 || !ua || parent_userns(a) != root_userns)
+	if (n != 2 || !ua || parent_userns(a) != root_userns || userns_owner(a) != 3000)
 		return 0;
 	for (int i = 0; i < n; i++) {
 		int is_b = 0;
@@ -355,7 +373,8 @@ int main(int argc, char **argv)
 	if (!ask(&a, 'c'))
 		test_fail("C: ids or user namespace (A's) differ after restore");
 	if (!shape_ok(a.pid))
-		test_fail("B's uid is not 11005 seen from the root, or the namespaces do not nest as before");
+		test_fail("B's uid is not 11005 seen from the root, U1 is not owned by uid 3000, "
+			  "or the namespaces do not nest as before");
 	close(a.req);
 	int st;
 	waitpid(a.pid, &st, 0);
