@@ -41,8 +41,6 @@ NONROOT_KNOWN = {
 
 # Checkpoint tests that cannot run in the ns flavor (as a namespace init): name -> reason.
 NS_KNOWN = {
-    "tree_orphans": "the helper that leads a group whose leader exited is created outside "
-                    "the test's pid namespace (setpgid EPERM)",
 }
 
 

@@ -702,6 +702,8 @@ static int write_inventory(struct dump_tree *t)
 			e->shares_fs = t->procs[i]->shares_fs;
 			e->n_nspid = t->procs[i]->status.nspid_len;
 			e->nspid = t->procs[i]->status.nspid;
+			e->n_nspgid = t->procs[i]->status.nspgid_len;
+			e->nspgid = t->procs[i]->status.nspgid;
 		} else {
 			const struct zombie *z = &t->zombies[i - t->nr];
 			e->pid = z->pid;

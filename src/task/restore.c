@@ -554,14 +554,64 @@ static __attribute__((noreturn)) void group_helper(struct rst_tree *t, pid_t g)
 		pause();
 }
 
+/* The pids of process group @g at every level its members see it (NSpgid of a member),
+ * outermost first, in @ids; their count (0: the image has only the outermost). */
+static size_t group_levels(const struct rst_tree *t, pid_t g, const int32_t **ids)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const TaskEntry *e = t->inv->tasks[i];
+		if (e->zombie || e->pgid != g || e->n_nspgid < 2 || e->n_nspgid > PROC_MAX_NS_LEVEL ||
+		    e->n_nspgid != e->n_nspid || e->nspgid[0] != g)
+			continue;
+		*ids = e->nspgid;
+		return e->n_nspgid;
+	}
+	return 0;
+}
+
+/* Create the helpers, by the root (@from_root: it leads the session) or by stasis. A group
+ * inside the root's pid namespace gets its pid at every level: the root creates it there
+ * anyway; stasis enters the root's namespace for it (the group's members see it there). */
 static int create_helpers(struct rst_tree *t, bool from_root)
 {
+	const TaskEntry *root = t->inv->tasks[0];
+	size_t root_lvl = root->n_nspid ? root->n_nspid : 1;
 	for (size_t k = 0; k < t->n_helpers; k++) {
-		pid_t h = clone_with_ids(t->helpers[k], NULL, 0, SIGCHLD, from_root, 0, 0, NULL);
-		if (h < 0)
-			return -errno;
+		const int32_t *ids = NULL;
+		size_t nids = group_levels(t, t->helpers[k], &ids);
+		int self = -1, ret = 0;
+		if (nids > 1 && nids != root_lvl) {
+			pr_err("restore: process group %d (leader gone) is in a pid namespace below "
+			       "the root's: not supported",
+			       t->helpers[k]);
+			return -EOPNOTSUPP;
+		}
+		if (nids > 1 && !from_root) {
+			char path[64];
+			snprintf(path, sizeof(path), "%d/ns/pid", root->pid);
+			_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+			self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+			if (nsfd < 0 || self < 0 || setns(nsfd, CLONE_NEWPID) < 0) {
+				ret = pr_perror("restore: enter the root's pid namespace for the "
+						"helper of group %d",
+						t->helpers[k]);
+				if (self >= 0)
+					close(self);
+				return ret;
+			}
+		}
+		pid_t h = clone_with_ids(t->helpers[k], nids > 1 ? ids : NULL, nids > 1 ? nids : 0,
+					 SIGCHLD, from_root, 0, 0, NULL);
 		if (h == 0)
 			group_helper(t, t->helpers[k]);
+		ret = h < 0 ? -errno : 0;
+		if (self >= 0) {
+			if (setns(self, CLONE_NEWPID) < 0 && !ret)
+				ret = pr_perror("restore: back to stasis's pid namespace");
+			close(self);
+		}
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -895,6 +945,8 @@ static int join_groups(struct rst_tree *t)
 		pid_t local = want;
 		if (li >= 0 && lvl && t->inv->tasks[li]->n_nspid > lvl)
 			local = t->inv->tasks[li]->nspid[lvl];
+		else if (lvl && want == e->pgid && e->n_nspgid > lvl && e->nspgid[lvl] > 0)
+			local = e->nspgid[lvl]; /* a group whose leader is gone (a helper's) */
 		if (getpgid(e->pid) == want)
 			continue;
 		long r = rsys_do(&c->rs, "restore: join process group", SYS_setpgid, 0,
@@ -1201,8 +1253,14 @@ fail:
 			if (t.procs && t.procs[i] && t.procs[i]->rs_ready)
 				kill(t.procs[i]->pid, SIGKILL);
 		kill(root, SIGKILL);
-		while (waitpid(root, &status, __WALL) < 0 && errno == EINTR)
-			;
+		/* Reap every child and tracee, not just the root: a root that is a pid
+		 * namespace's init finishes exiting only once every task of its namespace is
+		 * released, and the tasks we trace are released by our wait. */
+		for (;;) {
+			pid_t r = waitpid(-1, &status, __WALL);
+			if (r == root || (r < 0 && errno != EINTR))
+				break;
+		}
 	}
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
