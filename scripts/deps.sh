@@ -19,7 +19,8 @@ REQUIRED=(
 	clang               # fuzz targets
 	libclang-rt-dev     # libFuzzer and the sanitizer runtimes for clang
 	procps              # ps, used by the demo and tests
-	util-linux          # unshare, setpriv, mount: namespace test flavors
+	util-linux          # unshare, setpriv, mount, nsenter: namespace test flavors
+	iproute2            # ip: the network checks (veth to a bridge outside the tree)
 	uidmap              # newuidmap/newgidmap: the rootless test flavor's subuid range
 	libcap2-bin         # setcap: the nonroot test flavor's capable stasis
 )

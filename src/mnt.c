@@ -87,6 +87,16 @@ static bool is_under(const char *p, const char *base)
 	return !strncmp(p, base, n) && (p[n] == '/' || !p[n]);
 }
 
+/* The root of a bound namespace file: "KIND:[INODE]". */
+static bool nsfs_root_ok(const char *r)
+{
+	size_t k = strspn(r, "abcdefghijklmnopqrstuvwxyz_");
+	if (!k || k > 32 || strncmp(r + k, ":[", 2))
+		return false;
+	size_t d = strspn(r + k + 2, "0123456789");
+	return d && d <= 20 && !strcmp(r + k + 2 + d, "]");
+}
+
 /* @p below @base, as a relative path ("." if equal). */
 static const char *rel_below(const char *p, const char *base)
 {
@@ -152,7 +162,8 @@ static char *dump_external_key(const struct dump_opts *o, const char *mp)
 {
 	for (size_t i = 0; o && i < o->n_externals; i++) {
 		char *a, *b;
-		if (mnt_parse_external(o->externals[i], true, &a, &b))
+		if (!str_starts(o->externals[i], "mnt[") ||
+		    mnt_parse_external(o->externals[i], true, &a, &b))
 			continue;
 		bool hit = !strcmp(a, mp);
 		free(a);
@@ -168,7 +179,8 @@ static char *restore_external_path(const struct restore_opts *o, const char *key
 {
 	for (size_t i = 0; o && i < o->n_externals; i++) {
 		char *a, *b;
-		if (mnt_parse_external(o->externals[i], false, &a, &b))
+		if (!str_starts(o->externals[i], "mnt[") ||
+		    mnt_parse_external(o->externals[i], false, &a, &b))
 			continue;
 		bool hit = !strcmp(a, key);
 		free(a);
@@ -651,7 +663,9 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 	}
 	for (size_t k = 0; k < n && !ret; k++) {
 		const struct mountinfo *x = &mi[order[k]];
-		if (!path_is_clean(x->mountpoint, true) || !path_is_clean(x->root, true)) {
+		bool nsfs = !strcmp(x->fstype, "nsfs");
+		if (!path_is_clean(x->mountpoint, true) ||
+		    !(nsfs ? nsfs_root_ok(x->root) : path_is_clean(x->root, true))) {
 			pr_err("dump: mount %u has an unusable path (%s, root %s)", x->id,
 			       x->mountpoint, x->root);
 			ret = -EINVAL;
@@ -724,7 +738,11 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 {
 	const Mount *m = ns->mounts[i];
 	const char *mp = m->mountpoint;
-	if (!path_is_clean(mp, true) || !path_is_clean(m->root, true) || !*m->fstype ||
+	/* a namespace file (a pin) is only ever bound from the creator's view */
+	bool root_ok = m->kind == MOUNT_KIND__MOUNT_HOST && !strcmp(m->fstype, "nsfs")
+			       ? nsfs_root_ok(m->root)
+			       : path_is_clean(m->root, true);
+	if (!path_is_clean(mp, true) || !root_ok || !*m->fstype ||
 	    strlen(m->fstype) > 64 || strlen(m->source) > MNTINFO_MAX_PATH ||
 	    strlen(m->sb_opts) > MNTINFO_MAX_PATH || (m->flags & ~MNT_ATTR_ALL) ||
 	    mount_index(ns, m->id, i) >= 0) {

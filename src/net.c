@@ -19,6 +19,7 @@
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <linux/veth.h>
 #include <poll.h>
 #include <sched.h>
@@ -26,6 +27,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "net.h"
 
 static const char *const sysctls[] = {
@@ -203,7 +206,70 @@ struct dump_arg {
 	const uint64_t *cand_ids; /* namespaces of the tree, and their nsid seen from here */
 	const int32_t *cand_nsid;
 	size_t n_cand;
+	const struct dump_opts *opts; /* --external veth[NAME] */
 };
+
+static bool ifname_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (!len || len >= IFNAMSIZ || !strcmp(n, ".") || !strcmp(n, ".."))
+		return false;
+	for (const char *p = n; *p; p++)
+		if (*p == '/' || *p == ':' || *p == '@' || *p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+int net_parse_external(const char *arg, bool at_dump, char **name, char **out, char **bridge)
+{
+	*name = *out = *bridge = NULL;
+	const char *close_b = str_starts(arg, "veth[") ? strchr(arg + 5, ']') : NULL;
+	const char *rest = close_b ? close_b + 1 : NULL;
+	if (!close_b || (at_dump && *rest) || (!at_dump && (rest[0] != ':' || !rest[1]))) {
+		pr_err("external '%s': expected veth[NAME]%s", arg,
+		       at_dump ? "" : ":HOSTNAME[@BRIDGE]");
+		return -EINVAL;
+	}
+	*name = strndup(arg + 5, (size_t)(close_b - arg - 5));
+	if (!at_dump) {
+		const char *at = strchr(rest + 1, '@');
+		*out = at ? strndup(rest + 1, (size_t)(at - rest - 1)) : strdup(rest + 1);
+		if (at)
+			*bridge = strdup(at + 1);
+	}
+	int ret = 0;
+	if (!*name || (!at_dump && !*out) || (!at_dump && strchr(rest + 1, '@') && !*bridge))
+		ret = -ENOMEM;
+	else if (!ifname_ok(*name) || (*out && !ifname_ok(*out)) ||
+		 (*bridge && !ifname_ok(*bridge))) {
+		pr_err("external '%s': interface names are 1 to %d bytes without '/', ':', '@' "
+		       "or blanks",
+		       arg, IFNAMSIZ - 1);
+		ret = -EINVAL;
+	}
+	if (ret) {
+		free(*name);
+		free(*out);
+		free(*bridge);
+		*name = *out = *bridge = NULL;
+	}
+	return ret;
+}
+
+static bool dump_declared(const struct dump_opts *o, const char *ifname)
+{
+	for (size_t i = 0; o && i < o->n_externals; i++) {
+		char *n, *x, *b;
+		if (!str_starts(o->externals[i], "veth[") ||
+		    net_parse_external(o->externals[i], true, &n, &x, &b))
+			continue;
+		bool hit = !strcmp(n, ifname);
+		free(n);
+		if (hit)
+			return true;
+	}
+	return false;
+}
 
 static int link_cb(struct nlmsghdr *h, void *arg)
 {
@@ -261,11 +327,18 @@ static int link_cb(struct nlmsghdr *h, void *arg)
 				l->has_peer_ns = true;
 				l->peer_ns = d->cand_ids[i];
 			}
+		if (!l->has_peer_ns && dump_declared(d->opts, name)) {
+			/* the peer end is not ours: only this end is recorded */
+			l->has_peer_ifindex = false;
+			l->has_external = l->external = true;
+			return 0;
+		}
 		if (!l->has_peer_ns)
 			return fail(-EOPNOTSUPP,
 				    "net: the peer of veth %s (net namespace of pid %d) is in a "
-				    "net namespace outside the dumped tree: not supported yet",
-				    name, d->pid);
+				    "net namespace outside the dumped tree: declare it with "
+				    "--external veth[%s]",
+				    name, d->pid, name);
 	}
 	return 0;
 }
@@ -463,8 +536,8 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 
 /* Read the net namespace of @pid (id @id) from a child that joins it. @cand: the
  * namespaces of the tree (ids and open fds), to name the namespace of a veth's peer. */
-static int read_netns(pid_t pid, uint64_t id, const uint64_t *cand_ids, const int *cand_fd,
-		      size_t n_cand, NetNs **out)
+static int read_netns(const struct dump_opts *o, pid_t pid, uint64_t id,
+		      const uint64_t *cand_ids, const int *cand_fd, size_t n_cand, NetNs **out)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
@@ -486,7 +559,7 @@ static int read_netns(pid_t pid, uint64_t id, const uint64_t *cand_ids, const in
 		int32_t *nsids = calloc(n_cand + 1, sizeof(*nsids));
 		NetNs ns = NET_NS__INIT;
 		ns.id = id;
-		struct dump_arg d = { &ns, pid, cand_ids, nsids, n_cand };
+		struct dump_arg d = { &ns, pid, cand_ids, nsids, n_cand, o };
 		int32_t r;
 		if (!nsids)
 			r = -ENOMEM;
@@ -642,7 +715,7 @@ int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t
 		ids[n_own++] = net;
 	}
 	for (size_t k = 0; k < n_own && !ret; k++)
-		ret = read_netns(procs[own[k]]->pid, ids[k], ids, fds, n_own,
+		ret = read_netns(procs[own[k]]->opts, procs[own[k]]->pid, ids[k], ids, fds, n_own,
 				 &procs[own[k]]->core->net);
 	/* veth pairs across namespaces: one side creates the pair */
 	for (size_t k = 0; k < n_own && !ret; k++) {
@@ -925,6 +998,110 @@ static int restore_peer(int proc_dfd, const NetLink *l)
 	return r;
 }
 
+/* The HOSTNAME and BRIDGE given at restore for external veth @name (malloc'd), or -ENOENT. */
+static int restore_declared(const struct restore_opts *o, const char *name, char **out,
+			    char **bridge)
+{
+	for (size_t i = 0; o && i < o->n_externals; i++) {
+		char *n, *x, *b;
+		if (!str_starts(o->externals[i], "veth[") ||
+		    net_parse_external(o->externals[i], false, &n, &x, &b))
+			continue;
+		bool hit = !strcmp(n, name);
+		free(n);
+		if (hit) {
+			*out = x;
+			*bridge = b;
+			return 0;
+		}
+		free(x);
+		free(b);
+	}
+	return -ENOENT;
+}
+
+/* The ifindex of link @name in the current net namespace, 0 (errno set) if none. */
+static unsigned int ifindex_of(const char *name)
+{
+	struct ifreq ifr = { 0 };
+	if (strlen(name) >= sizeof(ifr.ifr_name)) {
+		errno = ENAMETOOLONG;
+		return 0;
+	}
+	strcpy(ifr.ifr_name, name);
+	_cleanup_close_ int sk = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sk < 0 || ioctl(sk, SIOCGIFINDEX, &ifr) < 0)
+		return 0;
+	return (unsigned int)ifr.ifr_ifindex;
+}
+
+/* Link @name of the current net namespace put on @master (> 0) and up. */
+static int host_end_up(int fd, const char *name, unsigned int master)
+{
+	unsigned int idx = ifindex_of(name);
+	if (!idx)
+		return pr_perror("restore: the host end %s of an external veth", name);
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = (int)idx,
+				 .ifi_flags = IFF_UP, .ifi_change = IFF_UP };
+	nl_init(m, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+	int r = master ? nla_u32(m, IFLA_MASTER, master) : 0;
+	if (!r)
+		r = nl_talk(fd, m, NULL, NULL);
+	free(m);
+	if (r)
+		pr_errno(r, "restore: bring up the host end %s of an external veth%s", name,
+			 master ? " on its bridge" : "");
+	return r;
+}
+
+/* An external veth: this end (its ifindex, name, MAC, MTU) here, the peer named as the
+ * restore's --external says in the restorer's net namespace (that of stasis, @proc_dfd's
+ * pid @stasis), up, on the bridge if one was given. */
+static int restore_external(const struct rst_ctx *c, int fd, const NetLink *l)
+{
+	_cleanup_free_ char *out = NULL, *bridge = NULL;
+	if (restore_declared(c->opts, l->name, &out, &bridge)) {
+		pr_err("restore: veth %s was declared external at dump: give its host end with "
+		       "--external veth[%s]:HOSTNAME[@BRIDGE]",
+		       l->name, l->name);
+		return -ENOENT;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "%d/ns/net", c->stasis_pid);
+	_cleanup_close_ int hostns = openat(c->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+	if (hostns < 0)
+		return pr_perror("restore: open the restorer's net namespace (/proc/%s)", path);
+	NetLink peer = NET_LINK__INIT;
+	peer.name = out;
+	peer.kind = l->kind;
+	peer.has_mtu = l->has_mtu;
+	peer.mtu = l->mtu;
+	int r = create_link(fd, l, &peer, hostns);
+	if (r)
+		return r;
+	_cleanup_close_ int self = openat(c->proc_dfd, "thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return pr_perror("restore: open /proc/thread-self/ns/net");
+	if (setns(hostns, CLONE_NEWNET) < 0)
+		return pr_perror("restore: setns into the restorer's net namespace");
+	unsigned int master = bridge ? ifindex_of(bridge) : 0;
+	if (bridge && !master)
+		r = pr_perror("restore: bridge %s for the host end %s", bridge, out);
+	int hfd = r ? -1 : nl_open();
+	if (!r && hfd < 0)
+		r = pr_errno(hfd, "restore: netlink socket");
+	if (!r)
+		r = host_end_up(hfd, out, master);
+	if (hfd >= 0)
+		close(hfd);
+	if (setns(self, CLONE_NEWNET) < 0)
+		return pr_perror("restore: setns back from the restorer's net namespace");
+	return r;
+}
+
 int net_restore(struct rst_ctx *c)
 {
 	const NetNs *ns = c->core->net;
@@ -942,6 +1119,8 @@ int net_restore(struct rst_ctx *c)
 			r = l->has_mtu ? set_link(fd, l, true) : 0;
 		} else if (!strcmp(l->kind, "dummy")) {
 			r = create_link(fd, l, NULL, -1);
+		} else if (!strcmp(l->kind, "veth") && l->has_external && l->external) {
+			r = restore_external(c, fd, l);
 		} else if (!strcmp(l->kind, "veth") && l->peer) {
 			if (!l->has_peer_pid || strcmp(l->peer->kind, "veth")) {
 				pr_err("image: veth %s has a malformed peer", l->name);

@@ -8,6 +8,11 @@
  * its parent's (@mine: stasis's own, for the root), read from inside the namespace;
  * veth pairs between two namespaces of the tree are given to one of them. */
 int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine) __must_check;
+/* An --external veth[...] value: at dump "veth[NAME]" (@out, @bridge NULL), at restore
+ * "veth[NAME]:HOSTNAME[@BRIDGE]"; interface names checked (1..15 bytes, no '/', ':',
+ * '@', blanks). 0 with malloc'd parts, or -EINVAL/-ENOMEM (logged). */
+int net_parse_external(const char *arg, bool at_dump, char **name, char **out, char **bridge)
+	__must_check;
 /* In the restore child, right after clone3(CLONE_NEWNET). */
 int net_restore(struct rst_ctx *c) __must_check;
 

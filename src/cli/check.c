@@ -160,11 +160,13 @@ static void check_subids(void)
 	if (!getuid())
 		printf("root maps any ids itself\n");
 	else if (ok && nu > 0 && ng > 0)
-		printf("/etc/subuid %u+%u, /etc/subgid %u+%u%s: `stasis helper` maps them\n",
+		printf("/etc/subuid %u+%u, /etc/subgid %u+%u%s: `stasis helper` maps them "
+		       "(restore --helper)\n",
 		       u[0].start, u[0].count, g[0].start, g[0].count,
 		       nu > 1 || ng > 1 ? " and more" : "");
 	else if (ok)
-		printf("many ranges in /etc/subuid and /etc/subgid: `stasis helper` maps them\n");
+		printf("many ranges in /etc/subuid and /etc/subgid: `stasis helper` maps them "
+		       "(restore --helper)\n");
 	else if (nu < 0 || ng < 0)
 		printf("cannot read %s: %s\n", nu < 0 ? "/etc/subuid" : "/etc/subgid",
 		       strerror(nu < 0 ? -nu : -ng));
@@ -203,8 +205,10 @@ static int check_unprivileged(const struct kerndat *kd)
 	printf("copy-on-write pages once     %s  %s\n", has_cap(CAP_SYS_ADMIN_) ? "yes" : "no",
 	       has_cap(CAP_SYS_ADMIN_) ? "page frame numbers visible in pagemap"
 				       : "needs CAP_SYS_ADMIN (pages are stored per process)");
-	printf("namespaces (UTS/IPC/net/pid) %s  %s\n", root ? "yes" : "no",
-	       root ? "CAP_SYS_ADMIN" : "needs root, or a user namespace (not supported yet)");
+	printf("namespaces of this user ns   %s  %s\n", root ? "yes" : "no",
+	       root ? "CAP_SYS_ADMIN"
+		    : "needs CAP_SYS_ADMIN (namespaces owned by a user namespace of the tree "
+		      "are fine: the tree's own user namespace gives the rights)");
 	printf("user namespaces available    %s  user.max_user_namespaces = %ld\n",
 	       userns > 0 ? "yes" : "no", userns);
 	check_subids();

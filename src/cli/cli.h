@@ -3,6 +3,8 @@
 #ifndef STASIS_CLI_CLI_H
 #define STASIS_CLI_CLI_H
 
+#include <stdbool.h>
+
 int cmd_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
@@ -12,6 +14,10 @@ int cmd_helper(int argc, char **argv);
 /* Open the log for a command: -o FILE or stderr; -v info, -vv debug. Without -v or -o,
  * stderr gets only the one-line summary of a failure. 0, or -1 after saying why. */
 int cli_log_init(const char *cmd, const char *logfile, int verbose);
+
+/* Check one --external value (mnt[...] of src/mnt.c, veth[...] of src/net.c) in its
+ * dump (@at_dump) or restore form: 0 or -errno. */
+int cli_parse_external(const char *arg, bool at_dump);
 
 /* Print the one-line failure summary for a failed command: "stasis <cmd>: <first error>". */
 void cli_report_failure(const char *cmd);

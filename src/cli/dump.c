@@ -10,13 +10,15 @@
 static void dump_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
-		   "                   [--external mnt[MOUNTPOINT]:KEY]...\n"
+		   "                   [--external mnt[MOUNTPOINT]:KEY | veth[NAME]]...\n"
 		   "  -t, --tree PID       the process to checkpoint\n"
 		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
 		   "  -R, --leave-running  let the process go on after the dump\n"
 		   "      --no-sync        do not fsync the images\n"
 		   "      --external mnt[MOUNTPOINT]:KEY  a mount stasis cannot recreate: restore\n"
 		   "                       binds what --external mnt[KEY]:HOSTPATH names there\n"
+		   "      --external veth[NAME]  a veth whose peer is outside the tree: restore\n"
+		   "                       recreates the host end --external veth[NAME]:HOST@BR names\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -63,15 +65,12 @@ int cmd_dump(int argc, char **argv)
 			logfile = optarg;
 			break;
 		case 'E': {
-			char *a, *b;
-			if (n_ext == ARRAY_SIZE(ext) || mnt_parse_external(optarg, true, &a, &b)) {
+			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(optarg, true)) {
 				fprintf(stderr, "stasis dump: invalid --external '%s' (at most %zu, "
-						"mnt[MOUNTPOINT]:KEY)\n",
+						"mnt[MOUNTPOINT]:KEY or veth[NAME])\n",
 					optarg, ARRAY_SIZE(ext));
 				return 2;
 			}
-			free(a);
-			free(b);
 			ext[n_ext++] = optarg;
 			break;
 		}

@@ -3,6 +3,9 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/util.h"
+#include "mnt.h"
+#include "net.h"
 
 static void usage(FILE *f)
 {
@@ -61,4 +64,15 @@ int main(int argc, char **argv)
 	fprintf(stderr, "stasis: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
+}
+
+int cli_parse_external(const char *arg, bool at_dump)
+{
+	char *a = NULL, *b = NULL, *c = NULL;
+	int ret = str_starts(arg, "veth[") ? net_parse_external(arg, at_dump, &a, &b, &c)
+					   : mnt_parse_external(arg, at_dump, &a, &b);
+	free(a);
+	free(b);
+	free(c);
+	return ret;
 }

@@ -10,7 +10,8 @@
 static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
-		   "                      [--external mnt[KEY]:HOSTPATH]... [--root DIR]\n"
+		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
+		   "                      [--root DIR]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -19,6 +20,8 @@ static void restore_usage(FILE *f)
 		   "                       bind-mounted nsfs file); repeatable\n"
 		   "      --external mnt[KEY]:HOSTPATH  bind HOSTPATH where the mount declared\n"
 		   "                       external with KEY at dump was\n"
+		   "      --external veth[NAME]:HOST[@BRIDGE]  the host end of external veth NAME:\n"
+		   "                       created as HOST in stasis's net namespace, up, on BRIDGE\n"
 		   "      --root DIR       the root of the restored mount tree (external root)\n"
 		   "      --helper SOCKET  ask the `stasis helper` listening there for what the\n"
 		   "                       restoring user may not do itself (id maps of its\n"
@@ -72,15 +75,12 @@ int cmd_restore(int argc, char **argv)
 			logfile = optarg;
 			break;
 		case 'E': {
-			char *a, *b;
-			if (n_ext == ARRAY_SIZE(ext) || mnt_parse_external(optarg, false, &a, &b)) {
+			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(optarg, false)) {
 				fprintf(stderr, "stasis restore: invalid --external '%s' (at most %zu, "
-						"mnt[KEY]:HOSTPATH)\n",
+						"mnt[KEY]:HOSTPATH or veth[NAME]:HOSTNAME[@BRIDGE])\n",
 					optarg, ARRAY_SIZE(ext));
 				return 2;
 			}
-			free(a);
-			free(b);
 			ext[n_ext++] = optarg;
 			break;
 		}

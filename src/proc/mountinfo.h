@@ -46,4 +46,5 @@ struct mountinfo {
 int mountinfo_parse(const char *buf, struct mountinfo **out, size_t *n) __must_check;
 void mountinfo_free(struct mountinfo *m, size_t n);
 
+
 #endif

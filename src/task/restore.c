@@ -155,6 +155,7 @@ static int load_tree(struct rst_tree *t)
 		t->procs[i] = c;
 		c->opts = t->opts;
 		c->proc_dfd = t->proc_dfd;
+		c->stasis_pid = getpid();
 		c->pid = t->inv->tasks[i]->pid;
 		c->pages.fd = -1;
 		c->cwd_fd = -1;

@@ -67,6 +67,26 @@ static void test_ns_fixture(void)
 	mountinfo_free(m, n);
 }
 
+/* A bound namespace file (a pin) parses; a root that is not a path is refused for any
+ * other fs type. */
+static void test_nsfs(void)
+{
+	struct mountinfo *m;
+	size_t n;
+	CHECK_EQ(mountinfo_parse("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+				 "60 1 0:4 uts:[4026532281] /tmp/pin rw shared:1 - nsfs nsfs rw\n"
+				 "61 1 0:22 / /proc rw - proc proc rw\n",
+				 &m, &n),
+		 0);
+	CHECK_EQ(n, 3);
+	if (n == 3) {
+		CHECK(!strcmp(m[1].root, "uts:[4026532281]") && !strcmp(m[1].fstype, "nsfs"));
+		mountinfo_free(m, n);
+	}
+	CHECK_EQ(mountinfo_parse("60 1 0:4 uts:[4026532281] /tmp/pin rw - tmpfs x rw\n", &m, &n),
+		 -EINVAL);
+}
+
 static void test_inline(void)
 {
 	struct mountinfo *m;
@@ -174,6 +194,7 @@ int main(void)
 	RUN(test_host_fixture);
 	RUN(test_ns_fixture);
 	RUN(test_inline);
+	RUN(test_nsfs);
 	RUN(test_malformed);
 	RUN(test_externals);
 	return unit_done();
