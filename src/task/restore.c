@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
 #include "core/log.h"
 #include "mem.h"
 #include "mnt.h"
@@ -86,6 +87,8 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 		ret = userns_validate(c->core->userns, c->pid);
 	if (!ret)
 		ret = mnt_validate(c);
+	if (!ret)
+		ret = cgroup_validate(c->core, c->pid);
 	if (ret)
 		return ret;
 	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
@@ -790,6 +793,8 @@ static void free_tree(struct rst_tree *t)
 			close(c->pages.fd);
 		if (c->cwd_fd >= 0)
 			close(c->cwd_fd);
+		cgroup_ns_release(c);
+		free(c->cgns_fd);
 		free(c->trs);
 		free(c);
 	}
@@ -863,6 +868,12 @@ static int plan_fds(struct rst_tree *t)
 		if (c->cwd_fd < 0)
 			return pr_perror("restore: dup");
 		t->fd_top = c->cwd_fd + 1;
+	}
+	/* the roots of the cgroup namespaces, entered by their creators */
+	for (size_t i = 0; i < t->n; i++) {
+		ret = t->procs[i] ? cgroup_ns_prepare(t->procs[i], &t->fd_top) : 0;
+		if (ret)
+			return ret;
 	}
 	struct rlimit nofile;
 	rlim_t need = (rlim_t)(t->fd_top + 80);
@@ -985,6 +996,9 @@ int restore_run(const struct restore_opts *o)
 			close(t.gfd[i]);
 			t.gfd[i] = -1;
 		}
+	for (size_t i = 0; i < t.n; i++)
+		if (t.procs[i])
+			cgroup_ns_release(t.procs[i]);
 
 	uint64_t vdso = 0, vdso_len = 0, t0 = now_ns();
 	ret = self_vdso(&vdso, &vdso_len);
