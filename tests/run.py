@@ -57,6 +57,9 @@ NS_KNOWN = {
 ROOTLESS_KNOWN = {
     "cgroup_member": "the test cannot create or join a cgroup: none is delegated to the "
                      "user",
+    "ns_cgroup": "same as cgroup_member (the test makes the cgroups its namespaces are "
+                 "rooted in)",
+    "ns_cgroup_mount": "same as cgroup_member",
     "mem_deleted_map": "reading a mapped deleted file through /proc/PID/map_files needs "
                        "CAP_CHECKPOINT_RESTORE in the initial user namespace",
     "ns_mnt": "the test mounts an mqueue fs, which needs an IPC namespace owned by the "
