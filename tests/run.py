@@ -851,6 +851,21 @@ class BadInput:
         self.expect_failure(self.restore_argv(d), "restore with a corrupted pages image",
                             pid=pid)
 
+    def bad_restore_cgns_root(self):
+        """A cgroup namespace root climbing out of the hierarchy ("/../..") must be refused
+        on load, naming it, before any process exists."""
+        d, pid = self.variant("cgns-root")
+        rc, _, err = run_cmd([os.path.join(self.build, "tests", "tools", "imgedit"), d,
+                              str(pid), "cgns-root", "/../../etc"], 30)
+        if rc != 0:
+            raise Failure("imgedit cgns-root failed: %s" % err.strip()[:200])
+        line = self.expect_failure(self.restore_argv(d),
+                                   "restore with a cgroup namespace root outside the "
+                                   "hierarchy", pid=pid)
+        if "/../../etc" not in line or "cgroup namespace" not in line:
+            raise Failure("the error does not name the bad root: %s" % line)
+        return line
+
     def bad_restore_pid_taken(self):
         run = self.start_test("pid_same")
         try:
@@ -1201,7 +1216,7 @@ while True:
 
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
-              "bad_restore_flipped_pages", "bad_restore_pid_taken",
+              "bad_restore_flipped_pages", "bad_restore_cgns_root", "bad_restore_pid_taken",
               "bad_dump_outside_session", "bad_restore_user_claims_root",
               "bad_restore_user_root_file", "bad_restore_user_userns_map",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
