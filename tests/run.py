@@ -60,6 +60,7 @@ ROOTLESS_KNOWN = {
     "ns_cgroup": "same as cgroup_member (the test makes the cgroups its namespaces are "
                  "rooted in)",
     "ns_cgroup_mount": "same as cgroup_member",
+    "ns_cgroup_user": "same as cgroup_member",
     "mem_deleted_map": "reading a mapped deleted file through /proc/PID/map_files needs "
                        "CAP_CHECKPOINT_RESTORE in the initial user namespace",
     "ns_mnt": "the test mounts an mqueue fs, which needs an IPC namespace owned by the "
@@ -1180,6 +1181,43 @@ while True:
         finally:
             self.stop_overlay(p)
 
+    def bad_dump_cgns_owner(self):
+        """A sleep that unshared a cgroup namespace and then a user namespace: its cgroup
+        namespace is owned by the user namespace above its own, which a restore (the
+        task enters its user namespace first) cannot rebuild. The dump must say so and
+        leave the task untouched."""
+        p = subprocess.Popen(["unshare", "-C", "unshare", "-Ur", "sleep", "60"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=self.tmp)
+        try:
+            deadline = time.monotonic() + BAD_TIMEOUT
+            ready = False
+            while not ready and time.monotonic() < deadline and p.poll() is None:
+                try:
+                    with open("/proc/%d/comm" % p.pid) as f:
+                        ready = f.read().strip() == "sleep"
+                except OSError:
+                    pass
+                time.sleep(0.02)
+            if not ready:
+                raise Skip("cannot unshare a cgroup and a user namespace here")
+            line = self.expect_failure([self.stasis, "dump", "-t", str(p.pid), "-D",
+                                        os.path.join(self.tmp, "cgns-owner-img")],
+                                       "dump of a cgroup namespace owned by another user "
+                                       "namespace", allowed=(p.pid,))
+            if "cgroup namespace is owned by" not in line:
+                raise Failure("the error does not name the cause: %r" % line)
+            st = proc_stat(p.pid)
+            if st is None or st[0] not in ("S", "R"):
+                raise Failure("the task was disturbed by the failed dump (%s)" % (st,))
+            return line
+        finally:
+            kill_pid(p.pid)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
     def bad_restore_mnt_missing_external(self):
         p, mnt = self.start_overlay("ovl-external")
         img = os.path.join(self.tmp, "ovl-external-img")
@@ -1220,6 +1258,7 @@ while True:
               "bad_dump_outside_session", "bad_restore_user_claims_root",
               "bad_restore_user_root_file", "bad_restore_user_userns_map",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
+              "bad_dump_cgns_owner",
               "bad_restore_mnt_missing_external"]
 
     def close(self):
