@@ -480,9 +480,53 @@ int cgroup_validate(const Core *core, pid_t pid)
 	return 0;
 }
 
-int cgroup_ns_prepare(struct rst_ctx *c, int *fd_top)
+/* The cgroup.procs of root @i of the cgroup namespace of @c (created if missing), at an
+ * fd >= *fd_top; a hierarchy not mounted here is skipped with a warning. */
+static int open_root_procs(struct rst_ctx *c, size_t i, int *fd_top)
+{
+	const CgroupNsRoot *r = c->core->cgroupns->roots[i];
+	char mnt[PATH_MAX], dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 32];
+	if (find_mount(r->controllers, mnt, sizeof(mnt))) {
+		pr_warn("restore: pid %d: no mount of cgroup hierarchy '%s': its cgroup namespace's "
+			"root there is where it is created",
+			c->pid, r->controllers);
+		return 0;
+	}
+	int ret = make_cgroup_dir(mnt, r->root, dir, sizeof(dir));
+	if (ret)
+		return ret;
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	_cleanup_close_ int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: open %s (root of the cgroup namespace of pid %d)", procs,
+				 c->pid);
+	c->cgns_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, *fd_top);
+	if (c->cgns_fd[i] < 0)
+		return pr_perror("restore: dup");
+	*fd_top = c->cgns_fd[i] + 1;
+	return 0;
+}
+
+/* Where a task created by a creator sitting in the roots of @from (NULL: in stasis's
+ * cgroups, @mine) is in the hierarchy with @controllers, or NULL if unknown. */
+static const char *start_cgroup(const CgroupNs *from, const struct proc_cgroup *mine,
+				size_t nmine, const char *controllers)
+{
+	for (size_t k = 0; from && k < from->n_roots; k++)
+		if (!strcmp(from->roots[k]->controllers, controllers))
+			return from->roots[k]->root;
+	for (size_t k = 0; !from && k < nmine; k++)
+		if (!strcmp(mine[k].controllers, controllers))
+			return mine[k].path;
+	return NULL;
+}
+
+int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top)
 {
 	const CgroupNs *ns = c->core->cgroupns;
+	struct proc_cgroup *mine = NULL;
+	size_t nmine = 0;
+	int ret = 0;
 	if (!ns)
 		return 0;
 	c->cgns_fd = malloc(ns->n_roots * sizeof(int));
@@ -491,29 +535,30 @@ int cgroup_ns_prepare(struct rst_ctx *c, int *fd_top)
 	for (size_t i = 0; i < ns->n_roots; i++)
 		c->cgns_fd[i] = -1;
 	c->n_cgns_fd = ns->n_roots;
-	for (size_t i = 0; i < ns->n_roots; i++) {
+	if (!from) {
+		_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, NULL);
+		if (!buf)
+			return pr_perror("restore: read /proc/self/cgroup");
+		ret = proc_parse_cgroup(buf, &mine, &nmine);
+		if (ret) {
+			pr_err("restore: malformed /proc/self/cgroup");
+			return ret;
+		}
+	}
+	for (size_t i = 0; i < ns->n_roots && !ret; i++) {
 		const CgroupNsRoot *r = ns->roots[i];
-		char mnt[PATH_MAX], dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 32];
-		if (find_mount(r->controllers, mnt, sizeof(mnt))) {
-			pr_warn("restore: pid %d: no mount of cgroup hierarchy '%s': its cgroup "
-				"namespace's root there is where it is created",
-				c->pid, r->controllers);
+		const char *start = start_cgroup(from, mine, nmine, r->controllers);
+		if (start && !strcmp(start, r->root)) {
+			/* created there: nothing to open (nor to be allowed to) */
+			pr_debug("restore: pid %d starts in the root %s of its cgroup namespace "
+				 "(hierarchy '%s')",
+				 c->pid, r->root, r->controllers);
 			continue;
 		}
-		int ret = make_cgroup_dir(mnt, r->root, dir, sizeof(dir));
-		if (ret)
-			return ret;
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
-		_cleanup_close_ int fd = open(procs, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return pr_perror("restore: open %s (root of the cgroup namespace of pid %d)",
-					 procs, c->pid);
-		c->cgns_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, *fd_top);
-		if (c->cgns_fd[i] < 0)
-			return pr_perror("restore: dup");
-		*fd_top = c->cgns_fd[i] + 1;
+		ret = open_root_procs(c, i, fd_top);
 	}
-	return 0;
+	proc_cgroups_free(mine, nmine);
+	return ret;
 }
 
 void cgroup_ns_release(struct rst_ctx *c)

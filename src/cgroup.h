@@ -39,8 +39,11 @@ int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fs
 int cgroup_validate(const Core *core, pid_t pid) __must_check;
 /* In the restoring stasis before any process exists: open the cgroup.procs file of each
  * root of the cgroup namespace @c creates (created if missing), at fds >= *fd_top
- * (moved past them); inherited by every restore child. */
-int cgroup_ns_prepare(struct rst_ctx *c, int *fd_top) __must_check;
+ * (moved past them); inherited by every restore child. Not for a root where @c starts
+ * anyway: its creator sits in the roots of @from (the cgroup namespace created by the
+ * nearest task up its creator chain; NULL: in stasis's cgroups), so that a restorer
+ * without rights over the cgroups can rebuild a namespace rooted where it is. */
+int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top) __must_check;
 /* Close what cgroup_ns_prepare opened (stasis's copies). */
 void cgroup_ns_release(struct rst_ctx *c);
 /* Restore child of a task that created a cgroup namespace, before anything else that

@@ -869,9 +869,19 @@ static int plan_fds(struct rst_tree *t)
 			return pr_perror("restore: dup");
 		t->fd_top = c->cwd_fd + 1;
 	}
-	/* the roots of the cgroup namespaces, entered by their creators */
+	/* the roots of the cgroup namespaces, entered by their creators; each is created by
+	 * a task that sits in the roots of the nearest namespace up its creator chain */
 	for (size_t i = 0; i < t->n; i++) {
-		ret = t->procs[i] ? cgroup_ns_prepare(t->procs[i], &t->fd_top) : 0;
+		if (!t->procs[i] || !t->procs[i]->core->cgroupns)
+			continue;
+		const CgroupNs *from = NULL;
+		ssize_t k = i ? task_index(t->inv, creator_of(t->inv, i)) : -1;
+		for (size_t hops = 0; k >= 0 && !from && hops < t->n; hops++) {
+			if (t->procs[k])
+				from = t->procs[k]->core->cgroupns;
+			k = k ? task_index(t->inv, creator_of(t->inv, (size_t)k)) : -1;
+		}
+		ret = cgroup_ns_prepare(t->procs[i], from, &t->fd_top);
 		if (ret)
 			return ret;
 	}
