@@ -423,12 +423,9 @@ static bool controllers_ok(const char *s, uint32_t hierarchy)
 	size_t n = s ? strnlen(s, PROC_MAX_CGROUP_CTRL + 1) : PROC_MAX_CGROUP_CTRL + 1;
 	if (n > PROC_MAX_CGROUP_CTRL || (hierarchy == 0) != (n == 0))
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '.' || ch == '-' || ch == '=' || ch == ','))
+	for (size_t i = 0; i < n; i++)
+		if (!proc_cgroup_ctrl_char(s[i]))
 			return false;
-	}
 	return true;
 }
 

@@ -1040,7 +1040,7 @@ int proc_parse_pidfd_pid(const char *buf, int *pid)
 
 /* ---- /proc/PID/cgroup (kernel/cgroup/cgroup.c: proc_cgroup_show) ------------------ */
 
-static bool cgroup_ctrl_char(char c)
+bool proc_cgroup_ctrl_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '_' || c == '.' || c == '-' || c == '=' || c == ',';
@@ -1063,7 +1063,7 @@ static int cgroup_line(const char **pp, struct proc_cgroup *e)
 	if (get_u64(&p, 10, 1u << 20, &id) || expect_char(&p, ':'))
 		return -EINVAL;
 	const char *ctl = p;
-	while (cgroup_ctrl_char(*p))
+	while (proc_cgroup_ctrl_char(*p))
 		p++;
 	size_t clen = (size_t)(p - ctl);
 	if (expect_char(&p, ':') || clen > PROC_MAX_CGROUP_CTRL || (id == 0) != (clen == 0) ||

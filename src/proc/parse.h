@@ -192,6 +192,8 @@ struct proc_cgroup {
  * and commas), absolute paths. *out malloc'd (NULL when *nr == 0); on failure nothing
  * is left allocated. Free with proc_cgroups_free(). */
 int proc_parse_cgroup(const char *buf, struct proc_cgroup **out, size_t *nr) __must_check;
+/* A character allowed in a controller list: letters, digits, "_.-=" and commas. */
+bool proc_cgroup_ctrl_char(char c);
 void proc_cgroups_free(struct proc_cgroup *c, size_t nr);
 
 #endif
