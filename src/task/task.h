@@ -117,7 +117,8 @@ struct rst_ctx {
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 	int *cgns_fd;      /* cgroup.procs of each root of the cgroup namespace it creates,
-			    * opened by stasis (-1: hierarchy not mounted), src/cgroup.c */
+			    * opened by stasis (-1: created there anyway, or the hierarchy is
+			    * not mounted), src/cgroup.c */
 	size_t n_cgns_fd;
 };
 
