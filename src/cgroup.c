@@ -1,53 +1,137 @@
-/* Cgroup membership: every task's /proc/PID/cgroup line per hierarchy (cgroup v2 and
- * the v1 hierarchies mounted here). At restore a task whose cgroup differs from the one
- * it was created in is moved (by the restorer, through the hierarchy's mount point, the
- * cgroup created if missing — its settings are not carried). Cgroup namespaces are not
- * supported yet (refused at dump by src/ns.c). */
+/* Cgroups: membership and cgroup namespaces.
+ *
+ * Membership: every task's /proc/PID/cgroup line per hierarchy (cgroup v2 and the v1
+ * hierarchies mounted here), paths as the dumper sees them (relative to its cgroup
+ * namespace's root). At restore a task whose cgroup differs from the one it was created
+ * in is moved by the restorer, through the hierarchy's mount point, the cgroup created
+ * if missing (its settings are not carried).
+ *
+ * Cgroup namespaces: a task whose namespace differs from its parent's (the root's: from
+ * the dumper's) created it; the namespace's root in every hierarchy is what a task in it
+ * sees as "/". /proc/PID/cgroup is rendered relative to the READER's namespace, so the
+ * dumper reads the full path (host-relative) and the task itself, with remote syscalls,
+ * reads /proc/self/cgroup relative to its namespace root: the root is the full path
+ * minus that suffix. The task reads it rather than a helper that setns()es into the
+ * namespace because joining a cgroup namespace needs CAP_SYS_ADMIN both in the
+ * namespace's owner (a user namespace of the tree, maybe) and in the dumper's own user
+ * namespace, which a dumper holding only CAP_CHECKPOINT_RESTORE does not have; the
+ * frozen task needs nothing (it only needs a /proc in its mount namespace).
+ *
+ * Restore: the creator's restore child writes "0" (itself) into each root's
+ * cgroup.procs through a file the restorer opened before any process existed (the
+ * kernel checks a migration against the opener's credentials and cgroup namespace, so
+ * this works inside a new user namespace too), unshares CLONE_NEWCGROUP (after entering
+ * its user namespace, so the owner is the same as at dump), and is moved into its own
+ * cgroups only at the end, with the membership of every other task. */
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "core/log.h"
 #include "task/task.h"
+
+#define CGNS_READ_MAX (48u * 1024) /* /proc/self/cgroup read in the task's scratch */
+#define CGNS_SCR_BUF 256           /* offset of the buffer in scratch (path before it) */
+
+bool cgroup_path_is_clean(const char *p)
+{
+	size_t len = p ? strnlen(p, PROC_MAX_CGROUP_PATH + 1) : 0;
+	if (!len || len > PROC_MAX_CGROUP_PATH || p[0] != '/')
+		return false;
+	if (len == 1)
+		return true;
+	for (const char *s = p + 1;;) {
+		const char *e = strchrnul(s, '/');
+		size_t n = (size_t)(e - s);
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		if (!*e)
+			return true;
+		s = e + 1;
+	}
+}
+
+int cgroup_ns_root(const char *outside, const char *inside, char *out, size_t len)
+{
+	if (!cgroup_path_is_clean(outside))
+		return -EINVAL;
+	if (!strcmp(inside, "/..") || str_starts(inside, "/../"))
+		return -ERANGE;
+	if (!cgroup_path_is_clean(inside))
+		return -EINVAL;
+	size_t lo = strlen(outside), li = strlen(inside);
+	size_t keep;
+	if (li == 1)
+		keep = lo; /* at the namespace's root */
+	else if (lo >= li && !strcmp(outside + lo - li, inside))
+		keep = lo - li; /* the suffix starts with '/': a component boundary */
+	else
+		return -EINVAL;
+	if (!keep) /* the root of the hierarchy */
+		keep = 1;
+	if (keep >= len)
+		return -ENAMETOOLONG;
+	memcpy(out, outside, keep);
+	out[keep] = '\0';
+	return 0;
+}
+
+bool cgroup_opts_have(const char *opts, const char *controllers)
+{
+	char o[PROC_MAX_CGROUP_CTRL * 2 + 8], want[PROC_MAX_CGROUP_CTRL + 1];
+	if (!controllers[0] || strlen(controllers) >= sizeof(want) ||
+	    strlen(opts) + 3 > sizeof(o))
+		return false;
+	snprintf(o, sizeof(o), ",%s,", opts);
+	snprintf(want, sizeof(want), "%s", controllers);
+	char *save = NULL;
+	for (char *w = strtok_r(want, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		char pat[PROC_MAX_CGROUP_CTRL + 3];
+		snprintf(pat, sizeof(pat), ",%s,", w);
+		if (!strstr(o, pat))
+			return false;
+	}
+	return true;
+}
+
+/* ---- membership ------------------------------------------------------------------- */
 
 int cgroup_dump(struct dump_ctx *c)
 {
 	_cleanup_free_ char *buf = read_file_at(c->procfd, "cgroup", 1 << 16, NULL);
 	if (!buf)
 		return pr_perror("cgroup: read /proc/%d/cgroup", c->pid);
-	size_t n = 0;
-	for (char *p = buf; *p; p++)
-		n += *p == '\n';
+	struct proc_cgroup *v;
+	size_t n;
+	int ret = proc_parse_cgroup(buf, &v, &n);
+	if (ret) {
+		pr_err("cgroup: malformed /proc/%d/cgroup", c->pid);
+		return ret;
+	}
 	c->core->cgroups = calloc(n + 1, sizeof(CgroupEntry *));
 	if (!c->core->cgroups)
-		return -ENOMEM;
-	char *save = NULL;
-	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		long long id;
-		if (!c1 || !c2 || c2[1] != '/') {
-			pr_err("cgroup: malformed line '%s' in /proc/%d/cgroup", l, c->pid);
-			return -EINVAL;
-		}
-		*c1 = *c2 = '\0';
-		if (parse_int(l, 0, 1 << 20, &id)) {
-			pr_err("cgroup: bad hierarchy id in /proc/%d/cgroup", c->pid);
-			return -EINVAL;
-		}
+		ret = -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
 		CgroupEntry *e = malloc(sizeof(*e));
-		if (!e)
-			return -ENOMEM;
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
 		cgroup_entry__init(e);
 		c->core->cgroups[c->core->n_cgroups++] = e;
-		e->hierarchy = (uint32_t)id;
-		e->controllers = strdup(c1 + 1);
-		e->path = strdup(c2 + 1);
-		if (!e->controllers || !e->path)
-			return -ENOMEM;
+		e->hierarchy = v[i].hierarchy;
+		e->controllers = steal_ptr(&v[i].controllers);
+		e->path = steal_ptr(&v[i].path);
 	}
-	return 0;
+	proc_cgroups_free(v, n);
+	return ret;
 }
 
 /* The mount point of the hierarchy with these controllers (v1) or of cgroup2 (""). */
@@ -66,26 +150,30 @@ static int find_mount(const char *controllers, char *out, size_t len)
 		bool v2 = !strcmp(fstype, "cgroup2");
 		if (!controllers[0] ? !v2 : strcmp(fstype, "cgroup"))
 			continue;
-		if (controllers[0]) {
-			/* every controller (or name=) listed must be in the options */
-			_cleanup_free_ char *want = strdup(controllers);
-			bool all = want != NULL;
-			char *s2 = NULL;
-			for (char *w = want ? strtok_r(want, ",", &s2) : NULL; w && all;
-			     w = strtok_r(NULL, ",", &s2)) {
-				char pat[80];
-				snprintf(pat, sizeof(pat), ",%s,", w);
-				char o[520];
-				snprintf(o, sizeof(o), ",%s,", opts);
-				all = strstr(o, pat) != NULL;
-			}
-			if (!all)
-				continue;
-		}
+		if (controllers[0] && !cgroup_opts_have(opts, controllers))
+			continue;
 		snprintf(out, len, "%s", mnt);
 		return 0;
 	}
 	return -ENOENT;
+}
+
+/* @mnt@path as a directory, every missing level created. */
+static int make_cgroup_dir(const char *mnt, const char *path, char *dir, size_t len)
+{
+	int n = snprintf(dir, len, "%s%s", mnt, strcmp(path, "/") ? path : "");
+	if (n < 0 || (size_t)n >= len) {
+		pr_err("restore: cgroup path %s%s is too long", mnt, path);
+		return -ENAMETOOLONG;
+	}
+	for (char *p = dir + strlen(mnt) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		mkdir(dir, 0755);
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return pr_perror("restore: create cgroup %s", dir);
+	return 0;
 }
 
 int cgroup_restore_remote(struct rst_ctx *c)
@@ -98,10 +186,6 @@ int cgroup_restore_remote(struct rst_ctx *c)
 	for (size_t i = 0; i < c->core->n_cgroups; i++) {
 		const CgroupEntry *e = c->core->cgroups[i];
 		char line[PATH_MAX + 256];
-		if (!e->path || e->path[0] != '/' || strstr(e->path, "/..") || !e->controllers) {
-			pr_err("image: bad cgroup path of pid %d", c->pid);
-			return -EINVAL;
-		}
 		snprintf(line, sizeof(line), "%u:%s:%s\n", e->hierarchy, e->controllers, e->path);
 		if (strstr(now, line))
 			continue; /* already there (inherited) */
@@ -111,21 +195,395 @@ int cgroup_restore_remote(struct rst_ctx *c)
 				e->controllers);
 			continue;
 		}
-		snprintf(dir, sizeof(dir), "%s%s", mnt, e->path);
-		/* create missing levels */
-		for (char *p = dir + strlen(mnt) + 1; (p = strchr(p, '/')); p++) {
-			*p = '\0';
-			mkdir(dir, 0755);
-			*p = '/';
-		}
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return pr_perror("restore: create cgroup %s", dir);
+		int ret = make_cgroup_dir(mnt, e->path, dir, sizeof(dir));
+		if (ret)
+			return ret;
 		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
 		char pid[32];
 		int n = snprintf(pid, sizeof(pid), "%d", c->pid);
-		int ret = write_file(procs, pid, (size_t)n);
+		ret = write_file(procs, pid, (size_t)n);
 		if (ret)
 			return pr_errno(ret, "restore: move pid %d into cgroup %s", c->pid, dir);
 	}
+	return 0;
+}
+
+/* ---- cgroup namespaces: dump ------------------------------------------------------ */
+
+/* /proc/self/cgroup as the task itself reads it (relative to its cgroup namespace),
+ * with open/read/close run in the task; the path and the buffer live in its scratch. */
+static char *read_inside(struct dump_ctx *c)
+{
+	static const char path[] = "/proc/self/cgroup";
+	struct rsys *rs = &c->rs;
+	uint64_t buf = rs->scratch + CGNS_SCR_BUF;
+	size_t cap = MIN(CGNS_READ_MAX, rs->scratch_len - CGNS_SCR_BUF - 1), len = 0;
+	long fd = -1, r = 0;
+	int e = rsys_poke(rs, rs->scratch, path, sizeof(path));
+	if (!e)
+		e = rsys_call(rs, SYS_open, rs->scratch, O_RDONLY | O_CLOEXEC, 0, 0, 0, 0, &fd);
+	if (!e && fd < 0) {
+		pr_err("cgroup: pid %d cannot open /proc/self/cgroup in its own mount namespace "
+		       "(%s): the root of its cgroup namespace is read from there",
+		       c->pid, strerror((int)-fd));
+		errno = (int)-fd;
+		return NULL;
+	}
+	while (!e && len < cap) {
+		e = rsys_call(rs, SYS_read, (uint64_t)fd, buf + len, cap - len, 0, 0, 0, &r);
+		if (e || r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	if (fd >= 0) {
+		long cr;
+		int ce = rsys_call(rs, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &cr);
+		if (!e)
+			e = ce;
+	}
+	if (!e && r < 0)
+		e = (int)r;
+	if (!e && len == cap)
+		e = -EFBIG;
+	char *out = e ? NULL : malloc(len + 1);
+	if (!e && !out)
+		e = -ENOMEM;
+	if (!e)
+		e = rsys_peek(rs, buf, out, len);
+	if (e) {
+		free(out);
+		pr_errno(e, "cgroup: read /proc/self/cgroup in pid %d", c->pid);
+		errno = -e;
+		return NULL;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* The nsfs inode of the user namespace owning the cgroup namespace of @c (0 if it is
+ * not visible from the dumper's). */
+static int cgns_owner(struct dump_ctx *c, uint64_t *owner)
+{
+	_cleanup_close_ int nsfd = openat(c->procfd, "ns/cgroup", O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return pr_perror("cgroup: open /proc/%d/ns/cgroup", c->pid);
+	_cleanup_close_ int ufd = ioctl(nsfd, NS_GET_USERNS);
+	struct stat st;
+	*owner = 0;
+	if (ufd < 0 && errno == EPERM)
+		return 0; /* owned by a user namespace above the dumper's */
+	if (ufd < 0 || fstat(ufd, &st) < 0)
+		return pr_perror("cgroup: owner of the cgroup namespace of pid %d", c->pid);
+	*owner = st.st_ino;
+	return 0;
+}
+
+static CgroupNsRoot *new_root(const CgroupEntry *e, const char *root)
+{
+	CgroupNsRoot *r = malloc(sizeof(*r));
+	if (!r)
+		return NULL;
+	cgroup_ns_root__init(r);
+	r->hierarchy = e->hierarchy;
+	r->controllers = strdup(e->controllers);
+	r->root = strdup(root);
+	if (!r->controllers || !r->root) {
+		cgroup_ns_root__free_unpacked(r, NULL);
+		return NULL;
+	}
+	return r;
+}
+
+/* Fill @ns's roots from the dumper's view (c->core->cgroups) and the task's (@in). */
+static int cgns_roots(struct dump_ctx *c, CgroupNs *ns, const struct proc_cgroup *in,
+		      size_t nin)
+{
+	if (nin != c->core->n_cgroups) {
+		pr_err("cgroup: pid %d shows %zu cgroup hierarchies from inside its cgroup "
+		       "namespace and %zu from outside",
+		       c->pid, nin, c->core->n_cgroups);
+		return -EINVAL;
+	}
+	ns->roots = calloc(nin + 1, sizeof(*ns->roots));
+	if (!ns->roots)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->core->n_cgroups; i++) {
+		const CgroupEntry *e = c->core->cgroups[i];
+		const struct proc_cgroup *p = NULL;
+		for (size_t k = 0; k < nin && !p; k++)
+			if (in[k].hierarchy == e->hierarchy && !strcmp(in[k].controllers, e->controllers))
+				p = &in[k];
+		if (!p) {
+			pr_err("cgroup: pid %d does not show hierarchy %u (%s) from inside its cgroup "
+			       "namespace",
+			       c->pid, e->hierarchy, e->controllers);
+			return -EINVAL;
+		}
+		char root[PROC_MAX_CGROUP_PATH + 1];
+		int ret = cgroup_ns_root(e->path, p->path, root, sizeof(root));
+		if (ret == -ERANGE) {
+			pr_err("pid %d sits outside the root of its cgroup namespace (cgroup %s of "
+			       "hierarchy '%s' seen as %s from inside): not supported",
+			       c->pid, e->path, e->controllers, p->path);
+			return -EOPNOTSUPP;
+		}
+		if (ret) {
+			pr_err("cgroup: pid %d: cgroup %s of hierarchy '%s' is %s from inside its "
+			       "cgroup namespace: no root fits (is it outside the dumper's "
+			       "namespace?)",
+			       c->pid, e->path, e->controllers, p->path);
+			return -EINVAL;
+		}
+		ns->roots[ns->n_roots] = new_root(e, root);
+		if (!ns->roots[ns->n_roots])
+			return -ENOMEM;
+		ns->n_roots++;
+	}
+	return 0;
+}
+
+int cgroup_ns_dump(struct dump_ctx *c)
+{
+	uint64_t owner = 0;
+	int ret = cgns_owner(c, &owner);
+	if (ret)
+		return ret;
+	/* restored by the task itself after it entered its user namespace: the owner must
+	 * be that one (a task that unshared its cgroup namespace before its user namespace
+	 * cannot be rebuilt so) */
+	if (owner != c->core->ns->user) {
+		pr_err("pid %d: its cgroup namespace is owned by a user namespace other than its "
+		       "own (created before it): not supported",
+		       c->pid);
+		return -EOPNOTSUPP;
+	}
+	_cleanup_free_ char *buf = read_inside(c);
+	if (!buf)
+		return -errno;
+	struct proc_cgroup *in;
+	size_t nin;
+	ret = proc_parse_cgroup(buf, &in, &nin);
+	if (ret) {
+		pr_err("cgroup: malformed /proc/self/cgroup read in pid %d", c->pid);
+		return ret;
+	}
+	CgroupNs *ns = malloc(sizeof(*ns));
+	if (!ns) {
+		proc_cgroups_free(in, nin);
+		return -ENOMEM;
+	}
+	cgroup_ns__init(ns);
+	c->core->cgroupns = ns;
+	ns->id = c->core->ns->cgroup;
+	ns->has_owner = true;
+	ns->owner = owner;
+	ret = cgns_roots(c, ns, in, nin);
+	proc_cgroups_free(in, nin);
+	for (size_t i = 0; !ret && i < ns->n_roots; i++)
+		pr_info("dump: pid %d: cgroup namespace root %s in hierarchy '%s'", c->pid,
+			ns->roots[i]->root, ns->roots[i]->controllers);
+	return ret;
+}
+
+int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fstype,
+		      const char *opts, const char *root, char *out, size_t len)
+{
+	const CgroupNsRoot *r = NULL;
+	bool v2 = !strcmp(fstype, "cgroup2");
+	for (size_t i = 0; ns && i < ns->n_roots && !r; i++)
+		if (v2 ? !ns->roots[i]->controllers[0]
+		       : cgroup_opts_have(opts, ns->roots[i]->controllers))
+			r = ns->roots[i];
+	if (ns && !r) {
+		pr_err("mount %s (%s %s): not a hierarchy of the cgroup namespace it is restored "
+		       "in: not supported",
+		       mountpoint, fstype, opts);
+		return -EOPNOTSUPP;
+	}
+	const char *rest = root;
+	if (r && strcmp(r->root, "/")) {
+		size_t rl = strlen(r->root);
+		if (strncmp(root, r->root, rl) || (root[rl] && root[rl] != '/')) {
+			pr_err("mount %s (%s) shows cgroup %s, outside the root %s of the cgroup "
+			       "namespace its mount namespace is rebuilt in: not supported",
+			       mountpoint, fstype, root, r->root);
+			return -EOPNOTSUPP;
+		}
+		rest = root[rl] ? root + rl : "/";
+	}
+	if ((size_t)snprintf(out, len, "%s", rest) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* ---- cgroup namespaces: restore --------------------------------------------------- */
+
+static bool controllers_ok(const char *s, uint32_t hierarchy)
+{
+	size_t n = s ? strnlen(s, PROC_MAX_CGROUP_CTRL + 1) : PROC_MAX_CGROUP_CTRL + 1;
+	if (n > PROC_MAX_CGROUP_CTRL || (hierarchy == 0) != (n == 0))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!proc_cgroup_ctrl_char(s[i]))
+			return false;
+	return true;
+}
+
+int cgroup_validate(const Core *core, pid_t pid)
+{
+	if (core->n_cgroups > PROC_MAX_CGROUPS) {
+		pr_err("image: pid %d is in %zu cgroup hierarchies (at most %d)", pid,
+		       core->n_cgroups, PROC_MAX_CGROUPS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < core->n_cgroups; i++) {
+		const CgroupEntry *e = core->cgroups[i];
+		if (!controllers_ok(e->controllers, e->hierarchy) || !cgroup_path_is_clean(e->path)) {
+			pr_err("image: bad cgroup of pid %d in hierarchy %u (controllers or path "
+			       "'%.64s')",
+			       pid, e->hierarchy, e->path ? e->path : "");
+			return -EINVAL;
+		}
+	}
+	const CgroupNs *ns = core->cgroupns;
+	if (!ns)
+		return 0;
+	if (!ns->n_roots || ns->n_roots > PROC_MAX_CGROUPS) {
+		pr_err("image: the cgroup namespace of pid %d has %zu roots (1 to %d)", pid,
+		       ns->n_roots, PROC_MAX_CGROUPS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ns->n_roots; i++) {
+		const CgroupNsRoot *r = ns->roots[i];
+		if (!controllers_ok(r->controllers, r->hierarchy)) {
+			pr_err("image: the cgroup namespace of pid %d has bad controllers in hierarchy "
+			       "%u",
+			       pid, r->hierarchy);
+			return -EINVAL;
+		}
+		if (!cgroup_path_is_clean(r->root)) {
+			pr_err("image: the cgroup namespace of pid %d has a bad root '%.64s' (must be "
+			       "absolute, at most %d bytes, without '.' or '..')",
+			       pid, r->root ? r->root : "", PROC_MAX_CGROUP_PATH);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (ns->roots[k]->hierarchy == r->hierarchy) {
+				pr_err("image: the cgroup namespace of pid %d lists hierarchy %u twice",
+				       pid, r->hierarchy);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+/* The cgroup.procs of root @i of the cgroup namespace of @c (created if missing), at an
+ * fd >= *fd_top; a hierarchy not mounted here is skipped with a warning. */
+static int open_root_procs(struct rst_ctx *c, size_t i, int *fd_top)
+{
+	const CgroupNsRoot *r = c->core->cgroupns->roots[i];
+	char mnt[PATH_MAX], dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 32];
+	if (find_mount(r->controllers, mnt, sizeof(mnt))) {
+		pr_warn("restore: pid %d: no mount of cgroup hierarchy '%s': its cgroup namespace's "
+			"root there is where it is created",
+			c->pid, r->controllers);
+		return 0;
+	}
+	int ret = make_cgroup_dir(mnt, r->root, dir, sizeof(dir));
+	if (ret)
+		return ret;
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	_cleanup_close_ int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: open %s (root of the cgroup namespace of pid %d)", procs,
+				 c->pid);
+	c->cgns_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, *fd_top);
+	if (c->cgns_fd[i] < 0)
+		return pr_perror("restore: dup");
+	*fd_top = c->cgns_fd[i] + 1;
+	return 0;
+}
+
+/* Where a task created by a creator sitting in the roots of @from (NULL: in stasis's
+ * cgroups, @mine) is in the hierarchy with @controllers, or NULL if unknown. */
+static const char *start_cgroup(const CgroupNs *from, const struct proc_cgroup *mine,
+				size_t nmine, const char *controllers)
+{
+	for (size_t k = 0; from && k < from->n_roots; k++)
+		if (!strcmp(from->roots[k]->controllers, controllers))
+			return from->roots[k]->root;
+	for (size_t k = 0; !from && k < nmine; k++)
+		if (!strcmp(mine[k].controllers, controllers))
+			return mine[k].path;
+	return NULL;
+}
+
+int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top)
+{
+	const CgroupNs *ns = c->core->cgroupns;
+	struct proc_cgroup *mine = NULL;
+	size_t nmine = 0;
+	int ret = 0;
+	if (!ns)
+		return 0;
+	c->cgns_fd = malloc(ns->n_roots * sizeof(int));
+	if (!c->cgns_fd)
+		return -ENOMEM;
+	for (size_t i = 0; i < ns->n_roots; i++)
+		c->cgns_fd[i] = -1;
+	c->n_cgns_fd = ns->n_roots;
+	if (!from) {
+		_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, NULL);
+		if (!buf)
+			return pr_perror("restore: read /proc/self/cgroup");
+		ret = proc_parse_cgroup(buf, &mine, &nmine);
+		if (ret) {
+			pr_err("restore: malformed /proc/self/cgroup");
+			return ret;
+		}
+	}
+	for (size_t i = 0; i < ns->n_roots && !ret; i++) {
+		const CgroupNsRoot *r = ns->roots[i];
+		const char *start = start_cgroup(from, mine, nmine, r->controllers);
+		if (start && !strcmp(start, r->root)) {
+			/* created there: nothing to open (nor to be allowed to) */
+			pr_debug("restore: pid %d starts in the root %s of its cgroup namespace "
+				 "(hierarchy '%s')",
+				 c->pid, r->root, r->controllers);
+			continue;
+		}
+		ret = open_root_procs(c, i, fd_top);
+	}
+	proc_cgroups_free(mine, nmine);
+	return ret;
+}
+
+void cgroup_ns_release(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->n_cgns_fd; i++)
+		if (c->cgns_fd[i] >= 0) {
+			close(c->cgns_fd[i]);
+			c->cgns_fd[i] = -1;
+		}
+}
+
+int cgroup_ns_restore_child(struct rst_ctx *c)
+{
+	const CgroupNs *ns = c->core->cgroupns;
+	if (!ns)
+		return 0;
+	for (size_t i = 0; i < c->n_cgns_fd; i++) {
+		if (c->cgns_fd[i] < 0)
+			continue;
+		/* "0": the writer itself, whatever its pid namespace */
+		if (write(c->cgns_fd[i], "0", 1) != 1)
+			return pr_perror("restore: pid %d: move into %s (hierarchy '%s'), the root of "
+					 "its cgroup namespace",
+					 c->pid, ns->roots[i]->root, ns->roots[i]->controllers);
+		close(c->cgns_fd[i]);
+		c->cgns_fd[i] = -1;
+	}
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		return pr_perror("restore: pid %d: unshare(CLONE_NEWCGROUP)", c->pid);
 	return 0;
 }

@@ -33,6 +33,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "core/log.h"
 #include "mnt.h"
 #include "proc/mountinfo.h"
@@ -591,6 +592,18 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 		return -EOPNOTSUPP;
 	}
 	m->kind = MOUNT_KIND__MOUNT_FRESH;
+	if (!strcmp(mi->fstype, "cgroup") || !strcmp(mi->fstype, "cgroup2")) {
+		/* a fresh cgroup mount shows the cgroup namespace it is made in from its root:
+		 * the root kept is relative to the one the creator is restored in */
+		char root[MNTINFO_MAX_PATH + 1];
+		int ret = cgroup_mount_root(c->cgns, mi->mountpoint, mi->fstype, mi->sb_opts,
+					    mi->root, root, sizeof(root));
+		if (ret)
+			return ret;
+		free(m->root);
+		m->root = strdup(root);
+		return m->root ? 0 : -ENOMEM;
+	}
 	if (!first_of_sb || strcmp(mi->fstype, "tmpfs"))
 		return 0;
 	/* the contents, through the reachable mount of this superblock with the widest

@@ -3,8 +3,8 @@
  * created it, and is restored with the matching CLONE_NEW* flag and its contents: UTS
  * names here, IPC (src/ipc.c), network (src/net.c), user (src/userns.c), mount
  * (src/mnt.c), time offsets here, PID namespaces through set_tid arrays of the full
- * depth. Cgroup namespaces are refused at dump with a clear message. --join-ns puts
- * the restored root into an existing namespace instead. */
+ * depth, cgroup namespaces (their roots, src/cgroup.c) unshared by the restore child
+ * itself. --join-ns puts the restored root into an existing namespace instead. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -20,6 +20,7 @@
 
 #include <sys/syscall.h>
 
+#include "cgroup.h"
 #include "core/log.h"
 #include "net.h"
 #include "ipc.h"
@@ -35,7 +36,7 @@ static const struct ns_kind {
 	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
 	{ "mnt", offsetof(NsIds, mnt), true },	   { "net", offsetof(NsIds, net), true },
 	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), true },
-	{ "cgroup", offsetof(NsIds, cgroup), false }, { "time", offsetof(NsIds, time), true },
+	{ "cgroup", offsetof(NsIds, cgroup), true }, { "time", offsetof(NsIds, time), true },
 };
 
 static uint64_t *ns_field(NsIds *ids, const struct ns_kind *k)
@@ -237,6 +238,28 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			if (ret)
 				return ret;
 		}
+		/* Cgroup namespaces: the same rule; the roots are read by src/cgroup.c. Before
+		 * the mount namespace: a fresh cgroup mount is rebuilt inside this one. */
+		const struct dump_ctx *pc = NULL;
+		for (size_t j = 0; j < i; j++)
+			if (procs[j]->pid == ppid[i])
+				pc = procs[j];
+		procs[i]->cgns = pc ? pc->cgns : NULL;
+		if (ids->cgroup && ids->cgroup != parent->cgroup) {
+			bool joined = ids->cgroup == mine.cgroup;
+			for (size_t j = 0; j < i; j++)
+				joined |= procs[j]->core->ns->cgroup == ids->cgroup;
+			if (joined) {
+				pr_err("pid %d is in a cgroup namespace other than its parent's that it "
+				       "did not create (setns): not supported",
+				       procs[i]->pid);
+				return -EOPNOTSUPP;
+			}
+			ret = cgroup_ns_dump(procs[i]);
+			if (ret)
+				return ret;
+			procs[i]->cgns = procs[i]->core->cgroupns;
+		}
 		/* Mount namespaces: the same rule; the tree is read by src/mnt.c. */
 		if (ids->mnt && ids->mnt != parent->mnt) {
 			bool joined = ids->mnt == mine.mnt;
@@ -366,7 +389,11 @@ uint64_t ns_clone_flags(const Core *core)
 /* In the restore child, right after clone3(CLONE_NEWUTS / CLONE_NEWIPC). */
 int ns_restore_child(struct rst_ctx *c)
 {
-	int mret = mnt_restore_child(c); /* the mount tree first: src/mnt.c */
+	/* the cgroup namespace first: a fresh cgroup mount of the tree shows its root */
+	int cret = cgroup_ns_restore_child(c);
+	if (cret)
+		return cret;
+	int mret = mnt_restore_child(c); /* then the mount tree: src/mnt.c */
 	if (mret)
 		return mret;
 	int nret = net_restore(c); /* links, addresses, routes, sysctls: src/net.c */

@@ -49,6 +49,10 @@ NS_KNOWN = {
 ROOTLESS_KNOWN = {
     "cgroup_member": "the test cannot create or join a cgroup: none is delegated to the "
                      "user",
+    "ns_cgroup": "same as cgroup_member (the test makes the cgroups its namespaces are "
+                 "rooted in)",
+    "ns_cgroup_mount": "same as cgroup_member",
+    "ns_cgroup_user": "same as cgroup_member",
     "mem_deleted_map": "reading a mapped deleted file through /proc/PID/map_files needs "
                        "CAP_CHECKPOINT_RESTORE in the initial user namespace",
     "ns_mnt": "the test mounts an mqueue fs, which needs an IPC namespace owned by the "
@@ -840,6 +844,21 @@ class BadInput:
         self.expect_failure(self.restore_argv(d), "restore with a corrupted pages image",
                             pid=pid)
 
+    def bad_restore_cgns_root(self):
+        """A cgroup namespace root climbing out of the hierarchy ("/../..") must be refused
+        on load, naming it, before any process exists."""
+        d, pid = self.variant("cgns-root")
+        rc, _, err = run_cmd([os.path.join(self.build, "tests", "tools", "imgedit"), d,
+                              str(pid), "cgns-root", "/../../etc"], 30)
+        if rc != 0:
+            raise Failure("imgedit cgns-root failed: %s" % err.strip()[:200])
+        line = self.expect_failure(self.restore_argv(d),
+                                   "restore with a cgroup namespace root outside the "
+                                   "hierarchy", pid=pid)
+        if "/../../etc" not in line or "cgroup namespace" not in line:
+            raise Failure("the error does not name the bad root: %s" % line)
+        return line
+
     def bad_restore_pid_taken(self):
         run = self.start_test("pid_same")
         try:
@@ -1393,6 +1412,43 @@ while True:
         finally:
             self.stop_overlay(p)
 
+    def bad_dump_cgns_owner(self):
+        """A sleep that unshared a cgroup namespace and then a user namespace: its cgroup
+        namespace is owned by the user namespace above its own, which a restore (the
+        task enters its user namespace first) cannot rebuild. The dump must say so and
+        leave the task untouched."""
+        p = subprocess.Popen(["unshare", "-C", "unshare", "-Ur", "sleep", "60"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=self.tmp)
+        try:
+            deadline = time.monotonic() + BAD_TIMEOUT
+            ready = False
+            while not ready and time.monotonic() < deadline and p.poll() is None:
+                try:
+                    with open("/proc/%d/comm" % p.pid) as f:
+                        ready = f.read().strip() == "sleep"
+                except OSError:
+                    pass
+                time.sleep(0.02)
+            if not ready:
+                raise Skip("cannot unshare a cgroup and a user namespace here")
+            line = self.expect_failure([self.stasis, "dump", "-t", str(p.pid), "-D",
+                                        os.path.join(self.tmp, "cgns-owner-img")],
+                                       "dump of a cgroup namespace owned by another user "
+                                       "namespace", allowed=(p.pid,))
+            if "cgroup namespace is owned by" not in line:
+                raise Failure("the error does not name the cause: %r" % line)
+            st = proc_stat(p.pid)
+            if st is None or st[0] not in ("S", "R"):
+                raise Failure("the task was disturbed by the failed dump (%s)" % (st,))
+            return line
+        finally:
+            kill_pid(p.pid)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
     def bad_restore_mnt_missing_external(self):
         p, mnt = self.start_overlay("ovl-external")
         img = os.path.join(self.tmp, "ovl-external-img")
@@ -1429,11 +1485,12 @@ while True:
 
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
-              "bad_restore_flipped_pages", "bad_restore_pid_taken",
+              "bad_restore_flipped_pages", "bad_restore_cgns_root", "bad_restore_pid_taken",
               "bad_dump_outside_session", "bad_restore_user_claims_root",
               "bad_restore_user_root_file", "bad_restore_user_userns_map",
               "restore_user_helper", "restore_user_helper_tree", "restore_veth_external",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
+              "bad_dump_cgns_owner",
               "bad_restore_mnt_missing_external"]
 
     def close(self):

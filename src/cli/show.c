@@ -218,10 +218,29 @@ out:
 	return 0;
 }
 
+/* The root of a cgroup namespace in each hierarchy (as the dumper saw it). */
+static void show_cgroup_roots(struct json_writer *w, const CgroupNs *ns)
+{
+	json_key(w, "roots");
+	json_arr_begin(w);
+	for (size_t r = 0; r < ns->n_roots; r++) {
+		json_obj_begin(w);
+		json_key(w, "hierarchy");
+		json_u64(w, ns->roots[r]->hierarchy);
+		json_key(w, "controllers");
+		json_str(w, ns->roots[r]->controllers);
+		json_key(w, "root");
+		json_str(w, ns->roots[r]->root);
+		json_obj_end(w);
+	}
+	json_arr_end(w);
+}
+
 /* Every namespace of the tree and how they nest: per kind, each namespace with the
  * tasks in it and the namespace of the parent of the task that entered it ("outside":
  * the root's namespaces, not created by the tree) and, but for user namespaces (whose
- * entered_from is their parent), the user namespace that owns it. */
+ * entered_from is their parent), the user namespace that owns it; a cgroup namespace
+ * created by the tree also lists its root in every hierarchy. */
 static int show_namespaces(struct json_writer *w, int dfd)
 {
 	static const struct {
@@ -239,7 +258,8 @@ static int show_namespaces(struct json_writer *w, int dfd)
 	size_t n = inv->n_tasks;
 	_cleanup_free_ NsIds *ids = calloc(n ? n : 1, sizeof(*ids));
 	_cleanup_free_ bool *have = calloc(n ? n : 1, sizeof(bool));
-	int ret = ids && have ? 0 : -ENOMEM;
+	_cleanup_free_ CgroupNs **cgns = calloc(n ? n : 1, sizeof(*cgns));
+	int ret = ids && have && cgns ? 0 : -ENOMEM;
 	for (size_t i = 0; i < n && !ret; i++) {
 		if (inv->tasks[i]->zombie)
 			continue;
@@ -252,6 +272,7 @@ static int show_namespaces(struct json_writer *w, int dfd)
 			ids[i] = *core->ns;
 			have[i] = true;
 		}
+		cgns[i] = steal_ptr(&core->cgroupns); /* the roots of a cgroup namespace */
 		protobuf_c_message_free_unpacked(&core->base, NULL);
 	}
 	if (!ret) {
@@ -292,6 +313,8 @@ static int show_namespaces(struct json_writer *w, int dfd)
 					else
 						json_str(w, "outside");
 				}
+				if (!strcmp(kinds[k].name, "cgroup") && cgns[i])
+					show_cgroup_roots(w, cgns[i]);
 				json_key(w, "pids");
 				json_arr_begin(w);
 				for (size_t j = 0; j < n; j++)
@@ -304,6 +327,9 @@ static int show_namespaces(struct json_writer *w, int dfd)
 		}
 		json_obj_end(w);
 	}
+	for (size_t i = 0; cgns && i < n; i++)
+		if (cgns[i])
+			protobuf_c_message_free_unpacked(&cgns[i]->base, NULL);
 	protobuf_c_message_free_unpacked(&inv->base, NULL);
 	return ret;
 }

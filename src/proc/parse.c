@@ -1046,3 +1046,84 @@ int proc_parse_pidfd_pid(const char *buf, int *pid)
 	*pid = (int)v;
 	return 0;
 }
+
+/* ---- /proc/PID/cgroup (kernel/cgroup/cgroup.c: proc_cgroup_show) ------------------ */
+
+bool proc_cgroup_ctrl_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-' || c == '=' || c == ',';
+}
+
+void proc_cgroups_free(struct proc_cgroup *c, size_t nr)
+{
+	for (size_t i = 0; c && i < nr; i++) {
+		free(c[i].controllers);
+		free(c[i].path);
+	}
+	free(c);
+}
+
+/* One line at *pp into @e (strings malloc'd); *pp is left at the next line. */
+static int cgroup_line(const char **pp, struct proc_cgroup *e)
+{
+	const char *p = *pp;
+	uint64_t id;
+	if (get_u64(&p, 10, 1u << 20, &id) || expect_char(&p, ':'))
+		return -EINVAL;
+	const char *ctl = p;
+	while (proc_cgroup_ctrl_char(*p))
+		p++;
+	size_t clen = (size_t)(p - ctl);
+	if (expect_char(&p, ':') || clen > PROC_MAX_CGROUP_CTRL || (id == 0) != (clen == 0) ||
+	    *p != '/')
+		return -EINVAL;
+	const char *path = p;
+	while (!is_eol(*p))
+		p++;
+	size_t plen = (size_t)(p - path);
+	if (plen > PROC_MAX_CGROUP_PATH)
+		return -EINVAL;
+	e->hierarchy = (uint32_t)id;
+	e->controllers = strndup(ctl, clen);
+	e->path = strndup(path, plen);
+	if (!e->controllers || !e->path)
+		return -ENOMEM;
+	*pp = next_line(p);
+	return 0;
+}
+
+int proc_parse_cgroup(const char *buf, struct proc_cgroup **out, size_t *nr)
+{
+	struct proc_cgroup *v = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!buf)
+		return -EINVAL;
+	for (const char *p = buf; *p && !ret;) {
+		if (n == PROC_MAX_CGROUPS) {
+			ret = -EINVAL;
+			break;
+		}
+		if (!v) {
+			v = calloc(PROC_MAX_CGROUPS, sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+		}
+		ret = cgroup_line(&p, &v[n]);
+		n++; /* what was allocated is freed on failure */
+		for (size_t k = 0; !ret && k + 1 < n; k++)
+			if (v[k].hierarchy == v[n - 1].hierarchy)
+				ret = -EINVAL;
+	}
+	if (ret) {
+		proc_cgroups_free(v, n);
+		return ret;
+	}
+	*out = v;
+	*nr = n;
+	return 0;
+}

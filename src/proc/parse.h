@@ -180,4 +180,23 @@ int proc_parse_pidfd_pid(const char *buf, int *pid) __must_check;
  * (at most @max, else -EINVAL), in @nspid[0..*n). */
 int proc_parse_pidfd_nspid(const char *buf, int *nspid, size_t max, size_t *n) __must_check;
 
+/* One line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH". The path is relative to the
+ * READER's cgroup namespace root ("/.." components when the task is outside it). */
+#define PROC_MAX_CGROUPS 64          /* lines (hierarchies) */
+#define PROC_MAX_CGROUP_CTRL 255     /* bytes of the controller list */
+#define PROC_MAX_CGROUP_PATH 4095    /* bytes of a path */
+struct proc_cgroup {
+	uint32_t hierarchy;  /* 0: cgroup v2 (its controller list is empty) */
+	char *controllers;   /* malloc'd: "pids", "cpu,cpuacct", "name=systemd", "" for v2 */
+	char *path;          /* malloc'd, starts with '/' */
+};
+/* /proc/PID/cgroup: at most PROC_MAX_CGROUPS lines, each hierarchy once, the v2 line
+ * (hierarchy 0) with no controllers and the others with some (letters, digits, "_.-="
+ * and commas), absolute paths. *out malloc'd (NULL when *nr == 0); on failure nothing
+ * is left allocated. Free with proc_cgroups_free(). */
+int proc_parse_cgroup(const char *buf, struct proc_cgroup **out, size_t *nr) __must_check;
+/* A character allowed in a controller list: letters, digits, "_.-=" and commas. */
+bool proc_cgroup_ctrl_char(char c);
+void proc_cgroups_free(struct proc_cgroup *c, size_t nr);
+
 #endif

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
 #include "core/log.h"
 #include "mem.h"
 #include "mnt.h"
@@ -90,6 +91,8 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 		ret = userns_validate(c->core->userns, c->pid);
 	if (!ret)
 		ret = mnt_validate(c);
+	if (!ret)
+		ret = cgroup_validate(c->core, c->pid);
 	if (ret)
 		return ret;
 	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
@@ -976,6 +979,8 @@ static void free_tree(struct rst_tree *t)
 			close(c->pages.fd);
 		if (c->cwd_fd >= 0)
 			close(c->cwd_fd);
+		cgroup_ns_release(c);
+		free(c->cgns_fd);
 		free(c->trs);
 		free(c);
 	}
@@ -1049,6 +1054,22 @@ static int plan_fds(struct rst_tree *t)
 		if (c->cwd_fd < 0)
 			return pr_perror("restore: dup");
 		t->fd_top = c->cwd_fd + 1;
+	}
+	/* the roots of the cgroup namespaces, entered by their creators; each is created by
+	 * a task that sits in the roots of the nearest namespace up its creator chain */
+	for (size_t i = 0; i < t->n; i++) {
+		if (!t->procs[i] || !t->procs[i]->core->cgroupns)
+			continue;
+		const CgroupNs *from = NULL;
+		ssize_t k = i ? task_index(t->inv, creator_of(t->inv, i)) : -1;
+		for (size_t hops = 0; k >= 0 && !from && hops < t->n; hops++) {
+			if (t->procs[k])
+				from = t->procs[k]->core->cgroupns;
+			k = k ? task_index(t->inv, creator_of(t->inv, (size_t)k)) : -1;
+		}
+		ret = cgroup_ns_prepare(t->procs[i], from, &t->fd_top);
+		if (ret)
+			return ret;
 	}
 	struct rlimit nofile;
 	rlim_t need = (rlim_t)(t->fd_top + 80);
@@ -1176,6 +1197,9 @@ int restore_run(const struct restore_opts *o)
 			close(t.gfd[i]);
 			t.gfd[i] = -1;
 		}
+	for (size_t i = 0; i < t.n; i++)
+		if (t.procs[i])
+			cgroup_ns_release(t.procs[i]);
 
 	uint64_t vdso = 0, vdso_len = 0, t0 = now_ns();
 	ret = self_vdso(&vdso, &vdso_len);

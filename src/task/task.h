@@ -69,6 +69,9 @@ struct dump_ctx {
 	Files *files;
 	struct img_dir *img;  /* shared by every process of the tree */
 	bool rs_ready;
+	/* the cgroup namespace it is in when the tree created it (its own or an
+	 * ancestor's core->cgroupns), NULL for the dumper's: set by ns_dump_tree */
+	const CgroupNs *cgns;
 };
 
 #define MAX_JOIN_NS 8
@@ -117,6 +120,10 @@ struct rst_ctx {
 	uint32_t n_gfd;
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
+	int *cgns_fd;      /* cgroup.procs of each root of the cgroup namespace it creates,
+			    * opened by stasis (-1: created there anyway, or the hierarchy is
+			    * not mounted), src/cgroup.c */
+	size_t n_cgns_fd;
 };
 
 /* The remote engine of thread @i (0: main) of a dump or a restore. */

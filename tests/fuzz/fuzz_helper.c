@@ -10,6 +10,7 @@
 
 #include "helper/policy.h"
 #include "helper/proto.h"
+#include "proc/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -70,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > 0)
 		(void)subid_covers(sr, (size_t)n, sr[0].start, sr[0].count);
 	int pid;
-	if (pidfd_fdinfo_pid(text, &pid) == 0 && pid <= 0)
+	if (proc_parse_pidfd_pid(text, &pid) == 0 && pid <= 0)
 		abort();
 	free(text);
 	return 0;

@@ -65,6 +65,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (mi || nm) {
 		abort();
 	}
+	struct proc_cgroup *cg = NULL;
+	size_t ncg = 0;
+	if (proc_parse_cgroup(buf, &cg, &ncg) == 0) {
+		for (size_t i = 0; i < ncg; i++)
+			if (cg[i].path[0] != '/' || strlen(cg[i].path) > PROC_MAX_CGROUP_PATH ||
+			    !cg[i].controllers[0] != !cg[i].hierarchy || ncg > PROC_MAX_CGROUPS)
+				abort(); /* the parser promised these */
+		proc_cgroups_free(cg, ncg);
+	} else if (cg || ncg) {
+		abort();
+	}
 	free(buf);
 
 	uint64_t auxv[64];

@@ -3,6 +3,8 @@
  *
  *   imgedit DIR PID creds-root        every uid/gid of core-PID.img's creds -> 0
  *   imgedit DIR PID file-path PATH    the path of every regular file of files-PID.img
+ *   imgedit DIR PID cgns-root PATH    core-PID.img's task created a cgroup namespace whose
+ *                                     cgroup v2 root is PATH
  *
  * Not part of stasis: a test tool. */
 #include <fcntl.h>
@@ -16,7 +18,7 @@
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: imgedit DIR PID creds-root | file-path PATH\n");
+		fprintf(stderr, "usage: imgedit DIR PID creds-root | file-path PATH | cgns-root PATH\n");
 		return 2;
 	}
 	struct img_dir d = { .dfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
@@ -55,6 +57,31 @@ int main(int argc, char **argv)
 		unlinkat(d.dfd, name, 0);
 		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
+	} else if (!strcmp(argv[3], "cgns-root") && argc == 5) {
+		Core *c = img_read_msg(d.dfd, IMG_CORE, pid);
+		if (!c)
+			return 1;
+		if (c->cgroupns)
+			protobuf_c_message_free_unpacked(&c->cgroupns->base, NULL);
+		CgroupNs *ns = c->cgroupns = malloc(sizeof(*ns));
+		CgroupNsRoot *r = malloc(sizeof(*r));
+		if (!ns || !r)
+			return 1;
+		cgroup_ns__init(ns);
+		cgroup_ns_root__init(r);
+		ns->id = c->ns ? c->ns->cgroup : 1;
+		ns->roots = malloc(sizeof(*ns->roots));
+		r->controllers = strdup("");
+		r->root = strdup(argv[4]);
+		if (!ns->roots || !r->controllers || !r->root)
+			return 1;
+		ns->roots[0] = r;
+		ns->n_roots = 1;
+		char name[64];
+		snprintf(name, sizeof(name), "core-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = img_write_msg(&d, IMG_CORE, pid, &c->base) ? 1 : 0;
+		protobuf_c_message_free_unpacked(&c->base, NULL);
 	}
 	close(d.dfd);
 	return ret;

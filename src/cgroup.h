@@ -1,0 +1,55 @@
+/* Cgroup membership and cgroup namespaces (src/cgroup.c). The membership entry points
+ * (cgroup_dump, cgroup_restore_remote) are in task/task.h with the other modules'. */
+#ifndef STASIS_CGROUP_H
+#define STASIS_CGROUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "task/task.h"
+
+/* A cgroup path of an image: absolute, at most PROC_MAX_CGROUP_PATH bytes, no empty,
+ * "." or ".." component ("/" itself is clean). */
+bool cgroup_path_is_clean(const char *p);
+
+/* The root of a cgroup namespace from what a task in it shows: @outside is its cgroup
+ * read from outside (by the dumper), @inside the same line read from inside the
+ * namespace; the root is @outside without the suffix @inside. 0 with the root in @out,
+ * -ERANGE when the task sits outside its namespace's root (@inside has "/.."), -EINVAL
+ * when @inside is not a suffix of @outside at a component boundary, -ENAMETOOLONG. Pure. */
+int cgroup_ns_root(const char *outside, const char *inside, char *out, size_t len)
+	__must_check;
+
+/* Does a v1 mount with superblock options @opts ("rw,cpu,cpuacct") hold every
+ * controller (or "name=") of @controllers ("cpu,cpuacct")? Pure. */
+bool cgroup_opts_have(const char *opts, const char *controllers);
+
+/* Dump, from src/ns.c: @c created its cgroup namespace (it differs from its parent's):
+ * record its root per hierarchy (c->core->cgroupns), reading /proc/self/cgroup inside
+ * the task with remote syscalls; its owner must be the task's user namespace. */
+int cgroup_ns_dump(struct dump_ctx *c) __must_check;
+
+/* Dump, from src/mnt.c: the root of a fresh cgroup/cgroup2 mount (@root as the dumper
+ * sees it) relative to the cgroup namespace @ns its mount namespace is rebuilt in (NULL:
+ * the dumper's, @root unchanged), in @out. -EOPNOTSUPP (logged) when it lies outside. */
+int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fstype,
+		      const char *opts, const char *root, char *out, size_t len) __must_check;
+
+/* Restore, on load: membership paths and the cgroup namespace of @core are sane. */
+int cgroup_validate(const Core *core, pid_t pid) __must_check;
+/* In the restoring stasis before any process exists: open the cgroup.procs file of each
+ * root of the cgroup namespace @c creates (created if missing), at fds >= *fd_top
+ * (moved past them); inherited by every restore child. Not for a root where @c starts
+ * anyway: its creator sits in the roots of @from (the cgroup namespace created by the
+ * nearest task up its creator chain; NULL: in stasis's cgroups), so that a restorer
+ * without rights over the cgroups can rebuild a namespace rooted where it is. */
+int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top) __must_check;
+/* Close what cgroup_ns_prepare opened (stasis's copies). */
+void cgroup_ns_release(struct rst_ctx *c);
+/* Restore child of a task that created a cgroup namespace, before anything else that
+ * depends on it (the mount tree): into the namespace's root cgroups, then
+ * unshare(CLONE_NEWCGROUP). The move into its own cgroups comes later (the restorer's
+ * cgroup_restore_remote). */
+int cgroup_ns_restore_child(struct rst_ctx *c) __must_check;
+
+#endif

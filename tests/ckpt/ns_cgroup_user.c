@@ -1,0 +1,241 @@
+// stasis-test: timeout=40 needs=root
+/* A cgroup namespace owned by a user namespace of the tree. The root makes A and A/B
+ * (cgroup v2) and moves its child into A; the child unshares a user namespace and a
+ * cgroup namespace at once (the cgroup namespace is then owned by the new user
+ * namespace), the root writes its maps (0..1999 -> 10000..) and moves it into A/B. After
+ * restore: the child sees itself at /B, its cgroup namespace is owned by its own user
+ * namespace (NS_GET_USERNS), both differ from the root's, and from outside it is in A/B.
+ * Sabotage: the root moves the child back into A after the restore. */
+#include "lib.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TXT 4096
+
+static char v2[128], a_path[400];
+static pid_t child = -1;
+
+struct answer {
+	char self[TXT];
+	uint64_t user, cgns, owner; /* inodes: its user and cgroup namespaces, the owner */
+	int32_t uid;
+};
+
+static void read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
+static int write_text(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int ok = fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+static int move(pid_t pid, const char *sub)
+{
+	char path[600], s[32];
+	snprintf(path, sizeof(path), "%s%s/cgroup.procs", a_path, sub);
+	snprintf(s, sizeof(s), "%d", (int)pid);
+	return write_text(path, s);
+}
+
+static int find_v2(void)
+{
+	char mi[65536], cg[TXT], own[256];
+	read_text("/proc/self/mountinfo", mi, sizeof(mi));
+	read_text("/proc/self/cgroup", cg, sizeof(cg));
+	char *save = NULL;
+	for (char *l = strtok_r(mi, "\n", &save); l && !v2[0]; l = strtok_r(NULL, "\n", &save)) {
+		char mnt[128], fstype[64];
+		char *sep = strstr(l, " - ");
+		if (sep && sscanf(l, "%*s %*s %*s %*s %127s", mnt) == 1 &&
+		    sscanf(sep + 3, "%63s", fstype) == 1 && !strcmp(fstype, "cgroup2"))
+			snprintf(v2, sizeof(v2), "%s", mnt);
+	}
+	char *p = strstr(cg, "0::/");
+	if (!v2[0] || !p || (p != cg && p[-1] != '\n'))
+		return -1;
+	p += 3;
+	snprintf(own, sizeof(own), "%.*s", (int)strcspn(p, "\n"), p);
+	snprintf(a_path, sizeof(a_path), "%s%s/stasis-cgns-%d", v2, strcmp(own, "/") ? own : "",
+		 (int)getpid());
+	return 0;
+}
+
+static void cleanup(void)
+{
+	char b[600];
+	if (child > 0) {
+		kill(child, SIGKILL);
+		alarm(10);
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+			;
+		alarm(0);
+		child = -1;
+	}
+	snprintf(b, sizeof(b), "%s/B", a_path);
+	for (int tries = 0; rmdir(b) < 0 && errno == EBUSY && tries < 100; tries++)
+		usleep(20000);
+	for (int tries = 0; rmdir(a_path) < 0 && errno == EBUSY && tries < 100; tries++)
+		usleep(20000);
+}
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			cleanup();                                                                 \
+			test_fail(__VA_ARGS__);                                                    \
+		}                                                                                  \
+	} while (0)
+
+static int read_within(int fd, void *buf, size_t len, int ms)
+{
+	size_t got = 0;
+	while (got < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static uint64_t ino_of(int fd)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+static uint64_t ns_ino(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+static __attribute__((noreturn)) void child_main(int q, int a)
+{
+	char c;
+	/* moved into A by the root; once its maps are written it takes uid 0 inside */
+	if (read(q, &c, 1) != 1 || unshare(CLONE_NEWUSER | CLONE_NEWCGROUP) < 0 ||
+	    write(a, "u", 1) != 1 || read(q, &c, 1) != 1 || setresgid(0, 0, 0) < 0 ||
+	    setresuid(0, 0, 0) < 0)
+		_exit(1);
+	static struct answer ans;
+	while (read(q, &c, 1) == 1 && c == 'v') {
+		memset(&ans, 0, sizeof(ans));
+		read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
+		ans.user = ns_ino("/proc/self/ns/user");
+		ans.cgns = ns_ino("/proc/self/ns/cgroup");
+		int fd = open("/proc/self/ns/cgroup", O_RDONLY | O_CLOEXEC);
+		int ufd = fd >= 0 ? ioctl(fd, NS_GET_USERNS) : -1;
+		ans.owner = ino_of(ufd);
+		if (fd >= 0)
+			close(fd);
+		if (ufd >= 0)
+			close(ufd);
+		ans.uid = (int32_t)getuid();
+		if (test_write_full(a, &ans, sizeof(ans)) < 0)
+			_exit(2);
+	}
+	_exit(0);
+}
+
+static void ask(int q, int a, struct answer *ans)
+{
+	char c = 'v';
+	CHECK(write(q, &c, 1) == 1 && read_within(a, ans, sizeof(*ans), 10000) == 0,
+	      "no answer from the child");
+}
+
+static void verify(const struct answer *ans, const char *when)
+{
+	char path[64], outside[TXT], full[500];
+	CHECK(strstr(ans->self, "0::/B\n") != NULL, "%s: the child sees itself as:\n%s", when,
+	      ans->self);
+	CHECK(ans->uid == 0, "%s: the child is uid %d inside", when, ans->uid);
+	CHECK(ans->user && ans->user != ns_ino("/proc/self/ns/user"),
+	      "%s: the child is not in a user namespace of its own", when);
+	CHECK(ans->cgns && ans->cgns != ns_ino("/proc/self/ns/cgroup"),
+	      "%s: the child is not in a cgroup namespace of its own", when);
+	CHECK(ans->owner == ans->user,
+	      "%s: the child's cgroup namespace is owned by user namespace %llu, not its own %llu",
+	      when, (unsigned long long)ans->owner, (unsigned long long)ans->user);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)child);
+	read_text(path, outside, sizeof(outside));
+	snprintf(full, sizeof(full), "0::%s/B\n", a_path + strlen(v2));
+	CHECK(strstr(outside, full) != NULL, "%s: from outside the child is in:\n%s", when,
+	      outside);
+}
+
+int main(int argc, char **argv)
+{
+	int q[2], a[2];
+	char b[600];
+	test_init(argc, argv);
+	if (find_v2() < 0)
+		test_fail("no cgroup v2 mount or no cgroup v2 line in /proc/self/cgroup");
+	snprintf(b, sizeof(b), "%s/B", a_path);
+	CHECK((mkdir(a_path, 0755) == 0 || errno == EEXIST) && (mkdir(b, 0755) == 0 || errno == EEXIST),
+	      "mkdir %s: %s", b, strerror(errno));
+	CHECK(pipe(q) == 0 && pipe(a) == 0, "pipe: %s", strerror(errno));
+	child = fork();
+	CHECK(child >= 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		signal(SIGTERM, SIG_IGN);
+		child_main(q[0], a[1]);
+	}
+	char c = 'g', path[64];
+	CHECK(move(child, "") == 0 && write(q[1], &c, 1) == 1, "cannot move the child into A");
+	CHECK(read_within(a[0], &c, 1, 10000) == 0 && c == 'u', "the child did not unshare");
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)child);
+	CHECK(write_text(path, "0 10000 2000") == 0, "write %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)child);
+	CHECK(write_text(path, "0 10000 2000") == 0, "write %s: %s", path, strerror(errno));
+	CHECK(move(child, "/B") == 0 && write(q[1], &c, 1) == 1, "cannot move the child into A/B");
+	struct answer ans;
+	ask(q[1], a[0], &ans);
+	verify(&ans, "before");
+	test_ready();
+	test_wait();
+	if (test_sabotage())
+		(void)!move(child, "");
+	ask(q[1], a[0], &ans);
+	verify(&ans, "after restore");
+	c = 'q';
+	CHECK(write(q[1], &c, 1) == 1, "write: %s", strerror(errno));
+	int st = 0;
+	alarm(10);
+	pid_t w = waitpid(child, &st, 0);
+	alarm(0);
+	if (w == child)
+		child = -1;
+	CHECK(w > 0 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
+	cleanup();
+	test_pass();
+}
