@@ -295,7 +295,41 @@ static int set_fsid(struct rst_ctx *c, long nr, const char *name, uint32_t want)
 	return 0;
 }
 
-static int set_caps(struct rst_ctx *c, const Creds *img)
+static const char *const cap_names[] = {
+	"chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid",
+	"setuid", "setpcap", "linux_immutable", "net_bind_service", "net_broadcast",
+	"net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio",
+	"sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
+	"sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
+	"audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm",
+	"block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+};
+
+/* "cap_a,cap_b,..." for the bits of @mask (at most 6 named, then "..."). */
+static void cap_list(uint64_t mask, char *buf, size_t len)
+{
+	size_t off = 0;
+	int named = 0;
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < 64 && off + 1 < len; i++) {
+		if (!(mask & (1ULL << i)))
+			continue;
+		int n;
+		if (named++ == 6)
+			n = snprintf(buf + off, len - off, ",...");
+		else if (named > 7)
+			continue;
+		else if (i < ARRAY_SIZE(cap_names))
+			n = snprintf(buf + off, len - off, "%scap_%s", off ? "," : "", cap_names[i]);
+		else
+			n = snprintf(buf + off, len - off, "%scap_%u", off ? "," : "", i);
+		if (n < 0)
+			break;
+		off += MIN((size_t)n, len - off - 1);
+	}
+}
+
+static int set_caps(struct rst_ctx *c, const Creds *img, uint64_t held)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct data[2];
@@ -313,6 +347,13 @@ static int set_caps(struct rst_ctx *c, const Creds *img)
 		return (int)r;
 	r = rcall(c, "capset", SYS_capset, c->rs.scratch + SCR_CAP_HDR,
 		  c->rs.scratch + SCR_CAP_DATA, 0);
+	uint64_t missing = img->cap_prm & ~held;
+	if (r == -EPERM && missing) {
+		char names[160];
+		cap_list(missing, names, sizeof(names));
+		return refused(c, r, "grant capabilities the restorer does not hold (%s: 0x%llx)",
+			       names, (unsigned long long)missing);
+	}
 	if (r < 0)
 		return refused(c, r,
 			       "set capabilities (permitted 0x%llx, effective 0x%llx, "
@@ -390,7 +431,7 @@ static int apply_creds(struct rst_ctx *c, const Creds *img, const Creds *himg,
 	ret = set_fsid(c, SYS_setfsuid, "setfsuid", img->fsuid);
 	if (ret)
 		return ret;
-	ret = set_caps(c, img);
+	ret = set_caps(c, img, st->cap_prm);
 	if (ret)
 		return ret;
 	if (img->cap_amb || st->cap_amb) {

@@ -1007,6 +1007,14 @@ while True:
             raise Failure("the error does not name the refused id: %s" % line)
         return line
 
+    def bad_restore_user_caps(self):
+        argv, pid = self.user_variant("caps-full", "caps-full")
+        line = self.expect_failure(argv, "a user restoring an image edited to hold every "
+                                   "capability", pid=pid)
+        if "cap_chown" not in line or "does not hold" not in line or "0xffffffffff" not in line:
+            raise Failure("the error does not name the missing capabilities: %s" % line)
+        return line
+
     def bad_restore_user_root_file(self):
         secret = os.path.join(self.tmp, "root-only")
         with open(secret, "w") as f:
@@ -1487,7 +1495,8 @@ while True:
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
               "bad_restore_flipped_pages", "bad_restore_cgns_root", "bad_restore_pid_taken",
               "bad_dump_outside_session", "bad_restore_user_claims_root",
-              "bad_restore_user_root_file", "bad_restore_user_userns_map",
+              "bad_restore_user_root_file", "bad_restore_user_caps",
+              "bad_restore_user_userns_map",
               "restore_user_helper", "restore_user_helper_tree", "restore_veth_external",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
               "bad_dump_cgns_owner",
