@@ -1491,6 +1491,63 @@ while True:
             wait_pid(pid, time.monotonic() + 5)
             reap_all()
 
+    def restore_mnt_root(self):
+        """--root: the root mount declared external at dump (`--external mnt[/]:rootfs`);
+        a restore without --root fails naming it; with `--root DIR` (an overlay of the
+        host's / with a marker file on top, made by the check) the restored task's root
+        is DIR: the marker is there."""
+        p, mnt = self.start_overlay("ovl-root")
+        img = os.path.join(self.tmp, "ovl-root-img")
+        pid = p.pid
+        try:
+            rc, out, err = run_cmd([self.stasis, "dump", "-t", str(pid), "-D", img,
+                                    "--no-sync", "--external", "mnt[/]:rootfs",
+                                    "--external", "mnt[%s]:ovl" % mnt],
+                                   BAD_TIMEOUT, cwd=self.tmp)
+            if rc != 0:
+                raise Failure("dump with --external mnt[/] failed: %s" % err.strip()[:300])
+            p.wait(timeout=10)
+        finally:
+            self.stop_overlay(p)
+        ovl = os.path.join(self.tmp, "ovl-root")
+        argv = self.restore_argv(img) + ["--external", "mnt[ovl]:%s/l" % ovl]
+        line = self.expect_failure(argv, "restore without --root", pid=pid)
+        if "--root DIR" not in line:
+            raise Failure("the error does not name --root: %r" % line)
+        t, r = os.path.join(ovl, "t"), os.path.join(ovl, "r")
+        os.makedirs(t)
+        os.makedirs(r)
+        mounted = []
+        try:
+            for argv_m, where in ((["mount", "-t", "tmpfs", "stasis-root", t], t),
+                                  (["mount", "-t", "overlay", "overlay", "-o",
+                                    "lowerdir=/,upperdir=%s/u,workdir=%s/w" % (t, t), r], r)):
+                if where == r:
+                    os.makedirs(os.path.join(t, "u"))
+                    os.makedirs(os.path.join(t, "w"))
+                    with open(os.path.join(t, "u", "stasis-root-marker"), "w") as f:
+                        f.write("x")
+                rc, _, err = run_cmd(argv_m, 10)
+                if rc != 0:
+                    raise Skip("cannot make an overlay of / here: %s" % err.strip()[:100])
+                mounted.insert(0, where)
+            rc, out, err = run_cmd(argv + ["--root", r], BAD_TIMEOUT, cwd=self.tmp)
+            try:
+                if rc != 0:
+                    raise Failure("restore with --root failed: %s" % err.strip()[:300])
+                if not os.path.exists("/proc/%d/root/stasis-root-marker" % pid):
+                    raise Failure("the restored root is not the --root directory")
+                if os.path.exists("/stasis-root-marker"):
+                    raise Failure("the marker leaked into the host's root")
+            finally:
+                kill_pid(pid)
+                wait_pid(pid, time.monotonic() + 5)
+                reap_all()
+            return "the restored root is %s (its marker file is at /)" % r
+        finally:
+            for m in mounted:
+                run_cmd(["umount", "-l", m], 10)
+
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
               "bad_restore_flipped_pages", "bad_restore_cgns_root", "bad_restore_pid_taken",
@@ -1500,7 +1557,7 @@ while True:
               "restore_user_helper", "restore_user_helper_tree", "restore_veth_external",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
               "bad_dump_cgns_owner",
-              "bad_restore_mnt_missing_external"]
+              "bad_restore_mnt_missing_external", "restore_mnt_root"]
 
     def close(self):
         if getattr(self, "urun", None):
