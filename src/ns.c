@@ -133,6 +133,23 @@ int ns_enter_time_for_children(const TimeNs *t)
 	return 0;
 }
 
+int ns_enter_to_read(int nsfd, int nstype)
+{
+	/* setns needs CAP_SYS_ADMIN over the namespace's owning user namespace and in the
+	 * caller's own one: a stasis without it (a user with CAP_CHECKPOINT_RESTORE) first
+	 * enters the owning user namespace, where its owner has every capability. Ids read
+	 * there (IPC owners) are then as the tasks of that namespace see them, as the
+	 * restore creates them. */
+	_cleanup_close_ int ufd = ioctl(nsfd, NS_GET_USERNS);
+	struct stat owner, mine;
+	if (ufd < 0 || fstat(ufd, &owner) < 0 || stat("/proc/self/ns/user", &mine) < 0)
+		return -errno;
+	if ((owner.st_ino != mine.st_ino || owner.st_dev != mine.st_dev) &&
+	    setns(ufd, CLONE_NEWUSER) < 0)
+		return -errno;
+	return setns(nsfd, nstype) < 0 ? -errno : 0;
+}
+
 /* hostname and domainname of the UTS namespace of @pid, read by a child that joins it. */
 static int read_uts(pid_t pid, UtsNs **out)
 {
@@ -153,7 +170,7 @@ static int read_uts(pid_t pid, UtsNs **out)
 	}
 	if (child == 0) {
 		struct utsname u;
-		if (setns(nsfd, CLONE_NEWUTS) < 0 || uname(&u) < 0)
+		if (ns_enter_to_read(nsfd, CLONE_NEWUTS) || uname(&u) < 0)
 			_exit(1);
 		(void)!write(p[1], &u, sizeof(u));
 		_exit(0);
