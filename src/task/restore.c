@@ -52,6 +52,7 @@ struct rst_tree {
 	int status_rd;           /* stasis's end of the status pipe (closed in the tasks) */
 	int proc_dfd;            /* /proc of stasis, for every task (the pids are its pids) */
 	int go_rd;               /* a new task waits here for its creator's go */
+	int dumpable_wr;         /* ... after saying here that it made itself dumpable */
 	int pidreq_rd, pidreq_wr; /* pids at levels a creator cannot set (task/pidreq.c) */
 	int fd_top;              /* above every fd stasis hands down to the tasks */
 	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
@@ -248,6 +249,8 @@ static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exi
 		.set_tid = nids ? (uint64_t)(uintptr_t)set : 0,
 		.set_tid_size = nids,
 	};
+	pr_debug("restore: clone3 flags %#llx, %zu pids (innermost %d) for pid %d",
+		 (unsigned long long)ca.flags, nids, nids ? set[0] : 0, want);
 	pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
 	if (child < 0) {
 		int err = errno;
@@ -324,6 +327,19 @@ static bool pid_in_image(void *arg, pid_t pid)
 	return task_index(t->inv, pid) >= 0;
 }
 
+/* A new task in a user namespace of its own said it is dumpable (its /proc files, the
+ * maps among them, are then its owner's, not root's). */
+static int wait_dumpable(int fd, pid_t pid)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c = 0;
+	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1 || c != 'd') {
+		pr_err("restore: pid %d did not get ready for its user namespace maps", pid);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Create task @j with its pids; does not return in the child. Returns its pid (as the
  * creator sees it) or -errno. The new task waits for the creator's go when the creator
  * must first write its user namespace maps, or have stasis check its pid: pids at levels
@@ -341,11 +357,17 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 		return -EOPNOTSUPP;
 	}
 	for (int attempt = 0;; attempt++) {
-		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, pidfd = -1;
+		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;
 		int32_t answer = 0;
 		if ((u || skip) && pipe2(go, O_CLOEXEC) < 0)
 			return pr_perror("restore: pipe");
+		if (u && pipe2(dm, O_CLOEXEC) < 0) {
+			ret = pr_perror("restore: pipe");
+			close(go[0]);
+			close(go[1]);
+			return ret;
+		}
 		if (skip) {
 			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
 				ret = pr_perror("restore: socketpair");
@@ -363,10 +385,15 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 				close(go[1]);
 				if (priv[0] >= 0)
 					close(priv[0]);
+				if (dm[0] >= 0) {
+					close(dm[0]);
+					close(dm[1]);
+				}
 				return ret;
 			}
 		}
 		t->go_rd = go[0];
+		t->dumpable_wr = dm[1];
 		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
 					     flags, skip, skip ? &pidfd : NULL);
 		if (child == 0) {
@@ -374,8 +401,13 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 				close(go[1]);
 			if (priv[0] >= 0)
 				close(priv[0]);
+			if (dm[0] >= 0)
+				close(dm[0]);
 			restore_task(t, j);
 		}
+		t->dumpable_wr = -1;
+		if (dm[1] >= 0)
+			close(dm[1]);
 		ret = child < 0 ? -errno : 0;
 		if (skip) {
 			int32_t verdict = -EIO;
@@ -392,6 +424,10 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			close(go[0]);
 			t->go_rd = -1;
 		}
+		if (!ret && u)
+			ret = wait_dumpable(dm[0], e->pid);
+		if (dm[0] >= 0)
+			close(dm[0]);
 		if (!ret && u)
 			ret = userns_write_maps(t->proc_dfd, e->pid, u);
 		if (!ret && go[1] >= 0 && write(go[1], "g", 1) != 1)
@@ -526,6 +562,18 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	if (t->status_rd >= 0) {
 		close(t->status_rd);
 		t->status_rd = -1;
+	}
+	/* A stasis with file capabilities is not dumpable, nor is this fork of it, so its
+	 * /proc files are root's: a task in a new user namespace becomes dumpable before its
+	 * creator writes its maps (it holds no privilege outside that namespace any more:
+	 * capabilities are relative to the user namespace). */
+	if (t->dumpable_wr >= 0) {
+		if (prctl(PR_GET_DUMPABLE) != 1 && prctl(PR_SET_DUMPABLE, 1) < 0)
+			child_fail(st, e->pid, pr_perror("restore: make pid %d dumpable", e->pid));
+		if (write(t->dumpable_wr, "d", 1) != 1)
+			child_fail(st, e->pid, pr_perror("restore: pid %d: tell its creator", e->pid));
+		close(t->dumpable_wr);
+		t->dumpable_wr = -1;
 	}
 	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd)))
 		child_fail(st, e->pid, ret);
@@ -898,6 +946,7 @@ static int plan_shm(struct rst_tree *t)
 int restore_run(const struct restore_opts *o)
 {
 	struct rst_tree t = { .opts = o, .status_wr = -1, .status_rd = -1, .go_rd = -1,
+			      .dumpable_wr = -1,
 			      .pidreq_rd = -1, .pidreq_wr = -1 };
 	int pipefd[2] = { -1, -1 };
 	pid_t root = -1;
