@@ -105,6 +105,15 @@ static int open_beneath(int dfd, const char *rel, uint64_t resolve, int flags)
 	return sys_openat2(dfd, rel, &how, sizeof(how));
 }
 
+/* The index of the mount with id @id among the first @below of @ns, or -1. */
+static ssize_t mount_index(const MntNs *ns, uint32_t id, size_t below)
+{
+	for (size_t j = 0; j < below; j++)
+		if (ns->mounts[j]->id == id)
+			return (ssize_t)j;
+	return -1;
+}
+
 /* --- externals ---------------------------------------------------------------------- */
 
 int mnt_parse_external(const char *arg, bool at_dump, char **a, char **b)
@@ -612,12 +621,55 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 	return ret;
 }
 
+/* Mark the mounts the namespace was made with (copies of the creator's mounts still in
+ * place, whatever their kind for a rebuild: a hidden one is a fresh mount there): @x
+ * (mountinfo of image mount k, parents first) is at the same mount point as a creator
+ * mount not matched yet, with the same root, device (so the same superblock) and
+ * filesystem, and its parent is the copy of that mount's parent (the root: of the
+ * creator's root). Matched one to one, so that stacked mounts pair up in order. External
+ * mounts are the user's to map. */
+static void mark_copies(MntNs *ns, struct mountinfo *const *x, const struct creator_view *cv)
+{
+	_cleanup_free_ ssize_t *match = malloc(ns->n_mounts * sizeof(ssize_t));
+	_cleanup_free_ bool *used = calloc(cv->n + 1, sizeof(bool));
+	if (!match || !used)
+		return; /* nothing marked: the restore rebuilds every mount */
+	for (size_t k = 0; k < ns->n_mounts; k++) {
+		Mount *m = ns->mounts[k];
+		ssize_t p = k ? mount_index(ns, m->parent_id, k) : -1;
+		match[k] = -1;
+		if (m->kind == MOUNT_KIND__MOUNT_EXTERNAL || (k && (p < 0 || match[p] < 0)))
+			continue;
+		for (size_t j = 0; j < cv->n; j++) {
+			const struct mountinfo *h = &cv->mi[j];
+			if (used[j] || h->major != x[k]->major || h->minor != x[k]->minor ||
+			    strcmp(h->mountpoint, x[k]->mountpoint) || strcmp(h->root, x[k]->root) ||
+			    strcmp(h->fstype, x[k]->fstype))
+				continue;
+			bool parent_ok = true;
+			if (k) {
+				parent_ok = h->parent == cv->mi[match[p]].id;
+			} else {
+				for (size_t i = 0; i < cv->n; i++)
+					parent_ok &= cv->mi[i].id != h->parent;
+			}
+			if (!parent_ok)
+				continue;
+			used[j] = true;
+			match[k] = (ssize_t)j;
+			m->has_copied = m->copied = true;
+			break;
+		}
+	}
+}
+
 int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 {
 	struct creator_view cv = { .rootfd = -1 };
 	struct mountinfo *mi = NULL;
 	size_t n = 0;
 	_cleanup_free_ size_t *order = NULL;
+	_cleanup_free_ struct mountinfo **by_k = NULL;
 	_cleanup_close_ int task_root = -1;
 	uint64_t ns_bytes = 0;
 	MntNs *ns = NULL;
@@ -632,12 +684,13 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 	if (ret)
 		goto out;
 	order = malloc(n * sizeof(*order));
+	by_k = malloc(n * sizeof(*by_k));
 	ns = malloc(sizeof(*ns));
 	if (ns)
 		mnt_ns__init(ns);
 	if (ns)
 		ns->mounts = calloc(n, sizeof(*ns->mounts));
-	if (!order || !ns || !ns->mounts) {
+	if (!order || !by_k || !ns || !ns->mounts) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -650,7 +703,7 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 		goto out;
 	}
 	for (size_t k = 0; k < n && !ret; k++) {
-		const struct mountinfo *x = &mi[order[k]];
+		struct mountinfo *x = by_k[k] = &mi[order[k]];
 		if (!path_is_clean(x->mountpoint, true) || !path_is_clean(x->root, true)) {
 			pr_err("dump: mount %u has an unusable path (%s, root %s)", x->id,
 			       x->mountpoint, x->root);
@@ -673,6 +726,8 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 			 x->fstype, m->kind, m->host_path ? " from " : "",
 			 m->host_path ? m->host_path : "");
 	}
+	if (!ret)
+		mark_copies(ns, by_k, &cv);
 out:
 	if (ret && ns)
 		mnt_ns__free_unpacked(ns, NULL);
@@ -686,14 +741,6 @@ out:
 }
 
 /* --- restore: validation ------------------------------------------------------------ */
-
-static ssize_t mount_index(const MntNs *ns, uint32_t id, size_t below)
-{
-	for (size_t j = 0; j < below; j++)
-		if (ns->mounts[j]->id == id)
-			return (ssize_t)j;
-	return -1;
-}
 
 static bool entry_is_valid(const TmpfsEntry *e, size_t k)
 {
@@ -1079,7 +1126,7 @@ static ssize_t peer_in_group(const struct rmount *rm, size_t n, uint32_t g, cons
 {
 	ssize_t best = -1;
 	for (size_t j = 0; j < n; j++)
-		if (rm[j].m->has_shared && rm[j].m->shared == g &&
+		if (rm[j].fd >= 0 && rm[j].m->has_shared && rm[j].m->shared == g &&
 		    (!root || is_under(root, rm[j].m->root)) &&
 		    (best < 0 || strlen(rm[j].m->root) < strlen(rm[best].m->root)))
 			best = (ssize_t)j;
@@ -1125,7 +1172,8 @@ static int restore_propagation(struct rmount *rm, size_t n)
 			if (!ret)
 				ret = set_prop(&rm[i], MS_SHARED, "shared");
 			for (size_t j = 0; j < n && !ret; j++) {
-				if (j == i || !rm[j].m->has_shared || rm[j].m->shared != m->shared)
+				if (j == i || rm[j].fd < 0 || !rm[j].m->has_shared ||
+				    rm[j].m->shared != m->shared)
 					continue;
 				if (!is_under(rm[j].m->root, m->root)) {
 					pr_warn("restore: the mount at %s is left out of its peer group",
@@ -1145,6 +1193,8 @@ static int restore_propagation(struct rmount *rm, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		int ret = 0;
+		if (rm[i].fd < 0)
+			continue; /* a kept copy no path reaches: left private */
 		if (rm[i].m->has_master && !rm[i].m->has_shared)
 			ret = make_slave(rm, n, i);
 		if (!ret && rm[i].m->unbindable)
@@ -1184,6 +1234,144 @@ static int build_tree(struct rst_ctx *c, struct rmount *rm, size_t n)
 	return restore_propagation(rm, n);
 }
 
+/* --- restore: keeping a locked copy ------------------------------------------------- */
+
+/* Are the mounts of the namespace the restore child starts in (a copy of its creator's)
+ * locked? The kernel locks every mount of a copy made for a mount namespace owned by
+ * another user namespace than its source's (CLONE_NEWUSER | CLONE_NEWNS, as
+ * `unshare -Urm` does), so that its less privileged owner cannot reveal what a mount
+ * hides: such a mount can then be neither unmounted nor bound without its locked
+ * children (open_tree without AT_RECURSIVE: EINVAL). Probed on the root. */
+static bool copy_is_locked(void)
+{
+	int fd = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EINVAL;
+}
+
+/* Copy mount @j of @mi (the restore child's own mountinfo) for image mount @i: same
+ * place, root and filesystem, its parent the copy matched to @i's parent (or the root). */
+static bool copy_matches(const struct mountinfo *mi, size_t nmi, size_t j, const Mount *m,
+			 const ssize_t *match, ssize_t parent)
+{
+	if (strcmp(mi[j].mountpoint, m->mountpoint) || strcmp(mi[j].root, m->root) ||
+	    strcmp(mi[j].fstype, m->fstype))
+		return false;
+	if (parent >= 0)
+		return mi[j].parent == mi[match[parent]].id;
+	for (size_t k = 0; k < nmi; k++)
+		if (mi[k].id == mi[j].parent)
+			return false;
+	return true;
+}
+
+/* Image mount @i is kept as the copy @cp: an O_PATH fd of it (-1 if another mount hides
+ * it), its flags set as recorded (only adding locked ones works: they were set so at
+ * dump, where the copy was locked the same way). */
+static int keep_one(int root, struct rmount *rm, size_t i, const struct mountinfo *cp)
+{
+	const Mount *m = rm[i].m;
+	int fd = open_beneath(root, rel_of(m->mountpoint), RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+			      O_PATH | O_DIRECTORY);
+	struct statx sx;
+	if (fd >= 0 && (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 ||
+			sx.stx_mnt_id != cp->id)) {
+		close(fd);
+		fd = -1;
+	}
+	rm[i].fd = fd;
+	if ((cp->flags & MNT_ATTR_ALL) == (m->flags & MNT_ATTR_ALL))
+		return 0;
+	if (fd < 0) {
+		pr_err("restore: mount %s: its flags differ from the copy's, which is hidden",
+		       m->mountpoint);
+		return -EOPNOTSUPP;
+	}
+	struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		return pr_perror("restore: mount %s: set flags %#x on the copied mount",
+				 m->mountpoint, m->flags);
+	return 0;
+}
+
+/* The copy the restore child got is locked, so it cannot be rebuilt mount by mount: the
+ * mounts the dumped namespace was made with (marked copied at dump) are found in it and
+ * kept, and only the mounts the task added are created and attached on top. A mount of
+ * the copy that the dump did not see (mounted on the host since) stays: it is locked. */
+static int keep_copy(struct rst_ctx *c, struct rmount *rm, size_t n)
+{
+	struct mountinfo *mi = NULL;
+	size_t nmi = 0;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return pr_perror("restore: make the copied mount tree private");
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
+	if (!buf)
+		return pr_perror("restore: read /proc/self/mountinfo");
+	if (mountinfo_parse(buf, &mi, &nmi)) {
+		pr_err("restore: malformed /proc/self/mountinfo");
+		return -EINVAL;
+	}
+	_cleanup_free_ ssize_t *match = malloc(n * sizeof(ssize_t));
+	_cleanup_free_ bool *used = calloc(nmi + 1, sizeof(bool));
+	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+	if (!match || !used)
+		ret = -ENOMEM;
+	else if (root < 0)
+		ret = pr_perror("restore: open /");
+	for (size_t i = 0; i < n && !ret; i++) {
+		const Mount *m = rm[i].m;
+		match[i] = -1;
+		if (!m->copied)
+			continue;
+		if (i && match[rm[i].parent] < 0) {
+			pr_err("image: mount %s of pid %d is a copy under a mount that is not",
+			       m->mountpoint, c->pid);
+			ret = -EINVAL;
+			break;
+		}
+		for (size_t j = 0; j < nmi && match[i] < 0; j++)
+			if (!used[j] && copy_matches(mi, nmi, j, m, match, i ? rm[i].parent : -1))
+				match[i] = (ssize_t)j;
+		if (match[i] < 0) {
+			pr_err("mount %s (%s) of pid %d was copied from stasis's namespace at dump, "
+			       "but the copy made at restore has none there: its mounts are locked "
+			       "(owned by a new user namespace), so the tree cannot be rebuilt",
+			       m->mountpoint, m->fstype, c->pid);
+			ret = -ENOENT;
+			break;
+		}
+		used[match[i]] = true;
+		ret = keep_one(root, rm, i, &mi[match[i]]);
+	}
+	for (size_t j = 0; j < nmi && !ret; j++)
+		if (!used[j])
+			pr_warn("restore: the mount at %s (%s) was not in the dumped namespace of "
+				"pid %d: kept (locked in the copy)",
+				mi[j].mountpoint, mi[j].fstype, c->pid);
+	for (size_t i = 0; i < n && !ret; i++)
+		if (!rm[i].m->copied)
+			ret = make_detached(c, rm, i);
+	for (size_t i = 1; i < n && !ret; i++) {
+		if (rm[i].m->copied)
+			continue;
+		if (rm[rm[i].parent].fd < 0) {
+			pr_err("restore: mount %s: the copied mount below it is hidden",
+			       rm[i].m->mountpoint);
+			ret = -EOPNOTSUPP;
+		} else {
+			ret = attach(rm, i);
+		}
+	}
+	if (!ret)
+		ret = restore_propagation(rm, n);
+	mountinfo_free(mi, nmi);
+	return ret;
+}
+
 int mnt_restore_child(struct rst_ctx *c)
 {
 	const MntNs *ns = c->core->mnt;
@@ -1199,7 +1387,8 @@ int mnt_restore_child(struct rst_ctx *c)
 		rm[i].parent = i ? mount_index(ns, rm[i].m->parent_id, i) : -1;
 	}
 	uint64_t t0 = now_ns();
-	int ret = build_tree(c, rm, n);
+	bool keep = ns->mounts[0]->copied && copy_is_locked();
+	int ret = keep ? keep_copy(c, rm, n) : build_tree(c, rm, n);
 	for (size_t i = 0; i < n; i++) {
 		if (rm[i].fd >= 0)
 			close(rm[i].fd);
@@ -1208,7 +1397,8 @@ int mnt_restore_child(struct rst_ctx *c)
 	}
 	free(rm);
 	if (!ret)
-		pr_info("restore: pid %d: %zu mounts rebuilt in %.3f ms", c->pid, n,
+		pr_info("restore: pid %d: %zu mounts %s in %.3f ms", c->pid, n,
+			keep ? "kept or added to the locked copy" : "rebuilt",
 			(double)(now_ns() - t0) / 1e6);
 	return ret;
 }
