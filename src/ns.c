@@ -13,6 +13,7 @@
 #include <string.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -459,4 +460,148 @@ void ns_join_forget(Core *root, int nstype)
 		protobuf_c_message_free_unpacked(&root->net->base, NULL);
 		root->net = NULL;
 	}
+}
+
+/* --- --pin-ns DIR ------------------------------------------------------------------- */
+
+/* Every namespace the restore created is kept alive by a bind mount of its nsfs file on
+ * DIR/<kind>-<pid>, <pid> being the restored task that was put in it when it was made (as
+ * stasis sees it: the dumped pid). Namespaces joined with --join-ns or inherited from
+ * stasis are the caller's, not pinned.
+ *
+ * Done by the restoring stasis itself, which stays outside every namespace it creates
+ * (it is the parent of the restored root), and must: the kernel refuses to bind a mount
+ * namespace's file into a mount namespace that is not older than it (fs/namespace.c,
+ * mnt_ns_loop: a namespace pinned from inside itself or from a younger one could hold a
+ * reference loop and never be freed), so a task of the restored tree could not pin its own
+ * mount namespace; and a task inside the restored user namespace has no CAP_SYS_ADMIN over
+ * the mount namespace DIR lives in (owned by an outer user namespace), so it could not
+ * mount over DIR at all. snap-confine keeps its preserved namespaces the same way, from
+ * outside. */
+
+int ns_pins_open(struct ns_pins *p, const char *dir)
+{
+	memset(p, 0, sizeof(*p));
+	p->dirfd = -1;
+	p->dir = dir;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		pr_err("--pin-ns %s: %s", dir, err == ENOTDIR ? "not a directory" : strerror(err));
+		return -err;
+	}
+	p->dirfd = fd;
+	return 0;
+}
+
+static int pin_plan(struct ns_pins *p, const char *kind, pid_t pid)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 16;
+		struct ns_pin *np = realloc(p->pin, cap * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		p->pin = np;
+		p->cap = cap;
+	}
+	struct ns_pin *x = &p->pin[p->n];
+	memset(x, 0, sizeof(*x));
+	snprintf(x->name, sizeof(x->name), "%s-%d", kind, (int)pid);
+	x->kind = kind;
+	x->pid = pid;
+	struct stat st;
+	if (fstatat(p->dirfd, x->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		pr_err("--pin-ns: %s/%s exists (a pin of an earlier restore?): unmount and "
+		       "remove it first",
+		       p->dir, x->name);
+		return -EEXIST;
+	}
+	if (errno != ENOENT)
+		return pr_perror("--pin-ns: stat %s/%s", p->dir, x->name);
+	p->n++;
+	return 0;
+}
+
+int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid)
+{
+	uint64_t fl = ns_clone_flags(core);
+	static const struct {
+		uint64_t flag;
+		const char *kind;
+	} by_flag[] = { { CLONE_NEWUSER, "user" }, { CLONE_NEWNS, "mnt" },  { CLONE_NEWUTS, "uts" },
+			{ CLONE_NEWIPC, "ipc" },   { CLONE_NEWNET, "net" } };
+	int ret = 0;
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(by_flag); i++)
+		if (fl & by_flag[i].flag)
+			ret = pin_plan(p, by_flag[i].kind, pid);
+	if (!ret && new_pid)
+		ret = pin_plan(p, "pid", pid);
+	if (!ret && core->time_ns)
+		ret = pin_plan(p, "time", pid);
+	return ret;
+}
+
+int ns_pins_make(struct ns_pins *p, int proc_dfd)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct ns_pin *x = &p->pin[i];
+		char src[48];
+		snprintf(src, sizeof(src), "%d/ns/%s", (int)x->pid, x->kind);
+		int fd = openat(p->dirfd, x->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				0600);
+		if (fd < 0)
+			return pr_perror("--pin-ns: create %s/%s", p->dir, x->name);
+		close(fd);
+		x->created = true;
+		/* the namespace itself, not /proc's magic link: a detached bind of the nsfs
+		 * file the link leads to, attached on the pin file */
+		_cleanup_close_ int tree = open_tree(proc_dfd, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (tree < 0)
+			return pr_perror("--pin-ns: bind /proc/%s", src);
+		if (move_mount(tree, "", p->dirfd, x->name, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+			int err = errno;
+			if (err == EINVAL && !strcmp(x->kind, "mnt"))
+				pr_err("--pin-ns: cannot bind the mount namespace of pid %d on %s/%s: "
+				       "the kernel refuses it on a shared mount (it would propagate); "
+				       "make the directory a private mount first (mount --bind DIR DIR; "
+				       "mount --make-private DIR)",
+				       (int)x->pid, p->dir, x->name);
+			else
+				pr_errno(-err, "--pin-ns: mount /proc/%s on %s/%s", src, p->dir, x->name);
+			return -err;
+		}
+		x->mounted = true;
+		pr_info("restore: pinned the %s namespace of pid %d on %s/%s", x->kind, (int)x->pid,
+			p->dir, x->name);
+	}
+	return 0;
+}
+
+void ns_pins_undo(struct ns_pins *p)
+{
+	for (size_t i = p->n; i-- > 0;) {
+		struct ns_pin *x = &p->pin[i];
+		if (x->mounted) {
+			/* through an fd of the pin (the top mount there): no path to resolve */
+			_cleanup_close_ int at = openat(p->dirfd, x->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			char target[64];
+			snprintf(target, sizeof(target), "/proc/self/fd/%d", at);
+			if (at < 0 || umount2(target, MNT_DETACH) < 0)
+				pr_warn("--pin-ns: unmount %s/%s: %s", p->dir, x->name, strerror(errno));
+			x->mounted = false;
+		}
+		if (x->created && unlinkat(p->dirfd, x->name, 0) < 0)
+			pr_warn("--pin-ns: remove %s/%s: %s", p->dir, x->name, strerror(errno));
+		x->created = false;
+	}
+}
+
+void ns_pins_close(struct ns_pins *p)
+{
+	if (p->dirfd >= 0)
+		close(p->dirfd);
+	p->dirfd = -1;
+	free(p->pin);
+	p->pin = NULL;
+	p->n = p->cap = 0;
 }

@@ -11,6 +11,7 @@ static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "                      [--external mnt[KEY]:HOSTPATH]... [--root DIR]\n"
+		   "                      [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -20,6 +21,13 @@ static void restore_usage(FILE *f)
 		   "      --external mnt[KEY]:HOSTPATH  bind HOSTPATH where the mount declared\n"
 		   "                       external with KEY at dump was\n"
 		   "      --root DIR       the root of the restored mount tree (external root)\n"
+		   "      --pin-ns DIR     keep every namespace the restore creates alive: its\n"
+		   "                       nsfs file is bind-mounted on DIR/KIND-PID (KIND user,\n"
+		   "                       pid, mnt, uts, ipc, net or time; PID the restored task\n"
+		   "                       put in it when it was made); enter it later with\n"
+		   "                       nsenter --KIND=FILE (uts, ipc, net: --join-ns too);\n"
+		   "                       an existing file is refused; see README for DIR on a\n"
+		   "                       shared mount\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -36,6 +44,7 @@ int cmd_restore(int argc, char **argv)
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "external", required_argument, NULL, 'E' },
 		{ "root", required_argument, NULL, 'r' },
+		{ "pin-ns", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -86,6 +95,9 @@ int cmd_restore(int argc, char **argv)
 				return 2;
 			}
 			o.root_dir = optarg;
+			break;
+		case 'P':
+			o.pin_dir = optarg;
 			break;
 		case 'v':
 			verbose++;

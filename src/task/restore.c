@@ -57,6 +57,7 @@ struct rst_tree {
 	int fd_top;              /* above every fd stasis hands down to the tasks */
 	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
 	size_t n_join;
+	struct ns_pins pins;     /* --pin-ns */
 };
 
 struct status_msg {
@@ -852,6 +853,7 @@ static void free_tree(struct rst_tree *t)
 	for (size_t k = 0; k < t->n_join; k++)
 		close(t->join_fd[k]);
 	t->n_join = 0;
+	ns_pins_close(&t->pins);
 	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
 	img_dir_close(&t->img);
 }
@@ -953,11 +955,14 @@ int restore_run(const struct restore_opts *o)
 	int ret, status;
 
 	t.img.dfd = -1;
+	t.pins.dirfd = -1;
 	log_set_stage("restore");
 	t.proc_dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t.proc_dfd < 0)
 		return -1000 + pr_perror("restore: open /proc");
-	ret = img_dir_open(&t.img, o->dir);
+	ret = o->pin_dir ? ns_pins_open(&t.pins, o->pin_dir) : 0;
+	if (!ret)
+		ret = img_dir_open(&t.img, o->dir);
 	if (!ret)
 		ret = load_tree(&t);
 	for (size_t k = 0; !ret && k < o->n_join_ns; k++) {
@@ -967,6 +972,11 @@ int restore_run(const struct restore_opts *o)
 			ns_join_forget(t.procs[0]->core, t.join_type[k]);
 		}
 	}
+	/* the namespaces each task is created into (the joined ones are forgotten now) */
+	for (size_t i = 0; !ret && o->pin_dir && i < t.n; i++)
+		if (t.procs[i])
+			ret = ns_pins_add(&t.pins, t.procs[i]->core, t.inv->tasks[i]->pid,
+					  new_pid_ns(t.inv, i));
 	if (!ret)
 		ret = plan_fds(&t);
 	if (!ret)
@@ -1049,6 +1059,10 @@ int restore_run(const struct restore_opts *o)
 		ret = join_groups(&t);
 	if (!ret)
 		stop_helpers(&t);
+	/* Every task exists, still frozen and dying with stasis: a failure from here on
+	 * leaves nothing behind (the pins made are undone below). */
+	if (!ret && o->pin_dir)
+		ret = ns_pins_make(&t.pins, t.proc_dfd);
 	for (size_t i = 0; i < t.n && !ret; i++) {
 		if (!t.procs[i])
 			continue;
@@ -1113,6 +1127,7 @@ fail:
 		while (waitpid(root, &status, __WALL) < 0 && errno == EINTR)
 			;
 	}
+	ns_pins_undo(&t.pins);
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)

@@ -81,6 +81,7 @@ struct restore_opts {
 	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/mnt.c */
 	size_t n_externals;
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
+	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
@@ -157,6 +158,31 @@ int ns_join_open(const char *spec, int *fd, int *nstype) __must_check;
 int ns_enter_to_read(int nsfd, int nstype) __must_check;
 /* The root restored into joined namespaces: forget what it would have created of them. */
 void ns_join_forget(Core *root, int nstype);
+/* --pin-ns DIR (src/ns.c): every namespace the restore created bind-mounted on
+ * DIR/<kind>-<pid> by the restoring stasis. */
+struct ns_pin {
+	char name[32];    /* "<kind>-<pid>" */
+	const char *kind; /* as in /proc/PID/ns/ */
+	pid_t pid;        /* a restored task in the namespace (stasis's view) */
+	bool created, mounted;
+};
+struct ns_pins {
+	const char *dir;
+	int dirfd;
+	struct ns_pin *pin;
+	size_t n, cap;
+};
+/* DIR must be a directory; the one error line names it. */
+int ns_pins_open(struct ns_pins *p, const char *dir) __must_check;
+/* Plan the pins of the namespaces task @pid was restored into new (its core, whether it is
+ * the init of a new pid namespace); refuses a pin file that exists already. */
+int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid) __must_check;
+/* Create the files (0600, empty) and bind /proc/PID/ns/KIND (@proc_dfd: stasis's /proc)
+ * on them; on failure the caller undoes. */
+int ns_pins_make(struct ns_pins *p, int proc_dfd) __must_check;
+/* Unmount and remove every pin made so far (a failed restore). */
+void ns_pins_undo(struct ns_pins *p);
+void ns_pins_close(struct ns_pins *p);
 /* A pid namespace's init: its namespace's last pid (remote, from inside). */
 int ns_dump_last_pid(struct dump_ctx *c) __must_check;
 int ns_restore_last_pid(struct rst_ctx *c) __must_check;
