@@ -553,12 +553,14 @@ int ns_pins_make(struct ns_pins *p, int proc_dfd)
 			return pr_perror("--pin-ns: create %s/%s", p->dir, x->name);
 		close(fd);
 		x->created = true;
-		/* the namespace itself, not /proc's magic link: a detached bind of the nsfs
-		 * file the link leads to, attached on the pin file */
-		_cleanup_close_ int tree = open_tree(proc_dfd, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		if (tree < 0)
-			return pr_perror("--pin-ns: bind /proc/%s", src);
-		if (move_mount(tree, "", p->dirfd, x->name, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		/* A bind of the nsfs file the magic link leads to, with mount(2) through fds
+		 * (stasis's /proc, DIR). Not open_tree + move_mount: in a rootless container
+		 * (6.18) move_mount refused a mount namespace's file with ELOOP where mount(2)
+		 * binds it. */
+		char from[96], to[96];
+		snprintf(from, sizeof(from), "/proc/self/fd/%d/%s", proc_dfd, src);
+		snprintf(to, sizeof(to), "/proc/self/fd/%d/%s", p->dirfd, x->name);
+		if (mount(from, to, NULL, MS_BIND, NULL) < 0) {
 			int err = errno;
 			if (err == EINVAL && !strcmp(x->kind, "mnt"))
 				pr_err("--pin-ns: cannot bind the mount namespace of pid %d on %s/%s: "
