@@ -588,6 +588,12 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 		return -EOPNOTSUPP;
 	}
 	m->kind = MOUNT_KIND__MOUNT_FRESH;
+	struct stat pst;
+	/* a proc shows one pid namespace: that of its pid 1 (its init, which is in it) */
+	if (!strcmp(mi->fstype, "proc") && fd >= 0 && fstatat(fd, "1/ns/pid", &pst, 0) == 0) {
+		m->has_proc_pidns = true;
+		m->proc_pidns = pst.st_ino;
+	}
 	if (!first_of_sb || strcmp(mi->fstype, "tmpfs"))
 		return 0;
 	/* the contents, through the reachable mount of this superblock with the widest
@@ -979,13 +985,21 @@ static void fs_context_messages(int fs, char *buf, size_t size)
 		snprintf(buf + used, size - used, ")");
 }
 
-/* A new superblock of @m's filesystem with its recorded options, mounted detached. */
-static int fresh_sb(const Mount *m)
+/* A new superblock of @m's filesystem with its recorded options, mounted detached; a
+ * proc for pid namespace @pidns if >= 0 (6.18's "pidns" option), else the caller's. */
+static int fresh_sb(const Mount *m, int pidns)
 {
 	_cleanup_close_ int fs = fsopen(m->fstype, FSOPEN_CLOEXEC);
 	if (fs < 0)
 		return pr_perror("restore: mount %s: fsopen %s", m->mountpoint, m->fstype);
 	char msg[512];
+	if (pidns >= 0 && fsconfig(fs, FSCONFIG_SET_FD, "pidns", NULL, pidns) < 0) {
+		int ret = -errno;
+		fs_context_messages(fs, msg, sizeof(msg));
+		return pr_errno(ret, "restore: mount %s: proc of a child's pid namespace "
+				     "(option pidns, Linux 6.18)%s",
+				m->mountpoint, msg);
+	}
 	if (*m->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", m->source, 0) < 0) {
 		int ret = -errno;
 		fs_context_messages(fs, msg, sizeof(msg));
@@ -1026,6 +1040,7 @@ struct rmount {
 	int fd;        /* the mount's root: detached, later attached */
 	ssize_t parent;
 	int sb;        /* fresh superblocks: the detached mount of their root, else -1 */
+	bool late;     /* a proc of a child's pid namespace: mounted by mnt_restore_late */
 };
 
 /* A detached copy of the mount at @path (or @fd if @path is NULL). */
@@ -1048,7 +1063,7 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 			if (rm[j].sb >= 0 && rm[j].m->dev == m->dev)
 				sb = rm[j].sb;
 		if (sb < 0) {
-			sb = rm[i].sb = fresh_sb(m);
+			sb = rm[i].sb = fresh_sb(m, -1);
 			if (sb < 0)
 				return sb;
 			int ret = fill_tmpfs(sb, m);
@@ -1214,14 +1229,14 @@ static int build_tree(struct rst_ctx *c, struct rmount *rm, size_t n)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return pr_perror("restore: make the copied mount tree private");
 	for (size_t i = 0; i < n; i++) {
-		ret = make_detached(c, rm, i);
+		ret = rm[i].late ? 0 : make_detached(c, rm, i);
 		if (ret)
 			return ret;
 	}
 	if (move_mount(rm[0].fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return pr_perror("restore: attach the new root mount");
 	for (size_t i = 1; i < n; i++) {
-		ret = attach(rm, i);
+		ret = rm[i].late ? 0 : attach(rm, i);
 		if (ret)
 			return ret;
 	}
@@ -1353,10 +1368,10 @@ static int keep_copy(struct rst_ctx *c, struct rmount *rm, size_t n)
 				"pid %d: kept (locked in the copy)",
 				mi[j].mountpoint, mi[j].fstype, c->pid);
 	for (size_t i = 0; i < n && !ret; i++)
-		if (!rm[i].m->copied)
+		if (!rm[i].m->copied && !rm[i].late)
 			ret = make_detached(c, rm, i);
 	for (size_t i = 1; i < n && !ret; i++) {
-		if (rm[i].m->copied)
+		if (rm[i].m->copied || rm[i].late)
 			continue;
 		if (rm[rm[i].parent].fd < 0) {
 			pr_err("restore: mount %s: the copied mount below it is hidden",
@@ -1381,14 +1396,32 @@ int mnt_restore_child(struct rst_ctx *c)
 	struct rmount *rm = calloc(n, sizeof(*rm));
 	if (!rm)
 		return -ENOMEM;
+	int ret = 0;
 	for (size_t i = 0; i < n; i++) {
-		rm[i].m = ns->mounts[i];
+		const Mount *m = ns->mounts[i];
+		rm[i].m = m;
 		rm[i].fd = rm[i].sb = -1;
-		rm[i].parent = i ? mount_index(ns, rm[i].m->parent_id, i) : -1;
+		rm[i].parent = i ? mount_index(ns, m->parent_id, i) : -1;
+		rm[i].late = i && m->kind == MOUNT_KIND__MOUNT_FRESH && !strcmp(m->fstype, "proc") &&
+			     m->has_proc_pidns && c->core->ns && m->proc_pidns != c->core->ns->pid;
+		if (i && rm[rm[i].parent].late && !ret) {
+			pr_err("mount %s of pid %d is on a proc of another pid namespace: not "
+			       "supported yet",
+			       m->mountpoint, c->pid);
+			ret = -EOPNOTSUPP;
+		}
 	}
+	c->late_procs = calloc(n, sizeof(*c->late_procs));
+	c->n_late_procs = 0;
+	if (!c->late_procs)
+		ret = -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++)
+		if (rm[i].late)
+			c->late_procs[c->n_late_procs++] = rm[i].m;
 	uint64_t t0 = now_ns();
 	bool keep = ns->mounts[0]->copied && copy_is_locked();
-	int ret = keep ? keep_copy(c, rm, n) : build_tree(c, rm, n);
+	if (!ret)
+		ret = keep ? keep_copy(c, rm, n) : build_tree(c, rm, n);
 	for (size_t i = 0; i < n; i++) {
 		if (rm[i].fd >= 0)
 			close(rm[i].fd);
@@ -1401,4 +1434,42 @@ int mnt_restore_child(struct rst_ctx *c)
 			keep ? "kept or added to the locked copy" : "rebuilt",
 			(double)(now_ns() - t0) / 1e6);
 	return ret;
+}
+
+int mnt_restore_late(struct rst_ctx *c, int (*pidns)(void *arg, uint64_t id), void *arg)
+{
+	if (!c->n_late_procs) {
+		free(c->late_procs);
+		c->late_procs = NULL;
+		return 0;
+	}
+	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return pr_perror("restore: open /");
+	for (size_t k = 0; k < c->n_late_procs; k++) {
+		const Mount *m = c->late_procs[k];
+		_cleanup_close_ int ns = pidns(arg, m->proc_pidns);
+		if (ns < 0)
+			return ns;
+		_cleanup_close_ int mfd = fresh_sb(m, ns);
+		if (mfd < 0)
+			return mfd;
+		struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
+		if (mount_setattr(mfd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+			return pr_perror("restore: mount %s: set flags %#x", m->mountpoint, m->flags);
+		/* on top of what is at its mount point now: nothing was mounted on it */
+		_cleanup_close_ int at = open_beneath(root, rel_of(m->mountpoint),
+						      RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+						      O_PATH | O_DIRECTORY);
+		if (at < 0)
+			return pr_perror("restore: mount point %s", m->mountpoint);
+		if (move_mount(mfd, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return pr_perror("restore: attach the proc at %s", m->mountpoint);
+		pr_info("restore: pid %d: proc of a child's pid namespace mounted at %s", c->pid,
+			m->mountpoint);
+	}
+	free(c->late_procs);
+	c->late_procs = NULL;
+	c->n_late_procs = 0;
+	return 0;
 }

@@ -21,6 +21,13 @@ int mnt_validate(const struct rst_ctx *c) __must_check;
  * first thing: build the recorded mount tree and pivot into it. */
 int mnt_restore_child(struct rst_ctx *c) __must_check;
 
+/* The same restore child once its children exist: mount the proc filesystems that show
+ * the pid namespace of a child (the mount namespace's creator is outside it, as `unshare
+ * --pid --fork --mount-proc` makes it) on top of their mount points. @pidns(@arg, id)
+ * returns an fd of the child's pid namespace with image id @id, or -errno (logged). */
+int mnt_restore_late(struct rst_ctx *c, int (*pidns)(void *arg, uint64_t id),
+		     void *arg) __must_check;
+
 /* Split an --external value "mnt[A]:B" into malloc'd A and B. At dump A is a mount
  * point and B a key; at restore A is a key and B a host path. 0 or -EINVAL. */
 int mnt_parse_external(const char *arg, bool at_dump, char **a, char **b) __must_check;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -58,6 +59,7 @@ struct rst_tree {
 	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
 	size_t n_join;
 	struct ns_pins pins;     /* --pin-ns */
+	pid_t *spawned;          /* in a creator: the pid each task it created got (0: none) */
 };
 
 struct status_msg {
@@ -142,7 +144,8 @@ static int load_tree(struct rst_tree *t)
 		return ret;
 	t->n = t->inv->n_tasks;
 	t->procs = calloc(t->n, sizeof(*t->procs));
-	if (!t->procs)
+	t->spawned = calloc(t->n, sizeof(*t->spawned));
+	if (!t->procs || !t->spawned)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->inv->tasks[i]->zombie)
@@ -514,6 +517,7 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 					 e->ppid != me->pid, fl);
 		if (child < 0)
 			return (int)child;
+		t->spawned[j] = child;
 	}
 	return 0;
 }
@@ -548,6 +552,35 @@ static int wait_go(int fd)
 		return -EIO;
 	}
 	return 0;
+}
+
+struct late_arg {
+	const struct rst_tree *t;
+	size_t idx;
+};
+
+/* In a creator: an fd of the pid namespace (image id @id) a child it created is the init
+ * of. */
+static int child_pidns(void *arg, uint64_t id)
+{
+	const struct late_arg *a = arg;
+	const struct rst_tree *t = a->t;
+	pid_t me = t->inv->tasks[a->idx]->pid;
+	for (size_t j = 1; j < t->n; j++) {
+		const struct rst_ctx *cj = t->procs[j];
+		if (!cj || !cj->core->ns || cj->core->ns->pid != id || !t->spawned[j] ||
+		    creator_of(t->inv, j) != me || !new_pid_ns(t->inv, j))
+			continue;
+		_cleanup_close_ int pfd = sys_pidfd_open(t->spawned[j], 0);
+		int fd = pfd < 0 ? -1 : ioctl(pfd, PIDFD_GET_PID_NAMESPACE, 0);
+		if (fd < 0)
+			return pr_perror("restore: the pid namespace of pid %d", t->inv->tasks[j]->pid);
+		return fd;
+	}
+	pr_err("pid %d: a proc of pid namespace %llu, neither its own nor one of its children's: "
+	       "not supported yet",
+	       me, (unsigned long long)id);
+	return -EOPNOTSUPP;
 }
 
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
@@ -637,6 +670,10 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* children sharing the fd table, now that it is the task's */
 	if (!ret)
 		ret = create_children(t, idx, true);
+	/* procs of the children's pid namespaces, which exist now */
+	struct late_arg la = { t, idx };
+	if (!ret)
+		ret = mnt_restore_late(c, child_pidns, &la);
 	if (ret)
 		child_fail(st, e->pid, ret);
 	/* A stasis with file capabilities is not dumpable, and neither is this fork of it:
@@ -850,6 +887,7 @@ static void free_tree(struct rst_tree *t)
 			close(t->gfd[i]);
 	free(t->gfd);
 	free(t->helpers);
+	free(t->spawned);
 	for (size_t k = 0; k < t->n_join; k++)
 		close(t->join_fd[k]);
 	t->n_join = 0;
