@@ -63,10 +63,9 @@ ROOTLESS_KNOWN = {
                        "CAP_CHECKPOINT_RESTORE in the initial user namespace",
     "ns_mnt": "the test mounts an mqueue fs, which needs an IPC namespace owned by the "
               "user namespace",
-    "ns_mnt_nested": "rebuilding a mount tree binds the container's root, which its "
-                     "locked mounts refuse (EINVAL): not done yet in a rootless container",
-    "bad_restore_mnt_missing_external": "same as ns_mnt_nested (its control restore "
-                                        "rebuilds a mount tree)",
+    "ns_mnt_nested": "its tmpfs mounts carry uid=/gid= options, which mountinfo shows as "
+                     "ids of the initial user namespace and the restore passes back as "
+                     "ids of the container's (not translated yet)",
     "test_helper_sec": "runs helpers as the host's root and as another host user",
 }
 
@@ -1278,14 +1277,16 @@ while True:
                 out.append((int(parts[1].rstrip(":")), int(parts[3])))
         return out
 
-    def unshare_counter(self, user=None):
+    def unshare_counter(self, user=None, whole=False):
         """The counter (demo/counter.c) as the init of `unshare -Urpfui --mount-proc` with
-        hostname ctr-test, dumped by the host pid of unshare's child (the init: what the
-        container is; unshare itself stays outside its pid namespace) and restored (as root
-        with --pin-ns). The count goes on from where it was, the task is pid 1 of its pid
-        namespace with its own /proc, its hostname and uid/gid maps are the same; the pins
-        hold its user, pid, mnt, uts and ipc namespaces. With @user = (uid, gid, name):
-        the same run entirely as that user, with a copy of stasis holding
+        hostname ctr-test, dumped by the host pid of unshare's child (the init of the pid
+        namespace), or with @whole by unshare's pid (unshare, in the new user, mount, UTS
+        and IPC namespaces but not in the pid namespace, with the counter as its child),
+        and restored (as root with --pin-ns). The count goes on from where it was, the
+        counter is pid 1 of its pid namespace with its own /proc (mounted by unshare's
+        child in a mount namespace unshare created), its hostname and uid/gid maps are the
+        same; the pins hold the user, pid, mnt, uts and ipc namespaces. With @user =
+        (uid, gid, name): the same run entirely as that user, with a copy of stasis holding
         cap_checkpoint_restore (file capability) and nothing else."""
         counter = os.path.join(self.build, "demo", "counter")
         stasis = self.stasis
@@ -1363,7 +1364,8 @@ while True:
                     raise Failure("the counter did not start under unshare")
                 time.sleep(0.05)
             maps = [open("/proc/%d/%s" % (child, m)).read() for m in ("uid_map", "gid_map")]
-            stasis_run(["dump", "-t", str(child), "-D", img, "--no-sync", "-v", "-o",
+            target = p.pid if whole else child
+            stasis_run(["dump", "-t", str(target), "-D", img, "--no-sync", "-v", "-o",
                         os.path.join(tmp, "dump.log")], "dump")
             try:
                 p.wait(timeout=10)
@@ -1377,7 +1379,7 @@ while True:
                 raise Failure("the dumped counter %d is still there" % child)
             before = self.counter_lines(out)
             last = before[-1][1]
-            if user is None:
+            if user is None and not whole:
                 self.pin_shared_refused(tmp, img, child)
             argv = ["restore", "-D", img, "-d", "--pidfile", pidfile, "-v", "-o",
                     os.path.join(tmp, "restore.log")]
@@ -1386,9 +1388,12 @@ while True:
                 rpid = int(open(pidfile).read())
             except (OSError, ValueError) as e:
                 raise Failure("bad pidfile: %s" % e) from None
-            if rpid != child or not pid_alive(child):
-                raise Failure("restored pid %d, dumped %d (alive: %s)" % (
-                    rpid, child, pid_alive(child)))
+            if rpid != target or not pid_alive(target) or not pid_alive(child):
+                raise Failure("restored pid %d, dumped %d (alive: %s, counter %s)" % (
+                    rpid, target, pid_alive(target), pid_alive(child)))
+            if whole and proc_children(target) != [child]:
+                raise Failure("the restored unshare %d has children %s, not the counter %d" %
+                              (target, proc_children(target), child))
             deadline = time.monotonic() + 10
             while len(self.counter_lines(out)) < len(before) + 3:
                 if time.monotonic() > deadline or not pid_alive(child):
@@ -1423,23 +1428,26 @@ while True:
             said = "count %d -> %d as pid 1, hostname ctr-test, own /proc, maps %s" % (
                 last, after[0][1], " ".join(maps[0].split()))
             if user is None:
-                self.pin_check(pins, {"%s-%d" % (k, child): (k, child)
-                                      for k in ("user", "pid", "mnt", "uts", "ipc")})
+                self.pin_check(pins, {"%s-%d" % (k, target if k != "pid" else child):
+                                      (k, child) for k in ("user", "pid", "mnt", "uts", "ipc")})
             kill_pid(child)
             if wait_pid(child, time.monotonic() + 10) is None:
                 raise Failure("the restored counter did not die on SIGKILL")
+            if whole and wait_pid(target, time.monotonic() + 10) is None:
+                raise Failure("the restored unshare did not exit after its child")
             if user is None:
-                rc, hostname, err = run_cmd(["nsenter", "--uts=%s/uts-%d" % (pins, child),
+                rc, hostname, err = run_cmd(["nsenter", "--uts=%s/uts-%d" % (pins, target),
                                              "hostname"], 10)
                 if rc != 0 or hostname.strip() != "ctr-test":
                     raise Failure("the pinned UTS namespace after the counter exited: %s %r"
                                   % (describe_status_rc(rc), (hostname + err).strip()[:100]))
                 said += ", 5 namespaces pinned"
-            return said
+            return ("unshare and its child: " if whole else "") + said
         finally:
-            if child and pid_alive(child):
-                kill_pid(child)
-                wait_pid(child, time.monotonic() + 5)
+            for x in (child, p.pid):
+                if x and pid_alive(x):
+                    kill_pid(x)
+                    wait_pid(x, time.monotonic() + 5)
             if p.poll() is None:
                 kill_pid(p.pid)
                 try:
@@ -1489,13 +1497,21 @@ while True:
             raise Skip("needs root (unshare -U maps root, --pin-ns mounts)")
         return self.unshare_counter()
 
-    def unshare_urpfui_nonroot(self):
+    def unshare_urpfui_tree(self):
+        if os.geteuid() != 0:
+            raise Skip("needs root (unshare -U maps root, --pin-ns mounts)")
+        return self.unshare_counter(whole=True)
+
+    def unshare_urpfui_nonroot(self, whole=False):
         if os.geteuid() != 0 or in_rootless_container():
             raise Skip("needs the host's root to run it as %s" % NONROOT_USER)
         pw, reason = Runner.ensure_user()
         if reason:
             raise Skip(reason)
-        return self.unshare_counter((pw.pw_uid, pw.pw_gid, NONROOT_USER))
+        return self.unshare_counter((pw.pw_uid, pw.pw_gid, NONROOT_USER), whole)
+
+    def unshare_urpfui_tree_nonroot(self):
+        return self.unshare_urpfui_nonroot(whole=True)
 
     def start_overlay(self, tag):
         """A sleep in a mount namespace of its own with an overlayfs mounted on
@@ -1594,7 +1610,8 @@ while True:
               "bad_restore_user_root_file", "bad_restore_user_userns_map",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
               "bad_restore_mnt_missing_external", "restore_pin_ns", "bad_restore_pin_not_dir",
-              "unshare_urpfui", "unshare_urpfui_nonroot"]
+              "unshare_urpfui", "unshare_urpfui_tree", "unshare_urpfui_nonroot",
+              "unshare_urpfui_tree_nonroot"]
 
     def close(self):
         if getattr(self, "urun", None):
