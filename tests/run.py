@@ -1175,8 +1175,8 @@ while True:
         DIR/uts-ROOT and DIR/uts-CHILD are the restored tasks' namespaces (nsfs, same
         inodes); they outlive the tasks (nsenter reads their hostnames); a restore into the
         same DIR is refused naming the existing pin; a restore with `--join-ns
-        uts:DIR/uts-ROOT` puts the root back in the pinned namespace. Every pin is
-        unmounted at the end, whatever happened."""
+        uts:DIR/uts-ROOT --pin-ns DIR2` puts the root back in the pinned namespace and pins
+        only the child's new one. Every pin is unmounted at the end, whatever happened."""
         if os.geteuid() != 0:
             raise Skip("needs root (mounts)")
         if not shutil.which("nsenter"):
@@ -1220,17 +1220,22 @@ while True:
             if len(mounts_under(pins)) != 2:
                 raise Failure("the refused restore changed the mounts under %s: %s" % (
                     pins, mounts_under(pins)))
-            # a restore into the pinned namespace: the root joins it, the child makes its own
+            # a restore into the pinned namespace: the root joins it (not pinned again: not
+            # created by this restore), the child makes its own (pinned)
             run.reset_status()
+            pins2 = os.path.join(run.tmp, "pins2")
+            os.mkdir(pins2, 0o700)
             run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
                             "-o", run.restore_log, "--join-ns",
-                            "uts:" + os.path.join(pins, rpin)], "restore")
+                            "uts:" + os.path.join(pins, rpin), "--pin-ns", pins2], "restore")
             run.check_pidfile()
             got = os.stat("/proc/%d/ns/uts" % root).st_ino
             if got != inos[rpin]:
                 raise Failure("the root is in UTS namespace %d, not the pinned %d" %
                               (got, inos[rpin]))
+            self.pin_check(pins2, {cpin: ("uts", child)})
             run.finish_restored(0)
+            umount_under(pins2)
             # below the mounts: the files stasis created, empty, 0600
             umount_under(pins)
             for name in (rpin, cpin):
@@ -1242,9 +1247,9 @@ while True:
                 rpin, cpin)
         finally:
             run.cleanup()
-            umount_under(pins)
-            if mounts_under(pins):
-                print("    warning: still mounted: %s" % mounts_under(pins), flush=True)
+            umount_under(run.tmp)
+            if mounts_under(run.tmp):
+                print("    warning: still mounted: %s" % mounts_under(run.tmp), flush=True)
             else:
                 shutil.rmtree(run.tmp, ignore_errors=True)
 
