@@ -542,12 +542,17 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 	_exit(WEXITSTATUS(status));
 }
 
-/* A new task: its creator says go once its pid and user namespace are right. */
+/* A new task: its creator says go once its pid and user namespace are right. -EPIPE
+ * (nothing logged) if the creator closed the pipe instead: it failed and says why. */
 static int wait_go(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char c = 0;
-	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1 || c != 'g') {
+	int polled = poll(&p, 1, 10000);
+	ssize_t n = polled == 1 ? read(fd, &c, 1) : -1;
+	if (n == 0)
+		return -EPIPE;
+	if (n != 1 || c != 'g') {
 		pr_err("restore: pid %d was not let go by its creator", getpid());
 		return -EIO;
 	}
@@ -609,8 +614,11 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		close(t->dumpable_wr);
 		t->dumpable_wr = -1;
 	}
-	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd)))
+	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd))) {
+		if (ret == -EPIPE)
+			_exit(1); /* not a second report racing the creator's own */
 		child_fail(st, e->pid, ret);
+	}
 	if (c && c->core->userns && (ret = userns_child_enter(c->core->userns)))
 		child_fail(st, e->pid, ret);
 	if (t->go_rd >= 0) {
