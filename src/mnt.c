@@ -1402,8 +1402,9 @@ int mnt_restore_child(struct rst_ctx *c)
 		rm[i].m = m;
 		rm[i].fd = rm[i].sb = -1;
 		rm[i].parent = i ? mount_index(ns, m->parent_id, i) : -1;
-		rm[i].late = i && m->kind == MOUNT_KIND__MOUNT_FRESH && !strcmp(m->fstype, "proc") &&
-			     m->has_proc_pidns && c->core->ns && m->proc_pidns != c->core->ns->pid;
+		rm[i].late = i && !m->copied && m->kind == MOUNT_KIND__MOUNT_FRESH &&
+			     !strcmp(m->fstype, "proc") && m->has_proc_pidns && c->core->ns &&
+			     m->proc_pidns != c->core->ns->pid;
 		if (i && rm[rm[i].parent].late && !ret) {
 			pr_err("mount %s of pid %d is on a proc of another pid namespace: not "
 			       "supported yet",
