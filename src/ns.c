@@ -541,6 +541,27 @@ int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid)
 	return ret;
 }
 
+/* Is the mount directory @dirfd is on shared (it propagates to peers)? Its mountinfo
+ * line is scanned for a "shared:" tag among the optional fields (not the whole file
+ * parsed: nsfs pins there have roots like "mnt:[4026532181]", which the parser refuses). */
+static bool dir_is_shared(int dirfd)
+{
+	struct statx sx;
+	if (statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+		return false;
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
+	char *save = NULL;
+	for (char *l = buf ? strtok_r(buf, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long id;
+		if (sscanf(l, "%llu ", &id) != 1 || id != sx.stx_mnt_id)
+			continue;
+		char *end = strstr(l, " - ");
+		char *tag = strstr(l, " shared:");
+		return tag && end && tag < end;
+	}
+	return false;
+}
+
 int ns_pins_make(struct ns_pins *p, int proc_dfd)
 {
 	for (size_t i = 0; i < p->n; i++) {
@@ -562,12 +583,12 @@ int ns_pins_make(struct ns_pins *p, int proc_dfd)
 		snprintf(to, sizeof(to), "/proc/self/fd/%d/%s", p->dirfd, x->name);
 		if (mount(from, to, NULL, MS_BIND, NULL) < 0) {
 			int err = errno;
-			if (err == EINVAL && !strcmp(x->kind, "mnt"))
+			if (err == EINVAL && !strcmp(x->kind, "mnt") && dir_is_shared(p->dirfd))
 				pr_err("--pin-ns: cannot bind the mount namespace of pid %d on %s/%s: "
-				       "the kernel refuses it on a shared mount (it would propagate); "
-				       "make the directory a private mount first (mount --bind DIR DIR; "
-				       "mount --make-private DIR)",
-				       (int)x->pid, p->dir, x->name);
+				       "%s is on a shared mount, where the kernel refuses it (it would "
+				       "propagate); make the directory a private mount first (mount "
+				       "--bind DIR DIR; mount --make-private DIR)",
+				       (int)x->pid, p->dir, x->name, p->dir);
 			else
 				pr_errno(-err, "--pin-ns: mount /proc/%s on %s/%s", src, p->dir, x->name);
 			return -err;
