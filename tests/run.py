@@ -1369,6 +1369,14 @@ while True:
                     raise Failure("the counter did not start under unshare")
                 time.sleep(0.05)
             maps = [open("/proc/%d/%s" % (child, m)).read() for m in ("uid_map", "gid_map")]
+            if user is None:
+                # a namespace pinned on the host meanwhile (an nsfs mount in stasis's
+                # mountinfo at dump, in the copy the restore gets): no obstacle
+                hostpin = os.path.join(tmp, "hostpin")
+                open(hostpin, "w").close()
+                rc, _, err = run_cmd(["mount", "--bind", "/proc/self/ns/uts", hostpin], 10)
+                if rc != 0:
+                    raise Failure("bind of an nsfs file: %s" % err.strip()[:100])
             target = p.pid if whole else child
             stasis_run(["dump", "-t", str(target), "-D", img, "--no-sync", "-v", "-o",
                         os.path.join(tmp, "dump.log")], "dump")
@@ -1489,7 +1497,8 @@ while True:
                                        pid=pid)
             if "shared mount" not in line or "mnt-%d" % pid not in line:
                 raise Failure("the refusal does not say the mount is shared: %s" % line)
-            left = [m for m in mounts_under(tmp) if m not in (shared, peer)]
+            left = [m for m in mounts_under(shared) + mounts_under(peer)
+                    if m not in (shared, peer)]
             if left or os.listdir(d):
                 raise Failure("the failed restore left pins behind: mounts %s, files %s" % (
                     left, os.listdir(d)))
