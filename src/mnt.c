@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1387,11 +1388,67 @@ static int keep_copy(struct rst_ctx *c, struct rmount *rm, size_t n)
 	return ret;
 }
 
+uint64_t mnt_ns_id(const char *path)
+{
+	uint64_t id = 0;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, NS_GET_MNTNS_ID, &id) < 0)
+		return 0;
+	return id;
+}
+
+/* --pin-ns: stasis will bind this mount namespace's file into its own, which the kernel
+ * allows only if this namespace's id is above its own (fs/namespace.c, mnt_ns_loop: only
+ * a younger namespace may be pinned, so that no reference loop can form). On 6.18 the ids
+ * come from per-CPU batches (gen_cookie_next): a namespace made later on another CPU can
+ * get a smaller id. Then a new copy of the namespace (the same mounts, locks included) is
+ * made on each CPU in turn (the task's affinity put back after) until one is above: the
+ * CPU that gave stasis's namespace its id hands out larger ones from then on. */
+static int mnt_ns_above(pid_t pid, uint64_t floor)
+{
+	uint64_t id = mnt_ns_id("/proc/self/ns/mnt");
+	if (!id || id > floor)
+		return 0;
+	cpu_set_t saved, one;
+	if (sched_getaffinity(0, sizeof(saved), &saved) < 0)
+		return pr_perror("restore: sched_getaffinity");
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	for (int cpu = 0; cpu < CPU_SETSIZE && cpu < ncpu && id <= floor; cpu++) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) < 0)
+			continue; /* offline, or outside the task's cpuset */
+		if (unshare(CLONE_NEWNS) < 0) {
+			int e = pr_perror("restore: a new copy of the mount namespace of pid %d", pid);
+			sched_setaffinity(0, sizeof(saved), &saved);
+			return e;
+		}
+		id = mnt_ns_id("/proc/self/ns/mnt");
+	}
+	if (sched_setaffinity(0, sizeof(saved), &saved) < 0)
+		return pr_perror("restore: sched_setaffinity");
+	if (id <= floor) {
+		pr_err("the mount namespace of pid %d got id %llu, not above stasis's %llu on any "
+		       "CPU: the kernel would refuse to pin it (--pin-ns)",
+		       pid, (unsigned long long)id, (unsigned long long)floor);
+		return -ELOOP;
+	}
+	pr_info("restore: the mount namespace of pid %d copied again to get an id above "
+		"stasis's (%llu > %llu) for --pin-ns",
+		pid, (unsigned long long)id, (unsigned long long)floor);
+	return 0;
+}
+
 int mnt_restore_child(struct rst_ctx *c)
 {
 	const MntNs *ns = c->core->mnt;
 	if (!ns)
 		return 0;
+	if (c->mntns_floor) {
+		int r = mnt_ns_above(c->pid, c->mntns_floor);
+		if (r)
+			return r;
+	}
 	size_t n = ns->n_mounts;
 	struct rmount *rm = calloc(n, sizeof(*rm));
 	if (!rm)

@@ -17,6 +17,10 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator) __must_check
  * (paths, counts, kinds) and that every external mount has a mapping. */
 int mnt_validate(const struct rst_ctx *c) __must_check;
 
+/* The id of the mount namespace of nsfs file @path (the one the kernel compares to refuse
+ * a bind of a namespace's file into a younger namespace), 0 if the kernel cannot say. */
+uint64_t mnt_ns_id(const char *path);
+
 /* Restore child of a task that created a mount namespace (cloned with CLONE_NEWNS),
  * first thing: build the recorded mount tree and pivot into it. */
 int mnt_restore_child(struct rst_ctx *c) __must_check;

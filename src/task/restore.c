@@ -1018,6 +1018,11 @@ int restore_run(const struct restore_opts *o)
 			ns_join_forget(t.procs[0]->core, t.join_type[k]);
 		}
 	}
+	/* pinned mount namespaces must get ids above stasis's own (src/mnt.c) */
+	uint64_t floor = o->pin_dir ? mnt_ns_id("/proc/self/ns/mnt") : 0;
+	for (size_t i = 0; !ret && i < t.n; i++)
+		if (t.procs[i])
+			t.procs[i]->mntns_floor = floor;
 	/* the namespaces each task is created into (the joined ones are forgotten now) */
 	for (size_t i = 0; !ret && o->pin_dir && i < t.n; i++)
 		if (t.procs[i])

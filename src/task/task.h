@@ -112,6 +112,7 @@ struct rst_ctx {
 	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
 	uint32_t n_gfd;
+	uint64_t mntns_floor;     /* --pin-ns: the id of stasis's mount namespace (src/mnt.c) */
 	const Mount **late_procs; /* child: proc mounts of its children's pid namespaces */
 	size_t n_late_procs;      /* (src/mnt.c), mounted once the children exist */
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
