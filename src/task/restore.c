@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "mem.h"
@@ -444,8 +445,17 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			while (!parent && waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
 				;
 		}
-		if (ret == -EAGAIN && attempt < 8)
+		if (ret == -EAGAIN && attempt < 8) {
+			/* another process took the pid between stasis's ns_last_pid write and
+			 * the clone: it may be short-lived, wait a little more each time */
+			struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
+			nanosleep(&ts, NULL);
 			continue;
+		}
+		if (ret == -EAGAIN)
+			pr_err("pid %d: another process kept taking it while it was being restored "
+			       "(%d attempts)",
+			       e->pid, attempt + 1);
 		return ret ? ret : child;
 	}
 }
