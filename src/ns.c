@@ -575,9 +575,9 @@ int ns_pins_make(struct ns_pins *p, int proc_dfd)
 		close(fd);
 		x->created = true;
 		/* A bind of the nsfs file the magic link leads to, with mount(2) through fds
-		 * (stasis's /proc, DIR). Not open_tree + move_mount: in a rootless container
-		 * (6.18) move_mount refused a mount namespace's file with ELOOP where mount(2)
-		 * binds it. */
+		 * (stasis's /proc, DIR). A mount namespace's file is refused (EINVAL) unless
+		 * its id is above stasis's namespace's: the restore child saw to it
+		 * (src/mnt.c, mnt_ns_above). */
 		char from[96], to[96];
 		snprintf(from, sizeof(from), "/proc/self/fd/%d/%s", proc_dfd, src);
 		snprintf(to, sizeof(to), "/proc/self/fd/%d/%s", p->dirfd, x->name);
