@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -491,6 +492,19 @@ int ns_pins_open(struct ns_pins *p, const char *dir)
 		return -err;
 	}
 	p->dirfd = fd;
+	/* The pins are mounts in stasis's mount namespace, which needs CAP_SYS_ADMIN over its
+	 * owner (stasis's user namespace or an ancestor; may_mount in fs/namespace.c):
+	 * without it in stasis's own, refuse before anything is restored. */
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct cap[2];
+	memset(cap, 0, sizeof(cap));
+	if (syscall(SYS_capget, &hdr, cap) == 0 &&
+	    !(cap[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)))) {
+		pr_err("--pin-ns %s: pinning needs CAP_SYS_ADMIN (the pins are mounts in stasis's "
+		       "mount namespace)",
+		       dir);
+		return -EPERM;
+	}
 	return 0;
 }
 

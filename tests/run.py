@@ -1279,6 +1279,14 @@ while True:
                 raise Failure("the root is in UTS namespace %d, not the pinned %d" %
                               (got, inos[rpin]))
             self.pin_check(pins2, {cpin: ("uts", child)})
+            # shared: a name set through the pin is the restored root's, and back
+            for name in ("stasis-via-pin", "stasis-outer"):
+                rc, _, err = run_cmd(["nsenter", "--uts=" + os.path.join(pins, rpin),
+                                      "hostname", name], 10)
+                rc2, seen, err2 = run_cmd(["nsenter", "-t", str(root), "-u", "hostname"], 10)
+                if rc != 0 or rc2 != 0 or seen.strip() != name:
+                    raise Failure("hostname %s set through the pin, the root sees %r (%s)" % (
+                        name, seen.strip(), (err + err2).strip()[:100]))
             run.finish_restored(0)
             umount_under(pins2)
             # below the mounts: the files stasis created, empty, 0600
@@ -1439,6 +1447,8 @@ while True:
             last = before[-1][1]
             if user is None and not whole:
                 self.pin_shared_refused(tmp, img, child)
+            if user is not None:
+                refusal = self.pin_nonroot_refused(stasis, tmp, img, ids, child)
             argv = ["restore", "-D", img, "-d", "--pidfile", pidfile, "-v", "-o",
                     os.path.join(tmp, "restore.log")]
             low = None
@@ -1519,6 +1529,8 @@ while True:
                 said += ", 5 namespaces pinned"
             if low is not None:
                 said += " (restored on CPU %d: mount namespace copied again to be pinnable)" % low
+            if user is not None:
+                said += "; --pin-ns refused: %s" % refusal
             return ("unshare and its child: " if whole else "") + said
         finally:
             for x in (child, p.pid):
@@ -1539,6 +1551,29 @@ while True:
                 shutil.rmtree(tmp, ignore_errors=True)
             if priv:
                 shutil.rmtree(priv, ignore_errors=True)
+
+    def pin_nonroot_refused(self, stasis, tmp, img, ids, pid):
+        """--pin-ns as a user without CAP_SYS_ADMIN: the pins would be mounts in its mount
+        namespace (owned by the initial user namespace), which the kernel allows only with
+        CAP_SYS_ADMIN there. The restore must refuse at once: one line naming the reason,
+        no process started, no file created."""
+        pins = os.path.join(tmp, "pins-user")
+        os.mkdir(pins, 0o700)
+        os.chown(pins, ids[0], ids[1])
+        before = set(my_children())
+        files = [os.path.join(tmp, "pin-refused.%s" % e) for e in ("out", "err")]
+        rc, _, err = run_cmd([stasis, "restore", "-D", img, "-d", "--pin-ns", pins],
+                             BAD_TIMEOUT, cwd=tmp, user=ids, files=files)
+        lines = err.splitlines()
+        if rc in (0, None) or len(lines) != 1 or "CAP_SYS_ADMIN" not in lines[0]:
+            raise Failure("restore --pin-ns as %s: %s, stderr %r" % (
+                NONROOT_USER, describe_status_rc(rc), err[:200]))
+        left = [c for c in my_children() if c not in before]
+        if pid_alive(pid) or left or os.listdir(pins):
+            raise Failure("the refused --pin-ns left something: pid %d alive %s, new "
+                          "processes %s, files %s" % (pid, pid_alive(pid), left,
+                                                     os.listdir(pins)))
+        return lines[0].split(": ", 2)[-1]
 
     def pin_shared_refused(self, tmp, img, pid):
         """--pin-ns on a shared mount (a tmpfs with a peer): the user namespace is pinned
