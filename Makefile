@@ -52,7 +52,7 @@ $(BUILD)/libstasis.a: $(LIB_OBJS)
 $(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit
+tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/demo/counter
 
 # test tools (not tests): e.g. the image editor of the escalation checks
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libstasis.a
@@ -69,6 +69,12 @@ CKPT_CFLAGS := $(filter-out $(SAN_FLAGS),$(CFLAGS_BASE)) -O1 -mavx2
 $(BUILD)/tests/ckpt/%: tests/ckpt/%.c tests/ckpt/lib.c $(wildcard tests/ckpt/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CKPT_CFLAGS) -Itests/ckpt -o $@ $< tests/ckpt/lib.c -lrt
+
+# The demo's sample counter (demo/run.sh builds it too): also the counter the runner's
+# unshare checks checkpoint. The checkpointed side: no sanitizers.
+$(BUILD)/demo/counter: demo/counter.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CKPT_CFLAGS) -o $@ $<
 
 test: all
 	python3 tests/run.py --build $(BUILD)

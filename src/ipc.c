@@ -45,6 +45,7 @@
 #include "image/img.h"
 #include "ipc.h"
 #include "sys/syscalls.h"
+#include "task/task.h"
 
 /* The sysctls of an IPC namespace, in the order they are restored (a maximum before the
  * default it bounds). */
@@ -409,7 +410,8 @@ static __attribute__((noreturn)) void dump_child(int nsfd, int out)
 	struct child ch;
 	memset(&ch, 0, sizeof(ch));
 	ipc_ns__init(&ch.ns);
-	int bad = setns(nsfd, CLONE_NEWIPC) < 0 ? child_err(&ch, "setns: %s", strerror(errno)) : 0;
+	int e = ns_enter_to_read(nsfd, CLONE_NEWIPC);
+	int bad = e ? child_err(&ch, "setns: %s", strerror(-e)) : 0;
 	if (!bad)
 		bad = child_sysctls(&ch) || child_msgqs(&ch) || child_sems(&ch) ||
 		      child_shms(&ch) || child_mqueues(&ch);

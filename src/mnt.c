@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -114,6 +115,15 @@ static int open_beneath(int dfd, const char *rel, uint64_t resolve, int flags)
 		.resolve = resolve | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	return sys_openat2(dfd, rel, &how, sizeof(how));
+}
+
+/* The index of the mount with id @id among the first @below of @ns, or -1. */
+static ssize_t mount_index(const MntNs *ns, uint32_t id, size_t below)
+{
+	for (size_t j = 0; j < below; j++)
+		if (ns->mounts[j]->id == id)
+			return (ssize_t)j;
+	return -1;
 }
 
 /* --- externals ---------------------------------------------------------------------- */
@@ -592,6 +602,12 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 		return -EOPNOTSUPP;
 	}
 	m->kind = MOUNT_KIND__MOUNT_FRESH;
+	struct stat pst;
+	/* a proc shows one pid namespace: that of its pid 1 (its init, which is in it) */
+	if (!strcmp(mi->fstype, "proc") && fd >= 0 && fstatat(fd, "1/ns/pid", &pst, 0) == 0) {
+		m->has_proc_pidns = true;
+		m->proc_pidns = pst.st_ino;
+	}
 	if (!strcmp(mi->fstype, "cgroup") || !strcmp(mi->fstype, "cgroup2")) {
 		/* a fresh cgroup mount shows the cgroup namespace it is made in from its root:
 		 * the root kept is relative to the one the creator is restored in */
@@ -637,12 +653,55 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 	return ret;
 }
 
+/* Mark the mounts the namespace was made with (copies of the creator's mounts still in
+ * place, whatever their kind for a rebuild: a hidden one is a fresh mount there): @x
+ * (mountinfo of image mount k, parents first) is at the same mount point as a creator
+ * mount not matched yet, with the same root, device (so the same superblock) and
+ * filesystem, and its parent is the copy of that mount's parent (the root: of the
+ * creator's root). Matched one to one, so that stacked mounts pair up in order. External
+ * mounts are the user's to map. */
+static void mark_copies(MntNs *ns, struct mountinfo *const *x, const struct creator_view *cv)
+{
+	_cleanup_free_ ssize_t *match = malloc(ns->n_mounts * sizeof(ssize_t));
+	_cleanup_free_ bool *used = calloc(cv->n + 1, sizeof(bool));
+	if (!match || !used)
+		return; /* nothing marked: the restore rebuilds every mount */
+	for (size_t k = 0; k < ns->n_mounts; k++) {
+		Mount *m = ns->mounts[k];
+		ssize_t p = k ? mount_index(ns, m->parent_id, k) : -1;
+		match[k] = -1;
+		if (m->kind == MOUNT_KIND__MOUNT_EXTERNAL || (k && (p < 0 || match[p] < 0)))
+			continue;
+		for (size_t j = 0; j < cv->n; j++) {
+			const struct mountinfo *h = &cv->mi[j];
+			if (used[j] || h->major != x[k]->major || h->minor != x[k]->minor ||
+			    strcmp(h->mountpoint, x[k]->mountpoint) || strcmp(h->root, x[k]->root) ||
+			    strcmp(h->fstype, x[k]->fstype))
+				continue;
+			bool parent_ok = true;
+			if (k) {
+				parent_ok = h->parent == cv->mi[match[p]].id;
+			} else {
+				for (size_t i = 0; i < cv->n; i++)
+					parent_ok &= cv->mi[i].id != h->parent;
+			}
+			if (!parent_ok)
+				continue;
+			used[j] = true;
+			match[k] = (ssize_t)j;
+			m->has_copied = m->copied = true;
+			break;
+		}
+	}
+}
+
 int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 {
 	struct creator_view cv = { .rootfd = -1 };
 	struct mountinfo *mi = NULL;
 	size_t n = 0;
 	_cleanup_free_ size_t *order = NULL;
+	_cleanup_free_ struct mountinfo **by_k = NULL;
 	_cleanup_close_ int task_root = -1;
 	uint64_t ns_bytes = 0;
 	MntNs *ns = NULL;
@@ -657,12 +716,13 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 	if (ret)
 		goto out;
 	order = malloc(n * sizeof(*order));
+	by_k = malloc(n * sizeof(*by_k));
 	ns = malloc(sizeof(*ns));
 	if (ns)
 		mnt_ns__init(ns);
 	if (ns)
 		ns->mounts = calloc(n, sizeof(*ns->mounts));
-	if (!order || !ns || !ns->mounts) {
+	if (!order || !by_k || !ns || !ns->mounts) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -675,7 +735,7 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 		goto out;
 	}
 	for (size_t k = 0; k < n && !ret; k++) {
-		const struct mountinfo *x = &mi[order[k]];
+		struct mountinfo *x = by_k[k] = &mi[order[k]];
 		bool nsfs = !strcmp(x->fstype, "nsfs");
 		if (!path_is_clean(x->mountpoint, true) ||
 		    !(nsfs ? nsfs_root_ok(x->root) : path_is_clean(x->root, true))) {
@@ -700,6 +760,8 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 			 x->fstype, m->kind, m->host_path ? " from " : "",
 			 m->host_path ? m->host_path : "");
 	}
+	if (!ret)
+		mark_copies(ns, by_k, &cv);
 out:
 	if (ret && ns)
 		mnt_ns__free_unpacked(ns, NULL);
@@ -713,14 +775,6 @@ out:
 }
 
 /* --- restore: validation ------------------------------------------------------------ */
-
-static ssize_t mount_index(const MntNs *ns, uint32_t id, size_t below)
-{
-	for (size_t j = 0; j < below; j++)
-		if (ns->mounts[j]->id == id)
-			return (ssize_t)j;
-	return -1;
-}
 
 static bool entry_is_valid(const TmpfsEntry *e, size_t k)
 {
@@ -963,13 +1017,21 @@ static void fs_context_messages(int fs, char *buf, size_t size)
 		snprintf(buf + used, size - used, ")");
 }
 
-/* A new superblock of @m's filesystem with its recorded options, mounted detached. */
-static int fresh_sb(const Mount *m)
+/* A new superblock of @m's filesystem with its recorded options, mounted detached; a
+ * proc for pid namespace @pidns if >= 0 (6.18's "pidns" option), else the caller's. */
+static int fresh_sb(const Mount *m, int pidns)
 {
 	_cleanup_close_ int fs = fsopen(m->fstype, FSOPEN_CLOEXEC);
 	if (fs < 0)
 		return pr_perror("restore: mount %s: fsopen %s", m->mountpoint, m->fstype);
 	char msg[512];
+	if (pidns >= 0 && fsconfig(fs, FSCONFIG_SET_FD, "pidns", NULL, pidns) < 0) {
+		int ret = -errno;
+		fs_context_messages(fs, msg, sizeof(msg));
+		return pr_errno(ret, "restore: mount %s: proc of a child's pid namespace "
+				     "(option pidns, Linux 6.18)%s",
+				m->mountpoint, msg);
+	}
 	if (*m->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", m->source, 0) < 0) {
 		int ret = -errno;
 		fs_context_messages(fs, msg, sizeof(msg));
@@ -1010,6 +1072,7 @@ struct rmount {
 	int fd;        /* the mount's root: detached, later attached */
 	ssize_t parent;
 	int sb;        /* fresh superblocks: the detached mount of their root, else -1 */
+	bool late;     /* a proc of a child's pid namespace: mounted by mnt_restore_late */
 };
 
 /* A detached copy of the mount at @path (or @fd if @path is NULL). */
@@ -1032,7 +1095,7 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 			if (rm[j].sb >= 0 && rm[j].m->dev == m->dev)
 				sb = rm[j].sb;
 		if (sb < 0) {
-			sb = rm[i].sb = fresh_sb(m);
+			sb = rm[i].sb = fresh_sb(m, -1);
 			if (sb < 0)
 				return sb;
 			int ret = fill_tmpfs(sb, m);
@@ -1110,7 +1173,7 @@ static ssize_t peer_in_group(const struct rmount *rm, size_t n, uint32_t g, cons
 {
 	ssize_t best = -1;
 	for (size_t j = 0; j < n; j++)
-		if (rm[j].m->has_shared && rm[j].m->shared == g &&
+		if (rm[j].fd >= 0 && rm[j].m->has_shared && rm[j].m->shared == g &&
 		    (!root || is_under(root, rm[j].m->root)) &&
 		    (best < 0 || strlen(rm[j].m->root) < strlen(rm[best].m->root)))
 			best = (ssize_t)j;
@@ -1156,7 +1219,8 @@ static int restore_propagation(struct rmount *rm, size_t n)
 			if (!ret)
 				ret = set_prop(&rm[i], MS_SHARED, "shared");
 			for (size_t j = 0; j < n && !ret; j++) {
-				if (j == i || !rm[j].m->has_shared || rm[j].m->shared != m->shared)
+				if (j == i || rm[j].fd < 0 || !rm[j].m->has_shared ||
+				    rm[j].m->shared != m->shared)
 					continue;
 				if (!is_under(rm[j].m->root, m->root)) {
 					pr_warn("restore: the mount at %s is left out of its peer group",
@@ -1176,6 +1240,8 @@ static int restore_propagation(struct rmount *rm, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		int ret = 0;
+		if (rm[i].fd < 0)
+			continue; /* a kept copy no path reaches: left private */
 		if (rm[i].m->has_master && !rm[i].m->has_shared)
 			ret = make_slave(rm, n, i);
 		if (!ret && rm[i].m->unbindable)
@@ -1195,14 +1261,14 @@ static int build_tree(struct rst_ctx *c, struct rmount *rm, size_t n)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return pr_perror("restore: make the copied mount tree private");
 	for (size_t i = 0; i < n; i++) {
-		ret = make_detached(c, rm, i);
+		ret = rm[i].late ? 0 : make_detached(c, rm, i);
 		if (ret)
 			return ret;
 	}
 	if (move_mount(rm[0].fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return pr_perror("restore: attach the new root mount");
 	for (size_t i = 1; i < n; i++) {
-		ret = attach(rm, i);
+		ret = rm[i].late ? 0 : attach(rm, i);
 		if (ret)
 			return ret;
 	}
@@ -1215,22 +1281,236 @@ static int build_tree(struct rst_ctx *c, struct rmount *rm, size_t n)
 	return restore_propagation(rm, n);
 }
 
+/* --- restore: keeping a locked copy ------------------------------------------------- */
+
+/* Are the mounts of the namespace the restore child starts in (a copy of its creator's)
+ * locked? The kernel locks every mount of a copy made for a mount namespace owned by
+ * another user namespace than its source's (CLONE_NEWUSER | CLONE_NEWNS, as
+ * `unshare -Urm` does), so that its less privileged owner cannot reveal what a mount
+ * hides: such a mount can then be neither unmounted nor bound without its locked
+ * children (open_tree without AT_RECURSIVE: EINVAL). Probed on the root. */
+static bool copy_is_locked(void)
+{
+	int fd = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EINVAL;
+}
+
+/* Copy mount @j of @mi (the restore child's own mountinfo) for image mount @i: same
+ * place, root and filesystem, its parent the copy matched to @i's parent (or the root). */
+static bool copy_matches(const struct mountinfo *mi, size_t nmi, size_t j, const Mount *m,
+			 const ssize_t *match, ssize_t parent)
+{
+	if (strcmp(mi[j].mountpoint, m->mountpoint) || strcmp(mi[j].root, m->root) ||
+	    strcmp(mi[j].fstype, m->fstype))
+		return false;
+	if (parent >= 0)
+		return mi[j].parent == mi[match[parent]].id;
+	for (size_t k = 0; k < nmi; k++)
+		if (mi[k].id == mi[j].parent)
+			return false;
+	return true;
+}
+
+/* Image mount @i is kept as the copy @cp: an O_PATH fd of it (-1 if another mount hides
+ * it), its flags set as recorded (only adding locked ones works: they were set so at
+ * dump, where the copy was locked the same way). */
+static int keep_one(int root, struct rmount *rm, size_t i, const struct mountinfo *cp)
+{
+	const Mount *m = rm[i].m;
+	int fd = open_beneath(root, rel_of(m->mountpoint), RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+			      O_PATH | O_DIRECTORY);
+	struct statx sx;
+	if (fd >= 0 && (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 ||
+			sx.stx_mnt_id != cp->id)) {
+		close(fd);
+		fd = -1;
+	}
+	rm[i].fd = fd;
+	if ((cp->flags & MNT_ATTR_ALL) == (m->flags & MNT_ATTR_ALL))
+		return 0;
+	if (fd < 0) {
+		pr_err("restore: mount %s: its flags differ from the copy's, which is hidden",
+		       m->mountpoint);
+		return -EOPNOTSUPP;
+	}
+	struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		return pr_perror("restore: mount %s: set flags %#x on the copied mount",
+				 m->mountpoint, m->flags);
+	return 0;
+}
+
+/* The copy the restore child got is locked, so it cannot be rebuilt mount by mount: the
+ * mounts the dumped namespace was made with (marked copied at dump) are found in it and
+ * kept, and only the mounts the task added are created and attached on top. A mount of
+ * the copy that the dump did not see (mounted on the host since) stays: it is locked. */
+static int keep_copy(struct rst_ctx *c, struct rmount *rm, size_t n)
+{
+	struct mountinfo *mi = NULL;
+	size_t nmi = 0;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return pr_perror("restore: make the copied mount tree private");
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
+	if (!buf)
+		return pr_perror("restore: read /proc/self/mountinfo");
+	if (mountinfo_parse(buf, &mi, &nmi)) {
+		pr_err("restore: malformed /proc/self/mountinfo");
+		return -EINVAL;
+	}
+	_cleanup_free_ ssize_t *match = malloc(n * sizeof(ssize_t));
+	_cleanup_free_ bool *used = calloc(nmi + 1, sizeof(bool));
+	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+	if (!match || !used)
+		ret = -ENOMEM;
+	else if (root < 0)
+		ret = pr_perror("restore: open /");
+	for (size_t i = 0; i < n && !ret; i++) {
+		const Mount *m = rm[i].m;
+		match[i] = -1;
+		if (!m->copied)
+			continue;
+		if (i && match[rm[i].parent] < 0) {
+			pr_err("image: mount %s of pid %d is a copy under a mount that is not",
+			       m->mountpoint, c->pid);
+			ret = -EINVAL;
+			break;
+		}
+		for (size_t j = 0; j < nmi && match[i] < 0; j++)
+			if (!used[j] && copy_matches(mi, nmi, j, m, match, i ? rm[i].parent : -1))
+				match[i] = (ssize_t)j;
+		if (match[i] < 0) {
+			pr_err("mount %s (%s) of pid %d was copied from stasis's namespace at dump, "
+			       "but the copy made at restore has none there: its mounts are locked "
+			       "(owned by a new user namespace), so the tree cannot be rebuilt",
+			       m->mountpoint, m->fstype, c->pid);
+			ret = -ENOENT;
+			break;
+		}
+		used[match[i]] = true;
+		ret = keep_one(root, rm, i, &mi[match[i]]);
+	}
+	for (size_t j = 0; j < nmi && !ret; j++)
+		if (!used[j])
+			pr_warn("restore: the mount at %s (%s) was not in the dumped namespace of "
+				"pid %d: kept (locked in the copy)",
+				mi[j].mountpoint, mi[j].fstype, c->pid);
+	for (size_t i = 0; i < n && !ret; i++)
+		if (!rm[i].m->copied && !rm[i].late)
+			ret = make_detached(c, rm, i);
+	for (size_t i = 1; i < n && !ret; i++) {
+		if (rm[i].m->copied || rm[i].late)
+			continue;
+		if (rm[rm[i].parent].fd < 0) {
+			pr_err("restore: mount %s: the copied mount below it is hidden",
+			       rm[i].m->mountpoint);
+			ret = -EOPNOTSUPP;
+		} else {
+			ret = attach(rm, i);
+		}
+	}
+	if (!ret)
+		ret = restore_propagation(rm, n);
+	mountinfo_free(mi, nmi);
+	return ret;
+}
+
+uint64_t mnt_ns_id(const char *path)
+{
+	uint64_t id = 0;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, NS_GET_MNTNS_ID, &id) < 0)
+		return 0;
+	return id;
+}
+
+/* --pin-ns: stasis will bind this mount namespace's file into its own, which the kernel
+ * allows only if this namespace's id is above its own (fs/namespace.c, mnt_ns_loop: only
+ * a younger namespace may be pinned, so that no reference loop can form). On 6.18 the ids
+ * come from per-CPU batches (gen_cookie_next): a namespace made later on another CPU can
+ * get a smaller id. Then a new copy of the namespace (the same mounts, locks included) is
+ * made on each CPU in turn (the task's affinity put back after) until one is above: the
+ * CPU that gave stasis's namespace its id hands out larger ones from then on. */
+static int mnt_ns_above(pid_t pid, uint64_t floor)
+{
+	uint64_t id = mnt_ns_id("/proc/self/ns/mnt");
+	if (!id || id > floor)
+		return 0;
+	cpu_set_t saved, one;
+	if (sched_getaffinity(0, sizeof(saved), &saved) < 0)
+		return pr_perror("restore: sched_getaffinity");
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	for (int cpu = 0; cpu < CPU_SETSIZE && cpu < ncpu && id <= floor; cpu++) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) < 0)
+			continue; /* offline, or outside the task's cpuset */
+		if (unshare(CLONE_NEWNS) < 0) {
+			int e = pr_perror("restore: a new copy of the mount namespace of pid %d", pid);
+			sched_setaffinity(0, sizeof(saved), &saved);
+			return e;
+		}
+		id = mnt_ns_id("/proc/self/ns/mnt");
+	}
+	if (sched_setaffinity(0, sizeof(saved), &saved) < 0)
+		return pr_perror("restore: sched_setaffinity");
+	if (id <= floor) {
+		pr_err("the mount namespace of pid %d got id %llu, not above stasis's %llu on any "
+		       "CPU: the kernel would refuse to pin it (--pin-ns)",
+		       pid, (unsigned long long)id, (unsigned long long)floor);
+		return -ELOOP;
+	}
+	pr_info("restore: the mount namespace of pid %d copied again to get an id above "
+		"stasis's (%llu > %llu) for --pin-ns",
+		pid, (unsigned long long)id, (unsigned long long)floor);
+	return 0;
+}
+
 int mnt_restore_child(struct rst_ctx *c)
 {
 	const MntNs *ns = c->core->mnt;
 	if (!ns)
 		return 0;
+	if (c->mntns_floor) {
+		int r = mnt_ns_above(c->pid, c->mntns_floor);
+		if (r)
+			return r;
+	}
 	size_t n = ns->n_mounts;
 	struct rmount *rm = calloc(n, sizeof(*rm));
 	if (!rm)
 		return -ENOMEM;
+	int ret = 0;
 	for (size_t i = 0; i < n; i++) {
-		rm[i].m = ns->mounts[i];
+		const Mount *m = ns->mounts[i];
+		rm[i].m = m;
 		rm[i].fd = rm[i].sb = -1;
-		rm[i].parent = i ? mount_index(ns, rm[i].m->parent_id, i) : -1;
+		rm[i].parent = i ? mount_index(ns, m->parent_id, i) : -1;
+		rm[i].late = i && !m->copied && m->kind == MOUNT_KIND__MOUNT_FRESH &&
+			     !strcmp(m->fstype, "proc") && m->has_proc_pidns && c->core->ns &&
+			     m->proc_pidns != c->core->ns->pid;
+		if (i && rm[rm[i].parent].late && !ret) {
+			pr_err("mount %s of pid %d is on a proc of another pid namespace: not "
+			       "supported yet",
+			       m->mountpoint, c->pid);
+			ret = -EOPNOTSUPP;
+		}
 	}
+	c->late_procs = calloc(n, sizeof(*c->late_procs));
+	c->n_late_procs = 0;
+	if (!c->late_procs)
+		ret = -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++)
+		if (rm[i].late)
+			c->late_procs[c->n_late_procs++] = rm[i].m;
 	uint64_t t0 = now_ns();
-	int ret = build_tree(c, rm, n);
+	bool keep = ns->mounts[0]->copied && copy_is_locked();
+	if (!ret)
+		ret = keep ? keep_copy(c, rm, n) : build_tree(c, rm, n);
 	for (size_t i = 0; i < n; i++) {
 		if (rm[i].fd >= 0)
 			close(rm[i].fd);
@@ -1239,7 +1519,46 @@ int mnt_restore_child(struct rst_ctx *c)
 	}
 	free(rm);
 	if (!ret)
-		pr_info("restore: pid %d: %zu mounts rebuilt in %.3f ms", c->pid, n,
+		pr_info("restore: pid %d: %zu mounts %s in %.3f ms", c->pid, n,
+			keep ? "kept or added to the locked copy" : "rebuilt",
 			(double)(now_ns() - t0) / 1e6);
 	return ret;
+}
+
+int mnt_restore_late(struct rst_ctx *c, int (*pidns)(void *arg, uint64_t id), void *arg)
+{
+	if (!c->n_late_procs) {
+		free(c->late_procs);
+		c->late_procs = NULL;
+		return 0;
+	}
+	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return pr_perror("restore: open /");
+	for (size_t k = 0; k < c->n_late_procs; k++) {
+		const Mount *m = c->late_procs[k];
+		_cleanup_close_ int ns = pidns(arg, m->proc_pidns);
+		if (ns < 0)
+			return ns;
+		_cleanup_close_ int mfd = fresh_sb(m, ns);
+		if (mfd < 0)
+			return mfd;
+		struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
+		if (mount_setattr(mfd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+			return pr_perror("restore: mount %s: set flags %#x", m->mountpoint, m->flags);
+		/* on top of what is at its mount point now: nothing was mounted on it */
+		_cleanup_close_ int at = open_beneath(root, rel_of(m->mountpoint),
+						      RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+						      O_PATH | O_DIRECTORY);
+		if (at < 0)
+			return pr_perror("restore: mount point %s", m->mountpoint);
+		if (move_mount(mfd, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return pr_perror("restore: attach the proc at %s", m->mountpoint);
+		pr_info("restore: pid %d: proc of a child's pid namespace mounted at %s", c->pid,
+			m->mountpoint);
+	}
+	free(c->late_procs);
+	c->late_procs = NULL;
+	c->n_late_procs = 0;
+	return 0;
 }

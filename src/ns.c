@@ -11,8 +11,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -134,6 +136,23 @@ int ns_enter_time_for_children(const TimeNs *t)
 	return 0;
 }
 
+int ns_enter_to_read(int nsfd, int nstype)
+{
+	/* setns needs CAP_SYS_ADMIN over the namespace's owning user namespace and in the
+	 * caller's own one: a stasis without it (a user with CAP_CHECKPOINT_RESTORE) first
+	 * enters the owning user namespace, where its owner has every capability. Ids read
+	 * there (IPC owners) are then as the tasks of that namespace see them, as the
+	 * restore creates them. */
+	_cleanup_close_ int ufd = ioctl(nsfd, NS_GET_USERNS);
+	struct stat owner, mine;
+	if (ufd < 0 || fstat(ufd, &owner) < 0 || stat("/proc/self/ns/user", &mine) < 0)
+		return -errno;
+	if ((owner.st_ino != mine.st_ino || owner.st_dev != mine.st_dev) &&
+	    setns(ufd, CLONE_NEWUSER) < 0)
+		return -errno;
+	return setns(nsfd, nstype) < 0 ? -errno : 0;
+}
+
 /* hostname and domainname of the UTS namespace of @pid, read by a child that joins it. */
 static int read_uts(pid_t pid, UtsNs **out)
 {
@@ -154,7 +173,7 @@ static int read_uts(pid_t pid, UtsNs **out)
 	}
 	if (child == 0) {
 		struct utsname u;
-		if (setns(nsfd, CLONE_NEWUTS) < 0 || uname(&u) < 0)
+		if (ns_enter_to_read(nsfd, CLONE_NEWUTS) || uname(&u) < 0)
 			_exit(1);
 		(void)!write(p[1], &u, sizeof(u));
 		_exit(0);
@@ -291,9 +310,8 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				       procs[i]->pid);
 				return -EOPNOTSUPP;
 			}
+			/* (read inside the owning user namespace: owners as its tasks see them) */
 			ret = ipc_dump_ns(procs[i]->pid, &procs[i]->core->ipc);
-			if (!ret && ids->user != mine.user)
-				ret = userns_ipc_inside(procs[i]);
 			if (ret)
 				return ret;
 		}
@@ -471,4 +489,184 @@ void ns_join_forget(Core *root, int nstype)
 		protobuf_c_message_free_unpacked(&root->net->base, NULL);
 		root->net = NULL;
 	}
+}
+
+/* --- --pin-ns DIR ------------------------------------------------------------------- */
+
+/* Every namespace the restore created is kept alive by a bind mount of its nsfs file on
+ * DIR/<kind>-<pid>, <pid> being the restored task that was put in it when it was made (as
+ * stasis sees it: the dumped pid). Namespaces joined with --join-ns or inherited from
+ * stasis are the caller's, not pinned.
+ *
+ * Done by the restoring stasis itself, which stays outside every namespace it creates
+ * (it is the parent of the restored root), and must: the kernel refuses to bind a mount
+ * namespace's file into a mount namespace that is not older than it (fs/namespace.c,
+ * mnt_ns_loop: a namespace pinned from inside itself or from a younger one could hold a
+ * reference loop and never be freed), so a task of the restored tree could not pin its own
+ * mount namespace; and a task inside the restored user namespace has no CAP_SYS_ADMIN over
+ * the mount namespace DIR lives in (owned by an outer user namespace), so it could not
+ * mount over DIR at all. snap-confine keeps its preserved namespaces the same way, from
+ * outside. */
+
+int ns_pins_open(struct ns_pins *p, const char *dir)
+{
+	memset(p, 0, sizeof(*p));
+	p->dirfd = -1;
+	p->dir = dir;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		pr_err("--pin-ns %s: %s", dir, err == ENOTDIR ? "not a directory" : strerror(err));
+		return -err;
+	}
+	p->dirfd = fd;
+	/* The pins are mounts in stasis's mount namespace, which needs CAP_SYS_ADMIN over its
+	 * owner (stasis's user namespace or an ancestor; may_mount in fs/namespace.c):
+	 * without it in stasis's own, refuse before anything is restored. */
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct cap[2];
+	memset(cap, 0, sizeof(cap));
+	if (syscall(SYS_capget, &hdr, cap) == 0 &&
+	    !(cap[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)))) {
+		pr_err("--pin-ns %s: pinning needs CAP_SYS_ADMIN (the pins are mounts in stasis's "
+		       "mount namespace)",
+		       dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int pin_plan(struct ns_pins *p, const char *kind, pid_t pid)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 16;
+		struct ns_pin *np = realloc(p->pin, cap * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		p->pin = np;
+		p->cap = cap;
+	}
+	struct ns_pin *x = &p->pin[p->n];
+	memset(x, 0, sizeof(*x));
+	snprintf(x->name, sizeof(x->name), "%s-%d", kind, (int)pid);
+	x->kind = kind;
+	x->pid = pid;
+	struct stat st;
+	if (fstatat(p->dirfd, x->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		pr_err("--pin-ns: %s/%s exists (a pin of an earlier restore?): unmount and "
+		       "remove it first",
+		       p->dir, x->name);
+		return -EEXIST;
+	}
+	if (errno != ENOENT)
+		return pr_perror("--pin-ns: stat %s/%s", p->dir, x->name);
+	p->n++;
+	return 0;
+}
+
+int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid)
+{
+	uint64_t fl = ns_clone_flags(core);
+	static const struct {
+		uint64_t flag;
+		const char *kind;
+	} by_flag[] = { { CLONE_NEWUSER, "user" }, { CLONE_NEWNS, "mnt" },  { CLONE_NEWUTS, "uts" },
+			{ CLONE_NEWIPC, "ipc" },   { CLONE_NEWNET, "net" } };
+	int ret = 0;
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(by_flag); i++)
+		if (fl & by_flag[i].flag)
+			ret = pin_plan(p, by_flag[i].kind, pid);
+	if (!ret && new_pid)
+		ret = pin_plan(p, "pid", pid);
+	if (!ret && core->time_ns)
+		ret = pin_plan(p, "time", pid);
+	return ret;
+}
+
+/* Is the mount directory @dirfd is on shared (it propagates to peers)? Its mountinfo
+ * line is scanned for a "shared:" tag among the optional fields (not the whole file
+ * parsed: nsfs pins there have roots like "mnt:[4026532181]", which the parser refuses). */
+static bool dir_is_shared(int dirfd)
+{
+	struct statx sx;
+	if (statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+		return false;
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
+	char *save = NULL;
+	for (char *l = buf ? strtok_r(buf, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long id;
+		if (sscanf(l, "%llu ", &id) != 1 || id != sx.stx_mnt_id)
+			continue;
+		char *end = strstr(l, " - ");
+		char *tag = strstr(l, " shared:");
+		return tag && end && tag < end;
+	}
+	return false;
+}
+
+int ns_pins_make(struct ns_pins *p, int proc_dfd)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct ns_pin *x = &p->pin[i];
+		char src[48];
+		snprintf(src, sizeof(src), "%d/ns/%s", (int)x->pid, x->kind);
+		int fd = openat(p->dirfd, x->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				0600);
+		if (fd < 0)
+			return pr_perror("--pin-ns: create %s/%s", p->dir, x->name);
+		close(fd);
+		x->created = true;
+		/* A bind of the nsfs file the magic link leads to, with mount(2) through fds
+		 * (stasis's /proc, DIR). A mount namespace's file is refused (EINVAL) unless
+		 * its id is above stasis's namespace's: the restore child saw to it
+		 * (src/mnt.c, mnt_ns_above). */
+		char from[96], to[96];
+		snprintf(from, sizeof(from), "/proc/self/fd/%d/%s", proc_dfd, src);
+		snprintf(to, sizeof(to), "/proc/self/fd/%d/%s", p->dirfd, x->name);
+		if (mount(from, to, NULL, MS_BIND, NULL) < 0) {
+			int err = errno;
+			if (err == EINVAL && !strcmp(x->kind, "mnt") && dir_is_shared(p->dirfd))
+				pr_err("--pin-ns: cannot bind the mount namespace of pid %d on %s/%s: "
+				       "%s is on a shared mount, where the kernel refuses it (it would "
+				       "propagate); make the directory a private mount first (mount "
+				       "--bind DIR DIR; mount --make-private DIR)",
+				       (int)x->pid, p->dir, x->name, p->dir);
+			else
+				pr_errno(-err, "--pin-ns: mount /proc/%s on %s/%s", src, p->dir, x->name);
+			return -err;
+		}
+		x->mounted = true;
+		pr_info("restore: pinned the %s namespace of pid %d on %s/%s", x->kind, (int)x->pid,
+			p->dir, x->name);
+	}
+	return 0;
+}
+
+void ns_pins_undo(struct ns_pins *p)
+{
+	for (size_t i = p->n; i-- > 0;) {
+		struct ns_pin *x = &p->pin[i];
+		if (x->mounted) {
+			/* through an fd of the pin (the top mount there): no path to resolve */
+			_cleanup_close_ int at = openat(p->dirfd, x->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			char target[64];
+			snprintf(target, sizeof(target), "/proc/self/fd/%d", at);
+			if (at < 0 || umount2(target, MNT_DETACH) < 0)
+				pr_warn("--pin-ns: unmount %s/%s: %s", p->dir, x->name, strerror(errno));
+			x->mounted = false;
+		}
+		if (x->created && unlinkat(p->dirfd, x->name, 0) < 0)
+			pr_warn("--pin-ns: remove %s/%s: %s", p->dir, x->name, strerror(errno));
+		x->created = false;
+	}
+}
+
+void ns_pins_close(struct ns_pins *p)
+{
+	if (p->dirfd >= 0)
+		close(p->dirfd);
+	p->dirfd = -1;
+	free(p->pin);
+	p->pin = NULL;
+	p->n = p->cap = 0;
 }

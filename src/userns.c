@@ -190,63 +190,6 @@ static int creds_inside(struct dump_ctx *c, const struct uns *u)
 	return ret;
 }
 
-static int perm_inside(const struct uns *u, IpcPerm *p, pid_t pid)
-{
-	int ret = to_inside(u->uid, u->nuid, p->uid, &p->uid);
-	ret = ret ?: to_inside(u->uid, u->nuid, p->cuid, &p->cuid);
-	ret = ret ?: to_inside(u->gid, u->ngid, p->gid, &p->gid);
-	ret = ret ?: to_inside(u->gid, u->ngid, p->cgid, &p->cgid);
-	if (ret)
-		pr_err("SysV IPC object %d of pid %d's IPC namespace has an owner its user "
-		       "namespace does not map",
-		       p->id, pid);
-	return ret;
-}
-
-/* The owners of the IPC objects of the IPC namespace that task @c created, read by the
- * dumper (its view), as seen inside @u: the namespace is restored by that task, in its
- * user namespace, where IPC_SET and the creator's ids take ids as seen there. */
-static int ipc_inside(struct dump_ctx *c, const struct uns *u)
-{
-	IpcNs *ns = c->core->ipc;
-	int ret = 0;
-	for (size_t i = 0; i < ns->n_msgqs && !ret; i++)
-		ret = perm_inside(u, ns->msgqs[i]->perm, c->pid);
-	for (size_t i = 0; i < ns->n_sems && !ret; i++)
-		ret = perm_inside(u, ns->sems[i]->perm, c->pid);
-	for (size_t i = 0; i < ns->n_shms && !ret; i++)
-		ret = perm_inside(u, ns->shms[i]->perm, c->pid);
-	for (size_t i = 0; i < ns->n_mqueues && !ret; i++) {
-		IpcMqueue *m = ns->mqueues[i];
-		ret = to_inside(u->uid, u->nuid, m->uid, &m->uid);
-		ret = ret ?: to_inside(u->gid, u->ngid, m->gid, &m->gid);
-		if (ret)
-			pr_err("POSIX message queue %s of pid %d's IPC namespace has an owner its "
-			       "user namespace does not map",
-			       m->name, c->pid);
-	}
-	return ret;
-}
-
-int userns_ipc_inside(struct dump_ctx *c)
-{
-	struct uns u = { 0 };
-	int ret = 0;
-	u.nuid = read_map(c->procfd, c->pid, "uid_map", &u.uid);
-	if (u.nuid < 0)
-		ret = u.nuid;
-	if (!ret) {
-		u.ngid = read_map(c->procfd, c->pid, "gid_map", &u.gid);
-		if (u.ngid < 0)
-			ret = u.ngid;
-	}
-	if (!ret)
-		ret = ipc_inside(c, &u);
-	free(u.uid);
-	free(u.gid);
-	return ret;
-}
-
 int userns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine)
 {
 	struct uns *list = calloc(n, sizeof(*list));

@@ -11,10 +11,6 @@
 int userns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine)
 	__must_check;
 
-/* Dump: the owners of the IPC objects of the namespace @c created (Core.ipc, read in the
- * dumper's view) turned into ids as seen inside @c's user namespace (not the dumper's). */
-int userns_ipc_inside(struct dump_ctx *c) __must_check;
-
 /* Restore. Bounds of an image's maps. */
 int userns_validate(const UserNs *u, pid_t pid) __must_check;
 /* By the creator of @pid (in the parent namespace): setgroups, uid_map, gid_map, through

@@ -9,11 +9,13 @@ ever killed by PID, never by name.
 """
 import argparse
 import ctypes
+import fcntl
 import glob
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -57,10 +59,9 @@ ROOTLESS_KNOWN = {
                        "CAP_CHECKPOINT_RESTORE in the initial user namespace",
     "ns_mnt": "the test mounts an mqueue fs, which needs an IPC namespace owned by the "
               "user namespace",
-    "ns_mnt_nested": "rebuilding a mount tree binds the container's root, which its "
-                     "locked mounts refuse (EINVAL): not done yet in a rootless container",
-    "bad_restore_mnt_missing_external": "same as ns_mnt_nested (its control restore "
-                                        "rebuilds a mount tree)",
+    "ns_mnt_nested": "its tmpfs mounts carry uid=/gid= options, which mountinfo shows as "
+                     "ids of the initial user namespace and the restore passes back as "
+                     "ids of the container's (not translated yet)",
     "test_helper_sec": "runs helpers as the host's root and as another host user",
 }
 
@@ -259,6 +260,93 @@ def run_cmd(argv, timeout, cwd=None, user=None, files=None):
         except OSError:
             texts.append("")
     return rc, texts[0], texts[1]
+
+
+NS_GET_NSTYPE = 0xb703  # _IO(0xb7, 0x3), linux/nsfs.h
+CLONE_FLAG = {"uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000, "pid": 0x20000000,
+              "net": 0x40000000, "mnt": 0x00020000, "time": 0x00000080}
+
+
+def nsfs_type(path):
+    """The CLONE_NEW* type of an nsfs file (NS_GET_NSTYPE), or None if it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+NS_GET_MNTNS_ID = 0x8008b705  # _IOR(0xb7, 0x5, __u64), linux/nsfs.h (6.8)
+
+
+def mntns_id(path):
+    """The id of the mount namespace of an nsfs file (0 if the kernel cannot say)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, NS_GET_MNTNS_ID, bytes(8)), "little")
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def cpu_with_older_mntns_ids():
+    """A CPU on which a new mount namespace gets an id below ours, or None. Ids come from
+    per-CPU batches on 6.18, and the kernel lets a mount namespace be pinned only from one
+    with a smaller id: a restore on such a CPU must work around it."""
+    mine = mntns_id("/proc/self/ns/mnt")
+    for cpu in range(os.cpu_count() or 1):
+        p = subprocess.Popen(["taskset", "-c", str(cpu), "unshare", "-m", "sleep", "5"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 5
+            new = 0
+            while time.monotonic() < deadline and p.poll() is None:
+                try:
+                    if open("/proc/%d/comm" % p.pid).read().strip() == "sleep":
+                        new = mntns_id("/proc/%d/ns/mnt" % p.pid)
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.01)
+        finally:
+            kill_pid(p.pid)
+            p.wait(timeout=10)
+        if new and mine and new < mine:
+            return cpu
+    return None
+
+
+def mounts_under(d):
+    """Mount points at or below directory d (deepest first), from our mountinfo."""
+    d = os.path.realpath(d)
+    out = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for ln in f:
+                mp = ln.split()[4].encode().decode("unicode_escape")
+                if mp == d or mp.startswith(d + "/"):
+                    out.append(mp)
+    except OSError:
+        pass
+    return sorted(out, key=len, reverse=True)
+
+
+def umount_under(d):
+    """Unmounts (lazily, by path) everything mounted at or below d; returns what was."""
+    found = mounts_under(d)
+    for mp in found:
+        run_cmd(["umount", "-l", mp], 10)
+    return found
 
 
 def tail(path, n=TAIL_LINES):
@@ -1364,6 +1452,438 @@ while True:
             raise Failure("the error does not say it is not a namespace file: %s" % line)
         return line
 
+    def pin_check(self, pins, expect):
+        """Every file of @pins is a pin of @expect = {name: (kind, pid)}: an nsfs file of
+        that kind, the namespace /proc/PID/ns/KIND of the restored task (same inode)."""
+        got = sorted(os.listdir(pins))
+        if got != sorted(expect):
+            raise Failure("pin files %s, expected %s" % (got, sorted(expect)))
+        inos = {}
+        for name, (kind, pid) in expect.items():
+            path = os.path.join(pins, name)
+            if nsfs_type(path) != CLONE_FLAG[kind]:
+                raise Failure("%s is not a %s namespace file (NS_GET_NSTYPE %s)" % (
+                    path, kind, nsfs_type(path)))
+            ino = os.stat(path).st_ino
+            want = os.stat("/proc/%d/ns/%s" % (pid, kind)).st_ino
+            if ino != want:
+                raise Failure("%s is namespace %d, pid %d is in %d" % (path, ino, pid, want))
+            if not any(mp == os.path.realpath(path) for mp in mounts_under(pins)):
+                raise Failure("%s is not a mount point" % path)
+            inos[name] = ino
+        return inos
+
+    def restore_pin_ns(self):
+        """`restore --pin-ns DIR` of ns_uts (the root's UTS namespace and its child's):
+        DIR/uts-ROOT and DIR/uts-CHILD are the restored tasks' namespaces (nsfs, same
+        inodes); they outlive the tasks (nsenter reads their hostnames); a restore into the
+        same DIR is refused naming the existing pin; a restore with `--join-ns
+        uts:DIR/uts-ROOT --pin-ns DIR2` puts the root back in the pinned namespace and pins
+        only the child's new one. Every pin is unmounted at the end, whatever happened."""
+        if os.geteuid() != 0:
+            raise Skip("needs root (mounts)")
+        if not shutil.which("nsenter"):
+            raise Skip("nsenter not found (package util-linux)")
+        run = CkptRun(self.r, self.build, "ns_uts", {"timeout": BAD_TIMEOUT})
+        pins = os.path.join(run.tmp, "pins")
+        os.mkdir(pins, 0o700)
+        try:
+            run.start()
+            run.wait_ready()
+            run.dump()
+            run.check_original_gone()
+            if len(run.tree) != 2:
+                raise Failure("ns_uts should be two processes, was %s" % run.tree)
+            root, child = run.tree
+            run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
+                            "-o", run.restore_log, "--pin-ns", pins], "restore")
+            run.check_pidfile()
+            rpin, cpin = "uts-%d" % root, "uts-%d" % child
+            inos = self.pin_check(pins, {rpin: ("uts", root), cpin: ("uts", child)})
+            run.finish_restored(0)
+            deadline = time.monotonic() + 10
+            while pid_alive(child) and time.monotonic() < deadline:
+                reap_all()
+                time.sleep(0.01)
+            if pid_alive(child):
+                raise Failure("the restored child %d did not exit with its parent" % child)
+            # the tasks are gone, their namespaces live on in the pins
+            for name, host in ((rpin, "stasis-outer"), (cpin, "stasis-inner")):
+                rc, out, err = run_cmd(["nsenter", "--uts=" + os.path.join(pins, name),
+                                        "hostname"], 10)
+                if rc != 0 or out.strip() != host:
+                    raise Failure("nsenter --uts=%s hostname: %s %r (want %s)" % (
+                        name, describe_status_rc(rc), (out + err).strip()[:100], host))
+            line = self.expect_failure([self.stasis, "restore", "-D", run.img, "-d",
+                                        "--pin-ns", pins],
+                                       "restore --pin-ns into a directory with its pins",
+                                       pid=root)
+            if os.path.join(pins, rpin) not in line:
+                raise Failure("the refusal does not name the existing pin: %s" % line)
+            if len(mounts_under(pins)) != 2:
+                raise Failure("the refused restore changed the mounts under %s: %s" % (
+                    pins, mounts_under(pins)))
+            # a restore into the pinned namespace: the root joins it (not pinned again: not
+            # created by this restore), the child makes its own (pinned)
+            run.reset_status()
+            pins2 = os.path.join(run.tmp, "pins2")
+            os.mkdir(pins2, 0o700)
+            run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
+                            "-o", run.restore_log, "--join-ns",
+                            "uts:" + os.path.join(pins, rpin), "--pin-ns", pins2], "restore")
+            run.check_pidfile()
+            got = os.stat("/proc/%d/ns/uts" % root).st_ino
+            if got != inos[rpin]:
+                raise Failure("the root is in UTS namespace %d, not the pinned %d" %
+                              (got, inos[rpin]))
+            self.pin_check(pins2, {cpin: ("uts", child)})
+            # shared: a name set through the pin is the restored root's, and back
+            for name in ("stasis-via-pin", "stasis-outer"):
+                rc, _, err = run_cmd(["nsenter", "--uts=" + os.path.join(pins, rpin),
+                                      "hostname", name], 10)
+                rc2, seen, err2 = run_cmd(["nsenter", "-t", str(root), "-u", "hostname"], 10)
+                if rc != 0 or rc2 != 0 or seen.strip() != name:
+                    raise Failure("hostname %s set through the pin, the root sees %r (%s)" % (
+                        name, seen.strip(), (err + err2).strip()[:100]))
+            run.finish_restored(0)
+            umount_under(pins2)
+            # below the mounts: the files stasis created, empty, 0600
+            umount_under(pins)
+            for name in (rpin, cpin):
+                st = os.lstat(os.path.join(pins, name))
+                if not stat.S_ISREG(st.st_mode) or st.st_size or st.st_mode & 0o7777 != 0o600:
+                    raise Failure("pin file %s: mode %o, %d bytes (want an empty 0600 file)"
+                                  % (name, st.st_mode, st.st_size))
+            return "pinned %s and %s, alive after the tasks exited, joined again" % (
+                rpin, cpin)
+        finally:
+            run.cleanup()
+            umount_under(run.tmp)
+            if mounts_under(run.tmp):
+                print("    warning: still mounted: %s" % mounts_under(run.tmp), flush=True)
+            else:
+                shutil.rmtree(run.tmp, ignore_errors=True)
+
+    def bad_restore_pin_not_dir(self):
+        d, pid = self.variant("pin-not-dir")
+        plain = os.path.join(self.tmp, "pin-here-not-a-dir")
+        open(plain, "w").close()
+        line = self.expect_failure(self.restore_argv(d) + ["--pin-ns", plain],
+                                   "restore --pin-ns with a plain file", pid=pid)
+        if plain not in line or "not a directory" not in line:
+            raise Failure("the error does not name the path as not a directory: %s" % line)
+        return line
+
+    # `unshare -Urpfui --mount-proc` with a counter as the init of its pid namespace
+    UNSHARE_CTR = ["unshare", "-Urpfui", "--mount-proc", "sh", "-c",
+                   'hostname ctr-test && exec "$0"']
+
+    @staticmethod
+    def counter_lines(path):
+        """(pid, count) of every complete line the demo counter wrote to @path."""
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return []
+        out = []
+        for ln in text.split("\n")[:-1]:
+            parts = ln.split()
+            if len(parts) == 4 and parts[0] == "pid" and parts[2] == "count":
+                out.append((int(parts[1].rstrip(":")), int(parts[3])))
+        return out
+
+    def unshare_counter(self, user=None, whole=False):
+        """The counter (demo/counter.c) as the init of `unshare -Urpfui --mount-proc` with
+        hostname ctr-test, dumped by the host pid of unshare's child (the init of the pid
+        namespace), or with @whole by unshare's pid (unshare, in the new user, mount, UTS
+        and IPC namespaces but not in the pid namespace, with the counter as its child),
+        and restored (as root with --pin-ns). The count goes on from where it was, the
+        counter is pid 1 of its pid namespace with its own /proc (mounted by unshare's
+        child in a mount namespace unshare created), its hostname and uid/gid maps are the
+        same; the pins hold the user, pid, mnt, uts and ipc namespaces. With @user =
+        (uid, gid, name): the same run entirely as that user, with a copy of stasis holding
+        cap_checkpoint_restore (file capability) and nothing else."""
+        counter = os.path.join(self.build, "demo", "counter")
+        stasis = self.stasis
+        if not os.access(counter, os.X_OK):
+            raise Failure("%s not built" % counter)
+        if not shutil.which("unshare") or not shutil.which("nsenter"):
+            raise Skip("unshare or nsenter not found (package util-linux)")
+        tmp = tempfile.mkdtemp(prefix="stasis-unshare-", dir="/tmp")
+        priv = None
+        ids = None
+        if user is not None:
+            setcap = shutil.which("setcap") or "/usr/sbin/setcap"
+            ids = (user[0], user[1])
+            priv = tempfile.mkdtemp(prefix="stasis-unshare-bin-", dir="/tmp")
+            os.chown(priv, 0, user[1])
+            os.chmod(priv, 0o750)
+            for src in (stasis, counter):
+                shutil.copy(src, priv)
+                os.chmod(os.path.join(priv, os.path.basename(src)), 0o755)
+            stasis = os.path.join(priv, "stasis")
+            counter = os.path.join(priv, "counter")
+            rc, _, err = run_cmd([setcap, "cap_checkpoint_restore+ep", stasis], 30)
+            if rc != 0:
+                shutil.rmtree(priv, ignore_errors=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise Skip("setcap cap_checkpoint_restore+ep failed: %s" % err.strip()[:100])
+            os.chown(tmp, user[0], user[1])
+        out = os.path.join(tmp, "counter.out")
+        img = os.path.join(tmp, "img")
+        pidfile = os.path.join(tmp, "pidfile")
+        pins = os.path.join(tmp, "pins")
+        os.mkdir(img)
+        if user is not None:
+            os.chown(img, user[0], user[1])
+        else:
+            os.mkdir(pins, 0o700)
+        fd = user_file(out, ids)
+        efd = user_file(os.path.join(tmp, "unshare.err"), ids)
+        try:
+            p = subprocess.Popen(self.UNSHARE_CTR + [counter], cwd=tmp,
+                                 stdin=subprocess.DEVNULL, stdout=fd, stderr=efd,
+                                 start_new_session=True, preexec_fn=as_user(ids))
+        finally:
+            os.close(fd)
+            os.close(efd)
+        child = None
+        n = 0
+
+        def stasis_run(argv, what):
+            nonlocal n
+            n += 1
+            files = [os.path.join(tmp, "%s-%d.%s" % (what, n, e)) for e in ("out", "err")]
+            rc, _, err = run_cmd([stasis] + argv, BAD_TIMEOUT, cwd=tmp, user=ids,
+                                 files=files)
+            if rc != 0:
+                raise Failure("%s: %s: %s" % (what, describe_status_rc(rc),
+                                              (err.strip().splitlines() or [""])[-1]))
+
+        try:
+            deadline = time.monotonic() + BAD_TIMEOUT
+            while True:
+                kids = proc_children(p.pid)
+                child = kids[0] if kids else None
+                try:
+                    comm = child and open("/proc/%d/comm" % child).read().strip()
+                except OSError:
+                    comm = None
+                if comm == "counter" and len(self.counter_lines(out)) >= 3:
+                    break
+                if p.poll() is not None:
+                    raise Failure("unshare exited (%s): %s" % (
+                        describe_status_rc(p.returncode),
+                        " ".join(tail(os.path.join(tmp, "unshare.err"), 2) or [])))
+                if time.monotonic() > deadline:
+                    raise Failure("the counter did not start under unshare")
+                time.sleep(0.05)
+            maps = [open("/proc/%d/%s" % (child, m)).read() for m in ("uid_map", "gid_map")]
+            if user is None:
+                # a namespace pinned on the host meanwhile (an nsfs mount in stasis's
+                # mountinfo at dump, in the copy the restore gets): no obstacle
+                hostpin = os.path.join(tmp, "hostpin")
+                open(hostpin, "w").close()
+                rc, _, err = run_cmd(["mount", "--bind", "/proc/self/ns/uts", hostpin], 10)
+                if rc != 0:
+                    raise Failure("bind of an nsfs file: %s" % err.strip()[:100])
+            target = p.pid if whole else child
+            stasis_run(["dump", "-t", str(target), "-D", img, "--no-sync", "-v", "-o",
+                        os.path.join(tmp, "dump.log")], "dump")
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise Failure("unshare still runs after its child was dumped") from None
+            deadline = time.monotonic() + 10
+            while proc_stat(child) is not None and time.monotonic() < deadline:
+                reap_all()
+                time.sleep(0.01)
+            if proc_stat(child) is not None:
+                raise Failure("the dumped counter %d is still there" % child)
+            before = self.counter_lines(out)
+            last = before[-1][1]
+            if user is None and not whole:
+                self.pin_shared_refused(tmp, img, child)
+            if user is not None:
+                refusal = self.pin_nonroot_refused(stasis, tmp, img, ids, child)
+            argv = ["restore", "-D", img, "-d", "--pidfile", pidfile, "-v", "-o",
+                    os.path.join(tmp, "restore.log")]
+            low = None
+            if user is None and in_rootless_container() and shutil.which("taskset"):
+                # the restore on a CPU whose new namespaces get ids below ours: the
+                # restored mount namespace must be copied again to be pinnable
+                low = cpu_with_older_mntns_ids()
+            if low is not None:
+                rc, _, err = run_cmd(["taskset", "-c", str(low), stasis] + argv +
+                                     ["--pin-ns", pins], BAD_TIMEOUT, cwd=tmp)
+                if rc != 0:
+                    raise Failure("restore on CPU %d: %s: %s" % (
+                        low, describe_status_rc(rc), (err.strip().splitlines() or [""])[-1]))
+                with open(os.path.join(tmp, "restore.log"), errors="replace") as f:
+                    if "copied again" not in f.read():
+                        raise Failure("restored on CPU %d (new mount namespaces get ids below "
+                                      "stasis's there) without copying the mount namespace "
+                                      "again" % low)
+            else:
+                stasis_run(argv + ([] if user else ["--pin-ns", pins]), "restore")
+            try:
+                rpid = int(open(pidfile).read())
+            except (OSError, ValueError) as e:
+                raise Failure("bad pidfile: %s" % e) from None
+            if rpid != target or not pid_alive(target) or not pid_alive(child):
+                raise Failure("restored pid %d, dumped %d (alive: %s, counter %s)" % (
+                    rpid, target, pid_alive(target), pid_alive(child)))
+            if whole and proc_children(target) != [child]:
+                raise Failure("the restored unshare %d has children %s, not the counter %d" %
+                              (target, proc_children(target), child))
+            deadline = time.monotonic() + 10
+            while len(self.counter_lines(out)) < len(before) + 3:
+                if time.monotonic() > deadline or not pid_alive(child):
+                    raise Failure("the restored counter does not count (%d lines after the "
+                                  "restore)" % (len(self.counter_lines(out)) - len(before)))
+                time.sleep(0.05)
+            after = self.counter_lines(out)[len(before):]
+            want = [(1, last + 1 + k) for k in range(len(after))]
+            if after != want:
+                raise Failure("the count did not go on from %d as pid 1: %s" % (
+                    last, after[:4]))
+            with open("/proc/%d/status" % child) as f:
+                nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")]
+            if nspid != [[str(child), "1"]]:
+                raise Failure("NSpid of the restored counter: %s" % nspid)
+            rc, hostname, err = run_cmd(["nsenter", "-t", str(child), "-u", "hostname"], 10)
+            if rc != 0 or hostname.strip() != "ctr-test":
+                raise Failure("hostname inside: %s %r" % (describe_status_rc(rc),
+                                                          (hostname + err).strip()[:100]))
+            inner = os.path.join("/proc/%d/root/proc" % child)
+            listed = sorted(x for x in os.listdir(inner) if x.isdigit())
+            with open(os.path.join(inner, "1", "status")) as f:
+                st = dict(ln.split(":", 1) for ln in f if ":" in ln)
+            if listed != ["1"] or st.get("Name", "").strip() != "counter" or \
+                    st.get("NSpid", "").split() != ["1"]:
+                raise Failure("/proc inside is not its own: pids %s, pid 1 is %r (NSpid %r)" %
+                              (listed[:5], st.get("Name", "").strip(),
+                               st.get("NSpid", "").strip()))
+            now = [open("/proc/%d/%s" % (child, m)).read() for m in ("uid_map", "gid_map")]
+            if now != maps:
+                raise Failure("uid/gid maps %r, were %r" % (now, maps))
+            said = "count %d -> %d as pid 1, hostname ctr-test, own /proc, maps %s" % (
+                last, after[0][1], " ".join(maps[0].split()))
+            if user is None:
+                self.pin_check(pins, {"%s-%d" % (k, target if k != "pid" else child):
+                                      (k, child) for k in ("user", "pid", "mnt", "uts", "ipc")})
+            kill_pid(child)
+            if wait_pid(child, time.monotonic() + 10) is None:
+                raise Failure("the restored counter did not die on SIGKILL")
+            if whole and wait_pid(target, time.monotonic() + 10) is None:
+                raise Failure("the restored unshare did not exit after its child")
+            if user is None:
+                rc, hostname, err = run_cmd(["nsenter", "--uts=%s/uts-%d" % (pins, target),
+                                             "hostname"], 10)
+                if rc != 0 or hostname.strip() != "ctr-test":
+                    raise Failure("the pinned UTS namespace after the counter exited: %s %r"
+                                  % (describe_status_rc(rc), (hostname + err).strip()[:100]))
+                said += ", 5 namespaces pinned"
+            if low is not None:
+                said += " (restored on CPU %d: mount namespace copied again to be pinnable)" % low
+            if user is not None:
+                said += "; --pin-ns refused: %s" % refusal
+            return ("unshare and its child: " if whole else "") + said
+        finally:
+            for x in (child, p.pid):
+                if x and pid_alive(x):
+                    kill_pid(x)
+                    wait_pid(x, time.monotonic() + 5)
+            if p.poll() is None:
+                kill_pid(p.pid)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            reap_all()
+            umount_under(tmp)
+            if mounts_under(tmp):
+                print("    warning: still mounted: %s" % mounts_under(tmp), flush=True)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if priv:
+                shutil.rmtree(priv, ignore_errors=True)
+
+    def pin_nonroot_refused(self, stasis, tmp, img, ids, pid):
+        """--pin-ns as a user without CAP_SYS_ADMIN: the pins would be mounts in its mount
+        namespace (owned by the initial user namespace), which the kernel allows only with
+        CAP_SYS_ADMIN there. The restore must refuse at once: one line naming the reason,
+        no process started, no file created."""
+        pins = os.path.join(tmp, "pins-user")
+        os.mkdir(pins, 0o700)
+        os.chown(pins, ids[0], ids[1])
+        before = set(my_children())
+        files = [os.path.join(tmp, "pin-refused.%s" % e) for e in ("out", "err")]
+        rc, _, err = run_cmd([stasis, "restore", "-D", img, "-d", "--pin-ns", pins],
+                             BAD_TIMEOUT, cwd=tmp, user=ids, files=files)
+        lines = err.splitlines()
+        if rc in (0, None) or len(lines) != 1 or "CAP_SYS_ADMIN" not in lines[0]:
+            raise Failure("restore --pin-ns as %s: %s, stderr %r" % (
+                NONROOT_USER, describe_status_rc(rc), err[:200]))
+        left = [c for c in my_children() if c not in before]
+        if pid_alive(pid) or left or os.listdir(pins):
+            raise Failure("the refused --pin-ns left something: pid %d alive %s, new "
+                          "processes %s, files %s" % (pid, pid_alive(pid), left,
+                                                     os.listdir(pins)))
+        return lines[0].split(": ", 2)[-1]
+
+    def pin_shared_refused(self, tmp, img, pid):
+        """--pin-ns on a shared mount (a tmpfs with a peer): the user namespace is pinned
+        first, then the kernel refuses the mount namespace's bind (it cannot propagate);
+        the restore must fail with one line saying so, kill what it restored, and undo
+        the pin it made (no mount, no file left)."""
+        shared, peer = os.path.join(tmp, "shared"), os.path.join(tmp, "peer")
+        os.mkdir(shared)
+        os.mkdir(peer)
+        try:
+            for argv in (["mount", "-t", "tmpfs", "-o", "size=64k", "stasis-pins", shared],
+                         ["mount", "--make-shared", shared], ["mount", "--bind", shared, peer]):
+                rc, _, err = run_cmd(argv, 10)
+                if rc != 0:
+                    raise Failure("%s: %s" % (" ".join(argv), err.strip()[:100]))
+            d = os.path.join(shared, "d")
+            os.mkdir(d)
+            line = self.expect_failure([self.stasis, "restore", "-D", img, "-d",
+                                        "--pin-ns", d], "restore --pin-ns on a shared mount",
+                                       pid=pid)
+            if "shared mount" not in line or "mnt-%d" % pid not in line:
+                raise Failure("the refusal does not say the mount is shared: %s" % line)
+            left = [m for m in mounts_under(shared) + mounts_under(peer)
+                    if m not in (shared, peer)]
+            if left or os.listdir(d):
+                raise Failure("the failed restore left pins behind: mounts %s, files %s" % (
+                    left, os.listdir(d)))
+        finally:
+            umount_under(peer)
+            umount_under(shared)
+
+    def unshare_urpfui(self):
+        if os.geteuid() != 0:
+            raise Skip("needs root (unshare -U maps root, --pin-ns mounts)")
+        return self.unshare_counter()
+
+    def unshare_urpfui_tree(self):
+        if os.geteuid() != 0:
+            raise Skip("needs root (unshare -U maps root, --pin-ns mounts)")
+        return self.unshare_counter(whole=True)
+
+    def unshare_urpfui_nonroot(self, whole=False):
+        if os.geteuid() != 0 or in_rootless_container():
+            raise Skip("needs the host's root to run it as %s" % NONROOT_USER)
+        pw, reason = Runner.ensure_user()
+        if reason:
+            raise Skip(reason)
+        return self.unshare_counter((pw.pw_uid, pw.pw_gid, NONROOT_USER), whole)
+
+    def unshare_urpfui_tree_nonroot(self):
+        return self.unshare_urpfui_nonroot(whole=True)
+
     def start_overlay(self, tag):
         """A sleep in a mount namespace of its own with an overlayfs mounted on
         TMP/TAG/m (stasis cannot recreate it). Returns (Popen, mount point)."""
@@ -1557,7 +2077,9 @@ while True:
               "restore_user_helper", "restore_user_helper_tree", "restore_veth_external",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
               "bad_dump_cgns_owner",
-              "bad_restore_mnt_missing_external", "restore_mnt_root"]
+              "bad_restore_mnt_missing_external", "restore_mnt_root", "restore_pin_ns",
+              "bad_restore_pin_not_dir", "unshare_urpfui", "unshare_urpfui_tree",
+              "unshare_urpfui_nonroot", "unshare_urpfui_tree_nonroot"]
 
     def close(self):
         if getattr(self, "urun", None):

@@ -11,7 +11,8 @@ static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
-		   "                      [--root DIR]\n"
+		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
+		   "                      [--helper SOCKET]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -26,6 +27,13 @@ static void restore_usage(FILE *f)
 		   "      --helper SOCKET  ask the `stasis helper` listening there for what the\n"
 		   "                       restoring user may not do itself (id maps of its\n"
 		   "                       /etc/subuid ranges, ns_last_pid, socket buffers)\n"
+		   "      --pin-ns DIR     keep every namespace the restore creates alive: its\n"
+		   "                       nsfs file is bind-mounted on DIR/KIND-PID (KIND user,\n"
+		   "                       pid, mnt, uts, ipc, net or time; PID the restored task\n"
+		   "                       put in it when it was made); enter it later with\n"
+		   "                       nsenter --KIND=FILE (uts, ipc, net: --join-ns too);\n"
+		   "                       an existing file is refused; see README for DIR on a\n"
+		   "                       shared mount\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -43,6 +51,7 @@ int cmd_restore(int argc, char **argv)
 		{ "external", required_argument, NULL, 'E' },
 		{ "root", required_argument, NULL, 'r' },
 		{ "helper", required_argument, NULL, 'H' },
+		{ "pin-ns", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -93,6 +102,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'H':
 			o.helper_socket = optarg;
+			break;
+		case 'P':
+			o.pin_dir = optarg;
 			break;
 		case 'v':
 			verbose++;

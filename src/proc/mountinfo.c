@@ -172,7 +172,6 @@ static int parse_line(const char *p, const char *end, struct mountinfo *m)
 		return -EINVAL;
 	if (!next_field(&p, end, &f, &len) || !(m->mountpoint = unescape(f, len)))
 		return -EINVAL;
-	/* (a bound namespace file's root is "KIND:[INODE]": checked with the fs type) */
 	if (m->mountpoint[0] != '/')
 		return -EINVAL;
 	if (!next_field(&p, end, &f, &len) || parse_mnt_opts(f, len, &m->flags))
@@ -189,6 +188,8 @@ static int parse_line(const char *p, const char *end, struct mountinfo *m)
 	    !next_field(&p, end, &f, &len) || !(m->source = unescape(f, len)) ||
 	    !next_field(&p, end, &f, &len) || !(m->sb_opts = unescape(f, len)))
 		return -EINVAL;
+	/* a bind of a namespace file (a pinned namespace) has the nsfs dentry's name as its
+	 * root, "mnt:[4026532181]"; every other root is a path */
 	if (m->root[0] != '/' && strcmp(m->fstype, "nsfs"))
 		return -EINVAL;
 	return p == end ? 0 : -EINVAL;

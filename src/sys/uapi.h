@@ -121,6 +121,15 @@ struct stasis_rseq_config {
 #define PIDFD_THREAD 00000200 /* O_EXCL */
 #endif
 
+/* --- nsfs.h: the id of a mount namespace (6.8) --- */
+#ifndef NS_GET_MNTNS_ID
+#define NS_GET_MNTNS_ID _IOR(0xb7, 0x5, uint64_t)
+#endif
+
+#ifndef PIDFD_GET_PID_NAMESPACE
+#define PIDFD_GET_PID_NAMESPACE _IO(0xFF, 5) /* 6.11 */
+#endif
+
 /* --- x86 ptrace regsets (elf.h has them, repeated for clarity) --- */
 #ifndef NT_X86_XSTATE
 #define NT_X86_XSTATE 0x202

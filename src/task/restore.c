@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "cgroup.h"
 #include "core/log.h"
@@ -53,6 +55,7 @@ struct rst_tree {
 	int status_rd;           /* stasis's end of the status pipe (closed in the tasks) */
 	int proc_dfd;            /* /proc of stasis, for every task (the pids are its pids) */
 	int go_rd;               /* a new task waits here for its creator's go */
+	int dumpable_wr;         /* ... after saying here that it made itself dumpable */
 	int pidreq_rd, pidreq_wr; /* pids at levels a creator cannot set (task/pidreq.c) */
 	int fd_top;              /* above every fd stasis hands down to the tasks */
 	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
@@ -61,6 +64,8 @@ struct rst_tree {
 	 * through the pidreq channel); have_helper stays true in the tasks */
 	struct helper helper;
 	bool have_helper, helper_tree;
+	struct ns_pins pins;     /* --pin-ns */
+	pid_t *spawned;          /* in a creator: the pid each task it created got (0: none) */
 };
 
 struct status_msg {
@@ -147,7 +152,8 @@ static int load_tree(struct rst_tree *t)
 		return ret;
 	t->n = t->inv->n_tasks;
 	t->procs = calloc(t->n, sizeof(*t->procs));
-	if (!t->procs)
+	t->spawned = calloc(t->n, sizeof(*t->spawned));
+	if (!t->procs || !t->spawned)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->inv->tasks[i]->zombie)
@@ -257,6 +263,8 @@ static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exi
 		.set_tid = nids ? (uint64_t)(uintptr_t)set : 0,
 		.set_tid_size = nids,
 	};
+	pr_debug("restore: clone3 flags %#llx, %zu pids (innermost %d) for pid %d",
+		 (unsigned long long)ca.flags, nids, nids ? set[0] : 0, want);
 	pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
 	if (child < 0) {
 		int err = errno;
@@ -445,6 +453,19 @@ static int write_maps(struct rst_tree *t, ssize_t creator, pid_t pid, const User
 	return answer;
 }
 
+/* A new task in a user namespace of its own said it is dumpable (its /proc files, the
+ * maps among them, are then its owner's, not root's). */
+static int wait_dumpable(int fd, pid_t pid)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c = 0;
+	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1 || c != 'd') {
+		pr_err("restore: pid %d did not get ready for its user namespace maps", pid);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Create task @j with its pids; does not return in the child. Returns its pid (as the
  * creator sees it) or -errno. The new task waits for the creator's go when the creator
  * must first write its user namespace maps, or have stasis check its pid: pids at levels
@@ -456,11 +477,17 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 	const UserNs *u = t->procs[j] ? t->procs[j]->core->userns : NULL;
 	size_t skip = unsettable_levels(t, creator, j);
 	for (int attempt = 0;; attempt++) {
-		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, pidfd = -1;
+		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;
 		int32_t answer = 0;
 		if ((u || skip) && pipe2(go, O_CLOEXEC) < 0)
 			return pr_perror("restore: pipe");
+		if (u && pipe2(dm, O_CLOEXEC) < 0) {
+			ret = pr_perror("restore: pipe");
+			close(go[0]);
+			close(go[1]);
+			return ret;
+		}
 		if (skip) {
 			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
 				ret = pr_perror("restore: socketpair");
@@ -479,12 +506,17 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 				close(go[1]);
 				if (priv[0] >= 0)
 					close(priv[0]);
+				if (dm[0] >= 0) {
+					close(dm[0]);
+					close(dm[1]);
+				}
 				return ret;
 			}
 		}
 		t->go_rd = go[0];
 		struct userns_owner owner;
 		userns_owner_begin((flags & CLONE_NEWUSER) ? u : NULL, &owner);
+		t->dumpable_wr = dm[1];
 		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
 					     flags, skip, skip ? &pidfd : NULL);
 		if (child == 0) {
@@ -492,8 +524,13 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 				close(go[1]);
 			if (priv[0] >= 0)
 				close(priv[0]);
+			if (dm[0] >= 0)
+				close(dm[0]);
 			restore_task(t, j);
 		}
+		t->dumpable_wr = -1;
+		if (dm[1] >= 0)
+			close(dm[1]);
 		ret = child < 0 ? -errno : 0;
 		/* (a failure here leaves the creator with another euid: the child goes) */
 		int oret = userns_owner_end(&owner);
@@ -518,6 +555,10 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			t->go_rd = -1;
 		}
 		if (!ret && u)
+			ret = wait_dumpable(dm[0], e->pid);
+		if (dm[0] >= 0)
+			close(dm[0]);
+		if (!ret && u)
 			ret = write_maps(t, creator, e->pid, u);
 		if (!ret && go[1] >= 0 && write(go[1], "g", 1) != 1)
 			ret = pr_perror("restore: let pid %d go", e->pid);
@@ -529,8 +570,17 @@ static pid_t spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_
 			while (!parent && waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
 				;
 		}
-		if (ret == -EAGAIN && attempt < 8)
+		if (ret == -EAGAIN && attempt < 8) {
+			/* another process took the pid between stasis's ns_last_pid write and
+			 * the clone: it may be short-lived, wait a little more each time */
+			struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
+			nanosleep(&ts, NULL);
 			continue;
+		}
+		if (ret == -EAGAIN)
+			pr_err("pid %d: another process kept taking it while it was being restored "
+			       "(%d attempts)",
+			       e->pid, attempt + 1);
 		return ret ? ret : child;
 	}
 }
@@ -655,6 +705,7 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 					 e->ppid != me->pid, fl);
 		if (child < 0)
 			return (int)child;
+		t->spawned[j] = child;
 	}
 	return 0;
 }
@@ -679,16 +730,50 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 	_exit(WEXITSTATUS(status));
 }
 
-/* A new task: its creator says go once its pid and user namespace are right. */
+/* A new task: its creator says go once its pid and user namespace are right. -EPIPE
+ * (nothing logged) if the creator closed the pipe instead: it failed and says why. */
 static int wait_go(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char c = 0;
-	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1 || c != 'g') {
+	int polled = poll(&p, 1, 10000);
+	ssize_t n = polled == 1 ? read(fd, &c, 1) : -1;
+	if (n == 0)
+		return -EPIPE;
+	if (n != 1 || c != 'g') {
 		pr_err("restore: pid %d was not let go by its creator", getpid());
 		return -EIO;
 	}
 	return 0;
+}
+
+struct late_arg {
+	const struct rst_tree *t;
+	size_t idx;
+};
+
+/* In a creator: an fd of the pid namespace (image id @id) a child it created is the init
+ * of. */
+static int child_pidns(void *arg, uint64_t id)
+{
+	const struct late_arg *a = arg;
+	const struct rst_tree *t = a->t;
+	pid_t me = t->inv->tasks[a->idx]->pid;
+	for (size_t j = 1; j < t->n; j++) {
+		const struct rst_ctx *cj = t->procs[j];
+		if (!cj || !cj->core->ns || cj->core->ns->pid != id || !t->spawned[j] ||
+		    creator_of(t->inv, j) != me || !new_pid_ns(t->inv, j))
+			continue;
+		_cleanup_close_ int pfd = sys_pidfd_open(t->spawned[j], 0);
+		int fd = pfd < 0 ? -1 : ioctl(pfd, PIDFD_GET_PID_NAMESPACE, 0);
+		if (fd < 0)
+			return pr_perror("restore: the pid namespace of pid %d", t->inv->tasks[j]->pid);
+		return fd;
+	}
+	pr_err("pid %d: a proc of pid namespace %llu, neither its own nor one of its children's: "
+	       "not supported yet",
+	       me, (unsigned long long)id);
+	return -EOPNOTSUPP;
 }
 
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
@@ -707,8 +792,23 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		close(t->status_rd);
 		t->status_rd = -1;
 	}
-	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd)))
+	/* A stasis with file capabilities is not dumpable, nor is this fork of it, so its
+	 * /proc files are root's: a task in a new user namespace becomes dumpable before its
+	 * creator writes its maps (it holds no privilege outside that namespace any more:
+	 * capabilities are relative to the user namespace). */
+	if (t->dumpable_wr >= 0) {
+		if (prctl(PR_GET_DUMPABLE) != 1 && prctl(PR_SET_DUMPABLE, 1) < 0)
+			child_fail(st, e->pid, pr_perror("restore: make pid %d dumpable", e->pid));
+		if (write(t->dumpable_wr, "d", 1) != 1)
+			child_fail(st, e->pid, pr_perror("restore: pid %d: tell its creator", e->pid));
+		close(t->dumpable_wr);
+		t->dumpable_wr = -1;
+	}
+	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd))) {
+		if (ret == -EPIPE)
+			_exit(1); /* not a second report racing the creator's own */
 		child_fail(st, e->pid, ret);
+	}
 	if (c && c->core->userns && (ret = userns_child_enter(c->core->userns)))
 		child_fail(st, e->pid, ret);
 	if (t->go_rd >= 0) {
@@ -768,6 +868,10 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* children sharing the fd table, now that it is the task's */
 	if (!ret)
 		ret = create_children(t, idx, true);
+	/* procs of the children's pid namespaces, which exist now */
+	struct late_arg la = { t, idx };
+	if (!ret)
+		ret = mnt_restore_late(c, child_pidns, &la);
 	if (ret)
 		child_fail(st, e->pid, ret);
 	/* A stasis with file capabilities is not dumpable, and neither is this fork of it:
@@ -992,9 +1096,11 @@ static void free_tree(struct rst_tree *t)
 			close(t->gfd[i]);
 	free(t->gfd);
 	free(t->helpers);
+	free(t->spawned);
 	for (size_t k = 0; k < t->n_join; k++)
 		close(t->join_fd[k]);
 	t->n_join = 0;
+	ns_pins_close(&t->pins);
 	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
 	img_dir_close(&t->img);
 }
@@ -1105,17 +1211,21 @@ static int plan_shm(struct rst_tree *t)
 int restore_run(const struct restore_opts *o)
 {
 	struct rst_tree t = { .opts = o, .status_wr = -1, .status_rd = -1, .go_rd = -1,
-			      .pidreq_rd = -1, .pidreq_wr = -1, .helper = HELPER_INIT };
+			      .dumpable_wr = -1, .pidreq_rd = -1, .pidreq_wr = -1,
+			      .helper = HELPER_INIT };
 	int pipefd[2] = { -1, -1 };
 	pid_t root = -1;
 	int ret, status;
 
 	t.img.dfd = -1;
+	t.pins.dirfd = -1;
 	log_set_stage("restore");
 	t.proc_dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t.proc_dfd < 0)
 		return -1000 + pr_perror("restore: open /proc");
-	ret = img_dir_open(&t.img, o->dir);
+	ret = o->pin_dir ? ns_pins_open(&t.pins, o->pin_dir) : 0;
+	if (!ret)
+		ret = img_dir_open(&t.img, o->dir);
 	if (!ret)
 		ret = load_tree(&t);
 	for (size_t k = 0; !ret && k < o->n_join_ns; k++) {
@@ -1134,6 +1244,16 @@ int restore_run(const struct restore_opts *o)
 		else
 			helper_set_default(&t.helper);
 	}
+	/* pinned mount namespaces must get ids above stasis's own (src/mnt.c) */
+	uint64_t floor = o->pin_dir ? mnt_ns_id("/proc/self/ns/mnt") : 0;
+	for (size_t i = 0; !ret && i < t.n; i++)
+		if (t.procs[i])
+			t.procs[i]->mntns_floor = floor;
+	/* the namespaces each task is created into (the joined ones are forgotten now) */
+	for (size_t i = 0; !ret && o->pin_dir && i < t.n; i++)
+		if (t.procs[i])
+			ret = ns_pins_add(&t.pins, t.procs[i]->core, t.inv->tasks[i]->pid,
+					  new_pid_ns(t.inv, i));
 	if (!ret)
 		ret = plan_fds(&t);
 	if (!ret)
@@ -1215,6 +1335,10 @@ int restore_run(const struct restore_opts *o)
 		ret = join_groups(&t);
 	if (!ret)
 		stop_helpers(&t);
+	/* Every task exists, still frozen and dying with stasis: a failure from here on
+	 * leaves nothing behind (the pins made are undone below). */
+	if (!ret && o->pin_dir)
+		ret = ns_pins_make(&t.pins, t.proc_dfd);
 	for (size_t i = 0; i < t.n && !ret; i++) {
 		if (!t.procs[i])
 			continue;
@@ -1287,6 +1411,7 @@ fail:
 				break;
 		}
 	}
+	ns_pins_undo(&t.pins);
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)

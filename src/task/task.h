@@ -85,6 +85,7 @@ struct restore_opts {
 	size_t n_externals;
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
+	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
@@ -118,6 +119,9 @@ struct rst_ctx {
 	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
 	uint32_t n_gfd;
+	uint64_t mntns_floor;     /* --pin-ns: the id of stasis's mount namespace (src/mnt.c) */
+	const Mount **late_procs; /* child: proc mounts of its children's pid namespaces */
+	size_t n_late_procs;      /* (src/mnt.c), mounted once the children exist */
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 	int *cgns_fd;      /* cgroup.procs of each root of the cgroup namespace it creates,
@@ -162,8 +166,37 @@ int ns_enter_time_for_children(const TimeNs *t) __must_check;
 /* --join-ns TYPE:PATH: open PATH, check it is an nsfs file of TYPE (uts, ipc, net);
  * *nstype is the CLONE_NEW* flag. */
 int ns_join_open(const char *spec, int *fd, int *nstype) __must_check;
+/* In a forked, single-threaded child of stasis: join namespace @nsfd (CLONE_NEW* @nstype)
+ * to read it from inside, through its owning user namespace if that is not the caller's.
+ * 0 or -errno, nothing logged. */
+int ns_enter_to_read(int nsfd, int nstype) __must_check;
 /* The root restored into joined namespaces: forget what it would have created of them. */
 void ns_join_forget(Core *root, int nstype);
+/* --pin-ns DIR (src/ns.c): every namespace the restore created bind-mounted on
+ * DIR/<kind>-<pid> by the restoring stasis. */
+struct ns_pin {
+	char name[32];    /* "<kind>-<pid>" */
+	const char *kind; /* as in /proc/PID/ns/ */
+	pid_t pid;        /* a restored task in the namespace (stasis's view) */
+	bool created, mounted;
+};
+struct ns_pins {
+	const char *dir;
+	int dirfd;
+	struct ns_pin *pin;
+	size_t n, cap;
+};
+/* DIR must be a directory; the one error line names it. */
+int ns_pins_open(struct ns_pins *p, const char *dir) __must_check;
+/* Plan the pins of the namespaces task @pid was restored into new (its core, whether it is
+ * the init of a new pid namespace); refuses a pin file that exists already. */
+int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid) __must_check;
+/* Create the files (0600, empty) and bind /proc/PID/ns/KIND (@proc_dfd: stasis's /proc)
+ * on them; on failure the caller undoes. */
+int ns_pins_make(struct ns_pins *p, int proc_dfd) __must_check;
+/* Unmount and remove every pin made so far (a failed restore). */
+void ns_pins_undo(struct ns_pins *p);
+void ns_pins_close(struct ns_pins *p);
 /* A pid namespace's init: its namespace's last pid (remote, from inside). */
 int ns_dump_last_pid(struct dump_ctx *c) __must_check;
 int ns_restore_last_pid(struct rst_ctx *c) __must_check;

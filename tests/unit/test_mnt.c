@@ -111,6 +111,12 @@ static void test_inline(void)
 		 0);
 	CHECK(n == 1 && m[0].flags == MNT_F_STRICTATIME && m[0].shared == 3 && m[0].master == 2);
 	mountinfo_free(m, n);
+	/* a pinned namespace (restore --pin-ns, mount --bind /proc/PID/ns/mnt FILE) */
+	CHECK_EQ(mountinfo_parse("67 27 0:4 mnt:[4026532181] /tmp/pins/mnt-42 rw - nsfs nsfs rw\n",
+				 &m, &n),
+		 0);
+	CHECK(n == 1 && !strcmp(m[0].root, "mnt:[4026532181]") && !strcmp(m[0].fstype, "nsfs"));
+	mountinfo_free(m, n);
 }
 
 static void test_malformed(void)
@@ -122,6 +128,7 @@ static void test_malformed(void)
 		"36 35 98:0 /a /b rw master:1 ext3 /dev/root rw",     /* no separator */
 		"36 35 98 /a /b rw - ext3 /dev/root rw",              /* no minor */
 		"36 35 98:0 a /b rw - ext3 /dev/root rw",             /* relative root */
+		"36 35 0:4 uts:[1] /b rw - ext3 /dev/root rw",        /* nsfs root, not nsfs */
 		"36 35 98:0 /a b rw - ext3 /dev/root rw",             /* relative mount point */
 		"36 35 98:0 /a /b rw,bogus - ext3 /dev/root rw",      /* unknown option */
 		"36 35 98:0 /a /b nosuid - ext3 /dev/root rw",        /* neither rw nor ro */
