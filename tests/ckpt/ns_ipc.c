@@ -3,7 +3,9 @@
  * (kernel.msgmax, fs.mqueue.msg_max), creates a message queue with 3 messages of
  * different types, a semaphore set with values, a shared memory segment with data
  * (detached) and a POSIX message queue with messages of several priorities, after creating and removing objects so that the ids carry a sequence
- * number; it forks a child that stays in the namespace. After restore: same ids, owners,
+ * number; it forks a child that stays in the namespace, and a child G that enters an IPC
+ * namespace of its own (two in the tree) with a queue under the same key and its own
+ * kernel.msgmax. After restore: same ids, owners,
  * modes, queue size, messages in order, semaphore values, segment contents, sysctls; the
  * namespace is not the parent's and the parent's namespace has none of the keys. */
 #include "lib.h"
@@ -200,6 +202,39 @@ int main(int argc, char **argv)
 	char c = '?', ok = 'n';
 	TEST_CHECK(write(req[1], &c, 1) == 1 && read(ans[0], &ok, 1) == 1 && ok == 'y',
 		   "child setup");
+	/* a second IPC namespace in the tree: G's own, with a queue under the same key and
+	 * its own kernel.msgmax */
+	int req2[2], ans2[2];
+	if (pipe(req2) < 0 || pipe(ans2) < 0)
+		test_fail("pipe");
+	pid_t g = fork();
+	if (g == 0) {
+		signal(SIGTERM, SIG_IGN);
+		close(req2[1]);
+		close(ans2[0]);
+		struct msgbuf_ b = { .mtype = 9 };
+		strcpy(b.text, "second");
+		int q2 = -1;
+		if (unshare(CLONE_NEWIPC) < 0 || write_sysctl("/proc/sys/kernel/msgmax", "4321") < 0 ||
+		    (q2 = msgget(MSG_KEY, IPC_CREAT | IPC_EXCL | 0600)) < 0 ||
+		    msgsnd(q2, &b, strlen(b.text), IPC_NOWAIT) < 0)
+			_exit(3);
+		while (read(req2[0], &c, 1) == 1) {
+			struct msqid_ds d;
+			ok = same_ns(getpid(), root) == 0 && msgget(MSG_KEY, 0) == q2 &&
+					     msgctl(q2, IPC_STAT, &d) == 0 && d.msg_qnum == 1 &&
+					     sysctl_is("/proc/sys/kernel/msgmax", "4321")
+				     ? 'y'
+				     : 'n';
+			if (write(ans2[1], &ok, 1) != 1)
+				_exit(2);
+		}
+		_exit(0);
+	}
+	close(req2[0]);
+	close(ans2[1]);
+	TEST_CHECK(g > 0 && write(req2[1], &c, 1) == 1 && read(ans2[0], &ok, 1) == 1 && ok == 'y',
+		   "second IPC namespace setup");
 	test_ready();
 	test_wait();
 	if (test_sabotage()) {
@@ -215,6 +250,9 @@ int main(int argc, char **argv)
 	TEST_CHECK(sysctl_is("/proc/sys/fs/mqueue/msg_max", "17"), "fs.mqueue.msg_max lost");
 	TEST_CHECK(write(req[1], &c, 1) == 1 && read(ans[0], &ok, 1) == 1, "no answer");
 	TEST_CHECK(ok == 'y', "the child does not see the queue in the root's IPC namespace");
+	TEST_CHECK(write(req2[1], &c, 1) == 1 && read(ans2[0], &ok, 1) == 1 && ok == 'y',
+		   "G's IPC namespace (its queue under the same key, its msgmax) was not restored "
+		   "apart from the root's");
 
 	/* message queue */
 	TEST_CHECK(msgget(MSG_KEY, 0) == qid, "queue key %#x: id %d, not %d", MSG_KEY,
@@ -278,9 +316,12 @@ int main(int argc, char **argv)
 	mq_close(mq);
 
 	close(req[1]);
+	close(req2[1]);
 	int st;
 	alarm(10);
 	TEST_CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st) && !WEXITSTATUS(st),
 		   "child status %#x", st);
+	TEST_CHECK(waitpid(g, &st, 0) == g && WIFEXITED(st) && !WEXITSTATUS(st),
+		   "G's status %#x", st);
 	test_pass();
 }
