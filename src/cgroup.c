@@ -42,20 +42,7 @@
 
 bool cgroup_path_is_clean(const char *p)
 {
-	size_t len = p ? strnlen(p, PROC_MAX_CGROUP_PATH + 1) : 0;
-	if (!len || len > PROC_MAX_CGROUP_PATH || p[0] != '/')
-		return false;
-	if (len == 1)
-		return true;
-	for (const char *s = p + 1;;) {
-		const char *e = strchrnul(s, '/');
-		size_t n = (size_t)(e - s);
-		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-			return false;
-		if (!*e)
-			return true;
-		s = e + 1;
-	}
+	return path_is_clean(p, PROC_MAX_CGROUP_PATH, true);
 }
 
 int cgroup_ns_root(const char *outside, const char *inside, char *out, size_t len)

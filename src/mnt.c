@@ -51,27 +51,10 @@
 
 /* --- paths ------------------------------------------------------------------------ */
 
-/* An absolute path ("/", "/a/b") or a relative one ("a/b", "."): bounded, no empty, "."
- * or ".." component (so it cannot climb out of where it is resolved). */
-static bool path_is_clean(const char *p, bool absolute)
+/* A mountinfo-bounded clean path (core/util.h). */
+static bool mnt_path_ok(const char *p, bool absolute)
 {
-	size_t len = p ? strnlen(p, MNTINFO_MAX_PATH + 1) : 0;
-	if (!len || len > MNTINFO_MAX_PATH || (p[0] == '/') != absolute)
-		return false;
-	if (absolute && len == 1)
-		return true;
-	if (!absolute && !strcmp(p, "."))
-		return true;
-	const char *s = absolute ? p + 1 : p;
-	for (;;) {
-		const char *e = strchrnul(s, '/');
-		size_t n = (size_t)(e - s);
-		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-			return false;
-		if (!*e)
-			return true;
-		s = e + 1;
-	}
+	return path_is_clean(p, MNTINFO_MAX_PATH, absolute);
 }
 
 /* @path relative to "/" ("." for "/" itself). */
@@ -158,7 +141,7 @@ int mnt_parse_external(const char *arg, bool at_dump, char **a, char **b)
 		return -ENOMEM;
 	}
 	const char *path = at_dump ? *a : *b, *key = at_dump ? *b : *a;
-	if (!path_is_clean(path, true) || strlen(key) > 255) {
+	if (!mnt_path_ok(path, true) || strlen(key) > 255) {
 		pr_err("external '%s': the path must be absolute and clean, the key short", arg);
 		free(*a);
 		free(*b);
@@ -491,7 +474,7 @@ static char *creator_path(const struct creator_view *cv, const struct mountinfo 
 							 strcmp(h->mountpoint, "/") ? "/" : "",
 							 below)
 					     : snprintf(path, sizeof(path), "%s", h->mountpoint);
-		if (len < 0 || (size_t)len >= MNTINFO_MAX_PATH || !path_is_clean(path, true))
+		if (len < 0 || (size_t)len >= MNTINFO_MAX_PATH || !mnt_path_ok(path, true))
 			continue;
 		_cleanup_close_ int fd =
 			open_beneath(cv->rootfd, rel_of(path), RESOLVE_IN_ROOT, O_PATH);
@@ -737,8 +720,8 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 	for (size_t k = 0; k < n && !ret; k++) {
 		struct mountinfo *x = by_k[k] = &mi[order[k]];
 		bool nsfs = !strcmp(x->fstype, "nsfs");
-		if (!path_is_clean(x->mountpoint, true) ||
-		    !(nsfs ? nsfs_root_ok(x->root) : path_is_clean(x->root, true))) {
+		if (!mnt_path_ok(x->mountpoint, true) ||
+		    !(nsfs ? nsfs_root_ok(x->root) : mnt_path_ok(x->root, true))) {
 			pr_err("dump: mount %u has an unusable path (%s, root %s)", x->id,
 			       x->mountpoint, x->root);
 			ret = -EINVAL;
@@ -779,8 +762,8 @@ out:
 static bool entry_is_valid(const TmpfsEntry *e, size_t k)
 {
 	mode_t t = e->mode & S_IFMT;
-	if (!path_is_clean(e->path, false) || (k == 0) != !strcmp(e->path, ".") ||
-	    (e->link && (!path_is_clean(e->link, false) || !strcmp(e->link, "."))))
+	if (!mnt_path_ok(e->path, false) || (k == 0) != !strcmp(e->path, ".") ||
+	    (e->link && (!mnt_path_ok(e->link, false) || !strcmp(e->link, "."))))
 		return false;
 	if (k == 0)
 		return t == S_IFDIR;
@@ -808,8 +791,8 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 	/* a namespace file (a pin) is only ever bound from the creator's view */
 	bool root_ok = m->kind == MOUNT_KIND__MOUNT_HOST && !strcmp(m->fstype, "nsfs")
 			       ? nsfs_root_ok(m->root)
-			       : path_is_clean(m->root, true);
-	if (!path_is_clean(mp, true) || !root_ok || !*m->fstype ||
+			       : mnt_path_ok(m->root, true);
+	if (!mnt_path_ok(mp, true) || !root_ok || !*m->fstype ||
 	    strlen(m->fstype) > 64 || strlen(m->source) > MNTINFO_MAX_PATH ||
 	    strlen(m->sb_opts) > MNTINFO_MAX_PATH || (m->flags & ~MNT_ATTR_ALL) ||
 	    mount_index(ns, m->id, i) >= 0) {
@@ -822,7 +805,7 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 		return -EINVAL;
 	}
 	if (m->n_tmpfs && (m->kind != MOUNT_KIND__MOUNT_FRESH || strcmp(m->fstype, "tmpfs") ||
-			   !m->content_root || !path_is_clean(m->content_root, true))) {
+			   !m->content_root || !mnt_path_ok(m->content_root, true))) {
 		pr_err("image: mount %s of pid %d has contents but is no fresh tmpfs", mp, c->pid);
 		return -EINVAL;
 	}
@@ -841,7 +824,7 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 		}
 		return 0;
 	case MOUNT_KIND__MOUNT_HOST:
-		if (!m->host_path || !path_is_clean(m->host_path, true)) {
+		if (!m->host_path || !mnt_path_ok(m->host_path, true)) {
 			pr_err("image: mount %s of pid %d has no valid source path", mp, c->pid);
 			return -EINVAL;
 		}

@@ -160,3 +160,24 @@ int send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned int
 		return -errno;
 	return (size_t)n == len ? 0 : -EIO;
 }
+
+bool path_is_clean(const char *p, size_t max, bool absolute)
+{
+	size_t len = p ? strnlen(p, max + 1) : 0;
+	if (!len || len > max || (p[0] == '/') != absolute)
+		return false;
+	if (absolute && len == 1)
+		return true;
+	if (!absolute && !strcmp(p, "."))
+		return true;
+	const char *s = absolute ? p + 1 : p;
+	for (;;) {
+		const char *e = strchrnul(s, '/');
+		size_t n = (size_t)(e - s);
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		if (!*e)
+			return true;
+		s = e + 1;
+	}
+}

@@ -82,4 +82,8 @@ int send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned int
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 
+/* An absolute path ("/", "/a/b") or a relative one ("a/b", "."): at most @max bytes, no
+ * empty, "." or ".." component (so it cannot climb out of where it is resolved). */
+bool path_is_clean(const char *p, size_t max, bool absolute);
+
 #endif

@@ -87,4 +87,11 @@ void test_maps_strip_inode(char *lines);
 			test_fail(__VA_ARGS__);                                                    \
 	} while (0)
 
+/* A small text file (at most @len - 1 bytes, NUL-terminated; "" if unreadable). */
+void test_read_text(const char *path, char *buf, size_t len);
+/* Write @s to @path (e.g. a cgroup or sysctl file): 0 or -1. */
+int test_write_text(const char *path, const char *s);
+/* Read exactly @len bytes from @fd, waiting at most @ms for each chunk: 0 or -1. */
+int test_read_within(int fd, void *buf, size_t len, int ms);
+
 #endif

@@ -41,24 +41,6 @@ struct view {
 	char self[TXT], other[TXT], ns[64];
 };
 
-static void read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
-static int write_text(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int ok = fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 /* Move @pid (0: the caller) into @sub ("", "/B", "/B/C") of A in every hierarchy. */
 static int move_to(pid_t pid, const char *sub)
 {
@@ -66,7 +48,7 @@ static int move_to(pid_t pid, const char *sub)
 	snprintf(s, sizeof(s), "%d", (int)pid);
 	for (int i = 0; i < nh; i++) {
 		snprintf(path, sizeof(path), "%s%s%s/cgroup.procs", h[i].mnt, h[i].a, sub);
-		if (write_text(path, s) < 0)
+		if (test_write_text(path, s) < 0)
 			return -1;
 	}
 	return 0;
@@ -76,8 +58,8 @@ static int move_to(pid_t pid, const char *sub)
 static int find_hierarchies(void)
 {
 	char mi[65536], cg[TXT];
-	read_text("/proc/self/mountinfo", mi, sizeof(mi));
-	read_text("/proc/self/cgroup", cg, sizeof(cg));
+	test_read_text("/proc/self/mountinfo", mi, sizeof(mi));
+	test_read_text("/proc/self/cgroup", cg, sizeof(cg));
 	for (int want = 0; want < NH; want++) {
 		char *save = NULL, buf[sizeof(mi)];
 		memcpy(buf, mi, sizeof(mi));
@@ -155,25 +137,6 @@ static void cleanup(void)
 	} while (0)
 
 /* Read exactly @len bytes within @ms milliseconds. */
-static int read_within(int fd, void *buf, size_t len, int ms)
-{
-	size_t got = 0;
-	while (got < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
 
 /* The request loop of a child: on 'v' send its view (@other: the pid whose cgroup it
  * reads), on 'q' stop. */
@@ -184,8 +147,8 @@ static void serve(int q, int a, pid_t other)
 	while (read(q, &c, 1) == 1 && c == 'v') {
 		static struct view v;
 		memset(&v, 0, sizeof(v));
-		read_text("/proc/self/cgroup", v.self, sizeof(v.self));
-		read_text(path, v.other, sizeof(v.other));
+		test_read_text("/proc/self/cgroup", v.self, sizeof(v.self));
+		test_read_text(path, v.other, sizeof(v.other));
 		ssize_t n = readlink("/proc/self/ns/cgroup", v.ns, sizeof(v.ns) - 1);
 		if (n < 0 || test_write_full(a, &v, sizeof(v)) < 0)
 			_exit(3);
@@ -229,7 +192,7 @@ static __attribute__((noreturn)) void child_main(void)
 static void ask(int q, int a, struct view *v, const char *who)
 {
 	char c = 'v';
-	CHECK(write(q, &c, 1) == 1 && read_within(a, v, sizeof(*v), 10000) == 0,
+	CHECK(write(q, &c, 1) == 1 && test_read_within(a, v, sizeof(*v), 10000) == 0,
 	      "no answer from the %s", who);
 }
 
@@ -265,12 +228,12 @@ static void verify(const struct view *cv, const struct view *gv, const char *whe
 		      when, gv->other);
 		/* from outside: the full paths */
 		snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)child);
-		read_text(path, out, sizeof(out));
+		test_read_text(path, out, sizeof(out));
 		snprintf(full, sizeof(full), "%s/B", h[i].a);
 		CHECK(has_line(out, h[i].line, full), "%s: the child is not in %s:\n%s", when, full,
 		      out);
 		snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)grandchild);
-		read_text(path, out, sizeof(out));
+		test_read_text(path, out, sizeof(out));
 		snprintf(full, sizeof(full), "%s/B/C", h[i].a);
 		CHECK(has_line(out, h[i].line, full), "%s: the grandchild is not in %s:\n%s", when,
 		      full, out);
@@ -302,11 +265,11 @@ int main(int argc, char **argv)
 	CHECK(move_to(child, "") == 0, "cannot move the child into A: %s", strerror(errno));
 	char c = 'g', ok = 0;
 	int32_t gp = -1;
-	CHECK(write(q1[1], &c, 1) == 1 && read_within(a1[0], &gp, sizeof(gp), 10000) == 0 &&
+	CHECK(write(q1[1], &c, 1) == 1 && test_read_within(a1[0], &gp, sizeof(gp), 10000) == 0 &&
 		      gp > 0,
 	      "the child did not set up");
 	grandchild = gp;
-	CHECK(read_within(a2[0], &ok, 1, 10000) == 0 && ok == 'y', "the grandchild did not set up");
+	CHECK(test_read_within(a2[0], &ok, 1, 10000) == 0 && ok == 'y', "the grandchild did not set up");
 
 	struct view cv0, gv0, cv, gv;
 	ask(q1[1], a1[0], &cv0, "child");
@@ -318,7 +281,7 @@ int main(int argc, char **argv)
 		char s[32], path[2048];
 		snprintf(s, sizeof(s), "%d", (int)child);
 		snprintf(path, sizeof(path), "%s%s/B/C/cgroup.procs", h[0].mnt, h[0].a);
-		(void)!write_text(path, s);
+		(void)!test_write_text(path, s);
 	}
 	ask(q1[1], a1[0], &cv, "child");
 	ask(q2[1], a2[0], &gv, "grandchild");

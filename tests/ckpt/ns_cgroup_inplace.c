@@ -22,15 +22,6 @@ struct answer {
 	char ns[64];
 };
 
-static void read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
 static void ns_link(const char *path, char *out, size_t len)
 {
 	ssize_t n = readlink(path, out, len - 1);
@@ -85,7 +76,7 @@ static void ask(int q, int a, struct answer *ans)
 static void verify(const struct answer *ans, const char *when)
 {
 	char self[TXT], mine[64], parent[64], path[64];
-	read_text("/proc/self/cgroup", self, sizeof(self));
+	test_read_text("/proc/self/cgroup", self, sizeof(self));
 	ns_link("/proc/self/ns/cgroup", mine, sizeof(mine));
 	CHECK(all_at_root(self), "%s: the root sees its cgroups as:\n%s", when, self);
 	CHECK(all_at_root(ans->self), "%s: the child sees its cgroups as:\n%s", when, ans->self);
@@ -116,7 +107,7 @@ int main(int argc, char **argv)
 		static struct answer ans;
 		while (read(q[0], &c, 1) == 1 && c == 'v') {
 			memset(&ans, 0, sizeof(ans));
-			read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
+			test_read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
 			ns_link("/proc/self/ns/cgroup", ans.ns, sizeof(ans.ns));
 			if (test_write_full(a[1], &ans, sizeof(ans)) < 0)
 				_exit(2);

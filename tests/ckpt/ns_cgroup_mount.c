@@ -39,29 +39,11 @@ struct answer {
 	int32_t pid;      /* its getpid() */
 };
 
-static void read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
-static int write_text(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int ok = fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 /* The mountinfo line of the mount at @mp (or ""). */
 static void mount_line(const char *mountinfo, const char *mp, char *out, size_t len)
 {
 	char buf[65536], pat[PATH_MAX + 8];
-	read_text(mountinfo, buf, sizeof(buf));
+	test_read_text(mountinfo, buf, sizeof(buf));
 	snprintf(pat, sizeof(pat), " %s ", mp);
 	out[0] = '\0';
 	char *save = NULL;
@@ -87,8 +69,8 @@ static void root_of(const char *line, char *out, size_t len)
 static int find_v2(void)
 {
 	char mi[65536], cg[TXT];
-	read_text("/proc/self/mountinfo", mi, sizeof(mi));
-	read_text("/proc/self/cgroup", cg, sizeof(cg));
+	test_read_text("/proc/self/mountinfo", mi, sizeof(mi));
+	test_read_text("/proc/self/cgroup", cg, sizeof(cg));
 	char *save = NULL;
 	for (char *l = strtok_r(mi, "\n", &save); l && !v2[0]; l = strtok_r(NULL, "\n", &save)) {
 		char mnt[128], fstype[64];
@@ -152,26 +134,6 @@ static void cleanup(void)
 		}                                                                                  \
 	} while (0)
 
-static int read_within(int fd, void *buf, size_t len, int ms)
-{
-	size_t got = 0;
-	while (got < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 static __attribute__((noreturn)) void child_main(int q, int a, int fd_b)
 {
 	char c, mp[PATH_MAX + 8];
@@ -187,9 +149,9 @@ static __attribute__((noreturn)) void child_main(int q, int a, int fd_b)
 		char path[PATH_MAX + 32];
 		struct stat st;
 		memset(&ans, 0, sizeof(ans));
-		read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
+		test_read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
 		snprintf(path, sizeof(path), "%s/B/cgroup.procs", mp);
-		read_text(path, ans.procs, sizeof(ans.procs));
+		test_read_text(path, ans.procs, sizeof(ans.procs));
 		mount_line("/proc/self/mountinfo", mp, ans.minfo, sizeof(ans.minfo));
 		ans.ino = stat(mp, &st) == 0 ? st.st_ino : 0;
 		ans.pid = getpid();
@@ -202,7 +164,7 @@ static __attribute__((noreturn)) void child_main(int q, int a, int fd_b)
 static void ask(int q, int a, struct answer *ans)
 {
 	char c = 'v';
-	CHECK(write(q, &c, 1) == 1 && read_within(a, ans, sizeof(*ans), 10000) == 0,
+	CHECK(write(q, &c, 1) == 1 && test_read_within(a, ans, sizeof(*ans), 10000) == 0,
 	      "no answer from the child");
 }
 
@@ -235,7 +197,7 @@ static void verify(const struct answer *ans, uint64_t a_ino, const char *when)
 	CHECK(!strcmp(root, a_rel), "%s: from outside the child's cg2 mount shows root '%s'",
 	      when, root);
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)child);
-	read_text(path, outside, sizeof(outside));
+	test_read_text(path, outside, sizeof(outside));
 	char full[400];
 	snprintf(full, sizeof(full), "0::%s/B\n", a_rel);
 	CHECK(strstr(outside, full) != NULL, "%s: from outside the child is in:\n%s", when,
@@ -295,7 +257,7 @@ int main(int argc, char **argv)
 	remounted = true;
 	CHECK(stat(a_path("", ""), &st) == 0 && st.st_ino == a_ino, "A is not where it was");
 	if (test_sabotage())
-		(void)!write_text(a_path("", "/cgroup.procs"), s);
+		(void)!test_write_text(a_path("", "/cgroup.procs"), s);
 	ask(q[1], a[0], &ans);
 	verify(&ans, a_ino, "after restore");
 	c = 'q';

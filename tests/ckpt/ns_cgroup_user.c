@@ -31,37 +31,19 @@ struct answer {
 	int32_t uid;
 };
 
-static void read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
-static int write_text(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int ok = fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 static int move(pid_t pid, const char *sub)
 {
 	char path[600], s[32];
 	snprintf(path, sizeof(path), "%s%s/cgroup.procs", a_path, sub);
 	snprintf(s, sizeof(s), "%d", (int)pid);
-	return write_text(path, s);
+	return test_write_text(path, s);
 }
 
 static int find_v2(void)
 {
 	char mi[65536], cg[TXT], own[256];
-	read_text("/proc/self/mountinfo", mi, sizeof(mi));
-	read_text("/proc/self/cgroup", cg, sizeof(cg));
+	test_read_text("/proc/self/mountinfo", mi, sizeof(mi));
+	test_read_text("/proc/self/cgroup", cg, sizeof(cg));
 	char *save = NULL;
 	for (char *l = strtok_r(mi, "\n", &save); l && !v2[0]; l = strtok_r(NULL, "\n", &save)) {
 		char mnt[128], fstype[64];
@@ -106,26 +88,6 @@ static void cleanup(void)
 		}                                                                                  \
 	} while (0)
 
-static int read_within(int fd, void *buf, size_t len, int ms)
-{
-	size_t got = 0;
-	while (got < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 static uint64_t ino_of(int fd)
 {
 	struct stat st;
@@ -149,7 +111,7 @@ static __attribute__((noreturn)) void child_main(int q, int a)
 	static struct answer ans;
 	while (read(q, &c, 1) == 1 && c == 'v') {
 		memset(&ans, 0, sizeof(ans));
-		read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
+		test_read_text("/proc/self/cgroup", ans.self, sizeof(ans.self));
 		ans.user = ns_ino("/proc/self/ns/user");
 		ans.cgns = ns_ino("/proc/self/ns/cgroup");
 		int fd = open("/proc/self/ns/cgroup", O_RDONLY | O_CLOEXEC);
@@ -169,7 +131,7 @@ static __attribute__((noreturn)) void child_main(int q, int a)
 static void ask(int q, int a, struct answer *ans)
 {
 	char c = 'v';
-	CHECK(write(q, &c, 1) == 1 && read_within(a, ans, sizeof(*ans), 10000) == 0,
+	CHECK(write(q, &c, 1) == 1 && test_read_within(a, ans, sizeof(*ans), 10000) == 0,
 	      "no answer from the child");
 }
 
@@ -187,7 +149,7 @@ static void verify(const struct answer *ans, const char *when)
 	      "%s: the child's cgroup namespace is owned by user namespace %llu, not its own %llu",
 	      when, (unsigned long long)ans->owner, (unsigned long long)ans->user);
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)child);
-	read_text(path, outside, sizeof(outside));
+	test_read_text(path, outside, sizeof(outside));
 	snprintf(full, sizeof(full), "0::%s/B\n", a_path + strlen(v2));
 	CHECK(strstr(outside, full) != NULL, "%s: from outside the child is in:\n%s", when,
 	      outside);
@@ -212,11 +174,11 @@ int main(int argc, char **argv)
 	}
 	char c = 'g', path[64];
 	CHECK(move(child, "") == 0 && write(q[1], &c, 1) == 1, "cannot move the child into A");
-	CHECK(read_within(a[0], &c, 1, 10000) == 0 && c == 'u', "the child did not unshare");
+	CHECK(test_read_within(a[0], &c, 1, 10000) == 0 && c == 'u', "the child did not unshare");
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)child);
-	CHECK(write_text(path, "0 10000 2000") == 0, "write %s: %s", path, strerror(errno));
+	CHECK(test_write_text(path, "0 10000 2000") == 0, "write %s: %s", path, strerror(errno));
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)child);
-	CHECK(write_text(path, "0 10000 2000") == 0, "write %s: %s", path, strerror(errno));
+	CHECK(test_write_text(path, "0 10000 2000") == 0, "write %s: %s", path, strerror(errno));
 	CHECK(move(child, "/B") == 0 && write(q[1], &c, 1) == 1, "cannot move the child into A/B");
 	struct answer ans;
 	ask(q[1], a[0], &ans);
