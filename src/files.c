@@ -22,6 +22,7 @@
  * place with the dumped access mode, and a warning says so. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <limits.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
@@ -820,7 +821,9 @@ static int open_memfd(const FileDesc *d, int target, int flags)
 }
 
 /* Open a path-based description; returns a (low, temporary) fd or -errno. */
-static int open_path_desc(const FileDesc *d, int target)
+/* Open @d's path: in this process's view (@rootfd -1), or inside the mount tree whose
+ * root directory is @rootfd (a restored task's /proc/PID/root: its mount namespace). */
+static int open_path_desc_at(const FileDesc *d, int target, int rootfd)
 {
 	int flags = (int)(d->flags & ~(unsigned int)OPEN_DROP) | O_CLOEXEC | O_NOCTTY;
 
@@ -831,7 +834,9 @@ static int open_path_desc(const FileDesc *d, int target)
 
 	if (d->kind == FILE_KIND__FILE_FIFO)
 		return open_fifo(d, target, flags);
-	_cleanup_close_ int fd = open(d->path, flags);
+	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
+	_cleanup_close_ int fd = rootfd < 0 ? open(d->path, flags)
+					    : sys_openat2(rootfd, d->path, &how, sizeof(how));
 	if (fd < 0)
 		return pr_perror("restore fd %d: cannot open %s", target, d->path);
 	struct stat st;
@@ -853,6 +858,11 @@ static int open_path_desc(const FileDesc *d, int target)
 		return pr_perror("restore fd %d: cannot seek %s to %llu", target, d->path,
 				 (unsigned long long)d->pos);
 	return take_fd(&fd);
+}
+
+static int open_path_desc(const FileDesc *d, int target)
+{
+	return open_path_desc_at(d, target, -1);
 }
 
 /* The other end of pipe description @i: a FILE_PIPE with the same inode and the opposite
@@ -1434,13 +1444,47 @@ static int gfd_place(int fd, int base, int *slot)
 	return 0;
 }
 
-int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, int **gfd_out,
-		      uint32_t *n_out)
+/* Opened by path in a mount tree: the kinds that may be opened in a task's view. */
+static bool deferrable(const FileDesc *d)
+{
+	return (d->kind == FILE_KIND__FILE_REG && !d->memfd && !is_ghost_desc(d)) ||
+	       d->kind == FILE_KIND__FILE_DIR || d->kind == FILE_KIND__FILE_CHR ||
+	       d->kind == FILE_KIND__FILE_BLK;
+}
+
+/* A description of the tree opened once, by path, in this process's view or in the
+ * mount tree of @rootfd; status flags set. */
+static int open_desc_once(const FileDesc *d, int rootfd)
+{
+	int fd = fd_anon_is_kind(d->kind) ? fd_anon_open(d, -1) : open_path_desc_at(d, -1, rootfd);
+	if (fd < 0)
+		return fd;
+	if (!(d->flags & O_PATH) && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+		int e = pr_perror("restore: status flags of %s", desc_name(d));
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	if (!d || !deferrable(d)) {
+		pr_err("restore: file %u cannot be opened in a task's mount namespace", id);
+		return -EINVAL;
+	}
+	return open_desc_once(d, rootfd);
+}
+
+int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
+		      int base, int **gfd_out, uint32_t *n_out, ssize_t **defer_out)
 {
 	uint32_t maxid = 0;
 	bool any_outside = false;
 	*gfd_out = NULL;
 	*n_out = 0;
+	*defer_out = NULL;
 	for (size_t p = 0; outside && p < n; p++)
 		any_outside |= outside[p];
 	if (n < 2 && !any_outside)
@@ -1458,16 +1502,24 @@ int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, 
 	}
 	int *gfd = malloc((maxid + 1) * sizeof(int));
 	uint8_t *uses = calloc(maxid + 1, 1);
-	if (!gfd || !uses) {
+	ssize_t *defer = malloc((maxid + 1) * sizeof(*defer));
+	if (!gfd || !uses || !defer) {
 		free(gfd);
 		free(uses);
+		free(defer);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i <= maxid; i++)
+	for (uint32_t i = 0; i <= maxid; i++) {
 		gfd[i] = -1;
+		defer[i] = -2; /* no user seen yet */
+	}
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < f[p]->n_files; i++) {
 			const FileDesc *d = f[p]->files[i];
+			/* the owner of the one mount namespace of the tree all its users are
+			 * in, or -1 */
+			ssize_t own = mnt_owner ? mnt_owner[p] : -1;
+			defer[d->id] = defer[d->id] == -2 || defer[d->id] == own ? own : -1;
 			if (uses[d->id] < 2)
 				uses[d->id]++;
 			/* a task in a user namespace of its own may no longer open what it
@@ -1479,6 +1531,8 @@ int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, 
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++) {
 		const FileDesc *d = find_desc(f, n, id);
+		if (d && !(defer[id] >= 0 && uses[id] >= 2 && deferrable(d)))
+			defer[id] = -1; /* pipes, sockets, anonymous files: opened here */
 		if (!d || gfd[id] >= 0 || d->kind == FILE_KIND__FILE_EXTERNAL)
 			continue;
 		if (d->kind == FILE_KIND__FILE_PIPE) {
@@ -1547,24 +1601,24 @@ int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, 
 		}
 		if (uses[id] < 2)
 			continue; /* used by one process: it opens it itself */
+		if (defer[id] >= 0)
+			continue; /* opened in that namespace's tree once it is rebuilt */
 		if (d->kind == FILE_KIND__FILE_EPOLL) {
 			pr_err("files image: epoll %u is used by several processes: not supported",
 			       id);
 			ret = -EINVAL;
 			break;
 		}
-		int fd = fd_anon_is_kind(d->kind) ? fd_anon_open(d, -1) : open_path_desc(d, -1);
+		int fd = open_desc_once(d, -1);
 		if (fd < 0) {
 			ret = fd;
 			break;
 		}
-		if (!(d->flags & O_PATH) && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
-			ret = pr_perror("restore: status flags of %s", desc_name(d));
-			close(fd);
-			break;
-		}
 		ret = gfd_place(fd, base, &gfd[id]);
 	}
+	for (uint32_t i = 0; i <= maxid; i++)
+		if (uses[i] < 2 || defer[i] < 0)
+			defer[i] = -1;
 	free(uses);
 	for (size_t p = 0; p < n; p++)
 		ghost_unlink(f[p]);
@@ -1573,9 +1627,11 @@ int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, 
 			if (gfd[i] >= 0)
 				close(gfd[i]);
 		free(gfd);
+		free(defer);
 		return ret;
 	}
 	*gfd_out = gfd;
 	*n_out = maxid + 1;
+	*defer_out = defer;
 	return 0;
 }

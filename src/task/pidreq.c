@@ -24,7 +24,10 @@
  *
  * The same channel serves {PIDREQ_ID_MAPS, pid}: a creator whose write of a new user
  * namespace's maps was refused (ranges of the user's /etc/subuid) asks stasis, the only
- * process holding the helper's channel, to have them written; one answer. */
+ * process holding the helper's channel, to have them written; one answer. And
+ * {PIDREQ_OPEN_FILES, pid}: the creator of a mount namespace, its tree rebuilt, gets the
+ * files its tasks share opened in that tree by stasis (with stasis's rights), before it
+ * creates them. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -146,11 +149,15 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 	if (priv < 0)
 		return 0;
 	int32_t answer = 0;
-	if ((op != PIDREQ_LAST_PID && op != PIDREQ_ID_MAPS) || want <= 1 ||
-	    !ops->allowed(ops->arg, want)) {
+	if ((op != PIDREQ_LAST_PID && op != PIDREQ_ID_MAPS && op != PIDREQ_OPEN_FILES) ||
+	    want <= 1 || !ops->allowed(ops->arg, want)) {
 		pr_err("restore: refused a request (%d) for pid %d (not a task of the image)", op,
 		       want);
 		answer = -EPERM;
+	} else if (op == PIDREQ_OPEN_FILES) {
+		ops->open_files(ops->arg, want, priv);
+		close(priv);
+		return 0; /* the creator reports a failure */
 	} else if (op == PIDREQ_ID_MAPS) {
 		answer = ops->write_maps(ops->arg, want);
 		if (pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1))

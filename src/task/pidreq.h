@@ -12,6 +12,10 @@ enum pidreq_op {
 	PIDREQ_ANSWER = 0,   /* replies and the creator's follow-ups on the private socket */
 	PIDREQ_LAST_PID = 1, /* the next fork gets task `val`'s pids at its `aux` outer levels */
 	PIDREQ_ID_MAPS = 2,  /* write the uid/gid maps of task `val` (its own were refused) */
+	/* task `val` rebuilt the mount tree of its new mount namespace: the descriptions to
+	 * open there come back one per message {ANSWER, id, 0} with the fd (or
+	 * {ANSWER, -1, FD} for an fd to put at number FD), then {ANSWER, 0, 0 or -errno} */
+	PIDREQ_OPEN_FILES = 3,
 };
 
 /* One message {op, val, aux} with an optional fd (SCM_RIGHTS; -1: none). recv waits at
@@ -31,6 +35,8 @@ struct pidreq_ops {
 	/* the child behind @pidfd got them */
 	bool (*check_pids)(void *arg, pid_t pid, int levels, int pidfd);
 	int (*write_maps)(void *arg, pid_t pid); /* PIDREQ_ID_MAPS: 0 or -errno */
+	/* PIDREQ_OPEN_FILES: send the fds and the end message on @sock */
+	void (*open_files)(void *arg, pid_t pid, int sock);
 	void *arg;
 };
 

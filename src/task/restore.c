@@ -4,6 +4,7 @@
  * registers from outside with the remote syscall engine, and lets it go. Any failure
  * kills the child: nothing half-restored is left behind. */
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,6 +66,10 @@ struct rst_tree {
 	struct helper helper;
 	bool have_helper, helper_tree;
 	struct ns_pins pins;     /* --pin-ns */
+	/* descriptions opened in a mount namespace the tree creates, once its tree is rebuilt:
+	 * defer[id] is the index of the task creating it (-1: none), opened by stasis
+	 * through /proc/CREATOR/root and passed to the creator (task/pidreq.c) */
+	ssize_t *defer;
 	pid_t *spawned;          /* in a creator: the pid each task it created got (0: none) */
 };
 
@@ -196,6 +201,8 @@ static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int e
 }
 
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
+static int fetch_deferred(struct rst_tree *t, size_t idx);
+static void stasis_open_files(void *arg, pid_t pid, int sock);
 
 /* Create the children of task @idx (alive and zombie), each with its pid. */
 static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens);
@@ -824,6 +831,9 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	t->n_join = 0;
 	if (c && (ret = ns_restore_child(c)))
 		child_fail(st, e->pid, ret);
+	/* (its mount tree is rebuilt: what is opened by path there can be opened now) */
+	if (c && c->core->mnt && (ret = fetch_deferred(t, idx)))
+		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
 		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
 	if (e->pgid == e->pid && e->sid != e->pid && setpgid(0, 0) < 0)
@@ -908,6 +918,7 @@ static int wait_tasks_ready(struct rst_tree *t, int rd)
 				.prepare_pids = stasis_prepare_pids,
 				.check_pids = stasis_check_pids,
 				.write_maps = stasis_write_maps,
+				.open_files = stasis_open_files,
 				.arg = t,
 			};
 			int e = pidreq_serve(t->pidreq_rd, &ops);
@@ -1081,7 +1092,7 @@ static void free_tree(struct rst_tree *t)
 			protobuf_c_message_free_unpacked(&c->files->base, NULL);
 		if (c->pages.fd >= 0)
 			close(c->pages.fd);
-		if (c->cwd_fd >= 0)
+		if (c->cwd_fd >= 0 && !c->cwd_deferred)
 			close(c->cwd_fd);
 		cgroup_ns_release(c);
 		free(c->cgns_fd);
@@ -1097,6 +1108,7 @@ static void free_tree(struct rst_tree *t)
 	free(t->gfd);
 	free(t->helpers);
 	free(t->spawned);
+	free(t->defer);
 	for (size_t k = 0; k < t->n_join; k++)
 		close(t->join_fd[k]);
 	t->n_join = 0;
@@ -1112,6 +1124,118 @@ static int exit_status_of(int status)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return 1;
+}
+
+/* The task creating the mount namespace task @i is in, if the tree creates it; -1 if
+ * not (stasis's, or one joined). */
+static ssize_t mnt_creator(const struct rst_tree *t, size_t i)
+{
+	const Core *c = t->procs[i] ? t->procs[i]->core : NULL;
+	if (!c || !c->ns || !c->ns->mnt)
+		return -1;
+	for (size_t k = 0; k < t->n; k++)
+		if (t->procs[k] && t->procs[k]->core->mnt && t->procs[k]->core->ns &&
+		    t->procs[k]->core->ns->mnt == c->ns->mnt)
+			return (ssize_t)k;
+	return -1;
+}
+
+/* Stasis: the descriptions deferred to the mount namespace task @pid created (and the
+ * cwds of its tasks in user namespaces), opened in its rebuilt tree through
+ * /proc/PID/root (RESOLVE_IN_ROOT: "/" is that tree's root) and sent on @sock. */
+static void stasis_open_files(void *arg, pid_t pid, int sock)
+{
+	struct rst_tree *t = arg;
+	ssize_t k = task_index(t->inv, pid);
+	char path[64];
+	int ret = 0;
+	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
+	size_t nf = 0;
+	for (size_t i = 0; fl && i < t->n; i++)
+		if (t->procs[i])
+			fl[nf++] = t->procs[i]->files;
+	snprintf(path, sizeof(path), "%d/root", pid);
+	_cleanup_close_ int rootfd = openat(t->proc_dfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!fl)
+		ret = -ENOMEM;
+	else if (k < 0)
+		ret = -EINVAL;
+	else if (rootfd < 0)
+		ret = pr_perror("restore: open /proc/%s", path);
+	for (uint32_t id = 1; !ret && t->defer && id < t->n_gfd; id++) {
+		if (t->defer[id] != k)
+			continue;
+		int fd = files_open_deferred(fl, nf, id, rootfd);
+		ret = fd < 0 ? fd : pidreq_send(sock, PIDREQ_ANSWER, (int32_t)id, 0, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t j = 0; !ret && j < t->n; j++) {
+		struct rst_ctx *c = t->procs[j];
+		if (!c || !c->cwd_deferred || mnt_creator(t, j) != k)
+			continue;
+		struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+					.resolve = RESOLVE_IN_ROOT };
+		int fd = sys_openat2(rootfd, c->core->cwd, &how, sizeof(how));
+		if (fd < 0)
+			ret = pr_perror("restore: open the cwd of pid %d (%s) in its mount namespace",
+					c->pid, c->core->cwd);
+		else
+			ret = pidreq_send(sock, PIDREQ_ANSWER, -1, c->cwd_fd, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (pidreq_send(sock, PIDREQ_ANSWER, 0, ret, -1))
+		pr_debug("restore: the creator of pid %d went away", pid);
+}
+
+/* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
+ * (and the cwds of those in user namespaces), opened there by stasis, put in place
+ * before the tasks are created (they inherit them). */
+static int fetch_deferred(struct rst_tree *t, size_t idx)
+{
+	bool any = false;
+	for (uint32_t id = 1; t->defer && id < t->n_gfd; id++)
+		any |= t->defer[id] == (ssize_t)idx;
+	for (size_t j = 0; j < t->n; j++)
+		any |= t->procs[j] && t->procs[j]->cwd_deferred && mnt_creator(t, j) == (ssize_t)idx;
+	if (!any)
+		return 0;
+	pid_t me = t->inv->tasks[idx]->pid;
+	int priv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+		return pr_perror("restore: socketpair");
+	int ret = pidreq_send(t->pidreq_wr, PIDREQ_OPEN_FILES, me, 0, priv[1]);
+	close(priv[1]);
+	for (int n = 0; !ret && n < (1 << 21); n++) {
+		int32_t val, aux;
+		int fd;
+		ret = pidreq_recv(priv[0], NULL, &val, &aux, &fd);
+		if (ret)
+			break;
+		if (val == 0) {
+			ret = aux;
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (fd < 0 || (val > 0 && (uint32_t)val >= t->n_gfd) || (val < 0 && aux < 3)) {
+			ret = -EPROTO;
+		} else if (val > 0) {
+			int r = fcntl(fd, F_DUPFD_CLOEXEC, t->gfd_base);
+			ret = r < 0 ? pr_perror("restore: place a shared file") : 0;
+			if (r >= 0)
+				t->gfd[val] = r;
+		} else if (dup3(fd, aux, O_CLOEXEC) < 0) {
+			ret = pr_perror("restore: place a cwd at fd %d", aux);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	close(priv[0]);
+	if (ret)
+		pr_errno(ret, "restore: the files of the mount namespace of pid %d", me);
+	return ret;
 }
 
 /* File descriptor layout of every restore child, and the tree-wide descriptions. */
@@ -1137,22 +1261,44 @@ static int plan_fds(struct rst_tree *t)
 	t->gfd_base = top + 8;
 	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
 	_cleanup_free_ bool *outside = calloc(t->n, sizeof(*outside));
+	_cleanup_free_ ssize_t *owner = calloc(t->n, sizeof(*owner));
+	_cleanup_free_ size_t *tree_idx = calloc(t->n, sizeof(*tree_idx));
 	size_t nf = 0;
-	if (!fl || !outside)
+	if (!fl || !outside || !owner || !tree_idx)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n; i++)
 		if (t->procs[i]) {
 			outside[nf] = t->procs[i]->in_userns;
+			tree_idx[nf] = i;
 			fl[nf++] = t->procs[i]->files;
 		}
-	int ret = files_open_shared(fl, outside, nf, t->gfd_base, &t->gfd, &t->n_gfd);
+	for (size_t p = 0; p < nf; p++) {
+		ssize_t k = mnt_creator(t, tree_idx[p]);
+		owner[p] = -1;
+		for (size_t q = 0; k >= 0 && q < nf; q++)
+			if (tree_idx[q] == (size_t)k)
+				owner[p] = (ssize_t)q;
+	}
+	ssize_t *defer = NULL;
+	int ret = files_open_shared(fl, outside, owner, nf, t->gfd_base, &t->gfd, &t->n_gfd,
+				    &defer);
 	if (ret)
 		return ret;
+	for (uint32_t id = 0; id < t->n_gfd; id++)
+		if (defer[id] >= 0)
+			defer[id] = (ssize_t)tree_idx[defer[id]];
+	t->defer = defer;
 	t->fd_top = t->gfd_base + (int)t->n_gfd;
 	for (size_t i = 0; i < t->n; i++) {
 		struct rst_ctx *c = t->procs[i];
 		if (!c || !c->in_userns)
 			continue;
+		if (mnt_creator(t, i) >= 0) {
+			/* in its own mount tree: opened there by stasis, at this number */
+			c->cwd_fd = t->fd_top++;
+			c->cwd_deferred = true;
+			continue;
+		}
 		_cleanup_close_ int fd = open(c->core->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			return pr_perror("restore: open the cwd of pid %d (%s)", c->pid, c->core->cwd);

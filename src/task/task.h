@@ -115,6 +115,7 @@ struct rst_ctx {
 	bool shares_files; /* the parent restores the fd table they share */
 	bool in_userns;    /* in a user namespace of the tree: its files are opened by stasis */
 	int cwd_fd;        /* child: its cwd opened by stasis (in_userns), or -1 */
+	bool cwd_deferred; /* ... at that number only once its mount tree is rebuilt */
 	const struct shm_obj *shm; /* shared memory objects of the whole tree */
 	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
@@ -222,8 +223,14 @@ int files_merge_tree(struct dump_ctx **procs, size_t n) __must_check;
  * file id -> fd (-1). Also every description of a process with @outside[p] set (it lives
  * in a user namespace of the tree and may lack the rights to open its files itself).
  * Otherwise nothing is opened for a single process. */
-int files_open_shared(Files *const *f, const bool *outside, size_t n, int base, int **gfd_out,
-		      uint32_t *n_out) __must_check;
+int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
+		      int base, int **gfd_out, uint32_t *n_out, ssize_t **defer_out) __must_check;
+/* ... except, by path, a description whose users are all in one mount namespace the tree
+ * creates (@mnt_owner[p]: the index in @f of the process that creates the mount
+ * namespace of process p, or -1): *defer_out[id] is then that index (-1 otherwise), and
+ * the description is opened later, in that namespace's rebuilt tree, by
+ * files_open_deferred(@rootfd: /proc/OWNER/root of the restored owner). */
+int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd) __must_check;
 
 /* Restore side: in the parent, remote. Called in this order. */
 int mem_restore_remote(struct rst_ctx *c) __must_check;     /* layout, contents, mm */
