@@ -2160,7 +2160,10 @@ class Runner:
                 self.report("SKIP", name, meta["skip"] or "skip")
                 continue
             if meta.get("needs") == "root" and (os.geteuid() != 0 or self.user is not None):
-                self.report("SKIP", name, "needs root")
+                self.report("SKIP", name, "needs root: the test makes namespaces, mounts, "
+                            "cgroups or ids of the host's user namespace, which a non-root "
+                            "user can neither create nor restore (CAP_SYS_ADMIN/CAP_SETUID "
+                            "there); the rootless flavor runs it in a user namespace")
                 continue
             if name in ROOTLESS_KNOWN and in_rootless_container():
                 self.report("SKIP", name, "known rootless limitation: " + ROOTLESS_KNOWN[name])
