@@ -394,6 +394,26 @@ static int pipe_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	return 0;
 }
 
+/* @path from @dfd (AT_FDCWD: this process's view; or a root with RESOLVE_IN_ROOT) is the
+ * file of @st. */
+static bool same_inode_at(int dfd, const char *path, const struct stat *st)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	_cleanup_close_ int fd = dfd == AT_FDCWD ? open(path, O_PATH | O_CLOEXEC)
+						 : sys_openat2(dfd, path, &how, sizeof(how));
+	struct stat x;
+	return fd >= 0 && fstat(fd, &x) == 0 && x.st_dev == st->st_dev && x.st_ino == st->st_ino;
+}
+
+/* The readlink of an fd is relative to the reader's root when the reader reaches the
+ * file, else to the root of the file's mount namespace: @path names the file of @st in
+ * the task's tree. */
+static bool task_root_has(const struct dump_ctx *c, const char *path, const struct stat *st)
+{
+	_cleanup_close_ int root = openat(c->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return root >= 0 && same_inode_at(root, path, st);
+}
+
 static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc **out)
 {
 	FileDesc *d = malloc(sizeof(*d));
@@ -486,6 +506,8 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	d->path = strdup(e->link);
 	if (!d->path)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	d->has_in_task_root = d->in_task_root = !same_inode_at(AT_FDCWD, e->link, &e->st) &&
+						     task_root_has(c, e->link, &e->st);
 	return 0;
 }
 
@@ -1445,11 +1467,17 @@ static int gfd_place(int fd, int base, int *slot)
 }
 
 /* Opened by path in a mount tree: the kinds that may be opened in a task's view. */
-static bool deferrable(const FileDesc *d)
+static bool by_path(const FileDesc *d)
 {
 	return (d->kind == FILE_KIND__FILE_REG && !d->memfd && !is_ghost_desc(d)) ||
 	       d->kind == FILE_KIND__FILE_DIR || d->kind == FILE_KIND__FILE_CHR ||
 	       d->kind == FILE_KIND__FILE_BLK;
+}
+
+/* Opened in the mount tree of the task (its path is relative to the task's root). */
+static bool deferrable(const FileDesc *d)
+{
+	return by_path(d) && d->has_in_task_root && d->in_task_root;
 }
 
 /* A description of the tree opened once, by path, in this process's view or in the
@@ -1485,8 +1513,8 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 	*gfd_out = NULL;
 	*n_out = 0;
 	*defer_out = NULL;
-	for (size_t p = 0; outside && p < n; p++)
-		any_outside |= outside[p];
+	for (size_t p = 0; p < n; p++)
+		any_outside |= (outside && outside[p]) || (mnt_owner && mnt_owner[p] >= 0);
 	if (n < 2 && !any_outside)
 		return 0;
 	for (size_t p = 0; p < n; p++) {
@@ -1526,6 +1554,10 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 			 * opened before entering it: stasis opens its files (epolls are
 			 * rebuilt from the task's own fds) */
 			if (outside && outside[p] && d->kind != FILE_KIND__FILE_EPOLL)
+				uses[d->id] = 2;
+			/* a path in the dumper's view, of a task whose mount tree is another:
+			 * stasis opens it in its own view */
+			if (own >= 0 && by_path(d) && !deferrable(d))
 				uses[d->id] = 2;
 		}
 	int ret = 0;

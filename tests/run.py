@@ -2037,36 +2037,156 @@ while True:
         t, r = os.path.join(ovl, "t"), os.path.join(ovl, "r")
         os.makedirs(t)
         os.makedirs(r)
-        mounted = []
+        # the overlay lives in a private mount namespace made for the restoring stasis:
+        # never on the host, where concurrent dumps of copied mount trees would see it
+        script = ('mount -t tmpfs stasis-root "$1" && mkdir "$1/u" "$1/w" && '
+                  'echo x > "$1/u/stasis-root-marker" && '
+                  'mount -t overlay overlay -o "lowerdir=/,upperdir=$1/u,workdir=$1/w" "$2" '
+                  '|| exit 99; shift 2; exec "$@"')
+        rc, out, err = run_cmd(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                                "sh", t, r] + argv + ["--root", r], BAD_TIMEOUT, cwd=self.tmp)
         try:
-            for argv_m, where in ((["mount", "-t", "tmpfs", "stasis-root", t], t),
-                                  (["mount", "-t", "overlay", "overlay", "-o",
-                                    "lowerdir=/,upperdir=%s/u,workdir=%s/w" % (t, t), r], r)):
-                if where == r:
-                    os.makedirs(os.path.join(t, "u"))
-                    os.makedirs(os.path.join(t, "w"))
-                    with open(os.path.join(t, "u", "stasis-root-marker"), "w") as f:
-                        f.write("x")
-                rc, _, err = run_cmd(argv_m, 10)
-                if rc != 0:
-                    raise Skip("cannot make an overlay of / here: %s" % err.strip()[:100])
-                mounted.insert(0, where)
-            rc, out, err = run_cmd(argv + ["--root", r], BAD_TIMEOUT, cwd=self.tmp)
-            try:
-                if rc != 0:
-                    raise Failure("restore with --root failed: %s" % err.strip()[:300])
-                if not os.path.exists("/proc/%d/root/stasis-root-marker" % pid):
-                    raise Failure("the restored root is not the --root directory")
-                if os.path.exists("/stasis-root-marker"):
-                    raise Failure("the marker leaked into the host's root")
-            finally:
-                kill_pid(pid)
-                wait_pid(pid, time.monotonic() + 5)
-                reap_all()
-            return "the restored root is %s (its marker file is at /)" % r
+            if rc == 99:
+                raise Skip("cannot make an overlay of / here: %s" % err.strip()[:100])
+            if rc != 0:
+                raise Failure("restore with --root failed: %s" % err.strip()[:300])
+            if not os.path.exists("/proc/%d/root/stasis-root-marker" % pid):
+                raise Failure("the restored root is not the --root directory")
+            if os.path.exists("/stasis-root-marker"):
+                raise Failure("the marker leaked into the host's root")
         finally:
-            for m in mounted:
-                run_cmd(["umount", "-l", m], 10)
+            kill_pid(pid)
+            wait_pid(pid, time.monotonic() + 5)
+            reap_all()
+        return "the restored root is %s (its marker file is at /)" % r
+
+    CONTAINER_SH = r"""
+set -e
+R="$1"
+mount --bind "$R" "$R"
+mount --bind -o ro /usr "$R/usr"
+mount -t tmpfs ctr-tmp "$R/tmp"
+cd "$R"
+pivot_root . old
+mount -t proc proc /proc
+umount -l /old
+cd /data
+if [ "$2" = single ]; then exec 3>>/data/log; echo 1 >&3; echo 1 >&3; echo 1 > /tmp/cur; exec sleep 60; fi
+exec /bin/sh -c 'i=0; exec 3>>/data/log; while :; do i=$((i+1)); echo $i >&3; echo $i > /tmp/cur; sleep 0.05; done'
+"""
+
+    def container_pivot_root_single(self):
+        """The same container with one process (the init execs a sleep holding the same
+        fds): nothing is shared, each path is opened in the view it was dumped in."""
+        return self.container_pivot_root(single=True)
+
+    def container_pivot_root(self, single=False):
+        """A container with a root of its own: a pid and mount namespace (unshare), its root
+        a bind of a directory with /usr bound read-only, a tmpfs /tmp and its own /proc,
+        pivot_root'ed into with the old root detached; a shell counter writes /data/log
+        (fd 3, the container's root) and /tmp/cur (its tmpfs), stdout/stderr are files of
+        the host (opened before). Dumped by the init's pid and restored: same pid, the fds
+        name the same files as before (the container's view and the host's), both
+        counters go on from where they were."""
+        if os.geteuid() != 0 or in_rootless_container():
+            raise Skip("needs the host's root (mounts, pivot_root)")
+        d = tempfile.mkdtemp(prefix="ctr-", dir=self.tmp)
+        root = os.path.join(d, "rootfs")
+        for sub in ("usr", "proc", "tmp", "data", "old", "dev"):
+            os.makedirs(os.path.join(root, sub))
+        for name in ("bin", "lib", "lib64", "sbin"):
+            if os.path.exists("/usr/" + name):
+                os.symlink("usr/" + name, os.path.join(root, name))
+        out = os.path.join(d, "out.log")
+        logf = os.path.join(root, "data", "log")
+        u = restored = None
+        init = None
+        try:
+            with open(out, "w") as o:
+                u = subprocess.Popen(["unshare", "-m", "--propagation", "private", "--pid",
+                                      "--fork", "sh", "-c", self.CONTAINER_SH, "sh", root,
+                                      "single" if single else "loop"],
+                                     stdin=subprocess.DEVNULL, stdout=o, stderr=o, cwd=d)
+
+            def sleeping(upid):
+                kids = proc_children(upid)
+                try:
+                    with open("/proc/%d/comm" % kids[0]) as f:
+                        return len(kids) == 1 and f.read().strip() == "sleep"
+                except (OSError, IndexError):
+                    return False
+
+            def count():
+                try:
+                    with open(logf) as f:
+                        lines = f.read().split()
+                    return int(lines[-1]) if lines else 0
+                except (OSError, ValueError):
+                    return 0
+
+            deadline = time.monotonic() + 10
+            while count() < (1 if single else 3) or (single and not sleeping(u.pid)):
+                if time.monotonic() > deadline or u.poll() is not None:
+                    with open(out) as f:
+                        raise Failure("the container did not start: %s" % f.read()[-300:])
+                time.sleep(0.02)
+            kids = proc_children(u.pid)
+            if len(kids) != 1:
+                raise Failure("unshare has %d children" % len(kids))
+            init = kids[0]
+
+            def links(pid):
+                res = {}
+                for fd in ("0", "1", "2", "3"):
+                    try:
+                        res[fd] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                    except OSError:
+                        res[fd] = None
+                return res
+
+            before = links(init)
+            img = os.path.join(d, "img")
+            rc, _, err = run_cmd([self.stasis, "dump", "-t", str(init), "-D", img], BAD_TIMEOUT,
+                                 cwd=d)
+            if rc != 0:
+                raise Failure("dump failed: %s" % err.strip()[:300])
+            u.wait(timeout=10)
+            at_dump = count()
+            rc, _, err = run_cmd([self.stasis, "restore", "-D", img, "-d", "--pidfile",
+                                  os.path.join(d, "pidfile")], BAD_TIMEOUT, cwd=d)
+            if rc != 0:
+                raise Failure("restore failed: %s" % err.strip()[:300])
+            restored = init
+            after = links(init)
+            if after != before:
+                raise Failure("the fds changed: %s -> %s" % (before, after))
+            if single:
+                with open("/proc/%d/root/tmp/cur" % init) as f:
+                    if f.read().strip() != "1":
+                        raise Failure("/tmp/cur of the container's tmpfs was not restored")
+                return "pid %d, one process: fds %s" % (init, " ".join(v or "-" for v in
+                                                                     after.values()))
+            deadline = time.monotonic() + 10
+            while count() < at_dump + 5 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if count() < at_dump + 5:
+                raise Failure("the counter in /data/log stopped at %d" % count())
+            with open("/proc/%d/root/tmp/cur" % init) as f:
+                cur = int(f.read().strip() or "0")
+            if cur < at_dump:
+                raise Failure("/tmp/cur of the container's tmpfs is %d, below %d" % (cur, at_dump))
+            return "pid %d: /data/log %d -> %d, fds %s" % (init, at_dump, count(),
+                                                          " ".join(v or "-" for v in after.values()))
+        finally:
+            for p in (restored, init, u.pid if u else None):
+                if p and pid_alive(p):
+                    kill_pid(p)
+            if u:
+                try:
+                    u.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            reap_all()
 
     CHECKS = ["bad_dump_nopid", "bad_dump_kthread", "bad_dump_self", "bad_restore_empty",
               "bad_restore_truncated_core", "bad_restore_flipped_mm",
@@ -2077,7 +2197,9 @@ while True:
               "restore_user_helper", "restore_user_helper_tree", "restore_veth_external",
               "restore_join_ns", "bad_restore_join_not_nsfs", "bad_dump_mnt_undeclared",
               "bad_dump_cgns_owner",
-              "bad_restore_mnt_missing_external", "restore_mnt_root", "restore_pin_ns",
+              "bad_restore_mnt_missing_external", "restore_mnt_root", "container_pivot_root",
+              "container_pivot_root_single",
+              "restore_pin_ns",
               "bad_restore_pin_not_dir", "unshare_urpfui", "unshare_urpfui_tree",
               "unshare_urpfui_nonroot", "unshare_urpfui_tree_nonroot"]
 
