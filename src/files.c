@@ -394,26 +394,6 @@ static int pipe_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	return 0;
 }
 
-/* @path from @dfd (AT_FDCWD: this process's view; or a root with RESOLVE_IN_ROOT) is the
- * file of @st. */
-static bool same_inode_at(int dfd, const char *path, const struct stat *st)
-{
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	_cleanup_close_ int fd = dfd == AT_FDCWD ? open(path, O_PATH | O_CLOEXEC)
-						 : sys_openat2(dfd, path, &how, sizeof(how));
-	struct stat x;
-	return fd >= 0 && fstat(fd, &x) == 0 && x.st_dev == st->st_dev && x.st_ino == st->st_ino;
-}
-
-/* The readlink of an fd is relative to the reader's root when the reader reaches the
- * file, else to the root of the file's mount namespace: @path names the file of @st in
- * the task's tree. */
-static bool task_root_has(const struct dump_ctx *c, const char *path, const struct stat *st)
-{
-	_cleanup_close_ int root = openat(c->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	return root >= 0 && same_inode_at(root, path, st);
-}
-
 static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc **out)
 {
 	FileDesc *d = malloc(sizeof(*d));
@@ -506,8 +486,10 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	d->path = strdup(e->link);
 	if (!d->path)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	d->has_in_task_root = d->in_task_root = !same_inode_at(AT_FDCWD, e->link, &e->st) &&
-						     task_root_has(c, e->link, &e->st);
+	/* unknown (neither view has that inode: renamed, over-mounted) is left unset */
+	int view = path_view(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
+	d->has_in_task_root = view >= 0;
+	d->in_task_root = view == 1;
 	return 0;
 }
 
@@ -1557,7 +1539,7 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 				uses[d->id] = 2;
 			/* a path in the dumper's view, of a task whose mount tree is another:
 			 * stasis opens it in its own view */
-			if (own >= 0 && by_path(d) && !deferrable(d))
+			if (own >= 0 && by_path(d) && d->has_in_task_root && !d->in_task_root)
 				uses[d->id] = 2;
 		}
 	int ret = 0;

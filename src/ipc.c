@@ -496,11 +496,16 @@ int ipc_dump_ns(pid_t pid, IpcNs **out)
 
 /* ---- restore: in the restore child, inside the new namespace ---- */
 
+/* stasis's /proc in the restore child (ipc_restore_ns): the task's own may be gone
+ * (pivot_root); an IPC sysctl file shows the IPC namespace of whoever opens it. */
+static int rst_proc_dfd = -1;
+
 static int write_proc_sys(const char *name, const char *val)
 {
 	char path[80];
-	snprintf(path, sizeof(path), "/proc/sys/%s", name);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%ssys/%s", rst_proc_dfd >= 0 ? "" : "/proc/", name);
+	_cleanup_close_ int fd = openat(rst_proc_dfd >= 0 ? rst_proc_dfd : AT_FDCWD, path,
+					O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return pr_perror("restore: open %s", path);
 	ssize_t n = write(fd, val, strlen(val));
@@ -732,8 +737,9 @@ static int restore_mqueue(const IpcMqueue *m)
 	return ret;
 }
 
-int ipc_restore_ns(const IpcNs *ns, pid_t pid)
+int ipc_restore_ns(const IpcNs *ns, pid_t pid, int proc_dfd)
 {
+	rst_proc_dfd = proc_dfd;
 	int ret = restore_sysctls(ns);
 	for (size_t i = 0; i < ns->n_msgqs && !ret; i++)
 		ret = restore_msgq(ns->msgqs[i]);

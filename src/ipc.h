@@ -13,8 +13,8 @@
  * a notification registered. */
 int ipc_dump_ns(pid_t pid, IpcNs **out) __attribute__((warn_unused_result));
 
-/* In the restore child of @pid, right after clone3(CLONE_NEWIPC): sysctls, then every
- * object with its id. */
-int ipc_restore_ns(const IpcNs *ipc, pid_t pid) __attribute__((warn_unused_result));
+/* In the restore child of @pid, right after clone3(CLONE_NEWIPC): sysctls (through
+ * stasis's /proc, @proc_dfd), then every object with its id. */
+int ipc_restore_ns(const IpcNs *ipc, pid_t pid, int proc_dfd) __attribute__((warn_unused_result));
 
 #endif

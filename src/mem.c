@@ -16,6 +16,7 @@
 #include "mem.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <linux/prctl.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include <xxhash.h>
 
 #include "core/log.h"
+#include "sys/syscalls.h"
 #include "image/pwriter.h"
 #include "sys/uapi.h"
 
@@ -367,7 +369,15 @@ static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 		return pr_perror("mem: readlink /proc/%d/exe", c->pid);
 	exe[l] = '\0';
 	mm->exe_path = strdup(exe);
-	return mm->exe_path ? 0 : -ENOMEM;
+	if (!mm->exe_path)
+		return -ENOMEM;
+	struct stat st;
+	_cleanup_close_ int efd = openat(c->procfd, "exe", O_PATH | O_CLOEXEC);
+	int view = efd >= 0 && !fstat(efd, &st) ? path_view(c->procfd, exe, st.st_dev, st.st_ino)
+						: -1;
+	mm->has_exe_in_task_root = view >= 0;
+	mm->exe_in_task_root = view == 1;
+	return 0;
 }
 
 /* Between the two dump phases: the runs whose data this process's pages file will hold,
@@ -710,6 +720,19 @@ int mem_dump(struct dump_ctx *c)
 		ret = dump_mapped_ghosts(c, mm);
 	if (ret)
 		return ret;
+	/* which view each mapped file's path is in (core/util.h path_view), once per file */
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		Vma *v = mm->vmas[i];
+		if (v->kind != VMA_KIND__VMA_FILE || (v->has_deleted && v->deleted))
+			continue;
+		const Vma *p = i ? mm->vmas[i - 1] : NULL;
+		int view = p && p->kind == VMA_KIND__VMA_FILE && p->dev == v->dev &&
+					   p->ino == v->ino && !strcmp(p->path, v->path)
+				   ? (p->has_in_task_root ? (int)p->in_task_root : -1)
+				   : path_view(c->procfd, v->path, (dev_t)v->dev, (ino_t)v->ino);
+		v->has_in_task_root = view >= 0;
+		v->in_task_root = view == 1;
+	}
 
 	pmfd = openat(c->procfd, "pagemap", O_RDONLY | O_CLOEXEC);
 	if (pmfd < 0)
@@ -853,6 +876,16 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 	return fd;
 }
 
+/* @path in the view it was dumped in: the restorer's (@dumper_view, through the root fd
+ * stasis opened, when the task's own may be another mount tree) or the task's own. */
+static int open_in_view(const struct rst_ctx *c, const char *path, int flags, bool dumper_view)
+{
+	if (!dumper_view || c->host_root_fd < 0 || c->shares_files)
+		return open(path, flags);
+	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
+	return sys_openat2(c->host_root_fd, path, &how, sizeof(how));
+}
+
 int mem_restore_child(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
@@ -860,8 +893,10 @@ int mem_restore_child(struct rst_ctx *c)
 		if (v->kind != VMA_KIND__VMA_FILE)
 			continue;
 		int flags = (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-		int fd = v->has_deleted && v->deleted ? ghost_for_vma(c, i)
-						      : open(v->path, flags);
+		int fd = v->has_deleted && v->deleted
+				 ? ghost_for_vma(c, i)
+				 : open_in_view(c, v->path, flags,
+						v->has_in_task_root && !v->in_task_root);
 		if (fd == -ENOENT - 1000)
 			continue; /* same file as an earlier area: already placed (dup'ed) */
 		if (fd < 0 && v->has_deleted && v->deleted)
@@ -885,7 +920,8 @@ int mem_restore_child(struct rst_ctx *c)
 		close(fd);
 	}
 	if (c->mm->exe_path) {
-		int fd = open(c->mm->exe_path, O_RDONLY | O_CLOEXEC);
+		int fd = open_in_view(c, c->mm->exe_path, O_RDONLY | O_CLOEXEC,
+				      c->mm->has_exe_in_task_root && !c->mm->exe_in_task_root);
 		if (fd < 0)
 			return pr_perror("restore: open executable %s", c->mm->exe_path);
 		if (fd != c->exe_fd && dup3(fd, c->exe_fd, O_CLOEXEC) < 0) {
@@ -1175,10 +1211,10 @@ int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out
 		return 0;
 	struct proc_vma *self = NULL;
 	size_t nself = 0;
-	_cleanup_free_ char *maps = read_file_at(AT_FDCWD, "/proc/self/maps", 1 << 26, NULL);
-	if (!maps || proc_parse_smaps(maps, &self, &nself)) {
+	int r = proc_read_self_maps(&self, &nself);
+	if (r) {
 		free(objs);
-		return pr_perror("restore: read /proc/self/maps");
+		return pr_errno(r, "restore: read /proc/self/maps");
 	}
 	for (size_t k = 0; k < no && !ret; k++) {
 		uint64_t a = 1ULL << 32, skip;

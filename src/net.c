@@ -931,7 +931,9 @@ static int add_route(int fd, const NetRoute *rt)
 	return r;
 }
 
-static int restore_sysctls(const NetNs *ns)
+/* Through stasis's /proc (@proc_dfd): the task's own may be gone (pivot_root); a net
+ * sysctl file shows the net namespace of whoever opens it. */
+static int restore_sysctls(int proc_dfd, const NetNs *ns)
 {
 	for (size_t i = 0; i < ns->n_sysctls; i++) {
 		const NetSysctl *s = ns->sysctls[i];
@@ -943,10 +945,10 @@ static int restore_sysctls(const NetNs *ns)
 			return -EINVAL;
 		}
 		char path[128];
-		snprintf(path, sizeof(path), "/proc/sys/net/%s", s->name);
-		_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "sys/net/%s", s->name);
+		_cleanup_close_ int fd = openat(proc_dfd, path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write_all(fd, s->value, strlen(s->value)))
-			return pr_perror("restore: write %s", path);
+			return pr_perror("restore: write /proc/%s", path);
 	}
 	return 0;
 }
@@ -1107,7 +1109,7 @@ int net_restore(struct rst_ctx *c)
 	const NetNs *ns = c->core->net;
 	if (!ns)
 		return 0;
-	int r = restore_sysctls(ns);
+	int r = restore_sysctls(c->proc_dfd, ns);
 	if (r)
 		return r;
 	_cleanup_close_ int fd = nl_open();

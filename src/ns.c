@@ -360,12 +360,71 @@ static long last_pid_io(struct rsys *rs, bool write_it, int *val)
 	return r < 0 ? r : c < 0 ? c : 0;
 }
 
+/* ns_last_pid of the pid namespace of init @pid when the init has no /proc to reach it
+ * in (it pivot_root'ed away from it): a probe forked in that namespace takes the next pid
+ * P and writes P - 1 back (the namespace's next fork is the same as without the probe;
+ * a pid taken by then makes P - 1 a pid in use: the same next fork) and reports it, or
+ * with @set writes *@val. */
+static int last_pid_probe(pid_t pid, int *val, bool set)
+{
+	int want = *val;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	int p[2];
+	if (nsfd < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("ns: probe the pid namespace of pid %d", pid);
+	pid_t child = fork();
+	if (child == 0) {
+		close(p[0]);
+		if (setns(nsfd, CLONE_NEWPID) < 0)
+			_exit(1);
+		pid_t g = fork();
+		if (g == 0) {
+			int32_t me = (int32_t)getpid();
+			char buf[16];
+			int n = snprintf(buf, sizeof(buf), "%d", set ? want : me - 1);
+			int fd = open(LAST_PID_PATH, O_WRONLY | O_CLOEXEC);
+			_exit(fd < 0 || write(fd, buf, (size_t)n) != n || write(p[1], &me, 4) != 4);
+		}
+		int st = 0;
+		_exit(g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st));
+	}
+	close(p[1]);
+	int32_t me = 0;
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	bool got = child > 0 && poll(&pf, 1, 5000) == 1 && read(p[0], &me, 4) == 4 && me > 1;
+	close(p[0]);
+	int st = 0;
+	if (child > 0) {
+		if (!got)
+			kill(child, SIGKILL);
+		while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (!got || !WIFEXITED(st) || WEXITSTATUS(st))
+		return -EPERM;
+	if (!set)
+		*val = me - 1;
+	return 0;
+}
+
 int ns_dump_last_pid(struct dump_ctx *c)
 {
 	if (c->status.nspid_len < 2 || c->status.nspid[c->status.nspid_len - 1] != 1)
 		return 0; /* not a namespace init */
 	int v = 0;
 	long r = last_pid_io(&c->rs, false, &v);
+	if (r == -ENOENT || r == -EACCES) {
+		/* no proc where the init is: read it from a probe in the namespace */
+		r = last_pid_probe(c->pid, &v, false);
+		if (r < 0) {
+			pr_warn("ns: ns_last_pid of the pid namespace of pid %d is out of reach (no "
+				"/proc there, no right to enter it): not restored",
+				c->pid);
+			return 0;
+		}
+	}
 	if (r < 0)
 		return (int)r;
 	c->core->has_ns_last_pid = true;
@@ -383,7 +442,12 @@ int ns_restore_last_pid(struct rst_ctx *c)
 		return -EINVAL;
 	}
 	long r = last_pid_io(&c->rs, true, &v);
-	return r < 0 ? (int)r : 0;
+	if (r == -ENOENT || r == -EACCES)
+		r = last_pid_probe(c->pid, &v, true); /* no proc where the init is */
+	if (r < 0)
+		return pr_errno((int)r, "restore: ns_last_pid %d of the pid namespace of pid %d",
+				v, c->pid);
+	return 0;
 }
 
 /* The namespaces a restored task creates when it is cloned (it entered them itself at
@@ -418,7 +482,7 @@ int ns_restore_child(struct rst_ctx *c)
 	if (nret)
 		return nret;
 	if (c->core->ipc) {
-		int ret = ipc_restore_ns(c->core->ipc, c->pid);
+		int ret = ipc_restore_ns(c->core->ipc, c->pid, c->proc_dfd);
 		if (ret)
 			return ret;
 	}

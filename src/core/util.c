@@ -1,6 +1,9 @@
 #include "core/util.h"
+#include "sys/syscalls.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <linux/openat2.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -180,4 +183,23 @@ bool path_is_clean(const char *p, size_t max, bool absolute)
 			return true;
 		s = e + 1;
 	}
+}
+
+/* @path from @dfd (AT_FDCWD: this process's view; else a root, RESOLVE_IN_ROOT) is the
+ * file (@dev, @ino). */
+static bool path_is_file(int dfd, const char *path, dev_t dev, ino_t ino)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	_cleanup_close_ int fd = dfd == AT_FDCWD ? open(path, O_PATH | O_CLOEXEC)
+						 : sys_openat2(dfd, path, &how, sizeof(how));
+	struct stat x;
+	return fd >= 0 && fstat(fd, &x) == 0 && x.st_dev == dev && x.st_ino == ino;
+}
+
+int path_view(int procfd, const char *path, dev_t dev, ino_t ino)
+{
+	if (path_is_file(AT_FDCWD, path, dev, ino))
+		return 0;
+	_cleanup_close_ int root = openat(procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return root >= 0 && path_is_file(root, path, dev, ino) ? 1 : -1;
 }

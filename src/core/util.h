@@ -86,4 +86,10 @@ uint64_t now_ns(void);
  * empty, "." or ".." component (so it cannot climb out of where it is resolved). */
 bool path_is_clean(const char *p, size_t max, bool absolute);
 
+/* Which view @path (a readlink of /proc/PID/fd/N or a /proc/PID/maps path: relative to
+ * the reader's root when the reader reaches the file, else to the root of the file's
+ * mount namespace) is in: 0 this process's (it names the file @dev/@ino here), 1 the
+ * task's (under /proc/PID/root, @procfd being /proc/PID), -1 neither. */
+int path_view(int procfd, const char *path, dev_t dev, ino_t ino);
+
 #endif

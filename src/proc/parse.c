@@ -6,6 +6,7 @@
 #include "proc/parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -1126,4 +1127,19 @@ int proc_parse_cgroup(const char *buf, struct proc_cgroup **out, size_t *nr)
 	*out = v;
 	*nr = n;
 	return 0;
+}
+
+int proc_read_self_maps(struct proc_vma **v, size_t *n)
+{
+	/* The text comes in several reads; this process allocating between two of them
+	 * (growing the buffer: a sanitizer's allocator maps memory) may show one area twice
+	 * across the cut. The parser refuses that: read again. */
+	int ret = -EIO;
+	for (int attempt = 0; attempt < 8 && ret; attempt++) {
+		_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/maps", 1 << 26, NULL);
+		if (!buf)
+			return -errno;
+		ret = proc_parse_smaps(buf, v, n);
+	}
+	return ret;
 }

@@ -64,6 +64,9 @@ struct proc_vma {
 /* Parse /proc/PID/smaps (or /proc/PID/maps: then vmflags stay 0). On success *out is a
  * malloc'd array of *nr entries in address order. Free with proc_vmas_free(). */
 int proc_parse_smaps(const char *buf, struct proc_vma **out, size_t *nr) __must_check;
+/* This process's own /proc/self/maps, parsed (read again when an area moved while it was
+ * being read). 0 or -errno. */
+int proc_read_self_maps(struct proc_vma **v, size_t *n) __must_check;
 void proc_vmas_free(struct proc_vma *v, size_t nr);
 
 struct proc_stat {

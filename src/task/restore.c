@@ -55,6 +55,7 @@ struct rst_tree {
 	bool helpers_from_root;  /* created by the root (it leads the session) */
 	int status_rd;           /* stasis's end of the status pipe (closed in the tasks) */
 	int proc_dfd;            /* /proc of stasis, for every task (the pids are its pids) */
+	int root_fd;             /* stasis's "/": paths recorded in the dumper's view */
 	int go_rd;               /* a new task waits here for its creator's go */
 	int dumpable_wr;         /* ... after saying here that it made itself dumpable */
 	int pidreq_rd, pidreq_wr; /* pids at levels a creator cannot set (task/pidreq.c) */
@@ -169,6 +170,7 @@ static int load_tree(struct rst_tree *t)
 		t->procs[i] = c;
 		c->opts = t->opts;
 		c->proc_dfd = t->proc_dfd;
+		c->host_root_fd = -1; /* plan_fds */
 		c->stasis_pid = getpid();
 		c->pid = t->inv->tasks[i]->pid;
 		c->pages.fd = -1;
@@ -949,9 +951,9 @@ static int self_vdso(uint64_t *start, uint64_t *len)
 {
 	struct proc_vma *v = NULL;
 	size_t n = 0;
-	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/maps", 1 << 24, NULL);
-	if (!buf || proc_parse_smaps(buf, &v, &n))
-		return pr_perror("restore: read /proc/self/maps");
+	int r = proc_read_self_maps(&v, &n);
+	if (r)
+		return pr_errno(r, "restore: read /proc/self/maps");
 	int ret = -ENOEXEC;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].path && !strcmp(v[i].path, "[vdso]")) {
@@ -1289,6 +1291,17 @@ static int plan_fds(struct rst_tree *t)
 			defer[id] = (ssize_t)tree_idx[defer[id]];
 	t->defer = defer;
 	t->fd_top = t->gfd_base + (int)t->n_gfd;
+	/* stasis's root, for paths of the dumper's view: above every fd of the tasks and the
+	 * service fds, where nothing replaces it before the task's memory is rebuilt */
+	int high = fcntl(t->root_fd, F_DUPFD_CLOEXEC, t->fd_top);
+	if (high < 0)
+		return pr_perror("restore: dup /");
+	close(t->root_fd);
+	t->root_fd = high;
+	t->fd_top = high + 1;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->procs[i])
+			t->procs[i]->host_root_fd = t->root_fd;
 	for (size_t i = 0; i < t->n; i++) {
 		struct rst_ctx *c = t->procs[i];
 		if (!c || !c->in_userns)
@@ -1369,6 +1382,11 @@ int restore_run(const struct restore_opts *o)
 	t.proc_dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t.proc_dfd < 0)
 		return -1000 + pr_perror("restore: open /proc");
+	t.root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (t.root_fd < 0) {
+		close(t.proc_dfd);
+		return -1000 + pr_perror("restore: open /");
+	}
 	ret = o->pin_dir ? ns_pins_open(&t.pins, o->pin_dir) : 0;
 	if (!ret)
 		ret = img_dir_open(&t.img, o->dir);
@@ -1522,6 +1540,7 @@ int restore_run(const struct restore_opts *o)
 	close(pipefd[0]);
 	free_tree(&t);
 	close(t.proc_dfd);
+	close(t.root_fd);
 	close(t.pidreq_rd);
 	close(t.pidreq_wr);
 	helper_set_default(NULL);
@@ -1564,6 +1583,7 @@ fail:
 		close(pipefd[1]);
 	free_tree(&t);
 	close(t.proc_dfd);
+	close(t.root_fd);
 	if (t.pidreq_rd >= 0)
 		close(t.pidreq_rd);
 	if (t.pidreq_wr >= 0)

@@ -104,6 +104,7 @@ struct rst_ctx {
 	struct img_pages pages;
 	int img_dfd;       /* the image directory (pages of other processes) */
 	pid_t stasis_pid;  /* the restoring stasis, in proc_dfd */
+	int host_root_fd;  /* stasis's root directory (paths of the dumper's view), or -1 */
 	int proc_dfd;      /* stasis's /proc (its pids are the image's; the task's own /proc
 			    * may be another pid namespace's) */
 	int svc_lo;        /* lowest service fd number in the child */
