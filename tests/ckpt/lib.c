@@ -305,3 +305,25 @@ int test_read_within(int fd, void *buf, size_t len, int ms)
 	}
 	return 0;
 }
+
+int test_cgroup2(char *mnt, size_t mlen, char *own, size_t olen)
+{
+	char mi[65536], cg[4096];
+	test_read_text("/proc/self/mountinfo", mi, sizeof(mi));
+	test_read_text("/proc/self/cgroup", cg, sizeof(cg));
+	mnt[0] = '\0';
+	char *save = NULL;
+	for (char *l = strtok_r(mi, "\n", &save); l && !mnt[0]; l = strtok_r(NULL, "\n", &save)) {
+		char m[128], fstype[64];
+		char *sep = strstr(l, " - ");
+		if (sep && sscanf(l, "%*s %*s %*s %*s %127s", m) == 1 &&
+		    sscanf(sep + 3, "%63s", fstype) == 1 && !strcmp(fstype, "cgroup2"))
+			snprintf(mnt, mlen, "%s", m);
+	}
+	char *p = strstr(cg, "0::/");
+	if (!mnt[0] || !p || (p != cg && p[-1] != '\n'))
+		return -1;
+	p += 3;
+	snprintf(own, olen, "%.*s", (int)strcspn(p, "\n"), p);
+	return 0;
+}

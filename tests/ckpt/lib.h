@@ -94,4 +94,8 @@ int test_write_text(const char *path, const char *s);
 /* Read exactly @len bytes from @fd, waiting at most @ms for each chunk: 0 or -1. */
 int test_read_within(int fd, void *buf, size_t len, int ms);
 
+/* The cgroup2 mount point (in @mnt) and this process's cgroup v2 path (in @own): 0, or
+ * -1 when there is no cgroup2 mount or v2 line. */
+int test_cgroup2(char *mnt, size_t mlen, char *own, size_t olen);
+
 #endif

@@ -68,22 +68,8 @@ static void root_of(const char *line, char *out, size_t len)
 
 static int find_v2(void)
 {
-	char mi[65536], cg[TXT];
-	test_read_text("/proc/self/mountinfo", mi, sizeof(mi));
-	test_read_text("/proc/self/cgroup", cg, sizeof(cg));
-	char *save = NULL;
-	for (char *l = strtok_r(mi, "\n", &save); l && !v2[0]; l = strtok_r(NULL, "\n", &save)) {
-		char mnt[128], fstype[64];
-		char *sep = strstr(l, " - ");
-		if (sep && sscanf(l, "%*s %*s %*s %*s %127s", mnt) == 1 &&
-		    sscanf(sep + 3, "%63s", fstype) == 1 && !strcmp(fstype, "cgroup2"))
-			snprintf(v2, sizeof(v2), "%s", mnt);
-	}
-	char *p = strstr(cg, "0::/");
-	if (!v2[0] || !p || (p != cg && p[-1] != '\n'))
+	if (test_cgroup2(v2, sizeof(v2), own, sizeof(own)) < 0)
 		return -1;
-	p += 3;
-	snprintf(own, sizeof(own), "%.*s", (int)strcspn(p, "\n"), p);
 	snprintf(a_rel, sizeof(a_rel), "%s/stasis-cgns-%d", strcmp(own, "/") ? own : "",
 		 (int)getpid());
 	return 0;
