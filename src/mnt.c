@@ -37,6 +37,7 @@
 #include "cgroup.h"
 #include "core/log.h"
 #include "mnt.h"
+#include "userns.h"
 #include "proc/mountinfo.h"
 #include "sys/syscalls.h"
 
@@ -539,6 +540,73 @@ static Mount *new_mount(const struct mountinfo *mi)
 	return m;
 }
 
+/* The owners of a tmpfs's files, read as stasis sees them, as the task's user namespace
+ * sees them: the restore creates them there. */
+static int owners_as_task(const struct dump_ctx *c, Mount *m)
+{
+	struct userns_view v;
+	int ret = m->n_tmpfs ? userns_view_open(c->procfd, c->pid, &v) : 0;
+	if (ret || !m->n_tmpfs)
+		return ret;
+	for (size_t i = 0; i < m->n_tmpfs && !v.same && !ret; i++) {
+		TmpfsEntry *e = m->tmpfs[i];
+		if (userns_view_id(&v, false, e->uid, &e->uid) ||
+		    userns_view_id(&v, true, e->gid, &e->gid)) {
+			pr_err("dump: %s in the tmpfs at %s is owned by ids pid %d's user namespace "
+			       "does not map: not supported",
+			       e->path, m->mountpoint, c->pid);
+			ret = -EOPNOTSUPP;
+		}
+	}
+	userns_view_close(&v);
+	return ret;
+}
+
+/* tmpfs and devpts show their uid=/gid= options as ids of the initial user namespace; the
+ * restore passes them to mount(2) in the task's, which reads them there: store them as
+ * the task's user namespace sees them. An id it does not map stays (warned). */
+static int ids_as_task(const struct dump_ctx *c, Mount *m)
+{
+	if (strcmp(m->fstype, "tmpfs") && strcmp(m->fstype, "devpts"))
+		return 0;
+	size_t len = strlen(m->sb_opts);
+	char *out = malloc(len + 64), *o = out;
+	_cleanup_free_ char *in = strdup(m->sb_opts);
+	if (!out || !in) {
+		free(out);
+		return -ENOMEM;
+	}
+	size_t room = len + 64;
+	char *save = NULL;
+	for (char *opt = strtok_r(in, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		bool gid = str_starts(opt, "gid="), uid = str_starts(opt, "uid=");
+		long long v;
+		uint32_t mapped;
+		int n;
+		if ((uid || gid) && !parse_int(opt + 4, 0, UINT32_MAX, &v) &&
+		    !userns_id_from_init(c->procfd, c->pid, gid, (uint32_t)v, &mapped))
+			n = snprintf(o, room, "%s%s=%u", o == out ? "" : ",", uid ? "uid" : "gid",
+				     mapped);
+		else {
+			if (uid || gid)
+				pr_warn("dump: %s at %s: %s is not an id of pid %d's user namespace: "
+					"kept as is",
+					m->fstype, m->mountpoint, opt, c->pid);
+			n = snprintf(o, room, "%s%s", o == out ? "" : ",", opt);
+		}
+		if (n < 0 || (size_t)n >= room) {
+			free(out);
+			return -E2BIG;
+		}
+		o += n;
+		room -= (size_t)n;
+	}
+	*o = '\0';
+	free(m->sb_opts);
+	m->sb_opts = out;
+	return 0;
+}
+
 /* Where the task sees mount @mi: an O_PATH fd of its root if reachable (not hidden by
  * another mount), else -1. */
 static int task_reach(int task_root, const struct mountinfo *mi, uint64_t *ino)
@@ -633,7 +701,7 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 	int ret = m->content_root ? dump_tmpfs(m, best_fd, best->id, best->mountpoint, ns_bytes)
 				  : -ENOMEM;
 	close(best_fd);
-	return ret;
+	return ret ? ret : owners_as_task(c, m);
 }
 
 /* Mark the mounts the namespace was made with (copies of the creator's mounts still in
@@ -730,6 +798,11 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 		Mount *m = new_mount(x);
 		if (!m) {
 			ret = -ENOMEM;
+			break;
+		}
+		ret = ids_as_task(c, m);
+		if (ret) {
+			mount__free_unpacked(m, NULL);
 			break;
 		}
 		ns->mounts[ns->n_mounts++] = m;

@@ -81,6 +81,60 @@ static int to_outside(const struct id_range *m, int n, uint32_t id, uint32_t *ou
 	return map_id(m, n, true, id, out);
 }
 
+int userns_view_open(int procfd, pid_t pid, struct userns_view *v)
+{
+	struct stat a, b;
+	*v = (struct userns_view){ 0 };
+	_cleanup_close_ int tns = openat(procfd, "ns/user", O_RDONLY | O_CLOEXEC);
+	if (tns < 0 || fstat(tns, &a) < 0 || stat("/proc/self/ns/user", &b) < 0)
+		return pr_perror("userns: user namespace of pid %d", pid);
+	/* in stasis's own namespace the map shows the parent's ids: nothing to translate */
+	v->same = a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	if (v->same)
+		return 0;
+	v->nu = read_map(procfd, pid, "uid_map", &v->uid);
+	v->ng = v->nu < 0 ? v->nu : read_map(procfd, pid, "gid_map", &v->gid);
+	int ret = v->nu < 0 ? v->nu : v->ng < 0 ? v->ng : 0;
+	if (ret)
+		userns_view_close(v);
+	return ret;
+}
+
+int userns_view_id(const struct userns_view *v, bool gid, uint32_t id, uint32_t *out)
+{
+	if (v->same) {
+		*out = id;
+		return 0;
+	}
+	return to_inside(gid ? v->gid : v->uid, gid ? v->ng : v->nu, id, out) ? -ERANGE : 0;
+}
+
+void userns_view_close(struct userns_view *v)
+{
+	free(v->uid);
+	free(v->gid);
+	*v = (struct userns_view){ 0 };
+}
+
+int userns_id_from_init(int procfd, pid_t pid, bool gid, uint32_t id, uint32_t *out)
+{
+	const char *name = gid ? "/proc/self/gid_map" : "/proc/self/uid_map";
+	_cleanup_free_ struct id_range *mine = NULL;
+	int nm = read_map(AT_FDCWD, getpid(), name, &mine);
+	if (nm < 0)
+		return nm;
+	/* initial -> stasis's namespace (a child of the initial one) -> the task's */
+	uint32_t here;
+	if (to_inside(mine, nm, id, &here))
+		return -ERANGE;
+	struct userns_view v;
+	int ret = userns_view_open(procfd, pid, &v);
+	if (!ret)
+		ret = userns_view_id(&v, gid, here, out);
+	userns_view_close(&v);
+	return ret;
+}
+
 static uint64_t ns_ino(int fd)
 {
 	struct stat st;

@@ -11,6 +11,25 @@
 int userns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t mine)
 	__must_check;
 
+/* An id as the initial user namespace shows it (tmpfs and devpts uid=/gid= options) as
+ * the user namespace of task @pid (/proc/PID at @procfd) sees it: through stasis's own
+ * map (its namespace taken for a child of the initial one), then the task's map as
+ * stasis reads it. -ERANGE if one of them does not map it. */
+int userns_id_from_init(int procfd, pid_t pid, bool gid, uint32_t id, uint32_t *out)
+	__must_check;
+/* Ids as stasis sees them (a file's owner) as the user namespace of task @pid sees them:
+ * its maps read once. */
+struct userns_view {
+	struct id_range *uid, *gid;
+	int nu, ng;
+	bool same; /* the task is in stasis's user namespace */
+};
+int userns_view_open(int procfd, pid_t pid, struct userns_view *v) __must_check;
+/* -ERANGE if the task's namespace does not map @id */
+int userns_view_id(const struct userns_view *v, bool gid, uint32_t id, uint32_t *out)
+	__must_check;
+void userns_view_close(struct userns_view *v);
+
 /* Restore. Bounds of an image's maps. */
 int userns_validate(const UserNs *u, pid_t pid) __must_check;
 /* By the creator of @pid (in the parent namespace): setgroups, uid_map, gid_map, through

@@ -57,11 +57,6 @@ ROOTLESS_KNOWN = {
     "ns_cgroup_user": "same as cgroup_member",
     "mem_deleted_map": "reading a mapped deleted file through /proc/PID/map_files needs "
                        "CAP_CHECKPOINT_RESTORE in the initial user namespace",
-    "ns_mnt": "the test mounts an mqueue fs, which needs an IPC namespace owned by the "
-              "user namespace",
-    "ns_mnt_nested": "its tmpfs mounts carry uid=/gid= options, which mountinfo shows as "
-                     "ids of the initial user namespace and the restore passes back as "
-                     "ids of the container's (not translated yet)",
     "test_helper_sec": "runs helpers as the host's root and as another host user",
 }
 

@@ -97,7 +97,12 @@ static void setup(char *data)
 	must(mount("devpts", at("pts"), "devpts", MS_NOSUID | MS_NOEXEC,
 		   "newinstance,ptmxmode=0666,mode=620"),
 	     "devpts");
-	must(mount("mqueue", at("mq"), "mqueue", MS_NOSUID, NULL), "mqueue");
+	/* an mqueue mount needs rights over the IPC namespace's owner: in a rootless
+	 * container the test makes an IPC namespace of its own first */
+	int mq = mount("mqueue", at("mq"), "mqueue", MS_NOSUID, NULL);
+	if (mq < 0 && errno == EPERM && unshare(CLONE_NEWIPC) == 0)
+		mq = mount("mqueue", at("mq"), "mqueue", MS_NOSUID, NULL);
+	must(mq, "mqueue");
 	/* shared tmpfs, a slave bind of it */
 	must(mount("stasis-sh", at("sh"), "tmpfs", 0, "size=1m"), "tmpfs sh");
 	must(mkdir(at("sh/new"), 0755) < 0 ? -1 : mkdir(at("sh/back"), 0755), "sh dirs");

@@ -3,7 +3,8 @@
  *   root (the test, host user namespace)
  *    `- A: creates U1 as uid 3000 (its owner), maps 0..1999 -> 10000.. (written by the
  *        |  root), is uid 0 in it,
- *        |  and an IPC namespace with a SysV queue owned by uid 42 / gid 43 of U1
+ *        |  an IPC namespace with a SysV queue owned by uid 42 / gid 43 of U1, and a
+ *        |  mount namespace with a tmpfs on /mnt mounted with uid=42,gid=43
  *        |- C: in U1 (no namespace of its own), uid 42 / gid 43 inside
  *        `- B: creates U2 inside U1, maps 0..99 -> U1's 1000.. (written by A),
  *              uid 5 / gid 7 inside, setgroups denied
@@ -22,7 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/msg.h>
+#include <sys/statfs.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -155,9 +159,27 @@ static int a_ipc_ok(void)
 	       ds.msg_perm.cgid == 0 && ds.msg_qnum == 1;
 }
 
+/* A's mount namespace (owned by U1): a tmpfs on /mnt owned by uid 42 / gid 43 of U1
+ * (mount options take ids of the mounter's user namespace, mountinfo shows the initial
+ * one's). */
+static int a_mnt_setup(void)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -1;
+	return mount("stasis-u1", "/mnt", "tmpfs", 0, "size=64k,uid=42,gid=43");
+}
+
+static int a_mnt_ok(void)
+{
+	struct stat st;
+	struct statfs sf;
+	return stat("/mnt", &st) == 0 && st.st_uid == 42 && st.st_gid == 43 &&
+	       statfs("/mnt", &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
 static int check_a(void)
 {
-	return getuid() == 0 && getgid() == 0 && a_ipc_ok() &&
+	return getuid() == 0 && getgid() == 0 && a_ipc_ok() && a_mnt_ok() &&
 	       file_is("/proc/self/uid_map", "0 10000 2000\n") &&
 	       file_is("/proc/self/gid_map", "0 10000 2000\n") &&
 	       file_is("/proc/self/setgroups", "allow\n") &&
@@ -270,7 +292,7 @@ static struct worker spawn_a(void)
 		/* the id change made A non-dumpable: its /proc files (and its children's)
 		 * would belong to the host's root, out of A's reach */
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
-		    prctl(PR_SET_DUMPABLE, 1) < 0 || a_ipc_setup() < 0)
+		    prctl(PR_SET_DUMPABLE, 1) < 0 || a_ipc_setup() < 0 || a_mnt_setup() < 0)
 			_exit(4);
 		struct worker c = spawn_c(), b = spawn_b();
 		char r;
