@@ -644,6 +644,8 @@ int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid)
 		ret = pin_plan(p, "pid", pid);
 	if (!ret && core->time_ns)
 		ret = pin_plan(p, "time", pid);
+	if (!ret && core->cgroupns)
+		ret = pin_plan(p, "cgroup", pid);
 	return ret;
 }
 

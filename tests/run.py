@@ -259,7 +259,8 @@ def run_cmd(argv, timeout, cwd=None, user=None, files=None):
 
 NS_GET_NSTYPE = 0xb703  # _IO(0xb7, 0x3), linux/nsfs.h
 CLONE_FLAG = {"uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000, "pid": 0x20000000,
-              "net": 0x40000000, "mnt": 0x00020000, "time": 0x00000080}
+              "net": 0x40000000, "mnt": 0x00020000, "time": 0x00000080,
+              "cgroup": 0x02000000}
 
 
 def nsfs_type(path):
@@ -1468,6 +1469,43 @@ while True:
             inos[name] = ino
         return inos
 
+    def restore_pin_cgroupns(self):
+        """`restore --pin-ns DIR` of ns_cgroup: the cgroup namespaces its child and
+        grandchild unshared are pinned (nsfs files of the restored tasks' namespaces, same
+        inodes) and stay cgroup namespace files after the tasks exit."""
+        if os.geteuid() != 0 or in_rootless_container():
+            raise Skip("needs the host's root (mounts, cgroups)")
+        run = CkptRun(self.r, self.build, "ns_cgroup", {"timeout": BAD_TIMEOUT})
+        pins = os.path.join(run.tmp, "pins")
+        os.mkdir(pins, 0o700)
+        try:
+            run.start()
+            run.wait_ready()
+            run.dump()
+            run.check_original_gone()
+            if len(run.tree) != 3:
+                raise Failure("ns_cgroup should be three processes, was %s" % run.tree)
+            _, child, grandchild = run.tree
+            run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
+                            "-o", run.restore_log, "--pin-ns", pins], "restore")
+            run.check_pidfile()
+            expect = {"cgroup-%d" % child: ("cgroup", child),
+                      "cgroup-%d" % grandchild: ("cgroup", grandchild)}
+            self.pin_check(pins, expect)
+            run.finish_restored(0)
+            for name in expect:
+                if nsfs_type(os.path.join(pins, name)) != CLONE_FLAG["cgroup"]:
+                    raise Failure("%s is no cgroup namespace file after the tasks exited" %
+                                  name)
+            return "pinned %s" % " and ".join(sorted(expect))
+        finally:
+            run.cleanup()
+            umount_under(run.tmp)
+            if mounts_under(run.tmp):
+                print("    warning: still mounted: %s" % mounts_under(run.tmp), flush=True)
+            else:
+                shutil.rmtree(run.tmp, ignore_errors=True)
+
     def restore_pin_ns(self):
         """`restore --pin-ns DIR` of ns_uts (the root's UTS namespace and its child's):
         DIR/uts-ROOT and DIR/uts-CHILD are the restored tasks' namespaces (nsfs, same
@@ -2195,7 +2233,8 @@ exec /bin/sh -c 'i=0; exec 3>>/data/log; while :; do i=$((i+1)); echo $i >&3; ec
               "bad_restore_mnt_missing_external", "restore_mnt_root", "container_pivot_root",
               "container_pivot_root_single",
               "restore_pin_ns",
-              "bad_restore_pin_not_dir", "unshare_urpfui", "unshare_urpfui_tree",
+              "restore_pin_cgroupns", "bad_restore_pin_not_dir", "unshare_urpfui",
+              "unshare_urpfui_tree",
               "unshare_urpfui_nonroot", "unshare_urpfui_tree_nonroot"]
 
     def close(self):

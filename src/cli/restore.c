@@ -29,7 +29,7 @@ static void restore_usage(FILE *f)
 		   "                       /etc/subuid ranges, ns_last_pid, socket buffers)\n"
 		   "      --pin-ns DIR     keep every namespace the restore creates alive: its\n"
 		   "                       nsfs file is bind-mounted on DIR/KIND-PID (KIND user,\n"
-		   "                       pid, mnt, uts, ipc, net or time; PID the restored task\n"
+		   "                       pid, mnt, uts, ipc, net, time or cgroup; PID the task\n"
 		   "                       put in it when it was made); enter it later with\n"
 		   "                       nsenter --KIND=FILE (uts, ipc, net: --join-ns too);\n"
 		   "                       an existing file is refused; see README for DIR on a\n"
