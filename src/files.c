@@ -1491,13 +1491,13 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 		      int base, int **gfd_out, uint32_t *n_out, ssize_t **defer_out)
 {
 	uint32_t maxid = 0;
-	bool any_outside = false;
+	bool own_view = false; /* a task whose files stasis opens, or whose mount tree differs */
 	*gfd_out = NULL;
 	*n_out = 0;
 	*defer_out = NULL;
 	for (size_t p = 0; p < n; p++)
-		any_outside |= (outside && outside[p]) || (mnt_owner && mnt_owner[p] >= 0);
-	if (n < 2 && !any_outside)
+		own_view |= (outside && outside[p]) || (mnt_owner && mnt_owner[p] >= 0);
+	if (n < 2 && !own_view)
 		return 0;
 	for (size_t p = 0; p < n; p++) {
 		int ret = validate_image(f[p], INT_MAX);

@@ -152,36 +152,19 @@ int mnt_parse_external(const char *arg, bool at_dump, char **a, char **b)
 	return 0;
 }
 
-/* The key declared for mount point @mp at dump, or NULL (malloc'd). */
-static char *dump_external_key(const struct dump_opts *o, const char *mp)
+/* The other half of the --external mnt[A]:B value whose A is @a (at dump A is the mount
+ * point and B the key, at restore A is the key and B the host path), or NULL (malloc'd). */
+static char *external_lookup(char *const *ext, size_t n, bool at_dump, const char *a)
 {
-	for (size_t i = 0; o && i < o->n_externals; i++) {
-		char *a, *b;
-		if (!str_starts(o->externals[i], "mnt[") ||
-		    mnt_parse_external(o->externals[i], true, &a, &b))
+	for (size_t i = 0; i < n; i++) {
+		char *x, *y;
+		if (!str_starts(ext[i], "mnt[") || mnt_parse_external(ext[i], at_dump, &x, &y))
 			continue;
-		bool hit = !strcmp(a, mp);
-		free(a);
+		bool hit = !strcmp(x, a);
+		free(x);
 		if (hit)
-			return b;
-		free(b);
-	}
-	return NULL;
-}
-
-/* The host path given for @key at restore, or NULL (malloc'd). */
-static char *restore_external_path(const struct restore_opts *o, const char *key)
-{
-	for (size_t i = 0; o && i < o->n_externals; i++) {
-		char *a, *b;
-		if (!str_starts(o->externals[i], "mnt[") ||
-		    mnt_parse_external(o->externals[i], false, &a, &b))
-			continue;
-		bool hit = !strcmp(a, key);
-		free(a);
-		if (hit)
-			return b;
-		free(b);
+			return y;
+		free(y);
 	}
 	return NULL;
 }
@@ -636,7 +619,9 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 		pr_err("dump: mount %s (%s) is idmapped: not supported", mi->mountpoint, mi->fstype);
 		return -EOPNOTSUPP;
 	}
-	m->ext_key = dump_external_key(c->opts, mi->mountpoint);
+	m->ext_key = c->opts ? external_lookup(c->opts->externals, c->opts->n_externals, true,
+						   mi->mountpoint)
+			  : NULL;
 	if (m->ext_key) {
 		m->kind = MOUNT_KIND__MOUNT_EXTERNAL;
 		return 0;
@@ -909,7 +894,8 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 		}
 		if (i == 0 && c->is_root && c->opts->root_dir)
 			return 0;
-		_cleanup_free_ char *hp = restore_external_path(c->opts, m->ext_key);
+		_cleanup_free_ char *hp = external_lookup(c->opts->externals, c->opts->n_externals,
+							  false, m->ext_key);
 		if (!hp) {
 			pr_err("mount %s (%s) is external with key '%s': give --external "
 			       "mnt[%s]:HOSTPATH%s",
@@ -1175,9 +1161,11 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 		break;
 	}
 	default: {
-		_cleanup_free_ char *hp = i == 0 && c->is_root && c->opts->root_dir
-						  ? strdup(c->opts->root_dir)
-						  : restore_external_path(c->opts, m->ext_key);
+		const struct restore_opts *o = c->opts;
+		_cleanup_free_ char *hp =
+			i == 0 && c->is_root && o->root_dir
+				? strdup(o->root_dir)
+				: external_lookup(o->externals, o->n_externals, false, m->ext_key);
 		if (!hp)
 			return -ENOMEM; /* the mapping was checked by mnt_validate */
 		rm[i].fd = clone_tree(AT_FDCWD, hp, hp);

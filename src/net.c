@@ -256,19 +256,28 @@ int net_parse_external(const char *arg, bool at_dump, char **name, char **out, c
 	return ret;
 }
 
-static bool dump_declared(const struct dump_opts *o, const char *ifname)
+/* The --external veth[NAME]... value for @name among @ext (dump or restore form): 0 and,
+ * at restore, its HOSTNAME and BRIDGE (malloc'd, BRIDGE maybe NULL), or -ENOENT. */
+static int veth_lookup(char *const *ext, size_t n, bool at_dump, const char *name, char **out,
+		       char **bridge)
 {
-	for (size_t i = 0; o && i < o->n_externals; i++) {
-		char *n, *x, *b;
-		if (!str_starts(o->externals[i], "veth[") ||
-		    net_parse_external(o->externals[i], true, &n, &x, &b))
+	for (size_t i = 0; i < n; i++) {
+		char *nm, *x, *b;
+		if (!str_starts(ext[i], "veth[") || net_parse_external(ext[i], at_dump, &nm, &x, &b))
 			continue;
-		bool hit = !strcmp(n, ifname);
-		free(n);
+		bool hit = !strcmp(nm, name);
+		free(nm);
+		if (hit && out) {
+			*out = x;
+			*bridge = b;
+			return 0;
+		}
+		free(x);
+		free(b);
 		if (hit)
-			return true;
+			return 0;
 	}
-	return false;
+	return -ENOENT;
 }
 
 static int link_cb(struct nlmsghdr *h, void *arg)
@@ -327,7 +336,8 @@ static int link_cb(struct nlmsghdr *h, void *arg)
 				l->has_peer_ns = true;
 				l->peer_ns = d->cand_ids[i];
 			}
-		if (!l->has_peer_ns && dump_declared(d->opts, name)) {
+		if (!l->has_peer_ns && d->opts &&
+		    !veth_lookup(d->opts->externals, d->opts->n_externals, true, name, NULL, NULL)) {
 			/* the peer end is not ours: only this end is recorded */
 			l->has_peer_ifindex = false;
 			l->has_external = l->external = true;
@@ -1000,30 +1010,8 @@ static int restore_peer(int proc_dfd, const NetLink *l)
 	return r;
 }
 
-/* The HOSTNAME and BRIDGE given at restore for external veth @name (malloc'd), or -ENOENT. */
-static int restore_declared(const struct restore_opts *o, const char *name, char **out,
-			    char **bridge)
-{
-	for (size_t i = 0; o && i < o->n_externals; i++) {
-		char *n, *x, *b;
-		if (!str_starts(o->externals[i], "veth[") ||
-		    net_parse_external(o->externals[i], false, &n, &x, &b))
-			continue;
-		bool hit = !strcmp(n, name);
-		free(n);
-		if (hit) {
-			*out = x;
-			*bridge = b;
-			return 0;
-		}
-		free(x);
-		free(b);
-	}
-	return -ENOENT;
-}
-
 /* The ifindex of link @name in the current net namespace, 0 (errno set) if none. */
-static unsigned int ifindex_of(const char *name)
+static unsigned int ifindex_of(int sk, const char *name)
 {
 	struct ifreq ifr = { 0 };
 	if (strlen(name) >= sizeof(ifr.ifr_name)) {
@@ -1031,16 +1019,16 @@ static unsigned int ifindex_of(const char *name)
 		return 0;
 	}
 	strcpy(ifr.ifr_name, name);
-	_cleanup_close_ int sk = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sk < 0 || ioctl(sk, SIOCGIFINDEX, &ifr) < 0)
+	/* a device ioctl acts in the net namespace of the socket it is made on */
+	if (ioctl(sk, SIOCGIFINDEX, &ifr) < 0)
 		return 0;
 	return (unsigned int)ifr.ifr_ifindex;
 }
 
-/* Link @name of the current net namespace put on @master (> 0) and up. */
+/* Link @name of the net namespace of netlink socket @fd put on @master (> 0) and up. */
 static int host_end_up(int fd, const char *name, unsigned int master)
 {
-	unsigned int idx = ifindex_of(name);
+	unsigned int idx = ifindex_of(fd, name);
 	if (!idx)
 		return pr_perror("restore: the host end %s of an external veth", name);
 	struct nlmsg *m = malloc(sizeof(*m));
@@ -1065,7 +1053,7 @@ static int host_end_up(int fd, const char *name, unsigned int master)
 static int restore_external(const struct rst_ctx *c, int fd, const NetLink *l)
 {
 	_cleanup_free_ char *out = NULL, *bridge = NULL;
-	if (restore_declared(c->opts, l->name, &out, &bridge)) {
+	if (veth_lookup(c->opts->externals, c->opts->n_externals, false, l->name, &out, &bridge)) {
 		pr_err("restore: veth %s was declared external at dump: give its host end with "
 		       "--external veth[%s]:HOSTNAME[@BRIDGE]",
 		       l->name, l->name);
@@ -1084,24 +1072,13 @@ static int restore_external(const struct rst_ctx *c, int fd, const NetLink *l)
 	int r = create_link(fd, l, &peer, hostns);
 	if (r)
 		return r;
-	_cleanup_close_ int self = openat(c->proc_dfd, "thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return pr_perror("restore: open /proc/thread-self/ns/net");
-	if (setns(hostns, CLONE_NEWNET) < 0)
-		return pr_perror("restore: setns into the restorer's net namespace");
-	unsigned int master = bridge ? ifindex_of(bridge) : 0;
+	_cleanup_close_ int hfd = nl_open_in(c->proc_dfd, hostns);
+	if (hfd < 0)
+		return hfd;
+	unsigned int master = bridge ? ifindex_of(hfd, bridge) : 0;
 	if (bridge && !master)
-		r = pr_perror("restore: bridge %s for the host end %s", bridge, out);
-	int hfd = r ? -1 : nl_open();
-	if (!r && hfd < 0)
-		r = pr_errno(hfd, "restore: netlink socket");
-	if (!r)
-		r = host_end_up(hfd, out, master);
-	if (hfd >= 0)
-		close(hfd);
-	if (setns(self, CLONE_NEWNET) < 0)
-		return pr_perror("restore: setns back from the restorer's net namespace");
-	return r;
+		return pr_perror("restore: bridge %s for the host end %s", bridge, out);
+	return host_end_up(hfd, out, master);
 }
 
 int net_restore(struct rst_ctx *c)

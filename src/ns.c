@@ -360,53 +360,73 @@ static long last_pid_io(struct rsys *rs, bool write_it, int *val)
 	return r < 0 ? r : c < 0 ? c : 0;
 }
 
-/* ns_last_pid of the pid namespace of init @pid when the init has no /proc to reach it
- * in (it pivot_root'ed away from it): a probe forked in that namespace takes the next pid
- * P and writes P - 1 back (the namespace's next fork is the same as without the probe;
- * a pid taken by then makes P - 1 a pid in use: the same next fork) and reports it, or
- * with @set writes *@val. */
+int ns_last_pid_in(int ns_fd, int *val, bool set)
+{
+	_cleanup_close_ int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	int p[2];
+	if (self < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("ns: open /proc/self/ns/pid or pipe");
+	if (setns(ns_fd, CLONE_NEWPID) < 0) {
+		int e = pr_perror("ns: enter a pid namespace of the tree");
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	/* the next fork lands in it: its active namespace is the one the sysctl writes */
+	pid_t child = fork();
+	int err = errno;
+	if (child == 0) {
+		int32_t v = set ? *val : (int32_t)getpid() - 1;
+		char buf[16];
+		int n = snprintf(buf, sizeof(buf), "%d", v);
+		int fd = open(LAST_PID_PATH, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, buf, (size_t)n) != n)
+			_exit(errno ? errno : EIO);
+		_exit(write(p[1], &v, sizeof(v)) == sizeof(v) ? 0 : EIO);
+	}
+	close(p[1]);
+	if (setns(self, CLONE_NEWPID) < 0) {
+		/* every later fork of stasis would land in the tree's namespace */
+		int e = pr_perror("ns: back to stasis's pid namespace");
+		if (child > 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+		}
+		close(p[0]);
+		return e;
+	}
+	if (child < 0) {
+		close(p[0]);
+		return pr_errno(-err, "ns: fork in a pid namespace of the tree");
+	}
+	int32_t got = 0;
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	bool ok = poll(&pf, 1, 5000) == 1 && read(p[0], &got, sizeof(got)) == sizeof(got);
+	close(p[0]);
+	int st = 0;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			return pr_perror("ns: wait for pid %d", child);
+	if (!WIFEXITED(st) || (!ok && !WEXITSTATUS(st)))
+		return -EIO;
+	if (WEXITSTATUS(st))
+		return -WEXITSTATUS(st);
+	*val = got;
+	return 0;
+}
+
+/* ns_last_pid of the pid namespace of init @pid, which has no /proc to reach it in (it
+ * pivot_root'ed away from it), through a child stasis forks there: reading, it takes the
+ * next pid P and writes P - 1 back (the namespace's next fork is the same as without it;
+ * a pid taken by then makes P - 1 a pid in use: the same next fork). */
 static int last_pid_probe(pid_t pid, int *val, bool set)
 {
-	int want = *val;
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
 	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	int p[2];
-	if (nsfd < 0 || pipe2(p, O_CLOEXEC) < 0)
-		return pr_perror("ns: probe the pid namespace of pid %d", pid);
-	pid_t child = fork();
-	if (child == 0) {
-		close(p[0]);
-		if (setns(nsfd, CLONE_NEWPID) < 0)
-			_exit(1);
-		pid_t g = fork();
-		if (g == 0) {
-			int32_t me = (int32_t)getpid();
-			char buf[16];
-			int n = snprintf(buf, sizeof(buf), "%d", set ? want : me - 1);
-			int fd = open(LAST_PID_PATH, O_WRONLY | O_CLOEXEC);
-			_exit(fd < 0 || write(fd, buf, (size_t)n) != n || write(p[1], &me, 4) != 4);
-		}
-		int st = 0;
-		_exit(g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st));
-	}
-	close(p[1]);
-	int32_t me = 0;
-	struct pollfd pf = { .fd = p[0], .events = POLLIN };
-	bool got = child > 0 && poll(&pf, 1, 5000) == 1 && read(p[0], &me, 4) == 4 && me > 1;
-	close(p[0]);
-	int st = 0;
-	if (child > 0) {
-		if (!got)
-			kill(child, SIGKILL);
-		while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-			;
-	}
-	if (!got || !WIFEXITED(st) || WEXITSTATUS(st))
-		return -EPERM;
-	if (!set)
-		*val = me - 1;
-	return 0;
+	if (nsfd < 0)
+		return pr_perror("ns: open %s", path);
+	return ns_last_pid_in(nsfd, val, set);
 }
 
 int ns_dump_last_pid(struct dump_ctx *c)

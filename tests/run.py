@@ -1469,13 +1469,10 @@ while True:
             inos[name] = ino
         return inos
 
-    def restore_pin_cgroupns(self):
-        """`restore --pin-ns DIR` of ns_cgroup: the cgroup namespaces its child and
-        grandchild unshared are pinned (nsfs files of the restored tasks' namespaces, same
-        inodes) and stay cgroup namespace files after the tasks exit."""
-        if os.geteuid() != 0 or in_rootless_container():
-            raise Skip("needs the host's root (mounts, cgroups)")
-        run = CkptRun(self.r, self.build, "ns_cgroup", {"timeout": BAD_TIMEOUT})
+    def pin_start(self, name):
+        """Checkpoint test @name started and dumped (the original gone), with an empty
+        0700 pin directory in its tmp dir: (run, pins). Pair with pin_done."""
+        run = CkptRun(self.r, self.build, name, {"timeout": BAD_TIMEOUT})
         pins = os.path.join(run.tmp, "pins")
         os.mkdir(pins, 0o700)
         try:
@@ -1483,12 +1480,40 @@ while True:
             run.wait_ready()
             run.dump()
             run.check_original_gone()
+        except BaseException:
+            self.pin_done(run)
+            raise
+        return run, pins
+
+    @staticmethod
+    def pin_restore(run, pins):
+        run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
+                        "-o", run.restore_log, "--pin-ns", pins], "restore")
+        run.check_pidfile()
+
+    @staticmethod
+    def pin_done(run):
+        """Every process of @run killed, every pin under its tmp dir unmounted, the dir
+        removed (kept, with a warning, if something stays mounted)."""
+        run.cleanup()
+        umount_under(run.tmp)
+        if mounts_under(run.tmp):
+            print("    warning: still mounted: %s" % mounts_under(run.tmp), flush=True)
+        else:
+            shutil.rmtree(run.tmp, ignore_errors=True)
+
+    def restore_pin_cgroupns(self):
+        """`restore --pin-ns DIR` of ns_cgroup: the cgroup namespaces its child and
+        grandchild unshared are pinned (nsfs files of the restored tasks' namespaces, same
+        inodes) and stay cgroup namespace files after the tasks exit."""
+        if os.geteuid() != 0 or in_rootless_container():
+            raise Skip("needs the host's root (mounts, cgroups)")
+        run, pins = self.pin_start("ns_cgroup")
+        try:
             if len(run.tree) != 3:
                 raise Failure("ns_cgroup should be three processes, was %s" % run.tree)
             _, child, grandchild = run.tree
-            run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
-                            "-o", run.restore_log, "--pin-ns", pins], "restore")
-            run.check_pidfile()
+            self.pin_restore(run, pins)
             expect = {"cgroup-%d" % child: ("cgroup", child),
                       "cgroup-%d" % grandchild: ("cgroup", grandchild)}
             self.pin_check(pins, expect)
@@ -1499,12 +1524,7 @@ while True:
                                   name)
             return "pinned %s" % " and ".join(sorted(expect))
         finally:
-            run.cleanup()
-            umount_under(run.tmp)
-            if mounts_under(run.tmp):
-                print("    warning: still mounted: %s" % mounts_under(run.tmp), flush=True)
-            else:
-                shutil.rmtree(run.tmp, ignore_errors=True)
+            self.pin_done(run)
 
     def restore_pin_ns(self):
         """`restore --pin-ns DIR` of ns_uts (the root's UTS namespace and its child's):
@@ -1517,20 +1537,12 @@ while True:
             raise Skip("needs root (mounts)")
         if not shutil.which("nsenter"):
             raise Skip("nsenter not found (package util-linux)")
-        run = CkptRun(self.r, self.build, "ns_uts", {"timeout": BAD_TIMEOUT})
-        pins = os.path.join(run.tmp, "pins")
-        os.mkdir(pins, 0o700)
+        run, pins = self.pin_start("ns_uts")
         try:
-            run.start()
-            run.wait_ready()
-            run.dump()
-            run.check_original_gone()
             if len(run.tree) != 2:
                 raise Failure("ns_uts should be two processes, was %s" % run.tree)
             root, child = run.tree
-            run.stasis_cmd(["restore", "-D", run.img, "-d", "--pidfile", run.pidfile, "-v",
-                            "-o", run.restore_log, "--pin-ns", pins], "restore")
-            run.check_pidfile()
+            self.pin_restore(run, pins)
             rpin, cpin = "uts-%d" % root, "uts-%d" % child
             inos = self.pin_check(pins, {rpin: ("uts", root), cpin: ("uts", child)})
             run.finish_restored(0)
@@ -1590,12 +1602,7 @@ while True:
             return "pinned %s and %s, alive after the tasks exited, joined again" % (
                 rpin, cpin)
         finally:
-            run.cleanup()
-            umount_under(run.tmp)
-            if mounts_under(run.tmp):
-                print("    warning: still mounted: %s" % mounts_under(run.tmp), flush=True)
-            else:
-                shutil.rmtree(run.tmp, ignore_errors=True)
+            self.pin_done(run)
 
     def bad_restore_pin_not_dir(self):
         d, pid = self.variant("pin-not-dir")

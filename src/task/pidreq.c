@@ -30,17 +30,16 @@
  * creates them. */
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "proc/parse.h"
 #include "task/pidreq.h"
+#include "task/task.h"
 
 #define PIDREQ_TIMEOUT_MS 10000
 
@@ -107,36 +106,8 @@ static int write_last_pid(pid_t last)
 
 int pidreq_set_last_pid(int ns_fd, pid_t last)
 {
-	if (ns_fd < 0)
-		return write_last_pid(last);
-	_cleanup_close_ int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return pr_perror("restore: open /proc/self/ns/pid");
-	if (setns(ns_fd, CLONE_NEWPID) < 0)
-		return pr_perror("restore: enter a pid namespace of the tree");
-	/* the next fork lands in it: its active namespace is the one to write */
-	pid_t child = fork();
-	int err = errno;
-	if (child == 0)
-		_exit(-write_last_pid(last));
-	if (setns(self, CLONE_NEWPID) < 0) {
-		/* every later fork of stasis would land in the tree's namespace */
-		int e = pr_perror("restore: back to stasis's pid namespace");
-		if (child > 0) {
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-		}
-		return e;
-	}
-	if (child < 0)
-		return pr_errno(-err, "restore: fork in a pid namespace of the tree");
-	int st = 0;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			return pr_perror("restore: wait for pid %d", child);
-	if (!WIFEXITED(st))
-		return -EIO;
-	return -WEXITSTATUS(st);
+	int v = last;
+	return ns_fd < 0 ? write_last_pid(last) : ns_last_pid_in(ns_fd, &v, true);
 }
 
 int pidreq_serve(int sock, const struct pidreq_ops *ops)

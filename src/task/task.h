@@ -201,6 +201,10 @@ void ns_pins_undo(struct ns_pins *p);
 void ns_pins_close(struct ns_pins *p);
 /* A pid namespace's init: its namespace's last pid (remote, from inside). */
 int ns_dump_last_pid(struct dump_ctx *c) __must_check;
+/* ns_last_pid of pid namespace @ns_fd (a descendant of stasis's: the sysctl writes the
+ * writer's active namespace, so a child stasis forks there does it): set to *@val, or
+ * read into *@val (the child takes the next pid P and writes P - 1 back). 0 or -errno. */
+int ns_last_pid_in(int ns_fd, int *val, bool set) __must_check;
 int ns_restore_last_pid(struct rst_ctx *c) __must_check;
 
 /* Restore side: in the child, before the memory switch. */

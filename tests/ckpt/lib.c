@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
@@ -326,4 +329,33 @@ int test_cgroup2(char *mnt, size_t mlen, char *own, size_t olen)
 	p += 3;
 	snprintf(own, olen, "%.*s", (int)strcspn(p, "\n"), p);
 	return 0;
+}
+
+int test_reap(pid_t pid, bool kill_it, unsigned int secs)
+{
+	int st = 0;
+	pid_t w;
+	if (kill_it)
+		kill(pid, SIGKILL);
+	alarm(secs); /* a child that never exits ends the test (SIGALRM) */
+	while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	alarm(0);
+	return w == pid ? st : -1;
+}
+
+ino_t test_ns_related(pid_t pid, const char *kind, unsigned long request)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int r = ioctl(fd, request);
+	close(fd);
+	struct stat st;
+	ino_t ino = r >= 0 && fstat(r, &st) == 0 ? st.st_ino : 0;
+	if (r >= 0)
+		close(r);
+	return ino;
 }

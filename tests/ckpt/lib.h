@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Records the pid, reads the environment, installs the SIGTERM handler and makes
@@ -97,5 +98,13 @@ int test_read_within(int fd, void *buf, size_t len, int ms);
 /* The cgroup2 mount point (in @mnt) and this process's cgroup v2 path (in @own): 0, or
  * -1 when there is no cgroup2 mount or v2 line. */
 int test_cgroup2(char *mnt, size_t mlen, char *own, size_t olen);
+
+/* Reap child @pid (SIGKILLed first with @kill_it), waiting at most @secs: its wait
+ * status, or -1. */
+int test_reap(pid_t pid, bool kill_it, unsigned int secs);
+
+/* The inode of the namespace an nsfs ioctl (@request: NS_GET_PARENT, NS_GET_USERNS)
+ * returns for /proc/@pid/ns/@kind, or 0. */
+ino_t test_ns_related(pid_t pid, const char *kind, unsigned long request);
 
 #endif

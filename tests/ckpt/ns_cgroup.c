@@ -117,11 +117,7 @@ static void cleanup(void)
 	if (grandchild > 0)
 		kill(grandchild, SIGKILL);
 	if (child > 0) {
-		kill(child, SIGKILL);
-		alarm(10);
-		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-			;
-		alarm(0);
+		test_reap(child, true, 10);
 		child = -1;
 	}
 	grandchild = -1;
@@ -293,13 +289,10 @@ int main(int argc, char **argv)
 	/* the child stops the grandchild and exits */
 	c = 'q';
 	CHECK(write(q1[1], &c, 1) == 1, "write: %s", strerror(errno));
-	int st = 0;
-	alarm(10);
-	pid_t w = waitpid(child, &st, 0);
-	alarm(0);
-	if (w == child)
+	int st = test_reap(child, false, 10);
+	if (st != -1)
 		child = -1;
-	CHECK(w > 0 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
+	CHECK(st != -1 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
 	grandchild = -1;
 	remove_dirs();
 	test_pass();

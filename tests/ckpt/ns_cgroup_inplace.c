@@ -48,11 +48,7 @@ static void stop_child(void)
 {
 	if (child <= 0)
 		return;
-	kill(child, SIGKILL);
-	alarm(10);
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
-	alarm(0);
+	test_reap(child, true, 10);
 	child = -1;
 }
 
@@ -132,12 +128,9 @@ int main(int argc, char **argv)
 	verify(&ans, "after restore");
 	char c = 'q';
 	CHECK(write(q[1], &c, 1) == 1, "write: %s", strerror(errno));
-	int st = 0;
-	alarm(10);
-	pid_t w = waitpid(child, &st, 0);
-	alarm(0);
-	if (w == child)
+	int st = test_reap(child, false, 10);
+	if (st != -1)
 		child = -1;
-	CHECK(w > 0 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
+	CHECK(st != -1 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
 	test_pass();
 }

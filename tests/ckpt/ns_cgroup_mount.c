@@ -92,11 +92,7 @@ static const char *a_path(const char *sub, const char *file)
 static void cleanup(void)
 {
 	if (child > 0) {
-		kill(child, SIGKILL);
-		alarm(10);
-		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-			;
-		alarm(0);
+		test_reap(child, true, 10);
 		child = -1;
 	}
 	char p2[PATH_MAX + 8];
@@ -248,13 +244,11 @@ int main(int argc, char **argv)
 	verify(&ans, a_ino, "after restore");
 	c = 'q';
 	CHECK(write(q[1], &c, 1) == 1, "write: %s", strerror(errno));
-	int status = 0;
-	alarm(10);
-	pid_t w = waitpid(child, &status, 0);
-	alarm(0);
-	if (w == child)
+	int status = test_reap(child, false, 10);
+	if (status != -1)
 		child = -1;
-	CHECK(w > 0 && WIFEXITED(status) && !WEXITSTATUS(status), "child status %#x", status);
+	CHECK(status != -1 && WIFEXITED(status) && !WEXITSTATUS(status), "child status %#x",
+	      status);
 	cleanup();
 	test_pass();
 }

@@ -53,11 +53,7 @@ static void cleanup(void)
 {
 	char b[600];
 	if (child > 0) {
-		kill(child, SIGKILL);
-		alarm(10);
-		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-			;
-		alarm(0);
+		test_reap(child, true, 10);
 		child = -1;
 	}
 	snprintf(b, sizeof(b), "%s/B", a_path);
@@ -178,13 +174,10 @@ int main(int argc, char **argv)
 	verify(&ans, "after restore");
 	c = 'q';
 	CHECK(write(q[1], &c, 1) == 1, "write: %s", strerror(errno));
-	int st = 0;
-	alarm(10);
-	pid_t w = waitpid(child, &st, 0);
-	alarm(0);
-	if (w == child)
+	int st = test_reap(child, false, 10);
+	if (st != -1)
 		child = -1;
-	CHECK(w > 0 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
+	CHECK(st != -1 && WIFEXITED(st) && !WEXITSTATUS(st), "child status %#x", st);
 	cleanup();
 	test_pass();
 }

@@ -80,19 +80,7 @@ static ino_t ns_ino_of(const char *path)
  * from inside, the parent is out of reach) */
 static ino_t parent_userns(pid_t pid)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	int p = ioctl(fd, NS_GET_PARENT);
-	close(fd);
-	if (p < 0)
-		return 0;
-	struct stat st;
-	ino_t r = fstat(p, &st) == 0 ? st.st_ino : 0;
-	close(p);
-	return r;
+	return test_ns_related(pid, "user", NS_GET_PARENT);
 }
 
 static uid_t userns_owner(pid_t pid)

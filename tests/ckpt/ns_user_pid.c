@@ -61,18 +61,7 @@ static ino_t ino_of(pid_t pid, const char *ns)
 /* the user namespace owning the pid namespace of @pid */
 static ino_t pidns_owner(pid_t pid)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	int u = ioctl(fd, NS_GET_USERNS);
-	close(fd);
-	struct stat st;
-	ino_t r = u >= 0 && fstat(u, &st) == 0 ? st.st_ino : 0;
-	if (u >= 0)
-		close(u);
-	return r;
+	return test_ns_related(pid, "pid", NS_GET_USERNS);
 }
 
 static pid_t first_child(pid_t pid)
