@@ -15,7 +15,7 @@ int cmd_helper(int argc, char **argv);
  * stderr gets only the one-line summary of a failure. 0, or -1 after saying why. */
 int cli_log_init(const char *cmd, const char *logfile, int verbose);
 
-/* Check one --external value (mnt[...] of src/mnt.c, veth[...] of src/net.c) in its
+/* Check one --external value (mnt[...] of src/ns/mnt.c, veth[...] of src/net/netns.c) in its
  * dump (@at_dump) or restore form: 0 or -errno. */
 int cli_parse_external(const char *arg, bool at_dump);
 

@@ -4,8 +4,8 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
-#include "mnt.h"
-#include "task/task.h"
+#include "ns/mnt.h"
+#include "cr/ctx.h"
 
 static void dump_usage(FILE *f)
 {

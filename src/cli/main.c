@@ -4,8 +4,8 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "mnt.h"
-#include "net.h"
+#include "ns/mnt.h"
+#include "net/netns.h"
 
 static void usage(FILE *f)
 {

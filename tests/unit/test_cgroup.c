@@ -1,10 +1,10 @@
 /* Unit tests of the /proc/PID/cgroup parser (src/proc/parse.c) on fixtures captured on
  * this machine (tests/fixtures/proc/capture-cgroup.sh) and hand-made lines, and of the
- * pure parts of src/cgroup.c: a cgroup namespace's root from the two views, path checks,
+ * pure parts of src/ns/cgroup.c: a cgroup namespace's root from the two views, path checks,
  * v1 mount options, the root of a fresh cgroup mount, image validation. */
 #include "unit.h"
 
-#include "cgroup.h"
+#include "ns/cgroup.h"
 #include "core/log.h"
 #include "proc/parse.h"
 

@@ -1,10 +1,10 @@
 /* Unit tests of the mountinfo parser (src/proc/mountinfo.c) on fixtures captured on this
  * machine (tests/fixtures/proc/capture-mountinfo.sh) and on hand-made malformed lines,
- * and of the --external option syntax (src/mnt.c). */
+ * and of the --external option syntax (src/ns/mnt.c). */
 #include "unit.h"
 
 #include "core/log.h"
-#include "mnt.h"
+#include "ns/mnt.h"
 #include "proc/mountinfo.h"
 
 static const struct mountinfo *by_suffix(const struct mountinfo *m, size_t n, const char *sfx)

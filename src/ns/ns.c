@@ -1,9 +1,9 @@
 /* Namespaces: the identity of every namespace of every task is recorded; a task whose
  * namespace of a kind differs from its parent's (for the root, from the restorer's)
  * created it, and is restored with the matching CLONE_NEW* flag and its contents: UTS
- * names here, IPC (src/ipc.c), network (src/net.c), user (src/userns.c), mount
- * (src/mnt.c), time offsets here, PID namespaces through set_tid arrays of the full
- * depth, cgroup namespaces (their roots, src/cgroup.c) unshared by the restore child
+ * names here, IPC (src/ns/ipc.c), network (src/net/netns.c), user (src/ns/userns.c), mount
+ * (src/ns/mnt.c), time offsets here, PID namespaces through set_tid arrays of the full
+ * depth, cgroup namespaces (their roots, src/ns/cgroup.c) unshared by the restore child
  * itself. --join-ns puts the restored root into an existing namespace instead. */
 #include <fcntl.h>
 #include <poll.h>
@@ -22,13 +22,13 @@
 
 #include <sys/syscall.h>
 
-#include "cgroup.h"
+#include "ns/cgroup.h"
 #include "core/log.h"
-#include "net.h"
-#include "ipc.h"
-#include "mnt.h"
-#include "task/task.h"
-#include "userns.h"
+#include "net/netns.h"
+#include "ns/ipc.h"
+#include "ns/mnt.h"
+#include "cr/ctx.h"
+#include "ns/userns.h"
 
 static const struct ns_kind {
 	const char *name;
@@ -257,7 +257,7 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			if (ret)
 				return ret;
 		}
-		/* Cgroup namespaces: the same rule; the roots are read by src/cgroup.c. Before
+		/* Cgroup namespaces: the same rule; the roots are read by src/ns/cgroup.c. Before
 		 * the mount namespace: a fresh cgroup mount is rebuilt inside this one. */
 		const struct dump_ctx *pc = NULL;
 		for (size_t j = 0; j < i; j++)
@@ -279,7 +279,7 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 				return ret;
 			procs[i]->cgns = procs[i]->core->cgroupns;
 		}
-		/* Mount namespaces: the same rule; the tree is read by src/mnt.c. */
+		/* Mount namespaces: the same rule; the tree is read by src/ns/mnt.c. */
 		if (ids->mnt && ids->mnt != parent->mnt) {
 			bool joined = ids->mnt == mine.mnt;
 			const struct dump_ctx *creator = NULL;
@@ -495,10 +495,10 @@ int ns_restore_child(struct rst_ctx *c)
 	int cret = cgroup_ns_restore_child(c);
 	if (cret)
 		return cret;
-	int mret = mnt_restore_child(c); /* then the mount tree: src/mnt.c */
+	int mret = mnt_restore_child(c); /* then the mount tree: src/ns/mnt.c */
 	if (mret)
 		return mret;
-	int nret = net_restore(c); /* links, addresses, routes, sysctls: src/net.c */
+	int nret = net_restore(c); /* links, addresses, routes, sysctls: src/net/netns.c */
 	if (nret)
 		return nret;
 	if (c->core->ipc) {
@@ -705,7 +705,7 @@ int ns_pins_make(struct ns_pins *p, int proc_dfd)
 		/* A bind of the nsfs file the magic link leads to, with mount(2) through fds
 		 * (stasis's /proc, DIR). A mount namespace's file is refused (EINVAL) unless
 		 * its id is above stasis's namespace's: the restore child saw to it
-		 * (src/mnt.c, mnt_ns_above). */
+		 * (src/ns/mnt.c, mnt_ns_above). */
 		char from[96], to[96];
 		snprintf(from, sizeof(from), "/proc/self/fd/%d/%s", proc_dfd, src);
 		snprintf(to, sizeof(to), "/proc/self/fd/%d/%s", p->dirfd, x->name);

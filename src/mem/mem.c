@@ -13,7 +13,7 @@
  * pages file straight into the task with process_vm_writev (one copy), each run's
  * checksum verified as it goes; then protections, madvise flags and the mm fields
  * (PR_SET_MM_MAP) are set. */
-#include "mem.h"
+#include "mem/mem.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>

@@ -34,10 +34,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "ns/cgroup.h"
 #include "core/log.h"
-#include "mnt.h"
-#include "userns.h"
+#include "ns/mnt.h"
+#include "ns/userns.h"
 #include "proc/mountinfo.h"
 #include "sys/syscalls.h"
 

@@ -18,7 +18,7 @@
 #include "core/log.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 #define PF_KTHREAD 0x00200000
 

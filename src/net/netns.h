@@ -1,8 +1,8 @@
-/* Network namespaces over raw NETLINK_ROUTE sockets (src/net.c). */
+/* Network namespaces over raw NETLINK_ROUTE sockets (src/net/netns.c). */
 #ifndef STASIS_NET_H
 #define STASIS_NET_H
 
-#include "task/task.h"
+#include "cr/ctx.h"
 
 /* After ns_dump_tree's checks: a NetNs for every task whose net namespace differs from
  * its parent's (@mine: stasis's own, for the root), read from inside the namespace;

@@ -21,8 +21,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "task/task.h"
-#include "userns.h"
+#include "cr/ctx.h"
+#include "ns/userns.h"
 
 #define STATUS_MAX (1u << 20)
 

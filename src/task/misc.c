@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 static char *read_link(int dirfd, const char *name)
 {

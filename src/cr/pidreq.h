@@ -1,5 +1,5 @@
 /* Pids at pid-namespace levels the creating task has no rights over: stasis writes
- * ns_last_pid for it (src/task/pidreq.c). */
+ * ns_last_pid for it (src/cr/pidreq.c). */
 #ifndef STASIS_TASK_PIDREQ_H
 #define STASIS_TASK_PIDREQ_H
 

@@ -15,7 +15,7 @@
 
 #include "core/log.h"
 #include "sys/syscalls.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 #define NSIG_MAX 64
 #define SIGINFO_SIZE 128

@@ -40,7 +40,7 @@
 #include "core/log.h"
 #include "helper/client.h"
 #include "core/util.h"
-#include "sk_unix.h"
+#include "net/sk_unix.h"
 
 #ifndef TCP_ESTABLISHED
 #define TCP_ESTABLISHED 1

@@ -21,7 +21,7 @@
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "sys/uapi.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 #define SCR_CLONE 0    /* scratch offsets used here */
 #define SCR_TID 256

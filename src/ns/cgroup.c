@@ -33,9 +33,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "ns/cgroup.h"
 #include "core/log.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 #define CGNS_READ_MAX (48u * 1024) /* /proc/self/cgroup read in the task's scratch */
 #define CGNS_SCR_BUF 256           /* offset of the buffer in scratch (path before it) */

@@ -1,5 +1,5 @@
 /* AF_UNIX socketpairs: one end per FileDesc (kind FILE_UNIX_SK, FileDesc.unix_sk), both
- * ends in the dumped tree. Used by src/files.c. */
+ * ends in the dumped tree. Used by src/files/files.c. */
 #ifndef STASIS_SK_UNIX_H
 #define STASIS_SK_UNIX_H
 

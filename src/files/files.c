@@ -1,6 +1,6 @@
 /* Files: the task's fd table — regular files, directories, devices, FIFOs, pipes,
- * AF_UNIX socketpairs (src/sk_unix.c) and eventfd, timerfd, signalfd and epoll files
- * (src/fd_anon.c).
+ * AF_UNIX socketpairs (src/net/sk_unix.c) and eventfd, timerfd, signalfd and epoll files
+ * (src/files/fd_anon.c).
  *
  * Dump reads everything from outside the (frozen) task: /proc/PID/fd/N gives the link,
  * /proc/PID/fdinfo/N the position and flags, and pidfd_getfd() a duplicate of the fd we
@@ -37,10 +37,10 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "fd_anon.h"
-#include "sk_unix.h"
+#include "files/fd_anon.h"
+#include "net/sk_unix.h"
 #include "sys/syscalls.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 #define DELETED_SUFFIX " (deleted)"
 #define FDINFO_MAX (64u << 10)

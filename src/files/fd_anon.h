@@ -1,7 +1,7 @@
 /* Anon-inode files: eventfd, timerfd, signalfd and epoll (kinds FILE_EVENTFD,
  * FILE_TIMERFD, FILE_SIGNALFD, FILE_EPOLL). Dumped from /proc/PID/fdinfo (and kcmp for
  * the targets of an epoll), rebuilt by creating a new file with the same state. Used by
- * src/files.c. */
+ * src/files/files.c. */
 #ifndef STASIS_FD_ANON_H
 #define STASIS_FD_ANON_H
 

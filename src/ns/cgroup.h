@@ -1,12 +1,12 @@
-/* Cgroup membership and cgroup namespaces (src/cgroup.c). The membership entry points
- * (cgroup_dump, cgroup_restore_remote) are in task/task.h with the other modules'. */
+/* Cgroup membership and cgroup namespaces (src/ns/cgroup.c). The membership entry points
+ * (cgroup_dump, cgroup_restore_remote) are in cr/ctx.h with the other modules'. */
 #ifndef STASIS_CGROUP_H
 #define STASIS_CGROUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "task/task.h"
+#include "cr/ctx.h"
 
 /* A cgroup path of an image: absolute, at most PROC_MAX_CGROUP_PATH bytes, no empty,
  * "." or ".." component ("/" itself is clean). */
@@ -24,12 +24,12 @@ int cgroup_ns_root(const char *outside, const char *inside, char *out, size_t le
  * controller (or "name=") of @controllers ("cpu,cpuacct")? Pure. */
 bool cgroup_opts_have(const char *opts, const char *controllers);
 
-/* Dump, from src/ns.c: @c created its cgroup namespace (it differs from its parent's):
+/* Dump, from src/ns/ns.c: @c created its cgroup namespace (it differs from its parent's):
  * record its root per hierarchy (c->core->cgroupns), reading /proc/self/cgroup inside
  * the task with remote syscalls; its owner must be the task's user namespace. */
 int cgroup_ns_dump(struct dump_ctx *c) __must_check;
 
-/* Dump, from src/mnt.c: the root of a fresh cgroup/cgroup2 mount (@root as the dumper
+/* Dump, from src/ns/mnt.c: the root of a fresh cgroup/cgroup2 mount (@root as the dumper
  * sees it) relative to the cgroup namespace @ns its mount namespace is rebuilt in (NULL:
  * the dumper's, @root unchanged), in @out. -EOPNOTSUPP (logged) when it lies outside. */
 int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fstype,

@@ -43,9 +43,9 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "image/img.h"
-#include "ipc.h"
+#include "ns/ipc.h"
 #include "sys/syscalls.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 /* The sysctls of an IPC namespace, in the order they are restored (a maximum before the
  * default it bounds). */

@@ -1,6 +1,6 @@
 /* The contexts passed between the dump/restore orchestrators and the resource modules.
  *
- * Dump: the orchestrator (src/task/dump.c) freezes the task, fills the read-only facts
+ * Dump: the orchestrator (src/cr/dump.c) freezes the task, fills the read-only facts
  * (stat, status, smaps), sets up the remote syscall engine, then calls each module's
  * *_dump(ctx); modules fill their part of the image messages (ctx->core, ctx->mm,
  * ctx->files), allocating every field with malloc so that
@@ -17,8 +17,8 @@
  *     registers).
  * Child-side functions report failure by logging (pr_err) and returning -errno; the
  * child forwards its first error to the parent. */
-#ifndef STASIS_TASK_TASK_H
-#define STASIS_TASK_TASK_H
+#ifndef STASIS_CR_CTX_H
+#define STASIS_CR_CTX_H
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -32,7 +32,7 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool sync;
-	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/mnt.c */
+	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/ns/mnt.c */
 	size_t n_externals;
 };
 
@@ -81,7 +81,7 @@ struct restore_opts {
 	const char *pidfile;
 	const char *join_ns[MAX_JOIN_NS]; /* "TYPE:PATH": the root goes into that namespace */
 	size_t n_join_ns;
-	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/mnt.c */
+	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/ns/mnt.c */
 	size_t n_externals;
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
@@ -121,14 +121,14 @@ struct rst_ctx {
 	size_t n_shm;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
 	uint32_t n_gfd;
-	uint64_t mntns_floor;     /* --pin-ns: the id of stasis's mount namespace (src/mnt.c) */
+	uint64_t mntns_floor;     /* --pin-ns: the id of stasis's mount namespace (src/ns/mnt.c) */
 	const Mount **late_procs; /* child: proc mounts of its children's pid namespaces */
-	size_t n_late_procs;      /* (src/mnt.c), mounted once the children exist */
+	size_t n_late_procs;      /* (src/ns/mnt.c), mounted once the children exist */
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 	int *cgns_fd;      /* cgroup.procs of each root of the cgroup namespace it creates,
 			    * opened by stasis (-1: created there anyway, or the hierarchy is
-			    * not mounted), src/cgroup.c */
+			    * not mounted), src/ns/cgroup.c */
 	size_t n_cgns_fd;
 };
 
@@ -143,18 +143,18 @@ static inline struct rsys *rst_thread_rs(struct rst_ctx *c, size_t i)
 }
 
 /* Resource modules. Dump side. */
-int mem_dump(struct dump_ctx *c) __must_check;      /* src/mem.c: vmas, mm, page scan */
+int mem_dump(struct dump_ctx *c) __must_check;      /* src/mem/mem.c: vmas, mm, page scan */
 /* The page contents, once every process of the tree went through mem_dump. */
 int mem_dump_pages(struct dump_ctx *c) __must_check;
 void mem_dump_state_free(struct mem_dump_state *ms);
-int cpu_dump(struct dump_ctx *c) __must_check;      /* src/cpu.c: regs, xsave, rseq */
-int signals_dump(struct dump_ctx *c) __must_check;  /* src/signals.c */
-int files_dump(struct dump_ctx *c) __must_check;    /* src/files.c: fds, pipes */
-int timers_dump(struct dump_ctx *c) __must_check;   /* src/timers.c: itimers, posix */
-int creds_dump(struct dump_ctx *c) __must_check;    /* src/creds.c */
-int misc_dump(struct dump_ctx *c) __must_check;     /* src/misc.c: comm, rlimits, ... */
-int ns_dump(struct dump_ctx *c) __must_check;       /* src/ns.c: namespace ids */
-int cgroup_dump(struct dump_ctx *c) __must_check;   /* src/cgroup.c: membership */
+int cpu_dump(struct dump_ctx *c) __must_check;      /* src/task/cpu.c: regs, xsave, rseq */
+int signals_dump(struct dump_ctx *c) __must_check;  /* src/task/signals.c */
+int files_dump(struct dump_ctx *c) __must_check;    /* src/files/files.c: fds, pipes */
+int timers_dump(struct dump_ctx *c) __must_check;   /* src/task/timers.c: itimers, posix */
+int creds_dump(struct dump_ctx *c) __must_check;    /* src/task/creds.c */
+int misc_dump(struct dump_ctx *c) __must_check;     /* src/task/misc.c: comm, rlimits, ... */
+int ns_dump(struct dump_ctx *c) __must_check;       /* src/ns/ns.c: namespace ids */
+int cgroup_dump(struct dump_ctx *c) __must_check;   /* src/ns/cgroup.c: membership */
 /* Restorer: move the task into its cgroups (created if missing). */
 int cgroup_restore_remote(struct rst_ctx *c) __must_check;
 /* After every process: refuse namespaces not supported yet, record UTS names. */
@@ -174,7 +174,7 @@ int ns_join_open(const char *spec, int *fd, int *nstype) __must_check;
 int ns_enter_to_read(int nsfd, int nstype) __must_check;
 /* The root restored into joined namespaces: forget what it would have created of them. */
 void ns_join_forget(Core *root, int nstype);
-/* --pin-ns DIR (src/ns.c): every namespace the restore created bind-mounted on
+/* --pin-ns DIR (src/ns/ns.c): every namespace the restore created bind-mounted on
  * DIR/<kind>-<pid> by the restoring stasis. */
 struct ns_pin {
 	char name[32];    /* "<kind>-<pid>" */

@@ -19,7 +19,7 @@
  * with every capability there) writes setgroups, uid_map and gid_map — each map in ONE
  * write, the kernel accepts exactly one — and lets it go. The child then takes the ids of
  * the namespace's root (if mapped) so that it can create files while it sets itself up;
- * its real credentials are set at the end as for any task (src/creds.c). */
+ * its real credentials are set at the end as for any task (src/task/creds.c). */
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/nsfs.h>
@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "userns.h"
+#include "ns/userns.h"
 
 #define MAP_TEXT_MAX 8192
 

@@ -2,7 +2,7 @@
 #ifndef STASIS_MEM_H
 #define STASIS_MEM_H
 
-#include "task/task.h"
+#include "cr/ctx.h"
 
 /* Validate the Mm image against itself and the pages file (untrusted input). */
 int mem_validate(const Mm *mm, uint64_t pages_len) __must_check;

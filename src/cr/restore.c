@@ -20,15 +20,15 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "cgroup.h"
+#include "ns/cgroup.h"
 #include "core/log.h"
-#include "mem.h"
-#include "mnt.h"
+#include "mem/mem.h"
+#include "ns/mnt.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
-#include "task/pidreq.h"
-#include "task/task.h"
-#include "userns.h"
+#include "cr/pidreq.h"
+#include "cr/ctx.h"
+#include "ns/userns.h"
 
 #define SVC_STATUS 0 /* offsets from svc_lo */
 #define SVC_LOG 1
@@ -1408,7 +1408,7 @@ int restore_run(const struct restore_opts *o)
 		else
 			helper_set_default(&t.helper);
 	}
-	/* pinned mount namespaces must get ids above stasis's own (src/mnt.c) */
+	/* pinned mount namespaces must get ids above stasis's own (src/ns/mnt.c) */
 	uint64_t floor = o->pin_dir ? mnt_ns_id("/proc/self/ns/mnt") : 0;
 	for (size_t i = 0; !ret && i < t.n; i++)
 		if (t.procs[i])

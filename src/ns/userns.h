@@ -1,9 +1,9 @@
-/* User namespaces (src/userns.c). */
+/* User namespaces (src/ns/userns.c). */
 #ifndef STASIS_USERNS_H
 #define STASIS_USERNS_H
 
 #include "helper/client.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 /* Dump, after every process: record each user namespace in the task that created it
  * (maps relative to the parent namespace) and turn the credentials of the tasks in them

@@ -31,7 +31,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "sys/uapi.h"
-#include "task/task.h"
+#include "cr/ctx.h"
 
 #define NSEC_PER_SEC 1000000000ULL
 #define USEC_PER_SEC 1000000ULL

@@ -38,8 +38,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "proc/parse.h"
-#include "task/pidreq.h"
-#include "task/task.h"
+#include "cr/pidreq.h"
+#include "cr/ctx.h"
 
 #define PIDREQ_TIMEOUT_MS 10000
 

@@ -1,12 +1,12 @@
 /* Mount namespaces: the mount tree of every mount namespace a task of the tree created,
- * recorded at dump (src/mnt.c) and rebuilt from scratch in the restore child of its
+ * recorded at dump (src/ns/mnt.c) and rebuilt from scratch in the restore child of its
  * creator, which then pivots into it. */
 #ifndef STASIS_MNT_H
 #define STASIS_MNT_H
 
 #include <stdbool.h>
 
-#include "task/task.h"
+#include "cr/ctx.h"
 
 /* Dump: the mount namespace of @c, which it created (it differs from its parent's).
  * @creator is the parent in the tree whose namespace it was copied from, NULL for

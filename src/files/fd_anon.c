@@ -9,7 +9,7 @@
  * with the remaining time made relative to now (absolute for TFD_TIMER_CANCEL_ON_SET)
  * and the unread ticks (TFD_IOC_SET_TICKS), signalfd4 with the raw 64-bit mask, epoll
  * with EPOLL_CTL_ADD of every target by its (already placed) fd number. */
-#include "fd_anon.h"
+#include "files/fd_anon.h"
 
 #include <errno.h>
 #include <fcntl.h>
