@@ -18,7 +18,11 @@
 #include "core/log.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "files/files.h"
+#include "mem/mem.h"
+#include "ns/ns.h"
+#include "task/task.h"
 
 #define PF_KTHREAD 0x00200000
 
@@ -228,31 +232,6 @@ static int write_images(struct dump_ctx *c)
 	return ret;
 }
 
-static int collect(struct dump_ctx *c)
-{
-	static const struct {
-		const char *name;
-		int (*fn)(struct dump_ctx *);
-	} stages[] = {
-		{ "process attributes", misc_dump }, { "namespaces", ns_dump },
-		{ "pid namespace", ns_dump_last_pid }, { "cgroups", cgroup_dump },
-		{ "credentials", creds_dump },
-		{ "registers", cpu_dump },	     { "signals", signals_dump },
-		{ "timers", timers_dump },	     { "files", files_dump },
-		{ "memory", mem_dump },
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
-		uint64_t t0 = now_ns();
-		int ret = stages[i].fn(c);
-		if (ret) {
-			pr_err("dump: %s of pid %d failed", stages[i].name, c->pid);
-			return ret;
-		}
-		pr_info("dump: %s took %.3f ms", stages[i].name, (double)(now_ns() - t0) / 1e6);
-	}
-	return 0;
-}
-
 static void free_ctx(struct dump_ctx *c)
 {
 	if (!c)
@@ -297,33 +276,6 @@ static void finish_task(struct dump_ctx *c)
 
 /* ---------------------------------------------------------------- the tree ---- */
 
-struct zombie {
-	pid_t pid, ppid, pgid, sid;
-	int exit_status, exit_signal;
-	int nspid[PROC_MAX_NS_LEVEL];
-	size_t nspid_len;
-};
-
-struct dump_tree {
-	const struct dump_opts *opts;
-	struct dump_ctx **procs; /* alive processes, parents before children, root first */
-	pid_t *ppid;             /* parent of procs[i] in the tree (0 for the root) */
-	size_t nr;
-	struct zombie *zombies;
-	size_t nr_zombies;
-	struct img_dir img;
-};
-
-static bool tree_has(const struct dump_tree *t, pid_t pid)
-{
-	for (size_t i = 0; i < t->nr; i++)
-		if (t->procs[i]->pid == pid)
-			return true;
-	for (size_t i = 0; i < t->nr_zombies; i++)
-		if (t->zombies[i].pid == pid)
-			return true;
-	return false;
-}
 
 /* Open a process for dumping: pinned by a pidfd, /proc dir, stat and status read. */
 static int proc_open(struct dump_tree *t, pid_t pid, struct dump_ctx **out)
@@ -476,7 +428,7 @@ static int freeze_tree(struct dump_tree *t)
 				       getpid(), t->procs[0]->pid);
 				return -EINVAL;
 			}
-			if (tree_has(t, kids[k]))
+			if (dump_tree_has(t, kids[k]))
 				continue;
 			struct dump_ctx *k_ctx;
 			ret = proc_open(t, kids[k], &k_ctx);
@@ -502,68 +454,6 @@ static int freeze_tree(struct dump_tree *t)
 				return ret;
 			}
 			/* frozen on its own turn; a child dying meanwhile becomes a zombie */
-		}
-	}
-	return 0;
-}
-
-static int find_alive(const struct dump_tree *t, pid_t pid)
-{
-	for (size_t i = 0; i < t->nr; i++)
-		if (t->procs[i]->pid == pid)
-			return (int)i;
-	return -1;
-}
-
-/* Sessions and process groups this version can rebuild: each task's session is its own
- * (it called setsid), its parent's, that of a session leader that is its sibling, or —
- * for the root only — one outside the tree (then the restored root joins the restoring
- * stasis's session, like CRIU's --shell-job). A process group is the task's own, one led
- * by a task of the tree in the same session, the root's outside group, or — in the
- * root's session — a group whose leader has exited. */
-static int check_sessions(const struct dump_tree *t)
-{
-	const struct proc_stat *root = &t->procs[0]->stat;
-	size_t n = t->nr + t->nr_zombies;
-	for (size_t i = 0; i < n; i++) {
-		pid_t pid, ppid, pgid, sid;
-		if (i < t->nr) {
-			const struct proc_stat *st = &t->procs[i]->stat;
-			pid = st->pid, ppid = t->ppid[i], pgid = st->pgrp, sid = st->session;
-		} else {
-			const struct zombie *z = &t->zombies[i - t->nr];
-			pid = z->pid, ppid = z->ppid, pgid = z->pgid, sid = z->sid;
-		}
-		if (i == 0)
-			continue;
-		int pi = find_alive(t, ppid);
-		pid_t parent_sid = pi >= 0 ? t->procs[pi]->stat.session : 0;
-		/* or the session of a leader that is its sibling (it was reparented to their
-		 * common parent, a subreaper): created by that leader with CLONE_PARENT */
-		int li = find_alive(t, sid);
-		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid);
-		if (!sid_ok) {
-			if (tree_has(t, sid))
-				pr_err("pid %d is in session %d, which is neither its own nor its "
-				       "parent's: not supported yet", pid, sid);
-			else
-				pr_err("pid %d is in session %d whose leader is outside the tree of pid "
-				       "%d: the session cannot be rebuilt", pid, sid, root->pid);
-			return -EOPNOTSUPP;
-		}
-		/* a group whose leader exited is rebuilt around a helper task in the root's
-		 * session (it leads the group until the members joined, then exits) */
-		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
-			     tree_has(t, pgid) || (sid == root->session && i < t->nr);
-		if (!pg_ok) {
-			pr_err("pid %d is in process group %d whose leader is not in the tree of pid "
-			       "%d: the group cannot be rebuilt", pid, pgid, root->pid);
-			return -EOPNOTSUPP;
-		}
-		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp) {
-			pr_err("zombie %d is in process group %d, neither its own nor its parent's: "
-			       "not supported yet", pid, pgid);
-			return -EOPNOTSUPP;
 		}
 	}
 	return 0;
@@ -644,7 +534,7 @@ static int prepare_proc(struct dump_ctx *c)
 	if (!c->core->creds)
 		return -ENOMEM;
 	creds__init(c->core->creds);
-	return collect(c);
+	return res_dump(c);
 }
 
 static int release_proc(struct dump_ctx *c)
@@ -791,13 +681,7 @@ int dump_run(const struct dump_opts *o)
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
 	if (!ret)
-		ret = ns_dump_tree(t.procs, t.nr, t.ppid);
-	for (size_t i = 0; i < t.nr && !ret; i++)
-		ret = mem_dump_pages(t.procs[i]);
-	if (!ret)
-		ret = check_sessions(&t);
-	if (!ret)
-		ret = files_merge_tree(t.procs, t.nr);
+		ret = res_dump_tree(&t);
 	if (ret)
 		goto out;
 	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);

@@ -40,6 +40,7 @@
 #include "proc/parse.h"
 #include "cr/pidreq.h"
 #include "cr/ctx.h"
+#include "ns/ns.h"
 
 #define PIDREQ_TIMEOUT_MS 10000
 

@@ -27,7 +27,11 @@
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "cr/pidreq.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "files/files.h"
+#include "mem/mem.h"
+#include "ns/ns.h"
+#include "task/task.h"
 #include "ns/userns.h"
 
 #define SVC_STATUS 0 /* offsets from svc_lo */
@@ -97,19 +101,10 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 		pr_err("images: core image is for pid %d, inventory says %d", c->core->pid, c->pid);
 		return -EINVAL;
 	}
-	ret = cpu_validate(c->core);
-	if (!ret && c->core->userns)
-		ret = userns_validate(c->core->userns, c->pid);
-	if (!ret)
-		ret = mnt_validate(c);
-	if (!ret)
-		ret = cgroup_validate(c->core, c->pid);
-	if (ret)
-		return ret;
 	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
 	if (ret)
 		return ret;
-	return mem_validate(c->mm, c->pages.len);
+	return res_restore(STAGE_VALIDATE, c);
 }
 
 static ssize_t task_index(const Inventory *inv, pid_t pid)
@@ -870,13 +865,7 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	log_set_fd(s_lg);
 	c->gfd = t->gfd;
 	c->n_gfd = t->n_gfd;
-	ret = mem_restore_child(c);
-	if (!ret && !c->shares_files)
-		ret = files_restore_child(c);
-	if (!ret)
-		ret = misc_restore_child(c);
-	if (!ret)
-		ret = signals_restore_child(c);
+	ret = res_restore(STAGE_CHILD, c);
 	/* children sharing the fd table, now that it is the task's */
 	if (!ret)
 		ret = create_children(t, idx, true);
@@ -967,26 +956,6 @@ static int self_vdso(uint64_t *start, uint64_t *len)
 	return ret;
 }
 
-/* Credentials are per thread (the raw set*id syscalls act on the calling thread). The
- * other threads were cloned from the main thread after the memory switch and hold its
- * credentials of that moment: if the main thread needs no change, neither do they. */
-static int creds_all_threads(struct rst_ctx *c)
-{
-	int r = creds_restore_remote(c);
-	if (r <= 0)
-		return r;
-	for (size_t i = 0; i < c->nr_trs; i++) {
-		struct rsys main_rs = c->rs;
-		c->rs = c->trs[i];
-		int ret = creds_restore_remote(c);
-		c->trs[i] = c->rs;
-		c->rs = main_rs;
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
 static int close_service_fds(struct rst_ctx *c)
 {
 	long r = rsys_do(&c->rs, "restore: close service fds", SYS_close_range,
@@ -997,21 +966,6 @@ static int close_service_fds(struct rst_ctx *c)
 /* Everything but the registers and the signal mask, for one process. */
 static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(struct rst_ctx *);
-	} stages[] = {
-		{ "drop the restorer's rseq", cpu_restore_prepare },
-		{ "memory", mem_restore_remote },
-		{ "threads", cpu_restore_threads },
-		/* every task exists by now; set_tid does not move the cursor */
-		{ "pid namespace", ns_restore_last_pid },
-		{ "credentials", creds_all_threads },
-		{ "timers", timers_restore_remote },
-		{ "cgroups", cgroup_restore_remote },
-		{ "process attributes", misc_restore_remote },
-		{ "rseq and tid address", cpu_restore_remote },
-	};
 	int ret = pt_seize_stop(c->pid, true);
 	if (ret)
 		return ret;
@@ -1019,17 +973,8 @@ static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 	if (ret)
 		return ret;
 	c->rs_ready = true;
-	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
-		uint64_t t0 = now_ns();
-		ret = stages[i].fn(c);
-		if (ret) {
-			pr_err("restore: %s of pid %d failed", stages[i].name, c->pid);
-			return ret;
-		}
-		pr_info("restore: pid %d: %s took %.3f ms", c->pid, stages[i].name,
-			(double)(now_ns() - t0) / 1e6);
-	}
-	return 0;
+	ret = res_restore(STAGE_PREPARE, c);
+	return ret ? ret : res_restore(STAGE_REMOTE, c);
 }
 
 /* The members joined: the helpers go (the groups live on without their leader). */
@@ -1096,8 +1041,7 @@ static void free_tree(struct rst_tree *t)
 			close(c->pages.fd);
 		if (c->cwd_fd >= 0 && !c->cwd_deferred)
 			close(c->cwd_fd);
-		cgroup_ns_release(c);
-		free(c->cgns_fd);
+		res_release(c);
 		free(c->trs);
 		free(c);
 	}
@@ -1506,9 +1450,7 @@ int restore_run(const struct restore_opts *o)
 	for (size_t i = 0; i < t.n && !ret; i++) {
 		if (!t.procs[i])
 			continue;
-		ret = cpu_restore_final(t.procs[i]);
-		if (!ret)
-			ret = signals_restore_final(t.procs[i]);
+		ret = res_restore(STAGE_FINAL, t.procs[i]);
 	}
 	if (ret)
 		goto fail;

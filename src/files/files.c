@@ -40,7 +40,8 @@
 #include "files/fd_anon.h"
 #include "net/sk_unix.h"
 #include "sys/syscalls.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "files/files.h"
 
 #define DELETED_SUFFIX " (deleted)"
 #define FDINFO_MAX (64u << 10)
@@ -1649,3 +1650,21 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 	*defer_out = defer;
 	return 0;
 }
+
+static int files_dump_tree(struct dump_tree *t)
+{
+	return files_merge_tree(t->procs, t->nr);
+}
+
+/* A task sharing its parent's fd table (CLONE_FILES) finds it rebuilt by the parent. */
+static int files_child(struct rst_ctx *c)
+{
+	return c->shares_files ? 0 : files_restore_child(c);
+}
+
+const struct resource files_resource = {
+	.name = "files",
+	.dump = files_dump,
+	.dump_tree = files_dump_tree,
+	.child = files_child,
+};

@@ -13,6 +13,7 @@
  * pages file straight into the task with process_vm_writev (one copy), each run's
  * checksum verified as it goes; then protections, madvise flags and the mm fields
  * (PR_SET_MM_MAP) are set. */
+#include "cr/resource.h"
 #include "mem/mem.h"
 
 #include <fcntl.h>
@@ -1657,3 +1658,27 @@ int mem_restore_remote(struct rst_ctx *c)
 		    0, 0, 0);
 	return r < 0 ? (int)r : 0;
 }
+
+static int mem_dump_tree(struct dump_tree *t)
+{
+	for (size_t i = 0; i < t->nr; i++) {
+		int ret = mem_dump_pages(t->procs[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int mem_validate_ctx(struct rst_ctx *c)
+{
+	return mem_validate(c->mm, c->pages.len);
+}
+
+const struct resource mem_resource = {
+	.name = "memory",
+	.dump = mem_dump,
+	.dump_tree = mem_dump_tree,
+	.validate = mem_validate_ctx,
+	.child = mem_restore_child,
+	.remote = mem_restore_remote,
+};

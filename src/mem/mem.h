@@ -1,4 +1,6 @@
-/* Memory module internals shared with the restore orchestrator. */
+/* Memory (src/mem/): VMAs, mm fields, page contents, MAP_SHARED objects. Its row is
+ * mem_resource (src/cr/resource.h); these are for the row, the restore driver's planning
+ * and the unit tests. */
 #ifndef STASIS_MEM_H
 #define STASIS_MEM_H
 
@@ -6,5 +8,17 @@
 
 /* Validate the Mm image against itself and the pages file (untrusted input). */
 int mem_validate(const Mm *mm, uint64_t pages_len) __must_check;
+
+int mem_dump(struct dump_ctx *c) __must_check; /* vmas, mm, page scan */
+/* The page contents, once every process of the tree went through mem_dump. */
+int mem_dump_pages(struct dump_ctx *c) __must_check;
+void mem_dump_state_free(struct mem_dump_state *ms);
+int mem_restore_child(struct rst_ctx *c) __must_check; /* opens files to be mapped */
+int mem_restore_remote(struct rst_ctx *c) __must_check; /* layout, contents, mm */
+/* In the restoring stasis, before any process exists: create every MAP_SHARED anonymous
+ * object of the tree once, in a place free everywhere. */
+int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out,
+		    size_t *nout) __must_check;
+void mem_shm_release(struct shm_obj *objs, size_t n);
 
 #endif

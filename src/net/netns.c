@@ -37,6 +37,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/netns.h"
+#include "ns/ns.h"
 
 static const char *const sysctls[] = {
 	"ipv4/ip_forward",	   "ipv4/conf/all/forwarding", "ipv6/conf/all/disable_ipv6",

@@ -35,7 +35,7 @@
 
 #include "ns/cgroup.h"
 #include "core/log.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
 
 #define CGNS_READ_MAX (48u * 1024) /* /proc/self/cgroup read in the task's scratch */
 #define CGNS_SCR_BUF 256           /* offset of the buffer in scratch (path before it) */
@@ -464,6 +464,13 @@ int cgroup_validate(const Core *core, pid_t pid)
 	return 0;
 }
 
+/* Restore: the cgroup.procs of each root of the cgroup namespace the task creates, opened
+ * by stasis (-1: created there anyway, or the hierarchy is not mounted). */
+struct cgroup_priv {
+	size_t n;
+	int fd[];
+};
+
 /* The cgroup.procs of root @i of the cgroup namespace of @c (created if missing), at an
  * fd >= *fd_top; a hierarchy not mounted here is skipped with a warning. */
 static int open_root_procs(struct rst_ctx *c, size_t i, int *fd_top)
@@ -484,10 +491,11 @@ static int open_root_procs(struct rst_ctx *c, size_t i, int *fd_top)
 	if (fd < 0)
 		return pr_perror("restore: open %s (root of the cgroup namespace of pid %d)", procs,
 				 c->pid);
-	c->cgns_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, *fd_top);
-	if (c->cgns_fd[i] < 0)
+	struct cgroup_priv *cp = c->priv[RES_PRIV_CGROUP];
+	cp->fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, *fd_top);
+	if (cp->fd[i] < 0)
 		return pr_perror("restore: dup");
-	*fd_top = c->cgns_fd[i] + 1;
+	*fd_top = cp->fd[i] + 1;
 	return 0;
 }
 
@@ -513,12 +521,13 @@ int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top)
 	int ret = 0;
 	if (!ns)
 		return 0;
-	c->cgns_fd = malloc(ns->n_roots * sizeof(int));
-	if (!c->cgns_fd)
+	struct cgroup_priv *cp = malloc(sizeof(*cp) + ns->n_roots * sizeof(int));
+	if (!cp)
 		return -ENOMEM;
 	for (size_t i = 0; i < ns->n_roots; i++)
-		c->cgns_fd[i] = -1;
-	c->n_cgns_fd = ns->n_roots;
+		cp->fd[i] = -1;
+	cp->n = ns->n_roots;
+	c->priv[RES_PRIV_CGROUP] = cp;
 	if (!from) {
 		_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, NULL);
 		if (!buf)
@@ -547,11 +556,19 @@ int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top)
 
 void cgroup_ns_release(struct rst_ctx *c)
 {
-	for (size_t i = 0; i < c->n_cgns_fd; i++)
-		if (c->cgns_fd[i] >= 0) {
-			close(c->cgns_fd[i]);
-			c->cgns_fd[i] = -1;
+	struct cgroup_priv *cp = c->priv[RES_PRIV_CGROUP];
+	for (size_t i = 0; cp && i < cp->n; i++)
+		if (cp->fd[i] >= 0) {
+			close(cp->fd[i]);
+			cp->fd[i] = -1;
 		}
+}
+
+static void cgroup_release(struct rst_ctx *c)
+{
+	cgroup_ns_release(c);
+	free(c->priv[RES_PRIV_CGROUP]);
+	c->priv[RES_PRIV_CGROUP] = NULL;
 }
 
 int cgroup_ns_restore_child(struct rst_ctx *c)
@@ -559,18 +576,32 @@ int cgroup_ns_restore_child(struct rst_ctx *c)
 	const CgroupNs *ns = c->core->cgroupns;
 	if (!ns)
 		return 0;
-	for (size_t i = 0; i < c->n_cgns_fd; i++) {
-		if (c->cgns_fd[i] < 0)
+	struct cgroup_priv *cp = c->priv[RES_PRIV_CGROUP];
+	for (size_t i = 0; cp && i < cp->n; i++) {
+		if (cp->fd[i] < 0)
 			continue;
 		/* "0": the writer itself, whatever its pid namespace */
-		if (write(c->cgns_fd[i], "0", 1) != 1)
+		if (write(cp->fd[i], "0", 1) != 1)
 			return pr_perror("restore: pid %d: move into %s (hierarchy '%s'), the root of "
 					 "its cgroup namespace",
 					 c->pid, ns->roots[i]->root, ns->roots[i]->controllers);
-		close(c->cgns_fd[i]);
-		c->cgns_fd[i] = -1;
+		close(cp->fd[i]);
+		cp->fd[i] = -1;
 	}
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		return pr_perror("restore: pid %d: unshare(CLONE_NEWCGROUP)", c->pid);
 	return 0;
 }
+
+static int cgroup_validate_ctx(struct rst_ctx *c)
+{
+	return cgroup_validate(c->core, c->pid);
+}
+
+const struct resource cgroup_resource = {
+	.name = "cgroups",
+	.dump = cgroup_dump,
+	.validate = cgroup_validate_ctx,
+	.remote = cgroup_restore_remote,
+	.release = cgroup_release,
+};

@@ -1,5 +1,4 @@
-/* Cgroup membership and cgroup namespaces (src/ns/cgroup.c). The membership entry points
- * (cgroup_dump, cgroup_restore_remote) are in cr/ctx.h with the other modules'. */
+/* Cgroup membership and cgroup namespaces (src/ns/cgroup.c); its row is cgroup_resource. */
 #ifndef STASIS_CGROUP_H
 #define STASIS_CGROUP_H
 
@@ -34,6 +33,10 @@ int cgroup_ns_dump(struct dump_ctx *c) __must_check;
  * the dumper's, @root unchanged), in @out. -EOPNOTSUPP (logged) when it lies outside. */
 int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fstype,
 		      const char *opts, const char *root, char *out, size_t len) __must_check;
+
+int cgroup_dump(struct dump_ctx *c) __must_check; /* membership */
+/* Restorer: move the task into its cgroups (created if missing). */
+int cgroup_restore_remote(struct rst_ctx *c) __must_check;
 
 /* Restore, on load: membership paths and the cgroup namespace of @core are sane. */
 int cgroup_validate(const Core *core, pid_t pid) __must_check;

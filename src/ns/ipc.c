@@ -46,6 +46,7 @@
 #include "ns/ipc.h"
 #include "sys/syscalls.h"
 #include "cr/ctx.h"
+#include "ns/ns.h"
 
 /* The sysctls of an IPC namespace, in the order they are restored (a maximum before the
  * default it bounds). */

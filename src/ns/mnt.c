@@ -36,7 +36,9 @@
 
 #include "ns/cgroup.h"
 #include "core/log.h"
+#include "cr/resource.h"
 #include "ns/mnt.h"
+#include "ns/ns.h"
 #include "ns/userns.h"
 #include "proc/mountinfo.h"
 #include "sys/syscalls.h"
@@ -1109,6 +1111,13 @@ static int fresh_sb(const Mount *m, int pidns)
 	return mfd;
 }
 
+/* Restore child: the proc mounts of its children's pid namespaces, mounted once the
+ * children exist (mnt_restore_late). */
+struct mnt_priv {
+	size_t n_late;
+	const Mount *late[];
+};
+
 struct rmount {
 	const Mount *m;
 	int fd;        /* the mount's root: detached, later attached */
@@ -1544,13 +1553,13 @@ int mnt_restore_child(struct rst_ctx *c)
 			ret = -EOPNOTSUPP;
 		}
 	}
-	c->late_procs = calloc(n, sizeof(*c->late_procs));
-	c->n_late_procs = 0;
-	if (!c->late_procs)
+	struct mnt_priv *mp = calloc(1, sizeof(*mp) + n * sizeof(mp->late[0]));
+	c->priv[RES_PRIV_MNT] = mp;
+	if (!mp)
 		ret = -ENOMEM;
 	for (size_t i = 0; i < n && !ret; i++)
 		if (rm[i].late)
-			c->late_procs[c->n_late_procs++] = rm[i].m;
+			mp->late[mp->n_late++] = rm[i].m;
 	uint64_t t0 = now_ns();
 	bool keep = ns->mounts[0]->copied && copy_is_locked();
 	if (!ret)
@@ -1569,18 +1578,24 @@ int mnt_restore_child(struct rst_ctx *c)
 	return ret;
 }
 
+static void mnt_release(struct rst_ctx *c)
+{
+	free(c->priv[RES_PRIV_MNT]);
+	c->priv[RES_PRIV_MNT] = NULL;
+}
+
 int mnt_restore_late(struct rst_ctx *c, int (*pidns)(void *arg, uint64_t id), void *arg)
 {
-	if (!c->n_late_procs) {
-		free(c->late_procs);
-		c->late_procs = NULL;
+	const struct mnt_priv *mp = c->priv[RES_PRIV_MNT];
+	if (!mp || !mp->n_late) {
+		mnt_release(c);
 		return 0;
 	}
 	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return pr_perror("restore: open /");
-	for (size_t k = 0; k < c->n_late_procs; k++) {
-		const Mount *m = c->late_procs[k];
+	for (size_t k = 0; k < mp->n_late; k++) {
+		const Mount *m = mp->late[k];
 		_cleanup_close_ int ns = pidns(arg, m->proc_pidns);
 		if (ns < 0)
 			return ns;
@@ -1601,8 +1616,17 @@ int mnt_restore_late(struct rst_ctx *c, int (*pidns)(void *arg, uint64_t id), vo
 		pr_info("restore: pid %d: proc of a child's pid namespace mounted at %s", c->pid,
 			m->mountpoint);
 	}
-	free(c->late_procs);
-	c->late_procs = NULL;
-	c->n_late_procs = 0;
+	mnt_release(c);
 	return 0;
 }
+
+static int mnt_validate_ctx(struct rst_ctx *c)
+{
+	return mnt_validate(c);
+}
+
+const struct resource mnt_resource = {
+	.name = "mount namespace",
+	.validate = mnt_validate_ctx,
+	.release = mnt_release,
+};

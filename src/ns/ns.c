@@ -27,7 +27,8 @@
 #include "net/netns.h"
 #include "ns/ipc.h"
 #include "ns/mnt.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "ns/ns.h"
 #include "ns/userns.h"
 
 static const struct ns_kind {
@@ -756,3 +757,20 @@ void ns_pins_close(struct ns_pins *p)
 	p->pin = NULL;
 	p->n = p->cap = 0;
 }
+
+static int ns_dump_tree_hook(struct dump_tree *t)
+{
+	return ns_dump_tree(t->procs, t->nr, t->ppid);
+}
+
+const struct resource ns_resource = {
+	.name = "namespaces",
+	.dump = ns_dump,
+	.dump_tree = ns_dump_tree_hook,
+};
+
+const struct resource pidns_resource = {
+	.name = "pid namespace",
+	.dump = ns_dump_last_pid,
+	.remote = ns_restore_last_pid,
+};

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "cr/resource.h"
 #include "ns/userns.h"
 
 #define MAP_TEXT_MAX 8192
@@ -544,3 +545,13 @@ int userns_creds_outside(pid_t pid, const Creds *in, Creds *out, uint32_t **grou
 		pr_err("image: pid %d has credentials its user namespace does not map", pid);
 	return ret;
 }
+
+static int userns_validate_ctx(struct rst_ctx *c)
+{
+	return c->core->userns ? userns_validate(c->core->userns, c->pid) : 0;
+}
+
+const struct resource userns_resource = {
+	.name = "user namespace",
+	.validate = userns_validate_ctx,
+};

@@ -21,7 +21,8 @@
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "sys/uapi.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "task/task.h"
 
 #define SCR_CLONE 0    /* scratch offsets used here */
 #define SCR_TID 256
@@ -444,3 +445,31 @@ int cpu_restore_final(struct rst_ctx *c)
 	int ret = n ? rsys_fini_vec(rs, n) : 0;
 	return ret ? ret : thread_final(c, &c->rs, c->core->threads[0]);
 }
+
+static int cpu_validate_ctx(struct rst_ctx *c)
+{
+	return cpu_validate(c->core);
+}
+
+/* Every thread's registers, FPU/xsave state and rseq area: dumped with the task, set
+ * last at restore. */
+const struct resource regs_resource = {
+	.name = "registers",
+	.dump = cpu_dump,
+	.validate = cpu_validate_ctx,
+	.final = cpu_restore_final,
+};
+
+/* The other threads, created right after the memory (their state but registers). */
+const struct resource threads_resource = {
+	.name = "threads",
+	.remote = cpu_restore_threads,
+};
+
+/* The main thread's rseq registration and tid address: the restore child's own rseq is
+ * dropped before its memory goes, the task's set at the end. */
+const struct resource rseq_resource = {
+	.name = "rseq and tid address",
+	.prepare = cpu_restore_prepare,
+	.remote = cpu_restore_remote,
+};

@@ -21,7 +21,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "task/task.h"
 #include "ns/userns.h"
 
 #define STATUS_MAX (1u << 20)
@@ -504,3 +505,29 @@ int creds_restore_remote(struct rst_ctx *c)
 	}
 	return 1; /* changed */
 }
+
+/* Credentials are per thread (the raw set*id syscalls act on the calling thread). The
+ * other threads were cloned from the main thread after the memory switch and hold its
+ * credentials of that moment: if the main thread needs no change, neither do they. */
+static int creds_all_threads(struct rst_ctx *c)
+{
+	int r = creds_restore_remote(c);
+	if (r <= 0)
+		return r;
+	for (size_t i = 0; i < c->nr_trs; i++) {
+		struct rsys main_rs = c->rs;
+		c->rs = c->trs[i];
+		int ret = creds_restore_remote(c);
+		c->trs[i] = c->rs;
+		c->rs = main_rs;
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+const struct resource creds_resource = {
+	.name = "credentials",
+	.dump = creds_dump,
+	.remote = creds_all_threads,
+};

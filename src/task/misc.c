@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "task/task.h"
 
 static char *read_link(int dirfd, const char *name)
 {
@@ -195,3 +196,10 @@ int misc_restore_remote(struct rst_ctx *c)
 		return (int)r;
 	return 0;
 }
+
+const struct resource misc_resource = {
+	.name = "process attributes",
+	.dump = misc_dump,
+	.child = misc_restore_child,
+	.remote = misc_restore_remote,
+};

@@ -15,7 +15,8 @@
 
 #include "core/log.h"
 #include "sys/syscalls.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "task/task.h"
 
 #define NSIG_MAX 64
 #define SIGINFO_SIZE 128
@@ -198,3 +199,10 @@ int signals_restore_final(struct rst_ctx *c)
 	}
 	return 0;
 }
+
+const struct resource signals_resource = {
+	.name = "signals",
+	.dump = signals_dump,
+	.child = signals_restore_child,
+	.final = signals_restore_final,
+};

@@ -31,7 +31,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "sys/uapi.h"
-#include "cr/ctx.h"
+#include "cr/resource.h"
+#include "task/task.h"
 
 #define NSEC_PER_SEC 1000000000ULL
 #define USEC_PER_SEC 1000000ULL
@@ -451,3 +452,9 @@ int timers_restore_remote(struct rst_ctx *c)
 		return ret;
 	return restore_itimers(c);
 }
+
+const struct resource timers_resource = {
+	.name = "timers",
+	.dump = timers_dump,
+	.remote = timers_restore_remote,
+};

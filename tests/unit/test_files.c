@@ -24,7 +24,7 @@
 
 #include "core/log.h"
 #include "sys/syscalls.h"
-#include "cr/ctx.h"
+#include "files/files.h"
 #include "unit.h"
 
 #define PIPE_SZ (128 << 10)

@@ -24,7 +24,7 @@
 #include "core/log.h"
 #include "ptrace/ptrace.h"
 #include "sys/uapi.h"
-#include "cr/ctx.h"
+#include "task/task.h"
 #include "unit.h"
 
 #define SEC 1000000000ULL

@@ -1,0 +1,32 @@
+/* Files (src/files/): the fd table of every process, open file descriptions shared
+ * across the tree, pipes, unlinked files and memfds, anonymous-inode fds (fd_anon.c).
+ * Its row is files_resource (src/cr/resource.h); these are what the restore driver
+ * calls while it plans the tree. */
+#ifndef STASIS_FILES_FILES_H
+#define STASIS_FILES_FILES_H
+
+#include "cr/ctx.h"
+
+int files_dump(struct dump_ctx *c) __must_check; /* fds, pipes */
+int files_restore_child(struct rst_ctx *c) __must_check;
+/* Highest fd number the task's own fd table needs (-1 if none). */
+int files_max_fd(const Files *f);
+/* Dump, after every process's files_dump: give open file descriptions shared between
+ * processes one id tree-wide (kcmp), and turn pipes whose ends live in different
+ * processes of the tree into FILE_PIPE (with their data). */
+int files_merge_tree(struct dump_ctx **procs, size_t n) __must_check;
+/* Restore of a tree, in the restoring stasis before any process exists: open every pipe
+ * and every description used by several processes once, at fds >= @base; *gfd_out maps
+ * file id -> fd (-1). Also every description of a process with @outside[p] set (it lives
+ * in a user namespace of the tree and may lack the rights to open its files itself).
+ * Otherwise nothing is opened for a single process. */
+int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
+		      int base, int **gfd_out, uint32_t *n_out, ssize_t **defer_out) __must_check;
+/* ... except, by path, a description whose users are all in one mount namespace the tree
+ * creates (@mnt_owner[p]: the index in @f of the process that creates the mount
+ * namespace of process p, or -1): *defer_out[id] is then that index (-1 otherwise), and
+ * the description is opened later, in that namespace's rebuilt tree, by
+ * files_open_deferred(@rootfd: /proc/OWNER/root of the restored owner). */
+int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd) __must_check;
+
+#endif

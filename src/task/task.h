@@ -1,0 +1,39 @@
+/* The per-task resources (src/task/): what every process has whatever its namespaces —
+ * registers and threads (cpu.c), signals (signals.c), timers (timers.c), credentials
+ * (creds.c), process attributes (misc.c) and the process tree's sessions and groups
+ * (pstree.c). The drivers reach them through their rows (src/cr/resource.h); these
+ * declarations are for the rows and the unit tests. */
+#ifndef STASIS_TASK_TASK_H
+#define STASIS_TASK_TASK_H
+
+#include "cr/ctx.h"
+
+int cpu_dump(struct dump_ctx *c) __must_check;      /* regs, xsave, rseq */
+int cpu_validate(const Core *core) __must_check;
+/* Before the memory switch: drop the restorer's own rseq registration. */
+int cpu_restore_prepare(struct rst_ctx *c) __must_check;
+/* After the memory switch: create the other threads with their TIDs (remote clone3 in
+ * the main thread) and restore their per-thread state but registers. */
+int cpu_restore_threads(struct rst_ctx *c) __must_check;
+int cpu_restore_remote(struct rst_ctx *c) __must_check; /* rseq, tid address */
+int cpu_restore_final(struct rst_ctx *c) __must_check;  /* registers, last */
+
+int signals_dump(struct dump_ctx *c) __must_check;
+int signals_restore_child(struct rst_ctx *c) __must_check;
+int signals_restore_final(struct rst_ctx *c) __must_check; /* blocked mask */
+
+int timers_dump(struct dump_ctx *c) __must_check; /* itimers, posix */
+int timers_restore_remote(struct rst_ctx *c) __must_check;
+
+int creds_dump(struct dump_ctx *c) __must_check;
+/* The thread of c->rs: 1 if its credentials were changed, 0 if they already matched. */
+int creds_restore_remote(struct rst_ctx *c) __must_check;
+
+int misc_dump(struct dump_ctx *c) __must_check; /* comm, rlimits, ... */
+int misc_restore_child(struct rst_ctx *c) __must_check;
+int misc_restore_remote(struct rst_ctx *c) __must_check; /* dumpable, pdeath sig */
+
+/* Is @pid a task of the frozen tree (alive or zombie)? */
+bool dump_tree_has(const struct dump_tree *t, pid_t pid);
+
+#endif
