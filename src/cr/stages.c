@@ -6,10 +6,10 @@
 #include "core/log.h"
 #include "core/util.h"
 
-/* Dump, per process. Everything that runs remote syscalls in the task (namespace ids
- * and ns_last_pid, cgroup roots read from inside, sigactions, timers) comes before the
- * memory, which is last: its scan of the address space must not see anything moved
- * after it, and the pages themselves are copied later, in the tree stage. */
+/* Dump, per process (the VMAs were read before the remote engine mapped its scratch
+ * area, so nothing here shows in them). Cheap stages that may refuse the task first;
+ * the memory last, as its page scan is the costliest (the pages themselves are copied
+ * later, in the tree stage, once nothing can refuse the tree any more but the files). */
 static const struct resource *const dump_order[] = {
 	&misc_resource,    /* comm, personality, rlimits, cwd: read from /proc */
 	&ns_resource,      /* namespace ids, before anything reads through them */
@@ -41,10 +41,10 @@ static const struct resource *const validate_order[] = {
 	&regs_resource, &userns_resource, &mnt_resource, &cgroup_resource, &mem_resource, NULL
 };
 
-/* Restore child, after its namespaces and its children exist. The files to be mapped
- * are opened first (by path, while the task still has stasis's fd table around the
- * service fds), then the fd table is rebuilt, then what depends on neither; signals
- * last, as the dispositions must not fire in stasis's code. */
+/* Restore child, after its namespaces and its children exist. Everything opened by path
+ * (the files to be mapped and the executable, at service fds; then the fd table) before
+ * misc changes the root and the cwd; signals last: every signal is blocked first, then
+ * the dispositions (handlers in the task's code, not mapped yet) are installed. */
 static const struct resource *const child_order[] = {
 	&mem_resource,     /* files to be mapped and the executable, at service fds */
 	&files_resource,   /* the fd table (not for a task sharing its parent's) */
@@ -59,16 +59,16 @@ static const struct resource *const prepare_order[] = { &rseq_resource, NULL };
 
 /* Restore, remote, after the memory. Threads right after it (they need the address
  * space, and later stages act on every thread); ns_last_pid once every task exists
- * (set_tid does not move the cursor); credentials after everything that needs the
- * restorer's privileges in the task (threads, pid cursor) but before timers and cgroups
- * (which follow the task's own ids); rseq and the tid address last. */
+ * (set_tid does not move the cursor); credentials per thread, before misc: a change of
+ * credentials resets the dumpable flag and the parent-death signal, which misc sets;
+ * rseq and the tid address last. */
 static const struct resource *const remote_order[] = {
 	&mem_resource, &threads_resource, &pidns_resource, &creds_resource, &timers_resource,
 	&cgroup_resource, &misc_resource, &rseq_resource, NULL
 };
 
-/* Restore, last, every task rebuilt: registers, then the blocked mask (which would stop
- * the remote engine's signals if set earlier). */
+/* Restore, last, every task rebuilt: registers, then the blocked mask (every signal
+ * stays blocked while the task is rebuilt). */
 static const struct resource *const final_order[] = { &regs_resource, &signals_resource,
 							 NULL };
 
