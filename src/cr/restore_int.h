@@ -1,0 +1,94 @@
+/* Restore internals shared by the files of the restore driver: restore.c (the stages of
+ * the whole restore, the rebuild of each task), spawn.c (creating the tasks, the restore
+ * child), serve.c (stasis serving the tasks' requests while they set up). Nothing outside
+ * src/cr/ includes it. */
+#ifndef STASIS_CR_RESTORE_INT_H
+#define STASIS_CR_RESTORE_INT_H
+
+#include "cr/ctx.h"
+#include "helper/client.h"
+#include "ns/ns.h"
+
+#define SVC_STATUS 0 /* offsets from svc_lo */
+#define SVC_LOG 1
+#define SVC_EXE 2
+#define SVC_PIDREQ 3
+#define SVC_MAPS 4
+
+/* The tree being restored: every process's context, and the inventory's task list
+ * (alive and zombie, parents before children). */
+struct rst_tree {
+	const struct restore_opts *opts;
+	struct img_dir img;
+	Inventory *inv;
+	struct rst_ctx **procs;  /* procs[i] for alive task i of inv->tasks (NULL: zombie) */
+	size_t n;                /* inv->n_tasks */
+	int status_wr;           /* packet pipe: every task reports here */
+	int *gfd;
+	uint32_t n_gfd;
+	int gfd_base;
+	struct shm_obj *shm;
+	size_t n_shm;
+	pid_t *helpers;          /* leaders of groups whose leader exited */
+	size_t n_helpers;
+	bool helpers_from_root;  /* created by the root (it leads the session) */
+	int status_rd;           /* stasis's end of the status pipe (closed in the tasks) */
+	int proc_dfd;            /* /proc of stasis, for every task (the pids are its pids) */
+	int root_fd;             /* stasis's "/": paths recorded in the dumper's view */
+	int go_rd;               /* a new task waits here for its creator's go */
+	int dumpable_wr;         /* ... after saying here that it made itself dumpable */
+	int pidreq_rd, pidreq_wr; /* pids at levels a creator cannot set (src/cr/pidreq.c) */
+	int fd_top;              /* above every fd stasis hands down to the tasks */
+	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
+	size_t n_join;
+	/* --helper: the privileged stasis helper, held by stasis only (the tasks ask stasis
+	 * through the pidreq channel); have_helper stays true in the tasks */
+	struct helper helper;
+	bool have_helper, helper_tree;
+	struct ns_pins pins;     /* --pin-ns */
+	/* descriptions opened in a mount namespace the tree creates, once its tree is rebuilt:
+	 * defer[id] is the index of the task creating it (-1: none), opened by stasis
+	 * through /proc/CREATOR/root and passed to the creator (src/cr/pidreq.c) */
+	ssize_t *defer;
+	pid_t *spawned;          /* in a creator: the pid each task it created got (0: none) */
+};
+
+struct status_msg {
+	int32_t pid;
+	int32_t err; /* 0: ready */
+	char msg[504];
+};
+
+/* Index of @pid in the inventory's task list, -1 if none. */
+ssize_t rst_task_index(const Inventory *inv, pid_t pid);
+
+/* spawn.c */
+/* Who creates task @j: its parent, or — for a task in the session of a leader that is its
+ * sibling (reparented to their common parent) — that leader, with CLONE_PARENT. */
+pid_t rst_creator_of(const Inventory *inv, size_t j);
+/* The task starts a pid namespace of its own: one level deeper than its creator. */
+bool rst_new_pid_ns(const Inventory *inv, size_t j);
+/* The init of pid-namespace level @k (>= 1) of task @j: @j or one of its ancestors;
+ * -1 if none (the level's init is not in the tree). */
+ssize_t rst_level_init(const struct rst_tree *t, size_t j, size_t k);
+/* Process groups whose leader exited (each once) into @out (room for t->n); their count. */
+size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out);
+/* Create task @j with its pids (@creator: index of the creating task, -1: stasis); does
+ * not return in the child. Its pid as the creator sees it, or -errno. */
+pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_signal,
+		     bool parent, uint64_t flags);
+/* The leaders of process groups whose leader exited, created by the root (@from_root) or
+ * by stasis. */
+int rst_create_helpers(struct rst_tree *t, bool from_root) __must_check;
+
+/* serve.c */
+/* The task creating the mount namespace task @i is in, if the tree creates it; -1 if
+ * not (stasis's, or one joined). */
+ssize_t rst_mnt_creator(const struct rst_tree *t, size_t i);
+/* Stasis: the maps of task @pid's new user namespace, itself or through the helper. */
+int rst_stasis_write_maps(void *arg, pid_t pid) __must_check;
+/* Every task (and group helper) reports ready on @rd, serving the tasks' requests
+ * meanwhile; the first error wins. */
+int rst_wait_ready(struct rst_tree *t, int rd) __must_check;
+
+#endif

@@ -1,0 +1,231 @@
+/* Restore: what stasis does for the tasks while they create each other and set
+ * themselves up — pid-namespace cursors and id maps they may not write, files of mount
+ * namespaces the tree creates (the requests of src/cr/pidreq.c) — and the wait for every
+ * task's report. */
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "cr/pidreq.h"
+#include "cr/resource.h"
+#include "cr/restore_int.h"
+#include "files/files.h"
+#include "ns/cgroup.h"
+#include "ns/mnt.h"
+#include "ns/ns.h"
+#include "ns/userns.h"
+#include "sys/syscalls.h"
+#include "helper/client.h"
+
+static bool pid_in_image(void *arg, pid_t pid)
+{
+	const struct rst_tree *t = arg;
+	return rst_task_index(t->inv, pid) >= 0;
+}
+
+/* Stasis: the helper serves only the tree whose root stasis registered (once). */
+static int helper_tree(struct rst_tree *t)
+{
+	if (t->helper_tree)
+		return 0;
+	int ret = helper_register_tree(&t->helper, t->inv->tasks[0]->pid);
+	t->helper_tree = !ret;
+	return ret;
+}
+
+/* Stasis: the maps of task @pid's new user namespace, itself or through the helper. */
+int rst_stasis_write_maps(void *arg, pid_t pid)
+{
+	struct rst_tree *t = arg;
+	ssize_t j = rst_task_index(t->inv, pid);
+	const UserNs *u = j >= 0 && t->procs[j] ? t->procs[j]->core->userns : NULL;
+	if (!u)
+		return -EINVAL;
+	int ret = userns_write_maps(t->proc_dfd, pid, u, t->have_helper);
+	if (ret == -EPERM && t->have_helper) {
+		ret = helper_tree(t);
+		if (!ret)
+			ret = userns_write_maps_helper(t->proc_dfd, &t->helper, pid, u);
+	}
+	return ret;
+}
+
+/* Stasis: ns_last_pid at the @levels outer levels of task @pid, innermost first (the
+ * fork that writes an inner level takes a pid at every level above it). Its own level
+ * through the helper when stasis may not write it (no CAP_CHECKPOINT_RESTORE there). */
+static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
+{
+	struct rst_tree *t = arg;
+	ssize_t j = rst_task_index(t->inv, pid);
+	const TaskEntry *e = j >= 0 ? t->inv->tasks[j] : NULL;
+	size_t nlev = e && e->n_nspid ? e->n_nspid : 1;
+	if (!e || levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
+		return -EINVAL;
+	for (size_t k = (size_t)levels - 1; k >= 1; k--) {
+		ssize_t init = rst_level_init(t, (size_t)j, k);
+		char path[64];
+		if (init < 0)
+			return -EINVAL;
+		snprintf(path, sizeof(path), "%d/ns/pid", t->inv->tasks[init]->pid);
+		_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+		if (nsfd < 0)
+			return pr_perror("restore: open /proc/%s", path);
+		int ret = pidreq_set_last_pid(nsfd, e->nspid[k] - 1);
+		if (ret)
+			return pr_errno(ret, "restore: ns_last_pid for pid %d (level %zu: %d)", pid,
+					k, e->nspid[k]);
+	}
+	int ret = pidreq_set_last_pid(-1, pid - 1);
+	if ((ret == -EPERM || ret == -EACCES) && t->have_helper) {
+		ret = helper_tree(t);
+		if (!ret)
+			ret = helper_set_last_pid(&t->helper, -1, pid - 1);
+	}
+	if (ret)
+		return pr_errno(ret, "restore: write ns_last_pid for pid %d", pid);
+	return 0;
+}
+
+static bool stasis_check_pids(void *arg, pid_t pid, int levels, int pidfd)
+{
+	struct rst_tree *t = arg;
+	ssize_t j = rst_task_index(t->inv, pid);
+	int got[PROC_MAX_NS_LEVEL];
+	size_t n = 0;
+	if (j < 0 || pidreq_pidfd_nspid(pidfd, got, PROC_MAX_NS_LEVEL, &n) || n < (size_t)levels)
+		return false;
+	const TaskEntry *e = t->inv->tasks[j];
+	for (size_t k = 0; k < (size_t)levels; k++) {
+		pid_t w = e->n_nspid ? e->nspid[k] : e->pid;
+		if (got[k] != w) {
+			pr_info("restore: pid %d was taken meanwhile (the child got %d at level %zu): "
+				"retry",
+				w, got[k], k);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The task creating the mount namespace task @i is in, if the tree creates it; -1 if
+ * not (stasis's, or one joined). */
+ssize_t rst_mnt_creator(const struct rst_tree *t, size_t i)
+{
+	const Core *c = t->procs[i] ? t->procs[i]->core : NULL;
+	if (!c || !c->ns || !c->ns->mnt)
+		return -1;
+	for (size_t k = 0; k < t->n; k++)
+		if (t->procs[k] && t->procs[k]->core->mnt && t->procs[k]->core->ns &&
+		    t->procs[k]->core->ns->mnt == c->ns->mnt)
+			return (ssize_t)k;
+	return -1;
+}
+
+/* Stasis: the descriptions deferred to the mount namespace task @pid created (and the
+ * cwds of its tasks in user namespaces), opened in its rebuilt tree through
+ * /proc/PID/root (RESOLVE_IN_ROOT: "/" is that tree's root) and sent on @sock. */
+static void stasis_open_files(void *arg, pid_t pid, int sock)
+{
+	struct rst_tree *t = arg;
+	ssize_t k = rst_task_index(t->inv, pid);
+	char path[64];
+	int ret = 0;
+	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
+	size_t nf = 0;
+	for (size_t i = 0; fl && i < t->n; i++)
+		if (t->procs[i])
+			fl[nf++] = t->procs[i]->files;
+	snprintf(path, sizeof(path), "%d/root", pid);
+	_cleanup_close_ int rootfd = openat(t->proc_dfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!fl)
+		ret = -ENOMEM;
+	else if (k < 0)
+		ret = -EINVAL;
+	else if (rootfd < 0)
+		ret = pr_perror("restore: open /proc/%s", path);
+	for (uint32_t id = 1; !ret && t->defer && id < t->n_gfd; id++) {
+		if (t->defer[id] != k)
+			continue;
+		int fd = files_open_deferred(fl, nf, id, rootfd);
+		ret = fd < 0 ? fd : pidreq_send(sock, PIDREQ_ANSWER, (int32_t)id, 0, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t j = 0; !ret && j < t->n; j++) {
+		struct rst_ctx *c = t->procs[j];
+		if (!c || !c->cwd_deferred || rst_mnt_creator(t, j) != k)
+			continue;
+		struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+					.resolve = RESOLVE_IN_ROOT };
+		int fd = sys_openat2(rootfd, c->core->cwd, &how, sizeof(how));
+		if (fd < 0)
+			ret = pr_perror("restore: open the cwd of pid %d (%s) in its mount namespace",
+					c->pid, c->core->cwd);
+		else
+			ret = pidreq_send(sock, PIDREQ_ANSWER, -1, c->cwd_fd, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (pidreq_send(sock, PIDREQ_ANSWER, 0, ret, -1))
+		pr_debug("restore: the creator of pid %d went away", pid);
+}
+
+/* Every task reports once. The first error wins. */
+int rst_wait_ready(struct rst_tree *t, int rd)
+{
+	size_t ready = 0;
+	uint64_t deadline = now_ns() + 30ULL * 1000000000ULL;
+	while (ready < t->n + t->n_helpers) {
+		int left = (int)((deadline - MIN(deadline, now_ns())) / 1000000);
+		struct pollfd p[2] = { { .fd = rd, .events = POLLIN },
+				       { .fd = t->pidreq_rd, .events = POLLIN } };
+		int r = poll(p, 2, left);
+		if (r <= 0) {
+			pr_err("restore: %zu of %zu tasks did not get ready in time",
+			       t->n + t->n_helpers - ready, t->n + t->n_helpers);
+			return -ETIMEDOUT;
+		}
+		if (p[1].revents & POLLIN) {
+			const struct pidreq_ops ops = {
+				.allowed = pid_in_image,
+				.prepare_pids = stasis_prepare_pids,
+				.check_pids = stasis_check_pids,
+				.write_maps = rst_stasis_write_maps,
+				.open_files = stasis_open_files,
+				.arg = t,
+			};
+			int e = pidreq_serve(t->pidreq_rd, &ops);
+			if (e)
+				return e;
+			continue;
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP)))
+			continue;
+		struct status_msg m;
+		ssize_t n = read(rd, &m, sizeof(m));
+		if (n != (ssize_t)sizeof(m)) {
+			pr_err("restore: a task died while setting itself up");
+			return -ECHILD;
+		}
+		m.msg[sizeof(m.msg) - 1] = '\0';
+		if (m.err) {
+			log_reset_first_error();
+			pr_err("%s", m.msg[0] ? m.msg : "a task failed while setting itself up");
+			return m.err < 0 ? m.err : -EIO;
+		}
+		ready++;
+	}
+	return 0;
+}

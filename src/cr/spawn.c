@@ -1,0 +1,689 @@
+/* Restore: creating the tasks. Each task is created by its creator (its parent, or a
+ * session leader that is its sibling) with clone3 and its pids at every level; in the
+ * new task (a fork of stasis: the "restore child") restore_task sets up its namespaces,
+ * creates its own children, then what it can do for itself (the child stage of
+ * src/cr/stages.c), reports ready and waits to be rebuilt by stasis. */
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "cr/pidreq.h"
+#include "cr/resource.h"
+#include "cr/restore_int.h"
+#include "files/files.h"
+#include "ns/cgroup.h"
+#include "ns/mnt.h"
+#include "ns/ns.h"
+#include "ns/userns.h"
+#include "sys/syscalls.h"
+
+static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
+static int fetch_deferred(struct rst_tree *t, size_t idx);
+/* Create the children of task @idx (alive and zombie), each with its pid. */
+static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens);
+
+static void report(int fd, pid_t pid, int err, const char *msg)
+{
+	struct status_msg m = { .pid = pid, .err = err };
+	snprintf(m.msg, sizeof(m.msg), "%s", msg ? msg : "");
+	(void)!write(fd, &m, sizeof(m));
+}
+
+static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int err)
+{
+	report(status_fd, pid, err ? err : -EIO, log_first_error());
+	_exit(1);
+}
+
+/* Who creates task @j: its parent, or — for a task in the session of a leader that is its
+ * sibling (reparented to their common parent) — that leader, with CLONE_PARENT. */
+pid_t rst_creator_of(const Inventory *inv, size_t j)
+{
+	const TaskEntry *e = inv->tasks[j];
+	ssize_t p = rst_task_index(inv, e->ppid);
+	if (j && p >= 0 && e->sid != e->pid && e->sid != inv->tasks[p]->sid) {
+		ssize_t l = rst_task_index(inv, e->sid);
+		if (l > 0 && inv->tasks[l]->ppid == e->ppid && !inv->tasks[l]->zombie)
+			return e->sid;
+	}
+	return e->ppid;
+}
+
+/* Process groups whose leader exited: pgid of a live task, not a task of the tree, not
+ * the root's own (outside) group. */
+static bool is_orphan_group(const Inventory *inv, pid_t pgid)
+{
+	return rst_task_index(inv, pgid) < 0 && pgid != inv->tasks[0]->pgid;
+}
+
+size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		pid_t g = t->inv->tasks[i]->pgid;
+		if (t->inv->tasks[i]->zombie || !is_orphan_group(t->inv, g))
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < n; k++)
+			seen |= out[k] == g;
+		if (!seen)
+			out[n++] = g;
+	}
+	return n;
+}
+
+/* clone3 with the pid at every pid-namespace level (@ids outermost first, as in NSpid;
+ * NULL: just @want), CLONE_NEWPID when the task is the init of a new namespace. */
+static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
+			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd)
+{
+	pid_t set[PROC_MAX_NS_LEVEL];
+	if (!ids || !nids) {
+		set[0] = want;
+		nids = 1;
+	} else if (nids > PROC_MAX_NS_LEVEL) {
+		pr_err("image: pid %d has %zu pid-namespace levels", want, nids);
+		errno = EINVAL;
+		return -1;
+	} else {
+		for (size_t k = 0; k < nids; k++)
+			set[k] = ids[nids - 1 - k];
+	}
+	/* innermost first: leaving out the outer levels shortens the array */
+	nids -= MIN(skip_outer, nids);
+	struct stasis_clone_args ca = {
+		.flags = (parent ? CLONE_PARENT : 0) | flags | (pidfd ? CLONE_PIDFD : 0),
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = parent ? 0 : (uint64_t)exit_signal,
+		.set_tid = nids ? (uint64_t)(uintptr_t)set : 0,
+		.set_tid_size = nids,
+	};
+	pr_debug("restore: clone3 flags %#llx, %zu pids (innermost %d) for pid %d",
+		 (unsigned long long)ca.flags, nids, nids ? set[0] : 0, want);
+	pid_t child = (pid_t)sys_clone3(&ca, sizeof(ca));
+	if (child < 0) {
+		int err = errno;
+		if (err == EEXIST)
+			pr_err("pid %d is already in use: cannot restore the task with its pid", want);
+		else
+			pr_err("clone3 for pid %d: %s", want, strerror(err));
+		errno = err;
+	}
+	return child;
+}
+
+/* Is user namespace @ns (an image id) @anc or below it? The dumper's namespace is the
+ * top: every namespace of the tree is below it. */
+static bool userns_below(const struct rst_tree *t, uint64_t ns, uint64_t anc)
+{
+	for (int depth = 0; depth < 64; depth++) {
+		if (ns == anc || anc == t->inv->dumper_userns)
+			return true;
+		uint64_t up = 0;
+		for (size_t i = 0; i < t->n && !up; i++)
+			if (t->procs[i] && t->procs[i]->core->userns &&
+			    t->procs[i]->core->userns->id == ns)
+				up = t->procs[i]->core->userns->parent;
+		if (!up || up == t->inv->dumper_userns)
+			return false;
+		ns = up;
+	}
+	return false;
+}
+
+/* The user namespace task @i lives in (the dumper's when unknown). */
+static uint64_t userns_of(const struct rst_tree *t, ssize_t i)
+{
+	if (i < 0 || !t->procs[i] || !t->procs[i]->core->ns || !t->inv->has_dumper_userns)
+		return t->inv->dumper_userns;
+	return t->procs[i]->core->ns->user;
+}
+
+/* How many outer pid-namespace levels of task @j its creator (@creator, -1: stasis)
+ * cannot set with set_tid: those whose pid namespace is owned by a user namespace above
+ * the creator's. Level 0 is owned by the dumper's; level k by the user namespace of the
+ * init of that level (an ancestor of @j). */
+/* The init of pid-namespace level @k (>= 1) of task @j: @j or one of its ancestors;
+ * -1 if none (the level's init is not in the tree). */
+ssize_t rst_level_init(const struct rst_tree *t, size_t j, size_t k)
+{
+	ssize_t a = (ssize_t)j;
+	for (int hops = 0; a >= 0 && hops < 65536; hops++) {
+		const TaskEntry *ae = t->inv->tasks[a];
+		if (ae->n_nspid == k + 1 && ae->nspid[k] == 1)
+			return a;
+		a = a ? rst_task_index(t->inv, ae->ppid) : -1;
+	}
+	return -1;
+}
+
+static size_t unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j)
+{
+	const TaskEntry *e = t->inv->tasks[j];
+	size_t nlev = e->n_nspid ? e->n_nspid : 1, n = 0;
+	uint64_t mine = userns_of(t, creator);
+	if (creator < 0 || !t->inv->has_dumper_userns || mine == t->inv->dumper_userns)
+		return 0;
+	for (size_t k = 0; k < nlev; k++) {
+		uint64_t owner = t->inv->dumper_userns;
+		if (k)
+			owner = userns_of(t, rst_level_init(t, j, k));
+		if (userns_below(t, owner, mine))
+			break;
+		n = k + 1;
+	}
+	return n;
+}
+
+/* The creator of @pid, once @pid exists: its user namespace's maps. A creator other
+ * than stasis whose write was refused asks stasis (which holds the helper). */
+static int write_maps(struct rst_tree *t, ssize_t creator, pid_t pid, const UserNs *u)
+{
+	if (creator < 0)
+		return rst_stasis_write_maps(t, pid);
+	int ret = userns_write_maps(t->proc_dfd, pid, u, t->have_helper);
+	if (ret != -EPERM || !t->have_helper)
+		return ret;
+	int priv[2];
+	int32_t answer = -EIO;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+		return pr_perror("restore: socketpair");
+	ret = pidreq_send(t->pidreq_wr, PIDREQ_ID_MAPS, pid, 0, priv[1]);
+	close(priv[1]);
+	if (!ret)
+		ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL);
+	close(priv[0]);
+	if (ret)
+		return pr_errno(ret, "restore: ask stasis for the id maps of pid %d", pid);
+	return answer;
+}
+
+/* A new task in a user namespace of its own said it is dumpable (its /proc files, the
+ * maps among them, are then its owner's, not root's). */
+static int wait_dumpable(int fd, pid_t pid)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c = 0;
+	if (poll(&p, 1, 10000) != 1 || read(fd, &c, 1) != 1 || c != 'd') {
+		pr_err("restore: pid %d did not get ready for its user namespace maps", pid);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Create task @j with its pids; does not return in the child. Returns its pid (as the
+ * creator sees it) or -errno. The new task waits for the creator's go when the creator
+ * must first write its user namespace maps, or have stasis check its pid: pids at levels
+ * the creator has no rights over come from ns_last_pid written by stasis. */
+pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_signal,
+			bool parent, uint64_t flags)
+{
+	const TaskEntry *e = t->inv->tasks[j];
+	const UserNs *u = t->procs[j] ? t->procs[j]->core->userns : NULL;
+	size_t skip = unsettable_levels(t, creator, j);
+	for (int attempt = 0;; attempt++) {
+		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
+		int ret = 0;
+		int32_t answer = 0;
+		if ((u || skip) && pipe2(go, O_CLOEXEC) < 0)
+			return pr_perror("restore: pipe");
+		if (u && pipe2(dm, O_CLOEXEC) < 0) {
+			ret = pr_perror("restore: pipe");
+			close(go[0]);
+			close(go[1]);
+			return ret;
+		}
+		if (skip) {
+			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+				ret = pr_perror("restore: socketpair");
+			if (!ret)
+				ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_PID, e->pid,
+						  (int32_t)skip, priv[1]);
+			if (priv[1] >= 0)
+				close(priv[1]);
+			if (!ret)
+				ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL);
+			if (!ret && answer)
+				ret = answer;
+			if (ret) {
+				pr_errno(ret, "restore: stasis could not prepare pid %d", e->pid);
+				close(go[0]);
+				close(go[1]);
+				if (priv[0] >= 0)
+					close(priv[0]);
+				if (dm[0] >= 0) {
+					close(dm[0]);
+					close(dm[1]);
+				}
+				return ret;
+			}
+		}
+		t->go_rd = go[0];
+		struct userns_owner owner;
+		userns_owner_begin((flags & CLONE_NEWUSER) ? u : NULL, &owner);
+		t->dumpable_wr = dm[1];
+		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
+					     flags, skip, skip ? &pidfd : NULL);
+		if (child == 0) {
+			if (go[1] >= 0)
+				close(go[1]);
+			if (priv[0] >= 0)
+				close(priv[0]);
+			if (dm[0] >= 0)
+				close(dm[0]);
+			restore_task(t, j);
+		}
+		t->dumpable_wr = -1;
+		if (dm[1] >= 0)
+			close(dm[1]);
+		ret = child < 0 ? -errno : 0;
+		/* (a failure here leaves the creator with another euid: the child goes) */
+		int oret = userns_owner_end(&owner);
+		ret = ret ?: oret;
+		if (ret == -EPERM)
+			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
+			       "CAP_SYS_ADMIN over its pid namespaces",
+			       e->pid);
+		if (skip) {
+			int32_t verdict = -EIO;
+			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, 0, pidfd);
+			if (!r && !ret)
+				r = pidreq_recv(priv[0], NULL, &verdict, NULL, NULL);
+			close(priv[0]);
+			if (pidfd >= 0)
+				close(pidfd);
+			if (!ret)
+				ret = r ? r : verdict;
+		}
+		if (go[0] >= 0) {
+			close(go[0]);
+			t->go_rd = -1;
+		}
+		if (!ret && u)
+			ret = wait_dumpable(dm[0], e->pid);
+		if (dm[0] >= 0)
+			close(dm[0]);
+		if (!ret && u)
+			ret = write_maps(t, creator, e->pid, u);
+		if (!ret && go[1] >= 0 && write(go[1], "g", 1) != 1)
+			ret = pr_perror("restore: let pid %d go", e->pid);
+		if (go[1] >= 0)
+			close(go[1]);
+		if (ret && child > 0) {
+			/* just created by us, it did nothing yet: it dies */
+			kill(child, SIGKILL);
+			while (!parent && waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
+				;
+		}
+		if (ret == -EAGAIN && attempt < 8) {
+			/* another process took the pid between stasis's ns_last_pid write and
+			 * the clone: it may be short-lived, wait a little more each time */
+			struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (ret == -EAGAIN)
+			pr_err("pid %d: another process kept taking it while it was being restored "
+			       "(%d attempts)",
+			       e->pid, attempt + 1);
+		return ret ? ret : child;
+	}
+}
+
+/* The task starts a pid namespace of its own: one level deeper than its creator. */
+bool rst_new_pid_ns(const Inventory *inv, size_t j)
+{
+	const TaskEntry *e = inv->tasks[j];
+	ssize_t p = j ? rst_task_index(inv, e->ppid) : -1;
+	size_t plen = p >= 0 ? inv->tasks[p]->n_nspid : 1;
+	return e->n_nspid > 1 && e->n_nspid == plen + 1 && e->nspid[e->n_nspid - 1] == 1;
+}
+
+/* A helper leading process group @g until the members joined it; then stasis kills it. */
+static __attribute__((noreturn)) void group_helper(struct rst_tree *t, pid_t g)
+{
+	int st = t->status_wr;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (t->have_helper)
+		helper_child_after_fork(&t->helper);
+	if (setpgid(0, 0) < 0)
+		child_fail(st, g, pr_perror("restore: helper for process group %d", g));
+	report(st, g, 0, NULL);
+	for (;;)
+		pause();
+}
+
+/* The pids of process group @g at every level its members see it (NSpgid of a member),
+ * outermost first, in @ids; their count (0: the image has only the outermost). */
+static size_t group_levels(const struct rst_tree *t, pid_t g, const int32_t **ids)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const TaskEntry *e = t->inv->tasks[i];
+		if (e->zombie || e->pgid != g || e->n_nspgid < 2 || e->n_nspgid > PROC_MAX_NS_LEVEL ||
+		    e->n_nspgid != e->n_nspid || e->nspgid[0] != g)
+			continue;
+		*ids = e->nspgid;
+		return e->n_nspgid;
+	}
+	return 0;
+}
+
+/* Create the helpers, by the root (@from_root: it leads the session) or by stasis. A group
+ * inside the root's pid namespace gets its pid at every level: the root creates it there
+ * anyway; stasis enters the root's namespace for it (the group's members see it there). */
+int rst_create_helpers(struct rst_tree *t, bool from_root)
+{
+	const TaskEntry *root = t->inv->tasks[0];
+	size_t root_lvl = root->n_nspid ? root->n_nspid : 1;
+	for (size_t k = 0; k < t->n_helpers; k++) {
+		const int32_t *ids = NULL;
+		size_t nids = group_levels(t, t->helpers[k], &ids);
+		int self = -1, ret = 0;
+		if (nids > 1 && nids != root_lvl) {
+			pr_err("restore: process group %d (leader gone) is in a pid namespace below "
+			       "the root's: not supported",
+			       t->helpers[k]);
+			return -EOPNOTSUPP;
+		}
+		if (nids > 1 && !from_root) {
+			char path[64];
+			snprintf(path, sizeof(path), "%d/ns/pid", root->pid);
+			_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+			self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+			if (nsfd < 0 || self < 0 || setns(nsfd, CLONE_NEWPID) < 0) {
+				ret = pr_perror("restore: enter the root's pid namespace for the "
+						"helper of group %d",
+						t->helpers[k]);
+				if (self >= 0)
+					close(self);
+				return ret;
+			}
+		}
+		pid_t h = clone_with_ids(t->helpers[k], nids > 1 ? ids : NULL, nids > 1 ? nids : 0,
+					 SIGCHLD, from_root, 0, 0, NULL);
+		if (h == 0)
+			group_helper(t, t->helpers[k]);
+		ret = h < 0 ? -errno : 0;
+		if (self >= 0) {
+			if (setns(self, CLONE_NEWPID) < 0 && !ret)
+				ret = pr_perror("restore: back to stasis's pid namespace");
+			close(self);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Create the tasks task @idx creates (alive and zombie), each with its pid. Children
+ * sharing its fd table are created last (@sharers), once the table is the task's.
+ * Children in a time namespace of their own (their creator unshared it) come after the
+ * others, each entering a new one with its offsets. */
+static int create_children(struct rst_tree *t, size_t idx, bool sharers)
+{
+	int ret = create_children_pass(t, idx, sharers, false);
+	return ret ? ret : create_children_pass(t, idx, sharers, true);
+}
+
+static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens)
+{
+	const TaskEntry *me = t->inv->tasks[idx];
+	for (size_t j = 1; j < t->n; j++) {
+		const TaskEntry *e = t->inv->tasks[j];
+		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
+			continue;
+		const TimeNs *tn = t->procs[j] ? t->procs[j]->core->time_ns : NULL;
+		if ((tn != NULL) != timens)
+			continue;
+		if (tn) {
+			int r = ns_enter_time_for_children(tn);
+			if (r)
+				return r;
+		}
+		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
+		if (t->procs[j])
+			fl |= ns_clone_flags(t->procs[j]->core);
+		if (rst_new_pid_ns(t->inv, j))
+			fl |= CLONE_NEWPID;
+		pid_t child = rst_spawn_task(t, (ssize_t)idx, j,
+					 e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
+					 e->ppid != me->pid, fl);
+		if (child < 0)
+			return (int)child;
+		t->spawned[j] = child;
+	}
+	return 0;
+}
+
+static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx, int st)
+{
+	const TaskEntry *e = t->inv->tasks[idx];
+	int status = e->has_exit_status ? e->exit_status : 0;
+
+	report(st, e->pid, 0, NULL);
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		struct rlimit no_core = { 0, 0 };
+		sigset_t set;
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), sig);
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/* A new task: its creator says go once its pid and user namespace are right. -EPIPE
+ * (nothing logged) if the creator closed the pipe instead: it failed and says why. */
+static int wait_go(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c = 0;
+	int polled = poll(&p, 1, 10000);
+	ssize_t n = polled == 1 ? read(fd, &c, 1) : -1;
+	if (n == 0)
+		return -EPIPE;
+	if (n != 1 || c != 'g') {
+		pr_err("restore: pid %d was not let go by its creator", getpid());
+		return -EIO;
+	}
+	return 0;
+}
+
+struct late_arg {
+	const struct rst_tree *t;
+	size_t idx;
+};
+
+/* In a creator: an fd of the pid namespace (image id @id) a child it created is the init
+ * of. */
+static int child_pidns(void *arg, uint64_t id)
+{
+	const struct late_arg *a = arg;
+	const struct rst_tree *t = a->t;
+	pid_t me = t->inv->tasks[a->idx]->pid;
+	for (size_t j = 1; j < t->n; j++) {
+		const struct rst_ctx *cj = t->procs[j];
+		if (!cj || !cj->core->ns || cj->core->ns->pid != id || !t->spawned[j] ||
+		    rst_creator_of(t->inv, j) != me || !rst_new_pid_ns(t->inv, j))
+			continue;
+		_cleanup_close_ int pfd = sys_pidfd_open(t->spawned[j], 0);
+		int fd = pfd < 0 ? -1 : ioctl(pfd, PIDFD_GET_PID_NAMESPACE, 0);
+		if (fd < 0)
+			return pr_perror("restore: the pid namespace of pid %d", t->inv->tasks[j]->pid);
+		return fd;
+	}
+	pr_err("pid %d: a proc of pid namespace %llu, neither its own nor one of its children's: "
+	       "not supported yet",
+	       me, (unsigned long long)id);
+	return -EOPNOTSUPP;
+}
+
+static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
+{
+	const TaskEntry *e = t->inv->tasks[idx];
+	struct rst_ctx *c = t->procs[idx];
+	int st = t->status_wr;
+	int ret;
+
+	/* A failed restore kills the root: everything below goes with it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (t->have_helper)
+		helper_child_after_fork(&t->helper);
+	log_reset_first_error();
+	if (t->status_rd >= 0) {
+		close(t->status_rd);
+		t->status_rd = -1;
+	}
+	/* A stasis with file capabilities is not dumpable, nor is this fork of it, so its
+	 * /proc files are root's: a task in a new user namespace becomes dumpable before its
+	 * creator writes its maps (it holds no privilege outside that namespace any more:
+	 * capabilities are relative to the user namespace). */
+	if (t->dumpable_wr >= 0) {
+		if (prctl(PR_GET_DUMPABLE) != 1 && prctl(PR_SET_DUMPABLE, 1) < 0)
+			child_fail(st, e->pid, pr_perror("restore: make pid %d dumpable", e->pid));
+		if (write(t->dumpable_wr, "d", 1) != 1)
+			child_fail(st, e->pid, pr_perror("restore: pid %d: tell its creator", e->pid));
+		close(t->dumpable_wr);
+		t->dumpable_wr = -1;
+	}
+	if (t->go_rd >= 0 && (ret = wait_go(t->go_rd))) {
+		if (ret == -EPIPE)
+			_exit(1); /* not a second report racing the creator's own */
+		child_fail(st, e->pid, ret);
+	}
+	if (c && c->core->userns && (ret = userns_child_enter(c->core->userns)))
+		child_fail(st, e->pid, ret);
+	if (t->go_rd >= 0) {
+		close(t->go_rd);
+		t->go_rd = -1;
+	}
+	for (size_t k = 0; idx == 0 && k < t->n_join; k++) {
+		if (setns(t->join_fd[k], t->join_type[k]) < 0)
+			child_fail(st, e->pid, pr_perror("restore: join the namespace of --join-ns %s",
+							 t->opts->join_ns[k]));
+		close(t->join_fd[k]);
+	}
+	t->n_join = 0;
+	if (c && (ret = ns_restore_child(c)))
+		child_fail(st, e->pid, ret);
+	/* (its mount tree is rebuilt: what is opened by path there can be opened now) */
+	if (c && c->core->mnt && (ret = fetch_deferred(t, idx)))
+		child_fail(st, e->pid, ret);
+	if (e->sid == e->pid && setsid() < 0)
+		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
+	if (e->pgid == e->pid && e->sid != e->pid && setpgid(0, 0) < 0)
+		child_fail(st, e->pid, pr_perror("restore: setpgid in pid %d", e->pid));
+	if (!c)
+		zombie_task(t, idx, st);
+	ret = idx == 0 && t->helpers_from_root ? rst_create_helpers(t, true) : 0;
+	/* Children first: they must inherit the fd table of stasis, not the task's. */
+	if (!ret)
+		ret = create_children(t, idx, false);
+	if (ret)
+		child_fail(st, e->pid, ret);
+
+	/* Service fds next, above every fd the task will own (through numbers above both,
+	 * so that moving one never clobbers the other). */
+	int s_st = c->svc_lo + SVC_STATUS, s_lg = c->svc_lo + SVC_LOG;
+	int hi = t->fd_top + 8;
+	int s_pr = c->svc_lo + SVC_PIDREQ;
+	int t_st = fcntl(st, F_DUPFD_CLOEXEC, hi);
+	int t_lg = fcntl(log_get_fd(), F_DUPFD_CLOEXEC, hi);
+	int t_pr = fcntl(t->pidreq_wr, F_DUPFD_CLOEXEC, hi);
+	if (t_st < 0 || t_lg < 0 || t_pr < 0 || dup3(t_st, s_st, O_CLOEXEC) < 0 ||
+	    dup3(t_lg, s_lg, O_CLOEXEC) < 0 || dup3(t_pr, s_pr, O_CLOEXEC) < 0)
+		child_fail(st, e->pid, pr_perror("restore: move service fds"));
+	close(t_st);
+	close(t_lg);
+	close(t_pr);
+	t->pidreq_wr = s_pr;
+	st = s_st;
+	/* tasks created from here on (sharing this fd table) find the status pipe here */
+	t->status_wr = s_st;
+	log_set_fd(s_lg);
+	c->gfd = t->gfd;
+	c->n_gfd = t->n_gfd;
+	ret = res_restore(STAGE_CHILD, c);
+	/* children sharing the fd table, now that it is the task's */
+	if (!ret)
+		ret = create_children(t, idx, true);
+	/* procs of the children's pid namespaces, which exist now */
+	struct late_arg la = { t, idx };
+	if (!ret)
+		ret = mnt_restore_late(c, child_pidns, &la);
+	if (ret)
+		child_fail(st, e->pid, ret);
+	/* A stasis with file capabilities is not dumpable, and neither is this fork of it:
+	 * without CAP_SYS_PTRACE the restorer could not seize it. Become dumpable only now,
+	 * right before the restorer attaches (the image's dumpable flag is set later). */
+	if (prctl(PR_GET_DUMPABLE) != 1 && prctl(PR_SET_DUMPABLE, 1) < 0)
+		child_fail(st, e->pid, pr_perror("restore: make pid %d traceable", e->pid));
+	report(st, e->pid, 0, NULL);
+	/* Wait to be frozen and replaced; every signal is blocked. */
+	for (;;)
+		pause();
+}
+
+/* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
+ * (and the cwds of those in user namespaces), opened there by stasis, put in place
+ * before the tasks are created (they inherit them). */
+static int fetch_deferred(struct rst_tree *t, size_t idx)
+{
+	bool any = false;
+	for (uint32_t id = 1; t->defer && id < t->n_gfd; id++)
+		any |= t->defer[id] == (ssize_t)idx;
+	for (size_t j = 0; j < t->n; j++)
+		any |= t->procs[j] && t->procs[j]->cwd_deferred && rst_mnt_creator(t, j) == (ssize_t)idx;
+	if (!any)
+		return 0;
+	pid_t me = t->inv->tasks[idx]->pid;
+	int priv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+		return pr_perror("restore: socketpair");
+	int ret = pidreq_send(t->pidreq_wr, PIDREQ_OPEN_FILES, me, 0, priv[1]);
+	close(priv[1]);
+	for (int n = 0; !ret && n < (1 << 21); n++) {
+		int32_t val, aux;
+		int fd;
+		ret = pidreq_recv(priv[0], NULL, &val, &aux, &fd);
+		if (ret)
+			break;
+		if (val == 0) {
+			ret = aux;
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (fd < 0 || (val > 0 && (uint32_t)val >= t->n_gfd) || (val < 0 && aux < 3)) {
+			ret = -EPROTO;
+		} else if (val > 0) {
+			int r = fcntl(fd, F_DUPFD_CLOEXEC, t->gfd_base);
+			ret = r < 0 ? pr_perror("restore: place a shared file") : 0;
+			if (r >= 0)
+				t->gfd[val] = r;
+		} else if (dup3(fd, aux, O_CLOEXEC) < 0) {
+			ret = pr_perror("restore: place a cwd at fd %d", aux);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	close(priv[0]);
+	if (ret)
+		pr_errno(ret, "restore: the files of the mount namespace of pid %d", me);
+	return ret;
+}
