@@ -1,10 +1,11 @@
 /* Namespaces: the identity of every namespace of every task is recorded; a task whose
  * namespace of a kind differs from its parent's (for the root, from the restorer's)
- * created it, and is restored with the matching CLONE_NEW* flag and its contents: UTS
- * names here, IPC (src/ns/ipc.c), network (src/net/netns.c), user (src/ns/userns.c), mount
- * (src/ns/mnt.c), time offsets here, PID namespaces through set_tid arrays of the full
- * depth, cgroup namespaces (their roots, src/ns/cgroup.c) unshared by the restore child
- * itself. --join-ns puts the restored root into an existing namespace instead. */
+ * created it, and is restored with the matching CLONE_NEW* flag and its contents. Each
+ * kind is one row of the ns_ops table below (its dump, what the restore child does in
+ * the new namespace, --join-ns, --pin-ns): UTS names and time offsets here, IPC
+ * (src/ns/ipc.c), network (src/net/netns.c), user (src/ns/userns.c), mount
+ * (src/ns/mnt.c), cgroup (src/ns/cgroup.c), PID namespaces through set_tid arrays of the
+ * full depth. --join-ns puts the restored root into an existing namespace instead. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -31,27 +32,21 @@
 #include "ns/ns.h"
 #include "ns/userns.h"
 
-static const struct ns_kind {
-	const char *name;
-	size_t off; /* of the id in NsIds */
-	bool supported;
-} kinds[] = {
-	{ "uts", offsetof(NsIds, uts), true },	   { "ipc", offsetof(NsIds, ipc), true },
-	{ "mnt", offsetof(NsIds, mnt), true },	   { "net", offsetof(NsIds, net), true },
-	{ "pid", offsetof(NsIds, pid), true },	   { "user", offsetof(NsIds, user), true },
-	{ "cgroup", offsetof(NsIds, cgroup), true }, { "time", offsetof(NsIds, time), true },
-};
+/* One row per namespace kind (struct ns_ops in ns/ns.h), in the order the stages run
+ * them; defined below, after the hooks. */
+static const struct ns_ops kinds[];
+#define NR_KINDS 8
 
-static uint64_t *ns_field(NsIds *ids, const struct ns_kind *k)
+static uint64_t *ns_field(NsIds *ids, const struct ns_ops *k)
 {
-	return (uint64_t *)((char *)ids + k->off);
+	return (uint64_t *)((char *)ids + k->id_off);
 }
 
 /* Read the namespace ids of /proc/<dirfd>/ns/ (dirfd: a /proc/PID directory). */
 static int read_ids(int dirfd, NsIds *ids)
 {
 	ns_ids__init(ids);
-	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+	for (size_t i = 0; i < NR_KINDS; i++) {
 		char path[32];
 		struct stat st;
 		snprintf(path, sizeof(path), "ns/%s", kinds[i].name);
@@ -201,6 +196,17 @@ static int read_uts(pid_t pid, UtsNs **out)
 	return uts->hostname && uts->domainname ? 0 : -ENOMEM;
 }
 
+/* Did task @i enter namespace @id with setns (another task's, or stasis's) rather than
+ * create it? */
+static bool ns_joined(struct dump_ctx **procs, size_t i, const struct ns_ops *k, uint64_t id,
+		      NsIds *mine)
+{
+	bool joined = id == *ns_field(mine, k);
+	for (size_t j = 0; j < i; j++)
+		joined |= *ns_field(procs[j]->core->ns, k) == id;
+	return joined;
+}
+
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 {
 	_cleanup_close_ int self = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -210,114 +216,30 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 	int ret = read_ids(self, &mine);
 	if (!ret)
 		ret = userns_dump_tree(procs, n, ppid, mine.user);
-	if (ret)
-		return ret;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !ret; i++) {
 		NsIds *ids = procs[i]->core->ns;
-		NsIds *parent = &mine;
-		for (size_t j = 0; j < i; j++)
-			if (procs[j]->pid == ppid[i])
-				parent = procs[j]->core->ns;
-		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
-			uint64_t v = *ns_field(ids, &kinds[k]);
-			if (!v || v == *ns_field(&mine, &kinds[k]))
-				continue;
-			if (!kinds[k].supported) {
-				pr_err("pid %d is in a %s namespace other than stasis's: %s "
-				       "namespaces are not supported yet",
-				       procs[i]->pid, kinds[k].name, kinds[k].name);
-				return -EOPNOTSUPP;
-			}
-		}
-		/* PID namespaces: a task is in its parent's, or is the init (pid 1) of a child
-		 * namespace of its parent's; it is then created with CLONE_NEWPID and a
-		 * set_tid array of the full depth. Tasks that joined a namespace with setns
-		 * cannot be rebuilt yet. */
-		if (ids->pid != parent->pid) {
-			const struct proc_status *st = &procs[i]->status;
-			size_t plen = 1;
-			for (size_t j = 0; j < i; j++)
-				if (procs[j]->pid == ppid[i])
-					plen = procs[j]->status.nspid_len;
-			if (!st->nspid_len || st->nspid[st->nspid_len - 1] != 1 ||
-			    st->nspid_len != plen + 1) {
-				pr_err("pid %d is in a pid namespace it is not the init of (NSpid depth "
-				       "%zu): not supported yet",
-				       procs[i]->pid, st->nspid_len);
-				return -EOPNOTSUPP;
-			}
-		}
-		if (ids->time && ids->time != parent->time) {
-			ret = read_time_offsets(procs[i]->procfd, procs[i]->pid,
-						&procs[i]->core->time_ns);
-			if (ret)
-				return ret;
-		}
-		if (ids->uts != parent->uts) {
-			ret = read_uts(procs[i]->pid, &procs[i]->core->uts);
-			if (ret)
-				return ret;
-		}
-		/* Cgroup namespaces: the same rule; the roots are read by src/ns/cgroup.c. Before
-		 * the mount namespace: a fresh cgroup mount is rebuilt inside this one. */
 		const struct dump_ctx *pc = NULL;
 		for (size_t j = 0; j < i; j++)
 			if (procs[j]->pid == ppid[i])
 				pc = procs[j];
+		NsIds *parent = pc ? pc->core->ns : &mine;
+		/* the cgroup namespace it is in when the tree created it (its own, set by the
+		 * cgroup row, or its parent's) */
 		procs[i]->cgns = pc ? pc->cgns : NULL;
-		if (ids->cgroup && ids->cgroup != parent->cgroup) {
-			bool joined = ids->cgroup == mine.cgroup;
-			for (size_t j = 0; j < i; j++)
-				joined |= procs[j]->core->ns->cgroup == ids->cgroup;
-			if (joined) {
-				pr_err("pid %d is in a cgroup namespace other than its parent's that it "
-				       "did not create (setns): not supported",
-				       procs[i]->pid);
+		for (size_t k = 0; k < NR_KINDS && !ret; k++) {
+			uint64_t id = *ns_field(ids, &kinds[k]);
+			if (!kinds[k].dump || !id || id == *ns_field(parent, &kinds[k]))
+				continue;
+			if (kinds[k].refuse_joined && ns_joined(procs, i, &kinds[k], id, &mine)) {
+				pr_err("pid %d is in %s other than its parent's that it did not create "
+				       "(setns): not supported yet",
+				       procs[i]->pid, kinds[k].what);
 				return -EOPNOTSUPP;
 			}
-			ret = cgroup_ns_dump(procs[i]);
-			if (ret)
-				return ret;
-			procs[i]->cgns = procs[i]->core->cgroupns;
-		}
-		/* Mount namespaces: the same rule; the tree is read by src/ns/mnt.c. */
-		if (ids->mnt && ids->mnt != parent->mnt) {
-			bool joined = ids->mnt == mine.mnt;
-			const struct dump_ctx *creator = NULL;
-			for (size_t j = 0; j < i; j++) {
-				joined |= procs[j]->core->ns->mnt == ids->mnt;
-				if (procs[j]->pid == ppid[i])
-					creator = procs[j];
-			}
-			if (joined) {
-				pr_err("pid %d is in a mount namespace other than its parent's that it "
-				       "did not create (setns): not supported yet",
-				       procs[i]->pid);
-				return -EOPNOTSUPP;
-			}
-			ret = mnt_dump_ns(procs[i], creator);
-			if (ret)
-				return ret;
-		}
-		/* IPC: a task whose namespace differs from its parent's created it (unshare or
-		 * clone); one that joined an existing namespace with setns cannot be rebuilt. */
-		if (ids->ipc && ids->ipc != parent->ipc) {
-			bool joined = ids->ipc == mine.ipc;
-			for (size_t j = 0; j < i; j++)
-				joined |= procs[j]->core->ns->ipc == ids->ipc;
-			if (joined) {
-				pr_err("pid %d is in an IPC namespace other than its parent's that it "
-				       "did not create (setns): not supported yet",
-				       procs[i]->pid);
-				return -EOPNOTSUPP;
-			}
-			/* (read inside the owning user namespace: owners as its tasks see them) */
-			ret = ipc_dump_ns(procs[i]->pid, &procs[i]->core->ipc);
-			if (ret)
-				return ret;
+			ret = kinds[k].dump(procs[i], pc);
 		}
 	}
-	return net_dump_tree(procs, n, ppid, mine.net);
+	return ret ? ret : net_dump_tree(procs, n, ppid, mine.net);
 }
 
 #define LAST_PID_PATH "/proc/sys/kernel/ns_last_pid"
@@ -476,48 +398,21 @@ int ns_restore_last_pid(struct rst_ctx *c)
 uint64_t ns_clone_flags(const Core *core)
 {
 	uint64_t fl = 0;
-	if (core->userns)
-		fl |= CLONE_NEWUSER; /* first: the others created with it are owned by it */
-	if (core->net)
-		fl |= CLONE_NEWNET;
-	if (core->uts)
-		fl |= CLONE_NEWUTS;
-	if (core->ipc)
-		fl |= CLONE_NEWIPC;
-	if (core->mnt)
-		fl |= CLONE_NEWNS;
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if (kinds[k].in_clone && kinds[k].created(core))
+			fl |= (uint64_t)kinds[k].clone_flag;
 	return fl;
 }
 
 /* In the restore child, right after clone3(CLONE_NEWUTS / CLONE_NEWIPC). */
 int ns_restore_child(struct rst_ctx *c)
 {
-	/* the cgroup namespace first: a fresh cgroup mount of the tree shows its root */
-	int cret = cgroup_ns_restore_child(c);
-	if (cret)
-		return cret;
-	int mret = mnt_restore_child(c); /* then the mount tree: src/ns/mnt.c */
-	if (mret)
-		return mret;
-	int nret = net_restore(c); /* links, addresses, routes, sysctls: src/net/netns.c */
-	if (nret)
-		return nret;
-	if (c->core->ipc) {
-		int ret = ipc_restore_ns(c->core->ipc, c->pid, c->proc_dfd);
-		if (ret)
-			return ret;
-	}
-	const UtsNs *u = c->core->uts;
-	if (!u)
-		return 0;
-	if (strlen(u->hostname) > 64 || strlen(u->domainname) > 64) {
-		pr_err("image: UTS names of pid %d are too long", c->pid);
-		return -EINVAL;
-	}
-	if (sethostname(u->hostname, strlen(u->hostname)) < 0)
-		return pr_perror("restore: sethostname %s", u->hostname);
-	if (setdomainname(u->domainname, strlen(u->domainname)) < 0)
-		return pr_perror("restore: setdomainname %s", u->domainname);
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if (kinds[k].restore_child && kinds[k].created(c->core)) {
+			int ret = kinds[k].restore_child(c);
+			if (ret)
+				return ret;
+		}
 	return 0;
 }
 
@@ -562,18 +457,9 @@ int ns_join_open(const char *spec, int *fd, int *nstype)
 
 void ns_join_forget(Core *root, int nstype)
 {
-	if (nstype == CLONE_NEWUTS && root->uts) {
-		protobuf_c_message_free_unpacked(&root->uts->base, NULL);
-		root->uts = NULL;
-	}
-	if (nstype == CLONE_NEWIPC && root->ipc) {
-		protobuf_c_message_free_unpacked(&root->ipc->base, NULL);
-		root->ipc = NULL;
-	}
-	if (nstype == CLONE_NEWNET && root->net) {
-		protobuf_c_message_free_unpacked(&root->net->base, NULL);
-		root->net = NULL;
-	}
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if (kinds[k].forget && kinds[k].clone_flag == nstype)
+			kinds[k].forget(root);
 }
 
 /* --- --pin-ns DIR ------------------------------------------------------------------- */
@@ -651,22 +537,10 @@ static int pin_plan(struct ns_pins *p, const char *kind, pid_t pid)
 
 int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid)
 {
-	uint64_t fl = ns_clone_flags(core);
-	static const struct {
-		uint64_t flag;
-		const char *kind;
-	} by_flag[] = { { CLONE_NEWUSER, "user" }, { CLONE_NEWNS, "mnt" },  { CLONE_NEWUTS, "uts" },
-			{ CLONE_NEWIPC, "ipc" },   { CLONE_NEWNET, "net" } };
 	int ret = 0;
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(by_flag); i++)
-		if (fl & by_flag[i].flag)
-			ret = pin_plan(p, by_flag[i].kind, pid);
-	if (!ret && new_pid)
-		ret = pin_plan(p, "pid", pid);
-	if (!ret && core->time_ns)
-		ret = pin_plan(p, "time", pid);
-	if (!ret && core->cgroupns)
-		ret = pin_plan(p, "cgroup", pid);
+	for (size_t k = 0; !ret && k < NR_KINDS; k++)
+		if (kinds[k].created ? kinds[k].created(core) : new_pid)
+			ret = pin_plan(p, kinds[k].name, pid);
 	return ret;
 }
 
@@ -757,6 +631,156 @@ void ns_pins_close(struct ns_pins *p)
 	p->pin = NULL;
 	p->n = p->cap = 0;
 }
+
+/* --- the rows ------------------------------------------------------------------- */
+
+/* A task in a pid namespace other than its parent's is its init (pid 1), one level
+ * deeper: it is created with CLONE_NEWPID and a set_tid array of the full depth. Tasks
+ * that joined a namespace with setns cannot be rebuilt yet. */
+static int pid_dump(struct dump_ctx *c, const struct dump_ctx *parent)
+{
+	const struct proc_status *st = &c->status;
+	size_t plen = parent ? parent->status.nspid_len : 1;
+	if (!st->nspid_len || st->nspid[st->nspid_len - 1] != 1 || st->nspid_len != plen + 1) {
+		pr_err("pid %d is in a pid namespace it is not the init of (NSpid depth %zu): not "
+		       "supported yet",
+		       c->pid, st->nspid_len);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static bool user_created(const Core *core)
+{
+	return core->userns;
+}
+
+static int time_dump(struct dump_ctx *c, const struct dump_ctx *parent)
+{
+	(void)parent;
+	return read_time_offsets(c->procfd, c->pid, &c->core->time_ns);
+}
+
+static bool time_created(const Core *core)
+{
+	return core->time_ns;
+}
+
+static int cgroup_dump_ns(struct dump_ctx *c, const struct dump_ctx *parent)
+{
+	(void)parent;
+	int ret = cgroup_ns_dump(c);
+	if (!ret)
+		c->cgns = c->core->cgroupns;
+	return ret;
+}
+
+static bool cgroup_created(const Core *core)
+{
+	return core->cgroupns;
+}
+
+static bool mnt_created(const Core *core)
+{
+	return core->mnt;
+}
+
+static bool net_created(const Core *core)
+{
+	return core->net;
+}
+
+static void net_forget(Core *root)
+{
+	protobuf_c_message_free_unpacked(&root->net->base, NULL);
+	root->net = NULL;
+}
+
+static int ipc_dump(struct dump_ctx *c, const struct dump_ctx *parent)
+{
+	(void)parent;
+	/* (read inside the owning user namespace: owners as its tasks see them) */
+	return ipc_dump_ns(c->pid, &c->core->ipc);
+}
+
+static bool ipc_created(const Core *core)
+{
+	return core->ipc;
+}
+
+static int ipc_restore_child(struct rst_ctx *c)
+{
+	return ipc_restore_ns(c->core->ipc, c->pid, c->proc_dfd);
+}
+
+static void ipc_forget(Core *root)
+{
+	protobuf_c_message_free_unpacked(&root->ipc->base, NULL);
+	root->ipc = NULL;
+}
+
+static int uts_dump(struct dump_ctx *c, const struct dump_ctx *parent)
+{
+	(void)parent;
+	return read_uts(c->pid, &c->core->uts);
+}
+
+static bool uts_created(const Core *core)
+{
+	return core->uts;
+}
+
+static int uts_restore_child(struct rst_ctx *c)
+{
+	const UtsNs *u = c->core->uts;
+	if (strlen(u->hostname) > 64 || strlen(u->domainname) > 64) {
+		pr_err("image: UTS names of pid %d are too long", c->pid);
+		return -EINVAL;
+	}
+	if (sethostname(u->hostname, strlen(u->hostname)) < 0)
+		return pr_perror("restore: sethostname %s", u->hostname);
+	if (setdomainname(u->domainname, strlen(u->domainname)) < 0)
+		return pr_perror("restore: setdomainname %s", u->domainname);
+	return 0;
+}
+
+static void uts_forget(Core *root)
+{
+	protobuf_c_message_free_unpacked(&root->uts->base, NULL);
+	root->uts = NULL;
+}
+
+/* The order of the rows is the order of every stage: at dump (each task's namespaces
+ * once every process is read) the pid check first; the cgroup namespace before the mount
+ * namespace, as a fresh cgroup mount is rebuilt relative to it; the network namespaces
+ * are read by src/net/netns.c over the whole tree afterwards. In the restore child the
+ * same order: its cgroup roots, then its mount tree (a fresh cgroup mount shows the
+ * namespace it is made in), then links, IPC objects, names. The user namespace is
+ * entered before all of them (src/ns/userns.c); a time namespace is unshared by the
+ * creator before the clone. */
+static const struct ns_ops kinds[NR_KINDS] = {
+	{ .name = "pid", .what = "a pid namespace", .id_off = offsetof(NsIds, pid),
+	  .clone_flag = CLONE_NEWPID, .dump = pid_dump },
+	{ .name = "user", .what = "a user namespace", .id_off = offsetof(NsIds, user),
+	  .clone_flag = CLONE_NEWUSER, .in_clone = true, .created = user_created },
+	{ .name = "time", .what = "a time namespace", .id_off = offsetof(NsIds, time),
+	  .clone_flag = CLONE_NEWTIME, .dump = time_dump, .created = time_created },
+	{ .name = "cgroup", .what = "a cgroup namespace", .id_off = offsetof(NsIds, cgroup),
+	  .clone_flag = CLONE_NEWCGROUP, .refuse_joined = true, .dump = cgroup_dump_ns,
+	  .created = cgroup_created, .restore_child = cgroup_ns_restore_child },
+	{ .name = "mnt", .what = "a mount namespace", .id_off = offsetof(NsIds, mnt),
+	  .clone_flag = CLONE_NEWNS, .in_clone = true, .refuse_joined = true,
+	  .dump = mnt_dump_ns, .created = mnt_created, .restore_child = mnt_restore_child },
+	{ .name = "net", .what = "a network namespace", .id_off = offsetof(NsIds, net),
+	  .clone_flag = CLONE_NEWNET, .in_clone = true, .created = net_created,
+	  .restore_child = net_restore, .forget = net_forget },
+	{ .name = "ipc", .what = "an IPC namespace", .id_off = offsetof(NsIds, ipc),
+	  .clone_flag = CLONE_NEWIPC, .in_clone = true, .refuse_joined = true, .dump = ipc_dump,
+	  .created = ipc_created, .restore_child = ipc_restore_child, .forget = ipc_forget },
+	{ .name = "uts", .what = "a UTS namespace", .id_off = offsetof(NsIds, uts),
+	  .clone_flag = CLONE_NEWUTS, .in_clone = true, .dump = uts_dump,
+	  .created = uts_created, .restore_child = uts_restore_child, .forget = uts_forget },
+};
 
 static int ns_dump_tree_hook(struct dump_tree *t)
 {

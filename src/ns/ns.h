@@ -8,6 +8,28 @@
 
 #include "cr/ctx.h"
 
+/* One row per namespace kind (the table is in src/ns/ns.c, in stage order). A task whose
+ * namespace of a kind differs from its parent's (the root's: from stasis's) created it;
+ * its row records it at dump and rebuilds it at restore. */
+struct ns_ops {
+	const char *name; /* as in /proc/PID/ns/ */
+	const char *what; /* "a mount namespace", in error lines */
+	size_t id_off;    /* of its id in NsIds */
+	int clone_flag;   /* CLONE_NEW* */
+	bool in_clone;    /* created by the task's clone3 (else: see the row) */
+	bool refuse_joined; /* entered with setns (not created by the task): cannot be rebuilt */
+	/* Dump, once every process was read: the task created one; record it in c->core.
+	 * @parent: its parent in the tree (NULL: the root, whose parent is outside). */
+	int (*dump)(struct dump_ctx *c, const struct dump_ctx *parent);
+	/* Restore: does the image say the task created one? (NULL: pid, see rst_new_pid_ns) */
+	bool (*created)(const Core *core);
+	/* Restore child, in its new namespaces, before anything else of the task. */
+	int (*restore_child)(struct rst_ctx *c);
+	/* --join-ns of this kind: the root goes into an existing namespace instead (NULL:
+	 * not joinable). */
+	void (*forget)(Core *root);
+};
+
 int ns_dump(struct dump_ctx *c) __must_check; /* namespace ids */
 /* After every process: refuse namespaces not supported yet, record UTS names. */
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_check;
