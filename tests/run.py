@@ -2514,7 +2514,28 @@ class Runner:
         self.failed += summary[1]
         self.skipped += summary[2]
 
+    def unit_names(self, build):
+        return sorted(os.path.basename(p)
+                      for p in glob.glob(os.path.join(build, "tests", "unit", "test_*"))
+                      if os.path.isfile(p) and os.access(p, os.X_OK) and "." not in
+                      os.path.basename(p))
+
+    def list_build(self, build):
+        """--list: the names a run of this flavor and build would report, not run."""
+        names = ckpt_tests()
+        if self.flavor in ("default", "rootless"):
+            if not self.args.sabotage:
+                names = self.unit_names(build) + names
+            if not self.args.no_cr and not self.args.sabotage:
+                names += BadInput.CHECKS
+        for name in names:
+            if self.wanted(name):
+                print(self.prefix + name)
+
     def run_build(self, build):
+        if self.args.list:
+            self.list_build(build)
+            return
         if self.flavor == "rootless":
             self.run_rootless(build)
             return
@@ -2570,6 +2591,9 @@ def main():
                     help="tests corrupt their own state: every test must FAIL")
     ap.add_argument("-j", type=int, default=1, help="parallelism (only 1 is supported)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary dirs")
+    ap.add_argument("--list", action="store_true",
+                    help="print the names a run would report (with their prefixes), run "
+                    "nothing")
     ap.add_argument("--prefix", default=None, help=argparse.SUPPRESS)  # rootless inner run
     args = ap.parse_args()
     if args.j != 1:
@@ -2581,7 +2605,8 @@ def main():
         if name not in FLAVORS:
             ap.error("unknown flavor %r (known: %s)" % (name, ", ".join(FLAVORS)))
         flavors.append((name, [only] if only else builds))
-    set_subreaper()
+    if not args.list:
+        set_subreaper()
     runner = Runner(args)
     for flavor, fbuilds in flavors:
         runner.flavor = flavor
@@ -2595,6 +2620,8 @@ def main():
                 runner.prefix = args.prefix
             runner.run_build(bdir)
     reap_all()
+    if args.list:
+        return 0
     print("%d passed, %d failed, %d skipped" % (runner.passed, runner.failed, runner.skipped))
     return 0 if runner.failed == 0 else 1
 
