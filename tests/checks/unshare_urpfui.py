@@ -57,25 +57,10 @@ def unshare_counter(c, user=None, whole=False):
     if not shutil.which("unshare") or not shutil.which("nsenter"):
         raise Skip("unshare or nsenter not found (package util-linux)")
     tmp = tempfile.mkdtemp(prefix="stasis-unshare-", dir="/tmp")
-    priv = None
-    ids = None
+    priv = ids = None
     if user is not None:
-        setcap = shutil.which("setcap") or "/usr/sbin/setcap"
         ids = (user[0], user[1])
-        priv = tempfile.mkdtemp(prefix="stasis-unshare-bin-", dir="/tmp")
-        os.chown(priv, 0, user[1])
-        os.chmod(priv, 0o750)
-        for src in (stasis, counter):
-            shutil.copy(src, priv)
-            os.chmod(os.path.join(priv, os.path.basename(src)), 0o755)
-        stasis = os.path.join(priv, "stasis")
-        counter = os.path.join(priv, "counter")
-        rc, _, err = run_cmd([setcap, "cap_checkpoint_restore+ep", stasis], 30)
-        if rc != 0:
-            shutil.rmtree(priv, ignore_errors=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise Skip("setcap cap_checkpoint_restore+ep failed: %s" % err.strip()[:100])
-        os.chown(tmp, user[0], user[1])
+        priv, stasis, counter = user_copies(user, stasis, counter, tmp)
     out = os.path.join(tmp, "counter.out")
     img = os.path.join(tmp, "img")
     pidfile = os.path.join(tmp, "pidfile")
@@ -135,85 +120,17 @@ def unshare_counter(c, user=None, whole=False):
             if rc != 0:
                 raise Failure("bind of an nsfs file: %s" % err.strip()[:100])
         target = p.pid if whole else child
-        stasis_run(["dump", "-t", str(target), "-D", img, "--no-sync", "-v", "-o",
-                    os.path.join(tmp, "dump.log")], "dump")
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            raise Failure("unshare still runs after its child was dumped") from None
-        deadline = time.monotonic() + 10
-        while proc_stat(child) is not None and time.monotonic() < deadline:
-            reap_all()
-            time.sleep(0.01)
-        if proc_stat(child) is not None:
-            raise Failure("the dumped counter %d is still there" % child)
+        dump_counter(stasis_run, p, child, target, img, tmp)
         before = counter_lines(out)
         last = before[-1][1]
         if user is None and not whole:
             pin_shared_refused(c, tmp, img, child)
         if user is not None:
             refusal = pin_nonroot_refused(c, stasis, tmp, img, ids, child)
-        argv = ["restore", "-D", img, "-d", "--pidfile", pidfile, "-v", "-o",
-                os.path.join(tmp, "restore.log")]
-        low = None
-        if user is None and in_rootless_container() and shutil.which("taskset"):
-            # the restore on a CPU whose new namespaces get ids below ours: the
-            # restored mount namespace must be copied again to be pinnable
-            low = cpu_with_older_mntns_ids()
-        if low is not None:
-            rc, _, err = run_cmd(["taskset", "-c", str(low), stasis] + argv +
-                                 ["--pin-ns", pins], c.timeout, cwd=tmp)
-            if rc != 0:
-                raise Failure("restore on CPU %d: %s: %s" % (
-                    low, describe_status_rc(rc), (err.strip().splitlines() or [""])[-1]))
-            with open(os.path.join(tmp, "restore.log"), errors="replace") as f:
-                if "copied again" not in f.read():
-                    raise Failure("restored on CPU %d (new mount namespaces get ids below "
-                                  "stasis's there) without copying the mount namespace "
-                                  "again" % low)
-        else:
-            stasis_run(argv + ([] if user else ["--pin-ns", pins]), "restore")
-        try:
-            rpid = int(open(pidfile).read())
-        except (OSError, ValueError) as e:
-            raise Failure("bad pidfile: %s" % e) from None
-        if rpid != target or not pid_alive(target) or not pid_alive(child):
-            raise Failure("restored pid %d, dumped %d (alive: %s, counter %s)" % (
-                rpid, target, pid_alive(target), pid_alive(child)))
-        if whole and proc_children(target) != [child]:
-            raise Failure("the restored unshare %d has children %s, not the counter %d" %
-                          (target, proc_children(target), child))
-        deadline = time.monotonic() + 10
-        while len(counter_lines(out)) < len(before) + 3:
-            if time.monotonic() > deadline or not pid_alive(child):
-                raise Failure("the restored counter does not count (%d lines after the "
-                              "restore)" % (len(counter_lines(out)) - len(before)))
-            time.sleep(0.05)
-        after = counter_lines(out)[len(before):]
-        want = [(1, last + 1 + k) for k in range(len(after))]
-        if after != want:
-            raise Failure("the count did not go on from %d as pid 1: %s" % (
-                last, after[:4]))
-        with open("/proc/%d/status" % child) as f:
-            nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")]
-        if nspid != [[str(child), "1"]]:
-            raise Failure("NSpid of the restored counter: %s" % nspid)
-        rc, hostname, err = run_cmd(["nsenter", "-t", str(child), "-u", "hostname"], 10)
-        if rc != 0 or hostname.strip() != "ctr-test":
-            raise Failure("hostname inside: %s %r" % (describe_status_rc(rc),
-                                                      (hostname + err).strip()[:100]))
-        inner = os.path.join("/proc/%d/root/proc" % child)
-        listed = sorted(x for x in os.listdir(inner) if x.isdigit())
-        with open(os.path.join(inner, "1", "status")) as f:
-            st = dict(ln.split(":", 1) for ln in f if ":" in ln)
-        if listed != ["1"] or st.get("Name", "").strip() != "counter" or \
-                st.get("NSpid", "").split() != ["1"]:
-            raise Failure("/proc inside is not its own: pids %s, pid 1 is %r (NSpid %r)" %
-                          (listed[:5], st.get("Name", "").strip(),
-                           st.get("NSpid", "").strip()))
-        now = [open("/proc/%d/%s" % (child, m)).read() for m in ("uid_map", "gid_map")]
-        if now != maps:
-            raise Failure("uid/gid maps %r, were %r" % (now, maps))
+        low = restore_counter(c, stasis_run, stasis, tmp, img, pidfile,
+                              None if user else pins)
+        check_pids(pidfile, target, child, whole)
+        after = check_restored(child, out, before, maps)
         said = "count %d -> %d as pid 1, hostname ctr-test, own /proc, maps %s" % (
             last, after[0][1], " ".join(maps[0].split()))
         if user is None:
@@ -255,6 +172,128 @@ def unshare_counter(c, user=None, whole=False):
             shutil.rmtree(tmp, ignore_errors=True)
         if priv:
             shutil.rmtree(priv, ignore_errors=True)
+
+
+def user_copies(user, stasis, counter, tmp):
+    """Copies of stasis (holding cap_checkpoint_restore, file capability) and of the
+    counter in a private directory the user = (uid, gid, name) may enter; @tmp made the
+    user's. Returns (directory, stasis, counter); on a setcap failure @tmp is removed
+    and the check skipped."""
+    setcap = shutil.which("setcap") or "/usr/sbin/setcap"
+    priv = tempfile.mkdtemp(prefix="stasis-unshare-bin-", dir="/tmp")
+    os.chown(priv, 0, user[1])
+    os.chmod(priv, 0o750)
+    for src in (stasis, counter):
+        shutil.copy(src, priv)
+        os.chmod(os.path.join(priv, os.path.basename(src)), 0o755)
+    stasis = os.path.join(priv, "stasis")
+    counter = os.path.join(priv, "counter")
+    rc, _, err = run_cmd([setcap, "cap_checkpoint_restore+ep", stasis], 30)
+    if rc != 0:
+        shutil.rmtree(priv, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Skip("setcap cap_checkpoint_restore+ep failed: %s" % err.strip()[:100])
+    os.chown(tmp, user[0], user[1])
+    return priv, stasis, counter
+
+
+def dump_counter(stasis_run, p, child, target, img, tmp):
+    """Dumps @target (unshare @p or its child, the counter @child): unshare exits and
+    the counter is gone (reaped) after it."""
+    stasis_run(["dump", "-t", str(target), "-D", img, "--no-sync", "-v", "-o",
+                os.path.join(tmp, "dump.log")], "dump")
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise Failure("unshare still runs after its child was dumped") from None
+    deadline = time.monotonic() + 10
+    while proc_stat(child) is not None and time.monotonic() < deadline:
+        reap_all()
+        time.sleep(0.01)
+    if proc_stat(child) is not None:
+        raise Failure("the dumped counter %d is still there" % child)
+
+
+def check_pids(pidfile, target, child, whole):
+    """The restore wrote @target's pid; it and the counter @child run (with @whole the
+    counter is the restored unshare's only child)."""
+    try:
+        rpid = int(open(pidfile).read())
+    except (OSError, ValueError) as e:
+        raise Failure("bad pidfile: %s" % e) from None
+    if rpid != target or not pid_alive(target) or not pid_alive(child):
+        raise Failure("restored pid %d, dumped %d (alive: %s, counter %s)" % (
+            rpid, target, pid_alive(target), pid_alive(child)))
+    if whole and proc_children(target) != [child]:
+        raise Failure("the restored unshare %d has children %s, not the counter %d" %
+                      (target, proc_children(target), child))
+
+
+def restore_counter(c, stasis_run, stasis, tmp, img, pidfile, pins):
+    """Restores the dumped counter (with --pin-ns @pins unless None). In the rootless
+    flavor, if new mount namespaces get ids below ours on some CPU, the restore runs
+    there (taskset) and must copy the mount namespace again to pin it: returns that CPU
+    (None otherwise)."""
+    argv = ["restore", "-D", img, "-d", "--pidfile", pidfile, "-v", "-o",
+            os.path.join(tmp, "restore.log")]
+    low = None
+    if pins and in_rootless_container() and shutil.which("taskset"):
+        # the restore on a CPU whose new namespaces get ids below ours: the
+        # restored mount namespace must be copied again to be pinnable
+        low = cpu_with_older_mntns_ids()
+    if low is not None:
+        rc, _, err = run_cmd(["taskset", "-c", str(low), stasis] + argv +
+                             ["--pin-ns", pins], c.timeout, cwd=tmp)
+        if rc != 0:
+            raise Failure("restore on CPU %d: %s: %s" % (
+                low, describe_status_rc(rc), (err.strip().splitlines() or [""])[-1]))
+        with open(os.path.join(tmp, "restore.log"), errors="replace") as f:
+            if "copied again" not in f.read():
+                raise Failure("restored on CPU %d (new mount namespaces get ids below "
+                              "stasis's there) without copying the mount namespace "
+                              "again" % low)
+    else:
+        stasis_run(argv + (["--pin-ns", pins] if pins else []), "restore")
+    return low
+
+
+def check_restored(child, out, before, maps):
+    """The restored counter @child goes on counting from the last of the lines @before
+    as pid 1 of its pid namespace, with hostname ctr-test, a /proc of its own and the
+    uid/gid @maps it had. Returns its lines since the restore."""
+    last = before[-1][1]
+    deadline = time.monotonic() + 10
+    while len(counter_lines(out)) < len(before) + 3:
+        if time.monotonic() > deadline or not pid_alive(child):
+            raise Failure("the restored counter does not count (%d lines after the "
+                          "restore)" % (len(counter_lines(out)) - len(before)))
+        time.sleep(0.05)
+    after = counter_lines(out)[len(before):]
+    want = [(1, last + 1 + k) for k in range(len(after))]
+    if after != want:
+        raise Failure("the count did not go on from %d as pid 1: %s" % (
+            last, after[:4]))
+    with open("/proc/%d/status" % child) as f:
+        nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")]
+    if nspid != [[str(child), "1"]]:
+        raise Failure("NSpid of the restored counter: %s" % nspid)
+    rc, hostname, err = run_cmd(["nsenter", "-t", str(child), "-u", "hostname"], 10)
+    if rc != 0 or hostname.strip() != "ctr-test":
+        raise Failure("hostname inside: %s %r" % (describe_status_rc(rc),
+                                                  (hostname + err).strip()[:100]))
+    inner = os.path.join("/proc/%d/root/proc" % child)
+    listed = sorted(x for x in os.listdir(inner) if x.isdigit())
+    with open(os.path.join(inner, "1", "status")) as f:
+        st = dict(ln.split(":", 1) for ln in f if ":" in ln)
+    if listed != ["1"] or st.get("Name", "").strip() != "counter" or \
+            st.get("NSpid", "").split() != ["1"]:
+        raise Failure("/proc inside is not its own: pids %s, pid 1 is %r (NSpid %r)" %
+                      (listed[:5], st.get("Name", "").strip(),
+                       st.get("NSpid", "").strip()))
+    now = [open("/proc/%d/%s" % (child, m)).read() for m in ("uid_map", "gid_map")]
+    if now != maps:
+        raise Failure("uid/gid maps %r, were %r" % (now, maps))
+    return after
 
 
 def pin_nonroot_refused(c, stasis, tmp, img, ids, pid):
