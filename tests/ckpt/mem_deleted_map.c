@@ -1,4 +1,6 @@
 // stasis-test: timeout=30
+// stasis-test: rootless-known=reading a mapped deleted file through /proc/PID/map_files needs
+//   CAP_CHECKPOINT_RESTORE in the initial user namespace
 /* Mappings of files that have no name: a memfd mapped shared twice (the two areas are one
  * file: a write through one is seen through the other), and an unlinked file mapped
  * privately and written. Contents survive; the sharing between the two memfd areas too. */

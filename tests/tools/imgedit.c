@@ -1,4 +1,4 @@
-/* Hand-edit an image set for the escalation tests (tests/run.py): rewrites one field and
+/* Hand-edit an image set for the escalation checks (tests/checks/): rewrites one field and
  * re-frames the file with valid checksums, as an attacker crafting images would.
  *
  *   imgedit DIR PID creds-root        every uid/gid of core-PID.img's creds -> 0

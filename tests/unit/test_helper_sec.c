@@ -1,3 +1,4 @@
+// stasis-test: rootless-known=runs helpers as the host's root and as another host user
 /* Security tests of the privileged helper against real helpers (needs root; exit 77
  * otherwise). Every refusal must come back with a non-zero status and a reason, and be
  * logged in the helper's log.

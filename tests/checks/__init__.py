@@ -1,0 +1,1 @@
+"""The checks: one scenario per file, found by tests/run.py (see tests/README.md)."""

@@ -1,0 +1,224 @@
+"""Processes and commands for the runner and the checks: outcomes (Failure, Skip), /proc
+lookups, bounded waits, kills by PID only, commands run as a user. Standard library only."""
+import ctypes
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+TAIL_LINES = 15
+
+
+def in_rootless_container():
+    """True when this process is root of a user namespace that does not map the whole
+    id space (not the initial namespace)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            lines = [ln.split() for ln in f if ln.strip()]
+    except OSError:
+        return False
+    return lines != [["0", "0", "4294967295"]]
+
+
+class Failure(Exception):
+    """A test failed; the message is the reason."""
+
+
+class Skip(Exception):
+    """A test was skipped; the message is the reason."""
+
+
+
+def set_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        print("warning: PR_SET_CHILD_SUBREAPER failed: %s" % os.strerror(err), file=sys.stderr)
+
+
+def proc_stat(pid):
+    """(state, ppid, starttime) of a pid, or None if it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    # fields after comm: state(3) ppid(4) ... starttime(22)
+    return rest[0], int(rest[1]), int(rest[19])
+
+
+def pid_alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def my_children(include_zombies=False):
+    me = os.getpid()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = proc_stat(int(d))
+        if st and st[1] == me and (include_zombies or st[0] not in ("Z", "X")):
+            out.append(int(d))
+    return out
+
+
+def proc_children(pid):
+    """Direct children of pid (zombies included) from /proc/PID/task/*/children."""
+    out = []
+    for path in glob.glob("/proc/%d/task/*/children" % pid):
+        try:
+            with open(path) as f:
+                out += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def proc_descendants(pid):
+    """Every descendant of pid (zombies included), parents before children."""
+    out, todo, seen = [], [pid], {pid}
+    while todo:
+        for c in proc_children(todo.pop(0)):
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def pid_key(pid):
+    st = proc_stat(pid)
+    return (pid, st[2]) if st else None
+
+
+def reap_all():
+    """Reaps every exited child; returns the pids reaped."""
+    reaped = []
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        reaped.append(pid)
+    return reaped
+
+
+def wait_pid(pid, deadline):
+    """Waits for pid until deadline. Returns its wait status if it is our child, -1 if it
+    is not our child and disappeared, None on timeout."""
+    while True:
+        try:
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return status
+        except ChildProcessError:
+            if not pid_alive(pid):
+                return -1
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def describe_status(status):
+    if os.WIFEXITED(status):
+        return "exit %d" % os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d" % os.WTERMSIG(status)
+    return "status %#x" % status
+
+
+def as_user(user):
+    """preexec_fn that drops a root child to user = (uid, gid): no supplementary groups,
+    real/effective/saved ids all the user's (exec then makes it dumpable again)."""
+    if user is None:
+        return None
+    uid, gid = user
+
+    def demote():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    return demote
+
+
+def user_file(path, user, flags=os.O_WRONLY | os.O_CREAT | os.O_APPEND):
+    """Opens path (mode 0644) and, for a user = (uid, gid), makes it the user's."""
+    fd = os.open(path, flags, 0o644)
+    if user is not None:
+        os.fchown(fd, user[0], user[1])
+    return fd
+
+
+def run_cmd(argv, timeout, cwd=None, user=None, files=None):
+    """Runs a command with a bounded wait; returns (rc, stdout, stderr). rc is None on a
+    timeout (the command was killed by its PID). With user = (uid, gid) the command runs
+    as that user and its stdout/stderr go to files = (out, err) the user owns (a non-root
+    stasis must not inherit anything of root's), read back afterwards."""
+    if user is None:
+        p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             errors="replace")
+        try:
+            out, err = p.communicate(timeout=max(timeout, 0.1))
+            return p.returncode, out, err
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=10)
+            return None, out, err
+    fds = [user_file(f, user, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) for f in files]
+    try:
+        p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fds[0],
+                             stderr=fds[1], preexec_fn=as_user(user))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        rc = p.wait(timeout=max(timeout, 0.1))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+        rc = None
+    texts = []
+    for f in files:
+        try:
+            with open(f, errors="replace") as fh:
+                texts.append(fh.read())
+        except OSError:
+            texts.append("")
+    return rc, texts[0], texts[1]
+
+
+
+def describe_status_rc(rc):
+    if rc is None:
+        return "no status"
+    if rc < 0:
+        return "killed by signal %d" % -rc
+    return "exit %d" % rc
+
+
+def tail(path, n=TAIL_LINES):
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return lines[-n:]
+
