@@ -1,7 +1,9 @@
 /* Files (src/files/): the fd table of every process, open file descriptions shared
- * across the tree, pipes, unlinked files and memfds, anonymous-inode fds (fd_anon.c).
- * Its row is files_resource (src/cr/resource.h); these are what the restore driver
- * calls while it plans the tree. */
+ * across the tree; each kind of file (regular, unlinked, memfd, pipe, eventfd, timerfd,
+ * signalfd, epoll, external; unix sockets in src/net/sk_unix.c) is one row of hooks of
+ * the module's own table (struct fd_ops, files/fd_ops.h: internal to the module). Its
+ * row in the resource registry is files_resource (src/cr/resource.h); these are what the
+ * restore driver calls while it plans the tree. */
 #ifndef STASIS_FILES_FILES_H
 #define STASIS_FILES_FILES_H
 

@@ -1,10 +1,11 @@
-/* AF_UNIX socketpairs.
+/* AF_UNIX socketpairs (row fd_unix_ops of the files module, kind FILE_UNIX_SK,
+ * FileDesc.unix_sk): one end per description, both ends in the dumped tree.
  *
  * Dump, from outside the frozen task, on a pidfd_getfd duplicate of the socket (the same
  * socket, not a copy):
  *   - sock_diag (NETLINK_SOCK_DIAG, UNIX_DIAG by inode) gives the type, state, name,
  *     peer inode and shutdown bits; only connected, unnamed sockets are accepted (what
- *     socketpair(2) makes); whether the peer is in the tree is checked by files.c;
+ *     socketpair(2) makes); whether the peer is in the tree is checked by the merge hook;
  *   - the queue is read with MSG_PEEK at an explicit SO_PEEK_OFF, so nothing is
  *     consumed: a stream is read as bytes (SIOCINQ tells how many), datagrams and
  *     seqpackets one message per call (MSG_TRUNC tells the real length), boundaries
@@ -16,7 +17,8 @@
  * Restore: socketpair(type) once per pair; the data queued at end A was sent by B, so it
  * is sent again from B (one send per message), with both send buffers raised while
  * filling and set back to the dumped sizes after; then SO_PASSCRED, SO_PEEK_OFF and the
- * shutdown bits (files.c sets the status flags).
+ * shutdown bits (the caller sets the status flags). Both ends are made together: in the
+ * restore child when both are in the task (open_task), else once in stasis (open_tree).
  *
  * Limitation: a zero-length datagram queued at an end that is shut down for reading
  * cannot be told from the end of the queue (both peek as 0 bytes); it is dropped. */
@@ -40,7 +42,8 @@
 #include "core/log.h"
 #include "helper/client.h"
 #include "core/util.h"
-#include "net/sk_unix.h"
+#include "files/fd_ops.h"
+#include "sys/syscalls.h"
 
 #ifndef TCP_ESTABLISHED
 #define TCP_ESTABLISHED 1
@@ -49,6 +52,9 @@
 #define SK_RCV_SHUTDOWN 1
 #define SK_SEND_SHUTDOWN 2
 #define CMSG_BUF 4096
+/* Images are untrusted: bounds of what one end's queue may hold. */
+#define SK_QUEUE_MAX (64u << 20)
+#define SK_MSGS_MAX (1u << 20)
 
 struct sk_diag {
 	uint8_t type, state, shutdown;
@@ -337,7 +343,12 @@ static int get_int_opt(int sk, int opt, int *val)
 	return getsockopt(sk, SOL_SOCKET, opt, val, &l) ? -errno : 0;
 }
 
-int sk_unix_dump(pid_t pid, int fd, int dup, const char *link, uint64_t ino, FileDesc *d)
+/* Dump, fd @fd of @pid, @dup its pidfd_getfd duplicate (shares the socket with the task),
+ * @ino its inode: fill d->unix_sk (type, peer, shutdown, options and the queued data,
+ * peeked without consuming it). Anything but a connected unnamed AF_UNIX socket, or
+ * file descriptors in flight, is a logged -EOPNOTSUPP. */
+static int sk_unix_dump(pid_t pid, int fd, int dup, const char *link, uint64_t ino,
+			FileDesc *d)
 {
 	int domain = -1, type = -1, ret;
 
@@ -408,7 +419,7 @@ int sk_unix_dump(pid_t pid, int fd, int dup, const char *link, uint64_t ino, Fil
 	return ret;
 }
 
-int sk_unix_validate(const FileDesc *d)
+static int sk_unix_validate(const FileDesc *d)
 {
 	const UnixSk *u = d->unix_sk;
 	if (!u) {
@@ -445,7 +456,8 @@ int sk_unix_validate(const FileDesc *d)
 	return 0;
 }
 
-bool sk_unix_is_peer(const FileDesc *a, const FileDesc *b)
+/* True if @b is the other end of @a (and @a of @b), same type. */
+static bool sk_unix_is_peer(const FileDesc *a, const FileDesc *b)
 {
 	return a != b && a->kind == FILE_KIND__FILE_UNIX_SK && b->kind == FILE_KIND__FILE_UNIX_SK &&
 	       a->unix_sk && b->unix_sk && a->unix_sk->peer_ino == b->unix_sk->ino &&
@@ -544,7 +556,10 @@ static int apply_shutdown(int sk, const UnixSk *u)
 	return 0;
 }
 
-int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int *fb)
+/* Restore: create the socketpair of ends @a and @b, queue each end's data (sent from
+ * the other end, message boundaries kept), set options and shutdown state. *fa / *fb get
+ * close-on-exec, non-blocking fds (any numbers); the caller sets the status flags. */
+static int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int *fb)
 {
 	int sv[2];
 
@@ -577,3 +592,127 @@ int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int *fb)
 	*fb = take_fd(&sb);
 	return 0;
 }
+
+/* ---- the row ------------------------------------------------------------------- */
+
+static int unix_classify(const struct dump_ctx *c, struct fd_ent *e)
+{
+	(void)c;
+	if (!S_ISSOCK(e->st.st_mode) && !str_starts(e->link, "socket:"))
+		return 0;
+	/* family, type, peer and state are checked when it is dumped */
+	e->kind = FILE_KIND__FILE_UNIX_SK;
+	return 1;
+}
+
+static int unix_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	return sk_unix_dump(c->pid, e->fd, dup, e->link, e->st.st_ino, d);
+}
+
+/* Every unix socket's other end must be in the tree (this process or another). */
+static int unix_merge(struct dump_ctx **procs, size_t n)
+{
+	for (size_t p = 0; p < n; p++) {
+		const Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files; i++) {
+			const FileDesc *d = f->files[i];
+			if (d->kind != FILE_KIND__FILE_UNIX_SK)
+				continue;
+			bool found = false;
+			for (size_t q = 0; q < n && !found; q++)
+				for (size_t j = 0; j < procs[q]->files->n_files && !found; j++)
+					found = sk_unix_is_peer(d, procs[q]->files->files[j]);
+			if (!found) {
+				pr_err("fd %d of pid %d is a unix socket (%s) whose peer "
+				       "(socket:[%llu]) is outside the dumped tree: not supported yet",
+				       fd_desc_fd(f, i), procs[p]->pid, d->link ?: "?",
+				       (unsigned long long)d->unix_sk->peer_ino);
+				return -EOPNOTSUPP;
+			}
+		}
+	}
+	return 0;
+}
+
+/* In the restore child: the socketpair of description @i and its peer (in this task),
+ * data queued, both ends staged. */
+static int unix_open_task(struct fd_rst *s, size_t i)
+{
+	const Files *f = s->f;
+	ssize_t peer = -1;
+
+	for (size_t j = 0; j < f->n_files; j++)
+		if (sk_unix_is_peer(f->files[i], f->files[j])) {
+			peer = (ssize_t)j;
+			break;
+		}
+	if (peer < 0) {
+		pr_err("files image: unix socket %llu (fd %d) has no other end in the task",
+		       (unsigned long long)f->files[i]->unix_sk->ino, fd_desc_fd(f, i));
+		return -EINVAL;
+	}
+	size_t j = (size_t)peer;
+	int a, b;
+	int ret = sk_unix_open_pair(f->files[i], f->files[j], &a, &b);
+	if (ret)
+		return ret;
+	ret = fd_stage(a, s->stage_lo, fd_desc_fd(f, i), fd_desc_name(f->files[i]));
+	if (ret < 0) {
+		close(b);
+		return ret;
+	}
+	s->staged[i] = ret;
+	ret = fd_stage(b, s->stage_lo, fd_desc_fd(f, j), fd_desc_name(f->files[j]));
+	if (ret < 0)
+		return ret;
+	s->staged[j] = ret;
+	return 0;
+}
+
+/* In stasis, for a tree: the socketpair of @d and its peer, status flags set. */
+static int unix_open_tree(struct fd_tree *t, const FileDesc *d)
+{
+	const FileDesc *o = NULL;
+	for (size_t p = 0; p < t->n && !o; p++)
+		for (size_t i = 0; i < t->f[p]->n_files && !o; i++)
+			if (sk_unix_is_peer(d, t->f[p]->files[i]))
+				o = t->f[p]->files[i];
+	if (!o || t->gfd[o->id] >= 0) {
+		pr_err("files image: unix socket %llu has no other end in the tree",
+		       (unsigned long long)d->unix_sk->ino);
+		return -EINVAL;
+	}
+	int sa, sb;
+	int ret = sk_unix_open_pair(d, o, &sa, &sb);
+	if (ret)
+		return ret;
+	if (fcntl(sa, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0 ||
+	    fcntl(sb, F_SETFL, (int)(o->flags & SETFL_MASK)) < 0) {
+		ret = pr_perror("restore: status flags of unix socket %llu",
+				(unsigned long long)d->unix_sk->ino);
+		close(sa);
+		close(sb);
+		return ret;
+	}
+	ret = fd_gfd_place(sa, t->base, &t->gfd[d->id]);
+	if (ret) {
+		close(sb);
+		return ret;
+	}
+	return fd_gfd_place(sb, t->base, &t->gfd[o->id]);
+}
+
+const struct fd_ops fd_unix_ops = {
+	.name = "unix socket",
+	.kind = FILE_KIND__FILE_UNIX_SK,
+	.classify = unix_classify,
+	.dump = unix_dump,
+	.merge = unix_merge,
+	.validate = sk_unix_validate,
+	.open_task = unix_open_task,
+	.open_tree = unix_open_tree,
+};

@@ -1,0 +1,196 @@
+/* The files module's internal header: the fd-kind contract. Included only by the files of
+ * the module (every .c file in src/files/) and by the kind files that live elsewhere
+ * (src/net/sk_unix.c); everything else uses files/files.h.
+ *
+ * Every kind of open file description is one row, a `struct fd_ops`, in the ordered table
+ * fd_kinds[] (src/files/kinds.c). The generic code (src/files/files.c: the fd table of a
+ * task; src/files/tree.c: descriptions shared in a tree) loops over the rows and never
+ * names a kind. The stage order, per hook:
+ *
+ *   dump, per task:  classify (rows asked in table order, first claim wins) -> descriptions
+ *                    grouped with kcmp -> group (every row) -> generic fields + dump
+ *   dump, per tree:  tree-wide ids (kcmp) -> merge (every row, table order)
+ *   restore, stasis: validate -> open_tree (always) or open (descriptions of several
+ *                    processes, or of a task whose files stasis opens; by-path ones may be
+ *                    deferred to a mount namespace's rebuilt tree) -> opened
+ *   restore, child:  validate -> prepare (every row) -> shared descriptions inherited ->
+ *                    open_task or open (+ staged above every target) -> opened -> status
+ *                    flags -> every Fd placed with dup3 -> late (every row) -> gaps closed
+ *
+ * A hook left NULL means "nothing to do" for that stage. Hooks log their own errors
+ * (once, with the fd and pid) and return 0 or -errno. */
+#ifndef STASIS_FD_OPS_H
+#define STASIS_FD_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "cr/ctx.h"
+#include "files/files.h"
+
+#define DELETED_SUFFIX " (deleted)"
+#define FDINFO_MAX (64u << 10)
+/* Bound on the contents of an unlinked file or memfd carried in the image. */
+#define GHOST_MAX (64u << 20)
+/* Status flags F_SETFL can change. */
+#define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+
+struct fd_ops;
+
+/* Dump: one fd of the task. */
+struct fd_ent {
+	int fd;
+	char *link;               /* readlink of /proc/PID/fd/N */
+	unsigned int flags;       /* fdinfo flags, incl. O_CLOEXEC */
+	uint64_t pos;
+	struct stat st;           /* fstat of a pidfd_getfd duplicate */
+	long fs_type;             /* statfs f_type of the file's file system */
+	FileKind kind;            /* set by the row that claims it */
+	const struct fd_ops *ops; /* that row */
+	size_t owner;             /* first entry sharing this open file description */
+	uint32_t id;              /* file_id, valid on owners */
+};
+
+/* Restore, in the child: the fd table being rebuilt. */
+struct fd_rst {
+	const Files *f;
+	int svc_lo;
+	int stage_lo;      /* staged fds are >= this: above every target fd */
+	int *staged;       /* per FileDesc: the staged fd, or -1 */
+	bool *inherited;   /* per Fd: external, kept as inherited from stasis */
+	bool *shared;      /* per FileDesc: dup of a tree-wide description */
+	const int *gfd;    /* tree-wide descriptions by id (restore of a tree) */
+	uint32_t n_gfd;
+};
+
+/* Restore of a tree, in stasis: the descriptions opened once for every process. */
+struct fd_tree {
+	Files *const *f;   /* the fd tables of the tree */
+	size_t n;
+	int base;          /* tree-wide fds are placed at or above */
+	int *gfd;          /* by file id: the fd, or -1 */
+};
+
+enum {
+	/* Opened by path: may be opened in the mount tree of a task's namespace (deferred),
+	 * and by stasis in its own view when the path is the dumper's. */
+	FD_OPS_BY_PATH = 1 << 0,
+	/* Never opened: the restored task inherits stasis's fd of that number. */
+	FD_OPS_INHERITED = 1 << 1,
+	/* Opened by the late hook once every other fd is placed; never opened by stasis, and
+	 * refused when shared between processes. */
+	FD_OPS_LATE = 1 << 2,
+	/* Dump only: its classify refuses a kind not supported yet (no description has it). */
+	FD_OPS_REFUSED = 1 << 3,
+};
+
+struct fd_ops {
+	const char *name;  /* for messages and docs: "pipe", "epoll", ... */
+	FileKind kind;
+	unsigned int flags; /* FD_OPS_* */
+	/* Several rows of one kind (regular files, unlinked files, memfds): is @d this row's?
+	 * NULL: every description of the kind. Rows of one kind must not overlap. */
+	bool (*owns)(const FileDesc *d);
+
+	/* ---- dump, in stasis, the tree frozen ---- */
+	/* Is fd @e (its link, fstat, fs type and fdinfo flags) of this row? 1 (and e->kind
+	 * set), 0 if not, or a logged -errno: it is, and cannot be dumped. */
+	int (*classify)(const struct dump_ctx *c, struct fd_ent *e);
+	/* Once per task, the fds grouped into descriptions (ents[i].owner == i for the first
+	 * fd of each), before any is dumped: may move descriptions to another row (a pipe
+	 * whose other end is not in the task becomes external). */
+	int (*group)(const struct dump_ctx *c, struct fd_ent *ents, size_t n);
+	/* Fill this kind's fields of @d; the generic ones (id, kind, flags, dev, ino, rdev,
+	 * link) are set. */
+	int (*dump)(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d);
+	/* Once per tree (n >= 1), every process dumped and the ids tree-wide: check or
+	 * complete what spans processes (peers in the tree, pipe ends in two processes). */
+	int (*merge)(struct dump_ctx **procs, size_t n);
+
+	/* ---- restore ---- */
+	/* Check this kind's image fields: images are untrusted. */
+	int (*validate)(const FileDesc *d);
+	/* In the child, before anything is opened or placed. */
+	int (*prepare)(struct fd_rst *s);
+	/* One description: a new close-on-exec fd (any number), the caller sets the status
+	 * flags. @target: the fd for messages (-1 in stasis); @rootfd: open paths inside
+	 * that mount tree (-1: the caller's view; only FD_OPS_BY_PATH rows get one). */
+	int (*open)(const FileDesc *d, int target, int rootfd);
+	/* Descriptions made together (pipe ends, socketpairs). In the child: make
+	 * description @i and its peers, stage them (s->staged) ... */
+	int (*open_task)(struct fd_rst *s, size_t i);
+	/* ... and in stasis for a tree, whatever the number of users: make @d and its peers,
+	 * status flags set, at t->gfd[id]. */
+	int (*open_tree)(struct fd_tree *t, const FileDesc *d);
+	/* In the child, every other fd placed: open and place this row's descriptions. */
+	int (*late)(struct fd_rst *s);
+	/* After the descriptions of @f were opened (or failed to): remove what opening left
+	 * behind (names of recreated unlinked files). */
+	void (*opened)(const Files *f);
+};
+
+/* The rows, in classification order (src/files/kinds.c), NULL-terminated. */
+extern const struct fd_ops *const fd_kinds[];
+
+extern const struct fd_ops fd_unix_ops;       /* src/net/sk_unix.c */
+extern const struct fd_ops fd_eventfd_ops;    /* eventfd.c */
+extern const struct fd_ops fd_timerfd_ops;    /* timerfd.c */
+extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */
+extern const struct fd_ops fd_epoll_ops;      /* epoll.c */
+extern const struct fd_ops fd_memfd_ops;      /* memfd.c */
+extern const struct fd_ops fd_pipe_ops;       /* pipe.c */
+extern const struct fd_ops fd_fifo_ops;       /* regular.c */
+extern const struct fd_ops fd_unlinked_ops;   /* unlinked.c */
+extern const struct fd_ops fd_reg_ops;        /* regular.c */
+extern const struct fd_ops fd_dir_ops;        /* regular.c */
+extern const struct fd_ops fd_blk_ops;        /* regular.c */
+extern const struct fd_ops fd_external_ops;   /* external.c */
+extern const struct fd_ops fd_chr_ops;        /* regular.c */
+
+/* ---- generic helpers (files.c; fd_gfd_place: tree.c) ---- */
+
+/* The row of description @d, or NULL for an unknown kind. */
+const struct fd_ops *fd_ops_of(const FileDesc *d);
+/* Log "fd N of pid P is WHAT (LINK): not supported yet"; -EOPNOTSUPP. */
+int fd_unsupported(const struct dump_ctx *c, const struct fd_ent *e, const char *what);
+/* A pidfd_getfd duplicate of the task's fd (logged failure). */
+int fd_dup(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
+/* *@out: /proc/PID/fdinfo/N, at most @max bytes (to free). */
+int fd_read_fdinfo(const struct dump_ctx *c, int fd, size_t max, char **out) __must_check;
+/* Log "files image: file ID (LINK) has bad or missing data"; -EINVAL. */
+int fd_bad_data(const FileDesc *d);
+/* Index of description @id in @f, or -1. */
+ssize_t fd_desc_index(const Files *f, uint32_t id);
+/* The first fd number that refers to description @i (for messages; -1 if none). */
+int fd_desc_fd(const Files *f, size_t i);
+/* A description's name for messages: its path, else its link. */
+const char *fd_desc_name(const FileDesc *d);
+/* Move @fd (consumed) to the lowest free number >= @lo; the new fd or -errno. */
+int fd_stage(int fd, int lo, int target, const char *name) __must_check;
+/* Move @fd (consumed) of a tree-wide description to *@slot, at or above @base. */
+int fd_gfd_place(int fd, int base, int *slot) __must_check;
+/* Images are untrusted: check every description (by its row) and every Fd (numbers
+ * below @svc_lo, known ids, no duplicates) before acting on any. */
+int fd_validate_files(const Files *f, int svc_lo) __must_check;
+/* Every row's opened hook on @f. */
+void fd_opened(const Files *f);
+
+/* ---- shared by the kind files ---- */
+
+/* regular.c: a path-based file must have a path we can open again. */
+int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
+/* regular.c: image check of a description opened by path. */
+int fd_validate_path(const FileDesc *d) __must_check;
+/* regular.c: the flags a description is opened with at restore. */
+int fd_open_flags(const FileDesc *d);
+/* unlinked.c: a regular file unlinked while open (its contents are carried). */
+bool fd_is_ghost(const struct fd_ent *e);
+/* unlinked.c: carry the contents of @e (unlinked file or memfd) through @dup; sets
+ * path (link minus " (deleted)"), mode and ghost. */
+int fd_dump_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
+	__must_check;
+
+#endif

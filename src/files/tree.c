@@ -1,0 +1,282 @@
+/* Files of a process tree: open file descriptions shared between processes.
+ *
+ * Dump: after every process's files_dump, descriptions shared between processes (fork,
+ * SCM_RIGHTS) get one id tree-wide (kcmp KCMP_FILE), then every row's merge hook checks
+ * or completes what spans processes.
+ *
+ * Restore: descriptions used by several processes, and every description made together
+ * with its peers (pipes, socketpairs: the open_tree rows), are opened once by the
+ * restoring stasis before it creates any process; every restore child inherits them and
+ * dups what it needs (the offset stays shared). A description by path whose users are
+ * all in one mount namespace the tree creates is opened later, in that namespace's
+ * rebuilt tree (files_open_deferred). */
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/kcmp.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "files/fd_ops.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Dump                                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+struct gdesc {
+	pid_t pid;
+	int fd;
+	uint64_t dev, ino;
+	uint32_t id;
+};
+
+/* The tree-wide id of description @d (fd @fd of process @p): an existing one's if kcmp
+ * says they are the same, else a new one. */
+static int tree_id(struct dump_ctx **procs, size_t p, const FileDesc *d, int fd,
+		   struct gdesc **g, size_t *ng, uint32_t *next, uint32_t *id)
+{
+	for (size_t k = 0; k < *ng; k++) {
+		const struct gdesc *o = &(*g)[k];
+		if (o->dev != d->dev || o->ino != d->ino)
+			continue;
+		long r = syscall(SYS_kcmp, o->pid, procs[p]->pid, KCMP_FILE, o->fd, fd);
+		if (r < 0)
+			return pr_perror("kcmp fd %d of pid %d with fd %d of pid %d", o->fd, o->pid,
+					 fd, procs[p]->pid);
+		if (r == 0) {
+			*id = o->id;
+			return 0;
+		}
+	}
+	struct gdesc *ng2 = realloc(*g, (*ng + 1) * sizeof(**g));
+	if (!ng2)
+		return -ENOMEM;
+	*g = ng2;
+	*id = (*next)++;
+	(*g)[(*ng)++] = (struct gdesc){ procs[p]->pid, fd, d->dev, d->ino, *id };
+	return 0;
+}
+
+/* Renumber the descriptions of every process with tree-wide ids. */
+static int tree_ids(struct dump_ctx **procs, size_t n)
+{
+	struct gdesc *g = NULL;
+	size_t ng = 0;
+	uint32_t next = 1;
+	int ret = 0;
+
+	for (size_t p = 0; p < n && !ret; p++) {
+		Files *f = procs[p]->files;
+		_cleanup_free_ uint32_t *newid = calloc(f->n_files + 1, sizeof(*newid));
+		if (!newid) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (size_t i = 0; i < f->n_files && !ret; i++)
+			ret = tree_id(procs, p, f->files[i], fd_desc_fd(f, i), &g, &ng, &next,
+				      &newid[i]);
+		for (size_t k = 0; k < f->n_fds && !ret; k++) {
+			ssize_t i = fd_desc_index(f, f->fds[k]->file_id);
+			f->fds[k]->file_id = newid[i];
+		}
+		for (size_t i = 0; i < f->n_files && !ret; i++)
+			f->files[i]->id = newid[i];
+	}
+	free(g);
+	return ret;
+}
+
+int files_merge_tree(struct dump_ctx **procs, size_t n)
+{
+	/* one process: its own ids are the tree's */
+	int ret = n < 2 ? 0 : tree_ids(procs, n);
+	for (const struct fd_ops *const *r = fd_kinds; *r && !ret; r++)
+		if ((*r)->merge)
+			ret = (*r)->merge(procs, n);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Restore, in stasis                                                                   */
+/* ------------------------------------------------------------------------------------ */
+
+int fd_gfd_place(int fd, int base, int *slot)
+{
+	int r = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	int e = errno;
+	close(fd);
+	if (r < 0)
+		return pr_errno(-e, "restore: move a shared file above fd %d", base);
+	*slot = r;
+	return 0;
+}
+
+static const FileDesc *find_desc(Files *const *f, size_t n, uint32_t id)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < f[p]->n_files; i++)
+			if (f[p]->files[i]->id == id)
+				return f[p]->files[i];
+	return NULL;
+}
+
+static bool by_path(const FileDesc *d)
+{
+	const struct fd_ops *ops = fd_ops_of(d);
+	return ops && (ops->flags & FD_OPS_BY_PATH);
+}
+
+/* Opened in the mount tree of the task (its path is relative to the task's root). */
+static bool deferrable(const FileDesc *d)
+{
+	return by_path(d) && d->has_in_task_root && d->in_task_root;
+}
+
+/* A description of the tree opened once, in this process's view or (by path) in the
+ * mount tree of @rootfd; status flags set. */
+static int open_desc_once(const FileDesc *d, int rootfd)
+{
+	const struct fd_ops *ops = fd_ops_of(d);
+	if (!ops || !ops->open) {
+		pr_err("restore: file %u cannot be opened by stasis", d->id);
+		return -EINVAL;
+	}
+	int fd = ops->open(d, -1, rootfd);
+	if (fd < 0)
+		return fd;
+	if (!(d->flags & O_PATH) && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+		int e = pr_perror("restore: status flags of %s", fd_desc_name(d));
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	if (!d || !deferrable(d)) {
+		pr_err("restore: file %u cannot be opened in a task's mount namespace", id);
+		return -EINVAL;
+	}
+	return open_desc_once(d, rootfd);
+}
+
+/* How many processes use each description (0, 1, 2 for several; 2 too when stasis must
+ * open it anyway), and the one mount namespace owner all its users are in (defer). */
+static void count_uses(Files *const *f, const bool *outside, const ssize_t *mnt_owner,
+		       size_t n, uint8_t *uses, ssize_t *defer)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < f[p]->n_files; i++) {
+			const FileDesc *d = f[p]->files[i];
+			/* the owner of the one mount namespace of the tree all its users are
+			 * in, or -1 */
+			ssize_t own = mnt_owner ? mnt_owner[p] : -1;
+			defer[d->id] = defer[d->id] == -2 || defer[d->id] == own ? own : -1;
+			if (uses[d->id] < 2)
+				uses[d->id]++;
+			/* a task in a user namespace of its own may no longer open what it
+			 * opened before entering it: stasis opens its files (the late rows are
+			 * rebuilt from the task's own fds) */
+			if (outside && outside[p] && !(fd_ops_of(d)->flags & FD_OPS_LATE))
+				uses[d->id] = 2;
+			/* a path in the dumper's view, of a task whose mount tree is another:
+			 * stasis opens it in its own view */
+			if (own >= 0 && by_path(d) && d->has_in_task_root && !d->in_task_root)
+				uses[d->id] = 2;
+		}
+}
+
+/* Open description @id for the tree if it must be (t->gfd[id]), or leave it to its
+ * processes or to its mount namespace (defer[id] >= 0). */
+static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
+			   ssize_t *defer)
+{
+	const FileDesc *d = find_desc(t->f, t->n, id);
+	if (d && !(defer[id] >= 0 && uses[id] >= 2 && deferrable(d)))
+		defer[id] = -1; /* pipes, sockets, anonymous files: opened here */
+	if (!d || t->gfd[id] >= 0)
+		return 0;
+	const struct fd_ops *ops = fd_ops_of(d);
+	if (ops->flags & FD_OPS_INHERITED)
+		return 0;
+	if (ops->open_tree)
+		return ops->open_tree(t, d);
+	if (uses[id] < 2)
+		return 0; /* used by one process: it opens it itself */
+	if (defer[id] >= 0)
+		return 0; /* opened in that namespace's tree once it is rebuilt */
+	if (ops->flags & FD_OPS_LATE) {
+		pr_err("files image: %s %u is used by several processes: not supported",
+		       ops->name, id);
+		return -EINVAL;
+	}
+	int fd = open_desc_once(d, -1);
+	if (fd < 0)
+		return fd;
+	return fd_gfd_place(fd, t->base, &t->gfd[id]);
+}
+
+int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
+		      int base, int **gfd_out, uint32_t *n_out, ssize_t **defer_out)
+{
+	uint32_t maxid = 0;
+	bool own_view = false; /* a task whose files stasis opens, or whose mount tree differs */
+	*gfd_out = NULL;
+	*n_out = 0;
+	*defer_out = NULL;
+	for (size_t p = 0; p < n; p++)
+		own_view |= (outside && outside[p]) || (mnt_owner && mnt_owner[p] >= 0);
+	if (n < 2 && !own_view)
+		return 0;
+	for (size_t p = 0; p < n; p++) {
+		int ret = fd_validate_files(f[p], INT_MAX);
+		if (ret)
+			return ret;
+		for (size_t i = 0; i < f[p]->n_files; i++)
+			maxid = MAX(maxid, f[p]->files[i]->id);
+	}
+	if (maxid > 1u << 20) {
+		pr_err("files image: file id %u is out of range", maxid);
+		return -EINVAL;
+	}
+	int *gfd = malloc((maxid + 1) * sizeof(int));
+	uint8_t *uses = calloc(maxid + 1, 1);
+	ssize_t *defer = malloc((maxid + 1) * sizeof(*defer));
+	if (!gfd || !uses || !defer) {
+		free(gfd);
+		free(uses);
+		free(defer);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i <= maxid; i++) {
+		gfd[i] = -1;
+		defer[i] = -2; /* no user seen yet */
+	}
+	count_uses(f, outside, mnt_owner, n, uses, defer);
+	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd };
+	int ret = 0;
+	for (uint32_t id = 1; id <= maxid && !ret; id++)
+		ret = open_shared_one(&t, id, uses, defer);
+	for (uint32_t i = 0; i <= maxid; i++)
+		if (uses[i] < 2 || defer[i] < 0)
+			defer[i] = -1;
+	free(uses);
+	for (size_t p = 0; p < n; p++)
+		fd_opened(f[p]);
+	if (ret) {
+		for (uint32_t i = 0; i <= maxid; i++)
+			if (gfd[i] >= 0)
+				close(gfd[i]);
+		free(gfd);
+		free(defer);
+		return ret;
+	}
+	*gfd_out = gfd;
+	*n_out = maxid + 1;
+	*defer_out = defer;
+	return 0;
+}
