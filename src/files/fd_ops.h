@@ -188,9 +188,11 @@ int fd_validate_path(const FileDesc *d) __must_check;
 int fd_open_flags(const FileDesc *d);
 /* unlinked.c: a regular file unlinked while open (its contents are carried). */
 bool fd_is_ghost(const struct fd_ent *e);
-/* unlinked.c: carry the contents of @e (unlinked file or memfd) through @dup; sets
- * path (link minus " (deleted)"), mode and ghost. */
-int fd_dump_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
-	__must_check;
+/* unlinked.c: @link without its " (deleted)" (NULL: no memory). */
+char *fd_undeleted_path(const char *link);
+/* unlinked.c: the contents of @e (an unlinked file or a memfd, st_size bytes) read
+ * through @dup into @out; @path for messages. */
+int fd_read_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
+		     const char *path, ProtobufCBinaryData *out) __must_check;
 
 #endif

@@ -1,5 +1,5 @@
-/* memfds (row fd_memfd_ops; kind FILE_REG with FileDesc.memfd, the name): contents (at
- * most GHOST_MAX bytes) and seals carried in the image, like an unlinked file's.
+/* memfds (row fd_memfd_ops; kind FILE_REG with FileDesc.memfd): name, contents (at most
+ * GHOST_MAX bytes) and seals carried in the image.
  *
  * Restore: a new memfd with the same name, contents, offset and seals; another access
  * mode than read-write is a new description of it opened through /proc/self/fd. */
@@ -31,45 +31,52 @@ static int memfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	d->size = (uint64_t)e->st.st_size;
 	d->has_pos = true;
 	d->pos = e->pos;
+	d->path = fd_undeleted_path(e->link);
+	d->memfd = malloc(sizeof(*d->memfd));
+	if (!d->path || !d->memfd)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	memfd_data__init(d->memfd);
+	MemfdData *m = d->memfd;
+	m->name = strdup(d->path + strlen("/memfd:"));
+	if (!m->name)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
-	int ret = fd_dump_contents(c, e, dup, d);
+	int ret = fd_read_contents(c, e, dup, d->path, &m->data);
 	if (ret)
 		return ret;
-	d->memfd = strdup(d->path + strlen("/memfd:"));
-	if (!d->memfd)
-		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	int seals = fcntl(dup, F_GET_SEALS);
-	d->has_seals = seals > 0;
-	d->seals = seals > 0 ? (uint32_t)seals : 0;
+	m->has_seals = seals > 0;
+	m->seals = seals > 0 ? (uint32_t)seals : 0;
 	return 0;
 }
 
 /* ---- restore ------------------------------------------------------------------- */
 
-/* An unlinked memfd is the unlinked row's (as before the table: that check came first). */
+/* Both set (a hostile image): the unlinked row's, whose check comes first. */
 static bool memfd_owns(const FileDesc *d)
 {
-	return d->memfd && !(d->has_deleted && d->deleted);
+	return d->memfd && !d->unlinked;
 }
 
 static int memfd_open(const FileDesc *d, int target, int rootfd)
 {
+	const MemfdData *m = d->memfd;
 	int flags = fd_open_flags(d);
 	(void)rootfd;
-	if (!d->has_ghost || d->ghost.len > GHOST_MAX || strlen(d->memfd) > 249) {
-		pr_err("files image: memfd %s has no or inconsistent contents", d->memfd);
+	if (m->data.len > GHOST_MAX || strlen(m->name) > 249) {
+		pr_err("files image: memfd %s has no or inconsistent contents", m->name);
 		return -EINVAL;
 	}
-	_cleanup_close_ int fd = memfd_create(d->memfd, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	_cleanup_close_ int fd = memfd_create(m->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return pr_perror("restore fd %d: memfd_create %s", target, d->memfd);
-	int ret = d->ghost.len ? write_all(fd, d->ghost.data, d->ghost.len) : 0;
+		return pr_perror("restore fd %d: memfd_create %s", target, m->name);
+	int ret = m->data.len ? write_all(fd, m->data.data, m->data.len) : 0;
 	if (ret)
-		return pr_errno(ret, "restore fd %d: fill memfd %s", target, d->memfd);
-	if (d->has_seals && d->seals && fcntl(fd, F_ADD_SEALS, (int)d->seals) < 0)
-		return pr_perror("restore fd %d: seal memfd %s", target, d->memfd);
+		return pr_errno(ret, "restore fd %d: fill memfd %s", target, m->name);
+	if (m->has_seals && m->seals && fcntl(fd, F_ADD_SEALS, (int)m->seals) < 0)
+		return pr_perror("restore fd %d: seal memfd %s", target, m->name);
 	int out = fd;
 	if ((flags & O_ACCMODE) != O_RDWR) {
 		/* another access mode: a new description of the same memfd */
@@ -77,17 +84,17 @@ static int memfd_open(const FileDesc *d, int target, int rootfd)
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
 		out = open(self, flags);
 		if (out < 0)
-			return pr_perror("restore fd %d: reopen memfd %s", target, d->memfd);
+			return pr_perror("restore fd %d: reopen memfd %s", target, m->name);
 	} else {
 		out = take_fd(&fd);
 		if (fcntl(out, F_SETFL, flags & (O_APPEND | O_NONBLOCK)) < 0) {
-			int e = pr_perror("restore fd %d: flags of memfd %s", target, d->memfd);
+			int e = pr_perror("restore fd %d: flags of memfd %s", target, m->name);
 			close(out);
 			return e;
 		}
 	}
 	if (d->has_pos && lseek(out, (off_t)d->pos, SEEK_SET) < 0) {
-		int e = pr_perror("restore fd %d: seek memfd %s", target, d->memfd);
+		int e = pr_perror("restore fd %d: seek memfd %s", target, m->name);
 		close(out);
 		return e;
 	}

@@ -190,7 +190,7 @@ static int fifo_open(const FileDesc *d, int target, int rootfd)
 /* A regular file that is neither unlinked nor a memfd (unlinked.c, memfd.c). */
 static bool reg_owns(const FileDesc *d)
 {
-	return !(d->has_deleted && d->deleted) && !d->memfd;
+	return !d->unlinked && !d->memfd;
 }
 
 const struct fd_ops fd_reg_ops = {

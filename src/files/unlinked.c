@@ -1,5 +1,5 @@
 /* Regular files unlinked while open (row fd_unlinked_ops; kind FILE_REG with
- * FileDesc.deleted): their contents (at most GHOST_MAX bytes) are carried in the image.
+ * FileDesc.unlinked): their contents (at most GHOST_MAX bytes) are carried in the image.
  *
  * Restore: recreated beside their old path (or in /tmp if that directory is gone) with
  * their contents, under a name derived from their identity so that every description of
@@ -31,29 +31,30 @@ static int unlinked_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return ret ? ret : 1;
 }
 
-int fd_dump_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
+char *fd_undeleted_path(const char *link)
+{
+	size_t keep = strlen(link) - (str_ends(link, DELETED_SUFFIX) ? strlen(DELETED_SUFFIX) : 0);
+	return strndup(link, keep);
+}
+
+int fd_read_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
+		     const char *path, ProtobufCBinaryData *out)
 {
 	size_t len = (size_t)e->st.st_size;
-	size_t keep = strlen(e->link) - (str_ends(e->link, DELETED_SUFFIX) ? strlen(DELETED_SUFFIX)
-									    : 0);
-	d->path = strndup(e->link, keep);
-	d->has_mode = true;
-	d->mode = e->st.st_mode & 07777;
-	d->has_ghost = true;
-	d->ghost.data = malloc(len ? len : 1);
-	if (!d->path || !d->ghost.data)
+	out->data = malloc(len ? len : 1);
+	if (!out->data)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	for (size_t off = 0; off < len;) {
-		ssize_t n = pread(dup, d->ghost.data + off, len - off, (off_t)off);
+		ssize_t n = pread(dup, out->data + off, len - off, (off_t)off);
 		if (n <= 0) {
 			if (n == 0)
 				errno = EIO;
-			return pr_perror("read deleted file %s (fd %d of pid %d)", d->path, e->fd,
+			return pr_perror("read deleted file %s (fd %d of pid %d)", path, e->fd,
 					 c->pid);
 		}
 		off += (size_t)n;
 	}
-	d->ghost.len = len;
+	out->len = len;
 	return 0;
 }
 
@@ -63,18 +64,23 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	d->size = (uint64_t)e->st.st_size;
 	d->has_pos = true;
 	d->pos = e->pos;
-	d->has_deleted = d->deleted = true;
+	d->path = fd_undeleted_path(e->link);
+	d->unlinked = malloc(sizeof(*d->unlinked));
+	if (!d->path || !d->unlinked)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	unlinked_file__init(d->unlinked);
+	d->unlinked->mode = e->st.st_mode & 07777;
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
-	return fd_dump_contents(c, e, dup, d);
+	return fd_read_contents(c, e, dup, d->path, &d->unlinked->data);
 }
 
 /* ---- restore ------------------------------------------------------------------- */
 
 static bool unlinked_owns(const FileDesc *d)
 {
-	return d->has_deleted && d->deleted;
+	return d->unlinked != NULL;
 }
 
 static int ghost_path(const FileDesc *d, bool in_tmp, char *buf, size_t len)
@@ -92,7 +98,7 @@ static void ghost_unlink(const Files *f)
 {
 	char path[PATH_MAX];
 	for (size_t i = 0; i < f->n_files; i++) {
-		if (f->files[i]->kind != FILE_KIND__FILE_REG || !unlinked_owns(f->files[i]))
+		if (fd_ops_of(f->files[i]) != &fd_unlinked_ops)
 			continue;
 		for (int t = 0; t < 2; t++) {
 			ghost_path(f->files[i], t, path, sizeof(path));
@@ -103,20 +109,21 @@ static void ghost_unlink(const Files *f)
 
 static int unlinked_open(const FileDesc *d, int target, int rootfd)
 {
+	const UnlinkedFile *u = d->unlinked;
 	char path[PATH_MAX];
 	(void)rootfd;
-	if (!d->has_ghost || (d->has_size && d->ghost.len != d->size) || d->ghost.len > GHOST_MAX) {
+	if ((d->has_size && u->data.len != d->size) || u->data.len > GHOST_MAX) {
 		pr_err("files image: deleted file %s has no or inconsistent contents", d->path);
 		return -EINVAL;
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
 		ghost_path(d, attempt == 1, path, sizeof(path));
-		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(d->mode & 07777));
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(u->mode & 07777));
 		if (fd < 0 && errno == EEXIST)
 			break; /* made for another description of the same file */
 		if (fd < 0)
 			continue;
-		int ret = d->ghost.len ? write_all(fd, d->ghost.data, d->ghost.len) : 0;
+		int ret = u->data.len ? write_all(fd, u->data.data, u->data.len) : 0;
 		close(fd);
 		if (ret) {
 			unlink(path);

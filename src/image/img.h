@@ -17,7 +17,7 @@
 #include "image/stasis.pb-c.h"
 
 #define IMG_MAGIC 0x53415453u /* "STAS" */
-#define IMG_VERSION 1
+#define IMG_VERSION 2
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
 #define IMG_PAGES_HDR_SIZE 4096
 

@@ -3,6 +3,7 @@
  *
  *   imgedit DIR PID creds-root        every uid/gid of core-PID.img's creds -> 0
  *   imgedit DIR PID file-path PATH    the path of every regular file of files-PID.img
+ *                                     (not unlinked files or memfds: their contents are carried)
  *   imgedit DIR PID cgns-root PATH    core-PID.img's task created a cgroup namespace whose
  *                                     cgroup v2 root is PATH
  *
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
 			return 1;
 		size_t n = 0;
 		for (size_t i = 0; i < f->n_files; i++)
-			if (f->files[i]->kind == FILE_KIND__FILE_REG && f->files[i]->path) {
+			if (f->files[i]->kind == FILE_KIND__FILE_REG && f->files[i]->path &&
+			    !f->files[i]->unlinked && !f->files[i]->memfd) {
 				free(f->files[i]->path);
 				f->files[i]->path = strdup(argv[4]);
 				f->files[i]->has_size = false;
