@@ -482,7 +482,7 @@ static void unsupported_child(int which)
 		fd = socket(AF_INET, SOCK_DGRAM, 0);
 		break;
 	case 1:
-		fd = inotify_init1(0); /* eventfd & co are supported (src/files/fd_anon.c) */
+		fd = inotify_init1(0); /* eventfd & co are supported (src/files/eventfd.c, ...) */
 		break;
 	case 3:
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
