@@ -18,10 +18,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
 
+#include "arch/arch.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "sys/syscalls.h"
@@ -303,20 +301,7 @@ static void probe_vdso(struct kerndat *kd)
 
 static void probe_xsave(struct kerndat *kd)
 {
-#if defined(__x86_64__)
-	unsigned int a, b, c, d;
-
-	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
-		return;
-	kd->xsave = true;
-	uint32_t lo, hi;
-	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-	kd->xfeatures = ((uint64_t)hi << 32) | lo;
-	if (__get_cpuid_count(0xd, 0, &a, &b, &c, &d))
-		kd->xsave_size = b;
-#else
-	(void)kd;
-#endif
+	arch_probe_xsave(&kd->xsave, &kd->xsave_size, &kd->xfeatures);
 }
 
 static void kerndat_probe(void)

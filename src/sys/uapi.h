@@ -130,11 +130,6 @@ struct stasis_rseq_config {
 #define PIDFD_GET_PID_NAMESPACE _IO(0xFF, 5) /* 6.11 */
 #endif
 
-/* --- x86 ptrace regsets (elf.h has them, repeated for clarity) --- */
-#ifndef NT_X86_XSTATE
-#define NT_X86_XSTATE 0x202
-#endif
-
 /* --- userfaultfd.h: write-protect features (6.4/6.7) --- */
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
