@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "proc/parse.h"
+#include "sys/kerndat.h"
 
 #define FDINFO_MAX (64u << 10)
 #define EPOLL_FDINFO_MAX (64u << 20)
@@ -302,8 +303,8 @@ static int timerfd_open(const FileDesc *d, int target)
 	}
 	if (t->ticks) {
 		uint64_t ticks = t->ticks;
-		if (ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) {
-			if (errno != ENOTTY && errno != EINVAL)
+		if (!kdat_has(KD_TIMERFD_SET_TICKS) || ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) {
+			if (kdat_has(KD_TIMERFD_SET_TICKS) && errno != ENOTTY && errno != EINVAL)
 				return pr_perror("restore fd %d: TFD_IOC_SET_TICKS", target);
 			pr_warn("restore fd %d: this kernel cannot set timerfd ticks; %llu unread "
 				"expirations are lost", target, (unsigned long long)ticks);

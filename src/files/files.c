@@ -39,6 +39,7 @@
 #include "core/util.h"
 #include "files/fd_anon.h"
 #include "net/sk_unix.h"
+#include "sys/kerndat.h"
 #include "sys/syscalls.h"
 #include "cr/resource.h"
 #include "files/files.h"
@@ -1165,10 +1166,12 @@ static int restore_epolls(struct rst_files *s)
 
 static int close_fd_range(unsigned int lo, unsigned int hi)
 {
-	if (syscall(SYS_close_range, lo, hi, 0) == 0)
-		return 0;
-	if (errno != ENOSYS)
-		return pr_perror("close_range(%u, %u)", lo, hi);
+	if (kdat_has(KD_CLOSE_RANGE)) {
+		if (syscall(SYS_close_range, lo, hi, 0) == 0)
+			return 0;
+		if (errno != ENOSYS)
+			return pr_perror("close_range(%u, %u)", lo, hi);
+	}
 	for (unsigned int fd = lo; fd <= hi; fd++)
 		close((int)fd);
 	return 0;

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -30,6 +29,7 @@
 #include "ns/ns.h"
 #include "ns/nsrun.h"
 #include "ns/userns.h"
+#include "sys/kerndat.h"
 
 /* One row per namespace kind (struct ns_ops in ns/ns.h), in the order the stages run
  * them; defined below, after the hooks. */
@@ -449,11 +449,7 @@ int ns_pins_open(struct ns_pins *p, const char *dir)
 	/* The pins are mounts in stasis's mount namespace, which needs CAP_SYS_ADMIN over its
 	 * owner (stasis's user namespace or an ancestor; may_mount in fs/namespace.c):
 	 * without it in stasis's own, refuse before anything is restored. */
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct cap[2];
-	memset(cap, 0, sizeof(cap));
-	if (syscall(SYS_capget, &hdr, cap) == 0 &&
-	    !(cap[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)))) {
+	if (!kdat_has(KD_CAP_SYS_ADMIN)) {
 		pr_err("--pin-ns %s: pinning needs CAP_SYS_ADMIN (the pins are mounts in stasis's "
 		       "mount namespace)",
 		       dir);

@@ -130,6 +130,11 @@ struct stasis_rseq_config {
 #define PIDFD_GET_PID_NAMESPACE _IO(0xFF, 5) /* 6.11 */
 #endif
 
+/* --- timerfd.h: restoring the ticks (CONFIG_CHECKPOINT_RESTORE) --- */
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
+#endif
+
 /* --- userfaultfd.h: write-protect features (6.4/6.7) --- */
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
