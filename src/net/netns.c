@@ -95,11 +95,9 @@ static void nla_end(struct nlmsg *m, struct rtattr *nest)
 	nest->rta_len = (unsigned short)(m->buf + m->h->nlmsg_len - (char *)nest);
 }
 
-static int nl_open(void)
+/* Set up an rtnetlink socket: a receive timeout, bound. */
+static int nl_setup(int fd)
 {
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
 	struct timeval tv = { .tv_sec = 5 };
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
@@ -109,6 +107,12 @@ static int nl_open(void)
 		return e;
 	}
 	return fd;
+}
+
+static int nl_open(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	return fd < 0 ? -errno : nl_setup(fd);
 }
 
 static uint32_t nl_seq;
@@ -894,27 +898,17 @@ static int restore_sysctls(int proc_dfd, const NetNs *ns)
 	return 0;
 }
 
-/* A socket in the net namespace @nsfd (back to our own afterwards). @proc_dfd: stasis's
- * /proc, where this task is visible (its own /proc may belong to a pid namespace it is
- * not in yet, or to an ancestor's). */
+/* An rtnetlink socket in the net namespace @nsfd. @proc_dfd: stasis's /proc, where this
+ * task is visible (its own /proc may belong to a pid namespace it is not in yet, or to an
+ * ancestor's). */
 static int nl_open_in(int proc_dfd, int nsfd)
 {
-	_cleanup_close_ int self = openat(proc_dfd, "thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return pr_perror("restore: open /proc/thread-self/ns/net");
-	if (setns(nsfd, CLONE_NEWNET) < 0)
-		return pr_perror("restore: setns into a peer's net namespace");
-	int fd = nl_open();
-	if (setns(self, CLONE_NEWNET) < 0) {
-		/* cannot go on in the wrong namespace */
-		int e = pr_perror("restore: setns back");
-		if (fd >= 0)
-			close(fd);
-		return e;
-	}
+	int fd = ns_socket_in(proc_dfd, nsfd, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE,
+			      "restore", "a peer's net namespace");
 	if (fd < 0)
-		pr_errno(fd, "restore: netlink socket");
-	return fd;
+		return fd;
+	fd = nl_setup(fd);
+	return fd < 0 ? pr_errno(fd, "restore: netlink socket") : fd;
 }
 
 static int restore_peer(int proc_dfd, const NetLink *l)

@@ -16,6 +16,7 @@
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -333,4 +334,31 @@ int ns_run_msg(const struct nsrun *r, const ProtobufCMessageDescriptor *desc, ns
 		return -EIO;
 	}
 	return 0;
+}
+
+int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const char *tag,
+		 const char *what)
+{
+	struct stat a, b;
+	_cleanup_close_ int self =
+		openat(proc_dfd >= 0 ? proc_dfd : AT_FDCWD,
+		       proc_dfd >= 0 ? "thread-self/ns/net" : "/proc/thread-self/ns/net",
+		       O_RDONLY | O_CLOEXEC);
+	if (self < 0 || fstat(self, &a) < 0 || fstat(nsfd, &b) < 0)
+		return pr_perror("%s: %s", tag, what);
+	bool other = a.st_ino != b.st_ino || a.st_dev != b.st_dev;
+	if (other && setns(nsfd, CLONE_NEWNET) < 0)
+		return pr_perror("%s: enter %s", tag, what);
+	int fd = socket(domain, type, proto);
+	int err = errno;
+	if (other && setns(self, CLONE_NEWNET) < 0) {
+		/* cannot go on in the wrong namespace */
+		int e = pr_perror("%s: back to our own net namespace from %s", tag, what);
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	if (fd < 0)
+		return pr_errno(-err, "%s: socket in %s", tag, what);
+	return fd;
 }
