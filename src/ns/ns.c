@@ -643,7 +643,7 @@ static bool net_created(const Core *core)
 
 static void net_forget(Core *root)
 {
-	protobuf_c_message_free_unpacked(&root->net->base, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->net, NULL); /* may be NULL */
 	root->net = NULL;
 }
 
@@ -666,7 +666,7 @@ static int ipc_restore_child(struct rst_ctx *c)
 
 static void ipc_forget(Core *root)
 {
-	protobuf_c_message_free_unpacked(&root->ipc->base, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->ipc, NULL); /* may be NULL */
 	root->ipc = NULL;
 }
 
@@ -697,7 +697,7 @@ static int uts_restore_child(struct rst_ctx *c)
 
 static void uts_forget(Core *root)
 {
-	protobuf_c_message_free_unpacked(&root->uts->base, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->uts, NULL); /* may be NULL */
 	root->uts = NULL;
 }
 
