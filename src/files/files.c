@@ -31,6 +31,7 @@
 #include "core/util.h"
 #include "cr/resource.h"
 #include "files/fd_ops.h"
+#include "sys/kerndat.h"
 #include "sys/syscalls.h"
 
 /* ------------------------------------------------------------------------------------ */
@@ -515,10 +516,12 @@ static int each_row(struct fd_rst *s, bool late)
 
 static int close_fd_range(unsigned int lo, unsigned int hi)
 {
-	if (syscall(SYS_close_range, lo, hi, 0) == 0)
-		return 0;
-	if (errno != ENOSYS)
-		return pr_perror("close_range(%u, %u)", lo, hi);
+	if (kdat_has(KD_CLOSE_RANGE)) {
+		if (syscall(SYS_close_range, lo, hi, 0) == 0)
+			return 0;
+		if (errno != ENOSYS)
+			return pr_perror("close_range(%u, %u)", lo, hi);
+	}
 	for (unsigned int fd = lo; fd <= hi; fd++)
 		close((int)fd);
 	return 0;

@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "files/fd_ops.h"
 #include "proc/parse.h"
+#include "sys/kerndat.h"
 
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
@@ -116,8 +117,8 @@ static int timerfd_open(const FileDesc *d, int target, int rootfd)
 		return ret;
 	if (t->ticks) {
 		uint64_t ticks = t->ticks;
-		if (ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) {
-			if (errno != ENOTTY && errno != EINVAL)
+		if (!kdat_has(KD_TIMERFD_SET_TICKS) || ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) {
+			if (kdat_has(KD_TIMERFD_SET_TICKS) && errno != ENOTTY && errno != EINVAL)
 				return pr_perror("restore fd %d: TFD_IOC_SET_TICKS", target);
 			pr_warn("restore fd %d: this kernel cannot set timerfd ticks; %llu unread "
 				"expirations are lost", target, (unsigned long long)ticks);

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "helper/helper.h"
+#include "sys/kerndat.h"
 #include "sys/syscalls.h"
 
 /* The channel holder must not be ptraceable (see client.h). */
@@ -256,17 +257,16 @@ static int helper_call(struct helper *h, const struct helper_req *req, const int
  * is in), or -1 with *pid_field = pid on a kernel without pidfd_open. */
 static int target_fd(pid_t pid, int32_t *pid_field, uint32_t *flags)
 {
-	int fd = sys_pidfd_open(pid, 0);
-
-	if (fd >= 0) {
-		*pid_field = 0;
-		*flags |= HELPER_F_PIDFD;
-		return fd;
+	if (!kdat_has(KD_PIDFD_OPEN)) {
+		*pid_field = pid;
+		return -1;
 	}
-	if (errno != ENOSYS)
+	int fd = sys_pidfd_open(pid, 0);
+	if (fd < 0)
 		return pr_perror("helper: pidfd_open %d", pid);
-	*pid_field = pid;
-	return -1;
+	*pid_field = 0;
+	*flags |= HELPER_F_PIDFD;
+	return fd;
 }
 
 int helper_register_tree(struct helper *h, pid_t root)

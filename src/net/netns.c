@@ -21,23 +21,21 @@
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <linux/veth.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "image/img.h"
 #include "net/netns.h"
 #include "ns/ns.h"
+#include "ns/nsrun.h"
 
 static const char *const sysctls[] = {
 	"ipv4/ip_forward",	   "ipv4/conf/all/forwarding", "ipv6/conf/all/disable_ipv6",
@@ -97,11 +95,9 @@ static void nla_end(struct nlmsg *m, struct rtattr *nest)
 	nest->rta_len = (unsigned short)(m->buf + m->h->nlmsg_len - (char *)nest);
 }
 
-static int nl_open(void)
+/* Set up an rtnetlink socket: a receive timeout, bound. */
+static int nl_setup(int fd)
 {
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
 	struct timeval tv = { .tv_sec = 5 };
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
@@ -111,6 +107,12 @@ static int nl_open(void)
 		return e;
 	}
 	return fd;
+}
+
+static int nl_open(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	return fd < 0 ? -errno : nl_setup(fd);
 }
 
 static uint32_t nl_seq;
@@ -545,115 +547,47 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 	return ret;
 }
 
+struct read_arg {
+	NetNs ns;
+	struct dump_arg d;
+	const int *cand_fd;
+};
+
+/* In the child, inside the namespace. */
+static ProtobufCMessage *read_child(void *arg, int *err)
+{
+	struct read_arg *a = arg;
+	int32_t *nsids = calloc(a->d.n_cand + 1, sizeof(*nsids));
+	a->d.cand_nsid = nsids;
+	int r = nsids ? dump_inside(&a->d, a->cand_fd, nsids) : -ENOMEM;
+	if (!r)
+		return &a->ns.base;
+	if (!errmsg[0])
+		fail(r, "net: reading the net namespace of pid %d: %s", a->d.pid, strerror(-r));
+	*err = nsrun_error(r, "%s", errmsg);
+	return NULL;
+}
+
 /* Read the net namespace of @pid (id @id) from a child that joins it. @cand: the
  * namespaces of the tree (ids and open fds), to name the namespace of a veth's peer. */
 static int read_netns(const struct dump_opts *o, pid_t pid, uint64_t id,
 		      const uint64_t *cand_ids, const int *cand_fd, size_t n_cand, NetNs **out)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
-	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	char what[64];
+	snprintf(what, sizeof(what), "the net namespace of pid %d", pid);
+	struct nsrun r = { .tag = "net", .what = what, .n_ns = 1, .timeout_ms = 10000,
+			   .max_reply = IMG_MAX_META };
+	_cleanup_close_ int nsfd = ns_open_of(pid, "net", "net");
 	if (nsfd < 0)
-		return pr_perror("net: open %s", path);
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pr_perror("net: pipe");
-	pid_t child = fork();
-	if (child < 0) {
-		int e = pr_perror("net: fork");
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	if (child == 0) {
-		close(p[0]);
-		int32_t *nsids = calloc(n_cand + 1, sizeof(*nsids));
-		NetNs ns = NET_NS__INIT;
-		ns.id = id;
-		struct dump_arg d = { &ns, pid, cand_ids, nsids, n_cand, o };
-		int32_t r;
-		if (!nsids)
-			r = -ENOMEM;
-		else if (setns(nsfd, CLONE_NEWNET) < 0)
-			r = fail(-errno, "net: setns into the net namespace of pid %d: %s", pid,
-				 strerror(errno));
-		else
-			r = dump_inside(&d, cand_fd, nsids);
-		if (r) {
-			if (!errmsg[0])
-				fail(r, "net: reading the net namespace of pid %d: %s", pid,
-				     strerror(-r));
-			if (write_all(p[1], &r, sizeof(r)) || write_all(p[1], errmsg, strlen(errmsg)))
-				_exit(1);
-			_exit(0);
-		}
-		size_t len = net_ns__get_packed_size(&ns);
-		uint8_t *buf = malloc(len + 1);
-		if (!buf)
-			_exit(1);
-		net_ns__pack(&ns, buf);
-		r = (int32_t)len;
-		_exit(write_all(p[1], &r, sizeof(r)) || write_all(p[1], buf, len) ? 1 : 0);
-	}
-	close(p[1]);
-	size_t cap = 65536, len = 0;
-	char *buf = malloc(cap);
-	int ret = buf ? 0 : -ENOMEM;
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!ret) {
-		struct timespec t1;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		long left = 10000 - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		if (left <= 0 || poll(&pf, 1, (int)left) != 1) {
-			pr_err("net: timed out reading the net namespace of pid %d", pid);
-			ret = -ETIMEDOUT;
-			break;
-		}
-		if (len == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				ret = -ENOMEM;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = read(p[0], buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			ret = pr_perror("net: read");
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(p[0]);
-	if (ret)
-		kill(child, SIGKILL);
-	int st;
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
-	int32_t r = 0;
-	if (!ret && len >= sizeof(r))
-		memcpy(&r, buf, sizeof(r));
-	if (ret) {
-		/* logged */
-	} else if (len < sizeof(r) || (r >= 0 && (size_t)r != len - sizeof(r))) {
-		pr_err("net: cannot read the net namespace of pid %d", pid);
-		ret = -EIO;
-	} else if (r < 0) {
-		pr_err("%.*s", (int)(len - sizeof(r)), buf + sizeof(r));
-		ret = r;
-	} else {
-		*out = net_ns__unpack(NULL, (size_t)r, (uint8_t *)buf + sizeof(r));
-		if (!*out) {
-			pr_err("net: cannot decode the net namespace of pid %d", pid);
-			ret = -EIO;
-		}
-	}
-	free(buf);
+		return nsfd;
+	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWNET };
+	struct read_arg a = { .ns = NET_NS__INIT, .cand_fd = cand_fd };
+	a.ns.id = id;
+	a.d = (struct dump_arg){ &a.ns, pid, cand_ids, NULL, n_cand, o };
+	ProtobufCMessage *m;
+	int ret = ns_run_msg(&r, &net_ns__descriptor, read_child, &a, &m);
+	if (!ret)
+		*out = (NetNs *)m;
 	return ret;
 }
 
@@ -964,27 +898,17 @@ static int restore_sysctls(int proc_dfd, const NetNs *ns)
 	return 0;
 }
 
-/* A socket in the net namespace @nsfd (back to our own afterwards). @proc_dfd: stasis's
- * /proc, where this task is visible (its own /proc may belong to a pid namespace it is
- * not in yet, or to an ancestor's). */
+/* An rtnetlink socket in the net namespace @nsfd. @proc_dfd: stasis's /proc, where this
+ * task is visible (its own /proc may belong to a pid namespace it is not in yet, or to an
+ * ancestor's). */
 static int nl_open_in(int proc_dfd, int nsfd)
 {
-	_cleanup_close_ int self = openat(proc_dfd, "thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0)
-		return pr_perror("restore: open /proc/thread-self/ns/net");
-	if (setns(nsfd, CLONE_NEWNET) < 0)
-		return pr_perror("restore: setns into a peer's net namespace");
-	int fd = nl_open();
-	if (setns(self, CLONE_NEWNET) < 0) {
-		/* cannot go on in the wrong namespace */
-		int e = pr_perror("restore: setns back");
-		if (fd >= 0)
-			close(fd);
-		return e;
-	}
+	int fd = ns_socket_in(proc_dfd, nsfd, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE,
+			      "restore", "a peer's net namespace");
 	if (fd < 0)
-		pr_errno(fd, "restore: netlink socket");
-	return fd;
+		return fd;
+	fd = nl_setup(fd);
+	return fd < 0 ? pr_errno(fd, "restore: netlink socket") : fd;
 }
 
 static int restore_peer(int proc_dfd, const NetLink *l)

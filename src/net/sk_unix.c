@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +42,7 @@
 #include "helper/client.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
+#include "ns/nsrun.h"
 #include "sys/syscalls.h"
 
 #ifndef TCP_ESTABLISHED
@@ -79,34 +79,16 @@ static int sk_unsupported(pid_t pid, int fd, const char *link, const char *what)
 }
 
 /* A NETLINK_SOCK_DIAG socket in the network namespace of @pid (sock_diag only sees
- * the sockets of the namespace the netlink socket was created in): this thread enters
- * it for the socket() call only. */
+ * the sockets of the namespace the netlink socket was created in). */
 static int diag_socket(pid_t pid)
 {
-	char path[64];
-	struct stat a, b;
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
-	_cleanup_close_ int ns = open(path, O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (ns < 0 || self < 0 || fstat(ns, &a) < 0 || fstat(self, &b) < 0)
-		return pr_perror("sock_diag: network namespace of pid %d", pid);
-	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-		int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-		return nl >= 0 ? nl : pr_perror("cannot open a NETLINK_SOCK_DIAG socket");
-	}
-	if (setns(ns, CLONE_NEWNET) < 0)
-		return pr_perror("sock_diag: enter the network namespace of pid %d", pid);
-	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	int e = errno;
-	if (setns(self, CLONE_NEWNET) < 0) {
-		int ret = pr_perror("sock_diag: return to stasis's network namespace");
-		if (nl >= 0)
-			close(nl);
-		return ret;
-	}
-	if (nl < 0)
-		return pr_errno(-e, "cannot open a NETLINK_SOCK_DIAG socket in pid %d's namespace", pid);
-	return nl;
+	char what[64];
+	snprintf(what, sizeof(what), "the network namespace of pid %d", pid);
+	_cleanup_close_ int ns = ns_open_of(pid, "net", "sock_diag");
+	if (ns < 0)
+		return ns;
+	return ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG,
+			    "sock_diag", what);
 }
 
 /* sock_diag of the AF_UNIX socket with inode @ino. */

@@ -24,10 +24,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <mqueue.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +35,13 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "image/img.h"
 #include "ns/ipc.h"
+#include "ns/nsrun.h"
 #include "sys/syscalls.h"
 #include "cr/ctx.h"
 #include "ns/ns.h"
@@ -74,15 +72,19 @@ union semun_arg {
 struct child {
 	IpcNs ns;
 	size_t data; /* bytes of messages and segments so far */
-	char err[512];
 };
 
+/* An object the dump cannot carry or read: the child's error (logged by the caller as
+ * "pid N's IPC namespace: ..."). */
 static __attribute__((format(printf, 2, 3))) int child_err(struct child *ch, const char *fmt, ...)
 {
+	char msg[NSRUN_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(ch->err, sizeof(ch->err), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	(void)ch;
+	nsrun_error(-EOPNOTSUPP, "%s", msg);
 	return -1;
 }
 
@@ -406,88 +408,37 @@ static int child_mqueues(struct child *ch)
 	return ret;
 }
 
-static __attribute__((noreturn)) void dump_child(int nsfd, int out)
+static ProtobufCMessage *dump_child(void *arg, int *err)
 {
-	struct child ch;
-	memset(&ch, 0, sizeof(ch));
-	ipc_ns__init(&ch.ns);
-	int e = ns_enter_to_read(nsfd, CLONE_NEWIPC);
-	int bad = e ? child_err(&ch, "setns: %s", strerror(-e)) : 0;
-	if (!bad)
-		bad = child_sysctls(&ch) || child_msgqs(&ch) || child_sems(&ch) ||
-		      child_shms(&ch) || child_mqueues(&ch);
-	if (bad) {
-		if (write_all(out, ch.err, strlen(ch.err)))
-			_exit(1);
-		_exit(2);
+	struct child *ch = arg;
+	ipc_ns__init(&ch->ns);
+	if (child_sysctls(ch) || child_msgqs(ch) || child_sems(ch) || child_shms(ch) ||
+	    child_mqueues(ch)) {
+		*err = -EOPNOTSUPP;
+		return NULL;
 	}
-	size_t len = ipc_ns__get_packed_size(&ch.ns);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		_exit(1);
-	ipc_ns__pack(&ch.ns, buf);
-	_exit(write_all(out, buf, len) ? 1 : 0);
+	return &ch->ns.base;
 }
 
 int ipc_dump_ns(pid_t pid, IpcNs **out)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
-	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	char what[64], prefix[64];
+	snprintf(what, sizeof(what), "the IPC namespace of pid %d", pid);
+	snprintf(prefix, sizeof(prefix), "pid %d's IPC namespace: ", pid);
+	/* read inside the owning user namespace: owners as the namespace's tasks see them */
+	struct nsrun r = { .tag = "ipc", .what = what, .err_prefix = prefix, .n_ns = 1,
+			   .via_owner = true, .timeout_ms = IPC_WAIT_MS, .max_reply = IMG_MAX_META };
+	_cleanup_close_ int nsfd = ns_open_of(pid, "ipc", "ipc");
 	if (nsfd < 0)
-		return pr_perror("ipc: open %s", path);
-	_cleanup_close_ int mfd = memfd_create("stasis-ipc", MFD_CLOEXEC);
-	if (mfd < 0)
-		return pr_perror("ipc: memfd_create");
-	pid_t child = fork();
-	if (child < 0)
-		return pr_perror("ipc: fork");
-	if (child == 0)
-		dump_child(nsfd, mfd);
-
-	/* bounded wait for the child */
-	_cleanup_close_ int pfd = sys_pidfd_open(child, 0);
-	if (pfd >= 0) {
-		struct pollfd pf = { .fd = pfd, .events = POLLIN };
-		int r;
-		while ((r = poll(&pf, 1, IPC_WAIT_MS)) < 0 && errno == EINTR)
-			;
-		if (r == 0) {
-			pr_err("ipc: reading the IPC namespace of pid %d timed out", pid);
-			kill(child, SIGKILL);
-		}
-	}
-	int st = 0;
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
-	struct stat sb;
-	if (fstat(mfd, &sb) < 0)
-		return pr_perror("ipc: fstat memfd");
-	if (sb.st_size > (off_t)IMG_MAX_META) {
-		pr_err("ipc: the IPC namespace of pid %d is too large", pid);
-		return -EFBIG;
-	}
-	size_t len = (size_t)sb.st_size;
-	_cleanup_free_ uint8_t *buf = malloc(len + 1);
-	if (!buf)
-		return -ENOMEM;
-	ssize_t n = pread(mfd, buf, len, 0);
-	if (n != (ssize_t)len)
-		return pr_perror("ipc: read memfd");
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
-		buf[len] = '\0';
-		pr_err("pid %d's IPC namespace: %s", pid, (char *)buf);
-		return -EOPNOTSUPP;
-	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-		pr_err("ipc: cannot read the IPC namespace of pid %d (helper status %#x)", pid, st);
-		return -EIO;
-	}
-	IpcNs *ns = ipc_ns__unpack(NULL, len, buf);
-	if (!ns) {
-		pr_err("ipc: malformed IPC namespace data of pid %d", pid);
-		return -EIO;
-	}
+		return nsfd;
+	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWIPC };
+	struct child ch;
+	memset(&ch, 0, sizeof(ch));
+	ProtobufCMessage *m;
+	int ret = ns_run_msg(&r, &ipc_ns__descriptor, dump_child, &ch, &m);
+	if (ret)
+		return ret;
+	IpcNs *ns = (IpcNs *)m;
 	pr_info("ipc: pid %d: %zu sysctls, %zu message queues, %zu semaphore sets, %zu shm "
 		"segments, %zu POSIX message queues",
 		pid, ns->n_sysctls, ns->n_msgqs, ns->n_sems, ns->n_shms, ns->n_mqueues);

@@ -7,18 +7,15 @@
  * (src/ns/mnt.c), cgroup (src/ns/cgroup.c), PID namespaces through set_tid arrays of the
  * full depth. --join-ns puts the restored root into an existing namespace instead. */
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sys/syscall.h>
@@ -30,7 +27,9 @@
 #include "ns/mnt.h"
 #include "cr/resource.h"
 #include "ns/ns.h"
+#include "ns/nsrun.h"
 #include "ns/userns.h"
+#include "sys/kerndat.h"
 
 /* One row per namespace kind (struct ns_ops in ns/ns.h), in the order the stages run
  * them; defined below, after the hooks. */
@@ -132,66 +131,45 @@ int ns_enter_time_for_children(const TimeNs *t)
 	return 0;
 }
 
-int ns_enter_to_read(int nsfd, int nstype)
+static int uts_child(void *arg, struct nsrun_buf *out)
 {
-	/* setns needs CAP_SYS_ADMIN over the namespace's owning user namespace and in the
-	 * caller's own one: a stasis without it (a user with CAP_CHECKPOINT_RESTORE) first
-	 * enters the owning user namespace, where its owner has every capability. Ids read
-	 * there (IPC owners) are then as the tasks of that namespace see them, as the
-	 * restore creates them. */
-	_cleanup_close_ int ufd = ioctl(nsfd, NS_GET_USERNS);
-	struct stat owner, mine;
-	if (ufd < 0 || fstat(ufd, &owner) < 0 || stat("/proc/self/ns/user", &mine) < 0)
-		return -errno;
-	if ((owner.st_ino != mine.st_ino || owner.st_dev != mine.st_dev) &&
-	    setns(ufd, CLONE_NEWUSER) < 0)
-		return -errno;
-	return setns(nsfd, nstype) < 0 ? -errno : 0;
+	struct utsname u;
+	(void)arg;
+	if (uname(&u) < 0)
+		return nsrun_error(-errno, "uname: %s", strerror(errno));
+	return nsrun_put(out, &u, sizeof(u));
 }
 
-/* hostname and domainname of the UTS namespace of @pid, read by a child that joins it. */
+/* hostname and domainname of the UTS namespace of @pid, read by a child that joins it
+ * (through the owning user namespace when that is not stasis's). */
 static int read_uts(pid_t pid, UtsNs **out)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/uts", pid);
-	_cleanup_close_ int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	char what[64], prefix[64];
+	snprintf(what, sizeof(what), "the UTS namespace of pid %d", pid);
+	snprintf(prefix, sizeof(prefix), "ns: cannot read the UTS namespace of pid %d: ", pid);
+	struct nsrun r = { .tag = "ns", .what = what, .err_prefix = prefix, .n_ns = 1,
+			   .via_owner = true, .timeout_ms = 5000,
+			   .max_reply = sizeof(struct utsname) };
+	_cleanup_close_ int nsfd = ns_open_of(pid, "uts", "ns");
 	if (nsfd < 0)
-		return pr_perror("ns: open %s", path);
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pr_perror("ns: pipe");
-	pid_t child = fork();
-	if (child < 0) {
-		int e = pr_perror("ns: fork");
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	if (child == 0) {
-		struct utsname u;
-		if (ns_enter_to_read(nsfd, CLONE_NEWUTS) || uname(&u) < 0)
-			_exit(1);
-		(void)!write(p[1], &u, sizeof(u));
-		_exit(0);
-	}
-	close(p[1]);
-	struct utsname u;
-	struct pollfd pf = { .fd = p[0], .events = POLLIN };
-	ssize_t n = poll(&pf, 1, 5000) == 1 ? read(p[0], &u, sizeof(u)) : -1;
-	close(p[0]);
-	int st;
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(u)) {
+		return nsfd;
+	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWUTS };
+	_cleanup_free_ void *data = NULL;
+	size_t len;
+	int ret = ns_run(&r, uts_child, NULL, &data, &len);
+	if (ret)
+		return ret;
+	if (len != sizeof(struct utsname)) {
 		pr_err("ns: cannot read the UTS namespace of pid %d", pid);
 		return -EIO;
 	}
+	const struct utsname *u = data;
 	UtsNs *uts = malloc(sizeof(*uts));
 	if (!uts)
 		return -ENOMEM;
 	uts_ns__init(uts);
-	uts->hostname = strndup(u.nodename, sizeof(u.nodename));
-	uts->domainname = strndup(u.domainname, sizeof(u.domainname));
+	uts->hostname = strndup(u->nodename, sizeof(u->nodename));
+	uts->domainname = strndup(u->domainname, sizeof(u->domainname));
 	*out = uts;
 	return uts->hostname && uts->domainname ? 0 : -ENOMEM;
 }
@@ -283,58 +261,35 @@ static long last_pid_io(struct rsys *rs, bool write_it, int *val)
 	return r < 0 ? r : c < 0 ? c : 0;
 }
 
+/* In a child born in the pid namespace: set ns_last_pid to *@arg, or (reading) to the
+ * child's own pid - 1 (the next fork gets the pid the child took). */
+static int last_pid_child(void *arg, struct nsrun_buf *out)
+{
+	const int32_t *set = arg;
+	int32_t v = set ? *set : (int32_t)getpid() - 1;
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d", v);
+	int fd = open(LAST_PID_PATH, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return -(errno ? errno : EIO);
+	close(fd);
+	return nsrun_put(out, &v, sizeof(v));
+}
+
 int ns_last_pid_in(int ns_fd, int *val, bool set)
 {
-	_cleanup_close_ int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-	int p[2];
-	if (self < 0 || pipe2(p, O_CLOEXEC) < 0)
-		return pr_perror("ns: open /proc/self/ns/pid or pipe");
-	if (setns(ns_fd, CLONE_NEWPID) < 0) {
-		int e = pr_perror("ns: enter a pid namespace of the tree");
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	/* the next fork lands in it: its active namespace is the one the sysctl writes */
-	pid_t child = fork();
-	int err = errno;
-	if (child == 0) {
-		int32_t v = set ? *val : (int32_t)getpid() - 1;
-		char buf[16];
-		int n = snprintf(buf, sizeof(buf), "%d", v);
-		int fd = open(LAST_PID_PATH, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, buf, (size_t)n) != n)
-			_exit(errno ? errno : EIO);
-		_exit(write(p[1], &v, sizeof(v)) == sizeof(v) ? 0 : EIO);
-	}
-	close(p[1]);
-	if (setns(self, CLONE_NEWPID) < 0) {
-		/* every later fork of stasis would land in the tree's namespace */
-		int e = pr_perror("ns: back to stasis's pid namespace");
-		if (child > 0) {
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-		}
-		close(p[0]);
-		return e;
-	}
-	if (child < 0) {
-		close(p[0]);
-		return pr_errno(-err, "ns: fork in a pid namespace of the tree");
-	}
-	int32_t got = 0;
-	struct pollfd pf = { .fd = p[0], .events = POLLIN };
-	bool ok = poll(&pf, 1, 5000) == 1 && read(p[0], &got, sizeof(got)) == sizeof(got);
-	close(p[0]);
-	int st = 0;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			return pr_perror("ns: wait for pid %d", child);
-	if (!WIFEXITED(st) || (!ok && !WEXITSTATUS(st)))
+	struct nsrun r = { .tag = "ns", .what = "a pid namespace of the tree", .n_ns = 1,
+			   .timeout_ms = 5000, .max_reply = sizeof(int32_t) };
+	r.ns[0] = (struct nsrun_ns){ ns_fd, CLONE_NEWPID };
+	int32_t want = *val;
+	_cleanup_free_ void *data = NULL;
+	size_t len;
+	int ret = ns_run(&r, last_pid_child, set ? &want : NULL, &data, &len);
+	if (ret)
+		return ret;
+	if (len != sizeof(int32_t))
 		return -EIO;
-	if (WEXITSTATUS(st))
-		return -WEXITSTATUS(st);
-	*val = got;
+	memcpy(val, data, sizeof(int32_t));
 	return 0;
 }
 
@@ -494,11 +449,7 @@ int ns_pins_open(struct ns_pins *p, const char *dir)
 	/* The pins are mounts in stasis's mount namespace, which needs CAP_SYS_ADMIN over its
 	 * owner (stasis's user namespace or an ancestor; may_mount in fs/namespace.c):
 	 * without it in stasis's own, refuse before anything is restored. */
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct cap[2];
-	memset(cap, 0, sizeof(cap));
-	if (syscall(SYS_capget, &hdr, cap) == 0 &&
-	    !(cap[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)))) {
+	if (!kdat_has(KD_CAP_SYS_ADMIN)) {
 		pr_err("--pin-ns %s: pinning needs CAP_SYS_ADMIN (the pins are mounts in stasis's "
 		       "mount namespace)",
 		       dir);
@@ -692,7 +643,7 @@ static bool net_created(const Core *core)
 
 static void net_forget(Core *root)
 {
-	protobuf_c_message_free_unpacked(&root->net->base, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->net, NULL); /* may be NULL */
 	root->net = NULL;
 }
 
@@ -715,7 +666,7 @@ static int ipc_restore_child(struct rst_ctx *c)
 
 static void ipc_forget(Core *root)
 {
-	protobuf_c_message_free_unpacked(&root->ipc->base, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->ipc, NULL); /* may be NULL */
 	root->ipc = NULL;
 }
 
@@ -746,7 +697,7 @@ static int uts_restore_child(struct rst_ctx *c)
 
 static void uts_forget(Core *root)
 {
-	protobuf_c_message_free_unpacked(&root->uts->base, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->uts, NULL); /* may be NULL */
 	root->uts = NULL;
 }
 

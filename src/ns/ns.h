@@ -42,10 +42,6 @@ int ns_enter_time_for_children(const TimeNs *t) __must_check;
 /* --join-ns TYPE:PATH: open PATH, check it is an nsfs file of TYPE (uts, ipc, net);
  * *nstype is the CLONE_NEW* flag. */
 int ns_join_open(const char *spec, int *fd, int *nstype) __must_check;
-/* In a forked, single-threaded child of stasis: join namespace @nsfd (CLONE_NEW* @nstype)
- * to read it from inside, through its owning user namespace if that is not the caller's.
- * 0 or -errno, nothing logged. */
-int ns_enter_to_read(int nsfd, int nstype) __must_check;
 /* The root restored into joined namespaces: forget what it would have created of them. */
 void ns_join_forget(Core *root, int nstype);
 /* --pin-ns DIR (src/ns/ns.c): every namespace the restore created bind-mounted on

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "arch/x86_64/arch.h"
+#include "arch/arch.h"
 #include "core/util.h"
 
 struct rsys {

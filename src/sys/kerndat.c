@@ -15,13 +15,12 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
 
+#include "arch/arch.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "sys/syscalls.h"
@@ -32,7 +31,6 @@
 #endif
 
 static struct kerndat kd_cache;
-static pthread_once_t kd_once = PTHREAD_ONCE_INIT;
 
 static void sleep_ms(long ms)
 {
@@ -303,47 +301,95 @@ static void probe_vdso(struct kerndat *kd)
 
 static void probe_xsave(struct kerndat *kd)
 {
-#if defined(__x86_64__)
-	unsigned int a, b, c, d;
-
-	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
-		return;
-	kd->xsave = true;
-	uint32_t lo, hi;
-	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-	kd->xfeatures = ((uint64_t)hi << 32) | lo;
-	if (__get_cpuid_count(0xd, 0, &a, &b, &c, &d))
-		kd->xsave_size = b;
-#else
-	(void)kd;
-#endif
+	arch_probe_xsave(&kd->xsave, &kd->xsave_size, &kd->xfeatures);
 }
 
-static void kerndat_probe(void)
+static void probe_release(struct kerndat *kd)
 {
-	struct kerndat *kd = &kd_cache;
 	struct utsname u;
-	int saved = errno;
-
 	if (uname(&u) == 0)
 		snprintf(kd->release, sizeof(kd->release), "%s", u.release);
-	probe_caps(kd);
-	probe_clone3(kd);
-	probe_pidfd(kd);
-	probe_process_vm_readv(kd);
-	probe_ptrace(kd);
-	probe_pagemap(kd);
-	probe_uffd(kd);
-	probe_prctl(kd);
+}
+
+static void probe_time_ns(struct kerndat *kd)
+{
 	kd->time_ns = access("/proc/self/ns/time", F_OK) == 0;
-	probe_vdso(kd);
-	probe_xsave(kd);
-	errno = saved;
+}
+
+/* close_range() over an empty range (no fd is that high): 0 where it exists. */
+static void probe_close_range(struct kerndat *kd)
+{
+	kd->close_range = syscall(SYS_close_range, ~0U, ~0U, 0) == 0;
+}
+
+/* TFD_IOC_SET_TICKS (CONFIG_CHECKPOINT_RESTORE) on a timerfd of our own, disarmed. */
+static void probe_timerfd(struct kerndat *kd)
+{
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (fd < 0)
+		return;
+	uint64_t one = 1;
+	kd->timerfd_set_ticks = ioctl(fd, TFD_IOC_SET_TICKS, &one) == 0;
+	close(fd);
+}
+
+/* Probe groups: each is run once, the first time one of its features is asked for. */
+enum kd_group {
+	G_RELEASE,
+	G_CAPS,
+	G_CLONE3, /* needs G_CAPS */
+	G_PIDFD,
+	G_PVM,
+	G_PTRACE,
+	G_PAGEMAP,
+	G_UFFD,
+	G_PRCTL,
+	G_TIME_NS,
+	G_VDSO,
+	G_XSAVE,
+	G_CLOSE_RANGE,
+	G_TIMERFD,
+	G_NR
+};
+
+static void (*const kd_probes[G_NR])(struct kerndat *) = {
+	[G_RELEASE] = probe_release,
+	[G_CAPS] = probe_caps,
+	[G_CLONE3] = probe_clone3,
+	[G_PIDFD] = probe_pidfd,
+	[G_PVM] = probe_process_vm_readv,
+	[G_PTRACE] = probe_ptrace,
+	[G_PAGEMAP] = probe_pagemap,
+	[G_UFFD] = probe_uffd,
+	[G_PRCTL] = probe_prctl,
+	[G_TIME_NS] = probe_time_ns,
+	[G_VDSO] = probe_vdso,
+	[G_XSAVE] = probe_xsave,
+	[G_CLOSE_RANGE] = probe_close_range,
+	[G_TIMERFD] = probe_timerfd,
+};
+
+static pthread_mutex_t kd_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static uint32_t kd_done; /* bit per enum kd_group */
+
+static void kd_ensure(enum kd_group g)
+{
+	pthread_mutex_lock(&kd_lock);
+	if (!(__atomic_load_n(&kd_done, __ATOMIC_ACQUIRE) & (1u << g))) {
+		int saved = errno;
+		if (g == G_CLONE3)
+			kd_ensure(G_CAPS); /* (recursive lock) */
+		kd_probes[g](&kd_cache);
+		__atomic_or_fetch(&kd_done, 1u << g, __ATOMIC_RELEASE);
+		errno = saved;
+	}
+	pthread_mutex_unlock(&kd_lock);
 }
 
 const struct kerndat *kerndat_get(void)
 {
-	pthread_once(&kd_once, kerndat_probe);
+	for (int g = 0; g < G_NR; g++)
+		kd_ensure((enum kd_group)g);
 	return &kd_cache;
 }
 
@@ -370,6 +416,8 @@ static const struct {
 	[KD_CAP_CHECKPOINT_RESTORE] = { "cap_checkpoint_restore", false },
 	[KD_CAP_SYS_ADMIN] = { "cap_sys_admin", false },
 	[KD_CAP_SYS_RESOURCE] = { "cap_sys_resource", false },
+	[KD_CLOSE_RANGE] = { "close_range", false },
+	[KD_TIMERFD_SET_TICKS] = { "timerfd_set_ticks", false },
 };
 
 const char *kerndat_feature_name(enum kd_feature f)
@@ -406,9 +454,33 @@ bool kerndat_has(const struct kerndat *kd, enum kd_feature f)
 	case KD_CAP_CHECKPOINT_RESTORE: return kd->cap_checkpoint_restore;
 	case KD_CAP_SYS_ADMIN: return kd->cap_sys_admin;
 	case KD_CAP_SYS_RESOURCE: return kd->cap_sys_resource;
+	case KD_CLOSE_RANGE: return kd->close_range;
+	case KD_TIMERFD_SET_TICKS: return kd->timerfd_set_ticks;
 	case KD_NR_FEATURES: break;
 	}
 	return false;
+}
+
+static const enum kd_group kd_group_of[KD_NR_FEATURES] = {
+	[KD_EXACT_PIDS] = G_CLONE3,	    [KD_CLONE3_SET_TID] = G_CLONE3,
+	[KD_NS_LAST_PID] = G_CLONE3,	    [KD_PIDFD_OPEN] = G_PIDFD,
+	[KD_PIDFD_GETFD] = G_PIDFD,	    [KD_PROCESS_VM_READV] = G_PVM,
+	[KD_PTRACE_SIGMASK] = G_PTRACE,	    [KD_PTRACE_RSEQ_CONFIG] = G_PTRACE,
+	[KD_PRCTL_MM_MAP] = G_PRCTL,	    [KD_TIMER_RESTORE_IDS] = G_PRCTL,
+	[KD_PAGEMAP_SCAN] = G_PAGEMAP,	    [KD_UFFD_WP_ASYNC] = G_UFFD,
+	[KD_SOFT_DIRTY] = G_PAGEMAP,	    [KD_TIME_NS] = G_TIME_NS,
+	[KD_VDSO] = G_VDSO,		    [KD_XSAVE] = G_XSAVE,
+	[KD_CAP_CHECKPOINT_RESTORE] = G_CAPS, [KD_CAP_SYS_ADMIN] = G_CAPS,
+	[KD_CAP_SYS_RESOURCE] = G_CAPS,	    [KD_CLOSE_RANGE] = G_CLOSE_RANGE,
+	[KD_TIMERFD_SET_TICKS] = G_TIMERFD,
+};
+
+bool kdat_has(enum kd_feature f)
+{
+	if ((unsigned)f >= KD_NR_FEATURES)
+		return false;
+	kd_ensure(kd_group_of[f]);
+	return kerndat_has(&kd_cache, f);
 }
 
 static const char *ptrace_note(const struct kerndat *kd, const char *what, char *buf,
@@ -501,6 +573,12 @@ const char *kerndat_feature_note(const struct kerndat *kd, enum kd_feature f, ch
 		break;
 	case KD_CAP_SYS_RESOURCE:
 		snprintf(buf, len, "single-field PR_SET_MM_* (PR_SET_MM_MAP does without)");
+		break;
+	case KD_CLOSE_RANGE:
+		snprintf(buf, len, "close fd ranges at restore (else one close per fd)");
+		break;
+	case KD_TIMERFD_SET_TICKS:
+		snprintf(buf, len, "restore unread timerfd expirations (TFD_IOC_SET_TICKS)");
 		break;
 	case KD_NR_FEATURES:
 		snprintf(buf, len, "?");

@@ -1,5 +1,8 @@
-/* Kernel feature probes: every feature stasis depends on is probed ONCE (on the first
- * kerndat_get()) and the answers are cached for the life of the process.
+/* Kernel feature probes: every feature stasis depends on is probed ONCE, lazily (the first
+ * time kdat_has() asks for it; kerndat_get() runs every probe) and the answer is cached
+ * for the life of the process (a fork inherits what was probed before it). Dump and
+ * restore ask kdat_has(KD_...) instead of trying a syscall and falling back on ENOSYS.
+ * The capabilities are those of the process that probed them first.
  *
  * Each probe is side-effect free: it leaves no process, no fd and no mapping behind, and
  * it never creates a process with a guessed PID. A probe that cannot decide (a
@@ -58,14 +61,17 @@ struct kerndat {
 	uint32_t xsave_size;       /* CPUID.(0xD,0).EBX: bytes for the enabled features */
 	uint64_t xfeatures;        /* XCR0 */
 
+	/* Files. */
+	bool close_range;          /* close_range() */
+	bool timerfd_set_ticks;    /* ioctl(TFD_IOC_SET_TICKS) (CONFIG_CHECKPOINT_RESTORE) */
+
 	/* Capabilities held (effective set) by this process. */
 	bool cap_checkpoint_restore;
 	bool cap_sys_admin;
 	bool cap_sys_resource;
 };
 
-/* The cached probe results; the first call runs the probes (thread-safe, once). Never
- * NULL. */
+/* The cached probe results, every probe run (each once, thread-safe). Never NULL. */
 const struct kerndat *kerndat_get(void);
 
 enum kd_feature {
@@ -88,6 +94,8 @@ enum kd_feature {
 	KD_CAP_CHECKPOINT_RESTORE,
 	KD_CAP_SYS_ADMIN,
 	KD_CAP_SYS_RESOURCE,
+	KD_CLOSE_RANGE,
+	KD_TIMERFD_SET_TICKS,
 	KD_NR_FEATURES
 };
 
@@ -95,6 +103,8 @@ enum kd_feature {
 const char *kerndat_feature_name(enum kd_feature f);
 /* Whether the probed kernel/process has the feature. */
 bool kerndat_has(const struct kerndat *kd, enum kd_feature f);
+/* The same, running (once) only the probe of @f: what dump and restore call. */
+bool kdat_has(enum kd_feature f);
 /* Whether basic dump/restore cannot work without the feature. */
 bool kerndat_is_required(enum kd_feature f);
 /* A one-line explanation (what it is for, a probed value, or why it is missing) written

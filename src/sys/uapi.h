@@ -130,9 +130,9 @@ struct stasis_rseq_config {
 #define PIDFD_GET_PID_NAMESPACE _IO(0xFF, 5) /* 6.11 */
 #endif
 
-/* --- x86 ptrace regsets (elf.h has them, repeated for clarity) --- */
-#ifndef NT_X86_XSTATE
-#define NT_X86_XSTATE 0x202
+/* --- timerfd.h: restoring the ticks (CONFIG_CHECKPOINT_RESTORE) --- */
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
 #endif
 
 /* --- userfaultfd.h: write-protect features (6.4/6.7) --- */

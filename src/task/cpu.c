@@ -416,7 +416,7 @@ static int thread_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
 	memcpy(&rs->saved, t->gpregs.data, sizeof(arch_regs_t));
 	if (arch_fixup_restart(&rs->saved))
 		pr_info("restore: thread %d was in syscall %lld: it will be re-run", t->tid,
-			(long long)rs->saved.orig_rax);
+			(long long)arch_syscall_nr(&rs->saved));
 	(void)c;
 	/* Parks the thread inside signal delivery and sets its registers; for the main
 	 * thread also unmaps the scratch area (done last: the others share it). */
@@ -438,7 +438,7 @@ int cpu_restore_final(struct rst_ctx *c)
 		memcpy(&r->saved, t->gpregs.data, sizeof(arch_regs_t));
 		if (arch_fixup_restart(&r->saved))
 			pr_debug("restore: thread %d was in syscall %lld: it will be re-run", t->tid,
-				 (long long)r->saved.orig_rax);
+				 (long long)arch_syscall_nr(&r->saved));
 		rs[i] = r;
 	}
 	/* park all other threads at once, then the main thread (it owns the scratch) */

@@ -30,6 +30,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "sys/kerndat.h"
 #include "sys/uapi.h"
 #include "cr/resource.h"
 #include "task/task.h"
@@ -383,8 +384,10 @@ static int restore_posix_timers(struct rst_ctx *c)
 		}
 	}
 
-	r = rcall(c, "prctl(PR_TIMER_CREATE_RESTORE_IDS)", SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS,
-		  PR_TIMER_CREATE_RESTORE_IDS_ON, 0);
+	r = !kdat_has(KD_TIMER_RESTORE_IDS)
+		    ? -EINVAL /* probed once (sys/kerndat.c): the kernel lacks it */
+		    : rcall(c, "prctl(PR_TIMER_CREATE_RESTORE_IDS)", SYS_prctl,
+			    PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0);
 	if (r == -EINVAL) {
 		pr_info("restore: PR_TIMER_CREATE_RESTORE_IDS not supported, creating timers "
 			"of pid %d in id order",

@@ -538,6 +538,9 @@ static void test_kerndat(void)
 	CHECK(kerndat_is_required(KD_PIDFD_OPEN));
 	CHECK(!kerndat_is_required(KD_SOFT_DIRTY));
 	CHECK(kerndat_feature_name(KD_NR_FEATURES) == NULL);
+	for (int f = 0; f < KD_NR_FEATURES; f++) /* the lazy, per-feature answer is the same */
+		CHECK(kdat_has(f) == kerndat_has(a, f));
+	CHECK(!kdat_has(KD_NR_FEATURES));
 	if (a->vdso)
 		CHECK(a->vdso_size > 0 && a->vdso_size % 4096 == 0);
 	if (a->xsave)

@@ -12,6 +12,11 @@
 
 typedef struct user_regs_struct arch_regs_t;
 
+/* The xsave regset (elf.h has it; repeated for older headers). */
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+
 /* Upper bound on the NT_X86_XSTATE regset (AMX tiles included). */
 #define ARCH_XSAVE_MAX (16 * 1024)
 /* Top of the user address space (47-bit). */
@@ -27,10 +32,16 @@ int arch_set_xsave(pid_t tid, const void *buf, size_t len) __must_check;
  * instruction). orig_ax is set to -1 so no syscall-restart logic touches them. */
 void arch_setup_syscall(arch_regs_t *regs, uint64_t insn, long nr, const uint64_t args[6]);
 static inline long arch_syscall_ret(const arch_regs_t *regs) { return (long)regs->rax; }
+/* The syscall the task was in when it stopped (-1: none). */
+static inline long arch_syscall_nr(const arch_regs_t *regs) { return (long)regs->orig_rax; }
 
 /* Registers dumped while the task sat in an interrupted syscall: make the restored task
  * redo it the way the kernel would have. Returns true if @regs were changed. */
 bool arch_fixup_restart(arch_regs_t *regs);
+
+/* The CPU's extended state as this process sees it (CPUID, XCR0): whether the OS enabled
+ * XSAVE, the area's size for the enabled features and the enabled feature mask. */
+void arch_probe_xsave(bool *xsave, uint32_t *size, uint64_t *xfeatures);
 
 /* Offset of the first `syscall` instruction in @buf, or -1. */
 long arch_find_syscall_insn(const void *buf, size_t len);

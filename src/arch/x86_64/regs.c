@@ -1,3 +1,4 @@
+#include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
 #include <string.h>
@@ -81,4 +82,21 @@ long arch_find_syscall_insn(const void *buf, size_t len)
 		if (p[i] == 0x0f && p[i + 1] == 0x05)
 			return (long)i;
 	return -1;
+}
+
+void arch_probe_xsave(bool *xsave, uint32_t *size, uint64_t *xfeatures)
+{
+	unsigned int a, b, c, d;
+
+	*xsave = false;
+	*size = 0;
+	*xfeatures = 0;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+		return;
+	*xsave = true;
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	*xfeatures = ((uint64_t)hi << 32) | lo;
+	if (__get_cpuid_count(0xd, 0, &a, &b, &c, &d))
+		*size = b;
 }
