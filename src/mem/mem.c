@@ -313,9 +313,9 @@ static int run_push(struct run_list *l, PageRun *r)
 
 /* Private anonymous pages a child still shares copy-on-write with its parent (same
  * physical page at the same address: fork) are stored once: the child's run points into
- * the parent's pages file. Needs PFNs in /proc/PID/pagemap (CAP_SYS_ADMIN); without
+ * the parent's page stream. Needs PFNs in /proc/PID/pagemap (CAP_SYS_ADMIN); without
  * them every page is the process's own. @in's runs end up in @all (address order);
- * @own lists those whose data this process's pages file holds. */
+ * @own lists those whose data this process's own page stream holds. */
 static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 			    struct run_list *own, struct run_list *all, struct mem_dump_state *ms)
 {

@@ -186,13 +186,11 @@ static int source_hash(struct page_source *src, const PageRun *r, uint64_t off, 
 	return ret;
 }
 
-/* Runs stored in the parent's stream: its offsets, and checksums of its data. */
-static int resolve_xrefs(struct dump_ctx *c, struct mem_dump_state *ms)
+/* Runs stored in the parent's stream (read back through @src): its offsets, and
+ * checksums of its data. */
+static int resolve_xrefs(struct mem_dump_state *ms, struct page_source *src)
 {
-	struct page_source *src;
-	int ret = page_sink_reopen(c->parent, &src);
-	if (ret)
-		return ret;
+	int ret = 0;
 	for (size_t i = 0; i < ms->n_xref && !ret; i++) {
 		PageRun *r = ms->xref[i].r;
 		const PageRun *pr = ms->xref[i].src;
@@ -200,8 +198,27 @@ static int resolve_xrefs(struct dump_ctx *c, struct mem_dump_state *ms)
 		r->offset = pr->offset + off;
 		ret = source_hash(src, pr, off, r->nr_pages * PAGE_SIZE, &r->xxh64);
 	}
-	page_source_close(src);
 	return ret;
+}
+
+/* A transport that cannot read the parent's stream back: every run is this process's
+ * own data again (index order), nothing is stored once. */
+static int xrefs_to_own(struct dump_ctx *c, struct mem_dump_state *ms)
+{
+	Mm *mm = c->mm;
+	PageRun **own = realloc(ms->own.runs, (mm->n_pages ? mm->n_pages : 1) * sizeof(*own));
+	if (!own)
+		return -ENOMEM;
+	for (size_t i = 0; i < mm->n_pages; i++) {
+		own[i] = mm->pages[i];
+		own[i]->has_src_pid = false;
+		own[i]->src_pid = 0;
+	}
+	ms->own = (struct run_list){ own, mm->n_pages, mm->n_pages ? mm->n_pages : 1 };
+	ms->n_xref = 0;
+	pr_info("mem: pid %d: the page transport cannot read pid %d's pages back: shared "
+		"copy-on-write pages are stored again", c->pid, c->parent->pid);
+	return 0;
 }
 
 /* Second phase, after the scan phase of every process (reading memory with
@@ -210,6 +227,7 @@ static int resolve_xrefs(struct dump_ctx *c, struct mem_dump_state *ms)
 int mem_dump_pages(struct dump_ctx *c)
 {
 	struct mem_dump_state *ms = c->mem;
+	struct page_source *psrc = NULL;
 	struct page_sink *sink;
 	Mm *mm = c->mm;
 	uint64_t len;
@@ -217,12 +235,21 @@ int mem_dump_pages(struct dump_ctx *c)
 
 	if (!ms || !mm)
 		return -EINVAL;
+	if (ms->n_xref) {
+		ret = page_sink_reopen(c->parent, &psrc);
+		if (ret == -EOPNOTSUPP)
+			ret = xrefs_to_own(c, ms);
+		if (ret)
+			return ret;
+	}
 	ret = page_sink_open(c, &sink);
-	if (ret)
-		return ret;
-	ret = copy_pages(c->pid, &ms->own, sink, &len);
+	if (!ret) {
+		ret = copy_pages(c->pid, &ms->own, sink, &len);
+		if (ret)
+			page_sink_abort(sink);
+	}
 	if (ret) {
-		page_sink_abort(sink);
+		page_source_close(psrc);
 		return ret;
 	}
 	uint64_t off = PAGE_STREAM_START;
@@ -233,8 +260,9 @@ int mem_dump_pages(struct dump_ctx *c)
 	mm->has_pages_size = true;
 	mm->pages_size = len;
 	ret = page_sink_commit(sink);
-	if (!ret && ms->n_xref)
-		ret = resolve_xrefs(c, ms);
+	if (!ret && psrc)
+		ret = resolve_xrefs(ms, psrc);
+	page_source_close(psrc);
 	pr_info("mem: %zu vmas, %zu page runs, %llu bytes of pages", mm->n_vmas, mm->n_pages,
 		(unsigned long long)mm->pages_size);
 	return ret;

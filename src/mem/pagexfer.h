@@ -28,8 +28,9 @@
  *    the buffer with its iovecs (target addresses) and stream offset; get_buf() hands
  *    out a slot of its send pipeline; commit() waits for the server's acknowledgement
  *    that the stream is complete (and durable there when the dump syncs). A source over
- *    the same connection (read() = a request for a range) serves page_sink_reopen()
- *    (shared runs of a child are checksummed from the parent's stream) and lazy restore.
+ *    the same connection (read() = a request for a range) can serve page_sink_reopen()
+ *    (shared runs of a child are checksummed from the parent's stream; without it the
+ *    child stores them again) and lazy restore.
  *  - userfaultfd source (lazy restore): the restorer registers the areas with
  *    userfaultfd instead of filling them now; on a fault it looks the address up in the
  *    index and asks the source for that range of the run: read() into the UFFDIO_COPY
@@ -108,7 +109,9 @@ struct page_source {
 /* Dump: the sink of process @c's page stream. */
 int page_sink_open(const struct dump_ctx *c, struct page_sink **out) __must_check;
 /* Dump: a source over what process @c's sink wrote, after its commit (the runs a child
- * shares with its parent are checksummed from the parent's stream). */
+ * shares with its parent are checksummed from the parent's stream). -EOPNOTSUPP, nothing
+ * logged, from a transport that cannot read back: the child then stores those runs in
+ * its own stream. */
 int page_sink_reopen(const struct dump_ctx *c, struct page_source **out) __must_check;
 /* Restore: the source of process @c's pages. */
 int page_source_open(const struct rst_ctx *c, struct page_source **out) __must_check;
