@@ -102,13 +102,15 @@ enum res_priv {
 	RES_PRIV_COUNT
 };
 
+struct page_source;
+
 struct rst_ctx {
 	const struct restore_opts *opts;
 	pid_t pid;
 	Core *core;
 	Mm *mm;
 	Files *files;
-	struct img_pages pages;
+	struct page_source *pages; /* where page contents come from (src/mem/pagexfer.h) */
 	int img_dfd;       /* the image directory (pages of other processes) */
 	pid_t stasis_pid;  /* the restoring stasis, in proc_dfd */
 	int host_root_fd;  /* stasis's root directory (paths of the dumper's view), or -1 */

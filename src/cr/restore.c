@@ -48,7 +48,7 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 		pr_err("images: core image is for pid %d, inventory says %d", c->core->pid, c->pid);
 		return -EINVAL;
 	}
-	ret = img_pages_open(t->img.dfd, c->pid, &c->pages);
+	ret = page_source_open(c, &c->pages);
 	if (ret)
 		return ret;
 	return res_restore(STAGE_VALIDATE, c);
@@ -115,7 +115,6 @@ static int load_tree(struct rst_tree *t)
 		c->host_root_fd = -1; /* plan_fds */
 		c->stasis_pid = getpid();
 		c->pid = t->inv->tasks[i]->pid;
-		c->pages.fd = -1;
 		c->cwd_fd = -1;
 		c->img_dfd = t->img.dfd;
 		c->is_root = i == 0;
@@ -230,8 +229,7 @@ static void free_tree(struct rst_tree *t)
 			protobuf_c_message_free_unpacked(&c->mm->base, NULL);
 		if (c->files)
 			protobuf_c_message_free_unpacked(&c->files->base, NULL);
-		if (c->pages.fd >= 0)
-			close(c->pages.fd);
+		page_source_close(c->pages);
 		if (c->cwd_fd >= 0 && !c->cwd_deferred)
 			close(c->cwd_fd);
 		res_release(c);

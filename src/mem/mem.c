@@ -1,24 +1,23 @@
-/* Memory: the address space layout (VMAs), the mm fields, and page contents.
+/* Memory: the address space layout (VMAs), the mm fields, and which pages are stored.
  *
  * Dump: VMAs come from /proc/PID/smaps (read while the task is frozen). Which pages hold
  * data is asked of the kernel with one PAGEMAP_SCAN ioctl per batch of ranges: present or
  * swapped pages, minus the shared zero page, minus page-cache pages of private file
- * mappings (only their written, i.e. anonymous, pages are stored). Page contents are read
- * with process_vm_readv over many ranges per call into a cache-sized buffer, checksummed
- * while hot, and written sequentially to the pages file.
+ * mappings (only their written, i.e. anonymous, pages are stored); they become the page
+ * runs of the Mm image. Their contents are copied by src/mem/pages.c into a page sink.
  *
  * Restore: the child keeps only its vDSO cluster (moved to the dumped address) and a
  * scratch area; everything else is unmapped, the dumped VMAs are mapped at their exact
- * addresses with remote mmap, contents are copied from the page cache of the (mmap'd)
- * pages file straight into the task with process_vm_writev (one copy), each run's
- * checksum verified as it goes; then protections, madvise flags and the mm fields
- * (PR_SET_MM_MAP) are set. */
+ * addresses with remote mmap, contents are copied from the page source into the task
+ * (src/mem/pages.c: process_vm_writev, one copy, each run's checksum verified); then
+ * protections, madvise flags and the mm fields (PR_SET_MM_MAP) are set. */
 #include "cr/resource.h"
 #include "mem/mem.h"
 
+#include "mem/internal.h"
+
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <pthread.h>
 #include <linux/prctl.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,12 +26,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/uio.h>
-#include <xxhash.h>
 
 #include "core/log.h"
+#include "mem/pagexfer.h"
 #include "sys/syscalls.h"
-#include "image/pwriter.h"
 #include "sys/uapi.h"
 
 #define MADV_BIT_DONTFORK (1u << 0)
@@ -41,14 +38,6 @@
 #define MADV_BIT_NOHUGEPAGE (1u << 3)
 #define MADV_BIT_WIPEONFORK (1u << 4)
 #define MADV_BIT_MERGEABLE (1u << 5)
-
-#define COPY_CHUNK (2u << 20)
-/* A page run's checksum is the XXH3-64 of the XXH3-64s of its successive 2 MiB pieces
- * (the last one shorter): pieces can be verified in parallel at restore. */
-#define HASH_PIECE (2u << 20)
-#define MAX_IOV 1024
-
-
 
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 {
@@ -147,11 +136,6 @@ static bool vma_wants_pages(const Vma *v)
 	return true;
 }
 
-struct run_list {
-	PageRun **runs;
-	size_t nr, cap;
-};
-
 /* Runs never cross a VMA boundary (restore checks each lies inside one VMA). */
 static int run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
 {
@@ -214,123 +198,6 @@ static int scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_regi
 	return 0;
 }
 
-/* Copy the runs' contents into the pages file, computing each run's checksum.
- *
- * process_vm_readv gathers up to COPY_CHUNK bytes from many ranges in one call into a
- * buffer; the checksum is computed while the buffer is in cache; a writer thread writes
- * the buffer while the next one is being read (src/image/pwriter.c), so reading the
- * task and writing the image overlap. Measured on this machine (1 GiB, ext4 page cache):
- * read alone 0.18 s, write alone 0.25 s; one thread doing both 0.40 s; mapping the pages
- * file and reading straight into it (one copy) was no faster (0.45-1.4 s: page-cache
- * faults and dirty throttling dominate), so the bounce buffer + pipeline stays. */
-static int copy_pages(struct dump_ctx *c, struct run_list *l, struct img_pages *pg)
-{
-	struct iovec riov[MAX_IOV];
-	uint64_t off = IMG_PAGES_HDR_SIZE;
-	XXH3_state_t *st = XXH3_createState(), *acc = XXH3_createState();
-	struct pwriter *pw = NULL;
-	int ret = 0;
-	char path[64];
-	_cleanup_close_ int memfd = -1;
-
-	if (!st || !acc) {
-		XXH3_freeState(st);
-		XXH3_freeState(acc);
-		return -ENOMEM;
-	}
-	XXH3_64bits_reset(acc);
-	ret = pwriter_start(&pw, pg->fd, IMG_PAGES_HDR_SIZE, COPY_CHUNK);
-	if (ret) {
-		XXH3_freeState(st);
-		XXH3_freeState(acc);
-		return ret;
-	}
-	size_t ri = 0;        /* current run */
-	uint64_t rdone = 0;   /* bytes of the current run already copied */
-	XXH3_64bits_reset(st);
-	while (ri < l->nr) {
-		/* Gather up to COPY_CHUNK bytes from consecutive runs. */
-		size_t niov = 0, fill = 0;
-		size_t r = ri;
-		uint64_t rd = rdone;
-		while (r < l->nr && niov < MAX_IOV && fill < COPY_CHUNK) {
-			uint64_t len = l->runs[r]->nr_pages * PAGE_SIZE - rd;
-			uint64_t take = MIN(len, (uint64_t)(COPY_CHUNK - fill));
-			riov[niov].iov_base = (void *)(uintptr_t)(l->runs[r]->vaddr + rd);
-			riov[niov].iov_len = take;
-			niov++;
-			fill += take;
-			rd += take;
-			if (rd == l->runs[r]->nr_pages * PAGE_SIZE) {
-				r++;
-				rd = 0;
-			}
-		}
-		char *buf = pwriter_get(pw);
-		if (!buf)
-			break; /* the writer failed: pwriter_finish() reports it */
-		struct iovec liov = { buf, fill };
-		ssize_t n = process_vm_readv(c->pid, &liov, 1, riov, niov, 0);
-		if (n != (ssize_t)fill) {
-			/* Unreadable mappings (PROT_NONE...) need /proc/PID/mem. */
-			if (memfd < 0) {
-				snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
-				memfd = open(path, O_RDONLY | O_CLOEXEC);
-				if (memfd < 0) {
-					ret = pr_perror("mem: open %s", path);
-					goto out;
-				}
-			}
-			size_t pos = 0;
-			for (size_t i = 0; i < niov; i++) {
-				ssize_t m = pread(memfd, buf + pos, riov[i].iov_len,
-						  (off_t)(uintptr_t)riov[i].iov_base);
-				if (m != (ssize_t)riov[i].iov_len) {
-					if (m >= 0)
-						errno = EIO;
-					ret = pr_perror("mem: read %zu bytes at %p of pid %d",
-							riov[i].iov_len, riov[i].iov_base, c->pid);
-					goto out;
-				}
-				pos += riov[i].iov_len;
-			}
-		}
-		/* Checksums, run by run, piece by piece, while the data is in cache. */
-		size_t pos = 0;
-		for (size_t i = 0; i < niov; i++) {
-			size_t left = riov[i].iov_len;
-			while (left) {
-				size_t in_piece = HASH_PIECE - (size_t)(rdone % HASH_PIECE);
-				size_t take = MIN(left, in_piece);
-				XXH3_64bits_update(st, buf + pos, take);
-				pos += take;
-				left -= take;
-				rdone += take;
-				bool run_end = rdone == l->runs[ri]->nr_pages * PAGE_SIZE;
-				if (take == in_piece || run_end) {
-					uint64_t h = XXH3_64bits_digest(st);
-					XXH3_64bits_update(acc, &h, sizeof(h));
-					XXH3_64bits_reset(st);
-				}
-				if (run_end) {
-					l->runs[ri]->xxh64 = XXH3_64bits_digest(acc);
-					XXH3_64bits_reset(acc);
-					ri++;
-					rdone = 0;
-				}
-			}
-		}
-		pwriter_put(pw, fill);
-		off += fill;
-	}
-	pg->len = off - IMG_PAGES_HDR_SIZE;
-out:;
-	int wret = pwriter_finish(pw);
-	XXH3_freeState(st);
-	XXH3_freeState(acc);
-	return ret ? ret : wret;
-}
-
 static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 {
 	long brk = rsys_do(&c->rs, "mem: read brk", SYS_brk, 0, 0, 0, 0, 0, 0);
@@ -381,18 +248,6 @@ static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 	return 0;
 }
 
-/* Between the two dump phases: the runs whose data this process's pages file will hold,
- * and the runs stored once in the parent's (with the parent's run they lie in). */
-struct mem_xref {
-	PageRun *r;
-	const PageRun *src;
-};
-struct mem_dump_state {
-	struct run_list own;
-	struct mem_xref *xref;
-	size_t n_xref;
-};
-
 static int xref_add(struct mem_dump_state *ms, PageRun *r, const PageRun *src)
 {
 	if (ms->n_xref % 64 == 0) {
@@ -412,23 +267,6 @@ void mem_dump_state_free(struct mem_dump_state *ms)
 	free(ms->own.runs);
 	free(ms->xref);
 	free(ms);
-}
-
-/* The checksum of a run held in memory (see HASH_PIECE). */
-static uint64_t run_hash(const char *data, uint64_t len)
-{
-	XXH3_state_t *acc = XXH3_createState();
-	uint64_t h = 0;
-	if (!acc)
-		return 0;
-	XXH3_64bits_reset(acc);
-	for (uint64_t off = 0; off < len; off += HASH_PIECE) {
-		uint64_t ph = XXH3_64bits(data + off, MIN((uint64_t)HASH_PIECE, len - off));
-		XXH3_64bits_update(acc, &ph, sizeof(ph));
-	}
-	h = XXH3_64bits_digest(acc);
-	XXH3_freeState(acc);
-	return h;
 }
 
 #define PM_PRESENT (1ULL << 63)
@@ -475,9 +313,9 @@ static int run_push(struct run_list *l, PageRun *r)
 
 /* Private anonymous pages a child still shares copy-on-write with its parent (same
  * physical page at the same address: fork) are stored once: the child's run points into
- * the parent's pages file. Needs PFNs in /proc/PID/pagemap (CAP_SYS_ADMIN); without
+ * the parent's page stream. Needs PFNs in /proc/PID/pagemap (CAP_SYS_ADMIN); without
  * them every page is the process's own. @in's runs end up in @all (address order);
- * @own lists those whose data this process's pages file holds. */
+ * @own lists those whose data this process's own page stream holds. */
 static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 			    struct run_list *own, struct run_list *all, struct mem_dump_state *ms)
 {
@@ -574,70 +412,6 @@ static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 	if (!ret && shared_bytes)
 		pr_info("mem: pid %d shares %llu bytes copy-on-write with pid %d: stored once",
 			c->pid, (unsigned long long)shared_bytes, c->parent->pid);
-	return ret;
-}
-
-/* Runs stored in the parent's pages file: its offsets, and checksums of its data. */
-static int resolve_xrefs(struct dump_ctx *c, struct mem_dump_state *ms)
-{
-	char name[64];
-	snprintf(name, sizeof(name), "pages-%d.img", c->parent->pid);
-	_cleanup_close_ int pfd = openat(c->img->dfd, name, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (pfd < 0 || fstat(pfd, &st) < 0)
-		return pr_perror("mem: open %s", name);
-	void *pmap = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, pfd, 0);
-	if (pmap == MAP_FAILED)
-		return pr_perror("mem: map %s", name);
-	for (size_t i = 0; i < ms->n_xref; i++) {
-		PageRun *r = ms->xref[i].r;
-		const PageRun *src = ms->xref[i].src;
-		r->offset = src->offset + (r->vaddr - src->vaddr);
-		if (r->offset + r->nr_pages * PAGE_SIZE > (uint64_t)st.st_size) {
-			munmap(pmap, (size_t)st.st_size);
-			pr_err("mem: run at %llx outside %s", (unsigned long long)r->vaddr, name);
-			return -EINVAL;
-		}
-		r->xxh64 = run_hash((const char *)pmap + r->offset, r->nr_pages * PAGE_SIZE);
-	}
-	munmap(pmap, (size_t)st.st_size);
-	return 0;
-}
-
-/* Second phase, after the scan phase of every process (reading memory with
- * process_vm_readv pins pages, which unshares copy-on-write pages: the sharing had to be
- * seen before). Parents run first: runs stored in the parent's file take its offsets. */
-int mem_dump_pages(struct dump_ctx *c)
-{
-	struct mem_dump_state *ms = c->mem;
-	struct img_pages pg = { .fd = -1 };
-	Mm *mm = c->mm;
-	int ret;
-
-	if (!ms || !mm)
-		return -EINVAL;
-	ret = img_pages_create(c->img, c->pid, &pg);
-	if (ret)
-		return ret;
-	ret = copy_pages(c, &ms->own, &pg);
-	if (ret) {
-		close(pg.fd);
-		return ret;
-	}
-	uint64_t off = IMG_PAGES_HDR_SIZE;
-	for (size_t i = 0; i < ms->own.nr; i++) {
-		ms->own.runs[i]->offset = off;
-		off += ms->own.runs[i]->nr_pages * PAGE_SIZE;
-	}
-	mm->has_pages_size = true;
-	mm->pages_size = pg.len;
-	ret = img_pages_finish(c->img, &pg);
-	if (pg.fd >= 0)
-		close(pg.fd);
-	if (!ret && ms->n_xref)
-		ret = resolve_xrefs(c, ms);
-	pr_info("mem: %zu vmas, %zu page runs, %llu bytes of pages", mm->n_vmas, mm->n_pages,
-		(unsigned long long)mm->pages_size);
 	return ret;
 }
 
@@ -774,8 +548,9 @@ out:
 
 /* ------------------------------------------------------------------ restore */
 
-int mem_validate(const Mm *mm, uint64_t pages_len)
+int mem_validate(const Mm *mm, const struct page_source *src)
 {
+	uint64_t pages_len = src->len;
 	uint64_t prev_end = 0;
 	size_t vi = 0;
 
@@ -794,15 +569,15 @@ int mem_validate(const Mm *mm, uint64_t pages_len)
 		}
 		prev_end = v->end;
 	}
-	uint64_t prev = 0, next_off = IMG_PAGES_HDR_SIZE;
+	uint64_t prev = 0, next_off = PAGE_STREAM_START;
 	for (size_t i = 0; i < mm->n_pages; i++) {
 		const PageRun *r = mm->pages[i];
 		uint64_t len = r->nr_pages * PAGE_SIZE;
-		bool ext = r->has_src_pid; /* in another process's pages file: checked at use */
+		bool ext = r->has_src_pid; /* in another process's stream: the source checks it */
 		if (!r->nr_pages || r->nr_pages > (ARCH_TASK_SIZE >> 12) || r->vaddr & (PAGE_SIZE - 1) ||
 		    r->vaddr < prev || (ext && (r->src_pid <= 0 || r->offset & (PAGE_SIZE - 1))) ||
 		    (!ext && (r->offset != next_off ||
-			      r->offset - IMG_PAGES_HDR_SIZE + len > pages_len))) {
+			      r->offset - PAGE_STREAM_START + len > pages_len))) {
 			pr_err("image: page run %zu (%llx, %llu pages) is malformed or outside the "
 			       "pages file",
 			       i, (unsigned long long)r->vaddr, (unsigned long long)r->nr_pages);
@@ -1366,182 +1141,6 @@ static int madvise_vmas(struct rst_ctx *c)
 	return 0;
 }
 
-/* Copy page runs from the mmap'd pages file into the task, verifying checksums.
- *
- * The runs are cut into pieces (HASH_PIECE, run-relative); two threads take batches of
- * consecutive pieces (up to COPY_CHUNK bytes, up to MAX_IOV ranges: one
- * process_vm_writev each), hash each piece while it is hot and copy the batch: the
- * page-cache read, the hashing and the faults of the target's fresh pages run on both
- * cores. Each run's hash is then combined from its pieces' hashes in order. */
-struct piece {
-	uint32_t run;
-	uint64_t off, len;
-	uint64_t hash;
-	const char *src; /* the run's data in a mapped pages file */
-};
-
-struct fill_job {
-	struct rst_ctx *c;
-	struct piece *pc;
-	size_t npc;
-	size_t next; /* next piece to take (atomic) */
-	int err;     /* first error (atomic) */
-};
-
-static void *fill_worker(void *arg)
-{
-	struct fill_job *j = arg;
-	struct iovec liov[MAX_IOV], riov[MAX_IOV];
-
-	for (;;) {
-		if (__atomic_load_n(&j->err, __ATOMIC_RELAXED))
-			break;
-		/* claim a batch: consecutive pieces up to COPY_CHUNK bytes */
-		size_t first = __atomic_load_n(&j->next, __ATOMIC_RELAXED), last;
-		do {
-			if (first >= j->npc)
-				return NULL;
-			uint64_t bytes = 0;
-			last = first;
-			while (last < j->npc && last - first < MAX_IOV &&
-			       (last == first || bytes + j->pc[last].len <= COPY_CHUNK))
-				bytes += j->pc[last++].len;
-		} while (!__atomic_compare_exchange_n(&j->next, &first, last, false, __ATOMIC_ACQ_REL,
-						      __ATOMIC_RELAXED));
-		size_t n = 0;
-		uint64_t total = 0;
-		for (size_t k = first; k < last; k++, n++) {
-			struct piece *p = &j->pc[k];
-			const PageRun *r = j->c->mm->pages[p->run];
-			const char *src = p->src + p->off;
-			p->hash = XXH3_64bits(src, p->len);
-			liov[n].iov_base = (void *)src;
-			liov[n].iov_len = p->len;
-			riov[n].iov_base = (void *)(uintptr_t)(r->vaddr + p->off);
-			riov[n].iov_len = p->len;
-			total += p->len;
-		}
-		ssize_t w = process_vm_writev(j->c->pid, liov, n, riov, n, 0);
-		if (w != (ssize_t)total) {
-			int e = w < 0 ? errno : EFAULT;
-			int zero = 0;
-			if (__atomic_compare_exchange_n(&j->err, &zero, -e, false, __ATOMIC_ACQ_REL,
-							__ATOMIC_RELAXED))
-				pr_err("restore: write %llu bytes at %llx into pid %d: %s",
-				       (unsigned long long)total,
-				       (unsigned long long)(uintptr_t)riov[0].iov_base, j->c->pid,
-				       strerror(e));
-			break;
-		}
-	}
-	return NULL;
-}
-
-static int fill_pages(struct rst_ctx *c)
-{
-	if (!c->mm->n_pages)
-		return 0;
-	size_t npc = 0;
-	for (size_t i = 0; i < c->mm->n_pages; i++)
-		npc += (c->mm->pages[i]->nr_pages * PAGE_SIZE + HASH_PIECE - 1) / HASH_PIECE;
-	_cleanup_free_ struct piece *pc = calloc(npc, sizeof(*pc));
-	if (!pc)
-		return -ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < c->mm->n_pages; i++) {
-		uint64_t len = c->mm->pages[i]->nr_pages * PAGE_SIZE;
-		for (uint64_t off = 0; off < len; off += HASH_PIECE)
-			pc[k++] = (struct piece){ (uint32_t)i, off, MIN((uint64_t)HASH_PIECE, len - off), 0 };
-	}
-	size_t maplen = (size_t)(IMG_PAGES_HDR_SIZE + c->pages.len);
-	void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, c->pages.fd, 0);
-	if (map == MAP_FAILED)
-		return pr_perror("restore: mmap the pages file");
-	/* runs stored once in another process's pages file (copy-on-write sharing) */
-	struct ext_map {
-		int32_t pid;
-		void *map;
-		size_t len;
-	} ext[8];
-	size_t next = 0;
-	int ret = 0;
-	for (size_t i = 0, q = 0; i < c->mm->n_pages && !ret; i++) {
-		const PageRun *r = c->mm->pages[i];
-		const char *base = map;
-		uint64_t limit = maplen;
-		if (r->has_src_pid) {
-			size_t e;
-			for (e = 0; e < next && ext[e].pid != r->src_pid; e++)
-				;
-			if (e == next) {
-				struct img_pages sp;
-				if (next == ARRAY_SIZE(ext)) {
-					ret = -E2BIG;
-					break;
-				}
-				ret = img_pages_open(c->img_dfd, r->src_pid, &sp);
-				if (ret)
-					break;
-				ext[e].len = (size_t)(IMG_PAGES_HDR_SIZE + sp.len);
-				ext[e].map = mmap(NULL, ext[e].len, PROT_READ, MAP_SHARED, sp.fd, 0);
-				close(sp.fd);
-				if (ext[e].map == MAP_FAILED) {
-					ret = pr_perror("restore: map the pages of pid %d", r->src_pid);
-					break;
-				}
-				ext[e].pid = r->src_pid;
-				next++;
-			}
-			base = ext[e].map;
-			limit = ext[e].len;
-		}
-		if (r->offset < IMG_PAGES_HDR_SIZE || r->offset > limit ||
-		    r->nr_pages * PAGE_SIZE > limit - r->offset) {
-			pr_err("image: page run at %llx lies outside its pages file",
-			       (unsigned long long)r->vaddr);
-			ret = -EINVAL;
-			break;
-		}
-		for (; q < npc && pc[q].run == i; q++)
-			pc[q].src = base + r->offset;
-	}
-
-	struct fill_job j = { .c = c, .pc = pc, .npc = npc };
-	if (!ret) {
-		pthread_t helper;
-		bool two = npc > 4 && pthread_create(&helper, NULL, fill_worker, &j) == 0;
-		fill_worker(&j);
-		if (two)
-			pthread_join(helper, NULL);
-	}
-	munmap(map, maplen);
-	for (size_t e = 0; e < next; e++)
-		munmap(ext[e].map, ext[e].len);
-	if (ret)
-		return ret;
-	if (j.err)
-		return j.err;
-
-	XXH3_state_t *acc = XXH3_createState();
-	if (!acc)
-		return -ENOMEM;
-	k = 0;
-	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
-		const PageRun *r = c->mm->pages[i];
-		XXH3_64bits_reset(acc);
-		for (; k < npc && pc[k].run == i; k++)
-			XXH3_64bits_update(acc, &pc[k].hash, sizeof(pc[k].hash));
-		if (XXH3_64bits_digest(acc) != r->xxh64) {
-			pr_err("restore: pages at %llx-%llx: checksum mismatch (pages image corrupted)",
-			       (unsigned long long)r->vaddr,
-			       (unsigned long long)(r->vaddr + r->nr_pages * PAGE_SIZE));
-			ret = -EBADMSG;
-		}
-	}
-	XXH3_freeState(acc);
-	return ret;
-}
-
 static int set_mm_map(struct rst_ctx *c)
 {
 	const Mm *mm = c->mm;
@@ -1629,7 +1228,7 @@ int mem_restore_remote(struct rst_ctx *c)
 	if (r < 0)
 		return (int)r;
 	t0 = now_ns();
-	ret = fill_pages(c);
+	ret = mem_fill_pages(c);
 	if (ret)
 		return ret;
 	pr_debug("restore: pid %d: %zu page runs filled in %.3f ms", c->pid, c->mm->n_pages,
@@ -1671,7 +1270,7 @@ static int mem_dump_tree(struct dump_tree *t)
 
 static int mem_validate_ctx(struct rst_ctx *c)
 {
-	return mem_validate(c->mm, c->pages.len);
+	return mem_validate(c->mm, c->pages);
 }
 
 const struct resource mem_resource = {

@@ -5,9 +5,11 @@
 #define STASIS_MEM_H
 
 #include "cr/ctx.h"
+#include "mem/pagexfer.h"
 
-/* Validate the Mm image against itself and the pages file (untrusted input). */
-int mem_validate(const Mm *mm, uint64_t pages_len) __must_check;
+/* Validate the Mm image against itself and the page stream of @src (untrusted input;
+ * runs in other processes' streams are checked by the source when they are used). */
+int mem_validate(const Mm *mm, const struct page_source *src) __must_check;
 
 int mem_dump(struct dump_ctx *c) __must_check; /* vmas, mm, page scan */
 /* The page contents, once every process of the tree went through mem_dump. */

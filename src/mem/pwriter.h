@@ -2,8 +2,8 @@
  * process_vm_readv) while a writer thread writes the previous ones, so that reading the
  * task's memory and writing the image overlap on two cores. Buffers are written in the
  * order they are queued, back to back from the start offset. */
-#ifndef STASIS_IMAGE_PWRITER_H
-#define STASIS_IMAGE_PWRITER_H
+#ifndef STASIS_MEM_PWRITER_H
+#define STASIS_MEM_PWRITER_H
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -13,8 +13,9 @@
 struct pwriter;
 
 int pwriter_start(struct pwriter **pw, int fd, off_t off, size_t bufsz) __must_check;
-/* A free buffer of bufsz bytes (waits for one); NULL if the writer has failed. */
-char *pwriter_get(struct pwriter *pw);
+/* A free buffer of bufsz bytes in *@buf (waits for one). 0, or the writer's first error
+ * (-errno, not logged here: pwriter_finish() logs it). */
+int pwriter_get(struct pwriter *pw, char **buf) __must_check;
 /* Queue the buffer last returned by pwriter_get() with @len bytes. */
 void pwriter_put(struct pwriter *pw, size_t len);
 /* Wait for every queued write, stop the thread, free everything. 0 or the first

@@ -1,4 +1,4 @@
-#include "image/pwriter.h"
+#include "mem/pwriter.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -79,15 +79,16 @@ int pwriter_start(struct pwriter **out, int fd, off_t off, size_t bufsz)
 	return 0;
 }
 
-char *pwriter_get(struct pwriter *pw)
+int pwriter_get(struct pwriter *pw, char **buf)
 {
-	char *b;
+	int err;
 	pthread_mutex_lock(&pw->mu);
 	while (pw->count == NBUF && !pw->err)
 		pthread_cond_wait(&pw->cv, &pw->mu);
-	b = pw->err ? NULL : pw->buf[pw->head % NBUF];
+	err = pw->err;
+	*buf = err ? NULL : pw->buf[pw->head % NBUF];
 	pthread_mutex_unlock(&pw->mu);
-	return b;
+	return err;
 }
 
 void pwriter_put(struct pwriter *pw, size_t len)

@@ -1,0 +1,246 @@
+/* The local pages file as a page sink and a page source (src/mem/pagexfer.h).
+ *
+ * pages-PID.img: a one-page header (src/image/img.c: img_pages_*), then the process's
+ * page stream, so a run's offset is its file offset. The sink writes the stream with a
+ * pipelined writer thread (src/mem/pwriter.c: the caller reads the task into one buffer
+ * while the previous one is written) and the header at commit, then fdatasync when the
+ * image is synced. The source maps the file (MAP_POPULATE: one pass over the page cache)
+ * and hands out pointers into it; runs stored in another process's file (src_pid) map
+ * that file, at most PAGEFILE_MAX_EXT of them per process. Every range asked for is
+ * checked against the file it lies in. */
+#include "mem/pagexfer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "mem/pwriter.h"
+
+/* The writer's buffers: 2 MiB, measured best with process_vm_readv on this machine
+ * (src/mem/pages.c copy_pages). */
+#define PAGEFILE_BUF (2u << 20)
+#define PAGEFILE_MAX_EXT 8
+
+/* ------------------------------------------------------------------ sink */
+
+struct pagefile_sink {
+	struct page_sink s;
+	struct img_dir *d;
+	struct img_pages pg;
+	struct pwriter *pw;
+};
+
+static int pfs_get_buf(struct page_sink *s, void **buf, size_t *cap)
+{
+	struct pagefile_sink *ps = s->priv;
+	char *b;
+	int ret = pwriter_get(ps->pw, &b);
+	*buf = b;
+	*cap = PAGEFILE_BUF;
+	return ret;
+}
+
+static int pfs_put(struct page_sink *s, void *buf, size_t len, const struct iovec *iov,
+		   size_t niov)
+{
+	struct pagefile_sink *ps = s->priv;
+	(void)buf, (void)iov, (void)niov; /* the file keeps only the bytes, in stream order */
+	pwriter_put(ps->pw, len);
+	ps->pg.len += len;
+	return 0;
+}
+
+static void pfs_free(struct pagefile_sink *ps)
+{
+	if (ps->pg.fd >= 0)
+		close(ps->pg.fd);
+	free(ps);
+}
+
+static int pfs_commit(struct page_sink *s)
+{
+	struct pagefile_sink *ps = s->priv;
+	int ret = pwriter_finish(ps->pw);
+	if (!ret)
+		ret = img_pages_finish(ps->d, &ps->pg);
+	pfs_free(ps);
+	return ret;
+}
+
+static void pfs_abort(struct page_sink *s)
+{
+	struct pagefile_sink *ps = s->priv;
+	int ret = pwriter_finish(ps->pw); /* logs a write error */
+	(void)ret;
+	pfs_free(ps);
+}
+
+static const struct page_sink_ops pagefile_sink_ops = {
+	.get_buf = pfs_get_buf,
+	.put = pfs_put,
+	.commit = pfs_commit,
+	.abort = pfs_abort,
+};
+
+int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out)
+{
+	struct pagefile_sink *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->d = d;
+	int ret = img_pages_create(d, pid, &ps->pg);
+	if (ret) {
+		free(ps);
+		return ret;
+	}
+	ret = pwriter_start(&ps->pw, ps->pg.fd, PAGE_STREAM_START, PAGEFILE_BUF);
+	if (ret) {
+		close(ps->pg.fd);
+		free(ps);
+		return ret;
+	}
+	ps->s = (struct page_sink){ .ops = &pagefile_sink_ops, .priv = ps };
+	*out = &ps->s;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ source */
+
+struct pagefile_map {
+	int32_t pid; /* 0: this process's own file */
+	const char *map;
+	size_t len;
+};
+
+struct pagefile_src {
+	struct page_source s;
+	int dfd;
+	int pid;
+	struct img_pages pg;
+	struct pagefile_map own;
+	struct pagefile_map ext[PAGEFILE_MAX_EXT];
+	size_t n_ext;
+	pthread_mutex_t mu; /* map() from read() of several threads */
+};
+
+/* The mapping of the file run @r lies in (made on first use). */
+static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const PageRun *r)
+{
+	if (!r->has_src_pid) {
+		if (!ps->own.map) {
+			size_t len = (size_t)(IMG_PAGES_HDR_SIZE + ps->pg.len);
+			void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, ps->pg.fd, 0);
+			if (m == MAP_FAILED) {
+				errno = -pr_perror("pages: map the pages file of pid %d", ps->pid);
+				return NULL;
+			}
+			ps->own = (struct pagefile_map){ 0, m, len };
+		}
+		return &ps->own;
+	}
+	for (size_t e = 0; e < ps->n_ext; e++)
+		if (ps->ext[e].pid == r->src_pid)
+			return &ps->ext[e];
+	if (ps->n_ext == PAGEFILE_MAX_EXT) {
+		pr_err("image: pid %d has pages in more than %d other processes' files", ps->pid,
+		       PAGEFILE_MAX_EXT);
+		errno = E2BIG;
+		return NULL;
+	}
+	struct img_pages sp;
+	int ret = img_pages_open(ps->dfd, r->src_pid, &sp);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	size_t len = (size_t)(IMG_PAGES_HDR_SIZE + sp.len);
+	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, sp.fd, 0);
+	close(sp.fd);
+	if (m == MAP_FAILED) {
+		errno = -pr_perror("pages: map the pages file of pid %d", r->src_pid);
+		return NULL;
+	}
+	ps->ext[ps->n_ext] = (struct pagefile_map){ r->src_pid, m, len };
+	return &ps->ext[ps->n_ext++];
+}
+
+static const void *pfsrc_map(struct page_source *s, const PageRun *r, uint64_t off,
+			     uint64_t len)
+{
+	struct pagefile_src *ps = s->priv;
+	const struct pagefile_map *f = pfsrc_file(ps, r);
+	if (!f)
+		return NULL;
+	uint64_t limit = f->len, rlen = r->nr_pages * PAGE_SIZE;
+	if (r->offset < IMG_PAGES_HDR_SIZE || r->offset > limit || rlen > limit - r->offset ||
+	    off > rlen || len > rlen - off) {
+		pr_err("image: page run at %llx lies outside its pages file",
+		       (unsigned long long)r->vaddr);
+		errno = EINVAL;
+		return NULL;
+	}
+	return f->map + r->offset + off;
+}
+
+static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
+		      size_t len)
+{
+	struct pagefile_src *ps = s->priv;
+	pthread_mutex_lock(&ps->mu);
+	const void *p = pfsrc_map(s, r, off, len);
+	int e = errno;
+	pthread_mutex_unlock(&ps->mu);
+	if (!p)
+		return -e;
+	memcpy(buf, p, len);
+	return 0;
+}
+
+static void pfsrc_release(struct page_source *s)
+{
+	struct pagefile_src *ps = s->priv;
+	if (ps->own.map)
+		munmap((void *)ps->own.map, ps->own.len);
+	ps->own.map = NULL;
+	for (size_t e = 0; e < ps->n_ext; e++)
+		munmap((void *)ps->ext[e].map, ps->ext[e].len);
+	ps->n_ext = 0;
+}
+
+static void pfsrc_close(struct page_source *s)
+{
+	struct pagefile_src *ps = s->priv;
+	pfsrc_release(s);
+	if (ps->pg.fd >= 0)
+		close(ps->pg.fd);
+	pthread_mutex_destroy(&ps->mu);
+	free(ps);
+}
+
+static const struct page_source_ops pagefile_source_ops = {
+	.map = pfsrc_map,
+	.read = pfsrc_read,
+	.release = pfsrc_release,
+	.close = pfsrc_close,
+};
+
+int pagefile_source_open(int dfd, int pid, struct page_source **out)
+{
+	struct pagefile_src *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	int ret = img_pages_open(dfd, pid, &ps->pg);
+	if (ret) {
+		free(ps);
+		return ret;
+	}
+	ps->dfd = dfd;
+	ps->pid = pid;
+	pthread_mutex_init(&ps->mu, NULL);
+	ps->s = (struct page_source){ .ops = &pagefile_source_ops, .priv = ps, .len = ps->pg.len };
+	*out = &ps->s;
+	return 0;
+}
