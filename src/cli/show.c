@@ -272,8 +272,19 @@ static int show_namespaces(struct json_writer *w, int dfd)
 			ids[i] = *core->ns;
 			have[i] = true;
 		}
-		cgns[i] = steal_ptr(&core->cgroupns); /* the roots of a cgroup namespace */
 		protobuf_c_message_free_unpacked(&core->base, NULL);
+		/* the roots of a cgroup namespace the task created */
+		char name[64];
+		img_name(IMG_NS, inv->tasks[i]->pid, name, sizeof(name));
+		if (faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		TaskNs *tns = img_read_msg(dfd, IMG_NS, inv->tasks[i]->pid);
+		if (!tns) {
+			ret = -errno;
+			break;
+		}
+		cgns[i] = steal_ptr(&tns->cgroupns);
+		protobuf_c_message_free_unpacked(&tns->base, NULL);
 	}
 	if (!ret) {
 		json_key(w, "namespaces");

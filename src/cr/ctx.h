@@ -65,12 +65,13 @@ struct dump_ctx {
 	struct dump_thread *thr; /* every thread, sorted by tid, main first */
 	size_t nr_thr;
 	Core *core;
+	TaskNs *tns;  /* the namespaces it created (src/ns/) */
 	Mm *mm;
 	Files *files;
 	struct img_dir *img;  /* shared by every process of the tree */
 	bool rs_ready;
 	/* the cgroup namespace it is in when the tree created it (its own or an
-	 * ancestor's core->cgroupns), NULL for the dumper's: set by ns_dump_tree */
+	 * ancestor's tns->cgroupns), NULL for the dumper's: set by ns_dump_tree */
 	const CgroupNs *cgns;
 };
 
@@ -108,6 +109,7 @@ struct rst_ctx {
 	const struct restore_opts *opts;
 	pid_t pid;
 	Core *core;
+	TaskNs *tns;       /* the namespaces it created (empty if none) */
 	Mm *mm;
 	Files *files;
 	struct page_source *pages; /* where page contents come from (src/mem/pagexfer.h) */

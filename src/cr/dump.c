@@ -225,6 +225,9 @@ static int find_vdso(struct dump_ctx *c, uint64_t *start, uint64_t *len)
 static int write_images(struct dump_ctx *c)
 {
 	int ret = img_write_msg(c->img, IMG_CORE, c->pid, &c->core->base);
+	/* only a task that created a namespace has a record of them */
+	if (!ret && protobuf_c_message_get_packed_size(&c->tns->base))
+		ret = img_write_msg(c->img, IMG_NS, c->pid, &c->tns->base);
 	if (!ret)
 		ret = img_write_msg(c->img, IMG_MM, c->pid, &c->mm->base);
 	if (!ret)
@@ -238,6 +241,8 @@ static void free_ctx(struct dump_ctx *c)
 		return;
 	if (c->core)
 		protobuf_c_message_free_unpacked(&c->core->base, NULL);
+	if (c->tns)
+		protobuf_c_message_free_unpacked(&c->tns->base, NULL);
 	if (c->mm)
 		protobuf_c_message_free_unpacked(&c->mm->base, NULL);
 	if (c->files)
@@ -534,6 +539,10 @@ static int prepare_proc(struct dump_ctx *c)
 	if (!c->core->creds)
 		return -ENOMEM;
 	creds__init(c->core->creds);
+	c->tns = calloc(1, sizeof(*c->tns));
+	if (!c->tns)
+		return -ENOMEM;
+	task_ns__init(c->tns);
 	return res_dump(c);
 }
 

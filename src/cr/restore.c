@@ -31,6 +31,24 @@
 #include "sys/syscalls.h"
 #include "task/task.h"
 
+/* The namespaces the task created: ns-PID.img, absent for a task that created none. */
+static int load_task_ns(struct rst_tree *t, struct rst_ctx *c)
+{
+	char name[64];
+	img_name(IMG_NS, c->pid, name, sizeof(name));
+	if (faccessat(t->img.dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		c->tns = img_read_msg(t->img.dfd, IMG_NS, c->pid);
+		return c->tns ? 0 : -errno;
+	}
+	if (errno != ENOENT)
+		return pr_perror("images: %s", name);
+	c->tns = calloc(1, sizeof(*c->tns));
+	if (!c->tns)
+		return -ENOMEM;
+	task_ns__init(c->tns);
+	return 0;
+}
+
 static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 {
 	int ret;
@@ -38,6 +56,9 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 	c->core = img_read_msg(t->img.dfd, IMG_CORE, c->pid);
 	if (!c->core)
 		return -errno;
+	ret = load_task_ns(t, c);
+	if (ret)
+		return ret;
 	c->mm = img_read_msg(t->img.dfd, IMG_MM, c->pid);
 	if (!c->mm)
 		return -errno;
@@ -225,6 +246,8 @@ static void free_tree(struct rst_tree *t)
 			continue;
 		if (c->core)
 			protobuf_c_message_free_unpacked(&c->core->base, NULL);
+		if (c->tns)
+			protobuf_c_message_free_unpacked(&c->tns->base, NULL);
 		if (c->mm)
 			protobuf_c_message_free_unpacked(&c->mm->base, NULL);
 		if (c->files)
@@ -346,13 +369,13 @@ static int plan_fds(struct rst_tree *t)
 	/* the roots of the cgroup namespaces, entered by their creators; each is created by
 	 * a task that sits in the roots of the nearest namespace up its creator chain */
 	for (size_t i = 0; i < t->n; i++) {
-		if (!t->procs[i] || !t->procs[i]->core->cgroupns)
+		if (!t->procs[i] || !t->procs[i]->tns->cgroupns)
 			continue;
 		const CgroupNs *from = NULL;
 		ssize_t k = i ? rst_task_index(t->inv, rst_creator_of(t->inv, i)) : -1;
 		for (size_t hops = 0; k >= 0 && !from && hops < t->n; hops++) {
 			if (t->procs[k])
-				from = t->procs[k]->core->cgroupns;
+				from = t->procs[k]->tns->cgroupns;
 			k = k ? rst_task_index(t->inv, rst_creator_of(t->inv, (size_t)k)) : -1;
 		}
 		ret = cgroup_ns_prepare(t->procs[i], from, &t->fd_top);
@@ -404,7 +427,7 @@ static int rst_setup(struct rst_tree *t)
 		ret = ns_join_open(o->join_ns[k], &t->join_fd[k], &t->join_type[k]);
 		if (!ret) {
 			t->n_join = k + 1;
-			ns_join_forget(t->procs[0]->core, t->join_type[k]);
+			ns_join_forget(t->procs[0]->tns, t->join_type[k]);
 		}
 	}
 	if (!ret && o->helper_socket) {
@@ -424,7 +447,7 @@ static int rst_setup(struct rst_tree *t)
 	/* the namespaces each task is created into (the joined ones are forgotten now) */
 	for (size_t i = 0; !ret && o->pin_dir && i < t->n; i++)
 		if (t->procs[i])
-			ret = ns_pins_add(&t->pins, t->procs[i]->core, t->inv->tasks[i]->pid,
+			ret = ns_pins_add(&t->pins, t->procs[i]->tns, t->inv->tasks[i]->pid,
 					  rst_new_pid_ns(t->inv, i));
 	return ret;
 }
@@ -462,15 +485,15 @@ static int rst_plan(struct rst_tree *t)
 static int rst_create(struct rst_tree *t, pid_t *root)
 {
 	int ret;
-	if (t->procs[0]->core->time_ns) {
+	if (t->procs[0]->tns->time_ns) {
 		/* the root is created in it; stasis's later children (group helpers) too */
-		ret = ns_enter_time_for_children(t->procs[0]->core->time_ns);
+		ret = ns_enter_time_for_children(t->procs[0]->tns->time_ns);
 		if (ret)
 			return ret;
 	}
 	fflush(NULL);
 	pid_t r = rst_spawn_task(t, -1, 0, SIGCHLD, false,
-				 ns_clone_flags(t->procs[0]->core) |
+				 ns_clone_flags(t->procs[0]->tns) |
 					 (rst_new_pid_ns(t->inv, 0) ? CLONE_NEWPID : 0));
 	if (r < 0)
 		return (int)r;

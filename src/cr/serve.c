@@ -50,7 +50,7 @@ int rst_stasis_write_maps(void *arg, pid_t pid)
 {
 	struct rst_tree *t = arg;
 	ssize_t j = rst_task_index(t->inv, pid);
-	const UserNs *u = j >= 0 && t->procs[j] ? t->procs[j]->core->userns : NULL;
+	const UserNs *u = j >= 0 && t->procs[j] ? t->procs[j]->tns->userns : NULL;
 	if (!u)
 		return -EINVAL;
 	int ret = userns_write_maps(t->proc_dfd, pid, u, t->have_helper);
@@ -127,7 +127,7 @@ ssize_t rst_mnt_creator(const struct rst_tree *t, size_t i)
 	if (!c || !c->ns || !c->ns->mnt)
 		return -1;
 	for (size_t k = 0; k < t->n; k++)
-		if (t->procs[k] && t->procs[k]->core->mnt && t->procs[k]->core->ns &&
+		if (t->procs[k] && t->procs[k]->tns->mnt && t->procs[k]->core->ns &&
 		    t->procs[k]->core->ns->mnt == c->ns->mnt)
 			return (ssize_t)k;
 	return -1;

@@ -133,9 +133,9 @@ static bool userns_below(const struct rst_tree *t, uint64_t ns, uint64_t anc)
 			return true;
 		uint64_t up = 0;
 		for (size_t i = 0; i < t->n && !up; i++)
-			if (t->procs[i] && t->procs[i]->core->userns &&
-			    t->procs[i]->core->userns->id == ns)
-				up = t->procs[i]->core->userns->parent;
+			if (t->procs[i] && t->procs[i]->tns->userns &&
+			    t->procs[i]->tns->userns->id == ns)
+				up = t->procs[i]->tns->userns->parent;
 		if (!up || up == t->inv->dumper_userns)
 			return false;
 		ns = up;
@@ -231,7 +231,7 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 			bool parent, uint64_t flags)
 {
 	const TaskEntry *e = t->inv->tasks[j];
-	const UserNs *u = t->procs[j] ? t->procs[j]->core->userns : NULL;
+	const UserNs *u = t->procs[j] ? t->procs[j]->tns->userns : NULL;
 	size_t skip = unsettable_levels(t, creator, j);
 	for (int attempt = 0;; attempt++) {
 		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
@@ -444,7 +444,7 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 		const TaskEntry *e = t->inv->tasks[j];
 		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
 			continue;
-		const TimeNs *tn = t->procs[j] ? t->procs[j]->core->time_ns : NULL;
+		const TimeNs *tn = t->procs[j] ? t->procs[j]->tns->time_ns : NULL;
 		if ((tn != NULL) != timens)
 			continue;
 		if (tn) {
@@ -454,7 +454,7 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 		}
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
 		if (t->procs[j])
-			fl |= ns_clone_flags(t->procs[j]->core);
+			fl |= ns_clone_flags(t->procs[j]->tns);
 		if (rst_new_pid_ns(t->inv, j))
 			fl |= CLONE_NEWPID;
 		pid_t child = rst_spawn_task(t, (ssize_t)idx, j,
@@ -566,7 +566,7 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 			_exit(1); /* not a second report racing the creator's own */
 		child_fail(st, e->pid, ret);
 	}
-	if (c && c->core->userns && (ret = userns_child_enter(c->core->userns)))
+	if (c && c->tns->userns && (ret = userns_child_enter(c->tns->userns)))
 		child_fail(st, e->pid, ret);
 	if (t->go_rd >= 0) {
 		close(t->go_rd);
@@ -582,7 +582,7 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	if (c && (ret = ns_restore_child(c)))
 		child_fail(st, e->pid, ret);
 	/* (its mount tree is rebuilt: what is opened by path there can be opened now) */
-	if (c && c->core->mnt && (ret = fetch_deferred(t, idx)))
+	if (c && c->tns->mnt && (ret = fetch_deferred(t, idx)))
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
 		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));

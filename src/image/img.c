@@ -16,6 +16,7 @@ static const struct img_kind_desc kinds[] = {
 	{ IMG_MM, "mm", "mm-%d.img", &mm__descriptor },
 	{ IMG_FILES, "files", "files-%d.img", &files__descriptor },
 	{ IMG_PAGES, "pages", "pages-%d.img", NULL },
+	{ IMG_NS, "ns", "ns-%d.img", &task_ns__descriptor },
 };
 
 const struct img_kind_desc *img_kind_get(enum img_kind kind)
@@ -49,7 +50,7 @@ const struct img_kind_desc *img_kind_by_filename(const char *fname)
 	return NULL;
 }
 
-static void img_name(enum img_kind kind, int pid, char *buf, size_t len)
+void img_name(enum img_kind kind, int pid, char *buf, size_t len)
 {
 	const struct img_kind_desc *k = img_kind_get(kind);
 	const char *pct = k ? strstr(k->pattern, "%d") : NULL;

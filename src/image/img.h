@@ -17,7 +17,7 @@
 #include "image/stasis.pb-c.h"
 
 #define IMG_MAGIC 0x53415453u /* "STAS" */
-#define IMG_VERSION 2
+#define IMG_VERSION 3
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
 #define IMG_PAGES_HDR_SIZE 4096
 
@@ -27,6 +27,7 @@ enum img_kind {
 	IMG_MM = 3,
 	IMG_FILES = 4,
 	IMG_PAGES = 5,
+	IMG_NS = 6, /* the namespaces a task created (TaskNs), only where it did */
 	IMG_KIND_MAX
 };
 
@@ -50,6 +51,8 @@ struct img_kind_desc {
 	const ProtobufCMessageDescriptor *desc; /* NULL for pages */
 };
 const struct img_kind_desc *img_kind_get(enum img_kind kind);
+/* The file name of image @kind of @pid ("core-42.img") in @buf. */
+void img_name(enum img_kind kind, int pid, char *buf, size_t len);
 /* Identify a file by name ("core-42.img" -> IMG_CORE), or NULL. */
 const struct img_kind_desc *img_kind_by_filename(const char *fname);
 

@@ -661,10 +661,10 @@ int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t
 	}
 	for (size_t k = 0; k < n_own && !ret; k++)
 		ret = read_netns(procs[own[k]]->opts, procs[own[k]]->pid, ids[k], ids, fds, n_own,
-				 &procs[own[k]]->core->net);
+				 &procs[own[k]]->tns->net);
 	/* veth pairs across namespaces: one side creates the pair */
 	for (size_t k = 0; k < n_own && !ret; k++) {
-		NetNs *b = procs[own[k]]->core->net;
+		NetNs *b = procs[own[k]]->tns->net;
 		for (size_t li = 0; li < b->n_links && !ret; li++) {
 			NetLink *l = b->links[li];
 			if (!l->has_peer_ns || l->peer_ns == b->id || l->peer)
@@ -672,7 +672,7 @@ int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t
 			size_t ka = 0;
 			while (ka < n_own && ids[ka] != l->peer_ns)
 				ka++;
-			NetNs *a = ka < n_own ? procs[own[ka]]->core->net : NULL;
+			NetNs *a = ka < n_own ? procs[own[ka]]->tns->net : NULL;
 			NetLink *p = NULL;
 			for (size_t j = 0; a && j < a->n_links; j++)
 				if (a->links[j]->ifindex == l->peer_ifindex)
@@ -1008,7 +1008,7 @@ static int restore_external(const struct rst_ctx *c, int fd, const NetLink *l)
 
 int net_restore(struct rst_ctx *c)
 {
-	const NetNs *ns = c->core->net;
+	const NetNs *ns = c->tns->net;
 	if (!ns)
 		return 0;
 	int r = restore_sysctls(c->proc_dfd, ns);

@@ -360,7 +360,7 @@ int cgroup_ns_dump(struct dump_ctx *c)
 		return -ENOMEM;
 	}
 	cgroup_ns__init(ns);
-	c->core->cgroupns = ns;
+	c->tns->cgroupns = ns;
 	ns->id = c->core->ns->cgroup;
 	ns->has_owner = true;
 	ns->owner = owner;
@@ -416,7 +416,7 @@ static bool controllers_ok(const char *s, uint32_t hierarchy)
 	return true;
 }
 
-int cgroup_validate(const Core *core, pid_t pid)
+int cgroup_validate(const Core *core, const CgroupNs *ns, pid_t pid)
 {
 	if (core->n_cgroups > PROC_MAX_CGROUPS) {
 		pr_err("image: pid %d is in %zu cgroup hierarchies (at most %d)", pid,
@@ -432,7 +432,6 @@ int cgroup_validate(const Core *core, pid_t pid)
 			return -EINVAL;
 		}
 	}
-	const CgroupNs *ns = core->cgroupns;
 	if (!ns)
 		return 0;
 	if (!ns->n_roots || ns->n_roots > PROC_MAX_CGROUPS) {
@@ -475,7 +474,7 @@ struct cgroup_priv {
  * fd >= *fd_top; a hierarchy not mounted here is skipped with a warning. */
 static int open_root_procs(struct rst_ctx *c, size_t i, int *fd_top)
 {
-	const CgroupNsRoot *r = c->core->cgroupns->roots[i];
+	const CgroupNsRoot *r = c->tns->cgroupns->roots[i];
 	char mnt[PATH_MAX], dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 32];
 	if (find_mount(r->controllers, mnt, sizeof(mnt))) {
 		pr_warn("restore: pid %d: no mount of cgroup hierarchy '%s': its cgroup namespace's "
@@ -515,7 +514,7 @@ static const char *start_cgroup(const CgroupNs *from, const struct proc_cgroup *
 
 int cgroup_ns_prepare(struct rst_ctx *c, const CgroupNs *from, int *fd_top)
 {
-	const CgroupNs *ns = c->core->cgroupns;
+	const CgroupNs *ns = c->tns->cgroupns;
 	struct proc_cgroup *mine = NULL;
 	size_t nmine = 0;
 	int ret = 0;
@@ -573,7 +572,7 @@ static void cgroup_release(struct rst_ctx *c)
 
 int cgroup_ns_restore_child(struct rst_ctx *c)
 {
-	const CgroupNs *ns = c->core->cgroupns;
+	const CgroupNs *ns = c->tns->cgroupns;
 	if (!ns)
 		return 0;
 	struct cgroup_priv *cp = c->priv[RES_PRIV_CGROUP];
@@ -595,7 +594,7 @@ int cgroup_ns_restore_child(struct rst_ctx *c)
 
 static int cgroup_validate_ctx(struct rst_ctx *c)
 {
-	return cgroup_validate(c->core, c->pid);
+	return cgroup_validate(c->core, c->tns->cgroupns, c->pid);
 }
 
 const struct resource cgroup_resource = {

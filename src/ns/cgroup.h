@@ -24,7 +24,7 @@ int cgroup_ns_root(const char *outside, const char *inside, char *out, size_t le
 bool cgroup_opts_have(const char *opts, const char *controllers);
 
 /* Dump, from src/ns/ns.c: @c created its cgroup namespace (it differs from its parent's):
- * record its root per hierarchy (c->core->cgroupns), reading /proc/self/cgroup inside
+ * record its root per hierarchy (c->tns->cgroupns), reading /proc/self/cgroup inside
  * the task with remote syscalls; its owner must be the task's user namespace. */
 int cgroup_ns_dump(struct dump_ctx *c) __must_check;
 
@@ -38,8 +38,9 @@ int cgroup_dump(struct dump_ctx *c) __must_check; /* membership */
 /* Restorer: move the task into its cgroups (created if missing). */
 int cgroup_restore_remote(struct rst_ctx *c) __must_check;
 
-/* Restore, on load: membership paths and the cgroup namespace of @core are sane. */
-int cgroup_validate(const Core *core, pid_t pid) __must_check;
+/* Restore, on load: membership paths of @core and the cgroup namespace @ns it created
+ * (NULL: none) are sane. */
+int cgroup_validate(const Core *core, const CgroupNs *ns, pid_t pid) __must_check;
 /* In the restoring stasis before any process exists: open the cgroup.procs file of each
  * root of the cgroup namespace @c creates (created if missing), at fds >= *fd_top
  * (moved past them); inherited by every restore child. Not for a root where @c starts

@@ -809,7 +809,7 @@ out:
 	if (ret && ns)
 		mnt_ns__free_unpacked(ns, NULL);
 	else
-		c->core->mnt = ns;
+		c->tns->mnt = ns;
 	if (cv.rootfd >= 0)
 		close(cv.rootfd);
 	mountinfo_free(cv.mi, cv.n);
@@ -914,7 +914,7 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 
 int mnt_validate(const struct rst_ctx *c)
 {
-	const MntNs *ns = c->core->mnt;
+	const MntNs *ns = c->tns->mnt;
 	if (!ns)
 		return 0;
 	if (!ns->n_mounts || ns->n_mounts > MNT_MAX_MOUNTS) {
@@ -1525,7 +1525,7 @@ static int mnt_ns_above(pid_t pid, uint64_t floor)
 
 int mnt_restore_child(struct rst_ctx *c)
 {
-	const MntNs *ns = c->core->mnt;
+	const MntNs *ns = c->tns->mnt;
 	if (!ns)
 		return 0;
 	if (c->mntns_floor) {

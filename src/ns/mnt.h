@@ -10,7 +10,7 @@
 
 /* Dump: the mount namespace of @c, which it created (it differs from its parent's).
  * @creator is the parent in the tree whose namespace it was copied from, NULL for
- * stasis's own. Fills c->core->mnt. */
+ * stasis's own. Fills c->tns->mnt. */
 int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator) __must_check;
 
 /* Restore, in the parent before any process exists: check the recorded tree of @c

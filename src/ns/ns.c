@@ -325,16 +325,16 @@ int ns_dump_last_pid(struct dump_ctx *c)
 	}
 	if (r < 0)
 		return (int)r;
-	c->core->has_ns_last_pid = true;
-	c->core->ns_last_pid = v;
+	c->tns->has_ns_last_pid = true;
+	c->tns->ns_last_pid = v;
 	return 0;
 }
 
 int ns_restore_last_pid(struct rst_ctx *c)
 {
-	if (!c->core->has_ns_last_pid)
+	if (!c->tns->has_ns_last_pid)
 		return 0;
-	int v = c->core->ns_last_pid;
+	int v = c->tns->ns_last_pid;
 	if (v < 0) {
 		pr_err("image: invalid ns_last_pid %d", v);
 		return -EINVAL;
@@ -350,11 +350,11 @@ int ns_restore_last_pid(struct rst_ctx *c)
 
 /* The namespaces a restored task creates when it is cloned (it entered them itself at
  * some point: its namespace differed from its parent's). One place for every kind. */
-uint64_t ns_clone_flags(const Core *core)
+uint64_t ns_clone_flags(const TaskNs *tns)
 {
 	uint64_t fl = 0;
 	for (size_t k = 0; k < NR_KINDS; k++)
-		if (kinds[k].in_clone && kinds[k].created(core))
+		if (kinds[k].in_clone && kinds[k].created(tns))
 			fl |= (uint64_t)kinds[k].clone_flag;
 	return fl;
 }
@@ -363,7 +363,7 @@ uint64_t ns_clone_flags(const Core *core)
 int ns_restore_child(struct rst_ctx *c)
 {
 	for (size_t k = 0; k < NR_KINDS; k++)
-		if (kinds[k].restore_child && kinds[k].created(c->core)) {
+		if (kinds[k].restore_child && kinds[k].created(c->tns)) {
 			int ret = kinds[k].restore_child(c);
 			if (ret)
 				return ret;
@@ -410,7 +410,7 @@ int ns_join_open(const char *spec, int *fd, int *nstype)
 	return 0;
 }
 
-void ns_join_forget(Core *root, int nstype)
+void ns_join_forget(TaskNs *root, int nstype)
 {
 	for (size_t k = 0; k < NR_KINDS; k++)
 		if (kinds[k].forget && kinds[k].clone_flag == nstype)
@@ -486,11 +486,11 @@ static int pin_plan(struct ns_pins *p, const char *kind, pid_t pid)
 	return 0;
 }
 
-int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid)
+int ns_pins_add(struct ns_pins *p, const TaskNs *tns, pid_t pid, bool new_pid)
 {
 	int ret = 0;
 	for (size_t k = 0; !ret && k < NR_KINDS; k++)
-		if (kinds[k].created ? kinds[k].created(core) : new_pid)
+		if (kinds[k].created ? kinds[k].created(tns) : new_pid)
 			ret = pin_plan(p, kinds[k].name, pid);
 	return ret;
 }
@@ -601,20 +601,20 @@ static int pid_dump(struct dump_ctx *c, const struct dump_ctx *parent)
 	return 0;
 }
 
-static bool user_created(const Core *core)
+static bool user_created(const TaskNs *tns)
 {
-	return core->userns;
+	return tns->userns;
 }
 
 static int time_dump(struct dump_ctx *c, const struct dump_ctx *parent)
 {
 	(void)parent;
-	return read_time_offsets(c->procfd, c->pid, &c->core->time_ns);
+	return read_time_offsets(c->procfd, c->pid, &c->tns->time_ns);
 }
 
-static bool time_created(const Core *core)
+static bool time_created(const TaskNs *tns)
 {
-	return core->time_ns;
+	return tns->time_ns;
 }
 
 static int cgroup_dump_ns(struct dump_ctx *c, const struct dump_ctx *parent)
@@ -622,26 +622,26 @@ static int cgroup_dump_ns(struct dump_ctx *c, const struct dump_ctx *parent)
 	(void)parent;
 	int ret = cgroup_ns_dump(c);
 	if (!ret)
-		c->cgns = c->core->cgroupns;
+		c->cgns = c->tns->cgroupns;
 	return ret;
 }
 
-static bool cgroup_created(const Core *core)
+static bool cgroup_created(const TaskNs *tns)
 {
-	return core->cgroupns;
+	return tns->cgroupns;
 }
 
-static bool mnt_created(const Core *core)
+static bool mnt_created(const TaskNs *tns)
 {
-	return core->mnt;
+	return tns->mnt;
 }
 
-static bool net_created(const Core *core)
+static bool net_created(const TaskNs *tns)
 {
-	return core->net;
+	return tns->net;
 }
 
-static void net_forget(Core *root)
+static void net_forget(TaskNs *root)
 {
 	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->net, NULL); /* may be NULL */
 	root->net = NULL;
@@ -651,20 +651,20 @@ static int ipc_dump(struct dump_ctx *c, const struct dump_ctx *parent)
 {
 	(void)parent;
 	/* (read inside the owning user namespace: owners as its tasks see them) */
-	return ipc_dump_ns(c->pid, &c->core->ipc);
+	return ipc_dump_ns(c->pid, &c->tns->ipc);
 }
 
-static bool ipc_created(const Core *core)
+static bool ipc_created(const TaskNs *tns)
 {
-	return core->ipc;
+	return tns->ipc;
 }
 
 static int ipc_restore_child(struct rst_ctx *c)
 {
-	return ipc_restore_ns(c->core->ipc, c->pid, c->proc_dfd);
+	return ipc_restore_ns(c->tns->ipc, c->pid, c->proc_dfd);
 }
 
-static void ipc_forget(Core *root)
+static void ipc_forget(TaskNs *root)
 {
 	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->ipc, NULL); /* may be NULL */
 	root->ipc = NULL;
@@ -673,17 +673,17 @@ static void ipc_forget(Core *root)
 static int uts_dump(struct dump_ctx *c, const struct dump_ctx *parent)
 {
 	(void)parent;
-	return read_uts(c->pid, &c->core->uts);
+	return read_uts(c->pid, &c->tns->uts);
 }
 
-static bool uts_created(const Core *core)
+static bool uts_created(const TaskNs *tns)
 {
-	return core->uts;
+	return tns->uts;
 }
 
 static int uts_restore_child(struct rst_ctx *c)
 {
-	const UtsNs *u = c->core->uts;
+	const UtsNs *u = c->tns->uts;
 	if (strlen(u->hostname) > 64 || strlen(u->domainname) > 64) {
 		pr_err("image: UTS names of pid %d are too long", c->pid);
 		return -EINVAL;
@@ -695,7 +695,7 @@ static int uts_restore_child(struct rst_ctx *c)
 	return 0;
 }
 
-static void uts_forget(Core *root)
+static void uts_forget(TaskNs *root)
 {
 	protobuf_c_message_free_unpacked((ProtobufCMessage *)root->uts, NULL); /* may be NULL */
 	root->uts = NULL;

@@ -22,12 +22,12 @@ struct ns_ops {
 	 * @parent: its parent in the tree (NULL: the root, whose parent is outside). */
 	int (*dump)(struct dump_ctx *c, const struct dump_ctx *parent);
 	/* Restore: does the image say the task created one? (NULL: pid, see rst_new_pid_ns) */
-	bool (*created)(const Core *core);
+	bool (*created)(const TaskNs *tns);
 	/* Restore child, in its new namespaces, before anything else of the task. */
 	int (*restore_child)(struct rst_ctx *c);
 	/* --join-ns of this kind: the root goes into an existing namespace instead (NULL:
 	 * not joinable). */
-	void (*forget)(Core *root);
+	void (*forget)(TaskNs *root);
 };
 
 int ns_dump(struct dump_ctx *c) __must_check; /* namespace ids */
@@ -36,14 +36,14 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_ch
 /* Restore child, first thing: set up the namespaces it created (UTS names). */
 int ns_restore_child(struct rst_ctx *c) __must_check;
 /* clone3 flags for the namespaces task @core creates (CLONE_NEWUTS, ...; not NEWPID). */
-uint64_t ns_clone_flags(const Core *core);
+uint64_t ns_clone_flags(const TaskNs *tns);
 /* In the creator's restore child: a new time namespace for the children created next. */
 int ns_enter_time_for_children(const TimeNs *t) __must_check;
 /* --join-ns TYPE:PATH: open PATH, check it is an nsfs file of TYPE (uts, ipc, net);
  * *nstype is the CLONE_NEW* flag. */
 int ns_join_open(const char *spec, int *fd, int *nstype) __must_check;
 /* The root restored into joined namespaces: forget what it would have created of them. */
-void ns_join_forget(Core *root, int nstype);
+void ns_join_forget(TaskNs *root, int nstype);
 /* --pin-ns DIR (src/ns/ns.c): every namespace the restore created bind-mounted on
  * DIR/<kind>-<pid> by the restoring stasis. */
 struct ns_pin {
@@ -62,7 +62,7 @@ struct ns_pins {
 int ns_pins_open(struct ns_pins *p, const char *dir) __must_check;
 /* Plan the pins of the namespaces task @pid was restored into new (its core, whether it is
  * the init of a new pid namespace); refuses a pin file that exists already. */
-int ns_pins_add(struct ns_pins *p, const Core *core, pid_t pid, bool new_pid) __must_check;
+int ns_pins_add(struct ns_pins *p, const TaskNs *tns, pid_t pid, bool new_pid) __must_check;
 /* Create the files (0600, empty) and bind /proc/PID/ns/KIND (@proc_dfd: stasis's /proc)
  * on them; on failure the caller undoes. */
 int ns_pins_make(struct ns_pins *p, int proc_dfd) __must_check;

@@ -212,7 +212,7 @@ static int record_userns(struct dump_ctx *c, uint64_t id, uint64_t parent_id,
 	if (!img)
 		return -ENOMEM;
 	user_ns__init(img);
-	c->core->userns = img;
+	c->tns->userns = img;
 	img->id = id;
 	img->parent = parent_id;
 	img->setgroups_allow = str_starts(sg, "allow");
@@ -548,7 +548,7 @@ int userns_creds_outside(pid_t pid, const Creds *in, Creds *out, uint32_t **grou
 
 static int userns_validate_ctx(struct rst_ctx *c)
 {
-	return c->core->userns ? userns_validate(c->core->userns, c->pid) : 0;
+	return c->tns->userns ? userns_validate(c->tns->userns, c->pid) : 0;
 }
 
 const struct resource userns_resource = {

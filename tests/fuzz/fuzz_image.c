@@ -25,13 +25,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static const enum img_kind kinds[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_FILES };
+static const enum img_kind kinds[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_FILES, IMG_NS };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	enum img_kind kind = kinds[data[0] % 4];
+	enum img_kind kind = kinds[(data[0] & 0x7f) % (sizeof(kinds) / sizeof(kinds[0]))];
 	bool frame = data[0] & 0x80;
 	const uint8_t *rest = data + 1;
 	size_t len = size - 1;

@@ -6,7 +6,7 @@
 
 #include "image/img.h"
 
-static const enum img_kind kinds[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_FILES };
+static const enum img_kind kinds[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_FILES, IMG_NS };
 
 static void put(const char *dir, const char *name, uint8_t sel, const void *a, size_t alen,
 		const void *b, size_t blen)
@@ -133,5 +133,22 @@ int main(int argc, char **argv)
 	files.n_fds = 1;
 	files.fds = ep;
 	seed(argv[1], 3, &files.base);
+
+	TaskNs tns = TASK_NS__INIT;
+	UtsNs uts = UTS_NS__INIT;
+	CgroupNs cg = CGROUP_NS__INIT;
+	CgroupNsRoot root = CGROUP_NS_ROOT__INIT, *rootp[1] = { &root };
+	uts.hostname = (char *)"ctr";
+	uts.domainname = (char *)"(none)";
+	root.controllers = (char *)"";
+	root.root = (char *)"/a/b";
+	cg.id = 7;
+	cg.n_roots = 1;
+	cg.roots = rootp;
+	tns.uts = &uts;
+	tns.cgroupns = &cg;
+	tns.has_ns_last_pid = 1;
+	tns.ns_last_pid = 300;
+	seed(argv[1], 4, &tns.base);
 	return 0;
 }

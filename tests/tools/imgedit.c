@@ -71,12 +71,21 @@ int main(int argc, char **argv)
 		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
 	} else if (!strcmp(argv[3], "cgns-root") && argc == 5) {
+		/* the task now claims to have created a cgroup namespace rooted at ARG */
 		Core *c = img_read_msg(d.dfd, IMG_CORE, pid);
 		if (!c)
 			return 1;
-		if (c->cgroupns)
-			protobuf_c_message_free_unpacked(&c->cgroupns->base, NULL);
-		CgroupNs *ns = c->cgroupns = malloc(sizeof(*ns));
+		char name[64];
+		img_name(IMG_NS, pid, name, sizeof(name));
+		TaskNs *tns = faccessat(d.dfd, name, F_OK, 0) == 0 ? img_read_msg(d.dfd, IMG_NS, pid)
+								     : calloc(1, sizeof(*tns));
+		if (!tns)
+			return 1;
+		if (!tns->base.descriptor)
+			task_ns__init(tns);
+		if (tns->cgroupns)
+			protobuf_c_message_free_unpacked(&tns->cgroupns->base, NULL);
+		CgroupNs *ns = tns->cgroupns = malloc(sizeof(*ns));
 		CgroupNsRoot *r = malloc(sizeof(*r));
 		if (!ns || !r)
 			return 1;
@@ -90,10 +99,9 @@ int main(int argc, char **argv)
 			return 1;
 		ns->roots[0] = r;
 		ns->n_roots = 1;
-		char name[64];
-		snprintf(name, sizeof(name), "core-%d.img", pid);
 		unlinkat(d.dfd, name, 0);
-		ret = img_write_msg(&d, IMG_CORE, pid, &c->base) ? 1 : 0;
+		ret = img_write_msg(&d, IMG_NS, pid, &tns->base) ? 1 : 0;
+		protobuf_c_message_free_unpacked(&tns->base, NULL);
 		protobuf_c_message_free_unpacked(&c->base, NULL);
 	}
 	close(d.dfd);

@@ -197,6 +197,7 @@ static void test_validate(void)
 {
 	Core core = CORE__INIT;
 	CgroupNs ns = CGROUP_NS__INIT;
+	const CgroupNs *cns = NULL;
 	CgroupEntry e = CGROUP_ENTRY__INIT;
 	CgroupEntry *ents[1] = { &e };
 	e.hierarchy = 0;
@@ -204,35 +205,35 @@ static void test_validate(void)
 	e.path = (char *)"/A/B";
 	core.cgroups = ents;
 	core.n_cgroups = 1;
-	CHECK_EQ(cgroup_validate(&core, 42), 0);
+	CHECK_EQ(cgroup_validate(&core, cns, 42), 0);
 	e.path = (char *)"/A/../../etc";
-	CHECK_EQ(cgroup_validate(&core, 42), -EINVAL);
+	CHECK_EQ(cgroup_validate(&core, cns, 42), -EINVAL);
 	e.path = (char *)"/A";
 	e.controllers = (char *)"pids";
-	CHECK_EQ(cgroup_validate(&core, 42), -EINVAL); /* v2 with controllers */
+	CHECK_EQ(cgroup_validate(&core, cns, 42), -EINVAL); /* v2 with controllers */
 	e.controllers = (char *)"";
-	core.cgroupns = &ns;
-	CHECK_EQ(cgroup_validate(&core, 42), -EINVAL); /* no root */
+	cns = &ns;
+	CHECK_EQ(cgroup_validate(&core, cns, 42), -EINVAL); /* no root */
 	CgroupNsRoot *roots[2] = { mk_root(0, "", "/A"), mk_root(3, "pids", "/") };
 	ns.roots = roots;
 	ns.n_roots = 2;
-	CHECK_EQ(cgroup_validate(&core, 42), 0);
+	CHECK_EQ(cgroup_validate(&core, cns, 42), 0);
 	static const char *const bad[] = { "A", "/A/..", "/A/./B", "/A//B", "", "/../A" };
 	log_reset_first_error();
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		char *keep = roots[1]->root;
 		roots[1]->root = (char *)bad[i];
-		CHECK_EQ(cgroup_validate(&core, 42), -EINVAL);
+		CHECK_EQ(cgroup_validate(&core, cns, 42), -EINVAL);
 		CHECK(strstr(log_first_error(), "bad root") != NULL);
 		log_reset_first_error();
 		roots[1]->root = keep;
 	}
 	roots[1]->hierarchy = 0; /* twice */
-	CHECK_EQ(cgroup_validate(&core, 42), -EINVAL);
+	CHECK_EQ(cgroup_validate(&core, cns, 42), -EINVAL);
 	roots[1]->hierarchy = 3;
 	free(roots[1]->controllers);
 	roots[1]->controllers = strdup("pids;rm");
-	CHECK_EQ(cgroup_validate(&core, 42), -EINVAL);
+	CHECK_EQ(cgroup_validate(&core, cns, 42), -EINVAL);
 	for (int i = 0; i < 2; i++)
 		cgroup_ns_root__free_unpacked(roots[i], NULL);
 }
