@@ -61,7 +61,7 @@
 #define BLOB_FILE "blobs.img"
 #define IMG_BLOB_HDR_SIZE 4096
 #define BLOB_CHUNK (1u << 20)       /* stored bytes per checksum */
-#define BLOB_MAX_EXTENTS (1u << 16) /* per blob; a file with more has its tail stored dense */
+#define BLOB_MAX_EXTENTS (1u << 18) /* per blob (a file with more is refused at dump) */
 #define BLOB_MAX_SIZE ((uint64_t)INT64_MAX) /* a blob's logical size (an off_t) */
 #define BLOB_FILE_MAGIC 0x424f4c42u /* "BLOB" */
 
