@@ -93,7 +93,7 @@ static int sparse_src = -1;
 static void write_blobs(void)
 {
 	struct img_dir d;
-	CHECK_EQ(img_dir_begin(&d, imgdir, false), 0);
+	CHECK_EQ(img_dir_begin(&d, imgdir, true), 0); /* synced: the fsync paths too */
 
 	pattern(bufdata, sizeof(bufdata), 1);
 	CHECK_EQ(blob_put_buf(&d, bufdata, sizeof(bufdata), "buffer", &r_buf), 0);
