@@ -118,7 +118,7 @@ static int show_pages(struct json_writer *w, int dfd, const char *name, long lon
 static int show_blobs(struct json_writer *w, int dfd, const char *name, const char *what)
 {
 	struct blob_reader r;
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return pr_perror("%s: cannot open", what);
 	int ret = blob_open_fd(fd, what, &r);

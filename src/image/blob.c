@@ -379,6 +379,10 @@ int blob_open_fd(int fd, const char *what, struct blob_reader *r)
 	r->fd = -1;
 	if (fstat(fd, &st) < 0)
 		return pr_perror("images: stat %s", what);
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("images: %s is not a regular file", what);
+		return -EINVAL;
+	}
 	int ret = pread_exact(fd, hdr, sizeof(hdr), 0);
 	if (ret == -ENODATA) {
 		pr_err("images: %s: truncated header (%lld bytes)", what, (long long)st.st_size);
@@ -414,7 +418,8 @@ int blob_open(int dfd, struct blob_reader *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
-	int fd = openat(dfd, BLOB_FILE, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a fifo put there must not hang the restore (refused by the check) */
+	int fd = openat(dfd, BLOB_FILE, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : pr_perror("images: open %s", BLOB_FILE);
 	return blob_open_fd(fd, BLOB_FILE, r);

@@ -370,6 +370,12 @@ static void test_damaged(void)
 	CHECK(error_has("buffer blob", "truncated"));
 	blob_close(&r);
 
+	/* a fifo in its place: refused at once, not waited on */
+	CHECK_EQ(unlink(file), 0);
+	CHECK_EQ(mkfifo(file, 0600), 0);
+	CHECK_EQ(open_copy(dir, &r), -EINVAL);
+	CHECK(error_has("blobs.img", "not a regular file"));
+
 	/* missing: opens as "no blobs", a reference to one then fails */
 	CHECK_EQ(unlink(file), 0);
 	CHECK_EQ(open_copy(dir, &r), 0);
