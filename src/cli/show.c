@@ -1,10 +1,13 @@
 /* `stasis show DIR|FILE`: print images as JSON (rules in image/json.h).
  *
  * A directory prints as {"dir": DIR, "images": {"inventory.img": {...}, ...}} with the
- * images ordered by kind (the registry order: inventory, core, mm, files, pages) and then
+ * images ordered by kind (the registry order: inventory, core, mm, files, pages,
+ * blobs) and then
  * by pid; a single file prints as that image's object. A metadata image's object is its
  * message; a pages file's object is its header plus, when mm-PID.img is beside it, the
- * page runs the mm image lists (never the page contents). The whole output is built in
+ * page runs the mm image lists (never the page contents); blobs.img's object is a summary
+ * (payload length, chunk size, number of blobs, their logical bytes), each blob being
+ * shown where a record names it (a BlobRef). The whole output is built in
  * memory first: on any error nothing is printed on stdout, one line on stderr. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "image/blob.h"
 #include "image/img.h"
 #include "image/json.h"
 
@@ -109,12 +113,43 @@ static int show_pages(struct json_writer *w, int dfd, const char *name, long lon
 	return 0;
 }
 
+/* The blob file: a summary from its checked header (the blobs are listed where they are
+ * used, as BlobRefs in the records that name them). */
+static int show_blobs(struct json_writer *w, int dfd, const char *name, const char *what)
+{
+	struct blob_reader r;
+	int fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("%s: cannot open", what);
+	int ret = blob_open_fd(fd, what, &r);
+	if (ret)
+		return ret;
+	json_obj_begin(w);
+	json_key(w, "kind");
+	json_str(w, "blobs");
+	json_key(w, "version");
+	json_u64(w, IMG_VERSION);
+	json_key(w, "payload_len");
+	json_u64(w, r.len);
+	json_key(w, "chunk_size");
+	json_u64(w, BLOB_CHUNK);
+	json_key(w, "blobs");
+	json_u64(w, r.n_blobs);
+	json_key(w, "logical_bytes");
+	json_u64(w, r.logical);
+	json_obj_end(w);
+	blob_close(&r);
+	return 0;
+}
+
 /* Print image @name (in @dfd) of kind @k; @what names it in errors. */
 static int show_image(struct json_writer *w, int dfd, const char *name,
 		      const struct img_kind_desc *k, long long pid, const char *what)
 {
 	size_t len;
 
+	if (k->kind == IMG_BLOBS)
+		return show_blobs(w, dfd, name, what);
 	if (k->kind == IMG_PAGES || !k->desc)
 		return show_pages(w, dfd, name, pid, what);
 
@@ -394,7 +429,7 @@ static int show_file(struct json_writer *w, const char *path)
 	const struct img_kind_desc *k = img_kind_by_filename(base);
 	if (!k) {
 		pr_err("%s: not a stasis image (unknown file name; expected e.g. inventory.img, "
-		       "core-PID.img, mm-PID.img, files-PID.img, pages-PID.img)",
+		       "core-PID.img, mm-PID.img, files-PID.img, pages-PID.img, blobs.img)",
 		       path);
 		return -EINVAL;
 	}

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "image/blob.h"
 #include "image/img.h"
 #include "proc/parse.h"
 #include "ptrace/rsys.h"
@@ -114,6 +115,9 @@ struct rst_ctx {
 	Files *files;
 	struct page_source *pages; /* where page contents come from (src/mem/pagexfer.h) */
 	int img_dfd;       /* the image directory (pages of other processes) */
+	const struct blob_reader *blobs; /* blobs.img of the image, opened once by stasis
+					  * (its fd inherited above every task fd), for
+					  * every process; never NULL in a restore */
 	pid_t stasis_pid;  /* the restoring stasis, in proc_dfd */
 	int host_root_fd;  /* stasis's root directory (paths of the dumper's view), or -1 */
 	int proc_dfd;      /* stasis's /proc (its pids are the image's; the task's own /proc

@@ -117,6 +117,8 @@ static int load_tree(struct rst_tree *t)
 		return -EINVAL;
 	}
 	ret = check_tasks(t->inv);
+	if (!ret)
+		ret = blob_open(t->img.dfd, &t->blobs); /* checked before any BlobRef is */
 	if (ret)
 		return ret;
 	t->n = t->inv->n_tasks;
@@ -138,6 +140,7 @@ static int load_tree(struct rst_tree *t)
 		c->pid = t->inv->tasks[i]->pid;
 		c->cwd_fd = -1;
 		c->img_dfd = t->img.dfd;
+		c->blobs = &t->blobs;
 		c->is_root = i == 0;
 		c->shares_files = i && t->inv->tasks[i]->shares_files;
 		ret = load_proc(t, c);
@@ -274,6 +277,7 @@ static void free_tree(struct rst_tree *t)
 	t->n_join = 0;
 	ns_pins_close(&t->pins);
 	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
+	blob_close(&t->blobs);
 	img_dir_close(&t->img);
 }
 
@@ -348,6 +352,16 @@ static int plan_fds(struct rst_tree *t)
 	for (size_t i = 0; i < t->n; i++)
 		if (t->procs[i])
 			t->procs[i]->host_root_fd = t->root_fd;
+	/* blobs.img, read by restore children (tmpfs contents) until their memory is
+	 * rebuilt: up there too */
+	if (t->blobs.fd >= 0) {
+		int hb = fcntl(t->blobs.fd, F_DUPFD_CLOEXEC, t->fd_top);
+		if (hb < 0)
+			return pr_perror("restore: dup %s", BLOB_FILE);
+		close(t->blobs.fd);
+		t->blobs.fd = hb;
+		t->fd_top = hb + 1;
+	}
 	for (size_t i = 0; i < t->n; i++) {
 		struct rst_ctx *c = t->procs[i];
 		if (!c || !c->in_userns)
@@ -614,6 +628,7 @@ int restore_run(const struct restore_opts *o)
 	int ret, status;
 
 	t.img.dfd = -1;
+	t.blobs.fd = -1;
 	t.pins.dirfd = -1;
 	log_set_stage("restore");
 	t.proc_dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

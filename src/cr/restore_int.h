@@ -20,6 +20,7 @@
 struct rst_tree {
 	const struct restore_opts *opts;
 	struct img_dir img;
+	struct blob_reader blobs; /* blobs.img (fd -1: none), every task's c->blobs */
 	Inventory *inv;
 	struct rst_ctx **procs;  /* procs[i] for alive task i of inv->tasks (NULL: zombie) */
 	size_t n;                /* inv->n_tasks */

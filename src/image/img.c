@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "core/log.h"
+#include "image/blob.h"
 
 static const struct img_kind_desc kinds[] = {
 	{ IMG_INVENTORY, "inventory", "inventory.img", &inventory__descriptor },
@@ -16,8 +17,15 @@ static const struct img_kind_desc kinds[] = {
 	{ IMG_MM, "mm", "mm-%d.img", &mm__descriptor },
 	{ IMG_FILES, "files", "files-%d.img", &files__descriptor },
 	{ IMG_PAGES, "pages", "pages-%d.img", NULL },
+	{ IMG_BLOBS, "blobs", BLOB_FILE, NULL },
 	{ IMG_NS, "ns", "ns-%d.img", &task_ns__descriptor },
 };
+
+/* Raw kinds: a header page, then data of any length. */
+static bool kind_is_raw(enum img_kind kind)
+{
+	return kind == IMG_PAGES || kind == IMG_BLOBS;
+}
 
 const struct img_kind_desc *img_kind_get(enum img_kind kind)
 {
@@ -95,13 +103,13 @@ int img_check_hdr(const struct img_hdr *h, enum img_kind expect, uint64_t file_l
 		pr_err("%s: image kind %u, expected %u", what, h->kind, expect);
 		return -EINVAL;
 	}
-	uint64_t hdr = expect == IMG_PAGES ? IMG_PAGES_HDR_SIZE : sizeof(*h);
+	uint64_t hdr = kind_is_raw(expect) ? IMG_PAGES_HDR_SIZE : sizeof(*h);
 	if (file_len < hdr || h->payload_len != file_len - hdr) {
 		pr_err("%s: truncated or oversized image (payload %llu bytes, file %llu bytes)",
 		       what, (unsigned long long)h->payload_len, (unsigned long long)file_len);
 		return -EBADMSG;
 	}
-	if (expect != IMG_PAGES && h->payload_len > IMG_MAX_META) {
+	if (!kind_is_raw(expect) && h->payload_len > IMG_MAX_META) {
 		pr_err("%s: metadata payload of %llu bytes exceeds the %u byte bound", what,
 		       (unsigned long long)h->payload_len, IMG_MAX_META);
 		return -EFBIG;
@@ -206,7 +214,9 @@ void img_dir_abort(struct img_dir *d)
 
 int img_dir_commit(struct img_dir *d)
 {
-	int ret;
+	int ret = blob_writer_finish(d);
+	if (ret)
+		return ret;
 	if (d->sync && fsync(d->dfd) < 0)
 		return pr_perror("images: fsync %s", d->tmp);
 	/* Replace an existing (empty or previous-image) directory atomically. */
@@ -247,6 +257,7 @@ int img_dir_open(struct img_dir *d, const char *path)
 
 void img_dir_close(struct img_dir *d)
 {
+	blob_writer_free(d);
 	if (d->dfd >= 0)
 		close(d->dfd);
 	d->dfd = -1;
@@ -264,6 +275,12 @@ int img_write_msg(struct img_dir *d, enum img_kind kind, int pid, const Protobuf
 	int ret;
 
 	img_name(kind, pid, name, sizeof(name));
+	if (len > IMG_MAX_META) {
+		/* a reader would refuse it: fail the dump rather than leave it unrestorable */
+		pr_err("images: %s would hold %zu bytes of metadata, over the %u byte bound",
+		       name, len, IMG_MAX_META);
+		return -EFBIG;
+	}
 	if (!buf)
 		return -ENOMEM;
 	protobuf_c_message_pack(msg, buf + sizeof(h));

@@ -2,10 +2,11 @@
  *
  * Every file in an image directory starts with struct img_hdr (little-endian, 40 bytes):
  * magic, format version, kind, flags, payload length and an XXH3-64 of the payload
- * (metadata) or 0 (pages: each PageRun carries its own checksum). Metadata payloads are
- * one protobuf message whose type is fixed by the kind. The pages file's header is padded
- * to one page so the payload is page-aligned and can be mmap'd or read straight into a
- * task. */
+ * (metadata) or 0 (pages: each PageRun carries its own checksum; blobs: each BlobRef
+ * carries its chunks' checksums). Metadata payloads are one protobuf message whose type
+ * is fixed by the kind, at most IMG_MAX_META bytes. The pages and blobs files' headers
+ * are padded to one page so the payload is page-aligned and can be mmap'd or read
+ * straight into a task; their payloads have no bound. */
 #ifndef STASIS_IMAGE_IMG_H
 #define STASIS_IMAGE_IMG_H
 
@@ -17,7 +18,8 @@
 #include "image/stasis.pb-c.h"
 
 #define IMG_MAGIC 0x53415453u /* "STAS" */
-#define IMG_VERSION 3
+#define IMG_VERSION 3 /* 2: a message per fd kind; 3: bulk contents in blobs.img, the
+			* namespaces a task created in ns-PID.img */
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
 #define IMG_PAGES_HDR_SIZE 4096
 
@@ -27,7 +29,8 @@ enum img_kind {
 	IMG_MM = 3,
 	IMG_FILES = 4,
 	IMG_PAGES = 5,
-	IMG_NS = 6, /* the namespaces a task created (TaskNs), only where it did */
+	IMG_BLOBS = 6, /* blobs.img: bulk contents, src/image/blob.h */
+	IMG_NS = 7,    /* the namespaces a task created (TaskNs), only where it did */
 	IMG_KIND_MAX
 };
 
@@ -48,7 +51,7 @@ struct img_kind_desc {
 	enum img_kind kind;
 	const char *name;    /* "core" */
 	const char *pattern; /* "core-%d.img" */
-	const ProtobufCMessageDescriptor *desc; /* NULL for pages */
+	const ProtobufCMessageDescriptor *desc; /* NULL for pages and blobs (raw data) */
 };
 const struct img_kind_desc *img_kind_get(enum img_kind kind);
 /* The file name of image @kind of @pid ("core-42.img") in @buf. */
@@ -57,12 +60,14 @@ void img_name(enum img_kind kind, int pid, char *buf, size_t len);
 const struct img_kind_desc *img_kind_by_filename(const char *fname);
 
 /* An image directory being written: files go to a temporary sibling directory which
- * img_dir_commit() syncs and renames into place. */
+ * img_dir_commit() syncs and renames into place (blobs.img finished first). */
+struct blob_writer;
 struct img_dir {
 	int dfd;       /* the directory files are written in */
 	char *path;    /* final path */
 	char *tmp;     /* temporary path while writing (NULL when reading) */
 	bool sync;     /* fsync files and directories */
+	struct blob_writer *blobs; /* blobs.img being written (src/image/blob.h), or NULL */
 };
 
 int img_dir_begin(struct img_dir *d, const char *path, bool sync) __must_check;

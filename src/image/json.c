@@ -422,11 +422,45 @@ static bool field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescri
 	return has != 0;
 }
 
+/* A BlobRef: where its data is and how much, not its checksums (see json.h). */
+static void json_blob_ref(struct json_writer *w, const BlobRef *b)
+{
+	uint64_t stored = 0;
+	json_obj_begin(w);
+	json_key(w, "offset");
+	json_u64(w, b->offset);
+	json_key(w, "size");
+	json_u64(w, b->size);
+	json_key(w, "extents");
+	json_arr_begin(w);
+	for (size_t k = 0; b->extents && k + 1 < b->n_extents && !w->err; k += 2) {
+		json_arr_begin(w);
+		json_u64(w, b->extents[k]);
+		json_u64(w, b->extents[k + 1]);
+		json_arr_end(w);
+		stored += b->extents[k + 1];
+	}
+	json_arr_end(w);
+	json_key(w, "stored");
+	json_u64(w, stored);
+	json_key(w, "chunks");
+	json_u64(w, b->n_chunk_xxh);
+	if (b->base.n_unknown_fields) {
+		json_key(w, "_unknown_fields");
+		json_u64(w, b->base.n_unknown_fields);
+	}
+	json_obj_end(w);
+}
+
 void json_msg(struct json_writer *w, const ProtobufCMessage *msg)
 {
 	const ProtobufCMessageDescriptor *d = msg->descriptor;
 	const char *base = (const char *)msg;
 
+	if (d == &blob_ref__descriptor) {
+		json_blob_ref(w, (const BlobRef *)msg);
+		return;
+	}
 	json_obj_begin(w);
 	for (unsigned i = 0; i < d->n_fields && !w->err; i++) {
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];

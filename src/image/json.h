@@ -15,7 +15,10 @@
  *   - ADDRESSES: a uint64/fixed64 field (not repeated) whose name is one of start, end,
  *     vaddr, addr, sp, handler, restorer, brk, or that starts with start_/end_/arg_/env_,
  *     or ends with _addr/_address, is a string "0x<lowercase hex>"; see json_is_addr_field();
- *   - unknown fields (from a newer writer) are counted in "_unknown_fields" when present.
+ *   - unknown fields (from a newer writer) are counted in "_unknown_fields" when present;
+ *   - a BlobRef (bulk contents in blobs.img) is {"offset", "size", "extents": [[start,
+ *     length], ...], "stored": bytes stored, "chunks": number of checksums} (the
+ *     checksums themselves are not printed).
  */
 #ifndef STASIS_IMAGE_JSON_H
 #define STASIS_IMAGE_JSON_H

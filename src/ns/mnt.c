@@ -9,7 +9,9 @@
  *     inode). Restored as a bind of that path;
  *   - MOUNT_FRESH: a pseudo filesystem (proc, sysfs, devpts, mqueue, cgroup, cgroup2,
  *     tmpfs) mounted anew with its superblock options; a tmpfs carries its contents, read
- *     through /proc/PID/root without following symlinks or crossing into other mounts.
+ *     through /proc/PID/root without following symlinks or crossing into other mounts;
+ *     file data goes to the blob store (src/image/blob.h: streamed in bounded chunks,
+ *     holes kept), the records keep a BlobRef.
  * Anything else is refused with the mount named.
  *
  * Restore, in the restore child of the creator (cloned with CLONE_NEWNS, so it starts in a
@@ -37,6 +39,7 @@
 #include "ns/cgroup.h"
 #include "core/log.h"
 #include "cr/resource.h"
+#include "image/blob.h"
 #include "ns/mnt.h"
 #include "ns/ns.h"
 #include "ns/userns.h"
@@ -44,8 +47,6 @@
 #include "sys/syscalls.h"
 
 #define MNT_MAX_MOUNTS 512
-#define TMPFS_MAX_DATA (32u << 20)   /* file data of one tmpfs */
-#define NS_MAX_DATA (48u << 20)      /* of one namespace (the core image is bounded) */
 #define TMPFS_MAX_ENTRIES 100000
 #define TMPFS_MAX_DEPTH 128
 #define MNT_ATTR_ALL                                                                        \
@@ -176,7 +177,8 @@ static char *external_lookup(char *const *ext, size_t n, bool at_dump, const cha
 struct walk {
 	const char *mp;      /* for messages */
 	uint64_t mnt_id;     /* the tmpfs mount read: other mounts are not entered */
-	uint64_t bytes, *ns_bytes;
+	struct img_dir *img; /* file data goes to its blob store */
+	uint64_t bytes;      /* file sizes, for the log */
 	TmpfsEntry **v;
 	size_t n, cap;
 	struct {
@@ -223,31 +225,22 @@ static TmpfsEntry *walk_add(struct walk *w, const char *path, const struct statx
 	return e;
 }
 
+/* A regular file's data, streamed into the blob store (holes kept as holes). */
 static int read_regular(struct walk *w, int dfd, const char *name, const char *path,
 			const struct statx *sx, TmpfsEntry *e)
 {
-	if (sx->stx_size > TMPFS_MAX_DATA - w->bytes || sx->stx_size > NS_MAX_DATA - *w->ns_bytes) {
-		pr_err("dump: tmpfs at %s holds more than %u MiB of file data (%s): not supported",
-		       w->mp, TMPFS_MAX_DATA >> 20, path);
-		return -EFBIG;
-	}
 	if (!sx->stx_size)
 		return 0;
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 						     O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return pr_perror("dump: open %s in the tmpfs at %s", path, w->mp);
-	e->data.data = malloc(sx->stx_size);
-	if (!e->data.data)
-		return -ENOMEM;
-	e->data.len = sx->stx_size;
-	e->has_data = true;
-	int ret = read_all(fd, e->data.data, sx->stx_size);
-	if (ret)
-		return pr_errno(ret, "dump: read %s in the tmpfs at %s", path, w->mp);
-	w->bytes += sx->stx_size;
-	*w->ns_bytes += sx->stx_size;
-	return 0;
+	char what[MNTINFO_MAX_PATH + 64];
+	snprintf(what, sizeof(what), "tmpfs file %s at %s", path, w->mp);
+	int ret = blob_put_file(w->img, fd, sx->stx_size, what, &e->blob);
+	if (!ret)
+		w->bytes += sx->stx_size;
+	return ret;
 }
 
 static int walk_dir(struct walk *w, int dfd, const char *rel, int depth);
@@ -354,9 +347,9 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int depth)
 }
 
 /* The contents of the tmpfs mounted (reachably) at @fd, a directory of mount @mnt_id. */
-static int dump_tmpfs(Mount *m, int fd, uint64_t mnt_id, const char *mp, uint64_t *ns_bytes)
+static int dump_tmpfs(struct dump_ctx *c, Mount *m, int fd, uint64_t mnt_id, const char *mp)
 {
-	struct walk w = { .mp = mp, .mnt_id = mnt_id, .ns_bytes = ns_bytes };
+	struct walk w = { .mp = mp, .mnt_id = mnt_id, .img = c->img };
 	struct statx sx;
 	int ret;
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0)
@@ -370,7 +363,7 @@ static int dump_tmpfs(Mount *m, int fd, uint64_t mnt_id, const char *mp, uint64_
 	free(w.links);
 	m->tmpfs = w.v;
 	m->n_tmpfs = w.n;
-	pr_info("dump: tmpfs at %s: %zu entries, %llu bytes", mp, w.n,
+	pr_info("dump: tmpfs at %s: %zu entries, %llu bytes of files", mp, w.n,
 		(unsigned long long)w.bytes);
 	return ret;
 }
@@ -613,7 +606,7 @@ static int task_reach(int task_root, const struct mountinfo *mi, uint64_t *ino)
 /* Decide how mount @mi is recreated; read a tmpfs's contents once per superblock. */
 static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_root,
 		    const struct mountinfo *mi, const struct mountinfo *all, size_t n, Mount *m,
-		    bool first_of_sb, uint64_t *ns_bytes)
+		    bool first_of_sb)
 {
 	uint64_t ino;
 	_cleanup_close_ int fd = task_reach(task_root, mi, &ino);
@@ -685,7 +678,7 @@ static int classify(struct dump_ctx *c, const struct creator_view *cv, int task_
 		return 0;
 	}
 	m->content_root = strdup(best->root);
-	int ret = m->content_root ? dump_tmpfs(m, best_fd, best->id, best->mountpoint, ns_bytes)
+	int ret = m->content_root ? dump_tmpfs(c, m, best_fd, best->id, best->mountpoint)
 				  : -ENOMEM;
 	close(best_fd);
 	return ret ? ret : owners_as_task(c, m);
@@ -741,7 +734,6 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 	_cleanup_free_ size_t *order = NULL;
 	_cleanup_free_ struct mountinfo **by_k = NULL;
 	_cleanup_close_ int task_root = -1;
-	uint64_t ns_bytes = 0;
 	MntNs *ns = NULL;
 	int ret = load_mountinfo(c->procfd, "mountinfo", &mi, &n);
 	if (!ret && n > MNT_MAX_MOUNTS) {
@@ -798,7 +790,7 @@ int mnt_dump_ns(struct dump_ctx *c, const struct dump_ctx *creator)
 			const Mount *p = ns->mounts[j];
 			first &= !(p->dev == m->dev && p->kind == MOUNT_KIND__MOUNT_FRESH);
 		}
-		ret = classify(c, &cv, task_root, x, mi, n, m, first, &ns_bytes);
+		ret = classify(c, &cv, task_root, x, mi, n, m, first);
 		pr_debug("dump: pid %d mount %s (%s): kind %d%s%s", c->pid, x->mountpoint,
 			 x->fstype, m->kind, m->host_path ? " from " : "",
 			 m->host_path ? m->host_path : "");
@@ -819,12 +811,21 @@ out:
 
 /* --- restore: validation ------------------------------------------------------------ */
 
+/* The image's blob store (a context made without one has none: any BlobRef fails). */
+static const struct blob_reader *blobs_of(const struct rst_ctx *c)
+{
+	static const struct blob_reader none = { .fd = -1 };
+	return c->blobs ? c->blobs : &none;
+}
+
 static bool entry_is_valid(const TmpfsEntry *e, size_t k)
 {
 	mode_t t = e->mode & S_IFMT;
 	if (!mnt_path_ok(e->path, false) || (k == 0) != !strcmp(e->path, ".") ||
 	    (e->link && (!mnt_path_ok(e->link, false) || !strcmp(e->link, "."))))
 		return false;
+	if (e->blob && (t != S_IFREG || e->link))
+		return false; /* contents only for a regular file's first name */
 	if (k == 0)
 		return t == S_IFDIR;
 	if (e->link)
@@ -869,12 +870,22 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 		pr_err("image: mount %s of pid %d has contents but is no fresh tmpfs", mp, c->pid);
 		return -EINVAL;
 	}
-	for (size_t k = 0; k < m->n_tmpfs; k++)
-		if (!entry_is_valid(m->tmpfs[k], k)) {
+	for (size_t k = 0; k < m->n_tmpfs; k++) {
+		const TmpfsEntry *e = m->tmpfs[k];
+		if (!entry_is_valid(e, k)) {
 			pr_err("image: entry %zu of the tmpfs at %s of pid %d is invalid", k, mp,
 			       c->pid);
 			return -EINVAL;
 		}
+		/* the contents' bounds in blobs.img (their checksums when they are copied) */
+		if (e->blob) {
+			char what[2 * MNTINFO_MAX_PATH + 64];
+			snprintf(what, sizeof(what), "tmpfs file %s at %s", e->path, mp);
+			int ret = blob_check(blobs_of(c), e->blob, what);
+			if (ret)
+				return ret;
+		}
+	}
 	switch (m->kind) {
 	case MOUNT_KIND__MOUNT_FRESH:
 		if (!fs_is_fresh(m->fstype)) {
@@ -946,7 +957,7 @@ static int open_parent(int base, const char *path, const char **name)
 	return open_beneath(base, dir, RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH | O_DIRECTORY);
 }
 
-static int make_entry(int base, const TmpfsEntry *e)
+static int make_entry(const struct rst_ctx *c, int base, const Mount *m, const TmpfsEntry *e)
 {
 	const char *name;
 	_cleanup_close_ int pd = open_parent(base, e->path, &name);
@@ -967,10 +978,13 @@ static int make_entry(int base, const TmpfsEntry *e)
 				openat(pd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 				       0600);
 			r = fd < 0 ? -1 : 0;
-			if (!r && e->has_data) {
-				int w = write_all(fd, e->data.data, e->data.len);
+			if (!r && e->blob) {
+				char what[2 * MNTINFO_MAX_PATH + 64];
+				snprintf(what, sizeof(what), "tmpfs file %s at %s", e->path,
+					 m->mountpoint);
+				int w = blob_read_fd(blobs_of(c), e->blob, fd, what);
 				if (w)
-					return pr_errno(w, "restore: write tmpfs file %s", e->path);
+					return w;
 			}
 			break;
 		}
@@ -1007,7 +1021,7 @@ static void set_times(int base, const TmpfsEntry *e)
 }
 
 /* Fill a fresh tmpfs (@sb: its root) with the recorded contents. */
-static int fill_tmpfs(int sb, const Mount *m)
+static int fill_tmpfs(const struct rst_ctx *c, int sb, const Mount *m)
 {
 	if (!m->n_tmpfs)
 		return 0;
@@ -1032,7 +1046,7 @@ static int fill_tmpfs(int sb, const Mount *m)
 	if (base < 0)
 		return pr_perror("restore: tmpfs at %s: open %s", m->mountpoint, cr);
 	for (size_t k = 1; k < m->n_tmpfs; k++) {
-		int ret = make_entry(base, m->tmpfs[k]);
+		int ret = make_entry(c, base, m, m->tmpfs[k]);
 		if (ret)
 			return ret;
 	}
@@ -1149,7 +1163,7 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 			sb = rm[i].sb = fresh_sb(m, -1);
 			if (sb < 0)
 				return sb;
-			int ret = fill_tmpfs(sb, m);
+			int ret = fill_tmpfs(c, sb, m);
 			if (ret)
 				return ret;
 		}

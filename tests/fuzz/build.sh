@@ -1,11 +1,12 @@
 #!/bin/sh
 # Build the libFuzzer targets of tests/fuzz/ with clang and ASan+UBSan, and optionally
 # run them. From the repository root:
-#   tests/fuzz/build.sh               build build/fuzz/fuzz_proc, fuzz_image, fuzz_helper
+#   tests/fuzz/build.sh               build build/fuzz/fuzz_proc, fuzz_image, fuzz_blob,
+#                                     fuzz_helper
 #   tests/fuzz/build.sh --smoke       build, then run each target for 20 seconds
 #   tests/fuzz/build.sh --run SECS    build, then run each target for SECS seconds
 # Corpora live in build/fuzz/corpus-<target>/ (seeded from tests/fixtures/proc, from
-# generated images and from generated helper requests); crashes are written to
+# generated images and blobs and from generated helper requests); crashes are written to
 # build/fuzz/crash-<target>-*. Exit status is non-zero if a target finds a crash.
 # Needs clang with the libFuzzer runtime (on Debian it ships with clang in
 # libclang-rt-<ver>-dev / libclang-common-<ver>-dev; if -fsanitize=fuzzer does not link,
@@ -33,28 +34,29 @@ LIBS="-lprotobuf-c -lxxhash"
 # The code under test: instrumented for coverage (fuzzer-no-link) and sanitizers.
 objs=
 for src in src/proc/parse.c src/proc/mountinfo.c src/core/util.c src/core/log.c src/image/img.c \
-	src/helper/proto.c src/helper/policy.c "$OUT/gen/image/stasis.pb-c.c"; do
+	src/image/blob.c src/helper/proto.c src/helper/policy.c "$OUT/gen/image/stasis.pb-c.c"; do
 	obj="$OUT/obj/$(basename "$src" .c).o"
 	$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
 	objs="$objs $obj"
 done
-for t in fuzz_proc fuzz_image fuzz_helper; do
+for t in fuzz_proc fuzz_image fuzz_blob fuzz_helper; do
 	$CLANG $CFLAGS -Werror $SAN -fsanitize=fuzzer -o "$OUT/$t" "tests/fuzz/$t.c" $objs $LIBS
 done
-# Seeds: the /proc fixtures, and one small valid message of each image kind.
-$CLANG $CFLAGS -o "$OUT/mkseeds" tests/fuzz/mkseeds.c "$OUT/obj/img.o" \
+# Seeds: the /proc fixtures, one small valid message of each image kind, a few blobs.
+$CLANG $CFLAGS -o "$OUT/mkseeds" tests/fuzz/mkseeds.c "$OUT/obj/img.o" "$OUT/obj/blob.o" \
 	"$OUT/obj/stasis.pb-c.o" "$OUT/obj/log.o" "$OUT/obj/util.o" $SAN $LIBS
 mkdir -p "$OUT/seeds-fuzz_proc" "$OUT/seeds-fuzz_image" "$OUT/corpus-fuzz_proc" \
-	"$OUT/corpus-fuzz_image" "$OUT/seeds-fuzz_helper" "$OUT/corpus-fuzz_helper"
+	"$OUT/corpus-fuzz_image" "$OUT/seeds-fuzz_helper" "$OUT/corpus-fuzz_helper" \
+	"$OUT/seeds-fuzz_blob" "$OUT/corpus-fuzz_blob"
 find tests/fixtures/proc -type f ! -name 'capture.*' -exec cp {} "$OUT/seeds-fuzz_proc/" \;
-"$OUT/mkseeds" "$OUT/seeds-fuzz_image"
+"$OUT/mkseeds" "$OUT/seeds-fuzz_image" "$OUT/seeds-fuzz_blob"
 $CLANG $CFLAGS -o "$OUT/mkseeds_helper" tests/fuzz/mkseeds_helper.c "$OUT/obj/proto.o" $SAN
 "$OUT/mkseeds_helper" "$OUT/seeds-fuzz_helper"
-echo "built $OUT/fuzz_proc $OUT/fuzz_image $OUT/fuzz_helper"
+echo "built $OUT/fuzz_proc $OUT/fuzz_image $OUT/fuzz_blob $OUT/fuzz_helper"
 
 [ -n "$SECS" ] || exit 0
 status=0
-for t in fuzz_proc fuzz_image fuzz_helper; do
+for t in fuzz_proc fuzz_image fuzz_blob fuzz_helper; do
 	echo "== $t for $SECS s"
 	# -timeout bounds a single input; timeout(1) bounds the whole run.
 	if ! timeout $((SECS + 60)) "$OUT/$t" -max_total_time="$SECS" -timeout=10 \

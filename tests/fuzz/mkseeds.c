@@ -1,9 +1,16 @@
 /* Writes seed inputs for fuzz_image into the directory argv[1]: for each metadata kind, a
- * small valid message as a framed payload (mode bit set) and as a whole image file. */
+ * small valid message as a framed payload (mode bit set) and as a whole image file; and,
+ * if argv[2] is given, seeds for fuzz_blob there: blobs written with the real writer (a
+ * buffer, a blob with holes, an empty one), each reference with the whole blobs.img
+ * (mode 0) and with the payload alone (mode 3: framed, checksums recomputed). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/util.h"
+#include "image/blob.h"
 #include "image/img.h"
 
 static const enum img_kind kinds[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_FILES, IMG_NS };
@@ -38,13 +45,66 @@ static void seed(const char *dir, int idx, const ProtobufCMessage *m)
 	free(p);
 }
 
+static void blob_seed(const char *dir, const char *name, uint8_t mode, const BlobRef *ref,
+		      const uint8_t *file, size_t flen)
+{
+	size_t rl = blob_ref__get_packed_size(ref);
+	uint8_t *p = malloc(2 + rl);
+	if (!p)
+		exit(1);
+	p[0] = (uint8_t)rl;
+	p[1] = (uint8_t)(rl >> 8);
+	blob_ref__pack(ref, p + 2);
+	put(dir, name, mode, p, 2 + rl, file, flen);
+	free(p);
+}
+
+static void blob_seeds(const char *dir)
+{
+	char tmp[] = "/tmp/stasis-mkseeds.XXXXXX", img[64], path[128];
+	struct img_dir d;
+	static uint8_t data[3000];
+	BlobRef *refs[3] = { NULL, NULL, NULL };
+	if (!mkdtemp(tmp))
+		exit(1);
+	snprintf(img, sizeof(img), "%s/img", tmp);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	if (img_dir_begin(&d, img, false) ||
+	    blob_put_buf(&d, data, sizeof(data), "seed buffer", &refs[0]) ||
+	    blob_begin(&d, "seed holes") || blob_write(&d, "abc", 3) || blob_hole(&d, 5000) ||
+	    blob_write(&d, data, 100) || blob_hole(&d, 7) || blob_end(&d, &refs[1]) ||
+	    blob_put_buf(&d, NULL, 0, "seed empty", &refs[2]) || img_dir_commit(&d))
+		exit(1);
+	img_dir_close(&d);
+	snprintf(path, sizeof(path), "%s/%s", img, BLOB_FILE);
+	size_t flen;
+	uint8_t *file = (uint8_t *)read_file_at(AT_FDCWD, path, 1 << 20, &flen);
+	if (!file || flen < IMG_BLOB_HDR_SIZE)
+		exit(1);
+	for (int i = 0; i < 3; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "blob%d-file", i);
+		blob_seed(dir, name, 0, refs[i], file, flen);
+		snprintf(name, sizeof(name), "blob%d-payload", i);
+		blob_seed(dir, name, 3, refs[i], file + IMG_BLOB_HDR_SIZE, flen - IMG_BLOB_HDR_SIZE);
+		blob_ref__free_unpacked(refs[i], NULL);
+	}
+	free(file);
+	unlink(path);
+	rmdir(img);
+	rmdir(tmp);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2)
+	if (argc != 2 && argc != 3)
 		return 2;
+	if (argc == 3)
+		blob_seeds(argv[2]);
 	int32_t pids[2] = { 1, 2 };
 	Inventory inv = INVENTORY__INIT;
-	inv.img_version = 1;
+	inv.img_version = IMG_VERSION;
 	inv.root_pid = 1;
 	inv.n_pids = 2;
 	inv.pids = pids;

@@ -1,6 +1,7 @@
 """The context of the checks (tests/checks/NAME.py): one per build and run, handed to each
 check's check(c). It holds what checks share: a scratch directory, a reference dump of
-pid_same and its damaged copies, a dump of pid_same run as NONROOT_USER, and the helpers
+pid_same and its damaged copies, a dump of ns_mnt (tmpfs contents in blobs.img) and its
+damaged copies, a dump of pid_same run as NONROOT_USER, and the helpers
 every check uses (expect_failure, restore_argv, pins, overlays)."""
 import os
 import shutil
@@ -31,6 +32,8 @@ class Checks:
         self.ref = None        # (image dir, pid) of a reference dump of pid_same
         self.ref_error = None
         self.ref_run = None    # its CkptRun (the directory holding the images)
+        self.blob_ref = None   # (image dir, pid) of a dump of ns_mnt, with blobs.img
+        self.blob_run = None   # its CkptRun
         self.uref = None       # (image dir, pid, uid, gid) of pid_same run as the user
         self.urun = None       # its CkptRun
 
@@ -96,6 +99,33 @@ class Checks:
         dst = os.path.join(self.tmp, tag)
         shutil.copytree(img, dst)
         return dst, pid
+
+    def blob_reference(self):
+        """(image dir, pid) of a dump of ns_mnt made once per run (the original gone):
+        its tmpfs files' contents are in blobs.img."""
+        if self.blob_ref is None:
+            run = None
+            try:
+                run = self.start_test("ns_mnt")
+                run.dump()
+                run.check_original_gone()
+                self.blob_ref = (run.img, run.pid)
+            finally:
+                if run:
+                    run.cleanup()
+                    self.blob_run = run
+        return self.blob_ref
+
+    def blob_variant(self, tag):
+        """A copy of the ns_mnt dump in TMP/@tag, to damage: (dir, pid, its blobs.img)."""
+        img, pid = self.blob_reference()
+        dst = os.path.join(self.tmp, tag)
+        shutil.copytree(img, dst)
+        path = os.path.join(dst, "blobs.img")
+        if not os.path.exists(path) or os.path.getsize(path) <= 4096 + 64 * 1024:
+            raise Failure("the dump of ns_mnt has no blobs.img with its 96 KiB file "
+                          "(files: %s)" % " ".join(sorted(os.listdir(dst))))
+        return dst, pid, path
 
     @staticmethod
     def image_file(d, prefix, pid):
@@ -273,5 +303,7 @@ class Checks:
             shutil.rmtree(self.urun.tmp, ignore_errors=True)
         if self.ref_run:
             shutil.rmtree(self.ref_run.tmp, ignore_errors=True)
+        if self.blob_run:
+            shutil.rmtree(self.blob_run.tmp, ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         reap_all()

@@ -14,12 +14,15 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "image/blob.h"
 #include "image/img.h"
 #include "image/json.h"
 #include "sys/kerndat.h"
 #include "unit.h"
 
 static bool have_python;
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
 /* cmd_show() reports through cli_report_failure(), which lives in src/cli/main.c (not in
  * libstasis.a): the test provides it. */
@@ -404,9 +407,38 @@ static int write_images(const char *dir)
 	uint8_t pipebytes[5] = { 0 };
 	struct img_pages pages;
 	static uint8_t buf[4 * 4096];
+	MntNs mns;
+	Mount mnt, *mntp[1];
+	TmpfsEntry te[2], *tep[2];
+	BlobRef *blob = NULL;
 
 	if (img_dir_begin(&d, dir, false))
 		return -1;
+	/* a tmpfs whose one file's 5000 bytes are in blobs.img */
+	if (blob_put_buf(&d, buf, 5000, "test file", &blob)) {
+		img_dir_abort(&d);
+		return -1;
+	}
+	mnt_ns__init(&mns);
+	mount__init(&mnt);
+	mnt.mountpoint = mnt.root = mnt.content_root = (char *)"/";
+	mnt.fstype = (char *)"tmpfs";
+	mnt.source = mnt.sb_opts = (char *)"";
+	mnt.kind = MOUNT_KIND__MOUNT_FRESH;
+	tmpfs_entry__init(&te[0]);
+	tmpfs_entry__init(&te[1]);
+	te[0].path = (char *)".";
+	te[0].mode = 040755;
+	te[1].path = (char *)"f";
+	te[1].mode = 0100644;
+	te[1].blob = blob;
+	tep[0] = &te[0];
+	tep[1] = &te[1];
+	mnt.n_tmpfs = 2;
+	mnt.tmpfs = tep;
+	mntp[0] = &mnt;
+	mns.n_mounts = 1;
+	mns.mounts = mntp;
 	inv.img_version = IMG_VERSION;
 	inv.root_pid = 7;
 	inv.n_pids = 2;
@@ -415,8 +447,11 @@ static int write_images(const char *dir)
 	build_core(&c, th, thp, sa, sap, &cr, &si, sip, &rs, &alt);
 	build_mm(&mm, v, vp, pr, prp, auxv);
 	build_files(&f, fdesc, fdp, &pd, fds, fdsp, pipebytes);
+	TaskNs tns = TASK_NS__INIT;
+	tns.mnt = &mns;
 	int ret = img_write_msg(&d, IMG_INVENTORY, 0, &inv.base) ?:
 		  img_write_msg(&d, IMG_CORE, 42, &c.base) ?:
+		  img_write_msg(&d, IMG_NS, 42, &tns.base) ?:
 		  img_write_msg(&d, IMG_CORE, 7, &c.base) ?:
 		  img_write_msg(&d, IMG_FILES, 42, &f.base) ?:
 		  img_write_msg(&d, IMG_MM, 42, &mm.base) ?:
@@ -431,6 +466,7 @@ static int write_images(const char *dir)
 		img_dir_abort(&d);
 	else
 		img_dir_close(&d);
+	blob_ref__free_unpacked(blob, NULL);
 	return ret;
 }
 
@@ -445,19 +481,38 @@ static void test_show_dir(void)
 	CHECK_EQ(run_show(dir, &out), 0);
 	CHECK(out && py_check(out, "i = d['images']\n"
 				   "assert list(i) == ['inventory.img', 'core-7.img', 'core-42.img',"
-				   " 'mm-42.img', 'files-42.img', 'pages-42.img'], list(i)\n"
+				   " 'mm-42.img', 'files-42.img', 'pages-42.img', 'blobs.img', 'ns-42.img'], list(i)\n"
 				   "assert i['inventory.img']['pids'] == [7, 42]\n"
 				   "p = i['pages-42.img']\n"
 				   "assert p['kind'] == 'pages' and p['payload_len'] == 16384\n"
 				   "assert p['runs'] == [{'vaddr': '0x400000', 'nr_pages': 2, 'offset': 0},"
 				   " {'vaddr': '0x410000', 'nr_pages': 2, 'offset': 8192}], p\n"
-				   "assert i['core-42.img']['threads'][0]['tid'] == 42\n"));
+				   "assert i['core-42.img']['threads'][0]['tid'] == 42\n"
+				   "b = i['blobs.img']\n"
+				   "assert b == {'kind': 'blobs', 'version': " XSTR(IMG_VERSION) ","
+				   " 'payload_len': 5000,"
+				   " 'chunk_size': 1048576, 'blobs': 1, 'logical_bytes': 5000}, b\n"
+				   "f = i['ns-42.img']['mnt']['mounts'][0]['tmpfs'][1]\n"
+				   "assert f['blob'] == {'offset': 0, 'size': 5000, 'extents': [[0, 5000]],"
+				   " 'stored': 5000, 'chunks': 1}, f\n"
+				   "assert 'data' not in f\n"));
 	free(out);
 
 	/* One file: that image's object. */
 	snprintf(file, sizeof(file), "%s/mm-42.img", dir);
 	CHECK_EQ(run_show(file, &out), 0);
 	CHECK(out && py_check(out, "assert d['vmas'][0]['kind'] == 'VMA_FILE'\n"));
+	free(out);
+
+	/* blobs.img alone: its summary; cut short: the error names it */
+	snprintf(file, sizeof(file), "%s/blobs.img", dir);
+	CHECK_EQ(run_show(file, &out), 0);
+	CHECK(out && py_check(out, "assert d['kind'] == 'blobs' and d['blobs'] == 1\n"));
+	free(out);
+	CHECK_EQ(truncate(file, 4096 + 100), 0);
+	CHECK_EQ(run_show(file, &out), 1);
+	CHECK(strstr(log_first_error(), "blobs.img") != NULL);
+	CHECK(strstr(log_first_error(), "truncated") != NULL);
 	free(out);
 
 	/* A corrupted payload: the checksum error, nothing on stdout, exit 1. */
