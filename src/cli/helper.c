@@ -18,8 +18,10 @@ int cmd_helper(int argc, char **argv)
 	char *slash;
 
 	if (n <= 0 || !(slash = memrchr(exe, '/', (size_t)n))) {
-		fprintf(stderr, "stasis helper: cannot find the stasis binary's directory "
-				"(/proc/self/exe): %s\n", n < 0 ? strerror(errno) : "no path");
+		fprintf(stderr,
+			"stasis helper: cannot find the stasis binary's directory "
+			"(/proc/self/exe): %s\n",
+			n < 0 ? strerror(errno) : "no path");
 		return 1;
 	}
 	*slash = '\0';
@@ -29,7 +31,9 @@ int cmd_helper(int argc, char **argv)
 	argv[0] = path;
 	execv(path, argv);
 	int e = errno;
-	fprintf(stderr, "stasis helper: cannot run %s: %s (the helper is a separate program, "
-			"built and installed next to stasis)\n", path, strerror(e));
+	fprintf(stderr,
+		"stasis helper: cannot run %s: %s (the helper is a separate program, "
+		"built and installed next to stasis)\n",
+		path, strerror(e));
 	return e == ENOENT ? 127 : 126;
 }
