@@ -15,16 +15,23 @@ CFLAGS_BASE += $(SAN_FLAGS)
 LDFLAGS += -fsanitize=address$(comma)undefined
 endif
 INCS    := -Isrc -I$(BUILD)/gen
-CFLAGS  := $(CFLAGS_BASE) $(INCS) $(EXTRA_CFLAGS)
+# One section per function and object: the helper's link keeps only what it reaches.
+CFLAGS  := $(CFLAGS_BASE) $(INCS) -ffunction-sections -fdata-sections $(EXTRA_CFLAGS)
 LIBS    := -lprotobuf-c -lxxhash -lpthread
 
 PROTO   := src/image/stasis.proto
 GEN_C   := $(BUILD)/gen/image/stasis.pb-c.c
 GEN_H   := $(BUILD)/gen/image/stasis.pb-c.h
 
-LIB_SRCS := $(filter-out src/cli/main.c,$(shell find src -name '*.c' | sort))
+LIB_SRCS := $(filter-out src/cli/main.c src/helper/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/stasis.pb-c.o
 MAIN_OBJ := $(BUILD)/obj/cli/main.o
+# The privileged helper is a program of its own, linked with its server and the little
+# that needs (log, util, the pure /proc parsers), never with libstasis.a: no checkpoint
+# code runs privileged. Its link fails if a helper object starts using anything else.
+# (--gc-sections drops the functions it does not reach, e.g. the other /proc parsers.)
+HELPER_OBJS := $(patsubst %,$(BUILD)/obj/%.o,helper/main helper/helper helper/ops \
+	helper/policy helper/proto core/log core/util proc/parse)
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -32,7 +39,7 @@ CKPT_SRCS := $(sort $(wildcard tests/ckpt/*.c))
 CKPT_BINS := $(patsubst tests/ckpt/%.c,$(BUILD)/tests/ckpt/%,$(filter-out tests/ckpt/lib.c,$(CKPT_SRCS)))
 
 .PHONY: all clean test test-asan tests unit ckpt
-all: $(BUILD)/stasis tests
+all: $(BUILD)/stasis $(BUILD)/stasis-helper tests
 
 $(GEN_C) $(GEN_H): $(PROTO)
 	@mkdir -p $(BUILD)/gen/image
@@ -51,6 +58,9 @@ $(BUILD)/libstasis.a: $(LIB_OBJS)
 
 $(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/stasis-helper: $(HELPER_OBJS)
+	$(CC) $(LDFLAGS) -Wl,--gc-sections -o $@ $^
 
 tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/demo/counter
 

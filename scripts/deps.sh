@@ -5,8 +5,8 @@
 # Works as root on a fresh Debian 12 with no stdin; as non-root it prints the
 # apt-get command to run and exits 1 if anything required is missing.
 #
-# criu is installed for the benchmark's comparison only: failing to install it
-# is reported and ignored.
+# criu (the benchmark's comparison) and clang-format (formatting new code) are
+# optional: failing to install them is reported and ignored.
 set -euo pipefail
 
 # package: why
@@ -26,6 +26,7 @@ REQUIRED=(
 )
 OPTIONAL=(
 	criu                # benchmark comparison only
+	clang-format        # formatting new code with the committed .clang-format
 )
 
 is_installed() {
@@ -49,7 +50,7 @@ fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	if [ ${#missing_req[@]} -eq 0 ]; then
-		echo "deps: required packages present (optional, for the benchmark: ${missing_opt[*]})"
+		echo "deps: required packages present (optional, for the benchmark or formatting: ${missing_opt[*]})"
 		exit 0
 	fi
 	echo "deps: missing packages: ${missing_req[*]} ${missing_opt[*]:-}" >&2
@@ -79,7 +80,7 @@ if [ ${#missing_req[@]} -gt 0 ]; then
 fi
 if [ ${#missing_opt[@]} -gt 0 ]; then
 	if ! retry "${APT[@]}" install --no-install-recommends "${missing_opt[@]}"; then
-		echo "deps: optional package(s) ${missing_opt[*]} could not be installed (benchmark will skip the CRIU comparison)" >&2
+		echo "deps: optional package(s) ${missing_opt[*]} could not be installed (without criu the benchmark skips the CRIU comparison; clang-format is only for formatting)" >&2
 	fi
 fi
 

@@ -1,89 +1,39 @@
-/* `stasis helper --socket PATH [--user NAME|UID] [-v] [-o LOGFILE]`: the long-lived
- * privileged helper (helper/helper.h). It listens on PATH (mode 0600, owned by the
- * served user) and serves that user and root until SIGTERM/SIGINT/SIGHUP. Refusals are
- * logged (stderr by default, or LOGFILE). The spawned mode has no command: the restoring
- * stasis forks it (helper_spawn()). */
-#include <getopt.h>
-#include <pwd.h>
+/* `stasis helper ARGS`: runs the privileged helper, which is a program of its own
+ * (`stasis-helper`, src/helper/main.c: linked without the checkpoint code). It is
+ * looked for next to this stasis binary (the directory of /proc/self/exe), and exec'd
+ * with the same arguments; nothing privileged happens here before the exec. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/log.h"
 #include "core/util.h"
-#include "helper/helper.h"
 
-static void helper_usage(FILE *f)
-{
-	fprintf(f, "usage: stasis helper --socket PATH [--user NAME|UID] [-v] [-o LOGFILE]\n"
-		   "  Serve privileged operations (id maps from /etc/subuid and /etc/subgid,\n"
-		   "  ns_last_pid, socket buffer sizes, open by handle) to the user and root\n"
-		   "  over a unix socket at PATH, until SIGTERM or SIGINT.\n"
-		   "  --user   the user served besides root (default: the helper's own uid)\n"
-		   "  -v       log what is served, not only refusals (-vv: debug)\n"
-		   "  -o FILE  log to FILE instead of stderr\n");
-}
-
-static int lookup_user(const char *s, uid_t *uid)
-{
-	struct passwd *pw = getpwnam(s);
-	long long v;
-
-	if (pw) {
-		*uid = pw->pw_uid;
-		return 0;
-	}
-	if (!parse_int(s, 0, UINT32_MAX - 1, &v)) {
-		*uid = (uid_t)v;
-		return 0;
-	}
-	return -ENOENT;
-}
+#define HELPER_PROG "stasis-helper"
 
 int cmd_helper(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct helper_cfg cfg = { .serve_uid = geteuid() };
-	const char *path = NULL, *logfile = NULL, *user = NULL;
-	int verbose = 0, c;
+	char exe[PATH_MAX], path[PATH_MAX + sizeof(HELPER_PROG)];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+hvo:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 's': path = optarg; break;
-		case 'u': user = optarg; break;
-		case 'v': verbose++; break;
-		case 'o': logfile = optarg; break;
-		case 'h': helper_usage(stdout); return 0;
-		default: helper_usage(stderr); return 2;
-		}
-	}
-	if (optind < argc || !path) {
-		fprintf(stderr, "stasis helper: %s\n",
-			optind < argc ? "unexpected argument" : "--socket PATH is required");
-		helper_usage(stderr);
-		return 2;
-	}
-	if (user && lookup_user(user, &cfg.serve_uid)) {
-		fprintf(stderr, "stasis helper: unknown user '%s'\n", user);
-		return 2;
-	}
-	if (log_init(logfile, verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN)) {
-		fprintf(stderr, "stasis helper: cannot open log file %s: %s\n", logfile,
-			strerror(errno));
+	if (n <= 0 || !(slash = memrchr(exe, '/', (size_t)n))) {
+		fprintf(stderr,
+			"stasis helper: cannot find the stasis binary's directory "
+			"(/proc/self/exe): %s\n",
+			n < 0 ? strerror(errno) : "no path");
 		return 1;
 	}
-	log_set_stage("helper");
-	int ret = helper_serve_socket(path, &cfg);
-	if (ret)
-		cli_report_failure("helper");
-	log_close();
-	return ret ? 1 : 0;
+	*slash = '\0';
+	snprintf(path, sizeof(path), "%s/" HELPER_PROG, exe);
+	/* argv[0] is "helper": the helper's own argv[0] is its path, the rest as given */
+	(void)argc;
+	argv[0] = path;
+	execv(path, argv);
+	int e = errno;
+	fprintf(stderr,
+		"stasis helper: cannot run %s: %s (the helper is a separate program, "
+		"built and installed next to stasis)\n",
+		path, strerror(e));
+	return e == ENOENT ? 127 : 126;
 }

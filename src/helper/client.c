@@ -12,12 +12,12 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "helper/helper.h"
+#include "helper/helper_int.h"
 #include "sys/kerndat.h"
 #include "sys/syscalls.h"
 
-/* The channel holder must not be ptraceable (see client.h). */
-static int channel_harden(struct helper *h)
+/* The channel holder must not be ptraceable (see client.h). Also used by spawn.c. */
+int helper_channel_harden(struct helper *h)
 {
 	int d = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 
@@ -27,78 +27,10 @@ static int channel_harden(struct helper *h)
 	return 0;
 }
 
-static void restore_dumpable(struct helper *h)
+void helper_channel_unharden(struct helper *h)
 {
 	if (h->was_dumpable)
 		(void)!prctl(PR_SET_DUMPABLE, h->was_dumpable, 0, 0, 0);
-}
-
-/* Close every fd from 3 up except those in @keep (each >= 3 or ignored). */
-static void close_all_but(const int *keep, size_t n)
-{
-	unsigned int from = 3;
-
-	for (;;) {
-		unsigned int next = ~0U;
-		for (size_t i = 0; i < n; i++)
-			if (keep[i] >= (int)from && (unsigned int)keep[i] < next)
-				next = (unsigned int)keep[i];
-		if (next > from)
-			close_range(from, next == ~0U ? ~0U : next - 1, 0);
-		if (next == ~0U)
-			break;
-		from = next + 1;
-	}
-}
-
-static void __attribute__((noreturn)) helper_child(int sock, pid_t parent)
-{
-	struct helper_cfg cfg = { .serve_uid = geteuid() };
-	int keep[2] = { sock, log_get_fd() };
-	sigset_t none;
-
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || getppid() != parent)
-		_exit(1);
-	close_all_but(keep, ARRAY_SIZE(keep));
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	log_set_stage("helper");
-	_exit(helper_serve_conn(sock, &cfg) ? 1 : 0);
-}
-
-int helper_spawn(struct helper *h)
-{
-	pid_t parent = getpid(), pid;
-	int sv[2], ret;
-
-	h->fd = -1;
-	h->pid = 0;
-	/* Before the fork, so that the helper is never dumpable, not even for a moment. */
-	ret = channel_harden(h);
-	if (ret)
-		return ret;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
-		ret = pr_perror("helper: socketpair");
-		restore_dumpable(h);
-		return ret;
-	}
-	pid = fork();
-	if (pid < 0) {
-		ret = pr_perror("helper: fork");
-		close(sv[0]);
-		close(sv[1]);
-		restore_dumpable(h);
-		return ret;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		helper_child(sv[1], parent);
-	}
-	close(sv[1]);
-	h->fd = sv[0];
-	h->pid = pid;
-	pr_info("helper: spawned pid %d", pid);
-	return 0;
 }
 
 int helper_connect(struct helper *h, const char *path)
@@ -116,7 +48,7 @@ int helper_connect(struct helper *h, const char *path)
 		return pr_perror("helper: socket");
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
 		return pr_perror("helper: cannot connect to %s", path);
-	ret = channel_harden(h);
+	ret = helper_channel_harden(h);
 	if (ret)
 		return ret;
 	h->fd = take_fd(&fd);
@@ -138,7 +70,7 @@ void helper_child_after_fork(struct helper *h)
 		close(h->fd);
 	h->fd = -1;
 	h->pid = 0;
-	restore_dumpable(h);
+	helper_channel_unharden(h);
 }
 
 void helper_close(struct helper *h)
@@ -162,7 +94,7 @@ void helper_close(struct helper *h)
 			pr_warn("helper: pid %d ended with status 0x%x", h->pid, status);
 		h->pid = 0;
 	}
-	restore_dumpable(h);
+	helper_channel_unharden(h);
 }
 
 

@@ -1,5 +1,6 @@
 /* Internal to src/helper/: the per-connection session and the operation handlers
- * (ops.c), called by the server loop (helper.c). */
+ * (ops.c), called by the server loop (helper.c); the client's channel hardening, shared
+ * by client.c and spawn.c. */
 #ifndef STASIS_HELPER_INT_H
 #define STASIS_HELPER_INT_H
 
@@ -40,5 +41,11 @@ int helper_op_set_last_pid(struct helper_sess *s, const struct helper_req *q, co
 			   int *out_fd, char *why, size_t whylen);
 int helper_op_open_by_handle(struct helper_sess *s, const struct helper_req *q, const int *fds,
 			     int *out_fd, char *why, size_t whylen);
+
+struct helper;
+/* Make the caller non-dumpable while it holds a channel (client.h), remembering its
+ * state in @h; 0 or -errno. helper_channel_unharden() puts that state back. */
+int helper_channel_harden(struct helper *h) __attribute__((warn_unused_result));
+void helper_channel_unharden(struct helper *h);
 
 #endif

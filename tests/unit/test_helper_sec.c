@@ -20,7 +20,9 @@
  *  3. a long-lived helper serving only root: `stasis-test` cannot connect (socket mode
  *     0600) and, once the socket is opened up, is refused by SO_PEERCRED.
  *  4. the command `stasis helper --socket PATH --user stasis-test` (BUILD/stasis next to
- *     this binary): serves, refuses and logs, stops on SIGTERM and removes its socket.
+ *     this binary): it execs the separate program BUILD/stasis-helper, which serves,
+ *     refuses and logs, stops on SIGTERM and removes its socket; a stasis without a
+ *     stasis-helper beside it fails (127) and names the missing program.
  * Every child is killed by pid and reaped; every wait is bounded. */
 #include <fcntl.h>
 #include <grp.h>
@@ -711,9 +713,11 @@ static void test_other_user_refused(void)
 
 /* ---- 4. the command: `stasis helper --socket` ------------------------------------------ */
 
+static void test_cli_missing(const char *stasis);
+
 static void test_cli(void)
 {
-	char exe[512], stasis[600], sock[160], logp[160];
+	char exe[512], stasis[600], helper_prog[600], sock[160], logp[160];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	struct helper h = HELPER_INIT;
 	int sv[2];
@@ -743,6 +747,13 @@ static void test_cli(void)
 	}
 	for (int i = 0; pid > 0 && i < WAIT_MS / 10 && access(sock, F_OK); i++)
 		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	/* the process serving is the helper program, not stasis */
+	char link[64], served[600];
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	snprintf(helper_prog, sizeof(helper_prog), "%s/stasis-helper", exe);
+	n = readlink(link, served, sizeof(served) - 1);
+	served[n > 0 ? n : 0] = '\0';
+	CHECK(n > 0 && !strcmp(served, helper_prog));
 	CHECK_EQ(helper_connect(&h, sock), 0);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
 		CHECK_EQ(helper_sockbuf_force(&h, sv[0], 5 << 20, -1), 0);
@@ -759,6 +770,50 @@ static void test_cli(void)
 	CHECK(log_has(logp, "refused WRITE_ID_MAP (op 3) from pid"));
 	CHECK(log_has(logp, "stopping on signal 15"));
 	remove(logp);
+	test_cli_missing(stasis);
+}
+
+/* A copy of @stasis alone in a directory: `stasis helper` fails and says what is missing. */
+static void test_cli_missing(const char *stasis)
+{
+	char dir[160], copy[200], errp[200], sock[200];
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/alone", tmpdir);
+	snprintf(copy, sizeof(copy), "%s/stasis", dir);
+	snprintf(errp, sizeof(errp), "%s/stderr", dir);
+	snprintf(sock, sizeof(sock), "%s/never.sock", dir);
+	if (mkdir(dir, 0700)) {
+		UNIT_FAIL("mkdir %s", dir);
+		return;
+	}
+	_cleanup_close_ int in = open(stasis, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	ssize_t n = 1;
+	while (in >= 0 && out >= 0 && n > 0)
+		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+	if (in < 0 || out < 0 || n < 0) {
+		UNIT_FAIL("copy %s to %s", stasis, copy);
+		goto out;
+	}
+	close(take_fd(&out));
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execl(copy, copy, "helper", "--socket", sock, (char *)NULL);
+		_exit(126);
+	}
+	CHECK_EQ(wait_exit(pid, WAIT_MS), 127);
+	CHECK(log_has(errp, "stasis helper: cannot run "));
+	CHECK(log_has(errp, "/alone/stasis-helper: No such file or directory"));
+	CHECK(access(sock, F_OK) && errno == ENOENT);
+out:
+	remove(errp);
+	remove(copy);
+	rmdir(dir);
 }
 
 /* ---- setup ---------------------------------------------------------------------------- */
