@@ -432,7 +432,16 @@ static int restore_itimers(struct rst_ctx *c)
 		 * set as dumped and the timer stays disarmed. */
 		if (!it->value_us && !it->interval_us)
 			continue;
-		us_to_tv(it->value_us, &iv.it_value);
+		/* A periodic ITIMER_REAL reads a value of 0 while its SIGALRM is pending (or
+		 * was discarded, ignored): the kernel re-arms it only when the signal is
+		 * dequeued. A zero value would disarm it for good; armed to fire at once
+		 * instead, its signal meets the restored pending SIGALRM (a signal below
+		 * SIGRTMIN is never queued twice) or is ignored again, and the kernel re-arms
+		 * it when the task dequeues the signal, as it would have without the dump. */
+		uint64_t value_us = it->value_us;
+		if (it->which == ITIMER_REAL && !value_us)
+			value_us = 1;
+		us_to_tv(value_us, &iv.it_value);
 		us_to_tv(it->interval_us, &iv.it_interval);
 		ret = rsys_poke(&c->rs, c->rs.scratch + SCR_SPEC, &iv, sizeof(iv));
 		if (ret)
