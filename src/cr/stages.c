@@ -19,6 +19,7 @@ static const struct resource *const dump_order[] = {
 	&regs_resource,    /* every thread's registers, xsave, rseq */
 	&signals_resource, /* dispositions (remote), masks, queues */
 	&timers_resource,
+	&sched_resource,   /* policy, nice, affinity per thread; oom, THP (remote) */
 	&files_resource,   /* fds, grabbed with pidfd_getfd */
 	&mem_resource,     /* VMAs and the page scan: last */
 	NULL
@@ -38,7 +39,8 @@ static const struct resource *const dump_tree_order[] = {
 
 /* Restore, each process's images once read: cheap checks first, the page index last. */
 static const struct resource *const validate_order[] = {
-	&regs_resource, &userns_resource, &mnt_resource, &cgroup_resource, &mem_resource, NULL
+	&regs_resource, &sched_resource, &userns_resource, &mnt_resource, &cgroup_resource,
+	&mem_resource, NULL
 };
 
 /* Restore child, after its namespaces and its children exist. Everything opened by path
@@ -49,6 +51,7 @@ static const struct resource *const child_order[] = {
 	&mem_resource,     /* files to be mapped and the executable, at service fds */
 	&files_resource,   /* the fd table (not for a task sharing its parent's) */
 	&misc_resource,    /* chroot, cwd, umask, personality, comm, rlimits */
+	&sched_resource,   /* the loginuid, which only the task may write */
 	&signals_resource, /* everything blocked, dispositions, sigaltstack, own queue */
 	NULL
 };
@@ -61,10 +64,11 @@ static const struct resource *const prepare_order[] = { &rseq_resource, NULL };
  * space, and later stages act on every thread); ns_last_pid once every task exists
  * (set_tid does not move the cursor); credentials per thread, before misc: a change of
  * credentials resets the dumpable flag and the parent-death signal, which misc sets;
- * rseq and the tid address last. */
+ * scheduling after the credentials and the cgroups (another task's scheduling is set
+ * against its ids; its affinity within its cpuset); rseq and the tid address last. */
 static const struct resource *const remote_order[] = {
 	&mem_resource, &threads_resource, &pidns_resource, &creds_resource, &timers_resource,
-	&cgroup_resource, &misc_resource, &rseq_resource, NULL
+	&cgroup_resource, &sched_resource, &misc_resource, &rseq_resource, NULL
 };
 
 /* Restore, last, every task rebuilt: registers, then the blocked mask (every signal
@@ -84,7 +88,8 @@ const struct resource *const *const res_stages[STAGE_COUNT] = {
 
 const struct resource *const res_all[] = {
 	&misc_resource,	   &creds_resource,  &regs_resource,   &threads_resource,
-	&rseq_resource,	   &signals_resource, &timers_resource, &pstree_resource,
+	&rseq_resource,	   &signals_resource, &timers_resource, &sched_resource,
+	&pstree_resource,
 	&ns_resource,	   &pidns_resource,  &userns_resource, &mnt_resource,
 	&cgroup_resource,  &files_resource,  &mem_resource,    NULL
 };

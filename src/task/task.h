@@ -29,6 +29,8 @@ int creds_dump(struct dump_ctx *c) __must_check;
 /* The thread of c->rs: 1 if its credentials were changed, 0 if they already matched. */
 int creds_restore_remote(struct rst_ctx *c) __must_check;
 
+int sched_dump(struct dump_ctx *c) __must_check; /* policy, nice, affinity, oom, THP */
+
 int misc_dump(struct dump_ctx *c) __must_check; /* comm, rlimits, ... */
 int misc_restore_child(struct rst_ctx *c) __must_check;
 int misc_restore_remote(struct rst_ctx *c) __must_check; /* dumpable, pdeath sig */
