@@ -62,7 +62,7 @@ struct dump_ctx {
 	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
 	struct mem_dump_state *mem; /* between the two memory phases */
 	bool shares_files, shares_fs; /* with its parent in the tree */
-	bool was_stopped;   /* job-control stopped before the dump */
+	int stop_signal;    /* job-control stopped before the dump: by this signal (else 0) */
 	struct dump_thread *thr; /* every thread, sorted by tid, main first */
 	size_t nr_thr;
 	Core *core;

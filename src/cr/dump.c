@@ -45,6 +45,14 @@ static int read_proc_facts(struct dump_ctx *c)
 }
 
 /* What this version can dump; anything else is refused before the task is touched. */
+/* The signal that stopped a job-control stopped task, as /proc/PID/stat's exit_code shows
+ * it until its parent waits for the stop (SIGSTOP then; the seize reads it exactly). */
+static int stop_signal_of(const struct proc_stat *st)
+{
+	int sig = st->exit_code & 0x7f;
+	return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ? sig : SIGSTOP;
+}
+
 static int check_dumpable(struct dump_ctx *c)
 {
 	if (c->stat.flags & PF_KTHREAD) {
@@ -58,7 +66,7 @@ static int check_dumpable(struct dump_ctx *c)
 		return -EBUSY;
 	}
 	if (!c->nr_thr && c->stat.state == 'T')
-		c->was_stopped = true; /* job-control stop: restored stopped */
+		c->stop_signal = stop_signal_of(&c->stat); /* restored stopped */
 	if (c->stat.state == 'Z' || c->stat.state == 'X') {
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;
@@ -89,9 +97,14 @@ static bool thread_known(const struct dump_ctx *c, pid_t tid)
 static int freeze_one(struct dump_ctx *c, pid_t tid)
 {
 	struct dump_thread *t;
-	int ret = pt_seize_stop(tid, false);
+	int stopsig = 0;
+	int ret = pt_seize_stop_sig(tid, false, &stopsig);
 	if (ret)
 		return ret;
+	/* the signal that stopped a job-control stopped task (its parent may have consumed
+	 * the stop report, which clears it from /proc/PID/stat) */
+	if (tid == c->pid && c->stop_signal && stopsig)
+		c->stop_signal = stopsig;
 	if (c->nr_thr % 64 == 0) {
 		struct dump_thread *n = realloc(c->thr, (c->nr_thr + 64) * sizeof(*n));
 		if (!n) {
@@ -451,7 +464,7 @@ static int freeze_tree(struct dump_tree *t)
 				continue;
 			}
 			if (k_ctx->stat.state == 'T')
-				k_ctx->was_stopped = true;
+				k_ctx->stop_signal = stop_signal_of(&k_ctx->stat);
 			k_ctx->parent = c;
 			ret = add_proc(t, k_ctx, c->pid);
 			if (ret) {

@@ -565,11 +565,14 @@ static int rst_rebuild_tree(struct rst_tree *t)
 			ret = res_restore(STAGE_FINAL, t->procs[i]);
 	if (ret)
 		return ret;
-	/* tasks that were stopped (SIGSTOP) at dump are stopped again: queued while they are
-	 * still traced, so that they stop before running an instruction once detached */
+	/* tasks that were stopped at dump are stopped again by the same signal (their parent's
+	 * waitpid reports it): queued while they are still traced, so that they stop before
+	 * running an instruction once detached */
 	for (size_t i = 0; i < t->n; i++)
 		if (t->procs[i] && t->procs[i]->core->stopped)
-			kill(t->procs[i]->pid, SIGSTOP);
+			kill(t->procs[i]->pid, t->procs[i]->core->has_stop_signal
+						       ? (int)t->procs[i]->core->stop_signal
+						       : SIGSTOP);
 	for (size_t i = 0; i < t->n && !ret; i++) {
 		struct rst_ctx *c = t->procs[i];
 		for (size_t k = 0; c && k < c->nr_trs && !ret; k++)

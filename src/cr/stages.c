@@ -39,7 +39,7 @@ static const struct resource *const dump_tree_order[] = {
 
 /* Restore, each process's images once read: cheap checks first, the page index last. */
 static const struct resource *const validate_order[] = {
-	&regs_resource, &sched_resource, &userns_resource, &mnt_resource, &cgroup_resource,
+	&misc_resource, &regs_resource, &sched_resource, &userns_resource, &mnt_resource, &cgroup_resource,
 	&mem_resource, NULL
 };
 

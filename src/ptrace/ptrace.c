@@ -72,6 +72,11 @@ static bool task_is_exiting(pid_t tid)
 
 int pt_seize_stop(pid_t tid, bool exitkill)
 {
+	return pt_seize_stop_sig(tid, exitkill, NULL);
+}
+
+int pt_seize_stop_sig(pid_t tid, bool exitkill, int *stopsig)
+{
 	long opts = PTRACE_O_TRACESYSGOOD | (exitkill ? PTRACE_O_EXITKILL : 0);
 	int status, ret;
 
@@ -98,8 +103,17 @@ int pt_seize_stop(pid_t tid, bool exitkill)
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		if ((status >> 16) == PTRACE_EVENT_STOP)
+		if ((status >> 16) == PTRACE_EVENT_STOP) {
+			/* a group-stop's notification carries the signal that stopped it; our
+			 * interrupt's carries SIGTRAP */
+			int s = WSTOPSIG(status);
+			if (stopsig)
+				*stopsig = s == SIGSTOP || s == SIGTSTP || s == SIGTTIN ||
+						   s == SIGTTOU
+					   ? s
+					   : 0;
 			return 0;
+		}
 		/* A signal arrived before our interrupt: let it be delivered as usual (it
 		 * stays visible to the program exactly as without us) and wait again. */
 		int sig = WSTOPSIG(status);

@@ -12,6 +12,9 @@
 /* PTRACE_SEIZE + PTRACE_INTERRUPT and wait for the stop. @exitkill: kill the tracee if
  * stasis dies (restore), or let it run on (dump). */
 int pt_seize_stop(pid_t tid, bool exitkill) __must_check;
+/* The same; *@stopsig is the signal of the job-control stop the task was in (SIGSTOP,
+ * SIGTSTP, SIGTTIN, SIGTTOU), 0 if it was running. */
+int pt_seize_stop_sig(pid_t tid, bool exitkill, int *stopsig) __must_check;
 /* waitpid for a stop of @tid (bounded). Returns 0 and the status, -ESRCH if it exited
  * (status in *status), -ETIMEDOUT, or -errno. */
 int pt_wait(pid_t tid, int *status, int timeout_ms) __must_check;

@@ -1,6 +1,7 @@
 /* Process attributes that need no module of their own: comm, personality, umask,
  * resource limits, cwd and root, dumpable, the parent-death signal, timer slack. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <linux/prctl.h>
@@ -31,8 +32,10 @@ int misc_dump(struct dump_ctx *c)
 	long r;
 
 	core->pid = c->pid;
-	core->has_stopped = c->was_stopped;
-	core->stopped = c->was_stopped;
+	core->has_stopped = c->stop_signal != 0;
+	core->stopped = c->stop_signal != 0;
+	core->has_stop_signal = c->stop_signal != 0;
+	core->stop_signal = (uint32_t)c->stop_signal;
 	core->comm = strdup(c->stat.comm);
 	core->cwd = read_link(c->procfd, "cwd");
 	core->root = read_link(c->procfd, "root");
@@ -197,7 +200,20 @@ int misc_restore_remote(struct rst_ctx *c)
 	return 0;
 }
 
+static int misc_validate(struct rst_ctx *c)
+{
+	const Core *core = c->core;
+	uint32_t s = core->stop_signal;
+	if (core->has_stop_signal &&
+	    (!core->stopped || (s != SIGSTOP && s != SIGTSTP && s != SIGTTIN && s != SIGTTOU))) {
+		pr_err("image: pid %d: stop signal %u is not a job-control stop", c->pid, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 const struct resource misc_resource = {
+	.validate = misc_validate,
 	.name = "process attributes",
 	.dump = misc_dump,
 	.child = misc_restore_child,

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,12 @@ static bool bound_to(int cpu)
 static void *second(void *arg)
 {
 	struct sched_param p = { 0 };
+	sigset_t term;
 	(void)arg;
+	/* SIGTERM is the main thread's to take (test_wait) */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
 	if (sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &p) < 0 ||
 	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 3) < 0)
 		test_fail("SCHED_RESET_ON_FORK, nice 3: %s", strerror(errno));
