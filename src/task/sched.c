@@ -1,8 +1,9 @@
 /* Scheduling and memory-pressure settings of a process: per thread its policy, nice
  * value, real-time priority, SCHED_DEADLINE parameters, utilization clamps, reset-on-fork
- * flag and CPU affinity; per process its oom_score_adj, PR_SET_THP_DISABLE and
+ * flag, CPU affinity and I/O priority; per process its oom_score_adj, PR_SET_THP_DISABLE and
  * loginuid. All but the last two are read and set from outside (sched_getattr and
- * sched_setattr, sched_{get,set}affinity on a tid, /proc/PID/oom_score_adj); the THP flag
+ * sched_setattr, sched_{get,set}affinity and ioprio_{get,set} on a tid,
+ * /proc/PID/oom_score_adj); the THP flag
  * is a property of the address space, set with a remote prctl once the memory is
  * rebuilt; the loginuid can only be written by the task itself, in the restore child.
  * The sessionid cannot be set by anyone: a restored task has its restorer's. */
@@ -22,6 +23,8 @@
 #define AFFINITY_MAX 1024 /* bytes of CPU mask: 8192 CPUs */
 #define SCHED_POLICY_MAX 6 /* SCHED_DEADLINE */
 #define LOGINUID_UNSET 4294967295u
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_MAX 3 /* none, RT, best effort, idle */
 
 static int get_attr(pid_t tid, struct stasis_sched_attr *a)
 {
@@ -81,6 +84,11 @@ static int dump_thread(pid_t tid, ThreadSched **out)
 	t->has_affinity = true;
 	t->affinity.data = mask;
 	t->affinity.len = (size_t)n;
+	long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid);
+	if (io < 0)
+		return pr_perror("dump: ioprio_get of thread %d", tid);
+	t->has_ioprio = true;
+	t->ioprio = (uint32_t)io;
 	return 0;
 }
 
@@ -134,7 +142,8 @@ static int sched_validate(struct rst_ctx *c)
 		const ThreadSched *t = s->threads[i];
 		bad = t->policy > SCHED_POLICY_MAX || t->nice < -20 || t->nice > 19 ||
 		      t->priority > 99 || (t->has_affinity && t->affinity.len > AFFINITY_MAX) ||
-		      (t->flags & ~(uint64_t)SCHED_FLAG_RESET_ON_FORK);
+		      (t->flags & ~(uint64_t)SCHED_FLAG_RESET_ON_FORK) ||
+		      (t->has_ioprio && (t->ioprio >> 13 > IOPRIO_CLASS_MAX || t->ioprio & 0x1ff8));
 	}
 	if (bad) {
 		pr_err("image: scheduling settings of pid %d are invalid", c->pid);
@@ -191,6 +200,10 @@ static int restore_thread(pid_t pid, pid_t tid, const ThreadSched *t)
 	if (t->has_affinity && t->affinity.len &&
 	    syscall(SYS_sched_setaffinity, tid, t->affinity.len, t->affinity.data) < 0)
 		return pr_perror("restore: thread %d of pid %d: CPU affinity", tid, pid);
+	if (t->has_ioprio && syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid) != (long)t->ioprio &&
+	    syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, (int)t->ioprio) < 0)
+		return pr_perror("restore: thread %d of pid %d: I/O priority %#x", tid, pid,
+				 t->ioprio);
 	return 0;
 }
 

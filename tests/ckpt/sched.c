@@ -1,6 +1,6 @@
 // stasis-test: timeout=30
 /* Scheduling settings that restore must keep, per thread and per process: the main
- * thread SCHED_BATCH at nice 7 bound to the last CPU, a second thread SCHED_OTHER at nice
+ * thread SCHED_BATCH at nice 7 bound to the last CPU, I/O priority best-effort 6, a second thread SCHED_OTHER at nice
  * 3 with SCHED_RESET_ON_FORK bound to CPU 0 (not SCHED_IDLE: on a busy machine it would
  * starve), oom_score_adj 345, PR_SET_THP_DISABLE with
  * PR_THP_DISABLE_EXCEPT_ADVISED (where the kernel has it). A restore that forgets them
@@ -23,6 +23,8 @@
 #ifndef SCHED_RESET_ON_FORK
 #define SCHED_RESET_ON_FORK 0x40000000
 #endif
+
+#define IOPRIO_BE6 (2 << 13 | 6) /* best effort, level 6 */
 
 static int ncpu;
 static pthread_barrier_t bar;
@@ -111,6 +113,8 @@ int main(int argc, char **argv)
 		test_fail("SCHED_BATCH, nice 7: %s", strerror(errno));
 	if (ncpu > 1)
 		bind_to(ncpu - 1);
+	if (syscall(SYS_ioprio_set, 1, 0, IOPRIO_BE6) < 0)
+		test_fail("ioprio_set: %s", strerror(errno));
 	if (test_write_text("/proc/self/oom_score_adj", "345"))
 		test_fail("oom_score_adj: %s", strerror(errno));
 	thp_want = prctl(PR_SET_THP_DISABLE, 1, 1 << 1, 0, 0) == 0 ? 3 : 1;
@@ -131,6 +135,8 @@ int main(int argc, char **argv)
 	int nice = getpriority(PRIO_PROCESS, 0);
 	TEST_CHECK(nice == 7, "main thread: nice %d, expected 7", nice);
 	TEST_CHECK(ncpu == 1 || bound_to(ncpu - 1), "main thread: not bound to CPU %d", ncpu - 1);
+	long io = syscall(SYS_ioprio_get, 1, 0);
+	TEST_CHECK(io == IOPRIO_BE6, "main thread: I/O priority %#lx, expected %#x", io, IOPRIO_BE6);
 	TEST_CHECK(read_oom() == 345, "oom_score_adj %d, expected 345", read_oom());
 	int thp = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
 	TEST_CHECK(thp == thp_want, "PR_GET_THP_DISABLE %d, expected %d", thp, thp_want);
