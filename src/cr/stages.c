@@ -68,7 +68,7 @@ static const struct resource *const prepare_order[] = { &rseq_resource, NULL };
  * against its ids; its affinity within its cpuset); rseq and the tid address last. */
 static const struct resource *const remote_order[] = {
 	&mem_resource, &threads_resource, &pidns_resource, &creds_resource, &timers_resource,
-	&cgroup_resource, &sched_resource, &misc_resource, &rseq_resource, NULL
+	&cgroup_resource, &sched_resource, &files_resource, &misc_resource, &rseq_resource, NULL
 };
 
 /* Restore, last, every task rebuilt: registers, then the blocked mask (every signal

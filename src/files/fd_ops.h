@@ -164,6 +164,10 @@ int fd_read_fdinfo(const struct dump_ctx *c, int fd, size_t max, char **out) __m
 int fd_bad_data(const FileDesc *d);
 /* Index of description @id in @f, or -1. */
 ssize_t fd_desc_index(const Files *f, uint32_t id);
+/* fown.c: the description's owner (F_GETOWN_EX, F_GETSIG) into d->owner, read by the task
+ * itself; an image's owner is sane. */
+int fown_dump(const struct dump_ctx *c, int fd, FileDesc *d) __must_check;
+bool fown_is_valid(const FileOwner *o);
 /* The first fd number that refers to description @i (for messages; -1 if none). */
 int fd_desc_fd(const Files *f, size_t i);
 /* A description's name for messages: its path, else its link. */

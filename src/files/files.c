@@ -296,7 +296,8 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 		d->has_rdev = true;
 		d->rdev = e->st.st_rdev;
 	}
-	return e->ops->dump ? e->ops->dump(c, e, d) : 0;
+	int ret = e->ops->dump ? e->ops->dump(c, e, d) : 0;
+	return ret ? ret : fown_dump(c, e->fd, d);
 }
 
 /* Build the Files message from the classified, grouped entries. */
@@ -402,6 +403,10 @@ int fd_validate_files(const Files *f, int svc_lo)
 		int ret = ops->validate ? ops->validate(d) : 0;
 		if (ret)
 			return ret;
+		if (!fown_is_valid(d->owner)) {
+			pr_err("files image: file %u has an invalid owner", d->id);
+			return -EINVAL;
+		}
 	}
 	for (size_t k = 0; k < f->n_fds; k++) {
 		const Fd *fd = f->fds[k];
@@ -623,4 +628,5 @@ const struct resource files_resource = {
 	.dump = files_dump,
 	.dump_tree = files_dump_tree,
 	.child = files_child,
+	.remote = files_restore_owners,
 };

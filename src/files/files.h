@@ -11,6 +11,8 @@
 
 int files_dump(struct dump_ctx *c) __must_check; /* fds, pipes */
 int files_restore_child(struct rst_ctx *c) __must_check;
+/* Remote, every task created and its credentials set: the owners of its descriptions. */
+int files_restore_owners(struct rst_ctx *c) __must_check;
 /* Highest fd number the task's own fd table needs (-1 if none). */
 int files_max_fd(const Files *f);
 /* Dump, after every process's files_dump: give open file descriptions shared between

@@ -1,9 +1,9 @@
 /* Scheduling and memory-pressure settings of a process: per thread its policy, nice
  * value, real-time priority, SCHED_DEADLINE parameters, utilization clamps, reset-on-fork
  * flag, CPU affinity and I/O priority; per process its oom_score_adj, PR_SET_THP_DISABLE and
- * loginuid. All but the last two are read and set from outside (sched_getattr and
- * sched_setattr, sched_{get,set}affinity and ioprio_{get,set} on a tid,
- * /proc/PID/oom_score_adj); the THP flag
+ * loginuid. Read from outside (sched_getattr, sched_getaffinity and ioprio_get on a tid,
+ * /proc/PID/oom_score_adj); a thread's settings that differ are set by the thread itself
+ * with remote calls, the OOM score from outside; the THP flag
  * is a property of the address space, set with a remote prctl once the memory is
  * rebuilt; the loginuid can only be written by the task itself, in the restore child.
  * The sessionid cannot be set by anyone: a restored task has its restorer's. */
@@ -170,7 +170,11 @@ static int sched_child(struct rst_ctx *c)
 	return 0;
 }
 
-static int restore_thread(pid_t pid, pid_t tid, const ThreadSched *t)
+/* Settings that differ from what the new thread has are set by the thread itself (remote
+ * calls): setting one's own scheduling needs no privilege unless it raises it, while
+ * setting another task's needs the same owner or CAP_SYS_NICE in the initial user
+ * namespace, which a restorer of a tree in a user namespace lacks. */
+static int restore_thread(pid_t pid, pid_t tid, struct rsys *rs, const ThreadSched *t)
 {
 	struct stasis_sched_attr cur, a = {
 		.size = sizeof(a),
@@ -193,17 +197,38 @@ static int restore_thread(pid_t pid, pid_t tid, const ThreadSched *t)
 		a.sched_flags |= SCHED_FLAG_UTIL_CLAMP_MAX;
 		a.sched_util_max = t->util_max;
 	}
-	if (syscall(SYS_sched_setattr, tid, &a, 0) < 0)
-		return pr_perror("restore: thread %d of pid %d: scheduling policy %u, nice %d, "
-				 "priority %u",
-				 tid, pid, t->policy, t->nice, t->priority);
-	if (t->has_affinity && t->affinity.len &&
-	    syscall(SYS_sched_setaffinity, tid, t->affinity.len, t->affinity.data) < 0)
-		return pr_perror("restore: thread %d of pid %d: CPU affinity", tid, pid);
-	if (t->has_ioprio && syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid) != (long)t->ioprio &&
-	    syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, (int)t->ioprio) < 0)
-		return pr_perror("restore: thread %d of pid %d: I/O priority %#x", tid, pid,
-				 t->ioprio);
+	bool same = a.sched_policy == cur.sched_policy && a.sched_flags == cur.sched_flags &&
+		    a.sched_nice == cur.sched_nice && a.sched_priority == cur.sched_priority &&
+		    a.sched_runtime == cur.sched_runtime && a.sched_deadline == cur.sched_deadline &&
+		    a.sched_period == cur.sched_period;
+	long r = same ? 0 : rsys_poke(rs, rs->scratch, &a, sizeof(a));
+	if (!same && !r)
+		r = rsys_do(rs, "restore: sched_setattr", SYS_sched_setattr, 0, rs->scratch, 0, 0,
+			    0, 0);
+	if (r < 0)
+		return pr_errno((int)r, "restore: thread %d of pid %d: scheduling policy %u, nice "
+					"%d, priority %u",
+				tid, pid, t->policy, t->nice, t->priority);
+	if (t->has_affinity && t->affinity.len) {
+		_cleanup_free_ unsigned char *now = calloc(1, AFFINITY_MAX);
+		long n = now ? syscall(SYS_sched_getaffinity, tid, AFFINITY_MAX, now) : -1;
+		if (n != (long)t->affinity.len || memcmp(now, t->affinity.data, (size_t)n)) {
+			r = rsys_poke(rs, rs->scratch, t->affinity.data, t->affinity.len);
+			if (!r)
+				r = rsys_do(rs, "restore: sched_setaffinity", SYS_sched_setaffinity, 0,
+					    t->affinity.len, rs->scratch, 0, 0, 0);
+			if (r < 0)
+				return pr_errno((int)r, "restore: thread %d of pid %d: CPU affinity",
+						tid, pid);
+		}
+	}
+	if (t->has_ioprio && syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid) != (long)t->ioprio) {
+		r = rsys_do(rs, "restore: ioprio_set", SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+			    t->ioprio, 0, 0, 0);
+		if (r < 0)
+			return pr_errno((int)r, "restore: thread %d of pid %d: I/O priority %#x", tid,
+					pid, t->ioprio);
+	}
 	return 0;
 }
 
@@ -231,8 +256,8 @@ static int sched_remote(struct rst_ctx *c)
 	if (!s)
 		return 0;
 	for (size_t i = 0; i < s->n_threads; i++) {
-		pid_t tid = i ? rst_thread_rs(c, i)->tid : c->pid;
-		int ret = restore_thread(c->pid, tid, s->threads[i]);
+		struct rsys *rs = rst_thread_rs(c, i);
+		int ret = restore_thread(c->pid, i ? rs->tid : c->pid, rs, s->threads[i]);
 		if (ret)
 			return ret;
 	}
