@@ -123,6 +123,9 @@ int blob_open(int dfd, struct blob_reader *r) __must_check;
 /* The same over an open blobs.img (@fd is taken, closed on failure too). */
 int blob_open_fd(int fd, const char *what, struct blob_reader *r) __must_check;
 void blob_close(struct blob_reader *r);
+/* @r, or a reader without blobs when NULL (a restore context built without an image
+ * directory, as unit tests do): any BlobRef then fails with a clear error. */
+const struct blob_reader *blob_reader_or_none(const struct blob_reader *r);
 
 /* Bounds of @ref against a payload of @payload_len bytes; pure. The stored length in
  * *stored if not NULL. */

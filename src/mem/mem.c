@@ -415,10 +415,9 @@ static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 	return ret;
 }
 
-#define MAPPED_GHOST_MAX (64u << 20)
-
 /* Contents of mapped files that have no name any more (unlinked, memfd), read through
- * /proc/PID/map_files (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), once per file. */
+ * /proc/PID/map_files (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), once per file, into
+ * the image's blob store (holes kept). */
 static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 {
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -439,27 +438,19 @@ static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 		if (fd < 0 || fstat(fd, &st) < 0)
 			return pr_perror("mem: open %s of pid %d (deleted file %s)", name, c->pid,
 					 v->path);
-		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAPPED_GHOST_MAX) {
-			pr_err("vma %llx-%llx of pid %d maps deleted file %s of %lld bytes: not "
-			       "supported (more than %u bytes)",
-			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid, v->path,
-			       (long long)st.st_size, MAPPED_GHOST_MAX);
-			return -EFBIG;
+		if (!S_ISREG(st.st_mode)) {
+			pr_err("vma %llx-%llx of pid %d maps deleted file %s, not a regular file: "
+			       "not supported",
+			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid,
+			       v->path);
+			return -EOPNOTSUPP;
 		}
-		v->has_ghost = true;
-		v->ghost.len = (size_t)st.st_size;
-		v->ghost.data = malloc(v->ghost.len ? v->ghost.len : 1);
-		if (!v->ghost.data)
-			return -ENOMEM;
-		for (size_t off = 0; off < v->ghost.len;) {
-			ssize_t n = pread(fd, v->ghost.data + off, v->ghost.len - off, (off_t)off);
-			if (n <= 0) {
-				if (n == 0)
-					errno = EIO;
-				return pr_perror("mem: read deleted file %s of pid %d", v->path, c->pid);
-			}
-			off += (size_t)n;
-		}
+		char what[PATH_MAX + 96];
+		snprintf(what, sizeof(what), "deleted file %s mapped at %llx by pid %d", v->path,
+			 (unsigned long long)v->start, c->pid);
+		int ret = blob_put_file(c->img, fd, (uint64_t)st.st_size, what, &v->ghost);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -620,7 +611,7 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 			return -ENOENT - 1000;
 		}
 	}
-	if (!v->has_ghost || v->ghost.len > MAPPED_GHOST_MAX) {
+	if (!v->ghost) {
 		pr_err("image: deleted file %s mapped at %llx has no contents", v->path,
 		       (unsigned long long)v->start);
 		return -EINVAL;
@@ -642,12 +633,15 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 	}
 	if (fd < 0)
 		return pr_perror("restore: recreate deleted file %s", v->path);
-	int ret = v->ghost.len ? write_all(fd, v->ghost.data, v->ghost.len) : 0;
 	if (path[0])
 		unlink(path);
+	char what[PATH_MAX + 64];
+	snprintf(what, sizeof(what), "deleted file %s mapped at %llx", v->path,
+		 (unsigned long long)v->start);
+	int ret = blob_read_fd(blob_reader_or_none(c->blobs), v->ghost, fd, what);
 	if (ret) {
 		close(fd);
-		return pr_errno(ret, "restore: fill deleted file %s", v->path);
+		return ret;
 	}
 	return fd;
 }
@@ -1268,9 +1262,27 @@ static int mem_dump_tree(struct dump_tree *t)
 	return 0;
 }
 
+/* The contents of mapped deleted files: their bounds in blobs.img. */
+static int mem_validate_ghosts(const struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (!v->ghost)
+			continue;
+		char what[PATH_MAX + 64];
+		snprintf(what, sizeof(what), "deleted file %s mapped at %llx",
+			 v->path ? v->path : "?", (unsigned long long)v->start);
+		int ret = blob_check(blob_reader_or_none(c->blobs), v->ghost, what);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int mem_validate_ctx(struct rst_ctx *c)
 {
-	return mem_validate(c->mm, c->pages);
+	int ret = mem_validate(c->mm, c->pages);
+	return ret ? ret : mem_validate_ghosts(c);
 }
 
 const struct resource mem_resource = {
