@@ -415,9 +415,22 @@ static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 	return ret;
 }
 
-/* Contents of mapped files that have no name any more (unlinked, memfd), read through
- * /proc/PID/map_files (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), once per file, into
- * the image's blob store (holes kept). */
+/* The description of @f that is the unlinked file or memfd (@dev, @ino), or NULL. */
+static const FileDesc *ghost_desc(const Files *f, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; f && i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		if ((d->unlinked || d->memfd) && d->has_dev && d->has_ino && d->dev == dev &&
+		    d->ino == ino)
+			return d;
+	}
+	return NULL;
+}
+
+/* Contents of mapped files that have no name any more (unlinked, memfd), once per file:
+ * none when the task also holds the file open (the files module carries them, and the
+ * area maps the file restored for that fd), else read through /proc/PID/map_files (needs
+ * CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN) into the image's blob store (holes kept). */
 static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 {
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -430,6 +443,10 @@ static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 			       mm->vmas[j]->ino == v->ino;
 		if (seen)
 			continue;
+		if (ghost_desc(c->files, v->dev, v->ino)) {
+			v->has_ghost_in_fd = v->ghost_in_fd = true;
+			continue;
+		}
 		char name[64];
 		snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
 			 (unsigned long long)v->end);
@@ -595,6 +612,35 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 	return 0;
 }
 
+/* The file of area @v that the task holds open too (Vma.ghost_in_fd): its fd, already
+ * restored, when its access mode suits the mapping, else a new description of it. */
+static int ghost_of_fd(const struct rst_ctx *c, const Vma *v)
+{
+	const FileDesc *d = ghost_desc(c->files, v->dev, v->ino);
+	int nr = -1;
+	for (size_t k = 0; d && k < c->files->n_fds && nr < 0; k++)
+		if (c->files->fds[k]->file_id == d->id)
+			nr = c->files->fds[k]->fd;
+	if (nr < 0) {
+		pr_err("image: deleted file %s mapped at %llx: no fd of the task holds it", v->path,
+		       (unsigned long long)v->start);
+		return -EINVAL;
+	}
+	unsigned int acc = d->flags & O_ACCMODE;
+	if (!(d->flags & O_PATH) && (acc == O_RDWR || (acc == O_RDONLY && !v->file_writable))) {
+		int fd = fcntl(nr, F_DUPFD_CLOEXEC, 0);
+		return fd >= 0 ? fd : pr_perror("restore: dup fd %d (%s) to map it", nr, v->path);
+	}
+	/* through the task's own /proc, like a memfd reopened in another access mode (the
+	 * fd table is rebuilt: stasis's /proc fd may be gone from it) */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", nr);
+	int fd = open(path, (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: open fd %d (%s) again to map it", nr, v->path);
+	return fd;
+}
+
 /* The file behind an area that mapped an unlinked file or a memfd: recreated from the
  * contents in the image (a memfd with its name, or a file created and unlinked again
  * beside its old path or in /tmp); areas of the same file share it. Returns an fd, or
@@ -611,6 +657,8 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 			return -ENOENT - 1000;
 		}
 	}
+	if (v->ghost_in_fd)
+		return ghost_of_fd(c, v);
 	if (!v->ghost) {
 		pr_err("image: deleted file %s mapped at %llx has no contents", v->path,
 		       (unsigned long long)v->start);
@@ -1267,6 +1315,11 @@ static int mem_validate_ghosts(const struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
+		if (v->ghost_in_fd && !ghost_desc(c->files, v->dev, v->ino)) {
+			pr_err("image: deleted file %s mapped at %llx: no open file of the task is it",
+			       v->path ? v->path : "?", (unsigned long long)v->start);
+			return -EINVAL;
+		}
 		if (!v->ghost)
 			continue;
 		char what[PATH_MAX + 64];

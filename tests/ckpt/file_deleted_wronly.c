@@ -1,8 +1,9 @@
 // stasis-test: timeout=30
 /* Files without a name open only for writing (their contents cannot be read through the
  * task's own description: the dump reads them another way): an unlinked file opened
- * O_WRONLY and a memfd reopened O_WRONLY (the read-write description closed). Contents,
- * size, offsets and access modes survive. */
+ * O_WRONLY and a memfd reopened O_WRONLY (the read-write description closed, a shared
+ * mapping of it kept). Contents, size, offsets, access modes and the mapping (still of
+ * the fd's file) survive. */
 #include "lib.h"
 
 #include <errno.h>
@@ -54,6 +55,9 @@ int main(int argc, char **argv)
 	int mwo = rw >= 0 ? open(self, O_WRONLY | O_CLOEXEC) : -1;
 	if (mwo < 0 || write(rw, want, SIZE) != SIZE || lseek(mwo, 888, SEEK_SET) != 888)
 		test_fail("memfd setup: %s", strerror(errno));
+	char *map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+	if (map == MAP_FAILED)
+		test_fail("mmap: %s", strerror(errno));
 	close(rw);
 
 	test_ready();
@@ -62,5 +66,8 @@ int main(int argc, char **argv)
 		(void)!pwrite(wo, "X", 1, 100);
 	check("unlinked file", wo, 11, 777);
 	check("memfd", mwo, 22, 888);
+	TEST_CHECK(map[3] == 'W', "the memfd's mapping is no longer the fd's file");
+	TEST_CHECK(!memcmp(map + 8, (char *)want + 8, SIZE - 8),
+		   "the memfd's mapping lost its contents");
 	test_pass();
 }

@@ -1,9 +1,9 @@
 // stasis-test: timeout=180
 /* Large and sparse files without a name (their contents go through blobs.img, with no
- * size cap): a 200 MiB memfd with a hole, seals, mode, owner and an offset; a 100 MiB
- * unlinked file; a sparse 1 GiB unlinked file with a few written pages, mapped shared.
- * Contents, size, holes (SEEK_DATA/SEEK_HOLE, allocated blocks), mode, owner, seals, the
- * offsets and the mapping survive. */
+ * size cap): a 200 MiB memfd with a hole, seals, mode, owner and an offset, mapped shared;
+ * a 100 MiB unlinked file; a sparse 1 GiB unlinked file with a few written pages, mapped
+ * shared. Contents, size, holes (SEEK_DATA/SEEK_HOLE, allocated blocks), mode, owner,
+ * seals, the offsets and the mappings survive, each mapping still of its fd's file. */
 #include "lib.h"
 
 #include <errno.h>
@@ -98,6 +98,9 @@ int main(int argc, char **argv)
 	set_owner(mfd, &muid, &mgid);
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
 		test_fail("seal: %s", strerror(errno));
+	unsigned char *mmem = mmap(NULL, MEMFD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (mmem == MAP_FAILED)
+		test_fail("mmap memfd: %s", strerror(errno));
 
 	/* the 100 MiB unlinked file */
 	int bfd = open("big.dat", O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -154,6 +157,14 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < MIB / 8; i++)
 		TEST_CHECK(chunk[i] == 0, "memfd: the hole holds data");
 	TEST_CHECK(ftruncate(mfd, 10) < 0 && errno == EPERM, "memfd: the shrink seal is gone");
+	for (unsigned long long off = 0; off < MEMFD_SIZE; off += 33 * MIB)
+		TEST_CHECK(test_check(mmem + off, MIB, 1 + off / MIB) < 0,
+			   "memfd: the mapping differs at %llu", off);
+	TEST_CHECK(mmem[MEMFD_HOLE + 12345] == 0, "memfd: the hole holds data in the mapping");
+	mmem[MEMFD_HOLE + 7] = 'M';
+	char m = 0;
+	TEST_CHECK(pread(mfd, &m, 1, MEMFD_HOLE + 7) == 1 && m == 'M',
+		   "memfd: the mapping is no longer the fd's file");
 
 	/* the big unlinked file */
 	check_stat("big file", bfd, BIG_SIZE, 0604, buid, bgid);
@@ -182,5 +193,7 @@ int main(int argc, char **argv)
 	}
 	TEST_CHECK(map[200 * MIB] == 0 && map[SPARSE_SIZE - PG - 1] == 0,
 		   "sparse file: a hole reads non-zero through the mapping");
+	TEST_CHECK(pwrite(sfd, "S", 1, 3) == 1 && map[3] == 'S',
+		   "sparse file: the mapping is no longer the fd's file");
 	test_pass();
 }
