@@ -51,8 +51,7 @@ static int eventfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 	return d->eventfd && d->eventfd->count < UINT64_MAX ? 0 : fd_bad_data(d);
 }
 
-static int eventfd_open(const FileDesc *d, int target, int rootfd,
-			 const struct blob_reader *blobs)
+static int eventfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	(void)blobs;
 	const EventfdData *e = d->eventfd;

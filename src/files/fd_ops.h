@@ -201,16 +201,15 @@ int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 		     const char *path) __must_check;
 /* unlinked.c: the contents of @e (st_size bytes, holes kept) streamed from @rfd into the
  * image's blob store; *@ref names them. */
-int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd,
-		    const char *path, BlobRef **ref) __must_check;
+int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, const char *path,
+		    BlobRef **ref) __must_check;
 /* unlinked.c: image check of the contents of @d (@ref: present, @d->size bytes, bounds
  * in blobs.img); @what names the file. */
 int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_reader *blobs,
 		      const char *what) __must_check;
 /* unlinked.c: a file just recreated (@fd, read-write): its contents from the blob store
  * (holes kept), then its owner (when recorded and not already so) and permission bits. */
-int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
-		     bool has_owner, uid_t uid, gid_t gid, bool has_mode, mode_t mode,
-		     const char *what) __must_check;
+int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs, bool has_owner,
+		     uid_t uid, gid_t gid, bool has_mode, mode_t mode, const char *what) __must_check;
 
 #endif

@@ -83,8 +83,7 @@ static int memfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 	return fd_check_contents(d, m->blob, blobs, what);
 }
 
-static int memfd_open(const FileDesc *d, int target, int rootfd,
-		      const struct blob_reader *blobs)
+static int memfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	const MemfdData *m = d->memfd;
 	int flags = fd_open_flags(d);

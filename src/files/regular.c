@@ -131,8 +131,7 @@ static bool mode_matches(FileKind k, mode_t m)
 
 /* Open @d's path: in this process's view (@rootfd -1), or inside the mount tree whose
  * root directory is @rootfd (a restored task's /proc/PID/root: its mount namespace). */
-static int path_open(const FileDesc *d, int target, int rootfd,
-			 const struct blob_reader *blobs)
+static int path_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	(void)blobs;
 	int flags = fd_open_flags(d);
@@ -165,8 +164,7 @@ static int path_open(const FileDesc *d, int target, int rootfd,
 /* open() a named FIFO without blocking on a missing peer: an O_RDWR keeper makes both
  * a reader and a writer exist while the real open (O_NONBLOCK) happens; the status
  * flags are set back to the dumped ones afterwards. Always in stasis's own view. */
-static int fifo_open(const FileDesc *d, int target, int rootfd,
-			 const struct blob_reader *blobs)
+static int fifo_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	(void)blobs;
 	(void)rootfd;

@@ -46,8 +46,7 @@ static int signalfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 	return d->signalfd ? 0 : fd_bad_data(d);
 }
 
-static int signalfd_open(const FileDesc *d, int target, int rootfd,
-			 const struct blob_reader *blobs)
+static int signalfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	(void)blobs;
 	uint64_t mask = d->signalfd->sigmask;

@@ -106,8 +106,7 @@ static int timerfd_arm(int fd, const TimerfdData *t, int target)
 	return 0;
 }
 
-static int timerfd_open(const FileDesc *d, int target, int rootfd,
-			 const struct blob_reader *blobs)
+static int timerfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	(void)blobs;
 	const TimerfdData *t = d->timerfd;

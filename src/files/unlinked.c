@@ -38,8 +38,7 @@ char *fd_undeleted_path(const char *link)
 	return strndup(link, keep);
 }
 
-int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
-		     const char *path)
+int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, const char *path)
 {
 	unsigned int acc = e->flags & O_ACCMODE;
 	if (!(e->flags & (O_PATH | O_DIRECT)) && (acc == O_RDONLY || acc == O_RDWR)) {
@@ -64,8 +63,8 @@ int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 	return fd;
 }
 
-int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd,
-		    const char *path, BlobRef **ref)
+int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, const char *path,
+		    BlobRef **ref)
 {
 	char what[PATH_MAX + 64];
 	snprintf(what, sizeof(what), "%s (fd %d of pid %d)", path, e->fd, c->pid);
@@ -138,9 +137,8 @@ int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_r
 	return blob_check(blobs, ref, what);
 }
 
-int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
-		     bool has_owner, uid_t uid, gid_t gid, bool has_mode, mode_t mode,
-		     const char *what)
+int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs, bool has_owner,
+		     uid_t uid, gid_t gid, bool has_mode, mode_t mode, const char *what)
 {
 	/* contents, owner, mode: a write or a change of owner clears the set-id bits */
 	int ret = blob_read_fd(blobs, ref, fd, what);
@@ -169,8 +167,8 @@ static int unlinked_validate(const FileDesc *d, const struct blob_reader *blobs)
 
 /* The file's owner, mode and contents into @fd, just created at @path (removed again if
  * that fails). */
-static int ghost_fill(const FileDesc *d, int fd, const char *path,
-		      const struct blob_reader *blobs, int target)
+static int ghost_fill(const FileDesc *d, int fd, const char *path, const struct blob_reader *blobs,
+		      int target)
 {
 	const UnlinkedFile *u = d->unlinked;
 	char what[PATH_MAX + 48];
@@ -183,8 +181,7 @@ static int ghost_fill(const FileDesc *d, int fd, const char *path,
 	return ret;
 }
 
-static int unlinked_open(const FileDesc *d, int target, int rootfd,
-			 const struct blob_reader *blobs)
+static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	char path[PATH_MAX];
 	(void)rootfd;

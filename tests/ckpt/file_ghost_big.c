@@ -24,8 +24,7 @@
 #define PG 4096ull
 
 /* the written pages of the sparse file, each filled from its own seed */
-static const unsigned long long sparse_pages[] = { 0, 300 * MIB + PG, 777 * MIB,
-						   SPARSE_SIZE - PG };
+static const unsigned long long sparse_pages[] = { 0, 300 * MIB + PG, 777 * MIB, SPARSE_SIZE - PG };
 #define N_SPARSE (sizeof(sparse_pages) / sizeof(sparse_pages[0]))
 
 static uint64_t *chunk;
@@ -41,14 +40,15 @@ static int fill_file(int fd, unsigned long long from, unsigned long long len, ui
 	return 0;
 }
 
-static void check_file(const char *what, int fd, unsigned long long from,
-		       unsigned long long len, uint64_t seed)
+static void check_file(const char *what, int fd, unsigned long long from, unsigned long long len,
+		       uint64_t seed)
 {
 	for (unsigned long long off = from; off < from + len; off += MIB) {
-		TEST_CHECK(pread(fd, chunk, MIB, (off_t)off) == (ssize_t)MIB, "%s: read at %llu: %s",
-			   what, off, strerror(errno));
+		TEST_CHECK(pread(fd, chunk, MIB, (off_t)off) == (ssize_t)MIB,
+			   "%s: read at %llu: %s", what, off, strerror(errno));
 		long bad = test_check(chunk, MIB, seed + off / MIB);
-		TEST_CHECK(bad < 0, "%s: contents differ at byte %llu", what, off + (unsigned long long)bad);
+		TEST_CHECK(bad < 0, "%s: contents differ at byte %llu", what,
+			   off + (unsigned long long)bad);
 	}
 }
 
@@ -69,8 +69,7 @@ static void check_stat(const char *what, int fd, unsigned long long size, mode_t
 {
 	struct stat st;
 	TEST_CHECK(fstat(fd, &st) == 0, "%s: fstat: %s", what, strerror(errno));
-	TEST_CHECK(S_ISREG(st.st_mode) && st.st_nlink == 0, "%s: not an unlinked regular file",
-		   what);
+	TEST_CHECK(S_ISREG(st.st_mode) && st.st_nlink == 0, "%s: not an unlinked regular file", what);
 	TEST_CHECK((unsigned long long)st.st_size == size, "%s: size %lld, expected %llu", what,
 		   (long long)st.st_size, size);
 	TEST_CHECK((st.st_mode & 07777) == mode, "%s: mode %o, expected %o", what,
@@ -91,8 +90,7 @@ int main(int argc, char **argv)
 	uid_t muid, buid;
 	gid_t mgid, bgid;
 	if (mfd < 0 || ftruncate(mfd, MEMFD_SIZE) < 0 || fill_file(mfd, 0, MEMFD_HOLE, 1) < 0 ||
-	    fill_file(mfd, MEMFD_HOLE + MEMFD_HOLE_LEN, MEMFD_SIZE - MEMFD_HOLE - MEMFD_HOLE_LEN,
-		      1) < 0 ||
+	    fill_file(mfd, MEMFD_HOLE + MEMFD_HOLE_LEN, MEMFD_SIZE - MEMFD_HOLE - MEMFD_HOLE_LEN, 1) < 0 ||
 	    fchmod(mfd, 0640) < 0 || lseek(mfd, 123456789, SEEK_SET) != 123456789)
 		test_fail("memfd setup: %s", strerror(errno));
 	set_owner(mfd, &muid, &mgid);
@@ -180,10 +178,11 @@ int main(int argc, char **argv)
 		   (long long)now.st_blocks);
 	for (size_t i = 0; i < N_SPARSE; i++) {
 		off_t p = (off_t)sparse_pages[i];
-		TEST_CHECK(lseek(sfd, i ? p - 1 : 0, SEEK_DATA) == p, "sparse file: page %zu is not "
-			   "the next data after the hole before it", i);
-		TEST_CHECK(pread(sfd, chunk, PG, p) == (ssize_t)PG, "sparse read: %s",
-			   strerror(errno));
+		TEST_CHECK(lseek(sfd, i ? p - 1 : 0, SEEK_DATA) == p,
+			   "sparse file: page %zu is not "
+			   "the next data after the hole before it",
+			   i);
+		TEST_CHECK(pread(sfd, chunk, PG, p) == (ssize_t)PG, "sparse read: %s", strerror(errno));
 		TEST_CHECK(test_check(chunk, PG, 5000 + i) < 0, "sparse file: page %zu differs", i);
 		TEST_CHECK(test_check(map + p, PG, 5000 + i) < 0,
 			   "sparse file: page %zu differs in the mapping", i);
