@@ -142,6 +142,14 @@ int main(int argc, char **argv)
 	core.root = (char *)"/";
 	seed(argv[1], 1, &core.base);
 
+	/* contents in blobs.img: an unlinked file, a memfd, a mapped deleted file */
+	uint64_t ext[2] = { 0, 3 }, xxh[1] = { 0x1234 };
+	BlobRef br = BLOB_REF__INIT;
+	br.size = 3;
+	br.n_extents = 2;
+	br.extents = ext;
+	br.n_chunk_xxh = 1;
+	br.chunk_xxh = xxh;
 	Vma v = VMA__INIT, *vp[1] = { &v };
 	v.start = 0x1000;
 	v.end = 0x2000;
@@ -171,13 +179,6 @@ int main(int argc, char **argv)
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
-	uint64_t ext[2] = { 0, 3 }, xxh[1] = { 0x1234 };
-	BlobRef br = BLOB_REF__INIT;
-	br.size = 3;
-	br.n_extents = 2;
-	br.extents = ext;
-	br.n_chunk_xxh = 1;
-	br.chunk_xxh = xxh;
 	UnlinkedFile ul = UNLINKED_FILE__INIT;
 	ul.blob = &br;
 	ul.mode = 0600;
