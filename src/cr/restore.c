@@ -332,8 +332,8 @@ static int plan_fds(struct rst_tree *t)
 				owner[p] = (ssize_t)q;
 	}
 	ssize_t *defer = NULL;
-	int ret = files_open_shared(fl, outside, owner, nf, t->gfd_base, &t->gfd, &t->n_gfd,
-				    &defer);
+	int ret = files_open_shared(fl, outside, owner, nf, t->gfd_base, &t->blobs, &t->gfd,
+				    &t->n_gfd, &defer);
 	if (ret)
 		return ret;
 	for (uint32_t id = 0; id < t->n_gfd; id++)

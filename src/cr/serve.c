@@ -158,7 +158,7 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 	for (uint32_t id = 1; !ret && t->defer && id < t->n_gfd; id++) {
 		if (t->defer[id] != k)
 			continue;
-		int fd = files_open_deferred(fl, nf, id, rootfd);
+		int fd = files_open_deferred(fl, nf, id, rootfd, &t->blobs);
 		ret = fd < 0 ? fd : pidreq_send(sock, PIDREQ_ANSWER, (int32_t)id, 0, fd);
 		if (fd >= 0)
 			close(fd);

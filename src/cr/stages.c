@@ -44,12 +44,13 @@ static const struct resource *const validate_order[] = {
 };
 
 /* Restore child, after its namespaces and its children exist. Everything opened by path
- * (the files to be mapped and the executable, at service fds; then the fd table) before
+ * (the fd table; then the files to be mapped and the executable, at service fds: an area
+ * mapping an unlinked file or memfd the task holds open maps the file of that fd) before
  * misc changes the root and the cwd; signals last: every signal is blocked first, then
  * the dispositions (handlers in the task's code, not mapped yet) are installed. */
 static const struct resource *const child_order[] = {
-	&mem_resource,     /* files to be mapped and the executable, at service fds */
 	&files_resource,   /* the fd table (not for a task sharing its parent's) */
+	&mem_resource,     /* files to be mapped and the executable, at service fds */
 	&misc_resource,    /* chroot, cwd, umask, personality, comm, rlimits */
 	&sched_resource,   /* the loginuid, which only the task may write */
 	&signals_resource, /* everything blocked, dispositions, sigaltstack, own queue */

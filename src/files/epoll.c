@@ -125,8 +125,9 @@ static int epoll_merge(struct dump_ctx **procs, size_t n)
 
 /* ---- restore ------------------------------------------------------------------- */
 
-static int epoll_validate(const FileDesc *d)
+static int epoll_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	bool ok = d->epoll && d->epoll->n_targets <= EPOLL_TARGETS_MAX;
 	for (size_t k = 0; ok && k < d->epoll->n_targets; k++)
 		ok = d->epoll->targets[k]->tfd >= 0;

@@ -45,13 +45,15 @@ static int eventfd_dump(const struct dump_ctx *c, const struct fd_ent *ent, File
 	return 0;
 }
 
-static int eventfd_validate(const FileDesc *d)
+static int eventfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	return d->eventfd && d->eventfd->count < UINT64_MAX ? 0 : fd_bad_data(d);
 }
 
-static int eventfd_open(const FileDesc *d, int target, int rootfd)
+static int eventfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	const EventfdData *e = d->eventfd;
 	int flags = EFD_CLOEXEC | EFD_NONBLOCK | (e->semaphore ? EFD_SEMAPHORE : 0);
 	unsigned int init = e->count <= UINT32_MAX ? (unsigned int)e->count : 0;

@@ -30,11 +30,10 @@
 
 #include "cr/ctx.h"
 #include "files/files.h"
+#include "image/blob.h"
 
 #define DELETED_SUFFIX " (deleted)"
 #define FDINFO_MAX (64u << 10)
-/* Bound on the contents of an unlinked file or memfd carried in the image. */
-#define GHOST_MAX (64u << 20)
 /* Status flags F_SETFL can change. */
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
 
@@ -64,6 +63,7 @@ struct fd_rst {
 	bool *shared;      /* per FileDesc: dup of a tree-wide description */
 	const int *gfd;    /* tree-wide descriptions by id (restore of a tree) */
 	uint32_t n_gfd;
+	const struct blob_reader *blobs; /* blobs.img of the image (never NULL) */
 };
 
 /* Restore of a tree, in stasis: the descriptions opened once for every process. */
@@ -72,6 +72,7 @@ struct fd_tree {
 	size_t n;
 	int base;          /* tree-wide fds are placed at or above */
 	int *gfd;          /* by file id: the fd, or -1 */
+	const struct blob_reader *blobs; /* blobs.img of the image (never NULL) */
 };
 
 enum {
@@ -111,14 +112,16 @@ struct fd_ops {
 	int (*merge)(struct dump_ctx **procs, size_t n);
 
 	/* ---- restore ---- */
-	/* Check this kind's image fields: images are untrusted. */
-	int (*validate)(const FileDesc *d);
+	/* Check this kind's image fields: images are untrusted. The bounds of a BlobRef are
+	 * checked against @blobs (blob_check), its data only when it is read. */
+	int (*validate)(const FileDesc *d, const struct blob_reader *blobs);
 	/* In the child, before anything is opened or placed. */
 	int (*prepare)(struct fd_rst *s);
 	/* One description: a new close-on-exec fd (any number), the caller sets the status
 	 * flags. @target: the fd for messages (-1 in stasis); @rootfd: open paths inside
-	 * that mount tree (-1: the caller's view; only FD_OPS_BY_PATH rows get one). */
-	int (*open)(const FileDesc *d, int target, int rootfd);
+	 * that mount tree (-1: the caller's view; only FD_OPS_BY_PATH rows get one);
+	 * @blobs: where the contents a BlobRef names are read from. */
+	int (*open)(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs);
 	/* Descriptions made together (pipe ends, socketpairs). In the child: make
 	 * description @i and its peers, stage them (s->staged) ... */
 	int (*open_task)(struct fd_rst *s, size_t i);
@@ -176,9 +179,9 @@ const char *fd_desc_name(const FileDesc *d);
 int fd_stage(int fd, int lo, int target, const char *name) __must_check;
 /* Move @fd (consumed) of a tree-wide description to *@slot, at or above @base. */
 int fd_gfd_place(int fd, int base, int *slot) __must_check;
-/* Images are untrusted: check every description (by its row) and every Fd (numbers
- * below @svc_lo, known ids, no duplicates) before acting on any. */
-int fd_validate_files(const Files *f, int svc_lo) __must_check;
+/* Images are untrusted: check every description (by its row, BlobRefs against @blobs)
+ * and every Fd (numbers below @svc_lo, known ids, no duplicates) before acting on any. */
+int fd_validate_files(const Files *f, int svc_lo, const struct blob_reader *blobs) __must_check;
 /* Every row's opened hook on @f. */
 void fd_opened(const Files *f);
 
@@ -187,16 +190,30 @@ void fd_opened(const Files *f);
 /* regular.c: a path-based file must have a path we can open again. */
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
 /* regular.c: image check of a description opened by path. */
-int fd_validate_path(const FileDesc *d) __must_check;
+int fd_validate_path(const FileDesc *d, const struct blob_reader *blobs) __must_check;
 /* regular.c: the flags a description is opened with at restore. */
 int fd_open_flags(const FileDesc *d);
 /* unlinked.c: a regular file unlinked while open (its contents are carried). */
 bool fd_is_ghost(const struct fd_ent *e);
 /* unlinked.c: @link without its " (deleted)" (NULL: no memory). */
 char *fd_undeleted_path(const char *link);
-/* unlinked.c: the contents of @e (an unlinked file or a memfd, st_size bytes) read
- * through @dup into @out; @path for messages. */
-int fd_read_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
-		     const char *path, ProtobufCBinaryData *out) __must_check;
+/* unlinked.c: a readable description of the file of @e (an unlinked file or a memfd):
+ * the pidfd_getfd duplicate @dup when it reads (an fd opened O_WRONLY, O_PATH or
+ * O_DIRECT does not), else the file opened again read-only through /proc/PID/fd/N.
+ * Returns an fd to close, or a logged -errno; @path for messages. */
+int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
+		     const char *path) __must_check;
+/* unlinked.c: the contents of @e (st_size bytes, holes kept) streamed from @rfd into the
+ * image's blob store; *@ref names them. */
+int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, const char *path,
+		    BlobRef **ref) __must_check;
+/* unlinked.c: image check of the contents of @d (@ref: present, @d->size bytes, bounds
+ * in blobs.img); @what names the file. */
+int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_reader *blobs,
+		      const char *what) __must_check;
+/* unlinked.c: a file just recreated (@fd, read-write): its contents from the blob store
+ * (holes kept), then its owner (when recorded and not already so) and permission bits. */
+int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs, bool has_owner,
+		     uid_t uid, gid_t gid, bool has_mode, mode_t mode, const char *what) __must_check;
 
 #endif

@@ -387,7 +387,7 @@ int files_max_fd(const Files *f)
 /* ------------------------------------------------------------------------------------ */
 
 /* Images are untrusted: check every reference and bound before acting on any. */
-int fd_validate_files(const Files *f, int svc_lo)
+int fd_validate_files(const Files *f, int svc_lo, const struct blob_reader *blobs)
 {
 	for (size_t i = 0; i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
@@ -400,7 +400,7 @@ int fd_validate_files(const Files *f, int svc_lo)
 			pr_err("files image: file %u has unknown kind %d", d->id, (int)d->kind);
 			return -EINVAL;
 		}
-		int ret = ops->validate ? ops->validate(d) : 0;
+		int ret = ops->validate ? ops->validate(d, blobs) : 0;
 		if (ret)
 			return ret;
 		if (!fown_is_valid(d->owner)) {
@@ -463,7 +463,7 @@ static int open_descriptions(struct fd_rst *s)
 			ret = ops->open_task(s, i);
 			continue;
 		}
-		int tmp = ops->open(d, target, -1);
+		int tmp = ops->open(d, target, -1, s->blobs);
 		if (tmp < 0)
 			return tmp;
 		int r = fd_stage(tmp, s->stage_lo, target, fd_desc_name(d));
@@ -577,7 +577,8 @@ int files_restore_child(struct rst_ctx *c)
 		       files_max_fd(f));
 		return -EINVAL;
 	}
-	int ret = fd_validate_files(f, c->svc_lo);
+	const struct blob_reader *blobs = blob_reader_or_none(c->blobs);
+	int ret = fd_validate_files(f, c->svc_lo, blobs);
 	if (ret)
 		return ret;
 
@@ -590,6 +591,7 @@ int files_restore_child(struct rst_ctx *c)
 		.shared = calloc(f->n_files ? f->n_files : 1, sizeof(bool)),
 		.gfd = c->gfd,
 		.n_gfd = c->n_gfd,
+		.blobs = blobs,
 	};
 	if (!s.staged || !s.inherited || !s.shared) {
 		rst_files_release(&s);

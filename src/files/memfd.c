@@ -1,8 +1,9 @@
-/* memfds (row fd_memfd_ops; kind FILE_REG with FileDesc.memfd): name, contents (at most
- * GHOST_MAX bytes) and seals carried in the image.
+/* memfds (row fd_memfd_ops; kind FILE_REG with FileDesc.memfd): name, seals, mode and
+ * owner in the image, contents in its blob store (blobs.img, holes kept).
  *
- * Restore: a new memfd with the same name, contents, offset and seals; another access
- * mode than read-write is a new description of it opened through /proc/self/fd. */
+ * Restore: a new memfd with the same name, contents, owner, mode, offset and seals;
+ * another access mode than read-write is a new description of it opened through
+ * /proc/self/fd. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,8 +20,8 @@ static int memfd_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	if (!str_starts(e->link, "/memfd:"))
 		return 0;
-	if (!S_ISREG(e->st.st_mode) || e->st.st_size > (off_t)GHOST_MAX)
-		return fd_unsupported(c, e, "a memfd larger than the 64 MiB carried in images");
+	if (!S_ISREG(e->st.st_mode))
+		return fd_unsupported(c, e, "a memfd that is not a regular file");
 	e->kind = FILE_KIND__FILE_REG;
 	return 1;
 }
@@ -40,13 +41,20 @@ static int memfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	m->name = strdup(d->path + strlen("/memfd:"));
 	if (!m->name)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	m->has_mode = m->has_uid = m->has_gid = true;
+	m->mode = e->st.st_mode & 07777;
+	m->uid = e->st.st_uid;
+	m->gid = e->st.st_gid;
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
-	int ret = fd_read_contents(c, e, dup, d->path, &m->data);
+	_cleanup_close_ int rfd = fd_open_contents(c, e, dup, d->path);
+	if (rfd < 0)
+		return rfd;
+	int ret = fd_put_contents(c, e, rfd, d->path, &m->blob);
 	if (ret)
 		return ret;
-	int seals = fcntl(dup, F_GET_SEALS);
+	int seals = fcntl(rfd, F_GET_SEALS);
 	m->has_seals = seals > 0;
 	m->seals = seals > 0 ? (uint32_t)seals : 0;
 	return 0;
@@ -60,21 +68,35 @@ static bool memfd_owns(const FileDesc *d)
 	return d->memfd && !d->unlinked;
 }
 
-static int memfd_open(const FileDesc *d, int target, int rootfd)
+static int memfd_validate(const FileDesc *d, const struct blob_reader *blobs)
+{
+	int ret = fd_validate_path(d, blobs);
+	if (ret)
+		return ret;
+	const MemfdData *m = d->memfd;
+	if (!m->name || strlen(m->name) > 249) {
+		pr_err("files image: memfd %u has no or a too long name", d->id);
+		return -EINVAL;
+	}
+	char what[300];
+	snprintf(what, sizeof(what), "memfd %s", m->name);
+	return fd_check_contents(d, m->blob, blobs, what);
+}
+
+static int memfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	const MemfdData *m = d->memfd;
 	int flags = fd_open_flags(d);
 	(void)rootfd;
-	if (m->data.len > GHOST_MAX || strlen(m->name) > 249) {
-		pr_err("files image: memfd %s has no or inconsistent contents", m->name);
-		return -EINVAL;
-	}
 	_cleanup_close_ int fd = memfd_create(m->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return pr_perror("restore fd %d: memfd_create %s", target, m->name);
-	int ret = m->data.len ? write_all(fd, m->data.data, m->data.len) : 0;
+	char what[300];
+	snprintf(what, sizeof(what), "memfd %s (fd %d)", m->name, target);
+	int ret = fd_fill_contents(fd, m->blob, blobs, m->has_uid && m->has_gid, (uid_t)m->uid,
+				   (gid_t)m->gid, m->has_mode, (mode_t)m->mode, what);
 	if (ret)
-		return pr_errno(ret, "restore fd %d: fill memfd %s", target, m->name);
+		return ret;
 	if (m->has_seals && m->seals && fcntl(fd, F_ADD_SEALS, (int)m->seals) < 0)
 		return pr_perror("restore fd %d: seal memfd %s", target, m->name);
 	int out = fd;
@@ -107,6 +129,6 @@ const struct fd_ops fd_memfd_ops = {
 	.owns = memfd_owns,
 	.classify = memfd_classify,
 	.dump = memfd_dump,
-	.validate = fd_validate_path,
+	.validate = memfd_validate,
 	.open = memfd_open,
 };

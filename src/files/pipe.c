@@ -180,8 +180,9 @@ static int pipe_merge(struct dump_ctx **procs, size_t n)
 
 /* ---- restore ------------------------------------------------------------------- */
 
-static int pipe_validate(const FileDesc *d)
+static int pipe_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	if (!d->pipe || d->pipe->size > PIPE_IMG_MAX ||
 	    (d->pipe->has_data && d->pipe->data.len > d->pipe->size)) {
 		pr_err("files image: pipe %u has bad or missing pipe data", d->id);

@@ -34,12 +34,6 @@ int fd_open_flags(const FileDesc *d)
 
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e)
 {
-	if (fd_is_ghost(e) && e->st.st_size > (off_t)GHOST_MAX) {
-		pr_err("fd %d of pid %d refers to deleted file %s of %lld bytes: more than the %u "
-		       "carried in images", e->fd, c->pid, e->link, (long long)e->st.st_size,
-		       GHOST_MAX);
-		return -EFBIG;
-	}
 	if (str_ends(e->link, DELETED_SUFFIX) && !fd_is_ghost(e)) {
 		pr_err("fd %d of pid %d refers to deleted file %s: not supported yet", e->fd,
 		       c->pid, e->link);
@@ -50,8 +44,9 @@ int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e)
 	return 0;
 }
 
-int fd_validate_path(const FileDesc *d)
+int fd_validate_path(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	if (!d->path || d->path[0] != '/') {
 		pr_err("files image: file %u has no absolute path", d->id);
 		return -EINVAL;
@@ -136,8 +131,9 @@ static bool mode_matches(FileKind k, mode_t m)
 
 /* Open @d's path: in this process's view (@rootfd -1), or inside the mount tree whose
  * root directory is @rootfd (a restored task's /proc/PID/root: its mount namespace). */
-static int path_open(const FileDesc *d, int target, int rootfd)
+static int path_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	int flags = fd_open_flags(d);
 	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
 	_cleanup_close_ int fd = rootfd < 0 ? open(d->path, flags)
@@ -168,8 +164,9 @@ static int path_open(const FileDesc *d, int target, int rootfd)
 /* open() a named FIFO without blocking on a missing peer: an O_RDWR keeper makes both
  * a reader and a writer exist while the real open (O_NONBLOCK) happens; the status
  * flags are set back to the dumped ones afterwards. Always in stasis's own view. */
-static int fifo_open(const FileDesc *d, int target, int rootfd)
+static int fifo_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	(void)rootfd;
 	_cleanup_close_ int keep = open(d->path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (keep < 0)

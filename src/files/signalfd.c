@@ -40,13 +40,15 @@ static int signalfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	return 0;
 }
 
-static int signalfd_validate(const FileDesc *d)
+static int signalfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	return d->signalfd ? 0 : fd_bad_data(d);
 }
 
-static int signalfd_open(const FileDesc *d, int target, int rootfd)
+static int signalfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	uint64_t mask = d->signalfd->sigmask;
 	(void)rootfd;
 	/* the raw syscall: glibc's sigset_t helpers refuse its internal signals */

@@ -59,8 +59,9 @@ static int timerfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDe
 	return 0;
 }
 
-static int timerfd_validate(const FileDesc *d)
+static int timerfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	bool ok = d->timerfd && d->timerfd->value_nsec < 1000000000 &&
 		  d->timerfd->interval_nsec < 1000000000 &&
 		  d->timerfd->value_sec <= (uint64_t)INT64_MAX / 2 &&
@@ -105,8 +106,9 @@ static int timerfd_arm(int fd, const TimerfdData *t, int target)
 	return 0;
 }
 
-static int timerfd_open(const FileDesc *d, int target, int rootfd)
+static int timerfd_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	const TimerfdData *t = d->timerfd;
 	(void)rootfd;
 	_cleanup_close_ int fd = timerfd_create(t->clockid, TFD_CLOEXEC | TFD_NONBLOCK);

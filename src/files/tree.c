@@ -136,14 +136,14 @@ static bool deferrable(const FileDesc *d)
 
 /* A description of the tree opened once, in this process's view or (by path) in the
  * mount tree of @rootfd; status flags set. */
-static int open_desc_once(const FileDesc *d, int rootfd)
+static int open_desc_once(const FileDesc *d, int rootfd, const struct blob_reader *blobs)
 {
 	const struct fd_ops *ops = fd_ops_of(d);
 	if (!ops || !ops->open) {
 		pr_err("restore: file %u cannot be opened by stasis", d->id);
 		return -EINVAL;
 	}
-	int fd = ops->open(d, -1, rootfd);
+	int fd = ops->open(d, -1, rootfd, blobs);
 	if (fd < 0)
 		return fd;
 	if (!(d->flags & O_PATH) && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
@@ -154,14 +154,15 @@ static int open_desc_once(const FileDesc *d, int rootfd)
 	return fd;
 }
 
-int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd)
+int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
+			const struct blob_reader *blobs)
 {
 	const FileDesc *d = find_desc(f, n, id);
 	if (!d || !deferrable(d)) {
 		pr_err("restore: file %u cannot be opened in a task's mount namespace", id);
 		return -EINVAL;
 	}
-	return open_desc_once(d, rootfd);
+	return open_desc_once(d, rootfd, blob_reader_or_none(blobs));
 }
 
 /* How many processes use each description (0, 1, 2 for several; 2 too when stasis must
@@ -214,26 +215,28 @@ static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
 		       ops->name, id);
 		return -EINVAL;
 	}
-	int fd = open_desc_once(d, -1);
+	int fd = open_desc_once(d, -1, t->blobs);
 	if (fd < 0)
 		return fd;
 	return fd_gfd_place(fd, t->base, &t->gfd[id]);
 }
 
 int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
-		      int base, int **gfd_out, uint32_t *n_out, ssize_t **defer_out)
+		      int base, const struct blob_reader *blobs, int **gfd_out, uint32_t *n_out,
+		      ssize_t **defer_out)
 {
 	uint32_t maxid = 0;
 	bool own_view = false; /* a task whose files stasis opens, or whose mount tree differs */
 	*gfd_out = NULL;
 	*n_out = 0;
 	*defer_out = NULL;
+	blobs = blob_reader_or_none(blobs);
 	for (size_t p = 0; p < n; p++)
 		own_view |= (outside && outside[p]) || (mnt_owner && mnt_owner[p] >= 0);
 	if (n < 2 && !own_view)
 		return 0;
 	for (size_t p = 0; p < n; p++) {
-		int ret = fd_validate_files(f[p], INT_MAX);
+		int ret = fd_validate_files(f[p], INT_MAX, blobs);
 		if (ret)
 			return ret;
 		for (size_t i = 0; i < f[p]->n_files; i++)
@@ -257,7 +260,7 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 		defer[i] = -2; /* no user seen yet */
 	}
 	count_uses(f, outside, mnt_owner, n, uses, defer);
-	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd };
+	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)
 		ret = open_shared_one(&t, id, uses, defer);

@@ -1,10 +1,11 @@
 /* Regular files unlinked while open (row fd_unlinked_ops; kind FILE_REG with
- * FileDesc.unlinked): their contents (at most GHOST_MAX bytes) are carried in the image.
+ * FileDesc.unlinked): their contents are carried in the image's blob store (blobs.img,
+ * holes kept), with their mode and owner. Also the contents helpers of memfds (memfd.c).
  *
  * Restore: recreated beside their old path (or in /tmp if that directory is gone) with
- * their contents, under a name derived from their identity so that every description of
- * the same file opens the same new inode; the names are removed once every description
- * is open (the opened hook). */
+ * their owner, mode and contents, under a name derived from their identity so that every
+ * description of the same file opens the same new inode; the names are removed once
+ * every description is open (the opened hook). */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -37,25 +38,37 @@ char *fd_undeleted_path(const char *link)
 	return strndup(link, keep);
 }
 
-int fd_read_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup,
-		     const char *path, ProtobufCBinaryData *out)
+int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, const char *path)
 {
-	size_t len = (size_t)e->st.st_size;
-	out->data = malloc(len ? len : 1);
-	if (!out->data)
-		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	for (size_t off = 0; off < len;) {
-		ssize_t n = pread(dup, out->data + off, len - off, (off_t)off);
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return pr_perror("read deleted file %s (fd %d of pid %d)", path, e->fd,
-					 c->pid);
-		}
-		off += (size_t)n;
+	unsigned int acc = e->flags & O_ACCMODE;
+	if (!(e->flags & (O_PATH | O_DIRECT)) && (acc == O_RDONLY || acc == O_RDWR)) {
+		int fd = fcntl(dup, F_DUPFD_CLOEXEC, 0);
+		return fd >= 0 ? fd : pr_perror("dup fd %d of pid %d", e->fd, c->pid);
 	}
-	out->len = len;
-	return 0;
+	/* the task's description cannot be read (O_WRONLY, O_PATH) or only with aligned
+	 * buffers (O_DIRECT): a new read-only description of the same file */
+	char name[32];
+	snprintf(name, sizeof(name), "fd/%d", e->fd);
+	int fd = openat(c->procfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return pr_perror("open deleted file %s (fd %d of pid %d) again to read it", path,
+				 e->fd, c->pid);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_dev != e->st.st_dev || st.st_ino != e->st.st_ino) {
+		close(fd);
+		pr_err("fd %d of pid %d: /proc/%d/%s is no longer %s", e->fd, c->pid, c->pid, name,
+		       path);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, const char *path,
+		    BlobRef **ref)
+{
+	char what[PATH_MAX + 64];
+	snprintf(what, sizeof(what), "%s (fd %d of pid %d)", path, e->fd, c->pid);
+	return blob_put_file(c->img, rfd, (uint64_t)e->st.st_size, what, ref);
 }
 
 static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
@@ -69,11 +82,18 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	if (!d->path || !d->unlinked)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	unlinked_file__init(d->unlinked);
-	d->unlinked->mode = e->st.st_mode & 07777;
+	UnlinkedFile *u = d->unlinked;
+	u->mode = e->st.st_mode & 07777;
+	u->has_uid = u->has_gid = true;
+	u->uid = e->st.st_uid;
+	u->gid = e->st.st_gid;
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
-	return fd_read_contents(c, e, dup, d->path, &d->unlinked->data);
+	_cleanup_close_ int rfd = fd_open_contents(c, e, dup, d->path);
+	if (rfd < 0)
+		return rfd;
+	return fd_put_contents(c, e, rfd, d->path, &u->blob);
 }
 
 /* ---- restore ------------------------------------------------------------------- */
@@ -107,28 +127,77 @@ static void ghost_unlink(const Files *f)
 	}
 }
 
-static int unlinked_open(const FileDesc *d, int target, int rootfd)
+int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_reader *blobs,
+		      const char *what)
 {
-	const UnlinkedFile *u = d->unlinked;
-	char path[PATH_MAX];
-	(void)rootfd;
-	if ((d->has_size && u->data.len != d->size) || u->data.len > GHOST_MAX) {
-		pr_err("files image: deleted file %s has no or inconsistent contents", d->path);
+	if (!ref || !d->has_size || ref->size != d->size) {
+		pr_err("files image: %s has no or inconsistent contents", what);
 		return -EINVAL;
 	}
+	return blob_check(blobs, ref, what);
+}
+
+int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs, bool has_owner,
+		     uid_t uid, gid_t gid, bool has_mode, mode_t mode, const char *what)
+{
+	/* contents, owner, mode: a write or a change of owner clears the set-id bits */
+	int ret = blob_read_fd(blobs, ref, fd, what);
+	if (ret)
+		return ret;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return pr_perror("restore: fstat %s", what);
+	if (has_owner && (st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return pr_perror("restore: give %s to %u:%u", what, (unsigned int)uid,
+				 (unsigned int)gid);
+	if (has_mode && fchmod(fd, mode & 07777) < 0)
+		return pr_perror("restore: mode %o of %s", (unsigned int)(mode & 07777), what);
+	return 0;
+}
+
+static int unlinked_validate(const FileDesc *d, const struct blob_reader *blobs)
+{
+	int ret = fd_validate_path(d, blobs);
+	if (ret)
+		return ret;
+	char what[PATH_MAX + 32];
+	snprintf(what, sizeof(what), "deleted file %s", d->path);
+	return fd_check_contents(d, d->unlinked->blob, blobs, what);
+}
+
+/* The file's owner, mode and contents into @fd, just created at @path (removed again if
+ * that fails). */
+static int ghost_fill(const FileDesc *d, int fd, const char *path, const struct blob_reader *blobs,
+		      int target)
+{
+	const UnlinkedFile *u = d->unlinked;
+	char what[PATH_MAX + 48];
+	snprintf(what, sizeof(what), "deleted file %s (fd %d)", d->path, target);
+	int ret = fd_fill_contents(fd, u->blob, blobs, u->has_uid && u->has_gid, (uid_t)u->uid,
+				   (gid_t)u->gid, true, (mode_t)u->mode, what);
+	close(fd);
+	if (ret)
+		unlink(path);
+	return ret;
+}
+
+static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
+{
+	char path[PATH_MAX];
+	(void)rootfd;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		ghost_path(d, attempt == 1, path, sizeof(path));
-		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(u->mode & 07777));
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == EEXIST)
 			break; /* made for another description of the same file */
+		if (fd < 0 && !attempt)
+			continue; /* its directory is gone: in /tmp */
 		if (fd < 0)
-			continue;
-		int ret = u->data.len ? write_all(fd, u->data.data, u->data.len) : 0;
-		close(fd);
-		if (ret) {
-			unlink(path);
-			return pr_errno(ret, "restore fd %d: write deleted file %s", target, d->path);
-		}
+			return pr_perror("restore fd %d: recreate deleted file %s at %s", target,
+					 d->path, path);
+		int ret = ghost_fill(d, fd, path, blobs, target);
+		if (ret)
+			return ret;
 		break;
 	}
 	int fd = open(path, fd_open_flags(d));
@@ -148,7 +217,7 @@ const struct fd_ops fd_unlinked_ops = {
 	.owns = unlinked_owns,
 	.classify = unlinked_classify,
 	.dump = unlinked_dump,
-	.validate = fd_validate_path,
+	.validate = unlinked_validate,
 	.open = unlinked_open,
 	.opened = ghost_unlink,
 };

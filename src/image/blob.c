@@ -432,6 +432,12 @@ void blob_close(struct blob_reader *r)
 	r->fd = -1;
 }
 
+const struct blob_reader *blob_reader_or_none(const struct blob_reader *r)
+{
+	static const struct blob_reader none = { .fd = -1 };
+	return r ? r : &none;
+}
+
 int blob_ref_check(const BlobRef *ref, uint64_t payload_len, const char *what,
 		   uint64_t *stored_out)
 {

@@ -49,17 +49,21 @@
  * unsorted or overlapping, absurd counts, a chunk whose checksum differs, a short file.
  * On an error part of the data may already be in the target: the caller discards it.
  *
- * Moving a module's contents here (what src/ns/mnt.c does for tmpfs files):
+ * Moving a module's contents here (what src/ns/mnt.c does for tmpfs files,
+ * src/files/unlinked.c and memfd.c for unlinked files and memfds, src/mem/mem.c for
+ * mapped ones):
  *   - schema: an `optional BlobRef NAME = N;` in the module's record instead of `bytes`
  *     (a new field number; the old one `reserved`), plus whatever structure the bytes
  *     had (message lengths of a queue, a segment's size) in the record itself;
  *   - dump: the writer is the image directory, dump_ctx.img (dump_tree.img for a
  *     tree-wide hook). An unlinked file or a memfd: blob_put_file() on the fd (a
  *     pidfd_getfd() duplicate shares the task's offset: it is put back; the size from
- *     fstat); a mapped memfd: the same on /proc/PID/map_files/...; a SysV queue or a
- *     socket queue: blob_begin(), blob_write() per message, blob_end(), the lengths in
- *     the record; a shm segment: blob_put_buf() or blob_begin()/blob_write() per piece.
- *     No size caps are needed: only the record's own bound (IMG_MAX_META) remains;
+ *     fstat; a description that cannot be read, O_WRONLY or O_PATH, opened again read-only
+ *     through /proc/PID/fd/N); a mapped memfd: the same on /proc/PID/map_files/...; a
+ *     SysV queue or a socket queue: blob_begin(), blob_write() per message, blob_end(),
+ *     the lengths in the record; a shm segment: blob_put_buf() or
+ *     blob_begin()/blob_write() per piece. No size caps are needed: only the record's
+ *     own bound (IMG_MAX_META) remains;
  *   - restore: rst_ctx.blobs, in stasis and in every restore child (the fd is there
  *     until the task's memory is rebuilt). blob_check() in the module's validate hook;
  *     blob_read_fd() into the file recreated (memfd_create, O_TMPFILE...), or blob_read()
@@ -123,6 +127,9 @@ int blob_open(int dfd, struct blob_reader *r) __must_check;
 /* The same over an open blobs.img (@fd is taken, closed on failure too). */
 int blob_open_fd(int fd, const char *what, struct blob_reader *r) __must_check;
 void blob_close(struct blob_reader *r);
+/* @r, or a reader without blobs when NULL (a restore context built without an image
+ * directory, as unit tests do): any BlobRef then fails with a clear error. */
+const struct blob_reader *blob_reader_or_none(const struct blob_reader *r);
 
 /* Bounds of @ref against a payload of @payload_len bytes; pure. The stored length in
  * *stored if not NULL. */

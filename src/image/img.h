@@ -18,8 +18,10 @@
 #include "image/stasis.pb-c.h"
 
 #define IMG_MAGIC 0x53415453u /* "STAS" */
-#define IMG_VERSION 3 /* 2: a message per fd kind; 3: bulk contents in blobs.img, the
-			* namespaces a task created in ns-PID.img */
+/* 2: a message per fd kind; 3: bulk contents in blobs.img, the namespaces a task created
+ * in ns-PID.img; 4: the contents of unlinked files and memfds (open or mapped) in
+ * blobs.img instead of inline bytes, their owner and mode, Vma.ghost_in_fd */
+#define IMG_VERSION 4
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
 #define IMG_PAGES_HDR_SIZE 4096
 

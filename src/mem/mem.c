@@ -415,10 +415,22 @@ static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 	return ret;
 }
 
-#define MAPPED_GHOST_MAX (64u << 20)
+/* The description of @f that is the unlinked file or memfd (@dev, @ino), or NULL. */
+static const FileDesc *ghost_desc(const Files *f, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; f && i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		if ((d->unlinked || d->memfd) && d->has_dev && d->has_ino && d->dev == dev &&
+		    d->ino == ino)
+			return d;
+	}
+	return NULL;
+}
 
-/* Contents of mapped files that have no name any more (unlinked, memfd), read through
- * /proc/PID/map_files (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), once per file. */
+/* Contents of mapped files that have no name any more (unlinked, memfd), once per file:
+ * none when the task also holds the file open (the files module carries them, and the
+ * area maps the file restored for that fd), else read through /proc/PID/map_files (needs
+ * CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN) into the image's blob store (holes kept). */
 static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 {
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -431,6 +443,10 @@ static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 			       mm->vmas[j]->ino == v->ino;
 		if (seen)
 			continue;
+		if (ghost_desc(c->files, v->dev, v->ino)) {
+			v->has_ghost_in_fd = v->ghost_in_fd = true;
+			continue;
+		}
 		char name[64];
 		snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
 			 (unsigned long long)v->end);
@@ -439,27 +455,19 @@ static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 		if (fd < 0 || fstat(fd, &st) < 0)
 			return pr_perror("mem: open %s of pid %d (deleted file %s)", name, c->pid,
 					 v->path);
-		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAPPED_GHOST_MAX) {
-			pr_err("vma %llx-%llx of pid %d maps deleted file %s of %lld bytes: not "
-			       "supported (more than %u bytes)",
-			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid, v->path,
-			       (long long)st.st_size, MAPPED_GHOST_MAX);
-			return -EFBIG;
+		if (!S_ISREG(st.st_mode)) {
+			pr_err("vma %llx-%llx of pid %d maps deleted file %s, not a regular file: "
+			       "not supported",
+			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid,
+			       v->path);
+			return -EOPNOTSUPP;
 		}
-		v->has_ghost = true;
-		v->ghost.len = (size_t)st.st_size;
-		v->ghost.data = malloc(v->ghost.len ? v->ghost.len : 1);
-		if (!v->ghost.data)
-			return -ENOMEM;
-		for (size_t off = 0; off < v->ghost.len;) {
-			ssize_t n = pread(fd, v->ghost.data + off, v->ghost.len - off, (off_t)off);
-			if (n <= 0) {
-				if (n == 0)
-					errno = EIO;
-				return pr_perror("mem: read deleted file %s of pid %d", v->path, c->pid);
-			}
-			off += (size_t)n;
-		}
+		char what[PATH_MAX + 96];
+		snprintf(what, sizeof(what), "deleted file %s mapped at %llx by pid %d", v->path,
+			 (unsigned long long)v->start, c->pid);
+		int ret = blob_put_file(c->img, fd, (uint64_t)st.st_size, what, &v->ghost);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -604,6 +612,35 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 	return 0;
 }
 
+/* The file of area @v that the task holds open too (Vma.ghost_in_fd): its fd, already
+ * restored, when its access mode suits the mapping, else a new description of it. */
+static int ghost_of_fd(const struct rst_ctx *c, const Vma *v)
+{
+	const FileDesc *d = ghost_desc(c->files, v->dev, v->ino);
+	int nr = -1;
+	for (size_t k = 0; d && k < c->files->n_fds && nr < 0; k++)
+		if (c->files->fds[k]->file_id == d->id)
+			nr = c->files->fds[k]->fd;
+	if (nr < 0) {
+		pr_err("image: deleted file %s mapped at %llx: no fd of the task holds it", v->path,
+		       (unsigned long long)v->start);
+		return -EINVAL;
+	}
+	unsigned int acc = d->flags & O_ACCMODE;
+	if (!(d->flags & O_PATH) && (acc == O_RDWR || (acc == O_RDONLY && !v->file_writable))) {
+		int fd = fcntl(nr, F_DUPFD_CLOEXEC, 0);
+		return fd >= 0 ? fd : pr_perror("restore: dup fd %d (%s) to map it", nr, v->path);
+	}
+	/* through the task's own /proc, like a memfd reopened in another access mode (the
+	 * fd table is rebuilt: stasis's /proc fd may be gone from it) */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", nr);
+	int fd = open(path, (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: open fd %d (%s) again to map it", nr, v->path);
+	return fd;
+}
+
 /* The file behind an area that mapped an unlinked file or a memfd: recreated from the
  * contents in the image (a memfd with its name, or a file created and unlinked again
  * beside its old path or in /tmp); areas of the same file share it. Returns an fd, or
@@ -620,7 +657,9 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 			return -ENOENT - 1000;
 		}
 	}
-	if (!v->has_ghost || v->ghost.len > MAPPED_GHOST_MAX) {
+	if (v->ghost_in_fd)
+		return ghost_of_fd(c, v);
+	if (!v->ghost) {
 		pr_err("image: deleted file %s mapped at %llx has no contents", v->path,
 		       (unsigned long long)v->start);
 		return -EINVAL;
@@ -642,12 +681,15 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 	}
 	if (fd < 0)
 		return pr_perror("restore: recreate deleted file %s", v->path);
-	int ret = v->ghost.len ? write_all(fd, v->ghost.data, v->ghost.len) : 0;
 	if (path[0])
 		unlink(path);
+	char what[PATH_MAX + 64];
+	snprintf(what, sizeof(what), "deleted file %s mapped at %llx", v->path,
+		 (unsigned long long)v->start);
+	int ret = blob_read_fd(blob_reader_or_none(c->blobs), v->ghost, fd, what);
 	if (ret) {
 		close(fd);
-		return pr_errno(ret, "restore: fill deleted file %s", v->path);
+		return ret;
 	}
 	return fd;
 }
@@ -1268,9 +1310,32 @@ static int mem_dump_tree(struct dump_tree *t)
 	return 0;
 }
 
+/* The contents of mapped deleted files: their bounds in blobs.img. */
+static int mem_validate_ghosts(const struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (v->ghost_in_fd && !ghost_desc(c->files, v->dev, v->ino)) {
+			pr_err("image: deleted file %s mapped at %llx: no open file of the task is it",
+			       v->path ? v->path : "?", (unsigned long long)v->start);
+			return -EINVAL;
+		}
+		if (!v->ghost)
+			continue;
+		char what[PATH_MAX + 64];
+		snprintf(what, sizeof(what), "deleted file %s mapped at %llx",
+			 v->path ? v->path : "?", (unsigned long long)v->start);
+		int ret = blob_check(blob_reader_or_none(c->blobs), v->ghost, what);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int mem_validate_ctx(struct rst_ctx *c)
 {
-	return mem_validate(c->mm, c->pages);
+	int ret = mem_validate(c->mm, c->pages);
+	return ret ? ret : mem_validate_ghosts(c);
 }
 
 const struct resource mem_resource = {

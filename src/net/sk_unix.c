@@ -401,8 +401,9 @@ static int sk_unix_dump(pid_t pid, int fd, int dup, const char *link, uint64_t i
 	return ret;
 }
 
-static int sk_unix_validate(const FileDesc *d)
+static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
+	(void)blobs;
 	const UnixSk *u = d->unix_sk;
 	if (!u) {
 		pr_err("files image: unix socket %u has no socket data", d->id);

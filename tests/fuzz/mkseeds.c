@@ -142,11 +142,22 @@ int main(int argc, char **argv)
 	core.root = (char *)"/";
 	seed(argv[1], 1, &core.base);
 
+	/* contents in blobs.img: an unlinked file, a memfd, a mapped deleted file */
+	uint64_t ext[2] = { 0, 3 }, xxh[1] = { 0x1234 };
+	BlobRef br = BLOB_REF__INIT;
+	br.size = 3;
+	br.n_extents = 2;
+	br.extents = ext;
+	br.n_chunk_xxh = 1;
+	br.chunk_xxh = xxh;
 	Vma v = VMA__INIT, *vp[1] = { &v };
 	v.start = 0x1000;
 	v.end = 0x2000;
 	v.kind = VMA_KIND__VMA_FILE;
 	v.path = (char *)"/bin/x";
+	v.has_deleted = 1;
+	v.deleted = 1;
+	v.ghost = &br;
 	PageRun pr = PAGE_RUN__INIT, *prp[1] = { &pr };
 	pr.vaddr = 0x1000;
 	pr.nr_pages = 1;
@@ -169,21 +180,30 @@ int main(int argc, char **argv)
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
 	UnlinkedFile ul = UNLINKED_FILE__INIT;
-	ul.data = pd.data;
+	ul.blob = &br;
 	ul.mode = 0600;
+	ul.has_uid = ul.has_gid = 1;
+	ul.uid = 1000;
+	ul.gid = 1000;
 	FileDesc fd_ul = FILE_DESC__INIT;
 	fd_ul.id = 2;
 	fd_ul.path = (char *)"/tmp/gone";
+	fd_ul.has_size = 1;
+	fd_ul.size = 3;
 	fd_ul.unlinked = &ul;
 	fdp[1] = &fd_ul;
 	MemfdData mfd = MEMFD_DATA__INIT;
 	mfd.name = (char *)"buf";
-	mfd.data = pd.data;
+	mfd.blob = &br;
+	mfd.has_mode = 1;
+	mfd.mode = 0600;
 	mfd.has_seals = 1;
 	mfd.seals = 1;
 	FileDesc fd_mfd = FILE_DESC__INIT;
 	fd_mfd.id = 3;
 	fd_mfd.path = (char *)"/memfd:buf";
+	fd_mfd.has_size = 1;
+	fd_mfd.size = 3;
 	fd_mfd.memfd = &mfd;
 	fdp[2] = &fd_mfd;
 	Fd e = FD__INIT, *ep[1] = { &e };

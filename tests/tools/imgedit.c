@@ -3,7 +3,7 @@
  *
  *   imgedit DIR PID creds-root        every uid/gid of core-PID.img's creds -> 0
  *   imgedit DIR PID file-path PATH    the path of every regular file of files-PID.img
- *                                     (not unlinked files or memfds: their contents are carried)
+ *                                     (not unlinked files or memfds: they are recreated)
  *   imgedit DIR PID cgns-root PATH    core-PID.img's task created a cgroup namespace whose
  *                                     cgroup v2 root is PATH
  *

@@ -459,6 +459,27 @@ static void test_bad_image(void)
 		bad += files_restore_child(&c) != -EINVAL;
 		u.n_msgs = 0;                       /* no other end in the task */
 		bad += files_restore_child(&c) != -EINVAL;
+		d.kind = FILE_KIND__FILE_REG;       /* unlinked file, memfd: contents */
+		d.unix_sk = NULL;
+		d.path = (char *)"/tmp/gone";
+		UnlinkedFile ul = UNLINKED_FILE__INIT;
+		d.unlinked = &ul;                   /* no contents */
+		bad += files_restore_child(&c) != -EINVAL;
+		BlobRef br = BLOB_REF__INIT;
+		br.size = 5;
+		ul.blob = &br;
+		d.has_size = true;
+		d.size = 4;                         /* contents of another size */
+		bad += files_restore_child(&c) != -EINVAL;
+		d.size = 5;                         /* the image has no blobs.img */
+		bad += files_restore_child(&c) != -ENOENT;
+		d.unlinked = NULL;
+		MemfdData md = MEMFD_DATA__INIT;
+		md.name = (char *)"m";
+		d.memfd = &md;                      /* no contents */
+		bad += files_restore_child(&c) != -EINVAL;
+		md.blob = &br;                      /* the image has no blobs.img */
+		bad += files_restore_child(&c) != -ENOENT;
 		bad += fcntl(1, F_GETFD) < 0;   /* nothing was closed */
 		_exit(bad);
 	}
