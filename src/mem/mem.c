@@ -38,6 +38,8 @@
 #define MADV_BIT_NOHUGEPAGE (1u << 3)
 #define MADV_BIT_WIPEONFORK (1u << 4)
 #define MADV_BIT_MERGEABLE (1u << 5)
+#define MADV_BIT_LOCKED (1u << 6)      /* mlock: not an madvise, set with mlock2 */
+#define MADV_BIT_LOCKONFAULT (1u << 7) /* ... MLOCK_ONFAULT */
 
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 {
@@ -55,7 +57,9 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 		  ((pv->vmflags & VMF_HG) ? MADV_BIT_HUGEPAGE : 0) |
 		  ((pv->vmflags & VMF_NH) ? MADV_BIT_NOHUGEPAGE : 0) |
 		  ((pv->vmflags & VMF_WF) ? MADV_BIT_WIPEONFORK : 0) |
-		  ((pv->vmflags & VMF_MG) ? MADV_BIT_MERGEABLE : 0);
+		  ((pv->vmflags & VMF_MG) ? MADV_BIT_MERGEABLE : 0) |
+		  ((pv->vmflags & VMF_LO) ? MADV_BIT_LOCKED : 0) |
+		  ((pv->vmflags & VMF_LF) ? MADV_BIT_LOCKONFAULT : 0);
 	if ((pv->vmflags & (VMF_IO | VMF_PF | VMF_HT)) && !(p && p[0] == '[')) {
 		pr_err("vma %llx-%llx of pid %d is a device/hugetlb mapping: not supported yet",
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
@@ -1134,6 +1138,31 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 	return 0;
 }
 
+/* Locked areas (mlock, mlock2 MLOCK_ONFAULT), one call per run of adjacent ones locked
+ * the same way. Before the credentials are the task's (the stage order): a task that
+ * locked memory as root and then dropped its privileges keeps its locks, and so does the
+ * restored one, locked while it still has the restorer's. */
+static int mlock_vmas(struct rst_ctx *c)
+{
+	const uint32_t lk = MADV_BIT_LOCKED | MADV_BIT_LOCKONFAULT;
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (vma_is_special(v) || !(v->madv & MADV_BIT_LOCKED))
+			continue;
+		uint64_t start = v->start, end = v->end;
+		while (i + 1 < c->mm->n_vmas && c->mm->vmas[i + 1]->start == end &&
+		       !vma_is_special(c->mm->vmas[i + 1]) &&
+		       (c->mm->vmas[i + 1]->madv & lk) == (v->madv & lk))
+			end = c->mm->vmas[++i]->end;
+		long ret = rsys_do(&c->rs, "restore: mlock2", SYS_mlock2, start, end - start,
+				   (v->madv & MADV_BIT_LOCKONFAULT) ? MLOCK_ONFAULT : 0, 0, 0, 0);
+		if (ret < 0)
+			return pr_errno((int)ret, "restore: pid %d: lock %llx-%llx", c->pid,
+					(unsigned long long)start, (unsigned long long)end);
+	}
+	return 0;
+}
+
 static int madvise_vmas(struct rst_ctx *c)
 {
 	static const struct {
@@ -1162,6 +1191,9 @@ static int madvise_vmas(struct rst_ctx *c)
 				return (int)ret;
 		}
 	}
+	int lret = mlock_vmas(c);
+	if (lret)
+		return lret;
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
 		if (vma_is_special(v))

@@ -149,6 +149,13 @@ int misc_restore_child(struct rst_ctx *c)
 		if (getrlimit((__rlimit_resource_t)l->resource, &cur) == 0 &&
 		    cur.rlim_cur == rl.rlim_cur && cur.rlim_max == rl.rlim_max)
 			continue;
+		/* RLIMIT_MEMLOCK is only raised here: the locked areas are locked again once
+		 * the memory is rebuilt, and a task may hold more than its limit allows now
+		 * (it locked, then lowered it); lowered to the image's by the remote hook */
+		if (l->resource == RLIMIT_MEMLOCK && getrlimit(RLIMIT_MEMLOCK, &cur) == 0) {
+			rl.rlim_cur = MAX(rl.rlim_cur, cur.rlim_cur);
+			rl.rlim_max = MAX(rl.rlim_max, cur.rlim_max);
+		}
 		if (setrlimit((__rlimit_resource_t)l->resource, &rl) < 0)
 			return pr_perror("restore: set rlimit %u to %llu/%llu (raising a hard limit "
 					 "needs CAP_SYS_RESOURCE)",
@@ -158,10 +165,32 @@ int misc_restore_child(struct rst_ctx *c)
 	return 0;
 }
 
+/* The image's RLIMIT_MEMLOCK, once the memory is locked again (lowering a limit needs no
+ * privilege). */
+static int memlock_limit_remote(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->core->n_rlimits; i++) {
+		const Rlimit *l = c->core->rlimits[i];
+		if (l->resource != RLIMIT_MEMLOCK)
+			continue;
+		struct rlimit rl = { l->cur, l->max };
+		int ret = rsys_poke(&c->rs, c->rs.scratch, &rl, sizeof(rl));
+		long r = ret ? ret
+			     : rsys_do(&c->rs, "restore: RLIMIT_MEMLOCK", SYS_prlimit64, 0,
+				       RLIMIT_MEMLOCK, c->rs.scratch, 0, 0, 0);
+		if (r < 0)
+			return pr_errno((int)r, "restore: pid %d: RLIMIT_MEMLOCK %llu/%llu", c->pid,
+					(unsigned long long)l->cur, (unsigned long long)l->max);
+	}
+	return 0;
+}
+
 int misc_restore_remote(struct rst_ctx *c)
 {
 	const Core *core = c->core;
-	long r;
+	long r = memlock_limit_remote(c);
+	if (r)
+		return (int)r;
 
 	if (core->has_timer_slack_ns) {
 		r = rsys_do(&c->rs, "restore: timer slack", SYS_prctl, PR_SET_TIMERSLACK,
