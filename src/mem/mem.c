@@ -40,6 +40,20 @@
 #define MADV_BIT_MERGEABLE (1u << 5)
 #define MADV_BIT_LOCKED (1u << 6)      /* mlock: not an madvise, set with mlock2 */
 #define MADV_BIT_LOCKONFAULT (1u << 7) /* ... MLOCK_ONFAULT */
+#define MADV_BIT_SEQUENTIAL (1u << 8)
+#define MADV_BIT_RANDOM (1u << 9)
+
+/* VmFlags that no part of the restore rebuilds: an area with one is refused at dump. */
+static const struct {
+	uint32_t flag;
+	const char *what;
+} vmf_refused[] = {
+	{ VMF_UW, "registered with userfaultfd (write-protect)" },
+	{ VMF_UM, "registered with userfaultfd (missing pages)" },
+	{ VMF_SL, "sealed (mseal)" },
+	{ VMF_GU, "has guard regions (MADV_GUARD_INSTALL)" },
+	{ VMF_UNKNOWN, "has a VmFlags code stasis does not know" },
+};
 
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 {
@@ -59,7 +73,18 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 		  ((pv->vmflags & VMF_WF) ? MADV_BIT_WIPEONFORK : 0) |
 		  ((pv->vmflags & VMF_MG) ? MADV_BIT_MERGEABLE : 0) |
 		  ((pv->vmflags & VMF_LO) ? MADV_BIT_LOCKED : 0) |
-		  ((pv->vmflags & VMF_LF) ? MADV_BIT_LOCKONFAULT : 0);
+		  ((pv->vmflags & VMF_LF) ? MADV_BIT_LOCKONFAULT : 0) |
+		  ((pv->vmflags & VMF_SR) ? MADV_BIT_SEQUENTIAL : 0) |
+		  ((pv->vmflags & VMF_RR) ? MADV_BIT_RANDOM : 0);
+	if (pv->vmflags & VMF_NR)
+		v->flags |= MAP_NORESERVE;
+	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
+		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[')) {
+			pr_err("vma %llx-%llx of pid %d %s: not supported yet",
+			       (unsigned long long)pv->start, (unsigned long long)pv->end, pid,
+			       vmf_refused[k].what);
+			return -EOPNOTSUPP;
+		}
 	if ((pv->vmflags & (VMF_IO | VMF_PF | VMF_HT)) && !(p && p[0] == '[')) {
 		pr_err("vma %llx-%llx of pid %d is a device/hugetlb mapping: not supported yet",
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
@@ -573,7 +598,7 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		    (v->kind != VMA_KIND__VMA_VSYSCALL && v->end > ARCH_TASK_SIZE) ||
 		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_VSYSCALL ||
 		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
-		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN)) ||
+		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) ||
 		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
 			pr_err("image: vma %zu (%llx-%llx) is malformed", i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
@@ -1114,7 +1139,9 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 		added_write[i] = vma_has_runs(c->mm, i, &ri) && !(prot & PROT_WRITE);
 		if (added_write[i])
 			prot |= PROT_WRITE;
-		uint64_t flags = (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN)) | MAP_FIXED;
+		uint64_t flags =
+			(v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) |
+			MAP_FIXED;
 		uint64_t fd = (uint64_t)-1, off = 0;
 		if (v->kind == VMA_KIND__VMA_FILE) {
 			fd = (uint64_t)(c->map_fd_base + (int)i);
@@ -1172,6 +1199,7 @@ static int madvise_vmas(struct rst_ctx *c)
 		{ MADV_BIT_DONTFORK, MADV_DONTFORK },	{ MADV_BIT_DONTDUMP, MADV_DONTDUMP },
 		{ MADV_BIT_HUGEPAGE, MADV_HUGEPAGE },	{ MADV_BIT_NOHUGEPAGE, MADV_NOHUGEPAGE },
 		{ MADV_BIT_WIPEONFORK, MADV_WIPEONFORK }, { MADV_BIT_MERGEABLE, MADV_MERGEABLE },
+		{ MADV_BIT_SEQUENTIAL, MADV_SEQUENTIAL }, { MADV_BIT_RANDOM, MADV_RANDOM },
 	};
 	/* One call per advice over each run of adjacent areas that have it (glibc puts
 	 * MADV_NOHUGEPAGE on every thread stack and its guard: thousands of areas). */

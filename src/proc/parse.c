@@ -168,7 +168,7 @@ static bool is_ident_char(char c)
 }
 
 /* "VmFlags: rd wr mr ...": two-character codes; unknown codes (newer kernels, other
- * architectures: "mt", "ss", "bt", ...) are ignored. */
+ * architectures: "mt", "ss", "bt", ...) set VMF_UNKNOWN. */
 static int parse_vmflags(const char *p, uint32_t *out)
 {
 	uint32_t flags = 0;
@@ -182,12 +182,11 @@ static int parse_vmflags(const char *p, uint32_t *out)
 			p++;
 		if (p - w != 2 || !is_ident_char(w[0]) || !is_ident_char(w[1]))
 			return -EINVAL;
-		for (size_t i = 0; i < ARRAY_SIZE(vmflag_names); i++) {
-			if (w[0] == vmflag_names[i][0] && w[1] == vmflag_names[i][1]) {
-				flags |= 1u << i;
-				break;
-			}
-		}
+		size_t i = 0;
+		while (i < ARRAY_SIZE(vmflag_names) &&
+		       (w[0] != vmflag_names[i][0] || w[1] != vmflag_names[i][1]))
+			i++;
+		flags |= i < ARRAY_SIZE(vmflag_names) ? 1u << i : VMF_UNKNOWN;
 	}
 	*out = flags;
 	return 0;

@@ -46,6 +46,8 @@ enum {
 	VMF_LF = 1u << 28, /* lf lock on fault */
 	VMF_SL = 1u << 29, /* sl sealed */
 	VMF_GU = 1u << 30, /* gu guard regions */
+	VMF_UNKNOWN = 1u << 31, /* a code this parser does not know (newer kernels, other
+				 * architectures: "ss", "mt", "bt", ...) */
 };
 
 struct proc_vma {

@@ -1,10 +1,11 @@
 // stasis-test: timeout=30
 /* Anonymous private mappings with madvise flags: MADV_DONTFORK (dc), MADV_WIPEONFORK
  * (wf), MADV_HUGEPAGE (hg, 4 MiB 2 MiB-aligned), MADV_NOHUGEPAGE (nh), one with both
- * DONTFORK and NOHUGEPAGE, and a MAP_GROWSDOWN mapping (gd). They lie in a PROT_NONE
+ * DONTFORK and NOHUGEPAGE, MADV_SEQUENTIAL (sr), MADV_RANDOM (rr) and a MAP_GROWSDOWN
+ * mapping (gd). They lie in a PROT_NONE
  * reservation with gaps so that none merges with a neighbour. After the restore each
  * range is still one VMA with the same bounds, its VmFlags (restricted to rd wr ex dc wf
- * hg nh gd; others such as ac, sd, mg may differ) are the expected ones, and its data is
+ * hg nh gd sr rr; others such as ac, sd, mg may differ) are the expected ones, and its data is
  * intact. */
 #include "lib.h"
 
@@ -34,12 +35,14 @@ static struct region regions[] = {
 	{ "nohugepage", 8 * MB, 1 * MB, { MADV_NOHUGEPAGE, 0 }, "rd wr nh" },
 	{ "dontfork+nohugepage", 10 * MB, 64 * KB, { MADV_DONTFORK, MADV_NOHUGEPAGE },
 	  "rd wr dc nh" },
+	{ "sequential", 9 * MB + 256 * KB, 64 * KB, { MADV_SEQUENTIAL, 0 }, "rd wr sr" },
+	{ "random", 11 * MB, 64 * KB, { MADV_RANDOM, 0 }, "rd wr rr" },
 	{ "growsdown", 0, 128 * KB, { 0 }, "rd wr gd" },
 };
 #define NREG (sizeof(regions) / sizeof(regions[0]))
 #define RESERVE (12 * MB)
 
-static const char *const kept[] = { "rd", "wr", "ex", "dc", "wf", "hg", "nh", "gd" };
+static const char *const kept[] = { "rd", "wr", "ex", "dc", "wf", "hg", "nh", "gd", "sr", "rr" };
 
 static void filter_flags(const char *vmflags, char *out, size_t size)
 {

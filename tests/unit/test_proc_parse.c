@@ -201,7 +201,7 @@ static void test_smaps_handmade(void)
 	CHECK_EQ(v[0].dev_major, 8);
 	CHECK_EQ(v[0].dev_minor, 1);
 	CHECK_STREQ(v[0].path, "/opt/x y/prog");
-	CHECK_EQ(v[0].vmflags, VMF_RD | VMF_EX | VMF_MR | VMF_MW | VMF_ME); /* dw, zz ignored */
+	CHECK_EQ(v[0].vmflags, VMF_RD | VMF_EX | VMF_MR | VMF_MW | VMF_ME | VMF_UNKNOWN); /* dw, zz */
 	CHECK_STREQ(v[1].path, "[anon:stasis fixture]");
 	CHECK_EQ(v[1].vmflags,
 		 VMF_RD | VMF_WR | VMF_MR | VMF_MW | VMF_ME | VMF_AC | VMF_LO | VMF_GU | VMF_SL);
