@@ -212,8 +212,15 @@ int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, c
 int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_reader *blobs,
 		      const char *what) __must_check;
 /* unlinked.c: a file just recreated (@fd, read-write): its contents from the blob store
- * (holes kept), then its owner (when recorded and not already so) and permission bits. */
-int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs, bool has_owner,
-		     uid_t uid, gid_t gid, bool has_mode, mode_t mode, const char *what) __must_check;
+ * (holes kept), then its owner (when recorded and not already so), permission bits and
+ * access and modification times (@times_ns: atime, mtime; NULL: not recorded). */
+int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
+		     const int64_t *times_ns, bool has_owner, uid_t uid, gid_t gid, bool has_mode,
+		     mode_t mode, const char *what) __must_check;
+/* The times of @st as recorded (ns since the epoch). */
+static inline int64_t fd_ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
 
 #endif

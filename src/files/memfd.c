@@ -45,6 +45,9 @@ static int memfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	m->mode = e->st.st_mode & 07777;
 	m->uid = e->st.st_uid;
 	m->gid = e->st.st_gid;
+	m->has_atime_ns = m->has_mtime_ns = true;
+	m->atime_ns = fd_ts_ns(&e->st.st_atim);
+	m->mtime_ns = fd_ts_ns(&e->st.st_mtim);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
@@ -93,7 +96,10 @@ static int memfd_open(const FileDesc *d, int target, int rootfd, const struct bl
 		return pr_perror("restore fd %d: memfd_create %s", target, m->name);
 	char what[300];
 	snprintf(what, sizeof(what), "memfd %s (fd %d)", m->name, target);
-	int ret = fd_fill_contents(fd, m->blob, blobs, m->has_uid && m->has_gid, (uid_t)m->uid,
+	int64_t times[2] = { m->atime_ns, m->mtime_ns };
+	int ret = fd_fill_contents(fd, m->blob, blobs,
+				   m->has_atime_ns && m->has_mtime_ns ? times : NULL,
+				   m->has_uid && m->has_gid, (uid_t)m->uid,
 				   (gid_t)m->gid, m->has_mode, (mode_t)m->mode, what);
 	if (ret)
 		return ret;

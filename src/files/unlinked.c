@@ -87,6 +87,9 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	u->has_uid = u->has_gid = true;
 	u->uid = e->st.st_uid;
 	u->gid = e->st.st_gid;
+	u->has_atime_ns = u->has_mtime_ns = true;
+	u->atime_ns = fd_ts_ns(&e->st.st_atim);
+	u->mtime_ns = fd_ts_ns(&e->st.st_mtim);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
@@ -137,8 +140,9 @@ int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_r
 	return blob_check(blobs, ref, what);
 }
 
-int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs, bool has_owner,
-		     uid_t uid, gid_t gid, bool has_mode, mode_t mode, const char *what)
+int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
+		     const int64_t *times_ns, bool has_owner, uid_t uid, gid_t gid, bool has_mode,
+		     mode_t mode, const char *what)
 {
 	/* contents, owner, mode: a write or a change of owner clears the set-id bits */
 	int ret = blob_read_fd(blobs, ref, fd, what);
@@ -152,6 +156,17 @@ int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs
 				 (unsigned int)gid);
 	if (has_mode && fchmod(fd, mode & 07777) < 0)
 		return pr_perror("restore: mode %o of %s", (unsigned int)(mode & 07777), what);
+	if (times_ns) {
+		/* last: writing the contents set both */
+		struct timespec ts[2] = { { times_ns[0] / 1000000000, times_ns[0] % 1000000000 },
+					  { times_ns[1] / 1000000000, times_ns[1] % 1000000000 } };
+		if (times_ns[0] < 0 || times_ns[1] < 0) {
+			pr_err("image: times of %s are negative", what);
+			return -EINVAL;
+		}
+		if (futimens(fd, ts) < 0)
+			return pr_perror("restore: times of %s", what);
+	}
 	return 0;
 }
 
@@ -173,7 +188,10 @@ static int ghost_fill(const FileDesc *d, int fd, const char *path, const struct 
 	const UnlinkedFile *u = d->unlinked;
 	char what[PATH_MAX + 48];
 	snprintf(what, sizeof(what), "deleted file %s (fd %d)", d->path, target);
-	int ret = fd_fill_contents(fd, u->blob, blobs, u->has_uid && u->has_gid, (uid_t)u->uid,
+	int64_t times[2] = { u->atime_ns, u->mtime_ns };
+	int ret = fd_fill_contents(fd, u->blob, blobs,
+				   u->has_atime_ns && u->has_mtime_ns ? times : NULL,
+				   u->has_uid && u->has_gid, (uid_t)u->uid,
 				   (gid_t)u->gid, true, (mode_t)u->mode, what);
 	close(fd);
 	if (ret)
