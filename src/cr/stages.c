@@ -20,6 +20,7 @@ static const struct resource *const dump_order[] = {
 	&signals_resource, /* dispositions (remote), masks, queues */
 	&timers_resource,
 	&sched_resource,   /* policy, nice, affinity per thread; oom, THP (remote) */
+	&knobs_resource,   /* MCE kill, MDWE, KSM merge (remote) */
 	&files_resource,   /* fds, grabbed with pidfd_getfd */
 	&mem_resource,     /* VMAs and the page scan: last */
 	NULL
@@ -39,7 +40,7 @@ static const struct resource *const dump_tree_order[] = {
 
 /* Restore, each process's images once read: cheap checks first, the page index last. */
 static const struct resource *const validate_order[] = {
-	&misc_resource, &regs_resource, &sched_resource, &userns_resource, &mnt_resource, &cgroup_resource,
+	&misc_resource, &regs_resource, &sched_resource, &knobs_resource, &userns_resource, &mnt_resource, &cgroup_resource,
 	&mem_resource, NULL
 };
 
@@ -69,7 +70,8 @@ static const struct resource *const prepare_order[] = { &rseq_resource, NULL };
  * against its ids; its affinity within its cpuset); rseq and the tid address last. */
 static const struct resource *const remote_order[] = {
 	&mem_resource, &threads_resource, &pidns_resource, &creds_resource, &timers_resource,
-	&cgroup_resource, &sched_resource, &files_resource, &misc_resource, &rseq_resource, NULL
+	&cgroup_resource, &sched_resource, &knobs_resource, &files_resource, &misc_resource,
+	&rseq_resource, NULL
 };
 
 /* Restore, last, every task rebuilt: registers, then the blocked mask (every signal
@@ -89,7 +91,7 @@ const struct resource *const *const res_stages[STAGE_COUNT] = {
 
 const struct resource *const res_all[] = {
 	&misc_resource,	   &creds_resource,  &regs_resource,   &threads_resource,
-	&rseq_resource,	   &signals_resource, &timers_resource, &sched_resource,
+	&rseq_resource,	   &signals_resource, &timers_resource, &sched_resource, &knobs_resource,
 	&pstree_resource,
 	&ns_resource,	   &pidns_resource,  &userns_resource, &mnt_resource,
 	&cgroup_resource,  &files_resource,  &mem_resource,    NULL

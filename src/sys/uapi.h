@@ -174,4 +174,20 @@ struct stasis_sched_attr {
 #define SCHED_FLAG_UTIL_CLAMP_MAX 0x40
 #endif
 
+/* --- prctl.h: memory-deny-write-execute (6.3), KSM for the whole process (6.4) --- */
+#ifndef PR_SET_MDWE
+#define PR_SET_MDWE 65
+#define PR_GET_MDWE 66
+#endif
+#ifndef PR_MDWE_REFUSE_EXEC_GAIN
+#define PR_MDWE_REFUSE_EXEC_GAIN (1UL << 0)
+#endif
+#ifndef PR_MDWE_NO_INHERIT
+#define PR_MDWE_NO_INHERIT (1UL << 1)
+#endif
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67
+#define PR_GET_MEMORY_MERGE 68
+#endif
+
 #endif

@@ -31,6 +31,8 @@ int creds_restore_remote(struct rst_ctx *c) __must_check;
 
 int sched_dump(struct dump_ctx *c) __must_check; /* policy, nice, affinity, oom, THP */
 
+int knobs_dump(struct dump_ctx *c) __must_check; /* MCE kill, MDWE, KSM merge */
+
 int misc_dump(struct dump_ctx *c) __must_check; /* comm, rlimits, ... */
 int misc_restore_child(struct rst_ctx *c) __must_check;
 int misc_restore_remote(struct rst_ctx *c) __must_check; /* dumpable, pdeath sig */

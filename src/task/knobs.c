@@ -1,0 +1,126 @@
+/* prctl settings that belong to no other module: the machine-check kill policy of every
+ * thread (PR_MCE_KILL), memory-deny-write-execute (PR_SET_MDWE: set last, once the
+ * memory is rebuilt, as it would refuse the restore's own mprotect to executable) and
+ * KSM for the whole address space (PR_SET_MEMORY_MERGE, which needs CAP_SYS_RESOURCE to
+ * set). Read and set by the task itself with remote prctl calls. Speculation controls
+ * (PR_{GET,SET}_SPECULATION_CTRL) are not carried: a task that changed one is refused,
+ * one whose mitigation the kernel does not let it control keeps the machine's. */
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "core/log.h"
+#include "cr/resource.h"
+#include "sys/uapi.h"
+#include "task/task.h"
+
+#define SPEC_KINDS 3 /* store bypass, indirect branch, L1D flush */
+
+static long rprctl(struct rsys *rs, const char *what, long op, uint64_t a, uint64_t b)
+{
+	return rsys_do(rs, what, SYS_prctl, (uint64_t)op, a, b, 0, 0, 0);
+}
+
+/* A speculation control the task set itself (the kernel lets it: PR_SPEC_PRCTL) is not
+ * carried yet: refuse instead of restoring the machine's default. */
+static int check_spec(struct dump_ctx *c, size_t i)
+{
+	struct rsys *rs = dump_thread_rs(c, i);
+	for (long k = 0; k < SPEC_KINDS; k++) {
+		long v = rprctl(rs, "dump: PR_GET_SPECULATION_CTRL", PR_GET_SPECULATION_CTRL,
+				(uint64_t)k, 0);
+		if (v < 0 || !(v & PR_SPEC_PRCTL))
+			continue; /* not controllable by the task: the machine's */
+		if (v != (PR_SPEC_PRCTL | PR_SPEC_ENABLE)) {
+			pr_err("thread %d of pid %d set speculation control %ld to %#lx: not "
+			       "supported yet",
+			       c->thr[i].tid, c->pid, k, v);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+int knobs_dump(struct dump_ctx *c)
+{
+	Knobs *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	knobs__init(k);
+	c->core->knobs = k;
+	k->mce_kill = calloc(c->nr_thr, sizeof(*k->mce_kill));
+	if (!k->mce_kill)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_thr; i++) {
+		long v = rprctl(dump_thread_rs(c, i), "dump: PR_MCE_KILL_GET", PR_MCE_KILL_GET, 0, 0);
+		if (v < 0)
+			return (int)v;
+		k->mce_kill[k->n_mce_kill++] = (uint32_t)v;
+		int ret = check_spec(c, i);
+		if (ret)
+			return ret;
+	}
+	long v = rprctl(&c->rs, "dump: PR_GET_MDWE", PR_GET_MDWE, 0, 0);
+	k->mdwe = v < 0 ? 0 : (uint32_t)v; /* (EINVAL: a kernel without it) */
+	v = rprctl(&c->rs, "dump: PR_GET_MEMORY_MERGE", PR_GET_MEMORY_MERGE, 0, 0);
+	k->ksm_merge = v < 0 ? 0 : (uint32_t)v;
+	return 0;
+}
+
+static int knobs_validate(struct rst_ctx *c)
+{
+	const Knobs *k = c->core->knobs;
+	bool bad = k && (k->n_mce_kill != c->core->n_threads ||
+			 (k->mdwe & ~(uint32_t)(PR_MDWE_REFUSE_EXEC_GAIN | PR_MDWE_NO_INHERIT)) ||
+			 k->ksm_merge > 1);
+	for (size_t i = 0; k && !bad && i < k->n_mce_kill; i++)
+		bad = k->mce_kill[i] > PR_MCE_KILL_DEFAULT;
+	if (bad) {
+		pr_err("image: prctl settings of pid %d are invalid", c->pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* After the memory (MDWE would refuse its mprotect calls) and the threads. */
+static int knobs_remote(struct rst_ctx *c)
+{
+	const Knobs *k = c->core->knobs;
+	if (!k)
+		return 0;
+	for (size_t i = 0; i < k->n_mce_kill; i++) {
+		struct rsys *rs = rst_thread_rs(c, i);
+		long r = rprctl(rs, "restore: PR_MCE_KILL_GET", PR_MCE_KILL_GET, 0, 0);
+		if (r == (long)k->mce_kill[i])
+			continue;
+		if (k->mce_kill[i] == PR_MCE_KILL_DEFAULT)
+			r = rprctl(rs, "restore: PR_MCE_KILL", PR_MCE_KILL, PR_MCE_KILL_CLEAR, 0);
+		else
+			r = rprctl(rs, "restore: PR_MCE_KILL", PR_MCE_KILL, PR_MCE_KILL_SET,
+				   k->mce_kill[i]);
+		if (r < 0)
+			return pr_errno((int)r, "restore: pid %d: machine-check kill policy %u",
+					c->pid, k->mce_kill[i]);
+	}
+	if (k->ksm_merge &&
+	    rprctl(&c->rs, "restore: PR_GET_MEMORY_MERGE", PR_GET_MEMORY_MERGE, 0, 0) != 1) {
+		long r = rprctl(&c->rs, "restore: PR_SET_MEMORY_MERGE", PR_SET_MEMORY_MERGE, 1, 0);
+		if (r < 0)
+			return pr_errno((int)r, "restore: pid %d: KSM for the whole process "
+						"(PR_SET_MEMORY_MERGE needs CAP_SYS_RESOURCE)",
+					c->pid);
+	}
+	if (k->mdwe) {
+		long r = rprctl(&c->rs, "restore: PR_SET_MDWE", PR_SET_MDWE, k->mdwe, 0);
+		if (r < 0)
+			return pr_errno((int)r, "restore: pid %d: memory-deny-write-execute %#x",
+					c->pid, k->mdwe);
+	}
+	return 0;
+}
+
+const struct resource knobs_resource = {
+	.name = "prctl settings",
+	.dump = knobs_dump,
+	.validate = knobs_validate,
+	.remote = knobs_remote,
+};
