@@ -139,7 +139,7 @@ class Runner:
                 run.remove(keep=False)
                 continue
             if ok:
-                extra = "%.1fs" % (time.monotonic() - t0)
+                extra = "%.1fs, statecmp %.2fs" % (time.monotonic() - t0, run.statecmp_time)
                 if self.args.sabotage:
                     extra = "sabotage detected: %s" % run.sabotage_reason
                 self.report("PASS", name, extra)

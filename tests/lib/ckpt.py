@@ -1,6 +1,7 @@
 """One run of one checkpoint test (BUILD/tests/ckpt/NAME, built from tests/ckpt/NAME.c) in
 its own temporary directory: start, ready, dump, restore, verdict, cleanup. The checks use
 it too, for the tests they dump."""
+import json
 import os
 import shutil
 import signal
@@ -8,9 +9,11 @@ import subprocess
 import tempfile
 import time
 
-from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc, kill_pid,
-                      pid_alive, pid_key, proc_descendants, proc_stat, reap_all, run_cmd,
-                      tail, user_file, wait_pid)
+from lib import statecmp
+from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc,
+                      in_rootless_container, kill_pid, pid_alive, pid_key, proc_descendants,
+                      proc_stat, reap_all, run_cmd, tail, user_file, wait_pid)
+from lib.statecmp_allow import ALLOW
 from lib.users import NONROOT_USER
 
 DEFAULT_TIMEOUT = 60
@@ -60,6 +63,9 @@ class CkptRun:
         # descendants of the runner that exist before this test: never touched by it
         self.foreign = set(filter(None, (pid_key(p) for p in proc_descendants(os.getpid()))))
         self.tree = []         # pids of the original tree, recorded before the dump
+        self.before = None     # statecmp snapshot of the tree just before the dump
+        self.statecmp_time = 0.0
+        self.allowed_diffs = []
 
     def chown(self, path):
         if self.user is not None:
@@ -267,6 +273,36 @@ class CkptRun:
             raise Failure("status PASS but %s, expected exit %d" % (
                 describe_status_rc(code), expect_code))
 
+    def snapshot_state(self):
+        """The state comparison's snapshot of the tree, just before the dump."""
+        t0 = time.monotonic()
+        self.before = statecmp.snapshot(self.pid)
+        self.statecmp_time += time.monotonic() - t0
+
+    def compare_state(self, stage):
+        """Fails naming every field (and task) whose /proc state differs from the snapshot
+        taken before the dump, but those tests/lib/statecmp_allow.py allows."""
+        t0 = time.monotonic()
+        after = statecmp.snapshot(self.pid)
+        flavor = "rootless" if in_rootless_container() else self.r.flavor
+        ctx = {"test": self.name, "flavor": flavor, "mode": self.meta.get("mode", "normal"),
+               "stage": stage}
+        diffs = statecmp.compare(self.before, after, ALLOW, ctx)
+        self.statecmp_time += time.monotonic() - t0
+        bad = [d for d in diffs if d[5] is None]
+        if bad:
+            # kept with the test's files: tests/../scripts/statecmp.py can read them
+            for fn, snap in (("statecmp-before.json", self.before),
+                             ("statecmp-after.json", after)):
+                with open(os.path.join(self.tmp, fn), "w") as f:
+                    json.dump(snap, f, indent=0, sort_keys=True)
+        self.allowed_diffs += [d for d in diffs if d[5] is not None]
+        if bad:
+            lines = [statecmp.describe(d) for d in bad]
+            more = "" if len(lines) <= 40 else " (and %d more)" % (len(lines) - 40)
+            raise Failure("state after %s differs: %s%s" % (stage, "; ".join(lines[:40]),
+                                                             more))
+
     def run(self):
         mode = self.meta.get("mode", "normal")
         expect = 42 if mode == "exit-status" else 0
@@ -276,16 +312,19 @@ class CkptRun:
         if self.r.args.no_cr:
             self.finish_original(expect)
             return
+        self.snapshot_state()
         if mode == "leave-running":
             self.dump(["--leave-running"])
             time.sleep(0.1)
             if self.proc.poll() is not None:
                 raise Failure("the original died after dump --leave-running (%s)" %
                               describe_status_rc(self.proc.returncode))
+            self.compare_state("leave-running")
             self.reset_status()
             self.finish_original(expect)
             self.reset_status()
             self.restore_detached()
+            self.compare_state("restore")
             self.finish_restored(expect)
         elif mode == "exit-status":
             self.dump()
@@ -295,6 +334,7 @@ class CkptRun:
             self.dump()
             self.check_original_gone()
             self.restore_detached()
+            self.compare_state("restore")
             self.finish_restored(expect)
 
     def restore_waiting(self, expect):
@@ -318,6 +358,8 @@ class CkptRun:
             time.sleep(0.02)
         time.sleep(0.05)
         self.check_pidfile()
+        if self.before is not None:
+            self.compare_state("restore")
         kill_pid(self.pid, signal.SIGTERM)
         try:
             rc = p.wait(timeout=max(self.left(), 0.1))
