@@ -1,7 +1,6 @@
 """One run of one checkpoint test (BUILD/tests/ckpt/NAME, built from tests/ckpt/NAME.c) in
 its own temporary directory: start, ready, dump, restore, verdict, cleanup. The checks use
 it too, for the tests they dump."""
-import json
 import os
 import shutil
 import signal
@@ -291,11 +290,10 @@ class CkptRun:
         self.statecmp_time += time.monotonic() - t0
         bad = [d for d in diffs if d[5] is None]
         if bad:
-            # kept with the test's files: tests/../scripts/statecmp.py can read them
-            for fn, snap in (("statecmp-before.json", self.before),
-                             ("statecmp-after.json", after)):
-                with open(os.path.join(self.tmp, fn), "w") as f:
-                    json.dump(snap, f, indent=0, sort_keys=True)
+            # kept with the test's files: `scripts/statecmp.py compare --all BEFORE AFTER`
+            statecmp.save(os.path.join(self.tmp, "statecmp-before.json"), self.pid,
+                          self.before)
+            statecmp.save(os.path.join(self.tmp, "statecmp-after.json"), self.pid, after)
         self.allowed_diffs += [d for d in diffs if d[5] is not None]
         if bad:
             lines = [statecmp.describe(d) for d in bad]

@@ -18,6 +18,7 @@ tree). Standard library only; see tests/lib/statecmp_allow.py for what may diffe
 import ctypes
 import fnmatch
 import functools
+import json
 import os
 import re
 import stat
@@ -337,7 +338,10 @@ def _fdinfo(s, c, where, fd, text, mnt_keys):
     at = "%s fd %s" % (where, fd)
     rep = {}
     for line in (text or "").splitlines():
-        k, _, v = line.partition(":")
+        if line.startswith(("inotify ", "fanotify ")):
+            k, _, v = line.partition(" ")  # "inotify wd:1 ino:.. sdev:.. mask:.."
+        else:
+            k, _, v = line.partition(":")
         k = k.strip()
         v = v.strip()
         if k == "mnt_id":
@@ -349,10 +353,10 @@ def _fdinfo(s, c, where, fd, text, mnt_keys):
         elif k == "lock":
             # "1: POSIX  ADVISORY  WRITE PID MAJ:MIN:INO START END"
             p = v.split()
-            if len(p) >= 7:
-                p[5] = _lock_file(s, p[5], at)
+            if len(p) >= 7:  # the first is the lock's place in /proc/locks
+                p = p[1:5] + [_lock_file(s, p[5], at)] + p[6:]
             v = " ".join(p)
-        elif k in ("inotify", "tfd", "fanotify ino"):
+        elif k in ("inotify", "fanotify", "tfd"):
             v = _ino_sdev(s, v, at)
         rep.setdefault(k, []).append(v)
     for k, vals in rep.items():
@@ -481,13 +485,17 @@ def _locks(s, pids):
             s.put("tree", "locks", "pid %d #%d" % (pid, n + 1), v)
 
 
-def _task(s, where, pid, tid, thread):
+def _task(s, where, pid, tid, thread, root=False):
+    """status, stat and comm of a process (thread=False) or of one of its threads. The
+    root's parent is outside the tree: field "root.ppid" (allowed where the restore gives
+    the root another parent)."""
     base = "/proc/%d/task/%d" % (pid, tid) if thread else "/proc/%d" % pid
     st = _status(_read(base + "/status"))
     for k, v in st.items():
         if k in STATUS_SKIP or (thread and k in ("Tgid", "PPid", "TracerPid", "Threads")):
             continue
-        if k == "State":
+        if k == "PPid" and root:
+            s.put(where, "root.ppid", "", v)
             continue
         s.put(where, "status." + k, "", v)
     state = st.get("State", "?")[:1]
@@ -496,6 +504,8 @@ def _task(s, where, pid, tid, thread):
     sf = _stat_fields(_read(base + "/stat"))
     if sf:
         for i in (THREAD_STAT_FIELDS if thread else STAT_FIELDS):
+            if i == 4 and root:
+                continue  # as status.PPid
             v = sf.get(i)
             if i == 9 and v is not None:
                 for name, bit in PF_FLAGS.items():
@@ -514,7 +524,9 @@ def snapshot(pid, with_sharing=True):
     files = []
     for p in pids:
         where = "pid %d" % p
-        s.put("tree", "tree.parent", where, (_status(_read("/proc/%d/status" % p)).get("PPid")))
+        if p != pid:
+            s.put("tree", "tree.parent", where,
+                  _status(_read("/proc/%d/status" % p)).get("PPid"))
         links = _ns_links(s, c, p, where)
         mntns = links.get("mnt")
         if mntns not in c.mnt_keys:
@@ -524,7 +536,7 @@ def snapshot(pid, with_sharing=True):
                                            _read("/proc/%d/mountinfo" % p),
                                            put=(label != "self"))
         _namespaces(s, c, p, links)
-        _task(s, where, p, p, False)
+        _task(s, where, p, p, False, root=(p == pid))
         try:
             tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % p))
         except OSError:
@@ -555,6 +567,13 @@ def snapshot(pid, with_sharing=True):
     if with_sharing:
         _sharing(s, pids, files)
     return s.v
+
+
+def save(path, pid, state):
+    """Writes a snapshot as scripts/statecmp.py does (its `compare` reads it back)."""
+    with open(path, "w") as f:
+        json.dump({"statecmp": 1, "pid": pid, "state": state}, f, indent=0, sort_keys=True)
+        f.write("\n")
 
 
 def _split(key):
