@@ -1,12 +1,15 @@
-# stasis-check: timeout=60
+# stasis-check: timeout=60 needs=root
+# stasis-check: why=(ns_uts makes a UTS namespace)
 """The state comparison the runner applies around every checkpoint test fails when a
 restore gets the state wrong: pid_same, tree_pipeline and thread_basic are dumped and
 restored as the runner does it, the comparison passes, then a tiny outside change
 stands in for a broken restore of the restored tree (pid_same: its nice value; the
 first child of tree_pipeline: its oom_score_adj; a thread of thread_basic other than the
-main one: its own nice value; pid_same again: RLIMIT_NOFILE) and the comparison must
+main one: its own nice value; pid_same again: RLIMIT_NOFILE; the UTS namespace of
+ns_uts's child: its hostname, set by a process that joins it) and the comparison must
 fail naming that field and that task (and thread). stasis itself has no way to break a
 restore on purpose."""
+import ctypes
 import os
 import resource
 import shutil
@@ -42,10 +45,33 @@ def limit(pid):
     return "pid %d" % pid, "limits"
 
 
+def hostname(pid):
+    """The hostname of the UTS namespace of pid's child, changed by a forked child of ours
+    that joins it."""
+    kids = sorted(proc_children(pid))
+    if not kids:
+        raise Failure("ns_uts has no child")
+    child = os.fork()
+    if child == 0:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open("/proc/%d/ns/uts" % kids[0], os.O_RDONLY)
+            name = b"sabotaged"
+            ok = libc.setns(fd, 0x04000000) == 0 and libc.sethostname(name, len(name)) == 0
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    if status != 0:
+        raise Failure("could not set the hostname of the child's UTS namespace")
+    return "uts ns new#2", "ns.hostname"
+
+
 def check(c):
     said = []
     for name, breaker in (("pid_same", renice), ("tree_pipeline", oom_child),
-                          ("thread_basic", renice_thread), ("pid_same", limit)):
+                          ("thread_basic", renice_thread), ("pid_same", limit),
+                          ("ns_uts", hostname)):
         run = c.start_test(name)
         try:
             run.snapshot_state()

@@ -255,9 +255,8 @@ def _uts_name(pid):
             fd = os.open("/proc/%d/ns/uts" % pid, os.O_RDONLY)
             if libc.setns(fd, 0x04000000) != 0:
                 os._exit(1)
-            u = os.uname()
-            os.write(w, ("%s %s" % (u.nodename, _read("/proc/sys/kernel/domainname") or "")
-                         .strip()).encode())
+            domain = (_read("/proc/sys/kernel/domainname") or "").strip()
+            os.write(w, ("%s %s" % (os.uname().nodename, domain)).encode())
             os._exit(0)
         except BaseException:
             os._exit(1)
