@@ -25,8 +25,9 @@ import stat
 
 SYS_KCMP = 312  # x86_64
 KCMP_FILE, KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_IO, KCMP_SYSVSEM = range(7)
-KCMP_NAMES = {KCMP_VM: "vm", KCMP_FILES: "files", KCMP_FS: "fs", KCMP_SIGHAND: "sighand",
-              KCMP_IO: "io", KCMP_SYSVSEM: "sysvsem"}
+# what processes may share (CLONE_VM, CLONE_FILES, CLONE_FS, CLONE_SIGHAND); not the io
+# context or the SysV undo list: kcmp compares their pointers, NULL (none yet) included
+KCMP_NAMES = {KCMP_VM: "vm", KCMP_FILES: "files", KCMP_FS: "fs", KCMP_SIGHAND: "sighand"}
 # status lines that are counters or the task's run state, never compared (the allow-list
 # is for what should be kept but is not; these are not state a restore restores)
 STATUS_SKIP = {"State", "VmPeak", "VmSize", "VmLck", "VmPin", "VmHWM", "VmRSS", "RssAnon",
