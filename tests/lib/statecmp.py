@@ -16,6 +16,7 @@ structs, address spaces, ... are grouped with kcmp(2). Namespaces are "self" whe
 the comparing process's own, "new#K" otherwise (the same sharing structure across the
 tree). Standard library only; see tests/lib/statecmp_allow.py for what may differ."""
 import ctypes
+import fcntl
 import fnmatch
 import functools
 import json
@@ -273,8 +274,45 @@ def _uts_name(pid):
     return data.decode(errors="replace") if status == 0 else None
 
 
+NS_GET_USERNS, NS_GET_PARENT = 0xb701, 0xb702
+
+
+def _ns_relative(s, c, pid, t, op):
+    """The label of the owning user namespace (NS_GET_USERNS) or of the parent (pid and
+    user namespaces, NS_GET_PARENT) of pid's namespace of type t; "" when the kernel does
+    not tell (outside our view)."""
+    try:
+        fd = os.open("/proc/%d/ns/%s" % (pid, t), os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        rel = fcntl.ioctl(fd, op)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    try:
+        ln = os.readlink("/proc/self/fd/%d" % rel)
+    finally:
+        os.close(rel)
+    t = ln.split(":")[0]
+    return "%s %s" % (t, _ns_label(s, c, t, ln))
+
+
 def _namespaces(s, c, pid, links):
-    """What /proc shows of a namespace the tree has that is not ours, once per namespace."""
+    """What /proc shows of a namespace the tree has that is not ours, once per namespace:
+    its owner (and parent), and per type what /proc shows of it."""
+    for t in NS_TYPES:
+        ln = links.get(t)
+        if ln is None or ln == c.self_ns.get(t) or t.endswith("_for_children") \
+                or ("rel", ln) in c.ns_done:
+            continue
+        c.ns_done.add(("rel", ln))
+        where = "%s ns %s" % (t, _ns_label(s, c, t, ln))
+        if t != "user":
+            s.put(where, "ns.owner", "", _ns_relative(s, c, pid, t, NS_GET_USERNS))
+        if t in ("user", "pid"):
+            s.put(where, "ns.parent", "", _ns_relative(s, c, pid, t, NS_GET_PARENT))
     for t, files in (("user", ("uid_map", "gid_map", "setgroups")),
                      ("time", ("timens_offsets",))):
         ln = links.get(t)
@@ -547,6 +585,10 @@ def snapshot(pid, with_sharing=True):
                 _task(s, "pid %d tid %d" % (p, t), p, t, True)
         for fn in PROC_FILES[:-1]:
             s.put(where, fn, "", (_read("/proc/%d/%s" % (p, fn)) or "").strip())
+        for line in (_read("/proc/%d/ksm_stat" % p) or "").splitlines():
+            k, _, v = line.partition(":")
+            if k in ("ksm_merge_any", "ksm_mergeable"):  # prctl PR_SET_MEMORY_MERGE, madvise
+                s.put(where, k, "", v.strip())
         lim = _read("/proc/%d/limits" % p) or ""
         for line in lim.splitlines()[1:]:
             name = line[:26].strip()
