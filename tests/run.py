@@ -140,6 +140,8 @@ class Runner:
                 continue
             if ok:
                 extra = "%.1fs, statecmp %.2fs" % (time.monotonic() - t0, run.statecmp_time)
+                if run.known_bugs():
+                    extra += ", known bugs: " + " ".join(run.known_bugs())
                 if self.args.sabotage:
                     extra = "sabotage detected: %s" % run.sabotage_reason
                 self.report("PASS", name, extra)
