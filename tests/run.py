@@ -139,7 +139,9 @@ class Runner:
                 run.remove(keep=False)
                 continue
             if ok:
-                extra = "%.1fs, statecmp %.2fs" % (time.monotonic() - t0, run.statecmp_time)
+                extra = "%.1fs" % (time.monotonic() - t0)
+                if run.before is not None:
+                    extra += ", statecmp %.2fs" % run.statecmp_time
                 if run.known_bugs():
                     extra += ", known bugs: " + " ".join(run.known_bugs())
                 if self.args.sabotage:

@@ -224,6 +224,7 @@ class _Ctx:
         self.self_ns = {t: _readlink("/proc/self/ns/" + t) for t in NS_TYPES}
         self.mnt_keys = {}     # mnt ns link -> {mount id: key}
         self.ns_done = set()
+        self.sockets = {}      # net ns link -> {inode: description}
 
 
 def _ns_links(s, c, pid, where):
@@ -246,32 +247,105 @@ def _ns_label(s, c, t, ln):
     return s.canon("ns-" + t, ln).replace("ns-%s#" % t, "new#")
 
 
-def _uts_name(pid):
-    """The host and domain names of pid's UTS namespace (a forked child joins it)."""
+CLONE_NEWUTS, CLONE_NEWIPC = 0x04000000, 0x08000000
+# what a process sees of a namespace it joins (sysctls and /proc/sysvipc show the reader's)
+NS_FILES = {
+    "uts": (CLONE_NEWUTS, ("/proc/sys/kernel/hostname", "/proc/sys/kernel/domainname")),
+    "ipc": (CLONE_NEWIPC, ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem",
+                           "/proc/sys/kernel/shmmax", "/proc/sys/kernel/shmall",
+                           "/proc/sys/kernel/shmmni", "/proc/sys/kernel/shm_rmid_forced",
+                           "/proc/sys/kernel/msgmax", "/proc/sys/kernel/msgmnb",
+                           "/proc/sys/kernel/msgmni", "/proc/sys/kernel/sem",
+                           "/proc/sys/fs/mqueue/queues_max", "/proc/sys/fs/mqueue/msg_max",
+                           "/proc/sys/fs/mqueue/msgsize_max",
+                           "/proc/sys/fs/mqueue/msg_default",
+                           "/proc/sys/fs/mqueue/msgsize_default")),
+}
+# /proc/sysvipc columns that are times or memory use, not state
+SYSVIPC_SKIP = {"atime", "dtime", "ctime", "stime", "rtime", "otime", "rss", "swap"}
+
+
+def _ns_read(pid, t):
+    """{file: text} of NS_FILES[t] as a process in pid's namespace of type t sees them (a
+    forked child joins it and sends them back), None if it could not join."""
+    flag, files = NS_FILES[t]
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
         try:
             os.close(r)
             libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open("/proc/%d/ns/uts" % pid, os.O_RDONLY)
-            if libc.setns(fd, 0x04000000) != 0:
+            fd = os.open("/proc/%d/ns/%s" % (pid, t), os.O_RDONLY)
+            if libc.setns(fd, flag) != 0:
                 os._exit(1)
-            domain = (_read("/proc/sys/kernel/domainname") or "").strip()
-            os.write(w, ("%s %s" % (os.uname().nodename, domain)).encode())
+            data = json.dumps({f: _read(f) for f in files}).encode()
+            while data:
+                data = data[os.write(w, data):]
             os._exit(0)
         except BaseException:
             os._exit(1)
     os.close(w)
-    data = b""
+    chunks = []
     while True:
-        b = os.read(r, 4096)
+        b = os.read(r, 65536)
         if not b:
             break
-        data += b
+        chunks.append(b)
     os.close(r)
     _, status = os.waitpid(child, 0)
-    return data.decode(errors="replace") if status == 0 else None
+    if status != 0:
+        return None
+    return json.loads(b"".join(chunks).decode(errors="replace"))
+
+
+def _ns_contents(s, where, pid, t):
+    """What a process in the namespace sees: the UTS names, the SysV IPC objects (but
+    their times) and the IPC limits."""
+    files = _ns_read(pid, t)
+    if files is None:
+        s.put(where, "ns.unreadable", "", "yes")
+        return
+    for path, text in sorted(files.items()):
+        name = path.rpartition("/")[2]
+        if not path.startswith("/proc/sysvipc/"):
+            s.put(where, "ns." + name, "", " ".join((text or "").split()))
+            continue
+        lines = (text or "").splitlines()
+        if not lines:
+            continue
+        head = lines[0].split()
+        for line in lines[1:]:
+            f = dict(zip(head, line.split()))
+            ident = f.get("shmid") or f.get("msqid") or f.get("semid")
+            s.put(where, "ns.sysvipc." + name, "%s id %s" % (name, ident),
+                  " ".join("%s=%s" % (k, v) for k, v in f.items() if k not in SYSVIPC_SKIP))
+
+
+def _net_contents(s, where, pid):
+    """What /proc/PID/net shows of a network namespace: its interfaces (names, not
+    counters), IPv6 addresses, IPv4 and IPv6 routes (not their use counters)."""
+    dev = _read("/proc/%d/net/dev" % pid) or ""
+    s.put(where, "net.dev", "", " ".join(sorted(
+        ln.split(":")[0].strip() for ln in dev.splitlines()[2:])))
+    for line in (_read("/proc/%d/net/if_inet6" % pid) or "").splitlines():
+        f = line.split()
+        if len(f) == 6:
+            s.put(where, "net.if_inet6", "%s %s" % (f[5], f[0]), " ".join(f[1:5]))
+    routes = (_read("/proc/%d/net/route" % pid) or "").splitlines()
+    if routes:
+        head = routes[0].split()
+        for n, line in enumerate(sorted(routes[1:])):
+            f = dict(zip(head, line.split()))
+            s.put(where, "net.route", "#%d" % (n + 1), " ".join(
+                "%s=%s" % (k, v) for k, v in f.items() if k not in ("RefCnt", "Use")))
+    seen = {}
+    for line in sorted((_read("/proc/%d/net/ipv6_route" % pid) or "").splitlines()):
+        f = line.split()
+        if len(f) == 10:  # dest plen src plen next metric refcnt use flags dev
+            item = "%s/%s %s" % (f[0], f[1], f[9])
+            n = seen[item] = seen.get(item, 0) + 1
+            s.put(where, "net.ipv6_route", item + ("" if n == 1 else " #%d" % n),
+                  " ".join(f[2:6] + f[8:9]))
 
 
 NS_GET_USERNS, NS_GET_PARENT = 0xb701, 0xb702
@@ -324,10 +398,16 @@ def _namespaces(s, c, pid, links):
             s.put(where, "ns." + fn, "", " | ".join(
                 " ".join(x.split()) for x in (_read("/proc/%d/%s" % (pid, fn)) or "")
                 .splitlines()))
-    ln = links.get("uts")
-    if ln is not None and ln != c.self_ns.get("uts") and ("uts", ln) not in c.ns_done:
-        c.ns_done.add(("uts", ln))
-        s.put("uts ns " + _ns_label(s, c, "uts", ln), "ns.hostname", "", _uts_name(pid))
+    for t in ("uts", "ipc", "net"):
+        ln = links.get(t)
+        if ln is None or ln == c.self_ns.get(t) or (t, ln) in c.ns_done:
+            continue
+        c.ns_done.add((t, ln))
+        where = "%s ns %s" % (t, _ns_label(s, c, t, ln))
+        if t == "net":
+            _net_contents(s, where, pid)
+        else:
+            _ns_contents(s, where, pid, t)
 
 
 def _maps(s, where, pid):
@@ -428,7 +508,33 @@ def _ino_sdev(s, v, at):
     return " ".join(rest)
 
 
-def _fds(s, c, where, pid, mnt_keys, files):
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+              "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+              "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def _sockets(pid):
+    """{inode: description} of the sockets of pid's network namespace that /proc/PID/net
+    lists: unix (type, state, flags, path), tcp/udp v4/v6 (addresses, state; not queues)."""
+    out = {}
+    text = _read("/proc/%d/net/unix" % pid) or ""
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 7:
+            out[f[6]] = "unix type=%s state=%s flags=%s path=%s" % (
+                f[4], f[5], f[3], f[7] if len(f) > 7 else "")
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        text = _read("/proc/%d/net/%s" % (pid, proto)) or ""
+        for line in text.splitlines()[1:]:
+            f = line.split()
+            if len(f) >= 10:
+                st = TCP_STATES.get(f[3], f[3]) if proto.startswith("tcp") else f[3]
+                out[f[9]] = "%s local=%s remote=%s state=%s uid=%s" % (
+                    proto, f[1], f[2], st, f[7])
+    return out
+
+
+def _fds(s, c, where, pid, mnt_keys, files, netns):
     d = "/proc/%d/fd" % pid
     try:
         fds = sorted(os.listdir(d), key=int)
@@ -448,6 +554,18 @@ def _fds(s, c, where, pid, mnt_keys, files):
             st = None
             ident = None
         s.put(where, "fd", "fd " + fd, _fd_target(s, target, at))
+        m = ID_RE.match(target)
+        if m and m.group(1) == "socket":
+            if netns not in c.sockets:
+                c.sockets[netns] = _sockets(pid)
+            desc = c.sockets[netns].get(m.group(2))
+            if desc is None and netns != c.self_ns.get("net"):
+                if "self" not in c.sockets:
+                    c.sockets["self"] = _sockets(os.getpid())
+                desc = c.sockets["self"].get(m.group(2))
+                # a socket of another network namespace than its task's
+                desc = "?" if desc is None else desc + " (in the comparing process's net ns)"
+            s.put(where, "fd.socket", "fd " + fd, desc or "?")
         if ident is not None and not target.startswith(("pipe:", "socket:")):
             s.put(where, "fd.file", "fd " + fd, s.canon("file", ident, at))
         if st is not None:
@@ -604,7 +722,7 @@ def snapshot(pid, with_sharing=True):
         s.put(where, "timers", "", " | ".join(" ".join(x.split()) for x in (
             _read("/proc/%d/timers" % p) or "").splitlines()))
         _maps(s, where, p)
-        _fds(s, c, where, p, c.mnt_keys.get(mntns, {}), files)
+        _fds(s, c, where, p, c.mnt_keys.get(mntns, {}), files, links.get("net"))
     _locks(s, pids)
     if with_sharing:
         _sharing(s, pids, files)
@@ -623,7 +741,7 @@ def _split(key):
     return where, field, item
 
 
-def allowed(allow, where, field, a_val, b_val, ctx, zombie=False):
+def allowed(allow, where, field, item, a_val, b_val, ctx, zombie=False):
     """The allow-list entry (tests/lib/statecmp_allow.py) that covers this difference in
     this context (test, flavor, mode, stage), or None."""
     for a in allow:
@@ -631,6 +749,11 @@ def allowed(allow, where, field, a_val, b_val, ctx, zombie=False):
         if not any(fnmatch.fnmatchcase(field, p) for p in pats):
             continue
         if a.get("absent") and a_val is not None and b_val is not None:
+            continue
+        if a.get("added") and a_val is not None:
+            continue
+        if a.get("item") and not any(fnmatch.fnmatchcase(item, p) for p in (
+                a["item"] if isinstance(a["item"], (list, tuple)) else [a["item"]])):
             continue
         if a.get("zombie") and not zombie:
             continue
@@ -668,7 +791,7 @@ def compare(before, after, allow=(), ctx=None):
         where, field, item = _split(key)
         zkey = "%s|status.zombie|" % where.partition(" tid ")[0]
         zombie = before.get(zkey) == "yes"
-        out.append((where, field, item, a, b, allowed(allow, where, field, a, b, ctx,
+        out.append((where, field, item, a, b, allowed(allow, where, field, item, a, b, ctx,
                                                       zombie)))
     return out
 
