@@ -477,6 +477,10 @@ def _fdinfo(s, c, where, fd, text, mnt_keys):
         elif k in ("inotify", "fanotify", "tfd"):
             v = _ino_sdev(s, v, at)
         rep.setdefault(k, []).append(v)
+    if rep.get("it_interval", ["(0, 0)"]) != ["(0, 0)"]:
+        # a periodic timerfd: the time to its next expiry is always below the interval,
+        # and (0, 0) between an expiry and the read that forwards it
+        rep["it_value"] = ["periodic"]
     for k, vals in rep.items():
         for n, v in enumerate(sorted(vals)):
             s.put(where, "fdinfo." + k, "fd %s%s" % (fd, "" if n == 0 else " #%d" % (n + 1)),
