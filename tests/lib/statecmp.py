@@ -70,11 +70,25 @@ def _kcmp(pid1, pid2, kind, a=0, b=0):
 
 
 def _read(path, binary=False):
+    """The whole file (text, or bytes), None if it cannot be read. Raw reads: a snapshot
+    reads thousands of small /proc files."""
     try:
-        with open(path, "rb" if binary else "r", errors=None if binary else "replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    chunks = []
+    try:
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return data if binary else data.decode(errors="replace")
 
 
 def _readlink(path):
@@ -410,34 +424,41 @@ def _namespaces(s, c, pid, links):
             _ns_contents(s, where, pid, t)
 
 
+SMAPS_RE = re.compile(r"^(?:([0-9a-f]+-[0-9a-f]+) (\S+) (\S+) (\S+) (\d+) *(.*)|"
+                      r"VmFlags: *(.*))$", re.M)
+
+
 def _maps(s, where, pid):
+    """Every mapping of /proc/PID/smaps (only its header line and VmFlags: the rest are
+    counters)."""
     text = _read("/proc/%d/smaps" % pid)
     if text is None:
         s.put(where, "maps.unreadable", "", "yes")
         return
     cur = None
-    for line in text.splitlines():
-        f = line.split(None, 5)
-        if f and "-" in f[0] and len(f) >= 5 and not f[0].endswith(":"):
-            rng = f[0]
-            path = f[5].strip() if len(f) > 5 else ""
-            cur = rng
-            s.put(where, "maps.prot", rng, f[1])
-            s.put(where, "maps.offset", rng, f[2])
-            s.put(where, "maps.path", rng, path)
-            at = "%s map %s" % (where, rng)
-            dev = _dev_canon(s, f[3], at)
-            ino = f[4]
-            s.put(where, "maps.file", rng,
-                  "" if ino == "0" else s.canon("file", (dev, ino), at) + " on " + dev)
-            if ino != "0":
-                try:
-                    mode = os.lstat("/proc/%d/map_files/%s" % (pid, rng)).st_mode
-                    s.put(where, "maps.map_files_mode", rng, "%o" % stat.S_IMODE(mode))
-                except OSError:
-                    pass
-        elif line.startswith("VmFlags:") and cur:
-            s.put(where, "maps.vmflags", cur, " ".join(sorted(line.split()[1:])))
+    v = s.v
+    for m in SMAPS_RE.finditer(text):
+        rng = m.group(1)
+        if rng is None:
+            if cur:
+                v["%s|maps.vmflags|%s" % (where, cur)] = " ".join(sorted(m.group(7).split()))
+            continue
+        cur = rng
+        prot, off, dev, ino, path = m.group(2, 3, 4, 5, 6)
+        v["%s|maps.prot|%s" % (where, rng)] = prot
+        v["%s|maps.offset|%s" % (where, rng)] = off
+        v["%s|maps.path|%s" % (where, rng)] = path.strip()
+        if ino == "0":
+            v["%s|maps.file|%s" % (where, rng)] = ""
+            continue
+        at = "%s map %s" % (where, rng)
+        dev = _dev_canon(s, dev, at)
+        v["%s|maps.file|%s" % (where, rng)] = s.canon("file", (dev, ino), at) + " on " + dev
+        try:
+            mode = os.lstat("/proc/%d/map_files/%s" % (pid, rng)).st_mode
+            v["%s|maps.map_files_mode|%s" % (where, rng)] = "%o" % stat.S_IMODE(mode)
+        except OSError:
+            pass
 
 
 def _fd_target(s, target, at):
