@@ -4,17 +4,19 @@ friendly) and a comparison of two snapshots naming every field that differs.
     snap = snapshot(pid)          # the task, its descendants and their threads
     diffs = compare(before, after, allow=statecmp_allow.ALLOW, ctx={...})
 
-A snapshot is a flat dict "WHERE|FIELD|ITEM" -> value string (WHERE: "pid N", "pid N tid
-T", "mntns#K", "userns#K", "tree"; FIELD: the class of what differs, e.g. "status.SigBlk",
-"fdinfo.pos", "maps.prot"; ITEM: which one, e.g. the fd or the mapping). Identities the
-kernel hands out anew on a restore (pipe/socket/anon inode numbers, device numbers of
-recreated filesystems, mount ids, peer groups, namespace ids, eventfd ids) are replaced by
-ordinals of first appearance in one fixed walk of the tree ("pipe#2", "mnt#5"): two
-snapshots then agree when the same fds, mappings and tasks point to the same objects,
-whatever their numbers. Open file descriptions (shared offsets) and shared fd tables, fs
-structs, address spaces, ... are grouped with kcmp(2). Namespaces are "self" when they are
-the comparing process's own, "new#K" otherwise (the same sharing structure across the
-tree). Standard library only; see tests/lib/statecmp_allow.py for what may differ."""
+A snapshot is a flat dict "WHERE|FIELD|ITEM" -> value string. WHERE is the task ("pid N",
+"pid N tid T"), "tree", or a namespace that is not the comparing process's own ("mnt ns
+new#1", "user ns new#2", ...); FIELD the class of what differs ("status.SigBlk",
+"fdinfo.pos", "maps.prot", ...: the allow-list matches on it); ITEM which one (the fd, the
+mapping, the mount). Identities the kernel hands out anew on a restore (pipe, socket and
+file inodes, devices of anonymous filesystems, mount ids, peer groups, eventfd ids) are
+named by where the walk of the tree meets them first ("pipe@pid 5 fd 3"): two snapshots
+agree when the same fds, mappings and tasks point to the same objects, whatever their
+numbers. Open file descriptions (shared offsets), fd tables, fs structs, address spaces
+and signal handlers shared between processes are grouped with kcmp(2). Namespaces are
+"self" when they are the comparing process's own and "new#K" otherwise, K in the order the
+walk meets them (the same sharing structure across the tree). Standard library only; what
+may differ is in tests/lib/statecmp_allow.py."""
 import ctypes
 import fcntl
 import fnmatch
@@ -113,11 +115,12 @@ def _children(pid):
 
 def tree_pids(pid):
     """pid and its descendants, parents before children, siblings by pid."""
-    out, todo = [], [pid]
+    out, todo, seen = [], [pid], set()
     while todo:
         p = todo.pop(0)
-        if p in out:
+        if p in seen:
             continue
+        seen.add(p)
         out.append(p)
         todo += _children(p)
     return out
@@ -140,6 +143,8 @@ class Canon:
 
 
 class Snap:
+    """A snapshot being built: the values and the names given to identities."""
+
     def __init__(self):
         self.v = {}
         self.canon = Canon()
@@ -179,8 +184,9 @@ def _dev_canon(s, dev, at):
 
 def _mountinfo(s, where, text, put=True):
     """The mount tree: each mount keyed by its mount point and its level in a stack of
-    mounts on one point; parent, root, options, type, source, propagation (peer groups as
-    ordinals)."""
+    mounts on one point ("/dev/pts@1" is on top of "/dev/pts@0"); parent, root, options,
+    type, source, propagation (peer groups by where they are met first), device. Returns
+    {mount id: key} (fdinfo's mnt_id is compared as the key)."""
     mounts = {}
     for line in (text or "").splitlines():
         pre, _, post = line.partition(" - ")
@@ -207,6 +213,7 @@ def _mountinfo(s, where, text, put=True):
         return keys[mid]
     for mid in mounts:
         key(mid)
+    all_keys = set(keys.values())
     for mid in sorted(mounts, key=lambda x: keys[x]) if put else ():
         m = mounts[mid]
         k = keys[mid]
@@ -226,7 +233,7 @@ def _mountinfo(s, where, text, put=True):
         s.put(where, "mountinfo.source", k, m["source"])
         s.put(where, "mountinfo.super", k, m["super"])
         level = k.rpartition("@")
-        hidden = "%s@%d" % (level[0], int(level[2]) + 1) in keys.values()
+        hidden = "%s@%d" % (level[0], int(level[2]) + 1) in all_keys
         # a mount under another on the same point is hidden: its device is compared apart
         s.put(where, "mountinfo.hidden_dev" if hidden else "mountinfo.dev", k,
               _dev_canon(s, m["dev"], "%s %s" % (where, k)))
