@@ -272,9 +272,24 @@ class CkptRun:
             raise Failure("status PASS but %s, expected exit %d" % (
                 describe_status_rc(code), expect_code))
 
+    def status_file_closed(self):
+        """Waits (bounded) until the test no longer holds its status file: the lib opens
+        it for each write, and "ready" is there before the close."""
+        deadline = time.monotonic() + min(2.0, max(self.left(), 0.1))
+        d = "/proc/%d/fd" % self.pid
+        while time.monotonic() < deadline:
+            try:
+                links = [os.readlink(os.path.join(d, fd)) for fd in os.listdir(d)]
+            except OSError:
+                return  # gone, or an fd closed under us: look again next time
+            if self.status not in links:
+                return
+            time.sleep(0.002)
+
     def snapshot_state(self):
         """The state comparison's snapshot of the tree, just before the dump."""
         t0 = time.monotonic()
+        self.status_file_closed()
         self.before = statecmp.snapshot(self.pid)
         self.statecmp_time += time.monotonic() - t0
 
