@@ -140,6 +140,10 @@ class Runner:
                 continue
             if ok:
                 extra = "%.1fs" % (time.monotonic() - t0)
+                if run.before is not None:
+                    extra += ", statecmp %.2fs" % run.statecmp_time
+                if run.known_bugs():
+                    extra += ", known bugs: " + " ".join(run.known_bugs())
                 if self.args.sabotage:
                     extra = "sabotage detected: %s" % run.sabotage_reason
                 self.report("PASS", name, extra)

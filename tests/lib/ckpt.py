@@ -8,9 +8,11 @@ import subprocess
 import tempfile
 import time
 
-from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc, kill_pid,
-                      pid_alive, pid_key, proc_descendants, proc_stat, reap_all, run_cmd,
-                      tail, user_file, wait_pid)
+from lib import statecmp
+from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc,
+                      in_rootless_container, kill_pid, pid_alive, pid_key, proc_descendants,
+                      proc_stat, reap_all, run_cmd, tail, user_file, wait_pid)
+from lib.statecmp_allow import ALLOW
 from lib.users import NONROOT_USER
 
 DEFAULT_TIMEOUT = 60
@@ -60,6 +62,9 @@ class CkptRun:
         # descendants of the runner that exist before this test: never touched by it
         self.foreign = set(filter(None, (pid_key(p) for p in proc_descendants(os.getpid()))))
         self.tree = []         # pids of the original tree, recorded before the dump
+        self.before = None     # statecmp snapshot of the tree just before the dump
+        self.statecmp_time = 0.0
+        self.allowed_diffs = []
 
     def chown(self, path):
         if self.user is not None:
@@ -267,6 +272,57 @@ class CkptRun:
             raise Failure("status PASS but %s, expected exit %d" % (
                 describe_status_rc(code), expect_code))
 
+    def status_file_closed(self):
+        """Waits (bounded) until the test no longer holds its status file: the lib opens
+        it for each write, and "ready" is there before the close."""
+        deadline = time.monotonic() + min(2.0, max(self.left(), 0.1))
+        d = "/proc/%d/fd" % self.pid
+        while time.monotonic() < deadline:
+            try:
+                links = [os.readlink(os.path.join(d, fd)) for fd in os.listdir(d)]
+            except OSError:
+                return  # gone, or an fd closed under us: look again next time
+            if self.status not in links:
+                return
+            time.sleep(0.002)
+
+    def snapshot_state(self):
+        """The state comparison's snapshot of the tree, just before the dump."""
+        t0 = time.monotonic()
+        self.status_file_closed()
+        self.before = statecmp.snapshot(self.pid)
+        self.statecmp_time += time.monotonic() - t0
+
+    def compare_state(self, stage):
+        """Fails naming every field (and task) whose /proc state differs from the snapshot
+        taken before the dump, but those tests/lib/statecmp_allow.py allows."""
+        t0 = time.monotonic()
+        after = statecmp.snapshot(self.pid)
+        flavor = "rootless" if in_rootless_container() else self.r.flavor
+        ctx = {"test": self.name, "flavor": flavor, "mode": self.meta.get("mode", "normal"),
+               "stage": stage}
+        diffs = statecmp.compare(self.before, after, ALLOW, ctx)
+        self.statecmp_time += time.monotonic() - t0
+        bad = [d for d in diffs if d[5] is None]
+        if self.r.args.sabotage:
+            return  # the tests corrupt themselves, some before the dump: their own verdict
+        self.allowed_diffs += [d for d in diffs if d[5] is not None]
+        if bad:
+            # kept with the test's files: `scripts/statecmp.py compare --all BEFORE AFTER`
+            statecmp.save(os.path.join(self.tmp, "statecmp-before.json"), self.pid,
+                          self.before)
+            statecmp.save(os.path.join(self.tmp, "statecmp-after.json"), self.pid, after)
+            lines = [statecmp.describe(d) for d in bad]
+            more = "" if len(lines) <= 40 else " (and %d more)" % (len(lines) - 40)
+            raise Failure("state after %s differs: %s%s" % (stage, "; ".join(lines[:40]),
+                                                             more))
+
+    def known_bugs(self):
+        """The fields the comparison let pass only because of a BUG: entry (shown on the
+        PASS line, so that they are not hidden)."""
+        return sorted(set(d[1] for d in self.allowed_diffs
+                          if d[5]["reason"].startswith("BUG:")))
+
     def run(self):
         mode = self.meta.get("mode", "normal")
         expect = 42 if mode == "exit-status" else 0
@@ -276,16 +332,19 @@ class CkptRun:
         if self.r.args.no_cr:
             self.finish_original(expect)
             return
+        self.snapshot_state()
         if mode == "leave-running":
             self.dump(["--leave-running"])
             time.sleep(0.1)
             if self.proc.poll() is not None:
                 raise Failure("the original died after dump --leave-running (%s)" %
                               describe_status_rc(self.proc.returncode))
+            self.compare_state("leave-running")
             self.reset_status()
             self.finish_original(expect)
             self.reset_status()
             self.restore_detached()
+            self.compare_state("restore")
             self.finish_restored(expect)
         elif mode == "exit-status":
             self.dump()
@@ -295,6 +354,7 @@ class CkptRun:
             self.dump()
             self.check_original_gone()
             self.restore_detached()
+            self.compare_state("restore")
             self.finish_restored(expect)
 
     def restore_waiting(self, expect):
@@ -318,6 +378,8 @@ class CkptRun:
             time.sleep(0.02)
         time.sleep(0.05)
         self.check_pidfile()
+        if self.before is not None:
+            self.compare_state("restore")
         kill_pid(self.pid, signal.SIGTERM)
         try:
             rc = p.wait(timeout=max(self.left(), 0.1))

@@ -1,0 +1,148 @@
+"""The one list of /proc fields that may differ between the snapshot taken just before a
+dump and the one taken just after the restore (tests/lib/statecmp.py), each with the
+reason. Entries whose reason starts with "BUG:" are state stasis should keep and does not
+today: they are allowed so that the suite stays green while they are open, and listed here
+so that nobody forgets them.
+
+An entry allows a difference when everything it says matches:
+- "field": a glob (or a list of globs) over the field class, e.g. "fdinfo.pos", "status.Sig*";
+- "test", "flavor", "mode", "stage": globs (or lists) over the context: the test's name,
+  default/nonroot/rootless/ns, normal/leave-running/exit-status, and "restore" (or
+  "leave-running": the original compared after dump --leave-running);
+- "where": a glob over the task ("pid 12", "pid 12 tid 13", "tree", "mnt ns new#1");
+- "item": a glob over the item (the fd, the mapping, the mount, ...);
+- "absent": True: one snapshot lacks the key; "added": True: the first one lacks it;
+- "zombie": True: the task was a zombie at the first snapshot;
+- "both": a regex both values match; "values": a function (before, after) -> bool;
+- "reason": why; "BUG: ..." for state stasis should keep and does not yet.
+A user of scripts/statecmp.py has no test context: entries with "test", "flavor" or
+"mode" do not apply there."""
+
+
+def _but(text, key):
+    """The "k=v k=v" words of text but key's."""
+    return [w for w in text.split() if not w.startswith(key + "=")]
+
+
+ALLOW = [
+    # --- legitimate changes: not state a restore can or should keep ---
+    {"field": "stat.flags.PF_FORKNOEXEC",
+     "reason": "cannot be kept: the kernel sets it on fork and clears it on exec; a restored "
+               "task is forked by stasis and never execs, an original usually exec'd"},
+    {"field": "fdinfo.it_value", "values": lambda a, b: a != "(0, 0)",
+     "reason": "an armed timerfd's remaining time runs on while the task is checkpointed, "
+               "and a one-shot one may expire (fd_timerfd checks the value itself); a "
+               "disarmed one must stay disarmed"},
+    {"field": "fdinfo.ticks", "values": lambda a, b: int(b) >= int(a),
+     "reason": "a timerfd that expires between the snapshot and the dump has more ticks "
+               "(a counter the test reads itself)"},
+    {"field": "root.ppid", "mode": "exit-status",
+     "reason": "restore without -d: the restored root is the child of `stasis restore`, which "
+               "waits for it, instead of the runner's"},
+    {"field": "root.ppid", "flavor": "ns",
+     "reason": "the ns flavor's root is the child of unshare, which exits when the dump kills "
+               "it: the restored root is the runner's (the subreaper's) child"},
+    {"field": ["net.if_inet6", "net.ipv6_route"], "added": True,
+     "item": ["* fe80*", "fe80*", "ff00*"],
+     "reason": "the kernel adds an interface's IPv6 link-local address (and its fe80::/64 "
+               "and ff00::/8 routes) asynchronously once the link has carrier: a test that "
+               "set its links up just before ready may be snapshotted before (ns_net_veth)"},
+    {"field": "ns.sysvipc.shm", "values": lambda a, b: _but(a, "lpid") == _but(b, "lpid"),
+     "reason": "cannot be kept: a SysV shared memory segment's lpid (last shmat/shmdt) is set "
+               "by the dump's and the restore's attaches that read and fill it; no call sets "
+               "it (ns_ipc)"},
+    # a tree that changes by itself: threads and processes come and go during the dump
+    {"field": "*", "absent": True, "test": ["thread_storm", "tree_forkstorm"],
+     "reason": "the test creates and reaps threads/processes all the time: a task that "
+               "exists in one snapshot only"},
+    {"field": "threads", "test": ["thread_storm", "tree_forkstorm"], "reason": "as above"},
+    {"field": "tree.pids", "test": ["thread_storm", "tree_forkstorm"], "reason": "as above"},
+    {"field": "tree.parent", "test": ["thread_storm", "tree_forkstorm"], "reason": "as above"},
+    {"field": "stat.num_threads", "test": ["thread_storm", "tree_forkstorm"],
+     "reason": "as above"},
+    {"field": "status.Threads", "test": ["thread_storm", "tree_forkstorm"],
+     "reason": "as above"},
+    {"field": "share.*", "test": ["thread_storm", "tree_forkstorm"], "reason": "as above"},
+    {"field": "status.SigBlk", "test": "thread_storm", "where": "pid * tid *",
+     "reason": "a thread caught by the snapshot inside pthread_create, with every signal "
+               "blocked, has its own mask by the time of the dump"},
+    # zombies: what a zombie's /proc shows besides its ids is what the task had at exit;
+    # the restored zombie is a stasis child that exits with the status
+    {"field": "status.Sig*", "zombie": True,
+     "reason": "a zombie's signal dispositions and masks cannot be observed or used; the "
+               "restored zombie exits by the same signal or status"},
+    {"field": "status.ShdPnd", "zombie": True, "reason": "as status.Sig* of a zombie"},
+    {"field": "limits", "zombie": True,
+     "reason": "a zombie's limits cannot be used; the restored zombie drops RLIMIT_CORE so "
+               "that its exit by a signal dumps no core"},
+    # --- BUG: stasis does not keep these today ---
+    {"field": "comm", "zombie": True,
+     "reason": "BUG: a restored zombie is named \"stasis\" (ps shows \"stasis <defunct>\"), "
+               "not the task's comm: the exiting helper could set it (PR_SET_NAME) "
+               "(tree_sessions, tree_orphans)"},
+    {"field": "status.Cap*", "zombie": True,
+     "reason": "BUG: a zombie restored by a non-root stasis (file capability "
+               "cap_checkpoint_restore) keeps that capability in its permitted and effective "
+               "sets: the exiting helper could drop them (nonroot: tree_sessions, "
+               "tree_orphans)"},
+    {"field": "stat.exit_code", "values": lambda a, b: a == "0" and b in ("19", "20", "21",
+                                                                           "22"),
+     "reason": "BUG: a stop the parent already collected (waitpid WUNTRACED clears the "
+               "stopped child's exit_code) is pending again after the restore: stat's "
+               "exit_code is the stop signal where the original had 0, and the parent's "
+               "next waitpid(WUNTRACED) reports the stop a second time; tree_stopped_tstp "
+               "asserts this state (it fails with --no-cr)"},
+    {"field": "fd.socket",
+     "values": lambda a, b: b == a + " (in the comparing process's net ns)",
+     "reason": "BUG: the unix sockets of a task in a network namespace of its own are "
+               "restored in stasis's network namespace: the task's /proc/PID/net/unix does "
+               "not list them, the runner's does (SIOCGSKNS would name stasis's namespace); "
+               "(ns flavor: sock_pair_stream, sock_pair_dgram, sock_pair_tree)"},
+    {"field": "fd", "both": r" \(deleted\)$",
+     "reason": "BUG: an fd of an unlinked file is restored from a file recreated under a "
+               "stasis name (.stasis-ghost-...) and unlinked: readlink(/proc/PID/fd/N) shows "
+               "that name, not the original's (file_deleted, file_deleted_wronly, "
+               "file_ghost_big); the ghost could be created "
+               "under the original name when that is free"},
+    {"field": "maps.path", "both": r" \(deleted\)$",
+     "reason": "BUG: as fd: a mapping of an unlinked file shows the stasis name "
+               ".stasis-mghost-PID-N or .stasis-ghost-... (mem_deleted_map, file_ghost_big)"},
+    {"field": "maps.map_files_mode", "values": lambda a, b: (a, b) == ("600", "400"),
+     "reason": "BUG: the file of a MAP_PRIVATE file mapping is reopened read-only: "
+               "/proc/PID/map_files shows 400 where the original mapping's file was open "
+               "read-write, 600 (mem_file_private)"},
+    {"field": "mountinfo.hidden_dev",
+     "reason": "BUG: a mount hidden under another one on the same mount point (the host's "
+               "stacked /dev/pts and /dev/shm, copied into a nested mount namespace) is "
+               "recreated as a new filesystem (a tmpfs empty) instead of the parent "
+               "namespace's one; documented in docs/ARCHITECTURE.md, 'Mount namespaces: "
+               "what is left out' (ns_mnt_nested, ns_cgroup_mount)"},
+    {"field": "status.ShdPnd", "values": lambda a, b: int(a, 16) ^ int(b, 16) == 1 << 16,
+     "reason": "BUG: a task whose child is restored as a zombie has a spurious SIGCHLD "
+               "pending: the zombie's exit is signalled while the restore traces the parent "
+               "(a traced task gets even an ignored signal queued); a task catching SIGCHLD "
+               "would run its handler once more (tree_orphans)"},
+    {"field": "ns.pid_for_children",
+     "reason": "BUG: a task that unshared a pid namespace (CLONE_NEWPID: its children go "
+               "there) is restored with its pid_for_children back in its own pid namespace: "
+               "a child it forks after the restore lands in the wrong pid namespace "
+               "(ns_pid_nested, ns_user_pid)"},
+    {"field": ["fd", "fd.file", "fdinfo.*"], "test": "tree_wait", "where": "pid *",
+     "reason": "BUG: the read end of a pipe whose write end is closed everywhere is taken "
+               "for a pipe to the outside (external, src/files/external.c) and the restored "
+               "child inherits the restoring stasis's fd of that number instead: here fd 3, "
+               "stasis's own -o restore.log (write-only, O_APPEND), a leak of stasis's log "
+               "into the task (tree_wait: the child's fd 3)"},
+    {"field": "fdinfo.mnt_id", "values": lambda a, b: not a.startswith("mnt?") and
+     b.startswith("mnt?"),
+     "reason": "BUG: a file the task opened in its own mount namespace is restored open on a "
+               "mount of stasis's namespace: fdinfo's mnt_id is no mount of the task's "
+               "mountinfo after the restore (ns flavor: file_offset, leave_running, "
+               "tree_shared_offset)"},
+    {"field": "maps.vmflags",
+     "values": lambda a, b: set(a.split()) - set(b.split()) == {"nr"} and
+     set(b.split()) - set(a.split()) <= {"ac"},
+     "reason": "BUG: MAP_NORESERVE is not restored: the VmFlags \"nr\" of the area is lost "
+               "and a writable private one is accounted (\"ac\") instead (mem_madvise; "
+               "thread_storm: glibc's thread malloc arenas)"},
+]
