@@ -1,5 +1,7 @@
 /* Pipes (row fd_pipe_ops, kind FILE_PIPE, FileDesc.pipe): rebuilt when both ends are in
- * the dumped tree, with their size and the bytes queued in them.
+ * the dumped tree, with their size and the bytes queued in them; a pipe whose other end
+ * is closed everywhere (no writer: poll says POLLHUP on the read end; no reader: POLLERR
+ * on the write end) is "widowed": rebuilt with that end closed again.
  *
  * Dump: the queued bytes are copied without consuming them: tee(2) into a temporary
  * pipe as large as the source, then read from that one. A pipe with one end in the task
@@ -9,6 +11,7 @@
  * Restore: pipe2, F_SETPIPE_SZ, the data written back, both ends made at once: in the
  * child when both are in the task (open_task), else in stasis for the tree (open_tree). */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -33,8 +36,23 @@ static int pipe_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return 1;
 }
 
+/* Is the other end of pipe end @e closed everywhere (not just outside this task)? 1, 0,
+ * or -errno. */
+static int pipe_widowed(const struct dump_ctx *c, const struct fd_ent *e)
+{
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	bool reader = (e->flags & O_ACCMODE) == O_RDONLY;
+	struct pollfd p = { .fd = dup, .events = reader ? POLLIN : POLLOUT };
+	if (poll(&p, 1, 0) < 0)
+		return pr_perror("poll fd %d of pid %d", e->fd, c->pid);
+	return (p.revents & (reader ? POLLHUP : POLLERR)) != 0;
+}
+
 /* A pipe is rebuilt only if it has exactly one read and one write description, both in
- * this task; with one side only, the other side is outside: it is external. */
+ * this task, or one whose other end is closed everywhere; with one side only, the other
+ * side is outside: it is external. */
 static int pipe_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -59,7 +77,10 @@ static int pipe_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
 			       e->fd, c->pid, e->link, readers, writers);
 			return -EOPNOTSUPP;
 		}
-		if (!readers || !writers) {
+		int widowed = !readers || !writers ? pipe_widowed(c, e) : 0;
+		if (widowed < 0)
+			return widowed;
+		if (!widowed && (!readers || !writers)) {
 			/* every description of this pipe in the task gets the same answer */
 			for (size_t j = i; j < n; j++)
 				if (ents[j].kind == FILE_KIND__FILE_PIPE &&
@@ -126,6 +147,10 @@ static int pipe_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	if (sz < 0)
 		return pr_perror("F_GETPIPE_SZ on fd %d of pid %d", e->fd, c->pid);
 	d->pipe->size = (uint32_t)sz;
+	int widowed = pipe_widowed(c, e);
+	if (widowed < 0)
+		return widowed;
+	d->pipe->has_widowed = d->pipe->widowed = widowed;
 	if ((e->flags & O_ACCMODE) != O_RDONLY)
 		return 0;
 	int ret = pipe_peek(c, e->fd, dup, (uint32_t)sz, &d->pipe->data);
@@ -219,10 +244,41 @@ bad:
 	return -EINVAL;
 }
 
+/* A widowed pipe end: a new pipe, sized and filled, whose other end is closed at once. */
+static int pipe_open_widowed(const FileDesc *d, int target)
+{
+	int p[2];
+	bool reader = (d->flags & O_ACCMODE) == O_RDONLY;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		return pr_perror("restore fd %d: pipe2", target);
+	_cleanup_close_ int rd = p[0];
+	_cleanup_close_ int wr = p[1];
+	if (d->pipe->size && fcntl(wr, F_SETPIPE_SZ, d->pipe->size) < 0)
+		return pr_perror("restore fd %d: cannot size pipe %llu to %u bytes", target,
+				 (unsigned long long)d->pipe->ino, d->pipe->size);
+	if (reader && d->pipe->has_data && d->pipe->data.len) {
+		int ret = write_all(wr, d->pipe->data.data, d->pipe->data.len);
+		if (ret)
+			return pr_errno(ret, "restore fd %d: refill pipe %llu", target,
+					(unsigned long long)d->pipe->ino);
+	}
+	return reader ? take_fd(&rd) : take_fd(&wr);
+}
+
 /* Create the pipe for descriptions @i and its peer, fill it, stage both ends. */
 static int pipe_open_task(struct fd_rst *s, size_t i)
 {
 	const Files *f = s->f;
+	if (f->files[i]->pipe->widowed) {
+		int tmp = pipe_open_widowed(f->files[i], fd_desc_fd(f, i));
+		if (tmp < 0)
+			return tmp;
+		int r = fd_stage(tmp, s->stage_lo, fd_desc_fd(f, i), f->files[i]->link ?: "pipe");
+		if (r < 0)
+			return r;
+		s->staged[i] = r;
+		return 0;
+	}
 	size_t peer;
 	int ret = pipe_peer(f, i, &peer);
 	if (ret)
@@ -274,6 +330,15 @@ static const FileDesc *tree_pipe_peer(const struct fd_tree *t, const FileDesc *d
 /* Both ends of pipe @d, for the tree, with their status flags. */
 static int pipe_open_tree(struct fd_tree *t, const FileDesc *d)
 {
+	if (d->pipe->widowed) {
+		int fd = pipe_open_widowed(d, -1);
+		if (fd >= 0 && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+			int ret = pr_perror("restore: flags of pipe %llu", (unsigned long long)d->pipe->ino);
+			close(fd);
+			return ret;
+		}
+		return fd < 0 ? fd : fd_gfd_place(fd, t->base, &t->gfd[d->id]);
+	}
 	const FileDesc *o = tree_pipe_peer(t, d);
 	if (!o) {
 		pr_err("files image: pipe %llu has no other end in the tree",

@@ -127,22 +127,10 @@ ALLOW = [
                "there) is restored with its pid_for_children back in its own pid namespace: "
                "a child it forks after the restore lands in the wrong pid namespace "
                "(ns_pid_nested, ns_user_pid)"},
-    {"field": ["fd", "fd.file", "fdinfo.*"], "test": "tree_wait", "where": "pid *",
-     "reason": "BUG: the read end of a pipe whose write end is closed everywhere is taken "
-               "for a pipe to the outside (external, src/files/external.c) and the restored "
-               "child inherits the restoring stasis's fd of that number instead: here fd 3, "
-               "stasis's own -o restore.log (write-only, O_APPEND), a leak of stasis's log "
-               "into the task (tree_wait: the child's fd 3)"},
     {"field": "fdinfo.mnt_id", "values": lambda a, b: not a.startswith("mnt?") and
      b.startswith("mnt?"),
      "reason": "BUG: a file the task opened in its own mount namespace is restored open on a "
                "mount of stasis's namespace: fdinfo's mnt_id is no mount of the task's "
                "mountinfo after the restore (ns flavor: file_offset, leave_running, "
                "tree_shared_offset)"},
-    {"field": "maps.vmflags",
-     "values": lambda a, b: set(a.split()) - set(b.split()) == {"nr"} and
-     set(b.split()) - set(a.split()) <= {"ac"},
-     "reason": "BUG: MAP_NORESERVE is not restored: the VmFlags \"nr\" of the area is lost "
-               "and a writable private one is accounted (\"ac\") instead (mem_madvise; "
-               "thread_storm: glibc's thread malloc arenas)"},
 ]
