@@ -156,6 +156,9 @@ static inline struct rsys *rst_thread_rs(struct rst_ctx *c, size_t i)
 /* A child that had exited when the tree was frozen. */
 struct zombie {
 	pid_t pid, ppid, pgid, sid;
+	char comm[17];
+	uint64_t caps[5];      /* inheritable, permitted, effective, bounding, ambient */
+	bool has_caps;
 	int exit_status, exit_signal;
 	int nspid[PROC_MAX_NS_LEVEL];
 	size_t nspid_len;

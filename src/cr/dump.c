@@ -365,9 +365,17 @@ static int add_zombie(struct dump_tree *t, const struct proc_stat *st, pid_t ppi
 		.exit_status = st->exit_code, .exit_signal = st->exit_signal,
 	};
 	struct zombie *z = &t->zombies[t->nr_zombies - 1];
+	snprintf(z->comm, sizeof(z->comm), "%s", st->comm);
 	z->nspid_len = status ? status->nspid_len : 0;
-	if (status)
+	if (status) {
 		memcpy(z->nspid, status->nspid, sizeof(z->nspid));
+		z->has_caps = true;
+		z->caps[0] = status->cap_inh;
+		z->caps[1] = status->cap_prm;
+		z->caps[2] = status->cap_eff;
+		z->caps[3] = status->cap_bnd;
+		z->caps[4] = status->cap_amb;
+	}
 	return 0;
 }
 
@@ -629,6 +637,9 @@ static int write_inventory(struct dump_tree *t)
 			e->exit_signal = (uint32_t)z->exit_signal;
 			e->n_nspid = z->nspid_len;
 			e->nspid = (int32_t *)z->nspid;
+			e->comm = (char *)z->comm;
+			e->n_caps = z->has_caps ? 5 : 0;
+			e->caps = (uint64_t *)z->caps;
 		}
 	}
 	inv.img_version = IMG_VERSION;

@@ -4,6 +4,7 @@
  * creates its own children, then what it can do for itself (the child stage of
  * src/cr/stages.c), reports ready and waits to be rebuilt by stasis. */
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
@@ -467,11 +468,74 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 	return 0;
 }
 
+/* A zombie's capabilities: the recorded ones, as far as they are below what the restore
+ * child has (it can only drop; a zombie runs nothing, so this is only what it shows). */
+static void zombie_caps(const TaskEntry *e)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return;
+	for (int k = 0; k < 2; k++) {
+		d[k].inheritable &= (uint32_t)(e->caps[0] >> (32 * k));
+		d[k].permitted &= (uint32_t)(e->caps[1] >> (32 * k));
+		d[k].effective &= (uint32_t)(e->caps[2] >> (32 * k));
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	for (int cap = 0; cap < 64; cap++) {
+		if (!(e->caps[3] & (1ULL << cap)))
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		pr_warn("restore: zombie %d keeps the restorer's capabilities", e->pid);
+	for (int cap = 0; cap < 64; cap++)
+		if (e->caps[4] & (1ULL << cap))
+			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+}
+
+/* The zombies task @idx just created (its own children) exit now, and their exit signal
+ * would stay pending in it: a SIGCHLD it did not have (the original one, if it was
+ * still pending, is in the image and queued again with the other pending signals).
+ * Wait until they exited, then take it. */
+static int drain_zombie_signals(struct rst_tree *t, size_t idx)
+{
+	pid_t me = t->inv->tasks[idx]->pid;
+	sigset_t set, old;
+	sigemptyset(&set);
+	for (size_t j = 1; j < t->n; j++) {
+		const TaskEntry *e = t->inv->tasks[j];
+		if (!e->zombie || !t->spawned[j] || e->ppid != me)
+			continue;
+		siginfo_t si;
+		while (waitid(P_PID, (id_t)t->spawned[j], &si, WEXITED | WNOWAIT | __WALL) < 0)
+			if (errno != EINTR)
+				return pr_perror("restore: wait for zombie %d", e->pid);
+		int sig = e->has_exit_signal ? (int)e->exit_signal : SIGCHLD;
+		if (sig > 0 && sig < 65)
+			sigaddset(&set, sig);
+	}
+	if (sigisemptyset(&set))
+		return 0;
+	struct timespec zero = { 0, 0 };
+	sigprocmask(SIG_BLOCK, &set, &old);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
 static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx, int st)
 {
 	const TaskEntry *e = t->inv->tasks[idx];
 	int status = e->has_exit_status ? e->exit_status : 0;
 
+	/* its name and (what it may drop of) its capabilities, as a zombie shows them */
+	char comm[16];
+	snprintf(comm, sizeof(comm), "%s", e->comm ? e->comm : "");
+	if (e->comm)
+		prctl(PR_SET_NAME, comm, 0, 0, 0);
+	if (e->n_caps == 5)
+		zombie_caps(e);
 	report(st, e->pid, 0, NULL);
 	if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
@@ -594,6 +658,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* Children first: they must inherit the fd table of stasis, not the task's. */
 	if (!ret)
 		ret = create_children(t, idx, false);
+	if (!ret)
+		ret = drain_zombie_signals(t, idx);
 	if (ret)
 		child_fail(st, e->pid, ret);
 

@@ -76,15 +76,6 @@ ALLOW = [
      "reason": "a zombie's limits cannot be used; the restored zombie drops RLIMIT_CORE so "
                "that its exit by a signal dumps no core"},
     # --- BUG: stasis does not keep these today ---
-    {"field": "comm", "zombie": True,
-     "reason": "BUG: a restored zombie is named \"stasis\" (ps shows \"stasis <defunct>\"), "
-               "not the task's comm: the exiting helper could set it (PR_SET_NAME) "
-               "(tree_sessions, tree_orphans)"},
-    {"field": "status.Cap*", "zombie": True,
-     "reason": "BUG: a zombie restored by a non-root stasis (file capability "
-               "cap_checkpoint_restore) keeps that capability in its permitted and effective "
-               "sets: the exiting helper could drop them (nonroot: tree_sessions, "
-               "tree_orphans)"},
     {"field": "stat.exit_code", "values": lambda a, b: a == "0" and b in ("19", "20", "21",
                                                                            "22"),
      "reason": "BUG: a stop the parent already collected (waitpid WUNTRACED clears the "
@@ -117,11 +108,6 @@ ALLOW = [
                "recreated as a new filesystem (a tmpfs empty) instead of the parent "
                "namespace's one; documented in docs/ARCHITECTURE.md, 'Mount namespaces: "
                "what is left out' (ns_mnt_nested, ns_cgroup_mount)"},
-    {"field": "status.ShdPnd", "values": lambda a, b: int(a, 16) ^ int(b, 16) == 1 << 16,
-     "reason": "BUG: a task whose child is restored as a zombie has a spurious SIGCHLD "
-               "pending: the zombie's exit is signalled while the restore traces the parent "
-               "(a traced task gets even an ignored signal queued); a task catching SIGCHLD "
-               "would run its handler once more (tree_orphans)"},
     {"field": "ns.pid_for_children",
      "reason": "BUG: a task that unshared a pid namespace (CLONE_NEWPID: its children go "
                "there) is restored with its pid_for_children back in its own pid namespace: "
