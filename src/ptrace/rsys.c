@@ -498,6 +498,35 @@ static int build_frame(struct rsys *r, void *buf, uint64_t addr, bool restart, v
 	return 0;
 }
 
+/* A thread interrupted in a syscall with a signal pending for a handler: -EINTR in its
+ * frame rather than a restart, if the kernel would decide so (restart_rule). */
+static int handler_rules(struct rsys *const *rs, size_t n, size_t code_len, size_t fsz,
+			 unsigned char *buf, void *xs)
+{
+	struct rsys *r0 = rs[0];
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		int code = arch_restart_code(&rs[i]->saved);
+		bool restart;
+		if (!code)
+			continue;
+		ret = restart_rule(r0, rs[i], code, &restart);
+		if (ret)
+			return ret;
+		if (restart)
+			continue;
+		ret = build_frame(rs[i], buf, r0->map + code_len + i * fsz, false, xs);
+		if (!ret)
+			ret = rsys_poke(r0, r0->map + code_len + i * fsz, buf, fsz);
+		if (ret)
+			return ret;
+		pr_debug("rsys: thread %d returns -EINTR if let go (a handler's signal is pending)",
+			 rs[i]->tid);
+	}
+	return 0;
+}
+
 int rsys_arm(struct rsys *const *rs, size_t n, size_t scratch_len)
 {
 	struct rsys *r0 = rs[0];
@@ -574,25 +603,5 @@ int rsys_arm(struct rsys *const *rs, size_t n, size_t scratch_len)
 		rs[i]->scratch = r0->map + code_len + frames_len;
 		rs[i]->scratch_len = scratch_len;
 	}
-	/* A thread interrupted in a syscall with a signal pending for a handler: -EINTR
-	 * rather than a restart, if the kernel would decide so. */
-	for (size_t i = 0; i < n; i++) {
-		int code = arch_restart_code(&rs[i]->saved);
-		bool restart;
-		if (!code)
-			continue;
-		ret = restart_rule(r0, rs[i], code, &restart);
-		if (ret)
-			return ret;
-		if (restart)
-			continue;
-		ret = build_frame(rs[i], buf, r0->map + code_len + i * fsz, false, xs);
-		if (!ret)
-			ret = rsys_poke(r0, r0->map + code_len + i * fsz, buf, fsz);
-		if (ret)
-			return ret;
-		pr_debug("rsys: thread %d returns -EINTR if let go (a handler's signal is pending)",
-			 rs[i]->tid);
-	}
-	return 0;
+	return handler_rules(rs, n, code_len, fsz, buf, xs);
 }
