@@ -293,10 +293,13 @@ static int stub_call(struct rsys *r, long nr, const uint64_t args[6], const uint
 		arch_restart_apply(&own, r->restart);
 	size_t n = arch_stub_code(code, r->stub, &own, r->own_mask);
 	arch_stub_stack(&own, &slot, &flags);
-	int err = rsys_poke(r, slot, &flags, sizeof(flags));
-	if (!err)
-		err = rsys_poke(r, r->stub, code, n);
-	return err ? err : call_at(r, &r->saved, r->stub, nr, args, block, ret);
+	if (rsys_poke(r, slot, &flags, sizeof(flags)) || rsys_poke(r, r->stub, code, n)) {
+		/* (no stack below the red zone, say): the vDSO's syscall instruction */
+		log_reset_first_error();
+		pr_warn("rsys: no stub for task %d: a remote call without a way back", r->tid);
+		return call_at(r, &r->saved, r->insn, nr, args, block, ret);
+	}
+	return call_at(r, &r->saved, r->stub, nr, args, block, ret);
 }
 
 /* The vDSO's spare room zeroed again (once the thread's own registers are back). */
