@@ -97,6 +97,7 @@ int rsys_init_insn(struct rsys *r, pid_t tid, uint64_t insn, uint64_t scratch, s
 	r->insn = insn;
 	r->scratch = scratch;
 	r->scratch_len = scratch_len;
+	r->restart = true;
 	return arch_get_regs(tid, &r->saved);
 }
 
@@ -239,8 +240,6 @@ int rsys_fini_vec(struct rsys *const *rs, size_t n)
 	}
 	return 0;
 }
-
-static int set_mask(pid_t tid, uint64_t mask);
 
 /* A call from @base's registers at @insn; @block (non-NULL): the blocked mask set once the
  * registers are in place (then a thread let go between the two runs the call, whose
