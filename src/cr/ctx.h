@@ -43,7 +43,6 @@ struct dump_thread {
 	pid_t tid;
 	struct rsys rs;
 	bool rs_ready;
-	bool sigmask_set;
 	uint64_t saved_sigmask;
 };
 

@@ -93,7 +93,8 @@ static bool thread_known(const struct dump_ctx *c, pid_t tid)
 	       bsearch(&key, c->thr + 1, c->nr_thr - 1, sizeof(key), cmp_thread) != NULL;
 }
 
-/* Seize @tid, save its blocked mask and block every signal. -ESRCH if it is gone. */
+/* Seize @tid and read its blocked mask (signals are blocked by the remote engines while
+ * they work: a frozen task receives none). -ESRCH if it is gone. */
 static int freeze_one(struct dump_ctx *c, pid_t tid)
 {
 	struct dump_thread *t;
@@ -118,10 +119,6 @@ static int freeze_one(struct dump_ctx *c, pid_t tid)
 	t->tid = tid;
 	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(uint64_t), &t->saved_sigmask) < 0)
 		return pr_perror("dump: read blocked signals of %d", tid);
-	uint64_t all = ~0ULL;
-	if (ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(all), &all) < 0)
-		return pr_perror("dump: block signals of %d", tid);
-	t->sigmask_set = true;
 	return 0;
 }
 
@@ -168,15 +165,11 @@ static int freeze_threads(struct dump_ctx *c)
 	return -EAGAIN;
 }
 
+/* (the engines, finished before, put back each thread's registers and mask) */
 static void unfreeze_threads(struct dump_ctx *c)
 {
-	for (size_t i = 0; i < c->nr_thr; i++) {
-		struct dump_thread *t = &c->thr[i];
-		if (t->sigmask_set && ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(uint64_t),
-					      &t->saved_sigmask) < 0)
-			pr_warn("dump: cannot put back the signal mask of %d", t->tid);
-		pt_detach(t->tid, 0);
-	}
+	for (size_t i = 0; i < c->nr_thr; i++)
+		pt_detach(c->thr[i].tid, 0);
 }
 
 int dump_threads_call(struct dump_ctx *c, const char *what, long nr, const uint64_t tmpl[6],
@@ -542,16 +535,21 @@ static int prepare_proc(struct dump_ctx *c)
 	if (ret)
 		return ret;
 	c->rs_ready = true;
-	ret = rsys_scratch_map(&c->rs, 0, 64 * 1024);
-	if (ret)
-		return ret;
 	for (size_t i = 1; i < c->nr_thr; i++) {
-		ret = rsys_init_insn(&c->thr[i].rs, c->thr[i].tid, c->rs.insn, c->rs.scratch,
-				     c->rs.scratch_len);
+		ret = rsys_init_insn(&c->thr[i].rs, c->thr[i].tid, c->rs.insn, 0, 0);
 		if (ret)
 			return ret;
 		c->thr[i].rs_ready = true;
 	}
+	/* Armed engines: if stasis dies, every thread finds its own context again. */
+	_cleanup_free_ struct rsys **rs = calloc(c->nr_thr, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_thr; i++)
+		rs[i] = dump_thread_rs(c, i);
+	ret = rsys_arm(rs, c->nr_thr, 64 * 1024);
+	if (ret)
+		return ret;
 	c->core = calloc(1, sizeof(*c->core));
 	if (!c->core)
 		return -ENOMEM;
