@@ -6,6 +6,7 @@
 #include "lib.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +40,12 @@ int main(int argc, char **argv)
 	if (write(go[1], "g", 1) != 1)
 		test_fail("write: %s", strerror(errno));
 	close(go[1]);
+	/* ready once the child closed its copy of the write end (its state must not change
+	 * between the runner's snapshot and the dump) */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, go[1]);
+	for (int i = 0; i < 200 && access(path, F_OK) == 0; i++)
+		test_sleep_ms(10);
 	test_ready();
 	if (test_sabotage())
 		kill(pid, SIGKILL); /* the child never gets to exit 33 */
