@@ -55,6 +55,22 @@ static const struct {
 	{ VMF_UNKNOWN, "has a VmFlags code stasis does not know" },
 };
 
+/* The file of a MAP_PRIVATE file mapping may have been opened read-write (its
+ * /proc/PID/map_files link's mode says how: S_IWUSR for FMODE_WRITE); reopened read-only
+ * the mapping would show another file mode. The link needs CAP_CHECKPOINT_RESTORE in the
+ * initial user namespace; without it the mode is taken from the mapping (read-only). */
+static void private_file_mode(const struct dump_ctx *c, Vma *v)
+{
+	char name[64];
+	struct stat st;
+	if (v->kind != VMA_KIND__VMA_FILE || (v->flags & MAP_SHARED) || (v->has_deleted && v->deleted))
+		return;
+	snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
+		 (unsigned long long)v->end);
+	if (fstatat(c->procfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IWUSR))
+		v->file_writable = true;
+}
+
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 {
 	const char *p = pv->path;
@@ -524,6 +540,8 @@ int mem_dump(struct dump_ctx *c)
 		vma__init(v);
 		mm->vmas[mm->n_vmas++] = v;
 		ret = vma_classify(c->pid, &c->vmas[i], v);
+		if (!ret)
+			private_file_mode(c, v);
 		if (ret)
 			return ret;
 	}

@@ -98,10 +98,6 @@ ALLOW = [
     {"field": "maps.path", "both": r" \(deleted\)$",
      "reason": "BUG: as fd: a mapping of an unlinked file shows the stasis name "
                ".stasis-mghost-PID-N or .stasis-ghost-... (mem_deleted_map, file_ghost_big)"},
-    {"field": "maps.map_files_mode", "values": lambda a, b: (a, b) == ("600", "400"),
-     "reason": "BUG: the file of a MAP_PRIVATE file mapping is reopened read-only: "
-               "/proc/PID/map_files shows 400 where the original mapping's file was open "
-               "read-write, 600 (mem_file_private)"},
     {"field": "mountinfo.hidden_dev",
      "reason": "BUG: a mount hidden under another one on the same mount point (the host's "
                "stacked /dev/pts and /dev/shm, copied into a nested mount namespace) is "
