@@ -52,6 +52,7 @@ struct rst_tree {
 	 * through /proc/CREATOR/root and passed to the creator (src/cr/pidreq.c) */
 	ssize_t *defer;
 	pid_t *spawned;          /* in a creator: the pid each task it created got (0: none) */
+	bool pid_unshared_done;  /* in a creator: it unshared its pid namespace for children */
 };
 
 struct status_msg {

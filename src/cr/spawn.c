@@ -33,7 +33,8 @@
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
 static int fetch_deferred(struct rst_tree *t, size_t idx);
 /* Create the children of task @idx (alive and zombie), each with its pid. */
-static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens);
+static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens,
+				bool inits);
 
 static void report(int fd, pid_t pid, int err, const char *msg)
 {
@@ -428,22 +429,43 @@ int rst_create_helpers(struct rst_tree *t, bool from_root)
 	return 0;
 }
 
+/* The task unshared a pid namespace for its children (TaskNs.pid_unshared): once, before
+ * its child that is that namespace's init, or after all its children. */
+static int unshare_pid_for_children(struct rst_tree *t, size_t idx)
+{
+	const struct rst_ctx *c = t->procs[idx];
+	if (!c || !c->tns->pid_unshared || t->pid_unshared_done)
+		return 0;
+	if (unshare(CLONE_NEWPID) < 0)
+		return pr_perror("restore: pid %d: unshare(CLONE_NEWPID) for its children", c->pid);
+	t->pid_unshared_done = true;
+	return 0;
+}
+
 /* Create the tasks task @idx creates (alive and zombie), each with its pid. Children
  * sharing its fd table are created last (@sharers), once the table is the task's.
  * Children in a time namespace of their own (their creator unshared it) come after the
- * others, each entering a new one with its offsets. */
+ * others, each entering a new one with its offsets. Children that are the init of a new
+ * pid namespace come after the others: a creator that had unshared that namespace
+ * (rather than cloned its init with CLONE_NEWPID) unshares again before them. */
 static int create_children(struct rst_tree *t, size_t idx, bool sharers)
 {
-	int ret = create_children_pass(t, idx, sharers, false);
-	return ret ? ret : create_children_pass(t, idx, sharers, true);
+	int ret = 0;
+	for (int inits = 0; inits < 2 && !ret; inits++)
+		for (int timens = 0; timens < 2 && !ret; timens++)
+			ret = create_children_pass(t, idx, sharers, timens, inits);
+	return ret;
 }
 
-static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens)
+static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens,
+				bool inits)
 {
 	const TaskEntry *me = t->inv->tasks[idx];
+	bool unshared = t->procs[idx] && t->procs[idx]->tns->pid_unshared;
 	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
-		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers)
+		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers ||
+		    rst_new_pid_ns(t->inv, j) != inits)
 			continue;
 		const TimeNs *tn = t->procs[j] ? t->procs[j]->tns->time_ns : NULL;
 		if ((tn != NULL) != timens)
@@ -456,8 +478,13 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
 		if (t->procs[j])
 			fl |= ns_clone_flags(t->procs[j]->tns);
-		if (rst_new_pid_ns(t->inv, j))
+		if (inits && unshared) {
+			int r = unshare_pid_for_children(t, idx);
+			if (r)
+				return r;
+		} else if (inits) {
 			fl |= CLONE_NEWPID;
+		}
 		pid_t child = rst_spawn_task(t, (ssize_t)idx, j,
 					 e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
 					 e->ppid != me->pid, fl);
@@ -604,6 +631,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	int st = t->status_wr;
 	int ret;
 
+	t->pid_unshared_done = false; /* (the copy of its creator's tree) */
+
 	/* A failed restore kills the root: everything below goes with it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (t->have_helper)
@@ -688,6 +717,9 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* children sharing the fd table, now that it is the task's */
 	if (!ret)
 		ret = create_children(t, idx, true);
+	/* (a task that unshared a pid namespace and has no child in it yet) */
+	if (!ret)
+		ret = unshare_pid_for_children(t, idx);
 	/* procs of the children's pid namespaces, which exist now */
 	struct late_arg la = { t, idx };
 	if (!ret)

@@ -56,6 +56,43 @@ static int read_ids(int dirfd, NsIds *ids)
 		}
 		*ns_field(ids, &kinds[i]) = st.st_ino;
 	}
+	/* pid_for_children: another namespace after unshare(CLONE_NEWPID); the link is
+	 * refused (ENOENT) until that namespace has its init: recorded as 0 */
+	struct stat st;
+	bool linked = fstatat(dirfd, "ns/pid_for_children", &st, 0) == 0;
+	if (linked ? st.st_ino != ids->pid : errno == ENOENT && ids->pid) {
+		ids->has_pid_for_children = true;
+		ids->pid_for_children = linked ? st.st_ino : 0;
+	}
+	return 0;
+}
+
+/* A task whose pid_for_children differs from its own pid namespace unshared one for its
+ * children: its child that is that namespace's init, if any, is created after the
+ * creator unshares again (not with CLONE_NEWPID), else the creator unshares after its
+ * children. A namespace that is no child of its own (a setns) is refused. */
+static int pid_for_children_dump(struct dump_ctx **procs, size_t n, size_t i)
+{
+	const NsIds *ids = procs[i]->core->ns;
+	if (!ids->has_pid_for_children)
+		return 0;
+	if (!ids->pid_for_children) { /* no process in it yet */
+		procs[i]->tns->has_pid_unshared = procs[i]->tns->pid_unshared = true;
+		return 0;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid_for_children", procs[i]->pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int up = fd < 0 ? -1 : ioctl(fd, NS_GET_PARENT);
+	struct stat st;
+	if (up < 0 || fstat(up, &st) < 0 || st.st_ino != ids->pid) {
+		pr_err("pid %d has a pid namespace for its children that is not a child of its own "
+		       "(setns): not supported yet",
+		       procs[i]->pid);
+		return -EOPNOTSUPP;
+	}
+	(void)n;
+	procs[i]->tns->has_pid_unshared = procs[i]->tns->pid_unshared = true;
 	return 0;
 }
 
@@ -216,6 +253,8 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			}
 			ret = kinds[k].dump(procs[i], pc);
 		}
+		if (!ret)
+			ret = pid_for_children_dump(procs, n, i);
 	}
 	return ret ? ret : net_dump_tree(procs, n, ppid, mine.net);
 }

@@ -104,11 +104,6 @@ ALLOW = [
                "recreated as a new filesystem (a tmpfs empty) instead of the parent "
                "namespace's one; documented in docs/ARCHITECTURE.md, 'Mount namespaces: "
                "what is left out' (ns_mnt_nested, ns_cgroup_mount)"},
-    {"field": "ns.pid_for_children",
-     "reason": "BUG: a task that unshared a pid namespace (CLONE_NEWPID: its children go "
-               "there) is restored with its pid_for_children back in its own pid namespace: "
-               "a child it forks after the restore lands in the wrong pid namespace "
-               "(ns_pid_nested, ns_user_pid)"},
     {"field": "fdinfo.mnt_id", "values": lambda a, b: not a.startswith("mnt?") and
      b.startswith("mnt?"),
      "reason": "BUG: a file the task opened in its own mount namespace is restored open on a "
