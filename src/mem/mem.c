@@ -69,6 +69,20 @@ static void private_file_mode(const struct dump_ctx *c, Vma *v)
 		 (unsigned long long)v->end);
 	if (fstatat(c->procfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IWUSR))
 		v->file_writable = true;
+	/* the file itself (through the link, which needs CAP_CHECKPOINT_RESTORE in the
+	 * initial user namespace; else by its path, in the dumper's view or the task's, when
+	 * that is the same inode): what its unwritten pages hold */
+	char in_root[PATH_MAX + 16];
+	snprintf(in_root, sizeof(in_root), "root%s", v->path);
+	bool found = fstatat(c->procfd, name, &st, 0) == 0;
+	if (!found)
+		found = (stat(v->path, &st) == 0 || fstatat(c->procfd, in_root, &st, 0) == 0) &&
+			st.st_ino == v->ino && st.st_dev == v->dev;
+	if (found) {
+		v->has_file_size = v->has_file_mtime_ns = true;
+		v->file_size = (uint64_t)st.st_size;
+		v->file_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	}
 }
 
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
@@ -770,6 +784,17 @@ int mem_restore_child(struct rst_ctx *c)
 			return pr_perror("restore: open %s to map it at %llx", v->path,
 					 (unsigned long long)v->start);
 		struct stat st;
+		if (!v->deleted && !fstat(fd, &st) && v->has_file_size && v->has_file_mtime_ns &&
+		    ((uint64_t)st.st_size != v->file_size ||
+		     (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != v->file_mtime_ns)) {
+			/* its pages not written by the task come from the file: they would differ */
+			pr_err("restore: %s, mapped privately at %llx, changed since the dump (size "
+			       "%lld, was %llu)",
+			       v->path, (unsigned long long)v->start, (long long)st.st_size,
+			       (unsigned long long)v->file_size);
+			close(fd);
+			return -ESTALE;
+		}
 		if (!v->deleted && !fstat(fd, &st) && v->has_ino && st.st_ino != v->ino)
 			pr_warn("restore: %s is not the file that was mapped at dump (inode %llu, "
 				"was %llu)",
