@@ -10,6 +10,7 @@ int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_helper(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* Open the log for a command: -o FILE or stderr; -v info, -vv debug. Without -v or -o,
  * stderr gets only the one-line summary of a failure. 0, or -1 after saying why. */

@@ -14,6 +14,7 @@ static void usage(FILE *f)
 		   "  restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "  show DIR|FILE\n"
 		   "  check [--unprivileged] [--json]\n"
+		   "  gc DIR...\n"
 		   "  helper --socket PATH [--user NAME] [-v] [-o LOGFILE]\n");
 }
 
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 		{ "show", cmd_show },
 		{ "check", cmd_check },
 		{ "helper", cmd_helper },
+		{ "gc", cmd_gc },
 	};
 
 	if (argc < 2) {

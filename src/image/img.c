@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
@@ -157,6 +158,212 @@ static int check_target_dir(const char *path, bool *exists)
 	return ret;
 }
 
+#define TMP_SUFFIX ".stasis-tmp."
+/* How long a dumper waits for a collector that took the lock of its fresh temporary
+ * directory (to find it stale: the dumper had not locked it yet) to let go. */
+#define TMP_LOCK_WAIT_MS 10000
+
+/* @name is "BASE.stasis-tmp.DIGITS" (any non-empty BASE when @base is NULL). */
+static bool is_tmp_name(const char *name, const char *base)
+{
+	const char *digits = NULL;
+	if (base) {
+		size_t n = strlen(base);
+		if (!n || strncmp(name, base, n) || strncmp(name + n, TMP_SUFFIX, strlen(TMP_SUFFIX)))
+			return false;
+		digits = name + n + strlen(TMP_SUFFIX);
+	} else {
+		for (const char *s = strstr(name, TMP_SUFFIX); s; s = strstr(s + 1, TMP_SUFFIX))
+			if (s > name)
+				digits = s + strlen(TMP_SUFFIX);
+		if (!digits)
+			return false;
+	}
+	size_t nd = strspn(digits, "0123456789");
+	return nd > 0 && nd <= 10 && !digits[nd];
+}
+
+/* Take the lock of a temporary directory for its dumper, waiting at most @wait_ms for a
+ * collector holding it. */
+static int tmp_lock(int dfd, int wait_ms)
+{
+	for (int waited = 0;; waited += 10) {
+		if (flock(dfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= wait_ms)
+			return -errno;
+		usleep(10000);
+	}
+}
+
+/* Every entry of the stale directory @dfd is an image file: their allocated bytes in
+ * @bytes; else the name of the first that is not (malloc'd) in @foreign. */
+static int tmp_scan(int dfd, uint64_t *bytes, char **foreign)
+{
+	DIR *dir = fdopendir(dup(dfd));
+	struct dirent *de;
+	*bytes = 0;
+	*foreign = NULL;
+	if (!dir)
+		return -errno;
+	rewinddir(dir); /* the offset is shared with @dfd */
+	while ((de = readdir(dir))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!img_kind_by_filename(de->d_name) ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+			*foreign = strdup(de->d_name);
+			break;
+		}
+		*bytes += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(dir);
+	return *foreign ? -ENOTEMPTY : 0;
+}
+
+/* One temporary directory @name in @pdfd (@ppath for the report): removed if stale. */
+static int gc_one(int pdfd, const char *ppath, const char *name, img_gc_report_fn report,
+		  void *arg)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *foreign = NULL;
+	uint64_t bytes = 0;
+	int ret;
+
+	if ((strcmp(ppath, ".") ? asprintf(&path, "%s/%s", ppath, name)
+				: asprintf(&path, "%s", name)) < 0) {
+		path = NULL;
+		return -ENOMEM;
+	}
+	_cleanup_close_ int fd = openat(pdfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret == -ENOENT)
+			return 0; /* removed meanwhile */
+		goto failed;
+	}
+	/* Held by its dumper from before the directory holds anything until it is renamed
+	 * away (and then by no one: the previous image set it is left with is garbage). A
+	 * dumper that made it and has not locked it yet waits for us, finds it removed and
+	 * makes another. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = -errno;
+		if (ret != -EWOULDBLOCK)
+			goto failed;
+		if (report)
+			report(arg, path, IMG_GC_LIVE, 0, 0, NULL);
+		return 0;
+	}
+	ret = tmp_scan(fd, &bytes, &foreign);
+	if (ret == -ENOTEMPTY) {
+		if (report)
+			report(arg, path, IMG_GC_FOREIGN, bytes, 0, foreign);
+		return 0;
+	}
+	if (ret)
+		goto failed;
+	DIR *dir = fdopendir(dup(fd));
+	struct dirent *de;
+	if (!dir) {
+		ret = -errno;
+		goto failed;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT && !ret)
+			ret = -errno;
+	closedir(dir);
+	if (!ret && unlinkat(pdfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		ret = -errno;
+	if (ret)
+		goto failed;
+	if (report)
+		report(arg, path, IMG_GC_REMOVED, bytes, 0, NULL);
+	return 1;
+failed:
+	if (report)
+		report(arg, path, IMG_GC_FAILED, bytes, ret, NULL);
+	return 0;
+}
+
+/* The temporary directories in directory @ppath (of dumps into @ppath/@base, or any). */
+static int gc_in(const char *ppath, const char *base, img_gc_report_fn report, void *arg)
+{
+	_cleanup_close_ int pdfd = open(ppath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pdfd < 0)
+		return -errno;
+	DIR *dir = fdopendir(dup(pdfd));
+	if (!dir)
+		return -errno;
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(dir))) {
+		if (!is_tmp_name(de->d_name, base))
+			continue;
+		int r = gc_one(pdfd, ppath, de->d_name, report, arg);
+		if (r < 0) {
+			closedir(dir);
+			return r;
+		}
+		n += r;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* @path without trailing slashes ("/" stays), malloc'd. */
+static char *strip_slashes(const char *path)
+{
+	char *p = strdup(path);
+	size_t n = p ? strlen(p) : 0;
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	return p;
+}
+
+int img_gc(const char *path, bool inside, img_gc_report_fn report, void *arg)
+{
+	_cleanup_free_ char *p = strip_slashes(path);
+	_cleanup_free_ char *d = p ? strdup(p) : NULL;
+	_cleanup_free_ char *b = p ? strdup(p) : NULL;
+	int n = 0, ret;
+
+	if (!p || !d || !b)
+		return -ENOMEM;
+	const char *base = basename(b);
+	if (strcmp(base, "/") && strcmp(base, ".") && strcmp(base, "..")) {
+		ret = gc_in(dirname(d), base, report, arg);
+		if (ret < 0 && ret != -ENOENT)
+			return ret;
+		n += MAX(ret, 0);
+	}
+	if (inside) {
+		ret = gc_in(p, NULL, report, arg);
+		if (ret < 0 && ret != -ENOENT && ret != -ENOTDIR)
+			return ret;
+		n += MAX(ret, 0);
+	}
+	return n;
+}
+
+static void begin_gc_report(void *arg, const char *tmp, enum img_gc_what what, uint64_t bytes,
+			    int err, const char *foreign)
+{
+	(void)arg;
+	if (what == IMG_GC_REMOVED)
+		pr_info("images: removed %s (%llu bytes), left by a dump that is gone", tmp,
+			(unsigned long long)bytes);
+	else if (what == IMG_GC_LIVE)
+		pr_debug("images: %s belongs to a dump in progress", tmp);
+	else if (what == IMG_GC_FOREIGN)
+		pr_warn("images: %s is stale but holds %s, which is not an image: left alone", tmp,
+			foreign);
+	else
+		pr_warn("images: cannot remove the stale %s: %s", tmp, strerror(-err));
+}
+
 int img_dir_begin(struct img_dir *d, const char *path, bool sync)
 {
 	bool exists;
@@ -164,30 +371,63 @@ int img_dir_begin(struct img_dir *d, const char *path, bool sync)
 
 	memset(d, 0, sizeof(*d));
 	d->dfd = -1;
-	ret = check_target_dir(path, &exists);
-	if (ret)
+	d->path = strip_slashes(path);
+	if (!d->path)
+		return -ENOMEM;
+	ret = check_target_dir(d->path, &exists);
+	if (ret) {
+		img_dir_close(d);
 		return ret;
-	d->path = strdup(path);
-	if (!d->path || asprintf(&d->tmp, "%s.stasis-tmp.%d", path, (int)getpid()) < 0) {
+	}
+	ret = img_gc(d->path, false, begin_gc_report, NULL);
+	if (ret < 0)
+		pr_debug("images: looking for stale temporary directories of %s: %s", d->path,
+			 strerror(-ret));
+	if (asprintf(&d->tmp, "%s" TMP_SUFFIX "%d", d->path, (int)getpid()) < 0) {
 		d->tmp = NULL;
 		img_dir_close(d);
 		return -ENOMEM;
 	}
 	d->sync = sync;
-	if (mkdir(d->tmp, 0700) < 0) {
-		ret = pr_perror("images: cannot create %s", d->tmp);
-		free(d->tmp);
-		d->tmp = NULL;
-		img_dir_close(d);
-		return ret;
+	for (int attempt = 0;; attempt++) {
+		struct stat st;
+		if (mkdir(d->tmp, 0700) < 0) {
+			ret = pr_perror("images: cannot create %s", d->tmp);
+			free(d->tmp);
+			d->tmp = NULL;
+			img_dir_close(d);
+			return ret;
+		}
+		d->dfd = open(d->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (d->dfd < 0) {
+			ret = pr_perror("images: cannot open %s", d->tmp);
+			img_dir_abort(d);
+			return ret;
+		}
+		ret = tmp_lock(d->dfd, TMP_LOCK_WAIT_MS);
+		if (ret) {
+			pr_errno(ret, "images: cannot lock %s", d->tmp);
+			img_dir_abort(d);
+			return ret;
+		}
+		if (fstat(d->dfd, &st) < 0) {
+			ret = pr_perror("images: stat %s", d->tmp);
+			img_dir_abort(d);
+			return ret;
+		}
+		if (st.st_nlink > 0)
+			return 0;
+		/* a collector found it unlocked and removed it: make it again */
+		close(d->dfd);
+		d->dfd = -1;
+		if (attempt == 3) {
+			pr_err("images: %s keeps being removed while it is made", d->tmp);
+			free(d->tmp);
+			d->tmp = NULL;
+			img_dir_close(d);
+			return -EAGAIN;
+		}
 	}
-	d->dfd = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dfd < 0) {
-		ret = pr_perror("images: cannot open %s", d->tmp);
-		img_dir_abort(d);
-		return ret;
-	}
-	return 0;
 }
 
 static void remove_dir_files(int dfd)

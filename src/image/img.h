@@ -72,12 +72,34 @@ struct img_dir {
 	struct blob_writer *blobs; /* blobs.img being written (src/image/blob.h), or NULL */
 };
 
+/* The temporary directory is DIR.stasis-tmp.PID, locked (flock, LOCK_EX on the directory
+ * itself) by the dumper from before it holds anything until it is renamed into place: a
+ * dumper killed midway leaves it unlocked, "stale" whatever process has its pid since.
+ * img_dir_begin() first removes the stale ones of DIR (img_gc()). */
 int img_dir_begin(struct img_dir *d, const char *path, bool sync) __must_check;
 int img_dir_commit(struct img_dir *d) __must_check;
 /* Remove the temporary directory of an unfinished dump (images already committed are
  * never touched). */
 void img_dir_abort(struct img_dir *d);
 int img_dir_open(struct img_dir *d, const char *path) __must_check;
+
+/* Stale temporary directories (see img_dir_begin). For an image directory @path:
+ * its siblings PATH.stasis-tmp.N; with @inside, also the entries NAME.stasis-tmp.N of the
+ * directory @path itself (dumps into PATH/NAME). A directory still locked by its dumper
+ * is never touched; a stale one is removed only if it holds nothing but image files.
+ * @report (may be NULL) is called for every temporary directory found: its path, what
+ * happened (IMG_GC_*), its size in bytes (allocated blocks) and, for IMG_GC_FAILED, the
+ * -errno or, for IMG_GC_FOREIGN, the name of the file that is not an image. Returns the
+ * number removed, or -errno when @path cannot be read (ENOENT: 0). */
+enum img_gc_what {
+	IMG_GC_REMOVED, /* stale: removed */
+	IMG_GC_LIVE,	/* locked by a dump in progress: left alone */
+	IMG_GC_FOREIGN, /* stale but holds a file that is not an image: left alone */
+	IMG_GC_FAILED,	/* stale, but the removal failed */
+};
+typedef void (*img_gc_report_fn)(void *arg, const char *tmp, enum img_gc_what what,
+				 uint64_t bytes, int err, const char *foreign);
+int img_gc(const char *path, bool inside, img_gc_report_fn report, void *arg) __must_check;
 void img_dir_close(struct img_dir *d);
 
 /* Metadata images. */
