@@ -1,11 +1,155 @@
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
 #include "ns/mnt.h"
 #include "cr/ctx.h"
+
+/* ------------------------------------------------- an image that goes away ---- */
+
+/* The restore maps the pages files (src/mem/pagefile.c): one truncated meanwhile, or on a
+ * filesystem that failed, turns a read into SIGBUS. Instead of a silent "Bus error", say
+ * which file, once, on stderr and in the log, and exit: every task restored so far dies
+ * with stasis (PTRACE_O_EXITKILL, PR_SET_PDEATHSIG). Only async-signal-safe calls. */
+static pid_t sigbus_owner;
+static const char *sigbus_log;
+static char sigbus_maps[1 << 18];
+
+static size_t put_str(char *buf, size_t pos, size_t cap, const char *s)
+{
+	while (*s && pos + 1 < cap)
+		buf[pos++] = *s++;
+	buf[pos] = '\0';
+	return pos;
+}
+
+static size_t put_hex(char *buf, size_t pos, size_t cap, unsigned long v)
+{
+	char tmp[2 + 16];
+	int n = 0;
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	pos = put_str(buf, pos, cap, "0x");
+	while (n && pos + 1 < cap)
+		buf[pos++] = tmp[--n];
+	buf[pos] = '\0';
+	return pos;
+}
+
+static unsigned long parse_hex(const char **p)
+{
+	unsigned long v = 0;
+	for (;; (*p)++) {
+		char ch = **p;
+		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+		if (d < 0)
+			return v;
+		v = v * 16 + (unsigned long)d;
+	}
+}
+
+/* The file mapped at @addr (from /proc/self/maps) in @path and the offset in it. */
+static bool sigbus_find(unsigned long addr, char *path, size_t cap, unsigned long *off)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
+	if (fd < 0)
+		return false;
+	while (len + 1 < sizeof(sigbus_maps) &&
+	       (n = read(fd, sigbus_maps + len, sizeof(sigbus_maps) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	sigbus_maps[len] = '\0';
+	for (const char *l = sigbus_maps; *l;) {
+		const char *p = l;
+		unsigned long start = parse_hex(&p), end = (*p == '-') ? (p++, parse_hex(&p)) : 0;
+		/* "start-end perms offset dev inode   path" */
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ')
+			p++; /* perms */
+		while (*p == ' ')
+			p++;
+		unsigned long foff = parse_hex(&p);
+		for (int f = 0; f < 2; f++) { /* dev, inode */
+			while (*p == ' ')
+				p++;
+			while (*p && *p != ' ' && *p != '\n')
+				p++;
+		}
+		while (*p == ' ')
+			p++;
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			eol = p + strlen(p);
+		if (addr >= start && addr < end && *p == '/') {
+			size_t k = 0;
+			while (p + k < eol && k + 1 < cap) {
+				path[k] = p[k];
+				k++;
+			}
+			path[k] = '\0';
+			*off = addr - start + foff;
+			return true;
+		}
+		l = *eol ? eol + 1 : eol;
+	}
+	return false;
+}
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uc)
+{
+	char msg[1024], path[512];
+	unsigned long off = 0;
+	size_t n = 0;
+	(void)uc;
+
+	if (getpid() != sigbus_owner) {
+		/* a restore child that inherited it: the default action */
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	n = put_str(msg, n, sizeof(msg), "stasis: restore: an image file went away while it was "
+					  "read (SIGBUS at ");
+	if (sigbus_find((unsigned long)si->si_addr, path, sizeof(path), &off)) {
+		n = put_str(msg, n, sizeof(msg), "offset ");
+		n = put_hex(msg, n, sizeof(msg), off);
+		n = put_str(msg, n, sizeof(msg), " of ");
+		n = put_str(msg, n, sizeof(msg), path);
+	} else {
+		n = put_hex(msg, n, sizeof(msg), (unsigned long)si->si_addr);
+	}
+	n = put_str(msg, n, sizeof(msg), ": truncated, or its filesystem failed); the restore "
+					  "was abandoned and its tasks killed\n");
+	(void)!write(STDERR_FILENO, msg, n);
+	if (sigbus_log) {
+		int fd = open(sigbus_log, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, msg + strlen("stasis: "), n - strlen("stasis: "));
+			close(fd);
+		}
+	}
+	_exit(1);
+}
+
+static void sigbus_install(const char *logfile)
+{
+	struct sigaction sa = { .sa_sigaction = sigbus_handler, .sa_flags = SA_SIGINFO };
+	sigbus_owner = getpid();
+	sigbus_log = logfile;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		pr_warn("restore: cannot handle SIGBUS: %s", strerror(errno));
+}
 
 static void restore_usage(FILE *f)
 {
@@ -126,6 +270,7 @@ int cmd_restore(int argc, char **argv)
 		return 2;
 	o.externals = ext;
 	o.n_externals = n_ext;
+	sigbus_install(logfile);
 	int ret = restore_run(&o);
 	if (ret < 0) {
 		cli_report_failure("restore");

@@ -44,6 +44,44 @@ static int read_proc_facts(struct dump_ctx *c)
 	return 0;
 }
 
+/* @tid is traced by @tracer (not us): one line naming the tracer. A stasis tracing it is
+ * another dump of the same tree. */
+static int report_tracer(pid_t pid, pid_t tid, pid_t tracer)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", tracer);
+	_cleanup_free_ char *comm = read_file_at(AT_FDCWD, path, 64, NULL);
+	if (comm)
+		comm[strcspn(comm, "\n")] = '\0';
+	if (comm && !strcmp(comm, "stasis")) {
+		pr_err("pid %d is already being dumped (by stasis pid %d)", pid, tracer);
+		return -EBUSY;
+	}
+	if (tid == pid)
+		pr_err("pid %d is traced by pid %d (%s): detach the debugger first", pid, tracer,
+		       comm ? comm : "gone");
+	else
+		pr_err("pid %d: thread or child %d is traced by pid %d (%s): detach the debugger "
+		       "first",
+		       pid, tid, tracer, comm ? comm : "gone");
+	return -EBUSY;
+}
+
+/* The tracer of @tid (TracerPid in /proc/TID/status), 0 when none or unknown. */
+static pid_t tracer_of(pid_t tid)
+{
+	char path[64];
+	struct proc_status st;
+	pid_t tracer = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 1 << 20, NULL);
+	if (buf && !proc_parse_status(buf, &st)) {
+		tracer = st.tracer_pid;
+		proc_status_free(&st);
+	}
+	return tracer;
+}
+
 /* What this version can dump; anything else is refused before the task is touched. */
 /* The signal that stopped a job-control stopped task, as /proc/PID/stat's exit_code shows
  * it until its parent waits for the stop (SIGSTOP then; the seize reads it exactly). */
@@ -60,6 +98,8 @@ static int check_dumpable(struct dump_ctx *c)
 		       c->pid, c->stat.comm);
 		return -EPERM;
 	}
+	if (!c->nr_thr && c->status.tracer_pid && c->status.tracer_pid != getpid())
+		return report_tracer(c->pid, c->pid, c->status.tracer_pid);
 	/* (once frozen by us, every task shows 't') */
 	if (!c->nr_thr && c->stat.state == 't') {
 		pr_err("pid %d is traced by another process: cannot freeze it", c->pid);
@@ -100,6 +140,14 @@ static int freeze_one(struct dump_ctx *c, pid_t tid)
 	struct dump_thread *t;
 	int stopsig = 0;
 	int ret = pt_seize_stop_sig(tid, false, &stopsig);
+	if (ret == -EPERM) {
+		/* traced by someone else (a debugger, another dump): say by whom */
+		pid_t tracer = tracer_of(tid);
+		if (tracer && tracer != getpid()) {
+			log_reset_first_error();
+			return report_tracer(c->pid, tid, tracer);
+		}
+	}
 	if (ret)
 		return ret;
 	/* the signal that stopped a job-control stopped task (its parent may have consumed
@@ -672,6 +720,24 @@ static void free_tree(struct dump_tree *t)
 	free(t->zombies);
 }
 
+/* A dump that failed because the image directory's filesystem did (full, read-only, over
+ * quota, an I/O error): the one line says so and names the directory, whatever layer saw
+ * it first (the pages writer, a metadata write, the commit). */
+static void report_storage_error(const struct dump_opts *o, int ret)
+{
+	char first[400];
+	const char *stage = "dump: ";
+
+	if (ret != -ENOSPC && ret != -EDQUOT && ret != -EROFS && ret != -EIO && ret != -EFBIG)
+		return;
+	snprintf(first, sizeof(first), "%s", log_first_error());
+	const char *why = str_starts(first, stage) ? first + strlen(stage) : first;
+	log_reset_first_error();
+	pr_err("dump: cannot write the images of pid %d to %s: %s (%s); nothing was kept, the "
+	       "tree runs on untouched",
+	       o->pid, o->dir, strerror(-ret), why[0] ? why : "no detail");
+}
+
 int dump_run(const struct dump_opts *o)
 {
 	struct dump_tree t = { .opts = o };
@@ -731,6 +797,8 @@ out:
 		if (r && !ret)
 			ret = r;
 	}
+	if (ret)
+		report_storage_error(o, ret);
 	if (ret && t.img.tmp)
 		img_dir_abort(&t.img);
 	else

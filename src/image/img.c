@@ -141,6 +141,18 @@ static int check_target_dir(const char *path, bool *exists)
 		return pr_perror("images: cannot open %s", path);
 	}
 	*exists = true;
+	/* the images replace DIR with a rename, which a mount point refuses (EBUSY): say so
+	 * now, before the tree is frozen */
+	struct statx stx;
+	if (statx(dirfd(dir), "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 &&
+	    (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+	    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+		pr_err("images: %s is a mount point, which the images cannot replace: dump into a "
+		       "directory below it",
+		       path);
+		closedir(dir);
+		return -EBUSY;
+	}
 	struct dirent *de;
 	int ret = 0;
 	while ((de = readdir(dir))) {
