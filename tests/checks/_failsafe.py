@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, kill_pid, proc_stat, wait_pid
+from lib.proc import Failure, Skip, kill_pid, proc_stat, run_cmd, wait_pid
 
 # a process with @mib MiB of private, written, incompressible memory; "ready" in ARGV[2]
 MEM_SCRIPT = """
@@ -127,3 +127,59 @@ def check_untouched(pid, tracer=0, blocked="0000000000000000"):
     if blk != blocked:
         raise Failure("pid %d has blocked signals %s after the failed dump (was %s)" % (
             pid, blk, blocked))
+
+
+def mount_tmpfs(c, name, opts):
+    """A tmpfs mounted (with @opts) on a fresh TMP/@name: its path; Skip if impossible."""
+    mnt = os.path.join(c.tmp, name)
+    os.mkdir(mnt)
+    rc, _, err = run_cmd(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", mnt], c.timeout)
+    if rc != 0:
+        raise Skip("cannot mount a tmpfs (%s): %s" % (opts, err.strip()[:200]))
+    return mnt
+
+
+def umount(c, mnt):
+    run_cmd(["umount", "-l", mnt], c.timeout)
+
+
+def expect_storage_failure(c, mnt, mib, errtext):
+    """A dump of a @mib MiB process into @mnt/img must fail with one line naming the
+    directory and @errtext, leave the process as it was and nothing in @mnt."""
+    p = start_mem(c, mib, os.path.basename(mnt))
+    try:
+        before = status_field(p.pid, "SigBlk")
+        img = os.path.join(mnt, "img")
+        line = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D", img],
+                                "dump into %s" % img, allowed=(p.pid,))
+        if img not in line or errtext not in line:
+            raise Failure("the error does not name %s and %r: %s" % (img, errtext, line))
+        check_untouched(p.pid, blocked=before)
+        left = os.listdir(mnt)
+        if left:
+            raise Failure("the failed dump left %s in %s" % (left, mnt))
+        return line
+    finally:
+        stop(p)
+
+
+def start_restore(c, img, pidfile, log):
+    """`stasis restore -D IMG -d --pidfile PIDFILE -v -o LOG` in the background."""
+    argv = [c.stasis, "restore", "-D", img, "-d", "--pidfile", pidfile, "-v", "-o", log]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace", cwd=c.tmp)
+
+
+def wait_mapped(c, p, name):
+    """True once the running stasis @p maps a file whose path ends with /@name; False if
+    it ended first."""
+    deadline = time.monotonic() + c.timeout
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            with open("/proc/%d/maps" % p.pid) as f:
+                if any(ln.rstrip("\n").endswith("/" + name) for ln in f):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.001)
+    return False
