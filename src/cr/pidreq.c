@@ -65,11 +65,25 @@ int pidreq_recv(int sock, int32_t *op, int32_t *val, int32_t *aux, int *fd)
 		return r == 0 ? -ETIMEDOUT : -errno;
 	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	int got = -1;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&got, CMSG_DATA(cm), sizeof(int));
-	if (n != (ssize_t)sizeof(m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	bool extra = false;
+	/* Keep one fd; close any other the sender attached (two fit in cbuf), or they leak. */
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int one;
+			memcpy(&one, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (got < 0 && !extra && nfd == 1) {
+				got = one;
+				continue;
+			}
+			close(one);
+			extra = true;
+		}
+	}
+	if (n != (ssize_t)sizeof(m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || extra ||
 	    (got >= 0 && !fd) || (!op && m[0] != PIDREQ_ANSWER)) {
 		if (got >= 0)
 			close(got);
