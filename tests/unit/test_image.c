@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "core/log.h"
@@ -518,6 +519,89 @@ static void test_replace(void)
 	CHECK_EQ(count_prefix(base, "img.stasis-tmp"), 0);
 }
 
+/* A temporary directory of a dump into @dir by @pid holding one pages file of @len bytes
+ * (and @extra, not an image, if given). */
+static void make_tmp(const char *dir, int pid, size_t len, const char *extra)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s.stasis-tmp.%d", dir, pid);
+	CHECK_EQ(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s.stasis-tmp.%d/pages-%d.img", dir, pid, pid);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK_EQ(ftruncate(fd, (off_t)len), 0);
+		CHECK_EQ(pwrite(fd, "x", 1, 0), 1); /* one block allocated */
+		close(fd);
+	}
+	if (extra) {
+		snprintf(p, sizeof(p), "%s.stasis-tmp.%d/%s", dir, pid, extra);
+		fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		CHECK(fd >= 0);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+struct gc_seen {
+	int removed, live, foreign, failed;
+};
+
+static void gc_count(void *arg, const char *tmp, enum img_gc_what what, uint64_t bytes, int err,
+		     const char *foreign)
+{
+	struct gc_seen *s = arg;
+	(void)tmp;
+	(void)bytes;
+	(void)err;
+	s->removed += what == IMG_GC_REMOVED;
+	s->live += what == IMG_GC_LIVE;
+	s->foreign += what == IMG_GC_FOREIGN && foreign && !strcmp(foreign, "notes.txt");
+	s->failed += what == IMG_GC_FAILED;
+}
+
+/* Stale temporary directories (no lock held) are removed by img_gc and by the next dump
+ * into the same place; a locked one (a live dump) and one holding a foreign file never. */
+static void test_gc(void)
+{
+	_cleanup_free_ char *dir = path_in("gc");
+	_cleanup_free_ char *live = NULL;
+	struct gc_seen s = { 0 };
+	struct img_dir d;
+
+	make_tmp(dir, 999991, 1 << 20, NULL);
+	make_tmp(dir, 999992, 4096, NULL);
+	make_tmp(dir, 999993, 4096, "notes.txt");
+	if (asprintf(&live, "%s.stasis-tmp.999992", dir) < 0)
+		abort();
+	/* the "live dumper" holds the lock through its own open file description */
+	int lfd = open(live, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0);
+	CHECK_EQ(img_gc(dir, false, gc_count, &s), 1);
+	CHECK(s.removed == 1 && s.live == 1 && s.foreign == 1 && s.failed == 0);
+	CHECK_EQ(count_prefix(base, "gc.stasis-tmp."), 2);
+	CHECK(access(live, F_OK) == 0);
+
+	/* the next dump removes a stale one by itself, not the live one */
+	make_tmp(dir, 999994, 4096, NULL);
+	CHECK_EQ(img_dir_begin(&d, dir, false), 0);
+	CHECK(!exists(base, "gc.stasis-tmp.999994") && exists(base, "gc.stasis-tmp.999992"));
+	/* its own directory is locked: a collector leaves it alone */
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ(img_gc(dir, false, gc_count, &s), 0);
+	CHECK(s.live == 2 && s.removed == 0);
+	img_dir_abort(&d);
+
+	/* the live dump is gone: now it is stale; with @inside, from the parent directory */
+	close(lfd);
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ(img_gc(base, true, gc_count, &s), 1);
+	CHECK(s.removed == 1 && s.foreign == 1);
+	CHECK_EQ(count_prefix(base, "gc.stasis-tmp."), 1); /* the foreign one */
+	_cleanup_free_ char *missing = path_in("missing");
+	CHECK_EQ(img_gc(missing, true, NULL, NULL), 0);
+}
+
 int main(void)
 {
 	if (!mkdtemp(base))
@@ -526,6 +610,7 @@ int main(void)
 	RUN(test_corruption);
 	RUN(test_foreign_dir);
 	RUN(test_replace);
+	RUN(test_gc);
 	rm_rf(base);
 	return unit_done();
 }
