@@ -24,8 +24,8 @@ static void gc_usage(FILE *f)
 		   "  Exit status: 0, or 1 if a directory could not be read or removed.\n");
 }
 
-static void gc_report(void *arg, const char *tmp, enum img_gc_what what, uint64_t bytes,
-		      int err, const char *foreign)
+static void gc_report(void *arg, const char *tmp, enum img_gc_what what, uint64_t bytes, int err,
+		      const char *foreign)
 {
 	struct gc_totals *t = arg;
 	switch (what) {

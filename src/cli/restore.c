@@ -48,7 +48,9 @@ static unsigned long parse_hex(const char **p)
 	unsigned long v = 0;
 	for (;; (*p)++) {
 		char ch = **p;
-		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+		int d = ch >= '0' && ch <= '9'   ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+						 : -1;
 		if (d < 0)
 			return v;
 		v = v * 16 + (unsigned long)d;
@@ -118,8 +120,9 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 		raise(sig);
 		return;
 	}
-	n = put_str(msg, n, sizeof(msg), "stasis: restore: an image file went away while it was "
-					  "read (SIGBUS at ");
+	n = put_str(msg, n, sizeof(msg),
+		    "stasis: restore: an image file went away while it was "
+		    "read (SIGBUS at ");
 	if (sigbus_find((unsigned long)si->si_addr, path, sizeof(path), &off)) {
 		n = put_str(msg, n, sizeof(msg), "offset ");
 		n = put_hex(msg, n, sizeof(msg), off);
@@ -128,8 +131,9 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 	} else {
 		n = put_hex(msg, n, sizeof(msg), (unsigned long)si->si_addr);
 	}
-	n = put_str(msg, n, sizeof(msg), ": truncated, or its filesystem failed); the restore "
-					  "was abandoned and its tasks killed\n");
+	n = put_str(msg, n, sizeof(msg),
+		    ": truncated, or its filesystem failed); the restore "
+		    "was abandoned and its tasks killed\n");
 	(void)!write(STDERR_FILENO, msg, n);
 	if (sigbus_log) {
 		int fd = open(sigbus_log, O_WRONLY | O_APPEND | O_CLOEXEC);

@@ -235,8 +235,7 @@ static int tmp_scan(int dfd, uint64_t *bytes, char **foreign)
 }
 
 /* One temporary directory @name in @pdfd (@ppath for the report): removed if stale. */
-static int gc_one(int pdfd, const char *ppath, const char *name, img_gc_report_fn report,
-		  void *arg)
+static int gc_one(int pdfd, const char *ppath, const char *name, img_gc_report_fn report, void *arg)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *foreign = NULL;

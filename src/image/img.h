@@ -82,6 +82,7 @@ int img_dir_commit(struct img_dir *d) __must_check;
  * never touched). */
 void img_dir_abort(struct img_dir *d);
 int img_dir_open(struct img_dir *d, const char *path) __must_check;
+void img_dir_close(struct img_dir *d);
 
 /* Stale temporary directories (see img_dir_begin). For an image directory @path:
  * its siblings PATH.stasis-tmp.N; with @inside, also the entries NAME.stasis-tmp.N of the
@@ -93,14 +94,13 @@ int img_dir_open(struct img_dir *d, const char *path) __must_check;
  * number removed, or -errno when @path cannot be read (ENOENT: 0). */
 enum img_gc_what {
 	IMG_GC_REMOVED, /* stale: removed */
-	IMG_GC_LIVE,	/* locked by a dump in progress: left alone */
+	IMG_GC_LIVE,    /* locked by a dump in progress: left alone */
 	IMG_GC_FOREIGN, /* stale but holds a file that is not an image: left alone */
-	IMG_GC_FAILED,	/* stale, but the removal failed */
+	IMG_GC_FAILED,  /* stale, but the removal failed */
 };
-typedef void (*img_gc_report_fn)(void *arg, const char *tmp, enum img_gc_what what,
-				 uint64_t bytes, int err, const char *foreign);
+typedef void (*img_gc_report_fn)(void *arg, const char *tmp, enum img_gc_what what, uint64_t bytes,
+				 int err, const char *foreign);
 int img_gc(const char *path, bool inside, img_gc_report_fn report, void *arg) __must_check;
-void img_dir_close(struct img_dir *d);
 
 /* Metadata images. */
 int img_write_msg(struct img_dir *d, enum img_kind kind, int pid, const ProtobufCMessage *msg)

@@ -148,8 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		int32_t op = -1, val = 0, aux = 0;
 		int fd = -2;
-		int ret = pidreq_recv(sv[0], (mode & 8) ? NULL : &op, &val, (mode & 16) ? NULL : &aux,
-				      (mode & 32) ? NULL : &fd);
+		int ret = pidreq_recv(sv[0], (mode & 8) ? NULL : &op, &val,
+				      (mode & 16) ? NULL : &aux, (mode & 32) ? NULL : &fd);
 		if (ret > 0)
 			abort();
 		if (!(mode & 32)) {
