@@ -23,6 +23,7 @@
 #define AFFINITY_MAX 1024 /* bytes of CPU mask: 8192 CPUs */
 #define SCHED_POLICY_MAX 6 /* SCHED_DEADLINE */
 #define LOGINUID_UNSET 4294967295u
+#define SCHED_FLAG_DL_BITS 0x06 /* SCHED_FLAG_RECLAIM, SCHED_FLAG_DL_OVERRUN: deadline tasks */
 #define IOPRIO_WHO_PROCESS 1
 #define IOPRIO_CLASS_MAX 3 /* none, RT, best effort, idle */
 
@@ -142,7 +143,7 @@ static int sched_validate(struct rst_ctx *c)
 		const ThreadSched *t = s->threads[i];
 		bad = t->policy > SCHED_POLICY_MAX || t->nice < -20 || t->nice > 19 ||
 		      t->priority > 99 || (t->has_affinity && t->affinity.len > AFFINITY_MAX) ||
-		      (t->flags & ~(uint64_t)SCHED_FLAG_RESET_ON_FORK) ||
+		      (t->flags & ~(uint64_t)(SCHED_FLAG_RESET_ON_FORK | SCHED_FLAG_DL_BITS)) ||
 		      (t->has_ioprio && (t->ioprio >> 13 > IOPRIO_CLASS_MAX || t->ioprio & 0x1ff8));
 	}
 	if (bad) {
