@@ -24,8 +24,16 @@ def _but(text, key):
     return [w for w in text.split() if not w.startswith(key + "=")]
 
 
+_TIMER_SIGS = (1 << 13) | (1 << 25) | (1 << 26)  # SIGALRM, SIGVTALRM, SIGPROF
+
+
 ALLOW = [
     # --- legitimate changes: not state a restore can or should keep ---
+    {"field": ["status.ShdPnd", "status.SigPnd"],
+     "values": lambda a, b: not ((int(a, 16) ^ int(b, 16)) & ~_TIMER_SIGS),
+     "reason": "an interval timer keeps running across the checkpoint: its signal may fire "
+               "while the task is frozen and be pending (or be delivered) at either "
+               "snapshot (leave_running, itimer); itimer_pending checks a pending one itself"},
     {"field": "stat.flags.PF_FORKNOEXEC",
      "reason": "cannot be kept: the kernel sets it on fork and clears it on exec; a restored "
                "task is forked by stasis and never execs, an original usually exec'd"},
