@@ -62,7 +62,7 @@ $(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
 $(BUILD)/stasis-helper: $(HELPER_OBJS)
 	$(CC) $(LDFLAGS) -Wl,--gc-sections -o $@ $^
 
-tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/demo/counter
+tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/tests/tools/uns_launch $(BUILD)/demo/counter
 
 # test tools (not tests): e.g. the image editor of the escalation checks
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libstasis.a

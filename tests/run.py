@@ -26,7 +26,7 @@ from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc,
 from lib.users import NONROOT_USER, ensure_subids, ensure_user
 
 DEFAULT_TIMEOUT = 60
-FLAVORS = ("default", "nonroot", "rootless", "ns")
+FLAVORS = ("default", "nonroot", "rootless", "ns", "uns")
 ROOTLESS_TIMEOUT = 1500
 NEEDS_ROOT = ("needs root: the test makes namespaces, mounts, cgroups or ids of the host's "
               "user namespace, which a non-root user can neither create nor restore "
@@ -67,6 +67,8 @@ class Runner:
             return "known non-root limitation: " + meta["nonroot-known"]
         if self.flavor == "ns" and "ns-known" in meta:
             return "cannot run as a namespace init: " + meta["ns-known"]
+        if self.flavor == "uns" and "uns-known" in meta:
+            return "known limitation in a user-namespace container: " + meta["uns-known"]
         return None
 
     def run_units(self, build):
@@ -304,6 +306,14 @@ class Runner:
             # only the checkpoint tests, each as the init of its own namespaces
             if not shutil.which("unshare"):
                 self.report("SKIP", "flavor", "unshare not found (package util-linux)")
+                return
+            self.run_ckpt(build)
+            return
+        if self.flavor == "uns":
+            # only the checkpoint tests, each in a user-namespace container of its own
+            if os.geteuid() != 0 or in_rootless_container():
+                self.report("SKIP", "flavor", "the uns flavor needs root of the initial "
+                            "user namespace (it maps ids 20000..39999)")
                 return
             self.run_ckpt(build)
             return

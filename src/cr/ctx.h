@@ -136,6 +136,12 @@ struct rst_ctx {
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
 	uint32_t n_gfd;
 	uint64_t mntns_floor;     /* --pin-ns: the id of stasis's mount namespace (src/ns/mnt.c) */
+	/* stasis, for a new thread: its ids at the outer pid-namespace levels the task has no
+	 * rights over are prepared (ns_last_pid written) so that the task's clone3 gets them
+	 * there; @nstid as NSpid lists them (outermost first, n entries). Returns how many
+	 * levels (0: none; the task sets every level) or -errno. NULL outside a restore. */
+	int (*thread_levels)(void *tree, pid_t pid, const int32_t *nstid, size_t n);
+	void *tree;
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 	/* the private state of the resource rows that have one (src/cr/resource.h) */

@@ -137,6 +137,8 @@ static int load_tree(struct rst_tree *t)
 		c->proc_dfd = t->proc_dfd;
 		c->host_root_fd = -1; /* plan_fds */
 		c->stasis_pid = getpid();
+		c->thread_levels = rst_thread_levels;
+		c->tree = t;
 		c->pid = t->inv->tasks[i]->pid;
 		c->cwd_fd = -1;
 		c->img_dfd = t->img.dfd;

@@ -73,6 +73,11 @@ bool rst_new_pid_ns(const Inventory *inv, size_t j);
 /* The init of pid-namespace level @k (>= 1) of task @j: @j or one of its ancestors;
  * -1 if none (the level's init is not in the tree). */
 ssize_t rst_level_init(const struct rst_tree *t, size_t j, size_t k);
+/* How many outer pid-namespace levels of task @j its creator (@creator, -1: stasis)
+ * cannot set with set_tid (spawn.c). */
+size_t rst_unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j);
+/* rst_ctx.thread_levels (serve.c). */
+int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n);
 /* Process groups whose leader exited (each once) into @out (room for t->n); their count. */
 size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out);
 /* Create task @j with its pids (@creator: index of the creating task, -1: stasis); does

@@ -62,9 +62,37 @@ int rst_stasis_write_maps(void *arg, pid_t pid)
 	return ret;
 }
 
-/* Stasis: ns_last_pid at the @levels outer levels of task @pid, innermost first (the
- * fork that writes an inner level takes a pid at every level above it). Its own level
- * through the helper when stasis may not write it (no CAP_CHECKPOINT_RESTORE there). */
+/* Stasis: ns_last_pid at the @levels outer levels of task @j so that the next fork (or
+ * clone of a thread) there gets @ids (outermost first), innermost first (the fork that
+ * writes an inner level takes a pid at every level above it). Its own level through the
+ * helper when stasis may not write it (no CAP_CHECKPOINT_RESTORE there). */
+static int prepare_levels(struct rst_tree *t, size_t j, const pid_t *ids, size_t levels)
+{
+	for (size_t k = levels - 1; k >= 1; k--) {
+		ssize_t init = rst_level_init(t, j, k);
+		char path[64];
+		if (init < 0)
+			return -EINVAL;
+		snprintf(path, sizeof(path), "%d/ns/pid", t->inv->tasks[init]->pid);
+		_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+		if (nsfd < 0)
+			return pr_perror("restore: open /proc/%s", path);
+		int ret = pidreq_set_last_pid(nsfd, ids[k] - 1);
+		if (ret)
+			return pr_errno(ret, "restore: ns_last_pid for pid %d (level %zu: %d)",
+					ids[0], k, ids[k]);
+	}
+	int ret = pidreq_set_last_pid(-1, ids[0] - 1);
+	if ((ret == -EPERM || ret == -EACCES) && t->have_helper) {
+		ret = helper_tree(t);
+		if (!ret)
+			ret = helper_set_last_pid(&t->helper, -1, ids[0] - 1);
+	}
+	if (ret)
+		return pr_errno(ret, "restore: write ns_last_pid for pid %d", ids[0]);
+	return 0;
+}
+
 static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
 {
 	struct rst_tree *t = arg;
@@ -73,29 +101,27 @@ static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
 	size_t nlev = e && e->n_nspid ? e->n_nspid : 1;
 	if (!e || levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
 		return -EINVAL;
-	for (size_t k = (size_t)levels - 1; k >= 1; k--) {
-		ssize_t init = rst_level_init(t, (size_t)j, k);
-		char path[64];
-		if (init < 0)
-			return -EINVAL;
-		snprintf(path, sizeof(path), "%d/ns/pid", t->inv->tasks[init]->pid);
-		_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
-		if (nsfd < 0)
-			return pr_perror("restore: open /proc/%s", path);
-		int ret = pidreq_set_last_pid(nsfd, e->nspid[k] - 1);
-		if (ret)
-			return pr_errno(ret, "restore: ns_last_pid for pid %d (level %zu: %d)", pid,
-					k, e->nspid[k]);
+	return prepare_levels(t, (size_t)j, e->n_nspid ? e->nspid : &e->pid, (size_t)levels);
+}
+
+int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n)
+{
+	struct rst_tree *t = tree;
+	ssize_t j = rst_task_index(t->inv, pid);
+	if (j < 0)
+		return -EINVAL;
+	const TaskEntry *e = t->inv->tasks[j];
+	size_t nlev = e->n_nspid ? e->n_nspid : 1;
+	size_t skip = rst_unsettable_levels(t, j, (size_t)j);
+	if (!skip)
+		return 0;
+	if (n != nlev || skip > nlev) {
+		pr_err("restore: a thread of pid %d has %zu pid-namespace levels, its process %zu",
+		       pid, n, nlev);
+		return -EINVAL;
 	}
-	int ret = pidreq_set_last_pid(-1, pid - 1);
-	if ((ret == -EPERM || ret == -EACCES) && t->have_helper) {
-		ret = helper_tree(t);
-		if (!ret)
-			ret = helper_set_last_pid(&t->helper, -1, pid - 1);
-	}
-	if (ret)
-		return pr_errno(ret, "restore: write ns_last_pid for pid %d", pid);
-	return 0;
+	int ret = prepare_levels(t, (size_t)j, nstid, skip);
+	return ret ? ret : (int)skip;
 }
 
 static bool stasis_check_pids(void *arg, pid_t pid, int levels, int pidfd)

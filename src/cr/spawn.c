@@ -153,10 +153,6 @@ static uint64_t userns_of(const struct rst_tree *t, ssize_t i)
 	return t->procs[i]->core->ns->user;
 }
 
-/* How many outer pid-namespace levels of task @j its creator (@creator, -1: stasis)
- * cannot set with set_tid: those whose pid namespace is owned by a user namespace above
- * the creator's. Level 0 is owned by the dumper's; level k by the user namespace of the
- * init of that level (an ancestor of @j). */
 /* The init of pid-namespace level @k (>= 1) of task @j: @j or one of its ancestors;
  * -1 if none (the level's init is not in the tree). */
 ssize_t rst_level_init(const struct rst_tree *t, size_t j, size_t k)
@@ -171,7 +167,11 @@ ssize_t rst_level_init(const struct rst_tree *t, size_t j, size_t k)
 	return -1;
 }
 
-static size_t unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j)
+/* How many outer pid-namespace levels of task @j its creator (@creator, -1: stasis)
+ * cannot set with set_tid: those whose pid namespace is owned by a user namespace above
+ * the creator's. Level 0 is owned by the dumper's; level k by the user namespace of the
+ * init of that level (an ancestor of @j). */
+size_t rst_unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j)
 {
 	const TaskEntry *e = t->inv->tasks[j];
 	size_t nlev = e->n_nspid ? e->n_nspid : 1, n = 0;
@@ -234,7 +234,7 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 {
 	const TaskEntry *e = t->inv->tasks[j];
 	const UserNs *u = t->procs[j] ? t->procs[j]->tns->userns : NULL;
-	size_t skip = unsettable_levels(t, creator, j);
+	size_t skip = rst_unsettable_levels(t, creator, j);
 	for (int attempt = 0;; attempt++) {
 		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;

@@ -132,9 +132,14 @@ static int walk_entry(struct walk *w, int dfd, const char *name, const char *rel
 	if (!e)
 		return -errno;
 	if (mountpoint) {
-		/* another mount sits here: keep the mount point, not what it hides */
+		/* another mount sits here: keep the mount point, not what it hides. Its own
+		 * owner cannot be read (the stat is of the mount on top, whose owner the
+		 * task's user namespace may not map: a bind of the host's /dev/null): it
+		 * takes the tmpfs root's; nothing sees it while the mount is there. */
 		if (t != S_IFDIR)
 			e->mode = (sx.stx_mode & 07777) | S_IFREG;
+		e->uid = w->v[0]->uid;
+		e->gid = w->v[0]->gid;
 		return 0;
 	}
 	switch (t) {

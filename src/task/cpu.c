@@ -16,6 +16,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "ptrace/ptrace.h"
@@ -291,11 +292,20 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 		return -EINVAL;
 	for (size_t k = 0; k < nids; k++)
 		ids[k] = t->n_nstid ? t->nstid[t->n_nstid - 1 - k] : want;
+	/* levels the task has no rights over (a task in a user namespace: the pid namespaces
+	 * above its own): stasis prepares them, the task sets the inner ones */
+	int skip = 0;
+	if (c->thread_levels) {
+		const int32_t one = want;
+		skip = c->thread_levels(c->tree, c->pid, t->n_nstid ? t->nstid : &one, nids);
+		if (skip < 0)
+			return skip;
+	}
 	struct stasis_clone_args ca = {
 		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
 			 CLONE_SYSVSEM,
-		.set_tid = c->rs.scratch + SCR_TID,
-		.set_tid_size = nids,
+		.set_tid = (size_t)skip < nids ? c->rs.scratch + SCR_TID : 0,
+		.set_tid_size = nids - (size_t)skip,
 	};
 	if (t->has_tid_address && t->tid_address) {
 		ca.flags |= CLONE_CHILD_CLEARTID;
@@ -322,6 +332,16 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 	if (r != ids[0]) {
 		pr_err("restore: thread %d created as %ld", want, r);
 		return -EINVAL;
+	}
+	if (skip) {
+		/* the outer ids came from ns_last_pid: another fork may have taken one first */
+		char path[64];
+		snprintf(path, sizeof(path), "%d/task/%d", c->pid, want);
+		if (faccessat(c->proc_dfd, path, F_OK, 0)) {
+			pr_err("restore: thread %d got another id in an outer pid namespace (one "
+			       "forked meanwhile took it)", want);
+			return -EBUSY;
+		}
 	}
 	/* Auto-attached (PTRACE_O_TRACECLONE): wait for its first stop. */
 	ret = pt_wait(want, &status, PT_WAIT_TIMEOUT_MS);

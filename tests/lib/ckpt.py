@@ -20,6 +20,13 @@ DEFAULT_TIMEOUT = 60
 # namespaces with its own /proc; the dumped task is unshare's child.
 NS_UNSHARE = ["unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
               "--mount-proc"]
+# The uns flavor: the test runs as root of a new user namespace (ids 0..19999 are
+# 20000..39999 outside) and as the init of new pid+mount+net+ipc+uts namespaces,
+# pivot_root'ed into a bind of a directory of its own holding binds of these host paths
+# (and of the test's directory and build, at the same paths), a tmpfs /dev and its /proc
+# (BUILD/tests/tools/uns_launch); dumped and restored (with --root) by root outside.
+UNS_BASE = 20000
+UNS_HOST_PATHS = ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/etc")
 
 
 class CkptRun:
@@ -33,6 +40,9 @@ class CkptRun:
         self.timeout = float(meta.get("timeout", DEFAULT_TIMEOUT))
         self.deadline = time.monotonic() + self.timeout
         self.user = runner.user    # (uid, gid) in the nonroot flavor, else None
+        uns = runner.flavor == "uns"
+        # the owner of the test's files: the nonroot user, or the uns flavor's root
+        self.owner = (UNS_BASE, UNS_BASE) if uns else self.user
         self.tmp = tempfile.mkdtemp(prefix="stasis-%s-" % name, dir="/tmp")
         self.cwd = os.path.join(self.tmp, "cwd")
         self.img = os.path.join(self.tmp, "img")
@@ -41,6 +51,7 @@ class CkptRun:
         self.dump_log = os.path.join(self.tmp, "dump.log")
         self.restore_log = os.path.join(self.tmp, "restore.log")
         self.pidfile = os.path.join(self.tmp, "pidfile")
+        self.root = os.path.join(self.tmp, "root") if uns else None
         self.stasis_err = []
         os.mkdir(self.cwd)
         self.chown(self.tmp)
@@ -49,7 +60,7 @@ class CkptRun:
         self.proc = None       # the original test process (a Popen)
         self.pid = None
         self.bg = []           # background stasis processes (Popen)
-        self.binary = os.path.join(build, "tests", "ckpt", name)
+        self.binary = os.path.abspath(os.path.join(build, "tests", "ckpt", name))
         self.stasis = os.path.join(build, "stasis")
         if self.user is not None:
             # the user's copies: the test binary beside the capable stasis (private dir)
@@ -67,8 +78,8 @@ class CkptRun:
         self.allowed_diffs = []
 
     def chown(self, path):
-        if self.user is not None:
-            os.chown(path, self.user[0], self.user[1])
+        if self.owner is not None:
+            os.chown(path, self.owner[0], self.owner[1])
 
     def left(self):
         return max(self.deadline - time.monotonic(), 0.0)
@@ -92,6 +103,13 @@ class CkptRun:
         argv = [self.binary]
         if self.r.flavor == "ns":
             argv = NS_UNSHARE + argv
+        elif self.r.flavor == "uns":
+            os.mkdir(self.root)
+            self.chown(self.root)
+            binds = [p for p in UNS_HOST_PATHS if os.path.lexists(p)]
+            binds += [self.tmp, os.path.dirname(os.path.dirname(self.binary))]
+            argv = [os.path.join(self.build, "tests", "tools", "uns_launch"), "-b",
+                    str(UNS_BASE), "-n", str(UNS_BASE), self.root] + binds + ["--"] + argv
         try:
             self.proc = subprocess.Popen(argv, cwd=self.cwd, env=env,
                                          stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
@@ -99,7 +117,7 @@ class CkptRun:
         finally:
             os.close(fd)
         self.pid = self.proc.pid
-        if self.r.flavor == "ns":
+        if self.r.flavor in ("ns", "uns"):
             self.pid = self.ns_init()
 
     def ns_init(self):
@@ -178,8 +196,8 @@ class CkptRun:
             rc = self.proc.wait(timeout=min(10.0, max(self.left(), 0.1)))
         except subprocess.TimeoutExpired:
             raise Failure("the original is still running after dump") from None
-        if self.r.flavor == "ns":
-            # unshare reports its child's death by a signal as a failure of its own: the
+        if self.r.flavor in ("ns", "uns"):
+            # unshare (uns_launch) reports its child's death by a signal as a failure of its own: the
             # test was killed if it neither passed nor failed
             lines = self.status_text().splitlines()
             if rc >= 0 and any(ln == "PASS" or ln.startswith("FAIL") for ln in lines):
@@ -215,6 +233,8 @@ class CkptRun:
         opts = ["restore", "-D", self.img, "-d", "--pidfile", self.pidfile, "-v", "-o",
                 self.restore_log]
         opts += [o for o in self.meta.get("restore-opts", "").split(",") if o]
+        if self.root:
+            opts += ["--root", self.root]
         self.stasis_cmd(opts, "restore")
         self.check_pidfile()
 
@@ -360,6 +380,8 @@ class CkptRun:
     def restore_waiting(self, expect):
         argv = [self.stasis, "restore", "-D", self.img, "--pidfile", self.pidfile, "-v", "-o",
                 self.restore_log]
+        if self.root:
+            argv += ["--root", self.root]
         errpath = os.path.join(self.tmp, "restore.stderr")
         ef = user_file(errpath, self.user, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:

@@ -20,7 +20,7 @@ HEADER_LINES = 10
 
 # keys whose value is free text: a skip reason, why a check needs root, and the known
 # limitations of a test in one flavor (reported as SKIP with the reason)
-TEXT_KEYS = ("skip", "why", "nonroot-known", "ns-known", "rootless-known")
+TEXT_KEYS = ("skip", "why", "nonroot-known", "ns-known", "uns-known", "rootless-known")
 
 
 def header_lines(src, mark):

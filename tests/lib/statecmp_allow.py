@@ -47,9 +47,10 @@ ALLOW = [
     {"field": "root.ppid", "mode": "exit-status",
      "reason": "restore without -d: the restored root is the child of `stasis restore`, which "
                "waits for it, instead of the runner's"},
-    {"field": "root.ppid", "flavor": "ns",
-     "reason": "the ns flavor's root is the child of unshare, which exits when the dump kills "
-               "it: the restored root is the runner's (the subreaper's) child"},
+    {"field": "root.ppid", "flavor": ["ns", "uns"],
+     "reason": "the ns (uns) flavor's root is the child of unshare (uns_launch), which exits "
+               "when the dump kills it: the restored root is the runner's (the subreaper's) "
+               "child"},
     {"field": ["net.if_inet6", "net.ipv6_route"], "added": True,
      "item": ["* fe80*", "fe80*", "ff00*"],
      "reason": "the kernel adds an interface's IPv6 link-local address (and its fe80::/64 "
