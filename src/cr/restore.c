@@ -258,7 +258,7 @@ static void free_tree(struct rst_tree *t)
 		if (c->files)
 			protobuf_c_message_free_unpacked(&c->files->base, NULL);
 		page_source_close(c->pages);
-		if (c->cwd_fd >= 0 && !c->cwd_deferred)
+		if (c->cwd_fd >= 0)
 			close(c->cwd_fd);
 		res_release(c);
 		free(c->trs);
@@ -369,8 +369,13 @@ static int plan_fds(struct rst_tree *t)
 		if (!c || !c->in_userns)
 			continue;
 		if (rst_mnt_creator(t, i) >= 0) {
-			/* in its own mount tree: opened there by stasis, at this number */
-			c->cwd_fd = t->fd_top++;
+			/* in its own mount tree: opened there by stasis, at this number, held
+			 * meanwhile by a free fd (a pipe made later must not get it, and the
+			 * creator puts the cwd there with dup3) */
+			c->cwd_fd = fcntl(t->root_fd, F_DUPFD_CLOEXEC, t->fd_top);
+			if (c->cwd_fd < 0)
+				return pr_perror("restore: hold an fd above %d", t->fd_top);
+			t->fd_top = c->cwd_fd + 1;
 			c->cwd_deferred = true;
 			continue;
 		}

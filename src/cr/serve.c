@@ -248,7 +248,10 @@ int rst_wait_ready(struct rst_tree *t, int rd)
 		m.msg[sizeof(m.msg) - 1] = '\0';
 		if (m.err) {
 			log_reset_first_error();
-			pr_err("%s", m.msg[0] ? m.msg : "a task failed while setting itself up");
+			if (m.msg[0])
+				pr_err("%s", m.msg);
+			else
+				pr_errno(m.err, "pid %d failed while setting itself up", m.pid);
 			return m.err < 0 ? m.err : -EIO;
 		}
 		ready++;

@@ -278,17 +278,21 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 		t->dumpable_wr = dm[1];
 		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
 					     flags, skip, skip ? &pidfd : NULL);
+		/* A child sharing the fd table (CLONE_FILES) must not close the creator's ends
+		 * nor the creator its: each end is closed by its own user only (the child
+		 * closes go[0] and dm[1] once it used them) */
+		bool shared = flags & CLONE_FILES;
 		if (child == 0) {
-			if (go[1] >= 0)
+			if (go[1] >= 0 && !shared)
 				close(go[1]);
-			if (priv[0] >= 0)
+			if (priv[0] >= 0 && !shared)
 				close(priv[0]);
-			if (dm[0] >= 0)
+			if (dm[0] >= 0 && !shared)
 				close(dm[0]);
 			restore_task(t, j);
 		}
 		t->dumpable_wr = -1;
-		if (dm[1] >= 0)
+		if (dm[1] >= 0 && !(shared && child > 0))
 			close(dm[1]);
 		ret = child < 0 ? -errno : 0;
 		/* (a failure here leaves the creator with another euid: the child goes) */
@@ -310,7 +314,8 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 				ret = r ? r : verdict;
 		}
 		if (go[0] >= 0) {
-			close(go[0]);
+			if (!(shared && child > 0))
+				close(go[0]);
 			t->go_rd = -1;
 		}
 		if (!ret && u)

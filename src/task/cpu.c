@@ -6,11 +6,13 @@
  * CLONE_THREAD and set_tid as a remote syscall; with PTRACE_O_TRACECLONE the new thread
  * is attached and stopped before it executes a single instruction, its registers are
  * then simply overwritten. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "sys/uapi.h"
@@ -282,44 +285,79 @@ static int thread_pending(struct rst_ctx *c, const Thread *t)
 	return 0;
 }
 
-static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
+/* The thread whose innermost tid is @inner (the one clone3 just made), as stasis sees it;
+ * 0 if none. */
+static pid_t find_thread(struct rst_ctx *c, long inner)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "%d/task", c->pid);
+	int dfd = openat(c->proc_dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	pid_t found = 0;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	for (struct dirent *de; !found && (de = readdir(d));) {
+		char sp[300];
+		int tid = atoi(de->d_name);
+		if (tid <= 0)
+			continue;
+		snprintf(sp, sizeof(sp), "%s/status", de->d_name);
+		char *buf = read_file_at(dirfd(d), sp, 64 << 10, NULL);
+		const char *ns = buf ? strstr(buf, "\nNSpid:") : NULL;
+		const char *end = ns ? strchr(ns + 1, '\n') : NULL;
+		if (end) {
+			const char *last = end;
+			while (last > ns && last[-1] != ' ' && last[-1] != '\t')
+				last--;
+			if (atol(last) == inner)
+				found = tid;
+		}
+		free(buf);
+	}
+	closedir(d);
+	return found;
+}
+
+/* A thread created with another id at an outer level (a fork elsewhere took the one
+ * stasis prepared): it calls exit itself (the process goes on), stasis reaps it. */
+static int drop_thread(struct rst_ctx *c, long inner)
+{
+	pid_t tid = find_thread(c, inner);
+	int status;
+	if (!tid || pt_wait(tid, &status, PT_WAIT_TIMEOUT_MS)) {
+		pr_err("restore: cannot find the thread created as %ld", inner);
+		return -ESRCH;
+	}
+	struct rsys rs;
+	long r;
+	int ret = rsys_init_insn(&rs, tid, c->rs.insn, c->rs.scratch, c->rs.scratch_len);
+	if (!ret)
+		ret = rsys_call(&rs, SYS_exit, 0, 0, 0, 0, 0, 0, &r);
+	if (ret != -ESRCH) {
+		pr_err("restore: the thread created as %ld did not exit", inner);
+		return ret ? ret : -EIO;
+	}
+	log_reset_first_error();
+	return 0;
+}
+
+/* One clone3 of the thread in the task: 0, -errno, or 1: it was created with another
+ * outer id and dropped (prepare the levels again and retry). */
+static int clone_thread(struct rst_ctx *c, const Thread *t, struct stasis_clone_args *ca,
+			const pid_t *ids, size_t nids, int skip)
 {
 	pid_t want = t->tid;
-	/* the tid at every pid-namespace level, innermost first */
-	pid_t ids[PROC_MAX_NS_LEVEL];
-	size_t nids = t->n_nstid ? t->n_nstid : 1;
-	if (nids > PROC_MAX_NS_LEVEL)
-		return -EINVAL;
-	for (size_t k = 0; k < nids; k++)
-		ids[k] = t->n_nstid ? t->nstid[t->n_nstid - 1 - k] : want;
-	/* levels the task has no rights over (a task in a user namespace: the pid namespaces
-	 * above its own): stasis prepares them, the task sets the inner ones */
-	int skip = 0;
-	if (c->thread_levels) {
-		const int32_t one = want;
-		skip = c->thread_levels(c->tree, c->pid, t->n_nstid ? t->nstid : &one, nids);
-		if (skip < 0)
-			return skip;
-	}
-	struct stasis_clone_args ca = {
-		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-			 CLONE_SYSVSEM,
-		.set_tid = (size_t)skip < nids ? c->rs.scratch + SCR_TID : 0,
-		.set_tid_size = nids - (size_t)skip,
-	};
-	if (t->has_tid_address && t->tid_address) {
-		ca.flags |= CLONE_CHILD_CLEARTID;
-		ca.child_tid = t->tid_address;
-	}
-	int status, ret;
-
-	ret = rsys_poke(&c->rs, c->rs.scratch + SCR_TID, ids, nids * sizeof(pid_t));
+	int ret = rsys_poke(&c->rs, c->rs.scratch + SCR_TID, ids, nids * sizeof(pid_t));
 	if (!ret)
-		ret = rsys_poke(&c->rs, c->rs.scratch + SCR_CLONE, &ca, sizeof(ca));
+		ret = rsys_poke(&c->rs, c->rs.scratch + SCR_CLONE, ca, sizeof(*ca));
 	if (ret)
 		return ret;
 	long r;
-	ret = rsys_call(&c->rs, __NR_clone3, c->rs.scratch + SCR_CLONE, sizeof(ca), 0, 0, 0, 0, &r);
+	ret = rsys_call(&c->rs, __NR_clone3, c->rs.scratch + SCR_CLONE, sizeof(*ca), 0, 0, 0, 0,
+			&r);
 	if (ret)
 		return ret;
 	if (r < 0) {
@@ -338,11 +376,68 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 		char path[64];
 		snprintf(path, sizeof(path), "%d/task/%d", c->pid, want);
 		if (faccessat(c->proc_dfd, path, F_OK, 0)) {
-			pr_err("restore: thread %d got another id in an outer pid namespace (one "
-			       "forked meanwhile took it)", want);
-			return -EBUSY;
+			snprintf(path, sizeof(path), "%d", want);
+			bool used = !faccessat(c->proc_dfd, path, F_OK, 0);
+			ret = drop_thread(c, r);
+			if (used) {
+				pr_err("restore: thread id %d is already in use", want);
+				return ret ? ret : -EEXIST;
+			}
+			pr_info("restore: thread %d got another id in an outer pid namespace (a fork "
+				"took it meanwhile): retry",
+				want);
+			return ret ? ret : 1;
 		}
 	}
+	return 0;
+}
+
+static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
+{
+	pid_t want = t->tid;
+	/* the tid at every pid-namespace level, innermost first */
+	pid_t ids[PROC_MAX_NS_LEVEL];
+	size_t nids = t->n_nstid ? t->n_nstid : 1;
+	if (nids > PROC_MAX_NS_LEVEL)
+		return -EINVAL;
+	for (size_t k = 0; k < nids; k++)
+		ids[k] = t->n_nstid ? t->nstid[t->n_nstid - 1 - k] : want;
+	/* levels the task has no rights over (a task in a user namespace: the pid namespaces
+	 * above its own): stasis prepares them, the task sets the inner ones */
+	int skip = 0;
+	const int32_t one = want, *outer_first = t->n_nstid ? t->nstid : &one;
+	if (c->thread_levels) {
+		skip = c->thread_levels(c->tree, c->pid, outer_first, nids);
+		if (skip < 0)
+			return skip;
+	}
+	struct stasis_clone_args ca = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			 CLONE_SYSVSEM,
+		.set_tid = (size_t)skip < nids ? c->rs.scratch + SCR_TID : 0,
+		.set_tid_size = nids - (size_t)skip,
+	};
+	if (t->has_tid_address && t->tid_address) {
+		ca.flags |= CLONE_CHILD_CLEARTID;
+		ca.child_tid = t->tid_address;
+	}
+	int status, ret;
+	for (int attempt = 0;; attempt++) {
+		ret = clone_thread(c, t, &ca, ids, nids, skip);
+		if (ret != 1)
+			break;
+		if (attempt == 20) {
+			pr_err("restore: thread %d: its id at an outer pid-namespace level was taken "
+			       "by another fork %d times",
+			       want, attempt + 1);
+			return -EBUSY;
+		}
+		skip = c->thread_levels(c->tree, c->pid, outer_first, nids);
+		if (skip < 0)
+			return skip;
+	}
+	if (ret)
+		return ret;
 	/* Auto-attached (PTRACE_O_TRACECLONE): wait for its first stop. */
 	ret = pt_wait(want, &status, PT_WAIT_TIMEOUT_MS);
 	if (ret)
