@@ -292,6 +292,37 @@ static int exit_status_of(int status)
 	return 1;
 }
 
+/* The cwds of the tasks in user namespaces (they may not reach them by path): opened by
+ * stasis above every fd of the plan, or held at free fds for the creator of their mount
+ * namespace to fill. */
+static int plan_cwds(struct rst_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct rst_ctx *c = t->procs[i];
+		if (!c || !c->in_userns)
+			continue;
+		if (rst_mnt_creator(t, i) >= 0) {
+			/* in its own mount tree: opened there by stasis, at this number, held
+			 * meanwhile by a free fd (a pipe made later must not get it, and the
+			 * creator puts the cwd there with dup3) */
+			c->cwd_fd = fcntl(t->root_fd, F_DUPFD_CLOEXEC, t->fd_top);
+			if (c->cwd_fd < 0)
+				return pr_perror("restore: hold an fd above %d", t->fd_top);
+			t->fd_top = c->cwd_fd + 1;
+			c->cwd_deferred = true;
+			continue;
+		}
+		_cleanup_close_ int fd = open(c->core->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return pr_perror("restore: open the cwd of pid %d (%s)", c->pid, c->core->cwd);
+		c->cwd_fd = fcntl(fd, F_DUPFD_CLOEXEC, t->fd_top);
+		if (c->cwd_fd < 0)
+			return pr_perror("restore: dup");
+		t->fd_top = c->cwd_fd + 1;
+	}
+	return 0;
+}
+
 /* File descriptor layout of every restore child, and the tree-wide descriptions. */
 static int plan_fds(struct rst_tree *t)
 {
@@ -364,29 +395,9 @@ static int plan_fds(struct rst_tree *t)
 		t->blobs.fd = hb;
 		t->fd_top = hb + 1;
 	}
-	for (size_t i = 0; i < t->n; i++) {
-		struct rst_ctx *c = t->procs[i];
-		if (!c || !c->in_userns)
-			continue;
-		if (rst_mnt_creator(t, i) >= 0) {
-			/* in its own mount tree: opened there by stasis, at this number, held
-			 * meanwhile by a free fd (a pipe made later must not get it, and the
-			 * creator puts the cwd there with dup3) */
-			c->cwd_fd = fcntl(t->root_fd, F_DUPFD_CLOEXEC, t->fd_top);
-			if (c->cwd_fd < 0)
-				return pr_perror("restore: hold an fd above %d", t->fd_top);
-			t->fd_top = c->cwd_fd + 1;
-			c->cwd_deferred = true;
-			continue;
-		}
-		_cleanup_close_ int fd = open(c->core->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			return pr_perror("restore: open the cwd of pid %d (%s)", c->pid, c->core->cwd);
-		c->cwd_fd = fcntl(fd, F_DUPFD_CLOEXEC, t->fd_top);
-		if (c->cwd_fd < 0)
-			return pr_perror("restore: dup");
-		t->fd_top = c->cwd_fd + 1;
-	}
+	ret = plan_cwds(t);
+	if (ret)
+		return ret;
 	/* the roots of the cgroup namespaces, entered by their creators; each is created by
 	 * a task that sits in the roots of the nearest namespace up its creator chain */
 	for (size_t i = 0; i < t->n; i++) {

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
+#include "proc/fhpath.h"
 #include "sys/syscalls.h"
 
 /* Flags never passed to open() at restore: creation must not happen, and the temporary
@@ -95,6 +96,19 @@ static int path_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	/* unknown (neither view has that inode: renamed, over-mounted) is left unset */
 	int view = path_view(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
+	if (view < 0) {
+		/* a path of a detached mount: named in stasis's view by its file handle */
+		char rel[32], *found = NULL;
+		snprintf(rel, sizeof(rel), "fd/%d", e->fd);
+		_cleanup_close_ int pfd = openat(c->procfd, rel, O_PATH | O_CLOEXEC);
+		if (pfd >= 0 && !fh_path(pfd, &found)) {
+			pr_info("fd %d of pid %d: %s is %s in stasis's view (found by its file "
+				"handle)", e->fd, c->pid, d->path, found);
+			free(d->path);
+			d->path = found;
+			view = 0;
+		}
+	}
 	d->has_in_task_root = view >= 0;
 	d->in_task_root = view == 1;
 	return 0;

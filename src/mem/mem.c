@@ -28,6 +28,7 @@
 #include <sys/sysmacros.h>
 
 #include "core/log.h"
+#include "proc/fhpath.h"
 #include "mem/pagexfer.h"
 #include "sys/syscalls.h"
 #include "sys/uapi.h"
@@ -257,6 +258,25 @@ static int scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_regi
 	return 0;
 }
 
+/* A mapped file whose path reaches nothing in either view (its mount was detached: a task
+ * that pivot_root'ed away from its executable's mount): named in stasis's view through its
+ * file handle (@fd, an O_PATH of it), *@path replaced. The view (0), or -1 (left as is). */
+static int view_by_handle(const struct dump_ctx *c, int fd, char **path)
+{
+	char *found = NULL;
+	int ret = fh_path(fd, &found);
+	if (ret) {
+		pr_debug("mem: pid %d: %s: no path through its file handle: %s", c->pid, *path,
+			 strerror(-ret));
+		return -1;
+	}
+	pr_info("mem: pid %d: %s is %s in stasis's view (found by its file handle)", c->pid,
+		*path, found);
+	free(*path);
+	*path = found;
+	return 0;
+}
+
 static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 {
 	long brk = rsys_do(&c->rs, "mem: read brk", SYS_brk, 0, 0, 0, 0, 0, 0);
@@ -302,6 +322,8 @@ static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 	_cleanup_close_ int efd = openat(c->procfd, "exe", O_PATH | O_CLOEXEC);
 	int view = efd >= 0 && !fstat(efd, &st) ? path_view(c->procfd, exe, st.st_dev, st.st_ino)
 						: -1;
+	if (view < 0 && efd >= 0)
+		view = view_by_handle(c, efd, &mm->exe_path);
 	mm->has_exe_in_task_root = view >= 0;
 	mm->exe_in_task_root = view == 1;
 	return 0;
@@ -574,6 +596,14 @@ int mem_dump(struct dump_ctx *c)
 					   p->ino == v->ino && !strcmp(p->path, v->path)
 				   ? (p->has_in_task_root ? (int)p->in_task_root : -1)
 				   : path_view(c->procfd, v->path, (dev_t)v->dev, (ino_t)v->ino);
+		if (view < 0) {
+			char rel[64];
+			snprintf(rel, sizeof(rel), "map_files/%llx-%llx",
+				 (unsigned long long)v->start, (unsigned long long)v->end);
+			_cleanup_close_ int mfd = openat(c->procfd, rel, O_PATH | O_CLOEXEC);
+			if (mfd >= 0)
+				view = view_by_handle(c, mfd, &v->path);
+		}
 		v->has_in_task_root = view >= 0;
 		v->in_task_root = view == 1;
 	}

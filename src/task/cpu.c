@@ -18,6 +18,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -376,16 +377,10 @@ static int clone_thread(struct rst_ctx *c, const Thread *t, struct stasis_clone_
 		char path[64];
 		snprintf(path, sizeof(path), "%d/task/%d", c->pid, want);
 		if (faccessat(c->proc_dfd, path, F_OK, 0)) {
-			snprintf(path, sizeof(path), "%d", want);
-			bool used = !faccessat(c->proc_dfd, path, F_OK, 0);
-			ret = drop_thread(c, r);
-			if (used) {
-				pr_err("restore: thread id %d is already in use", want);
-				return ret ? ret : -EEXIST;
-			}
 			pr_info("restore: thread %d got another id in an outer pid namespace (a fork "
 				"took it meanwhile): retry",
 				want);
+			ret = drop_thread(c, r);
 			return ret ? ret : 1;
 		}
 	}
@@ -426,12 +421,20 @@ static int create_thread(struct rst_ctx *c, const Thread *t, struct rsys *out)
 		ret = clone_thread(c, t, &ca, ids, nids, skip);
 		if (ret != 1)
 			break;
-		if (attempt == 20) {
-			pr_err("restore: thread %d: its id at an outer pid-namespace level was taken "
-			       "by another fork %d times",
-			       want, attempt + 1);
+		if (attempt == 8) {
+			char path[32];
+			snprintf(path, sizeof(path), "%d", want);
+			if (!faccessat(c->proc_dfd, path, F_OK, 0))
+				pr_err("restore: thread id %d is already in use", want);
+			else
+				pr_err("restore: thread %d: its id at an outer pid-namespace level "
+				       "was taken by another fork %d times",
+				       want, attempt + 1);
 			return -EBUSY;
 		}
+		/* the taker may be short-lived: wait a little more each time */
+		struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
+		nanosleep(&ts, NULL);
 		skip = c->thread_levels(c->tree, c->pid, outer_first, nids);
 		if (skip < 0)
 			return skip;
@@ -462,7 +465,11 @@ int cpu_restore_threads(struct rst_ctx *c)
 		if (ptrace(PTRACE_SETOPTIONS, c->pid, NULL, (void *)opts) < 0)
 			return pr_perror("restore: ptrace options of %d", c->pid);
 	}
-	for (size_t i = 0; i < n; i++) {
+	/* highest tid first (threads[] is sorted by tid): where stasis rewinds an outer pid
+	 * namespace's ns_last_pid for each (a task in a user namespace), a fork elsewhere
+	 * meanwhile finds the tids above taken by the threads already made and lands above
+	 * them all, not on a tid still to make */
+	for (size_t i = n; i-- > 0;) {
 		ret = create_thread(c, c->core->threads[i + 1], &c->trs[i]);
 		if (ret)
 			return ret;

@@ -1,6 +1,7 @@
 // stasis-test: timeout=30 needs=root
 // stasis-test: rootless-known=the test cannot create or join a cgroup: none is delegated to
 //   the user
+// stasis-test: uns-known=the same in the uns container: no cgroup is delegated to its root
 /* Cgroup membership: the task moves itself into a cgroup of its own in the pids (v1)
  * hierarchy and in cgroup v2 when mounted; after restore /proc/self/cgroup is the same. */
 #include "lib.h"

@@ -1,7 +1,7 @@
 // stasis-test: timeout=30
 /* Locked memory: 1 MiB locked with mlock, 512 KiB with mlock2(MLOCK_ONFAULT), both locked
  * again after the restore ("lo", and "lf" for the second, in smaps). As root the locks
- * are taken before the task drops its effective uid to 65534 with a 64 KiB
+ * are taken before the task drops its effective uid to 1000 with a 64 KiB
  * RLIMIT_MEMLOCK (so that it could not take them any more itself): the restored task,
  * with those credentials, still holds them. */
 #include "lib.h"
@@ -60,15 +60,15 @@ int main(int argc, char **argv)
 	bool root = geteuid() == 0;
 	if (root) {
 		struct rlimit rl = { 64 << 10, 64 << 10 };
-		if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0 || setresuid(0, 65534, 0) < 0)
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0 || setresuid(0, 1000, 0) < 0)
 			test_fail("drop privileges: %s", strerror(errno));
 	}
 	/* (the status file is root's: written with euid 0 for a moment) */
 	if (root && seteuid(0) < 0)
 		test_fail("seteuid(0): %s", strerror(errno));
 	test_ready();
-	if (root && seteuid(65534) < 0)
-		test_fail("seteuid(65534): %s", strerror(errno));
+	if (root && seteuid(1000) < 0)
+		test_fail("seteuid(1000): %s", strerror(errno));
 	test_wait();
 
 	uid_t euid = geteuid();
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	/* (back to euid 0 to report: the status file is root's) */
 	if (root && seteuid(0) < 0)
 		test_fail("seteuid(0): %s", strerror(errno));
-	TEST_CHECK(!root || euid == 65534, "euid %d after the restore", euid);
+	TEST_CHECK(!root || euid == 1000, "euid %d after the restore", euid);
 	TEST_CHECK(!root || (rl.rlim_cur == 64 << 10 && rl.rlim_max == 64 << 10),
 		   "RLIMIT_MEMLOCK %llu/%llu after the restore", (unsigned long long)rl.rlim_cur,
 		   (unsigned long long)rl.rlim_max);

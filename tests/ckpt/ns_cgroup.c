@@ -1,6 +1,7 @@
 // stasis-test: timeout=40 needs=root
 // stasis-test: rootless-known=same as cgroup_member (the test makes the cgroups its
 //   namespaces are rooted in)
+// stasis-test: uns-known=same as cgroup_member
 /* Cgroup namespaces, nested. The test makes A, A/B and A/B/C under its own cgroup (in
  * cgroup v2 and, when mounted, in the v1 pids hierarchy), moves a child into A; the child
  * unshares CLONE_NEWCGROUP (root A) and moves itself into A/B; its child (the grandchild)

@@ -1,5 +1,6 @@
 // stasis-test: timeout=40 needs=root
 // stasis-test: rootless-known=same as cgroup_member
+// stasis-test: uns-known=same as cgroup_member
 /* A fresh cgroup2 mount inside a cgroup namespace. The root makes A and A/B (cgroup v2),
  * opens their cgroup.procs, then unshares a mount namespace without the cgroup2 mount
  * (so that a later cgroup2 mount cannot be a bind of what it sees). Its child, moved into

@@ -1,5 +1,6 @@
 // stasis-test: timeout=40 needs=root
 // stasis-test: rootless-known=same as cgroup_member
+// stasis-test: uns-known=same as cgroup_member
 /* A cgroup namespace owned by a user namespace of the tree. The root makes A and A/B
  * (cgroup v2) and moves its child into A; the child unshares a user namespace and a
  * cgroup namespace at once (the cgroup namespace is then owned by the new user

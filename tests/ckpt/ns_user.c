@@ -1,4 +1,6 @@
 // stasis-test: timeout=30 needs=root
+// stasis-test: uns-known=the test checks its user namespaces against the initial one (its
+//   root must be the host's root, uid 0 mapped to 0)
 /* User namespaces, several in one tree, one nested in another:
  *   root (the test, host user namespace)
  *    `- A: creates U1 as uid 3000 (its owner), maps 0..1999 -> 10000.. (written by the
