@@ -352,7 +352,7 @@ int ns_dump_last_pid(struct dump_ctx *c)
 		return 0; /* not a namespace init */
 	int v = 0;
 	long r = last_pid_io(&c->rs, false, &v);
-	if (r == -ENOENT || r == -EACCES) {
+	if (r == -ENOENT || r == -EACCES || r == -EPERM) {
 		/* no proc where the init is: read it from a probe in the namespace */
 		r = last_pid_probe(c->pid, &v, false);
 		if (r < 0) {
@@ -379,8 +379,12 @@ int ns_restore_last_pid(struct rst_ctx *c)
 		return -EINVAL;
 	}
 	long r = last_pid_io(&c->rs, true, &v);
-	if (r == -ENOENT || r == -EACCES)
-		r = last_pid_probe(c->pid, &v, true); /* no proc where the init is */
+	if (r == -ENOENT || r == -EACCES || r == -EROFS || r == -EPERM) {
+		/* no (writable) proc where the init is: a probe stasis forks there writes it */
+		r = last_pid_probe(c->pid, &v, true);
+		if (!r)
+			log_reset_first_error();
+	}
 	if (r < 0)
 		return pr_errno((int)r, "restore: ns_last_pid %d of the pid namespace of pid %d",
 				v, c->pid);
