@@ -12,7 +12,8 @@
  * (a fixed list: nothing else is ever written), then each object with its id
  * (/proc/sys/kernel/{msg,sem,shm}_next_id is written before each *get, the kernel then
  * allocates exactly that id), created with the creator's effective uid/gid (cuid/cgid),
- * then owner, mode, queue size, contents. Not carried over: times, last pids, SEM_UNDO
+ * then owner, mode, queue size, contents, and last the *_next_id sysctls as they were (-1,
+ * or an id the task chose for its next object). Not carried over: times, last pids, SEM_UNDO
  * adjustments of tasks, segments attached in some task (refused at dump).
  *
  * POSIX message queues: listed in the namespace's mqueue filesystem (mounted by the dump
@@ -54,7 +55,11 @@ static const char *const ipc_sysctls[] = {
 	"kernel/msgmni",	  "kernel/sem",		       "kernel/auto_msgmni",
 	"fs/mqueue/queues_max",	  "fs/mqueue/msg_max",	       "fs/mqueue/msgsize_max",
 	"fs/mqueue/msg_default",  "fs/mqueue/msgsize_default",
+	/* written after the objects are made (their creation sets and consumes them): the
+	 * id the next *get gets, -1 (the kernel picks) unless the task set one */
+	"kernel/msg_next_id",	  "kernel/sem_next_id",	       "kernel/shm_next_id",
 };
+#define IPC_FIRST_LATE_SYSCTL "kernel/msg_next_id"
 
 #define IPC_MAX_DATA (32u << 20) /* bound on queued messages + segment contents */
 #define IPC_MAX_OBJS 4096u	 /* bound on the objects of one kind */
@@ -466,30 +471,40 @@ static int write_proc_sys(const char *name, const char *val)
 	return 0;
 }
 
-static int restore_sysctls(const IpcNs *ns)
+/* The sysctls of the namespace, every name checked first; @late: the *_next_id ones
+ * (after the objects), else the others. */
+static int restore_sysctls(const IpcNs *ns, bool late)
 {
-	for (size_t k = 0; k < ARRAY_SIZE(ipc_sysctls); k++) {
+	for (size_t i = 0; i < ns->n_sysctls; i++) {
+		const IpcSysctl *s = ns->sysctls[i];
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(ipc_sysctls); k++)
+			known |= !strcmp(s->name, ipc_sysctls[k]);
+		if (!known) {
+			pr_err("image: unknown IPC sysctl '%s'", s->name);
+			return -EINVAL;
+		}
+		if (!s->value[0] || strspn(s->value, "0123456789 \t-") != strlen(s->value) ||
+		    strlen(s->value) > 128) {
+			pr_err("image: malformed value of sysctl %s", s->name);
+			return -EINVAL;
+		}
+	}
+	size_t first_late = 0;
+	while (strcmp(ipc_sysctls[first_late], IPC_FIRST_LATE_SYSCTL))
+		first_late++;
+	size_t from = late ? first_late : 0, to = late ? ARRAY_SIZE(ipc_sysctls) : first_late;
+	for (size_t k = from; k < to; k++) {
 		for (size_t i = 0; i < ns->n_sysctls; i++) {
 			const IpcSysctl *s = ns->sysctls[i];
 			if (strcmp(s->name, ipc_sysctls[k]))
 				continue;
-			if (!s->value[0] || strspn(s->value, "0123456789 \t-") != strlen(s->value) ||
-			    strlen(s->value) > 128) {
-				pr_err("image: malformed value of sysctl %s", s->name);
-				return -EINVAL;
-			}
+			/* -1 (the kernel picks) cannot be written; a *get leaves it so */
+			if (late && !strcmp(s->value, "-1"))
+				continue;
 			int ret = write_proc_sys(s->name, s->value);
 			if (ret)
 				return ret;
-		}
-	}
-	for (size_t i = 0; i < ns->n_sysctls; i++) {
-		bool known = false;
-		for (size_t k = 0; k < ARRAY_SIZE(ipc_sysctls); k++)
-			known |= !strcmp(ns->sysctls[i]->name, ipc_sysctls[k]);
-		if (!known) {
-			pr_err("image: unknown IPC sysctl '%s'", ns->sysctls[i]->name);
-			return -EINVAL;
 		}
 	}
 	return 0;
@@ -692,7 +707,7 @@ static int restore_mqueue(const IpcMqueue *m)
 int ipc_restore_ns(const IpcNs *ns, pid_t pid, int proc_dfd)
 {
 	rst_proc_dfd = proc_dfd;
-	int ret = restore_sysctls(ns);
+	int ret = restore_sysctls(ns, false);
 	for (size_t i = 0; i < ns->n_msgqs && !ret; i++)
 		ret = restore_msgq(ns->msgqs[i]);
 	for (size_t i = 0; i < ns->n_sems && !ret; i++)
@@ -701,6 +716,8 @@ int ipc_restore_ns(const IpcNs *ns, pid_t pid, int proc_dfd)
 		ret = restore_shm(ns->shms[i]);
 	for (size_t i = 0; i < ns->n_mqueues && !ret; i++)
 		ret = restore_mqueue(ns->mqueues[i]);
+	if (!ret)
+		ret = restore_sysctls(ns, true);
 	if (ret)
 		pr_err("restore: IPC namespace of pid %d failed", pid);
 	return ret;

@@ -7,7 +7,8 @@
  * namespace of its own (two in the tree) with a queue under the same key and its own
  * kernel.msgmax. After restore: same ids, owners,
  * modes, queue size, messages in order, semaphore values, segment contents, sysctls; the
- * namespace is not the parent's and the parent's namespace has none of the keys. */
+ * namespace is not the parent's and the parent's namespace has none of the keys; the id
+ * the task chose for its next queue (kernel.msg_next_id) is still the next one. */
 #include "lib.h"
 
 #include <errno.h>
@@ -235,6 +236,10 @@ int main(int argc, char **argv)
 	close(ans2[1]);
 	TEST_CHECK(g > 0 && write(req2[1], &c, 1) == 1 && read(ans2[0], &ok, 1) == 1 && ok == 'y',
 		   "second IPC namespace setup");
+	/* the id its next message queue gets, chosen by the task (kept across the restore,
+	 * although restoring the queues sets and consumes it) */
+	TEST_CHECK(write_sysctl("/proc/sys/kernel/msg_next_id", "4242") == 0,
+		   "set kernel.msg_next_id");
 	test_ready();
 	test_wait();
 	if (test_sabotage()) {
@@ -248,6 +253,12 @@ int main(int argc, char **argv)
 		   "the parent's IPC namespace has the test's objects");
 	TEST_CHECK(sysctl_is("/proc/sys/kernel/msgmax", MSGMAX), "kernel.msgmax lost");
 	TEST_CHECK(sysctl_is("/proc/sys/fs/mqueue/msg_max", "17"), "fs.mqueue.msg_max lost");
+	TEST_CHECK(sysctl_is("/proc/sys/kernel/msg_next_id", "4242"), "kernel.msg_next_id lost");
+	int next = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	TEST_CHECK(next == 4242, "the next message queue got id %d, not the 4242 chosen", next);
+	if (next >= 0)
+		msgctl(next, IPC_RMID, NULL);
+	TEST_CHECK(sysctl_is("/proc/sys/kernel/sem_next_id", "-1"), "kernel.sem_next_id set");
 	TEST_CHECK(write(req[1], &c, 1) == 1 && read(ans[0], &ok, 1) == 1, "no answer");
 	TEST_CHECK(ok == 'y', "the child does not see the queue in the root's IPC namespace");
 	TEST_CHECK(write(req2[1], &c, 1) == 1 && read(ans2[0], &ok, 1) == 1 && ok == 'y',
