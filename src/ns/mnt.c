@@ -714,8 +714,10 @@ static void fs_context_messages(int fs, char *buf, size_t size)
 }
 
 /* A new superblock of @m's filesystem with its recorded options, mounted detached; a
- * proc for pid namespace @pidns if >= 0 (6.18's "pidns" option), else the caller's. */
-static int fresh_sb(const Mount *m, int pidns)
+ * proc for pid namespace @pidns if >= 0 (6.18's "pidns" option), else the caller's. A
+ * read-only tmpfs with contents is made writable (*@ro_later set): its contents and root
+ * owner are written first, then sb_make_ro. */
+static int fresh_sb(const Mount *m, int pidns, bool *ro_later)
 {
 	_cleanup_close_ int fs = fsopen(m->fstype, FSOPEN_CLOEXEC);
 	if (fs < 0)
@@ -740,6 +742,10 @@ static int fresh_sb(const Mount *m, int pidns)
 	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
 		if (!strcmp(o, "rw"))
 			continue;
+		if (!strcmp(o, "ro") && ro_later && !strcmp(m->fstype, "tmpfs")) {
+			*ro_later = true;
+			continue;
+		}
 		char *eq = strchr(o, '=');
 		if (eq)
 			*eq = '\0';
@@ -761,6 +767,17 @@ static int fresh_sb(const Mount *m, int pidns)
 	if (mfd < 0)
 		return pr_perror("restore: mount %s (%s): fsmount", m->mountpoint, m->fstype);
 	return mfd;
+}
+
+/* The superblock of the detached mount @sb made read-only (fspick + reconfigure). */
+static int sb_make_ro(int sb, const Mount *m)
+{
+	_cleanup_close_ int fs = fspick(sb, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
+		return pr_perror("restore: mount %s (%s): make it read-only", m->mountpoint,
+				 m->fstype);
+	return 0;
 }
 
 /* Restore child: the proc mounts of its children's pid namespaces, mounted once the
@@ -798,10 +815,13 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 			if (rm[j].sb >= 0 && rm[j].m->dev == m->dev)
 				sb = rm[j].sb;
 		if (sb < 0) {
-			sb = rm[i].sb = fresh_sb(m, -1);
+			bool ro_later = false;
+			sb = rm[i].sb = fresh_sb(m, -1, &ro_later);
 			if (sb < 0)
 				return sb;
 			int ret = tmpfs_fill(c, sb, m);
+			if (!ret && ro_later)
+				ret = sb_make_ro(sb, m);
 			if (ret)
 				return ret;
 		}
@@ -1251,7 +1271,7 @@ int mnt_restore_late(struct rst_ctx *c, int (*pidns)(void *arg, uint64_t id), vo
 		_cleanup_close_ int ns = pidns(arg, m->proc_pidns);
 		if (ns < 0)
 			return ns;
-		_cleanup_close_ int mfd = fresh_sb(m, ns);
+		_cleanup_close_ int mfd = fresh_sb(m, ns, NULL);
 		if (mfd < 0)
 			return mfd;
 		struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
