@@ -109,6 +109,13 @@ static int path_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 			view = 0;
 		}
 	}
+	if (view < 0 && S_ISREG(e->st.st_mode)) {
+		/* reopening the path would give another file, or none */
+		pr_err("fd %d of pid %d: no path reaches %s any more (a mount hides it, or it "
+		       "was moved where stasis cannot see): not supported",
+		       e->fd, c->pid, e->link);
+		return -EOPNOTSUPP;
+	}
 	d->has_in_task_root = view >= 0;
 	d->in_task_root = view == 1;
 	return 0;

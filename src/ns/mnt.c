@@ -861,12 +861,53 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 	return 0;
 }
 
+/* A mount point the rebuilt parent lacks: it was under a directory another mount hides
+ * (a tmpfs at a/b, then one at a: the dump reads a's contents, not the hidden a/b). In a
+ * fresh superblock stasis built, the missing components are made (0755; a file for a
+ * mount of a file): nothing sees them while the mounts are there. */
+static int make_point(struct rmount *rm, size_t i, const char *rel)
+{
+	struct stat st;
+	char path[MNTINFO_MAX_PATH];
+	if (rm[rm[i].parent].sb < 0 || fstat(rm[i].fd, &st) < 0)
+		return -ENOENT;
+	for (const char *c = rel;; c++) {
+		if (*c && *c != '/')
+			continue;
+		snprintf(path, sizeof(path), "%.*s", (int)(c - rel), rel);
+		_cleanup_close_ int fd = mnt_open_beneath(rm[rm[i].parent].fd, path,
+							  RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH);
+		if (fd < 0) {
+			const char *slash = strrchr(path, '/');
+			_cleanup_free_ char *dir = strndup(path, slash ? (size_t)(slash - path) : 0);
+			_cleanup_close_ int pd =
+				dir ? mnt_open_beneath(rm[rm[i].parent].fd, *dir ? dir : ".",
+						       RESOLVE_BENEATH | RESOLVE_NO_XDEV,
+						       O_PATH | O_DIRECTORY)
+				    : -1;
+			const char *name = slash ? slash + 1 : path;
+			int r = pd < 0 ? -1
+				: (*c || S_ISDIR(st.st_mode))
+					? mkdirat(pd, name, 0755)
+					: mknodat(pd, name, S_IFREG | 0644, 0);
+			if (r < 0 && errno != EEXIST)
+				return -errno;
+		}
+		if (!*c)
+			return 0;
+	}
+}
+
 static int attach(struct rmount *rm, size_t i)
 {
 	const Mount *m = rm[i].m, *pm = rm[rm[i].parent].m;
 	const char *rel = rel_below(m->mountpoint, pm->mountpoint);
-	_cleanup_close_ int at =
-		mnt_open_beneath(rm[rm[i].parent].fd, rel, RESOLVE_BENEATH | RESOLVE_NO_XDEV, O_PATH);
+	int at = mnt_open_beneath(rm[rm[i].parent].fd, rel, RESOLVE_BENEATH | RESOLVE_NO_XDEV,
+				  O_PATH);
+	if (at < 0 && errno == ENOENT && !make_point(rm, i, rel))
+		at = mnt_open_beneath(rm[rm[i].parent].fd, rel, RESOLVE_BENEATH | RESOLVE_NO_XDEV,
+				      O_PATH);
+	_cleanup_close_ int atfd = at;
 	if (at < 0)
 		return pr_perror("restore: mount point %s (in %s)", m->mountpoint, pm->mountpoint);
 	if (move_mount(rm[i].fd, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
