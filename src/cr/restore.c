@@ -312,7 +312,11 @@ static int plan_cwds(struct rst_tree *t)
 			c->cwd_deferred = true;
 			continue;
 		}
-		_cleanup_close_ int fd = open(c->core->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int fd = c->core->cwd_deleted
+						 ? misc_deleted_cwd(AT_FDCWD, c->core)
+						 : open(c->core->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && c->core->cwd_deleted)
+			return fd;
 		if (fd < 0)
 			return pr_perror("restore: open the cwd of pid %d (%s)", c->pid, c->core->cwd);
 		c->cwd_fd = fcntl(fd, F_DUPFD_CLOEXEC, t->fd_top);

@@ -27,6 +27,7 @@
 #include "ns/ns.h"
 #include "ns/userns.h"
 #include "sys/syscalls.h"
+#include "task/task.h"
 #include "helper/client.h"
 
 static bool pid_in_image(void *arg, pid_t pid)
@@ -195,8 +196,11 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 			continue;
 		struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 					.resolve = RESOLVE_IN_ROOT };
-		int fd = sys_openat2(rootfd, c->core->cwd, &how, sizeof(how));
-		if (fd < 0)
+		int fd = c->core->cwd_deleted ? misc_deleted_cwd(rootfd, c->core)
+					      : sys_openat2(rootfd, c->core->cwd, &how, sizeof(how));
+		if (fd < 0 && c->core->cwd_deleted)
+			ret = fd;
+		else if (fd < 0)
 			ret = pr_perror("restore: open the cwd of pid %d (%s) in its mount namespace",
 					c->pid, c->core->cwd);
 		else

@@ -1,6 +1,10 @@
 /* Process attributes that need no module of their own: comm, personality, umask,
  * resource limits, cwd and root, dumpable, the parent-death signal, timer slack. */
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -13,8 +17,12 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
+#include "sys/syscalls.h"
 #include "cr/resource.h"
 #include "task/task.h"
+
+#define DELETED_DIR_SUFFIX " (deleted)"
 
 static char *read_link(int dirfd, const char *name)
 {
@@ -41,6 +49,18 @@ int misc_dump(struct dump_ctx *c)
 	core->root = read_link(c->procfd, "root");
 	if (!core->comm || !core->cwd || !core->root)
 		return pr_perror("misc: read comm/cwd/root of %d", c->pid);
+	struct stat cst;
+	size_t cl = strlen(core->cwd), sl = strlen(DELETED_DIR_SUFFIX);
+	if (cl > sl && !strcmp(core->cwd + cl - sl, DELETED_DIR_SUFFIX) &&
+	    !fstatat(c->procfd, "cwd", &cst, 0) && cst.st_nlink == 0) {
+		/* a directory removed while it was the cwd: made again at restore */
+		core->cwd[cl - sl] = '\0';
+		core->has_cwd_deleted = core->cwd_deleted = true;
+		core->has_cwd_mode = core->has_cwd_uid = core->has_cwd_gid = true;
+		core->cwd_mode = cst.st_mode & 07777;
+		core->cwd_uid = cst.st_uid;
+		core->cwd_gid = cst.st_gid;
+	}
 	if (c->status.umask > 07777) {
 		pr_err("misc: no umask in /proc/%d/status", c->pid);
 		return -EINVAL;
@@ -121,6 +141,53 @@ int misc_dump(struct dump_ctx *c)
 	return 0;
 }
 
+/* @path's directory and last component from @dfd (see misc_deleted_cwd). */
+static int open_dir_at(int dfd, const char *path)
+{
+	if (dfd == AT_FDCWD)
+		return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT };
+	return sys_openat2(dfd, path, &how, sizeof(how));
+}
+
+int misc_deleted_cwd(int dfd, const Core *core)
+{
+	const char *path = core->cwd, *slash = strrchr(path, '/');
+	if (path[0] != '/' || !slash || !slash[1]) {
+		pr_err("image: the removed cwd %s is not a directory's path", path);
+		return -EINVAL;
+	}
+	_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	_cleanup_close_ int pd = open_dir_at(dfd, *dir ? dir : "/");
+	if (pd < 0)
+		return pr_perror("restore: the removed cwd %s: open its parent", path);
+	char name[NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%s", slash + 1);
+	if (mkdirat(pd, name, 0700) < 0) {
+		if (errno != EEXIST)
+			return pr_perror("restore: make the removed cwd %s again", path);
+		snprintf(name, sizeof(name), ".stasis-cwd-%d", getpid());
+		if (mkdirat(pd, name, 0700) < 0)
+			return pr_perror("restore: make the removed cwd %s again (as %s)", path,
+					 name);
+	}
+	int fd = openat(pd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret = fd < 0 ? pr_perror("restore: open the removed cwd %s", path) : 0;
+	if (!ret && core->has_cwd_uid && fchownat(pd, name, core->cwd_uid, core->cwd_gid,
+						  AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
+		ret = pr_perror("restore: owner of the removed cwd %s", path);
+	if (!ret && fchmodat(pd, name, (core->has_cwd_mode ? core->cwd_mode : 0700) & 07777, 0) < 0)
+		ret = pr_perror("restore: mode of the removed cwd %s", path);
+	if (unlinkat(pd, name, AT_REMOVEDIR) < 0 && !ret)
+		ret = pr_perror("restore: remove the cwd %s again", path);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
+
 int misc_restore_child(struct rst_ctx *c)
 {
 	const Core *core = c->core;
@@ -130,8 +197,17 @@ int misc_restore_child(struct rst_ctx *c)
 			return pr_perror("restore: chroot %s", core->root);
 	}
 	/* a task in a user namespace may not reach its cwd by path: stasis opened it */
-	if (c->cwd_fd >= 0 ? fchdir(c->cwd_fd) : chdir(core->cwd))
+	if (c->cwd_fd < 0 && core->cwd_deleted) {
+		int fd = misc_deleted_cwd(AT_FDCWD, core);
+		if (fd < 0)
+			return fd;
+		int r = fchdir(fd);
+		close(fd);
+		if (r < 0)
+			return pr_perror("restore: chdir to the removed directory %s", core->cwd);
+	} else if (c->cwd_fd >= 0 ? fchdir(c->cwd_fd) : chdir(core->cwd)) {
 		return pr_perror("restore: chdir %s", core->cwd);
+	}
 	umask(core->umask & 0777);
 	if (personality(core->personality) < 0)
 		return pr_perror("restore: personality 0x%x", core->personality);

@@ -35,6 +35,10 @@ int knobs_dump(struct dump_ctx *c) __must_check; /* MCE kill, MDWE, KSM merge */
 
 int misc_dump(struct dump_ctx *c) __must_check; /* comm, rlimits, ... */
 int misc_restore_child(struct rst_ctx *c) __must_check;
+/* The cwd of @core, a directory removed since the dump: made again (at its path in the
+ * view of @dfd: AT_FDCWD, or a root resolved with RESOLVE_IN_ROOT; beside it under a
+ * stasis name if that path is taken), opened O_PATH, removed again. The fd or -errno. */
+int misc_deleted_cwd(int dfd, const Core *core) __must_check;
 int misc_restore_remote(struct rst_ctx *c) __must_check; /* dumpable, pdeath sig */
 
 /* Is @pid a task of the frozen tree (alive or zombie)? */
