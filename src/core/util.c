@@ -1,7 +1,9 @@
 #include "core/util.h"
+#include "core/log.h"
 #include "sys/syscalls.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <linux/openat2.h>
 #include <limits.h>
@@ -202,4 +204,57 @@ int path_view(int procfd, const char *path, dev_t dev, ino_t ino)
 		return 0;
 	_cleanup_close_ int root = openat(procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return root >= 0 && path_is_file(root, path, dev, ino) ? 1 : -1;
+}
+
+/* The parent directory of @path (absolute) from @dfd: AT_FDCWD, or a root. */
+static int open_parent_at(int dfd, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	const char *p = *dir ? dir : "/";
+	if (dfd == AT_FDCWD)
+		return open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT };
+	return sys_openat2(dfd, p, &how, sizeof(how));
+}
+
+int removed_dir_open(int dfd, const char *path, mode_t mode, bool has_owner, uid_t uid,
+		     gid_t gid, int flags, const char *what)
+{
+	const char *slash = strrchr(path, '/');
+	if (path[0] != '/' || !slash || !slash[1] || strlen(slash + 1) > NAME_MAX) {
+		pr_err("image: the removed %s %s is not a directory's path", what, path);
+		return -EINVAL;
+	}
+	_cleanup_close_ int pd = open_parent_at(dfd, path);
+	if (pd < 0)
+		return pr_perror("restore: the removed %s %s: open its parent", what, path);
+	char name[NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%s", slash + 1);
+	if (mkdirat(pd, name, 0700) < 0) {
+		if (errno != EEXIST)
+			return pr_perror("restore: make the removed %s %s again", what, path);
+		snprintf(name, sizeof(name), ".stasis-rmdir-%d", getpid());
+		if (mkdirat(pd, name, 0700) < 0)
+			return pr_perror("restore: make the removed %s %s again (as %s)", what,
+					 path, name);
+	}
+	/* (RESOLVE_NO_SYMLINKS, not O_NOFOLLOW: that flag would stay in the file's flags) */
+	struct open_how how = { .flags = (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC),
+				.resolve = RESOLVE_NO_SYMLINKS };
+	int fd = sys_openat2(pd, name, &how, sizeof(how));
+	int ret = fd < 0 ? pr_perror("restore: open the removed %s %s", what, path) : 0;
+	if (!ret && has_owner &&
+	    fchownat(pd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
+		ret = pr_perror("restore: owner of the removed %s %s", what, path);
+	if (!ret && fchmodat(pd, name, mode & 07777, 0) < 0)
+		ret = pr_perror("restore: mode of the removed %s %s", what, path);
+	if (unlinkat(pd, name, AT_REMOVEDIR) < 0 && !ret)
+		ret = pr_perror("restore: remove the %s %s again", what, path);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
 }

@@ -92,4 +92,11 @@ bool path_is_clean(const char *p, size_t max, bool absolute);
  * task's (under /proc/PID/root, @procfd being /proc/PID), -1 neither. */
 int path_view(int procfd, const char *path, dev_t dev, ino_t ino);
 
+/* A directory removed since the dump (a cwd, an open directory): made again at @path (in
+ * the view of @dfd: AT_FDCWD, or a root resolved with RESOLVE_IN_ROOT; under a stasis name
+ * beside it if the path is taken) with @mode and the owner, opened with @flags, removed
+ * again. The fd or a logged -errno; @what names it in messages. */
+int removed_dir_open(int dfd, const char *path, mode_t mode, bool has_owner, uid_t uid,
+		     gid_t gid, int flags, const char *what) __attribute__((warn_unused_result));
+
 #endif

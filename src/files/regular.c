@@ -35,7 +35,8 @@ int fd_open_flags(const FileDesc *d)
 
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e)
 {
-	if (str_ends(e->link, DELETED_SUFFIX) && !fd_is_ghost(e)) {
+	if (str_ends(e->link, DELETED_SUFFIX) && !fd_is_ghost(e) &&
+	    !(S_ISDIR(e->st.st_mode) && e->st.st_nlink == 0)) {
 		pr_err("fd %d of pid %d refers to deleted file %s: not supported yet", e->fd,
 		       c->pid, e->link);
 		return -EOPNOTSUPP;
@@ -134,6 +135,19 @@ static int dir_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 {
 	d->has_pos = true;
 	d->pos = e->pos;
+	if (str_ends(e->link, DELETED_SUFFIX) && e->st.st_nlink == 0) {
+		/* removed while open: made again at restore, at its old path */
+		d->path = fd_undeleted_path(e->link);
+		d->removed_dir = malloc(sizeof(*d->removed_dir));
+		if (!d->path || !d->removed_dir)
+			return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+		removed_dir__init(d->removed_dir);
+		d->removed_dir->mode = e->st.st_mode & 07777;
+		d->removed_dir->has_uid = d->removed_dir->has_gid = true;
+		d->removed_dir->uid = e->st.st_uid;
+		d->removed_dir->gid = e->st.st_gid;
+		return 0;
+	}
 	return path_dump(c, e, d);
 }
 
@@ -156,6 +170,12 @@ static int path_open(const FileDesc *d, int target, int rootfd, const struct blo
 {
 	(void)blobs;
 	int flags = fd_open_flags(d);
+	if (d->kind == FILE_KIND__FILE_DIR && d->removed_dir) {
+		const RemovedDir *r = d->removed_dir;
+		return removed_dir_open(rootfd < 0 ? AT_FDCWD : rootfd, d->path, r->mode,
+					r->has_uid && r->has_gid, r->uid, r->gid,
+					flags & ~O_CLOEXEC, "directory");
+	}
 	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
 	_cleanup_close_ int fd = rootfd < 0 ? open(d->path, flags)
 					    : sys_openat2(rootfd, d->path, &how, sizeof(how));

@@ -141,51 +141,11 @@ int misc_dump(struct dump_ctx *c)
 	return 0;
 }
 
-/* @path's directory and last component from @dfd (see misc_deleted_cwd). */
-static int open_dir_at(int dfd, const char *path)
-{
-	if (dfd == AT_FDCWD)
-		return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-				.resolve = RESOLVE_IN_ROOT };
-	return sys_openat2(dfd, path, &how, sizeof(how));
-}
-
 int misc_deleted_cwd(int dfd, const Core *core)
 {
-	const char *path = core->cwd, *slash = strrchr(path, '/');
-	if (path[0] != '/' || !slash || !slash[1]) {
-		pr_err("image: the removed cwd %s is not a directory's path", path);
-		return -EINVAL;
-	}
-	_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
-	if (!dir)
-		return -ENOMEM;
-	_cleanup_close_ int pd = open_dir_at(dfd, *dir ? dir : "/");
-	if (pd < 0)
-		return pr_perror("restore: the removed cwd %s: open its parent", path);
-	char name[NAME_MAX + 1];
-	snprintf(name, sizeof(name), "%s", slash + 1);
-	if (mkdirat(pd, name, 0700) < 0) {
-		if (errno != EEXIST)
-			return pr_perror("restore: make the removed cwd %s again", path);
-		snprintf(name, sizeof(name), ".stasis-cwd-%d", getpid());
-		if (mkdirat(pd, name, 0700) < 0)
-			return pr_perror("restore: make the removed cwd %s again (as %s)", path,
-					 name);
-	}
-	int fd = openat(pd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int ret = fd < 0 ? pr_perror("restore: open the removed cwd %s", path) : 0;
-	if (!ret && core->has_cwd_uid && fchownat(pd, name, core->cwd_uid, core->cwd_gid,
-						  AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
-		ret = pr_perror("restore: owner of the removed cwd %s", path);
-	if (!ret && fchmodat(pd, name, (core->has_cwd_mode ? core->cwd_mode : 0700) & 07777, 0) < 0)
-		ret = pr_perror("restore: mode of the removed cwd %s", path);
-	if (unlinkat(pd, name, AT_REMOVEDIR) < 0 && !ret)
-		ret = pr_perror("restore: remove the cwd %s again", path);
-	if (ret && fd >= 0)
-		close(fd);
-	return ret ? ret : fd;
+	return removed_dir_open(dfd, core->cwd, core->has_cwd_mode ? core->cwd_mode : 0700,
+				core->has_cwd_uid, core->cwd_uid, core->cwd_gid,
+				O_PATH | O_DIRECTORY, "cwd");
 }
 
 int misc_restore_child(struct rst_ctx *c)
