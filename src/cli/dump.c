@@ -17,8 +17,8 @@ static void dump_usage(FILE *f)
 		   "      --no-sync        do not fsync the images\n"
 		   "      --external mnt[MOUNTPOINT]:KEY  a mount stasis cannot recreate: restore\n"
 		   "                       binds what --external mnt[KEY]:HOSTPATH names there\n"
-		   "      --external veth[NAME]  a veth whose peer is outside the tree: restore\n"
-		   "                       recreates the host end --external veth[NAME]:HOST@BR names\n"
+		   "      --external veth[NAME]  accepted (a veth whose peer is outside the tree is\n"
+		   "                       found by itself; restore names its host end)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }

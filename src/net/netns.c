@@ -339,19 +339,18 @@ static int link_cb(struct nlmsghdr *h, void *arg)
 				l->has_peer_ns = true;
 				l->peer_ns = d->cand_ids[i];
 			}
-		if (!l->has_peer_ns && d->opts &&
-		    !veth_lookup(d->opts->externals, d->opts->n_externals, true, name, NULL, NULL)) {
-			/* the peer end is not ours: only this end is recorded */
+		if (!l->has_peer_ns) {
+			/* the peer end is not ours (a container's veth to the host): only this
+			 * end is recorded; the restore recreates the other end as its
+			 * --external veth[NAME]:HOSTNAME[@BRIDGE] says (declaring it at dump
+			 * with --external veth[NAME] is accepted and changes nothing) */
+			pr_info("net: veth %s (net namespace of pid %d) has its peer outside the "
+				"tree: recorded as external",
+				name, d->pid);
 			l->has_peer_ifindex = false;
 			l->has_external = l->external = true;
 			return 0;
 		}
-		if (!l->has_peer_ns)
-			return fail(-EOPNOTSUPP,
-				    "net: the peer of veth %s (net namespace of pid %d) is in a "
-				    "net namespace outside the dumped tree: declare it with "
-				    "--external veth[%s]",
-				    name, d->pid, name);
 	}
 	return 0;
 }
@@ -979,7 +978,7 @@ static int restore_external(const struct rst_ctx *c, int fd, const NetLink *l)
 {
 	_cleanup_free_ char *out = NULL, *bridge = NULL;
 	if (veth_lookup(c->opts->externals, c->opts->n_externals, false, l->name, &out, &bridge)) {
-		pr_err("restore: veth %s was declared external at dump: give its host end with "
+		pr_err("restore: veth %s has its peer outside the tree: give its host end with "
 		       "--external veth[%s]:HOSTNAME[@BRIDGE]",
 		       l->name, l->name);
 		return -ENOENT;
