@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
@@ -766,7 +767,7 @@ int dump_run(const struct dump_opts *o)
 		goto out;
 
 	uint64_t t0 = now_ns();
-	ret = freeze_tree(&t);
+	ret = freeze_tree(&t) ?: fault_at("dump:freeze", NULL);
 	if (ret)
 		goto out;
 	size_t nthr = 0;
@@ -783,11 +784,11 @@ int dump_run(const struct dump_opts *o)
 		goto out;
 	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
 	for (size_t i = 0; i < t.nr && !ret; i++)
-		ret = write_images(t.procs[i]);
+		ret = fault_at("dump:write", NULL) ?: write_images(t.procs[i]);
 	if (!ret)
 		ret = write_inventory(&t);
 	if (!ret)
-		ret = img_dir_commit(&t.img);
+		ret = fault_at("dump:commit", NULL) ?: img_dir_commit(&t.img);
 	if (!ret)
 		pr_info("dump: images of pid %d written to %s", o->pid, o->dir);
 

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "cr/resource.h"
 #include "cr/restore_int.h"
@@ -585,6 +586,8 @@ static int rst_rebuild_tree(struct rst_tree *t)
 	for (size_t i = 0; i < t->n && !ret; i++)
 		if (t->procs[i])
 			ret = res_restore(STAGE_FINAL, t->procs[i]);
+	if (!ret)
+		ret = fault_at("restore:resume", NULL);
 	if (ret)
 		return ret;
 	/* tasks that were stopped at dump are stopped again by the same signal (their parent's

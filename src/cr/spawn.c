@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "cr/pidreq.h"
 #include "cr/resource.h"
@@ -235,6 +236,9 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 	const TaskEntry *e = t->inv->tasks[j];
 	const UserNs *u = t->procs[j] ? t->procs[j]->tns->userns : NULL;
 	size_t skip = rst_unsettable_levels(t, creator, j);
+	int fault = fault_at("restore:spawn", NULL);
+	if (fault)
+		return fault;
 	for (int attempt = 0;; attempt++) {
 		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;

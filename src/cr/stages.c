@@ -3,6 +3,7 @@
  * res_restore at the right moments; what runs inside each stage, and in which order, is
  * these lists. */
 #include "cr/resource.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -117,7 +118,7 @@ int res_dump(struct dump_ctx *c)
 {
 	for (const struct resource *const *r = dump_order; *r; r++) {
 		uint64_t t0 = now_ns();
-		int ret = (*r)->dump(c);
+		int ret = fault_at("dump", (*r)->name) ?: (*r)->dump(c);
 		if (ret) {
 			pr_err("dump: %s of pid %d failed", (*r)->name, c->pid);
 			return ret;
@@ -131,7 +132,7 @@ int res_dump_tree(struct dump_tree *t)
 {
 	for (const struct resource *const *r = dump_tree_order; *r; r++) {
 		uint64_t t0 = now_ns();
-		int ret = (*r)->dump_tree(t);
+		int ret = fault_at("dump-tree", (*r)->name) ?: (*r)->dump_tree(t);
 		if (ret)
 			return ret;
 		pr_info("dump: %s of the tree took %.3f ms", (*r)->name,
@@ -152,11 +153,19 @@ static int (*restore_hook(const struct resource *r, enum res_stage s))(struct rs
 	}
 }
 
+/* Fault points of the restore stages (core/fault.h). */
+static const char *const stage_fault[STAGE_COUNT] = {
+	[STAGE_DUMP] = "dump",		       [STAGE_DUMP_TREE] = "dump-tree",
+	[STAGE_VALIDATE] = "restore-validate", [STAGE_CHILD] = "restore-child",
+	[STAGE_PREPARE] = "restore-prepare",   [STAGE_REMOTE] = "restore-remote",
+	[STAGE_FINAL] = "restore-final",       [STAGE_RELEASE] = "restore-release",
+};
+
 int res_restore(enum res_stage s, struct rst_ctx *c)
 {
 	for (const struct resource *const *r = res_stages[s]; *r; r++) {
 		uint64_t t0 = now_ns();
-		int ret = restore_hook(*r, s)(c);
+		int ret = fault_at(stage_fault[s], (*r)->name) ?: restore_hook(*r, s)(c);
 		if (ret) {
 			/* a validation error names its field already; the child's first error
 			 * is what its creator reports */

@@ -1,0 +1,15 @@
+/* Fault injection (tests): STASIS_FAULT=POINT[:N] makes the Nth pass (default: every
+ * pass) of fault point POINT in a process fail with -EIO, logged as "fault injected at
+ * POINT"; STASIS_FAULT=list logs every point passed ("fault point POINT") and fails
+ * none. Points: "dump:ROW", "dump-tree:ROW", "restore-STAGE:ROW" for every row of the
+ * resource table and stage (ROW with '-' for spaces: "dump:process-attributes"), and
+ * "dump:freeze", "dump:write", "dump:commit", "restore:spawn", "restore:resume". Without
+ * the variable a point costs one branch. */
+#ifndef STASIS_CORE_FAULT_H
+#define STASIS_CORE_FAULT_H
+
+/* 0, or -EIO when a fault is injected at @point (@detail: a row name appended after a
+ * ':', or NULL). */
+int fault_at(const char *point, const char *detail) __attribute__((warn_unused_result));
+
+#endif
