@@ -38,7 +38,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 CKPT_SRCS := $(sort $(wildcard tests/ckpt/*.c))
 CKPT_BINS := $(patsubst tests/ckpt/%.c,$(BUILD)/tests/ckpt/%,$(filter-out tests/ckpt/lib.c,$(CKPT_SRCS)))
 
-.PHONY: all clean test test-asan tests unit ckpt
+.PHONY: all clean test test-asan tests unit ckpt soak
 all: $(BUILD)/stasis $(BUILD)/stasis-helper tests
 
 $(GEN_C) $(GEN_H): $(PROTO)
@@ -63,6 +63,14 @@ $(BUILD)/stasis-helper: $(HELPER_OBJS)
 	$(CC) $(LDFLAGS) -Wl,--gc-sections -o $@ $^
 
 tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/tests/tools/uns_launch $(BUILD)/demo/counter
+
+# the soak test (not in ./test.sh): tests/soak.py, its workload built like a checkpoint test
+$(BUILD)/tests/soak/workload: tests/soak/workload.c tests/ckpt/lib.c $(wildcard tests/ckpt/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CKPT_CFLAGS) -Itests/ckpt -o $@ $< tests/ckpt/lib.c -lrt -lpthread
+
+soak: $(BUILD)/stasis $(BUILD)/tests/soak/workload
+	python3 tests/soak.py --build $(BUILD) $(SOAK_ARGS)
 
 # test tools (not tests): e.g. the image editor of the escalation checks
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libstasis.a
