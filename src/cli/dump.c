@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ns/cgroup.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "ns/mnt.h"
@@ -32,6 +33,7 @@ int cmd_dump(int argc, char **argv)
 		{ "no-sync", no_argument, NULL, 'S' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "external", required_argument, NULL, 'E' },
+		{ "manage-cgroups", optional_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -74,6 +76,15 @@ int cmd_dump(int argc, char **argv)
 			ext[n_ext++] = optarg;
 			break;
 		}
+		case 'G':
+			/* the settings of the tree's cgroups are always recorded: the mode is
+			 * the restore's (accepted here for CRIU's command lines) */
+			if (cgroup_mode(optarg ? optarg : "soft") < 0) {
+				fprintf(stderr, "stasis dump: --manage-cgroups: unknown mode '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'v':
 			verbose++;
 			break;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ns/cgroup.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "ns/mnt.h"
@@ -160,7 +161,7 @@ static void restore_usage(FILE *f)
 	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
-		   "                      [--helper SOCKET]\n"
+		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -182,6 +183,12 @@ static void restore_usage(FILE *f)
 		   "                       nsenter --KIND=FILE (uts, ipc, net: --join-ns too);\n"
 		   "                       an existing file is refused; see README for DIR on a\n"
 		   "                       shared mount\n"
+		   "      --manage-cgroups[=MODE]  the tree's cgroups (CRIU's modes): soft (the\n"
+		   "                       default) creates missing ones and sets the dumped\n"
+		   "                       settings of those it created; full sets every one's;\n"
+		   "                       props and none need them to exist (props sets them);\n"
+		   "                       strict needs the tree's own not to exist; ignore leaves\n"
+		   "                       the tasks in stasis's cgroups\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -200,6 +207,7 @@ int cmd_restore(int argc, char **argv)
 		{ "root", required_argument, NULL, 'r' },
 		{ "helper", required_argument, NULL, 'H' },
 		{ "pin-ns", required_argument, NULL, 'P' },
+		{ "manage-cgroups", optional_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -254,6 +262,17 @@ int cmd_restore(int argc, char **argv)
 		case 'P':
 			o.pin_dir = optarg;
 			break;
+		case 'G': {
+			int m = cgroup_mode(optarg ? optarg : "soft");
+			if (m < 0) {
+				fprintf(stderr, "stasis restore: --manage-cgroups: unknown mode '%s' "
+						"(soft, full, props, none, strict, ignore)\n",
+					optarg);
+				return 2;
+			}
+			o.manage_cgroups = m;
+			break;
+		}
 		case 'v':
 			verbose++;
 			break;

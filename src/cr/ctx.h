@@ -87,6 +87,7 @@ struct restore_opts {
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
 	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
+	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

@@ -36,6 +36,7 @@ static const struct resource *const dump_tree_order[] = {
 	&mem_resource,    /* the page contents of every process */
 	&pstree_resource, /* sessions and process groups that can be rebuilt */
 	&files_resource,  /* shared descriptions, pipes across processes */
+	&cgroup_resource, /* the settings of the tree's cgroups (cannot refuse: last) */
 	NULL
 };
 

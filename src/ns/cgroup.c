@@ -122,7 +122,7 @@ int cgroup_dump(struct dump_ctx *c)
 }
 
 /* The mount point of the hierarchy with these controllers (v1) or of cgroup2 (""). */
-static int find_mount(const char *controllers, char *out, size_t len)
+int cgroup_find_mount(const char *controllers, char *out, size_t len)
 {
 	_cleanup_free_ char *mi = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 20, NULL);
 	if (!mi)
@@ -145,21 +145,92 @@ static int find_mount(const char *controllers, char *out, size_t len)
 	return -ENOENT;
 }
 
-/* @mnt@path as a directory, every missing level created. */
-static int make_cgroup_dir(const char *mnt, const char *path, char *dir, size_t len)
+int cgroup_mode(const char *s)
 {
+	static const char *const names[] = { [CG_MODE_SOFT] = "soft",	[CG_MODE_IGNORE] = "ignore",
+					      [CG_MODE_NONE] = "none",	[CG_MODE_PROPS] = "props",
+					      [CG_MODE_FULL] = "full",	[CG_MODE_STRICT] = "strict" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcmp(s, names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
+/* The cgroup directories this restore went through already (in the restoring stasis,
+ * for every task): each is made and set once. */
+static char **seen_dirs;
+static size_t n_seen;
+
+static bool seen(const char *dir)
+{
+	for (size_t i = 0; i < n_seen; i++)
+		if (!strcmp(seen_dirs[i], dir))
+			return true;
+	return false;
+}
+
+static int remember(const char *dir)
+{
+	char **a = realloc(seen_dirs, (n_seen + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	seen_dirs = a;
+	return (seen_dirs[n_seen] = strdup(dir)) ? (n_seen++, 0) : -ENOMEM;
+}
+
+/* One level of a task's cgroup path (@level: "/a/b"; @dir: where it is), as @mode says. */
+static int restore_level(const Core *core, const CgroupEntry *e, const char *level,
+			 const char *dir, int mode)
+{
+	if (seen(dir))
+		return 0;
+	bool exists = !access(dir, F_OK), made = false;
+	if (!exists && (mode == CG_MODE_NONE || mode == CG_MODE_PROPS)) {
+		pr_err("restore: cgroup %s does not exist (--manage-cgroups=%s: it must)", dir,
+		       mode == CG_MODE_NONE ? "none" : "props");
+		return -ENOENT;
+	}
+	if (exists && mode == CG_MODE_STRICT && !strcmp(level, e->path)) {
+		pr_err("restore: cgroup %s exists already (--manage-cgroups=strict)", dir);
+		return -EEXIST;
+	}
+	if (!exists) {
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return pr_perror("restore: create cgroup %s", dir);
+		made = true;
+	}
+	int ret = remember(dir);
+	if (!ret && (made || mode == CG_MODE_PROPS || mode == CG_MODE_FULL ||
+		     mode == CG_MODE_STRICT) && mode != CG_MODE_NONE)
+		ret = cgprops_apply(core, e, level, dir);
+	return ret;
+}
+
+/* @mnt@e->path as a directory, every level made and set as @mode says. */
+static int make_cgroup_dir(const Core *core, const CgroupEntry *e, const char *mnt, int mode,
+			   char *dir, size_t len)
+{
+	const char *path = e->path;
 	int n = snprintf(dir, len, "%s%s", mnt, strcmp(path, "/") ? path : "");
 	if (n < 0 || (size_t)n >= len) {
 		pr_err("restore: cgroup path %s%s is too long", mnt, path);
 		return -ENAMETOOLONG;
 	}
-	for (char *p = dir + strlen(mnt) + 1; (p = strchr(p, '/')); p++) {
+	size_t base = strlen(mnt);
+	if (!strcmp(path, "/"))
+		return 0; /* the hierarchy's root */
+	for (char *p = dir + base + 1;; p++) {
+		if (*p && *p != '/')
+			continue;
+		char c = *p;
 		*p = '\0';
-		mkdir(dir, 0755);
-		*p = '/';
+		int ret = restore_level(core, e, dir + base, dir, mode);
+		*p = c;
+		if (ret)
+			return ret;
+		if (!c)
+			break;
 	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return pr_perror("restore: create cgroup %s", dir);
 	return 0;
 }
 
@@ -170,6 +241,8 @@ int cgroup_restore_remote(struct rst_ctx *c)
 	_cleanup_free_ char *now = read_file_at(AT_FDCWD, mine, 1 << 16, NULL);
 	if (!now)
 		return pr_perror("cgroup: read %s", mine);
+	if (c->opts->manage_cgroups == CG_MODE_IGNORE)
+		return 0; /* the tasks stay in the restorer's cgroups */
 	for (size_t i = 0; i < c->core->n_cgroups; i++) {
 		const CgroupEntry *e = c->core->cgroups[i];
 		char line[PATH_MAX + 256];
@@ -177,12 +250,12 @@ int cgroup_restore_remote(struct rst_ctx *c)
 		if (strstr(now, line))
 			continue; /* already there (inherited) */
 		char mnt[PATH_MAX], dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 32];
-		if (find_mount(e->controllers, mnt, sizeof(mnt))) {
+		if (cgroup_find_mount(e->controllers, mnt, sizeof(mnt))) {
 			pr_warn("restore: pid %d: no mount of cgroup hierarchy '%s': left as is", c->pid,
 				e->controllers);
 			continue;
 		}
-		int ret = make_cgroup_dir(mnt, e->path, dir, sizeof(dir));
+		int ret = make_cgroup_dir(c->core, e, mnt, c->opts->manage_cgroups, dir, sizeof(dir));
 		if (ret)
 			return ret;
 		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
@@ -476,13 +549,17 @@ static int open_root_procs(struct rst_ctx *c, size_t i, int *fd_top)
 {
 	const CgroupNsRoot *r = c->tns->cgroupns->roots[i];
 	char mnt[PATH_MAX], dir[PATH_MAX * 2], procs[PATH_MAX * 2 + 32];
-	if (find_mount(r->controllers, mnt, sizeof(mnt))) {
+	if (cgroup_find_mount(r->controllers, mnt, sizeof(mnt))) {
 		pr_warn("restore: pid %d: no mount of cgroup hierarchy '%s': its cgroup namespace's "
 			"root there is where it is created",
 			c->pid, r->controllers);
 		return 0;
 	}
-	int ret = make_cgroup_dir(mnt, r->root, dir, sizeof(dir));
+	CgroupEntry e = CGROUP_ENTRY__INIT;
+	e.hierarchy = r->hierarchy;
+	e.controllers = r->controllers;
+	e.path = r->root;
+	int ret = make_cgroup_dir(c->core, &e, mnt, c->opts->manage_cgroups, dir, sizeof(dir));
 	if (ret)
 		return ret;
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
@@ -594,12 +671,13 @@ int cgroup_ns_restore_child(struct rst_ctx *c)
 
 static int cgroup_validate_ctx(struct rst_ctx *c)
 {
-	return cgroup_validate(c->core, c->tns->cgroupns, c->pid);
+	return cgroup_validate(c->core, c->tns->cgroupns, c->pid) ?: cgprops_validate(c->core, c->pid);
 }
 
 const struct resource cgroup_resource = {
 	.name = "cgroups",
 	.dump = cgroup_dump,
+	.dump_tree = cgprops_dump_tree,
 	.validate = cgroup_validate_ctx,
 	.remote = cgroup_restore_remote,
 	.release = cgroup_release,

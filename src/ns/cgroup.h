@@ -34,9 +34,33 @@ int cgroup_ns_dump(struct dump_ctx *c) __must_check;
 int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fstype,
 		      const char *opts, const char *root, char *out, size_t len) __must_check;
 
+/* --manage-cgroups (restore): CRIU's modes. */
+enum cg_mode {
+	CG_MODE_SOFT = 0, /* default: create missing cgroups, set the settings of those made */
+	CG_MODE_IGNORE,   /* leave the tasks in the restorer's cgroups */
+	CG_MODE_NONE,     /* the cgroups must exist; their settings are left alone */
+	CG_MODE_PROPS,    /* the cgroups must exist; their settings are set */
+	CG_MODE_FULL,     /* create missing cgroups, set every cgroup's settings */
+	CG_MODE_STRICT,   /* the tree's own cgroups must not exist: made, settings set */
+};
+/* The mode named @s ("soft", "full", ...): >= 0, or -EINVAL. */
+int cgroup_mode(const char *s);
+
 int cgroup_dump(struct dump_ctx *c) __must_check; /* membership */
-/* Restorer: move the task into its cgroups (created if missing). */
+/* Restorer: move the task into its cgroups (created if missing, with their settings, as
+ * the --manage-cgroups mode says). */
 int cgroup_restore_remote(struct rst_ctx *c) __must_check;
+/* The mount point of the hierarchy with these controllers (v1) or of cgroup2 (""), in
+ * this process's view. */
+int cgroup_find_mount(const char *controllers, char *out, size_t len) __must_check;
+
+/* src/ns/cgprops.c: the settings of the tree's cgroups. Dump (the row's dump_tree hook):
+ * into each task's Core. Restore: the image check, and the settings of cgroup @level of
+ * hierarchy @e, at @dir, written where they differ. */
+int cgprops_dump_tree(struct dump_tree *t) __must_check;
+int cgprops_validate(const Core *core, pid_t pid) __must_check;
+int cgprops_apply(const Core *core, const CgroupEntry *e, const char *level, const char *dir)
+	__must_check;
 
 /* Restore, on load: membership paths of @core and the cgroup namespace @ns it created
  * (NULL: none) are sane. */
