@@ -236,9 +236,8 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 	const TaskEntry *e = t->inv->tasks[j];
 	const UserNs *u = t->procs[j] ? t->procs[j]->tns->userns : NULL;
 	size_t skip = rst_unsettable_levels(t, creator, j);
-	int fault = fault_at("restore:spawn", NULL);
-	if (fault)
-		return fault;
+	if (fault_at("restore:spawn", NULL))
+		return -EIO;
 	for (int attempt = 0;; attempt++) {
 		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;
@@ -282,9 +281,8 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 		t->dumpable_wr = dm[1];
 		pid_t child = clone_with_ids(e->pid, e->nspid, e->n_nspid, exit_signal, parent,
 					     flags, skip, skip ? &pidfd : NULL);
-		/* A child sharing the fd table (CLONE_FILES) must not close the creator's ends
-		 * nor the creator its: each end is closed by its own user only (the child
-		 * closes go[0] and dm[1] once it used them) */
+		/* sharing the fd table (CLONE_FILES), each end is closed by its user only (the
+		 * child closes go[0] and dm[1] once used) */
 		bool shared = flags & CLONE_FILES;
 		if (child == 0) {
 			if (go[1] >= 0 && !shared)

@@ -517,9 +517,13 @@ static void unsupported_child(int which)
 		close(sv_other);  /* the other end stays in the parent only */
 		fd = sv_parent;
 		break;
-	default: /* a deleted DIRECTORY (deleted regular files are carried as ghosts) */
+	default: /* a deleted FIFO (deleted regular files and directories are carried) */
 		if (mkdtemp(path)) {
-			fd = open(path, O_RDONLY | O_DIRECTORY);
+			char fifo[64];
+			snprintf(fifo, sizeof(fifo), "%s/p", path);
+			if (!mkfifo(fifo, 0600))
+				fd = open(fifo, O_RDWR);
+			unlink(fifo);
 			rmdir(path);
 		}
 		break;
