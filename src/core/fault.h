@@ -3,8 +3,10 @@
  * POINT"; STASIS_FAULT=list logs every point passed ("fault point POINT") and fails
  * none. Points: "dump:ROW", "dump-tree:ROW", "restore-STAGE:ROW" for every row of the
  * resource table and stage (ROW with '-' for spaces: "dump:process-attributes"), and
- * "dump:freeze", "dump:write", "dump:commit", "restore:spawn", "restore:resume". Without
- * the variable a point costs one branch. */
+ * "dump:freeze", "dump:write", "dump:commit", "restore:spawn", "restore:resume"; and
+ * "restore:take-pid", which does not fail but makes a thread of stasis take, for 50 ms,
+ * a pid just prepared through ns_last_pid (the race a creator without rights over a pid
+ * namespace level retries). Without the variable a point costs one branch. */
 #ifndef STASIS_CORE_FAULT_H
 #define STASIS_CORE_FAULT_H
 

@@ -3,6 +3,8 @@
  * namespaces the tree creates (the requests of src/cr/pidreq.c) — and the wait for every
  * task's report. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
@@ -17,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "cr/pidreq.h"
 #include "cr/resource.h"
@@ -94,6 +97,25 @@ static int prepare_levels(struct rst_tree *t, size_t j, const pid_t *ids, size_t
 	return 0;
 }
 
+/* Fault injection (tests): a thread of stasis takes the pid just prepared for 50 ms, the
+ * way a process of the machine would in the window before the creator's clone. */
+static void *pid_taker(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 50 * 1000000L };
+	nanosleep(&ts, NULL);
+	return NULL;
+}
+
+static void maybe_take_pid(void)
+{
+	pthread_t th;
+	if (fault_at("restore:take-pid", NULL) && !pthread_create(&th, NULL, pid_taker, NULL)) {
+		log_reset_first_error();
+		pthread_detach(th);
+	}
+}
+
 static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
 {
 	struct rst_tree *t = arg;
@@ -102,7 +124,10 @@ static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
 	size_t nlev = e && e->n_nspid ? e->n_nspid : 1;
 	if (!e || levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
 		return -EINVAL;
-	return prepare_levels(t, (size_t)j, e->n_nspid ? e->nspid : &e->pid, (size_t)levels);
+	int ret = prepare_levels(t, (size_t)j, e->n_nspid ? e->nspid : &e->pid, (size_t)levels);
+	if (!ret)
+		maybe_take_pid();
+	return ret;
 }
 
 int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n)

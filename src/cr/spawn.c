@@ -226,6 +226,26 @@ static int wait_dumpable(int fd, pid_t pid)
 	return 0;
 }
 
+/* Task @j got another pid than its own at a level set through ns_last_pid (another
+ * process took it between stasis's write and the clone) and was killed: it may be
+ * short-lived, wait a little more each time. A task that was the init of the pid namespace
+ * its creator had unshared took that namespace with it: no retry can work there (-EAGAIN,
+ * said once; was a retry into the dead namespace: "Cannot allocate memory"). */
+static int before_retry(const struct rst_tree *t, size_t j, uint64_t flags, int attempt)
+{
+	struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
+	nanosleep(&ts, NULL);
+	if ((flags & CLONE_NEWPID) || !rst_new_pid_ns(t->inv, j))
+		return 0;
+	/* unshare refuses a second pending namespace, and going back to the creator's own
+	 * first needs rights over the namespace above */
+	pr_err("restore: pid %d, the init of the pid namespace its creator had unshared, got "
+	       "another pid (a process took it meanwhile) and its namespace died with it: "
+	       "restore again",
+	       t->inv->tasks[j]->pid);
+	return -EAGAIN;
+}
+
 /* Create task @j with its pids; does not return in the child. Returns its pid (as the
  * creator sees it) or -errno. The new task waits for the creator's go when the creator
  * must first write its user namespace maps, or have stasis check its pid: pids at levels
@@ -337,10 +357,9 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 				;
 		}
 		if (ret == -EAGAIN && attempt < 8) {
-			/* another process took the pid between stasis's ns_last_pid write and
-			 * the clone: it may be short-lived, wait a little more each time */
-			struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
-			nanosleep(&ts, NULL);
+			ret = before_retry(t, j, flags, attempt);
+			if (ret)
+				return ret;
 			continue;
 		}
 		if (ret == -EAGAIN)
