@@ -472,8 +472,8 @@ static int unshare_pid_for_children(struct rst_tree *t, size_t idx)
  * sharing its fd table are created last (@sharers), once the table is the task's.
  * Children in a time namespace of their own (their creator unshared it) come after the
  * others, each entering a new one with its offsets. Children that are the init of a new
- * pid namespace come after the others: a creator that had unshared that namespace
- * (rather than cloned its init with CLONE_NEWPID) unshares again before them. */
+ * pid namespace come after the others, cloned with CLONE_NEWPID; a creator that had
+ * unshared that namespace (rather than cloned its init) enters it for its children. */
 static int create_children(struct rst_tree *t, size_t idx, bool sharers)
 {
 	int ret = 0;
@@ -504,19 +504,27 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 		uint64_t fl = (e->shares_files ? CLONE_FILES : 0) | (e->shares_fs ? CLONE_FS : 0);
 		if (t->procs[j])
 			fl |= ns_clone_flags(t->procs[j]->tns);
-		if (inits && unshared) {
-			int r = unshare_pid_for_children(t, idx);
-			if (r)
-				return r;
-		} else if (inits) {
+		if (inits)
 			fl |= CLONE_NEWPID;
-		}
 		pid_t child = rst_spawn_task(t, (ssize_t)idx, j,
 					 e->has_exit_signal ? (int)e->exit_signal : SIGCHLD,
 					 e->ppid != me->pid, fl);
 		if (child < 0)
 			return (int)child;
 		t->spawned[j] = child;
+		if (inits && unshared && !t->pid_unshared_done) {
+			/* the creator had unshared the namespace this init is pid 1 of: its
+			 * pid_for_children is that namespace again (setns; cloning the init
+			 * with CLONE_NEWPID rather than into a pending namespace lets a retry
+			 * after a lost pid make a new namespace) */
+			char path[64];
+			snprintf(path, sizeof(path), "%d/ns/pid", e->pid);
+			_cleanup_close_ int nsfd = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+			if (nsfd < 0 || setns(nsfd, CLONE_NEWPID) < 0)
+				return pr_perror("restore: pid %d: its pid namespace for children",
+						 me->pid);
+			t->pid_unshared_done = true;
+		}
 	}
 	return 0;
 }

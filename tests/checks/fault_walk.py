@@ -16,7 +16,8 @@ import shutil
 import signal
 import time
 
-from lib.proc import Failure, kill_pid, pid_alive, proc_descendants, reap_all, run_cmd
+from lib.proc import Failure, kill_pid, pid_alive, proc_descendants, proc_stat, reap_all, \
+    run_cmd
 
 # three processes streaming through full pipes; a tree with mount, pid, UTS, IPC and net
 # namespaces of its own (a tmpfs with files, binds)
@@ -136,8 +137,8 @@ def walk(c, test):
             if pid_alive(q):
                 kill_pid(q, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while any(pid_alive(q) for q in tree) and time.monotonic() < deadline:
-            reap_all()
+        while any(proc_stat(q) is not None for q in tree) and time.monotonic() < deadline:
+            reap_all()  # (zombies too: their pids are the restore's)
             time.sleep(0.01)
         rpoints = points(rlog)
         if len(rpoints) < 10:
