@@ -101,12 +101,16 @@ static void test_tcp4(void)
 	CHECK(!setsockopt(sk, SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
 	CHECK(!setsockopt(sk, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
 	CHECK(!setsockopt(sk, IPPROTO_TCP, TCP_CONGESTION, "reno", 4));
-	CHECK(!setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)));
-	set_int(sk, SOL_SOCKET, SO_LOCK_FILTER, 1);
+	/* (a user without privileges may not attach one on some machines: EPERM) */
+	bool filter = !setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+	if (!filter && errno != EPERM)
+		UNIT_FAIL("SO_ATTACH_FILTER: %s", strerror(errno));
+	if (filter)
+		set_int(sk, SOL_SOCKET, SO_LOCK_FILTER, 1);
 
 	SockOpts *o = roundtrip(sk, AF_INET, SOCK_STREAM, IPPROTO_TCP);
 	if (o) {
-		CHECK(o->has_filter && o->filter.len == sizeof(insn));
+		CHECK(!filter || (o->has_filter && o->filter.len == sizeof(insn)));
 		restore_into(AF_INET, SOCK_STREAM, 0, o, sk);
 		/* the image of a TCP socket is not one of a UDP socket */
 		CHECK(sockopt_validate(o, AF_INET, SOCK_DGRAM, IPPROTO_UDP, "test") != 0);
