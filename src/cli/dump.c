@@ -10,7 +10,7 @@
 
 static void dump_usage(FILE *f)
 {
-	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
+	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-j] [-v] [-o LOGFILE]\n"
 		   "                   [--external mnt[MOUNTPOINT]:KEY | veth[NAME]]...\n"
 		   "  -t, --tree PID       the process to checkpoint\n"
 		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
@@ -20,6 +20,9 @@ static void dump_usage(FILE *f)
 		   "                       binds what --external mnt[KEY]:HOSTPATH names there\n"
 		   "      --external veth[NAME]  accepted (a veth whose peer is outside the tree is\n"
 		   "                       found by itself; restore names its host end)\n"
+		   "  -j, --shell-job      the tree is attached to the caller's terminal (a shell\n"
+		   "                       job): restore it with --shell-job on the restorer's\n"
+		   "                       terminal\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -34,6 +37,7 @@ int cmd_dump(int argc, char **argv)
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "external", required_argument, NULL, 'E' },
 		{ "manage-cgroups", optional_argument, NULL, 'G' },
+		{ "shell-job", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -45,7 +49,7 @@ int cmd_dump(int argc, char **argv)
 	size_t n_ext = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:D:Ro:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:Ro:vjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_int(optarg, 1, 0x3fffffff, &v)) {
@@ -62,6 +66,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case 'S':
 			o.sync = false;
+			break;
+		case 'j':
+			o.shell_job = true;
 			break;
 		case 'o':
 			logfile = optarg;

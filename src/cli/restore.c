@@ -158,7 +158,7 @@ static void sigbus_install(const char *logfile)
 
 static void restore_usage(FILE *f)
 {
-	fprintf(f, "usage: stasis restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
+	fprintf(f, "usage: stasis restore -D DIR [-d] [-j] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
@@ -189,6 +189,9 @@ static void restore_usage(FILE *f)
 		   "                       props and none need them to exist (props sets them);\n"
 		   "                       strict needs the tree's own not to exist; ignore leaves\n"
 		   "                       the tasks in stasis's cgroups\n"
+		   "  -j, --shell-job      a tree dumped with --shell-job: attached to stasis's\n"
+		   "                       terminal (its session; its group in the foreground\n"
+		   "                       if it was)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -208,6 +211,7 @@ int cmd_restore(int argc, char **argv)
 		{ "helper", required_argument, NULL, 'H' },
 		{ "pin-ns", required_argument, NULL, 'P' },
 		{ "manage-cgroups", optional_argument, NULL, 'G' },
+		{ "shell-job", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -218,13 +222,16 @@ int cmd_restore(int argc, char **argv)
 	size_t n_ext = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "D:do:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:do:vjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			o.dir = optarg;
 			break;
 		case 'd':
 			o.detach = true;
+			break;
+		case 'j':
+			o.shell_job = true;
 			break;
 		case 'p':
 			o.pidfile = optarg;

@@ -33,6 +33,7 @@ struct dump_opts {
 	const char *dir;
 	bool leave_running;
 	bool sync;
+	bool shell_job; /* --shell-job: the tree may use the caller's terminal */
 	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/ns/mnt.c */
 	size_t n_externals;
 };
@@ -88,6 +89,7 @@ struct restore_opts {
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
 	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */
+	bool shell_job;         /* --shell-job: attach a shell job to stasis's terminal */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

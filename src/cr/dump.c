@@ -708,6 +708,14 @@ static int write_inventory(struct dump_tree *t)
 		inv.has_dumper_userns = true;
 		inv.dumper_userns = nst.st_ino;
 	}
+	/* a shell job (src/files/tty.c refused one without --shell-job): the root's group
+	 * goes to the restorer's terminal's foreground if it was the caller's */
+	const struct proc_stat *rs = &t->procs[0]->stat;
+	if (t->opts->shell_job && rs->tty_nr) {
+		inv.has_shell_job = inv.shell_job = true;
+		inv.has_shell_job_fg = true;
+		inv.shell_job_fg = rs->pgrp == rs->pid && rs->tpgid == rs->pgrp;
+	}
 	/* The inventory is written last: a directory without it is incomplete. */
 	return img_write_msg(&t->img, IMG_INVENTORY, 0, &inv.base);
 }

@@ -117,6 +117,11 @@ static int load_tree(struct rst_tree *t)
 		pr_err("images: the inventory lists no task");
 		return -EINVAL;
 	}
+	if (t->inv->shell_job && !t->opts->shell_job) {
+		pr_err("images: the tree was dumped as a shell job (--shell-job): restore it with "
+		       "--shell-job (-j)");
+		return -EINVAL;
+	}
 	ret = check_tasks(t->inv);
 	if (!ret)
 		ret = blob_open(t->img.dfd, &t->blobs); /* checked before any BlobRef is */
@@ -561,6 +566,41 @@ static int rst_create(struct rst_tree *t, pid_t *root)
 	return 0;
 }
 
+/* --shell-job: the root joined stasis's session (and so its controlling terminal); a
+ * root that led the terminal's foreground group at dump leads it again. */
+static void shell_job_attach(const struct rst_tree *t)
+{
+	const TaskEntry *r = t->inv->tasks[0];
+	if (!t->inv->shell_job || !t->inv->shell_job_fg || r->pgid != r->pid)
+		return;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_warn("restore: --shell-job: stasis has no terminal; the job stays in the "
+			"background");
+		return;
+	}
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	sigaction(SIGTTOU, &ign, &old);
+	if (tcsetpgrp(fd, r->pid))
+		pr_warn("restore: --shell-job: cannot put group %d in the foreground: %s", r->pid,
+			strerror(errno));
+	sigaction(SIGTTOU, &old, NULL);
+	close(fd);
+}
+
+/* After a shell job in the foreground ended: stasis's own group back in the foreground. */
+static void shell_job_detach(void)
+{
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	sigaction(SIGTTOU, &ign, &old);
+	(void)tcsetpgrp(fd, getpgrp());
+	sigaction(SIGTTOU, &old, NULL);
+	close(fd);
+}
+
 /* Every task ready: rebuild each from outside (the remote stage), then, every task
  * rebuilt, the last settings and let them go. */
 static int rst_rebuild_tree(struct rst_tree *t)
@@ -598,6 +638,7 @@ static int rst_rebuild_tree(struct rst_tree *t)
 			kill(t->procs[i]->pid, t->procs[i]->core->has_stop_signal
 						       ? (int)t->procs[i]->core->stop_signal
 						       : SIGSTOP);
+	shell_job_attach(t);
 	for (size_t i = 0; i < t->n && !ret; i++) {
 		struct rst_ctx *c = t->procs[i];
 		for (size_t k = 0; c && k < c->nr_trs && !ret; k++)
@@ -696,8 +737,11 @@ int restore_run(const struct restore_opts *o)
 		return 0;
 	for (;;) {
 		pid_t r = waitpid(root, &status, 0);
-		if (r == root)
+		if (r == root) {
+			if (o->shell_job)
+				shell_job_detach();
 			return exit_status_of(status);
+		}
 		if (r < 0 && errno != EINTR) {
 			pr_perror("restore: wait for %d", root);
 			return 1;

@@ -713,6 +713,14 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
 		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
+	/* its controlling terminal before its children: they inherit it */
+	for (size_t j = 0; e->sid == e->pid && c && j < t->n; j++)
+		if (t->procs[j] &&
+		    (ret = files_ctty_early(t->procs[j]->files, t->gfd, t->n_gfd, e->pid)) != 0) {
+			if (ret < 0)
+				child_fail(st, e->pid, ret);
+			break;
+		}
 	if (e->pgid == e->pid && e->sid != e->pid && setpgid(0, 0) < 0)
 		child_fail(st, e->pid, pr_perror("restore: setpgid in pid %d", e->pid));
 	if (!c)

@@ -13,6 +13,13 @@ int files_dump(struct dump_ctx *c) __must_check; /* fds, pipes */
 int files_restore_child(struct rst_ctx *c) __must_check;
 /* Remote, every task created and its credentials set: the owners of its descriptions. */
 int files_restore_owners(struct rst_ctx *c) __must_check;
+/* src/files/tty.c: in the restore child of session leader @sid (dumper's pid), right
+ * after setsid and before it creates its children: take its controlling terminal from
+ * the pty pair stasis opened for the tree (@gfd). 1 if taken, 0 if not here, -errno. */
+int files_ctty_early(const Files *f, const int *gfd, uint32_t n_gfd, pid_t sid) __must_check;
+/* src/files/tty.c: remote, in a session leader, every process group existing: the
+ * foreground group of its controlling terminal. */
+int files_tty_fg(struct rst_ctx *c) __must_check;
 /* Highest fd number the task's own fd table needs (-1 if none). */
 int files_max_fd(const Files *f);
 /* Dump, after every process's files_dump: give open file descriptions shared between

@@ -86,5 +86,5 @@ int files_restore_owners(struct rst_ctx *c)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return files_tty_fg(c);
 }

@@ -7,7 +7,8 @@
  * Order matters where the tests overlap: sockets and anon-inode files first (an anon
  * inode is a regular file to fstat on this kernel), memfds before unlinked files (a
  * memfd's link ends in " (deleted)"), message queues before regular files, tty devices
- * before other character devices. The two rows here refuse what is not supported yet. */
+ * before other character devices (ptys, tty.c, before the external ttys). The two rows
+ * here refuse what is not supported yet. */
 #include <string.h>
 
 #include "core/util.h"
@@ -59,6 +60,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_reg_ops,
 	&fd_dir_ops,
 	&fd_blk_ops,
+	&fd_tty_ops,
 	&fd_external_ops,
 	&fd_chr_ops,
 	NULL,

@@ -393,6 +393,7 @@ int proc_parse_stat(const char *buf, struct proc_stat *st)
 		if (!stat_int_ok(f[int_fields[i]], neg[int_fields[i]], INT_MIN, INT_MAX))
 			return -EINVAL;
 	if (!stat_int_ok(f[7], neg[7], INT_MIN, INT_MAX) ||
+	    !stat_int_ok(f[8], neg[8], INT_MIN, INT_MAX) ||
 	    !stat_int_ok(f[52], neg[52], INT_MIN, INT_MAX) || neg[9] || f[9] > UINT_MAX ||
 	    !stat_int_ok(f[20], neg[20], 0, LONG_MAX) || neg[22])
 		return -EINVAL;
@@ -406,6 +407,7 @@ int proc_parse_stat(const char *buf, struct proc_stat *st)
 	st->pgrp = (int)(int64_t)f[5];
 	st->session = (int)(int64_t)f[6];
 	st->tty_nr = (int)(int64_t)f[7];
+	st->tpgid = (int)(int64_t)f[8];
 	st->flags = (unsigned long)f[9];
 	st->num_threads = (long)f[20];
 	st->start_time = f[22];

@@ -76,6 +76,7 @@ struct proc_stat {
 	char comm[17];
 	char state;
 	int ppid, pgrp, session, tty_nr;
+	int tpgid; /* foreground group of the controlling terminal (-1: none) */
 	unsigned long flags;   /* PF_* (field 9); PF_KTHREAD = 0x00200000 */
 	long num_threads;
 	unsigned long long start_time;
