@@ -151,6 +151,7 @@ extern const struct fd_ops fd_reg_ops;        /* regular.c */
 extern const struct fd_ops fd_dir_ops;        /* regular.c */
 extern const struct fd_ops fd_blk_ops;        /* regular.c */
 extern const struct fd_ops fd_tty_ops;        /* tty.c */
+extern const struct fd_ops fd_devtty_ops;     /* tty.c */
 extern const struct fd_ops fd_external_ops;   /* external.c */
 extern const struct fd_ops fd_chr_ops;        /* regular.c */
 

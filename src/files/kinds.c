@@ -61,6 +61,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_dir_ops,
 	&fd_blk_ops,
 	&fd_tty_ops,
+	&fd_devtty_ops,
 	&fd_external_ops,
 	&fd_chr_ops,
 	NULL,

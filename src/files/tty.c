@@ -86,6 +86,12 @@ static dev_t tty_nr_dev(int nr)
 	return makedev((u >> 8) & 0xfff, (u & 0xff) | ((u >> 12) & 0xfff00));
 }
 
+/* A description of a pty pair (not /dev/tty). */
+static bool is_pty(const FileDesc *d)
+{
+	return d->kind == FILE_KIND__FILE_TTY && d->tty && !d->tty->devtty;
+}
+
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -427,6 +433,10 @@ static int tty_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 		return -ENOMEM;
 	tty_data__init(td);
 	d->tty = td;
+	if (major(e->st.st_rdev) == TTYAUX_MAJOR && minor(e->st.st_rdev) == 0) {
+		td->has_devtty = td->devtty = true;
+		return 0;
+	}
 	if (is_pty_slave(e->st.st_rdev)) {
 		td->master = false;
 		td->index = slave_index(e->st.st_rdev);
@@ -446,8 +456,7 @@ static const FileDesc *find_master(struct dump_ctx **procs, size_t n, uint32_t i
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
 			const FileDesc *d = procs[p]->files->files[i];
-			if (d->kind == FILE_KIND__FILE_TTY && d->tty && d->tty->master &&
-			    d->tty->index == index)
+			if (is_pty(d) && d->tty->master && d->tty->index == index)
 				return d;
 		}
 	return NULL;
@@ -466,7 +475,7 @@ static bool holds_pair(const struct dump_ctx *p, uint32_t index)
 {
 	for (size_t i = 0; i < p->files->n_files; i++) {
 		const FileDesc *d = p->files->files[i];
-		if (d->kind == FILE_KIND__FILE_TTY && d->tty && d->tty->index == index)
+		if (is_pty(d) && d->tty->index == index)
 			return true;
 	}
 	return false;
@@ -480,7 +489,7 @@ static void merge_slaves(struct dump_ctx **procs, size_t n)
 		Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			FileDesc *d = f->files[i];
-			if (d->kind != FILE_KIND__FILE_TTY || !d->tty || d->tty->master)
+			if (!is_pty(d) || d->tty->master)
 				continue;
 			const FileDesc *m = find_master(procs, n, d->tty->index);
 			if (m) {
@@ -541,8 +550,7 @@ static void copy_session(struct dump_ctx **procs, size_t n, const TtyData *m)
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
 			TtyData *o = procs[p]->files->files[i]->tty;
-			if (procs[p]->files->files[i]->kind != FILE_KIND__FILE_TTY || !o ||
-			    o->master || o->index != m->index)
+			if (!is_pty(procs[p]->files->files[i]) || o->master || o->index != m->index)
 				continue;
 			o->has_sid = o->has_sid_self = true;
 			o->sid = m->sid;
@@ -599,8 +607,7 @@ static int slave_dup(struct dump_ctx **procs, size_t n, uint32_t index)
 		const Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			const FileDesc *d = f->files[i];
-			if (d->kind != FILE_KIND__FILE_TTY || !d->tty || d->tty->master ||
-			    d->tty->index != index)
+			if (!is_pty(d) || d->tty->master || d->tty->index != index)
 				continue;
 			struct fd_ent e = { .fd = fd_desc_fd(f, i), .link = d->link };
 			return e.fd >= 0 ? fd_dup(procs[p], &e) : -1;
@@ -609,14 +616,36 @@ static int slave_dup(struct dump_ctx **procs, size_t n, uint32_t index)
 	return -1;
 }
 
+/* A /dev/tty description is opened by its task (once it has its terminal): one process. */
+static int merge_devtty(struct dump_ctx **procs, size_t n)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
+			const FileDesc *d = procs[p]->files->files[i];
+			if (d->kind != FILE_KIND__FILE_TTY || !d->tty || !d->tty->devtty)
+				continue;
+			for (size_t q = p + 1; q < n; q++)
+				if (fd_desc_index(procs[q]->files, d->id) >= 0) {
+					pr_err("fd %d of pid %d is /dev/tty shared with pid %d: not "
+					       "supported yet", fd_desc_fd(procs[p]->files, i),
+					       procs[p]->pid, procs[q]->pid);
+					return -EOPNOTSUPP;
+				}
+		}
+	return 0;
+}
+
 static int tty_merge(struct dump_ctx **procs, size_t n)
 {
+	int mret = merge_devtty(procs, n);
+	if (mret)
+		return mret;
 	merge_slaves(procs, n);
 	for (size_t p = 0; p < n; p++) {
 		Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			FileDesc *d = f->files[i];
-			if (d->kind != FILE_KIND__FILE_TTY || !d->tty->master)
+			if (!is_pty(d) || !d->tty->master)
 				continue;
 			char what[64];
 			snprintf(what, sizeof(what), "fd %d of pid %d (pty %u)", fd_desc_fd(f, i),
@@ -646,6 +675,25 @@ static int tty_merge(struct dump_ctx **procs, size_t n)
 
 /* ---- classification ------------------------------------------------------------ */
 
+/* /dev/tty: the task's controlling terminal opened by name; reopened by name at restore,
+ * so it must still be that terminal (TIOCGDEV). */
+static int devtty_classify(const struct dump_ctx *c, struct fd_ent *e)
+{
+	_cleanup_close_ int dup = fd_dup(c, e);
+	unsigned int dev = 0;
+	if (dup < 0)
+		return dup;
+	if (ioctl(dup, TIOCGDEV, &dev))
+		return pr_perror("fd %d of pid %d (/dev/tty): TIOCGDEV", e->fd, c->pid);
+	if (!c->stat.tty_nr || tty_nr_dev(c->stat.tty_nr) != makedev(major(dev), minor(dev))) {
+		pr_err("fd %d of pid %d is /dev/tty of terminal %u:%u, which is not its controlling "
+		       "terminal any more: not supported", e->fd, c->pid, major(dev), minor(dev));
+		return -EOPNOTSUPP;
+	}
+	e->kind = FILE_KIND__FILE_TTY;
+	return 1;
+}
+
 static int tty_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	if (!S_ISCHR(e->st.st_mode))
@@ -656,7 +704,7 @@ static int tty_classify(const struct dump_ctx *c, struct fd_ent *e)
 		return 1;
 	}
 	if (maj == TTYAUX_MAJOR && mi == 0)
-		return fd_unsupported(c, e, "/dev/tty (the controlling terminal opened by name)");
+		return devtty_classify(c, e);
 	if (maj == TTY_MAJOR || (maj == TTYAUX_MAJOR && mi == 1)) {
 		/* the caller's terminal of a shell job: inherited (external.c) */
 		if (c->stat.tty_nr && tty_nr_dev(c->stat.tty_nr) == e->st.st_rdev)
@@ -669,6 +717,18 @@ static int tty_classify(const struct dump_ctx *c, struct fd_ent *e)
 }
 
 /* ---- restore ------------------------------------------------------------------- */
+
+static int devtty_validate(const FileDesc *d, const struct blob_reader *blobs)
+{
+	(void)blobs;
+	const TtyData *td = d->tty;
+	if (!td || !td->devtty || td->master || td->has_termios || td->has_sid ||
+	    td->has_in_data || td->has_out_data || (d->flags & O_PATH)) {
+		pr_err("files image: /dev/tty %u has bad tty data", d->id);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
@@ -807,8 +867,7 @@ static int pty_open_pair(const FileDesc *md, const FileDesc *const *sl, size_t n
 
 static bool same_pair(const FileDesc *a, const FileDesc *b)
 {
-	return a->kind == FILE_KIND__FILE_TTY && b->kind == FILE_KIND__FILE_TTY && a->tty &&
-	       b->tty && a->tty->index == b->tty->index;
+	return is_pty(a) && is_pty(b) && a->tty->index == b->tty->index;
 }
 
 /* The descriptions of the pair of @d among @n tables: the master in *@m, the slaves. */
@@ -919,7 +978,7 @@ static int tty_late(struct fd_rst *s)
 	for (size_t k = 0; k < f->n_fds; k++) {
 		ssize_t i = fd_desc_index(f, f->fds[k]->file_id);
 		const FileDesc *d = f->files[i];
-		if (d->kind != FILE_KIND__FILE_TTY || !d->tty->has_sid || d->tty->sid_self != me)
+		if (!is_pty(d) || !d->tty->has_sid || d->tty->sid_self != me)
 			continue;
 		if (ioctl((int)f->fds[k]->fd, TIOCSCTTY, 0))
 			return pr_perror("restore: pid %d: take pty %u as controlling terminal", me,
@@ -933,8 +992,7 @@ int files_ctty_early(const Files *f, const int *gfd, uint32_t n_gfd, pid_t sid)
 {
 	for (size_t i = 0; gfd && f && i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
-		if (d->kind != FILE_KIND__FILE_TTY || !d->tty || !d->tty->has_sid ||
-		    d->tty->sid != sid)
+		if (!is_pty(d) || !d->tty->has_sid || d->tty->sid != sid)
 			continue;
 		if (d->id >= n_gfd || gfd[d->id] < 0)
 			continue; /* opened by the task itself: its late hook */
@@ -953,8 +1011,7 @@ int files_tty_fg(struct rst_ctx *c)
 	for (size_t k = 0; f && k < f->n_fds; k++) {
 		ssize_t i = fd_desc_index(f, f->fds[k]->file_id);
 		const FileDesc *d = f->files[i];
-		if (d->kind != FILE_KIND__FILE_TTY || !d->tty || !d->tty->has_sid ||
-		    d->tty->sid != c->pid || !d->tty->has_fg_pgrp)
+		if (!is_pty(d) || !d->tty->has_sid || d->tty->sid != c->pid || !d->tty->has_fg_pgrp)
 			continue;
 		int32_t pg = d->tty->fg_pgrp;
 		int ret = rsys_poke(&c->rs, c->rs.scratch, &pg, sizeof(pg));
@@ -970,9 +1027,63 @@ int files_tty_fg(struct rst_ctx *c)
 	return 0;
 }
 
+/* /dev/tty descriptions, once every other fd is placed (the controlling terminal is
+ * taken by then: tty_late or tty_ctty_early): opened by name. */
+static int devtty_late(struct fd_rst *s)
+{
+	const Files *f = s->f;
+	for (size_t i = 0; i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		int target = fd_desc_fd(f, i);
+		if (d->kind != FILE_KIND__FILE_TTY || !d->tty->devtty || s->staged[i] >= 0 ||
+		    target < 0)
+			continue;
+		int tmp = open("/dev/tty", (int)(d->flags & O_ACCMODE) | O_NOCTTY | O_CLOEXEC);
+		if (tmp < 0)
+			return pr_perror("restore fd %d: open /dev/tty", target);
+		if (fcntl(tmp, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+			int ret = pr_perror("restore fd %d: status flags of /dev/tty", target);
+			close(tmp);
+			return ret;
+		}
+		int st = fd_stage(tmp, s->stage_lo, target, "/dev/tty");
+		if (st < 0)
+			return st;
+		int ret = 0;
+		for (size_t k = 0; k < f->n_fds && !ret; k++)
+			if (f->fds[k]->file_id == d->id &&
+			    dup3(st, (int)f->fds[k]->fd, f->fds[k]->cloexec ? O_CLOEXEC : 0) < 0)
+				ret = pr_perror("restore fd %d (/dev/tty): dup3", f->fds[k]->fd);
+		close(st);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static bool devtty_owns(const FileDesc *d)
+{
+	return d->tty && d->tty->devtty;
+}
+
+static bool pty_owns(const FileDesc *d)
+{
+	return !devtty_owns(d);
+}
+
+const struct fd_ops fd_devtty_ops = {
+	.name = "/dev/tty",
+	.kind = FILE_KIND__FILE_TTY,
+	.flags = FD_OPS_LATE,
+	.owns = devtty_owns,
+	.validate = devtty_validate,
+	.late = devtty_late,
+};
+
 const struct fd_ops fd_tty_ops = {
 	.name = "pty",
 	.kind = FILE_KIND__FILE_TTY,
+	.owns = pty_owns,
 	.classify = tty_classify,
 	.dump = tty_dump,
 	.merge = tty_merge,
