@@ -40,6 +40,7 @@
  * is set in the leader's remote stage (TIOCSPGRP), once every group exists. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,12 @@ static dev_t tty_nr_dev(int nr)
 static bool is_pty(const FileDesc *d)
 {
 	return d->kind == FILE_KIND__FILE_TTY && d->tty && !d->tty->devtty;
+}
+
+static bool same_pair(const FileDesc *a, const FileDesc *b)
+{
+	return is_pty(a) && is_pty(b) && a->tty->index == b->tty->index &&
+	       a->tty->devpts == b->tty->devpts;
 }
 
 static long now_ms(void)
@@ -365,13 +372,29 @@ static int get_flag(int fd, unsigned long req, protobuf_c_boolean *has, protobuf
 	return 0;
 }
 
+/* A pair of another devpts instance than the dumper's /dev/pts: the directory of the
+ * master's path, in the task's own mount tree, must be that instance (the task opens it
+ * again there). */
+static int own_devpts(const struct dump_ctx *c, const struct fd_ent *e, dev_t dev)
+{
+	char rel[PATH_MAX];
+	struct stat st;
+	size_t len = strlen(e->link) - strlen("/ptmx");
+	if (snprintf(rel, sizeof(rel), "root%.*s", (int)len, e->link) >= (int)sizeof(rel))
+		return fd_unsupported(c, e, "a pty master at a path too long");
+	if (fstatat(c->procfd, rel, &st, 0) || st.st_dev != dev)
+		return fd_unsupported(c, e, "a pty whose devpts instance is not mounted where "
+					    "its master was opened");
+	return 0;
+}
+
 static int dump_master(const struct dump_ctx *c, const struct fd_ent *e, int m, TtyData *td,
 		       const char *what)
 {
 	struct termios2 t;
 	struct winsize ws;
 	unsigned int idx = 0;
-	if (strcmp(e->link, "/dev/ptmx") && strcmp(e->link, "/dev/pts/ptmx"))
+	if (e->link[0] != '/' || !str_ends(e->link, "/ptmx"))
 		return fd_unsupported(c, e, "a pty master opened at another path");
 	if ((e->flags & O_ACCMODE) != O_RDWR)
 		return fd_unsupported(c, e, "a pty master not open for reading and writing");
@@ -382,9 +405,17 @@ static int dump_master(const struct dump_ctx *c, const struct fd_ent *e, int m, 
 	_cleanup_close_ int peer = ioctl(m, TIOCGPTPEER, O_PATH | O_NOCTTY | O_CLOEXEC);
 	if (peer < 0 || fstat(peer, &sl) || stat("/dev/pts", &pts))
 		return pr_perror("%s: its slave", what);
-	if (sl.st_dev != pts.st_dev)
-		return fd_unsupported(c, e, "a pty of a devpts instance other than /dev/pts");
+	if (sl.st_dev != pts.st_dev) {
+		int ret = own_devpts(c, e, sl.st_dev);
+		if (ret)
+			return ret;
+		td->has_own_devpts = td->own_devpts = true;
+	} else if (strcmp(e->link, "/dev/ptmx") && strcmp(e->link, "/dev/pts/ptmx")) {
+		return fd_unsupported(c, e, "a pty master opened at another path");
+	}
 	td->index = idx;
+	td->has_devpts = true;
+	td->devpts = sl.st_dev;
 	if (ioctl(m, TCGETS2, &t) || ioctl(m, TIOCGWINSZ, &ws))
 		return pr_perror("%s: termios", what);
 	td->has_termios = true;
@@ -440,6 +471,8 @@ static int tty_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 	if (is_pty_slave(e->st.st_rdev)) {
 		td->master = false;
 		td->index = slave_index(e->st.st_rdev);
+		td->has_devpts = true;
+		td->devpts = e->st.st_dev;
 		return 0;
 	}
 	td->master = true;
@@ -451,12 +484,17 @@ static int tty_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 
 /* ---- dump: the tree ---------------------------------------------------------- */
 
-static const FileDesc *find_master(struct dump_ctx **procs, size_t n, uint32_t index)
+/* The master of pair @index of devpts instance @devpts, or, @devpts 0, of any instance
+ * whose session is @sid (0: any). */
+static const FileDesc *find_master(struct dump_ctx **procs, size_t n, uint32_t index,
+				   uint64_t devpts, pid_t sid)
 {
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
 			const FileDesc *d = procs[p]->files->files[i];
-			if (is_pty(d) && d->tty->master && d->tty->index == index)
+			if (is_pty(d) && d->tty->master && d->tty->index == index &&
+			    (!devpts || d->tty->devpts == devpts) &&
+			    (!sid || (d->tty->has_sid && d->tty->sid == sid)))
 				return d;
 		}
 	return NULL;
@@ -470,14 +508,12 @@ static struct dump_ctx *find_proc(struct dump_ctx **procs, size_t n, pid_t pid)
 	return NULL;
 }
 
-/* Does @p hold a description of pair @index? */
-static bool holds_pair(const struct dump_ctx *p, uint32_t index)
+/* Does @p hold a description of the pair of master @m? */
+static bool holds_pair(const struct dump_ctx *p, const FileDesc *m)
 {
-	for (size_t i = 0; i < p->files->n_files; i++) {
-		const FileDesc *d = p->files->files[i];
-		if (is_pty(d) && d->tty->index == index)
+	for (size_t i = 0; i < p->files->n_files; i++)
+		if (same_pair(p->files->files[i], m))
 			return true;
-	}
 	return false;
 }
 
@@ -491,7 +527,7 @@ static void merge_slaves(struct dump_ctx **procs, size_t n)
 			FileDesc *d = f->files[i];
 			if (!is_pty(d) || d->tty->master)
 				continue;
-			const FileDesc *m = find_master(procs, n, d->tty->index);
+			const FileDesc *m = find_master(procs, n, d->tty->index, d->tty->devpts, 0);
 			if (m) {
 				m->tty->slave_state = SLAVE_OPEN;
 				continue;
@@ -516,7 +552,7 @@ static int merge_session(struct dump_ctx **procs, size_t n, FileDesc *m)
 		       "outside the tree: not supported", td->index, name, td->sid);
 		return -EOPNOTSUPP;
 	}
-	if (!holds_pair(l, td->index)) {
+	if (!holds_pair(l, m)) {
 		pr_err("pid %d leads the session of pty %u but holds no fd of it: not supported "
 		       "yet", l->pid, td->index);
 		return -EOPNOTSUPP;
@@ -545,12 +581,13 @@ static int merge_session(struct dump_ctx **procs, size_t n, FileDesc *m)
 
 /* The slaves of the pair of @m say whose controlling terminal it is too (the leader may
  * hold only a slave). */
-static void copy_session(struct dump_ctx **procs, size_t n, const TtyData *m)
+static void copy_session(struct dump_ctx **procs, size_t n, const FileDesc *md)
 {
+	const TtyData *m = md->tty;
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
 			TtyData *o = procs[p]->files->files[i]->tty;
-			if (!is_pty(procs[p]->files->files[i]) || o->master || o->index != m->index)
+			if (!same_pair(procs[p]->files->files[i], md) || o->master)
 				continue;
 			o->has_sid = o->has_sid_self = true;
 			o->sid = m->sid;
@@ -580,8 +617,11 @@ static int merge_ctty(struct dump_ctx **procs, size_t n)
 		if (!q->stat.tty_nr)
 			continue;
 		dev_t dev = tty_nr_dev(q->stat.tty_nr);
-		const FileDesc *m = is_pty_slave(dev) ? find_master(procs, n, slave_index(dev))
+		const FileDesc *m = is_pty_slave(dev) ? find_master(procs, n, slave_index(dev), 0,
+								    q->stat.session)
 						      : NULL;
+		if (!m && is_pty_slave(dev))
+			m = find_master(procs, n, slave_index(dev), 0, 0);
 		if (m) {
 			if (!m->tty->has_sid || m->tty->sid != q->stat.session) {
 				pr_err("pid %d: its controlling terminal /dev/pts/%u belongs to "
@@ -600,14 +640,42 @@ static int merge_ctty(struct dump_ctx **procs, size_t n)
 	return 0;
 }
 
+/* A pair of the task's own devpts instance is opened by the task itself: every
+ * description of it in process @p, and its session (if any) without other members. */
+static int merge_own_devpts(struct dump_ctx **procs, size_t n, const struct dump_ctx *p,
+			    const FileDesc *m)
+{
+	for (size_t q = 0; q < n; q++) {
+		if (procs[q] == p)
+			continue;
+		for (size_t i = 0; i < procs[q]->files->n_files; i++)
+			if (same_pair(procs[q]->files->files[i], m)) {
+				pr_err("pty %u of pid %d (%s) is shared with pid %d: a pty of a devpts "
+				       "instance other than /dev/pts in several processes is not "
+				       "supported yet", m->tty->index, p->pid, m->link, procs[q]->pid);
+				return -EOPNOTSUPP;
+			}
+		if (m->tty->has_sid && procs[q]->stat.tty_nr &&
+		    is_pty_slave(tty_nr_dev(procs[q]->stat.tty_nr)) &&
+		    slave_index(tty_nr_dev(procs[q]->stat.tty_nr)) == m->tty->index &&
+		    procs[q]->stat.session == m->tty->sid) {
+			pr_err("pid %d has pty %u (%s) of pid %d as controlling terminal: a session "
+			       "on a devpts instance other than /dev/pts with several processes is "
+			       "not supported yet", procs[q]->pid, m->tty->index, m->link, p->pid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
 /* A duplicate of a task's fd on the slave of pair @index, or -1. */
-static int slave_dup(struct dump_ctx **procs, size_t n, uint32_t index)
+static int slave_dup(struct dump_ctx **procs, size_t n, const FileDesc *m)
 {
 	for (size_t p = 0; p < n; p++) {
 		const Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			const FileDesc *d = f->files[i];
-			if (!is_pty(d) || d->tty->master || d->tty->index != index)
+			if (!same_pair(d, m) || d->tty->master)
 				continue;
 			struct fd_ent e = { .fd = fd_desc_fd(f, i), .link = d->link };
 			return e.fd >= 0 ? fd_dup(procs[p], &e) : -1;
@@ -657,17 +725,19 @@ static int tty_merge(struct dump_ctx **procs, size_t n)
 				_cleanup_close_ int m = fd_dup(procs[p], &e);
 				if (m < 0)
 					return m;
-				_cleanup_close_ int alt = slave_dup(procs, n, d->tty->index);
+				_cleanup_close_ int alt = slave_dup(procs, n, d);
 				struct termios2 t;
 				memcpy(&t, d->tty->termios.data, sizeof(t));
 				ret = dump_queues(m, alt, d->tty, &t, what);
 			}
+			if (!ret && d->tty->own_devpts)
+				ret = merge_own_devpts(procs, n, procs[p], d);
 			if (!ret && d->tty->has_sid)
 				ret = merge_session(procs, n, d);
 			if (ret)
 				return ret;
 			if (d->tty->has_sid)
-				copy_session(procs, n, d->tty);
+				copy_session(procs, n, d);
 		}
 	}
 	return merge_ctty(procs, n);
@@ -747,7 +817,9 @@ static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
 		}
 		return 0;
 	}
-	if (!d->link || (strcmp(d->link, "/dev/ptmx") && strcmp(d->link, "/dev/pts/ptmx")) ||
+	if (!d->link || d->link[0] != '/' || !str_ends(d->link, "/ptmx") ||
+	    strstr(d->link, "/../") ||
+	    (!td->own_devpts && strcmp(d->link, "/dev/ptmx") && strcmp(d->link, "/dev/pts/ptmx")) ||
 	    (d->flags & O_ACCMODE) != O_RDWR || !td->has_termios ||
 	    td->termios.len != sizeof(struct termios2) || td->rows > 0xffff ||
 	    td->cols > 0xffff || td->xpixel > 0xffff || td->ypixel > 0xffff ||
@@ -865,10 +937,6 @@ static int pty_open_pair(const FileDesc *md, const FileDesc *const *sl, size_t n
 	return 0;
 }
 
-static bool same_pair(const FileDesc *a, const FileDesc *b)
-{
-	return is_pty(a) && is_pty(b) && a->tty->index == b->tty->index;
-}
 
 /* The descriptions of the pair of @d among @n tables: the master in *@m, the slaves. */
 static int gather(Files *const *f, size_t n, const FileDesc *d, const FileDesc **m,
@@ -941,7 +1009,8 @@ static int tty_open_tree(struct fd_tree *t, const FileDesc *d)
 	const FileDesc *m, **sl;
 	size_t ns;
 	int ret = gather(t->f, t->n, d, &m, &sl, &ns);
-	if (ret) {
+	if (ret || m->tty->own_devpts) {
+		/* (a pair of the task's own devpts: opened by the task, in its mount tree) */
 		free(sl);
 		return ret;
 	}
