@@ -33,6 +33,7 @@
 
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
 static int fetch_deferred(struct rst_tree *t, size_t idx);
+static int take_ctty(const struct rst_tree *t, pid_t sid);
 /* Create the children of task @idx (alive and zombie), each with its pid. */
 static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens,
 				bool inits);
@@ -713,14 +714,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid && setsid() < 0)
 		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
-	/* its controlling terminal before its children: they inherit it */
-	for (size_t j = 0; e->sid == e->pid && c && j < t->n; j++)
-		if (t->procs[j] &&
-		    (ret = files_ctty_early(t->procs[j]->files, t->gfd, t->n_gfd, e->pid)) != 0) {
-			if (ret < 0)
-				child_fail(st, e->pid, ret);
-			break;
-		}
+	if (e->sid == e->pid && c && (ret = take_ctty(t, e->pid)) < 0)
+		child_fail(st, e->pid, ret);
 	if (e->pgid == e->pid && e->sid != e->pid && setpgid(0, 0) < 0)
 		child_fail(st, e->pid, pr_perror("restore: setpgid in pid %d", e->pid));
 	if (!c)
@@ -777,6 +772,19 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* Wait to be frozen and replaced; every signal is blocked. */
 	for (;;)
 		pause();
+}
+
+/* A session leader's controlling terminal, right after setsid and before it creates its
+ * children (they inherit it): from the pty pair stasis opened for the tree. */
+static int take_ctty(const struct rst_tree *t, pid_t sid)
+{
+	for (size_t j = 0; j < t->n; j++) {
+		int ret = t->procs[j] ? files_ctty_early(t->procs[j]->files, t->gfd, t->n_gfd, sid)
+				      : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
