@@ -1,4 +1,5 @@
 // stasis-test: timeout=30
+// stasis-test: uns-known=the uns container mounts no devpts (no /dev/ptmx): tty_devpts_ns covers a container's own instance
 /* Two pty pairs opened by the task (/dev/ptmx and /dev/pts/N):
  *   - pair A, in use: non-default termios (canonical without echo, ICRNL, VEOL '#',
  *     9600 baud, ONLCR), a window size with pixels, packet mode on the master, the slave
