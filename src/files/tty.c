@@ -469,6 +469,18 @@ static int tty_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 		return 0;
 	}
 	if (is_pty_slave(e->st.st_rdev)) {
+		/* hung up (its master closed, or vhangup): its file is dead, not rebuilt */
+		_cleanup_close_ int sd = fd_dup(c, e);
+		struct pollfd pf = { .fd = sd, .events = POLLIN };
+		if (sd < 0)
+			return sd;
+		if (poll(&pf, 1, 0) < 0)
+			return pr_perror("%s: poll", what);
+		if (pf.revents & POLLHUP) {
+			pr_err("fd %d of pid %d is a pty slave (%s) that was hung up (its master "
+			       "closed): not supported yet", e->fd, c->pid, e->link);
+			return -EOPNOTSUPP;
+		}
 		td->master = false;
 		td->index = slave_index(e->st.st_rdev);
 		td->has_devpts = true;
