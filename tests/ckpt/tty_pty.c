@@ -6,11 +6,13 @@
  *     exclusive (TIOCEXCL); queued for the slave: two complete lines, a line ended by the
  *     EOL character and a partial line; queued for the master: output written by the
  *     slave side (translated by ONLCR);
- *   - pair B: its slave opened and closed again (the master reads EIO), then locked.
+ *   - pair B: its slave opened and closed again (the master reads EIO), then locked;
+ *   - pair C: a master alone (posix_openpt, still locked, its slave never opened).
  * After the restore: same indices and paths, termios, window size, packet mode, lock
  * and exclusive states; the slave reads the lines one by one (canonical boundaries kept)
  * and not the partial one until its end is typed; the master reads the output (after the
- * packet-mode data byte); both still talk. */
+ * packet-mode data byte); both still talk. Pair C's master still has nothing to read
+ * (not EIO), is locked, and its slave opens once unlocked. */
 #include "lib.h"
 
 #include <errno.h>
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
 	int mb = open_pair(&sb, &ib, O_RDONLY);
 	close(sb);
 	TEST_CHECK(!ioctl(mb, TIOCSPTLCK, &on), "TIOCSPTLCK: %s", strerror(errno));
+	int mc = posix_openpt(O_RDWR | O_NOCTTY), ic = -1;
+	TEST_CHECK(mc >= 0 && !ioctl(mc, TIOCGPTN, &ic), "pair C: %s", strerror(errno));
 	char pa[32], pb[32];
 	snprintf(pa, sizeof(pa), "/dev/pts/%d", ia);
 	snprintf(pb, sizeof(pb), "/dev/pts/%d", ib);
@@ -134,6 +138,19 @@ int main(int argc, char **argv)
 	expect_read(ma, "\0hello\r\nworld", 13, "output");
 	TEST_CHECK(write(sa, "x\n", 2) == 2, "write: %s", strerror(errno));
 	expect_read(ma, "\0x\r\n", 4, "new output");
+	/* pair C: never opened */
+	TEST_CHECK(!ioctl(mc, TIOCGPTN, &n) && n == ic, "pair C index %d, was %d", n, ic);
+	TEST_CHECK(!ioctl(mc, TIOCGPTLCK, &x) && x, "pair C not locked");
+	fl = fcntl(mc, F_GETFL);
+	fcntl(mc, F_SETFL, fl | O_NONBLOCK);
+	errno = 0;
+	TEST_CHECK(read(mc, &c, 1) < 0 && errno == EAGAIN, "pair C master read: %s",
+		   strerror(errno));
+	fcntl(mc, F_SETFL, fl);
+	TEST_CHECK(!unlockpt(mc), "unlockpt C: %s", strerror(errno));
+	int sc = open(ptsname(mc), O_RDWR | O_NOCTTY);
+	TEST_CHECK(sc >= 0 && write(sc, "c", 1) == 1, "pair C slave: %s", strerror(errno));
+	expect_read(mc, "c", 1, "pair C output");
 	/* pair B: the slave is gone */
 	int ok = -1;
 	fl = fcntl(mb, F_GETFL);
