@@ -293,6 +293,16 @@ static int read_input(int m, const struct termios2 *t, int alt, int *alt_fl, int
 			pr_perror("%s: open the slave (TIOCGPTPEER)", what);
 		return -EOPNOTSUPP;
 	}
+	/* what is read must be put back, which needs the output to flow (the echo, the
+	 * output): not stopped by ^S, nor the master's buffer full. Nothing read yet. */
+	struct pollfd pf = { .fd = *s, .events = POLLOUT };
+	if (poll(&pf, 1, 0) < 0)
+		return pr_perror("%s: poll", what);
+	if (!(pf.revents & POLLOUT)) {
+		pr_err("%s: the pty's output is stopped (^S) or its master's buffer is full: not "
+		       "supported", what);
+		return -EOPNOTSUPP;
+	}
 	struct termios2 raw = *t;
 	raw.c_lflag &= ~(tcflag_t)ICANON;
 	raw.c_cc[VMIN] = 0;
