@@ -868,18 +868,31 @@ static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
  * open while searching (each open takes the lowest free index), then closed. */
 static int open_ptmx_index(const char *path, uint32_t index)
 {
+	struct stat pst;
+	if (stat(path, &pst) || !S_ISCHR(pst.st_mode) || pst.st_rdev != makedev(TTYAUX_MAJOR, 2)) {
+		pr_err("restore: %s is not a ptmx device (pty %u)", path, index);
+		return -EINVAL;
+	}
 	int *held = calloc(index + 1, sizeof(int));
 	if (!held)
 		return -ENOMEM;
 	size_t n = 0;
 	int ret = -EEXIST;
 	while (n <= index) {
+		/* (an image is untrusted: a path ending in /ptmx; the node is checked) */
 		int m = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (m < 0) {
 			ret = pr_perror("restore: open %s for pty %u", path, index);
 			break;
 		}
 		unsigned int got = 0;
+		struct stat st;
+		if (fstat(m, &st) || !S_ISCHR(st.st_mode) ||
+		    st.st_rdev != makedev(TTYAUX_MAJOR, 2)) {
+			pr_err("restore: %s is not a ptmx device", path);
+			close(m);
+			break;
+		}
 		if (ioctl(m, TIOCGPTN, &got)) {
 			ret = pr_perror("restore: TIOCGPTN");
 			close(m);
