@@ -391,8 +391,8 @@ static int get_flag(int fd, unsigned long req, protobuf_c_boolean *has, protobuf
 }
 
 /* A pair of another devpts instance than the dumper's /dev/pts: the directory of the
- * master's path, in the task's own mount tree, must be that instance (the task opens it
- * again there). */
+ * master's path (or its pts/, for a ptmx bound beside it), in the task's own mount tree,
+ * must be that instance (the task opens the master's path again there). */
 static int own_devpts(const struct dump_ctx *c, const struct fd_ent *e, dev_t dev)
 {
 	char rel[PATH_MAX];
@@ -400,10 +400,14 @@ static int own_devpts(const struct dump_ctx *c, const struct fd_ent *e, dev_t de
 	size_t len = strlen(e->link) - strlen("/ptmx");
 	if (snprintf(rel, sizeof(rel), "root%.*s", (int)len, e->link) >= (int)sizeof(rel))
 		return fd_unsupported(c, e, "a pty master at a path too long");
-	if (fstatat(c->procfd, rel, &st, 0) || st.st_dev != dev)
-		return fd_unsupported(c, e, "a pty whose devpts instance is not mounted where "
-					    "its master was opened");
-	return 0;
+	if (!fstatat(c->procfd, rel, &st, 0) && st.st_dev == dev)
+		return 0;
+	/* a /dev/ptmx bound on pts/ptmx of the instance mounted at /dev/pts */
+	if (strlen(rel) + 4 < sizeof(rel) && !fstatat(c->procfd, strcat(rel, "/pts"), &st, 0) &&
+	    st.st_dev == dev)
+		return 0;
+	return fd_unsupported(c, e, "a pty whose devpts instance is not mounted where its "
+				    "master was opened");
 }
 
 static int dump_master(const struct dump_ctx *c, const struct fd_ent *e, int m, TtyData *td,
