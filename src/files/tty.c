@@ -664,6 +664,14 @@ static int merge_ctty(struct dump_ctx **procs, size_t n)
 			}
 			continue;
 		}
+		if (find_proc(procs, n, q->stat.session)) {
+			/* restored, the session would have no terminal: only the caller's
+			 * session, outside the tree, can be attached to the caller's terminal */
+			pr_err("pid %d: its session %d, led in the tree, has a terminal outside "
+			       "the tree (%u:%u) as controlling terminal: not supported", q->pid,
+			       q->stat.session, major(dev), minor(dev));
+			return -EOPNOTSUPP;
+		}
 		if (holds_external(q, dev) && !q->opts->shell_job) {
 			pr_err("pid %d is attached to the terminal %u:%u outside the tree (its "
 			       "controlling terminal, open): dump with --shell-job (-j)", q->pid,
