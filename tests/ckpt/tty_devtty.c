@@ -1,5 +1,4 @@
 // stasis-test: timeout=30
-// stasis-test: uns-known=the uns container mounts no devpts (no /dev/ptmx): tty_devpts_ns covers a container's own instance
 /* A session leader (the test itself, after setsid) whose controlling terminal is the
  * slave of a pty pair it holds, with /dev/tty open (its controlling terminal by name)
  * and the slave's fd closed: a single-process restore takes the terminal in the task's

@@ -2,8 +2,8 @@
  * and gids 0..COUNT-1 mapped to BASE..BASE+COUNT-1 outside), as the init of new pid,
  * mount, net, ipc and uts namespaces, pivot_root'ed into ROOT: a bind of that directory
  * holding binds of the host paths given (at the same paths), a tmpfs /dev with binds of
- * the host's null, zero, full, random, urandom and tty, a /dev/pts and a /dev/shm, and
- * its own /proc. The shape an independent checkpoint test suite uses.
+ * the host's null, zero, full, random, urandom and tty, a devpts of its own at /dev/pts
+ * (/dev/ptmx a link to its ptmx), a /dev/shm, and its own /proc. The shape an independent checkpoint test suite uses.
  *
  *   uns_launch [-b BASE] [-n COUNT] ROOT [HOSTPATH...] -- PROG [ARG...]
  *
@@ -129,6 +129,10 @@ static void setup_dev(void)
 		die("mkdir /dev/pts, /dev/shm, /dev/mqueue");
 	if (mount("uns-shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"))
 		die("mount /dev/shm");
+	if (mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620") ||
+	    symlink("pts/ptmx", "dev/ptmx"))
+		die("mount /dev/pts");
 	if (symlink("/proc/self/fd", "dev/fd") || symlink("/proc/self/fd/0", "dev/stdin") ||
 	    symlink("/proc/self/fd/1", "dev/stdout") || symlink("/proc/self/fd/2", "dev/stderr"))
 		die("symlinks of /dev");
