@@ -31,6 +31,7 @@ static size_t npages;
 static _Atomic uint32_t *gen;   /* the generation each page holds */
 static pthread_mutex_t *locks;  /* one per 1024 pages */
 static atomic_int failed;
+static atomic_int started; /* workers running (their signal mask their own again) */
 static char why[256];
 
 static void fail_later(size_t page, size_t got)
@@ -59,6 +60,7 @@ static void write_page(size_t i, uint32_t g)
 static void *worker(void *arg)
 {
 	uint64_t rng = (uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+	atomic_fetch_add(&started, 1);
 	while (!test_stop_requested() && !atomic_load(&failed)) {
 		size_t i = test_xorshift64(&rng) % npages;
 		pthread_mutex_t *l = &locks[i / 1024];
@@ -162,6 +164,10 @@ int main(int argc, char **argv)
 	for (uintptr_t k = 0; k < WORKERS; k++)
 		if (pthread_create(&t[k], NULL, worker, (void *)(k + 1)))
 			test_fail("pthread_create");
+	/* ready once every worker runs: pthread_create blocks all signals in a new thread
+	 * until it starts (the state comparison would see that mask) */
+	while (atomic_load(&started) < WORKERS)
+		usleep(1000);
 	test_ready();
 	while (!test_stop_requested() && !atomic_load(&failed)) {
 		drain_pipe(p[0]);
