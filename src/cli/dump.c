@@ -11,11 +11,13 @@
 static void dump_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-j] [-v] [-o LOGFILE]\n"
-		   "                   [--external mnt[MOUNTPOINT]:KEY | veth[NAME]]...\n"
+		   "                   [--tcp-established] [--external mnt[MOUNTPOINT]:KEY | veth[NAME]]...\n"
 		   "  -t, --tree PID       the process to checkpoint\n"
 		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
 		   "  -R, --leave-running  let the process go on after the dump\n"
 		   "      --no-sync        do not fsync the images\n"
+		   "      --tcp-established  accepted for CRIU users: TCP connections are always\n"
+		   "                       dumped (in TCP repair mode)\n"
 		   "      --external mnt[MOUNTPOINT]:KEY  a mount stasis cannot recreate: restore\n"
 		   "                       binds what --external mnt[KEY]:HOSTPATH names there\n"
 		   "      --external veth[NAME]  accepted (a veth whose peer is outside the tree is\n"
@@ -34,6 +36,7 @@ int cmd_dump(int argc, char **argv)
 		{ "images-dir", required_argument, NULL, 'D' },
 		{ "leave-running", no_argument, NULL, 'R' },
 		{ "no-sync", no_argument, NULL, 'S' },
+		{ "tcp-established", no_argument, NULL, 'T' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "external", required_argument, NULL, 'E' },
 		{ "manage-cgroups", optional_argument, NULL, 'G' },
@@ -70,6 +73,8 @@ int cmd_dump(int argc, char **argv)
 		case 'j':
 			o.shell_job = true;
 			break;
+		case 'T':
+			break; /* CRIU's: stasis dumps established connections anyway */
 		case 'o':
 			logfile = optarg;
 			break;

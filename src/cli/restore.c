@@ -162,6 +162,7 @@ static void restore_usage(FILE *f)
 		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
+		   "                      [--tcp-close]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -192,6 +193,9 @@ static void restore_usage(FILE *f)
 		   "  -j, --shell-job      a tree dumped with --shell-job: attached to stasis's\n"
 		   "                       terminal (its session; its group in the foreground\n"
 		   "                       if it was)\n"
+		   "      --tcp-close      restore TCP connections closed (as if reset by the\n"
+		   "                       peer; what was queued for reading is kept): for a\n"
+		   "                       peer that is gone\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -212,6 +216,7 @@ int cmd_restore(int argc, char **argv)
 		{ "pin-ns", required_argument, NULL, 'P' },
 		{ "manage-cgroups", optional_argument, NULL, 'G' },
 		{ "shell-job", no_argument, NULL, 'j' },
+		{ "tcp-close", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -280,6 +285,9 @@ int cmd_restore(int argc, char **argv)
 			o.manage_cgroups = m;
 			break;
 		}
+		case 'C':
+			o.tcp_close = true;
+			break;
 		case 'v':
 			verbose++;
 			break;

@@ -48,6 +48,7 @@ struct dump_thread {
 };
 
 struct mem_dump_state;
+struct sk_dump;
 
 struct dump_ctx {
 	const struct dump_opts *opts;
@@ -74,6 +75,7 @@ struct dump_ctx {
 	/* the cgroup namespace it is in when the tree created it (its own or an
 	 * ancestor's tns->cgroupns), NULL for the dumper's: set by ns_dump_tree */
 	const CgroupNs *cgns;
+	struct sk_dump *sk;  /* the socket kinds' state, shared by every process of the tree */
 };
 
 #define MAX_JOIN_NS 8
@@ -90,6 +92,7 @@ struct restore_opts {
 	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */
 	bool shell_job;         /* --shell-job: attach a shell job to stasis's terminal */
+	bool tcp_close;         /* --tcp-close: TCP connections restored closed */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
@@ -181,6 +184,7 @@ struct dump_tree {
 	struct zombie *zombies;
 	size_t nr_zombies;
 	struct img_dir img;
+	struct sk_dump *sk;      /* src/net/sk_inet.h */
 };
 
 /* Run syscall @nr in every thread of @c at once; argument @slot_arg points to a private

@@ -21,6 +21,7 @@
 #include "sys/syscalls.h"
 #include "cr/resource.h"
 #include "files/files.h"
+#include "net/sk_inet.h"
 #include "mem/mem.h"
 #include "ns/ns.h"
 #include "task/task.h"
@@ -388,6 +389,7 @@ static int add_proc(struct dump_tree *t, struct dump_ctx *c, pid_t ppid)
 		if (!n || !p)
 			return -ENOMEM;
 	}
+	c->sk = t->sk;
 	t->procs[t->nr] = c;
 	t->ppid[t->nr++] = ppid;
 	return 0;
@@ -759,12 +761,18 @@ int dump_run(const struct dump_opts *o)
 		pr_err("pid %d is stasis itself: cannot checkpoint the checkpointer", o->pid);
 		return -EINVAL;
 	}
+	t.sk = sk_dump_new();
+	if (!t.sk)
+		return pr_errno(-ENOMEM, "dump");
 	ret = proc_open(&t, o->pid, &root);
-	if (ret)
+	if (ret) {
+		sk_dump_release(t.sk, false);
 		return ret;
+	}
 	ret = add_proc(&t, root, 0);
 	if (ret) {
 		free_ctx(root);
+		sk_dump_release(t.sk, false);
 		return ret;
 	}
 	ret = check_dumpable(root);
@@ -812,13 +820,19 @@ out:
 		img_dir_abort(&t.img);
 	else
 		img_dir_close(&t.img);
+	/* sockets held (TCP repair mode) go back before a tree that lives on runs again */
+	bool killed = !ret && !o->leave_running;
+	if (!killed)
+		sk_dump_release(t.sk, false);
 	/* children first when killing: parents must not see them die before the end */
 	for (size_t i = t.nr; i-- > 0;) {
-		if (!ret && !o->leave_running)
+		if (killed)
 			finish_task(t.procs[i]);
 		else
 			unfreeze_threads(t.procs[i]);
 	}
+	if (killed)
+		sk_dump_release(t.sk, true);
 	free_tree(&t);
 	return ret;
 }

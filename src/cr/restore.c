@@ -25,6 +25,7 @@
 #include "cr/resource.h"
 #include "cr/restore_int.h"
 #include "files/files.h"
+#include "net/netns.h"
 #include "mem/mem.h"
 #include "ns/cgroup.h"
 #include "ns/mnt.h"
@@ -73,7 +74,10 @@ static int load_proc(struct rst_tree *t, struct rst_ctx *c)
 	ret = page_source_open(c, &c->pages);
 	if (ret)
 		return ret;
-	return res_restore(STAGE_VALIDATE, c);
+	ret = res_restore(STAGE_VALIDATE, c);
+	if (!ret && t->opts->tcp_close)
+		tcp_close_connections(c->files);
+	return ret;
 }
 
 ssize_t rst_task_index(const Inventory *inv, pid_t pid)

@@ -76,10 +76,11 @@ static const struct resource *const remote_order[] = {
 	&rseq_resource, NULL
 };
 
-/* Restore, last, every task rebuilt: registers, then the blocked mask (every signal
- * stays blocked while the task is rebuilt). */
-static const struct resource *const final_order[] = { &regs_resource, &signals_resource,
-							 NULL };
+/* Restore, last, every task rebuilt: files (what needed every socket of the tree: TCP
+ * connections finished), registers, then the blocked mask (every signal stays blocked
+ * while the task is rebuilt). */
+static const struct resource *const final_order[] = { &files_resource, &regs_resource,
+							 &signals_resource, NULL };
 
 static const struct resource *const release_order[] = { &cgroup_resource, &mnt_resource,
 							   NULL };

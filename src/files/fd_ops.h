@@ -1,6 +1,6 @@
 /* The files module's internal header: the fd-kind contract. Included only by the files of
  * the module (every .c file in src/files/) and by the kind files that live elsewhere
- * (src/net/sk_unix.c); everything else uses files/files.h.
+ * (src/net/sk_unix.c, sk_tcp.c); everything else uses files/files.h.
  *
  * Every kind of open file description is one row, a `struct fd_ops`, in the ordered table
  * fd_kinds[] (src/files/kinds.c). The generic code (src/files/files.c: the fd table of a
@@ -16,6 +16,8 @@
  *   restore, child:  validate -> prepare (every row) -> shared descriptions inherited ->
  *                    open_task or open (+ staged above every target) -> opened -> status
  *                    flags -> every Fd placed with dup3 -> late (every row) -> gaps closed
+ *   restore, stasis: every task created -> remote (every row, each task as it is rebuilt)
+ *                    -> every task rebuilt -> final (every row, every task)
  *
  * A hook left NULL means "nothing to do" for that stage. Hooks log their own errors
  * (once, with the fd and pid) and return 0 or -errno. */
@@ -133,12 +135,20 @@ struct fd_ops {
 	/* After the descriptions of @f were opened (or failed to): remove what opening left
 	 * behind (names of recreated unlinked files). */
 	void (*opened)(const Files *f);
+	/* In stasis, on the fds of task @pid (its table @f) taken with pidfd_getfd, once
+	 * every task of the tree exists (every socket is made): remote, while the tasks are
+	 * rebuilt one after the other (TCP connections out of repair mode, sending nothing
+	 * but ACKs), then final, every task rebuilt and none running yet (what a socket has
+	 * to send, now that no peer in the tree drops it). */
+	int (*remote)(const Files *f, pid_t pid);
+	int (*final)(const Files *f, pid_t pid);
 };
 
 /* The rows, in classification order (src/files/kinds.c), NULL-terminated. */
 extern const struct fd_ops *const fd_kinds[];
 
 extern const struct fd_ops fd_unix_ops;       /* src/net/sk_unix.c */
+extern const struct fd_ops fd_tcp_ops;        /* src/net/sk_tcp.c */
 extern const struct fd_ops fd_eventfd_ops;    /* eventfd.c */
 extern const struct fd_ops fd_timerfd_ops;    /* timerfd.c */
 extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */

@@ -9,7 +9,11 @@
  * memfd's link ends in " (deleted)"), message queues before regular files, tty devices
  * before other character devices (ptys, tty.c, before the external ttys). The two rows
  * here refuse what is not supported yet. */
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
 
 #include "core/util.h"
 #include "files/fd_ops.h"
@@ -45,8 +49,34 @@ static const struct fd_ops fd_mqueue_refused_ops = {
 	.classify = mqueue_refuse,
 };
 
+/* Every socket the socket rows above it did not claim. */
+static int sock_refuse(const struct dump_ctx *c, struct fd_ent *e)
+{
+	int family = -1;
+	socklen_t l = sizeof(family);
+	char what[80];
+
+	if (!S_ISSOCK(e->st.st_mode))
+		return 0;
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &family, &l))
+		return pr_perror("fd %d of pid %d: SO_DOMAIN", e->fd, c->pid);
+	snprintf(what, sizeof(what), "a socket of address family %d", family);
+	return fd_unsupported(c, e, what);
+}
+
+static const struct fd_ops fd_sock_refused_ops = {
+	.name = "socket",
+	.flags = FD_OPS_REFUSED,
+	.classify = sock_refuse,
+};
+
 const struct fd_ops *const fd_kinds[] = {
+	&fd_tcp_ops,
 	&fd_unix_ops,
+	&fd_sock_refused_ops,
 	&fd_eventfd_ops,
 	&fd_timerfd_ops,
 	&fd_signalfd_ops,

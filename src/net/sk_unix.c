@@ -580,10 +580,18 @@ static int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int 
 
 static int unix_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
-	(void)c;
+	int domain = -1, ret;
+
 	if (!S_ISSOCK(e->st.st_mode) && !str_starts(e->link, "socket:"))
 		return 0;
-	/* family, type, peer and state are checked when it is dumped */
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	if ((ret = get_int_opt(dup, SO_DOMAIN, &domain)))
+		return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", e->fd, c->pid);
+	if (domain != AF_UNIX)
+		return 0; /* another socket row's */
+	/* type, peer and state are checked when it is dumped */
 	e->kind = FILE_KIND__FILE_UNIX_SK;
 	return 1;
 }

@@ -44,6 +44,9 @@ enum {
 	F_REFUSE = 1 << 3, /* not carried: refused at dump unless empty / zero */
 	F_BUF = 1 << 4,    /* SO_SNDBUF / SO_RCVBUF */
 	F_STR = 1 << 5,    /* F_BYTES holding a NUL-terminated name */
+	/* not on a SOCK_STREAM socket: the kernel refuses to set it there (and accept gives
+	 * a TCP socket the SYN's TTL as IP_MULTICAST_TTL) */
+	F_NOSTREAM = 1 << 6,
 };
 
 struct opt_desc {
@@ -114,10 +117,10 @@ static const struct opt_desc opts[] = {
 	I(SOL_IP, IP_MTU_DISCOVER, 0),
 	I(SOL_IP, IP_RECVERR, 0),
 	I(SOL_IP, IP_RECVERR_RFC4884, 0),
-	I(SOL_IP, IP_MULTICAST_TTL, 0),
+	I(SOL_IP, IP_MULTICAST_TTL, F_NOSTREAM),
 	I(SOL_IP, IP_MULTICAST_LOOP, 0),
 	I(SOL_IP, IP_MULTICAST_ALL, 0),
-	B(SOL_IP, IP_MULTICAST_IF, 0, sizeof(struct in_addr)),
+	B(SOL_IP, IP_MULTICAST_IF, F_NOSTREAM, sizeof(struct in_addr)),
 	I(SOL_IP, IP_UNICAST_IF, 0),
 	I(SOL_IP, IP_PASSSEC, 0),
 	I(SOL_IP, IP_MINTTL, 0),
@@ -131,8 +134,8 @@ static const struct opt_desc opts[] = {
 	I(SOL_IPV6, IPV6_FREEBIND, F_EARLY),
 	I(SOL_IPV6, IPV6_TRANSPARENT, F_EARLY),
 	I(SOL_IPV6, IPV6_UNICAST_HOPS, 0),
-	I(SOL_IPV6, IPV6_MULTICAST_IF, 0),
-	I(SOL_IPV6, IPV6_MULTICAST_HOPS, 0),
+	I(SOL_IPV6, IPV6_MULTICAST_IF, F_NOSTREAM),
+	I(SOL_IPV6, IPV6_MULTICAST_HOPS, F_NOSTREAM),
 	I(SOL_IPV6, IPV6_MULTICAST_LOOP, 0),
 	I(SOL_IPV6, IPV6_MULTICAST_ALL, 0),
 	I(SOL_IPV6, IPV6_UNICAST_IF, 0),
@@ -365,7 +368,8 @@ int sockopt_dump(int sk, pid_t pid, int fd, SockOpts **out)
 		_Alignas(8) char buf[OPT_BYTES_MAX];
 		socklen_t len = 0;
 		int64_t iv = 0;
-		if (!level_applies(d->level, family, type, protocol))
+		if (!level_applies(d->level, family, type, protocol) ||
+		    ((d->flags & F_NOSTREAM) && type == SOCK_STREAM))
 			continue;
 		int r = opt_read(sk, d, &iv, buf, &len);
 		if (r == 1)
@@ -396,7 +400,8 @@ int sockopt_dump(int sk, pid_t pid, int fd, SockOpts **out)
 static int check_one(const SockOpt *s, int family, int type, int protocol, const char *what)
 {
 	const struct opt_desc *d = find_opt(s->level, s->name);
-	if (!d || (d->flags & F_REFUSE) || !level_applies(d->level, family, type, protocol)) {
+	if (!d || (d->flags & F_REFUSE) || !level_applies(d->level, family, type, protocol) ||
+	    ((d->flags & F_NOSTREAM) && type == SOCK_STREAM)) {
 		pr_err("%s: socket option %u/%u is not one stasis restores on this socket", what,
 		       s->level, s->name);
 		return -EINVAL;

@@ -6,6 +6,9 @@
  *                                     (not unlinked files or memfds: they are recreated)
  *   imgedit DIR PID cgns-root PATH    core-PID.img's task created a cgroup namespace whose
  *                                     cgroup v2 root is PATH
+ *   imgedit DIR PID tcp FIELD N       every TCP connection of files-PID.img: FIELD (state,
+ *                                     family, unsent: bytes of its send queue never sent)
+ *                                     set to N
  *
  * Not part of stasis: a test tool. */
 #include <fcntl.h>
@@ -52,6 +55,31 @@ int main(int argc, char **argv)
 		unlinkat(d.dfd, name, 0);
 		ret = img_write_msg(&d, IMG_CORE, pid, &c->base) ? 1 : 0;
 		protobuf_c_message_free_unpacked(&c->base, NULL);
+	} else if (!strcmp(argv[3], "tcp") && argc == 6) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		unsigned int v = (unsigned int)strtoul(argv[5], NULL, 0);
+		size_t n = 0;
+		for (size_t i = 0; i < f->n_files; i++) {
+			TcpSk *t = f->files[i]->tcp_sk;
+			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK || !t || !t->repair)
+				continue;
+			if (!strcmp(argv[4], "state"))
+				t->state = v;
+			else if (!strcmp(argv[4], "family"))
+				t->family = v;
+			else if (!strcmp(argv[4], "unsent"))
+				t->repair->has_unsent = true, t->repair->unsent = v;
+			else
+				return 2;
+			n++;
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "files-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
+		protobuf_c_message_free_unpacked(&f->base, NULL);
 	} else if (!strcmp(argv[3], "file-path") && argc == 5) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
