@@ -64,7 +64,7 @@ def check(c):
     log = open(os.path.join(c.tmp, "tcp-http.log"), "w")
     proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), www, out, res],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    pid, restored = proc.pid, False
+    pid, restored, kids = proc.pid, False, []
     try:
         deadline = time.monotonic() + c.timeout
         while not os.path.exists(out) or os.path.getsize(out) < (8 << 20):
@@ -103,7 +103,10 @@ def check(c):
             kill_pid(pid)
             proc.wait(timeout=10)
         if restored:
-            for p in proc_descendants(pid):
+            # the restored server has its old pid, whoever its parent is by now
+            for p in set(proc_descendants(pid)) | set(kids):
                 kill_pid(p)
             kill_pid(pid)
             wait_pid(pid, time.monotonic() + 5)
+            for p in kids:
+                wait_pid(p, time.monotonic() + 5)
