@@ -135,7 +135,8 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 	if (priv < 0)
 		return 0;
 	int32_t answer = 0;
-	if ((op != PIDREQ_LAST_PID && op != PIDREQ_ID_MAPS && op != PIDREQ_OPEN_FILES) ||
+	if ((op != PIDREQ_LAST_PID && op != PIDREQ_ID_MAPS && op != PIDREQ_OPEN_FILES &&
+	     op != PIDREQ_SOCKBUF) ||
 	    want <= 1 || !ops->allowed(ops->arg, want)) {
 		pr_err("restore: refused a request (%d) for pid %d (not a task of the image)", op,
 		       want);
@@ -144,6 +145,20 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 		ops->open_files(ops->arg, want, priv);
 		close(priv);
 		return 0; /* the creator reports a failure */
+	} else if (op == PIDREQ_SOCKBUF) {
+		int32_t opt, size;
+		int sk = -1;
+		ret = pidreq_recv(priv, NULL, &opt, &size, &sk);
+		answer = ret ? ret
+		       : sk < 0 || (opt != SO_SNDBUF && opt != SO_RCVBUF) || size <= 0
+			       ? -EINVAL
+			       : ops->sockbuf(ops->arg, sk, opt, size);
+		if (sk >= 0)
+			close(sk);
+		if (pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1))
+			pr_debug("restore: pid %d went away", want);
+		close(priv);
+		return 0; /* the task reports the failure */
 	} else if (op == PIDREQ_ID_MAPS) {
 		answer = ops->write_maps(ops->arg, want);
 		if (pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1))

@@ -16,6 +16,10 @@ enum pidreq_op {
 	 * open there come back one per message {ANSWER, id, 0} with the fd (or
 	 * {ANSWER, -1, FD} for an fd to put at number FD), then {ANSWER, 0, 0 or -errno} */
 	PIDREQ_OPEN_FILES = 3,
+	/* task `val` needs a socket buffer over the limits (SO_*BUFFORCE needs CAP_NET_ADMIN
+	 * of the initial user namespace): on the private socket {ANSWER, SO_SNDBUF or
+	 * SO_RCVBUF, size} with the socket, answered {ANSWER, 0 or -errno} */
+	PIDREQ_SOCKBUF = 4,
 };
 
 /* One message {op, val, aux} with an optional fd (SCM_RIGHTS; -1: none). recv waits at
@@ -37,6 +41,8 @@ struct pidreq_ops {
 	int (*write_maps)(void *arg, pid_t pid); /* PIDREQ_ID_MAPS: 0 or -errno */
 	/* PIDREQ_OPEN_FILES: send the fds and the end message on @sock */
 	void (*open_files)(void *arg, pid_t pid, int sock);
+	/* PIDREQ_SOCKBUF: socket @sk's buffer @opt forced to @size: 0 or -errno */
+	int (*sockbuf)(void *arg, int sk, int opt, int size);
 	void *arg;
 };
 

@@ -237,6 +237,21 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 		pr_debug("restore: the creator of pid %d went away", pid);
 }
 
+/* Stasis: a socket buffer a task may not force (SO_*BUFFORCE needs CAP_NET_ADMIN of the
+ * initial user namespace): forced here, or through the helper. */
+static int stasis_sockbuf(void *arg, int sk, int opt, int size)
+{
+	struct rst_tree *t = arg;
+	int force = opt == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
+	if (!setsockopt(sk, SOL_SOCKET, force, &size, sizeof(size)))
+		return 0;
+	int ret = -errno;
+	if (ret == -EPERM && t->have_helper && !helper_tree(t))
+		ret = helper_sockbuf_force(&t->helper, sk, opt == SO_SNDBUF ? size : -1,
+					   opt == SO_RCVBUF ? size : -1);
+	return ret;
+}
+
 /* Every task reports once. The first error wins. */
 int rst_wait_ready(struct rst_tree *t, int rd)
 {
@@ -259,6 +274,7 @@ int rst_wait_ready(struct rst_tree *t, int rd)
 				.check_pids = stasis_check_pids,
 				.write_maps = rst_stasis_write_maps,
 				.open_files = stasis_open_files,
+				.sockbuf = stasis_sockbuf,
 				.arg = t,
 			};
 			int e = pidreq_serve(t->pidreq_rd, &ops);

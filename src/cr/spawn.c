@@ -22,6 +22,7 @@
 #include "core/fault.h"
 #include "core/log.h"
 #include "cr/pidreq.h"
+#include "net/sockopt.h"
 #include "cr/resource.h"
 #include "cr/restore_int.h"
 #include "files/files.h"
@@ -245,6 +246,28 @@ static int before_retry(const struct rst_tree *t, size_t j, uint64_t flags, int 
 	       "restore again",
 	       t->inv->tasks[j]->pid);
 	return -EAGAIN;
+}
+
+/* In a restore child: the tree and its pid as stasis sees it, for asking stasis (the
+ * socket buffer forcer). */
+static struct rst_tree *child_tree;
+static pid_t child_pid;
+
+/* A restore child asks stasis to force socket @sk's buffer (sockopt_set_forcer). */
+static int child_sockbuf(int sk, int opt, int half)
+{
+	int priv[2];
+	int32_t answer = -EIO;
+	if (!child_tree || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
+		return -EPERM;
+	int ret = pidreq_send(child_tree->pidreq_wr, PIDREQ_SOCKBUF, child_pid, 0, priv[1]);
+	close(priv[1]);
+	if (!ret)
+		ret = pidreq_send(priv[0], PIDREQ_ANSWER, opt, half, sk);
+	if (!ret)
+		ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL);
+	close(priv[0]);
+	return ret ? ret : answer;
 }
 
 /* Create task @j with its pids; does not return in the child. Returns its pid (as the
@@ -748,6 +771,9 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* tasks created from here on (sharing this fd table) find the status pipe here */
 	t->status_wr = s_st;
 	log_set_fd(s_lg);
+	child_tree = t;
+	child_pid = e->pid;
+	sockopt_set_forcer(child_sockbuf);
 	c->gfd = t->gfd;
 	c->n_gfd = t->n_gfd;
 	ret = res_restore(STAGE_CHILD, c);

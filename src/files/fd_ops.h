@@ -88,6 +88,10 @@ enum {
 	FD_OPS_LATE = 1 << 2,
 	/* Dump only: its classify refuses a kind not supported yet (no description has it). */
 	FD_OPS_REFUSED = 1 << 3,
+	/* Made in the task's network namespace (sockets): never opened by stasis for a task
+	 * in a user namespace of the tree (stasis opens that task's other files, which it may
+	 * no longer reach by path), but by the task itself, in its namespaces. */
+	FD_OPS_NETNS = 1 << 4,
 };
 
 struct fd_ops {

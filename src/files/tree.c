@@ -181,8 +181,10 @@ static void count_uses(Files *const *f, const bool *outside, const ssize_t *mnt_
 				uses[d->id]++;
 			/* a task in a user namespace of its own may no longer open what it
 			 * opened before entering it: stasis opens its files (the late rows are
-			 * rebuilt from the task's own fds) */
-			if (outside && outside[p] && !(fd_ops_of(d)->flags & FD_OPS_LATE))
+			 * rebuilt from the task's own fds; sockets are made by the task in its
+			 * network namespace) */
+			if (outside && outside[p] &&
+			    !(fd_ops_of(d)->flags & (FD_OPS_LATE | FD_OPS_NETNS)))
 				uses[d->id] = 2;
 			/* a path in the dumper's view, of a task whose mount tree is another:
 			 * stasis opens it in its own view */

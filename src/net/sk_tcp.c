@@ -543,24 +543,21 @@ static bool shared_desc(struct dump_ctx **procs, size_t n, size_t p, uint32_t id
 	return false;
 }
 
-/* The restoring stasis opens a socket shared by processes, or every socket of a task in
- * a user namespace of the tree, itself, before the tree's network namespaces exist:
- * refused where the task's network namespace is not the dumper's. */
+/* The restoring stasis opens a socket shared by processes itself, before the tree's
+ * network namespaces exist: refused where the task's network namespace is not the
+ * dumper's. (A task in a user namespace of the tree makes its own: FD_OPS_NETNS.) */
 static int check_opened_by_stasis(struct dump_ctx **procs, size_t n)
 {
 	for (size_t p = 0; p < n; p++) {
 		const Files *f = procs[p]->files;
 		bool own_net = !same_ns(procs[p]->pid, "net");
-		bool own_user = !same_ns(procs[p]->pid, "user");
 		for (size_t i = 0; i < f->n_files && own_net; i++) {
-			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK)
+			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK ||
+			    !shared_desc(procs, n, p, f->files[i]->id))
 				continue;
-			if (!own_user && !shared_desc(procs, n, p, f->files[i]->id))
-				continue;
-			pr_err("fd %d of pid %d is a TCP socket %s, in a network namespace of the tree: "
-			       "not supported yet", fd_desc_fd(f, i), procs[p]->pid,
-			       own_user ? "of a task in a user namespace of the tree"
-					: "shared by several processes");
+			pr_err("fd %d of pid %d is a TCP socket shared by several processes, in a "
+			       "network namespace of the tree: not supported yet",
+			       fd_desc_fd(f, i), procs[p]->pid);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -944,14 +941,16 @@ static int set_bufs(int sk, const TcpRepair *r, size_t sndq, size_t rcvq, const 
 	socklen_t l = sizeof(cur);
 	if (sndq && !getsockopt(sk, SOL_SOCKET, SO_SNDBUF, &cur, &l) && (size_t)cur / 2 < sndq) {
 		int v = (int)MAX((size_t)(r->has_sndbuf ? r->sndbuf : 0), 2 * sndq + 65536) / 2;
-		if (setsockopt(sk, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
-			return pr_perror("restore %s: SO_SNDBUFFORCE %d", what, v);
+		int e = sockopt_force_buf(sk, SO_SNDBUF, v);
+		if (e)
+			return pr_errno(e, "restore %s: SO_SNDBUFFORCE %d", what, v);
 	}
 	l = sizeof(cur);
 	if (rcvq && !getsockopt(sk, SOL_SOCKET, SO_RCVBUF, &cur, &l) && (size_t)cur / 2 < rcvq) {
 		int v = (int)MAX((size_t)(r->has_rcvbuf ? r->rcvbuf : 0), 2 * rcvq + 65536) / 2;
-		if (setsockopt(sk, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)))
-			return pr_perror("restore %s: SO_RCVBUFFORCE %d", what, v);
+		int e = sockopt_force_buf(sk, SO_RCVBUF, v);
+		if (e)
+			return pr_errno(e, "restore %s: SO_RCVBUFFORCE %d", what, v);
 	}
 	return 0;
 }
@@ -1402,6 +1401,7 @@ void tcp_close_connections(Files *f)
 const struct fd_ops fd_tcp_ops = {
 	.name = "TCP socket",
 	.kind = FILE_KIND__FILE_TCP_SK,
+	.flags = FD_OPS_NETNS,
 	.classify = tcp_classify,
 	.dump = tcp_dump,
 	.merge = tcp_merge,

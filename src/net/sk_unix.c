@@ -700,6 +700,7 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *d)
 const struct fd_ops fd_unix_ops = {
 	.name = "unix socket",
 	.kind = FILE_KIND__FILE_UNIX_SK,
+	.flags = FD_OPS_NETNS,
 	.classify = unix_classify,
 	.dump = unix_dump,
 	.merge = unix_merge,

@@ -469,24 +469,39 @@ static int find_ival(const SockOpts *o, int level, int name, int64_t *v)
 	return -ENOENT;
 }
 
+static int (*forcer)(int sk, int opt, int half);
+
+void sockopt_set_forcer(int (*fn)(int sk, int opt, int half))
+{
+	forcer = fn;
+}
+
+int sockopt_force_buf(int sk, int opt, int half)
+{
+	int force = opt == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
+	if (!setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)))
+		return 0;
+	if (errno != EPERM)
+		return -errno;
+	struct helper *h = helper_default();
+	if (h && !helper_sockbuf_force(h, sk, opt == SO_SNDBUF ? half : -1,
+				       opt == SO_RCVBUF ? half : -1))
+		return 0;
+	return forcer ? forcer(sk, opt, half) : -EPERM;
+}
+
 /* A buffer size (getsockopt's doubled value @val): set to half, forced over the limits
- * (SO_*BUFFORCE, else the stasis helper). A locked size must be reached. */
+ * (sockopt_force_buf). A locked size must be reached. */
 static int set_buf(int sk, int name, int64_t val, bool locked, const char *what)
 {
-	int half = (int)(val / 2), cur = 0, force = name == SO_SNDBUF ? SO_SNDBUFFORCE
-								     : SO_RCVBUFFORCE;
+	int half = (int)(val / 2), cur = 0;
 	if (!get_int(sk, SOL_SOCKET, name, &cur) && cur == val)
 		return 0;
 	(void)setsockopt(sk, SOL_SOCKET, name, &half, sizeof(half));
 	if (!get_int(sk, SOL_SOCKET, name, &cur) && cur == val)
 		return 0;
-	if (!setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)) &&
-	    !get_int(sk, SOL_SOCKET, name, &cur) && cur == val)
-		return 0;
-	struct helper *h = errno == EPERM ? helper_default() : NULL;
-	if (h && !helper_sockbuf_force(h, sk, name == SO_SNDBUF ? half : -1,
-				       name == SO_RCVBUF ? half : -1) &&
-	    !get_int(sk, SOL_SOCKET, name, &cur) && cur == val)
+	if (!sockopt_force_buf(sk, name, half) && !get_int(sk, SOL_SOCKET, name, &cur) &&
+	    cur == val)
 		return 0;
 	if (!locked) {
 		pr_debug("%s: %s is %d, was %lld (not locked: autotuned)", what,

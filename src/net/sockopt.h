@@ -39,6 +39,13 @@ int sockopt_validate(const SockOpts *o, int family, int type, int protocol, cons
  * stasis helper); an unlocked buffer (autotuned) is best effort. */
 int sockopt_restore(int sk, const SockOpts *o, enum sockopt_phase ph, const char *what)
 	__attribute__((warn_unused_result));
+/* Socket @sk's buffer @opt (SO_SNDBUF or SO_RCVBUF) set to @half (what setsockopt takes)
+ * past the limits: SO_*BUFFORCE, else the stasis helper, else the forcer a restore child
+ * registered (stasis, asked over its request channel). 0 or -errno (not logged). */
+int sockopt_force_buf(int sk, int opt, int half);
+/* A restore child: how it asks stasis to force a buffer (NULL: none). */
+void sockopt_set_forcer(int (*fn)(int sk, int opt, int half));
+
 /* Name of option @level/@name for messages ("SO_KEEPALIVE"; "?" if not in the table). */
 const char *sockopt_name(unsigned int level, unsigned int name);
 
