@@ -22,9 +22,14 @@ LIBS    := -lprotobuf-c -lxxhash -lpthread
 PROTO   := src/image/stasis.proto
 GEN_C   := $(BUILD)/gen/image/stasis.pb-c.c
 GEN_H   := $(BUILD)/gen/image/stasis.pb-c.h
+# the RPC schema of `stasis swrk` (src/rpc/)
+RPC_PROTO := src/rpc/rpc.proto
+RPC_GEN_C := $(BUILD)/gen/rpc/rpc.pb-c.c
+RPC_GEN_H := $(BUILD)/gen/rpc/rpc.pb-c.h
 
 LIB_SRCS := $(filter-out src/cli/main.c src/helper/main.c,$(shell find src -name '*.c' | sort))
-LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/stasis.pb-c.o
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/stasis.pb-c.o \
+	$(BUILD)/obj/gen/rpc.pb-c.o
 MAIN_OBJ := $(BUILD)/obj/cli/main.o
 # The privileged helper is a program of its own, linked with its server and the little
 # that needs (log, util, the pure /proc parsers), never with libstasis.a: no checkpoint
@@ -45,11 +50,19 @@ $(GEN_C) $(GEN_H): $(PROTO)
 	@mkdir -p $(BUILD)/gen/image
 	protoc-c --c_out=$(BUILD)/gen -Isrc src/image/stasis.proto
 
+$(RPC_GEN_C) $(RPC_GEN_H): $(RPC_PROTO)
+	@mkdir -p $(BUILD)/gen/rpc
+	protoc-c --c_out=$(BUILD)/gen -Isrc src/rpc/rpc.proto
+
 $(BUILD)/obj/gen/stasis.pb-c.o: $(GEN_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Wmissing-prototypes -Wcast-align,$(CFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/%.o: src/%.c $(GEN_H)
+$(BUILD)/obj/gen/rpc.pb-c.o: $(RPC_GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wmissing-prototypes -Wcast-align,$(CFLAGS)) -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c $(GEN_H) $(RPC_GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 

@@ -15,7 +15,10 @@ static void usage(FILE *f)
 		   "  show DIR|FILE\n"
 		   "  check [--unprivileged] [--json]\n"
 		   "  gc DIR...\n"
-		   "  helper --socket PATH [--user NAME] [-v] [-o LOGFILE]\n");
+		   "  helper --socket PATH [--user NAME] [-v] [-o LOGFILE]\n"
+		   "  swrk FD             serve CRIU-compatible RPC (runc, Podman) on socket FD\n"
+		   "  --version\n"
+		   "Invoked as `criu` (a symlink), stasis takes CRIU's command line.\n");
 }
 
 int cli_log_init(const char *cmd, const char *logfile, int verbose)
@@ -50,7 +53,13 @@ int main(int argc, char **argv)
 		{ "check", cmd_check },
 		{ "helper", cmd_helper },
 		{ "gc", cmd_gc },
+		{ "swrk", cmd_swrk },
 	};
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+	base = base ? base + 1 : argc > 0 ? argv[0] : "";
+	if (!strcmp(base, "criu"))
+		return cmd_criu(argc, argv);
 
 	if (argc < 2) {
 		usage(stderr);
@@ -58,6 +67,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		cli_print_version(stdout);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

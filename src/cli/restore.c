@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "ns/mnt.h"
 #include "cr/ctx.h"
+#include "files/files.h"
 
 /* ------------------------------------------------- an image that goes away ---- */
 
@@ -162,7 +163,7 @@ static void restore_usage(FILE *f)
 		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
-		   "                      [--tcp-close]\n"
+		   "                      [--tcp-close] [--inherit-fd fd[N]:KEY]...\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -196,38 +197,69 @@ static void restore_usage(FILE *f)
 		   "      --tcp-close      restore TCP connections closed (as if reset by the\n"
 		   "                       peer; what was queued for reading is kept): for a\n"
 		   "                       peer that is gone\n"
+		   "      --inherit-fd fd[N]:KEY  stasis's fd N takes the place of the external\n"
+		   "                       file KEY (e.g. pipe:[1234], a pipe to outside the tree)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
 		   "(128+N if it was killed by signal N).\n");
 }
 
+static int parse_cg_mode(const char *arg, int *mode)
+{
+	int m = cgroup_mode(arg ? arg : "soft");
+	if (m < 0) {
+		fprintf(stderr, "stasis restore: --manage-cgroups: unknown mode '%s' "
+				"(soft, full, props, none, strict, ignore)\n",
+			arg);
+		return -1;
+	}
+	*mode = m;
+	return 0;
+}
+
+static int add_inherit(const char *arg, const char **inh, size_t *n, size_t cap)
+{
+	int fd;
+	const char *key;
+	if (*n == cap || files_parse_inherit(arg, &fd, &key)) {
+		fprintf(stderr, "stasis restore: invalid --inherit-fd '%s' (at most %zu, fd[N]:KEY)\n",
+			arg, cap);
+		return -1;
+	}
+	inh[(*n)++] = arg;
+	return 0;
+}
+
+static const struct option restore_longopts[] = {
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "restore-detached", no_argument, NULL, 'd' },
+	{ "pidfile", required_argument, NULL, 'p' },
+	{ "join-ns", required_argument, NULL, 'J' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "external", required_argument, NULL, 'E' },
+	{ "root", required_argument, NULL, 'r' },
+	{ "helper", required_argument, NULL, 'H' },
+	{ "pin-ns", required_argument, NULL, 'P' },
+	{ "manage-cgroups", optional_argument, NULL, 'G' },
+	{ "shell-job", no_argument, NULL, 'j' },
+	{ "tcp-close", no_argument, NULL, 'C' },
+	{ "inherit-fd", required_argument, NULL, 'I' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "images-dir", required_argument, NULL, 'D' },
-		{ "restore-detached", no_argument, NULL, 'd' },
-		{ "pidfile", required_argument, NULL, 'p' },
-		{ "join-ns", required_argument, NULL, 'J' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "external", required_argument, NULL, 'E' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "helper", required_argument, NULL, 'H' },
-		{ "pin-ns", required_argument, NULL, 'P' },
-		{ "manage-cgroups", optional_argument, NULL, 'G' },
-		{ "shell-job", no_argument, NULL, 'j' },
-		{ "tcp-close", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct restore_opts o = { 0 };
 	const char *logfile = NULL;
 	int verbose = 0, c;
 	char *ext[64];
-	size_t n_ext = 0;
+	const char *inh[64];
+	size_t n_ext = 0, n_inh = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "D:do:vjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:do:vjh", restore_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			o.dir = optarg;
@@ -274,17 +306,14 @@ int cmd_restore(int argc, char **argv)
 		case 'P':
 			o.pin_dir = optarg;
 			break;
-		case 'G': {
-			int m = cgroup_mode(optarg ? optarg : "soft");
-			if (m < 0) {
-				fprintf(stderr, "stasis restore: --manage-cgroups: unknown mode '%s' "
-						"(soft, full, props, none, strict, ignore)\n",
-					optarg);
+		case 'G':
+			if (parse_cg_mode(optarg, &o.manage_cgroups))
 				return 2;
-			}
-			o.manage_cgroups = m;
 			break;
-		}
+		case 'I':
+			if (add_inherit(optarg, inh, &n_inh, ARRAY_SIZE(inh)))
+				return 2;
+			break;
 		case 'C':
 			o.tcp_close = true;
 			break;
@@ -308,6 +337,8 @@ int cmd_restore(int argc, char **argv)
 		return 2;
 	o.externals = ext;
 	o.n_externals = n_ext;
+	o.inherit_fds = inh;
+	o.n_inherit_fds = n_inh;
 	sigbus_install(logfile);
 	int ret = restore_run(&o);
 	if (ret < 0) {

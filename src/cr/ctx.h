@@ -28,12 +28,27 @@
 #include "proc/parse.h"
 #include "ptrace/rsys.h"
 
+/* Called at the points where a container runtime runs its action scripts (CRIU's names:
+ * "pre-dump", "network-lock", "post-dump", "network-unlock"; "pre-restore",
+ * "setup-namespaces", "post-setup-namespaces", "post-restore", "pre-resume",
+ * "post-resume") with the root's pid where there is one (else 0): the RPC server
+ * (src/rpc/) turns them into NOTIFY round trips. Non-zero fails the dump or restore. */
+typedef int (*cr_notify_fn)(void *arg, const char *point, pid_t pid);
+
+static inline int cr_notify(cr_notify_fn fn, void *arg, const char *point, pid_t pid)
+{
+	return fn ? fn(arg, point, pid) : 0;
+}
+
 struct dump_opts {
 	pid_t pid;
 	const char *dir;
 	bool leave_running;
 	bool sync;
 	bool shell_job; /* --shell-job: the tree may use the caller's terminal */
+	bool keep_foreign;      /* DIR may hold other files (a runtime's, the log): kept */
+	cr_notify_fn notify;    /* or NULL */
+	void *notify_arg;
 	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/ns/mnt.c */
 	size_t n_externals;
 };
@@ -93,6 +108,10 @@ struct restore_opts {
 	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */
 	bool shell_job;         /* --shell-job: attach a shell job to stasis's terminal */
 	bool tcp_close;         /* --tcp-close: TCP connections restored closed */
+	const char *const *inherit_fds; /* --inherit-fd "fd[N]:KEY" (src/files/external.c) */
+	size_t n_inherit_fds;
+	cr_notify_fn notify;    /* or NULL */
+	void *notify_arg;
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

@@ -753,6 +753,7 @@ int dump_run(const struct dump_opts *o)
 {
 	struct dump_tree t = { .opts = o };
 	struct dump_ctx *root;
+	bool net_locked = false;
 	int ret;
 
 	t.img.dfd = -1;
@@ -778,12 +779,19 @@ int dump_run(const struct dump_opts *o)
 	ret = check_dumpable(root);
 	if (ret)
 		goto out;
-	ret = img_dir_begin(&t.img, o->dir, o->sync);
+	ret = o->keep_foreign ? img_dir_begin_keep(&t.img, o->dir, o->sync)
+			      : img_dir_begin(&t.img, o->dir, o->sync);
+	if (!ret)
+		ret = cr_notify(o->notify, o->notify_arg, "pre-dump", o->pid);
 	if (ret)
 		goto out;
 
 	uint64_t t0 = now_ns();
 	ret = freeze_tree(&t) ?: fault_at("dump:freeze", NULL);
+	if (ret)
+		goto out;
+	ret = cr_notify(o->notify, o->notify_arg, "network-lock", o->pid);
+	net_locked = !ret;
 	if (ret)
 		goto out;
 	size_t nthr = 0;
@@ -807,6 +815,8 @@ int dump_run(const struct dump_opts *o)
 		ret = fault_at("dump:commit", NULL) ?: img_dir_commit(&t.img);
 	if (!ret)
 		pr_info("dump: images of pid %d written to %s", o->pid, o->dir);
+	if (!ret)
+		ret = cr_notify(o->notify, o->notify_arg, "post-dump", o->pid);
 
 out:
 	for (size_t i = 0; i < t.nr; i++) {
@@ -834,5 +844,11 @@ out:
 	if (killed)
 		sk_dump_release(t.sk, true);
 	free_tree(&t);
+	/* the tree runs again (failure, --leave-running): its network too */
+	if (net_locked && (ret || o->leave_running)) {
+		int r = cr_notify(o->notify, o->notify_arg, "network-unlock", o->pid);
+		if (r && !ret)
+			ret = r;
+	}
 	return ret;
 }

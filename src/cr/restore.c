@@ -634,6 +634,12 @@ static int rst_rebuild_tree(struct rst_tree *t)
 		ret = fault_at("restore:resume", NULL);
 	if (ret)
 		return ret;
+	/* every task rebuilt, none running yet: the runtime's last word before they run */
+	const char *points[] = { "post-restore", "network-unlock", "pre-resume" };
+	for (size_t k = 0; k < ARRAY_SIZE(points) && !ret; k++)
+		ret = cr_notify(t->opts->notify, t->opts->notify_arg, points[k], t->procs[0]->pid);
+	if (ret)
+		return ret;
 	/* tasks that were stopped at dump are stopped again by the same signal (their parent's
 	 * waitpid reports it): queued while they are still traced, so that they stop before
 	 * running an instruction once detached */
@@ -712,11 +718,17 @@ int restore_run(const struct restore_opts *o)
 		close(t.proc_dfd);
 		return -1000 + pr_perror("restore: open /");
 	}
-	ret = rst_setup(&t);
+	ret = cr_notify(o->notify, o->notify_arg, "pre-restore", 0);
+	if (!ret)
+		ret = rst_setup(&t);
 	if (!ret)
 		ret = rst_plan(&t);
 	if (!ret)
 		ret = rst_create(&t, &root);
+	if (!ret)
+		ret = cr_notify(o->notify, o->notify_arg, "setup-namespaces", root);
+	if (!ret)
+		ret = cr_notify(o->notify, o->notify_arg, "post-setup-namespaces", root);
 	uint64_t t0 = now_ns(); /* every task ready */
 	if (!ret)
 		ret = rst_rebuild_tree(&t);
@@ -737,6 +749,9 @@ int restore_run(const struct restore_opts *o)
 		return -1000 + ret; /* < 0: stasis failed (not the task) */
 	}
 	rst_close(&t);
+	/* the tree runs: too late to fail the restore */
+	if (cr_notify(o->notify, o->notify_arg, "post-resume", root))
+		pr_warn("restore: the post-resume notification failed; the tree runs on");
 	if (o->detach)
 		return 0;
 	for (;;) {

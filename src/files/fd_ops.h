@@ -66,6 +66,8 @@ struct fd_rst {
 	const int *gfd;    /* tree-wide descriptions by id (restore of a tree) */
 	uint32_t n_gfd;
 	const struct blob_reader *blobs; /* blobs.img of the image (never NULL) */
+	const char *const *inherit; /* --inherit-fd values "fd[N]:KEY" (external.c) */
+	size_t n_inherit;
 };
 
 /* Restore of a tree, in stasis: the descriptions opened once for every process. */

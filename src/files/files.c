@@ -592,6 +592,8 @@ int files_restore_child(struct rst_ctx *c)
 		.gfd = c->gfd,
 		.n_gfd = c->n_gfd,
 		.blobs = blobs,
+		.inherit = c->opts ? c->opts->inherit_fds : NULL,
+		.n_inherit = c->opts ? c->opts->n_inherit_fds : 0,
 	};
 	if (!s.staged || !s.inherited || !s.shared) {
 		rst_files_release(&s);

@@ -22,6 +22,11 @@ int files_ctty_early(const Files *f, const int *gfd, uint32_t n_gfd, pid_t sid) 
 int files_tty_fg(struct rst_ctx *c) __must_check;
 /* Highest fd number the task's own fd table needs (-1 if none). */
 int files_max_fd(const Files *f);
+
+/* An --inherit-fd value "fd[N]:KEY": stasis's own fd N takes the place of the external
+ * file named KEY (e.g. "pipe:[1234]", a pipe to a process outside the tree) at restore.
+ * 0 with *fd and *key (pointing into @arg) set, or -EINVAL after saying why. */
+int files_parse_inherit(const char *arg, int *fd, const char **key) __must_check;
 /* Dump, after every process's files_dump: give open file descriptions shared between
  * processes one id tree-wide (kcmp), and turn pipes whose ends live in different
  * processes of the tree into FILE_PIPE (with their data). */

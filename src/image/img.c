@@ -131,7 +131,7 @@ static int fsync_dir_of(const char *path)
 
 /* An existing DIR may be empty or hold a previous image set (inventory.img), which is
  * replaced; anything else is refused so that a typo never deletes a user's files. */
-static int check_target_dir(const char *path, bool *exists)
+static int check_target_dir(const char *path, bool *exists, bool keep_foreign)
 {
 	DIR *dir = opendir(path);
 	*exists = false;
@@ -158,7 +158,7 @@ static int check_target_dir(const char *path, bool *exists)
 	while ((de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (!img_kind_by_filename(de->d_name)) {
+		if (!keep_foreign && !img_kind_by_filename(de->d_name)) {
 			pr_err("images: %s holds %s, which is not a stasis image; refusing to "
 			       "replace it",
 			       path, de->d_name);
@@ -375,17 +375,18 @@ static void begin_gc_report(void *arg, const char *tmp, enum img_gc_what what, u
 		pr_warn("images: cannot remove the stale %s: %s", tmp, strerror(-err));
 }
 
-int img_dir_begin(struct img_dir *d, const char *path, bool sync)
+static int dir_begin(struct img_dir *d, const char *path, bool sync, bool keep_foreign)
 {
 	bool exists;
 	int ret;
 
 	memset(d, 0, sizeof(*d));
 	d->dfd = -1;
+	d->keep_foreign = keep_foreign;
 	d->path = strip_slashes(path);
 	if (!d->path)
 		return -ENOMEM;
-	ret = check_target_dir(d->path, &exists);
+	ret = check_target_dir(d->path, &exists, keep_foreign);
 	if (ret) {
 		img_dir_close(d);
 		return ret;
@@ -441,6 +442,33 @@ int img_dir_begin(struct img_dir *d, const char *path, bool sync)
 	}
 }
 
+int img_dir_begin(struct img_dir *d, const char *path, bool sync)
+{
+	return dir_begin(d, path, sync, false);
+}
+
+int img_dir_begin_keep(struct img_dir *d, const char *path, bool sync)
+{
+	return dir_begin(d, path, sync, true);
+}
+
+/* The files of the old DIR (@old) that are not images move into the new one (@new). */
+static void move_foreign_files(int old, int new)
+{
+	DIR *dir = fdopendir(dup(old));
+	struct dirent *de;
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    img_kind_by_filename(de->d_name))
+			continue;
+		if (renameat2(old, de->d_name, new, de->d_name, RENAME_NOREPLACE) < 0)
+			pr_warn("images: cannot keep %s: %s", de->d_name, strerror(errno));
+	}
+	closedir(dir);
+}
+
 static void remove_dir_files(int dfd)
 {
 	DIR *dir = fdopendir(dup(dfd));
@@ -473,6 +501,8 @@ int img_dir_commit(struct img_dir *d)
 	/* Replace an existing (empty or previous-image) directory atomically. */
 	if (renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_EXCHANGE) == 0) {
 		_cleanup_close_ int old = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (old >= 0 && d->keep_foreign)
+			move_foreign_files(old, d->dfd);
 		if (old >= 0)
 			remove_dir_files(old);
 		if (rmdir(d->tmp) < 0)

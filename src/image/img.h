@@ -69,6 +69,7 @@ struct img_dir {
 	char *path;    /* final path */
 	char *tmp;     /* temporary path while writing (NULL when reading) */
 	bool sync;     /* fsync files and directories */
+	bool keep_foreign; /* files of DIR that are not images are kept (moved over) */
 	struct blob_writer *blobs; /* blobs.img being written (src/image/blob.h), or NULL */
 };
 
@@ -77,6 +78,9 @@ struct img_dir {
  * dumper killed midway leaves it unlocked, "stale" whatever process has its pid since.
  * img_dir_begin() first removes the stale ones of DIR (img_gc()). */
 int img_dir_begin(struct img_dir *d, const char *path, bool sync) __must_check;
+/* The same for a DIR that may hold files other than images (a runtime's own files, the
+ * log of the dump): they are not refused, and the commit moves them into the new DIR. */
+int img_dir_begin_keep(struct img_dir *d, const char *path, bool sync) __must_check;
 int img_dir_commit(struct img_dir *d) __must_check;
 /* Remove the temporary directory of an unfinished dump (images already committed are
  * never touched). */

@@ -1,0 +1,283 @@
+/* `stasis swrk FD`, and stasis invoked under the name `criu` (a symlink): CRIU's command
+ * spellings for what stasis supports, so that runtimes and scripts calling `criu` work
+ * unchanged. Each CRIU option is translated to stasis's own and the same cmd_dump /
+ * cmd_restore run; an option stasis cannot honour is one clear line, never ignored. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/version.h"
+#include "rpc/rpc.h"
+#include "sys/kerndat.h"
+
+int cmd_swrk(int argc, char **argv)
+{
+	long long fd;
+
+	if (argc != 2 || parse_int(argv[1], 0, 1 << 20, &fd)) {
+		fprintf(stderr, "usage: stasis swrk FD\n"
+				"  Serve CRIU-compatible RPC requests (runc, Podman, go-criu) on the\n"
+				"  SOCK_SEQPACKET socket FD until the client closes it.\n");
+		return 2;
+	}
+	return rpc_serve((int)fd);
+}
+
+void cli_print_version(FILE *f)
+{
+	fprintf(f, "stasis %s\n", STASIS_VERSION);
+}
+
+static void criu_version(void)
+{
+	/* CRIU's format first (scripts parse "Version: "), then what it really is */
+	printf("Version: %d.%d\n", RPC_COMPAT_MAJOR, RPC_COMPAT_MINOR);
+	printf("stasis %s (CRIU-compatible command line and RPC)\n", STASIS_VERSION);
+}
+
+static int criu_check(int argc)
+{
+	const struct kerndat *kd;
+	int missing = 0;
+
+	if (argc > 1) {
+		fprintf(stderr, "criu check: options are not supported by stasis "
+				"(try `stasis check`)\n");
+		return 1;
+	}
+	if (log_init("/dev/null", LOG_ERR))
+		log_set_level(LOG_ERR);
+	kd = kerndat_get();
+	for (int f = 0; f < KD_NR_FEATURES; f++)
+		if (kerndat_is_required(f) && !kerndat_has(kd, f)) {
+			fprintf(stderr, "Error: %s is missing\n", kerndat_feature_name(f));
+			missing++;
+		}
+	log_close();
+	if (missing)
+		return 1;
+	printf("Looks good.\n");
+	return 0;
+}
+
+/* The translated command line. */
+struct xargs {
+	char *v[320];
+	int n;
+	char *work_dir, *images_dir, *log, *pidfile;
+	int verbose;
+};
+
+static int xadd(struct xargs *x, const char *a, const char *b)
+{
+	if (x->n + 3 >= (int)ARRAY_SIZE(x->v)) {
+		fprintf(stderr, "criu: too many options\n");
+		return -1;
+	}
+	x->v[x->n++] = (char *)a;
+	if (b)
+		x->v[x->n++] = (char *)b;
+	return 0;
+}
+
+/* A relative log or pid file is in the work directory (the images directory by
+ * default), as CRIU has it. */
+static char *in_work_dir(const struct xargs *x, char *path)
+{
+	const char *wd = x->work_dir ? x->work_dir : x->images_dir;
+	char *s;
+	if (!path || path[0] == '/' || !wd)
+		return path;
+	if (asprintf(&s, "%s/%s", wd, path) < 0)
+		return path;
+	return s; /* lives until exit */
+}
+
+enum {
+	O_SHELL_JOB = 256, O_TCP_EST, O_TCP_CLOSE, O_FILE_LOCKS, O_EXT_UNIX, O_MANAGE_CG,
+	O_EXTERNAL, O_ROOT, O_INHERIT, O_PIDFILE, O_EXT_MNT, O_VETH, O_JOIN_NS, O_IGNORED,
+	O_LAZY, O_TRACK, O_PREV, O_PS, O_NETLOCK, O_LEAVE_STOPPED, O_WORK_DIR,
+};
+
+static const struct option criu_opts[] = {
+	{ "tree", required_argument, NULL, 't' },
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "work-dir", required_argument, NULL, 'W' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "verbosity", optional_argument, NULL, 'v' },
+	{ "leave-running", no_argument, NULL, 'R' },
+	{ "restore-detached", no_argument, NULL, 'd' },
+	{ "shell-job", no_argument, NULL, O_SHELL_JOB },
+	{ "tcp-established", no_argument, NULL, O_TCP_EST },
+	{ "tcp-close", no_argument, NULL, O_TCP_CLOSE },
+	{ "file-locks", no_argument, NULL, O_FILE_LOCKS },
+	{ "ext-unix-sk", optional_argument, NULL, O_EXT_UNIX },
+	{ "manage-cgroups", optional_argument, NULL, O_MANAGE_CG },
+	{ "external", required_argument, NULL, O_EXTERNAL },
+	{ "root", required_argument, NULL, O_ROOT },
+	{ "inherit-fd", required_argument, NULL, O_INHERIT },
+	{ "pidfile", required_argument, NULL, O_PIDFILE },
+	{ "ext-mount-map", required_argument, NULL, O_EXT_MNT },
+	{ "veth-pair", required_argument, NULL, O_VETH },
+	{ "join-ns", required_argument, NULL, O_JOIN_NS },
+	{ "lazy-pages", no_argument, NULL, O_LAZY },
+	{ "track-mem", no_argument, NULL, O_TRACK },
+	{ "prev-images-dir", required_argument, NULL, O_PREV },
+	{ "page-server", no_argument, NULL, O_PS },
+	{ "network-lock", required_argument, NULL, O_NETLOCK },
+	{ "leave-stopped", no_argument, NULL, O_LEAVE_STOPPED },
+	/* accepted: stasis already behaves so (see src/rpc/opts.c for why) */
+	{ "evasive-devices", no_argument, NULL, O_IGNORED },
+	{ "link-remap", no_argument, NULL, O_IGNORED },
+	{ "orphan-pts-master", no_argument, NULL, O_IGNORED },
+	{ "weak-sysctls", no_argument, NULL, O_IGNORED },
+	{ "ghost-limit", required_argument, NULL, O_IGNORED },
+	{ "timeout", required_argument, NULL, O_IGNORED },
+	{ "freeze-cgroup", required_argument, NULL, O_IGNORED },
+	{ "cgroup-root", required_argument, NULL, O_IGNORED },
+	{ "display-stats", no_argument, NULL, O_IGNORED },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int criu_refuse(const char *opt, const char *why)
+{
+	fprintf(stderr, "criu: %s: %s\n", opt, why);
+	return -1;
+}
+
+/* One CRIU option: translated into @x, or -1 after one line saying why not. */
+static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *spelled)
+{
+	char *s;
+
+	switch (c) {
+	case 't': return xadd(x, "-t", arg);
+	case 'D': x->images_dir = arg; return xadd(x, "-D", arg);
+	case 'W': x->work_dir = arg; return 0;
+	case 'o': x->log = arg; return 0;
+	case 'v': x->verbose = arg ? atoi(arg) : x->verbose + 1; return 0;
+	case 'R': return dump ? xadd(x, "--leave-running", NULL) : 0;
+	case 'd': return dump ? criu_refuse("-d", "a restore option") : xadd(x, "-d", NULL);
+	/* TODO(tty helper): --shell-job once it lands on main. */
+	case O_SHELL_JOB: return criu_refuse("--shell-job", "not supported yet");
+	/* TODO(tcp helper): --tcp-established / --tcp-close once they land. */
+	case O_TCP_EST: return criu_refuse("--tcp-established", "not supported yet");
+	case O_TCP_CLOSE: return criu_refuse("--tcp-close", "not supported yet");
+	case O_FILE_LOCKS: return criu_refuse("--file-locks", "file locks are not supported");
+	/* TODO(unix helper): --external unix[...] once it lands. */
+	case O_EXT_UNIX: return criu_refuse("--ext-unix-sk", "not supported yet");
+	case O_MANAGE_CG:
+		if (arg && strcmp(arg, "soft") && strcmp(arg, "ignore") && strcmp(arg, "none"))
+			return criu_refuse("--manage-cgroups", "only the modes soft, ignore and "
+							       "none: stasis restores no cgroup "
+							       "properties");
+		return 0; /* the tasks stay in stasis's cgroups */
+	case O_EXTERNAL: return xadd(x, "--external", arg);
+	case O_ROOT: return dump ? 0 : xadd(x, "--root", arg);
+	case O_INHERIT:
+		return dump ? criu_refuse("--inherit-fd", "a restore option")
+			    : xadd(x, "--inherit-fd", arg);
+	case O_PIDFILE: x->pidfile = arg; return 0;
+	case O_EXT_MNT: {
+		char *colon = strchr(arg, ':');
+		if (!colon || asprintf(&s, "mnt[%.*s]:%s", (int)(colon - arg), arg, colon + 1) < 0)
+			return criu_refuse("--ext-mount-map", "expected KEY:VALUE");
+		return xadd(x, "--external", s);
+	}
+	case O_VETH: {
+		char *eq = strchr(arg, '=');
+		if (!eq || asprintf(&s, dump ? "veth[%.*s]" : "veth[%.*s]:%s", (int)(eq - arg),
+				    arg, eq + 1) < 0)
+			return criu_refuse("--veth-pair", "expected IN=OUT");
+		return xadd(x, "--external", s);
+	}
+	case O_JOIN_NS: return dump ? 0 : xadd(x, "--join-ns", arg);
+	case O_LAZY: return criu_refuse("--lazy-pages", "not supported yet");
+	case O_TRACK: return criu_refuse("--track-mem", "incremental dumps are not supported yet");
+	case O_PREV: return criu_refuse("--prev-images-dir", "incremental dumps are not "
+							    "supported yet");
+	case O_PS: return criu_refuse("--page-server", "not supported");
+	/* TODO(netlock helper): --network-lock once it lands. */
+	case O_NETLOCK: return criu_refuse("--network-lock", "not supported yet");
+	case O_LEAVE_STOPPED: return criu_refuse("--leave-stopped", "not supported");
+	case O_IGNORED: return 0;
+	default:
+		fprintf(stderr, "criu: option '%s' is not supported by stasis\n", spelled);
+		return -1;
+	}
+}
+
+static int criu_dump_restore(int argc, char **argv, bool dump)
+{
+	struct xargs x = { .n = 0 };
+	char vbuf[8];
+	int c;
+
+	xadd(&x, dump ? "dump" : "restore", NULL);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+t:D:W:o:v::RdjlxM:h", criu_opts, NULL)) != -1) {
+		const char *spelled = argv[optind - 1];
+		if (c == 'h') {
+			printf("usage: criu %s [CRIU options]: see `stasis %s --help` for what "
+			       "they map to\n",
+			       argv[0], argv[0]);
+			return 0;
+		}
+		if (c == 'j')
+			c = O_SHELL_JOB;
+		else if (c == 'l')
+			c = O_FILE_LOCKS;
+		else if (c == 'x')
+			c = O_EXT_UNIX;
+		else if (c == 'M')
+			c = O_EXT_MNT;
+		if (c == '?')
+			c = -1;
+		if (criu_opt(&x, c, dump, optarg, spelled))
+			return 2;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "criu %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return 2;
+	}
+	if (x.log && xadd(&x, "-o", in_work_dir(&x, x.log)))
+		return 2;
+	if (x.pidfile && xadd(&x, "--pidfile", in_work_dir(&x, x.pidfile)))
+		return 2;
+	/* CRIU's levels: 0-1 errors, 2 warnings (default), 3 info, 4 debug */
+	snprintf(vbuf, sizeof(vbuf), "%s", x.verbose >= 4 ? "-vv" : x.verbose == 3 ? "-v" : "");
+	if (vbuf[0] && xadd(&x, vbuf, NULL))
+		return 2;
+	x.v[x.n] = NULL;
+	return dump ? cmd_dump(x.n, x.v) : cmd_restore(x.n, x.v);
+}
+
+int cmd_criu(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: criu dump|restore|check|swrk [options] (stasis's "
+				"CRIU-compatible command line)\n");
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		criu_version();
+		return 0;
+	}
+	if (!strcmp(cmd, "dump") || !strcmp(cmd, "restore"))
+		return criu_dump_restore(argc - 1, argv + 1, !strcmp(cmd, "dump"));
+	if (!strcmp(cmd, "check"))
+		return criu_check(argc - 1);
+	if (!strcmp(cmd, "swrk"))
+		return cmd_swrk(argc - 1, argv + 1);
+	fprintf(stderr, "criu: command '%s' is not supported by stasis (dump, restore, check, "
+			"swrk, --version)\n",
+		cmd);
+	return 1;
+}
