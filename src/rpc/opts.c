@@ -7,6 +7,7 @@
  * inherit_fd, which are the server's own (the client passed them when it started it). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,13 @@ static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen
 	REFUSE(o->has_ext_masters && o->ext_masters, "ext_masters: not supported");
 	REFUSE(o->n_skip_mnt, "skip_mnt: not supported");
 	REFUSE(o->n_enable_fs, "enable_fs: not supported");
-	REFUSE(o->has_empty_ns && o->empty_ns, "empty_ns: empty namespaces are not supported");
+	/* runc always asks for an empty network namespace (it does not manage network
+	 * devices): stasis carries the namespace's own devices (loopback and its addresses)
+	 * and refuses at dump a device linked outside that no external veth declares, so
+	 * the runtime's devices are never restored behind its back */
+	REFUSE(o->has_empty_ns && (o->empty_ns & ~(uint32_t)CLONE_NEWNET),
+	       "empty_ns %#x: only the network namespace (CLONE_NEWNET) may be left to the "
+	       "runtime", (unsigned)o->empty_ns);
 	REFUSE(o->cgroup_props || o->cgroup_props_file || o->n_cgroup_dump_controller ||
 		       o->cgroup_yard,
 	       "cgroup properties: stasis does not dump or restore cgroup properties");
@@ -323,7 +330,25 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 	memset(j, 0, sizeof(*j));
 	j->work_dfd = -1;
 	j->peer = peer;
-	ret = rpc_opts_check(o, type, err, errlen);
+	if (o->images_dir_fd < 0 || (o->has_work_dir_fd && o->work_dir_fd < 0)) {
+		snprintf(err, errlen, "images_dir_fd/work_dir_fd: not fds");
+		return -EINVAL;
+	}
+	/* the directories and the log first: a refusal below is logged there too */
+	ret = peer_dir(peer, o->images_dir_fd, "images_dir_fd", &j->images_dir, NULL, err,
+		       errlen);
+	if (!ret && o->has_work_dir_fd)
+		ret = peer_dir(peer, o->work_dir_fd, "work_dir_fd", NULL, &j->work_dfd, err,
+			       errlen);
+	if (!ret && o->log_file && (!o->log_file[0] || strchr(o->log_file, '/') ||
+				    !strcmp(o->log_file, ".") || !strcmp(o->log_file, ".."))) {
+		snprintf(err, errlen, "log_file '%s': a file name in the work directory", o->log_file);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = map_log(j, o, err, errlen);
+	if (!ret)
+		ret = rpc_opts_check(o, type, err, errlen);
 	if (ret)
 		return ret;
 	/* A configuration file would override the request (CRIU reads one): stasis reads
@@ -334,15 +359,7 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 			 o->config_file);
 		return -EOPNOTSUPP;
 	}
-	ret = peer_dir(peer, o->images_dir_fd, "images_dir_fd", &j->images_dir, NULL, err,
-		       errlen);
-	if (!ret && o->has_work_dir_fd)
-		ret = peer_dir(peer, o->work_dir_fd, "work_dir_fd", NULL, &j->work_dfd, err,
-			       errlen);
-	if (!ret)
-		ret = map_log(j, o, err, errlen);
-	if (!ret)
-		ret = map_externals(j, o, dump, err, errlen);
+	ret = map_externals(j, o, dump, err, errlen);
 	if (ret)
 		return ret;
 	j->notify = o->has_notify_scripts && o->notify_scripts;

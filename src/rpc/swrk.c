@@ -121,6 +121,9 @@ static int handle_job(struct server *s, const RpcRequest *q)
 
 	ret = rpc_job_prepare(&j, q->opts, q->type, s->peer, err, sizeof(err));
 	if (ret) {
+		/* in the log too when there is one: runtimes show its path, not the message */
+		if (j.log_path && !open_log(&j))
+			pr_err("rpc: %s", err);
 		rpc_job_free(&j);
 		return send_error(s, q->type, ret, err);
 	}
