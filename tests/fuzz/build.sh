@@ -2,7 +2,7 @@
 # Build the libFuzzer targets of tests/fuzz/ with clang and ASan+UBSan, and optionally
 # run them. From the repository root:
 #   tests/fuzz/build.sh               build build/fuzz/fuzz_proc, fuzz_image, fuzz_blob,
-#                                     fuzz_helper, fuzz_pidreq
+#                                     fuzz_helper, fuzz_pidreq, fuzz_rpc
 #   tests/fuzz/build.sh --smoke       build, then run each target for 20 seconds
 #   tests/fuzz/build.sh --run SECS [TARGET...]
 #                                     build, then run each target (or those named) for
@@ -23,7 +23,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
-TARGETS="fuzz_proc fuzz_image fuzz_blob fuzz_helper fuzz_pidreq"
+TARGETS="fuzz_proc fuzz_image fuzz_blob fuzz_helper fuzz_pidreq fuzz_rpc"
 SECS=
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -41,6 +41,7 @@ RUN_TARGETS=${*:-$TARGETS}
 if [ -n "$BUILD" ]; then
 mkdir -p "$OUT/gen" "$OUT/obj"
 protoc-c --c_out="$OUT/gen" -Isrc src/image/stasis.proto
+protoc-c --c_out="$OUT/gen" -Isrc src/rpc/rpc.proto
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -Isrc -I$OUT/gen -Wall -Wextra -Wno-format-nonliteral"
@@ -54,11 +55,16 @@ for src in src/proc/parse.c src/proc/mountinfo.c src/core/util.c src/core/log.c 
 	$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
 	objs="$objs $obj"
 done
+# fuzz_rpc only: the RPC decoder and its schema
+for src in src/rpc/proto.c "$OUT/gen/rpc/rpc.pb-c.c"; do
+	$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$OUT/obj/rpc-$(basename "$src" .c).o"
+done
 # fuzz_pidreq only: pidreq.c links to the namespaces module, which the target stubs
 $CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c src/cr/pidreq.c -o "$OUT/obj/pidreq.o"
 for t in $TARGETS; do
 	more=
 	[ "$t" = fuzz_pidreq ] && more="$OUT/obj/pidreq.o"
+	[ "$t" = fuzz_rpc ] && more="$OUT/obj/rpc-proto.o $OUT/obj/rpc-rpc.pb-c.o"
 	$CLANG $CFLAGS -Werror $SAN -fsanitize=fuzzer -o "$OUT/$t" "tests/fuzz/$t.c" $objs $more \
 		$LIBS
 done
@@ -73,6 +79,8 @@ find tests/fixtures/proc -type f ! -name 'capture.*' -exec cp {} "$OUT/seeds-fuz
 "$OUT/mkseeds" "$OUT/seeds-fuzz_image" "$OUT/seeds-fuzz_blob"
 $CLANG $CFLAGS -o "$OUT/mkseeds_helper" tests/fuzz/mkseeds_helper.c "$OUT/obj/proto.o" $SAN
 "$OUT/mkseeds_helper" "$OUT/seeds-fuzz_helper"
+$CLANG $CFLAGS -o "$OUT/mkseeds_rpc" tests/fuzz/mkseeds_rpc.c "$OUT/obj/rpc-rpc.pb-c.o" $SAN $LIBS
+"$OUT/mkseeds_rpc" "$OUT/seeds-fuzz_rpc"
 echo "built $(for t in $TARGETS; do printf '%s ' "$OUT/$t"; done)"
 fi
 
