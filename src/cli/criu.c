@@ -219,6 +219,9 @@ static int criu_dump_restore(int argc, char **argv, bool dump)
 	int c;
 
 	xadd(&x, dump ? "dump" : "restore", NULL);
+	/* CRIU writes into the images directory whatever it holds (its log, too) */
+	if (dump)
+		xadd(&x, "--keep-foreign", NULL);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+t:D:W:o:v::RdjlxM:h", criu_opts, NULL)) != -1) {

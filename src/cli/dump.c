@@ -18,6 +18,8 @@ static void dump_usage(FILE *f)
 		   "      --no-sync        do not fsync the images\n"
 		   "      --tcp-established  accepted for CRIU users: TCP connections are always\n"
 		   "                       dumped (in TCP repair mode)\n"
+		   "      --keep-foreign   DIR may hold other files (a log, a runtime's): they are\n"
+		   "                       kept, not refused (CRIU's convention)\n"
 		   "      --external mnt[MOUNTPOINT]:KEY  a mount stasis cannot recreate: restore\n"
 		   "                       binds what --external mnt[KEY]:HOSTPATH names there\n"
 		   "      --external veth[NAME]  accepted (a veth whose peer is outside the tree is\n"
@@ -41,6 +43,7 @@ int cmd_dump(int argc, char **argv)
 		{ "external", required_argument, NULL, 'E' },
 		{ "manage-cgroups", optional_argument, NULL, 'G' },
 		{ "shell-job", no_argument, NULL, 'j' },
+		{ "keep-foreign", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -75,6 +78,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case 'T':
 			break; /* CRIU's: stasis dumps established connections anyway */
+		case 'K':
+			o.keep_foreign = true;
+			break;
 		case 'o':
 			logfile = optarg;
 			break;
