@@ -23,6 +23,8 @@ REQUIRED=(
 	iproute2            # ip: the network checks (veth to a bridge outside the tree)
 	uidmap              # newuidmap/newgidmap: the rootless test flavor's subuid range
 	libcap2-bin         # setcap: the nonroot test flavor's capable stasis
+	runc                # the runc end-to-end check (stasis as runc's --criu)
+	busybox-static      # the rootfs of that check's container
 )
 OPTIONAL=(
 	criu                # benchmark comparison only
