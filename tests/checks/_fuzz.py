@@ -1,4 +1,5 @@
-"""What the fuzz checks (fuzz_proc, fuzz_image, fuzz_blob, fuzz_helper, fuzz_pidreq)
+"""What the fuzz checks (fuzz_proc, fuzz_image, fuzz_blob, fuzz_helper, fuzz_pidreq,
+fuzz_rpc)
 share: each runs its libFuzzer target of tests/fuzz/ (clang, ASan+UBSan) for FUZZ_SECS
 seconds from the committed corpus (tests/fuzz/corpus/TARGET) and the generated seeds;
 a crash, a leak, an input slower than 10 s or over 1 GiB of memory is a FAIL naming the
