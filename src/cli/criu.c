@@ -68,6 +68,8 @@ static int criu_check(int argc)
 struct xargs {
 	char *v[320];
 	int n;
+	char *owned[320]; /* strings made here: freed after the command */
+	int n_owned;
 	char *work_dir, *images_dir, *log, *pidfile;
 	int verbose;
 };
@@ -84,9 +86,16 @@ static int xadd(struct xargs *x, const char *a, const char *b)
 	return 0;
 }
 
+static char *own(struct xargs *x, char *s)
+{
+	if (x->n_owned < (int)ARRAY_SIZE(x->owned))
+		x->owned[x->n_owned++] = s;
+	return s;
+}
+
 /* A relative log or pid file is in the work directory (the images directory by
  * default), as CRIU has it. */
-static char *in_work_dir(const struct xargs *x, char *path)
+static char *in_work_dir(struct xargs *x, char *path)
 {
 	const char *wd = x->work_dir ? x->work_dir : x->images_dir;
 	char *s;
@@ -94,7 +103,7 @@ static char *in_work_dir(const struct xargs *x, char *path)
 		return path;
 	if (asprintf(&s, "%s/%s", wd, path) < 0)
 		return path;
-	return s; /* lives until exit */
+	return own(x, s);
 }
 
 enum {
@@ -187,14 +196,14 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 		char *colon = strchr(arg, ':');
 		if (!colon || asprintf(&s, "mnt[%.*s]:%s", (int)(colon - arg), arg, colon + 1) < 0)
 			return criu_refuse("--ext-mount-map", "expected KEY:VALUE");
-		return xadd(x, "--external", s);
+		return xadd(x, "--external", own(x, s));
 	}
 	case O_VETH: {
 		char *eq = strchr(arg, '=');
 		if (!eq || asprintf(&s, dump ? "veth[%.*s]" : "veth[%.*s]:%s", (int)(eq - arg),
 				    arg, eq + 1) < 0)
 			return criu_refuse("--veth-pair", "expected IN=OUT");
-		return xadd(x, "--external", s);
+		return xadd(x, "--external", own(x, s));
 	}
 	case O_JOIN_NS: return dump ? 0 : xadd(x, "--join-ns", arg);
 	case O_LAZY: return criu_refuse("--lazy-pages", "not supported yet");
@@ -258,7 +267,10 @@ static int criu_dump_restore(int argc, char **argv, bool dump)
 	if (vbuf[0] && xadd(&x, vbuf, NULL))
 		return 2;
 	x.v[x.n] = NULL;
-	return dump ? cmd_dump(x.n, x.v) : cmd_restore(x.n, x.v);
+	int ret = dump ? cmd_dump(x.n, x.v) : cmd_restore(x.n, x.v);
+	for (int i = 0; i < x.n_owned; i++)
+		free(x.owned[i]);
+	return ret;
 }
 
 int cmd_criu(int argc, char **argv)
