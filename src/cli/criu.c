@@ -109,7 +109,7 @@ static char *in_work_dir(struct xargs *x, char *path)
 enum {
 	O_SHELL_JOB = 256, O_TCP_EST, O_TCP_CLOSE, O_FILE_LOCKS, O_EXT_UNIX, O_MANAGE_CG,
 	O_EXTERNAL, O_ROOT, O_INHERIT, O_PIDFILE, O_EXT_MNT, O_VETH, O_JOIN_NS, O_IGNORED,
-	O_LAZY, O_TRACK, O_PREV, O_PS, O_NETLOCK, O_LEAVE_STOPPED, O_WORK_DIR,
+	O_LAZY, O_TRACK, O_PREV, O_PS, O_NETLOCK, O_LEAVE_STOPPED, O_WORK_DIR, O_CG_ROOT,
 };
 
 static const struct option criu_opts[] = {
@@ -147,7 +147,7 @@ static const struct option criu_opts[] = {
 	{ "ghost-limit", required_argument, NULL, O_IGNORED },
 	{ "timeout", required_argument, NULL, O_IGNORED },
 	{ "freeze-cgroup", required_argument, NULL, O_IGNORED },
-	{ "cgroup-root", required_argument, NULL, O_IGNORED },
+	{ "cgroup-root", required_argument, NULL, O_CG_ROOT },
 	{ "display-stats", no_argument, NULL, O_IGNORED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -181,11 +181,9 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	/* TODO(unix helper): --external unix[...] once it lands. */
 	case O_EXT_UNIX: return criu_refuse("--ext-unix-sk", "not supported yet");
 	case O_MANAGE_CG:
-		if (arg && strcmp(arg, "soft") && strcmp(arg, "ignore") && strcmp(arg, "none"))
-			return criu_refuse("--manage-cgroups", "only the modes soft, ignore and "
-							       "none: stasis restores no cgroup "
-							       "properties");
-		return 0; /* the tasks stay in stasis's cgroups */
+		if (asprintf(&s, "--manage-cgroups=%s", arg ? arg : "soft") < 0)
+			return -1;
+		return xadd(x, own(x, s), NULL);
 	case O_EXTERNAL: return xadd(x, "--external", arg);
 	case O_ROOT: return dump ? 0 : xadd(x, "--root", arg);
 	case O_INHERIT:
@@ -206,6 +204,8 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 		return xadd(x, "--external", own(x, s));
 	}
 	case O_JOIN_NS: return dump ? 0 : xadd(x, "--join-ns", arg);
+	case O_CG_ROOT:
+		return criu_refuse("--cgroup-root", "remapping the tree's cgroups is not supported");
 	case O_LAZY: return criu_refuse("--lazy-pages", "not supported yet");
 	case O_TRACK: return criu_refuse("--track-mem", "incremental dumps are not supported yet");
 	case O_PREV: return criu_refuse("--prev-images-dir", "incremental dumps are not "

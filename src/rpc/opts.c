@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "files/files.h"
 #include "net/netns.h"
+#include "ns/cgroup.h"
 #include "ns/mnt.h"
 #include "rpc/rpc.h"
 
@@ -147,10 +148,37 @@ static int map_externals(struct rpc_job *j, const RpcOptions *o, bool dump, char
 	return ret;
 }
 
+/* CRIU's cgroup modes (rpc.proto's numbering) as stasis's (src/ns/cgroup.h). With
+ * cg_root (runc sends it on cgroup v1: the cgroups it put the server in, made and set up
+ * by itself) the tasks stay in the server's cgroups, which are those; without, the
+ * mode says (default soft: missing cgroups made at their dumped paths). */
+static int map_cg_mode(const RpcOptions *o)
+{
+	if (o->n_cg_root && !o->has_manage_cgroups_mode)
+		return CG_MODE_IGNORE;
+	switch (o->has_manage_cgroups_mode ? o->manage_cgroups_mode : RPC_CG_MODE__CGM_DEFAULT) {
+	case RPC_CG_MODE__CGM_IGNORE: return CG_MODE_IGNORE;
+	case RPC_CG_MODE__CGM_NONE: return CG_MODE_NONE;
+	case RPC_CG_MODE__CGM_PROPS: return CG_MODE_PROPS;
+	case RPC_CG_MODE__CGM_FULL: return CG_MODE_FULL;
+	case RPC_CG_MODE__CGM_STRICT: return CG_MODE_STRICT;
+	default: return CG_MODE_SOFT;
+	}
+}
+
 static int map_restore(struct rpc_job *j, const RpcOptions *o, char *err, size_t errlen)
 {
 	struct restore_opts *r = &j->restore;
 	char *s;
+
+	if (o->n_cg_root && o->has_manage_cgroups_mode &&
+	    o->manage_cgroups_mode != RPC_CG_MODE__CGM_IGNORE) {
+		snprintf(err, errlen, "cg_root with manage_cgroups_mode %d: remapping the tree's "
+				      "cgroups is not supported (only with ignore)",
+			 (int)o->manage_cgroups_mode);
+		return -EOPNOTSUPP;
+	}
+	r->manage_cgroups = map_cg_mode(o);
 
 	r->dir = j->images_dir;
 	/* rst_sibling or not, the server returns once the tree runs: the runtime waits for
@@ -227,8 +255,7 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 		return ret;
 	j->notify = o->has_notify_scripts && o->notify_scripts;
 	/* Accepted as they are: freeze_cgroup (stasis freezes by ptrace, every task of the
-	 * tree), manage_cgroups and cg_root (the tasks stay in the cgroups the runtime put
-	 * the server in), evasive_devices (device files are reopened by path, stricter),
+	 * tree), evasive_devices (device files are reopened by path, stricter),
 	 * orphan_pts_master (a tree with a pty master outside it is refused at dump),
 	 * link_remap (unlinked files are carried), weak_sysctls, timeout, ghost_limit,
 	 * cpu_cap, force_irmap, irmap_scan_paths, mntns_compat_mode, display_stats,

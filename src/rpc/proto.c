@@ -199,18 +199,10 @@ int rpc_opts_check(const RpcOptions *o, RpcType type, char *err, size_t errlen)
 		snprintf(err, errlen, "log_file '%s': a file name in the work directory", o->log_file);
 		return -EINVAL;
 	}
-	if (o->has_manage_cgroups_mode) {
-		int m = o->manage_cgroups_mode;
-		/* stasis leaves the tasks in the cgroups of the server (where the runtime put
-		 * it): the modes that only place tasks are that; those that restore cgroup
-		 * properties are not */
-		REFUSE(m == RPC_CG_MODE__CGM_PROPS || m == RPC_CG_MODE__CGM_FULL ||
-			       m == RPC_CG_MODE__CGM_STRICT,
-		       "manage_cgroups_mode %d: restoring cgroup properties is not supported", m);
-		if (m < RPC_CG_MODE__CGM_IGNORE || m > RPC_CG_MODE__CGM_DEFAULT) {
-			snprintf(err, errlen, "manage_cgroups_mode %d is unknown", m);
-			return -EINVAL;
-		}
+	if (o->has_manage_cgroups_mode && (o->manage_cgroups_mode < RPC_CG_MODE__CGM_IGNORE ||
+					   o->manage_cgroups_mode > RPC_CG_MODE__CGM_DEFAULT)) {
+		snprintf(err, errlen, "manage_cgroups_mode %d is unknown", (int)o->manage_cgroups_mode);
+		return -EINVAL;
 	}
 	/* TODO(netlock helper): honour the lock method once --network-lock lands; without
 	 * TCP connections (refused above) an unlocked network changes nothing restored. */

@@ -241,7 +241,9 @@ static void test_opts_refused(void)
 	o.has_lazy_pages = o.lazy_pages = false;
 	o.has_manage_cgroups_mode = true;
 	o.manage_cgroups_mode = RPC_CG_MODE__CGM_FULL;
-	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), -EOPNOTSUPP);
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), 0);
+	o.manage_cgroups_mode = (RpcCgMode)9;
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), -EINVAL);
 	o.manage_cgroups_mode = RPC_CG_MODE__CGM_SOFT;
 	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), 0);
 	o.has_empty_ns = true;
