@@ -172,11 +172,12 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	case 'v': x->verbose = arg ? atoi(arg) : x->verbose + 1; return 0;
 	case 'R': return dump ? xadd(x, "--leave-running", NULL) : 0;
 	case 'd': return dump ? criu_refuse("-d", "a restore option") : xadd(x, "-d", NULL);
-	/* TODO(tty helper): --shell-job once it lands on main. */
-	case O_SHELL_JOB: return criu_refuse("--shell-job", "not supported yet");
-	/* TODO(tcp helper): --tcp-established / --tcp-close once they land. */
+	case O_SHELL_JOB: return xadd(x, "--shell-job", NULL);
+	/* TODO(tcp helper): --tcp-established once it lands. */
 	case O_TCP_EST: return criu_refuse("--tcp-established", "not supported yet");
-	case O_TCP_CLOSE: return criu_refuse("--tcp-close", "not supported yet");
+	case O_TCP_CLOSE:
+		return dump ? criu_refuse("--tcp-close", "a restore option")
+			    : xadd(x, "--tcp-close", NULL);
 	case O_FILE_LOCKS: return criu_refuse("--file-locks", "file locks are not supported");
 	/* TODO(unix helper): --external unix[...] once it lands. */
 	case O_EXT_UNIX: return criu_refuse("--ext-unix-sk", "not supported yet");

@@ -179,6 +179,8 @@ static int map_restore(struct rpc_job *j, const RpcOptions *o, char *err, size_t
 		return -EOPNOTSUPP;
 	}
 	r->manage_cgroups = map_cg_mode(o);
+	r->shell_job = o->has_shell_job && o->shell_job;
+	r->tcp_close = o->has_tcp_close && o->tcp_close;
 
 	r->dir = j->images_dir;
 	/* rst_sibling or not, the server returns once the tree runs: the runtime waits for
@@ -264,6 +266,7 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 		j->dump.pid = o->pid;
 		j->dump.dir = j->images_dir;
 		j->dump.leave_running = o->has_leave_running && o->leave_running;
+		j->dump.shell_job = o->has_shell_job && o->shell_job;
 		j->dump.sync = true;
 		/* a runtime keeps its own files in the images directory (runc: its
 		 * descriptors.json), and the log may be there too */

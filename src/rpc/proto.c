@@ -122,14 +122,12 @@ RpcRequest *rpc_decode(const void *buf, size_t len, char *err, size_t errlen)
 /* Options whose only meaning is a feature stasis does not have: set to true, refused. */
 static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen)
 {
-	/* TODO(tcp helper): map to --tcp-established / --tcp-close once they land. */
+	/* TODO(tcp helper): map to --tcp-established once it lands (tcp_close and
+	 * shell_job are stasis's --tcp-close and --shell-job: opts.c). */
 	REFUSE(o->has_tcp_established && o->tcp_established,
 	       "tcp_established: established TCP connections are not supported yet");
-	REFUSE(o->has_tcp_close && o->tcp_close, "tcp_close: not supported yet");
 	REFUSE(o->has_tcp_skip_in_flight && o->tcp_skip_in_flight,
 	       "tcp_skip_in_flight: not supported yet");
-	/* TODO(tty helper): map to --shell-job once it lands. */
-	REFUSE(o->has_shell_job && o->shell_job, "shell_job: --shell-job is not supported yet");
 	/* TODO(unix helper): map to --external unix[...] once it lands. */
 	REFUSE(o->has_ext_unix_sk && o->ext_unix_sk,
 	       "ext_unix_sk: external unix sockets are not supported yet");
