@@ -46,7 +46,11 @@ static const struct fd_ops fd_mqueue_refused_ops = {
 };
 
 const struct fd_ops *const fd_kinds[] = {
+	&fd_inet_dgram_ops,
+	&fd_netlink_ops,
+	&fd_packet_ops,
 	&fd_unix_ops,
+	&fd_sock_refused_ops,
 	&fd_eventfd_ops,
 	&fd_timerfd_ops,
 	&fd_signalfd_ops,

@@ -580,13 +580,42 @@ static int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int 
 
 static int unix_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
-	(void)c;
 	if (!S_ISSOCK(e->st.st_mode) && !str_starts(e->link, "socket:"))
 		return 0;
-	/* family, type, peer and state are checked when it is dumped */
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	int domain = -1, ret = get_int_opt(dup, SO_DOMAIN, &domain);
+	if (ret)
+		return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", e->fd, c->pid);
+	if (domain != AF_UNIX)
+		return 0; /* the rows of other families, else fd_sock_refused_ops */
+	/* type, peer and state are checked when it is dumped */
 	e->kind = FILE_KIND__FILE_UNIX_SK;
 	return 1;
 }
+
+/* Every socket the rows above did not claim. */
+static int sock_refuse(const struct dump_ctx *c, struct fd_ent *e)
+{
+	if (!S_ISSOCK(e->st.st_mode) && !str_starts(e->link, "socket:"))
+		return 0;
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	int domain = -1, ret = get_int_opt(dup, SO_DOMAIN, &domain);
+	if (ret)
+		return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", e->fd, c->pid);
+	char what[64];
+	snprintf(what, sizeof(what), "a socket of address family %d", domain);
+	return sk_unsupported(c->pid, e->fd, e->link, what);
+}
+
+const struct fd_ops fd_sock_refused_ops = {
+	.name = "socket",
+	.flags = FD_OPS_REFUSED,
+	.classify = sock_refuse,
+};
 
 static int unix_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {

@@ -1,0 +1,170 @@
+/* Helpers of the datagram socket rows (sk_udp.c, sk_netlink.c, sk_packet.c): see
+ * sk_dgram.h. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <linux/sock_diag.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "net/sk_dgram.h"
+#include "ns/nsrun.h"
+
+#define DIAG_BUF (32u << 10)
+
+static int int_opt(int sk, int level, int opt, int *val)
+{
+	socklen_t l = sizeof(*val);
+	return getsockopt(sk, level, opt, val, &l) ? -errno : 0;
+}
+
+int sk_ident_of(const struct dump_ctx *c, const struct fd_ent *e, struct sk_ident *id)
+{
+	if (!S_ISSOCK(e->st.st_mode))
+		return 0;
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	int ret;
+	if ((ret = int_opt(dup, SOL_SOCKET, SO_DOMAIN, &id->domain)) ||
+	    (ret = int_opt(dup, SOL_SOCKET, SO_TYPE, &id->type)) ||
+	    (ret = int_opt(dup, SOL_SOCKET, SO_PROTOCOL, &id->protocol)))
+		return pr_errno(ret, "fd %d of pid %d: socket domain, type and protocol", e->fd,
+				c->pid);
+	return 1;
+}
+
+int sk_refuse(pid_t pid, int fd, const char *link, const char *what)
+{
+	pr_err("fd %d of pid %d is %s (%s): not supported yet", fd, pid, what, link ?: "?");
+	return -EOPNOTSUPP;
+}
+
+static int netns_cookie(int sk, uint64_t *cookie)
+{
+	socklen_t l = sizeof(*cookie);
+	return getsockopt(sk, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &l) ? -errno : 0;
+}
+
+int sk_diag_open(pid_t pid, int fd, int dup, const char *link)
+{
+	char what[64];
+	snprintf(what, sizeof(what), "the network namespace of pid %d", pid);
+	_cleanup_close_ int ns = ns_open_of(pid, "net", "sock_diag");
+	if (ns < 0)
+		return ns;
+	_cleanup_close_ int nl = ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+					      NETLINK_SOCK_DIAG, "sock_diag", what);
+	if (nl < 0)
+		return nl;
+	struct timeval tv = { .tv_sec = 5 };
+	(void)setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (dup >= 0) {
+		uint64_t a = 0, b = 0;
+		int ret = netns_cookie(dup, &a);
+		if (!ret)
+			ret = netns_cookie(nl, &b);
+		if (ret)
+			return pr_errno(ret, "fd %d of pid %d: SO_NETNS_COOKIE", fd, pid);
+		if (a != b)
+			return sk_refuse(pid, fd, link, "a socket of another network namespace "
+							"than its task's");
+	}
+	return take_fd(&nl);
+}
+
+static int diag_walk(const char *buf, size_t n, sk_diag_cb cb, void *arg, const char *what,
+		     bool *done)
+{
+	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, n);
+	     h = NLMSG_NEXT(h, n)) {
+		if (h->nlmsg_type == NLMSG_DONE) {
+			*done = true;
+			return 0;
+		}
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+			int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error
+											 : -EIO;
+			return pr_errno(err, "sock_diag dump of %s", what);
+		}
+		int ret = cb(h, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int sk_diag_dump(int nl, void *req, size_t len, sk_diag_cb cb, void *arg, const char *what)
+{
+	struct nlmsghdr *rh = req;
+	rh->nlmsg_len = (uint32_t)len;
+	rh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	rh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	rh->nlmsg_seq = 1;
+	if (send(nl, req, len, 0) != (ssize_t)len)
+		return pr_perror("sock_diag dump request of %s", what);
+	_cleanup_free_ char *buf = malloc(DIAG_BUF);
+	if (!buf)
+		return pr_errno(-ENOMEM, "sock_diag dump of %s", what);
+	bool done = false;
+	/* bounded: the socket has a receive timeout, and a dump ends */
+	for (unsigned int rounds = 0; !done; rounds++) {
+		if (rounds > (1u << 20)) {
+			pr_err("sock_diag dump of %s does not end", what);
+			return -EIO;
+		}
+		ssize_t n = recv(nl, buf, DIAG_BUF, 0);
+		if (n < 0)
+			return pr_perror("sock_diag dump of %s", what);
+		if (n == 0) {
+			pr_err("sock_diag dump of %s: end of stream", what);
+			return -EIO;
+		}
+		int ret = diag_walk(buf, (size_t)n, cb, arg, what, &done);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+uint64_t sk_netns_ino(pid_t pid)
+{
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+	if (stat(p, &st)) {
+		pr_perror("stat %s", p);
+		return 0;
+	}
+	return st.st_ino;
+}
+
+bool sk_has_queued(int sk)
+{
+	struct pollfd p = { .fd = sk, .events = POLLIN | POLLRDHUP };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) && !(p.revents & POLLRDHUP);
+}
+
+int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what)
+{
+	for (size_t p = 0; p < n; p++) {
+		const Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files; i++) {
+			if (f->files[i]->kind != kind)
+				continue;
+			for (size_t q = p + 1; q < n; q++)
+				if (fd_desc_index(procs[q]->files, f->files[i]->id) >= 0) {
+					pr_err("fd %d of pid %d is %s shared with pid %d: not "
+					       "supported yet", fd_desc_fd(f, i), procs[p]->pid,
+					       what, procs[q]->pid);
+					return -EOPNOTSUPP;
+				}
+		}
+	}
+	return 0;
+}

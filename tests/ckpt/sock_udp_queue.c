@@ -1,0 +1,152 @@
+// stasis-test: timeout=30
+/* UDP sockets with datagrams queued from two senders, IPv4 (127.0.0.1) and IPv6 (::1):
+ * a receiver bound to an ephemeral port and two senders bound to their own, each sender
+ * sends interleaved datagrams of different sizes (an empty one among them). After the
+ * restore every datagram comes back in order, whole, with the address and port of the
+ * sender that sent it, nothing more; every socket keeps its bound address and the
+ * senders still reach the receiver. */
+#include "lib.h"
+#include "sock_dgram_lib.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const size_t sizes[] = { 1, 700, 0, 1400, 17, 9000, 3 };
+#define NMSG (sizeof(sizes) / sizeof(sizes[0]))
+#define MAXMSG 9000
+
+struct fam {
+	int af;
+	int rx, tx[2];
+	struct sockaddr_storage rx_addr, tx_addr[2];
+};
+
+static unsigned char msg_byte(int af, int s, size_t i, size_t k)
+{
+	return (unsigned char)(k * 131 + i * 7 + (size_t)s * 61 + (size_t)af);
+}
+
+static socklen_t loopback(int af, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (af == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+	a->sin6_family = AF_INET6;
+	a->sin6_addr = in6addr_loopback;
+	return sizeof(*a);
+}
+
+static int bound_socket(int af, struct sockaddr_storage *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = loopback(af, &ss);
+	int fd = socket(af, SOCK_DGRAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, l))
+		test_fail("af %d: socket/bind: %s", af, strerror(errno));
+	l = sizeof(*out);
+	if (getsockname(fd, (struct sockaddr *)out, &l))
+		test_fail("getsockname: %s", strerror(errno));
+	return fd;
+}
+
+static socklen_t alen(int af)
+{
+	return af == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+static void setup(struct fam *f)
+{
+	static unsigned char buf[MAXMSG];
+	f->rx = bound_socket(f->af, &f->rx_addr);
+	for (int s = 0; s < 2; s++)
+		f->tx[s] = bound_socket(f->af, &f->tx_addr[s]);
+	for (size_t i = 0; i < NMSG; i++)
+		for (int s = 0; s < 2; s++) {
+			size_t sz = sizes[s ? NMSG - 1 - i : i];
+			for (size_t k = 0; k < sz; k++)
+				buf[k] = msg_byte(f->af, s, i, k);
+			if (sendto(f->tx[s], buf, sz, 0, (struct sockaddr *)&f->rx_addr,
+				   alen(f->af)) != (ssize_t)sz)
+				test_fail("af %d sender %d: sendto: %s", f->af, s, strerror(errno));
+		}
+}
+
+static void check_bound(int fd, const struct sockaddr_storage *want, int af, const char *who)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	TEST_CHECK(getsockname(fd, (struct sockaddr *)&ss, &l) == 0 &&
+		   !memcmp(&ss, want, alen(af)), "af %d: %s lost its bound address", af, who);
+}
+
+static void check(struct fam *f)
+{
+	static unsigned char buf[MAXMSG + 64];
+	check_bound(f->rx, &f->rx_addr, f->af, "the receiver");
+	for (int s = 0; s < 2; s++)
+		check_bound(f->tx[s], &f->tx_addr[s], f->af, "a sender");
+	for (size_t i = 0; i < NMSG; i++)
+		for (int s = 0; s < 2; s++) {
+			size_t sz = sizes[s ? NMSG - 1 - i : i];
+			struct sockaddr_storage from;
+			socklen_t l = sizeof(from);
+			memset(&from, 0, sizeof(from));
+			ssize_t n = recvfrom(f->rx, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+					     (struct sockaddr *)&from, &l);
+			TEST_CHECK(n == (ssize_t)sz, "af %d: datagram %zu of sender %d has %zd "
+				   "bytes, expected %zu (%s)", f->af, i, s, n, sz,
+				   n < 0 ? strerror(errno) : "");
+			TEST_CHECK(!memcmp(&from, &f->tx_addr[s], alen(f->af)),
+				   "af %d: datagram %zu of sender %d: wrong source address", f->af,
+				   i, s);
+			for (size_t k = 0; k < sz; k++)
+				TEST_CHECK(buf[k] == msg_byte(f->af, s, i, k),
+					   "af %d: datagram %zu of sender %d differs at byte %zu",
+					   f->af, i, s, k);
+		}
+	ssize_t n = recv(f->rx, buf, sizeof(buf), MSG_DONTWAIT);
+	TEST_CHECK(n < 0 && errno == EAGAIN, "af %d: more datagrams than sent (%zd)", f->af, n);
+	/* still usable */
+	for (int s = 0; s < 2; s++)
+		TEST_CHECK(sendto(f->tx[s], "x", 1, 0, (struct sockaddr *)&f->rx_addr,
+				  alen(f->af)) == 1, "af %d: send after restore: %s", f->af,
+			   strerror(errno));
+	for (int s = 0; s < 2; s++) {
+		struct pollfd p = { .fd = f->rx, .events = POLLIN };
+		n = poll(&p, 1, 2000) == 1 ? recv(f->rx, buf, sizeof(buf), MSG_DONTWAIT) : -1;
+		TEST_CHECK(n == 1 && buf[0] == 'x', "af %d: datagram after restore: %zd", f->af,
+			   n);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct fam f[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+
+	test_init(argc, argv);
+	if (dg_lo_up())
+		test_fail("lo is down and cannot be brought up");
+	for (int i = 0; i < 2; i++)
+		setup(&f[i]);
+	test_ready();
+	test_wait();
+
+	if (test_sabotage()) {
+		char b[8];
+		(void)!recv(f[1].rx, b, sizeof(b), MSG_DONTWAIT);
+	}
+	for (int i = 0; i < 2; i++)
+		check(&f[i]);
+	test_pass();
+}
