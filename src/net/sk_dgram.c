@@ -1,6 +1,8 @@
 /* Helpers of the datagram socket rows (sk_udp.c, sk_netlink.c, sk_packet.c): see
  * sk_dgram.h. */
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +52,66 @@ static int netns_cookie(int sk, uint64_t *cookie)
 	return getsockopt(sk, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &l) ? -errno : 0;
 }
 
+/* In a child inside the namespace: the sock_diag socket, sent back over @arg. */
+static int diag_child(void *arg, struct nsrun_buf *out)
+{
+	(void)out;
+	int sv = *(const int *)arg;
+	int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (s < 0)
+		return nsrun_error(-errno, "socket(NETLINK_SOCK_DIAG): %s", strerror(errno));
+	int ret = send_fds(sv, "s", 1, &s, 1, 0);
+	close(s);
+	return ret ? nsrun_error(ret, "send the sock_diag socket back: %s", strerror(-ret)) : 0;
+}
+
+static int recv_one_fd(int sv)
+{
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+	char b;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	if (recvmsg(sv, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1)
+		return -EIO;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -EIO;
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
+}
+
+/* The sock_diag socket of namespace @ns: made here when it is ours or we may enter it
+ * and come back (ns_socket_in), else by a child that enters it through its owning user
+ * namespace (a namespace the tree made inside a user namespace, when stasis has no
+ * CAP_SYS_ADMIN over its own namespace to come back to). */
+static int diag_socket_of(pid_t pid, int ns, const char *what)
+{
+	struct stat a, b;
+	if (stat("/proc/thread-self/ns/net", &a) == 0 && fstat(ns, &b) == 0 &&
+	    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		return ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+				    NETLINK_SOCK_DIAG, "sock_diag", what);
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return pr_perror("sock_diag: socketpair");
+	struct nsrun r = { .tag = "sock_diag", .what = what, .err_prefix = "sock_diag",
+			   .ns = { { .fd = ns, .type = CLONE_NEWNET } }, .n_ns = 1,
+			   .via_owner = true, .timeout_ms = 5000, .max_reply = 0 };
+	void *data = NULL;
+	size_t len = 0;
+	int ret = ns_run(&r, diag_child, &sv[1], &data, &len);
+	free(data);
+	close(sv[1]);
+	int fd = ret ? ret : recv_one_fd(sv[0]);
+	close(sv[0]);
+	if (fd < 0)
+		return pr_errno(fd, "sock_diag: a socket in %s (pid %d)", what, pid);
+	return fd;
+}
+
 int sk_diag_open(pid_t pid, int fd, int dup, const char *link)
 {
 	char what[64];
@@ -57,8 +119,7 @@ int sk_diag_open(pid_t pid, int fd, int dup, const char *link)
 	_cleanup_close_ int ns = ns_open_of(pid, "net", "sock_diag");
 	if (ns < 0)
 		return ns;
-	_cleanup_close_ int nl = ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-					      NETLINK_SOCK_DIAG, "sock_diag", what);
+	_cleanup_close_ int nl = diag_socket_of(pid, ns, what);
 	if (nl < 0)
 		return nl;
 	struct timeval tv = { .tv_sec = 5 };

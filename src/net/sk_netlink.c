@@ -8,6 +8,7 @@
  *   - NETLINK_LIST_MEMBERSHIPS: every group (not only the first 32 of nl_groups);
  *   - NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS,
  *     NETLINK_LISTEN_ALL_NSID, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK;
+ *   - the socket options (src/net/sockopt.c);
  *   - the receive queue must be empty: a reply or notification waiting there cannot be
  *     made again by the kernel, and re-sending it from user space would not carry the
  *     kernel's credentials (refused while poll says POLLIN). A dump in progress (the
@@ -15,8 +16,9 @@
  *     network namespace for the whole tree in the merge hook) is refused as well. mmap'ed
  *     rings do not exist on this kernel any more.
  *
- * Restore, in the task's restore child: socket(); bind to the same port id (exact: the
- * bind fails if it is taken); the groups with NETLINK_ADD_MEMBERSHIP; the flags; connect.
+ * Restore, in the task's restore child: socket(); the flags and early options; bind to the
+ * same port id (exact: the bind fails if it is taken); the groups with
+ * NETLINK_ADD_MEMBERSHIP; connect; the late options.
  */
 #include <errno.h>
 #include <linux/netlink.h>
@@ -33,6 +35,7 @@
 #include "core/util.h"
 #include "files/fd_ops.h"
 #include "net/sk_dgram.h"
+#include "net/sockopt.h"
 
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
@@ -140,6 +143,8 @@ static int nl_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 		n->has_ext_ack = n->ext_ack = true;
 	if (!nl_opt(dup, NETLINK_GET_STRICT_CHK, &v) && v)
 		n->has_strict_chk = n->strict_chk = true;
+	if ((ret = sockopt_dump(dup, pid, fd, &n->opts)))
+		return ret;
 	pr_debug("pid %d fd %d: netlink protocol %d, port id %u, %zu group words", pid, fd,
 		 proto, n->portid, n->n_groups);
 	return 0;
@@ -250,6 +255,10 @@ static int nl_validate(const FileDesc *d, const struct blob_reader *blobs)
 		       n->flags);
 		return -EINVAL;
 	}
+	char what[64];
+	snprintf(what, sizeof(what), "files image: netlink socket %u", d->id);
+	if (n->opts && sockopt_validate(n->opts, AF_NETLINK, (int)n->type, (int)n->protocol, what))
+		return -EINVAL;
 	return 0;
 }
 
@@ -276,6 +285,10 @@ static int nl_make(const FileDesc *d)
 		ret = nl_set(sk, NETLINK_EXT_ACK, 1, d->id, "NETLINK_EXT_ACK");
 	if (!ret && n->strict_chk)
 		ret = nl_set(sk, NETLINK_GET_STRICT_CHK, 1, d->id, "NETLINK_GET_STRICT_CHK");
+	char what[64];
+	snprintf(what, sizeof(what), "netlink socket %u", d->id);
+	if (!ret && n->opts)
+		ret = sockopt_restore(sk, n->opts, SOCKOPT_EARLY, what);
 	if (ret)
 		return ret;
 	if (n->has_portid && n->portid) {
@@ -299,6 +312,8 @@ static int nl_make(const FileDesc *d)
 			return pr_perror("restore netlink socket %u: connect to port id %u group "
 					 "%#x", d->id, n->dst_portid, n->dst_group);
 	}
+	if (n->opts && (ret = sockopt_restore(sk, n->opts, SOCKOPT_LATE, what)))
+		return ret;
 	return take_fd(&sk);
 }
 

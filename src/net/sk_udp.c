@@ -1,5 +1,5 @@
 /* AF_INET / AF_INET6 datagram sockets (row fd_inet_dgram_ops, kind FILE_INET_DGRAM,
- * FileDesc.inet_dgram): UDP, UDP-Lite, ping sockets (SOCK_DGRAM IPPROTO_ICMP/ICMPV6) and
+ * FileDesc.inet_dgram): UDP, ping sockets (SOCK_DGRAM IPPROTO_ICMP/ICMPV6) and
  * raw sockets (SOCK_RAW, any protocol).
  *
  * Dump, from outside, on a pidfd_getfd duplicate (the same socket):
@@ -11,10 +11,11 @@
  *   - the shutdown bits: one inet_diag dump per family and protocol and network
  *     namespace for the whole tree (the merge hook); a ping or raw socket has no diag:
  *     a read shutdown is seen with poll, a write-only shutdown cannot be read (not kept);
- *   - UDP: UDP_CORK and the other UDP-level options; data pending in the write queue
- *     (corked, or MSG_MORE) cannot be read: refused while SIOCOUTQ is not 0;
- *     UDP_ENCAP (kernel tunnels) refused;
- *   - raw: IP_HDRINCL, ICMP_FILTER / ICMP6_FILTER;
+ *   - the socket options (SOL_SOCKET, IP, IPv6, UDP: src/net/sockopt.c);
+ *   - UDP: data pending in the write queue (UDP_CORK, MSG_MORE) cannot be read: refused
+ *     while SIOCOUTQ is not 0;
+ *   - raw: ICMP_FILTER / ICMP6_FILTER (IP_HDRINCL is a sockopt; IPV6_HDRINCL refused);
+ *   - UDP-Lite (deprecated) is refused;
  *   - multicast memberships are not in sock_diag: every group of the namespace
  *     (/proc/PID/net/igmp, igmp6) is asked of the socket with MCAST_MSFILTER, which
  *     answers EADDRNOTAVAIL unless it is a member: a member socket is refused;
@@ -24,13 +25,15 @@
  *     task's SO_PEEK_OFF is put back. Ping and raw sockets do not support SO_PEEK_OFF:
  *     a non-empty queue is refused.
  *
- * Restore, in the task's restore child (its network namespace): socket(), the options,
- * bind; then each queued datagram is sent again, in order, to its original destination
+ * Restore, in the task's restore child (its network namespace): socket(), the early
+ * options, bind; then each queued datagram is sent again, in order, to its original destination
  * from its original source: from a socket of the task already restored and bound to that
  * address, else from a temporary socket bound there (SO_REUSEADDR, IP_FREEBIND, and
  * IP_TRANSPARENT where allowed, for an address that is not local). The queue is then
  * peeked to check that every datagram arrived, whole, from its source, in order
- * (a refill that does not match fails the restore). Then connect, shutdown, SO_PEEK_OFF.
+ * (a refill that does not match fails the restore; the receive buffer is raised for the
+ * refill, the late options set it back). Then SO_PEEK_OFF, connect, shutdown, the late
+ * options (the filter last).
  * The arrival time, TTL and TOS of a re-sent datagram are new. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,13 +60,11 @@
 #include "core/util.h"
 #include "files/fd_ops.h"
 #include "net/sk_dgram.h"
+#include "net/sockopt.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
-#define SOL_UDPLITE 136
-#define UDPLITE_SEND_CSCOV 10
-#define UDPLITE_RECV_CSCOV 11
 #define CMSG_BUF 1024
 /* Images are untrusted: bounds of a queue. */
 #define DG_QUEUE_MAX (64u << 20)
@@ -77,14 +78,12 @@ static const char *dg_name(int family, int type, int proto)
 		return family == AF_INET ? "a raw IPv4 socket" : "a raw IPv6 socket";
 	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
 		return family == AF_INET ? "a ping socket" : "an IPv6 ping socket";
-	if (proto == IPPROTO_UDPLITE)
-		return family == AF_INET ? "a UDP-Lite socket" : "a UDP-Lite IPv6 socket";
 	return family == AF_INET ? "a UDP socket" : "a UDP IPv6 socket";
 }
 
 static bool is_udp(int proto)
 {
-	return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE;
+	return proto == IPPROTO_UDP;
 }
 
 /* A kind this row restores: family, type and protocol. */
@@ -426,12 +425,10 @@ static int peek_queue(pid_t pid, int fd, int dup, InetDgramSk *u)
 	return ret;
 }
 
-/* UDP-level options: kept when readable and restorable; pending data refused. */
-static int dump_udp_opts(pid_t pid, int fd, int dup, const char *link, InetDgramSk *u)
+/* Data pending in the write queue (corked, MSG_MORE) cannot be read: refused. */
+static int udp_pending(pid_t pid, int fd, int dup)
 {
-	int level = u->protocol == IPPROTO_UDPLITE ? SOL_UDPLITE : SOL_UDP;
-	int v = 0, outq = 0;
-
+	int outq = 0;
 	if (ioctl(dup, SIOCOUTQ, &outq) < 0)
 		return pr_perror("SIOCOUTQ on fd %d of pid %d", fd, pid);
 	if (outq > 0) {
@@ -440,38 +437,12 @@ static int dump_udp_opts(pid_t pid, int fd, int dup, const char *link, InetDgram
 		       fd, pid, outq);
 		return -EOPNOTSUPP;
 	}
-	if (!int_opt(dup, level, UDP_ENCAP, &v) && v)
-		return sk_refuse(pid, fd, link, "a UDP socket with UDP_ENCAP (a kernel tunnel)");
-	if (!int_opt(dup, level, UDP_CORK, &v) && v)
-		u->has_udp_cork = u->udp_cork = true;
-	if (!int_opt(dup, level, UDP_NO_CHECK6_TX, &v) && v)
-		u->has_udp_no_check6_tx = u->udp_no_check6_tx = true;
-	if (!int_opt(dup, level, UDP_NO_CHECK6_RX, &v) && v)
-		u->has_udp_no_check6_rx = u->udp_no_check6_rx = true;
-	if (!int_opt(dup, level, UDP_SEGMENT, &v) && v > 0) {
-		u->has_udp_segment = true;
-		u->udp_segment = (uint32_t)v;
-	}
-	if (!int_opt(dup, level, UDP_GRO, &v) && v)
-		u->has_udp_gro = u->udp_gro = true;
-	if (u->protocol == IPPROTO_UDPLITE) {
-		if (!int_opt(dup, level, UDPLITE_SEND_CSCOV, &v) && v > 0) {
-			u->has_udplite_send_cscov = true;
-			u->udplite_send_cscov = (uint32_t)v;
-		}
-		if (!int_opt(dup, level, UDPLITE_RECV_CSCOV, &v) && v > 0) {
-			u->has_udplite_recv_cscov = true;
-			u->udplite_recv_cscov = (uint32_t)v;
-		}
-	}
 	return 0;
 }
 
 static int dump_raw_opts(pid_t pid, int fd, int dup, InetDgramSk *u)
 {
 	int v = 0;
-	if (u->family == AF_INET && !int_opt(dup, SOL_IP, IP_HDRINCL, &v))
-		u->has_hdrincl = true, u->hdrincl = v != 0;
 	if (u->family == AF_INET && u->protocol == IPPROTO_ICMP) {
 		uint32_t f = 0;
 		socklen_t l = sizeof(f);
@@ -541,6 +512,51 @@ static int dump_addrs(pid_t pid, int fd, int dup, InetDgramSk *u)
 	return 0;
 }
 
+/* A ping or raw socket connected with a zero port (the port means nothing to them)
+ * answers ENOTCONN to getpeername: its state and remote address are read from the
+ * namespace's /proc/PID/net/{icmp,icmp6,raw,raw6} by inode. A ping socket that never
+ * got an id (not bound, nothing sent) is not listed there: its connection, if any, is
+ * not seen (documented limitation). */
+static int proc_peer(pid_t pid, int fd, uint64_t ino, InetDgramSk *u)
+{
+	const char *name = u->type == SOCK_RAW ? (u->family == AF_INET ? "raw" : "raw6")
+					       : (u->family == AF_INET ? "icmp" : "icmp6");
+	char path[64], *save = NULL;
+	size_t len = 0, alen = u->family == AF_INET ? 4 : 16;
+	snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, name);
+	_cleanup_free_ char *txt = read_file_at(AT_FDCWD, path, 16u << 20, &len);
+	if (!txt)
+		return pr_perror("fd %d of pid %d: read %s", fd, pid, path);
+	for (char *l = strtok_r(txt, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char rem[40];
+		unsigned int port, st;
+		unsigned long inode;
+		if (sscanf(l, " %*d: %*[0-9A-Fa-f]:%*x %39[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x %*u "
+			      "%*d %lu", rem, &port, &st, &inode) != 4 || inode != ino)
+			continue;
+		if (st != 1 /* TCP_ESTABLISHED */ || strlen(rem) != alen * 2)
+			return 0;
+		uint8_t a[16];
+		for (size_t w = 0; w < alen / 4; w++) {
+			char word[9];
+			memcpy(word, rem + 8 * w, 8);
+			word[8] = '\0';
+			uint32_t v = (uint32_t)strtoul(word, NULL, 16);
+			memcpy(a + 4 * w, &v, 4);
+		}
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		ss.ss_family = (sa_family_t)u->family;
+		if (u->family == AF_INET)
+			memcpy(&((struct sockaddr_in *)&ss)->sin_addr, a, 4);
+		else
+			memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, a, 16);
+		u->peer = addr_to_img(&ss);
+		return u->peer ? 0 : pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
+	}
+	return 0;
+}
+
 static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	pid_t pid = c->pid;
@@ -566,8 +582,12 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	u->protocol = (uint32_t)proto;
 	if ((ret = dump_addrs(pid, fd, dup, u)))
 		return ret;
-	ret = is_udp(proto) ? dump_udp_opts(pid, fd, dup, e->link, u)
+	if (!is_udp(proto) && !u->peer && (ret = proc_peer(pid, fd, e->st.st_ino, u)))
+		return ret;
+	ret = is_udp(proto) ? udp_pending(pid, fd, dup)
 			    : type == SOCK_RAW ? dump_raw_opts(pid, fd, dup, u) : 0;
+	if (!ret)
+		ret = sockopt_dump(dup, pid, fd, &u->opts);
 	if (!ret)
 		ret = mc_check(pid, fd, dup, e->link, family);
 	if (ret)
@@ -665,11 +685,11 @@ static bool ns_wants(const struct diag_scan *s, int family, int proto)
 static int diag_netns(struct diag_scan *s, size_t p)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
-	static const int protos[] = { IPPROTO_UDP, IPPROTO_UDPLITE };
+	static const int protos[] = { IPPROTO_UDP };
 	int nl = -1, ret = 0;
 
 	for (size_t a = 0; a < 2 && !ret; a++)
-		for (size_t b = 0; b < 2 && !ret; b++) {
+		for (size_t b = 0; b < sizeof(protos) / sizeof(protos[0]) && !ret; b++) {
 			if (!ns_wants(s, fams[a], protos[b]))
 				continue;
 			if (nl < 0 && (nl = sk_diag_open(s->procs[p]->pid, -1, -1, NULL)) < 0)
@@ -752,11 +772,7 @@ static int dg_validate(const FileDesc *d, const struct blob_reader *blobs)
 		return -EINVAL;
 	}
 	if ((u->has_shutdown && u->shutdown > 3) || (u->has_peek_off && u->peek_off < -1) ||
-	    (u->has_icmp6_filter && u->icmp6_filter.len != 32) || u->n_queue > DG_MSGS_MAX ||
-	    (u->has_udp_encap && u->udp_encap) ||
-	    (u->has_udp_segment && u->udp_segment > 65535) ||
-	    (u->has_udplite_send_cscov && u->udplite_send_cscov > 65535) ||
-	    (u->has_udplite_recv_cscov && u->udplite_recv_cscov > 65535)) {
+	    (u->has_icmp6_filter && u->icmp6_filter.len != 32) || u->n_queue > DG_MSGS_MAX) {
 		pr_err("files image: inet datagram socket %u has bad socket data", d->id);
 		return -EINVAL;
 	}
@@ -765,6 +781,10 @@ static int dg_validate(const FileDesc *d, const struct blob_reader *blobs)
 		       "have one", d->id);
 		return -EINVAL;
 	}
+	char what[64];
+	snprintf(what, sizeof(what), "files image: inet datagram socket %u", d->id);
+	if (u->opts && sockopt_validate(u->opts, fam, (int)u->type, (int)u->protocol, what))
+		return -EINVAL;
 	size_t total = 0;
 	for (size_t i = 0; i < u->n_queue; i++) {
 		const DgramMsg *m = u->queue[i];
@@ -791,33 +811,15 @@ static int set_int(int sk, int level, int opt, int v)
 	return setsockopt(sk, level, opt, &v, sizeof(v)) ? -errno : 0;
 }
 
-/* The kind's own options of @u on the new socket @sk. */
+/* The kind's own options of @u on the new socket @sk (the generic ones: sockopt). */
 static int restore_opts(int sk, const InetDgramSk *u, uint32_t id)
 {
-	int level = u->protocol == IPPROTO_UDPLITE ? SOL_UDPLITE : SOL_UDP, ret = 0;
-	const char *what = "?";
-
-#define OPT(cond, lvl, name, val)                                                           \
-	do {                                                                                \
-		if (!ret && (cond) && (ret = set_int(sk, lvl, name, (int)(val))))           \
-			what = #name;                                                       \
-	} while (0)
-	OPT(u->has_udp_no_check6_tx && u->udp_no_check6_tx, level, UDP_NO_CHECK6_TX, 1);
-	OPT(u->has_udp_no_check6_rx && u->udp_no_check6_rx, level, UDP_NO_CHECK6_RX, 1);
-	OPT(u->has_udp_segment, level, UDP_SEGMENT, u->udp_segment);
-	OPT(u->has_udp_gro && u->udp_gro, level, UDP_GRO, 1);
-	OPT(u->has_udplite_send_cscov, level, UDPLITE_SEND_CSCOV, u->udplite_send_cscov);
-	OPT(u->has_udplite_recv_cscov, level, UDPLITE_RECV_CSCOV, u->udplite_recv_cscov);
-	OPT(u->has_hdrincl, SOL_IP, IP_HDRINCL, u->hdrincl);
-#undef OPT
-	if (!ret && u->has_icmp_filter &&
+	if (u->has_icmp_filter &&
 	    setsockopt(sk, SOL_RAW, ICMP_FILTER, &u->icmp_filter, sizeof(u->icmp_filter)))
-		ret = -errno, what = "ICMP_FILTER";
-	if (!ret && u->has_icmp6_filter &&
+		return pr_perror("restore inet datagram socket %u: ICMP_FILTER", id);
+	if (u->has_icmp6_filter &&
 	    setsockopt(sk, SOL_ICMPV6, ICMP6_FILTER, u->icmp6_filter.data, u->icmp6_filter.len))
-		ret = -errno, what = "ICMP6_FILTER";
-	if (ret)
-		return pr_errno(ret, "restore inet datagram socket %u: %s", id, what);
+		return pr_perror("restore inet datagram socket %u: ICMP6_FILTER", id);
 	return 0;
 }
 
@@ -831,7 +833,11 @@ static int dg_make(const FileDesc *d)
 	if (sk < 0)
 		return pr_perror("restore %s %u: socket", dg_name(fam, (int)u->type,
 								   (int)u->protocol), d->id);
+	char what[64];
+	snprintf(what, sizeof(what), "inet datagram socket %u", d->id);
 	int ret = restore_opts(sk, u, d->id);
+	if (!ret && u->opts)
+		ret = sockopt_restore(sk, u->opts, SOCKOPT_EARLY, what);
 	if (ret)
 		return ret;
 	if (u->bound) {
@@ -966,8 +972,10 @@ static int refill(const struct fd_rst *s, size_t i, int sk)
 {
 	const FileDesc *d = s->f->files[i];
 	const InetDgramSk *u = d->inet_dgram;
-	int ret = 0;
+	int ret = 0, big = INT_MAX / 4;
 
+	if (u->n_queue && setsockopt(sk, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)))
+		(void)setsockopt(sk, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	for (size_t k = 0; k < u->n_queue && !ret; k++) {
 		const DgramMsg *m = u->queue[k];
 		int from = staged_sender(s, i, sk, m);
@@ -989,7 +997,7 @@ static int refill(const struct fd_rst *s, size_t i, int sk)
 	return ret;
 }
 
-/* Connected, shut down, corked: the last state of @d on @sk. */
+/* Connected, shut down, the late options: the last state of @d on @sk. */
 static int dg_finish(int sk, const FileDesc *d)
 {
 	const InetDgramSk *u = d->inet_dgram;
@@ -1006,10 +1014,9 @@ static int dg_finish(int sk, const FileDesc *d)
 	int how = sh == 3 ? SHUT_RDWR : sh == 2 ? SHUT_WR : sh ? SHUT_RD : -1;
 	if (how >= 0 && shutdown(sk, how) && errno != ENOTCONN)
 		return pr_perror("restore inet datagram socket %u: shutdown(%d)", d->id, how);
-	int level = u->protocol == IPPROTO_UDPLITE ? SOL_UDPLITE : SOL_UDP;
-	if (u->has_udp_cork && u->udp_cork && set_int(sk, level, UDP_CORK, 1))
-		return pr_perror("restore inet datagram socket %u: UDP_CORK", d->id);
-	return 0;
+	char what[64];
+	snprintf(what, sizeof(what), "inet datagram socket %u", d->id);
+	return u->opts ? sockopt_restore(sk, u->opts, SOCKOPT_LATE, what) : 0;
 }
 
 /* In the restore child (the task's network namespace): description @i, staged. */
