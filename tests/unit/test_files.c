@@ -564,9 +564,10 @@ static void test_bad_image(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-/* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify fd, a deleted directory,
- * a listening unix socket or one end of a socketpair whose other end is in the parent
- * (3 and 4: files_dump accepts it, files_merge_tree refuses it). */
+/* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
+ * fd, a deleted directory, a listening unix socket, one end of a socketpair whose other
+ * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it) or a
+ * UDP socket in a multicast group. */
 static int sv_parent = -1, sv_other = -1;
 
 static void unsupported_child(int which)
@@ -601,6 +602,14 @@ static void unsupported_child(int which)
 		close(sv_other);  /* the other end stays in the parent only */
 		fd = sv_parent;
 		break;
+	case 5: { /* a UDP socket in a multicast group: memberships are not carried */
+		struct ip_mreqn mr = { .imr_ifindex = 1 };  /* lo */
+		mr.imr_multiaddr.s_addr = htonl(0xe0010203); /* 224.1.2.3 */
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd >= 0 && setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)))
+			fd = -1;
+		break;
+	}
 	default: /* a deleted FIFO (deleted regular files and directories are carried) */
 		if (mkdtemp(path)) {
 			char fifo[64];
@@ -623,8 +632,9 @@ static void test_unsupported(void)
 	static const char *const want[] = {" pending in its write queue",
 					   " is an anonymous-inode file", "refers to deleted file",
 					   " is a listening unix socket",
-					   "is outside the dumped tree: not supported yet"};
-	for (int which = 0; which < 5; which++) {
+					   "is outside the dumped tree: not supported yet",
+					   "with IPv4 multicast memberships"};
+	for (int which = 0; which < 6; which++) {
 		int sv[2] = {-1, -1};
 		if (which == 4 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
 			UNIT_FAIL("socketpair: %s", strerror(errno));
