@@ -1,6 +1,7 @@
 // stasis-test: timeout=30
-/* UDP sockets with datagrams queued from two senders, IPv4 (127.0.0.1) and IPv6 (::1):
- * a receiver bound to an ephemeral port and two senders bound to their own, each sender
+/* UDP sockets with datagrams queued from two senders, IPv4 (127.0.0.1), IPv6 (::1) and
+ * IPv4 senders to a dual-stack IPv6 receiver bound to :: (v4-mapped addresses): a
+ * receiver bound to an ephemeral port and two senders bound to their own, each sender
  * sends interleaved datagrams of different sizes (an empty one among them). After the
  * restore every datagram comes back in order, whole, with the address and port of the
  * sender that sent it, nothing more; every socket keeps its bound address and the
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,10 +23,26 @@ static const size_t sizes[] = { 1, 700, 0, 1400, 17, 9000, 3 };
 #define MAXMSG 9000
 
 struct fam {
-	int af;
+	int af;     /* of the senders */
+	int rx_af;  /* of the receiver: AF_INET6 bound to :: for IPv4 senders (mapped) */
 	int rx, tx[2];
 	struct sockaddr_storage rx_addr, tx_addr[2];
+	struct sockaddr_storage to; /* where the senders send */
 };
+
+/* The source address the receiver sees for sender @s. */
+static void seen_from(const struct fam *f, int s, struct sockaddr_storage *out)
+{
+	*out = f->tx_addr[s];
+	if (f->rx_af == f->af)
+		return;
+	const struct sockaddr_in *a = (const struct sockaddr_in *)&f->tx_addr[s];
+	struct sockaddr_in6 m = { .sin6_family = AF_INET6, .sin6_port = a->sin_port };
+	m.sin6_addr.s6_addr[10] = m.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&m.sin6_addr.s6_addr[12], &a->sin_addr, 4);
+	memset(out, 0, sizeof(*out));
+	memcpy(out, &m, sizeof(m));
+}
 
 static unsigned char msg_byte(int af, int s, size_t i, size_t k)
 {
@@ -46,10 +64,12 @@ static socklen_t loopback(int af, struct sockaddr_storage *ss)
 	return sizeof(*a);
 }
 
-static int bound_socket(int af, struct sockaddr_storage *out)
+static int bound_socket(int af, bool any, struct sockaddr_storage *out)
 {
 	struct sockaddr_storage ss;
 	socklen_t l = loopback(af, &ss);
+	if (any)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_any;
 	int fd = socket(af, SOCK_DGRAM, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, l))
 		test_fail("af %d: socket/bind: %s", af, strerror(errno));
@@ -67,15 +87,25 @@ static socklen_t alen(int af)
 static void setup(struct fam *f)
 {
 	static unsigned char buf[MAXMSG];
-	f->rx = bound_socket(f->af, &f->rx_addr);
+	bool mapped = f->rx_af != f->af;
+	f->rx = bound_socket(f->rx_af, mapped, &f->rx_addr);
 	for (int s = 0; s < 2; s++)
-		f->tx[s] = bound_socket(f->af, &f->tx_addr[s]);
+		f->tx[s] = bound_socket(f->af, false, &f->tx_addr[s]);
+	if (mapped) { /* the senders send to 127.0.0.1 at the receiver's port */
+		uint16_t port = ((struct sockaddr_in6 *)&f->rx_addr)->sin6_port;
+		struct sockaddr_storage rx;
+		loopback(AF_INET, &rx);
+		((struct sockaddr_in *)&rx)->sin_port = port;
+		f->to = rx;
+	} else {
+		f->to = f->rx_addr;
+	}
 	for (size_t i = 0; i < NMSG; i++)
 		for (int s = 0; s < 2; s++) {
 			size_t sz = sizes[s ? NMSG - 1 - i : i];
 			for (size_t k = 0; k < sz; k++)
 				buf[k] = msg_byte(f->af, s, i, k);
-			if (sendto(f->tx[s], buf, sz, 0, (struct sockaddr *)&f->rx_addr,
+			if (sendto(f->tx[s], buf, sz, 0, (struct sockaddr *)&f->to,
 				   alen(f->af)) != (ssize_t)sz)
 				test_fail("af %d sender %d: sendto: %s", f->af, s, strerror(errno));
 		}
@@ -93,7 +123,7 @@ static void check_bound(int fd, const struct sockaddr_storage *want, int af, con
 static void check(struct fam *f)
 {
 	static unsigned char buf[MAXMSG + 64];
-	check_bound(f->rx, &f->rx_addr, f->af, "the receiver");
+	check_bound(f->rx, &f->rx_addr, f->rx_af, "the receiver");
 	for (int s = 0; s < 2; s++)
 		check_bound(f->tx[s], &f->tx_addr[s], f->af, "a sender");
 	for (size_t i = 0; i < NMSG; i++)
@@ -107,7 +137,9 @@ static void check(struct fam *f)
 			TEST_CHECK(n == (ssize_t)sz, "af %d: datagram %zu of sender %d has %zd "
 				   "bytes, expected %zu (%s)", f->af, i, s, n, sz,
 				   n < 0 ? strerror(errno) : "");
-			TEST_CHECK(!memcmp(&from, &f->tx_addr[s], alen(f->af)),
+			struct sockaddr_storage want;
+			seen_from(f, s, &want);
+			TEST_CHECK(!memcmp(&from, &want, alen(f->rx_af)),
 				   "af %d: datagram %zu of sender %d: wrong source address", f->af,
 				   i, s);
 			for (size_t k = 0; k < sz; k++)
@@ -119,7 +151,7 @@ static void check(struct fam *f)
 	TEST_CHECK(n < 0 && errno == EAGAIN, "af %d: more datagrams than sent (%zd)", f->af, n);
 	/* still usable */
 	for (int s = 0; s < 2; s++)
-		TEST_CHECK(sendto(f->tx[s], "x", 1, 0, (struct sockaddr *)&f->rx_addr,
+		TEST_CHECK(sendto(f->tx[s], "x", 1, 0, (struct sockaddr *)&f->to,
 				  alen(f->af)) == 1, "af %d: send after restore: %s", f->af,
 			   strerror(errno));
 	for (int s = 0; s < 2; s++) {
@@ -132,12 +164,14 @@ static void check(struct fam *f)
 
 int main(int argc, char **argv)
 {
-	struct fam f[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	struct fam f[3] = { { .af = AF_INET, .rx_af = AF_INET },
+			    { .af = AF_INET6, .rx_af = AF_INET6 },
+			    { .af = AF_INET, .rx_af = AF_INET6 } };
 
 	test_init(argc, argv);
 	if (dg_lo_up())
 		test_fail("lo is down and cannot be brought up");
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		setup(&f[i]);
 	test_ready();
 	test_wait();
@@ -146,7 +180,7 @@ int main(int argc, char **argv)
 		char b[8];
 		(void)!recv(f[1].rx, b, sizeof(b), MSG_DONTWAIT);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		check(&f[i]);
 	test_pass();
 }
