@@ -5,7 +5,8 @@
  * message in FileDesc (docs/ARCHITECTURE.md, "Adding an fd kind").
  *
  * Order matters where the tests overlap: sockets and anon-inode files first (an anon
- * inode is a regular file to fstat on this kernel), memfds before unlinked files (a
+ * inode is a regular file to fstat on this kernel; each socket row claims its address
+ * family, and fd_sock_refused_ops, after them, refuses every other socket), memfds before unlinked files (a
  * memfd's link ends in " (deleted)"), message queues before regular files, tty devices
  * before other character devices (ptys, tty.c, before the external ttys). The two rows
  * here refuse what is not supported yet. */

@@ -5,9 +5,10 @@
  * Dump, from outside, on a pidfd_getfd duplicate (the same socket):
  *   - the socket must live in its task's network namespace (SO_NETNS_COOKIE against a
  *     socket made there), and belong to one process of the tree;
- *   - getsockname / getpeername: the bound and connected addresses (a port the kernel
- *     picked at the first send is bound again: the same state but for the "bound by the
- *     user" lock, which only matters to a later disconnect);
+ *   - getsockname / getpeername: the bound and connected addresses (a port or address
+ *     the kernel picked at the first send or at connect is bound again: the same state
+ *     but for the "bound by the program" locks, which only matter to a later disconnect:
+ *     the restored socket keeps its port and address);
  *   - the shutdown bits: one inet_diag dump per family and protocol and network
  *     namespace for the whole tree (the merge hook); a ping or raw socket has no diag:
  *     a read shutdown is seen with poll, a write-only shutdown cannot be read (not kept);
@@ -905,11 +906,14 @@ static int send_one(int from, const InetDgramSk *u, const DgramMsg *m, uint32_t 
 	ssize_t r = sendto(from, m->data.data, m->data.len, MSG_DONTWAIT | MSG_NOSIGNAL,
 			   (struct sockaddr *)&ss, l);
 	if (r != (ssize_t)m->data.len) {
+		int e = r < 0 ? -errno : -EIO;
 		char a[80], b[80];
 		addr_str(m->src, a, sizeof(a));
 		addr_str(m->dst, b, sizeof(b));
-		return pr_perror("restore inet datagram socket %u: re-send queued datagram %zu "
-				 "(%zu bytes) from %s to %s", id, k, m->data.len, a, b);
+		return pr_errno(e, "restore inet datagram socket %u: re-send queued datagram %zu "
+				"(%zu bytes) from %s to %s%s", id, k, m->data.len, a, b,
+				e == -EINVAL ? " (a source that is not a local address needs "
+					       "IP_TRANSPARENT: CAP_NET_ADMIN or CAP_NET_RAW)" : "");
 	}
 	return 0;
 }
