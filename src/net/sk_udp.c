@@ -54,7 +54,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -932,35 +931,37 @@ static bool same_src(const struct sockaddr_storage *ss, const InetAddr *a, int f
 	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
 
+/* The next datagram at byte offset @off of @sk, waiting for one still on its way through
+ * the loopback until @deadline_ns. */
+static ssize_t peek_wait(int sk, int off, void *buf, struct sockaddr_storage *src,
+			 uint64_t deadline_ns)
+{
+	struct sockaddr_storage dst;
+	for (;;) {
+		ssize_t r = peek_one(sk, off, buf, DG_MSG_MAX, src, &dst);
+		if (r != -EAGAIN || now_ns() >= deadline_ns)
+			return r;
+		struct pollfd p = { .fd = sk, .events = POLLIN };
+		(void)poll(&p, 1, 10);
+	}
+}
+
 /* The queue of @sk must now be the image's: every datagram, whole, from its source, in
  * order (a datagram still on its way through the loopback is waited for, bounded). */
 static int verify_queue(int sk, const InetDgramSk *u, uint32_t id)
 {
 	_cleanup_free_ uint8_t *buf = malloc(DG_MSG_MAX);
-	struct sockaddr_storage src, dst;
-	uint64_t end = 0;
+	struct sockaddr_storage src;
+	uint64_t deadline = now_ns() + (uint64_t)REFILL_WAIT_MS * 1000000;
 	int off = 0;
 
 	if (!buf)
 		return pr_errno(-ENOMEM, "restore inet datagram socket %u", id);
 	for (size_t k = 0; k < u->n_queue; k++) {
 		const DgramMsg *m = u->queue[k];
-		ssize_t r = peek_one(sk, off, buf, DG_MSG_MAX, &src, &dst);
-		if (r == -EAGAIN) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-			if (!end)
-				end = now + REFILL_WAIT_MS;
-			if (now < end) {
-				struct pollfd p = { .fd = sk, .events = POLLIN };
-				(void)poll(&p, 1, 10);
-				k--;
-				continue;
-			}
-		}
+		ssize_t r = peek_wait(sk, off, buf, &src, deadline);
 		if (r < 0 || (size_t)r != m->data.len || !same_src(&src, m->src, (int)u->family) ||
-		    memcmp(buf, m->data.data, m->data.len)) {
+		    (m->data.len && memcmp(buf, m->data.data, m->data.len))) {
 			pr_err("restore inet datagram socket %u: queued datagram %zu of %zu did not "
 			       "arrive as it was (dropped by the receive buffer, or taken by "
 			       "another socket)", id, k, u->n_queue);
