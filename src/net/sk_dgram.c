@@ -70,7 +70,9 @@ static int recv_one_fd(int sv)
 	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
 	char b;
 	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	if (recvmsg(sv, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1)
 		return -EIO;
@@ -97,9 +99,14 @@ static int diag_socket_of(pid_t pid, int ns, const char *what)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
 		return pr_perror("sock_diag: socketpair");
-	struct nsrun r = { .tag = "sock_diag", .what = what, .err_prefix = "sock_diag",
-			   .ns = { { .fd = ns, .type = CLONE_NEWNET } }, .n_ns = 1,
-			   .via_owner = true, .timeout_ms = 5000, .max_reply = 0 };
+	struct nsrun r = { .tag = "sock_diag",
+			   .what = what,
+			   .err_prefix = "sock_diag",
+			   .ns = { { .fd = ns, .type = CLONE_NEWNET } },
+			   .n_ns = 1,
+			   .via_owner = true,
+			   .timeout_ms = 5000,
+			   .max_reply = 0 };
 	void *data = NULL;
 	size_t len = 0;
 	int ret = ns_run(&r, diag_child, &sv[1], &data, &len);
@@ -132,14 +139,14 @@ int sk_diag_open(pid_t pid, int fd, int dup, const char *link)
 		if (ret)
 			return pr_errno(ret, "fd %d of pid %d: SO_NETNS_COOKIE", fd, pid);
 		if (a != b)
-			return sk_refuse(pid, fd, link, "a socket of another network namespace "
-							"than its task's");
+			return sk_refuse(pid, fd, link,
+					 "a socket of another network namespace "
+					 "than its task's");
 	}
 	return take_fd(&nl);
 }
 
-static int diag_walk(const char *buf, size_t n, sk_diag_cb cb, void *arg, const char *what,
-		     bool *done)
+static int diag_walk(const char *buf, size_t n, sk_diag_cb cb, void *arg, const char *what, bool *done)
 {
 	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, n);
 	     h = NLMSG_NEXT(h, n)) {
@@ -150,7 +157,7 @@ static int diag_walk(const char *buf, size_t n, sk_diag_cb cb, void *arg, const 
 		if (h->nlmsg_type == NLMSG_ERROR) {
 			const struct nlmsgerr *e = NLMSG_DATA(h);
 			int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error
-											 : -EIO;
+										       : -EIO;
 			return pr_errno(err, "sock_diag dump of %s", what);
 		}
 		int ret = cb(h, arg);
@@ -221,8 +228,8 @@ int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const cha
 			for (size_t q = p + 1; q < n; q++)
 				if (fd_desc_index(procs[q]->files, f->files[i]->id) >= 0) {
 					pr_err("fd %d of pid %d is %s shared with pid %d: not "
-					       "supported yet", fd_desc_fd(f, i), procs[p]->pid,
-					       what, procs[q]->pid);
+					       "supported yet",
+					       fd_desc_fd(f, i), procs[p]->pid, what, procs[q]->pid);
 					return -EOPNOTSUPP;
 				}
 		}

@@ -17,8 +17,7 @@ struct sk_ident {
 
 /* Is fd @e a socket, and of which domain/type/protocol (getsockopt on a pidfd_getfd
  * duplicate)? 1 with *@id set, 0 if not a socket, or a logged -errno. */
-int sk_ident_of(const struct dump_ctx *c, const struct fd_ent *e, struct sk_ident *id)
-	__must_check;
+int sk_ident_of(const struct dump_ctx *c, const struct fd_ent *e, struct sk_ident *id) __must_check;
 
 /* Log "fd N of pid P is WHAT (LINK): not supported yet"; -EOPNOTSUPP. */
 int sk_refuse(pid_t pid, int fd, const char *link, const char *what);
@@ -32,8 +31,7 @@ int sk_diag_open(pid_t pid, int fd, int dup, const char *link) __must_check;
  * every reply message until NLMSG_DONE; an NLMSG_ERROR or a @cb error ends it. Bounded
  * wait. 0 or a logged -errno (@what names the dump). */
 typedef int (*sk_diag_cb)(const struct nlmsghdr *h, void *arg);
-int sk_diag_dump(int nl, void *req, size_t len, sk_diag_cb cb, void *arg, const char *what)
-	__must_check;
+int sk_diag_dump(int nl, void *req, size_t len, sk_diag_cb cb, void *arg, const char *what) __must_check;
 
 /* The inode of the network namespace of @pid (0 on failure, logged). */
 uint64_t sk_netns_ino(pid_t pid);
@@ -43,7 +41,6 @@ bool sk_has_queued(int sk);
 
 /* Refuse a description of @kind shared by several processes of the tree (the dump's
  * merge hook): a socket of a network namespace must be opened there, in the one task. */
-int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what)
-	__must_check;
+int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what) __must_check;
 
 #endif

@@ -58,8 +58,8 @@ static const struct nl_flag nl_flags[] = {
 	{ NETLINK_LISTEN_ALL_NSID, NDIAG_FLAG_LISTEN_ALL_NSID, "NETLINK_LISTEN_ALL_NSID" },
 	{ NETLINK_CAP_ACK, NDIAG_FLAG_CAP_ACK, "NETLINK_CAP_ACK" },
 };
-#define NL_FLAGS_ALL                                                                        \
-	(NDIAG_FLAG_PKTINFO | NDIAG_FLAG_BROADCAST_ERROR | NDIAG_FLAG_NO_ENOBUFS |          \
+#define NL_FLAGS_ALL                                                               \
+	(NDIAG_FLAG_PKTINFO | NDIAG_FLAG_BROADCAST_ERROR | NDIAG_FLAG_NO_ENOBUFS | \
 	 NDIAG_FLAG_LISTEN_ALL_NSID | NDIAG_FLAG_CAP_ACK)
 
 static int nl_opt(int sk, int opt, int *v)
@@ -105,8 +105,9 @@ static int nl_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	    getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &proto, &l))
 		return pr_perror("fd %d of pid %d: netlink socket type", fd, pid);
 	if (sk_has_queued(dup))
-		return sk_refuse(pid, fd, e->link, "a netlink socket with messages queued (a "
-						   "kernel reply cannot be made again)");
+		return sk_refuse(pid, fd, e->link,
+				 "a netlink socket with messages queued (a "
+				 "kernel reply cannot be made again)");
 
 	NetlinkSk *n = malloc(sizeof(*n));
 	if (!n)
@@ -145,8 +146,8 @@ static int nl_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 		n->has_strict_chk = n->strict_chk = true;
 	if ((ret = sockopt_dump(dup, pid, fd, &n->opts)))
 		return ret;
-	pr_debug("pid %d fd %d: netlink protocol %d, port id %u, %zu group words", pid, fd,
-		 proto, n->portid, n->n_groups);
+	pr_debug("pid %d fd %d: netlink protocol %d, port id %u, %zu group words", pid, fd, proto,
+		 n->portid, n->n_groups);
 	return 0;
 }
 
@@ -251,8 +252,8 @@ static int nl_validate(const FileDesc *d, const struct blob_reader *blobs)
 	    n->n_groups > NL_GROUP_WORDS || (n->flags & ~(uint32_t)NL_FLAGS_ALL) ||
 	    (n->has_peek_off && n->peek_off < -1)) {
 		pr_err("files image: netlink socket %u has bad socket data (type %u, protocol "
-		       "%u, %zu group words, flags %#x)", d->id, n->type, n->protocol, n->n_groups,
-		       n->flags);
+		       "%u, %zu group words, flags %#x)",
+		       d->id, n->type, n->protocol, n->n_groups, n->flags);
 		return -EINVAL;
 	}
 	char what[64];
@@ -273,11 +274,10 @@ static int nl_make(const FileDesc *d)
 {
 	const NetlinkSk *n = d->netlink;
 	int ret = 0;
-	_cleanup_close_ int sk = socket(AF_NETLINK, (int)n->type | SOCK_CLOEXEC | SOCK_NONBLOCK,
-					(int)n->protocol);
+	_cleanup_close_ int sk =
+		socket(AF_NETLINK, (int)n->type | SOCK_CLOEXEC | SOCK_NONBLOCK, (int)n->protocol);
 	if (sk < 0)
-		return pr_perror("restore netlink socket %u: socket(protocol %u)", d->id,
-				 n->protocol);
+		return pr_perror("restore netlink socket %u: socket(protocol %u)", d->id, n->protocol);
 	for (size_t i = 0; i < sizeof(nl_flags) / sizeof(nl_flags[0]) && !ret; i++)
 		if (n->flags & nl_flags[i].bit)
 			ret = nl_set(sk, nl_flags[i].opt, 1, d->id, nl_flags[i].name);
@@ -306,11 +306,13 @@ static int nl_make(const FileDesc *d)
 				return pr_perror("restore netlink socket %u: join group %d", d->id, g);
 		}
 	if (n->has_dst_portid || n->has_dst_group) {
-		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = n->dst_portid,
+		struct sockaddr_nl a = { .nl_family = AF_NETLINK,
+					 .nl_pid = n->dst_portid,
 					 .nl_groups = n->dst_group };
 		if (connect(sk, (struct sockaddr *)&a, sizeof(a)))
 			return pr_perror("restore netlink socket %u: connect to port id %u group "
-					 "%#x", d->id, n->dst_portid, n->dst_group);
+					 "%#x",
+					 d->id, n->dst_portid, n->dst_group);
 	}
 	if (n->opts && (ret = sockopt_restore(sk, n->opts, SOCKOPT_LATE, what)))
 		return ret;
@@ -334,7 +336,8 @@ static int nl_open(const FileDesc *d, int target, int rootfd, const struct blob_
 {
 	(void)target, (void)rootfd, (void)blobs;
 	pr_err("restore: netlink socket %u must be opened by its task (in its network "
-	       "namespace): not supported", d->id);
+	       "namespace): not supported",
+	       d->id);
 	return -EOPNOTSUPP;
 }
 

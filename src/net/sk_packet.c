@@ -164,7 +164,8 @@ static int pk_fill(const struct nlmsghdr *h, PacketSk *k, int fd, pid_t pid)
 	     a = RTA_NEXT(a, len)) {
 		if (a->rta_type == PACKET_DIAG_RX_RING || a->rta_type == PACKET_DIAG_TX_RING) {
 			pr_err("fd %d of pid %d is a packet socket with an mmap'ed %s ring: not "
-			       "supported", fd, pid, a->rta_type == PACKET_DIAG_RX_RING ? "RX" : "TX");
+			       "supported",
+			       fd, pid, a->rta_type == PACKET_DIAG_RX_RING ? "RX" : "TX");
 			return -EOPNOTSUPP;
 		}
 		if (a->rta_type == PACKET_DIAG_INFO &&
@@ -183,7 +184,8 @@ static int pk_fill(const struct nlmsghdr *h, PacketSk *k, int fd, pid_t pid)
 			int ret = pk_add_mc(k, &one);
 			if (ret == -EOPNOTSUPP) {
 				pr_err("fd %d of pid %d: a packet socket with more than %d multicast "
-				       "entries or a long address: not supported", fd, pid, PK_MC_MAX);
+				       "entries or a long address: not supported",
+				       fd, pid, PK_MC_MAX);
 				return ret;
 			}
 			if (ret)
@@ -300,10 +302,10 @@ static int pk_set(int sk, int opt, int v, uint32_t id, const char *name)
 static int pk_restore_opts(int sk, const PacketSk *k, uint32_t id)
 {
 	int ret = 0;
-#define PK(cond, opt, val)                                                                  \
-	do {                                                                                \
-		if (!ret && (cond))                                                         \
-			ret = pk_set(sk, opt, (int)(val), id, #opt);                        \
+#define PK(cond, opt, val)                                           \
+	do {                                                         \
+		if (!ret && (cond))                                  \
+			ret = pk_set(sk, opt, (int)(val), id, #opt); \
 	} while (0)
 	PK(k->has_version, PACKET_VERSION, k->version);
 	PK(k->has_reserve, PACKET_RESERVE, k->reserve);
@@ -342,7 +344,8 @@ static int pk_make(const FileDesc *d)
 	}
 	for (size_t i = 0; i < k->n_mclist; i++) {
 		const PacketMc *m = k->mclist[i];
-		struct packet_mreq mr = { .mr_ifindex = (int)m->ifindex, .mr_type = (uint16_t)m->type,
+		struct packet_mreq mr = { .mr_ifindex = (int)m->ifindex,
+					  .mr_type = (uint16_t)m->type,
 					  .mr_alen = (uint16_t)m->addr.len };
 		if (m->addr.len)
 			memcpy(mr.mr_address, m->addr.data, m->addr.len < 8 ? m->addr.len : 8);
@@ -372,7 +375,8 @@ static int pk_open(const FileDesc *d, int target, int rootfd, const struct blob_
 {
 	(void)target, (void)rootfd, (void)blobs;
 	pr_err("restore: packet socket %u must be opened by its task (in its network "
-	       "namespace): not supported", d->id);
+	       "namespace): not supported",
+	       d->id);
 	return -EOPNOTSUPP;
 }
 

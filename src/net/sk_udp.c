@@ -81,10 +81,7 @@ static const char *dg_name(int family, int type, int proto)
 	return family == AF_INET ? "a UDP socket" : "a UDP IPv6 socket";
 }
 
-static bool is_udp(int proto)
-{
-	return proto == IPPROTO_UDP;
-}
+static bool is_udp(int proto) { return proto == IPPROTO_UDP; }
 
 /* A kind this row restores: family, type and protocol. */
 static bool dg_supported(int family, int type, int proto)
@@ -215,9 +212,10 @@ static int hexbyte(const char *s)
 	int v = 0;
 	for (int k = 0; k < 2; k++) {
 		char ch = s[k];
-		int d = ch >= '0' && ch <= '9' ? ch - '0'
+		int d = ch >= '0' && ch <= '9'   ? ch - '0'
 			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+						 : -1;
 		if (d < 0)
 			return -1;
 		v = v * 16 + d;
@@ -243,8 +241,9 @@ static int mc_check(pid_t pid, int fd, int dup, const char *link, int family)
 				ifindex = atoi(l);
 			else if (l[0] == '\t' && sscanf(l, " %8x", &g) == 1 &&
 				 mc_member(dup, SOL_IP, AF_INET, &g, ifindex))
-				return sk_refuse(pid, fd, link, "an inet socket with IPv4 multicast "
-								"memberships");
+				return sk_refuse(pid, fd, link,
+						 "an inet socket with IPv4 multicast "
+						 "memberships");
 		}
 	}
 	if (family != AF_INET6)
@@ -301,8 +300,7 @@ static int peek_end(int dup, const struct peek_state *p)
 	int ret = 0;
 	if (setsockopt(dup, SOL_SOCKET, SO_PEEK_OFF, &p->peek_off, sizeof(p->peek_off)))
 		ret = -errno;
-	if (p->has_v4 &&
-	    setsockopt(dup, SOL_IP, IP_RECVORIGDSTADDR, &p->v4_orig, sizeof(p->v4_orig)))
+	if (p->has_v4 && setsockopt(dup, SOL_IP, IP_RECVORIGDSTADDR, &p->v4_orig, sizeof(p->v4_orig)))
 		ret = -errno;
 	if (p->has_v6 &&
 	    setsockopt(dup, SOL_IPV6, IPV6_RECVORIGDSTADDR, &p->v6_orig, sizeof(p->v6_orig)))
@@ -318,8 +316,12 @@ static ssize_t peek_one(int sk, int off, void *buf, size_t cap, struct sockaddr_
 	_Alignas(struct cmsghdr) char cbuf[CMSG_BUF];
 	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr mh = {
-		.msg_name = src, .msg_namelen = sizeof(*src), .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		.msg_name = src,
+		.msg_namelen = sizeof(*src),
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
 	};
 	if (setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
 		return -errno;
@@ -398,16 +400,17 @@ static int peek_queue(pid_t pid, int fd, int dup, InetDgramSk *u)
 			break;
 		}
 		dst_to_family(&dst, (int)u->family);
-		if ((size_t)r > DG_MSG_MAX || src.ss_family != u->family ||
-		    dst.ss_family != u->family) {
+		if ((size_t)r > DG_MSG_MAX || src.ss_family != u->family || dst.ss_family != u->family) {
 			pr_err("fd %d of pid %d: a queued datagram of %zd bytes without its "
-			       "addresses: not supported yet", fd, pid, r);
+			       "addresses: not supported yet",
+			       fd, pid, r);
 			ret = -EOPNOTSUPP;
 			break;
 		}
 		if (u->n_queue >= DG_MSGS_MAX || (size_t)r > DG_QUEUE_MAX - total) {
 			pr_err("fd %d of pid %d: more than %u datagrams or %u bytes queued: not "
-			       "supported yet", fd, pid, DG_MSGS_MAX, DG_QUEUE_MAX);
+			       "supported yet",
+			       fd, pid, DG_MSGS_MAX, DG_QUEUE_MAX);
 			ret = -EOPNOTSUPP;
 			break;
 		}
@@ -420,8 +423,8 @@ static int peek_queue(pid_t pid, int fd, int dup, InetDgramSk *u)
 	}
 	int e = peek_end(dup, &ps);
 	if (e && !ret)
-		ret = pr_errno(e, "fd %d of pid %d: cannot put back its options after the peek",
-			       fd, pid);
+		ret = pr_errno(e, "fd %d of pid %d: cannot put back its options after the peek", fd,
+			       pid);
 	return ret;
 }
 
@@ -531,8 +534,11 @@ static int proc_peer(pid_t pid, int fd, uint64_t ino, InetDgramSk *u)
 		char rem[40];
 		unsigned int port, st;
 		unsigned long inode;
-		if (sscanf(l, " %*d: %*[0-9A-Fa-f]:%*x %39[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x %*u "
-			      "%*d %lu", rem, &port, &st, &inode) != 4 || inode != ino)
+		if (sscanf(l,
+			   " %*d: %*[0-9A-Fa-f]:%*x %39[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x %*u "
+			   "%*d %lu",
+			   rem, &port, &st, &inode) != 4 ||
+		    inode != ino)
 			continue;
 		if (st != 1 /* TCP_ESTABLISHED */ || strlen(rem) != alen * 2)
 			return 0;
@@ -584,8 +590,9 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 		return ret;
 	if (!is_udp(proto) && !u->peer && (ret = proc_peer(pid, fd, e->st.st_ino, u)))
 		return ret;
-	ret = is_udp(proto) ? udp_pending(pid, fd, dup)
-			    : type == SOCK_RAW ? dump_raw_opts(pid, fd, dup, u) : 0;
+	ret = is_udp(proto)      ? udp_pending(pid, fd, dup)
+	      : type == SOCK_RAW ? dump_raw_opts(pid, fd, dup, u)
+				 : 0;
 	if (!ret)
 		ret = sockopt_dump(dup, pid, fd, &u->opts);
 	if (!ret)
@@ -607,8 +614,9 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 			u->shutdown = 1;
 		}
 		if (sk_has_queued(dup))
-			return sk_refuse(pid, fd, e->link, "a ping or raw socket with datagrams "
-							   "queued (they cannot be peeked in order)");
+			return sk_refuse(pid, fd, e->link,
+					 "a ping or raw socket with datagrams "
+					 "queued (they cannot be peeked in order)");
 	}
 	if (!ret)
 		pr_debug("pid %d fd %d: %s, bound %d, connected %d, %zu datagrams queued", pid, fd,
@@ -634,8 +642,8 @@ static InetDgramSk *find_by_ino(const struct diag_scan *s, uint64_t ino)
 		const Files *f = s->procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			const FileDesc *d = f->files[i];
-			if (d->kind == FILE_KIND__FILE_INET_DGRAM && d->ino == ino && d->inet_dgram &&
-			    (int)d->inet_dgram->family == s->family &&
+			if (d->kind == FILE_KIND__FILE_INET_DGRAM && d->ino == ino &&
+			    d->inet_dgram && (int)d->inet_dgram->family == s->family &&
 			    (int)d->inet_dgram->protocol == s->proto)
 				return d->inet_dgram;
 		}
@@ -715,8 +723,9 @@ static int diag_netns(struct diag_scan *s, size_t p)
 
 static int dg_merge(struct dump_ctx **procs, size_t n)
 {
-	int ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_INET_DGRAM, "an inet datagram "
-									"socket");
+	int ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_INET_DGRAM,
+				   "an inet datagram "
+				   "socket");
 	if (ret)
 		return ret;
 	_cleanup_free_ uint64_t *ns = calloc(n, sizeof(*ns));
@@ -763,12 +772,14 @@ static int dg_validate(const FileDesc *d, const struct blob_reader *blobs)
 	if (u->family > INT_MAX || u->type > INT_MAX || u->protocol > 255 ||
 	    !dg_supported(fam, (int)u->type, (int)u->protocol)) {
 		pr_err("files image: inet datagram socket %u: family %u, type %u, protocol %u "
-		       "not supported", d->id, u->family, u->type, u->protocol);
+		       "not supported",
+		       d->id, u->family, u->type, u->protocol);
 		return -EINVAL;
 	}
 	if ((u->bound && !addr_ok(u->bound, fam, true)) || (u->peer && !addr_ok(u->peer, fam, true))) {
 		pr_err("files image: inet datagram socket %u: an address of the wrong family "
-		       "or size", d->id);
+		       "or size",
+		       d->id);
 		return -EINVAL;
 	}
 	if ((u->has_shutdown && u->shutdown > 3) || (u->has_peek_off && u->peek_off < -1) ||
@@ -778,7 +789,8 @@ static int dg_validate(const FileDesc *d, const struct blob_reader *blobs)
 	}
 	if (u->n_queue && (!is_udp((int)u->protocol) || !u->bound)) {
 		pr_err("files image: inet datagram socket %u: a queue on a socket that cannot "
-		       "have one", d->id);
+		       "have one",
+		       d->id);
 		return -EINVAL;
 	}
 	char what[64];
@@ -791,14 +803,15 @@ static int dg_validate(const FileDesc *d, const struct blob_reader *blobs)
 		if (!m || !m->src || !m->dst || !addr_ok(m->src, fam, true) ||
 		    !addr_ok(m->dst, fam, true) || !m->src->port || m->dst->port != u->bound->port) {
 			pr_err("files image: inet datagram socket %u: queued datagram %zu has a bad "
-			       "address (wrong family, size or port)", d->id, i);
+			       "address (wrong family, size or port)",
+			       d->id, i);
 			return -EINVAL;
 		}
 		if (m->data.len > DG_MSG_MAX - 8 - (fam == AF_INET ? 20 : 0) ||
 		    m->data.len > DG_QUEUE_MAX - total) {
 			pr_err("files image: inet datagram socket %u: queued datagram %zu of %zu "
-			       "bytes is longer than a datagram or the queue can be", d->id, i,
-			       m->data.len);
+			       "bytes is longer than a datagram or the queue can be",
+			       d->id, i, m->data.len);
 			return -EINVAL;
 		}
 		total += m->data.len;
@@ -828,11 +841,11 @@ static int dg_make(const FileDesc *d)
 {
 	const InetDgramSk *u = d->inet_dgram;
 	int fam = (int)u->family;
-	_cleanup_close_ int sk = socket(fam, (int)u->type | SOCK_CLOEXEC | SOCK_NONBLOCK,
-					(int)u->protocol);
+	_cleanup_close_ int sk =
+		socket(fam, (int)u->type | SOCK_CLOEXEC | SOCK_NONBLOCK, (int)u->protocol);
 	if (sk < 0)
-		return pr_perror("restore %s %u: socket", dg_name(fam, (int)u->type,
-								   (int)u->protocol), d->id);
+		return pr_perror("restore %s %u: socket",
+				 dg_name(fam, (int)u->type, (int)u->protocol), d->id);
 	char what[64];
 	snprintf(what, sizeof(what), "inet datagram socket %u", d->id);
 	int ret = restore_opts(sk, u, d->id);
@@ -861,8 +874,7 @@ static int temp_sender(const InetDgramSk *u, const DgramMsg *m, uint32_t id)
 	addr_str(m->src, a, sizeof(a));
 	_cleanup_close_ int sk = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, (int)u->protocol);
 	if (sk < 0)
-		return pr_perror("restore inet datagram socket %u: a socket to re-send from %s",
-				 id, a);
+		return pr_perror("restore inet datagram socket %u: a socket to re-send from %s", id, a);
 	(void)set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (fam == AF_INET) {
 		(void)set_int(sk, SOL_IP, IP_FREEBIND, 1);
@@ -876,7 +888,8 @@ static int temp_sender(const InetDgramSk *u, const DgramMsg *m, uint32_t id)
 	socklen_t l = addr_from_img(m->src, fam, &ss);
 	if (bind(sk, (struct sockaddr *)&ss, l))
 		return pr_perror("restore inet datagram socket %u: bind to %s, the source of a "
-				 "queued datagram", id, a);
+				 "queued datagram",
+				 id, a);
 	return take_fd(&sk);
 }
 
@@ -909,10 +922,13 @@ static int send_one(int from, const InetDgramSk *u, const DgramMsg *m, uint32_t 
 		char a[80], b[80];
 		addr_str(m->src, a, sizeof(a));
 		addr_str(m->dst, b, sizeof(b));
-		return pr_errno(e, "restore inet datagram socket %u: re-send queued datagram %zu "
-				"(%zu bytes) from %s to %s%s", id, k, m->data.len, a, b,
+		return pr_errno(e,
+				"restore inet datagram socket %u: re-send queued datagram %zu "
+				"(%zu bytes) from %s to %s%s",
+				id, k, m->data.len, a, b,
 				e == -EINVAL ? " (a source that is not a local address needs "
-					       "IP_TRANSPARENT: CAP_NET_ADMIN or CAP_NET_RAW)" : "");
+					       "IP_TRANSPARENT: CAP_NET_ADMIN or CAP_NET_RAW)"
+					     : "");
 	}
 	return 0;
 }
@@ -933,8 +949,7 @@ static bool same_src(const struct sockaddr_storage *ss, const InetAddr *a, int f
 
 /* The next datagram at byte offset @off of @sk, waiting for one still on its way through
  * the loopback until @deadline_ns. */
-static ssize_t peek_wait(int sk, int off, void *buf, struct sockaddr_storage *src,
-			 uint64_t deadline_ns)
+static ssize_t peek_wait(int sk, int off, void *buf, struct sockaddr_storage *src, uint64_t deadline_ns)
 {
 	struct sockaddr_storage dst;
 	for (;;) {
@@ -964,7 +979,8 @@ static int verify_queue(int sk, const InetDgramSk *u, uint32_t id)
 		    (m->data.len && memcmp(buf, m->data.data, m->data.len))) {
 			pr_err("restore inet datagram socket %u: queued datagram %zu of %zu did not "
 			       "arrive as it was (dropped by the receive buffer, or taken by "
-			       "another socket)", id, k, u->n_queue);
+			       "another socket)",
+			       id, k, u->n_queue);
 			return -EIO;
 		}
 		off += (int)r;
@@ -1049,7 +1065,8 @@ static int dg_open(const FileDesc *d, int target, int rootfd, const struct blob_
 {
 	(void)target, (void)rootfd, (void)blobs;
 	pr_err("restore: inet datagram socket %u must be opened by its task (in its network "
-	       "namespace): not supported", d->id);
+	       "namespace): not supported",
+	       d->id);
 	return -EOPNOTSUPP;
 }
 
@@ -1066,8 +1083,7 @@ static int dg_classify(const struct dump_ctx *c, struct fd_ent *e)
 		return 0;
 	if (!dg_supported(id.domain, id.type, id.protocol)) {
 		char what[96];
-		snprintf(what, sizeof(what), "an inet datagram socket of protocol %d",
-			 id.protocol);
+		snprintf(what, sizeof(what), "an inet datagram socket of protocol %d", id.protocol);
 		return sk_refuse(c->pid, e->fd, e->link, what);
 	}
 	e->kind = FILE_KIND__FILE_INET_DGRAM;
