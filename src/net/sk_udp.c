@@ -22,7 +22,8 @@
  *     answers EADDRNOTAVAIL unless it is a member: a member socket is refused;
  *   - the receive queue (UDP): each datagram peeked at an explicit SO_PEEK_OFF (nothing
  *     consumed) with its source address (msg_name) and original destination
- *     (IP_ORIGDSTADDR / IPV6_ORIGDSTADDR, switched on for the peek and put back); the
+ *     (IP_ORIGDSTADDR / IPV6_ORIGDSTADDR, switched on for the peek and put back), TTL
+ *     and TOS; the
  *     task's SO_PEEK_OFF is put back. Ping and raw sockets do not support SO_PEEK_OFF:
  *     a non-empty queue is refused.
  *
@@ -35,7 +36,9 @@
  * (a refill that does not match fails the restore; the receive buffer is raised for the
  * refill, the late options set it back). Then SO_PEEK_OFF, connect, shutdown, the late
  * options (the filter last).
- * The arrival time, TTL and TOS of a re-sent datagram are new. */
+ * Each is re-sent with the TTL / hop limit and TOS / traffic class it arrived with
+ * (read with IP_RECVTTL / IP_RECVTOS / IPV6_RECVHOPLIMIT / IPV6_RECVTCLASS switched on
+ * for the peek); its arrival time is new. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -269,28 +272,43 @@ static int mc_check(pid_t pid, int fd, int dup, const char *link, int family)
 	return 0;
 }
 
+/* What the peek switches on to read, with each datagram, its original destination
+ * (required), and the TTL / hop limit and TOS / traffic class it arrived with: the SOL_IP
+ * ones on an IPv6 socket too (its IPv4 datagrams, v4-mapped). */
+static const struct {
+	int level, name;
+	bool v6, required;
+} peek_opts[] = {
+	{ SOL_IP, IP_RECVORIGDSTADDR, false, true },
+	{ SOL_IP, IP_RECVTTL, false, false },
+	{ SOL_IP, IP_RECVTOS, false, false },
+	{ SOL_IPV6, IPV6_RECVORIGDSTADDR, true, true },
+	{ SOL_IPV6, IPV6_RECVHOPLIMIT, true, false },
+	{ SOL_IPV6, IPV6_RECVTCLASS, true, false },
+};
+#define N_PEEK_OPTS (sizeof(peek_opts) / sizeof(peek_opts[0]))
+
 struct peek_state {
 	int peek_off;
-	int v4_orig, v6_orig;
-	bool has_v4, has_v6;
+	int saved[N_PEEK_OPTS];
+	bool set[N_PEEK_OPTS];
 };
 
-/* Switch on what the peek needs (original destinations), remember the task's values. */
+/* Switch on what the peek needs, remember the task's values. */
 static int peek_begin(int dup, int family, struct peek_state *p)
 {
 	int on = 1;
 	memset(p, 0, sizeof(*p));
 	if (int_opt(dup, SOL_SOCKET, SO_PEEK_OFF, &p->peek_off))
 		return -errno;
-	p->has_v4 = !int_opt(dup, SOL_IP, IP_RECVORIGDSTADDR, &p->v4_orig) &&
-		    !setsockopt(dup, SOL_IP, IP_RECVORIGDSTADDR, &on, sizeof(on));
-	if (family == AF_INET6) {
-		p->has_v6 = !int_opt(dup, SOL_IPV6, IPV6_RECVORIGDSTADDR, &p->v6_orig) &&
-			    !setsockopt(dup, SOL_IPV6, IPV6_RECVORIGDSTADDR, &on, sizeof(on));
-		if (!p->has_v6)
+	for (size_t i = 0; i < N_PEEK_OPTS; i++) {
+		if (peek_opts[i].v6 && family != AF_INET6)
+			continue;
+		p->set[i] = !int_opt(dup, peek_opts[i].level, peek_opts[i].name, &p->saved[i]) &&
+			    !setsockopt(dup, peek_opts[i].level, peek_opts[i].name, &on, sizeof(on));
+		/* the original destination of the socket's own family is needed */
+		if (!p->set[i] && peek_opts[i].required && (family == AF_INET6) == peek_opts[i].v6)
 			return -errno;
-	} else if (!p->has_v4) {
-		return -errno;
 	}
 	return 0;
 }
@@ -300,18 +318,37 @@ static int peek_end(int dup, const struct peek_state *p)
 	int ret = 0;
 	if (setsockopt(dup, SOL_SOCKET, SO_PEEK_OFF, &p->peek_off, sizeof(p->peek_off)))
 		ret = -errno;
-	if (p->has_v4 && setsockopt(dup, SOL_IP, IP_RECVORIGDSTADDR, &p->v4_orig, sizeof(p->v4_orig)))
-		ret = -errno;
-	if (p->has_v6 &&
-	    setsockopt(dup, SOL_IPV6, IPV6_RECVORIGDSTADDR, &p->v6_orig, sizeof(p->v6_orig)))
-		ret = -errno;
+	for (size_t i = 0; i < N_PEEK_OPTS; i++)
+		if (p->set[i] && setsockopt(dup, peek_opts[i].level, peek_opts[i].name,
+					    &p->saved[i], sizeof(p->saved[i])))
+			ret = -errno;
 	return ret;
+}
+
+/* What a peeked datagram arrived with (-1: not known). */
+struct dg_meta {
+	int ttl, tos;
+};
+
+static void cmsg_meta(const struct cmsghdr *cm, struct dg_meta *m)
+{
+	int v = -1;
+	if (cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&v, CMSG_DATA(cm), sizeof(int));
+	else if (cm->cmsg_len == CMSG_LEN(1))
+		v = *(const uint8_t *)CMSG_DATA(cm);
+	if ((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_TTL) ||
+	    (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_HOPLIMIT))
+		m->ttl = v;
+	else if ((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_TOS) ||
+		 (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_TCLASS))
+		m->tos = v;
 }
 
 /* One datagram at byte offset @off of the queue of @sk: its length (MSG_TRUNC), source
  * in *@src, original destination in *@dst (ss_family 0 if none). */
 static ssize_t peek_one(int sk, int off, void *buf, size_t cap, struct sockaddr_storage *src,
-			struct sockaddr_storage *dst)
+			struct sockaddr_storage *dst, struct dg_meta *meta)
 {
 	_Alignas(struct cmsghdr) char cbuf[CMSG_BUF];
 	struct iovec iov = { .iov_base = buf, .iov_len = cap };
@@ -327,6 +364,7 @@ static ssize_t peek_one(int sk, int off, void *buf, size_t cap, struct sockaddr_
 		return -errno;
 	memset(src, 0, sizeof(*src));
 	memset(dst, 0, sizeof(*dst));
+	meta->ttl = meta->tos = -1;
 	ssize_t r = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
 	if (r < 0)
 		return -errno;
@@ -337,6 +375,8 @@ static ssize_t peek_one(int sk, int off, void *buf, size_t cap, struct sockaddr_
 		else if (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_ORIGDSTADDR &&
 			 cm->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6)))
 			memcpy(dst, CMSG_DATA(cm), sizeof(struct sockaddr_in6));
+		else
+			cmsg_meta(cm, meta);
 	}
 	return r;
 }
@@ -356,8 +396,8 @@ static void dst_to_family(struct sockaddr_storage *dst, int family)
 	memcpy(&s6->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
 }
 
-static int add_msg(InetDgramSk *u, const uint8_t *buf, size_t len,
-		   const struct sockaddr_storage *src, const struct sockaddr_storage *dst)
+static int add_msg(InetDgramSk *u, const uint8_t *buf, size_t len, const struct sockaddr_storage *src,
+		   const struct sockaddr_storage *dst, const struct dg_meta *meta)
 {
 	DgramMsg **nq = realloc(u->queue, (u->n_queue + 1) * sizeof(*nq));
 	if (!nq)
@@ -375,6 +415,10 @@ static int add_msg(InetDgramSk *u, const uint8_t *buf, size_t len,
 		return -ENOMEM;
 	memcpy(m->data.data, buf, len);
 	m->data.len = len;
+	m->has_ttl = meta->ttl >= 0 && meta->ttl <= 255;
+	m->ttl = m->has_ttl ? (uint32_t)meta->ttl : 0;
+	m->has_tos = meta->tos >= 0 && meta->tos <= 255;
+	m->tos = m->has_tos ? (uint32_t)meta->tos : 0;
 	return 0;
 }
 
@@ -383,6 +427,7 @@ static int peek_queue(pid_t pid, int fd, int dup, InetDgramSk *u)
 {
 	_cleanup_free_ uint8_t *buf = malloc(DG_MSG_MAX);
 	struct sockaddr_storage src, dst;
+	struct dg_meta meta;
 	struct peek_state ps;
 	size_t total = 0;
 	int off = 0, ret;
@@ -392,7 +437,7 @@ static int peek_queue(pid_t pid, int fd, int dup, InetDgramSk *u)
 	if ((ret = peek_begin(dup, (int)u->family, &ps)))
 		return pr_errno(ret, "fd %d of pid %d: prepare to read the queue", fd, pid);
 	for (;;) {
-		ssize_t r = peek_one(dup, off, buf, DG_MSG_MAX, &src, &dst);
+		ssize_t r = peek_one(dup, off, buf, DG_MSG_MAX, &src, &dst, &meta);
 		if (r == -EAGAIN)
 			break;
 		if (r < 0) {
@@ -414,7 +459,7 @@ static int peek_queue(pid_t pid, int fd, int dup, InetDgramSk *u)
 			ret = -EOPNOTSUPP;
 			break;
 		}
-		if ((ret = add_msg(u, buf, (size_t)r, &src, &dst))) {
+		if ((ret = add_msg(u, buf, (size_t)r, &src, &dst, &meta))) {
 			pr_errno(ret, "queue of fd %d of pid %d", fd, pid);
 			break;
 		}
@@ -911,12 +956,55 @@ static int staged_sender(const struct fd_rst *s, size_t self, int self_fd, const
 	return -1;
 }
 
+static bool is_v4_mapped(const InetAddr *a)
+{
+	static const uint8_t pre[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	return a->addr.len == 16 && !memcmp(a->addr.data, pre, sizeof(pre));
+}
+
+/* The TTL / hop limit and TOS / traffic class @m arrived with, as control messages of
+ * the re-send into @cbuf (room for two ints; IPv4 ones for an IPv4 or v4-mapped
+ * destination): the length used. */
+static size_t meta_cmsgs(const DgramMsg *m, char *cbuf)
+{
+	bool v4 = m->dst->addr.len == 4 || is_v4_mapped(m->dst);
+	int vals[2], types[2];
+	size_t n = 0, used = 0;
+	if (m->has_ttl && (m->ttl || !v4)) {
+		types[n] = v4 ? IP_TTL : IPV6_HOPLIMIT;
+		vals[n++] = (int)m->ttl;
+	}
+	if (m->has_tos) {
+		types[n] = v4 ? IP_TOS : IPV6_TCLASS;
+		vals[n++] = (int)m->tos;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cmsghdr *cm = (struct cmsghdr *)(void *)(cbuf + used);
+		cm->cmsg_level = v4 ? SOL_IP : SOL_IPV6;
+		cm->cmsg_type = types[i];
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &vals[i], sizeof(int));
+		used += CMSG_SPACE(sizeof(int));
+	}
+	return used;
+}
+
 static int send_one(int from, const InetDgramSk *u, const DgramMsg *m, uint32_t id, size_t k)
 {
+	_Alignas(struct cmsghdr) char cbuf[2 * CMSG_SPACE(sizeof(int))];
 	struct sockaddr_storage ss;
 	socklen_t l = addr_from_img(m->dst, (int)u->family, &ss);
-	ssize_t r = sendto(from, m->data.data, m->data.len, MSG_DONTWAIT | MSG_NOSIGNAL,
-			   (struct sockaddr *)&ss, l);
+	struct iovec iov = { .iov_base = m->data.data, .iov_len = m->data.len };
+	struct msghdr mh = { .msg_name = &ss,
+			     .msg_namelen = l,
+			     .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf };
+	memset(cbuf, 0, sizeof(cbuf));
+	mh.msg_controllen = meta_cmsgs(m, cbuf);
+	if (!mh.msg_controllen)
+		mh.msg_control = NULL;
+	ssize_t r = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (r != (ssize_t)m->data.len) {
 		int e = r < 0 ? -errno : -EIO;
 		char a[80], b[80];
@@ -952,8 +1040,9 @@ static bool same_src(const struct sockaddr_storage *ss, const InetAddr *a, int f
 static ssize_t peek_wait(int sk, int off, void *buf, struct sockaddr_storage *src, uint64_t deadline_ns)
 {
 	struct sockaddr_storage dst;
+	struct dg_meta meta;
 	for (;;) {
-		ssize_t r = peek_one(sk, off, buf, DG_MSG_MAX, src, &dst);
+		ssize_t r = peek_one(sk, off, buf, DG_MSG_MAX, src, &dst, &meta);
 		if (r != -EAGAIN || now_ns() >= deadline_ns)
 			return r;
 		struct pollfd p = { .fd = sk, .events = POLLIN };

@@ -4,8 +4,10 @@
  * receiver bound to an ephemeral port and two senders bound to their own, each sender
  * sends interleaved datagrams of different sizes (an empty one among them). After the
  * restore every datagram comes back in order, whole, with the address and port of the
- * sender that sent it, nothing more; every socket keeps its bound address and the
- * senders still reach the receiver. */
+ * sender that sent it and the TTL / hop limit and TOS / traffic class it was sent with
+ * (the second sender sets 17 and 0x20, the receiver asks for them; not checked in the
+ * mapped case), nothing more; every
+ * socket keeps its bound address and the senders still reach the receiver. */
 #include "lib.h"
 #include "sock_dgram_lib.h"
 
@@ -88,9 +90,22 @@ static void setup(struct fam *f)
 {
 	static unsigned char buf[MAXMSG];
 	bool mapped = f->rx_af != f->af;
+	int one = 1, ttl = 17, tos = 0x20;
 	f->rx = bound_socket(f->rx_af, mapped, &f->rx_addr);
 	for (int s = 0; s < 2; s++)
 		f->tx[s] = bound_socket(f->af, false, &f->tx_addr[s]);
+	/* the receiver asks for the TTL / hop limit and TOS / traffic class of what it gets
+	 * (not in the mapped case: IPv4 ones set on an IPv6 socket are not carried yet) */
+	bool v4 = f->af == AF_INET;
+	if ((!mapped && (setsockopt(f->rx, v4 ? SOL_IP : SOL_IPV6,
+				    v4 ? IP_RECVTTL : IPV6_RECVHOPLIMIT, &one, sizeof(one)) ||
+			 setsockopt(f->rx, v4 ? SOL_IP : SOL_IPV6, v4 ? IP_RECVTOS : IPV6_RECVTCLASS,
+				    &one, sizeof(one)))) ||
+	    setsockopt(f->tx[1], v4 ? SOL_IP : SOL_IPV6, v4 ? IP_TTL : IPV6_UNICAST_HOPS, &ttl,
+		       sizeof(ttl)) ||
+	    setsockopt(f->tx[1], v4 ? SOL_IP : SOL_IPV6, v4 ? IP_TOS : IPV6_TCLASS, &tos,
+		       sizeof(tos)))
+		test_fail("af %d: TTL/TOS options: %s", f->af, strerror(errno));
 	if (mapped) { /* the senders send to 127.0.0.1 at the receiver's port */
 		uint16_t port = ((struct sockaddr_in6 *)&f->rx_addr)->sin6_port;
 		struct sockaddr_storage rx;
@@ -130,13 +145,30 @@ static void check(struct fam *f)
 		for (int s = 0; s < 2; s++) {
 			size_t sz = sizes[s ? NMSG - 1 - i : i];
 			struct sockaddr_storage from;
-			socklen_t l = sizeof(from);
+			_Alignas(struct cmsghdr) char cbuf[256];
+			struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+			struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
+					     .msg_iov = &iov, .msg_iovlen = 1,
+					     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 			memset(&from, 0, sizeof(from));
-			ssize_t n = recvfrom(f->rx, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
-					     (struct sockaddr *)&from, &l);
+			ssize_t n = recvmsg(f->rx, &mh, MSG_DONTWAIT | MSG_TRUNC);
+			int ttl = -1, tos = -1;
+			for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+				int v = cm->cmsg_len == CMSG_LEN(1) ? *(unsigned char *)CMSG_DATA(cm)
+								    : *(int *)(void *)CMSG_DATA(cm);
+				if (cm->cmsg_type == (cm->cmsg_level == SOL_IP ? IP_TTL : IPV6_HOPLIMIT))
+					ttl = v;
+				else if (cm->cmsg_type == (cm->cmsg_level == SOL_IP ? IP_TOS : IPV6_TCLASS))
+					tos = v;
+			}
 			TEST_CHECK(n == (ssize_t)sz, "af %d: datagram %zu of sender %d has %zd "
 				   "bytes, expected %zu (%s)", f->af, i, s, n, sz,
 				   n < 0 ? strerror(errno) : "");
+			TEST_CHECK(f->rx_af != f->af ||
+				   (s ? ttl == 17 && tos == 0x20 : ttl != 17 && ttl > 0 && tos == 0),
+				   "af %d: datagram %zu of sender %d arrived with TTL %d TOS %#x "
+				   "(control %zu bytes, flags %#x)", f->af, i, s, ttl, tos,
+				   (size_t)mh.msg_controllen, mh.msg_flags);
 			struct sockaddr_storage want;
 			seen_from(f, s, &want);
 			TEST_CHECK(!memcmp(&from, &want, alen(f->rx_af)),
