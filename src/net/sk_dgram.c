@@ -236,3 +236,36 @@ int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const cha
 	}
 	return 0;
 }
+
+int sk_inos_add(struct sk_inos *s, uint64_t ino)
+{
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		uint64_t *nv = realloc(s->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		s->v = nv;
+		s->cap = nc;
+	}
+	s->v[s->n++] = ino;
+	return 0;
+}
+
+int sk_check_seen(struct dump_ctx **procs, size_t n, const uint64_t *ns, uint64_t netns,
+		  FileKind kind, const struct sk_inos *seen, const char *what)
+{
+	for (size_t p = 0; p < n; p++) {
+		const Files *f = procs[p]->files;
+		for (size_t i = 0; ns[p] == netns && i < f->n_files; i++) {
+			if (f->files[i]->kind != kind)
+				continue;
+			bool found = false;
+			for (size_t k = 0; k < seen->n && !found; k++)
+				found = seen->v[k] == f->files[i]->ino;
+			if (!found)
+				return sk_refuse(procs[p]->pid, fd_desc_fd(f, i), f->files[i]->link,
+						 what);
+		}
+	}
+	return 0;
+}

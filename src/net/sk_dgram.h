@@ -39,6 +39,18 @@ uint64_t sk_netns_ino(pid_t pid);
 /* Is the receive queue of @sk non-empty (poll: POLLIN without a read shutdown)? */
 bool sk_has_queued(int sk);
 
+/* The socket inodes a sock_diag dump of one namespace saw. */
+struct sk_inos {
+	uint64_t *v;
+	size_t n, cap;
+};
+int sk_inos_add(struct sk_inos *s, uint64_t ino) __must_check;
+/* Every description of @kind held by a process whose namespace (@ns[p]) is @netns must
+ * be among @seen: one that is not lives in another network namespace than its task's
+ * (made there and passed over, or the task moved): refused, logged. */
+int sk_check_seen(struct dump_ctx **procs, size_t n, const uint64_t *ns, uint64_t netns,
+		  FileKind kind, const struct sk_inos *seen, const char *what) __must_check;
+
 /* Refuse a description of @kind shared by several processes of the tree (the dump's
  * merge hook): a socket of a network namespace must be opened there, in the one task. */
 int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what) __must_check;

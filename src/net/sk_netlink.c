@@ -1,7 +1,8 @@
 /* AF_NETLINK sockets (row fd_netlink_ops, kind FILE_NETLINK, FileDesc.netlink).
  *
- * Dump, on a pidfd_getfd duplicate (the same socket), which must live in its task's
- * network namespace and belong to one process of the tree:
+ * Dump, on a pidfd_getfd duplicate (the same socket), which must belong to one process of
+ * the tree and live in its task's network namespace (it must be in the netlink_diag dump
+ * of that namespace, below):
  *   - SO_TYPE / SO_PROTOCOL; getsockname: the bound port id (nl_pid: picked by the kernel
  *     at autobind, or by the program) — 0 when never bound; getpeername: the connected
  *     destination (port id, group);
@@ -97,9 +98,6 @@ static int nl_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	_cleanup_close_ int diag = sk_diag_open(pid, fd, dup, e->link);
-	if (diag < 0)
-		return diag;
 	socklen_t l = sizeof(int);
 	if (getsockopt(dup, SOL_SOCKET, SO_TYPE, &type, &l) ||
 	    getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &proto, &l))
@@ -158,16 +156,19 @@ struct nl_scan {
 	size_t n;
 	const uint64_t *ns;
 	uint64_t netns;
+	struct sk_inos seen;
 };
 
 static int nl_diag_one(const struct nlmsghdr *h, void *arg)
 {
-	const struct nl_scan *s = arg;
+	struct nl_scan *s = arg;
 	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 	    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct netlink_diag_msg)))
 		return 0;
 	const struct netlink_diag_msg *m = NLMSG_DATA(h);
 	uint32_t flags = 0;
+	if (sk_inos_add(&s->seen, m->ndiag_ino))
+		return pr_errno(-ENOMEM, "netlink sockets of the tree");
 	int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
 	for (const struct rtattr *a = (const struct rtattr *)(m + 1); RTA_OK(a, len);
 	     a = RTA_NEXT(a, len))
@@ -232,9 +233,15 @@ static int nl_merge(struct dump_ctx **procs, size_t n)
 		req.r.ndiag_show = NDIAG_SHOW_FLAGS;
 		char what[64];
 		snprintf(what, sizeof(what), "the netlink sockets of pid %d", procs[p]->pid);
+		s.seen.n = 0;
 		ret = sk_diag_dump(nl, &req, sizeof(req), nl_diag_one, &s, what);
 		close(nl);
+		if (!ret)
+			ret = sk_check_seen(procs, n, ns, s.netns, FILE_KIND__FILE_NETLINK, &s.seen,
+					    "a netlink socket of another network namespace than "
+					    "its task's");
 	}
+	free(s.seen.v);
 	return ret;
 }
 

@@ -1,7 +1,8 @@
 /* AF_PACKET sockets (row fd_packet_ops, kind FILE_PACKET, FileDesc.packet).
  *
- * Dump, on a pidfd_getfd duplicate (the same socket), which must live in its task's
- * network namespace and belong to one process of the tree:
+ * Dump, on a pidfd_getfd duplicate (the same socket), which must belong to one process of
+ * the tree and live in its task's network namespace (it must be in the packet_diag dump
+ * of that namespace, below):
  *   - SO_TYPE (SOCK_RAW, SOCK_DGRAM; the obsolete SOCK_PACKET refused); getsockname: the
  *     protocol it receives (as bound) and the bound interface index (0: every one;
  *     interfaces are those of the namespace, rebuilt with their ifindex by netns.c);
@@ -85,9 +86,6 @@ static int pk_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	_cleanup_close_ int diag = sk_diag_open(pid, fd, dup, e->link);
-	if (diag < 0)
-		return diag;
 	socklen_t l = sizeof(type);
 	if (getsockopt(dup, SOL_SOCKET, SO_TYPE, &type, &l))
 		return pr_perror("fd %d of pid %d: packet socket type", fd, pid);
@@ -126,6 +124,7 @@ struct pk_scan {
 	size_t n;
 	const uint64_t *ns;
 	uint64_t netns;
+	struct sk_inos seen;
 };
 
 static int pk_add_mc(PacketSk *k, const struct packet_diag_mclist *m)
@@ -197,11 +196,13 @@ static int pk_fill(const struct nlmsghdr *h, PacketSk *k, int fd, pid_t pid)
 
 static int pk_diag_one(const struct nlmsghdr *h, void *arg)
 {
-	const struct pk_scan *s = arg;
+	struct pk_scan *s = arg;
 	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 	    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct packet_diag_msg)))
 		return 0;
 	const struct packet_diag_msg *m = NLMSG_DATA(h);
+	if (sk_inos_add(&s->seen, m->pdiag_ino))
+		return pr_errno(-ENOMEM, "packet sockets of the tree");
 	for (size_t p = 0; p < s->n; p++) {
 		const Files *f = s->procs[p]->files;
 		if (s->ns[p] != s->netns)
@@ -255,9 +256,15 @@ static int pk_merge(struct dump_ctx **procs, size_t n)
 		req.r.pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG;
 		char what[64];
 		snprintf(what, sizeof(what), "the packet sockets of pid %d", procs[p]->pid);
+		s.seen.n = 0;
 		ret = sk_diag_dump(nl, &req, sizeof(req), pk_diag_one, &s, what);
 		close(nl);
+		if (!ret)
+			ret = sk_check_seen(procs, n, ns, s.netns, FILE_KIND__FILE_PACKET, &s.seen,
+					    "a packet socket of another network namespace than "
+					    "its task's");
 	}
+	free(s.seen.v);
 	return ret;
 }
 

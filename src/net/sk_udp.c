@@ -3,8 +3,9 @@
  * raw sockets (SOCK_RAW, any protocol).
  *
  * Dump, from outside, on a pidfd_getfd duplicate (the same socket):
- *   - the socket must live in its task's network namespace (SO_NETNS_COOKIE against a
- *     socket made there), and belong to one process of the tree;
+ *   - the socket must belong to one process of the tree and live in its task's network
+ *     namespace (a UDP socket must be in that namespace's inet_diag dump, below; a ping
+ *     or raw socket's SO_NETNS_COOKIE must be a socket's made there);
  *   - getsockname / getpeername: the bound and connected addresses (a port or address
  *     the kernel picked at the first send or at connect is bound again: the same state
  *     but for the "bound by the program" locks, which only matter to a later disconnect:
@@ -619,9 +620,14 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	    (ret = int_opt(dup, SOL_SOCKET, SO_TYPE, &type)) ||
 	    (ret = int_opt(dup, SOL_SOCKET, SO_PROTOCOL, &proto)))
 		return pr_errno(ret, "fd %d of pid %d: socket type", fd, pid);
-	_cleanup_close_ int nl = sk_diag_open(pid, fd, dup, e->link);
-	if (nl < 0)
-		return nl;
+	/* a UDP socket of another namespace is not in its task's inet_diag dump (merge);
+	 * ping and raw sockets have no diag: their namespace is checked here */
+	if (!is_udp(proto)) {
+		int nl = sk_diag_open(pid, fd, dup, e->link);
+		if (nl < 0)
+			return nl;
+		close(nl);
+	}
 
 	InetDgramSk *u = malloc(sizeof(*u));
 	if (!u)
@@ -795,9 +801,9 @@ static int dg_merge(struct dump_ctx **procs, size_t n)
 			if (f->files[i]->kind != FILE_KIND__FILE_INET_DGRAM || !u ||
 			    !is_udp((int)u->protocol) || u->has_shutdown)
 				continue;
-			pr_err("fd %d of pid %d: UDP socket %llu not found by sock_diag",
-			       fd_desc_fd(f, i), procs[p]->pid, (unsigned long long)f->files[i]->ino);
-			return -EIO;
+			return sk_refuse(procs[p]->pid, fd_desc_fd(f, i), f->files[i]->link,
+					 "a UDP socket of another network namespace than its task's "
+					 "(not in its inet_diag dump)");
 		}
 	}
 	return 0;

@@ -9,6 +9,9 @@
 #include <linux/kcmp.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -566,8 +569,9 @@ static void test_bad_image(void)
 
 /* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
  * fd, a deleted directory, a listening unix socket, one end of a socketpair whose other
- * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it) or a
- * UDP socket in a multicast group. */
+ * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it), a
+ * UDP socket in a multicast group, a UDP socket of the net namespace the task left (6:
+ * refused by files_merge_tree) or a netlink socket with a reply queued. */
 static int sv_parent = -1, sv_other = -1;
 
 static void unsupported_child(int which)
@@ -610,6 +614,24 @@ static void unsupported_child(int which)
 			fd = -1;
 		break;
 	}
+	case 6: /* a UDP socket of the namespace the task left */
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (unshare(CLONE_NEWNET))
+			_exit(92);
+		break;
+	case 7: { /* a netlink socket with the reply to a request queued */
+		struct {
+			struct nlmsghdr h;
+			struct rtgenmsg g;
+		} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+				 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+			  .g = { .rtgen_family = AF_UNSPEC } };
+		fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+		if (fd >= 0 && send(fd, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
+			fd = -1;
+		usleep(100000);
+		break;
+	}
 	default: /* a deleted FIFO (deleted regular files and directories are carried) */
 		if (mkdtemp(path)) {
 			char fifo[64];
@@ -633,8 +655,10 @@ static void test_unsupported(void)
 					   " is an anonymous-inode file", "refers to deleted file",
 					   " is a listening unix socket",
 					   "is outside the dumped tree: not supported yet",
-					   "with IPv4 multicast memberships"};
-	for (int which = 0; which < 6; which++) {
+					   "with IPv4 multicast memberships",
+					   "of another network namespace than its task's",
+					   "netlink socket with messages queued"};
+	for (int which = 0; which < 8; which++) {
 		int sv[2] = {-1, -1};
 		if (which == 4 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
 			UNIT_FAIL("socketpair: %s", strerror(errno));
@@ -662,7 +686,7 @@ static void test_unsupported(void)
 		c.procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		CHECK(c.pidfd >= 0 && c.procfd >= 0);
 		log_reset_first_error();
-		if (which == 4) {
+		if (which == 4 || which == 6) {
 			struct dump_ctx *procs[] = {&c};
 			CHECK_EQ(files_dump(&c), 0);
 			if (c.files)
