@@ -51,6 +51,10 @@ int sk_inos_add(struct sk_inos *s, uint64_t ino) __must_check;
 int sk_check_seen(struct dump_ctx **procs, size_t n, const uint64_t *ns, uint64_t netns,
 		  FileKind kind, const struct sk_inos *seen, const char *what) __must_check;
 
+/* Restore, a late row's hook: place the new socket @sk (consumed) of description @i at
+ * every fd of the task that refers to it, with its status flags. 0 or a logged -errno. */
+int sk_place(const struct fd_rst *s, size_t i, int sk) __must_check;
+
 /* Refuse a description of @kind shared by several processes of the tree (the dump's
  * merge hook): a socket of a network namespace must be opened there, in the one task. */
 int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what) __must_check;

@@ -17,7 +17,8 @@
  *     network namespace for the whole tree in the merge hook) is refused as well. mmap'ed
  *     rings do not exist on this kernel any more.
  *
- * Restore, in the task's restore child: socket(); the flags and early options; bind to the
+ * Restore, in the task's restore child once its other fds are placed (a late row: made by
+ * the task itself, in its network namespace, with its credentials): socket(); the flags and early options; bind to the
  * same port id (exact: the bind fails if it is taken); the groups with
  * NETLINK_ADD_MEMBERSHIP; connect; the late options.
  */
@@ -326,26 +327,22 @@ static int nl_make(const FileDesc *d)
 	return take_fd(&sk);
 }
 
-static int nl_open_task(struct fd_rst *s, size_t i)
+/* In the restore child, every other fd placed (the task's network namespace, its
+ * credentials): each netlink socket of the task. */
+static int nl_late(struct fd_rst *s)
 {
-	const FileDesc *d = s->f->files[i];
-	int sk = nl_make(d);
-	if (sk < 0)
-		return sk;
-	int ret = fd_stage(sk, s->stage_lo, fd_desc_fd(s->f, i), fd_desc_name(d));
-	if (ret < 0)
-		return ret;
-	s->staged[i] = ret;
+	for (size_t i = 0; i < s->f->n_files; i++) {
+		const FileDesc *d = s->f->files[i];
+		if (d->kind != FILE_KIND__FILE_NETLINK || s->staged[i] >= 0 || fd_desc_fd(s->f, i) < 0)
+			continue;
+		int sk = nl_make(d);
+		if (sk < 0)
+			return sk;
+		int ret = sk_place(s, i, sk);
+		if (ret)
+			return ret;
+	}
 	return 0;
-}
-
-static int nl_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
-{
-	(void)target, (void)rootfd, (void)blobs;
-	pr_err("restore: netlink socket %u must be opened by its task (in its network "
-	       "namespace): not supported",
-	       d->id);
-	return -EOPNOTSUPP;
 }
 
 static int nl_classify(const struct dump_ctx *c, struct fd_ent *e)
@@ -361,10 +358,10 @@ static int nl_classify(const struct dump_ctx *c, struct fd_ent *e)
 const struct fd_ops fd_netlink_ops = {
 	.name = "netlink socket",
 	.kind = FILE_KIND__FILE_NETLINK,
+	.flags = FD_OPS_LATE,
 	.classify = nl_classify,
 	.dump = nl_dump,
 	.merge = nl_merge,
 	.validate = nl_validate,
-	.open = nl_open,
-	.open_task = nl_open_task,
+	.late = nl_late,
 };

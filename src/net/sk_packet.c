@@ -16,7 +16,8 @@
  *   - the receive queue must be empty: a frame re-sent on an interface would be seen by
  *     every other socket of the namespace (refused while poll says POLLIN).
  *
- * Restore, in the task's restore child: socket(type, 0) (no frame can arrive before the
+ * Restore, in the task's restore child once its other fds are placed (a late row: made by
+ * the task itself): socket(type, 0) (no frame can arrive before the
  * options are set), the PACKET_* options and early options, bind (protocol, ifindex)
  * when it receives anything, the multicast list, the late options (the filter last). */
 #include <arpa/inet.h>
@@ -365,26 +366,21 @@ static int pk_make(const FileDesc *d)
 	return take_fd(&sk);
 }
 
-static int pk_open_task(struct fd_rst *s, size_t i)
+/* In the restore child, every other fd placed: each packet socket of the task. */
+static int pk_late(struct fd_rst *s)
 {
-	const FileDesc *d = s->f->files[i];
-	int sk = pk_make(d);
-	if (sk < 0)
-		return sk;
-	int ret = fd_stage(sk, s->stage_lo, fd_desc_fd(s->f, i), fd_desc_name(d));
-	if (ret < 0)
-		return ret;
-	s->staged[i] = ret;
+	for (size_t i = 0; i < s->f->n_files; i++) {
+		const FileDesc *d = s->f->files[i];
+		if (d->kind != FILE_KIND__FILE_PACKET || s->staged[i] >= 0 || fd_desc_fd(s->f, i) < 0)
+			continue;
+		int sk = pk_make(d);
+		if (sk < 0)
+			return sk;
+		int ret = sk_place(s, i, sk);
+		if (ret)
+			return ret;
+	}
 	return 0;
-}
-
-static int pk_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
-{
-	(void)target, (void)rootfd, (void)blobs;
-	pr_err("restore: packet socket %u must be opened by its task (in its network "
-	       "namespace): not supported",
-	       d->id);
-	return -EOPNOTSUPP;
 }
 
 static int pk_classify(const struct dump_ctx *c, struct fd_ent *e)
@@ -400,10 +396,10 @@ static int pk_classify(const struct dump_ctx *c, struct fd_ent *e)
 const struct fd_ops fd_packet_ops = {
 	.name = "packet socket",
 	.kind = FILE_KIND__FILE_PACKET,
+	.flags = FD_OPS_LATE,
 	.classify = pk_classify,
 	.dump = pk_dump,
 	.merge = pk_merge,
 	.validate = pk_validate,
-	.open = pk_open,
-	.open_task = pk_open_task,
+	.late = pk_late,
 };

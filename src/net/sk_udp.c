@@ -28,8 +28,9 @@
  *     task's SO_PEEK_OFF is put back. Ping and raw sockets do not support SO_PEEK_OFF:
  *     a non-empty queue is refused.
  *
- * Restore, in the task's restore child (its network namespace): socket(), the early
- * options, bind; then each queued datagram is sent again, in order, to its original destination
+ * Restore, in the task's restore child once its other fds are placed (a late row: the
+ * socket is made by the task itself, in its network namespace, with its credentials):
+ * socket(), the early options, bind; then each queued datagram is sent again, in order, to its original destination
  * from its original source: from a socket of the task already restored and bound to that
  * address, else from a temporary socket bound there (SO_REUSEADDR, IP_FREEBIND, and
  * IP_TRANSPARENT where allowed, for an address that is not local). The queue is then
@@ -944,20 +945,21 @@ static int temp_sender(const InetDgramSk *u, const DgramMsg *m, uint32_t id)
 	return take_fd(&sk);
 }
 
-/* A socket of the task already restored and bound to the source of @m, or -1. */
-static int staged_sender(const struct fd_rst *s, size_t self, int self_fd, const DgramMsg *m)
+/* A socket of the task already restored (@live: per description, its fd or -1) and
+ * bound to the source of @m, or -1. */
+static int live_sender(const Files *f, const int *live, size_t self, int self_fd, const DgramMsg *m)
 {
-	const InetDgramSk *me = s->f->files[self]->inet_dgram;
+	const InetDgramSk *me = f->files[self]->inet_dgram;
 	if (me->bound && addr_eq(me->bound, m->src))
 		return self_fd;
-	for (size_t j = 0; j < s->f->n_files; j++) {
-		const FileDesc *o = s->f->files[j];
+	for (size_t j = 0; j < f->n_files; j++) {
+		const FileDesc *o = f->files[j];
 		const InetDgramSk *v = o->inet_dgram;
-		if (j == self || s->staged[j] < 0 || o->kind != FILE_KIND__FILE_INET_DGRAM || !v ||
+		if (j == self || live[j] < 0 || o->kind != FILE_KIND__FILE_INET_DGRAM || !v ||
 		    v->family != me->family || v->type != SOCK_DGRAM ||
 		    v->protocol != me->protocol || !v->bound || !addr_eq(v->bound, m->src))
 			continue;
-		return s->staged[j];
+		return live[j];
 	}
 	return -1;
 }
@@ -1084,9 +1086,9 @@ static int verify_queue(int sk, const InetDgramSk *u, uint32_t id)
 }
 
 /* Re-send the queue of description @i (socket @sk) from the sources of its datagrams. */
-static int refill(const struct fd_rst *s, size_t i, int sk)
+static int refill(const Files *f, const int *live, size_t i, int sk)
 {
-	const FileDesc *d = s->f->files[i];
+	const FileDesc *d = f->files[i];
 	const InetDgramSk *u = d->inet_dgram;
 	int ret = 0, big = INT_MAX / 4;
 
@@ -1094,7 +1096,7 @@ static int refill(const struct fd_rst *s, size_t i, int sk)
 		(void)setsockopt(sk, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	for (size_t k = 0; k < u->n_queue && !ret; k++) {
 		const DgramMsg *m = u->queue[k];
-		int from = staged_sender(s, i, sk, m);
+		int from = live_sender(f, live, i, sk, m);
 		if (from >= 0) {
 			ret = send_one(from, u, m, d->id, k);
 			continue;
@@ -1135,34 +1137,36 @@ static int dg_finish(int sk, const FileDesc *d)
 	return u->opts ? sockopt_restore(sk, u->opts, SOCKOPT_LATE, what) : 0;
 }
 
-/* In the restore child (the task's network namespace): description @i, staged. */
-static int dg_open_task(struct fd_rst *s, size_t i)
+/* In the restore child, every other fd placed (a late row: the socket is made by the
+ * task itself, in its network namespace, with its credentials): each inet datagram
+ * socket of the task, in order; a queue is re-sent from a socket of the task made before
+ * it when that one is bound to the source. */
+static int dg_late(struct fd_rst *s)
 {
-	const FileDesc *d = s->f->files[i];
-	_cleanup_close_ int sk = dg_make(d);
-	if (sk < 0)
-		return sk;
-	int ret = refill(s, i, sk);
-	if (!ret)
-		ret = dg_finish(sk, d);
-	if (ret)
-		return ret;
-	ret = fd_stage(take_fd(&sk), s->stage_lo, fd_desc_fd(s->f, i), fd_desc_name(d));
-	if (ret < 0)
-		return ret;
-	s->staged[i] = ret;
+	const Files *f = s->f;
+	_cleanup_free_ int *live = malloc((f->n_files ? f->n_files : 1) * sizeof(int));
+	if (!live)
+		return pr_errno(-ENOMEM, "restore inet datagram sockets");
+	for (size_t i = 0; i < f->n_files; i++)
+		live[i] = -1;
+	for (size_t i = 0; i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		int target = fd_desc_fd(f, i);
+		if (d->kind != FILE_KIND__FILE_INET_DGRAM || s->staged[i] >= 0 || target < 0)
+			continue;
+		_cleanup_close_ int sk = dg_make(d);
+		if (sk < 0)
+			return sk;
+		int ret = refill(f, live, i, sk);
+		if (!ret)
+			ret = dg_finish(sk, d);
+		if (!ret)
+			ret = sk_place(s, i, take_fd(&sk));
+		if (ret)
+			return ret;
+		live[i] = target;
+	}
 	return 0;
-}
-
-/* By stasis (a description of several processes, or of a task whose files stasis
- * opens): its network namespace is not known here. */
-static int dg_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
-{
-	(void)target, (void)rootfd, (void)blobs;
-	pr_err("restore: inet datagram socket %u must be opened by its task (in its network "
-	       "namespace): not supported",
-	       d->id);
-	return -EOPNOTSUPP;
 }
 
 /* ---- the row -------------------------------------------------------------------- */
@@ -1188,10 +1192,10 @@ static int dg_classify(const struct dump_ctx *c, struct fd_ent *e)
 const struct fd_ops fd_inet_dgram_ops = {
 	.name = "inet datagram socket",
 	.kind = FILE_KIND__FILE_INET_DGRAM,
+	.flags = FD_OPS_LATE,
 	.classify = dg_classify,
 	.dump = dg_dump,
 	.merge = dg_merge,
 	.validate = dg_validate,
-	.open = dg_open,
-	.open_task = dg_open_task,
+	.late = dg_late,
 };
