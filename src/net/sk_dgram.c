@@ -219,6 +219,19 @@ bool sk_has_queued(int sk)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) && !(p.revents & POLLRDHUP);
 }
 
+int sk_refuse_error(pid_t pid, int fd, int sk, const char *link, const char *what)
+{
+	struct pollfd p = { .fd = sk, .events = 0 };
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLERR))
+		return 0;
+	char msg[160];
+	snprintf(msg, sizeof(msg),
+		 "%s with a pending error or a non-empty error queue (it "
+		 "would be consumed by reading it)",
+		 what);
+	return sk_refuse(pid, fd, link, msg);
+}
+
 int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what)
 {
 	for (size_t p = 0; p < n; p++) {

@@ -39,6 +39,11 @@ uint64_t sk_netns_ino(pid_t pid);
 /* Is the receive queue of @sk non-empty (poll: POLLIN without a read shutdown)? */
 bool sk_has_queued(int sk);
 
+/* Refuse a socket with a pending error or a non-empty error queue (poll: POLLERR): the
+ * error is cleared by whatever reads it (SO_ERROR, a receive), so it can be neither
+ * peeked nor carried. 0, or a logged -EOPNOTSUPP. */
+int sk_refuse_error(pid_t pid, int fd, int sk, const char *link, const char *what);
+
 /* The socket inodes a sock_diag dump of one namespace saw. */
 struct sk_inos {
 	uint64_t *v;

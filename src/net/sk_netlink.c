@@ -103,6 +103,8 @@ static int nl_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	if (getsockopt(dup, SOL_SOCKET, SO_TYPE, &type, &l) ||
 	    getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &proto, &l))
 		return pr_perror("fd %d of pid %d: netlink socket type", fd, pid);
+	if ((ret = sk_refuse_error(pid, fd, dup, e->link, "a netlink socket")))
+		return ret;
 	if (sk_has_queued(dup))
 		return sk_refuse(pid, fd, e->link,
 				 "a netlink socket with messages queued (a "

@@ -92,6 +92,8 @@ static int pk_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 		return pr_perror("fd %d of pid %d: packet socket type", fd, pid);
 	if (type != SOCK_RAW && type != SOCK_DGRAM)
 		return sk_refuse(pid, fd, e->link, "a SOCK_PACKET packet socket");
+	if ((ret = sk_refuse_error(pid, fd, dup, e->link, "a packet socket")))
+		return ret;
 	if (sk_has_queued(dup))
 		return sk_refuse(pid, fd, e->link, "a packet socket with frames queued");
 	struct sockaddr_ll a;

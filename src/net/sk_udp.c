@@ -16,6 +16,9 @@
  *   - the socket options (SOL_SOCKET, IP, IPv6, UDP: src/net/sockopt.c);
  *   - UDP: data pending in the write queue (UDP_CORK, MSG_MORE) cannot be read: refused
  *     while SIOCOUTQ is not 0;
+ *   - a pending error (sk_err: an ICMP error of a connected socket) or a non-empty error
+ *     queue (IP_RECVERR) is refused (poll: POLLERR): reading it clears it, and a peek of
+ *     the queue would clear it too;
  *   - raw: ICMP_FILTER / ICMP6_FILTER (IP_HDRINCL is a sockopt; IPV6_HDRINCL refused);
  *   - UDP-Lite (deprecated) is refused;
  *   - multicast memberships are not in sock_diag: every group of the namespace
@@ -638,6 +641,9 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	u->family = (uint32_t)family;
 	u->type = (uint32_t)type;
 	u->protocol = (uint32_t)proto;
+	/* before anything that receives: a pending error would be consumed */
+	if ((ret = sk_refuse_error(pid, fd, dup, e->link, dg_name(family, type, proto))))
+		return ret;
 	if ((ret = dump_addrs(pid, fd, dup, u)))
 		return ret;
 	if (!is_udp(proto) && !u->peer && (ret = proc_peer(pid, fd, e->st.st_ino, u)))
@@ -661,11 +667,15 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 		ret = peek_queue(pid, fd, dup, u);
 	} else {
 		struct pollfd p = { .fd = dup, .events = POLLIN | POLLRDHUP };
+		char b;
 		if (poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP)) {
 			u->has_shutdown = true;
 			u->shutdown = 1;
 		}
-		if (sk_has_queued(dup))
+		/* shut down for reading, POLLIN says nothing: a peek does (no error pending,
+		 * so it consumes nothing; a ping or raw datagram is never empty) */
+		if (u->has_shutdown ? recv(dup, &b, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) > 0
+				    : sk_has_queued(dup))
 			return sk_refuse(pid, fd, e->link,
 					 "a ping or raw socket with datagrams "
 					 "queued (they cannot be peeked in order)");

@@ -1,4 +1,6 @@
 // stasis-test: timeout=30 needs=root
+// stasis-test: uns-known=net namespace sysctls holding ids (ping_group_range) are read at
+//   dump in the host's view and written at restore in the container's (EINVAL): netns.c
 /* Datagram sockets of a task in a user namespace of the tree (whose other files stasis
  * opens for it): a child creates a user namespace (mapped 0 -> the root's 0) and a
  * network namespace in it, brings lo up, queues three UDP datagrams from a sender at a

@@ -1,4 +1,6 @@
 // stasis-test: timeout=30 needs=root
+// stasis-test: uns-known=net namespace sysctls holding ids (ping_group_range) are read at
+//   dump in the host's view and written at restore in the container's (EINVAL): netns.c
 /* ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP and IPPROTO_ICMPV6), allowed by
  * ping_group_range set in a network namespace of the test's own: an IPv4 one bound to
  * 127.0.0.1 with echo id 0x4242 and an IPv6 one bound to ::1 with id 0x4343, each

@@ -571,7 +571,8 @@ static void test_bad_image(void)
  * fd, a deleted directory, a listening unix socket, one end of a socketpair whose other
  * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it), a
  * UDP socket in a multicast group, a UDP socket of the net namespace the task left (6:
- * refused by files_merge_tree) or a netlink socket with a reply queued. */
+ * refused by files_merge_tree), a netlink socket with a reply queued or a UDP socket with
+ * a pending error. */
 static int sv_parent = -1, sv_other = -1;
 
 static void unsupported_child(int which)
@@ -632,6 +633,22 @@ static void unsupported_child(int which)
 		usleep(100000);
 		break;
 	}
+	case 8: { /* a UDP socket with a pending error (ICMP port unreachable) */
+		struct sockaddr_in to = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t tl = sizeof(to);
+		int probe = socket(AF_INET, SOCK_DGRAM, 0); /* a port nobody listens on */
+		if (probe < 0 || bind(probe, (struct sockaddr *)&to, sizeof(to)) ||
+		    getsockname(probe, (struct sockaddr *)&to, &tl))
+			_exit(93);
+		close(probe);
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) ||
+		    send(fd, "x", 1, 0) != 1)
+			_exit(94);
+		usleep(100000);
+		break;
+	}
 	default: /* a deleted FIFO (deleted regular files and directories are carried) */
 		if (mkdtemp(path)) {
 			char fifo[64];
@@ -657,8 +674,9 @@ static void test_unsupported(void)
 					   "is outside the dumped tree: not supported yet",
 					   "with IPv4 multicast memberships",
 					   "of another network namespace than its task's",
-					   "netlink socket with messages queued"};
-	for (int which = 0; which < 8; which++) {
+					   "netlink socket with messages queued",
+					   "with a pending error"};
+	for (int which = 0; which < 9; which++) {
 		int sv[2] = {-1, -1};
 		if (which == 4 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
 			UNIT_FAIL("socketpair: %s", strerror(errno));
