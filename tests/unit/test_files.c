@@ -568,7 +568,7 @@ static void test_bad_image(void)
 }
 
 /* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
- * fd, a deleted directory, a listening unix socket, one end of a socketpair whose other
+ * fd, a deleted FIFO, a listening unix socket, one end of a socketpair whose other
  * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it), a
  * UDP socket in a multicast group, a UDP socket of the net namespace the task left (6:
  * refused by files_merge_tree), a netlink socket with a reply queued or a UDP socket with
