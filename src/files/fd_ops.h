@@ -155,6 +155,9 @@ extern const struct fd_ops *const fd_kinds[];
 
 extern const struct fd_ops fd_unix_ops;       /* src/net/sk_unix.c */
 extern const struct fd_ops fd_tcp_ops;        /* src/net/sk_tcp.c */
+extern const struct fd_ops fd_inet_dgram_ops; /* src/net/sk_udp.c */
+extern const struct fd_ops fd_netlink_ops;    /* src/net/sk_netlink.c */
+extern const struct fd_ops fd_packet_ops;     /* src/net/sk_packet.c */
 extern const struct fd_ops fd_eventfd_ops;    /* eventfd.c */
 extern const struct fd_ops fd_timerfd_ops;    /* timerfd.c */
 extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */

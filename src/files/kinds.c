@@ -5,7 +5,8 @@
  * message in FileDesc (docs/ARCHITECTURE.md, "Adding an fd kind").
  *
  * Order matters where the tests overlap: sockets and anon-inode files first (an anon
- * inode is a regular file to fstat on this kernel), memfds before unlinked files (a
+ * inode is a regular file to fstat on this kernel; each socket row claims its address
+ * family, and fd_sock_refused_ops, after them, refuses every other socket), memfds before unlinked files (a
  * memfd's link ends in " (deleted)"), message queues before regular files, tty devices
  * before other character devices (ptys, tty.c, before the external ttys). The two rows
  * here refuse what is not supported yet. */
@@ -75,6 +76,9 @@ static const struct fd_ops fd_sock_refused_ops = {
 
 const struct fd_ops *const fd_kinds[] = {
 	&fd_tcp_ops,
+	&fd_inet_dgram_ops,
+	&fd_netlink_ops,
+	&fd_packet_ops,
 	&fd_unix_ops,
 	&fd_sock_refused_ops,
 	&fd_eventfd_ops,

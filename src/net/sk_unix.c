@@ -580,17 +580,16 @@ static int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int 
 
 static int unix_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
-	int domain = -1, ret;
-
 	if (!S_ISSOCK(e->st.st_mode) && !str_starts(e->link, "socket:"))
 		return 0;
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	if ((ret = get_int_opt(dup, SO_DOMAIN, &domain)))
+	int domain = -1, ret = get_int_opt(dup, SO_DOMAIN, &domain);
+	if (ret)
 		return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", e->fd, c->pid);
 	if (domain != AF_UNIX)
-		return 0; /* another socket row's */
+		return 0; /* the rows of other families, else kinds.c refuses it */
 	/* type, peer and state are checked when it is dumped */
 	e->kind = FILE_KIND__FILE_UNIX_SK;
 	return 1;

@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 	pd.has_data = 1;
 	pd.data.len = 3;
 	pd.data.data = regs;
-	FileDesc fd = FILE_DESC__INIT, *fdp[7] = { &fd, NULL, NULL, NULL, NULL, NULL, NULL };
+	FileDesc fd = FILE_DESC__INIT, *fdp[10] = { &fd, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
@@ -272,9 +272,59 @@ int main(int argc, char **argv)
 	fd_tcp.kind = FILE_KIND__FILE_TCP_SK;
 	fd_tcp.tcp_sk = &tcp;
 	fdp[6] = &fd_tcp;
+	/* datagram sockets: UDP with a queued datagram, netlink, packet */
+	InetAddr ia_b = INET_ADDR__INIT, ia_s = INET_ADDR__INIT;
+	ia_b.addr.len = ia_s.addr.len = 4;
+	ia_b.addr.data = ia_s.addr.data = lo4;
+	ia_b.port = 5000;
+	ia_s.port = 6000;
+	DgramMsg dm = DGRAM_MSG__INIT, *dmp[1] = { &dm };
+	dm.data.len = 3;
+	dm.data.data = regs;
+	dm.src = &ia_s;
+	dm.dst = &ia_b;
+	InetDgramSk ud = INET_DGRAM_SK__INIT;
+	ud.family = 2;   /* AF_INET */
+	ud.type = 2;     /* SOCK_DGRAM */
+	ud.protocol = 17;
+	ud.bound = &ia_b;
+	ud.n_queue = 1;
+	ud.queue = dmp;
+	FileDesc fd_udp = FILE_DESC__INIT;
+	fd_udp.id = 8;
+	fd_udp.kind = FILE_KIND__FILE_INET_DGRAM;
+	fd_udp.inet_dgram = &ud;
+	fdp[7] = &fd_udp;
+	uint32_t nl_groups[1] = { 1 };
+	NetlinkSk nls = NETLINK_SK__INIT;
+	nls.type = 3;    /* SOCK_RAW */
+	nls.has_portid = 1;
+	nls.portid = 1234;
+	nls.n_groups = 1;
+	nls.groups = nl_groups;
+	FileDesc fd_nl = FILE_DESC__INIT;
+	fd_nl.id = 9;
+	fd_nl.kind = FILE_KIND__FILE_NETLINK;
+	fd_nl.netlink = &nls;
+	fdp[8] = &fd_nl;
+	PacketMc pmc = PACKET_MC__INIT, *pmcp[1] = { &pmc };
+	pmc.ifindex = 1;
+	pmc.type = 1;
+	PacketSk pks = PACKET_SK__INIT;
+	pks.type = 2;
+	pks.protocol = 0xb588;
+	pks.has_ifindex = 1;
+	pks.ifindex = 1;
+	pks.n_mclist = 1;
+	pks.mclist = pmcp;
+	FileDesc fd_pk = FILE_DESC__INIT;
+	fd_pk.id = 10;
+	fd_pk.kind = FILE_KIND__FILE_PACKET;
+	fd_pk.packet = &pks;
+	fdp[9] = &fd_pk;
 	Fd e = FD__INIT, *ep[1] = { &e };
 	Files files = FILES__INIT;
-	files.n_files = 7;
+	files.n_files = 10;
 	files.files = fdp;
 	files.n_fds = 1;
 	files.fds = ep;

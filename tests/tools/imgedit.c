@@ -9,9 +9,15 @@
  *   imgedit DIR PID tcp FIELD N       every TCP connection of files-PID.img: FIELD (state,
  *                                     family, unsent: bytes of its send queue never sent)
  *                                     set to N
+ *   imgedit DIR PID dgram-long        the first datagram queued at an inet datagram socket
+ *                                     of files-PID.img grows to 70000 bytes
+ *   imgedit DIR PID dgram-family      the bound address of the first IPv4 datagram socket
+ *                                     becomes 16 bytes long (an IPv6 one)
  *
  * Not part of stasis: a test tool. */
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,8 @@
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: imgedit DIR PID creds-root | caps-full | file-path PATH | cgns-root PATH\n");
+		fprintf(stderr, "usage: imgedit DIR PID creds-root | caps-full | file-path PATH | "
+			"cgns-root PATH | dgram-long | dgram-family\n");
 		return 2;
 	}
 	struct img_dir d = { .dfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
@@ -97,6 +104,39 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "files-%d.img", pid);
 		unlinkat(d.dfd, name, 0);
 		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
+		protobuf_c_message_free_unpacked(&f->base, NULL);
+	} else if (!strcmp(argv[3], "dgram-long") || !strcmp(argv[3], "dgram-family")) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		bool longer = !strcmp(argv[3], "dgram-long"), done = false;
+		for (size_t i = 0; i < f->n_files && !done; i++) {
+			InetDgramSk *u = f->files[i]->inet_dgram;
+			if (!u)
+				continue;
+			if (longer && u->n_queue) {
+				uint8_t *b = calloc(1, 70000);
+				if (!b)
+					return 1;
+				free(u->queue[0]->data.data);
+				u->queue[0]->data.data = b;
+				u->queue[0]->data.len = 70000;
+				done = true;
+			} else if (!longer && u->family == 2 && u->bound) {
+				uint8_t *b = calloc(1, 16);
+				if (!b)
+					return 1;
+				memcpy(b, u->bound->addr.data, u->bound->addr.len < 16 ? u->bound->addr.len : 16);
+				free(u->bound->addr.data);
+				u->bound->addr.data = b;
+				u->bound->addr.len = 16;
+				done = true;
+			}
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "files-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = done && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
 	} else if (!strcmp(argv[3], "cgns-root") && argc == 5) {
 		/* the task now claims to have created a cgroup namespace rooted at ARG */

@@ -7,6 +7,11 @@
  * a report fd above svc_lo. */
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -410,6 +415,79 @@ static void test_max_fd(void)
 	CHECK_EQ(files_max_fd(&f), 7);
 }
 
+/* Datagram sockets (src/net/sk_udp.c, sk_netlink.c, sk_packet.c): hostile socket data,
+ * each refused by the validation (-EINVAL) before any socket is made. */
+static int bad_dgram_images(struct rst_ctx *c, FileDesc *d)
+{
+	static uint8_t big[70000];
+	uint8_t a4[4] = { 127, 0, 0, 1 }, a6[16] = { 0 };
+	int bad = 0;
+
+	d->memfd = NULL;
+	d->kind = FILE_KIND__FILE_INET_DGRAM;   /* no socket data */
+	bad += files_restore_child(c) != -EINVAL;
+	InetDgramSk u = INET_DGRAM_SK__INIT;
+	d->inet_dgram = &u;
+	u.family = AF_INET;
+	u.type = SOCK_STREAM;                    /* not a datagram socket */
+	u.protocol = IPPROTO_UDP;
+	bad += files_restore_child(c) != -EINVAL;
+	u.type = SOCK_DGRAM;
+	InetAddr b = INET_ADDR__INIT, src = INET_ADDR__INIT, dst = INET_ADDR__INIT;
+	b.addr.len = 16;                         /* an IPv6 address on an IPv4 socket */
+	b.addr.data = a6;
+	b.port = 5000;
+	u.bound = &b;
+	bad += files_restore_child(c) != -EINVAL;
+	b.addr.len = 4;
+	b.addr.data = a4;
+	b.port = 70000;                          /* a port out of range */
+	bad += files_restore_child(c) != -EINVAL;
+	b.port = 5000;
+	src.addr.len = dst.addr.len = 4;
+	src.addr.data = dst.addr.data = a4;
+	src.port = 6000;
+	dst.port = 5000;
+	DgramMsg m = DGRAM_MSG__INIT;
+	DgramMsg *ms[] = { &m };
+	m.src = &src;
+	m.dst = &dst;
+	m.data.data = big;
+	m.data.len = sizeof(big);                /* longer than a datagram can be */
+	u.queue = ms;
+	u.n_queue = 1;
+	bad += files_restore_child(c) != -EINVAL;
+	m.data.len = 10;
+	src.addr.len = 16;                       /* a source of the wrong family */
+	src.addr.data = a6;
+	bad += files_restore_child(c) != -EINVAL;
+	src.addr.len = 4;
+	src.addr.data = a4;
+	dst.port = 5001;                         /* sent to another port than the bound one */
+	bad += files_restore_child(c) != -EINVAL;
+	dst.port = 5000;
+	u.protocol = IPPROTO_ICMP;               /* a queue on a ping socket */
+	bad += files_restore_child(c) != -EINVAL;
+	d->inet_dgram = NULL;
+	d->kind = FILE_KIND__FILE_NETLINK;
+	NetlinkSk n = NETLINK_SK__INIT;
+	d->netlink = &n;
+	n.type = SOCK_STREAM;                    /* not a netlink type */
+	bad += files_restore_child(c) != -EINVAL;
+	n.type = SOCK_RAW;
+	n.protocol = 4000;                       /* no such protocol */
+	bad += files_restore_child(c) != -EINVAL;
+	d->netlink = NULL;
+	d->kind = FILE_KIND__FILE_PACKET;
+	PacketSk k = PACKET_SK__INIT;
+	d->packet = &k;
+	k.type = SOCK_RAW;
+	k.protocol = 0x12345;                    /* not a 16-bit protocol */
+	bad += files_restore_child(c) != -EINVAL;
+	d->packet = NULL;
+	return bad;
+}
+
 /* A hostile image is refused before anything is touched. */
 static void test_bad_image(void)
 {
@@ -480,6 +558,7 @@ static void test_bad_image(void)
 		bad += files_restore_child(&c) != -EINVAL;
 		md.blob = &br;                      /* the image has no blobs.img */
 		bad += files_restore_child(&c) != -ENOENT;
+		bad += bad_dgram_images(&c, &d);
 		bad += fcntl(1, F_GETFD) < 0;   /* nothing was closed */
 		_exit(bad);
 	}
@@ -488,9 +567,12 @@ static void test_bad_image(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-/* Child for test_unsupported: fd 3 is an AF_INET socket, an inotify fd, a deleted directory,
- * a listening unix socket or one end of a socketpair whose other end is in the parent
- * (3 and 4: files_dump accepts it, files_merge_tree refuses it). */
+/* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
+ * fd, a deleted FIFO, a listening unix socket, one end of a socketpair whose other
+ * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it), a
+ * UDP socket in a multicast group, a UDP socket of the net namespace the task left (6:
+ * refused by files_merge_tree), a netlink socket with a reply queued or a UDP socket with
+ * a pending error. */
 static int sv_parent = -1, sv_other = -1;
 
 static void unsupported_child(int which)
@@ -499,9 +581,17 @@ static void unsupported_child(int which)
 	char path[] = "/tmp/stasis-test-files-del-XXXXXX";
 
 	switch (which) {
-	case 0:
+	case 0: {
+		/* a UDP socket with corked data: it cannot be read */
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int one = 1;
 		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0 || setsockopt(fd, IPPROTO_UDP, UDP_CORK, &one, sizeof(one)) ||
+		    connect(fd, (struct sockaddr *)&to, sizeof(to)) || send(fd, "x", 1, 0) != 1)
+			_exit(91);
 		break;
+	}
 	case 1:
 		fd = inotify_init1(0); /* eventfd & co are supported (src/files/eventfd.c, ...) */
 		break;
@@ -517,6 +607,48 @@ static void unsupported_child(int which)
 		close(sv_other);  /* the other end stays in the parent only */
 		fd = sv_parent;
 		break;
+	case 5: { /* a UDP socket in a multicast group: memberships are not carried */
+		struct ip_mreqn mr = { .imr_ifindex = 1 };  /* lo */
+		mr.imr_multiaddr.s_addr = htonl(0xe0010203); /* 224.1.2.3 */
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd >= 0 && setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)))
+			fd = -1;
+		break;
+	}
+	case 6: /* a UDP socket of the namespace the task left */
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (unshare(CLONE_NEWNET))
+			_exit(92);
+		break;
+	case 7: { /* a netlink socket with the reply to a request queued */
+		struct {
+			struct nlmsghdr h;
+			struct rtgenmsg g;
+		} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+				 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+			  .g = { .rtgen_family = AF_UNSPEC } };
+		fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+		if (fd >= 0 && send(fd, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
+			fd = -1;
+		usleep(100000);
+		break;
+	}
+	case 8: { /* a UDP socket with a pending error (ICMP port unreachable) */
+		struct sockaddr_in to = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t tl = sizeof(to);
+		int probe = socket(AF_INET, SOCK_DGRAM, 0); /* a port nobody listens on */
+		if (probe < 0 || bind(probe, (struct sockaddr *)&to, sizeof(to)) ||
+		    getsockname(probe, (struct sockaddr *)&to, &tl))
+			_exit(93);
+		close(probe);
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) ||
+		    send(fd, "x", 1, 0) != 1)
+			_exit(94);
+		usleep(100000);
+		break;
+	}
 	default: /* a deleted FIFO (deleted regular files and directories are carried) */
 		if (mkdtemp(path)) {
 			char fifo[64];
@@ -536,11 +668,15 @@ static void unsupported_child(int which)
 
 static void test_unsupported(void)
 {
-	static const char *const want[] = {" is a socket of address family 2",
+	static const char *const want[] = {" pending in its write queue",
 					   " is an anonymous-inode file", "refers to deleted file",
 					   " is a listening unix socket",
-					   "is outside the dumped tree: not supported yet"};
-	for (int which = 0; which < 5; which++) {
+					   "is outside the dumped tree: not supported yet",
+					   "with IPv4 multicast memberships",
+					   "of another network namespace than its task's",
+					   "netlink socket with messages queued",
+					   "with a pending error"};
+	for (int which = 0; which < 9; which++) {
 		int sv[2] = {-1, -1};
 		if (which == 4 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
 			UNIT_FAIL("socketpair: %s", strerror(errno));
@@ -568,7 +704,7 @@ static void test_unsupported(void)
 		c.procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		CHECK(c.pidfd >= 0 && c.procfd >= 0);
 		log_reset_first_error();
-		if (which == 4) {
+		if (which == 4 || which == 6) {
 			struct dump_ctx *procs[] = {&c};
 			CHECK_EQ(files_dump(&c), 0);
 			if (c.files)
