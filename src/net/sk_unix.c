@@ -385,6 +385,11 @@ static int sk_unix_dump(const struct dump_ctx *c, const struct fd_ent *e, int du
 	u->passsec = passsec != 0;
 	u->peek_off = peek_off;
 
+	int outq = 0;
+	if (u->state == SK_ESTABLISHED && !ioctl(dup, SIOCOUTQ, &outq) && outq >= 0) {
+		u->has_outq = true;
+		u->outq = (uint32_t)outq;
+	}
 	if (u->state == SK_LISTEN)
 		ret = 0; /* its queue holds connections (icons), not data */
 	else if (type == SOCK_STREAM)
@@ -476,7 +481,7 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	if ((st == SK_LISTEN && (u->type == SOCK_DGRAM || !named(u) || u->accepted ||
 				 u->peer_ino || u->n_icons > SK_ICONS_MAX)) ||
 	    (st != SK_LISTEN && (u->n_icons || u->has_backlog)) ||
-	    (conn && !u->peer_ino && !u->peer_gone) || (!conn && (u->peer_ino || u->peer_gone)) ||
+	    (!conn && (u->peer_ino || u->peer_gone)) ||
 	    (u->peer_gone && u->peer_ino) || (u->external && !u->peer_ino) ||
 	    (u->accepted && (!named(u) || !conn || u->type == SOCK_DGRAM)) ||
 	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)))
@@ -540,19 +545,16 @@ static int check_icons(const struct uset *s, const struct uref *l)
 			       u->icons[i] ? "a socket outside the dumped tree" : "a closed socket");
 			return -EOPNOTSUPP;
 		}
-		const UnixSk *cu = c->d->unix_sk;
-		struct sk_diag dg = { 0 };
-		int ret = cu->peer_ino ? diag_query(c->c->pid, uref_fd(c), cu->peer_ino, &dg)
-				       : -ENOENT;
-		free(dg.icons);
-		if (ret == -ENOENT || (!ret && dg.has_rqlen && dg.rqueue)) {
+		/* the queued end has no inode (sock_diag shows no peer) and cannot be
+		 * read: what the client sent and nobody read is all in its queue */
+		UnixSk *cu = c->d->unix_sk;
+		cu->has_peer_gone = cu->peer_gone = false;
+		if (!cu->has_outq || cu->outq) {
 			pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) whose connection to "
 			       "%s is not accepted yet and holds data: not supported yet",
 			       uref_fd(c), c->c->pid, (unsigned long long)cu->ino, name);
 			return -EOPNOTSUPP;
 		}
-		if (ret)
-			return ret;
 	}
 	return 0;
 }
