@@ -309,7 +309,10 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, const struct sk_diag
 		for (size_t i = 0; i < dg->n_icons; i++)
 			u->icons[i] = dg->icons[i];
 		u->n_icons = dg->n_icons;
-	} else if (dg->state == SK_ESTABLISHED && !dg->peer) {
+	} else if (dg->state == SK_ESTABLISHED && !dg->peer && u->type != SOCK_DGRAM) {
+		/* (a datagram socket some other connected to is "established" too, and
+		 * one whose peer was closed cannot be told from it: both are restored
+		 * unconnected) */
 		u->has_peer_gone = u->peer_gone = true;
 	}
 	return 0;
@@ -686,31 +689,106 @@ static int unix_open_task(struct fd_rst *s, size_t i)
 	return ret;
 }
 
-/* In stasis, for a tree: every unix socket of the tree made at once, status flags set,
- * placed at t->gfd[id]. */
-static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
+static bool has_msg_from(const UnixSk *r, const UnixSk *snd)
 {
-	size_t cap = 0, n = 0;
-	(void)first;
+	for (size_t i = 0; named(snd) && i < r->n_msg_names; i++)
+		if (same_bytes(&r->msg_names[i], &snd->name))
+			return true;
+	return false;
+}
+
+static bool has_icon(const UnixSk *l, uint64_t ino)
+{
+	for (size_t i = 0; i < l->n_icons; i++)
+		if (l->icons[i] == ino)
+			return true;
+	return false;
+}
+
+/* Must @a and @b be made together? (Peers, a queued connection and its listener, two
+ * sockets of one name (a listener and what it accepted), a datagram and its sender.) */
+static bool related(const UnixSk *a, const UnixSk *b)
+{
+	return (a->peer_ino && a->peer_ino == b->ino) || (b->peer_ino && b->peer_ino == a->ino) ||
+	       has_icon(a, b->ino) || has_icon(b, a->ino) ||
+	       (named(a) && named(b) && same_bytes(&a->name, &b->name)) || has_msg_from(a, b) ||
+	       has_msg_from(b, a);
+}
+
+struct tdesc {
+	const FileDesc *d;
+	size_t proc;  /* the first process using it */
+	bool multi;   /* used by several processes */
+	bool in;      /* in the group of sockets being collected */
+};
+
+/* The unix descriptions of the tree not made yet, each once. */
+static int tree_descs(struct fd_tree *t, struct tdesc **out, size_t *n)
+{
+	size_t cap = 0;
 	for (size_t p = 0; p < t->n; p++)
 		cap += t->f[p]->n_files;
-	_cleanup_free_ const FileDesc **d = calloc(cap + 1, sizeof(*d));
-	_cleanup_free_ int *fds = calloc(cap + 1, sizeof(*fds));
-	if (!d || !fds)
+	struct tdesc *v = calloc(cap + 1, sizeof(*v));
+	if (!v)
 		return pr_errno(-ENOMEM, "restore unix sockets");
+	*n = 0;
 	for (size_t p = 0; p < t->n; p++)
 		for (size_t i = 0; i < t->f[p]->n_files; i++) {
 			const FileDesc *x = t->f[p]->files[i];
-			bool seen = x->kind != FILE_KIND__FILE_UNIX_SK || t->gfd[x->id] >= 0;
-			for (size_t k = 0; k < n && !seen; k++)
-				seen = d[k]->id == x->id;
-			if (!seen)
-				d[n++] = x;
+			if (x->kind != FILE_KIND__FILE_UNIX_SK || t->gfd[x->id] >= 0)
+				continue;
+			size_t k = 0;
+			while (k < *n && v[k].d->id != x->id)
+				k++;
+			if (k < *n)
+				v[k].multi |= v[k].proc != p;
+			else
+				v[(*n)++] = (struct tdesc){ .d = x, .proc = p };
 		}
-	int ret = sk_unix_build(d, n, fds);
+	*out = v;
+	return 0;
+}
+
+/* In stasis, for a tree: the group of unix sockets @first belongs to (everything it must
+ * be made together with), when it spans several processes: made at once, status flags
+ * set, placed at t->gfd[id]. A group within one process is left to its restore child,
+ * which makes it in the task's own network namespace. */
+static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
+{
+	struct tdesc *v = NULL;
+	size_t n = 0, m = 0;
+	int ret = tree_descs(t, &v, &n);
 	if (ret)
 		return ret;
-	for (size_t k = 0; k < n; k++) {
+	bool spans = false, grew = true;
+	for (size_t k = 0; k < n; k++)
+		v[k].in = v[k].d->id == first->id;
+	while (grew) { /* the closure of the relation, from @first */
+		grew = false;
+		for (size_t k = 0; k < n; k++)
+			for (size_t j = 0; j < n && !v[k].in; j++)
+				if (v[j].in && related(v[j].d->unix_sk, v[k].d->unix_sk))
+					v[k].in = grew = true;
+	}
+	_cleanup_free_ const FileDesc **d = calloc(n + 1, sizeof(*d));
+	_cleanup_free_ int *fds = calloc(n + 1, sizeof(*fds));
+	size_t proc0 = SIZE_MAX;
+	for (size_t k = 0; k < n && d; k++)
+		if (v[k].in) {
+			if (proc0 == SIZE_MAX)
+				proc0 = v[k].proc;
+			spans |= v[k].multi || v[k].proc != proc0;
+			d[m++] = v[k].d;
+		}
+	free(v);
+	if (!d || !fds)
+		return pr_errno(-ENOMEM, "restore unix sockets");
+	if (!spans)
+		return 0;
+	ret = sk_unix_build(d, m, fds);
+	if (ret)
+		return ret;
+	for (size_t k = 0; k < m; k++) {
 		if (!ret && fcntl(fds[k], F_SETFL, (int)(d[k]->flags & SETFL_MASK)) < 0)
 			ret = pr_perror("restore: status flags of unix socket %llu",
 					(unsigned long long)d[k]->unix_sk->ino);

@@ -205,7 +205,8 @@ static int link_set(struct ubuild *b)
 	for (size_t k = 0; k < b->n; k++) {
 		const struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
-		if (u->state != SK_ESTABLISHED || u->peer_gone || u->external || s->queued)
+		if (u->state != SK_ESTABLISHED || u->peer_gone || u->external || s->queued ||
+		    (u->type == SOCK_DGRAM && !u->peer_ino))
 			continue;
 		const UnixSk *p = s->peer >= 0 ? b->s[s->peer].u : NULL;
 		bool ok = p && p->type == u->type;
@@ -403,6 +404,8 @@ static int connect_all(struct ubuild *b)
 			}
 			ret = connect_to(s, &u->peer_name);
 		} else if (u->type == SOCK_DGRAM) {
+			if (s->peer < 0)
+				continue; /* others connected to it (or its peer is gone) */
 			const UnixSk *p = b->s[s->peer].u;
 			if (!named(p) || p->accepted) {
 				pr_err("files image: datagram unix socket %llu is connected to an "

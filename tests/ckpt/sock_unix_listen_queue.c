@@ -62,11 +62,13 @@ int main(int argc, char **argv)
 		test_fail("mkdir %s: %s", dir, strerror(errno));
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
 	al = mkaddr(&a, "listen");
+	unlink(a.sun_path); /* left by an earlier run with the same pid */
 	if (l < 0 || bind(l, (struct sockaddr *)&a, al) || listen(l, 5))
 		test_fail("listen: %s", strerror(errno));
 	for (int i = 0; i < NCLI; i++) {
 		snprintf(leaf, sizeof(leaf), "client%d", i);
 		bl = mkaddr(&b, leaf);
+		unlink(b.sun_path);
 		cli[i] = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (cli[i] < 0 || bind(cli[i], (struct sockaddr *)&b, bl) ||
 		    connect(cli[i], (struct sockaddr *)&a, al))

@@ -29,6 +29,7 @@ static int bound(int type, const char *leaf)
 	struct sockaddr_un a;
 	socklen_t l = mkaddr(&a, leaf);
 	int fd = socket(AF_UNIX, type, 0);
+	unlink(a.sun_path); /* left by an earlier run with the same pid */
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, l))
 		test_fail("bind %s: %s", a.sun_path, strerror(errno));
 	return fd;
