@@ -38,6 +38,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/sk_unix_int.h"
+#include "net/sockopt.h"
 #include "ns/nsrun.h"
 #include "sys/syscalls.h"
 
@@ -388,6 +389,9 @@ static int sk_unix_dump(const struct dump_ctx *c, const struct fd_ent *e, int du
 	u->passsec = passsec != 0;
 	u->peek_off = peek_off;
 
+	ret = sockopt_dump(dup, pid, fd, &u->opts);
+	if (ret)
+		return ret;
 	int outq = 0;
 	if (u->state == SK_ESTABLISHED && !ioctl(dup, SIOCOUTQ, &outq) && outq >= 0) {
 		u->has_outq = true;
@@ -480,6 +484,10 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 		return bad(d, "has a bad name");
 	if (u->has_peer_name && u->peer_name.len && !name_ok(&u->peer_name))
 		return bad(d, "has a bad peer address");
+	char what[48];
+	snprintf(what, sizeof(what), "unix socket %u", d->id);
+	if (u->opts && sockopt_validate(u->opts, AF_UNIX, (int)u->type, 0, what))
+		return -EINVAL;
 	bool conn = st == SK_ESTABLISHED;
 	if ((st == SK_LISTEN && (u->type == SOCK_DGRAM || !named(u) || u->accepted ||
 				 u->peer_ino || u->n_icons > SK_ICONS_MAX)) ||

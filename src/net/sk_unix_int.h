@@ -41,7 +41,9 @@ int sk_unix_send_msg(int snd, const UnixSk *u, size_t i, const void *to,
 		     unsigned int tolen) __must_check;
 /* Raise @sk's send buffer so that a queue that fitted at dump fits again. */
 void sk_unix_raise_sndbuf(int sk);
-/* Buffers, SO_PASSCRED, SO_PASSSEC, SO_PEEK_OFF and the shutdown bits of @u on @sk. */
+/* The generic options of @u to set before bind/connect/listen (sockopt EARLY). */
+int sk_unix_early(int sk, const UnixSk *u) __must_check;
+/* The other generic options (sockopt LATE: buffers with their locks ...), SO_PASSCRED, SO_PASSSEC, SO_PEEK_OFF and the shutdown bits of @u on @sk. */
 int sk_unix_finish(int sk, const UnixSk *u) __must_check;
 
 /* sk_unix_rst.c: make the sockets @d[0..n) (every unix description of a task or of a

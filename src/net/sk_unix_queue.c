@@ -14,6 +14,7 @@
  * cannot be told from the end of the queue (both peek as 0 bytes); it is dropped. */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "core/util.h"
 #include "helper/client.h"
 #include "net/sk_unix_int.h"
+#include "net/sockopt.h"
 
 #define CMSG_BUF 4096
 
@@ -276,14 +278,25 @@ int sk_unix_fill(int snd, const UnixSk *u)
 	return 0;
 }
 
+int sk_unix_early(int sk, const UnixSk *u)
+{
+	char what[48];
+	snprintf(what, sizeof(what), "unix socket %llu", (unsigned long long)u->ino);
+	return u->opts ? sockopt_restore(sk, u->opts, SOCKOPT_EARLY, what) : 0;
+}
+
 int sk_unix_finish(int sk, const UnixSk *u)
 {
 	unsigned long long ino = (unsigned long long)u->ino;
 	int ret = 0;
 
-	if (u->has_sndbuf)
+	char what[48];
+	snprintf(what, sizeof(what), "unix socket %llu", ino);
+	if (u->opts) /* buffers (with their locks) among them */
+		ret = sockopt_restore(sk, u->opts, SOCKOPT_LATE, what);
+	else if (u->has_sndbuf) /* images before the generic options */
 		ret = set_buf(sk, SO_SNDBUF, SO_SNDBUFFORCE, u->sndbuf, u->ino);
-	if (!ret && u->has_rcvbuf)
+	if (!ret && !u->opts && u->has_rcvbuf)
 		ret = set_buf(sk, SO_RCVBUF, SO_RCVBUFFORCE, u->rcvbuf, u->ino);
 	if (ret)
 		return ret;

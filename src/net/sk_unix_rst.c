@@ -256,6 +256,11 @@ static int create_all(struct ubuild *b)
 		if (s->fd < 0)
 			return s->fd;
 	}
+	for (size_t k = 0; k < b->n; k++) {
+		int ret = b->s[k].fd >= 0 ? sk_unix_early(b->s[k].fd, b->s[k].u) : 0;
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -362,7 +367,7 @@ static int accept_one(struct ubuild *b, struct usk *s)
 		return pr_perror("restore unix socket %llu: accept on %s", (unsigned long long)u->ino,
 				 nstr(u, nb));
 	sk_unix_raise_sndbuf(s->fd);
-	return 0;
+	return sk_unix_early(s->fd, u);
 }
 
 /* 6. connect to a peer by name */
