@@ -458,6 +458,17 @@ static int validate_queue(const FileDesc *d, const UnixSk *u)
 		pr_err("files image: unix socket %u queues more than %u bytes", d->id, SK_QUEUE_MAX);
 		return -EINVAL;
 	}
+	if (u->has_peek_off && u->peek_off > 0 && (uint64_t)u->peek_off > total) {
+		pr_err("files image: unix socket %u has its peek offset %d past its queue of %zu "
+		       "bytes", d->id, u->peek_off, total);
+		return -EINVAL;
+	}
+	/* the kernel queues at most backlog + 1 connections */
+	if (u->n_icons && (!u->has_backlog || u->n_icons > (uint64_t)u->backlog + 1)) {
+		pr_err("files image: unix socket %u queues %zu connections, past its backlog of %u",
+		       d->id, u->n_icons, u->backlog);
+		return -EINVAL;
+	}
 	return 0;
 }
 
