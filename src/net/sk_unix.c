@@ -320,7 +320,7 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, const struct sk_diag
 }
 
 /* Dump fd @e of the task, @dup its pidfd_getfd duplicate: fill d->unix_sk. */
-static int sk_unix_dump(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
+int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
 {
 	int domain = -1, type = -1, ret, fd = e->fd;
 	pid_t pid = c->pid;
@@ -457,6 +457,17 @@ static int validate_queue(const FileDesc *d, const UnixSk *u)
 	if (total > SK_QUEUE_MAX) {
 		pr_err("files image: unix socket %u queues more than %u bytes", d->id, SK_QUEUE_MAX);
 		return -EINVAL;
+	}
+	uint64_t prev = 0, end = u->type == SOCK_STREAM ? total : u->n_msgs;
+	for (size_t i = 0; i < u->n_rights; i++) {
+		const UnixRights *r = u->rights[i];
+		bool ok = r->n_files && r->n_files <= SK_RIGHTS_MAX && r->at <= end &&
+			  (u->type == SOCK_STREAM ? r->at > prev : r->at < end && (!i || r->at > prev));
+		for (size_t j = 0; j < r->n_files && ok; j++)
+			ok = r->files[j] != 0;
+		if (!ok)
+			return bad(d, "has file descriptors in flight out of its queue");
+		prev = r->at;
 	}
 	if (u->has_peek_off && u->peek_off > 0 && (uint64_t)u->peek_off > total) {
 		pr_err("files image: unix socket %u has its peek offset %d past its queue of %zu "
@@ -645,7 +656,7 @@ static int merge_one(const struct uset *s, struct uref *r, const struct dump_opt
 static int unix_merge(struct dump_ctx **procs, size_t n)
 {
 	struct uset s = { 0 };
-	int ret = 0;
+	int ret = sk_unix_flight(procs, n);
 
 	for (size_t p = 0; p < n && !ret; p++) {
 		Files *f = procs[p]->files;
@@ -677,6 +688,40 @@ static int unix_merge(struct dump_ctx **procs, size_t n)
 
 /* In the restore child, every socket of the tree in this task: all of them made at once,
  * staged. */
+/* In the restore child: the fd of description @id in flight that is not a socket being
+ * made: opened (and staged) by its own row if not yet, or the tree's (stasis's). */
+static int task_rights_fd(void *arg, uint32_t id)
+{
+	struct fd_rst *s = arg;
+	ssize_t j = fd_desc_index(s->f, id);
+	if (j < 0) {
+		if (s->gfd && id < s->n_gfd && s->gfd[id] >= 0)
+			return s->gfd[id];
+		pr_err("files image: file %u in flight is not in the image", id);
+		return -EINVAL;
+	}
+	const FileDesc *d = s->f->files[j];
+	const struct fd_ops *ops = fd_ops_of(d);
+	if (s->staged[j] < 0 && ops && ops != &fd_unix_ops && ops->open_task) {
+		int ret = ops->open_task(s, (size_t)j);
+		if (ret)
+			return ret;
+	} else if (s->staged[j] < 0 && ops && ops != &fd_unix_ops && ops->open) {
+		int tmp = ops->open(d, -1, -1, s->blobs);
+		if (tmp < 0)
+			return tmp;
+		int r = fd_stage(tmp, s->stage_lo, -1, fd_desc_name(d));
+		if (r < 0)
+			return r;
+		s->staged[j] = r;
+	}
+	if (s->staged[j] < 0) {
+		pr_err("files image: file %u in flight cannot be opened", id);
+		return -EINVAL;
+	}
+	return s->staged[j];
+}
+
 static int unix_open_task(struct fd_rst *s, size_t i)
 {
 	const Files *f = s->f;
@@ -692,7 +737,8 @@ static int unix_open_task(struct fd_rst *s, size_t i)
 			idx[n] = j;
 			d[n++] = f->files[j];
 		}
-	int ret = sk_unix_build(d, n, fds);
+	struct sk_rights src = { task_rights_fd, s };
+	int ret = sk_unix_build(d, n, fds, &src);
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < n; k++) {
@@ -724,11 +770,22 @@ static bool has_icon(const UnixSk *l, uint64_t ino)
 	return false;
 }
 
-/* Must @a and @b be made together? (Peers, a queued connection and its listener, two
- * sockets of one name (a listener and what it accepted), a datagram and its sender.) */
-static bool related(const UnixSk *a, const UnixSk *b)
+static bool carries(const UnixSk *u, uint32_t id)
 {
-	return (a->peer_ino && a->peer_ino == b->ino) || (b->peer_ino && b->peer_ino == a->ino) ||
+	for (size_t i = 0; i < u->n_rights; i++)
+		for (size_t j = 0; j < u->rights[i]->n_files; j++)
+			if (u->rights[i]->files[j] == id)
+				return true;
+	return false;
+}
+
+/* Must @da and @db be made together? (Peers, a queued connection and its listener, two
+ * sockets of one name (a listener and what it accepted), a datagram and its sender, a
+ * socket in flight and the one whose queue carries it.) */
+static bool related(const FileDesc *da, const FileDesc *db)
+{
+	const UnixSk *a = da->unix_sk, *b = db->unix_sk;
+	return carries(a, db->id) || carries(b, da->id) || (a->peer_ino && a->peer_ino == b->ino) || (b->peer_ino && b->peer_ino == a->ino) ||
 	       has_icon(a, b->ino) || has_icon(b, a->ino) ||
 	       (named(a) && named(b) && same_bytes(&a->name, &b->name)) || has_msg_from(a, b) ||
 	       has_msg_from(b, a);
@@ -768,6 +825,45 @@ static int tree_descs(struct fd_tree *t, struct tdesc **out, size_t *n)
 	return 0;
 }
 
+/* In stasis: the fd of description @id in flight that is not a socket being made,
+ * opened for the tree by its own row if not yet. */
+static int tree_rights_fd(void *arg, uint32_t id)
+{
+	struct fd_tree *t = arg;
+	const FileDesc *d = NULL;
+	for (size_t p = 0; p < t->n && !d; p++) {
+		ssize_t j = fd_desc_index(t->f[p], id);
+		d = j >= 0 ? t->f[p]->files[j] : NULL;
+	}
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	if (!d || !ops || ops == &fd_unix_ops) {
+		pr_err("files image: file %u in flight is not in the image", id);
+		return -EINVAL;
+	}
+	if (t->gfd[id] < 0 && ops->open_tree) {
+		int ret = ops->open_tree(t, d);
+		if (ret)
+			return ret;
+	} else if (t->gfd[id] < 0 && ops->open) {
+		int fd = ops->open(d, -1, -1, t->blobs);
+		if (fd < 0)
+			return fd;
+		if (fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+			int e = pr_perror("restore: status flags of file %u", id);
+			close(fd);
+			return e;
+		}
+		int ret = fd_gfd_place(fd, t->base, &t->gfd[id]);
+		if (ret)
+			return ret;
+	}
+	if (t->gfd[id] < 0) {
+		pr_err("files image: file %u in flight cannot be opened", id);
+		return -EINVAL;
+	}
+	return t->gfd[id];
+}
+
 /* In stasis, for a tree: the group of unix sockets @first belongs to (everything it must
  * be made together with), when it spans several processes: made at once, status flags
  * set, placed at t->gfd[id]. A group within one process is left to its restore child,
@@ -786,7 +882,7 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 		grew = false;
 		for (size_t k = 0; k < n; k++)
 			for (size_t j = 0; j < n && !v[k].in; j++)
-				if (v[j].in && related(v[j].d->unix_sk, v[k].d->unix_sk))
+				if (v[j].in && related(v[j].d, v[k].d))
 					v[k].in = grew = true;
 	}
 	_cleanup_free_ const FileDesc **d = calloc(n + 1, sizeof(*d));
@@ -804,7 +900,8 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 		return pr_errno(-ENOMEM, "restore unix sockets");
 	if (!spans)
 		return 0;
-	ret = sk_unix_build(d, m, fds);
+	struct sk_rights src = { tree_rights_fd, t };
+	ret = sk_unix_build(d, m, fds, &src);
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < m; k++) {
@@ -842,7 +939,7 @@ static int unix_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	return sk_unix_dump(c, e, dup, d);
+	return sk_unix_dump_fd(c, e, dup, d);
 }
 
 const struct fd_ops fd_unix_ops = {

@@ -31,35 +31,6 @@
 
 #define CMSG_BUF 4096
 
-/* Check the control messages of one peek: file descriptors in flight are refused (and
- * the copies the peek installed in stasis closed). */
-static int check_cmsgs(pid_t pid, int fd, struct msghdr *mh)
-{
-	int ret = 0;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int x;
-			memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			close(x);
-		}
-		if (!ret) {
-			pr_err("fd %d of pid %d is a unix socket with file descriptors in flight "
-			       "(SCM_RIGHTS): not supported yet", fd, pid);
-			ret = -EOPNOTSUPP;
-		}
-	}
-	if (!ret && (mh->msg_flags & MSG_CTRUNC)) {
-		pr_err("fd %d of pid %d: control data of a queued unix message truncated "
-		       "(file descriptors in flight?): not supported yet", fd, pid);
-		ret = -EOPNOTSUPP;
-	}
-	return ret;
-}
-
 static ssize_t peek_at(int dup, int off, void *buf, size_t len, int extra, struct msghdr *mh,
 		       char *cbuf, struct sockaddr_un *from)
 {
@@ -78,6 +49,82 @@ static ssize_t peek_at(int dup, int off, void *buf, size_t len, int extra, struc
 	}
 	ssize_t r = recvmsg(dup, mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | extra);
 	return r < 0 ? -errno : r;
+}
+
+/* The control messages of one peek: the file descriptors in flight (SCM_RIGHTS) are
+ * counted and closed (the peek installed copies in stasis; the merge hook peeks again to
+ * identify them); *@nfds gets how many. Truncated control data is refused. */
+static int scan_cmsgs(pid_t pid, int fd, struct msghdr *mh, size_t *nfds)
+{
+	*nfds = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int x;
+			memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			close(x);
+		}
+		*nfds += n;
+	}
+	if (mh->msg_flags & MSG_CTRUNC) {
+		pr_err("fd %d of pid %d: control data of a queued unix message truncated: not "
+		       "supported yet", fd, pid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* Record that message (or stream chunk) @at carries @n descriptors, ids filled by the
+ * merge hook. */
+static int add_rights(UnixSk *u, uint64_t at, size_t n)
+{
+	UnixRights **nr = realloc(u->rights, (u->n_rights + 1) * sizeof(*nr));
+	if (!nr)
+		return -ENOMEM;
+	u->rights = nr;
+	UnixRights *r = malloc(sizeof(*r));
+	uint32_t *ids = calloc(n, sizeof(*ids));
+	if (!r || !ids) {
+		free(r);
+		free(ids);
+		return -ENOMEM;
+	}
+	unix_rights__init(r);
+	r->at = at;
+	r->files = ids;
+	r->n_files = n;
+	u->rights[u->n_rights++] = r;
+	return 0;
+}
+
+int sk_unix_peek_fds(int dup, int off, size_t len, bool msg, int *fds, size_t max, size_t *n)
+{
+	_Alignas(struct cmsghdr) char cbuf[CMSG_BUF];
+	struct msghdr mh;
+	char one;
+	_cleanup_free_ char *buf = malloc(len ? len : 1);
+	*n = 0;
+	if (!buf)
+		return -ENOMEM;
+	ssize_t r = peek_at(dup, off, msg ? &one : buf, msg ? 1 : len, 0, &mh, cbuf, NULL);
+	if (r < 0)
+		return (int)r;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int x;
+			memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*n < max)
+				fds[(*n)++] = x;
+			else
+				close(x);
+		}
+	}
+	return 0;
 }
 
 int sk_unix_peek_stream(pid_t pid, int fd, int dup, UnixSk *u)
@@ -104,7 +151,10 @@ int sk_unix_peek_stream(pid_t pid, int fd, int dup, UnixSk *u)
 				    NULL);
 		if (r < 0)
 			return pr_errno((int)r, "peek at the queue of fd %d of pid %d", fd, pid);
-		int ret = check_cmsgs(pid, fd, &mh);
+		size_t nfds;
+		int ret = scan_cmsgs(pid, fd, &mh, &nfds);
+		if (!ret && nfds && add_rights(u, got + (size_t)r, nfds))
+			ret = pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
 		if (ret)
 			return ret;
 		if (r == 0) {
@@ -174,7 +224,8 @@ int sk_unix_peek_msgs(pid_t pid, int fd, int dup, bool rcv_shut, UnixSk *u)
 			break;
 		if (r < 0)
 			return pr_errno((int)r, "peek at the queue of fd %d of pid %d", fd, pid);
-		int ret = check_cmsgs(pid, fd, &mh);
+		size_t nfds;
+		int ret = scan_cmsgs(pid, fd, &mh, &nfds);
 		if (ret)
 			return ret;
 		if (r == 0 && rcv_shut)
@@ -198,7 +249,8 @@ int sk_unix_peek_msgs(pid_t pid, int fd, int dup, bool rcv_shut, UnixSk *u)
 			       "socket: not supported yet", fd, pid, SK_QUEUE_MAX, SK_MSGS_MAX);
 			return -EOPNOTSUPP;
 		}
-		if (add_msg(u, &nmsg_cap, buf, (size_t)r, &from, mh.msg_namelen))
+		if (add_msg(u, &nmsg_cap, buf, (size_t)r, &from, mh.msg_namelen) ||
+		    (nfds && add_rights(u, u->n_msgs - 1, nfds)))
 			return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
 		total += (size_t)r;
 		pos += (int)r;
@@ -244,34 +296,101 @@ static int set_buf(int sk, int opt, int force, uint32_t val, uint64_t ino)
 	return 0;
 }
 
-int sk_unix_send_msg(int snd, const UnixSk *u, size_t i, const void *to, unsigned int tolen)
+/* The fds of rights entry @r (borrowed) into a control message in @cbuf. */
+static int rights_cmsg(const UnixRights *r, const struct sk_rights *src, struct msghdr *mh,
+		       char *cbuf, uint64_t ino)
 {
-	ssize_t r = sendto(snd, u->msgs[i].data, u->msgs[i].len, MSG_DONTWAIT | MSG_NOSIGNAL,
-			   (const struct sockaddr *)to, tolen);
+	if (!r)
+		return 0;
+	if (!src || r->n_files > SK_RIGHTS_MAX) {
+		pr_err("files image: unix socket %llu carries file descriptors that cannot be sent",
+		       (unsigned long long)ino);
+		return -EINVAL;
+	}
+	mh->msg_control = cbuf;
+	mh->msg_controllen = CMSG_SPACE(r->n_files * sizeof(int));
+	struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(r->n_files * sizeof(int));
+	for (size_t i = 0; i < r->n_files; i++) {
+		int fd = src->fd(src->arg, r->files[i]);
+		if (fd < 0)
+			return fd;
+		memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
+	}
+	return 0;
+}
+
+static const UnixRights *rights_at(const UnixSk *u, uint64_t at)
+{
+	for (size_t i = 0; i < u->n_rights; i++)
+		if (u->rights[i]->at == at)
+			return u->rights[i];
+	return NULL;
+}
+
+/* One sendmsg of @len bytes of @buf with the descriptors of @r (NULL: none). */
+static ssize_t send_with(int snd, const void *buf, size_t len, const void *to,
+			 unsigned int tolen, const UnixRights *r, const struct sk_rights *src,
+			 uint64_t ino)
+{
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(SK_RIGHTS_MAX * sizeof(int))];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+			     .msg_iovlen = 1 };
+	int ret = rights_cmsg(r, src, &mh, cbuf, ino);
+	if (ret) {
+		errno = -ret;
+		return -1;
+	}
+	return sendmsg(snd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+int sk_unix_send_msg(int snd, const UnixSk *u, size_t i, const void *to, unsigned int tolen,
+		     const struct sk_rights *src)
+{
+	ssize_t r = send_with(snd, u->msgs[i].data, u->msgs[i].len, to, tolen, rights_at(u, i),
+			      src, u->ino);
 	if (r != (ssize_t)u->msgs[i].len)
 		return pr_perror("restore unix socket %llu: queue message %zu of %zu (%zu bytes)",
 				 (unsigned long long)u->ino, i, u->n_msgs, u->msgs[i].len);
 	return 0;
 }
 
-int sk_unix_fill(int snd, const UnixSk *u)
+/* Bytes [@from, @to) of a stream's queue, the descriptors of @r with the first send. */
+static int fill_stream(int snd, const UnixSk *u, size_t from, size_t to, const UnixRights *r,
+		       const struct sk_rights *src)
+{
+	size_t off = from;
+	while (off < to) {
+		ssize_t n = send_with(snd, u->data.data + off, to - off, NULL, 0,
+				      off == from ? r : NULL, src, u->ino);
+		if (n <= 0)
+			return pr_perror("restore unix socket %llu: queue %zu bytes (at %zu)",
+					 (unsigned long long)u->ino, u->data.len, off);
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+int sk_unix_fill(int snd, const UnixSk *u, const struct sk_rights *src)
 {
 	if (u->type == SOCK_STREAM) {
 		if (!u->has_data)
 			return 0;
-		size_t off = 0;
-		while (off < u->data.len) {
-			ssize_t r = send(snd, u->data.data + off, u->data.len - off,
-					 MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r <= 0)
-				return pr_perror("restore unix socket %llu: queue %zu bytes (at %zu)",
-						 (unsigned long long)u->ino, u->data.len, off);
-			off += (size_t)r;
+		size_t prev = 0;
+		for (size_t i = 0; i < u->n_rights; i++) {
+			size_t at = (size_t)u->rights[i]->at;
+			int ret = fill_stream(snd, u, prev, at, u->rights[i], src);
+			if (ret)
+				return ret;
+			prev = at;
 		}
-		return 0;
+		return fill_stream(snd, u, prev, u->data.len, NULL, src);
 	}
 	for (size_t i = 0; i < u->n_msgs; i++) {
-		int ret = sk_unix_send_msg(snd, u, i, NULL, 0);
+		int ret = sk_unix_send_msg(snd, u, i, NULL, 0, src);
 		if (ret)
 			return ret;
 	}

@@ -6,19 +6,21 @@
  *   2. bind every socket that had a name of its own (a stale socket file at its path is
  *      replaced; a path unlinked since is unlinked again at the end);
  *   3. listen;
- *   4. datagrams queued at bound sockets, sent again each from a socket bound to its
+ *   4. connections made by accept(): the client connects to its listener (or a temporary
+ *      one bound to the listener's name, for a listener that is gone), then accept();
+ *   5. datagrams queued at bound sockets, sent again each from a socket bound to its
  *      sender's address (the sender itself when it is in the set, else a temporary one
  *      bound to that address), before any datagram socket connects (a connected socket
  *      only takes datagrams from its peer);
- *   5. connections made by accept(): the client connects to its listener (or a temporary
- *      one bound to the listener's name, for a listener that is gone), then accept();
  *   6. datagram sockets connect to their peer by name, sockets with an external peer to
  *      its address;
  *   7. queues of connected sockets sent again from the peer;
  *   8. the connections queued at listening sockets, connected again in accept order;
  *   9. buffers, options, shutdown bits; temporaries closed, paths unlinked.
- * Every fd is close-on-exec and non-blocking; a failure closes them all and removes the
- * socket files this made. */
+ * Descriptors in flight (SCM_RIGHTS) are sent with their message: sockets of the set as
+ * they are at that moment (the same sockets, finished later), other files from the
+ * caller (sk_rights). Every fd is close-on-exec and non-blocking; a failure closes them
+ * all and removes the socket files this made. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,8 @@ struct ubuild {
 	char (*paths)[SK_NAME_MAX + 1]; /* socket files made here */
 	bool *keep;    /* ... kept at the end (else unlinked) */
 	size_t n_paths;
+	const struct sk_rights *src; /* descriptions in flight not in the set */
+	struct sk_rights rights;     /* ... and those of the set */
 };
 
 struct uaddr {
@@ -307,7 +311,7 @@ static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBina
 	return fd;
 }
 
-/* 4. datagrams queued at bound sockets */
+/* 5. datagrams queued at bound sockets */
 static int fill_bound_dgrams(struct ubuild *b)
 {
 	for (size_t k = 0; k < b->n; k++) {
@@ -323,7 +327,7 @@ static int fill_bound_dgrams(struct ubuild *b)
 			int snd = sender_for(b, s, nm);
 			if (snd < 0)
 				return snd;
-			int ret = sk_unix_send_msg(snd, u, i, &to.sa, to.len);
+			int ret = sk_unix_send_msg(snd, u, i, &to.sa, to.len, &b->rights);
 			if (ret)
 				return ret;
 		}
@@ -331,7 +335,7 @@ static int fill_bound_dgrams(struct ubuild *b)
 	return 0;
 }
 
-/* 5. one connection made by accept(): @s is the accepted end */
+/* 4. one connection made by accept(): @s is the accepted end */
 static int accept_one(struct ubuild *b, struct usk *s)
 {
 	const UnixSk *u = s->u;
@@ -383,17 +387,21 @@ static int connect_to(const struct usk *s, const ProtobufCBinaryData *name)
 	return 0;
 }
 
-static int connect_all(struct ubuild *b)
+static int accept_all(struct ubuild *b)
 {
 	for (size_t k = 0; k < b->n; k++) {
 		struct usk *s = &b->s[k];
-		const UnixSk *u = s->u;
 		int ret = 0;
-		if (u->accepted && u->state == SK_ESTABLISHED)
+		if (s->u->accepted && s->u->state == SK_ESTABLISHED)
 			ret = accept_one(b, s);
 		if (ret)
 			return ret;
 	}
+	return 0;
+}
+
+static int connect_all(struct ubuild *b)
+{
 	for (size_t k = 0; k < b->n; k++) {
 		struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
@@ -420,7 +428,7 @@ static int connect_all(struct ubuild *b)
 			}
 			ret = connect_to(s, &p->name);
 		} else {
-			continue; /* the client of an accepted connection: connected by 5. */
+			continue; /* the client of an accepted connection: connected by 4. */
 		}
 		if (ret)
 			return ret;
@@ -428,7 +436,7 @@ static int connect_all(struct ubuild *b)
 	return 0;
 }
 
-/* 7. queues of connected sockets (bound datagram sockets were filled by 4.) */
+/* 7. queues of connected sockets (bound datagram sockets were filled by 5.) */
 static int fill_connected(struct ubuild *b)
 {
 	for (size_t k = 0; k < b->n; k++) {
@@ -443,7 +451,7 @@ static int fill_connected(struct ubuild *b)
 			       "can have sent", (unsigned long long)u->ino);
 			return -EINVAL;
 		}
-		int ret = sk_unix_fill(snd, u);
+		int ret = sk_unix_fill(snd, u, &b->rights);
 		if (ret)
 			return ret;
 	}
@@ -477,6 +485,8 @@ static int build(struct ubuild *b)
 		ret = create_all(b);
 	if (!ret)
 		ret = bind_listen(b);
+	if (!ret) /* before the datagrams: a socket made by accept() may be in flight */
+		ret = accept_all(b);
 	if (!ret)
 		ret = fill_bound_dgrams(b);
 	if (!ret)
@@ -490,9 +500,29 @@ static int build(struct ubuild *b)
 	return ret;
 }
 
-int sk_unix_build(const FileDesc *const *d, size_t n, int *fds)
+/* The fd of description @id in flight: a socket of the set (made by now), else @src's. */
+static int rights_fd(void *arg, uint32_t id)
 {
-	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)) };
+	const struct ubuild *b = arg;
+	for (size_t k = 0; k < b->n; k++)
+		if (b->s[k].d->id == id) {
+			if (b->s[k].fd >= 0)
+				return b->s[k].fd;
+			pr_err("restore unix socket %llu: it is in flight before it exists",
+			       (unsigned long long)b->s[k].u->ino);
+			return -EINVAL;
+		}
+	if (!b->src) {
+		pr_err("files image: file %u in flight is not in the image", id);
+		return -EINVAL;
+	}
+	return b->src->fd(b->src->arg, id);
+}
+
+int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src)
+{
+	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)), .src = src };
+	b.rights = (struct sk_rights){ rights_fd, &b };
 	if (!b.s)
 		return pr_errno(-ENOMEM, "restore unix sockets");
 	for (size_t k = 0; k < n; k++)
