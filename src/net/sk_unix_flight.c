@@ -28,7 +28,7 @@
 #define FLIGHT_DEPTH 16 /* sockets in flight inside sockets in flight ... */
 
 struct flight {
-	int fd;       /* stasis's copy, kept open for kcmp */
+	int fd; /* stasis's copy, kept open for kcmp */
 	uint32_t id;
 };
 
@@ -88,7 +88,8 @@ static int new_flight(struct fctx *x, size_t p, int fd, const struct stat *st, i
 	link[ll > 0 ? ll : 0] = 0;
 	if (!unix_sk && !(S_ISFIFO(st->st_mode) && str_starts(link, "pipe:["))) {
 		pr_err("fd %d of pid %d is a unix socket with %s in flight (SCM_RIGHTS): not "
-		       "supported yet", cfd, c->pid, ll > 0 ? link : "a file");
+		       "supported yet",
+		       cfd, c->pid, ll > 0 ? link : "a file");
 		close(fd);
 		return -EOPNOTSUPP;
 	}
@@ -187,8 +188,8 @@ static int process(struct fctx *x, size_t p, FileDesc *d, int dup, int depth)
 			close(fds[j]);
 		if (!ret && got != r->n_files) {
 			pr_err("pid %d: unix socket %llu: %zu descriptors in flight in a message, "
-			       "%zu at the first look", pid, (unsigned long long)u->ino, got,
-			       r->n_files);
+			       "%zu at the first look",
+			       pid, (unsigned long long)u->ino, got, r->n_files);
 			ret = -EIO;
 		}
 	}

@@ -25,6 +25,12 @@
 #define SK_ICONS_MAX 65536
 
 const char *sk_unix_type_name(unsigned int t);
+/* The state of @u: images of socketpairs only (before the state was recorded) are
+ * connected. */
+static inline unsigned int sk_unix_state(const UnixSk *u)
+{
+	return u->has_state ? u->state : SK_ESTABLISHED;
+}
 /* For messages: the name of @u ("/run/x.sock", "@abstract", "unnamed"), in @buf. */
 const char *sk_unix_name_str(const ProtobufCBinaryData *name, bool has, char *buf, size_t len);
 
@@ -62,8 +68,7 @@ int sk_unix_finish(int sk, const UnixSk *u) __must_check;
 
 /* sk_unix.c: dump socket @dup (fd @e of the task of @c, or in flight: e->fd -1) into
  * d->unix_sk. */
-int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup,
-		    FileDesc *d) __must_check;
+int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d) __must_check;
 /* sk_unix_flight.c: the descriptors in flight in the queues of the tree's unix sockets,
  * identified (UnixSk.rights ids); those no task holds added to the receivers' files. */
 int sk_unix_flight(struct dump_ctx **procs, size_t n) __must_check;
@@ -73,7 +78,6 @@ int sk_unix_flight(struct dump_ctx **procs, size_t n) __must_check;
  * fds[k] gets a close-on-exec, non-blocking fd of d[k] (status flags not set).
  * @src gives the fds of the descriptions in flight that are not in the set.
  * Nothing is left behind on failure. */
-int sk_unix_build(const FileDesc *const *d, size_t n, int *fds,
-		  const struct sk_rights *src) __must_check;
+int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src) __must_check;
 
 #endif

@@ -70,7 +70,8 @@ static int scan_cmsgs(pid_t pid, int fd, struct msghdr *mh, size_t *nfds)
 	}
 	if (mh->msg_flags & MSG_CTRUNC) {
 		pr_err("fd %d of pid %d: control data of a queued unix message truncated: not "
-		       "supported yet", fd, pid);
+		       "supported yet",
+		       fd, pid);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -139,7 +140,8 @@ int sk_unix_peek_stream(pid_t pid, int fd, int dup, UnixSk *u)
 		return 0;
 	if ((unsigned int)queued > SK_QUEUE_MAX) {
 		pr_err("fd %d of pid %d: %d bytes queued in a unix socket, more than %u: not "
-		       "supported yet", fd, pid, queued, SK_QUEUE_MAX);
+		       "supported yet",
+		       fd, pid, queued, SK_QUEUE_MAX);
 		return -EOPNOTSUPP;
 	}
 	_cleanup_free_ uint8_t *buf = malloc((size_t)queued);
@@ -147,8 +149,7 @@ int sk_unix_peek_stream(pid_t pid, int fd, int dup, UnixSk *u)
 		return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
 	size_t got = 0;
 	while (got < (size_t)queued) {
-		ssize_t r = peek_at(dup, (int)got, buf + got, (size_t)queued - got, 0, &mh, cbuf,
-				    NULL);
+		ssize_t r = peek_at(dup, (int)got, buf + got, (size_t)queued - got, 0, &mh, cbuf, NULL);
 		if (r < 0)
 			return pr_errno((int)r, "peek at the queue of fd %d of pid %d", fd, pid);
 		size_t nfds;
@@ -159,7 +160,8 @@ int sk_unix_peek_stream(pid_t pid, int fd, int dup, UnixSk *u)
 			return ret;
 		if (r == 0) {
 			pr_err("fd %d of pid %d: peeked %zu of %d queued bytes (out-of-band data?): "
-			       "not supported yet", fd, pid, got, queued);
+			       "not supported yet",
+			       fd, pid, got, queued);
 			return -EOPNOTSUPP;
 		}
 		got += (size_t)r;
@@ -187,7 +189,8 @@ static int add_msg(UnixSk *u, size_t *cap, const uint8_t *buf, size_t len,
 		*cap = nc;
 	}
 	size_t nlen = flen > offsetof(struct sockaddr_un, sun_path)
-			      ? (size_t)flen - offsetof(struct sockaddr_un, sun_path) : 0;
+			      ? (size_t)flen - offsetof(struct sockaddr_un, sun_path)
+			      : 0;
 	if (nlen > SK_NAME_MAX)
 		nlen = SK_NAME_MAX;
 	ProtobufCBinaryData *m = &u->msgs[u->n_msgs], *n = &u->msg_names[u->n_msgs];
@@ -233,7 +236,8 @@ int sk_unix_peek_msgs(pid_t pid, int fd, int dup, bool rcv_shut, UnixSk *u)
 		if ((size_t)r > cap) {
 			if ((size_t)r > SK_QUEUE_MAX - total) {
 				pr_err("fd %d of pid %d: more than %u bytes queued in a unix socket: "
-				       "not supported yet", fd, pid, SK_QUEUE_MAX);
+				       "not supported yet",
+				       fd, pid, SK_QUEUE_MAX);
 				return -EOPNOTSUPP;
 			}
 			uint8_t *nb = realloc(buf, (size_t)r);
@@ -246,7 +250,8 @@ int sk_unix_peek_msgs(pid_t pid, int fd, int dup, bool rcv_shut, UnixSk *u)
 		if ((size_t)r > SK_QUEUE_MAX - total || u->n_msgs >= SK_MSGS_MAX ||
 		    (size_t)pos + (size_t)r > INT32_MAX) {
 			pr_err("fd %d of pid %d: more than %u bytes or %u messages queued in a unix "
-			       "socket: not supported yet", fd, pid, SK_QUEUE_MAX, SK_MSGS_MAX);
+			       "socket: not supported yet",
+			       fd, pid, SK_QUEUE_MAX, SK_MSGS_MAX);
 			return -EOPNOTSUPP;
 		}
 		if (add_msg(u, &nmsg_cap, buf, (size_t)r, &from, mh.msg_namelen) ||
@@ -282,13 +287,13 @@ static int set_buf(int sk, int opt, int force, uint32_t val, uint64_t ino)
 				 (unsigned long long)ino, opt, half);
 	if (!get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
 		return 0;
-	if (!setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)) && !get_int_opt(sk, opt, &cur) &&
-	    (uint32_t)cur == val)
+	if (!setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)) &&
+	    !get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
 		return 0;
 	/* over {w,r}mem_max without CAP_NET_ADMIN: the stasis helper may force it */
 	struct helper *h = (errno == EPERM) ? helper_default() : NULL;
-	if (h && !helper_sockbuf_force(h, sk, opt == SO_SNDBUF ? half : -1,
-				       opt == SO_RCVBUF ? half : -1) &&
+	if (h &&
+	    !helper_sockbuf_force(h, sk, opt == SO_SNDBUF ? half : -1, opt == SO_RCVBUF ? half : -1) &&
 	    !get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
 		return 0;
 	pr_warn("restore unix socket %llu: buffer option %d is %d, was %u", (unsigned long long)ino,
@@ -331,13 +336,14 @@ static const UnixRights *rights_at(const UnixSk *u, uint64_t at)
 }
 
 /* One sendmsg of @len bytes of @buf with the descriptors of @r (NULL: none). */
-static ssize_t send_with(int snd, const void *buf, size_t len, const void *to,
-			 unsigned int tolen, const UnixRights *r, const struct sk_rights *src,
-			 uint64_t ino)
+static ssize_t send_with(int snd, const void *buf, size_t len, const void *to, unsigned int tolen,
+			 const UnixRights *r, const struct sk_rights *src, uint64_t ino)
 {
 	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(SK_RIGHTS_MAX * sizeof(int))];
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+	struct msghdr mh = { .msg_name = (void *)to,
+			     .msg_namelen = tolen,
+			     .msg_iov = &iov,
 			     .msg_iovlen = 1 };
 	int ret = rights_cmsg(r, src, &mh, cbuf, ino);
 	if (ret) {
@@ -350,8 +356,8 @@ static ssize_t send_with(int snd, const void *buf, size_t len, const void *to,
 int sk_unix_send_msg(int snd, const UnixSk *u, size_t i, const void *to, unsigned int tolen,
 		     const struct sk_rights *src)
 {
-	ssize_t r = send_with(snd, u->msgs[i].data, u->msgs[i].len, to, tolen, rights_at(u, i),
-			      src, u->ino);
+	ssize_t r = send_with(snd, u->msgs[i].data, u->msgs[i].len, to, tolen, rights_at(u, i), src,
+			      u->ino);
 	if (r != (ssize_t)u->msgs[i].len)
 		return pr_perror("restore unix socket %llu: queue message %zu of %zu (%zu bytes)",
 				 (unsigned long long)u->ino, i, u->n_msgs, u->msgs[i].len);
@@ -430,7 +436,7 @@ int sk_unix_finish(int sk, const UnixSk *u)
 		return pr_perror("restore unix socket %llu: SO_PEEK_OFF %d", ino, u->peek_off);
 	unsigned int s = u->has_shutdown ? u->shutdown : 0;
 	int how = s == 3 ? SHUT_RDWR : s == SK_SEND_SHUTDOWN ? SHUT_WR : s ? SHUT_RD : -1;
-	if (how >= 0 && u->state != SK_LISTEN && shutdown(sk, how))
+	if (how >= 0 && sk_unix_state(u) != SK_LISTEN && shutdown(sk, how))
 		return pr_perror("restore unix socket %llu: shutdown(%d)", ino, how);
 	return 0;
 }

@@ -40,19 +40,19 @@ struct usk {
 	const FileDesc *d;
 	const UnixSk *u;
 	int fd;
-	int gone;      /* the temporary other end of a socket whose peer is gone, or -1 */
-	ssize_t peer;  /* index of the peer in the set, or -1 */
-	bool paired;   /* made by socketpair with its peer */
-	bool queued;   /* the client of a connection queued at a listener of the set */
+	int gone;     /* the temporary other end of a socket whose peer is gone, or -1 */
+	ssize_t peer; /* index of the peer in the set, or -1 */
+	bool paired;  /* made by socketpair with its peer */
+	bool queued;  /* the client of a connection queued at a listener of the set */
 };
 
 struct ubuild {
 	struct usk *s;
 	size_t n;
-	int *tmp;      /* temporary sockets, closed at the end */
+	int *tmp; /* temporary sockets, closed at the end */
 	size_t n_tmp;
 	char (*paths)[SK_NAME_MAX + 1]; /* socket files made here */
-	bool *keep;    /* ... kept at the end (else unlinked) */
+	bool *keep;                     /* ... kept at the end (else unlinked) */
 	size_t n_paths;
 	const struct sk_rights *src; /* descriptions in flight not in the set */
 	struct sk_rights rights;     /* ... and those of the set */
@@ -72,20 +72,14 @@ static void mkaddr(const ProtobufCBinaryData *name, struct uaddr *a)
 	a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 }
 
-static bool is_path(const ProtobufCBinaryData *name)
-{
-	return name->len > 0 && name->data[0] != 0;
-}
+static bool is_path(const ProtobufCBinaryData *name) { return name->len > 0 && name->data[0] != 0; }
 
 static bool same_name(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
 {
 	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
 }
 
-static bool named(const UnixSk *u)
-{
-	return u->has_name && u->name.len > 0;
-}
+static bool named(const UnixSk *u) { return u->has_name && u->name.len > 0; }
 
 static const char *nstr(const UnixSk *u, char *buf)
 {
@@ -125,7 +119,7 @@ static int bind_name(struct ubuild *b, int fd, const ProtobufCBinaryData *name, 
 
 	mkaddr(name, &a);
 	if (is_path(name)) {
-		char (*np)[SK_NAME_MAX + 1] = realloc(b->paths, (b->n_paths + 1) * sizeof(*np));
+		char(*np)[SK_NAME_MAX + 1] = realloc(b->paths, (b->n_paths + 1) * sizeof(*np));
 		bool *nk = np ? realloc(b->keep, (b->n_paths + 1) * sizeof(*nk)) : NULL;
 		if (np)
 			b->paths = np;
@@ -138,7 +132,8 @@ static int bind_name(struct ubuild *b, int fd, const ProtobufCBinaryData *name, 
 			 * someone else's */
 			if (!S_ISSOCK(st.st_mode) || unlink_after) {
 				pr_err("restore unix socket %llu: %s exists%s: cannot bind a socket "
-				       "to it", (unsigned long long)ino, a.sa.sun_path,
+				       "to it",
+				       (unsigned long long)ino, a.sa.sun_path,
 				       S_ISSOCK(st.st_mode) ? "" : " and is not a socket");
 				return -EEXIST;
 			}
@@ -168,13 +163,13 @@ static ssize_t find_ino(const struct ubuild *b, uint64_t ino)
 
 /* A socket of the set of type @type bound to @name itself (not by accept), optionally
  * listening. */
-static ssize_t find_name(const struct ubuild *b, unsigned int type,
-			 const ProtobufCBinaryData *name, bool listening)
+static ssize_t find_name(const struct ubuild *b, unsigned int type, const ProtobufCBinaryData *name,
+			 bool listening)
 {
 	for (size_t k = 0; k < b->n; k++) {
 		const UnixSk *u = b->s[k].u;
 		if (u->type == type && named(u) && !u->accepted && same_name(&u->name, name) &&
-		    (!listening || u->state == SK_LISTEN))
+		    (!listening || sk_unix_state(u) == SK_LISTEN))
 			return (ssize_t)k;
 	}
 	return -1;
@@ -196,11 +191,12 @@ static int link_set(struct ubuild *b)
 		const UnixSk *u = b->s[k].u;
 		for (size_t i = 0; i < u->n_icons; i++) {
 			ssize_t c = find_ino(b, u->icons[i]);
-			if (c < 0 || b->s[c].peer >= 0 || b->s[c].queued || b->s[c].u->type != u->type ||
-			    b->s[c].u->state != SK_ESTABLISHED || b->s[c].u->peer_gone ||
-			    b->s[c].u->external || b->s[c].u->accepted) {
+			if (c < 0 || b->s[c].peer >= 0 || b->s[c].queued ||
+			    b->s[c].u->type != u->type || sk_unix_state(b->s[c].u) != SK_ESTABLISHED ||
+			    b->s[c].u->peer_gone || b->s[c].u->external || b->s[c].u->accepted) {
 				pr_err("files image: connection %zu queued at unix socket %llu has no "
-				       "client in the tree", i, (unsigned long long)u->ino);
+				       "client in the tree",
+				       i, (unsigned long long)u->ino);
 				return -EINVAL;
 			}
 			b->s[c].queued = true;
@@ -209,8 +205,8 @@ static int link_set(struct ubuild *b)
 	for (size_t k = 0; k < b->n; k++) {
 		const struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
-		if (u->state != SK_ESTABLISHED || u->peer_gone || u->external || s->queued ||
-		    (u->type == SOCK_DGRAM && !u->peer_ino))
+		if (sk_unix_state(u) != SK_ESTABLISHED || u->peer_gone || u->external ||
+		    s->queued || (u->type == SOCK_DGRAM && !u->peer_ino))
 			continue;
 		const UnixSk *p = s->peer >= 0 ? b->s[s->peer].u : NULL;
 		bool ok = p && p->type == u->type;
@@ -218,8 +214,8 @@ static int link_set(struct ubuild *b)
 			ok = p->peer_ino == u->ino && !(u->accepted && p->accepted);
 		if (!ok) {
 			pr_err("files image: unix socket %llu is connected to socket %llu, which is "
-			       "not its other end in the tree", (unsigned long long)u->ino,
-			       (unsigned long long)u->peer_ino);
+			       "not its other end in the tree",
+			       (unsigned long long)u->ino, (unsigned long long)u->peer_ino);
 			return -EINVAL;
 		}
 	}
@@ -237,7 +233,7 @@ static int create_all(struct ubuild *b)
 		struct usk *p = s->peer >= 0 ? &b->s[s->peer] : NULL;
 		if (s->fd >= 0 || u->accepted)
 			continue;
-		bool pair = p && u->state == SK_ESTABLISHED && !p->u->accepted &&
+		bool pair = p && sk_unix_state(u) == SK_ESTABLISHED && !p->u->accepted &&
 			    p->u->peer_ino == u->ino &&
 			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
 		if (pair || u->peer_gone) {
@@ -278,7 +274,7 @@ static int bind_listen(struct ubuild *b)
 			if (ret)
 				return ret;
 		}
-		if (u->state == SK_LISTEN && listen(b->s[k].fd, (int)MIN(u->backlog, 1u << 30)))
+		if (sk_unix_state(u) == SK_LISTEN && listen(b->s[k].fd, (int)MIN(u->backlog, 1u << 30)))
 			return pr_perror("restore unix socket %llu: listen(%u)",
 					 (unsigned long long)u->ino, u->backlog);
 	}
@@ -356,7 +352,8 @@ static int accept_one(struct ubuild *b, struct usk *s)
 		if (ret)
 			return ret;
 		if (listen(lfd, 1))
-			return pr_perror("restore unix socket %llu: listen", (unsigned long long)u->ino);
+			return pr_perror("restore unix socket %llu: listen",
+					 (unsigned long long)u->ino);
 	}
 	int cfd = s->peer >= 0 ? b->s[s->peer].fd : new_sock(u->type, u->ino);
 	if (cfd < 0)
@@ -364,12 +361,12 @@ static int accept_one(struct ubuild *b, struct usk *s)
 	if (s->peer < 0)
 		s->gone = cfd; /* the client that is gone, closed after the fill */
 	if (connect(cfd, (struct sockaddr *)&a.sa, a.len))
-		return pr_perror("restore unix socket %llu: connect to %s", (unsigned long long)u->ino,
-				 nstr(u, nb));
+		return pr_perror("restore unix socket %llu: connect to %s",
+				 (unsigned long long)u->ino, nstr(u, nb));
 	s->fd = accept4(lfd, NULL, NULL, SOCK_FLAGS);
 	if (s->fd < 0)
-		return pr_perror("restore unix socket %llu: accept on %s", (unsigned long long)u->ino,
-				 nstr(u, nb));
+		return pr_perror("restore unix socket %llu: accept on %s",
+				 (unsigned long long)u->ino, nstr(u, nb));
 	sk_unix_raise_sndbuf(s->fd);
 	return sk_unix_early(s->fd, u);
 }
@@ -392,7 +389,7 @@ static int accept_all(struct ubuild *b)
 	for (size_t k = 0; k < b->n; k++) {
 		struct usk *s = &b->s[k];
 		int ret = 0;
-		if (s->u->accepted && s->u->state == SK_ESTABLISHED)
+		if (s->u->accepted && sk_unix_state(s->u) == SK_ESTABLISHED)
 			ret = accept_one(b, s);
 		if (ret)
 			return ret;
@@ -406,13 +403,14 @@ static int connect_all(struct ubuild *b)
 		struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
 		int ret = 0;
-		if (u->state != SK_ESTABLISHED || s->paired || s->queued || u->accepted ||
+		if (sk_unix_state(u) != SK_ESTABLISHED || s->paired || s->queued || u->accepted ||
 		    u->peer_gone)
 			continue;
 		if (u->external) {
 			if (!u->has_peer_name || !u->peer_name.len) {
 				pr_err("restore unix socket %llu: its peer outside the tree had no "
-				       "address: cannot connect to it again", (unsigned long long)u->ino);
+				       "address: cannot connect to it again",
+				       (unsigned long long)u->ino);
 				return -EOPNOTSUPP;
 			}
 			ret = connect_to(s, &u->peer_name);
@@ -422,8 +420,8 @@ static int connect_all(struct ubuild *b)
 			const UnixSk *p = b->s[s->peer].u;
 			if (!named(p) || p->accepted) {
 				pr_err("files image: datagram unix socket %llu is connected to an "
-				       "unnamed socket %llu", (unsigned long long)u->ino,
-				       (unsigned long long)p->ino);
+				       "unnamed socket %llu",
+				       (unsigned long long)u->ino, (unsigned long long)p->ino);
 				return -EINVAL;
 			}
 			ret = connect_to(s, &p->name);
@@ -446,9 +444,10 @@ static int fill_connected(struct ubuild *b)
 		if (empty || (u->type == SOCK_DGRAM && named(u)))
 			continue;
 		int snd = s->gone >= 0 ? s->gone : s->peer >= 0 ? b->s[s->peer].fd : -1;
-		if (snd < 0 || s->queued || u->external || u->state != SK_ESTABLISHED) {
+		if (snd < 0 || s->queued || u->external || sk_unix_state(u) != SK_ESTABLISHED) {
 			pr_err("files image: unix socket %llu has queued data no socket of the tree "
-			       "can have sent", (unsigned long long)u->ino);
+			       "can have sent",
+			       (unsigned long long)u->ino);
 			return -EINVAL;
 		}
 		int ret = sk_unix_fill(snd, u, &b->rights);
@@ -526,8 +525,7 @@ int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_
 	if (!b.s)
 		return pr_errno(-ENOMEM, "restore unix sockets");
 	for (size_t k = 0; k < n; k++)
-		b.s[k] = (struct usk){ .d = d[k], .u = d[k]->unix_sk, .fd = -1, .gone = -1,
-				       .peer = -1 };
+		b.s[k] = (struct usk){ .d = d[k], .u = d[k]->unix_sk, .fd = -1, .gone = -1, .peer = -1 };
 	int ret = build(&b);
 	for (size_t k = 0; k < n; k++) {
 		if (b.s[k].gone >= 0)

@@ -15,6 +15,7 @@
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -489,7 +490,7 @@ static void test_bad_image(void)
 }
 
 /* Child for test_unsupported: fd 3 is an AF_INET socket, an inotify fd, a deleted directory,
- * a listening unix socket or one end of a socketpair whose other end is in the parent
+ * a unix socket bound to a relative path or one end of a socketpair whose other end is in the parent
  * (3 and 4: files_dump accepts it, files_merge_tree refuses it). */
 static int sv_parent = -1, sv_other = -1;
 
@@ -507,9 +508,12 @@ static void unsupported_child(int which)
 		break;
 	case 3:
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (fd >= 0) {  /* autobind: an abstract name */
-			struct sockaddr sa = {.sa_family = AF_UNIX};
-			if (bind(fd, &sa, sizeof(sa_family_t)) || listen(fd, 1))
+		if (fd >= 0) {  /* bound to a relative path (in /tmp) */
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "stasis-test-files-rel.%d",
+				 getpid());
+			if (chdir("/tmp") || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+			    unlink(sa.sun_path))
 				fd = -1;
 		}
 		break;
@@ -538,8 +542,8 @@ static void test_unsupported(void)
 {
 	static const char *const want[] = {" is a socket of address family 2",
 					   " is an anonymous-inode file", "refers to deleted file",
-					   " is a listening unix socket",
-					   "is outside the dumped tree: not supported yet"};
+					   " is a unix socket bound to a relative path",
+					   "is outside the dumped tree: declare it with --external unix["};
 	for (int which = 0; which < 5; which++) {
 		int sv[2] = {-1, -1};
 		if (which == 4 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
