@@ -653,6 +653,74 @@ static int merge_one(const struct uset *s, struct uref *r, const struct dump_opt
 	return 0;
 }
 
+static bool related(const FileDesc *da, const FileDesc *db);
+
+static bool is_abstract(const ProtobufCBinaryData *n)
+{
+	return n->len > 0 && n->data[0] == 0;
+}
+
+/* Does restoring @u use an abstract name (its own, a sender's, its external peer's)? */
+static bool uses_abstract(const UnixSk *u)
+{
+	bool a = (u->has_name && is_abstract(&u->name)) ||
+		 (u->has_peer_name && u->external && is_abstract(&u->peer_name));
+	for (size_t i = 0; i < u->n_msg_names && !a; i++)
+		a = is_abstract(&u->msg_names[i]);
+	return a;
+}
+
+/* Is the group of sockets of @s->r[k] (what it must be made with) in several processes? */
+static bool group_spans(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n)
+{
+	_cleanup_free_ bool *in = calloc(s->n, sizeof(*in));
+	bool grew = true, spans = false;
+	if (!in)
+		return true;
+	in[k] = true;
+	while (grew) {
+		grew = false;
+		for (size_t i = 0; i < s->n; i++)
+			for (size_t j = 0; j < s->n && !in[i]; j++)
+				if (in[j] && related(s->r[j].d, s->r[i].d))
+					in[i] = grew = true;
+	}
+	for (size_t i = 0; i < s->n && !spans; i++) {
+		if (!in[i])
+			continue;
+		spans = s->r[i].c != s->r[k].c;
+		for (size_t p = 0; p < n && !spans; p++)
+			spans = procs[p] != s->r[i].c && fd_desc_index(procs[p]->files,
+								       s->r[i].d->id) >= 0;
+	}
+	return spans;
+}
+
+/* A group of sockets spanning processes is made by stasis, in its own network namespace,
+ * where an abstract name of another namespace would be wrong. */
+static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
+{
+	struct stat self, st;
+	if (stat("/proc/self/ns/net", &self))
+		return pr_perror("stat /proc/self/ns/net");
+	for (size_t k = 0; k < s->n; k++) {
+		const struct uref *r = &s->r[k];
+		if (!uses_abstract(r->d->unix_sk))
+			continue;
+		if (fstatat(r->c->procfd, "ns/net", &st, 0))
+			return pr_perror("stat /proc/%d/ns/net", r->c->pid);
+		if ((st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
+		    !group_spans(s, k, procs, n))
+			continue;
+		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) using an abstract name in "
+		       "a network namespace of the tree, with sockets of other processes: not "
+		       "supported yet", uref_fd(r), r->c->pid,
+		       (unsigned long long)r->d->unix_sk->ino);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 static int unix_merge(struct dump_ctx **procs, size_t n)
 {
 	struct uset s = { 0 };
@@ -680,6 +748,8 @@ static int unix_merge(struct dump_ctx **procs, size_t n)
 	}
 	for (size_t k = 0; k < s.n && !ret; k++)
 		ret = merge_one(&s, &s.r[k], procs[0]->opts);
+	if (!ret && n > 1)
+		ret = check_netns(&s, procs, n);
 	free(s.r);
 	return ret;
 }
