@@ -249,7 +249,7 @@ static int set_bytes(ProtobufCBinaryData *b, protobuf_c_boolean *has, const void
 }
 
 /* A socket bound to a path: is its file still there (same inode), and is the path the
- * one the dumper sees? (A path of the task's own mount namespace is not supported yet.) */
+ * one the dumper sees, or one only the task's mount namespace shows? */
 static int check_path(const struct dump_ctx *c, int fd, const struct sk_diag *dg, UnixSk *u)
 {
 	char path[SK_NAME_MAX + 1], in_root[SK_NAME_MAX + 8];
@@ -268,12 +268,9 @@ static int check_path(const struct dump_ctx *c, int fd, const struct sk_diag *dg
 	snprintf(in_root, sizeof(in_root), "root%s", path);
 	bool task = !fstatat(c->procfd, in_root, &rt, 0) && rt.st_ino == dg->vfs_ino &&
 		    rt.st_dev == dev;
-	if (task && !mine) {
-		pr_err("fd %d of pid %d is a unix socket bound to %s, a path of the task's own "
-		       "mount namespace: not supported yet", fd, c->pid, path);
-		return -EOPNOTSUPP;
-	}
-	if (!mine)
+	if (task && !mine)
+		u->has_in_task_root = u->in_task_root = true; /* (checked by the merge hook) */
+	else if (!mine)
 		u->has_unlinked = u->unlinked = true;
 	return 0;
 }
@@ -517,7 +514,8 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	    (!conn && (u->peer_ino || u->peer_gone)) ||
 	    (u->peer_gone && u->peer_ino) || (u->external && !u->peer_ino) ||
 	    (u->accepted && (!named(u) || !conn || u->type == SOCK_DGRAM)) ||
-	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)))
+	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)) ||
+	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)))
 		return bad(d, "has a state that cannot be");
 	return validate_queue(d, u);
 }
@@ -697,7 +695,8 @@ static bool group_spans(const struct uset *s, size_t k, struct dump_ctx **procs,
 }
 
 /* A group of sockets spanning processes is made by stasis, in its own network namespace,
- * where an abstract name of another namespace would be wrong. */
+ * where an abstract name of another namespace would be wrong, and in its own mount tree,
+ * where a path only the task's mount namespace shows is not. */
 static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 {
 	struct stat self, st;
@@ -705,6 +704,15 @@ static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 		return pr_perror("stat /proc/self/ns/net");
 	for (size_t k = 0; k < s->n; k++) {
 		const struct uref *r = &s->r[k];
+		if (r->d->unix_sk->in_task_root && group_spans(s, k, procs, n)) {
+			char nb[SK_NAME_MAX + 2];
+			pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) bound to %s, a path "
+			       "only its mount namespace shows, with sockets of other processes: not "
+			       "supported yet", uref_fd(r), r->c->pid,
+			       (unsigned long long)r->d->unix_sk->ino,
+			       sk_unix_name_str(&r->d->unix_sk->name, true, nb, sizeof(nb)));
+			return -EOPNOTSUPP;
+		}
 		if (!uses_abstract(r->d->unix_sk))
 			continue;
 		if (fstatat(r->c->procfd, "ns/net", &st, 0))
@@ -970,6 +978,12 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 		return pr_errno(-ENOMEM, "restore unix sockets");
 	if (!spans)
 		return 0;
+	for (size_t k = 0; k < m; k++)
+		if (d[k]->unix_sk->in_task_root) {
+			pr_err("files image: unix socket %llu bound in its task's mount namespace is "
+			       "made with sockets of other processes", (unsigned long long)d[k]->unix_sk->ino);
+			return -EINVAL;
+		}
 	struct sk_rights src = { tree_rights_fd, t };
 	ret = sk_unix_build(d, m, fds, &src);
 	if (ret)
