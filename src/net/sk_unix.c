@@ -590,26 +590,36 @@ static int check_icons(const struct uset *s, const struct uref *l)
 	return 0;
 }
 
+/* Is @u's name the name of a listening socket of the tree? */
+static bool listener_name(const struct uset *s, const UnixSk *u)
+{
+	for (size_t k = 0; k < s->n && named(u); k++) {
+		const UnixSk *l = s->r[k].d->unix_sk;
+		if (l->state == SK_LISTEN && l->type == u->type && same_bytes(&l->name, &u->name))
+			return true;
+	}
+	return false;
+}
+
+/* @u got its name from its listener (accept()): it binds nothing at restore. */
+static void mark_accepted(UnixSk *u)
+{
+	u->has_accepted = u->accepted = true;
+	u->has_unlinked = u->unlinked = false;
+}
+
 /* Of two connected ends neither of which is known to be accept()'s: which one is? The
- * one with a name of a listener of the tree, else the only one with a name. */
+ * one with the name of a listener of the tree, else the only one with a name. (This
+ * kernel gives an accepted socket its listener's socket file too: sock_diag cannot tell
+ * them apart.) */
 static int pick_accepted(const struct uset *s, struct uref *a, struct uref *b)
 {
 	UnixSk *ua = a->d->unix_sk, *ub = b->d->unix_sk;
 	if (ua->accepted || ub->accepted || ua->type == SOCK_DGRAM || (!named(ua) && !named(ub)))
 		return 0;
-	bool la = false, lb = false;
-	for (size_t k = 0; k < s->n; k++) {
-		const UnixSk *l = s->r[k].d->unix_sk;
-		if (l->state != SK_LISTEN || l->type != ua->type)
-			continue;
-		la |= named(ua) && same_bytes(&l->name, &ua->name);
-		lb |= named(ub) && same_bytes(&l->name, &ub->name);
-	}
+	bool la = listener_name(s, ua), lb = listener_name(s, ub);
 	if (la != lb || named(ua) != named(ub)) {
-		UnixSk *x = (la != lb ? la : named(ua)) ? ua : ub;
-		/* a name of its own has a socket file (or is abstract) */
-		if (!(x->name.data[0] != 0 && !x->unlinked))
-			x->has_accepted = x->accepted = true;
+		mark_accepted((la != lb ? la : named(ua)) ? ua : ub);
 		return 0;
 	}
 	pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) connected to socket:[%llu]: "
@@ -623,6 +633,9 @@ static int merge_one(const struct uset *s, struct uref *r, const struct dump_opt
 	UnixSk *u = r->d->unix_sk;
 	if (u->state == SK_LISTEN)
 		return check_icons(s, r);
+	/* (a socket whose peer is gone, named like a listener of the tree: accepted) */
+	if (u->peer_gone && u->type != SOCK_DGRAM && !u->accepted && listener_name(s, u))
+		mark_accepted(u);
 	if (!u->peer_ino)
 		return 0;
 	struct uref *p = uset_find(s, u->peer_ino);

@@ -3,8 +3,9 @@
  *   1. create: a socketpair for two ends connected to each other that neither accept()
  *      made (and for a socket whose peer is gone: the other end closed after the fill),
  *      else socket(); ends made by accept() are created later;
- *   2. bind every socket that had a name of its own (a stale socket file at its path is
- *      replaced; a path unlinked since is unlinked again at the end);
+ *   2. bind every socket that had a name of its own (a stale socket file at its path, one
+ *      no socket is bound to, is replaced; a path unlinked since is unlinked again at the
+ *      end; a stale file where a temporary socket binds is moved aside meanwhile);
  *   3. listen;
  *   4. connections made by accept(): the client connects to its listener (or a temporary
  *      one bound to the listener's name, for a listener that is gone), then accept();
@@ -54,6 +55,8 @@ struct ubuild {
 	char (*paths)[SK_NAME_MAX + 1]; /* socket files made here */
 	bool *keep;                     /* ... kept at the end (else unlinked) */
 	size_t n_paths;
+	char (*aside)[SK_NAME_MAX + 1]; /* stale socket files moved aside, put back at the end */
+	size_t n_aside;
 	const struct sk_rights *src; /* descriptions in flight not in the set */
 	struct sk_rights rights;     /* ... and those of the set */
 };
@@ -108,39 +111,83 @@ static int new_sock(unsigned int type, uint64_t ino)
 	return fd;
 }
 
-/* Bind @fd to @name; a path is recorded (kept unless @unlink_after). A stale socket file
- * at the path (the dumped socket's own, left behind) is replaced. */
+/* Is the socket file @path bound by a live socket? A datagram connect probes it without
+ * a side effect on the socket (a stream or seqpacket one answers EPROTOTYPE). */
+static bool live_socket(const struct uaddr *a)
+{
+	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (p < 0)
+		return true;
+	int r = connect(p, (const struct sockaddr *)&a->sa, a->len), e = errno;
+	close(p);
+	return !(r < 0 && e == ECONNREFUSED);
+}
+
+static int grow_paths(struct ubuild *b, uint64_t ino)
+{
+	char(*np)[SK_NAME_MAX + 1] = realloc(b->paths, (b->n_paths + 1) * sizeof(*np));
+	if (np)
+		b->paths = np;
+	bool *nk = np ? realloc(b->keep, (b->n_paths + 1) * sizeof(*nk)) : NULL;
+	if (nk)
+		b->keep = nk;
+	char(*na)[SK_NAME_MAX + 1] = nk ? realloc(b->aside, (b->n_aside + 1) * sizeof(*na)) : NULL;
+	if (na)
+		b->aside = na;
+	return na ? 0 : pr_errno(-ENOMEM, "restore unix socket %llu", (unsigned long long)ino);
+}
+
+static void aside_name(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s.stasis-aside", path);
+}
+
+/* A socket file at the path of @a: a stale one (no socket bound to it, left by a socket
+ * that is gone) is replaced for a socket that keeps the name, moved aside for the time
+ * of the restore for a temporary one (put back at the end); anything else is refused. */
+static int clear_path(struct ubuild *b, const struct uaddr *a, bool unlink_after, uint64_t ino)
+{
+	const char *path = a->sa.sun_path;
+	char aside[SK_NAME_MAX + 32];
+	struct stat st;
+
+	if (lstat(path, &st))
+		return 0;
+	if (!S_ISSOCK(st.st_mode) || live_socket(a)) {
+		pr_err("restore unix socket %llu: %s exists and is %s: cannot bind a socket to it",
+		       (unsigned long long)ino, path,
+		       S_ISSOCK(st.st_mode) ? "bound by a running socket" : "not a socket");
+		return -EEXIST;
+	}
+	if (!unlink_after) {
+		if (unlink(path))
+			return pr_perror("restore unix socket %llu: replace the socket file %s",
+					 (unsigned long long)ino, path);
+		return 0;
+	}
+	aside_name(path, aside, sizeof(aside));
+	if (rename(path, aside))
+		return pr_perror("restore unix socket %llu: move %s aside", (unsigned long long)ino,
+				 path);
+	memcpy(b->aside[b->n_aside], path, SK_NAME_MAX + 1);
+	b->aside[b->n_aside++][SK_NAME_MAX] = 0;
+	return 0;
+}
+
+/* Bind @fd to @name; a path is recorded (kept unless @unlink_after). */
 static int bind_name(struct ubuild *b, int fd, const ProtobufCBinaryData *name, bool unlink_after,
 		     uint64_t ino)
 {
 	struct uaddr a;
 	char nb[SK_NAME_MAX + 2];
-	struct stat st;
 
 	mkaddr(name, &a);
 	if (is_path(name)) {
-		char(*np)[SK_NAME_MAX + 1] = realloc(b->paths, (b->n_paths + 1) * sizeof(*np));
-		bool *nk = np ? realloc(b->keep, (b->n_paths + 1) * sizeof(*nk)) : NULL;
-		if (np)
-			b->paths = np;
-		if (!np || !nk)
-			return pr_errno(-ENOMEM, "restore unix socket %llu", (unsigned long long)ino);
-		b->keep = nk;
-		if (!lstat(a.sa.sun_path, &st)) {
-			/* only the file of a socket that keeps its name is replaced: a
-			 * temporary address or an unlinked socket's path taken since is
-			 * someone else's */
-			if (!S_ISSOCK(st.st_mode) || unlink_after) {
-				pr_err("restore unix socket %llu: %s exists%s: cannot bind a socket "
-				       "to it",
-				       (unsigned long long)ino, a.sa.sun_path,
-				       S_ISSOCK(st.st_mode) ? "" : " and is not a socket");
-				return -EEXIST;
-			}
-			if (unlink(a.sa.sun_path))
-				return pr_perror("restore unix socket %llu: replace the socket file %s",
-						 (unsigned long long)ino, a.sa.sun_path);
-		}
+		int ret = grow_paths(b, ino);
+		if (!ret)
+			ret = clear_path(b, &a, unlink_after, ino);
+		if (ret)
+			return ret;
 	}
 	if (bind(fd, (struct sockaddr *)&a.sa, a.len))
 		return pr_perror("restore unix socket %llu: bind to %s", (unsigned long long)ino,
@@ -539,7 +586,15 @@ int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_
 	for (size_t i = 0; i < b.n_paths; i++)
 		if ((ret || !b.keep[i]) && unlink(b.paths[i]) && errno != ENOENT)
 			pr_warn("restore unix sockets: cannot remove %s: %m", b.paths[i]);
+	for (size_t i = 0; i < b.n_aside; i++) {
+		char aside[SK_NAME_MAX + 32];
+		aside_name(b.aside[i], aside, sizeof(aside));
+		if (rename(aside, b.aside[i]))
+			pr_warn("restore unix sockets: cannot move %s back to %s: %m", aside,
+				b.aside[i]);
+	}
 	free(b.tmp);
+	free(b.aside);
 	free(b.paths);
 	free(b.keep);
 	free(b.s);

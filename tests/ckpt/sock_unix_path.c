@@ -1,10 +1,11 @@
 // stasis-test: timeout=30
-/* Unix sockets bound to paths and unbound ones in one process: a SOCK_DGRAM socket bound
- * to a path with two datagrams queued (one from an unbound socket, one from a socket
- * bound to another path), a SOCK_STREAM and a SOCK_SEQPACKET socket listening on paths
+/* Unix sockets bound to paths and unbound ones in one process (a connection the stream
+ * listener accepted too): a SOCK_DGRAM socket bound
+ * to a path with three datagrams queued (from an unbound socket, from a socket bound to
+ * another path, and from a socket closed since, whose stale socket file stays), a SOCK_STREAM and a SOCK_SEQPACKET socket listening on paths
  * (backlog 7), an unbound SOCK_DGRAM socket. After the restore: every name (getsockname),
  * the socket files exist at their paths as sockets, the queued datagrams with their
- * boundaries and sender addresses, the listeners accept new connections that carry data,
+ * boundaries and sender addresses (the stale file of the sender that is gone put back), the listeners accept new connections that carry data,
  * a datagram sent to the bound path arrives. */
 #include "lib.h"
 
@@ -109,9 +110,21 @@ int main(int argc, char **argv)
 		test_fail("listen: %s", strerror(errno));
 	struct sockaddr_un a;
 	socklen_t al = mkaddr(&a, "dgram");
+	/* a connection the stream listener accepted, data queued both ways */
+	socklen_t sl = mkaddr(&a, "stream");
+	int cs = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (cs < 0 || connect(cs, (struct sockaddr *)&a, sl))
+		test_fail("connect: %s", strerror(errno));
+	int as = accept(st, NULL, NULL);
+	if (as < 0 || send(cs, "up", 2, 0) != 2 || send(as, "down", 4, 0) != 4)
+		test_fail("accepted connection: %s", strerror(errno));
+	al = mkaddr(&a, "dgram");
+	int gone = bound(SOCK_DGRAM, "gone");
 	if (sendto(anon, "first", 5, 0, (struct sockaddr *)&a, al) != 5 ||
-	    sendto(other, "second!", 7, 0, (struct sockaddr *)&a, al) != 7)
+	    sendto(other, "second!", 7, 0, (struct sockaddr *)&a, al) != 7 ||
+	    sendto(gone, "third", 5, 0, (struct sockaddr *)&a, al) != 5)
 		test_fail("sendto: %s", strerror(errno));
+	close(gone); /* its socket file stays, stale */
 
 	test_ready();
 	if (test_sabotage()) {
@@ -126,15 +139,27 @@ int main(int argc, char **argv)
 	check_name(sp, "seqpacket");
 	check_dgram(dg, "first", NULL);
 	check_dgram(dg, "second!", "other");
+	check_dgram(dg, "third", "gone");
+	struct stat gst;
+	mkaddr(&a, "gone");
+	if (lstat(a.sun_path, &gst) || !S_ISSOCK(gst.st_mode))
+		test_fail("the stale socket file of the sender that is gone was not put back");
+	al = mkaddr(&a, "dgram");
 	if (recv(dg, &a, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
 		test_fail("more datagrams queued than sent");
+	/* the accepted end has its listener's name (and binds nothing of its own) */
+	check_name(as, "stream");
+	char ab[8];
+	if (recv(as, ab, sizeof(ab), MSG_DONTWAIT) != 2 || memcmp(ab, "up", 2) ||
+	    recv(cs, ab, sizeof(ab), MSG_DONTWAIT) != 4 || memcmp(ab, "down", 4))
+		test_fail("the accepted connection lost its data");
 	check_listener(st, SOCK_STREAM, "stream");
 	check_listener(sp, SOCK_SEQPACKET, "seqpacket");
 	if (sendto(anon, "again", 5, 0, (struct sockaddr *)&a, al) != 5)
 		test_fail("sendto after restore: %s", strerror(errno));
 	check_dgram(dg, "again", NULL);
-	for (const char *const *l = (const char *const[]){ "dgram", "other", "stream", "seqpacket",
-							   NULL }; *l; l++) {
+	for (const char *const *l = (const char *const[]){ "dgram", "other", "gone", "stream",
+							   "seqpacket", NULL }; *l; l++) {
 		mkaddr(&a, *l);
 		unlink(a.sun_path);
 	}
