@@ -272,6 +272,13 @@ static int check_path(const struct dump_ctx *c, int fd, const struct sk_diag *dg
 		u->has_in_task_root = u->in_task_root = true; /* (checked by the merge hook) */
 	else if (!mine)
 		u->has_unlinked = u->unlinked = true;
+	if (mine || task) {
+		const struct stat *f = mine ? &st : &rt;
+		u->has_file_mode = u->has_file_uid = u->has_file_gid = true;
+		u->file_mode = f->st_mode & 07777;
+		u->file_uid = f->st_uid;
+		u->file_gid = f->st_gid;
+	}
 	return 0;
 }
 
@@ -515,7 +522,8 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	    (u->peer_gone && u->peer_ino) || (u->external && !u->peer_ino) ||
 	    (u->accepted && (!named(u) || !conn || u->type == SOCK_DGRAM)) ||
 	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)) ||
-	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)))
+	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)) ||
+	    (u->has_file_mode && u->file_mode > 07777))
 		return bad(d, "has a state that cannot be");
 	return validate_queue(d, u);
 }
@@ -666,6 +674,27 @@ static int merge_one(const struct uset *s, struct uref *r, const struct dump_opt
 
 static bool related(const FileDesc *da, const FileDesc *db);
 
+/* The group of @d[k] among @d[0..n): the closure of related(), marked in @in (zeroed by
+ * the caller); each member is visited once, O(n) each. */
+static int group_of(const FileDesc *const *d, size_t n, size_t k, bool *in)
+{
+	size_t *q = malloc((n ? n : 1) * sizeof(*q)), head = 0, tail = 0;
+	if (!q)
+		return -ENOMEM;
+	in[k] = true;
+	q[tail++] = k;
+	while (head < tail) {
+		size_t j = q[head++];
+		for (size_t i = 0; i < n; i++)
+			if (!in[i] && related(d[j], d[i])) {
+				in[i] = true;
+				q[tail++] = i;
+			}
+	}
+	free(q);
+	return 0;
+}
+
 static bool is_abstract(const ProtobufCBinaryData *n)
 {
 	return n->len > 0 && n->data[0] == 0;
@@ -684,18 +713,15 @@ static bool uses_abstract(const UnixSk *u)
 /* Is the group of sockets of @s->r[k] (what it must be made with) in several processes? */
 static bool group_spans(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n)
 {
-	_cleanup_free_ bool *in = calloc(s->n, sizeof(*in));
-	bool grew = true, spans = false;
-	if (!in)
+	_cleanup_free_ bool *in = calloc(s->n + 1, sizeof(*in));
+	_cleanup_free_ const FileDesc **d = calloc(s->n + 1, sizeof(*d));
+	bool spans = false;
+	if (!in || !d)
 		return true;
-	in[k] = true;
-	while (grew) {
-		grew = false;
-		for (size_t i = 0; i < s->n; i++)
-			for (size_t j = 0; j < s->n && !in[i]; j++)
-				if (in[j] && related(s->r[j].d, s->r[i].d))
-					in[i] = grew = true;
-	}
+	for (size_t i = 0; i < s->n; i++)
+		d[i] = s->r[i].d;
+	if (group_of(d, s->n, k, in))
+		return true;
 	for (size_t i = 0; i < s->n && !spans; i++) {
 		if (!in[i])
 			continue;
@@ -895,22 +921,29 @@ static int tree_descs(struct fd_tree *t, struct tdesc **out, size_t *n)
 	size_t cap = 0;
 	for (size_t p = 0; p < t->n; p++)
 		cap += t->f[p]->n_files;
+	uint32_t maxid = 0;
+	for (size_t p = 0; p < t->n; p++)
+		for (size_t i = 0; i < t->f[p]->n_files; i++)
+			maxid = MAX(maxid, t->f[p]->files[i]->id);
 	struct tdesc *v = calloc(cap + 1, sizeof(*v));
-	if (!v)
+	_cleanup_free_ size_t *pos = calloc((size_t)maxid + 1, sizeof(*pos)); /* k + 1 */
+	if (!v || !pos) {
+		free(v);
 		return pr_errno(-ENOMEM, "restore unix sockets");
+	}
 	*n = 0;
 	for (size_t p = 0; p < t->n; p++)
 		for (size_t i = 0; i < t->f[p]->n_files; i++) {
 			const FileDesc *x = t->f[p]->files[i];
 			if (x->kind != FILE_KIND__FILE_UNIX_SK || t->gfd[x->id] >= 0)
 				continue;
-			size_t k = 0;
-			while (k < *n && v[k].d->id != x->id)
-				k++;
-			if (k < *n)
-				v[k].multi |= v[k].proc != p;
-			else
-				v[(*n)++] = (struct tdesc){ .d = x, .proc = p };
+			if (pos[x->id]) {
+				struct tdesc *o = &v[pos[x->id] - 1];
+				o->multi |= o->proc != p;
+			} else {
+				v[*n] = (struct tdesc){ .d = x, .proc = p };
+				pos[x->id] = ++*n;
+			}
 		}
 	*out = v;
 	return 0;
@@ -966,18 +999,24 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	int ret = tree_descs(t, &v, &n);
 	if (ret)
 		return ret;
-	bool spans = false, grew = true;
-	for (size_t k = 0; k < n; k++)
-		v[k].in = v[k].d->id == first->id;
-	while (grew) { /* the closure of the relation, from @first */
-		grew = false;
-		for (size_t k = 0; k < n; k++)
-			for (size_t j = 0; j < n && !v[k].in; j++)
-				if (v[j].in && related(v[j].d, v[k].d))
-					v[k].in = grew = true;
-	}
+	bool spans = false;
 	_cleanup_free_ const FileDesc **d = calloc(n + 1, sizeof(*d));
 	_cleanup_free_ int *fds = calloc(n + 1, sizeof(*fds));
+	_cleanup_free_ bool *in = calloc(n + 1, sizeof(*in));
+	_cleanup_free_ const FileDesc **all = calloc(n + 1, sizeof(*all));
+	size_t first_k = n;
+	for (size_t k = 0; k < n && all; k++) {
+		all[k] = v[k].d;
+		if (v[k].d->id == first->id)
+			first_k = k;
+	}
+	ret = !d || !fds || !in || !all ? -ENOMEM : first_k == n ? 0 : group_of(all, n, first_k, in);
+	for (size_t k = 0; k < n && !ret; k++)
+		v[k].in = in[k];
+	if (ret || first_k == n) {
+		free(v);
+		return ret ? pr_errno(ret, "restore unix sockets") : 0;
+	}
 	size_t proc0 = SIZE_MAX;
 	for (size_t k = 0; k < n && d; k++)
 		if (v[k].in) {

@@ -200,6 +200,29 @@ static int bind_name(struct ubuild *b, int fd, const ProtobufCBinaryData *name, 
 	return 0;
 }
 
+/* The permission bits and owner of @u's socket file, as dumped. The owner is set only
+ * where it differs from what the bind gave (the restored task binding its own socket
+ * makes it its own); one that cannot be set is a warning. */
+static int file_attrs(const UnixSk *u)
+{
+	struct uaddr a;
+	struct stat st;
+	mkaddr(&u->name, &a);
+	if (!is_path(&u->name) || u->unlinked || !u->has_file_mode)
+		return 0;
+	if (lstat(a.sa.sun_path, &st))
+		return pr_perror("restore unix socket %llu: stat %s", (unsigned long long)u->ino,
+				 a.sa.sun_path);
+	if (u->has_file_uid && u->has_file_gid && (st.st_uid != u->file_uid || st.st_gid != u->file_gid) &&
+	    lchown(a.sa.sun_path, u->file_uid, u->file_gid))
+		pr_warn("restore unix socket %llu: cannot give %s to %u:%u: %m",
+			(unsigned long long)u->ino, a.sa.sun_path, u->file_uid, u->file_gid);
+	if ((st.st_mode & 07777) != u->file_mode && chmod(a.sa.sun_path, u->file_mode))
+		return pr_perror("restore unix socket %llu: chmod %s %o", (unsigned long long)u->ino,
+				 a.sa.sun_path, u->file_mode);
+	return 0;
+}
+
 static ssize_t find_ino(const struct ubuild *b, uint64_t ino)
 {
 	for (size_t k = 0; k < b->n; k++)
@@ -318,6 +341,8 @@ static int bind_listen(struct ubuild *b)
 		const UnixSk *u = b->s[k].u;
 		if (named(u) && !u->accepted) {
 			int ret = bind_name(b, b->s[k].fd, &u->name, u->unlinked, u->ino);
+			if (!ret)
+				ret = file_attrs(u);
 			if (ret)
 				return ret;
 		}

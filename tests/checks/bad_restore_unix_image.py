@@ -23,7 +23,7 @@ def check(c):
         run.check_original_gone()
     finally:
         run.cleanup()
-    sockdir = "/tmp/stasis-unix-lq.%d" % run.pid
+    sockdir = run.cwd  # the test's socket files
     lines = []
     try:
         before = sorted(os.listdir(sockdir)) if os.path.isdir(sockdir) else []
@@ -46,4 +46,3 @@ def check(c):
         return "; ".join(lines)
     finally:
         shutil.rmtree(run.tmp, ignore_errors=True)
-        shutil.rmtree(sockdir, ignore_errors=True)

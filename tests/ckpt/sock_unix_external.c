@@ -1,7 +1,7 @@
 // stasis-test: timeout=30 dump-opts=--ext-unix-sk
 /* A unix socket whose peer is outside the dumped tree: a server (a grandchild that was
  * orphaned, so not in the tree; it exits by itself after 60 s) listens on a path and
- * echoes what it reads on each connection it accepts. The test's SOCK_STREAM socket is
+ * echoes what it reads on each connection it accepts, one after the other. The test's SOCK_STREAM socket is
  * connected to it and declared external (--ext-unix-sk, CRIU's spelling of --external
  * unix[INODE]). After the restore the socket is connected to the same path again: its
  * peer is the server's (getpeername) and a message comes back echoed. The test kills the
@@ -31,18 +31,16 @@ static __attribute__((noreturn)) void server(const struct sockaddr_un *a, sockle
 	if (write(out, &me, sizeof(me)) != sizeof(me))
 		_exit(1);
 	close(out);
-	for (;;) {
+	for (;;) { /* one connection at a time (no process of its own: in the ns flavor the
+		    * server is in the tree) */
 		int s = accept(l, NULL, NULL);
 		if (s < 0)
 			continue;
-		if (fork() == 0) {
-			char buf[64];
-			ssize_t n;
-			while ((n = read(s, buf, sizeof(buf))) > 0)
-				if (write(s, buf, (size_t)n) != n)
-					break;
-			_exit(0);
-		}
+		char buf[64];
+		ssize_t n;
+		while ((n = read(s, buf, sizeof(buf))) > 0)
+			if (write(s, buf, (size_t)n) != n)
+				break;
 		close(s);
 	}
 }
@@ -54,7 +52,10 @@ int main(int argc, char **argv)
 	pid_t srv = 0;
 
 	test_init(argc, argv);
-	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/stasis-unix-ext.%d", getpid());
+	char cwd[80];
+	if (!getcwd(cwd, sizeof(cwd)))
+		test_fail("cwd too long for a socket path");
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/ext.sock", cwd);
 	socklen_t al = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(a.sun_path) + 1);
 	if (pipe(pp))
 		test_fail("pipe: %s", strerror(errno));
