@@ -25,6 +25,7 @@ REQUIRED=(
 	libcap2-bin         # setcap: the nonroot test flavor's capable stasis
 	runc                # the runc end-to-end check (stasis as runc's --criu)
 	busybox-static      # the rootfs of that check's container
+	socat               # the sock_unix_socat test relays a stream through it
 )
 OPTIONAL=(
 	criu                # benchmark comparison only

@@ -11,7 +11,7 @@
 static void dump_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-j] [-v] [-o LOGFILE]\n"
-		   "                   [--tcp-established] [--external mnt[MOUNTPOINT]:KEY | veth[NAME]]...\n"
+		   "                   [--tcp-established] [--external mnt[MOUNTPOINT]:KEY | veth[NAME] | unix[INODE]]...\n"
 		   "  -t, --tree PID       the process to checkpoint\n"
 		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
 		   "  -R, --leave-running  let the process go on after the dump\n"
@@ -27,6 +27,10 @@ static void dump_usage(FILE *f)
 		   "  -j, --shell-job      the tree is attached to the caller's terminal (a shell\n"
 		   "                       job): restore it with --shell-job on the restorer's\n"
 		   "                       terminal\n"
+		   "      --external unix[INODE]  a unix socket (or its peer) of that inode whose peer\n"
+		   "                       is outside the tree: restore connects it to the peer's\n"
+		   "                       address again (CRIU's --ext-unix-sk[=INODE] too; alone:\n"
+		   "                       every such socket)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -44,6 +48,7 @@ int cmd_dump(int argc, char **argv)
 		{ "manage-cgroups", optional_argument, NULL, 'G' },
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "keep-foreign", no_argument, NULL, 'K' },
+		{ "ext-unix-sk", optional_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -52,6 +57,7 @@ int cmd_dump(int argc, char **argv)
 	int verbose = 0, c;
 	long long v;
 	char *ext[64];
+	static char ext_unix[64][32]; /* --ext-unix-sk spelled as unix[INODE] */
 	size_t n_ext = 0;
 
 	optind = 1;
@@ -87,7 +93,7 @@ int cmd_dump(int argc, char **argv)
 		case 'E': {
 			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(optarg, true)) {
 				fprintf(stderr, "stasis dump: invalid --external '%s' (at most %zu, "
-						"mnt[MOUNTPOINT]:KEY or veth[NAME])\n",
+						"mnt[MOUNTPOINT]:KEY, veth[NAME] or unix[INODE])\n",
 					optarg, ARRAY_SIZE(ext));
 				return 2;
 			}
@@ -103,6 +109,17 @@ int cmd_dump(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'U': {
+			char *u = ext_unix[n_ext < ARRAY_SIZE(ext) ? n_ext : 0];
+			snprintf(u, sizeof(ext_unix[0]), "unix[%s]", optarg ? optarg : "*");
+			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(u, true)) {
+				fprintf(stderr, "stasis dump: invalid --ext-unix-sk '%s'\n",
+					optarg ? optarg : "");
+				return 2;
+			}
+			ext[n_ext++] = u;
+			break;
+		}
 		case 'v':
 			verbose++;
 			break;

@@ -81,9 +81,25 @@ int main(int argc, char **argv)
 	return 2;
 }
 
+/* unix[INODE] (or unix[*]: every unix socket whose peer is outside the tree), at dump */
+static int parse_unix_external(const char *arg, bool at_dump)
+{
+	long long v;
+	char num[32];
+	const char *end = strchr(arg, ']');
+	size_t len = end ? (size_t)(end - arg) - 5 : 0;
+	if (!at_dump || !end || end[1] || !len || len >= sizeof(num))
+		return -1;
+	memcpy(num, arg + 5, len);
+	num[len] = 0;
+	return !strcmp(num, "*") || !parse_int(num, 1, 0xffffffffll, &v) ? 0 : -1;
+}
+
 int cli_parse_external(const char *arg, bool at_dump)
 {
 	char *a = NULL, *b = NULL, *c = NULL;
+	if (str_starts(arg, "unix["))
+		return parse_unix_external(arg, at_dump);
 	int ret = str_starts(arg, "veth[") ? net_parse_external(arg, at_dump, &a, &b, &c)
 					   : mnt_parse_external(arg, at_dump, &a, &b);
 	free(a);

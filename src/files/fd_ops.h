@@ -208,6 +208,10 @@ void fd_opened(const Files *f);
 
 /* ---- shared by the kind files ---- */
 
+/* pipe.c: d->pipe of the pipe end @dup (fd @fd of @pid for messages; opened @flags,
+ * inode @ino): size, widowed, the queued bytes of a read end. */
+int fd_pipe_dump_fd(pid_t pid, int fd, int dup, unsigned int flags, uint64_t ino,
+		    FileDesc *d) __must_check;
 /* regular.c: a path-based file must have a path we can open again. */
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
 /* regular.c: image check of a description opened by path. */

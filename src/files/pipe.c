@@ -36,6 +36,16 @@ static int pipe_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return 1;
 }
 
+/* Is the other end of pipe end @dup (opened @flags) closed everywhere? 1, 0, or -errno. */
+static int pipe_widowed_fd(pid_t pid, int fd, int dup, unsigned int flags)
+{
+	bool reader = (flags & O_ACCMODE) == O_RDONLY;
+	struct pollfd p = { .fd = dup, .events = reader ? POLLIN : POLLOUT };
+	if (poll(&p, 1, 0) < 0)
+		return pr_perror("poll fd %d of pid %d", fd, pid);
+	return (p.revents & (reader ? POLLHUP : POLLERR)) != 0;
+}
+
 /* Is the other end of pipe end @e closed everywhere (not just outside this task)? 1, 0,
  * or -errno. */
 static int pipe_widowed(const struct dump_ctx *c, const struct fd_ent *e)
@@ -43,11 +53,7 @@ static int pipe_widowed(const struct dump_ctx *c, const struct fd_ent *e)
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	bool reader = (e->flags & O_ACCMODE) == O_RDONLY;
-	struct pollfd p = { .fd = dup, .events = reader ? POLLIN : POLLOUT };
-	if (poll(&p, 1, 0) < 0)
-		return pr_perror("poll fd %d of pid %d", e->fd, c->pid);
-	return (p.revents & (reader ? POLLHUP : POLLERR)) != 0;
+	return pipe_widowed_fd(c->pid, e->fd, dup, e->flags);
 }
 
 /* A pipe is rebuilt only if it has exactly one read and one write description, both in
@@ -96,13 +102,12 @@ static int pipe_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
 
 /* Copy the bytes queued in pipe @dup (fd @fd of the task) without consuming them: tee(2)
  * them into a temporary pipe as large as the source, then read that one. */
-static int pipe_peek(const struct dump_ctx *c, int fd, int dup, uint32_t size,
-		     ProtobufCBinaryData *out)
+static int pipe_peek(pid_t pid, int fd, int dup, uint32_t size, ProtobufCBinaryData *out)
 {
 	int queued = 0;
 
 	if (ioctl(dup, FIONREAD, &queued) < 0)
-		return pr_perror("FIONREAD on fd %d of pid %d", fd, c->pid);
+		return pr_perror("FIONREAD on fd %d of pid %d", fd, pid);
 	if (queued <= 0)
 		return 0;
 	int p[2];
@@ -112,52 +117,56 @@ static int pipe_peek(const struct dump_ctx *c, int fd, int dup, uint32_t size,
 	_cleanup_close_ int wr = p[1];
 	if (fcntl(wr, F_SETPIPE_SZ, size) < 0)
 		return pr_perror("cannot size a temporary pipe to %u bytes for fd %d of pid %d",
-				 size, fd, c->pid);
+				 size, fd, pid);
 	ssize_t n = tee(dup, wr, (size_t)queued, SPLICE_F_NONBLOCK);
 	if (n < 0)
-		return pr_perror("tee from fd %d of pid %d", fd, c->pid);
+		return pr_perror("tee from fd %d of pid %d", fd, pid);
 	if (n != queued) {
-		pr_err("tee from fd %d of pid %d copied %zd of %d queued bytes", fd, c->pid, n,
+		pr_err("tee from fd %d of pid %d copied %zd of %d queued bytes", fd, pid, n,
 		       queued);
 		return -EIO;
 	}
 	_cleanup_free_ uint8_t *buf = malloc((size_t)queued);
 	if (!buf)
-		return pr_errno(-ENOMEM, "pipe data of fd %d of pid %d", fd, c->pid);
+		return pr_errno(-ENOMEM, "pipe data of fd %d of pid %d", fd, pid);
 	int ret = read_all(rd, buf, (size_t)queued);
 	if (ret)
-		return pr_errno(ret, "reading the pipe data of fd %d of pid %d", fd, c->pid);
+		return pr_errno(ret, "reading the pipe data of fd %d of pid %d", fd, pid);
 	out->data = steal_ptr(&buf);
 	out->len = (size_t)queued;
 	return 0;
 }
 
-static int pipe_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+int fd_pipe_dump_fd(pid_t pid, int fd, int dup, unsigned int flags, uint64_t ino, FileDesc *d)
 {
 	d->pipe = malloc(sizeof(*d->pipe));
 	if (!d->pipe)
-		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
 	pipe_data__init(d->pipe);
-	d->pipe->ino = e->st.st_ino;
-
-	_cleanup_close_ int dup = fd_dup(c, e);
-	if (dup < 0)
-		return dup;
+	d->pipe->ino = ino;
 	int sz = fcntl(dup, F_GETPIPE_SZ);
 	if (sz < 0)
-		return pr_perror("F_GETPIPE_SZ on fd %d of pid %d", e->fd, c->pid);
+		return pr_perror("F_GETPIPE_SZ on fd %d of pid %d", fd, pid);
 	d->pipe->size = (uint32_t)sz;
-	int widowed = pipe_widowed(c, e);
+	int widowed = pipe_widowed_fd(pid, fd, dup, flags);
 	if (widowed < 0)
 		return widowed;
 	d->pipe->has_widowed = d->pipe->widowed = widowed;
-	if ((e->flags & O_ACCMODE) != O_RDONLY)
+	if ((flags & O_ACCMODE) != O_RDONLY)
 		return 0;
-	int ret = pipe_peek(c, e->fd, dup, (uint32_t)sz, &d->pipe->data);
+	int ret = pipe_peek(pid, fd, dup, (uint32_t)sz, &d->pipe->data);
 	if (ret)
 		return ret;
 	d->pipe->has_data = d->pipe->data.len > 0;
 	return 0;
+}
+
+static int pipe_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	return fd_pipe_dump_fd(c->pid, e->fd, dup, e->flags, e->st.st_ino, d);
 }
 
 static bool is_pipe_link(const FileDesc *d)

@@ -1,30 +1,25 @@
-/* AF_UNIX socketpairs (row fd_unix_ops of the files module, kind FILE_UNIX_SK,
- * FileDesc.unix_sk): one end per description, both ends in the dumped tree.
+/* AF_UNIX sockets (row fd_unix_ops of the files module, kind FILE_UNIX_SK,
+ * FileDesc.unix_sk): stream, datagram and seqpacket; unbound, bound to a path (also one
+ * unlinked since) or to an abstract name; listening with the connections queued but not
+ * yet accepted; connected to a socket of the tree (a socketpair, a client and the socket
+ * its server accepted, datagram sockets connected to a bound one), to a peer that was
+ * closed, or to a peer outside the tree declared with --external unix[INODE].
  *
  * Dump, from outside the frozen task, on a pidfd_getfd duplicate of the socket (the same
- * socket, not a copy):
- *   - sock_diag (NETLINK_SOCK_DIAG, UNIX_DIAG by inode) gives the type, state, name,
- *     peer inode and shutdown bits; only connected, unnamed sockets are accepted (what
- *     socketpair(2) makes); whether the peer is in the tree is checked by the merge hook;
- *   - the queue is read with MSG_PEEK at an explicit SO_PEEK_OFF, so nothing is
- *     consumed: a stream is read as bytes (SIOCINQ tells how many), datagrams and
- *     seqpackets one message per call (MSG_TRUNC tells the real length), boundaries
- *     kept. The task's own SO_PEEK_OFF is put back afterwards. A message carrying
- *     file descriptors (SCM_RIGHTS) is refused: the peek installed them in stasis, they
- *     are closed at once. Credentials (SCM_CREDENTIALS) are not kept: at restore the
- *     queued data carries the restorer's.
+ * socket, not a copy): sock_diag (NETLINK_SOCK_DIAG in the task's network namespace, by
+ * inode) gives the type, state, name, socket file (VFS), peer inode, shutdown bits,
+ * backlog and the client inodes of the queued connections; the queue is peeked
+ * (sk_unix_queue.c). The merge hook, once per tree, links every socket to its peer, tells
+ * which end of a connection was made by accept(), and refuses a peer outside the tree
+ * unless it is declared.
  *
- * Restore: socketpair(type) once per pair; the data queued at end A was sent by B, so it
- * is sent again from B (one send per message), with both send buffers raised while
- * filling and set back to the dumped sizes after; then SO_PASSCRED, SO_PEEK_OFF and the
- * shutdown bits (the caller sets the status flags). Both ends are made together: in the
- * restore child when both are in the task (open_task), else once in stasis (open_tree).
- *
- * Limitation: a zero-length datagram queued at an end that is shut down for reading
- * cannot be told from the end of the queue (both peek as 0 bytes); it is dropped. */
+ * Restore (sk_unix_rst.c): every unix socket of the tree is made at once, by stasis for a
+ * tree of several processes (open_tree), else by the restore child for its own
+ * (open_task): bound, listening, connected with connect()/accept() as the originals were,
+ * the queues sent again (from the sender's address for datagrams), the queued connections
+ * connected again in accept order. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -36,33 +31,28 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/log.h"
-#include "helper/client.h"
 #include "core/util.h"
-#include "files/fd_ops.h"
+#include "net/sk_unix_int.h"
+#include "net/sockopt.h"
 #include "ns/nsrun.h"
 #include "sys/syscalls.h"
 
-#ifndef TCP_ESTABLISHED
-#define TCP_ESTABLISHED 1
-#endif
-#define TCP_LISTEN_STATE 10
-#define SK_RCV_SHUTDOWN 1
-#define SK_SEND_SHUTDOWN 2
-#define CMSG_BUF 4096
-/* Images are untrusted: bounds of what one end's queue may hold. */
-#define SK_QUEUE_MAX (64u << 20)
-#define SK_MSGS_MAX (1u << 20)
-
 struct sk_diag {
 	uint8_t type, state, shutdown;
-	bool has_peer, has_name;
-	uint32_t peer;
+	bool has_vfs, has_rqlen;
+	uint32_t peer, vfs_ino, vfs_dev, rqueue, wqueue;
+	uint8_t name[SK_NAME_MAX];
+	size_t name_len; /* 0: no name */
+	uint32_t *icons;
+	size_t n_icons;
 };
 
-static const char *type_name(unsigned int t)
+const char *sk_unix_type_name(unsigned int t)
 {
 	switch (t) {
 	case SOCK_STREAM: return "SOCK_STREAM";
@@ -72,9 +62,39 @@ static const char *type_name(unsigned int t)
 	}
 }
 
-static int sk_unsupported(pid_t pid, int fd, const char *link, const char *what)
+const char *sk_unix_name_str(const ProtobufCBinaryData *name, bool has, char *buf, size_t len)
 {
-	pr_err("fd %d of pid %d is %s (%s): not supported yet", fd, pid, what, link);
+	if (!has || !name->len)
+		return "unnamed";
+	size_t n = name->len < SK_NAME_MAX ? name->len : SK_NAME_MAX;
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 1 < len; i++) {
+		uint8_t ch = name->data[i];
+		if (i == 0 && ch == 0)
+			buf[o++] = '@';
+		else if (ch == 0 && name->data[0] != 0)
+			break;
+		else
+			buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+static bool named(const UnixSk *u)
+{
+	return u->has_name && u->name.len > 0;
+}
+
+static bool same_bytes(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
+{
+	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
+static int sk_unsupported(pid_t pid, int fd, uint64_t ino, const char *what)
+{
+	pr_err("fd %d of pid %d is %s (socket:[%llu]): not supported yet", fd, pid, what,
+	       (unsigned long long)ino);
 	return -EOPNOTSUPP;
 }
 
@@ -91,20 +111,70 @@ static int diag_socket(pid_t pid)
 			    "sock_diag", what);
 }
 
-/* sock_diag of the AF_UNIX socket with inode @ino. */
+static int diag_attr(const struct rtattr *a, struct sk_diag *out)
+{
+	size_t len = RTA_PAYLOAD(a);
+	switch (a->rta_type) {
+	case UNIX_DIAG_NAME:
+		out->name_len = len < SK_NAME_MAX ? len : SK_NAME_MAX;
+		memcpy(out->name, RTA_DATA(a), out->name_len);
+		break;
+	case UNIX_DIAG_VFS:
+		if (len >= sizeof(struct unix_diag_vfs)) {
+			const struct unix_diag_vfs *v = RTA_DATA(a);
+			out->has_vfs = true;
+			out->vfs_ino = v->udiag_vfs_ino;
+			out->vfs_dev = v->udiag_vfs_dev;
+		}
+		break;
+	case UNIX_DIAG_PEER:
+		if (len >= sizeof(uint32_t))
+			memcpy(&out->peer, RTA_DATA(a), sizeof(uint32_t));
+		break;
+	case UNIX_DIAG_ICONS:
+		out->n_icons = len / sizeof(uint32_t);
+		out->icons = malloc(out->n_icons ? out->n_icons * sizeof(uint32_t) : 1);
+		if (!out->icons)
+			return -ENOMEM;
+		memcpy(out->icons, RTA_DATA(a), out->n_icons * sizeof(uint32_t));
+		break;
+	case UNIX_DIAG_RQLEN:
+		if (len >= sizeof(struct unix_diag_rqlen)) {
+			const struct unix_diag_rqlen *q = RTA_DATA(a);
+			out->has_rqlen = true;
+			out->rqueue = q->udiag_rqueue;
+			out->wqueue = q->udiag_wqueue;
+		}
+		break;
+	case UNIX_DIAG_SHUTDOWN:
+		if (len >= 1)
+			out->shutdown = *(const uint8_t *)RTA_DATA(a);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* sock_diag of the AF_UNIX socket with inode @ino, seen from the network namespace of
+ * @pid (fd @fd for messages). -ENOENT (not logged) if there is no such socket. */
 static int diag_query(pid_t pid, int fd, uint64_t ino, struct sk_diag *out)
 {
 	struct {
 		struct nlmsghdr h;
 		struct unix_diag_req r;
 	} req;
-	_Alignas(struct nlmsghdr) char buf[8192];
+	const size_t bufsz = 1 << 20;
 
+	memset(out, 0, sizeof(*out));
 	if (ino > UINT32_MAX) {
 		pr_err("fd %d of pid %d: socket inode %llu does not fit sock_diag", fd, pid,
 		       (unsigned long long)ino);
 		return -EOVERFLOW;
 	}
+	_cleanup_free_ char *buf = aligned_alloc(sizeof(long), bufsz);
+	if (!buf)
+		return pr_errno(-ENOMEM, "sock_diag of fd %d of pid %d", fd, pid);
 	_cleanup_close_ int nl = diag_socket(pid);
 	if (nl < 0)
 		return nl;
@@ -118,11 +188,12 @@ static int diag_query(pid_t pid, int fd, uint64_t ino, struct sk_diag *out)
 	req.r.sdiag_family = AF_UNIX;
 	req.r.udiag_states = ~0u;
 	req.r.udiag_ino = (uint32_t)ino;
-	req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+	req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER |
+			   UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
 	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u;
 	if (send(nl, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
 		return pr_perror("fd %d of pid %d: sock_diag request", fd, pid);
-	ssize_t n = recv(nl, buf, sizeof(buf), 0);
+	ssize_t n = recv(nl, buf, bufsz, 0);
 	if (n < 0)
 		return pr_perror("fd %d of pid %d: sock_diag reply", fd, pid);
 	const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
@@ -133,6 +204,8 @@ static int diag_query(pid_t pid, int fd, uint64_t ino, struct sk_diag *out)
 	if (h->nlmsg_type == NLMSG_ERROR) {
 		const struct nlmsgerr *e = NLMSG_DATA(h);
 		int err = e->error ? e->error : -EIO;
+		if (err == -ENOENT)
+			return err;
 		return pr_errno(err, "fd %d of pid %d: sock_diag of unix socket %llu", fd, pid,
 				(unsigned long long)ino);
 	}
@@ -148,174 +221,13 @@ static int diag_query(pid_t pid, int fd, uint64_t ino, struct sk_diag *out)
 		       m->udiag_ino, (unsigned long long)ino);
 		return -EIO;
 	}
-	memset(out, 0, sizeof(*out));
 	out->type = m->udiag_type;
 	out->state = m->udiag_state;
 	int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
 	for (const struct rtattr *a = (const struct rtattr *)(m + 1); RTA_OK(a, len);
-	     a = RTA_NEXT(a, len)) {
-		switch (a->rta_type) {
-		case UNIX_DIAG_NAME:
-			out->has_name = true;
-			break;
-		case UNIX_DIAG_PEER:
-			if (RTA_PAYLOAD(a) >= sizeof(uint32_t)) {
-				memcpy(&out->peer, RTA_DATA(a), sizeof(uint32_t));
-				out->has_peer = out->peer != 0;
-			}
-			break;
-		case UNIX_DIAG_SHUTDOWN:
-			if (RTA_PAYLOAD(a) >= 1)
-				out->shutdown = *(const uint8_t *)RTA_DATA(a);
-			break;
-		default:
-			break;
-		}
-	}
-	return 0;
-}
-
-/* Check the control messages of one peek: file descriptors in flight are refused (and
- * the copies the peek installed in stasis closed). */
-static int check_cmsgs(pid_t pid, int fd, struct msghdr *mh)
-{
-	int ret = 0;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int x;
-			memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			close(x);
-		}
-		if (!ret) {
-			pr_err("fd %d of pid %d is a unix socket with file descriptors in flight "
-			       "(SCM_RIGHTS): not supported yet", fd, pid);
-			ret = -EOPNOTSUPP;
-		}
-	}
-	if (!ret && (mh->msg_flags & MSG_CTRUNC)) {
-		pr_err("fd %d of pid %d: control data of a queued unix message truncated "
-		       "(file descriptors in flight?): not supported yet", fd, pid);
-		ret = -EOPNOTSUPP;
-	}
-	return ret;
-}
-
-static ssize_t peek_at(int dup, int off, void *buf, size_t len, int extra, struct msghdr *mh,
-		       char *cbuf)
-{
-	if (setsockopt(dup, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
-		return -errno;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	memset(mh, 0, sizeof(*mh));
-	mh->msg_iov = &iov;
-	mh->msg_iovlen = 1;
-	mh->msg_control = cbuf;
-	mh->msg_controllen = CMSG_BUF;
-	ssize_t r = recvmsg(dup, mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | extra);
-	return r < 0 ? -errno : r;
-}
-
-static int peek_stream(pid_t pid, int fd, int dup, UnixSk *u)
-{
-	_Alignas(struct cmsghdr) char cbuf[CMSG_BUF];
-	struct msghdr mh;
-	int queued = 0;
-
-	if (ioctl(dup, SIOCINQ, &queued) < 0)
-		return pr_perror("SIOCINQ on fd %d of pid %d", fd, pid);
-	if (queued <= 0)
-		return 0;
-	if ((unsigned int)queued > SK_QUEUE_MAX) {
-		pr_err("fd %d of pid %d: %d bytes queued in a unix socket, more than %u: not "
-		       "supported yet", fd, pid, queued, SK_QUEUE_MAX);
-		return -EOPNOTSUPP;
-	}
-	_cleanup_free_ uint8_t *buf = malloc((size_t)queued);
-	if (!buf)
-		return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
-	size_t got = 0;
-	while (got < (size_t)queued) {
-		ssize_t r = peek_at(dup, (int)got, buf + got, (size_t)queued - got, 0, &mh, cbuf);
-		if (r < 0)
-			return pr_errno((int)r, "peek at the queue of fd %d of pid %d", fd, pid);
-		int ret = check_cmsgs(pid, fd, &mh);
-		if (ret)
-			return ret;
-		if (r == 0) {
-			pr_err("fd %d of pid %d: peeked %zu of %d queued bytes (out-of-band data?): "
-			       "not supported yet", fd, pid, got, queued);
-			return -EOPNOTSUPP;
-		}
-		got += (size_t)r;
-	}
-	u->has_data = true;
-	u->data.data = steal_ptr(&buf);
-	u->data.len = got;
-	return 0;
-}
-
-static int peek_msgs(pid_t pid, int fd, int dup, bool rcv_shut, UnixSk *u)
-{
-	_Alignas(struct cmsghdr) char cbuf[CMSG_BUF];
-	struct msghdr mh;
-	size_t cap = 64 << 10, total = 0, nmsg_cap = 0;
-	_cleanup_free_ uint8_t *buf = malloc(cap);
-	int pos = 0;
-
-	if (!buf)
-		return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
-	for (;;) {
-		ssize_t r = peek_at(dup, pos, buf, cap, MSG_TRUNC, &mh, cbuf);
-		if (r == -EAGAIN)
-			break;
-		if (r < 0)
-			return pr_errno((int)r, "peek at the queue of fd %d of pid %d", fd, pid);
-		int ret = check_cmsgs(pid, fd, &mh);
-		if (ret)
-			return ret;
-		if (r == 0 && rcv_shut)
-			break; /* end of queue, or an empty message: cannot tell */
-		if ((size_t)r > cap) {
-			if ((size_t)r > SK_QUEUE_MAX - total) {
-				pr_err("fd %d of pid %d: more than %u bytes queued in a unix socket: "
-				       "not supported yet", fd, pid, SK_QUEUE_MAX);
-				return -EOPNOTSUPP;
-			}
-			uint8_t *nb = realloc(buf, (size_t)r);
-			if (!nb)
-				return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
-			buf = nb;
-			cap = (size_t)r;
-			continue; /* again from the same offset */
-		}
-		if ((size_t)r > SK_QUEUE_MAX - total || u->n_msgs >= SK_MSGS_MAX ||
-		    (size_t)pos + (size_t)r > INT32_MAX) {
-			pr_err("fd %d of pid %d: more than %u bytes or %u messages queued in a unix "
-			       "socket: not supported yet", fd, pid, SK_QUEUE_MAX, SK_MSGS_MAX);
-			return -EOPNOTSUPP;
-		}
-		if (u->n_msgs == nmsg_cap) {
-			size_t nc = nmsg_cap ? nmsg_cap * 2 : 16;
-			ProtobufCBinaryData *nm = realloc(u->msgs, nc * sizeof(*nm));
-			if (!nm)
-				return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
-			u->msgs = nm;
-			nmsg_cap = nc;
-		}
-		ProtobufCBinaryData *m = &u->msgs[u->n_msgs];
-		m->len = (size_t)r;
-		m->data = malloc(r ? (size_t)r : 1);
-		if (!m->data)
-			return pr_errno(-ENOMEM, "queue of fd %d of pid %d", fd, pid);
-		memcpy(m->data, buf, (size_t)r);
-		u->n_msgs++;
-		total += (size_t)r;
-		pos += (int)r;
-	}
+	     a = RTA_NEXT(a, len))
+		if (diag_attr(a, out))
+			return pr_errno(-ENOMEM, "sock_diag of fd %d of pid %d", fd, pid);
 	return 0;
 }
 
@@ -325,258 +237,820 @@ static int get_int_opt(int sk, int opt, int *val)
 	return getsockopt(sk, SOL_SOCKET, opt, val, &l) ? -errno : 0;
 }
 
-/* Dump, fd @fd of @pid, @dup its pidfd_getfd duplicate (shares the socket with the task),
- * @ino its inode: fill d->unix_sk (type, peer, shutdown, options and the queued data,
- * peeked without consuming it). Anything but a connected unnamed AF_UNIX socket, or
- * file descriptors in flight, is a logged -EOPNOTSUPP. */
-static int sk_unix_dump(pid_t pid, int fd, int dup, const char *link, uint64_t ino,
-			FileDesc *d)
+static int set_bytes(ProtobufCBinaryData *b, protobuf_c_boolean *has, const void *p, size_t len)
 {
-	int domain = -1, type = -1, ret;
+	b->data = malloc(len ? len : 1);
+	if (!b->data)
+		return -ENOMEM;
+	memcpy(b->data, p, len);
+	b->len = len;
+	*has = true;
+	return 0;
+}
+
+/* A socket bound to a path: is its file still there (same inode), and is the path the
+ * one the dumper sees, or one only the task's mount namespace shows? */
+static int check_path(const struct dump_ctx *c, int fd, const struct sk_diag *dg, UnixSk *u)
+{
+	char path[SK_NAME_MAX + 1], in_root[SK_NAME_MAX + 8];
+	struct stat st, rt;
+
+	memcpy(path, dg->name, dg->name_len);
+	path[dg->name_len] = 0;
+	if (path[0] != '/')
+		return sk_unsupported(c->pid, fd, u->ino, "a unix socket bound to a relative path");
+	if (!dg->has_vfs) {
+		u->has_accepted = u->accepted = true; /* its listener's name, no file */
+		return 0;
+	}
+	dev_t dev = makedev(dg->vfs_dev >> 20, dg->vfs_dev & 0xfffff);
+	bool mine = !stat(path, &st) && st.st_ino == dg->vfs_ino && st.st_dev == dev;
+	snprintf(in_root, sizeof(in_root), "root%s", path);
+	bool task = !fstatat(c->procfd, in_root, &rt, 0) && rt.st_ino == dg->vfs_ino &&
+		    rt.st_dev == dev;
+	if (task && !mine)
+		u->has_in_task_root = u->in_task_root = true; /* (checked by the merge hook) */
+	else if (!mine)
+		u->has_unlinked = u->unlinked = true;
+	if (mine || task) {
+		const struct stat *f = mine ? &st : &rt;
+		u->has_file_mode = u->has_file_uid = u->has_file_gid = true;
+		u->file_mode = f->st_mode & 07777;
+		u->file_uid = f->st_uid;
+		u->file_gid = f->st_gid;
+	}
+	return 0;
+}
+
+/* The socket's state, name, peer and backlog from sock_diag @dg. */
+static int fill_from_diag(const struct dump_ctx *c, int fd, const struct sk_diag *dg, UnixSk *u)
+{
+	if (dg->state != SK_ESTABLISHED && dg->state != SK_CLOSE && dg->state != SK_LISTEN) {
+		char what[64];
+		snprintf(what, sizeof(what), "a unix socket in state %u", dg->state);
+		return sk_unsupported(c->pid, fd, u->ino, what);
+	}
+	u->has_state = true;
+	u->state = dg->state;
+	u->peer_ino = dg->peer;
+	u->has_shutdown = true;
+	u->shutdown = dg->shutdown & (SK_RCV_SHUTDOWN | SK_SEND_SHUTDOWN);
+	if (dg->name_len && set_bytes(&u->name, &u->has_name, dg->name, dg->name_len))
+		return -ENOMEM;
+	if (dg->name_len && dg->name[0]) {
+		int ret = check_path(c, fd, dg, u);
+		if (ret)
+			return ret;
+	}
+	if (dg->state == SK_LISTEN) {
+		if (!dg->has_rqlen || !u->has_name)
+			return sk_unsupported(c->pid, fd, u->ino, "a listening unix socket without "
+								  "a backlog or a name");
+		u->has_backlog = true;
+		u->backlog = dg->wqueue;
+		u->icons = malloc((dg->n_icons ? dg->n_icons : 1) * sizeof(uint64_t));
+		if (!u->icons)
+			return -ENOMEM;
+		for (size_t i = 0; i < dg->n_icons; i++)
+			u->icons[i] = dg->icons[i];
+		u->n_icons = dg->n_icons;
+	} else if (dg->state == SK_ESTABLISHED && !dg->peer && u->type != SOCK_DGRAM) {
+		/* (a datagram socket some other connected to is "established" too, and
+		 * one whose peer was closed cannot be told from it: both are restored
+		 * unconnected) */
+		u->has_peer_gone = u->peer_gone = true;
+	}
+	return 0;
+}
+
+/* Dump fd @e of the task, @dup its pidfd_getfd duplicate: fill d->unix_sk. */
+int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
+{
+	int domain = -1, type = -1, ret, fd = e->fd;
+	pid_t pid = c->pid;
+	uint64_t ino = e->st.st_ino;
 
 	if ((ret = get_int_opt(dup, SO_DOMAIN, &domain)))
 		return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", fd, pid);
 	if (domain != AF_UNIX) {
 		char what[64];
 		snprintf(what, sizeof(what), "a socket of address family %d", domain);
-		return sk_unsupported(pid, fd, link, what);
+		return sk_unsupported(pid, fd, ino, what);
 	}
 	if ((ret = get_int_opt(dup, SO_TYPE, &type)))
 		return pr_errno(ret, "SO_TYPE of fd %d of pid %d", fd, pid);
 	if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET)
-		return sk_unsupported(pid, fd, link, "a unix socket of an unknown type");
+		return sk_unsupported(pid, fd, ino, "a unix socket of an unknown type");
 
 	struct sk_diag dg;
 	ret = diag_query(pid, fd, ino, &dg);
-	if (ret)
+	if (ret == -ENOENT)
+		ret = pr_errno(ret, "fd %d of pid %d: sock_diag of unix socket %llu", fd, pid,
+			       (unsigned long long)ino);
+	if (ret) {
+		free(dg.icons);
 		return ret;
+	}
 	if (dg.type != type) {
+		free(dg.icons);
 		pr_err("fd %d of pid %d: sock_diag type %u, SO_TYPE %d", fd, pid, dg.type, type);
 		return -EIO;
 	}
-	if (dg.state == TCP_LISTEN_STATE)
-		return sk_unsupported(pid, fd, link, "a listening unix socket");
-	if (dg.has_name)
-		return sk_unsupported(pid, fd, link, "a bound (named) unix socket");
-	if (!dg.has_peer || dg.state != TCP_ESTABLISHED)
-		return sk_unsupported(pid, fd, link, "an unconnected unix socket (or its peer "
-						     "is closed)");
-
 	UnixSk *u = malloc(sizeof(*u));
-	if (!u)
+	if (!u) {
+		free(dg.icons);
 		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
+	}
 	unix_sk__init(u);
 	d->unix_sk = u;
 	u->ino = ino;
-	u->peer_ino = dg.peer;
 	u->type = (uint32_t)type;
-	u->has_shutdown = true;
-	u->shutdown = dg.shutdown & (SK_RCV_SHUTDOWN | SK_SEND_SHUTDOWN);
+	ret = fill_from_diag(c, fd, &dg, u);
+	free(dg.icons);
+	if (ret)
+		return ret == -ENOMEM ? pr_errno(ret, "fd %d of pid %d", fd, pid) : ret;
 
-	int sndbuf = 0, rcvbuf = 0, passcred = 0, peek_off = -1;
+	struct sockaddr_un pa;
+	socklen_t pl = sizeof(pa);
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+	if (u->peer_ino && !getpeername(dup, (struct sockaddr *)&pa, &pl) && pl > off &&
+	    set_bytes(&u->peer_name, &u->has_peer_name, pa.sun_path,
+		      MIN((size_t)pl - off, (size_t)SK_NAME_MAX)))
+		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
+
+	int sndbuf = 0, rcvbuf = 0, passcred = 0, passsec = 0, peek_off = -1;
 	if ((ret = get_int_opt(dup, SO_SNDBUF, &sndbuf)) ||
 	    (ret = get_int_opt(dup, SO_RCVBUF, &rcvbuf)) ||
 	    (ret = get_int_opt(dup, SO_PASSCRED, &passcred)) ||
+	    (ret = get_int_opt(dup, SO_PASSSEC, &passsec)) ||
 	    (ret = get_int_opt(dup, SO_PEEK_OFF, &peek_off)))
 		return pr_errno(ret, "socket options of fd %d of pid %d", fd, pid);
 	u->has_sndbuf = u->has_rcvbuf = u->has_passcred = u->has_peek_off = true;
+	u->has_passsec = true;
 	u->sndbuf = (uint32_t)sndbuf;
 	u->rcvbuf = (uint32_t)rcvbuf;
 	u->passcred = passcred != 0;
+	u->passsec = passsec != 0;
 	u->peek_off = peek_off;
 
-	if (type == SOCK_STREAM)
-		ret = peek_stream(pid, fd, dup, u);
+	ret = sockopt_dump(dup, pid, fd, &u->opts);
+	if (ret)
+		return ret;
+	int outq = 0;
+	if (u->state == SK_ESTABLISHED && !ioctl(dup, SIOCOUTQ, &outq) && outq >= 0) {
+		u->has_outq = true;
+		u->outq = (uint32_t)outq;
+	}
+	if (u->state == SK_LISTEN)
+		ret = 0; /* its queue holds connections (icons), not data */
+	else if (type == SOCK_STREAM)
+		ret = sk_unix_peek_stream(pid, fd, dup, u);
 	else
-		ret = peek_msgs(pid, fd, dup, (u->shutdown & SK_RCV_SHUTDOWN) != 0, u);
+		ret = sk_unix_peek_msgs(pid, fd, dup, (u->shutdown & SK_RCV_SHUTDOWN) != 0, u);
 	/* the task's own peek offset back, whatever happened */
 	if (setsockopt(dup, SOL_SOCKET, SO_PEEK_OFF, &peek_off, sizeof(peek_off)) && !ret)
 		ret = pr_perror("fd %d of pid %d: cannot put back SO_PEEK_OFF %d", fd, pid,
 				peek_off);
-	if (!ret)
-		pr_debug("pid %d fd %d: unix %s socket %llu, peer %llu, shutdown %u, %zu bytes "
-			 "/ %zu messages queued", pid, fd, type_name((unsigned int)type),
-			 (unsigned long long)ino, (unsigned long long)u->peer_ino, u->shutdown,
-			 u->has_data ? u->data.len : 0, u->n_msgs);
+	if (!ret) {
+		char nb[SK_NAME_MAX + 2];
+		pr_debug("pid %d fd %d: unix %s socket %llu (%s), state %u, peer %llu, shutdown %u, "
+			 "%zu bytes / %zu messages queued, %zu connections queued", pid, fd,
+			 sk_unix_type_name((unsigned int)type), (unsigned long long)ino,
+			 sk_unix_name_str(&u->name, u->has_name, nb, sizeof(nb)), u->state,
+			 (unsigned long long)u->peer_ino, u->shutdown,
+			 u->has_data ? u->data.len : 0, u->n_msgs, u->n_icons);
+	}
 	return ret;
 }
 
-static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
+/* ---- image check ------------------------------------------------------------------- */
+
+static bool name_ok(const ProtobufCBinaryData *n)
 {
-	(void)blobs;
-	const UnixSk *u = d->unix_sk;
-	if (!u) {
-		pr_err("files image: unix socket %u has no socket data", d->id);
-		return -EINVAL;
-	}
-	if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET) {
-		pr_err("files image: unix socket %u has unknown type %u", d->id, u->type);
-		return -EINVAL;
-	}
-	if (u->ino == u->peer_ino || (u->has_shutdown && u->shutdown > 3) ||
-	    (u->has_peek_off && u->peek_off < -1)) {
-		pr_err("files image: unix socket %u has bad socket data", d->id);
-		return -EINVAL;
-	}
+	if (n->len == 0 || n->len > SK_NAME_MAX)
+		return false;
+	if (n->data[0] == 0)
+		return true; /* abstract: any bytes */
+	/* a path: absolute, NUL-terminated within the name, nothing after */
+	void *nul = memchr(n->data, 0, n->len);
+	return n->data[0] == '/' && nul && (size_t)((uint8_t *)nul - n->data) == n->len - 1;
+}
+
+static int bad(const FileDesc *d, const char *what)
+{
+	pr_err("files image: unix socket %u %s", d->id, what);
+	return -EINVAL;
+}
+
+static int validate_queue(const FileDesc *d, const UnixSk *u)
+{
 	size_t total = u->has_data ? u->data.len : 0;
-	if ((u->type == SOCK_STREAM && u->n_msgs) ||
-	    (u->type != SOCK_STREAM && u->has_data) || u->n_msgs > SK_MSGS_MAX) {
-		pr_err("files image: unix socket %u has queued data of the wrong shape", d->id);
-		return -EINVAL;
-	}
+	if ((u->type == SOCK_STREAM && u->n_msgs) || (u->type != SOCK_STREAM && u->has_data) ||
+	    u->n_msgs > SK_MSGS_MAX || (u->n_msg_names && u->n_msg_names != u->n_msgs) ||
+	    (u->state == SK_LISTEN && (total || u->n_msgs)))
+		return bad(d, "has queued data of the wrong shape");
 	for (size_t i = 0; i < u->n_msgs; i++) {
 		if (u->msgs[i].len > SK_QUEUE_MAX - total) {
 			total = SK_QUEUE_MAX + 1ull;
 			break;
 		}
 		total += u->msgs[i].len;
+		if (u->n_msg_names && u->msg_names[i].len && !name_ok(&u->msg_names[i]))
+			return bad(d, "has a queued message from a bad address");
 	}
 	if (total > SK_QUEUE_MAX) {
-		pr_err("files image: unix socket %u queues more than %u bytes", d->id,
-		       SK_QUEUE_MAX);
+		pr_err("files image: unix socket %u queues more than %u bytes", d->id, SK_QUEUE_MAX);
+		return -EINVAL;
+	}
+	uint64_t prev = 0, end = u->type == SOCK_STREAM ? total : u->n_msgs;
+	for (size_t i = 0; i < u->n_rights; i++) {
+		const UnixRights *r = u->rights[i];
+		bool ok = r->n_files && r->n_files <= SK_RIGHTS_MAX && r->at <= end &&
+			  (u->type == SOCK_STREAM ? r->at > prev : r->at < end && (!i || r->at > prev));
+		for (size_t j = 0; j < r->n_files && ok; j++)
+			ok = r->files[j] != 0;
+		if (!ok)
+			return bad(d, "has file descriptors in flight out of its queue");
+		prev = r->at;
+	}
+	if (u->has_peek_off && u->peek_off > 0 && (uint64_t)u->peek_off > total) {
+		pr_err("files image: unix socket %u has its peek offset %d past its queue of %zu "
+		       "bytes", d->id, u->peek_off, total);
+		return -EINVAL;
+	}
+	/* the kernel queues at most backlog + 1 connections */
+	if (u->n_icons && (!u->has_backlog || u->n_icons > (uint64_t)u->backlog + 1)) {
+		pr_err("files image: unix socket %u queues %zu connections, past its backlog of %u",
+		       d->id, u->n_icons, u->backlog);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* True if @b is the other end of @a (and @a of @b), same type. */
-static bool sk_unix_is_peer(const FileDesc *a, const FileDesc *b)
+static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
-	return a != b && a->kind == FILE_KIND__FILE_UNIX_SK && b->kind == FILE_KIND__FILE_UNIX_SK &&
-	       a->unix_sk && b->unix_sk && a->unix_sk->peer_ino == b->unix_sk->ino &&
-	       b->unix_sk->peer_ino == a->unix_sk->ino && a->unix_sk->type == b->unix_sk->type;
-}
-
-/* Raise @sk's send buffer so that a queue that fitted at dump (under other skb sizes)
- * fits again. */
-static void raise_sndbuf(int sk)
-{
-	int big = INT_MAX / 4;
-	if (setsockopt(sk, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)))
-		(void)setsockopt(sk, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-}
-
-/* The dumped size of buffer @opt (getsockopt's doubled value); warn if not reachable. */
-static int set_buf(int sk, int opt, int force, uint32_t val, uint64_t ino)
-{
-	int half = (int)(val / 2), cur = 0;
-	if (!val)
-		return 0;
-	if (setsockopt(sk, SOL_SOCKET, opt, &half, sizeof(half)))
-		return pr_perror("restore unix socket %llu: setsockopt(%d, %d)",
-				 (unsigned long long)ino, opt, half);
-	if (!get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
-		return 0;
-	if (!setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)) && !get_int_opt(sk, opt, &cur) &&
-	    (uint32_t)cur == val)
-		return 0;
-	/* over {w,r}mem_max without CAP_NET_ADMIN: the stasis helper may force it */
-	struct helper *h = (errno == EPERM) ? helper_default() : NULL;
-	if (h && !helper_sockbuf_force(h, sk, opt == SO_SNDBUF ? half : -1,
-				       opt == SO_RCVBUF ? half : -1) &&
-	    !get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
-		return 0;
-	pr_warn("restore unix socket %llu: buffer option %d is %d, was %u", (unsigned long long)ino,
-		opt, cur, val);
-	return 0;
-}
-
-/* Queue what @u held (it is @rcv's end) by sending it from @snd. */
-static int fill_queue(int snd, const UnixSk *u)
-{
-	if (u->type == SOCK_STREAM) {
-		if (!u->has_data)
-			return 0;
-		size_t off = 0;
-		while (off < u->data.len) {
-			ssize_t r = send(snd, u->data.data + off, u->data.len - off,
-					 MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r <= 0)
-				return pr_perror("restore unix socket %llu: queue %zu bytes (at %zu)",
-						 (unsigned long long)u->ino, u->data.len, off);
-			off += (size_t)r;
-		}
-		return 0;
-	}
-	for (size_t i = 0; i < u->n_msgs; i++) {
-		ssize_t r = send(snd, u->msgs[i].data, u->msgs[i].len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r != (ssize_t)u->msgs[i].len)
-			return pr_perror("restore unix socket %llu: queue message %zu of %zu (%zu "
-					 "bytes)", (unsigned long long)u->ino, i, u->n_msgs,
-					 u->msgs[i].len);
-	}
-	return 0;
-}
-
-static int finish_end(int sk, const FileDesc *d)
-{
+	(void)blobs;
 	const UnixSk *u = d->unix_sk;
-	unsigned long long ino = (unsigned long long)u->ino;
-	int ret = 0;
-
-	if (u->has_sndbuf)
-		ret = set_buf(sk, SO_SNDBUF, SO_SNDBUFFORCE, u->sndbuf, u->ino);
-	if (!ret && u->has_rcvbuf)
-		ret = set_buf(sk, SO_RCVBUF, SO_RCVBUFFORCE, u->rcvbuf, u->ino);
-	if (ret)
-		return ret;
-	int on = u->has_passcred && u->passcred;
-	if (on && setsockopt(sk, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
-		return pr_perror("restore unix socket %llu: SO_PASSCRED", ino);
-	if (u->has_peek_off && u->peek_off >= 0 &&
-	    setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &u->peek_off, sizeof(u->peek_off)))
-		return pr_perror("restore unix socket %llu: SO_PEEK_OFF %d", ino, u->peek_off);
-	return 0;
-}
-
-static int apply_shutdown(int sk, const UnixSk *u)
-{
-	unsigned int s = u->has_shutdown ? u->shutdown : 0;
-	int how = s == 3 ? SHUT_RDWR : s == SK_SEND_SHUTDOWN ? SHUT_WR : s ? SHUT_RD : -1;
-	if (how >= 0 && shutdown(sk, how))
-		return pr_perror("restore unix socket %llu: shutdown(%d)",
-				 (unsigned long long)u->ino, how);
-	return 0;
-}
-
-/* Restore: create the socketpair of ends @a and @b, queue each end's data (sent from
- * the other end, message boundaries kept), set options and shutdown state. *fa / *fb get
- * close-on-exec, non-blocking fds (any numbers); the caller sets the status flags. */
-static int sk_unix_open_pair(const FileDesc *a, const FileDesc *b, int *fa, int *fb)
-{
-	int sv[2];
-
-	if (!sk_unix_is_peer(a, b)) {
-		pr_err("files image: unix sockets %u and %u are not the two ends of one pair",
-		       a->id, b->id);
+	if (!u)
+		return bad(d, "has no socket data");
+	if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET) {
+		pr_err("files image: unix socket %u has unknown type %u", d->id, u->type);
 		return -EINVAL;
 	}
-	if (socketpair(AF_UNIX, (int)a->unix_sk->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
-		return pr_perror("restore unix socket %llu: socketpair(%s)",
-				 (unsigned long long)a->unix_sk->ino, type_name(a->unix_sk->type));
-	_cleanup_close_ int sa = sv[0];
-	_cleanup_close_ int sb = sv[1];
-	raise_sndbuf(sa);
-	raise_sndbuf(sb);
-	int ret = fill_queue(sb, a->unix_sk);
-	if (!ret)
-		ret = fill_queue(sa, b->unix_sk);
-	if (!ret)
-		ret = finish_end(sa, a);
-	if (!ret)
-		ret = finish_end(sb, b);
-	if (!ret)
-		ret = apply_shutdown(sa, a->unix_sk);
-	if (!ret)
-		ret = apply_shutdown(sb, b->unix_sk);
-	if (ret)
-		return ret;
-	*fa = take_fd(&sa);
-	*fb = take_fd(&sb);
+	/* images of socketpairs only had no state: connected */
+	unsigned int st = u->has_state ? u->state : SK_ESTABLISHED;
+	if (st != SK_ESTABLISHED && st != SK_CLOSE && st != SK_LISTEN) {
+		pr_err("files image: unix socket %u has bad state %u", d->id, st);
+		return -EINVAL;
+	}
+	if (u->ino == u->peer_ino || (u->has_shutdown && u->shutdown > 3) ||
+	    (u->has_peek_off && u->peek_off < -1))
+		return bad(d, "has bad socket data");
+	if (u->has_name && !name_ok(&u->name))
+		return bad(d, "has a bad name");
+	if (u->has_peer_name && u->peer_name.len && !name_ok(&u->peer_name))
+		return bad(d, "has a bad peer address");
+	char what[48];
+	snprintf(what, sizeof(what), "unix socket %u", d->id);
+	if (u->opts && sockopt_validate(u->opts, AF_UNIX, (int)u->type, 0, what))
+		return -EINVAL;
+	bool conn = st == SK_ESTABLISHED;
+	if ((st == SK_LISTEN && (u->type == SOCK_DGRAM || !named(u) || u->accepted ||
+				 u->peer_ino || u->n_icons > SK_ICONS_MAX)) ||
+	    (st != SK_LISTEN && (u->n_icons || u->has_backlog)) ||
+	    (!conn && (u->peer_ino || u->peer_gone)) ||
+	    (u->peer_gone && u->peer_ino) || (u->external && !u->peer_ino) ||
+	    (u->accepted && (!named(u) || !conn || u->type == SOCK_DGRAM)) ||
+	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)) ||
+	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)) ||
+	    (u->has_file_mode && u->file_mode > 07777))
+		return bad(d, "has a state that cannot be");
+	return validate_queue(d, u);
+}
+
+/* ---- the tree: peers, accepted ends, queued connections, externals ---------------- */
+
+struct uref {
+	struct dump_ctx *c;
+	size_t i;
+	FileDesc *d;
+};
+
+struct uset {
+	struct uref *r;
+	size_t n;
+};
+
+static struct uref *uset_find(const struct uset *s, uint64_t ino)
+{
+	for (size_t k = 0; k < s->n; k++)
+		if (s->r[k].d->unix_sk->ino == ino)
+			return &s->r[k];
+	return NULL;
+}
+
+static int uref_fd(const struct uref *r)
+{
+	return fd_desc_fd(r->c->files, r->i);
+}
+
+/* Is @ino (the socket, or its peer) declared with --external unix[INO]? */
+static bool declared_external(const struct dump_opts *o, uint64_t ino, uint64_t peer)
+{
+	char a[48], b[48];
+	snprintf(a, sizeof(a), "unix[%llu]", (unsigned long long)ino);
+	snprintf(b, sizeof(b), "unix[%llu]", (unsigned long long)peer);
+	for (size_t i = 0; o && i < o->n_externals; i++)
+		if (!strcmp(o->externals[i], a) || !strcmp(o->externals[i], b) ||
+		    !strcmp(o->externals[i], "unix[*]"))
+			return true;
+	return false;
+}
+
+/* The connections queued at listening socket @l: each client in the tree, the queued end
+ * holding no data (it cannot be read without accepting it). */
+static int check_icons(const struct uset *s, const struct uref *l)
+{
+	const UnixSk *u = l->d->unix_sk;
+	char nb[SK_NAME_MAX + 2];
+	const char *name = sk_unix_name_str(&u->name, u->has_name, nb, sizeof(nb));
+
+	for (size_t i = 0; i < u->n_icons; i++) {
+		const struct uref *c = u->icons[i] ? uset_find(s, u->icons[i]) : NULL;
+		if (!c) {
+			pr_err("fd %d of pid %d is a listening unix socket (socket:[%llu], %s) with a "
+			       "queued connection from %s: not supported yet", uref_fd(l), l->c->pid,
+			       (unsigned long long)u->ino, name,
+			       u->icons[i] ? "a socket outside the dumped tree" : "a closed socket");
+			return -EOPNOTSUPP;
+		}
+		/* the queued end has no inode (sock_diag shows no peer) and cannot be
+		 * read: what the client sent and nobody read is all in its queue */
+		UnixSk *cu = c->d->unix_sk;
+		cu->has_peer_gone = cu->peer_gone = false;
+		if (!cu->has_outq || cu->outq) {
+			pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) whose connection to "
+			       "%s is not accepted yet and holds data: not supported yet",
+			       uref_fd(c), c->c->pid, (unsigned long long)cu->ino, name);
+			return -EOPNOTSUPP;
+		}
+	}
 	return 0;
 }
 
-/* ---- the row ------------------------------------------------------------------- */
+/* Is @u's name the name of a listening socket of the tree? */
+static bool listener_name(const struct uset *s, const UnixSk *u)
+{
+	for (size_t k = 0; k < s->n && named(u); k++) {
+		const UnixSk *l = s->r[k].d->unix_sk;
+		if (l->state == SK_LISTEN && l->type == u->type && same_bytes(&l->name, &u->name))
+			return true;
+	}
+	return false;
+}
+
+/* @u got its name from its listener (accept()): it binds nothing at restore. */
+static void mark_accepted(UnixSk *u)
+{
+	u->has_accepted = u->accepted = true;
+	u->has_unlinked = u->unlinked = false;
+}
+
+/* Of two connected ends neither of which is known to be accept()'s: which one is? The
+ * one with the name of a listener of the tree, else the only one with a name. (This
+ * kernel gives an accepted socket its listener's socket file too: sock_diag cannot tell
+ * them apart.) */
+static int pick_accepted(const struct uset *s, struct uref *a, struct uref *b)
+{
+	UnixSk *ua = a->d->unix_sk, *ub = b->d->unix_sk;
+	if (ua->accepted || ub->accepted || ua->type == SOCK_DGRAM || (!named(ua) && !named(ub)))
+		return 0;
+	bool la = listener_name(s, ua), lb = listener_name(s, ub);
+	if (la != lb || named(ua) != named(ub)) {
+		mark_accepted((la != lb ? la : named(ua)) ? ua : ub);
+		return 0;
+	}
+	pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) connected to socket:[%llu]: "
+	       "cannot tell which end was accepted: not supported yet", uref_fd(a), a->c->pid,
+	       (unsigned long long)ua->ino, (unsigned long long)ub->ino);
+	return -EOPNOTSUPP;
+}
+
+static int merge_one(const struct uset *s, struct uref *r, const struct dump_opts *o)
+{
+	UnixSk *u = r->d->unix_sk;
+	if (u->state == SK_LISTEN)
+		return check_icons(s, r);
+	/* (a socket whose peer is gone, named like a listener of the tree: accepted) */
+	if (u->peer_gone && u->type != SOCK_DGRAM && !u->accepted && listener_name(s, u))
+		mark_accepted(u);
+	if (!u->peer_ino)
+		return 0;
+	struct uref *p = uset_find(s, u->peer_ino);
+	if (p)
+		return p->d->unix_sk->peer_ino == u->ino && r < p ? pick_accepted(s, r, p) : 0;
+	for (size_t k = 0; k < s->n; k++) {
+		const UnixSk *l = s->r[k].d->unix_sk;
+		for (size_t i = 0; i < l->n_icons; i++)
+			if (l->icons[i] == u->ino)
+				return 0; /* connection queued at a listener of the tree */
+	}
+	if (!declared_external(o, u->ino, u->peer_ino)) {
+		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) whose peer "
+		       "(socket:[%llu]) is outside the dumped tree: declare it with --external "
+		       "unix[%llu]", uref_fd(r), r->c->pid, (unsigned long long)u->ino,
+		       (unsigned long long)u->peer_ino, (unsigned long long)u->ino);
+		return -EOPNOTSUPP;
+	}
+	if ((u->has_data && u->data.len) || u->n_msgs) {
+		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) with data queued from its "
+		       "peer outside the tree: not supported yet", uref_fd(r), r->c->pid,
+		       (unsigned long long)u->ino);
+		return -EOPNOTSUPP;
+	}
+	u->has_external = u->external = true;
+	return 0;
+}
+
+static bool related(const FileDesc *da, const FileDesc *db);
+
+/* The group of @d[k] among @d[0..n): the closure of related(), marked in @in (zeroed by
+ * the caller); each member is visited once, O(n) each. */
+static int group_of(const FileDesc *const *d, size_t n, size_t k, bool *in)
+{
+	size_t *q = malloc((n ? n : 1) * sizeof(*q)), head = 0, tail = 0;
+	if (!q)
+		return -ENOMEM;
+	in[k] = true;
+	q[tail++] = k;
+	while (head < tail) {
+		size_t j = q[head++];
+		for (size_t i = 0; i < n; i++)
+			if (!in[i] && related(d[j], d[i])) {
+				in[i] = true;
+				q[tail++] = i;
+			}
+	}
+	free(q);
+	return 0;
+}
+
+static bool is_abstract(const ProtobufCBinaryData *n)
+{
+	return n->len > 0 && n->data[0] == 0;
+}
+
+/* Does restoring @u use an abstract name (its own, a sender's, its external peer's)? */
+static bool uses_abstract(const UnixSk *u)
+{
+	bool a = (u->has_name && is_abstract(&u->name)) ||
+		 (u->has_peer_name && u->external && is_abstract(&u->peer_name));
+	for (size_t i = 0; i < u->n_msg_names && !a; i++)
+		a = is_abstract(&u->msg_names[i]);
+	return a;
+}
+
+/* Is the group of sockets of @s->r[k] (what it must be made with) in several processes? */
+static bool group_spans(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n)
+{
+	_cleanup_free_ bool *in = calloc(s->n + 1, sizeof(*in));
+	_cleanup_free_ const FileDesc **d = calloc(s->n + 1, sizeof(*d));
+	bool spans = false;
+	if (!in || !d)
+		return true;
+	for (size_t i = 0; i < s->n; i++)
+		d[i] = s->r[i].d;
+	if (group_of(d, s->n, k, in))
+		return true;
+	for (size_t i = 0; i < s->n && !spans; i++) {
+		if (!in[i])
+			continue;
+		spans = s->r[i].c != s->r[k].c;
+		for (size_t p = 0; p < n && !spans; p++)
+			spans = procs[p] != s->r[i].c && fd_desc_index(procs[p]->files,
+								       s->r[i].d->id) >= 0;
+	}
+	return spans;
+}
+
+/* A group of sockets spanning processes is made by stasis, in its own network namespace,
+ * where an abstract name of another namespace would be wrong, and in its own mount tree,
+ * where a path only the task's mount namespace shows is not. */
+static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
+{
+	struct stat self, st;
+	if (stat("/proc/self/ns/net", &self))
+		return pr_perror("stat /proc/self/ns/net");
+	for (size_t k = 0; k < s->n; k++) {
+		const struct uref *r = &s->r[k];
+		if (r->d->unix_sk->in_task_root && group_spans(s, k, procs, n)) {
+			char nb[SK_NAME_MAX + 2];
+			pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) bound to %s, a path "
+			       "only its mount namespace shows, with sockets of other processes: not "
+			       "supported yet", uref_fd(r), r->c->pid,
+			       (unsigned long long)r->d->unix_sk->ino,
+			       sk_unix_name_str(&r->d->unix_sk->name, true, nb, sizeof(nb)));
+			return -EOPNOTSUPP;
+		}
+		if (!uses_abstract(r->d->unix_sk))
+			continue;
+		if (fstatat(r->c->procfd, "ns/net", &st, 0))
+			return pr_perror("stat /proc/%d/ns/net", r->c->pid);
+		if ((st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
+		    !group_spans(s, k, procs, n))
+			continue;
+		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) using an abstract name in "
+		       "a network namespace of the tree, with sockets of other processes: not "
+		       "supported yet", uref_fd(r), r->c->pid,
+		       (unsigned long long)r->d->unix_sk->ino);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int unix_merge(struct dump_ctx **procs, size_t n)
+{
+	struct uset s = { 0 };
+	int ret = sk_unix_flight(procs, n);
+
+	for (size_t p = 0; p < n && !ret; p++) {
+		Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files; i++) {
+			FileDesc *d = f->files[i];
+			if (d->kind != FILE_KIND__FILE_UNIX_SK)
+				continue;
+			bool seen = false; /* one description in several processes */
+			for (size_t k = 0; k < s.n && !seen; k++)
+				seen = s.r[k].d->id == d->id && n > 1;
+			if (seen)
+				continue;
+			struct uref *nr = realloc(s.r, (s.n + 1) * sizeof(*nr));
+			if (!nr) {
+				ret = pr_errno(-ENOMEM, "unix sockets of the tree");
+				break;
+			}
+			s.r = nr;
+			s.r[s.n++] = (struct uref){ procs[p], i, d };
+		}
+	}
+	for (size_t k = 0; k < s.n && !ret; k++)
+		ret = merge_one(&s, &s.r[k], procs[0]->opts);
+	if (!ret && n > 1)
+		ret = check_netns(&s, procs, n);
+	free(s.r);
+	return ret;
+}
+
+/* ---- restore ------------------------------------------------------------------------ */
+
+/* In the restore child, every socket of the tree in this task: all of them made at once,
+ * staged. */
+/* In the restore child: the fd of description @id in flight that is not a socket being
+ * made: opened (and staged) by its own row if not yet, or the tree's (stasis's). */
+static int task_rights_fd(void *arg, uint32_t id)
+{
+	struct fd_rst *s = arg;
+	ssize_t j = fd_desc_index(s->f, id);
+	if (j < 0) {
+		if (s->gfd && id < s->n_gfd && s->gfd[id] >= 0)
+			return s->gfd[id];
+		pr_err("files image: file %u in flight is not in the image", id);
+		return -EINVAL;
+	}
+	const FileDesc *d = s->f->files[j];
+	const struct fd_ops *ops = fd_ops_of(d);
+	if (s->staged[j] < 0 && ops && ops != &fd_unix_ops && ops->open_task) {
+		int ret = ops->open_task(s, (size_t)j);
+		if (ret)
+			return ret;
+	} else if (s->staged[j] < 0 && ops && ops != &fd_unix_ops && ops->open) {
+		int tmp = ops->open(d, -1, -1, s->blobs);
+		if (tmp < 0)
+			return tmp;
+		int r = fd_stage(tmp, s->stage_lo, -1, fd_desc_name(d));
+		if (r < 0)
+			return r;
+		s->staged[j] = r;
+	}
+	if (s->staged[j] < 0) {
+		pr_err("files image: file %u in flight cannot be opened", id);
+		return -EINVAL;
+	}
+	return s->staged[j];
+}
+
+static int unix_open_task(struct fd_rst *s, size_t i)
+{
+	const Files *f = s->f;
+	size_t n = 0;
+	(void)i;
+	_cleanup_free_ const FileDesc **d = calloc(f->n_files + 1, sizeof(*d));
+	_cleanup_free_ int *fds = calloc(f->n_files + 1, sizeof(*fds));
+	_cleanup_free_ size_t *idx = calloc(f->n_files + 1, sizeof(*idx));
+	if (!d || !fds || !idx)
+		return pr_errno(-ENOMEM, "restore unix sockets");
+	for (size_t j = 0; j < f->n_files; j++)
+		if (f->files[j]->kind == FILE_KIND__FILE_UNIX_SK && s->staged[j] < 0) {
+			idx[n] = j;
+			d[n++] = f->files[j];
+		}
+	struct sk_rights src = { task_rights_fd, s };
+	int ret = sk_unix_build(d, n, fds, &src);
+	if (ret)
+		return ret;
+	for (size_t k = 0; k < n; k++) {
+		int r = ret ? -1 : fd_stage(fds[k], s->stage_lo, fd_desc_fd(f, idx[k]),
+					    fd_desc_name(d[k]));
+		if (ret)
+			close(fds[k]);
+		else if (r < 0)
+			ret = r;
+		else
+			s->staged[idx[k]] = r;
+	}
+	return ret;
+}
+
+static bool has_msg_from(const UnixSk *r, const UnixSk *snd)
+{
+	for (size_t i = 0; named(snd) && i < r->n_msg_names; i++)
+		if (same_bytes(&r->msg_names[i], &snd->name))
+			return true;
+	return false;
+}
+
+static bool has_icon(const UnixSk *l, uint64_t ino)
+{
+	for (size_t i = 0; i < l->n_icons; i++)
+		if (l->icons[i] == ino)
+			return true;
+	return false;
+}
+
+static bool carries(const UnixSk *u, uint32_t id)
+{
+	for (size_t i = 0; i < u->n_rights; i++)
+		for (size_t j = 0; j < u->rights[i]->n_files; j++)
+			if (u->rights[i]->files[j] == id)
+				return true;
+	return false;
+}
+
+/* Must @da and @db be made together? (Peers, a queued connection and its listener, two
+ * sockets of one name (a listener and what it accepted), a datagram and its sender, a
+ * socket in flight and the one whose queue carries it.) */
+static bool related(const FileDesc *da, const FileDesc *db)
+{
+	const UnixSk *a = da->unix_sk, *b = db->unix_sk;
+	return carries(a, db->id) || carries(b, da->id) || (a->peer_ino && a->peer_ino == b->ino) || (b->peer_ino && b->peer_ino == a->ino) ||
+	       has_icon(a, b->ino) || has_icon(b, a->ino) ||
+	       (named(a) && named(b) && same_bytes(&a->name, &b->name)) || has_msg_from(a, b) ||
+	       has_msg_from(b, a);
+}
+
+struct tdesc {
+	const FileDesc *d;
+	size_t proc;  /* the first process using it */
+	bool multi;   /* used by several processes */
+	bool in;      /* in the group of sockets being collected */
+};
+
+/* The unix descriptions of the tree not made yet, each once. */
+static int tree_descs(struct fd_tree *t, struct tdesc **out, size_t *n)
+{
+	size_t cap = 0;
+	for (size_t p = 0; p < t->n; p++)
+		cap += t->f[p]->n_files;
+	uint32_t maxid = 0;
+	for (size_t p = 0; p < t->n; p++)
+		for (size_t i = 0; i < t->f[p]->n_files; i++)
+			maxid = MAX(maxid, t->f[p]->files[i]->id);
+	struct tdesc *v = calloc(cap + 1, sizeof(*v));
+	_cleanup_free_ size_t *pos = calloc((size_t)maxid + 1, sizeof(*pos)); /* k + 1 */
+	if (!v || !pos) {
+		free(v);
+		return pr_errno(-ENOMEM, "restore unix sockets");
+	}
+	*n = 0;
+	for (size_t p = 0; p < t->n; p++)
+		for (size_t i = 0; i < t->f[p]->n_files; i++) {
+			const FileDesc *x = t->f[p]->files[i];
+			if (x->kind != FILE_KIND__FILE_UNIX_SK || t->gfd[x->id] >= 0)
+				continue;
+			if (pos[x->id]) {
+				struct tdesc *o = &v[pos[x->id] - 1];
+				o->multi |= o->proc != p;
+			} else {
+				v[*n] = (struct tdesc){ .d = x, .proc = p };
+				pos[x->id] = ++*n;
+			}
+		}
+	*out = v;
+	return 0;
+}
+
+/* In stasis: the fd of description @id in flight that is not a socket being made,
+ * opened for the tree by its own row if not yet. */
+static int tree_rights_fd(void *arg, uint32_t id)
+{
+	struct fd_tree *t = arg;
+	const FileDesc *d = NULL;
+	for (size_t p = 0; p < t->n && !d; p++) {
+		ssize_t j = fd_desc_index(t->f[p], id);
+		d = j >= 0 ? t->f[p]->files[j] : NULL;
+	}
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	if (!d || !ops || ops == &fd_unix_ops) {
+		pr_err("files image: file %u in flight is not in the image", id);
+		return -EINVAL;
+	}
+	if (t->gfd[id] < 0 && ops->open_tree) {
+		int ret = ops->open_tree(t, d);
+		if (ret)
+			return ret;
+	} else if (t->gfd[id] < 0 && ops->open) {
+		int fd = ops->open(d, -1, -1, t->blobs);
+		if (fd < 0)
+			return fd;
+		if (fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+			int e = pr_perror("restore: status flags of file %u", id);
+			close(fd);
+			return e;
+		}
+		int ret = fd_gfd_place(fd, t->base, &t->gfd[id]);
+		if (ret)
+			return ret;
+	}
+	if (t->gfd[id] < 0) {
+		pr_err("files image: file %u in flight cannot be opened", id);
+		return -EINVAL;
+	}
+	return t->gfd[id];
+}
+
+/* In stasis, for a tree: the group of unix sockets @first belongs to (everything it must
+ * be made together with), when it spans several processes: made at once, status flags
+ * set, placed at t->gfd[id]. A group within one process is left to its restore child,
+ * which makes it in the task's own network namespace. */
+static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
+{
+	struct tdesc *v = NULL;
+	size_t n = 0, m = 0;
+	int ret = tree_descs(t, &v, &n);
+	if (ret)
+		return ret;
+	bool spans = false;
+	_cleanup_free_ const FileDesc **d = calloc(n + 1, sizeof(*d));
+	_cleanup_free_ int *fds = calloc(n + 1, sizeof(*fds));
+	_cleanup_free_ bool *in = calloc(n + 1, sizeof(*in));
+	_cleanup_free_ const FileDesc **all = calloc(n + 1, sizeof(*all));
+	size_t first_k = n;
+	for (size_t k = 0; k < n && all; k++) {
+		all[k] = v[k].d;
+		if (v[k].d->id == first->id)
+			first_k = k;
+	}
+	ret = !d || !fds || !in || !all ? -ENOMEM : first_k == n ? 0 : group_of(all, n, first_k, in);
+	for (size_t k = 0; k < n && !ret; k++)
+		v[k].in = in[k];
+	if (ret || first_k == n) {
+		free(v);
+		return ret ? pr_errno(ret, "restore unix sockets") : 0;
+	}
+	size_t proc0 = SIZE_MAX;
+	for (size_t k = 0; k < n && d; k++)
+		if (v[k].in) {
+			if (proc0 == SIZE_MAX)
+				proc0 = v[k].proc;
+			spans |= v[k].multi || v[k].proc != proc0;
+			d[m++] = v[k].d;
+		}
+	free(v);
+	if (!d || !fds)
+		return pr_errno(-ENOMEM, "restore unix sockets");
+	if (!spans)
+		return 0;
+	for (size_t k = 0; k < m; k++)
+		if (d[k]->unix_sk->in_task_root) {
+			pr_err("files image: unix socket %llu bound in its task's mount namespace is "
+			       "made with sockets of other processes", (unsigned long long)d[k]->unix_sk->ino);
+			return -EINVAL;
+		}
+	struct sk_rights src = { tree_rights_fd, t };
+	ret = sk_unix_build(d, m, fds, &src);
+	if (ret)
+		return ret;
+	for (size_t k = 0; k < m; k++) {
+		if (!ret && fcntl(fds[k], F_SETFL, (int)(d[k]->flags & SETFL_MASK)) < 0)
+			ret = pr_perror("restore: status flags of unix socket %llu",
+					(unsigned long long)d[k]->unix_sk->ino);
+		if (ret)
+			close(fds[k]);
+		else
+			ret = fd_gfd_place(fds[k], t->base, &t->gfd[d[k]->id]);
+	}
+	return ret;
+}
 
 static int unix_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
@@ -600,100 +1074,7 @@ static int unix_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	return sk_unix_dump(c->pid, e->fd, dup, e->link, e->st.st_ino, d);
-}
-
-/* Every unix socket's other end must be in the tree (this process or another). */
-static int unix_merge(struct dump_ctx **procs, size_t n)
-{
-	for (size_t p = 0; p < n; p++) {
-		const Files *f = procs[p]->files;
-		for (size_t i = 0; i < f->n_files; i++) {
-			const FileDesc *d = f->files[i];
-			if (d->kind != FILE_KIND__FILE_UNIX_SK)
-				continue;
-			bool found = false;
-			for (size_t q = 0; q < n && !found; q++)
-				for (size_t j = 0; j < procs[q]->files->n_files && !found; j++)
-					found = sk_unix_is_peer(d, procs[q]->files->files[j]);
-			if (!found) {
-				pr_err("fd %d of pid %d is a unix socket (%s) whose peer "
-				       "(socket:[%llu]) is outside the dumped tree: not supported yet",
-				       fd_desc_fd(f, i), procs[p]->pid, d->link ?: "?",
-				       (unsigned long long)d->unix_sk->peer_ino);
-				return -EOPNOTSUPP;
-			}
-		}
-	}
-	return 0;
-}
-
-/* In the restore child: the socketpair of description @i and its peer (in this task),
- * data queued, both ends staged. */
-static int unix_open_task(struct fd_rst *s, size_t i)
-{
-	const Files *f = s->f;
-	ssize_t peer = -1;
-
-	for (size_t j = 0; j < f->n_files; j++)
-		if (sk_unix_is_peer(f->files[i], f->files[j])) {
-			peer = (ssize_t)j;
-			break;
-		}
-	if (peer < 0) {
-		pr_err("files image: unix socket %llu (fd %d) has no other end in the task",
-		       (unsigned long long)f->files[i]->unix_sk->ino, fd_desc_fd(f, i));
-		return -EINVAL;
-	}
-	size_t j = (size_t)peer;
-	int a, b;
-	int ret = sk_unix_open_pair(f->files[i], f->files[j], &a, &b);
-	if (ret)
-		return ret;
-	ret = fd_stage(a, s->stage_lo, fd_desc_fd(f, i), fd_desc_name(f->files[i]));
-	if (ret < 0) {
-		close(b);
-		return ret;
-	}
-	s->staged[i] = ret;
-	ret = fd_stage(b, s->stage_lo, fd_desc_fd(f, j), fd_desc_name(f->files[j]));
-	if (ret < 0)
-		return ret;
-	s->staged[j] = ret;
-	return 0;
-}
-
-/* In stasis, for a tree: the socketpair of @d and its peer, status flags set. */
-static int unix_open_tree(struct fd_tree *t, const FileDesc *d)
-{
-	const FileDesc *o = NULL;
-	for (size_t p = 0; p < t->n && !o; p++)
-		for (size_t i = 0; i < t->f[p]->n_files && !o; i++)
-			if (sk_unix_is_peer(d, t->f[p]->files[i]))
-				o = t->f[p]->files[i];
-	if (!o || t->gfd[o->id] >= 0) {
-		pr_err("files image: unix socket %llu has no other end in the tree",
-		       (unsigned long long)d->unix_sk->ino);
-		return -EINVAL;
-	}
-	int sa, sb;
-	int ret = sk_unix_open_pair(d, o, &sa, &sb);
-	if (ret)
-		return ret;
-	if (fcntl(sa, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0 ||
-	    fcntl(sb, F_SETFL, (int)(o->flags & SETFL_MASK)) < 0) {
-		ret = pr_perror("restore: status flags of unix socket %llu",
-				(unsigned long long)d->unix_sk->ino);
-		close(sa);
-		close(sb);
-		return ret;
-	}
-	ret = fd_gfd_place(sa, t->base, &t->gfd[d->id]);
-	if (ret) {
-		close(sb);
-		return ret;
-	}
-	return fd_gfd_place(sb, t->base, &t->gfd[o->id]);
+	return sk_unix_dump_fd(c, e, dup, d);
 }
 
 const struct fd_ops fd_unix_ops = {

@@ -175,7 +175,8 @@ int main(int argc, char **argv)
 	pd.has_data = 1;
 	pd.data.len = 3;
 	pd.data.data = regs;
-	FileDesc fd = FILE_DESC__INIT, *fdp[10] = { &fd, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	FileDesc fd = FILE_DESC__INIT, *fdp[11] = { &fd, NULL, NULL, NULL, NULL, NULL,
+						     NULL, NULL, NULL, NULL, NULL };
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
@@ -322,9 +323,33 @@ int main(int argc, char **argv)
 	fd_pk.kind = FILE_KIND__FILE_PACKET;
 	fd_pk.packet = &pks;
 	fdp[9] = &fd_pk;
+	/* a bound datagram socket with a queued message from a named sender carrying the
+	 * pipe in flight */
+	UnixSk us = UNIX_SK__INIT;
+	uint32_t rid[1] = { 1 };
+	UnixRights ur = UNIX_RIGHTS__INIT, *urp[1] = { &ur };
+	ProtobufCBinaryData msg = { 3, regs }, from = { 7, (uint8_t *)"/tmp/b" };
+	us.ino = 10;
+	us.type = 2;
+	us.has_name = us.has_state = 1;
+	us.name.len = 7;
+	us.name.data = (uint8_t *)"/tmp/a";
+	us.state = 7;
+	us.n_msgs = us.n_msg_names = 1;
+	us.msgs = &msg;
+	us.msg_names = &from;
+	ur.files = rid;
+	ur.n_files = 1;
+	us.n_rights = 1;
+	us.rights = urp;
+	FileDesc fd_us = FILE_DESC__INIT;
+	fd_us.id = 11;
+	fd_us.kind = FILE_KIND__FILE_UNIX_SK;
+	fd_us.unix_sk = &us;
+	fdp[10] = &fd_us;
 	Fd e = FD__INIT, *ep[1] = { &e };
 	Files files = FILES__INIT;
-	files.n_files = 10;
+	files.n_files = 11;
 	files.files = fdp;
 	files.n_fds = 1;
 	files.fds = ep;

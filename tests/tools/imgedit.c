@@ -13,6 +13,8 @@
  *                                     of files-PID.img grows to 70000 bytes
  *   imgedit DIR PID dgram-family      the bound address of the first IPv4 datagram socket
  *                                     becomes 16 bytes long (an IPv6 one)
+ *   imgedit DIR PID unix-sk FIELD N   every unix socket of files-PID.img: FIELD (state,
+ *                                     peek-off, backlog) set to N
  *
  * Not part of stasis: a test tool. */
 #include <fcntl.h>
@@ -171,6 +173,34 @@ int main(int argc, char **argv)
 		ret = img_write_msg(&d, IMG_NS, pid, &tns->base) ? 1 : 0;
 		protobuf_c_message_free_unpacked(&tns->base, NULL);
 		protobuf_c_message_free_unpacked(&c->base, NULL);
+	} else if (!strcmp(argv[3], "unix-sk") && argc == 6) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		long v = strtol(argv[5], NULL, 0);
+		size_t n = 0;
+		for (size_t i = 0; i < f->n_files; i++) {
+			UnixSk *u = f->files[i]->unix_sk;
+			if (!u)
+				continue;
+			n++;
+			if (!strcmp(argv[4], "state")) {
+				u->has_state = true;
+				u->state = (uint32_t)v;
+			} else if (!strcmp(argv[4], "peek-off")) {
+				u->has_peek_off = true;
+				u->peek_off = (int32_t)v;
+			} else if (!strcmp(argv[4], "backlog")) {
+				u->backlog = (uint32_t)v;
+			} else {
+				return 2;
+			}
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "files-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
+		protobuf_c_message_free_unpacked(&f->base, NULL);
 	}
 	close(d.dfd);
 	return ret;

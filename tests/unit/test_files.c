@@ -20,6 +20,7 @@
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -568,11 +569,11 @@ static void test_bad_image(void)
 }
 
 /* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
- * fd, a deleted FIFO, a listening unix socket, one end of a socketpair whose other
- * end is in the parent (3 and 4: files_dump accepts it, files_merge_tree refuses it), a
- * UDP socket in a multicast group, a UDP socket of the net namespace the task left (6:
- * refused by files_merge_tree), a netlink socket with a reply queued or a UDP socket with
- * a pending error. */
+ * fd, a deleted FIFO, a unix socket bound to a relative path, one end of a socketpair
+ * whose other end is in the parent (3 and 4: files_dump accepts it, files_merge_tree
+ * refuses it), a UDP socket in a multicast group, a UDP socket of the net namespace the
+ * task left (6: refused by files_merge_tree), a netlink socket with a reply queued or a
+ * UDP socket with a pending error. */
 static int sv_parent = -1, sv_other = -1;
 
 static void unsupported_child(int which)
@@ -597,9 +598,12 @@ static void unsupported_child(int which)
 		break;
 	case 3:
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (fd >= 0) {  /* autobind: an abstract name */
-			struct sockaddr sa = {.sa_family = AF_UNIX};
-			if (bind(fd, &sa, sizeof(sa_family_t)) || listen(fd, 1))
+		if (fd >= 0) {  /* bound to a relative path (in /tmp) */
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "stasis-test-files-rel.%d",
+				 getpid());
+			if (chdir("/tmp") || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+			    unlink(sa.sun_path))
 				fd = -1;
 		}
 		break;
@@ -670,8 +674,8 @@ static void test_unsupported(void)
 {
 	static const char *const want[] = {" pending in its write queue",
 					   " is an anonymous-inode file", "refers to deleted file",
-					   " is a listening unix socket",
-					   "is outside the dumped tree: not supported yet",
+					   " is a unix socket bound to a relative path",
+					   "is outside the dumped tree: declare it with --external unix[",
 					   "with IPv4 multicast memberships",
 					   "of another network namespace than its task's",
 					   "netlink socket with messages queued",

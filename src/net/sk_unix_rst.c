@@ -1,0 +1,627 @@
+/* Restore of a set of unix sockets (every unix description of a task, or of a tree), in
+ * the order the kernel needs:
+ *   1. create: a socketpair for two ends connected to each other that neither accept()
+ *      made (and for a socket whose peer is gone: the other end closed after the fill),
+ *      else socket(); ends made by accept() are created later;
+ *   2. bind every socket that had a name of its own (a stale socket file at its path, one
+ *      no socket is bound to, is replaced; a path unlinked since is unlinked again at the
+ *      end; a stale file where a temporary socket binds is moved aside meanwhile);
+ *   3. listen;
+ *   4. connections made by accept(): the client connects to its listener (or a temporary
+ *      one bound to the listener's name, for a listener that is gone), then accept();
+ *   5. datagrams queued at bound sockets, sent again each from a socket bound to its
+ *      sender's address (the sender itself when it is in the set, else a temporary one
+ *      bound to that address), before any datagram socket connects (a connected socket
+ *      only takes datagrams from its peer);
+ *   6. datagram sockets connect to their peer by name, sockets with an external peer to
+ *      its address;
+ *   7. queues of connected sockets sent again from the peer;
+ *   8. the connections queued at listening sockets, connected again in accept order;
+ *   9. buffers, options, shutdown bits; temporaries closed, paths unlinked.
+ * Descriptors in flight (SCM_RIGHTS) are sent with their message: sockets of the set as
+ * they are at that moment (the same sockets, finished later), other files from the
+ * caller (sk_rights). Every fd is close-on-exec and non-blocking; a failure closes them
+ * all and removes the socket files this made. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "net/sk_unix_int.h"
+
+#define SOCK_FLAGS (SOCK_CLOEXEC | SOCK_NONBLOCK)
+
+struct usk {
+	const FileDesc *d;
+	const UnixSk *u;
+	int fd;
+	int gone;     /* the temporary other end of a socket whose peer is gone, or -1 */
+	ssize_t peer; /* index of the peer in the set, or -1 */
+	bool paired;  /* made by socketpair with its peer */
+	bool queued;  /* the client of a connection queued at a listener of the set */
+};
+
+struct ubuild {
+	struct usk *s;
+	size_t n;
+	int *tmp; /* temporary sockets, closed at the end */
+	size_t n_tmp;
+	char (*paths)[SK_NAME_MAX + 1]; /* socket files made here */
+	bool *keep;                     /* ... kept at the end (else unlinked) */
+	size_t n_paths;
+	char (*aside)[SK_NAME_MAX + 1]; /* stale socket files moved aside, put back at the end */
+	size_t n_aside;
+	const struct sk_rights *src; /* descriptions in flight not in the set */
+	struct sk_rights rights;     /* ... and those of the set */
+};
+
+struct uaddr {
+	struct sockaddr_un sa;
+	socklen_t len;
+};
+
+static void mkaddr(const ProtobufCBinaryData *name, struct uaddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sa.sun_family = AF_UNIX;
+	size_t n = name->len < SK_NAME_MAX ? name->len : SK_NAME_MAX;
+	memcpy(a->sa.sun_path, name->data, n);
+	a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+}
+
+static bool is_path(const ProtobufCBinaryData *name) { return name->len > 0 && name->data[0] != 0; }
+
+static bool same_name(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
+{
+	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
+static bool named(const UnixSk *u) { return u->has_name && u->name.len > 0; }
+
+static const char *nstr(const UnixSk *u, char *buf)
+{
+	return sk_unix_name_str(&u->name, u->has_name, buf, SK_NAME_MAX + 2);
+}
+
+static int add_tmp(struct ubuild *b, int fd)
+{
+	int *n = realloc(b->tmp, (b->n_tmp + 1) * sizeof(*n));
+	if (!n) {
+		close(fd);
+		return -ENOMEM;
+	}
+	b->tmp = n;
+	b->tmp[b->n_tmp++] = fd;
+	return 0;
+}
+
+static int new_sock(unsigned int type, uint64_t ino)
+{
+	int fd = socket(AF_UNIX, (int)type | SOCK_FLAGS, 0);
+	if (fd < 0)
+		return pr_perror("restore unix socket %llu: socket(%s)", (unsigned long long)ino,
+				 sk_unix_type_name(type));
+	sk_unix_raise_sndbuf(fd);
+	return fd;
+}
+
+/* Is the socket file @path bound by a live socket? A datagram connect probes it without
+ * a side effect on the socket (a stream or seqpacket one answers EPROTOTYPE). */
+static bool live_socket(const struct uaddr *a)
+{
+	int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (p < 0)
+		return true;
+	int r = connect(p, (const struct sockaddr *)&a->sa, a->len), e = errno;
+	close(p);
+	return !(r < 0 && e == ECONNREFUSED);
+}
+
+static int grow_paths(struct ubuild *b, uint64_t ino)
+{
+	char(*np)[SK_NAME_MAX + 1] = realloc(b->paths, (b->n_paths + 1) * sizeof(*np));
+	if (np)
+		b->paths = np;
+	bool *nk = np ? realloc(b->keep, (b->n_paths + 1) * sizeof(*nk)) : NULL;
+	if (nk)
+		b->keep = nk;
+	char(*na)[SK_NAME_MAX + 1] = nk ? realloc(b->aside, (b->n_aside + 1) * sizeof(*na)) : NULL;
+	if (na)
+		b->aside = na;
+	return na ? 0 : pr_errno(-ENOMEM, "restore unix socket %llu", (unsigned long long)ino);
+}
+
+static void aside_name(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s.stasis-aside", path);
+}
+
+/* A socket file at the path of @a: a stale one (no socket bound to it, left by a socket
+ * that is gone) is replaced for a socket that keeps the name, moved aside for the time
+ * of the restore for a temporary one (put back at the end); anything else is refused. */
+static int clear_path(struct ubuild *b, const struct uaddr *a, bool unlink_after, uint64_t ino)
+{
+	const char *path = a->sa.sun_path;
+	char aside[SK_NAME_MAX + 32];
+	struct stat st;
+
+	if (lstat(path, &st))
+		return 0;
+	if (!S_ISSOCK(st.st_mode) || live_socket(a)) {
+		pr_err("restore unix socket %llu: %s exists and is %s: cannot bind a socket to it",
+		       (unsigned long long)ino, path,
+		       S_ISSOCK(st.st_mode) ? "bound by a running socket" : "not a socket");
+		return -EEXIST;
+	}
+	if (!unlink_after) {
+		if (unlink(path))
+			return pr_perror("restore unix socket %llu: replace the socket file %s",
+					 (unsigned long long)ino, path);
+		return 0;
+	}
+	aside_name(path, aside, sizeof(aside));
+	if (rename(path, aside))
+		return pr_perror("restore unix socket %llu: move %s aside", (unsigned long long)ino,
+				 path);
+	memcpy(b->aside[b->n_aside], path, SK_NAME_MAX + 1);
+	b->aside[b->n_aside++][SK_NAME_MAX] = 0;
+	return 0;
+}
+
+/* Bind @fd to @name; a path is recorded (kept unless @unlink_after). */
+static int bind_name(struct ubuild *b, int fd, const ProtobufCBinaryData *name, bool unlink_after,
+		     uint64_t ino)
+{
+	struct uaddr a;
+	char nb[SK_NAME_MAX + 2];
+
+	mkaddr(name, &a);
+	if (is_path(name)) {
+		int ret = grow_paths(b, ino);
+		if (!ret)
+			ret = clear_path(b, &a, unlink_after, ino);
+		if (ret)
+			return ret;
+	}
+	if (bind(fd, (struct sockaddr *)&a.sa, a.len))
+		return pr_perror("restore unix socket %llu: bind to %s", (unsigned long long)ino,
+				 sk_unix_name_str(name, true, nb, sizeof(nb)));
+	if (is_path(name)) {
+		memcpy(b->paths[b->n_paths], a.sa.sun_path, SK_NAME_MAX + 1);
+		b->paths[b->n_paths][SK_NAME_MAX] = 0;
+		b->keep[b->n_paths++] = !unlink_after;
+	}
+	return 0;
+}
+
+/* The permission bits and owner of @u's socket file, as dumped. The owner is set only
+ * where it differs from what the bind gave (the restored task binding its own socket
+ * makes it its own); one that cannot be set is a warning. */
+static int file_attrs(const UnixSk *u)
+{
+	struct uaddr a;
+	struct stat st;
+	mkaddr(&u->name, &a);
+	if (!is_path(&u->name) || u->unlinked || !u->has_file_mode)
+		return 0;
+	if (lstat(a.sa.sun_path, &st))
+		return pr_perror("restore unix socket %llu: stat %s", (unsigned long long)u->ino,
+				 a.sa.sun_path);
+	if (u->has_file_uid && u->has_file_gid && (st.st_uid != u->file_uid || st.st_gid != u->file_gid) &&
+	    lchown(a.sa.sun_path, u->file_uid, u->file_gid))
+		pr_warn("restore unix socket %llu: cannot give %s to %u:%u: %m",
+			(unsigned long long)u->ino, a.sa.sun_path, u->file_uid, u->file_gid);
+	if ((st.st_mode & 07777) != u->file_mode && chmod(a.sa.sun_path, u->file_mode))
+		return pr_perror("restore unix socket %llu: chmod %s %o", (unsigned long long)u->ino,
+				 a.sa.sun_path, u->file_mode);
+	return 0;
+}
+
+static ssize_t find_ino(const struct ubuild *b, uint64_t ino)
+{
+	for (size_t k = 0; k < b->n; k++)
+		if (b->s[k].u->ino == ino)
+			return (ssize_t)k;
+	return -1;
+}
+
+/* A socket of the set of type @type bound to @name itself (not by accept), optionally
+ * listening. */
+static ssize_t find_name(const struct ubuild *b, unsigned int type, const ProtobufCBinaryData *name,
+			 bool listening)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		const UnixSk *u = b->s[k].u;
+		if (u->type == type && named(u) && !u->accepted && same_name(&u->name, name) &&
+		    (!listening || sk_unix_state(u) == SK_LISTEN))
+			return (ssize_t)k;
+	}
+	return -1;
+}
+
+/* Peers, the clients of queued connections, and the consistency of the set. */
+static int link_set(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		struct usk *s = &b->s[k];
+		if (find_ino(b, s->u->ino) != (ssize_t)k) {
+			pr_err("files image: two unix sockets have inode %llu",
+			       (unsigned long long)s->u->ino);
+			return -EINVAL;
+		}
+		s->peer = s->u->peer_ino && !s->u->external ? find_ino(b, s->u->peer_ino) : -1;
+	}
+	for (size_t k = 0; k < b->n; k++) {
+		const UnixSk *u = b->s[k].u;
+		for (size_t i = 0; i < u->n_icons; i++) {
+			ssize_t c = find_ino(b, u->icons[i]);
+			if (c < 0 || b->s[c].peer >= 0 || b->s[c].queued ||
+			    b->s[c].u->type != u->type || sk_unix_state(b->s[c].u) != SK_ESTABLISHED ||
+			    b->s[c].u->peer_gone || b->s[c].u->external || b->s[c].u->accepted) {
+				pr_err("files image: connection %zu queued at unix socket %llu has no "
+				       "client in the tree",
+				       i, (unsigned long long)u->ino);
+				return -EINVAL;
+			}
+			b->s[c].queued = true;
+		}
+	}
+	for (size_t k = 0; k < b->n; k++) {
+		const struct usk *s = &b->s[k];
+		const UnixSk *u = s->u;
+		if (sk_unix_state(u) != SK_ESTABLISHED || u->peer_gone || u->external ||
+		    s->queued || (u->type == SOCK_DGRAM && !u->peer_ino))
+			continue;
+		const UnixSk *p = s->peer >= 0 ? b->s[s->peer].u : NULL;
+		bool ok = p && p->type == u->type;
+		if (ok && u->type != SOCK_DGRAM)
+			ok = p->peer_ino == u->ino && !(u->accepted && p->accepted);
+		if (!ok) {
+			pr_err("files image: unix socket %llu is connected to socket %llu, which is "
+			       "not its other end in the tree",
+			       (unsigned long long)u->ino, (unsigned long long)u->peer_ino);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* 1. socketpairs and sockets */
+static int create_all(struct ubuild *b)
+{
+	int sv[2];
+
+	for (size_t k = 0; k < b->n; k++) {
+		struct usk *s = &b->s[k];
+		const UnixSk *u = s->u;
+		struct usk *p = s->peer >= 0 ? &b->s[s->peer] : NULL;
+		if (s->fd >= 0 || u->accepted)
+			continue;
+		bool pair = p && sk_unix_state(u) == SK_ESTABLISHED && !p->u->accepted &&
+			    p->u->peer_ino == u->ino &&
+			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
+		if (pair || u->peer_gone) {
+			if (socketpair(AF_UNIX, (int)u->type | SOCK_FLAGS, 0, sv))
+				return pr_perror("restore unix socket %llu: socketpair(%s)",
+						 (unsigned long long)u->ino,
+						 sk_unix_type_name(u->type));
+			sk_unix_raise_sndbuf(sv[0]);
+			sk_unix_raise_sndbuf(sv[1]);
+			s->fd = sv[0];
+			if (pair) {
+				p->fd = sv[1];
+				s->paired = p->paired = true;
+			} else {
+				s->gone = sv[1];
+			}
+			continue;
+		}
+		s->fd = new_sock(u->type, u->ino);
+		if (s->fd < 0)
+			return s->fd;
+	}
+	for (size_t k = 0; k < b->n; k++) {
+		int ret = b->s[k].fd >= 0 ? sk_unix_early(b->s[k].fd, b->s[k].u) : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* 2, 3: names and listening sockets */
+static int bind_listen(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		const UnixSk *u = b->s[k].u;
+		if (named(u) && !u->accepted) {
+			int ret = bind_name(b, b->s[k].fd, &u->name, u->unlinked, u->ino);
+			if (!ret)
+				ret = file_attrs(u);
+			if (ret)
+				return ret;
+		}
+		if (sk_unix_state(u) == SK_LISTEN && listen(b->s[k].fd, (int)MIN(u->backlog, 1u << 30)))
+			return pr_perror("restore unix socket %llu: listen(%u)",
+					 (unsigned long long)u->ino, u->backlog);
+	}
+	return 0;
+}
+
+/* A socket to send a datagram from @name (empty: unbound), for receiver @r. */
+static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBinaryData *name)
+{
+	const struct usk *p = r->peer >= 0 ? &b->s[r->peer] : NULL;
+	if (!name->len && p && !named(p->u))
+		return p->fd;
+	if (name->len) {
+		ssize_t j = find_name(b, SOCK_DGRAM, name, false);
+		if (j >= 0)
+			return b->s[j].fd;
+	}
+	int fd = new_sock(SOCK_DGRAM, r->u->ino);
+	if (fd < 0)
+		return fd;
+	int ret = add_tmp(b, fd);
+	if (ret)
+		return pr_errno(ret, "restore unix socket %llu", (unsigned long long)r->u->ino);
+	if (name->len) {
+		/* the address of a sender that is gone: bound for the time of the restore */
+		ret = bind_name(b, fd, name, true, r->u->ino);
+		if (ret)
+			return ret;
+	}
+	return fd;
+}
+
+/* 5. datagrams queued at bound sockets */
+static int fill_bound_dgrams(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		const struct usk *s = &b->s[k];
+		const UnixSk *u = s->u;
+		if (u->type != SOCK_DGRAM || !named(u) || !u->n_msgs)
+			continue;
+		struct uaddr to;
+		mkaddr(&u->name, &to);
+		for (size_t i = 0; i < u->n_msgs; i++) {
+			static const ProtobufCBinaryData none;
+			const ProtobufCBinaryData *nm = u->n_msg_names ? &u->msg_names[i] : &none;
+			int snd = sender_for(b, s, nm);
+			if (snd < 0)
+				return snd;
+			int ret = sk_unix_send_msg(snd, u, i, &to.sa, to.len, &b->rights);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* 4. one connection made by accept(): @s is the accepted end */
+static int accept_one(struct ubuild *b, struct usk *s)
+{
+	const UnixSk *u = s->u;
+	struct uaddr a;
+	char nb[SK_NAME_MAX + 2];
+	ssize_t l = find_name(b, u->type, &u->name, true);
+	int lfd, ret;
+
+	mkaddr(&u->name, &a);
+	if (l >= 0) {
+		lfd = b->s[l].fd;
+	} else {
+		/* its listener is gone: a temporary one with the same name */
+		lfd = new_sock(u->type, u->ino);
+		if (lfd < 0 || (ret = add_tmp(b, lfd)))
+			return lfd < 0 ? lfd : pr_errno(ret, "restore unix socket");
+		ret = bind_name(b, lfd, &u->name, true, u->ino);
+		if (ret)
+			return ret;
+		if (listen(lfd, 1))
+			return pr_perror("restore unix socket %llu: listen",
+					 (unsigned long long)u->ino);
+	}
+	int cfd = s->peer >= 0 ? b->s[s->peer].fd : new_sock(u->type, u->ino);
+	if (cfd < 0)
+		return cfd;
+	if (s->peer < 0)
+		s->gone = cfd; /* the client that is gone, closed after the fill */
+	if (connect(cfd, (struct sockaddr *)&a.sa, a.len))
+		return pr_perror("restore unix socket %llu: connect to %s",
+				 (unsigned long long)u->ino, nstr(u, nb));
+	s->fd = accept4(lfd, NULL, NULL, SOCK_FLAGS);
+	if (s->fd < 0)
+		return pr_perror("restore unix socket %llu: accept on %s",
+				 (unsigned long long)u->ino, nstr(u, nb));
+	sk_unix_raise_sndbuf(s->fd);
+	return sk_unix_early(s->fd, u);
+}
+
+/* 6. connect to a peer by name */
+static int connect_to(const struct usk *s, const ProtobufCBinaryData *name)
+{
+	struct uaddr a;
+	char nb[SK_NAME_MAX + 2];
+	mkaddr(name, &a);
+	if (connect(s->fd, (struct sockaddr *)&a.sa, a.len))
+		return pr_perror("restore unix socket %llu: connect to %s",
+				 (unsigned long long)s->u->ino,
+				 sk_unix_name_str(name, true, nb, sizeof(nb)));
+	return 0;
+}
+
+static int accept_all(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		struct usk *s = &b->s[k];
+		int ret = 0;
+		if (s->u->accepted && sk_unix_state(s->u) == SK_ESTABLISHED)
+			ret = accept_one(b, s);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int connect_all(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		struct usk *s = &b->s[k];
+		const UnixSk *u = s->u;
+		int ret = 0;
+		if (sk_unix_state(u) != SK_ESTABLISHED || s->paired || s->queued || u->accepted ||
+		    u->peer_gone)
+			continue;
+		if (u->external) {
+			if (!u->has_peer_name || !u->peer_name.len) {
+				pr_err("restore unix socket %llu: its peer outside the tree had no "
+				       "address: cannot connect to it again",
+				       (unsigned long long)u->ino);
+				return -EOPNOTSUPP;
+			}
+			ret = connect_to(s, &u->peer_name);
+		} else if (u->type == SOCK_DGRAM) {
+			if (s->peer < 0)
+				continue; /* others connected to it (or its peer is gone) */
+			const UnixSk *p = b->s[s->peer].u;
+			if (!named(p) || p->accepted) {
+				pr_err("files image: datagram unix socket %llu is connected to an "
+				       "unnamed socket %llu",
+				       (unsigned long long)u->ino, (unsigned long long)p->ino);
+				return -EINVAL;
+			}
+			ret = connect_to(s, &p->name);
+		} else {
+			continue; /* the client of an accepted connection: connected by 4. */
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* 7. queues of connected sockets (bound datagram sockets were filled by 5.) */
+static int fill_connected(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		struct usk *s = &b->s[k];
+		const UnixSk *u = s->u;
+		bool empty = u->type == SOCK_STREAM ? !u->has_data || !u->data.len : !u->n_msgs;
+		if (empty || (u->type == SOCK_DGRAM && named(u)))
+			continue;
+		int snd = s->gone >= 0 ? s->gone : s->peer >= 0 ? b->s[s->peer].fd : -1;
+		if (snd < 0 || s->queued || u->external || sk_unix_state(u) != SK_ESTABLISHED) {
+			pr_err("files image: unix socket %llu has queued data no socket of the tree "
+			       "can have sent",
+			       (unsigned long long)u->ino);
+			return -EINVAL;
+		}
+		int ret = sk_unix_fill(snd, u, &b->rights);
+		if (ret)
+			return ret;
+	}
+	for (size_t k = 0; k < b->n; k++)
+		if (b->s[k].gone >= 0) {
+			close(b->s[k].gone);
+			b->s[k].gone = -1;
+		}
+	return 0;
+}
+
+/* 8. connections queued at listeners, in accept order */
+static int queue_connections(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		const UnixSk *u = b->s[k].u;
+		for (size_t i = 0; i < u->n_icons; i++) {
+			const struct usk *c = &b->s[find_ino(b, u->icons[i])];
+			int ret = connect_to(c, &u->name);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static int build(struct ubuild *b)
+{
+	int ret = link_set(b);
+	if (!ret)
+		ret = create_all(b);
+	if (!ret)
+		ret = bind_listen(b);
+	if (!ret) /* before the datagrams: a socket made by accept() may be in flight */
+		ret = accept_all(b);
+	if (!ret)
+		ret = fill_bound_dgrams(b);
+	if (!ret)
+		ret = connect_all(b);
+	if (!ret)
+		ret = fill_connected(b);
+	if (!ret)
+		ret = queue_connections(b);
+	for (size_t k = 0; k < b->n && !ret; k++)
+		ret = sk_unix_finish(b->s[k].fd, b->s[k].u);
+	return ret;
+}
+
+/* The fd of description @id in flight: a socket of the set (made by now), else @src's. */
+static int rights_fd(void *arg, uint32_t id)
+{
+	const struct ubuild *b = arg;
+	for (size_t k = 0; k < b->n; k++)
+		if (b->s[k].d->id == id) {
+			if (b->s[k].fd >= 0)
+				return b->s[k].fd;
+			pr_err("restore unix socket %llu: it is in flight before it exists",
+			       (unsigned long long)b->s[k].u->ino);
+			return -EINVAL;
+		}
+	if (!b->src) {
+		pr_err("files image: file %u in flight is not in the image", id);
+		return -EINVAL;
+	}
+	return b->src->fd(b->src->arg, id);
+}
+
+int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src)
+{
+	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)), .src = src };
+	b.rights = (struct sk_rights){ rights_fd, &b };
+	if (!b.s)
+		return pr_errno(-ENOMEM, "restore unix sockets");
+	for (size_t k = 0; k < n; k++)
+		b.s[k] = (struct usk){ .d = d[k], .u = d[k]->unix_sk, .fd = -1, .gone = -1, .peer = -1 };
+	int ret = build(&b);
+	for (size_t k = 0; k < n; k++) {
+		if (b.s[k].gone >= 0)
+			close(b.s[k].gone);
+		if (ret && b.s[k].fd >= 0)
+			close(b.s[k].fd);
+		fds[k] = ret ? -1 : b.s[k].fd;
+	}
+	for (size_t i = 0; i < b.n_tmp; i++)
+		close(b.tmp[i]);
+	for (size_t i = 0; i < b.n_paths; i++)
+		if ((ret || !b.keep[i]) && unlink(b.paths[i]) && errno != ENOENT)
+			pr_warn("restore unix sockets: cannot remove %s: %m", b.paths[i]);
+	for (size_t i = 0; i < b.n_aside; i++) {
+		char aside[SK_NAME_MAX + 32];
+		aside_name(b.aside[i], aside, sizeof(aside));
+		if (rename(aside, b.aside[i]))
+			pr_warn("restore unix sockets: cannot move %s back to %s: %m", aside,
+				b.aside[i]);
+	}
+	free(b.tmp);
+	free(b.aside);
+	free(b.paths);
+	free(b.keep);
+	free(b.s);
+	return ret;
+}
