@@ -20,8 +20,10 @@
 #define IMG_MAGIC 0x53415453u /* "STAS" */
 /* 2: a message per fd kind; 3: bulk contents in blobs.img, the namespaces a task created
  * in ns-PID.img; 4: the contents of unlinked files and memfds (open or mapped) in
- * blobs.img instead of inline bytes, their owner and mode, Vma.ghost_in_fd */
-#define IMG_VERSION 4
+ * blobs.img instead of inline bytes, their owner and mode, Vma.ghost_in_fd; 5: sockets of
+ * every kind (unix names, queues with descriptors in flight, TCP, datagram), ptys, cgroup
+ * settings, removed directories: an older stasis would drop those fields silently */
+#define IMG_VERSION 5
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
 #define IMG_PAGES_HDR_SIZE 4096
 
