@@ -17,7 +17,7 @@ endif
 INCS    := -Isrc -I$(BUILD)/gen
 # One section per function and object: the helper's link keeps only what it reaches.
 CFLAGS  := $(CFLAGS_BASE) $(INCS) -ffunction-sections -fdata-sections $(EXTRA_CFLAGS)
-LIBS    := -lprotobuf-c -lxxhash -lpthread
+LIBS    := -lprotobuf-c -lxxhash -lnftables -lpthread
 
 PROTO   := src/image/stasis.proto
 GEN_C   := $(BUILD)/gen/image/stasis.pb-c.c

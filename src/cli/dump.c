@@ -5,13 +5,15 @@
 #include "ns/cgroup.h"
 #include "cli/cli.h"
 #include "core/log.h"
+#include "net/netlock.h"
 #include "ns/mnt.h"
 #include "cr/ctx.h"
 
 static void dump_usage(FILE *f)
 {
 	fprintf(f, "usage: stasis dump -t PID -D DIR [--leave-running] [--no-sync] [-j] [-v] [-o LOGFILE]\n"
-		   "                   [--tcp-established] [--external mnt[MOUNTPOINT]:KEY | veth[NAME] | unix[INODE]]...\n"
+		   "                   [--tcp-established] [--network-lock nftables|none]\n"
+		   "                   [--external mnt[MOUNTPOINT]:KEY | veth[NAME] | unix[INODE]]...\n"
 		   "  -t, --tree PID       the process to checkpoint\n"
 		   "  -D, --images-dir DIR where the images go (created; replaced atomically)\n"
 		   "  -R, --leave-running  let the process go on after the dump\n"
@@ -31,6 +33,9 @@ static void dump_usage(FILE *f)
 		   "                       is outside the tree: restore connects it to the peer's\n"
 		   "                       address again (CRIU's --ext-unix-sk[=INODE] too; alone:\n"
 		   "                       every such socket)\n"
+		   "      --network-lock nftables|none  drop the packets of the tree's TCP\n"
+		   "                       connections until its restore runs (nftables, the\n"
+		   "                       default), or not: locked by other means (none)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -49,6 +54,7 @@ int cmd_dump(int argc, char **argv)
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "keep-foreign", no_argument, NULL, 'K' },
 		{ "ext-unix-sk", optional_argument, NULL, 'U' },
+		{ "network-lock", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -120,6 +126,14 @@ int cmd_dump(int argc, char **argv)
 			ext[n_ext++] = u;
 			break;
 		}
+		case 'N':
+			if (netlock_parse_mode(optarg, &o.network_lock_none)) {
+				fprintf(stderr, "stasis dump: invalid --network-lock '%s' (nftables "
+						"or none)\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'v':
 			verbose++;
 			break;

@@ -15,6 +15,7 @@ static void usage(FILE *f)
 		   "  show DIR|FILE\n"
 		   "  check [--unprivileged] [--json]\n"
 		   "  gc DIR...\n"
+		   "  unlock-network -D DIR [-v] [-o LOGFILE]\n"
 		   "  helper --socket PATH [--user NAME] [-v] [-o LOGFILE]\n"
 		   "  swrk FD             serve CRIU-compatible RPC (runc, Podman) on socket FD\n"
 		   "  --version\n"
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
 		{ "helper", cmd_helper },
 		{ "gc", cmd_gc },
 		{ "swrk", cmd_swrk },
+		{ "unlock-network", cmd_unlock_network },
 	};
 	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
 

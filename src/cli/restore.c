@@ -8,6 +8,7 @@
 #include "ns/cgroup.h"
 #include "cli/cli.h"
 #include "core/log.h"
+#include "net/netlock.h"
 #include "ns/mnt.h"
 #include "cr/ctx.h"
 #include "files/files.h"
@@ -164,6 +165,7 @@ static void restore_usage(FILE *f)
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
 		   "                      [--tcp-close] [--inherit-fd fd[N]:KEY]...\n"
+		   "                      [--network-lock nftables|none]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -199,6 +201,8 @@ static void restore_usage(FILE *f)
 		   "                       peer that is gone\n"
 		   "      --inherit-fd fd[N]:KEY  stasis's fd N takes the place of the external\n"
 		   "                       file KEY (e.g. pipe:[1234], a pipe to outside the tree)\n"
+		   "      --network-lock nftables|none  lock the image's TCP connections again\n"
+		   "                       until the tree runs (nftables, the default), or not\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n"
 		   "Without -d, stasis waits for the task and exits with its exit status\n"
@@ -244,6 +248,7 @@ static const struct option restore_longopts[] = {
 	{ "manage-cgroups", optional_argument, NULL, 'G' },
 	{ "shell-job", no_argument, NULL, 'j' },
 	{ "tcp-close", no_argument, NULL, 'C' },
+	{ "network-lock", required_argument, NULL, 'N' },
 	{ "inherit-fd", required_argument, NULL, 'I' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -316,6 +321,14 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'C':
 			o.tcp_close = true;
+			break;
+		case 'N':
+			if (netlock_parse_mode(optarg, &o.network_lock_none)) {
+				fprintf(stderr, "stasis restore: invalid --network-lock '%s' "
+						"(nftables or none)\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'v':
 			verbose++;

@@ -51,6 +51,7 @@ struct dump_opts {
 	void *notify_arg;
 	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/ns/mnt.c */
 	size_t n_externals;
+	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
 };
 
 /* A thread of the dumped process, frozen. thr[0] is the main thread (tid == pid) and
@@ -112,6 +113,7 @@ struct restore_opts {
 	size_t n_inherit_fds;
 	cr_notify_fn notify;    /* or NULL */
 	void *notify_arg;
+	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

@@ -23,6 +23,7 @@
 #include "files/files.h"
 #include "net/sk_inet.h"
 #include "mem/mem.h"
+#include "net/netlock.h"
 #include "ns/ns.h"
 #include "task/task.h"
 
@@ -754,6 +755,7 @@ int dump_run(const struct dump_opts *o)
 	struct dump_tree t = { .opts = o };
 	struct dump_ctx *root;
 	bool net_locked = false;
+	struct netlock *nl = NULL;
 	int ret;
 
 	t.img.dfd = -1;
@@ -799,13 +801,17 @@ int dump_run(const struct dump_opts *o)
 		nthr += t.procs[i]->nr_thr;
 	pr_info("dump: %zu processes (%zu threads) and %zu zombies frozen in %.3f ms", t.nr, nthr,
 		t.nr_zombies, (double)(now_ns() - t0) / 1e6);
-	ret = check_sharing(&t);
+	/* from here until the restored tree runs, its TCP peers see a pause, not a reset */
+	ret = netlock_dump(&t, &nl);
+	if (!ret)
+		ret = check_sharing(&t);
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
 	if (!ret)
 		ret = res_dump_tree(&t);
 	if (ret)
 		goto out;
+	netlock_dump_mark(nl, &t);
 	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = fault_at("dump:write", NULL) ?: write_images(t.procs[i]);
@@ -843,6 +849,12 @@ out:
 	}
 	if (killed)
 		sk_dump_release(t.sk, true);
+	/* the tree runs again (or is gone): a failed or --leave-running dump unlocks */
+	if (ret || o->leave_running)
+		netlock_unlock(nl);
+	else
+		netlock_keep(nl, o->dir);
+	netlock_free(nl);
 	free_tree(&t);
 	/* the tree runs again (failure, --leave-running): its network too */
 	if (net_locked && (ret || o->leave_running)) {

@@ -27,6 +27,7 @@
 #include "files/files.h"
 #include "net/netns.h"
 #include "mem/mem.h"
+#include "net/netlock.h"
 #include "ns/cgroup.h"
 #include "ns/mnt.h"
 #include "ptrace/ptrace.h"
@@ -469,6 +470,9 @@ static int rst_setup(struct rst_tree *t)
 		ret = img_dir_open(&t->img, o->dir);
 	if (!ret)
 		ret = load_tree(t);
+	/* before any task, and so before any socket, exists */
+	if (!ret)
+		ret = netlock_restore(t->img.dfd, o->network_lock_none, &t->nl);
 	for (size_t k = 0; !ret && k < o->n_join_ns; k++) {
 		ret = ns_join_open(o->join_ns[k], &t->join_fd[k], &t->join_type[k]);
 		if (!ret) {
@@ -745,9 +749,14 @@ int restore_run(const struct restore_opts *o)
 	}
 	if (ret) {
 		rst_undo(&t, root);
+		netlock_restore_failed(t.nl, o->dir);
+		netlock_free(t.nl);
 		rst_close(&t);
 		return -1000 + ret; /* < 0: stasis failed (not the task) */
 	}
+	/* the tree runs */
+	netlock_restore_done(t.nl, o->network_lock_none, t.procs, t.n);
+	netlock_free(t.nl);
 	rst_close(&t);
 	/* the tree runs: too late to fail the restore */
 	if (cr_notify(o->notify, o->notify_arg, "post-resume", root))

@@ -17,6 +17,8 @@
 
 /* The tree being restored: every process's context, and the inventory's task list
  * (alive and zombie, parents before children). */
+struct netlock;
+
 struct rst_tree {
 	const struct restore_opts *opts;
 	struct img_dir img;
@@ -47,6 +49,7 @@ struct rst_tree {
 	struct helper helper;
 	bool have_helper, helper_tree;
 	struct ns_pins pins;     /* --pin-ns */
+	struct netlock *nl;      /* the network lock of the image (src/net/netlock.h) */
 	/* descriptions opened in a mount namespace the tree creates, once its tree is rebuilt:
 	 * defer[id] is the index of the task creating it (-1: none), opened by stasis
 	 * through /proc/CREATOR/root and passed to the creator (src/cr/pidreq.c) */

@@ -34,6 +34,7 @@
 #include "core/util.h"
 #include "image/img.h"
 #include "net/netns.h"
+#include "net/netlock.h"
 #include "ns/ns.h"
 #include "ns/nsrun.h"
 
@@ -1010,7 +1011,10 @@ int net_restore(struct rst_ctx *c)
 	const NetNs *ns = c->tns->net;
 	if (!ns)
 		return 0;
-	int r = restore_sysctls(c->proc_dfd, ns);
+	/* locked before anything can reach it (a veth to the host comes next) */
+	int r = netlock_restore_ns(c);
+	if (!r)
+		r = restore_sysctls(c->proc_dfd, ns);
 	if (r)
 		return r;
 	_cleanup_close_ int fd = nl_open();

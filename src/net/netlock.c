@@ -1,0 +1,873 @@
+/* The network lock: nftables rules that drop the packets of the tree's TCP connections
+ * while the tree is frozen and until its restore runs (see netlock.h).
+ *
+ * Finding the connections: the socket inodes of every fd table of the frozen tree (the
+ * "socket:[INO]" links of /proc/PID/fd), matched against an inet_diag dump of every TCP
+ * socket (v4 and v6, all states) of stasis's net namespace and of each net namespace of
+ * the tree's tasks. A matched socket in a state with a peer (not LISTEN, not CLOSE) is a
+ * connection. A TCP socket found in none of those namespaces (made in another one and
+ * carried in) cannot be locked and is refused, unless it has no peer.
+ *
+ * The rules: one table `inet stasis-lock-PID` (PID: the dumper's; "-N" appended when a
+ * stale table of that name exists), created with `create table` in one nftables
+ * transaction with its sets and chains (atomic: all or nothing), hooks input, output
+ * (and forward for a whole namespace) at priority -300 (after defragmentation, before
+ * conntrack and the usual filter chains, so that no reject rule of another table sees the
+ * packet first), removed with `delete table`. No other table is ever named. */
+#include "net/netlock.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "ns/nsrun.h"
+#include "sys/syscalls.h"
+
+#define LOCK_PRIO "-300"
+#define DIAG_TIMEOUT_S 5
+#define NS_WAIT_MS 10000
+#define TCP_LISTEN_ST 10
+#define TCP_CLOSE_ST 7
+
+/* One TCP connection of the tree: its end (l) and the peer (r), network byte order. */
+struct nl_conn {
+	bool v6;
+	uint8_t laddr[16], raddr[16];
+	uint16_t lport, rport; /* host order */
+};
+
+/* A net namespace the tree's sockets may live in: [0] is stasis's own. */
+struct nl_ns {
+	int fd;        /* its nsfs file (-1 for stasis's) */
+	uint64_t ino;
+	pid_t pid;     /* a task of the tree in it */
+	size_t n_conn; /* connections of the tree in it */
+	bool locked;   /* a table is installed there */
+};
+
+/* A socket held by the tree. */
+struct nl_sock {
+	uint64_t ino;
+	const struct dump_ctx *c;
+	int fd;
+	bool found;
+};
+
+struct netlock {
+	char table[64];    /* the table in stasis's net namespace (host lock) */
+	char ns_table[64]; /* the table in the tree's namespaces */
+	struct nl_conn *conns; /* in stasis's namespace */
+	size_t n_conns, cap_conns;
+	struct nl_ns *ns;
+	size_t n_ns;
+	bool host_locked;
+	NetLock *img; /* restore: the image's record */
+};
+
+int netlock_parse_mode(const char *s, bool *none)
+{
+	if (!strcmp(s, "nftables"))
+		*none = false;
+	else if (!strcmp(s, "none"))
+		*none = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* ------------------------------------------------------------- nftables ---- */
+
+/* The errno of a failed nftables command, from the library's message. */
+static int nft_errno(const char *msg)
+{
+	static const struct {
+		const char *text;
+		int err;
+	} map[] = {
+		{ "Operation not permitted", EPERM },
+		{ "Permission denied", EACCES },
+		{ "File exists", EEXIST },
+		{ "No such file or directory", ENOENT },
+		{ "Protocol not supported", EPROTONOSUPPORT },
+		{ "Cannot allocate memory", ENOMEM },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (strstr(msg, map[i].text))
+			return -map[i].err;
+	return -EIO;
+}
+
+/* Run @cmd (one transaction) in the caller's net namespace: 0 or -errno with the library's
+ * first error line in @err. */
+static int nft_run(const char *cmd, char *err, size_t errlen)
+{
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	int ret = 0;
+
+	err[0] = '\0';
+	if (!nft) {
+		snprintf(err, errlen, "cannot create an nftables context");
+		return -ENOMEM;
+	}
+	if (nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
+		nft_ctx_free(nft);
+		snprintf(err, errlen, "cannot buffer the nftables messages");
+		return -ENOMEM;
+	}
+	if (nft_run_cmd_from_buffer(nft, cmd)) {
+		const char *m = nft_ctx_get_error_buffer(nft);
+		m = m ? m : "";
+		ret = nft_errno(m);
+		/* the line saying why, without the echoed command */
+		const char *e = strstr(m, "Error: ");
+		e = e ? e + 7 : m;
+		snprintf(err, errlen, "%.*s", (int)strcspn(e, "\n"), e);
+		if (!err[0])
+			snprintf(err, errlen, "%s", strerror(-ret));
+	}
+	nft_ctx_free(nft);
+	return ret;
+}
+
+static void put_addr(FILE *f, const struct nl_conn *c, bool local)
+{
+	char buf[INET6_ADDRSTRLEN];
+	inet_ntop(c->v6 ? AF_INET6 : AF_INET, local ? c->laddr : c->raddr, buf, sizeof(buf));
+	fputs(buf, f);
+}
+
+static void put_set(FILE *f, const char *table, const char *name, bool v6,
+		    const struct nl_conn *conns, size_t n)
+{
+	const char *a = v6 ? "ipv6_addr" : "ipv4_addr";
+	bool first = true;
+	fprintf(f, "add set inet %s %s { type %s . inet_service . %s . inet_service; }\n", table,
+		name, a, a);
+	for (size_t i = 0; i < n; i++) {
+		if (conns[i].v6 != v6)
+			continue;
+		fprintf(f, first ? "add element inet %s %s { " : ", ", table, name);
+		first = false;
+		put_addr(f, &conns[i], true);
+		fprintf(f, " . %u . ", conns[i].lport);
+		put_addr(f, &conns[i], false);
+		fprintf(f, " . %u", conns[i].rport);
+	}
+	if (!first)
+		fputs(" }\n", f);
+}
+
+/* The lock of @n connections as one transaction; @replace: an existing table of that name
+ * is replaced (restore), else its existence fails the command (dump). */
+static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_t n,
+			   bool replace)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	if (replace)
+		fprintf(f, "add table inet %s\ndelete table inet %s\nadd table inet %s\n", table,
+			table, table);
+	else
+		fprintf(f, "create table inet %s\n", table);
+	put_set(f, table, "conn4", false, conns, n);
+	put_set(f, table, "conn6", true, conns, n);
+	fprintf(f,
+		"add chain inet %1$s in { type filter hook input priority " LOCK_PRIO
+		"; policy accept; }\n"
+		"add chain inet %1$s out { type filter hook output priority " LOCK_PRIO
+		"; policy accept; }\n"
+		"add rule inet %1$s in ip daddr . tcp dport . ip saddr . tcp sport @conn4 drop\n"
+		"add rule inet %1$s in ip6 daddr . tcp dport . ip6 saddr . tcp sport @conn6 drop\n"
+		"add rule inet %1$s out ip saddr . tcp sport . ip daddr . tcp dport @conn4 drop\n"
+		"add rule inet %1$s out ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop\n",
+		table);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* A whole namespace: everything but loopback dropped (the tree is all of it). */
+static int ns_lock_cmd(const char *table, char *buf, size_t len)
+{
+	int n = snprintf(buf, len,
+			 "create table inet %1$s\n"
+			 "add chain inet %1$s in { type filter hook input priority " LOCK_PRIO
+			 "; policy accept; }\n"
+			 "add chain inet %1$s out { type filter hook output priority " LOCK_PRIO
+			 "; policy accept; }\n"
+			 "add chain inet %1$s fwd { type filter hook forward priority " LOCK_PRIO
+			 "; policy accept; }\n"
+			 "add rule inet %1$s in iifname != \"lo\" drop\n"
+			 "add rule inet %1$s out oifname != \"lo\" drop\n"
+			 "add rule inet %1$s fwd drop\n",
+			 table);
+	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+/* In a child inside a namespace: run the command @arg. */
+static int nft_child(void *arg, struct nsrun_buf *out)
+{
+	char err[256];
+	(void)out;
+	int ret = nft_run(arg, err, sizeof(err));
+	return ret ? nsrun_error(ret, "%s%s", err,
+				 ret == -EPERM || ret == -EACCES ? " (CAP_NET_ADMIN is needed there)"
+								 : "")
+		   : 0;
+}
+
+/* Run @cmd inside the net namespace @nsfd (a child that entered it); the child's error is
+ * logged after @prefix. */
+static int nft_run_in(int nsfd, pid_t pid, const char *cmd, const char *prefix)
+{
+	char desc[96];
+	snprintf(desc, sizeof(desc), "the net namespace of pid %d", pid);
+	struct nsrun r = { .tag = "netlock", .what = desc, .err_prefix = prefix, .n_ns = 1,
+			   .via_owner = true, .timeout_ms = NS_WAIT_MS, .max_reply = 0 };
+	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWNET };
+	void *data = NULL;
+	size_t len = 0;
+	int ret = ns_run(&r, nft_child, (void *)cmd, &data, &len);
+	free(data);
+	return ret;
+}
+
+static bool table_name_ok(const char *s)
+{
+	const char *p = "stasis-lock-";
+	if (!str_starts(s, p) || strlen(s) > 40)
+		return false;
+	s += strlen(p);
+	for (int part = 0; part < 2; part++) {
+		if (*s < '1' || *s > '9')
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+		if (!*s)
+			return true;
+		if (*s++ != '-')
+			return false;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------ collection ---- */
+
+static int cmp_sock(const void *a, const void *b)
+{
+	const struct nl_sock *x = a, *y = b;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int add_sock(struct nl_sock **v, size_t *n, size_t *cap, const struct dump_ctx *c,
+		    int fd, uint64_t ino)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct nl_sock *p = realloc(*v, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = (struct nl_sock){ .ino = ino, .c = c, .fd = fd };
+	return 0;
+}
+
+/* The sockets in the fd table of @c. */
+static int list_socks(const struct dump_ctx *c, struct nl_sock **v, size_t *n, size_t *cap)
+{
+	int dfd = openat(c->procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return pr_perror("netlock: open /proc/%d/fd", c->pid);
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int e = errno;
+		close(dfd);
+		return pr_errno(-e, "netlock: read /proc/%d/fd", c->pid);
+	}
+	int ret = 0;
+	struct dirent *de;
+	while (!ret && (de = readdir(d))) {
+		char link[64];
+		long long fd;
+		unsigned long long ino;
+		if (parse_int(de->d_name, 0, INT32_MAX, &fd))
+			continue;
+		ssize_t l = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue; /* closed meanwhile: the frozen tree cannot, a shared table can */
+		link[l] = '\0';
+		if (sscanf(link, "socket:[%llu]", &ino) == 1)
+			ret = add_sock(v, n, cap, c, (int)fd, ino);
+	}
+	closedir(d);
+	return ret;
+}
+
+static int add_conn(struct netlock *nl, const struct inet_diag_msg *m)
+{
+	struct nl_conn k = { .v6 = m->idiag_family == AF_INET6,
+			     .lport = ntohs(m->id.idiag_sport),
+			     .rport = ntohs(m->id.idiag_dport) };
+	memcpy(k.laddr, m->id.idiag_src, 16);
+	memcpy(k.raddr, m->id.idiag_dst, 16);
+	/* an IPv4-mapped IPv6 connection carries IPv4 packets */
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	if (k.v6 && !memcmp(k.laddr, mapped, 12) && !memcmp(k.raddr, mapped, 12)) {
+		k.v6 = false;
+		memmove(k.laddr, k.laddr + 12, 4);
+		memmove(k.raddr, k.raddr + 12, 4);
+	}
+	if (nl->n_conns == NETLOCK_MAX_CONNS) {
+		pr_err("netlock: the tree holds more than %d TCP connections: cannot lock them",
+		       NETLOCK_MAX_CONNS);
+		return -E2BIG;
+	}
+	if (nl->n_conns == nl->cap_conns) {
+		size_t nc = nl->cap_conns ? nl->cap_conns * 2 : 16;
+		struct nl_conn *p = realloc(nl->conns, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		nl->conns = p;
+		nl->cap_conns = nc;
+	}
+	nl->conns[nl->n_conns++] = k;
+	return 0;
+}
+
+/* One inet_diag message: a socket of the tree? a connection? */
+static int diag_one(struct netlock *nl, struct nl_ns *ns, const struct inet_diag_msg *m,
+		    struct nl_sock *socks, size_t n_socks)
+{
+	struct nl_sock key = { .ino = m->idiag_inode };
+	if (!m->idiag_inode)
+		return 0;
+	struct nl_sock *s = bsearch(&key, socks, n_socks, sizeof(*socks), cmp_sock);
+	if (!s)
+		return 0;
+	/* every fd of the same socket (sorted: neighbours) */
+	while (s > socks && s[-1].ino == key.ino)
+		s--;
+	if (s->found)
+		return 0; /* seen already (v4 and v6 dumps do not overlap, but be sure) */
+	for (struct nl_sock *p = s; p < socks + n_socks && p->ino == key.ino; p++)
+		p->found = true;
+	if (m->idiag_state == TCP_LISTEN_ST || m->idiag_state == TCP_CLOSE_ST)
+		return 0;
+	ns->n_conn++;
+	return ns->fd < 0 ? add_conn(nl, m) : 0;
+}
+
+/* Every TCP socket of @family in the namespace of @nl_fd (a sock_diag socket). */
+static int diag_dump(struct netlock *nl, struct nl_ns *ns, int nl_fd, int family,
+		     struct nl_sock *socks, size_t n_socks)
+{
+	struct {
+		struct nlmsghdr h;
+		struct inet_diag_req_v2 r;
+	} req = { 0 };
+	req.h.nlmsg_len = sizeof(req);
+	req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.h.nlmsg_seq = (uint32_t)family;
+	req.r.sdiag_family = (uint8_t)family;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = ~0u;
+	if (send(nl_fd, &req, sizeof(req), 0) < 0)
+		return pr_perror("netlock: inet_diag request");
+	_cleanup_free_ char *buf = malloc(65536);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = recv(nl_fd, buf, 65536, 0);
+		if (n < 0)
+			return pr_perror("netlock: inet_diag reply");
+		if (n == 0) {
+			pr_err("netlock: inet_diag reply ended early");
+			return -EIO;
+		}
+		size_t left = (size_t)n;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left);
+		     h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+				int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error
+						  ? e->error
+						  : -EIO;
+				return pr_errno(err, "netlock: inet_diag of TCP sockets");
+			}
+			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+				continue;
+			int ret = diag_one(nl, ns, NLMSG_DATA(h), socks, n_socks);
+			if (ret)
+				return ret;
+		}
+	}
+}
+
+static int diag_ns(struct netlock *nl, struct nl_ns *ns, struct nl_sock *socks,
+		   size_t n_socks)
+{
+	char what[64];
+	snprintf(what, sizeof(what), "the net namespace of pid %d", ns->pid);
+	_cleanup_close_ int fd =
+		ns->fd < 0 ? socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+			   : ns_socket_in(-1, ns->fd, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+					  NETLINK_SOCK_DIAG, "netlock", what);
+	if (fd < 0)
+		return ns->fd < 0 ? pr_perror("netlock: sock_diag socket") : fd;
+	struct timeval tv = { .tv_sec = DIAG_TIMEOUT_S };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int ret = diag_dump(nl, ns, fd, AF_INET, socks, n_socks);
+	return ret ? ret : diag_dump(nl, ns, fd, AF_INET6, socks, n_socks);
+}
+
+/* The net namespaces of the tree's tasks other than stasis's, each once. */
+static int list_ns(struct netlock *nl, struct dump_tree *t)
+{
+	struct stat st;
+	if (stat("/proc/self/ns/net", &st) < 0)
+		return pr_perror("netlock: stat /proc/self/ns/net");
+	nl->ns = calloc(t->nr + 1, sizeof(*nl->ns));
+	if (!nl->ns)
+		return -ENOMEM;
+	nl->ns[0] = (struct nl_ns){ .fd = -1, .ino = st.st_ino, .pid = getpid() };
+	nl->n_ns = 1;
+	for (size_t i = 0; i < t->nr; i++) {
+		const struct dump_ctx *c = t->procs[i];
+		if (fstatat(c->procfd, "ns/net", &st, 0) < 0)
+			return pr_perror("netlock: stat /proc/%d/ns/net", c->pid);
+		bool seen = false;
+		for (size_t k = 0; k < nl->n_ns && !seen; k++)
+			seen = nl->ns[k].ino == st.st_ino;
+		if (seen)
+			continue;
+		int fd = openat(c->procfd, "ns/net", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return pr_perror("netlock: open /proc/%d/ns/net", c->pid);
+		nl->ns[nl->n_ns++] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->pid };
+	}
+	return 0;
+}
+
+/* A TCP socket of the tree in none of the namespaces looked at: refused when it has a
+ * peer (its packets could not be locked), else (a fresh, unbound socket) fine. */
+static int check_unfound(const struct nl_sock *s)
+{
+	_cleanup_close_ int sk = sys_pidfd_getfd(s->c->pidfd, s->fd, 0);
+	int dom = 0, proto = 0;
+	struct tcp_info ti = { 0 };
+	socklen_t l = sizeof(int);
+	if (sk < 0)
+		return pr_perror("netlock: fd %d of pid %d: pidfd_getfd", s->fd, s->c->pid);
+	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 ||
+	    (dom != AF_INET && dom != AF_INET6))
+		return 0;
+	l = sizeof(int);
+	if (getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &proto, &l) < 0 || proto != IPPROTO_TCP)
+		return 0;
+	l = sizeof(ti);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
+		return pr_perror("netlock: fd %d of pid %d: TCP_INFO", s->fd, s->c->pid);
+	if (ti.tcpi_state == TCP_CLOSE_ST || ti.tcpi_state == TCP_LISTEN_ST)
+		return 0;
+	pr_err("fd %d of pid %d: a TCP connection in a net namespace that is neither the "
+	       "tree's nor stasis's: it cannot be locked (use --network-lock none if it is "
+	       "locked by other means)",
+	       s->fd, s->c->pid);
+	return -EOPNOTSUPP;
+}
+
+static int collect(struct netlock *nl, struct dump_tree *t)
+{
+	_cleanup_free_ struct nl_sock *socks = NULL;
+	size_t n = 0, cap = 0;
+	int ret = list_ns(nl, t);
+	for (size_t i = 0; i < t->nr && !ret; i++)
+		ret = list_socks(t->procs[i], &socks, &n, &cap);
+	if (ret || !n)
+		return ret;
+	qsort(socks, n, sizeof(*socks), cmp_sock);
+	for (size_t k = 0; k < nl->n_ns && !ret; k++)
+		ret = diag_ns(nl, &nl->ns[k], socks, n);
+	for (size_t i = 0; i < n && !ret; i++)
+		if (!socks[i].found && (!i || socks[i - 1].ino != socks[i].ino))
+			ret = check_unfound(&socks[i]);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ dump ---- */
+
+static int refuse_lock(int err, const char *where, size_t n, const char *why)
+{
+	pr_err("dump: the tree holds %zu TCP connection%s in %s and stasis cannot lock them: "
+	       "%s%s; use --network-lock none if they are locked by other means",
+	       n, n == 1 ? "" : "s", where, why,
+	       err == -EPERM || err == -EACCES ? " (CAP_NET_ADMIN is needed there)" : "");
+	return err;
+}
+
+/* The host lock: `stasis-lock-PID`, or `-N` after it while a stale table has the name. */
+static int lock_host(struct netlock *nl)
+{
+	char err[256];
+	int ret = -EEXIST;
+	for (int k = 1; k <= 16 && ret == -EEXIST; k++) {
+		if (k == 1)
+			snprintf(nl->table, sizeof(nl->table), "stasis-lock-%d", getpid());
+		else
+			snprintf(nl->table, sizeof(nl->table), "stasis-lock-%d-%d", getpid(), k);
+		_cleanup_free_ char *cmd = conn_lock_cmd(nl->table, nl->conns, nl->n_conns, false);
+		if (!cmd)
+			return -ENOMEM;
+		ret = nft_run(cmd, err, sizeof(err));
+	}
+	if (ret)
+		return refuse_lock(ret, "stasis's net namespace", nl->n_conns, err);
+	nl->host_locked = true;
+	return 0;
+}
+
+static int write_record(struct netlock *nl, struct img_dir *img)
+{
+	NetLock rec = NET_LOCK__INIT;
+	_cleanup_free_ NetLockConn *cs = calloc(nl->n_conns, sizeof(*cs));
+	_cleanup_free_ NetLockConn **pcs = calloc(nl->n_conns, sizeof(*pcs));
+	if (!cs || !pcs)
+		return -ENOMEM;
+	for (size_t i = 0; i < nl->n_conns; i++) {
+		const struct nl_conn *c = &nl->conns[i];
+		size_t alen = c->v6 ? 16 : 4;
+		net_lock_conn__init(&cs[i]);
+		cs[i].laddr = (ProtobufCBinaryData){ alen, (uint8_t *)c->laddr };
+		cs[i].raddr = (ProtobufCBinaryData){ alen, (uint8_t *)c->raddr };
+		cs[i].lport = c->lport;
+		cs[i].rport = c->rport;
+		pcs[i] = &cs[i];
+	}
+	rec.table = nl->table;
+	rec.n_conns = nl->n_conns;
+	rec.conns = pcs;
+	return img_write_msg(img, IMG_NETLOCK, 0, &rec.base);
+}
+
+int netlock_dump(struct dump_tree *t, struct netlock **out)
+{
+	*out = NULL;
+	if (t->opts->network_lock_none)
+		return 0;
+	uint64_t t0 = now_ns();
+	struct netlock *nl = calloc(1, sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	snprintf(nl->ns_table, sizeof(nl->ns_table), "stasis-lock-%d", getpid());
+	int ret = collect(nl, t);
+	size_t total = 0;
+	for (size_t k = 0; k < nl->n_ns; k++)
+		total += nl->ns[k].n_conn;
+	if (!ret && nl->n_conns)
+		ret = lock_host(nl);
+	for (size_t k = 1; k < nl->n_ns && !ret; k++) {
+		struct nl_ns *ns = &nl->ns[k];
+		char cmd[1024], what[256];
+		if (!ns->n_conn)
+			continue;
+		snprintf(what, sizeof(what),
+			 "dump: the tree holds %zu TCP connection%s in the net namespace of pid %d "
+			 "and stasis cannot lock them (use --network-lock none if they are locked "
+			 "by other means): ",
+			 ns->n_conn, ns->n_conn == 1 ? "" : "s", ns->pid);
+		ret = ns_lock_cmd(nl->ns_table, cmd, sizeof(cmd));
+		if (!ret)
+			ret = nft_run_in(ns->fd, ns->pid, cmd, what);
+		ns->locked = !ret;
+	}
+	if (!ret && nl->host_locked)
+		ret = write_record(nl, &t->img);
+	if (ret) {
+		netlock_unlock(nl);
+		netlock_free(nl);
+		return ret;
+	}
+	if (total)
+		pr_info("dump: network locked (%zu TCP connections: %zu by 4-tuple%s%s) in %.3f "
+			"ms",
+			total, nl->n_conns, nl->host_locked ? " in table inet " : "",
+			nl->host_locked ? nl->table : "", (double)(now_ns() - t0) / 1e6);
+	*out = nl;
+	return 0;
+}
+
+void netlock_dump_mark(const struct netlock *nl, struct dump_tree *t)
+{
+	if (!nl)
+		return;
+	for (size_t i = 0; i < t->nr; i++) {
+		NetNs *net = t->procs[i]->tns ? t->procs[i]->tns->net : NULL;
+		for (size_t k = 1; net && k < nl->n_ns; k++)
+			if (nl->ns[k].locked && nl->ns[k].ino == net->id)
+				net->has_locked = net->locked = true;
+	}
+}
+
+static int delete_host(const char *table, const char *who)
+{
+	char cmd[128], err[256];
+	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", table);
+	int ret = nft_run(cmd, err, sizeof(err));
+	if (ret)
+		pr_warn("%s: cannot remove the network lock (table inet %s): %s", who, table, err);
+	return ret;
+}
+
+static int delete_in(int nsfd, pid_t pid, const char *table, const char *who)
+{
+	char cmd[128], what[128];
+	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", table);
+	snprintf(what, sizeof(what),
+		 "%s: remove the network lock of the net namespace of pid %d (it stays): ", who,
+		 pid);
+	return nft_run_in(nsfd, pid, cmd, what);
+}
+
+void netlock_unlock(struct netlock *nl)
+{
+	if (!nl)
+		return;
+	uint64_t t0 = now_ns();
+	bool any = nl->host_locked;
+	if (nl->host_locked && !delete_host(nl->table, "dump"))
+		nl->host_locked = false;
+	for (size_t k = 1; k < nl->n_ns; k++) {
+		if (!nl->ns[k].locked)
+			continue;
+		any = true;
+		if (!delete_in(nl->ns[k].fd, nl->ns[k].pid, nl->ns_table, "dump"))
+			nl->ns[k].locked = false;
+	}
+	if (any)
+		pr_info("dump: network unlocked in %.3f ms", (double)(now_ns() - t0) / 1e6);
+}
+
+void netlock_keep(const struct netlock *nl, const char *dir)
+{
+	if (nl && nl->host_locked)
+		pr_info("dump: the network lock (table inet %s) stays until the restore of %s "
+			"(or stasis unlock-network -D %s)",
+			nl->table, dir, dir);
+}
+
+void netlock_free(struct netlock *nl)
+{
+	if (!nl)
+		return;
+	for (size_t k = 0; k < nl->n_ns; k++)
+		if (nl->ns[k].fd >= 0)
+			close(nl->ns[k].fd);
+	free(nl->ns);
+	free(nl->conns);
+	if (nl->img)
+		protobuf_c_message_free_unpacked(&nl->img->base, NULL);
+	free(nl);
+}
+
+/* --------------------------------------------------------------- restore ---- */
+
+static int validate(const NetLock *r)
+{
+	if (!r->table || !table_name_ok(r->table)) {
+		pr_err("image: netlock.img names table '%.64s', not a stasis lock table",
+		       r->table ? r->table : "");
+		return -EINVAL;
+	}
+	if (r->n_conns > NETLOCK_MAX_CONNS) {
+		pr_err("image: netlock.img holds %zu connections, over %d", r->n_conns,
+		       NETLOCK_MAX_CONNS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < r->n_conns; i++) {
+		const NetLockConn *c = r->conns[i];
+		if ((c->laddr.len != 4 && c->laddr.len != 16) || c->raddr.len != c->laddr.len ||
+		    !c->lport || c->lport > 65535 || !c->rport || c->rport > 65535) {
+			pr_err("image: netlock.img: connection %zu is malformed", i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* netlock.img of @dfd, validated: 0 with *@out (NULL when there is none) or -errno. */
+static int load(int dfd, NetLock **out)
+{
+	*out = NULL;
+	if (faccessat(dfd, "netlock.img", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : pr_perror("images: netlock.img");
+	NetLock *r = img_read_msg(dfd, IMG_NETLOCK, 0);
+	if (!r)
+		return -errno;
+	int ret = validate(r);
+	if (ret) {
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return ret;
+	}
+	*out = r;
+	return 0;
+}
+
+int netlock_restore(int img_dfd, bool none, struct netlock **out)
+{
+	NetLock *r;
+	*out = NULL;
+	if (none)
+		return 0;
+	struct netlock *nl = calloc(1, sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	int ret = load(img_dfd, &r);
+	if (ret || !r) {
+		*out = ret ? NULL : nl;
+		if (ret)
+			free(nl);
+		return ret;
+	}
+	nl->img = r;
+	snprintf(nl->table, sizeof(nl->table), "%s", r->table);
+	nl->conns = calloc(r->n_conns ? r->n_conns : 1, sizeof(*nl->conns));
+	ret = nl->conns ? 0 : -ENOMEM;
+	for (size_t i = 0; i < r->n_conns && !ret; i++) {
+		struct nl_conn *c = &nl->conns[i];
+		c->v6 = r->conns[i]->laddr.len == 16;
+		memcpy(c->laddr, r->conns[i]->laddr.data, r->conns[i]->laddr.len);
+		memcpy(c->raddr, r->conns[i]->raddr.data, r->conns[i]->raddr.len);
+		c->lport = (uint16_t)r->conns[i]->lport;
+		c->rport = (uint16_t)r->conns[i]->rport;
+	}
+	nl->n_conns = r->n_conns;
+	uint64_t t0 = now_ns();
+	char err[256];
+	_cleanup_free_ char *cmd = ret ? NULL : conn_lock_cmd(nl->table, nl->conns, nl->n_conns, true);
+	if (!ret && !cmd)
+		ret = -ENOMEM;
+	if (!ret && (ret = nft_run(cmd, err, sizeof(err))))
+		pr_err("restore: cannot lock the %zu TCP connections of the image (table inet %s): "
+		       "%s%s; use --network-lock none if they are locked by other means",
+		       nl->n_conns, nl->table, err,
+		       ret == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
+	if (ret) {
+		netlock_free(nl);
+		return ret;
+	}
+	nl->host_locked = true;
+	pr_info("restore: network locked (%zu TCP connections, table inet %s) in %.3f ms",
+		nl->n_conns, nl->table, (double)(now_ns() - t0) / 1e6);
+	*out = nl;
+	return 0;
+}
+
+int netlock_restore_ns(const struct rst_ctx *c)
+{
+	const NetNs *ns = c->tns ? c->tns->net : NULL;
+	char table[64], cmd[1024], err[256];
+	if (!ns || !ns->locked || c->opts->network_lock_none)
+		return 0;
+	snprintf(table, sizeof(table), "stasis-lock-%d", c->stasis_pid);
+	int ret = ns_lock_cmd(table, cmd, sizeof(cmd));
+	if (!ret)
+		ret = nft_run(cmd, err, sizeof(err));
+	if (ret)
+		return pr_errno(ret, "restore: cannot lock the new net namespace of pid %d: %s; "
+				     "use --network-lock none if it is locked by other means",
+				c->pid, err);
+	return 0;
+}
+
+void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs,
+			  size_t n)
+{
+	char table[64];
+	uint64_t t0 = now_ns();
+	bool any = false;
+	if (none)
+		return;
+	if (nl && nl->host_locked) {
+		any = true;
+		if (!delete_host(nl->table, "restore"))
+			nl->host_locked = false;
+	}
+	snprintf(table, sizeof(table), "stasis-lock-%d", getpid());
+	for (size_t i = 0; i < n; i++) {
+		const struct rst_ctx *c = procs[i];
+		if (!c || !c->tns || !c->tns->net || !c->tns->net->locked)
+			continue;
+		any = true;
+		_cleanup_close_ int fd = ns_open_of(c->pid, "net", "netlock");
+		if (fd >= 0)
+			(void)delete_in(fd, c->pid, table, "restore");
+	}
+	if (any)
+		pr_info("restore: network unlocked in %.3f ms", (double)(now_ns() - t0) / 1e6);
+}
+
+void netlock_restore_failed(const struct netlock *nl, const char *dir)
+{
+	if (nl && nl->host_locked)
+		pr_warn("restore: the network lock of the image stays (table inet %s), so that the "
+			"peers of its TCP connections see no reset: restore again, or remove it "
+			"with stasis unlock-network -D %s",
+			nl->table, dir);
+}
+
+int netlock_unlock_dir(const char *dir)
+{
+	NetLock *r;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return pr_perror("unlock-network: open %s", dir);
+	int ret = load(dfd, &r);
+	if (ret)
+		return ret;
+	if (!r) {
+		printf("%s records no network lock\n", dir);
+		return 0;
+	}
+	char cmd[128], err[256];
+	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", r->table);
+	ret = nft_run(cmd, err, sizeof(err));
+	if (ret == -ENOENT) {
+		printf("the network lock of %s (table inet %s) is not there\n", dir, r->table);
+		ret = 0;
+	} else if (ret) {
+		pr_err("unlock-network: cannot remove table inet %s: %s", r->table, err);
+	} else {
+		printf("removed the network lock of %s (table inet %s, %zu TCP connections)\n",
+		       dir, r->table, r->n_conns);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return ret;
+}

@@ -1,0 +1,58 @@
+/* The network lock (src/net/netlock.c): from the freeze until the restored tree runs, the
+ * packets of the tree's TCP connections are dropped (nftables, a table of stasis's own:
+ * `inet stasis-lock-PID`), so that peers see a pause, never a reset.
+ *
+ *   - connections in stasis's own net namespace: dropped by 4-tuple (sets of the
+ *     connections, input and output), recorded in netlock.img;
+ *   - a net namespace of the tree (not stasis's) holding TCP connections: everything but
+ *     loopback is dropped inside it (installed by a child that entered it), the NetNs
+ *     record says `locked`, the restore locks the new namespace before its contents.
+ *
+ * A tree without TCP connections is not locked. `--network-lock none` does nothing. */
+#ifndef STASIS_NET_NETLOCK_H
+#define STASIS_NET_NETLOCK_H
+
+#include <stdbool.h>
+
+#include "cr/ctx.h"
+
+#define NETLOCK_MAX_CONNS 65536
+
+/* "nftables" (the default) -> false, "none" -> true; -EINVAL for anything else. */
+int netlock_parse_mode(const char *s, bool *none) __must_check;
+
+struct netlock;
+
+/* Dump, right after the tree is frozen: find the tree's TCP connections (socket inodes of
+ * the fd tables, inet_diag in each net namespace) and lock them; the host lock is written
+ * to the image directory (netlock.img). *@out: NULL when nothing was locked. A lock that
+ * cannot be installed (no CAP_NET_ADMIN) fails with one line naming --network-lock none;
+ * nothing stays locked then. */
+int netlock_dump(struct dump_tree *t, struct netlock **out) __must_check;
+/* After the dump_tree stage: mark the NetNs records of the namespaces locked whole. */
+void netlock_dump_mark(const struct netlock *nl, struct dump_tree *t);
+/* Remove every lock @nl holds (a failed dump, --leave-running); failures are warned. */
+void netlock_unlock(struct netlock *nl);
+/* The lock stays (a dump that succeeded): say so. */
+void netlock_keep(const struct netlock *nl, const char *dir);
+void netlock_free(struct netlock *nl);
+
+/* Restore, before any task exists: read netlock.img (if any), validate it, and lock its
+ * connections again in stasis's net namespace (replacing a lock of the same name
+ * atomically: a restore on the dump's machine). Nothing with @none. */
+int netlock_restore(int img_dfd, bool none, struct netlock **out) __must_check;
+/* In the restore child, right after CLONE_NEWNET: lock the new namespace when its record
+ * says it was locked. */
+int netlock_restore_ns(const struct rst_ctx *c) __must_check;
+/* The restored tree runs: remove the locks (the host's, and every restored namespace's
+ * whose record says locked). */
+void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs,
+			  size_t n);
+/* A failed restore: the host lock stays (the peers keep waiting, no reset): say so. */
+void netlock_restore_failed(const struct netlock *nl, const char *dir);
+
+/* `stasis unlock-network -D DIR`: remove the lock netlock.img of DIR records. 0 (also when
+ * there is none, said on stdout) or -errno (logged). */
+int netlock_unlock_dir(const char *dir) __must_check;
+
+#endif
