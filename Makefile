@@ -75,7 +75,8 @@ $(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
 $(BUILD)/stasis-helper: $(HELPER_OBJS)
 	$(CC) $(LDFLAGS) -Wl,--gc-sections -o $@ $^
 
-tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/tests/tools/uns_launch $(BUILD)/demo/counter
+tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/tests/tools/uns_launch \
+	$(BUILD)/tests/tools/nft_pause.so $(BUILD)/demo/counter
 
 # the soak test (not in ./test.sh): tests/soak.py, its workload built like a checkpoint test
 $(BUILD)/tests/soak/workload: tests/soak/workload.c tests/ckpt/lib.c $(wildcard tests/ckpt/*.h)
@@ -86,6 +87,11 @@ soak: $(BUILD)/stasis $(BUILD)/tests/soak/workload
 	python3 tests/soak.py --build $(BUILD) $(SOAK_ARGS)
 
 # test tools (not tests): e.g. the image editor of the escalation checks
+# the LD_PRELOAD shim of the network lock checks (no sanitizer: it is preloaded)
+$(BUILD)/tests/tools/nft_pause.so: tests/tools/nft_pause.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(SAN_FLAGS),$(CFLAGS_BASE)) -shared -fPIC -o $@ $< -ldl
+
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libstasis.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstasis.a $(LDFLAGS) $(LIBS)

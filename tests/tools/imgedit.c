@@ -15,8 +15,11 @@
  *                                     becomes 16 bytes long (an IPv6 one)
  *   imgedit DIR PID unix-sk FIELD N   every unix socket of files-PID.img: FIELD (state,
  *                                     peek-off, backlog) set to N
+ *   imgedit DIR 0 netlock TABLE LADDR LPORT RADDR RPORT
+ *                                     a netlock.img naming TABLE and one IPv4 connection
  *
  * Not part of stasis: a test tool. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -140,6 +143,21 @@ int main(int argc, char **argv)
 		unlinkat(d.dfd, name, 0);
 		ret = done && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
+	} else if (!strcmp(argv[3], "netlock") && argc == 9) {
+		NetLock nl = NET_LOCK__INIT;
+		NetLockConn c = NET_LOCK_CONN__INIT, *pc = &c;
+		struct in_addr la, ra;
+		if (inet_pton(AF_INET, argv[5], &la) != 1 || inet_pton(AF_INET, argv[7], &ra) != 1)
+			return 2;
+		c.laddr = (ProtobufCBinaryData){ 4, (uint8_t *)&la };
+		c.raddr = (ProtobufCBinaryData){ 4, (uint8_t *)&ra };
+		c.lport = (uint32_t)atoi(argv[6]);
+		c.rport = (uint32_t)atoi(argv[8]);
+		nl.table = argv[4];
+		nl.n_conns = 1;
+		nl.conns = &pc;
+		unlinkat(d.dfd, "netlock.img", 0);
+		ret = img_write_msg(&d, IMG_NETLOCK, 0, &nl.base) ? 1 : 0;
 	} else if (!strcmp(argv[3], "cgns-root") && argc == 5) {
 		/* the task now claims to have created a cgroup namespace rooted at ARG */
 		Core *c = img_read_msg(d.dfd, IMG_CORE, pid);
