@@ -43,13 +43,13 @@ while True:
 
 
 class Monitor:
-    """`nft monitor tables` in the background, its lines collected; synchronized with a
+    """`nft monitor WHAT` in the background, its lines collected; synchronized with a
     table of the check's own (added and deleted) so that no event is missed."""
 
-    def __init__(self, c):
+    def __init__(self, c, what=("tables",)):
         self.c = c
         self.lines = []
-        self.p = subprocess.Popen(["nft", "monitor", "tables"], stdin=subprocess.DEVNULL,
+        self.p = subprocess.Popen(["nft", "monitor"] + list(what), stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True)
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -188,6 +188,8 @@ def locked_dump(c, mnt, tree, peer, extra, mon):
         if p.poll() is None:
             kill_pid(p.pid)
             p.wait(timeout=10)
+            # a dumper killed while it held the lock leaves it: the check's cleanup
+            run_cmd(["nft", "delete", "table", "inet", "stasis-lock-%d" % p.pid], 10)
     if p.returncode == 0:
         raise Failure("the dump into the 8 MiB tmpfs succeeded")
     left = lock_tables()
