@@ -131,7 +131,19 @@ static int nft_run(const char *cmd, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot buffer the nftables messages");
 		return -ENOMEM;
 	}
-	if (nft_run_cmd_from_buffer(nft, cmd)) {
+	/* libnftables writes a few messages straight to stderr ("Operation not permitted
+	 * (you must be root)"): they would make a second error line; its error buffer has
+	 * the reason */
+	int saved = dup(STDERR_FILENO);
+	_cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (saved >= 0 && null >= 0)
+		dup2(null, STDERR_FILENO);
+	int r = nft_run_cmd_from_buffer(nft, cmd);
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	if (r) {
 		const char *m = nft_ctx_get_error_buffer(nft);
 		m = m ? m : "";
 		ret = nft_errno(m);
@@ -775,9 +787,9 @@ int netlock_restore(int img_dfd, bool none, struct netlock **out)
 	if (!ret && !cmd)
 		ret = -ENOMEM;
 	if (!ret && (ret = nft_run(cmd, err, sizeof(err))))
-		pr_err("restore: cannot lock the %zu TCP connections of the image (table inet %s): "
-		       "%s%s; use --network-lock none if they are locked by other means",
-		       nl->n_conns, nl->table, err,
+		pr_err("restore: cannot lock the %zu TCP connection%s of the image (table inet "
+		       "%s): %s%s; use --network-lock none if they are locked by other means",
+		       nl->n_conns, nl->n_conns == 1 ? "" : "s", nl->table, err,
 		       ret == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
 	if (ret) {
 		netlock_free(nl);
