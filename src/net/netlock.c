@@ -111,7 +111,7 @@ static int nft_errno(const char *msg)
 	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
 		if (strstr(msg, map[i].text))
 			return -map[i].err;
-	return -EIO;
+	return -EINVAL; /* refused for another reason: not an I/O error of the images */
 }
 
 /* Run @cmd (one transaction) in the caller's net namespace: 0 or -errno with the library's
@@ -204,14 +204,14 @@ static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_
 	put_set(f, table, "conn4", false, conns, n);
 	put_set(f, table, "conn6", true, conns, n);
 	fprintf(f,
-		"add chain inet %1$s in { type filter hook input priority " LOCK_PRIO
+		"add chain inet %1$s lockin { type filter hook input priority " LOCK_PRIO
 		"; policy accept; }\n"
-		"add chain inet %1$s out { type filter hook output priority " LOCK_PRIO
+		"add chain inet %1$s lockout { type filter hook output priority " LOCK_PRIO
 		"; policy accept; }\n"
-		"add rule inet %1$s in ip daddr . tcp dport . ip saddr . tcp sport @conn4 drop\n"
-		"add rule inet %1$s in ip6 daddr . tcp dport . ip6 saddr . tcp sport @conn6 drop\n"
-		"add rule inet %1$s out ip saddr . tcp sport . ip daddr . tcp dport @conn4 drop\n"
-		"add rule inet %1$s out ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop\n",
+		"add rule inet %1$s lockin ip daddr . tcp dport . ip saddr . tcp sport @conn4 drop\n"
+		"add rule inet %1$s lockin ip6 daddr . tcp dport . ip6 saddr . tcp sport @conn6 drop\n"
+		"add rule inet %1$s lockout ip saddr . tcp sport . ip daddr . tcp dport @conn4 drop\n"
+		"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop\n",
 		table);
 	if (fclose(f)) {
 		free(buf);
@@ -225,15 +225,15 @@ static int ns_lock_cmd(const char *table, char *buf, size_t len)
 {
 	int n = snprintf(buf, len,
 			 "create table inet %1$s\n"
-			 "add chain inet %1$s in { type filter hook input priority " LOCK_PRIO
+			 "add chain inet %1$s lockin { type filter hook input priority " LOCK_PRIO
 			 "; policy accept; }\n"
-			 "add chain inet %1$s out { type filter hook output priority " LOCK_PRIO
+			 "add chain inet %1$s lockout { type filter hook output priority " LOCK_PRIO
 			 "; policy accept; }\n"
-			 "add chain inet %1$s fwd { type filter hook forward priority " LOCK_PRIO
+			 "add chain inet %1$s lockfwd { type filter hook forward priority " LOCK_PRIO
 			 "; policy accept; }\n"
-			 "add rule inet %1$s in iifname != \"lo\" drop\n"
-			 "add rule inet %1$s out oifname != \"lo\" drop\n"
-			 "add rule inet %1$s fwd drop\n",
+			 "add rule inet %1$s lockin iifname != \"lo\" drop\n"
+			 "add rule inet %1$s lockout oifname != \"lo\" drop\n"
+			 "add rule inet %1$s lockfwd drop\n",
 			 table);
 	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }

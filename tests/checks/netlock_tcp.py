@@ -78,15 +78,18 @@ class Monitor:
         self.p.wait(timeout=10)
 
 
-def nft(args):
-    rc, out, err = run_cmd(["nft"] + args, 10)
+def nft(args, pid=None):
+    """nft ARGS (in the net namespace of @pid)."""
+    pre = ["nsenter", "-t", str(pid), "-n"] if pid else []
+    rc, out, err = run_cmd(pre + ["nft"] + args, 10)
     if rc != 0:
         raise Failure("nft %s: %s" % (" ".join(args), err.strip()[:200]))
     return out
 
 
-def lock_tables():
-    return [ln.split()[-1] for ln in nft(["list", "tables"]).splitlines()
+def lock_tables(pid=None):
+    """The stasis lock tables of stasis's net namespace (or that of @pid)."""
+    return [ln.split()[-1] for ln in nft(["list", "tables"], pid).splitlines()
             if "stasis-lock-" in ln]
 
 
@@ -138,31 +141,51 @@ def expect(sk, want, what):
         raise Failure("%s: the echo differs" % what)
 
 
+def stopped_pid(pid):
+    """@pid if it is stopped (state T), else a stopped child of it (a child stasis ran in
+    a namespace), else None."""
+    st = proc_stat(pid)
+    if st and st[0] == "T":
+        return pid
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return None
+    for k in kids:
+        st = proc_stat(k)
+        if st and st[0] == "T":
+            return k
+    return None
+
+
 def wait_stopped(p, timeout):
-    """True once stasis (@p) stopped itself (state T), False if it ended first."""
+    """The pid of stasis (@p) or its child that stopped itself after locking, or None if
+    stasis ended first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if p.poll() is not None:
-            return False
-        st = proc_stat(p.pid)
-        if st and st[0] == "T":
-            return True
+            return None
+        s = stopped_pid(p.pid)
+        if s:
+            return s
         time.sleep(0.005)
     raise Failure("stasis neither stopped nor ended in %.0f s" % timeout)
 
 
-def locked_dump(c, mnt, tree, peer, extra, mon):
-    """A failing dump of @tree, stopped right after its lock: checks the lock."""
+def locked_dump(c, mnt, tree, peer, extra, mon, in_ns=False):
+    """A failing dump of @tree, stopped right after its lock: checks the lock (in stasis's
+    net namespace, or with @in_ns in the tree's, by a child of stasis)."""
     env = dict(os.environ, LD_PRELOAD=os.path.join(c.build, "tests/tools/nft_pause.so"),
                STASIS_NFT_PAUSE="1", ASAN_OPTIONS="verify_asan_link_order=0")
     img = os.path.join(mnt, "img")
     log = os.path.join(c.tmp, "netlock-dump.log")
     p = subprocess.Popen([c.stasis, "dump", "-t", str(tree.pid), "-D", img, "-v", "-o", log]
-                         + extra, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         + list(extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=env)
     try:
         stopped = wait_stopped(p, c.timeout)
-        if extra:  # --network-lock none: nothing to stop at
+        if "none" in extra:  # --network-lock none: nothing to stop at
             if stopped:
                 raise Failure("--network-lock none installed a lock")
         else:
@@ -170,9 +193,10 @@ def locked_dump(c, mnt, tree, peer, extra, mon):
                 raise Failure("the dump ended without locking the network (status %s): %s"
                               % (p.returncode, p.stderr.read().strip()[:300]))
             want = "stasis-lock-%d" % p.pid
-            if want not in lock_tables():
+            have = lock_tables(tree.pid if in_ns else None)
+            if want not in have:
                 raise Failure("stasis stopped after its lock, but nft lists %s, not %s" % (
-                    lock_tables(), want))
+                    have, want))
             peer.sendall(b"ping while frozen")
             time.sleep(1.0)
             st, q = tcp_state(peer), outq(peer)
@@ -182,7 +206,7 @@ def locked_dump(c, mnt, tree, peer, extra, mon):
             if q == 0:
                 raise Failure("the frozen tree's kernel acknowledged the peer's data: the "
                               "lock dropped nothing")
-            os.kill(p.pid, signal.SIGCONT)
+            os.kill(stopped, signal.SIGCONT)
         _, err = p.communicate(timeout=c.timeout)
     finally:
         if p.poll() is None:
@@ -192,7 +216,7 @@ def locked_dump(c, mnt, tree, peer, extra, mon):
             run_cmd(["nft", "delete", "table", "inet", "stasis-lock-%d" % p.pid], 10)
     if p.returncode == 0:
         raise Failure("the dump into the 8 MiB tmpfs succeeded")
-    left = lock_tables()
+    left = lock_tables() + (lock_tables(tree.pid) if in_ns else [])
     if left:
         raise Failure("the failed dump left the lock table(s) %s" % left)
     return err.strip()
