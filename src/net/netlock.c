@@ -1,8 +1,10 @@
 /* The network lock: nftables rules that drop the packets of the tree's TCP connections
  * while the tree is frozen and until its restore runs (see netlock.h).
  *
- * Finding the connections: the socket inodes of every fd table of the frozen tree (the
- * "socket:[INO]" links of /proc/PID/fd), matched against an inet_diag dump of every TCP
+ * Finding the connections: the inodes of the TCP sockets of every fd table of the frozen
+ * tree (the "socket:[INO]" links of /proc/PID/fd; SO_DOMAIN and SO_PROTOCOL of a
+ * pidfd_getfd duplicate tell TCP, so that a tree without any needs nothing more), matched
+ * against an inet_diag dump of every TCP
  * socket (v4 and v6, all states) of stasis's net namespace and of each net namespace of
  * the tree's tasks. A matched socket in a state with a peer (not LISTEN, not CLOSE) is a
  * connection. A TCP socket found in none of those namespaces (made in another one and
@@ -308,7 +310,25 @@ static int add_sock(struct nl_sock **v, size_t *n, size_t *cap, const struct dum
 	return 0;
 }
 
-/* The sockets in the fd table of @c. */
+/* 1 if fd @fd of @c is a TCP socket (IPv4 or IPv6), 0 if another socket, or -errno. */
+static int is_tcp(const struct dump_ctx *c, int fd)
+{
+	_cleanup_close_ int sk = sys_pidfd_getfd(c->pidfd, fd, 0);
+	int dom = 0, proto = 0;
+	socklen_t l = sizeof(int);
+	if (sk < 0) {
+		if (errno == EBADF)
+			return 0; /* closed meanwhile: a table shared with a task outside */
+		return pr_perror("netlock: fd %d of pid %d: pidfd_getfd", fd, c->pid);
+	}
+	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 ||
+	    (dom != AF_INET && dom != AF_INET6))
+		return 0;
+	l = sizeof(int);
+	return getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 && proto == IPPROTO_TCP;
+}
+
+/* The TCP sockets in the fd table of @c. */
 static int list_socks(const struct dump_ctx *c, struct nl_sock **v, size_t *n, size_t *cap)
 {
 	int dfd = openat(c->procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -332,7 +352,10 @@ static int list_socks(const struct dump_ctx *c, struct nl_sock **v, size_t *n, s
 		if (l <= 0)
 			continue; /* closed meanwhile: the frozen tree cannot, a shared table can */
 		link[l] = '\0';
-		if (sscanf(link, "socket:[%llu]", &ino) == 1)
+		if (sscanf(link, "socket:[%llu]", &ino) != 1)
+			continue;
+		ret = is_tcp(c, (int)fd);
+		if (ret > 0)
 			ret = add_sock(v, n, cap, c, (int)fd, ino);
 	}
 	closedir(d);
@@ -493,18 +516,10 @@ static int list_ns(struct netlock *nl, struct dump_tree *t)
 static int check_unfound(const struct nl_sock *s)
 {
 	_cleanup_close_ int sk = sys_pidfd_getfd(s->c->pidfd, s->fd, 0);
-	int dom = 0, proto = 0;
 	struct tcp_info ti = { 0 };
-	socklen_t l = sizeof(int);
+	socklen_t l = sizeof(ti);
 	if (sk < 0)
 		return pr_perror("netlock: fd %d of pid %d: pidfd_getfd", s->fd, s->c->pid);
-	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 ||
-	    (dom != AF_INET && dom != AF_INET6))
-		return 0;
-	l = sizeof(int);
-	if (getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &proto, &l) < 0 || proto != IPPROTO_TCP)
-		return 0;
-	l = sizeof(ti);
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
 		return pr_perror("netlock: fd %d of pid %d: TCP_INFO", s->fd, s->c->pid);
 	if (ti.tcpi_state == TCP_CLOSE_ST || ti.tcpi_state == TCP_LISTEN_ST)
@@ -520,10 +535,13 @@ static int collect(struct netlock *nl, struct dump_tree *t)
 {
 	_cleanup_free_ struct nl_sock *socks = NULL;
 	size_t n = 0, cap = 0;
-	int ret = list_ns(nl, t);
+	int ret = 0;
 	for (size_t i = 0; i < t->nr && !ret; i++)
 		ret = list_socks(t->procs[i], &socks, &n, &cap);
 	if (ret || !n)
+		return ret; /* no TCP socket: nothing to lock, no namespace to look into */
+	ret = list_ns(nl, t);
+	if (ret)
 		return ret;
 	qsort(socks, n, sizeof(*socks), cmp_sock);
 	for (size_t k = 0; k < nl->n_ns && !ret; k++)
