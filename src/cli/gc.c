@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "image/img.h"
+#include "net/netlock.h"
 
 struct gc_totals {
 	unsigned int removed, live, kept, failed;
@@ -73,6 +74,8 @@ int cmd_gc(int argc, char **argv)
 	}
 	if (log_init(NULL, LOG_NONE))
 		return 2;
+	/* the network lock a killed dump left goes with its directory (its tree runs on) */
+	img_gc_set_stale_hook(netlock_gc_stale);
 	for (int i = optind; i < argc; i++) {
 		int ret = img_gc(argv[i], true, gc_report, &t);
 		if (ret < 0) {

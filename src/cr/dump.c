@@ -781,6 +781,8 @@ int dump_run(const struct dump_opts *o)
 	ret = check_dumpable(root);
 	if (ret)
 		goto out;
+	/* a dump killed while it held the network lock: its tree runs on, unlock it */
+	img_gc_set_stale_hook(netlock_gc_stale);
 	ret = o->keep_foreign ? img_dir_begin_keep(&t.img, o->dir, o->sync)
 			      : img_dir_begin(&t.img, o->dir, o->sync);
 	if (!ret)

@@ -235,6 +235,13 @@ static int tmp_scan(int dfd, uint64_t *bytes, char **foreign)
 	return *foreign ? -ENOTEMPTY : 0;
 }
 
+static void (*stale_hook)(const char *tmp);
+
+void img_gc_set_stale_hook(void (*fn)(const char *tmp))
+{
+	stale_hook = fn;
+}
+
 /* One temporary directory @name in @pdfd (@ppath for the report): removed if stale. */
 static int gc_one(int pdfd, const char *ppath, const char *name, img_gc_report_fn report, void *arg)
 {
@@ -275,6 +282,8 @@ static int gc_one(int pdfd, const char *ppath, const char *name, img_gc_report_f
 	}
 	if (ret)
 		goto failed;
+	if (stale_hook)
+		stale_hook(path);
 	DIR *dir = fdopendir(dup(fd));
 	struct dirent *de;
 	if (!dir) {

@@ -108,6 +108,10 @@ enum img_gc_what {
 typedef void (*img_gc_report_fn)(void *arg, const char *tmp, enum img_gc_what what, uint64_t bytes,
 				 int err, const char *foreign);
 int img_gc(const char *path, bool inside, img_gc_report_fn report, void *arg) __must_check;
+/* @fn is called for every stale temporary directory just before img_gc removes it (its
+ * files still there): stasis removes the network lock a killed dumper left
+ * (src/net/netlock.c). NULL: none. */
+void img_gc_set_stale_hook(void (*fn)(const char *tmp));
 
 /* Metadata images. */
 int img_write_msg(struct img_dir *d, enum img_kind kind, int pid, const ProtobufCMessage *msg)

@@ -563,8 +563,11 @@ static int refuse_lock(int err, const char *where, size_t n, const char *why)
 	return err;
 }
 
-/* The host lock: `stasis-lock-PID`, or `-N` after it while a stale table has the name. */
-static int lock_host(struct netlock *nl)
+static int write_record(struct netlock *nl, struct img_dir *img);
+
+/* The host lock: `stasis-lock-PID`, or `-N` after it while a stale table has the name (the
+ * record, written before, is then written again with the name). */
+static int lock_host(struct netlock *nl, struct img_dir *img)
 {
 	char err[256];
 	int ret = -EEXIST;
@@ -581,16 +584,28 @@ static int lock_host(struct netlock *nl)
 	if (ret)
 		return refuse_lock(ret, "stasis's net namespace", nl->n_conns, err);
 	nl->host_locked = true;
-	return 0;
+	return strcmp(nl->table, nl->ns_table) ? write_record(nl, img) : 0;
 }
 
 static int write_record(struct netlock *nl, struct img_dir *img)
 {
 	NetLock rec = NET_LOCK__INIT;
-	_cleanup_free_ NetLockConn *cs = calloc(nl->n_conns, sizeof(*cs));
-	_cleanup_free_ NetLockConn **pcs = calloc(nl->n_conns, sizeof(*pcs));
-	if (!cs || !pcs)
+	_cleanup_free_ NetLockConn *cs = calloc(nl->n_conns + 1, sizeof(*cs));
+	_cleanup_free_ NetLockConn **pcs = calloc(nl->n_conns + 1, sizeof(*pcs));
+	_cleanup_free_ NetLockNs *ns = calloc(nl->n_ns + 1, sizeof(*ns));
+	_cleanup_free_ NetLockNs **pns = calloc(nl->n_ns + 1, sizeof(*pns));
+	if (!cs || !pcs || !ns || !pns)
 		return -ENOMEM;
+	for (size_t k = 1; k < nl->n_ns; k++) {
+		if (!nl->ns[k].n_conn)
+			continue;
+		net_lock_ns__init(&ns[rec.n_ns]);
+		ns[rec.n_ns].pid = nl->ns[k].pid;
+		ns[rec.n_ns].table = nl->ns_table;
+		pns[rec.n_ns] = &ns[rec.n_ns];
+		rec.n_ns++;
+	}
+	rec.ns = pns;
 	for (size_t i = 0; i < nl->n_conns; i++) {
 		const struct nl_conn *c = &nl->conns[i];
 		size_t alen = c->v6 ? 16 : 4;
@@ -601,9 +616,10 @@ static int write_record(struct netlock *nl, struct img_dir *img)
 		cs[i].rport = c->rport;
 		pcs[i] = &cs[i];
 	}
-	rec.table = nl->table;
+	rec.table = nl->n_conns ? nl->table : nl->ns_table;
 	rec.n_conns = nl->n_conns;
 	rec.conns = pcs;
+	unlinkat(img->dfd, "netlock.img", 0); /* a name changed by lock_host */
 	return img_write_msg(img, IMG_NETLOCK, 0, &rec.base);
 }
 
@@ -617,12 +633,16 @@ int netlock_dump(struct dump_tree *t, struct netlock **out)
 	if (!nl)
 		return -ENOMEM;
 	snprintf(nl->ns_table, sizeof(nl->ns_table), "stasis-lock-%d", getpid());
+	snprintf(nl->table, sizeof(nl->table), "%s", nl->ns_table);
 	int ret = collect(nl, t);
 	size_t total = 0;
 	for (size_t k = 0; k < nl->n_ns; k++)
 		total += nl->ns[k].n_conn;
+	/* recorded first: a dumper killed once it locked leaves the record for gc */
+	if (!ret && total)
+		ret = write_record(nl, &t->img);
 	if (!ret && nl->n_conns)
-		ret = lock_host(nl);
+		ret = lock_host(nl, &t->img);
 	for (size_t k = 1; k < nl->n_ns && !ret; k++) {
 		struct nl_ns *ns = &nl->ns[k];
 		char cmd[1024], what[256];
@@ -638,8 +658,6 @@ int netlock_dump(struct dump_tree *t, struct netlock **out)
 			ret = nft_run_in(ns->fd, ns->pid, cmd, what);
 		ns->locked = !ret;
 	}
-	if (!ret && nl->host_locked)
-		ret = write_record(nl, &t->img);
 	if (ret) {
 		netlock_unlock(nl);
 		netlock_free(nl);
@@ -741,6 +759,15 @@ static int validate(const NetLock *r)
 		       NETLOCK_MAX_CONNS);
 		return -EINVAL;
 	}
+	if (r->n_ns > 4096) {
+		pr_err("image: netlock.img names %zu net namespaces, over 4096", r->n_ns);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < r->n_ns; i++)
+		if (r->ns[i]->pid <= 0 || !r->ns[i]->table || !table_name_ok(r->ns[i]->table)) {
+			pr_err("image: netlock.img: net namespace %zu is malformed", i);
+			return -EINVAL;
+		}
 	for (size_t i = 0; i < r->n_conns; i++) {
 		const NetLockConn *c = r->conns[i];
 		if ((c->laddr.len != 4 && c->laddr.len != 16) || c->raddr.len != c->laddr.len ||
@@ -787,6 +814,10 @@ int netlock_restore(int img_dfd, bool none, struct netlock **out)
 		return ret;
 	}
 	nl->img = r;
+	if (!r->n_conns) {
+		*out = nl; /* only namespaces of the tree were locked: NetNs.locked says which */
+		return 0;
+	}
 	snprintf(nl->table, sizeof(nl->table), "%s", r->table);
 	nl->conns = calloc(r->n_conns ? r->n_conns : 1, sizeof(*nl->conns));
 	ret = nl->conns ? 0 : -ENOMEM;
@@ -873,6 +904,52 @@ void netlock_restore_failed(const struct netlock *nl, const char *dir)
 			nl->table, dir);
 }
 
+/* Remove the locks record @r names (the host's table, each namespace's); @who for the
+ * log. The number of tables removed, or -errno of the first failure (logged). */
+static int release_record(const NetLock *r, const char *who)
+{
+	char cmd[128], err[256], what[160];
+	int n = 0, ret = 0;
+	if (r->n_conns) {
+		snprintf(cmd, sizeof(cmd), "delete table inet %s\n", r->table);
+		int e = nft_run(cmd, err, sizeof(err));
+		if (!e)
+			n++;
+		else if (e != -ENOENT)
+			ret = pr_errno(e, "%s: cannot remove table inet %s: %s", who, r->table, err);
+	}
+	for (size_t i = 0; i < r->n_ns; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", r->ns[i]->pid);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* gone: its lock with it */
+		snprintf(cmd, sizeof(cmd), "delete table inet %s\n", r->ns[i]->table);
+		snprintf(what, sizeof(what), "%s: remove the lock of the net namespace of pid %d: ",
+			 who, r->ns[i]->pid);
+		int e = nft_run_in(fd, r->ns[i]->pid, cmd, what);
+		if (!e)
+			n++;
+		else if (e != -ENOENT && !ret)
+			ret = e;
+	}
+	return ret ? ret : n;
+}
+
+void netlock_gc_stale(const char *tmp)
+{
+	NetLock *r;
+	_cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || load(dfd, &r) || !r)
+		return;
+	int n = release_record(r, "gc");
+	if (n > 0)
+		pr_info("images: removed the network lock (table inet %s) that the killed dump "
+			"into %s held",
+			r->table, tmp);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
 int netlock_unlock_dir(const char *dir)
 {
 	NetLock *r;
@@ -886,18 +963,12 @@ int netlock_unlock_dir(const char *dir)
 		printf("%s records no network lock\n", dir);
 		return 0;
 	}
-	char cmd[128], err[256];
-	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", r->table);
-	ret = nft_run(cmd, err, sizeof(err));
-	if (ret == -ENOENT) {
+	ret = release_record(r, "unlock-network");
+	if (ret == 0)
 		printf("the network lock of %s (table inet %s) is not there\n", dir, r->table);
-		ret = 0;
-	} else if (ret) {
-		pr_err("unlock-network: cannot remove table inet %s: %s", r->table, err);
-	} else {
+	else if (ret > 0)
 		printf("removed the network lock of %s (table inet %s, %zu TCP connections)\n",
 		       dir, r->table, r->n_conns);
-	}
 	protobuf_c_message_free_unpacked(&r->base, NULL);
-	return ret;
+	return ret < 0 ? ret : 0;
 }

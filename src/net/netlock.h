@@ -51,6 +51,10 @@ void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *
 /* A failed restore: the host lock stays (the peers keep waiting, no reset): say so. */
 void netlock_restore_failed(const struct netlock *nl, const char *dir);
 
+/* The stale temporary directory @tmp of a killed dump is about to be removed (img_gc's
+ * hook): remove the lock its netlock.img records; the tree runs on without it. */
+void netlock_gc_stale(const char *tmp);
+
 /* `stasis unlock-network -D DIR`: remove the lock netlock.img of DIR records. 0 (also when
  * there is none, said on stdout) or -errno (logged). */
 int netlock_unlock_dir(const char *dir) __must_check;

@@ -9,7 +9,9 @@ answered with a reset (its socket stays ESTABLISHED with the data unacknowledged
 a frozen tree's kernel would acknowledge it at once). Then the dump goes on and fails:
 the table is gone and the connection works again both ways (the peer's data arrives,
 the answer comes back). `nft monitor` sees the table added and deleted, and a second
-failing dump with `--network-lock none` changes no table at all."""
+failing dump with `--network-lock none` changes no table at all. A third dump is killed
+(SIGKILL) while it holds the lock: the tree runs on but its table stays, until `stasis
+gc` removes the temporary directory and, with it, the lock it records."""
 import errno
 import fcntl
 import os
@@ -222,6 +224,40 @@ def locked_dump(c, mnt, tree, peer, extra, mon, in_ns=False):
     return err.strip()
 
 
+def killed_dump(c, mnt, tree, peer):
+    """A dump SIGKILLed while it holds the lock: the tree runs on (its armed engines) but
+    the table stays, with its record in the temporary directory; `stasis gc` removes
+    both and the connection works again."""
+    env = dict(os.environ, LD_PRELOAD=os.path.join(c.build, "tests/tools/nft_pause.so"),
+               STASIS_NFT_PAUSE="1", ASAN_OPTIONS="verify_asan_link_order=0")
+    img = os.path.join(mnt, "img")
+    p = subprocess.Popen([c.stasis, "dump", "-t", str(tree.pid), "-D", img],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env)
+    table = "stasis-lock-%d" % p.pid
+    try:
+        if not wait_stopped(p, c.timeout):
+            raise Failure("the dump to be killed ended without locking (status %s)" %
+                          p.returncode)
+        peer.sendall(b"ping while frozen")
+        kill_pid(p.pid)
+        p.wait(timeout=10)
+        if table not in lock_tables():
+            raise Failure("the killed dumper's lock %s is not there (%s)" % (
+                table, lock_tables()))
+        rc, out, err = run_cmd([c.stasis, "gc", img], c.timeout)
+        if rc != 0 or lock_tables():
+            raise Failure("stasis gc %s: exit %s (%r), lock tables left %s" % (
+                img, rc, (out + err).strip()[:200], lock_tables()))
+    finally:
+        if p.poll() is None:
+            kill_pid(p.pid)
+            p.wait(timeout=10)
+        run_cmd(["nft", "delete", "table", "inet", table], 10)
+    expect(peer, b"PING WHILE FROZEN", "after the killed dump and gc (retransmitted)")
+    echo(peer, b"after gc", "after the killed dump and gc")
+
+
 def check(c):
     if run_cmd(["nft", "--version"], 10)[0] != 0:
         raise Skip("nft is not installed (scripts/deps.sh)")
@@ -257,10 +293,12 @@ def check(c):
         if seen:
             raise Failure("--network-lock none changed tables: %s" % seen)
         echo(peer, b"after the second dump", "after the dump with --network-lock none")
+        killed_dump(c, mnt, tree, peer)
         if os.listdir(mnt):
             raise Failure("the failed dumps left %s in the tmpfs" % os.listdir(mnt))
         return "peer kept ESTABLISHED with its data unacknowledged while locked; " \
-               "connection works after the failed dump; none installs nothing"
+               "connection works after the failed dump; none installs nothing; a killed " \
+               "dumper's lock removed by gc"
     finally:
         if mon:
             mon.stop()
