@@ -57,7 +57,7 @@ struct nl_conn {
 
 /* A net namespace the tree's sockets may live in: [0] is stasis's own. */
 struct nl_ns {
-	int fd;        /* its nsfs file (-1 for stasis's) */
+	int fd; /* its nsfs file (-1 for stasis's) */
 	uint64_t ino;
 	pid_t pid;     /* a task of the tree in it */
 	size_t n_conn; /* connections of the tree in it */
@@ -73,8 +73,8 @@ struct nl_sock {
 };
 
 struct netlock {
-	char table[64];    /* the table in stasis's net namespace (host lock) */
-	char ns_table[64]; /* the table in the tree's namespaces */
+	char table[64];        /* the table in stasis's net namespace (host lock) */
+	char ns_table[64];     /* the table in the tree's namespaces */
 	struct nl_conn *conns; /* in stasis's namespace */
 	size_t n_conns, cap_conns;
 	struct nl_ns *ns;
@@ -190,8 +190,7 @@ static void put_set(FILE *f, const char *table, const char *name, bool v6,
 
 /* The lock of @n connections as one transaction; @replace: an existing table of that name
  * is replaced (restore), else its existence fails the command (dump). */
-static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_t n,
-			   bool replace)
+static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_t n, bool replace)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -258,8 +257,13 @@ static int nft_run_in(int nsfd, pid_t pid, const char *cmd, const char *prefix)
 {
 	char desc[96];
 	snprintf(desc, sizeof(desc), "the net namespace of pid %d", pid);
-	struct nsrun r = { .tag = "netlock", .what = desc, .err_prefix = prefix, .n_ns = 1,
-			   .via_owner = true, .timeout_ms = NS_WAIT_MS, .max_reply = 0 };
+	struct nsrun r = { .tag = "netlock",
+			   .what = desc,
+			   .err_prefix = prefix,
+			   .n_ns = 1,
+			   .via_owner = true,
+			   .timeout_ms = NS_WAIT_MS,
+			   .max_reply = 0 };
 	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWNET };
 	void *data = NULL;
 	size_t len = 0;
@@ -295,8 +299,8 @@ static int cmp_sock(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-static int add_sock(struct nl_sock **v, size_t *n, size_t *cap, const struct dump_ctx *c,
-		    int fd, uint64_t ino)
+static int add_sock(struct nl_sock **v, size_t *n, size_t *cap, const struct dump_ctx *c, int fd,
+		    uint64_t ino)
 {
 	if (*n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 64;
@@ -321,8 +325,7 @@ static int is_tcp(const struct dump_ctx *c, int fd)
 			return 0; /* closed meanwhile: a table shared with a task outside */
 		return pr_perror("netlock: fd %d of pid %d: pidfd_getfd", fd, c->pid);
 	}
-	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 ||
-	    (dom != AF_INET && dom != AF_INET6))
+	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 || (dom != AF_INET && dom != AF_INET6))
 		return 0;
 	l = sizeof(int);
 	return getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0 && proto == IPPROTO_TCP;
@@ -466,8 +469,7 @@ static int diag_dump(struct netlock *nl, struct nl_ns *ns, int nl_fd, int family
 	}
 }
 
-static int diag_ns(struct netlock *nl, struct nl_ns *ns, struct nl_sock *socks,
-		   size_t n_socks)
+static int diag_ns(struct netlock *nl, struct nl_ns *ns, struct nl_sock *socks, size_t n_socks)
 {
 	char what[64];
 	snprintf(what, sizeof(what), "the net namespace of pid %d", ns->pid);
@@ -699,8 +701,7 @@ static int delete_in(int nsfd, pid_t pid, const char *table, const char *who)
 	char cmd[128], what[128];
 	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", table);
 	snprintf(what, sizeof(what),
-		 "%s: remove the network lock of the net namespace of pid %d (it stays): ", who,
-		 pid);
+		 "%s: remove the network lock of the net namespace of pid %d (it stays): ", who, pid);
 	return nft_run_in(nsfd, pid, cmd, what);
 }
 
@@ -862,14 +863,14 @@ int netlock_restore_ns(const struct rst_ctx *c)
 	if (!ret)
 		ret = nft_run(cmd, err, sizeof(err));
 	if (ret)
-		return pr_errno(ret, "restore: cannot lock the new net namespace of pid %d: %s; "
-				     "use --network-lock none if it is locked by other means",
+		return pr_errno(ret,
+				"restore: cannot lock the new net namespace of pid %d: %s; "
+				"use --network-lock none if it is locked by other means",
 				c->pid, err);
 	return 0;
 }
 
-void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs,
-			  size_t n)
+void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs, size_t n)
 {
 	char table[64];
 	uint64_t t0 = now_ns();
@@ -925,8 +926,8 @@ static int release_record(const NetLock *r, const char *who)
 		if (fd < 0)
 			continue; /* gone: its lock with it */
 		snprintf(cmd, sizeof(cmd), "delete table inet %s\n", r->ns[i]->table);
-		snprintf(what, sizeof(what), "%s: remove the lock of the net namespace of pid %d: ",
-			 who, r->ns[i]->pid);
+		snprintf(what, sizeof(what),
+			 "%s: remove the lock of the net namespace of pid %d: ", who, r->ns[i]->pid);
 		int e = nft_run_in(fd, r->ns[i]->pid, cmd, what);
 		if (!e)
 			n++;
@@ -967,8 +968,8 @@ int netlock_unlock_dir(const char *dir)
 	if (ret == 0)
 		printf("the network lock of %s (table inet %s) is not there\n", dir, r->table);
 	else if (ret > 0)
-		printf("removed the network lock of %s (table inet %s, %zu TCP connections)\n",
-		       dir, r->table, r->n_conns);
+		printf("removed the network lock of %s (table inet %s, %zu TCP connections)\n", dir,
+		       r->table, r->n_conns);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	return ret < 0 ? ret : 0;
 }

@@ -46,8 +46,7 @@ int netlock_restore(int img_dfd, bool none, struct netlock **out) __must_check;
 int netlock_restore_ns(const struct rst_ctx *c) __must_check;
 /* The restored tree runs: remove the locks (the host's, and every restored namespace's
  * whose record says locked). */
-void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs,
-			  size_t n);
+void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs, size_t n);
 /* A failed restore: the host lock stays (the peers keep waiting, no reset): say so. */
 void netlock_restore_failed(const struct netlock *nl, const char *dir);
 
