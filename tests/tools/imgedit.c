@@ -17,6 +17,7 @@
  *                                     peek-off, backlog) set to N
  *   imgedit DIR 0 netlock TABLE LADDR LPORT RADDR RPORT
  *                                     a netlock.img naming TABLE and one IPv4 connection
+ *   imgedit DIR PID netns-locked      the net namespace ns-PID.img records was locked
  *
  * Not part of stasis: a test tool. */
 #include <arpa/inet.h>
@@ -143,6 +144,16 @@ int main(int argc, char **argv)
 		unlinkat(d.dfd, name, 0);
 		ret = done && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
+	} else if (!strcmp(argv[3], "netns-locked")) {
+		TaskNs *tns = img_read_msg(d.dfd, IMG_NS, pid);
+		if (!tns || !tns->net)
+			return 1;
+		tns->net->has_locked = tns->net->locked = true;
+		char name[64];
+		img_name(IMG_NS, pid, name, sizeof(name));
+		unlinkat(d.dfd, name, 0);
+		ret = img_write_msg(&d, IMG_NS, pid, &tns->base) ? 1 : 0;
+		protobuf_c_message_free_unpacked(&tns->base, NULL);
 	} else if (!strcmp(argv[3], "netlock") && argc == 9) {
 		NetLock nl = NET_LOCK__INIT;
 		NetLockConn c = NET_LOCK_CONN__INIT, *pc = &c;
