@@ -665,11 +665,15 @@ int netlock_dump(struct dump_tree *t, struct netlock **out)
 		netlock_free(nl);
 		return ret;
 	}
+	size_t whole = 0;
+	for (size_t k = 1; k < nl->n_ns; k++)
+		whole += nl->ns[k].locked;
 	if (total)
-		pr_info("dump: network locked (%zu TCP connections: %zu by 4-tuple%s%s) in %.3f "
-			"ms",
-			total, nl->n_conns, nl->host_locked ? " in table inet " : "",
-			nl->host_locked ? nl->table : "", (double)(now_ns() - t0) / 1e6);
+		pr_info("dump: network locked in %.3f ms: %zu TCP connection%s, %zu by 4-tuple%s%s, "
+			"%zu net namespace%s of the tree locked whole",
+			(double)(now_ns() - t0) / 1e6, total, total == 1 ? "" : "s", nl->n_conns,
+			nl->host_locked ? " in table inet " : "", nl->host_locked ? nl->table : "",
+			whole, whole == 1 ? "" : "s");
 	*out = nl;
 	return 0;
 }
