@@ -63,17 +63,21 @@ class Monitor:
             self.lines.append(ln.strip())
 
     def sync(self):
-        """Every event before this call is in self.lines once it returns."""
-        self.n += 1
-        name = "netlockcheck-sync-%d-%d" % (os.getpid(), self.n)
-        nft(["add", "table", "inet", name])
-        nft(["delete", "table", "inet", name])
-        deadline = time.monotonic() + 10
+        """Every event before this call is in self.lines once it returns. A table of the
+        check's own is added and deleted until the monitor reports it (the first ones
+        may come before it listens)."""
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if any(name in ln and ln.startswith("delete") for ln in list(self.lines)):
-                return
-            time.sleep(0.01)
-        raise Failure("nft monitor did not report the check's own table %s" % name)
+            self.n += 1
+            name = "netlockcheck-sync-%d-%d" % (os.getpid(), self.n)
+            nft(["add", "table", "inet", name])
+            nft(["delete", "table", "inet", name])
+            wait = time.monotonic() + 2
+            while time.monotonic() < wait:
+                if any(name in ln and ln.startswith("delete") for ln in list(self.lines)):
+                    return
+                time.sleep(0.01)
+        raise Failure("nft monitor reported none of the check's own tables in 20 s")
 
     def stop(self):
         kill_pid(self.p.pid)
