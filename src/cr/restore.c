@@ -472,7 +472,7 @@ static int rst_setup(struct rst_tree *t)
 		ret = load_tree(t);
 	/* before any task, and so before any socket, exists */
 	if (!ret)
-		ret = netlock_restore(t->img.dfd, o->network_lock_none, &t->nl);
+		ret = netlock_restore(t->img.dfd, o->network_lock_none, o->tcp_close, &t->nl);
 	for (size_t k = 0; !ret && k < o->n_join_ns; k++) {
 		ret = ns_join_open(o->join_ns[k], &t->join_fd[k], &t->join_type[k]);
 		if (!ret) {

@@ -77,6 +77,8 @@ struct netlock {
 	char ns_table[64];     /* the table in the tree's namespaces */
 	struct nl_conn *conns; /* in stasis's namespace */
 	size_t n_conns, cap_conns;
+	struct nl_conn *locals; /* local ends of the tree's TCP sockets there (laddr, lport) */
+	size_t n_locals, cap_locals;
 	struct nl_ns *ns;
 	size_t n_ns;
 	bool host_locked;
@@ -365,7 +367,21 @@ static int list_socks(const struct dump_ctx *c, struct nl_sock **v, size_t *n, s
 	return ret;
 }
 
-static int add_conn(struct netlock *nl, const struct inet_diag_msg *m)
+static int push_conn(struct nl_conn **v, size_t *n, size_t *cap, const struct nl_conn *k)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct nl_conn *p = realloc(*v, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = *k;
+	return 0;
+}
+
+static int add_conn(struct netlock *nl, const struct inet_diag_msg *m, bool local_only)
 {
 	struct nl_conn k = { .v6 = m->idiag_family == AF_INET6,
 			     .lport = ntohs(m->id.idiag_sport),
@@ -379,21 +395,50 @@ static int add_conn(struct netlock *nl, const struct inet_diag_msg *m)
 		memmove(k.laddr, k.laddr + 12, 4);
 		memmove(k.raddr, k.raddr + 12, 4);
 	}
+	if (local_only) {
+		if (k.v6 && !memcmp(k.laddr, mapped, 12)) {
+			k.v6 = false;
+			memmove(k.laddr, k.laddr + 12, 4);
+		}
+		return push_conn(&nl->locals, &nl->n_locals, &nl->cap_locals, &k);
+	}
 	if (nl->n_conns == NETLOCK_MAX_CONNS) {
 		pr_err("netlock: the tree holds more than %d TCP connections: cannot lock them",
 		       NETLOCK_MAX_CONNS);
 		return -E2BIG;
 	}
-	if (nl->n_conns == nl->cap_conns) {
-		size_t nc = nl->cap_conns ? nl->cap_conns * 2 : 16;
-		struct nl_conn *p = realloc(nl->conns, nc * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		nl->conns = p;
-		nl->cap_conns = nc;
+	return push_conn(&nl->conns, &nl->n_conns, &nl->cap_conns, &k);
+}
+
+/* Is (@v6, @addr, @port) the local end of a TCP socket of the tree (a wildcard address
+ * matches any)? */
+static bool is_local(const struct netlock *nl, bool v6, const uint8_t *addr, uint16_t port)
+{
+	static const uint8_t any[16];
+	for (size_t i = 0; i < nl->n_locals; i++) {
+		const struct nl_conn *l = &nl->locals[i];
+		if (l->lport != port)
+			continue;
+		if (!memcmp(l->laddr, any, l->v6 ? 16 : 4) ||
+		    (l->v6 == v6 && !memcmp(l->laddr, addr, v6 ? 16 : 4)))
+			return true;
 	}
-	nl->conns[nl->n_conns++] = k;
-	return 0;
+	return false;
+}
+
+/* Connections whose peer is the tree's own (both ends held, or a listener of the tree):
+ * nothing outside sees them, and the restore talks over them (a handshake with the
+ * listener, a segment replayed to the peer) before the tree runs: not locked. */
+static void drop_internal(struct netlock *nl)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < nl->n_conns; i++) {
+		const struct nl_conn *c = &nl->conns[i];
+		if (!is_local(nl, c->v6, c->raddr, c->rport))
+			nl->conns[n++] = *c;
+	}
+	nl->ns[0].n_conn = n;
+	nl->n_conns = n;
 }
 
 /* One inet_diag message: a socket of the tree? a connection? */
@@ -413,10 +458,13 @@ static int diag_one(struct netlock *nl, struct nl_ns *ns, const struct inet_diag
 		return 0; /* seen already (v4 and v6 dumps do not overlap, but be sure) */
 	for (struct nl_sock *p = s; p < socks + n_socks && p->ino == key.ino; p++)
 		p->found = true;
-	if (m->idiag_state == TCP_LISTEN_ST || m->idiag_state == TCP_CLOSE_ST)
+	if (m->idiag_state == TCP_CLOSE_ST)
 		return 0;
+	int ret = ns->fd < 0 ? add_conn(nl, m, true) : 0;
+	if (ret || m->idiag_state == TCP_LISTEN_ST)
+		return ret;
 	ns->n_conn++;
-	return ns->fd < 0 ? add_conn(nl, m) : 0;
+	return ns->fd < 0 ? add_conn(nl, m, false) : 0;
 }
 
 /* Every TCP socket of @family in the namespace of @nl_fd (a sock_diag socket). */
@@ -548,6 +596,8 @@ static int collect(struct netlock *nl, struct dump_tree *t)
 	qsort(socks, n, sizeof(*socks), cmp_sock);
 	for (size_t k = 0; k < nl->n_ns && !ret; k++)
 		ret = diag_ns(nl, &nl->ns[k], socks, n);
+	if (!ret)
+		drop_internal(nl);
 	for (size_t i = 0; i < n && !ret; i++)
 		if (!socks[i].found && (!i || socks[i - 1].ino != socks[i].ino))
 			ret = check_unfound(&socks[i]);
@@ -745,12 +795,15 @@ void netlock_free(struct netlock *nl)
 			close(nl->ns[k].fd);
 	free(nl->ns);
 	free(nl->conns);
+	free(nl->locals);
 	if (nl->img)
 		protobuf_c_message_free_unpacked(&nl->img->base, NULL);
 	free(nl);
 }
 
 /* --------------------------------------------------------------- restore ---- */
+
+static int release_record(const NetLock *r, const char *who);
 
 static int validate(const NetLock *r)
 {
@@ -802,7 +855,7 @@ static int load(int dfd, NetLock **out)
 	return 0;
 }
 
-int netlock_restore(int img_dfd, bool none, struct netlock **out)
+int netlock_restore(int img_dfd, bool none, bool tcp_close, struct netlock **out)
 {
 	NetLock *r;
 	*out = NULL;
@@ -819,6 +872,14 @@ int netlock_restore(int img_dfd, bool none, struct netlock **out)
 		return ret;
 	}
 	nl->img = r;
+	if (tcp_close) {
+		/* the connections are restored closed: nothing to protect; the dump's lock
+		 * (this machine) goes now */
+		if (r->n_conns)
+			(void)release_record(r, "restore");
+		*out = nl;
+		return 0;
+	}
 	if (!r->n_conns) {
 		*out = nl; /* only namespaces of the tree were locked: NetNs.locked says which */
 		return 0;
@@ -860,7 +921,7 @@ int netlock_restore_ns(const struct rst_ctx *c)
 {
 	const NetNs *ns = c->tns ? c->tns->net : NULL;
 	char table[64], cmd[1024], err[256];
-	if (!ns || !ns->locked || c->opts->network_lock_none)
+	if (!ns || !ns->locked || c->opts->network_lock_none || c->opts->tcp_close)
 		return 0;
 	snprintf(table, sizeof(table), "stasis-lock-%d", c->stasis_pid);
 	int ret = ns_lock_cmd(table, cmd, sizeof(cmd));

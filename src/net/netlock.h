@@ -39,8 +39,9 @@ void netlock_free(struct netlock *nl);
 
 /* Restore, before any task exists: read netlock.img (if any), validate it, and lock its
  * connections again in stasis's net namespace (replacing a lock of the same name
- * atomically: a restore on the dump's machine). Nothing with @none. */
-int netlock_restore(int img_dfd, bool none, struct netlock **out) __must_check;
+ * atomically: a restore on the dump's machine). Nothing with @none; with @tcp_close
+ * (connections restored closed) the recorded lock is removed instead. */
+int netlock_restore(int img_dfd, bool none, bool tcp_close, struct netlock **out) __must_check;
 /* In the restore child, right after CLONE_NEWNET: lock the new namespace when its record
  * says it was locked. */
 int netlock_restore_ns(const struct rst_ctx *c) __must_check;
