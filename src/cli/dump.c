@@ -40,24 +40,25 @@ static void dump_usage(FILE *f)
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
 
+static const struct option dump_longopts[] = {
+	{ "tree", required_argument, NULL, 't' },
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "leave-running", no_argument, NULL, 'R' },
+	{ "no-sync", no_argument, NULL, 'S' },
+	{ "tcp-established", no_argument, NULL, 'T' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "external", required_argument, NULL, 'E' },
+	{ "manage-cgroups", optional_argument, NULL, 'G' },
+	{ "shell-job", no_argument, NULL, 'j' },
+	{ "keep-foreign", no_argument, NULL, 'K' },
+	{ "ext-unix-sk", optional_argument, NULL, 'U' },
+	{ "network-lock", required_argument, NULL, 'N' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int cmd_dump(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "tree", required_argument, NULL, 't' },
-		{ "images-dir", required_argument, NULL, 'D' },
-		{ "leave-running", no_argument, NULL, 'R' },
-		{ "no-sync", no_argument, NULL, 'S' },
-		{ "tcp-established", no_argument, NULL, 'T' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "external", required_argument, NULL, 'E' },
-		{ "manage-cgroups", optional_argument, NULL, 'G' },
-		{ "shell-job", no_argument, NULL, 'j' },
-		{ "keep-foreign", no_argument, NULL, 'K' },
-		{ "ext-unix-sk", optional_argument, NULL, 'U' },
-		{ "network-lock", required_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct dump_opts o = { .pid = -1, .sync = true };
 	const char *logfile = NULL;
 	int verbose = 0, c;
@@ -67,7 +68,7 @@ int cmd_dump(int argc, char **argv)
 	size_t n_ext = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:D:Ro:vjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:Ro:vjh", dump_longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_int(optarg, 1, 0x3fffffff, &v)) {
