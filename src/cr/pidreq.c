@@ -152,7 +152,8 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 		answer = ret ? ret
 		       : sk < 0 || (opt != SO_SNDBUF && opt != SO_RCVBUF) || size <= 0
 			       ? -EINVAL
-			       : ops->sockbuf(ops->arg, sk, opt, size);
+		       : !ops->sockbuf ? -EOPNOTSUPP
+				       : ops->sockbuf(ops->arg, sk, opt, size);
 		if (sk >= 0)
 			close(sk);
 		if (pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1))

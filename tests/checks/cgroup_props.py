@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 
-from lib.proc import Failure, Skip, kill_pid, pid_alive, reap_all, run_cmd
+from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_stat, reap_all, run_cmd
 
 ROOT = "/sys/fs/cgroup"
 
@@ -102,7 +102,10 @@ def check(c):
         restore()
         # the settings changed while the cgroups stay: --manage-cgroups=full sets them back
         kill_pid(pid)
-        reap_all()
+        deadline = time.monotonic() + 10
+        while proc_stat(pid) is not None and time.monotonic() < deadline:
+            reap_all()  # (a zombie keeps the pid the next restore needs)
+            time.sleep(0.01)
         write(os.path.join(outer["pids"], "pids.max"), "5000")
         write(os.path.join(outer["cpu"], "cpu.shares", ), "1024")
         restore(["--manage-cgroups=full"])

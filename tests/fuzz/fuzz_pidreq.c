@@ -78,6 +78,15 @@ static void op_open_files(void *arg, pid_t pid, int sock)
 	(void)!pidreq_send(sock, PIDREQ_ANSWER, 0, 0, -1);
 }
 
+static int op_sockbuf(void *arg, int sk, int opt, int size)
+{
+	(void)arg;
+	(void)opt;
+	if (fcntl(sk, F_GETFD) < 0)
+		abort(); /* handed a closed fd */
+	return size % 2 ? 0 : -EPERM;
+}
+
 /* The number of open fds among the first 256 (the harness's own are few). */
 static int count_fds(void)
 {
@@ -101,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.check_pids = op_check,
 		.write_maps = op_maps,
 		.open_files = op_open_files,
+		.sockbuf = op_sockbuf,
 	};
 	int sv[2], priv[2] = { -1, -1 }, extra;
 
