@@ -173,14 +173,18 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	case 'R': return dump ? xadd(x, "--leave-running", NULL) : 0;
 	case 'd': return dump ? criu_refuse("-d", "a restore option") : xadd(x, "-d", NULL);
 	case O_SHELL_JOB: return xadd(x, "--shell-job", NULL);
-	/* TODO(tcp helper): --tcp-established once it lands. */
-	case O_TCP_EST: return criu_refuse("--tcp-established", "not supported yet");
+	case O_TCP_EST: return dump ? xadd(x, "--tcp-established", NULL) : 0;
 	case O_TCP_CLOSE:
 		return dump ? criu_refuse("--tcp-close", "a restore option")
 			    : xadd(x, "--tcp-close", NULL);
 	case O_FILE_LOCKS: return criu_refuse("--file-locks", "file locks are not supported");
-	/* TODO(unix helper): --external unix[...] once it lands. */
-	case O_EXT_UNIX: return criu_refuse("--ext-unix-sk", "not supported yet");
+	case O_EXT_UNIX:
+		/* restore: the sockets are connected to their peer's address again */
+		if (!dump)
+			return 0;
+		if (asprintf(&s, "--ext-unix-sk%s%s", arg ? "=" : "", arg ? arg : "") < 0)
+			return -1;
+		return xadd(x, own(x, s), NULL);
 	case O_MANAGE_CG:
 		if (asprintf(&s, "--manage-cgroups=%s", arg ? arg : "soft") < 0)
 			return -1;

@@ -98,6 +98,8 @@ static int map_log(struct rpc_job *j, const RpcOptions *o, char *err, size_t err
 static int parse_external(const char *arg, bool dump)
 {
 	char *a = NULL, *b = NULL, *c = NULL;
+	if (str_starts(arg, "unix["))
+		return dump ? 0 : -EINVAL; /* checked by the unix socket dump */
 	int ret = str_starts(arg, "veth[") ? net_parse_external(arg, dump, &a, &b, &c)
 					   : mnt_parse_external(arg, dump, &a, &b);
 	free(a);
@@ -143,6 +145,14 @@ static int map_externals(struct rpc_job *j, const RpcOptions *o, bool dump, char
 		s = strdup(o->external[i]);
 		ret = s ? add_external(j, dump, s, err, errlen) : -ENOMEM;
 	}
+	/* unix sockets whose peer is outside the tree (dump: every one, or these inodes;
+	 * the restore connects them to the peer's address again by itself) */
+	if (dump && o->has_ext_unix_sk && o->ext_unix_sk && !ret)
+		ret = (s = strdup("unix[*]")) ? add_external(j, dump, s, err, errlen) : -ENOMEM;
+	for (size_t i = 0; dump && i < o->n_unix_sk_ino && !ret; i++)
+		ret = asprintf(&s, "unix[%u]", o->unix_sk_ino[i]->inode) < 0
+			      ? -ENOMEM
+			      : add_external(j, dump, s, err, errlen);
 	if (ret == -ENOMEM && !err[0])
 		snprintf(err, errlen, "out of memory");
 	return ret;
@@ -181,6 +191,7 @@ static int map_restore(struct rpc_job *j, const RpcOptions *o, char *err, size_t
 	r->manage_cgroups = map_cg_mode(o);
 	r->shell_job = o->has_shell_job && o->shell_job;
 	r->tcp_close = o->has_tcp_close && o->tcp_close;
+	r->network_lock_none = o->has_network_lock && o->network_lock == 3; /* skip */
 
 	r->dir = j->images_dir;
 	/* rst_sibling or not, the server returns once the tree runs: the runtime waits for
@@ -267,6 +278,7 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 		j->dump.dir = j->images_dir;
 		j->dump.leave_running = o->has_leave_running && o->leave_running;
 		j->dump.shell_job = o->has_shell_job && o->shell_job;
+		j->dump.network_lock_none = o->has_network_lock && o->network_lock == 3; /* skip */
 		j->dump.sync = true;
 		/* a runtime keeps its own files in the images directory (runc: its
 		 * descriptors.json), and the log may be there too */

@@ -122,16 +122,10 @@ RpcRequest *rpc_decode(const void *buf, size_t len, char *err, size_t errlen)
 /* Options whose only meaning is a feature stasis does not have: set to true, refused. */
 static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen)
 {
-	/* TODO(tcp helper): map to --tcp-established once it lands (tcp_close and
-	 * shell_job are stasis's --tcp-close and --shell-job: opts.c). */
-	REFUSE(o->has_tcp_established && o->tcp_established,
-	       "tcp_established: established TCP connections are not supported yet");
+	/* (tcp_established: connections are always dumped; tcp_close, shell_job,
+	 * ext_unix_sk and unix_sk_ino are mapped by opts.c) */
 	REFUSE(o->has_tcp_skip_in_flight && o->tcp_skip_in_flight,
-	       "tcp_skip_in_flight: not supported yet");
-	/* TODO(unix helper): map to --external unix[...] once it lands. */
-	REFUSE(o->has_ext_unix_sk && o->ext_unix_sk,
-	       "ext_unix_sk: external unix sockets are not supported yet");
-	REFUSE(o->n_unix_sk_ino, "unix_sk_ino: external unix sockets are not supported yet");
+	       "tcp_skip_in_flight: not supported (connections in an accept queue are kept)");
 	REFUSE(o->has_file_locks && o->file_locks, "file_locks: file locks are not supported");
 	REFUSE(o->has_track_mem && o->track_mem,
 	       "track_mem: memory tracking (incremental dumps) is not supported yet");

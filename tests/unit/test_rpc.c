@@ -231,10 +231,13 @@ static void test_opts_refused(void)
 	o.has_pid = true;
 	o.pid = 1234;
 	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), 0);
-	o.has_tcp_established = o.tcp_established = true;
-	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), -EOPNOTSUPP);
-	CHECK(strstr(err, "tcp_established"));
+	o.has_tcp_established = o.tcp_established = true; /* accepted: always dumped */
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), 0);
 	o.has_tcp_established = o.tcp_established = false;
+	o.has_tcp_skip_in_flight = o.tcp_skip_in_flight = true;
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), -EOPNOTSUPP);
+	CHECK(strstr(err, "tcp_skip_in_flight"));
+	o.has_tcp_skip_in_flight = o.tcp_skip_in_flight = false;
 	o.has_lazy_pages = o.lazy_pages = true;
 	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_RESTORE, err, sizeof(err)), -EOPNOTSUPP);
 	CHECK(strstr(err, "lazy_pages"));
