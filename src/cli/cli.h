@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 int cmd_dump(int argc, char **argv);
+int cmd_pre_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_check(int argc, char **argv);

@@ -36,6 +36,9 @@ static void dump_usage(FILE *f)
 		   "      --network-lock nftables|none  drop the packets of the tree's TCP\n"
 		   "                       connections until its restore runs (nftables, the\n"
 		   "                       default), or not: locked by other means (none)\n"
+		   "      --prev-images-dir PREV  incremental: store only the pages written since\n"
+		   "                       the pre-dump in PREV (relative to DIR, or absolute)\n"
+		   "      --track-mem      accepted (write tracking is always on for pre-dump)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -53,13 +56,16 @@ static const struct option dump_longopts[] = {
 	{ "keep-foreign", no_argument, NULL, 'K' },
 	{ "ext-unix-sk", optional_argument, NULL, 'U' },
 	{ "network-lock", required_argument, NULL, 'N' },
+	{ "prev-images-dir", required_argument, NULL, 'P' },
+	{ "track-mem", no_argument, NULL, 'M' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-int cmd_dump(int argc, char **argv)
+static int dump_main(int argc, char **argv, bool pre)
 {
-	struct dump_opts o = { .pid = -1, .sync = true };
+	struct dump_opts o = { .pid = -1, .sync = true, .pre_dump = pre };
+	const char *cmd = pre ? "pre-dump" : "dump";
 	const char *logfile = NULL;
 	int verbose = 0, c;
 	long long v;
@@ -94,6 +100,11 @@ int cmd_dump(int argc, char **argv)
 		case 'K':
 			o.keep_foreign = true;
 			break;
+		case 'P':
+			o.prev_dir = optarg;
+			break;
+		case 'M':
+			break; /* CRIU's: a pre-dump always tracks */
 		case 'o':
 			logfile = optarg;
 			break;
@@ -151,16 +162,31 @@ int cmd_dump(int argc, char **argv)
 		dump_usage(stderr);
 		return 2;
 	}
-	if (cli_log_init("dump", logfile, verbose))
+	if (pre && (o.leave_running || n_ext)) {
+		fprintf(stderr, "stasis pre-dump: --leave-running and --external are dump options "
+				"(a pre-dump always leaves the tree running)\n");
+		return 2;
+	}
+	if (cli_log_init(cmd, logfile, verbose))
 		return 2;
 	o.externals = ext;
 	o.n_externals = n_ext;
 	int ret = dump_run(&o);
 	if (ret) {
-		cli_report_failure("dump");
+		cli_report_failure(cmd);
 		log_close();
 		return 1;
 	}
 	log_close();
 	return 0;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	return dump_main(argc, argv, false);
+}
+
+int cmd_pre_dump(int argc, char **argv)
+{
+	return dump_main(argc, argv, true);
 }

@@ -11,6 +11,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: stasis <command> [options]\n"
 		   "  dump -t PID -D DIR [--leave-running] [--no-sync] [-v] [-o LOGFILE]\n"
+		   "       [--prev-images-dir PREV] [--track-mem]\n"
+		   "  pre-dump -t PID -D DIR [--prev-images-dir PREV] [--track-mem] [--no-sync]\n"
 		   "  restore -D DIR [-d] [--pidfile FILE] [-v] [-o LOGFILE]\n"
 		   "  show DIR|FILE\n"
 		   "  check [--unprivileged] [--json]\n"
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 		{ "dump", cmd_dump },
+		{ "pre-dump", cmd_pre_dump },
 		{ "restore", cmd_restore },
 		{ "show", cmd_show },
 		{ "check", cmd_check },

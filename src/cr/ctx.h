@@ -52,6 +52,8 @@ struct dump_opts {
 	char *const *externals; /* --external values ("mnt[MOUNTPOINT]:KEY"), src/ns/mnt.c */
 	size_t n_externals;
 	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
+	bool pre_dump;        /* stasis pre-dump: memory only, write tracking armed */
+	const char *prev_dir; /* --prev-images-dir: the parent image (relative to dir) */
 };
 
 /* A thread of the dumped process, frozen. thr[0] is the main thread (tid == pid) and
@@ -65,6 +67,7 @@ struct dump_thread {
 
 struct mem_dump_state;
 struct sk_dump;
+struct mem_track;
 
 struct dump_ctx {
 	const struct dump_opts *opts;
@@ -78,6 +81,7 @@ struct dump_ctx {
 	struct rsys rs;  /* ready once the task is frozen; rs.scratch is usable memory */
 	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
 	struct mem_dump_state *mem; /* between the two memory phases */
+	struct mem_track *track;    /* incremental dumps (src/mem/track.c), or NULL */
 	bool shares_files, shares_fs; /* with its parent in the tree */
 	int stop_signal;    /* job-control stopped before the dump: by this signal (else 0) */
 	struct dump_thread *thr; /* every thread, sorted by tid, main first */
@@ -206,6 +210,7 @@ struct dump_tree {
 	size_t nr_zombies;
 	struct img_dir img;
 	struct sk_dump *sk;      /* src/net/sk_inet.h */
+	struct mem_track *track; /* incremental dumps (src/mem/track.c), or NULL */
 };
 
 /* Run syscall @nr in every thread of @c at once; argument @slot_arg points to a private

@@ -281,6 +281,8 @@ static int find_vdso(struct dump_ctx *c, uint64_t *start, uint64_t *len)
 
 static int write_images(struct dump_ctx *c)
 {
+	if (c->opts->pre_dump) /* memory only */
+		return img_write_msg(c->img, IMG_MM, c->pid, &c->mm->base);
 	int ret = img_write_msg(c->img, IMG_CORE, c->pid, &c->core->base);
 	/* only a task that created a namespace has a record of them */
 	if (!ret && protobuf_c_message_get_packed_size(&c->tns->base))
@@ -719,6 +721,7 @@ static int write_inventory(struct dump_tree *t)
 		inv.has_shell_job_fg = true;
 		inv.shell_job_fg = rs->pgrp == rs->pid && rs->tpgid == rs->pgrp;
 	}
+	mem_track_inventory(t->track, &inv);
 	/* The inventory is written last: a directory without it is incomplete. */
 	return img_write_msg(&t->img, IMG_INVENTORY, 0, &inv.base);
 }
@@ -778,13 +781,15 @@ int dump_run(const struct dump_opts *o)
 		sk_dump_release(t.sk, false);
 		return ret;
 	}
-	ret = check_dumpable(root);
+	ret = check_dumpable(root) ?: mem_track_open(o, &t.track);
 	if (ret)
 		goto out;
 	/* a dump killed while it held the network lock: its tree runs on, unlock it */
 	img_gc_set_stale_hook(netlock_gc_stale);
 	ret = o->keep_foreign ? img_dir_begin_keep(&t.img, o->dir, o->sync)
 			      : img_dir_begin(&t.img, o->dir, o->sync);
+	if (!ret)
+		ret = mem_track_link(t.track, &t.img);
 	if (!ret)
 		ret = cr_notify(o->notify, o->notify_arg, "pre-dump", o->pid);
 	if (ret)
@@ -804,13 +809,18 @@ int dump_run(const struct dump_opts *o)
 	pr_info("dump: %zu processes (%zu threads) and %zu zombies frozen in %.3f ms", t.nr, nthr,
 		t.nr_zombies, (double)(now_ns() - t0) / 1e6);
 	/* from here until the restored tree runs, its TCP peers see a pause, not a reset */
-	ret = netlock_dump(&t, &nl);
+	/* a pre-dump lets the tree run on: its connections are not paused */
+	ret = o->pre_dump ? 0 : netlock_dump(&t, &nl);
 	if (!ret)
 		ret = check_sharing(&t);
+	for (size_t i = 0; i < t.nr; i++)
+		t.procs[i]->track = t.track;
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
 	if (!ret)
 		ret = res_dump_tree(&t);
+	if (!ret)
+		ret = mem_track_keep(t.track, t.procs, t.nr);
 	if (ret)
 		goto out;
 	netlock_dump_mark(nl, &t);
@@ -822,7 +832,8 @@ int dump_run(const struct dump_opts *o)
 	if (!ret)
 		ret = fault_at("dump:commit", NULL) ?: img_dir_commit(&t.img);
 	if (!ret)
-		pr_info("dump: images of pid %d written to %s", o->pid, o->dir);
+		pr_info("%s: images of pid %d written to %s", o->pre_dump ? "pre-dump" : "dump",
+			o->pid, o->dir);
 	if (!ret)
 		ret = cr_notify(o->notify, o->notify_arg, "post-dump", o->pid);
 
@@ -839,9 +850,11 @@ out:
 	else
 		img_dir_close(&t.img);
 	/* sockets held (TCP repair mode) go back before a tree that lives on runs again */
-	bool killed = !ret && !o->leave_running;
+	bool killed = !ret && !o->leave_running && !o->pre_dump;
 	if (!killed)
 		sk_dump_release(t.sk, false);
+	/* the tracking handed over (pre-dump) or disarmed, before the tree goes on */
+	mem_track_close(t.track, !ret);
 	/* children first when killing: parents must not see them die before the end */
 	for (size_t i = t.nr; i-- > 0;) {
 		if (killed)

@@ -127,6 +127,12 @@ static int load_tree(struct rst_tree *t)
 		       "--shell-job (-j)");
 		return -EINVAL;
 	}
+	if (t->inv->pre_dump) {
+		pr_err("images: %s is a pre-dump (memory only): restore the dump made with "
+		       "--prev-images-dir naming it",
+		       t->opts->dir);
+		return -EINVAL;
+	}
 	ret = check_tasks(t->inv);
 	if (!ret)
 		ret = blob_open(t->img.dfd, &t->blobs); /* checked before any BlobRef is */

@@ -40,6 +40,10 @@ static const struct resource *const dump_tree_order[] = {
 	NULL
 };
 
+/* stasis pre-dump: the memory only (src/mem/track.c arms the write tracking in the
+ * scan), per process and for the tree. */
+static const struct resource *const pre_dump_order[] = { &mem_resource, NULL };
+
 /* Restore, each process's images once read: cheap checks first, the page index last. */
 static const struct resource *const validate_order[] = {
 	&misc_resource, &regs_resource, &sched_resource, &knobs_resource, &userns_resource, &mnt_resource, &cgroup_resource,
@@ -118,7 +122,8 @@ bool res_has_hook(const struct resource *r, enum res_stage s)
 
 int res_dump(struct dump_ctx *c)
 {
-	for (const struct resource *const *r = dump_order; *r; r++) {
+	for (const struct resource *const *r = c->opts->pre_dump ? pre_dump_order : dump_order;
+	     *r; r++) {
 		uint64_t t0 = now_ns();
 		int ret = fault_at("dump", (*r)->name) ?: (*r)->dump(c);
 		if (ret) {
@@ -132,7 +137,8 @@ int res_dump(struct dump_ctx *c)
 
 int res_dump_tree(struct dump_tree *t)
 {
-	for (const struct resource *const *r = dump_tree_order; *r; r++) {
+	for (const struct resource *const *r = t->opts->pre_dump ? pre_dump_order : dump_tree_order;
+	     *r; r++) {
 		uint64_t t0 = now_ns();
 		int ret = fault_at("dump-tree", (*r)->name) ?: (*r)->dump_tree(t);
 		if (ret)

@@ -159,7 +159,8 @@ static int check_target_dir(const char *path, bool *exists, bool keep_foreign)
 	while ((de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (!keep_foreign && !img_kind_by_filename(de->d_name)) {
+		if (!keep_foreign && !img_kind_by_filename(de->d_name) &&
+		    strcmp(de->d_name, IMG_PARENT_LINK)) {
 			pr_err("images: %s holds %s, which is not a stasis image; refusing to "
 			       "replace it",
 			       path, de->d_name);
@@ -224,8 +225,10 @@ static int tmp_scan(int dfd, uint64_t *bytes, char **foreign)
 		struct stat st;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (!img_kind_by_filename(de->d_name) ||
-		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+		bool link = !strcmp(de->d_name, IMG_PARENT_LINK);
+		if ((!link && !img_kind_by_filename(de->d_name)) ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(link ? S_ISLNK(st.st_mode) : S_ISREG(st.st_mode))) {
 			*foreign = strdup(de->d_name);
 			break;
 		}
@@ -471,7 +474,7 @@ static void move_foreign_files(int old, int new)
 		return;
 	while ((de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    img_kind_by_filename(de->d_name))
+		    img_kind_by_filename(de->d_name) || !strcmp(de->d_name, IMG_PARENT_LINK))
 			continue;
 		if (renameat2(old, de->d_name, new, de->d_name, RENAME_NOREPLACE) < 0)
 			pr_warn("images: cannot keep %s: %s", de->d_name, strerror(errno));

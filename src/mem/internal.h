@@ -23,11 +23,38 @@ struct mem_xref {
 	PageRun *r;
 	const PageRun *src;
 };
+struct track_proc;
 struct mem_dump_state {
+	struct track_proc *trk; /* incremental dumps (src/mem/track.c), or NULL */
 	struct run_list own;
 	struct mem_xref *xref;
 	size_t n_xref;
 };
+
+/* The longest chain of parent images a run may reach into. */
+#define MEM_MAX_CHAIN 64
+
+int mem_run_push(struct run_list *l, PageRun *r) __must_check;
+/* src/mem/cow.c: @in's runs end up in @all (address order); @own lists those whose data
+ * this process's own page stream holds, the others are in its parent's (ms->xref). */
+int mem_split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
+			 struct run_list *own, struct run_list *all, struct mem_dump_state *ms)
+	__must_check;
+
+/* Incremental dumps (src/mem/track.c), for a dump with c->track. */
+int mem_track_proc(struct dump_ctx *c) __must_check; /* before the areas are read */
+bool mem_track_allows_uffd(const struct dump_ctx *c); /* areas registered by our tracking */
+int mem_track_scan(struct dump_ctx *c, int pmfd, struct run_list *in, struct run_list *own,
+		   struct run_list *all) __must_check;
+void mem_track_proc_free(struct track_proc *p);
+
+/* The checksum of bytes [@off, @off + @len) of run @r of @src (see HASH_PIECE). */
+int mem_source_hash(struct page_source *src, const PageRun *r, uint64_t off, uint64_t len,
+		    uint64_t *out) __must_check;
+/* Restore: the runs of an incremental image lying in parent images (src/mem/chain.c):
+ * the chain checked (ids, the same process), each run inside a run stored there, whose
+ * checksum is verified. */
+int mem_chain_validate(struct rst_ctx *c) __must_check;
 
 /* Restore: copy every page run from c->pages into the task, verifying checksums. */
 int mem_fill_pages(struct rst_ctx *c) __must_check;

@@ -86,7 +86,7 @@ static void private_file_mode(const struct dump_ctx *c, Vma *v)
 	}
 }
 
-static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
+static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool tracked)
 {
 	const char *p = pv->path;
 
@@ -110,7 +110,8 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v)
 	if (pv->vmflags & VMF_NR)
 		v->flags |= MAP_NORESERVE;
 	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
-		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[')) {
+		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[') &&
+		    !(tracked && vmf_refused[k].flag == VMF_UW)) {
 			pr_err("vma %llx-%llx of pid %d %s: not supported yet",
 			       (unsigned long long)pv->start, (unsigned long long)pv->end, pid,
 			       vmf_refused[k].what);
@@ -329,172 +330,6 @@ static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 	return 0;
 }
 
-static int xref_add(struct mem_dump_state *ms, PageRun *r, const PageRun *src)
-{
-	if (ms->n_xref % 64 == 0) {
-		struct mem_xref *n = realloc(ms->xref, (ms->n_xref + 64) * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		ms->xref = n;
-	}
-	ms->xref[ms->n_xref++] = (struct mem_xref){ r, src };
-	return 0;
-}
-
-void mem_dump_state_free(struct mem_dump_state *ms)
-{
-	if (!ms)
-		return;
-	free(ms->own.runs);
-	free(ms->xref);
-	free(ms);
-}
-
-#define PM_PRESENT (1ULL << 63)
-#define PM_PFN_MASK ((1ULL << 55) - 1)
-
-static int read_pagemap(int fd, uint64_t start, size_t n, uint64_t *out)
-{
-	ssize_t r = pread(fd, out, n * sizeof(uint64_t), (off_t)(start / PAGE_SIZE * 8));
-	if (r != (ssize_t)(n * sizeof(uint64_t)))
-		return r < 0 ? -errno : -EIO;
-	return 0;
-}
-
-/* The parent's run holding @vaddr (runs sorted), or NULL. */
-static const PageRun *parent_run(const Mm *pm, uint64_t vaddr)
-{
-	size_t lo = 0, hi = pm->n_pages;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const PageRun *r = pm->pages[mid];
-		if (vaddr < r->vaddr)
-			hi = mid;
-		else if (vaddr >= r->vaddr + r->nr_pages * PAGE_SIZE)
-			lo = mid + 1;
-		else
-			return r->has_src_pid ? NULL : r;
-	}
-	return NULL;
-}
-
-static int run_push(struct run_list *l, PageRun *r)
-{
-	if (l->nr == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		PageRun **n = realloc(l->runs, ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		l->runs = n;
-		l->cap = ncap;
-	}
-	l->runs[l->nr++] = r;
-	return 0;
-}
-
-/* Private anonymous pages a child still shares copy-on-write with its parent (same
- * physical page at the same address: fork) are stored once: the child's run points into
- * the parent's page stream. Needs PFNs in /proc/PID/pagemap (CAP_SYS_ADMIN); without
- * them every page is the process's own. @in's runs end up in @all (address order);
- * @own lists those whose data this process's own page stream holds. */
-static int split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
-			    struct run_list *own, struct run_list *all, struct mem_dump_state *ms)
-{
-	const Mm *pm = c->parent ? c->parent->mm : NULL;
-	_cleanup_close_ int ppm = -1;
-	_cleanup_free_ uint64_t *ce = NULL, *pe = NULL;
-	const size_t batch = 65536;
-	int ret = 0;
-
-	if (pm && pm->n_pages)
-		ppm = openat(c->parent->procfd, "pagemap", O_RDONLY | O_CLOEXEC);
-
-	if (ppm >= 0) {
-		ce = malloc(batch * sizeof(uint64_t));
-		pe = malloc(batch * sizeof(uint64_t));
-		if (!ce || !pe)
-			return -ENOMEM;
-	}
-	uint64_t shared_bytes = 0;
-	for (size_t i = 0; i < in->nr && !ret; i++) {
-		PageRun *r = in->runs[i];
-		if (ppm < 0) {
-			ret = run_push(own, r);
-			if (!ret)
-				ret = run_push(all, r);
-			if (!ret)
-				in->runs[i] = NULL; /* owned by @all now */
-			continue;
-		}
-		/* walk the run, cutting it where sharing starts or stops */
-		uint64_t cur = r->vaddr, end = r->vaddr + r->nr_pages * PAGE_SIZE;
-		uint64_t seg = cur;
-		int seg_shared = -1;
-		const PageRun *seg_prun = NULL;
-		while (cur < end && !ret) {
-			size_t n = (size_t)MIN((end - cur) / PAGE_SIZE, (uint64_t)batch);
-			if (read_pagemap(pmfd, cur, n, ce) || read_pagemap(ppm, cur, n, pe)) {
-				close(ppm);
-				ppm = -1; /* no PFNs to compare: keep the rest as own data */
-				n = (end - cur) / PAGE_SIZE;
-			}
-			for (size_t k = 0; k < n; k++) {
-				uint64_t va = cur + k * PAGE_SIZE;
-				const PageRun *pr = NULL;
-				int sh = 0;
-				if (ppm >= 0 && (ce[k] & PM_PRESENT) && (pe[k] & PM_PRESENT) &&
-				    (ce[k] & PM_PFN_MASK) && (ce[k] & PM_PFN_MASK) == (pe[k] & PM_PFN_MASK)) {
-					pr = parent_run(pm, va);
-					sh = pr != NULL;
-				}
-				if (seg_shared >= 0 && (sh != seg_shared || (sh && pr != seg_prun))) {
-					PageRun *nr = calloc(1, sizeof(*nr));
-					if (!nr)
-						return -ENOMEM;
-					page_run__init(nr);
-					nr->vaddr = seg;
-					nr->nr_pages = (va - seg) / PAGE_SIZE;
-					if (seg_shared) {
-						nr->has_src_pid = true;
-						nr->src_pid = c->parent->pid;
-						shared_bytes += va - seg;
-						ret = xref_add(ms, nr, seg_prun);
-					}
-					if (!ret)
-						ret = run_push(all, nr);
-					if (!ret && !seg_shared)
-						ret = run_push(own, nr);
-					if (ret)
-						return ret;
-					seg = va;
-				}
-				seg_shared = sh;
-				seg_prun = pr;
-			}
-			cur += n * PAGE_SIZE;
-		}
-		/* the last segment reuses @r */
-		r->vaddr = seg;
-		r->nr_pages = (end - seg) / PAGE_SIZE;
-		if (seg_shared == 1) {
-			r->has_src_pid = true;
-			r->src_pid = c->parent->pid;
-			shared_bytes += end - seg;
-			ret = xref_add(ms, r, seg_prun);
-		}
-		if (!ret)
-			ret = run_push(all, r);
-		if (!ret)
-			in->runs[i] = NULL; /* owned by @all now */
-		if (!ret && seg_shared != 1)
-			ret = run_push(own, r);
-	}
-	in->nr = 0; /* every run now belongs to @all */
-	if (!ret && shared_bytes)
-		pr_info("mem: pid %d shares %llu bytes copy-on-write with pid %d: stored once",
-			c->pid, (unsigned long long)shared_bytes, c->parent->pid);
-	return ret;
-}
 
 /* The description of @f that is the unlinked file or memfd (@dev, @ino), or NULL. */
 static const FileDesc *ghost_desc(const Files *f, uint64_t dev, uint64_t ino)
@@ -569,13 +404,20 @@ int mem_dump(struct dump_ctx *c)
 	mm->vmas = calloc(c->nr_vmas ? c->nr_vmas : 1, sizeof(Vma *));
 	if (!mm->vmas)
 		return -ENOMEM;
+	/* incremental: the parent image's view of this process, before the areas (ours
+	 * are registered with userfaultfd) */
+	struct mem_dump_state *ms = c->mem = calloc(1, sizeof(*c->mem));
+	if (!ms)
+		return -ENOMEM;
+	if (c->track && (ret = mem_track_proc(c)))
+		return ret;
 	for (size_t i = 0; i < c->nr_vmas; i++) {
 		Vma *v = calloc(1, sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		vma__init(v);
 		mm->vmas[mm->n_vmas++] = v;
-		ret = vma_classify(c->pid, &c->vmas[i], v);
+		ret = vma_classify(c->pid, &c->vmas[i], v, mem_track_allows_uffd(c));
 		if (!ret)
 			private_file_mode(c, v);
 		if (ret)
@@ -621,13 +463,8 @@ int mem_dump(struct dump_ctx *c)
 		if (ret)
 			goto out;
 	}
-	struct mem_dump_state *ms = calloc(1, sizeof(*ms));
-	if (!ms) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	c->mem = ms;
-	ret = split_cow_shared(c, pmfd, &runs, &ms->own, &all, ms);
+	ret = c->track ? mem_track_scan(c, pmfd, &runs, &ms->own, &all)
+		       : mem_split_cow_shared(c, pmfd, &runs, &ms->own, &all, ms);
 	if (ret)
 		goto out;
 	mm->pages = all.runs;
@@ -672,9 +509,12 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 	for (size_t i = 0; i < mm->n_pages; i++) {
 		const PageRun *r = mm->pages[i];
 		uint64_t len = r->nr_pages * PAGE_SIZE;
-		bool ext = r->has_src_pid; /* in another process's stream: the source checks it */
+		/* in another process's stream or a parent image's: the source checks it */
+		bool ext = r->has_src_pid || r->has_parent_depth;
 		if (!r->nr_pages || r->nr_pages > (ARCH_TASK_SIZE >> 12) || r->vaddr & (PAGE_SIZE - 1) ||
-		    r->vaddr < prev || (ext && (r->src_pid <= 0 || r->offset & (PAGE_SIZE - 1))) ||
+		    r->vaddr < prev || (ext && r->offset & (PAGE_SIZE - 1)) ||
+		    (r->has_src_pid && (r->src_pid <= 0 || r->has_parent_depth)) ||
+		    (r->has_parent_depth && (!r->parent_depth || r->parent_depth > MEM_MAX_CHAIN)) ||
 		    (!ext && (r->offset != next_off ||
 			      r->offset - PAGE_STREAM_START + len > pages_len))) {
 			pr_err("image: page run %zu (%llx, %llu pages) is malformed or outside the "
@@ -1467,8 +1307,8 @@ static int mem_validate_ghosts(const struct rst_ctx *c)
 
 static int mem_validate_ctx(struct rst_ctx *c)
 {
-	int ret = mem_validate(c->mm, c->pages);
-	return ret ? ret : mem_validate_ghosts(c);
+	int ret = mem_validate(c->mm, c->pages) ?: mem_validate_ghosts(c);
+	return ret ?: mem_chain_validate(c);
 }
 
 const struct resource mem_resource = {

@@ -23,4 +23,14 @@ int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out
 		    size_t *nout) __must_check;
 void mem_shm_release(struct shm_obj *objs, size_t n);
 
+/* Incremental dumps (src/mem/track.c): the state of a pre-dump or of a dump with
+ * --prev-images-dir, NULL for a plain dump (every call takes NULL). */
+struct mem_track;
+int mem_track_open(const struct dump_opts *o, struct mem_track **out) __must_check;
+int mem_track_link(struct mem_track *t, struct img_dir *d) __must_check; /* `parent` */
+/* A pre-dump: the new keeper takes the userfaultfds (before the images are written). */
+int mem_track_keep(struct mem_track *t, struct dump_ctx **procs, size_t nr) __must_check;
+void mem_track_inventory(struct mem_track *t, Inventory *inv);
+void mem_track_close(struct mem_track *t, bool ok);
+
 #endif

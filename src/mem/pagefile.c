@@ -9,10 +9,12 @@
  * that file, at most PAGEFILE_MAX_EXT of them per process. Every range asked for is
  * checked against the file it lies in. */
 #include "mem/pagexfer.h"
+#include "mem/internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -111,6 +113,7 @@ int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out)
 
 struct pagefile_map {
 	int32_t pid; /* 0: this process's own file */
+	uint32_t depth; /* in the image this many `parent` links up (pid: this process) */
 	const char *map;
 	size_t len;
 };
@@ -123,13 +126,14 @@ struct pagefile_src {
 	struct pagefile_map own;
 	struct pagefile_map ext[PAGEFILE_MAX_EXT];
 	size_t n_ext;
+	int chain[MEM_MAX_CHAIN + 1]; /* chain[d]: the image d links up (0: unopened) */
 	pthread_mutex_t mu; /* map() from read() of several threads */
 };
 
 /* The mapping of the file run @r lies in (made on first use). */
 static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const PageRun *r)
 {
-	if (!r->has_src_pid) {
+	if (!r->has_src_pid && !r->has_parent_depth) {
 		if (!ps->own.map) {
 			size_t len = (size_t)(IMG_PAGES_HDR_SIZE + ps->pg.len);
 			void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, ps->pg.fd, 0);
@@ -137,12 +141,13 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 				errno = -pr_perror("pages: map the pages file of pid %d", ps->pid);
 				return NULL;
 			}
-			ps->own = (struct pagefile_map){ 0, m, len };
+			ps->own = (struct pagefile_map){ 0, 0, m, len };
 		}
 		return &ps->own;
 	}
 	for (size_t e = 0; e < ps->n_ext; e++)
-		if (ps->ext[e].pid == r->src_pid)
+		if (r->has_parent_depth ? ps->ext[e].depth == r->parent_depth
+					: ps->ext[e].pid == r->src_pid)
 			return &ps->ext[e];
 	if (ps->n_ext == PAGEFILE_MAX_EXT) {
 		pr_err("image: pid %d has pages in more than %d other processes' files", ps->pid,
@@ -151,7 +156,15 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 		return NULL;
 	}
 	struct img_pages sp;
-	int ret = img_pages_open(ps->dfd, r->src_pid, &sp);
+	int dfd = ps->dfd, ret;
+	if (r->has_parent_depth) {
+		dfd = pagefile_parent_dir(&ps->s, r->parent_depth);
+		if (dfd < 0) {
+			errno = -dfd;
+			return NULL;
+		}
+	}
+	ret = img_pages_open(dfd, r->has_parent_depth ? ps->pid : r->src_pid, &sp);
 	if (ret) {
 		errno = -ret;
 		return NULL;
@@ -163,7 +176,10 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 		errno = -pr_perror("pages: map the pages file of pid %d", r->src_pid);
 		return NULL;
 	}
-	ps->ext[ps->n_ext] = (struct pagefile_map){ r->src_pid, m, len };
+	ps->ext[ps->n_ext] = (struct pagefile_map){
+		r->has_parent_depth ? 0 : r->src_pid, r->has_parent_depth ? r->parent_depth : 0,
+		m, len
+	};
 	return &ps->ext[ps->n_ext++];
 }
 
@@ -216,8 +232,29 @@ static void pfsrc_close(struct page_source *s)
 	pfsrc_release(s);
 	if (ps->pg.fd >= 0)
 		close(ps->pg.fd);
+	for (size_t d = 1; d <= MEM_MAX_CHAIN; d++)
+		if (ps->chain[d] > 0)
+			close(ps->chain[d]);
 	pthread_mutex_destroy(&ps->mu);
 	free(ps);
+}
+
+int pagefile_parent_dir(struct page_source *s, uint32_t depth)
+{
+	struct pagefile_src *ps = s->priv;
+	if (s->ops->close != pfsrc_close || !depth || depth > MEM_MAX_CHAIN)
+		return -EINVAL;
+	for (uint32_t d = 1; d <= depth; d++) {
+		if (ps->chain[d] > 0)
+			continue;
+		int fd = openat(d == 1 ? ps->dfd : ps->chain[d - 1], IMG_PARENT_LINK,
+				O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return pr_perror("images: the parent image %u link%s up of pid %d's pages", d,
+					 d > 1 ? "s" : "", ps->pid);
+		ps->chain[d] = fd;
+	}
+	return ps->chain[depth];
 }
 
 static const struct page_source_ops pagefile_source_ops = {

@@ -155,5 +155,8 @@ static inline void page_source_release(struct page_source *s)
  * through an mmap (runs of other processes' files mapped as they are asked for). */
 int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out) __must_check;
 int pagefile_source_open(int dfd, int pid, struct page_source **out) __must_check;
+/* The parent image directory @depth `parent` links up from a pages-file source's image
+ * (opened once, then cached: the chain checked is the chain read), or -errno (logged). */
+int pagefile_parent_dir(struct page_source *s, uint32_t depth) __must_check;
 
 #endif
