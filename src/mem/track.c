@@ -330,11 +330,18 @@ int mem_track_proc(struct dump_ctx *c)
 	return 0;
 }
 
+/* Private anonymous areas (heap, stack, anonymous mappings). Not private file mappings:
+ * write-protecting a file-backed area puts a uffd-wp PTE marker in every empty PTE of
+ * its page tables (mm/mprotect.c: file-backed uffd-wp always uses markers), and
+ * PAGEMAP_SCAN reports a marker as PAGE_IS_SWAPPED and not PAGE_IS_FILE: the page scan
+ * would take every never-touched page of a library for a swapped-out anonymous one.
+ * Their written (anonymous) pages are stored at every pass instead. Not shared memory:
+ * its pages are stored at every pass. */
 static bool vma_trackable(const Vma *v)
 {
-	return !(v->flags & MAP_SHARED) && v->kind != VMA_KIND__VMA_VDSO &&
-	       v->kind != VMA_KIND__VMA_VVAR && v->kind != VMA_KIND__VMA_VVAR_VCLOCK &&
-	       v->kind != VMA_KIND__VMA_VSYSCALL;
+	return !(v->flags & MAP_SHARED) &&
+	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
+		v->kind == VMA_KIND__VMA_STACK);
 }
 
 /* The task creates its userfaultfd; stasis keeps a duplicate, the task's fd is closed. */
@@ -576,7 +583,7 @@ int mem_track_scan(struct dump_ctx *c, int pmfd, struct run_list *in, struct run
 	c->mm->start_time = c->stat.start_time;
 	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
 		const Vma *v = mm->vmas[i];
-		if (p->tracked && (c->vmas[i].vmflags & VMF_UW)) {
+		if (p->tracked && vma_trackable(v) && (c->vmas[i].vmflags & VMF_UW)) {
 			if (c->opts->pre_dump)
 				c->track->rearmed = true;
 			ret = scan_written(pmfd, v, c->opts->pre_dump, &w, vec, vec_len);
