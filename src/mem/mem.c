@@ -49,7 +49,8 @@ static const struct {
 	uint32_t flag;
 	const char *what;
 } vmf_refused[] = {
-	{ VMF_UW, "registered with userfaultfd (write-protect)" },
+	{ VMF_UW, "registered with userfaultfd (write-protect; if by stasis pre-dump, use "
+		  "--prev-images-dir naming the last pre-dump)" },
 	{ VMF_UM, "registered with userfaultfd (missing pages)" },
 	{ VMF_SL, "sealed (mseal)" },
 	{ VMF_GU, "has guard regions (MADV_GUARD_INSTALL)" },

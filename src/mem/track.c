@@ -152,11 +152,11 @@ static int keeper_open(pid_t pid, uint64_t start)
 
 /* Kill a keeper and wait (bounded) until it is gone: its userfaultfds are released
  * (areas unregistered, uffd-wp bits cleared) before the tree is let go. */
-static void keeper_kill(int *pidfd)
+static void keeper_kill(int *pidfd, bool wait)
 {
 	if (*pidfd < 0)
 		return;
-	if (sys_pidfd_send_signal(*pidfd, SIGKILL, NULL, 0) == 0) {
+	if (sys_pidfd_send_signal(*pidfd, SIGKILL, NULL, 0) == 0 && wait) {
 		struct pollfd p = { .fd = *pidfd, .events = POLLIN };
 		if (poll(&p, 1, 5000) != 1)
 			pr_warn("mem: the write-tracking keeper did not exit within 5 s");
@@ -258,9 +258,11 @@ void mem_track_close(struct mem_track *t, bool ok)
 	if (!t)
 		return;
 	if (!ok)
-		keeper_kill(&t->new_keeper_pidfd);
+		keeper_kill(&t->new_keeper_pidfd, true);
+	/* after a successful pre-dump the new keeper holds the same files: nothing changes
+	 * when the old one is gone, no need to wait for it */
 	if (ok || t->rearmed || !t->o->pre_dump)
-		keeper_kill(&t->keeper_pidfd);
+		keeper_kill(&t->keeper_pidfd, !(ok && t->o->pre_dump));
 	if (t->keeper_pidfd >= 0)
 		close(t->keeper_pidfd);
 	if (t->new_keeper_pidfd >= 0)
