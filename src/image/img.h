@@ -22,7 +22,8 @@
  * in ns-PID.img; 4: the contents of unlinked files and memfds (open or mapped) in
  * blobs.img instead of inline bytes, their owner and mode, Vma.ghost_in_fd; 5: sockets of
  * every kind (unix names, queues with descriptors in flight, TCP, datagram), ptys, cgroup
- * settings, removed directories: an older stasis would drop those fields silently */
+ * settings, removed directories, incremental dumps (page runs in parent images): an older
+ * stasis would drop those fields silently */
 #define IMG_VERSION 5
 /* The symlink of an incremental image naming its parent image (src/mem/track.c). */
 #define IMG_PARENT_LINK "parent"
