@@ -753,6 +753,22 @@ static void report_storage_error(const struct dump_opts *o, int ret)
 	       o->pid, o->dir, strerror(-ret), why[0] ? why : "no detail");
 }
 
+/* Every image, the inventory last, then the directory renamed into place. */
+static int write_tree_images(struct dump_tree *t)
+{
+	int ret = 0;
+	for (size_t i = 0; i < t->nr && !ret; i++)
+		ret = fault_at("dump:write", NULL) ?: write_images(t->procs[i]);
+	if (!ret)
+		ret = write_inventory(t);
+	if (!ret)
+		ret = fault_at("dump:commit", NULL) ?: img_dir_commit(&t->img);
+	if (!ret)
+		pr_info("%s: images of pid %d written to %s", t->opts->pre_dump ? "pre-dump" : "dump",
+			t->opts->pid, t->opts->dir);
+	return ret;
+}
+
 int dump_run(const struct dump_opts *o)
 {
 	struct dump_tree t = { .opts = o };
@@ -799,8 +815,9 @@ int dump_run(const struct dump_opts *o)
 	ret = freeze_tree(&t) ?: fault_at("dump:freeze", NULL);
 	if (ret)
 		goto out;
-	ret = cr_notify(o->notify, o->notify_arg, "network-lock", o->pid);
-	net_locked = !ret;
+	/* a pre-dump lets the tree run on: its network is not locked */
+	ret = o->pre_dump ? 0 : cr_notify(o->notify, o->notify_arg, "network-lock", o->pid);
+	net_locked = !ret && !o->pre_dump;
 	if (ret)
 		goto out;
 	size_t nthr = 0;
@@ -809,7 +826,6 @@ int dump_run(const struct dump_opts *o)
 	pr_info("dump: %zu processes (%zu threads) and %zu zombies frozen in %.3f ms", t.nr, nthr,
 		t.nr_zombies, (double)(now_ns() - t0) / 1e6);
 	/* from here until the restored tree runs, its TCP peers see a pause, not a reset */
-	/* a pre-dump lets the tree run on: its connections are not paused */
 	ret = o->pre_dump ? 0 : netlock_dump(&t, &nl);
 	if (!ret)
 		ret = check_sharing(&t);
@@ -825,15 +841,7 @@ int dump_run(const struct dump_opts *o)
 		goto out;
 	netlock_dump_mark(nl, &t);
 	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
-	for (size_t i = 0; i < t.nr && !ret; i++)
-		ret = fault_at("dump:write", NULL) ?: write_images(t.procs[i]);
-	if (!ret)
-		ret = write_inventory(&t);
-	if (!ret)
-		ret = fault_at("dump:commit", NULL) ?: img_dir_commit(&t.img);
-	if (!ret)
-		pr_info("%s: images of pid %d written to %s", o->pre_dump ? "pre-dump" : "dump",
-			o->pid, o->dir);
+	ret = write_tree_images(&t);
 	if (!ret)
 		ret = cr_notify(o->notify, o->notify_arg, "post-dump", o->pid);
 
