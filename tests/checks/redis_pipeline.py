@@ -1,4 +1,4 @@
-# stasis-check: timeout=90 needs=root
+# stasis-check: timeout=90 needs=host-root
 # stasis-check: why=(TCP repair mode and the network lock)
 """A real server (Debian's redis-server) checkpointed with a client connected from outside
 the tree, pipelining commands across the checkpoint. redis-server listens on loopback; 1000
