@@ -311,3 +311,49 @@ int sk_place(const struct fd_rst *s, size_t i, int sk)
 	close(st);
 	return 0;
 }
+
+static bool ns_has_kind(const struct sk_scan *s, FileKind kind)
+{
+	for (size_t p = 0; p < s->n; p++)
+		for (size_t i = 0; s->ns[p] == s->netns && i < s->procs[p]->files->n_files; i++)
+			if (s->procs[p]->files->files[i]->kind == kind)
+				return true;
+	return false;
+}
+
+int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, size_t len,
+		 sk_diag_cb one, const char *what)
+{
+	_cleanup_free_ uint64_t *ns = calloc(n, sizeof(*ns));
+	if (!ns)
+		return pr_errno(-ENOMEM, "the %ss of the tree", what);
+	for (size_t p = 0; p < n; p++)
+		if (!(ns[p] = sk_netns_ino(procs[p]->pid)))
+			return -EIO;
+	struct sk_scan s = { .procs = procs, .n = n, .ns = ns };
+	int ret = 0;
+	for (size_t p = 0; p < n && !ret; p++) {
+		bool first = true;
+		for (size_t q = 0; q < p && first; q++)
+			first = ns[q] != ns[p];
+		s.netns = ns[p];
+		if (!first || !ns_has_kind(&s, kind))
+			continue;
+		int nl = sk_diag_open(procs[p]->pid, -1, -1, NULL);
+		if (nl < 0) {
+			ret = nl;
+			break;
+		}
+		char dump[96], other[128];
+		snprintf(dump, sizeof(dump), "the %ss of pid %d", what, procs[p]->pid);
+		snprintf(other, sizeof(other), "a %s of another network namespace than its task's",
+			 what);
+		s.seen.n = 0;
+		ret = sk_diag_dump(nl, req, len, one, &s, dump);
+		close(nl);
+		if (!ret)
+			ret = sk_check_seen(procs, n, ns, s.netns, kind, &s.seen, other);
+	}
+	free(s.seen.v);
+	return ret;
+}

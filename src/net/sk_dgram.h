@@ -56,6 +56,21 @@ int sk_inos_add(struct sk_inos *s, uint64_t ino) __must_check;
 int sk_check_seen(struct dump_ctx **procs, size_t n, const uint64_t *ns, uint64_t netns,
 		  FileKind kind, const struct sk_inos *seen, const char *what) __must_check;
 
+/* One sock_diag dump per network namespace of the tree that holds a socket of @kind (the
+ * merge hook of the netlink and packet rows): @one gets every reply with a struct sk_scan
+ * (the namespace being dumped in ->netns, the inodes it reports added to ->seen by @one);
+ * then the sockets of that namespace the dump did not list are refused (@what: "netlink
+ * socket"). @req (@len bytes) is the request. 0 or a logged -errno. */
+struct sk_scan {
+	struct dump_ctx **procs;
+	size_t n;
+	const uint64_t *ns; /* the network namespace of each process */
+	uint64_t netns;
+	struct sk_inos seen;
+};
+int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, size_t len,
+		 sk_diag_cb one, const char *what) __must_check;
+
 /* Restore, a late row's hook: place the new socket @sk (consumed) of description @i at
  * every fd of the task that refers to it, with its status flags. 0 or a logged -errno. */
 int sk_place(const struct fd_rst *s, size_t i, int sk) __must_check;

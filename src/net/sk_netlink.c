@@ -154,17 +154,9 @@ static int nl_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 
 /* ---- the tree: dumps in progress, from one netlink_diag dump per namespace ------- */
 
-struct nl_scan {
-	struct dump_ctx **procs;
-	size_t n;
-	const uint64_t *ns;
-	uint64_t netns;
-	struct sk_inos seen;
-};
-
 static int nl_diag_one(const struct nlmsghdr *h, void *arg)
 {
-	struct nl_scan *s = arg;
+	struct sk_scan *s = arg;
 	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 	    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct netlink_diag_msg)))
 		return 0;
@@ -195,57 +187,21 @@ static int nl_diag_one(const struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-static bool ns_has_netlink(const struct nl_scan *s)
-{
-	for (size_t p = 0; p < s->n; p++)
-		for (size_t i = 0; s->ns[p] == s->netns && i < s->procs[p]->files->n_files; i++)
-			if (s->procs[p]->files->files[i]->kind == FILE_KIND__FILE_NETLINK)
-				return true;
-	return false;
-}
-
 static int nl_merge(struct dump_ctx **procs, size_t n)
 {
 	int ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_NETLINK, "a netlink socket");
 	if (ret)
 		return ret;
-	_cleanup_free_ uint64_t *ns = calloc(n, sizeof(*ns));
-	if (!ns)
-		return pr_errno(-ENOMEM, "netlink sockets of the tree");
-	for (size_t p = 0; p < n; p++)
-		if (!(ns[p] = sk_netns_ino(procs[p]->pid)))
-			return -EIO;
-	struct nl_scan s = { .procs = procs, .n = n, .ns = ns };
-	for (size_t p = 0; p < n && !ret; p++) {
-		bool first = true;
-		for (size_t q = 0; q < p && first; q++)
-			first = ns[q] != ns[p];
-		s.netns = ns[p];
-		if (!first || !ns_has_netlink(&s))
-			continue;
-		int nl = sk_diag_open(procs[p]->pid, -1, -1, NULL);
-		if (nl < 0)
-			return nl;
-		struct {
-			struct nlmsghdr h;
-			struct netlink_diag_req r;
-		} req;
-		memset(&req, 0, sizeof(req));
-		req.r.sdiag_family = AF_NETLINK;
-		req.r.sdiag_protocol = NDIAG_PROTO_ALL;
-		req.r.ndiag_show = NDIAG_SHOW_FLAGS;
-		char what[64];
-		snprintf(what, sizeof(what), "the netlink sockets of pid %d", procs[p]->pid);
-		s.seen.n = 0;
-		ret = sk_diag_dump(nl, &req, sizeof(req), nl_diag_one, &s, what);
-		close(nl);
-		if (!ret)
-			ret = sk_check_seen(procs, n, ns, s.netns, FILE_KIND__FILE_NETLINK, &s.seen,
-					    "a netlink socket of another network namespace than "
-					    "its task's");
-	}
-	free(s.seen.v);
-	return ret;
+	struct {
+		struct nlmsghdr h;
+		struct netlink_diag_req r;
+	} req;
+	memset(&req, 0, sizeof(req));
+	req.r.sdiag_family = AF_NETLINK;
+	req.r.sdiag_protocol = NDIAG_PROTO_ALL;
+	req.r.ndiag_show = NDIAG_SHOW_FLAGS;
+	return sk_diag_scan(procs, n, FILE_KIND__FILE_NETLINK, &req, sizeof(req), nl_diag_one,
+			    "netlink socket");
 }
 
 /* ---- restore -------------------------------------------------------------------- */

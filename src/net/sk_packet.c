@@ -122,14 +122,6 @@ static int pk_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 
 /* ---- the tree: multicast lists and rings, one packet_diag dump per namespace ---- */
 
-struct pk_scan {
-	struct dump_ctx **procs;
-	size_t n;
-	const uint64_t *ns;
-	uint64_t netns;
-	struct sk_inos seen;
-};
-
 static int pk_add_mc(PacketSk *k, const struct packet_diag_mclist *m)
 {
 	if (k->n_mclist >= PK_MC_MAX || m->pdmc_alen > PK_ADDR_MAX)
@@ -199,7 +191,7 @@ static int pk_fill(const struct nlmsghdr *h, PacketSk *k, int fd, pid_t pid)
 
 static int pk_diag_one(const struct nlmsghdr *h, void *arg)
 {
-	struct pk_scan *s = arg;
+	struct sk_scan *s = arg;
 	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 	    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct packet_diag_msg)))
 		return 0;
@@ -219,56 +211,20 @@ static int pk_diag_one(const struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-static bool ns_has_packet(const struct pk_scan *s)
-{
-	for (size_t p = 0; p < s->n; p++)
-		for (size_t i = 0; s->ns[p] == s->netns && i < s->procs[p]->files->n_files; i++)
-			if (s->procs[p]->files->files[i]->kind == FILE_KIND__FILE_PACKET)
-				return true;
-	return false;
-}
-
 static int pk_merge(struct dump_ctx **procs, size_t n)
 {
 	int ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_PACKET, "a packet socket");
 	if (ret)
 		return ret;
-	_cleanup_free_ uint64_t *ns = calloc(n, sizeof(*ns));
-	if (!ns)
-		return pr_errno(-ENOMEM, "packet sockets of the tree");
-	for (size_t p = 0; p < n; p++)
-		if (!(ns[p] = sk_netns_ino(procs[p]->pid)))
-			return -EIO;
-	struct pk_scan s = { .procs = procs, .n = n, .ns = ns };
-	for (size_t p = 0; p < n && !ret; p++) {
-		bool first = true;
-		for (size_t q = 0; q < p && first; q++)
-			first = ns[q] != ns[p];
-		s.netns = ns[p];
-		if (!first || !ns_has_packet(&s))
-			continue;
-		int nl = sk_diag_open(procs[p]->pid, -1, -1, NULL);
-		if (nl < 0)
-			return nl;
-		struct {
-			struct nlmsghdr h;
-			struct packet_diag_req r;
-		} req;
-		memset(&req, 0, sizeof(req));
-		req.r.sdiag_family = AF_PACKET;
-		req.r.pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG;
-		char what[64];
-		snprintf(what, sizeof(what), "the packet sockets of pid %d", procs[p]->pid);
-		s.seen.n = 0;
-		ret = sk_diag_dump(nl, &req, sizeof(req), pk_diag_one, &s, what);
-		close(nl);
-		if (!ret)
-			ret = sk_check_seen(procs, n, ns, s.netns, FILE_KIND__FILE_PACKET, &s.seen,
-					    "a packet socket of another network namespace than "
-					    "its task's");
-	}
-	free(s.seen.v);
-	return ret;
+	struct {
+		struct nlmsghdr h;
+		struct packet_diag_req r;
+	} req;
+	memset(&req, 0, sizeof(req));
+	req.r.sdiag_family = AF_PACKET;
+	req.r.pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG;
+	return sk_diag_scan(procs, n, FILE_KIND__FILE_PACKET, &req, sizeof(req), pk_diag_one,
+			    "packet socket");
 }
 
 /* ---- restore -------------------------------------------------------------------- */
