@@ -171,32 +171,10 @@ static bool epoll_ready(const struct fd_rst *s, const bool *done, const FileDesc
 /* Open epoll description @i, set its status flags and place it at each of its fds. */
 static int epoll_place(const struct fd_rst *s, size_t i, int target)
 {
-	const Files *f = s->f;
-	const FileDesc *d = f->files[i];
-	int tmp = epoll_open(d, target);
+	int tmp = epoll_open(s->f->files[i], target);
 	if (tmp < 0)
 		return tmp;
-	if (fcntl(tmp, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
-		int ret = pr_perror("restore fd %d: cannot set status flags %o", target,
-				    d->flags & SETFL_MASK);
-		close(tmp);
-		return ret;
-	}
-	int st = fd_stage(tmp, s->stage_lo, target, fd_desc_name(d));
-	if (st < 0)
-		return st;
-	for (size_t k = 0; k < f->n_fds; k++) {
-		const Fd *fd = f->fds[k];
-		if (fd->file_id != d->id)
-			continue;
-		if (dup3(st, fd->fd, fd->cloexec ? O_CLOEXEC : 0) < 0) {
-			int ret = pr_perror("restore fd %d (%s): dup3", fd->fd, fd_desc_name(d));
-			close(st);
-			return ret;
-		}
-	}
-	close(st);
-	return 0;
+	return fd_place_late(s, i, tmp);
 }
 
 /* Epolls, once every other fd is placed (their targets are found by fd number). */

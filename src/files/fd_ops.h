@@ -196,6 +196,9 @@ bool fown_is_valid(const FileOwner *o);
 int fd_desc_fd(const Files *f, size_t i);
 /* A description's name for messages: its path, else its link. */
 const char *fd_desc_name(const FileDesc *d);
+/* A late row's description @i, opened as @fd (consumed): its status flags set, placed at
+ * every fd of the task that refers to it. 0 or a logged -errno. */
+int fd_place_late(const struct fd_rst *s, size_t i, int fd) __must_check;
 /* Move @fd (consumed) to the lowest free number >= @lo; the new fd or -errno. */
 int fd_stage(int fd, int lo, int target, const char *name) __must_check;
 /* Move @fd (consumed) of a tree-wide description to *@slot, at or above @base. */

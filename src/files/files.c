@@ -660,3 +660,31 @@ const struct resource files_resource = {
 	.remote = files_remote,
 	.final = files_final,
 };
+
+int fd_place_late(const struct fd_rst *s, size_t i, int fd)
+{
+	const Files *f = s->f;
+	const FileDesc *d = f->files[i];
+	int target = fd_desc_fd(f, i);
+	if (fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+		int ret = pr_perror("restore fd %d: cannot set status flags %o", target,
+				    d->flags & SETFL_MASK);
+		close(fd);
+		return ret;
+	}
+	int st = fd_stage(fd, s->stage_lo, target, fd_desc_name(d));
+	if (st < 0)
+		return st;
+	for (size_t k = 0; k < f->n_fds; k++) {
+		const Fd *x = f->fds[k];
+		if (x->file_id != d->id)
+			continue;
+		if (dup3(st, x->fd, x->cloexec ? O_CLOEXEC : 0) < 0) {
+			int ret = pr_perror("restore fd %d (%s): dup3", x->fd, fd_desc_name(d));
+			close(st);
+			return ret;
+		}
+	}
+	close(st);
+	return 0;
+}

@@ -284,34 +284,6 @@ int sk_check_seen(struct dump_ctx **procs, size_t n, const uint64_t *ns, uint64_
 	return 0;
 }
 
-int sk_place(const struct fd_rst *s, size_t i, int sk)
-{
-	const Files *f = s->f;
-	const FileDesc *d = f->files[i];
-	int target = fd_desc_fd(f, i);
-	if (fcntl(sk, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
-		int ret = pr_perror("restore fd %d: cannot set status flags %o", target,
-				    d->flags & SETFL_MASK);
-		close(sk);
-		return ret;
-	}
-	int st = fd_stage(sk, s->stage_lo, target, fd_desc_name(d));
-	if (st < 0)
-		return st;
-	for (size_t k = 0; k < f->n_fds; k++) {
-		const Fd *fd = f->fds[k];
-		if (fd->file_id != d->id)
-			continue;
-		if (dup3(st, fd->fd, fd->cloexec ? O_CLOEXEC : 0) < 0) {
-			int ret = pr_perror("restore fd %d (%s): dup3", fd->fd, fd_desc_name(d));
-			close(st);
-			return ret;
-		}
-	}
-	close(st);
-	return 0;
-}
-
 static bool ns_has_kind(const struct sk_scan *s, FileKind kind)
 {
 	for (size_t p = 0; p < s->n; p++)

@@ -71,9 +71,6 @@ struct sk_scan {
 int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, size_t len,
 		 sk_diag_cb one, const char *what) __must_check;
 
-/* Restore, a late row's hook: place the new socket @sk (consumed) of description @i at
- * every fd of the task that refers to it, with its status flags. 0 or a logged -errno. */
-int sk_place(const struct fd_rst *s, size_t i, int sk) __must_check;
 
 /* Refuse a description of @kind shared by several processes of the tree (the dump's
  * merge hook): a socket of a network namespace must be opened there, in the one task. */

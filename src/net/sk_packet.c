@@ -334,7 +334,7 @@ static int pk_late(struct fd_rst *s)
 		int sk = pk_make(d);
 		if (sk < 0)
 			return sk;
-		int ret = sk_place(s, i, sk);
+		int ret = fd_place_late(s, i, sk);
 		if (ret)
 			return ret;
 	}

@@ -1171,7 +1171,7 @@ static int dg_late(struct fd_rst *s)
 		if (!ret)
 			ret = dg_finish(sk, d);
 		if (!ret)
-			ret = sk_place(s, i, take_fd(&sk));
+			ret = fd_place_late(s, i, take_fd(&sk));
 		if (ret)
 			return ret;
 		live[i] = target;
