@@ -378,17 +378,12 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 		      MIN((size_t)pl - off, (size_t)SK_NAME_MAX)))
 		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
 
-	int sndbuf = 0, rcvbuf = 0, passcred = 0, passsec = 0, peek_off = -1;
-	if ((ret = get_int_opt(dup, SO_SNDBUF, &sndbuf)) ||
-	    (ret = get_int_opt(dup, SO_RCVBUF, &rcvbuf)) ||
-	    (ret = get_int_opt(dup, SO_PASSCRED, &passcred)) ||
+	int passcred = 0, passsec = 0, peek_off = -1;
+	if ((ret = get_int_opt(dup, SO_PASSCRED, &passcred)) ||
 	    (ret = get_int_opt(dup, SO_PASSSEC, &passsec)) ||
 	    (ret = get_int_opt(dup, SO_PEEK_OFF, &peek_off)))
 		return pr_errno(ret, "socket options of fd %d of pid %d", fd, pid);
-	u->has_sndbuf = u->has_rcvbuf = u->has_passcred = u->has_peek_off = true;
-	u->has_passsec = true;
-	u->sndbuf = (uint32_t)sndbuf;
-	u->rcvbuf = (uint32_t)rcvbuf;
+	u->has_passcred = u->has_peek_off = u->has_passsec = true;
 	u->passcred = passcred != 0;
 	u->passsec = passsec != 0;
 	u->peek_off = peek_off;

@@ -270,37 +270,6 @@ void sk_unix_raise_sndbuf(int sk)
 		(void)setsockopt(sk, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 }
 
-static int get_int_opt(int sk, int opt, int *val)
-{
-	socklen_t l = sizeof(*val);
-	return getsockopt(sk, SOL_SOCKET, opt, val, &l) ? -errno : 0;
-}
-
-/* The dumped size of buffer @opt (getsockopt's doubled value); warn if not reachable. */
-static int set_buf(int sk, int opt, int force, uint32_t val, uint64_t ino)
-{
-	int half = (int)(val / 2), cur = 0;
-	if (!val)
-		return 0;
-	if (setsockopt(sk, SOL_SOCKET, opt, &half, sizeof(half)))
-		return pr_perror("restore unix socket %llu: setsockopt(%d, %d)",
-				 (unsigned long long)ino, opt, half);
-	if (!get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
-		return 0;
-	if (!setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)) &&
-	    !get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
-		return 0;
-	/* over {w,r}mem_max without CAP_NET_ADMIN: the stasis helper may force it */
-	struct helper *h = (errno == EPERM) ? helper_default() : NULL;
-	if (h &&
-	    !helper_sockbuf_force(h, sk, opt == SO_SNDBUF ? half : -1, opt == SO_RCVBUF ? half : -1) &&
-	    !get_int_opt(sk, opt, &cur) && (uint32_t)cur == val)
-		return 0;
-	pr_warn("restore unix socket %llu: buffer option %d is %d, was %u", (unsigned long long)ino,
-		opt, cur, val);
-	return 0;
-}
-
 /* The fds of rights entry @r (borrowed) into a control message in @cbuf. */
 static int rights_cmsg(const UnixRights *r, const struct sk_rights *src, struct msghdr *mh,
 		       char *cbuf, uint64_t ino)
@@ -419,10 +388,6 @@ int sk_unix_finish(int sk, const UnixSk *u)
 	snprintf(what, sizeof(what), "unix socket %llu", ino);
 	if (u->opts) /* buffers (with their locks) among them */
 		ret = sockopt_restore(sk, u->opts, SOCKOPT_LATE, what);
-	else if (u->has_sndbuf) /* images before the generic options */
-		ret = set_buf(sk, SO_SNDBUF, SO_SNDBUFFORCE, u->sndbuf, u->ino);
-	if (!ret && !u->opts && u->has_rcvbuf)
-		ret = set_buf(sk, SO_RCVBUF, SO_RCVBUFFORCE, u->rcvbuf, u->ino);
 	if (ret)
 		return ret;
 	int on = u->has_passcred && u->passcred;
