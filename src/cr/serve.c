@@ -147,6 +147,8 @@ int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n)
 		return -EINVAL;
 	}
 	int ret = prepare_levels(t, (size_t)j, nstid, skip);
+	if (!ret)
+		maybe_take_pid();
 	return ret ? ret : (int)skip;
 }
 

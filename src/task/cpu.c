@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "proc/parse.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "sys/uapi.h"
@@ -307,15 +308,10 @@ static pid_t find_thread(struct rst_ctx *c, long inner)
 			continue;
 		snprintf(sp, sizeof(sp), "%s/status", de->d_name);
 		char *buf = read_file_at(dirfd(d), sp, 64 << 10, NULL);
-		const char *ns = buf ? strstr(buf, "\nNSpid:") : NULL;
-		const char *end = ns ? strchr(ns + 1, '\n') : NULL;
-		if (end) {
-			const char *last = end;
-			while (last > ns && last[-1] != ' ' && last[-1] != '\t')
-				last--;
-			if (atol(last) == inner)
-				found = tid;
-		}
+		struct proc_status st;
+		if (buf && !proc_parse_status(buf, &st) && st.nspid_len &&
+		    st.nspid[st.nspid_len - 1] == inner)
+			found = tid;
 		free(buf);
 	}
 	closedir(d);
