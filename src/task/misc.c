@@ -50,11 +50,10 @@ int misc_dump(struct dump_ctx *c)
 	if (!core->comm || !core->cwd || !core->root)
 		return pr_perror("misc: read comm/cwd/root of %d", c->pid);
 	struct stat cst;
-	size_t cl = strlen(core->cwd), sl = strlen(DELETED_DIR_SUFFIX);
-	if (cl > sl && !strcmp(core->cwd + cl - sl, DELETED_DIR_SUFFIX) &&
-	    !fstatat(c->procfd, "cwd", &cst, 0) && cst.st_nlink == 0) {
+	if (str_ends(core->cwd, DELETED_DIR_SUFFIX) && !fstatat(c->procfd, "cwd", &cst, 0) &&
+	    cst.st_nlink == 0) {
 		/* a directory removed while it was the cwd: made again at restore */
-		core->cwd[cl - sl] = '\0';
+		core->cwd[strlen(core->cwd) - strlen(DELETED_DIR_SUFFIX)] = '\0';
 		core->has_cwd_deleted = core->cwd_deleted = true;
 		core->has_cwd_mode = core->has_cwd_uid = core->has_cwd_gid = true;
 		core->cwd_mode = cst.st_mode & 07777;
