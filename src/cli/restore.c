@@ -123,6 +123,12 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 		raise(sig);
 		return;
 	}
+	/* several copying threads may fault at once: one reports, the
+	 * others wait for its _exit */
+	static int reported;
+	if (__atomic_exchange_n(&reported, 1, __ATOMIC_SEQ_CST))
+		for (;;)
+			pause();
 	n = put_str(msg, n, sizeof(msg),
 		    "stasis: restore: an image file went away while it was "
 		    "read (SIGBUS at ");
