@@ -214,6 +214,7 @@ static int epoll_late(struct fd_rst *s)
 const struct fd_ops fd_epoll_ops = {
 	.name = "epoll",
 	.kind = FILE_KIND__FILE_EPOLL,
+	.fdinfo_keys = (const char *const[]){ "tfd", NULL },
 	.flags = FD_OPS_LATE,
 	.classify = epoll_classify,
 	.dump = epoll_dump,

@@ -74,6 +74,7 @@ static int eventfd_open(const FileDesc *d, int target, int rootfd, const struct 
 const struct fd_ops fd_eventfd_ops = {
 	.name = "eventfd",
 	.kind = FILE_KIND__FILE_EVENTFD,
+	.fdinfo_keys = (const char *const[]){ "eventfd-count", "eventfd-id", "eventfd-semaphore", NULL },
 	.classify = eventfd_classify,
 	.dump = eventfd_dump,
 	.validate = eventfd_validate,

@@ -103,6 +103,9 @@ struct fd_ops {
 	/* Several rows of one kind (regular files, unlinked files, memfds): is @d this row's?
 	 * NULL: every description of the kind. Rows of one kind must not overlap. */
 	bool (*owns)(const FileDesc *d);
+	/* The type-specific fdinfo keys this row reads (first word of the line, NULL-ended;
+	 * NULL: none): any other line but pos/flags/mnt_id/ino refuses the fd at dump. */
+	const char *const *fdinfo_keys;
 
 	/* ---- dump, in stasis, the tree frozen ---- */
 	/* Is fd @e (its link, fstat, fs type and fdinfo flags) of this row? 1 (and e->kind

@@ -195,6 +195,41 @@ static int classify(const struct dump_ctx *c, struct fd_ent *e)
 	return fd_unsupported(c, e, "a file of unknown type");
 }
 
+struct key_check {
+	const struct dump_ctx *c;
+	const struct fd_ent *e;
+};
+
+/* One type-specific fdinfo key: its row's, or state stasis does not carry. */
+static int check_key(const char *key, size_t klen, void *arg)
+{
+	const struct key_check *k = arg;
+	const char *const *known = k->e->ops->fdinfo_keys;
+	char what[96];
+
+	for (size_t i = 0; known && known[i]; i++)
+		if (strlen(known[i]) == klen && !memcmp(known[i], key, klen))
+			return 0;
+	if (klen == 4 && !memcmp(key, "lock", 4))
+		return fd_unsupported(k->c, k->e, "a file with a lock or lease held (flock, "
+						  "POSIX, OFD or lease)");
+	snprintf(what, sizeof(what), "a file whose fdinfo shows \"%.*s\", which stasis "
+		 "does not carry", (int)(klen > 32 ? 32 : klen), key);
+	return fd_unsupported(k->c, k->e, what);
+}
+
+/* Refuse instead of guessing: every line of the fdinfo is the generic four, or one the
+ * fd's row reads (its fdinfo_keys). A new kernel's state, a lock, an unknown field: the
+ * dump stops naming it. */
+static int check_fdinfo_keys(const struct dump_ctx *c, const struct fd_ent *e, const char *info)
+{
+	struct key_check k = { c, e };
+	int ret = proc_fdinfo_each_key(info, check_key, &k);
+	if (ret == -EINVAL)
+		pr_err("cannot parse /proc/%d/fdinfo/%d (%s)", c->pid, e->fd, e->link);
+	return ret;
+}
+
 /* Link, fdinfo and fstat of one fd. */
 static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 {
@@ -231,7 +266,8 @@ static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 		return pr_perror("fstat of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
 	struct statfs sfs;
 	e->fs_type = fstatfs(dup, &sfs) == 0 ? (long)sfs.f_type : 0;
-	return classify(c, e);
+	ret = classify(c, e);
+	return ret ? ret : check_fdinfo_keys(c, e, info);
 }
 
 /* 1 if fds @a and @b of @pid share one open file description, 0 if not, or -errno. */

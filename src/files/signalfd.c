@@ -62,6 +62,7 @@ static int signalfd_open(const FileDesc *d, int target, int rootfd, const struct
 const struct fd_ops fd_signalfd_ops = {
 	.name = "signalfd",
 	.kind = FILE_KIND__FILE_SIGNALFD,
+	.fdinfo_keys = (const char *const[]){ "sigmask", NULL },
 	.classify = signalfd_classify,
 	.dump = signalfd_dump,
 	.validate = signalfd_validate,

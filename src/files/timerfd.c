@@ -132,6 +132,7 @@ static int timerfd_open(const FileDesc *d, int target, int rootfd, const struct 
 const struct fd_ops fd_timerfd_ops = {
 	.name = "timerfd",
 	.kind = FILE_KIND__FILE_TIMERFD,
+	.fdinfo_keys = (const char *const[]){ "clockid", "ticks", "settime", "it_value", "it_interval", NULL },
 	.classify = timerfd_classify,
 	.dump = timerfd_dump,
 	.validate = timerfd_validate,

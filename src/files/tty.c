@@ -1207,6 +1207,7 @@ const struct fd_ops fd_devtty_ops = {
 const struct fd_ops fd_tty_ops = {
 	.name = "pty",
 	.kind = FILE_KIND__FILE_TTY,
+	.fdinfo_keys = (const char *const[]){ "tty-index", NULL },
 	.owns = pty_owns,
 	.classify = tty_classify,
 	.dump = tty_dump,

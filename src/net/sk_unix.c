@@ -1075,6 +1075,7 @@ static int unix_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 const struct fd_ops fd_unix_ops = {
 	.name = "unix socket",
 	.kind = FILE_KIND__FILE_UNIX_SK,
+	.fdinfo_keys = (const char *const[]){ "scm_fds", NULL },
 	.flags = FD_OPS_NETNS,
 	.classify = unix_classify,
 	.dump = unix_dump,

@@ -721,6 +721,32 @@ int proc_parse_fdinfo(const char *buf, struct proc_fdinfo *fi)
 	return have_pos && have_flags && have_mnt ? 0 : -EINVAL;
 }
 
+int proc_fdinfo_each_key(const char *buf, int (*fn)(const char *key, size_t klen, void *arg),
+			 void *arg)
+{
+	static const char *const generic[] = { "pos", "flags", "mnt_id", "ino" };
+
+	if (!buf)
+		return -EINVAL;
+	for (const char *p = buf; *p; p = next_line(p)) {
+		const char *key = p;
+		while (!is_eol(*p) && *p != ':' && *p != ' ' && *p != '\t')
+			p++;
+		size_t klen = (size_t)(p - key);
+		if (!klen)
+			return -EINVAL;
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(generic) && !known; k++)
+			known = strlen(generic[k]) == klen && !memcmp(generic[k], key, klen);
+		if (known)
+			continue;
+		int r = fn(key, klen, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 /* ---- timers -------------------------------------------------------------------- */
 
 /* Match a literal prefix and advance. */

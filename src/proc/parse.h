@@ -120,6 +120,12 @@ struct proc_fdinfo {
 	uint64_t ino;
 };
 int proc_parse_fdinfo(const char *buf, struct proc_fdinfo *fi) __must_check;
+/* Call @fn for every fdinfo line that is not one of the four generic ones, with the
+ * line's key: its text up to the first ':' or blank ("tfd", "lock", "inotify",
+ * "settime", "eventfd-count"), @klen bytes, not terminated. Stops at the first non-zero
+ * return of @fn and returns it; -EINVAL for a line without a key. */
+int proc_fdinfo_each_key(const char *buf, int (*fn)(const char *key, size_t klen, void *arg),
+			 void *arg) __must_check;
 
 /* Type-specific fdinfo lines of anon-inode files. Each parser looks only at its own
  * lines (the generic pos/flags/mnt_id/ino ones are proc_parse_fdinfo's). */

@@ -287,6 +287,55 @@ static const char fdi_epoll[] =
 	"tfd:        3 events:       1c data:                5  pos:0 ino:40e sdev:10\n"
 	"tfd:        7 events: 80000019 data:       1234567890  pos:0 ino:d05ab sdev:f\n";
 
+/* The keys proc_fdinfo_each_key reports: every line but the generic four, by its first
+ * word; the refusal of unknown state at dump (files.c) rests on it. */
+struct keys_seen {
+	char buf[256];
+	size_t len;
+};
+
+static int collect_key(const char *key, size_t klen, void *arg)
+{
+	struct keys_seen *k = arg;
+	if (k->len + klen + 2 > sizeof(k->buf))
+		return -E2BIG;
+	memcpy(k->buf + k->len, key, klen);
+	k->len += klen;
+	k->buf[k->len++] = ',';
+	k->buf[k->len] = '\0';
+	return 0;
+}
+
+static int stop_at_lock(const char *key, size_t klen, void *arg)
+{
+	(void)arg;
+	return klen == 4 && !memcmp(key, "lock", 4) ? 42 : 0;
+}
+
+static void test_fdinfo_keys(void)
+{
+	struct keys_seen k = { .len = 0 };
+	static const char locked[] = "pos:\t0\nflags:\t02100001\nmnt_id:\t27\nino:\t10952739\n"
+				     "lock:\t1: FLOCK  ADVISORY  WRITE 28784 fe:00:10952739 0 EOF\n"
+				     "lock:\t2: POSIX  ADVISORY  WRITE 28784 fe:00:10952739 0 9\n";
+
+	CHECK_EQ(proc_fdinfo_each_key(fdi_timerfd, collect_key, &k), 0);
+	CHECK_STREQ(k.buf, "clockid,ticks,settime,it_value,it_interval,");
+	k.len = 0;
+	k.buf[0] = '\0';
+	CHECK_EQ(proc_fdinfo_each_key(fdi_epoll, collect_key, &k), 0);
+	CHECK_STREQ(k.buf, "tfd,tfd,");
+	k.len = 0;
+	k.buf[0] = '\0';
+	CHECK_EQ(proc_fdinfo_each_key("pos:\t0\nflags:\t02\nmnt_id:\t3\nino:\t4\n", collect_key,
+				      &k),
+		 0);
+	CHECK_EQ(k.len, 0);
+	CHECK_EQ(proc_fdinfo_each_key(locked, stop_at_lock, NULL), 42);
+	CHECK_EQ(proc_fdinfo_each_key("pos:\t0\n:\tx\n", collect_key, &k), -EINVAL);
+	CHECK_EQ(proc_fdinfo_each_key(NULL, collect_key, &k), -EINVAL);
+}
+
 static void test_fdinfo_anon(void)
 {
 	struct proc_fdinfo_eventfd e;
@@ -727,6 +776,7 @@ int main(void)
 	RUN(test_smaps_inline);
 	RUN(test_bad_fixtures);
 	RUN(test_truncations);
+	RUN(test_fdinfo_keys);
 	proc_vmas_free(fx_vmas, fx_nvmas);
 	return unit_done();
 }
