@@ -59,4 +59,11 @@ int mem_chain_validate(struct rst_ctx *c) __must_check;
 /* Restore: copy every page run from c->pages into the task, verifying checksums. */
 int mem_fill_pages(struct rst_ctx *c) __must_check;
 
+/* src/mem/sysv.c: attached SysV shared memory (VMA_SYSV). Dump: the segment's size,
+ * key and state read by the task, refused when it cannot be restored; validate: the
+ * area's fields (@i for messages); restore: attached in place, remotely. */
+int mem_sysv_dump(struct dump_ctx *c, Vma *v) __must_check;
+int mem_sysv_validate(const Vma *v, size_t i) __must_check;
+int mem_sysv_map(struct rst_ctx *c, const Vma *v) __must_check;
+
 #endif

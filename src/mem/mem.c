@@ -151,10 +151,15 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 		v->pgoff = pv->pgoff;
 	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
 		/* private mapping of /dev/zero is plain anonymous memory */
-	} else if (p[0] == '/' && str_starts(p, "/SYSV")) {
-		pr_err("vma %llx-%llx of pid %d is SysV shared memory: not supported yet",
-		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
-		return -EOPNOTSUPP;
+	} else if (p[0] == '/' && str_starts(p, "/SYSV") && pv->shared) {
+		/* the segment's id is its file's inode number; the rest is mem_sysv_dump's */
+		v->kind = VMA_KIND__VMA_SYSV;
+		v->has_shmid = v->has_pgoff = v->has_file_writable = true;
+		v->shmid = (uint32_t)pv->ino;
+		v->pgoff = pv->pgoff;
+		v->file_writable = pv->vmflags & VMF_MW;
+		if (pv->ino > INT32_MAX)
+			return -EINVAL;
 	} else if (p[0] == '/') {
 		v->kind = VMA_KIND__VMA_FILE;
 		if (str_ends(p, " (deleted)")) {
@@ -195,6 +200,8 @@ static bool vma_wants_pages(const Vma *v)
 		return false;
 	if (v->kind == VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED))
 		return false; /* the file holds the data */
+	if (v->kind == VMA_KIND__VMA_SYSV)
+		return false; /* the segment does (sysv.c) */
 	return true;
 }
 
@@ -421,6 +428,8 @@ int mem_dump(struct dump_ctx *c)
 		ret = vma_classify(c->pid, &c->vmas[i], v, mem_track_allows_uffd(c));
 		if (!ret)
 			private_file_mode(c, v);
+		if (!ret && v->kind == VMA_KIND__VMA_SYSV)
+			ret = mem_sysv_dump(c, v);
 		if (ret)
 			return ret;
 	}
@@ -496,7 +505,7 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		if (v->start >= v->end || (v->start | v->end) & (PAGE_SIZE - 1) ||
 		    v->start < prev_end ||
 		    (v->kind != VMA_KIND__VMA_VSYSCALL && v->end > ARCH_TASK_SIZE) ||
-		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_VSYSCALL ||
+		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_SYSV ||
 		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
 		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) ||
 		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
@@ -504,6 +513,8 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
 		}
+		if (v->kind == VMA_KIND__VMA_SYSV && mem_sysv_validate(v, i))
+			return -EINVAL;
 		prev_end = v->end;
 	}
 	uint64_t prev = 0, next_off = PAGE_STREAM_START;
@@ -1047,6 +1058,13 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 			if (r < 0)
 				return (int)r;
 			added_write[i] = true; /* the view is RW like its source: set prot */
+			continue;
+		}
+		if (v->kind == VMA_KIND__VMA_SYSV) {
+			int r = mem_sysv_map(c, v);
+			if (r)
+				return r;
+			added_write[i] = true; /* attached RW or RO: set prot */
 			continue;
 		}
 		uint32_t prot = v->prot;

@@ -3,7 +3,7 @@
  * Dump: a child of stasis joins the task's IPC namespace with setns(CLONE_NEWIPC), where
  * /proc/sys/{kernel,fs/mqueue} show the namespace's own sysctls and the *_STAT_ANY
  * commands list its SysV objects by index. Messages are copied, not received
- * (msgrcv(MSG_COPY) by position); detached shm segments are attached read-only and copied.
+ * (msgrcv(MSG_COPY) by position); shm segments are attached read-only and copied.
  * The child packs an IpcNs into a memfd (or an error text, exit status 2) that stasis
  * reads once the child exited (bounded wait). The task's objects are untouched (only the
  * kernel's access times and last pids of the objects change).
@@ -14,7 +14,9 @@
  * allocates exactly that id), created with the creator's effective uid/gid (cuid/cgid),
  * then owner, mode, queue size, contents, and last the *_next_id sysctls as they were (-1,
  * or an id the task chose for its next object). Not carried over: times, last pids, SEM_UNDO
- * adjustments of tasks, segments attached in some task (refused at dump).
+ * adjustments of tasks. Segments attached in tasks are carried whole here and attached
+ * again by their tasks (src/mem/sysv.c); one marked for removal is made with the key it
+ * was made with and removed by its first user once attached.
  *
  * POSIX message queues: listed in the namespace's mqueue filesystem (mounted by the dump
  * child in a mount namespace of its own); their messages can only be read by receiving
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "proc/parse.h"
 #include "core/util.h"
 #include "image/img.h"
 #include "ns/ipc.h"
@@ -250,6 +253,29 @@ static int child_sems(struct child *ch)
 	return 0;
 }
 
+/* A segment marked for removal reads key IPC_PRIVATE; the key it was made with stays in
+ * its file's name, "/SYSV%08x", which our attachment at @at shows in our maps. */
+static int child_shm_name_key(struct child *ch, IpcShmSeg *s, const void *at)
+{
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+	unsigned int key = 0;
+	bool found = false;
+	if (proc_read_self_maps(&v, &n))
+		return child_err(ch, "cannot read our own maps");
+	for (size_t i = 0; i < n && !found; i++)
+		if (v[i].start == (uint64_t)(uintptr_t)at && v[i].path)
+			found = sscanf(v[i].path, "/SYSV%8x", &key) == 1;
+	proc_vmas_free(v, n);
+	if (!found)
+		return child_err(ch, "shared memory segment %d: its name is not in our maps",
+				 s->perm->id);
+	s->has_dest = s->dest = true;
+	s->has_name_key = true;
+	s->name_key = key;
+	return 0;
+}
+
 static int child_shms(struct child *ch)
 {
 	struct shm_info info;
@@ -261,11 +287,6 @@ static int child_shms(struct child *ch)
 		int id = shmctl(idx, SHM_STAT_ANY, &ds);
 		if (id < 0)
 			continue;
-		if (ds.shm_nattch)
-			return child_err(ch,
-					 "SysV shared memory segment %d (key %#x) is attached "
-					 "(%lu attachments): not supported yet",
-					 id, (unsigned)ds.shm_perm.__key, (unsigned long)ds.shm_nattch);
 		if (ch->ns.n_shms >= IPC_MAX_OBJS)
 			return child_err(ch, "more than %u shared memory segments", IPC_MAX_OBJS);
 		if (ds.shm_segsz > IPC_MAX_DATA - ch->data)
@@ -289,7 +310,31 @@ static int child_shms(struct child *ch)
 			return child_err(ch, "shmat(%d): %s", id, strerror(errno));
 		memcpy(s->data.data, p, ds.shm_segsz);
 		s->data.len = ds.shm_segsz;
+		int ret = (ds.shm_perm.mode & SHM_DEST) ? child_shm_name_key(ch, s, p) : 0;
 		shmdt(p);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* A segment marked for removal is made again with the key it was made with, and removed
+ * once attached: no other segment may hold that key meanwhile. */
+static int child_shm_keys(struct child *ch)
+{
+	for (size_t i = 0; i < ch->ns.n_shms; i++) {
+		const IpcShmSeg *d = ch->ns.shms[i];
+		if (!d->dest || d->name_key == IPC_PRIVATE)
+			continue;
+		for (size_t k = 0; k < ch->ns.n_shms; k++) {
+			const IpcShmSeg *o = ch->ns.shms[k];
+			key_t ok = o->dest ? (key_t)o->name_key : o->perm->key;
+			if (k != i && ok == (key_t)d->name_key)
+				return child_err(ch, "shared memory segment %d, marked for removal, "
+						 "was made with key %#x, which segment %d holds "
+						 "now: not supported yet", d->perm->id,
+						 d->name_key, o->perm->id);
+		}
 	}
 	return 0;
 }
@@ -418,6 +463,7 @@ static ProtobufCMessage *dump_child(void *arg, int *err)
 	struct child *ch = arg;
 	ipc_ns__init(&ch->ns);
 	if (child_sysctls(ch) || child_msgqs(ch) || child_sems(ch) || child_shms(ch) ||
+	    child_shm_keys(ch) ||
 	    child_mqueues(ch)) {
 		*err = -EOPNOTSUPP;
 		return NULL;
@@ -514,7 +560,7 @@ enum ipc_kind { K_MSG, K_SEM, K_SHM };
 static const char *const kind_name[] = { "msg", "sem", "shm" };
 
 /* Create the object of @p with its id: next_id, then *get as its creator. */
-static int create_obj(enum ipc_kind k, const IpcPerm *p, size_t arg)
+static int create_obj(enum ipc_kind k, const IpcPerm *p, key_t key, size_t arg)
 {
 	char name[32], val[16];
 	if (p->id < 0) {
@@ -539,7 +585,6 @@ static int create_obj(enum ipc_kind k, const IpcPerm *p, size_t arg)
 		(void)!setresgid((gid_t)-1, eg, (gid_t)-1);
 		return ret;
 	}
-	key_t key = p->key;
 	int fl = IPC_CREAT | IPC_EXCL | 0600;
 	int id = k == K_MSG ? msgget(key, fl) : k == K_SEM ? semget(key, (int)arg, fl)
 							    : shmget(key, arg, fl);
@@ -567,7 +612,7 @@ static int restore_msgq(const IpcMsgQueue *q)
 		}
 		total += q->msgs[i]->data.len;
 	}
-	int ret = create_obj(K_MSG, q->perm, 0);
+	int ret = create_obj(K_MSG, q->perm, q->perm->key, 0);
 	if (ret)
 		return ret;
 	int id = q->perm->id;
@@ -614,7 +659,7 @@ static int restore_sem(const IpcSemSet *s)
 			pr_err("image: semaphore value %u out of range", s->values[i]);
 			return -EINVAL;
 		}
-	int ret = create_obj(K_SEM, s->perm, s->n_values);
+	int ret = create_obj(K_SEM, s->perm, s->perm->key, s->n_values);
 	if (ret)
 		return ret;
 	int id = s->perm->id;
@@ -647,7 +692,7 @@ static int restore_shm(const IpcShmSeg *s)
 		       s->data.len, (unsigned long long)s->size);
 		return -EINVAL;
 	}
-	int ret = create_obj(K_SHM, s->perm, s->size);
+	int ret = create_obj(K_SHM, s->perm, s->dest ? (key_t)s->name_key : s->perm->key, s->size);
 	if (ret)
 		return ret;
 	int id = s->perm->id;

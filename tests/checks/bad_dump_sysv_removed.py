@@ -1,0 +1,56 @@
+# stasis-check: timeout=30
+"""A dump of a task attached to a SysV segment of stasis's own IPC namespace that was
+marked for removal (it would be gone once the dumped tree lets go of it, and no image
+carries the host's segments) must fail with one line naming the segment; the task runs on
+untouched, not traced, still attached to its segment."""
+import os
+import subprocess
+import sys
+import time
+
+from lib.proc import Failure, kill_pid, proc_stat, wait_pid
+
+PROG = r"""
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+shmid = libc.shmget(0, 8192, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+addr = libc.shmat(shmid, None, 0)
+libc.shmctl(shmid, 0, None)  # IPC_RMID: gone with its last user
+sys.stdout.write("%d %x\n" % (shmid, addr))
+sys.stdout.flush()
+while True:
+    time.sleep(1)
+"""
+
+
+def check(c):
+    p = subprocess.Popen([sys.executable, "-c", PROG], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = p.stdout.readline().decode().split()
+        if len(line) != 2 or int(line[0]) < 0:
+            raise Failure("the task could not make its segment: %r" % line)
+        shmid, addr = line
+        err = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D",
+                                os.path.join(c.tmp, "sysv-img")],
+                               "dump of a task attached to a removed SysV segment",
+                               allowed=(p.pid,))
+        if "SysV segment %s" % shmid not in err or "marked for removal" not in err:
+            raise Failure("the error does not name segment %s marked for removal: %r"
+                          % (shmid, err))
+        time.sleep(0.1)
+        st = proc_stat(p.pid)
+        if st is None or st[0] not in ("S", "R"):
+            raise Failure("the task was disturbed by the failed dump (%s)" % (st,))
+        with open("/proc/%d/status" % p.pid) as f:
+            if any(ln.split()[1:2] != ["0"] for ln in f if ln.startswith("TracerPid:")):
+                raise Failure("the task is still traced after the failed dump")
+        with open("/proc/%d/maps" % p.pid) as f:
+            if not any(ln.startswith(addr + "-") and "/SYSV" in ln for ln in f):
+                raise Failure("the task lost its attachment at %s" % addr)
+        return err
+    finally:
+        kill_pid(p.pid)
+        wait_pid(p.pid, time.monotonic() + 5)
