@@ -151,6 +151,11 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 		v->pgoff = pv->pgoff;
 	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
 		/* private mapping of /dev/zero is plain anonymous memory */
+	} else if (!strcmp(p, "/[aio] (deleted)")) {
+		/* its context id is its address; requests in flight cannot be seen */
+		pr_err("vma %llx-%llx of pid %d is an AIO ring (io_setup): not supported yet",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
+		return -EOPNOTSUPP;
 	} else if (p[0] == '/' && str_starts(p, "/SYSV") && pv->shared) {
 		/* the segment's id is its file's inode number; the rest is mem_sysv_dump's */
 		v->kind = VMA_KIND__VMA_SYSV;
