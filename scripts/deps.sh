@@ -26,6 +26,7 @@ REQUIRED=(
 	runc                # the runc end-to-end check (stasis as runc's --criu)
 	busybox-static      # the rootfs of that check's container
 	socat               # the sock_unix_socat test relays a stream through it
+	tmux                # the tmux_session check: a real terminal multiplexer end to end
 	redis-server        # the redis_pipeline check: a real server checkpointed mid-pipeline
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules

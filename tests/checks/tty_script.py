@@ -7,9 +7,7 @@ restored; the keys are typed through script's stdin (a FIFO, an external file: t
 script inherits stasis's stdin). After the restore the screen so far is unchanged and job
 control answers: cat echoes a line, ^Z stops it, `jobs` lists both jobs, `fg %1` brings the
 sleep to the foreground and ^Z stops it, `kill %1` ends it, `fg %2` resumes cat, which
-echoes again and ends on ^D, and the shell computes `done-42`.
-(tmux would be the natural program, but its server holds a listening unix socket, which
-stasis refuses today.)"""
+echoes again and ends on ^D, and the shell computes `done-42`. (tmux: tmux_session.)"""
 import os
 import shutil
 import subprocess
