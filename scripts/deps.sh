@@ -26,7 +26,8 @@ REQUIRED=(
 	runc                # the runc end-to-end check (stasis as runc's --criu)
 	busybox-static      # the rootfs of that check's container
 	socat               # the sock_unix_socat test relays a stream through it
-	tmux                # the tmux_session check: a real terminal multiplexer end to end
+	tmux                # the tmux_session and vim_buffer checks: real programs on ptys
+	vim                 # the vim_buffer check: an unsaved buffer across a checkpoint
 	redis-server        # the redis_pipeline check: a real server checkpointed mid-pipeline
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
