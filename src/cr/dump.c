@@ -672,6 +672,8 @@ static int write_inventory(struct dump_tree *t)
 			e->shares_files = t->procs[i]->shares_files;
 			e->has_shares_fs = t->procs[i]->shares_fs;
 			e->shares_fs = t->procs[i]->shares_fs;
+			e->has_creator = t->procs[i]->creator > 0;
+			e->creator = t->procs[i]->creator;
 			e->n_nspid = t->procs[i]->status.nspid_len;
 			e->nspid = t->procs[i]->status.nspid;
 			e->n_nspgid = t->procs[i]->status.nspgid_len;

@@ -22,6 +22,7 @@
 
 #include "core/fault.h"
 #include "core/log.h"
+#include "proc/parse.h"
 #include "cr/resource.h"
 #include "cr/restore_int.h"
 #include "files/files.h"
@@ -105,6 +106,24 @@ static int check_tasks(const Inventory *inv)
 		    (e->has_exit_signal && e->exit_signal > 64)) {
 			pr_err("images: task %zu (pid %d, parent %d) of the inventory is invalid", i,
 			       e->pid, e->ppid);
+			return -EINVAL;
+		}
+		ssize_t c = e->has_creator ? rst_task_index(inv, e->creator) : p;
+		if (i && (c < 0 || (size_t)c == i || inv->tasks[c]->zombie)) {
+			pr_err("images: task %zu (pid %d) is made by pid %d, not a live task of "
+			       "the inventory", i, e->pid, e->creator);
+			return -EINVAL;
+		}
+	}
+	/* every task is made by a chain of creators that ends at the root */
+	for (size_t i = 1; i < inv->n_tasks; i++) {
+		ssize_t k = (ssize_t)i;
+		size_t hops = 0;
+		while (k > 0 && hops++ <= inv->n_tasks)
+			k = rst_task_index(inv, rst_creator_of(inv, (size_t)k));
+		if (k != 0) {
+			pr_err("images: task %zu (pid %d) is not made by a chain of tasks from the "
+			       "root", i, inv->tasks[i]->pid);
 			return -EINVAL;
 		}
 	}
@@ -615,6 +634,24 @@ static void shell_job_detach(void)
 	close(fd);
 }
 
+/* A task stopped at dump got its stop signal while traced: once let go it stops before
+ * running an instruction, but only when it is next scheduled. The restore ends once it
+ * is stopped (bounded: a busy machine may take a while to run it), so that whoever looks
+ * right after the restore sees it stopped. */
+static void wait_stopped(const struct rst_tree *t, pid_t pid)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%d/stat", pid);
+	for (int k = 0; k < 4000; k++) {
+		_cleanup_free_ char *buf = read_file_at(t->proc_dfd, name, 4096, NULL);
+		struct proc_stat st;
+		if (!buf || proc_parse_stat(buf, &st) || st.state == 'T' || st.state == 't')
+			return;
+		usleep(500);
+	}
+	pr_warn("restore: pid %d was stopped at dump and is not stopped yet", pid);
+}
+
 /* Every task ready: rebuild each from outside (the remote stage), then, every task
  * rebuilt, the last settings and let them go. */
 static int rst_rebuild_tree(struct rst_tree *t)
@@ -666,6 +703,9 @@ static int rst_rebuild_tree(struct rst_tree *t)
 		if (c && !ret)
 			ret = pt_detach(c->pid, 0);
 	}
+	for (size_t i = 0; i < t->n && !ret; i++)
+		if (t->procs[i] && t->procs[i]->core->stopped)
+			wait_stopped(t, t->procs[i]->pid);
 	return ret;
 }
 

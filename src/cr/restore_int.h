@@ -56,6 +56,9 @@ struct rst_tree {
 	ssize_t *defer;
 	pid_t *spawned;          /* in a creator: the pid each task it created got (0: none) */
 	bool pid_unshared_done;  /* in a creator: it unshared its pid namespace for children */
+	pid_t via_helper;        /* in a task made through a helper (TaskEntry.creator): the
+				  * helper, until the task is reparented */
+	bool early;              /* in a creator: making the children of its birth session */
 };
 
 struct status_msg {
@@ -69,8 +72,12 @@ ssize_t rst_task_index(const Inventory *inv, pid_t pid);
 
 /* spawn.c */
 /* Who creates task @j: its parent, or — for a task in the session of a leader that is its
- * sibling (reparented to their common parent) — that leader, with CLONE_PARENT. */
+ * sibling (reparented to their common parent) — that leader, with CLONE_PARENT, or the
+ * task of its session the image names (TaskEntry.creator), through a helper. */
 pid_t rst_creator_of(const Inventory *inv, size_t j);
+/* Task @j is made by its parent before the parent's setsid (it stayed in the session its
+ * parent was born in). */
+bool rst_early_child(const Inventory *inv, size_t j);
 /* The task starts a pid namespace of its own: one level deeper than its creator. */
 bool rst_new_pid_ns(const Inventory *inv, size_t j);
 /* The init of pid-namespace level @k (>= 1) of task @j: @j or one of its ancestors;

@@ -57,6 +57,8 @@ static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int e
 pid_t rst_creator_of(const Inventory *inv, size_t j)
 {
 	const TaskEntry *e = inv->tasks[j];
+	if (j && e->has_creator && e->creator > 0)
+		return e->creator;
 	ssize_t p = rst_task_index(inv, e->ppid);
 	if (j && p >= 0 && e->sid != e->pid && e->sid != inv->tasks[p]->sid) {
 		ssize_t l = rst_task_index(inv, e->sid);
@@ -64,6 +66,67 @@ pid_t rst_creator_of(const Inventory *inv, size_t j)
 			return e->sid;
 	}
 	return e->ppid;
+}
+
+bool rst_early_child(const Inventory *inv, size_t j)
+{
+	const TaskEntry *e = inv->tasks[j];
+	ssize_t p = j ? rst_task_index(inv, e->ppid) : -1;
+	if (p <= 0 || e->has_creator || e->zombie || e->sid == e->pid || e->shares_files ||
+	    e->shares_fs)
+		return false;
+	const TaskEntry *pe = inv->tasks[p];
+	ssize_t g = rst_task_index(inv, rst_creator_of(inv, (size_t)p));
+	return pe->sid == pe->pid && e->sid != pe->sid && g >= 0 && !pe->has_creator &&
+	       inv->tasks[g]->sid == e->sid;
+}
+
+/* Task @j of @t made by a helper forked by its creator (the task @idx), which exits at
+ * once: the kernel gives @j to the reaper of @idx's orphans, its parent. The pid it got
+ * in the creator's view, or -errno. */
+static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t flags)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("restore: pipe");
+	pid_t h = fork();
+	if (h < 0) {
+		int e = pr_perror("restore: fork a helper for pid %d", t->inv->tasks[j]->pid);
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (h == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		t->via_helper = getpid();
+		pid_t c = rst_spawn_task(t, (ssize_t)idx, j, SIGCHLD, false, flags);
+		_exit(write(p[1], &c, sizeof(c)) == (ssize_t)sizeof(c) && c > 0 ? 0 : 1);
+	}
+	close(p[1]);
+	pid_t c = -EIO;
+	int st = 0;
+	ssize_t n = read(p[0], &c, sizeof(c));
+	close(p[0]);
+	while (waitpid(h, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(c) || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		pr_err("restore: the helper making pid %d failed", t->inv->tasks[j]->pid);
+		return c < 0 ? c : -EIO;
+	}
+	return c;
+}
+
+/* In a task made through a helper: wait until the helper exited and the task was given
+ * to its parent, before anything (its parent-death signal would fire). Bounded. */
+static int wait_reparented(struct rst_tree *t)
+{
+	for (int k = 0; k < 10000 && getppid() == t->via_helper; k++)
+		usleep(500);
+	if (getppid() == t->via_helper)
+		return -ETIMEDOUT;
+	t->via_helper = 0;
+	return 0;
 }
 
 /* Process groups whose leader exited: pgid of a live task, not a task of the tree, not
@@ -515,8 +578,15 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
 		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers ||
-		    rst_new_pid_ns(t->inv, j) != inits)
+		    rst_new_pid_ns(t->inv, j) != inits || rst_early_child(t->inv, j) != t->early)
 			continue;
+		if (e->has_creator && e->creator != e->ppid) {
+			pid_t child = spawn_via_helper(t, idx, j, 0);
+			if (child < 0)
+				return (int)child;
+			t->spawned[j] = child;
+			continue;
+		}
 		const TimeNs *tn = t->procs[j] ? t->procs[j]->tns->time_ns : NULL;
 		if ((tn != NULL) != timens)
 			continue;
@@ -692,7 +762,14 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	t->pid_unshared_done = false; /* (the copy of its creator's tree) */
 
 	/* A failed restore kills the root: everything below goes with it. */
+	if (t->via_helper && (ret = wait_reparented(t)))
+		child_fail(st, e->pid, pr_errno(ret, "restore: pid %d: not given to its parent",
+						e->pid));
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* a reaper already: a task made through a helper is given to it */
+	if (c && c->core->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		child_fail(st, e->pid, pr_perror("restore: pid %d: become a child subreaper",
+						 e->pid));
 	if (t->have_helper)
 		helper_child_after_fork(&t->helper);
 	log_reset_first_error();
@@ -735,6 +812,14 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* (its mount tree is rebuilt: what is opened by path there can be opened now) */
 	if (c && c->tns->mnt && (ret = fetch_deferred(t, idx)))
 		child_fail(st, e->pid, ret);
+	if (e->sid == e->pid) {
+		/* children that stayed in the session it was born in: made before setsid */
+		t->early = true;
+		ret = create_children(t, idx, false);
+		t->early = false;
+		if (ret)
+			child_fail(st, e->pid, ret);
+	}
 	if (e->sid == e->pid && setsid() < 0)
 		child_fail(st, e->pid, pr_perror("restore: setsid in pid %d", e->pid));
 	if (e->sid == e->pid && c && (ret = take_ctty(t, e->pid)) < 0)

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "cr/resource.h"
+#include "ns/ns.h"
 #include "task/task.h"
 
 bool dump_tree_has(const struct dump_tree *t, pid_t pid)
@@ -26,8 +27,70 @@ static int find_alive(const struct dump_tree *t, pid_t pid)
 	return -1;
 }
 
+/* The task the kernel gives the orphans of a child of procs[@l] to: the nearest of @l and
+ * its ancestors (in its pid namespace) that is a child subreaper, else that namespace's
+ * init (kernel/exit.c find_new_reaper). -1 when that is outside the tree. */
+static int orphan_reaper(const struct dump_tree *t, int l)
+{
+	size_t level = t->procs[l]->status.nspid_len;
+	for (int k = l, hops = 0; k >= 0 && hops <= (int)t->nr; hops++) {
+		const struct dump_ctx *c = t->procs[k];
+		if (c->status.nspid_len != level)
+			return -1;
+		if ((c->core && c->core->child_subreaper) || (level > 1 && c->status.nspid[level - 1] == 1))
+			return k;
+		k = k ? find_alive(t, t->ppid[k]) : -1;
+	}
+	return -1;
+}
+
+/* Task @i is in session @sid, neither its own nor its parent's: it was orphaned and
+ * reparented. It can be made again by a task of that session through a helper that
+ * exits at once, if the kernel then gives it to the same parent: a live task of the
+ * session whose orphans go to that parent, in the same pid namespace, and the task
+ * neither shares its parent's files nor creates namespaces. Sets procs[i]->creator. */
+static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
+{
+	struct dump_ctx *c = t->procs[i];
+	int pi = find_alive(t, t->ppid[i]);
+	if (pi < 0 || c->shares_files || c->shares_fs || ns_clone_flags(c->tns) ||
+	    c->status.nspid_len != t->procs[pi]->status.nspid_len)
+		return false;
+	for (size_t l = 0; l < t->nr; l++) {
+		const struct dump_ctx *cl = t->procs[l];
+		if (l == i || cl->stat.session != sid || cl->status.nspid_len != c->status.nspid_len)
+			continue;
+		bool below = false; /* made by a descendant of the task: never */
+		for (int k = (int)l, hops = 0; k > 0 && !below && hops <= (int)t->nr; hops++) {
+			k = find_alive(t, t->ppid[k]);
+			below = k == (int)i;
+		}
+		if (below)
+			continue;
+		if (orphan_reaper(t, (int)l) == pi) {
+			c->creator = cl->pid;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Task @i's parent called setsid after creating it: made by its parent before that, in
+ * the session the parent was born in (its own parent's). */
+static bool early_child(const struct dump_tree *t, size_t i, pid_t sid)
+{
+	int pi = find_alive(t, t->ppid[i]);
+	if (pi <= 0 || t->procs[pi]->stat.session != t->procs[pi]->pid || t->procs[i]->shares_files ||
+	    t->procs[i]->shares_fs)
+		return false;
+	int gi = find_alive(t, t->ppid[pi]);
+	return gi >= 0 && t->procs[gi]->stat.session == sid && !t->procs[pi]->creator;
+}
+
 /* Sessions and process groups this version can rebuild: each task's session is its own
- * (it called setsid), its parent's, that of a session leader that is its sibling, or —
+ * (it called setsid), its parent's, that of a session leader that is its sibling, the one
+ * its parent was born in (made before the parent's setsid), one whose orphans its parent
+ * reaps (made through a helper, then reparented), or —
  * for the root only — one outside the tree (then the restored root joins the restoring
  * stasis's session, like CRIU's --shell-job). A process group is the task's own, one led
  * by a task of the tree in the same session, the root's outside group, or — in the
@@ -52,7 +115,8 @@ static int check_sessions(struct dump_tree *t)
 		/* or the session of a leader that is its sibling (it was reparented to their
 		 * common parent, a subreaper): created by that leader with CLONE_PARENT */
 		int li = find_alive(t, sid);
-		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid);
+		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid) ||
+			      (i < t->nr && (early_child(t, i, sid) || orphan_creator(t, i, sid)));
 		if (!sid_ok) {
 			if (dump_tree_has(t, sid))
 				pr_err("pid %d is in session %d, which is neither its own nor its "
