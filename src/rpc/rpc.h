@@ -66,6 +66,9 @@ struct rpc_job {
 	struct restore_opts restore;
 };
 
+/* PRE_DUMP or SINGLE_PRE_DUMP. */
+bool rpc_type_is_pre_dump(RpcType t);
+
 /* Check the options of a request of type @type against what stasis can do, without
  * touching anything: 0, or -EOPNOTSUPP/-EINVAL with the reason in @err. */
 int rpc_opts_check(const RpcOptions *o, RpcType type, char *err, size_t errlen);
