@@ -75,15 +75,16 @@ def runc(state, args, timeout, cwd, criu=None):
     return rc, out, err, time.monotonic() - t0
 
 
-def runc_detached(state, args, timeout, cwd, stdout_fd, errfile, criu=None):
+def runc_detached(state, args, timeout, cwd, stdout_fd, errfile, criu=None, stderr_fd=None):
     """run -d / restore -d: runc hands its own stdio to the container (its stdout here
     the write end of a pipe whose read end the check holds), so no pipe of ours may
-    be waited on for EOF."""
+    be waited on for EOF. With stderr_fd, the container's stderr is that too (runc's
+    errors are then lost: errfile stays empty)."""
     argv = ["runc", "--root", state] + (["--criu", criu] if criu else []) + args
     t0 = time.monotonic()
     with open(errfile, "w") as err:
         p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout_fd,
-                             stderr=err)
+                             stderr=err if stderr_fd is None else stderr_fd)
         try:
             rc = p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
