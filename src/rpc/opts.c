@@ -1,4 +1,4 @@
-/* The options of a DUMP or RESTORE request, mapped to those of dump_run()/restore_run().
+/* The options of a DUMP, PRE_DUMP or RESTORE request, mapped to those of dump_run()/restore_run().
  *
  * Each RpcOptions field is either honoured (mapped to a stasis option), accepted because
  * stasis already behaves so (with the reason next to it), or refused with a line that

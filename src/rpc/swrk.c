@@ -2,7 +2,8 @@
  * one response; the client closing its end ends the server cleanly. A malformed,
  * oversized or unknown request gets an error response naming the problem, and the
  * server goes on reading; after a DUMP or a RESTORE it exits (as CRIU's does), the
- * restored tree running on. */
+ * restored tree running on; after a PRE_DUMP it waits for the next pass (PRE_DUMP or
+ * DUMP), as CRIU's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
