@@ -11,13 +11,13 @@ parent_img relative to the images directory) stores only what was written since,
 pages must be a small part of the pre-dump's (a dump that ignored the parent stores
 them all, and fails here). Reports both sizes and the times. Skipped when runc is
 missing or cannot run a container here."""
-import json
 import os
 import shutil
 import signal
 import time
 
-from checks.runc_checkpoint import container_pid, runc, runc_detached
+from checks.runc_checkpoint import container_pid, runc, runc_detached, runc_dirs
+from checks.runc_checkpoint import make_bundle as runc_bundle
 from lib.proc import Failure, Skip, kill_pid, run_cmd, tail, wait_pid
 
 MIB = 128
@@ -37,25 +37,7 @@ def kernel_tracks_writes(stasis):
 
 
 def make_bundle(d, memhog, data):
-    bundle = os.path.join(d, "bundle")
-    rootfs = os.path.join(bundle, "rootfs")
-    for sub in ("bin", "proc", "sys", "dev", "data", "tmp"):
-        os.makedirs(os.path.join(rootfs, sub))
-    shutil.copy(memhog, os.path.join(rootfs, "bin", "memhog"))
-    rc, _, err = run_cmd(["runc", "spec"], 30, cwd=bundle)
-    if rc != 0:
-        raise Skip("runc spec failed: %s" % err.strip()[:100])
-    path = os.path.join(bundle, "config.json")
-    with open(path) as f:
-        cfg = json.load(f)
-    cfg["process"]["terminal"] = False
-    cfg["process"]["args"] = ["/bin/memhog", str(MIB), str(HOT_KIB), "/data"]
-    cfg["root"]["readonly"] = False
-    cfg["mounts"].append({"destination": "/data", "type": "bind", "source": data,
-                          "options": ["rbind", "rw"]})
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    return bundle
+    return runc_bundle(d, data, memhog, ["/bin/memhog", str(MIB), str(HOT_KIB), "/data"])
 
 
 def wait_file(path, secs):
@@ -97,13 +79,7 @@ def check(c):
         raise Skip("runc is not installed (scripts/deps.sh)")
     if not os.path.exists(memhog):
         raise Failure("%s is not built (make tests)" % memhog)
-    d = os.path.join(c.tmp, "runc-pre")
-    data = os.path.join(d, "data")
-    state = os.path.join(d, "state")
-    os.makedirs(data)
-    os.makedirs(state)
-    criu = os.path.join(d, "criu")
-    os.symlink(os.path.abspath(c.stasis), criu)
+    d, data, state, criu = runc_dirs(c, "runc-pre")
     if not kernel_tracks_writes(c.stasis):
         raise Skip("this kernel cannot track writes (no PAGEMAP_SCAN or uffd WP_ASYNC)")
     # what runtimes ask (Podman, scripts): the kernel can, so stasis says yes
