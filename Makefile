@@ -76,7 +76,7 @@ $(BUILD)/stasis-helper: $(HELPER_OBJS)
 	$(CC) $(LDFLAGS) -Wl,--gc-sections -o $@ $^
 
 tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/tests/tools/uns_launch \
-	$(BUILD)/tests/tools/nft_pause.so $(BUILD)/demo/counter
+	$(BUILD)/tests/tools/nft_pause.so $(BUILD)/tests/tools/memhog $(BUILD)/demo/counter
 
 # the soak test (not in ./test.sh): tests/soak.py, its workload built like a checkpoint test
 $(BUILD)/tests/soak/workload: tests/soak/workload.c tests/ckpt/lib.c $(wildcard tests/ckpt/*.h)
@@ -91,6 +91,12 @@ soak: $(BUILD)/stasis $(BUILD)/tests/soak/workload
 $(BUILD)/tests/tools/nft_pause.so: tests/tools/nft_pause.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out $(SAN_FLAGS),$(CFLAGS_BASE)) -shared -fPIC -o $@ $< -ldl
+
+# the memory workload of the incremental-dump checks: static, it runs alone in a
+# container's root; no sanitizer (it is the checkpointed side)
+$(BUILD)/tests/tools/memhog: tests/tools/memhog.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(SAN_FLAGS),$(CFLAGS_BASE)) -static -o $@ $<
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libstasis.a
 	@mkdir -p $(dir $@)

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "mem/mem.h"
 #include "rpc/rpc.h"
 #include "sys/kerndat.h"
 
@@ -39,13 +40,42 @@ static void criu_version(void)
 	printf("stasis %s (CRIU-compatible command line and RPC)\n", STASIS_VERSION);
 }
 
-static int criu_check(int argc)
+/* `criu check --feature NAME`: what stasis can do of CRIU's named features. Memory
+ * tracking is write tracking with userfaultfd WP_ASYNC and PAGEMAP_SCAN here, not
+ * soft-dirty; the others are not there (yet). */
+static int criu_check_feature(const char *name)
+{
+	if (!strcmp(name, "mem_dirty_track")) {
+		if (log_init("/dev/null", LOG_ERR))
+			log_set_level(LOG_ERR);
+		bool ok = mem_track_is_available();
+		log_close();
+		if (ok) {
+			printf("mem_dirty_track is supported (write tracking with userfaultfd "
+			       "WP_ASYNC and PAGEMAP_SCAN)\n");
+			return 0;
+		}
+		fprintf(stderr, "Error: mem_dirty_track is not supported: write tracking needs "
+				"PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7)\n");
+		return 1;
+	}
+	fprintf(stderr, "Error: feature %s is not supported by stasis (known: "
+			"mem_dirty_track)\n",
+		name);
+	return 1;
+}
+
+static int criu_check(int argc, char **argv)
 {
 	const struct kerndat *kd;
 	int missing = 0;
 
+	if (argc == 3 && !strcmp(argv[1], "--feature"))
+		return criu_check_feature(argv[2]);
+	if (argc == 2 && str_starts(argv[1], "--feature="))
+		return criu_check_feature(argv[1] + strlen("--feature="));
 	if (argc > 1) {
-		fprintf(stderr, "criu check: options are not supported by stasis "
+		fprintf(stderr, "criu check: only --feature NAME is supported by stasis "
 				"(try `stasis check`)\n");
 		return 1;
 	}
@@ -72,6 +102,7 @@ struct xargs {
 	int n_owned;
 	char *work_dir, *images_dir, *log, *pidfile;
 	int verbose;
+	bool pre; /* pre-dump */
 };
 
 static int xadd(struct xargs *x, const char *a, const char *b)
@@ -170,7 +201,8 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	case 'W': x->work_dir = arg; return 0;
 	case 'o': x->log = arg; return 0;
 	case 'v': x->verbose = arg ? atoi(arg) : x->verbose + 1; return 0;
-	case 'R': return dump ? xadd(x, "--leave-running", NULL) : 0;
+	/* a pre-dump always lets the tree run on */
+	case 'R': return dump && !x->pre ? xadd(x, "--leave-running", NULL) : 0;
 	case 'd': return dump ? criu_refuse("-d", "a restore option") : xadd(x, "-d", NULL);
 	case O_SHELL_JOB: return xadd(x, "--shell-job", NULL);
 	case O_TCP_EST: return dump ? xadd(x, "--tcp-established", NULL) : 0;
@@ -179,8 +211,9 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 			    : xadd(x, "--tcp-close", NULL);
 	case O_FILE_LOCKS: return criu_refuse("--file-locks", "file locks are not supported");
 	case O_EXT_UNIX:
-		/* restore: the sockets are connected to their peer's address again */
-		if (!dump)
+		/* restore: the sockets are connected to their peer's address again; a
+		 * pre-dump stores memory only: the external objects are the dump's */
+		if (!dump || x->pre)
 			return 0;
 		if (asprintf(&s, "--ext-unix-sk%s%s", arg ? "=" : "", arg ? arg : "") < 0)
 			return -1;
@@ -189,19 +222,23 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 		if (asprintf(&s, "--manage-cgroups=%s", arg ? arg : "soft") < 0)
 			return -1;
 		return xadd(x, own(x, s), NULL);
-	case O_EXTERNAL: return xadd(x, "--external", arg);
+	case O_EXTERNAL: return x->pre ? 0 : xadd(x, "--external", arg);
 	case O_ROOT: return dump ? 0 : xadd(x, "--root", arg);
 	case O_INHERIT:
 		return dump ? criu_refuse("--inherit-fd", "a restore option")
 			    : xadd(x, "--inherit-fd", arg);
 	case O_PIDFILE: x->pidfile = arg; return 0;
 	case O_EXT_MNT: {
+		if (x->pre)
+			return 0;
 		char *colon = strchr(arg, ':');
 		if (!colon || asprintf(&s, "mnt[%.*s]:%s", (int)(colon - arg), arg, colon + 1) < 0)
 			return criu_refuse("--ext-mount-map", "expected KEY:VALUE");
 		return xadd(x, "--external", own(x, s));
 	}
 	case O_VETH: {
+		if (x->pre)
+			return 0;
 		char *eq = strchr(arg, '=');
 		if (!eq || asprintf(&s, dump ? "veth[%.*s]" : "veth[%.*s]:%s", (int)(eq - arg),
 				    arg, eq + 1) < 0)
@@ -212,9 +249,14 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	case O_CG_ROOT:
 		return criu_refuse("--cgroup-root", "remapping the tree's cgroups is not supported");
 	case O_LAZY: return criu_refuse("--lazy-pages", "not supported yet");
-	case O_TRACK: return criu_refuse("--track-mem", "incremental dumps are not supported yet");
-	case O_PREV: return criu_refuse("--prev-images-dir", "incremental dumps are not "
-							    "supported yet");
+	/* incremental dumps: stasis's own spellings (a pre-dump always tracks writes) */
+	case O_TRACK:
+		return dump ? xadd(x, "--track-mem", NULL)
+			    : criu_refuse("--track-mem", "a dump option");
+	case O_PREV:
+		return dump ? xadd(x, "--prev-images-dir", arg)
+			    : criu_refuse("--prev-images-dir", "a dump option (a restore follows "
+								"the images' parent link)");
 	case O_PS: return criu_refuse("--page-server", "not supported");
 	/* TODO(netlock helper): --network-lock once it lands. */
 	case O_NETLOCK: return criu_refuse("--network-lock", "not supported yet");
@@ -226,13 +268,13 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	}
 }
 
-static int criu_dump_restore(int argc, char **argv, bool dump)
+static int criu_dump_restore(int argc, char **argv, bool dump, bool pre)
 {
-	struct xargs x = { .n = 0 };
+	struct xargs x = { .n = 0, .pre = pre };
 	char vbuf[8];
 	int c;
 
-	xadd(&x, dump ? "dump" : "restore", NULL);
+	xadd(&x, pre ? "pre-dump" : dump ? "dump" : "restore", NULL);
 	/* CRIU writes into the images directory whatever it holds (its log, too) */
 	if (dump)
 		xadd(&x, "--keep-foreign", NULL);
@@ -272,7 +314,7 @@ static int criu_dump_restore(int argc, char **argv, bool dump)
 	if (vbuf[0] && xadd(&x, vbuf, NULL))
 		return 2;
 	x.v[x.n] = NULL;
-	int ret = dump ? cmd_dump(x.n, x.v) : cmd_restore(x.n, x.v);
+	int ret = pre ? cmd_pre_dump(x.n, x.v) : dump ? cmd_dump(x.n, x.v) : cmd_restore(x.n, x.v);
 	for (int i = 0; i < x.n_owned; i++)
 		free(x.owned[i]);
 	return ret;
@@ -281,7 +323,7 @@ static int criu_dump_restore(int argc, char **argv, bool dump)
 int cmd_criu(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: criu dump|restore|check|swrk [options] (stasis's "
+		fprintf(stderr, "usage: criu dump|pre-dump|restore|check|swrk [options] (stasis's "
 				"CRIU-compatible command line)\n");
 		return 2;
 	}
@@ -290,14 +332,15 @@ int cmd_criu(int argc, char **argv)
 		criu_version();
 		return 0;
 	}
-	if (!strcmp(cmd, "dump") || !strcmp(cmd, "restore"))
-		return criu_dump_restore(argc - 1, argv + 1, !strcmp(cmd, "dump"));
+	if (!strcmp(cmd, "dump") || !strcmp(cmd, "restore") || !strcmp(cmd, "pre-dump"))
+		return criu_dump_restore(argc - 1, argv + 1, strcmp(cmd, "restore") != 0,
+					 !strcmp(cmd, "pre-dump"));
 	if (!strcmp(cmd, "check"))
-		return criu_check(argc - 1);
+		return criu_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "swrk"))
 		return cmd_swrk(argc - 1, argv + 1);
-	fprintf(stderr, "criu: command '%s' is not supported by stasis (dump, restore, check, "
-			"swrk, --version)\n",
+	fprintf(stderr, "criu: command '%s' is not supported by stasis (dump, pre-dump, restore, "
+			"check, swrk, --version)\n",
 		cmd);
 	return 1;
 }

@@ -844,7 +844,8 @@ int dump_run(const struct dump_opts *o)
 	netlock_dump_mark(nl, &t);
 	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
 	ret = write_tree_images(&t);
-	if (!ret)
+	/* a pre-dump is no checkpoint: no post-dump (runc marks its container checkpointed) */
+	if (!ret && !o->pre_dump)
 		ret = cr_notify(o->notify, o->notify_arg, "post-dump", o->pid);
 
 out:

@@ -26,6 +26,9 @@ void mem_shm_release(struct shm_obj *objs, size_t n);
 /* Incremental dumps (src/mem/track.c): the state of a pre-dump or of a dump with
  * --prev-images-dir, NULL for a plain dump (every call takes NULL). */
 struct mem_track;
+/* This kernel can track writes (PAGEMAP_SCAN and userfaultfd WP_ASYNC): what the CRIU
+ * interfaces answer as "memory tracking" (FEATURE_CHECK mem_track, check mem_dirty_track). */
+bool mem_track_is_available(void);
 int mem_track_open(const struct dump_opts *o, struct mem_track **out) __must_check;
 int mem_track_link(struct mem_track *t, struct img_dir *d) __must_check; /* `parent` */
 /* A pre-dump: the new keeper takes the userfaultfds (before the images are written). */

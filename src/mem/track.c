@@ -165,12 +165,17 @@ static void keeper_kill(int *pidfd, bool wait)
 	*pidfd = -1;
 }
 
+bool mem_track_is_available(void)
+{
+	return kdat_has(KD_PAGEMAP_SCAN) && kdat_has(KD_UFFD_WP_ASYNC);
+}
+
 int mem_track_open(const struct dump_opts *o, struct mem_track **out)
 {
 	*out = NULL;
 	if (!o->pre_dump && !o->prev_dir)
 		return 0;
-	if (!kdat_has(KD_PAGEMAP_SCAN) || !kdat_has(KD_UFFD_WP_ASYNC)) {
+	if (!mem_track_is_available()) {
 		pr_err("%s: write tracking needs PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux "
 		       "6.7), which this kernel lacks",
 		       o->pre_dump ? "pre-dump" : "dump --prev-images-dir");

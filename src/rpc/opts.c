@@ -1,4 +1,4 @@
-/* The options of a DUMP or RESTORE request, mapped to those of dump_run()/restore_run().
+/* The options of a DUMP, PRE_DUMP or RESTORE request, mapped to those of dump_run()/restore_run().
  *
  * Each RpcOptions field is either honoured (mapped to a stasis option), accepted because
  * stasis already behaves so (with the reason next to it), or refused with a line that
@@ -228,7 +228,8 @@ nomem:
 int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t peer,
 		    char *err, size_t errlen)
 {
-	bool dump = type == RPC_TYPE__RPC_DUMP;
+	bool pre = rpc_type_is_pre_dump(type);
+	bool dump = type == RPC_TYPE__RPC_DUMP || pre;
 	int ret;
 
 	memset(j, 0, sizeof(*j));
@@ -263,7 +264,8 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 			 o->config_file);
 		return -EOPNOTSUPP;
 	}
-	ret = map_externals(j, o, dump, err, errlen);
+	/* a pre-dump stores memory only: the externals matter to the final dump */
+	ret = pre ? 0 : map_externals(j, o, dump, err, errlen);
 	if (ret)
 		return ret;
 	j->notify = o->has_notify_scripts && o->notify_scripts;
@@ -276,7 +278,15 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 	if (dump) {
 		j->dump.pid = o->pid;
 		j->dump.dir = j->images_dir;
-		j->dump.leave_running = o->has_leave_running && o->leave_running;
+		/* a pre-dump always lets the tree run on (runc sends leave_running false) */
+		j->dump.pre_dump = pre;
+		j->dump.leave_running = !pre && o->has_leave_running && o->leave_running;
+		/* the previous pass, relative to the images directory (as CRIU resolves it)
+		 * or absolute: stasis's --prev-images-dir. track_mem needs nothing more: a
+		 * pre-dump always arms write tracking, and a dump's tracking ends with it (a
+		 * later pass naming a dump as its parent finds no tracker and stores every
+		 * page, which is exact) */
+		j->dump.prev_dir = o->parent_img;
 		j->dump.shell_job = o->has_shell_job && o->shell_job;
 		j->dump.network_lock_none = o->has_network_lock && o->network_lock == 3; /* skip */
 		j->dump.sync = true;

@@ -127,9 +127,7 @@ static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen
 	REFUSE(o->has_tcp_skip_in_flight && o->tcp_skip_in_flight,
 	       "tcp_skip_in_flight: not supported (connections in an accept queue are kept)");
 	REFUSE(o->has_file_locks && o->file_locks, "file_locks: file locks are not supported");
-	REFUSE(o->has_track_mem && o->track_mem,
-	       "track_mem: memory tracking (incremental dumps) is not supported yet");
-	REFUSE(o->parent_img, "parent_img: incremental dumps are not supported yet");
+	/* (track_mem and parent_img: incremental dumps, checked by rpc_opts_check) */
 	REFUSE(o->has_lazy_pages && o->lazy_pages, "lazy_pages: lazy restore is not supported yet");
 	REFUSE(o->has_status_fd, "status_fd: only used by lazy pages, not supported yet");
 	REFUSE(o->ps, "ps: the page server is not supported");
@@ -161,17 +159,44 @@ static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen
 	return 0;
 }
 
+bool rpc_type_is_pre_dump(RpcType t)
+{
+	return t == RPC_TYPE__RPC_PRE_DUMP || t == RPC_TYPE__RPC_SINGLE_PRE_DUMP;
+}
+
+/* Incremental dumps: parent_img names the previous pass (relative to the images
+ * directory, as CRIU resolves it, or absolute); track_mem asks for write tracking. */
+static int check_incremental(const RpcOptions *o, RpcType type, char *err, size_t errlen)
+{
+	bool dump = type == RPC_TYPE__RPC_DUMP || rpc_type_is_pre_dump(type);
+
+	REFUSE(!dump && o->parent_img, "parent_img: a dump option (a restore follows the "
+				       "images' parent link by itself)");
+	REFUSE(!dump && o->has_track_mem && o->track_mem, "track_mem: a dump option");
+	if (o->parent_img && !o->parent_img[0]) {
+		snprintf(err, errlen, "parent_img: an empty path");
+		return -EINVAL;
+	}
+	/* CRIU's modes differ in how the pages are read (splice or process_vm_readv), not
+	 * in the images: stasis reads with process_vm_readv for both */
+	if (o->has_pre_dump_mode && o->pre_dump_mode != 1 && o->pre_dump_mode != 2) {
+		snprintf(err, errlen, "pre_dump_mode %d is unknown", (int)o->pre_dump_mode);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int rpc_opts_check(const RpcOptions *o, RpcType type, char *err, size_t errlen)
 {
-	bool dump = type == RPC_TYPE__RPC_DUMP;
+	bool dump = type == RPC_TYPE__RPC_DUMP || rpc_type_is_pre_dump(type);
 	int ret;
 
 	err[0] = '\0';
-	if (type != RPC_TYPE__RPC_DUMP && type != RPC_TYPE__RPC_RESTORE) {
+	if (!dump && type != RPC_TYPE__RPC_RESTORE) {
 		snprintf(err, errlen, "request type %d has no dump or restore options", (int)type);
 		return -EINVAL;
 	}
-	ret = check_unsupported_flags(o, err, errlen);
+	ret = check_unsupported_flags(o, err, errlen) ?: check_incremental(o, type, err, errlen);
 	if (ret)
 		return ret;
 	if (o->images_dir_fd < 0) {

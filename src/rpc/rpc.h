@@ -47,7 +47,7 @@ int rpc_send(int sk, const RpcResponse *resp) __attribute__((warn_unused_result)
  * RPC_MAX_MSG; -ETIMEDOUT; or another -errno. */
 ssize_t rpc_recv(int sk, uint8_t *buf, int timeout_ms);
 
-/* A DUMP or RESTORE request turned into the options of dump_run()/restore_run(). */
+/* A DUMP, PRE_DUMP or RESTORE request turned into the options of dump_run()/restore_run(). */
 struct rpc_job {
 	pid_t peer;            /* the client: its fds are reached through /proc/PEER/fd */
 	char *images_dir;      /* the images directory, by path */
@@ -66,6 +66,9 @@ struct rpc_job {
 	struct restore_opts restore;
 };
 
+/* PRE_DUMP or SINGLE_PRE_DUMP. */
+bool rpc_type_is_pre_dump(RpcType t);
+
 /* Check the options of a request of type @type against what stasis can do, without
  * touching anything: 0, or -EOPNOTSUPP/-EINVAL with the reason in @err. */
 int rpc_opts_check(const RpcOptions *o, RpcType type, char *err, size_t errlen);
@@ -76,8 +79,9 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
 void rpc_job_free(struct rpc_job *j);
 
-/* Serve the client on @sk until it closes it (or after a DUMP or RESTORE). The exit
- * status of `stasis swrk`: 0, or 1 if the channel failed. */
+/* Serve the client on @sk until it closes it (or after a DUMP or RESTORE; after a
+ * PRE_DUMP only the next pass may come). The exit status of `stasis swrk`: 0, or 1 if
+ * the channel failed. */
 int rpc_serve(int sk);
 
 #endif

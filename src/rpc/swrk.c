@@ -2,7 +2,8 @@
  * one response; the client closing its end ends the server cleanly. A malformed,
  * oversized or unknown request gets an error response naming the problem, and the
  * server goes on reading; after a DUMP or a RESTORE it exits (as CRIU's does), the
- * restored tree running on. */
+ * restored tree running on; after a PRE_DUMP it waits for the next pass (PRE_DUMP or
+ * DUMP), as CRIU's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "mem/mem.h"
 #include "rpc/rpc.h"
 #include "sys/kerndat.h"
 
@@ -27,6 +29,8 @@ struct server {
 	struct rpc_job *job;
 	pid_t restored;     /* the root of the restored tree, from its notifications */
 	bool lost;          /* the channel failed: stop */
+	bool job_failed;    /* the last DUMP, PRE_DUMP or RESTORE failed */
+	bool pre_dumped;    /* a PRE_DUMP was served: only PRE_DUMP or DUMP may follow */
 };
 
 static void resp_init(RpcResponse *r, RpcType type, bool ok)
@@ -116,9 +120,11 @@ static int handle_job(struct server *s, const RpcRequest *q)
 {
 	struct rpc_job j;
 	char err[512];
-	bool dump = q->type == RPC_TYPE__RPC_DUMP;
+	bool pre = rpc_type_is_pre_dump(q->type);
+	bool dump = q->type == RPC_TYPE__RPC_DUMP || pre;
 	int ret;
 
+	s->job_failed = true;
 	ret = rpc_job_prepare(&j, q->opts, q->type, s->peer, err, sizeof(err));
 	if (ret) {
 		/* in the log too when there is one: runtimes show its path, not the message */
@@ -137,7 +143,8 @@ static int handle_job(struct server *s, const RpcRequest *q)
 	if (dump) {
 		j.dump.notify = notify_cb;
 		j.dump.notify_arg = s;
-		pr_info("rpc: dump of pid %d into %s", (int)j.dump.pid, j.images_dir);
+		pr_info("rpc: %s of pid %d into %s", pre ? "pre-dump" : "dump", (int)j.dump.pid,
+			j.images_dir);
 		ret = dump_run(&j.dump);
 	} else {
 		j.restore.notify = notify_cb;
@@ -154,12 +161,15 @@ static int handle_job(struct server *s, const RpcRequest *q)
 		return s->lost ? -EPIPE : send_error(s, q->type, ret < -1000 ? ret + 1000 : ret, err);
 	}
 	rpc_job_free(&j);
+	s->job_failed = false;
 
 	RpcResponse r;
 	RpcDumpResult d = RPC_DUMP_RESULT__INIT;
 	RpcRestoreResult rr = RPC_RESTORE_RESULT__INIT;
 	resp_init(&r, q->type, true);
-	if (dump) {
+	if (pre) {
+		/* the type and success alone, as CRIU's */
+	} else if (dump) {
 		d.has_restored = true;
 		d.restored = false;
 		r.dump = &d;
@@ -210,7 +220,9 @@ static int handle_check(struct server *s)
 	return rpc_send(s->sk, &r);
 }
 
-/* What stasis has of the features a client asks about: none of them yet. */
+/* What stasis has of the features a client asks about: memory tracking (pre-dump) when
+ * the kernel lets stasis track writes (userfaultfd WP_ASYNC and PAGEMAP_SCAN: CRIU's
+ * soft-dirty is not needed); lazy pages and the pidfd store: not yet. */
 static int handle_features(struct server *s, const RpcRequest *q)
 {
 	RpcResponse r;
@@ -218,8 +230,8 @@ static int handle_features(struct server *s, const RpcRequest *q)
 
 	resp_init(&r, RPC_TYPE__RPC_FEATURE_CHECK, true);
 	if (q->features) {
-		/* memory tracking (pre-dump), lazy pages, the pidfd store: not yet */
 		f.has_mem_track = q->features->has_mem_track;
+		f.mem_track = f.has_mem_track && mem_track_is_available();
 		f.has_lazy_pages = q->features->has_lazy_pages;
 		f.has_pidfd_store = q->features->has_pidfd_store;
 	}
@@ -237,6 +249,11 @@ static bool serve_one(struct server *s, const uint8_t *buf, size_t len)
 		send_error(s, RPC_TYPE__RPC_EMPTY, errno, err);
 		return s->lost;
 	}
+	if (s->pre_dumped && q->type != RPC_TYPE__RPC_PRE_DUMP && q->type != RPC_TYPE__RPC_DUMP) {
+		send_error(s, q->type, EINVAL, "after a pre-dump only PRE_DUMP or DUMP may follow");
+		rpc_request__free_unpacked(q, NULL);
+		return true;
+	}
 	switch (q->type) {
 	case RPC_TYPE__RPC_VERSION:
 		s->lost = handle_version(s) != 0;
@@ -253,10 +270,16 @@ static bool serve_one(struct server *s, const uint8_t *buf, size_t len)
 		rpc_request__free_unpacked(q, NULL);
 		return true;
 	case RPC_TYPE__RPC_PRE_DUMP:
+		/* as CRIU's: the session goes on with the next pass (PRE_DUMP or DUMP, each
+		 * with its own options) until one fails or the client closes */
+		handle_job(s, q);
+		s->pre_dumped = true;
+		rpc_request__free_unpacked(q, NULL);
+		return s->lost || s->job_failed;
 	case RPC_TYPE__RPC_SINGLE_PRE_DUMP:
-		send_error(s, q->type, EOPNOTSUPP,
-			   "pre-dump: memory tracking (incremental dumps) is not supported yet");
-		break;
+		handle_job(s, q);
+		rpc_request__free_unpacked(q, NULL);
+		return true;
 	case RPC_TYPE__RPC_PAGE_SERVER:
 	case RPC_TYPE__RPC_PAGE_SERVER_CHLD:
 		send_error(s, q->type, EOPNOTSUPP, "the page server is not supported");

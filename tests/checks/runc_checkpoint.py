@@ -44,13 +44,18 @@ def wait_counter(path, pred, secs):
     return None
 
 
-def make_bundle(d, data):
+def make_bundle(d, data, program=None, args=None):
+    """A bundle whose rootfs holds busybox and the counter as its process, or the
+    static @program as /bin/NAME running @args; @data bind-mounted at /data."""
     rootfs = os.path.join(d, "bundle", "rootfs")
     for sub in ("bin", "proc", "sys", "dev", "data", "tmp"):
         os.makedirs(os.path.join(rootfs, sub))
-    shutil.copy(BUSYBOX, os.path.join(rootfs, "bin", "busybox"))
-    for app in ("sh", "sleep", "echo", "cat"):
-        os.symlink("busybox", os.path.join(rootfs, "bin", app))
+    if program:
+        shutil.copy(program, os.path.join(rootfs, "bin", os.path.basename(program)))
+    else:
+        shutil.copy(BUSYBOX, os.path.join(rootfs, "bin", "busybox"))
+        for app in ("sh", "sleep", "echo", "cat"):
+            os.symlink("busybox", os.path.join(rootfs, "bin", app))
     bundle = os.path.join(d, "bundle")
     rc, _, err = run_cmd(["runc", "spec"], 30, cwd=bundle)
     if rc != 0:
@@ -59,7 +64,7 @@ def make_bundle(d, data):
     with open(path) as f:
         cfg = json.load(f)
     cfg["process"]["terminal"] = False
-    cfg["process"]["args"] = ["sh", "-c", COUNTER]
+    cfg["process"]["args"] = args or ["sh", "-c", COUNTER]
     cfg["root"]["readonly"] = False
     cfg["mounts"].append({"destination": "/data", "type": "bind", "source": data,
                           "options": ["rbind", "rw"]})
@@ -75,15 +80,16 @@ def runc(state, args, timeout, cwd, criu=None):
     return rc, out, err, time.monotonic() - t0
 
 
-def runc_detached(state, args, timeout, cwd, stdout_fd, errfile, criu=None):
+def runc_detached(state, args, timeout, cwd, stdout_fd, errfile, criu=None, stderr_fd=None):
     """run -d / restore -d: runc hands its own stdio to the container (its stdout here
     the write end of a pipe whose read end the check holds), so no pipe of ours may
-    be waited on for EOF."""
+    be waited on for EOF. With stderr_fd, the container's stderr is that too (runc's
+    errors are then lost: errfile stays empty)."""
     argv = ["runc", "--root", state] + (["--criu", criu] if criu else []) + args
     t0 = time.monotonic()
     with open(errfile, "w") as err:
         p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout_fd,
-                             stderr=err)
+                             stderr=err if stderr_fd is None else stderr_fd)
         try:
             rc = p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -106,16 +112,22 @@ def container_pid(state, cid, cwd):
     return st.get("status"), st.get("pid")
 
 
-def check(c):
-    if not shutil.which("runc") or not os.path.exists(BUSYBOX):
-        raise Skip("runc or busybox-static is not installed (scripts/deps.sh)")
-    d = os.path.join(c.tmp, "runc")
+def runc_dirs(c, name):
+    """The check's directory, its /data, runc's state and a `criu` symlink to stasis."""
+    d = os.path.join(c.tmp, name)
     data = os.path.join(d, "data")
     state = os.path.join(d, "state")
     os.makedirs(data)
     os.makedirs(state)
     criu = os.path.join(d, "criu")
     os.symlink(os.path.abspath(c.stasis), criu)
+    return d, data, state, criu
+
+
+def check(c):
+    if not shutil.which("runc") or not os.path.exists(BUSYBOX):
+        raise Skip("runc or busybox-static is not installed (scripts/deps.sh)")
+    d, data, state, criu = runc_dirs(c, "runc")
     bundle = make_bundle(d, data)
     cid = "stasis-rpc-%d" % os.getpid()
     counter = os.path.join(data, "log")

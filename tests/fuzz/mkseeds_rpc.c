@@ -1,5 +1,6 @@
 /* Seeds of fuzz_rpc: requests as runc 1.1 and go-criu send them (VERSION, FEATURE_CHECK,
- * a DUMP and a RESTORE with runc's options, a NOTIFY answer), one file each in DIR. */
+ * a DUMP and a RESTORE with runc's options, a PRE_DUMP and a DUMP with a parent image, a
+ * NOTIFY answer), one file each in DIR. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,15 @@ int main(int argc, char **argv)
 	o.external = ext;
 	o.freeze_cgroup = (char *)"/sys/fs/cgroup/freezer/c1";
 	put(argv[1], "dump", &q);
+	/* runc's pre-dump, then its dump naming the pre-dump as the parent */
+	q.type = RPC_TYPE__RPC_PRE_DUMP;
+	o.has_track_mem = o.track_mem = true;
+	o.parent_img = (char *)"../p0";
+	put(argv[1], "pre-dump", &q);
+	q.type = RPC_TYPE__RPC_DUMP;
+	put(argv[1], "dump-parent", &q);
+	o.has_track_mem = o.track_mem = false;
+	o.parent_img = NULL;
 
 	q.type = RPC_TYPE__RPC_RESTORE;
 	o.has_pid = false;

@@ -1,12 +1,15 @@
 /* The CRIU-compatible RPC server (src/rpc/): every request type through a real server
  * (rpc_serve in a forked child on a SOCK_SEQPACKET pair): VERSION (what runc's and
- * go-criu's version checks compute), CHECK, FEATURE_CHECK (honest: nothing yet), the
- * refused types (PRE_DUMP, PAGE_SERVER, CPUINFO, WAIT_PID, a NOTIFY out of place, EMPTY);
+ * go-criu's version checks compute), CHECK, FEATURE_CHECK (honest: memory tracking as the
+ * kernel allows it, no lazy pages), the refused types (PAGE_SERVER, CPUINFO, WAIT_PID, a
+ * NOTIFY out of place, EMPTY, anything but PRE_DUMP or DUMP after a PRE_DUMP);
  * malformed, oversized and truncated packets, an unknown field, an unknown type, options
  * stasis cannot honour — each an error response naming the problem, the server going on;
  * a client that closes (idle, or in the middle of a dump's notification: the dumped
- * process runs on) ends the server cleanly. Then a DUMP and a RESTORE of a child through
- * the server with the NOTIFY round trips in order and the restored pid in the response. */
+ * process runs on) ends the server cleanly. Then a PRE_DUMP (the child runs on) and, in
+ * the same session as CRIU's, a DUMP with parent_img naming it, and a RESTORE of the
+ * child through the server with the NOTIFY round trips in order and the restored pid in
+ * the response. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 
 #include "core/log.h"
 #include "rpc/rpc.h"
+#include "sys/kerndat.h"
 #include "unit.h"
 
 static pid_t server_pid;
@@ -121,7 +125,10 @@ static void test_version_check_features(void)
 	r = send_req(sk, &q);
 	CHECK(r && r->success && r->type == RPC_TYPE__RPC_FEATURE_CHECK && r->features);
 	if (r && r->features) {
-		CHECK(r->features->has_mem_track && !r->features->mem_track);
+		/* write tracking (userfaultfd WP_ASYNC + PAGEMAP_SCAN), not soft-dirty */
+		CHECK(r->features->has_mem_track &&
+		      r->features->mem_track == (kdat_has(KD_PAGEMAP_SCAN) &&
+						 kdat_has(KD_UFFD_WP_ASYNC)));
 		CHECK(r->features->has_lazy_pages && !r->features->lazy_pages);
 		CHECK(!r->features->has_pidfd_store);
 	}
@@ -135,8 +142,6 @@ static void test_refused_types(void)
 		RpcType t;
 		const char *why;
 	} cases[] = {
-		{ RPC_TYPE__RPC_PRE_DUMP, "pre-dump" },
-		{ RPC_TYPE__RPC_SINGLE_PRE_DUMP, "pre-dump" },
 		{ RPC_TYPE__RPC_PAGE_SERVER, "page server" },
 		{ RPC_TYPE__RPC_CPUINFO_DUMP, "cpuinfo" },
 		{ RPC_TYPE__RPC_WAIT_PID, "wait-pid" },
@@ -255,9 +260,26 @@ static void test_opts_refused(void)
 	o.empty_ns |= 0x20000000; /* CLONE_NEWPID */
 	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), -EOPNOTSUPP);
 	o.has_empty_ns = false;
+	/* incremental dumps: parent_img and track_mem for the dumps, not the restore */
 	o.parent_img = (char *)"../parent";
-	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), -EOPNOTSUPP);
+	o.has_track_mem = o.track_mem = true;
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_DUMP, err, sizeof(err)), 0);
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_PRE_DUMP, err, sizeof(err)), 0);
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_SINGLE_PRE_DUMP, err, sizeof(err)), 0);
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_RESTORE, err, sizeof(err)), -EOPNOTSUPP);
+	CHECK(strstr(err, "parent_img"));
+	o.parent_img = (char *)"";
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_PRE_DUMP, err, sizeof(err)), -EINVAL);
 	o.parent_img = NULL;
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_RESTORE, err, sizeof(err)), -EOPNOTSUPP);
+	CHECK(strstr(err, "track_mem"));
+	o.has_track_mem = o.track_mem = false;
+	o.has_pre_dump_mode = true;
+	o.pre_dump_mode = 2; /* READ */
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_PRE_DUMP, err, sizeof(err)), 0);
+	o.pre_dump_mode = 7;
+	CHECK_EQ(rpc_opts_check(&o, RPC_TYPE__RPC_PRE_DUMP, err, sizeof(err)), -EINVAL);
+	o.has_pre_dump_mode = false;
 	char *ext[] = { (char *)"unix[123]" };
 	o.n_external = 1;
 	o.external = ext;
@@ -321,7 +343,7 @@ static RpcResponse *drive(int sk, RpcType type, char *seen, size_t cap, const ch
 	}
 }
 
-static void send_job(int sk, RpcType t, int dfd, pid_t pid)
+static void send_job(int sk, RpcType t, int dfd, pid_t pid, const char *parent)
 {
 	RpcRequest q = RPC_REQUEST__INIT;
 	RpcOptions o = RPC_OPTIONS__INIT;
@@ -336,6 +358,9 @@ static void send_job(int sk, RpcType t, int dfd, pid_t pid)
 		o.has_pid = true;
 		o.pid = pid;
 	}
+	/* as runc sends them: the parent relative to the images directory, track_mem */
+	o.parent_img = (char *)parent;
+	o.has_track_mem = o.track_mem = parent != NULL || t == RPC_TYPE__RPC_PRE_DUMP;
 	uint8_t buf[1024];
 	size_t len = rpc_request__pack(&q, buf);
 	CHECK_EQ(send(sk, buf, len, MSG_NOSIGNAL), (ssize_t)len);
@@ -364,7 +389,7 @@ static void test_dump_restore(void)
 	/* the client closes during the dump's network-lock notification (the tree frozen):
 	 * no images, the child runs on, the server exits cleanly with an error */
 	int sk = start_server();
-	send_job(sk, RPC_TYPE__RPC_DUMP, dfd, child);
+	send_job(sk, RPC_TYPE__RPC_DUMP, dfd, child, NULL);
 	RpcResponse *r = drive(sk, RPC_TYPE__RPC_DUMP, seen, sizeof(seen), "network-lock");
 	CHECK(!r);
 	CHECK_EQ(stop_server(sk), 1);
@@ -372,8 +397,42 @@ static void test_dump_restore(void)
 	CHECK_EQ(waitpid(child, NULL, WNOHANG), 0);
 	CHECK(faccessat(dfd, "inventory.img", F_OK, 0) < 0);
 
+	/* a pre-dump: memory only, the child runs on; no post-dump point (no checkpoint) */
+	char pre[128];
+	snprintf(pre, sizeof(pre), "%s/pre", base);
+	CHECK_EQ(mkdir(pre, 0700), 0);
+	int pfd = open(pre, O_RDONLY | O_DIRECTORY);
 	sk = start_server();
-	send_job(sk, RPC_TYPE__RPC_DUMP, dfd, child);
+	send_job(sk, RPC_TYPE__RPC_PRE_DUMP, pfd, child, NULL);
+	r = drive(sk, RPC_TYPE__RPC_PRE_DUMP, seen, sizeof(seen), NULL);
+	CHECK(r && r->type == RPC_TYPE__RPC_PRE_DUMP && r->success && !r->dump);
+	if (r && !r->success)
+		fprintf(stderr, "pre-dump: %s\n", r->cr_errmsg ? r->cr_errmsg : "?");
+	CHECK_STREQ(seen, "pre-dump");
+	rpc_response__free_unpacked(r, NULL);
+	close(pfd);
+	CHECK_EQ(kill(child, 0), 0);
+	CHECK_EQ(waitpid(child, NULL, WNOHANG), 0);
+	/* after a pre-dump, only the next pass: anything else ends the session */
+	r = simple(sk, RPC_TYPE__RPC_VERSION);
+	CHECK(has_msg(r, "only PRE_DUMP or DUMP"));
+	rpc_response__free_unpacked(r, NULL);
+	CHECK_EQ(stop_server(sk), 0);
+
+	/* a second pre-dump on the first, and in the same session (as CRIU's) the dump
+	 * naming it as its parent */
+	snprintf(pre, sizeof(pre), "%s/pre2", base);
+	CHECK_EQ(mkdir(pre, 0700), 0);
+	pfd = open(pre, O_RDONLY | O_DIRECTORY);
+	sk = start_server();
+	send_job(sk, RPC_TYPE__RPC_PRE_DUMP, pfd, child, "../pre");
+	r = drive(sk, RPC_TYPE__RPC_PRE_DUMP, seen, sizeof(seen), NULL);
+	CHECK(r && r->type == RPC_TYPE__RPC_PRE_DUMP && r->success);
+	if (r && !r->success)
+		fprintf(stderr, "pre-dump 2: %s\n", r->cr_errmsg ? r->cr_errmsg : "?");
+	rpc_response__free_unpacked(r, NULL);
+	close(pfd);
+	send_job(sk, RPC_TYPE__RPC_DUMP, dfd, child, "../pre2");
 	r = drive(sk, RPC_TYPE__RPC_DUMP, seen, sizeof(seen), NULL);
 	CHECK(r && r->type == RPC_TYPE__RPC_DUMP && r->success);
 	if (r && !r->success)
@@ -388,11 +447,14 @@ static void test_dump_restore(void)
 	CHECK(faccessat(dfd, "inventory.img", F_OK, 0) == 0);
 	CHECK(faccessat(dfd, "descriptors.json", F_OK, 0) == 0);
 	CHECK(faccessat(dfd, "rpc.log", F_OK, 0) == 0);
+	char link[64] = "";
+	CHECK(readlinkat(dfd, "parent", link, sizeof(link) - 1) > 0);
+	CHECK_STREQ(link, "../pre2");
 
 	/* the restored tree is the server's child, then ours (subreaper) */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sk = start_server();
-	send_job(sk, RPC_TYPE__RPC_RESTORE, dfd, 0);
+	send_job(sk, RPC_TYPE__RPC_RESTORE, dfd, 0, NULL);
 	r = drive(sk, RPC_TYPE__RPC_RESTORE, seen, sizeof(seen), NULL);
 	CHECK(r && r->type == RPC_TYPE__RPC_RESTORE && r->success && r->restore);
 	if (r && !r->success)
