@@ -215,7 +215,8 @@ static bool level_applies(int level, int family, int type, int protocol)
 	case SOL_SOCKET:
 		return true;
 	case SOL_IP:
-		return family == AF_INET;
+		/* an IPv6 socket has them too, for its v4-mapped traffic (not a raw one) */
+		return family == AF_INET || (family == AF_INET6 && type != SOCK_RAW);
 	case SOL_IPV6:
 		return family == AF_INET6;
 	case SOL_TCP:
