@@ -402,6 +402,16 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 		ret = sk_unix_peek_stream(pid, fd, dup, u);
 	else
 		ret = sk_unix_peek_msgs(pid, fd, dup, (u->shutdown & SK_RCV_SHUTDOWN) != 0, u);
+	/* a receiver that reads its senders' credentials (SO_PASSCRED, SO_PASSPIDFD) would read
+	 * the restorer's on the messages queued now */
+	int passpidfd = 0;
+	if (!ret && (u->data.len || u->n_msgs) &&
+	    (u->passcred || (!get_int_opt(dup, SO_PASSPIDFD, &passpidfd) && passpidfd))) {
+		pr_err("fd %d of pid %d: unix socket %llu has messages queued whose senders' "
+		       "credentials its reader takes (SO_PASSCRED/SO_PASSPIDFD): not supported yet",
+		       fd, pid, (unsigned long long)ino);
+		ret = -EOPNOTSUPP;
+	}
 	/* the task's own peek offset back, whatever happened */
 	if (setsockopt(dup, SOL_SOCKET, SO_PEEK_OFF, &peek_off, sizeof(peek_off)) && !ret)
 		ret = pr_perror("fd %d of pid %d: cannot put back SO_PEEK_OFF %d", fd, pid,

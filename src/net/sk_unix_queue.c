@@ -7,8 +7,9 @@
  *
  * A message carrying file descriptors (SCM_RIGHTS) is refused: the peek installed them
  * in stasis, they are closed at once. Credentials (SCM_CREDENTIALS) are not kept: at
- * restore a queued message carries the credentials of the process that sent it again
- * (stasis, or the restored task itself when it rebuilds its own sockets).
+ * restore a queued message would carry the credentials of the process that sent it again
+ * (stasis, or the restored task itself), so a socket whose reader takes them
+ * (SO_PASSCRED, SO_PASSPIDFD) is refused at dump when messages are queued (sk_unix.c).
  *
  * Limitation: a zero-length datagram queued at an end that is shut down for reading
  * cannot be told from the end of the queue (both peek as 0 bytes); it is dropped. */
