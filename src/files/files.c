@@ -333,7 +333,8 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 		d->rdev = e->st.st_rdev;
 	}
 	int ret = e->ops->dump ? e->ops->dump(c, e, d) : 0;
-	return ret ? ret : fown_dump(c, e->fd, d);
+	/* an O_PATH description has no owner (fcntl F_GETOWN_EX: EBADF) */
+	return ret || (e->flags & O_PATH) ? ret : fown_dump(c, e->fd, d);
 }
 
 /* Build the Files message from the classified, grouped entries. */
