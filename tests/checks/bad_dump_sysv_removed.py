@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, kill_pid, proc_stat, wait_pid
+from checks._failsafe import check_untouched
+from lib.proc import Failure, kill_pid, wait_pid
 
 PROG = r"""
 import ctypes, sys, time
@@ -41,12 +42,7 @@ def check(c):
             raise Failure("the error does not name segment %s marked for removal: %r"
                           % (shmid, err))
         time.sleep(0.1)
-        st = proc_stat(p.pid)
-        if st is None or st[0] not in ("S", "R"):
-            raise Failure("the task was disturbed by the failed dump (%s)" % (st,))
-        with open("/proc/%d/status" % p.pid) as f:
-            if any(ln.split()[1:2] != ["0"] for ln in f if ln.startswith("TracerPid:")):
-                raise Failure("the task is still traced after the failed dump")
+        check_untouched(p.pid)
         with open("/proc/%d/maps" % p.pid) as f:
             if not any(ln.startswith(addr + "-") and "/SYSV" in ln for ln in f):
                 raise Failure("the task lost its attachment at %s" % addr)
