@@ -20,6 +20,7 @@
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "cr/resource.h"
+#include "cr/stats.h"
 #include "files/files.h"
 #include "net/sk_inet.h"
 #include "mem/mem.h"
@@ -756,13 +757,16 @@ static void report_storage_error(const struct dump_opts *o, int ret)
 }
 
 /* Every image, the inventory last, then the directory renamed into place. */
-static int write_tree_images(struct dump_tree *t)
+static int write_tree_images(struct dump_tree *t, uint64_t t0, uint64_t frozen)
 {
+	uint64_t collected = now_ns();
 	int ret = 0;
 	for (size_t i = 0; i < t->nr && !ret; i++)
 		ret = fault_at("dump:write", NULL) ?: write_images(t->procs[i]);
 	if (!ret)
 		ret = write_inventory(t);
+	if (!ret)
+		ret = stats_write(t, t0, frozen, collected, now_ns());
 	if (!ret)
 		ret = fault_at("dump:commit", NULL) ?: img_dir_commit(&t->img);
 	if (!ret)
@@ -817,6 +821,7 @@ int dump_run(const struct dump_opts *o)
 	ret = freeze_tree(&t) ?: fault_at("dump:freeze", NULL);
 	if (ret)
 		goto out;
+	uint64_t frozen = now_ns();
 	/* a pre-dump lets the tree run on: its network is not locked */
 	ret = o->pre_dump ? 0 : cr_notify(o->notify, o->notify_arg, "network-lock", o->pid);
 	net_locked = !ret && !o->pre_dump;
@@ -843,7 +848,7 @@ int dump_run(const struct dump_opts *o)
 		goto out;
 	netlock_dump_mark(nl, &t);
 	pr_info("dump: tree state collected in %.3f ms", (double)(now_ns() - t0) / 1e6);
-	ret = write_tree_images(&t);
+	ret = write_tree_images(&t, t0, frozen);
 	/* a pre-dump is no checkpoint: no post-dump (runc marks its container checkpointed) */
 	if (!ret && !o->pre_dump)
 		ret = cr_notify(o->notify, o->notify_arg, "post-dump", o->pid);

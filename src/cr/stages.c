@@ -6,6 +6,7 @@
 #include "core/fault.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "cr/stats.h"
 
 /* Dump, per process (the VMAs were read before the remote engine mapped its scratch
  * area, so nothing here shows in them). Cheap stages that may refuse the task first;
@@ -130,7 +131,9 @@ int res_dump(struct dump_ctx *c)
 			pr_err("dump: %s of pid %d failed", (*r)->name, c->pid);
 			return ret;
 		}
-		pr_info("dump: %s took %.3f ms", (*r)->name, (double)(now_ns() - t0) / 1e6);
+		uint64_t ns = now_ns() - t0;
+		stats_stage((*r)->name, false, ns);
+		pr_info("dump: %s took %.3f ms", (*r)->name, (double)ns / 1e6);
 	}
 	return 0;
 }
@@ -143,8 +146,9 @@ int res_dump_tree(struct dump_tree *t)
 		int ret = fault_at("dump-tree", (*r)->name) ?: (*r)->dump_tree(t);
 		if (ret)
 			return ret;
-		pr_info("dump: %s of the tree took %.3f ms", (*r)->name,
-			(double)(now_ns() - t0) / 1e6);
+		uint64_t ns = now_ns() - t0;
+		stats_stage((*r)->name, true, ns);
+		pr_info("dump: %s of the tree took %.3f ms", (*r)->name, (double)ns / 1e6);
 	}
 	return 0;
 }

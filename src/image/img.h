@@ -39,6 +39,7 @@ enum img_kind {
 	IMG_BLOBS = 6, /* blobs.img: bulk contents, src/image/blob.h */
 	IMG_NS = 7,    /* the namespaces a task created (TaskNs), only where it did */
 	IMG_NETLOCK = 8, /* the network lock of the dumper's net namespace (NetLock) */
+	IMG_STATS = 9,   /* stats-dump.img: what the dump measured (DumpStats) */
 	IMG_KIND_MAX
 };
 
