@@ -668,6 +668,11 @@ static int rst_rebuild_tree(struct rst_tree *t)
 			ret = close_service_fds(t->procs[i]);
 	if (!ret)
 		ret = join_groups(t);
+	/* every task and veth end exists: the kernel-made IPv6 addresses are back before the
+	 * tree runs */
+	for (size_t i = 0; i < t->n && !ret; i++)
+		if (t->procs[i] && t->procs[i]->tns->net)
+			ret = net_wait_ll(t->procs[i]);
 	if (!ret)
 		stop_helpers(t);
 	/* Every task exists, still frozen and dying with stasis: a failure from here on

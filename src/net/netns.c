@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -367,10 +368,15 @@ static int addr_cb(struct nlmsghdr *h, void *arg)
 	uint32_t flags = tb[IFA_FLAGS] ? rta_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
 	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
 		return 0;
-	/* IPv6 link-local and autoconfigured addresses come back by themselves */
+	/* IPv6 link-local and autoconfigured addresses come back by themselves (the
+	 * restore waits for the link-local ones) */
 	if (ifa->ifa_family == AF_INET6 &&
-	    (ifa->ifa_scope == RT_SCOPE_LINK || !(flags & IFA_F_PERMANENT)))
+	    (ifa->ifa_scope == RT_SCOPE_LINK || !(flags & IFA_F_PERMANENT))) {
+		for (size_t i = 0; ifa->ifa_scope == RT_SCOPE_LINK && i < d->ns->n_links; i++)
+			if (d->ns->links[i]->ifindex == ifa->ifa_index)
+				d->ns->links[i]->has_ipv6_ll = d->ns->links[i]->ipv6_ll = true;
 		return 0;
+	}
 	struct rtattr *local = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
 	if (!local)
 		return 0;
@@ -1060,4 +1066,82 @@ int net_restore(struct rst_ctx *c)
 	for (size_t i = 0; i < ns->n_routes && !r; i++)
 		r = add_route(fd, ns->routes[i]);
 	return r;
+}
+
+struct ll_seen {
+	uint32_t idx[64];
+	size_t n;
+};
+
+static int ll_cb(struct nlmsghdr *h, void *arg)
+{
+	struct ll_seen *s = arg;
+	struct ifaddrmsg *ifa = NLMSG_DATA(h);
+	if (h->nlmsg_type == RTM_NEWADDR && ifa->ifa_family == AF_INET6 &&
+	    ifa->ifa_scope == RT_SCOPE_LINK && s->n < ARRAY_SIZE(s->idx))
+		s->idx[s->n++] = ifa->ifa_index;
+	return 0;
+}
+
+/* In a child inside the namespace: 0 once every link of @ns that had a kernel-made IPv6
+ * link-local address has one again, 1 after 3 s without. */
+static int ll_child(const NetNs *ns)
+{
+	int fd = nl_open();
+	struct nlmsg *m = malloc(sizeof(*m));
+	if (fd < 0 || !m)
+		return 2;
+	for (int round = 0; round < 600; round++) {
+		struct ll_seen seen = { .n = 0 };
+		struct ifaddrmsg ifa = { .ifa_family = AF_INET6 };
+		nl_init(m, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
+		if (nl_talk(fd, m, ll_cb, &seen))
+			return 2;
+		bool all = true;
+		for (size_t i = 0; i < ns->n_links && all; i++) {
+			const NetLink *l = ns->links[i];
+			if (!l->has_ipv6_ll || !l->ipv6_ll)
+				continue;
+			unsigned int x = ifindex_of(fd, l->name);
+			bool found = false;
+			for (size_t k = 0; k < seen.n && !found; k++)
+				found = seen.idx[k] == x;
+			all = found;
+		}
+		if (all)
+			return 0;
+		usleep(5000);
+	}
+	return 1;
+}
+
+int net_wait_ll(const struct rst_ctx *c)
+{
+	const NetNs *ns = c->tns->net;
+	bool want = false;
+	for (size_t i = 0; ns && i < ns->n_links; i++)
+		want |= ns->links[i]->has_ipv6_ll && ns->links[i]->ipv6_ll;
+	if (!want)
+		return 0;
+	char path[64];
+	snprintf(path, sizeof(path), "%d/ns/net", c->pid);
+	_cleanup_close_ int nsfd = openat(c->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return pr_perror("restore: the net namespace of pid %d", c->pid);
+	pid_t p = fork();
+	if (p < 0)
+		return pr_perror("restore: fork");
+	if (p == 0)
+		_exit(setns(nsfd, CLONE_NEWNET) ? 2 : ll_child(ns));
+	int st = 0;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) == 2) {
+		pr_err("restore: cannot read the addresses of the net namespace of pid %d", c->pid);
+		return -EIO;
+	}
+	if (WEXITSTATUS(st) == 1)
+		pr_warn("restore: the net namespace of pid %d: an IPv6 link-local address the "
+			"kernel makes did not come back within 3 s", c->pid);
+	return 0;
 }

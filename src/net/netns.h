@@ -15,6 +15,10 @@ int net_parse_external(const char *arg, bool at_dump, char **name, char **out, c
 	__must_check;
 /* In the restore child, right after clone3(CLONE_NEWNET). */
 int net_restore(struct rst_ctx *c) __must_check;
+/* In stasis, every task of the tree created: wait (bounded) until the links of the net
+ * namespace @c created that had a kernel-made IPv6 link-local address have it again
+ * (made once a link is up with a carrier: a veth when its peer is up, maybe just now). */
+int net_wait_ll(const struct rst_ctx *c) __must_check;
 /* restore --tcp-close, on a validated image: its TCP connections are restored closed (as
  * if reset by the peer, what was queued for reading kept), src/net/sk_tcp.c. */
 void tcp_close_connections(Files *f);
