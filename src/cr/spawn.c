@@ -752,6 +752,30 @@ static int child_pidns(void *arg, uint64_t id)
 	return -EOPNOTSUPP;
 }
 
+/* A new task's first steps: its parent-death signal (a failed restore kills the root:
+ * everything below goes with it; a task made through a helper waits until it was given
+ * to its parent), a subreaper already (a task made through a helper is given to it). */
+static void child_start(struct rst_tree *t, size_t idx)
+{
+	const TaskEntry *e = t->inv->tasks[idx];
+	const struct rst_ctx *c = t->procs[idx];
+	int ret;
+	if (t->via_helper && (ret = wait_reparented(t)))
+		child_fail(t->status_wr, e->pid,
+			   pr_errno(ret, "restore: pid %d: not given to its parent", e->pid));
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (c && c->core->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		child_fail(t->status_wr, e->pid,
+			   pr_perror("restore: pid %d: become a child subreaper", e->pid));
+	if (t->have_helper)
+		helper_child_after_fork(&t->helper);
+	log_reset_first_error();
+	if (t->status_rd >= 0) {
+		close(t->status_rd);
+		t->status_rd = -1;
+	}
+}
+
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
 {
 	const TaskEntry *e = t->inv->tasks[idx];
@@ -760,23 +784,7 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	int ret;
 
 	t->pid_unshared_done = false; /* (the copy of its creator's tree) */
-
-	/* A failed restore kills the root: everything below goes with it. */
-	if (t->via_helper && (ret = wait_reparented(t)))
-		child_fail(st, e->pid, pr_errno(ret, "restore: pid %d: not given to its parent",
-						e->pid));
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	/* a reaper already: a task made through a helper is given to it */
-	if (c && c->core->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
-		child_fail(st, e->pid, pr_perror("restore: pid %d: become a child subreaper",
-						 e->pid));
-	if (t->have_helper)
-		helper_child_after_fork(&t->helper);
-	log_reset_first_error();
-	if (t->status_rd >= 0) {
-		close(t->status_rd);
-		t->status_rd = -1;
-	}
+	child_start(t, idx);
 	/* A stasis with file capabilities is not dumpable, nor is this fork of it, so its
 	 * /proc files are root's: a task in a new user namespace becomes dumpable before its
 	 * creator writes its maps (it holds no privilege outside that namespace any more:
