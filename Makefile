@@ -16,7 +16,9 @@ LDFLAGS += -fsanitize=address$(comma)undefined
 endif
 INCS    := -Isrc -I$(BUILD)/gen
 # One section per function and object: the helper's link keeps only what it reaches.
-CFLAGS  := $(CFLAGS_BASE) $(INCS) -ffunction-sections -fdata-sections $(EXTRA_CFLAGS)
+# -fPIC: the same objects make the static library (the programs, the tests) and
+# libstasis.so (the public API, include/stasis.h)
+CFLAGS  := $(CFLAGS_BASE) $(INCS) -ffunction-sections -fdata-sections -fPIC $(EXTRA_CFLAGS)
 LIBS    := -lprotobuf-c -lxxhash -lnftables -lpthread
 
 PROTO   := src/image/stasis.proto
@@ -43,8 +45,16 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 CKPT_SRCS := $(sort $(wildcard tests/ckpt/*.c))
 CKPT_BINS := $(patsubst tests/ckpt/%.c,$(BUILD)/tests/ckpt/%,$(filter-out tests/ckpt/lib.c,$(CKPT_SRCS)))
 
-.PHONY: all clean test test-asan tests unit ckpt soak
-all: $(BUILD)/stasis $(BUILD)/stasis-helper tests
+.PHONY: all clean test test-asan tests unit ckpt soak install
+all: $(BUILD)/stasis $(BUILD)/stasis-helper $(BUILD)/libstasis.so.1 \
+	$(BUILD)/stasis.1 tests
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^\#define STASIS_VERSION "\(.*\)"/\1/p' src/core/version.h)
+# `make install` also puts a `criu` link to stasis in PREFIX/bin (what runtimes run by
+# that name); CRIU_LINK=0 leaves it out.
+CRIU_LINK ?= 1
 
 $(GEN_C) $(GEN_H): $(PROTO)
 	@mkdir -p $(BUILD)/gen/image
@@ -62,7 +72,7 @@ $(BUILD)/obj/gen/rpc.pb-c.o: $(RPC_GEN_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Wmissing-prototypes -Wcast-align,$(CFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/%.o: src/%.c $(GEN_H) $(RPC_GEN_H)
+$(BUILD)/obj/%.o: src/%.c $(GEN_H) $(RPC_GEN_H) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -71,6 +81,30 @@ $(BUILD)/libstasis.a: $(LIB_OBJS)
 
 $(BUILD)/stasis: $(MAIN_OBJ) $(BUILD)/libstasis.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# the shared library: every object, only the stasis_* API exported (versioned)
+# (not the command line's files: the library is the drivers under them)
+SO_OBJS := $(filter-out $(BUILD)/obj/cli/%,$(LIB_OBJS))
+$(BUILD)/libstasis.so.1: $(SO_OBJS) src/lib/libstasis.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libstasis.so.1 -Wl,--no-undefined \
+		-Wl,--version-script=src/lib/libstasis.map -o $@ $(SO_OBJS) $(LIBS)
+
+# the man page, made from every command's --help (one source for both)
+$(BUILD)/stasis.1: $(BUILD)/stasis scripts/mkman.sh
+	scripts/mkman.sh $(BUILD)/stasis > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/stasis $(BUILD)/stasis-helper $(BUILD)/libstasis.so.1 \
+		$(BUILD)/stasis.1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/stasis $(BUILD)/stasis-helper $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libstasis.so.1 $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libstasis.so.1 $(DESTDIR)$(PREFIX)/lib/libstasis.so
+	install -m 644 include/stasis.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' src/lib/stasis.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/stasis.pc
+	install -m 644 $(BUILD)/stasis.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ "$(CRIU_LINK)" = 1 ]; then ln -sf stasis $(DESTDIR)$(PREFIX)/bin/criu; fi
 
 $(BUILD)/stasis-helper: $(HELPER_OBJS)
 	$(CC) $(LDFLAGS) -Wl,--gc-sections -o $@ $^

@@ -27,6 +27,7 @@ REQUIRED=(
 	busybox-static      # the rootfs of that check's container
 	socat               # the sock_unix_socat test relays a stream through it
 	tmux                # the tmux_session and vim_buffer checks: real programs on ptys
+	pkg-config          # the libstasis_install check builds against the installed library
 	vim                 # the vim_buffer check: an unsaved buffer across a checkpoint
 	redis-server        # the redis_pipeline check: a real server checkpointed mid-pipeline
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)

@@ -1180,6 +1180,19 @@ static int madvise_vmas(struct rst_ctx *c)
 	return 0;
 }
 
+/* The task runs the restorer's executable, which is the image's already: the kernel
+ * refuses to change the exe link while the old file is mapped (EBUSY), which it is
+ * when the restorer is the restored program itself (a caller of libstasis). */
+static bool exe_is_current(const struct rst_ctx *c)
+{
+	char cur[32], want[48];
+	struct stat a, b;
+	snprintf(cur, sizeof(cur), "%d/exe", c->pid);
+	snprintf(want, sizeof(want), "%d/fd/%d", c->pid, c->exe_fd);
+	return c->exe_fd >= 0 && !fstatat(c->proc_dfd, cur, &a, 0) &&
+	       !fstatat(c->proc_dfd, want, &b, 0) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 static int set_mm_map(struct rst_ctx *c)
 {
 	const Mm *mm = c->mm;
@@ -1196,7 +1209,7 @@ static int set_mm_map(struct rst_ctx *c)
 		.env_start = mm->env_start,
 		.env_end = mm->env_end,
 		.auxv_size = (__u32)(mm->n_auxv * sizeof(uint64_t)),
-		.exe_fd = mm->exe_path ? (__u32)c->exe_fd : (__u32)-1,
+		.exe_fd = mm->exe_path && !exe_is_current(c) ? (__u32)c->exe_fd : (__u32)-1,
 	};
 	uint64_t auxv_at = c->rs.scratch + 4096;
 	if (m.auxv_size > c->rs.scratch_len - 4096)
