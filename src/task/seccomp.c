@@ -353,22 +353,34 @@ static int validate_thread(const SeccompFilters *t, const Thread *th)
 	return 0;
 }
 
+static bool any_seccomp(const Core *core, uint32_t mode)
+{
+	for (size_t i = 0; i < core->n_threads; i++)
+		if (core->threads[i]->seccomp && (!mode || core->threads[i]->seccomp->mode == mode))
+			return true;
+	return false;
+}
+
 static int seccomp_validate(struct rst_ctx *c)
 {
-	bool any = false;
-	for (size_t i = 0; i < c->core->n_threads; i++)
-		any |= c->core->threads[i]->seccomp != NULL;
-	if (!any)
-		return 0;
-	SeccompFilters *t = img_read_msg(c->img_dfd, IMG_SECCOMP, 0);
-	if (!t)
-		return -errno;
-	c->priv[RES_PRIV_SECCOMP] = t;
-	int ret = validate_table(t);
-	for (size_t i = 0; i < c->core->n_threads && !ret; i++)
-		if (c->core->threads[i]->seccomp)
-			ret = validate_thread(t, c->core->threads[i]);
-	return ret ?: check_sharing(c->pid, c->core->threads, c->core->n_threads);
+	static const SeccompFilters none = SECCOMP_FILTERS__INIT;
+	const SeccompFilters *t = &none;
+	if (any_seccomp(c->core, SECCOMP_MODE_FILTER)) {
+		SeccompFilters *f = img_read_msg(c->img_dfd, IMG_SECCOMP, 0);
+		if (!f)
+			return -errno;
+		c->priv[RES_PRIV_SECCOMP] = f;
+		t = f;
+		int ret = validate_table(t);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < c->core->n_threads; i++) {
+		int ret = c->core->threads[i]->seccomp ? validate_thread(t, c->core->threads[i]) : 0;
+		if (ret)
+			return ret;
+	}
+	return check_sharing(c->pid, c->core->threads, c->core->n_threads);
 }
 
 static int install_filter(struct rst_ctx *c, struct rsys *rs, const SeccompFilter *f,
@@ -416,10 +428,10 @@ static int suspend_filters(struct rst_ctx *c)
 
 static int seccomp_restore_remote(struct rst_ctx *c)
 {
-	const SeccompFilters *t = c->priv[RES_PRIV_SECCOMP];
+	const SeccompFilters *t = c->priv[RES_PRIV_SECCOMP]; /* NULL: no filter mode */
 	Thread *const *th = c->core->threads;
 	size_t n = c->core->n_threads;
-	if (!t)
+	if (!any_seccomp(c->core, 0))
 		return 0;
 	int ret = suspend_filters(c);
 	if (ret)
