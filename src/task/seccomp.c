@@ -361,10 +361,36 @@ static bool any_seccomp(const Core *core, uint32_t mode)
 	return false;
 }
 
+/* Every task stasis creates inherits its own filters: a stasis under seccomp would give
+ * them to tasks that had none. */
+static int check_restorer(const struct rst_ctx *c)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "%d/status", c->stasis_pid);
+	_cleanup_free_ char *buf = read_file_at(c->proc_dfd, path, 1 << 20, NULL);
+	struct proc_status st;
+	if (!buf)
+		return pr_perror("restore: read stasis's own status");
+	int ret = proc_parse_status(buf, &st);
+	if (ret)
+		return pr_errno(ret, "restore: parse stasis's own status");
+	proc_status_free(&st);
+	if (st.seccomp) {
+		pr_err("restore: stasis itself runs under seccomp (mode %d): the tasks it creates "
+		       "would inherit its filters",
+		       st.seccomp);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int seccomp_validate(struct rst_ctx *c)
 {
 	static const SeccompFilters none = SECCOMP_FILTERS__INIT;
 	const SeccompFilters *t = &none;
+	int err = check_restorer(c);
+	if (err)
+		return err;
 	if (any_seccomp(c->core, SECCOMP_MODE_FILTER)) {
 		SeccompFilters *f = img_read_msg(c->img_dfd, IMG_SECCOMP, 0);
 		if (!f)

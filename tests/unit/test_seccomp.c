@@ -11,7 +11,7 @@
 #include "unit.h"
 
 static char dir[] = "/tmp/stasis-unit-seccomp-XXXXXX";
-static int dfd = -1;
+static int dfd = -1, proc_dfd = -1;
 
 static struct sock_filter allow[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
 static struct sock_filter notif[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF | 1) };
@@ -69,7 +69,8 @@ static int validate(bool write_table)
 	unlinkat(dfd, "seccomp.img", 0);
 	if (write_table && img_write_msg(&d, IMG_SECCOMP, 0, &table.base))
 		return -999;
-	struct rst_ctx c = { .pid = 42, .core = &core, .img_dfd = dfd };
+	struct rst_ctx c = { .pid = 42, .core = &core, .img_dfd = dfd, .proc_dfd = proc_dfd,
+			     .stasis_pid = getpid() };
 	int ret = seccomp_resource.validate(&c);
 	seccomp_resource.release(&c);
 	log_reset_first_error();
@@ -173,6 +174,7 @@ int main(void)
 		return 1;
 	for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++)
 		big[i] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	proc_dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (!mkdtemp(dir) || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		UNIT_SKIP("no temporary directory");
 	RUN(test_valid);
