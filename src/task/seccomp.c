@@ -45,15 +45,15 @@
 #include "proc/parse.h"
 #include "task/task.h"
 
-#define SC_MAX_INSNS 4096     /* BPF_MAXINSNS: one filter */
-#define SC_MAX_PATH 32768     /* MAX_INSNS_PER_PATH: a chain, each filter counting 4 more */
+#define SC_MAX_INSNS 4096 /* BPF_MAXINSNS: one filter */
+#define SC_MAX_PATH 32768 /* MAX_INSNS_PER_PATH: a chain, each filter counting 4 more */
 #define SC_MAX_DEPTH (SC_MAX_PATH / 5)
-#define SC_MAX_FILTERS 65536  /* entries of seccomp.img */
+#define SC_MAX_FILTERS 65536 /* entries of seccomp.img */
 #define SC_FLAGS_KNOWN SECCOMP_FILTER_FLAG_LOG
 #define SC_INSN_SIZE sizeof(struct sock_filter)
 
-#define SCR_FPROG 0   /* scratch: struct sock_fprog, */
-#define SCR_INSNS 64  /* then the instructions */
+#define SCR_FPROG 0  /* scratch: struct sock_fprog, */
+#define SCR_INSNS 64 /* then the instructions */
 
 /* Why a program cannot be carried, or NULL. */
 static const char *prog_refusal(const struct sock_filter *f, size_t n)
@@ -238,8 +238,8 @@ static long dump_filter(struct dump_ctx *c, pid_t tid, unsigned long k)
 	}
 	if (md.flags & ~(uint64_t)SC_FLAGS_KNOWN) {
 		free(prog);
-		pr_err("thread %d of pid %d: seccomp filter %lu has flags %#llx: not supported", tid,
-		       c->pid, k, (unsigned long long)md.flags);
+		pr_err("thread %d of pid %d: seccomp filter %lu has flags %#llx: not supported",
+		       tid, c->pid, k, (unsigned long long)md.flags);
 		return -EOPNOTSUPP;
 	}
 	return table_add(c->seccomp, prog, (size_t)n, (uint32_t)md.flags);
@@ -409,8 +409,7 @@ static int seccomp_validate(struct rst_ctx *c)
 	return check_sharing(c->pid, c->core->threads, c->core->n_threads);
 }
 
-static int install_filter(struct rst_ctx *c, struct rsys *rs, const SeccompFilter *f,
-			  unsigned int flags)
+static int install_filter(struct rst_ctx *c, struct rsys *rs, const SeccompFilter *f, unsigned int flags)
 {
 	struct sock_fprog fp = {
 		.len = (unsigned short)(f->prog.len / SC_INSN_SIZE),
@@ -418,16 +417,17 @@ static int install_filter(struct rst_ctx *c, struct rsys *rs, const SeccompFilte
 	};
 	if (SCR_INSNS + f->prog.len > c->rs.scratch_len)
 		return pr_errno(-ENOSPC, "restore: no scratch room for a seccomp filter");
-	int ret = rsys_poke(rs, c->rs.scratch + SCR_FPROG, &fp, sizeof(fp)) ?:
-		  rsys_poke(rs, c->rs.scratch + SCR_INSNS, f->prog.data, f->prog.len);
+	int ret = rsys_poke(rs, c->rs.scratch + SCR_FPROG, &fp, sizeof(fp))
+			  ?: rsys_poke(rs, c->rs.scratch + SCR_INSNS, f->prog.data, f->prog.len);
 	if (ret)
 		return ret;
 	flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW | (f->flags & SECCOMP_FILTER_FLAG_LOG);
 	long r = rsys_do(rs, "restore: install a seccomp filter", SYS_seccomp,
 			 SECCOMP_SET_MODE_FILTER, flags, c->rs.scratch + SCR_FPROG, 0, 0, 0);
 	if (r > 0) /* TSYNC: that thread could not take the filter */
-		return pr_errno(-EBUSY, "restore: thread %ld of pid %d did not take the seccomp "
-					"filters of the process",
+		return pr_errno(-EBUSY,
+				"restore: thread %ld of pid %d did not take the seccomp "
+				"filters of the process",
 				r, c->pid);
 	return r < 0 ? (int)r : 0;
 }

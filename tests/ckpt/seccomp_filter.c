@@ -188,8 +188,7 @@ int main(int argc, char **argv)
 	check(why, sizeof(why), EDOM, 3, true);
 	TEST_CHECK(!why[0], "root with D: %s", why);
 	phase = 2;
-	TEST_CHECK(wait_phase(20) == 0, "thread with D: %s",
-		   thread_why[0] ? thread_why : "no answer");
+	TEST_CHECK(wait_phase(20) == 0, "thread with D: %s", thread_why[0] ? thread_why : "no answer");
 	pthread_join(th, NULL);
 	test_pass();
 }

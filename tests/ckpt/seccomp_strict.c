@@ -78,8 +78,7 @@ int main(int argc, char **argv)
 	test_wait();
 
 	TEST_CHECK(seccomp_mode(getpid()) == 0, "root: Seccomp %d", seccomp_mode(getpid()));
-	TEST_CHECK(seccomp_mode(child) == 1, "child: Seccomp %d, not 1 (strict)",
-		   seccomp_mode(child));
+	TEST_CHECK(seccomp_mode(child) == 1, "child: Seccomp %d, not 1 (strict)", seccomp_mode(child));
 	TEST_CHECK(ping(down[1], up[0]) == 0, "the child does not answer after the restore");
 	/* sabotage: let it exit instead of calling getppid */
 	TEST_CHECK(write(down[1], test_sabotage() ? "e" : "k", 1) == 1, "write to the child");

@@ -69,7 +69,10 @@ static int validate(bool write_table)
 	unlinkat(dfd, "seccomp.img", 0);
 	if (write_table && img_write_msg(&d, IMG_SECCOMP, 0, &table.base))
 		return -999;
-	struct rst_ctx c = { .pid = 42, .core = &core, .img_dfd = dfd, .proc_dfd = proc_dfd,
+	struct rst_ctx c = { .pid = 42,
+			     .core = &core,
+			     .img_dfd = dfd,
+			     .proc_dfd = proc_dfd,
 			     .stasis_pid = getpid() };
 	int ret = seccomp_resource.validate(&c);
 	seccomp_resource.release(&c);
