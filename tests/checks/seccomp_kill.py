@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, in_rootless_container, kill_pid, run_cmd, wait_pid
+from lib.proc import Failure, end_started, in_rootless_container, run_cmd, wait_pid
 
 PROG = r'''
 import os, sys, time
@@ -118,9 +118,4 @@ def check(c):
         return "counted on to %d after the restore; getpid killed it%s" % (
             n, " by SIGSYS" if st != -1 else "")
     finally:
-        if proc.poll() is None:
-            kill_pid(pid)
-            proc.wait(timeout=10)
-        if restored:
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 5)
+        end_started(proc, restored)
