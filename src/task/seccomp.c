@@ -1,8 +1,9 @@
 /* Seccomp, per thread: strict mode, or filter mode with its stack of filters.
  *
  * Dump: the mode from /proc/PID/task/TID/status; in filter mode every filter of the
- * thread's stack (PTRACE_SECCOMP_GET_FILTER: index 0 is the oldest on this kernel) with the flags the
- * kernel keeps for it (PTRACE_GET_SECCOMP_METADATA: SECCOMP_FILTER_FLAG_LOG). Both need
+ * thread's stack (PTRACE_SECCOMP_GET_FILTER: index 0 is the oldest on this kernel) with
+ * the flags the kernel keeps for it (PTRACE_GET_SECCOMP_METADATA: SECCOMP_FILTER_FLAG_LOG,
+ * the only one it reports). Both need
  * CAP_SYS_ADMIN in the initial user namespace and a dumper not itself under seccomp: a
  * stasis without them refuses the task. Programs are stored once for the whole tree
  * (seccomp.img); each thread lists its chain, oldest first (Thread.seccomp).
@@ -409,7 +410,7 @@ static int seccomp_validate(struct rst_ctx *c)
 	return check_sharing(c->pid, c->core->threads, c->core->n_threads);
 }
 
-static int install_filter(struct rst_ctx *c, struct rsys *rs, const SeccompFilter *f, unsigned int flags)
+static int install(struct rst_ctx *c, struct rsys *rs, const SeccompFilter *f, unsigned int flags)
 {
 	struct sock_fprog fp = {
 		.len = (unsigned short)(f->prog.len / SC_INSN_SIZE),
@@ -465,8 +466,8 @@ static int seccomp_restore_remote(struct rst_ctx *c)
 	/* what every thread shares: installed once, every thread takes it (TSYNC) */
 	size_t common = common_prefix(th, n);
 	for (size_t k = 0; k < common && !ret; k++)
-		ret = install_filter(c, &c->rs, t->filters[th[0]->seccomp->chain[k]],
-				     SECCOMP_FILTER_FLAG_TSYNC);
+		ret = install(c, &c->rs, t->filters[th[0]->seccomp->chain[k]],
+			      SECCOMP_FILTER_FLAG_TSYNC);
 	for (size_t i = 0; i < n && !ret; i++) {
 		const ThreadSeccomp *s = th[i]->seccomp;
 		struct rsys *rs = rst_thread_rs(c, i);
@@ -479,7 +480,7 @@ static int seccomp_restore_remote(struct rst_ctx *c)
 			continue;
 		}
 		for (size_t k = common; k < s->n_chain && !ret; k++)
-			ret = install_filter(c, rs, t->filters[s->chain[k]], 0);
+			ret = install(c, rs, t->filters[s->chain[k]], 0);
 	}
 	return ret;
 }
