@@ -6,7 +6,9 @@
 /* Stacked seccomp filters. The root installs A (getcpu fails with EACCES, getpriority
  * with EAGAIN) then B (flag LOG: sysinfo fails with EDOM, getpriority with ENOMEM: the
  * most recent filter wins between two errnos), starts a thread (it inherits A and B) and
- * forks a child that sets no_new_privs and adds its own C (sysinfo fails with ENOEXEC).
+ * forks a child that adds its own C (sysinfo fails with ENOEXEC) and then drops every
+ * capability (so neither it nor its restore as it is could install a filter: it has no
+ * no_new_privs either).
  * After the restore each task and the thread: every filtered syscall fails with its
  * errno, unfiltered ones work (getpid, getppid, uname), /proc status says Seccomp 2 with
  * 2 filters (3 in the child). Then the root installs D with SECCOMP_FILTER_FLAG_TSYNC,
@@ -15,6 +17,7 @@
 #include "lib.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -22,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -130,11 +132,15 @@ static int wait_phase(int want)
 static void child_main(int rd, int wr)
 {
 	char c, why[256];
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-		_exit(10);
 	const struct rule rc[] = { { SYS_sysinfo, ENOEXEC } };
 	if (install(rc, 1, 0))
 		_exit(11);
+	/* every capability dropped, no no_new_privs: the restore cannot install the filters
+	 * as the task is now, only before its credentials */
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[2] = { 0 };
+	if (syscall(SYS_capset, &hdr, none))
+		_exit(10);
 	check(why, sizeof(why), ENOEXEC, 3, false);
 	if (why[0] || write(wr, "r", 1) != 1)
 		_exit(12);
