@@ -97,6 +97,7 @@ struct dump_ctx {
 	 * ancestor's tns->cgroupns), NULL for the dumper's: set by ns_dump_tree */
 	const CgroupNs *cgns;
 	struct sk_dump *sk;  /* the socket kinds' state, shared by every process of the tree */
+	SeccompFilters **seccomp; /* the tree's seccomp programs (src/task/seccomp.c) */
 };
 
 #define MAX_JOIN_NS 8
@@ -132,6 +133,7 @@ struct shm_obj {
 enum res_priv {
 	RES_PRIV_CGROUP, /* src/ns/cgroup.c */
 	RES_PRIV_MNT,    /* src/ns/mnt.c */
+	RES_PRIV_SECCOMP, /* src/task/seccomp.c: seccomp.img */
 	RES_PRIV_COUNT
 };
 
@@ -212,6 +214,7 @@ struct dump_tree {
 	struct img_dir img;
 	struct sk_dump *sk;      /* src/net/sk_inet.h */
 	struct mem_track *track; /* incremental dumps (src/mem/track.c), or NULL */
+	SeccompFilters *seccomp; /* every seccomp program of the tree once, or NULL */
 };
 
 /* Run syscall @nr in every thread of @c at once; argument @slot_arg points to a private

@@ -115,10 +115,6 @@ static int check_dumpable(struct dump_ctx *c)
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;
 	}
-	if (c->status.seccomp) {
-		pr_err("pid %d runs under seccomp: not supported yet", c->pid);
-		return -EOPNOTSUPP;
-	}
 	return 0;
 }
 
@@ -171,7 +167,7 @@ static int freeze_one(struct dump_ctx *c, pid_t tid)
 	t->tid = tid;
 	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(uint64_t), &t->saved_sigmask) < 0)
 		return pr_perror("dump: read blocked signals of %d", tid);
-	return 0;
+	return seccomp_dump_suspend(c, tid);
 }
 
 /* Freeze every thread. A thread not yet frozen may create more, so list again until a
@@ -394,6 +390,7 @@ static int add_proc(struct dump_tree *t, struct dump_ctx *c, pid_t ppid)
 			return -ENOMEM;
 	}
 	c->sk = t->sk;
+	c->seccomp = &t->seccomp;
 	t->procs[t->nr] = c;
 	t->ppid[t->nr++] = ppid;
 	return 0;
@@ -736,6 +733,8 @@ static void free_tree(struct dump_tree *t)
 	free(t->procs);
 	free(t->ppid);
 	free(t->zombies);
+	if (t->seccomp)
+		seccomp_filters__free_unpacked(t->seccomp, NULL);
 }
 
 /* A dump that failed because the image directory's filesystem did (full, read-only, over

@@ -55,6 +55,7 @@ extern const struct resource signals_resource; /* src/task/signals.c */
 extern const struct resource timers_resource;  /* src/task/timers.c */
 extern const struct resource sched_resource;   /* src/task/sched.c */
 extern const struct resource knobs_resource;   /* src/task/knobs.c */
+extern const struct resource seccomp_resource; /* src/task/seccomp.c */
 extern const struct resource pstree_resource;  /* src/task/pstree.c */
 extern const struct resource ns_resource;      /* src/ns/ns.c */
 extern const struct resource pidns_resource;   /* src/ns/ns.c */

@@ -23,6 +23,7 @@ static const struct resource *const dump_order[] = {
 	&timers_resource,
 	&sched_resource,   /* policy, nice, affinity per thread; oom, THP (remote) */
 	&knobs_resource,   /* MCE kill, MDWE, KSM merge (remote) */
+	&seccomp_resource, /* every thread's mode and filters (ptrace) */
 	&files_resource,   /* fds, grabbed with pidfd_getfd */
 	&mem_resource,     /* VMAs and the page scan: last */
 	NULL
@@ -37,6 +38,7 @@ static const struct resource *const dump_tree_order[] = {
 	&mem_resource,    /* the page contents of every process */
 	&pstree_resource, /* sessions and process groups that can be rebuilt */
 	&files_resource,  /* shared descriptions, pipes across processes */
+	&seccomp_resource, /* seccomp.img: the programs, each once */
 	&cgroup_resource, /* the settings of the tree's cgroups (cannot refuse: last) */
 	NULL
 };
@@ -47,8 +49,8 @@ static const struct resource *const pre_dump_order[] = { &mem_resource, NULL };
 
 /* Restore, each process's images once read: cheap checks first, the page index last. */
 static const struct resource *const validate_order[] = {
-	&misc_resource, &regs_resource, &sched_resource, &knobs_resource, &userns_resource, &mnt_resource, &cgroup_resource,
-	&mem_resource, NULL
+	&misc_resource, &regs_resource, &sched_resource, &knobs_resource, &seccomp_resource,
+	&userns_resource, &mnt_resource, &cgroup_resource, &mem_resource, NULL
 };
 
 /* Restore child, after its namespaces and its children exist. Everything opened by path
@@ -70,13 +72,16 @@ static const struct resource *const child_order[] = {
 static const struct resource *const prepare_order[] = { &rseq_resource, NULL };
 
 /* Restore, remote, after the memory. Threads right after it (they need the address
- * space, and later stages act on every thread); ns_last_pid once every task exists
+ * space, and later stages act on every thread); seccomp once every thread exists and
+ * before the credentials (installed by a task still root of its user namespace, then
+ * suspended for stasis's remote calls until the detach); ns_last_pid once every task exists
  * (set_tid does not move the cursor); credentials per thread, before misc: a change of
  * credentials resets the dumpable flag and the parent-death signal, which misc sets;
  * scheduling after the credentials and the cgroups (another task's scheduling is set
  * against its ids; its affinity within its cpuset); rseq and the tid address last. */
 static const struct resource *const remote_order[] = {
-	&mem_resource, &threads_resource, &pidns_resource, &creds_resource, &timers_resource,
+	&mem_resource, &threads_resource, &seccomp_resource, &pidns_resource, &creds_resource,
+	&timers_resource,
 	&cgroup_resource, &sched_resource, &knobs_resource, &files_resource, &misc_resource,
 	&rseq_resource, NULL
 };
@@ -88,7 +93,7 @@ static const struct resource *const final_order[] = { &files_resource, &regs_res
 							 &signals_resource, NULL };
 
 static const struct resource *const release_order[] = { &cgroup_resource, &mnt_resource,
-							   NULL };
+							   &seccomp_resource, NULL };
 
 const struct resource *const *const res_stages[STAGE_COUNT] = {
 	[STAGE_DUMP] = dump_order,	   [STAGE_DUMP_TREE] = dump_tree_order,
@@ -100,7 +105,7 @@ const struct resource *const *const res_stages[STAGE_COUNT] = {
 const struct resource *const res_all[] = {
 	&misc_resource,	   &creds_resource,  &regs_resource,   &threads_resource,
 	&rseq_resource,	   &signals_resource, &timers_resource, &sched_resource, &knobs_resource,
-	&pstree_resource,
+	&seccomp_resource, &pstree_resource,
 	&ns_resource,	   &pidns_resource,  &userns_resource, &mnt_resource,
 	&cgroup_resource,  &files_resource,  &mem_resource,    NULL
 };

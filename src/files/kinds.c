@@ -26,6 +26,8 @@ static int anon_refuse(const struct dump_ctx *c, struct fd_ent *e)
 {
 	if (!str_starts(e->link, "anon_inode:"))
 		return 0;
+	if (!strcmp(e->link, "anon_inode:seccomp notify"))
+		return fd_unsupported(c, e, "a seccomp user-notification listener");
 	return fd_unsupported(c, e, "an anonymous-inode file (inotify, fanotify, "
 				    "userfaultfd, pidfd, ...)");
 }

@@ -22,6 +22,7 @@ static const struct img_kind_desc kinds[] = {
 	{ IMG_NS, "ns", "ns-%d.img", &task_ns__descriptor },
 	{ IMG_NETLOCK, "netlock", "netlock.img", &net_lock__descriptor },
 	{ IMG_STATS, "stats", "stats-dump.img", &dump_stats__descriptor },
+	{ IMG_SECCOMP, "seccomp", "seccomp.img", &seccomp_filters__descriptor },
 };
 
 /* Raw kinds: a header page, then data of any length. */

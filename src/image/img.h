@@ -40,6 +40,7 @@ enum img_kind {
 	IMG_NS = 7,    /* the namespaces a task created (TaskNs), only where it did */
 	IMG_NETLOCK = 8, /* the network lock of the dumper's net namespace (NetLock) */
 	IMG_STATS = 9,   /* stats-dump.img: what the dump measured (DumpStats) */
+	IMG_SECCOMP = 10, /* the tree's seccomp filter programs (SeccompFilters) */
 	IMG_KIND_MAX
 };
 

@@ -454,6 +454,7 @@ enum status_key {
 	SK_CAPAMB,
 	SK_NONEWPRIVS,
 	SK_SECCOMP,
+	SK_SECCOMP_FILTERS,
 	SK_NR
 };
 
@@ -466,7 +467,7 @@ static const char *const status_keys[SK_NR] = {
 	[SK_SIGBLK] = "SigBlk",	    [SK_SIGIGN] = "SigIgn",	[SK_SIGCGT] = "SigCgt",
 	[SK_CAPINH] = "CapInh",	    [SK_CAPPRM] = "CapPrm",	[SK_CAPEFF] = "CapEff",
 	[SK_CAPBND] = "CapBnd",	    [SK_CAPAMB] = "CapAmb",	[SK_NONEWPRIVS] = "NoNewPrivs",
-	[SK_SECCOMP] = "Seccomp",
+	[SK_SECCOMP] = "Seccomp",	    [SK_SECCOMP_FILTERS] = "Seccomp_filters",
 };
 
 /* Lines every kernel we support prints; the others are optional (config or version). */
@@ -607,6 +608,8 @@ static int status_value(const char **pp, enum status_key k, struct proc_status *
 		return get_int(pp, 0, 1, &st->no_new_privs);
 	case SK_SECCOMP:
 		return get_int(pp, 0, 2, &st->seccomp);
+	case SK_SECCOMP_FILTERS:
+		return get_int(pp, 0, INT_MAX, &st->seccomp_filters);
 	case SK_NR:
 		break;
 	}
@@ -627,6 +630,7 @@ int proc_parse_status(const char *buf, struct proc_status *st)
 
 	memset(st, 0, sizeof(*st));
 	st->umask = UINT_MAX;
+	st->seccomp_filters = -1;
 	if (!buf)
 		return -EINVAL;
 	for (const char *p = buf; *p;) {

@@ -109,6 +109,7 @@ struct proc_status {
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	int no_new_privs;
 	int seccomp;               /* 0 none, 1 strict, 2 filter */
+	int seccomp_filters;       /* filters attached (Seccomp_filters), -1 if absent */
 };
 int proc_parse_status(const char *buf, struct proc_status *st) __must_check;
 void proc_status_free(struct proc_status *st);

@@ -33,6 +33,11 @@ int sched_dump(struct dump_ctx *c) __must_check; /* policy, nice, affinity, oom,
 
 int knobs_dump(struct dump_ctx *c) __must_check; /* MCE kill, MDWE, KSM merge */
 
+/* Thread @tid of @c, just seized: its seccomp filters suspended while stasis traces it
+ * (the remote engine's syscalls must not meet them). A thread under seccomp that cannot
+ * be suspended (no CAP_SYS_ADMIN in the initial user namespace) is refused. */
+int seccomp_dump_suspend(struct dump_ctx *c, pid_t tid) __must_check;
+
 int misc_dump(struct dump_ctx *c) __must_check; /* comm, rlimits, ... */
 int misc_restore_child(struct rst_ctx *c) __must_check;
 /* The cwd of @core, a directory removed since the dump: made again (at its path in the

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, kill_pid, run_cmd, wait_pid
+from lib.proc import Failure, end_started, run_cmd
 
 CLIENT = r'''
 import random, socket, sys, time
@@ -82,9 +82,4 @@ def check(c):
         return "read the %d queued bytes, then EOF; %s" % (len(data), got[2].strip())
     finally:
         lsn.close()
-        if proc.poll() is None:
-            kill_pid(pid)
-            proc.wait(timeout=10)
-        if restored:
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 5)
+        end_started(proc, restored)

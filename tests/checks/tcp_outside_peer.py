@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, kill_pid, run_cmd, wait_pid
+from lib.proc import Failure, end_started, run_cmd
 
 CLIENT = r'''
 import hashlib, random, socket, sys, time
@@ -106,9 +106,4 @@ def check(c):
         return "the peer saw a pause of %.0f ms, then 21 rounds, no reset" % (pause * 1000)
     finally:
         lsn.close()
-        if proc.poll() is None:
-            kill_pid(pid)
-            proc.wait(timeout=10)
-        if restored:
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 5)
+        end_started(proc, restored)

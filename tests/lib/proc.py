@@ -136,6 +136,18 @@ def kill_pid(pid, sig=signal.SIGKILL):
         pass
 
 
+def end_started(proc, restored):
+    """The end of a check that started @proc (a Popen) and may have dumped and restored it
+    (@restored: the restored copy, its old pid, may still run): both killed by pid and
+    reaped, each wait bounded."""
+    if proc.poll() is None:
+        kill_pid(proc.pid)
+        proc.wait(timeout=10)
+    if restored:
+        kill_pid(proc.pid)
+        wait_pid(proc.pid, time.monotonic() + 5)
+
+
 def describe_status(status):
     if os.WIFEXITED(status):
         return "exit %d" % os.WEXITSTATUS(status)

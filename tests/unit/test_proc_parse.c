@@ -242,6 +242,7 @@ static void test_status_fixture(void)
 	CHECK(st.cap_bnd != 0);
 	CHECK_EQ(st.no_new_privs, 0);
 	CHECK_EQ(st.seccomp, 0);
+	CHECK_EQ(st.seccomp_filters, 0);
 	CHECK_EQ(st.sig_pnd, 0);
 	proc_status_free(&st);
 	CHECK(st.groups == NULL);
