@@ -24,7 +24,7 @@
  * every kind (unix names, queues with descriptors in flight, TCP, datagram), ptys, cgroup
  * settings, removed directories, incremental dumps (page runs in parent images): an older
  * stasis would drop those fields silently */
-#define IMG_VERSION 5
+#define IMG_VERSION 6
 /* The symlink of an incremental image naming its parent image (src/mem/track.c). */
 #define IMG_PARENT_LINK "parent"
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
