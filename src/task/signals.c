@@ -55,6 +55,39 @@ static int peek_queue(pid_t pid, bool shared, SigInfo ***out, size_t *nr)
 	return -E2BIG;
 }
 
+/* Signals the kernel queued only because the task was traced: one it ignores (SIG_IGN,
+ * or SIG_DFL for SIGCHLD, SIGURG, SIGWINCH, SIGCONT) and does not block is queued to a
+ * traced task (its tracer may want to see it) but dropped when it is sent to a task
+ * that is not, and dropped again when dequeued; a child exiting while its parent was
+ * already frozen leaves such a SIGCHLD. Not state of the task: not carried (@blocked:
+ * the receiving thread's mask; the dispositions are read). */
+static void drop_ignored(const Core *core, uint64_t blocked, SigInfo **q, size_t *n)
+{
+	const uint64_t dfl_ign = (1ULL << (SIGCHLD - 1)) | (1ULL << (SIGURG - 1)) |
+				 (1ULL << (SIGWINCH - 1)) | (1ULL << (SIGCONT - 1));
+	size_t k = 0;
+	for (size_t i = 0; i < *n; i++) {
+		siginfo_t si;
+		memcpy(&si, q[i]->raw.data, sizeof(si));
+		int sig = si.si_signo;
+		bool ignored = false;
+		for (size_t a = 0; a < core->n_sigactions && sig >= 1 && sig <= NSIG_MAX; a++) {
+			const SigAction *sa = core->sigactions[a];
+			if (sa->sig != (uint32_t)sig)
+				continue;
+			uint64_t bit = 1ULL << (sig - 1);
+			ignored = !(blocked & bit) &&
+				  (sa->handler == (uint64_t)(uintptr_t)SIG_IGN ||
+				   (sa->handler == (uint64_t)(uintptr_t)SIG_DFL && (dfl_ign & bit)));
+		}
+		if (ignored)
+			sig_info__free_unpacked(q[i], NULL);
+		else
+			q[k++] = q[i];
+	}
+	*n = k;
+}
+
 /* Per-thread: blocked mask, thread queue, alternate stack (read beforehand). */
 static int thread_dump(struct dump_ctx *c, size_t i, Thread *t, const stack_t *sss)
 {
@@ -63,6 +96,7 @@ static int thread_dump(struct dump_ctx *c, size_t i, Thread *t, const stack_t *s
 	int ret = peek_queue(c->thr[i].tid, false, &t->pending, &t->n_pending);
 	if (ret)
 		return ret;
+	drop_ignored(c->core, t->blocked, t->pending, &t->n_pending);
 
 	stack_t ss = sss[i];
 	t->altstack = calloc(1, sizeof(SigAltStack));
@@ -109,6 +143,8 @@ int signals_dump(struct dump_ctx *c)
 	ret = peek_queue(c->pid, true, &core->shared_pending, &core->n_shared_pending);
 	if (ret)
 		return ret;
+	drop_ignored(core, c->thr[0].saved_sigmask, core->shared_pending,
+		     &core->n_shared_pending);
 	_cleanup_free_ stack_t *sss = calloc(c->nr_thr, sizeof(stack_t));
 	if (!sss)
 		return -ENOMEM;
