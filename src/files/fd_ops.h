@@ -147,10 +147,11 @@ struct fd_ops {
 	/* In stasis, on the fds of task @pid (its table @f) taken with pidfd_getfd, once
 	 * every task of the tree exists (every socket is made): remote, while the tasks are
 	 * rebuilt one after the other (TCP connections out of repair mode, sending nothing
-	 * but ACKs), then final, every task rebuilt and none running yet (what a socket has
-	 * to send, now that no peer in the tree drops it). */
+	 * but ACKs), then final, every task and thread rebuilt and none running yet (what a
+	 * socket has to send, now that no peer in the tree drops it; pidfds), with the
+	 * task's remote engine (c->rs, its scratch still mapped). */
 	int (*remote)(const Files *f, pid_t pid);
-	int (*final)(const Files *f, pid_t pid);
+	int (*final)(struct rst_ctx *c);
 };
 
 /* The rows, in classification order (src/files/kinds.c), NULL-terminated. */
@@ -165,6 +166,7 @@ extern const struct fd_ops fd_eventfd_ops;    /* eventfd.c */
 extern const struct fd_ops fd_timerfd_ops;    /* timerfd.c */
 extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */
 extern const struct fd_ops fd_epoll_ops;      /* epoll.c */
+extern const struct fd_ops fd_pidfd_ops;      /* pidfd.c */
 extern const struct fd_ops fd_memfd_ops;      /* memfd.c */
 extern const struct fd_ops fd_pipe_ops;       /* pipe.c */
 extern const struct fd_ops fd_fifo_ops;       /* regular.c */

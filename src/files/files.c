@@ -658,29 +658,22 @@ static int files_dump_tree(struct dump_tree *t)
 	return files_merge_tree(t->procs, t->nr);
 }
 
-/* Every row's remote or final hook on the fd table of @c. */
-static int each_row_of(struct rst_ctx *c, bool final)
-{
-	for (const struct fd_ops *const *r = fd_kinds; *r && c->files; r++) {
-		int (*hook)(const Files *, pid_t) = final ? (*r)->final : (*r)->remote;
-		int ret = hook ? hook(c->files, c->pid) : 0;
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
 /* The task rebuilt (every task exists): the owners, then the rows' remote hooks. */
 static int files_remote(struct rst_ctx *c)
 {
 	int ret = files_restore_owners(c);
-	return ret ? ret : each_row_of(c, false);
+	for (const struct fd_ops *const *r = fd_kinds; *r && c->files && !ret; r++)
+		ret = (*r)->remote ? (*r)->remote(c->files, c->pid) : 0;
+	return ret;
 }
 
 /* Every task rebuilt: every row's final hook on its fd table. */
 static int files_final(struct rst_ctx *c)
 {
-	return each_row_of(c, true);
+	int ret = 0;
+	for (const struct fd_ops *const *r = fd_kinds; *r && c->files && !ret; r++)
+		ret = (*r)->final ? (*r)->final(c) : 0;
+	return ret;
 }
 
 /* A task sharing its parent's fd table (CLONE_FILES) finds it rebuilt by the parent. */

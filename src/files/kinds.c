@@ -29,7 +29,7 @@ static int anon_refuse(const struct dump_ctx *c, struct fd_ent *e)
 	if (!strcmp(e->link, "anon_inode:seccomp notify"))
 		return fd_unsupported(c, e, "a seccomp user-notification listener");
 	return fd_unsupported(c, e, "an anonymous-inode file (inotify, fanotify, "
-				    "userfaultfd, pidfd, ...)");
+				    "userfaultfd, ...)");
 }
 
 static const struct fd_ops fd_anon_refused_ops = {
@@ -87,6 +87,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_timerfd_ops,
 	&fd_signalfd_ops,
 	&fd_epoll_ops,
+	&fd_pidfd_ops,
 	&fd_anon_refused_ops,
 	&fd_memfd_ops,
 	&fd_mqueue_refused_ops,

@@ -1379,9 +1379,9 @@ static int tcp_remote(const Files *f, pid_t pid)
  * clients of accept queues connect again first (before a connecting socket could take
  * their place), then the connections send what they had left to send (the first holder
  * of a shared description), then the connecting sockets send their SYN. */
-static int tcp_final(const Files *f, pid_t pid)
+static int tcp_final(struct rst_ctx *c)
 {
-	return tcp_passes(f, pid, 0, 2);
+	return tcp_passes(c->files, c->pid, 0, 2);
 }
 
 void tcp_close_connections(Files *f)

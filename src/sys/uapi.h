@@ -120,6 +120,22 @@ struct stasis_rseq_config {
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD 00000200 /* O_EXCL */
 #endif
+#ifndef PID_FS_MAGIC
+#define PID_FS_MAGIC 0x50494446
+#endif
+/* PIDFD_GET_INFO (6.13; exit and coredump information 6.15/6.16) */
+struct stasis_pidfd_info {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+	uint32_t coredump_mask;
+	uint32_t spare1;
+};
+#define STASIS_PIDFD_GET_INFO _IOWR(0xFF, 11, struct stasis_pidfd_info)
+#define STASIS_PIDFD_INFO_CGROUPID (1UL << 2)
+#define STASIS_PIDFD_INFO_EXIT (1UL << 3)
+#define STASIS_PIDFD_INFO_COREDUMP (1UL << 4)
 
 /* --- nsfs.h: the id of a mount namespace (6.8) --- */
 #ifndef NS_GET_MNTNS_ID

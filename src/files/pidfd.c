@@ -1,0 +1,515 @@
+/* pidfds (row fd_pidfd_ops, kind FILE_PIDFD, FileDesc.pidfd).
+ *
+ * Dump: the target from the pidfd's fdinfo ("Pid:", in stasis's pid namespace; -1 once
+ * the process was reaped), PIDFD_THREAD from its flags (O_EXCL). A target must be a
+ * process of the tree (a thread of the tree with PIDFD_THREAD): anything else is refused
+ * with one line (the merge hook, which sees the whole tree). Of a reaped process, the
+ * exit status PIDFD_GET_INFO shows is kept; one that dumped core, or exited in another
+ * cgroup than its holder's, is refused.
+ *
+ * Restore: a pidfd cannot be made before its target exists, and several processes may
+ * hold one description (inherited across fork). So the description is first a
+ * placeholder: a unix datagram socket A whose own queue holds its peer B (sent through
+ * B itself), opened like any description (by the child, or once by stasis when several
+ * processes hold it) and placed at every fd number of the pidfd, so those numbers stay
+ * taken. In the final stage (every task and thread of the tree exists, traced by
+ * stasis), for each holder: stasis takes A with pidfd_getfd and receives what its queue
+ * holds (B, and the pidfd P once a first holder made it); the first makes P —
+ * pidfd_open of the target, checked to be a task stasis restored (it traces it), or of a
+ * throwaway child of stasis that exits with the recorded status and is reaped — and
+ * sends it through B to A; the holder receives it with a remote recvmsg and dup3s it
+ * onto each of its fd numbers (close-on-exec per fd), which drops A; stasis puts B and P
+ * back into A's queue for the next holder. The last holder's dup3 frees A, and with it
+ * B and the queued reference of P. Every holder so gets the one description P. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "files/fd_ops.h"
+#include "proc/parse.h"
+#include "sys/syscalls.h"
+#include "sys/uapi.h"
+
+#define PIDFD_LINK "anon_inode:[pidfd]"
+/* Signals whose default action dumps core (a throwaway cannot die of one exactly). */
+#define CORE_SIGS                                                                          \
+	((1ULL << SIGQUIT) | (1ULL << SIGILL) | (1ULL << SIGTRAP) | (1ULL << SIGABRT) |    \
+	 (1ULL << SIGBUS) | (1ULL << SIGFPE) | (1ULL << SIGSEGV) | (1ULL << SIGXCPU) |     \
+	 (1ULL << SIGXFSZ) | (1ULL << SIGSYS))
+
+/* ------------------------------------------------------------------------------------ */
+/* Dump                                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+static int pidfd_classify(const struct dump_ctx *c, struct fd_ent *e)
+{
+	(void)c;
+	if (e->fs_type != PID_FS_MAGIC && strcmp(e->link, PIDFD_LINK))
+		return 0;
+	e->kind = FILE_KIND__FILE_PIDFD;
+	return 1;
+}
+
+/* PIDFD_GET_INFO of @fd; 0 or -errno. */
+static int pidfd_info(int fd, uint64_t mask, struct stasis_pidfd_info *pi)
+{
+	memset(pi, 0, sizeof(*pi));
+	pi->mask = mask;
+	return ioctl(fd, STASIS_PIDFD_GET_INFO, pi) ? -errno : 0;
+}
+
+/* A reaped process: its exit as PIDFD_INFO_EXIT shows it, if it can be made again. */
+static int dump_reaped(const struct dump_ctx *c, const struct fd_ent *e, PidfdData *p)
+{
+	_cleanup_close_ int dup = fd_dup(c, e);
+	if (dup < 0)
+		return dup;
+	struct stasis_pidfd_info pi, holder;
+	int ret = pidfd_info(dup, STASIS_PIDFD_INFO_EXIT | STASIS_PIDFD_INFO_COREDUMP, &pi);
+	if (ret == -ENOTTY || ret == -EINVAL || (!ret && !(pi.mask & STASIS_PIDFD_INFO_EXIT)))
+		return 0; /* this kernel shows no exit information */
+	if (ret)
+		return pr_errno(ret, "fd %d of pid %d: PIDFD_GET_INFO", e->fd, c->pid);
+	int st = pi.exit_code;
+	bool core = (pi.mask & STASIS_PIDFD_INFO_COREDUMP) && pi.coredump_mask;
+	if (core || WCOREDUMP(st) ||
+	    (WIFSIGNALED(st) && WTERMSIG(st) < 64 && (CORE_SIGS >> WTERMSIG(st)) & 1))
+		return fd_unsupported(c, e, "a pidfd of a reaped process that died of a core "
+					    "dumping signal");
+	if (!WIFEXITED(st) && !WIFSIGNALED(st))
+		return fd_unsupported(c, e, "a pidfd of a reaped process with an unknown exit");
+	if ((pi.mask & STASIS_PIDFD_INFO_CGROUPID) &&
+	    (pidfd_info(c->pidfd, 0, &holder) || holder.cgroupid != pi.cgroupid))
+		return fd_unsupported(c, e, "a pidfd of a reaped process that exited in another "
+					    "cgroup than its holder's");
+	p->has_exit_status = true;
+	p->exit_status = st;
+	return 0;
+}
+
+static int pidfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	_cleanup_free_ char *info = NULL;
+	int ret = fd_read_fdinfo(c, e->fd, FDINFO_MAX, &info);
+	if (ret)
+		return ret;
+	int pid = 0;
+	ret = proc_parse_pidfd_pid(info, &pid);
+	if (ret == -ENOENT)
+		return fd_unsupported(c, e, "a pidfd of a process outside stasis's pid namespace");
+	if (ret && ret != -ESRCH) {
+		pr_err("cannot parse the pidfd in /proc/%d/fdinfo/%d", c->pid, e->fd);
+		return -EINVAL;
+	}
+	PidfdData *p = malloc(sizeof(*p));
+	if (!p)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	pidfd_data__init(p);
+	d->pidfd = p;
+	if (ret == -ESRCH)
+		return dump_reaped(c, e, p);
+	p->has_target = true;
+	p->target = pid;
+	return 0;
+}
+
+static bool in_tree(struct dump_ctx **procs, size_t n, pid_t pid, bool thread)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (procs[i]->pid == pid)
+			return true;
+		for (size_t k = 1; thread && k < procs[i]->nr_thr; k++)
+			if (procs[i]->thr[k].tid == pid)
+				return true;
+	}
+	return false;
+}
+
+static bool is_pidfd(const Files *f, uint32_t id)
+{
+	ssize_t i = fd_desc_index(f, id);
+	return i >= 0 && f->files[i]->kind == FILE_KIND__FILE_PIDFD;
+}
+
+/* What would meet the placeholder instead of the pidfd: an epoll watching it, the
+ * pidfd in flight in a unix socket's queue. */
+static int check_users(const struct dump_ctx *c)
+{
+	const Files *f = c->files;
+	for (size_t i = 0; i < f->n_files; i++) {
+		const FileDesc *d = f->files[i];
+		for (size_t k = 0; d->epoll && k < d->epoll->n_targets; k++)
+			for (size_t j = 0; j < f->n_fds; j++)
+				if (f->fds[j]->fd == d->epoll->targets[k]->tfd &&
+				    is_pidfd(f, f->fds[j]->file_id)) {
+					pr_err("fd %d of pid %d is an epoll watching pidfd %d: "
+					       "not supported yet",
+					       fd_desc_fd(f, i), c->pid, f->fds[j]->fd);
+					return -EOPNOTSUPP;
+				}
+		const UnixSk *u = d->unix_sk;
+		for (size_t k = 0; u && k < u->n_rights; k++)
+			for (size_t j = 0; j < u->rights[k]->n_files; j++)
+				if (is_pidfd(f, u->rights[k]->files[j])) {
+					pr_err("fd %d of pid %d is a unix socket with a pidfd in "
+					       "flight: not supported yet",
+					       fd_desc_fd(f, i), c->pid);
+					return -EOPNOTSUPP;
+				}
+	}
+	return 0;
+}
+
+/* Every target in the tree; nothing that would find the placeholder. */
+static int pidfd_merge(struct dump_ctx **procs, size_t n)
+{
+	for (size_t p = 0; p < n; p++) {
+		const Files *f = procs[p]->files;
+		for (size_t i = 0; i < f->n_files; i++) {
+			const FileDesc *d = f->files[i];
+			if (d->kind != FILE_KIND__FILE_PIDFD)
+				continue;
+			const PidfdData *pd = d->pidfd;
+			bool thread = d->flags & PIDFD_THREAD;
+			if (pd->has_target && !in_tree(procs, n, pd->target, thread)) {
+				pr_err("fd %d of pid %d is a pidfd of %s %d, which is not in the "
+				       "tree: not supported",
+				       fd_desc_fd(f, i), procs[p]->pid, thread ? "thread" : "pid",
+				       pd->target);
+				return -EOPNOTSUPP;
+			}
+			if (d->owner) {
+				pr_err("fd %d of pid %d is a pidfd with an owner (F_SETOWN): not "
+				       "supported",
+				       fd_desc_fd(f, i), procs[p]->pid);
+				return -EOPNOTSUPP;
+			}
+		}
+		int ret = check_users(procs[p]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Restore                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+static int pidfd_validate(const FileDesc *d, const struct blob_reader *blobs)
+{
+	(void)blobs;
+	const PidfdData *p = d->pidfd;
+	unsigned int known = O_ACCMODE | O_NONBLOCK | PIDFD_THREAD;
+	if (!p || (d->flags & ~known) || (d->flags & O_ACCMODE) != O_RDWR ||
+	    (p->has_target && p->target <= 0) || (p->has_target && p->has_exit_status))
+		return fd_bad_data(d);
+	if (p->has_exit_status) {
+		int st = p->exit_status;
+		bool ok = (WIFEXITED(st) && (st & ~0xff00) == 0) ||
+			  (WIFSIGNALED(st) && !WCOREDUMP(st) && WTERMSIG(st) < 64 &&
+			   !((CORE_SIGS >> WTERMSIG(st)) & 1) && WTERMSIG(st) != SIGSTOP &&
+			   WTERMSIG(st) != SIGTSTP && WTERMSIG(st) != SIGTTIN &&
+			   WTERMSIG(st) != SIGTTOU && WTERMSIG(st) != SIGCHLD &&
+			   WTERMSIG(st) != SIGCONT && WTERMSIG(st) != SIGURG &&
+			   WTERMSIG(st) != SIGWINCH && (st & ~0x7f) == 0);
+		if (!ok)
+			return fd_bad_data(d);
+	}
+	return 0;
+}
+
+/* The placeholder: socket A, its peer B waiting in A's own queue. */
+static int pidfd_open_placeholder(const FileDesc *d, int target, int rootfd,
+				  const struct blob_reader *blobs)
+{
+	(void)d;
+	(void)rootfd;
+	(void)blobs;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return pr_perror("restore fd %d: pidfd placeholder socketpair", target);
+	int ret = send_fds(sv[1], "p", 1, &sv[1], 1, MSG_DONTWAIT);
+	close(sv[1]);
+	if (ret) {
+		close(sv[0]);
+		return pr_errno(ret, "restore fd %d: pidfd placeholder", target);
+	}
+	return sv[0];
+}
+
+/* What A's queue holds: B, and P once made. Receives at most 2 fds. */
+static int take_queue(int a, int *b, int *p)
+{
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+			     .msg_controllen = sizeof(cb.buf) };
+	*b = *p = -1;
+	if (recvmsg(a, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+		return -errno;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	size_t n = 0;
+	int fds[2] = { -1, -1 };
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds, CMSG_DATA(cm), MIN(n, 2) * sizeof(int));
+	}
+	if ((mh.msg_flags & MSG_CTRUNC) || n < 1 || n > 2) {
+		for (size_t k = 0; k < MIN(n, 2); k++)
+			close(fds[k]);
+		return -EBADMSG;
+	}
+	*b = fds[0];
+	*p = fds[1];
+	return 0;
+}
+
+/* A throwaway child of stasis that exits with @status; its pidfd (@flags) once reaped. */
+static int reaped_pidfd(int status, unsigned int flags)
+{
+	int go[2];
+	if (pipe2(go, O_CLOEXEC))
+		return pr_perror("restore: pipe");
+	pid_t child = fork();
+	if (child < 0) {
+		int e = pr_perror("restore: fork the process of a reaped pidfd");
+		close(go[0]);
+		close(go[1]);
+		return e;
+	}
+	if (!child) {
+		char x;
+		close(go[1]);
+		if (read(go[0], &x, 1) != 0)
+			_exit(127);
+		if (WIFSIGNALED(status)) {
+			sigset_t all;
+			signal(WTERMSIG(status), SIG_DFL);
+			sigfillset(&all);
+			sigprocmask(SIG_UNBLOCK, &all, NULL);
+			raise(WTERMSIG(status));
+			_exit(127);
+		}
+		_exit(WEXITSTATUS(status));
+	}
+	close(go[0]);
+	int fd = sys_pidfd_open(child, flags);
+	int e = errno;
+	close(go[1]);
+	int st = 0;
+	while (waitpid(child, &st, __WALL) < 0 && errno == EINTR)
+		;
+	if (fd < 0)
+		return pr_errno(-e, "restore: pidfd_open of the process of a reaped pidfd");
+	if (st != status) {
+		close(fd);
+		pr_err("restore: the process of a reaped pidfd ended with status %#x, not %#x", st,
+		       status);
+		return -EIO;
+	}
+	return fd;
+}
+
+/* The pidfd of @d, made by stasis: its target must be a task stasis restored. */
+static int make_pidfd(const struct rst_ctx *c, const FileDesc *d)
+{
+	const PidfdData *p = d->pidfd;
+	unsigned int flags = d->flags & PIDFD_THREAD;
+	int fd;
+	if (!p->has_target) {
+		fd = reaped_pidfd(p->has_exit_status ? p->exit_status : 0, flags);
+	} else {
+		fd = sys_pidfd_open(p->target, flags);
+		if (fd < 0)
+			return pr_perror("restore: pidfd_open of %d", p->target);
+		char name[32];
+		struct proc_status st;
+		snprintf(name, sizeof(name), "%d/status", p->target);
+		_cleanup_free_ char *buf = read_file_at(c->proc_dfd, name, 1 << 16, NULL);
+		bool ours = buf && !proc_parse_status(buf, &st) && st.tracer_pid == c->stasis_pid;
+		if (buf)
+			proc_status_free(&st);
+		if (!ours || sys_pidfd_send_signal(fd, 0, NULL, 0)) {
+			close(fd);
+			pr_err("restore: the pidfd of pid %d names %d, not a task of the tree",
+			       c->pid, p->target);
+			return -EINVAL;
+		}
+	}
+	if (fd >= 0 && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
+		int e = pr_perror("restore: status flags of a pidfd");
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* Scratch layout of the remote recvmsg. */
+#define SCR_MSG 0
+#define SCR_IOV 64
+#define SCR_BYTE 96
+#define SCR_CMSG 128
+
+/* In the holder: receive the pidfd waiting at its fd @at; its fd number there. */
+static int remote_receive(struct rst_ctx *c, int at)
+{
+	struct rsys *rs = &c->rs;
+	struct iovec iov = { (void *)(uintptr_t)(rs->scratch + SCR_BYTE), 1 };
+	struct msghdr mh = { .msg_iov = (void *)(uintptr_t)(rs->scratch + SCR_IOV),
+			     .msg_iovlen = 1,
+			     .msg_control = (void *)(uintptr_t)(rs->scratch + SCR_CMSG),
+			     .msg_controllen = CMSG_SPACE(sizeof(int)) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	memset(&cb, 0, sizeof(cb));
+	int ret = rsys_poke(rs, rs->scratch + SCR_MSG, &mh, sizeof(mh)) ?:
+		  rsys_poke(rs, rs->scratch + SCR_IOV, &iov, sizeof(iov)) ?:
+		  rsys_poke(rs, rs->scratch + SCR_CMSG, &cb, sizeof(cb));
+	if (ret)
+		return ret;
+	long r = rsys_do(rs, "restore: receive a pidfd", SYS_recvmsg, (uint64_t)at,
+			 rs->scratch + SCR_MSG, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0, 0);
+	if (r < 0)
+		return (int)r;
+	ret = rsys_peek(rs, rs->scratch + SCR_MSG, &mh, sizeof(mh)) ?:
+	      rsys_peek(rs, rs->scratch + SCR_CMSG, &cb, sizeof(cb));
+	if (ret)
+		return ret;
+	struct cmsghdr *cm = &cb.align;
+	int fd = -1;
+	if (!(mh.msg_flags & MSG_CTRUNC) && cm->cmsg_level == SOL_SOCKET &&
+	    cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	if (fd < 0) {
+		pr_err("restore: pid %d: no pidfd arrived at fd %d", c->pid, at);
+		return -EIO;
+	}
+	return fd;
+}
+
+/* Holder @c's fds of description @i: pidfd @p (stasis's), received at the first one. */
+static int give_pidfd(struct rst_ctx *c, size_t i, int p)
+{
+	const Files *f = c->files;
+	int first = fd_desc_fd(f, i);
+	int q = remote_receive(c, first);
+	if (q < 0)
+		return q;
+	long r = syscall(SYS_kcmp, getpid(), c->pid, KCMP_FILE, p, q);
+	if (r != 0) {
+		pr_err("restore: pid %d: fd %d did not receive its pidfd", c->pid, first);
+		return -EIO;
+	}
+	for (size_t k = 0; k < f->n_fds && r >= 0; k++) {
+		const Fd *x = f->fds[k];
+		if (x->file_id == f->files[i]->id)
+			r = rsys_do(&c->rs, "restore: place a pidfd", SYS_dup3, (uint64_t)q,
+				    (uint64_t)x->fd, x->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+	}
+	long rc = rsys_do(&c->rs, "restore: close a pidfd", SYS_close, (uint64_t)q, 0, 0, 0, 0, 0);
+	return r < 0 ? (int)r : rc < 0 ? (int)rc : 0;
+}
+
+/* A reaped process's pidfd: it exited in its holder's cgroup, as at dump. */
+static int check_reaped(const struct rst_ctx *c, const FileDesc *d, int p)
+{
+	struct stasis_pidfd_info pi, holder;
+	if (d->pidfd->has_target || pidfd_info(p, STASIS_PIDFD_INFO_EXIT, &pi) ||
+	    !(pi.mask & STASIS_PIDFD_INFO_CGROUPID))
+		return 0;
+	_cleanup_close_ int h = sys_pidfd_open(c->pid, 0);
+	if (h < 0 || pidfd_info(h, 0, &holder))
+		return pr_perror("restore: PIDFD_GET_INFO of pid %d", c->pid);
+	if (holder.cgroupid == pi.cgroupid)
+		return 0;
+	pr_err("restore: pid %d holds the pidfd of a reaped process (fd %d), made in stasis's "
+	       "cgroup, not in the pid's: restore with stasis in the tree's cgroup",
+	       c->pid, fd_desc_fd(c->files, (size_t)fd_desc_index(c->files, d->id)));
+	return -EOPNOTSUPP;
+}
+
+/* One description of holder @c: the placeholder replaced by the pidfd. */
+static int pidfd_final_one(struct rst_ctx *c, size_t i, int pidfd)
+{
+	const FileDesc *d = c->files->files[i];
+	int first = fd_desc_fd(c->files, i);
+	if (first < 0)
+		return 0; /* in flight: refused at dump */
+	_cleanup_close_ int a = sys_pidfd_getfd(pidfd, first, 0);
+	if (a < 0)
+		return pr_perror("restore: pid %d: pidfd_getfd of fd %d", c->pid, first);
+	_cleanup_close_ int b = -1;
+	_cleanup_close_ int p = -1;
+	int ret = take_queue(a, &b, &p);
+	if (ret)
+		return pr_errno(ret, "restore: pid %d: fd %d is not a pidfd placeholder", c->pid,
+				first);
+	if (p < 0) {
+		p = make_pidfd(c, d);
+		if (p < 0)
+			return p;
+		ret = check_reaped(c, d, p);
+		if (ret)
+			return ret;
+	}
+	ret = send_fds(b, "p", 1, &p, 1, MSG_DONTWAIT);
+	if (ret)
+		return pr_errno(ret, "restore: pid %d: send its pidfd", c->pid);
+	ret = give_pidfd(c, i, p);
+	if (ret)
+		return ret;
+	/* for the next holder of the description (freed with A by the last one) */
+	int keep[2] = { b, p };
+	ret = send_fds(b, "p", 1, keep, 2, MSG_DONTWAIT);
+	return ret ? pr_errno(ret, "restore: pid %d: keep its pidfd", c->pid) : 0;
+}
+
+static int pidfd_final(struct rst_ctx *c)
+{
+	const Files *f = c->files;
+	if (!f || c->shares_files)
+		return 0; /* (the parent's table: done by the parent) */
+	_cleanup_close_ int pidfd = -1;
+	for (size_t i = 0; i < f->n_files; i++) {
+		if (f->files[i]->kind != FILE_KIND__FILE_PIDFD)
+			continue;
+		if (pidfd < 0)
+			pidfd = sys_pidfd_open(c->pid, 0);
+		if (pidfd < 0)
+			return pr_perror("restore: pidfd_open of %d", c->pid);
+		int ret = pidfd_final_one(c, i, pidfd);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+const struct fd_ops fd_pidfd_ops = {
+	.name = "pidfd",
+	.kind = FILE_KIND__FILE_PIDFD,
+	.fdinfo_keys = (const char *const[]){ "Pid", "NSpid", NULL },
+	.classify = pidfd_classify,
+	.dump = pidfd_dump,
+	.merge = pidfd_merge,
+	.validate = pidfd_validate,
+	.open = pidfd_open_placeholder,
+	.final = pidfd_final,
+};
