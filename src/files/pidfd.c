@@ -24,17 +24,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "ns/nsrun.h"
 #include "files/fd_ops.h"
 #include "proc/parse.h"
 #include "sys/syscalls.h"
@@ -88,6 +91,14 @@ static int dump_reaped(const struct dump_ctx *c, const struct fd_ent *e, PidfdDa
 					    "dumping signal");
 	if (!WIFEXITED(st) && !WIFSIGNALED(st))
 		return fd_unsupported(c, e, "a pidfd of a reaped process with an unknown exit");
+	/* a signal through it fails with ESRCH where the pid's namespace is the holder's
+	 * or below it (where it is made again), EINVAL elsewhere */
+	long r = c->rs_ready ? rsys_do((struct rsys *)&c->rs, "dump: pidfd_send_signal",
+				      SYS_pidfd_send_signal, (uint64_t)e->fd, 0, 0, 0, 0, 0)
+			     : -ESRCH;
+	if (r != -ESRCH)
+		return fd_unsupported(c, e, "a pidfd of a reaped process of a pid namespace "
+					    "above or beside its holder's");
 	if ((pi.mask & STASIS_PIDFD_INFO_CGROUPID) &&
 	    (pidfd_info(c->pidfd, 0, &holder) || holder.cgroupid != pi.cgroupid))
 		return fd_unsupported(c, e, "a pidfd of a reaped process that exited in another "
@@ -280,7 +291,8 @@ static int take_queue(int a, int *b, int *p)
 	return 0;
 }
 
-/* A throwaway child of stasis that exits with @status; its pidfd (@flags) once reaped. */
+/* A throwaway child of the caller that exits with @status; its pidfd (@flags) once
+ * reaped. */
 static int reaped_pidfd(int status, unsigned int flags)
 {
 	int go[2];
@@ -326,6 +338,70 @@ static int reaped_pidfd(int status, unsigned int flags)
 	return fd;
 }
 
+struct reaped_req {
+	int status;
+	unsigned int flags;
+	int sock;
+};
+
+/* In a child of stasis born in the holder's pid namespace: the throwaway is made there
+ * and its pidfd sent back. */
+static int reaped_child(void *arg, struct nsrun_buf *out)
+{
+	(void)out;
+	const struct reaped_req *q = arg;
+	int fd = reaped_pidfd(q->status, q->flags);
+	if (fd < 0)
+		return fd;
+	int ret = send_fds(q->sock, "p", 1, &fd, 1, 0);
+	close(fd);
+	return ret ? nsrun_error(ret, "send a pidfd back: %s", strerror(-ret)) : 0;
+}
+
+/* The pidfd of a reaped process of holder @c's pid namespace (its struct pid belongs to
+ * that namespace: pidfd_send_signal says ESRCH there, EINVAL above it). */
+static int reaped_in_ns(const struct rst_ctx *c, int status, unsigned int flags)
+{
+	char what[64];
+	struct stat mine, its;
+	snprintf(what, sizeof(what), "the pid namespace of pid %d", c->pid);
+	_cleanup_close_ int ns = ns_open_of(c->pid, "pid", "pidfd");
+	if (ns < 0)
+		return ns;
+	if (stat("/proc/self/ns/pid", &mine) == 0 && fstat(ns, &its) == 0 &&
+	    mine.st_ino == its.st_ino && mine.st_dev == its.st_dev)
+		return reaped_pidfd(status, flags);
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return pr_perror("restore: socketpair");
+	struct reaped_req q = { status, flags, sv[1] };
+	struct nsrun r = { .tag = "pidfd",
+			   .what = what,
+			   .err_prefix = "restore: a reaped pidfd",
+			   .ns = { { .fd = ns, .type = CLONE_NEWPID } },
+			   .n_ns = 1,
+			   .timeout_ms = 5000 };
+	void *data = NULL;
+	size_t len = 0;
+	int ret = ns_run(&r, reaped_child, &q, &data, &len);
+	free(data);
+	close(sv[1]);
+	int fd = -1, none = -1;
+	if (!ret)
+		ret = take_queue(sv[0], &fd, &none);
+	close(sv[0]);
+	if (none >= 0)
+		close(none);
+	if (!ret && fd < 0)
+		ret = -EIO;
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		return pr_errno(ret, "restore: the pidfd of a reaped process in %s", what);
+	}
+	return fd;
+}
+
 /* The pidfd of @d, made by stasis: its target must be a task stasis restored. */
 static int make_pidfd(const struct rst_ctx *c, const FileDesc *d)
 {
@@ -333,7 +409,7 @@ static int make_pidfd(const struct rst_ctx *c, const FileDesc *d)
 	unsigned int flags = d->flags & PIDFD_THREAD;
 	int fd;
 	if (!p->has_target) {
-		fd = reaped_pidfd(p->has_exit_status ? p->exit_status : 0, flags);
+		fd = reaped_in_ns(c, p->has_exit_status ? p->exit_status : 0, flags);
 	} else {
 		fd = sys_pidfd_open(p->target, flags);
 		if (fd < 0)
