@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -152,22 +153,13 @@ static bool is_pidfd(const Files *f, uint32_t id)
 	return i >= 0 && f->files[i]->kind == FILE_KIND__FILE_PIDFD;
 }
 
-/* What would meet the placeholder instead of the pidfd: an epoll watching it, the
- * pidfd in flight in a unix socket's queue. */
+/* What would meet the placeholder instead of the pidfd: the pidfd in flight in a unix
+ * socket's queue (an epoll watching it is told of the pidfd in the final stage). */
 static int check_users(const struct dump_ctx *c)
 {
 	const Files *f = c->files;
 	for (size_t i = 0; i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
-		for (size_t k = 0; d->epoll && k < d->epoll->n_targets; k++)
-			for (size_t j = 0; j < f->n_fds; j++)
-				if (f->fds[j]->fd == d->epoll->targets[k]->tfd &&
-				    is_pidfd(f, f->fds[j]->file_id)) {
-					pr_err("fd %d of pid %d is an epoll watching pidfd %d: "
-					       "not supported yet",
-					       fd_desc_fd(f, i), c->pid, f->fds[j]->fd);
-					return -EOPNOTSUPP;
-				}
 		const UnixSk *u = d->unix_sk;
 		for (size_t k = 0; u && k < u->n_rights; k++)
 			for (size_t j = 0; j < u->rights[k]->n_files; j++)
@@ -481,6 +473,30 @@ static int remote_receive(struct rst_ctx *c, int at)
 	return fd;
 }
 
+/* The epolls of holder @c watching fd @tfd (the placeholder until now) watch the pidfd
+ * there: the placeholder's entries go when it is freed (by the last holder's dup3). */
+static int rewatch(struct rst_ctx *c, int tfd)
+{
+	const Files *f = c->files;
+	for (size_t e = 0; e < f->n_files; e++) {
+		const EpollData *ep = f->files[e]->epoll;
+		int efd = fd_desc_fd(f, e);
+		for (size_t k = 0; ep && efd >= 0 && k < ep->n_targets; k++) {
+			const EpollTarget *t = ep->targets[k];
+			struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
+			if (t->tfd != tfd)
+				continue;
+			int ret = rsys_poke(&c->rs, c->rs.scratch, &ev, sizeof(ev));
+			long r = ret ?: rsys_do(&c->rs, "restore: epoll_ctl(ADD) of a pidfd",
+						SYS_epoll_ctl, (uint64_t)efd, EPOLL_CTL_ADD,
+						(uint64_t)tfd, c->rs.scratch, 0, 0);
+			if (r < 0)
+				return (int)r;
+		}
+	}
+	return 0;
+}
+
 /* Holder @c's fds of description @i: pidfd @p (stasis's), received at the first one. */
 static int give_pidfd(struct rst_ctx *c, size_t i, int p)
 {
@@ -501,7 +517,13 @@ static int give_pidfd(struct rst_ctx *c, size_t i, int p)
 				    (uint64_t)x->fd, x->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
 	}
 	long rc = rsys_do(&c->rs, "restore: close a pidfd", SYS_close, (uint64_t)q, 0, 0, 0, 0, 0);
-	return r < 0 ? (int)r : rc < 0 ? (int)rc : 0;
+	if (r < 0 || rc < 0)
+		return r < 0 ? (int)r : (int)rc;
+	int ret = 0;
+	for (size_t k = 0; k < f->n_fds && !ret; k++)
+		if (f->fds[k]->file_id == f->files[i]->id)
+			ret = rewatch(c, f->fds[k]->fd);
+	return ret;
 }
 
 /* A reaped process's pidfd: it exited in its holder's cgroup, as at dump. */

@@ -8,8 +8,9 @@
  * description (kcmp), A2 another, F_SETFL O_NONBLOCK on A1 shows in B's fd; A3 is
  * non-blocking (waitid EAGAIN); pidfd_send_signal through A2 reaches A (it answers with
  * its pid); R and RT give ESRCH to pidfd_send_signal, ECHILD to waitid, and keep their exit
- * status (PIDFD_GET_INFO, where the kernel has it); A1 is not readable until A is told
- * to exit, then poll says readable and waitid(P_PIDFD) reaps A with its status 7. */
+ * status (PIDFD_GET_INFO, where the kernel has it); A1 is not readable and an epoll
+ * watching A2 quiet until A is told to exit, then poll says readable, the epoll reports
+ * A2 with its data, and waitid(P_PIDFD) reaps A with its status 7. */
 #include "lib.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -50,6 +52,7 @@ static char info[NFD][256];
 static int fdflags[NFD];
 static int cmd_a[2], rep_a[2], cmd_b[2];
 static pid_t a, b;
+static int ep; /* an epoll watching A2 (as asyncio's PidfdChildWatcher does) */
 
 static int pidfd_open(pid_t pid, unsigned int flags)
 {
@@ -207,14 +210,17 @@ static void check_after(void)
 	pid_t got = 0;
 	if (poll(&pr, 1, 5000) != 1 || read(rep_a[0], &got, sizeof(got)) != sizeof(got) || got != a)
 		test_fail("A did not answer SIGUSR1 (got %d, A is %d)", got, a);
-	/* A exits: A1 becomes readable, waitid reaps it */
+	/* A exits: A1 becomes readable, the epoll reports A2, waitid reaps it */
 	struct pollfd pa = { fds[A1], POLLIN, 0 };
-	if (poll(&pa, 1, 0) != 0)
-		test_fail("A1 readable while A runs");
+	struct epoll_event ev;
+	if (poll(&pa, 1, 0) != 0 || epoll_wait(ep, &ev, 1, 0) != 0)
+		test_fail("A1 or the epoll readable while A runs");
 	if (write(cmd_a[1], "q", 1) != 1)
 		test_fail("write to A");
 	if (poll(&pa, 1, 5000) != 1 || !(pa.revents & POLLIN))
 		test_fail("A1 not readable after A exited");
+	if (epoll_wait(ep, &ev, 1, 5000) != 1 || ev.data.u64 != 0x1234 || !(ev.events & EPOLLIN))
+		test_fail("the epoll did not report A2 after A exited");
 	memset(&si, 0, sizeof(si));
 	if (waitid(P_PIDFD, (id_t)fds[A1], &si, WEXITED) || si.si_pid != a ||
 	    si.si_code != CLD_EXITED || si.si_status != 7)
@@ -249,6 +255,11 @@ int main(int argc, char **argv)
 	while (!__atomic_load_n(&thread_tid, __ATOMIC_SEQ_CST))
 		test_sleep_ms(1);
 	fds[T] = pidfd_open(thread_tid, PIDFD_THREAD);
+	/* after B's fork: an epoll of one process */
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0x1234 };
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fds[A2], &ev))
+		test_fail("epoll: %s", strerror(errno));
 	for (int i = 0; i < NFD; i++) {
 		if (fds[i] < 0)
 			test_fail("%s: %s", names[i], strerror(errno));

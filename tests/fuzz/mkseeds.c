@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 	pd.has_data = 1;
 	pd.data.len = 3;
 	pd.data.data = regs;
-	FileDesc fd = FILE_DESC__INIT, *fdp[11] = { &fd, NULL, NULL, NULL, NULL, NULL,
+	FileDesc fd = FILE_DESC__INIT, *fdp[13] = { &fd, NULL, NULL, NULL, NULL, NULL,
 						     NULL, NULL, NULL, NULL, NULL };
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
@@ -347,9 +347,25 @@ int main(int argc, char **argv)
 	fd_us.kind = FILE_KIND__FILE_UNIX_SK;
 	fd_us.unix_sk = &us;
 	fdp[10] = &fd_us;
+	/* pidfds: of a task of the tree (a thread pidfd), of a reaped process (exit 5) */
+	PidfdData pdl = PIDFD_DATA__INIT, pdr = PIDFD_DATA__INIT;
+	pdl.has_target = 1;
+	pdl.target = 42;
+	pdr.has_exit_status = 1;
+	pdr.exit_status = 5 << 8;
+	FileDesc fd_pl = FILE_DESC__INIT, fd_pr = FILE_DESC__INIT;
+	fd_pl.id = 12;
+	fd_pr.id = 13;
+	fd_pl.kind = fd_pr.kind = FILE_KIND__FILE_PIDFD;
+	fd_pl.flags = 02 | 0200;
+	fd_pr.flags = 02 | 04000;
+	fd_pl.pidfd = &pdl;
+	fd_pr.pidfd = &pdr;
+	fdp[11] = &fd_pl;
+	fdp[12] = &fd_pr;
 	Fd e = FD__INIT, *ep[1] = { &e };
 	Files files = FILES__INIT;
-	files.n_files = 11;
+	files.n_files = 13;
 	files.files = fdp;
 	files.n_fds = 1;
 	files.fds = ep;
