@@ -23,6 +23,7 @@
  * B and the queued reference of P. Every holder so gets the one description P. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/kcmp.h>
 #include <sched.h>
 #include <signal.h>
@@ -38,6 +39,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "ns/cgroup.h"
 #include "ns/nsrun.h"
 #include "files/fd_ops.h"
 #include "proc/parse.h"
@@ -283,14 +285,18 @@ static int take_queue(int a, int *b, int *p)
 	return 0;
 }
 
-/* A throwaway child of the caller that exits with @status; its pidfd (@flags) once
- * reaped. */
-static int reaped_pidfd(int status, unsigned int flags)
+/* A throwaway child of the caller, in cgroup @cgfd (-1: the caller's), that exits with
+ * @status; its pidfd (@flags) once reaped. */
+static int reaped_pidfd(int status, unsigned int flags, int cgfd)
 {
 	int go[2];
 	if (pipe2(go, O_CLOEXEC))
 		return pr_perror("restore: pipe");
-	pid_t child = fork();
+	struct stasis_clone_args ca = { .flags = CLONE_INTO_CGROUP,
+					.exit_signal = SIGCHLD,
+					.cgroup = (uint64_t)cgfd };
+	pid_t child = cgfd < 0 ? fork()
+			       : (pid_t)syscall(SYS_clone3, &ca, STASIS_CLONE_ARGS_SIZE_VER2);
 	if (child < 0) {
 		int e = pr_perror("restore: fork the process of a reaped pidfd");
 		close(go[0]);
@@ -307,7 +313,8 @@ static int reaped_pidfd(int status, unsigned int flags)
 			signal(WTERMSIG(status), SIG_DFL);
 			sigfillset(&all);
 			sigprocmask(SIG_UNBLOCK, &all, NULL);
-			raise(WTERMSIG(status));
+			/* (not raise(): after a raw clone3 glibc's thread id is the parent's) */
+			kill(getpid(), WTERMSIG(status));
 			_exit(127);
 		}
 		_exit(WEXITSTATUS(status));
@@ -334,6 +341,7 @@ struct reaped_req {
 	int status;
 	unsigned int flags;
 	int sock;
+	int cgfd;
 };
 
 /* In a child of stasis born in the holder's pid namespace: the throwaway is made there
@@ -342,7 +350,7 @@ static int reaped_child(void *arg, struct nsrun_buf *out)
 {
 	(void)out;
 	const struct reaped_req *q = arg;
-	int fd = reaped_pidfd(q->status, q->flags);
+	int fd = reaped_pidfd(q->status, q->flags, q->cgfd);
 	if (fd < 0)
 		return fd;
 	int ret = send_fds(q->sock, "p", 1, &fd, 1, 0);
@@ -350,23 +358,58 @@ static int reaped_child(void *arg, struct nsrun_buf *out)
 	return ret ? nsrun_error(ret, "send a pidfd back: %s", strerror(-ret)) : 0;
 }
 
+/* The cgroup (v2) directory of holder @c when it is not stasis's, or -1: the process of
+ * a reaped pidfd exits there, as the original exited in its holder's (its pidfd shows
+ * the cgroup's id). Without it check_reaped() says why the restore cannot be exact. */
+static int holder_cgroup(const struct rst_ctx *c)
+{
+	struct stasis_pidfd_info hi, si;
+	_cleanup_close_ int h = sys_pidfd_open(c->pid, 0);
+	_cleanup_close_ int self = sys_pidfd_open(getpid(), 0);
+	if (h < 0 || self < 0 || pidfd_info(h, 0, &hi) || pidfd_info(self, 0, &si) ||
+	    !(hi.mask & STASIS_PIDFD_INFO_CGROUPID) || hi.cgroupid == si.cgroupid)
+		return -1;
+	char name[32], mnt[PATH_MAX], dir[PATH_MAX * 2];
+	snprintf(name, sizeof(name), "%d/cgroup", c->pid);
+	_cleanup_free_ char *buf = read_file_at(c->proc_dfd, name, 1 << 16, NULL);
+	struct proc_cgroup *cg = NULL;
+	size_t n = 0;
+	if (!buf || proc_parse_cgroup(buf, &cg, &n) || cgroup_find_mount("", mnt, sizeof(mnt))) {
+		proc_cgroups_free(cg, n);
+		return -1;
+	}
+	dir[0] = 0;
+	for (size_t k = 0; k < n; k++)
+		if (cg[k].hierarchy == 0)
+			snprintf(dir, sizeof(dir), "%s%s", mnt, cg[k].path);
+	proc_cgroups_free(cg, n);
+	int fd = dir[0] ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) || st.st_ino != hi.cgroupid)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* The pidfd of a reaped process of holder @c's pid namespace (its struct pid belongs to
- * that namespace: pidfd_send_signal says ESRCH there, EINVAL above it). */
+ * that namespace: pidfd_send_signal says ESRCH there, EINVAL above it) and cgroup. */
 static int reaped_in_ns(const struct rst_ctx *c, int status, unsigned int flags)
 {
 	char what[64];
 	struct stat mine, its;
+	_cleanup_close_ int cgfd = holder_cgroup(c);
 	snprintf(what, sizeof(what), "the pid namespace of pid %d", c->pid);
 	_cleanup_close_ int ns = ns_open_of(c->pid, "pid", "pidfd");
 	if (ns < 0)
 		return ns;
 	if (stat("/proc/self/ns/pid", &mine) == 0 && fstat(ns, &its) == 0 &&
 	    mine.st_ino == its.st_ino && mine.st_dev == its.st_dev)
-		return reaped_pidfd(status, flags);
+		return reaped_pidfd(status, flags, cgfd);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
 		return pr_perror("restore: socketpair");
-	struct reaped_req q = { status, flags, sv[1] };
+	struct reaped_req q = { status, flags, sv[1], cgfd };
 	struct nsrun r = { .tag = "pidfd",
 			   .what = what,
 			   .err_prefix = "restore: a reaped pidfd",
@@ -538,8 +581,8 @@ static int check_reaped(const struct rst_ctx *c, const FileDesc *d, int p)
 		return pr_perror("restore: PIDFD_GET_INFO of pid %d", c->pid);
 	if (holder.cgroupid == pi.cgroupid)
 		return 0;
-	pr_err("restore: pid %d holds the pidfd of a reaped process (fd %d), made in stasis's "
-	       "cgroup, not in the pid's: restore with stasis in the tree's cgroup",
+	pr_err("restore: pid %d holds the pidfd of a reaped process (fd %d), which could not be "
+	       "made to exit in its holder's cgroup",
 	       c->pid, fd_desc_fd(c->files, (size_t)fd_desc_index(c->files, d->id)));
 	return -EOPNOTSUPP;
 }
