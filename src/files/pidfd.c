@@ -187,8 +187,8 @@ static int pidfd_merge(struct dump_ctx **procs, size_t n)
 			const PidfdData *pd = d->pidfd;
 			bool thread = d->flags & PIDFD_THREAD;
 			if (pd->has_target && !in_tree(procs, n, pd->target, thread)) {
-				pr_err("fd %d of pid %d is a pidfd of %s %d, which is not in the "
-				       "tree: not supported",
+				pr_err("fd %d of pid %d is a pidfd of %s %d, which is not a running "
+				       "task of the tree (outside it, or a zombie): not supported",
 				       fd_desc_fd(f, i), procs[p]->pid, thread ? "thread" : "pid",
 				       pd->target);
 				return -EOPNOTSUPP;

@@ -5,10 +5,8 @@ tree (the check itself: its identity could not be checked at restore), and a pid
 the task's own child in flight in a unix socket's queue (it would be sent as the
 placeholder that holds the pidfd's fd numbers until the pidfd is made)."""
 import os
-import subprocess
-import sys
 
-from lib.proc import Failure, kill_pid, proc_stat, reap_all
+from lib.proc import Failure, check_untouched, popen_python, proc_stat, stop_popen
 
 OUTSIDE = r"""
 import os, sys, time
@@ -40,9 +38,7 @@ while True:
 
 
 def refused(c, script, tag, args, want):
-    p = subprocess.Popen([sys.executable, "-c", script] + args, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = popen_python(script, args)
     try:
         if p.stdout.readline() != b"ready\n":
             raise Failure("the holder did not start")
@@ -54,34 +50,16 @@ def refused(c, script, tag, args, want):
             w = w.replace("PID", str(p.pid))
             if w not in err:
                 raise Failure("the refusal does not say '%s': %s" % (w, err))
-        now = proc_stat(p.pid)
-        if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
-            raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
-        with open("/proc/%d/status" % p.pid) as f:
-            if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
-                raise Failure("the task is still traced after the failed dump")
+        check_untouched(p.pid, before)
         return err
     finally:
-        for k in [p.pid]:
-            try:
-                with open("/proc/%d/task/%d/children" % (k, k)) as f:
-                    for ch in f.read().split():
-                        kill_pid(int(ch))
-            except OSError:
-                pass
-        kill_pid(p.pid)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        p.stdout.close()
-        reap_all()
+        stop_popen(p)
 
 
 def check(c):
     me = os.getpid()
     a = refused(c, OUTSIDE, "outside", [str(me)],
-                ["fd 9 of pid PID is a pidfd of pid " + str(me), "not in the tree"])
+                ["fd 9 of pid PID is a pidfd of pid " + str(me), "not a running task of the tree"])
     b = refused(c, FLIGHT, "in-flight", [], ["of pid PID is a unix socket with a pidfd in "
                                              "flight"])
     return "%s / %s" % (a, b)

@@ -2,10 +2,8 @@
 """A pty slave whose master was closed (hung up: reads return EOF, writes fail) is refused
 at dump with one line naming the fd, and the task runs on untouched (not traced)."""
 import os
-import subprocess
-import sys
 
-from lib.proc import Failure, kill_pid, proc_stat, reap_all
+from lib.proc import Failure, check_untouched, popen_python, proc_stat, stop_popen
 
 HOLDER = r"""
 import os, sys, time
@@ -21,9 +19,7 @@ while True:
 
 
 def check(c):
-    p = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = popen_python(HOLDER)
     try:
         if p.stdout.readline() != b"ready\n":
             raise Failure("the holder did not start")
@@ -33,18 +29,7 @@ def check(c):
                                "dump of a task holding a hung-up pty slave", allowed=(p.pid,))
         if "fd 9 of pid %d" % p.pid not in err or "hung up" not in err:
             raise Failure("the refusal does not name fd 9 and the hang-up: %s" % err)
-        now = proc_stat(p.pid)
-        if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
-            raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
-        with open("/proc/%d/status" % p.pid) as f:
-            if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
-                raise Failure("the task is still traced after the failed dump")
+        check_untouched(p.pid, before)
         return err
     finally:
-        kill_pid(p.pid)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        p.stdout.close()
-        reap_all()
+        stop_popen(p)

@@ -3,11 +3,9 @@
 its controlling terminal, cannot be checkpointed: the dump fails with one line naming the
 fd and the device, and the task runs on untouched (not traced, not stopped)."""
 import os
-import subprocess
-import sys
 import time
 
-from lib.proc import Failure, Skip, kill_pid, proc_stat, reap_all
+from lib.proc import Failure, Skip, check_untouched, popen_python, proc_stat, stop_popen
 
 HOLDER = r"""
 import os, sys, time
@@ -22,9 +20,7 @@ while True:
 
 
 def one(c, dev):
-    p = subprocess.Popen([sys.executable, "-c", HOLDER, dev], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = popen_python(HOLDER, [dev])
     try:
         line = p.stdout.readline().decode()
         if line != "ready\n":
@@ -37,21 +33,10 @@ def one(c, dev):
         if "fd 7 of pid %d" % p.pid not in err or dev not in err or \
                 "virtual console or serial tty" not in err:
             raise Failure("the refusal does not name fd 7 and %s: %s" % (dev, err))
-        now = proc_stat(p.pid)
-        if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
-            raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
-        with open("/proc/%d/status" % p.pid) as f:
-            if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
-                raise Failure("the task is still traced after the failed dump")
+        check_untouched(p.pid, before)
         return err
     finally:
-        kill_pid(p.pid)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        p.stdout.close()
-        reap_all()
+        stop_popen(p)
 
 
 def check(c):

@@ -12,6 +12,7 @@
  * watching A2 quiet until A is told to exit, then poll says readable, the epoll reports
  * A2 with its data, and waitid(P_PIDFD) reaps A with its status 7. */
 #include "lib.h"
+#include "pidfdlib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,14 +37,6 @@
 #define P_PIDFD 3
 #endif
 
-struct pidfd_info {
-	uint64_t mask, cgroupid;
-	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-	int32_t exit_code;
-	uint32_t coredump_mask, spare;
-};
-#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info)
-#define PIDFD_INFO_EXIT (1UL << 3)
 
 enum { A1, A1DUP, A2, A3, T, R, RT, NFD };
 static const char *const names[NFD] = { "A1", "A1dup", "A2", "A3", "T", "R", "RT" };

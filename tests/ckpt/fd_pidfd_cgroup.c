@@ -8,6 +8,7 @@
  * task's own cgroup (stasis makes the process of a reaped pidfd exit in the holder's
  * cgroup). */
 #include "lib.h"
+#include "pidfdlib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,15 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct pidfd_info {
-	uint64_t mask, cgroupid;
-	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-	int32_t exit_code;
-	uint32_t coredump_mask, spare;
-};
-#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info)
-#define PIDFD_INFO_CGROUPID (1UL << 2)
-#define PIDFD_INFO_EXIT (1UL << 3)
 
 #define V2 "/sys/fs/cgroup/unified"
 

@@ -148,6 +148,38 @@ def end_started(proc, restored):
         wait_pid(proc.pid, time.monotonic() + 5)
 
 
+def check_untouched(pid, before):
+    """Raises Failure unless pid runs on after a failed dump as it did (@before: its
+    proc_stat then): running or sleeping, same parent, not traced."""
+    now = proc_stat(pid)
+    if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
+        raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
+    with open("/proc/%d/status" % pid) as f:
+        if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
+            raise Failure("the task is still traced after the failed dump")
+
+
+def popen_python(script, args=()):
+    """A python holder running @script (stdout a pipe, its own session) for a check."""
+    return subprocess.Popen([sys.executable, "-c", script] + list(args),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_popen(p):
+    """Kills a subprocess.Popen holder (stdout a pipe) and its descendants, by pid, and
+    reaps what can be reaped."""
+    for d in reversed(proc_descendants(p.pid)):
+        kill_pid(d)
+    kill_pid(p.pid)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    p.stdout.close()
+    reap_all()
+
+
 def describe_status(status):
     if os.WIFEXITED(status):
         return "exit %d" % os.WEXITSTATUS(status)
