@@ -309,10 +309,16 @@ static int reaped_pidfd(int status, unsigned int flags, int cgfd)
 		if (read(go[0], &x, 1) != 0)
 			_exit(127);
 		if (WIFSIGNALED(status)) {
-			sigset_t all;
-			signal(WTERMSIG(status), SIG_DFL);
-			sigfillset(&all);
-			sigprocmask(SIG_UNBLOCK, &all, NULL);
+			/* the kernel's sigaction: glibc's refuses its own signals (32, 33) */
+			struct {
+				void *handler;
+				unsigned long flags;
+				void *restorer;
+				uint64_t mask;
+			} dfl = { SIG_DFL, 0, NULL, 0 };
+			uint64_t none = 0;
+			syscall(SYS_rt_sigaction, WTERMSIG(status), &dfl, NULL, sizeof(none));
+			syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
 			/* (not raise(): after a raw clone3 glibc's thread id is the parent's) */
 			kill(getpid(), WTERMSIG(status));
 			_exit(127);

@@ -3,7 +3,7 @@
  * close-on-exec, and inherited by a second child B: one description in two processes),
  * by pidfd_open (A2) and with PIDFD_NONBLOCK (A3); of a thread of the test with
  * PIDFD_THREAD (T); of a child that exited 5 and was reaped (R) and, with PIDFD_THREAD,
- * of one killed by SIGKILL and reaped (RT). After the restore: every fdinfo's flags,
+ * of one killed by SIGPIPE and reaped (RT). After the restore: every fdinfo's flags,
  * Pid and NSpid lines as before, the fd flags; A1, its dup and B's fd still one
  * description (kcmp), A2 another, F_SETFL O_NONBLOCK on A1 shows in B's fd; A3 is
  * non-blocking (waitid EAGAIN); pidfd_send_signal through A2 reaches A (it answers with
@@ -106,7 +106,7 @@ static pid_t spawn_a(void)
 	return c;
 }
 
-/* A child that exits at once (status @how: 5 = exit 5, else killed by SIGKILL), reaped;
+/* A child that exits at once (status @how: 5 = exit 5, else killed by SIGPIPE), reaped;
  * its pidfd opened with @flags before. */
 static int reaped(unsigned int flags, int how)
 {
@@ -127,7 +127,7 @@ static int reaped(unsigned int flags, int how)
 	if (fd < 0)
 		test_fail("pidfd_open(%d, %#x): %s", c, flags, strerror(errno));
 	if (how != 5) {
-		kill(c, SIGKILL);
+		kill(c, SIGPIPE);
 	}
 	close(go[1]);
 	int st;
@@ -194,7 +194,7 @@ static void check_after(void)
 	if (!(fcntl(fds[T], F_GETFL) & PIDFD_THREAD))
 		test_fail("T lost PIDFD_THREAD");
 	check_reaped(R, 5 << 8);
-	check_reaped(RT, SIGKILL);
+	check_reaped(RT, SIGPIPE);
 
 	/* a signal through A2 reaches A */
 	if (send_sig(fds[A2], SIGUSR1))
