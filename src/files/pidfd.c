@@ -96,9 +96,12 @@ static int dump_reaped(const struct dump_ctx *c, const struct fd_ent *e, PidfdDa
 		return fd_unsupported(c, e, "a pidfd of a reaped process with an unknown exit");
 	/* a signal through it fails with ESRCH where the pid's namespace is the holder's
 	 * or below it (where it is made again), EINVAL elsewhere */
-	long r = c->rs_ready ? rsys_do((struct rsys *)&c->rs, "dump: pidfd_send_signal",
-				      SYS_pidfd_send_signal, (uint64_t)e->fd, 0, 0, 0, 0, 0)
-			     : -ESRCH;
+	long r = -ESRCH;
+	ret = c->rs_ready ? rsys_call((struct rsys *)&c->rs, SYS_pidfd_send_signal,
+				      (uint64_t)e->fd, 0, 0, 0, 0, 0, &r)
+			  : 0;
+	if (ret)
+		return pr_errno(ret, "dump: pidfd_send_signal in pid %d", c->pid);
 	if (r != -ESRCH)
 		return fd_unsupported(c, e, "a pidfd of a reaped process of a pid namespace "
 					    "above or beside its holder's");
@@ -149,15 +152,20 @@ static bool in_tree(struct dump_ctx **procs, size_t n, pid_t pid, bool thread)
 	return false;
 }
 
-static bool is_pidfd(const Files *f, uint32_t id)
+/* Is description @id (tree-wide) a pidfd of some process of the tree? */
+static bool is_pidfd(struct dump_ctx **procs, size_t n, uint32_t id)
 {
-	ssize_t i = fd_desc_index(f, id);
-	return i >= 0 && f->files[i]->kind == FILE_KIND__FILE_PIDFD;
+	for (size_t p = 0; p < n; p++) {
+		ssize_t i = fd_desc_index(procs[p]->files, id);
+		if (i >= 0)
+			return procs[p]->files->files[i]->kind == FILE_KIND__FILE_PIDFD;
+	}
+	return false;
 }
 
 /* What would meet the placeholder instead of the pidfd: the pidfd in flight in a unix
  * socket's queue (an epoll watching it is told of the pidfd in the final stage). */
-static int check_users(const struct dump_ctx *c)
+static int check_users(struct dump_ctx **procs, size_t n, const struct dump_ctx *c)
 {
 	const Files *f = c->files;
 	for (size_t i = 0; i < f->n_files; i++) {
@@ -165,7 +173,7 @@ static int check_users(const struct dump_ctx *c)
 		const UnixSk *u = d->unix_sk;
 		for (size_t k = 0; u && k < u->n_rights; k++)
 			for (size_t j = 0; j < u->rights[k]->n_files; j++)
-				if (is_pidfd(f, u->rights[k]->files[j])) {
+				if (is_pidfd(procs, n, u->rights[k]->files[j])) {
 					pr_err("fd %d of pid %d is a unix socket with a pidfd in "
 					       "flight: not supported yet",
 					       fd_desc_fd(f, i), c->pid);
@@ -200,7 +208,7 @@ static int pidfd_merge(struct dump_ctx **procs, size_t n)
 				return -EOPNOTSUPP;
 			}
 		}
-		int ret = check_users(procs[p]);
+		int ret = check_users(procs, n, procs[p]);
 		if (ret)
 			return ret;
 	}
