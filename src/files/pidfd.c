@@ -643,6 +643,8 @@ static int pidfd_final(struct rst_ctx *c)
 	if (!f || c->shares_files)
 		return 0; /* (the parent's table: done by the parent) */
 	_cleanup_close_ int pidfd = -1;
+	uint64_t t0 = now_ns();
+	size_t n = 0;
 	for (size_t i = 0; i < f->n_files; i++) {
 		if (f->files[i]->kind != FILE_KIND__FILE_PIDFD)
 			continue;
@@ -653,7 +655,11 @@ static int pidfd_final(struct rst_ctx *c)
 		int ret = pidfd_final_one(c, i, pidfd);
 		if (ret)
 			return ret;
+		n++;
 	}
+	if (n)
+		pr_info("restore: pid %d: %zu pidfds given in %.3f ms", c->pid, n,
+			 (double)(now_ns() - t0) / 1e6);
 	return 0;
 }
 
