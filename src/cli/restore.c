@@ -171,10 +171,14 @@ static void restore_usage(FILE *f)
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
 		   "                      [--tcp-close] [--inherit-fd fd[N]:KEY]...\n"
-		   "                      [--network-lock nftables|none]\n"
+		   "                      [--network-lock nftables|none] [--lazy-pages]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
+		   "      --lazy-pages     run the tree at once: its private anonymous memory\n"
+		   "                       is served on fault (userfaultfd) and streamed in by\n"
+		   "                       a page server process (stasis-lazy) that exits when\n"
+		   "                       all of it is in; needs CAP_SYS_PTRACE\n"
 		   "      --join-ns TYPE:PATH  restore the root into that existing namespace\n"
 		   "                       (TYPE uts, ipc or net; PATH /proc/PID/ns/TYPE or a\n"
 		   "                       bind-mounted nsfs file); repeatable\n"
@@ -256,6 +260,7 @@ static const struct option restore_longopts[] = {
 	{ "tcp-close", no_argument, NULL, 'C' },
 	{ "network-lock", required_argument, NULL, 'N' },
 	{ "inherit-fd", required_argument, NULL, 'I' },
+	{ "lazy-pages", no_argument, NULL, 'L' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -280,6 +285,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'j':
 			o.shell_job = true;
+			break;
+		case 'L':
+			o.lazy_pages = true;
 			break;
 		case 'p':
 			o.pidfile = optarg;

@@ -120,6 +120,7 @@ struct restore_opts {
 	cr_notify_fn notify;    /* or NULL */
 	void *notify_arg;
 	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
+	bool lazy_pages;        /* --lazy-pages: memory served on fault (src/mem/lazy.c) */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
@@ -176,6 +177,7 @@ struct rst_ctx {
 	 * levels (0: none; the task sets every level) or -errno. NULL outside a restore. */
 	int (*thread_levels)(void *tree, pid_t pid, const int32_t *nstid, size_t n);
 	void *tree;
+	struct mem_lazy *lazy; /* restore --lazy-pages: the page server (src/mem/lazy.c) */
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 	/* the private state of the resource rows that have one (src/cr/resource.h) */

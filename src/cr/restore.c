@@ -658,6 +658,11 @@ static int rst_rebuild_tree(struct rst_tree *t)
 {
 	uint64_t vdso = 0, vdso_len = 0;
 	int ret = self_vdso(&vdso, &vdso_len);
+	if (!ret && t->opts->lazy_pages)
+		ret = mem_lazy_start(t->procs, t->n, &t->lazy);
+	for (size_t i = 0; i < t->n && t->lazy; i++)
+		if (t->procs[i])
+			t->procs[i]->lazy = t->lazy;
 	for (size_t i = 0; i < t->n && !ret; i++)
 		if (t->procs[i])
 			ret = rebuild(t->procs[i], vdso, vdso_len);
@@ -787,6 +792,10 @@ int restore_run(const struct restore_opts *o)
 	uint64_t t0 = now_ns(); /* every task ready */
 	if (!ret)
 		ret = rst_rebuild_tree(&t);
+	if (!ret && t.lazy) {
+		ret = mem_lazy_commit(t.lazy); /* the page server serves on alone */
+		t.lazy = NULL;
+	}
 	pid_t want = t.inv ? t.inv->tasks[0]->pid : 0;
 	if (!ret)
 		pr_info("restore: %zu tasks of pid %d restored in %.3f ms", t.n, want,
@@ -799,6 +808,7 @@ int restore_run(const struct restore_opts *o)
 			pr_errno(ret, "restore: write pidfile %s", o->pidfile);
 	}
 	if (ret) {
+		mem_lazy_abort(t.lazy);
 		rst_undo(&t, root);
 		netlock_restore_failed(t.nl, o->dir);
 		netlock_free(t.nl);

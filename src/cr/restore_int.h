@@ -26,6 +26,7 @@ struct rst_tree {
 	Inventory *inv;
 	struct rst_ctx **procs;  /* procs[i] for alive task i of inv->tasks (NULL: zombie) */
 	size_t n;                /* inv->n_tasks */
+	struct mem_lazy *lazy;   /* --lazy-pages: the page server (src/mem/lazy.c) */
 	int status_wr;           /* packet pipe: every task reports here */
 	int *gfd;
 	uint32_t n_gfd;

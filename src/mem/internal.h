@@ -58,6 +58,8 @@ int mem_chain_validate(struct rst_ctx *c) __must_check;
 
 /* Restore: copy every page run from c->pages into the task, verifying checksums. */
 int mem_fill_pages(struct rst_ctx *c) __must_check;
+/* The same but for the runs i with @skip[i] (lazy restore: served later). */
+int mem_fill_runs(struct rst_ctx *c, const bool *skip) __must_check;
 
 /* src/mem/sysv.c: attached SysV shared memory (VMA_SYSV). Dump: the segment's size,
  * key and state read by the task, refused when it cannot be restored; validate: the

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <xxhash.h>
 
 #include "core/log.h"
 #include "proc/fhpath.h"
@@ -537,6 +538,14 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 			pr_err("image: page run %zu (%llx, %llu pages) is malformed or outside the "
 			       "pages file",
 			       i, (unsigned long long)r->vaddr, (unsigned long long)r->nr_pages);
+			return -EINVAL;
+		}
+		if (r->n_piece_xxh &&
+		    (ext || r->n_piece_xxh != (len + HASH_PIECE - 1) / HASH_PIECE ||
+		     XXH3_64bits(r->piece_xxh, r->n_piece_xxh * sizeof(uint64_t)) != r->xxh64)) {
+			pr_err("image: page run %zu (%llx): its piece checksums do not match its "
+			       "checksum",
+			       i, (unsigned long long)r->vaddr);
 			return -EINVAL;
 		}
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
@@ -1280,7 +1289,7 @@ int mem_restore_remote(struct rst_ctx *c)
 	if (r < 0)
 		return (int)r;
 	t0 = now_ns();
-	ret = mem_fill_pages(c);
+	ret = c->lazy ? mem_lazy_fill(c, c->lazy) : mem_fill_pages(c);
 	if (ret)
 		return ret;
 	pr_debug("restore: pid %d: %zu page runs filled in %.3f ms", c->pid, c->mm->n_pages,

@@ -23,6 +23,18 @@ int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out
 		    size_t *nout) __must_check;
 void mem_shm_release(struct shm_obj *objs, size_t n);
 
+/* Lazy restore (src/mem/lazy.c, restore --lazy-pages). Start: before any task is
+ * rebuilt (the page server is forked; refused when the restorer may not create
+ * userfaultfds for faults in kernel mode); fill: in each task's memory stage (instead of
+ * filling its lazy runs, they are registered and handed to the server); commit: the tree
+ * runs (the server serves on and exits when done); abort: a failed restore. */
+struct mem_lazy;
+int mem_lazy_start(struct rst_ctx *const *procs, size_t n, struct mem_lazy **out)
+	__must_check;
+int mem_lazy_fill(struct rst_ctx *c, struct mem_lazy *l) __must_check;
+int mem_lazy_commit(struct mem_lazy *l) __must_check;
+void mem_lazy_abort(struct mem_lazy *l);
+
 /* Incremental dumps (src/mem/track.c): the state of a pre-dump or of a dump with
  * --prev-images-dir, NULL for a plain dump (every call takes NULL). */
 struct mem_track;

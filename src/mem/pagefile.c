@@ -136,7 +136,8 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 	if (!r->has_src_pid && !r->has_parent_depth) {
 		if (!ps->own.map) {
 			size_t len = (size_t)(IMG_PAGES_HDR_SIZE + ps->pg.len);
-			void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, ps->pg.fd, 0);
+			int pop = ps->s.no_populate ? 0 : MAP_POPULATE;
+			void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | pop, ps->pg.fd, 0);
 			if (m == MAP_FAILED) {
 				errno = -pr_perror("pages: map the pages file of pid %d", ps->pid);
 				return NULL;

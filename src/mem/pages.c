@@ -77,10 +77,28 @@ static int read_proc_mem(pid_t pid, int *memfd, char *buf, const struct iovec *i
 	return 0;
 }
 
+/* A run of several pieces keeps each piece's hash (PageRun.piece_xxh): lazy restore
+ * verifies a piece alone. */
+static int keep_piece_hash(PageRun *r, uint64_t ph)
+{
+	size_t n = (size_t)((r->nr_pages * PAGE_SIZE + HASH_PIECE - 1) / HASH_PIECE);
+	if (n < 2)
+		return 0;
+	if (!r->piece_xxh) {
+		r->piece_xxh = calloc(n, sizeof(*r->piece_xxh));
+		if (!r->piece_xxh)
+			return -ENOMEM;
+		r->n_piece_xxh = 0;
+	}
+	if (r->n_piece_xxh < n)
+		r->piece_xxh[r->n_piece_xxh++] = ph;
+	return 0;
+}
+
 /* Checksums, run by run, piece by piece, of @buf (the bytes of @iov) while it is in
  * cache. */
-static void hash_chunk(struct stream_hash *h, const struct run_list *l, const char *buf,
-		       const struct iovec *iov, size_t niov)
+static int hash_chunk(struct stream_hash *h, const struct run_list *l, const char *buf,
+		      const struct iovec *iov, size_t niov)
 {
 	size_t pos = 0;
 	for (size_t i = 0; i < niov; i++) {
@@ -97,6 +115,9 @@ static void hash_chunk(struct stream_hash *h, const struct run_list *l, const ch
 				uint64_t ph = XXH3_64bits_digest(h->piece);
 				XXH3_64bits_update(h->run, &ph, sizeof(ph));
 				XXH3_64bits_reset(h->piece);
+				int ret = keep_piece_hash(l->runs[h->ri], ph);
+				if (ret)
+					return ret;
 			}
 			if (run_end) {
 				l->runs[h->ri]->xxh64 = XXH3_64bits_digest(h->run);
@@ -106,6 +127,7 @@ static void hash_chunk(struct stream_hash *h, const struct run_list *l, const ch
 			}
 		}
 	}
+	return 0;
 }
 
 /* Copy the runs' contents into @sink, computing each run's checksum; *@total: the bytes.
@@ -147,7 +169,9 @@ static int copy_pages(pid_t pid, struct run_list *l, struct page_sink *sink, uin
 			if (ret)
 				break;
 		}
-		hash_chunk(&h, l, buf, riov, niov);
+		ret = hash_chunk(&h, l, buf, riov, niov);
+		if (ret)
+			break;
 		ret = page_sink_put(sink, buf, fill, riov, niov);
 		if (ret)
 			break;
@@ -377,7 +401,7 @@ static int map_pieces(struct rst_ctx *c, struct piece *pc, size_t npc)
 	return 0;
 }
 
-static int check_hashes(const Mm *mm, const struct piece *pc, size_t npc)
+static int check_hashes(const Mm *mm, const struct piece *pc, size_t npc, const bool *skip)
 {
 	XXH3_state_t *acc = XXH3_createState();
 	int ret = 0;
@@ -385,6 +409,8 @@ static int check_hashes(const Mm *mm, const struct piece *pc, size_t npc)
 		return -ENOMEM;
 	for (size_t i = 0, k = 0; i < mm->n_pages && !ret; i++) {
 		const PageRun *r = mm->pages[i];
+		if (skip && skip[i])
+			continue;
 		XXH3_64bits_reset(acc);
 		for (; k < npc && pc[k].run == i; k++)
 			XXH3_64bits_update(acc, &pc[k].hash, sizeof(pc[k].hash));
@@ -402,16 +428,24 @@ static int check_hashes(const Mm *mm, const struct piece *pc, size_t npc)
 
 int mem_fill_pages(struct rst_ctx *c)
 {
-	if (!c->mm->n_pages)
-		return 0;
+	return mem_fill_runs(c, NULL);
+}
+
+int mem_fill_runs(struct rst_ctx *c, const bool *skip)
+{
 	size_t npc = 0;
 	for (size_t i = 0; i < c->mm->n_pages; i++)
-		npc += (c->mm->pages[i]->nr_pages * PAGE_SIZE + HASH_PIECE - 1) / HASH_PIECE;
+		if (!skip || !skip[i])
+			npc += (c->mm->pages[i]->nr_pages * PAGE_SIZE + HASH_PIECE - 1) / HASH_PIECE;
+	if (!npc)
+		return 0;
 	_cleanup_free_ struct piece *pc = calloc(npc, sizeof(*pc));
 	if (!pc)
 		return -ENOMEM;
 	size_t k = 0;
 	for (size_t i = 0; i < c->mm->n_pages; i++) {
+		if (skip && skip[i])
+			continue;
 		uint64_t len = c->mm->pages[i]->nr_pages * PAGE_SIZE;
 		for (uint64_t off = 0; off < len; off += HASH_PIECE)
 			pc[k++] = (struct piece){ (uint32_t)i, off, MIN((uint64_t)HASH_PIECE, len - off), 0,
@@ -428,5 +462,5 @@ int mem_fill_pages(struct rst_ctx *c)
 		ret = j.err;
 	}
 	page_source_release(c->pages);
-	return ret ? ret : check_hashes(c->mm, pc, npc);
+	return ret ? ret : check_hashes(c->mm, pc, npc, skip);
 }

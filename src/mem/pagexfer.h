@@ -104,6 +104,7 @@ struct page_source {
 	const struct page_source_ops *ops;
 	void *priv;
 	uint64_t len; /* bytes in this process's own stream (the index is checked against it) */
+	bool no_populate; /* map() without reading ahead (lazy restore maps, then forks) */
 };
 
 /* Dump: the sink of process @c's page stream. */

@@ -1,0 +1,856 @@
+/* Lazy restore (`restore --lazy-pages`): the tree runs before its memory is complete.
+ *
+ * Which pages are lazy: a process's own page runs (no src_pid, no parent_depth) inside
+ * its private anonymous areas (heap, stack, anonymous mappings). Everything else (runs
+ * shared copy-on-write with the parent, runs in parent images, file-backed private
+ * pages) is filled at once as in a full restore (src/mem/pages.c), before the areas are
+ * registered.
+ *
+ * The page server. Before any task is rebuilt stasis forks a small process, the page
+ * server (comm "stasis-lazy", its own session), that has every process's page index
+ * and pages file mapped (inherited) and nothing else. While stasis rebuilds each
+ * process, the task creates a userfaultfd with a remote syscall (a userfaultfd belongs to
+ * the mm of its creator; created while the task still has the restorer's credentials:
+ * faults in kernel mode, a read() into a lazy buffer, need CAP_SYS_PTRACE or
+ * vm.unprivileged_userfaultfd=1, and UFFD_USER_MODE_ONLY would make such a syscall fail
+ * with EFAULT: that is refused, never served), stasis takes it (pidfd_getfd), closes the
+ * task's fd, negotiates the non-cooperative events (fork, remove, unmap, remap) and
+ * registers the lazy areas (MODE_MISSING), then hands the userfaultfd and a pidfd of the
+ * task to the server over a socket. The server serves from that moment: the rest of the
+ * restore (rseq registration, clone3 of the threads...) may itself touch lazy pages.
+ *
+ * Serving (one loop, epoll over every userfaultfd). Each process has the set of ranges
+ * whose data is still to come (address, run, offset into the run): a fault inside one
+ * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file), a
+ * fault outside every range gets a zero page (a page that never existed, or one the task
+ * dropped); between events a background pass copies the ranges in order, 2 MiB at a
+ * time. Each 2 MiB piece of a run is verified (PageRun.piece_xxh, or the whole run for
+ * an image without them) before any of its bytes is handed over; a mismatch kills every
+ * process of the tree (SIGKILL through the pidfds) with one line: a process never runs
+ * on with wrong memory. The task's own changes to its layout come as events and edit the
+ * ranges: MADV_DONTNEED/REMOVE and munmap drop them (a dropped page is not copied back
+ * over what the task wrote later), mremap moves them, fork gives a new userfaultfd for
+ * the child with a copy of the parent's ranges. A copy refused with EAGAIN (the layout
+ * is changing: an event not read yet) is retried after reading the events. A process
+ * that exits (or execs) makes its copies fail with ESRCH: it is dropped.
+ *
+ * A process whose ranges are all served is let go: its userfaultfd is closed, which
+ * drops the registration. The server exits when every process is done or gone. stasis
+ * itself returns (or waits for the root) as after a full restore. If stasis fails or
+ * dies before the tree runs (the socket closes without "done"), the server kills the
+ * tree and exits; a failed restore kills the server. */
+#include "mem/internal.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "sys/syscalls.h"
+
+#define LAZY_COMM "stasis-lazy"
+#define FAULT_CHUNK (64u << 10)
+#define BG_CHUNK (2u << 20)
+#define LAZY_EVENTS                                                                    \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |  \
+	 UFFD_FEATURE_EVENT_UNMAP)
+
+enum { MSG_ADD = 1, MSG_DONE = 2 };
+struct lazy_msg {
+	uint32_t kind;
+	int32_t pid;
+};
+
+struct mem_lazy {
+	pid_t server;
+	int sock; /* stasis's end */
+};
+
+/* ------------------------------------------------------------------ which pages */
+
+static bool vma_lazy(const Vma *v)
+{
+	return !(v->flags & MAP_SHARED) &&
+	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
+		v->kind == VMA_KIND__VMA_STACK);
+}
+
+static bool run_own(const PageRun *r)
+{
+	return !r->has_src_pid && !r->has_parent_depth;
+}
+
+/* lazy[i]: run i is served by the page server; vreg[k]: area k is registered. */
+static void lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
+{
+	size_t vi = 0;
+	for (size_t i = 0; i < mm->n_pages; i++) {
+		const PageRun *r = mm->pages[i];
+		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
+			vi++;
+		lazy[i] = vi < mm->n_vmas && run_own(r) && vma_lazy(mm->vmas[vi]);
+		if (lazy[i] && vreg)
+			vreg[vi] = true;
+	}
+}
+
+/* ------------------------------------------------------------------ the server */
+
+struct lz_run {
+	const PageRun *r;
+	const char *data;
+	uint8_t *ok; /* per piece: verified */
+};
+
+struct lz_img {
+	pid_t pid;
+	struct lz_run *runs;
+	size_t nr;
+};
+
+struct ival {
+	uint64_t addr, len;
+	uint32_t run;
+	uint64_t off;
+};
+
+struct lz_proc {
+	struct lz_img *img;
+	int uffd;
+	uint64_t faults, copied, t0; /* for the log */
+	bool forked;
+	struct ival *iv;
+	size_t niv, cap;
+	uint64_t *pend; /* faults read, not served yet */
+	size_t npend, pcap;
+	struct lz_proc *next;
+};
+
+struct lz_srv {
+	struct rst_ctx *const *procs;
+	size_t n;
+	struct lz_img *imgs; /* by index of procs, pid 0: not added */
+	struct lz_proc *live;
+	int ep, sock;
+	bool done; /* stasis said the tree runs */
+};
+
+/* pidfds of the tree's processes, for the kill (also from the SIGBUS handler) */
+static int kill_fds[4096];
+static volatile size_t n_kill_fds;
+
+static void kill_tree(void)
+{
+	for (size_t i = 0; i < n_kill_fds; i++)
+		sys_pidfd_send_signal(kill_fds[i], SIGKILL, NULL, 0);
+}
+
+/* The tree runs and stasis may be gone: the server's last word goes to the log and, as
+ * stasis's own would, as one line to stderr. */
+static void __attribute__((noreturn, format(printf, 1, 2))) srv_die(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	kill_tree();
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("%s", msg);
+	if (log_get_fd() != 2 || log_get_level() < LOG_ERR)
+		fprintf(stderr, "stasis: %s\n", msg);
+	_exit(1);
+}
+
+static void __attribute__((noreturn)) srv_fatal(int err, const char *what)
+{
+	srv_die("restore --lazy-pages: %s: %s: the restored tree was killed", what,
+		strerror(-err));
+}
+
+static void on_sigbus(int sig)
+{
+	static const char msg[] = "stasis: restore --lazy-pages: the pages file could not be "
+				  "read (truncated?): the restored tree was killed\n";
+	(void)sig;
+	kill_tree();
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+/* The first range ending after @addr, or niv. */
+static size_t iv_lower(const struct lz_proc *p, uint64_t addr)
+{
+	size_t lo = 0, hi = p->niv;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (p->iv[mid].addr + p->iv[mid].len <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int iv_insert(struct lz_proc *p, size_t at, const struct ival *v)
+{
+	if (p->niv == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		struct ival *n = realloc(p->iv, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->iv = n;
+		p->cap = cap;
+	}
+	memmove(p->iv + at + 1, p->iv + at, (p->niv - at) * sizeof(*p->iv));
+	p->iv[at] = *v;
+	p->niv++;
+	return 0;
+}
+
+/* Drop [@s, @e) from the ranges still to come. */
+static int iv_cut(struct lz_proc *p, uint64_t s, uint64_t e)
+{
+	size_t i = iv_lower(p, s);
+	while (i < p->niv && p->iv[i].addr < e) {
+		struct ival v = p->iv[i];
+		uint64_t ve = v.addr + v.len;
+		if (v.addr < s && ve > e) { /* split */
+			p->iv[i].len = s - v.addr;
+			struct ival r = { e, ve - e, v.run, v.off + (e - v.addr) };
+			return iv_insert(p, i + 1, &r);
+		}
+		if (v.addr < s) {
+			p->iv[i++].len = s - v.addr;
+		} else if (ve > e) {
+			p->iv[i] = (struct ival){ e, ve - e, v.run, v.off + (e - v.addr) };
+			i++;
+		} else {
+			memmove(p->iv + i, p->iv + i + 1, (p->niv - i - 1) * sizeof(*p->iv));
+			p->niv--;
+		}
+	}
+	return 0;
+}
+
+/* mremap moved [@from, @from + @len) to @to: the ranges inside move with it. */
+static int iv_move(struct lz_proc *p, uint64_t from, uint64_t to, uint64_t len)
+{
+	size_t i = iv_lower(p, from), n = 0;
+	struct ival *moved = calloc(p->niv + 1, sizeof(*moved));
+	if (!moved)
+		return -ENOMEM;
+	for (; i < p->niv && p->iv[i].addr < from + len; i++) {
+		struct ival v = p->iv[i];
+		uint64_t s = MAX(v.addr, from), e = MIN(v.addr + v.len, from + len);
+		moved[n++] = (struct ival){ s - from + to, e - s, v.run, v.off + (s - v.addr) };
+	}
+	int ret = iv_cut(p, from, from + len) ?: iv_cut(p, to, to + len);
+	for (size_t k = 0; k < n && !ret; k++)
+		ret = iv_insert(p, iv_lower(p, moved[k].addr), &moved[k]);
+	free(moved);
+	return ret;
+}
+
+/* Verify the pieces of run @lr covering [@off, @off + @len) before any is served. */
+static int verify(const struct lz_img *img, struct lz_run *lr, uint64_t off, uint64_t len)
+{
+	const PageRun *r = lr->r;
+	uint64_t rlen = r->nr_pages * PAGE_SIZE;
+	size_t np = (size_t)((rlen + HASH_PIECE - 1) / HASH_PIECE);
+	for (size_t k = off / HASH_PIECE; k * HASH_PIECE < off + len; k++) {
+		if (lr->ok[k])
+			continue;
+		if (r->n_piece_xxh == np) {
+			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - k * HASH_PIECE);
+			if (XXH3_64bits(lr->data + k * HASH_PIECE, plen) != r->piece_xxh[k])
+				goto bad;
+			lr->ok[k] = 1;
+			continue;
+		}
+		/* no piece checksums (an older image): the whole run at once */
+		XXH3_state_t *acc = XXH3_createState();
+		if (!acc)
+			return -ENOMEM;
+		XXH3_64bits_reset(acc);
+		for (size_t q = 0; q < np; q++) {
+			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - q * HASH_PIECE);
+			uint64_t ph = XXH3_64bits(lr->data + q * HASH_PIECE, plen);
+			XXH3_64bits_update(acc, &ph, sizeof(ph));
+		}
+		bool good = XXH3_64bits_digest(acc) == r->xxh64;
+		XXH3_freeState(acc);
+		if (!good)
+			goto bad;
+		memset(lr->ok, 1, np);
+	}
+	return 0;
+bad:
+	srv_die("restore --lazy-pages: pid %d: pages at %llx-%llx: checksum mismatch (pages "
+		"image corrupted): the restored tree was killed",
+		img->pid, (unsigned long long)r->vaddr, (unsigned long long)(r->vaddr + rlen));
+}
+
+/* Copy [@addr, @addr + @len), inside one range, into the task. 0: done (copied, or
+ * already there, or no longer an area of ours); -EAGAIN: the layout is changing, read
+ * the events and retry; -ESRCH: the process is gone; else fatal. */
+static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
+{
+	size_t i = iv_lower(p, addr);
+	if (i == p->niv || p->iv[i].addr > addr)
+		return 0;
+	struct ival v = p->iv[i];
+	struct lz_run *lr = &p->img->runs[v.run];
+	uint64_t off = v.off + (addr - v.addr);
+	int ret = verify(p->img, lr, off, len);
+	bool paged = false;
+	while (!ret && len) {
+		uint64_t n = paged ? PAGE_SIZE : len;
+		struct uffdio_copy c = { .dst = addr, .src = (uint64_t)(uintptr_t)(lr->data + off),
+					 .len = n };
+		int e = ioctl(p->uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
+		uint64_t done = c.copy > 0 ? (uint64_t)c.copy : 0;
+		if (!e)
+			done = n;
+		if (e == EEXIST || e == ENOENT) {
+			if (e == ENOENT && !paged && n > PAGE_SIZE && !done) {
+				paged = true; /* the range spans areas (split by mprotect...) */
+				continue;
+			}
+			done += PAGE_SIZE; /* there already, or not ours: not copied */
+		}
+		done = MIN(done, len);
+		p->copied += c.copy > 0 ? (uint64_t)c.copy : 0;
+		ret = iv_cut(p, addr, addr + done);
+		addr += done;
+		off += done;
+		len -= done;
+		if (!ret && e && e != EEXIST && e != ENOENT)
+			ret = -e;
+	}
+	return ret;
+}
+
+/* A fault at @a: the 64 KiB around it from its range, or a zero page. */
+static int lz_fault(struct lz_proc *p, uint64_t a)
+{
+	a &= ~(uint64_t)(PAGE_SIZE - 1);
+	p->faults++;
+	size_t i = iv_lower(p, a);
+	int ret = 0;
+	if (i < p->niv && p->iv[i].addr <= a) {
+		const struct ival *v = &p->iv[i];
+		uint64_t ws = MAX(v->addr, a & ~(uint64_t)(FAULT_CHUNK - 1));
+		uint64_t we = MIN(v->addr + v->len, (a & ~(uint64_t)(FAULT_CHUNK - 1)) + FAULT_CHUNK);
+		ret = lz_copy(p, ws, we - ws);
+		/* a page before @a already there stopped the chunk: @a alone */
+		i = iv_lower(p, a);
+		if (!ret && i < p->niv && p->iv[i].addr <= a)
+			ret = lz_copy(p, a, PAGE_SIZE);
+	} else {
+		struct uffdio_zeropage z = { .range = { a, PAGE_SIZE } };
+		if (ioctl(p->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST && errno != ENOENT)
+			ret = -errno;
+	}
+	if (ret)
+		return ret;
+	struct uffdio_range w = { a, PAGE_SIZE };
+	if (ioctl(p->uffd, UFFDIO_WAKE, &w) < 0 && errno != ENOENT)
+		return errno == ESRCH ? -ESRCH : 0;
+	return 0;
+}
+
+static int srv_watch(struct lz_srv *s, struct lz_proc *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = p };
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, p->uffd, &ev) < 0)
+		return pr_perror("restore --lazy-pages: epoll");
+	p->next = s->live;
+	s->live = p;
+	return 0;
+}
+
+static void proc_free(struct lz_srv *s, struct lz_proc *p)
+{
+	for (struct lz_proc **pp = &s->live; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	pr_info("pid %d%s: %s after %.1f ms: %llu faults served, %llu bytes copied",
+		p->img->pid, p->forked ? " (a child it forked)" : "",
+		p->niv ? "gone" : "all memory in", (double)(now_ns() - p->t0) / 1e6,
+		(unsigned long long)p->faults, (unsigned long long)p->copied);
+	close(p->uffd); /* the registration goes with it */
+	free(p->iv);
+	free(p->pend);
+	free(p);
+}
+
+static int fork_event(struct lz_srv *s, struct lz_proc *p, int ufd)
+{
+	struct lz_proc *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(ufd);
+		return -ENOMEM;
+	}
+	c->img = p->img;
+	c->uffd = ufd;
+	c->forked = true;
+	c->t0 = now_ns();
+	c->iv = malloc((p->niv + 1) * sizeof(*c->iv));
+	if (!c->iv) {
+		close(ufd);
+		free(c);
+		return -ENOMEM;
+	}
+	memcpy(c->iv, p->iv, p->niv * sizeof(*c->iv));
+	c->niv = c->cap = p->niv;
+	c->cap++;
+	return srv_watch(s, c);
+}
+
+/* Read every message of @p: events applied at once, faults queued. */
+static int drain(struct lz_srv *s, struct lz_proc *p)
+{
+	struct uffd_msg m[64];
+	for (;;) {
+		ssize_t n = read(p->uffd, m, sizeof(m));
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		int ret = 0;
+		for (size_t k = 0; k < (size_t)n / sizeof(m[0]) && !ret; k++) {
+			switch (m[k].event) {
+			case UFFD_EVENT_PAGEFAULT:
+				if (p->npend == p->pcap) {
+					size_t cap = p->pcap ? p->pcap * 2 : 64;
+					uint64_t *q = realloc(p->pend, cap * sizeof(*q));
+					if (!q)
+						return -ENOMEM;
+					p->pend = q;
+					p->pcap = cap;
+				}
+				p->pend[p->npend++] = m[k].arg.pagefault.address;
+				break;
+			case UFFD_EVENT_FORK:
+				ret = fork_event(s, p, (int)m[k].arg.fork.ufd);
+				break;
+			case UFFD_EVENT_REMAP:
+				ret = iv_move(p, m[k].arg.remap.from, m[k].arg.remap.to,
+					      m[k].arg.remap.len);
+				break;
+			case UFFD_EVENT_REMOVE:
+			case UFFD_EVENT_UNMAP:
+				ret = iv_cut(p, m[k].arg.remove.start, m[k].arg.remove.end);
+				break;
+			}
+		}
+		if (ret)
+			return ret;
+	}
+}
+
+/* Serve the queued faults of @p. 1: some must wait for events, 0, -errno. */
+static int serve_pending(struct lz_proc *p)
+{
+	size_t k = 0, left = 0;
+	for (; k < p->npend; k++) {
+		int ret = lz_fault(p, p->pend[k]);
+		if (ret == -EAGAIN)
+			p->pend[left++] = p->pend[k];
+		else if (ret)
+			return ret;
+	}
+	p->npend = left;
+	return left ? 1 : 0;
+}
+
+/* Events and faults of @p until none is waiting; -ESRCH: gone. */
+static int serve_proc(struct lz_srv *s, struct lz_proc *p)
+{
+	for (int round = 0;; round++) {
+		int ret = drain(s, p);
+		if (!ret)
+			ret = serve_pending(p);
+		if (ret <= 0)
+			return ret;
+		if (round > 1000) /* the layout keeps changing: yield to the task */
+			usleep(100);
+	}
+}
+
+/* The next background chunk of @p; -ESRCH: gone. */
+static int background(struct lz_srv *s, struct lz_proc *p)
+{
+	const struct ival *v = &p->iv[0];
+	uint64_t end = (v->off / BG_CHUNK + 1) * BG_CHUNK; /* piece-aligned in the run */
+	uint64_t len = MIN(v->len, end - v->off);
+	const char *src = p->img->runs[v->run].data + v->off;
+	uintptr_t pg = (uintptr_t)src & ~(uintptr_t)(PAGE_SIZE - 1);
+	madvise((void *)pg, (uintptr_t)src + len - pg, MADV_POPULATE_READ);
+	int ret = lz_copy(p, v->addr, len);
+	if (ret == -EAGAIN)
+		ret = serve_proc(s, p);
+	return ret;
+}
+
+static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
+{
+	struct lz_img *img = NULL;
+	const struct rst_ctx *c = NULL;
+	for (size_t i = 0; i < s->n && !img; i++)
+		if (s->procs[i] && s->procs[i]->pid == pid && !s->imgs[i].pid) {
+			img = &s->imgs[i];
+			c = s->procs[i];
+		}
+	if (!img || n_kill_fds == ARRAY_SIZE(kill_fds)) {
+		pr_err("restore --lazy-pages: unexpected process %d", pid);
+		return -EINVAL;
+	}
+	kill_fds[n_kill_fds++] = pidfd;
+	struct lz_proc *p = calloc(1, sizeof(*p));
+	bool *lazy = calloc(c->mm->n_pages + 1, sizeof(bool));
+	img->runs = calloc(c->mm->n_pages + 1, sizeof(*img->runs));
+	if (!p || !lazy || !img->runs) {
+		free(p);
+		free(lazy);
+		return -ENOMEM;
+	}
+	img->pid = pid;
+	p->img = img;
+	p->t0 = now_ns();
+	p->uffd = uffd;
+	lazy_plan(c->mm, lazy, NULL);
+	int ret = 0;
+	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
+		const PageRun *r = c->mm->pages[i];
+		uint64_t len = r->nr_pages * PAGE_SIZE;
+		if (!lazy[i])
+			continue;
+		struct lz_run *lr = &img->runs[img->nr];
+		lr->r = r;
+		lr->data = page_source_map(c->pages, r, 0, len);
+		lr->ok = calloc((len + HASH_PIECE - 1) / HASH_PIECE, 1);
+		if (!lr->data || !lr->ok) {
+			ret = lr->data ? -ENOMEM : -errno;
+			break;
+		}
+		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, 0 };
+		ret = iv_insert(p, p->niv, &v);
+	}
+	free(lazy);
+	if (!ret)
+		ret = srv_watch(s, p);
+	if (ret) {
+		close(uffd);
+		free(p->iv);
+		free(p);
+	}
+	return ret;
+}
+
+/* A message from stasis: a process to serve, or "the tree runs". 1: the socket closed. */
+static int srv_ctl(struct lz_srv *s)
+{
+	struct lazy_msg m;
+	int fds[2] = { -1, -1 };
+	char cbuf[CMSG_SPACE(sizeof(fds))];
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(s->sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return n < 0 && errno == EINTR ? 0 : 1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(fds)))
+		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	if (n == sizeof(m) && m.kind == MSG_DONE) {
+		s->done = true;
+		return 0;
+	}
+	if (n != sizeof(m) || m.kind != MSG_ADD || fds[0] < 0 || fds[1] < 0)
+		return -EINVAL;
+	return srv_add(s, m.pid, fds[0], fds[1]);
+}
+
+static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
+{
+	bool sock_open = true;
+	int ret = 0;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->sock, &ev) < 0)
+		srv_fatal(-errno, "epoll");
+	while (sock_open || s->live) {
+		/* a process with nothing left to come is let go */
+		for (struct lz_proc *p = s->live, *nx; p; p = nx) {
+			nx = p->next;
+			if (!p->niv && !p->npend)
+				proc_free(s, p);
+		}
+		if (!sock_open && !s->live)
+			break;
+		struct epoll_event evs[16];
+		/* the background pass once the tree runs: the restore has both cores first */
+		int n = epoll_wait(s->ep, evs, 16, s->live && s->done ? 0 : -1);
+		if (n < 0 && errno != EINTR)
+			srv_fatal(-errno, "epoll_wait");
+		for (int k = 0; k < n; k++) {
+			struct lz_proc *p = evs[k].data.ptr;
+			if (!p) {
+				ret = srv_ctl(s);
+				if (ret == 1) {
+					sock_open = false;
+					epoll_ctl(s->ep, EPOLL_CTL_DEL, s->sock, NULL);
+					if (!s->done) /* stasis failed or died: the tree goes */
+						srv_fatal(-ECONNRESET, "stasis went away");
+					ret = 0;
+				}
+			} else {
+				ret = serve_proc(s, p);
+				if (ret == -ESRCH) {
+					proc_free(s, p);
+					ret = 0;
+					break; /* other events may name the freed one: poll again */
+				}
+			}
+			if (ret)
+				srv_fatal(ret, "serving pages");
+		}
+		if (n <= 0 && s->done && s->live && s->live->niv) {
+			struct lz_proc *p = s->live;
+			ret = background(s, p);
+			if (ret == -ESRCH) {
+				proc_free(s, p);
+			} else if (ret) {
+				srv_fatal(ret, "copying pages");
+			} else if (p->next) { /* round robin */
+				struct lz_proc **tail = &p->next;
+				while (*tail)
+					tail = &(*tail)->next;
+				s->live = p->next;
+				p->next = NULL;
+				*tail = p;
+			}
+		}
+	}
+	_exit(0);
+}
+
+/* The page server process: only the socket and the log stay open. */
+static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, size_t n, int sock)
+{
+	struct lz_srv s = { .procs = procs, .n = n, .sock = sock };
+	int keep[2] = { sock, log_get_fd() };
+	if (keep[0] > keep[1]) {
+		int x = keep[0];
+		keep[0] = keep[1];
+		keep[1] = x;
+	}
+	int lo = 3;
+	for (int k = 0; k < 2; k++) {
+		if (keep[k] >= lo) {
+			if (keep[k] > lo)
+				syscall(SYS_close_range, lo, keep[k] - 1, 0);
+			lo = keep[k] + 1;
+		}
+	}
+	syscall(SYS_close_range, lo, ~0U, 0);
+	setsid();
+	prctl(PR_SET_NAME, LAZY_COMM, 0, 0, 0);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGBUS, on_sigbus);
+	log_set_stage("lazy-pages");
+	s.imgs = calloc(n + 1, sizeof(*s.imgs));
+	s.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!s.imgs || s.ep < 0)
+		srv_fatal(-ENOMEM, "start");
+	srv_run(&s);
+}
+
+/* ------------------------------------------------------------------ stasis */
+
+int mem_lazy_start(struct rst_ctx *const *procs, size_t n, struct mem_lazy **out)
+{
+	*out = NULL;
+	/* the restored tasks get the restorer's rights to create their userfaultfd */
+	int probe = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (probe < 0) {
+		int e = errno;
+		if (e == EPERM)
+			pr_err("restore --lazy-pages: userfaultfd for faults in kernel mode needs "
+			       "CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1 (user-mode-only "
+			       "faults would make the tree's syscalls fail): refused");
+		else
+			pr_err("restore --lazy-pages: userfaultfd: %s", strerror(e));
+		return -e;
+	}
+	close(probe);
+	/* the pages files mapped now (not populated): the server inherits the mappings */
+	for (size_t i = 0; i < n; i++) {
+		struct rst_ctx *c = procs[i];
+		if (!c)
+			continue;
+		c->pages->no_populate = true;
+		for (size_t k = 0; k < c->mm->n_pages; k++)
+			if (run_own(c->mm->pages[k])) {
+				if (!page_source_map(c->pages, c->mm->pages[k], 0, 0) &&
+				    errno != EOPNOTSUPP)
+					return -errno;
+				break;
+			}
+	}
+	struct mem_lazy *l = calloc(1, sizeof(*l));
+	int sv[2];
+	if (!l)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(l);
+		return pr_perror("restore --lazy-pages: socketpair");
+	}
+	fflush(NULL);
+	l->server = fork();
+	if (l->server < 0) {
+		int e = pr_perror("restore --lazy-pages: fork the page server");
+		close(sv[0]);
+		close(sv[1]);
+		free(l);
+		return e;
+	}
+	if (l->server == 0)
+		srv_main(procs, n, sv[1]);
+	close(sv[1]);
+	l->sock = sv[0];
+	*out = l;
+	return 0;
+}
+
+static int lazy_send(struct mem_lazy *l, const struct lazy_msg *m, const int *fds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { (void *)m, sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fds) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, 2 * sizeof(int));
+	}
+	if (sendmsg(l->sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*m))
+		return pr_perror("restore --lazy-pages: talk to the page server");
+	return 0;
+}
+
+/* The task's userfaultfd (made by the task itself), taken by stasis. */
+static int lazy_uffd(struct rst_ctx *c, int pidfd, int *out)
+{
+	long fd, r;
+	int ret = rsys_call(&c->rs, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &fd);
+	if (ret)
+		return ret;
+	if (fd < 0) {
+		pr_err("restore --lazy-pages: userfaultfd() in pid %d: %s%s", c->pid,
+		       strerror((int)-fd),
+		       fd == -EPERM ? " (faults in kernel mode need CAP_SYS_PTRACE in the "
+				      "initial user namespace)"
+				    : "");
+		return (int)fd;
+	}
+	*out = sys_pidfd_getfd(pidfd, (int)fd, 0);
+	int e = errno;
+	ret = rsys_call(&c->rs, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+	if (*out < 0) {
+		pr_err("restore --lazy-pages: pidfd_getfd of pid %d's userfaultfd: %s", c->pid,
+		       strerror(e));
+		return ret ?: -e;
+	}
+	if (ret)
+		return ret;
+	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_EVENTS };
+	if (ioctl(*out, UFFDIO_API, &api) < 0)
+		return pr_perror("restore --lazy-pages: UFFDIO_API for pid %d", c->pid);
+	return 0;
+}
+
+int mem_lazy_fill(struct rst_ctx *c, struct mem_lazy *l)
+{
+	Mm *mm = c->mm;
+	_cleanup_free_ bool *lazy = calloc(mm->n_pages + 1, sizeof(bool));
+	_cleanup_free_ bool *vreg = calloc(mm->n_vmas + 1, sizeof(bool));
+	if (!lazy || !vreg)
+		return -ENOMEM;
+	lazy_plan(mm, lazy, vreg);
+	/* the rest first: a write into a registered area would wait for the server */
+	int ret = mem_fill_runs(c, lazy);
+	if (ret)
+		return ret;
+	bool any = false;
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		any |= vreg[i];
+	if (!any)
+		return 0;
+	_cleanup_close_ int pidfd = sys_pidfd_open(c->pid, 0);
+	_cleanup_close_ int uffd = -1;
+	if (pidfd < 0)
+		return pr_perror("restore --lazy-pages: pidfd of %d", c->pid);
+	ret = lazy_uffd(c, pidfd, &uffd);
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
+		const Vma *v = mm->vmas[i];
+		if (!vreg[i])
+			continue;
+		struct uffdio_register reg = {
+			.range = { .start = v->start, .len = v->end - v->start },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+			ret = pr_perror("restore --lazy-pages: register area %llx-%llx of pid %d",
+					(unsigned long long)v->start, (unsigned long long)v->end,
+					c->pid);
+	}
+	if (ret)
+		return ret;
+	struct lazy_msg m = { MSG_ADD, c->pid };
+	int fds[2] = { uffd, pidfd };
+	return lazy_send(l, &m, fds);
+}
+
+int mem_lazy_commit(struct mem_lazy *l)
+{
+	if (!l)
+		return 0;
+	struct lazy_msg m = { MSG_DONE, 0 };
+	int ret = lazy_send(l, &m, NULL);
+	close(l->sock);
+	free(l);
+	return ret;
+}
+
+void mem_lazy_abort(struct mem_lazy *l)
+{
+	if (!l)
+		return;
+	kill(l->server, SIGKILL);
+	waitpid(l->server, NULL, 0);
+	close(l->sock);
+	free(l);
+}
