@@ -54,6 +54,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,7 +173,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) srv_die(const char *
 	va_end(ap);
 	pr_err("%s", msg);
 	if (log_get_fd() != 2 || log_get_level() < LOG_ERR)
-		fprintf(stderr, "stasis: %s\n", msg);
+		dprintf(2, "stasis: %s\n", msg);
 	_exit(1);
 }
 
@@ -651,6 +652,22 @@ static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
 	_exit(0);
 }
 
+/* stdin and stdout go, and stderr unless it is a terminal or a file: whoever reads
+ * stasis's output through a pipe gets its end of file when stasis exits, not when the
+ * server does (its last word is then in the log file only). */
+static void quiet_std(void)
+{
+	struct stat st;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return;
+	dup2(null, 0);
+	dup2(null, 1);
+	if (fstat(2, &st) < 0 || !(S_ISREG(st.st_mode) || isatty(2)))
+		dup2(null, 2);
+	close(null);
+}
+
 /* The page server process: only the socket and the log stay open. */
 static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, size_t n, int sock)
 {
@@ -670,6 +687,7 @@ static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, siz
 		}
 	}
 	syscall(SYS_close_range, lo, ~0U, 0);
+	quiet_std();
 	setsid();
 	prctl(PR_SET_NAME, LAZY_COMM, 0, 0, 0);
 	signal(SIGINT, SIG_IGN);
