@@ -41,6 +41,11 @@ int mem_split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 			 struct run_list *own, struct run_list *all, struct mem_dump_state *ms)
 	__must_check;
 
+/* The stopped task @pid (@rs, @pidfd) creates a userfaultfd (O_CLOEXEC | O_NONBLOCK |
+ * @flags: it belongs to the task's mm); stasis takes a duplicate into *@out and closes
+ * the task's fd. Logged. */
+int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, int *out) __must_check;
+
 /* Incremental dumps (src/mem/track.c), for a dump with c->track. */
 int mem_track_proc(struct dump_ctx *c) __must_check; /* before the areas are read */
 bool mem_track_allows_uffd(const struct dump_ctx *c); /* areas registered by our tracking */

@@ -23,9 +23,10 @@
  * whose data is still to come (address, run, offset into the run): a fault inside one
  * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file), a
  * fault outside every range gets a zero page (a page that never existed, or one the task
- * dropped); between events a background pass copies the ranges in order, 2 MiB at a
- * time. Each 2 MiB piece of a run is verified (PageRun.piece_xxh, or the whole run for
- * an image without them) before any of its bytes is handed over; a mismatch kills every
+ * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
+ * background pass copies the ranges in order, 512 KiB at a time. Each 2 MiB piece of a
+ * run is verified (PageRun.piece_xxh, or the whole run for an image without them)
+ * before any of its bytes is handed over; a mismatch kills every
  * process of the tree (SIGKILL through the pidfds) with one line: a process never runs
  * on with wrong memory. The task's own changes to its layout come as events and edit the
  * ranges: MADV_DONTNEED/REMOVE and munmap drop them (a dropped page is not copied back
@@ -66,7 +67,8 @@
 
 #define LAZY_COMM "stasis-lazy"
 #define FAULT_CHUNK (64u << 10)
-#define BG_CHUNK (2u << 20)
+#define BG_CHUNK (512u << 10)
+#define BG_PAUSE_NS 2000000ull /* no background copy this long after a fault */
 #define LAZY_EVENTS                                                                    \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |  \
 	 UFFD_FEATURE_EVENT_UNMAP)
@@ -149,6 +151,7 @@ struct lz_srv {
 	struct lz_proc *live;
 	int ep, sock;
 	bool done; /* stasis said the tree runs */
+	uint64_t quiet_until; /* faults come in bursts: the background pass waits */
 };
 
 /* pidfds of the tree's processes, for the kill (also from the SIGBUS handler) */
@@ -486,6 +489,8 @@ static int serve_proc(struct lz_srv *s, struct lz_proc *p)
 {
 	for (int round = 0;; round++) {
 		int ret = drain(s, p);
+		if (!ret && p->npend)
+			s->quiet_until = now_ns() + BG_PAUSE_NS;
 		if (!ret)
 			ret = serve_pending(p);
 		if (ret <= 0)
@@ -499,7 +504,7 @@ static int serve_proc(struct lz_srv *s, struct lz_proc *p)
 static int background(struct lz_srv *s, struct lz_proc *p)
 {
 	const struct ival *v = &p->iv[0];
-	uint64_t end = (v->off / BG_CHUNK + 1) * BG_CHUNK; /* piece-aligned in the run */
+	uint64_t end = (v->off / BG_CHUNK + 1) * BG_CHUNK; /* aligned in the run */
 	uint64_t len = MIN(v->len, end - v->off);
 	const char *src = p->img->runs[v->run].data + v->off;
 	uintptr_t pg = (uintptr_t)src & ~(uintptr_t)(PAGE_SIZE - 1);
@@ -606,8 +611,14 @@ static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
 		if (!sock_open && !s->live)
 			break;
 		struct epoll_event evs[16];
-		/* the background pass once the tree runs: the restore has both cores first */
-		int n = epoll_wait(s->ep, evs, 16, s->live && s->done ? 0 : -1);
+		/* the background pass once the tree runs (the restore has both cores first),
+		 * and not right after a fault (the next one is likely to follow) */
+		int timeout = -1;
+		if (s->live && s->done) {
+			uint64_t now = now_ns();
+			timeout = now >= s->quiet_until ? 0 : 1;
+		}
+		int n = epoll_wait(s->ep, evs, 16, timeout);
 		if (n < 0 && errno != EINTR)
 			srv_fatal(-errno, "epoll_wait");
 		for (int k = 0; k < n; k++) {
@@ -632,7 +643,7 @@ static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
 			if (ret)
 				srv_fatal(ret, "serving pages");
 		}
-		if (n <= 0 && s->done && s->live && s->live->niv) {
+		if (n <= 0 && s->done && s->live && s->live->niv && now_ns() >= s->quiet_until) {
 			struct lz_proc *p = s->live;
 			ret = background(s, p);
 			if (ret == -ESRCH) {
@@ -782,26 +793,7 @@ static int lazy_send(struct mem_lazy *l, const struct lazy_msg *m, const int *fd
 /* The task's userfaultfd (made by the task itself), taken by stasis. */
 static int lazy_uffd(struct rst_ctx *c, int pidfd, int *out)
 {
-	long fd, r;
-	int ret = rsys_call(&c->rs, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, &fd);
-	if (ret)
-		return ret;
-	if (fd < 0) {
-		pr_err("restore --lazy-pages: userfaultfd() in pid %d: %s%s", c->pid,
-		       strerror((int)-fd),
-		       fd == -EPERM ? " (faults in kernel mode need CAP_SYS_PTRACE in the "
-				      "initial user namespace)"
-				    : "");
-		return (int)fd;
-	}
-	*out = sys_pidfd_getfd(pidfd, (int)fd, 0);
-	int e = errno;
-	ret = rsys_call(&c->rs, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
-	if (*out < 0) {
-		pr_err("restore --lazy-pages: pidfd_getfd of pid %d's userfaultfd: %s", c->pid,
-		       strerror(e));
-		return ret ?: -e;
-	}
+	int ret = mem_task_uffd(&c->rs, c->pid, pidfd, 0, out);
 	if (ret)
 		return ret;
 	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_EVENTS };

@@ -351,25 +351,35 @@ static bool vma_trackable(const Vma *v)
 		v->kind == VMA_KIND__VMA_STACK);
 }
 
-/* The task creates its userfaultfd; stasis keeps a duplicate, the task's fd is closed. */
-static int uffd_create(struct dump_ctx *c, int *out)
+int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, int *out)
 {
 	long fd, r;
-	int ret = rsys_call(&c->rs, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY,
-			    0, 0, 0, 0, 0, &fd);
+	int ret = rsys_call(rs, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | (unsigned)flags, 0, 0, 0,
+			    0, 0, &fd);
 	if (ret)
 		return ret;
 	if (fd < 0) {
-		pr_err("mem: userfaultfd() in pid %d: %s", c->pid, strerror((int)-fd));
+		pr_err("mem: userfaultfd() in pid %d: %s%s", pid, strerror((int)-fd),
+		       fd == -EPERM && !(flags & UFFD_USER_MODE_ONLY)
+			       ? " (faults in kernel mode need CAP_SYS_PTRACE in the initial user "
+				 "namespace)"
+			       : "");
 		return (int)fd;
 	}
-	*out = sys_pidfd_getfd(c->pidfd, (int)fd, 0);
+	*out = sys_pidfd_getfd(pidfd, (int)fd, 0);
 	int e = errno;
-	ret = rsys_call(&c->rs, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+	ret = rsys_call(rs, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
 	if (*out < 0) {
-		pr_err("mem: pidfd_getfd of pid %d's userfaultfd: %s", c->pid, strerror(e));
+		pr_err("mem: pidfd_getfd of pid %d's userfaultfd: %s", pid, strerror(e));
 		return ret ?: -e;
 	}
+	return ret;
+}
+
+/* The task creates its userfaultfd; stasis keeps a duplicate, the task's fd is closed. */
+static int uffd_create(struct dump_ctx *c, int *out)
+{
+	int ret = mem_task_uffd(&c->rs, c->pid, c->pidfd, UFFD_USER_MODE_ONLY, out);
 	if (ret)
 		return ret;
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };

@@ -41,6 +41,16 @@ def wait_no_server(before, deadline):
     return False
 
 
+def cleanup(before, pid):
+    """Kills (by pid) what a case left: new page servers, the restored task."""
+    for p in servers(before):
+        kill_pid(p)
+    if pid_alive(pid):
+        kill_pid(pid)
+        wait_pid(pid, time.monotonic() + 5)
+    reap_all()
+
+
 def good(c):
     d, pid = c.variant("lazy-good")
     before = set(my_children())
@@ -55,12 +65,7 @@ def good(c):
         if not pid_alive(pid):
             raise Failure("pid %d died once its memory was in" % pid)
     finally:
-        for p in servers(before):
-            kill_pid(p)
-        if pid_alive(pid):
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 5)
-        reap_all()
+        cleanup(before, pid)
 
 
 def corrupted(c):
@@ -92,12 +97,7 @@ def corrupted(c):
             raise Failure("expected the log to name the checksum mismatch and the kill, "
                           "got %r (stderr %r)" % (text[-400:], err[:200]))
     finally:
-        for p in servers(before):
-            kill_pid(p)
-        if pid_alive(pid):
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 5)
-        reap_all()
+        cleanup(before, pid)
 
 
 def forked(c):
