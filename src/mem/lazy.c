@@ -98,15 +98,21 @@ static bool run_own(const PageRun *r)
 	return !r->has_src_pid && !r->has_parent_depth;
 }
 
-/* lazy[i]: run i is served by the page server; vreg[k]: area k is registered. */
+/* lazy[i]: run i is served by the page server; vreg[k]: area k is registered. The runs
+ * holding the arguments and the environment are not: other processes read them
+ * (/proc/PID/cmdline, environ: ps) through a remote access that a userfaultfd cannot
+ * make wait, which would read nothing. */
 static void lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
 {
+	uint64_t args_lo = MIN(mm->arg_start, mm->env_start);
+	uint64_t args_hi = MAX(mm->arg_end, mm->env_end);
 	size_t vi = 0;
 	for (size_t i = 0; i < mm->n_pages; i++) {
 		const PageRun *r = mm->pages[i];
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
 			vi++;
-		lazy[i] = vi < mm->n_vmas && run_own(r) && vma_lazy(mm->vmas[vi]);
+		bool args = r->vaddr < args_hi && r->vaddr + r->nr_pages * PAGE_SIZE > args_lo;
+		lazy[i] = vi < mm->n_vmas && run_own(r) && vma_lazy(mm->vmas[vi]) && !args;
 		if (lazy[i] && vreg)
 			vreg[vi] = true;
 	}

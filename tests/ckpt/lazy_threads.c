@@ -51,6 +51,8 @@ static void fail(const char *what, uint64_t i)
 	}
 }
 
+static int started; /* threads running (ready once all are: their masks are final) */
+
 static uint64_t rnd_word(uint64_t *s)
 {
 	return test_xorshift64(s) % (DST_AT / 8);
@@ -60,6 +62,7 @@ static uint64_t rnd_word(uint64_t *s)
 static void *rw_thread(void *arg)
 {
 	uint64_t s = (uint64_t)(uintptr_t)arg;
+	__atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
 	while (!test_stop_requested() && !failed) {
 		uint64_t i = rnd_word(&s);
 		if (mem[i] != pat(i))
@@ -98,6 +101,7 @@ static int write_all(const void *buf, size_t len)
 static void *writer_thread(void *arg)
 {
 	uint64_t s = (uint64_t)(uintptr_t)arg;
+	__atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
 	while (!test_stop_requested() && !failed) {
 		uint64_t off = (rnd_word(&s) * 8) & ~(CHUNK - 1);
 		if (write_all(&off, sizeof(off)) || write_all((char *)mem + off, CHUNK)) {
@@ -116,6 +120,7 @@ static void *writer_thread(void *arg)
 static void *reader_thread(void *arg)
 {
 	(void)arg;
+	__atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
 		uint64_t off;
 		if (test_read_full(pfd[0], &off, sizeof(off))) {
@@ -154,6 +159,7 @@ static int child_check(void)
 static void *watcher_thread(void *arg)
 {
 	(void)arg;
+	__atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
 	uint64_t last = test_now_ns();
 	while (!test_stop_requested() && !failed) {
 		test_sleep_ms(2);
@@ -196,6 +202,8 @@ int main(int argc, char **argv)
 		if (pthread_create(&th[k], NULL, fn[k], (void *)(uintptr_t)(k * 7919 + 13)))
 			test_fail("pthread_create");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	while (__atomic_load_n(&started, __ATOMIC_SEQ_CST) < 5)
+		test_sleep_ms(1);
 	test_ready();
 	test_wait();
 	/* forked before the threads stop: the memory is most likely still streaming in */

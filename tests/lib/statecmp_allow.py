@@ -29,6 +29,11 @@ _TIMER_SIGS = (1 << 13) | (1 << 25) | (1 << 26)  # SIGALRM, SIGVTALRM, SIGPROF
 
 ALLOW = [
     # --- legitimate changes: not state a restore can or should keep ---
+    {"field": "maps.vmflags",
+     "values": lambda a, b: a.split() == [w for w in b.split() if w != "um"],
+     "reason": "restore --lazy-pages: an area still being streamed in is registered with "
+               "userfaultfd (VmFlags um) until the page server has copied it and closed "
+               "the userfaultfd (lazy_threads); nothing else may differ"},
     {"field": ["status.ShdPnd", "status.SigPnd"],
      "values": lambda a, b: not ((int(a, 16) ^ int(b, 16)) & ~_TIMER_SIGS),
      "reason": "an interval timer keeps running across the checkpoint: its signal may fire "
