@@ -19,7 +19,7 @@ import json
 import os
 import time
 
-from lib.proc import Failure, kill_pid, my_children, pid_alive, reap_all, run_cmd, wait_pid
+from lib.proc import Failure, Skip, kill_pid, my_children, pid_alive, reap_all, run_cmd, wait_pid
 
 
 def comm(pid):
@@ -57,6 +57,9 @@ def good(c):
     before = set(my_children())
     rc, _, err = run_cmd(c.restore_argv(d) + ["--lazy-pages"], c.timeout, cwd=c.tmp)
     try:
+        if rc != 0 and "CAP_SYS_PTRACE" in err and len(err.strip().splitlines()) == 1:
+            # a rootless container's root: refused with one line, as it must be
+            raise Skip("lazy restore refused here: %s" % err.strip()[:200])
         if rc != 0:
             raise Failure("restore --lazy-pages: exit %s: %s" % (rc, err.strip()[:300]))
         if not pid_alive(pid):
