@@ -106,7 +106,7 @@ int main(int argc, char **argv)
 	}
 	/* which one came first is a race: T is the one in L's session */
 	struct ids it, ie;
-	for (int k = 0; k < 100; k++) {
+	for (int k = 0; k < 1000; k++) {
 		if (read_ids(t, &it) || read_ids(e, &ie))
 			test_fail("read /proc stat");
 		if (it.sid == l || ie.sid == l)
@@ -121,7 +121,7 @@ int main(int argc, char **argv)
 	/* wait until T was reparented and A is a session leader */
 	struct ids want[4];
 	pid_t pids[4] = { l, a, t, e };
-	for (int k = 0; k < 200; k++) {
+	for (int k = 0; k < 1000; k++) {
 		for (int i = 0; i < 4; i++)
 			if (read_ids(pids[i], &want[i]))
 				test_fail("read /proc stat");
