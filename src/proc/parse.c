@@ -1079,6 +1079,130 @@ int proc_parse_pidfd_pid(const char *buf, int *pid)
 	return 0;
 }
 
+/* ---- file locks (fs/locks.c: lock_get_status) ----------------------------------- */
+
+/* Match word @w followed by a blank; advance past the blanks. */
+static bool take_word(const char **pp, const char *w)
+{
+	size_t n = strlen(w);
+	if (strncmp(*pp, w, n) || ((*pp)[n] != ' ' && (*pp)[n] != '\t'))
+		return false;
+	*pp += n;
+	skip_blanks(pp);
+	return true;
+}
+
+static int parse_lock_kind(const char **pp, struct proc_lock *l)
+{
+	if (take_word(pp, "FLOCK"))
+		l->kind = PROC_LOCK_FLOCK;
+	else if (take_word(pp, "POSIX"))
+		l->kind = PROC_LOCK_POSIX;
+	else if (take_word(pp, "OFDLCK"))
+		l->kind = PROC_LOCK_OFD;
+	else if (take_word(pp, "LEASE"))
+		l->kind = PROC_LOCK_LEASE;
+	else if (take_word(pp, "DELEG") || take_word(pp, "ACCESS") || take_word(pp, "UNKNOWN"))
+		l->kind = PROC_LOCK_OTHER;
+	else
+		return -EINVAL;
+	/* the mode: ADVISORY, MANDATORY (old kernels), *NOINODE*; a lease's state */
+	if (take_word(pp, "ADVISORY") || take_word(pp, "ACTIVE"))
+		l->advisory = true;
+	else if (take_word(pp, "BREAKING") || take_word(pp, "BREAKER")) {
+		l->advisory = true;
+		l->breaking = true;
+	} else if (!take_word(pp, "MANDATORY") && !take_word(pp, "*NOINODE*") &&
+		   !take_word(pp, "UNKNOWN"))
+		return -EINVAL;
+	if (take_word(pp, "READ"))
+		l->type = F_RDLCK;
+	else if (take_word(pp, "WRITE"))
+		l->type = F_WRLCK;
+	else if (take_word(pp, "UNLCK"))
+		l->type = F_UNLCK;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* One lock after its "ID: " */
+static int parse_lock_line(const char *p, struct proc_lock *l)
+{
+	uint64_t v;
+
+	memset(l, 0, sizeof(*l));
+	skip_blanks(&p);
+	if (!strncmp(p, "->", 2)) {
+		l->waiter = true;
+		p += 2;
+		skip_blanks(&p);
+	}
+	if (parse_lock_kind(&p, l) || get_int(&p, -1, INT_MAX, &l->pid))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (get_u64(&p, 16, UINT_MAX, &v) || expect_char(&p, ':'))
+		return -EINVAL;
+	l->dev_major = (unsigned int)v;
+	if (get_u64(&p, 16, UINT_MAX, &v) || expect_char(&p, ':'))
+		return -EINVAL;
+	l->dev_minor = (unsigned int)v;
+	if (get_u64(&p, 10, UINT64_MAX, &l->ino))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (get_s64(&p, 0, INT64_MAX, &l->start))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (!strncmp(p, "EOF", 3)) {
+		l->end = -1;
+		p += 3;
+	} else if (get_s64(&p, l->start, INT64_MAX - 1, &l->end)) {
+		return -EINVAL;
+	}
+	return end_of_line(&p);
+}
+
+int proc_parse_locks(const char *buf, bool fdinfo, struct proc_lock **out, size_t *nr)
+{
+	struct proc_lock *arr = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!buf)
+		return -EINVAL;
+	for (const char *p = buf; *p; p = next_line(p)) {
+		if (fdinfo) {
+			if (strncmp(p, "lock:", 5))
+				continue;
+			p += 5;
+			skip_blanks(&p);
+		}
+		if (is_eol(*p) && !fdinfo)
+			continue;
+		uint64_t id;
+		if (get_u64(&p, 10, UINT64_MAX, &id) || expect_char(&p, ':')) {
+			ret = -EINVAL;
+			break;
+		}
+		ret = grow((void **)&arr, &cap, n + 1, sizeof(*arr), PROC_MAX_LOCKS);
+		if (ret)
+			break;
+		ret = parse_lock_line(p, &arr[n]);
+		if (ret)
+			break;
+		n++;
+	}
+	if (ret) {
+		free(arr);
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	*out = arr;
+	*nr = n;
+	return 0;
+}
+
 /* ---- /proc/PID/cgroup (kernel/cgroup/cgroup.c: proc_cgroup_show) ------------------ */
 
 bool proc_cgroup_ctrl_char(char c)
