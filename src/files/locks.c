@@ -82,13 +82,14 @@ int locks_collect(const struct dump_ctx *c, struct fd_ent *e, const char *fdinfo
 static const char *lock_refusal(const struct fd_ent *e, const FileDesc *d, const struct proc_lock *l)
 {
 	if (e->ops != &fd_reg_ops && e->ops != &fd_dir_ops)
-		return "a lock on a file that is not a regular file or directory opened by path";
+		return "the file is not a regular file or directory opened by path (an unlinked "
+		       "file, memfd, pipe, socket or device)";
 	if (d->removed_dir)
-		return "a lock on a removed directory";
+		return "the directory was removed";
 	if (l->waiter)
-		return "a lock request waiting";
+		return "a request waiting for the lock";
 	if (l->kind == PROC_LOCK_OTHER)
-		return "a delegation or an unknown kind of lock";
+		return "a delegation or a lock of unknown kind";
 	if (!l->advisory)
 		return "a mandatory lock";
 	if (l->breaking)
@@ -96,6 +97,15 @@ static const char *lock_refusal(const struct fd_ent *e, const FileDesc *d, const
 	if (l->type != F_RDLCK && l->type != F_WRLCK)
 		return "a lock of unknown type";
 	return NULL;
+}
+
+static const char *proc_lock_name(const struct proc_lock *l)
+{
+	static const char *const names[] = {
+		[PROC_LOCK_FLOCK] = "flock", [PROC_LOCK_POSIX] = "POSIX", [PROC_LOCK_OFD] = "OFD",
+		[PROC_LOCK_LEASE] = "lease", [PROC_LOCK_OTHER] = "other",
+	};
+	return (unsigned int)l->kind < ARRAY_SIZE(names) ? names[l->kind] : "unknown";
 }
 
 static int lock_record(const struct proc_lock *l, FileLock **out)
@@ -130,8 +140,9 @@ int locks_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 	for (size_t i = 0; i < e->n_locks; i++) {
 		const char *why = lock_refusal(e, d, &e->locks[i]);
 		if (why) {
-			pr_err("fd %d of pid %d (%s) holds %s: not supported", e->fd, c->pid,
-			       e->link, why);
+			pr_err("fd %d of pid %d (%s) holds a %s %s lock: %s: not supported", e->fd,
+			       c->pid, e->link, proc_lock_name(&e->locks[i]),
+			       e->locks[i].type == F_WRLCK ? "write" : "read", why);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -361,7 +372,7 @@ static int lock_conflict(struct rst_ctx *c, const FileDesc *d, int fd, const Fil
 	if (holder > 0)
 		snprintf(who, sizeof(who), "pid %d", holder);
 	else if (holder < 0)
-		snprintf(who, sizeof(who), "an open file description (OFD lock)");
+		snprintf(who, sizeof(who), "an open file description (an OFD lock: no pid)");
 	pr_err("restore: pid %d: the %s %s lock on %s%s (fd %d) is held by %s outside the "
 	       "tree",
 	       c->pid, lock_kind_name(l->kind), l->write ? "write" : "read", fd_desc_name(d), range,

@@ -1,0 +1,67 @@
+# stasis-check: timeout=30
+"""Locks stasis cannot take again are refused at dump with one line naming the fd, the
+pid and the lock, and the task runs on untouched (not traced): a flock on an unlinked
+file (recreated at restore: another inode) and a POSIX lock on a memfd."""
+import os
+import subprocess
+import sys
+
+from lib.proc import Failure, kill_pid, proc_stat, reap_all
+
+HOLDER = r"""
+import fcntl, os, sys, time
+if sys.argv[1] == "unlinked":
+    fd = os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o600)
+    os.unlink(sys.argv[2])
+else:
+    fd = os.memfd_create("locked")
+    os.write(fd, b"x" * 100)
+os.dup2(fd, 9)
+os.close(fd)
+if sys.argv[1] == "unlinked":
+    fcntl.flock(9, fcntl.LOCK_EX)
+else:
+    fcntl.lockf(9, fcntl.LOCK_EX, 10, 0)
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+while True:
+    time.sleep(1)
+"""
+
+
+def one(c, kind, what):
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, kind, os.path.join(c.tmp, "gone")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if p.stdout.readline() != b"ready\n":
+            raise Failure("the %s holder did not start" % kind)
+        before = proc_stat(p.pid)
+        err = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D",
+                                os.path.join(c.tmp, "img-" + kind)],
+                               "dump of a task holding a lock on %s" % what,
+                               allowed=(p.pid,))
+        if "fd 9 of pid %d" % p.pid not in err or "lock" not in err:
+            raise Failure("the refusal does not name fd 9 and the lock: %s" % err)
+        now = proc_stat(p.pid)
+        if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
+            raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
+        with open("/proc/%d/status" % p.pid) as f:
+            if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
+                raise Failure("the task is still traced after the failed dump")
+        with open("/proc/%d/fdinfo/9" % p.pid) as f:
+            if "lock:" not in f.read():
+                raise Failure("the task lost its lock on %s" % what)
+        return err
+    finally:
+        kill_pid(p.pid)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        p.stdout.close()
+        reap_all()
+
+
+def check(c):
+    return "; ".join((one(c, "unlinked", "an unlinked file"), one(c, "memfd", "a memfd")))
