@@ -198,6 +198,8 @@ ssize_t fd_desc_index(const Files *f, uint32_t id);
  * itself; an image's owner is sane. */
 int fown_dump(const struct dump_ctx *c, int fd, FileDesc *d) __must_check;
 bool fown_is_valid(const FileOwner *o);
+/* fown.c: set owner @o of fd @fd of the task @c (remote, the task stopped). */
+int fown_restore(struct rst_ctx *c, int fd, const FileOwner *o) __must_check;
 /* The first fd number that refers to description @i (for messages; -1 if none). */
 int fd_desc_fd(const Files *f, size_t i);
 /* A description's name for messages: its path, else its link. */

@@ -28,13 +28,16 @@
  * non-blocking call on the description (flock LOCK_NB, F_SETLK, F_OFD_SETLK,
  * F_SETLEASE). A conflict with a lock of a process outside the tree fails the restore
  * with one line naming the file and the holder when known (F_GETLK, /proc/locks). */
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -157,7 +160,7 @@ int locks_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 	return 0;
 }
 
-/* Drop the locks of @d for which @drop says so. */
+/* Drop the POSIX locks of @d (@posix), or its others. */
 static void locks_drop(FileDesc *d, bool posix)
 {
 	size_t k = 0;
@@ -223,8 +226,11 @@ int locks_check_waiters(struct dump_ctx **procs, size_t n)
 {
 	size_t len = 0;
 	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/locks", LOCKS_MAX, &len);
-	if (!buf)
-		return pr_perror("cannot read /proc/locks");
+	if (!buf) {
+		/* (no waiter can be left in a frozen tree: this check only makes sure) */
+		pr_warn("cannot read /proc/locks (%s): waiters not checked", strerror(errno));
+		return 0;
+	}
 	_cleanup_free_ struct proc_lock *l = NULL;
 	size_t nl = 0;
 	int ret = proc_parse_locks(buf, false, &l, &nl);
@@ -313,24 +319,104 @@ int locks_validate(const FileDesc *d)
 	return 0;
 }
 
-/* The pid /proc/locks shows holding a lock on the file of fd @fd of the task (0: none
- * seen; the pid is in stasis's pid namespace, -1 for an OFD lock). */
-static int holder_in_proc_locks(const struct rst_ctx *c, int fd, enum proc_lock_kind kind)
+/* Does a "lock:" line of fdinfo text @buf match lock @k? */
+static bool fdinfo_has_lock(const char *buf, const struct proc_lock *k)
+{
+	_cleanup_free_ struct proc_lock *l = NULL;
+	size_t n = 0;
+	if (proc_parse_locks(buf, true, &l, &n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (l[i].kind == k->kind && l[i].ino == k->ino && l[i].dev_major == k->dev_major &&
+		    l[i].dev_minor == k->dev_minor && l[i].start == k->start && l[i].end == k->end)
+			return true;
+	return false;
+}
+
+/* A process outside the tree (not traced by this stasis) with an fd whose description
+ * holds lock @k: its pid, the fd in *@fd_out; 0 if none is seen. Only on the failure
+ * path: /proc/locks names no pid for an OFD lock, and names the taker of a flock, who
+ * may have passed the description on. At most MAX_SCAN fds are looked at. */
+#define MAX_SCAN 100000
+static int holder_by_fdinfo(const struct rst_ctx *c, const struct proc_lock *k, int *fd_out)
+{
+	_cleanup_close_ int dfd = openat(c->proc_dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d)
+		return 0;
+	dfd = -1; /* the DIR's now */
+	int found = 0, budget = MAX_SCAN;
+	struct dirent *de;
+	while (!found && budget > 0 && (de = readdir(d))) {
+		long long pid;
+		char name[64];
+		if (parse_int(de->d_name, 1, INT_MAX, &pid) || pid == c->stasis_pid)
+			continue;
+		snprintf(name, sizeof(name), "%lld/status", pid);
+		_cleanup_free_ char *st_text = read_file_at(c->proc_dfd, name, FDINFO_MAX, NULL);
+		struct proc_status ps;
+		if (!st_text || proc_parse_status(st_text, &ps))
+			continue;
+		bool ours = ps.tracer_pid == c->stasis_pid || ps.tgid != pid;
+		proc_status_free(&ps);
+		if (ours)
+			continue; /* a task of the tree being restored (or a thread) */
+		snprintf(name, sizeof(name), "%lld/fdinfo", pid);
+		int fdi = openat(c->proc_dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *fd_dir = fdi >= 0 ? fdopendir(fdi) : NULL;
+		if (!fd_dir) {
+			if (fdi >= 0)
+				close(fdi);
+			continue;
+		}
+		struct dirent *fe;
+		while (!found && budget-- > 0 && (fe = readdir(fd_dir))) {
+			long long fd;
+			if (parse_int(fe->d_name, 0, INT_MAX, &fd))
+				continue;
+			_cleanup_free_ char *info =
+				read_file_at(dirfd(fd_dir), fe->d_name, FDINFO_MAX, NULL);
+			if (info && fdinfo_has_lock(info, k)) {
+				found = (int)pid;
+				*fd_out = (int)fd;
+			}
+		}
+		closedir(fd_dir);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Who holds the lock of kind @kind on the file of fd @fd of the task that conflicts
+ * with [@start, @end] (-1: EOF; for flock: 0, -1): a pid in stasis's pid namespace (and
+ * the holder's fd in *@fd_out when found through its fdinfo), -1 an OFD lock of an
+ * unknown owner, 0 none seen. */
+static int holder_of(const struct rst_ctx *c, int fd, enum proc_lock_kind kind, int64_t start,
+		     int64_t end, int *fd_out)
 {
 	char name[64];
 	struct stat st;
 	snprintf(name, sizeof(name), "%d/fd/%d", c->pid, fd);
 	if (fstatat(c->proc_dfd, name, &st, 0))
 		return 0;
+	struct proc_lock k = { .kind = kind,
+			       .ino = st.st_ino,
+			       .dev_major = major(st.st_dev),
+			       .dev_minor = minor(st.st_dev),
+			       .start = start,
+			       .end = end };
+	int pid = holder_by_fdinfo(c, &k, fd_out);
+	if (pid)
+		return pid;
 	_cleanup_free_ char *buf = read_file_at(c->proc_dfd, "locks", LOCKS_MAX, NULL);
 	_cleanup_free_ struct proc_lock *l = NULL;
 	size_t n = 0;
 	if (!buf || proc_parse_locks(buf, false, &l, &n))
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!l[i].waiter && l[i].kind == kind && l[i].ino == st.st_ino &&
-		    l[i].dev_major == major(st.st_dev) && l[i].dev_minor == minor(st.st_dev) &&
-		    l[i].pid != c->pid)
+		if (!l[i].waiter && l[i].kind == kind && l[i].ino == k.ino &&
+		    l[i].dev_major == k.dev_major && l[i].dev_minor == k.dev_minor &&
+		    l[i].start == start && l[i].end == end)
 			return l[i].pid;
 	return 0;
 }
@@ -353,7 +439,8 @@ static int lock_conflict(struct rst_ctx *c, const FileDesc *d, int fd, const Fil
 		snprintf(range, sizeof(range), " [%lld, %lld]", (long long)l->start, (long long)l->end);
 	else if (l->kind == LK_POSIX || l->kind == LK_OFD)
 		snprintf(range, sizeof(range), " [%lld, EOF]", (long long)l->start);
-	int holder = 0;
+	int holder = 0, hfd = -1;
+	int64_t hstart = 0, hend = -1; /* the conflicting lock's range (flock: whole file) */
 	if (l->kind == LK_POSIX || l->kind == LK_OFD) {
 		struct flock fl;
 		long r = -1;
@@ -361,15 +448,22 @@ static int lock_conflict(struct rst_ctx *c, const FileDesc *d, int fd, const Fil
 		if (!rsys_poke(&c->rs, c->rs.scratch, &fl, sizeof(fl)) &&
 		    !rsys_call(&c->rs, SYS_fcntl, (uint64_t)fd,
 			       l->kind == LK_POSIX ? F_GETLK : F_OFD_GETLK, c->rs.scratch, 0, 0, 0, &r) &&
-		    r == 0 && !rsys_peek(&c->rs, c->rs.scratch, &fl, sizeof(fl)) && fl.l_type != F_UNLCK)
+		    r == 0 && !rsys_peek(&c->rs, c->rs.scratch, &fl, sizeof(fl)) &&
+		    fl.l_type != F_UNLCK) {
 			holder = fl.l_pid;
+			hstart = fl.l_start;
+			hend = fl.l_len ? fl.l_start + fl.l_len - 1 : -1;
+		}
 	}
-	if (!holder && l->kind != LK_POSIX)
-		holder = holder_in_proc_locks(c, fd,
-					      l->kind == LK_FLOCK ? PROC_LOCK_FLOCK
-					      : l->kind == LK_OFD ? PROC_LOCK_OFD
-								  : PROC_LOCK_LEASE);
-	if (holder > 0)
+	/* an OFD lock (its pid is -1, whichever lock query found it) or a flock: the
+	 * description's holder, looked for */
+	if (holder < 0 || (holder == 0 && l->kind != LK_POSIX))
+		holder = holder_of(c, fd,
+				   holder < 0 || l->kind == LK_OFD ? PROC_LOCK_OFD : PROC_LOCK_FLOCK,
+				   hstart, hend, &hfd);
+	if (holder > 0 && hfd >= 0)
+		snprintf(who, sizeof(who), "pid %d (its fd %d)", holder, hfd);
+	else if (holder > 0)
 		snprintf(who, sizeof(who), "pid %d", holder);
 	else if (holder < 0)
 		snprintf(who, sizeof(who), "an open file description (an OFD lock: no pid)");
@@ -401,12 +495,21 @@ static int lock_take(struct rst_ctx *c, const FileDesc *d, int fd, const FileLoc
 	}
 	if (ret)
 		return pr_errno(ret, "restore: pid %d: remote call for a lock on fd %d", c->pid, fd);
-	if (r == -EAGAIN || r == -EACCES)
+	if (r == -EAGAIN && l->kind == LK_LEASE) {
+		pr_err("restore: pid %d: the %s lease on %s (fd %d) cannot be taken: the file is "
+		       "open or leased by a process outside the tree",
+		       c->pid, l->write ? "write" : "read", fd_desc_name(d), fd);
+		return -EAGAIN;
+	}
+	if (r == -EAGAIN || (r == -EACCES && (l->kind == LK_POSIX || l->kind == LK_OFD)))
 		return lock_conflict(c, d, fd, l);
 	if (r < 0)
 		return pr_errno((int)r, "restore: pid %d: cannot take the %s %s lock on %s (fd %d)",
 				c->pid, lock_kind_name(l->kind), l->write ? "write" : "read",
 				fd_desc_name(d), fd);
+	/* F_SETLEASE makes the caller the description's owner: the recorded one again */
+	if (l->kind == LK_LEASE && d->owner)
+		return fown_restore(c, fd, d->owner);
 	return 0;
 }
 

@@ -2,7 +2,9 @@
 """A lock taken by a process outside the tree between the dump and the restore: the tree of
 file_locks is dumped; an outside process takes a POSIX write lock on [0, 9] of its file
 "posix" (the restored parent holds a read lock on [0, 99]): the restore fails at once
-(bounded, never waiting for the lock) with one line naming the file and the holder's pid,
+(bounded, never waiting for the lock) with one line naming the file and the holder's pid
+(found through F_GETLK, or, for the flock and the OFD lock, whose pid /proc/locks does not
+tell (-1 for an OFD lock), through the lock lines of the other processes' fdinfo),
 and leaves no process behind. The same with an outside flock LOCK_SH on "flock" (the
 tree holds LOCK_EX) and an outside OFD lock. Once the outside locks are gone the same
 images restore and the test PASSes."""
@@ -65,7 +67,7 @@ def check(c):
                                        "restore with an outside %s lock" % kind, pid=run.pid)
                 took = time.monotonic() - t0
                 want = text % run.cwd
-                holder = "held by pid %d" % p.pid if kind != "ofd" else "held by"
+                holder = "held by pid %d" % p.pid
                 if want not in err or holder not in err:
                     raise Failure("the refusal does not name %r and %r: %s" % (
                         want, holder, err))
