@@ -15,6 +15,8 @@
  *                                     becomes 16 bytes long (an IPv6 one)
  *   imgedit DIR PID unix-sk FIELD N   every unix socket of files-PID.img: FIELD (state,
  *                                     peek-off, backlog) set to N
+ *   imgedit DIR PID lock FIELD N      every file lock of files-PID.img: FIELD (kind; start,
+ *                                     end, pid: where the lock has one) set to N
  *   imgedit DIR 0 netlock TABLE LADDR LPORT RADDR RPORT
  *                                     a netlock.img naming TABLE and one IPv4 connection
  *   imgedit DIR PID netns-locked      the net namespace ns-PID.img records was locked
@@ -202,6 +204,33 @@ int main(int argc, char **argv)
 		ret = img_write_msg(&d, IMG_NS, pid, &tns->base) ? 1 : 0;
 		protobuf_c_message_free_unpacked(&tns->base, NULL);
 		protobuf_c_message_free_unpacked(&c->base, NULL);
+	} else if (!strcmp(argv[3], "lock") && argc == 6) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		long long v = strtoll(argv[5], NULL, 0);
+		size_t n = 0;
+		for (size_t i = 0; i < f->n_files; i++)
+			for (size_t k = 0; k < f->files[i]->n_locks; k++) {
+				FileLock *l = f->files[i]->locks[k];
+				n++;
+				if (!strcmp(argv[4], "kind"))
+					l->kind = (FileLockKind)v;
+				else if (!strcmp(argv[4], "start") && l->has_start)
+					l->start = v;
+				else if (!strcmp(argv[4], "end") && l->has_end)
+					l->end = v;
+				else if (!strcmp(argv[4], "pid") && l->has_pid)
+					l->pid = (int32_t)v;
+				else if (strcmp(argv[4], "start") && strcmp(argv[4], "end") &&
+					 strcmp(argv[4], "pid"))
+					return 2;
+			}
+		char name[64];
+		snprintf(name, sizeof(name), "files-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
+		protobuf_c_message_free_unpacked(&f->base, NULL);
 	} else if (!strcmp(argv[3], "unix-sk") && argc == 6) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
