@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from lib.proc import Failure, kill_pid, proc_stat, reap_all
+from lib.proc import Failure, check_untouched, end_holder, proc_stat
 
 HOLDER = r"""
 import fcntl, os, sys, time
@@ -43,24 +43,13 @@ def one(c, kind, what):
                                allowed=(p.pid,))
         if "fd 9 of pid %d" % p.pid not in err or "lock" not in err:
             raise Failure("the refusal does not name fd 9 and the lock: %s" % err)
-        now = proc_stat(p.pid)
-        if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
-            raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
-        with open("/proc/%d/status" % p.pid) as f:
-            if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
-                raise Failure("the task is still traced after the failed dump")
+        check_untouched(p.pid, before)
         with open("/proc/%d/fdinfo/9" % p.pid) as f:
             if "lock:" not in f.read():
                 raise Failure("the task lost its lock on %s" % what)
         return err
     finally:
-        kill_pid(p.pid)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        p.stdout.close()
-        reap_all()
+        end_holder(p)
 
 
 def check(c):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, Skip, kill_pid, proc_stat, reap_all
+from lib.proc import Failure, Skip, check_untouched, end_holder, proc_stat
 
 HOLDER = r"""
 import os, sys, time
@@ -37,21 +37,10 @@ def one(c, dev):
         if "fd 7 of pid %d" % p.pid not in err or dev not in err or \
                 "virtual console or serial tty" not in err:
             raise Failure("the refusal does not name fd 7 and %s: %s" % (dev, err))
-        now = proc_stat(p.pid)
-        if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
-            raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
-        with open("/proc/%d/status" % p.pid) as f:
-            if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
-                raise Failure("the task is still traced after the failed dump")
+        check_untouched(p.pid, before)
         return err
     finally:
-        kill_pid(p.pid)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        p.stdout.close()
-        reap_all()
+        end_holder(p)
 
 
 def check(c):

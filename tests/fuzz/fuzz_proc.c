@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t nl = 0;
 		if (proc_parse_locks(buf, fdi, &lk, &nl) == 0) {
 			for (size_t i = 0; i < nl; i++)
-				if ((lk[i].end >= 0 && lk[i].end < lk[i].start) || lk[i].start < 0 ||
-				    lk[i].pid < -1)
+				if ((lk[i].end >= 0 && lk[i].end < lk[i].start) ||
+				    lk[i].start < 0 || lk[i].pid < -1)
 					abort(); /* the parser promised these */
 		} else if (lk || nl) {
 			abort();

@@ -53,6 +53,29 @@ def proc_stat(pid):
     return rest[0], int(rest[1]), int(rest[19])
 
 
+def check_untouched(pid, before):
+    """A task a failed dump must have left as it was: still running or sleeping with the
+    start time of @before (its proc_stat) and not traced."""
+    now = proc_stat(pid)
+    if now is None or now[0] not in ("S", "R") or now[2] != before[2]:
+        raise Failure("the task was disturbed by the failed dump (%s)" % (now,))
+    with open("/proc/%d/status" % pid) as f:
+        if any(ln.startswith("TracerPid:") and ln.split()[1] != "0" for ln in f):
+            raise Failure("the task is still traced after the failed dump")
+
+
+def end_holder(p):
+    """Kill a check's helper process (a Popen with a stdout pipe) by its pid, wait for it
+    (bounded) and reap what is left."""
+    kill_pid(p.pid)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    p.stdout.close()
+    reap_all()
+
+
 def pid_alive(pid):
     st = proc_stat(pid)
     return st is not None and st[0] not in ("Z", "X")

@@ -33,6 +33,40 @@
 
 #include "image/img.h"
 
+/* files-PID.img written again with @f (freed) if @ok: 0, else 1. */
+static int put_files(struct img_dir *d, int pid, Files *f, bool ok)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "files-%d.img", pid);
+	unlinkat(d->dfd, name, 0);
+	int ret = ok && !img_write_msg(d, IMG_FILES, pid, &f->base) ? 0 : 1;
+	protobuf_c_message_free_unpacked(&f->base, NULL);
+	return ret;
+}
+
+/* Every file lock of @f: @field (kind; start, end, pid where the lock has one) set to @v.
+ * The number of locks, or -1 for an unknown field. */
+static long edit_locks(Files *f, const char *field, long long v)
+{
+	long n = 0;
+	if (strcmp(field, "kind") && strcmp(field, "start") && strcmp(field, "end") &&
+	    strcmp(field, "pid"))
+		return -1;
+	for (size_t i = 0; i < f->n_files; i++)
+		for (size_t k = 0; k < f->files[i]->n_locks; k++, n++) {
+			FileLock *l = f->files[i]->locks[k];
+			if (!strcmp(field, "kind"))
+				l->kind = (FileLockKind)v;
+			else if (!strcmp(field, "start") && l->has_start)
+				l->start = v;
+			else if (!strcmp(field, "end") && l->has_end)
+				l->end = v;
+			else if (!strcmp(field, "pid") && l->has_pid)
+				l->pid = (int32_t)v;
+		}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -90,11 +124,7 @@ int main(int argc, char **argv)
 				return 2;
 			n++;
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	} else if (!strcmp(argv[3], "file-path") && argc == 5) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
@@ -108,11 +138,7 @@ int main(int argc, char **argv)
 				f->files[i]->has_size = false;
 				n++;
 			}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	} else if (!strcmp(argv[3], "dgram-long") || !strcmp(argv[3], "dgram-family")) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
@@ -141,11 +167,7 @@ int main(int argc, char **argv)
 				done = true;
 			}
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = done && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, done);
 	} else if (!strcmp(argv[3], "netns-locked")) {
 		TaskNs *tns = img_read_msg(d.dfd, IMG_NS, pid);
 		if (!tns || !tns->net)
@@ -208,29 +230,10 @@ int main(int argc, char **argv)
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
 			return 1;
-		long long v = strtoll(argv[5], NULL, 0);
-		size_t n = 0;
-		for (size_t i = 0; i < f->n_files; i++)
-			for (size_t k = 0; k < f->files[i]->n_locks; k++) {
-				FileLock *l = f->files[i]->locks[k];
-				n++;
-				if (!strcmp(argv[4], "kind"))
-					l->kind = (FileLockKind)v;
-				else if (!strcmp(argv[4], "start") && l->has_start)
-					l->start = v;
-				else if (!strcmp(argv[4], "end") && l->has_end)
-					l->end = v;
-				else if (!strcmp(argv[4], "pid") && l->has_pid)
-					l->pid = (int32_t)v;
-				else if (strcmp(argv[4], "start") && strcmp(argv[4], "end") &&
-					 strcmp(argv[4], "pid"))
-					return 2;
-			}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		long n = edit_locks(f, argv[4], strtoll(argv[5], NULL, 0));
+		if (n < 0)
+			return 2;
+		ret = put_files(&d, pid, f, n > 0);
 	} else if (!strcmp(argv[3], "unix-sk") && argc == 6) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
@@ -254,11 +257,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	}
 	close(d.dfd);
 	return ret;

@@ -812,14 +812,14 @@ static void test_locks_fixtures(void)
 	CHECK(n == 1 && l[0].breaking && l[0].type == F_UNLCK);
 	free(l);
 	static const char *const bad[] = {
-		"1: POSIX  ADVISORY  WRITE 7 08:01:9 10 5\n",    /* end before start */
-		"1: POSIX  ADVISORY  WRITE 7 08:01:9 -1 5\n",    /* negative start */
-		"1: POSIX  ADVISORY  WRITE -2 08:01:9 0 5\n",    /* pid */
-		"1: POSIX  ADVISORY  WRITE 7 08:01 0 5\n",       /* no inode */
-		"1: POSIX  ADVISORY  WRITE 7 08:01:9 0 5 x\n",   /* trailing junk */
-		"1: SPLAT  ADVISORY  WRITE 7 08:01:9 0 5\n",     /* kind */
-		"1: POSIX  ADVISORY  BOTH 7 08:01:9 0 5\n",      /* type */
-		"x: POSIX  ADVISORY  WRITE 7 08:01:9 0 5\n",     /* id */
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 10 5\n",  /* end before start */
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 -1 5\n",  /* negative start */
+		"1: POSIX  ADVISORY  WRITE -2 08:01:9 0 5\n",  /* pid */
+		"1: POSIX  ADVISORY  WRITE 7 08:01 0 5\n",     /* no inode */
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 0 5 x\n", /* trailing junk */
+		"1: SPLAT  ADVISORY  WRITE 7 08:01:9 0 5\n",   /* kind */
+		"1: POSIX  ADVISORY  BOTH 7 08:01:9 0 5\n",    /* type */
+		"x: POSIX  ADVISORY  WRITE 7 08:01:9 0 5\n",   /* id */
 		"1: POSIX  ADVISORY  WRITE 7 08:01:9 0 9223372036854775807\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
