@@ -152,6 +152,39 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size, size_t limit)
 	return 0;
 }
 
+/* Every line of @buf starting with @prefix (NULL: every non-empty line) parsed by @one,
+ * given the rest of the line, into a malloc'd array of @size-byte elements (at most
+ * @limit): *out (NULL when *nr == 0). -EINVAL on a line @one refuses, nothing kept. */
+static int parse_lines(const char *buf, const char *prefix, size_t size, size_t limit,
+		       int (*one)(const char *p, void *elem), void **out, size_t *nr)
+{
+	char *arr = NULL;
+	size_t n = 0, cap = 0, plen = prefix ? strlen(prefix) : 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!buf)
+		return -EINVAL;
+	for (const char *p = buf; *p; p = next_line(p)) {
+		if (prefix ? strncmp(p, prefix, plen) != 0 : is_eol(*p))
+			continue;
+		ret = grow((void **)&arr, &cap, n + 1, size, limit);
+		if (!ret)
+			ret = one(p + plen, arr + n * size);
+		if (ret)
+			break;
+		n++;
+	}
+	if (ret) {
+		free(arr);
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	*out = arr;
+	*nr = n;
+	return 0;
+}
+
 /* ---- smaps / maps -------------------------------------------------------------- */
 
 static const char vmflag_names[][3] = {
@@ -1024,34 +1057,11 @@ static int parse_epoll_line(const char *p, struct proc_epoll_tfd *t)
 	return 0;
 }
 
+static int epoll_line(const char *p, void *elem) { return parse_epoll_line(p, elem); }
+
 int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t *nr)
 {
-	struct proc_epoll_tfd *arr = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	*out = NULL;
-	*nr = 0;
-	if (!buf)
-		return -EINVAL;
-	for (const char *p = buf; *p; p = next_line(p)) {
-		if (strncmp(p, "tfd:", 4))
-			continue;
-		ret = grow((void **)&arr, &cap, n + 1, sizeof(*arr), MAX_EPOLL_TFDS);
-		if (ret)
-			break;
-		ret = parse_epoll_line(p + 4, &arr[n]);
-		if (ret)
-			break;
-		n++;
-	}
-	if (ret) {
-		free(arr);
-		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
-	}
-	*out = arr;
-	*nr = n;
-	return 0;
+	return parse_lines(buf, "tfd:", sizeof(**out), MAX_EPOLL_TFDS, epoll_line, (void **)out, nr);
 }
 
 int proc_parse_pidfd_nspid(const char *buf, int *nspid, size_t max, size_t *n)
@@ -1162,45 +1172,20 @@ static int parse_lock_line(const char *p, struct proc_lock *l)
 	return end_of_line(&p);
 }
 
+/* "ID: LOCK" */
+static int lock_entry(const char *p, void *elem)
+{
+	uint64_t id;
+	skip_blanks(&p);
+	if (get_u64(&p, 10, UINT64_MAX, &id) || expect_char(&p, ':'))
+		return -EINVAL;
+	return parse_lock_line(p, elem);
+}
+
 int proc_parse_locks(const char *buf, bool fdinfo, struct proc_lock **out, size_t *nr)
 {
-	struct proc_lock *arr = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	*out = NULL;
-	*nr = 0;
-	if (!buf)
-		return -EINVAL;
-	for (const char *p = buf; *p; p = next_line(p)) {
-		if (fdinfo) {
-			if (strncmp(p, "lock:", 5))
-				continue;
-			p += 5;
-			skip_blanks(&p);
-		}
-		if (is_eol(*p) && !fdinfo)
-			continue;
-		uint64_t id;
-		if (get_u64(&p, 10, UINT64_MAX, &id) || expect_char(&p, ':')) {
-			ret = -EINVAL;
-			break;
-		}
-		ret = grow((void **)&arr, &cap, n + 1, sizeof(*arr), PROC_MAX_LOCKS);
-		if (ret)
-			break;
-		ret = parse_lock_line(p, &arr[n]);
-		if (ret)
-			break;
-		n++;
-	}
-	if (ret) {
-		free(arr);
-		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
-	}
-	*out = arr;
-	*nr = n;
-	return 0;
+	return parse_lines(buf, fdinfo ? "lock:" : NULL, sizeof(**out), PROC_MAX_LOCKS, lock_entry,
+			   (void **)out, nr);
 }
 
 /* ---- /proc/PID/cgroup (kernel/cgroup/cgroup.c: proc_cgroup_show) ------------------ */
