@@ -27,7 +27,9 @@
  * one after them): each lock is taken by the restored task itself with a remote,
  * non-blocking call on the description (flock LOCK_NB, F_SETLK, F_OFD_SETLK,
  * F_SETLEASE). A conflict with a lock of a process outside the tree fails the restore
- * with one line naming the file and the holder when known (F_GETLK, /proc/locks). */
+ * with one line naming the file, the range and the holder when known: F_GETLK's pid, or
+ * for a flock or an OFD lock (F_GETLK says -1) the process outside the tree with an fd
+ * whose fdinfo shows that lock, else /proc/locks's pid. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -58,7 +58,9 @@ def check(c):
         os.close(fifo_rw)
         fifo_rw = -1
         w = os.open(fifo, os.O_WRONLY)
-        os.write(w, b".timeout 0\nBEGIN EXCLUSIVE;\nINSERT INTO t VALUES(42);\n")
+        # its own statements wait for the probes' short shared locks (BEGIN EXCLUSIVE
+        # refused by a probe's read would leave the INSERT to commit on its own)
+        os.write(w, b".timeout 10000\nBEGIN EXCLUSIVE;\nINSERT INTO t VALUES(42);\n")
         wait_locked(c, db, "before the dump")
         r = subprocess.run([c.stasis, "dump", "-t", str(pid), "-D", img],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
