@@ -36,7 +36,7 @@
 #include "proc/parse.h"
 
 #define DELETED_SUFFIX " (deleted)"
-#define FDINFO_MAX (64u << 10)
+#define FDINFO_MAX (1u << 20) /* (grown as read: a file with thousands of locks) */
 /* Status flags F_SETFL can change. */
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
 

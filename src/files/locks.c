@@ -50,7 +50,7 @@
 #define LK_POSIX FILE_LOCK_KIND__LOCK_POSIX
 #define LK_OFD FILE_LOCK_KIND__LOCK_OFD
 #define LK_LEASE FILE_LOCK_KIND__LOCK_LEASE
-#define MAX_LOCKS_PER_FILE 4096
+#define MAX_LOCKS_PER_FILE 8192
 #define LOCKS_MAX (64u << 20) /* bytes of /proc/locks read */
 
 static const char *const kind_name[] = {
