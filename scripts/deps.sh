@@ -30,6 +30,7 @@ REQUIRED=(
 	pkg-config          # the libstasis_install check builds against the installed library
 	vim                 # the vim_buffer check: an unsaved buffer across a checkpoint
 	redis-server        # the redis_pipeline check: a real server checkpointed mid-pipeline
+	sqlite3             # the sqlite_lock check: a write transaction's locks across a checkpoint
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
 )

@@ -209,7 +209,9 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	case O_TCP_CLOSE:
 		return dump ? criu_refuse("--tcp-close", "a restore option")
 			    : xadd(x, "--tcp-close", NULL);
-	case O_FILE_LOCKS: return criu_refuse("--file-locks", "file locks are not supported");
+	/* (file locks are always dumped and restored) */
+	case O_FILE_LOCKS:
+		return 0;
 	case O_EXT_UNIX:
 		/* restore: the sockets are connected to their peer's address again; a
 		 * pre-dump stores memory only: the external objects are the dump's */

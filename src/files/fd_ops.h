@@ -33,9 +33,10 @@
 #include "cr/ctx.h"
 #include "files/files.h"
 #include "image/blob.h"
+#include "proc/parse.h"
 
 #define DELETED_SUFFIX " (deleted)"
-#define FDINFO_MAX (64u << 10)
+#define FDINFO_MAX (1u << 20) /* (grown as read: a file with thousands of locks) */
 /* Status flags F_SETFL can change. */
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
 
@@ -53,6 +54,8 @@ struct fd_ent {
 	const struct fd_ops *ops; /* that row */
 	size_t owner;             /* first entry sharing this open file description */
 	uint32_t id;              /* file_id, valid on owners */
+	struct proc_lock *locks;  /* the "lock:" lines of its fdinfo (locks.c) */
+	size_t n_locks;
 };
 
 /* Restore, in the child: the fd table being rebuilt. */
@@ -197,6 +200,8 @@ ssize_t fd_desc_index(const Files *f, uint32_t id);
  * itself; an image's owner is sane. */
 int fown_dump(const struct dump_ctx *c, int fd, FileDesc *d) __must_check;
 bool fown_is_valid(const FileOwner *o);
+/* fown.c: set owner @o of fd @fd of the task @c (remote, the task stopped). */
+int fown_restore(struct rst_ctx *c, int fd, const FileOwner *o) __must_check;
 /* The first fd number that refers to description @i (for messages; -1 if none). */
 int fd_desc_fd(const Files *f, size_t i);
 /* A description's name for messages: its path, else its link. */
@@ -250,6 +255,16 @@ int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_r
 int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
 		     const int64_t *times_ns, bool has_owner, uid_t uid, gid_t gid, bool has_mode,
 		     mode_t mode, const char *what) __must_check;
+/* locks.c: the file locks held through a description (FileDesc.locks). Dump: the
+ * "lock:" lines of @e's fdinfo text; recorded on its description @d (refusing what cannot
+ * be taken again); per tree, once every id is tree-wide. Restore: image check; taken by
+ * the restored task (remote, non-blocking) in the final stage. */
+int locks_collect(const struct dump_ctx *c, struct fd_ent *e, const char *fdinfo) __must_check;
+int locks_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d) __must_check;
+int locks_merge(struct dump_ctx **procs, size_t n) __must_check;
+int locks_check_waiters(struct dump_ctx **procs, size_t n) __must_check;
+int locks_validate(const FileDesc *d) __must_check;
+int locks_restore(struct rst_ctx *c) __must_check;
 /* The times of @st as recorded (ns since the epoch). */
 static inline int64_t fd_ts_ns(const struct timespec *ts)
 {

@@ -211,8 +211,7 @@ static int check_key(const char *key, size_t klen, void *arg)
 		if (strlen(known[i]) == klen && !memcmp(known[i], key, klen))
 			return 0;
 	if (klen == 4 && !memcmp(key, "lock", 4))
-		return fd_unsupported(k->c, k->e, "a file with a lock or lease held (flock, "
-						  "POSIX, OFD or lease)");
+		return 0; /* every fd's: locks.c records them or refuses them with a reason */
 	snprintf(what, sizeof(what), "a file whose fdinfo shows \"%.*s\", which stasis "
 		 "does not carry", (int)(klen > 32 ? 32 : klen), key);
 	return fd_unsupported(k->c, k->e, what);
@@ -258,6 +257,9 @@ static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 				e->link);
 	e->pos = fi.pos;
 	e->flags = fi.flags;
+	ret = locks_collect(c, e, info);
+	if (ret)
+		return ret;
 
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
@@ -333,6 +335,8 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 		d->rdev = e->st.st_rdev;
 	}
 	int ret = e->ops->dump ? e->ops->dump(c, e, d) : 0;
+	if (!ret)
+		ret = locks_dump(c, e, d);
 	/* an O_PATH description has no owner (fcntl F_GETOWN_EX: EBADF) */
 	return ret || (e->flags & O_PATH) ? ret : fown_dump(c, e->fd, d);
 }
@@ -369,8 +373,10 @@ static int build_files(const struct dump_ctx *c, const struct fd_ent *ents, size
 
 static void ents_free(struct fd_ent *ents, size_t n)
 {
-	for (size_t i = 0; ents && i < n; i++)
+	for (size_t i = 0; ents && i < n; i++) {
 		free(ents[i].link);
+		free(ents[i].locks);
+	}
 	free(ents);
 }
 
@@ -438,6 +444,8 @@ int fd_validate_files(const Files *f, int svc_lo, const struct blob_reader *blob
 			return -EINVAL;
 		}
 		int ret = ops->validate ? ops->validate(d, blobs) : 0;
+		if (!ret)
+			ret = locks_validate(d);
 		if (ret)
 			return ret;
 		if (!fown_is_valid(d->owner)) {
@@ -667,13 +675,14 @@ static int files_remote(struct rst_ctx *c)
 	return ret;
 }
 
-/* Every task rebuilt: every row's final hook on its fd table. */
+/* Every task rebuilt: every row's final hook on its fd table, then its file locks (no fd
+ * of the task may be closed after them). */
 static int files_final(struct rst_ctx *c)
 {
 	int ret = 0;
 	for (const struct fd_ops *const *r = fd_kinds; *r && c->files && !ret; r++)
 		ret = (*r)->final ? (*r)->final(c) : 0;
-	return ret;
+	return ret ? ret : locks_restore(c);
 }
 
 /* A task sharing its parent's fd table (CLONE_FILES) finds it rebuilt by the parent. */

@@ -50,7 +50,7 @@ bool fown_is_valid(const FileOwner *o)
 	return !o || (o->type <= F_OWNER_MAX && o->pid >= 0 && o->signum <= 64);
 }
 
-static int set_owner(struct rst_ctx *c, int fd, const FileOwner *o)
+int fown_restore(struct rst_ctx *c, int fd, const FileOwner *o)
 {
 	struct f_owner_ex own = { .type = (int)o->type, .pid = o->pid };
 	int ret = rsys_poke(&c->rs, c->rs.scratch, &own, sizeof(own));
@@ -82,7 +82,7 @@ int files_restore_owners(struct rst_ctx *c)
 		bool first = true;
 		for (size_t j = 0; j < i && first; j++)
 			first = f->fds[j]->file_id != f->fds[i]->file_id;
-		int ret = first ? set_owner(c, (int)f->fds[i]->fd, o) : 0;
+		int ret = first ? fown_restore(c, (int)f->fds[i]->fd, o) : 0;
 		if (ret)
 			return ret;
 	}

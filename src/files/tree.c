@@ -95,7 +95,9 @@ int files_merge_tree(struct dump_ctx **procs, size_t n)
 	for (const struct fd_ops *const *r = fd_kinds; *r && !ret; r++)
 		if ((*r)->merge)
 			ret = (*r)->merge(procs, n);
-	return ret;
+	if (!ret)
+		ret = locks_merge(procs, n);
+	return ret ? ret : locks_check_waiters(procs, n);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -152,6 +152,39 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size, size_t limit)
 	return 0;
 }
 
+/* Every line of @buf starting with @prefix (NULL: every non-empty line) parsed by @one,
+ * given the rest of the line, into a malloc'd array of @size-byte elements (at most
+ * @limit): *out (NULL when *nr == 0). -EINVAL on a line @one refuses, nothing kept. */
+static int parse_lines(const char *buf, const char *prefix, size_t size, size_t limit,
+		       int (*one)(const char *p, void *elem), void **out, size_t *nr)
+{
+	char *arr = NULL;
+	size_t n = 0, cap = 0, plen = prefix ? strlen(prefix) : 0;
+	int ret = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!buf)
+		return -EINVAL;
+	for (const char *p = buf; *p; p = next_line(p)) {
+		if (prefix ? strncmp(p, prefix, plen) != 0 : is_eol(*p))
+			continue;
+		ret = grow((void **)&arr, &cap, n + 1, size, limit);
+		if (!ret)
+			ret = one(p + plen, arr + n * size);
+		if (ret)
+			break;
+		n++;
+	}
+	if (ret) {
+		free(arr);
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	*out = arr;
+	*nr = n;
+	return 0;
+}
+
 /* ---- smaps / maps -------------------------------------------------------------- */
 
 static const char vmflag_names[][3] = {
@@ -1024,34 +1057,11 @@ static int parse_epoll_line(const char *p, struct proc_epoll_tfd *t)
 	return 0;
 }
 
+static int epoll_line(const char *p, void *elem) { return parse_epoll_line(p, elem); }
+
 int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t *nr)
 {
-	struct proc_epoll_tfd *arr = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	*out = NULL;
-	*nr = 0;
-	if (!buf)
-		return -EINVAL;
-	for (const char *p = buf; *p; p = next_line(p)) {
-		if (strncmp(p, "tfd:", 4))
-			continue;
-		ret = grow((void **)&arr, &cap, n + 1, sizeof(*arr), MAX_EPOLL_TFDS);
-		if (ret)
-			break;
-		ret = parse_epoll_line(p + 4, &arr[n]);
-		if (ret)
-			break;
-		n++;
-	}
-	if (ret) {
-		free(arr);
-		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
-	}
-	*out = arr;
-	*nr = n;
-	return 0;
+	return parse_lines(buf, "tfd:", sizeof(**out), MAX_EPOLL_TFDS, epoll_line, (void **)out, nr);
 }
 
 int proc_parse_pidfd_nspid(const char *buf, int *nspid, size_t max, size_t *n)
@@ -1077,6 +1087,105 @@ int proc_parse_pidfd_pid(const char *buf, int *pid)
 		return -ENOENT;
 	*pid = (int)v;
 	return 0;
+}
+
+/* ---- file locks (fs/locks.c: lock_get_status) ----------------------------------- */
+
+/* Match word @w followed by a blank; advance past the blanks. */
+static bool take_word(const char **pp, const char *w)
+{
+	size_t n = strlen(w);
+	if (strncmp(*pp, w, n) || ((*pp)[n] != ' ' && (*pp)[n] != '\t'))
+		return false;
+	*pp += n;
+	skip_blanks(pp);
+	return true;
+}
+
+static int parse_lock_kind(const char **pp, struct proc_lock *l)
+{
+	if (take_word(pp, "FLOCK"))
+		l->kind = PROC_LOCK_FLOCK;
+	else if (take_word(pp, "POSIX"))
+		l->kind = PROC_LOCK_POSIX;
+	else if (take_word(pp, "OFDLCK"))
+		l->kind = PROC_LOCK_OFD;
+	else if (take_word(pp, "LEASE"))
+		l->kind = PROC_LOCK_LEASE;
+	else if (take_word(pp, "DELEG") || take_word(pp, "ACCESS") || take_word(pp, "UNKNOWN"))
+		l->kind = PROC_LOCK_OTHER;
+	else
+		return -EINVAL;
+	/* the mode: ADVISORY, MANDATORY (old kernels), *NOINODE*; a lease's state */
+	if (take_word(pp, "ADVISORY") || take_word(pp, "ACTIVE"))
+		l->advisory = true;
+	else if (take_word(pp, "BREAKING") || take_word(pp, "BREAKER")) {
+		l->advisory = true;
+		l->breaking = true;
+	} else if (!take_word(pp, "MANDATORY") && !take_word(pp, "*NOINODE*") &&
+		   !take_word(pp, "UNKNOWN"))
+		return -EINVAL;
+	if (take_word(pp, "READ"))
+		l->type = F_RDLCK;
+	else if (take_word(pp, "WRITE"))
+		l->type = F_WRLCK;
+	else if (take_word(pp, "UNLCK"))
+		l->type = F_UNLCK;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* One lock after its "ID: " */
+static int parse_lock_line(const char *p, struct proc_lock *l)
+{
+	uint64_t v;
+
+	memset(l, 0, sizeof(*l));
+	skip_blanks(&p);
+	if (!strncmp(p, "->", 2)) {
+		l->waiter = true;
+		p += 2;
+		skip_blanks(&p);
+	}
+	if (parse_lock_kind(&p, l) || get_int(&p, -1, INT_MAX, &l->pid))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (get_u64(&p, 16, UINT_MAX, &v) || expect_char(&p, ':'))
+		return -EINVAL;
+	l->dev_major = (unsigned int)v;
+	if (get_u64(&p, 16, UINT_MAX, &v) || expect_char(&p, ':'))
+		return -EINVAL;
+	l->dev_minor = (unsigned int)v;
+	if (get_u64(&p, 10, UINT64_MAX, &l->ino))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (get_s64(&p, 0, INT64_MAX, &l->start))
+		return -EINVAL;
+	skip_blanks(&p);
+	if (!strncmp(p, "EOF", 3)) {
+		l->end = -1;
+		p += 3;
+	} else if (get_s64(&p, l->start, INT64_MAX - 1, &l->end)) {
+		return -EINVAL;
+	}
+	return end_of_line(&p);
+}
+
+/* "ID: LOCK" */
+static int lock_entry(const char *p, void *elem)
+{
+	uint64_t id;
+	skip_blanks(&p);
+	if (get_u64(&p, 10, UINT64_MAX, &id) || expect_char(&p, ':'))
+		return -EINVAL;
+	return parse_lock_line(p, elem);
+}
+
+int proc_parse_locks(const char *buf, bool fdinfo, struct proc_lock **out, size_t *nr)
+{
+	return parse_lines(buf, fdinfo ? "lock:" : NULL, sizeof(**out), PROC_MAX_LOCKS, lock_entry,
+			   (void **)out, nr);
 }
 
 /* ---- /proc/PID/cgroup (kernel/cgroup/cgroup.c: proc_cgroup_show) ------------------ */

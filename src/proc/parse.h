@@ -158,6 +158,32 @@ struct proc_epoll_tfd {
 /* Every "tfd:" line of an epoll fdinfo, in order. *out malloc'd (NULL when *nr == 0). */
 int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t *nr) __must_check;
 
+/* A file lock as /proc/locks and the "lock:" lines of /proc/PID/fdinfo/N show it
+ * (fs/locks.c: lock_get_status): "ID: [-> ]KIND MODE TYPE PID MAJ:MIN:INO START END". */
+enum proc_lock_kind {
+	PROC_LOCK_FLOCK, /* "FLOCK": flock(2), owned by the open file description */
+	PROC_LOCK_POSIX, /* "POSIX": fcntl record lock, owned by the process (fd table) */
+	PROC_LOCK_OFD,   /* "OFDLCK": open file description lock (pid shown as -1) */
+	PROC_LOCK_LEASE, /* "LEASE": F_SETLEASE */
+	PROC_LOCK_OTHER, /* "DELEG", "ACCESS", "UNKNOWN": nothing a task can take again */
+};
+struct proc_lock {
+	enum proc_lock_kind kind;
+	bool advisory; /* "ADVISORY" (a lease: always); false: MANDATORY, *NOINODE*... */
+	bool breaking; /* a lease being broken ("BREAKING") or a breaker ("BREAKER") */
+	bool waiter;   /* "->": a request blocked on the lock listed before it */
+	int type;      /* F_RDLCK, F_WRLCK or F_UNLCK */
+	int pid;       /* -1 for OFD locks; in the reader's proc's pid namespace */
+	unsigned int dev_major, dev_minor; /* of the inode's superblock (hex) */
+	uint64_t ino;
+	int64_t start;
+	int64_t end; /* inclusive; -1: to the end of the file ("EOF") */
+};
+#define PROC_MAX_LOCKS (1u << 20)
+/* The "lock:" lines of a /proc/PID/fdinfo/N text (@fdinfo) or every line of /proc/locks.
+ * *out malloc'd (NULL when *nr == 0); -EINVAL on a malformed line. */
+int proc_parse_locks(const char *buf, bool fdinfo, struct proc_lock **out, size_t *nr) __must_check;
+
 struct proc_posix_timer {
 	int id;
 	int signo;

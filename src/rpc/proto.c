@@ -122,11 +122,10 @@ RpcRequest *rpc_decode(const void *buf, size_t len, char *err, size_t errlen)
 /* Options whose only meaning is a feature stasis does not have: set to true, refused. */
 static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen)
 {
-	/* (tcp_established: connections are always dumped; tcp_close, shell_job,
-	 * ext_unix_sk and unix_sk_ino are mapped by opts.c) */
+	/* (tcp_established, file_locks: connections and locks are always dumped; tcp_close,
+	 * shell_job, ext_unix_sk and unix_sk_ino are mapped by opts.c) */
 	REFUSE(o->has_tcp_skip_in_flight && o->tcp_skip_in_flight,
 	       "tcp_skip_in_flight: not supported (connections in an accept queue are kept)");
-	REFUSE(o->has_file_locks && o->file_locks, "file_locks: file locks are not supported");
 	/* (track_mem and parent_img: incremental dumps, checked by rpc_opts_check) */
 	REFUSE(o->has_lazy_pages && o->lazy_pages, "lazy_pages: lazy restore is not supported yet");
 	REFUSE(o->has_status_fd, "status_fd: only used by lazy pages, not supported yet");

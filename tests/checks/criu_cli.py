@@ -1,6 +1,6 @@
 # stasis-check: timeout=60 needs=root
 """stasis invoked as `criu` (a symlink): `criu --version` / `-V` and `stasis --version`
-answer; an unknown option and an option stasis cannot honour (--file-locks) are
+answer; an unknown option and an option stasis cannot honour (--lazy-pages) are
 one clear line and a failure; `criu check` says "Looks good."; `criu dump -t PID -D DIR
 -o dump.log -v4` and `criu restore -D DIR -d --pidfile restore.pid -o restore.log` (the
 log and pid files in the images directory, CRIU's convention) checkpoint and restore a
@@ -25,7 +25,7 @@ def check(c):
     if rc != 0 or out2 != out or rc3 != 0 or not out3.startswith("stasis "):
         raise Failure("-V / stasis --version: %r %r" % (out2, out3))
     for bad, want in ((["dump", "--no-such-option", "-t", "1", "-D", d], "--no-such-option"),
-                      (["dump", "--file-locks", "-t", "1", "-D", d], "--file-locks"),
+                      (["dump", "--lazy-pages", "-t", "1", "-D", d], "--lazy-pages"),
                       (["frobnicate"], "frobnicate")):
         rc, _, err = run_cmd([criu] + bad, 10)
         lines = err.strip().splitlines()

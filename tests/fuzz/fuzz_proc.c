@@ -45,6 +45,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct proc_fdinfo fi;
 	(void)!proc_parse_fdinfo(buf, &fi);
 
+	for (int fdi = 0; fdi < 2; fdi++) {
+		struct proc_lock *lk = NULL;
+		size_t nl = 0;
+		if (proc_parse_locks(buf, fdi, &lk, &nl) == 0) {
+			for (size_t i = 0; i < nl; i++)
+				if ((lk[i].end >= 0 && lk[i].end < lk[i].start) ||
+				    lk[i].start < 0 || lk[i].pid < -1)
+					abort(); /* the parser promised these */
+		} else if (lk || nl) {
+			abort();
+		}
+		free(lk);
+	}
+
 	struct proc_posix_timer *t = NULL;
 	size_t nt = 0;
 	(void)!proc_parse_timers(buf, &t, &nt);

@@ -15,6 +15,8 @@
  *                                     becomes 16 bytes long (an IPv6 one)
  *   imgedit DIR PID unix-sk FIELD N   every unix socket of files-PID.img: FIELD (state,
  *                                     peek-off, backlog) set to N
+ *   imgedit DIR PID lock FIELD N      every file lock of files-PID.img: FIELD (kind; start,
+ *                                     end, pid: where the lock has one) set to N
  *   imgedit DIR 0 netlock TABLE LADDR LPORT RADDR RPORT
  *                                     a netlock.img naming TABLE and one IPv4 connection
  *   imgedit DIR PID netns-locked      the net namespace ns-PID.img records was locked
@@ -30,6 +32,40 @@
 #include <unistd.h>
 
 #include "image/img.h"
+
+/* files-PID.img written again with @f (freed) if @ok: 0, else 1. */
+static int put_files(struct img_dir *d, int pid, Files *f, bool ok)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "files-%d.img", pid);
+	unlinkat(d->dfd, name, 0);
+	int ret = ok && !img_write_msg(d, IMG_FILES, pid, &f->base) ? 0 : 1;
+	protobuf_c_message_free_unpacked(&f->base, NULL);
+	return ret;
+}
+
+/* Every file lock of @f: @field (kind; start, end, pid where the lock has one) set to @v.
+ * The number of locks, or -1 for an unknown field. */
+static long edit_locks(Files *f, const char *field, long long v)
+{
+	long n = 0;
+	if (strcmp(field, "kind") && strcmp(field, "start") && strcmp(field, "end") &&
+	    strcmp(field, "pid"))
+		return -1;
+	for (size_t i = 0; i < f->n_files; i++)
+		for (size_t k = 0; k < f->files[i]->n_locks; k++, n++) {
+			FileLock *l = f->files[i]->locks[k];
+			if (!strcmp(field, "kind"))
+				l->kind = (FileLockKind)v;
+			else if (!strcmp(field, "start") && l->has_start)
+				l->start = v;
+			else if (!strcmp(field, "end") && l->has_end)
+				l->end = v;
+			else if (!strcmp(field, "pid") && l->has_pid)
+				l->pid = (int32_t)v;
+		}
+	return n;
+}
 
 int main(int argc, char **argv)
 {
@@ -88,11 +124,7 @@ int main(int argc, char **argv)
 				return 2;
 			n++;
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	} else if (!strcmp(argv[3], "file-path") && argc == 5) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
@@ -106,11 +138,7 @@ int main(int argc, char **argv)
 				f->files[i]->has_size = false;
 				n++;
 			}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	} else if (!strcmp(argv[3], "dgram-long") || !strcmp(argv[3], "dgram-family")) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
@@ -139,11 +167,7 @@ int main(int argc, char **argv)
 				done = true;
 			}
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = done && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, done);
 	} else if (!strcmp(argv[3], "netns-locked")) {
 		TaskNs *tns = img_read_msg(d.dfd, IMG_NS, pid);
 		if (!tns || !tns->net)
@@ -202,6 +226,14 @@ int main(int argc, char **argv)
 		ret = img_write_msg(&d, IMG_NS, pid, &tns->base) ? 1 : 0;
 		protobuf_c_message_free_unpacked(&tns->base, NULL);
 		protobuf_c_message_free_unpacked(&c->base, NULL);
+	} else if (!strcmp(argv[3], "lock") && argc == 6) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		long n = edit_locks(f, argv[4], strtoll(argv[5], NULL, 0));
+		if (n < 0)
+			return 2;
+		ret = put_files(&d, pid, f, n > 0);
 	} else if (!strcmp(argv[3], "unix-sk") && argc == 6) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
@@ -225,11 +257,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	}
 	close(d.dfd);
 	return ret;

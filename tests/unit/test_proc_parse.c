@@ -759,6 +759,78 @@ static void test_truncations(void)
 	}
 }
 
+/* /proc/locks and the lock lines of an fdinfo, captured on this 6.18 kernel: a lease,
+ * an OFD lock (pid -1), POSIX locks with a waiter ("->"), a flock with a waiter. */
+static void test_locks_fixtures(void)
+{
+	_cleanup_free_ char *all = unit_fixture("proc/locks", NULL);
+	_cleanup_free_ char *fdi = unit_fixture("proc/fdinfo-locks", NULL);
+	struct proc_lock *l = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_locks(all, false, &l, &n), 0);
+	CHECK_EQ(n, 7);
+	if (n == 7) {
+		CHECK_EQ(l[0].kind, PROC_LOCK_LEASE);
+		CHECK_EQ(l[0].type, F_RDLCK);
+		CHECK(l[0].advisory && !l[0].breaking && !l[0].waiter);
+		CHECK_EQ(l[0].end, -1);
+		CHECK_EQ(l[1].kind, PROC_LOCK_OFD);
+		CHECK_EQ(l[1].pid, -1);
+		CHECK_EQ(l[1].start, 200);
+		CHECK_EQ(l[1].end, -1);
+		CHECK_EQ(l[1].dev_major, 0xfe);
+		CHECK_EQ(l[1].dev_minor, 0);
+		CHECK_EQ(l[1].ino, 10953142);
+		CHECK_EQ(l[2].kind, PROC_LOCK_POSIX);
+		CHECK_EQ(l[2].type, F_WRLCK);
+		CHECK_EQ(l[2].start, 50);
+		CHECK_EQ(l[2].end, 69);
+		CHECK(!l[2].waiter && l[3].waiter);
+		CHECK_EQ(l[3].pid, 5533);
+		CHECK_EQ(l[5].kind, PROC_LOCK_FLOCK);
+		CHECK(l[6].waiter && l[6].kind == PROC_LOCK_FLOCK && l[6].type == F_RDLCK);
+	}
+	free(l);
+	CHECK_EQ(proc_parse_locks(fdi, true, &l, &n), 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK_EQ(l[0].kind, PROC_LOCK_POSIX);
+		CHECK_EQ(l[0].type, F_RDLCK);
+		CHECK_EQ(l[0].start, 5);
+		CHECK_EQ(l[0].end, 14);
+		CHECK_EQ(l[1].pid, 5488);
+	}
+	free(l);
+	/* an fdinfo without locks, a mandatory lock, a breaking lease */
+	CHECK_EQ(proc_parse_locks("pos:\t0\nflags:\t02\nmnt_id:\t3\n", true, &l, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(proc_parse_locks("1: POSIX  MANDATORY WRITE 7 08:01:9 0 EOF\n", false, &l, &n), 0);
+	CHECK(n == 1 && !l[0].advisory);
+	free(l);
+	CHECK_EQ(proc_parse_locks("1: LEASE  BREAKING  UNLCK 7 08:01:9 0 EOF\n", false, &l, &n), 0);
+	CHECK(n == 1 && l[0].breaking && l[0].type == F_UNLCK);
+	free(l);
+	static const char *const bad[] = {
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 10 5\n",  /* end before start */
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 -1 5\n",  /* negative start */
+		"1: POSIX  ADVISORY  WRITE -2 08:01:9 0 5\n",  /* pid */
+		"1: POSIX  ADVISORY  WRITE 7 08:01 0 5\n",     /* no inode */
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 0 5 x\n", /* trailing junk */
+		"1: SPLAT  ADVISORY  WRITE 7 08:01:9 0 5\n",   /* kind */
+		"1: POSIX  ADVISORY  BOTH 7 08:01:9 0 5\n",    /* type */
+		"x: POSIX  ADVISORY  WRITE 7 08:01:9 0 5\n",   /* id */
+		"1: POSIX  ADVISORY  WRITE 7 08:01:9 0 9223372036854775807\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		l = (struct proc_lock *)1;
+		CHECK_EQ(proc_parse_locks(bad[i], false, &l, &n), -EINVAL);
+		CHECK(l == NULL && n == 0);
+	}
+	CHECK_EQ(proc_parse_locks("lock:\t1: FLOCK  ADVISORY  WRITE 7 08:01:9 0\n", true, &l, &n),
+		 -EINVAL);
+}
+
 int main(void)
 {
 	RUN(test_stat_fixture);
@@ -768,6 +840,7 @@ int main(void)
 	RUN(test_status_fixture);
 	RUN(test_fdinfo_fixtures);
 	RUN(test_fdinfo_anon);
+	RUN(test_locks_fixtures);
 	RUN(test_timers_fixture);
 	RUN(test_timers_inline);
 	RUN(test_auxv_fixture);
