@@ -206,6 +206,13 @@ int path_view(int procfd, const char *path, dev_t dev, ino_t ino)
 	return root >= 0 && path_is_file(root, path, dev, ino) ? 1 : -1;
 }
 
+int path_views(int procfd, const char *path, dev_t dev, ino_t ino)
+{
+	int v = path_is_file(AT_FDCWD, path, dev, ino) ? PATH_VIEW_MINE : 0;
+	_cleanup_close_ int root = openat(procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return v | (root >= 0 && path_is_file(root, path, dev, ino) ? PATH_VIEW_TASK : 0);
+}
+
 /* The parent directory of @path (absolute) from @dfd: AT_FDCWD, or a root. */
 static int open_parent_at(int dfd, const char *path)
 {

@@ -91,6 +91,9 @@ bool path_is_clean(const char *p, size_t max, bool absolute);
  * mount namespace) is in: 0 this process's (it names the file @dev/@ino here), 1 the
  * task's (under /proc/PID/root, @procfd being /proc/PID), -1 neither. */
 int path_view(int procfd, const char *path, dev_t dev, ino_t ino);
+/* Both views at once: PATH_VIEW_MINE | PATH_VIEW_TASK where @path names the file. */
+enum { PATH_VIEW_MINE = 1, PATH_VIEW_TASK = 2 };
+int path_views(int procfd, const char *path, dev_t dev, ino_t ino);
 
 /* A directory removed since the dump (a cwd, an open directory): made again at @path (in
  * the view of @dfd: AT_FDCWD, or a root resolved with RESOLVE_IN_ROOT; under a stasis name

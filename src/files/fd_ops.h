@@ -170,6 +170,7 @@ extern const struct fd_ops fd_timerfd_ops;    /* timerfd.c */
 extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */
 extern const struct fd_ops fd_epoll_ops;      /* epoll.c */
 extern const struct fd_ops fd_pidfd_ops;      /* pidfd.c */
+extern const struct fd_ops fd_inotify_ops;    /* inotify.c */
 extern const struct fd_ops fd_memfd_ops;      /* memfd.c */
 extern const struct fd_ops fd_pipe_ops;       /* pipe.c */
 extern const struct fd_ops fd_fifo_ops;       /* regular.c */

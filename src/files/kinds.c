@@ -86,6 +86,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_eventfd_ops,
 	&fd_timerfd_ops,
 	&fd_signalfd_ops,
+	&fd_inotify_ops,
 	&fd_epoll_ops,
 	&fd_pidfd_ops,
 	&fd_anon_refused_ops,

@@ -1064,6 +1064,171 @@ int proc_parse_fdinfo_epoll(const char *buf, struct proc_epoll_tfd **out, size_t
 	return parse_lines(buf, "tfd:", sizeof(**out), MAX_EPOLL_TFDS, epoll_line, (void **)out, nr);
 }
 
+/* ---- fdinfo of inotify and fanotify files (fs/notify/fdinfo.c) --------------------- */
+
+#define MAX_FSNOTIFY_MARKS (1u << 22)
+
+/* "@key" then a hex number up to @max. */
+static int key_hex(const char **pp, const char *key, uint64_t max, uint64_t *v)
+{
+	skip_blanks(pp);
+	if (expect_str(pp, key))
+		return -EINVAL;
+	return get_u64(pp, 16, max, v);
+}
+
+/* The optional " fhandle-bytes:%x fhandle-type:%x f_handle:HEX" ending a mark's line. */
+static int parse_fhandle(const char **pp, struct proc_fsnotify_mark *m)
+{
+	uint64_t bytes, type;
+	skip_blanks(pp);
+	if (is_eol(**pp))
+		return 0;
+	if (key_hex(pp, "fhandle-bytes:", PROC_FHANDLE_MAX, &bytes) ||
+	    key_hex(pp, "fhandle-type:", INT32_MAX, &type))
+		return -EINVAL;
+	skip_blanks(pp);
+	if (expect_str(pp, "f_handle:"))
+		return -EINVAL;
+	for (uint64_t i = 0; i < bytes; i++) {
+		int hi = digit_val((*pp)[0], 16), lo = hi < 0 ? -1 : digit_val((*pp)[1], 16);
+		if (lo < 0)
+			return -EINVAL;
+		m->fh[i] = (unsigned char)(hi << 4 | lo);
+		*pp += 2;
+	}
+	m->fh_bytes = (unsigned int)bytes;
+	m->fh_type = (int)type;
+	m->has_fh = true;
+	return 0;
+}
+
+/* The masks ending a mark's line: "[mflags:%x ]mask:%x ignored_mask:%x". */
+static int parse_masks(const char **pp, struct proc_fsnotify_mark *m, bool mflags)
+{
+	uint64_t v;
+	if (mflags) {
+		if (key_hex(pp, "mflags:", UINT32_MAX, &v))
+			return -EINVAL;
+		m->mflags = (uint32_t)v;
+	}
+	if (key_hex(pp, "mask:", UINT32_MAX, &v))
+		return -EINVAL;
+	m->mask = (uint32_t)v;
+	if (key_hex(pp, "ignored_mask:", UINT32_MAX, &v))
+		return -EINVAL;
+	m->ignored_mask = (uint32_t)v;
+	return 0;
+}
+
+/* After "inotify": "wd:%x ino:%lx sdev:%x mask:%x ignored_mask:%x [fhandle]" */
+static int parse_inotify_line(const char *p, struct proc_fsnotify_mark *m)
+{
+	uint64_t v;
+	memset(m, 0, sizeof(*m));
+	m->type = PROC_MARK_INODE;
+	if (key_hex(&p, "wd:", INT32_MAX, &v) || v == 0)
+		return -EINVAL;
+	m->wd = (int)v;
+	if (key_hex(&p, "ino:", UINT64_MAX, &m->ino) || key_hex(&p, "sdev:", UINT32_MAX, &v))
+		return -EINVAL;
+	m->sdev = (uint32_t)v;
+	if (parse_masks(&p, m, false) || parse_fhandle(&p, m))
+		return -EINVAL;
+	return end_of_line(&p);
+}
+
+/* After "fanotify": "ino:%lx sdev:%x mflags:... [fhandle]", "mnt_id:%x mflags:...",
+ * "sdev:%x mflags:..." */
+static int parse_fanotify_mark(const char *p, struct proc_fsnotify_mark *m)
+{
+	uint64_t v;
+	memset(m, 0, sizeof(*m));
+	skip_blanks(&p);
+	if (!strncmp(p, "mnt_id:", 7)) {
+		m->type = PROC_MARK_MOUNT;
+		if (key_hex(&p, "mnt_id:", INT32_MAX, &v) || parse_masks(&p, m, true))
+			return -EINVAL;
+		m->mnt_id = (int)v;
+		return end_of_line(&p);
+	}
+	m->type = PROC_MARK_SB;
+	if (!strncmp(p, "ino:", 4)) {
+		m->type = PROC_MARK_INODE;
+		if (key_hex(&p, "ino:", UINT64_MAX, &m->ino))
+			return -EINVAL;
+	}
+	if (key_hex(&p, "sdev:", UINT32_MAX, &v))
+		return -EINVAL;
+	m->sdev = (uint32_t)v;
+	if (parse_masks(&p, m, true))
+		return -EINVAL;
+	if (m->type == PROC_MARK_INODE && parse_fhandle(&p, m))
+		return -EINVAL;
+	return end_of_line(&p);
+}
+
+/* Every line starting with @prefix (a fanotify header line excepted) parsed into *out. */
+static int parse_marks(const char *buf, const char *prefix, bool fan,
+		       struct proc_fsnotify_mark **out, size_t *nr)
+{
+	struct proc_fsnotify_mark *arr = NULL;
+	size_t n = 0, cap = 0, plen = strlen(prefix);
+	int ret = 0;
+
+	for (const char *p = buf; *p && !ret; p = next_line(p)) {
+		if (strncmp(p, prefix, plen) || (fan && !strncmp(p + plen, "flags:", 6)))
+			continue;
+		ret = grow((void **)&arr, &cap, n + 1, sizeof(*arr), MAX_FSNOTIFY_MARKS);
+		if (!ret)
+			ret = fan ? parse_fanotify_mark(p + plen, &arr[n])
+				  : parse_inotify_line(p + plen, &arr[n]);
+		n++;
+	}
+	if (ret) {
+		free(arr);
+		return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	*out = arr;
+	*nr = n;
+	return 0;
+}
+
+int proc_parse_fdinfo_inotify(const char *buf, struct proc_fsnotify_mark **out, size_t *nr)
+{
+	*out = NULL;
+	*nr = 0;
+	if (!buf)
+		return -EINVAL;
+	return parse_marks(buf, "inotify ", false, out, nr);
+}
+
+int proc_parse_fdinfo_fanotify(const char *buf, struct proc_fanotify *f,
+			       struct proc_fsnotify_mark **out, size_t *nr)
+{
+	uint64_t v;
+	const char *p = NULL;
+
+	*out = NULL;
+	*nr = 0;
+	memset(f, 0, sizeof(*f));
+	if (!buf)
+		return -EINVAL;
+	for (const char *q = buf; *q; q = next_line(q))
+		if (!strncmp(q, "fanotify flags:", 15)) {
+			if (p)
+				return -EINVAL;
+			p = q + 9;
+		}
+	if (!p || key_hex(&p, "flags:", UINT32_MAX, &v))
+		return -EINVAL;
+	f->flags = (uint32_t)v;
+	if (key_hex(&p, "event-flags:", UINT32_MAX, &v) || end_of_line(&p))
+		return -EINVAL;
+	f->event_flags = (uint32_t)v;
+	return parse_marks(buf, "fanotify ", true, out, nr);
+}
+
 int proc_parse_pidfd_nspid(const char *buf, int *nspid, size_t max, size_t *n)
 {
 	int err = 0;

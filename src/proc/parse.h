@@ -184,6 +184,32 @@ struct proc_lock {
  * *out malloc'd (NULL when *nr == 0); -EINVAL on a malformed line. */
 int proc_parse_locks(const char *buf, bool fdinfo, struct proc_lock **out, size_t *nr) __must_check;
 
+/* A mark of an inotify or fanotify group, one fdinfo line (fs/notify/fdinfo.c). */
+#define PROC_FHANDLE_MAX 128 /* MAX_HANDLE_SZ */
+enum { PROC_MARK_INODE, PROC_MARK_MOUNT, PROC_MARK_SB };
+struct proc_fsnotify_mark {
+	int type;                 /* PROC_MARK_* (inotify: always an inode) */
+	int wd;                   /* inotify: the watch descriptor (> 0) */
+	uint64_t ino;             /* inode marks */
+	uint32_t sdev;            /* inode and filesystem marks: kernel dev_t */
+	int mnt_id;               /* mount marks */
+	uint32_t mflags, mask, ignored_mask;
+	bool has_fh;              /* the file handle (inode marks, when it can be encoded) */
+	int fh_type;
+	unsigned int fh_bytes;
+	unsigned char fh[PROC_FHANDLE_MAX];
+};
+/* Every "inotify wd:" line, in the kernel's order. *out malloc'd (NULL when *nr == 0). */
+int proc_parse_fdinfo_inotify(const char *buf, struct proc_fsnotify_mark **out,
+			      size_t *nr) __must_check;
+struct proc_fanotify {
+	uint32_t flags;           /* fanotify_init flags, as the group keeps them */
+	uint32_t event_flags;     /* event_f_flags */
+};
+/* "fanotify flags:" and every mark line. */
+int proc_parse_fdinfo_fanotify(const char *buf, struct proc_fanotify *f,
+			       struct proc_fsnotify_mark **out, size_t *nr) __must_check;
+
 struct proc_posix_timer {
 	int id;
 	int signo;
