@@ -59,6 +59,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(lk);
 	}
 
+	struct proc_fsnotify_mark *fm = NULL;
+	struct proc_fanotify fan;
+	size_t nfm = 0;
+	if (proc_parse_fdinfo_inotify(buf, &fm, &nfm) == 0)
+		for (size_t i = 0; i < nfm; i++)
+			if (fm[i].wd < 1 || fm[i].fh_bytes > PROC_FHANDLE_MAX)
+				abort();
+	free(fm);
+	fm = NULL;
+	if (proc_parse_fdinfo_fanotify(buf, &fan, &fm, &nfm) == 0)
+		for (size_t i = 0; i < nfm; i++)
+			if (fm[i].fh_bytes > PROC_FHANDLE_MAX || fm[i].type > PROC_MARK_SB)
+				abort();
+	free(fm);
+
 	struct proc_posix_timer *t = NULL;
 	size_t nt = 0;
 	(void)!proc_parse_timers(buf, &t, &nt);

@@ -569,7 +569,7 @@ static void test_bad_image(void)
 }
 
 /* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
- * fd, a deleted FIFO, a unix socket bound to a relative path, one end of a socketpair
+ * fd watching a deleted file, a deleted FIFO, a unix socket bound to a relative path, one end of a socketpair
  * whose other end is in the parent (3 and 4: files_dump accepts it, files_merge_tree
  * refuses it), a UDP socket in a multicast group, a UDP socket of the net namespace the
  * task left (6: refused by files_merge_tree), a netlink socket with a reply queued or a
@@ -593,9 +593,15 @@ static void unsupported_child(int which)
 			_exit(91);
 		break;
 	}
-	case 1:
-		fd = inotify_init1(0); /* eventfd & co are supported (src/files/eventfd.c, ...) */
+	case 1: { /* an inotify watching a file deleted since (no path reaches it; the
+		   * file stays open, else its watch would go with it) */
+		char f[] = "/tmp/stasis-test-files-ino-XXXXXX";
+		int tmp = mkstemp(f);
+		fd = inotify_init1(0);
+		if (tmp < 0 || fd < 0 || inotify_add_watch(fd, f, IN_MODIFY) != 1 || unlink(f))
+			_exit(95);
 		break;
+	}
 	case 3:
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (fd >= 0) {  /* bound to a relative path (in /tmp) */
@@ -673,7 +679,7 @@ static void unsupported_child(int which)
 static void test_unsupported(void)
 {
 	static const char *const want[] = {" pending in its write queue",
-					   " is an anonymous-inode file", "refers to deleted file",
+					   " which no path reaches", "refers to deleted file",
 					   " is a unix socket bound to a relative path",
 					   "is outside the dumped tree: declare it with --external unix[",
 					   "with IPv4 multicast memberships",

@@ -829,6 +829,99 @@ static void test_locks_fixtures(void)
 	}
 	CHECK_EQ(proc_parse_locks("lock:\t1: FLOCK  ADVISORY  WRITE 7 08:01:9 0\n", true, &l, &n),
 		 -EINVAL);
+
+/* Captured on 6.18: an inotify with a directory and a one-shot file watch, a fanotify
+ * with inode, filesystem and mount marks. */
+static const char fdi_inotify[] =
+	"pos:\t0\nflags:\t00\nmnt_id:\t17\nino:\t1038\n"
+	"inotify wd:2 ino:a7c1eb sdev:fe00000 mask:4000fff ignored_mask:0 fhandle-bytes:8 "
+	"fhandle-type:1 f_handle:ebc1a700e865cfce\n"
+	"inotify wd:1 ino:a7c204 sdev:fe00000 mask:80000002 ignored_mask:0 fhandle-bytes:8 "
+	"fhandle-type:1 f_handle:04c2a70089774298\n";
+static const char fdi_fanotify[] =
+	"pos:\t0\nflags:\t04002\nmnt_id:\t17\nino:\t1038\n"
+	"fanotify flags:6 event-flags:8000\n"
+	"fanotify ino:a7c1eb sdev:fe00000 mflags:0 mask:0 ignored_mask:1 fhandle-bytes:8 "
+	"fhandle-type:1 f_handle:ebc1a700e865cfce\n"
+	"fanotify sdev:fe00000 mflags:0 mask:2 ignored_mask:0\n"
+	"fanotify mnt_id:1b mflags:0 mask:22 ignored_mask:0\n";
+
+static void test_fdinfo_fsnotify(void)
+{
+	struct proc_fsnotify_mark *m = NULL;
+	struct proc_fanotify fan;
+	size_t n = 0;
+
+	CHECK_EQ(proc_parse_fdinfo_inotify(fdi_inotify, &m, &n), 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK_EQ(m[0].wd, 2);
+		CHECK_EQ(m[0].ino, 0xa7c1eb);
+		CHECK_EQ(m[0].sdev, 0xfe00000);
+		CHECK_EQ(m[0].mask, 0x4000fffu);
+		CHECK(m[0].has_fh && m[0].fh_bytes == 8 && m[0].fh_type == 1);
+		CHECK(m[0].fh[0] == 0xeb && m[0].fh[7] == 0xce);
+		CHECK_EQ(m[1].wd, 1);
+		CHECK_EQ(m[1].mask, 0x80000002u);
+	}
+	free(m);
+	CHECK_EQ(proc_parse_fdinfo_inotify(fdi_eventfd, &m, &n), 0);
+	CHECK_EQ(n, 0);
+	/* a line without a handle (a filesystem that cannot encode one) */
+	CHECK_EQ(proc_parse_fdinfo_inotify("inotify wd:3 ino:5 sdev:1 mask:2 ignored_mask:0 \n",
+					   &m, &n), 0);
+	CHECK(n == 1 && !m[0].has_fh && m[0].wd == 3);
+	free(m);
+	static const char *const bad[] = {
+		"inotify wd:0 ino:5 sdev:1 mask:2 ignored_mask:0\n",
+		"inotify wd:80000000 ino:5 sdev:1 mask:2 ignored_mask:0\n",
+		"inotify wd:1 ino:5 mask:2 ignored_mask:0\n",
+		"inotify wd:1 ino:5 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:81 fhandle-type:1 "
+		"f_handle:00\n",
+		"inotify wd:1 ino:5 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:2 fhandle-type:1 "
+		"f_handle:0\n",
+		"inotify wd:1 ino:5 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:1 fhandle-type:1 "
+		"f_handle:0011\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		m = NULL;
+		if (proc_parse_fdinfo_inotify(bad[i], &m, &n) != -EINVAL || m)
+			UNIT_FAIL("bad inotify line %zu accepted", i);
+	}
+
+	CHECK_EQ(proc_parse_fdinfo_fanotify(fdi_fanotify, &fan, &m, &n), 0);
+	CHECK_EQ(fan.flags, 6);
+	CHECK_EQ(fan.event_flags, 0x8000);
+	CHECK_EQ(n, 3);
+	if (n == 3) {
+		CHECK(m[0].type == PROC_MARK_INODE && m[0].ino == 0xa7c1eb && m[0].has_fh);
+		CHECK(m[0].mask == 0 && m[0].ignored_mask == 1);
+		CHECK(m[1].type == PROC_MARK_SB && m[1].sdev == 0xfe00000 && m[1].mask == 2);
+		CHECK(m[2].type == PROC_MARK_MOUNT && m[2].mnt_id == 0x1b && m[2].mask == 0x22);
+	}
+	free(m);
+	CHECK_EQ(proc_parse_fdinfo_fanotify(fdi_inotify, &fan, &m, &n), -EINVAL);
+	CHECK_EQ(proc_parse_fdinfo_fanotify("fanotify flags:6 event-flags:8000\n"
+					    "fanotify mnt_id:1b mask:22 ignored_mask:0\n",
+					    &fan, &m, &n), -EINVAL);
+
+	/* every prefix: a clean result, no over-read */
+	static const char *const all[] = { fdi_inotify, fdi_fanotify };
+	for (size_t f = 0; f < ARRAY_SIZE(all); f++) {
+		size_t len = strlen(all[f]);
+		for (size_t cut = 0; cut < len; cut++) {
+			char *b = dup_exact(all[f], cut);
+			m = NULL;
+			int r0 = proc_parse_fdinfo_inotify(b, &m, &n);
+			free(m);
+			m = NULL;
+			int r1 = proc_parse_fdinfo_fanotify(b, &fan, &m, &n);
+			free(m);
+			if ((r0 && r0 != -EINVAL) || (r1 && r1 != -EINVAL))
+				UNIT_FAIL("fsnotify fdinfo %zu cut at %zu: %d %d", f, cut, r0, r1);
+			free(b);
+		}
+	}
 }
 
 int main(void)
@@ -841,6 +934,7 @@ int main(void)
 	RUN(test_fdinfo_fixtures);
 	RUN(test_fdinfo_anon);
 	RUN(test_locks_fixtures);
+	RUN(test_fdinfo_fsnotify);
 	RUN(test_timers_fixture);
 	RUN(test_timers_inline);
 	RUN(test_auxv_fixture);
