@@ -17,6 +17,12 @@
  *                                     peek-off, backlog) set to N
  *   imgedit DIR PID lock FIELD N      every file lock of files-PID.img: FIELD (kind; start,
  *                                     end, pid: where the lock has one) set to N
+
+ *   imgedit DIR PID inotify wd N      the last watch of every inotify of files-PID.img
+ *                                     gets wd N
+ *   imgedit DIR PID inotify same-path 0
+ *                                     the second watch of every inotify watches the
+ *                                     first one's path (its wd cannot be had again)
  *   imgedit DIR 0 netlock TABLE LADDR LPORT RADDR RPORT
  *                                     a netlock.img naming TABLE and one IPv4 connection
  *   imgedit DIR PID netns-locked      the net namespace ns-PID.img records was locked
@@ -234,6 +240,31 @@ int main(int argc, char **argv)
 		if (n < 0)
 			return 2;
 		ret = put_files(&d, pid, f, n > 0);
+
+	} else if (!strcmp(argv[3], "inotify") && argc == 6) {
+		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
+		if (!f)
+			return 1;
+		size_t n = 0;
+		for (size_t i = 0; i < f->n_files; i++) {
+			InotifyData *in = f->files[i]->inotify;
+			if (!in || in->n_watches < 2)
+				continue;
+			n++;
+			if (!strcmp(argv[4], "wd")) {
+				in->watches[in->n_watches - 1]->wd = (int32_t)strtol(argv[5], NULL, 0);
+			} else if (!strcmp(argv[4], "same-path")) {
+				free(in->watches[1]->path);
+				in->watches[1]->path = strdup(in->watches[0]->path);
+			} else {
+				return 2;
+			}
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "files-%d.img", pid);
+		unlinkat(d.dfd, name, 0);
+		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
+		protobuf_c_message_free_unpacked(&f->base, NULL);
 	} else if (!strcmp(argv[3], "unix-sk") && argc == 6) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
