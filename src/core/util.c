@@ -106,6 +106,38 @@ char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp)
 	return buf;
 }
 
+char *read_head_at(int dirfd, const char *path, size_t max)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = malloc(max + 1);
+	if (!buf)
+		return NULL;
+	size_t len = 0;
+	while (len < max) {
+		ssize_t n = read(fd, buf + len, max - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == max) {
+		/* more may follow: keep the whole lines */
+		char *nl = memrchr(buf, '\n', len);
+		len = nl ? (size_t)(nl - buf) + 1 : 0;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
 int write_file(const char *path, const char *data, size_t len)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -68,6 +68,9 @@ int pwrite_all(int fd, const void *buf, size_t len, off_t off) __must_check;
 /* Read a whole (small, /proc-like) file relative to @dirfd into a NUL-terminated malloc'd
  * buffer of at most @max bytes. Returns NULL with errno set (EFBIG if larger). */
 char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp);
+/* The first whole lines of @path in at most @max bytes (a file that may be longer, whose
+ * head is all the reader needs); NULL with errno set. */
+char *read_head_at(int dirfd, const char *path, size_t max);
 /* Write a string to a file (e.g. a pidfile). */
 int write_file(const char *path, const char *data, size_t len) __must_check;
 /* Parse a decimal integer that must fill the whole string; 0 or -EINVAL/-ERANGE. */

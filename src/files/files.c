@@ -247,7 +247,8 @@ static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 
 	snprintf(name, sizeof(name), "fdinfo/%d", e->fd);
-	_cleanup_free_ char *info = read_file_at(c->procfd, name, FDINFO_MAX, NULL);
+	/* the generic lines come first (an epoll's or inotify's may go on for megabytes) */
+	_cleanup_free_ char *info = read_head_at(c->procfd, name, FDINFO_MAX);
 	if (!info)
 		return pr_perror("cannot read /proc/%d/fdinfo/%d (%s)", c->pid, e->fd, e->link);
 	struct proc_fdinfo fi;
