@@ -171,6 +171,7 @@ extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */
 extern const struct fd_ops fd_epoll_ops;      /* epoll.c */
 extern const struct fd_ops fd_pidfd_ops;      /* pidfd.c */
 extern const struct fd_ops fd_inotify_ops;    /* inotify.c */
+extern const struct fd_ops fd_fanotify_ops;   /* fanotify.c */
 extern const struct fd_ops fd_memfd_ops;      /* memfd.c */
 extern const struct fd_ops fd_pipe_ops;       /* pipe.c */
 extern const struct fd_ops fd_fifo_ops;       /* regular.c */
@@ -226,6 +227,17 @@ void fd_opened(const Files *f);
  * inode @ino): size, widowed, the queued bytes of a read end. */
 int fd_pipe_dump_fd(pid_t pid, int fd, int dup, unsigned int flags, uint64_t ino,
 		    FileDesc *d) __must_check;
+/* inotify.c: the kernel's dev_t of an fdinfo (MAJOR << 20 | MINOR) as stat shows it. */
+dev_t fd_kdev(uint32_t sdev);
+/* inotify.c: for every inode mark of @m (inotify watches, fanotify inode marks) of a
+ * task, a path (malloc'd) naming its inode, found through its file handle opened on a
+ * mount of the whole filesystem, else among the paths near the task (near_paths), then
+ * among the entries of the directories the other marks are on; paths[i] NULL when none
+ * is found (and for other marks), views[i] the views it is in (PATH_VIEW_*). 0 or a
+ * logged -errno. */
+struct proc_fsnotify_mark;
+int fd_marks_paths(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		   char **paths, int *views) __must_check;
 /* regular.c: a path-based file must have a path we can open again. */
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
 /* regular.c: image check of a description opened by path. */

@@ -72,41 +72,72 @@ static int cmp_wd(const void *a, const void *b)
 }
 
 /* The kernel's dev_t of fdinfo (MAJOR << 20 | MINOR) as stat shows it. */
-static dev_t kdev(uint32_t sdev)
+dev_t fd_kdev(uint32_t sdev)
 {
 	return makedev(sdev >> 20, sdev & 0xfffff);
 }
 
-/* A path for the inode of mark @m, and the views it is in (PATH_VIEW_*). */
-static int watch_path(const struct dump_ctx *c, const struct proc_fsnotify_mark *m,
-		      struct near_paths **near, char **path, int *views)
+/* A path for the inode of mark @m through its file handle, or NULL. */
+static int handle_path(const struct proc_fsnotify_mark *m, char **path)
 {
-	dev_t dev = kdev(m->sdev);
 	*path = NULL;
-	*views = 0;
-	if (m->has_fh) {
-		_cleanup_free_ struct file_handle *fh = malloc(sizeof(*fh) + PROC_FHANDLE_MAX);
-		if (!fh)
-			return -ENOMEM;
-		fh->handle_bytes = m->fh_bytes;
-		fh->handle_type = m->fh_type;
-		memcpy(fh->f_handle, m->fh, m->fh_bytes);
-		int ret = fh_path_handle(fh, dev, (ino_t)m->ino, path);
-		if (ret == -ENOMEM)
-			return ret;
+	if (!m->has_fh)
+		return 0;
+	_cleanup_free_ struct file_handle *fh = malloc(sizeof(*fh) + PROC_FHANDLE_MAX);
+	if (!fh)
+		return -ENOMEM;
+	fh->handle_bytes = m->fh_bytes;
+	fh->handle_type = m->fh_type;
+	memcpy(fh->f_handle, m->fh, m->fh_bytes);
+	int ret = fh_path_handle(fh, fd_kdev(m->sdev), (ino_t)m->ino, path);
+	return ret == -ENOMEM ? ret : 0;
+}
+
+/* The paths near the task for the marks still without one (@dirs: with the entries of
+ * the directories the other marks found, too). */
+static int near_pass(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		     char **paths, struct near_paths **near, bool dirs)
+{
+	int ret = *near ? 0 : near_paths_collect(c->procfd, near);
+	for (size_t i = 0; i < n && dirs && !ret; i++) {
+		struct stat st;
+		if (paths[i] && !stat(paths[i], &st) && S_ISDIR(st.st_mode))
+			ret = near_paths_add_dir(*near, paths[i]);
 	}
-	if (!*path) {
-		if (!*near) {
-			int ret = near_paths_collect(c->procfd, near);
-			if (ret)
-				return pr_errno(ret, "pid %d: the paths of its files", c->pid);
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (m[i].type != PROC_MARK_INODE || paths[i])
+			continue;
+		const char *p = near_paths_find(*near, fd_kdev(m[i].sdev), (ino_t)m[i].ino);
+		if (p && !(paths[i] = strdup(p)))
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
+int fd_marks_paths(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		   char **paths, int *views)
+{
+	struct near_paths *near = NULL;
+	size_t missing = 0;
+	int ret = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		paths[i] = NULL;
+		if (m[i].type == PROC_MARK_INODE) {
+			ret = handle_path(&m[i], &paths[i]);
+			missing += !paths[i];
 		}
-		const char *p = near_paths_find(*near, dev, (ino_t)m->ino);
-		if (p && !(*path = strdup(p)))
-			return -ENOMEM;
 	}
-	if (*path)
-		*views = path_views(c->procfd, *path, dev, (ino_t)m->ino);
+	if (!ret && missing)
+		ret = near_pass(c, m, n, paths, &near, false);
+	if (!ret && missing)
+		ret = near_pass(c, m, n, paths, &near, true);
+	near_paths_free(near);
+	if (ret)
+		return pr_errno(ret, "pid %d: the paths of the files it watches", c->pid);
+	for (size_t i = 0; i < n; i++)
+		views[i] = paths[i] ? path_views(c->procfd, paths[i], fd_kdev(m[i].sdev),
+						 (ino_t)m[i].ino)
+				    : 0;
 	return 0;
 }
 
@@ -116,15 +147,15 @@ static int unreachable(const struct dump_ctx *c, const struct fd_ent *e,
 	pr_err("fd %d of pid %d is an inotify watching (wd %d) inode %llu on device %u:%u, "
 	       "which no path reaches (deleted, or not near the task's files and file handles "
 	       "cannot be opened): not supported",
-	       e->fd, c->pid, m->wd, (unsigned long long)m->ino, major(kdev(m->sdev)),
-	       minor(kdev(m->sdev)));
+	       e->fd, c->pid, m->wd, (unsigned long long)m->ino, major(fd_kdev(m->sdev)),
+	       minor(fd_kdev(m->sdev)));
 	return -EOPNOTSUPP;
 }
 
 /* Watch @m of fd @e into @w; *@views narrowed to the views every watch is in. */
 static int dump_watch(const struct dump_ctx *c, const struct fd_ent *e,
-		      const struct proc_fsnotify_mark *m, struct near_paths **near,
-		      InotifyWatch *w, int *views)
+		      const struct proc_fsnotify_mark *m, char *path, int v, InotifyWatch *w,
+		      int *views)
 {
 	if (m->wd > INOTIFY_WD_MAX || (m->mask & ~(uint32_t)INOTIFY_MASK_BITS) ||
 	    !(m->mask & IN_ALL_EVENTS) || m->ignored_mask) {
@@ -132,12 +163,9 @@ static int dump_watch(const struct dump_ctx *c, const struct fd_ent *e,
 		       "stasis cannot add again with that number and mask (wds up to %d): not "
 		       "supported", e->fd, c->pid, m->wd, m->mask, m->ignored_mask,
 		       INOTIFY_WD_MAX);
+		free(path);
 		return -EOPNOTSUPP;
 	}
-	char *path;
-	int v, ret = watch_path(c, m, near, &path, &v);
-	if (ret)
-		return pr_errno(ret, "fd %d of pid %d: inotify watch %d", e->fd, c->pid, m->wd);
 	if (!path || !v) {
 		free(path);
 		return unreachable(c, e, m);
@@ -155,7 +183,7 @@ static int dump_watch(const struct dump_ctx *c, const struct fd_ent *e,
 	w->path = path;
 	w->has_ino = w->has_dev = true;
 	w->ino = m->ino;
-	w->dev = kdev(m->sdev);
+	w->dev = fd_kdev(m->sdev);
 	return 0;
 }
 
@@ -199,7 +227,11 @@ static int inotify_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDe
 	d->inotify->watches = calloc(n ?: 1, sizeof(*d->inotify->watches));
 	if (!d->inotify->watches)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	struct near_paths *near = NULL;
+	_cleanup_free_ char **paths = calloc(n ?: 1, sizeof(*paths));
+	_cleanup_free_ int *pv = calloc(n ?: 1, sizeof(*pv));
+	if (!paths || !pv)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	ret = fd_marks_paths(c, m, n, paths, pv);
 	int views = PATH_VIEW_MINE | PATH_VIEW_TASK;
 	for (size_t i = 0; i < n && !ret; i++) {
 		InotifyWatch *w = malloc(sizeof(*w));
@@ -209,9 +241,11 @@ static int inotify_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDe
 		}
 		inotify_watch__init(w);
 		d->inotify->watches[d->inotify->n_watches++] = w;
-		ret = dump_watch(c, e, &m[i], &near, w, &views);
+		ret = dump_watch(c, e, &m[i], paths[i], pv[i], w, &views);
+		paths[i] = NULL; /* dump_watch's */
 	}
-	near_paths_free(near);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
 	if (ret)
 		return ret;
 	/* the paths are the dumper's when it sees them all, else the task's */

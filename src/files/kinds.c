@@ -87,6 +87,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_timerfd_ops,
 	&fd_signalfd_ops,
 	&fd_inotify_ops,
+	&fd_fanotify_ops,
 	&fd_epoll_ops,
 	&fd_pidfd_ops,
 	&fd_anon_refused_ops,

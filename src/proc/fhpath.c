@@ -190,6 +190,11 @@ int near_paths_collect(int procfd, struct near_paths **out)
 	return 0;
 }
 
+int near_paths_add_dir(struct near_paths *np, const char *dir)
+{
+	return near_add_around(np, dir, true);
+}
+
 const char *near_paths_find(const struct near_paths *np, dev_t dev, ino_t ino)
 {
 	for (size_t i = 0; np && i < np->n; i++)

@@ -26,6 +26,9 @@ int fh_path_handle(struct file_handle *fh, dev_t dev, ino_t ino, char **out)
 struct near_paths;
 int near_paths_collect(int procfd, struct near_paths **out)
 	__attribute__((warn_unused_result));
+/* Add @dir, the directories above it and its entries. */
+int near_paths_add_dir(struct near_paths *np, const char *dir)
+	__attribute__((warn_unused_result));
 /* A path of @np naming the file (@dev, @ino), or NULL. */
 const char *near_paths_find(const struct near_paths *np, dev_t dev, ino_t ino);
 void near_paths_free(struct near_paths *np);

@@ -504,6 +504,10 @@ def _fdinfo(s, c, where, fd, text, mnt_keys):
             v = " ".join(p)
         elif k in ("inotify", "fanotify", "tfd"):
             v = _ino_sdev(s, v, at)
+            # a fanotify mount mark: the mount (hex id) through the mount tree
+            v = " ".join("mnt_id:" + mnt_keys.get(str(int(x[7:], 16)), "mnt?" + s.canon(
+                "mnt", str(int(x[7:], 16)), at)) if re.match(r"mnt_id:[0-9a-f]+$", x)
+                else x for x in v.split())
         rep.setdefault(k, []).append(v)
     if rep.get("it_interval", ["(0, 0)"]) != ["(0, 0)"]:
         # a periodic timerfd: the time to its next expiry is always below the interval,
