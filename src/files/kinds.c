@@ -28,8 +28,8 @@ static int anon_refuse(const struct dump_ctx *c, struct fd_ent *e)
 		return 0;
 	if (!strcmp(e->link, "anon_inode:seccomp notify"))
 		return fd_unsupported(c, e, "a seccomp user-notification listener");
-	return fd_unsupported(c, e, "an anonymous-inode file (inotify, fanotify, "
-				    "userfaultfd, ...)");
+	return fd_unsupported(c, e, "an anonymous-inode file (userfaultfd, io_uring, "
+				    "...)");
 }
 
 static const struct fd_ops fd_anon_refused_ops = {

@@ -175,8 +175,8 @@ int main(int argc, char **argv)
 	pd.has_data = 1;
 	pd.data.len = 3;
 	pd.data.data = regs;
-	FileDesc fd = FILE_DESC__INIT, *fdp[13] = { &fd, NULL, NULL, NULL, NULL, NULL,
-						     NULL, NULL, NULL, NULL, NULL };
+	FileDesc fd = FILE_DESC__INIT, *fdp[15] = { &fd, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+						     NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
@@ -363,9 +363,39 @@ int main(int argc, char **argv)
 	fd_pr.pidfd = &pdr;
 	fdp[11] = &fd_pl;
 	fdp[12] = &fd_pr;
+	/* an inotify with two watches, a fanotify with a mount mark */
+	InotifyWatch iw1 = INOTIFY_WATCH__INIT, iw2 = INOTIFY_WATCH__INIT;
+	InotifyWatch *iwp[2] = { &iw1, &iw2 };
+	iw1.wd = 1;
+	iw1.mask = 0x2;
+	iw1.path = (char *)"/tmp";
+	iw2.wd = 16;
+	iw2.mask = 0x80000100;
+	iw2.path = (char *)"/etc";
+	InotifyData ind = INOTIFY_DATA__INIT;
+	ind.n_watches = 2;
+	ind.watches = iwp;
+	FileDesc fd_in = FILE_DESC__INIT;
+	fd_in.id = 14;
+	fd_in.kind = FILE_KIND__FILE_INOTIFY;
+	fd_in.inotify = &ind;
+	fdp[13] = &fd_in;
+	FanotifyMark fm = FANOTIFY_MARK__INIT, *fmp[1] = { &fm };
+	fm.type = 1;
+	fm.mask = 0x8;
+	fm.path = (char *)"/";
+	FanotifyData fan = FANOTIFY_DATA__INIT;
+	fan.event_flags = 0x8000;
+	fan.n_marks = 1;
+	fan.marks = fmp;
+	FileDesc fd_fan = FILE_DESC__INIT;
+	fd_fan.id = 15;
+	fd_fan.kind = FILE_KIND__FILE_FANOTIFY;
+	fd_fan.fanotify = &fan;
+	fdp[14] = &fd_fan;
 	Fd e = FD__INIT, *ep[1] = { &e };
 	Files files = FILES__INIT;
-	files.n_files = 13;
+	files.n_files = 15;
 	files.files = fdp;
 	files.n_fds = 1;
 	files.fds = ep;
