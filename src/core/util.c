@@ -62,7 +62,8 @@ int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp)
+/* read_file_at, or with @head the first whole lines of at most @max bytes. */
+static char *read_at(int dirfd, const char *path, size_t max, size_t *lenp, bool head)
 {
 	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -73,6 +74,12 @@ char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp)
 		return NULL;
 	for (;;) {
 		if (len == cap) {
+			if (cap >= max && head) {
+				/* more may follow: keep the whole lines */
+				char *nl = memrchr(buf, '\n', len);
+				len = nl ? (size_t)(nl - buf) + 1 : 0;
+				break;
+			}
 			if (cap >= max) {
 				free(buf);
 				errno = EFBIG;
@@ -106,36 +113,14 @@ char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp)
 	return buf;
 }
 
+char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp)
+{
+	return read_at(dirfd, path, max, lenp, false);
+}
+
 char *read_head_at(int dirfd, const char *path, size_t max)
 {
-	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	char *buf = malloc(max + 1);
-	if (!buf)
-		return NULL;
-	size_t len = 0;
-	while (len < max) {
-		ssize_t n = read(fd, buf + len, max - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			errno = e;
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len == max) {
-		/* more may follow: keep the whole lines */
-		char *nl = memrchr(buf, '\n', len);
-		len = nl ? (size_t)(nl - buf) + 1 : 0;
-	}
-	buf[len] = '\0';
-	return buf;
+	return read_at(dirfd, path, max, NULL, true);
 }
 
 int write_file(const char *path, const char *data, size_t len)

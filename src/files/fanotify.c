@@ -148,6 +148,27 @@ static int dump_mark(const struct dump_ctx *c, const struct fd_ent *e,
 	return 0;
 }
 
+struct mark_arg {
+	const struct dump_ctx *c;
+	const struct fd_ent *e;
+	const struct proc_fsnotify_mark *m;
+	FanotifyData *d;
+	int views;
+};
+
+static int each_mark(void *arg, size_t i, char *path, int v)
+{
+	struct mark_arg *a = arg;
+	FanotifyMark *k = malloc(sizeof(*k));
+	if (!k) {
+		free(path);
+		return pr_errno(-ENOMEM, "fd %d of pid %d", a->e->fd, a->c->pid);
+	}
+	fanotify_mark__init(k);
+	a->d->marks[a->d->n_marks++] = k;
+	return dump_mark(a->c, a->e, &a->m[i], path, v, k, &a->views);
+}
+
 /* Nothing queued, and no permission class. */
 static int check_group(const struct dump_ctx *c, const struct fd_ent *e,
 		       const struct proc_fanotify *f)
@@ -158,18 +179,7 @@ static int check_group(const struct dump_ctx *c, const struct fd_ent *e,
 		       e->fd, c->pid, f->flags);
 		return -EOPNOTSUPP;
 	}
-	_cleanup_close_ int dup = fd_dup(c, e);
-	int q = 0;
-	if (dup < 0)
-		return dup;
-	if (ioctl(dup, FIONREAD, &q))
-		return pr_perror("fd %d of pid %d: FIONREAD of a fanotify", e->fd, c->pid);
-	if (q > 0) {
-		pr_err("fd %d of pid %d is a fanotify with %d bytes of events not read yet: "
-		       "not supported (they cannot be queued again)", e->fd, c->pid, q);
-		return -EOPNOTSUPP;
-	}
-	return 0;
+	return fd_check_queue(c, e, "a fanotify group");
 }
 
 static int fanotify_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
@@ -197,25 +207,10 @@ static int fanotify_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	fd->marks = calloc(n ?: 1, sizeof(*fd->marks));
 	if (!fd->marks)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	_cleanup_free_ char **paths = calloc(n ?: 1, sizeof(*paths));
-	_cleanup_free_ int *pv = calloc(n ?: 1, sizeof(*pv));
-	if (!paths || !pv)
-		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	ret = fd_marks_paths(c, m, n, paths, pv);
-	int views = PATH_VIEW_MINE | PATH_VIEW_TASK;
-	for (size_t i = 0; i < n && !ret; i++) {
-		FanotifyMark *k = malloc(sizeof(*k));
-		if (!k) {
-			ret = pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-			break;
-		}
-		fanotify_mark__init(k);
-		fd->marks[fd->n_marks++] = k;
-		ret = dump_mark(c, e, &m[i], paths[i], pv[i], k, &views);
-		paths[i] = NULL; /* dump_mark's */
-	}
-	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
+	struct mark_arg a = { .c = c, .e = e, .m = m, .d = fd,
+			      .views = PATH_VIEW_MINE | PATH_VIEW_TASK };
+	ret = fd_marks_each(c, m, n, each_mark, &a);
+	int views = a.views;
 	d->has_in_task_root = true;
 	d->in_task_root = !(views & PATH_VIEW_MINE);
 	return ret;
@@ -278,18 +273,9 @@ static int fanotify_open(const FileDesc *d, int target, int rootfd,
 		const FanotifyMark *k = f->marks[i];
 		char proc[64];
 		const char *path = k->path;
-		_cleanup_close_ int pfd = -1;
-		if (rootfd >= 0) {
-			/* inside the task's mount tree: named by a magic link of this process */
-			struct open_how how = { .flags = O_PATH | O_CLOEXEC,
-						.resolve = RESOLVE_IN_ROOT };
-			pfd = sys_openat2(rootfd, k->path, &how, sizeof(how));
-			if (pfd < 0)
-				return pr_perror("restore fd %d: fanotify mark: open %s", target,
-						 k->path);
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-			path = proc;
-		}
+		_cleanup_close_ int pfd = fd_mark_open(rootfd, &path, proc, target);
+		if (pfd < 0 && rootfd >= 0)
+			return pfd;
 		int ret = add_mark(fd, k, path, target);
 		if (ret)
 			return ret;
@@ -331,20 +317,7 @@ static int drain(int fd)
 /* Every task rebuilt, none running: what restoring queued read away on a duplicate. */
 static int fanotify_final(const Files *f, pid_t pid)
 {
-	_cleanup_close_ int pidfd = -1;
-	for (size_t i = 0; i < f->n_files; i++) {
-		int target = fd_desc_fd(f, i);
-		if (f->files[i]->kind != FILE_KIND__FILE_FANOTIFY || target < 0)
-			continue;
-		if (pidfd < 0 && (pidfd = sys_pidfd_open(pid, 0)) < 0)
-			return pr_perror("restore pid %d: pidfd", pid);
-		_cleanup_close_ int dup = sys_pidfd_getfd(pidfd, target, 0);
-		if (dup < 0)
-			return pr_perror("restore fd %d of pid %d: pidfd_getfd", target, pid);
-		if (drain(dup))
-			return pr_perror("restore fd %d of pid %d: drain the fanotify", target, pid);
-	}
-	return 0;
+	return fd_drain_final(f, pid, FILE_KIND__FILE_FANOTIFY, drain);
 }
 
 const struct fd_ops fd_fanotify_ops = {

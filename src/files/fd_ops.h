@@ -232,12 +232,25 @@ dev_t fd_kdev(uint32_t sdev);
 /* inotify.c: for every inode mark of @m (inotify watches, fanotify inode marks) of a
  * task, a path (malloc'd) naming its inode, found through its file handle opened on a
  * mount of the whole filesystem, else among the paths near the task (near_paths), then
- * among the entries of the directories the other marks are on; paths[i] NULL when none
- * is found (and for other marks), views[i] the views it is in (PATH_VIEW_*). 0 or a
- * logged -errno. */
+ * among the entries of the directories the other marks are on; then @each(@arg, i, path
+ * (consumed; NULL when none is found, and for other marks), views (PATH_VIEW_*)) for
+ * every mark in order, up to the first error. 0 or a logged -errno. */
 struct proc_fsnotify_mark;
-int fd_marks_paths(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
-		   char **paths, int *views) __must_check;
+int fd_marks_each(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		  int (*each)(void *arg, size_t i, char *path, int views), void *arg)
+	__must_check;
+/* inotify.c: a watch's or mark's *@path in the mount tree of @rootfd (>= 0): the file
+ * opened O_PATH there, *@path then naming it through @proc ("/proc/self/fd/N"); the fd to
+ * close, or a logged -errno. With @rootfd -1: -1, *@path unchanged (this view). */
+int fd_mark_open(int rootfd, const char **path, char proc[64], int target);
+/* inotify.c: in stasis, every task rebuilt: @drain the events queued on every
+ * description of @kind of task @pid (its table @f), on pidfd_getfd duplicates. */
+int fd_drain_final(const Files *f, pid_t pid, FileKind kind, int (*drain_fd)(int fd))
+	__must_check;
+/* inotify.c: nothing is queued on fd @e (FIONREAD of a duplicate): reading it would take
+ * it from the running tree. Else a logged -EOPNOTSUPP naming @what ("an inotify"). */
+int fd_check_queue(const struct dump_ctx *c, const struct fd_ent *e, const char *what)
+	__must_check;
 /* regular.c: a path-based file must have a path we can open again. */
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
 /* regular.c: image check of a description opened by path. */

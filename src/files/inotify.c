@@ -65,6 +65,26 @@ static int inotify_classify(const struct dump_ctx *c, struct fd_ent *e)
 
 /* ---- dump ---------------------------------------------------------------------- */
 
+static int marks_paths(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		       char **paths, int *views);
+
+int fd_marks_each(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		  int (*each)(void *arg, size_t i, char *path, int views), void *arg)
+{
+	_cleanup_free_ char **paths = calloc(n ?: 1, sizeof(*paths));
+	_cleanup_free_ int *pv = calloc(n ?: 1, sizeof(*pv));
+	if (!paths || !pv)
+		return pr_errno(-ENOMEM, "pid %d: the paths of the files it watches", c->pid);
+	int ret = marks_paths(c, m, n, paths, pv);
+	for (size_t i = 0; i < n && !ret; i++) {
+		ret = each(arg, i, paths[i], pv[i]);
+		paths[i] = NULL; /* each's */
+	}
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	return ret;
+}
+
 static int cmp_wd(const void *a, const void *b)
 {
 	const struct proc_fsnotify_mark *x = a, *y = b;
@@ -114,8 +134,9 @@ static int near_pass(const struct dump_ctx *c, const struct proc_fsnotify_mark *
 	return ret;
 }
 
-int fd_marks_paths(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
-		   char **paths, int *views)
+/* For every inode mark of @m, a path (malloc'd) and the views it is in. */
+static int marks_paths(const struct dump_ctx *c, const struct proc_fsnotify_mark *m, size_t n,
+		       char **paths, int *views)
 {
 	struct near_paths *near = NULL;
 	size_t missing = 0;
@@ -187,18 +208,38 @@ static int dump_watch(const struct dump_ctx *c, const struct fd_ent *e,
 	return 0;
 }
 
-/* Nothing queued: reading it would take it from the running tree. */
-static int check_queue(const struct dump_ctx *c, const struct fd_ent *e)
+struct watch_arg {
+	const struct dump_ctx *c;
+	const struct fd_ent *e;
+	const struct proc_fsnotify_mark *m;
+	InotifyData *d;
+	int views;
+};
+
+static int each_watch(void *arg, size_t i, char *path, int v)
+{
+	struct watch_arg *a = arg;
+	InotifyWatch *w = malloc(sizeof(*w));
+	if (!w) {
+		free(path);
+		return pr_errno(-ENOMEM, "fd %d of pid %d", a->e->fd, a->c->pid);
+	}
+	inotify_watch__init(w);
+	a->d->watches[a->d->n_watches++] = w;
+	return dump_watch(a->c, a->e, &a->m[i], path, v, w, &a->views);
+}
+
+int fd_check_queue(const struct dump_ctx *c, const struct fd_ent *e, const char *what)
 {
 	_cleanup_close_ int dup = fd_dup(c, e);
 	int q = 0;
 	if (dup < 0)
 		return dup;
 	if (ioctl(dup, FIONREAD, &q))
-		return pr_perror("fd %d of pid %d: FIONREAD of an inotify", e->fd, c->pid);
+		return pr_perror("fd %d of pid %d: FIONREAD of %s", e->fd, c->pid, what);
 	if (q > 0) {
-		pr_err("fd %d of pid %d is an inotify with %d bytes of events not read yet: "
-		       "not supported (they cannot be queued again)", e->fd, c->pid, q);
+		pr_err("fd %d of pid %d is %s with %d bytes of events not read yet: not "
+		       "supported (they cannot be queued again)", e->fd, c->pid, what, q);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -206,7 +247,7 @@ static int check_queue(const struct dump_ctx *c, const struct fd_ent *e)
 
 static int inotify_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
-	int ret = check_queue(c, e);
+	int ret = fd_check_queue(c, e, "an inotify");
 	if (ret)
 		return ret;
 	_cleanup_free_ char *info = NULL;
@@ -227,25 +268,10 @@ static int inotify_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDe
 	d->inotify->watches = calloc(n ?: 1, sizeof(*d->inotify->watches));
 	if (!d->inotify->watches)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	_cleanup_free_ char **paths = calloc(n ?: 1, sizeof(*paths));
-	_cleanup_free_ int *pv = calloc(n ?: 1, sizeof(*pv));
-	if (!paths || !pv)
-		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-	ret = fd_marks_paths(c, m, n, paths, pv);
-	int views = PATH_VIEW_MINE | PATH_VIEW_TASK;
-	for (size_t i = 0; i < n && !ret; i++) {
-		InotifyWatch *w = malloc(sizeof(*w));
-		if (!w) {
-			ret = pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
-			break;
-		}
-		inotify_watch__init(w);
-		d->inotify->watches[d->inotify->n_watches++] = w;
-		ret = dump_watch(c, e, &m[i], paths[i], pv[i], w, &views);
-		paths[i] = NULL; /* dump_watch's */
-	}
-	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
+	struct watch_arg a = { .c = c, .e = e, .m = m, .d = d->inotify,
+			       .views = PATH_VIEW_MINE | PATH_VIEW_TASK };
+	ret = fd_marks_each(c, m, n, each_watch, &a);
+	int views = a.views;
 	if (ret)
 		return ret;
 	/* the paths are the dumper's when it sees them all, else the task's */
@@ -290,6 +316,20 @@ static int drain(int fd)
 	return 0;
 }
 
+int fd_mark_open(int rootfd, const char **path, char proc[64], int target)
+{
+	if (rootfd < 0)
+		return -1;
+	/* inside the task's mount tree: named by a magic link of this process */
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	int pfd = sys_openat2(rootfd, *path, &how, sizeof(how));
+	if (pfd < 0)
+		return pr_perror("restore fd %d: open %s in the task's mount tree", target, *path);
+	snprintf(proc, 64, "/proc/self/fd/%d", pfd);
+	*path = proc;
+	return pfd;
+}
+
 static int wrong_wd(int target, const InotifyWatch *w, int got, int want)
 {
 	if (got < 0)
@@ -332,18 +372,9 @@ static int inotify_open(const FileDesc *d, int target, int rootfd, const struct 
 		const InotifyWatch *w = d->inotify->watches[i];
 		char proc[64];
 		const char *path = w->path;
-		_cleanup_close_ int pfd = -1;
-		if (rootfd >= 0) {
-			/* inside the task's mount tree: named by a magic link of this process */
-			struct open_how how = { .flags = O_PATH | O_CLOEXEC,
-						.resolve = RESOLVE_IN_ROOT };
-			pfd = sys_openat2(rootfd, w->path, &how, sizeof(how));
-			if (pfd < 0)
-				return pr_perror("restore fd %d: inotify watch %d: open %s", target,
-						 w->wd, w->path);
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-			path = proc;
-		}
+		_cleanup_close_ int pfd = fd_mark_open(rootfd, &path, proc, target);
+		if (pfd < 0 && rootfd >= 0)
+			return pfd;
 		int ret = add_watch(fd, path, w, &next, target);
 		if (ret)
 			return ret;
@@ -353,24 +384,30 @@ static int inotify_open(const FileDesc *d, int target, int rootfd, const struct 
 	return take_fd(&fd);
 }
 
-/* Every task rebuilt, none running: what restoring queued (IN_IGNORED of the throw-away
- * watches, events of files opened since) read away on a duplicate. */
-static int inotify_final(const Files *f, pid_t pid)
+int fd_drain_final(const Files *f, pid_t pid, FileKind kind, int (*drain_fd)(int fd))
 {
 	_cleanup_close_ int pidfd = -1;
 	for (size_t i = 0; i < f->n_files; i++) {
 		int target = fd_desc_fd(f, i);
-		if (f->files[i]->kind != FILE_KIND__FILE_INOTIFY || target < 0)
+		if (f->files[i]->kind != kind || target < 0)
 			continue;
 		if (pidfd < 0 && (pidfd = sys_pidfd_open(pid, 0)) < 0)
 			return pr_perror("restore pid %d: pidfd", pid);
 		_cleanup_close_ int dup = sys_pidfd_getfd(pidfd, target, 0);
 		if (dup < 0)
 			return pr_perror("restore fd %d of pid %d: pidfd_getfd", target, pid);
-		if (drain(dup))
-			return pr_perror("restore fd %d of pid %d: drain the inotify", target, pid);
+		if (drain_fd(dup))
+			return pr_perror("restore fd %d of pid %d: read the events restoring queued",
+					 target, pid);
 	}
 	return 0;
+}
+
+/* Every task rebuilt, none running: what restoring queued (IN_IGNORED of the throw-away
+ * watches, events of files opened since) read away on a duplicate. */
+static int inotify_final(const Files *f, pid_t pid)
+{
+	return fd_drain_final(f, pid, FILE_KIND__FILE_INOTIFY, drain);
 }
 
 const struct fd_ops fd_inotify_ops = {

@@ -66,20 +66,6 @@ static int events(int fd, struct fev *out, int max)
 	return n;
 }
 
-static void touch(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_APPEND);
-	TEST_CHECK(fd >= 0 && write(fd, "x", 1) == 1, "write %s: %d", path, errno);
-	close(fd);
-}
-
-static void mkfile(const char *path)
-{
-	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-	TEST_CHECK(fd >= 0, "create %s: %d", path, errno);
-	close(fd);
-}
-
 static void fid_of(const char *path, char *out, size_t len)
 {
 	struct {
@@ -116,10 +102,10 @@ int main(int argc, char **argv)
 	char cwd[PATH_MAX - 64], fid1[300], fid3[300];
 	struct fev e[16];
 	TEST_CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd: %d", errno);
-	mkfile("f1");
+	test_create("f1");
 	TEST_CHECK(mkdir("d", 0755) == 0 || errno == EEXIST, "mkdir: %d", errno);
-	mkfile("d/f2");
-	mkfile("d/f3");
+	test_create("d/f2");
+	test_create("d/f3");
 	fid_of("f1", fid1, sizeof(fid1));
 	fid_of("d/f3", fid3, sizeof(fid3));
 
@@ -141,7 +127,7 @@ int main(int argc, char **argv)
 				   mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
 				   mount("stasis-fan", "m", "tmpfs", 0, "size=1m") == 0,
 			   "a tmpfs in a mount namespace of its own: %d", errno);
-		mkfile("m/a");
+		test_create("m/a");
 		mark(mnt, FAN_MARK_MOUNT, FAN_CLOSE_WRITE, "m");
 		mark(mnt, FAN_MARK_FILESYSTEM, FAN_MODIFY, "m");
 		dup2(mnt, 20);
@@ -160,18 +146,18 @@ int main(int argc, char **argv)
 	int q = -1;
 	TEST_CHECK(ioctl(fid, FIONREAD, &q) == 0 && q == 0, "%d bytes queued after restore", q);
 	TEST_CHECK(fcntl(fid, F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
-	touch("f1");
+	test_append("f1");
 	expect1(fid, FAN_MODIFY, fid1, "f1 written");
-	touch("d/f2");
+	test_append("d/f2");
 	TEST_CHECK(events(fid, e, 16) == 0, "the ignored d/f2 gave an event (mask %#llx)",
 		   (unsigned long long)e[0].mask);
-	touch("d/f3");
+	test_append("d/f3");
 	expect1(fid, FAN_MODIFY, fid3, "d/f3 written");
 	if (mnt >= 0) {
 		char want[PATH_MAX];
 		snprintf(want, sizeof(want), "%s/m/a", cwd);
 		TEST_CHECK(ioctl(mnt, FIONREAD, &q) == 0 && q == 0, "%d bytes queued (mount)", q);
-		touch("m/a");
+		test_append("m/a");
 		int n = events(mnt, e, 16);
 		uint64_t all = 0;
 		for (int i = 0; i < n; i++) {

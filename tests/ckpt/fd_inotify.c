@@ -44,20 +44,6 @@ static int events(int fd, struct ev *out, int max)
 	return n;
 }
 
-static void touch(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_APPEND);
-	TEST_CHECK(fd >= 0 && write(fd, "x", 1) == 1, "write %s: %d", path, errno);
-	close(fd);
-}
-
-static void mkfile(const char *path)
-{
-	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-	TEST_CHECK(fd >= 0, "create %s: %d", path, errno);
-	close(fd);
-}
-
 static int watch(int fd, const char *path, uint32_t mask)
 {
 	int wd = inotify_add_watch(fd, path, mask);
@@ -81,11 +67,11 @@ int main(int argc, char **argv)
 {
 	test_init(argc, argv);
 	struct ev e[64];
-	mkfile("f1");
-	mkfile("f2");
-	mkfile("f3");
-	mkfile("f4");
-	mkfile("f5");
+	test_create("f1");
+	test_create("f2");
+	test_create("f3");
+	test_create("f4");
+	test_create("f5");
 	TEST_CHECK(mkdir("d", 0755) == 0 || errno == EEXIST, "mkdir: %d", errno);
 
 	int in = inotify_init1(IN_NONBLOCK);
@@ -118,21 +104,21 @@ int main(int argc, char **argv)
 	TEST_CHECK(!(fcntl(blk, F_GETFL) & O_NONBLOCK), "O_NONBLOCK gained");
 	TEST_CHECK(fcntl(blk, F_GETFD) == FD_CLOEXEC && fcntl(in, F_GETFD) == 0, "FD_CLOEXEC");
 
-	touch("f1");
+	test_append("f1");
 	expect1(in, w1, IN_MODIFY, "", "f1 written");
-	touch("f2");
+	test_append("f2");
 	TEST_CHECK(chmod("f2", 0600) == 0, "chmod: %d", errno);
 	TEST_CHECK(events(in, e, 64) == 0, "the removed watch of f2 gave events");
-	mkfile("d/new");
+	test_create("d/new");
 	expect1(in, wd, IN_CREATE, "new", "d/new created");
-	touch("f3");
+	test_append("f3");
 	TEST_CHECK(events(in, e, 64) == 2 && e[0].wd == w3 && e[0].mask == IN_MODIFY &&
 			   e[1].wd == w3 && e[1].mask == IN_IGNORED,
 		   "one-shot f3: wd %d mask %#x, then wd %d mask %#x", e[0].wd, e[0].mask, e[1].wd,
 		   e[1].mask);
-	touch("f3");
+	test_append("f3");
 	TEST_CHECK(events(in, e, 64) == 0, "the one-shot watch fired twice");
-	touch("f4");
+	test_append("f4");
 	TEST_CHECK(events(in, e, 64) == 2 && e[0].wd == w4 && e[0].mask == IN_MODIFY &&
 			   e[1].wd == w4 && e[1].mask == IN_CLOSE_WRITE,
 		   "f4: wd %d mask %#x, then wd %d mask %#x", e[0].wd, e[0].mask, e[1].wd, e[1].mask);

@@ -359,3 +359,17 @@ ino_t test_ns_related(pid_t pid, const char *kind, unsigned long request)
 		close(r);
 	return ino;
 }
+
+void test_create(const char *path)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+	TEST_CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+void test_append(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	TEST_CHECK(fd >= 0 && write(fd, "x", 1) == 1, "append to %s: %s", path, strerror(errno));
+	close(fd);
+}

@@ -68,6 +68,10 @@ void test_fill(void *buf, size_t len, uint64_t seed);
 /* Returns the byte offset of the first difference from test_fill(@seed), or -1. */
 long test_check(const void *buf, size_t len, uint64_t seed);
 
+/* Create @path empty (0644) / append one byte to it; test_fail() on an error. */
+void test_create(const char *path);
+void test_append(const char *path);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t test_now_ns(void);
 

@@ -260,11 +260,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		}
-		char name[64];
-		snprintf(name, sizeof(name), "files-%d.img", pid);
-		unlinkat(d.dfd, name, 0);
-		ret = n && !img_write_msg(&d, IMG_FILES, pid, &f->base) ? 0 : 1;
-		protobuf_c_message_free_unpacked(&f->base, NULL);
+		ret = put_files(&d, pid, f, n);
 	} else if (!strcmp(argv[3], "unix-sk") && argc == 6) {
 		Files *f = img_read_msg(d.dfd, IMG_FILES, pid);
 		if (!f)
