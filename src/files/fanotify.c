@@ -324,6 +324,7 @@ const struct fd_ops fd_fanotify_ops = {
 	.name = "fanotify",
 	.kind = FILE_KIND__FILE_FANOTIFY,
 	.flags = FD_OPS_BY_PATH,
+	.fdinfo_keys = (const char *const[]){ "fanotify", NULL },
 	.classify = fanotify_classify,
 	.dump = fanotify_dump,
 	.validate = fanotify_validate,

@@ -414,6 +414,7 @@ const struct fd_ops fd_inotify_ops = {
 	.name = "inotify",
 	.kind = FILE_KIND__FILE_INOTIFY,
 	.flags = FD_OPS_BY_PATH,
+	.fdinfo_keys = (const char *const[]){ "inotify", NULL },
 	.classify = inotify_classify,
 	.dump = inotify_dump,
 	.validate = inotify_validate,
