@@ -315,9 +315,9 @@ static int drain(int fd)
 }
 
 /* Every task rebuilt, none running: what restoring queued read away on a duplicate. */
-static int fanotify_final(const Files *f, pid_t pid)
+static int fanotify_final(struct rst_ctx *c)
 {
-	return fd_drain_final(f, pid, FILE_KIND__FILE_FANOTIFY, drain);
+	return fd_drain_final(c->files, c->pid, FILE_KIND__FILE_FANOTIFY, drain);
 }
 
 const struct fd_ops fd_fanotify_ops = {

@@ -405,9 +405,9 @@ int fd_drain_final(const Files *f, pid_t pid, FileKind kind, int (*drain_fd)(int
 
 /* Every task rebuilt, none running: what restoring queued (IN_IGNORED of the throw-away
  * watches, events of files opened since) read away on a duplicate. */
-static int inotify_final(const Files *f, pid_t pid)
+static int inotify_final(struct rst_ctx *c)
 {
-	return fd_drain_final(f, pid, FILE_KIND__FILE_INOTIFY, drain);
+	return fd_drain_final(c->files, c->pid, FILE_KIND__FILE_INOTIFY, drain);
 }
 
 const struct fd_ops fd_inotify_ops = {
