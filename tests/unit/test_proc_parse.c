@@ -829,6 +829,7 @@ static void test_locks_fixtures(void)
 	}
 	CHECK_EQ(proc_parse_locks("lock:\t1: FLOCK  ADVISORY  WRITE 7 08:01:9 0\n", true, &l, &n),
 		 -EINVAL);
+}
 
 /* Captured on 6.18: an inotify with a directory and a one-shot file watch, a fanotify
  * with inode, filesystem and mount marks. */
