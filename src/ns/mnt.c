@@ -834,11 +834,15 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 		break;
 	}
 	case MOUNT_KIND__MOUNT_HOST: {
-		_cleanup_close_ int at = mnt_open_beneath(AT_FDCWD, m->host_path, 0, O_PATH);
+		/* --root replaces the root of the first tree whatever it was bound from (a
+		 * runtime restoring into a new container gives its new rootfs), as CRIU's */
+		const char *src = i == 0 && c->is_root && c->opts->root_dir ? c->opts->root_dir
+									   : m->host_path;
+		_cleanup_close_ int at = mnt_open_beneath(AT_FDCWD, src, 0, O_PATH);
 		if (at < 0)
 			return pr_perror("restore: mount %s: open its source %s", m->mountpoint,
-					 m->host_path);
-		rm[i].fd = clone_tree(at, NULL, m->host_path);
+					 src);
+		rm[i].fd = clone_tree(at, NULL, src);
 		break;
 	}
 	default: {
