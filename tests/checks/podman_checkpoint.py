@@ -12,8 +12,8 @@ CONTAINERS_STORAGE_CONF; the containers' cgroups under a cgroup parent of its ow
 (removed at the end). The image is made offline: a busybox-static rootfs, `podman
 import`ed from a tarball in a private mount namespace with a tmpfs on /var/lib (the
 image library's blob cache, /var/lib/containers/cache, is not under --root). No network
-(netns none). The seccomp profile is unconfined: stasis does not restore seccomp
-filters yet (a dump of a task under a filter is refused).
+(netns none). The container runs under podman's default seccomp profile (a filter
+stasis carries across: checked after each restore).
 
 A container counts into a file of a bind-mounted volume, each line "PID TOKEN N" with
 PID its own pid in its namespace and TOKEN read once when it started.
@@ -60,7 +60,6 @@ class Podman:
         # over the hard limit, so the limits are set below the host's
         with open(os.path.join(d, "containers.conf"), "w") as f:
             f.write('[containers]\nnetns = "none"\nlog_driver = "k8s-file"\n'
-                    'seccomp_profile = "unconfined"\n'
                     'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
                     '[network]\nnetwork_config_dir = "%s/net"\n'
                     '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
@@ -182,15 +181,20 @@ def check_sequence(path, frozen, what):
 
 def running_init(pm, name, what):
     """The host pid of the container's init, checked to be running as pid 1 of its
-    namespace, in the cgroup podman made for it."""
+    namespace, under podman's seccomp filter, in the cgroup podman made for it."""
     st = pm.inspect(name)
     if not st or not st["State"].get("Running") or not st["State"].get("Pid"):
         raise Failure("%s: podman does not list %s as running" % (what, name))
     pid = st["State"]["Pid"]
     with open("/proc/%d/status" % pid) as f:
-        nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
+        status = dict(ln.split(":", 1) for ln in f if ":" in ln)
+    nspid = status["NSpid"].split()
     if nspid[-1] != "1":
         raise Failure("%s: the container's init is pid %s in its namespace" % (what, nspid[-1]))
+    sec = status.get("Seccomp", "").split()
+    if sec != ["2"]:
+        raise Failure("%s: the container's init is not under its seccomp filter (Seccomp: "
+                      "%s)" % (what, sec))
     with open("/proc/%d/cgroup" % pid) as f:
         cg = f.read()
     if "libpod-" + st["Id"] not in cg:
