@@ -125,6 +125,9 @@ struct restore_opts {
 	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/ns/mnt.c */
 	size_t n_externals;
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
+	/* root_dir also in place of a root that was bound from a host directory, not only
+	 * of an external one: CRIU's meaning, which runtimes rely on (the RPC's root) */
+	bool root_over_bind;
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
 	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */

@@ -834,10 +834,12 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 		break;
 	}
 	case MOUNT_KIND__MOUNT_HOST: {
-		/* --root replaces the root of the first tree whatever it was bound from (a
-		 * runtime restoring into a new container gives its new rootfs), as CRIU's */
-		const char *src = i == 0 && c->is_root && c->opts->root_dir ? c->opts->root_dir
-									   : m->host_path;
+		/* a runtime's root replaces the root of the first tree whatever directory it
+		 * was bound from (restoring into a new container, it gives its new rootfs) */
+		const struct restore_opts *o = c->opts;
+		const char *src = i == 0 && c->is_root && o->root_dir && o->root_over_bind
+					  ? o->root_dir
+					  : m->host_path;
 		_cleanup_close_ int at = mnt_open_beneath(AT_FDCWD, src, 0, O_PATH);
 		if (at < 0)
 			return pr_perror("restore: mount %s: open its source %s", m->mountpoint,

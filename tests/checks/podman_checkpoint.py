@@ -30,6 +30,7 @@ the same counter. Reports every wall time and the frozen time stasis measured. S
 when podman, runc or busybox-static is missing or podman cannot run a container here."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -290,6 +291,22 @@ def exported(pm, name, new, counter, seen):
     return t_exp, t_imp, frozen, last, os.path.getsize(archive)
 
 
+def holders(logs):
+    """What holds a pid a restore found in use (a diagnosis for the failure line)."""
+    out = ""
+    for p in logs:
+        for ln in tail(p, 3) or []:
+            m = re.search(r"pid (\d+) is already in use", ln)
+            if not m or m.group(1) in out:
+                continue
+            try:
+                with open("/proc/%s/stat" % m.group(1)) as f:
+                    out += "; pid %s is held by: %s" % (m.group(1), f.read()[:120])
+            except OSError:
+                out += "; pid %s is free now" % m.group(1)
+    return out
+
+
 def cleanup(pm, seen):
     pm.run(["rm", "-f", "-t", "0", "-a"], 60)
     for p in seen:  # whatever podman did not stop: killed by pid, reaped
@@ -342,7 +359,7 @@ def check(c):
     except Failure as e:
         logs = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(pm.d, "root"))
                 for f in fs if f in ("dump.log", "restore.log")]
-        raise Failure("%s%s" % (e, "".join("; %s: %s" % (os.path.basename(p), tail(p, 3))
-                                           for p in logs)))
+        raise Failure("%s%s%s" % (e, "".join("; %s: %s" % (os.path.basename(p), tail(p, 3))
+                                             for p in logs), holders(logs)))
     finally:
         cleanup(pm, seen)
