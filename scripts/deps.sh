@@ -24,6 +24,10 @@ REQUIRED=(
 	uidmap              # newuidmap/newgidmap: the rootless test flavor's subuid range
 	libcap2-bin         # setcap: the nonroot test flavor's capable stasis
 	runc                # the runc end-to-end check (stasis as runc's --criu)
+	# the Podman end-to-end check (podman -> runc -> stasis as criu). Required, not
+	# optional: the check skips without it, and CI must not lose that coverage silently
+	# when an optional install fails. Pulls conmon and containers-common.
+	podman
 	busybox-static      # the rootfs of that check's container
 	socat               # the sock_unix_socat test relays a stream through it
 	tmux                # the tmux_session and vim_buffer checks: real programs on ptys

@@ -40,6 +40,20 @@ static inline int cr_notify(cr_notify_fn fn, void *arg, const char *point, pid_t
 	return fn ? fn(arg, point, pid) : 0;
 }
 
+/* What a dump or a restore measured, in the terms of CRIU's stats files (which runtimes
+ * read: src/rpc/stats.c writes them; a dump's figures are those of its stats-dump.img,
+ * src/cr/stats.c). Times in microseconds. */
+struct cr_stats {
+	/* dump: freezing the tree, the tree frozen (until it is killed or runs again),
+	 * collecting its state, writing the images */
+	uint32_t freezing_us, frozen_us, memdump_us, memwrite_us;
+	/* the pages the images hold, those left in a parent image, those written */
+	uint64_t pages_scanned, pages_skipped_parent, pages_written;
+	/* restore: creating the tasks, rebuilding them; the pages copied into them */
+	uint32_t forking_us, restore_us;
+	uint64_t pages_restored;
+};
+
 struct dump_opts {
 	pid_t pid;
 	const char *dir;
@@ -54,6 +68,7 @@ struct dump_opts {
 	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
 	bool pre_dump;        /* stasis pre-dump: memory only, write tracking armed */
 	const char *prev_dir; /* --prev-images-dir: the parent image (relative to dir) */
+	struct cr_stats *stats; /* filled by a dump that succeeds, or NULL */
 };
 
 /* A thread of the dumped process, frozen. thr[0] is the main thread (tid == pid) and
@@ -110,6 +125,9 @@ struct restore_opts {
 	char *const *externals; /* --external values ("mnt[KEY]:HOSTPATH"), src/ns/mnt.c */
 	size_t n_externals;
 	const char *root_dir;   /* --root: the root of the first restored mount tree */
+	/* root_dir also in place of a root that was bound from a host directory, not only
+	 * of an external one: CRIU's meaning, which runtimes rely on (the RPC's root) */
+	bool root_over_bind;
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
 	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */
@@ -121,6 +139,7 @@ struct restore_opts {
 	void *notify_arg;
 	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
 	bool lazy_pages;        /* --lazy-pages: memory served on fault (src/mem/lazy.c) */
+	struct cr_stats *stats; /* filled by a restore that succeeds, or NULL */
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and

@@ -758,6 +758,22 @@ static void rst_close(struct rst_tree *t)
 	helper_close(&t->helper);
 }
 
+/* The stats of a restore (struct cr_stats): the time the tasks took to be created and to
+ * be rebuilt, the pages copied into them. */
+static void restore_stats(const struct rst_tree *t, struct cr_stats *st, uint64_t fork_ns,
+			  uint64_t rebuild_ns)
+{
+	memset(st, 0, sizeof(*st));
+	st->forking_us = fork_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(fork_ns / 1000);
+	st->restore_us =
+		rebuild_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(rebuild_ns / 1000);
+	for (size_t i = 0; i < t->n; i++) {
+		const Mm *mm = t->procs[i] ? t->procs[i]->mm : NULL;
+		for (size_t r = 0; mm && r < mm->n_pages; r++)
+			st->pages_restored += mm->pages[r]->nr_pages;
+	}
+}
+
 int restore_run(const struct restore_opts *o)
 {
 	struct rst_tree t = { .opts = o, .status_wr = -1, .status_rd = -1, .go_rd = -1,
@@ -783,13 +799,15 @@ int restore_run(const struct restore_opts *o)
 		ret = rst_setup(&t);
 	if (!ret)
 		ret = rst_plan(&t);
+	uint64_t t0 = now_ns();
 	if (!ret)
 		ret = rst_create(&t, &root);
+	uint64_t t1 = now_ns(); /* every task ready */
 	if (!ret)
 		ret = cr_notify(o->notify, o->notify_arg, "setup-namespaces", root);
 	if (!ret)
 		ret = cr_notify(o->notify, o->notify_arg, "post-setup-namespaces", root);
-	uint64_t t0 = now_ns(); /* every task ready */
+	uint64_t t2 = now_ns();
 	if (!ret)
 		ret = rst_rebuild_tree(&t);
 	if (!ret && t.lazy) {
@@ -799,7 +817,9 @@ int restore_run(const struct restore_opts *o)
 	pid_t want = t.inv ? t.inv->tasks[0]->pid : 0;
 	if (!ret)
 		pr_info("restore: %zu tasks of pid %d restored in %.3f ms", t.n, want,
-			(double)(now_ns() - t0) / 1e6);
+			(double)(now_ns() - t2) / 1e6);
+	if (!ret && o->stats)
+		restore_stats(&t, o->stats, t1 - t0, now_ns() - t2);
 	if (!ret && o->pidfile) {
 		char buf[32];
 		int n = snprintf(buf, sizeof(buf), "%d\n", want);

@@ -53,6 +53,24 @@ static uint64_t dir_bytes(int dfd)
 	return sum;
 }
 
+static uint32_t to_us(uint64_t ns)
+{
+	return ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000);
+}
+
+/* The figures a runtime asks for (CRIU's, written by the RPC server: src/rpc/stats.c). */
+static void stats_for_runtime(const DumpStats *s, struct cr_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->freezing_us = to_us(s->freezing_ns);
+	out->frozen_us = to_us(s->frozen_ns);
+	out->memdump_us = to_us(s->collect_ns);
+	out->memwrite_us = to_us(s->write_ns);
+	out->pages_scanned = s->pages_stored + s->pages_in_parent + s->pages_shared_cow;
+	out->pages_skipped_parent = s->pages_in_parent;
+	out->pages_written = s->pages_stored;
+}
+
 int stats_write(struct dump_tree *t, uint64_t t0, uint64_t frozen, uint64_t collected,
 		uint64_t written)
 {
@@ -94,6 +112,8 @@ int stats_write(struct dump_tree *t, uint64_t t0, uint64_t frozen, uint64_t coll
 	s.stages = pst;
 	s.has_image_bytes = true;
 	s.image_bytes = dir_bytes(t->img.dfd);
+	if (t->opts->stats)
+		stats_for_runtime(&s, t->opts->stats);
 	int ret = img_write_msg(&t->img, IMG_STATS, 0, &s.base);
 	if (!ret)
 		pr_info("%s: frozen %.3f ms (freezing %.3f ms), %llu pages stored, %llu in the "

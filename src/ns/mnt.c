@@ -834,11 +834,17 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 		break;
 	}
 	case MOUNT_KIND__MOUNT_HOST: {
-		_cleanup_close_ int at = mnt_open_beneath(AT_FDCWD, m->host_path, 0, O_PATH);
+		/* a runtime's root replaces the root of the first tree whatever directory it
+		 * was bound from (restoring into a new container, it gives its new rootfs) */
+		const struct restore_opts *o = c->opts;
+		const char *src = i == 0 && c->is_root && o->root_dir && o->root_over_bind
+					  ? o->root_dir
+					  : m->host_path;
+		_cleanup_close_ int at = mnt_open_beneath(AT_FDCWD, src, 0, O_PATH);
 		if (at < 0)
 			return pr_perror("restore: mount %s: open its source %s", m->mountpoint,
-					 m->host_path);
-		rm[i].fd = clone_tree(at, NULL, m->host_path);
+					 src);
+		rm[i].fd = clone_tree(at, NULL, src);
 		break;
 	}
 	default: {

@@ -198,6 +198,9 @@ static int map_restore(struct rpc_job *j, const RpcOptions *o, char *err, size_t
 	 * the server, then for the tree's root */
 	r->detach = true;
 	r->root_dir = o->root;
+	/* CRIU's root: the container's root whatever it was at dump (runc gives its rootfs,
+	 * a new directory when podman restores an exported checkpoint as a new container) */
+	r->root_over_bind = o->root != NULL;
 	for (size_t i = 0; i < o->n_join_ns; i++) {
 		if (asprintf(&s, "%s:%s", o->join_ns[i]->kind, o->join_ns[i]->path) < 0 ||
 		    !job_str(j, s))

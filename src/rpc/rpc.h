@@ -79,6 +79,15 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
 void rpc_job_free(struct rpc_job *j);
 
+/* CRIU's stats file of a dump (@dump) or a restore (stats.c): the bytes of the file in
+ * @buf, their number or -ENOSPC. */
+ssize_t rpc_stats_encode(bool dump, const struct cr_stats *st, uint8_t *buf, size_t size);
+/* A stats file's message, or NULL if @buf is not one. Free with criu_stats__free_unpacked. */
+CriuStats *rpc_stats_decode(const uint8_t *buf, size_t len);
+/* Write stats-dump (@dump) or stats-restore in directory @dfd: 0 or -errno (logged). */
+int rpc_write_stats(int dfd, bool dump, const struct cr_stats *st)
+	__attribute__((warn_unused_result));
+
 /* Serve the client on @sk until it closes it (or after a DUMP or RESTORE; after a
  * PRE_DUMP only the next pass may come). The exit status of `stasis swrk`: 0, or 1 if
  * the channel failed. */

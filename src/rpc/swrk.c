@@ -5,6 +5,7 @@
  * restored tree running on; after a PRE_DUMP it waits for the next pass (PRE_DUMP or
  * DUMP), as CRIU's. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,15 +141,18 @@ static int handle_job(struct server *s, const RpcRequest *q)
 	}
 	s->job = &j;
 	s->restored = 0;
+	struct cr_stats st = { 0 };
 	if (dump) {
 		j.dump.notify = notify_cb;
 		j.dump.notify_arg = s;
+		j.dump.stats = &st;
 		pr_info("rpc: %s of pid %d into %s", pre ? "pre-dump" : "dump", (int)j.dump.pid,
 			j.images_dir);
 		ret = dump_run(&j.dump);
 	} else {
 		j.restore.notify = notify_cb;
 		j.restore.notify_arg = s;
+		j.restore.stats = &st;
 		pr_info("rpc: restore from %s", j.images_dir);
 		ret = restore_run(&j.restore);
 		if (!ret && s->restored <= 0)
@@ -160,6 +164,14 @@ static int handle_job(struct server *s, const RpcRequest *q)
 		rpc_job_free(&j);
 		return s->lost ? -EPIPE : send_error(s, q->type, ret < -1000 ? ret + 1000 : ret, err);
 	}
+	/* the stats files, in the work directory as CRIU's: a runtime that wants them fails
+	 * without, but the dump or restore itself is done */
+	int sdfd = j.work_dfd >= 0 ? j.work_dfd
+				   : open(j.images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sdfd < 0 || rpc_write_stats(sdfd, dump, &st))
+		pr_warn("rpc: no %s file in the work directory", dump ? "stats-dump" : "stats-restore");
+	if (sdfd >= 0 && sdfd != j.work_dfd)
+		close(sdfd);
 	rpc_job_free(&j);
 	s->job_failed = false;
 

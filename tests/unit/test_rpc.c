@@ -9,7 +9,7 @@
  * process runs on) ends the server cleanly. Then a PRE_DUMP (the child runs on) and, in
  * the same session as CRIU's, a DUMP with parent_img naming it, and a RESTORE of the
  * child through the server with the NOTIFY round trips in order and the restored pid in
- * the response. */
+ * the response; the stats files each leaves in the work directory, in CRIU's framing. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -366,6 +366,66 @@ static void send_job(int sk, RpcType t, int dfd, pid_t pid, const char *parent)
 	CHECK_EQ(send(sk, buf, len, MSG_NOSIGNAL), (ssize_t)len);
 }
 
+/* CRIU's stats file framing, as go-criu reads it: the two magics, the size, the message
+ * (dump in field 1, restore in field 2); a file that is not one is refused. */
+static void test_stats_file(void)
+{
+	struct cr_stats st = { .freezing_us = 1200, .frozen_us = 90000, .memdump_us = 300,
+			       .memwrite_us = 700, .pages_scanned = 40, .pages_written = 38,
+			       .pages_skipped_parent = 2 };
+	uint8_t buf[256];
+	ssize_t n = rpc_stats_encode(true, &st, buf, sizeof(buf));
+	CHECK(n > 12);
+	static const uint8_t magic[8] = { 0x40, 0x59, 0x10, 0x55, 0x06, 0x33, 0x09, 0x57 };
+	CHECK_EQ(memcmp(buf, magic, 8), 0);
+	CHECK_EQ(buf[8] | buf[9] << 8 | buf[10] << 16 | (uint32_t)buf[11] << 24, (uint32_t)n - 12);
+	CHECK_EQ(buf[12], 0x0a); /* field 1 (dump), length-delimited */
+	CriuStats *s = rpc_stats_decode(buf, (size_t)n);
+	CHECK(s && s->dump && !s->restore);
+	if (s && s->dump) {
+		CHECK_EQ(s->dump->frozen_time, 90000u);
+		CHECK_EQ(s->dump->pages_written, 38u);
+		CHECK_EQ(s->dump->pages_skipped_parent, 2u);
+	}
+	criu_stats__free_unpacked(s, NULL);
+	st.forking_us = 5;
+	st.restore_us = 6000;
+	st.pages_restored = 40;
+	n = rpc_stats_encode(false, &st, buf, sizeof(buf));
+	CHECK(n > 12 && buf[12] == 0x12); /* field 2 (restore) */
+	s = rpc_stats_decode(buf, (size_t)n);
+	CHECK(s && s->restore && !s->dump && s->restore->restore_time == 6000 &&
+	      s->restore->pages_restored == 40);
+	criu_stats__free_unpacked(s, NULL);
+	CHECK_EQ(rpc_stats_encode(true, &st, buf, 12), -ENOSPC);
+	CHECK(!rpc_stats_decode(buf, 11));
+	buf[4] ^= 1;
+	CHECK(!rpc_stats_decode(buf, (size_t)n));
+	buf[4] ^= 1;
+	buf[8] = 0xff; /* a size past the end */
+	CHECK(!rpc_stats_decode(buf, (size_t)n));
+}
+
+/* The stats file @name in @dfd: a dump's (@dump) or a restore's, with pages. */
+static void check_stats_file(int dfd, const char *name, bool dump)
+{
+	uint8_t buf[512];
+	int fd = openat(dfd, name, O_RDONLY);
+	CHECK(fd >= 0);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+	if (fd >= 0)
+		close(fd);
+	CriuStats *s = n > 0 ? rpc_stats_decode(buf, (size_t)n) : NULL;
+	CHECK(s && (dump ? !!s->dump : !!s->restore));
+	if (s && dump && s->dump)
+		CHECK(s->dump->pages_scanned > 0 && s->dump->frozen_time > 0 &&
+		      s->dump->pages_written + s->dump->pages_skipped_parent <=
+			      s->dump->pages_scanned);
+	if (s && !dump && s->restore)
+		CHECK(s->restore->pages_restored > 0 && s->restore->restore_time > 0);
+	criu_stats__free_unpacked(s, NULL);
+}
+
 static void test_dump_restore(void)
 {
 	char seen[512], dir[128], *e;
@@ -447,6 +507,7 @@ static void test_dump_restore(void)
 	CHECK(faccessat(dfd, "inventory.img", F_OK, 0) == 0);
 	CHECK(faccessat(dfd, "descriptors.json", F_OK, 0) == 0);
 	CHECK(faccessat(dfd, "rpc.log", F_OK, 0) == 0);
+	check_stats_file(dfd, "stats-dump", true);
 	char link[64] = "";
 	CHECK(readlinkat(dfd, "parent", link, sizeof(link) - 1) > 0);
 	CHECK_STREQ(link, "../pre2");
@@ -464,6 +525,7 @@ static void test_dump_restore(void)
 	CHECK(r && r->restore && r->restore->pid == child);
 	rpc_response__free_unpacked(r, NULL);
 	CHECK_EQ(stop_server(sk), 0);
+	check_stats_file(dfd, "stats-restore", false);
 	CHECK_EQ(kill(child, 0), 0);
 	kill(child, SIGKILL);
 	for (int i = 0; i < 300 && waitpid(child, &st, WNOHANG) != child; i++)
@@ -481,6 +543,7 @@ int main(void)
 	RUN(test_refused_types);
 	RUN(test_malformed);
 	RUN(test_opts_refused);
+	RUN(test_stats_file);
 	RUN(test_dump_restore);
 	return unit_done();
 }
