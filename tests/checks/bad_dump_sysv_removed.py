@@ -4,12 +4,10 @@ marked for removal (it would be gone once the dumped tree lets go of it, and no 
 carries the host's segments) must fail with one line naming the segment; the task runs on
 untouched, not traced, still attached to its segment."""
 import os
-import subprocess
-import sys
 import time
 
 from checks._failsafe import check_untouched
-from lib.proc import Failure, kill_pid, wait_pid
+from lib.proc import Failure, popen_python, stop_popen
 
 PROG = r"""
 import ctypes, sys, time
@@ -27,8 +25,7 @@ while True:
 
 
 def check(c):
-    p = subprocess.Popen([sys.executable, "-c", PROG], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = popen_python(PROG)
     try:
         line = p.stdout.readline().decode().split()
         if len(line) != 2 or int(line[0]) < 0:
@@ -48,5 +45,4 @@ def check(c):
                 raise Failure("the task lost its attachment at %s" % addr)
         return err
     finally:
-        kill_pid(p.pid)
-        wait_pid(p.pid, time.monotonic() + 5)
+        stop_popen(p)
