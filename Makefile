@@ -104,6 +104,9 @@ install: $(BUILD)/stasis $(BUILD)/stasis-helper $(BUILD)/libstasis.so.1 \
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' src/lib/stasis.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/stasis.pc
 	install -m 644 $(BUILD)/stasis.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 scripts/stasis.bash-completion \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/stasis
 	if [ "$(CRIU_LINK)" = 1 ]; then ln -sf stasis $(DESTDIR)$(PREFIX)/bin/criu; fi
 
 $(BUILD)/stasis-helper: $(HELPER_OBJS)

@@ -29,12 +29,20 @@ def check(c):
     prefix = os.path.join(c.tmp, "prefix")
     run(["make", "-s", "BUILD=" + build, "PREFIX=" + prefix, "install"], c, cwd=REPO)
     for f in ("bin/stasis", "bin/stasis-helper", "bin/criu", "include/stasis.h",
+              "share/bash-completion/completions/stasis",
               "lib/libstasis.so.1", "lib/libstasis.so", "lib/pkgconfig/stasis.pc",
               "share/man/man1/stasis.1"):
         if not os.path.exists(os.path.join(prefix, f)):
             raise Failure("make install did not install %s" % f)
     if os.readlink(os.path.join(prefix, "bin/criu")) != "stasis":
         raise Failure("bin/criu is not a link to stasis")
+    # bash completion: a command's options come from its --help
+    comp = os.path.join(prefix, "share/bash-completion/completions/stasis")
+    words = "%s dump --lea" % os.path.join(prefix, "bin/stasis")
+    out = run(["bash", "-c", 'source "$1"; COMP_WORDS=($2); COMP_CWORD=2; _stasis; '
+               'echo "${COMPREPLY[@]}"', "-", comp, words], c)
+    if out.split() != ["--leave-running"]:
+        raise Failure("bash completion of 'stasis dump --lea' gave %r" % out)
     syms = run(["nm", "-D", "--defined-only", os.path.join(prefix, "lib/libstasis.so.1")], c)
     exported = sorted(ln.split()[-1] for ln in syms.splitlines() if " T " in ln)
     if not exported or any(not s.startswith("stasis_") for s in exported):
