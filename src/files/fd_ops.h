@@ -288,7 +288,6 @@ int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs
 int locks_collect(const struct dump_ctx *c, struct fd_ent *e, const char *fdinfo) __must_check;
 int locks_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d) __must_check;
 int locks_merge(struct dump_ctx **procs, size_t n) __must_check;
-int locks_check_waiters(struct dump_ctx **procs, size_t n) __must_check;
 int locks_validate(const FileDesc *d) __must_check;
 int locks_restore(struct rst_ctx *c) __must_check;
 /* The times of @st as recorded (ns since the epoch). */
