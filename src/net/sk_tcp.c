@@ -180,6 +180,13 @@ static int peek_queue(pid_t pid, int fd, int dup, int q, uint32_t len, ProtobufC
 	if (!buf)
 		return pr_errno(-ENOMEM, "fd %d of pid %d: TCP queue", fd, pid);
 	ssize_t r = recv(dup, buf, len, MSG_PEEK | MSG_DONTWAIT);
+	if (r >= 0 && r < (ssize_t)len) {
+		/* the queue changed since its length was read: the caller reads both again */
+		free(buf);
+		pr_debug("fd %d of pid %d: peek %u bytes of the TCP %s queue: got %zd", fd, pid,
+			 len, q == TCP_SEND_QUEUE ? "send" : "receive", r);
+		return -EAGAIN;
+	}
 	if (r != (ssize_t)len) {
 		int e = r < 0 ? -errno : -EIO;
 		free(buf);
@@ -192,8 +199,32 @@ static int peek_queue(pid_t pid, int fd, int dup, int q, uint32_t len, ProtobufC
 	return 0;
 }
 
-/* The queues of a connection in repair mode. */
+static int dump_queues_once(pid_t pid, int fd, int dup, unsigned int state, TcpRepair *r);
+
+/* The queues of a connection in repair mode: their lengths and contents read again when
+ * a queue came out shorter than its length said a moment before (seen once under load
+ * on a 3.8 MB send queue), a few times. */
 static int dump_queues(pid_t pid, int fd, int dup, unsigned int state, TcpRepair *r)
+{
+	int ret = -EAGAIN;
+	for (int attempt = 0; attempt < 5 && ret == -EAGAIN; attempt++) {
+		if (attempt)
+			usleep(10000);
+		ret = dump_queues_once(pid, fd, dup, state, r);
+		if (ret == -EAGAIN) {
+			free(r->sndq.data);
+			free(r->rcvq.data);
+			r->sndq.data = r->rcvq.data = NULL;
+			r->sndq.len = r->rcvq.len = 0;
+			r->has_sndq = r->has_rcvq = r->has_unsent = false;
+		}
+	}
+	if (ret == -EAGAIN)
+		pr_err("fd %d of pid %d: a TCP queue kept changing while it was read", fd, pid);
+	return ret == -EAGAIN ? -EIO : ret;
+}
+
+static int dump_queues_once(pid_t pid, int fd, int dup, unsigned int state, TcpRepair *r)
 {
 	int outq = 0, notsent = 0, inq = 0, ret;
 
@@ -224,6 +255,8 @@ static int dump_queues(pid_t pid, int fd, int dup, unsigned int state, TcpRepair
 		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &r->rcv_seq, sizeof(r->rcv_seq));
 	if (ret > 0 || ret == -1)
 		ret = -EIO;
+	if (ret == -EAGAIN)
+		return ret;
 	return ret < 0 ? pr_errno(ret, "fd %d of pid %d: TCP queues", fd, pid) : 0;
 }
 
