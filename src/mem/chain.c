@@ -21,24 +21,6 @@ struct link {
 	bool *verified; /* per run of mm */
 };
 
-static const PageRun *stored_run(const Mm *mm, uint64_t va, size_t *idx)
-{
-	size_t lo = 0, hi = mm->n_pages;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const PageRun *r = mm->pages[mid];
-		if (va < r->vaddr) {
-			hi = mid;
-		} else if (va >= r->vaddr + r->nr_pages * PAGE_SIZE) {
-			lo = mid + 1;
-		} else {
-			*idx = mid;
-			return r;
-		}
-	}
-	return NULL;
-}
-
 static bool same_id(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
 {
 	return a->len == b->len && a->len && !memcmp(a->data, b->data, a->len);
@@ -87,7 +69,7 @@ static int load_link(struct rst_ctx *c, uint32_t d, const Inventory *child, stru
 static int check_run(struct rst_ctx *c, const PageRun *r, struct link *l)
 {
 	size_t qi;
-	const PageRun *q = stored_run(l->mm, r->vaddr, &qi);
+	const PageRun *q = mem_run_at(l->mm, r->vaddr, &qi, NULL);
 	uint64_t len = r->nr_pages * PAGE_SIZE;
 	if (!q || q->has_src_pid || q->has_parent_depth ||
 	    r->vaddr + len > q->vaddr + q->nr_pages * PAGE_SIZE ||

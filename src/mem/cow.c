@@ -43,21 +43,34 @@ static int read_pagemap(int fd, uint64_t start, size_t n, uint64_t *out)
 	return 0;
 }
 
-/* The parent's run holding @vaddr (runs sorted), or NULL. */
-static const PageRun *parent_run(const Mm *pm, uint64_t vaddr)
+const PageRun *mem_run_at(const Mm *mm, uint64_t va, size_t *idx, uint64_t *next)
 {
-	size_t lo = 0, hi = pm->n_pages;
+	size_t lo = 0, hi = mm ? mm->n_pages : 0;
+	if (next)
+		*next = UINT64_MAX;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		const PageRun *r = pm->pages[mid];
-		if (vaddr < r->vaddr)
+		const PageRun *r = mm->pages[mid];
+		if (va < r->vaddr) {
+			if (next)
+				*next = r->vaddr;
 			hi = mid;
-		else if (vaddr >= r->vaddr + r->nr_pages * PAGE_SIZE)
+		} else if (va >= r->vaddr + r->nr_pages * PAGE_SIZE) {
 			lo = mid + 1;
-		else
-			return r->has_src_pid ? NULL : r;
+		} else {
+			if (idx)
+				*idx = mid;
+			return r;
+		}
 	}
 	return NULL;
+}
+
+/* The parent's run holding @vaddr stored in its own stream, or NULL. */
+static const PageRun *parent_run(const Mm *pm, uint64_t vaddr)
+{
+	const PageRun *r = mem_run_at(pm, vaddr, NULL, NULL);
+	return r && !r->has_src_pid ? r : NULL;
 }
 
 int mem_run_push(struct run_list *l, PageRun *r)

@@ -482,28 +482,6 @@ static int scan_written(int pmfd, const Vma *v, bool rearm, struct span_list *w,
 	return 0;
 }
 
-/* The parent's run holding @va stored in the parent image itself or further up (not a
- * copy-on-write reference into another process), else NULL; *@next: the start of the
- * first run above @va. */
-static const PageRun *parent_at(const Mm *pm, uint64_t va, uint64_t *next)
-{
-	size_t lo = 0, hi = pm ? pm->n_pages : 0;
-	*next = UINT64_MAX;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const PageRun *r = pm->pages[mid];
-		if (va < r->vaddr) {
-			*next = r->vaddr;
-			hi = mid;
-		} else if (va >= r->vaddr + r->nr_pages * PAGE_SIZE) {
-			lo = mid + 1;
-		} else {
-			return r;
-		}
-	}
-	return NULL;
-}
-
 static int emit(struct run_list *all, struct run_list *own, uint64_t va, uint64_t end,
 		const PageRun *pr, bool merge)
 {
@@ -556,7 +534,7 @@ static int split_runs(struct dump_ctx *c, const struct span_list *w, struct run_
 				end = MIN(b, w->v[wi].e);
 			} else {
 				uint64_t lim = wi < w->n ? MIN(b, w->v[wi].s) : b, next;
-				pr = parent_at(pm, pos, &next);
+				pr = mem_run_at(pm, pos, NULL, &next);
 				if (pr && (pr->has_src_pid ||
 					   (pr->has_parent_depth && pr->parent_depth >= MEM_MAX_CHAIN))) {
 					end = MIN(lim, pr->vaddr + pr->nr_pages * PAGE_SIZE);
