@@ -20,7 +20,7 @@ REQUIRED=(
 	libclang-rt-dev     # libFuzzer and the sanitizer runtimes for clang
 	procps              # ps, used by the demo and tests
 	util-linux          # unshare, setpriv, mount, nsenter: namespace test flavors
-	iproute2            # ip: the network checks (veth to a bridge outside the tree)
+	iproute2            # ip, tc: the network checks (veth to a bridge outside the tree, a slowed loopback)
 	uidmap              # newuidmap/newgidmap: the rootless test flavor's subuid range
 	libcap2-bin         # setcap: the nonroot test flavor's capable stasis
 	runc                # the runc end-to-end check (stasis as runc's --criu)

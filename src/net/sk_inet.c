@@ -55,6 +55,7 @@ void sk_dump_release(struct sk_dump *s, bool tree_killed)
 		free(s->tabs[i].e);
 	free(s->tabs);
 	free(s->holds);
+	free(s->tcp);
 	free(s);
 }
 

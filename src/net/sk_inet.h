@@ -35,6 +35,8 @@ struct sk_dump {
 	size_t n_tabs;
 	struct sk_hold *holds;
 	size_t n_holds;
+	struct tcp_read *tcp; /* connections read in repair mode (sk_tcp.c) */
+	size_t n_tcp;
 };
 
 struct sk_dump *sk_dump_new(void);

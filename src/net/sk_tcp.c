@@ -10,7 +10,12 @@
  *     after it was one) in TCP repair mode: TCP_QUEUE_SEQ of both queues, both queues
  *     peeked (MSG_PEEK with TCP_REPAIR_QUEUE), the unsent part of the send queue
  *     (SIOCOUTQNSD), the MSS clamp, TCP_REPAIR_WINDOW, TCP_TIMESTAMP and the options
- *     negotiated (TCP_INFO). The socket stays in repair mode until the dump ends: closed
+ *     negotiated (TCP_INFO). The kernel moves a frozen tree's connections on (data in
+ *     flight lands, its ACKs free the sender's queue, timers retransmit and probe): each
+ *     connection is read between two equal marks (state, queue lengths, sequence
+ *     numbers), and once all are read, read again until a pass finds none moved (the
+ *     merge hook), so that both ends of a connection in the tree agree.
+ *     The socket stays in repair mode until the dump ends: closed
  *     by the killed tree it goes away silently (no FIN, no RST to the peer); if the tree
  *     runs on (failure, --leave-running) repair mode is turned off again without a
  *     window probe. Repair mode needs CAP_NET_ADMIN over the socket's network namespace:
@@ -199,38 +204,115 @@ static int peek_queue(pid_t pid, int fd, int dup, int q, uint32_t len, ProtobufC
 	return 0;
 }
 
-static int dump_queues_once(pid_t pid, int fd, int dup, unsigned int state, TcpRepair *r);
+/* What the kernel changes in a connection on its own while the tree is frozen (it
+ * receives, acknowledges, retransmits and probes from softirq and timers): the state, the
+ * three queue lengths and both sequence numbers. The task's side of the queues
+ * (write_seq, copied_seq) cannot move, so a mark read twice tells whether anything
+ * happened in between. */
+struct tcp_mark {
+	unsigned int state;
+	int outq, notsent, inq;
+	uint32_t snd_seq, rcv_seq; /* write_seq, rcv_nxt */
+};
 
-/* The queues of a connection in repair mode: their lengths and contents read again when
- * a queue came out shorter than its length said a moment before (seen once under load
- * on a 3.8 MB send queue), a few times. */
-static int dump_queues(pid_t pid, int fd, int dup, unsigned int state, TcpRepair *r)
+/* A connection read in repair mode (struct sk_dump.tcp): its image, its held duplicate
+ * and the mark its queues were read under. */
+struct tcp_read {
+	TcpSk *t;
+	pid_t pid;
+	int fd, dup;
+	struct tcp_mark m;
+};
+
+/* How long the connections of a frozen tree may keep moving before the dump gives up: the
+ * data in flight when it froze lands within a round trip, then only timers act. */
+#define TCP_SETTLE_MS 10000
+
+static int read_mark(int dup, struct tcp_mark *m)
 {
-	int ret = -EAGAIN;
-	for (int attempt = 0; attempt < 5 && ret == -EAGAIN; attempt++) {
-		if (attempt)
-			usleep(10000);
-		ret = dump_queues_once(pid, fd, dup, state, r);
-		if (ret == -EAGAIN) {
-			free(r->sndq.data);
-			free(r->rcvq.data);
-			r->sndq.data = r->rcvq.data = NULL;
-			r->sndq.len = r->rcvq.len = 0;
-			r->has_sndq = r->has_rcvq = r->has_unsent = false;
-		}
-	}
-	if (ret == -EAGAIN)
-		pr_err("fd %d of pid %d: a TCP queue kept changing while it was read", fd, pid);
-	return ret == -EAGAIN ? -EIO : ret;
+	memset(m, 0, sizeof(*m));
+	m->state = tcp_state_of(dup);
+	if (ioctl(dup, SIOCOUTQ, &m->outq) < 0 || ioctl(dup, SIOCOUTQNSD, &m->notsent) < 0 ||
+	    ioctl(dup, SIOCINQ, &m->inq) < 0)
+		return -errno;
+	int ret = tcp_opt(dup, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+	if (!ret)
+		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &m->snd_seq, sizeof(m->snd_seq));
+	if (!ret)
+		ret = tcp_opt(dup, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
+	if (!ret)
+		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &m->rcv_seq, sizeof(m->rcv_seq));
+	/* no queue selected: a send the kernel makes meanwhile goes out, not marked as sent */
+	if (!ret)
+		ret = tcp_opt(dup, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+	return ret;
 }
 
-static int dump_queues_once(pid_t pid, int fd, int dup, unsigned int state, TcpRepair *r)
+static bool mark_eq(const struct tcp_mark *a, const struct tcp_mark *b)
 {
-	int outq = 0, notsent = 0, inq = 0, ret;
+	return a->state == b->state && a->outq == b->outq && a->notsent == b->notsent &&
+	       a->inq == b->inq && a->snd_seq == b->snd_seq && a->rcv_seq == b->rcv_seq;
+}
 
-	if (ioctl(dup, SIOCOUTQ, &outq) < 0 || ioctl(dup, SIOCOUTQNSD, &notsent) < 0 ||
-	    ioctl(dup, SIOCINQ, &inq) < 0)
-		return pr_perror("fd %d of pid %d: TCP queue lengths", fd, pid);
+/* Sleep before attempt @k of reading what keeps moving: 1, 2, 4 .. 64 ms. */
+static unsigned int settle_wait(unsigned int k)
+{
+	unsigned int ms = 1u << MIN(k, 6u);
+	usleep(ms * 1000);
+	return ms;
+}
+
+static void repair_clear(TcpRepair *r)
+{
+	free(r->sndq.data);
+	free(r->rcvq.data);
+	r->sndq.data = r->rcvq.data = NULL;
+	r->sndq.len = r->rcvq.len = 0;
+	r->has_sndq = r->has_rcvq = r->has_unsent = false;
+	r->unsent = 0;
+}
+
+static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out);
+
+/* The queues of a connection in repair mode, read between two equal marks: read again
+ * (lengths, contents and sequence numbers) while the kernel moved it in between. */
+static int dump_queues(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out)
+{
+	unsigned int waited = 0;
+	for (unsigned int k = 0;; k++) {
+		int ret = dump_queues_once(pid, fd, dup, t, out);
+		if (ret != -EAGAIN)
+			return ret;
+		repair_clear(t->repair);
+		if (waited >= TCP_SETTLE_MS) {
+			pr_err("fd %d of pid %d: a TCP connection kept changing while it was read "
+			       "(%u ms): traffic the network lock does not stop?", fd, pid, waited);
+			return -EIO;
+		}
+		waited += settle_wait(k);
+	}
+}
+
+static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out)
+{
+	TcpRepair *r = t->repair;
+	struct tcp_mark m0, m1;
+	int ret = read_mark(dup, &m0);
+	if (ret)
+		return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", fd, pid);
+	if (m0.state != t->state) {
+		/* sock_diag listed it a moment ago: a FIN (or the ACK of ours) came in since */
+		if (!is_conn_state(m0.state) || t->state == ST_CLOSE) {
+			pr_err("fd %d of pid %d: a TCP connection went from %s to %s while the tree "
+			       "was read", fd, pid, state_name(t->state), state_name(m0.state));
+			return -EIO;
+		}
+		pr_debug("fd %d of pid %d: TCP state %s, sock_diag said %s", fd, pid,
+			 state_name(m0.state), state_name(t->state));
+		t->state = m0.state;
+	}
+	unsigned int state = t->state;
+	int outq = m0.outq, notsent = m0.notsent, inq = m0.inq;
 	if (state == ST_CLOSE) /* a reset purged the send queue, not the sequence numbers */
 		outq = notsent = 0;
 	/* the FIN takes a sequence number but no byte of the queue */
@@ -243,20 +325,25 @@ static int dump_queues_once(pid_t pid, int fd, int dup, unsigned int state, TcpR
 	}
 	ret = peek_queue(pid, fd, dup, TCP_SEND_QUEUE, (uint32_t)(outq - fin_q), &r->sndq,
 			 &r->has_sndq);
-	if (!ret)
-		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &r->snd_seq, sizeof(r->snd_seq));
+	r->snd_seq = m0.snd_seq;
 	if (!ret && notsent - fin_unsent > 0) {
 		r->has_unsent = true;
 		r->unsent = (uint32_t)(notsent - fin_unsent);
 	}
 	if (!ret)
 		ret = peek_queue(pid, fd, dup, TCP_RECV_QUEUE, (uint32_t)inq, &r->rcvq, &r->has_rcvq);
-	if (!ret)
-		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &r->rcv_seq, sizeof(r->rcv_seq));
+	r->rcv_seq = m0.rcv_seq;
+	if (!ret && (ret = read_mark(dup, &m1)))
+		return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", fd, pid);
+	if (!ret && !mark_eq(&m0, &m1)) {
+		pr_debug("fd %d of pid %d: the TCP connection moved while it was read", fd, pid);
+		return -EAGAIN;
+	}
 	if (ret > 0 || ret == -1)
 		ret = -EIO;
 	if (ret == -EAGAIN)
 		return ret;
+	*out = m1;
 	return ret < 0 ? pr_errno(ret, "fd %d of pid %d: TCP queues", fd, pid) : 0;
 }
 
@@ -327,10 +414,21 @@ static int dump_repair(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
 	tcp_repair__init(r);
 	t->repair = r;
-	ret = dump_queues(pid, fd, dup, t->state, r);
+	struct tcp_mark m;
+	ret = dump_queues(pid, fd, dup, t, &m);
 	if (!ret)
 		ret = dump_params(pid, fd, dup, r);
-	return ret;
+	if (ret)
+		return ret;
+	struct sk_dump *s = c->sk;
+	if (s->n_tcp % 64 == 0) {
+		struct tcp_read *n = realloc(s->tcp, (s->n_tcp + 64) * sizeof(*n));
+		if (!n)
+			return pr_errno(-ENOMEM, "dump: TCP connections");
+		s->tcp = n;
+	}
+	s->tcp[s->n_tcp++] = (struct tcp_read){ .t = t, .pid = pid, .fd = fd, .dup = dup, .m = m };
+	return 0;
 }
 
 static int get_addr(int dup, int family, bool peer, InetAddr **out)
@@ -597,63 +695,83 @@ static int check_opened_by_stasis(struct dump_ctx **procs, size_t n)
 	return 0;
 }
 
-/* The other end of connection @a in the tree (same addresses, reversed), or NULL. */
-static TcpSk *find_peer(struct dump_ctx **procs, size_t n, const TcpSk *a)
+/* The connections of the tree are read one after the other, and the kernel moves them on
+ * in between (data in flight when the tree froze lands, the ACKs it draws free the
+ * sender's queue, timers retransmit and probe): two ends read at different moments may
+ * disagree (the receiver having acknowledged data the sender's image no longer holds:
+ * a hole in the stream after the restore). So once all are read, each is read again
+ * until a pass over all of them finds every one as it was read: each one's image then
+ * holds at the moment that pass began, for all of them at once. */
+static int settle(struct sk_dump *s)
 {
-	for (size_t q = 0; q < n; q++)
-		for (size_t i = 0; i < procs[q]->files->n_files; i++) {
-			TcpSk *b = procs[q]->files->files[i]->tcp_sk;
-			if (procs[q]->files->files[i]->kind == FILE_KIND__FILE_TCP_SK && b && b != a &&
-			    b->repair && b->family == a->family && addr_eq(b->src, a->dst) &&
-			    addr_eq(b->dst, a->src))
-				return b;
+	unsigned int waited = 0;
+	for (unsigned int k = 0;; k++) {
+		size_t moved = 0;
+		for (size_t i = 0; i < s->n_tcp; i++) {
+			struct tcp_read *x = &s->tcp[i];
+			struct tcp_mark m;
+			int ret = read_mark(x->dup, &m);
+			if (ret)
+				return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", x->fd,
+						x->pid);
+			if (mark_eq(&m, &x->m))
+				continue;
+			moved++;
+			repair_clear(x->t->repair);
+			if ((ret = dump_queues(x->pid, x->fd, x->dup, x->t, &x->m)) ||
+			    (ret = dump_params(x->pid, x->fd, x->dup, x->t->repair)))
+				return ret;
 		}
-	return NULL;
+		if (!moved)
+			return 0;
+		pr_debug("dump: %zu TCP connections moved while the tree was read: read again",
+			 moved);
+		if (waited >= TCP_SETTLE_MS) {
+			pr_err("dump: the tree's TCP connections kept changing while they were read "
+			       "(%u ms): traffic the network lock does not stop?", waited);
+			return -EIO;
+		}
+		waited += settle_wait(k);
+	}
 }
 
-/* The two ends of a connection in the tree are read one after the other, and the
- * kernel may send in between (a window probe's data: the task is frozen, its socket's
- * timers are not): what the second end received past what the first end had sent when
- * it was read is no longer unsent at the first. Fixed up, else after the restore the
- * receiver would acknowledge data the sender has not sent (and the sender drop those
- * acknowledgements). */
-static int fix_snapshots(struct dump_ctx **procs, size_t n)
+static bool seq_le(uint32_t a, uint32_t b)
 {
-	for (size_t p = 0; p < n; p++)
-		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
-			TcpSk *a = procs[p]->files->files[i]->tcp_sk;
-			if (procs[p]->files->files[i]->kind != FILE_KIND__FILE_TCP_SK || !a ||
-			    !a->repair || fin_sent(a->state) || !a->repair->has_unsent || !a->dst)
+	return (int32_t)(b - a) >= 0;
+}
+
+/* Both ends of a connection in the tree, read at one moment: what the receiver got lies
+ * between what the sender has had acknowledged and what it sent. */
+static int check_pairs(struct sk_dump *s)
+{
+	for (size_t i = 0; i < s->n_tcp; i++)
+		for (size_t j = 0; j < s->n_tcp; j++) {
+			const struct tcp_read *a = &s->tcp[i], *b = &s->tcp[j];
+			if (i == j || a->t->state == ST_CLOSE || b->t->state == ST_CLOSE ||
+			    !a->t->dst || !b->t->dst || a->t->family != b->t->family ||
+			    !addr_eq(b->t->src, a->t->dst) || !addr_eq(b->t->dst, a->t->src))
 				continue;
-			const TcpSk *b = find_peer(procs, n, a);
-			if (!b)
+			uint32_t una = a->m.snd_seq - (uint32_t)a->m.outq;
+			uint32_t nxt = a->m.snd_seq - (uint32_t)a->m.notsent;
+			if (seq_le(una, b->m.rcv_seq) && seq_le(b->m.rcv_seq, nxt))
 				continue;
-			uint32_t snd_nxt = a->repair->snd_seq - a->repair->unsent;
-			uint32_t rcv_nxt = b->repair->rcv_seq - (fin_rcvd(b->state) ? 1u : 0u);
-			int32_t ahead = (int32_t)(rcv_nxt - snd_nxt);
-			if (ahead <= 0)
-				continue;
-			if ((uint32_t)ahead > a->repair->unsent) {
-				pr_err("fd %d of pid %d: its TCP peer in the tree received %d bytes past "
-				       "what it had sent", fd_desc_fd(procs[p]->files, i),
-				       procs[p]->pid, ahead);
-				return -EIO;
-			}
-			pr_debug("fd %d of pid %d: %d bytes sent while the tree was read",
-				 fd_desc_fd(procs[p]->files, i), procs[p]->pid, ahead);
-			a->repair->unsent -= (uint32_t)ahead;
+			pr_err("fd %d of pid %d and fd %d of pid %d: the two ends of a TCP connection "
+			       "disagree (sent %u..%u, received up to %u)", a->fd, a->pid, b->fd,
+			       b->pid, una, nxt, b->m.rcv_seq);
+			return -EIO;
 		}
 	return 0;
 }
-
 /* The clients of the connections waiting in accept queues: in the tree, an established
  * connection with nothing to read, rebuilt by a handshake. */
 static int tcp_merge(struct dump_ctx **procs, size_t n)
 {
 	char a[64];
 	int ret = check_opened_by_stasis(procs, n);
-	if (!ret)
-		ret = fix_snapshots(procs, n);
+	if (!ret && n)
+		ret = settle(procs[0]->sk);
+	if (!ret && n)
+		ret = check_pairs(procs[0]->sk);
 	if (ret)
 		return ret;
 	for (size_t p = 0; p < n; p++) {
