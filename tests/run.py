@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,15 +82,26 @@ class Runner:
                 self.report("SKIP", name, known)
                 continue
             b = os.path.join(build, "tests", "unit", name)
+            # a process group of its own: on a timeout the test and the children it
+            # forked (which hold its output pipe) are killed by that group's id
             p = subprocess.Popen([b], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 errors="replace")
+                                 errors="replace", process_group=0)
             try:
                 out, _ = p.communicate(timeout=DEFAULT_TIMEOUT)
                 rc = p.returncode
             except subprocess.TimeoutExpired:
-                p.kill()
-                out, _ = p.communicate(timeout=10)
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    p.kill()
+                try:
+                    out, _ = p.communicate(timeout=10)
+                except subprocess.TimeoutExpired:  # a child in another group holds the pipe
+                    p.kill()
+                    p.stdout.close()
+                    p.wait(timeout=10)
+                    out = ""
                 rc = None
             reap_all()
             if rc == 0:

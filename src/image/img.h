@@ -23,7 +23,8 @@
  * blobs.img instead of inline bytes, their owner and mode, Vma.ghost_in_fd; 5: sockets of
  * every kind (unix names, queues with descriptors in flight, TCP, datagram), ptys, cgroup
  * settings, removed directories, incremental dumps (page runs in parent images): an older
- * stasis would drop those fields silently */
+ * stasis would drop those fields silently; 6: attached SysV memory, helper-made tasks,
+ * IPv6 link-local marks, seccomp, file locks, pidfds, dump stats, multicast memberships */
 #define IMG_VERSION 6
 /* The symlink of an incremental image naming its parent image (src/mem/track.c). */
 #define IMG_PARENT_LINK "parent"

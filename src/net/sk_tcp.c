@@ -768,9 +768,9 @@ static int tcp_merge(struct dump_ctx **procs, size_t n)
 {
 	char a[64];
 	int ret = check_opened_by_stasis(procs, n);
-	if (!ret && n)
+	if (!ret && n && procs[0]->sk)
 		ret = settle(procs[0]->sk);
-	if (!ret && n)
+	if (!ret && n && procs[0]->sk)
 		ret = check_pairs(procs[0]->sk);
 	if (ret)
 		return ret;

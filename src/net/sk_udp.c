@@ -23,7 +23,9 @@
  *   - UDP-Lite (deprecated) is refused;
  *   - multicast memberships are not in sock_diag: every group of the namespace
  *     (/proc/PID/net/igmp, igmp6) is asked of the socket with MCAST_MSFILTER, which
- *     answers EADDRNOTAVAIL unless it is a member: a member socket is refused;
+ *     answers EADDRNOTAVAIL unless it is a member, else gives its source filter (include
+ *     or exclude, the sources); joined again at restore (MCAST_JOIN_GROUP on the same
+ *     interface index, then the filter);
  *   - the receive queue (UDP): each datagram peeked at an explicit SO_PEEK_OFF (nothing
  *     consumed) with its source address (msg_name) and original destination
  *     (IP_ORIGDSTADDR / IPV6_ORIGDSTADDR, switched on for the peek and put back), TTL
@@ -78,6 +80,8 @@
 #define DG_QUEUE_MAX (64u << 20)
 #define DG_MSGS_MAX (1u << 16)
 #define DG_MSG_MAX 65535u
+#define MC_GROUPS_MAX 4096u  /* multicast memberships of a socket */
+#define MC_SOURCES_MAX 4096u /* sources in the filter of one */
 #define REFILL_WAIT_MS 2000
 
 static const char *dg_name(int family, int type, int proto)
@@ -200,19 +204,61 @@ static bool addr_ok(const InetAddr *a, int family, bool scoped)
 
 /* ---- dump ----------------------------------------------------------------------- */
 
-/* Is @dup a member of multicast group @grp (of @family) on interface @ifindex? */
-static bool mc_member(int dup, int level, int family, const void *grp, int ifindex)
+/* The membership of @dup in multicast group @grp (4 or 16 bytes, joined at @level) on
+ * interface @ifindex, with its source filter, into *@out; 0 and *@out NULL when it is not
+ * a member (MCAST_MSFILTER answers EADDRNOTAVAIL). */
+static int mc_get(int dup, int level, const uint8_t *grp, int ifindex, McGroup **out)
 {
-	struct group_filter gf;
-	socklen_t l = GROUP_FILTER_SIZE(0);
-	memset(&gf, 0, sizeof(gf));
-	gf.gf_interface = (uint32_t)ifindex;
-	gf.gf_group.ss_family = (sa_family_t)family;
-	if (family == AF_INET)
-		memcpy(&((struct sockaddr_in *)&gf.gf_group)->sin_addr, grp, 4);
-	else
-		memcpy(&((struct sockaddr_in6 *)&gf.gf_group)->sin6_addr, grp, 16);
-	return getsockopt(dup, level, MCAST_MSFILTER, &gf, &l) == 0;
+	size_t glen = level == SOL_IP ? 4 : 16;
+	size_t cap = 0;
+	*out = NULL;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		socklen_t l = (socklen_t)GROUP_FILTER_SIZE(cap);
+		_cleanup_free_ struct group_filter *gf = calloc(1, MAX(l, sizeof(*gf)));
+		if (!gf)
+			return -ENOMEM;
+		gf->gf_interface = (uint32_t)ifindex;
+		gf->gf_group.ss_family = level == SOL_IP ? AF_INET : AF_INET6;
+		gf->gf_numsrc = (uint32_t)cap;
+		if (level == SOL_IP)
+			memcpy(&((struct sockaddr_in *)&gf->gf_group)->sin_addr, grp, 4);
+		else
+			memcpy(&((struct sockaddr_in6 *)&gf->gf_group)->sin6_addr, grp, 16);
+		if (getsockopt(dup, level, MCAST_MSFILTER, gf, &l))
+			return errno == EADDRNOTAVAIL ? 0 : -errno;
+		if (gf->gf_numsrc > MC_SOURCES_MAX)
+			return -E2BIG;
+		if (gf->gf_numsrc > cap) { /* the list did not fit: again with room for it */
+			cap = gf->gf_numsrc;
+			continue;
+		}
+		McGroup *m = malloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		mc_group__init(m);
+		*out = m;
+		m->ifindex = (uint32_t)ifindex;
+		m->fmode = gf->gf_fmode;
+		m->group.len = glen;
+		m->group.data = malloc(glen);
+		m->sources = calloc(gf->gf_numsrc ? gf->gf_numsrc : 1, sizeof(*m->sources));
+		if (!m->group.data || !m->sources)
+			return -ENOMEM;
+		memcpy(m->group.data, grp, glen);
+		for (uint32_t i = 0; i < gf->gf_numsrc; i++) {
+			const struct sockaddr_storage *ss = &gf->gf_slist[i];
+			const void *a = level == SOL_IP
+						? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+						: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+			if (!(m->sources[i].data = malloc(glen)))
+				return -ENOMEM;
+			memcpy(m->sources[i].data, a, glen);
+			m->sources[i].len = glen;
+			m->n_sources++;
+		}
+		return 0;
+	}
+	return -EAGAIN; /* the list kept growing */
 }
 
 static int hexbyte(const char *s)
@@ -231,14 +277,40 @@ static int hexbyte(const char *s)
 	return v;
 }
 
-/* Multicast memberships of @dup: refused. The groups joined in the namespace are listed
- * per interface in /proc/PID/net/igmp (IPv4) and igmp6; each is asked of the socket. */
-static int mc_check(pid_t pid, int fd, int dup, const char *link, int family)
+/* Add the membership of @dup in @grp on @ifindex, if it is one, to @u. */
+static int mc_add(pid_t pid, int fd, int dup, InetDgramSk *u, int level, const uint8_t *grp,
+		  int ifindex)
+{
+	McGroup *m = NULL;
+	int ret = mc_get(dup, level, grp, ifindex, &m);
+	if (!ret && m && u->n_mc >= MC_GROUPS_MAX)
+		ret = -E2BIG;
+	if (!ret && m) {
+		McGroup **n = realloc(u->mc, (u->n_mc + 1) * sizeof(*n));
+		if (!n)
+			ret = -ENOMEM;
+		else
+			(u->mc = n)[u->n_mc++] = m;
+	}
+	if (ret && m)
+		mc_group__free_unpacked(m, NULL);
+	if (ret == -E2BIG)
+		pr_err("fd %d of pid %d: more than %u multicast groups or %u sources of one: not "
+		       "supported", fd, pid, MC_GROUPS_MAX, MC_SOURCES_MAX);
+	else if (ret)
+		pr_errno(ret, "fd %d of pid %d: MCAST_MSFILTER", fd, pid);
+	return ret;
+}
+
+/* The multicast memberships of @dup, not in sock_diag: the groups joined in the namespace
+ * are listed per interface in /proc/PID/net/igmp (IPv4) and igmp6; each is asked of the
+ * socket (an IPv6 socket may join IPv4 groups too). */
+static int mc_dump(pid_t pid, int fd, int dup, InetDgramSk *u)
 {
 	char path[64], *save = NULL;
 	_cleanup_free_ char *txt = NULL;
 	size_t len = 0;
-	int ifindex = 0;
+	int ifindex = 0, ret;
 
 	snprintf(path, sizeof(path), "/proc/%d/net/igmp", pid);
 	txt = read_file_at(AT_FDCWD, path, 1u << 22, &len);
@@ -247,14 +319,12 @@ static int mc_check(pid_t pid, int fd, int dup, const char *link, int family)
 			unsigned int g;
 			if (l[0] >= '0' && l[0] <= '9')
 				ifindex = atoi(l);
-			else if (l[0] == '\t' && sscanf(l, " %8x", &g) == 1 &&
-				 mc_member(dup, SOL_IP, AF_INET, &g, ifindex))
-				return sk_refuse(pid, fd, link,
-						 "an inet socket with IPv4 multicast "
-						 "memberships");
+			else if (l[0] == '\t' && sscanf(l, " %8x", &g) == 1 && ifindex > 0 &&
+				 (ret = mc_add(pid, fd, dup, u, SOL_IP, (const uint8_t *)&g, ifindex)))
+				return ret;
 		}
 	}
-	if (family != AF_INET6)
+	if ((int)u->family != AF_INET6)
 		return 0;
 	free(txt);
 	txt = NULL;
@@ -265,14 +335,15 @@ static int mc_check(pid_t pid, int fd, int dup, const char *link, int family)
 	for (char *l = strtok_r(txt, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		char dev[64], hex[40];
 		uint8_t g[16];
-		bool ok = sscanf(l, "%d %63s %39s", &ifindex, dev, hex) == 3 && strlen(hex) == 32;
+		bool ok = sscanf(l, "%d %63s %39s", &ifindex, dev, hex) == 3 && strlen(hex) == 32 &&
+			  ifindex > 0;
 		for (int k = 0; ok && k < 16; k++) {
 			int v = hexbyte(hex + 2 * k);
 			ok = v >= 0;
 			g[k] = (uint8_t)v;
 		}
-		if (ok && mc_member(dup, SOL_IPV6, AF_INET6, g, ifindex))
-			return sk_refuse(pid, fd, link, "an IPv6 socket with multicast memberships");
+		if (ok && (ret = mc_add(pid, fd, dup, u, SOL_IPV6, g, ifindex)))
+			return ret;
 	}
 	return 0;
 }
@@ -654,7 +725,7 @@ static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d
 	if (!ret)
 		ret = sockopt_dump(dup, pid, fd, &u->opts);
 	if (!ret)
-		ret = mc_check(pid, fd, dup, e->link, family);
+		ret = mc_dump(pid, fd, dup, u);
 	if (ret)
 		return ret;
 	if (is_udp(proto)) {
@@ -855,6 +926,26 @@ static int dg_validate(const FileDesc *d, const struct blob_reader *blobs)
 		       d->id);
 		return -EINVAL;
 	}
+	if (u->n_mc > MC_GROUPS_MAX) {
+		pr_err("files image: inet datagram socket %u: %zu multicast groups", d->id,
+		       u->n_mc);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < u->n_mc; i++) {
+		const McGroup *m = u->mc[i];
+		size_t gl = m ? m->group.len : 0;
+		bool ok = m && m->ifindex > 0 && m->ifindex <= INT_MAX &&
+			  (gl == 4 || (gl == 16 && fam == AF_INET6)) && m->group.data &&
+			  m->fmode <= MCAST_INCLUDE && m->n_sources <= MC_SOURCES_MAX &&
+			  (m->fmode == MCAST_EXCLUDE || m->n_sources);
+		for (size_t k = 0; ok && k < m->n_sources; k++)
+			ok = m->sources[k].len == gl && m->sources[k].data;
+		if (!ok) {
+			pr_err("files image: inet datagram socket %u: bad multicast group %zu",
+			       d->id, i);
+			return -EINVAL;
+		}
+	}
 	char what[64];
 	snprintf(what, sizeof(what), "files image: inet datagram socket %u", d->id);
 	if (u->opts && sockopt_validate(u->opts, fam, (int)u->type, (int)u->protocol, what))
@@ -898,6 +989,50 @@ static int restore_opts(int sk, const InetDgramSk *u, uint32_t id)
 	return 0;
 }
 
+static void mc_addr(struct sockaddr_storage *ss, const ProtobufCBinaryData *a)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->len == 4) {
+		ss->ss_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)ss)->sin_addr, a->data, 4);
+	} else {
+		ss->ss_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)ss)->sin6_addr, a->data, 16);
+	}
+}
+
+/* The multicast memberships of @u joined again on @sk, each with its source filter. */
+static int mc_restore(int sk, const InetDgramSk *u, uint32_t id)
+{
+	for (size_t i = 0; i < u->n_mc; i++) {
+		const McGroup *m = u->mc[i];
+		int level = m->group.len == 4 ? SOL_IP : SOL_IPV6;
+		struct group_req gr;
+		memset(&gr, 0, sizeof(gr));
+		gr.gr_interface = m->ifindex;
+		mc_addr(&gr.gr_group, &m->group);
+		if (setsockopt(sk, level, MCAST_JOIN_GROUP, &gr, sizeof(gr)))
+			return pr_perror("restore inet datagram socket %u: join multicast group %zu "
+					 "on interface %u", id, i, m->ifindex);
+		if (m->fmode == MCAST_EXCLUDE && !m->n_sources)
+			continue;
+		socklen_t l = (socklen_t)GROUP_FILTER_SIZE(m->n_sources);
+		_cleanup_free_ struct group_filter *gf = calloc(1, MAX(l, sizeof(*gf)));
+		if (!gf)
+			return pr_errno(-ENOMEM, "restore inet datagram socket %u", id);
+		gf->gf_interface = m->ifindex;
+		gf->gf_group = gr.gr_group;
+		gf->gf_fmode = m->fmode;
+		gf->gf_numsrc = (uint32_t)m->n_sources;
+		for (size_t k = 0; k < m->n_sources; k++)
+			mc_addr(&gf->gf_slist[k], &m->sources[k]);
+		if (setsockopt(sk, level, MCAST_MSFILTER, gf, l))
+			return pr_perror("restore inet datagram socket %u: the source filter of "
+					 "multicast group %zu", id, i);
+	}
+	return 0;
+}
+
 /* The new socket of @d: created, its options set, bound. */
 static int dg_make(const FileDesc *d)
 {
@@ -925,6 +1060,8 @@ static int dg_make(const FileDesc *d)
 					 dg_name(fam, (int)u->type, (int)u->protocol), d->id, a);
 		}
 	}
+	if ((ret = mc_restore(sk, u, d->id)))
+		return ret;
 	return take_fd(&sk);
 }
 

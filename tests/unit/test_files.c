@@ -571,7 +571,8 @@ static void test_bad_image(void)
 /* Child for test_unsupported: fd 3 is a corked UDP socket with data pending, an inotify
  * fd watching a deleted file, a deleted FIFO, a unix socket bound to a relative path, one end of a socketpair
  * whose other end is in the parent (3 and 4: files_dump accepts it, files_merge_tree
- * refuses it), a UDP socket in a multicast group, a UDP socket of the net namespace the
+ * refuses it), a unix socket with SO_PASSCRED and a message queued, a UDP socket of the
+ * net namespace the
  * task left (6: refused by files_merge_tree), a netlink socket with a reply queued or a
  * UDP socket with a pending error. */
 static int sv_parent = -1, sv_other = -1;
@@ -617,12 +618,14 @@ static void unsupported_child(int which)
 		close(sv_other);  /* the other end stays in the parent only */
 		fd = sv_parent;
 		break;
-	case 5: { /* a UDP socket in a multicast group: memberships are not carried */
-		struct ip_mreqn mr = { .imr_ifindex = 1 };  /* lo */
-		mr.imr_multiaddr.s_addr = htonl(0xe0010203); /* 224.1.2.3 */
-		fd = socket(AF_INET, SOCK_DGRAM, 0);
-		if (fd >= 0 && setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)))
-			fd = -1;
+	case 5: { /* a unix socket whose reader takes its senders' credentials, a message
+		   * queued: the credentials are not carried */
+		int sp[2], on = 1;
+		fd = -1;
+		if (!socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) &&
+		    !setsockopt(sp[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) &&
+		    send(sp[1], "m", 1, 0) == 1 && dup2(sp[1], 40) == 40)
+			fd = sp[0];
 		break;
 	}
 	case 6: /* a UDP socket of the namespace the task left */
@@ -682,7 +685,7 @@ static void test_unsupported(void)
 					   " which no path reaches", "refers to deleted file",
 					   " is a unix socket bound to a relative path",
 					   "is outside the dumped tree: declare it with --external unix[",
-					   "with IPv4 multicast memberships",
+					   "credentials its reader takes",
 					   "of another network namespace than its task's",
 					   "netlink socket with messages queued",
 					   "with a pending error"};
