@@ -8,7 +8,10 @@
  * page runs the mm image lists (never the page contents); blobs.img's object is a summary
  * (payload length, chunk size, number of blobs, their logical bytes), each blob being
  * shown where a record names it (a BlobRef). The whole output is built in
- * memory first: on any error nothing is printed on stdout, one line on stderr. */
+ * memory first: on any error nothing is printed on stdout, one line on stderr.
+ * --pid and --kind keep some images of a directory (the namespaces then are not shown);
+ * --pages hexdumps a range of one task's memory as dumped, following page runs into the
+ * pages file of the process they are shared with and up the parent images. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,11 +33,28 @@ struct show_entry {
 	long long pid; /* -1 for kinds without a pid */
 };
 
+/* What `show` prints of a directory: one task's images, some kinds. */
+struct show_filter {
+	long long pid;  /* -1: every task */
+	unsigned kinds; /* bit (1 << enum img_kind); 0: every kind */
+};
+
+#define SHOW_PAGES_DEFAULT 256u
+#define SHOW_PAGES_MAX (1u << 20)
+
 static void show_usage(FILE *f)
 {
-	fprintf(f, "usage: stasis show [-v] DIR|FILE\n"
+	fprintf(f, "usage: stasis show [-v] [--pid PID] [--kind KIND]... DIR|FILE\n"
+		   "       stasis show --pid PID --pages ADDR[+LEN] DIR\n"
 		   "  Print an image directory, or one image file, as JSON.\n"
-		   "  -v   log on stderr while reading\n");
+		   "  --pid PID      only the images of task PID\n"
+		   "  --kind KIND    only images of this kind (repeatable): inventory, core, mm,\n"
+		   "                 files, pages, blobs, ns, stats, seccomp, ...\n"
+		   "  --pages ADDR[+LEN]  hexdump LEN bytes (default %u, at most %u) of task PID's\n"
+		   "                 memory as dumped, from address ADDR (hex), through the parent\n"
+		   "                 images of an incremental dump\n"
+		   "  -v             log on stderr while reading\n",
+		SHOW_PAGES_DEFAULT, SHOW_PAGES_MAX);
 }
 
 /* The pid in a file name of kind @k ("core-42.img" -> 42), -1 if the kind has none. */
@@ -380,7 +400,14 @@ static int show_namespaces(struct json_writer *w, int dfd)
 	return ret;
 }
 
-static int show_dir(struct json_writer *w, const char *path)
+static bool show_wanted(const struct show_filter *f, const struct show_entry *e)
+{
+	if (f->kinds && !(f->kinds & (1u << e->kind->kind)))
+		return false;
+	return f->pid < 0 || e->pid == f->pid;
+}
+
+static int show_dir(struct json_writer *w, const char *path, const struct show_filter *f)
 {
 	struct img_dir d;
 	struct show_entry *e = NULL;
@@ -398,6 +425,8 @@ static int show_dir(struct json_writer *w, const char *path)
 	json_key(w, "images");
 	json_obj_begin(w);
 	for (size_t i = 0; i < n && !ret; i++) {
+		if (!show_wanted(f, &e[i]))
+			continue;
 		_cleanup_free_ char *what = NULL;
 		if (asprintf(&what, "%s/%s", path, e[i].name) < 0) {
 			what = NULL;
@@ -408,7 +437,7 @@ static int show_dir(struct json_writer *w, const char *path)
 		ret = show_image(w, d.dfd, e[i].name, e[i].kind, e[i].pid, what);
 	}
 	json_obj_end(w);
-	if (!ret)
+	if (!ret && f->pid < 0 && !f->kinds)
 		ret = show_namespaces(w, d.dfd);
 	json_obj_end(w);
 out:
@@ -439,7 +468,146 @@ static int show_file(struct json_writer *w, const char *path)
 	return show_image(w, dfd, base, k, name_pid(k, base), path);
 }
 
-static int show_run(const char *path)
+/* ---- --pages: a task's memory as dumped ---- */
+
+/* The run of @mm holding @va, or NULL (runs sorted by address). */
+static const PageRun *run_at(const Mm *mm, uint64_t va)
+{
+	size_t lo = 0, hi = mm->n_pages;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const PageRun *r = mm->pages[mid];
+		if (va < r->vaddr)
+			hi = mid;
+		else if (r->nr_pages > (UINT64_MAX - r->vaddr) / PAGE_SIZE ||
+			 va - r->vaddr < r->nr_pages * PAGE_SIZE)
+			return r;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* Read the page at @va of run @r into @buf: the pages file of the image @r's data is in
+ * (@depth parent links up from @dfd), of its pid or of the process it shares with. */
+static int read_page(int dfd, long long pid, const PageRun *r, uint64_t va, uint8_t *buf)
+{
+	_cleanup_close_ int dir = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	uint32_t depth = r->has_parent_depth ? r->parent_depth : 0;
+	if (depth > 64) {
+		pr_err("mm image: a page run %u parent images up", depth);
+		return -EINVAL;
+	}
+	for (uint32_t d = 0; d < depth && dir >= 0; d++) {
+		int up = openat(dir, IMG_PARENT_LINK, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dir);
+		dir = up;
+	}
+	if (dir < 0)
+		return pr_perror("the parent image of a page run");
+	char name[64];
+	img_name(IMG_PAGES, r->has_src_pid ? r->src_pid : (int)pid, name, sizeof(name));
+	_cleanup_close_ int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("%s", name);
+	uint64_t off = va - r->vaddr;
+	if (r->offset > UINT64_MAX - off || r->offset + off > INT64_MAX) {
+		pr_err("mm image: page run offset out of range");
+		return -EINVAL;
+	}
+	ssize_t n = pread(fd, buf, PAGE_SIZE, (off_t)(r->offset + off));
+	if (n != (ssize_t)PAGE_SIZE) {
+		pr_err("%s: page at offset %llu: %s", name, (unsigned long long)(r->offset + off),
+		       n < 0 ? strerror(errno) : "past the end of the file");
+		return n < 0 ? -errno : -EBADMSG;
+	}
+	return 0;
+}
+
+/* Parse "ADDR[+LEN]" (hex address, decimal or 0x length). */
+static int parse_range(const char *s, uint64_t *addr, uint64_t *len)
+{
+	char *end;
+	errno = 0;
+	unsigned long long a = strtoull(s, &end, 16);
+	if (errno || end == s || (*end && *end != '+'))
+		return -EINVAL;
+	*addr = a;
+	*len = SHOW_PAGES_DEFAULT;
+	if (*end == '+') {
+		const char *l = end + 1;
+		unsigned long long n = strtoull(l, &end, 0);
+		if (errno || end == l || *end || !n || n > SHOW_PAGES_MAX)
+			return -EINVAL;
+		*len = n;
+	}
+	if (*addr > UINT64_MAX - *len)
+		return -EINVAL;
+	return 0;
+}
+
+/* Hexdump, 16 bytes a line, of [@addr, @addr + @len) of task @pid's dumped memory; a page
+ * no run holds (never touched, or not stored: zero, or a file's) says so once. */
+static int show_memory(const char *path, long long pid, uint64_t addr, uint64_t len)
+{
+	struct img_dir d;
+	int ret = img_dir_open(&d, path);
+	if (ret)
+		return ret;
+	_cleanup_free_ uint8_t *page = malloc(PAGE_SIZE);
+	Mm *mm = page ? img_read_msg(d.dfd, IMG_MM, (int)pid) : NULL;
+	if (!mm) {
+		ret = page ? -errno : pr_errno(-ENOMEM, "show");
+		img_dir_close(&d);
+		return ret;
+	}
+	for (size_t i = 1; i < mm->n_pages; i++)
+		if (mm->pages[i]->vaddr <= mm->pages[i - 1]->vaddr) {
+			pr_err("mm-%lld.img: page runs out of order", pid);
+			ret = -EINVAL;
+			goto out;
+		}
+	uint64_t cur_page = UINT64_MAX;
+	bool have = false;
+	size_t n;
+	for (uint64_t a = addr; a < addr + len; a += n) {
+		uint64_t pg = a & ~(uint64_t)(PAGE_SIZE - 1);
+		/* a line ends at 16 bytes, the range's end or the page's */
+		n = (size_t)MIN(MIN((uint64_t)16, addr + len - a), pg + PAGE_SIZE - a);
+		if (pg != cur_page) {
+			cur_page = pg;
+			const PageRun *r = run_at(mm, pg);
+			have = r != NULL;
+			if (r && (ret = read_page(d.dfd, pid, r, pg, page)))
+				goto out;
+			if (!r)
+				printf("%016llx: page not stored (untouched, zero, or the file's)\n",
+				       (unsigned long long)pg);
+		}
+		if (!have)
+			continue;
+		const uint8_t *b = page + (a - pg);
+		printf("%016llx:", (unsigned long long)a);
+		for (size_t k = 0; k < 16; k++) {
+			if (k < n)
+				printf("%s%02x", k % 2 ? "" : " ", b[k]);
+			else
+				printf("%s  ", k % 2 ? "" : " ");
+		}
+		printf("  ");
+		for (size_t k = 0; k < n; k++)
+			putchar(b[k] >= 0x20 && b[k] < 0x7f ? b[k] : '.');
+		putchar('\n');
+	}
+	if (fflush(stdout))
+		ret = pr_perror("show: writing to stdout");
+out:
+	mm__free_unpacked(mm, NULL);
+	img_dir_close(&d);
+	return ret;
+}
+
+static int show_run(const char *path, const struct show_filter *f)
 {
 	struct stat st;
 	struct json_writer w;
@@ -453,7 +621,13 @@ static int show_run(const char *path)
 	if (!mf)
 		return pr_perror("show: open_memstream");
 	json_init(&w, mf, true);
-	ret = S_ISDIR(st.st_mode) ? show_dir(&w, path) : show_file(&w, path);
+	if (!S_ISDIR(st.st_mode) && (f->pid >= 0 || f->kinds)) {
+		fclose(mf);
+		free(out);
+		pr_err("show: --pid and --kind choose among the images of a directory");
+		return -EINVAL;
+	}
+	ret = S_ISDIR(st.st_mode) ? show_dir(&w, path, f) : show_file(&w, path);
 	if (!ret) {
 		ret = json_finish(&w);
 		if (ret)
@@ -475,9 +649,15 @@ int cmd_show(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "pages", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool verbose = false;
+	struct show_filter f = { .pid = -1 };
+	const char *pages = NULL;
+	uint64_t addr = 0, len = 0;
 	int c;
 
 	optind = 1;
@@ -485,8 +665,45 @@ int cmd_show(int argc, char **argv)
 		switch (c) {
 		case 'h': show_usage(stdout); return 0;
 		case 'v': verbose = true; break;
+		case 'p': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v <= 0 || v > INT32_MAX) {
+				fprintf(stderr, "stasis show: --pid %s: not a pid\n", optarg);
+				return 2;
+			}
+			f.pid = v;
+			break;
+		}
+		case 'k': {
+			const struct img_kind_desc *k = NULL;
+			for (int i = 1; i < IMG_KIND_MAX && !k; i++) {
+				const struct img_kind_desc *x = img_kind_get((enum img_kind)i);
+				if (x && !strcmp(x->name, optarg))
+					k = x;
+			}
+			if (!k) {
+				fprintf(stderr, "stasis show: --kind %s: no such image kind\n", optarg);
+				return 2;
+			}
+			f.kinds |= 1u << k->kind;
+			break;
+		}
+		case 'P':
+			pages = optarg;
+			if (parse_range(optarg, &addr, &len)) {
+				fprintf(stderr, "stasis show: --pages %s: expected ADDR[+LEN] (hex "
+						"address, 1 to %u bytes)\n", optarg, SHOW_PAGES_MAX);
+				return 2;
+			}
+			break;
 		default: show_usage(stderr); return 2;
 		}
+	}
+	if (pages && (f.pid < 0 || f.kinds)) {
+		fprintf(stderr, "stasis show: --pages needs --pid (and no --kind)\n");
+		return 2;
 	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "stasis show: expected one DIR or FILE\n");
@@ -497,7 +714,7 @@ int cmd_show(int argc, char **argv)
 	if (log_init(verbose ? NULL : "/dev/null", verbose ? LOG_DEBUG : LOG_ERR) < 0)
 		log_set_level(LOG_ERR);
 	log_set_stage(NULL);
-	int ret = show_run(argv[optind]);
+	int ret = pages ? show_memory(argv[optind], f.pid, addr, len) : show_run(argv[optind], &f);
 	if (ret)
 		cli_report_failure("show");
 	log_close();
