@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "mem/pagexfer.h"
 
 /* ------------------------------------------------------------------ dump */
@@ -154,6 +155,10 @@ static int copy_pages(pid_t pid, struct run_list *l, struct page_sink *sink, uin
 	}
 	XXH3_64bits_reset(h.piece);
 	XXH3_64bits_reset(h.run);
+	uint64_t all = 0;
+	for (size_t i = 0; i < l->nr; i++)
+		all += l->runs[i]->nr_pages * PAGE_SIZE;
+	progress_begin("dump", all);
 	while (h.ri < l->nr) {
 		void *vbuf;
 		size_t cap, fill;
@@ -176,7 +181,9 @@ static int copy_pages(pid_t pid, struct run_list *l, struct page_sink *sink, uin
 		if (ret)
 			break;
 		*total += fill;
+		progress_add(fill);
 	}
+	progress_end();
 out:
 	XXH3_freeState(h.piece);
 	XXH3_freeState(h.run);
@@ -382,6 +389,7 @@ static void *fill_worker(void *arg)
 				  (uint64_t)(uintptr_t)riov[0].iov_base);
 			break;
 		}
+		progress_add(total);
 	}
 	free(bounce);
 	return NULL;
@@ -454,11 +462,16 @@ int mem_fill_runs(struct rst_ctx *c, const bool *skip)
 	int ret = map_pieces(c, pc, npc);
 	struct fill_job j = { .c = c, .pc = pc, .npc = npc };
 	if (!ret) {
+		uint64_t all = 0;
+		for (size_t q = 0; q < npc; q++)
+			all += pc[q].len;
+		progress_begin("restore", all);
 		pthread_t helper;
 		bool two = npc > 4 && pthread_create(&helper, NULL, fill_worker, &j) == 0;
 		fill_worker(&j);
 		if (two)
 			pthread_join(helper, NULL);
+		progress_end();
 		ret = j.err;
 	}
 	page_source_release(c->pages);
