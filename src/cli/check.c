@@ -48,6 +48,8 @@ static int check_print_text(const struct check_opts *o, const struct kerndat *kd
 		bool req = check_required(o, f);
 		printf("%-32s %-3s  %-8s  %s\n", kerndat_feature_name(f), has ? "yes" : "no",
 		       req ? "required" : "optional", kerndat_feature_note(kd, f, note, sizeof(note)));
+		if (!has)
+			printf("%-32s without it: %s\n", "", kerndat_feature_cost(f));
 	}
 	return fflush(stdout) == EOF ? -EIO : 0;
 }
@@ -75,6 +77,8 @@ static int check_print_json(const struct check_opts *o, const struct kerndat *kd
 		json_bool(&w, check_required(o, f));
 		json_key(&w, "note");
 		json_str(&w, kerndat_feature_note(kd, f, note, sizeof(note)));
+		json_key(&w, "if_missing");
+		json_str(&w, kerndat_feature_cost(f));
 		json_obj_end(&w);
 	}
 	json_arr_end(&w);

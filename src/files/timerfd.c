@@ -122,8 +122,10 @@ static int timerfd_open(const FileDesc *d, int target, int rootfd, const struct 
 		if (!kdat_has(KD_TIMERFD_SET_TICKS) || ioctl(fd, TFD_IOC_SET_TICKS, &ticks) < 0) {
 			if (kdat_has(KD_TIMERFD_SET_TICKS) && errno != ENOTTY && errno != EINVAL)
 				return pr_perror("restore fd %d: TFD_IOC_SET_TICKS", target);
-			pr_warn("restore fd %d: this kernel cannot set timerfd ticks; %llu unread "
-				"expirations are lost", target, (unsigned long long)ticks);
+			pr_err("restore fd %d: a timerfd with %llu unread expirations, which this "
+			       "kernel cannot set (TFD_IOC_SET_TICKS needs CONFIG_CHECKPOINT_RESTORE)",
+			       target, (unsigned long long)ticks);
+			return -EOPNOTSUPP;
 		}
 	}
 	return take_fd(&fd);

@@ -396,28 +396,73 @@ const struct kerndat *kerndat_get(void)
 static const struct {
 	const char *name;
 	bool required;
+	const char *if_missing; /* what it costs, how to get it */
 } kd_features[KD_NR_FEATURES] = {
-	[KD_EXACT_PIDS] = { "exact_pids", true },
-	[KD_CLONE3_SET_TID] = { "clone3_set_tid", false },
-	[KD_NS_LAST_PID] = { "ns_last_pid", false },
-	[KD_PIDFD_OPEN] = { "pidfd_open", true },
-	[KD_PIDFD_GETFD] = { "pidfd_getfd", false },
-	[KD_PROCESS_VM_READV] = { "process_vm_readv", true },
-	[KD_PTRACE_SIGMASK] = { "ptrace_getsigmask", true },
-	[KD_PTRACE_RSEQ_CONFIG] = { "ptrace_get_rseq_configuration", false },
-	[KD_PRCTL_MM_MAP] = { "prctl_set_mm_map", true },
-	[KD_TIMER_RESTORE_IDS] = { "prctl_timer_create_restore_ids", false },
-	[KD_PAGEMAP_SCAN] = { "pagemap_scan", false },
-	[KD_UFFD_WP_ASYNC] = { "uffd_wp_async", false },
-	[KD_SOFT_DIRTY] = { "soft_dirty", false },
-	[KD_TIME_NS] = { "time_ns", false },
-	[KD_VDSO] = { "vdso", false },
-	[KD_XSAVE] = { "xsave", false },
-	[KD_CAP_CHECKPOINT_RESTORE] = { "cap_checkpoint_restore", false },
-	[KD_CAP_SYS_ADMIN] = { "cap_sys_admin", false },
-	[KD_CAP_SYS_RESOURCE] = { "cap_sys_resource", false },
-	[KD_CLOSE_RANGE] = { "close_range", false },
-	[KD_TIMERFD_SET_TICKS] = { "timerfd_set_ticks", false },
+	[KD_EXACT_PIDS] = { "exact_pids", true,
+			    "no restore at all (every task must get its pid back); get it: Linux "
+			    "5.5+ with CAP_CHECKPOINT_RESTORE or root" },
+	[KD_CLONE3_SET_TID] = { "clone3_set_tid", false,
+				"every task is made through ns_last_pid, retried when another fork "
+				"takes the pid first; get it: Linux 5.5+, CAP_CHECKPOINT_RESTORE "
+				"(setcap cap_checkpoint_restore+ep on stasis) or root" },
+	[KD_NS_LAST_PID] = { "ns_last_pid", false,
+			     "no fallback where clone3 set_tid fails; get it: "
+			     "CONFIG_CHECKPOINT_RESTORE and CAP_CHECKPOINT_RESTORE or root" },
+	[KD_PIDFD_OPEN] = { "pidfd_open", true,
+			    "no dump or restore (a task could be swapped for another one with its "
+			    "pid); get it: Linux 5.3+" },
+	[KD_PIDFD_GETFD] = { "pidfd_getfd", false,
+			     "sockets, epoll, eventfd, timerfd and the other fds read through a "
+			     "duplicate cannot be dumped; get it: Linux 5.6+" },
+	[KD_PROCESS_VM_READV] = { "process_vm_readv", true,
+				  "no memory can be copied; get it: CONFIG_CROSS_MEMORY_ATTACH" },
+	[KD_PTRACE_SIGMASK] = { "ptrace_getsigmask", true,
+				"no signal mask can be read; get it: Linux 3.11+" },
+	[KD_PTRACE_RSEQ_CONFIG] = { "ptrace_get_rseq_configuration", false,
+				    "dumps fail (every thread of glibc 2.35+ registers rseq); "
+				    "get it: Linux 5.13+" },
+	[KD_PRCTL_MM_MAP] = { "prctl_set_mm_map", true,
+			      "no restore (brk, arguments, auxv, exe link); get it: "
+			      "CONFIG_CHECKPOINT_RESTORE" },
+	[KD_TIMER_RESTORE_IDS] = { "prctl_timer_create_restore_ids", false,
+				   "POSIX timers are made in id order (ids in between made and "
+				   "deleted): slower with many timers; get it: a kernel with "
+				   "PR_TIMER_CREATE_RESTORE_IDS" },
+	[KD_PAGEMAP_SCAN] = { "pagemap_scan", false,
+			      "no pre-dump or incremental dump (--prev-images-dir, --track-mem); "
+			      "get it: Linux 6.7+" },
+	[KD_UFFD_WP_ASYNC] = { "uffd_wp_async", false,
+			       "no pre-dump or incremental dump; get it: Linux 6.7+ with "
+			       "CONFIG_USERFAULTFD and CONFIG_PTE_MARKER_UFFD_WP" },
+	[KD_SOFT_DIRTY] = { "soft_dirty", false,
+			    "nothing: stasis tracks writes with pagemap_scan and userfaultfd "
+			    "instead" },
+	[KD_TIME_NS] = { "time_ns", false,
+			 "a tree in a time namespace cannot be restored; get it: Linux 5.6+ "
+			 "with CONFIG_TIME_NS" },
+	[KD_VDSO] = { "vdso", false,
+		      "informational (the sizes shown): the restore moves the vDSO it has "
+		      "where the task's was" },
+	[KD_XSAVE] = { "xsave", false,
+		       "informational (the area size shown): registers are read and written with "
+		       "PTRACE_GETREGSET NT_X86_XSTATE" },
+	[KD_CAP_CHECKPOINT_RESTORE] = { "cap_checkpoint_restore", false,
+					"as a plain user, exact pids only in pid namespaces of "
+					"a user namespace you own; get it: setcap "
+					"cap_checkpoint_restore+ep on stasis, or `stasis helper`" },
+	[KD_CAP_SYS_ADMIN] = { "cap_sys_admin", false,
+			       "namespaces, mounts and --pin-ns need a user namespace you own; "
+			       "get it: root, or rootless through a user namespace" },
+	[KD_CAP_SYS_RESOURCE] = { "cap_sys_resource", false,
+				  "nothing while PR_SET_MM_MAP is there; oom_score_adj below "
+				  "the restorer's own and buffer sizes past the limits go "
+				  "through `stasis helper`" },
+	[KD_CLOSE_RANGE] = { "close_range", false,
+			     "one close per fd at restore (slower with many fds); get it: Linux "
+			     "5.9+" },
+	[KD_TIMERFD_SET_TICKS] = { "timerfd_set_ticks", false,
+				   "a timerfd with unread expirations cannot be restored; get "
+				   "it: CONFIG_CHECKPOINT_RESTORE" },
 };
 
 const char *kerndat_feature_name(enum kd_feature f)
@@ -425,6 +470,11 @@ const char *kerndat_feature_name(enum kd_feature f)
 	if ((unsigned)f >= KD_NR_FEATURES)
 		return NULL;
 	return kd_features[f].name;
+}
+
+const char *kerndat_feature_cost(enum kd_feature f)
+{
+	return (unsigned)f < KD_NR_FEATURES ? kd_features[f].if_missing : NULL;
 }
 
 bool kerndat_is_required(enum kd_feature f)

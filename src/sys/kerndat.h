@@ -105,6 +105,8 @@ const char *kerndat_feature_name(enum kd_feature f);
 bool kerndat_has(const struct kerndat *kd, enum kd_feature f);
 /* The same, running (once) only the probe of @f: what dump and restore call. */
 bool kdat_has(enum kd_feature f);
+/* What lacking the feature costs and how to get it ("... ; get it: ..."). */
+const char *kerndat_feature_cost(enum kd_feature f);
 /* Whether basic dump/restore cannot work without the feature. */
 bool kerndat_is_required(enum kd_feature f);
 /* A one-line explanation (what it is for, a probed value, or why it is missing) written

@@ -580,6 +580,11 @@ static void test_kerndat(void)
 	bool privileged = a->cap_checkpoint_restore || a->cap_sys_admin;
 	for (int f = 0; f < KD_NR_FEATURES; f++) {
 		CHECK(kerndat_feature_name(f) != NULL);
+		/* what lacking it costs: said for every feature, and "get it" unless free */
+		const char *cost = kerndat_feature_cost(f);
+		CHECK(cost != NULL && strlen(cost) > 10);
+		CHECK(cost && (strstr(cost, "get it: ") || strstr(cost, "nothing") ||
+			       strstr(cost, "informational")));
 		if (!kerndat_is_required(f) || kerndat_has(a, f))
 			continue;
 		if (f == KD_EXACT_PIDS && !privileged && a->clone3_set_tid_eperm)
@@ -593,6 +598,7 @@ static void test_kerndat(void)
 	CHECK(kerndat_is_required(KD_PIDFD_OPEN));
 	CHECK(!kerndat_is_required(KD_SOFT_DIRTY));
 	CHECK(kerndat_feature_name(KD_NR_FEATURES) == NULL);
+	CHECK(kerndat_feature_cost(KD_NR_FEATURES) == NULL);
 	for (int f = 0; f < KD_NR_FEATURES; f++) /* the lazy, per-feature answer is the same */
 		CHECK(kdat_has(f) == kerndat_has(a, f));
 	CHECK(!kdat_has(KD_NR_FEATURES));
