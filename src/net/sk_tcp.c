@@ -7,19 +7,13 @@
  *     getsockname/getpeername. A socket the diag tables do not list (never bound, or
  *     closed and unhashed) is read with TCP_INFO and poll.
  *   - a connection (ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING, or closed
- *     after it was one) in TCP repair mode: TCP_QUEUE_SEQ of both queues, both queues
- *     peeked (MSG_PEEK with TCP_REPAIR_QUEUE), the unsent part of the send queue
- *     (SIOCOUTQNSD), the MSS clamp, TCP_REPAIR_WINDOW, TCP_TIMESTAMP and the options
- *     negotiated (TCP_INFO). The kernel moves a frozen tree's connections on (data in
- *     flight lands, its ACKs free the sender's queue, timers retransmit and probe): each
- *     connection is read between two equal marks (state, queue lengths, sequence
- *     numbers), and once all are read, read again until a pass finds none moved (the
- *     merge hook), so that both ends of a connection in the tree agree.
- *     The socket stays in repair mode until the dump ends: closed
- *     by the killed tree it goes away silently (no FIN, no RST to the peer); if the tree
- *     runs on (failure, --leave-running) repair mode is turned off again without a
- *     window probe. Repair mode needs CAP_NET_ADMIN over the socket's network namespace:
- *     without it a connection is refused with one line.
+ *     after it was one) in TCP repair mode, read by src/net/sk_tcp_repair.c (queues,
+ *     sequence numbers, window, options; all connections of the tree read again until
+ *     none moved, in the merge hook). The socket stays in repair mode until the dump
+ *     ends: closed by the killed tree it goes away silently (no FIN, no RST to the
+ *     peer); if the tree runs on (failure, --leave-running) repair mode is turned off
+ *     again without a window probe. Repair mode needs CAP_NET_ADMIN over the socket's
+ *     network namespace: without it a connection is refused with one line.
  *   - a listening socket: its backlog, and the connections waiting in its accept queue
  *     (diag entries with no inode on its port): each must have its client end in the
  *     tree and nothing sent by it unread, else it is refused.
@@ -69,69 +63,10 @@
 #include "files/fd_ops.h"
 #include "net/netns.h"
 #include "net/sk_inet.h"
+#include "net/sk_tcp_int.h"
 #include "net/sockopt.h"
 #include "ns/nsrun.h"
 #include "sys/syscalls.h"
-
-#ifndef TCP_REPAIR_OFF_NO_WP
-#define TCP_REPAIR_OFF_NO_WP -1
-#endif
-#ifndef SIOCGSKNS
-#define SIOCGSKNS 0x894C
-#endif
-#ifndef SIOCOUTQNSD
-#define SIOCOUTQNSD 0x894B
-#endif
-
-enum {
-	ST_ESTABLISHED = 1, ST_SYN_SENT, ST_SYN_RECV, ST_FIN_WAIT1, ST_FIN_WAIT2, ST_TIME_WAIT,
-	ST_CLOSE, ST_CLOSE_WAIT, ST_LAST_ACK, ST_LISTEN, ST_CLOSING, ST_NEW_SYN_RECV,
-};
-#define SK_RCV_SHUTDOWN 1
-#define SK_SEND_SHUTDOWN 2
-/* Images are untrusted: bounds. */
-#define TCP_QUEUE_MAX (64u << 20)
-#define TCP_BACKLOG_MAX 65535u
-#define TCP_PENDING_MAX 4096u
-#define TCP_CONNECT_WAIT_MS 5000
-
-static const char *const state_names[] = {
-	"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
-};
-
-static const char *state_name(unsigned int s)
-{
-	return s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
-}
-
-/* States whose connection is rebuilt in repair mode. */
-static bool is_conn_state(unsigned int s)
-{
-	return s == ST_ESTABLISHED || s == ST_FIN_WAIT1 || s == ST_FIN_WAIT2 ||
-	       s == ST_CLOSE_WAIT || s == ST_LAST_ACK || s == ST_CLOSING;
-}
-
-static bool fin_sent(unsigned int s)
-{
-	return s == ST_FIN_WAIT1 || s == ST_FIN_WAIT2 || s == ST_CLOSING || s == ST_LAST_ACK;
-}
-
-static bool fin_rcvd(unsigned int s)
-{
-	return s == ST_CLOSE_WAIT || s == ST_LAST_ACK || s == ST_CLOSING;
-}
-
-static int tcp_opt(int sk, int opt, int val)
-{
-	return setsockopt(sk, IPPROTO_TCP, opt, &val, sizeof(val)) ? -errno : 0;
-}
-
-static int tcp_getopt(int sk, int opt, void *val, socklen_t len)
-{
-	socklen_t l = len;
-	return getsockopt(sk, IPPROTO_TCP, opt, val, &l) ? -errno : 0;
-}
 
 /* Repair mode turned off leaves SO_REUSEADDR off: the recorded value again. */
 static int reuse_again(int sk, const TcpSk *t, const char *what)
@@ -152,284 +87,8 @@ static int set_opts(int sk, const TcpSk *t, enum sockopt_phase ph, const char *w
 	return t->opts ? sockopt_restore(sk, t->opts, ph, what) : 0;
 }
 
-static unsigned int tcp_state_of(int sk)
-{
-	struct tcp_info ti;
-	memset(&ti, 0, sizeof(ti));
-	return tcp_getopt(sk, TCP_INFO, &ti, sizeof(ti)) ? 0 : ti.tcpi_state;
-}
 
 /* ---- dump ------------------------------------------------------------------------ */
-
-static void repair_undo(int fd)
-{
-	if (tcp_opt(fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) && tcp_opt(fd, TCP_REPAIR, 0))
-		pr_warn("dump: cannot turn TCP repair mode off again: %s", strerror(errno));
-}
-
-/* Peek @len bytes of the repair queue @q of @dup into *@out. */
-static int peek_queue(pid_t pid, int fd, int dup, int q, uint32_t len, ProtobufCBinaryData *out,
-		      protobuf_c_boolean *has)
-{
-	int ret = tcp_opt(dup, TCP_REPAIR_QUEUE, q);
-	if (ret)
-		return pr_errno(ret, "fd %d of pid %d: TCP_REPAIR_QUEUE", fd, pid);
-	if (!len)
-		return 0;
-	if (len > TCP_QUEUE_MAX) {
-		pr_err("fd %d of pid %d: %u bytes in a TCP %s queue, more than %u: not supported yet",
-		       fd, pid, len, q == TCP_SEND_QUEUE ? "send" : "receive", TCP_QUEUE_MAX);
-		return -EOPNOTSUPP;
-	}
-	uint8_t *buf = malloc(len);
-	if (!buf)
-		return pr_errno(-ENOMEM, "fd %d of pid %d: TCP queue", fd, pid);
-	ssize_t r = recv(dup, buf, len, MSG_PEEK | MSG_DONTWAIT);
-	if (r >= 0 && r < (ssize_t)len) {
-		/* the queue changed since its length was read: the caller reads both again */
-		free(buf);
-		pr_debug("fd %d of pid %d: peek %u bytes of the TCP %s queue: got %zd", fd, pid,
-			 len, q == TCP_SEND_QUEUE ? "send" : "receive", r);
-		return -EAGAIN;
-	}
-	if (r != (ssize_t)len) {
-		int e = r < 0 ? -errno : -EIO;
-		free(buf);
-		return pr_errno(e, "fd %d of pid %d: peek %u bytes of the TCP %s queue (got %zd)",
-				fd, pid, len, q == TCP_SEND_QUEUE ? "send" : "receive", r);
-	}
-	out->data = buf;
-	out->len = len;
-	*has = true;
-	return 0;
-}
-
-/* What the kernel changes in a connection on its own while the tree is frozen (it
- * receives, acknowledges, retransmits and probes from softirq and timers): the state, the
- * three queue lengths and both sequence numbers. The task's side of the queues
- * (write_seq, copied_seq) cannot move, so a mark read twice tells whether anything
- * happened in between. */
-struct tcp_mark {
-	unsigned int state;
-	int outq, notsent, inq;
-	uint32_t snd_seq, rcv_seq; /* write_seq, rcv_nxt */
-};
-
-/* A connection read in repair mode (struct sk_dump.tcp): its image, its held duplicate
- * and the mark its queues were read under. */
-struct tcp_read {
-	TcpSk *t;
-	pid_t pid;
-	int fd, dup;
-	struct tcp_mark m;
-};
-
-/* How long the connections of a frozen tree may keep moving before the dump gives up: the
- * data in flight when it froze lands within a round trip, then only timers act. */
-#define TCP_SETTLE_MS 10000
-
-static int read_mark(int dup, struct tcp_mark *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->state = tcp_state_of(dup);
-	if (ioctl(dup, SIOCOUTQ, &m->outq) < 0 || ioctl(dup, SIOCOUTQNSD, &m->notsent) < 0 ||
-	    ioctl(dup, SIOCINQ, &m->inq) < 0)
-		return -errno;
-	int ret = tcp_opt(dup, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
-	if (!ret)
-		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &m->snd_seq, sizeof(m->snd_seq));
-	if (!ret)
-		ret = tcp_opt(dup, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
-	if (!ret)
-		ret = tcp_getopt(dup, TCP_QUEUE_SEQ, &m->rcv_seq, sizeof(m->rcv_seq));
-	/* no queue selected: a send the kernel makes meanwhile goes out, not marked as sent */
-	if (!ret)
-		ret = tcp_opt(dup, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
-	return ret;
-}
-
-static bool mark_eq(const struct tcp_mark *a, const struct tcp_mark *b)
-{
-	return a->state == b->state && a->outq == b->outq && a->notsent == b->notsent &&
-	       a->inq == b->inq && a->snd_seq == b->snd_seq && a->rcv_seq == b->rcv_seq;
-}
-
-/* Sleep before attempt @k of reading what keeps moving: 1, 2, 4 .. 64 ms. */
-static unsigned int settle_wait(unsigned int k)
-{
-	unsigned int ms = 1u << MIN(k, 6u);
-	usleep(ms * 1000);
-	return ms;
-}
-
-static void repair_clear(TcpRepair *r)
-{
-	free(r->sndq.data);
-	free(r->rcvq.data);
-	r->sndq.data = r->rcvq.data = NULL;
-	r->sndq.len = r->rcvq.len = 0;
-	r->has_sndq = r->has_rcvq = r->has_unsent = false;
-	r->unsent = 0;
-}
-
-static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out);
-
-/* The queues of a connection in repair mode, read between two equal marks: read again
- * (lengths, contents and sequence numbers) while the kernel moved it in between. */
-static int dump_queues(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out)
-{
-	unsigned int waited = 0;
-	for (unsigned int k = 0;; k++) {
-		int ret = dump_queues_once(pid, fd, dup, t, out);
-		if (ret != -EAGAIN)
-			return ret;
-		repair_clear(t->repair);
-		if (waited >= TCP_SETTLE_MS) {
-			pr_err("fd %d of pid %d: a TCP connection kept changing while it was read "
-			       "(%u ms): traffic the network lock does not stop?", fd, pid, waited);
-			return -EIO;
-		}
-		waited += settle_wait(k);
-	}
-}
-
-static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out)
-{
-	TcpRepair *r = t->repair;
-	struct tcp_mark m0, m1;
-	int ret = read_mark(dup, &m0);
-	if (ret)
-		return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", fd, pid);
-	if (m0.state != t->state) {
-		/* sock_diag listed it a moment ago: a FIN (or the ACK of ours) came in since */
-		if (!is_conn_state(m0.state) || t->state == ST_CLOSE) {
-			pr_err("fd %d of pid %d: a TCP connection went from %s to %s while the tree "
-			       "was read", fd, pid, state_name(t->state), state_name(m0.state));
-			return -EIO;
-		}
-		pr_debug("fd %d of pid %d: TCP state %s, sock_diag said %s", fd, pid,
-			 state_name(m0.state), state_name(t->state));
-		t->state = m0.state;
-	}
-	unsigned int state = t->state;
-	int outq = m0.outq, notsent = m0.notsent, inq = m0.inq;
-	if (state == ST_CLOSE) /* a reset purged the send queue, not the sequence numbers */
-		outq = notsent = 0;
-	/* the FIN takes a sequence number but no byte of the queue */
-	int fin_q = fin_sent(state) && state != ST_FIN_WAIT2;
-	int fin_unsent = fin_sent(state) && notsent > 0;
-	if (outq < fin_q || notsent - fin_unsent > outq - fin_q || inq < 0) {
-		pr_err("fd %d of pid %d: TCP queues of %d / %d / %d bytes in state %s", fd, pid,
-		       outq, notsent, inq, state_name(state));
-		return -EIO;
-	}
-	ret = peek_queue(pid, fd, dup, TCP_SEND_QUEUE, (uint32_t)(outq - fin_q), &r->sndq,
-			 &r->has_sndq);
-	r->snd_seq = m0.snd_seq;
-	if (!ret && notsent - fin_unsent > 0) {
-		r->has_unsent = true;
-		r->unsent = (uint32_t)(notsent - fin_unsent);
-	}
-	if (!ret)
-		ret = peek_queue(pid, fd, dup, TCP_RECV_QUEUE, (uint32_t)inq, &r->rcvq, &r->has_rcvq);
-	r->rcv_seq = m0.rcv_seq;
-	if (!ret && (ret = read_mark(dup, &m1)))
-		return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", fd, pid);
-	if (!ret && !mark_eq(&m0, &m1)) {
-		pr_debug("fd %d of pid %d: the TCP connection moved while it was read", fd, pid);
-		return -EAGAIN;
-	}
-	if (ret > 0 || ret == -1)
-		ret = -EIO;
-	if (ret == -EAGAIN)
-		return ret;
-	*out = m1;
-	return ret < 0 ? pr_errno(ret, "fd %d of pid %d: TCP queues", fd, pid) : 0;
-}
-
-/* Options, window, timestamp of a connection in repair mode. */
-static int dump_params(pid_t pid, int fd, int dup, TcpRepair *r)
-{
-	struct tcp_info ti;
-	struct tcp_repair_window w;
-	int mss = 0, ret;
-
-	memset(&ti, 0, sizeof(ti));
-	if ((ret = tcp_getopt(dup, TCP_MAXSEG, &mss, sizeof(mss))) ||
-	    (ret = tcp_getopt(dup, TCP_INFO, &ti, sizeof(ti))))
-		return pr_errno(ret, "fd %d of pid %d: TCP_MAXSEG / TCP_INFO", fd, pid);
-	r->mss = (uint32_t)mss;
-	if (ti.tcpi_options & TCPI_OPT_WSCALE) {
-		r->has_snd_wscale = r->has_rcv_wscale = true;
-		r->snd_wscale = ti.tcpi_snd_wscale;
-		r->rcv_wscale = ti.tcpi_rcv_wscale;
-	}
-	r->has_sack = r->has_tstamp = true;
-	r->sack = (ti.tcpi_options & TCPI_OPT_SACK) != 0;
-	r->tstamp = (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) != 0;
-	if (r->tstamp) {
-		if ((ret = tcp_getopt(dup, TCP_TIMESTAMP, &r->ts_val, sizeof(r->ts_val))))
-			return pr_errno(ret, "fd %d of pid %d: TCP_TIMESTAMP", fd, pid);
-		r->has_ts_val = true;
-	}
-	if ((ret = tcp_getopt(dup, TCP_REPAIR_WINDOW, &w, sizeof(w))))
-		return pr_errno(ret, "fd %d of pid %d: TCP_REPAIR_WINDOW", fd, pid);
-	r->has_snd_wl1 = r->has_snd_wnd = r->has_max_window = r->has_rcv_wnd = r->has_rcv_wup = true;
-	r->snd_wl1 = w.snd_wl1;
-	r->snd_wnd = w.snd_wnd;
-	r->max_window = w.max_window;
-	r->rcv_wnd = w.rcv_wnd;
-	r->rcv_wup = w.rcv_wup;
-	int sb = 0, rb = 0;
-	socklen_t l = sizeof(sb);
-	if (getsockopt(dup, SOL_SOCKET, SO_SNDBUF, &sb, &l) ||
-	    getsockopt(dup, SOL_SOCKET, SO_RCVBUF, &rb, &l))
-		return pr_perror("fd %d of pid %d: SO_SNDBUF / SO_RCVBUF", fd, pid);
-	r->has_sndbuf = r->has_rcvbuf = true;
-	r->sndbuf = (uint32_t)sb;
-	r->rcvbuf = (uint32_t)rb;
-	return 0;
-}
-
-/* A connection: repair mode on @dup (taken: held until the dump ends). */
-static int dump_repair(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
-{
-	pid_t pid = c->pid;
-	int ret = tcp_opt(dup, TCP_REPAIR, 1);
-	if (ret) {
-		close(dup);
-		if (ret == -EPERM) {
-			pr_err("fd %d of pid %d is a TCP connection (%s): TCP repair mode needs "
-			       "CAP_NET_ADMIN over its network namespace, which this stasis lacks",
-			       fd, pid, state_name(t->state));
-			return -EOPNOTSUPP;
-		}
-		return pr_errno(ret, "fd %d of pid %d: TCP_REPAIR", fd, pid);
-	}
-	ret = sk_dump_hold(c->sk, dup, repair_undo);
-	if (ret)
-		return ret;
-	TcpRepair *r = malloc(sizeof(*r));
-	if (!r)
-		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
-	tcp_repair__init(r);
-	t->repair = r;
-	struct tcp_mark m;
-	ret = dump_queues(pid, fd, dup, t, &m);
-	if (!ret)
-		ret = dump_params(pid, fd, dup, r);
-	if (ret)
-		return ret;
-	struct sk_dump *s = c->sk;
-	if (s->n_tcp % 64 == 0) {
-		struct tcp_read *n = realloc(s->tcp, (s->n_tcp + 64) * sizeof(*n));
-		if (!n)
-			return pr_errno(-ENOMEM, "dump: TCP connections");
-		s->tcp = n;
-	}
-	s->tcp[s->n_tcp++] = (struct tcp_read){ .t = t, .pid = pid, .fd = fd, .dup = dup, .m = m };
-	return 0;
-}
 
 static int get_addr(int dup, int family, bool peer, InetAddr **out)
 {
@@ -475,7 +134,7 @@ static int dump_pending(pid_t pid, int fd, const struct inet_diag_tab *tab,
 		if (e->state != ST_ESTABLISHED || e->rqueue) {
 			pr_err("fd %d of pid %d is a listening TCP socket with a connection in its "
 			       "accept queue in state %s with %u bytes its server has not read: not "
-			       "supported yet", fd, pid, state_name(e->state), e->rqueue);
+			       "supported yet", fd, pid, tcp_state_name(e->state), e->rqueue);
 			return -EOPNOTSUPP;
 		}
 		if (n >= TCP_PENDING_MAX)
@@ -508,7 +167,7 @@ static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 	t->state = ti.tcpi_state;
 	if (t->state != ST_CLOSE) {
 		pr_err("fd %d of pid %d: a TCP socket in state %s that sock_diag does not list "
-		       "(another network namespace?)", fd, c->pid, state_name(t->state));
+		       "(another network namespace?)", fd, c->pid, tcp_state_name(t->state));
 		return -EIO;
 	}
 	struct pollfd p = { .fd = dup, .events = POLLIN | POLLRDHUP };
@@ -523,7 +182,7 @@ static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 	int hold = fcntl(dup, F_DUPFD_CLOEXEC, 0);
 	if (hold < 0)
 		return pr_perror("fd %d of pid %d: dup", fd, c->pid);
-	return dump_repair(c, fd, hold, t);
+	return tcp_dump_repair(c, fd, hold, t);
 }
 
 static int tcp_classify(const struct dump_ctx *c, struct fd_ent *e)
@@ -577,7 +236,7 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 	}
 	if (!is_conn_state(t->state)) {
 		pr_err("fd %d of pid %d is a TCP socket in state %s: not supported", fd, pid,
-		       state_name(t->state));
+		       tcp_state_name(t->state));
 		return -EOPNOTSUPP;
 	}
 	if (!t->dst || !t->src) {
@@ -587,7 +246,7 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 	int hold = fcntl(dup, F_DUPFD_CLOEXEC, 0);
 	if (hold < 0)
 		return pr_perror("fd %d of pid %d: dup", fd, pid);
-	return dump_repair(c, fd, hold, t);
+	return tcp_dump_repair(c, fd, hold, t);
 }
 
 static int tcp_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
@@ -620,18 +279,13 @@ static int tcp_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 	if (!ret) {
 		char a[64], b[64];
 		pr_debug("pid %d fd %d: TCP socket %llu %s %s -> %s", c->pid, e->fd,
-			 (unsigned long long)t->ino, state_name(t->state),
+			 (unsigned long long)t->ino, tcp_state_name(t->state),
 			 inet_addr_str(family, t->src, a, sizeof(a)),
 			 inet_addr_str(family, t->dst, b, sizeof(b)));
 	}
 	return ret;
 }
 
-static bool addr_eq(const InetAddr *a, const InetAddr *b)
-{
-	return a && b && a->port == b->port && a->addr.len == b->addr.len &&
-	       !memcmp(a->addr.data, b->addr.data, a->addr.len);
-}
 
 /* The client end of pending connection @p of listener @l, in any process of the tree. */
 static TcpSk *find_client(struct dump_ctx **procs, size_t n, const TcpSk *l, const InetAddr *p,
@@ -695,73 +349,6 @@ static int check_opened_by_stasis(struct dump_ctx **procs, size_t n)
 	return 0;
 }
 
-/* The connections of the tree are read one after the other, and the kernel moves them on
- * in between (data in flight when the tree froze lands, the ACKs it draws free the
- * sender's queue, timers retransmit and probe): two ends read at different moments may
- * disagree (the receiver having acknowledged data the sender's image no longer holds:
- * a hole in the stream after the restore). So once all are read, each is read again
- * until a pass over all of them finds every one as it was read: each one's image then
- * holds at the moment that pass began, for all of them at once. */
-static int settle(struct sk_dump *s)
-{
-	unsigned int waited = 0;
-	for (unsigned int k = 0;; k++) {
-		size_t moved = 0;
-		for (size_t i = 0; i < s->n_tcp; i++) {
-			struct tcp_read *x = &s->tcp[i];
-			struct tcp_mark m;
-			int ret = read_mark(x->dup, &m);
-			if (ret)
-				return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", x->fd,
-						x->pid);
-			if (mark_eq(&m, &x->m))
-				continue;
-			moved++;
-			repair_clear(x->t->repair);
-			if ((ret = dump_queues(x->pid, x->fd, x->dup, x->t, &x->m)) ||
-			    (ret = dump_params(x->pid, x->fd, x->dup, x->t->repair)))
-				return ret;
-		}
-		if (!moved)
-			return 0;
-		pr_debug("dump: %zu TCP connections moved while the tree was read: read again",
-			 moved);
-		if (waited >= TCP_SETTLE_MS) {
-			pr_err("dump: the tree's TCP connections kept changing while they were read "
-			       "(%u ms): traffic the network lock does not stop?", waited);
-			return -EIO;
-		}
-		waited += settle_wait(k);
-	}
-}
-
-static bool seq_le(uint32_t a, uint32_t b)
-{
-	return (int32_t)(b - a) >= 0;
-}
-
-/* Both ends of a connection in the tree, read at one moment: what the receiver got lies
- * between what the sender has had acknowledged and what it sent. */
-static int check_pairs(struct sk_dump *s)
-{
-	for (size_t i = 0; i < s->n_tcp; i++)
-		for (size_t j = 0; j < s->n_tcp; j++) {
-			const struct tcp_read *a = &s->tcp[i], *b = &s->tcp[j];
-			if (i == j || a->t->state == ST_CLOSE || b->t->state == ST_CLOSE ||
-			    !a->t->dst || !b->t->dst || a->t->family != b->t->family ||
-			    !addr_eq(b->t->src, a->t->dst) || !addr_eq(b->t->dst, a->t->src))
-				continue;
-			uint32_t una = a->m.snd_seq - (uint32_t)a->m.outq;
-			uint32_t nxt = a->m.snd_seq - (uint32_t)a->m.notsent;
-			if (seq_le(una, b->m.rcv_seq) && seq_le(b->m.rcv_seq, nxt))
-				continue;
-			pr_err("fd %d of pid %d and fd %d of pid %d: the two ends of a TCP connection "
-			       "disagree (sent %u..%u, received up to %u)", a->fd, a->pid, b->fd,
-			       b->pid, una, nxt, b->m.rcv_seq);
-			return -EIO;
-		}
-	return 0;
-}
 /* The clients of the connections waiting in accept queues: in the tree, an established
  * connection with nothing to read, rebuilt by a handshake. */
 static int tcp_merge(struct dump_ctx **procs, size_t n)
@@ -769,9 +356,9 @@ static int tcp_merge(struct dump_ctx **procs, size_t n)
 	char a[64];
 	int ret = check_opened_by_stasis(procs, n);
 	if (!ret && n && procs[0]->sk)
-		ret = settle(procs[0]->sk);
+		ret = tcp_settle(procs[0]->sk);
 	if (!ret && n && procs[0]->sk)
-		ret = check_pairs(procs[0]->sk);
+		ret = tcp_check_pairs(procs[0]->sk);
 	if (ret)
 		return ret;
 	for (size_t p = 0; p < n; p++) {
@@ -808,7 +395,7 @@ static int tcp_merge(struct dump_ctx **procs, size_t n)
 				    (cl->repair && cl->repair->has_rcvq && cl->repair->rcvq.len)) {
 					pr_err("fd %d of pid %d: the client of a connection waiting in an "
 					       "accept queue is %s with data to read: not supported yet",
-					       cfd, cpid, state_name(cl->state));
+					       cfd, cpid, tcp_state_name(cl->state));
 					return -EOPNOTSUPP;
 				}
 				cl->has_handshake = cl->handshake = true;
@@ -1376,7 +963,7 @@ static int restore_state(int sk, const TcpSk *t, const char *what)
 static const char *sk_what(const TcpSk *t, int target, char *buf, size_t len)
 {
 	char a[64], b[64];
-	snprintf(buf, len, "fd %d (TCP %s %s -> %s)", target, state_name(t->state),
+	snprintf(buf, len, "fd %d (TCP %s %s -> %s)", target, tcp_state_name(t->state),
 		 inet_addr_str((int)t->family, t->src, a, sizeof(a)),
 		 inet_addr_str((int)t->family, t->dst, b, sizeof(b)));
 	return buf;
