@@ -471,6 +471,32 @@ static int route_cb(struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
+/* Traffic control is not carried: a qdisc someone added (any handle but the 0: of the
+ * default qdiscs the kernel attaches to a new interface, ingress and clsact included)
+ * would be missing after the restore: refused. */
+static int qdisc_cb(struct nlmsghdr *h, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct tcmsg *tc = NLMSG_DATA(h);
+	struct rtattr *tb[TCA_MAX + 1];
+	if (h->nlmsg_type != RTM_NEWQDISC || h->nlmsg_len < NLMSG_LENGTH(sizeof(*tc)))
+		return 0;
+	if (!tc->tcm_handle)
+		return 0;
+	parse_attrs(tb, TCA_MAX, TCA_RTA(tc), (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*tc))));
+	char kind[32] = "?";
+	if (tb[TCA_KIND])
+		snprintf(kind, sizeof(kind), "%.*s", (int)RTA_PAYLOAD(tb[TCA_KIND]),
+			 (const char *)RTA_DATA(tb[TCA_KIND]));
+	char name[IFNAMSIZ] = "?";
+	for (size_t i = 0; i < d->ns->n_links; i++)
+		if (d->ns->links[i]->ifindex == (uint32_t)tc->tcm_ifindex && d->ns->links[i]->name)
+			snprintf(name, sizeof(name), "%s", d->ns->links[i]->name);
+	return fail(-EOPNOTSUPP, "net: interface %s of the net namespace of pid %d has a "
+		    "traffic-control qdisc (%s, handle %x:): not carried (tc settings are "
+		    "not restored)", name, d->pid, kind, tc->tcm_handle >> 16);
+}
+
 static int nsid_cb(struct nlmsghdr *h, void *arg)
 {
 	struct rtattr *tb[NETNSA_MAX + 1];
@@ -543,6 +569,11 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 	if (!ret) {
 		nl_init(m, RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof(rt));
 		ret = nl_talk(fd, m, route_cb, d);
+	}
+	struct tcmsg tcm = { .tcm_family = AF_UNSPEC };
+	if (!ret) {
+		nl_init(m, RTM_GETQDISC, NLM_F_DUMP, &tcm, sizeof(tcm));
+		ret = nl_talk(fd, m, qdisc_cb, d);
 	}
 	if (ret && !errmsg[0])
 		fail(ret, "net: reading the net namespace of pid %d: %s", d->pid, strerror(-ret));
