@@ -118,9 +118,12 @@ static int nft_errno(const char *msg)
 	return -EINVAL; /* refused for another reason: not an I/O error of the images */
 }
 
-/* Run @cmd (one transaction) in the caller's net namespace: 0 or -errno with the library's
- * first error line in @err. */
 static int nft_run(const char *cmd, char *err, size_t errlen)
+{
+	return netlock_nft(cmd, NULL, err, errlen);
+}
+
+int netlock_nft(const char *cmd, char **out, char *err, size_t errlen)
 {
 	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
 	int ret = 0;
@@ -147,7 +150,12 @@ static int nft_run(const char *cmd, char *err, size_t errlen)
 		dup2(saved, STDERR_FILENO);
 		close(saved);
 	}
-	if (r) {
+	if (!r && out) {
+		const char *o = nft_ctx_get_output_buffer(nft);
+		if (!(*out = strdup(o ? o : "")))
+			r = -1, ret = -ENOMEM, snprintf(err, errlen, "out of memory");
+	}
+	if (r && !ret) {
 		const char *m = nft_ctx_get_error_buffer(nft);
 		m = m ? m : "";
 		ret = nft_errno(m);

@@ -18,6 +18,11 @@
 
 #define NETLOCK_MAX_CONNS 65536
 
+/* Run nftables command(s) @cmd (one transaction) in the caller's net namespace through
+ * libnftables: 0, with what it printed in *@out (malloc'ed) when @out is not NULL, or
+ * -errno with the library's first error line in @err. */
+int netlock_nft(const char *cmd, char **out, char *err, size_t errlen) __must_check;
+
 /* "nftables" (the default) -> false, "none" -> true; -EINVAL for anything else. */
 int netlock_parse_mode(const char *s, bool *none) __must_check;
 

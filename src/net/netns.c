@@ -497,6 +497,73 @@ static int qdisc_cb(struct nlmsghdr *h, void *arg)
 		    "not restored)", name, d->pid, kind, tc->tcm_handle >> 16);
 }
 
+#define NFT_RULESET_MAX (16u << 20)
+
+/* The nftables tables of the namespace the caller is in, as `nft list table` prints them
+ * (what `nft -f` loads back), but stasis's own lock tables, into ns->nft_ruleset. Rules
+ * of iptables-nft that use xtables extensions ("xt match", "xt target") cannot be loaded
+ * by nft: refused; so are legacy iptables tables (x_tables), which nft does not see. */
+static int dump_nft(struct dump_arg *d)
+{
+	static const char *const legacy[] = { "ip_tables_names", "ip6_tables_names",
+					      "arp_tables_names" };
+	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
+		char path[64];
+		size_t len = 0;
+		snprintf(path, sizeof(path), "/proc/self/net/%s", legacy[i]);
+		_cleanup_free_ char *t = read_file_at(AT_FDCWD, path, 1u << 16, &len);
+		if (t && len)
+			return fail(-EOPNOTSUPP, "net: the net namespace of pid %d has legacy "
+				    "iptables tables (%s: %.*s): not carried", d->pid, legacy[i],
+				    (int)strcspn(t, "\n"), t);
+	}
+	char err[256];
+	_cleanup_free_ char *tables = NULL;
+	int ret = netlock_nft("list tables", &tables, err, sizeof(err));
+	if (ret)
+		return fail(ret, "net: nftables tables of the net namespace of pid %d: %s", d->pid,
+			    err);
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f = open_memstream(&buf, &blen);
+	if (!f)
+		return -ENOMEM;
+	char *save = NULL;
+	for (char *l = strtok_r(tables, "\n", &save); l && !ret; l = strtok_r(NULL, "\n", &save)) {
+		char fam[16], name[256];
+		if (sscanf(l, "table %15s %255s", fam, name) != 2) {
+			ret = fail(-EIO, "net: unexpected nft output: %.80s", l);
+			break;
+		}
+		if (str_starts(name, "stasis-lock-"))
+			continue;
+		char cmd[320];
+		_cleanup_free_ char *t = NULL;
+		snprintf(cmd, sizeof(cmd), "list table %s %s", fam, name);
+		ret = netlock_nft(cmd, &t, err, sizeof(err));
+		if (ret) {
+			ret = fail(ret, "net: nftables table %s %s of the net namespace of pid %d: %s",
+				   fam, name, d->pid, err);
+		} else if (strstr(t, " xt match ") || strstr(t, " xt target ") ||
+			   strstr(t, "xt match \"") || strstr(t, "xt target \"")) {
+			ret = fail(-EOPNOTSUPP, "net: nftables table %s %s of the net namespace of "
+				   "pid %d holds iptables-nft rules with xtables extensions, which "
+				   "nft cannot load again: not carried", fam, name, d->pid);
+		} else {
+			fputs(t, f);
+		}
+	}
+	if (fclose(f) && !ret)
+		ret = -ENOMEM;
+	if (!ret && blen > NFT_RULESET_MAX)
+		ret = fail(-E2BIG, "net: the nftables ruleset of the net namespace of pid %d is "
+			   "larger than %u bytes", d->pid, NFT_RULESET_MAX);
+	if (!ret && blen)
+		d->ns->nft_ruleset = buf, buf = NULL;
+	free(buf);
+	return ret;
+}
+
 static int nsid_cb(struct nlmsghdr *h, void *arg)
 {
 	struct rtattr *tb[NETNSA_MAX + 1];
@@ -575,6 +642,8 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 		nl_init(m, RTM_GETQDISC, NLM_F_DUMP, &tcm, sizeof(tcm));
 		ret = nl_talk(fd, m, qdisc_cb, d);
 	}
+	if (!ret)
+		ret = dump_nft(d);
 	if (ret && !errmsg[0])
 		fail(ret, "net: reading the net namespace of pid %d: %s", d->pid, strerror(-ret));
 	if (!ret)
@@ -1096,6 +1165,16 @@ int net_restore(struct rst_ctx *c)
 		r = add_addr(fd, ns->addrs[i]);
 	for (size_t i = 0; i < ns->n_routes && !r; i++)
 		r = add_route(fd, ns->routes[i]);
+	if (!r && ns->nft_ruleset) {
+		char err[256];
+		if (strlen(ns->nft_ruleset) > NFT_RULESET_MAX) {
+			pr_err("image: an nftables ruleset of more than %u bytes", NFT_RULESET_MAX);
+			return -EINVAL;
+		}
+		r = netlock_nft(ns->nft_ruleset, NULL, err, sizeof(err));
+		if (r)
+			pr_err("restore: the nftables ruleset of the net namespace: %s", err);
+	}
 	return r;
 }
 
