@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
+#include <linux/fib_rules.h>
 #include <linux/if_link.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
@@ -417,10 +418,13 @@ static int route_cb(struct nlmsghdr *h, void *arg)
 		return 0;
 	parse_attrs(tb, RTA_MAX, RTM_RTA(rt), (int)RTM_PAYLOAD(h));
 	uint32_t table = tb[RTA_TABLE] ? rta_u32(tb[RTA_TABLE]) : rt->rtm_table;
-	if (table != RT_TABLE_MAIN || (rt->rtm_flags & RTM_F_CLONED) ||
-	    rt->rtm_protocol == RTPROT_KERNEL || rt->rtm_protocol == RTPROT_RA ||
+	if ((rt->rtm_flags & RTM_F_CLONED) || rt->rtm_protocol == RTPROT_KERNEL ||
+	    rt->rtm_protocol == RTPROT_RA ||
 	    (rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6))
 		return 0;
+	if (table != RT_TABLE_MAIN) /* only the main table is carried */
+		return fail(-EOPNOTSUPP, "net: a route in table %u of the net namespace of pid %d "
+			    "(policy routing): not carried", table, d->pid);
 	if (tb[RTA_MULTIPATH] || tb[RTA_VIA] || tb[RTA_ENCAP])
 		return fail(-EOPNOTSUPP,
 			    "net: a multipath, via or encap route in the net namespace of pid %d: "
@@ -495,6 +499,25 @@ static int qdisc_cb(struct nlmsghdr *h, void *arg)
 	return fail(-EOPNOTSUPP, "net: interface %s of the net namespace of pid %d has a "
 		    "traffic-control qdisc (%s, handle %x:): not carried (tc settings are "
 		    "not restored)", name, d->pid, kind, tc->tcm_handle >> 16);
+}
+
+/* Policy routing rules are not carried: any but the kernel's defaults is refused. */
+static int rule_cb(struct nlmsghdr *h, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct fib_rule_hdr *fr = NLMSG_DATA(h);
+	struct rtattr *tb[FRA_MAX + 1];
+	if (h->nlmsg_type != RTM_NEWRULE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*fr)))
+		return 0;
+	parse_attrs(tb, FRA_MAX, (struct rtattr *)((char *)fr + NLMSG_ALIGN(sizeof(*fr))),
+		    (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*fr))));
+	if (tb[FRA_PROTOCOL] && RTA_PAYLOAD(tb[FRA_PROTOCOL]) >= 1 &&
+	    *(const uint8_t *)RTA_DATA(tb[FRA_PROTOCOL]) == RTPROT_KERNEL)
+		return 0;
+	uint32_t prio = tb[FRA_PRIORITY] ? rta_u32(tb[FRA_PRIORITY]) : 0;
+	return fail(-EOPNOTSUPP, "net: a policy routing rule (priority %u, table %u) in the net "
+		    "namespace of pid %d: not carried", prio,
+		    tb[FRA_TABLE] ? rta_u32(tb[FRA_TABLE]) : fr->table, d->pid);
 }
 
 #define NFT_RULESET_MAX (16u << 20)
@@ -636,6 +659,11 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 	if (!ret) {
 		nl_init(m, RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof(rt));
 		ret = nl_talk(fd, m, route_cb, d);
+	}
+	struct fib_rule_hdr frh = { .family = AF_UNSPEC };
+	if (!ret) {
+		nl_init(m, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
+		ret = nl_talk(fd, m, rule_cb, d);
 	}
 	struct tcmsg tcm = { .tcm_family = AF_UNSPEC };
 	if (!ret) {
