@@ -645,30 +645,27 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 		if (ret)
 			ret = fail(ret, "net: RTM_GETNSID: %s", strerror(-ret));
 	}
+	/* the links first: the others name them */
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	if (!ret) {
-		nl_init(m, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
-		ret = nl_talk(fd, m, link_cb, d);
-	}
 	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
-	if (!ret) {
-		nl_init(m, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
-		ret = nl_talk(fd, m, addr_cb, d);
-	}
 	struct rtmsg rt = { .rtm_family = AF_UNSPEC };
-	if (!ret) {
-		nl_init(m, RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof(rt));
-		ret = nl_talk(fd, m, route_cb, d);
-	}
 	struct fib_rule_hdr frh = { .family = AF_UNSPEC };
-	if (!ret) {
-		nl_init(m, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
-		ret = nl_talk(fd, m, rule_cb, d);
-	}
 	struct tcmsg tcm = { .tcm_family = AF_UNSPEC };
-	if (!ret) {
-		nl_init(m, RTM_GETQDISC, NLM_F_DUMP, &tcm, sizeof(tcm));
-		ret = nl_talk(fd, m, qdisc_cb, d);
+	const struct {
+		uint16_t type;
+		const void *hdr;
+		size_t len;
+		int (*cb)(struct nlmsghdr *, void *);
+	} dumps[] = {
+		{ RTM_GETLINK, &ifi, sizeof(ifi), link_cb },
+		{ RTM_GETADDR, &ifa, sizeof(ifa), addr_cb },
+		{ RTM_GETROUTE, &rt, sizeof(rt), route_cb },
+		{ RTM_GETRULE, &frh, sizeof(frh), rule_cb },
+		{ RTM_GETQDISC, &tcm, sizeof(tcm), qdisc_cb },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(dumps) && !ret; i++) {
+		nl_init(m, dumps[i].type, NLM_F_DUMP, dumps[i].hdr, dumps[i].len);
+		ret = nl_talk(fd, m, dumps[i].cb, d);
 	}
 	if (!ret)
 		ret = dump_nft(d);

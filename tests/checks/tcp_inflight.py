@@ -127,6 +127,25 @@ def descendants(p):
     except OSError:
         pass
     return r
+def reap(kill):
+    """Wait (10 s at most) until no descendant is left, reaping; with @kill, killing them
+    by their pids first."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = descendants(os.getpid())
+        if not left:
+            return
+        for c in left if kill else ():
+            try:
+                os.kill(c, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        time.sleep(0.01)
 refused = 0
 try:
     p = wait_past({n: 0 for n in NAMES}, "start")
@@ -142,14 +161,7 @@ try:
             p = wait_past(p, "after refused dump %d" % k)
             continue
         tree.poll()
-        deadline = time.monotonic() + 10  # the killed tree reaped (its pids free)
-        while descendants(os.getpid()) and time.monotonic() < deadline:
-            try:
-                while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                    pass
-            except ChildProcessError:
-                pass
-            time.sleep(0.01)
+        reap(False)  # the killed tree reaped: its pids free
         r = subprocess.run([stasis, "restore", "-D", img, "-d"], capture_output=True,
                            text=True, timeout=60)
         if r.returncode:
@@ -157,22 +169,7 @@ try:
         p = wait_past(p, "after restore %d" % k)
     print("%d rounds, %d dumps refused, streams at %s" % (rounds, refused, p))
 finally:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = descendants(os.getpid())
-        if not left:
-            break
-        for c in left:
-            try:
-                os.kill(c, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
+    reap(True)
 '''
 
 ROUNDS = 6
