@@ -17,6 +17,7 @@
 #include <linux/if_arp.h>
 #include <linux/fib_rules.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -501,6 +502,19 @@ static int qdisc_cb(struct nlmsghdr *h, void *arg)
 		    "not restored)", name, d->pid, kind, tc->tcm_handle >> 16);
 }
 
+/* Neighbour entries are learnt again, but one set by hand (permanent) is not carried:
+ * refused. */
+static int neigh_cb(struct nlmsghdr *h, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct ndmsg *nd = NLMSG_DATA(h);
+	if (h->nlmsg_type != RTM_NEWNEIGH || h->nlmsg_len < NLMSG_LENGTH(sizeof(*nd)) ||
+	    !(nd->ndm_state & NUD_PERMANENT) || (nd->ndm_flags & NTF_PROXY))
+		return 0;
+	return fail(-EOPNOTSUPP, "net: a permanent neighbour entry (interface %d) in the net "
+		    "namespace of pid %d: not carried", nd->ndm_ifindex, d->pid);
+}
+
 /* Policy routing rules are not carried: any but the kernel's defaults is refused. */
 static int rule_cb(struct nlmsghdr *h, void *arg)
 {
@@ -651,6 +665,7 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 	struct rtmsg rt = { .rtm_family = AF_UNSPEC };
 	struct fib_rule_hdr frh = { .family = AF_UNSPEC };
 	struct tcmsg tcm = { .tcm_family = AF_UNSPEC };
+	struct ndmsg nd = { .ndm_family = AF_UNSPEC };
 	const struct {
 		uint16_t type;
 		const void *hdr;
@@ -662,6 +677,7 @@ static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsi
 		{ RTM_GETROUTE, &rt, sizeof(rt), route_cb },
 		{ RTM_GETRULE, &frh, sizeof(frh), rule_cb },
 		{ RTM_GETQDISC, &tcm, sizeof(tcm), qdisc_cb },
+		{ RTM_GETNEIGH, &nd, sizeof(nd), neigh_cb },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(dumps) && !ret; i++) {
 		nl_init(m, dumps[i].type, NLM_F_DUMP, dumps[i].hdr, dumps[i].len);

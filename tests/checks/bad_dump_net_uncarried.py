@@ -1,10 +1,10 @@
 # stasis-check: timeout=30 needs=root
-# stasis-check: why=(makes network namespaces with a qdisc, a routing rule, a route)
+# stasis-check: why=(makes network namespaces with a qdisc, a routing rule, a route, a neighbour)
 # stasis-check: rootless-known=the tree's network namespace is made by the check as root
 """Network namespace state stasis does not carry is refused, not dropped. A process in a
 network namespace of its own with, in turn, a token-bucket qdisc on its loopback (`tc
-qdisc add dev lo root tbf`), a policy routing rule (`ip rule add ... table 100`) and a
-route in another table than main is refused at dump with one line naming it, and runs
+qdisc add dev lo root tbf`), a policy routing rule (`ip rule add ... table 100`), a
+route in another table than main and a permanent neighbour entry is refused at dump with one line naming it, and runs
 on; the same process without them dumps."""
 import os
 import subprocess
@@ -21,6 +21,9 @@ CASES = (
     ("ip rule add from 10.0.0.0/8 table 100 priority 1000", ("routing rule", "1000")),
     ("ip addr add 10.5.0.1/24 dev lo && ip route add 10.6.0.0/16 dev lo table 100",
      ("table 100",)),
+    ("ip link add sv0 type veth peer name sv1 && ip link set sv0 up && "
+     "ip neigh add 10.7.0.2 lladdr 02:00:00:00:00:02 dev sv0 nud permanent",
+     ("permanent neighbour",)),
 )
 
 
