@@ -557,6 +557,8 @@ static int dump_nft(struct dump_arg *d)
 	char err[256];
 	_cleanup_free_ char *tables = NULL;
 	int ret = netlock_nft("list tables", &tables, err, sizeof(err));
+	if (ret == -EPROTONOSUPPORT) /* a kernel without nf_tables: no ruleset */
+		return 0;
 	if (ret)
 		return fail(ret, "net: nftables tables of the net namespace of pid %d: %s", d->pid,
 			    err);
