@@ -23,10 +23,12 @@
  * this works inside a new user namespace too), unshares CLONE_NEWCGROUP (after entering
  * its user namespace, so the owner is the same as at dump), and is moved into its own
  * cgroups only at the end, with the membership of every other task. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -90,14 +92,51 @@ bool cgroup_opts_have(const char *opts, const char *controllers)
 
 /* ---- membership ------------------------------------------------------------------- */
 
+/* Every thread of the task in the cgroups of its process (@mine: the process's
+ * /proc/PID/cgroup): a thread elsewhere (a threaded v2 subtree, a v1 `tasks` file) is
+ * refused, the restore puts all threads in the process's cgroups. */
+static int threads_same_cgroups(const struct dump_ctx *c, const char *mine)
+{
+	_cleanup_close_ int tfd = openat(c->procfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		return pr_perror("cgroup: open /proc/%d/task", c->pid);
+	DIR *d = fdopendir(tfd);
+	if (!d)
+		return pr_perror("cgroup: read /proc/%d/task", c->pid);
+	tfd = -1; /* the DIR owns it */
+	int ret = 0;
+	struct dirent *de;
+	while (!ret && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' || atoi(de->d_name) == c->pid)
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "task/%.255s/cgroup", de->d_name);
+		_cleanup_free_ char *t = read_file_at(c->procfd, path, 1 << 16, NULL);
+		if (!t && errno == ENOENT)
+			continue; /* a thread that exited meanwhile (not in a frozen tree) */
+		if (!t)
+			ret = pr_perror("cgroup: read /proc/%d/%s", c->pid, path);
+		else if (strcmp(t, mine)) {
+			pr_err("cgroup: thread %s of pid %d is in other cgroups than its process "
+			       "(threaded cgroups): not supported", de->d_name, c->pid);
+			ret = -EOPNOTSUPP;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
 int cgroup_dump(struct dump_ctx *c)
 {
 	_cleanup_free_ char *buf = read_file_at(c->procfd, "cgroup", 1 << 16, NULL);
 	if (!buf)
 		return pr_perror("cgroup: read /proc/%d/cgroup", c->pid);
+	int ret = threads_same_cgroups(c, buf);
+	if (ret)
+		return ret;
 	struct proc_cgroup *v;
 	size_t n;
-	int ret = proc_parse_cgroup(buf, &v, &n);
+	ret = proc_parse_cgroup(buf, &v, &n);
 	if (ret) {
 		pr_err("cgroup: malformed /proc/%d/cgroup", c->pid);
 		return ret;
