@@ -2,13 +2,18 @@
  * thread (PR_MCE_KILL), memory-deny-write-execute (PR_SET_MDWE: set last, once the
  * memory is rebuilt, as it would refuse the restore's own mprotect to executable) and
  * KSM for the whole address space (PR_SET_MEMORY_MERGE, which needs CAP_SYS_RESOURCE to
- * set). Read and set by the task itself with remote prctl calls. Speculation controls
+ * set), and the core dump filter (/proc/PID/coredump_filter, written by the restorer). Read and set by the task itself with remote prctl calls. Speculation controls
  * (PR_{GET,SET}_SPECULATION_CTRL) are not carried: a task that changed one is refused,
  * one whose mitigation the kernel does not let it control keeps the machine's. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "cr/resource.h"
 #include "sys/uapi.h"
 #include "task/task.h"
@@ -63,6 +68,35 @@ int knobs_dump(struct dump_ctx *c)
 	k->mdwe = v < 0 ? 0 : (uint32_t)v; /* (EINVAL: a kernel without it) */
 	v = rprctl(&c->rs, "dump: PR_GET_MEMORY_MERGE", PR_GET_MEMORY_MERGE, 0, 0);
 	k->ksm_merge = v < 0 ? 0 : (uint32_t)v;
+	/* which mappings a core dump holds: a mm flag, inherited, only set through /proc */
+	_cleanup_free_ char *cf = read_file_at(c->procfd, "coredump_filter", 64, NULL);
+	char *end = NULL;
+	unsigned long f = cf ? strtoul(cf, &end, 16) : 0;
+	if (!cf || end == cf || f > UINT32_MAX)
+		return pr_perror("dump: /proc/%d/coredump_filter", c->pid);
+	k->has_coredump_filter = true;
+	k->coredump_filter = (uint32_t)f;
+	return 0;
+}
+
+/* The restorer's /proc/PID/coredump_filter of the new task set to the image's (the task
+ * inherited the restorer's). */
+static int set_coredump_filter(const struct rst_ctx *c, uint32_t want)
+{
+	char path[64], buf[32];
+	snprintf(path, sizeof(path), "/proc/%d/coredump_filter", c->pid);
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore: %s", path);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = 0;
+		if (strtoul(buf, NULL, 16) == want)
+			return 0;
+	}
+	int len = snprintf(buf, sizeof(buf), "%#x", want);
+	if (pwrite(fd, buf, (size_t)len, 0) != len)
+		return pr_perror("restore: pid %d: coredump_filter %#x", c->pid, want);
 	return 0;
 }
 
@@ -108,6 +142,11 @@ static int knobs_remote(struct rst_ctx *c)
 			return pr_errno((int)r, "restore: pid %d: KSM for the whole process "
 						"(PR_SET_MEMORY_MERGE needs CAP_SYS_RESOURCE)",
 					c->pid);
+	}
+	if (k->has_coredump_filter) {
+		int ret = set_coredump_filter(c, k->coredump_filter);
+		if (ret)
+			return ret;
 	}
 	if (k->mdwe) {
 		long r = rprctl(&c->rs, "restore: PR_SET_MDWE", PR_SET_MDWE, k->mdwe, 0);
