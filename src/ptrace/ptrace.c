@@ -70,6 +70,31 @@ static bool task_is_exiting(pid_t tid)
 	return false;
 }
 
+/* A task that does not stop within 100 ms: if it is a vfork parent waiting for its child
+ * (it sleeps in wait_for_vfork_done, which no ptrace stop interrupts, until the child
+ * execs or exits) say so now instead of timing out after seconds. Peeks with WNOWAIT: the
+ * stop, when it comes, is left for pt_wait(). */
+static bool in_vfork_wait(pid_t tid)
+{
+	for (int i = 0; i < 100; i++) {
+		siginfo_t si = { 0 };
+		if (waitid(P_PID, (id_t)tid, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) ||
+		    si.si_pid)
+			return false;
+		usleep(1000);
+	}
+	char path[64], buf[64] = { 0 };
+	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	/* wait_for_vfork_done() is inlined into kernel_clone(), which blocks for nothing
+	 * else: vfork(), and clone/clone3 with CLONE_VFORK (posix_spawn, system) */
+	return n > 0 && (strstr(buf, "vfork") || strstr(buf, "kernel_clone"));
+}
+
 int pt_seize_stop(pid_t tid, bool exitkill)
 {
 	return pt_seize_stop_sig(tid, exitkill, NULL);
@@ -91,6 +116,12 @@ int pt_seize_stop_sig(pid_t tid, bool exitkill, int *stopsig)
 		ret = pr_perror("ptrace: cannot interrupt task %d", tid);
 		ptrace(PTRACE_DETACH, tid, NULL, NULL);
 		return ret;
+	}
+	if (in_vfork_wait(tid)) {
+		pr_err("ptrace: task %d is a vfork parent waiting for its child, which shares its "
+		       "memory until it execs or exits: not supported", tid);
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return -EOPNOTSUPP;
 	}
 	for (int tries = 0; tries < 64; tries++) {
 		ret = pt_wait(tid, &status, PT_WAIT_TIMEOUT_MS);
