@@ -19,7 +19,7 @@ INCS    := -Isrc -I$(BUILD)/gen
 # -fPIC: the same objects make the static library (the programs, the tests) and
 # libstasis.so (the public API, include/stasis.h)
 CFLAGS  := $(CFLAGS_BASE) $(INCS) -ffunction-sections -fdata-sections -fPIC $(EXTRA_CFLAGS)
-LIBS    := -lprotobuf-c -lxxhash -lnftables -lpthread
+LIBS    := -lprotobuf-c -lxxhash -lzstd -lnftables -lpthread
 
 PROTO   := src/image/stasis.proto
 GEN_C   := $(BUILD)/gen/image/stasis.pb-c.c

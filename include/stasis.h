@@ -43,6 +43,7 @@ struct stasis_dump_opts {
 	int log_level;             /* 0 errors, 1 warnings, 2 info, 3 debug */
 	stasis_notify_fn notify;   /* or NULL */
 	void *notify_arg;
+	int compress;              /* 0: pages stored as they are; 1..19: zstd level */
 };
 #define STASIS_DUMP_OPTS_INIT { .size = sizeof(struct stasis_dump_opts) }
 

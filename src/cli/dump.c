@@ -38,6 +38,8 @@ static void dump_usage(FILE *f)
 		   "                       default), or not: locked by other means (none)\n"
 		   "      --prev-images-dir PREV  incremental: store only the pages written since\n"
 		   "                       the pre-dump in PREV (relative to DIR, or absolute)\n"
+		   "      --compress[=LEVEL]  store the pages zstd-compressed (LEVEL 1..19, default\n"
+		   "                       1); restore reads either\n"
 		   "      --track-mem      accepted (write tracking is always on for pre-dump)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
@@ -58,6 +60,7 @@ static const struct option dump_longopts[] = {
 	{ "network-lock", required_argument, NULL, 'N' },
 	{ "prev-images-dir", required_argument, NULL, 'P' },
 	{ "track-mem", no_argument, NULL, 'M' },
+	{ "compress", optional_argument, NULL, 'C' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -105,6 +108,16 @@ static int dump_main(int argc, char **argv, bool pre)
 			break;
 		case 'M':
 			break; /* CRIU's: a pre-dump always tracks */
+		case 'C':
+			if (!optarg)
+				v = 1;
+			else if (parse_int(optarg, 1, 19, &v)) {
+				fprintf(stderr, "stasis %s: invalid --compress level '%s' (1..19)\n",
+					cmd, optarg);
+				return 2;
+			}
+			o.compress = (int)v;
+			break;
 		case 'o':
 			logfile = optarg;
 			break;

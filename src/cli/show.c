@@ -26,6 +26,7 @@
 #include "image/blob.h"
 #include "image/img.h"
 #include "image/json.h"
+#include "mem/pagexfer.h"
 
 struct show_entry {
 	char *name;
@@ -105,6 +106,14 @@ static int show_pages(struct json_writer *w, int dfd, const char *name, long lon
 	json_u64(w, h.flags);
 	json_key(w, "payload_len");
 	json_u64(w, h.payload_len);
+	struct img_pages_z z;
+	if ((h.flags & IMG_F_PAGES_ZSTD) &&
+	    pread(fd, &z, sizeof(z), sizeof(h)) == (ssize_t)sizeof(z)) {
+		json_key(w, "stream_len"); /* uncompressed; the header checksum is restore's */
+		json_u64(w, z.stream_len);
+		json_key(w, "frames");
+		json_u64(w, z.nr_frames);
+	}
 
 	char mmname[64];
 	snprintf(mmname, sizeof(mmname), "mm-%d.img", (int)pid); /* the IMG_MM pattern */
@@ -488,40 +497,19 @@ static const PageRun *run_at(const Mm *mm, uint64_t va)
 	return NULL;
 }
 
-/* Read the page at @va of run @r into @buf: the pages file of the image @r's data is in
- * (@depth parent links up from @dfd), of its pid or of the process it shares with. */
-static int read_page(int dfd, long long pid, const PageRun *r, uint64_t va, uint8_t *buf)
+/* Read the page at @va of run @r into @buf through task @pid's page source (*@src opened
+ * on first use): the pages file of the image @r's data is in, of its pid or of the
+ * process it shares with, compressed or not. */
+static int read_page(int dfd, long long pid, struct page_source **src, const PageRun *r,
+		     uint64_t va, uint8_t *buf)
 {
-	_cleanup_close_ int dir = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-	uint32_t depth = r->has_parent_depth ? r->parent_depth : 0;
-	if (depth > 64) {
-		pr_err("mm image: a page run %u parent images up", depth);
-		return -EINVAL;
+	if (!*src) {
+		int ret = pagefile_source_open(dfd, (int)pid, src);
+		if (ret)
+			return ret;
+		(*src)->no_populate = true;
 	}
-	for (uint32_t d = 0; d < depth && dir >= 0; d++) {
-		int up = openat(dir, IMG_PARENT_LINK, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(dir);
-		dir = up;
-	}
-	if (dir < 0)
-		return pr_perror("the parent image of a page run");
-	char name[64];
-	img_name(IMG_PAGES, r->has_src_pid ? r->src_pid : (int)pid, name, sizeof(name));
-	_cleanup_close_ int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pr_perror("%s", name);
-	uint64_t off = va - r->vaddr;
-	if (r->offset > UINT64_MAX - off || r->offset + off > INT64_MAX) {
-		pr_err("mm image: page run offset out of range");
-		return -EINVAL;
-	}
-	ssize_t n = pread(fd, buf, PAGE_SIZE, (off_t)(r->offset + off));
-	if (n != (ssize_t)PAGE_SIZE) {
-		pr_err("%s: page at offset %llu: %s", name, (unsigned long long)(r->offset + off),
-		       n < 0 ? strerror(errno) : "past the end of the file");
-		return n < 0 ? -errno : -EBADMSG;
-	}
-	return 0;
+	return page_source_read(*src, r, va - r->vaddr, buf, PAGE_SIZE);
 }
 
 /* Parse "ADDR[+LEN]" (hex address, decimal or 0x length). */
@@ -567,6 +555,7 @@ static int show_memory(const char *path, long long pid, uint64_t addr, uint64_t 
 			ret = -EINVAL;
 			goto out;
 		}
+	struct page_source *src = NULL;
 	uint64_t cur_page = UINT64_MAX;
 	bool have = false;
 	size_t n;
@@ -578,7 +567,7 @@ static int show_memory(const char *path, long long pid, uint64_t addr, uint64_t 
 			cur_page = pg;
 			const PageRun *r = run_at(mm, pg);
 			have = r != NULL;
-			if (r && (ret = read_page(d.dfd, pid, r, pg, page)))
+			if (r && (ret = read_page(d.dfd, pid, &src, r, pg, page)))
 				goto out;
 			if (!r)
 				printf("%016llx: page not stored (untouched, zero, or the file's)\n",
@@ -602,6 +591,7 @@ static int show_memory(const char *path, long long pid, uint64_t addr, uint64_t 
 	if (fflush(stdout))
 		ret = pr_perror("show: writing to stdout");
 out:
+	page_source_close(src);
 	mm__free_unpacked(mm, NULL);
 	img_dir_close(&d);
 	return ret;

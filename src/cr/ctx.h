@@ -68,6 +68,7 @@ struct dump_opts {
 	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
 	bool pre_dump;        /* stasis pre-dump: memory only, write tracking armed */
 	const char *prev_dir; /* --prev-images-dir: the parent image (relative to dir) */
+	int compress;         /* --compress[=LEVEL]: zstd level of the pages files, or 0 */
 	struct cr_stats *stats; /* filled by a dump that succeeds, or NULL */
 };
 

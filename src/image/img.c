@@ -107,6 +107,11 @@ int img_check_hdr(const struct img_hdr *h, enum img_kind expect, uint64_t file_l
 		pr_err("%s: image kind %u, expected %u", what, h->kind, expect);
 		return -EINVAL;
 	}
+	uint32_t known = expect == IMG_PAGES ? IMG_F_PAGES_ZSTD : 0;
+	if (h->flags & ~known) {
+		pr_err("%s: unknown image flags %#x", what, h->flags & ~known);
+		return -EPROTO;
+	}
 	uint64_t hdr = kind_is_raw(expect) ? IMG_PAGES_HDR_SIZE : sizeof(*h);
 	if (file_len < hdr || h->payload_len != file_len - hdr) {
 		pr_err("%s: truncated or oversized image (payload %llu bytes, file %llu bytes)",
@@ -655,6 +660,7 @@ int img_pages_create(struct img_dir *d, int pid, struct img_pages *p)
 	char name[64];
 	img_name(IMG_PAGES, pid, name, sizeof(name));
 	p->len = 0;
+	p->flags = 0;
 	p->fd = openat(d->dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (p->fd < 0)
 		return pr_perror("images: create %s", name);
@@ -668,6 +674,12 @@ int img_pages_finish(struct img_dir *d, struct img_pages *p)
 	int ret;
 
 	img_fill_hdr(&h, IMG_PAGES, p->len, 0);
+	if (p->flags & IMG_F_PAGES_ZSTD) {
+		h.flags = IMG_F_PAGES_ZSTD;
+		h.hdr_xxh64 = XXH3_64bits(&h, offsetof(struct img_hdr, hdr_xxh64));
+		p->z.xxh64 = XXH3_64bits(&p->z, offsetof(struct img_pages_z, xxh64));
+		memcpy(hdrpage + sizeof(h), &p->z, sizeof(p->z));
+	}
 	memcpy(hdrpage, &h, sizeof(h));
 	ret = pwrite_all(p->fd, hdrpage, sizeof(hdrpage), 0);
 	if (ret)
@@ -704,6 +716,14 @@ int img_pages_open(int dfd, int pid, struct img_pages *p)
 	if (ret)
 		goto err;
 	p->len = h.payload_len;
+	p->flags = h.flags;
+	if ((h.flags & IMG_F_PAGES_ZSTD) &&
+	    (pread(p->fd, &p->z, sizeof(p->z), sizeof(h)) != (ssize_t)sizeof(p->z) ||
+	     p->z.xxh64 != XXH3_64bits(&p->z, offsetof(struct img_pages_z, xxh64)))) {
+		pr_err("images: %s: compressed pages header corrupted", name);
+		ret = -EBADMSG;
+		goto err;
+	}
 	return 0;
 err:
 	close(p->fd);

@@ -30,6 +30,9 @@
 #define IMG_PARENT_LINK "parent"
 #define IMG_MAX_META (64u << 20) /* bound on a metadata payload */
 #define IMG_PAGES_HDR_SIZE 4096
+/* img_hdr.flags: a pages file whose stream is stored as zstd frames, with a frame index
+ * at its end (src/mem/pagez.c); struct img_pages_z follows the header. Pages files only. */
+#define IMG_F_PAGES_ZSTD 0x1u
 
 enum img_kind {
 	IMG_INVENTORY = 1,
@@ -132,10 +135,22 @@ int img_check_hdr(const struct img_hdr *h, enum img_kind expect, uint64_t file_l
 		  const char *what) __must_check;
 void img_fill_hdr(struct img_hdr *h, enum img_kind kind, uint64_t len, uint64_t xxh);
 
+/* In the header page of a compressed pages file, right after struct img_hdr. */
+struct img_pages_z {
+	uint64_t stream_len; /* bytes of the uncompressed page stream */
+	uint64_t index_off;  /* file offset of the frame index (it runs to the end) */
+	uint64_t nr_frames;
+	uint64_t index_xxh64; /* of the index */
+	uint64_t xxh64;       /* of the 32 bytes above */
+};
+_Static_assert(sizeof(struct img_pages_z) == 40, "img_pages_z layout");
+
 /* Pages file: open for writing (header written at close) or reading. */
 struct img_pages {
 	int fd;
-	uint64_t len; /* payload bytes */
+	uint64_t len;   /* payload bytes */
+	uint32_t flags; /* IMG_F_PAGES_ZSTD: z is set (checked at open) */
+	struct img_pages_z z;
 };
 int img_pages_create(struct img_dir *d, int pid, struct img_pages *p) __must_check;
 int img_pages_finish(struct img_dir *d, struct img_pages *p) __must_check;

@@ -46,7 +46,8 @@ EXPORT int stasis_dump(const struct stasis_dump_opts *in)
 	if (!in || in->size < offsetof(struct stasis_dump_opts, pid) + sizeof(pid_t))
 		return -EINVAL;
 	copy_opts(&o, sizeof(o), in, in->size);
-	if (o.pid <= 0 || !o.images_dir || !o.images_dir[0])
+	if (o.pid <= 0 || !o.images_dir || !o.images_dir[0] || o.compress < 0 ||
+	    o.compress > 19)
 		return -EINVAL;
 	if (start(o.log_file, o.log_level))
 		return -EIO;
@@ -61,6 +62,7 @@ EXPORT int stasis_dump(const struct stasis_dump_opts *in)
 		.notify_arg = o.notify_arg,
 		.pre_dump = o.pre_dump != 0,
 		.prev_dir = o.prev_images_dir,
+		.compress = o.compress,
 	};
 	return finish(dump_run(&d));
 }

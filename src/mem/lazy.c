@@ -521,6 +521,26 @@ static int background(struct lz_srv *s, struct lz_proc *p)
 	return ret;
 }
 
+/* A run the source cannot map (a compressed pages file): read into anonymous memory of
+ * the server, served from there (the server's memory goes when it exits). NULL with
+ * errno set. */
+static const char *lazy_read_run(struct page_source *src, const PageRun *r, uint64_t len)
+{
+	void *m = mmap(NULL, len ? len : PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		errno = -pr_perror("restore --lazy-pages: memory for a compressed run");
+		return NULL;
+	}
+	int ret = page_source_read(src, r, 0, m, len);
+	if (ret) {
+		munmap(m, len ? len : PAGE_SIZE);
+		errno = -ret;
+		return NULL;
+	}
+	return m;
+}
+
 static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 {
 	struct lz_img *img = NULL;
@@ -557,6 +577,8 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 		struct lz_run *lr = &img->runs[img->nr];
 		lr->r = r;
 		lr->data = page_source_map(c->pages, r, 0, len);
+		if (!lr->data && errno == EOPNOTSUPP)
+			lr->data = lazy_read_run(c->pages, r, len);
 		lr->ok = calloc((len + HASH_PIECE - 1) / HASH_PIECE, 1);
 		if (!lr->data || !lr->ok) {
 			ret = lr->data ? -ENOMEM : -errno;

@@ -7,7 +7,9 @@
  * image is synced. The source maps the file (MAP_POPULATE: one pass over the page cache)
  * and hands out pointers into it; runs stored in another process's file (src_pid) map
  * that file, at most PAGEFILE_MAX_EXT of them per process. Every range asked for is
- * checked against the file it lies in. */
+ * checked against the file it lies in. A compressed file (`dump --compress`, any file of
+ * the chain may be one) is not mapped: its runs are read through src/mem/pagez.c, and
+ * map() fails with EOPNOTSUPP for them. */
 #include "mem/pagexfer.h"
 #include "mem/internal.h"
 
@@ -19,11 +21,9 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "mem/pagez.h"
 #include "mem/pwriter.h"
 
-/* The writer's buffers: 2 MiB, measured best with process_vm_readv on this machine
- * (src/mem/pages.c copy_pages). */
-#define PAGEFILE_BUF (2u << 20)
 #define PAGEFILE_MAX_EXT 8
 
 /* ------------------------------------------------------------------ sink */
@@ -115,7 +115,8 @@ struct pagefile_map {
 	int32_t pid; /* 0: this process's own file */
 	uint32_t depth; /* in the image this many `parent` links up (pid: this process) */
 	const char *map;
-	size_t len;
+	size_t len;    /* header and stream: what a run's offset is checked against */
+	struct pagez *z; /* a compressed file (map is NULL) */
 };
 
 struct pagefile_src {
@@ -134,7 +135,7 @@ struct pagefile_src {
 static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const PageRun *r)
 {
 	if (!r->has_src_pid && !r->has_parent_depth) {
-		if (!ps->own.map) {
+		if (!ps->own.map && !ps->own.z) {
 			size_t len = (size_t)(IMG_PAGES_HDR_SIZE + ps->pg.len);
 			int pop = ps->s.no_populate ? 0 : MAP_POPULATE;
 			void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | pop, ps->pg.fd, 0);
@@ -142,7 +143,7 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 				errno = -pr_perror("pages: map the pages file of pid %d", ps->pid);
 				return NULL;
 			}
-			ps->own = (struct pagefile_map){ 0, 0, m, len };
+			ps->own = (struct pagefile_map){ 0, 0, m, len, NULL };
 		}
 		return &ps->own;
 	}
@@ -165,29 +166,40 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 			return NULL;
 		}
 	}
-	ret = img_pages_open(dfd, r->has_parent_depth ? ps->pid : r->src_pid, &sp);
+	int fpid = r->has_parent_depth ? ps->pid : r->src_pid;
+	ret = img_pages_open(dfd, fpid, &sp);
 	if (ret) {
 		errno = -ret;
 		return NULL;
 	}
-	size_t len = (size_t)(IMG_PAGES_HDR_SIZE + sp.len);
-	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, sp.fd, 0);
-	close(sp.fd);
-	if (m == MAP_FAILED) {
-		errno = -pr_perror("pages: map the pages file of pid %d", r->src_pid);
-		return NULL;
+	struct pagefile_map f = { r->has_parent_depth ? 0 : r->src_pid,
+				  r->has_parent_depth ? r->parent_depth : 0, NULL, 0, NULL };
+	if (sp.flags & IMG_F_PAGES_ZSTD) {
+		ret = pagez_open(&sp, fpid, &f.z);
+		close(sp.fd);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		f.len = (size_t)(IMG_PAGES_HDR_SIZE + pagez_stream_len(f.z));
+	} else {
+		f.len = (size_t)(IMG_PAGES_HDR_SIZE + sp.len);
+		void *m = mmap(NULL, f.len, PROT_READ, MAP_SHARED, sp.fd, 0);
+		close(sp.fd);
+		if (m == MAP_FAILED) {
+			errno = -pr_perror("pages: map the pages file of pid %d", fpid);
+			return NULL;
+		}
+		f.map = m;
 	}
-	ps->ext[ps->n_ext] = (struct pagefile_map){
-		r->has_parent_depth ? 0 : r->src_pid, r->has_parent_depth ? r->parent_depth : 0,
-		m, len
-	};
+	ps->ext[ps->n_ext] = f;
 	return &ps->ext[ps->n_ext++];
 }
 
-static const void *pfsrc_map(struct page_source *s, const PageRun *r, uint64_t off,
-			     uint64_t len)
+/* The file bytes [@off, @off + @len) of run @r lie in, checked against it. */
+static const struct pagefile_map *pfsrc_locate(struct pagefile_src *ps, const PageRun *r,
+					       uint64_t off, uint64_t len)
 {
-	struct pagefile_src *ps = s->priv;
 	const struct pagefile_map *f = pfsrc_file(ps, r);
 	if (!f)
 		return NULL;
@@ -199,7 +211,16 @@ static const void *pfsrc_map(struct page_source *s, const PageRun *r, uint64_t o
 		errno = EINVAL;
 		return NULL;
 	}
-	return f->map + r->offset + off;
+	return f;
+}
+
+static const void *pfsrc_map(struct page_source *s, const PageRun *r, uint64_t off,
+			     uint64_t len)
+{
+	const struct pagefile_map *f = pfsrc_locate(s->priv, r, off, len);
+	if (f && !f->map)
+		errno = EOPNOTSUPP; /* compressed: read() it */
+	return f && f->map ? f->map + r->offset + off : NULL;
 }
 
 static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
@@ -207,12 +228,14 @@ static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, voi
 {
 	struct pagefile_src *ps = s->priv;
 	pthread_mutex_lock(&ps->mu);
-	const void *p = pfsrc_map(s, r, off, len);
+	const struct pagefile_map *f = pfsrc_locate(ps, r, off, len);
 	int e = errno;
 	pthread_mutex_unlock(&ps->mu);
-	if (!p)
+	if (!f)
 		return -e;
-	memcpy(buf, p, len);
+	if (f->z)
+		return pagez_read(f->z, r->offset + off, buf, len);
+	memcpy(buf, f->map + r->offset + off, len);
 	return 0;
 }
 
@@ -222,8 +245,11 @@ static void pfsrc_release(struct page_source *s)
 	if (ps->own.map)
 		munmap((void *)ps->own.map, ps->own.len);
 	ps->own.map = NULL;
-	for (size_t e = 0; e < ps->n_ext; e++)
-		munmap((void *)ps->ext[e].map, ps->ext[e].len);
+	for (size_t e = 0; e < ps->n_ext; e++) {
+		if (ps->ext[e].map)
+			munmap((void *)ps->ext[e].map, ps->ext[e].len);
+		pagez_close(ps->ext[e].z);
+	}
 	ps->n_ext = 0;
 }
 
@@ -231,6 +257,7 @@ static void pfsrc_close(struct page_source *s)
 {
 	struct pagefile_src *ps = s->priv;
 	pfsrc_release(s);
+	pagez_close(ps->own.z);
 	if (ps->pg.fd >= 0)
 		close(ps->pg.fd);
 	for (size_t d = 1; d <= MEM_MAX_CHAIN; d++)
@@ -277,8 +304,19 @@ int pagefile_source_open(int dfd, int pid, struct page_source **out)
 	}
 	ps->dfd = dfd;
 	ps->pid = pid;
+	uint64_t slen = ps->pg.len;
+	if (ps->pg.flags & IMG_F_PAGES_ZSTD) { /* the index checked now: errors come early */
+		ret = pagez_open(&ps->pg, pid, &ps->own.z);
+		if (ret) {
+			close(ps->pg.fd);
+			free(ps);
+			return ret;
+		}
+		slen = pagez_stream_len(ps->own.z);
+		ps->own.len = (size_t)(IMG_PAGES_HDR_SIZE + slen);
+	}
 	pthread_mutex_init(&ps->mu, NULL);
-	ps->s = (struct page_source){ .ops = &pagefile_source_ops, .priv = ps, .len = ps->pg.len };
+	ps->s = (struct page_source){ .ops = &pagefile_source_ops, .priv = ps, .len = slen };
 	*out = &ps->s;
 	return 0;
 }

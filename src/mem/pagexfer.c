@@ -1,10 +1,15 @@
 /* The page transport's one switch: which sink or source a process's pages go through
  * (src/mem/pagexfer.h). A new transport is a file with its ops and a case here, chosen
- * from the dump or restore options. */
+ * from the dump or restore options. Compressed pages files (--compress) are written by
+ * src/mem/pagez.c; the pages-file source reads either kind, file by file (a chain of
+ * images may mix them), from each file's header. */
 #include "mem/pagexfer.h"
+#include "mem/pagez.h"
 
 int page_sink_open(const struct dump_ctx *c, struct page_sink **out)
 {
+	if (c->opts->compress)
+		return pagez_sink_open(c->img, c->pid, c->opts->compress, out);
 	return pagefile_sink_open(c->img, c->pid, out);
 }
 

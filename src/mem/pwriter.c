@@ -22,7 +22,15 @@ struct pwriter {
 	unsigned count; /* queued, not yet written */
 	bool stop;
 	int err;
+	pwriter_xform_fn xform;
+	void *xarg;
 };
+
+void pwriter_set_xform(struct pwriter *pw, pwriter_xform_fn fn, void *arg)
+{
+	pw->xform = fn;
+	pw->xarg = arg;
+}
 
 static void *writer_main(void *arg)
 {
@@ -38,11 +46,17 @@ static void *writer_main(void *arg)
 		size_t len = pw->len[i];
 		off_t off = pw->off;
 		pthread_mutex_unlock(&pw->mu);
-		int ret = pw->err ? 0 : pwrite_all(pw->fd, pw->buf[i], len, off);
+		const void *out = pw->buf[i];
+		size_t olen = len;
+		int ret = 0;
+		if (!pw->err && pw->xform)
+			ret = pw->xform(pw->xarg, pw->buf[i], len, &out, &olen);
+		if (!pw->err && !ret)
+			ret = pwrite_all(pw->fd, out, olen, off);
 		pthread_mutex_lock(&pw->mu);
 		if (ret && !pw->err)
 			pw->err = ret;
-		pw->off += (off_t)len;
+		pw->off += (off_t)olen;
 		pw->tail++;
 		pw->count--;
 		pthread_cond_broadcast(&pw->cv);

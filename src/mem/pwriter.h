@@ -13,6 +13,12 @@
 struct pwriter;
 
 int pwriter_start(struct pwriter **pw, int fd, off_t off, size_t bufsz) __must_check;
+/* Called in the writer thread on each buffer before it is written: what to write instead
+ * in *@out, *@outlen (valid until the next call). 0 or -errno (logged by @fn). */
+typedef int (*pwriter_xform_fn)(void *arg, const char *in, size_t len, const void **out,
+				size_t *outlen);
+/* Before the first pwriter_put(). */
+void pwriter_set_xform(struct pwriter *pw, pwriter_xform_fn fn, void *arg);
 /* A free buffer of bufsz bytes in *@buf (waits for one). 0, or the writer's first error
  * (-errno, not logged here: pwriter_finish() logs it). */
 int pwriter_get(struct pwriter *pw, char **buf) __must_check;
