@@ -4,7 +4,9 @@
  * (src_pid); ranges outside a run or outside the file are refused; an aborted sink leaks
  * nothing. Then the restore's copy into a task (src/mem/pages.c mem_fill_pages) into a
  * forked child, straight from the mapped file and through a source that only reads
- * (what a decompressing or remote source will be), and a checksum mismatch caught. */
+ * (what a decompressing or remote source will be), and a checksum mismatch caught.
+ * Compressed pages files (src/mem/pagez.c) through the same source, and hostile frame
+ * indexes. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 #include "core/log.h"
 #include "mem/internal.h" /* mem_fill_pages: white-box */
 #include "mem/pagexfer.h"
+#include "mem/pagez.h"
 #include "unit.h"
 
 static char base[] = "/tmp/stasis-unit-pagexfer.XXXXXX";
@@ -38,10 +41,11 @@ static unsigned char pattern(int pid, uint64_t pos)
 
 /* Write @npages pages of pid @pid's pattern through the sink, in buffers of at most
  * 3 pages (several puts, one stream). */
-static void write_stream(int pid, uint64_t npages)
+static void write_stream_z(int pid, uint64_t npages, int level)
 {
 	struct page_sink *s = NULL;
-	CHECK_EQ(pagefile_sink_open(&dir, pid, &s), 0);
+	CHECK_EQ(level ? pagez_sink_open(&dir, pid, level, &s) : pagefile_sink_open(&dir, pid, &s),
+		 0);
 	if (!s)
 		return;
 	uint64_t pos = 0, total = npages * PAGE_SIZE;
@@ -58,6 +62,11 @@ static void write_stream(int pid, uint64_t npages)
 		pos += n;
 	}
 	CHECK_EQ(page_sink_commit(s), 0);
+}
+
+static void write_stream(int pid, uint64_t npages)
+{
+	write_stream_z(pid, npages, 0);
 }
 
 static PageRun run(uint64_t vaddr, uint64_t nr_pages, uint64_t offset, int src_pid)
@@ -124,6 +133,101 @@ static void t_roundtrip(void)
 	CHECK_EQ(page_source_read(src, &r, 5 * PAGE_SIZE, buf, 1), -EINVAL);
 	page_source_close(src);
 	page_source_close(NULL);
+}
+
+/* A compressed stream (frames of 3 pages) reads back through the same source: map()
+ * refuses with EOPNOTSUPP, read() serves ranges across frames, runs in an uncompressed
+ * file of another pid mix in; a flipped byte of a frame is an error, as is a flipped
+ * byte of the index (at open). */
+static void t_compressed(void)
+{
+	write_stream_z(64, 10, 1);
+	write_stream(65, 4);
+	struct page_source *src = NULL;
+	CHECK_EQ(pagefile_source_open(dir.dfd, 64, &src), 0);
+	if (!src)
+		return;
+	CHECK_EQ(src->len, 10 * PAGE_SIZE);
+	PageRun r = run(0x200000, 7, PAGE_STREAM_START + 2 * PAGE_SIZE, 0);
+	errno = 0;
+	CHECK(!page_source_map(src, &r, 0, PAGE_SIZE) && errno == EOPNOTSUPP);
+	static unsigned char buf[8 * 4096];
+	CHECK_EQ(page_source_read(src, &r, 0, buf, 7 * PAGE_SIZE), 0);
+	CHECK(same(buf, 64, 2 * PAGE_SIZE, 7 * PAGE_SIZE));
+	CHECK_EQ(page_source_read(src, &r, 100, buf, 5000), 0); /* across a frame's end */
+	CHECK(same(buf, 64, 2 * PAGE_SIZE + 100, 5000));
+	PageRun x = run(0x300000, 2, PAGE_STREAM_START + PAGE_SIZE, 65);
+	CHECK_EQ(page_source_read(src, &x, 0, buf, 2 * PAGE_SIZE), 0);
+	CHECK(same(buf, 65, PAGE_SIZE, 2 * PAGE_SIZE));
+	PageRun past = run(0x200000, 3, PAGE_STREAM_START + 8 * PAGE_SIZE, 0);
+	CHECK_EQ(page_source_read(src, &past, 0, buf, 3 * PAGE_SIZE), -EINVAL);
+	page_source_close(src);
+
+	/* the header says where the index is: flip a byte of frame 1, then of the index */
+	int fd = openat(dir.dfd, "pages-64.img", O_RDWR | O_CLOEXEC);
+	struct img_pages_z z;
+	CHECK(fd >= 0 && pread(fd, &z, sizeof(z), sizeof(struct img_hdr)) == sizeof(z));
+	CHECK_EQ(z.nr_frames, 4);
+	struct pagez_frame f1;
+	CHECK(pread(fd, &f1, sizeof(f1), (off_t)(z.index_off + sizeof(f1))) == sizeof(f1));
+	unsigned char b;
+	CHECK(pread(fd, &b, 1, (off_t)f1.coff + 5) == 1);
+	b ^= 0xff;
+	CHECK(pwrite(fd, &b, 1, (off_t)f1.coff + 5) == 1);
+	src = NULL;
+	CHECK_EQ(pagefile_source_open(dir.dfd, 64, &src), 0);
+	if (src) {
+		CHECK_EQ(page_source_read(src, &r, 0, buf, PAGE_SIZE), 0); /* frame 0 */
+		CHECK_EQ(page_source_read(src, &r, PAGE_SIZE, buf, PAGE_SIZE), -EBADMSG);
+		page_source_close(src);
+	}
+	CHECK(pread(fd, &b, 1, (off_t)z.index_off + 3) == 1);
+	b ^= 0xff;
+	CHECK(pwrite(fd, &b, 1, (off_t)z.index_off + 3) == 1);
+	src = NULL;
+	CHECK_EQ(pagefile_source_open(dir.dfd, 64, &src), -EBADMSG);
+	close(fd);
+}
+
+/* Hostile frame indexes: every field checked, a clear refusal, no overflow. */
+static void t_hostile_index(void)
+{
+	const uint64_t H = IMG_PAGES_HDR_SIZE;
+	struct pagez_frame good[3] = {
+		{ PAGE_STREAM_START, H, 100, 8192, 0 },
+		{ PAGE_STREAM_START + 8192, H + 100, 50, 4096, 0 },
+		{ PAGE_STREAM_START + 12288, H + 150, 10, 4096, 0 },
+	};
+	struct img_pages_z zh = { .stream_len = 16384, .index_off = H + 160, .nr_frames = 3 };
+	uint64_t flen = H + 160 + sizeof(good);
+	CHECK_EQ(pagez_check_index(good, 3, &zh, flen, "t"), 0);
+	struct pagez_frame f[3];
+	struct img_pages_z z;
+#define HOSTILE(stmt)                                                                       	do {                                                                                		memcpy(f, good, sizeof(f));                                                 		z = zh;                                                                     		stmt;                                                                       		CHECK_EQ(pagez_check_index(f, 3, &z, flen, "t"), -EBADMSG);                 	} while (0)
+	HOSTILE(f[1].ustart += 1);                 /* a gap in the stream */
+	HOSTILE(f[1].coff -= 1);                   /* overlapping frames */
+	HOSTILE(f[0].ustart = 0);                  /* in the header */
+	HOSTILE(f[2].ulen = 0);                    /* empty frame */
+	HOSTILE(f[0].ulen = PAGEFILE_BUF + 1);     /* larger than any buffer put */
+	HOSTILE(f[2].clen = 0);
+	HOSTILE(f[2].clen = 11);                   /* runs into the index */
+	HOSTILE(f[2].clen = UINT32_MAX);
+	HOSTILE(z.stream_len = 16383);             /* frames past the stream */
+	HOSTILE(z.stream_len = 20000);             /* the stream not covered */
+	HOSTILE(z.nr_frames = 2);
+	HOSTILE(z.index_off = H - 1);
+	HOSTILE(z.index_off = flen + 1);
+	HOSTILE(z.index_off = UINT64_MAX);
+	HOSTILE(z.nr_frames = UINT64_MAX / 16);    /* n * 32 would wrap */
+#undef HOSTILE
+	CHECK_EQ(pagez_check_index(good, 3, &zh, flen + 1, "t"), -EBADMSG); /* trailing byte */
+	z = zh;
+	z.nr_frames = 0;
+	z.stream_len = 0;
+	z.index_off = flen;
+	CHECK_EQ(pagez_check_index(good, 0, &z, flen, "t"), -EBADMSG); /* index_off: no frames */
+	z.index_off = H;
+	CHECK_EQ(pagez_check_index(good, 0, &z, H, "t"), 0); /* the empty stream */
 }
 
 static void t_abort(void)
@@ -235,6 +339,8 @@ int main(void)
 	RUN(t_roundtrip);
 	RUN(t_abort);
 	RUN(t_fill);
+	RUN(t_compressed);
+	RUN(t_hostile_index);
 	img_dir_abort(&dir);
 	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_done();
