@@ -15,6 +15,7 @@ REQUIRED=(
 	protobuf-c-compiler # protoc-c: generates the image schema code
 	libprotobuf-c-dev   # image metadata encoding
 	libxxhash-dev       # checksums of image payloads and page runs
+	libzstd-dev         # dump --compress: zstd frames of the pages files (src/mem/pagez.c)
 	python3             # test runner, demo, benchmark
 	clang               # fuzz targets
 	libclang-rt-dev     # libFuzzer and the sanitizer runtimes for clang

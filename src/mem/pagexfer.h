@@ -35,11 +35,13 @@
  *    userfaultfd instead of filling them now; on a fault it looks the address up in the
  *    index and asks the source for that range of the run: read() into the UFFDIO_COPY
  *    buffer, or map(). Hence ranges within a run, and read() safe from several threads.
- *  - compressing sink / decompressing source (zstd): the sink compresses each buffer in
- *    its writer thread into chunks with their own checksum and a chunk index; the
- *    source's read() decompresses the chunks covering a range and its map() fails with
- *    EOPNOTSUPP, so the memory module fills through a buffer. Offsets stay positions in
- *    the uncompressed stream: the index does not change.
+ *  - compressing sink / decompressing source (zstd, `dump --compress`, built:
+ *    src/mem/pagez.c): the sink compresses each buffer in its writer thread into a frame
+ *    with its own checksum, and writes a frame index at commit; the pages-file source
+ *    reads such a file through pagez_read() (the frames covering a range, verified and
+ *    decompressed) and its map() fails with EOPNOTSUPP for it, so the memory module
+ *    fills through a buffer. Offsets stay positions in the uncompressed stream: the
+ *    index does not change.
  *  - parent-image source (incremental dumps): a run may live in an earlier image; the
  *    source opens that image's stream and resolves the run there, as it resolves src_pid
  *    runs today (a new PageRun field would say which image: an image version bump).
@@ -153,7 +155,8 @@ static inline void page_source_release(struct page_source *s)
 
 /* The local pages file (src/mem/pagefile.c): pages-PID.img in the image directory, the
  * stream after a one-page header, written by a writer thread (src/mem/pwriter.c); read
- * through an mmap (runs of other processes' files mapped as they are asked for). */
+ * through an mmap (runs of other processes' files mapped as they are asked for), or,
+ * for a compressed file (src/mem/pagez.h), through its frames. */
 int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out) __must_check;
 int pagefile_source_open(int dfd, int pid, struct page_source **out) __must_check;
 /* The parent image directory @depth `parent` links up from a pages-file source's image

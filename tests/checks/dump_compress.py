@@ -11,7 +11,8 @@ must be much smaller than the uncompressed stream it holds (the header's stream_
 `stasis show`: measured 0.47, asserted at most 0.57), `stasis show --pages` must read the
 text back out of it, a flipped byte inside a compressed frame must make the restore fail
 with one line naming the corrupted frame and leave no process, and restore --lazy-pages
-of the good image must restore it exactly."""
+of the good image must restore it exactly. Last, the checkpoint test mem_cow_tree (pages
+shared copy-on-write between processes of a tree) dumped with --compress must pass."""
 import json
 import os
 import shutil
@@ -82,6 +83,21 @@ def restore_check(c, w, wd, d, want, extra=()):
             d, " ".join(extra), got, want))
 
 
+def cow_tree(c):
+    """The checkpoint test mem_cow_tree dumped with --compress: runs a child shares with
+    its parent (src_pid) are checksummed from the parent's compressed stream at dump and
+    read from it at restore."""
+    run = c.start_test("mem_cow_tree")
+    try:
+        run.meta["dump-opts"] = "--compress"
+        run.dump()
+        run.check_original_gone()
+        run.restore_detached()
+        run.finish_restored(0)
+    finally:
+        run.cleanup()
+
+
 def check(c):
     wd = os.path.join(c.tmp, "compress-work")
     os.makedirs(wd, exist_ok=True)
@@ -129,6 +145,7 @@ def check(c):
             raise Failure("corrupted frame: the error does not say so: %s" % line)
 
         restore_check(c, w, wd, d3, want, ["--lazy-pages"])
+        cow_tree(c)
         return "pages file %.1f MiB for %.1f MiB of stream (ratio %.2f); chain, plain, " \
                "lazy restores exact" % (size / MIB, stream / MIB, ratio)
     finally:
