@@ -11,7 +11,7 @@ must be much smaller than the uncompressed stream it holds (the header's stream_
 `stasis show`: measured 0.47, asserted at most 0.57), `stasis show --pages` must read the
 text back out of it, a flipped byte inside a compressed frame must make the restore fail
 with one line naming the corrupted frame and leave no process, and restore --lazy-pages
-of the good image must restore it exactly. Last, the checkpoint test mem_cow_tree (pages
+of the good image must restore it exactly. Last, the checkpoint test tree_cow (pages
 shared copy-on-write between processes of a tree) dumped with --compress must pass."""
 import json
 import os
@@ -84,10 +84,10 @@ def restore_check(c, w, wd, d, want, extra=()):
 
 
 def cow_tree(c):
-    """The checkpoint test mem_cow_tree dumped with --compress: runs a child shares with
+    """The checkpoint test tree_cow dumped with --compress: runs a child shares with
     its parent (src_pid) are checksummed from the parent's compressed stream at dump and
     read from it at restore."""
-    run = c.start_test("mem_cow_tree")
+    run = c.start_test("tree_cow")
     try:
         run.meta["dump-opts"] = "--compress"
         run.dump()
