@@ -20,46 +20,26 @@ import subprocess
 import sys
 import time
 
+from checks.incr_chain import WORKLOAD as INCR_WORKLOAD
 from checks.incr_chain import Work, keepers, must
 from lib.proc import Failure, Skip, kill_pid, my_children, reap_all, run_cmd, wait_pid
 
 MIB = 1 << 20
 MAX_RATIO = 0.57
 
-WORKLOAD = r"""
-import ctypes, hashlib, mmap, os, sys, time
-P = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-N = 64 << 20
-buf = mmap.mmap(-1, N, flags=P)
+# incr_chain's workload, its 64 MiB filled half with text and half at random, its
+# address written to `addr` (for show --pages)
+FILL = r"""
+import ctypes
 text = b"".join(b"line %08d: the quick brown fox jumps over the lazy dog\n" % i
                 for i in range(N // 2 // 64 + 1))
 buf.write(text[:N // 2])
 buf.write(os.urandom(N // 2))
 del text
-addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-def digest():
-    return hashlib.sha256(buf).hexdigest()
-def reply(n, text):
-    with open("done.tmp", "w") as f:
-        f.write("%d %s\n" % (n, text))
-    os.rename("done.tmp", "done")
 with open("addr", "w") as f:
-    f.write("%x\n" % addr)
-reply(0, digest())
-n = 0
-while True:
-    time.sleep(0.01)
-    try:
-        cmd = open("cmd").read().split()
-    except OSError:
-        continue
-    os.unlink("cmd")
-    n += 1
-    if cmd[0] == "write":
-        off, ln = int(cmd[1]) << 12, int(cmd[2]) << 12
-        buf[off:off + ln] = bytes([n]) * ln
-    reply(n, digest())
+    f.write("%x\n" % ctypes.addressof(ctypes.c_char.from_buffer(buf)))
 """
+WORKLOAD = INCR_WORKLOAD.replace("buf.write(os.urandom(N))\n", FILL)
 
 
 def show_pages(c, d, pid):
@@ -99,6 +79,8 @@ def cow_tree(c):
 
 
 def check(c):
+    if FILL not in WORKLOAD:
+        raise Failure("incr_chain's workload no longer fills its buffer as this check expects")
     wd = os.path.join(c.tmp, "compress-work")
     os.makedirs(wd, exist_ok=True)
     before_keepers = set(keepers())
