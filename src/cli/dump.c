@@ -65,6 +65,18 @@ static const struct option dump_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* --compress[=LEVEL]: the zstd level (1 without one). 0, or -1 said on stderr. */
+static int parse_compress(const char *arg, const char *cmd, int *level)
+{
+	long long v = 1;
+	if (arg && parse_int(arg, 1, 19, &v)) {
+		fprintf(stderr, "stasis %s: invalid --compress level '%s' (1..19)\n", cmd, arg);
+		return -1;
+	}
+	*level = (int)v;
+	return 0;
+}
+
 static int dump_main(int argc, char **argv, bool pre)
 {
 	struct dump_opts o = { .pid = -1, .sync = true, .pre_dump = pre };
@@ -98,25 +110,18 @@ static int dump_main(int argc, char **argv, bool pre)
 		case 'j':
 			o.shell_job = true;
 			break;
-		case 'T':
-			break; /* CRIU's: stasis dumps established connections anyway */
+		case 'T': /* CRIU's: stasis dumps established connections anyway */
+		case 'M': /* CRIU's: a pre-dump always tracks */
+			break;
 		case 'K':
 			o.keep_foreign = true;
 			break;
 		case 'P':
 			o.prev_dir = optarg;
 			break;
-		case 'M':
-			break; /* CRIU's: a pre-dump always tracks */
 		case 'C':
-			if (!optarg)
-				v = 1;
-			else if (parse_int(optarg, 1, 19, &v)) {
-				fprintf(stderr, "stasis %s: invalid --compress level '%s' (1..19)\n",
-					cmd, optarg);
+			if (parse_compress(optarg, cmd, &o.compress))
 				return 2;
-			}
-			o.compress = (int)v;
 			break;
 		case 'o':
 			logfile = optarg;
@@ -185,13 +190,10 @@ static int dump_main(int argc, char **argv, bool pre)
 	o.externals = ext;
 	o.n_externals = n_ext;
 	int ret = dump_run(&o);
-	if (ret) {
+	if (ret)
 		cli_report_failure(cmd);
-		log_close();
-		return 1;
-	}
 	log_close();
-	return 0;
+	return ret ? 1 : 0;
 }
 
 int cmd_dump(int argc, char **argv)
