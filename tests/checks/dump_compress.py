@@ -22,7 +22,7 @@ import time
 
 from checks.incr_chain import WORKLOAD as INCR_WORKLOAD
 from checks.incr_chain import Work, keepers, must
-from lib.proc import Failure, Skip, kill_pid, my_children, reap_all, run_cmd, wait_pid
+from lib.proc import Failure, kill_pid, my_children, reap_all, run_cmd, wait_pid
 
 MIB = 1 << 20
 MAX_RATIO = 0.57
@@ -53,8 +53,8 @@ def restore_check(c, w, wd, d, want, extra=()):
     """Restores @d (with @extra options), asks the process for its hash, kills it."""
     os.unlink(os.path.join(wd, "done"))
     rc, _, err = run_cmd(c.restore_argv(d) + list(extra), c.timeout, cwd=c.tmp)
-    if rc != 0 and "CAP_SYS_PTRACE" in err:
-        raise Skip("lazy restore refused here: %s" % err.strip()[:200])
+    if rc != 0 and "CAP_SYS_PTRACE" in err and extra:
+        return "lazy restore refused here"  # one line, as it must be (rootless)
     if rc != 0:
         raise Failure("restore %s %s: %s" % (d, " ".join(extra), err.strip()[:400]))
     got = w.cmd("hash")
@@ -126,10 +126,10 @@ def check(c):
         if "frame 0" not in line or "corrupted" not in line:
             raise Failure("corrupted frame: the error does not say so: %s" % line)
 
-        restore_check(c, w, wd, d3, want, ["--lazy-pages"])
+        lazy = restore_check(c, w, wd, d3, want, ["--lazy-pages"]) or "lazy restore exact"
         cow_tree(c)
-        return "pages file %.1f MiB for %.1f MiB of stream (ratio %.2f); chain, plain, " \
-               "lazy restores exact" % (size / MIB, stream / MIB, ratio)
+        return "pages file %.1f MiB for %.1f MiB of stream (ratio %.2f); chain, plain " \
+               "restores exact; %s" % (size / MIB, stream / MIB, ratio, lazy)
     finally:
         kill_pid(pid)
         wait_pid(pid, time.monotonic() + 10)
