@@ -719,25 +719,6 @@ static int rst_rebuild_tree(struct rst_tree *t)
 	return ret;
 }
 
-/* Is @pid a task that has not exited (not a zombie)? */
-static bool task_running(pid_t pid)
-{
-	char path[64], buf[256];
-	if (pid <= 0)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-}
-
 /* A failed restore: kill and reap every task created so far, undo the pins. */
 static void rst_undo(struct rst_tree *t, pid_t root)
 {
@@ -763,10 +744,10 @@ static void rst_undo(struct rst_tree *t, pid_t root)
 		 * or our exit): gone, or zombies of another parent, before we report the
 		 * failure (only tasks we seized: a pid not made yet may be anyone's) */
 		for (int ms = 0; ms < 5000; ms += 5) {
-			bool alive = task_running(root);
+			bool alive = pt_task_running(root);
 			for (size_t i = 1; i < t->n && !alive; i++)
 				alive = t->procs && t->procs[i] && t->procs[i]->rs_ready &&
-					task_running(t->procs[i]->pid);
+					pt_task_running(t->procs[i]->pid);
 			if (!alive)
 				break;
 			while (waitpid(-1, &status, __WALL | WNOHANG) > 0)

@@ -47,23 +47,30 @@ int pt_wait(pid_t tid, int *status, int timeout_ms)
 	return 0;
 }
 
+bool pt_task_running(pid_t pid)
+{
+	char path[64], buf[512];
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
 /* Is @tid exiting (ptrace refuses dying tasks with EPERM)? Waits up to 100 ms for the
  * exit to show in /proc. */
 static bool task_is_exiting(pid_t tid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
 	for (int i = 0; i < 100; i++) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return true;
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			return true;
-		buf[n] = '\0';
-		const char *p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+		if (!pt_task_running(tid))
 			return true;
 		usleep(1000);
 	}

@@ -15,6 +15,8 @@ int pt_seize_stop(pid_t tid, bool exitkill) __must_check;
 /* The same; *@stopsig is the signal of the job-control stop the task was in (SIGSTOP,
  * SIGTSTP, SIGTTIN, SIGTTOU), 0 if it was running. */
 int pt_seize_stop_sig(pid_t tid, bool exitkill, int *stopsig) __must_check;
+/* Is @pid a task that has not exited (neither gone nor a zombie), per /proc/PID/stat? */
+bool pt_task_running(pid_t pid);
 /* waitpid for a stop of @tid (bounded). Returns 0 and the status, -ESRCH if it exited
  * (status in *status), -ETIMEDOUT, or -errno. */
 int pt_wait(pid_t tid, int *status, int timeout_ms) __must_check;
