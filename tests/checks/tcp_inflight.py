@@ -127,6 +127,19 @@ def descendants(p):
     except OSError:
         pass
     return r
+def drained():
+    """Wait (5 s at most) until the qdisc holds no packet of the killed tree. A segment
+    still in it when the tree died finds no socket and the kernel answers it with a
+    reset, which would reset the restored connection it reaches (stasis locks the tree's
+    connections with outside peers until the restore, not those between its own
+    processes: a known limitation on a slow link between them)."""
+    deadline = time.monotonic() + 5
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        out = subprocess.run(["tc", "-s", "qdisc", "show", "dev", "lo"], capture_output=True,
+                             text=True, timeout=10).stdout
+        quiet = quiet + 1 if "backlog 0b 0p" in out else 0
+        time.sleep(0.05)
 def reap(kill):
     """Wait (10 s at most) until no descendant is left, reaping; with @kill, killing them
     by their pids first."""
@@ -162,6 +175,7 @@ try:
             continue
         tree.poll()
         reap(False)  # the killed tree reaped: its pids free
+        drained()  # see drained()
         r = subprocess.run([stasis, "restore", "-D", img, "-d"], capture_output=True,
                            text=True, timeout=60)
         if r.returncode:
