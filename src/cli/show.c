@@ -26,6 +26,7 @@
 #include "image/blob.h"
 #include "image/img.h"
 #include "image/json.h"
+#include "mem/mem.h"
 #include "mem/pagexfer.h"
 
 struct show_entry {
@@ -479,24 +480,6 @@ static int show_file(struct json_writer *w, const char *path)
 
 /* ---- --pages: a task's memory as dumped ---- */
 
-/* The run of @mm holding @va, or NULL (runs sorted by address). */
-static const PageRun *run_at(const Mm *mm, uint64_t va)
-{
-	size_t lo = 0, hi = mm->n_pages;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const PageRun *r = mm->pages[mid];
-		if (va < r->vaddr)
-			hi = mid;
-		else if (r->nr_pages > (UINT64_MAX - r->vaddr) / PAGE_SIZE ||
-			 va - r->vaddr < r->nr_pages * PAGE_SIZE)
-			return r;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
-}
-
 /* Read the page at @va of run @r into @buf through task @pid's page source (*@src opened
  * on first use): the pages file of the image @r's data is in, of its pid or of the
  * process it shares with, compressed or not. */
@@ -565,7 +548,7 @@ static int show_memory(const char *path, long long pid, uint64_t addr, uint64_t 
 		n = (size_t)MIN(MIN((uint64_t)16, addr + len - a), pg + PAGE_SIZE - a);
 		if (pg != cur_page) {
 			cur_page = pg;
-			const PageRun *r = run_at(mm, pg);
+			const PageRun *r = mem_run_at(mm, pg, NULL, NULL);
 			have = r != NULL;
 			if (r && (ret = read_page(d.dfd, pid, &src, r, pg, page)))
 				goto out;

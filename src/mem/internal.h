@@ -35,9 +35,6 @@ struct mem_dump_state {
 #define MEM_MAX_CHAIN 64
 
 int mem_run_push(struct run_list *l, PageRun *r) __must_check;
-/* src/mem/cow.c: the run of @mm (runs sorted; NULL: none) holding @va, or NULL; *@idx
- * its index, *@next (when not NULL) the start of the first run above @va (UINT64_MAX). */
-const PageRun *mem_run_at(const Mm *mm, uint64_t va, size_t *idx, uint64_t *next);
 /* src/mem/cow.c: @in's runs end up in @all (address order); @own lists those whose data
  * this process's own page stream holds, the others are in its parent's (ms->xref). */
 int mem_split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,

@@ -48,4 +48,9 @@ int mem_track_keep(struct mem_track *t, struct dump_ctx **procs, size_t nr) __mu
 void mem_track_inventory(struct mem_track *t, Inventory *inv);
 void mem_track_close(struct mem_track *t, bool ok);
 
+/* src/mem/cow.c: the run of @mm (runs sorted; NULL: none) holding @va, or NULL; *@idx
+ * (when not NULL) its index, *@next (when not NULL) the start of the first run above @va
+ * (UINT64_MAX). */
+const PageRun *mem_run_at(const Mm *mm, uint64_t va, size_t *idx, uint64_t *next);
+
 #endif

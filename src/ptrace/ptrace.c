@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 
 #include "core/log.h"
+#include "core/util.h"
+#include "proc/parse.h"
 
 static void on_alarm(int sig) { (void)sig; }
 
@@ -49,20 +51,17 @@ int pt_wait(pid_t tid, int *status, int timeout_ms)
 
 bool pt_task_running(pid_t pid)
 {
-	char path[64], buf[512];
+	char path[64];
+	struct proc_stat st;
 	if (pid <= 0)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 4096, NULL);
+	if (!buf)
 		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')');
-	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+	if (proc_parse_stat(buf, &st))
+		return true; /* text it cannot parse: not known to be gone */
+	return st.state != 'Z' && st.state != 'X';
 }
 
 /* Is @tid exiting (ptrace refuses dying tasks with EPERM)? Waits up to 100 ms for the
@@ -90,16 +89,12 @@ static bool in_vfork_wait(pid_t tid)
 			return false;
 		usleep(1000);
 	}
-	char path[64], buf[64] = { 0 };
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, path, 256, NULL);
 	/* wait_for_vfork_done() is inlined into kernel_clone(), which blocks for nothing
 	 * else: vfork(), and clone/clone3 with CLONE_VFORK (posix_spawn, system) */
-	return n > 0 && (strstr(buf, "vfork") || strstr(buf, "kernel_clone"));
+	return buf && (strstr(buf, "vfork") || strstr(buf, "kernel_clone"));
 }
 
 int pt_seize_stop(pid_t tid, bool exitkill)
