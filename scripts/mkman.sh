@@ -24,7 +24,7 @@ and the tree keeps running. Invoked as \fBcriu\fR (a link), stasis takes CRIU's 
 line and its RPC protocol (\fBswrk\fR), so that runc and Podman can use it.
 .SH COMMANDS
 DESC
-for c in dump pre-dump restore show check gc unlock-network helper; do
+for c in dump pre-dump restore show check gc unlock-network page-server migrate helper; do
 	printf '.SS %s\n.nf\n' "$c"
 	"$ST" "$c" --help | esc
 	printf '.fi\n'

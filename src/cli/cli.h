@@ -17,6 +17,8 @@ int cmd_swrk(int argc, char **argv);
 /* stasis invoked as `criu`: CRIU's command line (src/cli/criu.c); @argv[0] is "criu". */
 int cmd_criu(int argc, char **argv);
 int cmd_unlock_network(int argc, char **argv);
+int cmd_page_server(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 /* Open the log for a command: -o FILE or stderr; -v info, -vv debug. Without -v or -o,
  * stderr gets only the one-line summary of a failure. 0, or -1 after saying why. */

@@ -140,7 +140,7 @@ static char *in_work_dir(struct xargs *x, char *path)
 enum {
 	O_SHELL_JOB = 256, O_TCP_EST, O_TCP_CLOSE, O_FILE_LOCKS, O_EXT_UNIX, O_MANAGE_CG,
 	O_EXTERNAL, O_ROOT, O_INHERIT, O_PIDFILE, O_EXT_MNT, O_VETH, O_JOIN_NS, O_IGNORED,
-	O_LAZY, O_TRACK, O_PREV, O_PS, O_NETLOCK, O_LEAVE_STOPPED, O_WORK_DIR, O_CG_ROOT,
+	O_LAZY, O_TRACK, O_PREV, O_PS, O_ADDRESS, O_PORT, O_NETLOCK, O_LEAVE_STOPPED, O_WORK_DIR, O_CG_ROOT,
 };
 
 static const struct option criu_opts[] = {
@@ -168,6 +168,8 @@ static const struct option criu_opts[] = {
 	{ "track-mem", no_argument, NULL, O_TRACK },
 	{ "prev-images-dir", required_argument, NULL, O_PREV },
 	{ "page-server", no_argument, NULL, O_PS },
+	{ "address", required_argument, NULL, O_ADDRESS },
+	{ "port", required_argument, NULL, O_PORT },
 	{ "network-lock", required_argument, NULL, O_NETLOCK },
 	{ "leave-stopped", no_argument, NULL, O_LEAVE_STOPPED },
 	/* accepted: stasis already behaves so (see src/rpc/opts.c for why) */
@@ -259,7 +261,12 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 		return dump ? xadd(x, "--prev-images-dir", arg)
 			    : criu_refuse("--prev-images-dir", "a dump option (a restore follows "
 								"the images' parent link)");
-	case O_PS: return criu_refuse("--page-server", "not supported");
+	case O_PS:
+		return dump ? xadd(x, "--page-server", NULL)
+			    : criu_refuse("--page-server", "a dump option (restore reads the "
+							   "images the page server received)");
+	case O_ADDRESS: return dump ? xadd(x, "--address", arg) : 0;
+	case O_PORT: return dump ? xadd(x, "--port", arg) : 0;
 	/* TODO(netlock helper): --network-lock once it lands. */
 	case O_NETLOCK: return criu_refuse("--network-lock", "not supported yet");
 	case O_LEAVE_STOPPED: return criu_refuse("--leave-stopped", "not supported");

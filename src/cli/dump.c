@@ -41,6 +41,9 @@ static void dump_usage(FILE *f)
 		   "      --compress[=LEVEL]  store the pages zstd-compressed (LEVEL 1..19, default\n"
 		   "                       1); restore reads either\n"
 		   "      --track-mem      accepted (write tracking is always on for pre-dump)\n"
+		   "      --page-server --address ADDR --port PORT  send the images to the\n"
+		   "                       `stasis page-server` there: the pages as they are\n"
+		   "                       read, the rest at the end (DIR keeps the metadata)\n"
 		   "  -v                   more log output (repeat for debug)\n"
 		   "  -o, --log-file FILE  write the log there instead of stderr\n");
 }
@@ -61,6 +64,9 @@ static const struct option dump_longopts[] = {
 	{ "prev-images-dir", required_argument, NULL, 'P' },
 	{ "track-mem", no_argument, NULL, 'M' },
 	{ "compress", optional_argument, NULL, 'C' },
+	{ "page-server", no_argument, NULL, 'p' },
+	{ "address", required_argument, NULL, 'a' },
+	{ "port", required_argument, NULL, 'r' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -77,6 +83,31 @@ static int parse_compress(const char *arg, const char *cmd, int *level)
 	return 0;
 }
 
+#define MAX_EXT 64
+
+/* --external @arg, or --ext-unix-sk[=@arg] (@unix_sk: spelled unix[INODE]), into @ext.
+ * 0, or -1 said on stderr. */
+static int add_external(char **ext, size_t *n, char *arg, bool unix_sk)
+{
+	static char ext_unix[MAX_EXT][32];
+	char *val = arg;
+	if (unix_sk) {
+		val = ext_unix[*n < MAX_EXT ? *n : 0];
+		snprintf(val, sizeof(ext_unix[0]), "unix[%s]", arg ? arg : "*");
+	}
+	if (*n < MAX_EXT && !cli_parse_external(val, true)) {
+		ext[(*n)++] = val;
+		return 0;
+	}
+	if (unix_sk)
+		fprintf(stderr, "stasis dump: invalid --ext-unix-sk '%s'\n", arg ? arg : "");
+	else
+		fprintf(stderr, "stasis dump: invalid --external '%s' (at most %d, "
+				"mnt[MOUNTPOINT]:KEY, veth[NAME] or unix[INODE])\n",
+			arg, MAX_EXT);
+	return -1;
+}
+
 static int dump_main(int argc, char **argv, bool pre)
 {
 	struct dump_opts o = { .pid = -1, .sync = true, .pre_dump = pre };
@@ -84,9 +115,9 @@ static int dump_main(int argc, char **argv, bool pre)
 	const char *logfile = NULL;
 	int verbose = 0, c;
 	long long v;
-	char *ext[64];
-	static char ext_unix[64][32]; /* --ext-unix-sk spelled as unix[INODE] */
+	char *ext[MAX_EXT];
 	size_t n_ext = 0;
+	bool ps = false;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:D:Ro:vjh", dump_longopts, NULL)) != -1) {
@@ -126,16 +157,24 @@ static int dump_main(int argc, char **argv, bool pre)
 		case 'o':
 			logfile = optarg;
 			break;
-		case 'E': {
-			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(optarg, true)) {
-				fprintf(stderr, "stasis dump: invalid --external '%s' (at most %zu, "
-						"mnt[MOUNTPOINT]:KEY, veth[NAME] or unix[INODE])\n",
-					optarg, ARRAY_SIZE(ext));
+		case 'p':
+			ps = true;
+			break;
+		case 'a':
+			o.ps_addr = optarg;
+			break;
+		case 'r':
+			if (parse_int(optarg, 1, 65535, &v)) {
+				fprintf(stderr, "stasis %s: invalid --port '%s'\n", cmd, optarg);
 				return 2;
 			}
-			ext[n_ext++] = optarg;
+			o.ps_port = optarg;
 			break;
-		}
+		case 'E':
+		case 'U':
+			if (add_external(ext, &n_ext, optarg, c == 'U'))
+				return 2;
+			break;
 		case 'G':
 			/* the settings of the tree's cgroups are always recorded: the mode is
 			 * the restore's (accepted here for CRIU's command lines) */
@@ -145,17 +184,6 @@ static int dump_main(int argc, char **argv, bool pre)
 				return 2;
 			}
 			break;
-		case 'U': {
-			char *u = ext_unix[n_ext < ARRAY_SIZE(ext) ? n_ext : 0];
-			snprintf(u, sizeof(ext_unix[0]), "unix[%s]", optarg ? optarg : "*");
-			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(u, true)) {
-				fprintf(stderr, "stasis dump: invalid --ext-unix-sk '%s'\n",
-					optarg ? optarg : "");
-				return 2;
-			}
-			ext[n_ext++] = u;
-			break;
-		}
 		case 'N':
 			if (netlock_parse_mode(optarg, &o.network_lock_none)) {
 				fprintf(stderr, "stasis dump: invalid --network-lock '%s' (nftables "
@@ -185,6 +213,9 @@ static int dump_main(int argc, char **argv, bool pre)
 				"(a pre-dump always leaves the tree running)\n");
 		return 2;
 	}
+	if (ps != (o.ps_addr && o.ps_port) || (!ps && (o.ps_addr || o.ps_port)))
+		return fprintf(stderr, "stasis %s: --page-server needs --address and --port (and "
+				       "they only go with it)\n", cmd), 2;
 	if (cli_log_init(cmd, logfile, verbose))
 		return 2;
 	o.externals = ext;

@@ -18,6 +18,8 @@ static void usage(FILE *f)
 		   "  check [--unprivileged] [--json]\n"
 		   "  gc DIR...\n"
 		   "  unlock-network -D DIR [-v] [-o LOGFILE]\n"
+		   "  page-server -D DIR --port PORT [--address ADDR]\n"
+		   "  migrate -t PID -D DIR --address ADDR --port PORT\n"
 		   "  helper --socket PATH [--user NAME] [-v] [-o LOGFILE]\n"
 		   "  swrk FD             serve CRIU-compatible RPC (runc, Podman) on socket FD\n"
 		   "  --version\n"
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 		{ "gc", cmd_gc },
 		{ "swrk", cmd_swrk },
 		{ "unlock-network", cmd_unlock_network },
+		{ "page-server", cmd_page_server },
+		{ "migrate", cmd_migrate },
 	};
 	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
 

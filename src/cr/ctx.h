@@ -70,6 +70,9 @@ struct dump_opts {
 	const char *prev_dir; /* --prev-images-dir: the parent image (relative to dir) */
 	int compress;         /* --compress[=LEVEL]: zstd level of the pages files, or 0 */
 	struct cr_stats *stats; /* filled by a dump that succeeds, or NULL */
+	/* --page-server: the images go to the page server at ps_addr:ps_port (src/image/
+	 * remote.h), into its directory or, with ps_name, a directory of that name below it */
+	const char *ps_addr, *ps_port, *ps_name;
 };
 
 /* A thread of the dumped process, frozen. thr[0] is the main thread (tid == pid) and
@@ -237,6 +240,8 @@ struct dump_tree {
 	struct sk_dump *sk;      /* src/net/sk_inet.h */
 	struct mem_track *track; /* incremental dumps (src/mem/track.c), or NULL */
 	SeccompFilters *seccomp; /* every seccomp program of the tree once, or NULL */
+	uint64_t thawed;         /* a pre-dump: when the tree ran again (its pages are copied
+				  * after), or 0 */
 };
 
 /* Run syscall @nr in every thread of @c at once; argument @slot_arg points to a private

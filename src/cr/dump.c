@@ -22,6 +22,7 @@
 #include "cr/resource.h"
 #include "cr/stats.h"
 #include "files/files.h"
+#include "image/remote.h"
 #include "net/sk_inet.h"
 #include "mem/mem.h"
 #include "net/netlock.h"
@@ -755,6 +756,25 @@ static void report_storage_error(const struct dump_opts *o, int ret)
 	       o->pid, o->dir, strerror(-ret), why[0] ? why : "no detail");
 }
 
+/* A pre-dump, once the tracking is armed and handed to its keeper: the tree runs on
+ * while its pages are copied. A page written from now on is marked written by the
+ * tracking (the next pass stores it again); one that is not keeps the contents it had
+ * when the tracking was armed, which is what the copy reads. */
+static int thaw_tree(struct dump_tree *t)
+{
+	int ret = 0;
+	for (size_t i = 0; i < t->nr; i++) {
+		int r = release_proc(t->procs[i]);
+		if (r && !ret)
+			ret = r;
+	}
+	for (size_t i = t->nr; i-- > 0;)
+		unfreeze_threads(t->procs[i]);
+	t->thawed = now_ns();
+	pr_info("pre-dump: the tree runs again; its pages are copied now");
+	return ret;
+}
+
 /* Every image, the inventory last, then the directory renamed into place. */
 static int write_tree_images(struct dump_tree *t, uint64_t t0, uint64_t frozen)
 {
@@ -772,6 +792,19 @@ static int write_tree_images(struct dump_tree *t, uint64_t t0, uint64_t frozen)
 		pr_info("%s: images of pid %d written to %s", t->opts->pre_dump ? "pre-dump" : "dump",
 			t->opts->pid, t->opts->dir);
 	return ret;
+}
+
+/* The temporary image directory, its page server, its parent link. */
+static int begin_images(struct dump_tree *t)
+{
+	const struct dump_opts *o = t->opts;
+	int ret = o->keep_foreign ? img_dir_begin_keep(&t->img, o->dir, o->sync)
+				  : img_dir_begin(&t->img, o->dir, o->sync);
+	if (!ret && o->ps_port)
+		ret = img_remote_connect(o->ps_addr, o->ps_port, o->ps_name,
+					 (o->sync ? PS_F_SYNC : 0) | (o->pre_dump ? 0 : PS_F_FINAL),
+					 &t->img.remote);
+	return ret ?: mem_track_link(t->track, &t->img);
 }
 
 int dump_run(const struct dump_opts *o)
@@ -807,10 +840,7 @@ int dump_run(const struct dump_opts *o)
 		goto out;
 	/* a dump killed while it held the network lock: its tree runs on, unlock it */
 	img_gc_set_stale_hook(netlock_gc_stale);
-	ret = o->keep_foreign ? img_dir_begin_keep(&t.img, o->dir, o->sync)
-			      : img_dir_begin(&t.img, o->dir, o->sync);
-	if (!ret)
-		ret = mem_track_link(t.track, &t.img);
+	ret = begin_images(&t);
 	if (!ret)
 		ret = cr_notify(o->notify, o->notify_arg, "pre-dump", o->pid);
 	if (ret)
@@ -839,10 +869,13 @@ int dump_run(const struct dump_opts *o)
 		t.procs[i]->track = t.track;
 	for (size_t i = 0; i < t.nr && !ret; i++)
 		ret = prepare_proc(t.procs[i]);
-	if (!ret)
+	/* a pre-dump copies the pages once the tree runs again: below */
+	if (!ret && !o->pre_dump)
 		ret = res_dump_tree(&t);
 	if (!ret)
 		ret = mem_track_keep(t.track, t.procs, t.nr);
+	if (!ret && o->pre_dump)
+		ret = thaw_tree(&t) ?: res_dump_tree(&t);
 	if (ret)
 		goto out;
 	netlock_dump_mark(nl, &t);
@@ -853,7 +886,7 @@ int dump_run(const struct dump_opts *o)
 		ret = cr_notify(o->notify, o->notify_arg, "post-dump", o->pid);
 
 out:
-	for (size_t i = 0; i < t.nr; i++) {
+	for (size_t i = 0; i < t.nr && !t.thawed; i++) {
 		int r = release_proc(t.procs[i]);
 		if (r && !ret)
 			ret = r;
@@ -874,7 +907,7 @@ out:
 	for (size_t i = t.nr; i-- > 0;) {
 		if (killed)
 			finish_task(t.procs[i]);
-		else
+		else if (!t.thawed)
 			unfreeze_threads(t.procs[i]);
 	}
 	if (killed)

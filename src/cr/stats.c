@@ -80,7 +80,7 @@ int stats_write(struct dump_tree *t, uint64_t t0, uint64_t frozen, uint64_t coll
 
 	s.has_freezing_ns = s.has_frozen_ns = s.has_collect_ns = s.has_write_ns = true;
 	s.freezing_ns = frozen - t0;
-	s.frozen_ns = now - t0;
+	s.frozen_ns = (t->thawed ? t->thawed : now) - t0;
 	s.collect_ns = collected - frozen;
 	s.write_ns = written - collected;
 	s.has_processes = s.has_threads = s.has_zombies = s.has_pre_dump = true;

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "image/blob.h"
+#include "image/remote.h"
 
 static const struct img_kind_desc kinds[] = {
 	{ IMG_INVENTORY, "inventory", "inventory.img", &inventory__descriptor },
@@ -516,6 +517,9 @@ int img_dir_commit(struct img_dir *d)
 	int ret = blob_writer_finish(d);
 	if (ret)
 		return ret;
+	/* the remote image first: a dump whose server did not take it fails */
+	if (d->remote && (ret = img_remote_commit(d->remote, d->dfd)))
+		return ret;
 	if (d->sync && fsync(d->dfd) < 0)
 		return pr_perror("images: fsync %s", d->tmp);
 	/* Replace an existing (empty or previous-image) directory atomically. */
@@ -559,6 +563,8 @@ int img_dir_open(struct img_dir *d, const char *path)
 void img_dir_close(struct img_dir *d)
 {
 	blob_writer_free(d);
+	img_remote_free(d->remote);
+	d->remote = NULL;
 	if (d->dfd >= 0)
 		close(d->dfd);
 	d->dfd = -1;
@@ -661,6 +667,11 @@ int img_pages_create(struct img_dir *d, int pid, struct img_pages *p)
 	img_name(IMG_PAGES, pid, name, sizeof(name));
 	p->len = 0;
 	p->flags = 0;
+	p->rem = d->remote;
+	if (p->rem) {
+		p->fd = -1;
+		return img_remote_open(p->rem, name, &p->rid);
+	}
 	p->fd = openat(d->dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (p->fd < 0)
 		return pr_perror("images: create %s", name);
@@ -681,6 +692,8 @@ int img_pages_finish(struct img_dir *d, struct img_pages *p)
 		memcpy(hdrpage + sizeof(h), &p->z, sizeof(p->z));
 	}
 	memcpy(hdrpage, &h, sizeof(h));
+	if (p->rem) /* synced by the server before it confirms the commit */
+		return img_remote_write(p->rem, p->rid, hdrpage, sizeof(hdrpage), 0);
 	ret = pwrite_all(p->fd, hdrpage, sizeof(hdrpage), 0);
 	if (ret)
 		return pr_errno(ret, "images: write pages header");
@@ -691,6 +704,13 @@ int img_pages_finish(struct img_dir *d, struct img_pages *p)
 	return 0;
 }
 
+int img_pages_pwrite(const struct img_pages *p, const void *buf, size_t len, off_t off)
+{
+	if (p->rem)
+		return img_remote_write(p->rem, p->rid, buf, len, (uint64_t)off);
+	return pwrite_all(p->fd, buf, len, off);
+}
+
 int img_pages_open(int dfd, int pid, struct img_pages *p)
 {
 	char name[64];
@@ -698,6 +718,7 @@ int img_pages_open(int dfd, int pid, struct img_pages *p)
 	struct stat st;
 	int ret;
 
+	p->rem = NULL;
 	img_name(IMG_PAGES, pid, name, sizeof(name));
 	p->fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
 	if (p->fd < 0)

@@ -76,6 +76,7 @@ const struct img_kind_desc *img_kind_by_filename(const char *fname);
 /* An image directory being written: files go to a temporary sibling directory which
  * img_dir_commit() syncs and renames into place (blobs.img finished first). */
 struct blob_writer;
+struct img_remote;
 struct img_dir {
 	int dfd;       /* the directory files are written in */
 	char *path;    /* final path */
@@ -83,6 +84,10 @@ struct img_dir {
 	bool sync;     /* fsync files and directories */
 	bool keep_foreign; /* files of DIR that are not images are kept (moved over) */
 	struct blob_writer *blobs; /* blobs.img being written (src/image/blob.h), or NULL */
+	/* a page server (src/image/remote.h): the pages files go there as they are
+	 * written, the other files at the commit, which the server confirms first; owned
+	 * (freed by img_dir_close). NULL: a local image. */
+	struct img_remote *remote;
 };
 
 /* The temporary directory is DIR.stasis-tmp.PID, locked (flock, LOCK_EX on the directory
@@ -147,13 +152,18 @@ _Static_assert(sizeof(struct img_pages_z) == 40, "img_pages_z layout");
 
 /* Pages file: open for writing (header written at close) or reading. */
 struct img_pages {
-	int fd;
+	int fd;         /* -1 when written to a page server */
+	struct img_remote *rem; /* the page server it is written to, or NULL */
+	uint32_t rid;   /* its file id there */
 	uint64_t len;   /* payload bytes */
 	uint32_t flags; /* IMG_F_PAGES_ZSTD: z is set (checked at open) */
 	struct img_pages_z z;
 };
 int img_pages_create(struct img_dir *d, int pid, struct img_pages *p) __must_check;
 int img_pages_finish(struct img_dir *d, struct img_pages *p) __must_check;
+/* Write @len bytes at @off of a pages file being written (local or remote). */
+int img_pages_pwrite(const struct img_pages *p, const void *buf, size_t len, off_t off)
+	__must_check;
 int img_pages_open(int dfd, int pid, struct img_pages *p) __must_check;
 
 uint64_t img_hash(const void *buf, size_t len);

@@ -98,10 +98,9 @@ int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out)
 		free(ps);
 		return ret;
 	}
-	ret = pwriter_start(&ps->pw, ps->pg.fd, PAGE_STREAM_START, PAGEFILE_BUF);
+	ret = pwriter_start(&ps->pw, &ps->pg, PAGE_STREAM_START, PAGEFILE_BUF);
 	if (ret) {
-		close(ps->pg.fd);
-		free(ps);
+		pfs_free(ps);
 		return ret;
 	}
 	ps->s = (struct page_sink){ .ops = &pagefile_sink_ops, .priv = ps };

@@ -15,6 +15,8 @@ int page_sink_open(const struct dump_ctx *c, struct page_sink **out)
 
 int page_sink_reopen(const struct dump_ctx *c, struct page_source **out)
 {
+	if (c->img->remote) /* the pages are on the page server */
+		return -EOPNOTSUPP;
 	return pagefile_source_open(c->img->dfd, c->pid, out);
 }
 

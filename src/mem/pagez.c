@@ -107,7 +107,7 @@ static int pzs_commit(struct page_sink *s)
 	struct pagez_sink *zs = s->priv;
 	int ret = pwriter_finish(zs->pw);
 	size_t ilen = zs->nfr * sizeof(*zs->fr);
-	if (!ret && ilen && (ret = pwrite_all(zs->pg.fd, zs->fr, ilen, (off_t)zs->coff)))
+	if (!ret && ilen && (ret = img_pages_pwrite(&zs->pg, zs->fr, ilen, (off_t)zs->coff)))
 		pr_errno(ret, "pages: write the frame index");
 	if (!ret) {
 		zs->pg.flags = IMG_F_PAGES_ZSTD;
@@ -152,7 +152,7 @@ int pagez_sink_open(struct img_dir *d, int pid, int level, struct page_sink **ou
 	zs->zbuf = malloc(zs->zcap);
 	int ret = zs->cctx && zs->zbuf ? img_pages_create(d, pid, &zs->pg) : -ENOMEM;
 	if (!ret)
-		ret = pwriter_start(&zs->pw, zs->pg.fd, IMG_PAGES_HDR_SIZE, PAGEFILE_BUF);
+		ret = pwriter_start(&zs->pw, &zs->pg, IMG_PAGES_HDR_SIZE, PAGEFILE_BUF);
 	if (ret) {
 		pzs_free(zs);
 		return ret;

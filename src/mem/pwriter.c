@@ -12,7 +12,7 @@ struct pwriter {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int fd;
+	const struct img_pages *pg;
 	off_t off;
 	size_t bufsz;
 	char *buf[NBUF];
@@ -52,7 +52,7 @@ static void *writer_main(void *arg)
 		if (!pw->err && pw->xform)
 			ret = pw->xform(pw->xarg, pw->buf[i], len, &out, &olen);
 		if (!pw->err && !ret)
-			ret = pwrite_all(pw->fd, out, olen, off);
+			ret = img_pages_pwrite(pw->pg, out, olen, off);
 		pthread_mutex_lock(&pw->mu);
 		if (ret && !pw->err)
 			pw->err = ret;
@@ -65,12 +65,12 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int pwriter_start(struct pwriter **out, int fd, off_t off, size_t bufsz)
+int pwriter_start(struct pwriter **out, const struct img_pages *pg, off_t off, size_t bufsz)
 {
 	struct pwriter *pw = calloc(1, sizeof(*pw));
 	if (!pw)
 		return -ENOMEM;
-	pw->fd = fd;
+	pw->pg = pg;
 	pw->off = off;
 	pw->bufsz = bufsz;
 	for (int i = 0; i < NBUF; i++)

@@ -9,10 +9,14 @@
 #include <sys/types.h>
 
 #include "core/util.h"
+#include "image/img.h"
 
 struct pwriter;
 
-int pwriter_start(struct pwriter **pw, int fd, off_t off, size_t bufsz) __must_check;
+/* Buffers go to pages file @pg (local or on a page server: img_pages_pwrite), which
+ * outlives the writer. */
+int pwriter_start(struct pwriter **pw, const struct img_pages *pg, off_t off, size_t bufsz)
+	__must_check;
 /* Called in the writer thread on each buffer before it is written: what to write instead
  * in *@out, *@outlen (valid until the next call). 0 or -errno (logged by @fn). */
 typedef int (*pwriter_xform_fn)(void *arg, const char *in, size_t len, const void **out,

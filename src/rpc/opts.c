@@ -290,6 +290,11 @@ int rpc_job_prepare(struct rpc_job *j, const RpcOptions *o, RpcType type, pid_t 
 		 * later pass naming a dump as its parent finds no tracker and stores every
 		 * page, which is exact) */
 		j->dump.prev_dir = o->parent_img;
+		if (o->ps) { /* checked: an address and a port */
+			snprintf(j->ps_port, sizeof(j->ps_port), "%d", o->ps->port);
+			j->dump.ps_addr = o->ps->address;
+			j->dump.ps_port = j->ps_port;
+		}
 		j->dump.shell_job = o->has_shell_job && o->shell_job;
 		j->dump.network_lock_none = o->has_network_lock && o->network_lock == 3; /* skip */
 		j->dump.sync = true;

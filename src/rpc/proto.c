@@ -129,7 +129,10 @@ static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen
 	/* (track_mem and parent_img: incremental dumps, checked by rpc_opts_check) */
 	REFUSE(o->has_lazy_pages && o->lazy_pages, "lazy_pages: lazy restore is not supported yet");
 	REFUSE(o->has_status_fd, "status_fd: only used by lazy pages, not supported yet");
-	REFUSE(o->ps, "ps: the page server is not supported");
+	REFUSE(o->ps && (!o->ps->address || !o->ps->address[0] || !o->ps->has_port ||
+			 o->ps->port <= 0 || o->ps->port > 65535 || o->ps->has_fd),
+	       "ps: the page server needs an address and a port (a connected fd is not "
+	       "supported)");
 	REFUSE(o->has_auto_dedup && o->auto_dedup, "auto_dedup: not supported");
 	REFUSE(o->n_exec_cmd, "exec_cmd: running a command after restore is not supported");
 	REFUSE(o->has_auto_ext_mnt && o->auto_ext_mnt, "auto_ext_mnt: not supported; declare "
@@ -169,6 +172,8 @@ static int check_incremental(const RpcOptions *o, RpcType type, char *err, size_
 {
 	bool dump = type == RPC_TYPE__RPC_DUMP || rpc_type_is_pre_dump(type);
 
+	REFUSE(!dump && o->ps, "ps: a dump option (`stasis page-server` receives the images; "
+				"restore reads them there)");
 	REFUSE(!dump && o->parent_img, "parent_img: a dump option (a restore follows the "
 				       "images' parent link by itself)");
 	REFUSE(!dump && o->has_track_mem && o->track_mem, "track_mem: a dump option");

@@ -64,6 +64,7 @@ struct rpc_job {
 	size_t n_inherit;
 	struct dump_opts dump;
 	struct restore_opts restore;
+	char ps_port[8]; /* dump.ps_port's text */
 };
 
 /* PRE_DUMP or SINGLE_PRE_DUMP. */

@@ -1,4 +1,4 @@
-"""What the fuzz checks (fuzz_proc, fuzz_image, fuzz_blob, fuzz_helper, fuzz_pidreq,
+"""What the fuzz checks (fuzz_proc, fuzz_image, fuzz_blob, fuzz_helper, fuzz_pidreq, fuzz_pserver,
 fuzz_rpc)
 share: each runs its libFuzzer target of tests/fuzz/ (clang, ASan+UBSan) for FUZZ_SECS
 seconds from the committed corpus (tests/fuzz/corpus/TARGET) and the generated seeds;

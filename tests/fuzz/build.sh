@@ -2,7 +2,7 @@
 # Build the libFuzzer targets of tests/fuzz/ with clang and ASan+UBSan, and optionally
 # run them. From the repository root:
 #   tests/fuzz/build.sh               build build/fuzz/fuzz_proc, fuzz_image, fuzz_blob,
-#                                     fuzz_helper, fuzz_pidreq, fuzz_rpc
+#                                     fuzz_helper, fuzz_pidreq, fuzz_rpc, fuzz_pserver
 #   tests/fuzz/build.sh --smoke       build, then run each target for 20 seconds
 #   tests/fuzz/build.sh --run SECS [TARGET...]
 #                                     build, then run each target (or those named) for
@@ -23,7 +23,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
-TARGETS="fuzz_proc fuzz_image fuzz_blob fuzz_helper fuzz_pidreq fuzz_rpc"
+TARGETS="fuzz_proc fuzz_image fuzz_blob fuzz_helper fuzz_pidreq fuzz_rpc fuzz_pserver"
 SECS=
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -50,7 +50,7 @@ LIBS="-lprotobuf-c -lxxhash"
 # The code under test: instrumented for coverage (fuzzer-no-link) and sanitizers.
 objs=
 for src in src/proc/parse.c src/proc/mountinfo.c src/core/util.c src/core/log.c src/image/img.c \
-	src/image/blob.c src/helper/proto.c src/helper/policy.c "$OUT/gen/image/stasis.pb-c.c"; do
+	src/image/blob.c src/image/remote.c src/image/pserver.c src/helper/proto.c src/helper/policy.c "$OUT/gen/image/stasis.pb-c.c"; do
 	obj="$OUT/obj/$(basename "$src" .c).o"
 	$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
 	objs="$objs $obj"
@@ -70,7 +70,7 @@ for t in $TARGETS; do
 done
 # Generated seeds: the /proc fixtures, one small valid message of each image kind, a few
 # blobs, helper requests.
-$CLANG $CFLAGS -o "$OUT/mkseeds" tests/fuzz/mkseeds.c "$OUT/obj/img.o" "$OUT/obj/blob.o" \
+$CLANG $CFLAGS -o "$OUT/mkseeds" tests/fuzz/mkseeds.c "$OUT/obj/img.o" "$OUT/obj/blob.o" "$OUT/obj/remote.o" \
 	"$OUT/obj/stasis.pb-c.o" "$OUT/obj/log.o" "$OUT/obj/util.o" $SAN $LIBS
 for t in $TARGETS; do
 	mkdir -p "$OUT/seeds-$t" "$OUT/corpus-$t"
