@@ -26,7 +26,7 @@ static void migrate_usage(FILE *f)
 		   "  it runs, then only what it wrote since, until little is left; then freeze it,\n"
 		   "  send the rest and kill it here. Restore it there from SERVERDIR/N (printed).\n"
 		   "  -D, --images-dir DIR  the metadata of each pass here (DIR/1, DIR/2, ...)\n"
-		   "      --max-iterations N  pre-copy passes at most (default 8)\n"
+		   "      --max-iterations N  pre-copy passes at most (default 8; 0: one dump)\n"
 		   "      --dirty-limit MIB  stop pre-copying once a pass sends no more (default 16)\n");
 }
 
@@ -121,8 +121,8 @@ int cmd_migrate(int argc, char **argv)
 			base.ps_port = optarg;
 			break;
 		case 'i':
-			if (parse_int(optarg, 1, 64, &iters)) {
-				fprintf(stderr, "stasis migrate: --max-iterations: 1..64\n");
+			if (parse_int(optarg, 0, 64, &iters)) {
+				fprintf(stderr, "stasis migrate: --max-iterations: 0..64\n");
 				return 2;
 			}
 			break;

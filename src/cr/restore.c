@@ -658,6 +658,10 @@ static int rst_rebuild_tree(struct rst_tree *t)
 {
 	uint64_t vdso = 0, vdso_len = 0;
 	int ret = self_vdso(&vdso, &vdso_len);
+	/* every socket exists again: the connections between the tree's own are let through
+	 * before the remote stage replays segments over them */
+	if (!ret)
+		ret = netlock_restore_inner(t->nl);
 	if (!ret && t->opts->lazy_pages)
 		ret = mem_lazy_start(t->procs, t->n, &t->lazy);
 	for (size_t i = 0; i < t->n && t->lazy; i++)

@@ -53,6 +53,7 @@ struct nl_conn {
 	bool v6;
 	uint8_t laddr[16], raddr[16];
 	uint16_t lport, rport; /* host order */
+	bool inner;            /* the peer is the tree's too (see drop_internal) */
 };
 
 /* A net namespace the tree's sockets may live in: [0] is stasis's own. */
@@ -177,7 +178,7 @@ static void put_addr(FILE *f, const struct nl_conn *c, bool local)
 	fputs(buf, f);
 }
 
-static void put_set(FILE *f, const char *table, const char *name, bool v6,
+static void put_set(FILE *f, const char *table, const char *name, bool v6, bool inner,
 		    const struct nl_conn *conns, size_t n)
 {
 	const char *a = v6 ? "ipv6_addr" : "ipv4_addr";
@@ -185,7 +186,7 @@ static void put_set(FILE *f, const char *table, const char *name, bool v6,
 	fprintf(f, "add set inet %s %s { type %s . inet_service . %s . inet_service; }\n", table,
 		name, a, a);
 	for (size_t i = 0; i < n; i++) {
-		if (conns[i].v6 != v6)
+		if (conns[i].v6 != v6 || conns[i].inner != inner)
 			continue;
 		fprintf(f, first ? "add element inet %s %s { " : ", ", table, name);
 		first = false;
@@ -212,8 +213,10 @@ static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_
 			table, table);
 	else
 		fprintf(f, "create table inet %s\n", table);
-	put_set(f, table, "conn4", false, conns, n);
-	put_set(f, table, "conn6", true, conns, n);
+	put_set(f, table, "conn4", false, false, conns, n);
+	put_set(f, table, "conn6", true, false, conns, n);
+	put_set(f, table, "inner4", false, true, conns, n);
+	put_set(f, table, "inner6", true, true, conns, n);
 	fprintf(f,
 		"add chain inet %1$s lockin { type filter hook input priority " LOCK_PRIO
 		"; policy accept; }\n"
@@ -222,7 +225,11 @@ static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_
 		"add rule inet %1$s lockin ip daddr . tcp dport . ip saddr . tcp sport @conn4 drop\n"
 		"add rule inet %1$s lockin ip6 daddr . tcp dport . ip6 saddr . tcp sport @conn6 drop\n"
 		"add rule inet %1$s lockout ip saddr . tcp sport . ip daddr . tcp dport @conn4 drop\n"
-		"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop\n",
+		"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop\n"
+		"add rule inet %1$s lockin ip daddr . tcp dport . ip saddr . tcp sport @inner4 drop\n"
+		"add rule inet %1$s lockin ip6 daddr . tcp dport . ip6 saddr . tcp sport @inner6 drop\n"
+		"add rule inet %1$s lockout ip saddr . tcp sport . ip daddr . tcp dport @inner4 drop\n"
+		"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport @inner6 drop\n",
 		table);
 	if (fclose(f)) {
 		free(buf);
@@ -435,18 +442,18 @@ static bool is_local(const struct netlock *nl, bool v6, const uint8_t *addr, uin
 }
 
 /* Connections whose peer is the tree's own (both ends held, or a listener of the tree):
- * nothing outside sees them, and the restore talks over them (a handshake with the
- * listener, a segment replayed to the peer) before the tree runs: not locked. */
+ * locked too, in sets of their own (inner4, inner6). Nothing outside sees them, but a
+ * segment between the two ends still in flight when the tree is killed (a slow link, a
+ * qdisc's queue) would find no socket and draw a reset, which could reach the restored
+ * peer; the restore talks over them (a handshake with the listener, a segment replayed
+ * to the peer) once every socket exists again, so it unlocks those sets first
+ * (netlock_restore_inner). */
 static void drop_internal(struct netlock *nl)
 {
-	size_t n = 0;
 	for (size_t i = 0; i < nl->n_conns; i++) {
-		const struct nl_conn *c = &nl->conns[i];
-		if (!is_local(nl, c->v6, c->raddr, c->rport))
-			nl->conns[n++] = *c;
+		struct nl_conn *c = &nl->conns[i];
+		c->inner = is_local(nl, c->v6, c->raddr, c->rport);
 	}
-	nl->ns[0].n_conn = n;
-	nl->n_conns = n;
 }
 
 /* One inet_diag message: a socket of the tree? a connection? */
@@ -674,6 +681,7 @@ static int write_record(struct netlock *nl, struct img_dir *img)
 		cs[i].raddr = (ProtobufCBinaryData){ alen, (uint8_t *)c->raddr };
 		cs[i].lport = c->lport;
 		cs[i].rport = c->rport;
+		cs[i].has_inner = cs[i].inner = c->inner;
 		pcs[i] = &cs[i];
 	}
 	rec.table = nl->n_conns ? nl->table : nl->ns_table;
@@ -902,6 +910,7 @@ int netlock_restore(int img_dfd, bool none, bool tcp_close, struct netlock **out
 		memcpy(c->raddr, r->conns[i]->raddr.data, r->conns[i]->raddr.len);
 		c->lport = (uint16_t)r->conns[i]->lport;
 		c->rport = (uint16_t)r->conns[i]->rport;
+		c->inner = r->conns[i]->has_inner && r->conns[i]->inner;
 	}
 	nl->n_conns = r->n_conns;
 	uint64_t t0 = now_ns();
@@ -940,6 +949,26 @@ int netlock_restore_ns(const struct rst_ctx *c)
 				"restore: cannot lock the new net namespace of pid %d: %s; "
 				"use --network-lock none if it is locked by other means",
 				c->pid, err);
+	return 0;
+}
+
+int netlock_restore_inner(struct netlock *nl)
+{
+	char cmd[256], err[256];
+	size_t n = 0;
+	if (!nl || !nl->host_locked)
+		return 0;
+	for (size_t i = 0; i < nl->n_conns; i++)
+		n += nl->conns[i].inner;
+	if (!n)
+		return 0;
+	snprintf(cmd, sizeof(cmd), "flush set inet %1$s inner4\nflush set inet %1$s inner6\n",
+		 nl->table);
+	int ret = nft_run(cmd, err, sizeof(err));
+	if (ret)
+		return pr_errno(ret, "restore: cannot unlock the %zu TCP connections between the "
+				"tree's own sockets (table inet %s): %s", n, nl->table, err);
+	pr_info("restore: %zu TCP connections between the tree's own sockets unlocked", n);
 	return 0;
 }
 

@@ -3,7 +3,9 @@
  * `inet stasis-lock-PID`), so that peers see a pause, never a reset.
  *
  *   - connections in stasis's own net namespace: dropped by 4-tuple (sets of the
- *     connections, input and output), recorded in netlock.img;
+ *     connections, input and output), recorded in netlock.img; those between two
+ *     sockets of the tree in sets of their own, unlocked as soon as the restore has
+ *     made every socket again;
  *   - a net namespace of the tree (not stasis's) holding TCP connections: everything but
  *     loopback is dropped inside it (installed by a child that entered it), the NetNs
  *     record says `locked`, the restore locks the new namespace before its contents.
@@ -50,6 +52,10 @@ int netlock_restore(int img_dfd, bool none, bool tcp_close, struct netlock **out
 /* In the restore child, right after CLONE_NEWNET: lock the new namespace when its record
  * says it was locked. */
 int netlock_restore_ns(const struct rst_ctx *c) __must_check;
+/* Every socket of the tree exists again (in repair mode), before the restore talks over
+ * the connections between them: unlock those (they were locked from the dump on so that
+ * nothing in flight could reset them). 0 or -errno (logged). */
+int netlock_restore_inner(struct netlock *nl) __must_check;
 /* The restored tree runs: remove the locks (the host's, and every restored namespace's
  * whose record says locked). */
 void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs, size_t n);

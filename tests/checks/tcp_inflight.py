@@ -8,8 +8,10 @@ when it is frozen, hundreds of kilobytes in the qdisc, delivered (and acknowledg
 stasis reads the sockets one after the other. Each reader checks every 8-byte counter
 of its stream. The tree is dumped and restored 6 times while it streams; after each
 restore every stream must go on, without a gap or a duplicate, past what it had read.
-A dump may refuse a connection that keeps changing (one line), never restore a stream
-with a hole."""
+The restore follows the dump at once, with segments of the killed tree still queued:
+the network lock must keep them (and the resets they would draw from sockets that are
+gone) from the restored connections. A dump may refuse a connection that keeps changing
+(one line), never restore a stream with a hole or reset it."""
 import os
 import subprocess
 import sys
@@ -127,19 +129,6 @@ def descendants(p):
     except OSError:
         pass
     return r
-def drained():
-    """Wait (5 s at most) until the qdisc holds no packet of the killed tree. A segment
-    still in it when the tree died finds no socket and the kernel answers it with a
-    reset, which would reset the restored connection it reaches (stasis locks the tree's
-    connections with outside peers until the restore, not those between its own
-    processes: a known limitation on a slow link between them)."""
-    deadline = time.monotonic() + 5
-    quiet = 0
-    while time.monotonic() < deadline and quiet < 3:
-        out = subprocess.run(["tc", "-s", "qdisc", "show", "dev", "lo"], capture_output=True,
-                             text=True, timeout=10).stdout
-        quiet = quiet + 1 if "backlog 0b 0p" in out else 0
-        time.sleep(0.05)
 def reap(kill):
     """Wait (10 s at most) until no descendant is left, reaping; with @kill, killing them
     by their pids first."""
@@ -175,7 +164,10 @@ try:
             continue
         tree.poll()
         reap(False)  # the killed tree reaped: its pids free
-        drained()  # see drained()
+        # restored at once: segments of the killed tree still in the qdisc reach
+        # sockets that are gone, and only the network lock (which holds the tree's
+        # connections between its own processes too) keeps their resets from the
+        # restored ones
         r = subprocess.run([stasis, "restore", "-D", img, "-d"], capture_output=True,
                            text=True, timeout=60)
         if r.returncode:
