@@ -1,10 +1,12 @@
 /* Lazy restore (`restore --lazy-pages`): the tree runs before its memory is complete.
  *
- * Which pages are lazy: a process's own page runs (no src_pid, no parent_depth) inside
- * its private anonymous areas (heap, stack, anonymous mappings). Everything else (runs
- * shared copy-on-write with the parent, runs in parent images, file-backed private
- * pages) is filled at once as in a full restore (src/mem/pages.c), before the areas are
- * registered.
+ * Which pages are lazy: a process's page runs inside its private anonymous areas (heap,
+ * stack, anonymous mappings), its own and those of an incremental image that lie in
+ * parent images (served from the parents' pages files, mapped before the server is
+ * forked; their checksums were verified whole by the chain's validation,
+ * src/mem/chain.c). Everything else (runs shared copy-on-write with the parent,
+ * file-backed private pages) is filled at once as in a full restore (src/mem/pages.c),
+ * before the areas are registered.
  *
  * The page server. Before any task is rebuilt stasis forks a small process, the page
  * server (comm "stasis-lazy", its own session), that has every process's page index
@@ -98,6 +100,13 @@ static bool run_own(const PageRun *r)
 	return !r->has_src_pid && !r->has_parent_depth;
 }
 
+/* Served by the page server when in a lazy area: not a run stored once for a parent
+ * process (copy-on-write: filled at once, so that the sharing is made again). */
+static bool run_lazy(const PageRun *r)
+{
+	return !r->has_src_pid;
+}
+
 /* lazy[i]: run i is served by the page server; vreg[k]: area k is registered. The runs
  * holding the arguments and the environment are not: other processes read them
  * (/proc/PID/cmdline, environ: ps) through a remote access that a userfaultfd cannot
@@ -112,7 +121,7 @@ static void lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
 			vi++;
 		bool args = r->vaddr < args_hi && r->vaddr + r->nr_pages * PAGE_SIZE > args_lo;
-		lazy[i] = vi < mm->n_vmas && run_own(r) && vma_lazy(mm->vmas[vi]) && !args;
+		lazy[i] = vi < mm->n_vmas && run_lazy(r) && vma_lazy(mm->vmas[vi]) && !args;
 		if (lazy[i] && vreg)
 			vreg[vi] = true;
 	}
@@ -584,6 +593,8 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 			ret = lr->data ? -ENOMEM : -errno;
 			break;
 		}
+		if (r->has_parent_depth) /* its parent run was verified whole (chain.c) */
+			memset(lr->ok, 1, (len + HASH_PIECE - 1) / HASH_PIECE);
 		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, 0 };
 		ret = iv_insert(p, p->niv, &v);
 	}
@@ -766,13 +777,17 @@ int mem_lazy_start(struct rst_ctx *const *procs, size_t n, struct mem_lazy **out
 		if (!c)
 			continue;
 		c->pages->no_populate = true;
-		for (size_t k = 0; k < c->mm->n_pages; k++)
-			if (run_own(c->mm->pages[k])) {
-				if (!page_source_map(c->pages, c->mm->pages[k], 0, 0) &&
-				    errno != EOPNOTSUPP)
-					return -errno;
-				break;
-			}
+		/* its own file, and every parent image's file it has runs in (the server
+		 * keeps no fd: it could not open them) */
+		bool own = false;
+		for (size_t k = 0; k < c->mm->n_pages; k++) {
+			const PageRun *r = c->mm->pages[k];
+			if (!run_lazy(r) || (run_own(r) && own))
+				continue;
+			own |= run_own(r);
+			if (!page_source_map(c->pages, r, 0, 0) && errno != EOPNOTSUPP)
+				return -errno;
+		}
 	}
 	struct mem_lazy *l = calloc(1, sizeof(*l));
 	int sv[2];
