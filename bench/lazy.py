@@ -14,7 +14,9 @@ goes first) measures from the exec of `stasis restore`:
            the lazy restore: pages it faults plus what the page server streams in);
 and, for the lazy restore, when the page server (stasis-lazy) has exited. Medians over
 the rounds; the ratios lazy/full are printed. Targets: running under 20 ms at every
-size; all-in no slower than the full restore."""
+size; all-in no slower than the full restore. With --incremental the image restored is a
+dump made against a pre-dump taken just before (nearly every page in the parent image):
+the case of a tree checkpointed at intervals."""
 import argparse
 import ctypes
 import os
@@ -169,7 +171,16 @@ def one_round(a, exe, scratch, size, rnd):
                              stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_file(ready, p)
-            r = subprocess.run([a.stasis, "dump", "-t", str(p.pid), "-D", img, "--no-sync"],
+            prev = []
+            if a.incremental:
+                pre = img + ".pre"
+                r = subprocess.run([a.stasis, "pre-dump", "-t", str(p.pid), "-D", pre,
+                                    "--no-sync"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                if r.returncode:
+                    raise SystemExit("pre-dump failed: %s" % r.stderr.strip()[:300])
+                prev = ["--prev-images-dir", pre]
+            r = subprocess.run([a.stasis, "dump", "-t", str(p.pid), "-D", img, "--no-sync"] + prev,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
             if r.returncode:
@@ -183,6 +194,7 @@ def one_round(a, exe, scratch, size, rnd):
             os.close(req)
             os.close(resp)
             shutil.rmtree(img, ignore_errors=True)
+            shutil.rmtree(img + ".pre", ignore_errors=True)
             for f in fifos + [ready]:
                 if os.path.exists(f):
                     os.unlink(f)
@@ -196,6 +208,9 @@ def main():
     ap.add_argument("--dir", default="/dev/shm", help="where the images go")
     ap.add_argument("--stasis", default=os.path.join(ROOT, "build", "stasis"))
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--incremental", action="store_true",
+                    help="restore a dump made against a pre-dump just before (almost "
+                         "every page lies in the parent image)")
     a = ap.parse_args()
     if ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
         raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed")

@@ -6,7 +6,10 @@
  * "dump:freeze", "dump:write", "dump:commit", "restore:spawn", "restore:resume"; and
  * "restore:take-pid", which does not fail but makes a thread of stasis take, for 50 ms,
  * a pid just prepared through ns_last_pid (the race a creator without rights over a pid
- * namespace level retries). Without the variable a point costs one branch. */
+ * namespace level retries); and "pre-dump:exit", which does not fail either but kills
+ * (SIGKILL) the process whose pages a pre-dump is about to copy, the tree running again:
+ * a process of the tree that exits at that moment. Without the variable a point costs
+ * one branch. */
 #ifndef STASIS_CORE_FAULT_H
 #define STASIS_CORE_FAULT_H
 

@@ -117,6 +117,7 @@ struct dump_ctx {
 	const CgroupNs *cgns;
 	struct sk_dump *sk;  /* the socket kinds' state, shared by every process of the tree */
 	SeccompFilters **seccomp; /* the tree's seccomp programs (src/task/seccomp.c) */
+	bool gone; /* a pre-dump: it exited while its pages were copied (left out) */
 };
 
 #define MAX_JOIN_NS 8

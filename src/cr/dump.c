@@ -279,8 +279,8 @@ static int find_vdso(struct dump_ctx *c, uint64_t *start, uint64_t *len)
 
 static int write_images(struct dump_ctx *c)
 {
-	if (c->opts->pre_dump) /* memory only */
-		return img_write_msg(c->img, IMG_MM, c->pid, &c->mm->base);
+	if (c->opts->pre_dump) /* memory only; nothing of a process gone meanwhile */
+		return c->gone ? 0 : img_write_msg(c->img, IMG_MM, c->pid, &c->mm->base);
 	int ret = img_write_msg(c->img, IMG_CORE, c->pid, &c->core->base);
 	/* only a task that created a namespace has a record of them */
 	if (!ret && protobuf_c_message_get_packed_size(&c->tns->base))
@@ -660,7 +660,8 @@ static int write_inventory(struct dump_tree *t)
 		pents[i] = e;
 		if (i < t->nr) {
 			const struct proc_stat *st = &t->procs[i]->stat;
-			pids[i] = st->pid;
+			if (!t->procs[i]->gone) /* the next pass looks its mm up by these */
+				pids[inv.n_pids++] = st->pid;
 			e->pid = st->pid;
 			e->ppid = t->ppid[i];
 			e->pgid = st->pgrp;
@@ -697,7 +698,6 @@ static int write_inventory(struct dump_tree *t)
 	}
 	inv.img_version = IMG_VERSION;
 	inv.root_pid = t->procs[0]->pid;
-	inv.n_pids = t->nr;
 	inv.pids = pids;
 	inv.n_tasks = n;
 	inv.tasks = pents;

@@ -704,6 +704,20 @@ int img_pages_finish(struct img_dir *d, struct img_pages *p)
 	return 0;
 }
 
+int img_pages_discard(struct img_dir *d, struct img_pages *p, int pid)
+{
+	char name[64];
+	if (p->rem)
+		return img_remote_drop(p->rem, p->rid);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	img_name(IMG_PAGES, pid, name, sizeof(name));
+	if (unlinkat(d->dfd, name, 0) < 0)
+		return pr_perror("images: remove %s", name);
+	return 0;
+}
+
 int img_pages_pwrite(const struct img_pages *p, const void *buf, size_t len, off_t off)
 {
 	if (p->rem)

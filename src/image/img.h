@@ -161,6 +161,9 @@ struct img_pages {
 };
 int img_pages_create(struct img_dir *d, int pid, struct img_pages *p) __must_check;
 int img_pages_finish(struct img_dir *d, struct img_pages *p) __must_check;
+/* A pages file being written is not part of the image after all: removed (locally or on
+ * the page server); its fd closed. 0 or -errno, logged. */
+int img_pages_discard(struct img_dir *d, struct img_pages *p, int pid) __must_check;
 /* Write @len bytes at @off of a pages file being written (local or remote). */
 int img_pages_pwrite(const struct img_pages *p, const void *buf, size_t len, off_t off)
 	__must_check;

@@ -123,7 +123,7 @@ static int on_open(struct ps_conn *c, uint32_t id, uint32_t len)
 		memset(c->names + c->cap, 0, (cap - c->cap) * sizeof(*c->names));
 		c->cap = cap;
 	}
-	if (c->names[id][0])
+	if (c->names[id][0] || c->names[id][1])
 		return refuse(c, -EPROTO, "file id %u opened twice", id);
 	int fd = openat(c->d.dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -162,6 +162,23 @@ static int on_write(struct ps_conn *c, uint32_t id, uint32_t len, uint64_t off)
 	if (ret)
 		return refuse(c, ret, "write %s in %s: %s", c->names[id], c->d.path,
 			      strerror(-ret));
+	return 0;
+}
+
+static int on_drop(struct ps_conn *c, uint32_t id, uint32_t len)
+{
+	if (len || id >= c->cap || !c->names[id][0])
+		return refuse(c, -EPROTO, "drop of file id %u, never opened", id);
+	if (c->cur_fd >= 0 && c->cur_id == id) {
+		close(c->cur_fd);
+		c->cur_fd = -1;
+	}
+	if (unlinkat(c->d.dfd, c->names[id], 0) < 0) {
+		int ret = -errno;
+		return refuse(c, ret, "remove %s: %s", c->names[id], strerror(-ret));
+	}
+	c->names[id][0] = '\0';
+	c->names[id][1] = 'x'; /* dropped: never opened again under this id */
 	return 0;
 }
 
@@ -244,6 +261,9 @@ int ps_serve_conn(int fd, const char *dir, uint32_t *flags, char *done, size_t d
 			break;
 		case PS_LINK:
 			ret = on_link(&c, len);
+			break;
+		case PS_DROP:
+			ret = on_drop(&c, id, len);
 			break;
 		case PS_COMMIT:
 			ret = on_commit(&c, len);

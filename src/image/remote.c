@@ -246,6 +246,11 @@ int img_remote_write(struct img_remote *r, uint32_t id, const void *buf, size_t 
 	return 0;
 }
 
+int img_remote_drop(struct img_remote *r, uint32_t id)
+{
+	return send_msg(r, PS_DROP, id, 0, NULL, 0, "drop a file");
+}
+
 /* File @name of @dfd, whole. */
 static int send_file(struct img_remote *r, int dfd, const char *name)
 {

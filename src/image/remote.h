@@ -15,8 +15,9 @@
  * The protocol (version 1), one TCP connection per image, every field little-endian:
  * messages are struct ps_msg then `len` bytes of payload. The client sends HELLO (struct
  * ps_hello) and waits for a REPLY; then any number of OPEN (id, payload: an image file
- * name), WRITE (id, off, payload: bytes at that offset of that file) and at most one LINK
- * (payload: the target of the `parent` link), then COMMIT and waits for the REPLY. A REPLY
+ * name), WRITE (id, off, payload: bytes at that offset of that file), DROP (id: that file
+ * is removed, its process went away during a pre-dump) and at most one LINK (payload: the
+ * target of the `parent` link), then COMMIT and waits for the REPLY. A REPLY
  * carries 0 or an errno in `off` and a message as payload; the server sends one with the
  * error and closes the connection on anything it refuses. Every field is bounded (see
  * the PS_MAX_* values): the server trusts nothing its client sends. */
@@ -37,7 +38,7 @@
 #define PS_NAME_MAX 64            /* file and image names, with their NUL */
 #define PS_MAX_REPLY 1024         /* a reply's message */
 
-enum ps_type { PS_HELLO = 1, PS_OPEN, PS_WRITE, PS_LINK, PS_COMMIT, PS_REPLY };
+enum ps_type { PS_HELLO = 1, PS_OPEN, PS_WRITE, PS_LINK, PS_COMMIT, PS_REPLY, PS_DROP };
 
 struct ps_msg {
 	uint32_t magic;
@@ -78,6 +79,8 @@ int img_remote_open(struct img_remote *r, const char *fname, uint32_t *id) __mus
  * server's reason when it gave one). */
 int img_remote_write(struct img_remote *r, uint32_t id, const void *buf, size_t len,
 		     uint64_t off) __must_check;
+/* File @id is not part of the image after all: removed there. */
+int img_remote_drop(struct img_remote *r, uint32_t id) __must_check;
 /* Send every image file and the `parent` link of directory @dfd (the dump's temporary
  * directory: its metadata), then commit and wait until the server says the image is in
  * place (and synced, with PS_F_SYNC). 0 or -errno, logged. */

@@ -31,6 +31,7 @@
 struct pagefile_sink {
 	struct page_sink s;
 	struct img_dir *d;
+	int pid;
 	struct img_pages pg;
 	struct pwriter *pw;
 };
@@ -80,11 +81,22 @@ static void pfs_abort(struct page_sink *s)
 	pfs_free(ps);
 }
 
+static int pfs_discard(struct page_sink *s)
+{
+	struct pagefile_sink *ps = s->priv;
+	int ret = pwriter_finish(ps->pw);
+	(void)ret; /* what it wrote goes anyway */
+	ret = img_pages_discard(ps->d, &ps->pg, ps->pid);
+	pfs_free(ps);
+	return ret;
+}
+
 static const struct page_sink_ops pagefile_sink_ops = {
 	.get_buf = pfs_get_buf,
 	.put = pfs_put,
 	.commit = pfs_commit,
 	.abort = pfs_abort,
+	.discard = pfs_discard,
 };
 
 int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out)
@@ -93,6 +105,7 @@ int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out)
 	if (!ps)
 		return -ENOMEM;
 	ps->d = d;
+	ps->pid = pid;
 	int ret = img_pages_create(d, pid, &ps->pg);
 	if (ret) {
 		free(ps);

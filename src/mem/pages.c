@@ -7,6 +7,7 @@
 #include "mem/internal.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,12 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "mem/pagexfer.h"
+#include "proc/parse.h"
+#include "sys/syscalls.h"
 
 /* ------------------------------------------------------------------ dump */
 
@@ -251,6 +255,25 @@ static int xrefs_to_own(struct dump_ctx *c, struct mem_dump_state *ms)
 	return 0;
 }
 
+/* A pre-dump copies while the tree runs: has the task exited (or been reaped) since? */
+static bool task_gone(const struct dump_ctx *c)
+{
+	struct proc_stat st;
+	_cleanup_free_ char *buf = read_file_at(c->procfd, "stat", 4096, NULL);
+	if (!buf)
+		return errno == ESRCH || errno == ENOENT;
+	return !proc_parse_stat(buf, &st) && (st.state == 'Z' || st.state == 'X');
+}
+
+/* Fault point pre-dump:exit: the process exits now (SIGKILL; waited for, 2 s at most). */
+static void kill_for_test(const struct dump_ctx *c)
+{
+	if (sys_pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0))
+		return;
+	for (int i = 0; i < 2000 && !task_gone(c); i++)
+		usleep(1000);
+}
+
 /* Second phase, after the scan phase of every process (reading memory with
  * process_vm_readv pins pages, which unshares copy-on-write pages: the sharing had to be
  * seen before). Parents run first: runs stored in the parent's stream take its offsets. */
@@ -266,15 +289,27 @@ int mem_dump_pages(struct dump_ctx *c)
 	if (!ms || !mm)
 		return -EINVAL;
 	if (ms->n_xref) {
-		ret = page_sink_reopen(c->parent, &psrc);
+		/* (a parent that left a pre-dump has no stream to share) */
+		ret = c->parent->gone ? -EOPNOTSUPP : page_sink_reopen(c->parent, &psrc);
 		if (ret == -EOPNOTSUPP)
 			ret = xrefs_to_own(c, ms);
 		if (ret)
 			return ret;
 	}
+	if (c->opts->pre_dump && fault_at("pre-dump:exit", NULL))
+		kill_for_test(c);
 	ret = page_sink_open(c, &sink);
 	if (!ret) {
 		ret = copy_pages(c->pid, &ms->own, sink, &len);
+		if (ret && c->opts->pre_dump && task_gone(c)) {
+			/* a pre-dump copies while the tree runs: a process that exited
+			 * meanwhile is left out of the image (the next pass finds it gone) */
+			page_source_close(psrc);
+			pr_info("pre-dump: pid %d exited while its pages were copied: left out",
+				c->pid);
+			c->gone = true;
+			return page_sink_discard(sink);
+		}
 		if (ret)
 			page_sink_abort(sink);
 	}

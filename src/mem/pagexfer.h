@@ -80,6 +80,9 @@ struct page_sink_ops {
 	/* The dump failed: stop and free @s (what was written goes with the temporary image
 	 * directory). A write error not reported yet is logged. */
 	void (*abort)(struct page_sink *s);
+	/* The process went away while its pages were read (a pre-dump copies while the tree
+	 * runs): stop, remove what was written of its stream, free @s. 0 or -errno. */
+	int (*discard)(struct page_sink *s);
 };
 struct page_sink {
 	const struct page_sink_ops *ops;
@@ -137,6 +140,10 @@ static inline int __must_check page_sink_commit(struct page_sink *s)
 static inline void page_sink_abort(struct page_sink *s)
 {
 	s->ops->abort(s);
+}
+static inline int __must_check page_sink_discard(struct page_sink *s)
+{
+	return s->ops->discard(s);
 }
 static inline const void *page_source_map(struct page_source *s, const PageRun *r,
 					  uint64_t off, uint64_t len)

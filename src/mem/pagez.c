@@ -34,6 +34,7 @@ struct pagez_sink {
 	struct img_dir *d;
 	struct img_pages pg;
 	struct pwriter *pw;
+	int pid;
 	int level;
 	ZSTD_CCtx *cctx; /* the writer thread's */
 	char *zbuf;
@@ -130,11 +131,22 @@ static void pzs_abort(struct page_sink *s)
 	pzs_free(zs);
 }
 
+static int pzs_discard(struct page_sink *s)
+{
+	struct pagez_sink *zs = s->priv;
+	int ret = pwriter_finish(zs->pw);
+	(void)ret; /* what it wrote goes anyway */
+	ret = img_pages_discard(zs->d, &zs->pg, zs->pid);
+	pzs_free(zs);
+	return ret;
+}
+
 static const struct page_sink_ops pagez_sink_ops = {
 	.get_buf = pzs_get_buf,
 	.put = pzs_put,
 	.commit = pzs_commit,
 	.abort = pzs_abort,
+	.discard = pzs_discard,
 };
 
 int pagez_sink_open(struct img_dir *d, int pid, int level, struct page_sink **out)
@@ -144,6 +156,7 @@ int pagez_sink_open(struct img_dir *d, int pid, int level, struct page_sink **ou
 		return -ENOMEM;
 	zs->pg.fd = -1;
 	zs->d = d;
+	zs->pid = pid;
 	zs->level = level;
 	zs->ustart = PAGE_STREAM_START;
 	zs->coff = IMG_PAGES_HDR_SIZE;
