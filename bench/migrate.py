@@ -50,6 +50,7 @@ def one(stasis, exe, size, permille, base, iters):
     srv = os.path.join(work, "server")
     os.mkdir(srv)
     w = subprocess.Popen([exe, str(size), ready, str(permille)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     ps = None
     restored = None
@@ -61,13 +62,15 @@ def one(stasis, exe, size, permille, base, iters):
             time.sleep(0.01)
         time.sleep(1.0)  # writing for a while
         ps = subprocess.Popen([stasis, "page-server", "-D", srv, "--address", "127.0.0.1",
-                               "--port", "0"], stdout=subprocess.PIPE, text=True)
+                               "--port", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
         port = ps.stdout.readline().strip().rsplit(":", 1)[1]
         t0 = time.monotonic()
         m = subprocess.run([stasis, "migrate", "-t", str(w.pid), "-D",
                             os.path.join(work, "local"), "--address", "127.0.0.1", "--port",
                             port, "--no-sync", "--max-iterations", str(iters)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=300)
         total = time.monotonic() - t0
         if m.returncode:
             raise SystemExit("migrate failed: " + m.stderr.strip()[-400:])
@@ -77,7 +80,7 @@ def one(stasis, exe, size, permille, base, iters):
         passes = re.findall(r"(pre-dump|dump) \d+: ([\d.]+) MiB sent in \d+ ms, tree frozen "
                             r"([\d.]+) ms", m.stdout)
         r = subprocess.run([stasis, "restore", "-D", image, "-d"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, timeout=300)
         if r.returncode:
             raise SystemExit("restore failed: " + r.stderr.strip()[-400:])
         restored = w.pid
