@@ -329,6 +329,70 @@ static int criu_dump_restore(int argc, char **argv, bool dump, bool pre)
 	return ret;
 }
 
+/* `criu page-server -D DIR --port P [--address A] [-o LOG] [-v...]`: stasis's page
+ * server (its own protocol: the dumping side must be stasis too). */
+static int criu_page_server(int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "images-dir", required_argument, NULL, 'D' },
+		{ "work-dir", required_argument, NULL, 'W' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *v[16], *log = NULL, *wd = NULL, *dir = NULL, *logpath = NULL;
+	int n = 0, c, verbose = 0;
+	v[n++] = (char *)"page-server";
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+D:W:o:v::d", o, NULL)) != -1) {
+		switch (c) {
+		case 'D': dir = optarg; break;
+		case 'W': wd = optarg; break;
+		case 'o': log = optarg; break;
+		case 'v': /* -v, -vvvv, -v4 */
+			verbose = !optarg ? verbose + 1
+				  : optarg[0] == 'v' ? 1 + (int)strlen(optarg) : atoi(optarg);
+			break;
+		case 'a':
+			v[n++] = (char *)"--address";
+			v[n++] = optarg;
+			break;
+		case 'p':
+			v[n++] = (char *)"--port";
+			v[n++] = optarg;
+			break;
+		case 'd':
+			return criu_refuse("--daemon", "run it in the background yourself");
+		default:
+			fprintf(stderr, "criu page-server: option '%s' is not supported by stasis\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (!dir || optind != argc) {
+		fprintf(stderr, "criu page-server: -D DIR and --port PORT are required\n");
+		return 2;
+	}
+	v[n++] = (char *)"-D";
+	v[n++] = dir;
+	/* a relative log is in the work directory (the images directory by default) */
+	if (log && log[0] != '/' && asprintf(&logpath, "%s/%s", wd ? wd : dir, log) < 0)
+		return 1;
+	if (log) {
+		v[n++] = (char *)"-o";
+		v[n++] = logpath ? logpath : log;
+	}
+	if (verbose >= 3)
+		v[n++] = (char *)(verbose >= 4 ? "-vv" : "-v");
+	v[n] = NULL;
+	int ret = cmd_page_server(n, v);
+	free(logpath);
+	return ret;
+}
+
 int cmd_criu(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -348,8 +412,10 @@ int cmd_criu(int argc, char **argv)
 		return criu_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "swrk"))
 		return cmd_swrk(argc - 1, argv + 1);
+	if (!strcmp(cmd, "page-server"))
+		return criu_page_server(argc - 1, argv + 1);
 	fprintf(stderr, "criu: command '%s' is not supported by stasis (dump, pre-dump, restore, "
-			"check, swrk, --version)\n",
+			"check, swrk, page-server, --version)\n",
 		cmd);
 	return 1;
 }

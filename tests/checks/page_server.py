@@ -2,7 +2,8 @@
 # stasis-check: why=(userfaultfd of another process: pidfd_getfd, ptrace)
 """The page server (`stasis page-server`, `dump --page-server`), CRIU's way: one server
 per image. A process holding 64 MiB (the workload of incr_chain) is pre-dumped to a
-page server on loopback, writes 1 MiB, is pre-dumped again against the first to a new
+page server on loopback (both through `criu`, CRIU's command lines: `criu page-server`,
+`criu pre-dump --page-server --address --port`), writes 1 MiB, is pre-dumped again against the first to a new
 server, writes more, and is dumped against the second to a third: the dumping side keeps
 no pages file (metadata only), each server's directory holds a complete image, and the
 chain of the servers' images restores exactly, lazily (`--lazy-pages`: the pages left in
@@ -24,7 +25,7 @@ import time
 
 from checks.incr_chain import WORKLOAD, Work, must, keepers
 from lib import statecmp
-from lib.proc import Failure, kill_pid, pid_alive, reap_all, wait_pid
+from lib.proc import Failure, kill_pid, pid_alive, reap_all, run_cmd, wait_pid
 from lib.statecmp_allow import ALLOW
 
 MIB = 1 << 20
@@ -35,10 +36,11 @@ HELLO, OPEN, WRITE, LINK, COMMIT, REPLY = 1, 2, 3, 4, 5, 6
 class Server:
     """A `stasis page-server` on 127.0.0.1, port chosen by the kernel."""
 
-    def __init__(self, c, d):
+    def __init__(self, c, d, criu=None):
         self.c = c
-        self.p = subprocess.Popen([c.stasis, "page-server", "-D", d, "--address",
-                                   "127.0.0.1", "--port", "0", "-v"], cwd=c.tmp,
+        argv = [criu, "page-server", "-v4"] if criu else [c.stasis, "page-server", "-v"]
+        self.p = subprocess.Popen(argv + ["-D", d, "--address", "127.0.0.1", "--port", "0"],
+                                  cwd=c.tmp,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         line = self.line()
@@ -150,12 +152,22 @@ def check(c):
     try:
         w.wait(0)
 
-        def over_server(i, *args):
-            s = Server(c, os.path.join(srv, "d%d" % i))
+        criu = os.path.join(c.tmp, "criu")
+        if not os.path.exists(criu):
+            os.symlink(os.path.abspath(c.stasis), criu)
+
+        def over_server(i, *args, as_criu=False):
+            s = Server(c, os.path.join(srv, "d%d" % i), criu if as_criu else None)
             servers.append(s)
-            must(c, "dump %d over the page server" % i, *args, "-t", str(pid), "-D",
-                 os.path.join(loc, "d%d" % i), "--no-sync", "--page-server", "--address",
-                 "127.0.0.1", "--port", s.port)
+            argv = [criu] + list(args) if as_criu else [c.stasis] + list(args)
+            rc, _, err = run_cmd(argv + ["-t", str(pid), "-D", os.path.join(loc, "d%d" % i),
+                                         "--page-server", "--address", "127.0.0.1",
+                                         "--port", s.port] + ([] if as_criu else
+                                                              ["--no-sync"]),
+                                 c.timeout, cwd=c.tmp)
+            if rc != 0:
+                raise Failure("dump %d over the page server failed: %s" % (
+                    i, err.strip()[:400]))
             rc, out, err = s.finish()
             if rc != 0 or "image %s/d%d" % (srv, i) not in out:
                 raise Failure("page-server %d: exit %s, %r: %s" % (i, rc, out, err[-300:]))
@@ -163,7 +175,7 @@ def check(c):
                 raise Failure("dump %d over the page server wrote a local pages file" % i)
             return os.path.getsize(os.path.join(srv, "d%d" % i, "pages-%d.img" % pid))
 
-        s1 = over_server(1, "pre-dump")
+        s1 = over_server(1, "pre-dump", "--track-mem", as_criu=True)  # CRIU's spellings
         w.cmd("write 100 256")                      # 1 MiB
         s2 = over_server(2, "pre-dump", "--prev-images-dir", "../d1")
         w.cmd("write 3000 512")                     # 2 MiB
