@@ -17,6 +17,7 @@ it last wrote there, and migrate must say how long the tree was frozen."""
 import os
 import sys
 
+from lib.meta import REPO
 from lib.proc import Failure, Skip, run_cmd
 
 TREE = r'''
@@ -101,9 +102,11 @@ while True:
 '''
 
 DRIVER = r'''
-import ctypes, os, signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
+sys.path.insert(0, sys.argv[5])
+from nsdriver import reap, subreaper
 stasis, tmp, tree_src, client_src = sys.argv[1:5]
-ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+subreaper()
 def sh(*argv, ns=None):
     if ns:
         argv = ("nsenter", "-t", str(ns), "-n", "--") + argv
@@ -149,15 +152,6 @@ def progress(what, base, need):
         st = "gone"
     sys.stderr.write("server %d: %s\n" % (tree.pid, st))
     sys.exit("%s: the stream stopped at %d (was %d; server %s)" % (what, g, base, st))
-def descendants(p):
-    r = []
-    try:
-        for t in os.listdir("/proc/%d/task" % p):
-            for c in open("/proc/%d/task/%s/children" % (p, t)).read().split():
-                r += [int(c)] + descendants(int(c))
-    except OSError:
-        pass
-    return r
 try:
     src, dst = anchor(), anchor()
     sh("ip", "link", "set", "lo", "up")
@@ -226,23 +220,10 @@ finally:
             os.kill(p, signal.SIGKILL)
         except OSError:
             pass
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = descendants(os.getpid())
-        if not left:
-            break
-        for c in left:
-            try:
-                os.kill(c, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        time.sleep(0.02)
+    reap(True)
 '''
+
+LIB = os.path.join(REPO, "tests", "lib")
 
 
 def check(c):
@@ -254,7 +235,7 @@ def check(c):
     tmp = os.path.join(c.tmp, "migrate-netns")
     os.mkdir(tmp)
     rc, out, err = run_cmd(["unshare", "--net", "--", sys.executable, "-c", DRIVER,
-                            os.path.abspath(c.stasis), tmp, TREE, CLIENT], c.timeout)
+                            os.path.abspath(c.stasis), tmp, TREE, CLIENT, LIB], c.timeout)
     if rc is None:
         raise Failure("timed out")
     if rc != 0:

@@ -14,6 +14,7 @@ control, the same segment to a port nobody holds does draw a reset."""
 import os
 import sys
 
+from lib.meta import REPO
 from lib.proc import Failure, Skip, run_cmd
 
 TREE = r'''
@@ -59,9 +60,11 @@ while True:
 '''
 
 DRIVER = r'''
-import ctypes, os, signal, socket, struct, subprocess, sys, time
+import os, socket, struct, subprocess, sys, time
+sys.path.insert(0, sys.argv[4])
+from nsdriver import reap, subreaper
 stasis, tmp, tree_src = sys.argv[1:4]
-ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+subreaper()
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=20)
 def rsts():
     lines = [ln.split() for ln in open("/proc/net/snmp") if ln.startswith("Tcp:")]
@@ -99,32 +102,6 @@ def progress(base, need, what):
             return n
         time.sleep(0.02)
     sys.exit("%s: the ping-pong stopped at %d" % (what, n))
-def descendants(p):
-    r = []
-    try:
-        for t in os.listdir("/proc/%d/task" % p):
-            for c in open("/proc/%d/task/%s/children" % (p, t)).read().split():
-                r += [int(c)] + descendants(int(c))
-    except OSError:
-        pass
-    return r
-def reap(kill):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = descendants(os.getpid())
-        if not left:
-            return
-        for c in left if kill else ():
-            try:
-                os.kill(c, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        time.sleep(0.01)
 try:
     tree = subprocess.Popen([sys.executable, "-c", tree_src, tmp], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=open(tmp + "/tree.log", "w"))
@@ -170,6 +147,8 @@ finally:
     reap(True)
 '''
 
+LIB = os.path.join(REPO, "tests", "lib")
+
 
 def check(c):
     for tool in ("ip", "unshare", "nft"):
@@ -180,7 +159,7 @@ def check(c):
     tmp = os.path.join(c.tmp, "netlock-inner")
     os.mkdir(tmp)
     rc, out, err = run_cmd(["unshare", "--net", "--", sys.executable, "-c", DRIVER,
-                            os.path.abspath(c.stasis), tmp, TREE], c.timeout)
+                            os.path.abspath(c.stasis), tmp, TREE, LIB], c.timeout)
     if rc is None:
         raise Failure("timed out")
     if rc != 0:

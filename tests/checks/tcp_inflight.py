@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from lib.meta import REPO
 from lib.proc import Failure, Skip, run_cmd
 
 # the tree: process 1 listens, forks process 2, which connects twice; on each
@@ -83,10 +84,12 @@ while True:
 # run in the check's network namespace: loopback slowed, the tree started, dumped and
 # restored ROUNDS times, killed
 DRIVER = r'''
-import ctypes, os, signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
+sys.path.insert(0, sys.argv[5])
+from nsdriver import reap, subreaper
 stasis, tmp, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tree_src = sys.argv[4]
-ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+subreaper()
 def sh(*argv):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     if r.returncode:
@@ -120,34 +123,6 @@ def wait_past(base, what):
     ss = subprocess.run(["ss", "-tnoi"], capture_output=True, text=True, timeout=10)
     sys.stderr.write(ss.stdout)
     sys.exit("%s: the streams stopped: %s after %s" % (what, progress(), base))
-def descendants(p):
-    r = []
-    try:
-        for t in os.listdir("/proc/%d/task" % p):
-            for c in open("/proc/%d/task/%s/children" % (p, t)).read().split():
-                r += [int(c)] + descendants(int(c))
-    except OSError:
-        pass
-    return r
-def reap(kill):
-    """Wait (10 s at most) until no descendant is left, reaping; with @kill, killing them
-    by their pids first."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = descendants(os.getpid())
-        if not left:
-            return
-        for c in left if kill else ():
-            try:
-                os.kill(c, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        time.sleep(0.01)
 refused = 0
 try:
     p = wait_past({n: 0 for n in NAMES}, "start")
@@ -180,6 +155,8 @@ finally:
 
 ROUNDS = 6
 
+LIB = os.path.join(REPO, "tests", "lib")
+
 
 def check(c):
     for tool in ("tc", "ip", "unshare"):
@@ -190,7 +167,7 @@ def check(c):
     tmp = os.path.join(c.tmp, "tcp-inflight")
     os.mkdir(tmp)
     rc, out, err = run_cmd(["unshare", "--net", "--", sys.executable, "-c", DRIVER,
-                            os.path.abspath(c.stasis), tmp, str(ROUNDS), TREE], c.timeout)
+                            os.path.abspath(c.stasis), tmp, str(ROUNDS), TREE, LIB], c.timeout)
     if rc is None:
         raise Failure("timed out")
     if rc != 0:
