@@ -1000,6 +1000,17 @@ void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *
 
 void netlock_restore_failed(const struct netlock *nl, const char *dir)
 {
+	size_t outer = 0;
+	for (size_t i = 0; nl && i < nl->n_conns; i++)
+		outer += !nl->conns[i].inner;
+	if (nl && nl->host_locked && !outer) {
+		/* only connections between the tree's own sockets: nobody outside waits */
+		if (!delete_host(nl->table, "restore"))
+			pr_info("restore: the network lock (table inet %s) removed: it held only "
+				"connections between the tree's own sockets",
+				nl->table);
+		return;
+	}
 	if (nl && nl->host_locked)
 		pr_warn("restore: the network lock of the image stays (table inet %s), so that the "
 			"peers of its TCP connections see no reset: restore again, or remove it "

@@ -59,7 +59,8 @@ int netlock_restore_inner(struct netlock *nl) __must_check;
 /* The restored tree runs: remove the locks (the host's, and every restored namespace's
  * whose record says locked). */
 void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *procs, size_t n);
-/* A failed restore: the host lock stays (the peers keep waiting, no reset): say so. */
+/* A failed restore: the host lock stays (the peers keep waiting, no reset): say so; one
+ * that held only connections between the tree's own sockets is removed (nobody waits). */
 void netlock_restore_failed(const struct netlock *nl, const char *dir);
 
 /* The stale temporary directory @tmp of a killed dump is about to be removed (img_gc's
