@@ -23,8 +23,8 @@
  *
  * Serving (one loop, epoll over every userfaultfd). Each process has the set of ranges
  * whose data is still to come (address, run, offset into the run): a fault inside one
- * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file), a
- * fault outside every range gets a zero page (a page that never existed, or one the task
+ * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file; a run
+ * of sequential faults more, see lz_fault), a fault outside every range gets a zero page (a page that never existed, or one the task
  * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
  * background pass copies the ranges in order, 512 KiB at a time. Each 2 MiB piece of a
  * run is verified (PageRun.piece_xxh, or the whole run for an image without them)
@@ -69,6 +69,7 @@
 
 #define LAZY_COMM "stasis-lazy"
 #define FAULT_CHUNK (64u << 10)
+#define FAULT_CHUNK_MAX (2u << 20) /* a run of sequential faults doubles up to this */
 #define BG_CHUNK (512u << 10)
 #define BG_PAUSE_NS 2000000ull /* no background copy this long after a fault */
 #define LAZY_EVENTS                                                                    \
@@ -151,6 +152,8 @@ struct lz_proc {
 	struct lz_img *img;
 	int uffd;
 	uint64_t faults, copied, t0; /* for the log */
+	uint64_t seq_next; /* where the last fault's copy ended: a fault there is sequential */
+	uint64_t seq_chunk; /* what a sequential fault copies (doubling) */
 	bool forked;
 	struct ival *iv;
 	size_t niv, cap;
@@ -365,7 +368,9 @@ static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
 	return ret;
 }
 
-/* A fault at @a: the 64 KiB around it from its range, or a zero page. */
+/* A fault at @a: the 64 KiB around it from its range, or a zero page. A fault where the
+ * previous one's copy ended (a task reading its memory in order) copies from there, twice
+ * as much as the last time, up to 2 MiB: one round trip per 2 MiB instead of per 64 KiB. */
 static int lz_fault(struct lz_proc *p, uint64_t a)
 {
 	a &= ~(uint64_t)(PAGE_SIZE - 1);
@@ -374,8 +379,17 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 	int ret = 0;
 	if (i < p->niv && p->iv[i].addr <= a) {
 		const struct ival *v = &p->iv[i];
-		uint64_t ws = MAX(v->addr, a & ~(uint64_t)(FAULT_CHUNK - 1));
-		uint64_t we = MIN(v->addr + v->len, (a & ~(uint64_t)(FAULT_CHUNK - 1)) + FAULT_CHUNK);
+		uint64_t ws, we;
+		if (a == p->seq_next) {
+			p->seq_chunk = MIN(p->seq_chunk * 2, (uint64_t)FAULT_CHUNK_MAX);
+			ws = a;
+			we = MIN(v->addr + v->len, a + p->seq_chunk);
+		} else {
+			p->seq_chunk = FAULT_CHUNK;
+			ws = MAX(v->addr, a & ~(uint64_t)(FAULT_CHUNK - 1));
+			we = MIN(v->addr + v->len, (a & ~(uint64_t)(FAULT_CHUNK - 1)) + FAULT_CHUNK);
+		}
+		p->seq_next = we;
 		ret = lz_copy(p, ws, we - ws);
 		/* a page before @a already there stopped the chunk: @a alone */
 		i = iv_lower(p, a);
