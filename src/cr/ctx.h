@@ -202,6 +202,10 @@ struct rst_ctx {
 	int (*thread_levels)(void *tree, pid_t pid, const int32_t *nstid, size_t n);
 	void *tree;
 	struct mem_lazy *lazy; /* restore --lazy-pages: the page server (src/mem/lazy.c) */
+	/* restore --lazy-pages of an incremental image: for run i of mm served lazily from a
+	 * parent image, a copy of the parent's run holding it (its piece checksums: the page
+	 * server verifies what it serves, src/mem/chain.c reads nothing ahead), or NULL */
+	PageRun **pruns;
 	struct rsys *trs;  /* engines of the other threads, trs[i] for core->threads[i + 1] */
 	size_t nr_trs;     /* threads created so far */
 	/* the private state of the resource rows that have one (src/cr/resource.h) */

@@ -289,6 +289,7 @@ static void free_tree(struct rst_tree *t)
 			protobuf_c_message_free_unpacked(&c->core->base, NULL);
 		if (c->tns)
 			protobuf_c_message_free_unpacked(&c->tns->base, NULL);
+		mem_chain_free(c);
 		if (c->mm)
 			protobuf_c_message_free_unpacked(&c->mm->base, NULL);
 		if (c->files)

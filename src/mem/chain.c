@@ -6,7 +6,9 @@
  * replaced by another image, or a loop, is refused), hold an mm image of the same
  * process (its start time), and every run must lie inside one run stored in that image,
  * at the matching offset; that run's checksum is verified here (once), since the fill
- * cannot verify a part of it. */
+ * cannot verify a part of it; for a lazy restore, a run the page server serves is not:
+ * the server verifies the parent run's 2 MiB pieces as it serves them (rst_ctx.pruns),
+ * so that the tree runs without the whole chain read first. */
 #include "mem/internal.h"
 
 #include <stdlib.h>
@@ -66,7 +68,43 @@ static int load_link(struct rst_ctx *c, uint32_t d, const Inventory *child, stru
 	return l->verified ? 0 : -ENOMEM;
 }
 
-static int check_run(struct rst_ctx *c, const PageRun *r, struct link *l)
+/* Run @i will be served by the lazy page server: a copy of the parent run @q holding it
+ * (with its piece checksums), verified piece by piece as it is served. */
+static int keep_parent_run(struct rst_ctx *c, size_t i, const PageRun *q, uint32_t depth)
+{
+	if (!c->pruns && !(c->pruns = calloc(c->mm->n_pages, sizeof(*c->pruns))))
+		return -ENOMEM;
+	PageRun *p = calloc(1, sizeof(*p));
+	uint64_t *pieces = malloc((q->n_piece_xxh ? q->n_piece_xxh : 1) * sizeof(*pieces));
+	if (!p || !pieces) {
+		free(p);
+		free(pieces);
+		return -ENOMEM;
+	}
+	page_run__init(p);
+	p->vaddr = q->vaddr;
+	p->nr_pages = q->nr_pages;
+	p->offset = q->offset;
+	p->xxh64 = q->xxh64;
+	p->has_parent_depth = true;
+	p->parent_depth = depth;
+	memcpy(pieces, q->piece_xxh, q->n_piece_xxh * sizeof(*pieces));
+	p->piece_xxh = pieces;
+	p->n_piece_xxh = q->n_piece_xxh;
+	c->pruns[i] = p;
+	return 0;
+}
+
+void mem_chain_free(struct rst_ctx *c)
+{
+	for (size_t i = 0; c->pruns && c->mm && i < c->mm->n_pages; i++)
+		if (c->pruns[i])
+			protobuf_c_message_free_unpacked(&c->pruns[i]->base, NULL);
+	free(c->pruns);
+	c->pruns = NULL;
+}
+
+static int check_run(struct rst_ctx *c, size_t i, const PageRun *r, struct link *l, bool lazy)
 {
 	size_t qi;
 	const PageRun *q = mem_run_at(l->mm, r->vaddr, &qi, NULL);
@@ -80,6 +118,8 @@ static int check_run(struct rst_ctx *c, const PageRun *r, struct link *l)
 		       r->parent_depth);
 		return -EINVAL;
 	}
+	if (lazy) /* pieces (or the whole run, without them) verified when served */
+		return keep_parent_run(c, i, q, r->parent_depth);
 	if (l->verified[qi])
 		return 0;
 	PageRun at = *q;
@@ -118,11 +158,18 @@ int mem_chain_validate(struct rst_ctx *c)
 		ret = -EINVAL;
 	for (uint32_t d = 1; d <= maxd && !ret; d++)
 		ret = load_link(c, d, chain[d - 1].inv, &chain[d], chain);
+	/* restore --lazy-pages: the runs the page server will serve are verified by it */
+	bool *lazy = c->opts->lazy_pages ? calloc(c->mm->n_pages + 1, sizeof(bool)) : NULL;
+	if (c->opts->lazy_pages && !lazy)
+		ret = -ENOMEM;
+	if (lazy)
+		mem_lazy_plan(c->mm, lazy, NULL);
 	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
 		const PageRun *r = c->mm->pages[i];
 		if (r->has_parent_depth)
-			ret = check_run(c, r, &chain[r->parent_depth]);
+			ret = check_run(c, i, r, &chain[r->parent_depth], lazy && lazy[i]);
 	}
+	free(lazy);
 	for (uint32_t d = 0; d <= maxd; d++) {
 		if (chain[d].inv)
 			inventory__free_unpacked(chain[d].inv, NULL);

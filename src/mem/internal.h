@@ -61,6 +61,10 @@ int mem_source_hash(struct page_source *src, const PageRun *r, uint64_t off, uin
  * checksum is verified. */
 int mem_chain_validate(struct rst_ctx *c) __must_check;
 
+/* Restore --lazy-pages (src/mem/lazy.c): lazy[i] for the runs of @mm the page server
+ * serves, vreg[k] (may be NULL) for the areas it registers. */
+void mem_lazy_plan(const Mm *mm, bool *lazy, bool *vreg);
+
 /* Restore: copy every page run from c->pages into the task, verifying checksums. */
 int mem_fill_pages(struct rst_ctx *c) __must_check;
 /* The same but for the runs i with @skip[i] (lazy restore: served later). */

@@ -3,8 +3,8 @@
  * Which pages are lazy: a process's page runs inside its private anonymous areas (heap,
  * stack, anonymous mappings), its own and those of an incremental image that lie in
  * parent images (served from the parents' pages files, mapped before the server is
- * forked; their checksums were verified whole by the chain's validation,
- * src/mem/chain.c). Everything else (runs shared copy-on-write with the parent,
+ * forked, as part of the parent's run holding them, whose pieces are verified as they
+ * are served: rst_ctx.pruns, src/mem/chain.c). Everything else (runs shared copy-on-write with the parent,
  * file-backed private pages) is filled at once as in a full restore (src/mem/pages.c),
  * before the areas are registered.
  *
@@ -112,7 +112,7 @@ static bool run_lazy(const PageRun *r)
  * holding the arguments and the environment are not: other processes read them
  * (/proc/PID/cmdline, environ: ps) through a remote access that a userfaultfd cannot
  * make wait, which would read nothing. */
-static void lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
+void mem_lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
 {
 	uint64_t args_lo = MIN(mm->arg_start, mm->env_start);
 	uint64_t args_hi = MAX(mm->arg_end, mm->env_end);
@@ -590,7 +590,7 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 	p->img = img;
 	p->t0 = now_ns();
 	p->uffd = uffd;
-	lazy_plan(c->mm, lazy, NULL);
+	mem_lazy_plan(c->mm, lazy, NULL);
 	int ret = 0;
 	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
 		const PageRun *r = c->mm->pages[i];
@@ -598,18 +598,24 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 		if (!lazy[i])
 			continue;
 		struct lz_run *lr = &img->runs[img->nr];
-		lr->r = r;
-		lr->data = page_source_map(c->pages, r, 0, len);
+		/* a run lying in a parent image: served as part of the parent's run holding
+		 * it, whose pieces are verified as they are served (without that copy the
+		 * chain's validation verified it whole) */
+		const PageRun *pr = r->has_parent_depth && c->pruns ? c->pruns[i] : NULL;
+		const PageRun *src = pr ? pr : r;
+		uint64_t slen = src->nr_pages * PAGE_SIZE;
+		lr->r = src;
+		lr->data = page_source_map(c->pages, src, 0, slen);
 		if (!lr->data && errno == EOPNOTSUPP)
-			lr->data = lazy_read_run(c->pages, r, len);
-		lr->ok = calloc((len + HASH_PIECE - 1) / HASH_PIECE, 1);
+			lr->data = lazy_read_run(c->pages, src, slen);
+		lr->ok = calloc((slen + HASH_PIECE - 1) / HASH_PIECE, 1);
 		if (!lr->data || !lr->ok) {
 			ret = lr->data ? -ENOMEM : -errno;
 			break;
 		}
-		if (r->has_parent_depth) /* its parent run was verified whole (chain.c) */
-			memset(lr->ok, 1, (len + HASH_PIECE - 1) / HASH_PIECE);
-		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, 0 };
+		if (r->has_parent_depth && !pr) /* verified whole by chain.c */
+			memset(lr->ok, 1, (slen + HASH_PIECE - 1) / HASH_PIECE);
+		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, pr ? r->vaddr - pr->vaddr : 0 };
 		ret = iv_insert(p, p->niv, &v);
 	}
 	free(lazy);
@@ -866,7 +872,7 @@ int mem_lazy_fill(struct rst_ctx *c, struct mem_lazy *l)
 	_cleanup_free_ bool *vreg = calloc(mm->n_vmas + 1, sizeof(bool));
 	if (!lazy || !vreg)
 		return -ENOMEM;
-	lazy_plan(mm, lazy, vreg);
+	mem_lazy_plan(mm, lazy, vreg);
 	/* the rest first: a write into a registered area would wait for the server */
 	int ret = mem_fill_runs(c, lazy);
 	if (ret)

@@ -29,6 +29,8 @@ void mem_shm_release(struct shm_obj *objs, size_t n);
  * filling its lazy runs, they are registered and handed to the server); commit: the tree
  * runs (the server serves on and exits when done); abort: a failed restore. */
 struct mem_lazy;
+/* Free what the chain's validation kept for the lazy page server (rst_ctx.pruns). */
+void mem_chain_free(struct rst_ctx *c);
 int mem_lazy_start(struct rst_ctx *const *procs, size_t n, struct mem_lazy **out)
 	__must_check;
 int mem_lazy_fill(struct rst_ctx *c, struct mem_lazy *l) __must_check;

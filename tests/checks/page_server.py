@@ -13,7 +13,8 @@ fails the dump with one line naming the page server, the process runs on exactly
 was (state comparison) and no temporary directory is left on either side; a client that
 goes away mid-image, one that names a file outside the image and one that speaks another
 protocol version each end the server with status 1, its reason logged, and nothing in
-its directory."""
+its directory. Last, a byte of the first image's pages flipped: the lazy restore kills
+the tree when it serves that piece (checksum mismatch), a full one refuses."""
 import os
 import select
 import shutil
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from checks.incr_chain import WORKLOAD, Work, must, keepers
+from checks.incr_chain import WORKLOAD, Work, grandparent_offset, keepers, must
 from lib import statecmp
 from lib.proc import Failure, in_rootless_container, kill_pid, pid_alive, reap_all, \
     run_cmd, wait_pid
@@ -243,8 +244,36 @@ def check(c):
         out = fake_client(c, os.path.join(srv, "x3"), [hello(version=2)], "version 2")
         if "version 2" not in out:
             raise Failure("version: the server does not say so: %s" % out[-300:])
+
+        # a corrupted grandparent: a lazy restore verifies each parent piece as it
+        # serves it (the tree killed, never run on with wrong memory); a full one refuses
+        kill_pid(pid)
+        wait_pid(pid, time.monotonic() + 10)
+        reap_all()
+        d3 = os.path.join(srv, "d3")
+        pf = os.path.join(srv, "d1", "pages-%d.img" % pid)
+        c.flip(pf, grandparent_offset(c, d3, pid))
+        if lazy:
+            log = os.path.join(c.tmp, "ps-lazy-bad.log")
+            rc, _, err = run_cmd(c.restore_argv(d3) + lazy + ["-o", log], c.timeout,
+                                 cwd=c.tmp)
+            if rc != 0:  # the chain is not read ahead: the tree runs, then is killed
+                raise Failure("lazy restore from a corrupted parent: rc %s: %s" % (
+                    rc, err.strip()[-300:]))
+            wait_pid(pid, time.monotonic() + c.timeout / 3)
+            if pid_alive(pid):
+                raise Failure("a tree restored from a corrupted parent still runs")
+            text = open(log).read() if os.path.exists(log) else err
+            if "checksum mismatch" not in text:
+                raise Failure("corrupted parent, lazily: no checksum mismatch said: %s" %
+                              text[-300:])
+        else:
+            line = c.expect_failure(c.restore_argv(d3), "restore with a corrupted parent",
+                                    pid=pid)
+            if "checksum mismatch" not in line:
+                raise Failure("corrupted parent: the error does not say so: %s" % line)
         return "%s; chain restored %sexactly; hang-up, lost client, hostile name, version " \
-               "refused" % (sizes, "lazily, " if lazy else "")
+               "refused; a corrupted parent page caught" % (sizes, "lazily, " if lazy else "")
     finally:
         for s in servers:
             s.stop()
