@@ -193,17 +193,21 @@ class Runner:
                     self.report("SKIP", name, reason)
                     continue
                 c.timeout = float(meta.get("timeout", CHECK_TIMEOUT))
+                ok = False
                 try:
                     said = importlib.import_module("checks." + name).check(c)
                     self.report("PASS", name, said if isinstance(said, str) else None)
+                    ok = True
                 except Failure as e:
                     self.report("FAIL", name, str(e))
                 except Skip as e:
                     self.report("SKIP", name, str(e))
+                    ok = True
                 except Exception as e:  # a bug in a check must not stop the others
                     self.report("FAIL", name, "runner error: %r" % e)
                 finally:
                     reap_all()
+                    c.end_check(ok and not self.args.keep)
         finally:
             c.close()
 

@@ -36,6 +36,7 @@ class Checks:
         self.blob_run = None   # its CkptRun
         self.uref = None       # (image dir, pid, uid, gid) of pid_same run as the user
         self.urun = None       # its CkptRun
+        self.started = []      # CkptRuns of the running check (end_check removes them)
 
     def expect_failure(self, argv, what, pid=None, allowed=()):
         """Runs @argv, which must fail: a non-zero exit, exactly one non-empty line on
@@ -67,19 +68,32 @@ class Checks:
                 what, pid))
         return lines[0]
 
-    def start_test(self, name):
-        """Checkpoint test @name started and ready (a CkptRun: cleanup() is the caller's)."""
+    def start_test(self, name, shared=False):
+        """Checkpoint test @name started and ready (a CkptRun: cleanup() is the caller's;
+        its directory is removed when the check ends (kept, without big files, when it
+        failed), or, @shared (a reference several checks use), by close())."""
         run = CkptRun(self.r, self.build, name, {"timeout": self.timeout})
+        if not shared:
+            self.started.append(run)
         run.start()
         run.wait_ready()
         return run
+
+    def end_check(self, ok):
+        """The check is over: the directories of the tests it started go (a failed one's
+        are kept, without the big files, as a failed checkpoint test's)."""
+        for run in self.started:
+            run.remove(keep=not ok)
+            if not ok:
+                print("    (files kept in %s)" % run.tmp)
+        self.started = []
 
     def reference(self):
         """(image dir, pid) of a dump of pid_same made once per run (the original gone)."""
         if self.ref is None and self.ref_error is None:
             run = None
             try:
-                run = self.start_test("pid_same")
+                run = self.start_test("pid_same", shared=True)
                 run.dump()
                 run.check_original_gone()
                 self.ref = (run.img, run.pid)
@@ -106,7 +120,7 @@ class Checks:
         if self.blob_ref is None:
             run = None
             try:
-                run = self.start_test("ns_mnt")
+                run = self.start_test("ns_mnt", shared=True)
                 run.dump()
                 run.check_original_gone()
                 self.blob_ref = (run.img, run.pid)
