@@ -88,7 +88,8 @@ static int keep_parent_run(struct rst_ctx *c, size_t i, const PageRun *q, uint32
 	p->xxh64 = q->xxh64;
 	p->has_parent_depth = true;
 	p->parent_depth = depth;
-	memcpy(pieces, q->piece_xxh, q->n_piece_xxh * sizeof(*pieces));
+	if (q->n_piece_xxh) /* (none: the whole run is verified at once) */
+		memcpy(pieces, q->piece_xxh, q->n_piece_xxh * sizeof(*pieces));
 	p->piece_xxh = pieces;
 	p->n_piece_xxh = q->n_piece_xxh;
 	c->pruns[i] = p;
