@@ -27,6 +27,9 @@ int cli_log_init(const char *cmd, const char *logfile, int verbose);
 /* Check one --external value (mnt[...] of src/ns/mnt.c, veth[...] of src/net/netns.c) in its
  * dump (@at_dump) or restore form: 0 or -errno. */
 int cli_parse_external(const char *arg, bool at_dump);
+/* --compress[=LEVEL] of command @cmd: the zstd level (1 without one) in *@level. 0, or -1
+ * said on stderr. */
+int cli_parse_compress(const char *arg, const char *cmd, int *level);
 
 /* `stasis --version` */
 void cli_print_version(FILE *f);

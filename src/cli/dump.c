@@ -71,18 +71,6 @@ static const struct option dump_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* --compress[=LEVEL]: the zstd level (1 without one). 0, or -1 said on stderr. */
-static int parse_compress(const char *arg, const char *cmd, int *level)
-{
-	long long v = 1;
-	if (arg && parse_int(arg, 1, 19, &v)) {
-		fprintf(stderr, "stasis %s: invalid --compress level '%s' (1..19)\n", cmd, arg);
-		return -1;
-	}
-	*level = (int)v;
-	return 0;
-}
-
 #define MAX_EXT 64
 
 /* --external @arg, or --ext-unix-sk[=@arg] (@unix_sk: spelled unix[INODE]), into @ext.
@@ -151,7 +139,7 @@ static int dump_main(int argc, char **argv, bool pre)
 			o.prev_dir = optarg;
 			break;
 		case 'C':
-			if (parse_compress(optarg, cmd, &o.compress))
+			if (cli_parse_compress(optarg, cmd, &o.compress))
 				return 2;
 			break;
 		case 'o':

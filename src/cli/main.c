@@ -104,6 +104,17 @@ static int parse_unix_external(const char *arg, bool at_dump)
 	return !strcmp(num, "*") || !parse_int(num, 1, 0xffffffffll, &v) ? 0 : -1;
 }
 
+int cli_parse_compress(const char *arg, const char *cmd, int *level)
+{
+	long long v = 1;
+	if (arg && parse_int(arg, 1, 19, &v)) {
+		fprintf(stderr, "stasis %s: invalid --compress level '%s' (1..19)\n", cmd, arg);
+		return -1;
+	}
+	*level = (int)v;
+	return 0;
+}
+
 int cli_parse_external(const char *arg, bool at_dump)
 {
 	char *a = NULL, *b = NULL, *c = NULL;

@@ -133,12 +133,8 @@ int cmd_migrate(int argc, char **argv)
 			}
 			break;
 		case 'C':
-			v = 1;
-			if (optarg && parse_int(optarg, 1, 19, &v)) {
-				fprintf(stderr, "stasis migrate: invalid --compress level '%s'\n", optarg);
+			if (cli_parse_compress(optarg, "migrate", &base.compress))
 				return 2;
-			}
-			base.compress = (int)v;
 			break;
 		case 'S':
 			base.sync = false;

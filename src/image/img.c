@@ -667,6 +667,7 @@ int img_pages_create(struct img_dir *d, int pid, struct img_pages *p)
 	img_name(IMG_PAGES, pid, name, sizeof(name));
 	p->len = 0;
 	p->flags = 0;
+	p->pid = pid;
 	p->rem = d->remote;
 	if (p->rem) {
 		p->fd = -1;
@@ -704,7 +705,7 @@ int img_pages_finish(struct img_dir *d, struct img_pages *p)
 	return 0;
 }
 
-int img_pages_discard(struct img_dir *d, struct img_pages *p, int pid)
+int img_pages_discard(struct img_dir *d, struct img_pages *p)
 {
 	char name[64];
 	if (p->rem)
@@ -712,7 +713,7 @@ int img_pages_discard(struct img_dir *d, struct img_pages *p, int pid)
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;
-	img_name(IMG_PAGES, pid, name, sizeof(name));
+	img_name(IMG_PAGES, p->pid, name, sizeof(name));
 	if (unlinkat(d->dfd, name, 0) < 0)
 		return pr_perror("images: remove %s", name);
 	return 0;

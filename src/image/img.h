@@ -155,6 +155,7 @@ struct img_pages {
 	int fd;         /* -1 when written to a page server */
 	struct img_remote *rem; /* the page server it is written to, or NULL */
 	uint32_t rid;   /* its file id there */
+	int pid;        /* whose pages (its file name) */
 	uint64_t len;   /* payload bytes */
 	uint32_t flags; /* IMG_F_PAGES_ZSTD: z is set (checked at open) */
 	struct img_pages_z z;
@@ -163,7 +164,7 @@ int img_pages_create(struct img_dir *d, int pid, struct img_pages *p) __must_che
 int img_pages_finish(struct img_dir *d, struct img_pages *p) __must_check;
 /* A pages file being written is not part of the image after all: removed (locally or on
  * the page server); its fd closed. 0 or -errno, logged. */
-int img_pages_discard(struct img_dir *d, struct img_pages *p, int pid) __must_check;
+int img_pages_discard(struct img_dir *d, struct img_pages *p) __must_check;
 /* Write @len bytes at @off of a pages file being written (local or remote). */
 int img_pages_pwrite(const struct img_pages *p, const void *buf, size_t len, off_t off)
 	__must_check;

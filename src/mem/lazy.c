@@ -599,9 +599,15 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 			continue;
 		struct lz_run *lr = &img->runs[img->nr];
 		/* a run lying in a parent image: served as part of the parent's run holding
-		 * it, whose pieces are verified as they are served (without that copy the
-		 * chain's validation verified it whole) */
+		 * it (kept by the chain's validation for every lazy one), whose pieces are
+		 * verified as they are served */
 		const PageRun *pr = r->has_parent_depth && c->pruns ? c->pruns[i] : NULL;
+		if (r->has_parent_depth && !pr) {
+			pr_err("restore --lazy-pages: pid %d: the run at %llx has no parent run",
+			       pid, (unsigned long long)r->vaddr);
+			ret = -EINVAL;
+			break;
+		}
 		const PageRun *src = pr ? pr : r;
 		uint64_t slen = src->nr_pages * PAGE_SIZE;
 		lr->r = src;
@@ -613,8 +619,6 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 			ret = lr->data ? -ENOMEM : -errno;
 			break;
 		}
-		if (r->has_parent_depth && !pr) /* verified whole by chain.c */
-			memset(lr->ok, 1, (slen + HASH_PIECE - 1) / HASH_PIECE);
 		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, pr ? r->vaddr - pr->vaddr : 0 };
 		ret = iv_insert(p, p->niv, &v);
 	}

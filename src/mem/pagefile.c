@@ -31,7 +31,6 @@
 struct pagefile_sink {
 	struct page_sink s;
 	struct img_dir *d;
-	int pid;
 	struct img_pages pg;
 	struct pwriter *pw;
 };
@@ -86,7 +85,7 @@ static int pfs_discard(struct page_sink *s)
 	struct pagefile_sink *ps = s->priv;
 	int ret = pwriter_finish(ps->pw);
 	(void)ret; /* what it wrote goes anyway */
-	ret = img_pages_discard(ps->d, &ps->pg, ps->pid);
+	ret = img_pages_discard(ps->d, &ps->pg);
 	pfs_free(ps);
 	return ret;
 }
@@ -105,7 +104,6 @@ int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out)
 	if (!ps)
 		return -ENOMEM;
 	ps->d = d;
-	ps->pid = pid;
 	int ret = img_pages_create(d, pid, &ps->pg);
 	if (ret) {
 		free(ps);

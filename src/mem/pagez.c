@@ -34,7 +34,6 @@ struct pagez_sink {
 	struct img_dir *d;
 	struct img_pages pg;
 	struct pwriter *pw;
-	int pid;
 	int level;
 	ZSTD_CCtx *cctx; /* the writer thread's */
 	char *zbuf;
@@ -136,7 +135,7 @@ static int pzs_discard(struct page_sink *s)
 	struct pagez_sink *zs = s->priv;
 	int ret = pwriter_finish(zs->pw);
 	(void)ret; /* what it wrote goes anyway */
-	ret = img_pages_discard(zs->d, &zs->pg, zs->pid);
+	ret = img_pages_discard(zs->d, &zs->pg);
 	pzs_free(zs);
 	return ret;
 }
@@ -156,7 +155,6 @@ int pagez_sink_open(struct img_dir *d, int pid, int level, struct page_sink **ou
 		return -ENOMEM;
 	zs->pg.fd = -1;
 	zs->d = d;
-	zs->pid = pid;
 	zs->level = level;
 	zs->ustart = PAGE_STREAM_START;
 	zs->coff = IMG_PAGES_HDR_SIZE;

@@ -53,7 +53,7 @@ struct nl_conn {
 	bool v6;
 	uint8_t laddr[16], raddr[16];
 	uint16_t lport, rport; /* host order */
-	bool inner;            /* the peer is the tree's too (see drop_internal) */
+	bool inner;            /* the peer is the tree's too (see mark_internal) */
 };
 
 /* A net namespace the tree's sockets may live in: [0] is stasis's own. */
@@ -213,24 +213,29 @@ static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_
 			table, table);
 	else
 		fprintf(f, "create table inet %s\n", table);
-	put_set(f, table, "conn4", false, false, conns, n);
-	put_set(f, table, "conn6", true, false, conns, n);
-	put_set(f, table, "inner4", false, true, conns, n);
-	put_set(f, table, "inner6", true, true, conns, n);
 	fprintf(f,
 		"add chain inet %1$s lockin { type filter hook input priority " LOCK_PRIO
 		"; policy accept; }\n"
 		"add chain inet %1$s lockout { type filter hook output priority " LOCK_PRIO
-		"; policy accept; }\n"
-		"add rule inet %1$s lockin ip daddr . tcp dport . ip saddr . tcp sport @conn4 drop\n"
-		"add rule inet %1$s lockin ip6 daddr . tcp dport . ip6 saddr . tcp sport @conn6 drop\n"
-		"add rule inet %1$s lockout ip saddr . tcp sport . ip daddr . tcp dport @conn4 drop\n"
-		"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop\n"
-		"add rule inet %1$s lockin ip daddr . tcp dport . ip saddr . tcp sport @inner4 drop\n"
-		"add rule inet %1$s lockin ip6 daddr . tcp dport . ip6 saddr . tcp sport @inner6 drop\n"
-		"add rule inet %1$s lockout ip saddr . tcp sport . ip daddr . tcp dport @inner4 drop\n"
-		"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport @inner6 drop\n",
+		"; policy accept; }\n",
 		table);
+	/* connections with peers outside (conn4/6) and between the tree's own sockets
+	 * (inner4/6: flushed first by the restore) */
+	for (int inner = 0; inner < 2; inner++) {
+		const char *s = inner ? "inner" : "conn";
+		put_set(f, table, inner ? "inner4" : "conn4", false, inner, conns, n);
+		put_set(f, table, inner ? "inner6" : "conn6", true, inner, conns, n);
+		fprintf(f,
+			"add rule inet %1$s lockin ip daddr . tcp dport . ip saddr . tcp sport "
+			"@%2$s4 drop\n"
+			"add rule inet %1$s lockin ip6 daddr . tcp dport . ip6 saddr . tcp sport "
+			"@%2$s6 drop\n"
+			"add rule inet %1$s lockout ip saddr . tcp sport . ip daddr . tcp dport "
+			"@%2$s4 drop\n"
+			"add rule inet %1$s lockout ip6 saddr . tcp sport . ip6 daddr . tcp dport "
+			"@%2$s6 drop\n",
+			table, s);
+	}
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -448,7 +453,7 @@ static bool is_local(const struct netlock *nl, bool v6, const uint8_t *addr, uin
  * peer; the restore talks over them (a handshake with the listener, a segment replayed
  * to the peer) once every socket exists again, so it unlocks those sets first
  * (netlock_restore_inner). */
-static void drop_internal(struct netlock *nl)
+static void mark_internal(struct netlock *nl)
 {
 	for (size_t i = 0; i < nl->n_conns; i++) {
 		struct nl_conn *c = &nl->conns[i];
@@ -612,7 +617,7 @@ static int collect(struct netlock *nl, struct dump_tree *t)
 	for (size_t k = 0; k < nl->n_ns && !ret; k++)
 		ret = diag_ns(nl, &nl->ns[k], socks, n);
 	if (!ret)
-		drop_internal(nl);
+		mark_internal(nl);
 	for (size_t i = 0; i < n && !ret; i++)
 		if (!socks[i].found && (!i || socks[i - 1].ino != socks[i].ino))
 			ret = check_unfound(&socks[i]);
