@@ -77,4 +77,9 @@ int mem_sysv_dump(struct dump_ctx *c, Vma *v) __must_check;
 int mem_sysv_validate(const Vma *v, size_t i) __must_check;
 int mem_sysv_map(struct rst_ctx *c, const Vma *v) __must_check;
 
+/* src/mem/aio.c: the rings of AIO contexts (VMA_AIO), the same three steps. */
+int mem_aio_dump(struct dump_ctx *c, Vma *v) __must_check;
+int mem_aio_validate(const Vma *v, size_t i) __must_check;
+int mem_aio_map(struct rst_ctx *c, const Vma *v) __must_check;
+
 #endif

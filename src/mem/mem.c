@@ -152,11 +152,8 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 		v->pgoff = pv->pgoff;
 	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
 		/* private mapping of /dev/zero is plain anonymous memory */
-	} else if (!strcmp(p, "/[aio] (deleted)")) {
-		/* its context id is its address; requests in flight cannot be seen */
-		pr_err("vma %llx-%llx of pid %d is an AIO ring (io_setup): not supported yet",
-		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
-		return -EOPNOTSUPP;
+	} else if (!strcmp(p, "/[aio] (deleted)") && pv->shared) {
+		v->kind = VMA_KIND__VMA_AIO; /* the ring's state is mem_aio_dump's */
 	} else if (p[0] == '/' && str_starts(p, "/SYSV") && pv->shared) {
 		/* the segment's id is its file's inode number; the rest is mem_sysv_dump's */
 		v->kind = VMA_KIND__VMA_SYSV;
@@ -208,6 +205,8 @@ static bool vma_wants_pages(const Vma *v)
 		return false; /* the file holds the data */
 	if (v->kind == VMA_KIND__VMA_SYSV)
 		return false; /* the segment does (sysv.c) */
+	if (v->kind == VMA_KIND__VMA_AIO)
+		return false; /* its unreaped events are in the Vma (aio.c) */
 	return true;
 }
 
@@ -436,6 +435,8 @@ int mem_dump(struct dump_ctx *c)
 			private_file_mode(c, v);
 		if (!ret && v->kind == VMA_KIND__VMA_SYSV)
 			ret = mem_sysv_dump(c, v);
+		if (!ret && v->kind == VMA_KIND__VMA_AIO)
+			ret = mem_aio_dump(c, v);
 		if (ret)
 			return ret;
 	}
@@ -511,7 +512,7 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		if (v->start >= v->end || (v->start | v->end) & (PAGE_SIZE - 1) ||
 		    v->start < prev_end ||
 		    (v->kind != VMA_KIND__VMA_VSYSCALL && v->end > ARCH_TASK_SIZE) ||
-		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_SYSV ||
+		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_AIO ||
 		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
 		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) ||
 		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
@@ -519,6 +520,8 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
 		}
+		if (v->kind == VMA_KIND__VMA_AIO && mem_aio_validate(v, i))
+			return -EINVAL;
 		if (v->kind == VMA_KIND__VMA_SYSV && mem_sysv_validate(v, i))
 			return -EINVAL;
 		prev_end = v->end;
@@ -1079,6 +1082,13 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 			if (r)
 				return r;
 			added_write[i] = true; /* attached RW or RO: set prot */
+			continue;
+		}
+		if (v->kind == VMA_KIND__VMA_AIO) {
+			int r = mem_aio_map(c, v);
+			if (r)
+				return r;
+			added_write[i] = true; /* made RW: set prot */
 			continue;
 		}
 		uint32_t prot = v->prot;
