@@ -22,7 +22,8 @@ import time
 from lib.checks import CHECK_TIMEOUT, Checks
 from lib.ckpt import CkptRun
 from lib.meta import REPO, check_meta, checks, ckpt_meta, ckpt_tests, unit_meta, unit_tests
-from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc,
+from lib.proc import (TAIL_LINES, Failure, Skip, as_user, describe_status_rc, hugepages_release,
+                      hugepages_reserve,
                       in_rootless_container, kill_pid, reap_all, run_cmd, set_subreaper)
 from lib.users import NONROOT_USER, ensure_subids, ensure_user
 
@@ -137,7 +138,10 @@ class Runner:
             ok = False
             t0 = time.monotonic()
             skipped = None
+            pool = None
             try:
+                if "hugepages" in meta:
+                    pool = hugepages_reserve(int(meta["hugepages"]))
                 run.run()
                 ok = True
             except Skip as e:
@@ -148,6 +152,7 @@ class Runner:
                 reason = "runner error: %r" % e
             finally:
                 run.cleanup()
+                hugepages_release(pool)
             if skipped is not None:
                 self.report("SKIP", name, skipped)
                 run.remove(keep=False)

@@ -148,10 +148,13 @@ struct restore_opts {
 };
 
 /* A MAP_SHARED anonymous object, created by the restoring stasis at [tmp, tmp+size) and
- * inherited by every restore child. */
+ * inherited by every restore child. A hugetlb one (huge_kb: its page size) is held by
+ * fd instead (tmp 0), opened through /proc/self/map_files (mremap cannot make views of
+ * hugetlb mappings): each view maps that file. */
 struct shm_obj {
-	uint32_t shmid;
+	uint32_t shmid, huge_kb;
 	uint64_t tmp, size;
+	int fd;
 };
 
 /* Resource rows with private per-process restore state: their index in rst_ctx.priv. */

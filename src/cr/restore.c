@@ -478,7 +478,7 @@ static int plan_shm(struct rst_tree *t)
 	for (size_t i = 0; i < t->n; i++)
 		if (t->procs[i])
 			pl[np++] = t->procs[i];
-	int ret = mem_shm_prepare(pl, np, &t->shm, &t->n_shm);
+	int ret = mem_shm_prepare(pl, np, &t->shm, &t->n_shm, &t->fd_top);
 	for (size_t i = 0; !ret && i < np; i++) {
 		pl[i]->shm = t->shm;
 		pl[i]->n_shm = t->n_shm;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -41,6 +43,14 @@ char *fd_undeleted_path(const char *link)
 int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, const char *path)
 {
 	unsigned int acc = e->flags & O_ACCMODE;
+	struct statfs sf;
+	if (!fstatfs(dup, &sf) && sf.f_type == HUGETLBFS_MAGIC) {
+		/* made again it would be a plain file (and hugetlbfs has no write()) */
+		pr_err("fd %d of pid %d: %s is on huge pages (a deleted hugetlbfs file or an "
+		       "MFD_HUGETLB memfd): not supported yet",
+		       e->fd, c->pid, path);
+		return -EOPNOTSUPP;
+	}
 	if (!(e->flags & (O_PATH | O_DIRECT)) && (acc == O_RDONLY || acc == O_RDWR)) {
 		int fd = fcntl(dup, F_DUPFD_CLOEXEC, 0);
 		return fd >= 0 ? fd : pr_perror("dup fd %d of pid %d", e->fd, c->pid);

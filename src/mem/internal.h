@@ -3,6 +3,8 @@
 #ifndef STASIS_MEM_INTERNAL_H
 #define STASIS_MEM_INTERNAL_H
 
+#include <sys/mman.h>
+
 #include "mem/mem.h"
 
 /* process_vm_readv/writev: bytes and ranges per call. */
@@ -81,5 +83,36 @@ int mem_sysv_map(struct rst_ctx *c, const Vma *v) __must_check;
 int mem_aio_dump(struct dump_ctx *c, Vma *v) __must_check;
 int mem_aio_validate(const Vma *v, size_t i) __must_check;
 int mem_aio_map(struct rst_ctx *c, const Vma *v) __must_check;
+
+/* MAP_SHARED anonymous memory: VMAs with the same shmid are views of one shmem object
+ * (inherited across fork, or aliased with mremap), maybe in several processes. The
+ * restoring stasis creates each object once before it creates any process
+ * (mem_shm_prepare); every restore child inherits the mapping, makes each view from it
+ * with mremap(old_size = 0), which keeps the object and the offset, then drops it. */
+static inline bool vma_is_shm(const Vma *v)
+{
+	return v->kind == VMA_KIND__VMA_ANON && (v->flags & MAP_SHARED) && v->has_shmid;
+}
+
+static inline uint32_t vma_huge_kb(const Vma *v)
+{
+	return v->has_huge_kb ? v->huge_kb : 0;
+}
+
+/* The object @v is a view of, or @n. */
+static inline size_t shm_obj_of(const struct shm_obj *objs, size_t n, const Vma *v)
+{
+	size_t k;
+	for (k = 0; k < n && (objs[k].shmid != v->shmid || objs[k].huge_kb != vma_huge_kb(v));
+	     k++)
+		;
+	return k;
+}
+
+/* MAP_HUGETLB with the page size of @kb KiB (a power of two). */
+static inline uint64_t huge_map_flags(uint32_t kb)
+{
+	return MAP_HUGETLB | ((uint64_t)(__builtin_ctz(kb) + 10) << MAP_HUGE_SHIFT);
+}
 
 #endif

@@ -91,7 +91,7 @@ struct mem_lazy {
 
 static bool vma_lazy(const Vma *v)
 {
-	return !(v->flags & MAP_SHARED) &&
+	return !(v->flags & MAP_SHARED) && !v->has_huge_kb &&
 	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
 		v->kind == VMA_KIND__VMA_STACK);
 }

@@ -88,6 +88,43 @@ static void private_file_mode(const struct dump_ctx *c, Vma *v)
 	}
 }
 
+/* A hugetlb area: its page size, and the anonymous ones classified here (0: done, 1:
+ * classify it by its path like any other). */
+static int vma_classify_huge(pid_t pid, const struct proc_vma *pv, Vma *v)
+{
+	const char *p = pv->path;
+	uint64_t sz = (uint64_t)pv->page_kb << 10;
+	if (!pv->page_kb || (sz & (sz - 1)) || sz < PAGE_SIZE || (pv->start | pv->end) & (sz - 1)) {
+		pr_err("vma %llx-%llx of pid %d: hugetlb area with pages of %u KiB: not supported",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid, pv->page_kb);
+		return -EOPNOTSUPP;
+	}
+	v->has_huge_kb = true;
+	v->huge_kb = pv->page_kb;
+	if (p && !strcmp(p, "/anon_hugepage (deleted)")) {
+		/* MAP_HUGETLB; a shared one is an object of the hugetlb fs, like shmem's */
+		if (pv->shared) {
+			v->has_shmid = v->has_pgoff = true;
+			v->shmid = (uint32_t)pv->ino;
+			v->pgoff = pv->pgoff;
+		}
+		return 0;
+	}
+	if (p && p[0] == '/' && str_ends(p, " (deleted)") && !str_starts(p, "/SYSV")) {
+		pr_err("vma %llx-%llx of pid %d maps %s, a deleted hugetlbfs file or a huge-page "
+		       "memfd: not supported yet",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid, p);
+		return -EOPNOTSUPP;
+	}
+	if (!p || p[0] != '/') {
+		pr_err("vma %llx-%llx of pid %d: hugetlb area %s: not supported",
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid,
+		       p ? p : "without a file");
+		return -EOPNOTSUPP;
+	}
+	return 1; /* a SysV segment or a hugetlbfs file by path */
+}
+
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool tracked)
 {
 	const char *p = pv->path;
@@ -119,12 +156,17 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 			       vmf_refused[k].what);
 			return -EOPNOTSUPP;
 		}
-	if ((pv->vmflags & (VMF_IO | VMF_PF | VMF_HT)) && !(p && p[0] == '[')) {
-		pr_err("vma %llx-%llx of pid %d is a device/hugetlb mapping: not supported yet",
+	if ((pv->vmflags & (VMF_IO | VMF_PF)) && !(p && p[0] == '[')) {
+		pr_err("vma %llx-%llx of pid %d is a device mapping: not supported yet",
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid);
 		return -EOPNOTSUPP;
 	}
 	v->kind = VMA_KIND__VMA_ANON;
+	if (pv->vmflags & VMF_HT) {
+		int ret = vma_classify_huge(pid, pv, v);
+		if (ret <= 0)
+			return ret;
+	}
 	if (!p)
 		return 0;
 	if (!strcmp(p, "[heap]")) {
@@ -522,6 +564,16 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		}
 		if (v->kind == VMA_KIND__VMA_AIO && mem_aio_validate(v, i))
 			return -EINVAL;
+		uint64_t hs = (uint64_t)vma_huge_kb(v) << 10;
+		if (v->has_huge_kb &&
+		    (hs < PAGE_SIZE || hs > (1ull << 30) || (hs & (hs - 1)) ||
+		     (v->start | v->end) & (hs - 1) ||
+		     (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_FILE &&
+		      v->kind != VMA_KIND__VMA_SYSV))) {
+			pr_err("image: vma %zu (%llx-%llx) is a malformed hugetlb area", i,
+			       (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EINVAL;
+		}
 		if (v->kind == VMA_KIND__VMA_SYSV && mem_sysv_validate(v, i))
 			return -EINVAL;
 		prev_end = v->end;
@@ -668,6 +720,11 @@ int mem_restore_child(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
+		size_t k = vma_is_shm(v) ? shm_obj_of(c->shm, c->n_shm, v) : c->n_shm;
+		if (k < c->n_shm && c->shm[k].fd >= 0 &&
+		    dup3(c->shm[k].fd, c->map_fd_base + (int)i, O_CLOEXEC) < 0)
+			return pr_perror("restore: dup shared hugetlb memory to fd %d",
+					 c->map_fd_base + (int)i);
 		if (v->kind != VMA_KIND__VMA_FILE)
 			continue;
 		int flags = (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
@@ -925,127 +982,12 @@ static bool vma_has_runs(const Mm *mm, size_t vi, size_t *ri)
 	return *ri < mm->n_pages && mm->pages[*ri]->vaddr < v->end;
 }
 
-/* MAP_SHARED anonymous memory: VMAs with the same shmid are views of one shmem object
- * (inherited across fork, or aliased with mremap), maybe in several processes. The
- * restoring stasis creates each object once before it creates any process
- * (mem_shm_prepare); every restore child inherits the mapping, makes each view from it
- * with mremap(old_size = 0), which keeps the object and the offset, then drops it. */
-static bool vma_is_shm(const Vma *v)
-{
-	return v->kind == VMA_KIND__VMA_ANON && (v->flags & MAP_SHARED) && v->has_shmid;
-}
-
-static bool range_free(struct rst_ctx *const *procs, size_t n, const struct proc_vma *self,
-		       size_t nself, const struct shm_obj *objs, size_t nobjs, uint64_t a,
-		       uint64_t len, uint64_t *skip_to)
-{
-	for (size_t p = 0; p < n; p++)
-		for (size_t i = 0; i < procs[p]->mm->n_vmas; i++) {
-			const Vma *v = procs[p]->mm->vmas[i];
-			if (overlaps(a, a + len, v->start, v->end)) {
-				*skip_to = v->end;
-				return false;
-			}
-		}
-	for (size_t i = 0; i < nself; i++)
-		if (overlaps(a, a + len, self[i].start, self[i].end)) {
-			*skip_to = self[i].end;
-			return false;
-		}
-	for (size_t i = 0; i < nobjs; i++)
-		if (objs[i].tmp && overlaps(a, a + len, objs[i].tmp, objs[i].tmp + objs[i].size)) {
-			*skip_to = objs[i].tmp + objs[i].size;
-			return false;
-		}
-	return true;
-}
-
-int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out, size_t *nout)
-{
-	struct shm_obj *objs = NULL;
-	size_t no = 0;
-	int ret = 0;
-
-	*out = NULL;
-	*nout = 0;
-	for (size_t p = 0; p < n; p++) {
-		const Mm *mm = procs[p]->mm;
-		for (size_t i = 0; i < mm->n_vmas; i++) {
-			const Vma *v = mm->vmas[i];
-			if (!vma_is_shm(v))
-				continue;
-			size_t k;
-			for (k = 0; k < no && objs[k].shmid != v->shmid; k++)
-				;
-			if (k == no) {
-				struct shm_obj *nb = realloc(objs, (no + 1) * sizeof(*nb));
-				if (!nb) {
-					free(objs);
-					return -ENOMEM;
-				}
-				objs = nb;
-				objs[no++] = (struct shm_obj){ .shmid = v->shmid };
-			}
-			uint64_t pg = v->has_pgoff ? v->pgoff : 0;
-			if (pg > ARCH_TASK_SIZE) {
-				free(objs);
-				pr_err("image: shared memory offset %llx out of range",
-				       (unsigned long long)pg);
-				return -EINVAL;
-			}
-			objs[k].size = MAX(objs[k].size, pg + (v->end - v->start));
-		}
-	}
-	if (!no)
-		return 0;
-	struct proc_vma *self = NULL;
-	size_t nself = 0;
-	int r = proc_read_self_maps(&self, &nself);
-	if (r) {
-		free(objs);
-		return pr_errno(r, "restore: read /proc/self/maps");
-	}
-	for (size_t k = 0; k < no && !ret; k++) {
-		uint64_t a = 1ULL << 32, skip;
-		int guard = 0;
-		while (a + objs[k].size <= ARCH_TASK_SIZE && guard++ < 100000 &&
-		       !range_free(procs, n, self, nself, objs, no, a, objs[k].size, &skip))
-			a = ALIGN_UP(MAX(skip, a + PAGE_SIZE), PAGE_SIZE);
-		void *m = a + objs[k].size <= ARCH_TASK_SIZE
-				  ? mmap((void *)(uintptr_t)a, objs[k].size, PROT_READ | PROT_WRITE,
-					 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
-				  : MAP_FAILED;
-		if (m == MAP_FAILED) {
-			ret = pr_perror("restore: create shared memory object of %llu bytes",
-					(unsigned long long)objs[k].size);
-			break;
-		}
-		objs[k].tmp = a;
-	}
-	proc_vmas_free(self, nself);
-	if (ret) {
-		mem_shm_release(objs, no);
-		return ret;
-	}
-	*out = objs;
-	*nout = no;
-	return 0;
-}
-
-void mem_shm_release(struct shm_obj *objs, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		if (objs[k].tmp) {
-			munmap((void *)(uintptr_t)objs[k].tmp, objs[k].size);
-			objs[k].tmp = 0;
-		}
-	free(objs);
-}
-
 /* In the child: drop the inherited creation mappings once the views exist. */
 static int shm_objects_drop(struct rst_ctx *c)
 {
 	for (size_t k = 0; k < c->n_shm; k++) {
+		if (!c->shm[k].tmp)
+			continue;
 		long r = rsys_do(&c->rs, "restore: drop spare shared mapping", SYS_munmap,
 				 c->shm[k].tmp, c->shm[k].size, 0, 0, 0, 0);
 		if (r < 0)
@@ -1064,11 +1006,21 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 		if (vma_is_special(v))
 			continue;
 		if (vma_is_shm(v)) {
-			size_t k;
-			for (k = 0; k < nobjs && objs[k].shmid != v->shmid; k++)
-				;
+			size_t k = shm_obj_of(objs, nobjs, v);
 			if (k == nobjs)
 				return -EINVAL;
+			if (objs[k].huge_kb) {
+				/* the object's file, at the area's service fd */
+				long r = rsys_do(&c->rs, "restore: map shared hugetlb memory",
+						 SYS_mmap, v->start, v->end - v->start,
+						 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+						 (uint64_t)(c->map_fd_base + (int)i),
+						 v->has_pgoff ? v->pgoff : 0);
+				if (r < 0)
+					return (int)r;
+				added_write[i] = true;
+				continue;
+			}
 			long r = rsys_do(&c->rs, "restore: map shared memory", SYS_mremap,
 					 objs[k].tmp + (v->has_pgoff ? v->pgoff : 0), 0,
 					 v->end - v->start, MREMAP_MAYMOVE | MREMAP_FIXED, v->start, 0);
@@ -1104,6 +1056,8 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 			off = v->pgoff;
 		} else {
 			flags |= MAP_ANONYMOUS;
+			if (v->has_huge_kb)
+				flags |= huge_map_flags(v->huge_kb);
 		}
 		long ret = rsys_do(&c->rs, "restore: map memory area", SYS_mmap, v->start,
 				   v->end - v->start, prot, flags, fd, off);
@@ -1277,7 +1231,9 @@ int mem_restore_remote(struct rst_ctx *c)
 		if (cur.r[k].end)
 			keep[nkeep++] = cur.r[k];
 	for (size_t k = 0; k < c->n_shm; k++)
-		keep[nkeep++] = (struct range){ c->shm[k].tmp, c->shm[k].tmp + c->shm[k].size };
+		if (c->shm[k].tmp)
+			keep[nkeep++] = (struct range){ c->shm[k].tmp,
+							c->shm[k].tmp + c->shm[k].size };
 	ret = unmap_all_but(c, keep, nkeep);
 	if (ret)
 		return ret;

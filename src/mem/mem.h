@@ -20,7 +20,7 @@ int mem_restore_remote(struct rst_ctx *c) __must_check; /* layout, contents, mm 
 /* In the restoring stasis, before any process exists: create every MAP_SHARED anonymous
  * object of the tree once, in a place free everywhere. */
 int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out,
-		    size_t *nout) __must_check;
+		    size_t *nout, int *fd_top) __must_check;
 void mem_shm_release(struct shm_obj *objs, size_t n);
 
 /* Lazy restore (src/mem/lazy.c, restore --lazy-pages). Start: before any task is

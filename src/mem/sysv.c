@@ -80,11 +80,6 @@ int mem_sysv_dump(struct dump_ctx *c, Vma *v)
 		       (unsigned long long)v->start, (unsigned long long)v->end, c->pid, v->shmid);
 		return -EOPNOTSUPP;
 	}
-	if (ds.shm_perm.mode & SHM_HUGETLB) {
-		pr_err("vma %llx-%llx of pid %d: SysV segment %u uses huge pages: not supported yet",
-		       (unsigned long long)v->start, (unsigned long long)v->end, c->pid, v->shmid);
-		return -EOPNOTSUPP;
-	}
 	return 0;
 }
 

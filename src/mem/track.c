@@ -349,7 +349,7 @@ int mem_track_proc(struct dump_ctx *c)
  * arena stored as 64 MiB of pages); they hold few pages, stored at every pass. */
 static bool vma_trackable(const Vma *v)
 {
-	return !(v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) &&
+	return !(v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) && !v->has_huge_kb &&
 	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
 		v->kind == VMA_KIND__VMA_STACK);
 }

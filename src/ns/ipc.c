@@ -43,8 +43,10 @@
 #include "core/log.h"
 #include "proc/parse.h"
 #include "core/util.h"
+#include "sys/uapi.h"
 #include "image/img.h"
 #include "ns/ipc.h"
+#include "sys/uapi.h"
 #include "ns/nsrun.h"
 #include "sys/syscalls.h"
 #include "cr/ctx.h"
@@ -310,7 +312,17 @@ static int child_shms(struct child *ch)
 			return child_err(ch, "shmat(%d): %s", id, strerror(errno));
 		memcpy(s->data.data, p, ds.shm_segsz);
 		s->data.len = ds.shm_segsz;
-		int ret = (ds.shm_perm.mode & SHM_DEST) ? child_shm_name_key(ch, s, p) : 0;
+		/* SHM_HUGETLB shows only in the attachment */
+		uint32_t kb = 0;
+		int ret = proc_self_huge_kb((uint64_t)(uintptr_t)p, &kb);
+		if (ret) {
+			shmdt(p);
+			return child_err(ch, "shared memory segment %d: its attachment is not in our "
+					 "smaps", id);
+		}
+		s->has_huge_kb = kb != 0;
+		s->huge_kb = kb;
+		ret = (ds.shm_perm.mode & SHM_DEST) ? child_shm_name_key(ch, s, p) : 0;
 		shmdt(p);
 		if (ret)
 			return ret;
@@ -560,7 +572,7 @@ enum ipc_kind { K_MSG, K_SEM, K_SHM };
 static const char *const kind_name[] = { "msg", "sem", "shm" };
 
 /* Create the object of @p with its id: next_id, then *get as its creator. */
-static int create_obj(enum ipc_kind k, const IpcPerm *p, key_t key, size_t arg)
+static int create_obj(enum ipc_kind k, const IpcPerm *p, key_t key, size_t arg, int extra)
 {
 	char name[32], val[16];
 	if (p->id < 0) {
@@ -585,7 +597,7 @@ static int create_obj(enum ipc_kind k, const IpcPerm *p, key_t key, size_t arg)
 		(void)!setresgid((gid_t)-1, eg, (gid_t)-1);
 		return ret;
 	}
-	int fl = IPC_CREAT | IPC_EXCL | 0600;
+	int fl = IPC_CREAT | IPC_EXCL | 0600 | extra;
 	int id = k == K_MSG ? msgget(key, fl) : k == K_SEM ? semget(key, (int)arg, fl)
 							    : shmget(key, arg, fl);
 	int e = errno;
@@ -612,7 +624,7 @@ static int restore_msgq(const IpcMsgQueue *q)
 		}
 		total += q->msgs[i]->data.len;
 	}
-	int ret = create_obj(K_MSG, q->perm, q->perm->key, 0);
+	int ret = create_obj(K_MSG, q->perm, q->perm->key, 0, 0);
 	if (ret)
 		return ret;
 	int id = q->perm->id;
@@ -659,7 +671,7 @@ static int restore_sem(const IpcSemSet *s)
 			pr_err("image: semaphore value %u out of range", s->values[i]);
 			return -EINVAL;
 		}
-	int ret = create_obj(K_SEM, s->perm, s->perm->key, s->n_values);
+	int ret = create_obj(K_SEM, s->perm, s->perm->key, s->n_values, 0);
 	if (ret)
 		return ret;
 	int id = s->perm->id;
@@ -692,7 +704,14 @@ static int restore_shm(const IpcShmSeg *s)
 		       s->data.len, (unsigned long long)s->size);
 		return -EINVAL;
 	}
-	int ret = create_obj(K_SHM, s->perm, s->dest ? (key_t)s->name_key : s->perm->key, s->size);
+	uint32_t kb = s->has_huge_kb ? s->huge_kb : 0;
+	if (kb && (kb < 4 || kb > (1u << 20) || (kb & (kb - 1)))) {
+		pr_err("image: shared memory segment %d: huge pages of %u KiB", s->perm->id, kb);
+		return -EINVAL;
+	}
+	int huge = kb ? SHM_HUGETLB | (__builtin_ctz(kb) + 10) << SHM_HUGE_SHIFT : 0;
+	int ret = create_obj(K_SHM, s->perm, s->dest ? (key_t)s->name_key : s->perm->key, s->size,
+			     huge);
 	if (ret)
 		return ret;
 	int id = s->perm->id;

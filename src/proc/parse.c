@@ -314,6 +314,13 @@ int proc_parse_smaps(const char *buf, struct proc_vma **out, size_t *nr)
 				if (have_flags || parse_vmflags(q + 1, &v[n - 1].vmflags))
 					goto err;
 				have_flags = true;
+			} else if (q - p == 14 && !memcmp(p, "KernelPageSize", 14)) {
+				const char *r = q + 1;
+				uint64_t kb;
+				skip_blanks(&r);
+				if (get_u64(&r, 10, 1u << 24, &kb) || !kb)
+					goto err;
+				v[n - 1].page_kb = (uint32_t)kb;
 			}
 			continue;
 		}
@@ -1432,6 +1439,30 @@ int proc_parse_cgroup(const char *buf, struct proc_cgroup **out, size_t *nr)
 	*out = v;
 	*nr = n;
 	return 0;
+}
+
+int proc_self_huge_kb(uint64_t addr, uint32_t *kb)
+{
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+	int ret = -EIO;
+	*kb = 0;
+	for (int attempt = 0; attempt < 8 && ret; attempt++) {
+		_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/smaps", 1 << 28, NULL);
+		if (!buf)
+			return -errno;
+		ret = proc_parse_smaps(buf, &v, &n);
+	}
+	if (ret)
+		return ret;
+	ret = -ENOENT;
+	for (size_t i = 0; i < n && ret; i++)
+		if (v[i].start <= addr && addr < v[i].end) {
+			*kb = (v[i].vmflags & VMF_HT) ? v[i].page_kb : 0;
+			ret = 0;
+		}
+	proc_vmas_free(v, n);
+	return ret;
 }
 
 int proc_read_self_maps(struct proc_vma **v, size_t *n)

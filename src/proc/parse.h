@@ -58,6 +58,7 @@ struct proc_vma {
 	uint32_t dev_major, dev_minor;
 	uint64_t ino;
 	uint32_t vmflags;    /* VMF_* from the VmFlags line (0 for plain maps) */
+	uint32_t page_kb;    /* KernelPageSize in KiB (0 for plain maps) */
 	char *path;          /* malloc'd; NULL for an anonymous mapping. "[heap]", "[stack]",
 			      * "[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[anon:x]"
 			      * kept verbatim; " (deleted)" kept verbatim. */
@@ -70,6 +71,9 @@ int proc_parse_smaps(const char *buf, struct proc_vma **out, size_t *nr) __must_
  * being read). 0 or -errno. */
 int proc_read_self_maps(struct proc_vma **v, size_t *n) __must_check;
 void proc_vmas_free(struct proc_vma *v, size_t nr);
+/* The page size (KiB) of this process's hugetlb area holding @addr, 0 for any other
+ * area; -ENOENT when nothing is mapped there. */
+int proc_self_huge_kb(uint64_t addr, uint32_t *kb) __must_check;
 
 struct proc_stat {
 	int pid;

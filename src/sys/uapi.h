@@ -229,4 +229,9 @@ struct stasis_sched_attr {
 #define SOF_TIMESTAMPING_BIND_PHC (1 << 15)
 #endif
 
+/* SysV shared memory on huge pages: the page size's log2 above this bit (linux/shm.h) */
+#ifndef SHM_HUGE_SHIFT
+#define SHM_HUGE_SHIFT 26
+#endif
+
 #endif

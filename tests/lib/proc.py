@@ -266,3 +266,38 @@ def tail(path, n=TAIL_LINES):
         return None
     return lines[-n:]
 
+
+
+HUGE_2M = "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+
+
+def hugepages_reserve(n):
+    """At least @n free 2 MiB huge pages (a test's hugepages=N): the pool grown by what
+    is missing (root). Returns the pool's size before, for hugepages_release, or None
+    when it was not changed; Skip when the pages cannot be had."""
+    def read(name):
+        with open(HUGE_2M + name) as f:
+            return int(f.read())
+    try:
+        total, free = read("nr_hugepages"), read("free_hugepages")
+        if free >= n:
+            return None
+        with open(HUGE_2M + "nr_hugepages", "w") as f:
+            f.write(str(total + n - free))
+        free = read("free_hugepages")
+    except (OSError, ValueError) as e:
+        raise Skip("no huge pages to be had: %s" % e)
+    if free < n:
+        hugepages_release(total)
+        raise Skip("only %d free huge pages of 2 MiB, %d needed" % (free, n))
+    return total
+
+
+def hugepages_release(total):
+    if total is None:
+        return
+    try:
+        with open(HUGE_2M + "nr_hugepages", "w") as f:
+            f.write(str(total))
+    except OSError:
+        pass

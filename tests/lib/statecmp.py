@@ -455,7 +455,10 @@ def _maps(s, where, pid):
         v["%s|maps.prot|%s" % (where, rng)] = prot
         v["%s|maps.offset|%s" % (where, rng)] = off
         v["%s|maps.path|%s" % (where, rng)] = path.strip()
-        if ino == "0":
+        # a private MAP_HUGETLB area's file is the kernel's bookkeeping of that mmap (each
+        # mmap makes one, fork shares it): no program sees it but as an inode number,
+        # like the anonymous memory it stands for
+        if ino == "0" or (prot.endswith("p") and path.strip() == "/anon_hugepage (deleted)"):
             v["%s|maps.file|%s" % (where, rng)] = ""
             continue
         at = "%s map %s" % (where, rng)

@@ -99,8 +99,10 @@ static void test_smaps_fixture(void)
 	CHECK(n > 20);
 	for (size_t i = 1; i < n; i++)
 		CHECK(v[i - 1].end <= v[i].start);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		CHECK(v[i].vmflags != 0); /* every smaps entry has a VmFlags line */
+		CHECK_EQ(v[i].page_kb, 4); /* and a KernelPageSize line */
+	}
 
 	const struct proc_vma *heap = find_vma(v, n, "[heap]");
 	const struct proc_vma *stack = find_vma(v, n, "[stack]");
@@ -662,6 +664,19 @@ static void test_smaps_inline(void)
 	s[33 + big] = '\0';
 	CHECK_EQ(proc_parse_smaps(s, &v, &n), -EINVAL);
 	free(s);
+	/* a hugetlb area's page size; a zero or absurd one */
+	CHECK_EQ(proc_parse_smaps("200000-600000 rw-p 00000000 00:10 7 /anon_hugepage (deleted)\n"
+				  "KernelPageSize:     2048 kB\nVmFlags: rd wr ht\n",
+				  &v, &n),
+		 0);
+	if (n == 1)
+		CHECK(v[0].page_kb == 2048 && (v[0].vmflags & VMF_HT));
+	proc_vmas_free(v, n);
+	CHECK_EQ(proc_parse_smaps("1000-2000 r--p 00000000 00:00 0 \nKernelPageSize: 0 kB\n", &v, &n),
+		 -EINVAL);
+	CHECK_EQ(proc_parse_smaps("1000-2000 r--p 00000000 00:00 0 \nKernelPageSize: 99999999999 kB\n",
+				  &v, &n),
+		 -EINVAL);
 	/* two VmFlags for one vma */
 	CHECK_EQ(proc_parse_smaps("1000-2000 r--p 00000000 00:00 0 \nVmFlags: rd\nVmFlags: rd\n",
 				  &v, &n),
