@@ -27,6 +27,9 @@ bool fd_is_ghost(const struct fd_ent *e)
 
 static int unlinked_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
+	if (!strcmp(e->link, "/secretmem (deleted)"))
+		return fd_unsupported(c, e, "a memfd_secret fd (its mapped memory is carried, "
+					    "not the fd)");
 	if (!fd_is_ghost(e))
 		return 0;
 	e->kind = FILE_KIND__FILE_REG;

@@ -84,6 +84,14 @@ int mem_aio_dump(struct dump_ctx *c, Vma *v) __must_check;
 int mem_aio_validate(const Vma *v, size_t i) __must_check;
 int mem_aio_map(struct rst_ctx *c, const Vma *v) __must_check;
 
+/* src/mem/secret.c: memfd_secret memory (VMA_SECRET): read out by the task itself at
+ * dump; validated with its blob; its contents put in a memfd at fd @target by the
+ * restore child; made again, mapped and filled from that fd (@dfd) by the task. */
+int mem_secret_dump(struct dump_ctx *c, Vma *v) __must_check;
+int mem_secret_validate(const Vma *v, const struct blob_reader *blobs, size_t i) __must_check;
+int mem_secret_child(struct rst_ctx *c, const Vma *v, int target) __must_check;
+int mem_secret_map(struct rst_ctx *c, const Vma *v, int dfd) __must_check;
+
 /* MAP_SHARED anonymous memory: VMAs with the same shmid are views of one shmem object
  * (inherited across fork, or aliased with mremap), maybe in several processes. The
  * restoring stasis creates each object once before it creates any process

@@ -194,6 +194,10 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 		v->pgoff = pv->pgoff;
 	} else if (!pv->shared && !strcmp(p, "/dev/zero")) {
 		/* private mapping of /dev/zero is plain anonymous memory */
+	} else if (!strcmp(p, "/secretmem (deleted)") && pv->shared) {
+		v->kind = VMA_KIND__VMA_SECRET; /* read by the task itself: secret.c */
+		v->has_pgoff = true;
+		v->pgoff = pv->pgoff;
 	} else if (!strcmp(p, "/[aio] (deleted)") && pv->shared) {
 		v->kind = VMA_KIND__VMA_AIO; /* the ring's state is mem_aio_dump's */
 	} else if (p[0] == '/' && str_starts(p, "/SYSV") && pv->shared) {
@@ -249,6 +253,8 @@ static bool vma_wants_pages(const Vma *v)
 		return false; /* the segment does (sysv.c) */
 	if (v->kind == VMA_KIND__VMA_AIO)
 		return false; /* its unreaped events are in the Vma (aio.c) */
+	if (v->kind == VMA_KIND__VMA_SECRET)
+		return false; /* read by the task itself (secret.c) */
 	return true;
 }
 
@@ -479,6 +485,8 @@ int mem_dump(struct dump_ctx *c)
 			ret = mem_sysv_dump(c, v);
 		if (!ret && v->kind == VMA_KIND__VMA_AIO)
 			ret = mem_aio_dump(c, v);
+		if (!ret && v->kind == VMA_KIND__VMA_SECRET)
+			ret = mem_secret_dump(c, v);
 		if (ret)
 			return ret;
 	}
@@ -554,7 +562,7 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		if (v->start >= v->end || (v->start | v->end) & (PAGE_SIZE - 1) ||
 		    v->start < prev_end ||
 		    (v->kind != VMA_KIND__VMA_VSYSCALL && v->end > ARCH_TASK_SIZE) ||
-		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_AIO ||
+		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_SECRET ||
 		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
 		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) ||
 		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
@@ -720,6 +728,12 @@ int mem_restore_child(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
+		if (v->kind == VMA_KIND__VMA_SECRET) {
+			int ret = mem_secret_child(c, v, c->map_fd_base + (int)i);
+			if (ret)
+				return ret;
+			continue;
+		}
 		size_t k = vma_is_shm(v) ? shm_obj_of(c->shm, c->n_shm, v) : c->n_shm;
 		if (k < c->n_shm && c->shm[k].fd >= 0 &&
 		    dup3(c->shm[k].fd, c->map_fd_base + (int)i, O_CLOEXEC) < 0)
@@ -1036,6 +1050,13 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 			added_write[i] = true; /* attached RW or RO: set prot */
 			continue;
 		}
+		if (v->kind == VMA_KIND__VMA_SECRET) {
+			int r = mem_secret_map(c, v, c->map_fd_base + (int)i);
+			if (r)
+				return r;
+			added_write[i] = true; /* mapped RW: set prot */
+			continue;
+		}
 		if (v->kind == VMA_KIND__VMA_AIO) {
 			int r = mem_aio_map(c, v);
 			if (r)
@@ -1084,11 +1105,15 @@ static int mlock_vmas(struct rst_ctx *c)
 	const uint32_t lk = MADV_BIT_LOCKED | MADV_BIT_LOCKONFAULT;
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
-		if (vma_is_special(v) || !(v->madv & MADV_BIT_LOCKED))
+		/* memfd_secret memory is locked by being secret (and mlock's populate fails
+		 * on it) */
+		if (vma_is_special(v) || !(v->madv & MADV_BIT_LOCKED) ||
+		    v->kind == VMA_KIND__VMA_SECRET)
 			continue;
 		uint64_t start = v->start, end = v->end;
 		while (i + 1 < c->mm->n_vmas && c->mm->vmas[i + 1]->start == end &&
 		       !vma_is_special(c->mm->vmas[i + 1]) &&
+		       c->mm->vmas[i + 1]->kind != VMA_KIND__VMA_SECRET &&
 		       (c->mm->vmas[i + 1]->madv & lk) == (v->madv & lk))
 			end = c->mm->vmas[++i]->end;
 		long ret = rsys_do(&c->rs, "restore: mlock2", SYS_mlock2, start, end - start,
@@ -1285,8 +1310,35 @@ int mem_restore_remote(struct rst_ctx *c)
 	return r < 0 ? (int)r : 0;
 }
 
+/* memfd_secret memory mapped by two processes (inherited across fork): each would get a
+ * copy of its own. */
+static int secret_shared(const struct dump_tree *t)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		for (size_t a = 0; a < t->procs[i]->mm->n_vmas; a++) {
+			const Vma *v = t->procs[i]->mm->vmas[a];
+			if (v->kind != VMA_KIND__VMA_SECRET)
+				continue;
+			for (size_t j = i + 1; j < t->nr; j++)
+				for (size_t b = 0; b < t->procs[j]->mm->n_vmas; b++) {
+					const Vma *w = t->procs[j]->mm->vmas[b];
+					if (w->kind == VMA_KIND__VMA_SECRET && w->ino == v->ino) {
+						pr_err("memfd_secret memory at %llx of pid %d is shared "
+						       "with pid %d: not supported yet",
+						       (unsigned long long)v->start, t->procs[i]->pid,
+						       t->procs[j]->pid);
+						return -EOPNOTSUPP;
+					}
+				}
+		}
+	return 0;
+}
+
 static int mem_dump_tree(struct dump_tree *t)
 {
+	int sret = secret_shared(t);
+	if (sret)
+		return sret;
 	for (size_t i = 0; i < t->nr; i++) {
 		int ret = mem_dump_pages(t->procs[i]);
 		if (ret)
@@ -1304,6 +1356,12 @@ static int mem_validate_ghosts(const struct rst_ctx *c)
 			pr_err("image: deleted file %s mapped at %llx: no open file of the task is it",
 			       v->path ? v->path : "?", (unsigned long long)v->start);
 			return -EINVAL;
+		}
+		if (v->kind == VMA_KIND__VMA_SECRET) {
+			int ret = mem_secret_validate(v, blob_reader_or_none(c->blobs), i);
+			if (ret)
+				return ret;
+			continue;
 		}
 		if (!v->ghost)
 			continue;
