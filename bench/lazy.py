@@ -16,7 +16,9 @@ and, for the lazy restore, when the page server (stasis-lazy) has exited. Median
 the rounds; the ratios lazy/full are printed. Targets: running under 20 ms at every
 size; all-in no slower than the full restore. With --incremental the image restored is a
 dump made against a pre-dump taken just before (nearly every page in the parent image):
-the case of a tree checkpointed at intervals."""
+the case of a tree checkpointed at intervals. With --page-server both restores read the
+pages from `stasis page-server --serve` on loopback (the metadata copied to a directory
+of its own): the post-copy case, pages fetched over a connection."""
 import argparse
 import ctypes
 import os
@@ -102,8 +104,17 @@ def restore(a, img, pid, req, resp, lazy):
     before = set(servers())
     os.write(req, b"p")  # queued: answered as soon as the process runs
     log = img + ".restore.log"
+    if a.page_server:  # the metadata here, the pages on the server
+        meta = os.path.join(os.path.dirname(img), "meta", os.path.basename(img))
+        os.makedirs(meta)
+        for e in os.listdir(img):
+            if not e.startswith("pages-"):
+                shutil.copy(os.path.join(img, e), meta)
+        img = meta
     argv = [a.stasis, "restore", "-D", img, "-d", "-v", "-o", log] + (
-        ["--lazy-pages"] if lazy else [])
+        ["--lazy-pages"] if lazy else []) + (
+        ["--page-server", "--address", "127.0.0.1", "--port", a.port]
+        if a.page_server else [])
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
@@ -195,6 +206,8 @@ def one_round(a, exe, scratch, size, rnd):
             os.close(resp)
             shutil.rmtree(img, ignore_errors=True)
             shutil.rmtree(img + ".pre", ignore_errors=True)
+            shutil.rmtree(os.path.join(scratch, "meta", os.path.basename(img)),
+                          ignore_errors=True)
             for f in fifos + [ready]:
                 if os.path.exists(f):
                     os.unlink(f)
@@ -211,12 +224,21 @@ def main():
     ap.add_argument("--incremental", action="store_true",
                     help="restore a dump made against a pre-dump just before (almost "
                          "every page lies in the parent image)")
+    ap.add_argument("--page-server", action="store_true",
+                    help="restore with the pages read from `stasis page-server --serve` "
+                         "on loopback (full and lazy)")
     a = ap.parse_args()
     if ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
         raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed")
     exe = build(a.build)
     scratch = tempfile.mkdtemp(prefix="stasis-bench-lazy-", dir=a.dir)
     table = []
+    server = None
+    if a.page_server:
+        server = subprocess.Popen([a.stasis, "page-server", "--serve", "-D", scratch,
+                                "--address", "127.0.0.1", "--port", "0"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        a.port = server.stdout.readline().strip().rsplit(":", 1)[1]
     try:
         for size in [int(s) for s in a.sizes.split(",")]:
             rounds = []
@@ -232,6 +254,9 @@ def main():
             srv = statistics.median(x["lazy"][2] for x in rounds)
             table.append((size, med, srv))
     finally:
+        if server:
+            server.kill()
+            server.wait()
         shutil.rmtree(scratch, ignore_errors=True)
     print("\nmedians of %d rounds (images in %s):" % (a.repeat, a.dir))
     print("| MiB | full: running | lazy: running | running lazy/full | full: all in "

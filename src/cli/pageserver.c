@@ -7,8 +7,11 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,11 +21,15 @@
 
 static void ps_usage(FILE *f)
 {
-	fprintf(f, "usage: stasis page-server -D DIR --port PORT [--address ADDR] [-v] [-o LOGFILE]\n"
+	fprintf(f, "usage: stasis page-server -D DIR --port PORT [--address ADDR] [--serve] [-v]\n"
+		   "                          [-o LOGFILE]\n"
 		   "  Receive the images `stasis dump --page-server` (or `stasis migrate`) sends.\n"
 		   "  -D, --images-dir DIR  where they go (an unnamed image: DIR itself)\n"
 		   "      --port PORT      the TCP port to listen on (0: any, printed)\n"
 		   "      --address ADDR   the address to listen on (default: all)\n"
+		   "      --serve          serve the images in DIR (and their parents inside it)\n"
+		   "                       to `stasis restore --page-server` instead, lazy or not,\n"
+		   "                       each connection in a process of its own, until killed\n"
 		   "  Prints `listening on ADDR:PORT` once it listens and `image PATH` for every\n"
 		   "  image it has put in place; exits 0 after an unnamed image or a migration's\n"
 		   "  final dump, 1 when an image failed.\n");
@@ -72,18 +79,51 @@ static void print_listening(int fd)
 	fflush(stdout);
 }
 
+/* --serve: every connection a read session in a process of its own (a lazy restore
+ * reads from two: stasis and its lazy page server), which dies with the server. Only a
+ * failure to accept ends it. */
+static int serve_images(int lfd, const char *dir)
+{
+	signal(SIGCHLD, SIG_IGN); /* sessions reaped by the kernel */
+	for (;;) {
+		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return pr_perror("page server: accept");
+		}
+		pid_t me = getpid(), p = fork();
+		if (p < 0) {
+			pr_perror("page server: fork for a connection");
+			close(cfd);
+			continue;
+		}
+		if (!p) {
+			close(lfd);
+			if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != me)
+				_exit(1);
+			int ret = ps_serve_read_conn(cfd, dir);
+			log_close();
+			_exit(ret ? 1 : 0);
+		}
+		close(cfd);
+	}
+}
+
 int cmd_page_server(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, NULL, 'D' },
 		{ "address", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
+		{ "serve", no_argument, NULL, 's' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *addr = NULL, *port = NULL, *logfile = NULL;
 	int verbose = 0, c;
+	bool serve = false;
 	long long v;
 
 	optind = 1;
@@ -101,6 +141,9 @@ int cmd_page_server(int argc, char **argv)
 				return 2;
 			}
 			port = optarg;
+			break;
+		case 's':
+			serve = true;
 			break;
 		case 'o':
 			logfile = optarg;
@@ -127,7 +170,9 @@ int cmd_page_server(int argc, char **argv)
 	int lfd = listen_on(addr, port), ret = lfd < 0 ? lfd : 0;
 	if (lfd >= 0)
 		print_listening(lfd);
-	while (!ret) {
+	if (!ret && serve)
+		ret = serve_images(lfd, dir);
+	while (!ret && !serve) {
 		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)

@@ -172,6 +172,7 @@ static void restore_usage(FILE *f)
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
 		   "                      [--tcp-close] [--inherit-fd fd[N]:KEY]...\n"
 		   "                      [--network-lock nftables|none] [--lazy-pages]\n"
+		   "                      [--page-server --address ADDR --port PORT]\n"
 		   "  -D, --images-dir DIR the images to restore from\n"
 		   "  -d, --restore-detached  return once the task runs (it is reparented)\n"
 		   "      --pidfile FILE   write the restored task's pid there\n"
@@ -179,6 +180,9 @@ static void restore_usage(FILE *f)
 		   "                       is served on fault (userfaultfd) and streamed in by\n"
 		   "                       a page server process (stasis-lazy) that exits when\n"
 		   "                       all of it is in; needs CAP_SYS_PTRACE\n"
+		   "      --page-server --address ADDR --port PORT  read the pages files from\n"
+		   "                       `stasis page-server --serve` there (DIR holds the\n"
+		   "                       rest of the image and of its parents); lazy or not\n"
 		   "      --join-ns TYPE:PATH  restore the root into that existing namespace\n"
 		   "                       (TYPE uts, ipc or net; PATH /proc/PID/ns/TYPE or a\n"
 		   "                       bind-mounted nsfs file); repeatable\n"
@@ -261,9 +265,31 @@ static const struct option restore_longopts[] = {
 	{ "network-lock", required_argument, NULL, 'N' },
 	{ "inherit-fd", required_argument, NULL, 'I' },
 	{ "lazy-pages", no_argument, NULL, 'L' },
+	{ "page-server", no_argument, NULL, 'S' },
+	{ "address", required_argument, NULL, 'A' },
+	{ "port", required_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --page-server --address A --port P: all three or none. */
+static int page_server_opts(int c, const char *arg, struct restore_opts *o, bool *ps)
+{
+	long long v;
+	if (c == 'S')
+		*ps = true;
+	else if (c == 'A')
+		o->ps_addr = arg;
+	else if (c == 'T' && !parse_int(arg, 1, 65535, &v))
+		o->ps_port = arg;
+	else if (c == 'T')
+		return fprintf(stderr, "stasis restore: invalid --port '%s'\n", arg), 2;
+	else if (*ps != (o->ps_addr && o->ps_port) || (!*ps && (o->ps_addr || o->ps_port)))
+		return fprintf(stderr, "stasis restore: --page-server needs --address and --port "
+				       "(and they need it)\n"),
+		       2;
+	return 0;
+}
 
 int cmd_restore(int argc, char **argv)
 {
@@ -275,7 +301,13 @@ int cmd_restore(int argc, char **argv)
 	size_t n_ext = 0, n_inh = 0;
 
 	optind = 1;
+	bool ps = false;
 	while ((c = getopt_long(argc, argv, "D:do:vjh", restore_longopts, NULL)) != -1) {
+		if (c == 'S' || c == 'A' || c == 'T') {
+			if (page_server_opts(c, optarg, &o, &ps))
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case 'D':
 			o.dir = optarg;
@@ -360,6 +392,8 @@ int cmd_restore(int argc, char **argv)
 		restore_usage(stderr);
 		return 2;
 	}
+	if (page_server_opts(0, NULL, &o, &ps))
+		return 2;
 	if (cli_log_init("restore", logfile, verbose))
 		return 2;
 	o.externals = ext;

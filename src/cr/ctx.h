@@ -144,6 +144,9 @@ struct restore_opts {
 	void *notify_arg;
 	bool network_lock_none; /* --network-lock none: no lock (src/net/netlock.c) */
 	bool lazy_pages;        /* --lazy-pages: memory served on fault (src/mem/lazy.c) */
+	/* --page-server --address --port: the pages files are read from a page server
+	 * started with --serve (src/mem/pagefile.c), or NULL */
+	const char *ps_addr, *ps_port;
 	struct cr_stats *stats; /* filled by a restore that succeeds, or NULL */
 };
 

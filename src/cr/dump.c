@@ -112,6 +112,13 @@ static int check_dumpable(struct dump_ctx *c)
 	}
 	if (!c->nr_thr && c->stat.state == 'T')
 		c->stop_signal = stop_signal_of(&c->stat); /* restored stopped */
+	if ((c->stat.state == 'Z' || c->stat.state == 'X') && c->stat.num_threads > 1) {
+		/* /proc/PID shows the leader: its mm, files and fs are gone with it */
+		pr_err("pid %d: its main thread exited while %ld other threads run on (a "
+		       "zombie thread-group leader): not supported yet",
+		       c->pid, c->stat.num_threads - 1);
+		return -EOPNOTSUPP;
+	}
 	if (c->stat.state == 'Z' || c->stat.state == 'X') {
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
 		return -ESRCH;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -67,13 +68,24 @@ static bool valid_image_name(const char *n)
 	return true;
 }
 
-static int on_hello(struct ps_conn *c, const struct ps_msg *m, const char *dir,
-		    uint32_t *flags, char *done, size_t done_len)
+/* The first message: a hello of this version naming a valid image, with the flags
+ * @allowed and all of @required; the image's path (@dir or @dir/NAME) into @path. */
+static int read_hello(struct ps_conn *c, const char *dir, uint32_t allowed, uint32_t required,
+		      uint32_t *flags, char *path, size_t path_len)
 {
 	struct ps_hello h;
-	if (le16toh(m->type) != PS_HELLO || le32toh(m->len) != sizeof(h))
+	struct ps_msg m;
+	int ret = read_all(c->fd, &m, sizeof(m));
+	if (ret) {
+		pr_err("page server: the client sent nothing: %s",
+		       ret == -EIO ? "connection closed" : strerror(-ret));
+		return ret;
+	}
+	if (le32toh(m.magic) != PS_MAGIC)
+		return refuse(c, -EPROTO, "not a stasis page server client");
+	if (le16toh(m.type) != PS_HELLO || le32toh(m.len) != sizeof(h))
 		return refuse(c, -EPROTO, "the client did not start with a hello");
-	int ret = read_all(c->fd, &h, sizeof(h));
+	ret = read_all(c->fd, &h, sizeof(h));
 	if (ret)
 		return refuse(c, ret, "read the hello: %s", strerror(-ret));
 	uint32_t v = le32toh(h.version);
@@ -82,14 +94,29 @@ static int on_hello(struct ps_conn *c, const struct ps_msg *m, const char *dir,
 			      "protocol version %u not served (this page server speaks %u)", v,
 			      PS_VERSION);
 	*flags = le32toh(h.flags);
-	if (*flags & ~(PS_F_SYNC | PS_F_FINAL))
+	if ((*flags & PS_F_READ) != (required & PS_F_READ))
+		return refuse(c, -EPROTO, required & PS_F_READ
+						  ? "this page server serves images (--serve): it "
+						    "receives none"
+						  : "this page server receives images: start one "
+						    "with --serve to read them");
+	if (*flags & ~allowed)
 		return refuse(c, -EPROTO, "unknown hello flags %#x", *flags);
 	if (!memchr(h.name, '\0', sizeof(h.name)) || (h.name[0] && !valid_image_name(h.name)))
 		return refuse(c, -EINVAL, "invalid image name in the hello");
-	int n = h.name[0] ? snprintf(done, done_len, "%s/%s", dir, h.name)
-			  : snprintf(done, done_len, "%s", dir);
-	if (n < 0 || (size_t)n >= done_len)
+	int n = h.name[0] ? snprintf(path, path_len, "%s/%s", dir, h.name)
+			  : snprintf(path, path_len, "%s", dir);
+	if (n < 0 || (size_t)n >= path_len)
 		return refuse(c, -ENAMETOOLONG, "image path too long");
+	return 0;
+}
+
+static int on_hello(struct ps_conn *c, const char *dir, uint32_t *flags, char *done,
+		    size_t done_len)
+{
+	int ret = read_hello(c, dir, PS_F_SYNC | PS_F_FINAL, 0, flags, done, done_len);
+	if (ret)
+		return ret;
 	ret = img_dir_begin(&c->d, done, *flags & PS_F_SYNC);
 	if (ret)
 		return refuse(c, ret, "cannot write an image to %s: %s", done, strerror(-ret));
@@ -231,14 +258,7 @@ int ps_serve_conn(int fd, const char *dir, uint32_t *flags, char *done, size_t d
 	c.buf = malloc(PS_MAX_DATA);
 	if (!c.buf)
 		return -ENOMEM;
-	ret = read_all(fd, &m, sizeof(m));
-	if (ret)
-		pr_err("page server: the client sent nothing: %s",
-		       ret == -EIO ? "connection closed" : strerror(-ret));
-	else if (le32toh(m.magic) != PS_MAGIC)
-		ret = refuse(&c, -EPROTO, "not a stasis page server client");
-	else
-		ret = on_hello(&c, &m, dir, flags, done, done_len);
+	ret = on_hello(&c, dir, flags, done, done_len);
 	while (!ret) {
 		ret = read_all(fd, &m, sizeof(m));
 		if (ret) {
@@ -286,5 +306,183 @@ out:
 		img_dir_close(&c.d);
 	free(c.names);
 	free(c.buf);
+	return ret;
+}
+
+/* ------------------------------------------------------------ read sessions ---- */
+
+struct ps_rd {
+	struct ps_conn c; /* fd and buf */
+	char rootp[PATH_MAX]; /* the server's directory, resolved */
+	int img;              /* the image's directory */
+	int files[PS_MAX_RFILES];
+};
+
+/* Is directory @dfd inside the server's directory? */
+static bool rd_contained(const struct ps_rd *r, int dfd)
+{
+	char link[64], p[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dfd);
+	ssize_t n = readlink(link, p, sizeof(p) - 1);
+	if (n < 0)
+		return false;
+	p[n] = '\0';
+	size_t rl = strlen(r->rootp);
+	return !strncmp(p, r->rootp, rl) && (p[rl] == '\0' || p[rl] == '/' || rl == 1);
+}
+
+static int rd_send_data(struct ps_rd *r, uint32_t id, uint64_t off, const void *buf, size_t len)
+{
+	struct ps_msg m;
+	ps_msg_encode(&m, PS_DATA, id, (uint32_t)len, off);
+	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)buf, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	size_t want = sizeof(m) + len;
+	while (want) {
+		ssize_t w = sendmsg(r->c.fd, &mh, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -errno;
+		want -= (size_t)w;
+		while (mh.msg_iovlen && (size_t)w >= mh.msg_iov->iov_len) {
+			w -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + w;
+			mh.msg_iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int rd_open(struct ps_rd *r, uint32_t id, uint32_t len)
+{
+	char path[PS_MAX_DEPTH * 7 + PS_NAME_MAX];
+	if (!len || len >= sizeof(path))
+		return refuse(&r->c, -EPROTO, "bad file name length %u", len);
+	/* the name read first: a refusal then reaches the client (unread bytes would turn
+	 * the close into a reset) */
+	int ret = read_all(r->c.fd, path, len);
+	if (ret)
+		return refuse(&r->c, ret, "read a file name: %s", strerror(-ret));
+	if (id >= PS_MAX_RFILES || r->files[id] >= 0)
+		return refuse(&r->c, -EPROTO, "bad file id %u", id);
+	path[len] = '\0';
+	const char *name = path;
+	int depth = 0;
+	while (!strncmp(name, IMG_PARENT_LINK "/", strlen(IMG_PARENT_LINK) + 1) &&
+	       depth <= PS_MAX_DEPTH) {
+		name += strlen(IMG_PARENT_LINK) + 1;
+		depth++;
+	}
+	if (strlen(path) != len || depth > PS_MAX_DEPTH || strchr(name, '/') ||
+	    !img_kind_by_filename(name))
+		return refuse(&r->c, -EINVAL, "refusing a file that is not an image file");
+	int d = dup(r->img);
+	for (int k = 0; d >= 0 && k < depth; k++) {
+		int nd = openat(d, IMG_PARENT_LINK, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(d);
+		d = nd;
+		if (d >= 0 && !rd_contained(r, d)) {
+			close(d);
+			return refuse(&r->c, -EACCES, "%s: a parent image outside the served "
+						      "directory", path);
+		}
+	}
+	int fd = d < 0 ? -1 : openat(d, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	if (d >= 0)
+		close(d);
+	struct stat st;
+	if (!ret && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)))
+		ret = -EINVAL;
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		return refuse(&r->c, ret, "open %s: %s", path, strerror(-ret));
+	}
+	r->files[id] = fd;
+	return rd_send_data(r, id, (uint64_t)st.st_size, NULL, 0);
+}
+
+static int rd_read(struct ps_rd *r, uint32_t id, uint32_t len, uint64_t off)
+{
+	uint32_t count;
+	if (len != sizeof(count))
+		return refuse(&r->c, -EPROTO, "bad read request");
+	int ret = read_all(r->c.fd, &count, sizeof(count));
+	if (ret)
+		return refuse(&r->c, ret, "read a request: %s", strerror(-ret));
+	if (id >= PS_MAX_RFILES || r->files[id] < 0)
+		return refuse(&r->c, -EPROTO, "read of file id %u, never opened", id);
+	count = le32toh(count);
+	if (!count || count > PS_MAX_DATA || off > PS_MAX_OFF)
+		return refuse(&r->c, -EPROTO, "read of %u bytes at %llu out of bounds", count,
+			      (unsigned long long)off);
+	size_t got = 0;
+	while (got < count) {
+		ssize_t n = pread(r->files[id], r->c.buf + got, count - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return refuse(&r->c, -errno, "read: %s", strerror(errno));
+		if (!n)
+			break; /* the end of the file: the client sees the short count */
+		got += (size_t)n;
+	}
+	return rd_send_data(r, id, off, r->c.buf, got);
+}
+
+int ps_serve_read_conn(int fd, const char *dir)
+{
+	struct ps_rd *r = calloc(1, sizeof(*r));
+	char path[PATH_MAX];
+	uint32_t flags;
+	if (!r)
+		return -ENOMEM;
+	r->c.fd = fd;
+	r->img = -1;
+	for (uint32_t i = 0; i < PS_MAX_RFILES; i++)
+		r->files[i] = -1;
+	r->c.buf = malloc(PS_MAX_DATA);
+	int ret = r->c.buf ? read_hello(&r->c, dir, PS_F_READ, PS_F_READ, &flags, path,
+					sizeof(path))
+			   : -ENOMEM;
+	if (!ret && !realpath(dir, r->rootp))
+		ret = refuse(&r->c, -errno, "%s: %s", dir, strerror(errno));
+	if (!ret && (r->img = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		ret = refuse(&r->c, -errno, "no image %s here: %s", path, strerror(errno));
+	if (!ret) {
+		send_reply(fd, 0, "ready");
+		pr_info("page server: serving the image %s", path);
+	}
+	struct ps_msg m;
+	while (!ret) {
+		ret = read_all(fd, &m, sizeof(m));
+		if (ret) {
+			ret = ret == -EIO ? 0 : ret; /* the client is done */
+			break;
+		}
+		uint32_t id = le32toh(m.id), len = le32toh(m.len);
+		if (le32toh(m.magic) != PS_MAGIC || m.flags)
+			ret = refuse(&r->c, -EPROTO, "malformed message");
+		else if (le16toh(m.type) == PS_OPENR)
+			ret = rd_open(r, id, len);
+		else if (le16toh(m.type) == PS_READ)
+			ret = rd_read(r, id, len, le64toh(m.off));
+		else
+			ret = refuse(&r->c, -EPROTO, "unknown message type %u in a read session",
+				     le16toh(m.type));
+	}
+	for (uint32_t i = 0; i < PS_MAX_RFILES; i++)
+		if (r->files[i] >= 0)
+			close(r->files[i]);
+	if (r->img >= 0)
+		close(r->img);
+	free(r->c.buf);
+	free(r);
 	return ret;
 }

@@ -23,6 +23,7 @@
 #define PS_CONNECT_MS 10000
 #define PS_SEND_TIMEOUT_S 60   /* a server that takes nothing for this long is gone */
 #define PS_COMMIT_MS 600000    /* syncing a large image over there */
+#define PS_READ_MS 60000       /* a read session's answer */
 
 struct img_remote {
 	int fd;
@@ -112,17 +113,25 @@ static int send_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-/* One message, whole, under the lock (writers of several processes share the socket). */
-static int send_msg(struct img_remote *r, enum ps_type type, uint32_t id, uint64_t off,
-		    const void *data, size_t len, const char *doing)
+/* One message, whole; the caller holds the lock. */
+static int send_locked(struct img_remote *r, enum ps_type type, uint32_t id, uint64_t off,
+		       const void *data, size_t len, const char *doing)
 {
 	struct ps_msg m;
 	ps_msg_encode(&m, type, id, (uint32_t)len, off);
 	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)data, len } };
-	pthread_mutex_lock(&r->mu);
 	int ret = r->err ?: send_all(r->fd, iov, len ? 2 : 1);
 	if (ret && !r->err)
 		ret = remote_fail(r, ret, doing);
+	return ret;
+}
+
+/* One message, whole, under the lock (writers of several processes share the socket). */
+static int send_msg(struct img_remote *r, enum ps_type type, uint32_t id, uint64_t off,
+		    const void *data, size_t len, const char *doing)
+{
+	pthread_mutex_lock(&r->mu);
+	int ret = send_locked(r, type, id, off, data, len, doing);
 	pthread_mutex_unlock(&r->mu);
 	return ret;
 }
@@ -322,4 +331,86 @@ void img_remote_free(struct img_remote *r)
 		close(r->fd);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
+}
+
+/* The answer to a read-session request, the lock held: DATA for file @id (its offset in
+ * *@off, at most @max bytes into @buf, their count in *@got), or the server's REPLY
+ * saying why not. 0 or -errno, logged; sticky. */
+static int read_data(struct img_remote *r, uint32_t id, uint64_t *off, void *buf, size_t max,
+		     size_t *got, const char *doing)
+{
+	struct pollfd p = { .fd = r->fd, .events = POLLIN };
+	struct ps_msg m;
+	if (r->err)
+		return r->err;
+	int n = poll(&p, 1, PS_READ_MS);
+	int ret = n <= 0 ? (n < 0 ? -errno : -ETIMEDOUT) : read_all(r->fd, &m, sizeof(m));
+	if (ret)
+		return remote_fail(r, ret, doing);
+	uint16_t type = le16toh(m.type);
+	uint32_t len = le32toh(m.len);
+	if (le32toh(m.magic) == PS_MAGIC && type == PS_REPLY && len < PS_MAX_REPLY) {
+		char msg[PS_MAX_REPLY];
+		uint64_t st = le64toh(m.off);
+		ret = read_all(r->fd, msg, len);
+		msg[ret ? 0 : len] = '\0';
+		for (uint32_t i = 0; i < len && !ret; i++)
+			if ((unsigned char)msg[i] < ' ')
+				msg[i] = ' ';
+		pr_err("page server %s: %s: %s", r->where, doing, msg);
+		return r->err = st && st < 4096 ? -(int)st : -EPROTO;
+	}
+	if (le32toh(m.magic) != PS_MAGIC || type != PS_DATA || le32toh(m.id) != id || len > max)
+		return remote_fail(r, -EPROTO, doing);
+	ret = len ? read_all(r->fd, buf, len) : 0;
+	if (ret)
+		return remote_fail(r, ret, doing);
+	*off = le64toh(m.off);
+	*got = len;
+	return 0;
+}
+
+int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint64_t *size)
+{
+	size_t got = 0;
+	int ret;
+	pthread_mutex_lock(&r->mu);
+	uint32_t i = r->next_id < PS_MAX_RFILES ? r->next_id++ : PS_MAX_RFILES;
+	if (i == PS_MAX_RFILES)
+		ret = pr_errno(-E2BIG, "page server %s: more than %u files read", r->where,
+			       PS_MAX_RFILES);
+	else
+		ret = send_locked(r, PS_OPENR, i, 0, path, strlen(path), "open a file");
+	if (!ret)
+		ret = read_data(r, i, size, NULL, 0, &got, path);
+	pthread_mutex_unlock(&r->mu);
+	*id = i;
+	return ret;
+}
+
+int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+	while (len) {
+		uint32_t n = len < PS_MAX_DATA ? (uint32_t)len : PS_MAX_DATA, wire = htole32(n);
+		uint64_t at = 0;
+		size_t got = 0;
+		pthread_mutex_lock(&r->mu);
+		int ret = send_locked(r, PS_READ, id, off, &wire, sizeof(wire), "ask for pages");
+		if (!ret)
+			ret = read_data(r, id, &at, p, n, &got, "read pages");
+		if (!ret && (at != off || got != n))
+			ret = r->err = pr_errno(-EIO, "page server %s: %zu bytes at %llu where %u at "
+					       "%llu were asked for (a file shorter than its image "
+					       "says)",
+					       r->where, got, (unsigned long long)at, n,
+					       (unsigned long long)off);
+		pthread_mutex_unlock(&r->mu);
+		if (ret)
+			return ret;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
 }

@@ -20,7 +20,14 @@
  * target of the `parent` link), then COMMIT and waits for the REPLY. A REPLY
  * carries 0 or an errno in `off` and a message as payload; the server sends one with the
  * error and closes the connection on anything it refuses. Every field is bounded (see
- * the PS_MAX_* values): the server trusts nothing its client sends. */
+ * the PS_MAX_* values): the server trusts nothing its client sends.
+ *
+ * A read session (hello flag PS_F_READ, a server started with --serve) serves an image
+ * that exists there to a restore (`restore --page-server`, lazy or not): OPENR names a
+ * file (an image file name after at most PS_MAX_DEPTH "parent/": the image's parents),
+ * answered by DATA with the file's size; READ asks for a range, answered by DATA with
+ * the bytes. Only files inside the server's directory are served, however the `parent`
+ * links point. */
 #ifndef STASIS_IMAGE_REMOTE_H
 #define STASIS_IMAGE_REMOTE_H
 
@@ -38,7 +45,21 @@
 #define PS_NAME_MAX 64            /* file and image names, with their NUL */
 #define PS_MAX_REPLY 1024         /* a reply's message */
 
-enum ps_type { PS_HELLO = 1, PS_OPEN, PS_WRITE, PS_LINK, PS_COMMIT, PS_REPLY, PS_DROP };
+enum ps_type {
+	PS_HELLO = 1,
+	PS_OPEN,
+	PS_WRITE,
+	PS_LINK,
+	PS_COMMIT,
+	PS_REPLY,
+	PS_DROP,
+	PS_OPENR, /* read session: id, payload a file name, maybe after "parent/"s */
+	PS_READ,  /* read session: id, off, payload a u32 count (at most PS_MAX_DATA) */
+	PS_DATA,  /* the answer: id, off, payload the bytes (fewer at the end of the file);
+		   * to PS_OPENR: len 0, off the file's size */
+};
+#define PS_MAX_RFILES 1024u /* files open in one read session */
+#define PS_MAX_DEPTH 64     /* "parent/" links one name may go up */
 
 struct ps_msg {
 	uint32_t magic;
@@ -56,6 +77,7 @@ void ps_msg_encode(struct ps_msg *m, enum ps_type type, uint32_t id, uint32_t le
 
 #define PS_F_SYNC 0x1u  /* sync the image before acknowledging the commit */
 #define PS_F_FINAL 0x2u /* a dump, the last image of a session (not a pre-dump) */
+#define PS_F_READ 0x4u  /* a read session (a restore reading pages): `page-server --serve` */
 struct ps_hello {
 	uint32_t version;
 	uint32_t flags;
@@ -88,6 +110,15 @@ int img_remote_commit(struct img_remote *r, int dfd) __must_check;
 /* Closes the connection: an image not committed is dropped by the server. NULL-safe. */
 void img_remote_free(struct img_remote *r);
 
+/* Read sessions (img_remote_connect with PS_F_READ): open file @path of the image
+ * ("pages-N.img", "parent/pages-N.img", ...): its id in *@id, its size in *@size. */
+int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint64_t *size)
+	__must_check;
+/* @len bytes at @off of file @id into @buf (all of them: a short file is an error); may be
+ * called from several threads at once. 0 or -errno, logged. */
+int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, uint64_t off)
+	__must_check;
+
 /* ---------------------------------------------------------------- server ---- */
 
 /* Serve one connection on @fd into directory @dir: the image goes to @dir or to
@@ -96,5 +127,9 @@ void img_remote_free(struct img_remote *r);
  * image dropped, nothing left of it; the reason logged and sent to the client). */
 int ps_serve_conn(int fd, const char *dir, uint32_t *flags, char *done, size_t done_len)
 	__must_check;
+/* Serve one read session on @fd from the images of @dir (page-server --serve): files of
+ * the image (@dir or @dir/NAME) and of its parents, as long as each lies inside @dir.
+ * Returns when the client closes: 0, or -errno for a session refused or failed. */
+int ps_serve_read_conn(int fd, const char *dir) __must_check;
 
 #endif

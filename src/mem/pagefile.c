@@ -9,7 +9,15 @@
  * that file, at most PAGEFILE_MAX_EXT of them per process. Every range asked for is
  * checked against the file it lies in. A compressed file (`dump --compress`, any file of
  * the chain may be one) is not mapped: its runs are read through src/mem/pagez.c, and
- * map() fails with EOPNOTSUPP for them. */
+ * map() fails with EOPNOTSUPP for them.
+ *
+ * `restore --page-server`: the same source with the pages files on a page server started
+ * with --serve (the metadata and the `parent` links of the chain stay local), the image
+ * of the same name as the local one (the last component of -D) below its directory: each file
+ * is opened there by its path in the chain ("parent/.../pages-PID.img") and read with
+ * requests, map() fails with EOPNOTSUPP. A connection belongs to one process: a lazy
+ * page server forked from stasis opens its own (and the files again) on its first
+ * read. Compressed files are not read this way. */
 #include "mem/pagexfer.h"
 #include "mem/internal.h"
 
@@ -21,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "image/remote.h"
 #include "mem/pagez.h"
 #include "mem/pwriter.h"
 
@@ -127,6 +136,11 @@ struct pagefile_map {
 	const char *map;
 	size_t len;    /* header and stream: what a run's offset is checked against */
 	struct pagez *z; /* a compressed file (map is NULL) */
+	bool remote;     /* on the page server (map is NULL): path, rid */
+	pid_t rid_pid;   /* the process whose connection rid is an id of */
+	uint32_t rid;
+	uint64_t fsize;  /* the file's size there */
+	char path[PS_MAX_DEPTH * 7 + 32];
 };
 
 struct pagefile_src {
@@ -139,13 +153,83 @@ struct pagefile_src {
 	size_t n_ext;
 	int chain[MEM_MAX_CHAIN + 1]; /* chain[d]: the image d links up (0: unopened) */
 	pthread_mutex_t mu; /* map() from read() of several threads */
+	const char *ps_addr, *ps_port; /* restore --page-server, else NULL */
+	char ps_image[PS_NAME_MAX];    /* the image's name there */
+	struct img_remote *rem;        /* its connection, of process rem_pid */
+	pid_t rem_pid;
 };
+
+/* The connection of this process to the page server, and @f opened over it. */
+static struct img_remote *remote_file(struct pagefile_src *ps, struct pagefile_map *f)
+{
+	pid_t me = getpid();
+	if (ps->rem && ps->rem_pid != me) {
+		img_remote_free(ps->rem); /* the parent's copy: not ours to talk over */
+		ps->rem = NULL;
+	}
+	if (!ps->rem) {
+		int ret = img_remote_connect(ps->ps_addr, ps->ps_port, ps->ps_image, PS_F_READ,
+					     &ps->rem);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		ps->rem_pid = me;
+	}
+	if (f->rid_pid != me) {
+		uint64_t size;
+		int ret = img_remote_openr(ps->rem, f->path, &f->rid, &size);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		if (f->rid_pid && size != f->fsize) {
+			pr_err("page server: %s changed size (%llu bytes, was %llu)", f->path,
+			       (unsigned long long)size, (unsigned long long)f->fsize);
+			errno = ESTALE;
+			return NULL;
+		}
+		f->fsize = size;
+		f->rid_pid = me;
+	}
+	return ps->rem;
+}
+
+/* Pages file @f on the page server: opened, its header checked. */
+static int remote_open(struct pagefile_src *ps, struct pagefile_map *f, uint32_t depth, int pid)
+{
+	char name[32];
+	struct img_hdr h;
+	img_name(IMG_PAGES, pid, name, sizeof(name));
+	f->remote = true;
+	f->path[0] = '\0';
+	for (uint32_t d = 0; d < depth; d++)
+		strcat(f->path, IMG_PARENT_LINK "/");
+	strcat(f->path, name);
+	struct img_remote *r = remote_file(ps, f);
+	if (!r)
+		return -errno;
+	int ret = f->fsize < sizeof(h) ? -EBADMSG : img_remote_pread(r, f->rid, &h, sizeof(h), 0);
+	if (!ret)
+		ret = img_check_hdr(&h, IMG_PAGES, f->fsize, f->path);
+	if (!ret && (h.flags & IMG_F_PAGES_ZSTD))
+		ret = pr_errno(-EOPNOTSUPP, "page server: %s is compressed: not read from a page "
+					    "server yet (restore from a copy of the image)",
+			       f->path);
+	if (!ret && (f->fsize < IMG_PAGES_HDR_SIZE ||
+		     h.payload_len > f->fsize - IMG_PAGES_HDR_SIZE))
+		ret = -EBADMSG;
+	if (ret == -EBADMSG)
+		pr_err("page server: %s: truncated", f->path);
+	f->len = ret ? 0 : (size_t)(IMG_PAGES_HDR_SIZE + h.payload_len);
+	return ret;
+}
 
 /* The mapping of the file run @r lies in (made on first use). */
 static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const PageRun *r)
 {
 	if (!r->has_src_pid && !r->has_parent_depth) {
-		if (!ps->own.map && !ps->own.z) {
+		if (!ps->own.map && !ps->own.z && !ps->own.remote) {
 			size_t len = (size_t)(IMG_PAGES_HDR_SIZE + ps->pg.len);
 			int pop = ps->s.no_populate ? 0 : MAP_POPULATE;
 			void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | pop, ps->pg.fd, 0);
@@ -169,6 +253,17 @@ static const struct pagefile_map *pfsrc_file(struct pagefile_src *ps, const Page
 	}
 	struct img_pages sp;
 	int dfd = ps->dfd, ret;
+	if (ps->ps_addr) {
+		struct pagefile_map *f = &ps->ext[ps->n_ext];
+		*f = (struct pagefile_map){ .pid = r->has_parent_depth ? 0 : r->src_pid,
+					    .depth = r->has_parent_depth ? r->parent_depth : 0 };
+		ret = remote_open(ps, f, f->depth, r->has_parent_depth ? ps->pid : r->src_pid);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		return &ps->ext[ps->n_ext++];
+	}
 	if (r->has_parent_depth) {
 		dfd = pagefile_parent_dir(&ps->s, r->parent_depth);
 		if (dfd < 0) {
@@ -229,7 +324,7 @@ static const void *pfsrc_map(struct page_source *s, const PageRun *r, uint64_t o
 {
 	const struct pagefile_map *f = pfsrc_locate(s->priv, r, off, len);
 	if (f && !f->map)
-		errno = EOPNOTSUPP; /* compressed: read() it */
+		errno = EOPNOTSUPP; /* compressed or remote: read() it */
 	return f && f->map ? f->map + r->offset + off : NULL;
 }
 
@@ -245,6 +340,13 @@ static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, voi
 		return -e;
 	if (f->z)
 		return pagez_read(f->z, r->offset + off, buf, len);
+	if (f->remote) {
+		pthread_mutex_lock(&ps->mu);
+		struct img_remote *rem = remote_file(ps, (struct pagefile_map *)f);
+		e = errno;
+		pthread_mutex_unlock(&ps->mu);
+		return rem ? img_remote_pread(rem, f->rid, buf, len, r->offset + off) : -e;
+	}
 	memcpy(buf, f->map + r->offset + off, len);
 	return 0;
 }
@@ -270,6 +372,7 @@ static void pfsrc_close(struct page_source *s)
 	pagez_close(ps->own.z);
 	if (ps->pg.fd >= 0)
 		close(ps->pg.fd);
+	img_remote_free(ps->rem);
 	for (size_t d = 1; d <= MEM_MAX_CHAIN; d++)
 		if (ps->chain[d] > 0)
 			close(ps->chain[d]);
@@ -301,6 +404,34 @@ static const struct page_source_ops pagefile_source_ops = {
 	.release = pfsrc_release,
 	.close = pfsrc_close,
 };
+
+int pageremote_source_open(int dfd, int pid, const char *addr, const char *port,
+			   const char *image, struct page_source **out)
+{
+	if (strlen(image) >= PS_NAME_MAX) {
+		pr_err("page server: image name %s too long", image);
+		return -ENAMETOOLONG;
+	}
+	struct pagefile_src *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	strcpy(ps->ps_image, image);
+	ps->dfd = dfd;
+	ps->pid = pid;
+	ps->pg.fd = -1;
+	ps->ps_addr = addr;
+	ps->ps_port = port;
+	pthread_mutex_init(&ps->mu, NULL);
+	ps->s = (struct page_source){ .ops = &pagefile_source_ops, .priv = ps };
+	int ret = remote_open(ps, &ps->own, 0, pid);
+	if (ret) {
+		pfsrc_close(&ps->s);
+		return ret;
+	}
+	ps->s.len = ps->own.len - IMG_PAGES_HDR_SIZE;
+	*out = &ps->s;
+	return 0;
+}
 
 int pagefile_source_open(int dfd, int pid, struct page_source **out)
 {

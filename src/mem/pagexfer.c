@@ -6,6 +6,10 @@
 #include "mem/pagexfer.h"
 #include "mem/pagez.h"
 
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
 int page_sink_open(const struct dump_ctx *c, struct page_sink **out)
 {
 	if (c->opts->compress)
@@ -22,6 +26,17 @@ int page_sink_reopen(const struct dump_ctx *c, struct page_source **out)
 
 int page_source_open(const struct rst_ctx *c, struct page_source **out)
 {
+	if (c->opts && c->opts->ps_addr) {
+		/* the image of the same name there: -D's last component */
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s", c->opts->dir);
+		size_t n = strlen(path);
+		while (n > 1 && path[n - 1] == '/')
+			path[--n] = '\0';
+		const char *base = strrchr(path, '/');
+		return pageremote_source_open(c->img_dfd, c->pid, c->opts->ps_addr,
+					      c->opts->ps_port, base ? base + 1 : path, out);
+	}
 	return pagefile_source_open(c->img_dfd, c->pid, out);
 }
 

@@ -166,6 +166,10 @@ static inline void page_source_release(struct page_source *s)
  * for a compressed file (src/mem/pagez.h), through its frames. */
 int pagefile_sink_open(struct img_dir *d, int pid, struct page_sink **out) __must_check;
 int pagefile_source_open(int dfd, int pid, struct page_source **out) __must_check;
+/* The same with the pages files of image @image on the page server at @addr:@port
+ * (`page-server --serve`), the metadata of the chain in @dfd. */
+int pageremote_source_open(int dfd, int pid, const char *addr, const char *port,
+			   const char *image, struct page_source **out) __must_check;
 /* The parent image directory @depth `parent` links up from a pages-file source's image
  * (opened once, then cached: the chain checked is the chain read), or -errno (logged). */
 int pagefile_parent_dir(struct page_source *s, uint32_t depth) __must_check;
