@@ -23,8 +23,10 @@
  *
  * Serving (one loop, epoll over every userfaultfd). Each process has the set of ranges
  * whose data is still to come (address, run, offset into the run): a fault inside one
- * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file; a run
- * of sequential faults more, see lz_fault), a fault outside every range gets a zero page (a page that never existed, or one the task
+ * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file, or from
+ * the server's buffer where the 2 MiB pieces of a source that cannot map are read as
+ * they are first served: compressed files, a page server; a run of sequential faults
+ * more, see lz_fault), a fault outside every range gets a zero page (a page that never existed, or one the task
  * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
  * background pass copies the ranges in order, 512 KiB at a time. Each 2 MiB piece of a
  * run is verified (PageRun.piece_xxh, or the whole run for an image without them)
@@ -134,7 +136,17 @@ struct lz_run {
 	const PageRun *r;
 	const char *data;
 	uint8_t *ok; /* per piece: verified */
+	/* a run the source cannot map (a compressed file, a page server): data is the
+	 * server's own memory, each piece read into it from src when first needed */
+	struct page_source *src;
 };
+
+/* Piece @k of @lr read into its buffer (a source that cannot map). */
+static int load_piece(struct lz_run *lr, size_t k, uint64_t plen)
+{
+	uint64_t off = (uint64_t)k * HASH_PIECE;
+	return page_source_read(lr->src, lr->r, off, (char *)lr->data + off, plen);
+}
 
 struct lz_img {
 	pid_t pid;
@@ -300,6 +312,9 @@ static int verify(const struct lz_img *img, struct lz_run *lr, uint64_t off, uin
 			continue;
 		if (r->n_piece_xxh == np) {
 			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - k * HASH_PIECE);
+			int ret = lr->src ? load_piece(lr, k, plen) : 0;
+			if (ret)
+				return ret;
 			if (XXH3_64bits(lr->data + k * HASH_PIECE, plen) != r->piece_xxh[k])
 				goto bad;
 			lr->ok[k] = 1;
@@ -312,6 +327,11 @@ static int verify(const struct lz_img *img, struct lz_run *lr, uint64_t off, uin
 		XXH3_64bits_reset(acc);
 		for (size_t q = 0; q < np; q++) {
 			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - q * HASH_PIECE);
+			int ret = lr->src ? load_piece(lr, q, plen) : 0;
+			if (ret) {
+				XXH3_freeState(acc);
+				return ret;
+			}
 			uint64_t ph = XXH3_64bits(lr->data + q * HASH_PIECE, plen);
 			XXH3_64bits_update(acc, &ph, sizeof(ph));
 		}
@@ -537,28 +557,23 @@ static int background(struct lz_srv *s, struct lz_proc *p)
 	uint64_t len = MIN(v->len, end - v->off);
 	const char *src = p->img->runs[v->run].data + v->off;
 	uintptr_t pg = (uintptr_t)src & ~(uintptr_t)(PAGE_SIZE - 1);
-	madvise((void *)pg, (uintptr_t)src + len - pg, MADV_POPULATE_READ);
+	if (!p->img->runs[v->run].src) /* (a buffer: read in by verify) */
+		madvise((void *)pg, (uintptr_t)src + len - pg, MADV_POPULATE_READ);
 	int ret = lz_copy(p, v->addr, len);
 	if (ret == -EAGAIN)
 		ret = serve_proc(s, p);
 	return ret;
 }
 
-/* A run the source cannot map (a compressed pages file): read into anonymous memory of
- * the server, served from there (the server's memory goes when it exits). NULL with
- * errno set. */
-static const char *lazy_read_run(struct page_source *src, const PageRun *r, uint64_t len)
+/* A run the source cannot map (a compressed pages file, a page server): anonymous memory
+ * of the server, each piece read into it when first served (verify: load_piece; the
+ * server's memory goes when it exits). NULL with errno set. */
+static const char *lazy_run_buffer(uint64_t len)
 {
 	void *m = mmap(NULL, len ? len : PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED) {
-		errno = -pr_perror("restore --lazy-pages: memory for a compressed run");
-		return NULL;
-	}
-	int ret = page_source_read(src, r, 0, m, len);
-	if (ret) {
-		munmap(m, len ? len : PAGE_SIZE);
-		errno = -ret;
+		errno = -pr_perror("restore --lazy-pages: memory for a run read as served");
 		return NULL;
 	}
 	return m;
@@ -612,8 +627,10 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 		uint64_t slen = src->nr_pages * PAGE_SIZE;
 		lr->r = src;
 		lr->data = page_source_map(c->pages, src, 0, slen);
-		if (!lr->data && errno == EOPNOTSUPP)
-			lr->data = lazy_read_run(c->pages, src, slen);
+		if (!lr->data && errno == EOPNOTSUPP) {
+			lr->data = lazy_run_buffer(slen);
+			lr->src = c->pages;
+		}
 		lr->ok = calloc((slen + HASH_PIECE - 1) / HASH_PIECE, 1);
 		if (!lr->data || !lr->ok) {
 			ret = lr->data ? -ENOMEM : -errno;

@@ -8,10 +8,12 @@ locally. The metadata of both images (no pages file) is copied to a directory of
 own with the `parent` link, and `stasis page-server --serve` serves the dump directory.
 Restored lazily from there (pages of both images fetched on fault and by the background
 pass), the sha256 of its memory is right and every area ends up unregistered; killed,
-then restored again fully (not lazy) from the same server: right again. The server then
+then restored again fully (not lazy) from the same server: right again. A byte of the pre-dump's pages flipped on the server: the lazily restored
+tree is killed when that piece is served ("checksum mismatch"). The server then
 refuses what is not its to serve, each with its reason and the connection closed: a
 path out of the image, a `parent` link that leads out of the served directory, a write
 session. Killing the server ends its sessions."""
+import json
 import os
 import shutil
 import socket
@@ -22,8 +24,8 @@ import time
 
 from checks.incr_chain import WORKLOAD, Work, must
 from checks.page_server import HELLO, REPLY, hello, lazy_areas, msg
-from lib.proc import Failure, in_rootless_container, kill_pid, proc_children, reap_all, \
-    wait_pid
+from lib.proc import Failure, in_rootless_container, kill_pid, pid_alive, proc_children, \
+    reap_all, run_cmd, wait_pid
 
 OPENR, READ, DATA = 8, 9, 10
 F_READ = 4
@@ -131,6 +133,32 @@ def check(c):
             reap_all()
             os.unlink(os.path.join(wd, "done"))
 
+        # a byte of the pre-dump's pages flipped on the server: the lazily restored tree
+        # is killed when that piece is first served, never run on with it
+        if lazy:
+            rc, out, err = run_cmd([c.stasis, "show", os.path.join(dst, "d2",
+                                                                  "mm-%d.img" % pid)],
+                                   c.timeout)
+            runs = json.loads(out)
+            runs = runs.get("mm", runs)["pages"]
+            off = [int(str(r["offset"]), 0) + 8 * 4096 + 123 for r in runs
+                   if int(r.get("parent_depth", 0)) == 1 and int(r["nr_pages"]) > 16]
+            if rc != 0 or not off:
+                raise Failure("no run of the dump lies in the pre-dump: %s" % err[-200:])
+            c.flip(os.path.join(src, "d1", "pages-%d.img" % pid), off[0])
+            log = os.path.join(c.tmp, "sv-bad.log")
+            rc, _, err = run_cmd(c.restore_argv(os.path.join(dst, "d2")) + remote + lazy +
+                                 ["-o", log], c.timeout, cwd=c.tmp)
+            if rc != 0:
+                raise Failure("lazy restore with a corrupted page there: rc %s: %s" % (
+                    rc, err.strip()[-300:]))
+            wait_pid(pid, time.monotonic() + c.timeout / 3)
+            if pid_alive(pid):
+                raise Failure("a tree restored from a corrupted page still runs")
+            if "checksum mismatch" not in open(log).read():
+                raise Failure("corrupted page: no checksum mismatch said")
+            reap_all()
+
         # what the server must not serve
         rd = hello(name=b"d2", flags=F_READ)
         out = ask(srv.port, [rd, msg(OPENR, 0, payload=b"../d1/pages-%d.img" % pid)],
@@ -168,7 +196,8 @@ def check(c):
         left = [s for s in kids if os.path.exists("/proc/%d/stat" % s)]
         if left:
             raise Failure("sessions outlived the server: %s" % left)
-        return "lazily and fully restored from a page server; 4 requests refused"
+        return "lazily and fully restored from a page server; a corrupted page there " \
+               "caught; 4 requests refused"
     finally:
         if srv:
             srv.stop()
