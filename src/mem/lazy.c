@@ -139,13 +139,31 @@ struct lz_run {
 	/* a run the source cannot map (a compressed file, a page server): data is the
 	 * server's own memory, each piece read into it from src when first needed */
 	struct page_source *src;
+	uint8_t *have; /* per piece: read in (with src) */
 };
 
-/* Piece @k of @lr read into its buffer (a source that cannot map). */
-static int load_piece(struct lz_run *lr, size_t k, uint64_t plen)
+/* Pieces read from a source that cannot map, per request: the background pass needing
+ * one reads the ones after it too (one round trip to a page server for 8 MiB instead of
+ * four), and so does a fault of a task reading in order (its copy at FAULT_CHUNK_MAX); any
+ * other fault reads only its own piece (the task waits: 2 MiB come back sooner than 8). */
+#define LOAD_PIECES 4
+static size_t load_window = 1; /* LOAD_PIECES during a background copy */
+
+/* Piece @k of @lr read into its buffer (a source that cannot map), with up to
+ * LOAD_PIECES - 1 pieces after it not read yet. */
+static int load_piece(struct lz_run *lr, size_t k)
 {
-	uint64_t off = (uint64_t)k * HASH_PIECE;
-	return page_source_read(lr->src, lr->r, off, (char *)lr->data + off, plen);
+	uint64_t rlen = lr->r->nr_pages * PAGE_SIZE, off = (uint64_t)k * HASH_PIECE;
+	if (lr->have[k])
+		return 0;
+	size_t n = 1;
+	while (n < load_window && (k + n) * HASH_PIECE < rlen && !lr->have[k + n])
+		n++;
+	uint64_t len = MIN((uint64_t)n * HASH_PIECE, rlen - off);
+	int ret = page_source_read(lr->src, lr->r, off, (char *)lr->data + off, len);
+	if (!ret)
+		memset(lr->have + k, 1, n);
+	return ret;
 }
 
 struct lz_img {
@@ -312,7 +330,7 @@ static int verify(const struct lz_img *img, struct lz_run *lr, uint64_t off, uin
 			continue;
 		if (r->n_piece_xxh == np) {
 			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - k * HASH_PIECE);
-			int ret = lr->src ? load_piece(lr, k, plen) : 0;
+			int ret = lr->src ? load_piece(lr, k) : 0;
 			if (ret)
 				return ret;
 			if (XXH3_64bits(lr->data + k * HASH_PIECE, plen) != r->piece_xxh[k])
@@ -327,7 +345,7 @@ static int verify(const struct lz_img *img, struct lz_run *lr, uint64_t off, uin
 		XXH3_64bits_reset(acc);
 		for (size_t q = 0; q < np; q++) {
 			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - q * HASH_PIECE);
-			int ret = lr->src ? load_piece(lr, q, plen) : 0;
+			int ret = lr->src ? load_piece(lr, q) : 0;
 			if (ret) {
 				XXH3_freeState(acc);
 				return ret;
@@ -410,7 +428,11 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 			we = MIN(v->addr + v->len, (a & ~(uint64_t)(FAULT_CHUNK - 1)) + FAULT_CHUNK);
 		}
 		p->seq_next = we;
+		/* a task reading in order: the pieces ahead of it too (a source that cannot
+		 * map: one request for several) */
+		load_window = p->seq_chunk == FAULT_CHUNK_MAX ? LOAD_PIECES : 1;
 		ret = lz_copy(p, ws, we - ws);
+		load_window = 1;
 		/* a page before @a already there stopped the chunk: @a alone */
 		i = iv_lower(p, a);
 		if (!ret && i < p->niv && p->iv[i].addr <= a)
@@ -559,7 +581,9 @@ static int background(struct lz_srv *s, struct lz_proc *p)
 	uintptr_t pg = (uintptr_t)src & ~(uintptr_t)(PAGE_SIZE - 1);
 	if (!p->img->runs[v->run].src) /* (a buffer: read in by verify) */
 		madvise((void *)pg, (uintptr_t)src + len - pg, MADV_POPULATE_READ);
+	load_window = LOAD_PIECES;
 	int ret = lz_copy(p, v->addr, len);
+	load_window = 1;
 	if (ret == -EAGAIN)
 		ret = serve_proc(s, p);
 	return ret;
@@ -630,6 +654,11 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 		if (!lr->data && errno == EOPNOTSUPP) {
 			lr->data = lazy_run_buffer(slen);
 			lr->src = c->pages;
+			lr->have = calloc((slen + HASH_PIECE - 1) / HASH_PIECE, 1);
+			if (!lr->have) {
+				ret = -ENOMEM;
+				break;
+			}
 		}
 		lr->ok = calloc((slen + HASH_PIECE - 1) / HASH_PIECE, 1);
 		if (!lr->data || !lr->ok) {
