@@ -336,26 +336,7 @@ static int rd_send_data(struct ps_rd *r, uint32_t id, uint64_t off, const void *
 	struct ps_msg m;
 	ps_msg_encode(&m, PS_DATA, id, (uint32_t)len, off);
 	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)buf, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	size_t want = sizeof(m) + len;
-	while (want) {
-		ssize_t w = sendmsg(r->c.fd, &mh, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -errno;
-		want -= (size_t)w;
-		while (mh.msg_iovlen && (size_t)w >= mh.msg_iov->iov_len) {
-			w -= (ssize_t)mh.msg_iov->iov_len;
-			mh.msg_iov++;
-			mh.msg_iovlen--;
-		}
-		if (mh.msg_iovlen) {
-			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + w;
-			mh.msg_iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
+	return ps_send_all(r->c.fd, iov, len ? 2 : 1);
 }
 
 static int rd_open(struct ps_rd *r, uint32_t id, uint32_t len)

@@ -90,7 +90,7 @@ static int remote_fail(struct img_remote *r, int err, const char *doing)
 	return err;
 }
 
-static int send_all(int fd, struct iovec *iov, int n)
+int ps_send_all(int fd, struct iovec *iov, int n)
 {
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 	while (mh.msg_iovlen) {
@@ -120,7 +120,7 @@ static int send_locked(struct img_remote *r, enum ps_type type, uint32_t id, uin
 	struct ps_msg m;
 	ps_msg_encode(&m, type, id, (uint32_t)len, off);
 	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)data, len } };
-	int ret = r->err ?: send_all(r->fd, iov, len ? 2 : 1);
+	int ret = r->err ?: ps_send_all(r->fd, iov, len ? 2 : 1);
 	if (ret && !r->err)
 		ret = remote_fail(r, ret, doing);
 	return ret;

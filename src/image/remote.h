@@ -71,6 +71,11 @@ struct ps_msg {
 };
 _Static_assert(sizeof(struct ps_msg) == 24, "ps_msg layout");
 
+struct iovec;
+/* Send @iov[0..@n) whole (retrying short sends and EINTR; MSG_NOSIGNAL): 0 or -errno
+ * (-ETIMEDOUT for a send timeout). Changes @iov. */
+int ps_send_all(int fd, struct iovec *iov, int n) __must_check;
+
 /* A message header in wire order. */
 void ps_msg_encode(struct ps_msg *m, enum ps_type type, uint32_t id, uint32_t len,
 		   uint64_t off);

@@ -373,3 +373,71 @@ void test_append(const char *path)
 	TEST_CHECK(fd >= 0 && write(fd, "x", 1) == 1, "append to %s: %s", path, strerror(errno));
 	close(fd);
 }
+
+/* Calls @fn(@arg, line) for each line of the smaps area starting at @addr, the header
+ * first; 0 if there is such an area. */
+static int area_lines(const void *addr, void (*fn)(void *arg, const char *line), void *arg)
+{
+	char l[512];
+	bool in = false, found = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		test_fail("smaps: %s", strerror(errno));
+	while (fgets(l, sizeof(l), f)) {
+		unsigned long long s, e;
+		char perm[8];
+		if (sscanf(l, "%llx-%llx %7s", &s, &e, perm) == 3) {
+			in = s == (uintptr_t)addr;
+			found |= in;
+		}
+		if (in)
+			fn(arg, l);
+	}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+struct area_line_arg {
+	char *line;
+	size_t len;
+};
+
+static void area_line_fn(void *arg, const char *l)
+{
+	struct area_line_arg *a = arg;
+	unsigned long long s, e, ino;
+	char perm[8], off[32], dev[16], path[256] = "";
+	if (sscanf(l, "%llx-%llx %7s %31s %15s %llu %255[^\n]", &s, &e, perm, off, dev, &ino,
+		   path) >= 6)
+		snprintf(a->line, a->len, "%llx-%llx %s %s %s %s", s, e, perm, off, dev, path);
+}
+
+void test_area_line(const void *addr, char *line, size_t len)
+{
+	struct area_line_arg a = { line, len };
+	line[0] = '\0';
+	if (area_lines(addr, area_line_fn, &a) || !line[0])
+		test_fail("no area at %p", addr);
+}
+
+struct area_kb_arg {
+	const char *key;
+	unsigned long kb;
+};
+
+static void area_kb_fn(void *arg, const char *l)
+{
+	struct area_kb_arg *a = arg;
+	size_t n = strlen(a->key);
+	unsigned long v;
+	if (!strncmp(l, a->key, n) && l[n] == ':' && sscanf(l + n + 1, "%lu", &v) == 1)
+		a->kb = v;
+}
+
+unsigned long test_area_kb(const void *addr, const char *key)
+{
+	struct area_kb_arg a = { key, 0 };
+	if (area_lines(addr, area_kb_fn, &a))
+		test_fail("no area at %p", addr);
+	return a.kb;
+}

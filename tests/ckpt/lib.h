@@ -111,4 +111,10 @@ int test_reap(pid_t pid, bool kill_it, unsigned int secs);
  * returns for /proc/@pid/ns/@kind, or 0. */
 ino_t test_ns_related(pid_t pid, const char *kind, unsigned long request);
 
+/* The /proc/self/smaps area starting at @addr: its header line but the inode number
+ * ("start-end perms offset dev path") into @line; test_fail() when there is none. */
+void test_area_line(const void *addr, char *line, size_t len);
+/* A "Key: N kB" field of that area (0 if absent). */
+unsigned long test_area_kb(const void *addr, const char *key);
+
 #endif

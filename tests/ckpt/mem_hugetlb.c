@@ -39,36 +39,14 @@ static void cleanup(void)
 		test_fail(__VA_ARGS__);    \
 	} while (0)
 
-/* "start-end perms offset dev path", the KernelPageSize and the huge pages mapped
- * (Private_Hugetlb + Shared_Hugetlb, added to *@phuge) of the area at @addr */
+/* the area's maps line (but the inode), its KernelPageSize and the huge pages it maps
+ * (Private_Hugetlb + Shared_Hugetlb, added to *@phuge) */
 static void area(const void *addr, char *line, size_t len, unsigned *kps, unsigned *phuge)
 {
-	char l[512];
-	bool in = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-	if (!f)
-		FAIL("smaps: %s", strerror(errno));
-	line[0] = 0;
-	while (fgets(l, sizeof(l), f)) {
-		unsigned long long s, e, ino;
-		char perm[8], off[32], dev[16], path[256] = "";
-		if (sscanf(l, "%llx-%llx %7s %31s %15s %llu %255[^\n]", &s, &e, perm, off, dev, &ino,
-			   path) >= 6) {
-			in = s == (uintptr_t)addr;
-			if (in)
-				snprintf(line, len, "%llx-%llx %s %s %s %s", s, e, perm, off, dev, path);
-			continue;
-		}
-		unsigned kb;
-		if (in && (sscanf(l, "Private_Hugetlb: %u kB", &kb) == 1 ||
-			   sscanf(l, "Shared_Hugetlb: %u kB", &kb) == 1))
-			*phuge += kb;
-		if (in)
-			sscanf(l, "KernelPageSize: %u kB", kps);
-	}
-	fclose(f);
-	if (!line[0])
-		FAIL("no area at %p", addr);
+	test_area_line(addr, line, len);
+	*kps = (unsigned)test_area_kb(addr, "KernelPageSize");
+	*phuge += (unsigned)(test_area_kb(addr, "Private_Hugetlb") +
+			     test_area_kb(addr, "Shared_Hugetlb"));
 }
 
 static __attribute__((noreturn)) void child(void)

@@ -24,31 +24,11 @@
 #define PG 4096ul
 #define SEED 0x5345435245ull
 
-/* "start-end perms offset dev path" and Rss (kB) of the area at @addr */
+/* the area's maps line (but the inode) and its Rss */
 static void area(const void *addr, char *line, size_t len, unsigned *rss)
 {
-	char l[512];
-	bool in = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-	if (!f)
-		test_fail("smaps: %s", strerror(errno));
-	line[0] = 0;
-	while (fgets(l, sizeof(l), f)) {
-		unsigned long long s, e, ino;
-		char perm[8], off[32], dev[16], path[256] = "";
-		if (sscanf(l, "%llx-%llx %7s %31s %15s %llu %255[^\n]", &s, &e, perm, off, dev, &ino,
-			   path) >= 6) {
-			in = s == (uintptr_t)addr;
-			if (in)
-				snprintf(line, len, "%llx-%llx %s %s %s %s", s, e, perm, off, dev, path);
-			continue;
-		}
-		if (in)
-			sscanf(l, "Rss: %u kB", rss);
-	}
-	fclose(f);
-	if (!line[0])
-		test_fail("no area at %p", addr);
+	test_area_line(addr, line, len);
+	*rss = (unsigned)test_area_kb(addr, "Rss");
 }
 
 static uint8_t *secret_map(size_t file_len, size_t len, off_t off)
