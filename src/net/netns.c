@@ -41,9 +41,44 @@
 #include "ns/ns.h"
 #include "ns/nsrun.h"
 
+/* The namespace's own settings programs and runtimes change (a router, kube-proxy's
+ * route_localnet, rootless Podman's unprivileged port start, a server's port range and
+ * keepalive): read at dump, written at restore where the new namespace's value differs.
+ * The per-link ones (conf/IF/...) are not carried. */
 static const char *const sysctls[] = {
-	"ipv4/ip_forward",	   "ipv4/conf/all/forwarding", "ipv6/conf/all/disable_ipv6",
-	"ipv4/ping_group_range", "core/somaxconn",
+	"ipv4/ip_forward",
+	"ipv4/conf/all/forwarding",
+	"ipv6/conf/all/disable_ipv6",
+	"ipv4/ping_group_range",
+	"core/somaxconn",
+	"ipv4/conf/default/forwarding",
+	"ipv4/conf/all/rp_filter",
+	"ipv4/conf/default/rp_filter",
+	"ipv4/conf/all/route_localnet",
+	"ipv4/conf/default/route_localnet",
+	"ipv4/conf/all/accept_redirects",
+	"ipv4/conf/default/accept_redirects",
+	"ipv4/conf/all/send_redirects",
+	"ipv4/conf/default/send_redirects",
+	"ipv6/conf/all/forwarding",
+	"ipv6/conf/default/forwarding",
+	"ipv6/conf/default/disable_ipv6",
+	"ipv4/ip_local_port_range",
+	"ipv4/ip_local_reserved_ports",
+	"ipv4/ip_unprivileged_port_start",
+	"ipv4/ip_default_ttl",
+	"ipv4/ip_nonlocal_bind",
+	"ipv4/icmp_echo_ignore_all",
+	"ipv4/icmp_echo_ignore_broadcasts",
+	"ipv4/tcp_syncookies",
+	"ipv4/tcp_keepalive_time",
+	"ipv4/tcp_keepalive_intvl",
+	"ipv4/tcp_keepalive_probes",
+	"ipv4/tcp_fin_timeout",
+	"ipv4/tcp_tw_reuse",
+	"ipv4/tcp_max_syn_backlog",
+	"ipv4/tcp_ecn",
+	"unix/max_dgram_qlen",
 };
 
 /* ---------------------------------------------------------------------------------- */
@@ -1040,9 +1075,17 @@ static int restore_sysctls(int proc_dfd, const NetNs *ns)
 		}
 		char path[128];
 		snprintf(path, sizeof(path), "sys/net/%s", s->name);
+		/* only what differs is written (the same value may be read-only here) */
+		_cleanup_free_ char *cur = read_file_at(proc_dfd, path, 4096, NULL);
+		if (cur) {
+			cur[strcspn(cur, "\n")] = '\0';
+			if (!strcmp(cur, s->value))
+				continue;
+		}
 		_cleanup_close_ int fd = openat(proc_dfd, path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write_all(fd, s->value, strlen(s->value)))
-			return pr_perror("restore: write /proc/%s", path);
+		const char *v = s->value[0] ? s->value : "\n"; /* an empty list: cleared */
+		if (fd < 0 || write_all(fd, v, strlen(v)))
+			return pr_perror("restore: write /proc/%s (%s)", path, s->value);
 	}
 	return 0;
 }

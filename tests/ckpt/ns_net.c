@@ -1,9 +1,10 @@
 // stasis-test: timeout=30 needs=root
 /* Network namespaces: the root enters a net namespace of its own, brings lo up, puts
  * 10.11.12.1/24 on a dummy link (a veth pair in the same namespace on kernels without
- * dummy), adds a route through 10.11.12.2 and sets net.ipv4.ip_forward=1; a child stays
- * in that namespace. After restore: lo is up, the link and its address exist, the route
- * and the sysctl are there, and UDP datagrams to 127.0.0.1 and 10.11.12.1 arrive (sockets
+ * dummy), adds a route through 10.11.12.2 and sets net.ipv4.ip_forward=1 and five more
+ * of the namespace's settings (port range, unprivileged port start, route_localnet, TCP
+ * keepalive, unix datagram queue); a child stays in that namespace. After restore: lo is
+ * up, the link and its address exist, the route and the sysctls are there, and UDP datagrams to 127.0.0.1 and 10.11.12.1 arrive (sockets
  * are made after restore: they are not checkpointed yet). */
 #include "lib.h"
 
@@ -120,9 +121,38 @@ static void sh(const char *cmd)
 		test_fail("setup: '%s' failed (%#x)", cmd, st);
 }
 
+/* Settings of the namespace a program or runtime changes: name, value set. */
+static const char *const knobs[][2] = {
+	{ "ipv4/ip_local_port_range", "20000\t30000" },
+	{ "ipv4/ip_unprivileged_port_start", "80" },
+	{ "ipv4/conf/all/route_localnet", "1" },
+	{ "ipv4/tcp_keepalive_time", "600" },
+	{ "unix/max_dgram_qlen", "64" },
+};
+
+/* The first knob that does not read its value, or NULL. */
+static const char *knob_wrong(void)
+{
+	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		char path[128], v[64] = "";
+		snprintf(path, sizeof(path), "/proc/sys/net/%s", knobs[i][0]);
+		FILE *f = fopen(path, "r");
+		if (!f || !fgets(v, sizeof(v), f)) {
+			if (f)
+				fclose(f);
+			return knobs[i][0];
+		}
+		fclose(f);
+		v[strcspn(v, "\n")] = '\0';
+		if (strcmp(v, knobs[i][1]))
+			return knobs[i][0];
+	}
+	return NULL;
+}
+
 static int all_ok(void)
 {
-	return lo_up() && has_addr() && has_route() && ip_forward() == 1 &&
+	return lo_up() && has_addr() && has_route() && ip_forward() == 1 && !knob_wrong() &&
 	       udp_echo("127.0.0.1") && udp_echo("10.11.12.1");
 }
 
@@ -146,6 +176,12 @@ int main(int argc, char **argv)
 		 link_name, link_name, link_name);
 	sh(cmd);
 	sh("echo 1 > /proc/sys/net/ipv4/ip_forward");
+	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "printf '%s' > /proc/sys/net/%s", knobs[i][1],
+			 knobs[i][0]);
+		sh(cmd);
+	}
+	TEST_CHECK(!knob_wrong(), "setup: %s", knob_wrong());
 	TEST_CHECK(all_ok(), "setup state");
 	pid_t root = getpid();
 	pid_t child = fork();
@@ -177,6 +213,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(has_addr(), "%s or 10.11.12.1 is missing", link_name);
 	TEST_CHECK(has_route(), "the route to 10.20.0.0/16 is missing");
 	TEST_CHECK(ip_forward() == 1, "net.ipv4.ip_forward is %d", ip_forward());
+	TEST_CHECK(!knob_wrong(), "net.%s is not what was set", knob_wrong());
 	TEST_CHECK(udp_echo("127.0.0.1"), "no UDP over lo");
 	TEST_CHECK(udp_echo("10.11.12.1"), "no UDP to 10.11.12.1");
 	TEST_CHECK(write(req[1], &c, 1) == 1 && read(ans[0], &ok, 1) == 1, "no answer");
