@@ -81,6 +81,28 @@ static const char *const sysctls[] = {
 	"unix/max_dgram_qlen",
 };
 
+/* A link's own settings (ipv4/conf/NAME/KEY, ipv6/conf/NAME/KEY), the same way. */
+static const char *const link_confs[] = {
+	"ipv4/forwarding",     "ipv4/rp_filter",      "ipv4/route_localnet",
+	"ipv4/accept_redirects", "ipv4/send_redirects", "ipv4/proxy_arp",
+	"ipv4/accept_local",   "ipv4/arp_ignore",     "ipv4/arp_announce",
+	"ipv6/forwarding",     "ipv6/disable_ipv6",   "ipv6/accept_ra",
+	"ipv6/autoconf",       "ipv6/accept_redirects",
+};
+
+/* "/proc/sys/net/ipv4/conf/NAME/KEY" of @key "ipv4/KEY" (@prefix "" or "/proc/"); 0 or
+ * -ENAMETOOLONG. */
+static int link_conf_path(char *buf, size_t len, const char *prefix, const char *link,
+			  const char *key)
+{
+	const char *slash = strchr(key, '/');
+	if (!slash || strchr(link, '/') || !strcmp(link, ".") || !strcmp(link, ".."))
+		return -EINVAL;
+	int n = snprintf(buf, len, "%ssys/net/%.*s/conf/%s/%s", prefix, (int)(slash - key), key,
+			 link, slash + 1);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* netlink plumbing */
 
@@ -651,30 +673,53 @@ static int nsid_cb(struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
+/* The value of /proc/@path into a new NetSysctl @name pushed on (*@arr, *@n); absent
+ * files are skipped. */
+static int read_setting(const char *path, const char *name, NetSysctl ***arr, size_t *n)
+{
+	char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
+	if (!v)
+		return errno == ENOENT ? 0 : fail(-errno, "net: read %s: %s", path, strerror(errno));
+	v[strcspn(v, "\n")] = '\0';
+	NetSysctl *s = malloc(sizeof(*s));
+	if (!s) {
+		free(v);
+		return -ENOMEM;
+	}
+	net_sysctl__init(s);
+	s->name = strdup(name);
+	s->value = v;
+	if (PUSH(*arr, *n, s) || !s->name)
+		return -ENOMEM;
+	return 0;
+}
+
+static int dump_link_confs(NetNs *ns)
+{
+	for (size_t i = 0; i < ns->n_links; i++)
+		for (size_t k = 0; k < ARRAY_SIZE(link_confs); k++) {
+			NetLink *l = ns->links[i];
+			char path[160];
+			int ret = link_conf_path(path, sizeof(path), "/proc/", l->name,
+						 link_confs[k]);
+			if (!ret)
+				ret = read_setting(path, link_confs[k], &l->conf, &l->n_conf);
+			if (ret)
+				return ret;
+		}
+	return 0;
+}
+
 static int dump_sysctls(NetNs *ns)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(sysctls); i++) {
 		char path[128];
 		snprintf(path, sizeof(path), "/proc/sys/net/%s", sysctls[i]);
-		char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
-		if (!v) {
-			if (errno == ENOENT)
-				continue;
-			return fail(-errno, "net: read %s: %s", path, strerror(errno));
-		}
-		v[strcspn(v, "\n")] = '\0';
-		NetSysctl *s = malloc(sizeof(*s));
-		if (!s) {
-			free(v);
-			return -ENOMEM;
-		}
-		net_sysctl__init(s);
-		s->name = strdup(sysctls[i]);
-		s->value = v;
-		if (PUSH(ns->sysctls, ns->n_sysctls, s) || !s->name)
-			return -ENOMEM;
+		int ret = read_setting(path, sysctls[i], &ns->sysctls, &ns->n_sysctls);
+		if (ret)
+			return ret;
 	}
-	return 0;
+	return dump_link_confs(ns);
 }
 
 static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsid)
@@ -1062,30 +1107,64 @@ static int add_route(int fd, const NetRoute *rt)
 
 /* Through stasis's /proc (@proc_dfd): the task's own may be gone (pivot_root); a net
  * sysctl file shows the net namespace of whoever opens it. */
+/* Write @v to @path (below @proc_dfd) unless it holds that already (the same value may
+ * be read-only here). */
+static int write_setting(int proc_dfd, const char *path, const char *value)
+{
+	_cleanup_free_ char *cur = read_file_at(proc_dfd, path, 4096, NULL);
+	if (cur) {
+		cur[strcspn(cur, "\n")] = '\0';
+		if (!strcmp(cur, value))
+			return 0;
+	}
+	_cleanup_close_ int fd = openat(proc_dfd, path, O_WRONLY | O_CLOEXEC);
+	const char *v = value[0] ? value : "\n"; /* an empty list: cleared */
+	if (fd < 0 || write_all(fd, v, strlen(v)))
+		return pr_perror("restore: write /proc/%s (%s)", path, value);
+	return 0;
+}
+
+static bool known_name(const char *name, const char *const *list, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (!strcmp(name, list[k]))
+			return true;
+	return false;
+}
+
+/* Every link's own settings, once the links exist. */
+static int restore_link_confs(int proc_dfd, const NetNs *ns)
+{
+	for (size_t i = 0; i < ns->n_links; i++)
+		for (size_t k = 0; k < ns->links[i]->n_conf; k++) {
+			const NetLink *l = ns->links[i];
+			const NetSysctl *s = l->conf[k];
+			char path[160];
+			if (!known_name(s->name, link_confs, ARRAY_SIZE(link_confs)) ||
+			    link_conf_path(path, sizeof(path), "", l->name, s->name)) {
+				pr_err("image: unexpected setting %s of link %s", s->name, l->name);
+				return -EINVAL;
+			}
+			int ret = write_setting(proc_dfd, path, s->value);
+			if (ret)
+				return ret;
+		}
+	return 0;
+}
+
 static int restore_sysctls(int proc_dfd, const NetNs *ns)
 {
 	for (size_t i = 0; i < ns->n_sysctls; i++) {
 		const NetSysctl *s = ns->sysctls[i];
-		bool known = false;
-		for (size_t k = 0; k < ARRAY_SIZE(sysctls); k++)
-			known |= !strcmp(s->name, sysctls[k]);
-		if (!known) {
+		if (!known_name(s->name, sysctls, ARRAY_SIZE(sysctls))) {
 			pr_err("image: unexpected net sysctl %s", s->name);
 			return -EINVAL;
 		}
 		char path[128];
 		snprintf(path, sizeof(path), "sys/net/%s", s->name);
-		/* only what differs is written (the same value may be read-only here) */
-		_cleanup_free_ char *cur = read_file_at(proc_dfd, path, 4096, NULL);
-		if (cur) {
-			cur[strcspn(cur, "\n")] = '\0';
-			if (!strcmp(cur, s->value))
-				continue;
-		}
-		_cleanup_close_ int fd = openat(proc_dfd, path, O_WRONLY | O_CLOEXEC);
-		const char *v = s->value[0] ? s->value : "\n"; /* an empty list: cleared */
-		if (fd < 0 || write_all(fd, v, strlen(v)))
-			return pr_perror("restore: write /proc/%s (%s)", path, s->value);
+		int ret = write_setting(proc_dfd, path, s->value);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -1244,6 +1323,8 @@ int net_restore(struct rst_ctx *c)
 			r = -EINVAL;
 		}
 	}
+	if (!r)
+		r = restore_link_confs(c->proc_dfd, ns);
 	for (size_t i = 0; i < ns->n_links && !r; i++)
 		if (ns->links[i]->flags & IFF_UP)
 			r = set_link(fd, ns->links[i], false);

@@ -1,9 +1,10 @@
 // stasis-test: timeout=30 needs=root
 /* Network namespaces: the root enters a net namespace of its own, brings lo up, puts
  * 10.11.12.1/24 on a dummy link (a veth pair in the same namespace on kernels without
- * dummy), adds a route through 10.11.12.2 and sets net.ipv4.ip_forward=1 and five more
- * of the namespace's settings (port range, unprivileged port start, route_localnet, TCP
- * keepalive, unix datagram queue); a child stays in that namespace. After restore: lo is
+ * dummy), adds a route through 10.11.12.2 and sets net.ipv4.ip_forward=1, five more of
+ * the namespace's settings (port range, unprivileged port start, route_localnet, TCP
+ * keepalive, unix datagram queue) and three of the link's own (rp_filter, arp_ignore,
+ * accept_ra); a child stays in that namespace. After restore: lo is
  * up, the link and its address exist, the route and the sysctls are there, and UDP datagrams to 127.0.0.1 and 10.11.12.1 arrive (sockets
  * are made after restore: they are not checkpointed yet). */
 #include "lib.h"
@@ -128,14 +129,26 @@ static const char *const knobs[][2] = {
 	{ "ipv4/conf/all/route_localnet", "1" },
 	{ "ipv4/tcp_keepalive_time", "600" },
 	{ "unix/max_dgram_qlen", "64" },
+	{ "ipv4/conf/@/rp_filter", "2" }, /* @: the link's own */
+	{ "ipv4/conf/@/arp_ignore", "1" },
+	{ "ipv6/conf/@/accept_ra", "0" },
 };
+
+static void knob_path(char *buf, size_t len, size_t i)
+{
+	const char *k = knobs[i][0], *at = strchr(k, '@');
+	if (at)
+		snprintf(buf, len, "/proc/sys/net/%.*s%s%s", (int)(at - k), k, link_name, at + 1);
+	else
+		snprintf(buf, len, "/proc/sys/net/%s", k);
+}
 
 /* The first knob that does not read its value, or NULL. */
 static const char *knob_wrong(void)
 {
 	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-		char path[128], v[64] = "";
-		snprintf(path, sizeof(path), "/proc/sys/net/%s", knobs[i][0]);
+		char path[160], v[64] = "";
+		knob_path(path, sizeof(path), i);
 		FILE *f = fopen(path, "r");
 		if (!f || !fgets(v, sizeof(v), f)) {
 			if (f)
@@ -177,8 +190,9 @@ int main(int argc, char **argv)
 	sh(cmd);
 	sh("echo 1 > /proc/sys/net/ipv4/ip_forward");
 	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-		snprintf(cmd, sizeof(cmd), "printf '%s' > /proc/sys/net/%s", knobs[i][1],
-			 knobs[i][0]);
+		char path[160];
+		knob_path(path, sizeof(path), i);
+		snprintf(cmd, sizeof(cmd), "printf '%s' > %s", knobs[i][1], path);
 		sh(cmd);
 	}
 	TEST_CHECK(!knob_wrong(), "setup: %s", knob_wrong());
@@ -213,7 +227,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(has_addr(), "%s or 10.11.12.1 is missing", link_name);
 	TEST_CHECK(has_route(), "the route to 10.20.0.0/16 is missing");
 	TEST_CHECK(ip_forward() == 1, "net.ipv4.ip_forward is %d", ip_forward());
-	TEST_CHECK(!knob_wrong(), "net.%s is not what was set", knob_wrong());
+	TEST_CHECK(!knob_wrong(), "%s is not what was set", knob_wrong());
 	TEST_CHECK(udp_echo("127.0.0.1"), "no UDP over lo");
 	TEST_CHECK(udp_echo("10.11.12.1"), "no UDP to 10.11.12.1");
 	TEST_CHECK(write(req[1], &c, 1) == 1 && read(ans[0], &ok, 1) == 1, "no answer");
