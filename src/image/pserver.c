@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -312,7 +313,7 @@ out:
 /* ------------------------------------------------------------ read sessions ---- */
 
 struct ps_rd {
-	struct ps_conn c; /* fd and buf */
+	struct ps_conn c; /* its fd */
 	char rootp[PATH_MAX]; /* the server's directory, resolved */
 	int img;              /* the image's directory */
 	int files[PS_MAX_RFILES];
@@ -389,6 +390,8 @@ static int rd_open(struct ps_rd *r, uint32_t id, uint32_t len)
 	return rd_send_data(r, id, (uint64_t)st.st_size, NULL, 0);
 }
 
+/* READ: the header, then the bytes straight from the file to the socket (sendfile: no
+ * copy through the server), fewer at the end of the file. */
 static int rd_read(struct ps_rd *r, uint32_t id, uint32_t len, uint64_t off)
 {
 	uint32_t count;
@@ -403,18 +406,31 @@ static int rd_read(struct ps_rd *r, uint32_t id, uint32_t len, uint64_t off)
 	if (!count || count > PS_MAX_DATA || off > PS_MAX_OFF)
 		return refuse(&r->c, -EPROTO, "read of %u bytes at %llu out of bounds", count,
 			      (unsigned long long)off);
-	size_t got = 0;
-	while (got < count) {
-		ssize_t n = pread(r->files[id], r->c.buf + got, count - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
+	struct stat st;
+	if (fstat(r->files[id], &st) < 0)
+		return refuse(&r->c, -errno, "stat: %s", strerror(errno));
+	uint64_t size = (uint64_t)st.st_size, n = off < size ? MIN(size - off, count) : 0;
+	struct ps_msg m;
+	ps_msg_encode(&m, PS_DATA, id, (uint32_t)n, off);
+	for (size_t done = 0; done < sizeof(m);) {
+		ssize_t w = send(r->c.fd, (char *)&m + done, sizeof(m) - done,
+				 MSG_NOSIGNAL | (n ? MSG_MORE : 0));
+		if (w < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return refuse(&r->c, -errno, "read: %s", strerror(errno));
-		if (!n)
-			break; /* the end of the file: the client sees the short count */
-		got += (size_t)n;
+		if (w <= 0)
+			return -errno;
+		done += (size_t)w;
 	}
-	return rd_send_data(r, id, off, r->c.buf, got);
+	off_t at = (off_t)off;
+	while (n) {
+		ssize_t w = sendfile(r->c.fd, r->files[id], &at, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) /* the file shrank: the bytes promised cannot come */
+			return w < 0 ? -errno : -EIO;
+		n -= (uint64_t)w;
+	}
+	return 0;
 }
 
 int ps_serve_read_conn(int fd, const char *dir)
@@ -428,10 +444,7 @@ int ps_serve_read_conn(int fd, const char *dir)
 	r->img = -1;
 	for (uint32_t i = 0; i < PS_MAX_RFILES; i++)
 		r->files[i] = -1;
-	r->c.buf = malloc(PS_MAX_DATA);
-	int ret = r->c.buf ? read_hello(&r->c, dir, PS_F_READ, PS_F_READ, &flags, path,
-					sizeof(path))
-			   : -ENOMEM;
+	int ret = read_hello(&r->c, dir, PS_F_READ, PS_F_READ, &flags, path, sizeof(path));
 	if (!ret && !realpath(dir, r->rootp))
 		ret = refuse(&r->c, -errno, "%s: %s", dir, strerror(errno));
 	if (!ret && (r->img = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -463,7 +476,6 @@ int ps_serve_read_conn(int fd, const char *dir)
 			close(r->files[i]);
 	if (r->img >= 0)
 		close(r->img);
-	free(r->c.buf);
 	free(r);
 	return ret;
 }
