@@ -332,12 +332,13 @@ static bool rd_contained(const struct ps_rd *r, int dfd)
 	return !strncmp(p, r->rootp, rl) && (p[rl] == '\0' || p[rl] == '/' || rl == 1);
 }
 
-static int rd_send_data(struct ps_rd *r, uint32_t id, uint64_t off, const void *buf, size_t len)
+/* The answer to OPENR: DATA without bytes, the file's size as its offset. */
+static int rd_send_size(struct ps_rd *r, uint32_t id, uint64_t size)
 {
 	struct ps_msg m;
-	ps_msg_encode(&m, PS_DATA, id, (uint32_t)len, off);
-	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)buf, len } };
-	return ps_send_all(r->c.fd, iov, len ? 2 : 1);
+	ps_msg_encode(&m, PS_DATA, id, 0, size);
+	struct iovec iov = { &m, sizeof(m) };
+	return ps_send_all(r->c.fd, &iov, 1);
 }
 
 static int rd_open(struct ps_rd *r, uint32_t id, uint32_t len)
@@ -387,7 +388,7 @@ static int rd_open(struct ps_rd *r, uint32_t id, uint32_t len)
 		return refuse(&r->c, ret, "open %s: %s", path, strerror(-ret));
 	}
 	r->files[id] = fd;
-	return rd_send_data(r, id, (uint64_t)st.st_size, NULL, 0);
+	return rd_send_size(r, id, (uint64_t)st.st_size);
 }
 
 /* READ: the header, then the bytes straight from the file to the socket (sendfile: no
