@@ -88,9 +88,27 @@ struct mem_dump_state;
 struct sk_dump;
 struct mem_track;
 
+/* A process whose main thread exited while other threads run on (a zombie thread-group
+ * leader): /proc/PID, its pidfd and kcmp see the dead leader, whose memory, files and fs
+ * are gone with it. What the leader alone shows is kept here; everything else is read
+ * through a live thread of it (dump_ctx.ospid). */
+struct zleader {
+	bool on;
+	int exit_code; /* /proc/PID/stat's exit_code: the status of its exit, << 8 */
+	int exit_signal; /* the process's, to its parent (a thread's is -1) */
+	unsigned long long start_time;
+	char comm[17];
+	int nspid[PROC_MAX_NS_LEVEL];
+	size_t nspid_len;
+};
+
 struct dump_ctx {
 	const struct dump_opts *opts;
 	pid_t pid;
+	/* the task the kernel is asked about the process (its /proc directory, pidfd, kcmp,
+	 * process_vm_*): the pid, or a live thread of a zombie thread-group leader */
+	pid_t ospid;
+	struct zleader zl;
 	int pidfd;   /* pins the task: a reused PID is detected */
 	int procfd;  /* /proc/PID */
 	struct proc_stat stat;

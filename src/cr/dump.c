@@ -31,23 +31,131 @@
 
 #define PF_KTHREAD 0x00200000
 
-static int read_proc_facts(struct dump_ctx *c)
+static int parse_proc_facts(struct dump_ctx *c)
 {
 	_cleanup_free_ char *stat = read_file_at(c->procfd, "stat", 8192, NULL);
 	_cleanup_free_ char *status = stat ? read_file_at(c->procfd, "status", 1 << 20, NULL) : NULL;
 	int ret;
 
 	if (!stat || !status)
-		return pr_perror("dump: read /proc/%d/stat and status", c->pid);
+		return pr_perror("dump: read /proc/%d/stat and status", c->ospid);
 	ret = proc_parse_stat(stat, &c->stat);
 	if (ret)
-		return pr_errno(ret, "dump: parse /proc/%d/stat", c->pid);
+		return pr_errno(ret, "dump: parse /proc/%d/stat", c->ospid);
 	proc_status_free(&c->status);
 	ret = proc_parse_status(status, &c->status);
 	if (ret)
-		return pr_errno(ret, "dump: parse /proc/%d/status", c->pid);
+		return pr_errno(ret, "dump: parse /proc/%d/status", c->ospid);
 	return 0;
 }
+
+/* The live thread of zombie leader @c with the lowest tid, or 0 (none left). */
+static pid_t zleader_live_thread(struct dump_ctx *c)
+{
+	_cleanup_close_ int tfd = openat(c->procfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = tfd >= 0 ? fdopendir(tfd) : NULL;
+	pid_t best = 0;
+	struct dirent *de;
+	if (!d)
+		return 0;
+	tfd = -1; /* owned by d */
+	while ((de = readdir(d))) {
+		long long tid;
+		char path[64];
+		struct proc_stat st;
+		if (parse_int(de->d_name, 1, 0x3fffffff, &tid) || tid == c->pid ||
+		    (best && tid > best))
+			continue;
+		snprintf(path, sizeof(path), "task/%lld/stat", tid);
+		_cleanup_free_ char *buf = read_file_at(c->procfd, path, 8192, NULL);
+		if (buf && !proc_parse_stat(buf, &st) && st.state != 'Z' && st.state != 'X')
+			best = (pid_t)tid;
+	}
+	closedir(d);
+	return best;
+}
+
+/* A zombie thread-group leader: keep what the leader alone shows, then look at the
+ * process through its live thread with the lowest tid (another thread's view of the same
+ * memory, files, fs, namespaces, signal handlers). Left as it is if none is left. */
+static int zleader_switch(struct dump_ctx *c)
+{
+	pid_t tid = zleader_live_thread(c);
+	if (!tid)
+		return 0;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", tid);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return pr_perror("dump: open %s (a live thread of pid %d)", path, c->pid);
+	int pfd = sys_pidfd_open(tid, PIDFD_THREAD);
+	if (pfd < 0) {
+		close(dfd);
+		return pr_perror("dump: pidfd of thread %d of pid %d", tid, c->pid);
+	}
+	c->zl.on = true;
+	c->zl.exit_code = c->stat.exit_code;
+	c->zl.exit_signal = c->stat.exit_signal;
+	c->zl.start_time = c->stat.start_time;
+	memcpy(c->zl.comm, c->stat.comm, sizeof(c->zl.comm));
+	memcpy(c->zl.nspid, c->status.nspid, sizeof(c->zl.nspid));
+	c->zl.nspid_len = c->status.nspid_len;
+	/* (what its status shows after the restore is what the threads have) */
+	const struct proc_status *s = &c->status;
+	uint64_t lead[13] = { s->uid[0], s->uid[1], s->uid[2], s->uid[3], s->gid[0], s->gid[1],
+			      s->gid[2], s->gid[3], s->cap_inh, s->cap_prm, s->cap_eff,
+			      s->cap_bnd, s->cap_amb };
+	close(c->procfd);
+	close(c->pidfd);
+	c->procfd = dfd;
+	c->pidfd = pfd;
+	c->ospid = tid;
+	int ret = parse_proc_facts(c);
+	uint64_t live[13] = { s->uid[0], s->uid[1], s->uid[2], s->uid[3], s->gid[0], s->gid[1],
+			      s->gid[2], s->gid[3], s->cap_inh, s->cap_prm, s->cap_eff,
+			      s->cap_bnd, s->cap_amb };
+	if (!ret && memcmp(lead, live, sizeof(lead))) {
+		pr_err("pid %d: its exited main thread had other credentials than its threads "
+		       "(a zombie thread-group leader): not supported",
+		       c->pid);
+		return -EOPNOTSUPP;
+	}
+	return ret;
+}
+
+/* Its live threads exited meanwhile: look at the process itself again. */
+static int zleader_undo(struct dump_ctx *c)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", c->pid);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	close(c->procfd);
+	c->procfd = dfd;
+	c->zl.on = false;
+	c->ospid = c->pid;
+	return 0;
+}
+
+static int read_proc_facts(struct dump_ctx *c)
+{
+	int ret = parse_proc_facts(c);
+	if (!ret && !c->zl.on && (c->stat.state == 'Z' || c->stat.state == 'X') &&
+	    c->stat.num_threads > 1)
+		ret = zleader_switch(c);
+	if (ret || !c->zl.on)
+		return ret;
+	/* the process's own ids and name are the leader's */
+	c->stat.pid = c->status.pid = c->pid;
+	c->stat.exit_signal = c->zl.exit_signal;
+	c->stat.start_time = c->zl.start_time;
+	memcpy(c->stat.comm, c->zl.comm, sizeof(c->stat.comm));
+	memcpy(c->status.nspid, c->zl.nspid, sizeof(c->status.nspid));
+	c->status.nspid_len = c->zl.nspid_len;
+	return 0;
+}
+
 
 /* @tid is traced by @tracer (not us): one line naming the tracer. A stasis tracing it is
  * another dump of the same tree. */
@@ -87,6 +195,7 @@ static pid_t tracer_of(pid_t tid)
 	return tracer;
 }
 
+
 /* What this version can dump; anything else is refused before the task is touched. */
 /* The signal that stopped a job-control stopped task, as /proc/PID/stat's exit_code shows
  * it until its parent waits for the stop (SIGSTOP then; the seize reads it exactly). */
@@ -113,11 +222,10 @@ static int check_dumpable(struct dump_ctx *c)
 	if (!c->nr_thr && c->stat.state == 'T')
 		c->stop_signal = stop_signal_of(&c->stat); /* restored stopped */
 	if ((c->stat.state == 'Z' || c->stat.state == 'X') && c->stat.num_threads > 1) {
-		/* /proc/PID shows the leader: its mm, files and fs are gone with it */
-		pr_err("pid %d: its main thread exited while %ld other threads run on (a "
-		       "zombie thread-group leader): not supported yet",
+		/* a zombie leader whose other threads all exit too */
+		pr_err("pid %d is exiting: its main thread and its %ld other threads are gone",
 		       c->pid, c->stat.num_threads - 1);
-		return -EOPNOTSUPP;
+		return -ESRCH;
 	}
 	if (c->stat.state == 'Z' || c->stat.state == 'X') {
 		pr_err("pid %d is a zombie: nothing to checkpoint", c->pid);
@@ -160,7 +268,7 @@ static int freeze_one(struct dump_ctx *c, pid_t tid)
 		return ret;
 	/* the signal that stopped a job-control stopped task (its parent may have consumed
 	 * the stop report, which clears it from /proc/PID/stat) */
-	if (tid == c->pid && c->stop_signal && stopsig)
+	if (tid == c->ospid && c->stop_signal && stopsig)
 		c->stop_signal = stopsig;
 	if (c->nr_thr % 64 == 0) {
 		struct dump_thread *n = realloc(c->thr, (c->nr_thr + 64) * sizeof(*n));
@@ -182,7 +290,7 @@ static int freeze_one(struct dump_ctx *c, pid_t tid)
  * pass finds nothing new: then every thread is stopped and the set cannot change. */
 static int freeze_threads(struct dump_ctx *c)
 {
-	int ret = freeze_one(c, c->pid);
+	int ret = freeze_one(c, c->ospid); /* the main thread, or the first live one */
 	if (ret) {
 		if (ret == -ESRCH)
 			pr_err("pid %d exited before it was frozen", c->pid);
@@ -199,7 +307,8 @@ static int freeze_threads(struct dump_ctx *c)
 		tfd = -1; /* owned by d */
 		while ((de = readdir(d))) {
 			long long tid;
-			if (parse_int(de->d_name, 1, 0x3fffffff, &tid) || thread_known(c, (pid_t)tid))
+			if (parse_int(de->d_name, 1, 0x3fffffff, &tid) || thread_known(c, (pid_t)tid) ||
+			    (c->zl.on && tid == c->pid))
 				continue;
 			ret = freeze_one(c, (pid_t)tid);
 			if (ret == -ESRCH)
@@ -356,7 +465,7 @@ static int proc_open(struct dump_tree *t, pid_t pid, struct dump_ctx **out)
 	if (!c)
 		return -ENOMEM;
 	c->opts = t->opts;
-	c->pid = pid;
+	c->pid = c->ospid = pid;
 	c->procfd = -1;
 	c->img = &t->img;
 	c->pidfd = sys_pidfd_open(pid, 0);
@@ -471,7 +580,9 @@ static int freeze_tree(struct dump_tree *t)
 		if (ret == -ESRCH && i > 0) {
 			/* it exited before we got to it: now a zombie of its parent (or gone) */
 			log_reset_first_error();
-			ret = read_proc_facts(c);
+			ret = c->zl.on ? zleader_undo(c) : 0;
+			if (!ret)
+				ret = read_proc_facts(c);
 			if (!ret && (c->stat.state == 'Z' || c->stat.state == 'X'))
 				ret = add_zombie(t, &c->stat, t->ppid[i], &c->status);
 			else if (ret == -ENOENT || ret == -ESRCH)
@@ -556,7 +667,7 @@ static int check_sharing(struct dump_tree *t)
 			if (t->nr > 256 && t->procs[j]->pid != t->ppid[i])
 				continue;
 			for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
-				long r = syscall(SYS_kcmp, t->procs[i]->pid, t->procs[j]->pid, kinds[k].type,
+				long r = syscall(SYS_kcmp, t->procs[i]->ospid, t->procs[j]->ospid, kinds[k].type,
 						 0, 0);
 				if (r < 0)
 					return pr_perror("dump: kcmp pids %d and %d", t->procs[i]->pid,
@@ -579,6 +690,23 @@ static int check_sharing(struct dump_tree *t)
 	return 0;
 }
 
+/* The restored main thread of a zombie leader forks its children, then exits: a child
+ * with a parent-death signal would get it then (the kernel sends it when the thread
+ * that forked it exits), a second time. */
+static int check_zleader_children(const struct dump_tree *t)
+{
+	for (size_t i = 1; i < t->nr; i++) {
+		const struct dump_ctx *p = t->procs[i]->parent;
+		if (p && p->zl.on && t->procs[i]->core->pdeath_sig) {
+			pr_err("pid %d has a parent-death signal (%u) and a parent whose main thread "
+			       "exited (pid %d, a zombie thread-group leader): not supported",
+			       t->procs[i]->pid, t->procs[i]->core->pdeath_sig, p->pid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
 static int prepare_proc(struct dump_ctx *c)
 {
 	int ret = read_proc_facts(c);
@@ -591,7 +719,7 @@ static int prepare_proc(struct dump_ctx *c)
 	uint64_t vdso = 0, vdso_len = 0;
 	ret = find_vdso(c, &vdso, &vdso_len);
 	if (!ret)
-		ret = rsys_init(&c->rs, c->pid, vdso, vdso_len);
+		ret = rsys_init(&c->rs, c->ospid, vdso, vdso_len);
 	if (ret)
 		return ret;
 	c->rs_ready = true;
@@ -622,7 +750,8 @@ static int prepare_proc(struct dump_ctx *c)
 	if (!c->tns)
 		return -ENOMEM;
 	task_ns__init(c->tns);
-	return res_dump(c);
+	int ret2 = res_dump(c);
+	return ret2 || !c->zl.on || c->opts->pre_dump ? ret2 : cpu_dump_zleader(c);
 }
 
 static int release_proc(struct dump_ctx *c)
@@ -878,7 +1007,7 @@ int dump_run(const struct dump_opts *o)
 		ret = prepare_proc(t.procs[i]);
 	/* a pre-dump copies the pages once the tree runs again: below */
 	if (!ret && !o->pre_dump)
-		ret = res_dump_tree(&t);
+		ret = check_zleader_children(&t) ?: res_dump_tree(&t);
 	if (!ret)
 		ret = mem_track_keep(t.track, t.procs, t.nr);
 	if (!ret && o->pre_dump)

@@ -639,18 +639,49 @@ static void shell_job_detach(void)
  * running an instruction, but only when it is next scheduled. The restore ends once it
  * is stopped (bounded: a busy machine may take a while to run it), so that whoever looks
  * right after the restore sees it stopped. */
-static void wait_stopped(const struct rst_tree *t, pid_t pid)
+/* Wait (2 s at most) until thread @tid of @pid is in a state of @states. */
+static bool wait_state(const struct rst_tree *t, pid_t pid, pid_t tid, const char *states)
 {
-	char name[32];
-	snprintf(name, sizeof(name), "%d/stat", pid);
+	char name[64];
+	snprintf(name, sizeof(name), "%d/task/%d/stat", pid, tid);
 	for (int k = 0; k < 4000; k++) {
 		_cleanup_free_ char *buf = read_file_at(t->proc_dfd, name, 4096, NULL);
 		struct proc_stat st;
-		if (!buf || proc_parse_stat(buf, &st) || st.state == 'T' || st.state == 't')
-			return;
+		if (!buf || proc_parse_stat(buf, &st) || strchr(states, st.state))
+			return true;
 		usleep(500);
 	}
-	pr_warn("restore: pid %d was stopped at dump and is not stopped yet", pid);
+	return false;
+}
+
+static void wait_stopped(const struct rst_tree *t, const struct rst_ctx *c)
+{
+	/* (a zombie leader's first live thread: the leader shows Z) */
+	const Core *core = c->core;
+	pid_t tid = core->threads[0]->exited ? core->threads[1]->tid : c->pid;
+	if (!wait_state(t, c->pid, tid, "Tt"))
+		pr_warn("restore: pid %d was stopped at dump and is not stopped yet", c->pid);
+}
+
+/* The main thread of a zombie leader is let go first (its registers run the exit
+ * syscall), the other threads still held: the tree runs with it a zombie, as it was. */
+static int let_zleaders_exit(const struct rst_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct rst_ctx *c = t->procs[i];
+		if (!c || !c->core->threads[0]->exited)
+			continue;
+		int ret = pt_detach(c->pid, 0);
+		if (ret)
+			return ret;
+		if (!wait_state(t, c->pid, c->pid, "ZX")) {
+			pr_err("restore: the main thread of pid %d (a zombie thread-group leader) did "
+			       "not exit",
+			       c->pid);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
 }
 
 /* Every task ready: rebuild each from outside (the remote stage), then, every task
@@ -702,6 +733,9 @@ static int rst_rebuild_tree(struct rst_tree *t)
 		ret = cr_notify(t->opts->notify, t->opts->notify_arg, points[k], t->procs[0]->pid);
 	if (ret)
 		return ret;
+	ret = let_zleaders_exit(t);
+	if (ret)
+		return ret;
 	/* tasks that were stopped at dump are stopped again by the same signal (their parent's
 	 * waitpid reports it): queued while they are still traced, so that they stop before
 	 * running an instruction once detached */
@@ -715,12 +749,12 @@ static int rst_rebuild_tree(struct rst_tree *t)
 		struct rst_ctx *c = t->procs[i];
 		for (size_t k = 0; c && k < c->nr_trs && !ret; k++)
 			ret = pt_detach(c->trs[k].tid, 0);
-		if (c && !ret)
+		if (c && !ret && !c->core->threads[0]->exited)
 			ret = pt_detach(c->pid, 0);
 	}
 	for (size_t i = 0; i < t->n && !ret; i++)
 		if (t->procs[i] && t->procs[i]->core->stopped)
-			wait_stopped(t, t->procs[i]->pid);
+			wait_stopped(t, t->procs[i]);
 	return ret;
 }
 

@@ -98,7 +98,7 @@ static int epoll_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	epoll_data__init(m);
 	d->epoll = m;
-	return epoll_fill(c->pid, e->fd, t, n, m);
+	return epoll_fill(c->ospid, e->fd, t, n, m);
 }
 
 /* An epoll used by several processes is not rebuilt yet: each restored process would

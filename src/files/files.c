@@ -294,7 +294,7 @@ static int group_descriptions(const struct dump_ctx *c, struct fd_ent *ents, siz
 			if (o->owner != j || o->st.st_dev != ents[i].st.st_dev ||
 			    o->st.st_ino != ents[i].st.st_ino)
 				continue;
-			int r = same_description(c->pid, o->fd, ents[i].fd);
+			int r = same_description(c->ospid, o->fd, ents[i].fd);
 			if (r < 0)
 				return r;
 			if (r) {

@@ -41,7 +41,7 @@ static int tree_id(struct dump_ctx **procs, size_t p, const FileDesc *d, int fd,
 		const struct gdesc *o = &(*g)[k];
 		if (o->dev != d->dev || o->ino != d->ino)
 			continue;
-		long r = syscall(SYS_kcmp, o->pid, procs[p]->pid, KCMP_FILE, o->fd, fd);
+		long r = syscall(SYS_kcmp, o->pid, procs[p]->ospid, KCMP_FILE, o->fd, fd);
 		if (r < 0)
 			return pr_perror("kcmp fd %d of pid %d with fd %d of pid %d", o->fd, o->pid,
 					 fd, procs[p]->pid);
@@ -55,7 +55,7 @@ static int tree_id(struct dump_ctx **procs, size_t p, const FileDesc *d, int fd,
 		return -ENOMEM;
 	*g = ng2;
 	*id = (*next)++;
-	(*g)[(*ng)++] = (struct gdesc){ procs[p]->pid, fd, d->dev, d->ino, *id };
+	(*g)[(*ng)++] = (struct gdesc){ procs[p]->ospid, fd, d->dev, d->ino, *id };
 	return 0;
 }
 

@@ -300,7 +300,7 @@ int mem_dump_pages(struct dump_ctx *c)
 		kill_for_test(c);
 	ret = page_sink_open(c, &sink);
 	if (!ret) {
-		ret = copy_pages(c->pid, &ms->own, sink, &len);
+		ret = copy_pages(c->ospid, &ms->own, sink, &len);
 		if (ret && c->opts->pre_dump && task_gone(c)) {
 			/* a pre-dump copies while the tree runs: a process that exited
 			 * meanwhile is left out of the image (the next pass finds it gone) */

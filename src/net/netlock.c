@@ -576,7 +576,7 @@ static int list_ns(struct netlock *nl, struct dump_tree *t)
 		int fd = openat(c->procfd, "ns/net", O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return pr_perror("netlock: open /proc/%d/ns/net", c->pid);
-		nl->ns[nl->n_ns++] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->pid };
+		nl->ns[nl->n_ns++] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->ospid };
 	}
 	return 0;
 }

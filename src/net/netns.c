@@ -881,7 +881,7 @@ int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t
 				ret = -EOPNOTSUPP;
 			}
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/ns/net", procs[i]->pid);
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", procs[i]->ospid);
 		fds[n_own] = open(path, O_RDONLY | O_CLOEXEC);
 		if (fds[n_own] < 0 && !ret)
 			ret = pr_perror("net: open %s", path);
@@ -889,7 +889,7 @@ int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t
 		ids[n_own++] = net;
 	}
 	for (size_t k = 0; k < n_own && !ret; k++)
-		ret = read_netns(procs[own[k]]->opts, procs[own[k]]->pid, ids[k], ids, fds, n_own,
+		ret = read_netns(procs[own[k]]->opts, procs[own[k]]->ospid, ids[k], ids, fds, n_own,
 				 &procs[own[k]]->tns->net);
 	/* veth pairs across namespaces: one side creates the pair */
 	for (size_t k = 0; k < n_own && !ret; k++) {

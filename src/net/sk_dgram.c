@@ -300,7 +300,7 @@ int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, si
 	if (!ns)
 		return pr_errno(-ENOMEM, "the %ss of the tree", what);
 	for (size_t p = 0; p < n; p++)
-		if (!(ns[p] = sk_netns_ino(procs[p]->pid)))
+		if (!(ns[p] = sk_netns_ino(procs[p]->ospid)))
 			return -EIO;
 	struct sk_scan s = { .procs = procs, .n = n, .ns = ns };
 	int ret = 0;
@@ -311,7 +311,7 @@ int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, si
 		s.netns = ns[p];
 		if (!first || !ns_has_kind(&s, kind))
 			continue;
-		int nl = sk_diag_open(procs[p]->pid, -1, -1, NULL);
+		int nl = sk_diag_open(procs[p]->ospid, -1, -1, NULL);
 		if (nl < 0) {
 			ret = nl;
 			break;

@@ -82,7 +82,7 @@ static int pk_opts(pid_t pid, int fd, int dup, const char *link, PacketSk *k)
 
 static int pk_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
-	pid_t pid = c->pid;
+	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
 	int fd = e->fd, type = 0, ret;
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)

@@ -209,7 +209,7 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 {
 	const struct inet_diag_ent *ent = inet_diag_find(tab, e->st.st_ino);
 	int fd = e->fd;
-	pid_t pid = c->pid;
+	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
 
 	if (!ent)
 		return dump_unlisted(c, fd, dup, t);
@@ -259,7 +259,7 @@ static int tcp_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 		return dup;
 	if ((ret = inet_sk_kind(dup, &family, &type, &proto)))
 		return pr_errno(ret, "fd %d of pid %d: socket family", e->fd, c->pid);
-	ret = inet_diag_table(c->sk, c->pid, e->fd, dup, family, IPPROTO_TCP, &tab);
+	ret = inet_diag_table(c->sk, c->ospid, e->fd, dup, family, IPPROTO_TCP, &tab);
 	if (ret)
 		return ret;
 	TcpSk *t = malloc(sizeof(*t));
@@ -335,7 +335,7 @@ static int check_opened_by_stasis(struct dump_ctx **procs, size_t n)
 {
 	for (size_t p = 0; p < n; p++) {
 		const Files *f = procs[p]->files;
-		bool own_net = !same_ns(procs[p]->pid, "net");
+		bool own_net = !same_ns(procs[p]->ospid, "net");
 		for (size_t i = 0; i < f->n_files && own_net; i++) {
 			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK ||
 			    !shared_desc(procs, n, p, f->files[i]->id))

@@ -264,7 +264,7 @@ static int dump_params(pid_t pid, int fd, int dup, TcpRepair *r)
 /* A connection: repair mode on @dup (taken: held until the dump ends). */
 int tcp_dump_repair(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 {
-	pid_t pid = c->pid;
+	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
 	int ret = tcp_opt(dup, TCP_REPAIR, 1);
 	if (ret) {
 		close(dup);

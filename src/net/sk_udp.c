@@ -686,7 +686,7 @@ static int proc_peer(pid_t pid, int fd, uint64_t ino, InetDgramSk *u)
 
 static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
-	pid_t pid = c->pid;
+	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
 	int fd = e->fd, ret, family, type, proto;
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
@@ -833,7 +833,7 @@ static int diag_netns(struct diag_scan *s, size_t p)
 		for (size_t b = 0; b < sizeof(protos) / sizeof(protos[0]) && !ret; b++) {
 			if (!ns_wants(s, fams[a], protos[b]))
 				continue;
-			if (nl < 0 && (nl = sk_diag_open(s->procs[p]->pid, -1, -1, NULL)) < 0)
+			if (nl < 0 && (nl = sk_diag_open(s->procs[p]->ospid, -1, -1, NULL)) < 0)
 				return nl;
 			struct {
 				struct nlmsghdr h;
@@ -866,7 +866,7 @@ static int dg_merge(struct dump_ctx **procs, size_t n)
 		return pr_errno(-ENOMEM, "inet datagram sockets of the tree");
 	struct diag_scan s = { .procs = procs, .n = n, .ns = ns };
 	for (size_t p = 0; p < n; p++)
-		if (!(ns[p] = sk_netns_ino(procs[p]->pid)))
+		if (!(ns[p] = sk_netns_ino(procs[p]->ospid)))
 			return -EIO;
 	for (size_t p = 0; p < n; p++) {
 		bool first = true;

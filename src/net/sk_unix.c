@@ -327,7 +327,7 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, const struct sk_diag
 int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
 {
 	int domain = -1, type = -1, ret, fd = e->fd;
-	pid_t pid = c->pid;
+	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
 	uint64_t ino = e->st.st_ino;
 
 	if ((ret = get_int_opt(dup, SO_DOMAIN, &domain)))

@@ -56,7 +56,7 @@ static bool identify(const struct fctx *x, int fd, const struct stat *st, uint32
 			int tfd = fd_desc_fd(f, i);
 			if (tfd < 0 || d->ino != st->st_ino || d->dev != st->st_dev)
 				continue;
-			if (same_file(x->procs[p]->pid, tfd, self, fd)) {
+			if (same_file(x->procs[p]->ospid, tfd, self, fd)) {
 				*id = d->id;
 				return true;
 			}

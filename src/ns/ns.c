@@ -81,7 +81,7 @@ static int pid_for_children_dump(struct dump_ctx **procs, size_t n, size_t i)
 		return 0;
 	}
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid_for_children", procs[i]->pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid_for_children", procs[i]->ospid);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int up = fd < 0 ? -1 : ioctl(fd, NS_GET_PARENT);
 	struct stat st;
@@ -354,7 +354,7 @@ int ns_dump_last_pid(struct dump_ctx *c)
 	long r = last_pid_io(&c->rs, false, &v);
 	if (r == -ENOENT || r == -EACCES || r == -EPERM) {
 		/* no proc where the init is: read it from a probe in the namespace */
-		r = last_pid_probe(c->pid, &v, false);
+		r = last_pid_probe(c->ospid, &v, false);
 		if (r < 0) {
 			pr_warn("ns: ns_last_pid of the pid namespace of pid %d is out of reach (no "
 				"/proc there, no right to enter it): not restored",
@@ -694,7 +694,7 @@ static int ipc_dump(struct dump_ctx *c, const struct dump_ctx *parent)
 {
 	(void)parent;
 	/* (read inside the owning user namespace: owners as its tasks see them) */
-	return ipc_dump_ns(c->pid, &c->tns->ipc);
+	return ipc_dump_ns(c->ospid, &c->tns->ipc);
 }
 
 static bool ipc_created(const TaskNs *tns)
@@ -716,7 +716,7 @@ static void ipc_forget(TaskNs *root)
 static int uts_dump(struct dump_ctx *c, const struct dump_ctx *parent)
 {
 	(void)parent;
-	return read_uts(c->pid, &c->tns->uts);
+	return read_uts(c->ospid, &c->tns->uts);
 }
 
 static bool uts_created(const TaskNs *tns)

@@ -8,6 +8,7 @@
  * then simply overwritten. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/prctl.h>
 #include <sched.h>
 #include <signal.h>
@@ -148,6 +149,96 @@ int cpu_dump(struct dump_ctx *c)
 	return 0;
 }
 
+/* A copy of message @m (of any type): packed and read back. */
+static ProtobufCMessage *msg_dup(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	return protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+}
+
+/* Grow array @arr of @n pointers by one at its head, holding @first. */
+static int put_first(void ***arr, size_t *n, void *first)
+{
+	void **a = realloc(*arr, (*n + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	memmove(a + 1, a, *n * sizeof(*a));
+	a[0] = first;
+	*arr = a;
+	(*n)++;
+	return 0;
+}
+
+/* The exited main thread: no registers, every signal blocked, no clear_child_tid, no
+ * robust list (its exit at restore must wake and touch nothing), its name and ids. */
+static Thread *zleader_thread(const struct dump_ctx *c)
+{
+	Thread *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	thread__init(t);
+	t->tid = c->pid;
+	t->blocked = ~0ULL;
+	t->has_tid_address = t->has_robust_list = t->has_robust_list_len = true;
+	t->robust_list_len = sizeof(struct robust_list_head);
+	t->has_exited = t->exited = true;
+	t->has_exit_code = true;
+	t->exit_code = c->zl.exit_code;
+	t->comm = strdup(c->zl.comm);
+	t->nstid = calloc(c->zl.nspid_len ? c->zl.nspid_len : 1, sizeof(*t->nstid));
+	if (!t->comm || !t->nstid) {
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+		return NULL;
+	}
+	for (size_t k = 0; k < c->zl.nspid_len; k++)
+		t->nstid[t->n_nstid++] = c->zl.nspid[k];
+	return t;
+}
+
+int cpu_dump_zleader(struct dump_ctx *c)
+{
+	Core *core = c->core;
+	if (!core->n_threads || (core->sched && !core->sched->n_threads) ||
+	    (core->knobs && !core->knobs->n_mce_kill)) {
+		pr_err("dump: pid %d: no thread state to put its exited main thread before",
+		       c->pid);
+		return -EINVAL;
+	}
+	Thread *t = zleader_thread(c);
+	if (!t)
+		return -ENOMEM;
+	int ret = seccomp_zleader_row(core->threads, core->n_threads, &t->seccomp);
+	if (!ret)
+		ret = put_first((void ***)&core->threads, &core->n_threads, t);
+	if (ret) {
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+		return ret;
+	}
+	/* its scheduling settings and MCE policy: its first thread's (they apply to it
+	 * only until it exits at restore) */
+	if (core->sched) {
+		ProtobufCMessage *s = msg_dup(&core->sched->threads[0]->base);
+		ret = s ? put_first((void ***)&core->sched->threads, &core->sched->n_threads, s)
+			: -ENOMEM;
+		if (ret && s)
+			protobuf_c_message_free_unpacked(s, NULL);
+	}
+	if (!ret && core->knobs) {
+		Knobs *k = core->knobs;
+		uint32_t *m = realloc(k->mce_kill, (k->n_mce_kill + 1) * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		memmove(m + 1, m, k->n_mce_kill * sizeof(*m));
+		k->mce_kill = m;
+		k->n_mce_kill++;
+	}
+	return ret;
+}
+
 /* The restore child is a fork of stasis: glibc registered rseq for it inside memory that
  * is about to disappear. Unregister it first, with the values the kernel reports. */
 int cpu_restore_prepare(struct rst_ctx *c)
@@ -164,6 +255,9 @@ int cpu_restore_prepare(struct rst_ctx *c)
 
 static int thread_check(const Thread *t)
 {
+	if (t->exited) /* a zombie leader's main thread: nothing to run (cpu_validate) */
+		return t->gpregs.len || t->xsave.len ? pr_errno(-EINVAL, "image: exited main thread %d "
+							       "has registers", t->tid) : 0;
 	if (t->gpregs.len != sizeof(arch_regs_t)) {
 		pr_err("image: registers of thread %d have %zu bytes, expected %zu", t->tid,
 		       t->gpregs.len, sizeof(arch_regs_t));
@@ -188,7 +282,14 @@ int cpu_validate(const Core *core)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < core->n_threads; i++) {
-		int ret = thread_check(core->threads[i]);
+		const Thread *t = core->threads[i];
+		if (t->exited && (i || core->n_threads < 2 || t->exit_code & ~0xff00)) {
+			pr_err("image: thread %d of pid %d is marked exited: only the main thread "
+			       "of a process with other threads may be, with an exit status",
+			       t->tid, core->pid);
+			return -EINVAL;
+		}
+		int ret = thread_check(t);
 		if (ret)
 			return ret;
 		for (size_t j = 0; j < i; j++)
@@ -526,8 +627,20 @@ int cpu_restore_remote(struct rst_ctx *c)
 	return thread_state_remote(c, &c->rs, c->core->threads[0]);
 }
 
+/* The main thread of a zombie leader, let go last, runs the exit syscall (the vDSO's
+ * syscall instruction) with its status: the process goes on in its other threads. */
+static int zleader_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
+{
+	const uint64_t args[6] = { (uint64_t)(t->exit_code >> 8) & 0xff };
+	(void)c;
+	arch_setup_syscall(&rs->saved, rs->insn, SYS_exit, args);
+	return rsys_fini(rs);
+}
+
 static int thread_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
 {
+	if (t->exited)
+		return zleader_final(c, rs, t);
 	int ret = arch_set_xsave(rs->tid, t->xsave.data, t->xsave.len);
 	if (ret)
 		return ret;

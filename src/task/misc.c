@@ -89,7 +89,7 @@ int misc_dump(struct dump_ctx *c)
 		return -ENOMEM;
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
 		struct rlimit rl;
-		if (prlimit(c->pid, (__rlimit_resource_t)res, NULL, &rl) < 0) {
+		if (prlimit(c->ospid, (__rlimit_resource_t)res, NULL, &rl) < 0) {
 			/* Reading another user's limits from outside needs CAP_SYS_RESOURCE
 			 * (root here lacks it): ask the task itself. */
 			if (errno != EPERM)

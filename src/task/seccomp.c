@@ -120,6 +120,35 @@ static int check_sharing(pid_t pid, Thread *const *th, size_t n)
 	return 0;
 }
 
+/* The row of the exited main thread of a zombie leader put before the live threads
+ * @th[0..n): the filters they all share (all of the only one's), so that the shared part
+ * is still installed once for all; strict mode if they are strict; else none. */
+int seccomp_zleader_row(Thread *const *th, size_t n, ThreadSeccomp **out)
+{
+	*out = NULL;
+	if (!n || !th[0]->seccomp)
+		return 0;
+	size_t k = n == 1 ? th[0]->seccomp->n_chain : common_prefix(th, n);
+	bool strict = th[0]->seccomp->mode == SECCOMP_MODE_STRICT;
+	for (size_t i = 1; i < n && strict; i++)
+		strict = th[i]->seccomp && th[i]->seccomp->mode == SECCOMP_MODE_STRICT;
+	if (!strict && !(in_filter_mode(th[0]) && k))
+		return 0;
+	ThreadSeccomp *ts = calloc(1, sizeof(*ts));
+	if (!ts)
+		return -ENOMEM;
+	thread_seccomp__init(ts);
+	if (k && !(ts->chain = calloc(k, sizeof(*ts->chain)))) {
+		free(ts);
+		return -ENOMEM;
+	}
+	ts->mode = strict ? SECCOMP_MODE_STRICT : SECCOMP_MODE_FILTER;
+	for (size_t i = 0; !strict && i < k; i++)
+		ts->chain[ts->n_chain++] = th[0]->seccomp->chain[i];
+	*out = ts;
+	return 0;
+}
+
 /* ---- dump ---------------------------------------------------------------------- */
 
 /* The thread's mode (SECCOMP_MODE_*) and filter count from its status; -errno. */

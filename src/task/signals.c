@@ -140,7 +140,7 @@ int signals_dump(struct dump_ctx *c)
 		sa->mask = ka.mask;
 	}
 
-	ret = peek_queue(c->pid, true, &core->shared_pending, &core->n_shared_pending);
+	ret = peek_queue(c->ospid, true, &core->shared_pending, &core->n_shared_pending);
 	if (ret)
 		return ret;
 	drop_ignored(core, c->thr[0].saved_sigmask, core->shared_pending,

@@ -9,6 +9,9 @@
 #include "cr/ctx.h"
 
 int cpu_dump(struct dump_ctx *c) __must_check;      /* regs, xsave, rseq */
+/* A zombie thread-group leader: its exited main thread put first in every per-thread
+ * table, once the process is dumped. */
+int cpu_dump_zleader(struct dump_ctx *c) __must_check;
 int cpu_validate(const Core *core) __must_check;
 /* Before the memory switch: drop the restorer's own rseq registration. */
 int cpu_restore_prepare(struct rst_ctx *c) __must_check;
@@ -37,6 +40,8 @@ int knobs_dump(struct dump_ctx *c) __must_check; /* MCE kill, MDWE, KSM merge */
  * (the remote engine's syscalls must not meet them). A thread under seccomp that cannot
  * be suspended (no CAP_SYS_ADMIN in the initial user namespace) is refused. */
 int seccomp_dump_suspend(struct dump_ctx *c, pid_t tid) __must_check;
+/* The seccomp row of the exited main thread of a zombie leader (src/task/cpu.c). */
+int seccomp_zleader_row(Thread *const *th, size_t n, ThreadSeccomp **out) __must_check;
 
 int misc_dump(struct dump_ctx *c) __must_check; /* comm, rlimits, ... */
 int misc_restore_child(struct rst_ctx *c) __must_check;

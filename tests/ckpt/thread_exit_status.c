@@ -1,4 +1,4 @@
-// stasis-test: timeout=60 mode=exit-status skip=zombie leader (main thread exited by pthread_exit) is refused by dump: "pid N is a zombie: nothing to checkpoint"
+// stasis-test: timeout=60 mode=exit-status
 /* A zombie-leader process: the main thread calls pthread_exit while a second thread goes
  * on running; the leader stays a zombie task until the whole process exits. The second
  * thread writes "ready" once the leader is a zombie, waits for SIGTERM (delivered to it,

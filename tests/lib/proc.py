@@ -55,7 +55,27 @@ def proc_stat(pid):
 
 def pid_alive(pid):
     st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
+    if st is None:
+        return False
+    return st[0] not in ("Z", "X") or leader_only_dead(pid)
+
+
+def leader_only_dead(pid):
+    """A zombie thread-group leader: its main thread exited, another runs on."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return False
+    for t in tids:
+        if t == str(pid):
+            continue
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def my_children(include_zombies=False):
@@ -65,7 +85,8 @@ def my_children(include_zombies=False):
         if not d.isdigit():
             continue
         st = proc_stat(int(d))
-        if st and st[1] == me and (include_zombies or st[0] not in ("Z", "X")):
+        if st and st[1] == me and (include_zombies or st[0] not in ("Z", "X")
+                                   or leader_only_dead(int(d))):
             out.append(int(d))
     return out
 

@@ -334,7 +334,7 @@ static void test_dump_restore(void)
 		goto out;
 	}
 
-	struct dump_ctx c = {.pid = pid};
+	struct dump_ctx c = {.pid = pid, .ospid = pid};
 	c.pidfd = sys_pidfd_open(pid, 0);
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d", pid);
@@ -712,7 +712,7 @@ static void test_unsupported(void)
 		}
 		char path[64], msg[64];
 		snprintf(path, sizeof(path), "/proc/%d", pid);
-		struct dump_ctx c = {.pid = pid};
+		struct dump_ctx c = {.pid = pid, .ospid = pid};
 		c.pidfd = sys_pidfd_open(pid, 0);
 		c.procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		CHECK(c.pidfd >= 0 && c.procfd >= 0);

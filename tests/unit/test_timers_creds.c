@@ -156,7 +156,7 @@ static void test_dump(void)
 {
 	struct dump_ctx c;
 	memset(&c, 0, sizeof(c));
-	c.pid = start_child(CHILD_TIMERS, &c.rs);
+	c.pid = c.ospid = start_child(CHILD_TIMERS, &c.rs);
 	if (c.pid < 0)
 		return;
 	char path[64];
