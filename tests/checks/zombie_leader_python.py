@@ -55,6 +55,15 @@ def ticks(tick):
         return len(f.read().split())
 
 
+def ticking(tick, more, when):
+    n = ticks(tick)
+    deadline = time.monotonic() + 10
+    while ticks(tick) < n + more and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if ticks(tick) < n + more:
+        raise Failure("the thread does not tick %s" % when)
+
+
 def check(c):
     tick = os.path.join(c.tmp, "zl.tick")
     img = os.path.join(c.tmp, "zl-img")
@@ -74,12 +83,7 @@ def check(c):
         after = leader_facts(p.pid)
         if after != before:
             raise Failure("after the restore: %r, was %r" % (after, before))
-        n = ticks(tick)
-        deadline = time.monotonic() + 10
-        while ticks(tick) < n + 5 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if ticks(tick) < n + 5:
-            raise Failure("the thread does not tick after the restore")
+        ticking(tick, 5, "after the restore")
     finally:
         kill_pid(p.pid)
         wait_pid(p.pid, time.monotonic() + 5)
@@ -97,12 +101,7 @@ def check(c):
             raise Failure("the error does not say what is refused: %r" % err)
         if leader_facts(p.pid)[0] != "Z" or not kids or proc_stat(kids[0]) is None:
             raise Failure("the tree is not as it was after the failed dump")
-        n = ticks(tick)
-        deadline = time.monotonic() + 10
-        while ticks(tick) < n + 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if ticks(tick) < n + 3:
-            raise Failure("the thread does not tick after the failed dump")
+        ticking(tick, 3, "after the failed dump")
         return "restored as a zombie leader (exit code %d, threads %s); the child with a " \
             "parent-death signal refused: %s" % (before[1], before[2], err.strip()[:160])
     finally:

@@ -441,3 +441,15 @@ unsigned long test_area_kb(const void *addr, const char *key)
 		test_fail("no area at %p", addr);
 	return a.kb;
 }
+
+char test_task_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	test_read_text(path, buf, sizeof(buf));
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}

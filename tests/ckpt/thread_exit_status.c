@@ -18,24 +18,6 @@
 static pid_t leader, worker_tid;
 static volatile unsigned long ticks;
 
-/* state letter of task @tid of this process, or 0 */
-static char task_state(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 static int count_tasks(void)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -60,7 +42,7 @@ static void *worker(void *arg)
 
 	(void)arg;
 	worker_tid = gettid();
-	while ((st = task_state(leader)) != 'Z' && test_now_ns() < deadline)
+	while ((st = test_task_state(0, leader)) != 'Z' && test_now_ns() < deadline)
 		test_sleep_ms(5);
 	TEST_CHECK(st == 'Z', "the main thread did not become a zombie (state %c)", st ? st : '?');
 	n = count_tasks();
@@ -76,7 +58,7 @@ static void *worker(void *arg)
 	TEST_CHECK((pid_t)syscall(SYS_gettid) == worker_tid, "worker tid %d, was %d",
 		   (int)syscall(SYS_gettid), (int)worker_tid);
 	TEST_CHECK(ticks == before, "worker data %lu, expected %lu", ticks, before);
-	st = task_state(leader);
+	st = test_task_state(0, leader);
 	TEST_CHECK(st == 'Z', "the main thread (tid %d) is in state %c, expected a zombie",
 		   (int)leader, st ? st : '?');
 	n = count_tasks();

@@ -38,24 +38,6 @@ struct shared {
 
 static struct shared *sh;
 
-/* state letter of /proc/@pid/task/@tid/stat, or 0 */
-static char task_state(pid_t pid, pid_t tid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /* the tids listed in /proc/@pid/task, sorted, into @out (at most @max); their number */
 static int list_tasks(pid_t pid, pid_t *out, int max)
 {
@@ -98,16 +80,14 @@ static void *worker(void *arg)
 	if (getpid() != sh->pid || (pid_t)syscall(SYS_gettid) != sh->tids[i])
 		snprintf(fail, sizeof(sh->fail[0]), "thread %d: pid %d tid %d, were %d %d", i,
 			 (int)getpid(), (int)syscall(SYS_gettid), (int)sh->pid, (int)sh->tids[i]);
-	else if (task_state(getpid(), getpid()) != 'Z')
+	else if (test_task_state(getpid(), getpid()) != 'Z')
 		snprintf(fail, sizeof(sh->fail[0]), "thread %d: /proc/self/task/%d is not a zombie",
 			 i, (int)getpid());
 	atomic_fetch_add(&sh->done, 1);
 	/* the first thread waits for the other to be gone: the last one's exit ends the
 	 * process, whose status is then the leader's */
-	if (i == 0)
-		while (task_state(getpid(), sh->tids[1]) != 0 &&
-		       task_state(getpid(), sh->tids[1]) != 'Z' && task_state(getpid(), sh->tids[1]) != 'X')
-			test_sleep_ms(1);
+	for (char st; i == 0 && (st = test_task_state(0, sh->tids[1])) && st != 'Z' && st != 'X';)
+		test_sleep_ms(1);
 	if (test_sabotage() && i == 0)
 		syscall(SYS_exit_group, 0);
 	syscall(SYS_exit, i == 0 ? LAST_STATUS : 0);
@@ -165,10 +145,10 @@ int main(int argc, char **argv)
 		child();
 	sh->pid = pid;
 	deadline = test_now_ns() + 10000000000ull;
-	while ((atomic_load(&sh->ready) < 2 || task_state(pid, pid) != 'Z') &&
+	while ((atomic_load(&sh->ready) < 2 || test_task_state(pid, pid) != 'Z') &&
 	       test_now_ns() < deadline)
 		test_sleep_ms(2);
-	TEST_CHECK(task_state(pid, pid) == 'Z', "the child's main thread did not exit");
+	TEST_CHECK(test_task_state(pid, pid) == 'Z', "the child's main thread did not exit");
 	TEST_CHECK(exit_code_of(pid) == LEADER_STATUS << 8, "the leader's exit code reads %ld",
 		   exit_code_of(pid));
 	nb = list_tasks(pid, before, 4);
@@ -179,10 +159,11 @@ int main(int argc, char **argv)
 
 	/* the leader exits as the restored threads are let go: a moment */
 	deadline = test_now_ns() + 5000000000ull;
-	while (task_state(pid, pid) != 'Z' && test_now_ns() < deadline)
+	while (test_task_state(pid, pid) != 'Z' && test_now_ns() < deadline)
 		test_sleep_ms(1);
-	TEST_CHECK(task_state(pid, pid) == 'Z', "the child's main thread is in state %c, not a zombie",
-		   task_state(pid, pid) ? task_state(pid, pid) : '?');
+	char st0 = test_task_state(pid, pid);
+	TEST_CHECK(st0 == 'Z', "the child's main thread is in state %c, not a zombie",
+		   st0 ? st0 : '?');
 	TEST_CHECK(exit_code_of(pid) == LEADER_STATUS << 8,
 		   "the leader's exit code reads %ld after the restore, was %d", exit_code_of(pid),
 		   LEADER_STATUS << 8);
