@@ -810,6 +810,14 @@ static int write_inventory(struct dump_tree *t)
 			e->shares_fs = t->procs[i]->shares_fs;
 			e->has_creator = t->procs[i]->creator > 0;
 			e->creator = t->procs[i]->creator;
+			e->has_mnt_sibling = t->procs[i]->mnt_sibling > 0;
+			e->mnt_sibling = t->procs[i]->mnt_sibling;
+			if (e->has_creator && e->has_mnt_sibling) {
+				pr_err("pid %d is in a session made through another task and in the "
+				       "mount namespace of its sibling %d (setns): not supported",
+				       e->pid, e->mnt_sibling);
+				return -EOPNOTSUPP;
+			}
 			e->n_nspid = t->procs[i]->status.nspid_len;
 			e->nspid = t->procs[i]->status.nspid;
 			e->n_nspgid = t->procs[i]->status.nspgid_len;

@@ -109,6 +109,11 @@ static int check_tasks(const Inventory *inv)
 			return -EINVAL;
 		}
 		ssize_t c = e->has_creator ? rst_task_index(inv, e->creator) : p;
+		if (e->has_mnt_sibling) { /* a sibling: same parent, alive, no other creator */
+			c = rst_task_index(inv, e->mnt_sibling);
+			if (c >= 0 && (e->has_creator || e->zombie || inv->tasks[c]->ppid != e->ppid))
+				c = -1;
+		}
 		if (i && (c < 0 || (size_t)c == i || inv->tasks[c]->zombie)) {
 			pr_err("images: task %zu (pid %d) is made by pid %d, not a live task of "
 			       "the inventory", i, e->pid, e->creator);

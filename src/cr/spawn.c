@@ -57,6 +57,8 @@ static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int e
 pid_t rst_creator_of(const Inventory *inv, size_t j)
 {
 	const TaskEntry *e = inv->tasks[j];
+	if (j && e->has_mnt_sibling && e->mnt_sibling > 0) /* with CLONE_PARENT, in its tree */
+		return e->mnt_sibling;
 	if (j && e->has_creator && e->creator > 0)
 		return e->creator;
 	ssize_t p = rst_task_index(inv, e->ppid);
@@ -72,8 +74,8 @@ bool rst_early_child(const Inventory *inv, size_t j)
 {
 	const TaskEntry *e = inv->tasks[j];
 	ssize_t p = j ? rst_task_index(inv, e->ppid) : -1;
-	if (p <= 0 || e->has_creator || e->zombie || e->sid == e->pid || e->shares_files ||
-	    e->shares_fs)
+	if (p <= 0 || e->has_creator || e->has_mnt_sibling || e->zombie || e->sid == e->pid ||
+	    e->shares_files || e->shares_fs)
 		return false;
 	const TaskEntry *pe = inv->tasks[p];
 	ssize_t g = rst_task_index(inv, rst_creator_of(inv, (size_t)p));

@@ -222,6 +222,40 @@ static bool ns_joined(struct dump_ctx **procs, size_t i, const struct ns_ops *k,
 	return joined;
 }
 
+/* Are @a and @b the same namespaces, but for the mount namespace when @but_mnt? */
+static bool same_ids(const NsIds *a, const NsIds *b, bool but_mnt)
+{
+	return a->uts == b->uts && a->ipc == b->ipc && (but_mnt || a->mnt == b->mnt) &&
+	       a->net == b->net && a->pid == b->pid && a->user == b->user &&
+	       a->cgroup == b->cgroup && a->time == b->time &&
+	       a->has_pid_for_children == b->has_pid_for_children &&
+	       a->pid_for_children == b->pid_for_children;
+}
+
+/* Task @i entered (setns) the mount namespace a sibling created: it can be made by that
+ * sibling with CLONE_PARENT (born in the rebuilt tree, with the sibling's files of it) if
+ * the sibling created that namespace and nothing else, is no pid namespace's init, has
+ * the same exit signal, and the task is in its namespaces and its session (or leads its
+ * own) and shares nothing with its parent. The sibling's pid, or 0. */
+static pid_t mnt_sibling_of(struct dump_ctx **procs, size_t i, const struct dump_ctx *pc)
+{
+	const struct dump_ctx *b = procs[i];
+	for (size_t j = 0; pc && j < i; j++) {
+		const struct dump_ctx *a = procs[j];
+		if (a->core->ns->mnt != b->core->ns->mnt || !a->tns->mnt || a->parent != pc)
+			continue;
+		size_t lvl = a->status.nspid_len;
+		bool ok = same_ids(a->core->ns, b->core->ns, false) &&
+			  same_ids(a->core->ns, pc->core->ns, true) && !a->tns->pid_unshared &&
+			  !a->tns->time_ns && !a->tns->cgroupns && (!lvl || a->status.nspid[lvl - 1] != 1) &&
+			  a->stat.exit_signal == b->stat.exit_signal && !b->shares_files &&
+			  !b->shares_fs &&
+			  (b->stat.session == a->stat.session || b->stat.session == b->pid);
+		return ok ? a->pid : 0;
+	}
+	return 0;
+}
+
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 {
 	_cleanup_close_ int self = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -245,6 +279,9 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			uint64_t id = *ns_field(ids, &kinds[k]);
 			if (!kinds[k].dump || !id || id == *ns_field(parent, &kinds[k]))
 				continue;
+			if (kinds[k].clone_flag == CLONE_NEWNS && ns_joined(procs, i, &kinds[k], id, &mine) &&
+			    (procs[i]->mnt_sibling = mnt_sibling_of(procs, i, pc)))
+				continue; /* made by that sibling, in it */
 			if (kinds[k].refuse_joined && ns_joined(procs, i, &kinds[k], id, &mine)) {
 				pr_err("pid %d is in %s other than its parent's that it did not create "
 				       "(setns): not supported yet",
