@@ -93,8 +93,19 @@ static int zleader_switch(struct dump_ctx *c)
 		close(dfd);
 		return pr_perror("dump: pidfd of thread %d of pid %d", tid, c->pid);
 	}
+	/* its own exit code: the thread's view (/proc/PID/stat shows the group's stop
+	 * signal there while the process is stopped) */
+	char tpath[64];
+	struct proc_stat lst;
+	snprintf(tpath, sizeof(tpath), "task/%d/stat", c->pid);
+	_cleanup_free_ char *lbuf = read_file_at(c->procfd, tpath, 8192, NULL);
+	if (!lbuf || proc_parse_stat(lbuf, &lst)) {
+		close(dfd);
+		close(pfd);
+		return pr_perror("dump: read /proc/%d/%s", c->pid, tpath);
+	}
 	c->zl.on = true;
-	c->zl.exit_code = c->stat.exit_code;
+	c->zl.exit_code = lst.exit_code;
 	c->zl.exit_signal = c->stat.exit_signal;
 	c->zl.start_time = c->stat.start_time;
 	memcpy(c->zl.comm, c->stat.comm, sizeof(c->zl.comm));

@@ -2,11 +2,14 @@
 """Python whose main thread exited (the raw exit syscall, status 5) while a thread of it
 runs on, appending a tick to a file (a zombie thread-group leader, the process read
 through its live thread): dumped, restored with -d, the leader is a zombie again with
-the same exit code, the same thread ids are listed and the thread goes on ticking. Then
+the same exit code, the same thread ids are listed and the thread goes on ticking; the
+same once more with the process stopped (SIGSTOP) at the dump: restored stopped, the
+leader's own exit code kept, ticking again after SIGCONT. Then
 the same shape with a child, forked by the thread, that set a parent-death signal: the
 restored main thread would fork the child and exit, sending it that signal, so the dump
 must refuse with one line naming it and leave the tree running."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,29 +67,56 @@ def ticking(tick, more, when):
         raise Failure("the thread does not tick %s" % when)
 
 
+def thread_facts(pid):
+    """(state of each thread, the leader's own exit code: its task's stat, which a
+    stopped process does not hide behind the stop signal)"""
+    states = []
+    for t in sorted(os.listdir("/proc/%d/task" % pid)):
+        with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        states.append(fields[0])
+        if t == str(pid):
+            code = int(fields[-1])
+    return states, code
+
+
+def dump_restore(c, p, tick, img, stopped):
+    if stopped:
+        os.kill(p.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while "T" not in thread_facts(p.pid)[0] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    before = leader_facts(p.pid), thread_facts(p.pid)
+    if before[0][0] != "Z" or before[1][1] != 5 << 8 or len(before[0][2]) != 2:
+        raise Failure("not a zombie leader with one thread: %r" % (before,))
+    rc, _, err = run_cmd([c.stasis, "dump", "-t", str(p.pid), "-D", img], c.timeout)
+    if rc != 0:
+        raise Failure("dump failed: %s" % err.strip()[:300])
+    if wait_pid(p.pid, time.monotonic() + 10) is None:
+        raise Failure("the original was not killed by the dump")
+    rc, _, err = run_cmd(c.restore_argv(img), c.timeout)
+    if rc != 0:
+        raise Failure("restore failed: %s" % err.strip()[:300])
+    after = leader_facts(p.pid), thread_facts(p.pid)
+    if after != before:
+        raise Failure("after the restore%s: %r, was %r" % (" (stopped)" if stopped else "",
+                                                          after, before))
+    if stopped:
+        os.kill(p.pid, signal.SIGCONT)
+    ticking(tick, 5, "after the restore")
+    return before
+
+
 def check(c):
     tick = os.path.join(c.tmp, "zl.tick")
-    img = os.path.join(c.tmp, "zl-img")
-    p = start(c, tick, "plain")
-    try:
-        before = leader_facts(p.pid)
-        if before[0] != "Z" or before[1] != 5 << 8 or len(before[2]) != 2:
-            raise Failure("not a zombie leader with one thread: %r" % (before,))
-        rc, _, err = run_cmd([c.stasis, "dump", "-t", str(p.pid), "-D", img], c.timeout)
-        if rc != 0:
-            raise Failure("dump failed: %s" % err.strip()[:300])
-        if wait_pid(p.pid, time.monotonic() + 10) is None:
-            raise Failure("the original was not killed by the dump")
-        rc, _, err = run_cmd(c.restore_argv(img), c.timeout)
-        if rc != 0:
-            raise Failure("restore failed: %s" % err.strip()[:300])
-        after = leader_facts(p.pid)
-        if after != before:
-            raise Failure("after the restore: %r, was %r" % (after, before))
-        ticking(tick, 5, "after the restore")
-    finally:
-        kill_pid(p.pid)
-        wait_pid(p.pid, time.monotonic() + 5)
+    for stopped in (False, True):
+        p = start(c, tick, "plain")
+        try:
+            before = dump_restore(c, p, tick, os.path.join(c.tmp, "zl-img%d" % stopped),
+                                  stopped)
+        finally:
+            kill_pid(p.pid)
+            wait_pid(p.pid, time.monotonic() + 5)
     p = start(c, tick, "pdeath")
     kids = []
     try:
@@ -102,8 +132,9 @@ def check(c):
         if leader_facts(p.pid)[0] != "Z" or not kids or proc_stat(kids[0]) is None:
             raise Failure("the tree is not as it was after the failed dump")
         ticking(tick, 3, "after the failed dump")
-        return "restored as a zombie leader (exit code %d, threads %s); the child with a " \
-            "parent-death signal refused: %s" % (before[1], before[2], err.strip()[:160])
+        return "restored as a zombie leader, running and stopped (exit code %d, threads %s); " \
+            "the child with a parent-death signal refused: %s" % (
+                before[1][1], before[0][2], err.strip()[:160])
     finally:
         for k in kids:
             kill_pid(k)
