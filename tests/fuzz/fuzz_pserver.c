@@ -9,6 +9,7 @@
  * Built and run by tests/fuzz/build.sh. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char base[64], rbase[64];
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* The two directories go when the fuzzer exits (its normal end calls exit). */
+static void rm_dirs(void)
+{
+	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(rbase, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
@@ -35,7 +50,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	strcpy(base, "/tmp/fuzz-pserver.XXXXXX");
 	strcpy(rbase, "/tmp/fuzz-pserver-rd.XXXXXX");
-	if (!mkdtemp(base) || !mkdtemp(rbase))
+	if (!mkdtemp(base) || !mkdtemp(rbase) || atexit(rm_dirs))
 		abort();
 	/* rbase/a/pages-1.img (a header and a page), rbase/b/parent -> ../a,
 	 * rbase/c/parent -> / */
