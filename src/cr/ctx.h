@@ -100,6 +100,8 @@ struct zleader {
 	char comm[17];
 	int nspid[PROC_MAX_NS_LEVEL];
 	size_t nspid_len;
+	uint64_t sig_blk;          /* its blocked mask (SigBlk) */
+	int seccomp, seccomp_filters; /* its Seccomp and Seccomp_filters lines */
 };
 
 struct dump_ctx {

@@ -75,6 +75,18 @@ static pid_t zleader_live_thread(struct dump_ctx *c)
 	return best;
 }
 
+/* What a zombie leader's status shows that the restore gives it from its threads:
+ * credentials, capabilities, no_new_privs. */
+#define ZL_SAME 14
+static void zleader_same(const struct proc_status *s, uint64_t out[ZL_SAME])
+{
+	const uint64_t v[ZL_SAME] = { s->uid[0], s->uid[1], s->uid[2],  s->uid[3],  s->gid[0],
+				      s->gid[1], s->gid[2], s->gid[3],  s->cap_inh, s->cap_prm,
+				      s->cap_eff, s->cap_bnd, s->cap_amb,
+				      (uint64_t)(s->no_new_privs > 0) };
+	memcpy(out, v, sizeof(v));
+}
+
 /* A zombie thread-group leader: keep what the leader alone shows, then look at the
  * process through its live thread with the lowest tid (another thread's view of the same
  * memory, files, fs, namespaces, signal handlers). Left as it is if none is left. */
@@ -111,24 +123,25 @@ static int zleader_switch(struct dump_ctx *c)
 	memcpy(c->zl.comm, c->stat.comm, sizeof(c->zl.comm));
 	memcpy(c->zl.nspid, c->status.nspid, sizeof(c->zl.nspid));
 	c->zl.nspid_len = c->status.nspid_len;
-	/* (what its status shows after the restore is what the threads have) */
-	const struct proc_status *s = &c->status;
-	uint64_t lead[13] = { s->uid[0], s->uid[1], s->uid[2], s->uid[3], s->gid[0], s->gid[1],
-			      s->gid[2], s->gid[3], s->cap_inh, s->cap_prm, s->cap_eff,
-			      s->cap_bnd, s->cap_amb };
+	c->zl.sig_blk = c->status.sig_blk;
+	c->zl.seccomp = c->status.seccomp;
+	c->zl.seccomp_filters = c->status.seccomp_filters;
+	/* what its status shows after the restore is what the threads have: the same */
+	uint64_t lead[ZL_SAME], live[ZL_SAME];
+	bool pending = c->status.sig_pnd != 0;
+	zleader_same(&c->status, lead);
 	close(c->procfd);
 	close(c->pidfd);
 	c->procfd = dfd;
 	c->pidfd = pfd;
 	c->ospid = tid;
 	int ret = parse_proc_facts(c);
-	uint64_t live[13] = { s->uid[0], s->uid[1], s->uid[2], s->uid[3], s->gid[0], s->gid[1],
-			      s->gid[2], s->gid[3], s->cap_inh, s->cap_prm, s->cap_eff,
-			      s->cap_bnd, s->cap_amb };
-	if (!ret && memcmp(lead, live, sizeof(lead))) {
-		pr_err("pid %d: its exited main thread had other credentials than its threads "
-		       "(a zombie thread-group leader): not supported",
-		       c->pid);
+	zleader_same(&c->status, live);
+	if (!ret && (pending || memcmp(lead, live, sizeof(lead)))) {
+		pr_err("pid %d: its exited main thread had %s (a zombie thread-group leader): not "
+		       "supported",
+		       c->pid, pending ? "signals pending of its own"
+				       : "other credentials or no_new_privs than its threads");
 		return -EOPNOTSUPP;
 	}
 	return ret;
@@ -167,7 +180,6 @@ static int read_proc_facts(struct dump_ctx *c)
 	return 0;
 }
 
-
 /* @tid is traced by @tracer (not us): one line naming the tracer. A stasis tracing it is
  * another dump of the same tree. */
 static int report_tracer(pid_t pid, pid_t tid, pid_t tracer)
@@ -205,7 +217,6 @@ static pid_t tracer_of(pid_t tid)
 	}
 	return tracer;
 }
-
 
 /* What this version can dump; anything else is refused before the task is touched. */
 /* The signal that stopped a job-control stopped task, as /proc/PID/stat's exit_code shows
@@ -761,8 +772,10 @@ static int prepare_proc(struct dump_ctx *c)
 	if (!c->tns)
 		return -ENOMEM;
 	task_ns__init(c->tns);
-	int ret2 = res_dump(c);
-	return ret2 || !c->zl.on || c->opts->pre_dump ? ret2 : cpu_dump_zleader(c);
+	ret = res_dump(c);
+	if (!ret && c->zl.on && !c->opts->pre_dump)
+		ret = cpu_dump_zleader(c);
+	return ret;
 }
 
 static int release_proc(struct dump_ctx *c)

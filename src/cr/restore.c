@@ -640,10 +640,6 @@ static void shell_job_detach(void)
 	close(fd);
 }
 
-/* A task stopped at dump got its stop signal while traced: once let go it stops before
- * running an instruction, but only when it is next scheduled. The restore ends once it
- * is stopped (bounded: a busy machine may take a while to run it), so that whoever looks
- * right after the restore sees it stopped. */
 /* Wait (2 s at most) until thread @tid of @pid is in a state of @states. */
 static bool wait_state(const struct rst_tree *t, pid_t pid, pid_t tid, const char *states)
 {
@@ -659,6 +655,10 @@ static bool wait_state(const struct rst_tree *t, pid_t pid, pid_t tid, const cha
 	return false;
 }
 
+/* A task stopped at dump got its stop signal while traced: once let go it stops before
+ * running an instruction, but only when it is next scheduled. The restore ends once it
+ * is stopped (bounded: a busy machine may take a while to run it), so that whoever looks
+ * right after the restore sees it stopped. */
 static void wait_stopped(const struct rst_tree *t, const struct rst_ctx *c)
 {
 	/* (a zombie leader's first live thread: the leader shows Z) */
@@ -668,15 +668,31 @@ static void wait_stopped(const struct rst_tree *t, const struct rst_ctx *c)
 		pr_warn("restore: pid %d was stopped at dump and is not stopped yet", c->pid);
 }
 
-/* The main thread of a zombie leader is let go first (its registers run the exit
- * syscall), the other threads still held: the tree runs with it a zombie, as it was. */
+/* The main thread of a zombie leader goes first, the other threads still held: every
+ * signal blocked, it runs to its exit syscall's entry, gets its own blocked mask there
+ * (no return to user space follows, so no signal can reach it) and is let go into the
+ * exit. The tree runs with it a zombie, as it was. */
 static int let_zleaders_exit(const struct rst_tree *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const struct rst_ctx *c = t->procs[i];
 		if (!c || !c->core->threads[0]->exited)
 			continue;
-		int ret = pt_detach(c->pid, 0);
+		uint64_t mask = c->core->threads[0]->blocked &
+				~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
+		int status = 0;
+		int ret = ptrace(PTRACE_SYSCALL, c->pid, NULL, NULL) < 0
+				  ? pr_perror("restore: let the main thread of pid %d go", c->pid)
+				  : pt_wait(c->pid, &status, PT_WAIT_TIMEOUT_MS);
+		if (!ret && (!WIFSTOPPED(status) || WSTOPSIG(status) != (SIGTRAP | 0x80))) {
+			pr_err("restore: the main thread of pid %d stopped with 0x%x, not at its exit",
+			       c->pid, status);
+			ret = -EIO;
+		}
+		if (!ret && ptrace(PTRACE_SETSIGMASK, c->pid, (void *)sizeof(mask), &mask) < 0)
+			ret = pr_perror("restore: blocked signals of the main thread of %d", c->pid);
+		if (!ret)
+			ret = pt_detach(c->pid, 0);
 		if (ret)
 			return ret;
 		if (!wait_state(t, c->pid, c->pid, "ZX")) {

@@ -44,7 +44,7 @@
 /* The namespace's own settings programs and runtimes change (a router, kube-proxy's
  * route_localnet, rootless Podman's unprivileged port start, a server's port range and
  * keepalive): read at dump, written at restore where the new namespace's value differs.
- * The per-link ones (conf/IF/...) are not carried. */
+ * Each link's own are in link_confs. */
 static const char *const sysctls[] = {
 	"ipv4/ip_forward",
 	"ipv4/conf/all/forwarding",
@@ -90,8 +90,8 @@ static const char *const link_confs[] = {
 	"ipv6/autoconf",       "ipv6/accept_redirects",
 };
 
-/* "/proc/sys/net/ipv4/conf/NAME/KEY" of @key "ipv4/KEY" (@prefix "" or "/proc/"); 0 or
- * -ENAMETOOLONG. */
+/* "/proc/sys/net/ipv4/conf/NAME/KEY" of @key "ipv4/KEY" (@prefix "" or "/proc/"); 0,
+ * -EINVAL (a key or link name that is no path component) or -ENAMETOOLONG. */
 static int link_conf_path(char *buf, size_t len, const char *prefix, const char *link,
 			  const char *key)
 {
@@ -1105,10 +1105,9 @@ static int add_route(int fd, const NetRoute *rt)
 	return r;
 }
 
-/* Through stasis's /proc (@proc_dfd): the task's own may be gone (pivot_root); a net
- * sysctl file shows the net namespace of whoever opens it. */
 /* Write @v to @path (below @proc_dfd) unless it holds that already (the same value may
- * be read-only here). */
+ * be read-only here). Through stasis's /proc: the task's own may be gone (pivot_root); a
+ * net sysctl file shows the net namespace of whoever opens it. */
 static int write_setting(int proc_dfd, const char *path, const char *value)
 {
 	_cleanup_free_ char *cur = read_file_at(proc_dfd, path, 4096, NULL);

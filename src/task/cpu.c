@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/prctl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -149,17 +150,6 @@ int cpu_dump(struct dump_ctx *c)
 	return 0;
 }
 
-/* A copy of message @m (of any type): packed and read back. */
-static ProtobufCMessage *msg_dup(const ProtobufCMessage *m)
-{
-	size_t len = protobuf_c_message_get_packed_size(m);
-	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return NULL;
-	protobuf_c_message_pack(m, buf);
-	return protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-}
-
 /* Grow array @arr of @n pointers by one at its head, holding @first. */
 static int put_first(void ***arr, size_t *n, void *first)
 {
@@ -173,8 +163,9 @@ static int put_first(void ***arr, size_t *n, void *first)
 	return 0;
 }
 
-/* The exited main thread: no registers, every signal blocked, no clear_child_tid, no
- * robust list (its exit at restore must wake and touch nothing), its name and ids. */
+/* The exited main thread: no registers, no clear_child_tid, no robust list (its exit at
+ * restore must wake and touch nothing), its blocked mask (set as it enters its exit at
+ * restore), name and ids. */
 static Thread *zleader_thread(const struct dump_ctx *c)
 {
 	Thread *t = calloc(1, sizeof(*t));
@@ -182,7 +173,7 @@ static Thread *zleader_thread(const struct dump_ctx *c)
 		return NULL;
 	thread__init(t);
 	t->tid = c->pid;
-	t->blocked = ~0ULL;
+	t->blocked = c->zl.sig_blk;
 	t->has_tid_address = t->has_robust_list = t->has_robust_list_len = true;
 	t->robust_list_len = sizeof(struct robust_list_head);
 	t->has_exited = t->exited = true;
@@ -212,20 +203,31 @@ int cpu_dump_zleader(struct dump_ctx *c)
 	if (!t)
 		return -ENOMEM;
 	int ret = seccomp_zleader_row(core->threads, core->n_threads, &t->seccomp);
+	/* what its status shows of seccomp: the filters it gets are its threads' shared ones */
+	const ThreadSeccomp *sc = t->seccomp;
+	bool filters = sc && sc->mode == SECCOMP_MODE_FILTER;
+	if (!ret && ((sc ? (int)sc->mode : 0) != c->zl.seccomp ||
+		     (filters && (int)sc->n_chain != c->zl.seccomp_filters))) {
+		pr_err("pid %d: its exited main thread had other seccomp filters than its threads "
+		       "share (a zombie thread-group leader): not supported",
+		       c->pid);
+		ret = -EOPNOTSUPP;
+	}
 	if (!ret)
 		ret = put_first((void ***)&core->threads, &core->n_threads, t);
 	if (ret) {
 		protobuf_c_message_free_unpacked(&t->base, NULL);
 		return ret;
 	}
-	/* its scheduling settings and MCE policy: its first thread's (they apply to it
-	 * only until it exits at restore) */
+	/* its own scheduling settings (readable from outside, as a zombie); its MCE policy
+	 * (a prctl of its own, not shown): its first thread's */
 	if (core->sched) {
-		ProtobufCMessage *s = msg_dup(&core->sched->threads[0]->base);
-		ret = s ? put_first((void ***)&core->sched->threads, &core->sched->n_threads, s)
-			: -ENOMEM;
+		ThreadSched *s = NULL;
+		ret = sched_dump_thread(c->pid, &s);
+		if (!ret)
+			ret = put_first((void ***)&core->sched->threads, &core->sched->n_threads, s);
 		if (ret && s)
-			protobuf_c_message_free_unpacked(s, NULL);
+			protobuf_c_message_free_unpacked(&s->base, NULL);
 	}
 	if (!ret && core->knobs) {
 		Knobs *k = core->knobs;
@@ -627,12 +629,12 @@ int cpu_restore_remote(struct rst_ctx *c)
 	return thread_state_remote(c, &c->rs, c->core->threads[0]);
 }
 
-/* The main thread of a zombie leader, let go last, runs the exit syscall (the vDSO's
- * syscall instruction) with its status: the process goes on in its other threads. */
-static int zleader_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
+/* The main thread of a zombie leader is left to run the exit syscall (the vDSO's
+ * syscall instruction) with its status, once let go (src/cr/restore.c): the process goes
+ * on in its other threads. */
+static int zleader_final(struct rsys *rs, const Thread *t)
 {
 	const uint64_t args[6] = { (uint64_t)(t->exit_code >> 8) & 0xff };
-	(void)c;
 	arch_setup_syscall(&rs->saved, rs->insn, SYS_exit, args);
 	return rsys_fini(rs);
 }
@@ -640,7 +642,7 @@ static int zleader_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
 static int thread_final(struct rst_ctx *c, struct rsys *rs, const Thread *t)
 {
 	if (t->exited)
-		return zleader_final(c, rs, t);
+		return zleader_final(rs, t);
 	int ret = arch_set_xsave(rs->tid, t->xsave.data, t->xsave.len);
 	if (ret)
 		return ret;

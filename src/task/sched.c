@@ -49,7 +49,7 @@ static int read_int_file(int dirfd, const char *name, long long *out)
 	return errno || end == buf || (*end && *end != '\n') ? -EINVAL : 0;
 }
 
-static int dump_thread(pid_t tid, ThreadSched **out)
+int sched_dump_thread(pid_t tid, ThreadSched **out)
 {
 	struct stasis_sched_attr a;
 	int ret = get_attr(tid, &a);
@@ -104,7 +104,7 @@ int sched_dump(struct dump_ctx *c)
 	if (!s->threads)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->nr_thr; i++) {
-		int ret = dump_thread(c->thr[i].tid, &s->threads[i]);
+		int ret = sched_dump_thread(c->thr[i].tid, &s->threads[i]);
 		if (ret)
 			return ret;
 		s->n_threads = i + 1;

@@ -228,7 +228,10 @@ int signals_restore_final(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->core->n_threads; i++) {
 		pid_t tid = rst_thread_rs(c, i)->tid;
-		uint64_t mask = c->core->threads[i]->blocked;
+		/* (an exited main thread runs nothing but its exit: it gets its own mask as
+		 * it enters it, src/cr/restore.c) */
+		const Thread *t = c->core->threads[i];
+		uint64_t mask = t->exited ? ~0ULL : t->blocked;
 		mask &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
 		if (ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask) < 0)
 			return pr_perror("restore: set blocked signals of %d", tid);

@@ -33,6 +33,8 @@ int creds_dump(struct dump_ctx *c) __must_check;
 int creds_restore_remote(struct rst_ctx *c) __must_check;
 
 int sched_dump(struct dump_ctx *c) __must_check; /* policy, nice, affinity, oom, THP */
+/* One thread's row, read from outside (also a zombie leader's exited main thread). */
+int sched_dump_thread(pid_t tid, ThreadSched **out) __must_check;
 
 int knobs_dump(struct dump_ctx *c) __must_check; /* MCE kill, MDWE, KSM merge */
 

@@ -6,7 +6,8 @@
  * leader is still a zombie with its name and ids, that the same threads (tids) are
  * listed and count on; the child's threads check from inside that getpid() and their
  * tids are the same and that /proc/self shows the zombie leader. The leader's exit code
- * (/proc/PID/stat's exit_code, 3 << 8) must be what it was. Then the threads exit one by
+ * (/proc/PID/stat's exit_code, 3 << 8), its nice value and its blocked mask (set by the
+ * main thread alone before it exited) must be what they were. Then the threads exit one by
  * one (SYS_exit, not exit_group): the parent must reap the child with the status of the
  * last one (the kernel reports the last thread's exit code). */
 #include "lib.h"
@@ -21,12 +22,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define LEADER_STATUS 3
 #define LAST_STATUS 9
+#define LEADER_NICE 4
 
 struct shared {
 	_Atomic unsigned long counter[2];
@@ -97,14 +100,31 @@ static void *worker(void *arg)
 static void child(void)
 {
 	pthread_t th;
+	sigset_t usr2;
 
 	prctl(PR_SET_NAME, "zl-leader");
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
 	for (int i = 0; i < 2; i++)
 		if (pthread_create(&th, NULL, worker, (void *)(intptr_t)i))
 			_exit(90);
 	while (atomic_load(&sh->ready) < 2)
 		test_sleep_ms(1);
+	/* settings of the main thread only, which its zombie shows */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LEADER_NICE) ||
+	    pthread_sigmask(SIG_BLOCK, &usr2, NULL))
+		_exit(91);
 	syscall(SYS_exit, LEADER_STATUS); /* the main thread only */
+}
+
+/* The blocked mask (SigBlk) of the main thread of @pid, or ~0. */
+static unsigned long long leader_sigblk(pid_t pid)
+{
+	char path[64], buf[4096], *p;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	test_read_text(path, buf, sizeof(buf));
+	p = strstr(buf, "SigBlk:");
+	return p ? strtoull(p + 7, NULL, 16) : ~0ULL;
 }
 
 /* the last field of /proc/@pid/stat: the exit code of the main thread, or -1 */
@@ -151,6 +171,10 @@ int main(int argc, char **argv)
 	TEST_CHECK(test_task_state(pid, pid) == 'Z', "the child's main thread did not exit");
 	TEST_CHECK(exit_code_of(pid) == LEADER_STATUS << 8, "the leader's exit code reads %ld",
 		   exit_code_of(pid));
+	TEST_CHECK(leader_sigblk(pid) == 1ULL << (SIGUSR2 - 1) &&
+		   getpriority(PRIO_PROCESS, (id_t)pid) == LEADER_NICE,
+		   "the leader's mask %llx or nice %d are not what it set",
+		   leader_sigblk(pid), getpriority(PRIO_PROCESS, (id_t)pid));
 	nb = list_tasks(pid, before, 4);
 	TEST_CHECK(nb == 3, "%d tasks listed before the checkpoint, expected 3", nb);
 
@@ -167,6 +191,12 @@ int main(int argc, char **argv)
 	TEST_CHECK(exit_code_of(pid) == LEADER_STATUS << 8,
 		   "the leader's exit code reads %ld after the restore, was %d", exit_code_of(pid),
 		   LEADER_STATUS << 8);
+	TEST_CHECK(leader_sigblk(pid) == 1ULL << (SIGUSR2 - 1),
+		   "the leader's blocked mask is %llx after the restore, was %llx",
+		   leader_sigblk(pid), 1ULL << (SIGUSR2 - 1));
+	TEST_CHECK(getpriority(PRIO_PROCESS, (id_t)pid) == LEADER_NICE,
+		   "the leader's nice value is %d after the restore, was %d",
+		   getpriority(PRIO_PROCESS, (id_t)pid), LEADER_NICE);
 	na = list_tasks(pid, after, 4);
 	TEST_CHECK(na == nb && !memcmp(before, after, sizeof(pid_t) * (size_t)nb),
 		   "tasks listed after the restore differ (%d, were %d)", na, nb);
