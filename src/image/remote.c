@@ -31,6 +31,15 @@ struct img_remote {
 	uint32_t next_id;
 	int err; /* the first failure, sticky */
 	char where[96];
+	/* a read session's request sent ahead (img_remote_prefetch), its answer not taken */
+	struct {
+		bool asked, done; /* done: the answer is in buf, with status err */
+		int err;
+		uint32_t id;
+		uint32_t len;
+		uint64_t off;
+		void *buf;
+	} pf;
 };
 
 void ps_msg_encode(struct ps_msg *m, enum ps_type type, uint32_t id, uint32_t len, uint64_t off)
@@ -370,11 +379,48 @@ static int read_data(struct img_remote *r, uint32_t id, uint64_t *off, void *buf
 	return 0;
 }
 
+/* A READ of @n bytes at @off of file @id asked for, the lock held. */
+static int ask_range(struct img_remote *r, uint32_t id, uint32_t n, uint64_t off)
+{
+	uint32_t wire = htole32(n);
+	return send_locked(r, PS_READ, id, off, &wire, sizeof(wire), "ask for pages");
+}
+
+/* Its answer into @buf, the lock held. */
+static int take_range(struct img_remote *r, uint32_t id, void *buf, uint32_t n, uint64_t off)
+{
+	uint64_t at = 0;
+	size_t got = 0;
+	int ret = read_data(r, id, &at, buf, n, &got, "read pages");
+	if (!ret && (at != off || got != n))
+		ret = r->err = pr_errno(-EIO, "page server %s: %zu bytes at %llu where %u at %llu "
+				       "were asked for (a file shorter than its image says)",
+				       r->where, got, (unsigned long long)at, n,
+				       (unsigned long long)off);
+	return ret;
+}
+
+/* The request sent ahead, before any other goes out on the connection: its answer read
+ * into its buffer and kept for the img_remote_pread naming it if @keep (that very read
+ * comes next), else dropped (its buffer may be the caller's again). The lock held. */
+static int pf_settle(struct img_remote *r, bool keep)
+{
+	if (r->pf.asked && !r->pf.done) {
+		r->pf.err = take_range(r, r->pf.id, r->pf.buf, r->pf.len, r->pf.off);
+		r->pf.done = true;
+	}
+	int ret = r->pf.err;
+	if (!keep)
+		r->pf.asked = false;
+	return ret;
+}
+
 int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint64_t *size)
 {
 	size_t got = 0;
 	int ret;
 	pthread_mutex_lock(&r->mu);
+	pf_settle(r, false);
 	uint32_t i = r->next_id < PS_MAX_RFILES ? r->next_id++ : PS_MAX_RFILES;
 	if (i == PS_MAX_RFILES)
 		ret = pr_errno(-E2BIG, "page server %s: more than %u files read", r->where,
@@ -392,19 +438,19 @@ int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, u
 {
 	char *p = buf;
 	while (len) {
-		uint32_t n = len < PS_MAX_DATA ? (uint32_t)len : PS_MAX_DATA, wire = htole32(n);
-		uint64_t at = 0;
-		size_t got = 0;
+		uint32_t n = len < PS_MAX_DATA ? (uint32_t)len : PS_MAX_DATA;
+		int ret;
 		pthread_mutex_lock(&r->mu);
-		int ret = send_locked(r, PS_READ, id, off, &wire, sizeof(wire), "ask for pages");
-		if (!ret)
-			ret = read_data(r, id, &at, p, n, &got, "read pages");
-		if (!ret && (at != off || got != n))
-			ret = r->err = pr_errno(-EIO, "page server %s: %zu bytes at %llu where %u at "
-					       "%llu were asked for (a file shorter than its image "
-					       "says)",
-					       r->where, got, (unsigned long long)at, n,
-					       (unsigned long long)off);
+		if (r->pf.asked && r->pf.id == id && r->pf.off == off && r->pf.len == n &&
+		    r->pf.buf == p) { /* asked for ahead: its answer */
+			ret = pf_settle(r, true);
+			r->pf.asked = false;
+		} else {
+			pf_settle(r, false);
+			ret = ask_range(r, id, n, off);
+			if (!ret)
+				ret = take_range(r, id, p, n, off);
+		}
 		pthread_mutex_unlock(&r->mu);
 		if (ret)
 			return ret;
@@ -413,4 +459,22 @@ int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, u
 		len -= n;
 	}
 	return 0;
+}
+
+int img_remote_prefetch(struct img_remote *r, uint32_t id, void *buf, size_t len, uint64_t off)
+{
+	if (!len || len > PS_MAX_DATA)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	pf_settle(r, false);
+	int ret = ask_range(r, id, (uint32_t)len, off);
+	r->pf.asked = !ret;
+	r->pf.done = false;
+	r->pf.err = 0;
+	r->pf.id = id;
+	r->pf.len = (uint32_t)len;
+	r->pf.off = off;
+	r->pf.buf = buf;
+	pthread_mutex_unlock(&r->mu);
+	return ret;
 }

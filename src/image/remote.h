@@ -123,6 +123,12 @@ int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint6
  * called from several threads at once. 0 or -errno, logged. */
 int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, uint64_t off)
 	__must_check;
+/* Ask now for the @len bytes (at most PS_MAX_DATA) at @off of file @id that an
+ * img_remote_pread with these very arguments will take next: the transfer overlaps the
+ * caller's work until then. Any other request first takes that answer and drops it (the
+ * data read again if asked for later). 0 or -errno, logged (sticky, as for a read). */
+int img_remote_prefetch(struct img_remote *r, uint32_t id, void *buf, size_t len,
+			uint64_t off) __must_check;
 
 /* ---------------------------------------------------------------- server ---- */
 

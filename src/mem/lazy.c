@@ -24,9 +24,9 @@
  * Serving (one loop, epoll over every userfaultfd). Each process has the set of ranges
  * whose data is still to come (address, run, offset into the run): a fault inside one
  * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file, or from
- * the server's buffer where the 2 MiB pieces of a source that cannot map are read as
- * they are first served: compressed files, a page server; a run of sequential faults
- * more, see lz_fault), a fault outside every range gets a zero page (a page that never existed, or one the task
+ * the piece cache where the 2 MiB pieces of a source that cannot map are read:
+ * compressed files, a page server; a run of sequential faults more, see lz_fault), a
+ * fault outside every range gets a zero page (a page that never existed, or one the task
  * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
  * background pass copies the ranges in order, 512 KiB at a time. Each 2 MiB piece of a
  * run is verified (PageRun.piece_xxh, or the whole run for an image without them)
@@ -134,37 +134,34 @@ void mem_lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
 
 struct lz_run {
 	const PageRun *r;
-	const char *data;
-	uint8_t *ok; /* per piece: verified */
-	/* a run the source cannot map (a compressed file, a page server): data is the
-	 * server's own memory, each piece read into it from src when first needed */
-	struct page_source *src;
-	uint8_t *have; /* per piece: read in (with src) */
+	const char *data; /* the mapped run; NULL: read from src through the piece cache */
+	uint8_t *ok;      /* per piece: verified (a mapped run) */
+	struct page_source *src; /* a source that cannot map: a compressed file, a page server */
 };
 
-/* Pieces read from a source that cannot map, per request: the background pass needing
- * one reads the ones after it too (one round trip to a page server for 8 MiB instead of
- * four), and so does a fault of a task reading in order (its copy at FAULT_CHUNK_MAX); any
- * other fault reads only its own piece (the task waits: 2 MiB come back sooner than 8). */
+/* Pieces of runs the source cannot map are read into a few buffers of the server, reused
+ * (the pieces of a fault or a background chunk, verified as they arrive, copied into the
+ * task, then kept until the buffer is wanted for others): the server's memory stays a
+ * few MiB whatever the size of the tree, where a buffer as large as each run doubled the
+ * memory a lazy restore needed and its first touch (page faults, zeroing) cost as much
+ * as the transfer (measured: 1 GiB from a page server, all in 2.1-2.8 s against 0.9 s
+ * for a full restore). A request reads up to load_window pieces at once: LOAD_PIECES
+ * for the background pass and a task reading in order (one round trip to a page server
+ * for 8 MiB instead of four), one for any other fault (the task waits: 2 MiB come back
+ * sooner than 8). A piece evicted before all of it was copied is read again when needed
+ * (verified again: what a source sends twice is checked twice). */
 #define LOAD_PIECES 4
+#define PC_SLOTS 4
 static size_t load_window = 1; /* LOAD_PIECES during a background copy */
-
-/* Piece @k of @lr read into its buffer (a source that cannot map), with up to
- * LOAD_PIECES - 1 pieces after it not read yet. */
-static int load_piece(struct lz_run *lr, size_t k)
-{
-	uint64_t rlen = lr->r->nr_pages * PAGE_SIZE, off = (uint64_t)k * HASH_PIECE;
-	if (lr->have[k])
-		return 0;
-	size_t n = 1;
-	while (n < load_window && (k + n) * HASH_PIECE < rlen && !lr->have[k + n])
-		n++;
-	uint64_t len = MIN((uint64_t)n * HASH_PIECE, rlen - off);
-	int ret = page_source_read(lr->src, lr->r, off, (char *)lr->data + off, len);
-	if (!ret)
-		memset(lr->have + k, 1, n);
-	return ret;
-}
+struct pc_slot {
+	const struct lz_run *lr; /* NULL: empty */
+	size_t k0, n;            /* pieces [k0, k0 + n) of lr */
+	uint64_t used;           /* the last use (least recently used goes first) */
+	char *buf;               /* LOAD_PIECES pieces */
+	bool asked;              /* asked for ahead (page_source_prefetch), not read yet */
+};
+static struct pc_slot pcache[PC_SLOTS];
+static uint64_t pc_clock;
 
 struct lz_img {
 	pid_t pid;
@@ -319,51 +316,172 @@ static int iv_move(struct lz_proc *p, uint64_t from, uint64_t to, uint64_t len)
 	return ret;
 }
 
-/* Verify the pieces of run @lr covering [@off, @off + @len) before any is served. */
-static int verify(const struct lz_img *img, struct lz_run *lr, uint64_t off, uint64_t len)
+static void __attribute__((noreturn)) bad_pages(const struct lz_img *img, const PageRun *r)
+{
+	srv_die("restore --lazy-pages: pid %d: pages at %llx-%llx: checksum mismatch (pages "
+		"image corrupted): the restored tree was killed",
+		img->pid, (unsigned long long)r->vaddr,
+		(unsigned long long)(r->vaddr + r->nr_pages * PAGE_SIZE));
+}
+
+static size_t run_pieces(const PageRun *r)
+{
+	return (size_t)((r->nr_pages * PAGE_SIZE + HASH_PIECE - 1) / HASH_PIECE);
+}
+
+/* Piece @k of run @r, @plen bytes at @data, is what was dumped: its own checksum, or the
+ * run's for a run of one piece (the only runs without piece checksums in an image that
+ * passed validation, but for a mapped run of an older image: verify_mapped). */
+static bool piece_good(const PageRun *r, size_t k, const char *data, uint64_t plen)
+{
+	uint64_t ph = XXH3_64bits(data, plen);
+	if (r->n_piece_xxh == run_pieces(r))
+		return ph == r->piece_xxh[k];
+	return run_pieces(r) == 1 && XXH3_64bits(&ph, sizeof(ph)) == r->xxh64;
+}
+
+/* Piece @k of mapped run @lr verified before any of its bytes is served. */
+static int verify_mapped(const struct lz_img *img, struct lz_run *lr, size_t k)
 {
 	const PageRun *r = lr->r;
 	uint64_t rlen = r->nr_pages * PAGE_SIZE;
-	size_t np = (size_t)((rlen + HASH_PIECE - 1) / HASH_PIECE);
-	for (size_t k = off / HASH_PIECE; k * HASH_PIECE < off + len; k++) {
-		if (lr->ok[k])
-			continue;
-		if (r->n_piece_xxh == np) {
-			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - k * HASH_PIECE);
-			int ret = lr->src ? load_piece(lr, k) : 0;
-			if (ret)
-				return ret;
-			if (XXH3_64bits(lr->data + k * HASH_PIECE, plen) != r->piece_xxh[k])
-				goto bad;
-			lr->ok[k] = 1;
-			continue;
-		}
-		/* no piece checksums (an older image): the whole run at once */
-		XXH3_state_t *acc = XXH3_createState();
-		if (!acc)
-			return -ENOMEM;
-		XXH3_64bits_reset(acc);
-		for (size_t q = 0; q < np; q++) {
-			uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - q * HASH_PIECE);
-			int ret = lr->src ? load_piece(lr, q) : 0;
-			if (ret) {
-				XXH3_freeState(acc);
-				return ret;
-			}
-			uint64_t ph = XXH3_64bits(lr->data + q * HASH_PIECE, plen);
-			XXH3_64bits_update(acc, &ph, sizeof(ph));
-		}
-		bool good = XXH3_64bits_digest(acc) == r->xxh64;
-		XXH3_freeState(acc);
-		if (!good)
-			goto bad;
-		memset(lr->ok, 1, np);
+	size_t np = run_pieces(r);
+	if (lr->ok[k])
+		return 0;
+	if (r->n_piece_xxh == np || np == 1) {
+		if (!piece_good(r, k, lr->data + (uint64_t)k * HASH_PIECE,
+				MIN((uint64_t)HASH_PIECE, rlen - (uint64_t)k * HASH_PIECE)))
+			bad_pages(img, r);
+		lr->ok[k] = 1;
+		return 0;
 	}
+	/* no piece checksums: the whole run at once */
+	XXH3_state_t *acc = XXH3_createState();
+	if (!acc)
+		return -ENOMEM;
+	XXH3_64bits_reset(acc);
+	for (size_t q = 0; q < np; q++) {
+		uint64_t plen = MIN((uint64_t)HASH_PIECE, rlen - q * HASH_PIECE);
+		uint64_t ph = XXH3_64bits(lr->data + q * HASH_PIECE, plen);
+		XXH3_64bits_update(acc, &ph, sizeof(ph));
+	}
+	bool good = XXH3_64bits_digest(acc) == r->xxh64;
+	XXH3_freeState(acc);
+	if (!good)
+		bad_pages(img, r);
+	memset(lr->ok, 1, np);
 	return 0;
-bad:
-	srv_die("restore --lazy-pages: pid %d: pages at %llx-%llx: checksum mismatch (pages "
-		"image corrupted): the restored tree was killed",
-		img->pid, (unsigned long long)r->vaddr, (unsigned long long)(r->vaddr + rlen));
+}
+
+static bool pc_has(const struct lz_run *lr, size_t k)
+{
+	for (size_t i = 0; i < PC_SLOTS; i++)
+		if (pcache[i].lr == lr && pcache[i].k0 <= k && k < pcache[i].k0 + pcache[i].n)
+			return true;
+	return false;
+}
+
+/* The least recently used slot but @not, with its buffer. */
+static struct pc_slot *pc_victim(const struct pc_slot *not)
+{
+	struct pc_slot *sl = NULL;
+	for (size_t i = 0; i < PC_SLOTS; i++)
+		if (&pcache[i] != not && (!sl || pcache[i].used < sl->used))
+			sl = &pcache[i];
+	if (!sl->buf) {
+		void *m = mmap(NULL, (size_t)LOAD_PIECES * HASH_PIECE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			pr_perror("restore --lazy-pages: memory for the pieces read");
+			return NULL;
+		}
+		sl->buf = m;
+	}
+	sl->lr = NULL;
+	return sl;
+}
+
+/* Pieces after @k of @lr not held yet, up to @max with @k. */
+static size_t pc_span(const struct lz_run *lr, size_t k, size_t max)
+{
+	size_t n = 1, np = run_pieces(lr->r);
+	while (n < max && k + n < np && !pc_has(lr, k + n))
+		n++;
+	return n;
+}
+
+/* Slot @sl holds pieces [@k, @k + @n) of @lr once read (and verified). */
+static int pc_fill(const struct lz_img *img, const struct lz_run *lr, struct pc_slot *sl,
+		   size_t k, size_t n)
+{
+	const PageRun *r = lr->r;
+	uint64_t off = (uint64_t)k * HASH_PIECE;
+	uint64_t len = MIN((uint64_t)n * HASH_PIECE, r->nr_pages * PAGE_SIZE - off);
+	sl->lr = NULL;
+	sl->asked = false;
+	int ret = page_source_read(lr->src, r, off, sl->buf, len);
+	if (ret)
+		return ret;
+	for (size_t q = 0; q < n; q++)
+		if (!piece_good(r, k + q, sl->buf + q * HASH_PIECE,
+				MIN((uint64_t)HASH_PIECE, len - q * HASH_PIECE)))
+			bad_pages(img, r);
+	*sl = (struct pc_slot){ lr, k, n, ++pc_clock, sl->buf, false };
+	return 0;
+}
+
+/* The pieces from @k of @lr asked for ahead into a slot other than @cur, if not held: a
+ * page server sends them while the pieces of @cur are copied. */
+static void pc_ahead(const struct lz_run *lr, size_t k, const struct pc_slot *cur)
+{
+	if (k >= run_pieces(lr->r) || pc_has(lr, k))
+		return;
+	struct pc_slot *sl = pc_victim(cur);
+	if (!sl)
+		return;
+	size_t n = pc_span(lr, k, LOAD_PIECES);
+	uint64_t off = (uint64_t)k * HASH_PIECE;
+	uint64_t len = MIN((uint64_t)n * HASH_PIECE, lr->r->nr_pages * PAGE_SIZE - off);
+	/* (a failure sticks to the source: the read that needs these pieces reports it) */
+	if (!page_source_prefetch(lr->src, lr->r, off, sl->buf, len))
+		*sl = (struct pc_slot){ lr, k, n, ++pc_clock, sl->buf, true };
+}
+
+/* Where piece @k of @lr (a source that cannot map) is in the cache: read into the least
+ * recently used slot with up to load_window - 1 pieces after it not held yet, each
+ * verified; reading ahead (the background pass, a task reading in order), the pieces
+ * after those are asked for at once. */
+static int pc_load(const struct lz_img *img, const struct lz_run *lr, size_t k,
+		   const char **out)
+{
+	struct pc_slot *sl = NULL;
+	for (size_t i = 0; i < PC_SLOTS && !sl; i++)
+		if (pcache[i].lr == lr && pcache[i].k0 <= k && k < pcache[i].k0 + pcache[i].n)
+			sl = &pcache[i];
+	int ret = 0;
+	if (sl && sl->asked)
+		ret = pc_fill(img, lr, sl, sl->k0, sl->n);
+	else if (!sl && !(sl = pc_victim(NULL)))
+		ret = -ENOMEM;
+	else if (!sl->lr)
+		ret = pc_fill(img, lr, sl, k, pc_span(lr, k, MIN(load_window, (size_t)LOAD_PIECES)));
+	if (ret)
+		return ret;
+	sl->used = ++pc_clock;
+	*out = sl->buf + (uint64_t)(k - sl->k0) * HASH_PIECE;
+	if (load_window >= LOAD_PIECES)
+		pc_ahead(lr, sl->k0 + sl->n, sl);
+	return 0;
+}
+
+/* Where piece @k of @lr is, verified. */
+static int piece_at(const struct lz_img *img, struct lz_run *lr, size_t k, const char **out)
+{
+	if (!lr->src) {
+		*out = lr->data + (uint64_t)k * HASH_PIECE;
+		return verify_mapped(img, lr, k);
+	}
+	return pc_load(img, lr, k, out);
 }
 
 /* Copy [@addr, @addr + @len), inside one range, into the task. 0: done (copied, or
@@ -377,11 +495,17 @@ static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
 	struct ival v = p->iv[i];
 	struct lz_run *lr = &p->img->runs[v.run];
 	uint64_t off = v.off + (addr - v.addr);
-	int ret = verify(p->img, lr, off, len);
 	bool paged = false;
+	int ret = 0;
 	while (!ret && len) {
-		uint64_t n = paged ? PAGE_SIZE : len;
-		struct uffdio_copy c = { .dst = addr, .src = (uint64_t)(uintptr_t)(lr->data + off),
+		size_t k = (size_t)(off / HASH_PIECE);
+		uint64_t in = off - (uint64_t)k * HASH_PIECE;
+		const char *piece = NULL;
+		ret = piece_at(p->img, lr, k, &piece);
+		if (ret)
+			break;
+		uint64_t n = paged ? PAGE_SIZE : MIN(len, HASH_PIECE - in);
+		struct uffdio_copy c = { .dst = addr, .src = (uint64_t)(uintptr_t)(piece + in),
 					 .len = n };
 		int e = ioctl(p->uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
 		uint64_t done = c.copy > 0 ? (uint64_t)c.copy : 0;
@@ -406,15 +530,35 @@ static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
 	return ret;
 }
 
+/* What is left of [@s, @e) in the ranges of run @run copied: the rest of the pieces a
+ * fault read from a source that cannot map, while they are in the cache. */
+static int lz_copy_rest(struct lz_proc *p, uint32_t run, uint64_t s, uint64_t e)
+{
+	int ret = 0;
+	for (size_t i = iv_lower(p, s); !ret && s < e && i < p->niv && p->iv[i].addr < e;
+	     i = iv_lower(p, s)) {
+		const struct ival *v = &p->iv[i];
+		uint64_t a = MAX(s, v->addr), b = MIN(e, v->addr + v->len);
+		s = b;
+		if (v->run == run)
+			ret = lz_copy(p, a, b - a);
+	}
+	return ret;
+}
+
 /* A fault at @a: the 64 KiB around it from its range, or a zero page. A fault where the
  * previous one's copy ended (a task reading its memory in order) copies from there, twice
- * as much as the last time, up to 2 MiB: one round trip per 2 MiB instead of per 64 KiB. */
+ * as much as the last time, up to 2 MiB: one round trip per 2 MiB instead of per 64 KiB.
+ * From a source that cannot map, the whole pieces read for it are copied, the task woken
+ * first. */
 static int lz_fault(struct lz_proc *p, uint64_t a)
 {
 	a &= ~(uint64_t)(PAGE_SIZE - 1);
 	p->faults++;
 	size_t i = iv_lower(p, a);
 	int ret = 0;
+	uint64_t ps = 0, pe = 0; /* the pieces read for it, to copy after the wake */
+	uint32_t run = 0;
 	if (i < p->niv && p->iv[i].addr <= a) {
 		const struct ival *v = &p->iv[i];
 		uint64_t ws, we;
@@ -428,6 +572,13 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 			we = MIN(v->addr + v->len, (a & ~(uint64_t)(FAULT_CHUNK - 1)) + FAULT_CHUNK);
 		}
 		p->seq_next = we;
+		if (p->img->runs[v->run].src) {
+			uint64_t os = v->off + (ws - v->addr), oe = v->off + (we - v->addr);
+			run = v->run;
+			ps = ws - MIN(os % HASH_PIECE, ws - v->addr);
+			pe = we + MIN((HASH_PIECE - oe % HASH_PIECE) % HASH_PIECE,
+				      v->addr + v->len - we);
+		}
 		/* a task reading in order: the pieces ahead of it too (a source that cannot
 		 * map: one request for several) */
 		load_window = p->seq_chunk == FAULT_CHUNK_MAX ? LOAD_PIECES : 1;
@@ -447,7 +598,7 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 	struct uffdio_range w = { a, PAGE_SIZE };
 	if (ioctl(p->uffd, UFFDIO_WAKE, &w) < 0 && errno != ENOENT)
 		return errno == ESRCH ? -ESRCH : 0;
-	return 0;
+	return pe > ps ? lz_copy_rest(p, run, ps, pe) : 0;
 }
 
 static int srv_watch(struct lz_srv *s, struct lz_proc *p)
@@ -577,30 +728,17 @@ static int background(struct lz_srv *s, struct lz_proc *p)
 	const struct ival *v = &p->iv[0];
 	uint64_t end = (v->off / BG_CHUNK + 1) * BG_CHUNK; /* aligned in the run */
 	uint64_t len = MIN(v->len, end - v->off);
-	const char *src = p->img->runs[v->run].data + v->off;
-	uintptr_t pg = (uintptr_t)src & ~(uintptr_t)(PAGE_SIZE - 1);
-	if (!p->img->runs[v->run].src) /* (a buffer: read in by verify) */
-		madvise((void *)pg, (uintptr_t)src + len - pg, MADV_POPULATE_READ);
+	const char *data = p->img->runs[v->run].data;
+	if (data) { /* a mapped run (else: read into the cache as it is copied) */
+		uintptr_t pg = (uintptr_t)(data + v->off) & ~(uintptr_t)(PAGE_SIZE - 1);
+		madvise((void *)pg, (uintptr_t)(data + v->off) + len - pg, MADV_POPULATE_READ);
+	}
 	load_window = LOAD_PIECES;
 	int ret = lz_copy(p, v->addr, len);
 	load_window = 1;
 	if (ret == -EAGAIN)
 		ret = serve_proc(s, p);
 	return ret;
-}
-
-/* A run the source cannot map (a compressed pages file, a page server): anonymous memory
- * of the server, each piece read into it when first served (verify: load_piece; the
- * server's memory goes when it exits). NULL with errno set. */
-static const char *lazy_run_buffer(uint64_t len)
-{
-	void *m = mmap(NULL, len ? len : PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED) {
-		errno = -pr_perror("restore --lazy-pages: memory for a run read as served");
-		return NULL;
-	}
-	return m;
 }
 
 static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
@@ -652,17 +790,12 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 		lr->r = src;
 		lr->data = page_source_map(c->pages, src, 0, slen);
 		if (!lr->data && errno == EOPNOTSUPP) {
-			lr->data = lazy_run_buffer(slen);
-			lr->src = c->pages;
-			lr->have = calloc((slen + HASH_PIECE - 1) / HASH_PIECE, 1);
-			if (!lr->have) {
-				ret = -ENOMEM;
-				break;
-			}
-		}
-		lr->ok = calloc((slen + HASH_PIECE - 1) / HASH_PIECE, 1);
-		if (!lr->data || !lr->ok) {
-			ret = lr->data ? -ENOMEM : -errno;
+			lr->src = c->pages; /* read through the piece cache */
+		} else if (!lr->data) {
+			ret = -errno;
+			break;
+		} else if (!(lr->ok = calloc(run_pieces(src), 1))) {
+			ret = -ENOMEM;
 			break;
 		}
 		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, pr ? r->vaddr - pr->vaddr : 0 };

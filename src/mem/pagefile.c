@@ -351,6 +351,20 @@ static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, voi
 	return 0;
 }
 
+static int pfsrc_prefetch(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
+			  size_t len)
+{
+	struct pagefile_src *ps = s->priv;
+	pthread_mutex_lock(&ps->mu);
+	const struct pagefile_map *f = pfsrc_locate(ps, r, off, len);
+	struct img_remote *rem = f && f->remote ? remote_file(ps, (struct pagefile_map *)f) : NULL;
+	int e = errno;
+	pthread_mutex_unlock(&ps->mu);
+	if (!f || (f->remote && !rem))
+		return -e;
+	return rem ? img_remote_prefetch(rem, f->rid, buf, len, r->offset + off) : 0;
+}
+
 static void pfsrc_release(struct page_source *s)
 {
 	struct pagefile_src *ps = s->priv;
@@ -401,6 +415,7 @@ int pagefile_parent_dir(struct page_source *s, uint32_t depth)
 static const struct page_source_ops pagefile_source_ops = {
 	.map = pfsrc_map,
 	.read = pfsrc_read,
+	.prefetch = pfsrc_prefetch,
 	.release = pfsrc_release,
 	.close = pfsrc_close,
 };

@@ -100,6 +100,11 @@ struct page_source_ops {
 	 * threads at once. 0 or -errno, logged. */
 	int (*read)(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
 		    size_t len);
+	/* Optional (NULL: nothing to gain): a read() of exactly these arguments will come
+	 * next from this thread; start it now (a page server: the request goes out, the
+	 * transfer overlaps the caller's work). 0 or -errno, logged. */
+	int (*prefetch)(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
+			size_t len);
 	/* Drop what map() handed out (the caller is done with the pointers); the source
 	 * stays usable. */
 	void (*release)(struct page_source *s);
@@ -154,6 +159,11 @@ static inline int __must_check page_source_read(struct page_source *s, const Pag
 						uint64_t off, void *buf, size_t len)
 {
 	return s->ops->read(s, r, off, buf, len);
+}
+static inline int __must_check page_source_prefetch(struct page_source *s, const PageRun *r,
+						    uint64_t off, void *buf, size_t len)
+{
+	return s->ops->prefetch ? s->ops->prefetch(s, r, off, buf, len) : 0;
 }
 static inline void page_source_release(struct page_source *s)
 {

@@ -267,7 +267,10 @@ static void ro_close(struct page_source *s)
 {
 	(void)s;
 }
-static const struct page_source_ops ro_ops = { ro_map, ro_read, ro_release, ro_close };
+static const struct page_source_ops ro_ops = { .map = ro_map,
+					       .read = ro_read,
+					       .release = ro_release,
+					       .close = ro_close };
 
 static uint64_t run_sum(const void *data, size_t len)
 {
