@@ -37,6 +37,13 @@ struct mem_dump_state {
 #define MEM_MAX_CHAIN 64
 
 int mem_run_push(struct run_list *l, PageRun *r) __must_check;
+/* Pages [@vaddr, + @nr_pages) appended to @l (joined to the last run if it follows it
+ * inside the area starting at @vma_start: runs never cross an area's boundary). */
+int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
+	__must_check;
+/* src/mem/shm.c: the runs of MAP_SHARED anonymous area @v (c->vmas[@vi]): the pages its
+ * object holds in its range, but those a view in an ancestor covers. */
+int mem_shm_scan(struct dump_ctx *c, const Vma *v, size_t vi, struct run_list *l) __must_check;
 /* src/mem/cow.c: @in's runs end up in @all (address order); @own lists those whose data
  * this process's own page stream holds, the others are in its parent's (ms->xref). */
 int mem_split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,

@@ -259,7 +259,7 @@ static bool vma_wants_pages(const Vma *v)
 }
 
 /* Runs never cross a VMA boundary (restore checks each lies inside one VMA). */
-static int run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
+int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
 {
 	if (l->nr && l->runs[l->nr - 1]->vaddr >= vma_start &&
 	    l->runs[l->nr - 1]->vaddr + l->runs[l->nr - 1]->nr_pages * PAGE_SIZE == vaddr) {
@@ -309,7 +309,8 @@ static int scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_regi
 			return pr_perror("mem: PAGEMAP_SCAN %llx-%llx", (unsigned long long)a.start,
 					 (unsigned long long)a.end);
 		for (long i = 0; i < n; i++) {
-			int ret = run_add(l, v->start, vec[i].start, (vec[i].end - vec[i].start) / PAGE_SIZE);
+			int ret = mem_run_add(l, v->start, vec[i].start,
+					      (vec[i].end - vec[i].start) / PAGE_SIZE);
 			if (ret)
 				return ret;
 		}
@@ -526,7 +527,10 @@ int mem_dump(struct dump_ctx *c)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		if (!vma_wants_pages(mm->vmas[i]))
 			continue;
-		ret = scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
+		if (vma_is_shm(mm->vmas[i]) && !vma_huge_kb(mm->vmas[i]))
+			ret = mem_shm_scan(c, mm->vmas[i], i, &runs);
+		else
+			ret = scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
 		if (ret)
 			goto out;
 	}

@@ -1,16 +1,172 @@
-/* MAP_SHARED anonymous objects at restore (see vma_is_shm in internal.h): made once by
- * stasis before any process exists, inherited by every restore child, which makes its
- * views of them (src/mem/mem.c map_vmas). */
+/* MAP_SHARED anonymous objects (see vma_is_shm in internal.h).
+ *
+ * Dump: the pages an object holds are not those its views have in their page tables: a
+ * page written by a process that exited since (a database backend that read a page into
+ * the shared buffers), or dropped from a view with MADV_DONTNEED (which only unmaps a
+ * shared page), is in the object and in no process's page tables. So a view's runs are
+ * the object's pages in the view's range, found in the object itself: SEEK_DATA /
+ * SEEK_HOLE on its file (/proc/PID/map_files, which needs CAP_CHECKPOINT_RESTORE in the
+ * initial user namespace; swapped-out pages count), else mincore() run by the task
+ * (resident pages of the object; a view whose range has swapped-out pages is then
+ * refused). A page is stored once: by the first process in dump order (parents first)
+ * whose view covers it; a view's range also covered by a view of the same object in one
+ * of the process's ancestors is left to that ancestor (the object is made once at
+ * restore, so its data reaches every view). Hugetlb objects keep the page-table scan.
+ *
+ * Restore: made once by stasis before any process exists, inherited by every restore
+ * child, which makes its views of them (src/mem/mem.c map_vmas). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "cr/ctx.h"
 #include "mem/internal.h"
 #include "proc/parse.h"
+#include "ptrace/rsys.h"
+
+struct span {
+	uint64_t s, e;
+};
+
+/* Object range [@s, @e) of view @v added to @l as runs, but what @cov covers. */
+static int add_uncovered(struct run_list *l, const Vma *v, const struct span *cov, size_t ncov,
+			 uint64_t s, uint64_t e)
+{
+	uint64_t pg = v->has_pgoff ? v->pgoff : 0;
+	while (s < e) {
+		const struct span *first = NULL;
+		for (size_t i = 0; i < ncov; i++)
+			if (cov[i].s < e && cov[i].e > s && (!first || cov[i].s < first->s))
+				first = &cov[i];
+		uint64_t stop = first ? MAX(first->s, s) : e;
+		if (stop > s) {
+			int ret = mem_run_add(l, v->start, v->start + (s - pg), (stop - s) / PAGE_SIZE);
+			if (ret)
+				return ret;
+		}
+		s = first ? first->e : e;
+	}
+	return 0;
+}
+
+/* The object ranges of @v's object that views in the ancestors of @c cover. */
+static int ancestor_views(const struct dump_ctx *c, const Vma *v, struct span **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	for (const struct dump_ctx *a = c->parent; a; a = a->parent) {
+		for (size_t i = 0; a->mm && i < a->mm->n_vmas; i++) {
+			const Vma *u = a->mm->vmas[i];
+			if (!vma_is_shm(u) || u->shmid != v->shmid || vma_huge_kb(u))
+				continue;
+			struct span *nb = realloc(*out, (*n + 1) * sizeof(*nb));
+			if (!nb)
+				return -ENOMEM;
+			*out = nb;
+			uint64_t pg = u->has_pgoff ? u->pgoff : 0;
+			nb[(*n)++] = (struct span){ pg, pg + (u->end - u->start) };
+		}
+	}
+	return 0;
+}
+
+/* The object's pages in the view's range, found by SEEK_DATA on the object's file @fd. */
+static int scan_by_seek(int fd, const Vma *v, struct run_list *l, const struct span *cov,
+			size_t ncov)
+{
+	uint64_t pg = v->has_pgoff ? v->pgoff : 0, end = pg + (v->end - v->start);
+	for (uint64_t o = pg; o < end;) {
+		off_t d = lseek(fd, (off_t)o, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break;
+		off_t h = d < 0 ? d : lseek(fd, d, SEEK_HOLE);
+		if (h < 0)
+			return pr_perror("mem: shared memory at %llx: SEEK_DATA/SEEK_HOLE",
+					 (unsigned long long)v->start);
+		if ((uint64_t)d >= end)
+			break;
+		uint64_t ds = (uint64_t)d & ~(uint64_t)(PAGE_SIZE - 1);
+		uint64_t de = MIN(ALIGN_UP((uint64_t)h, PAGE_SIZE), end);
+		int ret = add_uncovered(l, v, cov, ncov, MAX(ds, pg), de);
+		if (ret)
+			return ret;
+		o = de;
+	}
+	return 0;
+}
+
+/* The same with mincore() run by the task: the object's resident pages. */
+static int scan_by_mincore(struct dump_ctx *c, const Vma *v, uint64_t swap_kb,
+			   struct run_list *l, const struct span *cov, size_t ncov)
+{
+	if (swap_kb) {
+		pr_err("pid %d: shared memory at %llx-%llx has %llu KiB swapped out: which pages "
+		       "its object holds cannot be told without CAP_CHECKPOINT_RESTORE "
+		       "(/proc/PID/map_files): not supported",
+		       c->pid, (unsigned long long)v->start, (unsigned long long)v->end,
+		       (unsigned long long)swap_kb);
+		return -EOPNOTSUPP;
+	}
+	size_t per = c->rs.scratch_len;
+	if (!c->rs.scratch || per < 4096)
+		return pr_errno(-EINVAL, "mem: pid %d: no scratch memory for mincore", c->pid);
+	_cleanup_free_ unsigned char *vec = malloc(per);
+	if (!vec)
+		return -ENOMEM;
+	uint64_t pg = v->has_pgoff ? v->pgoff : 0, run = 0;
+	bool in = false;
+	for (uint64_t a = v->start; a < v->end;) {
+		size_t n = (size_t)MIN((uint64_t)per, (v->end - a) / PAGE_SIZE);
+		long r;
+		int ret = rsys_call(&c->rs, SYS_mincore, a, n * PAGE_SIZE, c->rs.scratch, 0, 0, 0, &r);
+		if (!ret && r < 0)
+			ret = pr_errno((int)r, "mem: pid %d: mincore %llx", c->pid,
+				       (unsigned long long)a);
+		if (!ret)
+			ret = rsys_peek(&c->rs, c->rs.scratch, vec, n);
+		for (size_t k = 0; k < n && !ret; k++) {
+			uint64_t off = pg + (a - v->start) + k * PAGE_SIZE;
+			if ((vec[k] & 1) != in) {
+				if (in)
+					ret = add_uncovered(l, v, cov, ncov, run, off);
+				run = off;
+				in = !in;
+			}
+		}
+		if (ret)
+			return ret;
+		a += n * PAGE_SIZE;
+	}
+	return in ? add_uncovered(l, v, cov, ncov, run, pg + (v->end - v->start)) : 0;
+}
+
+int mem_shm_scan(struct dump_ctx *c, const Vma *v, size_t vi, struct run_list *l)
+{
+	struct span *cov;
+	size_t ncov;
+	int ret = ancestor_views(c, v, &cov, &ncov);
+	if (ret)
+		return ret;
+	char name[64];
+	snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
+		 (unsigned long long)v->end);
+	int fd = openat(c->procfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ret = scan_by_seek(fd, v, l, cov, ncov);
+		close(fd);
+	} else {
+		ret = scan_by_mincore(c, v, c->vmas[vi].swap_kb, l, cov, ncov);
+	}
+	free(cov);
+	return ret;
+}
 
 static bool overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
 {

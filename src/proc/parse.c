@@ -321,6 +321,11 @@ int proc_parse_smaps(const char *buf, struct proc_vma **out, size_t *nr)
 				if (get_u64(&r, 10, 1u << 24, &kb) || !kb)
 					goto err;
 				v[n - 1].page_kb = (uint32_t)kb;
+			} else if (q - p == 4 && !memcmp(p, "Swap", 4)) {
+				const char *r = q + 1;
+				skip_blanks(&r);
+				if (get_u64(&r, 10, 1ull << 40, &v[n - 1].swap_kb))
+					goto err;
 			}
 			continue;
 		}

@@ -59,6 +59,8 @@ struct proc_vma {
 	uint64_t ino;
 	uint32_t vmflags;    /* VMF_* from the VmFlags line (0 for plain maps) */
 	uint32_t page_kb;    /* KernelPageSize in KiB (0 for plain maps) */
+	uint64_t swap_kb;    /* Swap in KiB (smaps; for shared memory, the object's pages in
+			      * the area's range that are swapped out, mapped or not) */
 	char *path;          /* malloc'd; NULL for an anonymous mapping. "[heap]", "[stack]",
 			      * "[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[anon:x]"
 			      * kept verbatim; " (deleted)" kept verbatim. */
