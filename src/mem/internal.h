@@ -42,7 +42,8 @@ int mem_run_push(struct run_list *l, PageRun *r) __must_check;
 int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
 	__must_check;
 /* src/mem/shm.c: the runs of MAP_SHARED anonymous area @v (c->vmas[@vi]): the pages its
- * object holds in its range, but those a view in an ancestor covers. */
+ * object holds in its range, but those a view in an ancestor covers. 1: a hugetlb object
+ * whose file cannot be opened, for the page-table scan. */
 int mem_shm_scan(struct dump_ctx *c, const Vma *v, size_t vi, struct run_list *l) __must_check;
 /* src/mem/cow.c: @in's runs end up in @all (address order); @own lists those whose data
  * this process's own page stream holds, the others are in its parent's (ms->xref). */

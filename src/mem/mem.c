@@ -527,9 +527,8 @@ int mem_dump(struct dump_ctx *c)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		if (!vma_wants_pages(mm->vmas[i]))
 			continue;
-		if (vma_is_shm(mm->vmas[i]) && !vma_huge_kb(mm->vmas[i]))
-			ret = mem_shm_scan(c, mm->vmas[i], i, &runs);
-		else
+		ret = vma_is_shm(mm->vmas[i]) ? mem_shm_scan(c, mm->vmas[i], i, &runs) : 1;
+		if (ret == 1) /* (a shared hugetlb object seen only through its views) */
 			ret = scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
 		if (ret)
 			goto out;

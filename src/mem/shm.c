@@ -11,7 +11,9 @@
  * refused). A page is stored once: by the first process in dump order (parents first)
  * whose view covers it; a view's range also covered by a view of the same object in one
  * of the process's ancestors is left to that ancestor (the object is made once at
- * restore, so its data reaches every view). Hugetlb objects keep the page-table scan.
+ * restore, so its data reaches every view). A hugetlb object is read through its file
+ * (scan_huge_by_read); without map_files only its views' page tables are seen (a huge
+ * page that no process of the tree maps is then missed: not detectable without it).
  *
  * Restore: made once by stasis before any process exists, inherited by every restore
  * child, which makes its views of them (src/mem/mem.c map_vmas). */
@@ -64,7 +66,7 @@ static int ancestor_views(const struct dump_ctx *c, const Vma *v, struct span **
 	for (const struct dump_ctx *a = c->parent; a; a = a->parent) {
 		for (size_t i = 0; a->mm && i < a->mm->n_vmas; i++) {
 			const Vma *u = a->mm->vmas[i];
-			if (!vma_is_shm(u) || u->shmid != v->shmid || vma_huge_kb(u))
+			if (!vma_is_shm(u) || u->shmid != v->shmid || vma_huge_kb(u) != vma_huge_kb(v))
 				continue;
 			struct span *nb = realloc(*out, (*n + 1) * sizeof(*nb));
 			if (!nb)
@@ -147,6 +149,36 @@ static int scan_by_mincore(struct dump_ctx *c, const Vma *v, uint64_t swap_kb,
 	return in ? add_uncovered(l, v, cov, ncov, run, pg + (v->end - v->start)) : 0;
 }
 
+/* A hugetlb object: SEEK_DATA sees everything as data, mincore only the view's page
+ * tables, and a read through a view would allocate its holes; read through its file,
+ * holes read as zeros without allocating (hugetlbfs_read_iter). Its pages holding
+ * anything but zeros (a zero page left out reads the same after the restore). */
+static int scan_huge_by_read(int fd, const Vma *v, struct run_list *l, const struct span *cov,
+			     size_t ncov)
+{
+	uint64_t hs = (uint64_t)vma_huge_kb(v) << 10, chunk = MIN(hs, (uint64_t)(2u << 20));
+	uint64_t pg = v->has_pgoff ? v->pgoff : 0, end = pg + (v->end - v->start);
+	_cleanup_free_ char *buf = malloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t o = pg; o < end; o += hs) {
+		bool data = false;
+		for (uint64_t k = 0; k < hs && !data; k += chunk) {
+			ssize_t n = pread(fd, buf, chunk, (off_t)(o + k));
+			if (n < 0)
+				return pr_perror("mem: shared hugetlb memory at %llx: read",
+						 (unsigned long long)v->start);
+			data = n > 0 && (buf[0] || memcmp(buf, buf + 1, (size_t)n - 1));
+			if (n < (ssize_t)chunk)
+				break; /* the end of the object */
+		}
+		int ret = data ? add_uncovered(l, v, cov, ncov, o, MIN(o + hs, end)) : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int mem_shm_scan(struct dump_ctx *c, const Vma *v, size_t vi, struct run_list *l)
 {
 	struct span *cov;
@@ -159,8 +191,11 @@ int mem_shm_scan(struct dump_ctx *c, const Vma *v, size_t vi, struct run_list *l
 		 (unsigned long long)v->end);
 	int fd = openat(c->procfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		ret = scan_by_seek(fd, v, l, cov, ncov);
+		ret = vma_huge_kb(v) ? scan_huge_by_read(fd, v, l, cov, ncov)
+				     : scan_by_seek(fd, v, l, cov, ncov);
 		close(fd);
+	} else if (vma_huge_kb(v)) {
+		ret = 1;
 	} else {
 		ret = scan_by_mincore(c, v, c->vmas[vi].swap_kb, l, cov, ncov);
 	}
