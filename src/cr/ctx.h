@@ -182,6 +182,15 @@ struct shm_obj {
 	int fd;
 };
 
+/* A deleted file (or memfd) that areas of several processes map without holding it open:
+ * made once by stasis from the image, held at fd (above every child's fds), and mapped by
+ * each of them (a copy per process would no longer be shared: a POSIX semaphore made
+ * with sem_open and unlinked, shared by forked workers). */
+struct ghost_obj {
+	uint64_t dev, ino;
+	int fd;
+};
+
 /* Resource rows with private per-process restore state: their index in rst_ctx.priv. */
 enum res_priv {
 	RES_PRIV_CGROUP, /* src/ns/cgroup.c */
@@ -220,6 +229,8 @@ struct rst_ctx {
 	bool cwd_deferred; /* ... at that number only once its mount tree is rebuilt */
 	const struct shm_obj *shm; /* shared memory objects of the whole tree */
 	size_t n_shm;
+	const struct ghost_obj *ghosts; /* deleted files mapped by several of its processes */
+	size_t n_ghosts;
 	const int *gfd;    /* child: tree-wide open descriptions by file id (-1: none) */
 	uint32_t n_gfd;
 	uint64_t mntns_floor;     /* --pin-ns: the id of stasis's mount namespace (src/ns/mnt.c) */

@@ -321,6 +321,7 @@ static void free_tree(struct rst_tree *t)
 	t->n_join = 0;
 	ns_pins_close(&t->pins);
 	mem_shm_release(t->shm, t->n_shm); /* munmap of already unmapped ranges is harmless */
+	mem_ghost_release(t->ghosts, t->n_ghosts);
 	blob_close(&t->blobs);
 	img_dir_close(&t->img);
 }
@@ -484,9 +485,13 @@ static int plan_shm(struct rst_tree *t)
 		if (t->procs[i])
 			pl[np++] = t->procs[i];
 	int ret = mem_shm_prepare(pl, np, &t->shm, &t->n_shm, &t->fd_top);
+	if (!ret)
+		ret = mem_ghost_prepare(pl, np, &t->ghosts, &t->n_ghosts, &t->fd_top);
 	for (size_t i = 0; !ret && i < np; i++) {
 		pl[i]->shm = t->shm;
 		pl[i]->n_shm = t->n_shm;
+		pl[i]->ghosts = t->ghosts;
+		pl[i]->n_ghosts = t->n_ghosts;
 	}
 	return ret;
 }

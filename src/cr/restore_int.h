@@ -33,6 +33,8 @@ struct rst_tree {
 	int gfd_base;
 	struct shm_obj *shm;
 	size_t n_shm;
+	struct ghost_obj *ghosts;
+	size_t n_ghosts;
 	pid_t *helpers;          /* leaders of groups whose leader exited */
 	size_t n_helpers;
 	bool helpers_from_root;  /* created by the root (it leads the session) */

@@ -41,6 +41,10 @@ int mem_run_push(struct run_list *l, PageRun *r) __must_check;
  * inside the area starting at @vma_start: runs never cross an area's boundary). */
 int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t nr_pages)
 	__must_check;
+/* A file holding the contents of deleted file or memfd @v mapped by a task (made in the
+ * same directory, unlinked; /tmp if it cannot be made there; @tag tells files of one
+ * process apart): its fd, or -errno (logged). */
+int mem_ghost_create(const struct blob_reader *blobs, const Vma *v, size_t tag) __must_check;
 /* src/mem/shm.c: the runs of MAP_SHARED anonymous area @v (c->vmas[@vi]): the pages its
  * object holds in its range, but those a view in an ancestor covers. 1: a hugetlb object
  * whose file cannot be opened, for the page-table scan. */

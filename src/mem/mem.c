@@ -669,19 +669,8 @@ static int ghost_of_fd(const struct rst_ctx *c, const Vma *v)
  * beside its old path or in /tmp); areas of the same file share it. Returns an fd, or
  * -errno. An area whose file an earlier area recreated gets a dup of that one at its
  * own service fd, and the function returns -ENOENT - 1000 (nothing else to do). */
-static int ghost_for_vma(struct rst_ctx *c, size_t i)
+int mem_ghost_create(const struct blob_reader *blobs, const Vma *v, size_t tag)
 {
-	const Vma *v = c->mm->vmas[i];
-	for (size_t j = 0; j < i; j++) {
-		const Vma *o = c->mm->vmas[j];
-		if (o->kind == VMA_KIND__VMA_FILE && o->deleted && o->dev == v->dev && o->ino == v->ino) {
-			if (dup3(c->map_fd_base + (int)j, c->map_fd_base + (int)i, O_CLOEXEC) < 0)
-				return pr_perror("restore: share deleted file %s", v->path);
-			return -ENOENT - 1000;
-		}
-	}
-	if (v->ghost_in_fd)
-		return ghost_of_fd(c, v);
 	if (!v->ghost) {
 		pr_err("image: deleted file %s mapped at %llx has no contents", v->path,
 		       (unsigned long long)v->start);
@@ -695,10 +684,10 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 		const char *slash = strrchr(v->path, '/');
 		int dl = slash ? (int)(slash - v->path) : 0;
 		snprintf(path, sizeof(path), "%.*s/.stasis-mghost-%d-%zu", dl, v->path, (int)getpid(),
-			 i);
+			 tag);
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			snprintf(path, sizeof(path), "/tmp/.stasis-mghost-%d-%zu", (int)getpid(), i);
+			snprintf(path, sizeof(path), "/tmp/.stasis-mghost-%d-%zu", (int)getpid(), tag);
 			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		}
 	}
@@ -709,12 +698,33 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
 	char what[PATH_MAX + 64];
 	snprintf(what, sizeof(what), "deleted file %s mapped at %llx", v->path,
 		 (unsigned long long)v->start);
-	int ret = blob_read_fd(blob_reader_or_none(c->blobs), v->ghost, fd, what);
+	int ret = blob_read_fd(blobs, v->ghost, fd, what);
 	if (ret) {
 		close(fd);
 		return ret;
 	}
 	return fd;
+}
+
+static int ghost_for_vma(struct rst_ctx *c, size_t i)
+{
+	const Vma *v = c->mm->vmas[i];
+	for (size_t j = 0; j < i; j++) {
+		const Vma *o = c->mm->vmas[j];
+		if (o->kind == VMA_KIND__VMA_FILE && o->deleted && o->dev == v->dev && o->ino == v->ino) {
+			if (dup3(c->map_fd_base + (int)j, c->map_fd_base + (int)i, O_CLOEXEC) < 0)
+				return pr_perror("restore: share deleted file %s", v->path);
+			return -ENOENT - 1000;
+		}
+	}
+	if (v->ghost_in_fd)
+		return ghost_of_fd(c, v);
+	for (size_t k = 0; k < c->n_ghosts; k++) /* mapped by several processes: made once */
+		if (c->ghosts[k].dev == v->dev && c->ghosts[k].ino == v->ino) {
+			int fd = fcntl(c->ghosts[k].fd, F_DUPFD_CLOEXEC, 0);
+			return fd < 0 ? pr_perror("restore: share deleted file %s", v->path) : fd;
+		}
+	return mem_ghost_create(blob_reader_or_none(c->blobs), v, i);
 }
 
 /* @path in the view it was dumped in: the restorer's (@dumper_view, through the root fd

@@ -22,6 +22,10 @@ int mem_restore_remote(struct rst_ctx *c) __must_check; /* layout, contents, mm 
 int mem_shm_prepare(struct rst_ctx *const *procs, size_t n, struct shm_obj **out,
 		    size_t *nout, int *fd_top) __must_check;
 void mem_shm_release(struct shm_obj *objs, size_t n);
+/* The same for deleted files mapped (without an fd) by areas of several processes. */
+int mem_ghost_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj **out,
+		      size_t *nout, int *fd_top) __must_check;
+void mem_ghost_release(struct ghost_obj *g, size_t n);
 
 /* Lazy restore (src/mem/lazy.c, restore --lazy-pages). Start: before any task is
  * rebuilt (the page server is forked; refused when the restorer may not create

@@ -352,3 +352,73 @@ void mem_shm_release(struct shm_obj *objs, size_t n)
 	free(objs);
 }
 
+
+/* A deleted mapped file carried by the image (not held by an fd of the task). */
+static bool ghost_vma(const Vma *v)
+{
+	return v->kind == VMA_KIND__VMA_FILE && v->has_deleted && v->deleted && v->ghost &&
+	       !v->ghost_in_fd;
+}
+
+/* Does a process of @procs before @p map (dev, ino) of @v? */
+static bool ghost_seen_before(struct rst_ctx *const *procs, size_t p, const Vma *v)
+{
+	for (size_t q = 0; q < p; q++)
+		for (size_t i = 0; i < procs[q]->mm->n_vmas; i++) {
+			const Vma *u = procs[q]->mm->vmas[i];
+			if (ghost_vma(u) && u->dev == v->dev && u->ino == v->ino)
+				return true;
+		}
+	return false;
+}
+
+int mem_ghost_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj **out,
+		      size_t *nout, int *fd_top)
+{
+	struct ghost_obj *g = NULL;
+	size_t ng = 0;
+	int ret = 0;
+	*out = NULL;
+	*nout = 0;
+	for (size_t p = 1; p < n && !ret; p++)
+		for (size_t i = 0; i < procs[p]->mm->n_vmas && !ret; i++) {
+			const Vma *v = procs[p]->mm->vmas[i];
+			if (!ghost_vma(v) || !ghost_seen_before(procs, p, v))
+				continue;
+			size_t k = 0;
+			while (k < ng && (g[k].dev != v->dev || g[k].ino != v->ino))
+				k++;
+			if (k < ng)
+				continue;
+			struct ghost_obj *nb = realloc(g, (ng + 1) * sizeof(*nb));
+			if (!nb) {
+				ret = -ENOMEM;
+				break;
+			}
+			g = nb;
+			int fd = mem_ghost_create(blob_reader_or_none(procs[p]->blobs), v, ng);
+			int high = fd < 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, *fd_top);
+			if (fd >= 0)
+				close(fd);
+			if (high < 0) {
+				ret = fd < 0 ? fd : pr_perror("restore: hold deleted file %s", v->path);
+				break;
+			}
+			*fd_top = high + 1;
+			g[ng++] = (struct ghost_obj){ v->dev, v->ino, high };
+		}
+	if (ret) {
+		mem_ghost_release(g, ng);
+		return ret;
+	}
+	*out = g;
+	*nout = ng;
+	return 0;
+}
+
+void mem_ghost_release(struct ghost_obj *g, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		close(g[k].fd);
+	free(g);
+}
