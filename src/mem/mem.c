@@ -409,6 +409,21 @@ static const FileDesc *ghost_desc(const Files *f, uint64_t dev, uint64_t ino)
  * none when the task also holds the file open (the files module carries them, and the
  * area maps the file restored for that fd), else read through /proc/PID/map_files (needs
  * CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN) into the image's blob store (holes kept). */
+/* Does an ancestor map deleted file @v the other way (@in_fd: held open by this process)?
+ * Restored, the file of an fd is the files module's and a file mapped without one is made
+ * from the image: they would be two files (restore refuses the case between cousins). */
+static bool ghost_mixed(const struct dump_ctx *c, const Vma *v, bool in_fd)
+{
+	for (const struct dump_ctx *a = c->parent; a; a = a->parent)
+		for (size_t i = 0; a->mm && i < a->mm->n_vmas; i++) {
+			const Vma *u = a->mm->vmas[i];
+			if (u->deleted && u->dev == v->dev && u->ino == v->ino &&
+			    (u->ghost_in_fd ? !in_fd : in_fd && u->ghost))
+				return true;
+		}
+	return false;
+}
+
 static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 {
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -421,7 +436,14 @@ static int dump_mapped_ghosts(struct dump_ctx *c, Mm *mm)
 			       mm->vmas[j]->ino == v->ino;
 		if (seen)
 			continue;
-		if (ghost_desc(c->files, v->dev, v->ino)) {
+		bool in_fd = ghost_desc(c->files, v->dev, v->ino) != NULL;
+		if (ghost_mixed(c, v, in_fd)) {
+			pr_err("pid %d maps deleted file %s, which an ancestor in the tree %s: one "
+			       "held open and mapped without an fd elsewhere is not supported yet",
+			       c->pid, v->path, in_fd ? "maps without holding it open" : "holds open");
+			return -EOPNOTSUPP;
+		}
+		if (in_fd) {
 			v->has_ghost_in_fd = v->ghost_in_fd = true;
 			continue;
 		}

@@ -372,6 +372,20 @@ static bool ghost_seen_before(struct rst_ctx *const *procs, size_t p, const Vma 
 	return false;
 }
 
+/* Does a process of @procs map (dev, ino) of @v as the file of one of its fds? (That file
+ * is the files module's: a copy made here would not be it.) */
+static bool ghost_held_open(struct rst_ctx *const *procs, size_t n, const Vma *v)
+{
+	for (size_t q = 0; q < n; q++)
+		for (size_t i = 0; i < procs[q]->mm->n_vmas; i++) {
+			const Vma *u = procs[q]->mm->vmas[i];
+			if (u->kind == VMA_KIND__VMA_FILE && u->deleted && u->ghost_in_fd &&
+			    u->dev == v->dev && u->ino == v->ino)
+				return true;
+		}
+	return false;
+}
+
 int mem_ghost_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj **out,
 		      size_t *nout, int *fd_top)
 {
@@ -380,10 +394,19 @@ int mem_ghost_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj *
 	int ret = 0;
 	*out = NULL;
 	*nout = 0;
-	for (size_t p = 1; p < n && !ret; p++)
+	for (size_t p = 0; p < n && !ret; p++)
 		for (size_t i = 0; i < procs[p]->mm->n_vmas && !ret; i++) {
 			const Vma *v = procs[p]->mm->vmas[i];
-			if (!ghost_vma(v) || !ghost_seen_before(procs, p, v))
+			if (!ghost_vma(v))
+				continue;
+			if (ghost_held_open(procs, n, v)) {
+				pr_err("restore: deleted file %s is mapped by pid %d and held open by "
+				       "another process of the tree: not supported yet",
+				       v->path, procs[p]->pid);
+				ret = -EOPNOTSUPP;
+				break;
+			}
+			if (!ghost_seen_before(procs, p, v))
 				continue;
 			size_t k = 0;
 			while (k < ng && (g[k].dev != v->dev || g[k].ino != v->ino))
