@@ -16,22 +16,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
+from checks.redis_pipeline import free_port
 from lib.proc import Failure, Skip, as_user, kill_pid, pid_alive, proc_descendants, \
     reap_all, run_cmd, wait_pid
 
 QUERY = "select count(*), sum(a), md5(string_agg(b, ',' order by a)) from t"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Pg:
