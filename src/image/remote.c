@@ -33,8 +33,7 @@ struct img_remote {
 	char where[96];
 	/* a read session's request sent ahead (img_remote_prefetch), its answer not taken */
 	struct {
-		bool asked, done; /* done: the answer is in buf, with status err */
-		int err;
+		bool asked;
 		uint32_t id;
 		uint32_t len;
 		uint64_t off;
@@ -401,18 +400,13 @@ static int take_range(struct img_remote *r, uint32_t id, void *buf, uint32_t n, 
 }
 
 /* The request sent ahead, before any other goes out on the connection: its answer read
- * into its buffer and kept for the img_remote_pread naming it if @keep (that very read
- * comes next), else dropped (its buffer may be the caller's again). The lock held. */
-static int pf_settle(struct img_remote *r, bool keep)
+ * into its buffer (the caller's again), its status returned. The lock held. */
+static int pf_settle(struct img_remote *r)
 {
-	if (r->pf.asked && !r->pf.done) {
-		r->pf.err = take_range(r, r->pf.id, r->pf.buf, r->pf.len, r->pf.off);
-		r->pf.done = true;
-	}
-	int ret = r->pf.err;
-	if (!keep)
-		r->pf.asked = false;
-	return ret;
+	if (!r->pf.asked)
+		return 0;
+	r->pf.asked = false;
+	return take_range(r, r->pf.id, r->pf.buf, r->pf.len, r->pf.off);
 }
 
 int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint64_t *size)
@@ -420,7 +414,7 @@ int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint6
 	size_t got = 0;
 	int ret;
 	pthread_mutex_lock(&r->mu);
-	pf_settle(r, false);
+	pf_settle(r);
 	uint32_t i = r->next_id < PS_MAX_RFILES ? r->next_id++ : PS_MAX_RFILES;
 	if (i == PS_MAX_RFILES)
 		ret = pr_errno(-E2BIG, "page server %s: more than %u files read", r->where,
@@ -443,10 +437,9 @@ int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, u
 		pthread_mutex_lock(&r->mu);
 		if (r->pf.asked && r->pf.id == id && r->pf.off == off && r->pf.len == n &&
 		    r->pf.buf == p) { /* asked for ahead: its answer */
-			ret = pf_settle(r, true);
-			r->pf.asked = false;
+			ret = pf_settle(r);
 		} else {
-			pf_settle(r, false);
+			pf_settle(r); /* (its failure sticks: the request below reports it) */
 			ret = ask_range(r, id, n, off);
 			if (!ret)
 				ret = take_range(r, id, p, n, off);
@@ -466,11 +459,9 @@ int img_remote_prefetch(struct img_remote *r, uint32_t id, void *buf, size_t len
 	if (!len || len > PS_MAX_DATA)
 		return 0;
 	pthread_mutex_lock(&r->mu);
-	pf_settle(r, false);
+	pf_settle(r);
 	int ret = ask_range(r, id, (uint32_t)len, off);
 	r->pf.asked = !ret;
-	r->pf.done = false;
-	r->pf.err = 0;
 	r->pf.id = id;
 	r->pf.len = (uint32_t)len;
 	r->pf.off = off;

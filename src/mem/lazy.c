@@ -373,12 +373,13 @@ static int verify_mapped(const struct lz_img *img, struct lz_run *lr, size_t k)
 	return 0;
 }
 
-static bool pc_has(const struct lz_run *lr, size_t k)
+/* The slot holding (or asked for) piece @k of @lr, or NULL. */
+static struct pc_slot *pc_find(const struct lz_run *lr, size_t k)
 {
 	for (size_t i = 0; i < PC_SLOTS; i++)
 		if (pcache[i].lr == lr && pcache[i].k0 <= k && k < pcache[i].k0 + pcache[i].n)
-			return true;
-	return false;
+			return &pcache[i];
+	return NULL;
 }
 
 /* The least recently used slot but @not, with its buffer. */
@@ -405,7 +406,7 @@ static struct pc_slot *pc_victim(const struct pc_slot *not)
 static size_t pc_span(const struct lz_run *lr, size_t k, size_t max)
 {
 	size_t n = 1, np = run_pieces(lr->r);
-	while (n < max && k + n < np && !pc_has(lr, k + n))
+	while (n < max && k + n < np && !pc_find(lr, k + n))
 		n++;
 	return n;
 }
@@ -434,7 +435,7 @@ static int pc_fill(const struct lz_img *img, const struct lz_run *lr, struct pc_
  * page server sends them while the pieces of @cur are copied. */
 static void pc_ahead(const struct lz_run *lr, size_t k, const struct pc_slot *cur)
 {
-	if (k >= run_pieces(lr->r) || pc_has(lr, k))
+	if (k >= run_pieces(lr->r) || pc_find(lr, k))
 		return;
 	struct pc_slot *sl = pc_victim(cur);
 	if (!sl)
@@ -454,10 +455,7 @@ static void pc_ahead(const struct lz_run *lr, size_t k, const struct pc_slot *cu
 static int pc_load(const struct lz_img *img, const struct lz_run *lr, size_t k,
 		   const char **out)
 {
-	struct pc_slot *sl = NULL;
-	for (size_t i = 0; i < PC_SLOTS && !sl; i++)
-		if (pcache[i].lr == lr && pcache[i].k0 <= k && k < pcache[i].k0 + pcache[i].n)
-			sl = &pcache[i];
+	struct pc_slot *sl = pc_find(lr, k);
 	int ret = 0;
 	if (sl && sl->asked)
 		ret = pc_fill(img, lr, sl, sl->k0, sl->n);

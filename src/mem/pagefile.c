@@ -328,25 +328,33 @@ static const void *pfsrc_map(struct page_source *s, const PageRun *r, uint64_t o
 	return f && f->map ? f->map + r->offset + off : NULL;
 }
 
+/* The file holding [@off, @off + @len) of run @r and, on the page server, its
+ * connection in *@rem (else NULL); NULL with errno set. */
+static const struct pagefile_map *pfsrc_find(struct pagefile_src *ps, const PageRun *r,
+					     uint64_t off, uint64_t len, struct img_remote **rem)
+{
+	pthread_mutex_lock(&ps->mu);
+	const struct pagefile_map *f = pfsrc_locate(ps, r, off, len);
+	*rem = f && f->remote ? remote_file(ps, (struct pagefile_map *)f) : NULL;
+	if (*rem == NULL && f && f->remote)
+		f = NULL; /* (errno set by remote_file) */
+	int e = errno;
+	pthread_mutex_unlock(&ps->mu);
+	errno = e;
+	return f;
+}
+
 static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
 		      size_t len)
 {
-	struct pagefile_src *ps = s->priv;
-	pthread_mutex_lock(&ps->mu);
-	const struct pagefile_map *f = pfsrc_locate(ps, r, off, len);
-	int e = errno;
-	pthread_mutex_unlock(&ps->mu);
+	struct img_remote *rem;
+	const struct pagefile_map *f = pfsrc_find(s->priv, r, off, len, &rem);
 	if (!f)
-		return -e;
+		return -errno;
+	if (rem)
+		return img_remote_pread(rem, f->rid, buf, len, r->offset + off);
 	if (f->z)
 		return pagez_read(f->z, r->offset + off, buf, len);
-	if (f->remote) {
-		pthread_mutex_lock(&ps->mu);
-		struct img_remote *rem = remote_file(ps, (struct pagefile_map *)f);
-		e = errno;
-		pthread_mutex_unlock(&ps->mu);
-		return rem ? img_remote_pread(rem, f->rid, buf, len, r->offset + off) : -e;
-	}
 	memcpy(buf, f->map + r->offset + off, len);
 	return 0;
 }
@@ -354,14 +362,10 @@ static int pfsrc_read(struct page_source *s, const PageRun *r, uint64_t off, voi
 static int pfsrc_prefetch(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
 			  size_t len)
 {
-	struct pagefile_src *ps = s->priv;
-	pthread_mutex_lock(&ps->mu);
-	const struct pagefile_map *f = pfsrc_locate(ps, r, off, len);
-	struct img_remote *rem = f && f->remote ? remote_file(ps, (struct pagefile_map *)f) : NULL;
-	int e = errno;
-	pthread_mutex_unlock(&ps->mu);
-	if (!f || (f->remote && !rem))
-		return -e;
+	struct img_remote *rem;
+	const struct pagefile_map *f = pfsrc_find(s->priv, r, off, len, &rem);
+	if (!f)
+		return -errno;
 	return rem ? img_remote_prefetch(rem, f->rid, buf, len, r->offset + off) : 0;
 }
 

@@ -37,23 +37,34 @@ struct span {
 	uint64_t s, e;
 };
 
+/* The first part of [*@s, @e) that no span of @cov covers: [*@s, *@gap_end) with *@s
+ * moved to its start; false if there is none. */
+static bool next_gap(const struct span *cov, size_t ncov, uint64_t *s, uint64_t e,
+		     uint64_t *gap_end)
+{
+	while (*s < e) {
+		const struct span *first = NULL;
+		for (size_t i = 0; i < ncov; i++)
+			if (cov[i].s < e && cov[i].e > *s && (!first || cov[i].s < first->s))
+				first = &cov[i];
+		if (!first || first->s > *s) {
+			*gap_end = first ? first->s : e;
+			return true;
+		}
+		*s = first->e;
+	}
+	return false;
+}
+
 /* Object range [@s, @e) of view @v added to @l as runs, but what @cov covers. */
 static int add_uncovered(struct run_list *l, const Vma *v, const struct span *cov, size_t ncov,
 			 uint64_t s, uint64_t e)
 {
-	uint64_t pg = v->has_pgoff ? v->pgoff : 0;
-	while (s < e) {
-		const struct span *first = NULL;
-		for (size_t i = 0; i < ncov; i++)
-			if (cov[i].s < e && cov[i].e > s && (!first || cov[i].s < first->s))
-				first = &cov[i];
-		uint64_t stop = first ? MAX(first->s, s) : e;
-		if (stop > s) {
-			int ret = mem_run_add(l, v->start, v->start + (s - pg), (stop - s) / PAGE_SIZE);
-			if (ret)
-				return ret;
-		}
-		s = first ? first->e : e;
+	uint64_t pg = v->has_pgoff ? v->pgoff : 0, ge;
+	for (; next_gap(cov, ncov, &s, e, &ge); s = ge) {
+		int ret = mem_run_add(l, v->start, v->start + (s - pg), (ge - s) / PAGE_SIZE);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -186,6 +197,11 @@ int mem_shm_scan(struct dump_ctx *c, const Vma *v, size_t vi, struct run_list *l
 	int ret = ancestor_views(c, v, &cov, &ncov);
 	if (ret)
 		return ret;
+	uint64_t s = v->has_pgoff ? v->pgoff : 0, ge;
+	if (!next_gap(cov, ncov, &s, s + (v->end - v->start), &ge)) {
+		free(cov); /* every page of its range is an ancestor's to store */
+		return 0;
+	}
 	char name[64];
 	snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
 		 (unsigned long long)v->end);
