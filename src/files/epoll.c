@@ -1,11 +1,18 @@
 /* epoll (row fd_epoll_ops, kind FILE_EPOLL, FileDesc.epoll).
  *
  * Dump: the targets from /proc/PID/fdinfo (fs/eventpoll.c show_fdinfo), each by the fd
- * number it was added with; kcmp(KCMP_EPOLL_TFD) tells whether that number still refers
- * to the very same file. An epoll shared between processes is refused (merge).
+ * number it was added with (the kernel keys a target by file and fd number). Per tree
+ * (merge), kcmp(KCMP_EPOLL_TFD) tells whether that number still refers to the very same
+ * file in a process holding the epoll: of an epoll shared by several processes (fork),
+ * each target is added again by the first holder, in dump order, where it does (a forked
+ * child that closed its parent's listening socket and reused the number does not); the
+ * other holders' copies mark it elsewhere. A target no holder has under its number is
+ * refused.
  *
  * Restore: late, once every other fd is placed: epoll_create1 and EPOLL_CTL_ADD of every
- * target by its fd number. An epoll watching another epoll waits for it: the kernel
+ * target by its fd number. A shared epoll is made once, empty, by stasis (the open hook)
+ * and inherited like every shared description: each holder adds its own targets in its
+ * late stage. An epoll watching another epoll of its process waits for it: the kernel
  * forbids cycles, so each pass makes progress. */
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -33,27 +40,6 @@ static int epoll_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return 1;
 }
 
-/* Is target @k of epoll fd @efd still the file open as fd t[k].tfd of the task? */
-static int epoll_target_check(pid_t pid, int efd, const struct proc_epoll_tfd *t, size_t k)
-{
-	struct kcmp_epoll_slot slot = { .efd = (uint32_t)efd, .tfd = (uint32_t)t[k].tfd };
-	/* several targets may carry one fd number (added, then the fd reused): toff picks
-	 * the k-th of them in the order the kernel lists them */
-	for (size_t j = 0; j < k; j++)
-		if (t[j].tfd == t[k].tfd)
-			slot.toff++;
-	long r = syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, t[k].tfd, &slot);
-	if (r == 0)
-		return 0;
-	if (r < 0 && errno != EBADF && errno != ENOENT)
-		return pr_perror("kcmp(KCMP_EPOLL_TFD) of epoll fd %d, target fd %d of pid %d",
-				 efd, t[k].tfd, pid);
-	pr_err("fd %d of pid %d is an epoll watching a file added as fd %d (ino %llx), but "
-	       "fd %d %s: not supported", efd, pid, t[k].tfd, (unsigned long long)t[k].ino,
-	       t[k].tfd, r < 0 ? "is closed" : "now refers to another file");
-	return -EOPNOTSUPP;
-}
-
 static int epoll_fill(pid_t pid, int fd, const struct proc_epoll_tfd *t, size_t n,
 		      EpollData *m)
 {
@@ -65,9 +51,6 @@ static int epoll_fill(pid_t pid, int fd, const struct proc_epoll_tfd *t, size_t 
 	if (!m->targets)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
 	for (size_t k = 0; k < n; k++) {
-		int ret = epoll_target_check(pid, fd, t, k);
-		if (ret)
-			return ret;
 		EpollTarget *et = malloc(sizeof(*et));
 		if (!et)
 			return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
@@ -75,6 +58,8 @@ static int epoll_fill(pid_t pid, int fd, const struct proc_epoll_tfd *t, size_t 
 		et->tfd = t[k].tfd;
 		et->events = t[k].events;
 		et->data = t[k].data;
+		et->has_ino = true;
+		et->ino = t[k].ino;
 		m->targets[m->n_targets++] = et;
 	}
 	return 0;
@@ -98,11 +83,94 @@ static int epoll_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	epoll_data__init(m);
 	d->epoll = m;
-	return epoll_fill(c->ospid, e->fd, t, n, m);
+	return epoll_fill(c->pid, e->fd, t, n, m);
 }
 
-/* An epoll used by several processes is not rebuilt yet: each restored process would
- * need its own targets placed before the shared epoll is filled. */
+/* Is target @k of epoll fd @efd (of @m) of process @p still the file open there as fd
+ * tfd? 0 if so, 1 if that fd is closed, 2 if it refers to another file, or a logged
+ * -errno. */
+static int target_here(const struct dump_ctx *p, int efd, const EpollData *m, size_t k)
+{
+	int tfd = m->targets[k]->tfd;
+	struct kcmp_epoll_slot slot = { .efd = (uint32_t)efd, .tfd = (uint32_t)tfd };
+	/* several targets may carry one fd number (added, then the fd reused): toff picks
+	 * the k-th of them in the order the kernel lists them */
+	for (size_t j = 0; j < k; j++)
+		if (m->targets[j]->tfd == tfd)
+			slot.toff++;
+	long r = syscall(SYS_kcmp, p->ospid, p->ospid, KCMP_EPOLL_TFD, tfd, &slot);
+	if (r == 0)
+		return 0;
+	if (r < 0 && errno != EBADF && errno != ENOENT)
+		return pr_perror("kcmp(KCMP_EPOLL_TFD) of epoll fd %d, target fd %d of pid %d",
+				 efd, tfd, p->pid);
+	return r < 0 ? 1 : 2;
+}
+
+/* Target @k of epoll @d (fd @efd of process @p) is added again by no process: refused. */
+static int target_lost(const struct dump_ctx *p, int efd, const FileDesc *d, size_t k,
+		       size_t holders, int why)
+{
+	const EpollTarget *t = d->epoll->targets[k];
+	char how[128];
+	if (holders > 1)
+		snprintf(how, sizeof(how), "is closed or refers to another file in each of the "
+			 "%zu processes sharing the epoll", holders);
+	else
+		snprintf(how, sizeof(how), "%s", why == 1 ? "is closed" : "now refers to another file");
+	pr_err("fd %d of pid %d is an epoll watching a file added as fd %d (ino %llx), but "
+	       "fd %d %s: not supported", efd, p->pid, t->tfd, (unsigned long long)t->ino,
+	       t->tfd, how);
+	return -EOPNOTSUPP;
+}
+
+struct holder {
+	const struct dump_ctx *p;
+	EpollData *m; /* its copy of the epoll */
+	int efd;      /* an fd of it there */
+};
+
+/* Epoll @d of process @p (the first holding it, in dump order) and the copies of the
+ * later processes sharing it: each target is added again at restore by the first holder
+ * whose fd tfd still is that file (the kernel keys a target by file and fd number); the
+ * other copies mark it elsewhere. */
+static int epoll_holders(struct dump_ctx **procs, size_t n, size_t p, const FileDesc *d)
+{
+	_cleanup_free_ struct holder *h = calloc(n - p, sizeof(*h));
+	size_t nh = 0;
+	if (!h)
+		return pr_errno(-ENOMEM, "epolls of the tree");
+	for (size_t q = p; q < n; q++) {
+		const Files *f = procs[q]->files;
+		ssize_t j = fd_desc_index(f, d->id);
+		if (j < 0)
+			continue;
+		h[nh++] = (struct holder){ procs[q], f->files[j]->epoll, fd_desc_fd(f, (size_t)j) };
+		if (f->files[j]->epoll->n_targets != d->epoll->n_targets) {
+			pr_err("epoll %u: pid %d and pid %d see different targets", d->id,
+			       procs[p]->pid, procs[q]->pid);
+			return -EIO;
+		}
+	}
+	for (size_t k = 0; k < d->epoll->n_targets; k++) {
+		bool found = false;
+		int why = 0;
+		for (size_t x = 0; x < nh; x++) {
+			int r = found ? 1 : target_here(h[x].p, h[x].efd, h[x].m, k);
+			if (r < 0)
+				return r;
+			found |= r == 0;
+			why = why ? why : r;
+			EpollTarget *t = h[x].m->targets[k];
+			t->has_elsewhere = t->elsewhere = r != 0;
+		}
+		if (!found)
+			return target_lost(h[0].p, h[0].efd, d, k, nh, why);
+	}
+	return 0;
+}
+
+/* Every epoll of the tree, once (by its first holder): which process adds each target. */
 static int epoll_merge(struct dump_ctx **procs, size_t n)
 {
 	for (size_t p = 0; p < n; p++) {
@@ -111,13 +179,12 @@ static int epoll_merge(struct dump_ctx **procs, size_t n)
 			const FileDesc *d = f->files[i];
 			if (d->kind != FILE_KIND__FILE_EPOLL)
 				continue;
-			for (size_t q = p + 1; q < n; q++)
-				if (fd_desc_index(procs[q]->files, d->id) >= 0) {
-					pr_err("fd %d of pid %d is an epoll shared with pid %d: not "
-					       "supported yet", fd_desc_fd(f, i), procs[p]->pid,
-					       procs[q]->pid);
-					return -EOPNOTSUPP;
-				}
+			bool seen = false;
+			for (size_t q = 0; q < p && !seen; q++)
+				seen = fd_desc_index(procs[q]->files, d->id) >= 0;
+			int ret = seen ? 0 : epoll_holders(procs, n, p, d);
+			if (ret)
+				return ret;
 		}
 	}
 	return 0;
@@ -134,21 +201,51 @@ static int epoll_validate(const FileDesc *d, const struct blob_reader *blobs)
 	return ok ? 0 : fd_bad_data(d);
 }
 
-/* A new close-on-exec epoll fd (any number) watching the targets of @d, every one of
- * them in place under its final number. */
-static int epoll_open(const FileDesc *d, int target)
+/* Add to epoll @fd the targets of @d this process adds (every one but those marked
+ * elsewhere), each in place under its final number. */
+static int epoll_fill_fd(int fd, const FileDesc *d, int target)
 {
-	_cleanup_close_ int fd = epoll_create1(EPOLL_CLOEXEC);
-	if (fd < 0)
-		return pr_perror("restore fd %d: epoll_create1", target);
 	for (size_t k = 0; k < d->epoll->n_targets; k++) {
 		const EpollTarget *t = d->epoll->targets[k];
 		struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
-		if (epoll_ctl(fd, EPOLL_CTL_ADD, t->tfd, &ev))
+		if (!t->elsewhere && epoll_ctl(fd, EPOLL_CTL_ADD, t->tfd, &ev))
 			return pr_perror("restore fd %d: epoll_ctl(ADD) of fd %d (events %#x)",
 					 target, t->tfd, t->events);
 	}
-	return take_fd(&fd);
+	return 0;
+}
+
+/* An epoll shared by several processes, made once by stasis (the open hook): empty, each
+ * holder adds its own targets in its late stage. */
+static int epoll_open_shared(const FileDesc *d, int target, int rootfd,
+			     const struct blob_reader *blobs)
+{
+	(void)d;
+	(void)rootfd;
+	(void)blobs;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("restore fd %d: epoll_create1", target);
+	return fd;
+}
+
+/* A new close-on-exec epoll fd (any number) watching the targets of @d. */
+static int epoll_open(const FileDesc *d, int target)
+{
+	_cleanup_close_ int fd = epoll_open_shared(d, target, -1, NULL);
+	if (fd < 0)
+		return fd;
+	int ret = epoll_fill_fd(fd, d, target);
+	return ret ? ret : take_fd(&fd);
+}
+
+/* Does another process add some of @d's targets? */
+static bool elsewhere(const FileDesc *d)
+{
+	for (size_t k = 0; k < d->epoll->n_targets; k++)
+		if (d->epoll->targets[k]->elsewhere)
+			return true;
+	return false;
 }
 
 /* Is every epoll that @d watches restored already? */
@@ -161,7 +258,7 @@ static bool epoll_ready(const struct fd_rst *s, const bool *done, const FileDesc
 			if (f->fds[k]->fd != tfd)
 				continue;
 			size_t j = (size_t)fd_desc_index(f, f->fds[k]->file_id);
-			if (f->files[j]->kind == FILE_KIND__FILE_EPOLL && s->staged[j] < 0 && !done[j])
+			if (f->files[j]->kind == FILE_KIND__FILE_EPOLL && !s->shared[j] && !done[j])
 				return false;
 		}
 	}
@@ -189,14 +286,17 @@ static int epoll_late(struct fd_rst *s)
 		for (size_t i = 0; i < f->n_files; i++) {
 			const FileDesc *d = f->files[i];
 			int target = fd_desc_fd(f, i);
-			if (d->kind != FILE_KIND__FILE_EPOLL || s->staged[i] >= 0 || done[i] ||
-			    target < 0)
+			if (d->kind != FILE_KIND__FILE_EPOLL || done[i] || target < 0)
 				continue;
 			if (!epoll_ready(s, done, d)) {
 				left = true;
 				continue;
 			}
-			int ret = epoll_place(s, i, target);
+			/* a shared one (made by stasis) is in place: its targets added here;
+			 * only a shared one has targets another process adds */
+			int ret = s->shared[i] ? epoll_fill_fd(s->staged[i], d, target) :
+				  elsewhere(d)	 ? fd_bad_data(d) :
+						   epoll_place(s, i, target);
 			if (ret)
 				return ret;
 			done[i] = true;
@@ -220,5 +320,6 @@ const struct fd_ops fd_epoll_ops = {
 	.dump = epoll_dump,
 	.merge = epoll_merge,
 	.validate = epoll_validate,
+	.open = epoll_open_shared,
 	.late = epoll_late,
 };

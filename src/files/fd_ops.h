@@ -88,8 +88,9 @@ enum {
 	FD_OPS_BY_PATH = 1 << 0,
 	/* Never opened: the restored task inherits stasis's fd of that number. */
 	FD_OPS_INHERITED = 1 << 1,
-	/* Opened by the late hook once every other fd is placed; never opened by stasis, and
-	 * refused when shared between processes. */
+	/* Opened by the late hook once every other fd is placed. Shared between processes:
+	 * made once by stasis with the open hook, then completed by each holder's late hook
+	 * (refused without an open hook). */
 	FD_OPS_LATE = 1 << 2,
 	/* Dump only: its classify refuses a kind not supported yet (no description has it). */
 	FD_OPS_REFUSED = 1 << 3,

@@ -541,7 +541,7 @@ static int rewatch(struct rst_ctx *c, int tfd)
 		for (size_t k = 0; ep && efd >= 0 && k < ep->n_targets; k++) {
 			const EpollTarget *t = ep->targets[k];
 			struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
-			if (t->tfd != tfd)
+			if (t->tfd != tfd || t->elsewhere)
 				continue;
 			int ret = rsys_poke(&c->rs, c->rs.scratch, &ev, sizeof(ev));
 			long r = ret ?: rsys_do(&c->rs, "restore: epoll_ctl(ADD) of a pidfd",

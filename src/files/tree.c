@@ -215,7 +215,7 @@ static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
 		return 0; /* used by one process: it opens it itself */
 	if (defer[id] >= 0)
 		return 0; /* opened in that namespace's tree once it is rebuilt */
-	if (ops->flags & FD_OPS_LATE) {
+	if ((ops->flags & FD_OPS_LATE) && !ops->open) {
 		pr_err("files image: %s %u is used by several processes: not supported",
 		       ops->name, id);
 		return -EINVAL;

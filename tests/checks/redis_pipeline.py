@@ -9,90 +9,22 @@ reply is the previous one plus 1 (no reset, no gap, no command run twice), every
 reply the list's new length; after the restore the 1000 keys are intact and LLEN / GET
 match what the client sent."""
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 
-from lib.proc import Failure, Skip, kill_pid, pid_alive, reap_all, run_cmd
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Reader:
-    def __init__(self, sk):
-        self.sk = sk
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sk.recv(65536)
-            if not d:
-                raise Failure("the server closed the connection")
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def reply(self):
-        ln = self.line()
-        if ln[:1] in (b":", b"+"):
-            return ln[1:]
-        if ln[:1] == b"$":
-            n = int(ln[1:])
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                d = self.sk.recv(65536)
-                if not d:
-                    raise Failure("the server closed the connection")
-                self.buf += d
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
-            return v
-        raise Failure("unexpected reply %r" % ln[:80])
+from lib.proc import Failure, kill_pid, pid_alive, reap_all, run_cmd
+from lib.resp import cmd, connect, start
 
 
 def check(c):
-    server = shutil.which("redis-server")
-    if not server:
-        raise Skip("redis-server not installed (package redis-server, scripts/deps.sh)")
     d = os.path.join(c.tmp, "redis")
     os.makedirs(d)
-    port = free_port()
-    log = open(os.path.join(d, "redis.log"), "w")
-    p = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", d, "--daemonize", "no"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=d)
-    log.close()
+    p, port = start(d)
     pid = p.pid
     state = {"incr": 0, "push": 0, "error": None, "batches": 0}
     stop = threading.Event()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                sk = socket.create_connection(("127.0.0.1", port), timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or p.poll() is not None:
-                    raise Failure("redis-server did not start") from None
-                time.sleep(0.05)
-        sk.settimeout(30)
-        rd = Reader(sk)
+        sk, rd = connect(port)
         sk.sendall(b"".join(cmd("SET", "k%d" % i, "v%d" % i) for i in range(1000)))
         for _ in range(1000):
             if rd.reply() != b"OK":
