@@ -37,6 +37,7 @@ REQUIRED=(
 	redis-server        # the redis_pipeline check: a real server checkpointed mid-pipeline
 	sqlite3             # the sqlite_lock check: a write transaction's locks across a checkpoint
 	postgresql          # the postgres_shared_buffers check: a database's shared buffers
+	nginx               # the nginx_netns check: a pre-forking server in a network namespace
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
 )

@@ -394,9 +394,10 @@ static int plan_fds(struct rst_tree *t)
 	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
 	_cleanup_free_ bool *outside = calloc(t->n, sizeof(*outside));
 	_cleanup_free_ ssize_t *owner = calloc(t->n, sizeof(*owner));
+	_cleanup_free_ ssize_t *net_owner = calloc(t->n, sizeof(*net_owner));
 	_cleanup_free_ size_t *tree_idx = calloc(t->n, sizeof(*tree_idx));
 	size_t nf = 0;
-	if (!fl || !outside || !owner || !tree_idx)
+	if (!fl || !outside || !owner || !net_owner || !tree_idx)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n; i++)
 		if (t->procs[i]) {
@@ -405,15 +406,19 @@ static int plan_fds(struct rst_tree *t)
 			fl[nf++] = t->procs[i]->files;
 		}
 	for (size_t p = 0; p < nf; p++) {
-		ssize_t k = rst_mnt_creator(t, tree_idx[p]);
-		owner[p] = -1;
-		for (size_t q = 0; k >= 0 && q < nf; q++)
-			if (tree_idx[q] == (size_t)k)
+		ssize_t k = rst_mnt_creator(t, tree_idx[p]), kn = rst_ns_creator(t, tree_idx[p], true);
+		owner[p] = net_owner[p] = -1;
+		for (size_t q = 0; q < nf; q++) {
+			if (k >= 0 && tree_idx[q] == (size_t)k)
 				owner[p] = (ssize_t)q;
+			if (kn >= 0 && tree_idx[q] == (size_t)kn)
+				net_owner[p] = (ssize_t)q;
+		}
 	}
 	ssize_t *defer = NULL;
-	int ret = files_open_shared(fl, outside, owner, nf, t->gfd_base, &t->blobs, &t->gfd,
-				    &t->n_gfd, &defer);
+	struct files_owners o = { .outside = outside, .mnt = owner, .net = net_owner };
+	int ret = files_open_shared(fl, &o, nf, t->gfd_base, &t->blobs, &t->gfd, &t->n_gfd,
+				    &defer);
 	if (ret)
 		return ret;
 	for (uint32_t id = 0; id < t->n_gfd; id++)
@@ -513,6 +518,7 @@ static int rst_setup(struct rst_tree *t)
 		ret = ns_join_open(o->join_ns[k], &t->join_fd[k], &t->join_type[k]);
 		if (!ret) {
 			t->n_join = k + 1;
+			t->net_joined |= t->join_type[k] == CLONE_NEWNET;
 			ns_join_forget(t->procs[0]->tns, t->join_type[k]);
 		}
 	}

@@ -47,6 +47,7 @@ struct rst_tree {
 	int fd_top;              /* above every fd stasis hands down to the tasks */
 	int join_fd[MAX_JOIN_NS], join_type[MAX_JOIN_NS]; /* --join-ns, entered by the root */
 	size_t n_join;
+	bool net_joined;   /* --join-ns net:...: the root's network namespace is that one */
 	/* --helper: the privileged stasis helper, held by stasis only (the tasks ask stasis
 	 * through the pidreq channel); have_helper stays true in the tasks */
 	struct helper helper;
@@ -102,9 +103,15 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 int rst_create_helpers(struct rst_tree *t, bool from_root) __must_check;
 
 /* serve.c */
-/* The task creating the mount namespace task @i is in, if the tree creates it; -1 if
- * not (stasis's, or one joined). */
-ssize_t rst_mnt_creator(const struct rst_tree *t, size_t i);
+/* The fd tables of the tree (*@nf of them, malloc'd; NULL: no memory). */
+Files **rst_tree_files(const struct rst_tree *t, size_t *nf);
+/* The task creating the mount (@net: network) namespace task @i is in, if the tree
+ * creates it; -1 if not (stasis's, or one joined). */
+ssize_t rst_ns_creator(const struct rst_tree *t, size_t i, bool net);
+static inline ssize_t rst_mnt_creator(const struct rst_tree *t, size_t i)
+{
+	return rst_ns_creator(t, i, false);
+}
 /* Stasis: the maps of task @pid's new user namespace, itself or through the helper. */
 int rst_stasis_write_maps(void *arg, pid_t pid) __must_check;
 /* Every task (and group helper) reports ready on @rd, serving the tasks' requests

@@ -173,17 +173,30 @@ static bool stasis_check_pids(void *arg, pid_t pid, int levels, int pidfd)
 	return true;
 }
 
-/* The task creating the mount namespace task @i is in, if the tree creates it; -1 if
- * not (stasis's, or one joined). */
-ssize_t rst_mnt_creator(const struct rst_tree *t, size_t i)
+Files **rst_tree_files(const struct rst_tree *t, size_t *nf)
+{
+	Files **fl = calloc(t->n ? t->n : 1, sizeof(*fl));
+	*nf = 0;
+	for (size_t i = 0; fl && i < t->n; i++)
+		if (t->procs[i])
+			fl[(*nf)++] = t->procs[i]->files;
+	return fl;
+}
+
+/* The task creating the mount (@net: network) namespace task @i is in, if the tree
+ * creates it; -1 if not (stasis's, or one joined). */
+ssize_t rst_ns_creator(const struct rst_tree *t, size_t i, bool net)
 {
 	const Core *c = t->procs[i] ? t->procs[i]->core : NULL;
-	if (!c || !c->ns || !c->ns->mnt)
-		return -1;
-	for (size_t k = 0; k < t->n; k++)
-		if (t->procs[k] && t->procs[k]->tns->mnt && t->procs[k]->core->ns &&
-		    t->procs[k]->core->ns->mnt == c->ns->mnt)
+	uint64_t id = !c || !c->ns ? 0 : net ? c->ns->net : c->ns->mnt;
+	for (size_t k = 0; id && k < t->n; k++) {
+		const struct rst_ctx *o = t->procs[k];
+		/* (a network namespace joined with --join-ns: the root enters it first) */
+		bool made = net ? o && (o->tns->net || (k == 0 && t->net_joined))
+				: o && o->tns->mnt;
+		if (made && o->core->ns && (net ? o->core->ns->net : o->core->ns->mnt) == id)
 			return (ssize_t)k;
+	}
 	return -1;
 }
 
@@ -196,11 +209,8 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 	ssize_t k = rst_task_index(t->inv, pid);
 	char path[64];
 	int ret = 0;
-	_cleanup_free_ Files **fl = calloc(t->n, sizeof(*fl));
 	size_t nf = 0;
-	for (size_t i = 0; fl && i < t->n; i++)
-		if (t->procs[i])
-			fl[nf++] = t->procs[i]->files;
+	_cleanup_free_ Files **fl = rst_tree_files(t, &nf);
 	snprintf(path, sizeof(path), "%d/root", pid);
 	_cleanup_close_ int rootfd = openat(t->proc_dfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (!fl)
@@ -210,8 +220,8 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 	else if (rootfd < 0)
 		ret = pr_perror("restore: open /proc/%s", path);
 	for (uint32_t id = 1; !ret && t->defer && id < t->n_gfd; id++) {
-		if (t->defer[id] != k)
-			continue;
+		if (t->defer[id] != k || files_deferred_netns(fl, nf, id))
+			continue; /* (a socket: its creator makes it) */
 		int fd = files_open_deferred(fl, nf, id, rootfd, &t->blobs);
 		ret = fd < 0 ? fd : pidreq_send(sock, PIDREQ_ANSWER, (int32_t)id, 0, fd);
 		if (fd >= 0)

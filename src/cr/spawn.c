@@ -34,6 +34,7 @@
 
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx);
 static int fetch_deferred(struct rst_tree *t, size_t idx);
+static int make_netns_deferred(struct rst_tree *t, size_t idx);
 static int take_ctty(const struct rst_tree *t, pid_t sid);
 /* Create the children of task @idx (alive and zombie), each with its pid. */
 static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bool timens,
@@ -822,6 +823,10 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	/* (its mount tree is rebuilt: what is opened by path there can be opened now) */
 	if (c && c->tns->mnt && (ret = fetch_deferred(t, idx)))
 		child_fail(st, e->pid, ret);
+	/* (its network namespace is made: the sockets its tasks share can be made) */
+	if (c && (c->tns->net || (idx == 0 && t->net_joined)) &&
+	    (ret = make_netns_deferred(t, idx)))
+		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid) {
 		/* children that stayed in the session it was born in: made before setsid */
 		t->early = true;
@@ -908,14 +913,47 @@ static int take_ctty(const struct rst_tree *t, pid_t sid)
 	return 0;
 }
 
+/* In the creator of a network namespace, the namespace made: the sockets its tasks share,
+ * made here, in it (with the task's credentials), put in place before the tasks are
+ * created (they inherit them). */
+static int make_netns_deferred(struct rst_tree *t, size_t idx)
+{
+	size_t nf = 0;
+	_cleanup_free_ Files **fl = NULL;
+	child_tree = t; /* (a socket buffer above the limits is forced by stasis) */
+	child_pid = t->inv->tasks[idx]->pid;
+	sockopt_set_forcer(child_sockbuf);
+	for (uint32_t id = 1; t->defer && id < t->n_gfd; id++) {
+		if (t->defer[id] != (ssize_t)idx)
+			continue;
+		if (!fl && !(fl = rst_tree_files(t, &nf)))
+			return -ENOMEM;
+		if (!files_deferred_netns(fl, nf, id))
+			continue;
+		int fd = files_open_deferred(fl, nf, id, -1, &t->blobs);
+		if (fd < 0)
+			return fd;
+		int r = fcntl(fd, F_DUPFD_CLOEXEC, t->gfd_base);
+		close(fd);
+		if (r < 0)
+			return pr_perror("restore: place a shared socket");
+		t->gfd[id] = r;
+	}
+	return 0;
+}
+
 /* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
  * (and the cwds of those in user namespaces), opened there by stasis, put in place
  * before the tasks are created (they inherit them). */
 static int fetch_deferred(struct rst_tree *t, size_t idx)
 {
 	bool any = false;
+	size_t nf = 0;
+	_cleanup_free_ Files **fl = rst_tree_files(t, &nf);
+	if (!fl)
+		return -ENOMEM;
 	for (uint32_t id = 1; t->defer && id < t->n_gfd; id++)
-		any |= t->defer[id] == (ssize_t)idx;
+		any |= t->defer[id] == (ssize_t)idx && !files_deferred_netns(fl, nf, id);
 	for (size_t j = 0; j < t->n; j++)
 		any |= t->procs[j] && t->procs[j]->cwd_deferred && rst_mnt_creator(t, j) == (ssize_t)idx;
 	if (!any)

@@ -31,21 +31,30 @@ int files_parse_inherit(const char *arg, int *fd, const char **key) __must_check
  * processes one id tree-wide (kcmp), and turn pipes whose ends live in different
  * processes of the tree into FILE_PIPE (with their data). */
 int files_merge_tree(struct dump_ctx **procs, size_t n) __must_check;
+/* Restore of a tree: who the processes are (indexes in the Files array). */
+struct files_owners {
+	const bool *outside; /* it lives in a user namespace of the tree and may lack the
+			      * rights to open its files itself (NULL: none) */
+	const ssize_t *mnt;  /* the process creating its mount namespace, or -1 (NULL) */
+	const ssize_t *net;  /* ... its network namespace, or -1 (NULL) */
+};
 /* Restore of a tree, in the restoring stasis before any process exists: open every pipe
  * and every description used by several processes once, at fds >= @base (contents
  * carried in blobs.img read through @blobs); *gfd_out maps
- * file id -> fd (-1). Also every description of a process with @outside[p] set (it lives
- * in a user namespace of the tree and may lack the rights to open its files itself).
+ * file id -> fd (-1). Also every description of a process with @o->outside[p] set.
  * Otherwise nothing is opened for a single process. */
-int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
-		      int base, const struct blob_reader *blobs, int **gfd_out, uint32_t *n_out,
+int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, int base,
+		      const struct blob_reader *blobs, int **gfd_out, uint32_t *n_out,
 		      ssize_t **defer_out) __must_check;
 /* ... except, by path, a description whose users are all in one mount namespace the tree
- * creates (@mnt_owner[p]: the index in @f of the process that creates the mount
- * namespace of process p, or -1): *defer_out[id] is then that index (-1 otherwise), and
- * the description is opened later, in that namespace's rebuilt tree, by
- * files_open_deferred(@rootfd: /proc/OWNER/root of the restored owner). */
+ * creates: *defer_out[id] is then the index of that namespace's creator (-1 otherwise),
+ * and the description is opened later, in that namespace's rebuilt tree, by
+ * files_open_deferred(@rootfd: /proc/OWNER/root of the restored owner); and a socket
+ * whose users are all in one network namespace the tree creates (files_deferred_netns):
+ * deferred to that namespace's creator, which makes it itself, in its namespace, with
+ * files_open_deferred(@rootfd -1), before it creates the other users. */
 int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
 			const struct blob_reader *blobs) __must_check;
+bool files_deferred_netns(Files *const *f, size_t n, uint32_t id);
 
 #endif

@@ -25,6 +25,9 @@
 /* Dump                                                                                 */
 /* ------------------------------------------------------------------------------------ */
 
+/* count_uses: a socket's users are in several network namespaces, one of the tree's. */
+#define DEFER_MIXED ((ssize_t)-3)
+
 struct gdesc {
 	pid_t pid;
 	int fd;
@@ -131,10 +134,24 @@ static bool by_path(const FileDesc *d)
 	return ops && (ops->flags & FD_OPS_BY_PATH);
 }
 
-/* Opened in the mount tree of the task (its path is relative to the task's root). */
+/* A socket made alone in its network namespace (not with peers: open_tree). */
+static bool netns_made(const FileDesc *d)
+{
+	const struct fd_ops *ops = fd_ops_of(d);
+	return ops && (ops->flags & FD_OPS_NETNS) && ops->open && !ops->open_tree;
+}
+
+/* Opened in the mount tree of the task (its path is relative to the task's root), or
+ * made in its network namespace. */
 static bool deferrable(const FileDesc *d)
 {
-	return by_path(d) && d->has_in_task_root && d->in_task_root;
+	return (by_path(d) && d->has_in_task_root && d->in_task_root) || netns_made(d);
+}
+
+bool files_deferred_netns(Files *const *f, size_t n, uint32_t id)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	return d && netns_made(d);
 }
 
 /* A description of the tree opened once, in this process's view or (by path) in the
@@ -162,31 +179,37 @@ int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
 {
 	const FileDesc *d = find_desc(f, n, id);
 	if (!d || !deferrable(d)) {
-		pr_err("restore: file %u cannot be opened in a task's mount namespace", id);
+		pr_err("restore: file %u cannot be opened in a task's namespace", id);
 		return -EINVAL;
 	}
 	return open_desc_once(d, rootfd, blob_reader_or_none(blobs));
 }
 
 /* How many processes use each description (0, 1, 2 for several; 2 too when stasis must
- * open it anyway), and the one mount namespace owner all its users are in (defer). */
-static void count_uses(Files *const *f, const bool *outside, const ssize_t *mnt_owner,
-		       size_t n, uint8_t *uses, ssize_t *defer)
+ * open it anyway), and the one mount namespace owner all its users are in (defer; for a
+ * socket, the network namespace owner; DEFER_MIXED: users in several network namespaces,
+ * one of them the tree's). */
+static void count_uses(Files *const *f, const struct files_owners *o, size_t n,
+		       uint8_t *uses, ssize_t *defer)
 {
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < f[p]->n_files; i++) {
 			const FileDesc *d = f[p]->files[i];
-			/* the owner of the one mount namespace of the tree all its users are
-			 * in, or -1 */
-			ssize_t own = mnt_owner ? mnt_owner[p] : -1;
-			defer[d->id] = defer[d->id] == -2 || defer[d->id] == own ? own : -1;
+			/* the owner of the one mount (network) namespace of the tree all its
+			 * users are in, or -1 */
+			const ssize_t *owner = netns_made(d) ? o->net : o->mnt;
+			ssize_t own = owner ? owner[p] : -1, *df = &defer[d->id];
+			if (*df != -2 && *df != own && netns_made(d) && (*df >= 0 || own >= 0))
+				*df = DEFER_MIXED;
+			else if (*df != DEFER_MIXED)
+				*df = *df == -2 || *df == own ? own : -1;
 			if (uses[d->id] < 2)
 				uses[d->id]++;
 			/* a task in a user namespace of its own may no longer open what it
 			 * opened before entering it: stasis opens its files (the late rows are
 			 * rebuilt from the task's own fds; sockets are made by the task in its
 			 * network namespace) */
-			if (outside && outside[p] &&
+			if (o->outside && o->outside[p] &&
 			    !(fd_ops_of(d)->flags & (FD_OPS_LATE | FD_OPS_NETNS)))
 				uses[d->id] = 2;
 			/* a path in the dumper's view, of a task whose mount tree is another:
@@ -202,6 +225,11 @@ static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
 			   ssize_t *defer)
 {
 	const FileDesc *d = find_desc(t->f, t->n, id);
+	if (d && uses[id] >= 2 && defer[id] == DEFER_MIXED) {
+		pr_err("files image: %s %u is used by processes of several network namespaces",
+		       fd_ops_of(d)->name, id);
+		return -EINVAL;
+	}
 	if (d && !(defer[id] >= 0 && uses[id] >= 2 && deferrable(d)))
 		defer[id] = -1; /* pipes, sockets, anonymous files: opened here */
 	if (!d || t->gfd[id] >= 0)
@@ -214,7 +242,8 @@ static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
 	if (uses[id] < 2)
 		return 0; /* used by one process: it opens it itself */
 	if (defer[id] >= 0)
-		return 0; /* opened in that namespace's tree once it is rebuilt */
+		return 0; /* opened in that namespace's tree once it is rebuilt, or by the
+			   * creator of its network namespace */
 	if ((ops->flags & FD_OPS_LATE) && !ops->open) {
 		pr_err("files image: %s %u is used by several processes: not supported",
 		       ops->name, id);
@@ -226,8 +255,8 @@ static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
 	return fd_gfd_place(fd, t->base, &t->gfd[id]);
 }
 
-int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_owner, size_t n,
-		      int base, const struct blob_reader *blobs, int **gfd_out, uint32_t *n_out,
+int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, int base,
+		      const struct blob_reader *blobs, int **gfd_out, uint32_t *n_out,
 		      ssize_t **defer_out)
 {
 	uint32_t maxid = 0;
@@ -237,7 +266,7 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 	*defer_out = NULL;
 	blobs = blob_reader_or_none(blobs);
 	for (size_t p = 0; p < n; p++)
-		own_view |= (outside && outside[p]) || (mnt_owner && mnt_owner[p] >= 0);
+		own_view |= (o->outside && o->outside[p]) || (o->mnt && o->mnt[p] >= 0);
 	if (n < 2 && !own_view)
 		return 0;
 	for (size_t p = 0; p < n; p++) {
@@ -264,7 +293,7 @@ int files_open_shared(Files *const *f, const bool *outside, const ssize_t *mnt_o
 		gfd[i] = -1;
 		defer[i] = -2; /* no user seen yet */
 	}
-	count_uses(f, outside, mnt_owner, n, uses, defer);
+	count_uses(f, o, n, uses, defer);
 	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)

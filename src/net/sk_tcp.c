@@ -307,43 +307,45 @@ static TcpSk *find_client(struct dump_ctx **procs, size_t n, const TcpSk *l, con
 	return NULL;
 }
 
-/* A namespace of @pid is the dumper's. */
-static bool same_ns(pid_t pid, const char *kind)
+/* The network namespace of process @p (nsfs inode; 0 logged). */
+static uint64_t net_ino(const struct dump_ctx *p)
 {
-	char path[64];
-	struct stat a, b;
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
-	if (stat(path, &a))
-		return false;
-	snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
-	return !stat(path, &b) && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	struct stat st;
+	if (fstatat(p->procfd, "ns/net", &st, 0)) {
+		pr_perror("stat /proc/%d/ns/net", p->pid);
+		return 0;
+	}
+	return st.st_ino;
 }
 
-/* Is description @id of @procs[p] also in another process? */
-static bool shared_desc(struct dump_ctx **procs, size_t n, size_t p, uint32_t id)
+/* A socket shared by processes is made once at restore: by stasis in its own network
+ * namespace, or by the creator of the one namespace of the tree its users are all in
+ * (before it creates them: they inherit it). Users in several network namespaces are
+ * refused. (A task in a user namespace of the tree makes its own: FD_OPS_NETNS.) */
+static int check_shared_netns(struct dump_ctx **procs, size_t n)
 {
-	for (size_t q = 0; q < n; q++)
-		if (q != p && fd_desc_index(procs[q]->files, id) >= 0)
-			return true;
-	return false;
-}
-
-/* The restoring stasis opens a socket shared by processes itself, before the tree's
- * network namespaces exist: refused where the task's network namespace is not the
- * dumper's. (A task in a user namespace of the tree makes its own: FD_OPS_NETNS.) */
-static int check_opened_by_stasis(struct dump_ctx **procs, size_t n)
-{
+	_cleanup_free_ uint64_t *ns = calloc(n ? n : 1, sizeof(*ns));
+	if (!ns)
+		return pr_errno(-ENOMEM, "TCP sockets of the tree");
+	bool one = true; /* (every process in one namespace: nothing to check) */
 	for (size_t p = 0; p < n; p++) {
+		if (!(ns[p] = net_ino(procs[p])))
+			return -EIO;
+		one &= ns[p] == ns[0];
+	}
+	for (size_t p = 0; p < n && !one; p++) {
 		const Files *f = procs[p]->files;
-		bool own_net = !same_ns(procs[p]->ospid, "net");
-		for (size_t i = 0; i < f->n_files && own_net; i++) {
-			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK ||
-			    !shared_desc(procs, n, p, f->files[i]->id))
+		for (size_t i = 0; i < f->n_files; i++) {
+			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK)
 				continue;
-			pr_err("fd %d of pid %d is a TCP socket shared by several processes, in a "
-			       "network namespace of the tree: not supported yet",
-			       fd_desc_fd(f, i), procs[p]->pid);
-			return -EOPNOTSUPP;
+			for (size_t q = p + 1; q < n; q++) {
+				if (ns[q] == ns[p] || fd_desc_index(procs[q]->files, f->files[i]->id) < 0)
+					continue;
+				pr_err("fd %d of pid %d is a TCP socket shared with pid %d, in another "
+				       "network namespace: not supported yet",
+				       fd_desc_fd(f, i), procs[p]->pid, procs[q]->pid);
+				return -EOPNOTSUPP;
+			}
 		}
 	}
 	return 0;
@@ -354,7 +356,7 @@ static int check_opened_by_stasis(struct dump_ctx **procs, size_t n)
 static int tcp_merge(struct dump_ctx **procs, size_t n)
 {
 	char a[64];
-	int ret = check_opened_by_stasis(procs, n);
+	int ret = check_shared_netns(procs, n);
 	if (!ret && n && procs[0]->sk)
 		ret = tcp_settle(procs[0]->sk);
 	if (!ret && n && procs[0]->sk)

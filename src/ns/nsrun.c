@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -336,6 +337,24 @@ int ns_run_msg(const struct nsrun *r, const ProtobufCMessageDescriptor *desc, ns
 	return 0;
 }
 
+struct sock_in {
+	int nsfd, domain, type, proto;
+	int fd, err;
+	bool entered;
+};
+
+/* A thread of its own enters the namespace and ends there: whether this thread could
+ * come back (CAP_SYS_ADMIN over the user namespace owning its own namespace, which a
+ * stasis in a rootless container lacks) does not matter. */
+static void *sock_in_thread(void *arg)
+{
+	struct sock_in *s = arg;
+	s->entered = setns(s->nsfd, CLONE_NEWNET) == 0;
+	s->fd = s->entered ? socket(s->domain, s->type, s->proto) : -1;
+	s->err = s->fd < 0 ? errno : 0;
+	return NULL;
+}
+
 int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const char *tag,
 		 const char *what)
 {
@@ -346,19 +365,17 @@ int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const 
 		       O_RDONLY | O_CLOEXEC);
 	if (self < 0 || fstat(self, &a) < 0 || fstat(nsfd, &b) < 0)
 		return pr_perror("%s: %s", tag, what);
-	bool other = a.st_ino != b.st_ino || a.st_dev != b.st_dev;
-	if (other && setns(nsfd, CLONE_NEWNET) < 0)
-		return pr_perror("%s: enter %s", tag, what);
-	int fd = socket(domain, type, proto);
-	int err = errno;
-	if (other && setns(self, CLONE_NEWNET) < 0) {
-		/* cannot go on in the wrong namespace */
-		int e = pr_perror("%s: back to our own net namespace from %s", tag, what);
-		if (fd >= 0)
-			close(fd);
-		return e;
-	}
-	if (fd < 0)
-		return pr_errno(-err, "%s: socket in %s", tag, what);
-	return fd;
+	struct sock_in s = { nsfd, domain, type, proto, -1, 0, true };
+	pthread_t th;
+	int r = 0;
+	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+		s.fd = socket(domain, type, proto); /* ours */
+		s.err = errno;
+	} else if ((r = pthread_create(&th, NULL, sock_in_thread, &s)) || (r = pthread_join(th, NULL)))
+		return pr_errno(-r, "%s: a thread to enter %s", tag, what);
+	if (!s.entered)
+		return pr_errno(-s.err, "%s: enter %s", tag, what);
+	if (s.fd < 0)
+		return pr_errno(-s.err, "%s: socket in %s", tag, what);
+	return s.fd;
 }

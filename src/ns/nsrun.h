@@ -74,8 +74,8 @@ int ns_open_of(pid_t pid, const char *kind, const char *tag);
 
 /* The one thing not done in a child: a socket made in net namespace @nsfd and used from
  * here (a socket stays in the namespace it was made in; sock_diag and rtnetlink act on
- * it). The calling thread enters the namespace for the socket() call only and comes back
- * (no fork: such sockets are opened often); nothing else runs in between. @proc_dfd: a
+ * it). A short-lived thread enters the namespace for the socket() call and ends there
+ * (no fork: such sockets are opened often; no way back needed). @proc_dfd: a
  * /proc where this thread is visible (-1: /proc). The fd, or -errno logged once as
  * "@tag: ... @what ..." ("sock_diag", "the net namespace of pid 42"). */
 int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const char *tag,

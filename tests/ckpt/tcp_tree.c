@@ -1,7 +1,5 @@
 // stasis-test: timeout=60 nonroot-known=TCP repair mode needs CAP_NET_ADMIN over the net namespace
 // stasis-test: rootless-known=TCP repair mode needs CAP_NET_ADMIN over the host's net namespace
-// stasis-test: ns-known=TCP sockets shared by processes of a tree in its own net namespace are refused
-// stasis-test: uns-known=TCP sockets shared by processes of a tree in its own net namespace are refused
 /* TCP sockets of two processes: a listener shared by parent and child (inherited by
  * fork), and a connection whose client end only the child holds while the parent holds
  * the server end, with 20000 bytes queued each way, and a connection the child made to
