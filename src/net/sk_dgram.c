@@ -234,18 +234,28 @@ int sk_refuse_error(pid_t pid, int fd, int sk, const char *link, const char *wha
 
 int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what)
 {
+	_cleanup_free_ uint64_t *ns = calloc(n ? n : 1, sizeof(*ns));
+	if (!ns)
+		return pr_errno(-ENOMEM, "the %ss of the tree", what);
+	bool one = true; /* (every process in one namespace: nothing to check) */
 	for (size_t p = 0; p < n; p++) {
+		if (!(ns[p] = sk_netns_ino(procs[p]->ospid)))
+			return -EIO;
+		one &= ns[p] == ns[0];
+	}
+	for (size_t p = 0; p < n && !one; p++) {
 		const Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			if (f->files[i]->kind != kind)
 				continue;
-			for (size_t q = p + 1; q < n; q++)
-				if (fd_desc_index(procs[q]->files, f->files[i]->id) >= 0) {
-					pr_err("fd %d of pid %d is %s shared with pid %d: not "
-					       "supported yet",
-					       fd_desc_fd(f, i), procs[p]->pid, what, procs[q]->pid);
-					return -EOPNOTSUPP;
-				}
+			for (size_t q = p + 1; q < n; q++) {
+				if (ns[q] == ns[p] || fd_desc_index(procs[q]->files, f->files[i]->id) < 0)
+					continue;
+				pr_err("fd %d of pid %d is %s shared with pid %d, in another network "
+				       "namespace: not supported yet",
+				       fd_desc_fd(f, i), procs[p]->pid, what, procs[q]->pid);
+				return -EOPNOTSUPP;
+			}
 		}
 	}
 	return 0;

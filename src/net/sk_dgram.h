@@ -72,8 +72,10 @@ int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, si
 		 sk_diag_cb one, const char *what) __must_check;
 
 
-/* Refuse a description of @kind shared by several processes of the tree (the dump's
- * merge hook): a socket of a network namespace must be opened there, in the one task. */
+/* A socket shared by processes is made once at restore: by stasis in its own network
+ * namespace, or by the creator of the one namespace of the tree its users are all in
+ * (before it creates them: they inherit it). Refuse (the dump's merge hook) a
+ * description of @kind shared by processes of several network namespaces. */
 int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const char *what) __must_check;
 
 #endif

@@ -303,6 +303,16 @@ static int nl_late(struct fd_rst *s)
 	return 0;
 }
 
+/* A socket several processes share, made once (by stasis, or by the creator of its
+ * network namespace) before any of them exists. */
+static int nl_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
+{
+	(void)target;
+	(void)rootfd;
+	(void)blobs;
+	return nl_make(d);
+}
+
 static int nl_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	struct sk_ident id;
@@ -316,10 +326,11 @@ static int nl_classify(const struct dump_ctx *c, struct fd_ent *e)
 const struct fd_ops fd_netlink_ops = {
 	.name = "netlink socket",
 	.kind = FILE_KIND__FILE_NETLINK,
-	.flags = FD_OPS_LATE,
+	.flags = FD_OPS_LATE | FD_OPS_NETNS,
 	.classify = nl_classify,
 	.dump = nl_dump,
 	.merge = nl_merge,
 	.validate = nl_validate,
+	.open = nl_open,
 	.late = nl_late,
 };

@@ -204,8 +204,12 @@ static int pk_diag_one(const struct nlmsghdr *h, void *arg)
 			continue;
 		for (size_t i = 0; i < f->n_files; i++) {
 			FileDesc *d = f->files[i];
-			if (d->kind == FILE_KIND__FILE_PACKET && d->ino == m->pdiag_ino && d->packet)
-				return pk_fill(h, d->packet, fd_desc_fd(f, i), s->procs[p]->pid);
+			int ret = d->kind == FILE_KIND__FILE_PACKET && d->ino == m->pdiag_ino &&
+						  d->packet
+					  ? pk_fill(h, d->packet, fd_desc_fd(f, i), s->procs[p]->pid)
+					  : 0; /* (every copy: one in each process sharing it) */
+			if (ret)
+				return ret;
 		}
 	}
 	return 0;
@@ -341,6 +345,16 @@ static int pk_late(struct fd_rst *s)
 	return 0;
 }
 
+/* A socket several processes share, made once (by stasis, or by the creator of its
+ * network namespace) before any of them exists. */
+static int pk_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
+{
+	(void)target;
+	(void)rootfd;
+	(void)blobs;
+	return pk_make(d);
+}
+
 static int pk_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	struct sk_ident id;
@@ -354,10 +368,11 @@ static int pk_classify(const struct dump_ctx *c, struct fd_ent *e)
 const struct fd_ops fd_packet_ops = {
 	.name = "packet socket",
 	.kind = FILE_KIND__FILE_PACKET,
-	.flags = FD_OPS_LATE,
+	.flags = FD_OPS_LATE | FD_OPS_NETNS,
 	.classify = pk_classify,
 	.dump = pk_dump,
 	.merge = pk_merge,
 	.validate = pk_validate,
+	.open = pk_open,
 	.late = pk_late,
 };

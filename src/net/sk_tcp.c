@@ -62,6 +62,7 @@
 #include "core/util.h"
 #include "files/fd_ops.h"
 #include "net/netns.h"
+#include "net/sk_dgram.h"
 #include "net/sk_inet.h"
 #include "net/sk_tcp_int.h"
 #include "net/sockopt.h"
@@ -307,56 +308,12 @@ static TcpSk *find_client(struct dump_ctx **procs, size_t n, const TcpSk *l, con
 	return NULL;
 }
 
-/* The network namespace of process @p (nsfs inode; 0 logged). */
-static uint64_t net_ino(const struct dump_ctx *p)
-{
-	struct stat st;
-	if (fstatat(p->procfd, "ns/net", &st, 0)) {
-		pr_perror("stat /proc/%d/ns/net", p->pid);
-		return 0;
-	}
-	return st.st_ino;
-}
-
-/* A socket shared by processes is made once at restore: by stasis in its own network
- * namespace, or by the creator of the one namespace of the tree its users are all in
- * (before it creates them: they inherit it). Users in several network namespaces are
- * refused. (A task in a user namespace of the tree makes its own: FD_OPS_NETNS.) */
-static int check_shared_netns(struct dump_ctx **procs, size_t n)
-{
-	_cleanup_free_ uint64_t *ns = calloc(n ? n : 1, sizeof(*ns));
-	if (!ns)
-		return pr_errno(-ENOMEM, "TCP sockets of the tree");
-	bool one = true; /* (every process in one namespace: nothing to check) */
-	for (size_t p = 0; p < n; p++) {
-		if (!(ns[p] = net_ino(procs[p])))
-			return -EIO;
-		one &= ns[p] == ns[0];
-	}
-	for (size_t p = 0; p < n && !one; p++) {
-		const Files *f = procs[p]->files;
-		for (size_t i = 0; i < f->n_files; i++) {
-			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK)
-				continue;
-			for (size_t q = p + 1; q < n; q++) {
-				if (ns[q] == ns[p] || fd_desc_index(procs[q]->files, f->files[i]->id) < 0)
-					continue;
-				pr_err("fd %d of pid %d is a TCP socket shared with pid %d, in another "
-				       "network namespace: not supported yet",
-				       fd_desc_fd(f, i), procs[p]->pid, procs[q]->pid);
-				return -EOPNOTSUPP;
-			}
-		}
-	}
-	return 0;
-}
-
 /* The clients of the connections waiting in accept queues: in the tree, an established
  * connection with nothing to read, rebuilt by a handshake. */
 static int tcp_merge(struct dump_ctx **procs, size_t n)
 {
 	char a[64];
-	int ret = check_shared_netns(procs, n);
+	int ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_TCP_SK, "a TCP socket");
 	if (!ret && n && procs[0]->sk)
 		ret = tcp_settle(procs[0]->sk);
 	if (!ret && n && procs[0]->sk)

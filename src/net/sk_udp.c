@@ -767,23 +767,8 @@ struct diag_scan {
 	int family, proto;
 };
 
-static InetDgramSk *find_by_ino(const struct diag_scan *s, uint64_t ino)
-{
-	for (size_t p = 0; p < s->n; p++) {
-		if (s->ns[p] != s->netns)
-			continue;
-		const Files *f = s->procs[p]->files;
-		for (size_t i = 0; i < f->n_files; i++) {
-			const FileDesc *d = f->files[i];
-			if (d->kind == FILE_KIND__FILE_INET_DGRAM && d->ino == ino &&
-			    d->inet_dgram && (int)d->inet_dgram->family == s->family &&
-			    (int)d->inet_dgram->protocol == s->proto)
-				return d->inet_dgram;
-		}
-	}
-	return NULL;
-}
-
+/* Its shutdown bits, from inet_diag message @h, on every copy of the socket (one in each
+ * process sharing it). */
 static int diag_one(const struct nlmsghdr *h, void *arg)
 {
 	const struct diag_scan *s = arg;
@@ -791,16 +776,26 @@ static int diag_one(const struct nlmsghdr *h, void *arg)
 	    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 		return 0;
 	const struct inet_diag_msg *m = NLMSG_DATA(h);
-	InetDgramSk *u = find_by_ino(s, m->idiag_inode);
-	if (!u)
-		return 0;
-	u->has_shutdown = true;
-	u->shutdown = 0;
+	unsigned int sh = 0;
 	int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
 	for (const struct rtattr *a = (const struct rtattr *)(m + 1); RTA_OK(a, len);
 	     a = RTA_NEXT(a, len))
 		if (a->rta_type == INET_DIAG_SHUTDOWN && RTA_PAYLOAD(a) >= 1)
-			u->shutdown = *(const uint8_t *)RTA_DATA(a) & 3;
+			sh = *(const uint8_t *)RTA_DATA(a) & 3;
+	for (size_t p = 0; p < s->n; p++) {
+		if (s->ns[p] != s->netns)
+			continue;
+		const Files *f = s->procs[p]->files;
+		for (size_t i = 0; i < f->n_files; i++) {
+			InetDgramSk *u = f->files[i]->inet_dgram;
+			if (f->files[i]->kind == FILE_KIND__FILE_INET_DGRAM &&
+			    f->files[i]->ino == m->idiag_inode && u && (int)u->family == s->family &&
+			    (int)u->protocol == s->proto) {
+				u->has_shutdown = true;
+				u->shutdown = sh;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -1094,12 +1089,13 @@ static int temp_sender(const InetDgramSk *u, const DgramMsg *m, uint32_t id)
 
 /* A socket of the task already restored (@live: per description, its fd or -1) and
  * bound to the source of @m, or -1. */
-static int live_sender(const Files *f, const int *live, size_t self, int self_fd, const DgramMsg *m)
+static int live_sender(const FileDesc *d, const Files *f, const int *live, size_t self,
+		       int self_fd, const DgramMsg *m)
 {
-	const InetDgramSk *me = f->files[self]->inet_dgram;
+	const InetDgramSk *me = d->inet_dgram;
 	if (me->bound && addr_eq(me->bound, m->src))
 		return self_fd;
-	for (size_t j = 0; j < f->n_files; j++) {
+	for (size_t j = 0; f && j < f->n_files; j++) {
 		const FileDesc *o = f->files[j];
 		const InetDgramSk *v = o->inet_dgram;
 		if (j == self || live[j] < 0 || o->kind != FILE_KIND__FILE_INET_DGRAM || !v ||
@@ -1232,10 +1228,11 @@ static int verify_queue(int sk, const InetDgramSk *u, uint32_t id)
 	return 0;
 }
 
-/* Re-send the queue of description @i (socket @sk) from the sources of its datagrams. */
-static int refill(const Files *f, const int *live, size_t i, int sk)
+/* Re-send the queue of @d (socket @sk) from the sources of its datagrams: @sk itself, a
+ * socket of the task already made (@f: its table, @live: their fds, -1 if not made yet;
+ * @i: @d's index there), else a temporary one. @f NULL: none of the task's. */
+static int refill(const FileDesc *d, const Files *f, const int *live, size_t i, int sk)
 {
-	const FileDesc *d = f->files[i];
 	const InetDgramSk *u = d->inet_dgram;
 	int ret = 0, big = INT_MAX / 4;
 
@@ -1243,7 +1240,7 @@ static int refill(const Files *f, const int *live, size_t i, int sk)
 		(void)setsockopt(sk, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	for (size_t k = 0; k < u->n_queue && !ret; k++) {
 		const DgramMsg *m = u->queue[k];
-		int from = live_sender(f, live, i, sk, m);
+		int from = live_sender(d, f, live, i, sk, m);
 		if (from >= 0) {
 			ret = send_one(from, u, m, d->id, k);
 			continue;
@@ -1294,8 +1291,8 @@ static int dg_late(struct fd_rst *s)
 	_cleanup_free_ int *live = malloc((f->n_files ? f->n_files : 1) * sizeof(int));
 	if (!live)
 		return pr_errno(-ENOMEM, "restore inet datagram sockets");
-	for (size_t i = 0; i < f->n_files; i++)
-		live[i] = -1;
+	for (size_t i = 0; i < f->n_files; i++) /* (a shared one is in place) */
+		live[i] = s->shared[i] ? fd_desc_fd(f, i) : -1;
 	for (size_t i = 0; i < f->n_files; i++) {
 		const FileDesc *d = f->files[i];
 		int target = fd_desc_fd(f, i);
@@ -1304,7 +1301,7 @@ static int dg_late(struct fd_rst *s)
 		_cleanup_close_ int sk = dg_make(d);
 		if (sk < 0)
 			return sk;
-		int ret = refill(f, live, i, sk);
+		int ret = refill(d, f, live, i, sk);
 		if (!ret)
 			ret = dg_finish(sk, d);
 		if (!ret)
@@ -1314,6 +1311,23 @@ static int dg_late(struct fd_rst *s)
 		live[i] = target;
 	}
 	return 0;
+}
+
+/* A socket several processes share, made once (by stasis, or by the creator of its
+ * network namespace) before any of them exists: its queue re-sent from itself or from
+ * temporary sockets. */
+static int dg_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
+{
+	(void)target;
+	(void)rootfd;
+	(void)blobs;
+	_cleanup_close_ int sk = dg_make(d);
+	if (sk < 0)
+		return sk;
+	int ret = refill(d, NULL, NULL, 0, sk);
+	if (!ret)
+		ret = dg_finish(sk, d);
+	return ret ? ret : take_fd(&sk);
 }
 
 /* ---- the row -------------------------------------------------------------------- */
@@ -1339,10 +1353,11 @@ static int dg_classify(const struct dump_ctx *c, struct fd_ent *e)
 const struct fd_ops fd_inet_dgram_ops = {
 	.name = "inet datagram socket",
 	.kind = FILE_KIND__FILE_INET_DGRAM,
-	.flags = FD_OPS_LATE,
+	.flags = FD_OPS_LATE | FD_OPS_NETNS,
 	.classify = dg_classify,
 	.dump = dg_dump,
 	.merge = dg_merge,
 	.validate = dg_validate,
+	.open = dg_open,
 	.late = dg_late,
 };
