@@ -19,9 +19,8 @@ import signal
 import subprocess
 import time
 
-from checks.redis_pipeline import free_port
-from lib.proc import Failure, Skip, as_user, kill_pid, pid_alive, proc_descendants, \
-    reap_all, run_cmd, wait_pid
+from lib.proc import Failure, Skip, as_user, free_port, kill_pid, pid_alive, \
+    proc_descendants, reap_all, run_cmd, wait_pid
 
 QUERY = "select count(*), sum(a), md5(string_agg(b, ',' order by a)) from t"
 

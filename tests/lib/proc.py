@@ -4,6 +4,7 @@ import ctypes
 import glob
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -148,6 +149,15 @@ def wait_pid(pid, deadline):
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.01)
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 free now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def kill_pid(pid, sig=signal.SIGKILL):

@@ -6,15 +6,7 @@ import socket
 import subprocess
 import time
 
-from lib.proc import Failure, Skip
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from lib.proc import Failure, Skip, free_port
 
 
 def cmd(*args):
