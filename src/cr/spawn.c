@@ -928,16 +928,11 @@ static int make_netns_deferred(struct rst_tree *t, size_t idx)
 			continue;
 		if (!fl && !(fl = rst_tree_files(t, &nf)))
 			return -ENOMEM;
-		if (!files_deferred_netns(fl, nf, id))
-			continue;
-		int fd = files_open_deferred(fl, nf, id, -1, &t->blobs);
-		if (fd < 0)
-			return fd;
-		int r = fcntl(fd, F_DUPFD_CLOEXEC, t->gfd_base);
-		close(fd);
-		if (r < 0)
-			return pr_perror("restore: place a shared socket");
-		t->gfd[id] = r;
+		int ret = files_deferred_netns(fl, nf, id)
+				  ? files_make_deferred(fl, nf, id, t->gfd, t->gfd_base, &t->blobs)
+				  : 0;
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

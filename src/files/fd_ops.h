@@ -80,6 +80,12 @@ struct fd_tree {
 	int base;          /* tree-wide fds are placed at or above */
 	int *gfd;          /* by file id: the fd, or -1 */
 	const struct blob_reader *blobs; /* blobs.img of the image (never NULL) */
+	/* In stasis: per process of @f, the one making the sockets of its network namespace
+	 * when the tree makes it (its creator, an index in @f), else -1; and per file id, the
+	 * process a description is left to (an open_tree row sets it for descriptions that
+	 * creator makes: files_make_deferred). NULL in that creator, which makes them. */
+	const ssize_t *net;
+	ssize_t *defer;
 };
 
 enum {

@@ -56,5 +56,9 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
 			const struct blob_reader *blobs) __must_check;
 bool files_deferred_netns(Files *const *f, size_t n, uint32_t id);
+/* In that creator: make description @id (and the peers made with it) for its tasks, at
+ * @gfd[id] (>= @base). 0 or a logged -errno. */
+int files_make_deferred(Files *const *f, size_t n, uint32_t id, int *gfd, int base,
+			const struct blob_reader *blobs) __must_check;
 
 #endif

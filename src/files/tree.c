@@ -148,11 +148,6 @@ static bool deferrable(const FileDesc *d)
 	return (by_path(d) && d->has_in_task_root && d->in_task_root) || netns_made(d);
 }
 
-bool files_deferred_netns(Files *const *f, size_t n, uint32_t id)
-{
-	const FileDesc *d = find_desc(f, n, id);
-	return d && netns_made(d);
-}
 
 /* A description of the tree opened once, in this process's view or (by path) in the
  * mount tree of @rootfd; status flags set. */
@@ -172,6 +167,33 @@ static int open_desc_once(const FileDesc *d, int rootfd, const struct blob_reade
 		return e;
 	}
 	return fd;
+}
+
+bool files_deferred_netns(Files *const *f, size_t n, uint32_t id)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	return ops && (ops->flags & FD_OPS_NETNS) && (ops->open || ops->open_tree);
+}
+
+int files_make_deferred(Files *const *f, size_t n, uint32_t id, int *gfd, int base,
+			const struct blob_reader *blobs)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	blobs = blob_reader_or_none(blobs);
+	if (!ops || !(ops->flags & FD_OPS_NETNS)) {
+		pr_err("restore: file %u cannot be made in a task's network namespace", id);
+		return -EINVAL;
+	}
+	if (gfd[id] >= 0)
+		return 0; /* made with its peers */
+	if (ops->open_tree) {
+		struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs };
+		return ops->open_tree(&t, d);
+	}
+	int fd = open_desc_once(d, -1, blobs);
+	return fd < 0 ? fd : fd_gfd_place(fd, base, &gfd[id]);
 }
 
 int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
@@ -195,6 +217,8 @@ static void count_uses(Files *const *f, const struct files_owners *o, size_t n,
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < f[p]->n_files; i++) {
 			const FileDesc *d = f[p]->files[i];
+			if (fd_ops_of(d)->open_tree)
+				continue; /* (made with its peers: the row tells) */
 			/* the owner of the one mount (network) namespace of the tree all its
 			 * users are in, or -1 */
 			const ssize_t *owner = netns_made(d) ? o->net : o->mnt;
@@ -225,20 +249,20 @@ static int open_shared_one(struct fd_tree *t, uint32_t id, const uint8_t *uses,
 			   ssize_t *defer)
 {
 	const FileDesc *d = find_desc(t->f, t->n, id);
-	if (d && uses[id] >= 2 && defer[id] == DEFER_MIXED) {
-		pr_err("files image: %s %u is used by processes of several network namespaces",
-		       fd_ops_of(d)->name, id);
-		return -EINVAL;
-	}
-	if (d && !(defer[id] >= 0 && uses[id] >= 2 && deferrable(d)))
-		defer[id] = -1; /* pipes, sockets, anonymous files: opened here */
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
 	if (!d || t->gfd[id] >= 0)
 		return 0;
-	const struct fd_ops *ops = fd_ops_of(d);
+	if (ops->open_tree) /* (unless left with its peers to their namespace's creator) */
+		return defer[id] >= 0 ? 0 : ops->open_tree(t, d);
+	if (defer[id] == DEFER_MIXED) {
+		pr_err("files image: %s %u is used by processes of several network namespaces",
+		       ops->name, id);
+		return -EINVAL;
+	}
+	if (!deferrable(d))
+		defer[id] = -1; /* pipes, sockets, anonymous files: opened here */
 	if (ops->flags & FD_OPS_INHERITED)
 		return 0;
-	if (ops->open_tree)
-		return ops->open_tree(t, d);
 	if (uses[id] < 2)
 		return 0; /* used by one process: it opens it itself */
 	if (defer[id] >= 0)
@@ -294,13 +318,14 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 		defer[i] = -2; /* no user seen yet */
 	}
 	count_uses(f, o, n, uses, defer);
-	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs };
+	for (uint32_t i = 0; i <= maxid; i++) /* (used by one process: it opens it itself) */
+		if (uses[i] < 2 || (defer[i] < 0 && defer[i] != DEFER_MIXED))
+			defer[i] = -1;
+	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
+			     .net = o->net, .defer = defer };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)
 		ret = open_shared_one(&t, id, uses, defer);
-	for (uint32_t i = 0; i <= maxid; i++)
-		if (uses[i] < 2 || defer[i] < 0)
-			defer[i] = -1;
 	free(uses);
 	for (size_t p = 0; p < n; p++)
 		fd_opened(f[p]);

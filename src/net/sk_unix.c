@@ -700,6 +700,11 @@ static int group_of(const FileDesc *const *d, size_t n, size_t k, bool *in)
 	return 0;
 }
 
+static bool is_path(const ProtobufCBinaryData *n)
+{
+	return n->len > 0 && n->data[0] != 0;
+}
+
 static bool is_abstract(const ProtobufCBinaryData *n)
 {
 	return n->len > 0 && n->data[0] == 0;
@@ -738,9 +743,56 @@ static bool group_spans(const struct uset *s, size_t k, struct dump_ctx **procs,
 	return spans;
 }
 
+/* Does restoring @u use a path (its name, its peer's, a sender's) or descriptors in
+ * flight? Its group is then made by stasis (src/net/sk_unix.c netns_owner). */
+static bool uses_paths_or_rights(const UnixSk *u)
+{
+	bool p = (u->has_name && is_path(&u->name)) || (u->has_peer_name && is_path(&u->peer_name)) ||
+		 u->n_rights;
+	for (size_t j = 0; j < u->n_msg_names && !p; j++)
+		p = is_path(&u->msg_names[j]);
+	return p;
+}
+
+/* Is the group of @s->r[k] made at restore by the creator of the network namespace its
+ * users are in (netns_owner): none uses a path or carries descriptors in flight, every
+ * one has users, all in network namespace @ns? */
+static bool group_in_netns(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n,
+			   uint64_t ns)
+{
+	_cleanup_free_ bool *in = calloc(s->n + 1, sizeof(*in));
+	_cleanup_free_ const FileDesc **d = calloc(s->n + 1, sizeof(*d));
+	if (!in || !d)
+		return false;
+	for (size_t i = 0; i < s->n; i++)
+		d[i] = s->r[i].d;
+	if (group_of(d, s->n, k, in))
+		return false;
+	for (size_t i = 0; i < s->n; i++) {
+		if (!in[i])
+			continue;
+		if (uses_paths_or_rights(s->r[i].d->unix_sk))
+			return false;
+		bool used = false;
+		for (size_t p = 0; p < n; p++) {
+			ssize_t j = fd_desc_index(procs[p]->files, s->r[i].d->id);
+			struct stat st;
+			if (j < 0 || fd_desc_fd(procs[p]->files, (size_t)j) < 0)
+				continue;
+			if (fstatat(procs[p]->procfd, "ns/net", &st, 0) || st.st_ino != ns)
+				return false;
+			used = true;
+		}
+		if (!used)
+			return false;
+	}
+	return true;
+}
+
 /* A group of sockets spanning processes is made by stasis, in its own network namespace,
- * where an abstract name of another namespace would be wrong, and in its own mount tree,
- * where a path only the task's mount namespace shows is not. */
+ * where an abstract name of another namespace would be wrong (unless the creator of that
+ * namespace makes it: group_in_netns), and in its own mount tree, where a path only the
+ * task's mount namespace shows is not. */
 static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 {
 	struct stat self, st;
@@ -762,7 +814,7 @@ static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 		if (fstatat(r->c->procfd, "ns/net", &st, 0))
 			return pr_perror("stat /proc/%d/ns/net", r->c->pid);
 		if ((st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
-		    !group_spans(s, k, procs, n))
+		    !group_spans(s, k, procs, n) || group_in_netns(s, k, procs, n, st.st_ino))
 			continue;
 		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) using an abstract name in "
 		       "a network namespace of the tree, with sockets of other processes: not "
@@ -993,6 +1045,33 @@ static int tree_rights_fd(void *arg, uint32_t id)
 	return t->gfd[id];
 }
 
+/* The process that makes group @d (@m sockets) when the tree made its network namespace:
+ * its creator, if every socket of the group has users, all in that namespace, and none
+ * uses a path (bound in the creator's mount tree, it could be another file) or carries
+ * descriptors in flight (opened by their own rows there); else -1 (stasis makes it). */
+static ssize_t netns_owner(const struct fd_tree *t, const FileDesc *const *d, size_t m)
+{
+	ssize_t owner = -2;
+	for (size_t k = 0; k < m; k++) {
+		const UnixSk *u = d[k]->unix_sk;
+		bool used = false;
+		if (uses_paths_or_rights(u))
+			return -1;
+		for (size_t p = 0; p < t->n; p++) {
+			ssize_t i = fd_desc_index(t->f[p], d[k]->id);
+			if (i < 0 || fd_desc_fd(t->f[p], (size_t)i) < 0)
+				continue;
+			if (t->net[p] < 0 || (owner != -2 && owner != t->net[p]))
+				return -1;
+			owner = t->net[p];
+			used = true;
+		}
+		if (!used)
+			return -1;
+	}
+	return owner < 0 ? -1 : owner;
+}
+
 /* In stasis, for a tree: the group of unix sockets @first belongs to (everything it must
  * be made together with), when it spans several processes: made at once, status flags
  * set, placed at t->gfd[id]. A group within one process is left to its restore child,
@@ -1041,6 +1120,11 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 			       "made with sockets of other processes", (unsigned long long)d[k]->unix_sk->ino);
 			return -EINVAL;
 		}
+	ssize_t owner = t->net ? netns_owner(t, d, m) : -1;
+	for (size_t k = 0; k < m && owner >= 0; k++)
+		t->defer[d[k]->id] = owner;
+	if (owner >= 0)
+		return 0; /* made by the creator of their network namespace */
 	struct sk_rights src = { tree_rights_fd, t };
 	ret = sk_unix_build(d, m, fds, &src);
 	if (ret)

@@ -2,10 +2,11 @@
 # stasis-check: why=(a network namespace of the tree, made with unshare --net)
 """A pre-forking server in a network namespace of its own, as in a container: Debian's
 nginx (master and two workers sharing the listening socket, each worker with its own
-epoll) started under `unshare --net`, serving on 127.0.0.1:8080 there. The tree is dumped
-(killed) and restored; 20 requests made inside the namespace (nsenter) must then each be
-answered by one of the two workers, which name themselves ($pid), and the master must
-still be their parent."""
+epoll and a socketpair to the master) started under `unshare --net`, serving on
+127.0.0.1:8080 there. The tree is dumped (killed) and restored, twice (every socket must
+be made in the tree's namespace for the second dump to find it); after each restore 20
+requests made inside the namespace (nsenter) must each be answered by one of the two
+workers, which name themselves ($pid), and the master must still be their parent."""
 import os
 import shutil
 import subprocess
@@ -74,26 +75,29 @@ def check(c):
         first = ask(pid, 4)
         if any(a not in ["%d" % w for w in workers] for a in first):
             raise Failure("nginx before the dump answered %s" % first)
-        img = os.path.join(d, "img")
-        rc, _, err = run_cmd([c.stasis, "dump", "-t", str(pid), "-D", img, "-o",
-                              os.path.join(d, "dump.log"), "-v"], c.timeout / 3)
-        if rc != 0:
-            raise Failure("dump failed: %s" % err.strip()[-300:])
-        p.wait(timeout=10)
-        gone(workers, time.monotonic() + 10)
-        rc, _, err = run_cmd([c.stasis, "restore", "-D", img, "-d", "-o",
-                              os.path.join(d, "restore.log"), "-v"], c.timeout / 3)
-        if rc != 0:
-            raise Failure("restore failed: %s" % err.strip()[-300:])
-        answers = ask(pid, 20)
-        bad = [a for a in answers if a not in ["%d" % w for w in workers]]
-        if bad or len(answers) != 20:
-            raise Failure("after the restore, requests answered %s" % (bad or answers)[:3])
-        if sorted(proc_children(pid)) != sorted(workers):
-            raise Failure("the master's children after the restore: %s (were %s)" %
-                          (proc_children(pid), workers))
-        return "nginx (master %d, workers %s) in its own network namespace: 20 requests " \
-            "answered by its workers after the restore" % (pid, workers)
+        for rnd in range(2):
+            img = os.path.join(d, "img%d" % rnd)
+            rc, _, err = run_cmd([c.stasis, "dump", "-t", str(pid), "-D", img, "-o",
+                                  img + "-dump.log", "-v"], c.timeout / 5)
+            if rc != 0:
+                raise Failure("dump %d failed: %s" % (rnd + 1, err.strip()[-300:]))
+            if rnd == 0:
+                p.wait(timeout=10)
+            gone([pid] + workers, time.monotonic() + 10)
+            rc, _, err = run_cmd([c.stasis, "restore", "-D", img, "-d", "-o",
+                                  img + "-restore.log", "-v"], c.timeout / 5)
+            if rc != 0:
+                raise Failure("restore %d failed: %s" % (rnd + 1, err.strip()[-300:]))
+            answers = ask(pid, 20)
+            bad = [a for a in answers if a not in ["%d" % w for w in workers]]
+            if bad or len(answers) != 20:
+                raise Failure("after restore %d, requests answered %s" %
+                              (rnd + 1, (bad or answers)[:3]))
+            if sorted(proc_children(pid)) != sorted(workers):
+                raise Failure("the master's children after restore %d: %s (were %s)" %
+                              (rnd + 1, proc_children(pid), workers))
+        return "nginx (master %d, workers %s) in its own network namespace, dumped and " \
+            "restored twice: 20 requests answered by its workers after each" % (pid, workers)
     finally:
         for w in workers + proc_children(pid):
             kill_pid(w)
