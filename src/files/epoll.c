@@ -6,8 +6,10 @@
  * file in a process holding the epoll: of an epoll shared by several processes (fork),
  * each target is added again by the first holder, in dump order, where it does (a forked
  * child that closed its parent's listening socket and reused the number does not); the
- * other holders' copies mark it elsewhere. A target no holder has under its number is
- * refused.
+ * other holders' copies mark it elsewhere. A target no holder has under its number any
+ * more (closed without EPOLL_CTL_DEL while a dup stays open: the kernel keeps it) is
+ * added through another fd of that file (via), which the restore puts under the number
+ * for the EPOLL_CTL_ADD only; a target no holder has open at all is refused.
  *
  * Restore: late, once every other fd is placed: epoll_create1 and EPOLL_CTL_ADD of every
  * target by its fd number. A shared epoll is made once, empty, by stasis (the open hook)
@@ -86,10 +88,9 @@ static int epoll_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	return epoll_fill(c->pid, e->fd, t, n, m);
 }
 
-/* Is target @k of epoll fd @efd (of @m) of process @p still the file open there as fd
- * tfd? 0 if so, 1 if that fd is closed, 2 if it refers to another file, or a logged
- * -errno. */
-static int target_here(const struct dump_ctx *p, int efd, const EpollData *m, size_t k)
+/* Is target @k of epoll fd @efd (of @m) of process @p the file open there as fd @fd?
+ * 0 if so, 1 if that fd is closed, 2 if it refers to another file, or a logged -errno. */
+static int target_at(const struct dump_ctx *p, int efd, const EpollData *m, size_t k, int fd)
 {
 	int tfd = m->targets[k]->tfd;
 	struct kcmp_epoll_slot slot = { .efd = (uint32_t)efd, .tfd = (uint32_t)tfd };
@@ -98,7 +99,7 @@ static int target_here(const struct dump_ctx *p, int efd, const EpollData *m, si
 	for (size_t j = 0; j < k; j++)
 		if (m->targets[j]->tfd == tfd)
 			slot.toff++;
-	long r = syscall(SYS_kcmp, p->ospid, p->ospid, KCMP_EPOLL_TFD, tfd, &slot);
+	long r = syscall(SYS_kcmp, p->ospid, p->ospid, KCMP_EPOLL_TFD, fd, &slot);
 	if (r == 0)
 		return 0;
 	if (r < 0 && errno != EBADF && errno != ENOENT)
@@ -107,7 +108,27 @@ static int target_here(const struct dump_ctx *p, int efd, const EpollData *m, si
 	return r < 0 ? 1 : 2;
 }
 
-/* Target @k of epoll @d (fd @efd of process @p) is added again by no process: refused. */
+/* Target @k of epoll fd @efd (of @m) of process @p, no longer under its number tfd: an
+ * fd of @p that is that file (closed without EPOLL_CTL_DEL while a dup stays open: the
+ * kernel keeps the target), through which it is added again (epoll_add_via); -1 if none,
+ * or a logged -errno. */
+static int target_via(const struct dump_ctx *p, int efd, const EpollData *m, size_t k)
+{
+	const Files *f = p->files;
+	for (size_t j = 0; j < f->n_fds; j++) {
+		int fd = f->fds[j]->fd;
+		ssize_t i = fd_desc_index(f, f->fds[j]->file_id);
+		if (fd == m->targets[k]->tfd || i < 0 || f->files[i]->kind == FILE_KIND__FILE_PIDFD)
+			continue; /* (a pidfd's watches are added again by tfd: pidfd.c) */
+		int r = target_at(p, efd, m, k, fd);
+		if (r <= 0)
+			return r < 0 ? r : fd;
+	}
+	return -1;
+}
+
+/* Target @k of epoll @d (fd @efd of process @p) is added again by no process (no holder
+ * has it open, under its number or another): refused. */
 static int target_lost(const struct dump_ctx *p, int efd, const FileDesc *d, size_t k,
 		       size_t holders, int why)
 {
@@ -156,13 +177,24 @@ static int epoll_holders(struct dump_ctx **procs, size_t n, size_t p, const File
 		bool found = false;
 		int why = 0;
 		for (size_t x = 0; x < nh; x++) {
-			int r = found ? 1 : target_here(h[x].p, h[x].efd, h[x].m, k);
+			int r = found ? 1 : target_at(h[x].p, h[x].efd, h[x].m, k,
+						      h[x].m->targets[k]->tfd);
 			if (r < 0)
 				return r;
 			found |= r == 0;
 			why = why ? why : r;
 			EpollTarget *t = h[x].m->targets[k];
 			t->has_elsewhere = t->elsewhere = r != 0;
+		}
+		for (size_t x = 0; x < nh && !found; x++) {
+			int via = target_via(h[x].p, h[x].efd, h[x].m, k);
+			if (via < -1)
+				return via;
+			EpollTarget *t = h[x].m->targets[k];
+			found = via >= 0;
+			t->has_elsewhere = t->elsewhere = !found;
+			t->has_via = found;
+			t->via = found ? via : 0;
 		}
 		if (!found)
 			return target_lost(h[0].p, h[0].efd, d, k, nh, why);
@@ -196,21 +228,53 @@ static int epoll_validate(const FileDesc *d, const struct blob_reader *blobs)
 {
 	(void)blobs;
 	bool ok = d->epoll && d->epoll->n_targets <= EPOLL_TARGETS_MAX;
-	for (size_t k = 0; ok && k < d->epoll->n_targets; k++)
-		ok = d->epoll->targets[k]->tfd >= 0;
+	for (size_t k = 0; ok && k < d->epoll->n_targets; k++) {
+		const EpollTarget *t = d->epoll->targets[k];
+		ok = t->tfd >= 0 && (!t->has_via || (t->via >= 0 && t->via != t->tfd));
+	}
 	return ok ? 0 : fd_bad_data(d);
 }
 
+/* Add target @t to epoll @ep through fd @t->via: that file is put under number tfd for
+ * the EPOLL_CTL_ADD only (the kernel keys a target by file and number), then what tfd
+ * was (a file, its close-on-exec flag, or nothing) is put back; @lo: a free number. */
+static int epoll_add_via(int ep, const EpollTarget *t, struct epoll_event *ev, int lo,
+			 int target)
+{
+	int fl = fcntl(t->tfd, F_GETFD);
+	int saved = fl < 0 ? -1 : fcntl(t->tfd, F_DUPFD_CLOEXEC, lo), ret = 0;
+	if (fl >= 0 && saved < 0)
+		return pr_perror("restore fd %d: keep fd %d aside", target, t->tfd);
+	if (dup2(t->via, t->tfd) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, t->tfd, ev))
+		ret = pr_perror("restore fd %d: epoll_ctl(ADD) of fd %d through fd %d", target,
+				t->tfd, t->via);
+	if (saved >= 0 && dup3(saved, t->tfd, (fl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0 && !ret)
+		ret = pr_perror("restore fd %d: put fd %d back", target, t->tfd);
+	if (saved >= 0)
+		close(saved);
+	else
+		close(t->tfd);
+	return ret;
+}
+
 /* Add to epoll @fd the targets of @d this process adds (every one but those marked
- * elsewhere), each in place under its final number. */
-static int epoll_fill_fd(int fd, const FileDesc *d, int target)
+ * elsewhere), each in place under its final number or through another (@lo: a number
+ * above every fd of the task). */
+static int epoll_fill_fd(int fd, const FileDesc *d, int target, int lo)
 {
 	for (size_t k = 0; k < d->epoll->n_targets; k++) {
 		const EpollTarget *t = d->epoll->targets[k];
 		struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
-		if (!t->elsewhere && epoll_ctl(fd, EPOLL_CTL_ADD, t->tfd, &ev))
+		if (t->elsewhere)
+			continue;
+		if (t->has_via) {
+			int ret = epoll_add_via(fd, t, &ev, lo, target);
+			if (ret)
+				return ret;
+		} else if (epoll_ctl(fd, EPOLL_CTL_ADD, t->tfd, &ev)) {
 			return pr_perror("restore fd %d: epoll_ctl(ADD) of fd %d (events %#x)",
 					 target, t->tfd, t->events);
+		}
 	}
 	return 0;
 }
@@ -230,12 +294,16 @@ static int epoll_open_shared(const FileDesc *d, int target, int rootfd,
 }
 
 /* A new close-on-exec epoll fd (any number) watching the targets of @d. */
-static int epoll_open(const FileDesc *d, int target)
+static int epoll_open(const FileDesc *d, int target, int lo)
 {
-	_cleanup_close_ int fd = epoll_open_shared(d, target, -1, NULL);
+	_cleanup_close_ int tmp = epoll_open_shared(d, target, -1, NULL);
+	if (tmp < 0)
+		return tmp;
+	/* above every fd of the task: a target added through another fd borrows its number */
+	_cleanup_close_ int fd = fcntl(tmp, F_DUPFD_CLOEXEC, lo);
 	if (fd < 0)
-		return fd;
-	int ret = epoll_fill_fd(fd, d, target);
+		return pr_perror("restore fd %d: move the epoll above fd %d", target, lo);
+	int ret = epoll_fill_fd(fd, d, target, lo);
 	return ret ? ret : take_fd(&fd);
 }
 
@@ -268,7 +336,7 @@ static bool epoll_ready(const struct fd_rst *s, const bool *done, const FileDesc
 /* Open epoll description @i, set its status flags and place it at each of its fds. */
 static int epoll_place(const struct fd_rst *s, size_t i, int target)
 {
-	int tmp = epoll_open(s->f->files[i], target);
+	int tmp = epoll_open(s->f->files[i], target, s->stage_lo);
 	if (tmp < 0)
 		return tmp;
 	return fd_place_late(s, i, tmp);
@@ -294,7 +362,7 @@ static int epoll_late(struct fd_rst *s)
 			}
 			/* a shared one (made by stasis) is in place: its targets added here;
 			 * only a shared one has targets another process adds */
-			int ret = s->shared[i] ? epoll_fill_fd(s->staged[i], d, target) :
+			int ret = s->shared[i] ? epoll_fill_fd(s->staged[i], d, target, s->stage_lo) :
 				  elsewhere(d)	 ? fd_bad_data(d) :
 						   epoll_place(s, i, target);
 			if (ret)
