@@ -200,6 +200,37 @@ ssize_t rst_ns_creator(const struct rst_tree *t, size_t i, bool net)
 	return -1;
 }
 
+/* Stasis: the group of unix sockets of description @id, which spans processes of the
+ * network namespace task @pid (index @k) created, made in that namespace and its members
+ * sent on @sock, each as (its id, its fd); @sent marks them (a member is in one group).
+ * What the group carries in flight is in its queues: what was made for it here is closed. */
+static int send_group(const struct rst_tree *t, Files *const *fl, size_t nf, uint32_t id,
+		      pid_t pid, ssize_t k, int sock, bool *sent)
+{
+	char path[64];
+	if (sent[id])
+		return 0;
+	snprintf(path, sizeof(path), "%d/ns/net", pid);
+	_cleanup_close_ int ns = openat(t->proc_dfd, path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ int *g = malloc(t->n_gfd * sizeof(int));
+	if (ns < 0 || !g)
+		return ns < 0 ? pr_perror("restore: open /proc/%s", path) : -ENOMEM;
+	/* (what the group carries in flight and stasis made for the tree is that) */
+	for (uint32_t i = 0; i < t->n_gfd; i++)
+		g[i] = t->gfd ? t->gfd[i] : -1;
+	int ret = files_make_deferred(fl, nf, id, ns, g, t->gfd_base, &t->blobs);
+	for (uint32_t i = 0; i < t->n_gfd; i++) {
+		if (g[i] < 0 || (t->gfd && g[i] == t->gfd[i]))
+			continue;
+		if (!ret && t->defer[i] == k && files_deferred_group(fl, nf, i)) {
+			ret = pidreq_send(sock, PIDREQ_ANSWER, (int32_t)i, 0, g[i]);
+			sent[i] = true;
+		}
+		close(g[i]);
+	}
+	return ret;
+}
+
 /* Stasis: the descriptions deferred to the mount namespace task @pid created (and the
  * cwds of its tasks in user namespaces), opened in its rebuilt tree through
  * /proc/PID/root (RESOLVE_IN_ROOT: "/" is that tree's root) and sent on @sock. */
@@ -211,6 +242,7 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 	int ret = 0;
 	size_t nf = 0;
 	_cleanup_free_ Files **fl = rst_tree_files(t, &nf);
+	_cleanup_free_ bool *sent = calloc(t->n_gfd ? t->n_gfd : 1, sizeof(bool));
 	snprintf(path, sizeof(path), "%d/root", pid);
 	_cleanup_close_ int rootfd = openat(t->proc_dfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (!fl)
@@ -222,6 +254,10 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 	for (uint32_t id = 1; !ret && t->defer && id < t->n_gfd; id++) {
 		if (t->defer[id] != k || files_deferred_netns(fl, nf, id))
 			continue; /* (a socket: its creator makes it) */
+		if (files_deferred_group(fl, nf, id)) {
+			ret = sent ? send_group(t, fl, nf, id, pid, k, sock, sent) : -ENOMEM;
+			continue;
+		}
 		int fd = files_open_deferred(fl, nf, id, rootfd, &t->blobs);
 		ret = fd < 0 ? fd : pidreq_send(sock, PIDREQ_ANSWER, (int32_t)id, 0, fd);
 		if (fd >= 0)

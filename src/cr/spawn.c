@@ -820,8 +820,10 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	t->n_join = 0;
 	if (c && (ret = ns_restore_child(c)))
 		child_fail(st, e->pid, ret);
-	/* (its mount tree is rebuilt: what is opened by path there can be opened now) */
-	if (c && c->tns->mnt && (ret = fetch_deferred(t, idx)))
+	/* (its mount tree is rebuilt: what is opened by path there can be opened now; its
+	 * network namespace is made: stasis makes the unix sockets its tasks share there) */
+	if (c && (c->tns->mnt || c->tns->net || (idx == 0 && t->net_joined)) &&
+	    (ret = fetch_deferred(t, idx)))
 		child_fail(st, e->pid, ret);
 	/* (its network namespace is made: the sockets its tasks share can be made) */
 	if (c && (c->tns->net || (idx == 0 && t->net_joined)) &&
@@ -929,7 +931,7 @@ static int make_netns_deferred(struct rst_tree *t, size_t idx)
 		if (!fl && !(fl = rst_tree_files(t, &nf)))
 			return -ENOMEM;
 		int ret = files_deferred_netns(fl, nf, id)
-				  ? files_make_deferred(fl, nf, id, t->gfd, t->gfd_base, &t->blobs)
+				  ? files_make_deferred(fl, nf, id, -1, t->gfd, t->gfd_base, &t->blobs)
 				  : 0;
 		if (ret)
 			return ret;
@@ -939,7 +941,8 @@ static int make_netns_deferred(struct rst_tree *t, size_t idx)
 
 /* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
  * (and the cwds of those in user namespaces), opened there by stasis, put in place
- * before the tasks are created (they inherit them). */
+ * before the tasks are created (they inherit them); in the creator of a network
+ * namespace, the groups of unix sockets its tasks share, made there by stasis. */
 static int fetch_deferred(struct rst_tree *t, size_t idx)
 {
 	bool any = false;

@@ -86,6 +86,8 @@ struct fd_tree {
 	 * creator makes: files_make_deferred). NULL in that creator, which makes them. */
 	const ssize_t *net;
 	ssize_t *defer;
+	int netns; /* made in this network namespace (a deferred group: stasis for that
+		    * creator, files_make_deferred), or -1: ours */
 };
 
 enum {

@@ -56,9 +56,14 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
 			const struct blob_reader *blobs) __must_check;
 bool files_deferred_netns(Files *const *f, size_t n, uint32_t id);
-/* In that creator: make description @id (and the peers made with it) for its tasks, at
- * @gfd[id] (>= @base). 0 or a logged -errno. */
-int files_make_deferred(Files *const *f, size_t n, uint32_t id, int *gfd, int base,
+/* ... or a group of sockets made together spanning processes of that namespace (unix
+ * sockets): made by stasis, in that namespace, when its creator asks for its files
+ * (files_make_deferred with @netns: the namespace), and handed to it. */
+bool files_deferred_group(Files *const *f, size_t n, uint32_t id);
+/* Make description @id (and the peers made with it, in network namespace @netns, -1: the
+ * caller's) at @gfd[id] (>= @base): in the creator for files_deferred_netns, in stasis
+ * for files_deferred_group. 0 or a logged -errno. */
+int files_make_deferred(Files *const *f, size_t n, uint32_t id, int netns, int *gfd, int base,
 			const struct blob_reader *blobs) __must_check;
 
 #endif

@@ -172,11 +172,17 @@ static int open_desc_once(const FileDesc *d, int rootfd, const struct blob_reade
 bool files_deferred_netns(Files *const *f, size_t n, uint32_t id)
 {
 	const FileDesc *d = find_desc(f, n, id);
-	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
-	return ops && (ops->flags & FD_OPS_NETNS) && (ops->open || ops->open_tree);
+	return d && netns_made(d);
 }
 
-int files_make_deferred(Files *const *f, size_t n, uint32_t id, int *gfd, int base,
+bool files_deferred_group(Files *const *f, size_t n, uint32_t id)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	return ops && (ops->flags & FD_OPS_NETNS) && ops->open_tree;
+}
+
+int files_make_deferred(Files *const *f, size_t n, uint32_t id, int netns, int *gfd, int base,
 			const struct blob_reader *blobs)
 {
 	const FileDesc *d = find_desc(f, n, id);
@@ -189,7 +195,8 @@ int files_make_deferred(Files *const *f, size_t n, uint32_t id, int *gfd, int ba
 	if (gfd[id] >= 0)
 		return 0; /* made with its peers */
 	if (ops->open_tree) {
-		struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs };
+		struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
+				     .netns = netns };
 		return ops->open_tree(&t, d);
 	}
 	int fd = open_desc_once(d, -1, blobs);
@@ -322,7 +329,7 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 		if (uses[i] < 2 || (defer[i] < 0 && defer[i] != DEFER_MIXED))
 			defer[i] = -1;
 	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
-			     .net = o->net, .defer = defer };
+			     .net = o->net, .defer = defer, .netns = -1 };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)
 		ret = open_shared_one(&t, id, uses, defer);

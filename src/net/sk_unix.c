@@ -700,11 +700,6 @@ static int group_of(const FileDesc *const *d, size_t n, size_t k, bool *in)
 	return 0;
 }
 
-static bool is_path(const ProtobufCBinaryData *n)
-{
-	return n->len > 0 && n->data[0] != 0;
-}
-
 static bool is_abstract(const ProtobufCBinaryData *n)
 {
 	return n->len > 0 && n->data[0] == 0;
@@ -743,20 +738,8 @@ static bool group_spans(const struct uset *s, size_t k, struct dump_ctx **procs,
 	return spans;
 }
 
-/* Does restoring @u use a path (its name, its peer's, a sender's) or descriptors in
- * flight? Its group is then made by stasis (src/net/sk_unix.c netns_owner). */
-static bool uses_paths_or_rights(const UnixSk *u)
-{
-	bool p = (u->has_name && is_path(&u->name)) || (u->has_peer_name && is_path(&u->peer_name)) ||
-		 u->n_rights;
-	for (size_t j = 0; j < u->n_msg_names && !p; j++)
-		p = is_path(&u->msg_names[j]);
-	return p;
-}
-
-/* Is the group of @s->r[k] made at restore by the creator of the network namespace its
- * users are in (netns_owner): none uses a path or carries descriptors in flight, every
- * one has users, all in network namespace @ns? */
+/* Is the group of @s->r[k] made at restore in the network namespace its users are in
+ * (netns_owner): are all its users in network namespace @ns? */
 static bool group_in_netns(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n,
 			   uint64_t ns)
 {
@@ -768,25 +751,16 @@ static bool group_in_netns(const struct uset *s, size_t k, struct dump_ctx **pro
 		d[i] = s->r[i].d;
 	if (group_of(d, s->n, k, in))
 		return false;
-	for (size_t i = 0; i < s->n; i++) {
-		if (!in[i])
-			continue;
-		if (uses_paths_or_rights(s->r[i].d->unix_sk))
-			return false;
-		bool used = false;
-		for (size_t p = 0; p < n; p++) {
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t p = 0; in[i] && p < n; p++) {
 			ssize_t j = fd_desc_index(procs[p]->files, s->r[i].d->id);
 			struct stat st;
 			if (j < 0 || fd_desc_fd(procs[p]->files, (size_t)j) < 0)
-				continue;
+				continue; /* (in flight) */
 			if (fstatat(procs[p]->procfd, "ns/net", &st, 0) || st.st_ino != ns)
 				return false;
-			used = true;
 		}
-		if (!used)
-			return false;
-	}
-	return true;
+	return true; /* (the socket of @k is used in @ns) */
 }
 
 /* A group of sockets spanning processes is made by stasis, in its own network namespace,
@@ -912,7 +886,7 @@ static int unix_open_task(struct fd_rst *s, size_t i)
 			d[n++] = f->files[j];
 		}
 	struct sk_rights src = { task_rights_fd, s };
-	int ret = sk_unix_build(d, n, fds, &src);
+	int ret = sk_unix_build(d, n, fds, &src, -1);
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < n; k++) {
@@ -1045,30 +1019,22 @@ static int tree_rights_fd(void *arg, uint32_t id)
 	return t->gfd[id];
 }
 
-/* The process that makes group @d (@m sockets) when the tree made its network namespace:
- * its creator, if every socket of the group has users, all in that namespace, and none
- * uses a path (bound in the creator's mount tree, it could be another file) or carries
- * descriptors in flight (opened by their own rows there); else -1 (stasis makes it). */
+/* The process group @d (@m sockets) is left to when the tree made its network namespace:
+ * its creator, if all the group's users are in that namespace (stasis makes the group
+ * there once that process asks for its files: files_make_deferred; a socket in flight,
+ * used by no process, goes with its group); else -1 (stasis makes it now, in its own). */
 static ssize_t netns_owner(const struct fd_tree *t, const FileDesc *const *d, size_t m)
 {
 	ssize_t owner = -2;
-	for (size_t k = 0; k < m; k++) {
-		const UnixSk *u = d[k]->unix_sk;
-		bool used = false;
-		if (uses_paths_or_rights(u))
-			return -1;
+	for (size_t k = 0; k < m; k++)
 		for (size_t p = 0; p < t->n; p++) {
 			ssize_t i = fd_desc_index(t->f[p], d[k]->id);
 			if (i < 0 || fd_desc_fd(t->f[p], (size_t)i) < 0)
-				continue;
+				continue; /* (a socket in flight: in a queue of the group) */
 			if (t->net[p] < 0 || (owner != -2 && owner != t->net[p]))
 				return -1;
 			owner = t->net[p];
-			used = true;
 		}
-		if (!used)
-			return -1;
-	}
 	return owner < 0 ? -1 : owner;
 }
 
@@ -1126,7 +1092,7 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	if (owner >= 0)
 		return 0; /* made by the creator of their network namespace */
 	struct sk_rights src = { tree_rights_fd, t };
-	ret = sk_unix_build(d, m, fds, &src);
+	ret = sk_unix_build(d, m, fds, &src, t->netns);
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < m; k++) {

@@ -76,8 +76,11 @@ int sk_unix_flight(struct dump_ctx **procs, size_t n) __must_check;
 /* sk_unix_rst.c: make the sockets @d[0..n) (every unix description of a task or of a
  * tree, each once), connected, bound, listening and with their queues as dumped;
  * fds[k] gets a close-on-exec, non-blocking fd of d[k] (status flags not set).
- * @src gives the fds of the descriptions in flight that are not in the set.
+ * @src gives the fds of the descriptions in flight that are not in the set. The sockets
+ * are made in network namespace @netns (-1: the caller's); every other step (paths in
+ * the caller's mount tree; abstract names, which are the socket's namespace's) is ours.
  * Nothing is left behind on failure. */
-int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src) __must_check;
+int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src,
+		  int netns) __must_check;
 
 #endif

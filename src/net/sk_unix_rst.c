@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/sk_unix_int.h"
+#include "ns/nsrun.h"
 
 #define SOCK_FLAGS (SOCK_CLOEXEC | SOCK_NONBLOCK)
 
@@ -59,6 +60,7 @@ struct ubuild {
 	size_t n_aside;
 	const struct sk_rights *src; /* descriptions in flight not in the set */
 	struct sk_rights rights;     /* ... and those of the set */
+	int netns;                   /* sockets are made in this network namespace (-1: ours) */
 };
 
 struct uaddr {
@@ -101,12 +103,18 @@ static int add_tmp(struct ubuild *b, int fd)
 	return 0;
 }
 
-static int new_sock(unsigned int type, uint64_t ino)
+static int new_sock(const struct ubuild *b, unsigned int type, uint64_t ino)
 {
-	int fd = socket(AF_UNIX, (int)type | SOCK_FLAGS, 0);
+	char what[64];
+	snprintf(what, sizeof(what), "the network namespace of unix socket %llu",
+		 (unsigned long long)ino);
+	int fd = b->netns >= 0 ? ns_socket_in(-1, b->netns, AF_UNIX, (int)type | SOCK_FLAGS, 0,
+					      "restore", what)
+			       : socket(AF_UNIX, (int)type | SOCK_FLAGS, 0);
 	if (fd < 0)
-		return pr_perror("restore unix socket %llu: socket(%s)", (unsigned long long)ino,
-				 sk_unix_type_name(type));
+		return b->netns >= 0 ? fd : pr_perror("restore unix socket %llu: socket(%s)",
+						      (unsigned long long)ino,
+						      sk_unix_type_name(type));
 	sk_unix_raise_sndbuf(fd);
 	return fd;
 }
@@ -307,7 +315,14 @@ static int create_all(struct ubuild *b)
 			    p->u->peer_ino == u->ino &&
 			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
 		if (pair || u->peer_gone) {
-			if (socketpair(AF_UNIX, (int)u->type | SOCK_FLAGS, 0, sv))
+			int r = b->netns >= 0
+					? ns_socketpair_in(b->netns, AF_UNIX, (int)u->type | SOCK_FLAGS,
+							   0, sv, "restore unix socketpair",
+							   "its network namespace")
+					: socketpair(AF_UNIX, (int)u->type | SOCK_FLAGS, 0, sv);
+			if (r && b->netns >= 0)
+				return r;
+			if (r)
 				return pr_perror("restore unix socket %llu: socketpair(%s)",
 						 (unsigned long long)u->ino,
 						 sk_unix_type_name(u->type));
@@ -322,7 +337,7 @@ static int create_all(struct ubuild *b)
 			}
 			continue;
 		}
-		s->fd = new_sock(u->type, u->ino);
+		s->fd = new_sock(b, u->type, u->ino);
 		if (s->fd < 0)
 			return s->fd;
 	}
@@ -364,7 +379,7 @@ static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBina
 		if (j >= 0)
 			return b->s[j].fd;
 	}
-	int fd = new_sock(SOCK_DGRAM, r->u->ino);
+	int fd = new_sock(b, SOCK_DGRAM, r->u->ino);
 	if (fd < 0)
 		return fd;
 	int ret = add_tmp(b, fd);
@@ -417,7 +432,7 @@ static int accept_one(struct ubuild *b, struct usk *s)
 		lfd = b->s[l].fd;
 	} else {
 		/* its listener is gone: a temporary one with the same name */
-		lfd = new_sock(u->type, u->ino);
+		lfd = new_sock(b, u->type, u->ino);
 		if (lfd < 0 || (ret = add_tmp(b, lfd)))
 			return lfd < 0 ? lfd : pr_errno(ret, "restore unix socket");
 		ret = bind_name(b, lfd, &u->name, true, u->ino);
@@ -427,7 +442,7 @@ static int accept_one(struct ubuild *b, struct usk *s)
 			return pr_perror("restore unix socket %llu: listen",
 					 (unsigned long long)u->ino);
 	}
-	int cfd = s->peer >= 0 ? b->s[s->peer].fd : new_sock(u->type, u->ino);
+	int cfd = s->peer >= 0 ? b->s[s->peer].fd : new_sock(b, u->type, u->ino);
 	if (cfd < 0)
 		return cfd;
 	if (s->peer < 0)
@@ -590,9 +605,11 @@ static int rights_fd(void *arg, uint32_t id)
 	return b->src->fd(b->src->arg, id);
 }
 
-int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src)
+int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src,
+		  int netns)
 {
-	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)), .src = src };
+	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)), .src = src,
+			    .netns = netns };
 	b.rights = (struct sk_rights){ rights_fd, &b };
 	if (!b.s)
 		return pr_errno(-ENOMEM, "restore unix sockets");

@@ -341,6 +341,7 @@ struct sock_in {
 	int nsfd, domain, type, proto;
 	int fd, err;
 	bool entered;
+	int *pair; /* socketpair() into these instead */
 };
 
 /* A thread of its own enters the namespace and ends there: whether this thread could
@@ -350,32 +351,51 @@ static void *sock_in_thread(void *arg)
 {
 	struct sock_in *s = arg;
 	s->entered = setns(s->nsfd, CLONE_NEWNET) == 0;
-	s->fd = s->entered ? socket(s->domain, s->type, s->proto) : -1;
+	if (s->pair)
+		s->fd = s->entered && !socketpair(s->domain, s->type, s->proto, s->pair) ? 0 : -1;
+	else
+		s->fd = s->entered ? socket(s->domain, s->type, s->proto) : -1;
 	s->err = s->fd < 0 ? errno : 0;
 	return NULL;
 }
 
-int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const char *tag,
-		 const char *what)
+static int sock_in(int proc_dfd, struct sock_in *s, const char *tag, const char *what)
 {
 	struct stat a, b;
 	_cleanup_close_ int self =
 		openat(proc_dfd >= 0 ? proc_dfd : AT_FDCWD,
 		       proc_dfd >= 0 ? "thread-self/ns/net" : "/proc/thread-self/ns/net",
 		       O_RDONLY | O_CLOEXEC);
-	if (self < 0 || fstat(self, &a) < 0 || fstat(nsfd, &b) < 0)
+	if (self < 0 || fstat(self, &a) < 0 || fstat(s->nsfd, &b) < 0)
 		return pr_perror("%s: %s", tag, what);
-	struct sock_in s = { nsfd, domain, type, proto, -1, 0, true };
 	pthread_t th;
 	int r = 0;
 	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-		s.fd = socket(domain, type, proto); /* ours */
-		s.err = errno;
-	} else if ((r = pthread_create(&th, NULL, sock_in_thread, &s)) || (r = pthread_join(th, NULL)))
+		/* ours */
+		s->fd = s->pair ? socketpair(s->domain, s->type, s->proto, s->pair)
+				: socket(s->domain, s->type, s->proto);
+		s->err = errno;
+	} else if ((r = pthread_create(&th, NULL, sock_in_thread, s)) || (r = pthread_join(th, NULL))) {
 		return pr_errno(-r, "%s: a thread to enter %s", tag, what);
-	if (!s.entered)
-		return pr_errno(-s.err, "%s: enter %s", tag, what);
-	if (s.fd < 0)
-		return pr_errno(-s.err, "%s: socket in %s", tag, what);
-	return s.fd;
+	}
+	if (!s->entered)
+		return pr_errno(-s->err, "%s: enter %s", tag, what);
+	if (s->fd < 0)
+		return pr_errno(-s->err, "%s: socket in %s", tag, what);
+	return s->fd;
+}
+
+int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const char *tag,
+		 const char *what)
+{
+	struct sock_in s = { nsfd, domain, type, proto, -1, 0, true, NULL };
+	return sock_in(proc_dfd, &s, tag, what);
+}
+
+int ns_socketpair_in(int nsfd, int domain, int type, int proto, int sv[2], const char *tag,
+		     const char *what)
+{
+	struct sock_in s = { nsfd, domain, type, proto, -1, 0, true, sv };
+	int r = sock_in(-1, &s, tag, what);
+	return r < 0 ? r : 0;
 }

@@ -80,5 +80,8 @@ int ns_open_of(pid_t pid, const char *kind, const char *tag);
  * "@tag: ... @what ..." ("sock_diag", "the net namespace of pid 42"). */
 int ns_socket_in(int proc_dfd, int nsfd, int domain, int type, int proto, const char *tag,
 		 const char *what);
+/* The same for socketpair(): 0 (@sv filled) or -errno logged once. */
+int ns_socketpair_in(int nsfd, int domain, int type, int proto, int sv[2], const char *tag,
+		     const char *what) __must_check;
 
 #endif
