@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_children, reap_all, run_cmd
+from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_children, reap_all, run_cmd, \
+    wait_gone
 
 CONF = """worker_processes 2;
 pid %(d)s/nginx.pid;
@@ -42,14 +43,6 @@ def ask(pid, n):
     out = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, "-c", GET, str(n)],
                          capture_output=True, text=True, timeout=60).stdout
     return out.split("\n")[:n]
-
-
-def gone(pids, deadline):
-    while any(os.path.exists("/proc/%d" % p) for p in pids):
-        reap_all()
-        if time.monotonic() > deadline:
-            raise Failure("the dumped tree did not go")
-        time.sleep(0.01)
 
 
 def check(c):
@@ -83,7 +76,7 @@ def check(c):
                 raise Failure("dump %d failed: %s" % (rnd + 1, err.strip()[-300:]))
             if rnd == 0:
                 p.wait(timeout=10)
-            gone([pid] + workers, time.monotonic() + 10)
+            wait_gone([pid] + workers, time.monotonic() + 10)
             rc, _, err = run_cmd([c.stasis, "restore", "-D", img, "-d", "-o",
                                   img + "-restore.log", "-v"], c.timeout / 5)
             if rc != 0:

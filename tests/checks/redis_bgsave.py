@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import time
 
-from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_children, reap_all, run_cmd
+from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_children, reap_all, run_cmd, \
+    wait_gone
 from lib.resp import cmd, connect, start
 
 KEYS = 20000
@@ -23,15 +24,6 @@ KEYS = 20000
 def info(sk, rd):
     sk.sendall(cmd("INFO", "persistence"))
     return rd.reply().decode()
-
-
-def gone(pid, deadline):
-    """Reaps exited children until @pid is no more (it may be a zombie of ours)."""
-    while os.path.exists("/proc/%d" % pid):
-        reap_all()
-        if time.monotonic() > deadline:
-            raise Failure("pid %d did not go after the dump" % pid)
-        time.sleep(0.01)
 
 
 def check(c):
@@ -60,7 +52,7 @@ def check(c):
         if rc != 0:
             raise Failure("dump failed: %s" % err.strip()[-300:])
         p.wait(timeout=10)
-        gone(kids[0], time.monotonic() + 10)
+        wait_gone(kids, time.monotonic() + 10)
         tmp = os.path.join(d, "temp-%d.rdb" % kids[0])
         if not os.path.exists(tmp):
             raise Failure("no %s at the dump: the save was not in progress" % tmp)

@@ -52,25 +52,6 @@ static void bump(int fd)
 	TEST_CHECK(write(fd, &one, sizeof(one)) == sizeof(one), "eventfd %d write: %d", fd, errno);
 }
 
-static void say(int fd, char c)
-{
-	TEST_CHECK(write(fd, &c, 1) == 1, "command pipe write: %d", errno);
-}
-
-static char hear(int fd)
-{
-	char c = 0;
-	TEST_CHECK(test_read_within(fd, &c, 1, 10000) == 0, "command pipe read: %d", errno);
-	return c;
-}
-
-static void place(int fd, int at)
-{
-	TEST_CHECK(fd == at || dup2(fd, at) == at, "dup2 to %d: %d", at, errno);
-	if (fd != at)
-		close(fd);
-}
-
 /* After the restore, told 'c': the child's side of the checks; answers 'k'. */
 static __attribute__((noreturn)) void child(void)
 {
@@ -79,16 +60,16 @@ static __attribute__((noreturn)) void child(void)
 	int x = eventfd(0, EFD_NONBLOCK), y = eventfd(0, EFD_NONBLOCK);
 	int nest = epoll_create1(0);
 	TEST_CHECK(x >= 0 && y >= 0 && nest >= 0, "child: create: %d", errno);
-	place(x, 22);
-	place(y, 24);
-	place(nest, 26);
+	test_place_fd(x, 22);
+	test_place_fd(y, 24);
+	test_place_fd(nest, 26);
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = D_CHILD };
 	TEST_CHECK(!epoll_ctl(EP, EPOLL_CTL_ADD, 24, &ev), "child: add fd 24: %d", errno);
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = D_NEST };
 	TEST_CHECK(!epoll_ctl(26, EPOLL_CTL_ADD, EP, &ev), "child: nest: %d", errno);
-	say(to_root[1], 'r');
+	test_say(to_root[1], 'r');
 
-	TEST_CHECK(hear(to_child[0]) == 'c', "child: no command");
+	TEST_CHECK(test_hear(to_child[0]) == 'c', "child: no command");
 	int n = events(EP, d);
 	TEST_CHECK(n == 1 && d[0] == D_PIPE, "child: %d events before its write", n);
 	TEST_CHECK(events(26, d) == 1 && d[0] == D_NEST, "child: nested epoll not ready");
@@ -101,7 +82,7 @@ static __attribute__((noreturn)) void child(void)
 	TEST_CHECK(epoll_ctl(EP, EPOLL_CTL_MOD, 22, &ev) < 0 && errno == ENOENT,
 		   "child: MOD of its own fd 22 (another file than the target): errno %d", errno);
 	TEST_CHECK(!epoll_ctl(EP, EPOLL_CTL_DEL, 24, NULL), "child: DEL fd 24: %d", errno);
-	say(to_root[1], 'k');
+	test_say(to_root[1], 'k');
 	_exit(0);
 }
 
@@ -114,10 +95,10 @@ int main(int argc, char **argv)
 	int e = eventfd(0, EFD_NONBLOCK);
 	int ep = epoll_create1(0);
 	TEST_CHECK(e >= 0 && ep >= 0, "create: %d", errno);
-	place(p[0], 20);
-	place(p[1], 21);
-	place(e, 22);
-	place(ep, EP); /* (the others are above the first fds: 5 is free now) */
+	test_place_fd(p[0], 20);
+	test_place_fd(p[1], 21);
+	test_place_fd(e, 22);
+	test_place_fd(ep, EP); /* (the others are above the first fds: 5 is free now) */
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = D_PIPE };
 	TEST_CHECK(!epoll_ctl(EP, EPOLL_CTL_ADD, 20, &ev), "add pipe: %d", errno);
 	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLET, .data.u64 = D_ROOT };
@@ -128,7 +109,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(pid >= 0, "fork: %d", errno);
 	if (pid == 0)
 		child();
-	TEST_CHECK(hear(to_root[0]) == 'r', "child not ready");
+	TEST_CHECK(test_hear(to_root[0]) == 'r', "child not ready");
 
 	test_ready();
 	test_wait();
@@ -153,8 +134,8 @@ int main(int argc, char **argv)
 	TEST_CHECK(epoll_ctl(EP, EPOLL_CTL_MOD, 24, &ev) < 0 && errno == EBADF,
 		   "MOD of fd 24 (closed in the root): errno %d", errno);
 
-	say(to_child[1], 'c');
-	TEST_CHECK(hear(to_root[0]) == 'k', "the child's checks failed");
+	test_say(to_child[1], 'c');
+	TEST_CHECK(test_hear(to_root[0]) == 'k', "the child's checks failed");
 	TEST_CHECK(test_reap(pid, false, 10) == 0, "the child exited badly");
 	/* its DEL of fd 24 was in the one epoll; its eventfd is still 1 */
 	n = events(EP, d);

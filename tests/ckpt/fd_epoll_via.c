@@ -40,13 +40,6 @@ static bool has(const uint64_t *data, int n, uint64_t want)
 	return false;
 }
 
-static void place(int fd, int at)
-{
-	TEST_CHECK(fd == at || dup2(fd, at) == at, "dup2 to %d: %d", at, errno);
-	if (fd != at)
-		close(fd);
-}
-
 static void bump(int fd)
 {
 	uint64_t one = 1;
@@ -65,12 +58,12 @@ int main(int argc, char **argv)
 	uint64_t d[4];
 	int p[2];
 	TEST_CHECK(!pipe(p), "pipe: %d", errno);
-	place(p[0], 20);
-	place(p[1], 22);
-	place(eventfd(0, EFD_NONBLOCK), 21);
+	test_place_fd(p[0], 20);
+	test_place_fd(p[1], 22);
+	test_place_fd(eventfd(0, EFD_NONBLOCK), 21);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	TEST_CHECK(ep >= 0, "epoll_create1: %d", errno);
-	place(ep, 5);
+	test_place_fd(ep, 5);
 	ep = 5;
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = D_PIPE };
 	TEST_CHECK(!epoll_ctl(ep, EPOLL_CTL_ADD, 20, &ev), "add pipe: %d", errno);
@@ -79,7 +72,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(dup2(20, 30) == 30 && fcntl(21, F_DUPFD_CLOEXEC, 31) == 31, "dup: %d", errno);
 	close(20);
 	close(21);
-	place(eventfd(0, EFD_NONBLOCK), 20);
+	test_place_fd(eventfd(0, EFD_NONBLOCK), 20);
 	ev.data.u64 = D_NEW;
 	TEST_CHECK(!epoll_ctl(ep, EPOLL_CTL_ADD, 20, &ev), "add the new fd 20: %d", errno);
 

@@ -309,6 +309,24 @@ int test_read_within(int fd, void *buf, size_t len, int ms)
 	return 0;
 }
 
+void test_say(int fd, char c)
+{
+	TEST_CHECK(write(fd, &c, 1) == 1, "command pipe write: %d", errno);
+}
+
+char test_hear(int fd)
+{
+	char c = 0;
+	return test_read_within(fd, &c, 1, 10000) ? 0 : c;
+}
+
+void test_place_fd(int fd, int at)
+{
+	TEST_CHECK(fd >= 0 && (fd == at || dup2(fd, at) == at), "fd %d to %d: %d", fd, at, errno);
+	if (fd != at)
+		close(fd);
+}
+
 int test_cgroup2(char *mnt, size_t mlen, char *own, size_t olen)
 {
 	char mi[65536], cg[4096];

@@ -98,6 +98,12 @@ void test_read_text(const char *path, char *buf, size_t len);
 int test_write_text(const char *path, const char *s);
 /* Read exactly @len bytes from @fd, waiting at most @ms for each chunk: 0 or -1. */
 int test_read_within(int fd, void *buf, size_t len, int ms);
+/* Processes of a test talking over pipes: one command byte written (failing the test if
+ * it cannot be), one read within 10 s (0 if none came). */
+void test_say(int fd, char c);
+char test_hear(int fd);
+/* Move @fd to number @at (dup2 and close; nothing if it is there): fails the test. */
+void test_place_fd(int fd, int at);
 
 /* The cgroup2 mount point (in @mnt) and this process's cgroup v2 path (in @own): 0, or
  * -1 when there is no cgroup2 mount or v2 line. */

@@ -26,18 +26,6 @@
 
 static int to_child[2], to_root[2];
 
-static void say(int fd, char c)
-{
-	TEST_CHECK(write(fd, &c, 1) == 1, "command pipe write: %d", errno);
-}
-
-static char hear(int fd)
-{
-	char c = 0;
-	TEST_CHECK(test_read_within(fd, &c, 1, 10000) == 0, "command pipe read: %d", errno);
-	return c;
-}
-
 /* The next datagram on @u (waiting at most 5 s): its text, checked to come from @port. */
 static void expect_dgram(int u, const char *want, uint16_t port, const char *who)
 {
@@ -120,11 +108,11 @@ int main(int argc, char **argv)
 	pid_t pid = fork();
 	TEST_CHECK(pid >= 0, "fork: %d", errno);
 	if (pid == 0) {
-		TEST_CHECK(hear(to_child[0]) == 'c', "child: no command");
+		TEST_CHECK(test_hear(to_child[0]) == 'c', "child: no command");
 		expect_dgram(u, "one", cport, "child");
 		TEST_CHECK(fcntl(u, F_SETFL, O_NONBLOCK) == 0, "child: F_SETFL: %d", errno);
 		ask_lo(nl);
-		say(to_root[1], 'k');
+		test_say(to_root[1], 'k');
 		_exit(0);
 	}
 	test_ready();
@@ -141,8 +129,8 @@ int main(int argc, char **argv)
 	TEST_CHECK(!getsockname(u, (struct sockaddr *)&a, &al) && ntohs(a.sin_port) == uport,
 		   "the UDP socket moved to port %u from %u", ntohs(a.sin_port), uport);
 	TEST_CHECK(portid(nl) == nlport, "the netlink port id is %u, was %u", portid(nl), nlport);
-	say(to_child[1], 'c');
-	TEST_CHECK(hear(to_root[0]) == 'k', "the child's checks failed");
+	test_say(to_child[1], 'c');
+	TEST_CHECK(test_hear(to_root[0]) == 'k', "the child's checks failed");
 	TEST_CHECK(test_reap(pid, false, 10) == 0, "the child exited badly");
 	TEST_CHECK(fcntl(u, F_GETFL) & O_NONBLOCK, "the child's O_NONBLOCK is not on the root's fd");
 	TEST_CHECK(fcntl(u, F_SETFL, 0) == 0, "F_SETFL: %d", errno);

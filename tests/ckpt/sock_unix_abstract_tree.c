@@ -67,18 +67,6 @@ static bool listed(int fd)
 	return found;
 }
 
-static void say(int fd, char c)
-{
-	TEST_CHECK(write(fd, &c, 1) == 1, "command pipe write: %d", errno);
-}
-
-static char hear(int fd)
-{
-	char c = 0;
-	TEST_CHECK(test_read_within(fd, &c, 1, 10000) == 0, "command pipe read: %d", errno);
-	return c;
-}
-
 static void expect(int fd, const char *want, const char *who)
 {
 	char buf[32] = { 0 };
@@ -95,14 +83,14 @@ static __attribute__((noreturn)) void child(void)
 	TEST_CHECK(write(c, "to-root", 7) == 7, "child: write: %d", errno);
 	TEST_CHECK(sendto(d, "dgram", 5, 0, (struct sockaddr *)&a, l) == 5, "child: sendto: %d",
 		   errno);
-	say(to_root[1], 'r');
-	TEST_CHECK(hear(to_child[0]) == 'c', "child: no command");
+	test_say(to_root[1], 'r');
+	TEST_CHECK(test_hear(to_child[0]) == 'c', "child: no command");
 	TEST_CHECK(listed(c) && listed(d), "child: its sockets are not in its network namespace");
 	expect(c, "to-child", "child");
 	int c2 = connected("listen");
 	TEST_CHECK(write(c2, "again", 5) == 5, "child: write: %d", errno);
-	say(to_root[1], 'k');
-	TEST_CHECK(hear(to_child[0]) == 'q', "child: no end");
+	test_say(to_root[1], 'k');
+	TEST_CHECK(test_hear(to_child[0]) == 'q', "child: no end");
 	_exit(0);
 }
 
@@ -118,7 +106,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(pid >= 0, "fork: %d", errno);
 	if (pid == 0)
 		child();
-	TEST_CHECK(hear(to_root[0]) == 'r', "child not ready");
+	TEST_CHECK(test_hear(to_root[0]) == 'r', "child not ready");
 	int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	TEST_CHECK(a >= 0 && write(a, "to-child", 8) == 8, "accept/write: %d", errno);
 
@@ -138,12 +126,12 @@ int main(int argc, char **argv)
 	TEST_CHECK(recvfrom(d, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl) == 5 &&
 			   !strcmp(buf, "dgram") && fl == wl && !memcmp(&from, &want, wl),
 		   "the datagram: \"%s\" from a name of %u bytes", buf, fl);
-	say(to_child[1], 'c');
-	TEST_CHECK(hear(to_root[0]) == 'k', "the child's checks failed");
+	test_say(to_child[1], 'c');
+	TEST_CHECK(test_hear(to_root[0]) == 'k', "the child's checks failed");
 	int a2 = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	TEST_CHECK(a2 >= 0, "accept after the restore: %d", errno);
 	expect(a2, "again", "root");
-	say(to_child[1], 'q');
+	test_say(to_child[1], 'q');
 	TEST_CHECK(test_reap(pid, false, 10) == 0, "the child exited badly");
 	test_pass();
 }

@@ -135,6 +135,17 @@ def reap_all():
     return reaped
 
 
+def wait_gone(pids, deadline):
+    """Reaps exited children until none of @pids exists any more (a dumped tree: some may
+    be zombies of ours); Failure at @deadline (time.monotonic())."""
+    while any(os.path.exists("/proc/%d" % p) for p in pids):
+        reap_all()
+        if time.monotonic() > deadline:
+            raise Failure("pids %s did not go" % [p for p in pids
+                                                  if os.path.exists("/proc/%d" % p)])
+        time.sleep(0.01)
+
+
 def wait_pid(pid, deadline):
     """Waits for pid until deadline. Returns its wait status if it is our child, -1 if it
     is not our child and disappeared, None on timeout."""
