@@ -252,7 +252,14 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 	case O_JOIN_NS: return dump ? 0 : xadd(x, "--join-ns", arg);
 	case O_CG_ROOT:
 		return criu_refuse("--cgroup-root", "remapping the tree's cgroups is not supported");
-	case O_LAZY: return criu_refuse("--lazy-pages", "not supported yet");
+	/* restore: stasis's lazy restore serves the pages itself (no `criu lazy-pages`
+	 * daemon needed); a dump that leaves the pages in the live tree for a post-copy
+	 * restore is not stasis's: dump, then restore --lazy-pages */
+	case O_LAZY:
+		return !dump ? xadd(x, "--lazy-pages", NULL)
+			     : criu_refuse("--lazy-pages", "a dump serving pages from the live tree "
+							   "(post-copy) is not supported: dump, then "
+							   "restore --lazy-pages");
 	/* incremental dumps: stasis's own spellings (a pre-dump always tracks writes) */
 	case O_TRACK:
 		return dump ? xadd(x, "--track-mem", NULL)
@@ -331,6 +338,38 @@ static int criu_dump_restore(int argc, char **argv, bool dump, bool pre)
 
 /* `criu page-server -D DIR --port P [--address A] [-o LOG] [-v...]`: stasis's page
  * server (its own protocol: the dumping side must be stasis too). */
+/* `criu lazy-pages -D DIR` (started before `criu restore --lazy-pages`): stasis's lazy
+ * restore serves the pages itself, so there is nothing to run; from a page server
+ * (--page-server) it is not stasis's shape: `stasis restore --lazy-pages --page-server`. */
+static int criu_lazy_pages(int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "images-dir", required_argument, NULL, 'D' },
+		{ "work-dir", required_argument, NULL, 'W' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "page-server", no_argument, NULL, 'P' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+D:W:o:v::", o, NULL)) != -1) {
+		if (c == 'P' || c == 'a' || c == 'p')
+			return criu_refuse("lazy-pages --page-server", "use `stasis restore "
+					   "--lazy-pages --page-server --address A --port P`");
+		if (c == '?') {
+			fprintf(stderr, "criu lazy-pages: option '%s' is not supported by stasis\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	fprintf(stderr, "criu lazy-pages: nothing to do: `restore --lazy-pages` serves the "
+			"pages itself\n");
+	return 0;
+}
+
 static int criu_page_server(int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -396,8 +435,8 @@ static int criu_page_server(int argc, char **argv)
 int cmd_criu(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: criu dump|pre-dump|restore|check|swrk [options] (stasis's "
-				"CRIU-compatible command line)\n");
+		fprintf(stderr, "usage: criu dump|pre-dump|restore|check|swrk|page-server|"
+				"lazy-pages [options] (stasis's CRIU-compatible command line)\n");
 		return 2;
 	}
 	const char *cmd = argv[1];
@@ -414,8 +453,10 @@ int cmd_criu(int argc, char **argv)
 		return cmd_swrk(argc - 1, argv + 1);
 	if (!strcmp(cmd, "page-server"))
 		return criu_page_server(argc - 1, argv + 1);
+	if (!strcmp(cmd, "lazy-pages"))
+		return criu_lazy_pages(argc - 1, argv + 1);
 	fprintf(stderr, "criu: command '%s' is not supported by stasis (dump, pre-dump, restore, "
-			"check, swrk, page-server, --version)\n",
+			"check, swrk, page-server, lazy-pages, --version)\n",
 		cmd);
 	return 1;
 }

@@ -192,6 +192,7 @@ static int map_restore(struct rpc_job *j, const RpcOptions *o, char *err, size_t
 	r->shell_job = o->has_shell_job && o->shell_job;
 	r->tcp_close = o->has_tcp_close && o->tcp_close;
 	r->network_lock_none = o->has_network_lock && o->network_lock == 3; /* skip */
+	r->lazy_pages = o->has_lazy_pages && o->lazy_pages;
 
 	r->dir = j->images_dir;
 	/* rst_sibling or not, the server returns once the tree runs: the runtime waits for

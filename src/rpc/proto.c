@@ -120,15 +120,18 @@ RpcRequest *rpc_decode(const void *buf, size_t len, char *err, size_t errlen)
 	} while (0)
 
 /* Options whose only meaning is a feature stasis does not have: set to true, refused. */
-static int check_unsupported_flags(const RpcOptions *o, char *err, size_t errlen)
+static int check_unsupported_flags(const RpcOptions *o, bool dump, char *err, size_t errlen)
 {
 	/* (tcp_established, file_locks: connections and locks are always dumped; tcp_close,
 	 * shell_job, ext_unix_sk and unix_sk_ino are mapped by opts.c) */
 	REFUSE(o->has_tcp_skip_in_flight && o->tcp_skip_in_flight,
 	       "tcp_skip_in_flight: not supported (connections in an accept queue are kept)");
 	/* (track_mem and parent_img: incremental dumps, checked by rpc_opts_check) */
-	REFUSE(o->has_lazy_pages && o->lazy_pages, "lazy_pages: lazy restore is not supported yet");
-	REFUSE(o->has_status_fd, "status_fd: only used by lazy pages, not supported yet");
+	/* (a restore's lazy_pages: stasis's lazy restore, serving the pages itself) */
+	REFUSE(dump && o->has_lazy_pages && o->lazy_pages,
+	       "lazy_pages: a dump serving pages from the live tree (post-copy) is not "
+	       "supported: dump, then restore with lazy_pages");
+	REFUSE(o->has_status_fd, "status_fd: only used by lazy dumps, not supported");
 	REFUSE(o->ps && (!o->ps->address || !o->ps->address[0] || !o->ps->has_port ||
 			 o->ps->port <= 0 || o->ps->port > 65535 || o->ps->has_fd),
 	       "ps: the page server needs an address and a port (a connected fd is not "
@@ -200,7 +203,7 @@ int rpc_opts_check(const RpcOptions *o, RpcType type, char *err, size_t errlen)
 		snprintf(err, errlen, "request type %d has no dump or restore options", (int)type);
 		return -EINVAL;
 	}
-	ret = check_unsupported_flags(o, err, errlen) ?: check_incremental(o, type, err, errlen);
+	ret = check_unsupported_flags(o, dump, err, errlen) ?: check_incremental(o, type, err, errlen);
 	if (ret)
 		return ret;
 	if (o->images_dir_fd < 0) {

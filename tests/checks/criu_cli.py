@@ -1,10 +1,12 @@
 # stasis-check: timeout=60 needs=root
 """stasis invoked as `criu` (a symlink): `criu --version` / `-V` and `stasis --version`
-answer; an unknown option and an option stasis cannot honour (--lazy-pages) are
-one clear line and a failure; `criu check` says "Looks good."; `criu dump -t PID -D DIR
--o dump.log -v4` and `criu restore -D DIR -d --pidfile restore.pid -o restore.log` (the
-log and pid files in the images directory, CRIU's convention) checkpoint and restore a
-process with its pid."""
+answer; an unknown option and an option stasis cannot honour (dump --lazy-pages: a
+post-copy dump from the live tree) are one clear line and a failure; `criu check` says
+"Looks good."; `criu dump -t PID -D DIR -o dump.log -v4` and `criu restore -D DIR -d
+--pidfile restore.pid -o restore.log` (the log and pid files in the images directory,
+CRIU's convention) checkpoint and restore a process with its pid; then again with CRIU's
+lazy restore: `criu lazy-pages -D DIR` (nothing to run: stasis's lazy restore serves the
+pages itself) and `criu restore --lazy-pages`."""
 import os
 import subprocess
 import time
@@ -62,7 +64,31 @@ def check(c):
             got = int(f.read())
         if got != pid or open("/proc/%d/comm" % pid).read().strip() != "sleep":
             raise Failure("restored pid %d, not %d" % (got, pid))
-        return "criu dump/restore of pid %d through the criu-named command line" % pid
+        img2 = os.path.join(d, "img2")
+        os.makedirs(img2)
+        rc, _, err = run_cmd([criu, "dump", "-t", str(pid), "-D", img2], c.timeout)
+        if rc != 0:
+            raise Failure("criu dump (2): %s" % err.strip()[-200:])
+        wait_pid(pid, time.monotonic() + 10)
+        rc, _, err = run_cmd([criu, "lazy-pages", "-D", img2], 10)
+        if rc != 0:
+            raise Failure("criu lazy-pages: rc %d: %s" % (rc, err.strip()[-200:]))
+        rc, _, err = run_cmd([criu, "restore", "--lazy-pages", "-D", img2, "-d", "-v4",
+                              "-o", "restore.log"], c.timeout)
+        if rc != 0:
+            raise Failure("criu restore --lazy-pages: %s" % err.strip()[-200:])
+        deadline = time.monotonic() + 10  # (the lazy server logs once all memory is in)
+        while True:
+            with open(os.path.join(img2, "restore.log")) as f:
+                if "faults served" in f.read():
+                    break
+            if time.monotonic() > deadline:
+                raise Failure("criu restore --lazy-pages: no lazy page server in the log")
+            time.sleep(0.05)
+        if open("/proc/%d/comm" % pid).read().strip() != "sleep":
+            raise Failure("criu restore --lazy-pages: pid %d is not sleep" % pid)
+        return "criu dump/restore of pid %d through the criu-named command line, and " \
+            "restore --lazy-pages" % pid
     finally:
         kill_pid(pid)
         wait_pid(pid, time.monotonic() + 10)
