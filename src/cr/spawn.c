@@ -779,6 +779,17 @@ static void child_start(struct rst_tree *t, size_t idx)
 	}
 }
 
+/* Task @idx (@c), its namespaces made: the files its tasks share that wait for them. Its
+ * mount tree is rebuilt: what is opened by path there can be opened now; its network
+ * namespace is made: stasis makes the unix sockets its tasks share there, and the other
+ * sockets they share are made here. */
+static int ns_files(struct rst_tree *t, size_t idx, const struct rst_ctx *c)
+{
+	bool net = c->tns->net || (idx == 0 && t->net_joined);
+	int ret = c->tns->mnt || net ? fetch_deferred(t, idx) : 0;
+	return ret || !net ? ret : make_netns_deferred(t, idx);
+}
+
 static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t idx)
 {
 	const TaskEntry *e = t->inv->tasks[idx];
@@ -818,16 +829,7 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		close(t->join_fd[k]);
 	}
 	t->n_join = 0;
-	if (c && (ret = ns_restore_child(c)))
-		child_fail(st, e->pid, ret);
-	/* (its mount tree is rebuilt: what is opened by path there can be opened now; its
-	 * network namespace is made: stasis makes the unix sockets its tasks share there) */
-	if (c && (c->tns->mnt || c->tns->net || (idx == 0 && t->net_joined)) &&
-	    (ret = fetch_deferred(t, idx)))
-		child_fail(st, e->pid, ret);
-	/* (its network namespace is made: the sockets its tasks share can be made) */
-	if (c && (c->tns->net || (idx == 0 && t->net_joined)) &&
-	    (ret = make_netns_deferred(t, idx)))
+	if (c && ((ret = ns_restore_child(c)) || (ret = ns_files(t, idx, c))))
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid) {
 		/* children that stayed in the session it was born in: made before setsid */
