@@ -38,6 +38,7 @@ REQUIRED=(
 	sqlite3             # the sqlite_lock check: a write transaction's locks across a checkpoint
 	postgresql          # the postgres_shared_buffers check: a database's shared buffers
 	nginx               # the nginx_netns check: a pre-forking server in a network namespace
+	apache2             # the apache_prefork check: workers sharing a listener, an accept mutex
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
 )

@@ -9,7 +9,10 @@
  * restoring stasis before it creates any process; every restore child inherits them and
  * dups what it needs (the offset stays shared). A description by path whose users are
  * all in one mount namespace the tree creates is opened later, in that namespace's
- * rebuilt tree (files_open_deferred). */
+ * rebuilt tree (files_open_deferred); a socket whose users are all in one network
+ * namespace the tree creates is made later, in it: by that namespace's creator
+ * (files_deferred_netns), or, for a group of unix sockets, by stasis with sockets created
+ * there (files_deferred_group), both through files_make_deferred. */
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/kcmp.h>
@@ -147,7 +150,6 @@ static bool deferrable(const FileDesc *d)
 {
 	return (by_path(d) && d->has_in_task_root && d->in_task_root) || netns_made(d);
 }
-
 
 /* A description of the tree opened once, in this process's view or (by path) in the
  * mount tree of @rootfd; status flags set. */
