@@ -522,6 +522,11 @@ static int route_cb(struct nlmsghdr *h, void *arg)
 		r->priority = rta_u32(tb[RTA_PRIORITY]);
 	}
 	if (tb[RTA_METRICS]) {
+		/* every metric, replayed whole (window, rtt, advmss, initcwnd, congctl, ...) */
+		r->has_metrics = true;
+		r->metrics = bin(tb[RTA_METRICS]);
+		if (!r->metrics.data)
+			return -ENOMEM;
 		struct rtattr *mx[RTAX_MAX + 1];
 		parse_attrs(mx, RTAX_MAX, RTA_DATA(tb[RTA_METRICS]),
 			    (int)RTA_PAYLOAD(tb[RTA_METRICS]));
@@ -1064,6 +1069,22 @@ static int add_addr(int fd, const NetAddr *a)
 	return r;
 }
 
+/* Images are untrusted: a route's metrics are a well-formed list of RTAX_* attributes. */
+static bool metrics_ok(const ProtobufCBinaryData *b)
+{
+	if (b->len > 4096) {
+		pr_err("net image: a route's metrics take %zu bytes", b->len);
+		return false;
+	}
+	int len = (int)b->len;
+	for (const struct rtattr *a = (const void *)b->data; len > 0; a = RTA_NEXT(a, len))
+		if (!RTA_OK(a, len) || a->rta_type == 0 || a->rta_type > RTAX_MAX) {
+			pr_err("net image: a route's metrics are malformed");
+			return false;
+		}
+	return true;
+}
+
 static int add_route(int fd, const NetRoute *rt)
 {
 	struct nlmsg *m = malloc(sizeof(*m));
@@ -1088,7 +1109,11 @@ static int add_route(int fd, const NetRoute *rt)
 		r = nla_u32(m, RTA_OIF, rt->oif);
 	if (!r && rt->has_priority)
 		r = nla_u32(m, RTA_PRIORITY, rt->priority);
-	if (!r && rt->has_mtu) {
+	if (!r && rt->has_metrics)
+		r = metrics_ok(&rt->metrics) ? (nla_put(m, RTA_METRICS, rt->metrics.data,
+							rt->metrics.len) ? 0 : -E2BIG)
+					     : -EINVAL;
+	else if (!r && rt->has_mtu) {
 		struct rtattr *mx = nla_put(m, RTA_METRICS, NULL, 0);
 		r = mx ? nla_u32(m, RTAX_MTU, rt->mtu) : -E2BIG;
 		if (!r)

@@ -1,7 +1,8 @@
 // stasis-test: timeout=30 needs=root
 /* Network namespaces: the root enters a net namespace of its own, brings lo up, puts
  * 10.11.12.1/24 on a dummy link (a veth pair in the same namespace on kernels without
- * dummy), adds a route through 10.11.12.2 and sets net.ipv4.ip_forward=1, five more of
+ * dummy), adds a route through 10.11.12.2 (and one with metrics: mtu, window, initcwnd,
+ * initrwnd, advmss, quickack) and sets net.ipv4.ip_forward=1, five more of
  * the namespace's settings (port range, unprivileged port start, route_localnet, TCP
  * keepalive, unix datagram queue) and three of the link's own (rp_filter, arp_ignore,
  * accept_ra); a child stays in that namespace. After restore: lo is
@@ -115,6 +116,23 @@ static int own_ns(pid_t other, int want_same)
 	return (strcmp(a, b) == 0) == want_same;
 }
 
+/* A route with metrics besides its MTU (every RTAX_* is carried, not just the MTU). */
+#define METRICS "mtu 1300 window 65535 initcwnd 20 initrwnd 30 advmss 1200 quickack 1"
+
+static bool metrics_kept(void)
+{
+	char line[512] = { 0 };
+	FILE *p = popen("ip route show 10.30.0.0/16", "r");
+	bool ok = p && fgets(line, sizeof(line), p);
+	if (p)
+		pclose(p);
+	static const char *const want[] = { "mtu 1300", "window 65535", "initcwnd 20",
+					    "initrwnd 30", "advmss 1200", "quickack 1" };
+	for (size_t i = 0; ok && i < sizeof(want) / sizeof(want[0]); i++)
+		ok = strstr(line, want[i]) != NULL;
+	return ok;
+}
+
 static void sh(const char *cmd)
 {
 	int st = system(cmd);
@@ -185,9 +203,11 @@ int main(int argc, char **argv)
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd),
 		 "ip link set %s mtu 1400 up && ip addr add 10.11.12.1/24 dev %s && "
-		 "ip route add 10.20.0.0/16 via 10.11.12.2 dev %s",
-		 link_name, link_name, link_name);
+		 "ip route add 10.20.0.0/16 via 10.11.12.2 dev %s && "
+		 "ip route add 10.30.0.0/16 via 10.11.12.2 dev %s " METRICS,
+		 link_name, link_name, link_name, link_name);
 	sh(cmd);
+	TEST_CHECK(metrics_kept(), "setup: the route's metrics");
 	sh("echo 1 > /proc/sys/net/ipv4/ip_forward");
 	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
 		char path[160];
@@ -226,6 +246,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(lo_up(), "lo is not up");
 	TEST_CHECK(has_addr(), "%s or 10.11.12.1 is missing", link_name);
 	TEST_CHECK(has_route(), "the route to 10.20.0.0/16 is missing");
+	TEST_CHECK(metrics_kept(), "the route to 10.30.0.0/16 lost metrics (want %s)", METRICS);
 	TEST_CHECK(ip_forward() == 1, "net.ipv4.ip_forward is %d", ip_forward());
 	TEST_CHECK(!knob_wrong(), "%s is not what was set", knob_wrong());
 	TEST_CHECK(udp_echo("127.0.0.1"), "no UDP over lo");
