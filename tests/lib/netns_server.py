@@ -5,8 +5,8 @@ import subprocess
 import sys
 import time
 
-from lib.proc import Failure, kill_pid, pid_alive, proc_children, reap_all, run_cmd, \
-    wait_gone
+from lib.proc import Failure, kill_pid, pid_alive, proc_children, proc_descendants, \
+    reap_all, run_cmd, wait_gone
 
 GET = r"""
 import sys, urllib.request
@@ -67,11 +67,13 @@ def dump_restore_twice(c, p, workers, d, after):
 
 
 def stop(p, workers):
-    """Kill the server's processes by pid (the restored ones too) and reap them."""
-    for w in workers + proc_children(p.pid):
-        kill_pid(w)
+    """Kill the server's processes by pid (the restored ones too) and reap them: the root
+    first, which would fork a new worker for each one killed before it."""
+    kids = set(workers) | set(proc_descendants(p.pid))
     if pid_alive(p.pid):
         kill_pid(p.pid)
+    for w in kids:
+        kill_pid(w)
     if p.poll() is None:
         p.kill()
     p.wait(timeout=10)
