@@ -201,13 +201,14 @@ int sk_diag_dump(int nl, void *req, size_t len, sk_diag_cb cb, void *arg, const 
 	return 0;
 }
 
-uint64_t sk_netns_ino(pid_t pid)
+uint64_t sk_netns_ino(const struct dump_ctx *c)
 {
-	char p[64];
+	/* (read once per process by the namespaces resource, which runs first) */
+	if (c->core && c->core->ns && c->core->ns->net)
+		return c->core->ns->net;
 	struct stat st;
-	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
-	if (stat(p, &st)) {
-		pr_perror("stat %s", p);
+	if (fstatat(c->procfd, "ns/net", &st, 0)) {
+		pr_perror("stat /proc/%d/ns/net", c->pid);
 		return 0;
 	}
 	return st.st_ino;
@@ -239,7 +240,7 @@ int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const cha
 		return pr_errno(-ENOMEM, "the %ss of the tree", what);
 	bool one = true; /* (every process in one namespace: nothing to check) */
 	for (size_t p = 0; p < n; p++) {
-		if (!(ns[p] = sk_netns_ino(procs[p]->ospid)))
+		if (!(ns[p] = sk_netns_ino(procs[p])))
 			return -EIO;
 		one &= ns[p] == ns[0];
 	}
@@ -249,10 +250,11 @@ int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const cha
 			if (f->files[i]->kind != kind)
 				continue;
 			for (size_t q = p + 1; q < n; q++) {
-				if (ns[q] == ns[p] || fd_desc_index(procs[q]->files, f->files[i]->id) < 0)
+				const Files *g = procs[q]->files;
+				if (ns[q] == ns[p] || fd_desc_index(g, f->files[i]->id) < 0)
 					continue;
-				pr_err("fd %d of pid %d is %s shared with pid %d, in another network "
-				       "namespace: not supported yet",
+				pr_err("fd %d of pid %d is %s shared with pid %d, in another "
+				       "network namespace: not supported yet",
 				       fd_desc_fd(f, i), procs[p]->pid, what, procs[q]->pid);
 				return -EOPNOTSUPP;
 			}
@@ -310,7 +312,7 @@ int sk_diag_scan(struct dump_ctx **procs, size_t n, FileKind kind, void *req, si
 	if (!ns)
 		return pr_errno(-ENOMEM, "the %ss of the tree", what);
 	for (size_t p = 0; p < n; p++)
-		if (!(ns[p] = sk_netns_ino(procs[p]->ospid)))
+		if (!(ns[p] = sk_netns_ino(procs[p])))
 			return -EIO;
 	struct sk_scan s = { .procs = procs, .n = n, .ns = ns };
 	int ret = 0;

@@ -33,8 +33,8 @@ int sk_diag_open(pid_t pid, int fd, int dup, const char *link) __must_check;
 typedef int (*sk_diag_cb)(const struct nlmsghdr *h, void *arg);
 int sk_diag_dump(int nl, void *req, size_t len, sk_diag_cb cb, void *arg, const char *what) __must_check;
 
-/* The inode of the network namespace of @pid (0 on failure, logged). */
-uint64_t sk_netns_ino(pid_t pid);
+/* The inode of the network namespace of process @c (0 on failure, logged). */
+uint64_t sk_netns_ino(const struct dump_ctx *c);
 
 /* Is the receive queue of @sk non-empty (poll: POLLIN without a read shutdown)? */
 bool sk_has_queued(int sk);

@@ -861,7 +861,7 @@ static int dg_merge(struct dump_ctx **procs, size_t n)
 		return pr_errno(-ENOMEM, "inet datagram sockets of the tree");
 	struct diag_scan s = { .procs = procs, .n = n, .ns = ns };
 	for (size_t p = 0; p < n; p++)
-		if (!(ns[p] = sk_netns_ino(procs[p]->ospid)))
+		if (!(ns[p] = sk_netns_ino(procs[p])))
 			return -EIO;
 	for (size_t p = 0; p < n; p++) {
 		bool first = true;

@@ -37,6 +37,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "net/sk_dgram.h"
 #include "net/sk_unix_int.h"
 #include "net/sockopt.h"
 #include "ns/nsrun.h"
@@ -754,10 +755,9 @@ static bool group_in_netns(const struct uset *s, size_t k, struct dump_ctx **pro
 	for (size_t i = 0; i < s->n; i++)
 		for (size_t p = 0; in[i] && p < n; p++) {
 			ssize_t j = fd_desc_index(procs[p]->files, s->r[i].d->id);
-			struct stat st;
 			if (j < 0 || fd_desc_fd(procs[p]->files, (size_t)j) < 0)
 				continue; /* (in flight) */
-			if (fstatat(procs[p]->procfd, "ns/net", &st, 0) || st.st_ino != ns)
+			if (sk_netns_ino(procs[p]) != ns)
 				return false;
 		}
 	return true; /* (the socket of @k is used in @ns) */

@@ -105,16 +105,16 @@ static int add_tmp(struct ubuild *b, int fd)
 
 static int new_sock(const struct ubuild *b, unsigned int type, uint64_t ino)
 {
-	char what[64];
-	snprintf(what, sizeof(what), "the network namespace of unix socket %llu",
-		 (unsigned long long)ino);
-	int fd = b->netns >= 0 ? ns_socket_in(-1, b->netns, AF_UNIX, (int)type | SOCK_FLAGS, 0,
-					      "restore", what)
-			       : socket(AF_UNIX, (int)type | SOCK_FLAGS, 0);
-	if (fd < 0)
-		return b->netns >= 0 ? fd : pr_perror("restore unix socket %llu: socket(%s)",
-						      (unsigned long long)ino,
-						      sk_unix_type_name(type));
+	int fd;
+	if (b->netns >= 0) { /* (logged) */
+		fd = ns_socket_in(-1, b->netns, AF_UNIX, (int)type | SOCK_FLAGS, 0, "restore unix "
+				  "socket", "its network namespace");
+		if (fd < 0)
+			return fd;
+	} else if ((fd = socket(AF_UNIX, (int)type | SOCK_FLAGS, 0)) < 0) {
+		return pr_perror("restore unix socket %llu: socket(%s)", (unsigned long long)ino,
+				 sk_unix_type_name(type));
+	}
 	sk_unix_raise_sndbuf(fd);
 	return fd;
 }
@@ -315,11 +315,11 @@ static int create_all(struct ubuild *b)
 			    p->u->peer_ino == u->ino &&
 			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
 		if (pair || u->peer_gone) {
-			int r = b->netns >= 0
-					? ns_socketpair_in(b->netns, AF_UNIX, (int)u->type | SOCK_FLAGS,
-							   0, sv, "restore unix socketpair",
-							   "its network namespace")
-					: socketpair(AF_UNIX, (int)u->type | SOCK_FLAGS, 0, sv);
+			int ty = (int)u->type | SOCK_FLAGS;
+			int r = b->netns >= 0 ? ns_socketpair_in(b->netns, AF_UNIX, ty, 0, sv,
+								 "restore unix socketpair",
+								 "its network namespace")
+					      : socketpair(AF_UNIX, ty, 0, sv);
 			if (r && b->netns >= 0)
 				return r;
 			if (r)

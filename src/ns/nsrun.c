@@ -344,6 +344,14 @@ struct sock_in {
 	int *pair; /* socketpair() into these instead */
 };
 
+/* The socket (or pair) of @s, in the calling thread's network namespace. */
+static void sock_make(struct sock_in *s)
+{
+	s->fd = s->pair ? socketpair(s->domain, s->type, s->proto, s->pair)
+			: socket(s->domain, s->type, s->proto);
+	s->err = s->fd < 0 ? errno : 0;
+}
+
 /* A thread of its own enters the namespace and ends there: whether this thread could
  * come back (CAP_SYS_ADMIN over the user namespace owning its own namespace, which a
  * stasis in a rootless container lacks) does not matter. */
@@ -351,11 +359,10 @@ static void *sock_in_thread(void *arg)
 {
 	struct sock_in *s = arg;
 	s->entered = setns(s->nsfd, CLONE_NEWNET) == 0;
-	if (s->pair)
-		s->fd = s->entered && !socketpair(s->domain, s->type, s->proto, s->pair) ? 0 : -1;
+	if (s->entered)
+		sock_make(s);
 	else
-		s->fd = s->entered ? socket(s->domain, s->type, s->proto) : -1;
-	s->err = s->fd < 0 ? errno : 0;
+		s->err = errno;
 	return NULL;
 }
 
@@ -370,14 +377,11 @@ static int sock_in(int proc_dfd, struct sock_in *s, const char *tag, const char 
 		return pr_perror("%s: %s", tag, what);
 	pthread_t th;
 	int r = 0;
-	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-		/* ours */
-		s->fd = s->pair ? socketpair(s->domain, s->type, s->proto, s->pair)
-				: socket(s->domain, s->type, s->proto);
-		s->err = errno;
-	} else if ((r = pthread_create(&th, NULL, sock_in_thread, s)) || (r = pthread_join(th, NULL))) {
+	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		sock_make(s); /* ours */
+	else if ((r = pthread_create(&th, NULL, sock_in_thread, s)) ||
+		 (r = pthread_join(th, NULL)))
 		return pr_errno(-r, "%s: a thread to enter %s", tag, what);
-	}
 	if (!s->entered)
 		return pr_errno(-s->err, "%s: enter %s", tag, what);
 	if (s->fd < 0)

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lib.h"
+#include "epolllib.h"
 
 #define EP 5
 #define D_PIPE 0x1111000000000001ULL
@@ -25,32 +25,6 @@
 #define D_NEST 0x4444000000000005ULL
 
 static int to_child[2], to_root[2];
-
-/* The data of the events epoll @ep reports now (at most 4), as a count. */
-static int events(int ep, uint64_t *data)
-{
-	struct epoll_event out[4];
-	int n = epoll_wait(ep, out, 4, 0);
-	if (n < 0)
-		test_fail("epoll_wait(%d): %d", ep, errno);
-	for (int i = 0; i < n; i++)
-		data[i] = out[i].data.u64;
-	return n;
-}
-
-static bool has(const uint64_t *data, int n, uint64_t want)
-{
-	for (int i = 0; i < n; i++)
-		if (data[i] == want)
-			return true;
-	return false;
-}
-
-static void bump(int fd)
-{
-	uint64_t one = 1;
-	TEST_CHECK(write(fd, &one, sizeof(one)) == sizeof(one), "eventfd %d write: %d", fd, errno);
-}
 
 /* After the restore, told 'c': the child's side of the checks; answers 'k'. */
 static __attribute__((noreturn)) void child(void)
@@ -70,12 +44,12 @@ static __attribute__((noreturn)) void child(void)
 	test_say(to_root[1], 'r');
 
 	TEST_CHECK(test_hear(to_child[0]) == 'c', "child: no command");
-	int n = events(EP, d);
+	int n = ep_events(EP, d);
 	TEST_CHECK(n == 1 && d[0] == D_PIPE, "child: %d events before its write", n);
-	TEST_CHECK(events(26, d) == 1 && d[0] == D_NEST, "child: nested epoll not ready");
-	bump(24);
-	n = events(EP, d);
-	TEST_CHECK(n == 2 && has(d, n, D_PIPE) && has(d, n, D_CHILD),
+	TEST_CHECK(ep_events(26, d) == 1 && d[0] == D_NEST, "child: nested epoll not ready");
+	ep_bump(24);
+	n = ep_events(EP, d);
+	TEST_CHECK(n == 2 && ep_has(d, n, D_PIPE) && ep_has(d, n, D_CHILD),
 		   "child: %d events after its write", n);
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = 7 };
 	errno = 0;
@@ -116,19 +90,19 @@ int main(int argc, char **argv)
 	if (test_sabotage())
 		epoll_ctl(EP, EPOLL_CTL_DEL, 20, NULL);
 
-	int n = events(EP, d);
+	int n = ep_events(EP, d);
 	TEST_CHECK(n == 0, "%d events before any write (data %#llx)", n,
 		   (unsigned long long)d[0]);
 	TEST_CHECK(write(21, "x", 1) == 1, "pipe write: %d", errno);
-	n = events(EP, d);
+	n = ep_events(EP, d);
 	TEST_CHECK(n == 1 && d[0] == D_PIPE, "after the pipe write: %d events", n);
 	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLET, .data.u64 = D_ROOT2 };
 	TEST_CHECK(!epoll_ctl(EP, EPOLL_CTL_MOD, 22, &ev), "MOD of fd 22: %d", errno);
-	bump(22);
-	n = events(EP, d);
-	TEST_CHECK(n == 2 && has(d, n, D_PIPE) && has(d, n, D_ROOT2),
+	ep_bump(22);
+	n = ep_events(EP, d);
+	TEST_CHECK(n == 2 && ep_has(d, n, D_PIPE) && ep_has(d, n, D_ROOT2),
 		   "after the eventfd write: %d events", n);
-	n = events(EP, d);
+	n = ep_events(EP, d);
 	TEST_CHECK(n == 1 && d[0] == D_PIPE, "the eventfd (EPOLLET) reported twice (%d)", n);
 	errno = 0;
 	TEST_CHECK(epoll_ctl(EP, EPOLL_CTL_MOD, 24, &ev) < 0 && errno == EBADF,
@@ -138,7 +112,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(test_hear(to_root[0]) == 'k', "the child's checks failed");
 	TEST_CHECK(test_reap(pid, false, 10) == 0, "the child exited badly");
 	/* its DEL of fd 24 was in the one epoll; its eventfd is still 1 */
-	n = events(EP, d);
+	n = ep_events(EP, d);
 	TEST_CHECK(n == 1 && d[0] == D_PIPE, "the child's target still reported (%d)", n);
 	test_pass();
 }

@@ -15,36 +15,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "lib.h"
+#include "epolllib.h"
 
 #define D_PIPE 0x1000000000000001ULL
 #define D_NEW 0x2000000000000002ULL
 #define D_GONE 0x3000000000000003ULL
-
-static int events(int ep, uint64_t *data)
-{
-	struct epoll_event out[4];
-	int n = epoll_wait(ep, out, 4, 0);
-	if (n < 0)
-		test_fail("epoll_wait: %d", errno);
-	for (int i = 0; i < n; i++)
-		data[i] = out[i].data.u64;
-	return n;
-}
-
-static bool has(const uint64_t *data, int n, uint64_t want)
-{
-	for (int i = 0; i < n; i++)
-		if (data[i] == want)
-			return true;
-	return false;
-}
-
-static void bump(int fd)
-{
-	uint64_t one = 1;
-	TEST_CHECK(write(fd, &one, sizeof(one)) == sizeof(one), "eventfd %d write: %d", fd, errno);
-}
 
 static void drain(int fd)
 {
@@ -81,21 +56,21 @@ int main(int argc, char **argv)
 	if (test_sabotage())
 		epoll_ctl(ep, EPOLL_CTL_DEL, 20, NULL); /* the new eventfd's target */
 
-	TEST_CHECK(events(ep, d) == 0, "events before any write");
+	TEST_CHECK(ep_events(ep, d) == 0, "events before any write");
 	TEST_CHECK(fcntl(21, F_GETFD) < 0 && errno == EBADF, "fd 21 is open after the restore");
 	TEST_CHECK(fcntl(20, F_GETFD) == 0 && fcntl(31, F_GETFD) == FD_CLOEXEC,
 		   "close-on-exec of fd 20 or 31 changed");
 	TEST_CHECK(write(22, "x", 1) == 1, "pipe write: %d", errno);
-	bump(20);
-	bump(31);
-	int n = events(ep, d);
-	TEST_CHECK(n == 3 && has(d, n, D_PIPE) && has(d, n, D_NEW) && has(d, n, D_GONE),
+	ep_bump(20);
+	ep_bump(31);
+	int n = ep_events(ep, d);
+	TEST_CHECK(n == 3 && ep_has(d, n, D_PIPE) && ep_has(d, n, D_NEW) && ep_has(d, n, D_GONE),
 		   "after the writes: %d events", n);
 	drain(20);
 	drain(31);
 	TEST_CHECK(!epoll_ctl(ep, EPOLL_CTL_DEL, 20, NULL), "DEL of fd 20: %d", errno);
-	bump(20);
-	n = events(ep, d);
+	ep_bump(20);
+	n = ep_events(ep, d);
 	TEST_CHECK(n == 1 && d[0] == D_PIPE, "after DEL of fd 20: %d events (data %#llx)", n,
 		   (unsigned long long)d[0]);
 	test_pass();
