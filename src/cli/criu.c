@@ -250,8 +250,8 @@ static int criu_opt(struct xargs *x, int c, bool dump, char *arg, const char *sp
 		return xadd(x, "--external", own(x, s));
 	}
 	case O_JOIN_NS: return dump ? 0 : xadd(x, "--join-ns", arg);
-	case O_CG_ROOT:
-		return criu_refuse("--cgroup-root", "remapping the tree's cgroups is not supported");
+	/* dump: where CRIU starts recording settings; stasis records every level's */
+	case O_CG_ROOT: return dump ? 0 : xadd(x, "--cgroup-root", arg);
 	/* restore: stasis's lazy restore serves the pages itself (no `criu lazy-pages`
 	 * daemon needed); a dump that leaves the pages in the live tree for a post-copy
 	 * restore is not stasis's: dump, then restore --lazy-pages */

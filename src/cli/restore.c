@@ -170,6 +170,7 @@ static void restore_usage(FILE *f)
 		   "                      [--external mnt[KEY]:HOSTPATH | veth[NAME]:HOST[@BRIDGE]]...\n"
 		   "                      [--root DIR] [--join-ns TYPE:PATH]... [--pin-ns DIR]\n"
 		   "                      [--helper SOCKET] [--manage-cgroups[=MODE]]\n"
+		   "                      [--cgroup-root [CONTROLLERS:]/PATH]...\n"
 		   "                      [--tcp-close] [--inherit-fd fd[N]:KEY]...\n"
 		   "                      [--network-lock nftables|none] [--lazy-pages]\n"
 		   "                      [--page-server --address ADDR --port PORT]\n"
@@ -207,6 +208,10 @@ static void restore_usage(FILE *f)
 		   "                       props and none need them to exist (props sets them);\n"
 		   "                       strict needs the tree's own not to exist; ignore leaves\n"
 		   "                       the tasks in stasis's cgroups\n"
+		   "      --cgroup-root [CONTROLLERS:]/PATH  the root task's cgroup in the\n"
+		   "                       hierarchy of CONTROLLERS (without: every hierarchy\n"
+		   "                       not named by another) becomes PATH, what was below\n"
+		   "                       it is below PATH; repeatable\n"
 		   "  -j, --shell-job      a tree dumped with --shell-job: attached to stasis's\n"
 		   "                       terminal (its session; its group in the foreground\n"
 		   "                       if it was)\n"
@@ -260,6 +265,7 @@ static const struct option restore_longopts[] = {
 	{ "helper", required_argument, NULL, 'H' },
 	{ "pin-ns", required_argument, NULL, 'P' },
 	{ "manage-cgroups", optional_argument, NULL, 'G' },
+	{ "cgroup-root", required_argument, NULL, 'g' },
 	{ "shell-job", no_argument, NULL, 'j' },
 	{ "tcp-close", no_argument, NULL, 'C' },
 	{ "network-lock", required_argument, NULL, 'N' },
@@ -297,8 +303,8 @@ int cmd_restore(int argc, char **argv)
 	const char *logfile = NULL;
 	int verbose = 0, c;
 	char *ext[64];
-	const char *inh[64];
-	size_t n_ext = 0, n_inh = 0;
+	const char *inh[64], *cgr[64];
+	size_t n_ext = 0, n_inh = 0, n_cgr = 0;
 
 	optind = 1;
 	bool ps = false;
@@ -365,6 +371,19 @@ int cmd_restore(int argc, char **argv)
 			if (add_inherit(optarg, inh, &n_inh, ARRAY_SIZE(inh)))
 				return 2;
 			break;
+		case 'g': {
+			char ctrl[PROC_MAX_CGROUP_CTRL + 1];
+			const char *path;
+			if (n_cgr == ARRAY_SIZE(cgr) ||
+			    cgroup_root_parse(optarg, ctrl, sizeof(ctrl), &path)) {
+				fprintf(stderr, "stasis restore: invalid --cgroup-root '%s' (at most "
+						"%zu, [CONTROLLERS:]/PATH)\n",
+					optarg, ARRAY_SIZE(cgr));
+				return 2;
+			}
+			cgr[n_cgr++] = optarg;
+			break;
+		}
 		case 'C':
 			o.tcp_close = true;
 			break;
@@ -400,6 +419,8 @@ int cmd_restore(int argc, char **argv)
 	o.n_externals = n_ext;
 	o.inherit_fds = inh;
 	o.n_inherit_fds = n_inh;
+	o.cg_roots = cgr;
+	o.n_cg_roots = n_cgr;
 	sigbus_install(logfile);
 	int ret = restore_run(&o);
 	if (ret < 0) {

@@ -158,6 +158,8 @@ struct restore_opts {
 	const char *helper_socket; /* --helper: a long-lived `stasis helper` to ask */
 	const char *pin_dir;    /* --pin-ns: where the created namespaces are pinned */
 	int manage_cgroups;     /* --manage-cgroups: enum cg_mode (src/ns/cgroup.h) */
+	const char *const *cg_roots; /* --cgroup-root "[CONTROLLERS:]/PATH" (cgroup_remap) */
+	size_t n_cg_roots;
 	bool shell_job;         /* --shell-job: attach a shell job to stasis's terminal */
 	bool tcp_close;         /* --tcp-close: TCP connections restored closed */
 	const char *const *inherit_fds; /* --inherit-fd "fd[N]:KEY" (src/files/external.c) */

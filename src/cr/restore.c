@@ -511,6 +511,8 @@ static int rst_setup(struct rst_tree *t)
 		ret = img_dir_open(&t->img, o->dir);
 	if (!ret)
 		ret = load_tree(t);
+	if (!ret)
+		ret = cgroup_remap(t->inv, t->procs, t->n);
 	/* before any task, and so before any socket, exists */
 	if (!ret)
 		ret = netlock_restore(t->img.dfd, o->network_lock_none, o->tcp_close, &t->nl);

@@ -307,6 +307,227 @@ int cgroup_restore_remote(struct rst_ctx *c)
 	return 0;
 }
 
+/* ---- --cgroup-root: the tree's cgroups moved -------------------------------------- */
+
+int cgroup_root_parse(const char *arg, char *ctrl, size_t len, const char **path)
+{
+	const char *colon = arg[0] == '/' ? NULL : strchr(arg, ':');
+	size_t n = colon ? (size_t)(colon - arg) : 0;
+	if ((arg[0] != '/' && (!colon || !n)) || n > PROC_MAX_CGROUP_CTRL || n >= len)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!proc_cgroup_ctrl_char(arg[i]))
+			return -EINVAL;
+	memcpy(ctrl, arg, n);
+	ctrl[n] = '\0';
+	*path = colon ? colon + 1 : arg;
+	return cgroup_path_is_clean(*path) ? 0 : -EINVAL;
+}
+
+/* Where the tree's cgroups go (restore): in hierarchy @controllers, the cgroup @from of
+ * the root task becomes @to, and what is below it follows. */
+struct cg_move {
+	char *controllers, *from, *to;
+};
+static struct cg_move *moves;
+static size_t n_moves;
+
+/* The new root --cgroup-root gives the hierarchy with @controllers: the one naming some
+ * of its controllers, else the one naming none; NULL when none applies. */
+static const char *new_root_for(const struct restore_opts *o, const char *controllers)
+{
+	const char *any = NULL;
+	for (size_t i = 0; i < o->n_cg_roots; i++) {
+		char ctrl[PROC_MAX_CGROUP_CTRL + 1];
+		const char *path;
+		if (cgroup_root_parse(o->cg_roots[i], ctrl, sizeof(ctrl), &path))
+			continue; /* checked by the command line or the RPC already */
+		if (ctrl[0] && controllers[0] && cgroup_opts_have(controllers, ctrl))
+			return path;
+		if (!ctrl[0] && !any)
+			any = path;
+	}
+	return any;
+}
+
+static const struct cg_move *move_of(const char *controllers)
+{
+	for (size_t i = 0; i < n_moves; i++)
+		if (!strcmp(moves[i].controllers, controllers))
+			return &moves[i];
+	return NULL;
+}
+
+static const char *from_of(const char *controllers)
+{
+	const struct cg_move *m = move_of(controllers);
+	return m ? m->from : "?";
+}
+
+/* @path moved by @m: a new string in *out; -ERANGE when it is not below m->from. */
+static int move_path(const struct cg_move *m, const char *path, char **out)
+{
+	const char *rest;
+	size_t fl = strlen(m->from);
+	if (!strcmp(m->from, "/"))
+		rest = strcmp(path, "/") ? path : "";
+	else if (!strncmp(path, m->from, fl) && (!path[fl] || path[fl] == '/'))
+		rest = path + fl;
+	else
+		return -ERANGE;
+	bool top = !strcmp(m->to, "/");
+	if (asprintf(out, "%s%s", top && rest[0] ? "" : m->to, rest) < 0)
+		return -ENOMEM;
+	if (!cgroup_path_is_clean(*out)) {
+		pr_err("restore: cgroup %s moved under %s is too long", path, m->to);
+		free(*out);
+		*out = NULL;
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* Replace *@path by its move (none for a hierarchy not moved). */
+static int move_in_place(const char *controllers, char **path)
+{
+	const struct cg_move *m = move_of(controllers);
+	char *moved;
+	if (!m)
+		return 0;
+	int ret = move_path(m, *path, &moved);
+	if (!ret) {
+		free(*path);
+		*path = moved;
+	}
+	return ret;
+}
+
+/* One task: its cgroups, the settings recorded for them (those of cgroups above the
+ * root's, which the new root's parents are not, dropped) and the roots of the cgroup
+ * namespace it creates. */
+static int move_task(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->core->n_cgroups; i++) {
+		CgroupEntry *e = c->core->cgroups[i];
+		const char *was = e->path;
+		_cleanup_free_ char *keep = strdup(was);
+		int ret = keep ? move_in_place(e->controllers, &e->path) : -ENOMEM;
+		if (ret == -ERANGE)
+			pr_err("restore: pid %d is in cgroup %s of hierarchy '%s', not below %s, the "
+			       "root task's there: --cgroup-root cannot place it",
+			       c->pid, keep, e->controllers, from_of(e->controllers));
+		if (ret)
+			return ret;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < c->core->n_cgroup_props; i++) {
+		CgroupProps *p = c->core->cgroup_props[i];
+		int ret = move_in_place(p->controllers, &p->path);
+		if (ret && ret != -ERANGE)
+			return ret;
+		if (ret) /* above the tree's root cgroup */
+			cgroup_props__free_unpacked(p, NULL);
+		else
+			c->core->cgroup_props[kept++] = p;
+	}
+	c->core->n_cgroup_props = kept;
+	for (size_t i = 0; c->tns->cgroupns && i < c->tns->cgroupns->n_roots; i++) {
+		CgroupNsRoot *r = c->tns->cgroupns->roots[i];
+		const char *was = r->root;
+		_cleanup_free_ char *keep = strdup(was);
+		int ret = keep ? move_in_place(r->controllers, &r->root) : -ENOMEM;
+		if (ret == -ERANGE)
+			pr_err("restore: the cgroup namespace of pid %d has its root at %s in "
+			       "hierarchy '%s', not below %s, the root task's there: --cgroup-root "
+			       "cannot place it",
+			       c->pid, keep, r->controllers, from_of(r->controllers));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The root of a fresh cgroup mount made in stasis's cgroup namespace (shown from the
+ * hierarchy's root, so recorded as the dumper saw it), moved: a root that is not the
+ * tree's (below the root task's cgroup) is shown as it was. */
+static int move_mounts(MntNs *ns)
+{
+	for (size_t i = 0; ns && i < ns->n_mounts; i++) {
+		Mount *m = ns->mounts[i];
+		bool v2 = !strcmp(m->fstype, "cgroup2");
+		if (m->kind != MOUNT_KIND__MOUNT_FRESH || (!v2 && strcmp(m->fstype, "cgroup")))
+			continue;
+		for (size_t k = 0; k < n_moves; k++) {
+			if (v2 ? moves[k].controllers[0] != '\0'
+			       : !moves[k].controllers[0] || !cgroup_opts_have(m->sb_opts, moves[k].controllers))
+				continue;
+			char *moved;
+			int ret = move_path(&moves[k], m->root, &moved);
+			if (ret == -ERANGE)
+				break;
+			if (ret)
+				return ret;
+			free(m->root);
+			m->root = moved;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Is task @i of @inv in a cgroup namespace the tree creates (its own or an ancestor's)? */
+static bool in_tree_cgns(const Inventory *inv, struct rst_ctx *const *procs, size_t i)
+{
+	for (size_t hops = 0; hops <= inv->n_tasks; hops++) {
+		if (procs[i] && procs[i]->tns->cgroupns)
+			return true;
+		size_t p = 0;
+		while (i && p < inv->n_tasks && inv->tasks[p]->pid != inv->tasks[i]->ppid)
+			p++;
+		if (!i || p >= inv->n_tasks)
+			return false;
+		i = p;
+	}
+	return false;
+}
+
+int cgroup_remap(const Inventory *inv, struct rst_ctx *const *procs, size_t n)
+{
+	const struct restore_opts *o = procs[0]->opts;
+	if (!o->n_cg_roots || o->manage_cgroups == CG_MODE_IGNORE)
+		return 0;
+	const Core *root = procs[0]->core;
+	for (size_t i = 0; i < n_moves; i++)
+		free(moves[i].controllers), free(moves[i].from), free(moves[i].to);
+	free(moves);
+	n_moves = 0;
+	moves = calloc(root->n_cgroups ?: 1, sizeof(*moves));
+	if (!moves)
+		return -ENOMEM;
+	for (size_t i = 0; i < root->n_cgroups; i++) {
+		const CgroupEntry *e = root->cgroups[i];
+		const char *to = new_root_for(o, e->controllers);
+		if (!to)
+			continue;
+		struct cg_move *m = &moves[n_moves++];
+		m->controllers = strdup(e->controllers);
+		m->from = strdup(e->path);
+		m->to = strdup(to);
+		if (!m->controllers || !m->from || !m->to)
+			return -ENOMEM;
+		pr_info("restore: hierarchy '%s': the tree's cgroup %s becomes %s", m->controllers,
+			m->from, m->to);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int ret = procs[i] ? move_task(procs[i]) : 0;
+		if (!ret && procs[i] && !in_tree_cgns(inv, procs, i))
+			ret = move_mounts(procs[i]->tns->mnt);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* ---- cgroup namespaces: dump ------------------------------------------------------ */
 
 /* /proc/self/cgroup as the task itself reads it (relative to its cgroup namespace),

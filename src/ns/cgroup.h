@@ -54,6 +54,20 @@ int cgroup_restore_remote(struct rst_ctx *c) __must_check;
  * this process's view. */
 int cgroup_find_mount(const char *controllers, char *out, size_t len) __must_check;
 
+/* --cgroup-root "[CONTROLLERS:]/PATH" (CRIU's spelling): 0 with the controllers in @ctrl
+ * ("" when none are named: the root of every hierarchy no other names) and *@path
+ * pointing into @arg; -EINVAL when malformed. Pure. */
+int cgroup_root_parse(const char *arg, char *ctrl, size_t len, const char **path)
+	__must_check;
+/* Restore, once the images are read and before anything is made: with --cgroup-root (and
+ * a mode other than ignore), in each hierarchy given a new root, the root task's cgroup
+ * becomes that root and every cgroup below it follows (the paths of @procs' memberships,
+ * of the settings recorded for them, of the roots of cgroup namespaces they create are
+ * rewritten; settings of cgroups above the root's are dropped). A membership or a
+ * namespace root not below the root task's cgroup is refused with one line. The roots of
+ * fresh cgroup mounts of tasks in stasis's cgroup namespace (shown from the hierarchy's
+ * root) follow too. @procs[i] is task i of @inv (NULL: a zombie). */
+int cgroup_remap(const Inventory *inv, struct rst_ctx *const *procs, size_t n) __must_check;
 /* src/ns/cgprops.c: the settings of the tree's cgroups. Dump (the row's dump_tree hook):
  * into each task's Core. Restore: the image check, and the settings of cgroup @level of
  * hierarchy @e, at @dir, written where they differ. */

@@ -158,14 +158,11 @@ static int map_externals(struct rpc_job *j, const RpcOptions *o, bool dump, char
 	return ret;
 }
 
-/* CRIU's cgroup modes (rpc.proto's numbering) as stasis's (src/ns/cgroup.h). With
- * cg_root (runc sends it on cgroup v1: the cgroups it put the server in, made and set up
- * by itself) the tasks stay in the server's cgroups, which are those; without, the
- * mode says (default soft: missing cgroups made at their dumped paths). */
+/* CRIU's cgroup modes (rpc.proto's numbering) as stasis's (src/ns/cgroup.h); default
+ * soft, as CRIU's. cg_root (runc sends it on cgroup v1 with the cgroups it put the
+ * server in, crun always with the container's) moves the tree's cgroups there. */
 static int map_cg_mode(const RpcOptions *o)
 {
-	if (o->n_cg_root && !o->has_manage_cgroups_mode)
-		return CG_MODE_IGNORE;
 	switch (o->has_manage_cgroups_mode ? o->manage_cgroups_mode : RPC_CG_MODE__CGM_DEFAULT) {
 	case RPC_CG_MODE__CGM_IGNORE: return CG_MODE_IGNORE;
 	case RPC_CG_MODE__CGM_NONE: return CG_MODE_NONE;
@@ -176,19 +173,39 @@ static int map_cg_mode(const RpcOptions *o)
 	}
 }
 
+/* cg_root entries as --cgroup-root values ("CTRL:PATH", or PATH for every hierarchy). */
+static int map_cg_roots(struct rpc_job *j, const RpcOptions *o, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < o->n_cg_root; i++) {
+		const RpcCgroupRoot *r = o->cg_root[i];
+		char *s, ctrl[PROC_MAX_CGROUP_CTRL + 1];
+		const char *path;
+		bool any = !r->ctrl || !r->ctrl[0];
+		if (asprintf(&s, "%s%s%s", any ? "" : r->ctrl, any ? "" : ":", r->path) < 0 ||
+		    !job_str(j, s)) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		if (cgroup_root_parse(s, ctrl, sizeof(ctrl), &path)) {
+			snprintf(err, errlen, "cg_root '%s': not [CONTROLLERS:]/PATH", s);
+			return -EINVAL;
+		}
+		j->cg_roots[j->n_cg_roots++] = s;
+	}
+	j->restore.cg_roots = j->cg_roots;
+	j->restore.n_cg_roots = j->n_cg_roots;
+	return 0;
+}
+
 static int map_restore(struct rpc_job *j, const RpcOptions *o, char *err, size_t errlen)
 {
 	struct restore_opts *r = &j->restore;
 	char *s;
 
-	if (o->n_cg_root && o->has_manage_cgroups_mode &&
-	    o->manage_cgroups_mode != RPC_CG_MODE__CGM_IGNORE) {
-		snprintf(err, errlen, "cg_root with manage_cgroups_mode %d: remapping the tree's "
-				      "cgroups is not supported (only with ignore)",
-			 (int)o->manage_cgroups_mode);
-		return -EOPNOTSUPP;
-	}
 	r->manage_cgroups = map_cg_mode(o);
+	int ret = map_cg_roots(j, o, err, errlen);
+	if (ret)
+		return ret;
 	r->shell_job = o->has_shell_job && o->shell_job;
 	r->tcp_close = o->has_tcp_close && o->tcp_close;
 	r->network_lock_none = o->has_network_lock && o->network_lock == 3; /* skip */

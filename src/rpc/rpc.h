@@ -62,6 +62,8 @@ struct rpc_job {
 	size_t n_externals;
 	const char *inherit[RPC_MAX_REPEATED];
 	size_t n_inherit;
+	const char *cg_roots[RPC_MAX_REPEATED]; /* "CTRL:PATH" */
+	size_t n_cg_roots;
 	struct dump_opts dump;
 	struct restore_opts restore;
 	char ps_port[8]; /* dump.ps_port's text */

@@ -1,7 +1,7 @@
 /* Unit tests of the /proc/PID/cgroup parser (src/proc/parse.c) on fixtures captured on
  * this machine (tests/fixtures/proc/capture-cgroup.sh) and hand-made lines, and of the
  * pure parts of src/ns/cgroup.c: a cgroup namespace's root from the two views, path checks,
- * v1 mount options, the root of a fresh cgroup mount, image validation. */
+ * v1 mount options, the root of a fresh cgroup mount, image validation, --cgroup-root. */
 #include "unit.h"
 
 #include "ns/cgroup.h"
@@ -238,6 +238,129 @@ static void test_validate(void)
 		cgroup_ns_root__free_unpacked(roots[i], NULL);
 }
 
+static CgroupEntry *mk_ent(uint32_t h, const char *ctrl, const char *path)
+{
+	CgroupEntry *e = malloc(sizeof(*e));
+	cgroup_entry__init(e);
+	e->hierarchy = h;
+	e->controllers = strdup(ctrl);
+	e->path = strdup(path);
+	return e;
+}
+
+static CgroupProps *mk_props(uint32_t h, const char *ctrl, const char *path)
+{
+	CgroupProps *p = malloc(sizeof(*p));
+	cgroup_props__init(p);
+	p->hierarchy = h;
+	p->controllers = strdup(ctrl);
+	p->path = strdup(path);
+	return p;
+}
+
+/* --cgroup-root: the values, then a tree of three (root R, child C in a cgroup namespace
+ * of its own with a cgroup mount, grandchild G) moved. */
+static void test_remap(void)
+{
+	char ctrl[64];
+	const char *path;
+	CHECK_EQ(cgroup_root_parse("/new", ctrl, sizeof(ctrl), &path), 0);
+	CHECK_STREQ(ctrl, "");
+	CHECK_STREQ(path, "/new");
+	CHECK_EQ(cgroup_root_parse("name=systemd:/a/b", ctrl, sizeof(ctrl), &path), 0);
+	CHECK_STREQ(ctrl, "name=systemd");
+	CHECK_STREQ(path, "/a/b");
+	static const char *const bad[] = { "new", ":/new", "cpu:new", "cpu:/a/../b", "c;d:/x",
+					   "cpu", "" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK_EQ(cgroup_root_parse(bad[i], ctrl, sizeof(ctrl), &path), -EINVAL);
+
+	const char *roots_opt[] = { "/def", "cpu:/k8s/pod", "pids:/" };
+	struct restore_opts o = { .cg_roots = roots_opt, .n_cg_roots = 3 };
+	TaskEntry te[3] = { TASK_ENTRY__INIT, TASK_ENTRY__INIT, TASK_ENTRY__INIT };
+	TaskEntry *tes[3] = { &te[0], &te[1], &te[2] };
+	te[0].pid = 10, te[1].pid = 11, te[1].ppid = 10, te[2].pid = 12, te[2].ppid = 11;
+	Inventory inv = INVENTORY__INIT;
+	inv.tasks = tes;
+	inv.n_tasks = 3;
+	Core core[3] = { CORE__INIT, CORE__INIT, CORE__INIT };
+	TaskNs tns[3] = { TASK_NS__INIT, TASK_NS__INIT, TASK_NS__INIT };
+	struct rst_ctx ctx[3] = { { 0 } };
+	struct rst_ctx *procs[3];
+	static const char *const paths[3][3] = {
+		{ "/old", "/old", "/x" }, { "/old/c", "/old", "/x/y" }, { "/old/c/g", "/old", "/x" }
+	};
+	for (int i = 0; i < 3; i++) {
+		core[i].cgroups = calloc(3, sizeof(CgroupEntry *));
+		core[i].cgroups[0] = mk_ent(0, "", paths[i][0]);
+		core[i].cgroups[1] = mk_ent(4, "cpu,cpuacct", paths[i][1]);
+		core[i].cgroups[2] = mk_ent(7, "pids", paths[i][2]);
+		core[i].n_cgroups = 3;
+		ctx[i] = (struct rst_ctx){ .opts = &o, .pid = te[i].pid, .core = &core[i],
+					   .tns = &tns[i] };
+		procs[i] = &ctx[i];
+	}
+	/* the root's settings: of its cgroup, of one above it (dropped), of a child */
+	core[0].cgroup_props = calloc(3, sizeof(CgroupProps *));
+	core[0].cgroup_props[0] = mk_props(0, "", "/");
+	core[0].cgroup_props[1] = mk_props(0, "", "/old");
+	core[0].cgroup_props[2] = mk_props(4, "cpu,cpuacct", "/old");
+	core[0].n_cgroup_props = 3;
+	/* C's namespace rooted at its cgroups; R's mount namespace shows cgroup2 from /old */
+	CgroupNs ns = CGROUP_NS__INIT;
+	CgroupNsRoot *nsr[1] = { mk_root(0, "", "/old/c") };
+	ns.roots = nsr;
+	ns.n_roots = 1;
+	tns[1].cgroupns = &ns;
+	MntNs mnt = MNT_NS__INIT;
+	Mount m[2] = { MOUNT__INIT, MOUNT__INIT };
+	Mount *ms[2] = { &m[0], &m[1] };
+	m[0].kind = m[1].kind = MOUNT_KIND__MOUNT_FRESH;
+	m[0].fstype = (char *)"cgroup2", m[0].sb_opts = (char *)"rw", m[0].root = strdup("/old/c");
+	m[1].fstype = (char *)"cgroup", m[1].sb_opts = (char *)"rw,cpuacct,cpu";
+	m[1].root = strdup("/elsewhere");
+	mnt.mounts = ms;
+	mnt.n_mounts = 2;
+	tns[0].mnt = &mnt;
+
+	CHECK_EQ(cgroup_remap(&inv, procs, 3), 0);
+	CHECK_STREQ(core[0].cgroups[0]->path, "/def");
+	CHECK_STREQ(core[1].cgroups[0]->path, "/def/c");
+	CHECK_STREQ(core[2].cgroups[0]->path, "/def/c/g");
+	CHECK_STREQ(core[2].cgroups[1]->path, "/k8s/pod");
+	CHECK_STREQ(core[1].cgroups[2]->path, "/y"); /* /x -> / */
+	CHECK_STREQ(core[0].cgroups[2]->path, "/");
+	CHECK_EQ(core[0].n_cgroup_props, 2);
+	CHECK_STREQ(core[0].cgroup_props[0]->path, "/def");
+	CHECK_STREQ(core[0].cgroup_props[1]->path, "/k8s/pod");
+	CHECK_STREQ(ns.roots[0]->root, "/def/c");
+	CHECK_STREQ(m[0].root, "/def/c");
+	CHECK_STREQ(m[1].root, "/elsewhere"); /* not the tree's: as it was */
+
+	/* C's pids cgroup (now /y) is not below R's when that is /x again: refused */
+	free(core[0].cgroups[2]->path);
+	core[0].cgroups[2]->path = strdup("/x");
+	log_reset_first_error();
+	CHECK_EQ(cgroup_remap(&inv, procs, 3), -ERANGE);
+	CHECK(strstr(log_first_error(), "pid 11 is in cgroup /y") != NULL);
+	/* ignore: nothing moves */
+	o.manage_cgroups = CG_MODE_IGNORE;
+	CHECK_EQ(cgroup_remap(&inv, procs, 3), 0);
+	CHECK_STREQ(core[2].cgroups[0]->path, "/def/c/g");
+
+	for (int i = 0; i < 3; i++) {
+		for (size_t k = 0; k < core[i].n_cgroups; k++)
+			cgroup_entry__free_unpacked(core[i].cgroups[k], NULL);
+		for (size_t k = 0; k < core[i].n_cgroup_props; k++)
+			cgroup_props__free_unpacked(core[i].cgroup_props[k], NULL);
+		free(core[i].cgroups);
+		free(core[i].cgroup_props);
+	}
+	cgroup_ns_root__free_unpacked(nsr[0], NULL);
+	free(m[0].root);
+	free(m[1].root);
+}
+
 int main(void)
 {
 	if (log_init("/dev/null", LOG_ERR) < 0)
@@ -248,5 +371,6 @@ int main(void)
 	RUN(test_paths_opts);
 	RUN(test_mount_root);
 	RUN(test_validate);
+	RUN(test_remap);
 	return unit_done();
 }
