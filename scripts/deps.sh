@@ -39,6 +39,7 @@ REQUIRED=(
 	postgresql          # the postgres_shared_buffers check: a database's shared buffers
 	nginx               # the nginx_netns check: a pre-forking server in a network namespace
 	apache2             # the apache_prefork check: workers sharing a listener, an accept mutex
+	dnsmasq-base        # the dnsmasq_daemon check: a double-forking daemon (its session's leader gone)
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
 )

@@ -123,6 +123,7 @@ struct dump_ctx {
 	struct mem_track *track;    /* incremental dumps (src/mem/track.c), or NULL */
 	bool shares_files, shares_fs; /* with its parent in the tree */
 	pid_t creator;     /* created by this task of its session, via a helper (0: its parent) */
+	bool via_session;  /* its session's leader is gone: made by a helper with that id */
 	/* it entered (setns) the mount namespace this sibling created: made by it (0: none) */
 	pid_t mnt_sibling;
 	int stop_signal;    /* job-control stopped before the dump: by this signal (else 0) */

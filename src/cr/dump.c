@@ -846,6 +846,11 @@ static int write_inventory(struct dump_tree *t)
 			e->nspid = t->procs[i]->status.nspid;
 			e->n_nspgid = t->procs[i]->status.nspgid_len;
 			e->nspgid = t->procs[i]->status.nspgid;
+			if (t->procs[i]->via_session) {
+				e->has_via_session = e->via_session = true;
+				e->n_nssid = t->procs[i]->status.nssid_len;
+				e->nssid = t->procs[i]->status.nssid;
+			}
 		} else {
 			const struct zombie *z = &t->zombies[i - t->nr];
 			e->pid = z->pid;

@@ -20,6 +20,9 @@ enum pidreq_op {
 	 * of the initial user namespace): on the private socket {ANSWER, SO_SNDBUF or
 	 * SO_RCVBUF, size} with the socket, answered {ANSWER, 0 or -errno} */
 	PIDREQ_SOCKBUF = 4,
+	/* as PIDREQ_LAST_PID, with the session ids (TaskEntry.nssid) of task `val`, for the
+	 * helper of its session whose leader is gone (TaskEntry.via_session) */
+	PIDREQ_LAST_SID = 5,
 };
 
 /* One message {op, val, aux} with an optional fd (SCM_RIGHTS; -1: none). recv waits at
@@ -34,10 +37,10 @@ int pidreq_recv(int sock, int32_t *op, int32_t *val, int32_t *aux, int *fd)
 struct pidreq_ops {
 	bool (*allowed)(void *arg, pid_t pid); /* pid is a task of the image */
 	/* ns_last_pid of task @pid's @levels outer pid namespaces set so that the next fork
-	 * gets its pids there: 0 or -errno */
-	int (*prepare_pids)(void *arg, pid_t pid, int levels);
+	 * gets its pids there (@sid: its session's ids): 0 or -errno */
+	int (*prepare_pids)(void *arg, pid_t pid, int levels, bool sid);
 	/* the child behind @pidfd got them */
-	bool (*check_pids)(void *arg, pid_t pid, int levels, int pidfd);
+	bool (*check_pids)(void *arg, pid_t pid, int levels, bool sid, int pidfd);
 	int (*write_maps)(void *arg, pid_t pid); /* PIDREQ_ID_MAPS: 0 or -errno */
 	/* PIDREQ_OPEN_FILES: send the fds and the end message on @sock */
 	void (*open_files)(void *arg, pid_t pid, int sock);

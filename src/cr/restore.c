@@ -90,6 +90,30 @@ ssize_t rst_task_index(const Inventory *inv, pid_t pid)
 	return -1;
 }
 
+/* Untrusted: task @i is made through a session helper (TaskEntry.via_session): alive,
+ * made by its parent, in a session no task leads, not the root's, its id at every level
+ * as many as its pids, the same parent and ids for every such task of the session. */
+static int check_session_helper(const Inventory *inv, size_t i)
+{
+	const TaskEntry *e = inv->tasks[i];
+	bool ok = !e->zombie && !e->has_creator && !e->has_mnt_sibling && e->sid > 0 &&
+		  e->sid != e->pid && e->sid != inv->tasks[0]->sid &&
+		  rst_task_index(inv, e->sid) < 0 && e->n_nssid >= 1 &&
+		  e->n_nssid == (e->n_nspid ? e->n_nspid : 1) && e->nssid[0] == e->sid;
+	for (size_t k = 0; ok && k < e->n_nssid; k++)
+		ok = e->nssid[k] > 0;
+	for (size_t k = 1; ok && k < i; k++) {
+		const TaskEntry *o = inv->tasks[k];
+		if (o->via_session && o->sid == e->sid)
+			ok = o->ppid == e->ppid && o->n_nssid == e->n_nssid &&
+			     !memcmp(o->nssid, e->nssid, e->n_nssid * sizeof(*e->nssid));
+	}
+	if (!ok)
+		pr_err("images: task %zu (pid %d) made through a helper of session %d is invalid",
+		       i, e->pid, e->sid);
+	return ok ? 0 : -EINVAL;
+}
+
 /* Untrusted: the task list must be a tree rooted at the first entry, parents first. */
 static int check_tasks(const Inventory *inv)
 {
@@ -120,6 +144,9 @@ static int check_tasks(const Inventory *inv)
 			return -EINVAL;
 		}
 	}
+	for (size_t i = 1; i < inv->n_tasks; i++)
+		if (inv->tasks[i]->via_session && check_session_helper(inv, i))
+			return -EINVAL;
 	/* every task is made by a chain of creators that ends at the root */
 	for (size_t i = 1; i < inv->n_tasks; i++) {
 		ssize_t k = (ssize_t)i;

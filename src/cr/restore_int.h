@@ -79,6 +79,8 @@ ssize_t rst_task_index(const Inventory *inv, pid_t pid);
  * sibling (reparented to their common parent) — that leader, with CLONE_PARENT, or the
  * task of its session the image names (TaskEntry.creator), through a helper. */
 pid_t rst_creator_of(const Inventory *inv, size_t j);
+/* Is @sid a session made through a helper (TaskEntry.via_session: its leader gone)? */
+bool rst_helper_session(const Inventory *inv, pid_t sid);
 /* Task @j is made by its parent before the parent's setsid (it stayed in the session its
  * parent was born in). */
 bool rst_early_child(const Inventory *inv, size_t j);

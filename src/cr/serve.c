@@ -116,15 +116,26 @@ static void maybe_take_pid(void)
 	}
 }
 
-static int stasis_prepare_pids(void *arg, pid_t pid, int levels)
+/* The ids task @e's pids (@sid: its session helper's) must have, outermost first, or
+ * NULL when the image has none for @levels levels. */
+static const int32_t *ids_of(const TaskEntry *e, int levels, bool sid)
+{
+	size_t nlev = e->n_nspid ? e->n_nspid : 1;
+	if (levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
+		return NULL;
+	if (sid)
+		return e->via_session && e->n_nssid == nlev ? e->nssid : NULL;
+	return e->n_nspid ? e->nspid : &e->pid;
+}
+
+static int stasis_prepare_pids(void *arg, pid_t pid, int levels, bool sid)
 {
 	struct rst_tree *t = arg;
 	ssize_t j = rst_task_index(t->inv, pid);
-	const TaskEntry *e = j >= 0 ? t->inv->tasks[j] : NULL;
-	size_t nlev = e && e->n_nspid ? e->n_nspid : 1;
-	if (!e || levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
+	const int32_t *ids = j >= 0 ? ids_of(t->inv->tasks[j], levels, sid) : NULL;
+	if (!ids)
 		return -EINVAL;
-	int ret = prepare_levels(t, (size_t)j, e->n_nspid ? e->nspid : &e->pid, (size_t)levels);
+	int ret = prepare_levels(t, (size_t)j, ids, (size_t)levels);
 	if (!ret)
 		maybe_take_pid();
 	return ret;
@@ -152,17 +163,17 @@ int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n)
 	return ret ? ret : (int)skip;
 }
 
-static bool stasis_check_pids(void *arg, pid_t pid, int levels, int pidfd)
+static bool stasis_check_pids(void *arg, pid_t pid, int levels, bool sid, int pidfd)
 {
 	struct rst_tree *t = arg;
 	ssize_t j = rst_task_index(t->inv, pid);
+	const int32_t *ids = j >= 0 ? ids_of(t->inv->tasks[j], levels, sid) : NULL;
 	int got[PROC_MAX_NS_LEVEL];
 	size_t n = 0;
-	if (j < 0 || pidreq_pidfd_nspid(pidfd, got, PROC_MAX_NS_LEVEL, &n) || n < (size_t)levels)
+	if (!ids || pidreq_pidfd_nspid(pidfd, got, PROC_MAX_NS_LEVEL, &n) || n < (size_t)levels)
 		return false;
-	const TaskEntry *e = t->inv->tasks[j];
 	for (size_t k = 0; k < (size_t)levels; k++) {
-		pid_t w = e->n_nspid ? e->nspid[k] : e->pid;
+		pid_t w = ids[k];
 		if (got[k] != w) {
 			pr_info("restore: pid %d was taken meanwhile (the child got %d at level %zu): "
 				"retry",

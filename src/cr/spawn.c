@@ -76,7 +76,7 @@ bool rst_early_child(const Inventory *inv, size_t j)
 	const TaskEntry *e = inv->tasks[j];
 	ssize_t p = j ? rst_task_index(inv, e->ppid) : -1;
 	if (p <= 0 || e->has_creator || e->has_mnt_sibling || e->zombie || e->sid == e->pid ||
-	    e->shares_files || e->shares_fs)
+	    e->shares_files || e->shares_fs || e->via_session)
 		return false;
 	const TaskEntry *pe = inv->tasks[p];
 	ssize_t g = rst_task_index(inv, rst_creator_of(inv, (size_t)p));
@@ -120,6 +120,137 @@ static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t
 	return c;
 }
 
+static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
+			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd);
+
+/* The helper of task @j's session (its leader gone), with the session's id at every
+ * level: those the creator has no rights over (@skip outer ones) prepared by stasis
+ * (PIDREQ_LAST_SID) and checked once it exists, made again when another process took
+ * the id meanwhile. The helper waits for the creator's go. 0 in the helper. */
+static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
+{
+	const TaskEntry *e = t->inv->tasks[j];
+	for (int attempt = 0;; attempt++) {
+		int go[2], priv[2] = { -1, -1 }, pidfd = -1;
+		int32_t answer = 0;
+		if (pipe2(go, O_CLOEXEC) < 0)
+			return pr_perror("restore: pipe");
+		int ret = skip && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0
+				  ? pr_perror("restore: socketpair")
+				  : 0;
+		if (!ret && skip)
+			ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_SID, e->pid, (int32_t)skip,
+					  priv[1]);
+		if (priv[1] >= 0)
+			close(priv[1]);
+		if (!ret && skip)
+			ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL) ?: answer;
+		pid_t h = ret ? -1
+			      : clone_with_ids(e->sid, e->n_nssid > 1 ? e->nssid : NULL,
+					       e->n_nssid > 1 ? e->n_nssid : 0, SIGCHLD, false, 0,
+					       skip, skip ? &pidfd : NULL);
+		if (h == 0) {
+			char b;
+			close(go[1]);
+			if (priv[0] >= 0)
+				close(priv[0]);
+			if (read(go[0], &b, 1) != 1)
+				_exit(1);
+			close(go[0]);
+			return 0;
+		}
+		close(go[0]);
+		ret = ret ?: h < 0 ? -errno : 0;
+		if (skip && priv[0] >= 0) {
+			int32_t verdict = -EIO;
+			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, 0, pidfd);
+			if (!r && !ret)
+				r = pidreq_recv(priv[0], NULL, &verdict, NULL, NULL);
+			if (!ret)
+				ret = r ? r : verdict;
+		}
+		if (priv[0] >= 0)
+			close(priv[0]);
+		if (pidfd >= 0)
+			close(pidfd);
+		if (!ret && write(go[1], "g", 1) != 1)
+			ret = pr_perror("restore: let the helper of session %d go", e->sid);
+		close(go[1]);
+		if (ret && h > 0) {
+			kill(h, SIGKILL);
+			while (waitpid(h, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		if (ret != -EAGAIN || attempt >= 8) {
+			if (ret)
+				pr_errno(ret, "restore: the helper of session %d (pid %d)", e->sid,
+					 e->pid);
+			return ret ? ret : h;
+		}
+		struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The tasks of task @j's session, whose leader is gone, that task @idx makes (its
+ * children there, TaskEntry.via_session): through a helper with the session's id at every
+ * level that calls setsid, makes them and exits, so that the kernel gives them to @idx
+ * (the reaper of its children's orphans). Their pids in t->spawned; 0 or -errno. */
+static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
+{
+	const TaskEntry *e = t->inv->tasks[j], *me = t->inv->tasks[idx];
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("restore: pipe");
+	pid_t h = clone_session_helper(t, j, rst_unsettable_levels(t, (ssize_t)idx, j));
+	if (h == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		if (setsid() < 0) {
+			pr_perror("restore: helper of session %d: setsid", e->sid);
+			_exit(1);
+		}
+		t->via_helper = getpid();
+		for (size_t k = j; k < t->n; k++) {
+			const TaskEntry *o = t->inv->tasks[k];
+			if (!o->via_session || o->sid != e->sid || rst_creator_of(t->inv, k) != me->pid)
+				continue;
+			int32_t m[2] = { (int32_t)k, rst_spawn_task(t, (ssize_t)idx, k,
+							     o->has_exit_signal ? (int)o->exit_signal
+										: SIGCHLD,
+							     false, 0) };
+			if (write(p[1], m, sizeof(m)) != (ssize_t)sizeof(m) || m[1] < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	int ret = h < 0 ? (int)h : 0;
+	close(p[1]);
+	/* one answer per task (the tasks keep the pipe's write end: no end of file) */
+	size_t want = 0;
+	for (size_t k = j; k < t->n; k++)
+		want += t->inv->tasks[k]->via_session && t->inv->tasks[k]->sid == e->sid &&
+			rst_creator_of(t->inv, k) == me->pid;
+	for (size_t got = 0; !ret && got < want; got++) {
+		int32_t m[2];
+		if (read(p[0], m, sizeof(m)) != (ssize_t)sizeof(m))
+			ret = -EIO;
+		else if (m[0] >= (int32_t)j && (size_t)m[0] < t->n && m[1] > 0)
+			t->spawned[m[0]] = m[1];
+		else
+			ret = m[1] < 0 ? m[1] : -EIO;
+	}
+	close(p[0]);
+	int st = 0;
+	while (h > 0 && waitpid(h, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!ret && (!WIFEXITED(st) || WEXITSTATUS(st)))
+		ret = -EIO;
+	if (ret)
+		pr_errno(ret, "restore: the helper of session %d (pid %d) failed", e->sid, e->pid);
+	return ret;
+}
+
 /* In a task made through a helper: wait until the helper exited and the task was given
  * to its parent, before anything (its parent-death signal would fire). Bounded. */
 static int wait_reparented(struct rst_tree *t)
@@ -136,7 +267,16 @@ static int wait_reparented(struct rst_tree *t)
  * the root's own (outside) group. */
 static bool is_orphan_group(const Inventory *inv, pid_t pgid)
 {
-	return rst_task_index(inv, pgid) < 0 && pgid != inv->tasks[0]->pgid;
+	return rst_task_index(inv, pgid) < 0 && pgid != inv->tasks[0]->pgid &&
+	       !rst_helper_session(inv, pgid);
+}
+
+bool rst_helper_session(const Inventory *inv, pid_t sid)
+{
+	for (size_t i = 1; i < inv->n_tasks; i++)
+		if (inv->tasks[i]->via_session && inv->tasks[i]->sid == sid)
+			return true;
+	return false;
 }
 
 size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out)
@@ -583,6 +723,12 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers ||
 		    rst_new_pid_ns(t->inv, j) != inits || rst_early_child(t->inv, j) != t->early)
 			continue;
+		if (e->via_session) {
+			int r = t->spawned[j] ? 0 : spawn_session(t, idx, j);
+			if (r)
+				return r;
+			continue;
+		}
 		if (e->has_creator && e->creator != e->ppid) {
 			pid_t child = spawn_via_helper(t, idx, j, 0);
 			if (child < 0)

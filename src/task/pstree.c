@@ -2,6 +2,8 @@
  * (checked once the whole tree is frozen; the restore side lives in src/cr/restore.c,
  * which creates the tasks). */
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "cr/resource.h"
@@ -87,14 +89,56 @@ static bool early_child(const struct dump_tree *t, size_t i, pid_t sid)
 	return gi >= 0 && t->procs[gi]->stat.session == sid && !t->procs[pi]->creator;
 }
 
+/* Task @i is in session @sid whose leader is gone: no task of the tree, no process here
+ * has that pid (a daemon's double fork: the session leader exited, its child was given to
+ * a subreaper or a pid namespace's init). It is made again by its parent through a helper
+ * with the session's id that calls setsid, makes it and exits, so that the kernel gives
+ * it back to that parent: the parent must be the reaper of its own children's orphans, in
+ * the same pid namespace, the session's id known at every level, the task neither sharing
+ * its parent's files nor creating namespaces; every such task of one session has one
+ * parent (one helper). Sets procs[i]->via_session. */
+static bool session_helper(struct dump_tree *t, size_t i, pid_t sid)
+{
+	struct dump_ctx *c = t->procs[i];
+	int pi = find_alive(t, t->ppid[i]);
+	const struct proc_status *s = &c->status;
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", sid);
+	if (pi < 0 || dump_tree_has(t, sid) || sid == t->procs[0]->stat.session ||
+	    !access(path, F_OK) || c->shares_files || c->shares_fs || ns_clone_flags(c->tns) ||
+	    orphan_reaper(t, pi) != pi || s->nspid_len != t->procs[pi]->status.nspid_len ||
+	    s->nssid_len != s->nspid_len || !s->nssid_len || s->nssid[0] != sid)
+		return false;
+	for (size_t k = 0; k < s->nssid_len; k++)
+		if (s->nssid[k] <= 0)
+			return false;
+	for (size_t k = 1; k < i; k++)
+		if (t->procs[k]->via_session && t->procs[k]->stat.session == sid &&
+		    t->ppid[k] != t->ppid[i])
+			return false;
+	return c->via_session = true;
+}
+
+/* Is @sid a session made through a helper (its leader gone)? */
+static bool helper_session(const struct dump_tree *t, pid_t sid)
+{
+	for (size_t k = 1; k < t->nr; k++)
+		if (t->procs[k]->via_session && t->procs[k]->stat.session == sid)
+			return true;
+	return false;
+}
+
 /* Sessions and process groups this version can rebuild: each task's session is its own
  * (it called setsid), its parent's, that of a session leader that is its sibling, the one
  * its parent was born in (made before the parent's setsid), one whose orphans its parent
- * reaps (made through a helper, then reparented), or —
+ * reaps (made through a helper, then reparented), one whose leader is gone when its
+ * parent reaps its own children's orphans (made through a helper with the session's
+ * id), or —
  * for the root only — one outside the tree (then the restored root joins the restoring
  * stasis's session, like CRIU's --shell-job). A process group is the task's own, one led
- * by a task of the tree in the same session, the root's outside group, or — in the
- * root's session — a group whose leader has exited. */
+ * by a task of the tree in the same session, the root's outside group, the group of the
+ * gone leader of a session made through a helper, or — in the root's session — a group
+ * whose leader has exited. */
 static int check_sessions(struct dump_tree *t)
 {
 	const struct proc_stat *root = &t->procs[0]->stat;
@@ -116,7 +160,8 @@ static int check_sessions(struct dump_tree *t)
 		 * common parent, a subreaper): created by that leader with CLONE_PARENT */
 		int li = find_alive(t, sid);
 		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid) ||
-			      (i < t->nr && (early_child(t, i, sid) || orphan_creator(t, i, sid)));
+			      (i < t->nr && (early_child(t, i, sid) || session_helper(t, i, sid) ||
+					     orphan_creator(t, i, sid)));
 		if (!sid_ok) {
 			if (dump_tree_has(t, sid))
 				pr_err("pid %d is in session %d, which is neither its own nor its "
@@ -129,7 +174,8 @@ static int check_sessions(struct dump_tree *t)
 		/* a group whose leader exited is rebuilt around a helper task in the root's
 		 * session (it leads the group until the members joined, then exits) */
 		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
-			     dump_tree_has(t, pgid) || (sid == root->session && i < t->nr);
+			     dump_tree_has(t, pgid) || (sid == root->session && i < t->nr) ||
+			     (pgid == sid && helper_session(t, sid));
 		if (!pg_ok) {
 			pr_err("pid %d is in process group %d whose leader is not in the tree of pid "
 			       "%d: the group cannot be rebuilt", pid, pgid, root->pid);

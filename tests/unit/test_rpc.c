@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "ns/cgroup.h"
 #include "rpc/rpc.h"
 #include "sys/kerndat.h"
 #include "unit.h"
@@ -537,6 +538,42 @@ static void test_dump_restore(void)
 	free(e);
 }
 
+/* cg_root: stasis's --cgroup-root values ("CTRL:PATH", PATH alone without ctrl), the
+ * mode soft unless given; a malformed one refused. */
+static void test_job_cg_root(void)
+{
+	char dir[] = "/tmp/stasis-unit-rpc-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(dfd >= 0);
+	RpcOptions o = RPC_OPTIONS__INIT;
+	RpcCgroupRoot a = RPC_CGROUP_ROOT__INIT, b = RPC_CGROUP_ROOT__INIT;
+	RpcCgroupRoot *roots[2] = { &a, &b };
+	a.ctrl = (char *)"cpu,cpuacct";
+	a.path = (char *)"/k8s/pod1";
+	b.path = (char *)"/machine/c1";
+	o.images_dir_fd = dfd;
+	o.cg_root = roots;
+	o.n_cg_root = 2;
+	struct rpc_job j;
+	char err[256] = "";
+	CHECK_EQ(rpc_job_prepare(&j, &o, RPC_TYPE__RPC_RESTORE, getpid(), err, sizeof(err)), 0);
+	CHECK_EQ(j.restore.n_cg_roots, 2);
+	if (j.restore.n_cg_roots == 2) {
+		CHECK_STREQ(j.restore.cg_roots[0], "cpu,cpuacct:/k8s/pod1");
+		CHECK_STREQ(j.restore.cg_roots[1], "/machine/c1");
+	}
+	CHECK_EQ(j.restore.manage_cgroups, CG_MODE_SOFT);
+	rpc_job_free(&j);
+	b.path = (char *)"machine/../c1";
+	CHECK_EQ(rpc_job_prepare(&j, &o, RPC_TYPE__RPC_RESTORE, getpid(), err, sizeof(err)),
+		 -EINVAL);
+	CHECK(strstr(err, "cg_root 'machine/../c1'") != NULL);
+	rpc_job_free(&j);
+	close(dfd);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -546,5 +583,6 @@ int main(void)
 	RUN(test_opts_refused);
 	RUN(test_stats_file);
 	RUN(test_dump_restore);
+	RUN(test_job_cg_root);
 	return unit_done();
 }
