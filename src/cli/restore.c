@@ -254,6 +254,32 @@ static int add_inherit(const char *arg, const char **inh, size_t *n, size_t cap)
 	return 0;
 }
 
+static int add_cg_root(const char *arg, const char **cgr, size_t *n, size_t cap)
+{
+	char ctrl[PROC_MAX_CGROUP_CTRL + 1];
+	const char *path;
+	if (*n == cap || cgroup_root_parse(arg, ctrl, sizeof(ctrl), &path)) {
+		fprintf(stderr, "stasis restore: invalid --cgroup-root '%s' (at most %zu, "
+				"[CONTROLLERS:]/PATH)\n",
+			arg, cap);
+		return -1;
+	}
+	cgr[(*n)++] = arg;
+	return 0;
+}
+
+static int add_external(char *arg, char **ext, size_t *n, size_t cap)
+{
+	if (*n == cap || cli_parse_external(arg, false)) {
+		fprintf(stderr, "stasis restore: invalid --external '%s' (at most %zu, "
+				"mnt[KEY]:HOSTPATH or veth[NAME]:HOSTNAME[@BRIDGE])\n",
+			arg, cap);
+		return -1;
+	}
+	ext[(*n)++] = arg;
+	return 0;
+}
+
 static const struct option restore_longopts[] = {
 	{ "images-dir", required_argument, NULL, 'D' },
 	{ "restore-detached", no_argument, NULL, 'd' },
@@ -340,16 +366,10 @@ int cmd_restore(int argc, char **argv)
 		case 'o':
 			logfile = optarg;
 			break;
-		case 'E': {
-			if (n_ext == ARRAY_SIZE(ext) || cli_parse_external(optarg, false)) {
-				fprintf(stderr, "stasis restore: invalid --external '%s' (at most %zu, "
-						"mnt[KEY]:HOSTPATH or veth[NAME]:HOSTNAME[@BRIDGE])\n",
-					optarg, ARRAY_SIZE(ext));
+		case 'E':
+			if (add_external(optarg, ext, &n_ext, ARRAY_SIZE(ext)))
 				return 2;
-			}
-			ext[n_ext++] = optarg;
 			break;
-		}
 		case 'r':
 			if (optarg[0] != '/') {
 				fprintf(stderr, "stasis restore: --root needs an absolute path\n");
@@ -371,19 +391,10 @@ int cmd_restore(int argc, char **argv)
 			if (add_inherit(optarg, inh, &n_inh, ARRAY_SIZE(inh)))
 				return 2;
 			break;
-		case 'g': {
-			char ctrl[PROC_MAX_CGROUP_CTRL + 1];
-			const char *path;
-			if (n_cgr == ARRAY_SIZE(cgr) ||
-			    cgroup_root_parse(optarg, ctrl, sizeof(ctrl), &path)) {
-				fprintf(stderr, "stasis restore: invalid --cgroup-root '%s' (at most "
-						"%zu, [CONTROLLERS:]/PATH)\n",
-					optarg, ARRAY_SIZE(cgr));
+		case 'g':
+			if (add_cg_root(optarg, cgr, &n_cgr, ARRAY_SIZE(cgr)))
 				return 2;
-			}
-			cgr[n_cgr++] = optarg;
 			break;
-		}
 		case 'C':
 			o.tcp_close = true;
 			break;

@@ -50,16 +50,18 @@ static bool op_allowed(void *arg, pid_t pid)
 	return pid < 100000;
 }
 
-static int op_prepare(void *arg, pid_t pid, int levels)
+static int op_prepare(void *arg, pid_t pid, int levels, bool sid)
 {
 	(void)arg;
-	return ((unsigned)pid + (unsigned)levels) % 3 ? 0 : -EAGAIN; /* both untrusted */
+	/* all untrusted */
+	return ((unsigned)pid + (unsigned)levels + sid) % 3 ? 0 : -EAGAIN;
 }
 
-static bool op_check(void *arg, pid_t pid, int levels, int pidfd)
+static bool op_check(void *arg, pid_t pid, int levels, bool sid, int pidfd)
 {
 	(void)arg;
 	(void)levels;
+	(void)sid;
 	if (fcntl(pidfd, F_GETFD) < 0)
 		abort(); /* handed a closed fd */
 	return pid % 2;
