@@ -43,8 +43,9 @@
 
 /* The namespace's own settings programs and runtimes change (a router, kube-proxy's
  * route_localnet, rootless Podman's unprivileged port start, a server's port range and
- * keepalive): read at dump, written at restore where the new namespace's value differs.
- * Each link's own are in link_confs. */
+ * keepalive): read at dump, written at restore where the new namespace's value differs,
+ * first and in this order; every other one after them (src/net/sysctl.c). Each link's
+ * own are in link_confs. */
 static const char *const sysctls[] = {
 	"ipv4/ip_forward",
 	"ipv4/conf/all/forwarding",
@@ -724,7 +725,8 @@ static int dump_sysctls(NetNs *ns)
 		if (ret)
 			return ret;
 	}
-	return dump_link_confs(ns);
+	int ret = net_sysctls_walk(&ns->sysctls, &ns->n_sysctls, errmsg, sizeof(errmsg));
+	return ret ? ret : dump_link_confs(ns);
 }
 
 static int dump_inside(struct dump_arg *d, const int *cand_fd, int32_t *cand_nsid)
@@ -1180,7 +1182,8 @@ static int restore_sysctls(int proc_dfd, const NetNs *ns)
 {
 	for (size_t i = 0; i < ns->n_sysctls; i++) {
 		const NetSysctl *s = ns->sysctls[i];
-		if (!known_name(s->name, sysctls, ARRAY_SIZE(sysctls))) {
+		if (!known_name(s->name, sysctls, ARRAY_SIZE(sysctls)) &&
+		    !net_sysctl_name_ok(s->name)) {
 			pr_err("image: unexpected net sysctl %s", s->name);
 			return -EINVAL;
 		}

@@ -19,6 +19,12 @@ int net_restore(struct rst_ctx *c) __must_check;
  * namespace @c created that had a kernel-made IPv6 link-local address have it again
  * (made once a link is up with a carrier: a veth when its peer is up, maybe just now). */
 int net_wait_ll(const struct rst_ctx *c) __must_check;
+/* src/net/sysctl.c. Dump, inside the namespace: every readable and writable setting
+ * under /proc/sys/net not in @arr already, but those of a link's own directory, appended
+ * (its name relative to /proc/sys/net); a message in @err on failure. */
+int net_sysctls_walk(NetSysctl ***arr, size_t *n, char *err, size_t errlen) __must_check;
+/* Restore: is @name (untrusted) a setting's path the walk can record? */
+bool net_sysctl_name_ok(const char *name);
 /* restore --tcp-close, on a validated image: its TCP connections are restored closed (as
  * if reset by the peer, what was queued for reading kept), src/net/sk_tcp.c. */
 void tcp_close_connections(Files *f);

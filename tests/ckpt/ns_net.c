@@ -4,7 +4,8 @@
  * dummy), adds a route through 10.11.12.2 (and one with metrics: mtu, window, initcwnd,
  * initrwnd, advmss, quickack) and sets net.ipv4.ip_forward=1, five more of
  * the namespace's settings (port range, unprivileged port start, route_localnet, TCP
- * keepalive, unix datagram queue) and three of the link's own (rp_filter, arp_ignore,
+ * keepalive, unix datagram queue), four stasis knows by no name (congestion control,
+ * MTU probing, TCP receive buffers, the IPv6 default hop limit) and three of the link's own (rp_filter, arp_ignore,
  * accept_ra); a child stays in that namespace. After restore: lo is
  * up, the link and its address exist, the route and the sysctls are there, and UDP datagrams to 127.0.0.1 and 10.11.12.1 arrive (sockets
  * are made after restore: they are not checkpointed yet). */
@@ -147,6 +148,11 @@ static const char *const knobs[][2] = {
 	{ "ipv4/conf/all/route_localnet", "1" },
 	{ "ipv4/tcp_keepalive_time", "600" },
 	{ "unix/max_dgram_qlen", "64" },
+	/* none of stasis's list: carried by the walk of /proc/sys/net */
+	{ "ipv4/tcp_congestion_control", "reno" },
+	{ "ipv4/tcp_mtu_probing", "2" },
+	{ "ipv4/tcp_rmem", "8192\t65536\t1048576" },
+	{ "ipv6/conf/default/hop_limit", "33" },
 	{ "ipv4/conf/@/rp_filter", "2" }, /* @: the link's own */
 	{ "ipv4/conf/@/arp_ignore", "1" },
 	{ "ipv6/conf/@/accept_ra", "0" },

@@ -1,0 +1,131 @@
+/* A network namespace's settings beyond those stasis knows by name (src/net/netns.c's
+ * list, written first at restore): every other readable and writable file under
+ * /proc/sys/net of the namespace (a TCP buffer size, a congestion control, a conntrack
+ * timeout, a MPTCP knob...), read at dump inside the namespace and written back at
+ * restore where the new namespace's value differs. The directories of one link's own
+ * settings (ipv4/conf/NAME, ipv6/conf/NAME, ipv4/neigh/NAME, ipv6/neigh/NAME) are not
+ * walked: the links do not exist yet when these are written. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/util.h"
+#include "net/netns.h"
+
+#define SYSCTL_ROOT "/proc/sys/net/"
+#define SYSCTL_MAX_DEPTH 6
+#define SYSCTL_MAX 4096 /* settings per namespace */
+
+/* "ipv4/conf/NAME" and the like: a link's own directory (NAME not all or default). */
+static bool link_dir(const char *rel)
+{
+	static const char *const dirs[] = { "ipv4/conf/", "ipv6/conf/", "ipv4/neigh/",
+					    "ipv6/neigh/" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		size_t l = strlen(dirs[i]);
+		if (!strncmp(rel, dirs[i], l))
+			return strncmp(rel + l, "all", 3) && strncmp(rel + l, "default", 7);
+	}
+	return false;
+}
+
+bool net_sysctl_name_ok(const char *name)
+{
+	size_t comps = 0, len = strnlen(name, 161);
+	if (!len || len > 160 || name[0] == '/' || name[len - 1] == '/' || link_dir(name))
+		return false;
+	for (const char *p = name; *p; comps++) {
+		size_t l = strcspn(p, "/");
+		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		for (size_t k = 0; k < l; k++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+",
+				    p[k]))
+				return false;
+		p += l + (p[l] == '/');
+	}
+	return comps >= 2 && comps <= SYSCTL_MAX_DEPTH;
+}
+
+static bool have(NetSysctl *const *arr, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(arr[i]->name, name))
+			return true;
+	return false;
+}
+
+static int add(NetSysctl ***arr, size_t *n, const char *name, char *value)
+{
+	NetSysctl **a = realloc(*arr, (*n + 1) * sizeof(*a));
+	NetSysctl *s = malloc(sizeof(*s));
+	if (a)
+		*arr = a;
+	if (!a || !s) {
+		free(s);
+		free(value);
+		return -ENOMEM;
+	}
+	net_sysctl__init(s);
+	s->value = value;
+	s->name = strdup(name);
+	(*arr)[(*n)++] = s;
+	return s->name ? 0 : -ENOMEM;
+}
+
+/* @path (SYSCTL_ROOT + the relative part), a directory at @depth. */
+static int walk(char *path, size_t cap, int depth, NetSysctl ***arr, size_t *n, char *err,
+		size_t errlen)
+{
+	DIR *d = opendir(path);
+	if (!d) {
+		snprintf(err, errlen, "net: open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	size_t plen = strlen(path);
+	int ret = 0;
+	struct dirent *de;
+	while (!ret && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || plen + 2 + strlen(de->d_name) > cap)
+			continue;
+		snprintf(path + plen, cap - plen, "/%s", de->d_name);
+		const char *rel = path + strlen(SYSCTL_ROOT);
+		struct stat st;
+		if (stat(path, &st) < 0 || link_dir(rel)) {
+			path[plen] = '\0';
+			continue;
+		}
+		if (S_ISDIR(st.st_mode) && depth < SYSCTL_MAX_DEPTH) {
+			ret = walk(path, cap, depth + 1, arr, n, err, errlen);
+		} else if (S_ISREG(st.st_mode) && (st.st_mode & S_IRUSR) && (st.st_mode & S_IWUSR) &&
+			   net_sysctl_name_ok(rel) && !have(*arr, *n, rel)) {
+			char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
+			if (!v && errno != EIO) { /* EIO: a secret never set (stable_secret) */
+				ret = -errno;
+				snprintf(err, errlen, "net: read %s: %s", path, strerror(errno));
+			} else if (v && *n >= SYSCTL_MAX) {
+				free(v);
+				ret = -E2BIG;
+				snprintf(err, errlen, "net: more than %d settings under %s", SYSCTL_MAX,
+					 SYSCTL_ROOT);
+			} else if (v) {
+				v[strcspn(v, "\n")] = '\0';
+				ret = add(arr, n, rel, v);
+			}
+		}
+		path[plen] = '\0';
+	}
+	closedir(d);
+	return ret;
+}
+
+int net_sysctls_walk(NetSysctl ***arr, size_t *n, char *err, size_t errlen)
+{
+	char path[PATH_MAX] = SYSCTL_ROOT;
+	path[strlen(path) - 1] = '\0'; /* the directory itself */
+	return walk(path, sizeof(path), 1, arr, n, err, errlen);
+}

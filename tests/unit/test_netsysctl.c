@@ -1,0 +1,55 @@
+/* Unit tests of src/net/sysctl.c: which names of a network namespace's settings an image
+ * may carry (the walk's, checked before a restore writes below /proc/sys/net). */
+#include "unit.h"
+
+#include "core/log.h"
+#include "net/netns.h"
+
+static void test_names(void)
+{
+	static const char *const good[] = { "ipv4/tcp_rmem", "ipv4/conf/all/forwarding",
+					    "ipv6/conf/default/hop_limit", "netfilter/nf_log_all_netns",
+					    "ipv4/neigh/default/gc_stale_time", "mptcp/enabled" };
+	static const char *const bad[] = { "", "tcp_rmem", "/ipv4/tcp_rmem", "ipv4/../core/x",
+					   "ipv4/./tcp_rmem", "ipv4//tcp_rmem", "ipv4/tcp_rmem/",
+					   "ipv4/conf/eth0/forwarding", "ipv6/neigh/lo/retrans_time",
+					   "ipv4/tcp rmem", "a/b/c/d/e/f/g", "ipv4/tcp_rmem\n" };
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		CHECK(net_sysctl_name_ok(good[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK(!net_sysctl_name_ok(bad[i]));
+	char longname[200];
+	memset(longname, 'a', sizeof(longname));
+	memcpy(longname, "ipv4/", 5);
+	longname[sizeof(longname) - 1] = '\0';
+	CHECK(!net_sysctl_name_ok(longname));
+}
+
+/* The walk of this process's own namespace: settings found, none of a link's own
+ * directory, every name one an image may carry, none twice. */
+static void test_walk(void)
+{
+	NetSysctl **arr = NULL;
+	size_t n = 0;
+	char err[256] = "";
+	int ret = net_sysctls_walk(&arr, &n, err, sizeof(err));
+	CHECK_EQ(ret, 0);
+	CHECK(n > 10);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(net_sysctl_name_ok(arr[i]->name));
+		for (size_t k = 0; k < i; k++)
+			CHECK(strcmp(arr[i]->name, arr[k]->name) != 0);
+	}
+	for (size_t i = 0; i < n; i++)
+		net_sysctl__free_unpacked(arr[i], NULL);
+	free(arr);
+}
+
+int main(void)
+{
+	if (log_init("/dev/null", LOG_ERR) < 0)
+		return 1;
+	RUN(test_names);
+	RUN(test_walk);
+	return unit_done();
+}
