@@ -14,31 +14,8 @@ import os
 import subprocess
 import time
 
+from lib.cgroupfs import ROOT, read, rmdirs, write
 from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_stat, reap_all, run_cmd
-
-ROOT = "/sys/fs/cgroup"
-
-
-def write(path, value):
-    with open(path, "w") as f:
-        f.write(value)
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-def rmdirs(dirs):
-    for d in reversed(dirs):
-        for _ in range(50):
-            try:
-                os.rmdir(d)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.02)  # a task being reaped
 
 
 def check(c):

@@ -280,6 +280,17 @@ void test_read_text(const char *path, char *buf, size_t len)
 		close(fd);
 }
 
+int test_proc_ids(pid_t pid, struct test_ids *out)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	test_read_text(path, buf, sizeof(buf));
+	char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %d %d %d", &out->ppid, &out->pgid, &out->sid) != 3)
+		return -1;
+	return 0;
+}
+
 int test_write_text(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);

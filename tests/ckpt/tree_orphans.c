@@ -17,27 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct ids {
-	pid_t ppid, pgid, sid;
-};
-
-static int ids_of(pid_t pid, struct ids *o)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	char state;
-	if (!p || sscanf(p + 2, "%c %d %d %d", &state, &o->ppid, &o->pgid, &o->sid) != 4)
-		return -1;
-	return 0;
-}
-
 static __attribute__((noreturn)) void sleeper(void)
 {
 	for (;;)
@@ -56,9 +35,9 @@ static void wait_exit(pid_t pid)
 /* wait until @pid shows @ppid as its parent */
 static void wait_parent(pid_t pid, pid_t ppid)
 {
-	struct ids x;
+	struct test_ids x;
 	for (int i = 0; i < 500; i++) {
-		if (!ids_of(pid, &x) && x.ppid == ppid)
+		if (!test_proc_ids(pid, &x) && x.ppid == ppid)
 			return;
 		struct timespec ts = { 0, 10000000 };
 		nanosleep(&ts, NULL);
@@ -107,15 +86,15 @@ int main(int argc, char **argv)
 		test_fail("no pid from X");
 	wait_parent(N, root);
 
-	struct ids m0, n0, s0;
-	if (ids_of(M, &m0) || ids_of(N, &n0) || ids_of(S, &s0))
+	struct test_ids m0, n0, s0;
+	if (test_proc_ids(M, &m0) || test_proc_ids(N, &n0) || test_proc_ids(S, &s0))
 		test_fail("cannot read ids");
 	TEST_CHECK(m0.pgid == L && n0.sid == S && s0.sid == S, "setup did not give the shape");
 	test_ready();
 	test_wait();
 
-	struct ids m1, n1, s1;
-	TEST_CHECK(!ids_of(M, &m1) && !ids_of(N, &n1) && !ids_of(S, &s1), "a task is missing");
+	struct test_ids m1, n1, s1;
+	TEST_CHECK(!test_proc_ids(M, &m1) && !test_proc_ids(N, &n1) && !test_proc_ids(S, &s1), "a task is missing");
 	if (test_sabotage())
 		m1.pgid = -1;
 	TEST_CHECK(m1.ppid == root && m1.pgid == L && m1.sid == m0.sid,

@@ -15,21 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct ids {
-	pid_t ppid, pgid, sid;
-};
-
-static int read_ids(pid_t pid, struct ids *out)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	test_read_text(path, buf, sizeof(buf));
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %d %d %d", &out->ppid, &out->pgid, &out->sid) != 3)
-		return -1;
-	return 0;
-}
-
 static int pipes[3][2][2]; /* [T1, T2, G][to, from][rd, wr] */
 
 /* answer a byte on pipes[k] with the same byte; a task with a child (T2) reaps it and
@@ -107,9 +92,9 @@ int main(int argc, char **argv)
 	pid_t g, t1, t2;
 	{
 		pid_t a = got[0], b = got[1], c = got[2];
-		struct ids x;
+		struct test_ids x;
 		/* G is the one whose parent is neither R nor L (T2) */
-		if (read_ids(a, &x) == 0 && x.ppid != l && x.ppid != getpid()) {
+		if (test_proc_ids(a, &x) == 0 && x.ppid != l && x.ppid != getpid()) {
 			g = a, t1 = b, t2 = c;
 		} else {
 			t1 = a, t2 = b, g = c;
@@ -118,11 +103,11 @@ int main(int argc, char **argv)
 	int st = 0;
 	if (waitpid(l, &st, 0) != l || !WIFEXITED(st) || WEXITSTATUS(st))
 		test_fail("L did not exit cleanly (status %#x)", st);
-	struct ids want[3];
+	struct test_ids want[3];
 	pid_t pids[3] = { t1, t2, g };
 	for (int k = 0; k < 1000; k++) {
 		for (int i = 0; i < 3; i++)
-			if (read_ids(pids[i], &want[i]))
+			if (test_proc_ids(pids[i], &want[i]))
 				test_fail("read /proc stat");
 		if (want[0].ppid == getpid() && want[1].ppid == getpid() && want[0].pgid == t1)
 			break;
@@ -138,8 +123,8 @@ int main(int argc, char **argv)
 	test_wait();
 
 	for (int i = 0; i < 3; i++) {
-		struct ids now;
-		if (read_ids(pids[i], &now))
+		struct test_ids now;
+		if (test_proc_ids(pids[i], &now))
 			test_fail("pid %d is gone after the restore", pids[i]);
 		if (test_sabotage() && i == 1)
 			now.sid = 0;

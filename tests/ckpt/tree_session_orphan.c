@@ -14,21 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct ids {
-	pid_t ppid, pgid, sid;
-};
-
-static int read_ids(pid_t pid, struct ids *out)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	test_read_text(path, buf, sizeof(buf));
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %d %d %d", &out->ppid, &out->pgid, &out->sid) != 3)
-		return -1;
-	return 0;
-}
-
 /* a task that sleeps until SIGTERM and answers a byte on @in with one on @out */
 static __attribute__((noreturn)) void echo_loop(int in, int out)
 {
@@ -105,9 +90,9 @@ int main(int argc, char **argv)
 			e = x;
 	}
 	/* which one came first is a race: T is the one in L's session */
-	struct ids it, ie;
+	struct test_ids it, ie;
 	for (int k = 0; k < 1000; k++) {
-		if (read_ids(t, &it) || read_ids(e, &ie))
+		if (test_proc_ids(t, &it) || test_proc_ids(e, &ie))
 			test_fail("read /proc stat");
 		if (it.sid == l || ie.sid == l)
 			break;
@@ -119,11 +104,11 @@ int main(int argc, char **argv)
 		e = x;
 	}
 	/* wait until T was reparented and A is a session leader */
-	struct ids want[4];
+	struct test_ids want[4];
 	pid_t pids[4] = { l, a, t, e };
 	for (int k = 0; k < 1000; k++) {
 		for (int i = 0; i < 4; i++)
-			if (read_ids(pids[i], &want[i]))
+			if (test_proc_ids(pids[i], &want[i]))
 				test_fail("read /proc stat");
 		if (want[2].ppid == getpid() && want[1].sid == a)
 			break;
@@ -137,8 +122,8 @@ int main(int argc, char **argv)
 	test_wait();
 
 	for (int i = 0; i < 4; i++) {
-		struct ids got;
-		if (read_ids(pids[i], &got))
+		struct test_ids got;
+		if (test_proc_ids(pids[i], &got))
 			test_fail("pid %d is gone after the restore", pids[i]);
 		if (test_sabotage() && i == 2)
 			got.sid = 0;
