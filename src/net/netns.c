@@ -91,16 +91,18 @@ static const char *const link_confs[] = {
 	"ipv6/autoconf",       "ipv6/accept_redirects",
 };
 
-/* "/proc/sys/net/ipv4/conf/NAME/KEY" of @key "ipv4/KEY" (@prefix "" or "/proc/"); 0,
- * -EINVAL (a key or link name that is no path component) or -ENAMETOOLONG. */
+/* "/proc/sys/net/ipv4/conf/NAME/KEY" of @key "ipv4/KEY", ".../ipv4/neigh/NAME/KEY" of
+ * "ipv4/neigh/KEY" (@prefix "" or "/proc/"); 0, -EINVAL (a key or link name that is no
+ * path component) or -ENAMETOOLONG. */
 static int link_conf_path(char *buf, size_t len, const char *prefix, const char *link,
 			  const char *key)
 {
 	const char *slash = strchr(key, '/');
 	if (!slash || strchr(link, '/') || !strcmp(link, ".") || !strcmp(link, ".."))
 		return -EINVAL;
-	int n = snprintf(buf, len, "%ssys/net/%.*s/conf/%s/%s", prefix, (int)(slash - key), key,
-			 link, slash + 1);
+	bool neigh = !strncmp(slash + 1, "neigh/", 6);
+	int n = snprintf(buf, len, "%ssys/net/%.*s/%s/%s/%s", prefix, (int)(slash - key), key,
+			 neigh ? "neigh" : "conf", link, slash + 1 + (neigh ? 6 : 0));
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -713,6 +715,12 @@ static int dump_link_confs(NetNs *ns)
 			if (ret)
 				return ret;
 		}
+	for (size_t i = 0; i < ns->n_links; i++) {
+		NetLink *l = ns->links[i];
+		int ret = net_link_confs_walk(l->name, &l->conf, &l->n_conf, errmsg, sizeof(errmsg));
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -1166,7 +1174,8 @@ static int restore_link_confs(int proc_dfd, const NetNs *ns)
 			const NetLink *l = ns->links[i];
 			const NetSysctl *s = l->conf[k];
 			char path[160];
-			if (!known_name(s->name, link_confs, ARRAY_SIZE(link_confs)) ||
+			if ((!known_name(s->name, link_confs, ARRAY_SIZE(link_confs)) &&
+			     !net_link_conf_name_ok(s->name)) ||
 			    link_conf_path(path, sizeof(path), "", l->name, s->name)) {
 				pr_err("image: unexpected setting %s of link %s", s->name, l->name);
 				return -EINVAL;

@@ -25,6 +25,13 @@ int net_wait_ll(const struct rst_ctx *c) __must_check;
 int net_sysctls_walk(NetSysctl ***arr, size_t *n, char *err, size_t errlen) __must_check;
 /* Restore: is @name (untrusted) a setting's path the walk can record? */
 bool net_sysctl_name_ok(const char *name);
+/* Dump, inside the namespace: every readable and writable setting of link @link
+ * (ipv4/conf/LINK/KEY as "ipv4/KEY", ipv4/neigh/LINK/KEY as "ipv4/neigh/KEY", IPv6 the
+ * same) not in @arr already, appended. */
+int net_link_confs_walk(const char *link, NetSysctl ***arr, size_t *n, char *err,
+			size_t errlen) __must_check;
+/* Restore: is @key (untrusted) a link's setting the walk can record? */
+bool net_link_conf_name_ok(const char *key);
 /* restore --tcp-close, on a validated image: its TCP connections are restored closed (as
  * if reset by the peer, what was queued for reading kept), src/net/sk_tcp.c. */
 void tcp_close_connections(Files *f);

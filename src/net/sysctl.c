@@ -4,7 +4,9 @@
  * timeout, a MPTCP knob...), read at dump inside the namespace and written back at
  * restore where the new namespace's value differs. The directories of one link's own
  * settings (ipv4/conf/NAME, ipv6/conf/NAME, ipv4/neigh/NAME, ipv6/neigh/NAME) are not
- * walked: the links do not exist yet when these are written. */
+ * walked: the links do not exist yet when these are written; each link's files there
+ * are read the same way, keyed "ipv4/KEY" (conf) or "ipv4/neigh/KEY", and written once
+ * the links exist. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -128,4 +130,65 @@ int net_sysctls_walk(NetSysctl ***arr, size_t *n, char *err, size_t errlen)
 	char path[PATH_MAX] = SYSCTL_ROOT;
 	path[strlen(path) - 1] = '\0'; /* the directory itself */
 	return walk(path, sizeof(path), 1, arr, n, err, errlen);
+}
+
+/* A link's key (untrusted at restore): "ipv4/KEY", "ipv6/KEY", "ipv4/neigh/KEY" or
+ * "ipv6/neigh/KEY", KEY one path component. */
+bool net_link_conf_name_ok(const char *key)
+{
+	const char *k = !strncmp(key, "ipv4/", 5) || !strncmp(key, "ipv6/", 5) ? key + 5 : NULL;
+	if (k && !strncmp(k, "neigh/", 6))
+		k += 6;
+	char probe[200];
+	if (!k || strchr(k, '/') || snprintf(probe, sizeof(probe), "x/%s", k) >= (int)sizeof(probe))
+		return false;
+	return net_sysctl_name_ok(probe);
+}
+
+int net_link_confs_walk(const char *link, NetSysctl ***arr, size_t *n, char *err,
+			size_t errlen)
+{
+	static const char *const dirs[][2] = { { "ipv4/conf", "ipv4/" }, { "ipv6/conf", "ipv6/" },
+					       { "ipv4/neigh", "ipv4/neigh/" },
+					       { "ipv6/neigh", "ipv6/neigh/" } };
+	if (strchr(link, '/') || !strcmp(link, ".") || !strcmp(link, ".."))
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		char path[PATH_MAX], key[256];
+		snprintf(path, sizeof(path), SYSCTL_ROOT "%s/%s", dirs[i][0], link);
+		DIR *d = opendir(path);
+		if (!d && errno == ENOENT)
+			continue; /* (no IPv6 on the link, no neighbour table) */
+		if (!d) {
+			snprintf(err, errlen, "net: open %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		size_t plen = strlen(path);
+		int ret = 0;
+		struct dirent *de;
+		while (!ret && (de = readdir(d))) {
+			struct stat st;
+			if (de->d_name[0] == '.' || plen + 2 + strlen(de->d_name) > sizeof(path) ||
+			    (size_t)snprintf(key, sizeof(key), "%s%s", dirs[i][1], de->d_name) >=
+				    sizeof(key))
+				continue;
+			snprintf(path + plen, sizeof(path) - plen, "/%s", de->d_name);
+			if (!stat(path, &st) && S_ISREG(st.st_mode) && (st.st_mode & S_IRUSR) &&
+			    (st.st_mode & S_IWUSR) && net_link_conf_name_ok(key) && !have(*arr, *n, key)) {
+				char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
+				if (!v && errno != EIO) {
+					ret = -errno;
+					snprintf(err, errlen, "net: read %s: %s", path, strerror(errno));
+				} else if (v) {
+					v[strcspn(v, "\n")] = '\0';
+					ret = add(arr, n, key, v);
+				}
+			}
+			path[plen] = '\0';
+		}
+		closedir(d);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }

@@ -5,8 +5,9 @@
  * initrwnd, advmss, quickack) and sets net.ipv4.ip_forward=1, five more of
  * the namespace's settings (port range, unprivileged port start, route_localnet, TCP
  * keepalive, unix datagram queue), four stasis knows by no name (congestion control,
- * MTU probing, TCP receive buffers, the IPv6 default hop limit) and three of the link's own (rp_filter, arp_ignore,
- * accept_ra); a child stays in that namespace. After restore: lo is
+ * MTU probing, TCP receive buffers, the IPv6 default hop limit) and six of the link's own
+ * (rp_filter, arp_ignore, accept_ra, and three stasis knows by no name: arp_filter, IPv6
+ * DAD transmits, neighbour reachable time); a child stays in that namespace. After restore: lo is
  * up, the link and its address exist, the route and the sysctls are there, and UDP datagrams to 127.0.0.1 and 10.11.12.1 arrive (sockets
  * are made after restore: they are not checkpointed yet). */
 #include "lib.h"
@@ -156,6 +157,10 @@ static const char *const knobs[][2] = {
 	{ "ipv4/conf/@/rp_filter", "2" }, /* @: the link's own */
 	{ "ipv4/conf/@/arp_ignore", "1" },
 	{ "ipv6/conf/@/accept_ra", "0" },
+	/* the link's own, none of stasis's list */
+	{ "ipv4/conf/@/arp_filter", "1" },
+	{ "ipv6/conf/@/dad_transmits", "3" },
+	{ "ipv4/neigh/@/base_reachable_time_ms", "45500" },
 };
 
 static void knob_path(char *buf, size_t len, size_t i)

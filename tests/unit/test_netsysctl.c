@@ -1,5 +1,6 @@
 /* Unit tests of src/net/sysctl.c: which names of a network namespace's settings an image
- * may carry (the walk's, checked before a restore writes below /proc/sys/net). */
+ * may carry (the walk's, checked before a restore writes below /proc/sys/net), for the
+ * namespace and for a link. */
 #include "unit.h"
 
 #include "core/log.h"
@@ -45,11 +46,40 @@ static void test_walk(void)
 	free(arr);
 }
 
+/* A link's keys, and the walk of lo's own settings. */
+static void test_link(void)
+{
+	static const char *const good[] = { "ipv4/forwarding", "ipv6/dad_transmits",
+					    "ipv4/neigh/base_reachable_time_ms", "ipv6/neigh/retrans_time" };
+	static const char *const bad[] = { "forwarding", "ipv5/forwarding", "ipv4/a/b",
+					   "ipv4/neigh/a/b", "ipv4/..", "ipv4/", "ipv4/neigh/",
+					   "ipv6/neigh/..", "ipv4/x y" };
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		CHECK(net_link_conf_name_ok(good[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK(!net_link_conf_name_ok(bad[i]));
+	NetSysctl **arr = NULL;
+	size_t n = 0, neigh = 0;
+	char err[256] = "";
+	CHECK_EQ(net_link_confs_walk("lo", &arr, &n, err, sizeof(err)), 0);
+	CHECK(n > 10);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(net_link_conf_name_ok(arr[i]->name));
+		neigh += strstr(arr[i]->name, "/neigh/") != NULL;
+	}
+	CHECK(neigh > 0);
+	CHECK_EQ(net_link_confs_walk("../all", &arr, &n, err, sizeof(err)), -EINVAL);
+	for (size_t i = 0; i < n; i++)
+		net_sysctl__free_unpacked(arr[i], NULL);
+	free(arr);
+}
+
 int main(void)
 {
 	if (log_init("/dev/null", LOG_ERR) < 0)
 		return 1;
 	RUN(test_names);
 	RUN(test_walk);
+	RUN(test_link);
 	return unit_done();
 }
