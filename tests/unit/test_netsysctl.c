@@ -3,6 +3,11 @@
  * namespace and for a link. */
 #include "unit.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+
 #include "core/log.h"
 #include "net/netns.h"
 
@@ -26,7 +31,7 @@ static void test_names(void)
 	CHECK(!net_sysctl_name_ok(longname));
 }
 
-/* The walk of this process's own namespace: settings found, none of a link's own
+/* The walk of the test's network namespace: settings found, none of a link's own
  * directory, every name one an image may carry, none twice. */
 static void test_walk(void)
 {
@@ -74,9 +79,37 @@ static void test_link(void)
 	free(arr);
 }
 
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int ok = fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* The walks run in a network namespace of the test's own, as a stasis dump reads one of
+ * the tree's (its owner's root may read every setting); a user namespace first when the
+ * test is not root (mapped to its root). */
+static int own_netns(void)
+{
+	if (!unshare(CLONE_NEWNET))
+		return 0;
+	char map[64];
+	uid_t u = geteuid();
+	gid_t g = getegid();
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0)
+		return -1;
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)u);
+	if (write_str("/proc/self/uid_map", map) || write_str("/proc/self/setgroups", "deny"))
+		return -1;
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)g);
+	return write_str("/proc/self/gid_map", map);
+}
+
 int main(void)
 {
-	if (log_init("/dev/null", LOG_ERR) < 0)
+	if (log_init("/dev/null", LOG_ERR) < 0 || own_netns() < 0)
 		return 1;
 	RUN(test_names);
 	RUN(test_walk);
