@@ -25,8 +25,9 @@
  * whose data is still to come (address, run, offset into the run): a fault inside one
  * copies the 64 KiB around it (UFFDIO_COPY, straight from the mapped pages file, or from
  * the piece cache where the 2 MiB pieces of a source that cannot map are read:
- * compressed files, a page server; a run of sequential faults more, see lz_fault), a
- * fault outside every range gets a zero page (a page that never existed, or one the task
+ * compressed files, a page server; a run of sequential faults more, see lz_fault, and
+ * once such a run reaches 2 MiB steps the next 2 MiB are copied while the task reads
+ * the chunk it was woken for: lz_ahead), a fault outside every range gets a zero page (a page that never existed, or one the task
  * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
  * background pass copies the ranges in order, 512 KiB at a time. Each 2 MiB piece of a
  * run is verified (PageRun.piece_xxh, or the whole run for an image without them)
@@ -544,6 +545,25 @@ static int lz_copy_rest(struct lz_proc *p, uint32_t run, uint64_t s, uint64_t e)
 	return ret;
 }
 
+/* A task reading its memory in order (its faults at 2 MiB steps): the next 2 MiB of the
+ * range it reads copied while it reads the chunk it was just woken for, so that it finds
+ * them there (its next fault is at their end). A layout change under way (EAGAIN) stops
+ * it: the events come first. */
+static int lz_ahead(struct lz_proc *p)
+{
+	uint64_t a = p->seq_next;
+	size_t i = iv_lower(p, a);
+	if (p->seq_chunk < FAULT_CHUNK_MAX || i == p->niv || p->iv[i].addr > a)
+		return 0;
+	uint64_t e = MIN(p->iv[i].addr + p->iv[i].len, a + FAULT_CHUNK_MAX);
+	load_window = LOAD_PIECES;
+	int ret = lz_copy(p, a, e - a);
+	load_window = 1;
+	if (!ret)
+		p->seq_next = e;
+	return ret == -EAGAIN ? 0 : ret;
+}
+
 /* A fault at @a: the 64 KiB around it from its range, or a zero page. A fault where the
  * previous one's copy ended (a task reading its memory in order) copies from there, twice
  * as much as the last time, up to 2 MiB: one round trip per 2 MiB instead of per 64 KiB.
@@ -596,7 +616,8 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 	struct uffdio_range w = { a, PAGE_SIZE };
 	if (ioctl(p->uffd, UFFDIO_WAKE, &w) < 0 && errno != ENOENT)
 		return errno == ESRCH ? -ESRCH : 0;
-	return pe > ps ? lz_copy_rest(p, run, ps, pe) : 0;
+	ret = pe > ps ? lz_copy_rest(p, run, ps, pe) : 0;
+	return ret ? ret : lz_ahead(p);
 }
 
 static int srv_watch(struct lz_srv *s, struct lz_proc *p)
