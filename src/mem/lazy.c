@@ -29,8 +29,10 @@
  * once such a run reaches 2 MiB steps the next 2 MiB are copied while the task reads
  * the chunk it was woken for: lz_ahead), a fault outside every range gets a zero page (a page that never existed, or one the task
  * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
- * background pass copies the ranges in order, 512 KiB at a time. Each 2 MiB piece of a
- * run is verified (PageRun.piece_xxh, or the whole run for an image without them)
+ * background pass copies the ranges in order, 512 KiB at a time (of an incremental
+ * image, the pages written since the previous pass first: its own runs, the hot set
+ * write tracking found; this kernel has no accessed-bit source for a plain dump). Each
+ * 2 MiB piece of a run is verified (PageRun.piece_xxh, or the whole run for an image without them)
  * before any of its bytes is handed over; a mismatch kills every
  * process of the tree (SIGKILL through the pidfds) with one line: a process never runs
  * on with wrong memory. The task's own changes to its layout come as events and edit the
@@ -138,6 +140,7 @@ struct lz_run {
 	const char *data; /* the mapped run; NULL: read from src through the piece cache */
 	uint8_t *ok;      /* per piece: verified (a mapped run) */
 	struct page_source *src; /* a source that cannot map: a compressed file, a page server */
+	bool hot; /* of an incremental image, its own: written since the previous pass */
 };
 
 /* Pieces of runs the source cannot map are read into a few buffers of the server, reused
@@ -183,6 +186,8 @@ struct lz_proc {
 	uint64_t seq_next; /* where the last fault's copy ended: a fault there is sequential */
 	uint64_t seq_chunk; /* what a sequential fault copies (doubling) */
 	bool forked;
+	bool hot_done;     /* the background pass is past the hot runs (or there are none) */
+	uint64_t hot_from; /* where it looks for the next hot range */
 	struct ival *iv;
 	size_t niv, cap;
 	uint64_t *pend; /* faults read, not served yet */
@@ -657,6 +662,8 @@ static int fork_event(struct lz_srv *s, struct lz_proc *p, int ufd)
 	c->img = p->img;
 	c->uffd = ufd;
 	c->forked = true;
+	c->hot_done = p->hot_done;
+	c->hot_from = p->hot_from;
 	c->t0 = now_ns();
 	c->iv = malloc((p->niv + 1) * sizeof(*c->iv));
 	if (!c->iv) {
@@ -741,10 +748,29 @@ static int serve_proc(struct lz_srv *s, struct lz_proc *p)
 	}
 }
 
+/* Where the background pass goes on: the pages of an incremental image's own runs first
+ * (those the task wrote since the previous pass: what it used last, likely first again),
+ * in address order, then the rest from the lowest address. */
+static const struct ival *bg_next(struct lz_proc *p)
+{
+	for (size_t i = p->hot_done ? p->niv : iv_lower(p, p->hot_from); i < p->niv; i++)
+		if (p->img->runs[p->iv[i].run].hot) {
+			p->hot_from = p->iv[i].addr;
+			return &p->iv[i];
+		}
+	if (!p->hot_done)
+		pr_info("pid %d: the pages written since the previous dump are in after %.1f ms, "
+			"%llu bytes copied so far",
+			p->img->pid, (double)(now_ns() - p->t0) / 1e6,
+			(unsigned long long)p->copied);
+	p->hot_done = true;
+	return &p->iv[0];
+}
+
 /* The next background chunk of @p; -ESRCH: gone. */
 static int background(struct lz_srv *s, struct lz_proc *p)
 {
-	const struct ival *v = &p->iv[0];
+	const struct ival *v = bg_next(p);
 	uint64_t end = (v->off / BG_CHUNK + 1) * BG_CHUNK; /* aligned in the run */
 	uint64_t len = MIN(v->len, end - v->off);
 	const char *data = p->img->runs[v->run].data;
@@ -788,6 +814,7 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 	p->uffd = uffd;
 	mem_lazy_plan(c->mm, lazy, NULL);
 	int ret = 0;
+	bool incremental = false;
 	for (size_t i = 0; i < c->mm->n_pages && !ret; i++) {
 		const PageRun *r = c->mm->pages[i];
 		uint64_t len = r->nr_pages * PAGE_SIZE;
@@ -817,9 +844,12 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 			ret = -ENOMEM;
 			break;
 		}
+		lr->hot = !pr;
+		incremental |= pr != NULL;
 		struct ival v = { r->vaddr, len, (uint32_t)img->nr++, pr ? r->vaddr - pr->vaddr : 0 };
 		ret = iv_insert(p, p->niv, &v);
 	}
+	p->hot_done = !incremental;
 	free(lazy);
 	if (!ret)
 		ret = srv_watch(s, p);
