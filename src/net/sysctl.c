@@ -79,6 +79,30 @@ static int add(NetSysctl ***arr, size_t *n, const char *name, char *value)
 	return s->name ? 0 : -ENOMEM;
 }
 
+/* The setting at @path (@st) recorded as @name, unless it is no readable and writable
+ * file, is recorded already, or is a secret never set (EIO: stable_secret). */
+static int record(const char *path, const struct stat *st, const char *name,
+		  NetSysctl ***arr, size_t *n, char *err, size_t errlen)
+{
+	if (!S_ISREG(st->st_mode) || !(st->st_mode & S_IRUSR) || !(st->st_mode & S_IWUSR) ||
+	    have(*arr, *n, name))
+		return 0;
+	if (*n >= SYSCTL_MAX) {
+		snprintf(err, errlen, "net: more than %d settings under %s", SYSCTL_MAX,
+			 SYSCTL_ROOT);
+		return -E2BIG;
+	}
+	char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
+	if (!v && errno != EIO) {
+		snprintf(err, errlen, "net: read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!v)
+		return 0;
+	v[strcspn(v, "\n")] = '\0';
+	return add(arr, n, name, v);
+}
+
 /* @path (SYSCTL_ROOT + the relative part), a directory at @depth. */
 static int walk(char *path, size_t cap, int depth, NetSysctl ***arr, size_t *n, char *err,
 		size_t errlen)
@@ -101,24 +125,10 @@ static int walk(char *path, size_t cap, int depth, NetSysctl ***arr, size_t *n, 
 			path[plen] = '\0';
 			continue;
 		}
-		if (S_ISDIR(st.st_mode) && depth < SYSCTL_MAX_DEPTH) {
+		if (S_ISDIR(st.st_mode) && depth < SYSCTL_MAX_DEPTH)
 			ret = walk(path, cap, depth + 1, arr, n, err, errlen);
-		} else if (S_ISREG(st.st_mode) && (st.st_mode & S_IRUSR) && (st.st_mode & S_IWUSR) &&
-			   net_sysctl_name_ok(rel) && !have(*arr, *n, rel)) {
-			char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
-			if (!v && errno != EIO) { /* EIO: a secret never set (stable_secret) */
-				ret = -errno;
-				snprintf(err, errlen, "net: read %s: %s", path, strerror(errno));
-			} else if (v && *n >= SYSCTL_MAX) {
-				free(v);
-				ret = -E2BIG;
-				snprintf(err, errlen, "net: more than %d settings under %s", SYSCTL_MAX,
-					 SYSCTL_ROOT);
-			} else if (v) {
-				v[strcspn(v, "\n")] = '\0';
-				ret = add(arr, n, rel, v);
-			}
-		}
+		else if (net_sysctl_name_ok(rel))
+			ret = record(path, &st, rel, arr, n, err, errlen);
 		path[plen] = '\0';
 	}
 	closedir(d);
@@ -173,17 +183,8 @@ int net_link_confs_walk(const char *link, NetSysctl ***arr, size_t *n, char *err
 				    sizeof(key))
 				continue;
 			snprintf(path + plen, sizeof(path) - plen, "/%s", de->d_name);
-			if (!stat(path, &st) && S_ISREG(st.st_mode) && (st.st_mode & S_IRUSR) &&
-			    (st.st_mode & S_IWUSR) && net_link_conf_name_ok(key) && !have(*arr, *n, key)) {
-				char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
-				if (!v && errno != EIO) {
-					ret = -errno;
-					snprintf(err, errlen, "net: read %s: %s", path, strerror(errno));
-				} else if (v) {
-					v[strcspn(v, "\n")] = '\0';
-					ret = add(arr, n, key, v);
-				}
-			}
+			if (!stat(path, &st) && net_link_conf_name_ok(key))
+				ret = record(path, &st, key, arr, n, err, errlen);
 			path[plen] = '\0';
 		}
 		closedir(d);
