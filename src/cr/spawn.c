@@ -226,14 +226,16 @@ static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
 	}
 	int ret = h < 0 ? (int)h : 0;
 	close(p[1]);
-	/* one answer per task (the tasks keep the pipe's write end: no end of file) */
+	/* one answer per task, each within 10 s (the tasks keep the pipe's write end: a
+	 * helper that died midway gives no end of file) */
 	size_t want = 0;
 	for (size_t k = j; k < t->n; k++)
 		want += t->inv->tasks[k]->via_session && t->inv->tasks[k]->sid == e->sid &&
 			rst_creator_of(t->inv, k) == me->pid;
 	for (size_t got = 0; !ret && got < want; got++) {
 		int32_t m[2];
-		if (read(p[0], m, sizeof(m)) != (ssize_t)sizeof(m))
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		if (poll(&pf, 1, 10000) != 1 || read(p[0], m, sizeof(m)) != (ssize_t)sizeof(m))
 			ret = -EIO;
 		else if (m[0] >= (int32_t)j && (size_t)m[0] < t->n && m[1] > 0)
 			t->spawned[m[0]] = m[1];
@@ -242,6 +244,8 @@ static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
 	}
 	close(p[0]);
 	int st = 0;
+	if (ret && h > 0)
+		kill(h, SIGKILL); /* (stuck, or failed midway) */
 	while (h > 0 && waitpid(h, &st, 0) < 0 && errno == EINTR)
 		;
 	if (!ret && (!WIFEXITED(st) || WEXITSTATUS(st)))
