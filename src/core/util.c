@@ -183,6 +183,14 @@ int send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned int
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+bool path_is_under(const char *p, const char *base)
+{
+	size_t n = strlen(base);
+	if (!strcmp(base, "/"))
+		return true;
+	return !strncmp(p, base, n) && (p[n] == '/' || !p[n]);
+}
+
 bool path_is_clean(const char *p, size_t max, bool absolute)
 {
 	size_t len = p ? strnlen(p, max + 1) : 0;

@@ -88,6 +88,8 @@ uint64_t now_ns(void);
 /* An absolute path ("/", "/a/b") or a relative one ("a/b", "."): at most @max bytes, no
  * empty, "." or ".." component (so it cannot climb out of where it is resolved). */
 bool path_is_clean(const char *p, size_t max, bool absolute);
+/* Is absolute path @p @base or below it, component-wise ("/" holds every path)? Pure. */
+bool path_is_under(const char *p, const char *base);
 
 /* Which view @path (a readlink of /proc/PID/fd/N or a /proc/PID/maps path: relative to
  * the reader's root when the reader reaches the file, else to the root of the file's

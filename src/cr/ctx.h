@@ -254,6 +254,9 @@ struct rst_ctx {
 	void *priv[RES_PRIV_COUNT];
 };
 
+/* Index of @pid in the inventory's task list, -1 if none (src/cr/restore.c). */
+ssize_t rst_task_index(const Inventory *inv, pid_t pid);
+
 /* The remote engine of thread @i (0: main) of a dump or a restore. */
 static inline struct rsys *dump_thread_rs(struct dump_ctx *c, size_t i)
 {

@@ -71,9 +71,6 @@ struct status_msg {
 	char msg[504];
 };
 
-/* Index of @pid in the inventory's task list, -1 if none. */
-ssize_t rst_task_index(const Inventory *inv, pid_t pid);
-
 /* spawn.c */
 /* Who creates task @j: its parent, or — for a task in the session of a leader that is its
  * sibling (reparented to their common parent) — that leader, with CLONE_PARENT, or the

@@ -123,6 +123,48 @@ static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t
 static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
 			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd);
 
+/* Stasis sets ns_last_pid at the @skip outer pid-namespace levels for the next clone
+ * (@op: task @pid's pids, or its session's ids): the private socket for its verdict in
+ * *@priv (-1 when @skip is 0). 0 or -errno (logged). */
+static int outer_pids_prepare(struct rst_tree *t, int32_t op, pid_t pid, size_t skip,
+			      int *priv)
+{
+	int sv[2];
+	int32_t answer = 0;
+	*priv = -1;
+	if (!skip)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return pr_perror("restore: socketpair");
+	int ret = pidreq_send(t->pidreq_wr, op, pid, (int32_t)skip, sv[1]);
+	close(sv[1]);
+	if (!ret)
+		ret = pidreq_recv(sv[0], NULL, &answer, NULL, NULL) ?: answer;
+	if (ret) {
+		close(sv[0]);
+		return pr_errno(ret, "restore: stasis could not prepare pid %d", pid);
+	}
+	*priv = sv[0];
+	return 0;
+}
+
+/* After the clone (@ret: 0 or its -errno; @pidfd: the child's) of a prepared one
+ * (@priv >= 0): stasis's verdict on the pids it got, 0 or -EAGAIN (one was taken
+ * meanwhile). @priv and @pidfd closed; @ret as it is when nothing was prepared. */
+static int outer_pids_verdict(int priv, int ret, int pidfd)
+{
+	if (priv < 0)
+		return ret;
+	int32_t verdict = -EIO;
+	int r = pidreq_send(priv, PIDREQ_ANSWER, ret, 0, pidfd);
+	if (!r && !ret)
+		r = pidreq_recv(priv, NULL, &verdict, NULL, NULL);
+	close(priv);
+	if (pidfd >= 0)
+		close(pidfd);
+	return ret ? ret : r ? r : verdict;
+}
+
 /* The helper of task @j's session (its leader gone), with the session's id at every
  * level: those the creator has no rights over (@skip outer ones) prepared by stasis
  * (PIDREQ_LAST_SID) and checked once it exists, made again when another process took
@@ -131,20 +173,10 @@ static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
 {
 	const TaskEntry *e = t->inv->tasks[j];
 	for (int attempt = 0;; attempt++) {
-		int go[2], priv[2] = { -1, -1 }, pidfd = -1;
-		int32_t answer = 0;
+		int go[2], priv = -1, pidfd = -1;
 		if (pipe2(go, O_CLOEXEC) < 0)
 			return pr_perror("restore: pipe");
-		int ret = skip && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0
-				  ? pr_perror("restore: socketpair")
-				  : 0;
-		if (!ret && skip)
-			ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_SID, e->pid, (int32_t)skip,
-					  priv[1]);
-		if (priv[1] >= 0)
-			close(priv[1]);
-		if (!ret && skip)
-			ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL) ?: answer;
+		int ret = outer_pids_prepare(t, PIDREQ_LAST_SID, e->pid, skip, &priv);
 		pid_t h = ret ? -1
 			      : clone_with_ids(e->sid, e->n_nssid > 1 ? e->nssid : NULL,
 					       e->n_nssid > 1 ? e->n_nssid : 0, SIGCHLD, false, 0,
@@ -152,27 +184,16 @@ static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
 		if (h == 0) {
 			char b;
 			close(go[1]);
-			if (priv[0] >= 0)
-				close(priv[0]);
+			if (priv >= 0)
+				close(priv);
 			if (read(go[0], &b, 1) != 1)
 				_exit(1);
 			close(go[0]);
 			return 0;
 		}
-		close(go[0]);
 		ret = ret ?: h < 0 ? -errno : 0;
-		if (skip && priv[0] >= 0) {
-			int32_t verdict = -EIO;
-			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, 0, pidfd);
-			if (!r && !ret)
-				r = pidreq_recv(priv[0], NULL, &verdict, NULL, NULL);
-			if (!ret)
-				ret = r ? r : verdict;
-		}
-		if (priv[0] >= 0)
-			close(priv[0]);
-		if (pidfd >= 0)
-			close(pidfd);
+		close(go[0]);
+		ret = outer_pids_verdict(priv, ret, pidfd);
 		if (!ret && write(go[1], "g", 1) != 1)
 			ret = pr_perror("restore: let the helper of session %d go", e->sid);
 		close(go[1]);
@@ -493,9 +514,8 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 	if (fault_at("restore:spawn", NULL))
 		return -EIO;
 	for (int attempt = 0;; attempt++) {
-		int go[2] = { -1, -1 }, priv[2] = { -1, -1 }, dm[2] = { -1, -1 }, pidfd = -1;
+		int go[2] = { -1, -1 }, priv = -1, dm[2] = { -1, -1 }, pidfd = -1;
 		int ret = 0;
-		int32_t answer = 0;
 		if ((u || skip) && pipe2(go, O_CLOEXEC) < 0)
 			return pr_perror("restore: pipe");
 		if (u && pipe2(dm, O_CLOEXEC) < 0) {
@@ -504,30 +524,15 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 			close(go[1]);
 			return ret;
 		}
-		if (skip) {
-			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, priv) < 0)
-				ret = pr_perror("restore: socketpair");
-			if (!ret)
-				ret = pidreq_send(t->pidreq_wr, PIDREQ_LAST_PID, e->pid,
-						  (int32_t)skip, priv[1]);
-			if (priv[1] >= 0)
-				close(priv[1]);
-			if (!ret)
-				ret = pidreq_recv(priv[0], NULL, &answer, NULL, NULL);
-			if (!ret && answer)
-				ret = answer;
-			if (ret) {
-				pr_errno(ret, "restore: stasis could not prepare pid %d", e->pid);
-				close(go[0]);
-				close(go[1]);
-				if (priv[0] >= 0)
-					close(priv[0]);
-				if (dm[0] >= 0) {
-					close(dm[0]);
-					close(dm[1]);
-				}
-				return ret;
+		ret = outer_pids_prepare(t, PIDREQ_LAST_PID, e->pid, skip, &priv);
+		if (ret) {
+			close(go[0]);
+			close(go[1]);
+			if (dm[0] >= 0) {
+				close(dm[0]);
+				close(dm[1]);
 			}
+			return ret;
 		}
 		t->go_rd = go[0];
 		struct userns_owner owner;
@@ -541,8 +546,8 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 		if (child == 0) {
 			if (go[1] >= 0 && !shared)
 				close(go[1]);
-			if (priv[0] >= 0 && !shared)
-				close(priv[0]);
+			if (priv >= 0 && !shared)
+				close(priv);
 			if (dm[0] >= 0 && !shared)
 				close(dm[0]);
 			restore_task(t, j);
@@ -558,17 +563,7 @@ pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_sig
 			pr_err("cannot create pid %d: choosing a pid needs CAP_CHECKPOINT_RESTORE or "
 			       "CAP_SYS_ADMIN over its pid namespaces",
 			       e->pid);
-		if (skip) {
-			int32_t verdict = -EIO;
-			int r = pidreq_send(priv[0], PIDREQ_ANSWER, ret, 0, pidfd);
-			if (!r && !ret)
-				r = pidreq_recv(priv[0], NULL, &verdict, NULL, NULL);
-			close(priv[0]);
-			if (pidfd >= 0)
-				close(pidfd);
-			if (!ret)
-				ret = r ? r : verdict;
-		}
+		ret = outer_pids_verdict(priv, ret, pidfd);
 		if (go[0] >= 0) {
 			if (!(shared && child > 0))
 				close(go[0]);

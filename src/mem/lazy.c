@@ -27,14 +27,14 @@
  * the piece cache where the 2 MiB pieces of a source that cannot map are read:
  * compressed files, a page server; a run of sequential faults more, see lz_fault, and
  * once such a run reaches 2 MiB steps the next 2 MiB are copied while the task reads
- * the chunk it was woken for: lz_ahead), a fault outside every range gets a zero page (a page that never existed, or one the task
- * dropped); between events (and not within 2 ms of a fault: they come in bursts) a
- * background pass copies the ranges in order, 512 KiB at a time (of an incremental
- * image, the pages written since the previous pass first: its own runs, the hot set
- * write tracking found; this kernel has no accessed-bit source for a plain dump). Each
- * 2 MiB piece of a run is verified (PageRun.piece_xxh, or the whole run for an image without them)
- * before any of its bytes is handed over; a mismatch kills every
- * process of the tree (SIGKILL through the pidfds) with one line: a process never runs
+ * the chunk it was woken for: lz_ahead), a fault outside every range gets a zero page
+ * (a page that never existed, or one the task dropped); between events (and not within
+ * 2 ms of a fault: they come in bursts) a background pass copies the ranges in order,
+ * 512 KiB at a time (of an incremental image, the pages written since the previous pass
+ * first: its own runs, the hot set write tracking found; this kernel has no accessed-bit
+ * source for a plain dump). Each 2 MiB piece of a run is verified (PageRun.piece_xxh,
+ * or the whole run for an image without them) before any of its bytes is handed over; a
+ * mismatch kills every process of the tree (SIGKILL through the pidfds) with one line: a process never runs
  * on with wrong memory. The task's own changes to its layout come as events and edit the
  * ranges: MADV_DONTNEED/REMOVE and munmap drop them (a dropped page is not copied back
  * over what the task wrote later), mremap moves them, fork gives a new userfaultfd for
@@ -550,6 +550,16 @@ static int lz_copy_rest(struct lz_proc *p, uint32_t run, uint64_t s, uint64_t e)
 	return ret;
 }
 
+/* lz_copy with requests for several pieces at once from a source that cannot map (the
+ * background pass, a task reading in order): one round trip for 8 MiB. */
+static int lz_copy_wide(struct lz_proc *p, uint64_t addr, uint64_t len)
+{
+	load_window = LOAD_PIECES;
+	int ret = lz_copy(p, addr, len);
+	load_window = 1;
+	return ret;
+}
+
 /* A task reading its memory in order (its faults at 2 MiB steps): the next 2 MiB of the
  * range it reads copied while it reads the chunk it was just woken for, so that it finds
  * them there (its next fault is at their end). A layout change under way (EAGAIN) stops
@@ -561,9 +571,7 @@ static int lz_ahead(struct lz_proc *p)
 	if (p->seq_chunk < FAULT_CHUNK_MAX || i == p->niv || p->iv[i].addr > a)
 		return 0;
 	uint64_t e = MIN(p->iv[i].addr + p->iv[i].len, a + FAULT_CHUNK_MAX);
-	load_window = LOAD_PIECES;
-	int ret = lz_copy(p, a, e - a);
-	load_window = 1;
+	int ret = lz_copy_wide(p, a, e - a);
 	if (!ret)
 		p->seq_next = e;
 	return ret == -EAGAIN ? 0 : ret;
@@ -778,9 +786,7 @@ static int background(struct lz_srv *s, struct lz_proc *p)
 		uintptr_t pg = (uintptr_t)(data + v->off) & ~(uintptr_t)(PAGE_SIZE - 1);
 		madvise((void *)pg, (uintptr_t)(data + v->off) + len - pg, MADV_POPULATE_READ);
 	}
-	load_window = LOAD_PIECES;
-	int ret = lz_copy(p, v->addr, len);
-	load_window = 1;
+	int ret = lz_copy_wide(p, v->addr, len);
 	if (ret == -EAGAIN)
 		ret = serve_proc(s, p);
 	return ret;

@@ -681,27 +681,6 @@ static int nsid_cb(struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-/* The value of /proc/@path into a new NetSysctl @name pushed on (*@arr, *@n); absent
- * files are skipped. */
-static int read_setting(const char *path, const char *name, NetSysctl ***arr, size_t *n)
-{
-	char *v = read_file_at(AT_FDCWD, path, 4096, NULL);
-	if (!v)
-		return errno == ENOENT ? 0 : fail(-errno, "net: read %s: %s", path, strerror(errno));
-	v[strcspn(v, "\n")] = '\0';
-	NetSysctl *s = malloc(sizeof(*s));
-	if (!s) {
-		free(v);
-		return -ENOMEM;
-	}
-	net_sysctl__init(s);
-	s->name = strdup(name);
-	s->value = v;
-	if (PUSH(*arr, *n, s) || !s->name)
-		return -ENOMEM;
-	return 0;
-}
-
 static int dump_link_confs(NetNs *ns)
 {
 	for (size_t i = 0; i < ns->n_links; i++)
@@ -711,7 +690,8 @@ static int dump_link_confs(NetNs *ns)
 			int ret = link_conf_path(path, sizeof(path), "/proc/", l->name,
 						 link_confs[k]);
 			if (!ret)
-				ret = read_setting(path, link_confs[k], &l->conf, &l->n_conf);
+				ret = net_setting_read(path, link_confs[k], &l->conf, &l->n_conf, errmsg,
+						       sizeof(errmsg));
 			if (ret)
 				return ret;
 		}
@@ -729,7 +709,8 @@ static int dump_sysctls(NetNs *ns)
 	for (size_t i = 0; i < ARRAY_SIZE(sysctls); i++) {
 		char path[128];
 		snprintf(path, sizeof(path), "/proc/sys/net/%s", sysctls[i]);
-		int ret = read_setting(path, sysctls[i], &ns->sysctls, &ns->n_sysctls);
+		int ret = net_setting_read(path, sysctls[i], &ns->sysctls, &ns->n_sysctls, errmsg,
+					   sizeof(errmsg));
 		if (ret)
 			return ret;
 	}

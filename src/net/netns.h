@@ -19,7 +19,12 @@ int net_restore(struct rst_ctx *c) __must_check;
  * namespace @c created that had a kernel-made IPv6 link-local address have it again
  * (made once a link is up with a carrier: a veth when its peer is up, maybe just now). */
 int net_wait_ll(const struct rst_ctx *c) __must_check;
-/* src/net/sysctl.c. Dump, inside the namespace: every readable and writable setting
+/* src/net/sysctl.c. Dump, inside the namespace: the setting at @path (absolute) recorded
+ * as @name on (*@arr, *@n), unless it does not exist, is no readable and writable file,
+ * is recorded already, or is a secret never set; a message in @err on failure. */
+int net_setting_read(const char *path, const char *name, NetSysctl ***arr, size_t *n,
+		     char *err, size_t errlen) __must_check;
+/* Dump, inside the namespace: every readable and writable setting
  * under /proc/sys/net not in @arr already, but those of a link's own directory, appended
  * (its name relative to /proc/sys/net); a message in @err on failure. */
 int net_sysctls_walk(NetSysctl ***arr, size_t *n, char *err, size_t errlen) __must_check;

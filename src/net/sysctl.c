@@ -29,27 +29,25 @@ static bool link_dir(const char *rel)
 					    "ipv6/neigh/" };
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		size_t l = strlen(dirs[i]);
-		if (!strncmp(rel, dirs[i], l))
-			return strncmp(rel + l, "all", 3) && strncmp(rel + l, "default", 7);
+		if (strncmp(rel, dirs[i], l))
+			continue;
+		size_t c = strcspn(rel + l, "/"); /* the whole component: a link "allnet" */
+		return !(c == 3 && !strncmp(rel + l, "all", 3)) &&
+		       !(c == 7 && !strncmp(rel + l, "default", 7));
 	}
 	return false;
 }
 
 bool net_sysctl_name_ok(const char *name)
 {
-	size_t comps = 0, len = strnlen(name, 161);
-	if (!len || len > 160 || name[0] == '/' || name[len - 1] == '/' || link_dir(name))
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "0123456789_.-+/";
+	size_t comps = 1;
+	if (!path_is_clean(name, 160, false) || !strcmp(name, ".") || name[strspn(name, ok)] ||
+	    link_dir(name))
 		return false;
-	for (const char *p = name; *p; comps++) {
-		size_t l = strcspn(p, "/");
-		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		for (size_t k = 0; k < l; k++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+",
-				    p[k]))
-				return false;
-		p += l + (p[l] == '/');
-	}
+	for (const char *p = name; (p = strchr(p, '/')); p++)
+		comps++;
 	return comps >= 2 && comps <= SYSCTL_MAX_DEPTH;
 }
 
@@ -101,6 +99,19 @@ static int record(const char *path, const struct stat *st, const char *name,
 		return 0;
 	v[strcspn(v, "\n")] = '\0';
 	return add(arr, n, name, v);
+}
+
+int net_setting_read(const char *path, const char *name, NetSysctl ***arr, size_t *n,
+		     char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "net: stat %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return record(path, &st, name, arr, n, err, errlen);
 }
 
 /* @path (SYSCTL_ROOT + the relative part), a directory at @depth. */

@@ -90,6 +90,13 @@ bool cgroup_opts_have(const char *opts, const char *controllers)
 	return true;
 }
 
+/* Does a cgroup mount (@fstype cgroup or cgroup2, superblock options @opts) show the
+ * hierarchy with @controllers ("" for v2)? */
+static bool mount_shows(const char *fstype, const char *opts, const char *controllers)
+{
+	return !strcmp(fstype, "cgroup2") ? !controllers[0] : cgroup_opts_have(opts, controllers);
+}
+
 /* ---- membership ------------------------------------------------------------------- */
 
 /* Every thread of the task in the cgroups of its process (@mine: the process's
@@ -367,14 +374,11 @@ static const char *from_of(const char *controllers)
 /* @path moved by @m: a new string in *out; -ERANGE when it is not below m->from. */
 static int move_path(const struct cg_move *m, const char *path, char **out)
 {
-	const char *rest;
-	size_t fl = strlen(m->from);
-	if (!strcmp(m->from, "/"))
-		rest = strcmp(path, "/") ? path : "";
-	else if (!strncmp(path, m->from, fl) && (!path[fl] || path[fl] == '/'))
-		rest = path + fl;
-	else
+	if (!path_is_under(path, m->from))
 		return -ERANGE;
+	const char *rest = strcmp(m->from, "/") ? path + strlen(m->from) : path;
+	if (!strcmp(rest, "/"))
+		rest = "";
 	bool top = !strcmp(m->to, "/");
 	if (asprintf(out, "%s%s", top && rest[0] ? "" : m->to, rest) < 0)
 		return -ENOMEM;
@@ -387,7 +391,7 @@ static int move_path(const struct cg_move *m, const char *path, char **out)
 	return 0;
 }
 
-/* Replace *@path by its move (none for a hierarchy not moved). */
+/* Replace *@path by its move (none for a hierarchy not moved; left as it is on failure). */
 static int move_in_place(const char *controllers, char **path)
 {
 	const struct cg_move *m = move_of(controllers);
@@ -409,13 +413,11 @@ static int move_task(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->core->n_cgroups; i++) {
 		CgroupEntry *e = c->core->cgroups[i];
-		const char *was = e->path;
-		_cleanup_free_ char *keep = strdup(was);
-		int ret = keep ? move_in_place(e->controllers, &e->path) : -ENOMEM;
+		int ret = move_in_place(e->controllers, &e->path);
 		if (ret == -ERANGE)
 			pr_err("restore: pid %d is in cgroup %s of hierarchy '%s', not below %s, the "
 			       "root task's there: --cgroup-root cannot place it",
-			       c->pid, keep, e->controllers, from_of(e->controllers));
+			       c->pid, e->path, e->controllers, from_of(e->controllers));
 		if (ret)
 			return ret;
 	}
@@ -433,14 +435,12 @@ static int move_task(struct rst_ctx *c)
 	c->core->n_cgroup_props = kept;
 	for (size_t i = 0; c->tns->cgroupns && i < c->tns->cgroupns->n_roots; i++) {
 		CgroupNsRoot *r = c->tns->cgroupns->roots[i];
-		const char *was = r->root;
-		_cleanup_free_ char *keep = strdup(was);
-		int ret = keep ? move_in_place(r->controllers, &r->root) : -ENOMEM;
+		int ret = move_in_place(r->controllers, &r->root);
 		if (ret == -ERANGE)
 			pr_err("restore: the cgroup namespace of pid %d has its root at %s in "
 			       "hierarchy '%s', not below %s, the root task's there: --cgroup-root "
 			       "cannot place it",
-			       c->pid, keep, r->controllers, from_of(r->controllers));
+			       c->pid, r->root, r->controllers, from_of(r->controllers));
 		if (ret)
 			return ret;
 	}
@@ -454,12 +454,11 @@ static int move_mounts(MntNs *ns)
 {
 	for (size_t i = 0; ns && i < ns->n_mounts; i++) {
 		Mount *m = ns->mounts[i];
-		bool v2 = !strcmp(m->fstype, "cgroup2");
-		if (m->kind != MOUNT_KIND__MOUNT_FRESH || (!v2 && strcmp(m->fstype, "cgroup")))
+		if (m->kind != MOUNT_KIND__MOUNT_FRESH ||
+		    (strcmp(m->fstype, "cgroup2") && strcmp(m->fstype, "cgroup")))
 			continue;
 		for (size_t k = 0; k < n_moves; k++) {
-			if (v2 ? moves[k].controllers[0] != '\0'
-			       : !moves[k].controllers[0] || !cgroup_opts_have(m->sb_opts, moves[k].controllers))
+			if (!mount_shows(m->fstype, m->sb_opts, moves[k].controllers))
 				continue;
 			char *moved;
 			int ret = move_path(&moves[k], m->root, &moved);
@@ -478,15 +477,10 @@ static int move_mounts(MntNs *ns)
 /* Is task @i of @inv in a cgroup namespace the tree creates (its own or an ancestor's)? */
 static bool in_tree_cgns(const Inventory *inv, struct rst_ctx *const *procs, size_t i)
 {
-	for (size_t hops = 0; hops <= inv->n_tasks; hops++) {
-		if (procs[i] && procs[i]->tns->cgroupns)
+	for (ssize_t k = (ssize_t)i, hops = 0; k >= 0 && hops <= (ssize_t)inv->n_tasks; hops++) {
+		if (procs[k] && procs[k]->tns->cgroupns)
 			return true;
-		size_t p = 0;
-		while (i && p < inv->n_tasks && inv->tasks[p]->pid != inv->tasks[i]->ppid)
-			p++;
-		if (!i || p >= inv->n_tasks)
-			return false;
-		i = p;
+		k = k ? rst_task_index(inv, inv->tasks[k]->ppid) : -1;
 	}
 	return false;
 }
@@ -709,10 +703,8 @@ int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fs
 		      const char *opts, const char *root, char *out, size_t len)
 {
 	const CgroupNsRoot *r = NULL;
-	bool v2 = !strcmp(fstype, "cgroup2");
 	for (size_t i = 0; ns && i < ns->n_roots && !r; i++)
-		if (v2 ? !ns->roots[i]->controllers[0]
-		       : cgroup_opts_have(opts, ns->roots[i]->controllers))
+		if (mount_shows(fstype, opts, ns->roots[i]->controllers))
 			r = ns->roots[i];
 	if (ns && !r) {
 		pr_err("mount %s (%s %s): not a hierarchy of the cgroup namespace it is restored "
@@ -723,7 +715,7 @@ int cgroup_mount_root(const CgroupNs *ns, const char *mountpoint, const char *fs
 	const char *rest = root;
 	if (r && strcmp(r->root, "/")) {
 		size_t rl = strlen(r->root);
-		if (strncmp(root, r->root, rl) || (root[rl] && root[rl] != '/')) {
+		if (!path_is_under(root, r->root)) {
 			pr_err("mount %s (%s) shows cgroup %s, outside the root %s of the cgroup "
 			       "namespace its mount namespace is rebuilt in: not supported",
 			       mountpoint, fstype, root, r->root);

@@ -64,15 +64,6 @@ const char *mnt_rel_of(const char *path)
 	return path[1] ? path + 1 : ".";
 }
 
-/* Is @p @base or below it (component-wise)? */
-static bool is_under(const char *p, const char *base)
-{
-	size_t n = strlen(base);
-	if (!strcmp(base, "/"))
-		return true;
-	return !strncmp(p, base, n) && (p[n] == '/' || !p[n]);
-}
-
 /* The root of a bound namespace file: "KIND:[INODE]". */
 static bool nsfs_root_ok(const char *r)
 {
@@ -247,7 +238,7 @@ static char *creator_path(const struct creator_view *cv, const struct mountinfo 
 {
 	for (size_t i = 0; i < cv->n; i++) {
 		const struct mountinfo *h = &cv->mi[i];
-		if (h->major != m->major || h->minor != m->minor || !is_under(m->root, h->root))
+		if (h->major != m->major || h->minor != m->minor || !path_is_under(m->root, h->root))
 			continue;
 		const char *below = rel_below(m->root, h->root);
 		char path[MNTINFO_MAX_PATH + 8];
@@ -629,7 +620,7 @@ static int validate_mount(const struct rst_ctx *c, const MntNs *ns, size_t i)
 		return -EINVAL;
 	}
 	ssize_t p = i ? mount_index(ns, m->parent_id, i) : -1;
-	if (i ? (p < 0 || !is_under(mp, ns->mounts[p]->mountpoint)) : strcmp(mp, "/")) {
+	if (i ? (p < 0 || !path_is_under(mp, ns->mounts[p]->mountpoint)) : strcmp(mp, "/")) {
 		pr_err("image: mount %s of pid %d is not under its parent", mp, c->pid);
 		return -EINVAL;
 	}
@@ -946,7 +937,7 @@ static ssize_t peer_in_group(const struct rmount *rm, size_t n, uint32_t g, cons
 	ssize_t best = -1;
 	for (size_t j = 0; j < n; j++)
 		if (rm[j].fd >= 0 && rm[j].m->has_shared && rm[j].m->shared == g &&
-		    (!root || is_under(root, rm[j].m->root)) &&
+		    (!root || path_is_under(root, rm[j].m->root)) &&
 		    (best < 0 || strlen(rm[j].m->root) < strlen(rm[best].m->root)))
 			best = (ssize_t)j;
 	return best;
@@ -994,7 +985,7 @@ static int restore_propagation(struct rmount *rm, size_t n)
 				if (j == i || rm[j].fd < 0 || !rm[j].m->has_shared ||
 				    rm[j].m->shared != m->shared)
 					continue;
-				if (!is_under(rm[j].m->root, m->root)) {
+				if (!path_is_under(rm[j].m->root, m->root)) {
 					pr_warn("restore: the mount at %s is left out of its peer group",
 						rm[j].m->mountpoint);
 					continue;

@@ -19,7 +19,9 @@ static void test_names(void)
 	static const char *const bad[] = { "", "tcp_rmem", "/ipv4/tcp_rmem", "ipv4/../core/x",
 					   "ipv4/./tcp_rmem", "ipv4//tcp_rmem", "ipv4/tcp_rmem/",
 					   "ipv4/conf/eth0/forwarding", "ipv6/neigh/lo/retrans_time",
-					   "ipv4/tcp rmem", "a/b/c/d/e/f/g", "ipv4/tcp_rmem\n" };
+					   "ipv4/tcp rmem", "a/b/c/d/e/f/g", "ipv4/tcp_rmem\n",
+					   /* links named like the namespace-wide directories */
+					   "ipv4/conf/allnet/forwarding", "ipv6/neigh/default0/x" };
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
 		CHECK(net_sysctl_name_ok(good[i]));
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
