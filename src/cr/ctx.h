@@ -124,6 +124,7 @@ struct dump_ctx {
 	bool shares_files, shares_fs; /* with its parent in the tree */
 	pid_t creator;     /* created by this task of its session, via a helper (0: its parent) */
 	bool via_session;  /* its session's leader is gone: made by a helper with that id */
+	pid_t born_sid;    /* a session leader born in this other session (0: its parent's) */
 	/* it entered (setns) the mount namespace this sibling created: made by it (0: none) */
 	pid_t mnt_sibling;
 	int stop_signal;    /* job-control stopped before the dump: by this signal (else 0) */
@@ -256,6 +257,7 @@ struct rst_ctx {
 
 /* Index of @pid in the inventory's task list, -1 if none (src/cr/restore.c). */
 ssize_t rst_task_index(const Inventory *inv, pid_t pid);
+pid_t rst_group_local(const Inventory *inv, const TaskEntry *e);
 
 /* The remote engine of thread @i (0: main) of a dump or a restore. */
 static inline struct rsys *dump_thread_rs(struct dump_ctx *c, size_t i)

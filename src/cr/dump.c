@@ -846,6 +846,8 @@ static int write_inventory(struct dump_tree *t)
 			e->nspid = t->procs[i]->status.nspid;
 			e->n_nspgid = t->procs[i]->status.nspgid_len;
 			e->nspgid = t->procs[i]->status.nspgid;
+			e->has_born_sid = t->procs[i]->born_sid > 0;
+			e->born_sid = t->procs[i]->born_sid;
 			if (t->procs[i]->via_session) {
 				e->has_via_session = e->via_session = true;
 				e->n_nssid = t->procs[i]->status.nssid_len;

@@ -138,6 +138,15 @@ static int check_tasks(const Inventory *inv)
 			if (c >= 0 && (e->has_creator || e->zombie || inv->tasks[c]->ppid != e->ppid))
 				c = -1;
 		}
+		/* born in another session: a leader, its parent in that session or born there */
+		if (e->has_born_sid &&
+		    (!i || e->sid != e->pid || e->born_sid <= 0 || e->born_sid == e->sid ||
+		     (inv->tasks[p]->sid != e->born_sid &&
+		      (!inv->tasks[p]->has_born_sid || inv->tasks[p]->born_sid != e->born_sid)))) {
+			pr_err("images: task %zu (pid %d) born in session %d is invalid", i, e->pid,
+			       e->born_sid);
+			return -EINVAL;
+		}
 		if (i && (c < 0 || (size_t)c == i || inv->tasks[c]->zombie)) {
 			pr_err("images: task %zu (pid %d) is made by pid %d, not a live task of "
 			       "the inventory", i, e->pid, e->creator);
@@ -278,6 +287,19 @@ static void stop_helpers(struct rst_tree *t)
 	t->n_helpers = 0;
 }
 
+/* Task @e's process group as @e sees it (setpgid takes ids of the caller's level): the
+ * leader's pid at that level, or the recorded one of a group whose leader is gone. */
+pid_t rst_group_local(const Inventory *inv, const TaskEntry *e)
+{
+	ssize_t li = rst_task_index(inv, e->pgid);
+	size_t lvl = e->n_nspid ? e->n_nspid - 1 : 0;
+	if (li >= 0 && lvl && inv->tasks[li]->n_nspid > lvl)
+		return inv->tasks[li]->nspid[lvl];
+	if (lvl && e->n_nspgid > lvl && e->nspgid[lvl] > 0)
+		return e->nspgid[lvl]; /* a group whose leader is gone (a helper's) */
+	return e->pgid;
+}
+
 /* Join process groups led by another task, now that every task exists. */
 static int join_groups(struct rst_tree *t)
 {
@@ -291,14 +313,7 @@ static int join_groups(struct rst_tree *t)
 		/* the root's group outside the tree is wherever the root is now */
 		pid_t want = (e->pgid == root->pgid && rst_task_index(t->inv, e->pgid) < 0) ? root_pgid
 											  : e->pgid;
-		/* setpgid takes ids as the member sees them: the leader's at its level */
-		ssize_t li = rst_task_index(t->inv, e->pgid);
-		size_t lvl = e->n_nspid ? e->n_nspid - 1 : 0;
-		pid_t local = want;
-		if (li >= 0 && lvl && t->inv->tasks[li]->n_nspid > lvl)
-			local = t->inv->tasks[li]->nspid[lvl];
-		else if (lvl && want == e->pgid && e->n_nspgid > lvl && e->nspgid[lvl] > 0)
-			local = e->nspgid[lvl]; /* a group whose leader is gone (a helper's) */
+		pid_t local = want == e->pgid ? rst_group_local(t->inv, e) : want;
 		if (getpgid(e->pid) == want)
 			continue;
 		long r = rsys_do(&c->rs, "restore: join process group", SYS_setpgid, 0,

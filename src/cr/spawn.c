@@ -75,10 +75,17 @@ bool rst_early_child(const Inventory *inv, size_t j)
 {
 	const TaskEntry *e = inv->tasks[j];
 	ssize_t p = j ? rst_task_index(inv, e->ppid) : -1;
-	if (p <= 0 || e->has_creator || e->has_mnt_sibling || e->zombie || e->sid == e->pid ||
-	    e->shares_files || e->shares_fs || e->via_session)
+	if (p <= 0 || e->has_creator || e->has_mnt_sibling || e->shares_files || e->shares_fs ||
+	    e->via_session)
 		return false;
 	const TaskEntry *pe = inv->tasks[p];
+	/* born in the session its parent was born in, before the parent's setsid: a task of
+	 * that session, or a session leader born there too */
+	if (pe->has_born_sid && pe->born_sid > 0 && pe->sid == pe->pid)
+		return e->sid == e->pid ? e->has_born_sid && e->born_sid == pe->born_sid
+					: e->sid == pe->born_sid;
+	if (e->zombie || e->sid == e->pid)
+		return false;
 	ssize_t g = rst_task_index(inv, rst_creator_of(inv, (size_t)p));
 	return pe->sid == pe->pid && e->sid != pe->sid && g >= 0 && !pe->has_creator &&
 	       inv->tasks[g]->sid == e->sid;
@@ -827,6 +834,32 @@ static int drain_zombie_signals(struct rst_tree *t, size_t idx)
 	return 0;
 }
 
+/* A zombie's process group, joined before it exits (it cannot be moved after; the group
+ * it was born in is its creator's at that time, which may join another one later). The
+ * group may have no member yet (its leader's creator runs beside ours): tried for 10 s. */
+static int zombie_group(const struct rst_tree *t, const TaskEntry *e)
+{
+	const TaskEntry *root = t->inv->tasks[0];
+	pid_t local = rst_group_local(t->inv, e);
+	if (e->pgid == root->pgid && rst_task_index(t->inv, e->pgid) < 0) {
+		/* the root's group outside the tree is wherever the root is now (seen from
+		 * the zombie's level only when that is stasis's) */
+		if (e->n_nspid > 1)
+			return 0;
+		local = getpgid(root->pid);
+	}
+	if (e->pgid == e->pid || getpgid(0) == local)
+		return 0;
+	for (int i = 0; i < 10000; i++) {
+		if (setpgid(0, local) == 0)
+			return 0;
+		if (errno != EPERM && errno != ESRCH)
+			break;
+		usleep(1000);
+	}
+	return pr_perror("restore: zombie %d cannot join process group %d", e->pid, e->pgid);
+}
+
 static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx, int st)
 {
 	const TaskEntry *e = t->inv->tasks[idx];
@@ -839,6 +872,9 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 		prctl(PR_SET_NAME, comm, 0, 0, 0);
 	if (e->n_caps == 5)
 		zombie_caps(e);
+	int ret = zombie_group(t, e);
+	if (ret)
+		child_fail(st, e->pid, ret);
 	report(st, e->pid, 0, NULL);
 	if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
@@ -942,7 +978,10 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	int st = t->status_wr;
 	int ret;
 
-	t->pid_unshared_done = false; /* (the copy of its creator's tree) */
+	/* (the copy of its creator's tree: an early child is made while its creator's early
+	 * flag is up, and makes its own children in the usual pass) */
+	t->pid_unshared_done = false;
+	t->early = false;
 	child_start(t, idx);
 	/* A stasis with file capabilities is not dumpable, nor is this fork of it, so its
 	 * /proc files are root's: a task in a new user namespace becomes dumpable before its

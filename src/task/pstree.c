@@ -46,6 +46,36 @@ static int orphan_reaper(const struct dump_tree *t, int l)
 	return -1;
 }
 
+/* The task that makes procs[@k] at restore as chosen so far (src/cr/spawn.c
+ * rst_creator_of): its creator, the leader of its session when that is its sibling, else
+ * its parent; -1 for the root. */
+static int creator_of(const struct dump_tree *t, int k)
+{
+	const struct dump_ctx *c = t->procs[k];
+	if (k == 0)
+		return -1;
+	if (c->creator)
+		return find_alive(t, c->creator);
+	int pi = find_alive(t, t->ppid[k]);
+	pid_t sid = c->stat.session;
+	int li = find_alive(t, sid);
+	if (pi >= 0 && sid != c->pid && sid != t->procs[pi]->stat.session && li > 0 &&
+	    t->ppid[li] == t->ppid[k])
+		return li;
+	return pi;
+}
+
+/* Is procs[@l] made (directly or through the tasks that make its makers) by procs[@i]? */
+static bool made_by(const struct dump_tree *t, int l, int i)
+{
+	for (int k = l, hops = 0; k > 0 && hops <= (int)t->nr; hops++) {
+		if (k == i)
+			return true;
+		k = creator_of(t, k);
+	}
+	return l == i;
+}
+
 /* Task @i is in session @sid, neither its own nor its parent's: it was orphaned and
  * reparented. It can be made again by a task of that session through a helper that
  * exits at once, if the kernel then gives it to the same parent: a live task of the
@@ -62,12 +92,7 @@ static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
 		const struct dump_ctx *cl = t->procs[l];
 		if (l == i || cl->stat.session != sid || cl->status.nspid_len != c->status.nspid_len)
 			continue;
-		bool below = false; /* made by a descendant of the task: never */
-		for (int k = (int)l, hops = 0; k > 0 && !below && hops <= (int)t->nr; hops++) {
-			k = find_alive(t, t->ppid[k]);
-			below = k == (int)i;
-		}
-		if (below)
+		if (made_by(t, (int)l, (int)i)) /* never a creator made by the task itself */
 			continue;
 		if (orphan_reaper(t, (int)l) == pi) {
 			c->creator = cl->pid;
@@ -77,16 +102,28 @@ static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
 	return false;
 }
 
-/* Task @i's parent called setsid after creating it: made by its parent before that, in
- * the session the parent was born in (its own parent's). */
-static bool early_child(const struct dump_tree *t, size_t i, pid_t sid)
+/* Task @pid (parent procs[@pi]) is in session @sid, whose leader is an ancestor: the
+ * tasks between led sessions of their own and were born in @sid (each made its children
+ * of @sid, then called setsid). Each of them is made by its parent, before that parent's
+ * setsid when it was born in @sid too; sets their born_sid. No: one of them is no session
+ * leader, was born in another session already, or is made in another way. */
+static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares)
 {
-	int pi = find_alive(t, t->ppid[i]);
-	if (pi <= 0 || t->procs[pi]->stat.session != t->procs[pi]->pid || t->procs[i]->shares_files ||
-	    t->procs[i]->shares_fs)
+	int k = pi, hops = 0;
+	if (shares) /* made with its parent's fd table: after the parent's own setup */
 		return false;
-	int gi = find_alive(t, t->ppid[pi]);
-	return gi >= 0 && t->procs[gi]->stat.session == sid && !t->procs[pi]->creator;
+	for (; k > 0 && t->procs[k]->stat.session != sid && hops <= (int)t->nr; hops++) {
+		const struct dump_ctx *c = t->procs[k];
+		if (c->stat.session != c->pid || (c->born_sid && c->born_sid != sid) ||
+		    c->creator || c->via_session || c->mnt_sibling)
+			return false;
+		k = find_alive(t, t->ppid[k]);
+	}
+	if (k < 0 || t->procs[k]->stat.session != sid)
+		return false;
+	for (int j = pi; j != k; j = find_alive(t, t->ppid[j]))
+		t->procs[j]->born_sid = sid;
+	return true;
 }
 
 /* Task @i is in session @sid whose leader is gone: no task of the tree, no process here
@@ -130,7 +167,8 @@ static bool helper_session(const struct dump_tree *t, pid_t sid)
 
 /* Sessions and process groups this version can rebuild: each task's session is its own
  * (it called setsid), its parent's, that of a session leader that is its sibling, the one
- * its parent was born in (made before the parent's setsid), one whose orphans its parent
+ * its parent was born in (made before the parent's setsid; the parent's parent may have
+ * been born there too, and so on up to a task of that session), one whose orphans its parent
  * reaps (made through a helper, then reparented), one whose leader is gone when its
  * parent reaps its own children's orphans (made through a helper with the session's
  * id), or —
@@ -160,8 +198,10 @@ static int check_sessions(struct dump_tree *t)
 		 * common parent, a subreaper): created by that leader with CLONE_PARENT */
 		int li = find_alive(t, sid);
 		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid) ||
-			      (i < t->nr && (early_child(t, i, sid) || session_helper(t, i, sid) ||
-					     orphan_creator(t, i, sid)));
+			      (pi > 0 && born_chain(t, pi, sid,
+						    i < t->nr && (t->procs[i]->shares_files ||
+								  t->procs[i]->shares_fs))) ||
+			      (i < t->nr && (session_helper(t, i, sid) || orphan_creator(t, i, sid)));
 		if (!sid_ok) {
 			if (dump_tree_has(t, sid))
 				pr_err("pid %d is in session %d, which is neither its own nor its "
@@ -181,9 +221,11 @@ static int check_sessions(struct dump_tree *t)
 			       "%d: the group cannot be rebuilt", pid, pgid, root->pid);
 			return -EOPNOTSUPP;
 		}
-		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp) {
-			pr_err("zombie %d is in process group %d, neither its own nor its parent's: "
-			       "not supported yet", pid, pgid);
+		/* (a zombie joins its group before it exits: one with a member by then) */
+		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp &&
+		    !dump_tree_has(t, pgid)) {
+			pr_err("zombie %d is in process group %d, neither its own nor its parent's, "
+			       "whose leader is not in the tree: not supported yet", pid, pgid);
 			return -EOPNOTSUPP;
 		}
 	}

@@ -286,7 +286,7 @@ int test_proc_ids(pid_t pid, struct test_ids *out)
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	test_read_text(path, buf, sizeof(buf));
 	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %d %d %d", &out->ppid, &out->pgid, &out->sid) != 3)
+	if (!p || sscanf(p + 2, "%c %d %d %d", &out->state, &out->ppid, &out->pgid, &out->sid) != 4)
 		return -1;
 	return 0;
 }

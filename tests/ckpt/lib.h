@@ -94,9 +94,10 @@ void test_maps_strip_inode(char *lines);
 
 /* A small text file (at most @len - 1 bytes, NUL-terminated; "" if unreadable). */
 void test_read_text(const char *path, char *buf, size_t len);
-/* A process's parent, process group and session from /proc/PID/stat. */
+/* A process's state letter, parent, process group and session from /proc/PID/stat. */
 struct test_ids {
 	pid_t ppid, pgid, sid;
+	char state;
 };
 /* 0, or -1 when the process is gone or its stat unreadable. */
 int test_proc_ids(pid_t pid, struct test_ids *out);
