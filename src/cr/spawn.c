@@ -727,10 +727,11 @@ static int create_children_pass(struct rst_tree *t, size_t idx, bool sharers, bo
 	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
 		if (rst_creator_of(t->inv, j) != me->pid || e->shares_files != sharers ||
-		    rst_new_pid_ns(t->inv, j) != inits || rst_early_child(t->inv, j) != t->early)
+		    rst_new_pid_ns(t->inv, j) != inits || rst_early_child(t->inv, j) != t->early ||
+		    t->spawned[j]) /* (made in an earlier pass: through a helper, in any) */
 			continue;
 		if (e->via_session) {
-			int r = t->spawned[j] ? 0 : spawn_session(t, idx, j);
+			int r = spawn_session(t, idx, j);
 			if (r)
 				return r;
 			continue;
