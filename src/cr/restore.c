@@ -138,16 +138,21 @@ static int check_tasks(const Inventory *inv)
 			if (c >= 0 && (e->has_creator || e->zombie || inv->tasks[c]->ppid != e->ppid))
 				c = -1;
 		}
-		/* born in another session: a leader, its parent in that session or born there */
+		/* born in another session: a leader, made by a task of that session (its parent,
+		 * or another through a helper) or by its parent born there too */
+		ssize_t bc = e->has_creator ? rst_task_index(inv, e->creator) : p;
 		if (e->has_born_sid &&
-		    (!i || e->sid != e->pid || e->born_sid <= 0 || e->born_sid == e->sid ||
-		     (inv->tasks[p]->sid != e->born_sid &&
-		      (!inv->tasks[p]->has_born_sid || inv->tasks[p]->born_sid != e->born_sid)))) {
+		    (!i || e->sid != e->pid || e->born_sid <= 0 || e->born_sid == e->sid || bc < 0 ||
+		     (inv->tasks[bc]->sid != e->born_sid &&
+		      (e->has_creator || !inv->tasks[p]->has_born_sid ||
+		       inv->tasks[p]->born_sid != e->born_sid)))) {
 			pr_err("images: task %zu (pid %d) born in session %d is invalid", i, e->pid,
 			       e->born_sid);
 			return -EINVAL;
 		}
-		if (i && (c < 0 || (size_t)c == i || inv->tasks[c]->zombie)) {
+		/* (a zombie makes only tasks given to its parent's reaper when it exits) */
+		if (i && (c < 0 || (size_t)c == i ||
+			  (inv->tasks[c]->zombie && (!e->has_creator || e->has_mnt_sibling)))) {
 			pr_err("images: task %zu (pid %d) is made by pid %d, not a live task of "
 			       "the inventory", i, e->pid, e->creator);
 			return -EINVAL;

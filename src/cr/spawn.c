@@ -873,7 +873,11 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 		prctl(PR_SET_NAME, comm, 0, 0, 0);
 	if (e->n_caps == 5)
 		zombie_caps(e);
-	int ret = zombie_group(t, e);
+	/* the tasks it makes (through helpers) before it exits: the kernel then gives them to
+	 * the reaper of its parent's orphans */
+	int ret = create_children(t, idx, false);
+	if (!ret)
+		ret = zombie_group(t, e);
 	if (ret)
 		child_fail(st, e->pid, ret);
 	report(st, e->pid, 0, NULL);

@@ -46,23 +46,35 @@ static int orphan_reaper(const struct dump_tree *t, int l)
 	return -1;
 }
 
-/* The task that makes procs[@k] at restore as chosen so far (src/cr/spawn.c
- * rst_creator_of): its creator, the leader of its session when that is its sibling, else
- * its parent; -1 for the root. */
+static const struct zombie *find_zombie(const struct dump_tree *t, pid_t pid)
+{
+	for (size_t z = 0; z < t->nr_zombies; z++)
+		if (t->zombies[z].pid == pid)
+			return &t->zombies[z];
+	return NULL;
+}
+
+/* The live task that makes task @pid (parent @ppid, session @sid, made by @creator if
+ * set) at restore as chosen so far (src/cr/spawn.c rst_creator_of): its creator (a
+ * zombie's own maker for a zombie creator), the leader of its session when that is its
+ * sibling, else its parent; -1 if none. */
+static int maker_of(const struct dump_tree *t, pid_t pid, pid_t ppid, pid_t sid, pid_t creator)
+{
+	if (creator) {
+		const struct zombie *z = find_alive(t, creator) < 0 ? find_zombie(t, creator) : NULL;
+		return z ? maker_of(t, z->pid, z->ppid, z->sid, 0) : find_alive(t, creator);
+	}
+	int pi = find_alive(t, ppid), li = find_alive(t, sid);
+	if (pi >= 0 && sid != pid && sid != t->procs[pi]->stat.session && li > 0 &&
+	    t->ppid[li] == ppid)
+		return li;
+	return pi;
+}
+
 static int creator_of(const struct dump_tree *t, int k)
 {
 	const struct dump_ctx *c = t->procs[k];
-	if (k == 0)
-		return -1;
-	if (c->creator)
-		return find_alive(t, c->creator);
-	int pi = find_alive(t, t->ppid[k]);
-	pid_t sid = c->stat.session;
-	int li = find_alive(t, sid);
-	if (pi >= 0 && sid != c->pid && sid != t->procs[pi]->stat.session && li > 0 &&
-	    t->ppid[li] == t->ppid[k])
-		return li;
-	return pi;
+	return k ? maker_of(t, c->pid, t->ppid[k], c->stat.session, c->creator) : -1;
 }
 
 /* Is procs[@l] made (directly or through the tasks that make its makers) by procs[@i]? */
@@ -79,8 +91,9 @@ static bool made_by(const struct dump_tree *t, int l, int i)
 /* Task @i is in session @sid, neither its own nor its parent's: it was orphaned and
  * reparented. It can be made again by a task of that session through a helper that
  * exits at once, if the kernel then gives it to the same parent: a live task of the
- * session whose orphans go to that parent, in the same pid namespace, and the task
- * neither shares its parent's files nor creates namespaces. Sets procs[i]->creator. */
+ * session whose orphans go to that parent (or a zombie of the session whose parent's
+ * orphans do: it makes the task itself, then exits), in the same pid namespace, and the
+ * task neither shares its parent's files nor creates namespaces. Sets procs[i]->creator. */
 static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
 {
 	struct dump_ctx *c = t->procs[i];
@@ -99,31 +112,54 @@ static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
 			return true;
 		}
 	}
+	/* or a zombie of the session (its leader, often): it makes the task before it exits,
+	 * and the kernel gives the task to the reaper of its parent's orphans */
+	for (size_t z = 0; z < t->nr_zombies; z++) {
+		const struct zombie *zt = &t->zombies[z];
+		int zp = find_alive(t, zt->ppid), zm = maker_of(t, zt->pid, zt->ppid, zt->sid, 0);
+		if (zt->sid != sid || zp < 0 || zm < 0 || zt->nspid_len != c->status.nspid_len ||
+		    made_by(t, zm, (int)i) || orphan_reaper(t, zp) != pi)
+			continue;
+		c->creator = zt->pid;
+		return true;
+	}
 	return false;
 }
 
-/* Task @pid (parent procs[@pi]) is in session @sid, whose leader is an ancestor: the
- * tasks between led sessions of their own and were born in @sid (each made its children
- * of @sid, then called setsid). Each of them is made by its parent, before that parent's
- * setsid when it was born in @sid too; sets their born_sid. No: one of them is no session
- * leader, was born in another session already, or is made in another way. */
+/* Task @pid (parent procs[@pi]) is in session @sid, not its parent's: its parent and
+ * maybe more of its ancestors lead sessions of their own and were born in @sid (each made
+ * its children of @sid, then called setsid). Each of them is made in @sid: by its parent
+ * (before that parent's setsid when it was born in @sid too), or by a task of @sid whose
+ * orphans its parent reaps, through a helper (orphan_creator); sets their born_sid. No:
+ * one of them is no session leader, was born in another session already, or is made in
+ * another way. */
 static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares)
 {
-	int k = pi, hops = 0;
+	int k = pi, top = -1;
 	if (shares) /* made with its parent's fd table: after the parent's own setup */
 		return false;
-	for (; k > 0 && t->procs[k]->stat.session != sid && hops <= (int)t->nr; hops++) {
+	for (int hops = 0; k > 0 && top < 0 && hops <= (int)t->nr; hops++) {
 		const struct dump_ctx *c = t->procs[k];
 		if (c->stat.session != c->pid || (c->born_sid && c->born_sid != sid) ||
-		    c->creator || c->via_session || c->mnt_sibling)
+		    c->via_session || c->mnt_sibling)
 			return false;
-		k = find_alive(t, t->ppid[k]);
+		int pk = find_alive(t, t->ppid[k]);
+		if (c->born_sid == sid || (!c->creator && pk >= 0 && t->procs[pk]->stat.session == sid))
+			top = k; /* made in @sid already */
+		else if (c->creator)
+			return false;
+		else if (orphan_creator(t, (size_t)k, sid))
+			top = k;
+		else
+			k = pk;
 	}
-	if (k < 0 || t->procs[k]->stat.session != sid)
+	if (top < 0)
 		return false;
-	for (int j = pi; j != k; j = find_alive(t, t->ppid[j]))
+	for (int j = pi;; j = find_alive(t, t->ppid[j])) {
 		t->procs[j]->born_sid = sid;
-	return true;
+		if (j == top)
+			return true;
+	}
 }
 
 /* Task @i is in session @sid whose leader is gone: no task of the tree, no process here
