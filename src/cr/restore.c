@@ -277,11 +277,53 @@ static int rebuild(struct rst_ctx *c, uint64_t vdso, uint64_t vdso_len)
 	return ret ? ret : res_restore(STAGE_REMOTE, c);
 }
 
-/* The members joined: the helpers go (the groups live on without their leader). */
-static void stop_helpers(struct rst_tree *t)
+/* A helper task @m made (src/cr/spawn.c rst_task_helpers): killed if it still is that
+ * task's child (never another process), then, with the task rebuilt (@reap), reaped by
+ * it (remote wait4; it sends no signal when it exits). On a failed restore the task dies
+ * too, and the helper with it. */
+static int stop_task_helper(struct rst_tree *t, size_t k, ssize_t m, bool reap)
 {
+	pid_t g = t->helpers[k];
+	const TaskEntry *me = t->inv->tasks[m];
+	char path[32];
+	snprintf(path, sizeof(path), "%d/stat", g);
+	_cleanup_free_ char *buf = read_file_at(t->proc_dfd, path, 4096, NULL);
+	struct proc_stat st;
+	if (!buf || proc_parse_stat(buf, &st) || st.ppid != me->pid) {
+		if (reap)
+			pr_err("restore: the helper of process group %d is gone", g);
+		return reap ? -ESRCH : 0;
+	}
+	kill(g, SIGKILL);
+	if (!reap || !t->procs[m])
+		return 0;
+	pid_t local = g;
+	const int32_t *ids = NULL;
+	for (size_t i = 0; i < t->n && !ids; i++) {
+		const TaskEntry *e = t->inv->tasks[i];
+		if (e->pgid == g && e->n_nspgid > 1 && e->n_nspgid == me->n_nspid)
+			ids = e->nspgid;
+	}
+	if (ids)
+		local = ids[me->n_nspid - 1];
+	long r = rsys_do(&t->procs[m]->rs, "restore: reap a group helper", SYS_wait4,
+			 (uint64_t)local, 0, __WALL, 0, 0, 0);
+	return r == local ? 0 : pr_errno(r < 0 ? (int)r : -EIO,
+					 "restore: pid %d did not reap the helper of group %d",
+					 me->pid, g);
+}
+
+/* The members joined: the helpers go (the groups live on without their leader). */
+static int stop_helpers(struct rst_tree *t, bool reap)
+{
+	int ret = 0;
 	for (size_t k = 0; k < t->n_helpers; k++) {
 		int st;
+		if (t->helper_maker[k] >= 0) {
+			int r = stop_task_helper(t, k, t->helper_maker[k], reap);
+			ret = ret ? ret : r;
+			continue;
+		}
 		/* only a child of ours (a helper that was created): never another process */
 		if (waitpid(t->helpers[k], &st, __WALL | WNOHANG) != 0)
 			continue;
@@ -290,6 +332,7 @@ static void stop_helpers(struct rst_tree *t)
 			;
 	}
 	t->n_helpers = 0;
+	return ret;
 }
 
 /* Task @e's process group as @e sees it (setpgid takes ids of the caller's level): the
@@ -361,6 +404,7 @@ static void free_tree(struct rst_tree *t)
 			close(t->gfd[i]);
 	free(t->gfd);
 	free(t->helpers);
+	free(t->helper_maker);
 	free(t->spawned);
 	free(t->defer);
 	for (size_t k = 0; k < t->n_join; k++)
@@ -603,9 +647,10 @@ static int rst_plan(struct rst_tree *t)
 	if (ret)
 		return ret;
 	t->helpers = calloc(t->n + 1, sizeof(pid_t));
-	if (!t->helpers)
+	t->helper_maker = calloc(t->n + 1, sizeof(ssize_t));
+	if (!t->helpers || !t->helper_maker)
 		return -ENOMEM;
-	t->n_helpers = rst_orphan_groups(t, t->helpers);
+	t->n_helpers = rst_orphan_groups(t, t->helpers, t->helper_maker);
 	t->helpers_from_root = t->inv->tasks[0]->sid == t->inv->tasks[0]->pid;
 	/* Packet mode: each report is one atomic message, whoever writes it. */
 	int pipefd[2];
@@ -796,7 +841,7 @@ static int rst_rebuild_tree(struct rst_tree *t)
 		if (t->procs[i] && t->procs[i]->tns->net)
 			ret = net_wait_ll(t->procs[i]);
 	if (!ret)
-		stop_helpers(t);
+		ret = stop_helpers(t, true);
 	/* Every task exists, still frozen and dying with stasis: a failure from here on
 	 * leaves nothing behind (the pins made are undone by the caller). */
 	if (!ret && t->opts->pin_dir)
@@ -844,7 +889,7 @@ static void rst_undo(struct rst_tree *t, pid_t root)
 {
 	int status;
 	if (t->helpers)
-		stop_helpers(t);
+		(void)stop_helpers(t, false);
 	if (root > 0) {
 		/* Every other task dies with its parent (PR_SET_PDEATHSIG) or with us
 		 * (PTRACE_O_EXITKILL); kill the ones frozen so far right away too. */

@@ -36,6 +36,8 @@ struct rst_tree {
 	struct ghost_obj *ghosts;
 	size_t n_ghosts;
 	pid_t *helpers;          /* leaders of groups whose leader exited */
+	ssize_t *helper_maker;   /* the task making each one (a group of another session than
+				  * the root's, made in it), or -1: the root or stasis */
 	size_t n_helpers;
 	bool helpers_from_root;  /* created by the root (it leads the session) */
 	int status_rd;           /* stasis's end of the status pipe (closed in the tasks) */
@@ -92,7 +94,7 @@ size_t rst_unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j
 /* rst_ctx.thread_levels (serve.c). */
 int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n);
 /* Process groups whose leader exited (each once) into @out (room for t->n); their count. */
-size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out);
+size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out, ssize_t *maker);
 /* Create task @j with its pids (@creator: index of the creating task, -1: stasis); does
  * not return in the child. Its pid as the creator sees it, or -errno. */
 pid_t rst_spawn_task(struct rst_tree *t, ssize_t creator, size_t j, int exit_signal,

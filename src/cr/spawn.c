@@ -311,18 +311,34 @@ bool rst_helper_session(const Inventory *inv, pid_t sid)
 	return false;
 }
 
-size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out)
+/* The task that makes the helper of a group whose leader exited, in session @sid other
+ * than the root's: the session's leader when it is a live task, else its first live task. */
+static ssize_t group_maker(const Inventory *inv, pid_t sid)
+{
+	ssize_t l = rst_task_index(inv, sid), first = -1;
+	if (l > 0 && !inv->tasks[l]->zombie)
+		return l;
+	for (size_t i = 1; i < inv->n_tasks && first < 0; i++)
+		if (!inv->tasks[i]->zombie && inv->tasks[i]->sid == sid)
+			first = (ssize_t)i;
+	return first;
+}
+
+size_t rst_orphan_groups(const struct rst_tree *t, pid_t *out, ssize_t *maker)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < t->n; i++) {
-		pid_t g = t->inv->tasks[i]->pgid;
-		if (t->inv->tasks[i]->zombie || !is_orphan_group(t->inv, g))
+		const TaskEntry *e = t->inv->tasks[i];
+		pid_t g = e->pgid;
+		if (!is_orphan_group(t->inv, g))
 			continue;
 		bool seen = false;
 		for (size_t k = 0; k < n; k++)
 			seen |= out[k] == g;
-		if (!seen)
-			out[n++] = g;
+		if (seen)
+			continue;
+		maker[n] = e->sid == t->inv->tasks[0]->sid ? -1 : group_maker(t->inv, e->sid);
+		out[n++] = g;
 	}
 	return n;
 }
@@ -655,6 +671,8 @@ int rst_create_helpers(struct rst_tree *t, bool from_root)
 		const int32_t *ids = NULL;
 		size_t nids = group_levels(t, t->helpers[k], &ids);
 		int self = -1, ret = 0;
+		if (t->helper_maker[k] >= 0)
+			continue; /* made in its session by a task (rst_task_helpers) */
 		if (nids > 1 && nids != root_lvl) {
 			pr_err("restore: process group %d (leader gone) is in a pid namespace below "
 			       "the root's: not supported",
@@ -687,6 +705,34 @@ int rst_create_helpers(struct rst_tree *t, bool from_root)
 		}
 		if (ret)
 			return ret;
+	}
+	return 0;
+}
+
+/* The helpers task @idx makes, in its session, of groups whose leader exited: its
+ * children, sending no signal when they exit (stasis kills them once the members joined,
+ * and the task, rebuilt, reaps them: src/cr/restore.c stop_helpers). */
+static int rst_task_helpers(struct rst_tree *t, size_t idx)
+{
+	const TaskEntry *me = t->inv->tasks[idx];
+	size_t lvl = me->n_nspid ? me->n_nspid : 1;
+	for (size_t k = 0; k < t->n_helpers; k++) {
+		const int32_t *ids = NULL;
+		if (t->helper_maker[k] != (ssize_t)idx)
+			continue;
+		size_t nids = group_levels(t, t->helpers[k], &ids);
+		if (nids > 1 ? nids != lvl : lvl > 1) {
+			pr_err("restore: process group %d (leader gone) is not seen at every level "
+			       "of pid %d's pid namespaces: not supported",
+			       t->helpers[k], me->pid);
+			return -EOPNOTSUPP;
+		}
+		pid_t h = clone_with_ids(t->helpers[k], nids > 1 ? ids : NULL, nids > 1 ? nids : 0, 0,
+					 false, 0, 0, NULL);
+		if (h == 0)
+			group_helper(t, t->helpers[k]);
+		if (h < 0)
+			return pr_perror("restore: the helper of process group %d", t->helpers[k]);
 	}
 	return 0;
 }
@@ -1037,6 +1083,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 	if (!c)
 		zombie_task(t, idx, st);
 	ret = idx == 0 && t->helpers_from_root ? rst_create_helpers(t, true) : 0;
+	if (!ret)
+		ret = rst_task_helpers(t, idx);
 	/* Children first: they must inherit the fd table of stasis, not the task's. */
 	if (!ret)
 		ret = create_children(t, idx, false);

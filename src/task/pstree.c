@@ -201,6 +201,26 @@ static bool helper_session(const struct dump_tree *t, pid_t sid)
 	return false;
 }
 
+/* Task @pid (@level pid namespaces deep, @nspgid its group at each) is in process group
+ * @pgid of session @sid, not the root's, whose leader exited: rebuilt around a helper
+ * with the group's id, made in the session by a live task of it (its leader, else the
+ * first; src/cr/spawn.c group_maker), when that task is as deep, no process has that pid
+ * now, and the group's id is known at every level. */
+static bool session_group_helper(const struct dump_tree *t, pid_t pgid, pid_t sid, size_t level,
+				 const int *nspgid, size_t nspgid_len)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", pgid);
+	if (sid == t->procs[0]->stat.session || !access(path, F_OK) ||
+	    (level > 1 && (nspgid_len != level || nspgid[level - 1] <= 0)))
+		return false;
+	int m = find_alive(t, sid);
+	for (size_t i = 1; i < t->nr && (m <= 0); i++)
+		if (t->procs[i]->stat.session == sid)
+			m = (int)i;
+	return m > 0 && t->procs[m]->status.nspid_len == level;
+}
+
 /* Sessions and process groups this version can rebuild: each task's session is its own
  * (it called setsid), its parent's, that of a session leader that is its sibling, the one
  * its parent was born in (made before the parent's setsid; the parent's parent may have
@@ -249,9 +269,17 @@ static int check_sessions(struct dump_tree *t)
 		}
 		/* a group whose leader exited is rebuilt around a helper task in the root's
 		 * session (it leads the group until the members joined, then exits) */
+		size_t level = i < t->nr ? t->procs[i]->status.nspid_len
+					 : t->zombies[i - t->nr].nspid_len;
+		/* (a zombie's group id is known at its outermost level only) */
+		bool helper_group =
+			(sid == root->session && (i < t->nr || level <= 1)) ||
+			(i < t->nr ? session_group_helper(t, pgid, sid, level,
+							  t->procs[i]->status.nspgid,
+							  t->procs[i]->status.nspgid_len)
+				   : level <= 1 && session_group_helper(t, pgid, sid, 1, NULL, 0));
 		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
-			     dump_tree_has(t, pgid) || (sid == root->session && i < t->nr) ||
-			     (pgid == sid && helper_session(t, sid));
+			     dump_tree_has(t, pgid) || helper_group || (pgid == sid && helper_session(t, sid));
 		if (!pg_ok) {
 			pr_err("pid %d is in process group %d whose leader is not in the tree of pid "
 			       "%d: the group cannot be rebuilt", pid, pgid, root->pid);
@@ -259,7 +287,7 @@ static int check_sessions(struct dump_tree *t)
 		}
 		/* (a zombie joins its group before it exits: one with a member by then) */
 		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp &&
-		    !dump_tree_has(t, pgid)) {
+		    !dump_tree_has(t, pgid) && !(level <= 1 && (helper_group || pgid == root->pgrp))) {
 			pr_err("zombie %d is in process group %d, neither its own nor its parent's, "
 			       "whose leader is not in the tree: not supported yet", pid, pgid);
 			return -EOPNOTSUPP;
