@@ -125,6 +125,10 @@ struct dump_ctx {
 	pid_t creator;     /* created by this task of its session, via a helper (0: its parent) */
 	bool via_session;  /* its session's leader is gone: made by a helper with that id */
 	pid_t born_sid;    /* a session leader born in this other session (0: its parent's) */
+	/* made through the helper of session born_sid (via_session): that session's ids at
+	 * every level, from a task of it (NULL: the task's own session, status.nssid) */
+	const int *sess_nssid;
+	size_t sess_nssid_len;
 	/* it entered (setns) the mount namespace this sibling created: made by it (0: none) */
 	pid_t mnt_sibling;
 	int stop_signal;    /* job-control stopped before the dump: by this signal (else 0) */
@@ -258,6 +262,12 @@ struct rst_ctx {
 /* Index of @pid in the inventory's task list, -1 if none (src/cr/restore.c). */
 ssize_t rst_task_index(const Inventory *inv, pid_t pid);
 pid_t rst_group_local(const Inventory *inv, const TaskEntry *e);
+/* The session a task made through a session helper (via_session) is made in: the one a
+ * session leader was born in, else its own. */
+static inline pid_t rst_helper_sid(const TaskEntry *e)
+{
+	return e->has_born_sid && e->born_sid > 0 && e->sid == e->pid ? e->born_sid : e->sid;
+}
 
 /* The remote engine of thread @i (0: main) of a dump or a restore. */
 static inline struct rsys *dump_thread_rs(struct dump_ctx *c, size_t i)
@@ -278,6 +288,12 @@ struct zombie {
 	int exit_status, exit_signal;
 	int nspid[PROC_MAX_NS_LEVEL];
 	size_t nspid_len;
+	int nssid[PROC_MAX_NS_LEVEL]; /* its session at every level (NSsid) */
+	size_t nssid_len;
+	int nspgid[PROC_MAX_NS_LEVEL]; /* its group at every level (NSpgid) */
+	size_t nspgid_len;
+	bool via_session; /* made through the helper of its session (leader gone) */
+	pid_t creator;    /* made by this task of its session, via a helper (0: its parent) */
 };
 
 /* The frozen tree, as the tree-level dump stage sees it. */

@@ -551,8 +551,12 @@ static int add_zombie(struct dump_tree *t, const struct proc_stat *st, pid_t ppi
 	struct zombie *z = &t->zombies[t->nr_zombies - 1];
 	snprintf(z->comm, sizeof(z->comm), "%s", st->comm);
 	z->nspid_len = status ? status->nspid_len : 0;
+	z->nssid_len = status ? status->nssid_len : 0;
+	z->nspgid_len = status ? status->nspgid_len : 0;
 	if (status) {
+		memcpy(z->nspgid, status->nspgid, sizeof(z->nspgid));
 		memcpy(z->nspid, status->nspid, sizeof(z->nspid));
+		memcpy(z->nssid, status->nssid, sizeof(z->nssid));
 		z->has_caps = true;
 		z->caps[0] = status->cap_inh;
 		z->caps[1] = status->cap_prm;
@@ -849,9 +853,10 @@ static int write_inventory(struct dump_tree *t)
 			e->has_born_sid = t->procs[i]->born_sid > 0;
 			e->born_sid = t->procs[i]->born_sid;
 			if (t->procs[i]->via_session) {
+				const struct dump_ctx *c = t->procs[i];
 				e->has_via_session = e->via_session = true;
-				e->n_nssid = t->procs[i]->status.nssid_len;
-				e->nssid = t->procs[i]->status.nssid;
+				e->n_nssid = c->sess_nssid ? c->sess_nssid_len : c->status.nssid_len;
+				e->nssid = (int32_t *)(c->sess_nssid ? c->sess_nssid : c->status.nssid);
 			}
 		} else {
 			const struct zombie *z = &t->zombies[i - t->nr];
@@ -866,9 +871,18 @@ static int write_inventory(struct dump_tree *t)
 			e->exit_signal = (uint32_t)z->exit_signal;
 			e->n_nspid = z->nspid_len;
 			e->nspid = (int32_t *)z->nspid;
+			e->n_nspgid = z->nspgid_len;
+			e->nspgid = (int32_t *)z->nspgid;
 			e->comm = (char *)z->comm;
 			e->n_caps = z->has_caps ? 5 : 0;
 			e->caps = (uint64_t *)z->caps;
+			e->has_creator = z->creator > 0;
+			e->creator = z->creator;
+			if (z->via_session) {
+				e->has_via_session = e->via_session = true;
+				e->n_nssid = z->nssid_len;
+				e->nssid = (int32_t *)z->nssid;
+			}
 		}
 	}
 	inv.img_version = IMG_VERSION;

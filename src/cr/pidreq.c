@@ -135,9 +135,9 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 	if (priv < 0)
 		return 0;
 	int32_t answer = 0;
-	bool sid = op == PIDREQ_LAST_SID;
-	if ((op != PIDREQ_LAST_PID && op != PIDREQ_ID_MAPS && op != PIDREQ_OPEN_FILES &&
-	     op != PIDREQ_SOCKBUF && !sid) ||
+	bool pids = op == PIDREQ_LAST_PID || op == PIDREQ_LAST_SID || op == PIDREQ_LAST_FREE ||
+		    op == PIDREQ_LAST_PGID;
+	if ((op != PIDREQ_ID_MAPS && op != PIDREQ_OPEN_FILES && op != PIDREQ_SOCKBUF && !pids) ||
 	    want <= 1 || !ops->allowed(ops->arg, want)) {
 		pr_err("restore: refused a request (%d) for pid %d (not a task of the image)", op,
 		       want);
@@ -168,7 +168,7 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 		close(priv);
 		return 0; /* the creator reports the failure */
 	} else {
-		answer = ops->prepare_pids(ops->arg, want, levels, sid);
+		answer = ops->prepare_pids(ops->arg, want, levels, op);
 	}
 	ret = pidreq_send(priv, PIDREQ_ANSWER, answer, 0, -1);
 	if (!ret && !answer) {
@@ -177,7 +177,7 @@ int pidreq_serve(int sock, const struct pidreq_ops *ops)
 		ret = pidreq_recv(priv, NULL, &st, NULL, &pidfd);
 		if (!ret && !st) {
 			int32_t verdict =
-				pidfd >= 0 && ops->check_pids(ops->arg, want, levels, sid, pidfd) ? 0
+				pidfd >= 0 && ops->check_pids(ops->arg, want, levels, op, pidfd) ? 0
 											: -EAGAIN;
 			ret = pidreq_send(priv, PIDREQ_ANSWER, verdict, 0, -1);
 		}

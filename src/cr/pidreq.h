@@ -23,6 +23,12 @@ enum pidreq_op {
 	/* as PIDREQ_LAST_PID, with the session ids (TaskEntry.nssid) of task `val`, for the
 	 * helper of its session whose leader is gone (TaskEntry.via_session) */
 	PIDREQ_LAST_SID = 5,
+	/* as PIDREQ_LAST_PID, for a transient helper task `val` forks: ids above every id of
+	 * the image at its `aux` outer levels */
+	PIDREQ_LAST_FREE = 6,
+	/* as PIDREQ_LAST_PID, with the process group ids (TaskEntry.nspgid) of task `val`,
+	 * for the helper of its group whose leader is gone */
+	PIDREQ_LAST_PGID = 7,
 };
 
 /* One message {op, val, aux} with an optional fd (SCM_RIGHTS; -1: none). recv waits at
@@ -37,10 +43,11 @@ int pidreq_recv(int sock, int32_t *op, int32_t *val, int32_t *aux, int *fd)
 struct pidreq_ops {
 	bool (*allowed)(void *arg, pid_t pid); /* pid is a task of the image */
 	/* ns_last_pid of task @pid's @levels outer pid namespaces set so that the next fork
-	 * gets its pids there (@sid: its session's ids): 0 or -errno */
-	int (*prepare_pids)(void *arg, pid_t pid, int levels, bool sid);
+	 * gets its pids there (@op PIDREQ_LAST_SID: its session's ids, PIDREQ_LAST_FREE:
+	 * ids of no task, for its helper): 0 or -errno */
+	int (*prepare_pids)(void *arg, pid_t pid, int levels, int op);
 	/* the child behind @pidfd got them */
-	bool (*check_pids)(void *arg, pid_t pid, int levels, bool sid, int pidfd);
+	bool (*check_pids)(void *arg, pid_t pid, int levels, int op, int pidfd);
 	int (*write_maps)(void *arg, pid_t pid); /* PIDREQ_ID_MAPS: 0 or -errno */
 	/* PIDREQ_OPEN_FILES: send the fds and the end message on @sock */
 	void (*open_files)(void *arg, pid_t pid, int sock);

@@ -96,21 +96,22 @@ ssize_t rst_task_index(const Inventory *inv, pid_t pid)
 static int check_session_helper(const Inventory *inv, size_t i)
 {
 	const TaskEntry *e = inv->tasks[i];
-	bool ok = !e->zombie && !e->has_creator && !e->has_mnt_sibling && e->sid > 0 &&
-		  e->sid != e->pid && e->sid != inv->tasks[0]->sid &&
-		  rst_task_index(inv, e->sid) < 0 && e->n_nssid >= 1 &&
-		  e->n_nssid == (e->n_nspid ? e->n_nspid : 1) && e->nssid[0] == e->sid;
+	pid_t hs = rst_helper_sid(e);
+	bool ok = !e->has_creator && !e->has_mnt_sibling && hs > 0 && hs != e->pid &&
+		  hs != inv->tasks[0]->sid && rst_task_index(inv, hs) < 0 && e->n_nssid >= 1 &&
+		  e->n_nssid == (e->n_nspid ? e->n_nspid : 1) && e->nssid[0] == hs &&
+		  (!e->zombie || e->sid == hs);
 	for (size_t k = 0; ok && k < e->n_nssid; k++)
 		ok = e->nssid[k] > 0;
 	for (size_t k = 1; ok && k < i; k++) {
 		const TaskEntry *o = inv->tasks[k];
-		if (o->via_session && o->sid == e->sid)
+		if (o->via_session && rst_helper_sid(o) == hs)
 			ok = o->ppid == e->ppid && o->n_nssid == e->n_nssid &&
 			     !memcmp(o->nssid, e->nssid, e->n_nssid * sizeof(*e->nssid));
 	}
 	if (!ok)
 		pr_err("images: task %zu (pid %d) made through a helper of session %d is invalid",
-		       i, e->pid, e->sid);
+		       i, e->pid, hs);
 	return ok ? 0 : -EINVAL;
 }
 
@@ -139,11 +140,12 @@ static int check_tasks(const Inventory *inv)
 				c = -1;
 		}
 		/* born in another session: a leader, made by a task of that session (its parent,
-		 * or another through a helper) or by its parent born there too */
+		 * or another through a helper), by its parent born there too, or through the
+		 * helper of that session (check_session_helper) */
 		ssize_t bc = e->has_creator ? rst_task_index(inv, e->creator) : p;
 		if (e->has_born_sid &&
 		    (!i || e->sid != e->pid || e->born_sid <= 0 || e->born_sid == e->sid || bc < 0 ||
-		     (inv->tasks[bc]->sid != e->born_sid &&
+		     (inv->tasks[bc]->sid != e->born_sid && !e->via_session &&
 		      (e->has_creator || !inv->tasks[p]->has_born_sid ||
 		       inv->tasks[p]->born_sid != e->born_sid)))) {
 			pr_err("images: task %zu (pid %d) born in session %d is invalid", i, e->pid,

@@ -91,6 +91,9 @@ ssize_t rst_level_init(const struct rst_tree *t, size_t j, size_t k);
 /* How many outer pid-namespace levels of task @j its creator (@creator, -1: stasis)
  * cannot set with set_tid (spawn.c). */
 size_t rst_unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j);
+/* The highest pid, group or session id of the image at pid-namespace level @lvl (0:
+ * stasis's): ids above it are no task's or helper's there. */
+pid_t rst_image_top_id(const Inventory *inv, size_t lvl);
 /* rst_ctx.thread_levels (serve.c). */
 int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n);
 /* Process groups whose leader exited (each once) into @out (room for t->n); their count. */

@@ -116,23 +116,37 @@ static void maybe_take_pid(void)
 	}
 }
 
-/* The ids task @e's pids (@sid: its session helper's) must have, outermost first, or
+/* The ids task @e's pids (@op PIDREQ_LAST_SID: its session helper's; PIDREQ_LAST_PGID:
+ * its group helper's; PIDREQ_LAST_FREE: its helper's, above every id of the image, in
+ * @buf) must have, outermost first, or
  * NULL when the image has none for @levels levels. */
-static const int32_t *ids_of(const TaskEntry *e, int levels, bool sid)
+static const int32_t *ids_of(const Inventory *inv, const TaskEntry *e, int levels, int op,
+			     int32_t *buf)
 {
 	size_t nlev = e->n_nspid ? e->n_nspid : 1;
 	if (levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
 		return NULL;
-	if (sid)
+	if (op == PIDREQ_LAST_FREE) {
+		for (int k = 0; k < levels; k++)
+			buf[k] = rst_image_top_id(inv, (size_t)k) + 1;
+		return buf;
+	}
+	if (op == PIDREQ_LAST_SID)
 		return e->via_session && e->n_nssid == nlev ? e->nssid : NULL;
+	if (op == PIDREQ_LAST_PGID) /* (a group whose leader is gone: known at every level) */
+		return e->n_nspgid == nlev && e->nspgid[nlev - 1] > 0 &&
+				       rst_task_index(inv, e->pgid) < 0
+			       ? e->nspgid
+			       : NULL;
 	return e->n_nspid ? e->nspid : &e->pid;
 }
 
-static int stasis_prepare_pids(void *arg, pid_t pid, int levels, bool sid)
+static int stasis_prepare_pids(void *arg, pid_t pid, int levels, int op)
 {
 	struct rst_tree *t = arg;
+	int32_t buf[PROC_MAX_NS_LEVEL];
 	ssize_t j = rst_task_index(t->inv, pid);
-	const int32_t *ids = j >= 0 ? ids_of(t->inv->tasks[j], levels, sid) : NULL;
+	const int32_t *ids = j >= 0 ? ids_of(t->inv, t->inv->tasks[j], levels, op, buf) : NULL;
 	if (!ids)
 		return -EINVAL;
 	int ret = prepare_levels(t, (size_t)j, ids, (size_t)levels);
@@ -163,18 +177,20 @@ int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n)
 	return ret ? ret : (int)skip;
 }
 
-static bool stasis_check_pids(void *arg, pid_t pid, int levels, bool sid, int pidfd)
+static bool stasis_check_pids(void *arg, pid_t pid, int levels, int op, int pidfd)
 {
 	struct rst_tree *t = arg;
+	int32_t buf[PROC_MAX_NS_LEVEL];
 	ssize_t j = rst_task_index(t->inv, pid);
-	const int32_t *ids = j >= 0 ? ids_of(t->inv->tasks[j], levels, sid) : NULL;
+	const int32_t *ids = j >= 0 ? ids_of(t->inv, t->inv->tasks[j], levels, op, buf) : NULL;
 	int got[PROC_MAX_NS_LEVEL];
 	size_t n = 0;
 	if (!ids || pidreq_pidfd_nspid(pidfd, got, PROC_MAX_NS_LEVEL, &n) || n < (size_t)levels)
 		return false;
 	for (size_t k = 0; k < (size_t)levels; k++) {
 		pid_t w = ids[k];
-		if (got[k] != w) {
+		/* (a helper's may be any id above the image's) */
+		if (op == PIDREQ_LAST_FREE ? got[k] < w : got[k] != w) {
 			pr_info("restore: pid %d was taken meanwhile (the child got %d at level %zu): "
 				"retry",
 				w, got[k], k);

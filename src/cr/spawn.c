@@ -91,6 +91,90 @@ bool rst_early_child(const Inventory *inv, size_t j)
 	       inv->tasks[g]->sid == e->sid;
 }
 
+static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
+			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd);
+
+static int outer_pids_prepare(struct rst_tree *t, int32_t op, pid_t pid, size_t skip,
+			      int *priv);
+static int outer_pids_verdict(int priv, int ret, int pidfd);
+
+pid_t rst_image_top_id(const Inventory *inv, size_t lvl)
+{
+	pid_t top = 0;
+	for (size_t i = 0; i < inv->n_tasks; i++) {
+		const TaskEntry *e = inv->tasks[i];
+		pid_t ids[3] = { lvl < e->n_nspid ? e->nspid[lvl] : lvl ? 0 : e->pid,
+				 lvl < e->n_nspgid ? e->nspgid[lvl] : lvl ? 0 : e->pgid,
+				 lvl < e->n_nssid ? e->nssid[lvl] : lvl ? 0 : e->sid };
+		for (int k = 0; k < 3; k++)
+			top = MAX(top, ids[k]);
+	}
+	return top;
+}
+
+/* A transient helper of task @idx (0 in the helper, which waits for the go): in a pid
+ * namespace below stasis's (a fresh one hands out low pids, which tasks of the image are
+ * made with) it gets an id above every id of the image at the levels @idx may choose;
+ * the outer ones stasis prepares the same way (PIDREQ_LAST_FREE; concurrent forks would
+ * take the pids it prepares for tasks) and checks, made again when another process took
+ * them meanwhile. At stasis's own level, with nothing prepared there, as fork gives. */
+static pid_t fork_helper(struct rst_tree *t, size_t idx)
+{
+	const TaskEntry *me = t->inv->tasks[idx];
+	size_t n = me->n_nspid ? me->n_nspid : 1, skip = rst_unsettable_levels(t, (ssize_t)idx, idx);
+	if (n > PROC_MAX_NS_LEVEL)
+		return -EINVAL;
+	if (n < 2 && !skip)
+		return fork();
+	pid_t set[PROC_MAX_NS_LEVEL]; /* innermost first, the levels @idx chooses */
+	for (size_t k = 0; k < n - skip; k++)
+		set[k] = rst_image_top_id(t->inv, n - 1 - k) + 1 + (pid_t)(getpid() % 512);
+	for (int attempt = 0;; attempt++) {
+		int go[2], priv = -1, pidfd = -1;
+		if (pipe2(go, O_CLOEXEC) < 0)
+			return pr_perror("restore: pipe");
+		int ret = outer_pids_prepare(t, PIDREQ_LAST_FREE, me->pid, skip, &priv);
+		struct stasis_clone_args ca = { .exit_signal = SIGCHLD,
+						.flags = skip ? CLONE_PIDFD : 0,
+						.pidfd = (uint64_t)(uintptr_t)&pidfd,
+						.set_tid = n > skip ? (uint64_t)(uintptr_t)set : 0,
+						.set_tid_size = n - skip };
+		pid_t h = ret ? -1 : (pid_t)sys_clone3(&ca, sizeof(ca));
+		if (h == 0) {
+			char b;
+			close(go[1]);
+			if (priv >= 0)
+				close(priv);
+			if (read(go[0], &b, 1) != 1)
+				_exit(1);
+			close(go[0]);
+			return 0;
+		}
+		ret = ret ?: h < 0 ? -errno : 0;
+		close(go[0]);
+		if (ret == -EEXIST) { /* another helper's: the next ids */
+			for (size_t k = 0; k < n - skip; k++)
+				set[k] += 1;
+			ret = -EAGAIN;
+		}
+		ret = outer_pids_verdict(priv, ret, pidfd);
+		if (!ret && write(go[1], "g", 1) != 1)
+			ret = pr_perror("restore: let a helper of pid %d go", me->pid);
+		close(go[1]);
+		if (ret && h > 0) {
+			kill(h, SIGKILL);
+			while (waitpid(h, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		if (!ret)
+			return h;
+		if (ret != -EAGAIN || attempt >= 64) {
+			errno = -ret;
+			return -1;
+		}
+	}
+}
+
 /* Task @j of @t made by a helper forked by its creator (the task @idx), which exits at
  * once: the kernel gives @j to the reaper of @idx's orphans, its parent. The pid it got
  * in the creator's view, or -errno. */
@@ -99,7 +183,7 @@ static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return pr_perror("restore: pipe");
-	pid_t h = fork();
+	pid_t h = fork_helper(t, idx);
 	if (h < 0) {
 		int e = pr_perror("restore: fork a helper for pid %d", t->inv->tasks[j]->pid);
 		close(p[0]);
@@ -126,9 +210,6 @@ static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t
 	}
 	return c;
 }
-
-static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
-			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd);
 
 /* Stasis sets ns_last_pid at the @skip outer pid-namespace levels for the next clone
  * (@op: task @pid's pids, or its session's ids): the private socket for its verdict in
@@ -172,22 +253,22 @@ static int outer_pids_verdict(int priv, int ret, int pidfd)
 	return ret ? ret : r ? r : verdict;
 }
 
-/* The helper of task @j's session (its leader gone), with the session's id at every
- * level: those the creator has no rights over (@skip outer ones) prepared by stasis
- * (PIDREQ_LAST_SID) and checked once it exists, made again when another process took
- * the id meanwhile. The helper waits for the creator's go. 0 in the helper. */
-static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
+/* A helper with id @want at every level (@ids, outermost first, @nids of them; none: the
+ * outermost only): those the creator has no rights over (@skip outer ones) prepared by
+ * stasis (@op for image task @req: PIDREQ_LAST_SID, its session's ids, PIDREQ_LAST_PGID,
+ * its group's) and checked once it exists, made again when another process took an id
+ * meanwhile. The helper waits for the creator's go. 0 in the helper. */
+static pid_t clone_prepared(struct rst_tree *t, int32_t op, pid_t req, pid_t want,
+			    const int32_t *ids, size_t nids, int exit_signal, size_t skip)
 {
-	const TaskEntry *e = t->inv->tasks[j];
 	for (int attempt = 0;; attempt++) {
 		int go[2], priv = -1, pidfd = -1;
 		if (pipe2(go, O_CLOEXEC) < 0)
 			return pr_perror("restore: pipe");
-		int ret = outer_pids_prepare(t, PIDREQ_LAST_SID, e->pid, skip, &priv);
+		int ret = outer_pids_prepare(t, op, req, skip, &priv);
 		pid_t h = ret ? -1
-			      : clone_with_ids(e->sid, e->n_nssid > 1 ? e->nssid : NULL,
-					       e->n_nssid > 1 ? e->n_nssid : 0, SIGCHLD, false, 0,
-					       skip, skip ? &pidfd : NULL);
+			      : clone_with_ids(want, nids > 1 ? ids : NULL, nids > 1 ? nids : 0,
+					       exit_signal, false, 0, skip, skip ? &pidfd : NULL);
 		if (h == 0) {
 			char b;
 			close(go[1]);
@@ -202,22 +283,30 @@ static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
 		close(go[0]);
 		ret = outer_pids_verdict(priv, ret, pidfd);
 		if (!ret && write(go[1], "g", 1) != 1)
-			ret = pr_perror("restore: let the helper of session %d go", e->sid);
+			ret = pr_perror("restore: let the helper with id %d go", want);
 		close(go[1]);
 		if (ret && h > 0) {
 			kill(h, SIGKILL);
-			while (waitpid(h, NULL, 0) < 0 && errno == EINTR)
+			while (waitpid(h, NULL, __WALL) < 0 && errno == EINTR)
 				;
 		}
 		if (ret != -EAGAIN || attempt >= 8) {
 			if (ret)
-				pr_errno(ret, "restore: the helper of session %d (pid %d)", e->sid,
-					 e->pid);
+				pr_errno(ret, "restore: the helper with id %d (for pid %d)", want, req);
 			return ret ? ret : h;
 		}
 		struct timespec ts = { 0, (long)(attempt + 1) * 25 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* The helper of task @j's session (its leader gone), with the session's id at every
+ * level. 0 in the helper. */
+static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
+{
+	const TaskEntry *e = t->inv->tasks[j];
+	return clone_prepared(t, PIDREQ_LAST_SID, e->pid, rst_helper_sid(e), e->nssid, e->n_nssid,
+			      SIGCHLD, skip);
 }
 
 /* The tasks of task @j's session, whose leader is gone, that task @idx makes (its
@@ -227,6 +316,7 @@ static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
 static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
 {
 	const TaskEntry *e = t->inv->tasks[j], *me = t->inv->tasks[idx];
+	pid_t hs = rst_helper_sid(e);
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return pr_perror("restore: pipe");
@@ -235,13 +325,14 @@ static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(p[0]);
 		if (setsid() < 0) {
-			pr_perror("restore: helper of session %d: setsid", e->sid);
+			pr_perror("restore: helper of session %d: setsid", hs);
 			_exit(1);
 		}
 		t->via_helper = getpid();
 		for (size_t k = j; k < t->n; k++) {
 			const TaskEntry *o = t->inv->tasks[k];
-			if (!o->via_session || o->sid != e->sid || rst_creator_of(t->inv, k) != me->pid)
+			if (!o->via_session || rst_helper_sid(o) != hs ||
+			    rst_creator_of(t->inv, k) != me->pid)
 				continue;
 			int32_t m[2] = { (int32_t)k, rst_spawn_task(t, (ssize_t)idx, k,
 							     o->has_exit_signal ? (int)o->exit_signal
@@ -258,7 +349,7 @@ static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
 	 * helper that died midway gives no end of file) */
 	size_t want = 0;
 	for (size_t k = j; k < t->n; k++)
-		want += t->inv->tasks[k]->via_session && t->inv->tasks[k]->sid == e->sid &&
+		want += t->inv->tasks[k]->via_session && rst_helper_sid(t->inv->tasks[k]) == hs &&
 			rst_creator_of(t->inv, k) == me->pid;
 	for (size_t got = 0; !ret && got < want; got++) {
 		int32_t m[2];
@@ -279,7 +370,7 @@ static int spawn_session(struct rst_tree *t, size_t idx, size_t j)
 	if (!ret && (!WIFEXITED(st) || WEXITSTATUS(st)))
 		ret = -EIO;
 	if (ret)
-		pr_errno(ret, "restore: the helper of session %d (pid %d) failed", e->sid, e->pid);
+		pr_errno(ret, "restore: the helper of session %d (pid %d) failed", hs, e->pid);
 	return ret;
 }
 
@@ -306,7 +397,7 @@ static bool is_orphan_group(const Inventory *inv, pid_t pgid)
 bool rst_helper_session(const Inventory *inv, pid_t sid)
 {
 	for (size_t i = 1; i < inv->n_tasks; i++)
-		if (inv->tasks[i]->via_session && inv->tasks[i]->sid == sid)
+		if (inv->tasks[i]->via_session && rst_helper_sid(inv->tasks[i]) == sid)
 			return true;
 	return false;
 }
@@ -405,6 +496,9 @@ static bool userns_below(const struct rst_tree *t, uint64_t ns, uint64_t anc)
 /* The user namespace task @i lives in (the dumper's when unknown). */
 static uint64_t userns_of(const struct rst_tree *t, ssize_t i)
 {
+	/* (a zombie is in the user namespace it was made in: its parent's, as made here) */
+	for (int hops = 0; i > 0 && !t->procs[i] && hops < 64; hops++)
+		i = rst_task_index(t->inv, t->inv->tasks[i]->ppid);
 	if (i < 0 || !t->procs[i] || !t->procs[i]->core->ns || !t->inv->has_dumper_userns)
 		return t->inv->dumper_userns;
 	return t->procs[i]->core->ns->user;
@@ -651,7 +745,7 @@ static size_t group_levels(const struct rst_tree *t, pid_t g, const int32_t **id
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const TaskEntry *e = t->inv->tasks[i];
-		if (e->zombie || e->pgid != g || e->n_nspgid < 2 || e->n_nspgid > PROC_MAX_NS_LEVEL ||
+		if (e->pgid != g || e->n_nspgid < 2 || e->n_nspgid > PROC_MAX_NS_LEVEL ||
 		    e->n_nspgid != e->n_nspid || e->nspgid[0] != g)
 			continue;
 		*ids = e->nspgid;
@@ -716,23 +810,28 @@ static int rst_task_helpers(struct rst_tree *t, size_t idx)
 {
 	const TaskEntry *me = t->inv->tasks[idx];
 	size_t lvl = me->n_nspid ? me->n_nspid : 1;
+	size_t skip = rst_unsettable_levels(t, (ssize_t)idx, idx);
 	for (size_t k = 0; k < t->n_helpers; k++) {
 		const int32_t *ids = NULL;
 		if (t->helper_maker[k] != (ssize_t)idx)
 			continue;
 		size_t nids = group_levels(t, t->helpers[k], &ids);
-		if (nids > 1 ? nids != lvl : lvl > 1) {
+		ssize_t m = -1; /* a member: stasis prepares the group's ids from its image */
+		for (size_t i = 0; i < t->n && m < 0; i++)
+			if (t->inv->tasks[i]->pgid == t->helpers[k])
+				m = (ssize_t)i;
+		if ((nids > 1 ? nids != lvl : lvl > 1) || m < 0) {
 			pr_err("restore: process group %d (leader gone) is not seen at every level "
 			       "of pid %d's pid namespaces: not supported",
 			       t->helpers[k], me->pid);
 			return -EOPNOTSUPP;
 		}
-		pid_t h = clone_with_ids(t->helpers[k], nids > 1 ? ids : NULL, nids > 1 ? nids : 0, 0,
-					 false, 0, 0, NULL);
+		pid_t h = clone_prepared(t, PIDREQ_LAST_PGID, t->inv->tasks[m]->pid, t->helpers[k],
+					 ids, nids, 0, skip);
 		if (h == 0)
 			group_helper(t, t->helpers[k]);
 		if (h < 0)
-			return pr_perror("restore: the helper of process group %d", t->helpers[k]);
+			return (int)h;
 	}
 	return 0;
 }
@@ -856,15 +955,27 @@ static void zombie_caps(const TaskEntry *e)
  * Wait until they exited, then take it. */
 static int drain_zombie_signals(struct rst_tree *t, size_t idx)
 {
-	pid_t me = t->inv->tasks[idx]->pid;
+	const TaskEntry *me = t->inv->tasks[idx];
+	size_t lvl = me->n_nspid ? me->n_nspid - 1 : 0;
 	sigset_t set, old;
 	sigemptyset(&set);
 	for (size_t j = 1; j < t->n; j++) {
 		const TaskEntry *e = t->inv->tasks[j];
-		if (!e->zombie || !t->spawned[j] || e->ppid != me)
+		if (!e->zombie || e->ppid != me->pid)
 			continue;
+		/* one made by another task (through a helper) is given to us once that helper
+		 * exits: waited for (10 s), with the pid we see it by */
+		pid_t z = t->spawned[j] ? t->spawned[j]
+					: (lvl && e->n_nspid > lvl ? e->nspid[lvl] : lvl ? 0 : e->pid);
 		siginfo_t si;
-		while (waitid(P_PID, (id_t)t->spawned[j], &si, WEXITED | WNOWAIT | __WALL) < 0)
+		for (int k = 0; z > 0 && !t->spawned[j] && k < 10000; k++) {
+			si.si_pid = 0;
+			if (!waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT | WNOHANG | __WALL) &&
+			    si.si_pid == z)
+				break;
+			usleep(1000);
+		}
+		while (z > 0 && waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT | __WALL) < 0)
 			if (errno != EINTR)
 				return pr_perror("restore: wait for zombie %d", e->pid);
 		int sig = e->has_exit_signal ? (int)e->exit_signal : SIGCHLD;
@@ -912,6 +1023,13 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 	const TaskEntry *e = t->inv->tasks[idx];
 	int status = e->has_exit_status ? e->exit_status : 0;
 
+	/* the tasks it makes (through helpers) before it exits, with stasis's rights still:
+	 * the kernel then gives them to the reaper of its parent's orphans */
+	int ret = create_children(t, idx, false);
+	if (!ret)
+		ret = zombie_group(t, e);
+	if (ret)
+		child_fail(st, e->pid, ret);
 	/* its name and (what it may drop of) its capabilities, as a zombie shows them */
 	char comm[16];
 	snprintf(comm, sizeof(comm), "%s", e->comm ? e->comm : "");
@@ -919,13 +1037,6 @@ static __attribute__((noreturn)) void zombie_task(struct rst_tree *t, size_t idx
 		prctl(PR_SET_NAME, comm, 0, 0, 0);
 	if (e->n_caps == 5)
 		zombie_caps(e);
-	/* the tasks it makes (through helpers) before it exits: the kernel then gives them to
-	 * the reaper of its parent's orphans */
-	int ret = create_children(t, idx, false);
-	if (!ret)
-		ret = zombie_group(t, e);
-	if (ret)
-		child_fail(st, e->pid, ret);
 	report(st, e->pid, 0, NULL);
 	if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);

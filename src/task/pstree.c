@@ -61,7 +61,13 @@ static const struct zombie *find_zombie(const struct dump_tree *t, pid_t pid)
 static int maker_of(const struct dump_tree *t, pid_t pid, pid_t ppid, pid_t sid, pid_t creator)
 {
 	if (creator) {
+		/* (a zombie that makes tasks is made by a live one: no deeper) */
 		const struct zombie *z = find_alive(t, creator) < 0 ? find_zombie(t, creator) : NULL;
+		if (z && z->creator) {
+			const struct zombie *zc = find_zombie(t, z->creator);
+			return zc ? maker_of(t, zc->pid, zc->ppid, zc->sid, 0)
+				  : find_alive(t, z->creator);
+		}
 		return z ? maker_of(t, z->pid, z->ppid, z->sid, 0) : find_alive(t, creator);
 	}
 	int pi = find_alive(t, ppid), li = find_alive(t, sid);
@@ -77,63 +83,174 @@ static int creator_of(const struct dump_tree *t, int k)
 	return k ? maker_of(t, c->pid, t->ppid[k], c->stat.session, c->creator) : -1;
 }
 
-/* Is procs[@l] made (directly or through the tasks that make its makers) by procs[@i]? */
-static bool made_by(const struct dump_tree *t, int l, int i)
+/* Is procs[@l] made (directly or through the tasks that make its makers) by task @pid, or
+ * by a task @pid (a zombie) makes? */
+static bool made_by(const struct dump_tree *t, int l, pid_t pid)
 {
-	for (int k = l, hops = 0; k > 0 && hops <= (int)t->nr; hops++) {
-		if (k == i)
+	for (int k = l, hops = 0; k >= 0 && hops <= (int)t->nr; hops++) {
+		if (t->procs[k]->pid == pid || t->procs[k]->creator == pid)
 			return true;
+		if (k == 0)
+			return false;
 		k = creator_of(t, k);
 	}
-	return l == i;
+	return true; /* (no end: never chosen) */
 }
 
-/* Task @i is in session @sid, neither its own nor its parent's: it was orphaned and
- * reparented. It can be made again by a task of that session through a helper that
- * exits at once, if the kernel then gives it to the same parent: a live task of the
- * session whose orphans go to that parent (or a zombie of the session whose parent's
- * orphans do: it makes the task itself, then exits), in the same pid namespace, and the
- * task neither shares its parent's files nor creates namespaces. Sets procs[i]->creator. */
-static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
+/* Does any task have @pid (a zombie) as its creator? */
+static bool is_creator(const struct dump_tree *t, pid_t pid)
 {
-	struct dump_ctx *c = t->procs[i];
-	int pi = find_alive(t, t->ppid[i]);
-	if (pi < 0 || c->shares_files || c->shares_fs || ns_clone_flags(c->tns) ||
-	    c->status.nspid_len != t->procs[pi]->status.nspid_len)
-		return false;
+	for (size_t k = 1; k < t->nr; k++)
+		if (t->procs[k]->creator == pid)
+			return true;
+	for (size_t z = 0; z < t->nr_zombies; z++)
+		if (t->zombies[z].creator == pid)
+			return true;
+	return false;
+}
+
+/* A task (@pid, @level pid namespaces deep, live or a zombie) is in session @sid, neither
+ * its own nor its parent's (procs[@pi]): it was orphaned and reparented. It can be made
+ * again by a task of that session through a helper that exits at once, if the kernel then
+ * gives it to the same parent: a live task of the session whose orphans go to that
+ * parent (or a zombie of the session whose parent's orphans do: it makes the task before
+ * it exits), in the same pid namespace, not made by the task itself. A zombie that makes
+ * tasks has no maker of that kind itself. The creator's pid, or 0. */
+static pid_t find_orphan_creator(const struct dump_tree *t, pid_t pid, int pi, pid_t sid,
+				 size_t level)
+{
+	if (pi < 0 || level != t->procs[pi]->status.nspid_len)
+		return 0;
 	for (size_t l = 0; l < t->nr; l++) {
 		const struct dump_ctx *cl = t->procs[l];
-		if (l == i || cl->stat.session != sid || cl->status.nspid_len != c->status.nspid_len)
+		if (cl->pid == pid || cl->stat.session != sid || cl->status.nspid_len != level ||
+		    made_by(t, (int)l, pid))
 			continue;
-		if (made_by(t, (int)l, (int)i)) /* never a creator made by the task itself */
-			continue;
-		if (orphan_reaper(t, (int)l) == pi) {
-			c->creator = cl->pid;
-			return true;
-		}
+		if (orphan_reaper(t, (int)l) == pi)
+			return cl->pid;
 	}
-	/* or a zombie of the session (its leader, often): it makes the task before it exits,
-	 * and the kernel gives the task to the reaper of its parent's orphans */
 	for (size_t z = 0; z < t->nr_zombies; z++) {
 		const struct zombie *zt = &t->zombies[z];
 		int zp = find_alive(t, zt->ppid), zm = maker_of(t, zt->pid, zt->ppid, zt->sid, 0);
-		if (zt->sid != sid || zp < 0 || zm < 0 || zt->nspid_len != c->status.nspid_len ||
-		    made_by(t, zm, (int)i) || orphan_reaper(t, zp) != pi)
+		if (zt->pid == pid || zt->creator || zt->sid != sid || zp < 0 || zm < 0 ||
+		    zt->nspid_len != level || made_by(t, zm, pid) || orphan_reaper(t, zp) != pi)
 			continue;
-		c->creator = zt->pid;
-		return true;
+		return zt->pid;
 	}
+	return 0;
+}
+
+/* Live task @i so (above): it neither shares its parent's files nor creates namespaces.
+ * Sets procs[i]->creator. */
+static bool orphan_creator(struct dump_tree *t, size_t i, pid_t sid)
+{
+	struct dump_ctx *c = t->procs[i];
+	if (c->shares_files || c->shares_fs || ns_clone_flags(c->tns))
+		return false;
+	c->creator = find_orphan_creator(t, c->pid, find_alive(t, t->ppid[i]), sid,
+					 c->status.nspid_len);
+	return c->creator > 0;
+}
+
+/* Zombie @z so: not itself a maker of tasks. Sets z->creator. */
+static bool zombie_orphan_creator(struct dump_tree *t, struct zombie *z)
+{
+	if (is_creator(t, z->pid))
+		return false;
+	z->creator = find_orphan_creator(t, z->pid, find_alive(t, z->ppid), z->sid, z->nspid_len);
+	return z->creator > 0;
+}
+
+/* The session a task made through a session helper (via_session) is made in: the one it
+ * was born in for a session leader, else its own. */
+static pid_t helper_sid_of(const struct dump_ctx *c)
+{
+	return c->born_sid ? c->born_sid : c->stat.session;
+}
+
+/* Is @sid a session made through a helper (its leader gone)? The parent of the tasks
+ * made through it in *@ppid. */
+static bool helper_session_parent(const struct dump_tree *t, pid_t sid, pid_t *ppid)
+{
+	for (size_t k = 1; k < t->nr; k++)
+		if (t->procs[k]->via_session && helper_sid_of(t->procs[k]) == sid) {
+			*ppid = t->ppid[k];
+			return true;
+		}
+	for (size_t z = 0; z < t->nr_zombies; z++)
+		if (t->zombies[z].via_session && t->zombies[z].sid == sid) {
+			*ppid = t->zombies[z].ppid;
+			return true;
+		}
 	return false;
+}
+
+static bool helper_session(const struct dump_tree *t, pid_t sid)
+{
+	pid_t ppid;
+	return helper_session_parent(t, sid, &ppid);
+}
+
+/* A task (@level pid namespaces deep, child of @ppid) in session @sid whose leader is
+ * gone (a daemon's double fork: the session leader exited, its child was given to a
+ * subreaper or a pid namespace's init), or born there: made again by its parent through
+ * a helper with the session's id (@ids at every level) that calls setsid, makes it and
+ * exits, so that the kernel gives it back to that parent. The parent must be the reaper
+ * of its own children's orphans, in the same pid namespace, no process may have the
+ * session's id, which is known at every level; every task of one session made so has
+ * one parent (one helper). */
+static bool session_helper_ok(const struct dump_tree *t, pid_t ppid, pid_t sid, size_t level,
+			      const int *ids, size_t n_ids)
+{
+	int pi = find_alive(t, ppid);
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", sid);
+	if (pi < 0 || dump_tree_has(t, sid) || sid == t->procs[0]->stat.session ||
+	    !access(path, F_OK) || orphan_reaper(t, pi) != pi ||
+	    level != t->procs[pi]->status.nspid_len || n_ids != level || !n_ids || ids[0] != sid)
+		return false;
+	for (size_t k = 0; k < n_ids; k++)
+		if (ids[k] <= 0)
+			return false;
+	pid_t other;
+	return !helper_session_parent(t, sid, &other) || other == ppid;
+}
+
+/* Live task @i in session @sid whose leader is gone, made through its helper (above): it
+ * neither shares its parent's files nor creates namespaces. Sets procs[i]->via_session.
+ * A session leader (@ids: those of a task of @sid) is born in @sid so. */
+static bool session_helper(struct dump_tree *t, size_t i, pid_t sid, const int *ids, size_t n_ids)
+{
+	struct dump_ctx *c = t->procs[i];
+	if (c->shares_files || c->shares_fs || ns_clone_flags(c->tns) || c->creator ||
+	    c->mnt_sibling || !session_helper_ok(t, t->ppid[i], sid, c->status.nspid_len, ids, n_ids))
+		return false;
+	if (c->stat.session == c->pid) {
+		c->born_sid = sid;
+		c->sess_nssid = ids;
+		c->sess_nssid_len = n_ids;
+	}
+	return c->via_session = true;
+}
+
+/* The same for zombie @z: it exits once made; its parent takes its exit signal. */
+static bool zombie_session_helper(struct dump_tree *t, struct zombie *z)
+{
+	if (!session_helper_ok(t, z->ppid, z->sid, z->nspid_len, z->nssid, z->nssid_len))
+		return false;
+	return z->via_session = true;
 }
 
 /* Task @pid (parent procs[@pi]) is in session @sid, not its parent's: its parent and
  * maybe more of its ancestors lead sessions of their own and were born in @sid (each made
  * its children of @sid, then called setsid). Each of them is made in @sid: by its parent
- * (before that parent's setsid when it was born in @sid too), or by a task of @sid whose
- * orphans its parent reaps, through a helper (orphan_creator); sets their born_sid. No:
+ * (before that parent's setsid when it was born in @sid too), by a task of @sid whose
+ * orphans its parent reaps, through a helper (orphan_creator), or, the leader of @sid
+ * gone, through the helper of @sid (its ids @ids from the task); sets their born_sid. No:
  * one of them is no session leader, was born in another session already, or is made in
  * another way. */
-static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares)
+static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares, const int *ids,
+		       size_t n_ids)
 {
 	int k = pi, top = -1;
 	if (shares) /* made with its parent's fd table: after the parent's own setup */
@@ -148,7 +265,8 @@ static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares)
 			top = k; /* made in @sid already */
 		else if (c->creator)
 			return false;
-		else if (orphan_creator(t, (size_t)k, sid))
+		else if (orphan_creator(t, (size_t)k, sid) ||
+			 session_helper(t, (size_t)k, sid, ids, n_ids))
 			top = k;
 		else
 			k = pk;
@@ -160,45 +278,6 @@ static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares)
 		if (j == top)
 			return true;
 	}
-}
-
-/* Task @i is in session @sid whose leader is gone: no task of the tree, no process here
- * has that pid (a daemon's double fork: the session leader exited, its child was given to
- * a subreaper or a pid namespace's init). It is made again by its parent through a helper
- * with the session's id that calls setsid, makes it and exits, so that the kernel gives
- * it back to that parent: the parent must be the reaper of its own children's orphans, in
- * the same pid namespace, the session's id known at every level, the task neither sharing
- * its parent's files nor creating namespaces; every such task of one session has one
- * parent (one helper). Sets procs[i]->via_session. */
-static bool session_helper(struct dump_tree *t, size_t i, pid_t sid)
-{
-	struct dump_ctx *c = t->procs[i];
-	int pi = find_alive(t, t->ppid[i]);
-	const struct proc_status *s = &c->status;
-	char path[32];
-	snprintf(path, sizeof(path), "/proc/%d", sid);
-	if (pi < 0 || dump_tree_has(t, sid) || sid == t->procs[0]->stat.session ||
-	    !access(path, F_OK) || c->shares_files || c->shares_fs || ns_clone_flags(c->tns) ||
-	    orphan_reaper(t, pi) != pi || s->nspid_len != t->procs[pi]->status.nspid_len ||
-	    s->nssid_len != s->nspid_len || !s->nssid_len || s->nssid[0] != sid)
-		return false;
-	for (size_t k = 0; k < s->nssid_len; k++)
-		if (s->nssid[k] <= 0)
-			return false;
-	for (size_t k = 1; k < i; k++)
-		if (t->procs[k]->via_session && t->procs[k]->stat.session == sid &&
-		    t->ppid[k] != t->ppid[i])
-			return false;
-	return c->via_session = true;
-}
-
-/* Is @sid a session made through a helper (its leader gone)? */
-static bool helper_session(const struct dump_tree *t, pid_t sid)
-{
-	for (size_t k = 1; k < t->nr; k++)
-		if (t->procs[k]->via_session && t->procs[k]->stat.session == sid)
-			return true;
-	return false;
 }
 
 /* Task @pid (@level pid namespaces deep, @nspgid its group at each) is in process group
@@ -219,6 +298,24 @@ static bool session_group_helper(const struct dump_tree *t, pid_t pgid, pid_t si
 		if (t->procs[i]->stat.session == sid)
 			m = (int)i;
 	return m > 0 && t->procs[m]->status.nspid_len == level;
+}
+
+/* Every task is made by a chain of makers from the root (what the restore checks too:
+ * src/cr/restore.c check_tasks), whatever was chosen above. */
+static int check_makers(const struct dump_tree *t)
+{
+	for (size_t i = 1; i < t->nr + t->nr_zombies; i++) {
+		const struct zombie *z = i < t->nr ? NULL : &t->zombies[i - t->nr];
+		int k = z ? maker_of(t, z->pid, z->ppid, z->sid, z->creator) : creator_of(t, (int)i);
+		for (size_t hops = 0; k > 0 && hops <= t->nr; hops++)
+			k = creator_of(t, k);
+		if (k != 0) {
+			pr_err("pid %d cannot be made again from the root pid %d (its makers form a "
+			       "loop): not supported", z ? z->pid : t->procs[i]->pid, t->procs[0]->pid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
 }
 
 /* Sessions and process groups this version can rebuild: each task's session is its own
@@ -250,14 +347,19 @@ static int check_sessions(struct dump_tree *t)
 			continue;
 		int pi = find_alive(t, ppid);
 		pid_t parent_sid = pi >= 0 ? t->procs[pi]->stat.session : 0;
+		const struct proc_status *ps = i < t->nr ? &t->procs[i]->status : NULL;
+		const int *ids = ps ? ps->nssid : t->zombies[i - t->nr].nssid;
+		size_t n_ids = ps ? ps->nssid_len : t->zombies[i - t->nr].nssid_len;
+		bool shares = i < t->nr && (t->procs[i]->shares_files || t->procs[i]->shares_fs);
 		/* or the session of a leader that is its sibling (it was reparented to their
 		 * common parent, a subreaper): created by that leader with CLONE_PARENT */
 		int li = find_alive(t, sid);
 		bool sid_ok = sid == pid || sid == parent_sid || (li > 0 && t->ppid[li] == ppid) ||
-			      (pi > 0 && born_chain(t, pi, sid,
-						    i < t->nr && (t->procs[i]->shares_files ||
-								  t->procs[i]->shares_fs))) ||
-			      (i < t->nr && (session_helper(t, i, sid) || orphan_creator(t, i, sid)));
+			      (pi > 0 && born_chain(t, pi, sid, shares, ids, n_ids)) ||
+			      (i < t->nr && (session_helper(t, i, sid, ids, n_ids) ||
+					     orphan_creator(t, i, sid))) ||
+			      (i >= t->nr && (zombie_session_helper(t, &t->zombies[i - t->nr]) ||
+					      zombie_orphan_creator(t, &t->zombies[i - t->nr])));
 		if (!sid_ok) {
 			if (dump_tree_has(t, sid))
 				pr_err("pid %d is in session %d, which is neither its own nor its "
@@ -269,15 +371,13 @@ static int check_sessions(struct dump_tree *t)
 		}
 		/* a group whose leader exited is rebuilt around a helper task in the root's
 		 * session (it leads the group until the members joined, then exits) */
-		size_t level = i < t->nr ? t->procs[i]->status.nspid_len
-					 : t->zombies[i - t->nr].nspid_len;
-		/* (a zombie's group id is known at its outermost level only) */
-		bool helper_group =
-			(sid == root->session && (i < t->nr || level <= 1)) ||
-			(i < t->nr ? session_group_helper(t, pgid, sid, level,
-							  t->procs[i]->status.nspgid,
-							  t->procs[i]->status.nspgid_len)
-				   : level <= 1 && session_group_helper(t, pgid, sid, 1, NULL, 0));
+		size_t level = ps ? ps->nspid_len : t->zombies[i - t->nr].nspid_len;
+		const int *gids = ps ? ps->nspgid : t->zombies[i - t->nr].nspgid;
+		size_t n_gids = ps ? ps->nspgid_len : t->zombies[i - t->nr].nspgid_len;
+		/* (a zombie joins its group itself: by the id it sees it by) */
+		bool gids_known = level <= 1 || (n_gids == level && gids[level - 1] > 0);
+		bool helper_group = (sid == root->session && (i < t->nr || gids_known)) ||
+				    session_group_helper(t, pgid, sid, level, gids, n_gids);
 		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
 			     dump_tree_has(t, pgid) || helper_group || (pgid == sid && helper_session(t, sid));
 		if (!pg_ok) {
@@ -287,13 +387,14 @@ static int check_sessions(struct dump_tree *t)
 		}
 		/* (a zombie joins its group before it exits: one with a member by then) */
 		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp &&
-		    !dump_tree_has(t, pgid) && !(level <= 1 && (helper_group || pgid == root->pgrp))) {
+		    !dump_tree_has(t, pgid) && !(gids_known && helper_group) &&
+		    !(level <= 1 && pgid == root->pgrp)) {
 			pr_err("zombie %d is in process group %d, neither its own nor its parent's, "
 			       "whose leader is not in the tree: not supported yet", pid, pgid);
 			return -EOPNOTSUPP;
 		}
 	}
-	return 0;
+	return check_makers(t);
 }
 
 const struct resource pstree_resource = {

@@ -50,18 +50,18 @@ static bool op_allowed(void *arg, pid_t pid)
 	return pid < 100000;
 }
 
-static int op_prepare(void *arg, pid_t pid, int levels, bool sid)
+static int op_prepare(void *arg, pid_t pid, int levels, int op)
 {
 	(void)arg;
 	/* all untrusted */
-	return ((unsigned)pid + (unsigned)levels + sid) % 3 ? 0 : -EAGAIN;
+	return ((unsigned)pid + (unsigned)levels + (unsigned)op) % 3 ? 0 : -EAGAIN;
 }
 
-static bool op_check(void *arg, pid_t pid, int levels, bool sid, int pidfd)
+static bool op_check(void *arg, pid_t pid, int levels, int op, int pidfd)
 {
 	(void)arg;
 	(void)levels;
-	(void)sid;
+	(void)op;
 	if (fcntl(pidfd, F_GETFD) < 0)
 		abort(); /* handed a closed fd */
 	return pid % 2;
