@@ -112,12 +112,15 @@ pid_t rst_image_top_id(const Inventory *inv, size_t lvl)
 	return top;
 }
 
+static pid_t clone_prepared(struct rst_tree *t, int32_t op, pid_t req, pid_t want,
+			    int32_t *ids, size_t nids, int exit_signal, size_t skip);
+
 /* A transient helper of task @idx (0 in the helper, which waits for the go): in a pid
  * namespace below stasis's (a fresh one hands out low pids, which tasks of the image are
  * made with) it gets an id above every id of the image at the levels @idx may choose;
  * the outer ones stasis prepares the same way (PIDREQ_LAST_FREE; concurrent forks would
- * take the pids it prepares for tasks) and checks, made again when another process took
- * them meanwhile. At stasis's own level, with nothing prepared there, as fork gives. */
+ * take the pids it prepares for tasks) and checks. At stasis's own level, with nothing
+ * prepared there, as fork gives. */
 static pid_t fork_helper(struct rst_tree *t, size_t idx)
 {
 	const TaskEntry *me = t->inv->tasks[idx];
@@ -126,53 +129,13 @@ static pid_t fork_helper(struct rst_tree *t, size_t idx)
 		return -EINVAL;
 	if (n < 2 && !skip)
 		return fork();
-	pid_t set[PROC_MAX_NS_LEVEL]; /* innermost first, the levels @idx chooses */
-	for (size_t k = 0; k < n - skip; k++)
-		set[k] = rst_image_top_id(t->inv, n - 1 - k) + 1 + (pid_t)(getpid() % 512);
-	for (int attempt = 0;; attempt++) {
-		int go[2], priv = -1, pidfd = -1;
-		if (pipe2(go, O_CLOEXEC) < 0)
-			return pr_perror("restore: pipe");
-		int ret = outer_pids_prepare(t, PIDREQ_LAST_FREE, me->pid, skip, &priv);
-		struct stasis_clone_args ca = { .exit_signal = SIGCHLD,
-						.flags = skip ? CLONE_PIDFD : 0,
-						.pidfd = (uint64_t)(uintptr_t)&pidfd,
-						.set_tid = n > skip ? (uint64_t)(uintptr_t)set : 0,
-						.set_tid_size = n - skip };
-		pid_t h = ret ? -1 : (pid_t)sys_clone3(&ca, sizeof(ca));
-		if (h == 0) {
-			char b;
-			close(go[1]);
-			if (priv >= 0)
-				close(priv);
-			if (read(go[0], &b, 1) != 1)
-				_exit(1);
-			close(go[0]);
-			return 0;
-		}
-		ret = ret ?: h < 0 ? -errno : 0;
-		close(go[0]);
-		if (ret == -EEXIST) { /* another helper's: the next ids */
-			for (size_t k = 0; k < n - skip; k++)
-				set[k] += 1;
-			ret = -EAGAIN;
-		}
-		ret = outer_pids_verdict(priv, ret, pidfd);
-		if (!ret && write(go[1], "g", 1) != 1)
-			ret = pr_perror("restore: let a helper of pid %d go", me->pid);
-		close(go[1]);
-		if (ret && h > 0) {
-			kill(h, SIGKILL);
-			while (waitpid(h, NULL, 0) < 0 && errno == EINTR)
-				;
-		}
-		if (!ret)
-			return h;
-		if (ret != -EAGAIN || attempt >= 64) {
-			errno = -ret;
-			return -1;
-		}
-	}
+	int32_t ids[PROC_MAX_NS_LEVEL]; /* outermost first; the outer @skip unused */
+	for (size_t k = 0; k < n; k++)
+		ids[k] = rst_image_top_id(t->inv, k) + 1 + (pid_t)(getpid() % 512);
+	pid_t h = clone_prepared(t, PIDREQ_LAST_FREE, me->pid, 0, ids, n, SIGCHLD, skip);
+	if (h < 0)
+		errno = (int)-h;
+	return h < 0 ? -1 : h;
 }
 
 /* Task @j of @t made by a helper forked by its creator (the task @idx), which exits at
@@ -253,22 +216,40 @@ static int outer_pids_verdict(int priv, int ret, int pidfd)
 	return ret ? ret : r ? r : verdict;
 }
 
+/* clone3 with @ids (outermost first) at the inner @n - @skip levels, quietly: -1 with
+ * errno EEXIST when another process has one of them. */
+static pid_t clone_innermost(const int32_t *ids, size_t n, size_t skip, int exit_signal,
+			     int *pidfd)
+{
+	pid_t set[PROC_MAX_NS_LEVEL];
+	for (size_t k = 0; k + skip < n; k++)
+		set[k] = ids[n - 1 - k];
+	struct stasis_clone_args ca = { .exit_signal = (uint64_t)exit_signal,
+					.flags = pidfd ? CLONE_PIDFD : 0,
+					.pidfd = (uint64_t)(uintptr_t)pidfd,
+					.set_tid = n > skip ? (uint64_t)(uintptr_t)set : 0,
+					.set_tid_size = n - skip };
+	return (pid_t)sys_clone3(&ca, sizeof(ca));
+}
+
 /* A helper with id @want at every level (@ids, outermost first, @nids of them; none: the
- * outermost only): those the creator has no rights over (@skip outer ones) prepared by
- * stasis (@op for image task @req: PIDREQ_LAST_SID, its session's ids, PIDREQ_LAST_PGID,
- * its group's) and checked once it exists, made again when another process took an id
- * meanwhile. The helper waits for the creator's go. 0 in the helper. */
+ * outermost only; @want 0: any ids from @ids up, moved up when taken): those the creator
+ * has no rights over (@skip outer ones) prepared by stasis (@op for image task @req:
+ * PIDREQ_LAST_SID, its session's ids, PIDREQ_LAST_PGID, its group's, PIDREQ_LAST_FREE,
+ * ids of no task) and checked once it exists, made again when another process took an
+ * id meanwhile. The helper waits for the creator's go. 0 in the helper. */
 static pid_t clone_prepared(struct rst_tree *t, int32_t op, pid_t req, pid_t want,
-			    const int32_t *ids, size_t nids, int exit_signal, size_t skip)
+			    int32_t *ids, size_t nids, int exit_signal, size_t skip)
 {
 	for (int attempt = 0;; attempt++) {
 		int go[2], priv = -1, pidfd = -1;
 		if (pipe2(go, O_CLOEXEC) < 0)
 			return pr_perror("restore: pipe");
 		int ret = outer_pids_prepare(t, op, req, skip, &priv);
-		pid_t h = ret ? -1
-			      : clone_with_ids(want, nids > 1 ? ids : NULL, nids > 1 ? nids : 0,
-					       exit_signal, false, 0, skip, skip ? &pidfd : NULL);
+		pid_t h = ret    ? -1
+			  : want ? clone_with_ids(want, nids > 1 ? ids : NULL, nids > 1 ? nids : 0,
+						  exit_signal, false, 0, skip, skip ? &pidfd : NULL)
+				 : clone_innermost(ids, nids, skip, exit_signal, skip ? &pidfd : NULL);
 		if (h == 0) {
 			char b;
 			close(go[1]);
@@ -281,9 +262,14 @@ static pid_t clone_prepared(struct rst_tree *t, int32_t op, pid_t req, pid_t wan
 		}
 		ret = ret ?: h < 0 ? -errno : 0;
 		close(go[0]);
+		if (ret == -EEXIST && !want) { /* another helper's: the next ids */
+			for (size_t k = skip; k < nids; k++)
+				ids[k]++;
+			ret = -EAGAIN;
+		}
 		ret = outer_pids_verdict(priv, ret, pidfd);
 		if (!ret && write(go[1], "g", 1) != 1)
-			ret = pr_perror("restore: let the helper with id %d go", want);
+			ret = pr_perror("restore: let the helper for pid %d go", req);
 		close(go[1]);
 		if (ret && h > 0) {
 			kill(h, SIGKILL);
@@ -826,8 +812,10 @@ static int rst_task_helpers(struct rst_tree *t, size_t idx)
 			       t->helpers[k], me->pid);
 			return -EOPNOTSUPP;
 		}
+		int32_t gids[PROC_MAX_NS_LEVEL] = { 0 };
+		memcpy(gids, ids ? ids : gids, nids * sizeof(*gids));
 		pid_t h = clone_prepared(t, PIDREQ_LAST_PGID, t->inv->tasks[m]->pid, t->helpers[k],
-					 ids, nids, 0, skip);
+					 gids, nids, 0, skip);
 		if (h == 0)
 			group_helper(t, t->helpers[k]);
 		if (h < 0)

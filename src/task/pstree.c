@@ -318,18 +318,20 @@ static int check_makers(const struct dump_tree *t)
 	return 0;
 }
 
-/* Sessions and process groups this version can rebuild: each task's session is its own
- * (it called setsid), its parent's, that of a session leader that is its sibling, the one
- * its parent was born in (made before the parent's setsid; the parent's parent may have
- * been born there too, and so on up to a task of that session), one whose orphans its parent
- * reaps (made through a helper, then reparented), one whose leader is gone when its
- * parent reaps its own children's orphans (made through a helper with the session's
- * id), or —
- * for the root only — one outside the tree (then the restored root joins the restoring
- * stasis's session, like CRIU's --shell-job). A process group is the task's own, one led
- * by a task of the tree in the same session, the root's outside group, the group of the
- * gone leader of a session made through a helper, or — in the root's session — a group
- * whose leader has exited. */
+/* Sessions and process groups this version can rebuild: each task's session (live or
+ * zombie) is its own (it called setsid), its parent's, that of a session leader that is
+ * its sibling, the one its parent was born in (made before the parent's setsid; the
+ * parent's parent may have been born there too, and so on up to a task of that session,
+ * or to one made there by a task of it or by its helper), one whose orphans its parent
+ * reaps (made by a task of that session through a helper, or by a zombie of it, then
+ * reparented), one whose leader is gone when its parent reaps its own children's
+ * orphans (made through a helper with the session's id), or — for the root only — one
+ * outside the tree (then the restored root joins the restoring stasis's session, like
+ * CRIU's --shell-job). A process group is the task's own, one led by a task of the tree
+ * in the same session, the root's outside group, the group of the gone leader of a
+ * session made through a helper, or a group whose leader has exited (rebuilt around a
+ * helper: in the root's session, or in another one with a live task). A zombie's group
+ * is its own, its parent's, or one of these its id is known at every level of. */
 static int check_sessions(struct dump_tree *t)
 {
 	const struct proc_stat *root = &t->procs[0]->stat;
