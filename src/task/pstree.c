@@ -390,7 +390,8 @@ static int check_sessions(struct dump_tree *t)
 		/* (a zombie joins its group before it exits: one with a member by then) */
 		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp &&
 		    !dump_tree_has(t, pgid) && !(gids_known && helper_group) &&
-		    !(level <= 1 && pgid == root->pgrp)) {
+		    !(level <= 1 && pgid == root->pgrp) &&
+		    !(gids_known && pgid == sid && helper_session(t, sid))) {
 			pr_err("zombie %d is in process group %d, neither its own nor its parent's, "
 			       "whose leader is not in the tree: not supported yet", pid, pgid);
 			return -EOPNOTSUPP;
