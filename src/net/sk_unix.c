@@ -46,6 +46,7 @@
 struct sk_diag {
 	uint8_t type, state, shutdown;
 	bool has_vfs, has_rqlen;
+	bool has_peer; /* (a peer of inode 0: a closed one the socket still points to) */
 	uint32_t peer, vfs_ino, vfs_dev, rqueue, wqueue;
 	uint8_t name[SK_NAME_MAX];
 	size_t name_len; /* 0: no name */
@@ -129,8 +130,10 @@ static int diag_attr(const struct rtattr *a, struct sk_diag *out)
 		}
 		break;
 	case UNIX_DIAG_PEER:
-		if (len >= sizeof(uint32_t))
+		if (len >= sizeof(uint32_t)) {
 			memcpy(&out->peer, RTA_DATA(a), sizeof(uint32_t));
+			out->has_peer = true;
+		}
 		break;
 	case UNIX_DIAG_ICONS:
 		out->n_icons = len / sizeof(uint32_t);
@@ -284,7 +287,8 @@ static int check_path(const struct dump_ctx *c, int fd, const struct sk_diag *dg
 }
 
 /* The socket's state, name, peer and backlog from sock_diag @dg. */
-static int fill_from_diag(const struct dump_ctx *c, int fd, const struct sk_diag *dg, UnixSk *u)
+static int fill_from_diag(const struct dump_ctx *c, int fd, int dup, const struct sk_diag *dg,
+			  UnixSk *u)
 {
 	if (dg->state != SK_ESTABLISHED && dg->state != SK_CLOSE && dg->state != SK_LISTEN) {
 		char what[64];
@@ -315,10 +319,19 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, const struct sk_diag
 		for (size_t i = 0; i < dg->n_icons; i++)
 			u->icons[i] = dg->icons[i];
 		u->n_icons = dg->n_icons;
-	} else if (dg->state == SK_ESTABLISHED && !dg->peer && u->type != SOCK_DGRAM) {
-		/* (a datagram socket some other connected to is "established" too, and
-		 * one whose peer was closed cannot be told from it: both are restored
-		 * unconnected) */
+	} else if (dg->state == SK_ESTABLISHED && !dg->peer &&
+		   (u->type != SOCK_DGRAM || dg->has_peer)) {
+		/* (a datagram socket some other connected to is "established" too, with no
+		 * peer; one connected to a peer that was closed still points to it, of inode
+		 * 0, until it sends: then it is restored so, its peer closed after the fill —
+		 * an unnamed peer, as a socketpair's: a named one's name is what getpeername
+		 * still says) */
+		struct sockaddr_un sa;
+		socklen_t sl = sizeof(sa);
+		if (u->type == SOCK_DGRAM &&
+		    (getpeername(dup, (struct sockaddr *)&sa, &sl) || sl > sizeof(sa_family_t)))
+			return sk_unsupported(c->pid, fd, u->ino, "a datagram unix socket connected "
+								  "to a named socket that was closed");
 		u->has_peer_gone = u->peer_gone = true;
 	}
 	return 0;
@@ -366,7 +379,7 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 	d->unix_sk = u;
 	u->ino = ino;
 	u->type = (uint32_t)type;
-	ret = fill_from_diag(c, fd, &dg, u);
+	ret = fill_from_diag(c, fd, dup, &dg, u);
 	free(dg.icons);
 	if (ret)
 		return ret == -ENOMEM ? pr_errno(ret, "fd %d of pid %d", fd, pid) : ret;
