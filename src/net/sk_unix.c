@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -410,8 +411,20 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 		u->has_outq = true;
 		u->outq = (uint32_t)outq;
 	}
-	if (u->state == SK_LISTEN)
-		ret = 0; /* its queue holds connections (icons), not data */
+	/* a pending error (ECONNRESET: a peer closed with data unread, or a datagram peer
+	 * dropped it): any read of a datagram or seqpacket socket's queue takes it, one of a
+	 * stream's when it finds the queue empty (never: the peek stops at its length);
+	 * poll shows it without taking it */
+	struct pollfd pf = { .fd = dup };
+	if (u->state != SK_LISTEN && poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR)) {
+		if (!u->peer_gone || type == SOCK_DGRAM || (type == SOCK_SEQPACKET && dg.rqueue))
+			return sk_unsupported(pid, fd, ino, "a unix socket with a pending error "
+							    "(ECONNRESET) and no closed peer, or "
+							    "messages queued");
+		u->has_pending_reset = u->pending_reset = true;
+	}
+	if (u->state == SK_LISTEN || (u->pending_reset && type == SOCK_SEQPACKET))
+		ret = 0; /* its queue holds connections (icons), not data; or nothing */
 	else if (type == SOCK_STREAM)
 		ret = sk_unix_peek_stream(pid, fd, dup, u);
 	else

@@ -543,6 +543,12 @@ static int fill_connected(struct ubuild *b)
 	}
 	for (size_t k = 0; k < b->n; k++)
 		if (b->s[k].gone >= 0) {
+			/* a peer that closed with data unread left the error ECONNRESET: the
+			 * one that closes now has a byte unread */
+			if (b->s[k].u->pending_reset &&
+			    send(b->s[k].fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+				return pr_perror("restore unix socket %llu: its pending error",
+						 (unsigned long long)b->s[k].u->ino);
 			close(b->s[k].gone);
 			b->s[k].gone = -1;
 		}

@@ -31,9 +31,9 @@
 #define FD_HI 48  /* random fds live in [FD_LO, FD_HI) */
 #define CMD_FD 60 /* each task's command and answer pipes (60..) */
 
-enum kind { K_PIPE, K_STREAM, K_DGRAM, K_EVENT, K_MEMFD, K_FILE, K_N };
+enum kind { K_PIPE, K_STREAM, K_DGRAM, K_EVENT, K_MEMFD, K_FILE, K_SEQ, K_N };
 enum op { OP_OPEN, OP_DUP, OP_DUP2, OP_DUPCX, OP_CLOSE, OP_WRITE, OP_READ, OP_SEEK, OP_FL,
-	  OP_CX, OP_FORK, OP_CHECK, OP_N };
+	  OP_CX, OP_FORK, OP_SHUT, OP_CHECK, OP_N };
 
 struct obj {
 	int kind;
@@ -100,7 +100,13 @@ static bool can_write(const struct slot *s)
 static bool can_read(const struct slot *s)
 {
 	int k = S->o[s->obj].kind;
-	return (k == K_PIPE && s->end == 0) || k == K_STREAM || k == K_DGRAM || k == K_EVENT;
+	return (k == K_PIPE && s->end == 0) || k == K_STREAM || k == K_DGRAM || k == K_SEQ ||
+	       k == K_EVENT;
+}
+
+static bool messages(int kind)
+{
+	return kind == K_DGRAM || kind == K_SEQ;
 }
 
 static void set_slot(int fd, int obj, int end)
@@ -126,7 +132,11 @@ static int do_open(int kind)
 		break;
 	case K_STREAM:
 	case K_DGRAM:
-		if (socketpair(AF_UNIX, kind == K_STREAM ? SOCK_STREAM : SOCK_DGRAM, 0, fds) < 0)
+	case K_SEQ:
+		if (socketpair(AF_UNIX,
+			       kind == K_STREAM ? SOCK_STREAM : kind == K_DGRAM ? SOCK_DGRAM
+										: SOCK_SEQPACKET,
+			       0, fds) < 0)
 			return errno;
 		break;
 	case K_EVENT:
@@ -176,15 +186,16 @@ static int do_write(int fd, int len)
 			ob->size = (uint64_t)at + (uint64_t)n;
 		return 0;
 	}
-	if (ob->kind == K_DGRAM) {
+	if (messages(ob->kind)) {
 		size_t l = dgram_len(s->obj, d, ob->wr[d]);
 		for (size_t i = 0; i < l; i++)
 			buf[i] = byte_at(s->obj, d, ob->wr[d] * 1000 + i);
 		ssize_t n = send(fd, buf, l, MSG_DONTWAIT);
 		if (n == (ssize_t)l)
 			ob->wr[d]++;
-		else if (n < 0 && errno == ECONNREFUSED) /* the peer is gone: the kernel drops */
-			ob->rd[1 - d] = ob->wr[1 - d];    /* what the socket had queued */
+		else if (n < 0 && errno == ECONNREFUSED && ob->kind == K_DGRAM)
+			ob->rd[1 - d] = ob->wr[1 - d]; /* the peer is gone: the kernel drops what
+							* the socket had queued */
 		return 0;
 	}
 	if (ob->wr[d] - ob->rd[d] > 8192) /* (never blocks: far below any buffer) */
@@ -215,7 +226,7 @@ static int do_read(int fd, int len)
 		ob->count = 0;
 		return 0;
 	}
-	if (ob->kind == K_DGRAM) {
+	if (messages(ob->kind)) {
 		for (int k = 0; ob->rd[d] < ob->wr[d] && (len < 0 || k < 1); k++) {
 			size_t l = dgram_len(s->obj, d, ob->rd[d]);
 			ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -358,6 +369,10 @@ static int run(const struct cmd *c)
 	case OP_CX:
 		fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) ^ FD_CLOEXEC);
 		return 0;
+	case OP_SHUT: /* a connected socket stops reading or writing (or both) */
+		if (S->o[s->obj].kind == K_STREAM || S->o[s->obj].kind == K_SEQ)
+			shutdown(fd, c->b % 3);
+		return 0;
 	case OP_FORK: {
 		int id = c->b;
 		memcpy(S->fd[id], S->fd[me], sizeof(S->fd[me]));
@@ -404,7 +419,7 @@ static int pick_fd(int t, uint64_t *rng, bool open_only)
 
 static void grow(uint64_t seed)
 {
-	static const int weight[OP_N] = { 8, 4, 3, 3, 4, 12, 4, 3, 3, 3, 2, 0 };
+	static const int weight[OP_N] = { 8, 4, 3, 3, 4, 12, 4, 3, 3, 3, 2, 1, 0 };
 	uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 7;
 	for (int step = 0; step < 300; step++) {
 		int sum = 0, op = 0;
