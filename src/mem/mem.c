@@ -44,6 +44,10 @@
 #define MADV_BIT_LOCKONFAULT (1u << 7) /* ... MLOCK_ONFAULT */
 #define MADV_BIT_SEQUENTIAL (1u << 8)
 #define MADV_BIT_RANDOM (1u << 9)
+/* not an madvise: a private area not writable now that was once (VmFlags ac: its memory
+ * is committed, so mprotect to writable never fails for want of it): mapped writable at
+ * restore, then given its protection */
+#define MADV_BIT_ACCOUNT (1u << 10)
 
 /* VmFlags that no part of the restore rebuilds: an area with one is refused at dump. */
 static const struct {
@@ -145,7 +149,10 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 		  ((pv->vmflags & VMF_LO) ? MADV_BIT_LOCKED : 0) |
 		  ((pv->vmflags & VMF_LF) ? MADV_BIT_LOCKONFAULT : 0) |
 		  ((pv->vmflags & VMF_SR) ? MADV_BIT_SEQUENTIAL : 0) |
-		  ((pv->vmflags & VMF_RR) ? MADV_BIT_RANDOM : 0);
+		  ((pv->vmflags & VMF_RR) ? MADV_BIT_RANDOM : 0) |
+		  ((pv->vmflags & VMF_AC) && !pv->shared && !(pv->prot & PROT_WRITE)
+			   ? MADV_BIT_ACCOUNT
+			   : 0);
 	if (pv->vmflags & VMF_NR)
 		v->flags |= MAP_NORESERVE;
 	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
@@ -1100,7 +1107,8 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 			continue;
 		}
 		uint32_t prot = v->prot;
-		added_write[i] = vma_has_runs(c->mm, i, &ri) && !(prot & PROT_WRITE);
+		added_write[i] = (vma_has_runs(c->mm, i, &ri) || (v->madv & MADV_BIT_ACCOUNT)) &&
+				 !(prot & PROT_WRITE);
 		if (added_write[i])
 			prot |= PROT_WRITE;
 		uint64_t flags =
@@ -1321,10 +1329,23 @@ int mem_restore_remote(struct rst_ctx *c)
 	pr_debug("restore: pid %d: %zu page runs filled in %.3f ms", c->pid, c->mm->n_pages,
 		 (double)(now_ns() - t0) / 1e6);
 	t0 = now_ns();
+	size_t ri = 0; /* (the areas are in address order, as the runs) */
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
 		const Vma *v = c->mm->vmas[i];
 		if (!added_write[i])
 			continue;
+		/* an anonymous area made unwritable keeps its commit (ac) only when it has
+		 * had a page: one is faulted in and dropped again */
+		if ((v->madv & MADV_BIT_ACCOUNT) && v->kind != VMA_KIND__VMA_FILE &&
+		    !vma_has_runs(c->mm, i, &ri)) {
+			static const char zero;
+			r = rsys_poke(&c->rs, v->start, &zero, 1);
+			if (!r)
+				r = rsys_do(&c->rs, "restore: drop a page", SYS_madvise, v->start,
+					    4096, MADV_DONTNEED, 0, 0, 0);
+			if (r < 0)
+				return (int)r;
+		}
 		r = rsys_do(&c->rs, "restore: set memory protection", SYS_mprotect, v->start,
 			    v->end - v->start, v->prot, 0, 0, 0);
 		if (r < 0)

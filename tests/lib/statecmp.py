@@ -435,6 +435,34 @@ SMAPS_RE = re.compile(r"^(?:([0-9a-f]+-[0-9a-f]+) (\S+) (\S+) (\S+) (\d+) *(.*)|
                       r"VmFlags: *(.*))$", re.M)
 
 
+def _map_entries(text):
+    """The areas of smaps text: [start, end, prot, off, dev, ino, path, vmflags], adjacent
+    ones that differ only in where the kernel split them joined: it merges neighbours
+    with the same attributes unless their anonymous memory came by different ways (a
+    fork's copy next to a later mapping), which a restore cannot rebuild and no program
+    sees but in /proc (the split point); anonymous ones, or of one file at contiguous
+    offsets."""
+    out, cur = [], None
+    for m in SMAPS_RE.finditer(text):
+        if m.group(1) is None:
+            if cur is not None:
+                cur[7] = " ".join(sorted(m.group(7).split()))
+            continue
+        lo, hi = (int(x, 16) for x in m.group(1).split("-"))
+        prot, off, dev, ino, path = m.group(2, 3, 4, 5, 6)
+        cur = [lo, hi, prot, off, dev, ino, path.strip(), ""]
+        out.append(cur)
+    joined = []
+    for e in out:
+        p = joined[-1] if joined else None
+        if (p and p[1] == e[0] and p[2] == e[2] and p[4:8] == e[4:8] and
+                (e[5] == "0" or int(e[3], 16) == int(p[3], 16) + (p[1] - p[0]))):
+            p[1] = e[1]
+            continue
+        joined.append(e)
+    return joined
+
+
 def _maps(s, where, pid):
     """Every mapping of /proc/PID/smaps (only its header line and VmFlags: the rest are
     counters)."""
@@ -442,30 +470,24 @@ def _maps(s, where, pid):
     if text is None:
         s.put(where, "maps.unreadable", "", "yes")
         return
-    cur = None
     v = s.v
-    for m in SMAPS_RE.finditer(text):
-        rng = m.group(1)
-        if rng is None:
-            if cur:
-                v["%s|maps.vmflags|%s" % (where, cur)] = " ".join(sorted(m.group(7).split()))
-            continue
-        cur = rng
-        prot, off, dev, ino, path = m.group(2, 3, 4, 5, 6)
+    for lo, hi, prot, off, dev, ino, path, vmflags in _map_entries(text):
+        rng = "%08x-%08x" % (lo, hi)  # (as smaps writes it)
+        v["%s|maps.vmflags|%s" % (where, rng)] = vmflags
         v["%s|maps.prot|%s" % (where, rng)] = prot
         v["%s|maps.offset|%s" % (where, rng)] = off
-        v["%s|maps.path|%s" % (where, rng)] = path.strip()
+        v["%s|maps.path|%s" % (where, rng)] = path
         # a private MAP_HUGETLB area's file is the kernel's bookkeeping of that mmap (each
         # mmap makes one, fork shares it): no program sees it but as an inode number,
         # like the anonymous memory it stands for
-        if ino == "0" or (prot.endswith("p") and path.strip() == "/anon_hugepage (deleted)"):
+        if ino == "0" or (prot.endswith("p") and path == "/anon_hugepage (deleted)"):
             v["%s|maps.file|%s" % (where, rng)] = ""
             continue
         at = "%s map %s" % (where, rng)
         dev = _dev_canon(s, dev, at)
         v["%s|maps.file|%s" % (where, rng)] = s.canon("file", (dev, ino), at) + " on " + dev
         try:
-            mode = os.lstat("/proc/%d/map_files/%s" % (pid, rng)).st_mode
+            mode = os.lstat("/proc/%d/map_files/%x-%x" % (pid, lo, hi)).st_mode
             v["%s|maps.map_files_mode|%s" % (where, rng)] = "%o" % stat.S_IMODE(mode)
         except OSError:
             pass
