@@ -69,6 +69,25 @@ static bool has_area(int t, int a)
 	return false;
 }
 
+/* the mapping at @p: 's' or 'p' and its offset there in *@off (0 when none) */
+static char mapping_at(uintptr_t p, unsigned long *off)
+{
+	char line[512], perm[8] = "";
+	FILE *f = fopen("/proc/self/maps", "r");
+	char kind = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, o;
+		if (sscanf(line, "%lx-%lx %7s %lx", &lo, &hi, perm, &o) == 4 && p >= lo && p < hi) {
+			kind = perm[3];
+			*off = o + (p - lo);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return kind;
+}
+
 /* the page's contents, or 0 when it cannot be read (PROT_NONE, a hole) */
 static uint32_t page_hash(uintptr_t p)
 {
@@ -159,6 +178,8 @@ static int run(const struct cmd *c)
 		return 0;
 	}
 	case OP_HOLE:
+		if (c->a < A_N) /* (the first areas stay whole: R and task 1 share them) */
+			return 0;
 		ar->holed = true;
 		if (n == ar->pages)
 			ar->gone[me] = true;
@@ -222,8 +243,12 @@ static __attribute__((noreturn)) void task_loop(int cmd_rd, int ans_wr)
 					snprintf(S->why, sizeof(S->why), "task %d: a page differs", me);
 			}
 			st = 0;
-		} else if (c.op == OP_N + 1) { /* read the word R just wrote at area c.a */
-			st = has_area(me, c.a) && page_hash(S->a[c.a].at)
+		} else if (c.op == OP_N + 1) { /* read the word R just wrote at area c.a (the
+						  * same mapping as R's: kind c.b, offset c.c) */
+			unsigned long off = 0;
+			st = has_area(me, c.a) && page_hash(S->a[c.a].at) &&
+					     mapping_at(S->a[c.a].at, &off) == c.b &&
+					     (unsigned int)off == (unsigned int)c.c
 				     ? *(volatile int *)S->a[c.a].at
 				     : -1;
 		} else if (c.op == OP_FORK) {
@@ -300,6 +325,15 @@ int main(int argc, char **argv)
 			test_fail("pipe: %s", strerror(errno));
 	S->pid[0] = getpid();
 	S->nt = 1;
+	/* one area of each kind, then task 1 forked: they are in both */
+	for (int k = 0; k < A_N; k++)
+		if (do_map(k, 8))
+			test_fail("mmap: %s", strerror(errno));
+	S->parent[1] = 0;
+	S->born_after[1] = S->na;
+	if (fork_task(1))
+		test_fail("fork: %s", strerror(errno));
+	S->nt = 2;
 	if (env)
 		grow(strtoull(env, NULL, 10));
 	else
@@ -325,22 +359,28 @@ int main(int argc, char **argv)
 		test_fail("%s", S->why);
 	/* sharing: R writes a new word into each area it and a child have (first page,
 	 * writable there); the child sees it in a shared area only */
+	int checked = 0;
 	for (int a = 0; a < S->na; a++) {
 		bool shared = S->a[a].kind == A_SHARED || S->a[a].kind == A_FILE_SHARED;
 		if (!has_area(0, a) || S->a[a].holed || !page_hash(S->a[a].at) ||
 		    mprotect((void *)S->a[a].at, PG, PROT_READ | PROT_WRITE))
 			continue;
 		int word = 0x5a000000 | a;
+		unsigned long off = 0;
+		char kind = mapping_at(S->a[a].at, &off);
 		*(volatile int *)S->a[a].at = word;
 		for (int t = 1; t < S->nt; t++) {
 			if (!has_area(t, a))
 				continue;
-			int seen = ask(t, OP_N + 1, a, 0, 0);
+			int seen = ask(t, OP_N + 1, a, kind, (int)off);
+			checked += seen != -1;
 			if ((seen == word) != shared && seen != -1)
 				test_fail("area %d (%s) after the restore: task %d %s R's write", a,
 					  shared ? "shared" : "private", t, shared ? "does not see" : "sees");
 		}
 	}
+	test_msg("%d areas in %d tasks; sharing checked on %d (area, task) pairs", S->na, S->nt,
+		 checked);
 	for (int t = 1; t < S->nt; t++)
 		kill(S->pid[t], SIGKILL);
 	for (int t = 1; t < S->nt; t++)
