@@ -422,12 +422,7 @@ static void grow(uint64_t seed)
 	static const int weight[OP_N] = { 8, 4, 3, 3, 4, 12, 4, 3, 3, 3, 2, 1, 0 };
 	uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 7;
 	for (int step = 0; step < 300; step++) {
-		int sum = 0, op = 0;
-		for (int i = 0; i < OP_N; i++)
-			sum += weight[i];
-		int r = (int)(test_xorshift64(&rng) % (uint64_t)sum);
-		while (r >= weight[op])
-			r -= weight[op++];
+		int op = test_pick_weighted(&rng, weight, OP_N);
 		int t = (int)(test_xorshift64(&rng) % (uint64_t)S->nt);
 		int fd = pick_fd(t, &rng, true), b = (int)(test_xorshift64(&rng) % 100000);
 		if (op == OP_OPEN) {

@@ -482,3 +482,14 @@ char test_task_state(pid_t pid, pid_t tid)
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p[2] : 0;
 }
+
+int test_pick_weighted(uint64_t *rng, const int *weight, int n)
+{
+	int sum = 0, k = 0;
+	for (int i = 0; i < n; i++)
+		sum += weight[i];
+	int r = (int)(test_xorshift64(rng) % (uint64_t)(sum > 0 ? sum : 1));
+	while (k < n - 1 && r >= weight[k])
+		r -= weight[k++];
+	return k;
+}

@@ -50,6 +50,9 @@ __attribute__((noreturn, format(printf, 1, 2))) void test_fail(const char *fmt, 
 /* A line on stderr (the test's log), prefixed with the test name. */
 __attribute__((format(printf, 1, 2))) void test_msg(const char *fmt, ...);
 
+/* One of @n choices, each as likely as its weight (@weight[i] >= 0, not all 0). */
+int test_pick_weighted(uint64_t *rng, const int *weight, int n);
+
 /* Deterministic pseudo-random data (64-bit xorshift). */
 static inline uint64_t test_xorshift64(uint64_t *state)
 {

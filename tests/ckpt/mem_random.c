@@ -278,12 +278,7 @@ static void grow(uint64_t seed)
 	static const int weight[OP_N] = { 6, 12, 5, 3, 2, 3, 1 };
 	uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 11;
 	for (int step = 0; step < 200; step++) {
-		int sum = 0, op = 0;
-		for (int i = 0; i < OP_N; i++)
-			sum += weight[i];
-		int r = (int)(test_xorshift64(&rng) % (uint64_t)sum);
-		while (r >= weight[op])
-			r -= weight[op++];
+		int op = test_pick_weighted(&rng, weight, OP_N);
 		int t = (int)(test_xorshift64(&rng) % (uint64_t)S->nt);
 		int a = S->na ? (int)(test_xorshift64(&rng) % (uint64_t)S->na) : 0;
 		int b = (int)(test_xorshift64(&rng) % 1000), c = (int)(test_xorshift64(&rng) % 1000);

@@ -156,12 +156,7 @@ static void grow(int lo, uint64_t seed)
 		test_fail("fork: %s", strerror(errno));
 	w[next++].state = W_LIVE;
 	for (int steps = 0; steps < 400 && next < lo + PER_TREE; steps++) {
-		int sum = 0, op = 0, r;
-		for (int i = 0; i < OP_N; i++)
-			sum += weight[i];
-		r = (int)(test_xorshift64(&rng) % (uint64_t)sum);
-		while (r >= weight[op])
-			r -= weight[op++];
+		int op = test_pick_weighted(&rng, weight, OP_N);
 		int who = live_in(lo, next, &rng);
 		if (who < 0)
 			break;
