@@ -69,12 +69,13 @@ def ticking(tick, more, when):
 
 def thread_facts(pid):
     """(state of each thread, the leader's own exit code: its task's stat, which a
-    stopped process does not hide behind the stop signal)"""
+    stopped process does not hide behind the stop signal). A thread that runs on is
+    running or sleeping as the moment falls (it writes, then sleeps 20 ms): both 'S'."""
     states = []
     for t in sorted(os.listdir("/proc/%d/task" % pid)):
         with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        states.append(fields[0])
+        states.append("S" if fields[0] in ("R", "S", "D") else fields[0])
         if t == str(pid):
             code = int(fields[-1])
     return states, code
