@@ -299,15 +299,10 @@ static int stop_task_helper(struct rst_tree *t, size_t k, ssize_t m, bool reap)
 	kill(g, SIGKILL);
 	if (!reap || !t->procs[m])
 		return 0;
-	pid_t local = g;
+	/* (made with the group's ids at its maker's every level) */
 	const int32_t *ids = NULL;
-	for (size_t i = 0; i < t->n && !ids; i++) {
-		const TaskEntry *e = t->inv->tasks[i];
-		if (e->pgid == g && e->n_nspgid > 1 && e->n_nspgid == me->n_nspid)
-			ids = e->nspgid;
-	}
-	if (ids)
-		local = ids[me->n_nspid - 1];
+	size_t nids = rst_group_levels(t, g, &ids);
+	pid_t local = nids > 1 ? ids[nids - 1] : g;
 	long r = rsys_do(&t->procs[m]->rs, "restore: reap a group helper", SYS_wait4,
 			 (uint64_t)local, 0, __WALL, 0, 0, 0);
 	return r == local ? 0 : pr_errno(r < 0 ? (int)r : -EIO,

@@ -94,6 +94,9 @@ size_t rst_unsettable_levels(const struct rst_tree *t, ssize_t creator, size_t j
 /* The highest pid, group or session id of the image at pid-namespace level @lvl (0:
  * stasis's): ids above it are no task's or helper's there. */
 pid_t rst_image_top_id(const Inventory *inv, size_t lvl);
+/* The ids of process group @g at every level its members see it (NSpgid of a member),
+ * outermost first, in @ids; their count (0: the image has only the outermost). */
+size_t rst_group_levels(const struct rst_tree *t, pid_t g, const int32_t **ids);
 /* rst_ctx.thread_levels (serve.c). */
 int rst_thread_levels(void *tree, pid_t pid, const int32_t *nstid, size_t n);
 /* Process groups whose leader exited (each once) into @out (room for t->n); their count. */

@@ -124,7 +124,8 @@ static const int32_t *ids_of(const Inventory *inv, const TaskEntry *e, int level
 			     int32_t *buf)
 {
 	size_t nlev = e->n_nspid ? e->n_nspid : 1;
-	if (levels < 1 || (size_t)levels > nlev || (levels > 1 && !e->n_nspid))
+	if (levels < 1 || (size_t)levels > nlev || levels > PROC_MAX_NS_LEVEL ||
+	    (levels > 1 && !e->n_nspid))
 		return NULL;
 	if (op == PIDREQ_LAST_FREE) {
 		for (int k = 0; k < levels; k++)

@@ -94,84 +94,23 @@ bool rst_early_child(const Inventory *inv, size_t j)
 static pid_t clone_with_ids(pid_t want, const int32_t *ids, size_t nids, int exit_signal,
 			    bool parent, uint64_t flags, size_t skip_outer, int *pidfd);
 
-static int outer_pids_prepare(struct rst_tree *t, int32_t op, pid_t pid, size_t skip,
-			      int *priv);
-static int outer_pids_verdict(int priv, int ret, int pidfd);
+/* Id @ids[@lvl] of @n (outermost first), or the outermost @top when the image has no
+ * levels; 0 at a level it does not know. */
+static pid_t id_at(const int32_t *ids, size_t n, size_t lvl, pid_t top)
+{
+	return lvl < n ? ids[lvl] : lvl ? 0 : top;
+}
 
 pid_t rst_image_top_id(const Inventory *inv, size_t lvl)
 {
 	pid_t top = 0;
 	for (size_t i = 0; i < inv->n_tasks; i++) {
 		const TaskEntry *e = inv->tasks[i];
-		pid_t ids[3] = { lvl < e->n_nspid ? e->nspid[lvl] : lvl ? 0 : e->pid,
-				 lvl < e->n_nspgid ? e->nspgid[lvl] : lvl ? 0 : e->pgid,
-				 lvl < e->n_nssid ? e->nssid[lvl] : lvl ? 0 : e->sid };
-		for (int k = 0; k < 3; k++)
-			top = MAX(top, ids[k]);
+		top = MAX(top, id_at(e->nspid, e->n_nspid, lvl, e->pid));
+		top = MAX(top, id_at(e->nspgid, e->n_nspgid, lvl, e->pgid));
+		top = MAX(top, id_at(e->nssid, e->n_nssid, lvl, e->sid));
 	}
 	return top;
-}
-
-static pid_t clone_prepared(struct rst_tree *t, int32_t op, pid_t req, pid_t want,
-			    int32_t *ids, size_t nids, int exit_signal, size_t skip);
-
-/* A transient helper of task @idx (0 in the helper, which waits for the go): in a pid
- * namespace below stasis's (a fresh one hands out low pids, which tasks of the image are
- * made with) it gets an id above every id of the image at the levels @idx may choose;
- * the outer ones stasis prepares the same way (PIDREQ_LAST_FREE; concurrent forks would
- * take the pids it prepares for tasks) and checks. At stasis's own level, with nothing
- * prepared there, as fork gives. */
-static pid_t fork_helper(struct rst_tree *t, size_t idx)
-{
-	const TaskEntry *me = t->inv->tasks[idx];
-	size_t n = me->n_nspid ? me->n_nspid : 1, skip = rst_unsettable_levels(t, (ssize_t)idx, idx);
-	if (n > PROC_MAX_NS_LEVEL)
-		return -EINVAL;
-	if (n < 2 && !skip)
-		return fork();
-	int32_t ids[PROC_MAX_NS_LEVEL]; /* outermost first; the outer @skip unused */
-	for (size_t k = 0; k < n; k++)
-		ids[k] = rst_image_top_id(t->inv, k) + 1 + (pid_t)(getpid() % 512);
-	pid_t h = clone_prepared(t, PIDREQ_LAST_FREE, me->pid, 0, ids, n, SIGCHLD, skip);
-	if (h < 0)
-		errno = (int)-h;
-	return h < 0 ? -1 : h;
-}
-
-/* Task @j of @t made by a helper forked by its creator (the task @idx), which exits at
- * once: the kernel gives @j to the reaper of @idx's orphans, its parent. The pid it got
- * in the creator's view, or -errno. */
-static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t flags)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pr_perror("restore: pipe");
-	pid_t h = fork_helper(t, idx);
-	if (h < 0) {
-		int e = pr_perror("restore: fork a helper for pid %d", t->inv->tasks[j]->pid);
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	if (h == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(p[0]);
-		t->via_helper = getpid();
-		pid_t c = rst_spawn_task(t, (ssize_t)idx, j, SIGCHLD, false, flags);
-		_exit(write(p[1], &c, sizeof(c)) == (ssize_t)sizeof(c) && c > 0 ? 0 : 1);
-	}
-	close(p[1]);
-	pid_t c = -EIO;
-	int st = 0;
-	ssize_t n = read(p[0], &c, sizeof(c));
-	close(p[0]);
-	while (waitpid(h, &st, 0) < 0 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(c) || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		pr_err("restore: the helper making pid %d failed", t->inv->tasks[j]->pid);
-		return c < 0 ? c : -EIO;
-	}
-	return c;
 }
 
 /* Stasis sets ns_last_pid at the @skip outer pid-namespace levels for the next clone
@@ -239,8 +178,14 @@ static pid_t clone_innermost(const int32_t *ids, size_t n, size_t skip, int exit
  * ids of no task) and checked once it exists, made again when another process took an
  * id meanwhile. The helper waits for the creator's go. 0 in the helper. */
 static pid_t clone_prepared(struct rst_tree *t, int32_t op, pid_t req, pid_t want,
-			    int32_t *ids, size_t nids, int exit_signal, size_t skip)
+			    const int32_t *ids_in, size_t nids, int exit_signal, size_t skip)
 {
+	int32_t ids[PROC_MAX_NS_LEVEL];
+	if (nids > PROC_MAX_NS_LEVEL)
+		return pr_errno(-EINVAL, "restore: a helper for pid %d: %zu pid-namespace levels",
+				req, nids);
+	if (nids)
+		memcpy(ids, ids_in, nids * sizeof(*ids));
 	for (int attempt = 0;; attempt++) {
 		int go[2], priv = -1, pidfd = -1;
 		if (pipe2(go, O_CLOEXEC) < 0)
@@ -293,6 +238,65 @@ static pid_t clone_session_helper(struct rst_tree *t, size_t j, size_t skip)
 	const TaskEntry *e = t->inv->tasks[j];
 	return clone_prepared(t, PIDREQ_LAST_SID, e->pid, rst_helper_sid(e), e->nssid, e->n_nssid,
 			      SIGCHLD, skip);
+}
+
+/* A transient helper of task @idx (0 in the helper, which waits for the go): in a pid
+ * namespace below stasis's (a fresh one hands out low pids, which tasks of the image are
+ * made with) it gets an id above every id of the image at the levels @idx may choose;
+ * the outer ones stasis prepares the same way (PIDREQ_LAST_FREE; concurrent forks would
+ * take the pids it prepares for tasks) and checks. At stasis's own level, with nothing
+ * prepared there, as fork gives. */
+static pid_t fork_helper(struct rst_tree *t, size_t idx)
+{
+	const TaskEntry *me = t->inv->tasks[idx];
+	size_t n = me->n_nspid ? me->n_nspid : 1, skip = rst_unsettable_levels(t, (ssize_t)idx, idx);
+	if (n > PROC_MAX_NS_LEVEL)
+		return -EINVAL;
+	if (n < 2 && !skip)
+		return fork();
+	int32_t ids[PROC_MAX_NS_LEVEL]; /* outermost first; the outer @skip unused */
+	for (size_t k = 0; k < n; k++)
+		ids[k] = rst_image_top_id(t->inv, k) + 1 + (pid_t)(getpid() % 512);
+	pid_t h = clone_prepared(t, PIDREQ_LAST_FREE, me->pid, 0, ids, n, SIGCHLD, skip);
+	if (h < 0)
+		errno = (int)-h;
+	return h < 0 ? -1 : h;
+}
+
+/* Task @j of @t made by a helper forked by its creator (the task @idx), which exits at
+ * once: the kernel gives @j to the reaper of @idx's orphans, its parent. The pid it got
+ * in the creator's view, or -errno. */
+static pid_t spawn_via_helper(struct rst_tree *t, size_t idx, size_t j, uint64_t flags)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pr_perror("restore: pipe");
+	pid_t h = fork_helper(t, idx);
+	if (h < 0) {
+		int e = pr_perror("restore: fork a helper for pid %d", t->inv->tasks[j]->pid);
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (h == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		t->via_helper = getpid();
+		pid_t c = rst_spawn_task(t, (ssize_t)idx, j, SIGCHLD, false, flags);
+		_exit(write(p[1], &c, sizeof(c)) == (ssize_t)sizeof(c) && c > 0 ? 0 : 1);
+	}
+	close(p[1]);
+	pid_t c = -EIO;
+	int st = 0;
+	ssize_t n = read(p[0], &c, sizeof(c));
+	close(p[0]);
+	while (waitpid(h, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(c) || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		pr_err("restore: the helper making pid %d failed", t->inv->tasks[j]->pid);
+		return c < 0 ? c : -EIO;
+	}
+	return c;
 }
 
 /* The tasks of task @j's session, whose leader is gone, that task @idx makes (its
@@ -725,9 +729,7 @@ static __attribute__((noreturn)) void group_helper(struct rst_tree *t, pid_t g)
 		pause();
 }
 
-/* The pids of process group @g at every level its members see it (NSpgid of a member),
- * outermost first, in @ids; their count (0: the image has only the outermost). */
-static size_t group_levels(const struct rst_tree *t, pid_t g, const int32_t **ids)
+size_t rst_group_levels(const struct rst_tree *t, pid_t g, const int32_t **ids)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const TaskEntry *e = t->inv->tasks[i];
@@ -749,7 +751,7 @@ int rst_create_helpers(struct rst_tree *t, bool from_root)
 	size_t root_lvl = root->n_nspid ? root->n_nspid : 1;
 	for (size_t k = 0; k < t->n_helpers; k++) {
 		const int32_t *ids = NULL;
-		size_t nids = group_levels(t, t->helpers[k], &ids);
+		size_t nids = rst_group_levels(t, t->helpers[k], &ids);
 		int self = -1, ret = 0;
 		if (t->helper_maker[k] >= 0)
 			continue; /* made in its session by a task (rst_task_helpers) */
@@ -801,7 +803,7 @@ static int rst_task_helpers(struct rst_tree *t, size_t idx)
 		const int32_t *ids = NULL;
 		if (t->helper_maker[k] != (ssize_t)idx)
 			continue;
-		size_t nids = group_levels(t, t->helpers[k], &ids);
+		size_t nids = rst_group_levels(t, t->helpers[k], &ids);
 		ssize_t m = -1; /* a member: stasis prepares the group's ids from its image */
 		for (size_t i = 0; i < t->n && m < 0; i++)
 			if (t->inv->tasks[i]->pgid == t->helpers[k])
@@ -812,10 +814,8 @@ static int rst_task_helpers(struct rst_tree *t, size_t idx)
 			       t->helpers[k], me->pid);
 			return -EOPNOTSUPP;
 		}
-		int32_t gids[PROC_MAX_NS_LEVEL] = { 0 };
-		memcpy(gids, ids ? ids : gids, nids * sizeof(*gids));
 		pid_t h = clone_prepared(t, PIDREQ_LAST_PGID, t->inv->tasks[m]->pid, t->helpers[k],
-					 gids, nids, 0, skip);
+					 ids, nids, 0, skip);
 		if (h == 0)
 			group_helper(t, t->helpers[k]);
 		if (h < 0)
@@ -953,8 +953,7 @@ static int drain_zombie_signals(struct rst_tree *t, size_t idx)
 			continue;
 		/* one made by another task (through a helper) is given to us once that helper
 		 * exits: waited for (10 s), with the pid we see it by */
-		pid_t z = t->spawned[j] ? t->spawned[j]
-					: (lvl && e->n_nspid > lvl ? e->nspid[lvl] : lvl ? 0 : e->pid);
+		pid_t z = t->spawned[j] ? t->spawned[j] : id_at(e->nspid, e->n_nspid, lvl, e->pid);
 		siginfo_t si;
 		for (int k = 0; z > 0 && !t->spawned[j] && k < 10000; k++) {
 			si.si_pid = 0;

@@ -10,23 +10,25 @@
 #include "ns/ns.h"
 #include "task/task.h"
 
-bool dump_tree_has(const struct dump_tree *t, pid_t pid)
-{
-	for (size_t i = 0; i < t->nr; i++)
-		if (t->procs[i]->pid == pid)
-			return true;
-	for (size_t i = 0; i < t->nr_zombies; i++)
-		if (t->zombies[i].pid == pid)
-			return true;
-	return false;
-}
-
 static int find_alive(const struct dump_tree *t, pid_t pid)
 {
 	for (size_t i = 0; i < t->nr; i++)
 		if (t->procs[i]->pid == pid)
 			return (int)i;
 	return -1;
+}
+
+static const struct zombie *find_zombie(const struct dump_tree *t, pid_t pid)
+{
+	for (size_t z = 0; z < t->nr_zombies; z++)
+		if (t->zombies[z].pid == pid)
+			return &t->zombies[z];
+	return NULL;
+}
+
+bool dump_tree_has(const struct dump_tree *t, pid_t pid)
+{
+	return find_alive(t, pid) >= 0 || find_zombie(t, pid);
 }
 
 /* The task the kernel gives the orphans of a child of procs[@l] to: the nearest of @l and
@@ -44,14 +46,6 @@ static int orphan_reaper(const struct dump_tree *t, int l)
 		k = k ? find_alive(t, t->ppid[k]) : -1;
 	}
 	return -1;
-}
-
-static const struct zombie *find_zombie(const struct dump_tree *t, pid_t pid)
-{
-	for (size_t z = 0; z < t->nr_zombies; z++)
-		if (t->zombies[z].pid == pid)
-			return &t->zombies[z];
-	return NULL;
 }
 
 /* The live task that makes task @pid (parent @ppid, session @sid, made by @creator if
