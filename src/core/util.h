@@ -68,6 +68,9 @@ int pwrite_all(int fd, const void *buf, size_t len, off_t off) __must_check;
 /* Read a whole (small, /proc-like) file relative to @dirfd into a NUL-terminated malloc'd
  * buffer of at most @max bytes. Returns NULL with errno set (EFBIG if larger). */
 char *read_file_at(int dirfd, const char *path, size_t max, size_t *lenp);
+/* read_file_at for a seq_file whose records are costly to make (/proc/PID/smaps): each
+ * made once (small reads). */
+char *read_records_at(int dirfd, const char *path, size_t max);
 /* The first whole lines of @path in at most @max bytes (a file that may be longer, whose
  * head is all the reader needs); NULL with errno set. */
 char *read_head_at(int dirfd, const char *path, size_t max);

@@ -394,7 +394,7 @@ int dump_threads_call(struct dump_ctx *c, const char *what, long nr, const uint6
 
 static int read_vmas(struct dump_ctx *c)
 {
-	_cleanup_free_ char *buf = read_file_at(c->procfd, "smaps", 1 << 28, NULL);
+	_cleanup_free_ char *buf = read_records_at(c->procfd, "smaps", 1 << 28);
 	if (!buf)
 		return pr_perror("dump: read /proc/%d/smaps", c->pid);
 	int ret = proc_parse_smaps(buf, &c->vmas, &c->nr_vmas);

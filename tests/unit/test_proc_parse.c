@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "proc/parse.h"
@@ -683,6 +684,55 @@ static void test_smaps_inline(void)
 		 -EINVAL);
 }
 
+/* read_records_at (small reads, each smaps record made once) gives the same areas as one
+ * read_file_at (not the same text: the counts of pages shared with this process move as
+ * it writes): a child with areas of many sizes, many pages of text. */
+static void test_smaps_records(void)
+{
+	int p[2];
+	CHECK_EQ(pipe(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (int i = 0; i < 40; i++) {
+			size_t len = (size_t)(i % 7 + 1) << (12 + i % 5);
+			char *a = mmap(NULL, len, PROT_READ | (i % 2 ? PROT_WRITE : 0),
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (a != MAP_FAILED && i % 2)
+				memset(a, 1, len);
+		}
+		if (write(p[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	char c;
+	CHECK(pid > 0 && read(p[0], &c, 1) == 1);
+	close(p[0]);
+	close(p[1]);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	size_t len = 0;
+	char *whole = read_file_at(AT_FDCWD, path, 1 << 24, &len);
+	char *recs = read_records_at(AT_FDCWD, path, 1 << 24);
+	CHECK(whole && recs && len > 16384);
+	struct proc_vma *v = NULL, *w = NULL;
+	size_t n = 0, nw = 0;
+	CHECK_EQ(proc_parse_smaps(recs, &v, &n), 0);
+	CHECK_EQ(proc_parse_smaps(whole, &w, &nw), 0);
+	CHECK(n > 40 && n == nw);
+	for (size_t i = 0; i < n && n == nw; i++)
+		CHECK(v[i].start == w[i].start && v[i].end == w[i].end &&
+		      v[i].vmflags == w[i].vmflags && v[i].prot == w[i].prot);
+	proc_vmas_free(v, n);
+	proc_vmas_free(w, nw);
+	/* the bound holds as for read_file_at */
+	CHECK(read_records_at(AT_FDCWD, path, 8192) == NULL && errno == EFBIG);
+	free(whole);
+	free(recs);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 /* Every file in tests/fixtures/proc/bad/ is malformed; its name prefix says which parser. */
 static void test_bad_fixtures(void)
 {
@@ -958,6 +1008,7 @@ int main(void)
 	RUN(test_stat_inline);
 	RUN(test_status_inline);
 	RUN(test_smaps_inline);
+	RUN(test_smaps_records);
 	RUN(test_bad_fixtures);
 	RUN(test_truncations);
 	RUN(test_fdinfo_keys);
