@@ -217,8 +217,10 @@ static char *conn_lock_cmd(const char *table, const struct nl_conn *conns, size_
 		"add chain inet %1$s lockin { type filter hook input priority " LOCK_PRIO
 		"; policy accept; }\n"
 		"add chain inet %1$s lockout { type filter hook output priority " LOCK_PRIO
-		"; policy accept; }\n",
-		table);
+		"; policy accept; }\n"
+		"add rule inet %1$s lockin meta mark %2$#x accept\n"
+		"add rule inet %1$s lockout meta mark %2$#x accept\n",
+		table, NETLOCK_INJECT_MARK);
 	/* connections with peers outside (conn4/6) and between the tree's own sockets
 	 * (inner4/6: flushed first by the restore) */
 	for (int inner = 0; inner < 2; inner++) {
@@ -254,10 +256,12 @@ static int ns_lock_cmd(const char *table, char *buf, size_t len)
 			 "; policy accept; }\n"
 			 "add chain inet %1$s lockfwd { type filter hook forward priority " LOCK_PRIO
 			 "; policy accept; }\n"
+			 "add rule inet %1$s lockin meta mark %2$#x accept\n"
+			 "add rule inet %1$s lockout meta mark %2$#x accept\n"
 			 "add rule inet %1$s lockin iifname != \"lo\" drop\n"
 			 "add rule inet %1$s lockout oifname != \"lo\" drop\n"
 			 "add rule inet %1$s lockfwd drop\n",
-			 table);
+			 table, NETLOCK_INJECT_MARK);
 	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }
 
@@ -311,6 +315,60 @@ static bool table_name_ok(const char *s)
 			return false;
 	}
 	return false;
+}
+
+/* In a child inside a namespace: add the rule @arg to the lock there; a namespace not
+ * locked (no table: --network-lock none, or nothing to lock) is not an error. */
+static int nft_child_if_locked(void *arg, struct nsrun_buf *out)
+{
+	char err[256];
+	(void)out;
+	int ret = nft_run(arg, err, sizeof(err));
+	return ret == -ENOENT ? 0 : ret ? nsrun_error(ret, "%s", err) : 0;
+}
+
+int netlock_drop_reply(int nsfd, pid_t pid, bool v6, const uint8_t *laddr, uint16_t lport,
+		       const uint8_t *raddr, uint16_t rport)
+{
+	struct stat a, b;
+	if (fstat(nsfd, &a) || stat("/proc/self/ns/net", &b))
+		return pr_perror("restore: the net namespace of a socket of pid %d", pid);
+	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		return 0; /* stasis's own: the connection's lock drops it (conn sets) */
+	struct nl_conn c = { .v6 = v6, .lport = lport, .rport = rport };
+	memcpy(c.laddr, laddr, v6 ? 16 : 4);
+	memcpy(c.raddr, raddr, v6 ? 16 : 4);
+	char *cmd = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&cmd, &len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "add rule inet stasis-lock-%d lockout %s saddr ", (int)getpid(), v6 ? "ip6" : "ip");
+	put_addr(f, &c, true);
+	fprintf(f, " tcp sport %u %s daddr ", lport, v6 ? "ip6" : "ip");
+	put_addr(f, &c, false);
+	fprintf(f, " tcp dport %u drop\n", rport);
+	if (fclose(f)) {
+		free(cmd);
+		return -ENOMEM;
+	}
+	char desc[96];
+	snprintf(desc, sizeof(desc), "the net namespace of pid %d", pid);
+	struct nsrun r = { .tag = "netlock",
+			   .what = desc,
+			   .err_prefix = "restore: drop a restored connection's answers until the tree "
+					 "runs: ",
+			   .n_ns = 1,
+			   .via_owner = true,
+			   .timeout_ms = NS_WAIT_MS,
+			   .max_reply = 0 };
+	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWNET };
+	void *data = NULL;
+	size_t dlen = 0;
+	int ret = ns_run(&r, nft_child_if_locked, cmd, &data, &dlen);
+	free(data);
+	free(cmd);
+	return ret;
 }
 
 /* ------------------------------------------------------------ collection ---- */

@@ -19,11 +19,24 @@
 #include "cr/ctx.h"
 
 #define NETLOCK_MAX_CONNS 65536
+/* The mark (SO_MARK) of the segments the restore injects as from a peer (src/net/sk_tcp.c
+ * inject): the lock lets them through, so that a connection whose peer is outside the
+ * tree reaches its state (CLOSE_WAIT...) while it is locked. */
+#define NETLOCK_INJECT_MARK 0x57a515edu
 
 /* Run nftables command(s) @cmd (one transaction) in the caller's net namespace through
  * libnftables: 0, with what it printed in *@out (malloc'ed) when @out is not NULL, or
  * -errno with the library's first error line in @err. */
 int netlock_nft(const char *cmd, char **out, char *err, size_t errlen) __must_check;
+
+/* Restore, a connection of the tree about to be given the peer's segments (FIN...) its
+ * state implies (src/net/sk_tcp.c): in a net namespace of the tree locked whole (whose
+ * loopback stays open), what the socket answers (its ACK) is dropped until the tree runs:
+ * a peer gone with the dumped namespace (the orphan of a connection the tree closed)
+ * would answer it with a reset. Nothing in stasis's own namespace (the connection's lock
+ * drops it there) or in a namespace not locked. Addresses in network byte order. */
+int netlock_drop_reply(int nsfd, pid_t pid, bool v6, const uint8_t *laddr, uint16_t lport,
+		       const uint8_t *raddr, uint16_t rport) __must_check;
 
 /* "nftables" (the default) -> false, "none" -> true; -EINVAL for anything else. */
 int netlock_parse_mode(const char *s, bool *none) __must_check;

@@ -15,8 +15,11 @@
  *     again without a window probe. Repair mode needs CAP_NET_ADMIN over the socket's
  *     network namespace: without it a connection is refused with one line.
  *   - a listening socket: its backlog, and the connections waiting in its accept queue
- *     (diag entries with no inode on its port): each must have its client end in the
- *     tree and nothing sent by it unread, else it is refused.
+ *     (diag entries with no inode on its port in state ESTABLISHED, CLOSE_WAIT or CLOSE:
+ *     the others are orphans of connections it accepted): each must have its client end
+ *     in the tree and nothing sent by it unread, else it is refused. They are made again
+ *     by new handshakes, in the order of the fd tables, not the queue's (not recorded),
+ *     with window scales from the buffers at that moment.
  *
  * Restore, in the restore child (the task's network namespace):
  *   - never bound: a new socket; bound: bind (in repair mode where allowed, so that a
@@ -61,6 +64,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
+#include "net/netlock.h"
 #include "net/netns.h"
 #include "net/sk_dgram.h"
 #include "net/sk_inet.h"
@@ -126,9 +130,11 @@ static int dump_pending(pid_t pid, int fd, const struct inet_diag_tab *tab,
 	size_t n = 0;
 	for (size_t i = 0; i < tab->n; i++) {
 		const struct inet_diag_ent *e = &tab->e[i];
-		if (e->ino || e->sport != l->sport || e->state == ST_LISTEN ||
-		    e->state == ST_SYN_RECV || e->state == ST_NEW_SYN_RECV ||
-		    e->state == ST_TIME_WAIT)
+		/* (the server end of a connection it accepted, then closed, has no file
+		 * either: an orphan the kernel finishes, FIN_WAIT1/2, CLOSING, LAST_ACK,
+		 * TIME_WAIT; an accepted connection is ESTABLISHED, CLOSE_WAIT or CLOSE) */
+		if (e->ino || e->sport != l->sport ||
+		    (e->state != ST_ESTABLISHED && e->state != ST_CLOSE_WAIT && e->state != ST_CLOSE))
 			continue;
 		if (!inet_addr_is_any(t->src) && memcmp(e->src, t->src->addr.data, t->src->addr.len))
 			continue;
@@ -557,6 +563,10 @@ static int inject(int family, const InetAddr *from, const InetAddr *to, uint32_t
 	if (raw < 0)
 		return netns >= 0 ? raw : pr_perror("restore %s: a raw socket to replay the peer's "
 						    "segment", what);
+	/* marked: through the network lock of a connection whose peer is outside */
+	unsigned int mark = NETLOCK_INJECT_MARK;
+	if (setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
+		return pr_perror("restore %s: SO_MARK on the raw socket", what);
 	if (sendto(raw, pkt, hlen + tlen, 0, (struct sockaddr *)&ss, sl) != (ssize_t)(hlen + tlen))
 		return pr_perror("restore %s: replay the peer's segment", what);
 	return 0;
@@ -812,10 +822,26 @@ static int restore_conn(int sk, const TcpSk *t, const char *what)
 	return set_window(sk, r, s.rcv_nxt, what);
 }
 
+/* What the socket answers to the segments replay_close() gives it, dropped until the tree
+ * runs (netlock_drop_reply; a v4-mapped connection is IPv4 on the wire). */
+static int drop_reply(int netns, pid_t pid, const TcpSk *t, const InetAddr *peer)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const uint8_t *la = t->src->addr.data, *ra = peer->addr.data;
+	bool v6 = t->src->addr.len == 16;
+	if (v6 && !memcmp(la, mapped, 12) && !memcmp(ra, mapped, 12)) {
+		v6 = false;
+		la += 12;
+		ra += 12;
+	}
+	return netlock_drop_reply(netns, pid, v6, la, (uint16_t)t->src->port, ra,
+				  (uint16_t)peer->port);
+}
+
 /* The second part: the FINs (and RST) the state implies, repair mode off, the unsent
  * data. Segments our socket answers with (an ACK of the peer's FIN) go to the peer: in
  * the restore child this runs once every socket of the process exists. */
-static int finish_conn(int sk, int netns, const TcpSk *t, const char *what)
+static int finish_conn(int sk, int netns, pid_t pid, const TcpSk *t, const char *what)
 {
 	const TcpRepair *r = t->repair;
 	size_t sndq = r->has_sndq ? r->sndq.len : 0;
@@ -837,6 +863,8 @@ static int finish_conn(int sk, int netns, const TcpSk *t, const char *what)
 		fin_later = false;
 		unsent = 0;
 	}
+	if (t->state != ST_ESTABLISHED && (ret = drop_reply(netns, pid, t, peer)))
+		return ret;
 	if ((ret = replay_close(sk, netns, t, peer, &s, fin_later, what)))
 		return ret;
 	if ((ret = tcp_opt(sk, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP)))
@@ -1028,7 +1056,7 @@ static int final_one(int pidfd, pid_t pid, const FileDesc *d, int target, int pa
 	_cleanup_close_ int ns = ioctl(dup, SIOCGSKNS);
 	if (ns < 0)
 		return pr_perror("restore %s of pid %d: its network namespace", what, pid);
-	return finish_conn(dup, ns, t, what);
+	return finish_conn(dup, ns, pid, t, what);
 }
 
 /* The pass of final_one() description @t belongs to, -1 for none. */

@@ -74,7 +74,6 @@ static const struct opt_desc opts[] = {
 	I(SOL_SOCKET, SO_DONTROUTE, 0),
 	I(SOL_SOCKET, SO_OOBINLINE, 0),
 	I(SOL_SOCKET, SO_NO_CHECK, 0),
-	I(SOL_SOCKET, SO_PRIORITY, 0),
 	I(SOL_SOCKET, SO_RCVLOWAT, 0),
 	I(SOL_SOCKET, SO_PASSCRED, 0),
 	I(SOL_SOCKET, SO_PASSSEC, 0),
@@ -173,6 +172,7 @@ static const struct opt_desc opts[] = {
 	I(SOL_TCP, TCP_DEFER_ACCEPT, 0),
 	I(SOL_TCP, TCP_USER_TIMEOUT, 0),
 	I(SOL_TCP, TCP_NOTSENT_LOWAT, 0),
+	I(SOL_TCP, TCP_WINDOW_CLAMP, 0),
 	I(SOL_TCP, TCP_THIN_LINEAR_TIMEOUTS, 0),
 	I(SOL_TCP, TCP_FASTOPEN, 0),
 	I(SOL_TCP, TCP_FASTOPEN_NO_COOKIE, 0),
@@ -188,6 +188,9 @@ static const struct opt_desc opts[] = {
 	I(SOL_UDP, UDP_NO_CHECK6_RX, 0),
 	I(SOL_UDP, UDP_SEGMENT, 0),
 	I(SOL_UDP, UDP_GRO, 0),
+	/* after IP_TOS, which sets a stream socket's priority from the TOS (rt_tos2priority):
+	 * the priority the program set last is the one recorded */
+	I(SOL_SOCKET, SO_PRIORITY, 0),
 };
 
 #undef I
