@@ -250,6 +250,17 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 		pr_err("fd %d of pid %d: a TCP connection without addresses", fd, pid);
 		return -EIO;
 	}
+	/* An urgent mark (MSG_OOB) ahead of the reader, its byte taken or not: SIOCINQ
+	 * counts the bytes up to it, sock_diag all of them (and a FIN received). Data only
+	 * comes in: a count sock_diag took earlier cannot exceed today's. (An urgent byte
+	 * at the read position is seen by the repair dump.) */
+	int inq = 0;
+	if (ioctl(dup, SIOCINQ, &inq) == 0 && inq >= 0 &&
+	    ent->rqueue > (uint32_t)inq + (fin_rcvd(t->state) ? 1u : 0u)) {
+		pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its "
+		       "receive queue: not supported", fd, pid);
+		return -EOPNOTSUPP;
+	}
 	int hold = fcntl(dup, F_DUPFD_CLOEXEC, 0);
 	if (hold < 0)
 		return pr_perror("fd %d of pid %d: dup", fd, pid);

@@ -56,11 +56,13 @@ static int peek_queue(pid_t pid, int fd, int dup, int q, uint32_t len, ProtobufC
 		return pr_errno(-ENOMEM, "fd %d of pid %d: TCP queue", fd, pid);
 	ssize_t r = recv(dup, buf, len, MSG_PEEK | MSG_DONTWAIT);
 	if (r >= 0 && r < (ssize_t)len) {
-		/* the queue changed since its length was read: the caller reads both again */
+		/* the queue changed since its length was read (the caller reads both again), or
+		 * a read of the receive queue stopped at an urgent mark (-EMSGSIZE: the caller
+		 * tells them apart) */
 		free(buf);
 		pr_debug("fd %d of pid %d: peek %u bytes of the TCP %s queue: got %zd", fd, pid,
 			 len, q == TCP_SEND_QUEUE ? "send" : "receive", r);
-		return -EAGAIN;
+		return q == TCP_RECV_QUEUE ? -EMSGSIZE : -EAGAIN;
 	}
 	if (r != (ssize_t)len) {
 		int e = r < 0 ? -errno : -EIO;
@@ -163,10 +165,28 @@ static int dump_queues(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *ou
 	}
 }
 
+/* Urgent data the reader has not passed: an urgent byte to take out of line (a peek with
+ * MSG_OOB gives it, or EAGAIN while it has not come yet), or the mark right at the read
+ * position (SIOCATMARK). A mark further on stops a peek of the queue short (below). */
+static bool urgent_pending(int dup)
+{
+	int at = 0;
+	char c;
+	if (ioctl(dup, SIOCATMARK, &at) == 0 && at)
+		return true;
+	ssize_t r = recv(dup, &c, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+	return r == 1 || (r < 0 && errno == EAGAIN);
+}
+
 static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *out)
 {
 	TcpRepair *r = t->repair;
 	struct tcp_mark m0, m1;
+	if (urgent_pending(dup)) {
+		pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its "
+		       "receive queue: not supported", fd, pid);
+		return -EOPNOTSUPP;
+	}
 	int ret = read_mark(dup, &m0);
 	if (ret)
 		return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", fd, pid);
@@ -202,12 +222,22 @@ static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mar
 	}
 	if (!ret)
 		ret = peek_queue(pid, fd, dup, TCP_RECV_QUEUE, (uint32_t)inq, &r->rcvq, &r->has_rcvq);
+	bool short_rcv = ret == -EMSGSIZE;
+	if (short_rcv)
+		ret = 0;
 	r->rcv_seq = m0.rcv_seq;
 	if (!ret && (ret = read_mark(dup, &m1)))
 		return pr_errno(ret, "fd %d of pid %d: TCP queue lengths", fd, pid);
 	if (!ret && !mark_eq(&m0, &m1)) {
 		pr_debug("fd %d of pid %d: the TCP connection moved while it was read", fd, pid);
 		return -EAGAIN;
+	}
+	if (!ret && short_rcv) {
+		/* nothing moved, yet a read stops short: at the urgent mark (MSG_OOB data, or
+		 * its mark still ahead), which repair mode cannot set again */
+		pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its "
+		       "receive queue: not supported", fd, pid);
+		return -EOPNOTSUPP;
 	}
 	if (ret > 0 || ret == -1)
 		ret = -EIO;

@@ -20,7 +20,7 @@
  *     queue (IP_RECVERR) is refused (poll: POLLERR): reading it clears it, and a peek of
  *     the queue would clear it too;
  *   - raw: ICMP_FILTER / ICMP6_FILTER (IP_HDRINCL is a sockopt; IPV6_HDRINCL refused);
- *   - UDP-Lite (deprecated) is refused;
+ *   - UDP-Lite (deprecated, still in 6.18) as UDP, with its checksum coverage options;
  *   - multicast memberships are not in sock_diag: every group of the namespace
  *     (/proc/PID/net/igmp, igmp6) is asked of the socket with MCAST_MSFILTER, which
  *     answers EADDRNOTAVAIL unless it is a member, else gives its source filter (include
@@ -90,10 +90,13 @@ static const char *dg_name(int family, int type, int proto)
 		return family == AF_INET ? "a raw IPv4 socket" : "a raw IPv6 socket";
 	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
 		return family == AF_INET ? "a ping socket" : "an IPv6 ping socket";
+	if (proto == IPPROTO_UDPLITE)
+		return family == AF_INET ? "a UDP-Lite socket" : "a UDP-Lite IPv6 socket";
 	return family == AF_INET ? "a UDP socket" : "a UDP IPv6 socket";
 }
 
-static bool is_udp(int proto) { return proto == IPPROTO_UDP; }
+/* UDP and UDP-Lite (its checksum coverage options aside, the same socket) */
+static bool is_udp(int proto) { return proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE; }
 
 /* A kind this row restores: family, type and protocol. */
 static bool dg_supported(int family, int type, int proto)
@@ -816,12 +819,12 @@ static bool ns_wants(const struct diag_scan *s, int family, int proto)
 	return false;
 }
 
-/* The UDP sockets of the namespace of process @p: one inet_diag dump per family and
- * protocol. */
+/* The UDP and UDP-Lite sockets of the namespace of process @p: one inet_diag dump per
+ * family and protocol. */
 static int diag_netns(struct diag_scan *s, size_t p)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
-	static const int protos[] = { IPPROTO_UDP };
+	static const int protos[] = { IPPROTO_UDP, IPPROTO_UDPLITE };
 	int nl = -1, ret = 0;
 
 	for (size_t a = 0; a < 2 && !ret; a++)

@@ -188,6 +188,9 @@ static const struct opt_desc opts[] = {
 	I(SOL_UDP, UDP_NO_CHECK6_RX, 0),
 	I(SOL_UDP, UDP_SEGMENT, 0),
 	I(SOL_UDP, UDP_GRO, 0),
+	/* UDP-Lite's checksum coverage (read as 0 on UDP, never set there: equal) */
+	I(SOL_UDP, UDPLITE_SEND_CSCOV, 0),
+	I(SOL_UDP, UDPLITE_RECV_CSCOV, 0),
 	/* after IP_TOS, which sets a stream socket's priority from the TOS (rt_tos2priority):
 	 * the priority the program set last is the one recorded */
 	I(SOL_SOCKET, SO_PRIORITY, 0),
@@ -225,7 +228,8 @@ static bool level_applies(int level, int family, int type, int protocol)
 	case SOL_TCP:
 		return inet && type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == 0);
 	case SOL_UDP:
-		return inet && type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == 0);
+		return inet && type == SOCK_DGRAM &&
+		       (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE || protocol == 0);
 	default:
 		return false;
 	}

@@ -216,6 +216,13 @@ struct stasis_sched_attr {
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83
 #endif
+/* UDP-Lite's checksum coverage (include/net/udplite.h: not in the UAPI headers) */
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
+#endif
+#ifndef UDPLITE_RECV_CSCOV
+#define UDPLITE_RECV_CSCOV 11
+#endif
 #ifndef IP_LOCAL_PORT_RANGE
 #define IP_LOCAL_PORT_RANGE 51
 #endif
