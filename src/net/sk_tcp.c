@@ -164,6 +164,16 @@ static int dump_pending(pid_t pid, int fd, const struct inet_diag_tab *tab,
 }
 
 /* A socket sock_diag does not list: never bound, or closed and unhashed. */
+/* A socket error the program has not read (poll's POLLERR: SO_ERROR would take it):
+ * ECONNRESET, EPIPE, ECONNREFUSED, ETIMEDOUT... which one cannot be told without taking
+ * it, and the replayed reset would give ECONNRESET whatever the program was to get. */
+static int pending_error(int fd, pid_t pid)
+{
+	pr_err("fd %d of pid %d: a TCP socket with an error the program has not read yet "
+	       "(SO_ERROR: a reset or a timeout): not supported", fd, pid);
+	return -EOPNOTSUPP;
+}
+
 static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 {
 	struct tcp_info ti;
@@ -180,6 +190,8 @@ static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 	struct pollfd p = { .fd = dup, .events = POLLIN | POLLRDHUP };
 	if (poll(&p, 1, 0) < 0)
 		return pr_perror("fd %d of pid %d: poll", fd, c->pid);
+	if (p.revents & POLLERR)
+		return pending_error(fd, c->pid);
 	if (p.revents & POLLRDHUP)
 		t->shutdown = SK_RCV_SHUTDOWN;
 	t->has_shutdown = true;
@@ -254,6 +266,9 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 	 * counts the bytes up to it, sock_diag all of them (and a FIN received). Data only
 	 * comes in: a count sock_diag took earlier cannot exceed today's. (An urgent byte
 	 * at the read position is seen by the repair dump.) */
+	struct pollfd p = { .fd = dup, .events = 0 };
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		return pending_error(fd, pid);
 	int inq = 0;
 	if (ioctl(dup, SIOCINQ, &inq) == 0 && inq >= 0 &&
 	    ent->rqueue > (uint32_t)inq + (fin_rcvd(t->state) ? 1u : 0u)) {
@@ -727,7 +742,7 @@ static int replay_close(int sk, int netns, const TcpSk *t, const InetAddr *peer,
 	if (!ret && st == ST_CLOSE) {
 		int err = 0;
 		socklen_t l = sizeof(err);
-		(void)getsockopt(sk, SOL_SOCKET, SO_ERROR, &err, &l); /* not carried */
+		(void)getsockopt(sk, SOL_SOCKET, SO_ERROR, &err, &l); /* read before the dump */
 	}
 	return ret;
 }
