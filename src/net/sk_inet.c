@@ -13,6 +13,8 @@
 #include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/ip6.h>
+#include <netinet/ip.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +298,87 @@ const char *inet_addr_str(int family, const InetAddr *a, char *buf, size_t len)
 	inet_ntop(family, a->addr.data, ip, sizeof(ip));
 	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, a->port);
 	return buf;
+}
+
+static uint32_t csum_add(uint32_t sum, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(b[len - 1] << 8);
+	return sum;
+}
+
+uint16_t inet_l4_csum(bool v4, const uint8_t *sa, const uint8_t *da, uint8_t proto,
+		      const void *l4, size_t len, size_t cover)
+{
+	size_t alen = v4 ? 4 : 16;
+	uint32_t sum = csum_add(0, sa, alen);
+	sum = csum_add(sum, da, alen);
+	sum += proto + (uint32_t)(len & 0xffff) + (uint32_t)(len >> 16);
+	sum = csum_add(sum, l4, MIN(cover, len));
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+int inet_raw_send(int raw, bool v4, const uint8_t *sa, const uint8_t *da, uint8_t proto,
+		  uint8_t ttl, uint8_t tos, const void *l4, size_t len)
+{
+	size_t hlen = v4 ? 20 : 40;
+	if (len > 65535 - hlen)
+		return -EMSGSIZE;
+	_cleanup_free_ uint8_t *pkt = calloc(1, hlen + len);
+	if (!pkt)
+		return -ENOMEM;
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t sl;
+	if (v4) {
+		struct iphdr *ip = (struct iphdr *)pkt;
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = tos;
+		ip->tot_len = htons((uint16_t)(hlen + len));
+		ip->frag_off = htons(IP_DF);
+		ip->ttl = ttl;
+		ip->protocol = proto;
+		memcpy(&ip->saddr, sa, 4);
+		memcpy(&ip->daddr, da, 4);
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, da, 4);
+		sl = sizeof(*s4);
+	} else {
+		struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
+		ip6->ip6_flow = htonl(6u << 28 | (uint32_t)tos << 20);
+		ip6->ip6_plen = htons((uint16_t)len);
+		ip6->ip6_nxt = proto;
+		ip6->ip6_hlim = ttl;
+		memcpy(&ip6->ip6_src, sa, 16);
+		memcpy(&ip6->ip6_dst, da, 16);
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, da, 16);
+		sl = sizeof(*s6);
+	}
+	memcpy(pkt + hlen, l4, len);
+	if (sendto(raw, pkt, hlen + len, 0, (struct sockaddr *)&ss, sl) != (ssize_t)(hlen + len))
+		return -errno ? -errno : -EIO;
+	return 0;
+}
+
+bool inet_addr_eq_sockaddr(const InetAddr *a, const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		return a->addr.len == 4 && !memcmp(a->addr.data, &s4->sin_addr, 4) &&
+		       a->port == ntohs(s4->sin_port);
+	}
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	return ss->ss_family == AF_INET6 && a->addr.len == 16 &&
+	       !memcmp(a->addr.data, &s6->sin6_addr, 16) && a->port == ntohs(s6->sin6_port);
 }
 
 bool inet_addr_is_any(const InetAddr *a)

@@ -69,5 +69,18 @@ socklen_t inet_sockaddr(int family, const InetAddr *a, struct sockaddr_storage *
 const char *inet_addr_str(int family, const InetAddr *a, char *buf, size_t len);
 /* Is the address of @a all zeros (INADDR_ANY, in6addr_any)? */
 bool inet_addr_is_any(const InetAddr *a);
+/* The checksum of a TCP, UDP or UDP-Lite header and payload @l4 (@len bytes, its checksum
+ * field zero) from @sa to @da (4 bytes each when @v4, else 16): the pseudo-header (with
+ * @len), then the first @cover bytes of @l4 (all for TCP and UDP). Host order; a UDP
+ * checksum of 0 is sent as 0xffff by the caller. */
+uint16_t inet_l4_csum(bool v4, const uint8_t *sa, const uint8_t *da, uint8_t proto,
+		      const void *l4, size_t len, size_t cover);
+/* Send @l4 (@len bytes, at most 65535 - 40) as the payload of protocol @proto from @sa to
+ * @da in an IP packet built here (TTL / hop limit @ttl, TOS / traffic class @tos; IPv4
+ * with DF) through @raw, a raw IPPROTO_RAW socket of the family: 0 or -errno. */
+int inet_raw_send(int raw, bool v4, const uint8_t *sa, const uint8_t *da, uint8_t proto,
+		  uint8_t ttl, uint8_t tos, const void *l4, size_t len);
+/* Is @ss (of @a's family) @a's address and port? */
+bool inet_addr_eq_sockaddr(const InetAddr *a, const struct sockaddr_storage *ss);
 
 #endif

@@ -26,7 +26,10 @@
  *     port still in TIME_WAIT or held elsewhere is taken again: SK_FORCE_REUSE);
  *     listening: bind + listen(backlog); SYN_SENT, and a client waiting in an accept
  *     queue: bind (their connect() later).
- *   - a connection: in repair mode, both sequence numbers, bind, connect (no packet),
+ *   - a connection: in repair mode, both sequence numbers, bind (an IPv6 socket that got
+ *     its address from connect(), not IPV6_V6ONLY, on the any address with its port, the
+ *     address then from the routes, when they give it: a bind to the address would turn
+ *     IPV6_V6ONLY on), connect (no packet),
  *     options, timestamp, the receive queue and the sent part of the send queue queued
  *     without sending, the window. It stays in repair mode: nothing is sent yet.
  * Then, in stasis, every task of the tree rebuilt and none running yet (the final hook,
@@ -487,30 +490,12 @@ static int tcp_validate(const FileDesc *d, const struct blob_reader *blobs)
 
 /* ---- restore -------------------------------------------------------------------------- */
 
-static unsigned short csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (unsigned short)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)(b[len - 1] << 8);
-	return sum;
-}
-
 /* A segment from the peer @from to @to (our socket), built and sent through a raw
  * socket: what the peer had sent before the dump (its FIN, its ACK of our FIN, its RST),
  * so that the restored socket reaches its state without anything sent to the peer. */
 static int inject(int family, const InetAddr *from, const InetAddr *to, uint32_t seq,
 		  uint32_t ack, uint8_t flags, uint16_t win, bool tstamp, int netns, const char *what)
 {
-	uint8_t pkt[40 + 32];
 	uint8_t tcp[32];
 	size_t tlen = tstamp ? 32 : 20;
 	bool v4 = family == AF_INET;
@@ -537,49 +522,7 @@ static int inject(int family, const InetAddr *from, const InetAddr *to, uint32_t
 		tcp[22] = 8;
 		tcp[23] = 10;
 	}
-	uint32_t sum = 0;
-	size_t alen = v4 ? 4 : 16;
-	sum = csum_add(sum, sa, alen);
-	sum = csum_add(sum, da, alen);
-	sum += IPPROTO_TCP + (uint32_t)tlen;
-	sum = csum_add(sum, tcp, tlen);
-	th->check = htons(csum_fold(sum));
-
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	size_t hlen;
-	socklen_t sl;
-	memset(pkt, 0, sizeof(pkt));
-	if (v4) {
-		struct iphdr *ip = (struct iphdr *)pkt;
-		ip->version = 4;
-		ip->ihl = 5;
-		ip->tot_len = htons((uint16_t)(20 + tlen));
-		ip->frag_off = htons(IP_DF);
-		ip->ttl = 64;
-		ip->protocol = IPPROTO_TCP;
-		memcpy(&ip->saddr, sa, 4);
-		memcpy(&ip->daddr, da, 4);
-		hlen = 20;
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, da, 4);
-		sl = sizeof(*s4);
-	} else {
-		struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
-		ip6->ip6_flow = htonl(6u << 28);
-		ip6->ip6_plen = htons((uint16_t)tlen);
-		ip6->ip6_nxt = IPPROTO_TCP;
-		ip6->ip6_hlim = 64;
-		memcpy(&ip6->ip6_src, sa, 16);
-		memcpy(&ip6->ip6_dst, da, 16);
-		hlen = 40;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, da, 16);
-		sl = sizeof(*s6);
-	}
-	memcpy(pkt + hlen, tcp, tlen);
+	th->check = htons(inet_l4_csum(v4, sa, da, IPPROTO_TCP, tcp, tlen, tlen));
 	/* in the socket's network namespace (@netns; -1: ours) */
 	_cleanup_close_ int raw = netns >= 0 ? ns_socket_in(-1, netns, v4 ? AF_INET : AF_INET6,
 							 SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW,
@@ -593,9 +536,8 @@ static int inject(int family, const InetAddr *from, const InetAddr *to, uint32_t
 	unsigned int mark = NETLOCK_INJECT_MARK;
 	if (setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
 		return pr_perror("restore %s: SO_MARK on the raw socket", what);
-	if (sendto(raw, pkt, hlen + tlen, 0, (struct sockaddr *)&ss, sl) != (ssize_t)(hlen + tlen))
-		return pr_perror("restore %s: replay the peer's segment", what);
-	return 0;
+	int ret = inet_raw_send(raw, v4, sa, da, IPPROTO_TCP, 64, 0, tcp, tlen);
+	return ret ? pr_errno(ret, "restore %s: replay the peer's segment", what) : 0;
 }
 
 static int bind_to(int sk, int family, const InetAddr *a, const char *what)
@@ -605,6 +547,56 @@ static int bind_to(int sk, int family, const InetAddr *a, const char *what)
 	if (bind(sk, (struct sockaddr *)&ss, l))
 		return pr_perror("restore %s: bind", what);
 	return 0;
+}
+
+/* The source address the routes give for a connection to @peer (a UDP socket connected
+ * there, nothing sent), into @ss; -errno. */
+static int route_source(int family, const InetAddr *peer, struct sockaddr_storage *ss)
+{
+	_cleanup_close_ int u = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t l = inet_sockaddr(family, peer, ss);
+	if (u < 0 || connect(u, (struct sockaddr *)ss, l))
+		return -errno;
+	l = sizeof(*ss);
+	return getsockname(u, (struct sockaddr *)ss, &l) ? -errno : 0;
+}
+
+static bool same_address(const InetAddr *a, const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage t = *ss;
+	if (t.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&t)->sin6_port = htons((uint16_t)a->port);
+	else
+		((struct sockaddr_in *)&t)->sin_port = htons((uint16_t)a->port);
+	return inet_addr_eq_sockaddr(a, &t);
+}
+
+/* Where a connection binds. An IPv6 socket bound to an address of its own (not the any
+ * address, not v4-mapped) by bind() is IPV6_V6ONLY (the kernel sets it), one that got
+ * its address from connect() is not: for that one the port is bound on the any address
+ * and the connect (in repair mode) takes the address from the routes, when they give
+ * the recorded one (checked after the connect); else the plain bind (and IPV6_V6ONLY
+ * on, the only difference). */
+static const InetAddr *bind_addr(const TcpSk *t, const InetAddr *peer, InetAddr *any)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t zero[16];
+	int64_t v6only = 1;
+	struct sockaddr_storage ss;
+	int fam = (int)t->family;
+	if (fam != AF_INET6 || !peer || sockopt_find(t->opts, SOL_IPV6, IPV6_V6ONLY, &v6only) ||
+	    v6only || inet_addr_is_any(t->src) || !memcmp(t->src->addr.data, mapped, 12) ||
+	    route_source(fam, peer, &ss) || !same_address(t->src, &ss))
+		return t->src;
+	*any = *t->src;
+	any->addr.data = (uint8_t *)zero;
+	return any;
+}
+
+static int bind_conn(int sk, const TcpSk *t, const InetAddr *peer, const char *what)
+{
+	InetAddr any;
+	return bind_to(sk, (int)t->family, bind_addr(t, peer, &any), what);
 }
 
 /* Queue @len bytes of @p on repair queue @q (sent in pieces: an skb per call). */
@@ -832,12 +824,17 @@ static int restore_conn(int sk, const TcpSk *t, const char *what)
 		ret = tcp_opt(sk, TCP_QUEUE_SEQ, (int)(s.rcv_nxt - (uint32_t)rcvq));
 	if (ret)
 		return pr_errno(ret, "restore %s: TCP repair sequence numbers", what);
-	if ((ret = bind_to(sk, fam, t->src, what)))
+	if ((ret = bind_conn(sk, t, peer, what)))
 		return ret;
 	struct sockaddr_storage ss;
 	socklen_t l = inet_sockaddr(fam, peer, &ss);
 	if (connect(sk, (struct sockaddr *)&ss, l))
 		return pr_perror("restore %s: connect in repair mode", what);
+	l = sizeof(ss);
+	if (getsockname(sk, (struct sockaddr *)&ss, &l) || !inet_addr_eq_sockaddr(t->src, &ss)) {
+		pr_err("restore %s: connected from another address than its own", what);
+		return -EADDRNOTAVAIL;
+	}
 	if ((ret = set_options(sk, r, what)) || (ret = set_bufs(sk, r, sndq, rcvq, what)))
 		return ret;
 	if (rcvq && (ret = queue_data(sk, TCP_RECV_QUEUE, r->rcvq.data, rcvq, what)))
@@ -929,8 +926,11 @@ static int new_socket(const TcpSk *t, const char *what)
  * in TIME_WAIT or the dumped tree's own listener still holds), else plainly. */
 static int bind_forced(int sk, const TcpSk *t, const char *what)
 {
+	InetAddr any;
 	bool rep = tcp_opt(sk, TCP_REPAIR, 1) == 0;
-	int ret = bind_to(sk, (int)t->family, t->src, what);
+	/* (a client waiting in an accept queue connects again: bound as bind_conn) */
+	int ret = bind_to(sk, (int)t->family, bind_addr(t, t->handshake ? t->dst : NULL, &any),
+			  what);
 	if (rep && tcp_opt(sk, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) && !ret)
 		ret = pr_perror("restore %s: TCP repair mode off", what);
 	if (!ret && rep)
@@ -1022,6 +1022,11 @@ static int final_handshake(int dup, const TcpSk *t, const char *what)
 		pr_err("restore %s: the handshake with its listener failed: %s", what,
 		       err ? strerror(err) : "timed out");
 		ret = -ECONNREFUSED;
+	}
+	l = sizeof(ss);
+	if (!ret && (getsockname(dup, (struct sockaddr *)&ss, &l) || !inet_addr_eq_sockaddr(t->src, &ss))) {
+		pr_err("restore %s: connected again from another address than its own", what);
+		ret = -EADDRNOTAVAIL;
 	}
 	const TcpRepair *r = t->repair;
 	if (!ret && r && r->has_sndq && r->sndq.len)

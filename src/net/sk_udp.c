@@ -38,7 +38,9 @@
  * socket(), the early options, bind; then each queued datagram is sent again, in order, to its original destination
  * from its original source: from a socket of the task already restored and bound to that
  * address, else from a temporary socket bound there (SO_REUSEADDR, IP_FREEBIND, and
- * IP_TRANSPARENT where allowed, for an address that is not local). The queue is then
+ * IP_TRANSPARENT where allowed, for an address that is not local), else (that address
+ * held by a socket made before that cannot send it: one several processes share) built
+ * whole and sent through a raw socket (CAP_NET_RAW). The queue is then
  * peeked to check that every datagram arrived, whole, from its source, in order
  * (a refill that does not match fails the restore; the receive buffer is raised for the
  * refill, the late options set it back). Then SO_PEEK_OFF, connect, shutdown, the late
@@ -70,6 +72,7 @@
 #include "core/util.h"
 #include "files/fd_ops.h"
 #include "net/sk_dgram.h"
+#include "net/sk_inet.h"
 #include "net/sockopt.h"
 
 #ifndef SOL_UDP
@@ -1083,11 +1086,60 @@ static int temp_sender(const InetDgramSk *u, const DgramMsg *m, uint32_t id)
 	}
 	struct sockaddr_storage ss;
 	socklen_t l = addr_from_img(m->src, fam, &ss);
-	if (bind(sk, (struct sockaddr *)&ss, l))
+	if (bind(sk, (struct sockaddr *)&ss, l)) {
+		if (errno == EADDRINUSE) /* (the caller sends it through a raw socket) */
+			return -EADDRINUSE;
 		return pr_perror("restore inet datagram socket %u: bind to %s, the source of a "
 				 "queued datagram",
 				 id, a);
+	}
 	return take_fd(&sk);
+}
+
+/* Datagram @k of the queue, @m, built here (UDP or UDP-Lite header, checksum, IP header
+ * with the TTL / hop limit and TOS / traffic class it came with) and sent through a raw
+ * socket: its source address is bound by a socket that cannot send it (a socket several
+ * processes share, made before, without SO_REUSEADDR). Needs CAP_NET_RAW. */
+static int raw_send_one(const InetDgramSk *u, const DgramMsg *m, uint32_t id, size_t k)
+{
+	static const uint8_t pre[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const uint8_t *sa = m->src->addr.data, *da = m->dst->addr.data;
+	bool v4 = m->src->addr.len == 4;
+	if (!v4 && !memcmp(sa, pre, 12) && !memcmp(da, pre, 12)) {
+		v4 = true; /* v4-mapped: IPv4 on the wire */
+		sa += 12;
+		da += 12;
+	}
+	size_t len = 8 + m->data.len;
+	_cleanup_free_ uint8_t *dg = malloc(len);
+	if (!dg)
+		return -ENOMEM;
+	bool lite = u->protocol == IPPROTO_UDPLITE;
+	uint16_t h[4] = { htons((uint16_t)m->src->port), htons((uint16_t)m->dst->port),
+			  htons(lite ? 0 : (uint16_t)len), 0 }; /* UDP-Lite: coverage 0, all */
+	memcpy(dg, h, 8);
+	if (m->data.len)
+		memcpy(dg + 8, m->data.data, m->data.len);
+	uint16_t c = inet_l4_csum(v4, sa, da, (uint8_t)u->protocol, dg, len, len);
+	c = htons(c ? c : 0xffff);
+	memcpy(dg + 6, &c, 2);
+	char a[80], b[80];
+	addr_str(m->src, a, sizeof(a));
+	addr_str(m->dst, b, sizeof(b));
+	_cleanup_close_ int raw = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC,
+					 IPPROTO_RAW);
+	int ret = raw < 0 ? -errno
+			  : inet_raw_send(raw, v4, sa, da, (uint8_t)u->protocol,
+					  (uint8_t)(m->has_ttl && m->ttl ? m->ttl : 64),
+					  (uint8_t)(m->has_tos ? m->tos : 0), dg, len);
+	if (ret)
+		return pr_errno(ret,
+				"restore inet datagram socket %u: queued datagram %zu (%zu bytes) "
+				"from %s to %s, whose source another socket holds: through a raw "
+				"socket%s",
+				id, k, m->data.len, a, b,
+				ret == -EPERM ? " (CAP_NET_RAW is needed)" : "");
+	return 0;
 }
 
 /* A socket of the task already restored (@live: per description, its fd or -1) and
@@ -1249,6 +1301,10 @@ static int refill(const FileDesc *d, const Files *f, const int *live, size_t i, 
 			continue;
 		}
 		int tmp = temp_sender(u, m, d->id);
+		if (tmp == -EADDRINUSE) {
+			ret = raw_send_one(u, m, d->id, k);
+			continue;
+		}
 		if (tmp < 0)
 			return tmp;
 		ret = send_one(tmp, u, m, d->id, k);

@@ -47,6 +47,10 @@ enum {
 	/* not on a SOCK_STREAM socket: the kernel refuses to set it there (and accept gives
 	 * a TCP socket the SYN's TTL as IP_MULTICAST_TTL) */
 	F_NOSTREAM = 1 << 6,
+	/* TCP_MAXSEG: the program's clamp (user_mss), which getsockopt gives only on a socket
+	 * not connected (else the connection's MSS, carried by repair mode), the MSS in use
+	 * when none was set: kept when the socket is not connected and it is neither */
+	F_MSS = 1 << 7,
 };
 
 struct opt_desc {
@@ -162,6 +166,7 @@ static const struct opt_desc opts[] = {
 	B(SOL_IPV6, IPV6_RTHDRDSTOPTS, F_REFUSE, OPT_BYTES_MAX),
 
 	I(SOL_TCP, TCP_FASTOPEN_CONNECT, F_EARLY),
+	I(SOL_TCP, TCP_MAXSEG, F_EARLY | F_MSS),
 	I(SOL_TCP, TCP_NODELAY, 0),
 	I(SOL_TCP, TCP_CORK, 0),
 	I(SOL_TCP, TCP_KEEPIDLE, 0),
@@ -354,6 +359,20 @@ static int add_opt(SockOpts *o, const struct opt_desc *d, int64_t iv, const void
 	return 0;
 }
 
+/* F_MSS: @v, read from @sk, is a clamp the program set (see F_MSS). */
+static bool mss_kept(int sk, int64_t v)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(sk, SOL_TCP, TCP_INFO, &ti, &l))
+		return false;
+	/* (with no clamp it reads the MSS in use: TCP_MSS_DEFAULT on a socket never
+	 * connected, the last connection's on one closed after it) */
+	return (ti.tcpi_state == TCP_CLOSE || ti.tcpi_state == TCP_LISTEN) &&
+	       v != (int64_t)ti.tcpi_snd_mss && v != TCP_MSS_DEFAULT;
+}
+
 int sockopt_dump(int sk, pid_t pid, int fd, SockOpts **out)
 {
 	int family = 0, type = 0, protocol = 0, ret = 0;
@@ -380,7 +399,7 @@ int sockopt_dump(int sk, pid_t pid, int fd, SockOpts **out)
 		    ((d->flags & F_NOSTREAM) && type == SOCK_STREAM))
 			continue;
 		int r = opt_read(sk, d, &iv, buf, &len);
-		if (r == 1)
+		if (r == 1 || ((d->flags & F_MSS) && !r && !mss_kept(sk, iv)))
 			continue;
 		if (r < 0) {
 			ret = pr_errno(r, "fd %d of pid %d: getsockopt(%s)", fd, pid, d->str);
@@ -466,8 +485,10 @@ int sockopt_validate(const SockOpts *o, int family, int type, int protocol, cons
 	return 0;
 }
 
-static int find_ival(const SockOpts *o, int level, int name, int64_t *v)
+int sockopt_find(const SockOpts *o, int level, int name, int64_t *v)
 {
+	if (!o)
+		return -ENOENT;
 	for (size_t i = 0; i < o->n_opts; i++)
 		if (o->opts[i]->level == (uint32_t)level && o->opts[i]->name == (uint32_t)name &&
 		    o->opts[i]->has_ival) {
@@ -578,7 +599,7 @@ int sockopt_restore(int sk, const SockOpts *o, enum sockopt_phase ph, const char
 	int64_t locks = 0;
 	if (!o)
 		return 0;
-	(void)find_ival(o, SOL_SOCKET, SO_BUF_LOCK, &locks);
+	(void)sockopt_find(o, SOL_SOCKET, SO_BUF_LOCK, &locks);
 	/* in table order: buffers, then their locks, first */
 	for (size_t t = 0; t < ARRAY_SIZE(opts); t++) {
 		const struct opt_desc *d = &opts[t];

@@ -43,6 +43,8 @@ int sockopt_restore(int sk, const SockOpts *o, enum sockopt_phase ph, const char
  * past the limits: SO_*BUFFORCE, else the stasis helper, else the forcer a restore child
  * registered (stasis, asked over its request channel). 0 or -errno (not logged). */
 int sockopt_force_buf(int sk, int opt, int half);
+/* The recorded integer value of option @level/@name in *@v: 0, or -ENOENT. */
+int sockopt_find(const SockOpts *o, int level, int name, int64_t *v);
 /* A restore child: how it asks stasis to force a buffer (NULL: none). */
 void sockopt_set_forcer(int (*fn)(int sk, int opt, int half));
 

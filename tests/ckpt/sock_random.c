@@ -12,7 +12,9 @@
  * each direction comes in order with no gap or duplicate and the end of the stream where
  * it was shut, every pending connection is accepted with its data, every datagram comes
  * with its sender's address, and every connection, listener and UDP socket still carries
- * new traffic. STASIS_TEST_SEED=N grows from seed N only. */
+ * new traffic. A child forked at the end holds every socket too (not with an odd
+ * STASIS_TEST_SEED). UDP sockets are UDP-Lite one time in four. STASIS_TEST_SEED=N grows
+ * from seed N only. */
 #include "tcplib.h"
 
 #include <netinet/ip.h>
@@ -41,7 +43,7 @@ struct dgram {
 };
 
 struct udp {
-	int fd, fam, peer; /* peer: connected to (-1: not) */
+	int fd, fam, proto, peer; /* proto: UDP or UDP-Lite; peer: connected to (-1: not) */
 	uint16_t port;
 	struct dgram q[MAX_Q];
 	int nq, head;
@@ -83,6 +85,17 @@ static const struct opt OPTS[] = {
 	{ SOL_SOCKET, SO_OOBINLINE, K_TCP | FALL, { 0, 1, 1 }, "SO_OOBINLINE" },
 	{ SOL_SOCKET, SO_BROADCAST, K_UDP | FALL, { 0, 1, 1 }, "SO_BROADCAST" },
 	{ SOL_SOCKET, SO_TIMESTAMP, K_UDP | FALL, { 0, 1, 1 }, "SO_TIMESTAMP" },
+	{ SOL_SOCKET, SO_DONTROUTE, K_TCP | K_UDP | FALL, { 0, 1, 1 }, "SO_DONTROUTE" },
+	{ SOL_SOCKET, SO_ZEROCOPY, K_END | K_FRESH | K_UDP | FALL, { 0, 1, 1 }, "SO_ZEROCOPY" },
+	{ IPPROTO_IP, IP_MTU_DISCOVER, K_TCP | K_UDP | F4, { 0, 2, 3 }, "IP_MTU_DISCOVER" },
+	{ IPPROTO_IP, IP_RECVERR, K_UDP | F4, { 0, 1, 1 }, "IP_RECVERR" },
+	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER, K_TCP | K_UDP | F6, { 0, 2, 3 }, "IPV6_MTU_DISCOVER" },
+	{ IPPROTO_IPV6, IPV6_RECVERR, K_UDP | F6, { 0, 1, 1 }, "IPV6_RECVERR" },
+	{ IPPROTO_IPV6, IPV6_DONTFRAG, K_UDP | F6, { 0, 1, 1 }, "IPV6_DONTFRAG" },
+	{ IPPROTO_IPV6, IPV6_V6ONLY, K_TCP | K_UDP | F6, { 0, 1, 1 }, "IPV6_V6ONLY" },
+	{ IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, K_TCP | FALL, { 0, 1, 1 }, "TCP_THIN_LINEAR_TIMEOUTS" },
+	{ IPPROTO_TCP, TCP_FASTOPEN, K_LST | FALL, { 0, 5, 16 }, "TCP_FASTOPEN" },
+	{ IPPROTO_TCP, TCP_MAXSEG, K_FRESH | FALL, { 536, 1000, 1400 }, "TCP_MAXSEG" },
 	{ IPPROTO_IP, IP_TOS, K_TCP | K_UDP | F4, { 0, 0x10, 0x28 }, "IP_TOS" },
 	{ IPPROTO_IP, IP_TTL, K_TCP | K_UDP | F4, { 1, 17, 200 }, "IP_TTL" },
 	{ IPPROTO_IP, IP_RECVTOS, K_UDP | F4, { 0, 1, 1 }, "IP_RECVTOS" },
@@ -372,7 +385,7 @@ static void opt_op(uint64_t *rng)
 	setsockopt(r[i].fd, OPTS[k].level, OPTS[k].name, &v, sizeof(v));
 }
 
-static void udp_new(int fam)
+static void udp_new(int fam, int proto)
 {
 	if (nu == MAX_U)
 		return;
@@ -380,10 +393,11 @@ static void udp_new(int fam)
 	memset(u, 0, sizeof(*u));
 	struct sockaddr_storage ss;
 	socklen_t l = tcp_addr(fam, ip_of(fam), 0, &ss);
-	u->fd = socket(fam, SOCK_DGRAM, 0);
+	u->fd = socket(fam, SOCK_DGRAM, proto);
 	if (u->fd < 0 || bind(u->fd, (struct sockaddr *)&ss, l))
 		test_fail("udp bind: %s", strerror(errno));
 	u->fam = fam;
+	u->proto = proto;
 	u->peer = -1;
 	u->port = tcp_port(u->fd);
 	nu++;
@@ -400,7 +414,8 @@ static void udp_send(int from, int to)
 	uint8_t buf[1500];
 	uint32_t len = (uint32_t)((a->sent * 37 + (uint32_t)from * 11) % 600);
 	/* (a connected socket takes datagrams from its peer only: others are refused) */
-	if (b->nq - b->head >= MAX_Q || a->fam != b->fam || (a->peer >= 0 && a->peer != to) ||
+	if (b->nq - b->head >= MAX_Q || a->fam != b->fam || a->proto != b->proto ||
+	    (a->peer >= 0 && a->peer != to) ||
 	    (b->peer >= 0 && b->peer != from))
 		return;
 	for (uint32_t i = 0; i < len; i++)
@@ -456,7 +471,7 @@ static void udp_op(uint64_t *rng, int op)
 		udp_send(a, U[a].peer >= 0 ? U[a].peer : b);
 	} else if (op == 1) {
 		udp_recv_one(a, "before the checkpoint");
-	} else if (U[a].peer < 0 && a != b && U[a].fam == U[b].fam) {
+	} else if (U[a].peer < 0 && a != b && U[a].fam == U[b].fam && U[a].proto == U[b].proto) {
 		struct sockaddr_storage ss;
 		socklen_t l = tcp_addr(U[b].fam, ip_of(U[b].fam), U[b].port, &ss);
 		if (connect(U[a].fd, (struct sockaddr *)&ss, l))
@@ -517,13 +532,16 @@ static void grow(uint64_t seed)
 		} else if (g == G_OPT) {
 			opt_op(&rng);
 		} else if (g == G_UDP) {
-			udp_new(fam);
+			udp_new(fam, rnd(&rng, 4) ? IPPROTO_UDP : IPPROTO_UDPLITE);
 		} else if (g >= G_USEND && g <= G_UCONN) {
 			udp_op(&rng, g - G_USEND);
 		} else if (g == G_FRESH && nf < MAX_F) {
 			F[nf].fd = socket(fam, SOCK_STREAM, 0);
 			F[nf].fam = fam;
 			F[nf].bound = rnd(&rng, 2);
+			int on = 1;
+			if (fam == AF_INET6 && F[nf].fd >= 0 && !rnd(&rng, 3))
+				setsockopt(F[nf].fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 			struct sockaddr_storage ss;
 			socklen_t l = tcp_addr(fam, ip_of(fam), 0, &ss);
 			if (F[nf].fd < 0 || (F[nf].bound && bind(F[nf].fd, (struct sockaddr *)&ss, l)))
@@ -656,7 +674,8 @@ static void check_udp(void)
 	for (int i = 0; i < nu; i++) {
 		int to = U[i].peer;
 		for (int j = 0; j < nu && to < 0; j++)
-			if (j != i && U[j].fam == U[i].fam && (U[j].peer < 0 || U[j].peer == i))
+			if (j != i && U[j].fam == U[i].fam && U[j].proto == U[i].proto &&
+			    (U[j].peer < 0 || U[j].peer == i))
 				to = j;
 		if (to < 0)
 			continue;
@@ -679,6 +698,14 @@ int main(int argc, char **argv)
 		for (size_t k = 0; k < sizeof(seeds) / sizeof(seeds[0]); k++)
 			grow(seeds[k]);
 	}
+	/* a child holding every socket too: each description shared by two processes */
+	pid_t child = env && strtoull(env, NULL, 10) % 2 ? -1 : fork();
+	if (child == 0) {
+		for (;;)
+			pause();
+	}
+	if (child < 0 && !(env && strtoull(env, NULL, 10) % 2))
+		test_fail("fork: %s", strerror(errno));
 	test_sleep_ms(500); /* what is in flight settles (ACKs, a FIN, corked data) */
 	snapshot(before);
 	test_msg("%d connections, %d listeners, %d UDP sockets, %d other TCP sockets", nc, nl,
@@ -703,5 +730,7 @@ int main(int argc, char **argv)
 	for (int c = 0; c < nc; c++)
 		live(c);
 	check_udp();
+	if (child > 0 && test_reap(child, true, 10) < 0)
+		test_fail("the child holding the sockets is not there");
 	test_pass();
 }

@@ -235,8 +235,20 @@ class CkptRun:
         opts += [o for o in self.meta.get("restore-opts", "").split(",") if o]
         if self.root:
             opts += ["--root", self.root]
-        self.stasis_cmd(opts, "restore")
+        try:
+            self.stasis_cmd(opts, "restore")
+        except Failure:
+            self.release_lock()
+            raise
         self.check_pidfile()
+
+    def release_lock(self):
+        """A failed restore keeps the network lock of the image on purpose (its peers are
+        to see no reset while it is retried): the test gives up, so it goes (else other
+        tests would find the table)."""
+        if not os.path.exists(os.path.join(self.img, "netlock.img")):
+            return
+        run_cmd([self.stasis, "unlock-network", "-D", self.img], 30, cwd=self.tmp)
 
     def check_pidfile(self):
         try:
@@ -393,6 +405,7 @@ class CkptRun:
         self.bg.append(p)
         while not os.path.exists(self.pidfile) or not open(self.pidfile).read().strip():
             if p.poll() is not None:
+                self.release_lock()
                 raise Failure("restore exited (%s) before writing the pidfile: %s" % (
                     describe_status_rc(p.returncode), " ".join(tail(errpath, 1) or [])))
             if self.left() <= 0:
