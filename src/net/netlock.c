@@ -277,9 +277,10 @@ static int nft_child(void *arg, struct nsrun_buf *out)
 		   : 0;
 }
 
-/* Run @cmd inside the net namespace @nsfd (a child that entered it); the child's error is
- * logged after @prefix. */
-static int nft_run_in(int nsfd, pid_t pid, const char *cmd, const char *prefix)
+/* Run @cmd inside the net namespace @nsfd (a child that entered it, running @fn); the
+ * child's error is logged after @prefix. */
+static int nft_run_with(int nsfd, pid_t pid, const char *cmd, const char *prefix,
+			int (*fn)(void *, struct nsrun_buf *))
 {
 	char desc[96];
 	snprintf(desc, sizeof(desc), "the net namespace of pid %d", pid);
@@ -293,9 +294,14 @@ static int nft_run_in(int nsfd, pid_t pid, const char *cmd, const char *prefix)
 	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWNET };
 	void *data = NULL;
 	size_t len = 0;
-	int ret = ns_run(&r, nft_child, (void *)cmd, &data, &len);
+	int ret = ns_run(&r, fn, (void *)cmd, &data, &len);
 	free(data);
 	return ret;
+}
+
+static int nft_run_in(int nsfd, pid_t pid, const char *cmd, const char *prefix)
+{
+	return nft_run_with(nsfd, pid, cmd, prefix, nft_child);
 }
 
 static bool table_name_ok(const char *s)
@@ -352,21 +358,9 @@ int netlock_drop_reply(int nsfd, pid_t pid, bool v6, const uint8_t *laddr, uint1
 		free(cmd);
 		return -ENOMEM;
 	}
-	char desc[96];
-	snprintf(desc, sizeof(desc), "the net namespace of pid %d", pid);
-	struct nsrun r = { .tag = "netlock",
-			   .what = desc,
-			   .err_prefix = "restore: drop a restored connection's answers until the tree "
-					 "runs: ",
-			   .n_ns = 1,
-			   .via_owner = true,
-			   .timeout_ms = NS_WAIT_MS,
-			   .max_reply = 0 };
-	r.ns[0] = (struct nsrun_ns){ nsfd, CLONE_NEWNET };
-	void *data = NULL;
-	size_t dlen = 0;
-	int ret = ns_run(&r, nft_child_if_locked, cmd, &data, &dlen);
-	free(data);
+	int ret = nft_run_with(nsfd, pid, cmd,
+			       "restore: drop a restored connection's answers until the tree runs: ",
+			       nft_child_if_locked);
 	free(cmd);
 	return ret;
 }

@@ -1,4 +1,5 @@
-# stasis-check: timeout=60
+# stasis-check: timeout=60 needs=host-root
+# stasis-check: why=(TCP repair mode and the network lock)
 """A TCP connection (both ends in one process, 127.0.0.1) reset by its peer (SO_LINGER 0,
 then close) while the reader had not read the error: which error (ECONNRESET, EPIPE,
 ETIMEDOUT...) cannot be read without taking it, and the replayed reset gives ECONNRESET

@@ -1,4 +1,5 @@
-# stasis-check: timeout=60
+# stasis-check: timeout=60 needs=host-root
+# stasis-check: why=(TCP repair mode and the network lock)
 """A TCP connection (both ends in one process, 127.0.0.1) whose reader has urgent data
 before it (MSG_OOB: "abc", the urgent byte, "def"), taken out of line, inline
 (SO_OOBINLINE), or already taken with recv(MSG_OOB) (its mark still splits the stream):

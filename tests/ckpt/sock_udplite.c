@@ -7,14 +7,8 @@
  * options, names and peer, the datagrams come back in order with their senders' ports,
  * nothing more, and new datagrams still go (a UDP socket cannot reach a UDP-Lite one:
  * the senders must be UDP-Lite again). */
-#include "lib.h"
 #include "sock_dgram_lib.h"
-
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <string.h>
+#include "tcplib.h" /* (its address helpers) */
 
 #define SOL_UDPLITE 136
 #define CSCOV_SEND 10
@@ -27,29 +21,7 @@ struct set {
 
 static socklen_t addr(int fam, uint16_t port, struct sockaddr_storage *ss)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (fam == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*a);
-	}
-	struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-	a->sin6_family = AF_INET6;
-	a->sin6_port = htons(port);
-	a->sin6_addr = in6addr_loopback;
-	return sizeof(*a);
-}
-
-static uint16_t port_of(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &l))
-		test_fail("getsockname: %s", strerror(errno));
-	return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return tcp_addr(fam, fam == AF_INET ? "127.0.0.1" : "::1", port, ss);
 }
 
 static int lite(int fam)
@@ -125,9 +97,9 @@ int main(int argc, char **argv)
 		s->r = lite(s->fam);
 		s->a = lite(s->fam);
 		s->b = lite(s->fam);
-		s->rport = port_of(s->r);
-		s->aport = port_of(s->a);
-		s->bport = port_of(s->b);
+		s->rport = tcp_port(s->r);
+		s->aport = tcp_port(s->a);
+		s->bport = tcp_port(s->b);
 		set_opt(s->r, CSCOV_RECV, 20);
 		set_opt(s->a, CSCOV_SEND, 24);
 		struct sockaddr_storage ss;
@@ -151,8 +123,8 @@ int main(int argc, char **argv)
 				   opt(s->b, CSCOV_SEND) == 0 && opt(s->r, CSCOV_SEND) == 0,
 			   "set %d: coverage %d %d %d %d", i, opt(s->r, CSCOV_RECV),
 			   opt(s->a, CSCOV_SEND), opt(s->b, CSCOV_SEND), opt(s->r, CSCOV_SEND));
-		TEST_CHECK(port_of(s->r) == s->rport && port_of(s->a) == s->aport &&
-				   port_of(s->b) == s->bport,
+		TEST_CHECK(tcp_port(s->r) == s->rport && tcp_port(s->a) == s->aport &&
+				   tcp_port(s->b) == s->bport,
 			   "set %d: ports moved", i);
 		int skip = test_sabotage() && i == 0;
 		for (int k = skip; k < 4; k++)
