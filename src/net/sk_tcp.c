@@ -19,7 +19,10 @@
  *     the others are orphans of connections it accepted): each must have its client end
  *     in the tree and nothing sent by it unread, else it is refused. They are made again
  *     by new handshakes, in the order of the fd tables, not the queue's (not recorded),
- *     with window scales from the buffers at that moment.
+ *     with window scales from the buffers at that moment. So are the half-open ones
+ *     (SYN_RECV: a TCP_DEFER_ACCEPT listener waiting for the client's first data) whose
+ *     client is in the tree and established (TcpSk.deferred); those of clients outside
+ *     retry their handshake with the restored listener.
  *
  * Restore, in the restore child (the task's network namespace):
  *   - never bound: a new socket; bound: bind (in repair mode where allowed, so that a
@@ -126,41 +129,49 @@ static int get_addr(int dup, int family, bool peer, InetAddr **out)
 }
 
 /* A listener: the connections in its accept queue (diag entries on its port with no
- * file), their client addresses into t->pending. */
+ * file), their client addresses into t->pending; then the half-open ones (t->deferred:
+ * tcp_merge keeps those whose client is in the tree). */
 static int dump_pending(pid_t pid, int fd, const struct inet_diag_tab *tab,
 			const struct inet_diag_ent *l, TcpSk *t)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < tab->n; i++) {
-		const struct inet_diag_ent *e = &tab->e[i];
-		/* (the server end of a connection it accepted, then closed, has no file
-		 * either: an orphan the kernel finishes, FIN_WAIT1/2, CLOSING, LAST_ACK,
-		 * TIME_WAIT; an accepted connection is ESTABLISHED, CLOSE_WAIT or CLOSE) */
-		if (e->ino || e->sport != l->sport ||
-		    (e->state != ST_ESTABLISHED && e->state != ST_CLOSE_WAIT && e->state != ST_CLOSE))
-			continue;
-		if (!inet_addr_is_any(t->src) && memcmp(e->src, t->src->addr.data, t->src->addr.len))
-			continue;
-		if (e->state != ST_ESTABLISHED || e->rqueue) {
-			pr_err("fd %d of pid %d is a listening TCP socket with a connection in its "
-			       "accept queue in state %s with %u bytes its server has not read: not "
-			       "supported yet", fd, pid, tcp_state_name(e->state), e->rqueue);
-			return -EOPNOTSUPP;
+	for (int half = 0; half < 2; half++)
+		for (size_t i = 0; i < tab->n; i++) {
+			const struct inet_diag_ent *e = &tab->e[i];
+			bool syn = e->state == ST_SYN_RECV || e->state == ST_NEW_SYN_RECV;
+			/* (the server end of a connection it accepted, then closed, has no file
+			 * either: an orphan the kernel finishes, FIN_WAIT1/2, CLOSING, LAST_ACK,
+			 * TIME_WAIT; an accepted connection is ESTABLISHED, CLOSE_WAIT or CLOSE) */
+			if (e->ino || e->sport != l->sport || syn != (half == 1) ||
+			    (!syn && e->state != ST_ESTABLISHED && e->state != ST_CLOSE_WAIT &&
+			     e->state != ST_CLOSE))
+				continue;
+			if (!inet_addr_is_any(t->src) &&
+			    memcmp(e->src, t->src->addr.data, t->src->addr.len))
+				continue;
+			if (!syn && (e->state != ST_ESTABLISHED || e->rqueue)) {
+				pr_err("fd %d of pid %d is a listening TCP socket with a connection in "
+				       "its accept queue in state %s with %u bytes its server has not "
+				       "read: not supported yet",
+				       fd, pid, tcp_state_name(e->state), e->rqueue);
+				return -EOPNOTSUPP;
+			}
+			if (n >= TCP_PENDING_MAX)
+				return pr_errno(-E2BIG, "fd %d of pid %d: accept queue", fd, pid);
+			InetAddr **np = realloc(t->pending, (n + 1) * sizeof(*np));
+			if (!np)
+				return -ENOMEM;
+			t->pending = np;
+			t->pending[n] = inet_addr_new(t->family, e->dst, e->dport);
+			if (!t->pending[n])
+				return -ENOMEM;
+			t->n_pending = ++n;
+			t->has_deferred = true;
+			t->deferred += half;
 		}
-		if (n >= TCP_PENDING_MAX)
-			return pr_errno(-E2BIG, "fd %d of pid %d: accept queue", fd, pid);
-		InetAddr **np = realloc(t->pending, (n + 1) * sizeof(*np));
-		if (!np)
-			return -ENOMEM;
-		t->pending = np;
-		t->pending[n] = inet_addr_new(t->family, e->dst, e->dport);
-		if (!t->pending[n])
-			return -ENOMEM;
-		t->n_pending = ++n;
-	}
-	if (n != l->rqueue) {
+	if (n - t->deferred != l->rqueue) {
 		pr_err("fd %d of pid %d: %u connections in the accept queue, %zu found", fd, pid,
-		       l->rqueue, n);
+		       l->rqueue, n - t->deferred);
 		return -EIO;
 	}
 	return 0;
@@ -248,7 +259,7 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 	case ST_LISTEN:
 		t->has_backlog = true;
 		t->backlog = ent->wqueue;
-		return ent->rqueue ? dump_pending(pid, fd, tab, ent, t) : 0;
+		return dump_pending(pid, fd, tab, ent, t);
 	case ST_SYN_SENT: /* getpeername says ENOTCONN: the peer sock_diag shows */
 		if (!t->dst && !(t->dst = inet_addr_new(t->family, ent->dst, ent->dport)))
 			return pr_errno(-ENOMEM, "fd %d of pid %d", fd, pid);
@@ -343,7 +354,18 @@ static TcpSk *find_client(struct dump_ctx **procs, size_t n, const TcpSk *l, con
 	return NULL;
 }
 
-/* The clients of the connections waiting in accept queues: in the tree, an established
+/* Entry @k of @l's pending connections gone (one of the half-open ones). */
+static void drop_pending(TcpSk *l, size_t k)
+{
+	free(l->pending[k]->addr.data);
+	free(l->pending[k]);
+	memmove(l->pending + k, l->pending + k + 1, (l->n_pending - k - 1) * sizeof(*l->pending));
+	l->n_pending--;
+	l->deferred--;
+}
+
+/* The clients of the connections waiting in accept queues (and of half-open ones: a
+ * TCP_DEFER_ACCEPT listener waiting for their data): in the tree, an established
  * connection with nothing to read, rebuilt by a handshake. */
 static int tcp_merge(struct dump_ctx **procs, size_t n)
 {
@@ -369,13 +391,20 @@ static int tcp_merge(struct dump_ctx **procs, size_t n)
 	for (size_t p = 0; p < n; p++) {
 		Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
-			const TcpSk *l = f->files[i]->tcp_sk;
+			TcpSk *l = f->files[i]->tcp_sk;
 			if (f->files[i]->kind != FILE_KIND__FILE_TCP_SK || !l)
 				continue;
 			for (size_t k = 0; k < l->n_pending; k++) {
 				pid_t cpid = 0;
 				int cfd = -1;
 				TcpSk *cl = find_client(procs, n, l, l->pending[k], &cpid, &cfd);
+				if (k >= l->n_pending - l->deferred &&
+				    (!cl || cl->state != ST_ESTABLISHED)) {
+					/* half-open, its client not in the tree (the peer retries its
+					 * handshake) or not established (its SYN is sent again) */
+					drop_pending(l, k--);
+					continue;
+				}
 				if (!cl) {
 					pr_err("fd %d of pid %d is a listening TCP socket with a "
 					       "connection from %s in its accept queue whose client is "
@@ -458,7 +487,8 @@ static int tcp_validate(const FileDesc *d, const struct blob_reader *blobs)
 		break;
 	case ST_LISTEN:
 		if (!t->src || !t->has_backlog || t->backlog > TCP_BACKLOG_MAX ||
-		    t->n_pending > TCP_PENDING_MAX || t->n_pending > t->backlog + 1u)
+		    t->n_pending > TCP_PENDING_MAX || t->deferred > t->n_pending ||
+		    t->n_pending - t->deferred > t->backlog + 1u)
 			return bad(d, "a listening socket without an address or with a bad backlog");
 		break;
 	case ST_SYN_SENT:
