@@ -323,6 +323,10 @@ static bool table_name_ok(const char *s)
 	return false;
 }
 
+/* Until when the lock of the namespaces of the tree keeps dropping answers
+ * (netlock_drop_reply): the unlock waits for it. */
+static uint64_t drop_until_ns;
+
 /* In a child inside a namespace: add the rule @arg to the lock there; a namespace not
  * locked (no table: --network-lock none, or nothing to lock) is not an error. */
 static int nft_child_if_locked(void *arg, struct nsrun_buf *out)
@@ -361,6 +365,8 @@ int netlock_drop_reply(int nsfd, pid_t pid, bool v6, const uint8_t *laddr, uint1
 	int ret = nft_run_with(nsfd, pid, cmd,
 			       "restore: drop a restored connection's answers until the tree runs: ",
 			       nft_child_if_locked);
+	if (!ret) /* (the answer may be a delayed ACK: up to TCP_DELACK_MAX, 200 ms) */
+		drop_until_ns = now_ns() + 250000000ull;
 	free(cmd);
 	return ret;
 }
@@ -1042,6 +1048,9 @@ void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *
 			nl->host_locked = false;
 	}
 	snprintf(table, sizeof(table), "stasis-lock-%d", getpid());
+	uint64_t now = now_ns();
+	if (drop_until_ns > now) /* answers to drop still due */
+		usleep((useconds_t)((drop_until_ns - now) / 1000));
 	for (size_t i = 0; i < n; i++) {
 		const struct rst_ctx *c = procs[i];
 		if (!c || !c->tns || !c->tns->net || !c->tns->net->locked)

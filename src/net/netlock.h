@@ -34,7 +34,9 @@ int netlock_nft(const char *cmd, char **out, char *err, size_t errlen) __must_ch
  * loopback stays open), what the socket answers (its ACK) is dropped until the tree runs:
  * a peer gone with the dumped namespace (the orphan of a connection the tree closed)
  * would answer it with a reset. Nothing in stasis's own namespace (the connection's lock
- * drops it there) or in a namespace not locked. Addresses in network byte order. */
+ * drops it there) or in a namespace not locked. The unlock (netlock_restore_done) waits
+ * 250 ms after the last such rule: the answer may be a delayed ACK. Addresses in network
+ * byte order. */
 int netlock_drop_reply(int nsfd, pid_t pid, bool v6, const uint8_t *laddr, uint16_t lport,
 		       const uint8_t *raddr, uint16_t rport) __must_check;
 

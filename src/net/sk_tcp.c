@@ -891,6 +891,26 @@ static int drop_reply(int netns, pid_t pid, const TcpSk *t, const InetAddr *peer
 				  (uint16_t)peer->port);
 }
 
+/* Once the injected FIN made the socket's state (it arrives through the loopback, maybe
+ * after sendto returned), its answer (the ACK, which the kernel may delay up to 200 ms:
+ * TCP_QUICKACK sends one due unless the queue holds data, and the unlock waits for the
+ * rest, netlock_drop_reply) goes while drop_reply's rule holds: later, it would reach a
+ * peer gone with the dumped namespace, whose kernel answers with a reset. A state not
+ * reached in a second fails the restore. */
+static int flush_answer(int sk, unsigned int state, const char *what)
+{
+	for (int i = 0; tcp_state_of(sk) != state; i++) {
+		if (i == 1000) {
+			pr_err("restore %s: the socket is %s after the replayed segments, not %s",
+			       what, tcp_state_name(tcp_state_of(sk)), tcp_state_name(state));
+			return -EIO;
+		}
+		usleep(1000);
+	}
+	(void)tcp_opt(sk, TCP_QUICKACK, 1);
+	return 0;
+}
+
 /* The second part: the FINs (and RST) the state implies, repair mode off, the unsent
  * data. Segments our socket answers with (an ACK of the peer's FIN) go to the peer: in
  * the restore child this runs once every socket of the process exists. */
@@ -922,6 +942,11 @@ static int finish_conn(int sk, int netns, pid_t pid, const TcpSk *t, const char 
 		return ret;
 	if ((ret = tcp_opt(sk, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP)))
 		return pr_errno(ret, "restore %s: TCP repair mode off", what);
+	/* (the peer's FIN injected: our ACK of it; our FIN behind unsent data not yet) */
+	unsigned int expect = !fin_later ? t->state : fin_rcvd(t->state) ? ST_CLOSE_WAIT
+									  : ST_ESTABLISHED;
+	if (fin_rcvd(t->state) && (ret = flush_answer(sk, expect, what)))
+		return ret;
 	return reuse_again(sk, t, what);
 }
 
