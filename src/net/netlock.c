@@ -39,6 +39,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "net/sk_inet.h"
 #include "ns/nsrun.h"
 #include "sys/syscalls.h"
 
@@ -467,14 +468,13 @@ static int add_conn(struct netlock *nl, const struct inet_diag_msg *m, bool loca
 	memcpy(k.laddr, m->id.idiag_src, 16);
 	memcpy(k.raddr, m->id.idiag_dst, 16);
 	/* an IPv4-mapped IPv6 connection carries IPv4 packets */
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-	if (k.v6 && !memcmp(k.laddr, mapped, 12) && !memcmp(k.raddr, mapped, 12)) {
+	if (k.v6 && inet_is_v4_mapped(k.laddr) && inet_is_v4_mapped(k.raddr)) {
 		k.v6 = false;
 		memmove(k.laddr, k.laddr + 12, 4);
 		memmove(k.raddr, k.raddr + 12, 4);
 	}
 	if (local_only) {
-		if (k.v6 && !memcmp(k.laddr, mapped, 12)) {
+		if (k.v6 && inet_is_v4_mapped(k.laddr)) {
 			k.v6 = false;
 			memmove(k.laddr, k.laddr + 12, 4);
 		}

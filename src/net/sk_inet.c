@@ -369,16 +369,34 @@ int inet_raw_send(int raw, bool v4, const uint8_t *sa, const uint8_t *da, uint8_
 	return 0;
 }
 
-bool inet_addr_eq_sockaddr(const InetAddr *a, const struct sockaddr_storage *ss)
+bool inet_addr_eq_sockaddr(const InetAddr *a, const struct sockaddr_storage *ss, bool port)
 {
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
 		return a->addr.len == 4 && !memcmp(a->addr.data, &s4->sin_addr, 4) &&
-		       a->port == ntohs(s4->sin_port);
+		       (!port || a->port == ntohs(s4->sin_port));
 	}
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
 	return ss->ss_family == AF_INET6 && a->addr.len == 16 &&
-	       !memcmp(a->addr.data, &s6->sin6_addr, 16) && a->port == ntohs(s6->sin6_port);
+	       !memcmp(a->addr.data, &s6->sin6_addr, 16) &&
+	       (!port || a->port == ntohs(s6->sin6_port));
+}
+
+bool inet_is_v4_mapped(const uint8_t *a16)
+{
+	static const uint8_t pre[12] = { [10] = 0xff, [11] = 0xff };
+	return !memcmp(a16, pre, sizeof(pre));
+}
+
+bool inet_wire_v4(size_t len, const uint8_t **a, const uint8_t **b)
+{
+	if (len == 4)
+		return true;
+	if (len != 16 || !inet_is_v4_mapped(*a) || !inet_is_v4_mapped(*b))
+		return false;
+	*a += 12;
+	*b += 12;
+	return true;
 }
 
 bool inet_addr_is_any(const InetAddr *a)

@@ -80,7 +80,12 @@ uint16_t inet_l4_csum(bool v4, const uint8_t *sa, const uint8_t *da, uint8_t pro
  * with DF) through @raw, a raw IPPROTO_RAW socket of the family: 0 or -errno. */
 int inet_raw_send(int raw, bool v4, const uint8_t *sa, const uint8_t *da, uint8_t proto,
 		  uint8_t ttl, uint8_t tos, const void *l4, size_t len);
-/* Is @ss (of @a's family) @a's address and port? */
-bool inet_addr_eq_sockaddr(const InetAddr *a, const struct sockaddr_storage *ss);
+/* Is @ss (of @a's family) @a's address, and with @port its port? */
+bool inet_addr_eq_sockaddr(const InetAddr *a, const struct sockaddr_storage *ss, bool port);
+/* Is @a16 (16 bytes) an IPv4-mapped IPv6 address (::ffff:a.b.c.d)? */
+bool inet_is_v4_mapped(const uint8_t *a16);
+/* A pair of addresses of @len bytes as they go on the wire: IPv4 when @len is 4, or when
+ * both are v4-mapped (*@a and *@b then point at their IPv4 part). */
+bool inet_wire_v4(size_t len, const uint8_t **a, const uint8_t **b);
 
 #endif

@@ -177,7 +177,6 @@ static int dump_pending(pid_t pid, int fd, const struct inet_diag_tab *tab,
 	return 0;
 }
 
-/* A socket sock_diag does not list: never bound, or closed and unhashed. */
 /* A socket error the program has not read (poll's POLLERR: SO_ERROR would take it):
  * ECONNRESET, EPIPE, ECONNREFUSED, ETIMEDOUT... which one cannot be told without taking
  * it, and the replayed reset would give ECONNRESET whatever the program was to get. */
@@ -188,6 +187,7 @@ static int pending_error(int fd, pid_t pid)
 	return -EOPNOTSUPP;
 }
 
+/* A socket sock_diag does not list: never bound, or closed and unhashed. */
 static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 {
 	struct tcp_info ti;
@@ -276,20 +276,17 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 		pr_err("fd %d of pid %d: a TCP connection without addresses", fd, pid);
 		return -EIO;
 	}
+	struct pollfd p = { .fd = dup, .events = 0 };
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		return pending_error(fd, pid);
 	/* An urgent mark (MSG_OOB) ahead of the reader, its byte taken or not: SIOCINQ
 	 * counts the bytes up to it, sock_diag all of them (and a FIN received). Data only
 	 * comes in: a count sock_diag took earlier cannot exceed today's. (An urgent byte
 	 * at the read position is seen by the repair dump.) */
-	struct pollfd p = { .fd = dup, .events = 0 };
-	if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
-		return pending_error(fd, pid);
 	int inq = 0;
 	if (ioctl(dup, SIOCINQ, &inq) == 0 && inq >= 0 &&
-	    ent->rqueue > (uint32_t)inq + (fin_rcvd(t->state) ? 1u : 0u)) {
-		pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its "
-		       "receive queue: not supported", fd, pid);
-		return -EOPNOTSUPP;
-	}
+	    ent->rqueue > (uint32_t)inq + (fin_rcvd(t->state) ? 1u : 0u))
+		return tcp_refuse_urgent(fd, pid);
 	int hold = fcntl(dup, F_DUPFD_CLOEXEC, 0);
 	if (hold < 0)
 		return pr_perror("fd %d of pid %d: dup", fd, pid);
@@ -357,8 +354,7 @@ static TcpSk *find_client(struct dump_ctx **procs, size_t n, const TcpSk *l, con
 /* Entry @k of @l's pending connections gone (one of the half-open ones). */
 static void drop_pending(TcpSk *l, size_t k)
 {
-	free(l->pending[k]->addr.data);
-	free(l->pending[k]);
+	inet_addr__free_unpacked(l->pending[k], NULL);
 	memmove(l->pending + k, l->pending + k + 1, (l->n_pending - k - 1) * sizeof(*l->pending));
 	l->n_pending--;
 	l->deferred--;
@@ -528,15 +524,9 @@ static int inject(int family, const InetAddr *from, const InetAddr *to, uint32_t
 {
 	uint8_t tcp[32];
 	size_t tlen = tstamp ? 32 : 20;
-	bool v4 = family == AF_INET;
 	const uint8_t *sa = from->addr.data, *da = to->addr.data;
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	bool v4 = inet_wire_v4(family == AF_INET ? 4 : 16, &sa, &da);
 
-	if (!v4 && !memcmp(sa, mapped, 12) && !memcmp(da, mapped, 12)) {
-		v4 = true; /* a v4-mapped connection is IPv4 on the wire */
-		sa += 12;
-		da += 12;
-	}
 	memset(tcp, 0, sizeof(tcp));
 	struct tcphdr *th = (struct tcphdr *)tcp;
 	th->source = htons((uint16_t)from->port);
@@ -591,14 +581,17 @@ static int route_source(int family, const InetAddr *peer, struct sockaddr_storag
 	return getsockname(u, (struct sockaddr *)ss, &l) ? -errno : 0;
 }
 
-static bool same_address(const InetAddr *a, const struct sockaddr_storage *ss)
+/* After a connect: @sk's address and port are @t's own (the routes could give another
+ * address than the one the dump recorded). */
+static int check_source(int sk, const TcpSk *t, const char *what)
 {
-	struct sockaddr_storage t = *ss;
-	if (t.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&t)->sin6_port = htons((uint16_t)a->port);
-	else
-		((struct sockaddr_in *)&t)->sin_port = htons((uint16_t)a->port);
-	return inet_addr_eq_sockaddr(a, &t);
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	if (getsockname(sk, (struct sockaddr *)&ss, &l) || !inet_addr_eq_sockaddr(t->src, &ss, true)) {
+		pr_err("restore %s: connected from another address than its own", what);
+		return -EADDRNOTAVAIL;
+	}
+	return 0;
 }
 
 /* Where a connection binds. An IPv6 socket bound to an address of its own (not the any
@@ -609,14 +602,13 @@ static bool same_address(const InetAddr *a, const struct sockaddr_storage *ss)
  * on, the only difference). */
 static const InetAddr *bind_addr(const TcpSk *t, const InetAddr *peer, InetAddr *any)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	static const uint8_t zero[16];
 	int64_t v6only = 1;
 	struct sockaddr_storage ss;
 	int fam = (int)t->family;
 	if (fam != AF_INET6 || !peer || sockopt_find(t->opts, SOL_IPV6, IPV6_V6ONLY, &v6only) ||
-	    v6only || inet_addr_is_any(t->src) || !memcmp(t->src->addr.data, mapped, 12) ||
-	    route_source(fam, peer, &ss) || !same_address(t->src, &ss))
+	    v6only || inet_addr_is_any(t->src) || inet_is_v4_mapped(t->src->addr.data) ||
+	    route_source(fam, peer, &ss) || !inet_addr_eq_sockaddr(t->src, &ss, false))
 		return t->src;
 	*any = *t->src;
 	any->addr.data = (uint8_t *)zero;
@@ -860,11 +852,8 @@ static int restore_conn(int sk, const TcpSk *t, const char *what)
 	socklen_t l = inet_sockaddr(fam, peer, &ss);
 	if (connect(sk, (struct sockaddr *)&ss, l))
 		return pr_perror("restore %s: connect in repair mode", what);
-	l = sizeof(ss);
-	if (getsockname(sk, (struct sockaddr *)&ss, &l) || !inet_addr_eq_sockaddr(t->src, &ss)) {
-		pr_err("restore %s: connected from another address than its own", what);
-		return -EADDRNOTAVAIL;
-	}
+	if ((ret = check_source(sk, t, what)))
+		return ret;
 	if ((ret = set_options(sk, r, what)) || (ret = set_bufs(sk, r, sndq, rcvq, what)))
 		return ret;
 	if (rcvq && (ret = queue_data(sk, TCP_RECV_QUEUE, r->rcvq.data, rcvq, what)))
@@ -879,15 +868,9 @@ static int restore_conn(int sk, const TcpSk *t, const char *what)
  * runs (netlock_drop_reply; a v4-mapped connection is IPv4 on the wire). */
 static int drop_reply(int netns, pid_t pid, const TcpSk *t, const InetAddr *peer)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	const uint8_t *la = t->src->addr.data, *ra = peer->addr.data;
-	bool v6 = t->src->addr.len == 16;
-	if (v6 && !memcmp(la, mapped, 12) && !memcmp(ra, mapped, 12)) {
-		v6 = false;
-		la += 12;
-		ra += 12;
-	}
-	return netlock_drop_reply(netns, pid, v6, la, (uint16_t)t->src->port, ra,
+	bool v4 = inet_wire_v4(t->src->addr.len, &la, &ra);
+	return netlock_drop_reply(netns, pid, !v4, la, (uint16_t)t->src->port, ra,
 				  (uint16_t)peer->port);
 }
 
@@ -1078,11 +1061,8 @@ static int final_handshake(int dup, const TcpSk *t, const char *what)
 		       err ? strerror(err) : "timed out");
 		ret = -ECONNREFUSED;
 	}
-	l = sizeof(ss);
-	if (!ret && (getsockname(dup, (struct sockaddr *)&ss, &l) || !inet_addr_eq_sockaddr(t->src, &ss))) {
-		pr_err("restore %s: connected again from another address than its own", what);
-		ret = -EADDRNOTAVAIL;
-	}
+	if (!ret)
+		ret = check_source(dup, t, what);
 	const TcpRepair *r = t->repair;
 	if (!ret && r && r->has_sndq && r->sndq.len)
 		ret = queue_data(dup, TCP_NO_QUEUE, r->sndq.data, r->sndq.len, what);

@@ -84,6 +84,9 @@ static inline bool addr_eq(const InetAddr *a, const InetAddr *b)
  * queues, sequence numbers and parameters into @t->repair, the socket held in repair mode
  * until the dump ends, and remembered in the tree's sk_dump for tcp_settle(). */
 int tcp_dump_repair(const struct dump_ctx *c, int fd, int dup, TcpSk *t) __must_check;
+/* Urgent data (MSG_OOB) the reader has not passed: repair mode cannot set the mark
+ * again; one line, -EOPNOTSUPP. */
+int tcp_refuse_urgent(int fd, pid_t pid);
 /* Once the whole tree is read: every connection read again until none moved. */
 int tcp_settle(struct sk_dump *s) __must_check;
 /* Both ends of each connection in the tree agree (at the moment tcp_settle() found). */

@@ -165,6 +165,13 @@ static int dump_queues(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mark *ou
 	}
 }
 
+int tcp_refuse_urgent(int fd, pid_t pid)
+{
+	pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its receive "
+	       "queue: not supported", fd, pid);
+	return -EOPNOTSUPP;
+}
+
 /* Urgent data the reader has not passed: an urgent byte to take out of line (a peek with
  * MSG_OOB gives it, or EAGAIN while it has not come yet), or the mark right at the read
  * position (SIOCATMARK). A mark further on stops a peek of the queue short (below). */
@@ -183,9 +190,7 @@ static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mar
 	TcpRepair *r = t->repair;
 	struct tcp_mark m0, m1;
 	if (urgent_pending(dup)) {
-		pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its "
-		       "receive queue: not supported", fd, pid);
-		return -EOPNOTSUPP;
+		return tcp_refuse_urgent(fd, pid);
 	}
 	int ret = read_mark(dup, &m0);
 	if (ret)
@@ -235,9 +240,7 @@ static int dump_queues_once(pid_t pid, int fd, int dup, TcpSk *t, struct tcp_mar
 	if (!ret && short_rcv) {
 		/* nothing moved, yet a read stops short: at the urgent mark (MSG_OOB data, or
 		 * its mark still ahead), which repair mode cannot set again */
-		pr_err("fd %d of pid %d: a TCP connection with urgent data (MSG_OOB) in its "
-		       "receive queue: not supported", fd, pid);
-		return -EOPNOTSUPP;
+		return tcp_refuse_urgent(fd, pid);
 	}
 	if (ret > 0 || ret == -1)
 		ret = -EIO;

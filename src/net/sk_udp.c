@@ -1102,14 +1102,8 @@ static int temp_sender(const InetDgramSk *u, const DgramMsg *m, uint32_t id)
  * processes share, made before, without SO_REUSEADDR). Needs CAP_NET_RAW. */
 static int raw_send_one(const InetDgramSk *u, const DgramMsg *m, uint32_t id, size_t k)
 {
-	static const uint8_t pre[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	const uint8_t *sa = m->src->addr.data, *da = m->dst->addr.data;
-	bool v4 = m->src->addr.len == 4;
-	if (!v4 && !memcmp(sa, pre, 12) && !memcmp(da, pre, 12)) {
-		v4 = true; /* v4-mapped: IPv4 on the wire */
-		sa += 12;
-		da += 12;
-	}
+	bool v4 = inet_wire_v4(m->src->addr.len, &sa, &da);
 	size_t len = 8 + m->data.len;
 	_cleanup_free_ uint8_t *dg = malloc(len);
 	if (!dg)
@@ -1162,18 +1156,12 @@ static int live_sender(const FileDesc *d, const Files *f, const int *live, size_
 	return -1;
 }
 
-static bool is_v4_mapped(const InetAddr *a)
-{
-	static const uint8_t pre[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	return a->addr.len == 16 && !memcmp(a->addr.data, pre, sizeof(pre));
-}
-
 /* The TTL / hop limit and TOS / traffic class @m arrived with, as control messages of
  * the re-send into @cbuf (room for two ints; IPv4 ones for an IPv4 or v4-mapped
  * destination): the length used. */
 static size_t meta_cmsgs(const DgramMsg *m, char *cbuf)
 {
-	bool v4 = m->dst->addr.len == 4 || is_v4_mapped(m->dst);
+	bool v4 = m->dst->addr.len == 4 || (m->dst->addr.len == 16 && inet_is_v4_mapped(m->dst->addr.data));
 	int vals[2], types[2];
 	size_t n = 0, used = 0;
 	if (m->has_ttl && (m->ttl || !v4)) {

@@ -159,28 +159,6 @@ static int rows(struct row *r)
 	return n;
 }
 
-static void name_of(int fd, bool peer, char *out, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-	char ip[64] = "";
-	memset(&ss, 0, sizeof(ss));
-	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &l)
-		  : getsockname(fd, (struct sockaddr *)&ss, &l)) < 0) {
-		snprintf(out, len, "(%s)", strerror(errno));
-		return;
-	}
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, ntohs(a->sin_port));
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, ntohs(a->sin6_port));
-	}
-}
-
 static void read_row(struct row *r)
 {
 	for (int k = 0; k < NOPT; k++) {
@@ -201,8 +179,8 @@ static void read_row(struct row *r)
 	r->val[NOPT + 2] = -1;
 	if ((r->where & K_TCP) && !getsockopt(r->fd, IPPROTO_TCP, TCP_CONGESTION, cc, &l))
 		r->val[NOPT + 2] = cc[0];
-	name_of(r->fd, false, r->name, sizeof(r->name));
-	name_of(r->fd, true, r->peer, sizeof(r->peer));
+	tcp_name(r->fd, false, r->name, sizeof(r->name));
+	tcp_name(r->fd, true, r->peer, sizeof(r->peer));
 	if (r->where & K_TCP) {
 		struct tcp_info ti;
 		l = sizeof(ti);
@@ -490,11 +468,11 @@ static void accept_one(int i, bool in_order)
 	if (s < 0)
 		test_fail("listener %d: no connection to accept (%d pending)", i, L[i].pending);
 	char peer[64], want[64] = "";
-	name_of(s, true, peer, sizeof(peer));
+	tcp_name(s, true, peer, sizeof(peer));
 	for (int c = 0; c < nc; c++) {
 		if (C[c].lst != i)
 			continue;
-		name_of(C[c].fd[0], false, want, sizeof(want));
+		tcp_name(C[c].fd[0], false, want, sizeof(want));
 		if (!strcmp(peer, want)) {
 			C[c].fd[1] = s;
 			C[c].lst = -1;

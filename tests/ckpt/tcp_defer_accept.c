@@ -16,26 +16,6 @@ struct cl {
 	char name[64];
 };
 
-static void name(int fd, bool peer, char *out, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-	char ip[64] = "";
-	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &l)
-		  : getsockname(fd, (struct sockaddr *)&ss, &l)) < 0)
-		test_fail("sockname: %s", strerror(errno));
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
-	else
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
-	snprintf(out, len, "%s/%u", ip, tcp_port(fd));
-	if (peer) {
-		uint16_t p = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-							  : ((struct sockaddr_in6 *)&ss)->sin6_port);
-		snprintf(out, len, "%s/%u", ip, p);
-	}
-}
-
 static int defer_of(int fd)
 {
 	int v = -1;
@@ -64,7 +44,7 @@ int main(int argc, char **argv)
 		c[k].lst = i;
 		c[k].fd = tcp_connect(i == 1 ? AF_INET6 : AF_INET, i == 1 ? "::1" : "127.0.0.1",
 				      tcp_port(lst[i]));
-		name(c[k].fd, false, c[k].name, sizeof(c[k].name));
+		tcp_name(c[k].fd, false, c[k].name, sizeof(c[k].name));
 	}
 	test_sleep_ms(50);
 	for (int i = 0; i < 2; i++) {
@@ -93,7 +73,7 @@ int main(int argc, char **argv)
 		int s = accept(lst[i], NULL, NULL);
 		TEST_CHECK(s >= 0, "accept: %s", strerror(errno));
 		char peer[64], buf[32] = "";
-		name(s, true, peer, sizeof(peer));
+		tcp_name(s, true, peer, sizeof(peer));
 		int k = 0;
 		while (k < NC && (strcmp(c[k].name, peer) || c[k].lst != i))
 			k++;

@@ -151,6 +151,30 @@ static inline uint16_t tcp_port(int fd)
 					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
+/* "ip:port" or "[ip]:port" of @fd's own address, or with @peer its peer's, into @out;
+ * "(the error)" when there is none. */
+static inline void tcp_name(int fd, bool peer, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "";
+	memset(&ss, 0, sizeof(ss));
+	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &l)
+		  : getsockname(fd, (struct sockaddr *)&ss, &l)) < 0) {
+		snprintf(out, len, "(%s)", strerror(errno));
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, ntohs(a->sin_port));
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		snprintf(out, len, "[%s]:%u", ip, ntohs(a->sin6_port));
+	}
+}
+
 /* A listener of @family on @ip, port chosen by the kernel. */
 static inline int tcp_listener(int family, const char *ip, int backlog)
 {
