@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/log.h"
 #include "image/img.h"
@@ -30,6 +32,7 @@ struct ps_conn {
 	int cur_fd;
 	bool linked;
 	char *buf;
+	uint32_t version; /* the client's (hello) */
 };
 
 static void send_reply(int fd, int err, const char *msg)
@@ -90,10 +93,11 @@ static int read_hello(struct ps_conn *c, const char *dir, uint32_t allowed, uint
 	if (ret)
 		return refuse(c, ret, "read the hello: %s", strerror(-ret));
 	uint32_t v = le32toh(h.version);
-	if (v != PS_VERSION)
+	if (v < PS_VERSION_MIN || v > PS_VERSION)
 		return refuse(c, -EPROTONOSUPPORT,
-			      "protocol version %u not served (this page server speaks %u)", v,
-			      PS_VERSION);
+			      "protocol version %u not served (this page server speaks %u to %u)",
+			      v, PS_VERSION_MIN, PS_VERSION);
+	c->version = v;
 	*flags = le32toh(h.flags);
 	if ((*flags & PS_F_READ) != (required & PS_F_READ))
 		return refuse(c, -EPROTO, required & PS_F_READ
@@ -317,6 +321,18 @@ struct ps_rd {
 	char rootp[PATH_MAX]; /* the server's directory, resolved */
 	int img;              /* the image's directory */
 	int files[PS_MAX_RFILES];
+	/* files read with READC, mapped whole (without reading ahead: the pages a piece's
+	 * checksum touches come in then), and the last piece hashed: the next READC of the
+	 * same piece (the rest of it) does not hash it again */
+	struct {
+		const char *map;
+		size_t len;
+	} maps[PS_MAX_RFILES];
+	struct {
+		bool valid;
+		uint32_t id, len;
+		uint64_t off, xxh;
+	} pc;
 };
 
 /* Is directory @dfd inside the server's directory? */
@@ -434,6 +450,69 @@ static int rd_read(struct ps_rd *r, uint32_t id, uint32_t len, uint64_t off)
 	return 0;
 }
 
+/* Where the piece [@off, @off + @len) of file @id is (its file mapped), hashed into
+ * r->pc; NULL after a refusal. */
+static const char *rd_piece(struct ps_rd *r, uint32_t id, uint64_t off, uint32_t len)
+{
+	if (!r->maps[id].map) {
+		struct stat st;
+		if (fstat(r->files[id], &st) < 0 || !st.st_size) {
+			refuse(&r->c, -EIO, "a piece at %llu of an empty or unreadable file",
+			       (unsigned long long)off);
+			return NULL;
+		}
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->files[id], 0);
+		if (m == MAP_FAILED) {
+			refuse(&r->c, -errno, "map a pages file: %s", strerror(errno));
+			return NULL;
+		}
+		r->maps[id].map = m;
+		r->maps[id].len = (size_t)st.st_size;
+	}
+	if (off > r->maps[id].len || len > r->maps[id].len - off) {
+		refuse(&r->c, -EIO, "a piece at %llu of %u bytes: the file has %zu",
+		       (unsigned long long)off, len, r->maps[id].len);
+		return NULL;
+	}
+	const char *at = r->maps[id].map + off;
+	if (!r->pc.valid || r->pc.id != id || r->pc.off != off || r->pc.len != len) {
+		r->pc.xxh = XXH3_64bits(at, len);
+		r->pc.valid = true;
+		r->pc.id = id;
+		r->pc.off = off;
+		r->pc.len = len;
+	}
+	return at;
+}
+
+/* READC: part of a piece, with the checksum of the whole piece and of the part. */
+static int rd_readc(struct ps_rd *r, uint32_t id, uint32_t len, uint64_t off)
+{
+	struct ps_readc q;
+	if (len != sizeof(q) || r->c.version < 2)
+		return refuse(&r->c, -EPROTO, "bad checked read request");
+	int ret = read_all(r->c.fd, &q, sizeof(q));
+	if (ret)
+		return refuse(&r->c, ret, "read a request: %s", strerror(-ret));
+	uint32_t plen = le32toh(q.piece_len), so = le32toh(q.sub_off), sl = le32toh(q.sub_len);
+	if (id >= PS_MAX_RFILES || r->files[id] < 0)
+		return refuse(&r->c, -EPROTO, "read of file id %u, never opened", id);
+	if (!plen || plen > PS_MAX_DATA || !sl || so > plen || sl > plen - so || q.zero ||
+	    off > PS_MAX_OFF)
+		return refuse(&r->c, -EPROTO, "checked read of %u bytes at %u of a piece of %u "
+					      "bytes at %llu out of bounds",
+			      sl, so, plen, (unsigned long long)off);
+	const char *piece = rd_piece(r, id, off, plen);
+	if (!piece)
+		return -EPROTO;
+	const char *sub = piece + so;
+	uint64_t tail[2] = { htole64(r->pc.xxh), htole64(XXH3_64bits(sub, sl)) };
+	struct ps_msg m;
+	ps_msg_encode(&m, PS_DATA, id, sl + PS_READC_TAIL, off + so);
+	struct iovec iov[3] = { { &m, sizeof(m) }, { (void *)sub, sl }, { tail, sizeof(tail) } };
+	return ps_send_all(r->c.fd, iov, 3);
+}
+
 int ps_serve_read_conn(int fd, const char *dir)
 {
 	struct ps_rd *r = calloc(1, sizeof(*r));
@@ -468,6 +547,8 @@ int ps_serve_read_conn(int fd, const char *dir)
 			ret = rd_open(r, id, len);
 		else if (le16toh(m.type) == PS_READ)
 			ret = rd_read(r, id, len, le64toh(m.off));
+		else if (le16toh(m.type) == PS_READC)
+			ret = rd_readc(r, id, len, le64toh(m.off));
 		else
 			ret = refuse(&r->c, -EPROTO, "unknown message type %u in a read session",
 				     le16toh(m.type));
@@ -477,6 +558,9 @@ int ps_serve_read_conn(int fd, const char *dir)
 			close(r->files[i]);
 	if (r->img >= 0)
 		close(r->img);
+	for (uint32_t i = 0; i < PS_MAX_RFILES; i++)
+		if (r->maps[i].map)
+			munmap((void *)r->maps[i].map, r->maps[i].len);
 	free(r);
 	return ret;
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/log.h"
 #include "image/img.h"
@@ -451,6 +452,36 @@ int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, u
 		off += n;
 		len -= n;
 	}
+	return 0;
+}
+
+int img_remote_preadc(struct img_remote *r, uint32_t id, uint64_t poff, uint32_t plen,
+		      uint32_t sub_off, void *buf, uint32_t sub_len, uint64_t *piece_xxh)
+{
+	struct ps_readc q = { .piece_len = htole32(plen), .sub_off = htole32(sub_off),
+			      .sub_len = htole32(sub_len) };
+	if (!plen || plen > PS_MAX_DATA || !sub_len || sub_off > plen || sub_len > plen - sub_off)
+		return -EINVAL;
+	uint64_t at = 0;
+	size_t got = 0;
+	pthread_mutex_lock(&r->mu);
+	pf_settle(r); /* (its failure sticks: the request below reports it) */
+	int ret = send_locked(r, PS_READC, id, poff, &q, sizeof(q), "ask for pages");
+	if (!ret)
+		ret = read_data(r, id, &at, buf, sub_len + PS_READC_TAIL, &got, "read pages");
+	if (!ret && (at != poff + sub_off || got != sub_len + PS_READC_TAIL))
+		ret = r->err = pr_errno(-EIO, "page server %s: %zu bytes at %llu where %u at %llu "
+				       "were asked for", r->where, got, (unsigned long long)at,
+				       sub_len, (unsigned long long)(poff + sub_off));
+	pthread_mutex_unlock(&r->mu);
+	if (ret)
+		return ret;
+	uint64_t tail[2];
+	memcpy(tail, (char *)buf + sub_len, sizeof(tail));
+	if (XXH3_64bits(buf, sub_len) != le64toh(tail[1]))
+		return pr_errno(-EBADMSG, "page server %s: %u bytes at %llu damaged on the way",
+				r->where, sub_len, (unsigned long long)(poff + sub_off));
+	*piece_xxh = le64toh(tail[0]);
 	return 0;
 }
 

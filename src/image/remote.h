@@ -12,7 +12,7 @@
  * keeps the metadata in its own -D (enough for the next incremental dump to be made
  * against it, not enough to restore from).
  *
- * The protocol (version 1), one TCP connection per image, every field little-endian:
+ * The protocol (version 2), one TCP connection per image, every field little-endian:
  * messages are struct ps_msg then `len` bytes of payload. The client sends HELLO (struct
  * ps_hello) and waits for a REPLY; then any number of OPEN (id, payload: an image file
  * name), WRITE (id, off, payload: bytes at that offset of that file), DROP (id: that file
@@ -26,8 +26,9 @@
  * that exists there to a restore (`restore --page-server`, lazy or not): OPENR names a
  * file (an image file name after at most PS_MAX_DEPTH "parent/": the image's parents),
  * answered by DATA with the file's size; READ asks for a range, answered by DATA with
- * the bytes. Only files inside the server's directory are served, however the `parent`
- * links point. */
+ * the bytes; READC (version 2) asks for a part of a piece with the checksum of the whole
+ * piece, so a lazy restore serves a fault without taking 2 MiB. Only files inside the
+ * server's directory are served, however the `parent` links point. */
 #ifndef STASIS_IMAGE_REMOTE_H
 #define STASIS_IMAGE_REMOTE_H
 
@@ -38,7 +39,8 @@
 #include "core/util.h"
 
 #define PS_MAGIC 0x31505453u /* "STP1" */
-#define PS_VERSION 1u
+#define PS_VERSION 2u     /* 2: READC; a server still takes version 1 clients */
+#define PS_VERSION_MIN 1u
 #define PS_MAX_DATA (8u << 20)    /* payload bytes of one message */
 #define PS_MAX_FILES 65536u       /* file ids of one image */
 #define PS_MAX_OFF (1ull << 46)   /* the end of any write (64 TiB) */
@@ -56,8 +58,22 @@ enum ps_type {
 	PS_OPENR, /* read session: id, payload a file name, maybe after "parent/"s */
 	PS_READ,  /* read session: id, off, payload a u32 count (at most PS_MAX_DATA) */
 	PS_DATA,  /* the answer: id, off, payload the bytes (fewer at the end of the file);
-		   * to PS_OPENR: len 0, off the file's size */
+		   * to PS_OPENR: len 0, off the file's size; to PS_READC: see there */
+	PS_READC, /* read session, version 2: id, off the start of a piece, payload a
+		   * struct ps_readc; answered by DATA at off + sub_off, its payload the
+		   * sub_len bytes, then the XXH3 of the whole piece and the XXH3 of those
+		   * bytes (u64 each): the client checks the piece against its image's
+		   * checksum and the bytes against the second (the wire) without taking the
+		   * piece */
 };
+struct ps_readc {
+	uint32_t piece_len; /* at most PS_MAX_DATA, all inside the file */
+	uint32_t sub_off;   /* the bytes sent: [sub_off, sub_off + sub_len) of the piece */
+	uint32_t sub_len;   /* at least 1 */
+	uint32_t zero;
+};
+_Static_assert(sizeof(struct ps_readc) == 16, "ps_readc layout");
+#define PS_READC_TAIL 16u /* the two checksums after the bytes */
 #define PS_MAX_RFILES 1024u /* files open in one read session */
 #define PS_MAX_DEPTH 64     /* "parent/" links one name may go up */
 
@@ -122,6 +138,14 @@ int img_remote_openr(struct img_remote *r, const char *path, uint32_t *id, uint6
 /* @len bytes at @off of file @id into @buf (all of them: a short file is an error); may be
  * called from several threads at once. 0 or -errno, logged. */
 int img_remote_pread(struct img_remote *r, uint32_t id, void *buf, size_t len, uint64_t off)
+	__must_check;
+/* Checked read (READC): bytes [@sub_off, @sub_off + @sub_len) of the piece of @plen
+ * bytes at @poff of file @id into @buf, which has room for PS_READC_TAIL bytes more; the
+ * server's checksum (XXH3) of the whole piece in *@piece_xxh, for the caller to compare
+ * with its image's; the bytes are checked against the checksum the server sent with
+ * them (-EBADMSG). 0 or -errno, logged. */
+int img_remote_preadc(struct img_remote *r, uint32_t id, uint64_t poff, uint32_t plen,
+		      uint32_t sub_off, void *buf, uint32_t sub_len, uint64_t *piece_xxh)
 	__must_check;
 /* Ask now for the @len bytes (at most PS_MAX_DATA) at @off of file @id that an
  * img_remote_pread with these very arguments will take next: the transfer overlaps the

@@ -369,6 +369,28 @@ static int pfsrc_prefetch(struct page_source *s, const PageRun *r, uint64_t off,
 	return rem ? img_remote_prefetch(rem, f->rid, buf, len, r->offset + off) : 0;
 }
 
+static int pfsrc_read_checked(struct page_source *s, const PageRun *r, uint64_t poff,
+			      uint32_t plen, uint32_t soff, void *buf, uint32_t slen, uint64_t *xxh)
+{
+	struct img_remote *rem;
+	const struct pagefile_map *f = pfsrc_find(s->priv, r, poff, plen, &rem);
+	if (!f)
+		return -errno;
+	return rem ? img_remote_preadc(rem, f->rid, r->offset + poff, plen, soff, buf, slen, xxh)
+		   : -EOPNOTSUPP;
+}
+
+static int pfsrc_warm(struct page_source *s)
+{
+	struct pagefile_src *ps = s->priv;
+	if (!ps->own.remote)
+		return 0;
+	pthread_mutex_lock(&ps->mu);
+	int ret = remote_file(ps, &ps->own) ? 0 : -errno;
+	pthread_mutex_unlock(&ps->mu);
+	return ret;
+}
+
 static void pfsrc_release(struct page_source *s)
 {
 	struct pagefile_src *ps = s->priv;
@@ -420,6 +442,8 @@ static const struct page_source_ops pagefile_source_ops = {
 	.map = pfsrc_map,
 	.read = pfsrc_read,
 	.prefetch = pfsrc_prefetch,
+	.read_checked = pfsrc_read_checked,
+	.warm = pfsrc_warm,
 	.release = pfsrc_release,
 	.close = pfsrc_close,
 };

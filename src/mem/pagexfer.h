@@ -105,6 +105,17 @@ struct page_source_ops {
 	 * transfer overlaps the caller's work). 0 or -errno, logged. */
 	int (*prefetch)(struct page_source *s, const PageRun *r, uint64_t off, void *buf,
 			size_t len);
+	/* Optional (NULL: EOPNOTSUPP): bytes [@soff, @soff + @slen) of the piece
+	 * [@poff, @poff + @plen) of run @r into @buf (room for 16 bytes more), and the
+	 * XXH3 of the whole piece in *@xxh for the caller to check, without the piece being
+	 * transferred (a page server hashes it there). 0, -EOPNOTSUPP (nothing logged: use
+	 * read()), or -errno, logged. */
+	int (*read_checked)(struct page_source *s, const PageRun *r, uint64_t poff,
+			    uint32_t plen, uint32_t soff, void *buf, uint32_t slen, uint64_t *xxh);
+	/* Optional: open now what this process's first read would open (a page server:
+	 * the connection and the process's own pages file), so that the first read does
+	 * not wait for it. 0 or -errno, logged. */
+	int (*warm)(struct page_source *s);
 	/* Drop what map() handed out (the caller is done with the pointers); the source
 	 * stays usable. */
 	void (*release)(struct page_source *s);
@@ -164,6 +175,18 @@ static inline int __must_check page_source_prefetch(struct page_source *s, const
 						    uint64_t off, void *buf, size_t len)
 {
 	return s->ops->prefetch ? s->ops->prefetch(s, r, off, buf, len) : 0;
+}
+static inline int __must_check page_source_read_checked(struct page_source *s,
+							const PageRun *r, uint64_t poff,
+							uint32_t plen, uint32_t soff, void *buf,
+							uint32_t slen, uint64_t *xxh)
+{
+	return s->ops->read_checked ? s->ops->read_checked(s, r, poff, plen, soff, buf, slen, xxh)
+				    : -EOPNOTSUPP;
+}
+static inline int __must_check page_source_warm(struct page_source *s)
+{
+	return s->ops->warm ? s->ops->warm(s) : 0;
 }
 static inline void page_source_release(struct page_source *s)
 {

@@ -255,8 +255,8 @@ def check(c):
             hello(), msg(OPEN, 0, payload=b"../../etc/passwd")], "a path outside the image")
         if "not an image file" not in out:
             raise Failure("hostile name: the server does not say so: %s" % out[-300:])
-        out = fake_client(c, os.path.join(srv, "x3"), [hello(version=2)], "version 2")
-        if "version 2" not in out:
+        out = fake_client(c, os.path.join(srv, "x3"), [hello(version=3)], "version 3")
+        if "version 3" not in out:
             raise Failure("version: the server does not say so: %s" % out[-300:])
 
         # a corrupted grandparent: a lazy restore verifies each parent piece as it

@@ -27,7 +27,7 @@ from checks.page_server import HELLO, REPLY, hello, lazy_areas, msg
 from lib.proc import Failure, in_rootless_container, kill_pid, pid_alive, proc_children, \
     reap_all, run_cmd, wait_pid
 
-OPENR, READ, DATA = 8, 9, 10
+OPENR, READ, DATA, READC = 8, 9, 10, 11
 F_READ = 4
 MIB = 1 << 20
 
@@ -91,6 +91,66 @@ def ask(port, frames, what):
     return last[2].decode(errors="replace")
 
 
+def session(port, frames, n):
+    """Sends @frames on a read session of version 2 and returns the first @n answers
+    (type, id, off, payload) after the hello's REPLY."""
+    got, out = b"", []
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as k:
+        k.sendall(b"".join(frames))
+        while len(out) < n + 1:
+            while len(got) < 24 or len(got) < 24 + struct.unpack_from("<I", got, 12)[0]:
+                b = k.recv(1 << 20)
+                if not b:
+                    raise Failure("the server closed the session after %d answers" % len(out))
+                got += b
+            _, t, _, ident, ln, off = struct.unpack_from("<IHHIIQ", got)
+            out.append((t, ident, off, got[24:24 + ln]))
+            got = got[24 + ln:]
+    return out[1:]
+
+
+def readc_checks(port, d1, pid):
+    """READC (version 2): part of a piece with the checksum of the whole piece (what a lazy
+    restore's fault takes from a page server), its bounds, its version."""
+    name = b"pages-%d.img" % pid
+    with open(os.path.join(d1, name.decode()), "rb") as f:
+        data = f.read()
+    piece = 2 * MIB
+    base = 4096 if len(data) >= 4096 + 2 * piece else 0
+    if len(data) < base + piece + 8192:
+        raise Failure("the pre-dump's pages file is too small: %d bytes" % len(data))
+
+    def rc(poff, plen, so, sl):
+        return msg(READC, 0, poff, struct.pack("<IIII", plen, so, sl, 0))
+    rd = [hello(name=b"d1", flags=F_READ, version=2), msg(OPENR, 0, payload=name)]
+    a = session(port, rd + [rc(base, piece, 65536, 4096), rc(base, piece, 0, 65536),
+                            rc(base + piece, piece, 0, 4096)], 4)
+    if a[0][0] != DATA or a[0][2] != len(data):
+        raise Failure("OPENR: %r" % (a[0][:3],))
+    for (t, ident, off, pl), (want_off, n) in zip(a[1:], ((base + 65536, 4096), (base, 65536),
+                                                           (base + piece, 4096))):
+        if t != DATA or ident or off != want_off or len(pl) != n + 16:
+            raise Failure("READC at %d: answer %r with %d bytes" % (want_off, (t, ident, off),
+                                                                    len(pl)))
+        if pl[:n] != data[off:off + n]:
+            raise Failure("READC at %d: not the file's bytes" % off)
+    h = [struct.unpack_from("<QQ", pl, len(pl) - 16) for _, _, _, pl in a[1:]]
+    if h[0][0] != h[1][0] or h[0][0] == h[2][0] or h[0][1] == h[1][1]:
+        raise Failure("READC checksums: one piece's differ or two pieces' agree: %r" % h)
+    for frames, why, what in (
+            ([hello(name=b"d1", flags=F_READ), msg(OPENR, 0, payload=name),
+              rc(base, piece, 0, 4096)], "bad checked read", "a READC in a version 1 session"),
+            (rd + [rc(base, piece, piece - 4096, 8192)], "out of bounds",
+             "a part beyond its piece"),
+            (rd + [rc(base, 9 * MIB, 0, 4096)], "out of bounds", "a piece over 8 MiB"),
+            (rd + [rc(len(data) - 4096, piece, 0, 4096)], "the file has",
+             "a piece beyond the end of the file")):
+        out = ask(port, frames, what)
+        if why not in out:
+            raise Failure("%s: %s" % (what, out))
+    return "READC served a piece's part with its checksum and refused 4 requests"
+
+
 def check(c):
     wd = os.path.join(c.tmp, "sv-work")
     src, dst = os.path.join(c.tmp, "sv-src"), os.path.join(c.tmp, "sv-dst")
@@ -132,6 +192,8 @@ def check(c):
             wait_pid(pid, time.monotonic() + 10)
             reap_all()
             os.unlink(os.path.join(wd, "done"))
+
+        readc = readc_checks(srv.port, os.path.join(src, "d1"), pid)
 
         # a byte of the pre-dump's pages flipped on the server: the lazily restored tree
         # is killed when that piece is first served, never run on with it
@@ -197,7 +259,7 @@ def check(c):
         if left:
             raise Failure("sessions outlived the server: %s" % left)
         return "lazily and fully restored from a page server; a corrupted page there " \
-               "caught; 4 requests refused"
+               "caught; 4 requests refused; %s" % readc
     finally:
         if srv:
             srv.stop()
