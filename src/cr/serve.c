@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,8 +233,24 @@ ssize_t rst_ns_creator(const struct rst_tree *t, size_t i, bool net)
  * network namespace task @pid (index @k) created, made in that namespace and its members
  * sent on @sock, each as (its id, its fd); @sent marks them (a member is in one group).
  * What the group carries in flight is in its queues: what was made for it here is closed. */
+/* /proc/@pid/ns/@kind of @proc_dfd when it is not stasis's own namespace, else -1. */
+static int ns_other_of(int proc_dfd, pid_t pid, const char *kind)
+{
+	char path[64], self[64];
+	struct stat a, b;
+	snprintf(path, sizeof(path), "%d/ns/%s", pid, kind);
+	snprintf(self, sizeof(self), "/proc/thread-self/ns/%s", kind);
+	int fd = openat(proc_dfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino &&
+	    a.st_dev == b.st_dev) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static int send_group(const struct rst_tree *t, Files *const *fl, size_t nf, uint32_t id,
-		      pid_t pid, ssize_t k, int sock, bool *sent)
+		      pid_t pid, ssize_t k, int sock, bool *sent, int agent, pid_t agent_pid)
 {
 	char path[64];
 	if (sent[id])
@@ -243,10 +260,16 @@ static int send_group(const struct rst_tree *t, Files *const *fl, size_t nf, uin
 	_cleanup_free_ int *g = malloc(t->n_gfd * sizeof(int));
 	if (ns < 0 || !g)
 		return ns < 0 ? pr_perror("restore: open /proc/%s", path) : -ENOMEM;
+	/* the creator's pid and user namespaces, its tasks' (for the peer credentials of the
+	 * unix sockets: made by children of stasis born there) */
+	_cleanup_close_ int pidns = ns_other_of(t->proc_dfd, pid, "pid");
+	_cleanup_close_ int userns = ns_other_of(t->proc_dfd, pid, "user");
 	/* (what the group carries in flight and stasis made for the tree is that) */
 	for (uint32_t i = 0; i < t->n_gfd; i++)
 		g[i] = t->gfd ? t->gfd[i] : -1;
-	int ret = files_make_deferred(fl, nf, id, ns, g, t->gfd_base, &t->blobs);
+	int ret = files_make_deferred(fl, nf, id,
+				      &(struct fd_ns){ ns, pidns, userns, agent, agent_pid }, g,
+				      t->gfd_base, &t->blobs);
 	for (uint32_t i = 0; i < t->n_gfd; i++) {
 		if (g[i] < 0 || (t->gfd && g[i] == t->gfd[i]))
 			continue;
@@ -273,7 +296,15 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 	_cleanup_free_ bool *sent = calloc(t->n_gfd ? t->n_gfd : 1, sizeof(bool));
 	snprintf(path, sizeof(path), "%d/root", pid);
 	_cleanup_close_ int rootfd = openat(t->proc_dfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (!fl)
+	/* first, the creator's agent for the peer credentials of unix sockets, if any:
+	 * {ANSWER, 1, its pid there} with its socket, else {ANSWER, 0, 0} */
+	int32_t has_agent = 0, agent_pid = 0;
+	_cleanup_close_ int agent = -1;
+	if (pidreq_recv(sock, NULL, &has_agent, &agent_pid, &agent) ||
+	    (has_agent && agent < 0))
+		ret = pr_errno(-EPROTO, "restore: the creator of pid %d sent no word of its agent",
+			       pid);
+	else if (!fl)
 		ret = -ENOMEM;
 	else if (k < 0)
 		ret = -EINVAL;
@@ -283,7 +314,9 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 		if (t->defer[id] != k || files_deferred_netns(fl, nf, id))
 			continue; /* (a socket: its creator makes it) */
 		if (files_deferred_group(fl, nf, id)) {
-			ret = sent ? send_group(t, fl, nf, id, pid, k, sock, sent) : -ENOMEM;
+			ret = sent ? send_group(t, fl, nf, id, pid, k, sock, sent, agent,
+						agent_pid)
+				   : -ENOMEM;
 			continue;
 		}
 		int fd = files_open_deferred(fl, nf, id, rootfd, &t->blobs);

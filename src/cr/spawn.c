@@ -22,6 +22,7 @@
 #include "core/fault.h"
 #include "core/log.h"
 #include "cr/pidreq.h"
+#include "net/sk_unix.h"
 #include "net/sockopt.h"
 #include "cr/resource.h"
 #include "cr/restore_int.h"
@@ -1268,12 +1269,32 @@ static int make_netns_deferred(struct rst_tree *t, size_t idx)
 		if (!fl && !(fl = rst_tree_files(t, &nf)))
 			return -ENOMEM;
 		int ret = files_deferred_netns(fl, nf, id)
-				  ? files_make_deferred(fl, nf, id, -1, t->gfd, t->gfd_base, &t->blobs)
+				  ? files_make_deferred(fl, nf, id, &(struct fd_ns){ -1, -1, -1, -1, 0 }, t->gfd,
+							t->gfd_base, &t->blobs)
 				  : 0;
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+/* While stasis makes them: its calls as us served (@own, sk_cred_agent_serve) until an
+ * answer is there on @priv (at most 60 s). 0 or -errno. */
+static int serve_agent(int own, int priv)
+{
+	for (int i = 0; i < 6000; i++) {
+		struct pollfd p[2] = { { .fd = priv, .events = POLLIN }, { .fd = own, .events = POLLIN } };
+		if (poll(p, 2, 10) < 0 && errno != EINTR)
+			return -errno;
+		if (p[0].revents)
+			return 0;
+		int ret = p[1].revents ? sk_cred_agent_serve(own) : 0;
+		if (ret == -EPIPE)
+			return 0;
+		if (ret)
+			return ret;
+	}
+	return -ETIMEDOUT;
 }
 
 /* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
@@ -1299,10 +1320,25 @@ static int fetch_deferred(struct rst_tree *t, size_t idx)
 		return pr_perror("restore: socketpair");
 	int ret = pidreq_send(t->pidreq_wr, PIDREQ_OPEN_FILES, me, 0, priv[1]);
 	close(priv[1]);
+	/* unix sockets its tasks share, made by stasis: an agent of ours makes the calls
+	 * whose peer credentials are ours (our pid there) */
+	bool groups = false;
+	for (uint32_t id = 1; t->defer && id < t->n_gfd; id++)
+		groups |= t->defer[id] == (ssize_t)idx && files_deferred_group(fl, nf, id);
+	int agent = -1, own = -1;
+	if (!ret && groups && (own = sk_cred_agent_start(&agent)) < 0)
+		ret = own;
+	if (!ret)
+		ret = pidreq_send(priv[0], PIDREQ_ANSWER, agent >= 0, agent >= 0 ? getpid() : 0,
+				  agent);
+	if (agent >= 0)
+		close(agent);
 	for (int n = 0; !ret && n < (1 << 21); n++) {
 		int32_t val, aux;
 		int fd;
-		ret = pidreq_recv(priv[0], NULL, &val, &aux, &fd);
+		ret = own >= 0 ? serve_agent(own, priv[0]) : 0;
+		if (!ret)
+			ret = pidreq_recv(priv[0], NULL, &val, &aux, &fd);
 		if (ret)
 			break;
 		if (val == 0) {
@@ -1325,6 +1361,8 @@ static int fetch_deferred(struct rst_tree *t, size_t idx)
 			close(fd);
 	}
 	close(priv[0]);
+	if (own >= 0)
+		close(own);
 	if (ret)
 		pr_errno(ret, "restore: the files of the mount namespace of pid %d", me);
 	return ret;

@@ -88,6 +88,11 @@ struct fd_tree {
 	ssize_t *defer;
 	int netns; /* made in this network namespace (a deferred group: stasis for that
 		    * creator, files_make_deferred), or -1: ours */
+	/* and for the peer credentials of unix sockets, the holders' pid and user namespaces
+	 * (that creator's), or -1: ours */
+	int pidns, userns;
+	int agent;       /* the creator's agent (sk_cred_agent_start), or -1 */
+	pid_t agent_pid; /* its pid there */
 };
 
 enum {

@@ -60,10 +60,18 @@ bool files_deferred_netns(Files *const *f, size_t n, uint32_t id);
  * sockets): made by stasis, in that namespace, when its creator asks for its files
  * (files_make_deferred with @netns: the namespace), and handed to it. */
 bool files_deferred_group(Files *const *f, size_t n, uint32_t id);
-/* Make description @id (and the peers made with it, in network namespace @netns, -1: the
- * caller's) at @gfd[id] (>= @base): in the creator for files_deferred_netns, in stasis
- * for files_deferred_group. 0 or a logged -errno. */
-int files_make_deferred(Files *const *f, size_t n, uint32_t id, int netns, int *gfd, int base,
+/* The namespaces a deferred file is made for (-1: the caller's). */
+struct fd_ns {
+	int net, pid, user;
+	int agent;       /* the creator's agent for peer credentials (-1: none) */
+	pid_t agent_pid; /* the creator's pid in its pid namespace */
+};
+/* Make description @id (and the peers made with it, in network namespace @ns->net, for
+ * holders in the pid and user namespaces @ns->pid, @ns->user; -1: the caller's) at
+ * @gfd[id] (>= @base): in the creator for files_deferred_netns, in stasis for
+ * files_deferred_group. 0 or a logged -errno. */
+int files_make_deferred(Files *const *f, size_t n, uint32_t id, const struct fd_ns *ns,
+			int *gfd, int base,
 			const struct blob_reader *blobs) __must_check;
 
 #endif

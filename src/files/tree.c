@@ -184,8 +184,8 @@ bool files_deferred_group(Files *const *f, size_t n, uint32_t id)
 	return ops && (ops->flags & FD_OPS_NETNS) && ops->open_tree;
 }
 
-int files_make_deferred(Files *const *f, size_t n, uint32_t id, int netns, int *gfd, int base,
-			const struct blob_reader *blobs)
+int files_make_deferred(Files *const *f, size_t n, uint32_t id, const struct fd_ns *ns,
+			int *gfd, int base, const struct blob_reader *blobs)
 {
 	const FileDesc *d = find_desc(f, n, id);
 	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
@@ -198,7 +198,8 @@ int files_make_deferred(Files *const *f, size_t n, uint32_t id, int netns, int *
 		return 0; /* made with its peers */
 	if (ops->open_tree) {
 		struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
-				     .netns = netns };
+				     .netns = ns->net, .pidns = ns->pid, .userns = ns->user,
+				     .agent = ns->agent, .agent_pid = ns->agent_pid };
 		return ops->open_tree(&t, d);
 	}
 	int fd = open_desc_once(d, -1, blobs);
@@ -331,7 +332,8 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 		if (uses[i] < 2 || (defer[i] < 0 && defer[i] != DEFER_MIXED))
 			defer[i] = -1;
 	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
-			     .net = o->net, .defer = defer, .netns = -1 };
+			     .net = o->net, .defer = defer, .netns = -1,
+			     .pidns = -1, .userns = -1, .agent = -1 };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)
 		ret = open_shared_one(&t, id, uses, defer);

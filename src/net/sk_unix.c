@@ -382,6 +382,8 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 	u->type = (uint32_t)type;
 	ret = fill_from_diag(c, fd, dup, &dg, u);
 	free(dg.icons);
+	if (!ret)
+		ret = sk_unix_peer_cred(c, fd, dup, u);
 	if (ret)
 		return ret == -ENOMEM ? pr_errno(ret, "fd %d of pid %d", fd, pid) : ret;
 
@@ -542,6 +544,9 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 		return bad(d, "has a bad name");
 	if (u->has_peer_name && u->peer_name.len && !name_ok(&u->peer_name))
 		return bad(d, "has a bad peer address");
+	/* (a pid: at most 4 Mi, PID_MAX_LIMIT) */
+	if (u->peer_cred && (u->peer_cred->pid < 0 || u->peer_cred->pid > (1 << 22)))
+		return bad(d, "has bad peer credentials");
 	char what[48];
 	snprintf(what, sizeof(what), "unix socket %u", d->id);
 	if (u->opts && sockopt_validate(u->opts, AF_UNIX, (int)u->type, 0, what))
@@ -851,7 +856,8 @@ static int unix_merge(struct dump_ctx **procs, size_t n)
 		}
 	}
 	for (size_t k = 0; k < s.n && !ret; k++)
-		ret = merge_one(&s, &s.r[k], procs[0]->opts);
+		ret = merge_one(&s, &s.r[k], procs[0]->opts) ?:
+		      sk_unix_cred_merge(procs, n, s.r[k].c->pid, s.r[k].d->unix_sk);
 	if (!ret && n > 1)
 		ret = check_netns(&s, procs, n);
 	free(s.r);
@@ -912,7 +918,9 @@ static int unix_open_task(struct fd_rst *s, size_t i)
 			d[n++] = f->files[j];
 		}
 	struct sk_rights src = { task_rights_fd, s };
-	int ret = sk_unix_build(d, n, fds, &src, -1);
+	struct sk_cred_ctx cx = { .exact = true, .netns = -1, .pidns = -1, .userns = -1,
+				  .agent = -1 };
+	int ret = sk_unix_build(d, n, fds, &src, &cx);
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < n; k++) {
@@ -1068,6 +1076,18 @@ static ssize_t netns_owner(const struct fd_tree *t, const FileDesc *const *d, si
  * be made together with), when it spans several processes: made at once, status flags
  * set, placed at t->gfd[id]. A group within one process is left to its restore child,
  * which makes it in the task's own network namespace. */
+/* The peer credentials of the sockets @d[0..@m) were read in the dumper's pid and user
+ * namespaces (stasis makes them as they were, see sk_unix_cred.c). */
+static bool holders_ours(const FileDesc *const *d, size_t m)
+{
+	for (size_t k = 0; k < m; k++) {
+		const PeerCred *pc = d[k]->unix_sk->peer_cred;
+		if (pc && !pc->dumper_ns)
+			return false;
+	}
+	return true;
+}
+
 static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 {
 	struct tdesc *v = NULL;
@@ -1118,7 +1138,13 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	if (owner >= 0)
 		return 0; /* made by the creator of their network namespace */
 	struct sk_rights src = { tree_rights_fd, t };
-	ret = sk_unix_build(d, m, fds, &src, t->netns);
+	/* made by stasis: for holders in its own namespaces as recorded, or for the
+	 * creator of their network namespace by children born in its pid and user
+	 * namespaces (its tasks', unless one made its own since) */
+	struct sk_cred_ctx cx = { .exact = t->pidns >= 0 || t->userns >= 0 || holders_ours(d, m),
+				  .netns = t->netns, .pidns = t->pidns, .userns = t->userns,
+				  .agent = t->agent, .agent_pid = t->agent_pid };
+	ret = sk_unix_build(d, m, fds, &src, &cx);
 	if (ret)
 		return ret;
 	for (size_t k = 0; k < m; k++) {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "files/fd_ops.h"
+#include "net/sk_unix.h"
 
 #define SK_ESTABLISHED 1
 #define SK_CLOSE 7
@@ -73,14 +74,46 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
  * identified (UnixSk.rights ids); those no task holds added to the receivers' files. */
 int sk_unix_flight(struct dump_ctx **procs, size_t n) __must_check;
 
+/* sk_unix_cred.c. Dump: the peer credentials of socket @dup (fd @fd of the task of @c)
+ * as that task reads them, into u->peer_cred (none: left out). */
+int sk_unix_peer_cred(const struct dump_ctx *c, int fd, int dup, UnixSk *u) __must_check;
+/* Merge: @u's peer credentials name a task of the tree, or a process gone (marked dead),
+ * else -EOPNOTSUPP (a live process outside the tree), logged. */
+int sk_unix_cred_merge(struct dump_ctx **procs, size_t n, pid_t holder, UnixSk *u) __must_check;
+/* Restore: how the sockets are made. @exact: the recorded peer credentials can be made,
+ * by the maker (a process in the holders' pid and user namespaces: their restore child,
+ * or stasis for holders in its own) or, with @pidns and @userns (the holders'), by
+ * children of stasis born in them; @netns: the sockets' network namespace (-1: the
+ * maker's). */
+struct sk_cred_ctx {
+	bool exact;
+	int netns, pidns, userns;
+	/* the agent of the holders' creator (sk_cred_agent_start; -1: none), whose pid
+	 * there is @agent_pid: the calls with its credentials are made by it */
+	int agent;
+	pid_t agent_pid;
+};
+/* socketpair, listen and connect made with the peer credentials @pc (NULL: the maker's):
+ * 0 or -errno (of the call; logged by the caller). */
+int sk_cred_socketpair(const struct sk_cred_ctx *x, const PeerCred *pc, int type, int sv[2])
+	__must_check;
+int sk_cred_listen(const struct sk_cred_ctx *x, const PeerCred *pc, int fd, int backlog)
+	__must_check;
+struct sockaddr;
+int sk_cred_connect(const struct sk_cred_ctx *x, const PeerCred *pc, int fd,
+		    const struct sockaddr *sa, unsigned int len) __must_check;
+/* After the build: a difference from the recorded peer credentials logged. */
+void sk_cred_check(const struct sk_cred_ctx *x, int fd, const UnixSk *u);
+
 /* sk_unix_rst.c: make the sockets @d[0..n) (every unix description of a task or of a
  * tree, each once), connected, bound, listening and with their queues as dumped;
  * fds[k] gets a close-on-exec, non-blocking fd of d[k] (status flags not set).
  * @src gives the fds of the descriptions in flight that are not in the set. The sockets
- * are made in network namespace @netns (-1: the caller's); every other step (paths in
- * the caller's mount tree; abstract names, which are the socket's namespace's) is ours.
+ * are made in network namespace @cx->netns (-1: the caller's); every other step (paths in
+ * the caller's mount tree; abstract names, which are the socket's namespace's) is ours;
+ * the peer credentials as @cx says.
  * Nothing is left behind on failure. */
 int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src,
-		  int netns) __must_check;
+		  const struct sk_cred_ctx *cx) __must_check;
 
 #endif

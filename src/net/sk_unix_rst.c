@@ -46,6 +46,7 @@ struct usk {
 	ssize_t peer; /* index of the peer in the set, or -1 */
 	bool paired;  /* made by socketpair with its peer */
 	bool queued;  /* the client of a connection queued at a listener of the set */
+	bool relisten; /* a listener whose credentials were a client's for a while */
 };
 
 struct ubuild {
@@ -61,6 +62,7 @@ struct ubuild {
 	const struct sk_rights *src; /* descriptions in flight not in the set */
 	struct sk_rights rights;     /* ... and those of the set */
 	int netns;                   /* sockets are made in this network namespace (-1: ours) */
+	struct sk_cred_ctx cx;       /* how peer credentials are made */
 };
 
 struct uaddr {
@@ -316,16 +318,13 @@ static int create_all(struct ubuild *b)
 			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
 		if (pair || u->peer_gone) {
 			int ty = (int)u->type | SOCK_FLAGS;
-			int r = b->netns >= 0 ? ns_socketpair_in(b->netns, AF_UNIX, ty, 0, sv,
-								 "restore unix socketpair",
-								 "its network namespace")
-					      : socketpair(AF_UNIX, ty, 0, sv);
+			int r = sk_cred_socketpair(&b->cx, u->peer_cred, ty, sv);
 			if (r && b->netns >= 0)
 				return r;
 			if (r)
-				return pr_perror("restore unix socket %llu: socketpair(%s)",
-						 (unsigned long long)u->ino,
-						 sk_unix_type_name(u->type));
+				return pr_errno(r, "restore unix socket %llu: socketpair(%s)",
+						(unsigned long long)u->ino,
+						sk_unix_type_name(u->type));
 			sk_unix_raise_sndbuf(sv[0]);
 			sk_unix_raise_sndbuf(sv[1]);
 			s->fd = sv[0];
@@ -349,6 +348,29 @@ static int create_all(struct ubuild *b)
 	return 0;
 }
 
+/* listen() on @s, made or again, with the peer credentials @pc (its own, or for a while
+ * the ones a client connecting now must copy) */
+static int listen_as(struct ubuild *b, struct usk *s, const PeerCred *pc)
+{
+	int ret = sk_cred_listen(&b->cx, pc, s->fd, (int)MIN(s->u->backlog, 1u << 30));
+	if (ret)
+		return pr_errno(ret, "restore unix socket %llu: listen(%u)",
+				(unsigned long long)s->u->ino, s->u->backlog);
+	s->relisten = pc != s->u->peer_cred;
+	return 0;
+}
+
+/* Listeners made to lend their credentials get their own back. */
+static int relisten_all(struct ubuild *b)
+{
+	for (size_t k = 0; k < b->n; k++) {
+		int ret = b->s[k].relisten ? listen_as(b, &b->s[k], b->s[k].u->peer_cred) : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* 2, 3: names and listening sockets */
 static int bind_listen(struct ubuild *b)
 {
@@ -361,9 +383,9 @@ static int bind_listen(struct ubuild *b)
 			if (ret)
 				return ret;
 		}
-		if (sk_unix_state(u) == SK_LISTEN && listen(b->s[k].fd, (int)MIN(u->backlog, 1u << 30)))
-			return pr_perror("restore unix socket %llu: listen(%u)",
-					 (unsigned long long)u->ino, u->backlog);
+		int ret = sk_unix_state(u) == SK_LISTEN ? listen_as(b, &b->s[k], u->peer_cred) : 0;
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -426,10 +448,14 @@ static int accept_one(struct ubuild *b, struct usk *s)
 	char nb[SK_NAME_MAX + 2];
 	ssize_t l = find_name(b, u->type, &u->name, true);
 	int lfd, ret;
+	/* the client copies the listener's credentials as it connects */
+	const PeerCred *cpc = s->peer >= 0 ? b->s[s->peer].u->peer_cred : NULL;
 
 	mkaddr(&u->name, &a);
 	if (l >= 0) {
 		lfd = b->s[l].fd;
+		if (cpc && cpc != b->s[l].u->peer_cred && (ret = listen_as(b, &b->s[l], cpc)))
+			return ret;
 	} else {
 		/* its listener is gone: a temporary one with the same name */
 		lfd = new_sock(b, u->type, u->ino);
@@ -438,18 +464,18 @@ static int accept_one(struct ubuild *b, struct usk *s)
 		ret = bind_name(b, lfd, &u->name, true, u->ino);
 		if (ret)
 			return ret;
-		if (listen(lfd, 1))
-			return pr_perror("restore unix socket %llu: listen",
-					 (unsigned long long)u->ino);
+		if ((ret = sk_cred_listen(&b->cx, cpc, lfd, 1)))
+			return pr_errno(ret, "restore unix socket %llu: listen",
+					(unsigned long long)u->ino);
 	}
 	int cfd = s->peer >= 0 ? b->s[s->peer].fd : new_sock(b, u->type, u->ino);
 	if (cfd < 0)
 		return cfd;
 	if (s->peer < 0)
 		s->gone = cfd; /* the client that is gone, closed after the fill */
-	if (connect(cfd, (struct sockaddr *)&a.sa, a.len))
-		return pr_perror("restore unix socket %llu: connect to %s",
-				 (unsigned long long)u->ino, nstr(u, nb));
+	if ((ret = sk_cred_connect(&b->cx, u->peer_cred, cfd, (struct sockaddr *)&a.sa, a.len)))
+		return pr_errno(ret, "restore unix socket %llu: connect to %s",
+				(unsigned long long)u->ino, nstr(u, nb));
 	s->fd = accept4(lfd, NULL, NULL, SOCK_FLAGS);
 	if (s->fd < 0)
 		return pr_perror("restore unix socket %llu: accept on %s",
@@ -481,7 +507,7 @@ static int accept_all(struct ubuild *b)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return relisten_all(b);
 }
 
 static int connect_all(struct ubuild *b)
@@ -562,12 +588,15 @@ static int queue_connections(struct ubuild *b)
 		const UnixSk *u = b->s[k].u;
 		for (size_t i = 0; i < u->n_icons; i++) {
 			const struct usk *c = &b->s[find_ino(b, u->icons[i])];
-			int ret = connect_to(c, &u->name);
+			const PeerCred *cpc = c->u->peer_cred;
+			int ret = cpc && cpc != u->peer_cred ? listen_as(b, &b->s[k], cpc) : 0;
+			if (!ret)
+				ret = connect_to(c, &u->name);
 			if (ret)
 				return ret;
 		}
 	}
-	return 0;
+	return relisten_all(b);
 }
 
 static int build(struct ubuild *b)
@@ -589,6 +618,8 @@ static int build(struct ubuild *b)
 		ret = queue_connections(b);
 	for (size_t k = 0; k < b->n && !ret; k++)
 		ret = sk_unix_finish(b->s[k].fd, b->s[k].u);
+	for (size_t k = 0; k < b->n && !ret; k++)
+		sk_cred_check(&b->cx, b->s[k].fd, b->s[k].u);
 	return ret;
 }
 
@@ -612,10 +643,10 @@ static int rights_fd(void *arg, uint32_t id)
 }
 
 int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_rights *src,
-		  int netns)
+		  const struct sk_cred_ctx *cx)
 {
 	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)), .src = src,
-			    .netns = netns };
+			    .netns = cx->netns, .cx = *cx };
 	b.rights = (struct sk_rights){ rights_fd, &b };
 	if (!b.s)
 		return pr_errno(-ENOMEM, "restore unix sockets");

@@ -1,0 +1,447 @@
+/* The peer credentials of unix sockets (SO_PEERCRED): what the kernel keeps of the
+ * process that made a socketpair (both ends), called listen() (the listener's own, which
+ * its clients copy when they connect: a second listen() renews them) or connected (an
+ * accept()ed end's): its pid and effective ids at that moment.
+ *
+ * Dump: read as the socket's holder reads them (a child in its pid and user namespaces
+ * when they are not the dumper's, ns_run); at the merge the pid is checked: a task of
+ * the tree, a process gone by now (made again for the restore), or a live process
+ * outside the tree, which no restore can be (refused).
+ *
+ * Restore: each call that sets them (socketpair, listen, connect) is made with the
+ * recorded ones by the process that makes the sockets (pid and ids already right), else
+ * by it with the ids taken for the call (its own pid), else by a transient child with the
+ * recorded pid (clone3 set_tid, innermost level: a pid of the tree not made yet, or of a
+ * process that was gone at the dump) and ids, sharing the fd table. The sockets the tasks
+ * of a network namespace the tree makes share are made by stasis when that namespace's
+ * creator asks for them: the children are born in the creator's pid namespace and join
+ * its user namespace, and the calls with the creator's own pid are made by the creator
+ * (its agent: it serves them while it waits, sk_cred_agent_serve). Where none of that
+ * can be (the pid is in use, the ids cannot be taken, a connect by path for the creator,
+ * whose view of paths is not stasis's, or holders whose pid namespace is not the maker's
+ * and no creator asks) the call is made as the maker and a warning logged. */
+#include <errno.h>
+#include <stddef.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "cr/ctx.h"
+#include "net/sk_unix_int.h"
+#include "ns/nsrun.h"
+#include "sys/syscalls.h"
+
+/* ------------------------------------------------------------------------ dump ---- */
+
+/* Is the task's namespace @kind the dumper's? */
+static bool ns_ours(const struct dump_ctx *c, const char *kind)
+{
+	char rel[32], self[32];
+	struct stat a, b;
+	snprintf(rel, sizeof(rel), "ns/%s", kind);
+	snprintf(self, sizeof(self), "/proc/self/ns/%s", kind);
+	return fstatat(c->procfd, rel, &a, 0) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+static int cred_child(void *arg, struct nsrun_buf *out)
+{
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	if (getsockopt(*(const int *)arg, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
+		return nsrun_error(-errno, "SO_PEERCRED: %s", strerror(errno));
+	return nsrun_put(out, &cr, sizeof(cr));
+}
+
+/* SO_PEERCRED of @dup as the task of @c reads it; *@ours: the dumper reads the same. */
+static int holder_view(const struct dump_ctx *c, int dup, struct ucred *cr, bool *ours)
+{
+	bool pid_ours = ns_ours(c, "pid"), user_ours = ns_ours(c, "user");
+	*ours = pid_ours && user_ours;
+	if (*ours)
+		return 0; /* (*cr is the dumper's view) */
+	_cleanup_close_ int ufd = user_ours ? -1 : ns_open_of(c->ospid, "user", "unix");
+	_cleanup_close_ int pfd = pid_ours ? -1 : ns_open_of(c->ospid, "pid", "unix");
+	if ((!user_ours && ufd < 0) || (!pid_ours && pfd < 0))
+		return -EIO;
+	char what[64];
+	snprintf(what, sizeof(what), "the namespaces of pid %d", c->pid);
+	struct nsrun r = { .tag = "unix", .what = what, .err_prefix = "unix socket",
+			   .timeout_ms = 5000, .max_reply = sizeof(*cr) };
+	if (ufd >= 0)
+		r.ns[r.n_ns++] = (struct nsrun_ns){ ufd, CLONE_NEWUSER };
+	if (pfd >= 0)
+		r.ns[r.n_ns++] = (struct nsrun_ns){ pfd, CLONE_NEWPID };
+	void *data = NULL;
+	size_t len = 0;
+	int ret = ns_run(&r, cred_child, &dup, &data, &len);
+	if (!ret && len == sizeof(*cr))
+		memcpy(cr, data, sizeof(*cr));
+	else if (!ret)
+		ret = -EPROTO;
+	free(data);
+	return ret;
+}
+
+int sk_unix_peer_cred(const struct dump_ctx *c, int fd, int dup, UnixSk *u)
+{
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	if (getsockopt(dup, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
+		return pr_perror("fd %d of pid %d: SO_PEERCRED", fd, c->pid);
+	if (!cr.pid && cr.uid == (uid_t)-1 && cr.gid == (gid_t)-1)
+		return 0; /* none */
+	pid_t host = cr.pid;
+	bool ours;
+	int ret = holder_view(c, dup, &cr, &ours);
+	if (ret)
+		return pr_errno(ret, "fd %d of pid %d: the peer credentials of unix socket %llu",
+				fd, c->pid, (unsigned long long)u->ino);
+	PeerCred *pc = malloc(sizeof(*pc));
+	if (!pc)
+		return -ENOMEM;
+	peer_cred__init(pc);
+	pc->pid = cr.pid;
+	pc->uid = cr.uid;
+	pc->gid = cr.gid;
+	pc->has_host_pid = true;
+	pc->host_pid = host;
+	pc->has_dumper_ns = pc->dumper_ns = ours;
+	u->peer_cred = pc;
+	return 0;
+}
+
+int sk_unix_cred_merge(struct dump_ctx **procs, size_t n, pid_t holder, UnixSk *u)
+{
+	PeerCred *pc = u->peer_cred;
+	/* (an end connected to a peer outside the tree, --external: connected to it again,
+	 * it copies that peer's listener's credentials as it did) */
+	if (!pc || !pc->has_host_pid || pc->host_pid <= 0 || u->external)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (procs[i]->pid == pc->host_pid)
+			return 0; /* a task of the tree */
+	_cleanup_close_ int pfd = sys_pidfd_open(pc->host_pid, 0);
+	if (pfd >= 0) {
+		pr_err("pid %d: unix socket %llu holds the credentials of pid %d, a process "
+		       "outside the tree, as its peer's (SO_PEERCRED): no restore can make them "
+		       "again: not supported",
+		       holder, (unsigned long long)u->ino, pc->host_pid);
+		return -EOPNOTSUPP;
+	}
+	pc->has_dead = pc->dead = true;
+	return 0;
+}
+
+/* --------------------------------------------------------------------- restore ---- */
+
+enum cred_op { OP_PAIR, OP_LISTEN, OP_CONNECT };
+struct cop {
+	enum cred_op kind;
+	int fd, type, backlog, netns, userns;
+	const struct sockaddr *sa;
+	socklen_t len;
+	int sv[2];
+	int ret;     /* the call's 0 or -errno */
+	bool denied; /* the ids or the pid could not be taken: made as the maker */
+};
+
+/* A thread or child joins the holders' user namespace (a child: it has every right
+ * there then), and enters the network namespace a socketpair is made in, before it
+ * takes the ids. */
+static int cop_enter(const struct cop *o)
+{
+	if (o->userns >= 0 && syscall(SYS_setns, o->userns, CLONE_NEWUSER))
+		return -errno;
+	if (o->kind == OP_PAIR && o->netns >= 0 && syscall(SYS_setns, o->netns, CLONE_NEWNET))
+		return -errno;
+	return 0;
+}
+
+/* The call itself, in whichever task makes it. */
+static int cop_raw(struct cop *o)
+{
+	int r = o->kind == OP_PAIR     ? socketpair(AF_UNIX, o->type, 0, o->sv)
+		: o->kind == OP_LISTEN ? listen(o->fd, o->backlog)
+				       : connect(o->fd, o->sa, o->len);
+	return r ? -errno : 0;
+}
+
+/* As the maker (a socketpair in another network namespace by a thread that enters it). */
+static int cop_self(struct cop *o)
+{
+	if (o->kind == OP_PAIR && o->netns >= 0)
+		return ns_socketpair_in(o->netns, AF_UNIX, o->type, 0, o->sv,
+					"restore unix socketpair", "its network namespace");
+	return cop_raw(o);
+}
+
+static int take_ids(const PeerCred *pc)
+{
+	/* raw: glibc's wrappers would change every thread of the process */
+	if ((uid_t)syscall(SYS_getegid) != pc->gid && syscall(SYS_setresgid, -1, pc->gid, -1))
+		return -errno;
+	if ((uid_t)syscall(SYS_geteuid) != pc->uid && syscall(SYS_setresuid, -1, pc->uid, -1))
+		return -errno;
+	return 0;
+}
+
+/* In this thread, with @pc's ids for the call (raw: only this thread's; the real and
+ * saved ids stay, so ours come back): a process whose pid is @pc's. */
+static void with_ids(struct cop *o, const PeerCred *pc)
+{
+	uid_t uid = (uid_t)syscall(SYS_geteuid);
+	gid_t gid = (gid_t)syscall(SYS_getegid);
+	if (take_ids(pc)) {
+		o->denied = true;
+	} else {
+		o->ret = cop_raw(o);
+	}
+	if (syscall(SYS_setresuid, -1, uid, -1) || syscall(SYS_setresgid, -1, gid, -1)) {
+		/* (cannot be: the saved ids are ours) */
+		pr_err("restore unix socket: our ids back: %m");
+		o->ret = o->ret ? o->ret : -EPERM;
+	}
+}
+
+/* By a transient child with @pc's pid (innermost level: of pid namespace @pidns, -1 ours)
+ * and ids, sharing our fd table. */
+static void by_child(struct cop *o, const PeerCred *pc, int pidns)
+{
+	struct cop *shared = mmap(NULL, sizeof(*o), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED) {
+		o->denied = true;
+		return;
+	}
+	*shared = *o;
+	pid_t want = pc->pid;
+	struct stasis_clone_args ca = { .flags = CLONE_FILES,
+					.exit_signal = SIGCHLD,
+					.set_tid = (uint64_t)(uintptr_t)&want,
+					.set_tid_size = 1 };
+	/* born in @pidns: this thread's children's namespace for the clone */
+	int own = pidns >= 0 ? open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
+	if (pidns >= 0 && (own < 0 || setns(pidns, CLONE_NEWPID))) {
+		pr_debug("restore unix socket: enter a pid namespace: %s", strerror(errno));
+		if (own >= 0)
+			close(own);
+		shared->denied = true;
+		*o = *shared;
+		munmap(shared, sizeof(*o));
+		return;
+	}
+	pid_t ch = (pid_t)sys_clone3(&ca, sizeof(ca));
+	if (ch == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (cop_enter(shared) || take_ids(pc))
+			shared->denied = true;
+		else
+			shared->ret = cop_raw(shared);
+		_exit(0);
+	}
+	int e = errno;
+	if (own >= 0 && setns(own, CLONE_NEWPID))
+		pr_warn("restore unix socket: back to stasis's pid namespace: %m");
+	if (own >= 0)
+		close(own);
+	if (ch < 0) {
+		pr_debug("restore unix socket: a process with pid %d: %s", want, strerror(e));
+		shared->denied = true;
+	} else {
+		int st;
+		while (waitpid(ch, &st, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	*o = *shared;
+	munmap(shared, sizeof(*o));
+}
+
+/* ------------------------------------------------- the creator's agent (stasis asks) */
+
+/* A request to the agent: the call, the ids, the address of a connect; the socket of a
+ * listen or connect with it (SCM_RIGHTS). The answer: the call's 0 or -errno (-EPERM:
+ * the ids could not be taken), with the two ends of a socketpair. */
+struct agent_req {
+	int32_t kind, type, backlog;
+	uint32_t uid, gid, alen;
+	struct sockaddr_un sa;
+};
+
+static ssize_t agent_recv(int sk, void *buf, size_t len, int *fds, size_t max)
+{
+	char cb[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb,
+			     .msg_controllen = sizeof(cb) };
+	ssize_t n;
+	while ((n = recvmsg(sk, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	size_t got = cm && cm->cmsg_type == SCM_RIGHTS ? (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+						       : 0;
+	for (size_t i = 0; i < got; i++) {
+		int fd;
+		memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+		if (i < max)
+			fds[i] = fd;
+		else
+			close(fd);
+	}
+	return n < 0 ? -errno : (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || got > max ? -EPROTO : n;
+}
+
+int sk_cred_agent_serve(int sk)
+{
+	struct agent_req q;
+	int fd = -1;
+	ssize_t n = agent_recv(sk, &q, sizeof(q), &fd, 1);
+	if (n <= 0)
+		return n < 0 ? (int)n : -EPIPE;
+	int32_t ret = -EPROTO;
+	struct cop o = { .kind = (enum cred_op)q.kind, .fd = fd, .type = q.type,
+			 .backlog = q.backlog, .sa = (const struct sockaddr *)&q.sa, .len = q.alen,
+			 .netns = -1, .userns = -1, .sv = { -1, -1 } };
+	if (n == sizeof(q) && q.kind >= OP_PAIR && q.kind <= OP_CONNECT &&
+	    q.alen <= sizeof(q.sa) && (q.kind == OP_PAIR) == (fd < 0)) {
+		PeerCred pc = PEER_CRED__INIT;
+		pc.uid = q.uid;
+		pc.gid = q.gid;
+		with_ids(&o, &pc);
+		ret = o.denied ? -EPERM : o.ret;
+	}
+	bool pair = !ret && q.kind == OP_PAIR;
+	int e = send_fds(sk, &ret, sizeof(ret), o.sv, pair ? 2 : 0, 0);
+	if (fd >= 0)
+		close(fd);
+	if (pair) {
+		close(o.sv[0]);
+		close(o.sv[1]);
+	}
+	return e;
+}
+
+int sk_cred_agent_start(int *sk)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return pr_perror("restore: socketpair");
+	*sk = sv[1]; /* stasis's end */
+	return sv[0];
+}
+
+/* Stasis: the call made by the agent of the creator (its pid, a thread with @pc's ids). */
+static void by_agent(struct cop *o, const PeerCred *pc, int agent)
+{
+	struct agent_req q = { .kind = o->kind, .type = o->type, .backlog = o->backlog,
+			       .uid = pc->uid, .gid = pc->gid };
+	if (o->kind == OP_CONNECT) {
+		if (o->len > sizeof(q.sa)) {
+			o->denied = true;
+			return;
+		}
+		memcpy(&q.sa, o->sa, o->len);
+		q.alen = o->len;
+	}
+	int32_t ret;
+	int sv[2] = { -1, -1 };
+	struct pollfd p = { .fd = agent, .events = POLLIN };
+	if (send_fds(agent, &q, sizeof(q), &o->fd, o->kind == OP_PAIR ? 0 : 1, 0) ||
+	    poll(&p, 1, 10000) != 1 || agent_recv(agent, &ret, sizeof(ret), sv, 2) != sizeof(ret) ||
+	    (!ret && o->kind == OP_PAIR && (sv[0] < 0 || sv[1] < 0))) {
+		for (int i = 0; i < 2; i++)
+			if (sv[i] >= 0)
+				close(sv[i]);
+		o->denied = true;
+		return;
+	}
+	o->denied = ret == -EPERM;
+	o->ret = ret;
+	o->sv[0] = sv[0];
+	o->sv[1] = sv[1];
+}
+
+static int cop_as(const struct sk_cred_ctx *x, const PeerCred *pc, struct cop *o)
+{
+	o->netns = x->netns;
+	o->userns = -1;
+	o->ret = 0;
+	o->denied = false;
+	if (!pc || !x->exact || pc->pid <= 0)
+		return cop_self(o);
+	bool here = x->pidns < 0 && x->userns < 0; /* the maker is in the holders' namespaces */
+	bool ids = (uid_t)syscall(SYS_geteuid) == pc->uid && (gid_t)syscall(SYS_getegid) == pc->gid;
+	if (here && pc->pid == getpid() && ids)
+		return cop_self(o);
+	if (here && pc->pid == getpid()) {
+		with_ids(o, pc);
+	} else if (x->agent >= 0 && pc->pid == x->agent_pid &&
+		   !(o->kind == OP_CONNECT && o->len > offsetof(struct sockaddr_un, sun_path) &&
+		     ((const struct sockaddr_un *)o->sa)->sun_path[0])) {
+		/* (a path is the creator's view there, not ours: never by it) */
+		by_agent(o, pc, x->agent);
+	} else {
+		o->userns = x->userns;
+		by_child(o, pc, x->pidns);
+	}
+	if (!o->denied)
+		return o->ret;
+	/* (the holders read other credentials: said once per socket) */
+	pr_warn("restore unix socket: peer credentials of pid %d (uid %u gid %u) not made: that "
+		"pid is in use at this point of the restore, or the ids cannot be taken",
+		pc->pid, pc->uid, pc->gid);
+	return cop_self(o);
+}
+
+int sk_cred_socketpair(const struct sk_cred_ctx *x, const PeerCred *pc, int type, int sv[2])
+{
+	struct cop o = { .kind = OP_PAIR, .type = type, .sv = { -1, -1 } };
+	int ret = cop_as(x, pc, &o);
+	sv[0] = o.sv[0];
+	sv[1] = o.sv[1];
+	return ret;
+}
+
+int sk_cred_listen(const struct sk_cred_ctx *x, const PeerCred *pc, int fd, int backlog)
+{
+	struct cop o = { .kind = OP_LISTEN, .fd = fd, .backlog = backlog };
+	return cop_as(x, pc, &o);
+}
+
+int sk_cred_connect(const struct sk_cred_ctx *x, const PeerCred *pc, int fd,
+		    const struct sockaddr *sa, unsigned int len)
+{
+	struct cop o = { .kind = OP_CONNECT, .fd = fd, .sa = sa, .len = len };
+	return cop_as(x, pc, &o);
+}
+
+void sk_cred_check(const struct sk_cred_ctx *x, int fd, const UnixSk *u)
+{
+	const PeerCred *pc = u->peer_cred;
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	/* (in our view: only when it is the holders') */
+	if (!pc || !x->exact || x->pidns >= 0 || x->userns >= 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
+		return;
+	if (cr.pid == pc->pid && cr.uid == pc->uid && cr.gid == pc->gid)
+		return;
+	pr_warn("restore unix socket %llu: its peer credentials are pid %d uid %d gid %d, were "
+		"pid %d uid %d gid %d (that pid was in use, or the ids could not be taken)",
+		(unsigned long long)u->ino, cr.pid, (int)cr.uid, (int)cr.gid, pc->pid,
+		(int)pc->uid, (int)pc->gid);
+}
