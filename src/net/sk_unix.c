@@ -545,7 +545,8 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	if (u->has_peer_name && u->peer_name.len && !name_ok(&u->peer_name))
 		return bad(d, "has a bad peer address");
 	/* (a pid: at most 4 Mi, PID_MAX_LIMIT) */
-	if (u->peer_cred && (u->peer_cred->pid < 0 || u->peer_cred->pid > (1 << 22)))
+	if ((u->peer_cred && (u->peer_cred->pid < 0 || u->peer_cred->pid > (1 << 22))) ||
+	    (u->connector && (u->connector->pid < 0 || u->connector->pid > (1 << 22))))
 		return bad(d, "has bad peer credentials");
 	char what[48];
 	snprintf(what, sizeof(what), "unix socket %u", d->id);
@@ -830,6 +831,22 @@ static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 	return 0;
 }
 
+/* The clients of the connections queued at listener @r: who their accepted ends name. */
+static int connectors(const struct uset *s, const struct uref *r)
+{
+	const UnixSk *u = r->d->unix_sk;
+	for (size_t i = 0; i < u->n_icons; i++) {
+		struct uref *c = uset_find(s, u->icons[i]);
+		int ret = c && !c->d->unix_sk->connector
+				  ? sk_unix_connector(r->c, c->c, c->d->unix_sk)
+				  : 0;
+		if (ret)
+			return pr_errno(ret, "pid %d: the connections queued at unix socket %llu",
+					r->c->pid, (unsigned long long)u->ino);
+	}
+	return 0;
+}
+
 static int unix_merge(struct dump_ctx **procs, size_t n)
 {
 	struct uset s = { 0 };
@@ -857,7 +874,8 @@ static int unix_merge(struct dump_ctx **procs, size_t n)
 	}
 	for (size_t k = 0; k < s.n && !ret; k++)
 		ret = merge_one(&s, &s.r[k], procs[0]->opts) ?:
-		      sk_unix_cred_merge(procs, n, s.r[k].c->pid, s.r[k].d->unix_sk);
+		      sk_unix_cred_merge(procs, n, s.r[k].c->pid, s.r[k].d->unix_sk) ?:
+		      connectors(&s, &s.r[k]);
 	if (!ret && n > 1)
 		ret = check_netns(&s, procs, n);
 	free(s.r);

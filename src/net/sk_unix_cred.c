@@ -6,7 +6,9 @@
  * Dump: read as the socket's holder reads them (a child in its pid and user namespaces
  * when they are not the dumper's, ns_run); at the merge the pid is checked: a task of
  * the tree, a process gone by now (made again for the restore), or a live process
- * outside the tree, which no restore can be (refused).
+ * outside the tree, which no restore can be (refused). The accepted end of a connection
+ * still queued at a listener cannot be read: it will name the connector, taken to be
+ * the client's holder as it is at the dump (UnixSk.connector).
  *
  * Restore: each call that sets them (socketpair, listen, connect) is made with the
  * recorded ones by the process that makes the sockets (pid and ids already right), else
@@ -43,6 +45,7 @@
 #include "cr/ctx.h"
 #include "net/sk_unix_int.h"
 #include "ns/nsrun.h"
+#include "ns/userns.h"
 #include "sys/syscalls.h"
 
 /* ------------------------------------------------------------------------ dump ---- */
@@ -144,6 +147,37 @@ int sk_unix_cred_merge(struct dump_ctx **procs, size_t n, pid_t holder, UnixSk *
 		return -EOPNOTSUPP;
 	}
 	pc->has_dead = pc->dead = true;
+	return 0;
+}
+
+int sk_unix_connector(const struct dump_ctx *hl, const struct dump_ctx *hc, UnixSk *client)
+{
+	struct userns_view v;
+	uint32_t uid, gid;
+	int ret = userns_view_open(hl->procfd, hl->pid, &v);
+	if (ret)
+		return ret;
+	ret = userns_view_id(&v, false, hc->status.uid[1], &uid) ?:
+	      userns_view_id(&v, true, hc->status.gid[1], &gid);
+	userns_view_close(&v);
+	if (ret) /* (not mapped there: the overflow ids, as the kernel shows them) */
+		uid = gid = 65534;
+	size_t depth = hl->status.nspid_len;
+	pid_t pid = ns_ours(hl, "pid") ? hc->pid
+		    : depth && hc->status.nspid_len >= depth ? hc->status.nspid[depth - 1]
+							     : 0;
+	PeerCred *pc = malloc(sizeof(*pc));
+	if (!pc)
+		return -ENOMEM;
+	peer_cred__init(pc);
+	pc->pid = pid;
+	pc->uid = uid;
+	pc->gid = gid;
+	pc->has_host_pid = true;
+	pc->host_pid = hc->pid;
+	pc->has_dumper_ns = true;
+	pc->dumper_ns = ns_ours(hl, "pid") && ns_ours(hl, "user");
+	client->connector = pc;
 	return 0;
 }
 

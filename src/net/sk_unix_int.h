@@ -80,6 +80,11 @@ int sk_unix_peer_cred(const struct dump_ctx *c, int fd, int dup, UnixSk *u) __mu
 /* Merge: @u's peer credentials name a task of the tree, or a process gone (marked dead),
  * else -EOPNOTSUPP (a live process outside the tree), logged. */
 int sk_unix_cred_merge(struct dump_ctx **procs, size_t n, pid_t holder, UnixSk *u) __must_check;
+/* Merge: the credentials the accepted end of client @client's queued connection will
+ * have (UnixSk.connector): those of its holder @hc as the listener's holder @hl reads them
+ * (the connector's cannot be read before the accept). */
+int sk_unix_connector(const struct dump_ctx *hl, const struct dump_ctx *hc, UnixSk *client)
+	__must_check;
 /* Restore: how the sockets are made. @exact: the recorded peer credentials can be made,
  * by the maker (a process in the holders' pid and user namespaces: their restore child,
  * or stasis for holders in its own) or, with @pidns and @userns (the holders'), by

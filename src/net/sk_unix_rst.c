@@ -484,17 +484,25 @@ static int accept_one(struct ubuild *b, struct usk *s)
 	return sk_unix_early(s->fd, u);
 }
 
-/* 6. connect to a peer by name */
-static int connect_to(const struct usk *s, const ProtobufCBinaryData *name)
+/* 6. connect to a peer by name (a stream or seqpacket one: as @pc, who its accepted end
+ * will name) */
+static int connect_as(struct ubuild *b, const struct usk *s, const ProtobufCBinaryData *name,
+		      const PeerCred *pc)
 {
 	struct uaddr a;
 	char nb[SK_NAME_MAX + 2];
 	mkaddr(name, &a);
-	if (connect(s->fd, (struct sockaddr *)&a.sa, a.len))
-		return pr_perror("restore unix socket %llu: connect to %s",
-				 (unsigned long long)s->u->ino,
-				 sk_unix_name_str(name, true, nb, sizeof(nb)));
+	int ret = sk_cred_connect(&b->cx, pc, s->fd, (struct sockaddr *)&a.sa, a.len);
+	if (ret)
+		return pr_errno(ret, "restore unix socket %llu: connect to %s",
+				(unsigned long long)s->u->ino,
+				sk_unix_name_str(name, true, nb, sizeof(nb)));
 	return 0;
+}
+
+static int connect_to(struct ubuild *b, const struct usk *s, const ProtobufCBinaryData *name)
+{
+	return connect_as(b, s, name, NULL);
 }
 
 static int accept_all(struct ubuild *b)
@@ -526,7 +534,7 @@ static int connect_all(struct ubuild *b)
 				       (unsigned long long)u->ino);
 				return -EOPNOTSUPP;
 			}
-			ret = connect_to(s, &u->peer_name);
+			ret = connect_to(b, s, &u->peer_name);
 		} else if (u->type == SOCK_DGRAM) {
 			if (s->peer < 0)
 				continue; /* others connected to it (or its peer is gone) */
@@ -537,7 +545,7 @@ static int connect_all(struct ubuild *b)
 				       (unsigned long long)u->ino, (unsigned long long)p->ino);
 				return -EINVAL;
 			}
-			ret = connect_to(s, &p->name);
+			ret = connect_to(b, s, &p->name);
 		} else {
 			continue; /* the client of an accepted connection: connected by 4. */
 		}
@@ -591,7 +599,7 @@ static int queue_connections(struct ubuild *b)
 			const PeerCred *cpc = c->u->peer_cred;
 			int ret = cpc && cpc != u->peer_cred ? listen_as(b, &b->s[k], cpc) : 0;
 			if (!ret)
-				ret = connect_to(c, &u->name);
+				ret = connect_as(b, c, &u->name, c->u->connector);
 			if (ret)
 				return ret;
 		}

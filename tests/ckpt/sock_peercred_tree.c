@@ -4,8 +4,10 @@
  * listener of this process and a connection to it from that child, each keeping its
  * end (the accepted end names the child, the client end this process); a datagram
  * socketpair made by a second child with other ids (when the test may take them) that
- * sent it here and exited, one end passed on to the first child. After the restore every
- * end in every process reads the same pid, uid and gid as before. */
+ * sent it here and exited, one end passed on to the first child; a connection of the
+ * first child to a second listener of this process, not accepted yet. After the restore
+ * every end in every process reads the same pid, uid and gid as before, and the queued
+ * connection, accepted then, names the child. */
 #include "lib.h"
 
 #include <errno.h>
@@ -94,6 +96,11 @@ int main(int argc, char **argv)
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (struct sockaddr *)&a, al) || listen(l, 4))
 		test_fail("listener: %s", strerror(errno));
+	struct sockaddr_un a2 = a;
+	a2.sun_path[1] = 'q'; /* a second name */
+	int l2 = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (l2 < 0 || bind(l2, (struct sockaddr *)&a2, al) || listen(l2, 4))
+		test_fail("second listener: %s", strerror(errno));
 
 	/* the second child: a datagram socketpair with other ids, sent here, gone */
 	pid_t g = fork();
@@ -118,8 +125,9 @@ int main(int argc, char **argv)
 	pid_t k = fork();
 	if (k == 0) {
 		close(ready[0]);
-		int c = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (c < 0 || connect(c, (struct sockaddr *)&a, al))
+		int c = socket(AF_UNIX, SOCK_STREAM, 0), q = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&a, al) || q < 0 ||
+		    connect(q, (struct sockaddr *)&a2, al))
 			test_fail("child: connect: %s", strerror(errno));
 		int dd = recv_fd(back[0]);
 		test_say(ready[1], 'r');
@@ -128,6 +136,7 @@ int main(int argc, char **argv)
 		expect(pair[0], "child: pair end", me);
 		expect(pair[1], "child: other pair end", me);
 		expect(c, "child: client end", me);
+		expect(q, "child: queued client end", me);
 		expect(dd, "child: the gone child's datagram end", gone);
 		_exit(w == 'c' ? 0 : 3);
 	}
@@ -156,6 +165,10 @@ int main(int argc, char **argv)
 	expect(acc, "accepted end", kid);
 	expect(l, "listener", me);
 	expect(d0, "the gone child's datagram end", gone);
+	int qa = accept(l2, NULL, NULL);
+	if (qa < 0)
+		test_fail("accept the queued connection: %s", strerror(errno));
+	expect(qa, "queued connection, accepted after the restore", kid);
 	test_say(back[1], 'c');
 	if (test_reap(k, false, 10))
 		test_fail("the child's ends were not right after the restore (see its message)");
