@@ -1,7 +1,8 @@
-/* The peer credentials of unix sockets (SO_PEERCRED): what the kernel keeps of the
- * process that made a socketpair (both ends), called listen() (the listener's own, which
- * its clients copy when they connect: a second listen() renews them) or connected (an
- * accept()ed end's): its pid and effective ids at that moment.
+/* The peer credentials of unix sockets (SO_PEERCRED, SO_PEERGROUPS): what the kernel
+ * keeps of the process that made a socketpair (both ends), called listen() (the
+ * listener's own, which its clients copy when they connect: a second listen() renews
+ * them) or connected (an accept()ed end's): its pid, effective ids and supplementary
+ * groups at that moment.
  *
  * Dump: read as the socket's holder reads them (a child in its pid and user namespaces
  * when they are not the dumper's, ns_run); at the merge the pid is checked: a task of
@@ -61,22 +62,47 @@ static bool ns_ours(const struct dump_ctx *c, const char *kind)
 	       a.st_dev == b.st_dev;
 }
 
-static int cred_child(void *arg, struct nsrun_buf *out)
+#define PC_GROUPS_MAX 65536 /* NGROUPS_MAX */
+
+/* What SO_PEERCRED and SO_PEERGROUPS say, as one reply: the ucred, the count, the groups. */
+static int read_cred(int fd, struct nsrun_buf *out)
 {
 	struct ucred cr;
 	socklen_t l = sizeof(cr);
-	if (getsockopt(*(const int *)arg, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
-		return nsrun_error(-errno, "SO_PEERCRED: %s", strerror(errno));
-	return nsrun_put(out, &cr, sizeof(cr));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
+		return -errno;
+	_cleanup_free_ uint32_t *g = malloc(PC_GROUPS_MAX * sizeof(*g));
+	socklen_t gl = PC_GROUPS_MAX * sizeof(*g);
+	if (!g)
+		return -ENOMEM;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &gl)) {
+		if (errno != ENODATA) /* (ENODATA: no credentials) */
+			return -errno;
+		gl = 0;
+	}
+	if (gl % sizeof(*g))
+		return -EPROTO;
+	uint32_t n = gl / sizeof(*g);
+	return nsrun_put(out, &cr, sizeof(cr)) ?: nsrun_put(out, &n, sizeof(n)) ?:
+	       nsrun_put(out, g, gl);
 }
 
-/* SO_PEERCRED of @dup as the task of @c reads it; *@ours: the dumper reads the same. */
-static int holder_view(const struct dump_ctx *c, int dup, struct ucred *cr, bool *ours)
+static int cred_child(void *arg, struct nsrun_buf *out)
+{
+	int ret = read_cred(*(const int *)arg, out);
+	return ret ? nsrun_error(ret, "SO_PEERCRED: %s", strerror(-ret)) : 0;
+}
+
+/* The credentials of @dup as the task of @c reads them (a reply of read_cred, in *@b);
+ * *@ours: the dumper reads the same. */
+static int holder_view(const struct dump_ctx *c, int dup, struct nsrun_buf *b, bool *ours)
 {
 	bool pid_ours = ns_ours(c, "pid"), user_ours = ns_ours(c, "user");
 	*ours = pid_ours && user_ours;
-	if (*ours)
-		return 0; /* (*cr is the dumper's view) */
+	if (*ours) {
+		b->max = sizeof(struct ucred) + sizeof(uint32_t) * (PC_GROUPS_MAX + 1);
+		return read_cred(dup, b);
+	}
 	_cleanup_close_ int ufd = user_ours ? -1 : ns_open_of(c->ospid, "user", "unix");
 	_cleanup_close_ int pfd = pid_ours ? -1 : ns_open_of(c->ospid, "pid", "unix");
 	if ((!user_ours && ufd < 0) || (!pid_ours && pfd < 0))
@@ -84,7 +110,8 @@ static int holder_view(const struct dump_ctx *c, int dup, struct ucred *cr, bool
 	char what[64];
 	snprintf(what, sizeof(what), "the namespaces of pid %d", c->pid);
 	struct nsrun r = { .tag = "unix", .what = what, .err_prefix = "unix socket",
-			   .timeout_ms = 5000, .max_reply = sizeof(*cr) };
+			   .timeout_ms = 5000,
+			   .max_reply = sizeof(struct ucred) + sizeof(uint32_t) * (PC_GROUPS_MAX + 1) };
 	if (ufd >= 0)
 		r.ns[r.n_ns++] = (struct nsrun_ns){ ufd, CLONE_NEWUSER };
 	if (pfd >= 0)
@@ -92,11 +119,8 @@ static int holder_view(const struct dump_ctx *c, int dup, struct ucred *cr, bool
 	void *data = NULL;
 	size_t len = 0;
 	int ret = ns_run(&r, cred_child, &dup, &data, &len);
-	if (!ret && len == sizeof(*cr))
-		memcpy(cr, data, sizeof(*cr));
-	else if (!ret)
-		ret = -EPROTO;
-	free(data);
+	b->data = data;
+	b->len = len;
 	return ret;
 }
 
@@ -110,20 +134,39 @@ int sk_unix_peer_cred(const struct dump_ctx *c, int fd, int dup, UnixSk *u)
 		return 0; /* none */
 	pid_t host = cr.pid;
 	bool ours;
-	int ret = holder_view(c, dup, &cr, &ours);
-	if (ret)
+	struct nsrun_buf b = { 0 };
+	uint32_t n = 0;
+	int ret = holder_view(c, dup, &b, &ours);
+	if (!ret && (b.len < sizeof(cr) + sizeof(n) ||
+		     (memcpy(&n, b.data + sizeof(cr), sizeof(n)), n > PC_GROUPS_MAX) ||
+		     b.len != sizeof(cr) + sizeof(n) + n * sizeof(uint32_t)))
+		ret = -EPROTO;
+	if (ret) {
+		free(b.data);
 		return pr_errno(ret, "fd %d of pid %d: the peer credentials of unix socket %llu",
 				fd, c->pid, (unsigned long long)u->ino);
+	}
+	memcpy(&cr, b.data, sizeof(cr));
 	PeerCred *pc = malloc(sizeof(*pc));
-	if (!pc)
+	uint32_t *g = malloc((n ? n : 1) * sizeof(*g));
+	if (!pc || !g) {
+		free(pc);
+		free(g);
+		free(b.data);
 		return -ENOMEM;
+	}
 	peer_cred__init(pc);
+	memcpy(g, b.data + sizeof(cr) + sizeof(n), n * sizeof(*g));
+	free(b.data);
 	pc->pid = cr.pid;
 	pc->uid = cr.uid;
 	pc->gid = cr.gid;
 	pc->has_host_pid = true;
 	pc->host_pid = host;
 	pc->has_dumper_ns = pc->dumper_ns = ours;
+	pc->groups = g;
+	pc->n_groups = n;
+	pc->has_with_groups = pc->with_groups = true;
 	u->peer_cred = pc;
 	return 0;
 }
@@ -224,9 +267,25 @@ static int cop_self(struct cop *o)
 	return cop_raw(o);
 }
 
+/* This thread's supplementary groups are @g[0..@n)? */
+static bool groups_are(const uint32_t *g, size_t n)
+{
+	gid_t cur[64];
+	long k = syscall(SYS_getgroups, 64, cur);
+	if (k < 0 || (size_t)k != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (cur[i] != g[i])
+			return false;
+	return true;
+}
+
 static int take_ids(const PeerCred *pc)
 {
 	/* raw: glibc's wrappers would change every thread of the process */
+	if (pc->with_groups && !groups_are(pc->groups, pc->n_groups) &&
+	    syscall(SYS_setgroups, pc->n_groups, pc->groups))
+		return -errno;
 	if ((uid_t)syscall(SYS_getegid) != pc->gid && syscall(SYS_setresgid, -1, pc->gid, -1))
 		return -errno;
 	if ((uid_t)syscall(SYS_geteuid) != pc->uid && syscall(SYS_setresuid, -1, pc->uid, -1))
@@ -240,12 +299,20 @@ static void with_ids(struct cop *o, const PeerCred *pc)
 {
 	uid_t uid = (uid_t)syscall(SYS_geteuid);
 	gid_t gid = (gid_t)syscall(SYS_getegid);
+	gid_t groups[64];
+	long ng = syscall(SYS_getgroups, 64, groups);
+	if (ng < 0) { /* (more than 64 of our own: left as they are) */
+		o->denied = true;
+		return;
+	}
 	if (take_ids(pc)) {
 		o->denied = true;
 	} else {
 		o->ret = cop_raw(o);
 	}
-	if (syscall(SYS_setresuid, -1, uid, -1) || syscall(SYS_setresgid, -1, gid, -1)) {
+	if (syscall(SYS_setresuid, -1, uid, -1) || syscall(SYS_setresgid, -1, gid, -1) ||
+	    (!groups_are((const uint32_t *)groups, (size_t)ng) &&
+	     syscall(SYS_setgroups, ng, groups))) {
 		/* (cannot be: the saved ids are ours) */
 		pr_err("restore unix socket: our ids back: %m");
 		o->ret = o->ret ? o->ret : -EPERM;
@@ -310,10 +377,13 @@ static void by_child(struct cop *o, const PeerCred *pc, int pidns)
 /* A request to the agent: the call, the ids, the address of a connect; the socket of a
  * listen or connect with it (SCM_RIGHTS). The answer: the call's 0 or -errno (-EPERM:
  * the ids could not be taken), with the two ends of a socketpair. */
+#define AGENT_GROUPS 64
 struct agent_req {
 	int32_t kind, type, backlog;
 	uint32_t uid, gid, alen;
 	struct sockaddr_un sa;
+	uint32_t ngroups; /* UINT32_MAX: not recorded */
+	uint32_t groups[AGENT_GROUPS];
 };
 
 static ssize_t agent_recv(int sk, void *buf, size_t len, int *fds, size_t max)
@@ -351,10 +421,14 @@ int sk_cred_agent_serve(int sk)
 			 .backlog = q.backlog, .sa = (const struct sockaddr *)&q.sa, .len = q.alen,
 			 .netns = -1, .userns = -1, .sv = { -1, -1 } };
 	if (n == sizeof(q) && q.kind >= OP_PAIR && q.kind <= OP_CONNECT &&
-	    q.alen <= sizeof(q.sa) && (q.kind == OP_PAIR) == (fd < 0)) {
+	    q.alen <= sizeof(q.sa) && (q.kind == OP_PAIR) == (fd < 0) &&
+	    (q.ngroups <= AGENT_GROUPS || q.ngroups == UINT32_MAX)) {
 		PeerCred pc = PEER_CRED__INIT;
 		pc.uid = q.uid;
 		pc.gid = q.gid;
+		pc.with_groups = q.ngroups != UINT32_MAX;
+		pc.n_groups = pc.with_groups ? q.ngroups : 0;
+		pc.groups = q.groups;
 		with_ids(&o, &pc);
 		ret = o.denied ? -EPERM : o.ret;
 	}
@@ -382,7 +456,14 @@ int sk_cred_agent_start(int *sk)
 static void by_agent(struct cop *o, const PeerCred *pc, int agent)
 {
 	struct agent_req q = { .kind = o->kind, .type = o->type, .backlog = o->backlog,
-			       .uid = pc->uid, .gid = pc->gid };
+			       .uid = pc->uid, .gid = pc->gid,
+			       .ngroups = pc->with_groups ? (uint32_t)pc->n_groups : UINT32_MAX };
+	if (pc->with_groups && pc->n_groups > AGENT_GROUPS) {
+		o->denied = true;
+		return;
+	}
+	if (pc->with_groups)
+		memcpy(q.groups, pc->groups, pc->n_groups * sizeof(*pc->groups));
 	if (o->kind == OP_CONNECT) {
 		if (o->len > sizeof(q.sa)) {
 			o->denied = true;
@@ -472,10 +553,15 @@ void sk_cred_check(const struct sk_cred_ctx *x, int fd, const UnixSk *u)
 	if (!pc || !x->exact || x->pidns >= 0 || x->userns >= 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
 		return;
-	if (cr.pid == pc->pid && cr.uid == pc->uid && cr.gid == pc->gid)
+	uint32_t g[64];
+	socklen_t gl = sizeof(g);
+	bool groups = !pc->with_groups ||
+		      (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &gl) &&
+		       gl == pc->n_groups * sizeof(*g) && !memcmp(g, pc->groups, gl));
+	if (cr.pid == pc->pid && cr.uid == pc->uid && cr.gid == pc->gid && groups)
 		return;
-	pr_warn("restore unix socket %llu: its peer credentials are pid %d uid %d gid %d, were "
+	pr_warn("restore unix socket %llu: its peer credentials are pid %d uid %d gid %d%s, were "
 		"pid %d uid %d gid %d (that pid was in use, or the ids could not be taken)",
-		(unsigned long long)u->ino, cr.pid, (int)cr.uid, (int)cr.gid, pc->pid,
-		(int)pc->uid, (int)pc->gid);
+		(unsigned long long)u->ino, cr.pid, (int)cr.uid, (int)cr.gid,
+		groups ? "" : " (other groups)", pc->pid, (int)pc->uid, (int)pc->gid);
 }

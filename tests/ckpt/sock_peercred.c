@@ -2,8 +2,9 @@
 /* Peer credentials of unix sockets (SO_PEERCRED) held by one process: what the kernel
  * kept of the process that made a socketpair, called listen() or connected, pid and
  * effective ids, whether that process still exists or not.
- *   - a datagram socketpair made by a child with other ids (when the test may take them)
- *     that sent both ends here and exited (the shape of the reference suite's test);
+ *   - a datagram socketpair made by a child with other ids and supplementary groups (when
+ *     the test may take them) that sent both ends here and exited (the shape of the
+ *     reference suite's test);
  *   - a stream socketpair made by this process with another effective uid and gid for a
  *     moment (its own pid, other ids);
  *   - a listener of this process, a connection to it made by a child with other ids that
@@ -12,7 +13,8 @@
  *   - a listener that a child with other ids called listen() on again (its credentials
  *     are the child's from then on), and a connection to it from this process: the client
  *     end names that child, the accepted end this process.
- * After the restore each end reads the same pid, uid and gid as before. */
+ * After the restore each end reads the same pid, uid, gid and groups (SO_PEERGROUPS) as
+ * before. */
 #include "lib.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +34,8 @@ static struct {
 	int fd;
 	const char *what;
 	struct ucred want;
+	gid_t groups[8];
+	socklen_t glen;
 } sk[NSK];
 static int nsk;
 static bool other_ids; /* ids can be changed (root of the test's user namespace) */
@@ -54,6 +59,9 @@ static void keep(int fd, const char *what, pid_t pid, uid_t uid, gid_t gid)
 			  (int)c.uid, (int)c.gid, pid, (int)uid, (int)gid);
 	sk[nsk].fd = fd;
 	sk[nsk].what = what;
+	sk[nsk].glen = sizeof(sk[nsk].groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, sk[nsk].groups, &sk[nsk].glen))
+		test_fail("%s: SO_PEERGROUPS: %s", what, strerror(errno));
 	sk[nsk++].want = c;
 }
 
@@ -126,7 +134,8 @@ static pid_t child(int k, int via, int lfd, const struct sockaddr_un *to, sockle
 		test_fail("fork: %s", strerror(errno));
 	if (pid)
 		return pid;
-	if (other_ids && (setresgid(2000 + k, 2000 + k, 2000 + k) ||
+	gid_t groups[2] = { 3000 + k, 3100 + k };
+	if (other_ids && (setgroups(2, groups) || setresgid(2000 + k, 2000 + k, 2000 + k) ||
 			  setresuid(1000 + k, 1000 + k, 1000 + k)))
 		_exit(2);
 	int sv[2];
@@ -221,6 +230,12 @@ int main(int argc, char **argv)
 	test_wait();
 
 	for (int i = 0; i < nsk; i++) {
+		gid_t g[8];
+		socklen_t gl = sizeof(g);
+		if (getsockopt(sk[i].fd, SOL_SOCKET, SO_PEERGROUPS, g, &gl) || gl != sk[i].glen ||
+		    memcmp(g, sk[i].groups, gl))
+			test_fail("%s: other supplementary groups (%u bytes, were %u)", sk[i].what,
+				  gl, sk[i].glen);
 		struct ucred c = peer(sk[i].fd, sk[i].what);
 		if (c.pid != sk[i].want.pid || c.uid != sk[i].want.uid || c.gid != sk[i].want.gid)
 			test_fail("%s: pid %d uid %d gid %d, were %d %d %d", sk[i].what, c.pid,
