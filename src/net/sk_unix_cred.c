@@ -462,7 +462,7 @@ static void by_agent(struct cop *o, const PeerCred *pc, int agent)
 		o->denied = true;
 		return;
 	}
-	if (pc->with_groups)
+	if (pc->with_groups && pc->n_groups)
 		memcpy(q.groups, pc->groups, pc->n_groups * sizeof(*pc->groups));
 	if (o->kind == OP_CONNECT) {
 		if (o->len > sizeof(q.sa)) {
@@ -557,7 +557,7 @@ void sk_cred_check(const struct sk_cred_ctx *x, int fd, const UnixSk *u)
 	socklen_t gl = sizeof(g);
 	bool groups = !pc->with_groups ||
 		      (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &gl) &&
-		       gl == pc->n_groups * sizeof(*g) && !memcmp(g, pc->groups, gl));
+		       gl == pc->n_groups * sizeof(*g) && (!gl || !memcmp(g, pc->groups, gl)));
 	if (cr.pid == pc->pid && cr.uid == pc->uid && cr.gid == pc->gid && groups)
 		return;
 	pr_warn("restore unix socket %llu: its peer credentials are pid %d uid %d gid %d%s, were "
