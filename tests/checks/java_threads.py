@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 
-from lib.proc import Failure, kill_pid, pid_alive, reap_all, run_cmd, wait_pid
+from lib.proc import Failure, end_started, pid_alive, reap_all
 
 PROG = r"""
 import java.nio.file.*;
@@ -107,7 +107,7 @@ def check(c):
         raise Failure("java is not installed (scripts/deps.sh installs openjdk-17-jdk-headless)")
     d = os.path.join(c.tmp, "java")
     os.makedirs(d)
-    src, st, ask, img = (os.path.join(d, n) for n in ("Work.java", "status", "ask", "img"))
+    src, st, ask = (os.path.join(d, n) for n in ("Work.java", "status", "ask"))
     with open(src, "w") as f:
         f.write(PROG)
     # (the source launcher compiles it in memory: the JDK, not only the JRE)
@@ -121,15 +121,7 @@ def check(c):
         ask_for(ask, "sum")
         held = wait_status(st, p, lambda s: s[-2] == "held" and s[-1] != "-1", "checksum")
         n_threads = threads(pid)
-        rc, _, err = run_cmd([c.stasis, "dump", "-t", str(pid), "-D", img, "-o",
-                              os.path.join(d, "dump.log"), "-v"], c.timeout)
-        if rc != 0:
-            raise Failure("dump: %s" % err.strip()[-300:])
-        p.wait(timeout=10)
-        rc, _, err = run_cmd([c.stasis, "restore", "-D", img, "-d", "-o",
-                              os.path.join(d, "restore.log"), "-v"], c.timeout)
-        if rc != 0:
-            raise Failure("restore: %s" % err.strip()[-300:])
+        c.dump_restore(pid, d, p)
         if not pid_alive(pid) or threads(pid) != n_threads:
             raise Failure("restored with %s threads, were %d" % (
                 threads(pid) if pid_alive(pid) else "no", n_threads))
@@ -147,9 +139,5 @@ def check(c):
                "on (rounds %s -> %s)" % (pid, n_threads, held[-1], " ".join(held[1:7]),
                                          " ".join(on[1:7]))
     finally:
-        if pid_alive(pid):
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 10)
-        if p.poll() is None:
-            p.kill()
+        end_started(p, True)
         reap_all()

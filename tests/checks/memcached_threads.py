@@ -14,15 +14,9 @@ import socket
 import subprocess
 import time
 
-from lib.proc import Failure, kill_pid, pid_alive, reap_all, run_cmd, wait_pid
+from lib.proc import Failure, end_started, free_port, pid_alive, reap_all
 
 N = 2000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:
@@ -79,7 +73,6 @@ def check(c):
         raise Failure("memcached is not installed (scripts/deps.sh installs it)")
     d = os.path.join(c.tmp, "memcached")
     os.makedirs(d)
-    img = os.path.join(d, "img")
     port = free_port()
     p = subprocess.Popen([mc, "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
                           "-t", "4", "-m", "64"], cwd=d, stdin=subprocess.DEVNULL,
@@ -109,15 +102,7 @@ def check(c):
         b.send(b"set half 0 0 10\r\n01234")  # the rest after the restore
         time.sleep(0.2)
         n_threads = len(os.listdir("/proc/%d/task" % pid))
-        rc, _, err = run_cmd([c.stasis, "dump", "-t", str(pid), "-D", img, "-o",
-                              os.path.join(d, "dump.log"), "-v"], c.timeout)
-        if rc != 0:
-            raise Failure("dump: %s" % err.strip()[-300:])
-        p.wait(timeout=10)
-        rc, _, err = run_cmd([c.stasis, "restore", "-D", img, "-d", "-o",
-                              os.path.join(d, "restore.log"), "-v"], c.timeout)
-        if rc != 0:
-            raise Failure("restore: %s" % err.strip()[-300:])
+        c.dump_restore(pid, d, p)
         if not pid_alive(pid) or len(os.listdir("/proc/%d/task" % pid)) != n_threads:
             raise Failure("restored without its %d threads" % n_threads)
         if b.cmd(b"56789\r\n") != b"STORED" or b.get(b"half") != b"0123456789":
@@ -138,9 +123,5 @@ def check(c):
     finally:
         for k in clients:
             k.close()
-        if pid_alive(pid):
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 10)
-        if p.poll() is None:
-            p.kill()
+        end_started(p, True)
         reap_all()

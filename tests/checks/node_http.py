@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from lib.proc import Failure, kill_pid, pid_alive, reap_all, run_cmd, wait_pid
+from lib.proc import Failure, end_started, reap_all
 
 PROG = r"""
 const http = require('http');
@@ -51,7 +51,7 @@ def check(c):
         raise Failure("node is not installed (scripts/deps.sh installs nodejs)")
     d = os.path.join(c.tmp, "node")
     os.makedirs(d)
-    script, portf, img = (os.path.join(d, n) for n in ("srv.js", "port", "img"))
+    script, portf = (os.path.join(d, n) for n in ("srv.js", "port"))
     with open(script, "w") as f:
         f.write(PROG)
     # (io_uring for libuv's file operations, off by default since Node 20.16, stays off:
@@ -75,16 +75,8 @@ def check(c):
         before = get(keep)
         if before["pid"] != pid or before["size"] != 100000:
             raise Failure("node answered %r" % before)
-        rc, _, err = run_cmd([c.stasis, "dump", "-t", str(pid), "-D", img, "-o",
-                              os.path.join(d, "dump.log"), "-v"], c.timeout)
-        if rc != 0:
-            raise Failure("dump: %s" % err.strip()[-300:])
-        p.wait(timeout=10)
-        time.sleep(0.5)  # gone for a while: its timer must not make up for it
-        rc, _, err = run_cmd([c.stasis, "restore", "-D", img, "-d", "-o",
-                              os.path.join(d, "restore.log"), "-v"], c.timeout)
-        if rc != 0:
-            raise Failure("restore: %s" % err.strip()[-300:])
+        # (gone for a while between the two: its timer must not make up for it)
+        c.dump_restore(pid, d, p)
         after = get(keep)  # the connection kept alive across the checkpoint
         if after["pid"] != pid or after["sum"] != before["sum"] or after["size"] != 100000:
             raise Failure("after the restore node answered %r (before %r)" % (after, before))
@@ -104,9 +96,5 @@ def check(c):
     finally:
         if keep:
             keep.close()
-        if pid_alive(pid):
-            kill_pid(pid)
-            wait_pid(pid, time.monotonic() + 10)
-        if p.poll() is None:
-            p.kill()
+        end_started(p, True)
         reap_all()

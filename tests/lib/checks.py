@@ -38,6 +38,21 @@ class Checks:
         self.urun = None       # its CkptRun
         self.started = []      # CkptRuns of the running check (end_check removes them)
 
+    def dump_restore(self, pid, d, proc=None):
+        """Dumps the program @pid into @d/img (its log @d/dump.log) and, once it is gone
+        (@proc, its Popen, waited for), restores it with -d (@d/restore.log)."""
+        img = os.path.join(d, "img")
+        rc, _, err = run_cmd([self.stasis, "dump", "-t", str(pid), "-D", img, "-o",
+                              os.path.join(d, "dump.log"), "-v"], self.timeout)
+        if rc != 0:
+            raise Failure("dump: %s" % err.strip()[-300:])
+        if proc is not None:
+            proc.wait(timeout=10)
+        rc, _, err = run_cmd([self.stasis, "restore", "-D", img, "-d", "-o",
+                              os.path.join(d, "restore.log"), "-v"], self.timeout)
+        if rc != 0:
+            raise Failure("restore: %s" % err.strip()[-300:])
+
     def expect_failure(self, argv, what, pid=None, allowed=()):
         """Runs @argv, which must fail: a non-zero exit, exactly one non-empty line on
         stderr (returned), no new child left (but @allowed) and no process with @pid (the
