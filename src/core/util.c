@@ -198,6 +198,41 @@ int send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned int
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, unsigned int max, int flags)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	ssize_t n;
+
+	if (max > SEND_FDS_MAX)
+		return -EINVAL;
+	while ((n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	bool bad = mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC);
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		bad |= got > max;
+		for (size_t i = 0; i < got; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (i < max && !bad)
+				fds[i] = fd;
+			else
+				close(fd);
+		}
+	}
+	return bad ? -EPROTO : n;
+}
+
 bool path_is_under(const char *p, const char *base)
 {
 	size_t n = strlen(base);

@@ -85,6 +85,11 @@ int parse_int(const char *s, long long min, long long max, long long *out) __mus
 #define SEND_FDS_MAX 4
 int send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned int nfds,
 	     int flags) __must_check;
+/* Its counterpart: one message into @buf (at most @len bytes, MSG_CMSG_CLOEXEC added to
+ * @flags, EINTR retried) with up to @max (<= SEND_FDS_MAX) descriptors into @fds (the
+ * slots past those received untouched). The bytes read (0 at end of file), or -errno;
+ * -EPROTO, its descriptors closed, for a message cut short or with more than @max. */
+ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, unsigned int max, int flags);
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 

@@ -15,7 +15,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +27,7 @@
 #include "files/files.h"
 #include "ns/cgroup.h"
 #include "ns/mnt.h"
+#include "ns/nsrun.h"
 #include "ns/ns.h"
 #include "ns/userns.h"
 #include "sys/syscalls.h"
@@ -233,22 +233,6 @@ ssize_t rst_ns_creator(const struct rst_tree *t, size_t i, bool net)
  * network namespace task @pid (index @k) created, made in that namespace and its members
  * sent on @sock, each as (its id, its fd); @sent marks them (a member is in one group).
  * What the group carries in flight is in its queues: what was made for it here is closed. */
-/* /proc/@pid/ns/@kind of @proc_dfd when it is not stasis's own namespace, else -1. */
-static int ns_other_of(int proc_dfd, pid_t pid, const char *kind)
-{
-	char path[64], self[64];
-	struct stat a, b;
-	snprintf(path, sizeof(path), "%d/ns/%s", pid, kind);
-	snprintf(self, sizeof(self), "/proc/thread-self/ns/%s", kind);
-	int fd = openat(proc_dfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && fstat(fd, &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino &&
-	    a.st_dev == b.st_dev) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 static int send_group(const struct rst_tree *t, Files *const *fl, size_t nf, uint32_t id,
 		      pid_t pid, ssize_t k, int sock, bool *sent, int agent, pid_t agent_pid)
 {
@@ -262,8 +246,10 @@ static int send_group(const struct rst_tree *t, Files *const *fl, size_t nf, uin
 		return ns < 0 ? pr_perror("restore: open /proc/%s", path) : -ENOMEM;
 	/* the creator's pid and user namespaces, its tasks' (for the peer credentials of the
 	 * unix sockets: made by children of stasis born there) */
-	_cleanup_close_ int pidns = ns_other_of(t->proc_dfd, pid, "pid");
-	_cleanup_close_ int userns = ns_other_of(t->proc_dfd, pid, "user");
+	_cleanup_close_ int pidns = -1, userns = -1;
+	if (ns_open_other(t->proc_dfd, pid, "pid", "restore", &pidns) ||
+	    ns_open_other(t->proc_dfd, pid, "user", "restore", &userns))
+		return -EIO;
 	/* (what the group carries in flight and stasis made for the tree is that) */
 	for (uint32_t i = 0; i < t->n_gfd; i++)
 		g[i] = t->gfd ? t->gfd[i] : -1;

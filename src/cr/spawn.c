@@ -1269,8 +1269,8 @@ static int make_netns_deferred(struct rst_tree *t, size_t idx)
 		if (!fl && !(fl = rst_tree_files(t, &nf)))
 			return -ENOMEM;
 		int ret = files_deferred_netns(fl, nf, id)
-				  ? files_make_deferred(fl, nf, id, &(struct fd_ns){ -1, -1, -1, -1, 0 }, t->gfd,
-							t->gfd_base, &t->blobs)
+				  ? files_make_deferred(fl, nf, id, &FD_NS_OURS, t->gfd, t->gfd_base,
+							&t->blobs)
 				  : 0;
 		if (ret)
 			return ret;
@@ -1278,23 +1278,32 @@ static int make_netns_deferred(struct rst_tree *t, size_t idx)
 	return 0;
 }
 
-/* While stasis makes them: its calls as us served (@own, sk_cred_agent_serve) until an
- * answer is there on @priv (at most 60 s). 0 or -errno. */
-static int serve_agent(int own, int priv)
+/* While stasis makes them: its calls as us served (*@own, sk_cred_agent_serve; closed
+ * and -1 once stasis closed its end) until an answer is there on @priv (at most 60 s).
+ * 0 or -errno. */
+static int serve_agent(int *own, int priv)
 {
-	for (int i = 0; i < 6000; i++) {
-		struct pollfd p[2] = { { .fd = priv, .events = POLLIN }, { .fd = own, .events = POLLIN } };
-		if (poll(p, 2, 10) < 0 && errno != EINTR)
+	uint64_t end = now_ns() + 60000000000ull;
+	while (*own >= 0) {
+		uint64_t now = now_ns();
+		struct pollfd p[2] = { { .fd = priv, .events = POLLIN },
+				       { .fd = *own, .events = POLLIN } };
+		int n = now < end ? poll(p, 2, (int)((end - now) / 1000000) + 1) : 0;
+		if (n < 0 && errno != EINTR)
 			return -errno;
+		if (!n && now_ns() >= end)
+			return -ETIMEDOUT;
 		if (p[0].revents)
 			return 0;
-		int ret = p[1].revents ? sk_cred_agent_serve(own) : 0;
-		if (ret == -EPIPE)
-			return 0;
-		if (ret)
+		int ret = p[1].revents ? sk_cred_agent_serve(*own) : 0;
+		if (ret == -EPIPE) {
+			close(*own);
+			*own = -1;
+		} else if (ret) {
 			return ret;
+		}
 	}
-	return -ETIMEDOUT;
+	return 0;
 }
 
 /* In the creator of a mount namespace, its tree rebuilt: the descriptions its tasks share
@@ -1336,7 +1345,7 @@ static int fetch_deferred(struct rst_tree *t, size_t idx)
 	for (int n = 0; !ret && n < (1 << 21); n++) {
 		int32_t val, aux;
 		int fd;
-		ret = own >= 0 ? serve_agent(own, priv[0]) : 0;
+		ret = serve_agent(&own, priv[0]);
 		if (!ret)
 			ret = pidreq_recv(priv[0], NULL, &val, &aux, &fd);
 		if (ret)

@@ -66,6 +66,7 @@ struct fd_ns {
 	int agent;       /* the creator's agent for peer credentials (-1: none) */
 	pid_t agent_pid; /* the creator's pid in its pid namespace */
 };
+#define FD_NS_OURS ((struct fd_ns){ -1, -1, -1, -1, 0 })
 /* Make description @id (and the peers made with it, in network namespace @ns->net, for
  * holders in the pid and user namespaces @ns->pid, @ns->user; -1: the caller's) at
  * @gfd[id] (>= @base): in the creator for files_deferred_netns, in stasis for

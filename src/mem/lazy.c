@@ -179,6 +179,12 @@ static struct {
 	char buf[FAULT_CHUNK + 16];
 } win;
 
+/* Does the window hold byte @off of @lr's run? */
+static bool win_has(const struct lz_run *lr, uint64_t off)
+{
+	return win.lr == lr && off >= win.off && off < win.off + win.len;
+}
+
 struct lz_img {
 	pid_t pid;
 	struct lz_run *runs;
@@ -526,7 +532,7 @@ static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
 		uint64_t in = off - (uint64_t)k * HASH_PIECE;
 		const char *from = NULL;
 		uint64_t n;
-		if (win.lr == lr && off >= win.off && off < win.off + win.len) {
+		if (win_has(lr, off)) {
 			from = win.buf + (off - win.off);
 			n = MIN(len, win.off + win.len - off);
 		} else {
@@ -652,7 +658,8 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 	if (i < p->niv && p->iv[i].addr <= a) {
 		const struct ival *v = &p->iv[i];
 		uint64_t ws, we;
-		if (a == p->seq_next) {
+		bool seq = a == p->seq_next; /* a task reading in order */
+		if (seq) {
 			p->seq_chunk = MIN(p->seq_chunk * 2, (uint64_t)FAULT_CHUNK_MAX);
 			ws = a;
 			we = MIN(v->addr + v->len, a + p->seq_chunk);
@@ -662,7 +669,7 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 			we = MIN(v->addr + v->len, (a & ~(uint64_t)(FAULT_CHUNK - 1)) + FAULT_CHUNK);
 		}
 		bool alone = false; /* read into the window, without its piece */
-		if (p->img->runs[v->run].src && p->seq_chunk == FAULT_CHUNK) {
+		if (p->img->runs[v->run].src && !seq) {
 			ret = lz_win_load(p, v, a, &ws, &we);
 			if (ret && ret != -EOPNOTSUPP)
 				return ret;
@@ -725,8 +732,7 @@ static int lz_rest_step(struct lz_proc *p)
 	const struct ival *v = &p->iv[i];
 	uint64_t s = MAX(p->rest_s, v->addr), off = v->off + (s - v->addr);
 	const struct lz_run *lr = &p->img->runs[v->run];
-	if (!pc_find(lr, (size_t)(off / HASH_PIECE)) &&
-	    !(win.lr == lr && off >= win.off && off < win.off + win.len)) {
+	if (!pc_find(lr, (size_t)(off / HASH_PIECE)) && !win_has(lr, off)) {
 		p->rest_e = p->rest_s; /* gone from the cache */
 		return 0;
 	}

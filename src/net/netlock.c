@@ -341,10 +341,7 @@ static int nft_child_if_locked(void *arg, struct nsrun_buf *out)
 int netlock_drop_reply(int nsfd, pid_t pid, bool v6, const uint8_t *laddr, uint16_t lport,
 		       const uint8_t *raddr, uint16_t rport)
 {
-	struct stat a, b;
-	if (fstat(nsfd, &a) || stat("/proc/self/ns/net", &b))
-		return pr_perror("restore: the net namespace of a socket of pid %d", pid);
-	if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+	if (ns_fd_is_ours(nsfd, "net"))
 		return 0; /* stasis's own: the connection's lock drops it (conn sets) */
 	struct nl_conn c = { .v6 = v6, .lport = lport, .rport = rport };
 	memcpy(c.laddr, laddr, v6 ? 16 : 4);

@@ -92,9 +92,7 @@ static int recv_one_fd(int sv)
  * CAP_SYS_ADMIN over its own namespace to come back to). */
 static int diag_socket_of(pid_t pid, int ns, const char *what)
 {
-	struct stat a, b;
-	if (stat("/proc/thread-self/ns/net", &a) == 0 && fstat(ns, &b) == 0 &&
-	    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+	if (ns_fd_is_ours(ns, "net"))
 		return ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
 				    NETLINK_SOCK_DIAG, "sock_diag", what);
 	int sv[2];

@@ -51,18 +51,8 @@
 
 /* ------------------------------------------------------------------------ dump ---- */
 
-/* Is the task's namespace @kind the dumper's? */
-static bool ns_ours(const struct dump_ctx *c, const char *kind)
-{
-	char rel[32], self[32];
-	struct stat a, b;
-	snprintf(rel, sizeof(rel), "ns/%s", kind);
-	snprintf(self, sizeof(self), "/proc/self/ns/%s", kind);
-	return fstatat(c->procfd, rel, &a, 0) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino &&
-	       a.st_dev == b.st_dev;
-}
-
 #define PC_GROUPS_MAX 65536 /* NGROUPS_MAX */
+#define PC_REPLY_MAX (sizeof(struct ucred) + sizeof(uint32_t) * (PC_GROUPS_MAX + 1))
 
 /* What SO_PEERCRED and SO_PEERGROUPS say, as one reply: the ucred, the count, the groups. */
 static int read_cred(int fd, struct nsrun_buf *out)
@@ -93,32 +83,42 @@ static int cred_child(void *arg, struct nsrun_buf *out)
 	return ret ? nsrun_error(ret, "SO_PEERCRED: %s", strerror(-ret)) : 0;
 }
 
-/* The credentials of @dup as the task of @c reads them (a reply of read_cred, in *@b);
- * *@ours: the dumper reads the same. */
+/* A reply of read_cred: its credentials in *@cr and its group count in *@n (the groups
+ * follow them), or -EPROTO. */
+static int cred_reply(const struct nsrun_buf *b, struct ucred *cr, uint32_t *n)
+{
+	if (b->len < sizeof(*cr) + sizeof(*n))
+		return -EPROTO;
+	memcpy(cr, b->data, sizeof(*cr));
+	memcpy(n, b->data + sizeof(*cr), sizeof(*n));
+	return *n <= PC_GROUPS_MAX && b->len == sizeof(*cr) + sizeof(*n) + *n * sizeof(uint32_t)
+		       ? 0
+		       : -EPROTO;
+}
+
+/* The credentials of @dup as the task of @c reads them, into *@b (a reply of read_cred):
+ * read again by a child in the task's pid and user namespaces unless they are the
+ * dumper's (*@ours, *@b then left as it is: the dumper's reading). */
 static int holder_view(const struct dump_ctx *c, int dup, struct nsrun_buf *b, bool *ours)
 {
-	bool pid_ours = ns_ours(c, "pid"), user_ours = ns_ours(c, "user");
-	*ours = pid_ours && user_ours;
-	if (*ours) {
-		b->max = sizeof(struct ucred) + sizeof(uint32_t) * (PC_GROUPS_MAX + 1);
-		return read_cred(dup, b);
-	}
-	_cleanup_close_ int ufd = user_ours ? -1 : ns_open_of(c->ospid, "user", "unix");
-	_cleanup_close_ int pfd = pid_ours ? -1 : ns_open_of(c->ospid, "pid", "unix");
-	if ((!user_ours && ufd < 0) || (!pid_ours && pfd < 0))
-		return -EIO;
+	_cleanup_close_ int ufd = -1, pfd = -1;
+	int ret = ns_open_other(-1, c->ospid, "user", "unix", &ufd) ?:
+		  ns_open_other(-1, c->ospid, "pid", "unix", &pfd);
+	*ours = ufd < 0 && pfd < 0;
+	if (ret || *ours)
+		return ret;
 	char what[64];
 	snprintf(what, sizeof(what), "the namespaces of pid %d", c->pid);
 	struct nsrun r = { .tag = "unix", .what = what, .err_prefix = "unix socket",
-			   .timeout_ms = 5000,
-			   .max_reply = sizeof(struct ucred) + sizeof(uint32_t) * (PC_GROUPS_MAX + 1) };
+			   .timeout_ms = 5000, .max_reply = PC_REPLY_MAX };
 	if (ufd >= 0)
 		r.ns[r.n_ns++] = (struct nsrun_ns){ ufd, CLONE_NEWUSER };
 	if (pfd >= 0)
 		r.ns[r.n_ns++] = (struct nsrun_ns){ pfd, CLONE_NEWPID };
 	void *data = NULL;
 	size_t len = 0;
-	int ret = ns_run(&r, cred_child, &dup, &data, &len);
+	ret = ns_run(&r, cred_child, &dup, &data, &len);
+	free(b->data);
 	b->data = data;
 	b->len = len;
 	return ret;
@@ -126,34 +126,28 @@ static int holder_view(const struct dump_ctx *c, int dup, struct nsrun_buf *b, b
 
 int sk_unix_peer_cred(const struct dump_ctx *c, int fd, int dup, UnixSk *u)
 {
+	struct nsrun_buf b = { .max = PC_REPLY_MAX };
 	struct ucred cr;
-	socklen_t l = sizeof(cr);
-	if (getsockopt(dup, SOL_SOCKET, SO_PEERCRED, &cr, &l) || l != sizeof(cr))
-		return pr_perror("fd %d of pid %d: SO_PEERCRED", fd, c->pid);
-	if (!cr.pid && cr.uid == (uid_t)-1 && cr.gid == (gid_t)-1)
-		return 0; /* none */
-	pid_t host = cr.pid;
-	bool ours;
-	struct nsrun_buf b = { 0 };
 	uint32_t n = 0;
-	int ret = holder_view(c, dup, &b, &ours);
-	if (!ret && (b.len < sizeof(cr) + sizeof(n) ||
-		     (memcpy(&n, b.data + sizeof(cr), sizeof(n)), n > PC_GROUPS_MAX) ||
-		     b.len != sizeof(cr) + sizeof(n) + n * sizeof(uint32_t)))
-		ret = -EPROTO;
-	if (ret) {
+	bool ours = false;
+	int ret = read_cred(dup, &b) ?: cred_reply(&b, &cr, &n);
+	if (!ret && !cr.pid && cr.uid == (uid_t)-1 && cr.gid == (gid_t)-1) {
 		free(b.data);
-		return pr_errno(ret, "fd %d of pid %d: the peer credentials of unix socket %llu",
-				fd, c->pid, (unsigned long long)u->ino);
+		return 0; /* none */
 	}
-	memcpy(&cr, b.data, sizeof(cr));
-	PeerCred *pc = malloc(sizeof(*pc));
-	uint32_t *g = malloc((n ? n : 1) * sizeof(*g));
-	if (!pc || !g) {
+	pid_t host = cr.pid;
+	if (!ret)
+		ret = holder_view(c, dup, &b, &ours) ?: cred_reply(&b, &cr, &n);
+	PeerCred *pc = ret ? NULL : malloc(sizeof(*pc));
+	uint32_t *g = ret ? NULL : malloc((n ? n : 1) * sizeof(*g));
+	if (!ret && (!pc || !g))
+		ret = -ENOMEM;
+	if (ret) {
 		free(pc);
 		free(g);
 		free(b.data);
-		return -ENOMEM;
+		return pr_errno(ret, "fd %d of pid %d: the peer credentials of unix socket %llu",
+				fd, c->pid, (unsigned long long)u->ino);
 	}
 	peer_cred__init(pc);
 	memcpy(g, b.data + sizeof(cr) + sizeof(n), n * sizeof(*g));
@@ -197,7 +191,9 @@ int sk_unix_connector(const struct dump_ctx *hl, const struct dump_ctx *hc, Unix
 {
 	struct userns_view v;
 	uint32_t uid, gid;
-	int ret = userns_view_open(hl->procfd, hl->pid, &v);
+	_cleanup_close_ int pfd = -1;
+	int ret = ns_open_other(-1, hl->ospid, "pid", "unix", &pfd) ?:
+		  userns_view_open(hl->procfd, hl->pid, &v);
 	if (ret)
 		return ret;
 	ret = userns_view_id(&v, false, hc->status.uid[1], &uid) ?:
@@ -206,7 +202,7 @@ int sk_unix_connector(const struct dump_ctx *hl, const struct dump_ctx *hc, Unix
 	if (ret) /* (not mapped there: the overflow ids, as the kernel shows them) */
 		uid = gid = 65534;
 	size_t depth = hl->status.nspid_len;
-	pid_t pid = ns_ours(hl, "pid") ? hc->pid
+	pid_t pid = pfd < 0 ? hc->pid
 		    : depth && hc->status.nspid_len >= depth ? hc->status.nspid[depth - 1]
 							     : 0;
 	PeerCred *pc = malloc(sizeof(*pc));
@@ -218,8 +214,6 @@ int sk_unix_connector(const struct dump_ctx *hl, const struct dump_ctx *hc, Unix
 	pc->gid = gid;
 	pc->has_host_pid = true;
 	pc->host_pid = hc->pid;
-	pc->has_dumper_ns = true;
-	pc->dumper_ns = ns_ours(hl, "pid") && ns_ours(hl, "user");
 	client->connector = pc;
 	return 0;
 }
@@ -286,7 +280,7 @@ static int take_ids(const PeerCred *pc)
 	if (pc->with_groups && !groups_are(pc->groups, pc->n_groups) &&
 	    syscall(SYS_setgroups, pc->n_groups, pc->groups))
 		return -errno;
-	if ((uid_t)syscall(SYS_getegid) != pc->gid && syscall(SYS_setresgid, -1, pc->gid, -1))
+	if ((gid_t)syscall(SYS_getegid) != pc->gid && syscall(SYS_setresgid, -1, pc->gid, -1))
 		return -errno;
 	if ((uid_t)syscall(SYS_geteuid) != pc->uid && syscall(SYS_setresuid, -1, pc->uid, -1))
 		return -errno;
@@ -330,23 +324,15 @@ static void by_child(struct cop *o, const PeerCred *pc, int pidns)
 		return;
 	}
 	*shared = *o;
-	pid_t want = pc->pid;
+	pid_t want = pc->pid, ch = -1;
 	struct stasis_clone_args ca = { .flags = CLONE_FILES,
 					.exit_signal = SIGCHLD,
 					.set_tid = (uint64_t)(uintptr_t)&want,
 					.set_tid_size = 1 };
-	/* born in @pidns: this thread's children's namespace for the clone */
+	/* born in @pidns: this thread's children's namespace for the clone, then ours again */
 	int own = pidns >= 0 ? open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
-	if (pidns >= 0 && (own < 0 || setns(pidns, CLONE_NEWPID))) {
-		pr_debug("restore unix socket: enter a pid namespace: %s", strerror(errno));
-		if (own >= 0)
-			close(own);
-		shared->denied = true;
-		*o = *shared;
-		munmap(shared, sizeof(*o));
-		return;
-	}
-	pid_t ch = (pid_t)sys_clone3(&ca, sizeof(ca));
+	if (pidns < 0 || (own >= 0 && !setns(pidns, CLONE_NEWPID)))
+		ch = (pid_t)sys_clone3(&ca, sizeof(ca));
 	if (ch == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (cop_enter(shared) || take_ids(pc))
@@ -386,34 +372,11 @@ struct agent_req {
 	uint32_t groups[AGENT_GROUPS];
 };
 
-static ssize_t agent_recv(int sk, void *buf, size_t len, int *fds, size_t max)
-{
-	char cb[CMSG_SPACE(2 * sizeof(int))];
-	struct iovec iov = { buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb,
-			     .msg_controllen = sizeof(cb) };
-	ssize_t n;
-	while ((n = recvmsg(sk, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-		;
-	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-	size_t got = cm && cm->cmsg_type == SCM_RIGHTS ? (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)
-						       : 0;
-	for (size_t i = 0; i < got; i++) {
-		int fd;
-		memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-		if (i < max)
-			fds[i] = fd;
-		else
-			close(fd);
-	}
-	return n < 0 ? -errno : (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || got > max ? -EPROTO : n;
-}
-
 int sk_cred_agent_serve(int sk)
 {
 	struct agent_req q;
 	int fd = -1;
-	ssize_t n = agent_recv(sk, &q, sizeof(q), &fd, 1);
+	ssize_t n = recv_fds(sk, &q, sizeof(q), &fd, 1, 0);
 	if (n <= 0)
 		return n < 0 ? (int)n : -EPIPE;
 	int32_t ret = -EPROTO;
@@ -476,7 +439,7 @@ static void by_agent(struct cop *o, const PeerCred *pc, int agent)
 	int sv[2] = { -1, -1 };
 	struct pollfd p = { .fd = agent, .events = POLLIN };
 	if (send_fds(agent, &q, sizeof(q), &o->fd, o->kind == OP_PAIR ? 0 : 1, 0) ||
-	    poll(&p, 1, 10000) != 1 || agent_recv(agent, &ret, sizeof(ret), sv, 2) != sizeof(ret) ||
+	    poll(&p, 1, 10000) != 1 || recv_fds(agent, &ret, sizeof(ret), sv, 2, 0) != sizeof(ret) ||
 	    (!ret && o->kind == OP_PAIR && (sv[0] < 0 || sv[1] < 0))) {
 		for (int i = 0; i < 2; i++)
 			if (sv[i] >= 0)

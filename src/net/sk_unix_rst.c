@@ -61,8 +61,7 @@ struct ubuild {
 	size_t n_aside;
 	const struct sk_rights *src; /* descriptions in flight not in the set */
 	struct sk_rights rights;     /* ... and those of the set */
-	int netns;                   /* sockets are made in this network namespace (-1: ours) */
-	struct sk_cred_ctx cx;       /* how peer credentials are made */
+	struct sk_cred_ctx cx; /* the sockets' network namespace, how peer credentials are made */
 };
 
 struct uaddr {
@@ -108,8 +107,8 @@ static int add_tmp(struct ubuild *b, int fd)
 static int new_sock(const struct ubuild *b, unsigned int type, uint64_t ino)
 {
 	int fd;
-	if (b->netns >= 0) { /* (logged) */
-		fd = ns_socket_in(-1, b->netns, AF_UNIX, (int)type | SOCK_FLAGS, 0, "restore unix "
+	if (b->cx.netns >= 0) { /* (logged) */
+		fd = ns_socket_in(-1, b->cx.netns, AF_UNIX, (int)type | SOCK_FLAGS, 0, "restore unix "
 				  "socket", "its network namespace");
 		if (fd < 0)
 			return fd;
@@ -319,7 +318,7 @@ static int create_all(struct ubuild *b)
 		if (pair || u->peer_gone) {
 			int ty = (int)u->type | SOCK_FLAGS;
 			int r = sk_cred_socketpair(&b->cx, u->peer_cred, ty, sv);
-			if (r && b->netns >= 0)
+			if (r && b->cx.netns >= 0)
 				return r;
 			if (r)
 				return pr_errno(r, "restore unix socket %llu: socketpair(%s)",
@@ -654,7 +653,7 @@ int sk_unix_build(const FileDesc *const *d, size_t n, int *fds, const struct sk_
 		  const struct sk_cred_ctx *cx)
 {
 	struct ubuild b = { .n = n, .s = calloc(n ? n : 1, sizeof(struct usk)), .src = src,
-			    .netns = cx->netns, .cx = *cx };
+			    .cx = *cx };
 	b.rights = (struct sk_rights){ rights_fd, &b };
 	if (!b.s)
 		return pr_errno(-ENOMEM, "restore unix sockets");

@@ -74,6 +74,29 @@ int ns_open_of(pid_t pid, const char *kind, const char *tag)
 	return fd >= 0 ? fd : pr_perror("%s: open %s", tag, path);
 }
 
+bool ns_fd_is_ours(int nsfd, const char *kind)
+{
+	char self[64];
+	struct stat a, b;
+	snprintf(self, sizeof(self), "/proc/thread-self/ns/%s", kind);
+	return fstat(nsfd, &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+int ns_open_other(int proc_dfd, pid_t pid, const char *kind, const char *tag, int *fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "%s%d/ns/%s", proc_dfd >= 0 ? "" : "/proc/", pid, kind);
+	*fd = openat(proc_dfd >= 0 ? proc_dfd : AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return pr_perror("%s: open %s", tag, path);
+	if (ns_fd_is_ours(*fd, kind)) {
+		close(*fd);
+		*fd = -1;
+	}
+	return 0;
+}
+
 /* In the child: the owning user namespace of the first namespace if asked (and not
  * ours), then every namespace but a pid one (the child was born in that). */
 static int join_all(const struct nsrun *r)

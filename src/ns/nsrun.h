@@ -71,6 +71,14 @@ int ns_run_msg(const struct nsrun *r, const ProtobufCMessageDescriptor *desc, ns
 /* Open /proc/@pid/ns/@kind (O_RDONLY|O_CLOEXEC): the fd, or -errno logged as
  * "@tag: open /proc/PID/ns/KIND: ...". */
 int ns_open_of(pid_t pid, const char *kind, const char *tag);
+/* Is the namespace of nsfs fd @nsfd (of kind @kind: "net", "pid", ...) the calling
+ * thread's own? (false when either cannot be looked at) */
+bool ns_fd_is_ours(int nsfd, const char *kind);
+/* /proc/@pid/ns/@kind (through @proc_dfd, a /proc directory; -1: /proc) into *@fd when it
+ * is not the calling thread's own namespace, else *@fd = -1. 0 or -errno, logged as
+ * ns_open_of does. */
+int ns_open_other(int proc_dfd, pid_t pid, const char *kind, const char *tag, int *fd)
+	__must_check;
 
 /* The one thing not done in a child: a socket made in net namespace @nsfd and used from
  * here (a socket stays in the namespace it was made in; sock_diag and rtnetlink act on

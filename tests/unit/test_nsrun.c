@@ -1,8 +1,12 @@
 /* ns_run(): the reply comes back bounded and typed, the child's error and message with
- * it, a child that hangs is killed on time and every child is reaped. */
+ * it, a child that hangs is killed on time and every child is reaped. The namespace
+ * tests (ns_fd_is_ours, ns_open_other) and the descriptor passing they go with
+ * (send_fds, recv_fds). */
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -11,6 +15,7 @@
 #include "unit.h"
 
 #include "core/log.h"
+#include "core/util.h"
 #include "ns/nsrun.h"
 #include "image/stasis.pb-c.h"
 
@@ -152,6 +157,80 @@ static void test_msg(void)
 	CHECK(no_child_left());
 }
 
+static bool same_file(int a, int b)
+{
+	struct stat x, y;
+	return !fstat(a, &x) && !fstat(b, &y) && x.st_ino == y.st_ino && x.st_dev == y.st_dev;
+}
+
+static void test_fds(void)
+{
+	int sv[2], p[2];
+	CHECK(!socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	CHECK(!pipe(p));
+	int got[2] = { -1, -1 };
+	char m = 0;
+	/* two descriptors in a message */
+	CHECK_EQ(send_fds(sv[0], "a", 1, p, 2, 0), 0);
+	CHECK_EQ(recv_fds(sv[1], &m, 1, got, 2, 0), 1);
+	CHECK(m == 'a' && same_file(got[0], p[0]) && same_file(got[1], p[1]));
+	CHECK(fcntl(got[0], F_GETFD) & FD_CLOEXEC);
+	close(got[0]);
+	close(got[1]);
+	/* more than asked for: refused, nothing left open */
+	int before = dup(0), after;
+	close(before);
+	got[0] = got[1] = -1;
+	CHECK_EQ(send_fds(sv[0], "b", 1, p, 2, 0), 0);
+	CHECK_EQ(recv_fds(sv[1], &m, 1, got, 1, 0), -EPROTO);
+	CHECK(got[0] == -1);
+	after = dup(0);
+	CHECK_EQ(after, before);
+	close(after);
+	/* none, then the end */
+	CHECK_EQ(send_fds(sv[0], "c", 1, NULL, 0, 0), 0);
+	CHECK_EQ(recv_fds(sv[1], &m, 1, got, 2, 0), 1);
+	CHECK(m == 'c' && got[0] == -1);
+	close(sv[0]);
+	CHECK_EQ(recv_fds(sv[1], &m, 1, got, 2, 0), 0);
+	close(sv[1]);
+	close(p[0]);
+	close(p[1]);
+}
+
+static void test_ns_ours(void)
+{
+	int fd = ns_open_of(getpid(), "net", "test");
+	CHECK(fd >= 0 && ns_fd_is_ours(fd, "net"));
+	CHECK(fd >= 0 && !ns_fd_is_ours(fd, "uts")); /* another kind's file: not the same */
+	close(fd);
+	int other = -2;
+	CHECK_EQ(ns_open_other(-1, getpid(), "pid", "test", &other), 0);
+	CHECK_EQ(other, -1); /* ours */
+	if (getuid() != 0)
+		return;
+	/* a child in a network namespace of its own */
+	int go[2];
+	CHECK(!pipe(go));
+	pid_t c = fork();
+	if (c == 0) {
+		if (unshare(CLONE_NEWNET) || write(go[1], "r", 1) != 1)
+			_exit(1);
+		pause(); /* until killed */
+		_exit(0);
+	}
+	close(go[1]);
+	char b;
+	CHECK(read(go[0], &b, 1) == 1);
+	CHECK_EQ(ns_open_other(-1, c, "net", "test", &other), 0);
+	CHECK(other >= 0 && !ns_fd_is_ours(other, "net"));
+	if (other >= 0)
+		close(other);
+	kill(c, SIGKILL);
+	CHECK(waitpid(c, NULL, 0) == c);
+	close(go[0]);
+}
+
 int main(void)
 {
 	if (log_init(NULL, LOG_NONE))
@@ -160,5 +239,7 @@ int main(void)
 	RUN(test_errors);
 	RUN(test_timeout);
 	RUN(test_msg);
+	RUN(test_fds);
+	RUN(test_ns_ours);
 	return unit_done();
 }
