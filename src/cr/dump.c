@@ -964,6 +964,34 @@ static int thaw_tree(struct dump_tree *t)
 	return ret;
 }
 
+/* Connections waiting in the accept queues of the tree's listeners when it froze (one
+ * from a client outside the tree, or with data its server has not read, could not be
+ * made again): new ones held back, the tree runs on until it accepted them itself (or
+ * stopped accepting), then it is frozen again, from its root: it may have changed. */
+static int drain_accept_queues(struct dump_tree *t, struct netlock_drain **d, uint64_t *t0)
+{
+	int ret = netlock_drain_start(t, d);
+	if (ret || !*d)
+		return ret;
+	for (size_t i = t->nr; i-- > 0;)
+		unfreeze_threads(t->procs[i]);
+	netlock_drain_wait(*d);
+	for (size_t i = 0; i < t->nr; i++)
+		free_ctx(t->procs[i]);
+	t->nr = t->nr_zombies = 0;
+	struct dump_ctx *root;
+	ret = proc_open(t, t->opts->pid, &root);
+	if (ret)
+		return ret;
+	ret = add_proc(t, root, 0);
+	if (ret) {
+		free_ctx(root);
+		return ret;
+	}
+	*t0 = now_ns(); /* (the tree ran until now) */
+	return check_dumpable(root) ?: freeze_tree(t);
+}
+
 /* Every image, the inventory last, then the directory renamed into place. */
 static int write_tree_images(struct dump_tree *t, uint64_t t0, uint64_t frozen)
 {
@@ -1002,6 +1030,7 @@ int dump_run(const struct dump_opts *o)
 	struct dump_ctx *root;
 	bool net_locked = false;
 	struct netlock *nl = NULL;
+	struct netlock_drain *drain = NULL;
 	int ret;
 
 	t.img.dfd = -1;
@@ -1037,6 +1066,8 @@ int dump_run(const struct dump_opts *o)
 
 	uint64_t t0 = now_ns();
 	ret = freeze_tree(&t) ?: fault_at("dump:freeze", NULL);
+	if (!ret && !o->pre_dump)
+		ret = drain_accept_queues(&t, &drain, &t0);
 	if (ret)
 		goto out;
 	uint64_t frozen = now_ns();
@@ -1107,6 +1138,7 @@ out:
 	else
 		netlock_keep(nl, o->dir);
 	netlock_free(nl);
+	netlock_drain_end(drain);
 	free_tree(&t);
 	/* the tree runs again (failure, --leave-running): its network too */
 	if (net_locked && (ret || o->leave_running)) {

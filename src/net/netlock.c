@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -35,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -679,6 +681,256 @@ static int collect(struct netlock *nl, struct dump_tree *t)
 	return ret;
 }
 
+/* ------------------------------------------------------- accept queues ---- */
+
+/* How long the tree may run to accept what waits in its accept queues: until nothing
+ * moved for DRAIN_IDLE_MS, DRAIN_MAX_MS in all; the SYNs held back expire by themselves
+ * after DRAIN_HOLD_S (a dumper killed meanwhile holds nothing back for long). */
+#define DRAIN_IDLE_MS 250
+#define DRAIN_MAX_MS 3000
+#define DRAIN_HOLD_S 60
+
+/* A listener of the tree with connections waiting to be accepted. */
+struct drain_lsn {
+	int sk;    /* a duplicate: its TCP_INFO counts them */
+	size_t ns; /* in netlock_drain.ns */
+	bool v6, any;
+	uint8_t addr[16]; /* network order */
+	uint16_t port;
+};
+
+struct netlock_drain {
+	char table[64];
+	struct drain_lsn *l;
+	size_t n;
+	struct nl_ns *ns; /* [0]: stasis's own; .locked: the table is there */
+	size_t n_ns;
+};
+
+/* The connections waiting in the accept queue of the TCP socket @sk: 0 when it is not a
+ * listener (TCP_INFO's tcpi_unacked of a listener is its accept queue's length). */
+static uint32_t queued(int sk)
+{
+	struct tcp_info ti = { 0 };
+	socklen_t l = sizeof(ti);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 || ti.tcpi_state != TCP_LISTEN_ST)
+		return 0;
+	return ti.tcpi_unacked;
+}
+
+/* The index in @d->ns of the net namespace of task @c, added when new. */
+static int drain_ns(struct netlock_drain *d, const struct dump_ctx *c, size_t *out)
+{
+	struct stat st;
+	if (fstatat(c->procfd, "ns/net", &st, 0) < 0)
+		return pr_perror("dump: stat /proc/%d/ns/net", c->pid);
+	for (size_t k = 0; k < d->n_ns; k++)
+		if (d->ns[k].ino == st.st_ino) {
+			*out = k;
+			return 0;
+		}
+	struct nl_ns *n = realloc(d->ns, (d->n_ns + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	d->ns = n;
+	int fd = openat(c->procfd, "ns/net", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pr_perror("dump: open /proc/%d/ns/net", c->pid);
+	d->ns[d->n_ns] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->ospid };
+	*out = d->n_ns++;
+	return 0;
+}
+
+/* Listener @s (fd @sk, its duplicate) into @d. */
+static int drain_add(struct netlock_drain *d, const struct nl_sock *s, int *sk)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(*sk, (struct sockaddr *)&ss, &sl) < 0)
+		return pr_perror("dump: fd %d of pid %d: getsockname", s->fd, s->c->pid);
+	struct drain_lsn *n = realloc(d->l, (d->n + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	d->l = n;
+	struct drain_lsn *x = &d->l[d->n];
+	*x = (struct drain_lsn){ .sk = -1 };
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+		x->v6 = !inet_is_v4_mapped(a->sin6_addr.s6_addr);
+		memcpy(x->addr, x->v6 ? a->sin6_addr.s6_addr : a->sin6_addr.s6_addr + 12,
+		       x->v6 ? 16 : 4);
+		x->port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+		memcpy(x->addr, &a->sin_addr, 4);
+		x->port = ntohs(a->sin_port);
+	}
+	static const uint8_t zero[16];
+	x->any = !memcmp(x->addr, zero, x->v6 ? 16 : 4);
+	int ret = drain_ns(d, s->c, &x->ns);
+	if (ret)
+		return ret;
+	x->sk = *sk;
+	*sk = -1;
+	d->n++;
+	return 0;
+}
+
+/* The command holding back the SYNs to the listeners of @d in namespace @k. */
+static char *drain_cmd(const struct netlock_drain *d, size_t k)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fprintf(f,
+		"add table inet %1$s\n"
+		"add chain inet %1$s syn { type filter hook input priority " LOCK_PRIO
+		"; policy accept; }\n"
+		"add set inet %1$s a4 { type ipv4_addr . inet_service; flags timeout; }\n"
+		"add set inet %1$s a6 { type ipv6_addr . inet_service; flags timeout; }\n"
+		"add set inet %1$s p { type inet_service; flags timeout; }\n"
+		"add rule inet %1$s syn tcp flags & (syn | ack) == syn ip daddr . tcp dport @a4 "
+		"drop\n"
+		"add rule inet %1$s syn tcp flags & (syn | ack) == syn ip6 daddr . tcp dport @a6 "
+		"drop\n"
+		"add rule inet %1$s syn tcp flags & (syn | ack) == syn tcp dport @p drop\n",
+		d->table);
+	for (size_t i = 0; i < d->n; i++) {
+		const struct drain_lsn *x = &d->l[i];
+		if (x->ns != k)
+			continue;
+		char a[INET6_ADDRSTRLEN];
+		inet_ntop(x->v6 ? AF_INET6 : AF_INET, x->addr, a, sizeof(a));
+		if (x->any)
+			fprintf(f, "add element inet %s p { %u timeout %ds }\n", d->table, x->port,
+				DRAIN_HOLD_S);
+		else
+			fprintf(f, "add element inet %s %s { %s . %u timeout %ds }\n", d->table,
+				x->v6 ? "a6" : "a4", a, x->port, DRAIN_HOLD_S);
+	}
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* In a child inside a namespace: run @arg; its error is not logged (the caller goes on). */
+static int nft_child_quiet(void *arg, struct nsrun_buf *out)
+{
+	char err[256];
+	(void)out;
+	return nft_run(arg, err, sizeof(err));
+}
+
+/* Hold back the SYNs to @d's listeners where stasis may (else the tree just runs). */
+static void drain_hold(struct netlock_drain *d)
+{
+	for (size_t k = 0; k < d->n_ns; k++) {
+		_cleanup_free_ char *cmd = drain_cmd(d, k);
+		char err[256];
+		int ret = !cmd ? -ENOMEM
+			  : k ? nft_run_with(d->ns[k].fd, d->ns[k].pid, cmd, NULL, nft_child_quiet)
+			      : nft_run(cmd, err, sizeof(err));
+		d->ns[k].locked = !ret;
+		if (ret)
+			pr_info("dump: new connections to the listeners of the tree in the net "
+				"namespace of pid %d are not held back: %s", d->ns[k].pid,
+				k ? strerror(-ret) : err);
+	}
+}
+
+int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out)
+{
+	_cleanup_free_ struct nl_sock *socks = NULL;
+	size_t n = 0, cap = 0;
+	struct stat st;
+	int ret = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < t->nr && !ret; i++)
+		ret = list_socks(t->procs[i], &socks, &n, &cap);
+	if (ret || !n)
+		return ret;
+	qsort(socks, n, sizeof(*socks), cmp_sock);
+	struct netlock_drain *d = calloc(1, sizeof(*d));
+	if (!d || stat("/proc/self/ns/net", &st) < 0 || !(d->ns = calloc(1, sizeof(*d->ns)))) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->ns[0] = (struct nl_ns){ .fd = -1, .ino = st.st_ino, .pid = getpid() };
+	d->n_ns = 1;
+	snprintf(d->table, sizeof(d->table), NETLOCK_DRAIN_PREFIX "%d", getpid());
+	uint64_t total = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (i && socks[i - 1].ino == socks[i].ino)
+			continue;
+		_cleanup_close_ int sk = sys_pidfd_getfd(socks[i].c->pidfd, socks[i].fd, 0);
+		uint32_t q = sk >= 0 ? queued(sk) : 0;
+		if (q)
+			ret = drain_add(d, &socks[i], &sk);
+		total += q;
+	}
+	if (ret || !d->n) {
+		netlock_drain_end(d);
+		return ret;
+	}
+	pr_info("dump: %" PRIu64 " connection%s waiting in the accept queues of %zu listener%s: "
+		"the tree runs on to accept them",
+		total, total == 1 ? "" : "s", d->n, d->n == 1 ? "" : "s");
+	if (!t->opts->network_lock_none)
+		drain_hold(d);
+	*out = d;
+	return 0;
+}
+
+void netlock_drain_wait(struct netlock_drain *d)
+{
+	uint64_t t0 = now_ns(), moved = t0, last = UINT64_MAX, left = 0;
+	while (now_ns() - moved < DRAIN_IDLE_MS * 1000000ull &&
+	       now_ns() - t0 < DRAIN_MAX_MS * 1000000ull) {
+		left = 0;
+		for (size_t i = 0; i < d->n; i++)
+			left += queued(d->l[i].sk);
+		if (!left)
+			break;
+		if (left != last)
+			moved = now_ns();
+		last = left;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	pr_info("dump: after %.1f ms, %" PRIu64 " connection%s still waiting to be accepted",
+		(double)(now_ns() - t0) / 1e6, left, left == 1 ? "" : "s");
+}
+
+void netlock_drain_end(struct netlock_drain *d)
+{
+	if (!d)
+		return;
+	for (size_t k = 0; k < d->n_ns; k++) {
+		if (d->ns[k].locked) {
+			char cmd[128], err[256];
+			snprintf(cmd, sizeof(cmd), "delete table inet %s\n", d->table);
+			int ret = k ? nft_run_with(d->ns[k].fd, d->ns[k].pid, cmd, NULL,
+						   nft_child_quiet)
+				    : nft_run(cmd, err, sizeof(err));
+			if (ret && k == 0)
+				pr_warn("dump: cannot remove table inet %s: %s (its elements expire "
+					"in %d s)", d->table, err, DRAIN_HOLD_S);
+		}
+		if (d->ns[k].fd >= 0)
+			close(d->ns[k].fd);
+	}
+	for (size_t i = 0; i < d->n; i++)
+		close(d->l[i].sk);
+	free(d->l);
+	free(d->ns);
+	free(d);
+}
+
 /* ------------------------------------------------------------------ dump ---- */
 
 static int refuse_lock(int err, const char *where, size_t n, const char *why)
@@ -1116,6 +1368,16 @@ static int release_record(const NetLock *r, const char *who)
 void netlock_gc_stale(const char *tmp)
 {
 	NetLock *r;
+	/* the drain of the killed dumper (in stasis's namespace; its elements expire anyway) */
+	const char *p = strrchr(tmp, '.');
+	long long pid;
+	if (p && !parse_int(p + 1, 1, INT32_MAX, &pid)) {
+		char cmd[96], err[256];
+		snprintf(cmd, sizeof(cmd), "delete table inet " NETLOCK_DRAIN_PREFIX "%lld\n", pid);
+		if (!nft_run(cmd, err, sizeof(err)))
+			pr_info("images: removed table inet " NETLOCK_DRAIN_PREFIX "%lld of the "
+				"killed dump into %s", pid, tmp);
+	}
 	_cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || load(dfd, &r) || !r)
 		return;

@@ -51,6 +51,21 @@ struct netlock;
  * cannot be installed (no CAP_NET_ADMIN) fails with one line naming --network-lock none;
  * nothing stays locked then. */
 int netlock_dump(struct dump_tree *t, struct netlock **out) __must_check;
+/* Dump, the tree frozen, before netlock_dump: the tree's TCP listeners with connections
+ * waiting in their accept queues (one from a client outside the tree, or with data or a
+ * FIN its server has not read, cannot be made again as it is). None: 0 and *@out NULL.
+ * Else new connections to those listeners are held back (their SYNs dropped in the
+ * listener's net namespace: table `inet stasis-drain-PID`, elements that expire after a
+ * minute), where stasis may, and *@out is set: the caller lets the tree run, waits
+ * (netlock_drain_wait) for it to accept them, and freezes it again. */
+#define NETLOCK_DRAIN_PREFIX "stasis-drain-"
+struct netlock_drain;
+int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out) __must_check;
+/* The tree runs: until its accept queues are empty, or none moved for 250 ms (3 s at
+ * most). */
+void netlock_drain_wait(struct netlock_drain *d);
+/* The dump's end: new connections let in again; @d freed. */
+void netlock_drain_end(struct netlock_drain *d);
 /* After the dump_tree stage: mark the NetNs records of the namespaces locked whole. */
 void netlock_dump_mark(const struct netlock *nl, struct dump_tree *t);
 /* Remove every lock @nl holds (a failed dump, --leave-running); failures are warned. */
@@ -79,7 +94,8 @@ void netlock_restore_done(struct netlock *nl, bool none, struct rst_ctx *const *
 void netlock_restore_failed(const struct netlock *nl, const char *dir);
 
 /* The stale temporary directory @tmp of a killed dump is about to be removed (img_gc's
- * hook): remove the lock its netlock.img records; the tree runs on without it. */
+ * hook): remove the lock its netlock.img records, and its dumper's drain table in
+ * stasis's namespace; the tree runs on without them. */
 void netlock_gc_stale(const char *tmp);
 
 /* `stasis unlock-network -D DIR`: remove the lock netlock.img of DIR records. 0 (also when

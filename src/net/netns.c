@@ -639,7 +639,8 @@ static int dump_nft(struct dump_arg *d)
 			ret = fail(-EIO, "net: unexpected nft output: %.80s", l);
 			break;
 		}
-		if (str_starts(name, "stasis-lock-"))
+		/* (the dumper's own: the network lock, the accept queues' drain) */
+		if (str_starts(name, "stasis-lock-") || str_starts(name, NETLOCK_DRAIN_PREFIX))
 			continue;
 		char cmd[320];
 		_cleanup_free_ char *t = NULL;

@@ -17,7 +17,8 @@
  *   - a listening socket: its backlog, and the connections waiting in its accept queue
  *     (diag entries with no inode on its port in state ESTABLISHED, CLOSE_WAIT or CLOSE:
  *     the others are orphans of connections it accepted): each must have its client end
- *     in the tree and nothing sent by it unread, else it is refused. They are made again
+ *     in the tree and nothing sent by it unread, else it is refused (the dump first let
+ *     the tree accept what waited there: netlock_drain_start). They are made again
  *     by new handshakes, in the order of the fd tables, not the queue's (not recorded),
  *     with window scales from the buffers at that moment. So are the half-open ones
  *     (SYN_RECV: a TCP_DEFER_ACCEPT listener waiting for the client's first data) whose
