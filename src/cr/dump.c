@@ -964,6 +964,21 @@ static int thaw_tree(struct dump_tree *t)
 	return ret;
 }
 
+/* The tree's root, its first process (@t empty when it cannot be opened). */
+static int open_root(struct dump_tree *t)
+{
+	struct dump_ctx *root;
+	int ret = proc_open(t, t->opts->pid, &root);
+	if (ret)
+		return ret;
+	ret = add_proc(t, root, 0);
+	if (ret) {
+		free_ctx(root);
+		return ret;
+	}
+	return check_dumpable(root);
+}
+
 /* Connections waiting in the accept queues of the tree's listeners when it froze (one
  * from a client outside the tree, or with data its server has not read, could not be
  * made again): new ones held back, the tree runs on until it accepted them itself (or
@@ -979,17 +994,8 @@ static int drain_accept_queues(struct dump_tree *t, struct netlock_drain **d, ui
 	for (size_t i = 0; i < t->nr; i++)
 		free_ctx(t->procs[i]);
 	t->nr = t->nr_zombies = 0;
-	struct dump_ctx *root;
-	ret = proc_open(t, t->opts->pid, &root);
-	if (ret)
-		return ret;
-	ret = add_proc(t, root, 0);
-	if (ret) {
-		free_ctx(root);
-		return ret;
-	}
 	*t0 = now_ns(); /* (the tree ran until now) */
-	return check_dumpable(root) ?: freeze_tree(t);
+	return open_root(t) ?: freeze_tree(t);
 }
 
 /* Every image, the inventory last, then the directory renamed into place. */
@@ -1027,7 +1033,6 @@ static int begin_images(struct dump_tree *t)
 int dump_run(const struct dump_opts *o)
 {
 	struct dump_tree t = { .opts = o };
-	struct dump_ctx *root;
 	bool net_locked = false;
 	struct netlock *nl = NULL;
 	struct netlock_drain *drain = NULL;
@@ -1042,18 +1047,12 @@ int dump_run(const struct dump_opts *o)
 	t.sk = sk_dump_new();
 	if (!t.sk)
 		return pr_errno(-ENOMEM, "dump");
-	ret = proc_open(&t, o->pid, &root);
-	if (ret) {
+	ret = open_root(&t);
+	if (ret && !t.nr) {
 		sk_dump_release(t.sk, false);
 		return ret;
 	}
-	ret = add_proc(&t, root, 0);
-	if (ret) {
-		free_ctx(root);
-		sk_dump_release(t.sk, false);
-		return ret;
-	}
-	ret = check_dumpable(root) ?: mem_track_open(o, &t.track);
+	ret = ret ?: mem_track_open(o, &t.track);
 	if (ret)
 		goto out;
 	/* a dump killed while it held the network lock: its tree runs on, unlock it */
