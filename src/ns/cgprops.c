@@ -151,45 +151,54 @@ static bool has_props(const Core *core, const CgroupEntry *e, const char *path)
 	return false;
 }
 
-/* Every cgroup of @c and its ancestors below the root, with their settings. */
+/* Cgroup @e of @core and its ancestors below the root, with their settings. */
+static int dump_entry(Core *core, const CgroupEntry *e)
+{
+	char mnt[PATH_MAX];
+	if (!strcmp(e->path, "/") || cgroup_find_mount(e->controllers, mnt, sizeof(mnt)))
+		return 0; /* the root is not the tree's; a hierarchy not mounted here */
+	char level[PATH_MAX];
+	for (const char *s = e->path + 1;; s++) {
+		if (*s && *s != '/')
+			continue;
+		snprintf(level, sizeof(level), "%.*s", (int)(s - e->path), e->path);
+		if (!has_props(core, e, level)) {
+			CgroupProps *p = malloc(sizeof(*p));
+			CgroupProps **a = realloc(core->cgroup_props,
+						  (core->n_cgroup_props + 1) * sizeof(*a));
+			if (!p || !a) {
+				free(p);
+				return -ENOMEM;
+			}
+			core->cgroup_props = a;
+			cgroup_props__init(p);
+			a[core->n_cgroup_props++] = p;
+			p->hierarchy = e->hierarchy;
+			p->controllers = strdup(e->controllers);
+			p->path = strdup(level);
+			if (!p->controllers || !p->path)
+				return -ENOMEM;
+			int ret = read_props(mnt, e, level, p);
+			if (ret)
+				return ret;
+		}
+		if (!*s)
+			break;
+	}
+	return 0;
+}
+
+/* Every cgroup of @c (its threads' too) and their ancestors, with their settings. */
 static int dump_task(struct dump_ctx *c)
 {
 	Core *core = c->core;
-	for (size_t i = 0; i < core->n_cgroups; i++) {
-		const CgroupEntry *e = core->cgroups[i];
-		char mnt[PATH_MAX];
-		if (!strcmp(e->path, "/") || cgroup_find_mount(e->controllers, mnt, sizeof(mnt)))
-			continue; /* the root is not the tree's; a hierarchy not mounted here */
-		char level[PATH_MAX];
-		for (const char *s = e->path + 1;; s++) {
-			if (*s && *s != '/')
-				continue;
-			snprintf(level, sizeof(level), "%.*s", (int)(s - e->path), e->path);
-			if (!has_props(core, e, level)) {
-				CgroupProps *p = malloc(sizeof(*p));
-				CgroupProps **a = realloc(core->cgroup_props,
-							  (core->n_cgroup_props + 1) * sizeof(*a));
-				if (!p || !a) {
-					free(p);
-					return -ENOMEM;
-				}
-				core->cgroup_props = a;
-				cgroup_props__init(p);
-				a[core->n_cgroup_props++] = p;
-				p->hierarchy = e->hierarchy;
-				p->controllers = strdup(e->controllers);
-				p->path = strdup(level);
-				if (!p->controllers || !p->path)
-					return -ENOMEM;
-				int ret = read_props(mnt, e, level, p);
-				if (ret)
-					return ret;
-			}
-			if (!*s)
-				break;
-		}
-	}
-	return 0;
+	int ret = 0;
+	for (size_t i = 0; i < core->n_cgroups && !ret; i++)
+		ret = dump_entry(core, core->cgroups[i]);
+	for (size_t i = 0; i < core->n_thread_cgroups && !ret; i++)
+		for (size_t k = 0; k < core->thread_cgroups[i]->n_cgroups && !ret; k++)
+			ret = dump_entry(core, core->thread_cgroups[i]->cgroups[k]);
+	return ret;
 }
 
 int cgprops_dump_tree(struct dump_tree *t)
@@ -243,6 +252,9 @@ static int write_prop(const char *dir, const char *name, const char *value)
 		return v ? ret : -ENOMEM;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	/* (the other types follow: "domain threaded" once a child is threaded) */
+	if (!strcmp(name, "cgroup.type") && strcmp(value, "threaded"))
+		return 0;
 	if (!strcmp(name, "cgroup.subtree_control")) {
 		_cleanup_free_ char *v = strdup(value);
 		char *save = NULL;

@@ -23,7 +23,6 @@
  * this works inside a new user namespace too), unshares CLONE_NEWCGROUP (after entering
  * its user namespace, so the owner is the same as at dump), and is moved into its own
  * cgroups only at the end, with the membership of every other task. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <sched.h>
@@ -99,37 +98,67 @@ static bool mount_shows(const char *fstype, const char *opts, const char *contro
 
 /* ---- membership ------------------------------------------------------------------- */
 
-/* Every thread of the task in the cgroups of its process (@mine: the process's
- * /proc/PID/cgroup): a thread elsewhere (a threaded v2 subtree, a v1 `tasks` file) is
- * refused, the restore puts all threads in the process's cgroups. */
-static int threads_same_cgroups(const struct dump_ctx *c, const char *mine)
+/* The hierarchies where thread @k of @c is in other cgroups than its process (@core's
+ * cgroups, from /proc/PID/cgroup): a threaded v2 subtree, a v1 hierarchy's `tasks`
+ * file. Recorded in core->thread_cgroups; the restore moves the thread there. */
+static int thread_cgroups(struct dump_ctx *c, size_t k, const char *mine)
 {
-	_cleanup_close_ int tfd = openat(c->procfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tfd < 0)
-		return pr_perror("cgroup: open /proc/%d/task", c->pid);
-	DIR *d = fdopendir(tfd);
-	if (!d)
-		return pr_perror("cgroup: read /proc/%d/task", c->pid);
-	tfd = -1; /* the DIR owns it */
-	int ret = 0;
-	struct dirent *de;
-	while (!ret && (de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9' || atoi(de->d_name) == c->pid)
-			continue;
-		char path[300];
-		snprintf(path, sizeof(path), "task/%.255s/cgroup", de->d_name);
-		_cleanup_free_ char *t = read_file_at(c->procfd, path, 1 << 16, NULL);
-		if (!t && errno == ENOENT)
-			continue; /* a thread that exited meanwhile (not in a frozen tree) */
-		if (!t)
-			ret = pr_perror("cgroup: read /proc/%d/%s", c->pid, path);
-		else if (strcmp(t, mine)) {
-			pr_err("cgroup: thread %s of pid %d is in other cgroups than its process "
-			       "(threaded cgroups): not supported", de->d_name, c->pid);
-			ret = -EOPNOTSUPP;
-		}
+	char path[64];
+	snprintf(path, sizeof(path), "task/%d/cgroup", c->thr[k].tid);
+	_cleanup_free_ char *t = read_file_at(c->procfd, path, 1 << 16, NULL);
+	if (!t)
+		return pr_perror("cgroup: read /proc/%d/%s", c->pid, path);
+	if (!strcmp(t, mine))
+		return 0;
+	struct proc_cgroup *v;
+	size_t n;
+	int ret = proc_parse_cgroup(t, &v, &n);
+	if (ret) {
+		pr_err("cgroup: malformed /proc/%d/%s", c->pid, path);
+		return ret;
 	}
-	closedir(d);
+	Core *core = c->core;
+	ThreadCgroups *tc = calloc(1, sizeof(*tc));
+	ThreadCgroups **a = realloc(core->thread_cgroups,
+				    (core->n_thread_cgroups + 1) * sizeof(*a));
+	if (a)
+		core->thread_cgroups = a;
+	if (tc)
+		thread_cgroups__init(tc);
+	if (!tc || !a || !(tc->cgroups = calloc(n + 1, sizeof(*tc->cgroups)))) {
+		free(tc);
+		proc_cgroups_free(v, n);
+		return -ENOMEM;
+	}
+	tc->thread = (uint32_t)k;
+	a[core->n_thread_cgroups++] = tc;
+	ret = n == core->n_cgroups ? 0 : -EIO;
+	for (size_t i = 0; i < n && !ret; i++) {
+		const CgroupEntry *pe = NULL;
+		for (size_t j = 0; j < core->n_cgroups && !pe; j++)
+			if (core->cgroups[j]->hierarchy == v[i].hierarchy)
+				pe = core->cgroups[j];
+		if (!pe) {
+			ret = -EIO;
+			break;
+		}
+		if (!strcmp(pe->path, v[i].path))
+			continue;
+		CgroupEntry *e = malloc(sizeof(*e));
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		cgroup_entry__init(e);
+		tc->cgroups[tc->n_cgroups++] = e;
+		e->hierarchy = v[i].hierarchy;
+		e->controllers = steal_ptr(&v[i].controllers);
+		e->path = steal_ptr(&v[i].path);
+	}
+	proc_cgroups_free(v, n);
+	if (ret == -EIO)
+		pr_err("cgroup: thread %d of pid %d is in other cgroup hierarchies than its "
+		       "process", c->thr[k].tid, c->pid);
 	return ret;
 }
 
@@ -138,12 +167,9 @@ int cgroup_dump(struct dump_ctx *c)
 	_cleanup_free_ char *buf = read_file_at(c->procfd, "cgroup", 1 << 16, NULL);
 	if (!buf)
 		return pr_perror("cgroup: read /proc/%d/cgroup", c->pid);
-	int ret = threads_same_cgroups(c, buf);
-	if (ret)
-		return ret;
 	struct proc_cgroup *v;
 	size_t n;
-	ret = proc_parse_cgroup(buf, &v, &n);
+	int ret = proc_parse_cgroup(buf, &v, &n);
 	if (ret) {
 		pr_err("cgroup: malformed /proc/%d/cgroup", c->pid);
 		return ret;
@@ -164,6 +190,9 @@ int cgroup_dump(struct dump_ctx *c)
 		e->path = steal_ptr(&v[i].path);
 	}
 	proc_cgroups_free(v, n);
+	/* (a thread of a process in a threaded v2 cgroup, or moved through a v1 `tasks`) */
+	for (size_t k = 1; k < c->nr_thr && !ret; k++)
+		ret = thread_cgroups(c, k, buf);
 	return ret;
 }
 
@@ -280,6 +309,35 @@ static int make_cgroup_dir(const Core *core, const CgroupEntry *e, const char *m
 	return 0;
 }
 
+/* A thread in other cgroups than its process, moved there once every thread exists (the
+ * process's move took them all): its tid into `cgroup.threads` (v2: a threaded
+ * cgroup, made so by its recorded cgroup.type) or a v1 hierarchy's `tasks`. */
+static int move_thread(struct rst_ctx *c, const ThreadCgroups *tc)
+{
+	if (tc->thread < 1 || tc->thread > c->nr_trs)
+		return pr_errno(-EINVAL, "restore: pid %d: no thread %u to move", c->pid, tc->thread);
+	pid_t tid = c->trs[tc->thread - 1].tid;
+	for (size_t k = 0; k < tc->n_cgroups; k++) {
+		const CgroupEntry *e = tc->cgroups[k];
+		char mnt[PATH_MAX], dir[PATH_MAX * 2], file[PATH_MAX * 2 + 32], id[32];
+		if (cgroup_find_mount(e->controllers, mnt, sizeof(mnt))) {
+			pr_warn("restore: thread %d of pid %d: no mount of cgroup hierarchy '%s': "
+				"left in its process's", tid, c->pid, e->controllers);
+			continue;
+		}
+		int ret = make_cgroup_dir(c->core, e, mnt, c->opts->manage_cgroups, dir, sizeof(dir));
+		if (ret)
+			return ret;
+		snprintf(file, sizeof(file), "%s/%s", dir, e->controllers[0] ? "tasks" : "cgroup.threads");
+		int n = snprintf(id, sizeof(id), "%d", tid);
+		ret = write_file(file, id, (size_t)n);
+		if (ret)
+			return pr_errno(ret, "restore: move thread %d of pid %d into cgroup %s", tid,
+					c->pid, dir);
+	}
+	return 0;
+}
+
 int cgroup_restore_remote(struct rst_ctx *c)
 {
 	char mine[64];
@@ -310,6 +368,11 @@ int cgroup_restore_remote(struct rst_ctx *c)
 		ret = write_file(procs, pid, (size_t)n);
 		if (ret)
 			return pr_errno(ret, "restore: move pid %d into cgroup %s", c->pid, dir);
+	}
+	for (size_t i = 0; i < c->core->n_thread_cgroups; i++) {
+		int ret = move_thread(c, c->core->thread_cgroups[i]);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -421,6 +484,18 @@ static int move_task(struct rst_ctx *c)
 		if (ret)
 			return ret;
 	}
+	for (size_t i = 0; i < c->core->n_thread_cgroups; i++)
+		for (size_t k = 0; k < c->core->thread_cgroups[i]->n_cgroups; k++) {
+			CgroupEntry *e = c->core->thread_cgroups[i]->cgroups[k];
+			int ret = move_in_place(e->controllers, &e->path);
+			if (ret == -ERANGE)
+				pr_err("restore: a thread of pid %d is in cgroup %s of hierarchy '%s', "
+				       "not below %s, the root task's there: --cgroup-root cannot "
+				       "place it", c->pid, e->path, e->controllers,
+				       from_of(e->controllers));
+			if (ret)
+				return ret;
+		}
 	size_t kept = 0;
 	for (size_t i = 0; i < c->core->n_cgroup_props; i++) {
 		CgroupProps *p = c->core->cgroup_props[i];
@@ -741,6 +816,15 @@ static bool controllers_ok(const char *s, uint32_t hierarchy)
 	return true;
 }
 
+/* The process's entry in hierarchy @h, or NULL. */
+static const CgroupEntry *proc_entry(const Core *core, uint32_t h)
+{
+	for (size_t i = 0; i < core->n_cgroups; i++)
+		if (core->cgroups[i]->hierarchy == h)
+			return core->cgroups[i];
+	return NULL;
+}
+
 int cgroup_validate(const Core *core, const CgroupNs *ns, pid_t pid)
 {
 	if (core->n_cgroups > PROC_MAX_CGROUPS) {
@@ -754,6 +838,20 @@ int cgroup_validate(const Core *core, const CgroupNs *ns, pid_t pid)
 			pr_err("image: bad cgroup of pid %d in hierarchy %u (controllers or path "
 			       "'%.64s')",
 			       pid, e->hierarchy, e->path ? e->path : "");
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < core->n_thread_cgroups; i++) {
+		const ThreadCgroups *tc = core->thread_cgroups[i];
+		bool ok = tc->thread > 0 && tc->thread < core->n_threads &&
+			  tc->n_cgroups <= core->n_cgroups;
+		for (size_t k = 0; ok && k < tc->n_cgroups; k++) {
+			const CgroupEntry *e = tc->cgroups[k];
+			ok = controllers_ok(e->controllers, e->hierarchy) &&
+			     cgroup_path_is_clean(e->path) && proc_entry(core, e->hierarchy);
+		}
+		if (!ok) {
+			pr_err("image: bad cgroups of thread %u of pid %d", tc->thread, pid);
 			return -EINVAL;
 		}
 	}
