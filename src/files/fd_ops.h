@@ -295,6 +295,18 @@ int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_r
 int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
 		     const int64_t *times_ns, bool has_owner, uid_t uid, gid_t gid, bool has_mode,
 		     mode_t mode, const char *what) __must_check;
+/* unlinked.c: a deleted file made again at @ghost (a name of stasis's beside its old one),
+ * now open: unlinked, renamed first to @orig (its old path, in the same directory; NULL:
+ * not) when nothing has that name, so that it reads "ORIG (deleted)" as it did. */
+void fd_ghost_unlink(const char *ghost, const char *orig);
+/* memfd.c: the memfd_create flags of huge pages of @kb KiB (MFD_HUGETLB and the size),
+ * 0 for a size it cannot name. */
+unsigned int memfd_huge_flags(uint32_t kb);
+/* unlinked.c: the contents @ref into @fd, a file just recreated: written, or on
+ * hugetlbfs (no write()) ftruncated and copied through a shared mapping (pages of zeros
+ * left unallocated). */
+int fd_read_blob(const struct blob_reader *blobs, const BlobRef *ref, int fd, const char *what)
+	__must_check;
 /* locks.c: the file locks held through a description (FileDesc.locks). Dump: the
  * "lock:" lines of @e's fdinfo text; recorded on its description @d (refusing what cannot
  * be taken again); per tree, once every id is tree-wide. Restore: image check; taken by

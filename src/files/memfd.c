@@ -1,5 +1,6 @@
 /* memfds (row fd_memfd_ops; kind FILE_REG with FileDesc.memfd): name, seals, mode and
- * owner in the image, contents in its blob store (blobs.img, holes kept).
+ * owner in the image, contents in its blob store (blobs.img, holes kept); an MFD_HUGETLB
+ * one with its huge page size (made again so, its contents through a mapping).
  *
  * Restore: a new memfd with the same name, contents, owner, mode, offset and seals;
  * another access mode than read-write is a new description of it opened through
@@ -8,13 +9,27 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
 #include "sys/syscalls.h"
+#include "sys/uapi.h"
+
+unsigned int memfd_huge_flags(uint32_t kb)
+{
+	/* 64 KiB to 16 GiB, a power of two: the sizes MFD_HUGE_* can name */
+	if (kb < 64 || kb > (16u << 20) || (kb & (kb - 1)))
+		return 0;
+	unsigned int log = 10;
+	while ((1u << (log - 10)) < kb)
+		log++;
+	return MFD_HUGETLB | (log << MFD_HUGE_SHIFT);
+}
 
 static int memfd_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
@@ -51,6 +66,11 @@ static int memfd_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
+	struct statfs sf;
+	if (!fstatfs(dup, &sf) && sf.f_type == HUGETLBFS_MAGIC) {
+		m->has_huge_kb = true; /* MFD_HUGETLB */
+		m->huge_kb = (uint32_t)((uint64_t)sf.f_bsize >> 10);
+	}
 	_cleanup_close_ int rfd = fd_open_contents(c, e, dup, d->path);
 	if (rfd < 0)
 		return rfd;
@@ -81,6 +101,10 @@ static int memfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 		pr_err("files image: memfd %u has no or a too long name", d->id);
 		return -EINVAL;
 	}
+	if (m->has_huge_kb && !memfd_huge_flags(m->huge_kb)) {
+		pr_err("files image: memfd %s has huge pages of %u KiB", m->name, m->huge_kb);
+		return -EINVAL;
+	}
 	char what[300];
 	snprintf(what, sizeof(what), "memfd %s", m->name);
 	return fd_check_contents(d, m->blob, blobs, what);
@@ -91,7 +115,8 @@ static int memfd_open(const FileDesc *d, int target, int rootfd, const struct bl
 	const MemfdData *m = d->memfd;
 	int flags = fd_open_flags(d);
 	(void)rootfd;
-	_cleanup_close_ int fd = memfd_create(m->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	unsigned int huge = m->has_huge_kb ? memfd_huge_flags(m->huge_kb) : 0;
+	_cleanup_close_ int fd = memfd_create(m->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | huge);
 	if (fd < 0)
 		return pr_perror("restore fd %d: memfd_create %s", target, m->name);
 	char what[300];

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
@@ -46,14 +47,6 @@ char *fd_undeleted_path(const char *link)
 int fd_open_contents(const struct dump_ctx *c, const struct fd_ent *e, int dup, const char *path)
 {
 	unsigned int acc = e->flags & O_ACCMODE;
-	struct statfs sf;
-	if (!fstatfs(dup, &sf) && sf.f_type == HUGETLBFS_MAGIC) {
-		/* made again it would be a plain file (and hugetlbfs has no write()) */
-		pr_err("fd %d of pid %d: %s is on huge pages (a deleted hugetlbfs file or an "
-		       "MFD_HUGETLB memfd): not supported yet",
-		       e->fd, c->pid, path);
-		return -EOPNOTSUPP;
-	}
 	if (!(e->flags & (O_PATH | O_DIRECT)) && (acc == O_RDONLY || acc == O_RDWR)) {
 		int fd = fcntl(dup, F_DUPFD_CLOEXEC, 0);
 		return fd >= 0 ? fd : pr_perror("dup fd %d of pid %d", e->fd, c->pid);
@@ -130,6 +123,15 @@ static int ghost_path(const FileDesc *d, bool in_tmp, char *buf, size_t len)
 			(unsigned long long)d->dev, (unsigned long long)d->ino);
 }
 
+void fd_ghost_unlink(const char *ghost, const char *orig)
+{
+	/* under its old name when that is free (in the same directory: a rename), so that
+	 * the fd's and the mapping's names read "ORIG (deleted)" as before */
+	if (orig && !renameat2(AT_FDCWD, ghost, AT_FDCWD, orig, RENAME_NOREPLACE) && !unlink(orig))
+		return;
+	unlink(ghost);
+}
+
 static void ghost_unlink(const Files *f)
 {
 	char path[PATH_MAX];
@@ -138,7 +140,8 @@ static void ghost_unlink(const Files *f)
 			continue;
 		for (int t = 0; t < 2; t++) {
 			ghost_path(f->files[i], t, path, sizeof(path));
-			unlink(path);
+			if (!access(path, F_OK))
+				fd_ghost_unlink(path, t ? NULL : f->files[i]->path);
 		}
 	}
 }
@@ -153,12 +156,61 @@ int fd_check_contents(const FileDesc *d, const BlobRef *ref, const struct blob_r
 	return blob_check(blobs, ref, what);
 }
 
+/* hugetlbfs has no write(): the contents go through a shared mapping of the file. */
+struct huge_sink {
+	uint8_t *map;
+	uint64_t len;
+	size_t page;
+};
+
+static int huge_put(void *arg, uint64_t pos, const void *buf, size_t len)
+{
+	struct huge_sink *h = arg;
+	if (pos > h->len || len > h->len - pos)
+		return -EIO;
+	/* (a page of zeros is left untouched: not allocated, as it was not at the dump) */
+	for (size_t off = 0; off < len;) {
+		size_t n = MIN(len - off, h->page - (size_t)((pos + off) % h->page));
+		const uint8_t *b = (const uint8_t *)buf + off;
+		if (b[0] || memcmp(b, b + 1, n - 1))
+			memcpy(h->map + pos + off, b, n);
+		off += n;
+	}
+	return 0;
+}
+
+int fd_read_blob(const struct blob_reader *blobs, const BlobRef *ref, int fd, const char *what)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) || sf.f_type != HUGETLBFS_MAGIC)
+		return blob_read_fd(blobs, ref, fd, what);
+	size_t page = (size_t)sf.f_bsize;
+	if (!page || (page & (page - 1)) || ref->size > (1ull << 46) || ref->size % page) {
+		pr_err("restore: %s: %llu bytes on huge pages of %zu bytes", what,
+		       (unsigned long long)ref->size, page);
+		return -EINVAL;
+	}
+	if (ftruncate(fd, (off_t)ref->size) < 0)
+		return pr_perror("restore: size of %s", what);
+	if (!ref->size)
+		return 0;
+	/* (the mapping reserves the huge pages: too few fails here, not with SIGBUS) */
+	void *m = mmap(NULL, ref->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return pr_perror("restore: map %s (%llu bytes of huge pages of %zu KiB)", what,
+				 (unsigned long long)ref->size, page >> 10);
+	struct huge_sink h = { m, ref->size, page };
+	int ret = blob_read(blobs, ref, what, huge_put, &h);
+	munmap(m, ref->size);
+	return ret;
+}
+
 int fd_fill_contents(int fd, const BlobRef *ref, const struct blob_reader *blobs,
 		     const int64_t *times_ns, bool has_owner, uid_t uid, gid_t gid, bool has_mode,
 		     mode_t mode, const char *what)
 {
 	/* contents, owner, mode: a write or a change of owner clears the set-id bits */
-	int ret = blob_read_fd(blobs, ref, fd, what);
+	int ret = fd_read_blob(blobs, ref, fd, what);
 	if (ret)
 		return ret;
 	struct stat st;

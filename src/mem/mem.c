@@ -29,6 +29,7 @@
 #include <xxhash.h>
 
 #include "core/log.h"
+#include "files/fd_ops.h"
 #include "proc/fhpath.h"
 #include "mem/pagexfer.h"
 #include "sys/syscalls.h"
@@ -114,19 +115,14 @@ static int vma_classify_huge(pid_t pid, const struct proc_vma *pv, Vma *v)
 		}
 		return 0;
 	}
-	if (p && p[0] == '/' && str_ends(p, " (deleted)") && !str_starts(p, "/SYSV")) {
-		pr_err("vma %llx-%llx of pid %d maps %s, a deleted hugetlbfs file or a huge-page "
-		       "memfd: not supported yet",
-		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid, p);
-		return -EOPNOTSUPP;
-	}
 	if (!p || p[0] != '/') {
 		pr_err("vma %llx-%llx of pid %d: hugetlb area %s: not supported",
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, pid,
 		       p ? p : "without a file");
 		return -EOPNOTSUPP;
 	}
-	return 1; /* a SysV segment or a hugetlbfs file by path */
+	/* a SysV segment, a hugetlbfs file by path, or deleted (an MFD_HUGETLB memfd too) */
+	return 1;
 }
 
 static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool tracked)
@@ -706,16 +702,25 @@ int mem_ghost_create(const struct blob_reader *blobs, const Vma *v, size_t tag)
 		return -EINVAL;
 	}
 	int fd;
+	bool beside = false;
 	char path[PATH_MAX] = "";
+	unsigned int huge = v->has_huge_kb ? memfd_huge_flags(v->huge_kb) : 0;
+	if (v->has_huge_kb && !huge) {
+		pr_err("image: deleted file %s mapped at %llx has huge pages of %u KiB", v->path,
+		       (unsigned long long)v->start, v->huge_kb);
+		return -EINVAL;
+	}
 	if (v->memfd) {
-		fd = memfd_create(strlen(v->memfd) < 240 ? v->memfd : "stasis", MFD_CLOEXEC);
+		fd = memfd_create(strlen(v->memfd) < 240 ? v->memfd : "stasis", MFD_CLOEXEC | huge);
 	} else {
 		const char *slash = strrchr(v->path, '/');
 		int dl = slash ? (int)(slash - v->path) : 0;
 		snprintf(path, sizeof(path), "%.*s/.stasis-mghost-%d-%zu", dl, v->path, (int)getpid(),
 			 tag);
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0) {
+		/* (on huge pages only beside it: /tmp would give a file of small pages) */
+		beside = fd >= 0;
+		if (fd < 0 && !huge) {
 			snprintf(path, sizeof(path), "/tmp/.stasis-mghost-%d-%zu", (int)getpid(), tag);
 			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		}
@@ -723,11 +728,11 @@ int mem_ghost_create(const struct blob_reader *blobs, const Vma *v, size_t tag)
 	if (fd < 0)
 		return pr_perror("restore: recreate deleted file %s", v->path);
 	if (path[0])
-		unlink(path);
+		fd_ghost_unlink(path, beside ? v->path : NULL);
 	char what[PATH_MAX + 64];
 	snprintf(what, sizeof(what), "deleted file %s mapped at %llx", v->path,
 		 (unsigned long long)v->start);
-	int ret = blob_read_fd(blobs, v->ghost, fd, what);
+	int ret = fd_read_blob(blobs, v->ghost, fd, what);
 	if (ret) {
 		close(fd);
 		return ret;

@@ -240,5 +240,9 @@ struct stasis_sched_attr {
 #ifndef SHM_HUGE_SHIFT
 #define SHM_HUGE_SHIFT 26
 #endif
+/* memfd_create(MFD_HUGETLB): the same (linux/memfd.h, which clashes with glibc's MFD_*) */
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26
+#endif
 
 #endif

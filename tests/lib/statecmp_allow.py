@@ -109,12 +109,6 @@ ALLOW = [
                "and one of the tree's) are made by stasis in its own namespace, whichever "
                "namespace they were made in: /proc/PID/net/unix of the task in the tree's "
                "namespace does not list them (no test has this shape yet)"},
-    {"field": "fd", "both": r" \(deleted\)$",
-     "reason": "BUG: an fd of an unlinked file is restored from a file recreated under a "
-               "stasis name (.stasis-ghost-...) and unlinked: readlink(/proc/PID/fd/N) shows "
-               "that name, not the original's (file_deleted, file_deleted_wronly, "
-               "file_ghost_big); the ghost could be created "
-               "under the original name when that is free"},
     {"field": ["exe", "maps.path"], "values": lambda a, b: a != b and b.endswith(a),
      "reason": "BUG: a file mapped from a mount that was detached (a test that pivot_root'ed "
                "away from the bind its executable is on: uns flavor, mnt_pivot_self, ns_mnt, "
@@ -122,9 +116,6 @@ ALLOW = [
                "by its file handle and maps the same file through a mount of its own view, "
                "which the kernel names by the full path. A detached clone of the original "
                "mount's root (open_tree) would give the same name"},
-    {"field": "maps.path", "both": r" \(deleted\)$",
-     "reason": "BUG: as fd: a mapping of an unlinked file shows the stasis name "
-               ".stasis-mghost-PID-N or .stasis-ghost-... (mem_deleted_map, file_ghost_big)"},
     {"field": "mountinfo.hidden_dev",
      "reason": "BUG: a mount hidden under another one on the same mount point (the host's "
                "stacked /dev/pts and /dev/shm, copied into a nested mount namespace) is "
