@@ -979,14 +979,15 @@ static int open_root(struct dump_tree *t)
 	return check_dumpable(root);
 }
 
-/* Connections waiting in the accept queues of the tree's listeners when it froze (one
- * from a client outside the tree, or with data its server has not read, could not be
- * made again): new ones held back, the tree runs on until it accepted them itself (or
- * stopped accepting), then it is frozen again, from its root: it may have changed. */
+/* New connections to the tree's listeners held back until the dump ends; connections
+ * waiting in their accept queues when it froze (one from a client outside the tree, or
+ * with data its server has not read, could not be made again): the tree runs on until it
+ * accepted them itself (or stopped accepting), then it is frozen again, from its root: it
+ * may have changed. */
 static int drain_accept_queues(struct dump_tree *t, struct netlock_drain **d, uint64_t *t0)
 {
 	int ret = netlock_drain_start(t, d);
-	if (ret || !*d)
+	if (ret <= 0)
 		return ret;
 	for (size_t i = t->nr; i-- > 0;)
 		unfreeze_threads(t->procs[i]);

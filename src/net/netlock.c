@@ -707,14 +707,14 @@ struct netlock_drain {
 	size_t n_ns;
 };
 
-/* The connections waiting in the accept queue of the TCP socket @sk: 0 when it is not a
- * listener (TCP_INFO's tcpi_unacked of a listener is its accept queue's length). */
-static uint32_t queued(int sk)
+/* The connections waiting in the accept queue of the TCP socket @sk (TCP_INFO's
+ * tcpi_unacked of a listener is its accept queue's length); -1 when it is no listener. */
+static int64_t queued(int sk)
 {
 	struct tcp_info ti = { 0 };
 	socklen_t l = sizeof(ti);
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 || ti.tcpi_state != TCP_LISTEN_ST)
-		return 0;
+		return -1;
 	return ti.tcpi_unacked;
 }
 
@@ -863,27 +863,32 @@ int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out)
 	d->ns[0] = (struct nl_ns){ .fd = -1, .ino = st.st_ino, .pid = getpid() };
 	d->n_ns = 1;
 	snprintf(d->table, sizeof(d->table), NETLOCK_DRAIN_PREFIX "%d", getpid());
-	uint64_t total = 0;
 	for (size_t i = 0; i < n && !ret; i++) {
 		if (i && socks[i - 1].ino == socks[i].ino)
 			continue;
 		_cleanup_close_ int sk = sys_pidfd_getfd(socks[i].c->pidfd, socks[i].fd, 0);
-		uint32_t q = sk >= 0 ? queued(sk) : 0;
-		if (q)
+		if (sk >= 0 && queued(sk) >= 0)
 			ret = drain_add(d, &socks[i], &sk);
-		total += q;
 	}
 	if (ret || !d->n) {
 		netlock_drain_end(d);
 		return ret;
 	}
-	pr_info("dump: %" PRIu64 " connection%s waiting in the accept queues of %zu listener%s: "
-		"the tree runs on to accept them",
-		total, total == 1 ? "" : "s", d->n, d->n == 1 ? "" : "s");
 	if (!t->opts->network_lock_none)
 		drain_hold(d);
+	/* counted once new ones are held back: what came meanwhile is counted too */
+	uint64_t total = 0, busy = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		int64_t q = queued(d->l[i].sk);
+		total += q > 0 ? (uint64_t)q : 0;
+		busy += q > 0;
+	}
+	if (total)
+		pr_info("dump: %" PRIu64 " connection%s waiting in the accept queues of %" PRIu64
+			" listener%s: the tree runs on to accept them",
+			total, total == 1 ? "" : "s", busy, busy == 1 ? "" : "s");
 	*out = d;
-	return 0;
+	return total ? 1 : 0;
 }
 
 void netlock_drain_wait(struct netlock_drain *d)
@@ -892,8 +897,10 @@ void netlock_drain_wait(struct netlock_drain *d)
 	while (now_ns() - moved < DRAIN_IDLE_MS * 1000000ull &&
 	       now_ns() - t0 < DRAIN_MAX_MS * 1000000ull) {
 		left = 0;
-		for (size_t i = 0; i < d->n; i++)
-			left += queued(d->l[i].sk);
+		for (size_t i = 0; i < d->n; i++) {
+			int64_t q = queued(d->l[i].sk);
+			left += q > 0 ? (uint64_t)q : 0;
+		}
 		if (!left)
 			break;
 		if (left != last)

@@ -51,13 +51,16 @@ struct netlock;
  * cannot be installed (no CAP_NET_ADMIN) fails with one line naming --network-lock none;
  * nothing stays locked then. */
 int netlock_dump(struct dump_tree *t, struct netlock **out) __must_check;
-/* Dump, the tree frozen, before netlock_dump: the tree's TCP listeners with connections
- * waiting in their accept queues (one from a client outside the tree, or with data or a
- * FIN its server has not read, cannot be made again as it is). None: 0 and *@out NULL.
- * Else new connections to those listeners are held back (their SYNs dropped in the
- * listener's net namespace: table `inet stasis-drain-PID`, elements that expire after a
- * minute), where stasis may, and *@out is set: the caller lets the tree run, waits
- * (netlock_drain_wait) for it to accept them, and freezes it again. */
+/* Dump, the tree frozen, before netlock_dump: new connections to the tree's TCP
+ * listeners are held back until the dump ends (their SYNs dropped in the listener's net
+ * namespace: table `inet stasis-drain-PID`, by address and port, by port for the any
+ * address, set elements that expire after a minute; not with --network-lock none, nor
+ * where stasis may not), so that no connection the kernel completes while the tree is
+ * frozen waits in an accept queue at the dump. *@out: NULL when the tree has no listener.
+ * Returns 1 when connections wait in an accept queue (one from a client outside the tree,
+ * or with data or a FIN its server has not read, could not be made again as it is): the
+ * caller then lets the tree run, waits (netlock_drain_wait) for it to accept them, and
+ * freezes it again. */
 #define NETLOCK_DRAIN_PREFIX "stasis-drain-"
 struct netlock_drain;
 int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out) __must_check;
