@@ -229,6 +229,25 @@ ssize_t rst_ns_creator(const struct rst_tree *t, size_t i, bool net)
 	return -1;
 }
 
+/* The members of a group just made for creator @k (those of @g that @t->gfd lacks and
+ * @is_group says are left to it) sent on @sock, each as (its id, its fd) and marked in
+ * @sent; every fd made closed. @ret: the making's result (nothing sent on failure). */
+static int send_made(const struct rst_tree *t, Files *const *fl, size_t nf, int *g, ssize_t k,
+		     int sock, bool *sent, int ret,
+		     bool (*is_group)(Files *const *, size_t, uint32_t))
+{
+	for (uint32_t i = 0; i < t->n_gfd; i++) {
+		if (g[i] < 0 || (t->gfd && g[i] == t->gfd[i]))
+			continue;
+		if (!ret && t->defer[i] == k && is_group(fl, nf, i)) {
+			ret = pidreq_send(sock, PIDREQ_ANSWER, (int32_t)i, 0, g[i]);
+			sent[i] = true;
+		}
+		close(g[i]);
+	}
+	return ret;
+}
+
 /* Stasis: the group of unix sockets of description @id, which spans processes of the
  * network namespace task @pid (index @k) created, made in that namespace and its members
  * sent on @sock, each as (its id, its fd); @sent marks them (a member is in one group).
@@ -256,16 +275,24 @@ static int send_group(const struct rst_tree *t, Files *const *fl, size_t nf, uin
 	int ret = files_make_deferred(fl, nf, id,
 				      &(struct fd_ns){ ns, pidns, userns, agent, agent_pid }, g,
 				      t->gfd_base, &t->blobs);
-	for (uint32_t i = 0; i < t->n_gfd; i++) {
-		if (g[i] < 0 || (t->gfd && g[i] == t->gfd[i]))
-			continue;
-		if (!ret && t->defer[i] == k && files_deferred_group(fl, nf, i)) {
-			ret = pidreq_send(sock, PIDREQ_ANSWER, (int32_t)i, 0, g[i]);
-			sent[i] = true;
-		}
-		close(g[i]);
-	}
-	return ret;
+	return send_made(t, fl, nf, g, k, sock, sent, ret, files_deferred_group);
+}
+
+/* Stasis: the group of description @id left to the creator (index @k) of a mount
+ * namespace (a pty pair of its devpts instance), made in its rebuilt tree @rootfd and
+ * sent on @sock like send_group's. */
+static int send_root_group(const struct rst_tree *t, Files *const *fl, size_t nf, uint32_t id,
+			   int rootfd, ssize_t k, int sock, bool *sent)
+{
+	if (sent[id])
+		return 0;
+	_cleanup_free_ int *g = malloc(t->n_gfd * sizeof(int));
+	if (!g)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->n_gfd; i++)
+		g[i] = t->gfd ? t->gfd[i] : -1;
+	int ret = files_make_in_root(fl, nf, id, rootfd, g, t->gfd_base, &t->blobs);
+	return send_made(t, fl, nf, g, k, sock, sent, ret, files_deferred_root_group);
 }
 
 /* Stasis: the descriptions deferred to the mount namespace task @pid created (and the
@@ -303,6 +330,10 @@ static void stasis_open_files(void *arg, pid_t pid, int sock)
 			ret = sent ? send_group(t, fl, nf, id, pid, k, sock, sent, agent,
 						agent_pid)
 				   : -ENOMEM;
+			continue;
+		}
+		if (files_deferred_root_group(fl, nf, id)) {
+			ret = sent ? send_root_group(t, fl, nf, id, rootfd, k, sock, sent) : -ENOMEM;
 			continue;
 		}
 		int fd = files_open_deferred(fl, nf, id, rootfd, &t->blobs);

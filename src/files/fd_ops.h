@@ -93,6 +93,12 @@ struct fd_tree {
 	int pidns, userns;
 	int agent;       /* the creator's agent (sk_cred_agent_start), or -1 */
 	pid_t agent_pid; /* its pid there */
+	/* Per process of @f, the creator of its mount namespace when the tree makes it, or
+	 * -1 (NULL: none); a FD_OPS_ROOT_GROUP row may leave a group to it (@defer), made
+	 * later by stasis in that namespace's rebuilt tree, @rootfd (files_make_in_root;
+	 * -1 otherwise). */
+	const ssize_t *mnt;
+	int rootfd;
 };
 
 enum {
@@ -111,6 +117,10 @@ enum {
 	 * in a user namespace of the tree (stasis opens that task's other files, which it may
 	 * no longer reach by path), but by the task itself, in its namespaces. */
 	FD_OPS_NETNS = 1 << 4,
+	/* Made together in a mount tree of the tree (open_tree with fd_tree.rootfd): a
+	 * group held by several processes of one mount namespace the tree makes is left to
+	 * its creator (pty pairs of a devpts instance of the tree). */
+	FD_OPS_ROOT_GROUP = 1 << 5,
 };
 
 struct fd_ops {

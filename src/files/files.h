@@ -60,6 +60,13 @@ bool files_deferred_netns(Files *const *f, size_t n, uint32_t id);
  * sockets): made by stasis, in that namespace, when its creator asks for its files
  * (files_make_deferred with @netns: the namespace), and handed to it. */
 bool files_deferred_group(Files *const *f, size_t n, uint32_t id);
+/* ... or a group made together in a mount tree of the tree (pty pairs of a devpts
+ * instance of the tree held by several processes: FD_OPS_ROOT_GROUP): made by stasis in
+ * the rebuilt tree @rootfd of that namespace when its creator asks for its files, every
+ * member at @gfd[its id] (>= @base). 0 or a logged -errno. */
+bool files_deferred_root_group(Files *const *f, size_t n, uint32_t id);
+int files_make_in_root(Files *const *f, size_t n, uint32_t id, int rootfd, int *gfd, int base,
+		       const struct blob_reader *blobs) __must_check;
 /* The namespaces a deferred file is made for (-1: the caller's). */
 struct fd_ns {
 	int net, pid, user;

@@ -199,11 +199,34 @@ int files_make_deferred(Files *const *f, size_t n, uint32_t id, const struct fd_
 	if (ops->open_tree) {
 		struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
 				     .netns = ns->net, .pidns = ns->pid, .userns = ns->user,
-				     .agent = ns->agent, .agent_pid = ns->agent_pid };
+				     .agent = ns->agent, .agent_pid = ns->agent_pid, .rootfd = -1 };
 		return ops->open_tree(&t, d);
 	}
 	int fd = open_desc_once(d, -1, blobs);
 	return fd < 0 ? fd : fd_gfd_place(fd, base, &gfd[id]);
+}
+
+bool files_deferred_root_group(Files *const *f, size_t n, uint32_t id)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	return ops && (ops->flags & FD_OPS_ROOT_GROUP) && ops->open_tree;
+}
+
+int files_make_in_root(Files *const *f, size_t n, uint32_t id, int rootfd, int *gfd, int base,
+		       const struct blob_reader *blobs)
+{
+	const FileDesc *d = find_desc(f, n, id);
+	if (!d || !files_deferred_root_group(f, n, id) || rootfd < 0) {
+		pr_err("restore: file %u cannot be made in a task's mount tree", id);
+		return -EINVAL;
+	}
+	if (gfd[id] >= 0)
+		return 0; /* made with its group */
+	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd,
+			     .blobs = blob_reader_or_none(blobs), .netns = -1, .pidns = -1,
+			     .userns = -1, .agent = -1, .rootfd = rootfd };
+	return fd_ops_of(d)->open_tree(&t, d);
 }
 
 int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
@@ -333,7 +356,7 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 			defer[i] = -1;
 	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
 			     .net = o->net, .defer = defer, .netns = -1,
-			     .pidns = -1, .userns = -1, .agent = -1 };
+			     .pidns = -1, .userns = -1, .agent = -1, .mnt = o->mnt, .rootfd = -1 };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)
 		ret = open_shared_one(&t, id, uses, defer);

@@ -40,6 +40,7 @@
  * is set in the leader's remote stage (TIOCSPGRP), once every group exists. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
+#include "sys/syscalls.h"
 
 #define PTY_SLAVE_MAJOR_FIRST 136
 #define PTY_SLAVE_MAJOR_LAST 143
@@ -682,28 +684,37 @@ static int merge_ctty(struct dump_ctx **procs, size_t n)
 	return 0;
 }
 
-/* A pair of the task's own devpts instance is opened by the task itself: every
- * description of it in process @p, and its session (if any) without other members. */
+static bool same_mnt_ns(const struct dump_ctx *a, const struct dump_ctx *b)
+{
+	const NsIds *x = a->core->ns, *y = b->core->ns;
+	return x && y && x->has_mnt && y->has_mnt && x->mnt == y->mnt;
+}
+
+/* A pair of the task's own devpts instance is opened in that task's mount tree: by the
+ * task when it holds all of it, else by stasis in the rebuilt tree of that mount
+ * namespace (restored: tty_open_tree): its holders and the members of its session must
+ * all be in the mount namespace of process @p. */
 static int merge_own_devpts(struct dump_ctx **procs, size_t n, const struct dump_ctx *p,
 			    const FileDesc *m)
 {
 	for (size_t q = 0; q < n; q++) {
-		if (procs[q] == p)
+		if (procs[q] == p || same_mnt_ns(procs[q], p))
 			continue;
 		for (size_t i = 0; i < procs[q]->files->n_files; i++)
 			if (same_pair(procs[q]->files->files[i], m)) {
-				pr_err("pty %u of pid %d (%s) is shared with pid %d: a pty of a devpts "
-				       "instance other than /dev/pts in several processes is not "
-				       "supported yet", m->tty->index, p->pid, m->link, procs[q]->pid);
+				pr_err("pty %u of pid %d (%s) is shared with pid %d of another mount "
+				       "namespace: a pty of a devpts instance other than /dev/pts held "
+				       "across mount namespaces is not supported", m->tty->index,
+				       p->pid, m->link, procs[q]->pid);
 				return -EOPNOTSUPP;
 			}
 		if (m->tty->has_sid && procs[q]->stat.tty_nr &&
 		    is_pty_slave(tty_nr_dev(procs[q]->stat.tty_nr)) &&
 		    slave_index(tty_nr_dev(procs[q]->stat.tty_nr)) == m->tty->index &&
 		    procs[q]->stat.session == m->tty->sid) {
-			pr_err("pid %d has pty %u (%s) of pid %d as controlling terminal: a session "
-			       "on a devpts instance other than /dev/pts with several processes is "
-			       "not supported yet", procs[q]->pid, m->tty->index, m->link, p->pid);
+			pr_err("pid %d has pty %u (%s) of pid %d as controlling terminal from another "
+			       "mount namespace: not supported", procs[q]->pid, m->tty->index,
+			       m->link, p->pid);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -878,10 +889,24 @@ static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
 
 /* The master of pair @index at @path with that index: the lower free ones are held
  * open while searching (each open takes the lowest free index), then closed. */
-static int open_ptmx_index(const char *path, uint32_t index)
+/* @path opened with @flags, inside the mount tree @rootfd when not -1 ("/" its root). */
+static int open_at_root(int rootfd, const char *path, int flags)
+{
+	if (rootfd < 0)
+		return open(path, flags);
+	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
+	return sys_openat2(rootfd, path, &how, sizeof(how));
+}
+
+static int open_ptmx_index(const char *path, uint32_t index, int rootfd)
 {
 	struct stat pst;
-	if (stat(path, &pst) || !S_ISCHR(pst.st_mode) || pst.st_rdev != makedev(TTYAUX_MAJOR, 2)) {
+	int pfd = open_at_root(rootfd, path, O_PATH | O_CLOEXEC);
+	bool ok = pfd >= 0 && !fstat(pfd, &pst) && S_ISCHR(pst.st_mode) &&
+		  pst.st_rdev == makedev(TTYAUX_MAJOR, 2);
+	if (pfd >= 0)
+		close(pfd);
+	if (!ok) {
 		pr_err("restore: %s is not a ptmx device (pty %u)", path, index);
 		return -EINVAL;
 	}
@@ -892,7 +917,7 @@ static int open_ptmx_index(const char *path, uint32_t index)
 	int ret = -EEXIST;
 	while (n <= index) {
 		/* (an image is untrusted: a path ending in /ptmx; the node is checked) */
-		int m = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		int m = open_at_root(rootfd, path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (m < 0) {
 			ret = pr_perror("restore: open %s for pty %u", path, index);
 			break;
@@ -940,15 +965,15 @@ static int set_state(int m, const TtyData *td, const char *what)
 
 /* Make pair @m (its master description) and its slave descriptions @sl[0..ns): fds in
  * *@mfd and sfd[] (close-on-exec, non-blocking; the caller sets status flags). */
-static int pty_open_pair(const FileDesc *md, const FileDesc *const *sl, size_t ns, int *mfd,
-			 int *sfd)
+static int pty_open_pair(const FileDesc *md, const FileDesc *const *sl, size_t ns, int rootfd,
+			 int *mfd, int *sfd)
 {
 	const TtyData *td = md->tty;
 	char what[64];
 	snprintf(what, sizeof(what), "restore pty %u", td->index);
 	struct termios2 t;
 	memcpy(&t, td->termios.data, sizeof(t));
-	_cleanup_close_ int m = open_ptmx_index(md->link, td->index);
+	_cleanup_close_ int m = open_ptmx_index(md->link, td->index, rootfd);
 	if (m < 0)
 		return m;
 	int off = 0, on = 1, ret = 0;
@@ -1041,7 +1066,7 @@ static int tty_open_task(struct fd_rst *s, size_t i)
 	}
 	_cleanup_free_ int *sfd = calloc(ns + 1, sizeof(int));
 	int mfd;
-	ret = sfd ? pty_open_pair(m, sl, ns, &mfd, sfd) : -ENOMEM;
+	ret = sfd ? pty_open_pair(m, sl, ns, -1, &mfd, sfd) : -ENOMEM;
 	for (size_t k = 0; !ret && k <= ns; k++) {
 		const FileDesc *d = k < ns ? sl[k] : m;
 		int fd = k < ns ? sfd[k] : mfd;
@@ -1059,19 +1084,52 @@ static int tty_open_task(struct fd_rst *s, size_t i)
 	return ret;
 }
 
+/* A pair of a devpts instance of the tree (not stasis's /dev/pts): left to the task that
+ * holds all of it (it opens it in its mount tree), or, held by several processes, to the
+ * creator of their mount namespace: stasis makes it in that namespace's rebuilt tree
+ * when the creator asks for its files (files_make_in_root), before the others exist. */
+static int defer_own_devpts(struct fd_tree *t, const FileDesc *m, const FileDesc *const *sl,
+			    size_t ns)
+{
+	ssize_t owner = -2, holder = -1;
+	bool several = false;
+	for (size_t p = 0; p < t->n; p++)
+		for (size_t i = 0; i < t->f[p]->n_files; i++) {
+			if (!same_pair(t->f[p]->files[i], m))
+				continue;
+			ssize_t k = t->mnt ? t->mnt[p] : -1;
+			several |= holder >= 0 && holder != (ssize_t)p;
+			holder = (ssize_t)p;
+			owner = owner == -2 || owner == k ? k : -1;
+		}
+	if (!several)
+		return 0; /* opened by its task */
+	if (owner < 0 || !t->defer) {
+		pr_err("restore: pty %u of a devpts instance of the tree is held by processes "
+		       "that are not all in one mount namespace the tree makes", m->tty->index);
+		return -EINVAL;
+	}
+	t->defer[m->id] = owner;
+	for (size_t k = 0; k < ns; k++)
+		t->defer[sl[k]->id] = owner;
+	return 0;
+}
+
 static int tty_open_tree(struct fd_tree *t, const FileDesc *d)
 {
 	const FileDesc *m, **sl;
 	size_t ns;
 	int ret = gather(t->f, t->n, d, &m, &sl, &ns);
-	if (ret || m->tty->own_devpts) {
-		/* (a pair of the task's own devpts: opened by the task, in its mount tree) */
+	if (!ret && m->tty->own_devpts && t->rootfd < 0)
+		ret = defer_own_devpts(t, m, sl, ns);
+	if (ret || (m->tty->own_devpts && t->rootfd < 0)) {
 		free(sl);
 		return ret;
 	}
 	_cleanup_free_ int *sfd = calloc(ns + 1, sizeof(int));
 	int mfd;
-	ret = sfd ? pty_open_pair(m, sl, ns, &mfd, sfd) : -ENOMEM;
+	ret = sfd ? pty_open_pair(m, sl, ns, m->tty->own_devpts ? t->rootfd : -1, &mfd, sfd)
+		  : -ENOMEM;
 	for (size_t k = 0; !ret && k <= ns; k++) {
 		const FileDesc *o = k < ns ? sl[k] : m;
 		int fd = k < ns ? sfd[k] : mfd;
@@ -1207,6 +1265,7 @@ const struct fd_ops fd_devtty_ops = {
 const struct fd_ops fd_tty_ops = {
 	.name = "pty",
 	.kind = FILE_KIND__FILE_TTY,
+	.flags = FD_OPS_ROOT_GROUP,
 	.fdinfo_keys = (const char *const[]){ "tty-index", NULL },
 	.owns = pty_owns,
 	.classify = tty_classify,

@@ -1,6 +1,4 @@
 // stasis-test: timeout=40
-// stasis-test: uns-known=the container's own devpts is shared by the session's processes: a pty of a
-//   devpts other than the host's in several processes is refused at dump (not yet)
 /* Job control on a pty across a checkpoint. The root (a subreaper) holds the master of a
  * pty pair; its child S is a session leader whose controlling terminal is the slave
  * (setsid, then open without O_NOCTTY); S has two jobs, F (its own process group, the
