@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from lib.cgroupfs import read, rmdirs, write
 from lib.proc import Failure, Skip, kill_pid, run_cmd, wait_pid
 
 PROG = r"""
@@ -36,34 +37,12 @@ def v2_mount():
     return None
 
 
-def write(path, value):
-    with open(path, "w") as f:
-        f.write(str(value))
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
 def cgroup_of(pid, tid, hierarchy):
     """The path of thread @tid of @pid in the hierarchy whose line starts with @hierarchy."""
     for line in read("/proc/%d/task/%d/cgroup" % (pid, tid)).splitlines():
         if line.startswith(hierarchy):
             return line.split(":", 2)[2]
     return None
-
-
-def rmdirs(dirs):
-    for d in dirs:
-        for _ in range(100):
-            try:
-                os.rmdir(d)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.05)
 
 
 def setup(name, pid, tids):
@@ -75,8 +54,8 @@ def setup(name, pid, tids):
         for d in (top, top + "/p", top + "/t"):
             os.mkdir(d)
             dirs.insert(0, d)
-        write(top + "/p/cgroup.procs", pid)
-        write(top + "/t/tasks", tids[0])
+        write(top + "/p/cgroup.procs", str(pid))
+        write(top + "/t/tasks", str(tids[0]))
         pre = [l.split(":", 2)[0] + ":pids:" for l in read("/proc/%d/cgroup" % pid).splitlines()
                if l.split(":")[1] == "pids"][0]
         want += [(tids[0], pre, "/%s/t" % name), (tids[1], pre, "/%s/p" % name),
@@ -90,8 +69,8 @@ def setup(name, pid, tids):
             os.mkdir(os.path.join(top, sub))
             dirs.insert(0, os.path.join(top, sub))
             write(os.path.join(top, sub, "cgroup.type"), "threaded")
-        write(top + "/b/cgroup.procs", pid)
-        write(top + "/a/cgroup.threads", tids[1])
+        write(top + "/b/cgroup.procs", str(pid))
+        write(top + "/a/cgroup.threads", str(tids[1]))
         want += [(tids[1], "0::", "/%s/a" % name), (tids[0], "0::", "/%s/b" % name),
                  (pid, "0::", "/%s/b" % name)]
     if not want:

@@ -3,14 +3,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
@@ -492,4 +496,31 @@ int test_pick_weighted(uint64_t *rng, const int *weight, int n)
 	while (k < n - 1 && r >= weight[k])
 		r -= weight[k++];
 	return k;
+}
+
+void test_devpts_pair(const char *pts, int *m, int *s, int *idx)
+{
+	char path[PATH_MAX];
+	int off = 0;
+	struct termios t;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		test_fail("setup: private mount namespace: %s", strerror(errno));
+	if (mkdir(pts, 0755) < 0 && errno != EEXIST)
+		test_fail("mkdir %s: %s", pts, strerror(errno));
+	if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=620") < 0)
+		test_fail("mount devpts: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/ptmx", pts);
+	*m = open(path, O_RDWR | O_NOCTTY);
+	if (*m < 0)
+		test_fail("open %s: %s", path, strerror(errno));
+	if (ioctl(*m, TIOCSPTLCK, &off) || ioctl(*m, TIOCGPTN, idx))
+		test_fail("unlock: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/%d", pts, *idx);
+	*s = open(path, O_RDWR | O_NOCTTY);
+	if (*s < 0 || tcgetattr(*s, &t))
+		test_fail("open %s: %s", path, strerror(errno));
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	if (tcsetattr(*s, TCSANOW, &t))
+		test_fail("tcsetattr: %s", strerror(errno));
 }

@@ -135,5 +135,10 @@ unsigned long test_area_kb(const void *addr, const char *key);
 /* The state letter of thread @tid of process @pid (/proc/PID/task/TID/stat; pid 0: this
  * process), or 0 if it is not listed. */
 char test_task_state(pid_t pid, pid_t tid);
+/* A pty pair of a devpts instance of this process's own mount namespace: a private mount
+ * namespace unshared, a devpts mounted (newinstance, ptmx mode 0666) at @pts, the master
+ * opened at @pts/ptmx (into *@m, its index in *@idx), the slave at @pts/N without echo
+ * (into *@s). test_fail() on any error. */
+void test_devpts_pair(const char *pts, int *m, int *s, int *idx);
 
 #endif

@@ -69,30 +69,14 @@ static __attribute__((noreturn)) void session(int s, int go)
 
 int main(int argc, char **argv)
 {
-	char cwd[PATH_MAX - 64], pts[PATH_MAX], ptmx[PATH_MAX + 8], slave[PATH_MAX + 16];
-	int idx = -1, off = 0, go[2];
+	char cwd[PATH_MAX - 64], pts[PATH_MAX];
+	int idx = -1, go[2];
 
 	test_init(argc, argv);
 	TEST_CHECK(getcwd(cwd, sizeof(cwd)), "getcwd: %s", strerror(errno));
 	snprintf(pts, sizeof(pts), "%s/pts", cwd);
-	snprintf(ptmx, sizeof(ptmx), "%s/ptmx", pts);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		test_fail("setup: private mount namespace: %s", strerror(errno));
-	TEST_CHECK(!mkdir(pts, 0755) || errno == EEXIST, "mkdir: %s", strerror(errno));
-	TEST_CHECK(!mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
-			  "newinstance,ptmxmode=0666,mode=620"),
-		   "mount devpts: %s", strerror(errno));
-	int m = open(ptmx, O_RDWR | O_NOCTTY);
-	TEST_CHECK(m >= 0, "open %s: %s", ptmx, strerror(errno));
-	TEST_CHECK(!ioctl(m, TIOCSPTLCK, &off) && !ioctl(m, TIOCGPTN, &idx), "unlock: %s",
-		   strerror(errno));
-	snprintf(slave, sizeof(slave), "%s/%d", pts, idx);
-	int s = open(slave, O_RDWR | O_NOCTTY);
-	TEST_CHECK(s >= 0, "open %s: %s", slave, strerror(errno));
-	struct termios t;
-	TEST_CHECK(!tcgetattr(s, &t), "tcgetattr: %s", strerror(errno));
-	t.c_lflag &= ~(tcflag_t)ECHO;
-	TEST_CHECK(!tcsetattr(s, TCSANOW, &t), "tcsetattr: %s", strerror(errno));
+	int m, s;
+	test_devpts_pair(pts, &m, &s, &idx);
 	TEST_CHECK(!pipe(go), "pipe: %s", strerror(errno));
 	child = fork();
 	TEST_CHECK(child >= 0, "fork: %s", strerror(errno));

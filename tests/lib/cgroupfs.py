@@ -1,5 +1,5 @@
-"""The host's cgroup v1 hierarchies for the checks that make cgroups (cgroup_props,
-cgroup_root): the files' values, and removing what a check made."""
+"""The host's cgroup hierarchies for the checks that make cgroups (cgroup_props,
+cgroup_root, thread_cgroup): the files' values, and removing what a check made."""
 import os
 import time
 
