@@ -11,7 +11,9 @@ from lib.proc import Failure, Skip, kill_pid, pid_alive, proc_descendants, reap_
 
 
 class Tmux:
-    def __init__(self, c, command, tools=()):
+    def __init__(self, c, command, tools=(), own_devpts=False):
+        """@own_devpts: the server starts in a mount namespace of its own with a devpts
+        instance of its own on /dev/pts (and its ptmx on /dev/ptmx), as in a container."""
         for tool in ("tmux",) + tuple(tools):
             if not shutil.which(tool):
                 raise Skip("%s is not installed" % tool)
@@ -20,7 +22,18 @@ class Tmux:
         self.env = {"PATH": "/usr/bin:/bin", "TERM": "xterm", "HOME": c.tmp,
                     "TMUX_TMPDIR": c.tmp}
         self.pids = []
-        self.run("-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", command)
+        new = ["-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", command]
+        if own_devpts:
+            r = subprocess.run(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 'mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /dev/pts && '
+                 'mount --bind /dev/pts/ptmx /dev/ptmx && exec tmux -S "$0" "$@"',
+                 self.sock] + new, capture_output=True, text=True, timeout=c.timeout,
+                env=self.env, stdin=subprocess.DEVNULL)
+            if r.returncode != 0:
+                raise Failure("tmux in a mount namespace of its own: %s" % r.stderr.strip())
+        else:
+            self.run(*new)
         self.server = int(self.run("display", "-p", "#{pid}"))
         self.pids.append(self.server)
 
