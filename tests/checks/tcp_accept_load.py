@@ -18,14 +18,27 @@ from lib.proc import Failure, Skip, end_started, run_cmd
 
 CLIENTS = 24
 DUMPS = 8
-REDIS_PORT = 7391  # below the ephemeral range the clients' own ports come from
+
+
+def low_port():
+    """A free port of 127.0.0.1 below the ephemeral range the clients' own ports come from
+    (a server on an ephemeral port may find it taken by a client's TIME_WAIT)."""
+    for port in range(7300 + os.getpid() % 500, 7900):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise Skip("no free port in 7300-7899")
 
 
 def check(c):
     exe = "/usr/bin/redis-server"
     if not os.path.exists(exe):
         raise Skip("no redis-server (scripts/deps.sh installs it)")
-    proc = subprocess.Popen([exe, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save",
+    port = low_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save",
                              "", "--appendonly", "no", "--daemonize", "no"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -34,7 +47,7 @@ def check(c):
     def client(k):
         while not stop.is_set():
             try:
-                with socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=20) as s:
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
                     s.sendall(b"PING\r\n")
                     b = b""
                     while not b.endswith(b"\r\n"):
@@ -55,7 +68,7 @@ def check(c):
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=1).close()
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
