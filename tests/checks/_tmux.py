@@ -1,7 +1,7 @@
-"""What the tmux-driven checks (tmux_session, vim_buffer) share: a detached tmux server of
-their own (its socket in the check's directory) running one command in an 80x24 pane,
-keys sent and the pane read through tmux clients, and the server's whole tree dumped,
-released and restored detached."""
+"""What the tmux-driven checks (tmux_session, tmux_own_devpts, vim_buffer) share: a
+detached tmux server of their own (its socket in the check's directory) running one
+command in an 80x24 pane, keys sent and the pane read through tmux clients, the server's
+whole tree dumped, released and restored detached, and the job-control scenario."""
 import os
 import shutil
 import subprocess
@@ -98,3 +98,31 @@ class Tmux:
         while any(pid_alive(x) for x in self.pids) and time.monotonic() < deadline:
             reap_all()
             time.sleep(0.02)
+
+
+SHELL = "env PS1='$ ' bash --norc --noprofile -i"
+
+
+def job_control(t):
+    """In @t running SHELL: a background `sleep 1000` and `top` in the foreground,
+    checkpointed; the same screen after, `q` ends top, `fg` and ^C end the sleep, the
+    shell answers."""
+    t.pane_until(lambda s: s.startswith("$"), "the prompt")
+    t.keys("sleep 1000 &", "Enter")
+    t.pane_until(lambda s: "[1] " in s, "the background job")
+    t.keys("top -d 100", "Enter")
+    t.pane_until(lambda s: "PID USER" in s, "top")
+    time.sleep(0.3)
+    before = t.pane()
+    t.checkpoint(4)  # server, bash, sleep, top
+    after = t.pane()
+    if after != before:
+        raise Failure("the screen changed across the checkpoint:\n%s\n---\n%s"
+                      % (before, after))
+    t.keys("q")
+    t.pane_until(lambda s: s.rstrip().endswith("$"), "the prompt after top")
+    t.keys("fg", "Enter")
+    t.pane_until(lambda s: "fg\nsleep 1000" in s, "the sleep in the foreground")
+    t.keys("C-c")
+    t.keys("echo done-$((6*7))", "Enter")
+    t.pane_until(lambda s: "\ndone-42\n" in s, "the shell's answer")
