@@ -262,13 +262,19 @@ bool path_is_clean(const char *p, size_t max, bool absolute)
 	}
 }
 
+int open_in_root(int rootfd, const char *path, int flags)
+{
+	if (rootfd < 0)
+		return open(path, flags);
+	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
+	return sys_openat2(rootfd, path, &how, sizeof(how));
+}
+
 /* @path from @dfd (AT_FDCWD: this process's view; else a root, RESOLVE_IN_ROOT) is the
  * file (@dev, @ino). */
 static bool path_is_file(int dfd, const char *path, dev_t dev, ino_t ino)
 {
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	_cleanup_close_ int fd = dfd == AT_FDCWD ? open(path, O_PATH | O_CLOEXEC)
-						 : sys_openat2(dfd, path, &how, sizeof(how));
+	_cleanup_close_ int fd = open_in_root(dfd, path, O_PATH | O_CLOEXEC);
 	struct stat x;
 	return fd >= 0 && fstat(fd, &x) == 0 && x.st_dev == dev && x.st_ino == ino;
 }
@@ -295,12 +301,7 @@ static int open_parent_at(int dfd, const char *path)
 	_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
 	if (!dir)
 		return -ENOMEM;
-	const char *p = *dir ? dir : "/";
-	if (dfd == AT_FDCWD)
-		return open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-				.resolve = RESOLVE_IN_ROOT };
-	return sys_openat2(dfd, p, &how, sizeof(how));
+	return open_in_root(dfd, *dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 int removed_dir_open(int dfd, const char *path, mode_t mode, bool has_owner, uid_t uid,

@@ -99,6 +99,9 @@ bool path_is_clean(const char *p, size_t max, bool absolute);
 /* Is absolute path @p @base or below it, component-wise ("/" holds every path)? Pure. */
 bool path_is_under(const char *p, const char *base);
 
+/* @path opened with @flags: in this process's view when @rootfd < 0 (AT_FDCWD too), else
+ * inside the mount tree whose root @rootfd is (RESOLVE_IN_ROOT: "/" is that root). */
+int open_in_root(int rootfd, const char *path, int flags);
 /* Which view @path (a readlink of /proc/PID/fd/N or a /proc/PID/maps path: relative to
  * the reader's root when the reader reaches the file, else to the root of the file's
  * mount namespace) is in: 0 this process's (it names the file @dev/@ino here), 1 the

@@ -25,10 +25,7 @@ unsigned int memfd_huge_flags(uint32_t kb)
 	/* 64 KiB to 16 GiB, a power of two: the sizes MFD_HUGE_* can name */
 	if (kb < 64 || kb > (16u << 20) || (kb & (kb - 1)))
 		return 0;
-	unsigned int log = 10;
-	while ((1u << (log - 10)) < kb)
-		log++;
-	return MFD_HUGETLB | (log << MFD_HUGE_SHIFT);
+	return MFD_HUGETLB | ((10u + (unsigned int)__builtin_ctz(kb)) << MFD_HUGE_SHIFT);
 }
 
 static int memfd_classify(const struct dump_ctx *c, struct fd_ent *e)

@@ -11,7 +11,6 @@
  * peer does not block. */
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -176,9 +175,7 @@ static int path_open(const FileDesc *d, int target, int rootfd, const struct blo
 					r->has_uid && r->has_gid, r->uid, r->gid,
 					flags & ~O_CLOEXEC, "directory");
 	}
-	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
-	_cleanup_close_ int fd = rootfd < 0 ? open(d->path, flags)
-					    : sys_openat2(rootfd, d->path, &how, sizeof(how));
+	_cleanup_close_ int fd = open_in_root(rootfd, d->path, flags);
 	if (fd < 0)
 		return pr_perror("restore fd %d: cannot open %s", target, d->path);
 	struct stat st;

@@ -217,7 +217,8 @@ int files_make_in_root(Files *const *f, size_t n, uint32_t id, int rootfd, int *
 		       const struct blob_reader *blobs)
 {
 	const FileDesc *d = find_desc(f, n, id);
-	if (!d || !files_deferred_root_group(f, n, id) || rootfd < 0) {
+	const struct fd_ops *ops = d ? fd_ops_of(d) : NULL;
+	if (!ops || !(ops->flags & FD_OPS_ROOT_GROUP) || !ops->open_tree || rootfd < 0) {
 		pr_err("restore: file %u cannot be made in a task's mount tree", id);
 		return -EINVAL;
 	}
@@ -226,7 +227,7 @@ int files_make_in_root(Files *const *f, size_t n, uint32_t id, int rootfd, int *
 	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd,
 			     .blobs = blob_reader_or_none(blobs), .netns = -1, .pidns = -1,
 			     .userns = -1, .agent = -1, .rootfd = rootfd };
-	return fd_ops_of(d)->open_tree(&t, d);
+	return ops->open_tree(&t, d);
 }
 
 int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,

@@ -40,7 +40,6 @@
  * is set in the leader's remote stage (TIOCSPGRP), once every group exists. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -57,7 +56,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
-#include "sys/syscalls.h"
 
 #define PTY_SLAVE_MAJOR_FIRST 136
 #define PTY_SLAVE_MAJOR_LAST 143
@@ -889,19 +887,10 @@ static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
 
 /* The master of pair @index at @path with that index: the lower free ones are held
  * open while searching (each open takes the lowest free index), then closed. */
-/* @path opened with @flags, inside the mount tree @rootfd when not -1 ("/" its root). */
-static int open_at_root(int rootfd, const char *path, int flags)
-{
-	if (rootfd < 0)
-		return open(path, flags);
-	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
-	return sys_openat2(rootfd, path, &how, sizeof(how));
-}
-
 static int open_ptmx_index(const char *path, uint32_t index, int rootfd)
 {
 	struct stat pst;
-	int pfd = open_at_root(rootfd, path, O_PATH | O_CLOEXEC);
+	int pfd = open_in_root(rootfd, path, O_PATH | O_CLOEXEC);
 	bool ok = pfd >= 0 && !fstat(pfd, &pst) && S_ISCHR(pst.st_mode) &&
 		  pst.st_rdev == makedev(TTYAUX_MAJOR, 2);
 	if (pfd >= 0)
@@ -917,7 +906,7 @@ static int open_ptmx_index(const char *path, uint32_t index, int rootfd)
 	int ret = -EEXIST;
 	while (n <= index) {
 		/* (an image is untrusted: a path ending in /ptmx; the node is checked) */
-		int m = open_at_root(rootfd, path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		int m = open_in_root(rootfd, path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (m < 0) {
 			ret = pr_perror("restore: open %s for pty %u", path, index);
 			break;

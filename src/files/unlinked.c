@@ -140,8 +140,7 @@ static void ghost_unlink(const Files *f)
 			continue;
 		for (int t = 0; t < 2; t++) {
 			ghost_path(f->files[i], t, path, sizeof(path));
-			if (!access(path, F_OK))
-				fd_ghost_unlink(path, t ? NULL : f->files[i]->path);
+			fd_ghost_unlink(path, t ? NULL : f->files[i]->path);
 		}
 	}
 }

@@ -17,7 +17,6 @@
 #include "mem/internal.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <linux/prctl.h>
 #include <stdio.h>
 #include <string.h>
@@ -765,10 +764,8 @@ static int ghost_for_vma(struct rst_ctx *c, size_t i)
  * stasis opened, when the task's own may be another mount tree) or the task's own. */
 static int open_in_view(const struct rst_ctx *c, const char *path, int flags, bool dumper_view)
 {
-	if (!dumper_view || c->host_root_fd < 0 || c->shares_files)
-		return open(path, flags);
-	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
-	return sys_openat2(c->host_root_fd, path, &how, sizeof(how));
+	bool own = !dumper_view || c->shares_files;
+	return open_in_root(own ? -1 : c->host_root_fd, path, flags);
 }
 
 int mem_restore_child(struct rst_ctx *c)

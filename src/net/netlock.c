@@ -610,32 +610,58 @@ static int diag_ns(struct netlock *nl, struct nl_ns *ns, struct nl_sock *socks, 
 	return ret ? ret : diag_dump(nl, ns, fd, AF_INET6, socks, n_socks);
 }
 
-/* The net namespaces of the tree's tasks other than stasis's, each once. */
-static int list_ns(struct netlock *nl, struct dump_tree *t)
+/* The index in @ns (@n of them) of the net namespace of task @c into *@out: 1, 0 when
+ * none is it, or -errno. */
+static int ns_index(const struct nl_ns *ns, size_t n, const struct dump_ctx *c, size_t *out)
+{
+	struct stat st;
+	if (fstatat(c->procfd, "ns/net", &st, 0) < 0)
+		return pr_perror("netlock: stat /proc/%d/ns/net", c->pid);
+	for (size_t k = 0; k < n; k++)
+		if (ns[k].ino == st.st_ino) {
+			*out = k;
+			return 1;
+		}
+	return 0;
+}
+
+/* The net namespaces of the tree's tasks, each once, stasis's first: *@out (@n). */
+static int list_ns(const struct dump_tree *t, struct nl_ns **out, size_t *n)
 {
 	struct stat st;
 	if (stat("/proc/self/ns/net", &st) < 0)
 		return pr_perror("netlock: stat /proc/self/ns/net");
-	nl->ns = calloc(t->nr + 1, sizeof(*nl->ns));
-	if (!nl->ns)
+	struct nl_ns *ns = *out = calloc(t->nr + 1, sizeof(*ns));
+	if (!ns)
 		return -ENOMEM;
-	nl->ns[0] = (struct nl_ns){ .fd = -1, .ino = st.st_ino, .pid = getpid() };
-	nl->n_ns = 1;
+	ns[0] = (struct nl_ns){ .fd = -1, .ino = st.st_ino, .pid = getpid() };
+	*n = 1;
 	for (size_t i = 0; i < t->nr; i++) {
 		const struct dump_ctx *c = t->procs[i];
-		if (fstatat(c->procfd, "ns/net", &st, 0) < 0)
-			return pr_perror("netlock: stat /proc/%d/ns/net", c->pid);
-		bool seen = false;
-		for (size_t k = 0; k < nl->n_ns && !seen; k++)
-			seen = nl->ns[k].ino == st.st_ino;
-		if (seen)
-			continue;
+		size_t k;
+		int ret = ns_index(ns, *n, c, &k);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			continue; /* seen */
 		int fd = openat(c->procfd, "ns/net", O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return pr_perror("netlock: open /proc/%d/ns/net", c->pid);
-		nl->ns[nl->n_ns++] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->ospid };
+		if (fstat(fd, &st) < 0) {
+			close(fd);
+			return pr_perror("netlock: stat /proc/%d/ns/net", c->pid);
+		}
+		ns[(*n)++] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->ospid };
 	}
 	return 0;
+}
+
+static void free_ns(struct nl_ns *ns, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (ns[k].fd >= 0)
+			close(ns[k].fd);
+	free(ns);
 }
 
 /* A TCP socket of the tree in none of the namespaces looked at: refused when it has a
@@ -667,7 +693,7 @@ static int collect(struct netlock *nl, struct dump_tree *t)
 		ret = list_socks(t->procs[i], &socks, &n, &cap);
 	if (ret || !n)
 		return ret; /* no TCP socket: nothing to lock, no namespace to look into */
-	ret = list_ns(nl, t);
+	ret = list_ns(t, &nl->ns, &nl->n_ns);
 	if (ret)
 		return ret;
 	qsort(socks, n, sizeof(*socks), cmp_sock);
@@ -703,7 +729,7 @@ struct netlock_drain {
 	char table[64];
 	struct drain_lsn *l;
 	size_t n;
-	struct nl_ns *ns; /* [0]: stasis's own; .locked: the table is there */
+	struct nl_ns *ns; /* the tree's (list_ns); .locked: the table is there */
 	size_t n_ns;
 };
 
@@ -716,29 +742,6 @@ static int64_t queued(int sk)
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 || ti.tcpi_state != TCP_LISTEN_ST)
 		return -1;
 	return ti.tcpi_unacked;
-}
-
-/* The index in @d->ns of the net namespace of task @c, added when new. */
-static int drain_ns(struct netlock_drain *d, const struct dump_ctx *c, size_t *out)
-{
-	struct stat st;
-	if (fstatat(c->procfd, "ns/net", &st, 0) < 0)
-		return pr_perror("dump: stat /proc/%d/ns/net", c->pid);
-	for (size_t k = 0; k < d->n_ns; k++)
-		if (d->ns[k].ino == st.st_ino) {
-			*out = k;
-			return 0;
-		}
-	struct nl_ns *n = realloc(d->ns, (d->n_ns + 1) * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	d->ns = n;
-	int fd = openat(c->procfd, "ns/net", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pr_perror("dump: open /proc/%d/ns/net", c->pid);
-	d->ns[d->n_ns] = (struct nl_ns){ .fd = fd, .ino = st.st_ino, .pid = c->ospid };
-	*out = d->n_ns++;
-	return 0;
 }
 
 /* Listener @s (fd @sk, its duplicate) into @d. */
@@ -767,9 +770,9 @@ static int drain_add(struct netlock_drain *d, const struct nl_sock *s, int *sk)
 	}
 	static const uint8_t zero[16];
 	x->any = !memcmp(x->addr, zero, x->v6 ? 16 : 4);
-	int ret = drain_ns(d, s->c, &x->ns);
-	if (ret)
-		return ret;
+	int ret = ns_index(d->ns, d->n_ns, s->c, &x->ns);
+	if (ret <= 0) /* (every task's namespace is listed) */
+		return ret ?: -EIO;
 	x->sk = *sk;
 	*sk = -1;
 	d->n++;
@@ -829,6 +832,11 @@ static int nft_child_quiet(void *arg, struct nsrun_buf *out)
 static void drain_hold(struct netlock_drain *d)
 {
 	for (size_t k = 0; k < d->n_ns; k++) {
+		bool any = false;
+		for (size_t i = 0; i < d->n; i++)
+			any |= d->l[i].ns == k;
+		if (!any)
+			continue;
 		_cleanup_free_ char *cmd = drain_cmd(d, k);
 		char err[256];
 		int ret = !cmd ? -ENOMEM
@@ -842,11 +850,25 @@ static void drain_hold(struct netlock_drain *d)
 	}
 }
 
+/* The connections waiting in the queues of @d's listeners; in *@busy (unless NULL) how
+ * many listeners have some. */
+static uint64_t waiting(const struct netlock_drain *d, uint64_t *busy)
+{
+	uint64_t total = 0, b = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		int64_t q = queued(d->l[i].sk);
+		total += q > 0 ? (uint64_t)q : 0;
+		b += q > 0;
+	}
+	if (busy)
+		*busy = b;
+	return total;
+}
+
 int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out)
 {
 	_cleanup_free_ struct nl_sock *socks = NULL;
 	size_t n = 0, cap = 0;
-	struct stat st;
 	int ret = 0;
 
 	*out = NULL;
@@ -856,12 +878,9 @@ int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out)
 		return ret;
 	qsort(socks, n, sizeof(*socks), cmp_sock);
 	struct netlock_drain *d = calloc(1, sizeof(*d));
-	if (!d || stat("/proc/self/ns/net", &st) < 0 || !(d->ns = calloc(1, sizeof(*d->ns)))) {
-		free(d);
+	if (!d)
 		return -ENOMEM;
-	}
-	d->ns[0] = (struct nl_ns){ .fd = -1, .ino = st.st_ino, .pid = getpid() };
-	d->n_ns = 1;
+	ret = list_ns(t, &d->ns, &d->n_ns);
 	snprintf(d->table, sizeof(d->table), NETLOCK_DRAIN_PREFIX "%d", getpid());
 	for (size_t i = 0; i < n && !ret; i++) {
 		if (i && socks[i - 1].ino == socks[i].ino)
@@ -877,12 +896,7 @@ int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out)
 	if (!t->opts->network_lock_none)
 		drain_hold(d);
 	/* counted once new ones are held back: what came meanwhile is counted too */
-	uint64_t total = 0, busy = 0;
-	for (size_t i = 0; i < d->n; i++) {
-		int64_t q = queued(d->l[i].sk);
-		total += q > 0 ? (uint64_t)q : 0;
-		busy += q > 0;
-	}
+	uint64_t busy, total = waiting(d, &busy);
 	if (total)
 		pr_info("dump: %" PRIu64 " connection%s waiting in the accept queues of %" PRIu64
 			" listener%s: the tree runs on to accept them",
@@ -896,11 +910,7 @@ void netlock_drain_wait(struct netlock_drain *d)
 	uint64_t t0 = now_ns(), moved = t0, last = UINT64_MAX, left = 0;
 	while (now_ns() - moved < DRAIN_IDLE_MS * 1000000ull &&
 	       now_ns() - t0 < DRAIN_MAX_MS * 1000000ull) {
-		left = 0;
-		for (size_t i = 0; i < d->n; i++) {
-			int64_t q = queued(d->l[i].sk);
-			left += q > 0 ? (uint64_t)q : 0;
-		}
+		left = waiting(d, NULL);
 		if (!left)
 			break;
 		if (left != last)
@@ -928,13 +938,11 @@ void netlock_drain_end(struct netlock_drain *d)
 				pr_warn("dump: cannot remove table inet %s: %s (its elements expire "
 					"in %d s)", d->table, err, DRAIN_HOLD_S);
 		}
-		if (d->ns[k].fd >= 0)
-			close(d->ns[k].fd);
 	}
+	free_ns(d->ns, d->n_ns);
 	for (size_t i = 0; i < d->n; i++)
 		close(d->l[i].sk);
 	free(d->l);
-	free(d->ns);
 	free(d);
 }
 
@@ -1125,10 +1133,7 @@ void netlock_free(struct netlock *nl)
 {
 	if (!nl)
 		return;
-	for (size_t k = 0; k < nl->n_ns; k++)
-		if (nl->ns[k].fd >= 0)
-			close(nl->ns[k].fd);
-	free(nl->ns);
+	free_ns(nl->ns, nl->n_ns);
 	free(nl->conns);
 	free(nl->locals);
 	if (nl->img)

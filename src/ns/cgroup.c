@@ -98,6 +98,15 @@ static bool mount_shows(const char *fstype, const char *opts, const char *contro
 
 /* ---- membership ------------------------------------------------------------------- */
 
+/* The process's entry in hierarchy @h, or NULL. */
+static const CgroupEntry *proc_entry(const Core *core, uint32_t h)
+{
+	for (size_t i = 0; i < core->n_cgroups; i++)
+		if (core->cgroups[i]->hierarchy == h)
+			return core->cgroups[i];
+	return NULL;
+}
+
 /* The hierarchies where thread @k of @c is in other cgroups than its process (@core's
  * cgroups, from /proc/PID/cgroup): a threaded v2 subtree, a v1 hierarchy's `tasks`
  * file. Recorded in core->thread_cgroups; the restore moves the thread there. */
@@ -134,10 +143,7 @@ static int thread_cgroups(struct dump_ctx *c, size_t k, const char *mine)
 	a[core->n_thread_cgroups++] = tc;
 	ret = n == core->n_cgroups ? 0 : -EIO;
 	for (size_t i = 0; i < n && !ret; i++) {
-		const CgroupEntry *pe = NULL;
-		for (size_t j = 0; j < core->n_cgroups && !pe; j++)
-			if (core->cgroups[j]->hierarchy == v[i].hierarchy)
-				pe = core->cgroups[j];
+		const CgroupEntry *pe = proc_entry(core, v[i].hierarchy);
 		if (!pe) {
 			ret = -EIO;
 			break;
@@ -814,15 +820,6 @@ static bool controllers_ok(const char *s, uint32_t hierarchy)
 		if (!proc_cgroup_ctrl_char(s[i]))
 			return false;
 	return true;
-}
-
-/* The process's entry in hierarchy @h, or NULL. */
-static const CgroupEntry *proc_entry(const Core *core, uint32_t h)
-{
-	for (size_t i = 0; i < core->n_cgroups; i++)
-		if (core->cgroups[i]->hierarchy == h)
-			return core->cgroups[i];
-	return NULL;
 }
 
 int cgroup_validate(const Core *core, const CgroupNs *ns, pid_t pid)
