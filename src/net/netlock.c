@@ -684,19 +684,30 @@ static int check_unfound(const struct nl_sock *s)
 	return -EOPNOTSUPP;
 }
 
+/* The TCP sockets of every fd table of the tree, sorted by inode: *@out (@n). */
+static int tree_socks(const struct dump_tree *t, struct nl_sock **out, size_t *n)
+{
+	size_t cap = 0;
+	int ret = 0;
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; i < t->nr && !ret; i++)
+		ret = list_socks(t->procs[i], out, n, &cap);
+	if (!ret && *n)
+		qsort(*out, *n, sizeof(**out), cmp_sock);
+	return ret;
+}
+
 static int collect(struct netlock *nl, struct dump_tree *t)
 {
 	_cleanup_free_ struct nl_sock *socks = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-	for (size_t i = 0; i < t->nr && !ret; i++)
-		ret = list_socks(t->procs[i], &socks, &n, &cap);
+	size_t n;
+	int ret = tree_socks(t, &socks, &n);
 	if (ret || !n)
 		return ret; /* no TCP socket: nothing to lock, no namespace to look into */
 	ret = list_ns(t, &nl->ns, &nl->n_ns);
 	if (ret)
 		return ret;
-	qsort(socks, n, sizeof(*socks), cmp_sock);
 	for (size_t k = 0; k < nl->n_ns && !ret; k++)
 		ret = diag_ns(nl, &nl->ns[k], socks, n);
 	if (!ret)
@@ -868,15 +879,12 @@ static uint64_t waiting(const struct netlock_drain *d, uint64_t *busy)
 int netlock_drain_start(struct dump_tree *t, struct netlock_drain **out)
 {
 	_cleanup_free_ struct nl_sock *socks = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
+	size_t n;
 
 	*out = NULL;
-	for (size_t i = 0; i < t->nr && !ret; i++)
-		ret = list_socks(t->procs[i], &socks, &n, &cap);
+	int ret = tree_socks(t, &socks, &n);
 	if (ret || !n)
 		return ret;
-	qsort(socks, n, sizeof(*socks), cmp_sock);
 	struct netlock_drain *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
