@@ -194,6 +194,7 @@ extern const struct fd_ops fd_timerfd_ops;    /* timerfd.c */
 extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */
 extern const struct fd_ops fd_epoll_ops;      /* epoll.c */
 extern const struct fd_ops fd_pidfd_ops;      /* pidfd.c */
+extern const struct fd_ops fd_procpid_ops;    /* procpid.c */
 extern const struct fd_ops fd_inotify_ops;    /* inotify.c */
 extern const struct fd_ops fd_fanotify_ops;   /* fanotify.c */
 extern const struct fd_ops fd_memfd_ops;      /* memfd.c */
@@ -251,6 +252,26 @@ void fd_opened(const Files *f);
  * inode @ino): size, widowed, the queued bytes of a read end. */
 int fd_pipe_dump_fd(pid_t pid, int fd, int dup, unsigned int flags, uint64_t ino,
 		    FileDesc *d) __must_check;
+/* placeholder.c: descriptions made in the final stage (pidfds, files of a task's /proc
+ * directory), a placeholder holding their fd numbers until then. The open hook of such a
+ * row: */
+int fd_final_placeholder(const FileDesc *d, int target, int rootfd,
+			 const struct blob_reader *blobs);
+/* Its final hook: every description of @kind of task @c (what names them in messages)
+ * made by @make, once per description, in stasis (a new fd with its status flags, or a
+ * logged -errno), and given to every fd of it in each holder. */
+typedef int (*fd_final_make_fn)(struct rst_ctx *c, const FileDesc *d);
+int fd_final_give(struct rst_ctx *c, FileKind kind, fd_final_make_fn make,
+		  const char *what) __must_check;
+/* Its merge hook's part: no description of @kind (@what: "a pidfd") has an owner or is
+ * in flight in a unix socket's queue (nothing but its holders may meet the placeholder). */
+int fd_final_merge_check(struct dump_ctx **procs, size_t n, FileKind kind,
+			 const char *what) __must_check;
+/* Is @pid a task this restore made (traced by stasis)? */
+bool fd_final_restored(const struct rst_ctx *c, pid_t pid);
+/* Receive what unix socket @a has queued, one message of 1 or 2 fds: *@b, *@p (-1 if
+ * one). 0 or -errno. */
+int fd_take_queue(int a, int *b, int *p) __must_check;
 /* inotify.c: the kernel's dev_t of an fdinfo (MAJOR << 20 | MINOR) as stat shows it. */
 dev_t fd_kdev(uint32_t sdev);
 /* inotify.c: for every inode mark of @m (inotify watches, fanotify inode marks) of a

@@ -95,6 +95,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_mqueue_refused_ops,
 	&fd_pipe_ops,
 	&fd_fifo_ops,
+	&fd_procpid_ops,
 	&fd_unlinked_ops,
 	&fd_reg_ops,
 	&fd_dir_ops,

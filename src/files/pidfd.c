@@ -8,19 +8,10 @@
  * cgroup than its holder's, is refused.
  *
  * Restore: a pidfd cannot be made before its target exists, and several processes may
- * hold one description (inherited across fork). So the description is first a
- * placeholder: a unix datagram socket A whose own queue holds its peer B (sent through
- * B itself), opened like any description (by the child, or once by stasis when several
- * processes hold it) and placed at every fd number of the pidfd, so those numbers stay
- * taken. In the final stage (every task and thread of the tree exists, traced by
- * stasis), for each holder: stasis takes A with pidfd_getfd and receives what its queue
- * holds (B, and the pidfd P once a first holder made it); the first makes P —
+ * hold one description (inherited across fork): it is made in the final stage, a
+ * placeholder holding its fd numbers until then (placeholder.c). Made by stasis:
  * pidfd_open of the target, checked to be a task stasis restored (it traces it), or of a
- * throwaway child of stasis that exits with the recorded status and is reaped — and
- * sends it through B to A; the holder receives it with a remote recvmsg and dup3s it
- * onto each of its fd numbers (close-on-exec per fd), which drops A; stasis puts B and P
- * back into A's queue for the next holder. The last holder's dup3 frees A, and with it
- * B and the queued reference of P. Every holder so gets the one description P. */
+ * throwaway child of stasis that exits with the recorded status and is reaped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -152,37 +143,6 @@ static bool in_tree(struct dump_ctx **procs, size_t n, pid_t pid, bool thread)
 	return false;
 }
 
-/* Is description @id (tree-wide) a pidfd of some process of the tree? */
-static bool is_pidfd(struct dump_ctx **procs, size_t n, uint32_t id)
-{
-	for (size_t p = 0; p < n; p++) {
-		ssize_t i = fd_desc_index(procs[p]->files, id);
-		if (i >= 0)
-			return procs[p]->files->files[i]->kind == FILE_KIND__FILE_PIDFD;
-	}
-	return false;
-}
-
-/* What would meet the placeholder instead of the pidfd: the pidfd in flight in a unix
- * socket's queue (an epoll watching it is told of the pidfd in the final stage). */
-static int check_users(struct dump_ctx **procs, size_t n, const struct dump_ctx *c)
-{
-	const Files *f = c->files;
-	for (size_t i = 0; i < f->n_files; i++) {
-		const FileDesc *d = f->files[i];
-		const UnixSk *u = d->unix_sk;
-		for (size_t k = 0; u && k < u->n_rights; k++)
-			for (size_t j = 0; j < u->rights[k]->n_files; j++)
-				if (is_pidfd(procs, n, u->rights[k]->files[j])) {
-					pr_err("fd %d of pid %d is a unix socket with a pidfd in "
-					       "flight: not supported yet",
-					       fd_desc_fd(f, i), c->pid);
-					return -EOPNOTSUPP;
-				}
-	}
-	return 0;
-}
-
 /* Every target in the tree; nothing that would find the placeholder. */
 static int pidfd_merge(struct dump_ctx **procs, size_t n)
 {
@@ -201,18 +161,9 @@ static int pidfd_merge(struct dump_ctx **procs, size_t n)
 				       pd->target);
 				return -EOPNOTSUPP;
 			}
-			if (d->owner) {
-				pr_err("fd %d of pid %d is a pidfd with an owner (F_SETOWN): not "
-				       "supported",
-				       fd_desc_fd(f, i), procs[p]->pid);
-				return -EOPNOTSUPP;
-			}
 		}
-		int ret = check_users(procs, n, procs[p]);
-		if (ret)
-			return ret;
 	}
-	return 0;
+	return fd_final_merge_check(procs, n, FILE_KIND__FILE_PIDFD, "a pidfd");
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -239,57 +190,6 @@ static int pidfd_validate(const FileDesc *d, const struct blob_reader *blobs)
 		if (!ok)
 			return fd_bad_data(d);
 	}
-	return 0;
-}
-
-/* The placeholder: socket A, its peer B waiting in A's own queue. */
-static int pidfd_open_placeholder(const FileDesc *d, int target, int rootfd,
-				  const struct blob_reader *blobs)
-{
-	(void)d;
-	(void)rootfd;
-	(void)blobs;
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
-		return pr_perror("restore fd %d: pidfd placeholder socketpair", target);
-	int ret = send_fds(sv[1], "p", 1, &sv[1], 1, MSG_DONTWAIT);
-	close(sv[1]);
-	if (ret) {
-		close(sv[0]);
-		return pr_errno(ret, "restore fd %d: pidfd placeholder", target);
-	}
-	return sv[0];
-}
-
-/* What A's queue holds: B, and P once made. Receives at most 2 fds. */
-static int take_queue(int a, int *b, int *p)
-{
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} cb;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
-			     .msg_controllen = sizeof(cb.buf) };
-	*b = *p = -1;
-	if (recvmsg(a, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
-		return -errno;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	size_t n = 0;
-	int fds[2] = { -1, -1 };
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-	    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
-		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(fds, CMSG_DATA(cm), MIN(n, 2) * sizeof(int));
-	}
-	if ((mh.msg_flags & MSG_CTRUNC) || n < 1 || n > 2) {
-		for (size_t k = 0; k < MIN(n, 2); k++)
-			close(fds[k]);
-		return -EBADMSG;
-	}
-	*b = fds[0];
-	*p = fds[1];
 	return 0;
 }
 
@@ -437,7 +337,7 @@ static int reaped_in_ns(const struct rst_ctx *c, int status, unsigned int flags)
 	close(sv[1]);
 	int fd = -1, none = -1;
 	if (!ret)
-		ret = take_queue(sv[0], &fd, &none);
+		ret = fd_take_queue(sv[0], &fd, &none);
 	close(sv[0]);
 	if (none >= 0)
 		close(none);
@@ -452,7 +352,7 @@ static int reaped_in_ns(const struct rst_ctx *c, int status, unsigned int flags)
 }
 
 /* The pidfd of @d, made by stasis: its target must be a task stasis restored. */
-static int make_pidfd(const struct rst_ctx *c, const FileDesc *d)
+static int open_pidfd(const struct rst_ctx *c, const FileDesc *d)
 {
 	const PidfdData *p = d->pidfd;
 	unsigned int flags = d->flags & PIDFD_THREAD;
@@ -463,14 +363,7 @@ static int make_pidfd(const struct rst_ctx *c, const FileDesc *d)
 		fd = sys_pidfd_open(p->target, flags);
 		if (fd < 0)
 			return pr_perror("restore: pidfd_open of %d", p->target);
-		char name[32];
-		struct proc_status st;
-		snprintf(name, sizeof(name), "%d/status", p->target);
-		_cleanup_free_ char *buf = read_file_at(c->proc_dfd, name, 1 << 16, NULL);
-		bool ours = buf && !proc_parse_status(buf, &st) && st.tracer_pid == c->stasis_pid;
-		if (buf)
-			proc_status_free(&st);
-		if (!ours || sys_pidfd_send_signal(fd, 0, NULL, 0)) {
+		if (!fd_final_restored(c, p->target) || sys_pidfd_send_signal(fd, 0, NULL, 0)) {
 			close(fd);
 			pr_err("restore: the pidfd of pid %d names %d, not a task of the tree",
 			       c->pid, p->target);
@@ -483,104 +376,6 @@ static int make_pidfd(const struct rst_ctx *c, const FileDesc *d)
 		return e;
 	}
 	return fd;
-}
-
-/* Scratch layout of the remote recvmsg. */
-#define SCR_MSG 0
-#define SCR_IOV 64
-#define SCR_BYTE 96
-#define SCR_CMSG 128
-
-/* In the holder: receive the pidfd waiting at its fd @at; its fd number there. */
-static int remote_receive(struct rst_ctx *c, int at)
-{
-	struct rsys *rs = &c->rs;
-	struct iovec iov = { (void *)(uintptr_t)(rs->scratch + SCR_BYTE), 1 };
-	struct msghdr mh = { .msg_iov = (void *)(uintptr_t)(rs->scratch + SCR_IOV),
-			     .msg_iovlen = 1,
-			     .msg_control = (void *)(uintptr_t)(rs->scratch + SCR_CMSG),
-			     .msg_controllen = CMSG_SPACE(sizeof(int)) };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cb;
-	memset(&cb, 0, sizeof(cb));
-	int ret = rsys_poke(rs, rs->scratch + SCR_MSG, &mh, sizeof(mh)) ?:
-		  rsys_poke(rs, rs->scratch + SCR_IOV, &iov, sizeof(iov)) ?:
-		  rsys_poke(rs, rs->scratch + SCR_CMSG, &cb, sizeof(cb));
-	if (ret)
-		return ret;
-	long r = rsys_do(rs, "restore: receive a pidfd", SYS_recvmsg, (uint64_t)at,
-			 rs->scratch + SCR_MSG, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0, 0);
-	if (r < 0)
-		return (int)r;
-	ret = rsys_peek(rs, rs->scratch + SCR_MSG, &mh, sizeof(mh)) ?:
-	      rsys_peek(rs, rs->scratch + SCR_CMSG, &cb, sizeof(cb));
-	if (ret)
-		return ret;
-	struct cmsghdr *cm = &cb.align;
-	int fd = -1;
-	if (!(mh.msg_flags & MSG_CTRUNC) && cm->cmsg_level == SOL_SOCKET &&
-	    cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-	if (fd < 0) {
-		pr_err("restore: pid %d: no pidfd arrived at fd %d", c->pid, at);
-		return -EIO;
-	}
-	return fd;
-}
-
-/* The epolls of holder @c watching fd @tfd (the placeholder until now) watch the pidfd
- * there: the placeholder's entries go when it is freed (by the last holder's dup3). */
-static int rewatch(struct rst_ctx *c, int tfd)
-{
-	const Files *f = c->files;
-	for (size_t e = 0; e < f->n_files; e++) {
-		const EpollData *ep = f->files[e]->epoll;
-		int efd = fd_desc_fd(f, e);
-		for (size_t k = 0; ep && efd >= 0 && k < ep->n_targets; k++) {
-			const EpollTarget *t = ep->targets[k];
-			struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
-			if (t->tfd != tfd || t->elsewhere)
-				continue;
-			int ret = rsys_poke(&c->rs, c->rs.scratch, &ev, sizeof(ev));
-			long r = ret ?: rsys_do(&c->rs, "restore: epoll_ctl(ADD) of a pidfd",
-						SYS_epoll_ctl, (uint64_t)efd, EPOLL_CTL_ADD,
-						(uint64_t)tfd, c->rs.scratch, 0, 0);
-			if (r < 0)
-				return (int)r;
-		}
-	}
-	return 0;
-}
-
-/* Holder @c's fds of description @i: pidfd @p (stasis's), received at the first one. */
-static int give_pidfd(struct rst_ctx *c, size_t i, int p)
-{
-	const Files *f = c->files;
-	int first = fd_desc_fd(f, i);
-	int q = remote_receive(c, first);
-	if (q < 0)
-		return q;
-	long r = syscall(SYS_kcmp, getpid(), c->pid, KCMP_FILE, p, q);
-	if (r != 0) {
-		pr_err("restore: pid %d: fd %d did not receive its pidfd", c->pid, first);
-		return -EIO;
-	}
-	for (size_t k = 0; k < f->n_fds && r >= 0; k++) {
-		const Fd *x = f->fds[k];
-		if (x->file_id == f->files[i]->id)
-			r = rsys_do(&c->rs, "restore: place a pidfd", SYS_dup3, (uint64_t)q,
-				    (uint64_t)x->fd, x->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
-	}
-	long rc = rsys_do(&c->rs, "restore: close a pidfd", SYS_close, (uint64_t)q, 0, 0, 0, 0, 0);
-	if (r < 0 || rc < 0)
-		return r < 0 ? (int)r : (int)rc;
-	int ret = 0;
-	for (size_t k = 0; k < f->n_fds && !ret; k++)
-		if (f->fds[k]->file_id == f->files[i]->id)
-			ret = rewatch(c, f->fds[k]->fd);
-	return ret;
 }
 
 /* A reaped process's pidfd: it exited in its holder's cgroup, as at dump. */
@@ -601,66 +396,20 @@ static int check_reaped(const struct rst_ctx *c, const FileDesc *d, int p)
 	return -EOPNOTSUPP;
 }
 
-/* One description of holder @c: the placeholder replaced by the pidfd. */
-static int pidfd_final_one(struct rst_ctx *c, size_t i, int pidfd)
+static int make_pidfd(struct rst_ctx *c, const FileDesc *d)
 {
-	const FileDesc *d = c->files->files[i];
-	int first = fd_desc_fd(c->files, i);
-	if (first < 0)
-		return 0; /* in flight: refused at dump */
-	_cleanup_close_ int a = sys_pidfd_getfd(pidfd, first, 0);
-	if (a < 0)
-		return pr_perror("restore: pid %d: pidfd_getfd of fd %d", c->pid, first);
-	_cleanup_close_ int b = -1;
-	_cleanup_close_ int p = -1;
-	int ret = take_queue(a, &b, &p);
-	if (ret)
-		return pr_errno(ret, "restore: pid %d: fd %d is not a pidfd placeholder", c->pid,
-				first);
-	if (p < 0) {
-		p = make_pidfd(c, d);
-		if (p < 0)
-			return p;
-		ret = check_reaped(c, d, p);
-		if (ret)
-			return ret;
-	}
-	ret = send_fds(b, "p", 1, &p, 1, MSG_DONTWAIT);
-	if (ret)
-		return pr_errno(ret, "restore: pid %d: send its pidfd", c->pid);
-	ret = give_pidfd(c, i, p);
-	if (ret)
+	int p = open_pidfd(c, d);
+	int ret = p < 0 ? 0 : check_reaped(c, d, p);
+	if (ret) {
+		close(p);
 		return ret;
-	/* for the next holder of the description (freed with A by the last one) */
-	int keep[2] = { b, p };
-	ret = send_fds(b, "p", 1, keep, 2, MSG_DONTWAIT);
-	return ret ? pr_errno(ret, "restore: pid %d: keep its pidfd", c->pid) : 0;
+	}
+	return p;
 }
 
 static int pidfd_final(struct rst_ctx *c)
 {
-	const Files *f = c->files;
-	if (!f || c->shares_files)
-		return 0; /* (the parent's table: done by the parent) */
-	_cleanup_close_ int pidfd = -1;
-	uint64_t t0 = now_ns();
-	size_t n = 0;
-	for (size_t i = 0; i < f->n_files; i++) {
-		if (f->files[i]->kind != FILE_KIND__FILE_PIDFD)
-			continue;
-		if (pidfd < 0)
-			pidfd = sys_pidfd_open(c->pid, 0);
-		if (pidfd < 0)
-			return pr_perror("restore: pidfd_open of %d", c->pid);
-		int ret = pidfd_final_one(c, i, pidfd);
-		if (ret)
-			return ret;
-		n++;
-	}
-	if (n)
-		pr_info("restore: pid %d: %zu pidfds given in %.3f ms", c->pid, n,
-			 (double)(now_ns() - t0) / 1e6);
-	return 0;
+	return fd_final_give(c, FILE_KIND__FILE_PIDFD, make_pidfd, "pidfds");
 }
 
 const struct fd_ops fd_pidfd_ops = {
@@ -671,6 +420,6 @@ const struct fd_ops fd_pidfd_ops = {
 	.dump = pidfd_dump,
 	.merge = pidfd_merge,
 	.validate = pidfd_validate,
-	.open = pidfd_open_placeholder,
+	.open = fd_final_placeholder,
 	.final = pidfd_final,
 };

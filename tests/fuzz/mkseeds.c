@@ -175,8 +175,7 @@ int main(int argc, char **argv)
 	pd.has_data = 1;
 	pd.data.len = 3;
 	pd.data.data = regs;
-	FileDesc fd = FILE_DESC__INIT, *fdp[15] = { &fd, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-						     NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	FileDesc fd = FILE_DESC__INIT, *fdp[16] = { &fd };
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
@@ -393,9 +392,24 @@ int main(int argc, char **argv)
 	fd_fan.kind = FILE_KIND__FILE_FANOTIFY;
 	fd_fan.fanotify = &fan;
 	fdp[14] = &fd_fan;
+	/* a file of a task's /proc directory (a task of the tree, two pid levels) */
+	ProcPidData ppd = PROC_PID_DATA__INIT;
+	int32_t ppns[2] = { 42, 7 };
+	ppd.root_len = 5;
+	ppd.n_nspid = 2;
+	ppd.nspid = ppns;
+	ppd.has_target = 1;
+	ppd.target = 42;
+	ppd.start_time = 123456;
+	FileDesc fd_pp = FILE_DESC__INIT;
+	fd_pp.id = 16;
+	fd_pp.kind = FILE_KIND__FILE_PROCPID;
+	fd_pp.path = (char *)"/proc/42/status";
+	fd_pp.procpid = &ppd;
+	fdp[15] = &fd_pp;
 	Fd e = FD__INIT, *ep[1] = { &e };
 	Files files = FILES__INIT;
-	files.n_files = 15;
+	files.n_files = 16;
 	files.files = fdp;
 	files.n_fds = 1;
 	files.fds = ep;

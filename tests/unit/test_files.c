@@ -559,6 +559,27 @@ static void test_bad_image(void)
 		bad += files_restore_child(&c) != -EINVAL;
 		md.blob = &br;                      /* the image has no blobs.img */
 		bad += files_restore_child(&c) != -ENOENT;
+		d.memfd = NULL;
+		d.kind = FILE_KIND__FILE_PROCPID;   /* a /proc/PID file: no data */
+		d.path = (char *)"/proc/42/status";
+		bad += files_restore_child(&c) != -EINVAL;
+		ProcPidData pp = PROC_PID_DATA__INIT;
+		int32_t ns[1] = { 43 };
+		pp.nspid = ns;
+		pp.n_nspid = 1;
+		pp.root_len = 5;
+		d.procpid = &pp;                    /* N is not nspid[0] */
+		bad += files_restore_child(&c) != -EINVAL;
+		pp.root_len = 15;                   /* its root beyond the path */
+		ns[0] = 42;
+		bad += files_restore_child(&c) != -EINVAL;
+		pp.root_len = 5;
+		d.flags = O_CREAT;                  /* a flag that would make a file */
+		bad += files_restore_child(&c) != -EINVAL;
+		d.flags = 0;
+		pp.has_target = true;               /* a target that is no pid */
+		bad += files_restore_child(&c) != -EINVAL;
+		d.procpid = NULL;
 		bad += bad_dgram_images(&c, &d);
 		bad += fcntl(1, F_GETFD) < 0;   /* nothing was closed */
 		_exit(bad);

@@ -1,0 +1,320 @@
+/* Files and directories of one task's directory in a proc file system (row fd_procpid_ops,
+ * kind FILE_PROCPID, FileDesc.procpid): /proc/self/status, a /proc/PID directory kept as a
+ * process handle, /proc/PID/cmdline read now and then (tmux naming its windows),
+ * /proc/self/mountinfo watched with epoll.
+ *
+ * Dump: a file of a proc mount (fs type) whose path, in the view the dumper finds it in,
+ * is ROOT/N[/REST] with ROOT the root of that mount (its inode 1, the fd's device). The
+ * path naming the fd's own inode proves N is the task the file is of (a dentry of a task
+ * that exited is never found again); a path that names nothing (the task exited since)
+ * is refused. N's NSpid (as that proc shows it: from its namespace down) and start time
+ * are recorded, and the tree-wide merge looks for the task of the tree (process or
+ * thread) with that NSpid at the bottom of its own and that start time: the target.
+ * A zombie is refused (a restored zombie exits before the files are made).
+ *
+ * Restore: such a file can only be opened once its task exists, so it is made in the
+ * final stage, a placeholder holding its fd numbers until then (placeholder.c). stasis
+ * opens the path in the view it was in (its own, or the holder's root), with the same
+ * flags and position, and checks what it opened: N in that proc has the recorded NSpid
+ * and is the restored target (traced by stasis), or, for a process outside the tree,
+ * still has the recorded start time (the same process, on the same boot); anything else
+ * fails the restore. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "files/fd_ops.h"
+#include "proc/parse.h"
+
+#define PROC_ROOT_INO 1
+#define STATUS_MAX (1u << 16)
+
+/* ---- dump ---------------------------------------------------------------------- */
+
+/* Is @path[0..len) the root of the proc mount of device @dev in view @rootfd? */
+static bool is_proc_root(int rootfd, const char *path, size_t len, dev_t dev)
+{
+	_cleanup_free_ char *p = strndup(path, len);
+	if (!p)
+		return false;
+	_cleanup_close_ int fd = open_in_root(rootfd, p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	return fd >= 0 && !fstat(fd, &st) && st.st_dev == dev && st.st_ino == PROC_ROOT_INO;
+}
+
+/* The offset of "/N" in @path after which N is a task's directory of the proc mount of
+ * device @dev, in view @rootfd; -1 if none. */
+static ssize_t pid_component(int rootfd, const char *path, dev_t dev)
+{
+	for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+		size_t n = strspn(s + 1, "0123456789");
+		if (s == path || !n || n > 10 || s[1] == '0' || (s[1 + n] && s[1 + n] != '/'))
+			continue;
+		if (is_proc_root(rootfd, path, (size_t)(s - path), dev))
+			return s - path;
+	}
+	return -1;
+}
+
+static int procpid_classify(const struct dump_ctx *c, struct fd_ent *e)
+{
+	if (e->fs_type != PROC_SUPER_MAGIC || !(S_ISREG(e->st.st_mode) || S_ISDIR(e->st.st_mode)) ||
+	    e->link[0] != '/')
+		return 0;
+	_cleanup_close_ int root = openat(c->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pid_component(-1, e->link, e->st.st_dev) < 0 &&
+	    (root < 0 || pid_component(root, e->link, e->st.st_dev) < 0))
+		return 0; /* /proc/meminfo, /proc/sys/...: a file like any other */
+	e->kind = FILE_KIND__FILE_PROCPID;
+	return 1;
+}
+
+/* NSpid and start time of N (ROOT/N at @path[0..dirlen)) in view @rootfd. */
+static int read_task(int rootfd, const char *path, size_t dirlen, struct proc_status *st,
+		     unsigned long long *start)
+{
+	_cleanup_free_ char *dir = strndup(path, dirlen);
+	if (!dir)
+		return -ENOMEM;
+	_cleanup_close_ int dfd = open_in_root(rootfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	_cleanup_free_ char *stat = read_file_at(dfd, "stat", STATUS_MAX, NULL);
+	_cleanup_free_ char *status = stat ? read_file_at(dfd, "status", STATUS_MAX, NULL) : NULL;
+	struct proc_stat ps;
+	if (!stat || !status)
+		return -(errno ?: EIO);
+	if (proc_parse_stat(stat, &ps) || proc_parse_status(status, st))
+		return -EINVAL;
+	*start = ps.start_time;
+	return 0;
+}
+
+static int procpid_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	int view = path_view(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
+	if (view < 0) {
+		pr_err("fd %d of pid %d: %s is a file of a process that has exited (its /proc "
+		       "directory is gone): not supported",
+		       e->fd, c->pid, e->link);
+		return -EOPNOTSUPP;
+	}
+	_cleanup_close_ int root = view ? openat(c->procfd, "root", O_PATH | O_DIRECTORY |
+								     O_CLOEXEC)
+					: -1;
+	ssize_t at = pid_component(root, e->link, e->st.st_dev);
+	if (at < 0 || (view && root < 0))
+		return fd_unsupported(c, e, "a /proc file whose proc mount was not found again");
+	size_t dirlen = (size_t)at + 1 + strspn(e->link + at + 1, "0123456789");
+	struct proc_status st;
+	unsigned long long start = 0;
+	int ret = read_task(root, e->link, dirlen, &st, &start);
+	if (ret)
+		return pr_errno(ret, "fd %d of pid %d: read the task of %s", e->fd, c->pid,
+				e->link);
+	char state = st.state;
+	ProcPidData *p = malloc(sizeof(*p));
+	int32_t *ns = calloc(st.nspid_len ?: 1, sizeof(*ns));
+	d->path = strdup(e->link);
+	if (!p || !ns || !d->path) {
+		proc_status_free(&st);
+		free(p);
+		free(ns);
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	}
+	proc_pid_data__init(p);
+	d->procpid = p;
+	p->root_len = (uint32_t)at;
+	p->start_time = start;
+	p->dir = S_ISDIR(e->st.st_mode);
+	p->nspid = ns;
+	p->n_nspid = st.nspid_len;
+	for (size_t k = 0; k < st.nspid_len; k++)
+		ns[k] = st.nspid[k];
+	proc_status_free(&st);
+	d->has_pos = true;
+	d->pos = e->pos;
+	d->has_in_task_root = true;
+	d->in_task_root = view == 1;
+	if (state == 'Z' || state == 'X')
+		return fd_unsupported(c, e, "a file of the /proc directory of a zombie");
+	if (!p->n_nspid || p->nspid[0] != atoi(e->link + at + 1))
+		return fd_unsupported(c, e, "a /proc file whose task's ids were not read");
+	return 0;
+}
+
+/* Does @full (outermost first) end with @tail? */
+static bool ends_with(const int *full, size_t n, const int32_t *tail, size_t k)
+{
+	if (!k || k > n)
+		return false;
+	for (size_t i = 0; i < k; i++)
+		if (full[n - k + i] != tail[i])
+			return false;
+	return true;
+}
+
+/* Is thread @tid of @q the task @p names? */
+static bool thread_is(const struct dump_ctx *q, pid_t tid, const ProcPidData *p)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "task/%d/stat", tid);
+	_cleanup_free_ char *stat = read_file_at(q->procfd, name, STATUS_MAX, NULL);
+	snprintf(name, sizeof(name), "task/%d/status", tid);
+	_cleanup_free_ char *status = read_file_at(q->procfd, name, STATUS_MAX, NULL);
+	struct proc_stat ps;
+	struct proc_status st;
+	if (!stat || !status || proc_parse_stat(stat, &ps) || ps.start_time != p->start_time ||
+	    proc_parse_status(status, &st))
+		return false;
+	bool same = ends_with(st.nspid, st.nspid_len, p->nspid, p->n_nspid);
+	proc_status_free(&st);
+	return same;
+}
+
+/* The task of the tree @p names (pid, or tid of a thread), or 0. */
+static pid_t find_target(struct dump_ctx **procs, size_t n, const ProcPidData *p)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct dump_ctx *q = procs[i];
+		const int *ns = q->zl.on ? q->zl.nspid : q->status.nspid;
+		size_t len = q->zl.on ? q->zl.nspid_len : q->status.nspid_len;
+		unsigned long long start = q->zl.on ? q->zl.start_time : q->stat.start_time;
+		if (start == p->start_time && ends_with(ns, len, p->nspid, p->n_nspid))
+			return q->pid;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 1; k < procs[i]->nr_thr; k++)
+			if (thread_is(procs[i], procs[i]->thr[k].tid, p))
+				return procs[i]->thr[k].tid;
+	return 0;
+}
+
+static int procpid_merge(struct dump_ctx **procs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const Files *f = procs[i]->files;
+		for (size_t k = 0; k < f->n_files; k++) {
+			ProcPidData *p = f->files[k]->procpid;
+			if (f->files[k]->kind != FILE_KIND__FILE_PROCPID || p->has_target)
+				continue;
+			pid_t t = find_target(procs, n, p);
+			p->has_target = t > 0;
+			p->target = t;
+			if (t > 0)
+				pr_debug("fd %d of pid %d: %s is of task %d of the tree",
+					 fd_desc_fd(f, k), procs[i]->pid, f->files[k]->path, t);
+		}
+	}
+	return fd_final_merge_check(procs, n, FILE_KIND__FILE_PROCPID,
+				    "a file of a /proc/PID directory");
+}
+
+/* ---- restore ------------------------------------------------------------------- */
+
+static int procpid_validate(const FileDesc *d, const struct blob_reader *blobs)
+{
+	const ProcPidData *p = d->procpid;
+	int ret = fd_validate_path(d, blobs);
+	if (ret)
+		return ret;
+	size_t len = strlen(d->path);
+	if (!p || p->root_len >= len || d->path[p->root_len] != '/' || !p->n_nspid ||
+	    p->n_nspid > PROC_MAX_NS_LEVEL || (p->has_target && p->target <= 0) ||
+	    (d->flags & (O_CREAT | O_TRUNC | O_EXCL | (O_TMPFILE & ~O_DIRECTORY))))
+		return fd_bad_data(d);
+	for (size_t k = 0; k < p->n_nspid; k++)
+		if (p->nspid[k] <= 0)
+			return fd_bad_data(d);
+	char *end;
+	const char *n = d->path + p->root_len + 1;
+	long v = isdigit((unsigned char)*n) ? strtol(n, &end, 10) : -1;
+	if (v != p->nspid[0] || (*end && *end != '/'))
+		return fd_bad_data(d);
+	return 0;
+}
+
+/* @d's file no longer names its task: a logged -ESRCH. */
+static int not_same(const FileDesc *d, const char *why)
+{
+	const ProcPidData *p = d->procpid;
+	pr_err("restore: %s is no longer the file of %s %d it was at dump (%s)", d->path,
+	       p->has_target ? "the restored task" : "the process outside the tree",
+	       p->has_target ? p->target : p->nspid[0], why);
+	return -ESRCH;
+}
+
+/* Is what ROOT/N names now in view @rootfd the task @d was of? */
+static int check_task(const struct rst_ctx *c, const FileDesc *d, int rootfd)
+{
+	const ProcPidData *p = d->procpid;
+	size_t dirlen = p->root_len + 1 + strspn(d->path + p->root_len + 1, "0123456789");
+	struct proc_status st;
+	unsigned long long start = 0;
+	int ret = read_task(rootfd, d->path, dirlen, &st, &start);
+	if (ret)
+		return ret == -ENOENT ? not_same(d, "it is gone")
+				      : pr_errno(ret, "restore: %s: read its task", d->path);
+	bool same = ends_with(st.nspid, st.nspid_len, p->nspid, p->n_nspid) &&
+		    st.nspid_len == p->n_nspid;
+	proc_status_free(&st);
+	if (p->has_target)
+		same = same && fd_final_restored(c, p->target);
+	else
+		same = same && start == p->start_time;
+	return same ? 0 : not_same(d, "another task has its id");
+}
+
+static int make_procpid(struct rst_ctx *c, const FileDesc *d)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%d/root", c->pid);
+	_cleanup_close_ int root = d->in_task_root ? openat(c->proc_dfd, name, O_PATH |
+									     O_DIRECTORY |
+									     O_CLOEXEC)
+						   : -1;
+	if (d->in_task_root && root < 0)
+		return pr_perror("restore: open /proc/%d/root", c->pid);
+	_cleanup_close_ int fd = open_in_root(root, d->path, fd_open_flags(d));
+	if (fd < 0 && errno == ENOENT)
+		return not_same(d, "it is gone");
+	if (fd < 0)
+		return pr_perror("restore: pid %d: cannot open %s", c->pid, d->path);
+	struct stat st;
+	if (fstat(fd, &st) || (bool)S_ISDIR(st.st_mode) != d->procpid->dir) {
+		pr_err("restore: pid %d: %s is not a %s any more", c->pid, d->path,
+		       d->procpid->dir ? "directory" : "file");
+		return -EINVAL;
+	}
+	int ret = check_task(c, d, root);
+	if (ret)
+		return ret;
+	if (d->pos && !(d->flags & O_PATH) && lseek(fd, (off_t)d->pos, SEEK_SET) < 0)
+		return pr_perror("restore: pid %d: cannot seek %s to %llu", c->pid, d->path,
+				 (unsigned long long)d->pos);
+	return take_fd(&fd);
+}
+
+static int procpid_final(struct rst_ctx *c)
+{
+	return fd_final_give(c, FILE_KIND__FILE_PROCPID, make_procpid, "/proc files");
+}
+
+const struct fd_ops fd_procpid_ops = {
+	.name = "/proc/PID file",
+	.kind = FILE_KIND__FILE_PROCPID,
+	.classify = procpid_classify,
+	.dump = procpid_dump,
+	.merge = procpid_merge,
+	.validate = procpid_validate,
+	.open = fd_final_placeholder,
+	.final = procpid_final,
+};
