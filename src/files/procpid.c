@@ -6,11 +6,15 @@
  * Dump: a file of a proc mount (fs type) whose path, in the view the dumper finds it in,
  * is ROOT/N[/REST] with ROOT the root of that mount (its inode 1, the fd's device). The
  * path naming the fd's own inode proves N is the task the file is of (a dentry of a task
- * that exited is never found again); a path that names nothing (the task exited since)
- * is refused. N's NSpid (as that proc shows it: from its namespace down) and start time
+ * that exited is never found again). N's NSpid (as that proc shows it: from its namespace down) and start time
  * are recorded, and the tree-wide merge looks for the task of the tree (process or
  * thread) with that NSpid at the bottom of its own and that start time: the target.
  * A zombie is refused (a restored zombie exits before the files are made).
+ * A path that names nothing any more (or another task) is of a task that exited and was
+ * reaped: N is recorded with the pid namespace that proc shows (so many levels above the
+ * holder's), unless the file still shows what the task had (its network namespace's
+ * files, its user namespace's maps, a mount table other than its holder's) or is a
+ * thread's.
  *
  * Restore: such a file can only be opened once its task exists, so it is made in the
  * final stage, a placeholder holding its fd numbers until then (placeholder.c). stasis
@@ -18,21 +22,32 @@
  * flags and position, and checks what it opened: N in that proc has the recorded NSpid
  * and is the restored target (traced by stasis), or, for a process outside the tree,
  * still has the recorded start time (the same process, on the same boot); anything else
- * fails the restore. */
+ * fails the restore. A reaped task's file is opened on a throwaway task given id N in
+ * that pid namespace (in the holder's mount namespace and root), then reaped: it reads
+ * as the dead task's did. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "files/fd_ops.h"
+#include "ns/nsrun.h"
 #include "proc/parse.h"
+#include "sys/uapi.h"
 
 #define PROC_ROOT_INO 1
 #define STATUS_MAX (1u << 16)
@@ -64,14 +79,43 @@ static ssize_t pid_component(int rootfd, const char *path, dev_t dev)
 	return -1;
 }
 
+/* The root of @path's proc mount: *@at the offset of "/N", *@view 0 (the dumper's) or 1
+ * (the task's, *@root its root directory, else -1); false if @path is no file of a task's
+ * directory of the proc of device @dev. */
+static bool find_root(const struct dump_ctx *c, const char *path, dev_t dev, ssize_t *at,
+		      int *view, int *root)
+{
+	*root = -1;
+	*view = 0;
+	*at = pid_component(-1, path, dev);
+	if (*at >= 0)
+		return true;
+	*root = openat(c->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	*at = *root < 0 ? -1 : pid_component(*root, path, dev);
+	*view = 1;
+	return *at >= 0;
+}
+
+/* @e's path (malloc'd): its link, but for the directory of a task reaped since, whose
+ * link is "/proc/N (deleted)". */
+static char *link_path(const struct fd_ent *e)
+{
+	size_t n = strlen(e->link);
+	if (S_ISDIR(e->st.st_mode) && str_ends(e->link, DELETED_SUFFIX))
+		n -= strlen(DELETED_SUFFIX);
+	return strndup(e->link, n);
+}
+
 static int procpid_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	if (e->fs_type != PROC_SUPER_MAGIC || !(S_ISREG(e->st.st_mode) || S_ISDIR(e->st.st_mode)) ||
 	    e->link[0] != '/')
 		return 0;
-	_cleanup_close_ int root = openat(c->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (pid_component(-1, e->link, e->st.st_dev) < 0 &&
-	    (root < 0 || pid_component(root, e->link, e->st.st_dev) < 0))
+	_cleanup_free_ char *path = link_path(e);
+	ssize_t at;
+	int view;
+	_cleanup_close_ int root = -1;
+	if (!path || !find_root(c, path, e->st.st_dev, &at, &view, &root))
 		return 0; /* /proc/meminfo, /proc/sys/...: a file like any other */
 	e->kind = FILE_KIND__FILE_PROCPID;
 	return 1;
@@ -98,15 +142,156 @@ static int read_task(int rootfd, const char *path, size_t dirlen, struct proc_st
 	return 0;
 }
 
+
+static int new_data(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d,
+		    const char *path, size_t nspid_len)
+{
+	ProcPidData *p = malloc(sizeof(*p));
+	int32_t *ns = calloc(nspid_len ?: 1, sizeof(*ns));
+	d->path = strdup(path);
+	if (!p || !ns || !d->path) {
+		free(p);
+		free(ns);
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	}
+	proc_pid_data__init(p);
+	d->procpid = p;
+	p->dir = S_ISDIR(e->st.st_mode);
+	p->nspid = ns;
+	p->n_nspid = nspid_len;
+	d->has_pos = true;
+	d->pos = e->pos;
+	return 0;
+}
+
+/* How many pid-namespace levels above @c's own the proc mount at @path[0..at) shows (the
+ * one where the holder is itself), or -1 (a namespace below it or beside it). */
+static int proc_level(const struct dump_ctx *c, int root, const char *path, size_t at)
+{
+	const int *ns = c->zl.on ? c->zl.nspid : c->status.nspid;
+	size_t len = c->zl.on ? c->zl.nspid_len : c->status.nspid_len;
+	unsigned long long start = c->zl.on ? c->zl.start_time : c->stat.start_time;
+	char dir[PATH_MAX];
+	for (size_t l = 0; l < len; l++) {
+		struct proc_status st;
+		unsigned long long t;
+		int n = snprintf(dir, sizeof(dir), "%.*s/%d", (int)at, path, ns[l]);
+		if (n < 0 || (size_t)n >= sizeof(dir) || read_task(root, dir, (size_t)n, &st, &t))
+			continue;
+		bool same = t == start && st.nspid_len == len - l &&
+			    !memcmp(st.nspid, ns + l, (len - l) * sizeof(*ns));
+		proc_status_free(&st);
+		if (same)
+			return (int)(len - 1 - l);
+	}
+	return -1;
+}
+
+/* What @fd reads from offset 0 (pread: its position is the task's), at most @max bytes. */
+static char *pread_text(int fd, size_t max)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap + 1);
+	for (ssize_t n = 1; buf && n > 0;) {
+		if (len == cap) {
+			char *nb = cap < max ? realloc(buf, cap * 2 + 1) : NULL;
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = pread(fd, buf + len, cap - len, (off_t)len);
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		len += (size_t)n;
+	}
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
+/* Files whose contents a dead task's file still shows, taken when it was opened: its
+ * mount table (made again on a task in the holder's mount namespace and root: checked
+ * to be the holder's), its network namespace's files, its user namespace's maps, and a
+ * thread's files (refused). */
+static int dead_kind(const struct dump_ctx *c, const struct fd_ent *e, const char *rest)
+{
+	static const char *const mounts[] = { "/mountinfo", "/mounts", "/mountstats" };
+	static const char *const userns[] = { "/uid_map", "/gid_map", "/projid_map",
+					      "/setgroups" };
+	if (!strncmp(rest, "/task/", 6) || !strcmp(rest, "/net") || !strncmp(rest, "/net/", 5))
+		return fd_unsupported(c, e, "a file of a thread or of the network namespace of "
+					    "a process that has exited");
+	for (size_t k = 0; k < ARRAY_SIZE(userns); k++)
+		if (!strcmp(rest, userns[k]))
+			return fd_unsupported(c, e, "a user namespace's map of a process that has "
+						    "exited");
+	for (size_t k = 0; k < ARRAY_SIZE(mounts); k++) {
+		if (strcmp(rest, mounts[k]))
+			continue;
+		_cleanup_close_ int dup = fd_dup(c, e);
+		_cleanup_free_ char *theirs = dup < 0 ? NULL : pread_text(dup, 1 << 22);
+		_cleanup_free_ char *ours = read_file_at(c->procfd, rest + 1, 1 << 22, NULL);
+		if (!theirs || !ours || strcmp(theirs, ours))
+			return fd_unsupported(c, e, "the mount table of a process that has exited "
+						    "other than its holder's");
+	}
+	return 0;
+}
+
+/* A file of a task that exited and was reaped: its path names nothing any more (or
+ * another task that has the id now). */
+static int dump_dead(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	_cleanup_free_ char *path = link_path(e);
+	ssize_t at;
+	int view;
+	_cleanup_close_ int root = -1;
+	if (!path)
+		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+	if (!find_root(c, path, e->st.st_dev, &at, &view, &root))
+		return fd_unsupported(c, e, "a /proc file whose proc mount was not found again");
+	const char *n = path + at + 1;
+	const char *rest = n + strspn(n, "0123456789");
+	int up = proc_level(c, root, path, (size_t)at);
+	if (up < 0)
+		return fd_unsupported(c, e, "a file of a process that has exited, of a proc of "
+					    "a pid namespace below its holder's or beside it");
+	int ret = dead_kind(c, e, rest);
+	if (ret)
+		return ret;
+	if (e->pos) {
+		/* (the duplicate shares the position: set to what it is) */
+		_cleanup_close_ int dup = fd_dup(c, e);
+		if (dup < 0 || lseek(dup, (off_t)e->pos, SEEK_SET) != (off_t)e->pos)
+			return fd_unsupported(c, e, "a file of a process that has exited, read "
+						    "to a position it cannot be set to again");
+	}
+	ret = new_data(c, e, d, path, 1);
+	if (ret)
+		return ret;
+	ProcPidData *p = d->procpid;
+	p->root_len = (uint32_t)at;
+	p->nspid[0] = atoi(n);
+	p->has_dead = p->dead = true;
+	p->has_ns_up = true;
+	p->ns_up = (uint32_t)up;
+	d->has_in_task_root = true;
+	d->in_task_root = view == 1;
+	pr_info("fd %d of pid %d: %s is a file of a process that has exited (pid %d, %d "
+		"levels up)", e->fd, c->pid, path, p->nspid[0], up);
+	return 0;
+}
+
 static int procpid_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	int view = path_view(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
-	if (view < 0) {
-		pr_err("fd %d of pid %d: %s is a file of a process that has exited (its /proc "
-		       "directory is gone): not supported",
-		       e->fd, c->pid, e->link);
-		return -EOPNOTSUPP;
-	}
+	if (view < 0)
+		return dump_dead(c, e, d);
 	_cleanup_close_ int root = view ? openat(c->procfd, "root", O_PATH | O_DIRECTORY |
 								     O_CLOEXEC)
 					: -1;
@@ -121,27 +306,17 @@ static int procpid_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDe
 		return pr_errno(ret, "fd %d of pid %d: read the task of %s", e->fd, c->pid,
 				e->link);
 	char state = st.state;
-	ProcPidData *p = malloc(sizeof(*p));
-	int32_t *ns = calloc(st.nspid_len ?: 1, sizeof(*ns));
-	d->path = strdup(e->link);
-	if (!p || !ns || !d->path) {
+	ret = new_data(c, e, d, e->link, st.nspid_len);
+	if (ret) {
 		proc_status_free(&st);
-		free(p);
-		free(ns);
-		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
+		return ret;
 	}
-	proc_pid_data__init(p);
-	d->procpid = p;
+	ProcPidData *p = d->procpid;
 	p->root_len = (uint32_t)at;
 	p->start_time = start;
-	p->dir = S_ISDIR(e->st.st_mode);
-	p->nspid = ns;
-	p->n_nspid = st.nspid_len;
 	for (size_t k = 0; k < st.nspid_len; k++)
-		ns[k] = st.nspid[k];
+		p->nspid[k] = st.nspid[k];
 	proc_status_free(&st);
-	d->has_pos = true;
-	d->pos = e->pos;
 	d->has_in_task_root = true;
 	d->in_task_root = view == 1;
 	if (state == 'Z' || state == 'X')
@@ -204,7 +379,7 @@ static int procpid_merge(struct dump_ctx **procs, size_t n)
 		const Files *f = procs[i]->files;
 		for (size_t k = 0; k < f->n_files; k++) {
 			ProcPidData *p = f->files[k]->procpid;
-			if (f->files[k]->kind != FILE_KIND__FILE_PROCPID || p->has_target)
+			if (f->files[k]->kind != FILE_KIND__FILE_PROCPID || p->has_target || p->dead)
 				continue;
 			pid_t t = find_target(procs, n, p);
 			p->has_target = t > 0;
@@ -229,6 +404,7 @@ static int procpid_validate(const FileDesc *d, const struct blob_reader *blobs)
 	size_t len = strlen(d->path);
 	if (!p || p->root_len >= len || d->path[p->root_len] != '/' || !p->n_nspid ||
 	    p->n_nspid > PROC_MAX_NS_LEVEL || (p->has_target && p->target <= 0) ||
+	    (p->dead && (p->has_target || p->n_nspid != 1 || p->ns_up >= PROC_MAX_NS_LEVEL)) ||
 	    (d->flags & (O_CREAT | O_TRUNC | O_EXCL | (O_TMPFILE & ~O_DIRECTORY))))
 		return fd_bad_data(d);
 	for (size_t k = 0; k < p->n_nspid; k++)
@@ -273,6 +449,115 @@ static int check_task(const struct rst_ctx *c, const FileDesc *d, int rootfd)
 	return same ? 0 : not_same(d, "another task has its id");
 }
 
+struct dead_req {
+	const FileDesc *d;
+	int view;  /* the path's view: stasis's root or the holder's */
+	int hroot; /* the holder's root: the throwaway's */
+	int sock;
+};
+
+/* In a child of stasis born in the pid namespace the file's proc shows, in the holder's
+ * mount namespace: a throwaway task with id N there, the file opened while it lives, the
+ * task reaped, the file sent back. */
+static int dead_child(void *arg, struct nsrun_buf *out)
+{
+	(void)out;
+	const struct dead_req *q = arg;
+	const ProcPidData *p = q->d->procpid;
+	if (fchdir(q->hroot) || chroot("."))
+		return nsrun_error(-errno, "enter the holder's root: %s", strerror(errno));
+	int go[2];
+	if (pipe2(go, O_CLOEXEC))
+		return nsrun_error(-errno, "pipe: %s", strerror(errno));
+	pid_t want = p->nspid[0];
+	struct stasis_clone_args ca = { .exit_signal = SIGCHLD,
+					.set_tid = (uint64_t)(uintptr_t)&want,
+					.set_tid_size = 1 };
+	pid_t t = (pid_t)syscall(SYS_clone3, &ca, STASIS_CLONE_ARGS_SIZE_VER2);
+	if (t == 0) {
+		char x;
+		close(go[1]);
+		_exit(read(go[0], &x, 1) == 0 ? 0 : 127);
+	}
+	int e = errno;
+	close(go[0]);
+	int fd = t > 0 ? open_in_root(q->view, q->d->path, fd_open_flags(q->d)) : -1;
+	int oe = errno;
+	close(go[1]);
+	int st;
+	while (t > 0 && waitpid(t, &st, 0) < 0 && errno == EINTR)
+		;
+	if (t < 0)
+		return nsrun_error(-e, "make a task with pid %d: %s", want,
+				   e == EEXIST ? "the pid is taken" : strerror(e));
+	if (fd < 0)
+		return nsrun_error(-oe, "open %s: %s", q->d->path, strerror(oe));
+	int ret = send_fds(q->sock, "p", 1, &fd, 1, 0);
+	close(fd);
+	return ret ? nsrun_error(ret, "send the file back: %s", strerror(-ret)) : 0;
+}
+
+/* The pid namespace @up levels above holder @pid's (a new fd, or -errno logged). */
+static int pidns_up(pid_t pid, uint32_t up)
+{
+	int ns = ns_open_of(pid, "pid", "procpid");
+	for (uint32_t k = 0; ns >= 0 && k < up; k++) {
+		int parent = ioctl(ns, NS_GET_PARENT);
+		int e = errno;
+		close(ns);
+		ns = parent < 0 ? pr_errno(-e, "restore: the pid namespace %u levels above pid "
+					       "%d's", k + 1, pid)
+				: parent;
+	}
+	return ns;
+}
+
+/* The file @d of a task that had exited, made on a throwaway with its id. */
+static int make_dead(const struct rst_ctx *c, const FileDesc *d, int view)
+{
+	char name[32], what[64];
+	snprintf(name, sizeof(name), "%d/root", c->pid);
+	_cleanup_close_ int hroot = openat(c->proc_dfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int mine = view < 0 ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	_cleanup_close_ int pidns = pidns_up(c->pid, d->procpid->ns_up);
+	_cleanup_close_ int mnt = ns_open_of(c->pid, "mnt", "procpid");
+	if (hroot < 0 || (view < 0 && mine < 0))
+		return pr_perror("restore: pid %d: open its root", c->pid);
+	if (pidns < 0 || mnt < 0)
+		return pidns < 0 ? pidns : mnt;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return pr_perror("restore: socketpair");
+	snprintf(what, sizeof(what), "the namespaces of pid %d", c->pid);
+	struct dead_req q = { d, view < 0 ? mine : view, hroot, sv[1] };
+	struct nsrun r = { .tag = "procpid",
+			   .what = what,
+			   .err_prefix = "restore: the /proc file of a process that had exited",
+			   .ns = { { .fd = pidns, .type = CLONE_NEWPID },
+				   { .fd = mnt, .type = CLONE_NEWNS } },
+			   .n_ns = 2,
+			   .timeout_ms = 5000 };
+	void *data = NULL;
+	size_t len = 0;
+	int ret = ns_run(&r, dead_child, &q, &data, &len);
+	free(data);
+	close(sv[1]);
+	int fd = -1, none = -1;
+	if (!ret)
+		ret = fd_take_queue(sv[0], &fd, &none);
+	close(sv[0]);
+	if (none >= 0)
+		close(none);
+	if (!ret && fd < 0)
+		ret = -EIO;
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static int make_procpid(struct rst_ctx *c, const FileDesc *d)
 {
 	char name[32];
@@ -283,7 +568,10 @@ static int make_procpid(struct rst_ctx *c, const FileDesc *d)
 						   : -1;
 	if (d->in_task_root && root < 0)
 		return pr_perror("restore: open /proc/%d/root", c->pid);
-	_cleanup_close_ int fd = open_in_root(root, d->path, fd_open_flags(d));
+	_cleanup_close_ int fd = d->procpid->dead ? make_dead(c, d, root)
+						  : open_in_root(root, d->path, fd_open_flags(d));
+	if (d->procpid->dead && fd < 0)
+		return fd;
 	if (fd < 0 && errno == ENOENT)
 		return not_same(d, "it is gone");
 	if (fd < 0)
@@ -294,7 +582,7 @@ static int make_procpid(struct rst_ctx *c, const FileDesc *d)
 		       d->procpid->dir ? "directory" : "file");
 		return -EINVAL;
 	}
-	int ret = check_task(c, d, root);
+	int ret = d->procpid->dead ? 0 : check_task(c, d, root);
 	if (ret)
 		return ret;
 	if (d->pos && !(d->flags & O_PATH) && lseek(fd, (off_t)d->pos, SEEK_SET) < 0)
