@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 
 int write_all(int fd, const void *buf, size_t len)
@@ -340,4 +341,15 @@ int removed_dir_open(int dfd, const char *path, mode_t mode, bool has_owner, uid
 	if (ret && fd >= 0)
 		close(fd);
 	return ret ? ret : fd;
+}
+
+pid_t waitpid_bounded(pid_t pid, int *status, long ms)
+{
+	struct timespec one = { 0, 1000000L };
+	for (long waited = 0;; waited++) {
+		pid_t r = waitpid(pid, status, WNOHANG | __WALL);
+		if (r != 0 || waited >= ms)
+			return r;
+		nanosleep(&one, NULL);
+	}
 }

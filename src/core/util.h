@@ -102,6 +102,9 @@ bool path_is_under(const char *p, const char *base);
 /* @path opened with @flags: in this process's view when @rootfd < 0 (AT_FDCWD too), else
  * inside the mount tree whose root @rootfd is (RESOLVE_IN_ROOT: "/" is that root). */
 int open_in_root(int rootfd, const char *path, int flags);
+/* Wait for child @pid to change state (a stop, or death), polling for at most @ms
+ * milliseconds. Returns the waitpid() result: @pid, 0 on time-out, -1 on error. */
+pid_t waitpid_bounded(pid_t pid, int *status, long ms);
 /* Which view @path (a readlink of /proc/PID/fd/N or a /proc/PID/maps path: relative to
  * the reader's root when the reader reaches the file, else to the root of the file's
  * mount namespace) is in: 0 this process's (it names the file @dev/@ino here), 1 the

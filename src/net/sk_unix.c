@@ -324,15 +324,18 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, int dup, const struc
 		   (u->type != SOCK_DGRAM || dg->has_peer)) {
 		/* (a datagram socket some other connected to is "established" too, with no
 		 * peer; one connected to a peer that was closed still points to it, of inode
-		 * 0, until it sends: then it is restored so, its peer closed after the fill —
-		 * an unnamed peer, as a socketpair's: a named one's name is what getpeername
-		 * still says) */
+		 * 0, until it sends: then it is restored so, its peer closed after the fill,
+		 * with the name the peer had: what getpeername still says) */
 		struct sockaddr_un sa;
 		socklen_t sl = sizeof(sa);
-		if (u->type == SOCK_DGRAM &&
-		    (getpeername(dup, (struct sockaddr *)&sa, &sl) || sl > sizeof(sa_family_t)))
-			return sk_unsupported(c->pid, fd, u->ino, "a datagram unix socket connected "
-								  "to a named socket that was closed");
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		if (u->type == SOCK_DGRAM && getpeername(dup, (struct sockaddr *)&sa, &sl))
+			return sk_unsupported(c->pid, fd, u->ino, "a datagram unix socket whose "
+								  "closed peer cannot be named");
+		if (u->type == SOCK_DGRAM && sl > off &&
+		    set_bytes(&u->peer_name, &u->has_peer_name, sa.sun_path,
+			      MIN((size_t)sl - off, (size_t)SK_NAME_MAX)))
+			return -ENOMEM;
 		u->has_peer_gone = u->peer_gone = true;
 	}
 	return 0;

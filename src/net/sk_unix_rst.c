@@ -11,10 +11,14 @@
  *      one bound to the listener's name, for a listener that is gone), then accept();
  *   5. datagrams queued at bound sockets, sent again each from a socket bound to its
  *      sender's address (the sender itself when it is in the set, else a temporary one
- *      bound to that address), before any datagram socket connects (a connected socket
- *      only takes datagrams from its peer);
+ *      bound to that address: a path in a mount namespace made for it, bind_private, so
+ *      that nothing in the way matters), before any datagram socket connects (a
+ *      connected socket only takes datagrams from its peer);
  *   6. datagram sockets connect to their peer by name, sockets with an external peer to
- *      its address;
+ *      its address; a datagram socket whose named peer was closed gets a socket with that
+ *      name as its peer, closed after the fill (its socketpair end, or, when it has a
+ *      name itself, a socket apart it connects to: for a path, bound and connected to in
+ *      a mount namespace made for it);
  *   7. queues of connected sockets sent again from the peer;
  *   8. the connections queued at listening sockets, connected again in accept order;
  *   9. buffers, options, shutdown bits; temporaries closed, paths unlinked.
@@ -23,10 +27,18 @@
  * caller (sk_rights). Every fd is close-on-exec and non-blocking; a failure closes them
  * all and removes the socket files this made. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -47,6 +59,10 @@ struct usk {
 	bool paired;  /* made by socketpair with its peer */
 	bool queued;  /* the client of a connection queued at a listener of the set */
 	bool relisten; /* a listener whose credentials were a client's for a while */
+	/* its named datagram peer was closed and it has a name itself (it takes datagrams
+	 * from others before it connects): gone is a socket apart, bound to the peer's name
+	 * (gone_bound) and connected to by 6., not its socketpair end */
+	bool gone_apart, gone_bound;
 };
 
 struct ubuild {
@@ -86,6 +102,12 @@ static bool same_name(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b
 }
 
 static bool named(const UnixSk *u) { return u->has_name && u->name.len > 0; }
+
+/* A datagram socket whose closed peer had a name. */
+static bool gone_named(const UnixSk *u)
+{
+	return u->peer_gone && u->type == SOCK_DGRAM && u->has_peer_name && u->peer_name.len;
+}
 
 static const char *nstr(const UnixSk *u, char *buf)
 {
@@ -315,6 +337,14 @@ static int create_all(struct ubuild *b)
 		bool pair = p && sk_unix_state(u) == SK_ESTABLISHED && !p->u->accepted &&
 			    p->u->peer_ino == u->ino &&
 			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
+		if (u->peer_gone && gone_named(u) && named(u)) {
+			s->fd = new_sock(b, u->type, u->ino);
+			s->gone = s->fd < 0 ? -1 : new_sock(b, u->type, u->ino);
+			if (s->gone < 0)
+				return s->fd < 0 ? s->fd : s->gone;
+			s->gone_apart = true;
+			continue;
+		}
 		if (pair || u->peer_gone) {
 			int ty = (int)u->type | SOCK_FLAGS;
 			int r = sk_cred_socketpair(&b->cx, u->peer_cred, ty, sv);
@@ -389,8 +419,101 @@ static int bind_listen(struct ubuild *b)
 	return 0;
 }
 
+static int write_proc(const char *path, const char *text)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : write_all(fd, text, strlen(text));
+}
+
+/* In a child: @fd bound to path @a in a mount namespace of its own, under a root that is
+ * a fresh tmpfs holding the path's directories (a user namespace of its own first when
+ * it has no right to make one: the caller is not root). */
+static int private_bind_child(int fd, const struct uaddr *a, int conn)
+{
+	if (unshare(CLONE_NEWNS)) {
+		char map[64];
+		int u = (int)geteuid(), g = (int)getegid();
+		/* (a fork of a stasis with file capabilities is not dumpable: its /proc files
+		 * would be root's) */
+		if (errno != EPERM || unshare(CLONE_NEWUSER | CLONE_NEWNS) ||
+		    (prctl(PR_GET_DUMPABLE) != 1 && prctl(PR_SET_DUMPABLE, 1)))
+			return 10;
+		snprintf(map, sizeof(map), "0 %d 1", u);
+		if (write_proc("/proc/self/setgroups", "deny") ||
+		    write_proc("/proc/self/uid_map", map))
+			return 11;
+		snprintf(map, sizeof(map), "0 %d 1", g);
+		if (write_proc("/proc/self/gid_map", map))
+			return 12;
+	}
+	/* nothing of this namespace reaches the caller's */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return 13;
+	static const char *const at[] = { "/tmp", "/dev", "/proc", "/mnt", "/" };
+	struct statfs fs;
+	size_t k = 0;
+	for (; k < ARRAY_SIZE(at); k++)
+		if (!mount("stasis", at[k], "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") &&
+		    !chdir(at[k]) && !statfs(".", &fs) && fs.f_type == TMPFS_MAGIC)
+			break;
+	if (k == ARRAY_SIZE(at) || chroot("."))
+		return 14;
+	char dir[SK_NAME_MAX + 1];
+	snprintf(dir, sizeof(dir), "%s", a->sa.sun_path);
+	for (char *sl = strchr(dir + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+		*sl = 0;
+		if (mkdir(dir, 0755) && errno != EEXIST)
+			return 15;
+		*sl = '/';
+	}
+	if (bind(fd, (const struct sockaddr *)&a->sa, a->len))
+		return 16;
+	return conn >= 0 && connect(conn, (const struct sockaddr *)&a->sa, a->len) ? 17 : 0;
+}
+
+/* Bind @fd to path @a where only the binding sees it (a mount namespace made for it), and
+ * connect @conn (-1: none) to it there: the socket has the name (what getpeername says of
+ * a socket connected to it, the sender address of what it sends) while no file of the
+ * caller's view is made or moved, even where a live socket holds that path. */
+static int bind_private(int fd, const struct uaddr *a, int conn, uint64_t ino)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return pr_perror("restore unix socket %llu: fork", (unsigned long long)ino);
+	if (!pid)
+		_exit(private_bind_child(fd, a, conn));
+	int st = 0;
+	if (waitpid_bounded(pid, &st, 5000) != pid) {
+		kill(pid, SIGKILL);
+		(void)waitpid_bounded(pid, &st, 5000);
+		pr_err("restore unix socket %llu: binding %s apart: no answer",
+		       (unsigned long long)ino, a->sa.sun_path);
+		return -ETIMEDOUT;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		pr_err("restore unix socket %llu: %s could not be bound apart (step %d)",
+		       (unsigned long long)ino, a->sa.sun_path, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The socket apart of @r (gone_apart) bound to its closed peer's abstract name, now. */
+static int bind_gone(struct usk *r)
+{
+	struct uaddr a;
+	char nb[SK_NAME_MAX + 2];
+	mkaddr(&r->u->peer_name, &a);
+	if (!r->gone_bound && bind(r->gone, (const struct sockaddr *)&a.sa, a.len))
+		return pr_perror("restore unix socket %llu: bind its closed peer's name %s",
+				 (unsigned long long)r->u->ino,
+				 sk_unix_name_str(&r->u->peer_name, true, nb, sizeof(nb)));
+	r->gone_bound = true;
+	return r->gone;
+}
+
 /* A socket to send a datagram from @name (empty: unbound), for receiver @r. */
-static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBinaryData *name)
+static int sender_for(struct ubuild *b, struct usk *r, const ProtobufCBinaryData *name)
 {
 	const struct usk *p = r->peer >= 0 ? &b->s[r->peer] : NULL;
 	if (!name->len && p && !named(p->u))
@@ -400,6 +523,10 @@ static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBina
 		if (j >= 0)
 			return b->s[j].fd;
 	}
+	/* its closed peer's abstract name: the socket it connects to by 6. (the name, taken
+	 * by a temporary, could not be bound there) */
+	if (r->gone_apart && !is_path(name) && same_name(name, &r->u->peer_name))
+		return bind_gone(r);
 	int fd = new_sock(b, SOCK_DGRAM, r->u->ino);
 	if (fd < 0)
 		return fd;
@@ -407,8 +534,12 @@ static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBina
 	if (ret)
 		return pr_errno(ret, "restore unix socket %llu", (unsigned long long)r->u->ino);
 	if (name->len) {
-		/* the address of a sender that is gone: bound for the time of the restore */
-		ret = bind_name(b, fd, name, true, r->u->ino);
+		/* the address of a sender that is gone: bound for the time of the restore, a
+		 * path apart (nothing in the way, whatever holds that path now) */
+		struct uaddr a;
+		mkaddr(name, &a);
+		ret = is_path(name) ? bind_private(fd, &a, -1, r->u->ino)
+				    : bind_name(b, fd, name, true, r->u->ino);
 		if (ret)
 			return ret;
 	}
@@ -419,7 +550,7 @@ static int sender_for(struct ubuild *b, const struct usk *r, const ProtobufCBina
 static int fill_bound_dgrams(struct ubuild *b)
 {
 	for (size_t k = 0; k < b->n; k++) {
-		const struct usk *s = &b->s[k];
+		struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
 		if (u->type != SOCK_DGRAM || !named(u) || !u->n_msgs)
 			continue;
@@ -483,6 +614,25 @@ static int accept_one(struct ubuild *b, struct usk *s)
 	return sk_unix_early(s->fd, u);
 }
 
+/* A datagram socket whose named peer was closed: the other end of its socketpair, closed
+ * after the fill, gets that name; a socket apart (gone_apart) gets it and the socket
+ * connects to it (a path: both where only they see it). */
+static int name_gone_peer(struct usk *s)
+{
+	const UnixSk *u = s->u;
+	struct uaddr a;
+	mkaddr(&u->peer_name, &a);
+	if (is_path(&u->peer_name))
+		return bind_private(s->gone, &a, s->gone_apart ? s->fd : -1, u->ino);
+	int ret = bind_gone(s);
+	if (ret < 0 || !s->gone_apart)
+		return ret < 0 ? ret : 0;
+	if (connect(s->fd, (const struct sockaddr *)&a.sa, a.len))
+		return pr_perror("restore unix socket %llu: connect to its closed peer's name",
+				 (unsigned long long)u->ino);
+	return 0;
+}
+
 /* 6. connect to a peer by name (a stream or seqpacket one: as @pc, who its accepted end
  * will name) */
 static int connect_as(struct ubuild *b, const struct usk *s, const ProtobufCBinaryData *name,
@@ -523,6 +673,8 @@ static int connect_all(struct ubuild *b)
 		struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
 		int ret = 0;
+		if (gone_named(u) && s->gone >= 0 && (ret = name_gone_peer(s)))
+			return ret;
 		if (sk_unix_state(u) != SK_ESTABLISHED || s->paired || s->queued || u->accepted ||
 		    u->peer_gone)
 			continue;

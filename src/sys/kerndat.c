@@ -32,25 +32,6 @@
 
 static struct kerndat kd_cache;
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* Wait for @pid to change state (a stop, or death), polling for at most @ms
- * milliseconds. Returns the waitpid() result: @pid, 0 on time-out, -1 on error. */
-static pid_t wait_bounded(pid_t pid, int *status, long ms)
-{
-	for (long waited = 0;; waited++) {
-		pid_t r = waitpid(pid, status, WNOHANG | __WALL);
-		if (r != 0 || waited >= ms)
-			return r;
-		sleep_ms(1);
-	}
-}
-
 /* Kill a child we created and reap it (bounded); a child that does not die within 5 s
  * is reported, not waited for forever. */
 static void kill_and_reap(pid_t pid)
@@ -59,7 +40,7 @@ static void kill_and_reap(pid_t pid)
 
 	kill(pid, SIGKILL);
 	for (;;) {
-		pid_t r = wait_bounded(pid, &status, 5000);
+		pid_t r = waitpid_bounded(pid, &status, 5000);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0)
@@ -180,7 +161,7 @@ static void probe_ptrace(struct kerndat *kd)
 	}
 	pid_t r;
 	do
-		r = wait_bounded(pid, &status, 2000);
+		r = waitpid_bounded(pid, &status, 2000);
 	while (r < 0 && errno == EINTR);
 	if (r != pid || !WIFSTOPPED(status)) {
 		kd->ptrace_errno = r == 0 ? ETIMEDOUT : r < 0 ? errno : ESRCH;
