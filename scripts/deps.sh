@@ -41,6 +41,7 @@ REQUIRED=(
 	apache2             # the apache_prefork check: workers sharing a listener, an accept mutex
 	dnsmasq-base        # the dnsmasq_daemon check: a double-forking daemon (its session's leader gone)
 	memcached           # the memcached_threads check: a multi-threaded server mid-request
+	openssh-server      # the sshd_session check: a live ssh session (TCP, pty, shell) checkpointed
 	nodejs              # the node_http check: V8 and libuv's event loop serving HTTP
 	openjdk-17-jdk-headless # the java_threads check: a JVM and its thread pool (the source launcher needs the JDK)
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
