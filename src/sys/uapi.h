@@ -190,6 +190,9 @@ struct stasis_sched_attr {
 #define SCHED_FLAG_UTIL_CLAMP_MAX 0x40
 #endif
 
+/* --- membarrier.h: the registrations of an address space (6.3); the rest is in 6.1's --- */
+#define STASIS_MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
+
 /* --- prctl.h: memory-deny-write-execute (6.3), KSM for the whole process (6.4) --- */
 #ifndef PR_SET_MDWE
 #define PR_SET_MDWE 65

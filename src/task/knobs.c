@@ -2,10 +2,15 @@
  * thread (PR_MCE_KILL), memory-deny-write-execute (PR_SET_MDWE: set last, once the
  * memory is rebuilt, as it would refuse the restore's own mprotect to executable) and
  * KSM for the whole address space (PR_SET_MEMORY_MERGE, which needs CAP_SYS_RESOURCE to
- * set), and the core dump filter (/proc/PID/coredump_filter, written by the restorer). Read and set by the task itself with remote prctl calls. Speculation controls
+ * set), the core dump filter (/proc/PID/coredump_filter, written by the restorer), and
+ * the membarrier registrations of the address space (a runtime that registered for
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED gets EPERM from it without: .NET, liburcu; read with
+ * MEMBARRIER_CMD_GET_REGISTRATIONS, which kernels before 6.3 lack: nothing is carried
+ * then). Read and set by the task itself with remote prctl and membarrier calls. Speculation controls
  * (PR_{GET,SET}_SPECULATION_CTRL) are not carried: a task that changed one is refused,
  * one whose mitigation the kernel does not let it control keeps the machine's. */
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -76,6 +81,36 @@ int knobs_dump(struct dump_ctx *c)
 		return pr_perror("dump: /proc/%d/coredump_filter", c->pid);
 	k->has_coredump_filter = true;
 	k->coredump_filter = (uint32_t)f;
+	long r = rsys_do(&c->rs, "dump: membarrier registrations", SYS_membarrier,
+			 STASIS_MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0, 0, 0, 0);
+	k->has_membarrier = r >= 0; /* (EINVAL: a kernel that cannot say) */
+	k->membarrier = r < 0 ? 0 : (uint32_t)r;
+	return 0;
+}
+
+#define MEMBARRIER_REGISTRATIONS                                                           \
+	(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED | \
+	 MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE |                                 \
+	 MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
+
+/* The address space's membarrier registrations: each one of @want it lacks. */
+static int set_membarrier(struct rst_ctx *c, uint32_t want)
+{
+	long have = rsys_do(&c->rs, "restore: membarrier registrations", SYS_membarrier,
+			    STASIS_MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0, 0, 0, 0);
+	if (have < 0)
+		return pr_errno((int)have, "restore: pid %d: the membarrier registrations %#x "
+					   "cannot be checked on this kernel",
+				c->pid, want);
+	for (uint32_t bit = 1; bit && bit <= want; bit <<= 1) {
+		if (!(want & bit) || (have & bit))
+			continue;
+		long r = rsys_do(&c->rs, "restore: membarrier register", SYS_membarrier, bit, 0, 0,
+				 0, 0, 0);
+		if (r < 0)
+			return pr_errno((int)r, "restore: pid %d: membarrier registration %#x",
+					c->pid, bit);
+	}
 	return 0;
 }
 
@@ -105,7 +140,7 @@ static int knobs_validate(struct rst_ctx *c)
 	const Knobs *k = c->core->knobs;
 	bool bad = k && (k->n_mce_kill != c->core->n_threads ||
 			 (k->mdwe & ~(uint32_t)(PR_MDWE_REFUSE_EXEC_GAIN | PR_MDWE_NO_INHERIT)) ||
-			 k->ksm_merge > 1);
+			 k->ksm_merge > 1 || (k->membarrier & ~(uint32_t)MEMBARRIER_REGISTRATIONS));
 	for (size_t i = 0; k && !bad && i < k->n_mce_kill; i++)
 		bad = k->mce_kill[i] > PR_MCE_KILL_DEFAULT;
 	if (bad) {
@@ -145,6 +180,11 @@ static int knobs_remote(struct rst_ctx *c)
 	}
 	if (k->has_coredump_filter) {
 		int ret = set_coredump_filter(c, k->coredump_filter);
+		if (ret)
+			return ret;
+	}
+	if (k->membarrier) {
+		int ret = set_membarrier(c, k->membarrier);
 		if (ret)
 			return ret;
 	}
