@@ -1,15 +1,19 @@
 /* Pipes (row fd_pipe_ops, kind FILE_PIPE, FileDesc.pipe): rebuilt when both ends are in
  * the dumped tree, with their size and the bytes queued in them; a pipe whose other end
  * is closed everywhere (no writer: poll says POLLHUP on the read end; no reader: POLLERR
- * on the write end) is "widowed": rebuilt with that end closed again.
+ * on the write end) is "widowed": rebuilt with that end closed again. A pipe may have
+ * more descriptions than its two ends: opened again through /proc/PID/fd (a second
+ * reader, a read-write one: a reader and a writer at once); each is made again so.
  *
  * Dump: the queued bytes are copied without consuming them: tee(2) into a temporary
  * pipe as large as the source, then read from that one. A pipe with one end in the task
  * and the other elsewhere is external (the group hook); the merge hook makes it a pipe
  * again when the other end is in another process of the tree.
  *
- * Restore: pipe2, F_SETPIPE_SZ, the data written back, both ends made at once: in the
- * child when both are in the task (open_task), else in stasis for the tree (open_tree). */
+ * Restore: pipe2, F_SETPIPE_SZ, the data written back, every description of the pipe made
+ * at once (pipe_make: the two ends, the others by opening the pipe again through
+ * /proc/self/fd with their access mode, a side no description has closed): in the child
+ * when all are in the task (open_task), else in stasis for the tree (open_tree). */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -36,9 +40,23 @@ static int pipe_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return 1;
 }
 
-/* Is the other end of pipe end @dup (opened @flags) closed everywhere? 1, 0, or -errno. */
+/* Does a description opened @flags read the pipe, write it? (O_RDWR: both) */
+static bool reads(unsigned int flags)
+{
+	return (flags & O_ACCMODE) == O_RDONLY || (flags & O_ACCMODE) == O_RDWR;
+}
+
+static bool writes(unsigned int flags)
+{
+	return (flags & O_ACCMODE) == O_WRONLY || (flags & O_ACCMODE) == O_RDWR;
+}
+
+/* Is the other end of pipe end @dup (opened @flags) closed everywhere? 1, 0, or -errno.
+ * (A read-write description is both ends: never.) */
 static int pipe_widowed_fd(pid_t pid, int fd, int dup, unsigned int flags)
 {
+	if ((flags & O_ACCMODE) == O_RDWR)
+		return 0;
 	bool reader = (flags & O_ACCMODE) == O_RDONLY;
 	struct pollfd p = { .fd = dup, .events = reader ? POLLIN : POLLOUT };
 	if (poll(&p, 1, 0) < 0)
@@ -56,32 +74,23 @@ static int pipe_widowed(const struct dump_ctx *c, const struct fd_ent *e)
 	return pipe_widowed_fd(c->pid, e->fd, dup, e->flags);
 }
 
-/* A pipe is rebuilt only if it has exactly one read and one write description, both in
- * this task, or one whose other end is closed everywhere; with one side only, the other
- * side is outside: it is external. */
+/* A pipe is rebuilt when this task has a description reading it and one writing it (a
+ * read-write one is both), or its other end is closed everywhere; with one side only,
+ * the other side is outside: it is external. */
 static int pipe_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct fd_ent *e = &ents[i];
 		if (e->owner != i || e->kind != FILE_KIND__FILE_PIPE)
 			continue;
-		unsigned int readers = 0, writers = 0, other = 0;
+		unsigned int readers = 0, writers = 0;
 		for (size_t j = 0; j < n; j++) {
 			const struct fd_ent *o = &ents[j];
 			if (o->owner != j || o->kind != FILE_KIND__FILE_PIPE ||
 			    o->st.st_ino != e->st.st_ino || o->st.st_dev != e->st.st_dev)
 				continue;
-			switch (o->flags & O_ACCMODE) {
-			case O_RDONLY: readers++; break;
-			case O_WRONLY: writers++; break;
-			default: other++; break;
-			}
-		}
-		if (other || (readers && writers && (readers > 1 || writers > 1))) {
-			pr_err("fd %d of pid %d is a pipe (%s) opened several times or read-write "
-			       "(%u readers, %u writers): not supported yet",
-			       e->fd, c->pid, e->link, readers, writers);
-			return -EOPNOTSUPP;
+			readers += reads(o->flags);
+			writers += writes(o->flags);
 		}
 		int widowed = !readers || !writers ? pipe_widowed(c, e) : 0;
 		if (widowed < 0)
@@ -152,7 +161,7 @@ int fd_pipe_dump_fd(pid_t pid, int fd, int dup, unsigned int flags, uint64_t ino
 	if (widowed < 0)
 		return widowed;
 	d->pipe->has_widowed = d->pipe->widowed = widowed;
-	if ((flags & O_ACCMODE) != O_RDONLY)
+	if (!reads(flags))
 		return 0;
 	int ret = pipe_peek(pid, fd, dup, (uint32_t)sz, &d->pipe->data);
 	if (ret)
@@ -194,13 +203,12 @@ static int pipe_merge(struct dump_ctx **procs, size_t n)
 			FileDesc *d = f->files[i];
 			if (d->kind != FILE_KIND__FILE_EXTERNAL || !is_pipe_link(d))
 				continue;
-			unsigned want = (d->flags & O_ACCMODE) == O_RDONLY ? O_WRONLY : O_RDONLY;
-			bool peer = false;
+			bool want_writer = !writes(d->flags), peer = false;
 			for (size_t q = 0; q < n && !peer; q++)
 				for (size_t j = 0; j < procs[q]->files->n_files; j++) {
 					const FileDesc *o = procs[q]->files->files[j];
-					if (is_pipe_link(o) && o->ino == d->ino &&
-					    (o->flags & O_ACCMODE) == want) {
+					if (is_pipe_link(o) && o->ino == d->ino && o->id != d->id &&
+					    (want_writer ? writes(o->flags) : reads(o->flags))) {
 						peer = true;
 						break;
 					}
@@ -225,160 +233,128 @@ static int pipe_validate(const FileDesc *d, const struct blob_reader *blobs)
 	return 0;
 }
 
-/* The other end of pipe description @i: a FILE_PIPE with the same inode and the opposite
- * access mode. */
-static int pipe_peer(const Files *f, size_t i, size_t *peer)
+/* The descriptions @ds[0..n) of one pipe (distinct ones) made: a pipe sized and filled,
+ * a read end and a write end for the first reader and writer, every other one the pipe
+ * opened again through /proc/self/fd with its access mode (while both ends are open, so
+ * that no open waits for the other side); an end no description takes is closed (the
+ * side closed everywhere of a widowed pipe). @out[k]: the close-on-exec, non-blocking fd
+ * of @ds[k]. */
+static int pipe_make(const FileDesc *const *ds, size_t n, int *out)
 {
-	const FileDesc *d = f->files[i];
-	unsigned int want = (d->flags & O_ACCMODE) == O_RDONLY ? O_WRONLY : O_RDONLY;
-	ssize_t found = -1;
-
-	if ((d->flags & O_ACCMODE) != O_RDONLY && (d->flags & O_ACCMODE) != O_WRONLY)
-		goto bad;
-	for (size_t j = 0; j < f->n_files; j++) {
-		const FileDesc *o = f->files[j];
-		if (j == i || o->kind != FILE_KIND__FILE_PIPE || o->pipe->ino != d->pipe->ino)
-			continue;
-		if ((o->flags & O_ACCMODE) != want || found >= 0)
-			goto bad;
-		found = (ssize_t)j;
-	}
-	if (found < 0)
-		goto bad;
-	*peer = (size_t)found;
-	return 0;
-bad:
-	pr_err("files image: pipe %llu (fd %d) does not have exactly one read and one write "
-	       "end", (unsigned long long)d->pipe->ino, fd_desc_fd(f, i));
-	return -EINVAL;
-}
-
-/* A widowed pipe end: a new pipe, sized and filled, whose other end is closed at once. */
-static int pipe_open_widowed(const FileDesc *d, int target)
-{
-	int p[2];
-	bool reader = (d->flags & O_ACCMODE) == O_RDONLY;
+	const PipeData *pd = ds[0]->pipe;
+	int p[2], ret = 0;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
-		return pr_perror("restore fd %d: pipe2", target);
-	_cleanup_close_ int rd = p[0];
-	_cleanup_close_ int wr = p[1];
-	if (d->pipe->size && fcntl(wr, F_SETPIPE_SZ, d->pipe->size) < 0)
-		return pr_perror("restore fd %d: cannot size pipe %llu to %u bytes", target,
-				 (unsigned long long)d->pipe->ino, d->pipe->size);
-	if (reader && d->pipe->has_data && d->pipe->data.len) {
-		int ret = write_all(wr, d->pipe->data.data, d->pipe->data.len);
-		if (ret)
-			return pr_errno(ret, "restore fd %d: refill pipe %llu", target,
-					(unsigned long long)d->pipe->ino);
+		return pr_perror("restore: pipe2 for pipe %llu", (unsigned long long)pd->ino);
+	if (pd->size && fcntl(p[1], F_SETPIPE_SZ, pd->size) < 0)
+		ret = pr_perror("restore: size pipe %llu to %u bytes", (unsigned long long)pd->ino,
+				pd->size);
+	const PipeData *data = NULL;
+	for (size_t k = 0; k < n && !data; k++)
+		if (reads(ds[k]->flags) && ds[k]->pipe->has_data && ds[k]->pipe->data.len)
+			data = ds[k]->pipe;
+	if (!ret && data && (ret = write_all(p[1], data->data.data, data->data.len)))
+		pr_errno(ret, "restore: refill pipe %llu with %zu bytes",
+			 (unsigned long long)pd->ino, data->data.len);
+	bool used[2] = { false, false };
+	for (size_t k = 0; k < n; k++) {
+		unsigned int mode = ds[k]->flags & O_ACCMODE;
+		int end = mode == O_RDONLY ? 0 : mode == O_WRONLY ? 1 : -1;
+		out[k] = -1;
+		if (ret || (end >= 0 && !used[end])) {
+			if (end >= 0)
+				used[end] = true;
+			continue;
+		}
+		char self[48];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", p[0]);
+		out[k] = open(self, (int)mode | O_CLOEXEC | O_NONBLOCK);
+		if (out[k] < 0)
+			ret = pr_perror("restore: open pipe %llu again (%s)",
+					(unsigned long long)pd->ino,
+					mode == O_RDWR ? "read-write" : "another end");
 	}
-	return reader ? take_fd(&rd) : take_fd(&wr);
+	used[0] = used[1] = false;
+	for (size_t k = 0; k < n && !ret; k++) {
+		unsigned int mode = ds[k]->flags & O_ACCMODE;
+		int end = mode == O_RDONLY ? 0 : mode == O_WRONLY ? 1 : -1;
+		if (out[k] < 0 && end >= 0 && !used[end]) {
+			used[end] = true;
+			out[k] = p[end];
+		}
+	}
+	for (int e = 0; e < 2; e++)
+		if (ret || !used[e])
+			close(p[e]);
+	for (size_t k = 0; ret && k < n; k++) {
+		if (out[k] >= 0 && out[k] != p[0] && out[k] != p[1])
+			close(out[k]);
+		out[k] = -1;
+	}
+	return ret;
 }
 
-/* Create the pipe for descriptions @i and its peer, fill it, stage both ends. */
+/* Make every description of the pipe of description @i of the task, stage them. */
 static int pipe_open_task(struct fd_rst *s, size_t i)
 {
 	const Files *f = s->f;
-	if (f->files[i]->pipe->widowed) {
-		int tmp = pipe_open_widowed(f->files[i], fd_desc_fd(f, i));
-		if (tmp < 0)
-			return tmp;
-		int r = fd_stage(tmp, s->stage_lo, fd_desc_fd(f, i), f->files[i]->link ?: "pipe");
-		if (r < 0)
-			return r;
-		s->staged[i] = r;
-		return 0;
-	}
-	size_t peer;
-	int ret = pipe_peer(f, i, &peer);
-	if (ret)
-		return ret;
-	bool i_reads = (f->files[i]->flags & O_ACCMODE) == O_RDONLY;
-	size_t ri = i_reads ? i : peer, wi = i_reads ? peer : i;
-	const PipeData *pd = f->files[ri]->pipe;
-	int rfd = fd_desc_fd(f, ri);
-
-	int p[2];
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
-		return pr_perror("restore fd %d: pipe2", rfd);
-	_cleanup_close_ int rd = p[0];
-	_cleanup_close_ int wr = p[1];
-	if (pd->size && fcntl(wr, F_SETPIPE_SZ, pd->size) < 0)
-		return pr_perror("restore fd %d: cannot size pipe %llu to %u bytes", rfd,
-				 (unsigned long long)pd->ino, pd->size);
-	if (pd->has_data && pd->data.len) {
-		ret = write_all(wr, pd->data.data, pd->data.len);
+	const FileDesc *d = f->files[i];
+	_cleanup_free_ const FileDesc **ds = calloc(f->n_files, sizeof(*ds));
+	_cleanup_free_ size_t *at = calloc(f->n_files, sizeof(*at));
+	_cleanup_free_ int *fds = calloc(f->n_files, sizeof(*fds));
+	size_t n = 0;
+	if (!ds || !at || !fds)
+		return pr_errno(-ENOMEM, "restore: pipe %llu", (unsigned long long)d->pipe->ino);
+	for (size_t j = 0; j < f->n_files; j++)
+		if (f->files[j]->kind == FILE_KIND__FILE_PIPE &&
+		    f->files[j]->pipe->ino == d->pipe->ino && s->staged[j] < 0) {
+			ds[n] = f->files[j];
+			at[n++] = j;
+		}
+	int ret = pipe_make(ds, n, fds);
+	for (size_t k = 0; k < n; k++) {
+		int r = ret ? -1 : fd_stage(fds[k], s->stage_lo, fd_desc_fd(f, at[k]),
+					   ds[k]->link ?: "pipe");
 		if (ret)
-			return pr_errno(ret, "restore fd %d: cannot refill pipe %llu with %zu bytes",
-					rfd, (unsigned long long)pd->ino, pd->data.len);
+			close(fds[k]); /* (-1 when pipe_make failed) */
+		else if (r < 0)
+			ret = r;
+		else
+			s->staged[at[k]] = r;
 	}
-	ret = fd_stage(take_fd(&rd), s->stage_lo, rfd, f->files[ri]->link ?: "pipe");
-	if (ret < 0)
-		return ret;
-	s->staged[ri] = ret;
-	ret = fd_stage(take_fd(&wr), s->stage_lo, fd_desc_fd(f, wi),
-		       f->files[wi]->link ?: "pipe");
-	if (ret < 0)
-		return ret;
-	s->staged[wi] = ret;
-	return 0;
+	return ret;
 }
 
-static const FileDesc *tree_pipe_peer(const struct fd_tree *t, const FileDesc *d)
+/* Every description of pipe @d in the tree, with their status flags. */
+static int pipe_open_tree(struct fd_tree *t, const FileDesc *d)
 {
-	unsigned want = (d->flags & O_ACCMODE) == O_RDONLY ? O_WRONLY : O_RDONLY;
+	size_t cap = 0, n = 0;
+	for (size_t p = 0; p < t->n; p++)
+		cap += t->f[p]->n_files;
+	_cleanup_free_ const FileDesc **ds = calloc(cap ?: 1, sizeof(*ds));
+	_cleanup_free_ int *fds = calloc(cap ?: 1, sizeof(*fds));
+	if (!ds || !fds)
+		return pr_errno(-ENOMEM, "restore: pipe %llu", (unsigned long long)d->pipe->ino);
 	for (size_t p = 0; p < t->n; p++)
 		for (size_t i = 0; i < t->f[p]->n_files; i++) {
 			const FileDesc *o = t->f[p]->files[i];
-			if (o->kind == FILE_KIND__FILE_PIPE && o->pipe && o->pipe->ino == d->pipe->ino &&
-			    (o->flags & O_ACCMODE) == want)
-				return o;
+			bool seen = false;
+			for (size_t k = 0; k < n && !seen; k++)
+				seen = ds[k]->id == o->id;
+			if (!seen && o->kind == FILE_KIND__FILE_PIPE && o->pipe &&
+			    o->pipe->ino == d->pipe->ino && t->gfd[o->id] < 0)
+				ds[n++] = o;
 		}
-	return NULL;
-}
-
-/* Both ends of pipe @d, for the tree, with their status flags. */
-static int pipe_open_tree(struct fd_tree *t, const FileDesc *d)
-{
-	if (d->pipe->widowed) {
-		int fd = pipe_open_widowed(d, -1);
-		if (fd >= 0 && fcntl(fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0) {
-			int ret = pr_perror("restore: flags of pipe %llu", (unsigned long long)d->pipe->ino);
-			close(fd);
-			return ret;
-		}
-		return fd < 0 ? fd : fd_gfd_place(fd, t->base, &t->gfd[d->id]);
+	int ret = pipe_make(ds, n, fds);
+	for (size_t k = 0; k < n; k++) {
+		if (!ret && fcntl(fds[k], F_SETFL, (int)(ds[k]->flags & SETFL_MASK)) < 0)
+			ret = pr_perror("restore: flags of pipe %llu",
+					(unsigned long long)d->pipe->ino);
+		if (ret)
+			close(fds[k]);
+		else
+			ret = fd_gfd_place(fds[k], t->base, &t->gfd[ds[k]->id]);
 	}
-	const FileDesc *o = tree_pipe_peer(t, d);
-	if (!o) {
-		pr_err("files image: pipe %llu has no other end in the tree",
-		       (unsigned long long)d->pipe->ino);
-		return -EINVAL;
-	}
-	const FileDesc *rd = (d->flags & O_ACCMODE) == O_RDONLY ? d : o;
-	const FileDesc *wr = rd == d ? o : d;
-	int pp[2], ret = 0;
-	if (pipe2(pp, O_CLOEXEC | O_NONBLOCK))
-		return pr_perror("restore: pipe2");
-	if (rd->pipe->size && fcntl(pp[1], F_SETPIPE_SZ, rd->pipe->size) < 0)
-		ret = pr_perror("restore: size pipe %llu to %u bytes",
-				(unsigned long long)rd->pipe->ino, rd->pipe->size);
-	if (!ret && rd->pipe->has_data && rd->pipe->data.len)
-		ret = write_all(pp[1], rd->pipe->data.data, rd->pipe->data.len);
-	if (!ret && fcntl(pp[0], F_SETFL, (int)(rd->flags & SETFL_MASK)) < 0)
-		ret = -errno;
-	if (!ret && fcntl(pp[1], F_SETFL, (int)(wr->flags & SETFL_MASK)) < 0)
-		ret = -errno;
-	if (ret) {
-		close(pp[0]);
-		close(pp[1]);
-		return pr_errno(ret, "restore: rebuild pipe %llu", (unsigned long long)rd->pipe->ino);
-	}
-	ret = fd_gfd_place(pp[0], t->base, &t->gfd[rd->id]);
-	if (ret) {
-		close(pp[1]);
-		return ret;
-	}
-	return fd_gfd_place(pp[1], t->base, &t->gfd[wr->id]);
+	return ret;
 }
 
 const struct fd_ops fd_pipe_ops = {
