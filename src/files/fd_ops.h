@@ -269,9 +269,6 @@ int fd_final_merge_check(struct dump_ctx **procs, size_t n, FileKind kind,
 			 const char *what) __must_check;
 /* Is @pid a task this restore made (traced by stasis)? */
 bool fd_final_restored(const struct rst_ctx *c, pid_t pid);
-/* Receive what unix socket @a has queued, one message of 1 or 2 fds: *@b, *@p (-1 if
- * one). 0 or -errno. */
-int fd_take_queue(int a, int *b, int *p) __must_check;
 /* inotify.c: the kernel's dev_t of an fdinfo (MAJOR << 20 | MINOR) as stat shows it. */
 dev_t fd_kdev(uint32_t sdev);
 /* inotify.c: for every inode mark of @m (inotify watches, fanotify inode marks) of a

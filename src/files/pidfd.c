@@ -254,22 +254,15 @@ static int reaped_pidfd(int status, unsigned int flags, int cgfd)
 struct reaped_req {
 	int status;
 	unsigned int flags;
-	int sock;
 	int cgfd;
 };
 
-/* In a child of stasis born in the holder's pid namespace: the throwaway is made there
- * and its pidfd sent back. */
-static int reaped_child(void *arg, struct nsrun_buf *out)
+/* In a child of stasis born in the holder's pid namespace: the throwaway is made there;
+ * its pidfd. */
+static int reaped_child(void *arg)
 {
-	(void)out;
 	const struct reaped_req *q = arg;
-	int fd = reaped_pidfd(q->status, q->flags, q->cgfd);
-	if (fd < 0)
-		return fd;
-	int ret = send_fds(q->sock, "p", 1, &fd, 1, 0);
-	close(fd);
-	return ret ? nsrun_error(ret, "send a pidfd back: %s", strerror(-ret)) : 0;
+	return reaped_pidfd(q->status, q->flags, q->cgfd);
 }
 
 /* The cgroup (v2) directory of holder @c when it is not stasis's, or -1: the process of
@@ -320,35 +313,15 @@ static int reaped_in_ns(const struct rst_ctx *c, int status, unsigned int flags)
 	if (stat("/proc/self/ns/pid", &mine) == 0 && fstat(ns, &its) == 0 &&
 	    mine.st_ino == its.st_ino && mine.st_dev == its.st_dev)
 		return reaped_pidfd(status, flags, cgfd);
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
-		return pr_perror("restore: socketpair");
-	struct reaped_req q = { status, flags, sv[1], cgfd };
+	struct reaped_req q = { status, flags, cgfd };
 	struct nsrun r = { .tag = "pidfd",
 			   .what = what,
 			   .err_prefix = "restore: a reaped pidfd",
 			   .ns = { { .fd = ns, .type = CLONE_NEWPID } },
 			   .n_ns = 1,
 			   .timeout_ms = 5000 };
-	void *data = NULL;
-	size_t len = 0;
-	int ret = ns_run(&r, reaped_child, &q, &data, &len);
-	free(data);
-	close(sv[1]);
-	int fd = -1, none = -1;
-	if (!ret)
-		ret = fd_take_queue(sv[0], &fd, &none);
-	close(sv[0]);
-	if (none >= 0)
-		close(none);
-	if (!ret && fd < 0)
-		ret = -EIO;
-	if (ret) {
-		if (fd >= 0)
-			close(fd);
-		return pr_errno(ret, "restore: the pidfd of a reaped process in %s", what);
-	}
-	return fd;
+	int fd = ns_run_fd(&r, reaped_child, &q);
+	return fd < 0 ? pr_errno(fd, "restore: the pidfd of a reaped process in %s", what) : fd;
 }
 
 /* The pidfd of @d, made by stasis: its target must be a task stasis restored. */

@@ -50,34 +50,21 @@ int fd_final_placeholder(const FileDesc *d, int target, int rootfd,
 	return sv[0];
 }
 
-int fd_take_queue(int a, int *b, int *p)
+/* Receive what placeholder @a has queued, one message of 1 or 2 fds: *@b, *@p (-1 if
+ * one). 0 or -errno. */
+static int take_queue(int a, int *b, int *p)
 {
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} cb;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
-			     .msg_controllen = sizeof(cb.buf) };
-	*b = *p = -1;
-	if (recvmsg(a, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
-		return -errno;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	size_t n = 0;
 	int fds[2] = { -1, -1 };
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-	    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
-		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(fds, CMSG_DATA(cm), MIN(n, 2) * sizeof(int));
-	}
-	if ((mh.msg_flags & MSG_CTRUNC) || n < 1 || n > 2) {
-		for (size_t k = 0; k < MIN(n, 2); k++)
-			close(fds[k]);
-		return -EBADMSG;
-	}
+	char byte;
+	ssize_t n = recv_fds(a, &byte, 1, fds, 2, MSG_DONTWAIT);
 	*b = fds[0];
 	*p = fds[1];
+	if (n < 0 || fds[0] < 0) {
+		if (fds[1] >= 0)
+			close(fds[1]);
+		*p = -1;
+		return n < 0 ? (int)n : -EBADMSG;
+	}
 	return 0;
 }
 
@@ -194,7 +181,7 @@ static int final_one(struct rst_ctx *c, size_t i, int pidfd, fd_final_make_fn ma
 		return pr_perror("restore: pid %d: pidfd_getfd of fd %d", c->pid, first);
 	_cleanup_close_ int b = -1;
 	_cleanup_close_ int p = -1;
-	int ret = fd_take_queue(a, &b, &p);
+	int ret = take_queue(a, &b, &p);
 	if (ret)
 		return pr_errno(ret, "restore: pid %d: fd %d is not a placeholder", c->pid, first);
 	if (p < 0) {

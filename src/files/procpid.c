@@ -453,15 +453,13 @@ struct dead_req {
 	const FileDesc *d;
 	int view;  /* the path's view: stasis's root or the holder's */
 	int hroot; /* the holder's root: the throwaway's */
-	int sock;
 };
 
 /* In a child of stasis born in the pid namespace the file's proc shows, in the holder's
  * mount namespace: a throwaway task with id N there, the file opened while it lives, the
- * task reaped, the file sent back. */
-static int dead_child(void *arg, struct nsrun_buf *out)
+ * task reaped; the file. */
+static int dead_child(void *arg)
 {
-	(void)out;
 	const struct dead_req *q = arg;
 	const ProcPidData *p = q->d->procpid;
 	if (fchdir(q->hroot) || chroot("."))
@@ -492,9 +490,7 @@ static int dead_child(void *arg, struct nsrun_buf *out)
 				   e == EEXIST ? "the pid is taken" : strerror(e));
 	if (fd < 0)
 		return nsrun_error(-oe, "open %s: %s", q->d->path, strerror(oe));
-	int ret = send_fds(q->sock, "p", 1, &fd, 1, 0);
-	close(fd);
-	return ret ? nsrun_error(ret, "send the file back: %s", strerror(-ret)) : 0;
+	return fd;
 }
 
 /* The pid namespace @up levels above holder @pid's (a new fd, or -errno logged). */
@@ -525,11 +521,8 @@ static int make_dead(const struct rst_ctx *c, const FileDesc *d, int view)
 		return pr_perror("restore: pid %d: open its root", c->pid);
 	if (pidns < 0 || mnt < 0)
 		return pidns < 0 ? pidns : mnt;
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
-		return pr_perror("restore: socketpair");
 	snprintf(what, sizeof(what), "the namespaces of pid %d", c->pid);
-	struct dead_req q = { d, view < 0 ? mine : view, hroot, sv[1] };
+	struct dead_req q = { d, view < 0 ? mine : view, hroot };
 	struct nsrun r = { .tag = "procpid",
 			   .what = what,
 			   .err_prefix = "restore: the /proc file of a process that had exited",
@@ -537,25 +530,7 @@ static int make_dead(const struct rst_ctx *c, const FileDesc *d, int view)
 				   { .fd = mnt, .type = CLONE_NEWNS } },
 			   .n_ns = 2,
 			   .timeout_ms = 5000 };
-	void *data = NULL;
-	size_t len = 0;
-	int ret = ns_run(&r, dead_child, &q, &data, &len);
-	free(data);
-	close(sv[1]);
-	int fd = -1, none = -1;
-	if (!ret)
-		ret = fd_take_queue(sv[0], &fd, &none);
-	close(sv[0]);
-	if (none >= 0)
-		close(none);
-	if (!ret && fd < 0)
-		ret = -EIO;
-	if (ret) {
-		if (fd >= 0)
-			close(fd);
-		return ret;
-	}
-	return fd;
+	return ns_run_fd(&r, dead_child, &q);
 }
 
 static int make_procpid(struct rst_ctx *c, const FileDesc *d)

@@ -426,3 +426,44 @@ int ns_socketpair_in(int nsfd, int domain, int type, int proto, int sv[2], const
 	int r = sock_in(-1, &s, tag, what);
 	return r < 0 ? r : 0;
 }
+
+struct fd_child {
+	nsrun_fd_fn fn;
+	void *arg;
+	int sock;
+};
+
+static int fd_child(void *arg, struct nsrun_buf *out)
+{
+	(void)out;
+	const struct fd_child *q = arg;
+	int fd = q->fn(q->arg);
+	if (fd < 0)
+		return fd;
+	int ret = send_fds(q->sock, "f", 1, &fd, 1, 0);
+	close(fd);
+	return ret ? nsrun_error(ret, "send the file back: %s", strerror(-ret)) : 0;
+}
+
+int ns_run_fd(const struct nsrun *r, nsrun_fd_fn fn, void *arg)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return pr_perror("%s: socketpair", r->tag);
+	struct fd_child q = { fn, arg, sv[1] };
+	void *data = NULL;
+	size_t len = 0;
+	int ret = ns_run(r, fd_child, &q, &data, &len);
+	free(data);
+	close(sv[1]);
+	int fd = -1;
+	char byte;
+	if (!ret) {
+		ssize_t n = recv_fds(sv[0], &byte, 1, &fd, 1, MSG_DONTWAIT);
+		ret = n < 0 ? (int)n : fd < 0 ? -EIO : 0;
+	}
+	close(sv[0]);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}

@@ -68,6 +68,11 @@ typedef ProtobufCMessage *(*nsrun_msg_fn)(void *arg, int *err);
 int ns_run_msg(const struct nsrun *r, const ProtobufCMessageDescriptor *desc, nsrun_msg_fn fn,
 	       void *arg, ProtobufCMessage **out) __must_check;
 
+/* A child that makes a file there (its fd, or -errno): ns_run_fd() sends it back and
+ * returns it to the caller (close-on-exec), or the child's -errno, or a transport one. */
+typedef int (*nsrun_fd_fn)(void *arg);
+int ns_run_fd(const struct nsrun *r, nsrun_fd_fn fn, void *arg);
+
 /* Open /proc/@pid/ns/@kind (O_RDONLY|O_CLOEXEC): the fd, or -errno logged as
  * "@tag: open /proc/PID/ns/KIND: ...". */
 int ns_open_of(pid_t pid, const char *kind, const char *tag);

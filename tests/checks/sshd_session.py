@@ -1,4 +1,5 @@
-# stasis-check: timeout=90
+# stasis-check: timeout=90 needs=host-root
+# stasis-check: why=(sshd's privilege separation, TCP repair mode and the network lock)
 """An ssh session, not written here: OpenSSH's sshd on 127.0.0.1 (a key of the check's
 own), a client outside the tree typing into a remote shell through its pty. The session's
 process (sshd's per-connection child: the encrypted TCP connection, the pty master,
