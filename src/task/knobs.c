@@ -6,11 +6,15 @@
  * the membarrier registrations of the address space (a runtime that registered for
  * MEMBARRIER_CMD_PRIVATE_EXPEDITED gets EPERM from it without: .NET, liburcu; read with
  * MEMBARRIER_CMD_GET_REGISTRATIONS, which kernels before 6.3 lack: nothing is carried
- * then). Read and set by the task itself with remote prctl and membarrier calls. Speculation controls
+ * then), and the NUMA memory policy of every thread (set_mempolicy: `numactl
+ * --interleave`; the policies of single areas, mbind, are not seen). Read and set by the
+ * task itself with remote prctl, membarrier and mempolicy calls. Speculation controls
  * (PR_{GET,SET}_SPECULATION_CTRL) are not carried: a task that changed one is refused,
  * one whose mitigation the kernel does not let it control keeps the machine's. */
 #include <fcntl.h>
 #include <linux/membarrier.h>
+#include <linux/mempolicy.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -50,6 +54,67 @@ static int check_spec(struct dump_ctx *c, size_t i)
 	return 0;
 }
 
+#define NODEMASK_BYTES 128 /* 1024 nodes: MAX_NUMNODES of any configuration */
+#define MPOL_MODES 7        /* MPOL_DEFAULT .. MPOL_WEIGHTED_INTERLEAVE */
+
+/* The nodemask of thread @i's policy: get_mempolicy again with a mask. */
+static int thread_nodemask(struct dump_ctx *c, size_t i, MemPolicy *m)
+{
+	struct rsys *rs = dump_thread_rs(c, i);
+	uint8_t mask[NODEMASK_BYTES];
+	long r = rsys_do(rs, "dump: get_mempolicy", SYS_get_mempolicy, 0, rs->scratch,
+			 NODEMASK_BYTES * 8 + 1, 0, 0, 0);
+	int ret = r < 0 ? (int)r : rsys_peek(rs, rs->scratch, mask, sizeof(mask));
+	if (ret)
+		return pr_errno(ret, "dump: the NUMA policy of thread %d of pid %d", rs->tid,
+				c->pid);
+	size_t len = sizeof(mask);
+	while (len && !mask[len - 1])
+		len--;
+	if (!len)
+		return 0;
+	m->nodemask.data = malloc(len);
+	if (!m->nodemask.data)
+		return -ENOMEM;
+	memcpy(m->nodemask.data, mask, len);
+	m->nodemask.len = len;
+	m->has_nodemask = true;
+	return 0;
+}
+
+/* Every thread's NUMA memory policy, when one is not the default: the modes in one call
+ * across the threads, then the masks of those that have one. */
+static int mempolicy_dump(struct dump_ctx *c, Knobs *k)
+{
+	long r = rsys_do(&c->rs, "dump: get_mempolicy", SYS_get_mempolicy, 0, 0, 0, 0, 0, 0);
+	if (r == -ENOSYS)
+		return 0; /* a kernel without NUMA */
+	_cleanup_free_ uint64_t *mode = calloc(c->nr_thr, sizeof(*mode));
+	static const uint64_t tmpl[6] = { 0 };
+	int ret = mode ? dump_threads_call(c, "dump: get_mempolicy", SYS_get_mempolicy, tmpl, 0,
+					   sizeof(*mode), mode)
+		       : -ENOMEM;
+	bool any = false;
+	for (size_t i = 0; !ret && i < c->nr_thr; i++)
+		any |= (uint32_t)mode[i] != MPOL_DEFAULT;
+	if (ret || !any)
+		return ret;
+	k->mempolicy = calloc(c->nr_thr, sizeof(*k->mempolicy));
+	if (!k->mempolicy)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_thr && !ret; i++) {
+		MemPolicy *m = malloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		mem_policy__init(m);
+		k->mempolicy[k->n_mempolicy++] = m;
+		m->mode = (uint32_t)mode[i];
+		if (m->mode != MPOL_DEFAULT)
+			ret = thread_nodemask(c, i, m);
+	}
+	return ret;
+}
+
 int knobs_dump(struct dump_ctx *c)
 {
 	Knobs *k = calloc(1, sizeof(*k));
@@ -85,7 +150,7 @@ int knobs_dump(struct dump_ctx *c)
 			 STASIS_MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0, 0, 0, 0);
 	k->has_membarrier = r >= 0; /* (EINVAL: a kernel that cannot say) */
 	k->membarrier = r < 0 ? 0 : (uint32_t)r;
-	return 0;
+	return mempolicy_dump(c, k);
 }
 
 #define MEMBARRIER_REGISTRATIONS                                                           \
@@ -143,10 +208,30 @@ static int knobs_validate(struct rst_ctx *c)
 			 k->ksm_merge > 1 || (k->membarrier & ~(uint32_t)MEMBARRIER_REGISTRATIONS));
 	for (size_t i = 0; k && !bad && i < k->n_mce_kill; i++)
 		bad = k->mce_kill[i] > PR_MCE_KILL_DEFAULT;
+	bad = bad || (k && k->n_mempolicy && k->n_mempolicy != c->core->n_threads);
+	for (size_t i = 0; k && !bad && i < k->n_mempolicy; i++) {
+		const MemPolicy *m = k->mempolicy[i];
+		bad = (m->mode & ~(uint32_t)MPOL_MODE_FLAGS) >= MPOL_MODES ||
+		      (m->has_nodemask && m->nodemask.len > NODEMASK_BYTES);
+	}
 	if (bad) {
 		pr_err("image: prctl settings of pid %d are invalid", c->pid);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* Thread @i's NUMA memory policy, set by the thread itself. */
+static int set_mempolicy_of(struct rst_ctx *c, size_t i, const MemPolicy *m)
+{
+	struct rsys *rs = rst_thread_rs(c, i);
+	size_t len = m->has_nodemask ? m->nodemask.len : 0;
+	int ret = len ? rsys_poke(rs, rs->scratch, m->nodemask.data, len) : 0;
+	long r = ret ? ret : rsys_do(rs, "restore: set_mempolicy", SYS_set_mempolicy, m->mode,
+				     len ? rs->scratch : 0, len ? len * 8 + 1 : 0, 0, 0, 0);
+	if (r < 0)
+		return pr_errno((int)r, "restore: thread %d of pid %d: NUMA memory policy %#x",
+				rs->tid, c->pid, m->mode);
 	return 0;
 }
 
@@ -185,6 +270,13 @@ static int knobs_remote(struct rst_ctx *c)
 	}
 	if (k->membarrier) {
 		int ret = set_membarrier(c, k->membarrier);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < k->n_mempolicy; i++) {
+		int ret = k->mempolicy[i]->mode == MPOL_DEFAULT
+				  ? 0
+				  : set_mempolicy_of(c, i, k->mempolicy[i]);
 		if (ret)
 			return ret;
 	}
