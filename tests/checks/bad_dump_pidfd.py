@@ -6,7 +6,7 @@ the task's own child in flight in a unix socket's queue (it would be sent as the
 placeholder that holds the pidfd's fd numbers until the pidfd is made)."""
 import os
 
-from lib.proc import Failure, check_untouched, popen_python, proc_stat, stop_popen
+from lib.proc import Failure, popen_python, stop_popen
 
 OUTSIDE = r"""
 import os, sys, time
@@ -42,16 +42,7 @@ def refused(c, script, tag, args, want):
     try:
         if p.stdout.readline() != b"ready\n":
             raise Failure("the holder did not start")
-        before = proc_stat(p.pid)
-        err = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D",
-                                os.path.join(c.tmp, tag)],
-                               "dump of a task holding %s" % tag, allowed=(p.pid,))
-        for w in want:
-            w = w.replace("PID", str(p.pid))
-            if w not in err:
-                raise Failure("the refusal does not say '%s': %s" % (w, err))
-        check_untouched(p.pid, before)
-        return err
+        return c.expect_dump_refused(p.pid, tag, [w.replace("PID", str(p.pid)) for w in want])
     finally:
         stop_popen(p)
 

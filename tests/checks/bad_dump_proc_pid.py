@@ -5,9 +5,7 @@ child (a restored zombie exits before the files of the tree are made); of a chil
 exited and was reaped since they were opened: /proc/C/net/dev (it still shows the child's
 network namespace), and /proc/C/mountinfo of a child that had a mount namespace of its
 own (it still shows that mount table, not its holder's)."""
-import os
-
-from lib.proc import Failure, check_untouched, popen_python, proc_stat, stop_popen
+from lib.proc import Failure, popen_python, stop_popen
 
 HOLDER = r"""
 import ctypes, os, sys, time
@@ -46,17 +44,8 @@ def refused(c, tag, want):
         line = p.stdout.readline().split()
         if len(line) != 2 or line[0] != b"ready":
             raise Failure("the holder did not start (%s)" % tag)
-        child = int(line[1])
-        before = proc_stat(p.pid)
-        err = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D",
-                                os.path.join(c.tmp, tag)],
-                               "dump of a task holding a /proc file (%s)" % tag,
-                               allowed=(p.pid,))
-        w = want.replace("PID", str(p.pid)).replace("CHILD", str(child))
-        if w not in err:
-            raise Failure("the refusal does not say '%s': %s" % (w, err))
-        check_untouched(p.pid, before)
-        return err
+        return c.expect_dump_refused(p.pid, tag, [want.replace("PID", str(p.pid)).replace(
+            "CHILD", line[1].decode())])
     finally:
         stop_popen(p)
 

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 
-from lib.proc import Failure, Skip, kill_pid, proc_descendants, run_cmd, wait_pid
+from lib.proc import Failure, Skip, end_started, proc_descendants, run_cmd
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -88,9 +88,4 @@ def check(c):
             raise Failure("%d threads after the restore, %d before" % (after, before))
         return "%d threads; _ping and 30 info requests answered after the restore" % before
     finally:
-        if proc.poll() is None:
-            kill_pid(proc.pid)
-            proc.wait(timeout=10)
-        if restored:
-            kill_pid(proc.pid)
-            wait_pid(proc.pid, time.monotonic() + 5)
+        end_started(proc, restored)

@@ -11,8 +11,8 @@ import time
 
 from lib.ckpt import CkptRun
 from lib.nsfs import CLONE_FLAG, mounts_under, nsfs_type, umount_under
-from lib.proc import (Failure, Skip, in_rootless_container, kill_pid, my_children,
-                      pid_alive, reap_all, run_cmd, wait_pid)
+from lib.proc import (Failure, Skip, check_untouched, in_rootless_container, kill_pid,
+                      my_children, pid_alive, proc_stat, reap_all, run_cmd, wait_pid)
 from lib.users import NONROOT_USER, ensure_user
 
 # the default bound of every command and wait of a check (its header may say timeout=)
@@ -82,6 +82,19 @@ class Checks:
             raise Failure("%s: a process with pid %d exists after the failed restore" % (
                 what, pid))
         return lines[0]
+
+    def expect_dump_refused(self, pid, tag, want):
+        """A dump of the running task @pid into a directory @tag must be refused with one
+        line holding every string of @want; the task runs on untouched. The line."""
+        before = proc_stat(pid)
+        err = self.expect_failure([self.stasis, "dump", "-t", str(pid), "-D",
+                                   os.path.join(self.tmp, tag)],
+                                  "dump of a task holding %s" % tag, allowed=(pid,))
+        for w in want:
+            if w not in err:
+                raise Failure("the refusal does not say '%s': %s" % (w, err))
+        check_untouched(pid, before)
+        return err
 
     def start_test(self, name, shared=False):
         """Checkpoint test @name started and ready (a CkptRun: cleanup() is the caller's;
