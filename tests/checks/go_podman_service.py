@@ -1,10 +1,12 @@
 # stasis-check: timeout=90 needs=host-root
-# stasis-check: why=(podman's storage of the host)
+# stasis-check: why=(podman as root)
 """A Go program, not written here: Podman's REST API service (`podman system service`:
 the Go runtime's threads, goroutines, its netpoller on epoll, its signal handling and
-garbage collector), listening on a unix socket of the check's own. Dumped while idle
-between requests, restored: it answers _ping and 30 info requests again (each one
-allocating: the collector runs), with as many threads as before."""
+garbage collector), listening on a unix socket of the check's own, with podman's state
+all under the check's directory (lib/podman.py: nothing of the host's is made or
+mounted). Dumped while idle between requests, restored: it answers _ping and 30 info
+requests again (each one allocating: the collector runs), with as many threads as
+before."""
 import http.client
 import os
 import shutil
@@ -12,6 +14,7 @@ import socket
 import subprocess
 import time
 
+from lib.podman import Podman
 from lib.proc import Failure, Skip, end_started, proc_descendants, run_cmd
 
 
@@ -44,9 +47,10 @@ def check(c):
     podman = shutil.which("podman")
     if not podman:
         raise Skip("no podman (scripts/deps.sh installs it)")
+    pm = Podman(os.path.join(c.tmp, "podman"), c.stasis)
     sock = os.path.join(c.tmp, "api.sock")
-    proc = subprocess.Popen([podman, "system", "service", "--time=0", "unix://" + sock],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(pm.argv + ["system", "service", "--time=0", "unix://" + sock],
+                            env=pm.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(c.tmp, "podman.err"), "w"),
                             start_new_session=True)
     restored = False
