@@ -44,8 +44,8 @@ def refused(c, tag, want):
         line = p.stdout.readline().split()
         if len(line) != 2 or line[0] != b"ready":
             raise Failure("the holder did not start (%s)" % tag)
-        return c.expect_dump_refused(p.pid, tag, [want.replace("PID", str(p.pid)).replace(
-            "CHILD", line[1].decode())])
+        want = want.replace("PID", str(p.pid)).replace("CHILD", line[1].decode())
+        return c.expect_dump_refused(p.pid, "procpid-" + tag, [want])
     finally:
         stop_popen(p)
 

@@ -49,7 +49,7 @@ def check(c):
                                stdin=subprocess.DEVNULL, start_new_session=True)
     restored = None
     try:
-        pid, img, ask = dump_holder(c, sleeper, "alive")
+        pid, img, ask = dump_holder(c, sleeper, "procgone-alive")
         rc = subprocess.run(c.restore_argv(img), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, timeout=c.timeout)
         if rc.returncode:
@@ -66,7 +66,7 @@ def check(c):
         kill_pid(restored)
         wait_pid(restored, time.monotonic() + 5)
         restored = None
-        pid, img, _ = dump_holder(c, sleeper, "gone")
+        pid, img, _ = dump_holder(c, sleeper, "procgone-gone")
         kill_pid(sleeper.pid)
         sleeper.wait(timeout=5)
         line = c.expect_failure(c.restore_argv(img), "restore after the process was reaped",
@@ -81,4 +81,5 @@ def check(c):
             wait_pid(restored, time.monotonic() + 5)
         kill_pid(sleeper.pid)
         sleeper.wait(timeout=5)
-        shutil.rmtree(os.path.join(c.tmp, "alive"), ignore_errors=True)
+        for tag in ("procgone-alive", "procgone-gone"):
+            shutil.rmtree(os.path.join(c.tmp, tag), ignore_errors=True)

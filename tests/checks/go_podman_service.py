@@ -47,11 +47,11 @@ def check(c):
     podman = shutil.which("podman")
     if not podman:
         raise Skip("no podman (scripts/deps.sh installs it)")
-    pm = Podman(os.path.join(c.tmp, "podman"), c.stasis)
-    sock = os.path.join(c.tmp, "api.sock")
+    pm = Podman(os.path.join(c.tmp, "go-podman"), c.stasis)
+    sock = os.path.join(c.tmp, "go-api.sock")
     proc = subprocess.Popen(pm.argv + ["system", "service", "--time=0", "unix://" + sock],
                             env=pm.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(c.tmp, "podman.err"), "w"),
+                            stderr=open(os.path.join(c.tmp, "go-podman.err"), "w"),
                             start_new_session=True)
     restored = False
     try:
