@@ -260,9 +260,11 @@ static int pipe_make(const FileDesc *const *ds, size_t n, int *out)
 		unsigned int mode = ds[k]->flags & O_ACCMODE;
 		int end = mode == O_RDONLY ? 0 : mode == O_WRONLY ? 1 : -1;
 		out[k] = -1;
-		if (ret || (end >= 0 && !used[end])) {
-			if (end >= 0)
-				used[end] = true;
+		if (ret)
+			continue;
+		if (end >= 0 && !used[end]) {
+			used[end] = true;
+			out[k] = p[end];
 			continue;
 		}
 		char self[48];
@@ -272,15 +274,6 @@ static int pipe_make(const FileDesc *const *ds, size_t n, int *out)
 			ret = pr_perror("restore: open pipe %llu again (%s)",
 					(unsigned long long)pd->ino,
 					mode == O_RDWR ? "read-write" : "another end");
-	}
-	used[0] = used[1] = false;
-	for (size_t k = 0; k < n && !ret; k++) {
-		unsigned int mode = ds[k]->flags & O_ACCMODE;
-		int end = mode == O_RDONLY ? 0 : mode == O_WRONLY ? 1 : -1;
-		if (out[k] < 0 && end >= 0 && !used[end]) {
-			used[end] = true;
-			out[k] = p[end];
-		}
 	}
 	for (int e = 0; e < 2; e++)
 		if (ret || !used[e])

@@ -164,13 +164,24 @@ static int new_data(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 	return 0;
 }
 
+/* Process @q's NSpid (outermost first) and start time: its leader's, a zombie leader's
+ * as it was recorded. */
+static void task_ids(const struct dump_ctx *q, const int **ns, size_t *len,
+		     unsigned long long *start)
+{
+	*ns = q->zl.on ? q->zl.nspid : q->status.nspid;
+	*len = q->zl.on ? q->zl.nspid_len : q->status.nspid_len;
+	*start = q->zl.on ? q->zl.start_time : q->stat.start_time;
+}
+
 /* How many pid-namespace levels above @c's own the proc mount at @path[0..at) shows (the
  * one where the holder is itself), or -1 (a namespace below it or beside it). */
 static int proc_level(const struct dump_ctx *c, int root, const char *path, size_t at)
 {
-	const int *ns = c->zl.on ? c->zl.nspid : c->status.nspid;
-	size_t len = c->zl.on ? c->zl.nspid_len : c->status.nspid_len;
-	unsigned long long start = c->zl.on ? c->zl.start_time : c->stat.start_time;
+	const int *ns;
+	size_t len;
+	unsigned long long start;
+	task_ids(c, &ns, &len, &start);
 	char dir[PATH_MAX];
 	for (size_t l = 0; l < len; l++) {
 		struct proc_status st;
@@ -340,17 +351,14 @@ static bool ends_with(const int *full, size_t n, const int32_t *tail, size_t k)
 /* Is thread @tid of @q the task @p names? */
 static bool thread_is(const struct dump_ctx *q, pid_t tid, const ProcPidData *p)
 {
-	char name[64];
-	snprintf(name, sizeof(name), "task/%d/stat", tid);
-	_cleanup_free_ char *stat = read_file_at(q->procfd, name, STATUS_MAX, NULL);
-	snprintf(name, sizeof(name), "task/%d/status", tid);
-	_cleanup_free_ char *status = read_file_at(q->procfd, name, STATUS_MAX, NULL);
-	struct proc_stat ps;
+	char dir[32];
 	struct proc_status st;
-	if (!stat || !status || proc_parse_stat(stat, &ps) || ps.start_time != p->start_time ||
-	    proc_parse_status(status, &st))
+	unsigned long long start;
+	int n = snprintf(dir, sizeof(dir), "task/%d", tid);
+	if (read_task(q->procfd, dir, (size_t)n, &st, &start))
 		return false;
-	bool same = ends_with(st.nspid, st.nspid_len, p->nspid, p->n_nspid);
+	bool same = start == p->start_time && ends_with(st.nspid, st.nspid_len, p->nspid,
+							p->n_nspid);
 	proc_status_free(&st);
 	return same;
 }
@@ -359,12 +367,12 @@ static bool thread_is(const struct dump_ctx *q, pid_t tid, const ProcPidData *p)
 static pid_t find_target(struct dump_ctx **procs, size_t n, const ProcPidData *p)
 {
 	for (size_t i = 0; i < n; i++) {
-		const struct dump_ctx *q = procs[i];
-		const int *ns = q->zl.on ? q->zl.nspid : q->status.nspid;
-		size_t len = q->zl.on ? q->zl.nspid_len : q->status.nspid_len;
-		unsigned long long start = q->zl.on ? q->zl.start_time : q->stat.start_time;
+		const int *ns;
+		size_t len;
+		unsigned long long start;
+		task_ids(procs[i], &ns, &len, &start);
 		if (start == p->start_time && ends_with(ns, len, p->nspid, p->n_nspid))
-			return q->pid;
+			return procs[i]->pid;
 	}
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 1; k < procs[i]->nr_thr; k++)
