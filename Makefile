@@ -114,7 +114,8 @@ $(BUILD)/stasis-helper: $(HELPER_OBJS)
 
 tests: $(UNIT_BINS) $(CKPT_BINS) $(BUILD)/tests/tools/imgedit $(BUILD)/tests/tools/uns_launch \
 	$(BUILD)/tests/tools/nft_pause.so $(BUILD)/tests/tools/memhog $(BUILD)/tests/tools/seccomp_exec \
-	$(BUILD)/tests/tools/vfork_wait $(BUILD)/demo/counter $(BUILD)/tests/soak/workload
+	$(BUILD)/tests/tools/vfork_wait $(BUILD)/tests/tools/uring_refused $(BUILD)/demo/counter \
+	$(BUILD)/tests/soak/workload
 
 # the soak test (not in ./test.sh): tests/soak.py, its workload built like a checkpoint test
 $(BUILD)/tests/soak/workload: tests/soak/workload.c tests/ckpt/lib.c $(wildcard tests/ckpt/*.h)

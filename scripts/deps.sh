@@ -43,6 +43,7 @@ REQUIRED=(
 	memcached           # the memcached_threads check: a multi-threaded server mid-request
 	openssh-server      # the sshd_session check: a live ssh session (TCP, pty, shell) checkpointed
 	nodejs              # the node_http check: V8 and libuv's event loop serving HTTP
+	fio                 # the fio_io_uring check: io_uring requests in flight across a checkpoint
 	openjdk-17-jdk-headless # the java_threads check: a JVM and its thread pool (the source launcher needs the JDK)
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules

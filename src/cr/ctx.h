@@ -259,6 +259,9 @@ struct rst_ctx {
 	void *priv[RES_PRIV_COUNT];
 };
 
+/* In a restore's final stage: the engine of thread @tid of the tree (a process's main
+ * thread or another), *@proc its process; NULL if the tree has no such thread. */
+struct rsys *rst_find_thread(struct rst_ctx *c, pid_t tid, struct rst_ctx **proc);
 /* Index of @pid in the inventory's task list, -1 if none (src/cr/restore.c). */
 ssize_t rst_task_index(const Inventory *inv, pid_t pid);
 pid_t rst_group_local(const Inventory *inv, const TaskEntry *e);

@@ -30,6 +30,7 @@
 #include "task/task.h"
 
 #define PF_KTHREAD 0x00200000
+#define PF_IO_WORKER 0x00000010
 
 static int parse_proc_facts(struct dump_ctx *c)
 {
@@ -308,6 +309,17 @@ static int freeze_one(struct dump_ctx *c, pid_t tid)
 	return seccomp_dump_suspend(c, tid);
 }
 
+/* A kernel io worker of the process (an io_uring's SQPOLL thread or io-wq worker): no
+ * ptrace stop freezes it, and it is not carried (the ring's restore makes its own). */
+static bool is_io_worker(const struct dump_ctx *c, pid_t tid)
+{
+	char path[64];
+	struct proc_stat st;
+	snprintf(path, sizeof(path), "task/%d/stat", tid);
+	_cleanup_free_ char *buf = read_file_at(c->procfd, path, 8192, NULL);
+	return buf && !proc_parse_stat(buf, &st) && (st.flags & PF_IO_WORKER);
+}
+
 /* Freeze every thread. A thread not yet frozen may create more, so list again until a
  * pass finds nothing new: then every thread is stopped and the set cannot change. */
 static int freeze_threads(struct dump_ctx *c)
@@ -330,7 +342,7 @@ static int freeze_threads(struct dump_ctx *c)
 		while ((de = readdir(d))) {
 			long long tid;
 			if (parse_int(de->d_name, 1, 0x3fffffff, &tid) || thread_known(c, (pid_t)tid) ||
-			    (c->zl.on && tid == c->pid))
+			    (c->zl.on && tid == c->pid) || is_io_worker(c, (pid_t)tid))
 				continue;
 			ret = freeze_one(c, (pid_t)tid);
 			if (ret == -ESRCH)

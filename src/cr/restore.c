@@ -90,6 +90,22 @@ ssize_t rst_task_index(const Inventory *inv, pid_t pid)
 	return -1;
 }
 
+struct rsys *rst_find_thread(struct rst_ctx *c, pid_t tid, struct rst_ctx **proc)
+{
+	struct rst_tree *t = c->tree;
+	for (size_t i = 0; t ? i < t->n : i < 1; i++) {
+		struct rst_ctx *p = t ? t->procs[i] : c;
+		if (!p)
+			continue;
+		for (size_t k = 0; k < p->core->n_threads && k <= p->nr_trs; k++)
+			if (p->core->threads[k]->tid == tid) {
+				*proc = p;
+				return rst_thread_rs(p, k);
+			}
+	}
+	return NULL;
+}
+
 /* Untrusted: task @i is made through a session helper (TaskEntry.via_session): alive,
  * made by its parent, in a session no task leads, not the root's, its id at every level
  * as many as its pids, the same parent and ids for every such task of the session. */

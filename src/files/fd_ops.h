@@ -121,6 +121,9 @@ enum {
 	 * group held by several processes of one mount namespace the tree makes is left to
 	 * its creator (pty pairs of a devpts instance of the tree). */
 	FD_OPS_ROOT_GROUP = 1 << 5,
+	/* Its dump hook reads and checks the whole fdinfo itself (io_uring: indented lists
+	 * the generic key check cannot read). */
+	FD_OPS_OWN_FDINFO = 1 << 6,
 };
 
 struct fd_ops {
@@ -195,6 +198,7 @@ extern const struct fd_ops fd_signalfd_ops;   /* signalfd.c */
 extern const struct fd_ops fd_epoll_ops;      /* epoll.c */
 extern const struct fd_ops fd_pidfd_ops;      /* pidfd.c */
 extern const struct fd_ops fd_procpid_ops;    /* procpid.c */
+extern const struct fd_ops fd_io_uring_ops;   /* io_uring.c */
 extern const struct fd_ops fd_inotify_ops;    /* inotify.c */
 extern const struct fd_ops fd_fanotify_ops;   /* fanotify.c */
 extern const struct fd_ops fd_memfd_ops;      /* memfd.c */
@@ -267,6 +271,10 @@ int fd_final_give(struct rst_ctx *c, FileKind kind, fd_final_make_fn make,
  * in flight in a unix socket's queue (nothing but its holders may meet the placeholder). */
 int fd_final_merge_check(struct dump_ctx **procs, size_t n, FileKind kind,
 			 const char *what) __must_check;
+/* Its final hook, for a file that cannot travel in SCM_RIGHTS (io_uring) and is made by
+ * the holder itself at its fd numbers: the epolls of holder @c watching its fd @tfd
+ * watch it now. */
+int fd_final_rewatch(struct rst_ctx *c, int tfd) __must_check;
 /* Is @pid a task this restore made (traced by stasis)? */
 bool fd_final_restored(const struct rst_ctx *c, pid_t pid);
 /* inotify.c: the kernel's dev_t of an fdinfo (MAJOR << 20 | MINOR) as stat shows it. */

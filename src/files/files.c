@@ -270,7 +270,9 @@ static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 	struct statfs sfs;
 	e->fs_type = fstatfs(dup, &sfs) == 0 ? (long)sfs.f_type : 0;
 	ret = classify(c, e);
-	return ret ? ret : check_fdinfo_keys(c, e, info);
+	if (ret || (e->ops->flags & FD_OPS_OWN_FDINFO))
+		return ret;
+	return check_fdinfo_keys(c, e, info);
 }
 
 /* 1 if fds @a and @b of @pid share one open file description, 0 if not, or -errno. */

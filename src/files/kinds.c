@@ -28,7 +28,7 @@ static int anon_refuse(const struct dump_ctx *c, struct fd_ent *e)
 		return 0;
 	if (!strcmp(e->link, "anon_inode:seccomp notify"))
 		return fd_unsupported(c, e, "a seccomp user-notification listener");
-	return fd_unsupported(c, e, "an anonymous-inode file (userfaultfd, io_uring, "
+	return fd_unsupported(c, e, "an anonymous-inode file (userfaultfd, bpf, "
 				    "...)");
 }
 
@@ -90,6 +90,7 @@ const struct fd_ops *const fd_kinds[] = {
 	&fd_fanotify_ops,
 	&fd_epoll_ops,
 	&fd_pidfd_ops,
+	&fd_io_uring_ops,
 	&fd_anon_refused_ops,
 	&fd_memfd_ops,
 	&fd_mqueue_refused_ops,

@@ -115,7 +115,7 @@ static int remote_receive(struct rst_ctx *c, int at)
 
 /* The epolls of holder @c watching fd @tfd (the placeholder until now) watch the file
  * there: the placeholder's entries go when it is freed (by the last holder's dup3). */
-static int rewatch(struct rst_ctx *c, int tfd)
+int fd_final_rewatch(struct rst_ctx *c, int tfd)
 {
 	const Files *f = c->files;
 	for (size_t e = 0; e < f->n_files; e++) {
@@ -165,7 +165,7 @@ static int give(struct rst_ctx *c, size_t i, int p)
 	int ret = 0;
 	for (size_t k = 0; k < f->n_fds && !ret; k++)
 		if (f->fds[k]->file_id == f->files[i]->id)
-			ret = rewatch(c, f->fds[k]->fd);
+			ret = fd_final_rewatch(c, f->fds[k]->fd);
 	return ret;
 }
 

@@ -200,6 +200,12 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 		v->kind = VMA_KIND__VMA_SECRET; /* read by the task itself: secret.c */
 		v->has_pgoff = true;
 		v->pgoff = pv->pgoff;
+	} else if (!strcmp(p, "anon_inode:[io_uring]") && pv->shared) {
+		/* a ring: made again with its io_uring (src/files/io_uring.c) */
+		v->kind = VMA_KIND__VMA_IO_URING;
+		v->has_pgoff = v->has_ino = true;
+		v->pgoff = pv->pgoff;
+		v->ino = pv->ino;
 	} else if (!strcmp(p, "/[aio] (deleted)") && pv->shared) {
 		v->kind = VMA_KIND__VMA_AIO; /* the ring's state is mem_aio_dump's */
 	} else if (p[0] == '/' && str_starts(p, "/SYSV") && pv->shared) {
@@ -257,6 +263,8 @@ static bool vma_wants_pages(const Vma *v)
 		return false; /* its unreaped events are in the Vma (aio.c) */
 	if (v->kind == VMA_KIND__VMA_SECRET)
 		return false; /* read by the task itself (secret.c) */
+	if (v->kind == VMA_KIND__VMA_IO_URING)
+		return false; /* its io_uring's (src/files/io_uring.c) */
 	return true;
 }
 
@@ -589,7 +597,7 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		if (v->start >= v->end || (v->start | v->end) & (PAGE_SIZE - 1) ||
 		    v->start < prev_end ||
 		    (v->kind != VMA_KIND__VMA_VSYSCALL && v->end > ARCH_TASK_SIZE) ||
-		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_SECRET ||
+		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_IO_URING ||
 		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
 		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) ||
 		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
@@ -1099,6 +1107,17 @@ static int map_vmas(struct rst_ctx *c, bool *added_write)
 			if (r)
 				return r;
 			added_write[i] = true; /* mapped RW: set prot */
+			continue;
+		}
+		if (v->kind == VMA_KIND__VMA_IO_URING) {
+			/* held until its io_uring exists (the final stage maps the ring) */
+			long r = rsys_do(&c->rs, "restore: reserve an io_uring's area", SYS_mmap,
+					 v->start, v->end - v->start, PROT_NONE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+					 (uint64_t)-1, 0);
+			if (r < 0)
+				return (int)r;
+			added_write[i] = false;
 			continue;
 		}
 		if (v->kind == VMA_KIND__VMA_AIO) {

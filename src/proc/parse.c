@@ -727,10 +727,10 @@ int proc_parse_fdinfo(const char *buf, struct proc_fdinfo *fi)
 	memset(fi, 0, sizeof(*fi));
 	if (!buf)
 		return -EINVAL;
-	for (const char *p = buf; *p;) {
+	for (const char *p = buf; *p && !(have_pos && have_flags && have_mnt && have_ino);) {
 		const char *key = p;
 		/* type-specific lines ("eventfd-count:", "tfd:", "inotify wd:...") vary: only
-		 * the four generic keys are parsed, others skipped */
+		 * the four generic keys, which come first, are parsed, others skipped */
 		while (!is_eol(*p) && *p != ':')
 			p++;
 		if (*p != ':')

@@ -248,4 +248,10 @@ struct stasis_sched_attr {
 #define MFD_HUGE_SHIFT 26
 #endif
 
+/* --- io_uring.h (6.5, 6.6; 6.8) --- */
+#define STASIS_IORING_SETUP_NO_MMAP (1U << 14)
+#define STASIS_IORING_SETUP_NO_SQARRAY (1U << 16)
+#define STASIS_IORING_REGISTER_PBUF_STATUS 26
+#define STASIS_IORING_OFF_PBUF_RING 0x80000000ULL
+
 #endif

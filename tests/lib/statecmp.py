@@ -521,6 +521,10 @@ def _fdinfo(s, c, where, fd, text, mnt_keys):
             continue  # the fd's inode: fd.file has it (with the device)
         elif k == "eventfd-id":
             v = s.canon("eventfd", v, at)
+        elif k in ("SqThreadCpu", "SqTotalTime", "SqWorkTime"):
+            continue  # an io_uring's SQPOLL thread: where it ran, for how long
+        elif k == "SqThread":
+            v = "none" if v == "-1" else "a thread"  # a new one after a restore
         elif k == "lock":
             # "1: POSIX  ADVISORY  WRITE PID MAJ:MIN:INO START END"
             p = v.split()
@@ -702,12 +706,33 @@ def _locks(s, pids):
             s.put("tree", "locks", "pid %d #%d" % (pid, n + 1), v)
 
 
+PF_IO_WORKER = 0x10
+
+
+def _io_workers(pid):
+    """The kernel io workers among pid's threads (an io_uring's SQPOLL thread, io-wq
+    workers): made by the kernel for the rings, new ones after a restore."""
+    out = set()
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tids:
+        sf = _stat_fields(_read("/proc/%d/task/%s/stat" % (pid, t)))
+        if sf and sf.get(9) is not None and int(sf[9]) & PF_IO_WORKER:
+            out.add(int(t))
+    return out
+
+
 def _task(s, where, pid, tid, thread, root=False):
     """status, stat and comm of a process (thread=False) or of one of its threads. The
     root's parent is outside the tree: field "root.ppid" (allowed where the restore gives
-    the root another parent)."""
+    the root another parent). A process's thread count leaves out its io workers."""
     base = "/proc/%d/task/%d" % (pid, tid) if thread else "/proc/%d" % pid
     st = _status(_read(base + "/status"))
+    iow = 0 if thread else len(_io_workers(pid))
+    if iow and st.get("Threads", "").isdigit():
+        st["Threads"] = str(int(st["Threads"]) - iow)
     for k, v in st.items():
         if k in STATUS_SKIP or (thread and k in ("Tgid", "PPid", "TracerPid", "Threads")):
             continue
@@ -724,6 +749,8 @@ def _task(s, where, pid, tid, thread, root=False):
             if i == 4 and root:
                 continue  # as status.PPid
             v = sf.get(i)
+            if i == 20 and iow and v is not None:
+                v = str(int(v) - iow)
             if i == 9 and v is not None:
                 for name, bit in PF_FLAGS.items():
                     s.put(where, "stat.flags." + name, "", "yes" if int(v) & bit else "no")
@@ -755,7 +782,8 @@ def snapshot(pid, with_sharing=True):
         _namespaces(s, c, p, links)
         _task(s, where, p, p, False, root=(p == pid))
         try:
-            tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % p))
+            tids = sorted(set(int(t) for t in os.listdir("/proc/%d/task" % p)) -
+                          _io_workers(p))
         except OSError:
             tids = []
         s.put(where, "threads", "", " ".join(map(str, tids)))
