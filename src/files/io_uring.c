@@ -745,6 +745,52 @@ static int uring_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	return ret;
 }
 
+/* Rings registered in a thread's own table (IORING_REGISTER_RING_FDS: used by index with
+ * IORING_ENTER_REGISTERED_RING, fd or not; IORING_SETUP_REGISTERED_FD_ONLY rings have no
+ * fd at all) are not carried: io_uring_enter on each index in each thread (0 with a ring
+ * there, -EBADF without, -EINVAL for a thread that never used io_uring), all threads at
+ * once. Asked of every task: such a ring shows nowhere else. */
+#define URING_RINGFD_MAX 16
+static int uring_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
+{
+	(void)ents;
+	(void)n;
+	struct dump_ctx *w = (struct dump_ctx *)c;
+	if (!w->rs_ready || !w->nr_thr)
+		return 0;
+	_cleanup_free_ struct rsys **rs = calloc(w->nr_thr, sizeof(*rs));
+	_cleanup_free_ uint64_t(*args)[6] = calloc(w->nr_thr, sizeof(*args));
+	_cleanup_free_ long *ret = calloc(w->nr_thr, sizeof(*ret));
+	if (!rs || !args || !ret)
+		return -ENOMEM;
+	size_t live = w->nr_thr;
+	for (size_t i = 0; i < live; i++)
+		rs[i] = dump_thread_rs(w, i);
+	for (uint64_t idx = 0; idx < URING_RINGFD_MAX && live; idx++) {
+		for (size_t i = 0; i < live; i++) {
+			memset(args[i], 0, sizeof(args[i]));
+			args[i][0] = idx;
+			args[i][3] = IORING_ENTER_REGISTERED_RING;
+		}
+		int err = rsys_call_vec(rs, live, SYS_io_uring_enter, (const uint64_t(*)[6])args, ret);
+		if (err)
+			return err;
+		size_t keep = 0;
+		for (size_t i = 0; i < live; i++) {
+			if (ret[i] >= 0) {
+				pr_err("thread %d of pid %d has an io_uring registered at index %llu "
+				       "(IORING_REGISTER_RING_FDS): not supported yet",
+				       rs[i]->tid, c->pid, (unsigned long long)idx);
+				return -EOPNOTSUPP;
+			}
+			if (ret[i] != -EINVAL)
+				rs[keep++] = rs[i];
+		}
+		live = keep;
+	}
+	return 0;
+}
+
 /* Held by one process (an io_uring cannot travel in SCM_RIGHTS: the restore makes it in
  * its holder), no other fd table shared with it; every area mapping a ring maps one its
  * process holds (the restore maps it from that fd), and no placeholder may meet anything
@@ -896,13 +942,19 @@ static int made_advance(struct uring_made *u)
 				array[i] = i;
 		}
 		__atomic_store_n(sqt, done + n, __ATOMIC_RELEASE);
-		for (int tries = 0; __atomic_load_n(cqt, __ATOMIC_ACQUIRE) != done + n; tries++) {
+		uint64_t until = now_ns() + 2000000000ull;
+		/* (a SQPOLL thread moves the SQ head after the CQEs are posted) */
+		for (int tries = 0; __atomic_load_n(cqt, __ATOMIC_ACQUIRE) != done + n ||
+				    __atomic_load_n(sqh, __ATOMIC_ACQUIRE) != done + n;
+		     tries++) {
 			long r;
-			if (tries > 1000) {
+			if (tries > 16 && now_ns() > until) {
 				pr_err("restore: an io_uring takes no NOPs (%u of %u)", done,
 				       m->sq_head);
 				return -EIO;
 			}
+			if (tries > 16)
+				usleep(100);
 			if (remote)
 				r = rcall(u->rs, SYS_io_uring_enter, (uint64_t)u->ofd, n, n, fl);
 			else
@@ -1217,6 +1269,7 @@ const struct fd_ops fd_io_uring_ops = {
 	.kind = FILE_KIND__FILE_IO_URING,
 	.flags = FD_OPS_OWN_FDINFO,
 	.classify = uring_classify,
+	.group = uring_group,
 	.dump = uring_dump,
 	.merge = uring_merge,
 	.validate = uring_validate,

@@ -2,7 +2,8 @@
 """io_uring states stasis cannot carry are refused at dump with one line naming them, and
 the program runs on: a polled request in flight, a timeout in flight (the dump waits up
 to a second for requests to complete first), a registered eventfd, a ring of 8 entries
-without an SQ array (its SQE size cannot be told), a ring held by two processes."""
+without an SQ array (its SQE size cannot be told), a ring held by two processes, a ring
+registered in its thread's own table (IORING_REGISTER_RING_FDS)."""
 import os
 import subprocess
 import time
@@ -13,7 +14,8 @@ CASES = (("poll", "polled requests in flight"),
          ("timeout", "requests in flight"),
          ("eventfd", "registered eventfd"),
          ("small", "SQE size cannot be told"),
-         ("shared", "holds too"))
+         ("shared", "holds too"),
+         ("ringfd", "registered at index 3"))
 
 
 def check(c):

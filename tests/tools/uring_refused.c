@@ -5,6 +5,7 @@
  *   eventfd   an eventfd registered for its completions
  *   small     8 entries and no SQ array (its SQE size cannot be told)
  *   shared    a child process holding it too (an io_uring cannot be passed to another)
+ *   ringfd    its fd registered in the thread's own table (IORING_REGISTER_RING_FDS)
  * and waits (60 s). */
 #include <linux/io_uring.h>
 #include <stdint.h>
@@ -62,6 +63,9 @@ int main(int argc, char **argv)
 		else if (fd >= 0 && !strcmp(m, "eventfd")) {
 			int e = eventfd(0, 0);
 			ret = (int)syscall(SYS_io_uring_register, fd, IORING_REGISTER_EVENTFD, &e, 1);
+		} else if (fd >= 0 && !strcmp(m, "ringfd")) {
+			struct io_uring_rsrc_update up = { .offset = 3, .data = (uint64_t)fd };
+			ret = (int)syscall(SYS_io_uring_register, fd, IORING_REGISTER_RING_FDS, &up, 1);
 		} else if (fd >= 0 && !strcmp(m, "shared")) {
 			ret = fork();
 			if (ret == 0) {
