@@ -9,12 +9,14 @@
  * memory reads the same, the three completions are there, submitting takes the two
  * pending SQEs, and new requests run with the counters going on from where they were.
  * One ring has a registered buffer, read into after the restore (READ_FIXED from a pipe
- * lands in the same memory), and a sparse registered-file table. */
+ * lands in the same memory), and a sparse registered-file table; an epoll watching a ring
+ * sees its CQEs. */
 #include "lib.h"
 
 #include <errno.h>
 #include <linux/io_uring.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -207,13 +209,27 @@ int main(int argc, char **argv)
 		test_fail("register sparse files: %s", strerror(errno));
 	int pfd[2];
 	TEST_CHECK(!pipe(pfd), "pipe: %s", strerror(errno));
+	/* an event loop's epoll watching a ring (readable: CQEs to reap) */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 77 };
+	TEST_CHECK(ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, rings[1].fd, &ev), "epoll: %s",
+		   strerror(errno));
 
 	test_ready();
 	test_wait();
 
 	bool sab = test_sabotage();
+	struct epoll_event got = { 0 };
+	TEST_CHECK(epoll_wait(ep, &got, 1, 0) == 1 && got.data.u64 == 77,
+		   "the epoll does not see the cqsize ring's unreaped CQEs");
 	for (int i = 0; i < 6; i++)
 		ring_verify(&rings[i], sab && i == 3);
+	TEST_CHECK(epoll_wait(ep, &got, 1, 0) == 0, "the epoll sees a ring with nothing to reap");
+	ring_put(&rings[1], IORING_OP_NOP, 5);
+	syscall(SYS_io_uring_enter, rings[1].fd, 1, 0, 0, NULL, 0);
+	TEST_CHECK(epoll_wait(ep, &got, 1, 1000) == 1 && got.data.u64 == 77,
+		   "the epoll does not see a new CQE of the cqsize ring");
+	TEST_CHECK(ring_take(&rings[1], 0) == 5, "the NOP seen by epoll");
 
 	/* the registered buffer is still the same memory */
 	TEST_CHECK(write(pfd[1], "restored", 8) == 8, "pipe write: %s", strerror(errno));
