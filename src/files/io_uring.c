@@ -33,15 +33,16 @@
  * personalities registered, the io-wq limits and affinity: a ring made without them
  * completes at least as eagerly.
  *
- * Restore (final stage: every task and thread exists, so a SQPOLL thread takes no pid the
- * tree needs; the placeholder machinery of placeholder.c holds the fd numbers until
- * then): the owner — the single issuer, else the process of the SQPOLL thread, else a
- * holder — calls io_uring_setup (remote); stasis maps the rings, submits NOPs until the
- * kernel's SQ head and CQ tail are the dumped ones (the owner submits them for a single
- * issuer), then writes back the SQEs, the SQ index array, the CQEs, the program's CQ head,
- * the dropped and overflow counters and last the SQ tail; the owner registers the
- * buffers (pinned in its memory) and the sparse file table; every holder gets the fd,
- * and every area mapping the rings is mapped again from it (mem.c reserved it). */
+ * Restore: made by its owner (the single issuer, else the holder): by the restore child
+ * itself at native speed (uring_open), or in the final stage for a SQPOLL ring (its
+ * thread would take a pid the tree may still need), a single issuer that is another
+ * thread, a task whose files stasis opens (the placeholder machinery of placeholder.c
+ * holds the fd numbers until then; io_uring_setup remote). NOPs until the kernel's SQ
+ * head and CQ tail are the dumped ones, then the SQEs, the SQ index array, the CQEs, the
+ * program's CQ head, the dropped and overflow counters and last the SQ tail written
+ * back; in the final stage the owner registers the buffers (pinned in its memory) and
+ * the sparse file table, and every area mapping the rings is mapped again from the fd
+ * (mem.c reserved it). Details and costs: docs/ARCHITECTURE.md, "io_uring". */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -259,13 +260,29 @@ static int parse_fdinfo(const char *text, struct uring_info *u, char bad[32])
 	return 0;
 }
 
+/* The kernel prints a ring's part of fdinfo only when it gets the ring's lock at once
+ * (io_uring_show_fdinfo: mutex_trylock): an io worker or SQPOLL thread holding it, which
+ * no freeze stops, leaves the generic lines alone. Read again until it is there. */
 static int read_info(const struct dump_ctx *c, const struct fd_ent *e, struct uring_info *u)
 {
 	_cleanup_free_ char *text = NULL;
 	char bad[32] = "";
-	int ret = fd_read_fdinfo(c, e->fd, FDINFO_MAX, &text);
-	if (ret)
-		return ret;
+	int ret;
+	for (int tries = 0;; tries++) {
+		free(text);
+		text = NULL;
+		ret = fd_read_fdinfo(c, e->fd, FDINFO_MAX, &text);
+		if (ret)
+			return ret;
+		if (strstr(text, "\nSqMask:"))
+			break;
+		if (tries == 2000) {
+			pr_err("dump: /proc/%d/fdinfo/%d never shows the io_uring's state (its lock "
+			       "held for 2 s)", c->pid, e->fd);
+			return -EBUSY;
+		}
+		usleep(1000);
+	}
 	uring_info_free(u);
 	ret = parse_fdinfo(text, u, bad);
 	if (ret == -ENOENT) {
@@ -411,6 +428,7 @@ static int probe_issuer(struct uring_dump *x, IoUringData *m, struct rsys **owne
 			if (reg_in(x, rs, IORING_UNREGISTER_EVENTFD, 1, 0) == -EINVAL) {
 				*owner_rs = rs;
 				m->owner = rs->tid;
+				m->has_by_thread = m->by_thread = rs->tid != c->pid;
 			}
 		}
 		if (!*owner_rs)
@@ -882,18 +900,26 @@ static int made_setup(struct uring_made *u)
 	p.flags = m->flags | (m->has_sq_cpu ? IORING_SETUP_SQ_AFF : 0);
 	p.cq_entries = m->cq_entries;
 	p.sq_thread_cpu = m->has_sq_cpu ? m->sq_cpu : 0;
-	uint64_t at = u->owner->rs.scratch;
-	int ret = rsys_poke(u->rs, at, &p, sizeof(p));
-	if (ret)
-		return ret;
-	long fd = rsys_do(u->rs, "restore: io_uring_setup", SYS_io_uring_setup, m->sq_entries, at,
-			  0, 0, 0, 0);
-	if (fd < 0)
-		return (int)fd;
-	u->ofd = (int)fd;
-	ret = rsys_peek(u->rs, at, &p, sizeof(p));
-	if (ret)
-		return ret;
+	int ret = 0;
+	if (!u->rs) {
+		/* the restore child, the task itself */
+		u->ofd = (int)syscall(SYS_io_uring_setup, m->sq_entries, &p);
+		if (u->ofd < 0)
+			return pr_perror("restore: io_uring_setup");
+	} else {
+		uint64_t at = u->owner->rs.scratch;
+		ret = rsys_poke(u->rs, at, &p, sizeof(p));
+		if (ret)
+			return ret;
+		long fd = rsys_do(u->rs, "restore: io_uring_setup", SYS_io_uring_setup,
+				  m->sq_entries, at, 0, 0, 0, 0);
+		if (fd < 0)
+			return (int)fd;
+		u->ofd = (int)fd;
+		ret = rsys_peek(u->rs, at, &p, sizeof(p));
+		if (ret)
+			return ret;
+	}
 	if (p.sq_entries != m->sq_entries || p.cq_entries != m->cq_entries ||
 	    p.sq_off.head != R_SQ_HEAD || p.sq_off.tail != R_SQ_TAIL ||
 	    p.cq_off.head != R_CQ_HEAD || p.cq_off.tail != R_CQ_TAIL ||
@@ -905,10 +931,14 @@ static int made_setup(struct uring_made *u)
 		       p.sq_off.array);
 		return -EINVAL;
 	}
-	_cleanup_close_ int pfd = sys_pidfd_open(u->owner->pid, 0);
-	u->fd = pfd < 0 ? -1 : sys_pidfd_getfd(pfd, u->ofd, 0);
+	if (!u->rs) {
+		u->fd = dup(u->ofd);
+	} else {
+		_cleanup_close_ int pfd = sys_pidfd_open(u->owner->pid, 0);
+		u->fd = pfd < 0 ? -1 : sys_pidfd_getfd(pfd, u->ofd, 0);
+	}
 	if (u->fd < 0)
-		return pr_perror("restore: take the io_uring of pid %d", u->owner->pid);
+		return pr_perror("restore: take an io_uring just made");
 	u->ring = mmap(NULL, u->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, u->fd,
 		       IORING_OFF_SQ_RING);
 	u->sqes = mmap(NULL, u->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED, u->fd,
@@ -928,7 +958,7 @@ static int made_advance(struct uring_made *u)
 			  *cqt = (uint32_t *)(u->ring + R_CQ_TAIL);
 	uint32_t *array = m->has_sq_array ? (uint32_t *)(u->ring + u->array_off) : NULL;
 	uint32_t done = 0, mask = m->sq_entries - 1;
-	bool remote = (m->flags & IORING_SETUP_SINGLE_ISSUER) &&
+	bool remote = u->rs && (m->flags & IORING_SETUP_SINGLE_ISSUER) &&
 		      !(m->flags & IORING_SETUP_SQPOLL);
 	unsigned int fl = IORING_ENTER_GETEVENTS |
 			  ((m->flags & IORING_SETUP_SQPOLL) ? IORING_ENTER_SQ_WAKEUP : 0);
@@ -1031,42 +1061,108 @@ static int made_register(struct uring_made *u)
 	return 0;
 }
 
+static void made_init(struct uring_made *u, const IoUringData *m)
+{
+	memset(u, 0, sizeof(*u));
+	u->m = m;
+	u->ofd = u->fd = -1;
+	u->sqe_size = (m->flags & IORING_SETUP_SQE128) ? 128 : 64;
+	u->cqe_size = (m->flags & IORING_SETUP_CQE32) ? 32 : 16;
+	u->array_off = array_offset(m->cq_entries, u->cqe_size);
+	u->ring_len = m->has_sq_array ? u->array_off + (size_t)m->sq_entries * 4
+				      : R_CQES + (size_t)m->cq_entries * u->cqe_size;
+	u->sqes_len = (size_t)m->sq_entries * u->sqe_size;
+}
+
+/* Made, its counters and rings as dumped, its status flags set; stasis's fd and maps
+ * gone. 0 or a logged -errno (u->ofd then to close by the caller). */
+static int made_build(struct uring_made *u, const FileDesc *d)
+{
+	uint64_t t0 = now_ns();
+	int ret = made_setup(u);
+	if (!ret)
+		ret = made_advance(u);
+	if (!ret)
+		pr_info("restore: an io_uring of %u entries brought to %u NOPs in %.3f ms (%s)",
+			u->m->sq_entries, u->m->sq_head, (double)(now_ns() - t0) / 1e6,
+			!u->rs ? "by the task" : (u->m->flags & IORING_SETUP_SINGLE_ISSUER) &&
+							 !(u->m->flags & IORING_SETUP_SQPOLL)
+						 ? "remote calls" : "by stasis");
+	if (!ret)
+		made_fill(u);
+	if (!ret && fcntl(u->fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0)
+		ret = pr_perror("restore: status flags of an io_uring");
+	if (u->ring && u->ring != MAP_FAILED)
+		munmap(u->ring, u->ring_len);
+	if (u->sqes && u->sqes != MAP_FAILED)
+		munmap(u->sqes, u->sqes_len);
+	if (u->fd >= 0)
+		close(u->fd);
+	u->ring = u->sqes = NULL;
+	u->fd = -1;
+	return ret;
+}
+
+/* Made by the restore child, which is its owner: not a SQPOLL ring (its thread would
+ * take a pid the tree may need), not a single issuer's other thread, not in stasis
+ * (@target -1: a task of a user namespace, whose files stasis opens). Otherwise a
+ * placeholder, made in the final stage. The child makes it at native speed: NOPs cost a
+ * syscall per ring's worth, where the final stage's single issuer takes a remote call. */
+static int uring_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
+{
+	const IoUringData *m = d->io_uring;
+	if (target < 0 || (m->flags & IORING_SETUP_SQPOLL) || m->by_thread)
+		return fd_final_placeholder(d, target, rootfd, blobs);
+	struct uring_made u;
+	made_init(&u, m);
+	int ret = made_build(&u, d);
+	if (ret) {
+		if (u.ofd >= 0)
+			close(u.ofd);
+		return ret;
+	}
+	if (fcntl(u.ofd, F_SETFD, FD_CLOEXEC) < 0) {
+		ret = pr_perror("restore fd %d: an io_uring", target);
+		close(u.ofd);
+		return ret;
+	}
+	return u.ofd;
+}
+
 /* Make description @d of task @c in its owner (a thread of @c): the owner's fd, or a
  * logged -errno. */
 static int make_uring(struct rst_ctx *c, const FileDesc *d)
 {
 	const IoUringData *m = d->io_uring;
-	struct uring_made u = { .m = m, .ofd = -1, .fd = -1 };
-	u.sqe_size = (m->flags & IORING_SETUP_SQE128) ? 128 : 64;
-	u.cqe_size = (m->flags & IORING_SETUP_CQE32) ? 32 : 16;
-	u.array_off = array_offset(m->cq_entries, u.cqe_size);
-	u.ring_len = m->has_sq_array ? u.array_off + (size_t)m->sq_entries * 4
-				     : R_CQES + (size_t)m->cq_entries * u.cqe_size;
-	u.sqes_len = (size_t)m->sq_entries * u.sqe_size;
+	struct uring_made u;
+	made_init(&u, m);
 	u.rs = rst_find_thread(c, m->owner, &u.owner);
 	if (!u.rs || u.owner != c) {
 		pr_err("restore: the io_uring of pid %d is made by task %d, not one of its threads",
 		       c->pid, m->owner);
 		return -EINVAL;
 	}
-	int ret = made_setup(&u);
+	int ret = made_build(&u, d);
 	if (!ret)
-		ret = made_advance(&u);
-	if (!ret) {
-		made_fill(&u);
 		ret = made_register(&u);
-	}
-	if (!ret && fcntl(u.fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0)
-		ret = pr_perror("restore: status flags of an io_uring");
-	if (u.ring && u.ring != MAP_FAILED)
-		munmap(u.ring, u.ring_len);
-	if (u.sqes && u.sqes != MAP_FAILED)
-		munmap(u.sqes, u.sqes_len);
-	if (u.fd >= 0)
-		close(u.fd);
 	if (ret && u.ofd >= 0)
 		rsys_do(u.rs, "restore: close", SYS_close, (uint64_t)u.ofd, 0, 0, 0, 0, 0);
 	return ret ? ret : u.ofd;
+}
+
+/* A ring the restore child made (at fd @fd of @c): what needs its memory, now there. */
+static int register_made(struct rst_ctx *c, const FileDesc *d, int fd)
+{
+	struct uring_made u;
+	made_init(&u, d->io_uring);
+	u.rs = rst_find_thread(c, d->io_uring->owner, &u.owner);
+	if (!u.rs || u.owner != c) {
+		pr_err("restore: the io_uring of pid %d is made by task %d, not one of its threads",
+		       c->pid, d->io_uring->owner);
+		return -EINVAL;
+	}
+	u.ofd = fd;
+	return made_register(&u);
 }
 
 /* The fd of task @c that is the ring of inode @ino at dump, or -1. */
@@ -1258,9 +1354,18 @@ static int uring_final(struct rst_ctx *c)
 	int ret = 0;
 	if (!f || c->shares_files)
 		return 0;
-	for (size_t i = 0; i < f->n_files && !ret; i++)
-		if (f->files[i]->kind == FILE_KIND__FILE_IO_URING && fd_desc_fd(f, i) >= 0)
-			ret = give_uring(c, i);
+	for (size_t i = 0; i < f->n_files && !ret; i++) {
+		const FileDesc *d = f->files[i];
+		int fd = fd_desc_fd(f, i);
+		char name[64], link[64];
+		if (d->kind != FILE_KIND__FILE_IO_URING || fd < 0)
+			continue;
+		snprintf(name, sizeof(name), "%d/fd/%d", c->pid, fd);
+		ssize_t n = readlinkat(c->proc_dfd, name, link, sizeof(link) - 1);
+		link[n > 0 ? n : 0] = 0;
+		/* made by the restore child, or a placeholder until now */
+		ret = !strcmp(link, URING_LINK) ? register_made(c, d, fd) : give_uring(c, i);
+	}
 	return ret ? ret : map_rings(c);
 }
 
@@ -1273,6 +1378,6 @@ const struct fd_ops fd_io_uring_ops = {
 	.dump = uring_dump,
 	.merge = uring_merge,
 	.validate = uring_validate,
-	.open = fd_final_placeholder,
+	.open = uring_open,
 	.final = uring_final,
 };

@@ -16,7 +16,17 @@ from lib.proc import Failure, Skip, kill_pid, pid_alive, reap_all, run_cmd, wait
 
 
 def uring_of(pid):
-    """(fd, SqHead) of pid's first io_uring, or None."""
+    """(fd, SqHead) of pid's first io_uring, or None. (The kernel prints a ring's part of
+    fdinfo only when it gets the ring's lock at once: a busy ring's may be missing.)"""
+    for _ in range(200):
+        got = uring_once(pid)
+        if got != "busy":
+            return got
+        time.sleep(0.005)
+    return None
+
+
+def uring_once(pid):
     try:
         fds = os.listdir("/proc/%d/fd" % pid)
     except OSError:
@@ -29,6 +39,7 @@ def uring_of(pid):
                 for line in f:
                     if line.startswith("SqHead:"):
                         return fd, int(line.split()[1])
+            return "busy"
         except OSError:
             continue
     return None
@@ -68,6 +79,10 @@ def check(c):
             time.sleep(0.05)
         time.sleep(1)
         before = uring_of(job)
+        if before is None:
+            with open(os.path.join(d, "fio.err")) as f:
+                raise Failure("fio's job %d lost its io_uring before the dump (exit %s): %s" % (
+                    job, proc.poll(), f.read()[-300:]))
         img = os.path.join(d, "img")
         rc, _, err = run_cmd([c.stasis, "dump", "-t", str(pid), "-D", img, "-o",
                               os.path.join(d, "dump.log"), "-v"], c.timeout)

@@ -10,10 +10,12 @@
  * pending SQEs, and new requests run with the counters going on from where they were.
  * One ring has a registered buffer, read into after the restore (READ_FIXED from a pipe
  * lands in the same memory), and a sparse registered-file table; an epoll watching a ring
- * sees its CQEs. */
+ * sees its CQEs. A single-issuer ring made by a second thread is that thread's again (the
+ * main thread's calls refused) and runs as the others. */
 #include "lib.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/io_uring.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -186,6 +188,25 @@ static void ring_verify(struct ring *r, bool sabotage)
 
 static char fixed_buf[4096] __attribute__((aligned(4096)));
 
+/* A single issuer that is not the main thread: its ring is made again by that thread. */
+static struct ring thr_ring;
+static int go[2], done[2];
+
+static void *issuer(void *arg)
+{
+	char ch;
+	(void)arg;
+	ring_init(&thr_ring, "thread-issuer",
+		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 0, 8);
+	ring_prepare(&thr_ring, 1234);
+	if (write(done[1], "r", 1) != 1 || read(go[0], &ch, 1) != 1)
+		test_fail("issuer thread: pipes");
+	ring_verify(&thr_ring, false);
+	if (write(done[1], "v", 1) != 1)
+		test_fail("issuer thread: pipe");
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	test_init(argc, argv);
@@ -214,6 +235,13 @@ int main(int argc, char **argv)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 77 };
 	TEST_CHECK(ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, rings[1].fd, &ev), "epoll: %s",
 		   strerror(errno));
+
+	pthread_t t;
+	char ch;
+	TEST_CHECK(!pipe(go) && !pipe(done), "pipes: %s", strerror(errno));
+	TEST_CHECK(!pthread_create(&t, NULL, issuer, NULL), "pthread_create");
+	TEST_CHECK(test_read_within(done[0], &ch, 1, 10000) == 0 && ch == 'r',
+		   "the issuer thread did not set its ring up");
 
 	test_ready();
 	test_wait();
@@ -250,5 +278,14 @@ int main(int argc, char **argv)
 	up.offset = 16;
 	TEST_CHECK(syscall(SYS_io_uring_register, r->fd, IORING_REGISTER_FILES_UPDATE, &up, 1) < 0,
 		   "slot 16 of a 16-slot file table updated");
+	/* the thread's ring: its issuer is that thread, not this one */
+	TEST_CHECK(syscall(SYS_io_uring_register, thr_ring.fd, IORING_UNREGISTER_EVENTFD, (void *)1,
+			   0) < 0 && errno == EEXIST,
+		   "the thread's single-issuer ring takes calls from the main thread: %s",
+		   strerror(errno));
+	TEST_CHECK(write(go[1], "g", 1) == 1, "pipe");
+	TEST_CHECK(test_read_within(done[0], &ch, 1, 10000) == 0 && ch == 'v',
+		   "the issuer thread did not verify its ring");
+	pthread_join(t, NULL);
 	test_pass();
 }
