@@ -743,11 +743,15 @@ static int uring_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	 * polled request waits for an event, a timeout for its time: refused. */
 	uint64_t until = now_ns() + URING_DRAIN_NS;
 	while (!ret && !x.u.n_poll && !x.u.n_overflow &&
-	       (x.u.csq_head != x.u.ccq_tail || x.u.cq_tail != x.u.ccq_tail) && now_ns() < until) {
+	       (x.u.csq_head != x.u.ccq_tail || x.u.cq_tail != x.u.ccq_tail ||
+		(x.u.sq_thread >= 0 && x.u.sq_tail != x.u.csq_head)) &&
+	       now_ns() < until) {
 		struct dump_ctx *w = (struct dump_ctx *)c;
+		/* (SQ_WAKEUP: a SQPOLL thread asleep takes the SQEs the program wrote, as the
+		 * wake-up it was about to ask for would make it) */
 		for (size_t i = 0; i < w->nr_thr && w->rs_ready; i++)
 			(void)rcall(dump_thread_rs(w, i), SYS_io_uring_enter, (uint64_t)e->fd, 0, 0,
-				    IORING_ENTER_GETEVENTS);
+				    IORING_ENTER_GETEVENTS | IORING_ENTER_SQ_WAKEUP);
 		usleep(2000);
 		ret = read_info(c, e, &x.u);
 	}
