@@ -28,10 +28,11 @@
  * completions, registered files (fdinfo names only a path), a registered eventfd, a
  * restricted ring, NAPI busy polling, rings in the program's memory (NO_MMAP), provided
  * buffer groups, SQEs pending on a SQPOLL ring, a submitter thread of another process.
- * Not shown by this kernel and so not carried: the SQPOLL idle time (the kernel's default,
- * 1 s), IOPOLL, COOP_TASKRUN, TASKRUN_FLAG (set with DEFER_TASKRUN), SUBMIT_ALL, the
- * personalities registered, the io-wq limits and affinity: a ring made without them
- * completes at least as eagerly.
+ * IOPOLL by io_uring_enter waiting 1 ns for a CQE (0 at once when polling), a disabled
+ * ring by -EBADFD (refused). Not shown by this kernel and so not carried: the SQPOLL idle
+ * time (the kernel's default, 1 s), COOP_TASKRUN, TASKRUN_FLAG (set with DEFER_TASKRUN),
+ * SUBMIT_ALL, the personalities registered, the io-wq limits and affinity: a ring made
+ * without them completes at least as eagerly.
  *
  * Restore: made by its owner (the single issuer, else the holder): by the restore child
  * itself at native speed (uring_open), or in the final stage for a SQPOLL ring (its
@@ -87,7 +88,7 @@ enum {
 #define URING_DRAIN_NS 1000000000ull /* the longest a dump waits for requests in flight */
 /* the flags a restore makes a ring with (the others are refused or not carried) */
 #define URING_FLAGS                                                                        \
-	(IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_CQSIZE |                 \
+	(IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_CQSIZE |                 \
 	 IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | \
 	 IORING_SETUP_SQE128 | IORING_SETUP_CQE32 | STASIS_IORING_SETUP_NO_SQARRAY)
 
@@ -447,6 +448,55 @@ static int probe_issuer(struct uring_dump *x, IoUringData *m, struct rsys **owne
 	return 0;
 }
 
+/* IOPOLL: io_uring_enter waiting (1 ns at most) for a CQE on an empty CQ ring returns 0
+ * at once on a polling ring (io_iopoll_check), -ETIME on another (which returns 0 as soon
+ * as any CQE is there: the unreaped ones are hidden for the call by moving the program's
+ * CQ head to the tail, then put back; nothing is in flight to be posted meanwhile). A
+ * ring with deferred task work answers its issuer only (remote). A disabled ring
+ * (R_DISABLED, not enabled yet: its restrictions unknown) refuses every entry with
+ * -EBADFD. */
+static int probe_iopoll(struct uring_dump *x, struct rsys *owner_rs)
+{
+	struct {
+		struct io_uring_getevents_arg a;
+		struct __kernel_timespec ts;
+	} w;
+	long r = syscall(SYS_io_uring_enter, x->dup, 0, 0, 0, NULL, 0) < 0 ? -errno : 0;
+	if (r == -EBADFD)
+		return fd_unsupported(x->c, x->e, "a disabled io_uring (IORING_SETUP_R_DISABLED)");
+	volatile uint32_t *cqh = (uint32_t *)(x->ring + R_CQ_HEAD);
+	uint32_t old = *cqh;
+	*cqh = x->u.ccq_tail;
+	memset(&w, 0, sizeof(w));
+	w.ts.tv_nsec = 1;
+	unsigned int fl = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	for (int tries = 0; tries < 16; tries++) {
+		if (x->flags & IORING_SETUP_DEFER_TASKRUN) {
+			uint64_t at = owner_rs->scratch;
+			w.a.ts = at + offsetof(__typeof__(w), ts);
+			int ret = rsys_poke(owner_rs, at, &w, sizeof(w));
+			long q = 0;
+			if (!ret)
+				ret = rsys_call(owner_rs, SYS_io_uring_enter, (uint64_t)x->e->fd, 0, 1,
+						fl, at, sizeof(w.a), &q);
+			r = ret ? ret : q;
+		} else {
+			w.a.ts = (uint64_t)(uintptr_t)&w.ts;
+			r = syscall(SYS_io_uring_enter, x->dup, 0, 1, fl, &w.a, sizeof(w.a));
+			r = r < 0 ? -errno : r;
+		}
+		if (r != -EINTR)
+			break;
+	}
+	*cqh = old;
+	if (r >= 0)
+		x->flags |= IORING_SETUP_IOPOLL;
+	else if (r != -ETIME)
+		return pr_errno((int)r, "dump: io_uring fd %d of pid %d: does it poll",
+				x->e->fd, x->c->pid);
+	return 0;
+}
+
 /* Provided buffer groups (buffer rings, or buffers given by IORING_OP_PROVIDE_BUFFERS):
  * IORING_REGISTER_PBUF_STATUS of a group id says whether it exists. stasis asks of every
  * id; a single issuer's thread (a remote call each, about 0.1 ms) of the first
@@ -689,6 +739,8 @@ static int uring_dump_one(struct uring_dump *x, IoUringData *m)
 		return -EIO;
 	}
 	ret = probe_issuer(x, m, &owner_rs);
+	if (!ret)
+		ret = probe_iopoll(x, owner_rs);
 	if (!ret && x->u.sq_thread >= 0)
 		ret = sqpoll_of(x, m);
 	if (!ret)

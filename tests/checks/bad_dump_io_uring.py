@@ -3,7 +3,8 @@
 the program runs on: a polled request in flight, a timeout in flight (the dump waits up
 to a second for requests to complete first), a registered eventfd, a ring of 8 entries
 without an SQ array (its SQE size cannot be told), a ring held by two processes, a ring
-registered in its thread's own table (IORING_REGISTER_RING_FDS)."""
+registered in its thread's own table (IORING_REGISTER_RING_FDS), a ring made disabled and
+not enabled yet (its restrictions cannot be read)."""
 import os
 import subprocess
 import time
@@ -15,7 +16,8 @@ CASES = (("poll", "polled requests in flight"),
          ("eventfd", "registered eventfd"),
          ("small", "SQE size cannot be told"),
          ("shared", "holds too"),
-         ("ringfd", "registered at index 3"))
+         ("ringfd", "registered at index 3"),
+         ("disabled", "disabled io_uring"))
 
 
 def check(c):

@@ -1,5 +1,6 @@
 // stasis-test: timeout=60
-/* io_uring instances, one per kind of setup: default, a larger CQ ring (CQSIZE), a kernel
+/* io_uring instances, one per kind of setup: default, a larger CQ ring (CQSIZE), polled
+ * completions (IOPOLL: a pipe read still refused after the restore), a kernel
  * submission thread (SQPOLL), a single issuer with deferred task work (SINGLE_ISSUER |
  * DEFER_TASKRUN), 128-byte SQEs with 32-byte CQEs, no SQ index array (NO_SQARRAY, 64
  * entries: with 32 or fewer the dump cannot tell its SQE size and refuses it). Each
@@ -210,7 +211,7 @@ static void *issuer(void *arg)
 int main(int argc, char **argv)
 {
 	test_init(argc, argv);
-	static struct ring rings[6];
+	static struct ring rings[7];
 	ring_init(&rings[0], "default", 0, 0, 8);
 	ring_init(&rings[1], "cqsize", IORING_SETUP_CQSIZE, 64, 8);
 	ring_init(&rings[2], "sqpoll", IORING_SETUP_SQPOLL, 0, 8);
@@ -218,7 +219,8 @@ int main(int argc, char **argv)
 		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 0, 8);
 	ring_init(&rings[4], "big-entries", IORING_SETUP_SQE128 | IORING_SETUP_CQE32, 0, 8);
 	ring_init(&rings[5], "no-sqarray", IORING_SETUP_NO_SQARRAY, 0, 64);
-	for (int i = 0; i < 6; i++)
+	ring_init(&rings[6], "iopoll", IORING_SETUP_IOPOLL, 0, 8);
+	for (int i = 0; i < 7; i++)
 		ring_prepare(&rings[i], 2000 + 517 * (uint32_t)i);
 
 	struct iovec iov = { fixed_buf, sizeof(fixed_buf) };
@@ -250,8 +252,15 @@ int main(int argc, char **argv)
 	struct epoll_event got = { 0 };
 	TEST_CHECK(epoll_wait(ep, &got, 1, 0) == 1 && got.data.u64 == 77,
 		   "the epoll does not see the cqsize ring's unreaped CQEs");
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		ring_verify(&rings[i], sab && i == 3);
+	/* still polling: a read of a pipe is not pollable I/O there */
+	struct io_uring_sqe *ps = ring_put(&rings[6], IORING_OP_READ, 43);
+	ps->fd = pfd[0];
+	ps->addr = (uintptr_t)fixed_buf;
+	ps->len = 1;
+	ring_enter(&rings[6], 1, 1);
+	TEST_CHECK(ring_take(&rings[6], -EOPNOTSUPP) == 43, "the iopoll ring's pipe read");
 	TEST_CHECK(epoll_wait(ep, &got, 1, 0) == 0, "the epoll sees a ring with nothing to reap");
 	ring_put(&rings[1], IORING_OP_NOP, 5);
 	syscall(SYS_io_uring_enter, rings[1].fd, 1, 0, 0, NULL, 0);

@@ -6,6 +6,7 @@
  *   small     8 entries and no SQ array (its SQE size cannot be told)
  *   shared    a child process holding it too (an io_uring cannot be passed to another)
  *   ringfd    its fd registered in the thread's own table (IORING_REGISTER_RING_FDS)
+ *   disabled  made disabled (IORING_SETUP_R_DISABLED), not enabled yet
  * and waits (60 s). */
 #include <linux/io_uring.h>
 #include <stdint.h>
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (!strcmp(m, "small")) {
 		ret = setup(8, 1U << 16 /* IORING_SETUP_NO_SQARRAY */, &p);
+	} else if (!strcmp(m, "disabled")) {
+		ret = setup(8, IORING_SETUP_R_DISABLED, &p);
 	} else {
 		int fd = ret = setup(8, 0, &p);
 		if (fd >= 0 && !strcmp(m, "poll"))
