@@ -857,7 +857,7 @@ static int uring_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
 				       rs[i]->tid, c->pid, (unsigned long long)idx);
 				return -EOPNOTSUPP;
 			}
-			if (ret[i] != -EINVAL)
+			if (ret[i] != -EINVAL && ret[i] != -ENOSYS) /* (no io_uring in this kernel) */
 				rs[keep++] = rs[i];
 		}
 		live = keep;
