@@ -132,6 +132,7 @@ struct dump_ctx {
 	/* it entered (setns) the mount namespace this sibling created: made by it (0: none) */
 	pid_t mnt_sibling;
 	int stop_signal;    /* job-control stopped before the dump: by this signal (else 0) */
+	bool stop_collected; /* ... and its parent had waited for the stop (exit_code 0) */
 	struct dump_thread *thr; /* every thread, sorted by tid, main first */
 	size_t nr_thr;
 	Core *core;

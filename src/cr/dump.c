@@ -242,8 +242,10 @@ static int check_dumpable(struct dump_ctx *c)
 		pr_err("pid %d is traced by another process: cannot freeze it", c->pid);
 		return -EBUSY;
 	}
-	if (!c->nr_thr && c->stat.state == 'T')
+	if (!c->nr_thr && c->stat.state == 'T') {
 		c->stop_signal = stop_signal_of(&c->stat); /* restored stopped */
+		c->stop_collected = !c->stat.exit_code;
+	}
 	if ((c->stat.state == 'Z' || c->stat.state == 'X') && c->stat.num_threads > 1) {
 		/* a zombie leader whose other threads all exit too */
 		pr_err("pid %d is exiting: its main thread and its %ld other threads are gone",
@@ -673,8 +675,10 @@ static int freeze_tree(struct dump_tree *t)
 					return ret;
 				continue;
 			}
-			if (k_ctx->stat.state == 'T')
+			if (k_ctx->stat.state == 'T') {
 				k_ctx->stop_signal = stop_signal_of(&k_ctx->stat);
+				k_ctx->stop_collected = !k_ctx->stat.exit_code;
+			}
 			k_ctx->parent = c;
 			ret = add_proc(t, k_ctx, c->pid);
 			if (ret) {

@@ -786,6 +786,77 @@ static void wait_stopped(const struct rst_tree *t, const struct rst_ctx *c)
 		pr_warn("restore: pid %d was stopped at dump and is not stopped yet", c->pid);
 }
 
+/* Every thread of @c (NULL: a zombie) let go; a zombie leader's main thread is already. */
+static int detach_task(struct rst_ctx *c)
+{
+	int ret = 0;
+	for (size_t k = 0; c && k < c->nr_trs && !ret; k++)
+		ret = pt_detach(c->trs[k].tid, 0);
+	if (c && !ret && !c->core->threads[0]->exited)
+		ret = pt_detach(c->pid, 0);
+	return ret;
+}
+
+/* Was SIGCHLD pending in process @core at dump (its own queue or its main thread's)? */
+static bool sigchld_was_pending(const Core *core)
+{
+	for (size_t i = 0; i < core->n_shared_pending; i++)
+		if (core->shared_pending[i]->raw.len >= 4 &&
+		    *(const int32_t *)core->shared_pending[i]->raw.data == SIGCHLD)
+			return true;
+	const Thread *t = core->threads[0];
+	for (size_t i = 0; i < t->n_pending; i++)
+		if (t->pending[i]->raw.len >= 4 && *(const int32_t *)t->pending[i]->raw.data == SIGCHLD)
+			return true;
+	return false;
+}
+
+/* Child @ci of @pi was stopped at dump and has stopped again (detached): the stop made a
+ * report for its parent and raised SIGCHLD there, which the original parent had not (or
+ * no longer). In the parent, still traced (parked with its final registers and mask: an
+ * armed remote engine of its own, its vDSO's syscall), the report taken (waitid WSTOPPED|WNOHANG) if
+ * the parent had collected it at dump, and SIGCHLD taken (rt_sigtimedwait, no wait)
+ * unless one was pending in it at dump. */
+static int settle_stop(const struct rst_tree *t, size_t pi, size_t ci)
+{
+	const struct rst_ctx *p = t->procs[pi], *c = t->procs[ci];
+	const TaskEntry *pe = t->inv->tasks[pi], *ce = t->inv->tasks[ci];
+	bool report = c->core->has_stop_collected && c->core->stop_collected;
+	bool sigchld = !sigchld_was_pending(p->core);
+	const Vma *vdso = NULL;
+	for (size_t i = 0; i < p->mm->n_vmas && !vdso; i++)
+		if (p->mm->vmas[i]->kind == VMA_KIND__VMA_VDSO)
+			vdso = p->mm->vmas[i];
+	if ((!report && !sigchld) || !vdso || p->core->threads[0]->exited)
+		return 0;
+	/* the child's id in its parent's pid namespace */
+	pid_t cid = pe->n_nspid && pe->n_nspid <= ce->n_nspid ? ce->nspid[pe->n_nspid - 1] : ce->pid;
+	struct rsys r, *rp = &r;
+	long res = 0;
+	int ret = rsys_init(&r, p->pid, vdso->start, vdso->end - vdso->start);
+	if (ret)
+		return ret;
+	/* armed: every signal blocked while it works (the SIGCHLD is pending already) */
+	ret = rsys_arm(&rp, 1, 4096);
+	if (!ret && report) {
+		ret = rsys_call(&r, SYS_waitid, P_PID, (uint64_t)cid, r.scratch, WSTOPPED | WNOHANG,
+				0, 0, &res);
+		if (!ret && res < 0)
+			pr_warn("restore: pid %d: the stop of its child %d was not taken: %s", p->pid,
+				c->pid, strerror((int)-res));
+	}
+	if (!ret && sigchld) {
+		const uint64_t set = 1ULL << (SIGCHLD - 1);
+		const struct timespec zero = { 0, 0 };
+		ret = rsys_poke(&r, r.scratch + 512, &set, sizeof(set)) ?:
+		      rsys_poke(&r, r.scratch + 528, &zero, sizeof(zero)) ?:
+		      rsys_call(&r, SYS_rt_sigtimedwait, r.scratch + 512, r.scratch, r.scratch + 528,
+				sizeof(set), 0, 0, &res);
+	}
+	int fret = rsys_fini(&r);
+	return ret ? ret : fret;
+}
+
 /* The main thread of a zombie leader goes first, the other threads still held: every
  * signal blocked, it runs to its exit syscall's entry, gets its own blocked mask there
  * (no return to user space follows, so no signal can reach it) and is let go into the
@@ -884,15 +955,29 @@ static int rst_rebuild_tree(struct rst_tree *t)
 						       ? (int)t->procs[i]->core->stop_signal
 						       : SIGSTOP);
 	shell_job_attach(t);
-	for (size_t i = 0; i < t->n && !ret; i++) {
+	/* stopped tasks whose parent is a live task of the tree first, children before
+	 * parents: detached, stopped again, their parent (still traced) settled */
+	_cleanup_free_ bool *done = calloc(t->n ? t->n : 1, sizeof(*done));
+	if (!done)
+		return -ENOMEM;
+	for (size_t i = t->n; i-- > 0 && !ret;) {
 		struct rst_ctx *c = t->procs[i];
-		for (size_t k = 0; c && k < c->nr_trs && !ret; k++)
-			ret = pt_detach(c->trs[k].tid, 0);
-		if (c && !ret && !c->core->threads[0]->exited)
-			ret = pt_detach(c->pid, 0);
+		ssize_t pi = c && c->core->stopped ? rst_task_index(t->inv, t->inv->tasks[i]->ppid)
+						   : -1;
+		if (pi < 0 || !t->procs[pi] || done[pi])
+			continue;
+		ret = detach_task(c);
+		done[i] = true;
+		if (!ret) {
+			wait_stopped(t, c);
+			ret = settle_stop(t, (size_t)pi, i);
+		}
 	}
 	for (size_t i = 0; i < t->n && !ret; i++)
-		if (t->procs[i] && t->procs[i]->core->stopped)
+		if (!done[i])
+			ret = detach_task(t->procs[i]);
+	for (size_t i = 0; i < t->n && !ret; i++)
+		if (t->procs[i] && t->procs[i]->core->stopped && !done[i])
 			wait_stopped(t, t->procs[i]);
 	return ret;
 }

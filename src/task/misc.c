@@ -44,6 +44,7 @@ int misc_dump(struct dump_ctx *c)
 	core->stopped = c->stop_signal != 0;
 	core->has_stop_signal = c->stop_signal != 0;
 	core->stop_signal = (uint32_t)c->stop_signal;
+	core->has_stop_collected = core->stop_collected = c->stop_signal && c->stop_collected;
 	core->comm = strdup(c->stat.comm);
 	core->cwd = read_link(c->procfd, "cwd");
 	core->root = read_link(c->procfd, "root");

@@ -95,13 +95,6 @@ ALLOW = [
      "reason": "a zombie's limits cannot be used; the restored zombie drops RLIMIT_CORE so "
                "that its exit by a signal dumps no core"},
     # --- BUG: stasis does not keep these today ---
-    {"field": "stat.exit_code", "values": lambda a, b: a == "0" and b in ("19", "20", "21",
-                                                                           "22"),
-     "reason": "BUG: a stop the parent already collected (waitpid WUNTRACED clears the "
-               "stopped child's exit_code) is pending again after the restore: stat's "
-               "exit_code is the stop signal where the original had 0, and the parent's "
-               "next waitpid(WUNTRACED) reports the stop a second time; tree_stopped_tstp "
-               "asserts this state (it fails with --no-cr)"},
     {"field": "fd.socket",
      "values": lambda a, b: b == a + " (in the comparing process's net ns)",
      "reason": "BUG: unix sockets made together with sockets of processes of another "
