@@ -153,8 +153,11 @@ static int parse_item(struct uring_info *u, const char *sec, const char *line)
 		u->files_used++;
 	} else if (!strcmp(sec, "UserBufs")) {
 		unsigned int idx;
-		unsigned long long addr, len;
-		if (sscanf(line, " %u: 0x%llx/%llu", &idx, &addr, &len) != 3 ||
+		unsigned long long addr = 0, len = 0;
+		char none[8] = "";
+		/* an empty slot of a sparse table: "N: <none>" (registered again empty) */
+		if ((sscanf(line, " %u: 0x%llx/%llu", &idx, &addr, &len) != 3 &&
+		     (sscanf(line, " %u: %7s", &idx, none) != 2 || strcmp(none, "<none>"))) ||
 		    idx != u->n_bufs || u->n_bufs >= URING_MAX_BUFS)
 			return -EINVAL;
 		IoUringBuf *n = realloc(u->bufs, (u->n_bufs + 1) * sizeof(*n));
@@ -931,8 +934,9 @@ static int uring_validate(const FileDesc *d, const struct blob_reader *blobs)
 		  (!m->has_files || (m->files && m->files <= URING_MAX_FILES)) &&
 		  (!m->has_sq_cpu || m->sq_cpu < CPU_SETSIZE);
 	for (size_t i = 0; ok && i < m->n_bufs; i++)
-		ok = m->bufs[i]->len && m->bufs[i]->len <= (1u << 30) &&
-		     m->bufs[i]->addr + m->bufs[i]->len > m->bufs[i]->addr;
+		ok = m->bufs[i]->len ? m->bufs[i]->len <= (1u << 30) &&
+					       m->bufs[i]->addr + m->bufs[i]->len > m->bufs[i]->addr
+				     : !m->bufs[i]->addr; /* an empty slot */
 	return ok ? 0 : fd_bad_data(d);
 }
 

@@ -226,6 +226,15 @@ int main(int argc, char **argv)
 	struct iovec iov = { fixed_buf, sizeof(fixed_buf) };
 	if (syscall(SYS_io_uring_register, rings[0].fd, IORING_REGISTER_BUFFERS, &iov, 1) < 0)
 		test_fail("register buffers: %s", strerror(errno));
+	/* a sparse buffer table of 4 slots, slot 2 set */
+	struct io_uring_rsrc_register rb = { .nr = 4, .flags = IORING_RSRC_REGISTER_SPARSE };
+	struct iovec iov2 = { fixed_buf + 2048, 1024 };
+	struct io_uring_rsrc_update2 ub = { .offset = 2, .data = (uintptr_t)&iov2, .nr = 1 };
+	if (syscall(SYS_io_uring_register, rings[1].fd, IORING_REGISTER_BUFFERS2, &rb,
+		    sizeof(rb)) < 0 ||
+	    syscall(SYS_io_uring_register, rings[1].fd, IORING_REGISTER_BUFFERS_UPDATE, &ub,
+		    sizeof(ub)) != 1)
+		test_fail("sparse buffer table: %s", strerror(errno));
 	struct io_uring_rsrc_register rr = { .nr = 16, .flags = IORING_RSRC_REGISTER_SPARSE };
 	if (syscall(SYS_io_uring_register, rings[0].fd, IORING_REGISTER_FILES2, &rr,
 		    sizeof(rr)) < 0)
@@ -279,6 +288,24 @@ int main(int argc, char **argv)
 	ring_enter(r, 1, 1);
 	TEST_CHECK(ring_take(r, 8) == 42, "READ_FIXED completion");
 	TEST_CHECK(!memcmp(fixed_buf + 100, "restored", 8), "the registered buffer is not there");
+	/* the sparse buffer table: slot 2 is the same memory */
+	TEST_CHECK(write(pfd[1], "sparse", 6) == 6, "pipe write: %s", strerror(errno));
+	s = ring_put(&rings[1], IORING_OP_READ_FIXED, 44);
+	s->fd = pfd[0];
+	s->addr = (uintptr_t)fixed_buf + 2048 + 10;
+	s->len = 6;
+	s->buf_index = 2;
+	ring_enter(&rings[1], 1, 1);
+	TEST_CHECK(ring_take(&rings[1], 6) == 44, "READ_FIXED into slot 2 of the sparse table");
+	TEST_CHECK(!memcmp(fixed_buf + 2048 + 10, "sparse", 6), "slot 2 is not its memory");
+	ub.offset = 3;
+	TEST_CHECK(syscall(SYS_io_uring_register, rings[1].fd, IORING_REGISTER_BUFFERS_UPDATE, &ub,
+			   sizeof(ub)) == 1,
+		   "update slot 3 of the buffer table: %s", strerror(errno));
+	ub.offset = 4;
+	TEST_CHECK(syscall(SYS_io_uring_register, rings[1].fd, IORING_REGISTER_BUFFERS_UPDATE, &ub,
+			   sizeof(ub)) < 0,
+		   "slot 4 of a 4-slot buffer table updated");
 	/* the sparse file table has its 16 slots: an update of slot 15 works, 16 does not */
 	int one = pfd[0];
 	struct io_uring_files_update up = { .offset = 15, .fds = (uintptr_t)&one };
