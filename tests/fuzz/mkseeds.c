@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 	pd.has_data = 1;
 	pd.data.len = 3;
 	pd.data.data = regs;
-	FileDesc fd = FILE_DESC__INIT, *fdp[16] = { &fd };
+	FileDesc fd = FILE_DESC__INIT, *fdp[17] = { &fd };
 	fd.kind = FILE_KIND__FILE_PIPE;
 	fd.pipe = &pd;
 	/* a regular file's kinds with a message of their own: unlinked, memfd */
@@ -407,9 +407,37 @@ int main(int argc, char **argv)
 	fd_pp.path = (char *)"/proc/42/status";
 	fd_pp.procpid = &ppd;
 	fdp[15] = &fd_pp;
+	/* an io_uring of 8 entries: a registered buffer and an empty slot, a file table */
+	static uint8_t sqes[8 * 64], cqes[16 * 16], sqa[8 * 4];
+	IoUringBuf ub1 = IO_URING_BUF__INIT, ub2 = IO_URING_BUF__INIT, *ubp[2] = { &ub1, &ub2 };
+	ub1.addr = 0x10000;
+	ub1.len = 4096;
+	IoUringData iou = IO_URING_DATA__INIT;
+	iou.sq_entries = 8;
+	iou.cq_entries = 16;
+	iou.owner = 42;
+	iou.sq_head = iou.cq_tail = 1000;
+	iou.sq_tail = 1002;
+	iou.cq_head = 997;
+	iou.sqes.len = sizeof(sqes);
+	iou.sqes.data = sqes;
+	iou.cqes.len = sizeof(cqes);
+	iou.cqes.data = cqes;
+	iou.has_sq_array = 1;
+	iou.sq_array.len = sizeof(sqa);
+	iou.sq_array.data = sqa;
+	iou.n_bufs = 2;
+	iou.bufs = ubp;
+	iou.has_files = 1;
+	iou.files = 16;
+	FileDesc fd_iou = FILE_DESC__INIT;
+	fd_iou.id = 17;
+	fd_iou.kind = FILE_KIND__FILE_IO_URING;
+	fd_iou.io_uring = &iou;
+	fdp[16] = &fd_iou;
 	Fd e = FD__INIT, *ep[1] = { &e };
 	Files files = FILES__INIT;
-	files.n_files = 16;
+	files.n_files = 17;
 	files.files = fdp;
 	files.n_fds = 1;
 	files.fds = ep;
