@@ -965,16 +965,20 @@ static int made_setup(struct uring_made *u)
 		/* the restore child, the task itself */
 		u->ofd = (int)syscall(SYS_io_uring_setup, m->sq_entries, &p);
 		if (u->ofd < 0)
-			return pr_perror("restore: io_uring_setup");
+			return pr_perror("restore: io_uring_setup of %u entries, flags %#x (a kernel "
+					 "without one of them?)", m->sq_entries, p.flags);
 	} else {
 		uint64_t at = u->owner->rs.scratch;
 		ret = rsys_poke(u->rs, at, &p, sizeof(p));
 		if (ret)
 			return ret;
-		long fd = rsys_do(u->rs, "restore: io_uring_setup", SYS_io_uring_setup,
-				  m->sq_entries, at, 0, 0, 0, 0);
+		long fd = 0;
+		int err = rsys_call(u->rs, SYS_io_uring_setup, m->sq_entries, at, 0, 0, 0, 0, &fd);
+		if (err)
+			return err;
 		if (fd < 0)
-			return (int)fd;
+			return pr_errno((int)fd, "restore: io_uring_setup of %u entries, flags %#x "
+					"(a kernel without one of them?)", m->sq_entries, p.flags);
 		u->ofd = (int)fd;
 		ret = rsys_peek(u->rs, at, &p, sizeof(p));
 		if (ret)
