@@ -16,7 +16,9 @@ numbers. Open file descriptions (shared offsets), fd tables, fs structs, address
 and signal handlers shared between processes are grouped with kcmp(2). Namespaces are
 "self" when they are the comparing process's own and "new#K" otherwise, K in the order the
 walk meets them (the same sharing structure across the tree). Standard library only; what
-may differ is in tests/lib/statecmp_allow.py."""
+may differ is in tests/lib/statecmp_allow.py. Kernel io workers (an io_uring's SQPOLL
+thread, io-wq workers: PF_IO_WORKER) are left out of thread lists and counts: the kernel
+makes them for the rings, new ones after a restore."""
 import ctypes
 import fcntl
 import fnmatch
