@@ -228,6 +228,14 @@ static int stop_signal_of(const struct proc_stat *st)
 	return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ? sig : SIGSTOP;
 }
 
+/* A task job-control stopped at dump (state T): restored stopped by that signal; its
+ * parent had collected the stop when stat's exit_code is 0. */
+static void note_stopped(struct dump_ctx *c)
+{
+	c->stop_signal = stop_signal_of(&c->stat);
+	c->stop_collected = !c->stat.exit_code;
+}
+
 static int check_dumpable(struct dump_ctx *c)
 {
 	if (c->stat.flags & PF_KTHREAD) {
@@ -242,10 +250,8 @@ static int check_dumpable(struct dump_ctx *c)
 		pr_err("pid %d is traced by another process: cannot freeze it", c->pid);
 		return -EBUSY;
 	}
-	if (!c->nr_thr && c->stat.state == 'T') {
-		c->stop_signal = stop_signal_of(&c->stat); /* restored stopped */
-		c->stop_collected = !c->stat.exit_code;
-	}
+	if (!c->nr_thr && c->stat.state == 'T')
+		note_stopped(c);
 	if ((c->stat.state == 'Z' || c->stat.state == 'X') && c->stat.num_threads > 1) {
 		/* a zombie leader whose other threads all exit too */
 		pr_err("pid %d is exiting: its main thread and its %ld other threads are gone",
@@ -675,10 +681,8 @@ static int freeze_tree(struct dump_tree *t)
 					return ret;
 				continue;
 			}
-			if (k_ctx->stat.state == 'T') {
-				k_ctx->stop_signal = stop_signal_of(&k_ctx->stat);
-				k_ctx->stop_collected = !k_ctx->stat.exit_code;
-			}
+			if (k_ctx->stat.state == 'T')
+				note_stopped(k_ctx);
 			k_ctx->parent = c;
 			ret = add_proc(t, k_ctx, c->pid);
 			if (ret) {

@@ -797,26 +797,27 @@ static int detach_task(struct rst_ctx *c)
 	return ret;
 }
 
+static bool has_sigchld(SigInfo *const *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (q[i]->raw.len >= 4 && *(const int32_t *)q[i]->raw.data == SIGCHLD)
+			return true;
+	return false;
+}
+
 /* Was SIGCHLD pending in process @core at dump (its own queue or its main thread's)? */
 static bool sigchld_was_pending(const Core *core)
 {
-	for (size_t i = 0; i < core->n_shared_pending; i++)
-		if (core->shared_pending[i]->raw.len >= 4 &&
-		    *(const int32_t *)core->shared_pending[i]->raw.data == SIGCHLD)
-			return true;
-	const Thread *t = core->threads[0];
-	for (size_t i = 0; i < t->n_pending; i++)
-		if (t->pending[i]->raw.len >= 4 && *(const int32_t *)t->pending[i]->raw.data == SIGCHLD)
-			return true;
-	return false;
+	return has_sigchld(core->shared_pending, core->n_shared_pending) ||
+	       has_sigchld(core->threads[0]->pending, core->threads[0]->n_pending);
 }
 
 /* Child @ci of @pi was stopped at dump and has stopped again (detached): the stop made a
  * report for its parent and raised SIGCHLD there, which the original parent had not (or
  * no longer). In the parent, still traced (parked with its final registers and mask: an
- * armed remote engine of its own, its vDSO's syscall), the report taken (waitid WSTOPPED|WNOHANG) if
- * the parent had collected it at dump, and SIGCHLD taken (rt_sigtimedwait, no wait)
- * unless one was pending in it at dump. */
+ * armed remote engine of its own, its vDSO's syscall), the report taken (waitid
+ * WSTOPPED|WNOHANG) if the parent had collected it at dump, and SIGCHLD taken
+ * (rt_sigtimedwait, no wait) unless one was pending in it at dump. */
 static int settle_stop(const struct rst_tree *t, size_t pi, size_t ci)
 {
 	const struct rst_ctx *p = t->procs[pi], *c = t->procs[ci];
@@ -830,7 +831,8 @@ static int settle_stop(const struct rst_tree *t, size_t pi, size_t ci)
 	if ((!report && !sigchld) || !vdso || p->core->threads[0]->exited)
 		return 0;
 	/* the child's id in its parent's pid namespace */
-	pid_t cid = pe->n_nspid && pe->n_nspid <= ce->n_nspid ? ce->nspid[pe->n_nspid - 1] : ce->pid;
+	pid_t cid = pe->n_nspid && pe->n_nspid <= ce->n_nspid ? ce->nspid[pe->n_nspid - 1]
+							       : ce->pid;
 	struct rsys r, *rp = &r;
 	long res = 0;
 	int ret = rsys_init(&r, p->pid, vdso->start, vdso->end - vdso->start);
@@ -842,16 +844,16 @@ static int settle_stop(const struct rst_tree *t, size_t pi, size_t ci)
 		ret = rsys_call(&r, SYS_waitid, P_PID, (uint64_t)cid, r.scratch, WSTOPPED | WNOHANG,
 				0, 0, &res);
 		if (!ret && res < 0)
-			pr_warn("restore: pid %d: the stop of its child %d was not taken: %s", p->pid,
-				c->pid, strerror((int)-res));
+			pr_warn("restore: pid %d: the stop of its child %d was not taken: %s",
+				p->pid, c->pid, strerror((int)-res));
 	}
 	if (!ret && sigchld) {
 		const uint64_t set = 1ULL << (SIGCHLD - 1);
 		const struct timespec zero = { 0, 0 };
 		ret = rsys_poke(&r, r.scratch + 512, &set, sizeof(set)) ?:
 		      rsys_poke(&r, r.scratch + 528, &zero, sizeof(zero)) ?:
-		      rsys_call(&r, SYS_rt_sigtimedwait, r.scratch + 512, r.scratch, r.scratch + 528,
-				sizeof(set), 0, 0, &res);
+		      rsys_call(&r, SYS_rt_sigtimedwait, r.scratch + 512, r.scratch,
+				r.scratch + 528, sizeof(set), 0, 0, &res);
 	}
 	int fret = rsys_fini(&r);
 	return ret ? ret : fret;

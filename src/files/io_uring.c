@@ -88,14 +88,15 @@ enum {
 #define URING_DRAIN_NS 1000000000ull /* the longest a dump waits for requests in flight */
 /* the flags a restore makes a ring with (the others are refused or not carried) */
 #define URING_FLAGS                                                                        \
-	(IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_CQSIZE |                 \
-	 IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | \
-	 IORING_SETUP_SQE128 | IORING_SETUP_CQE32 | STASIS_IORING_SETUP_NO_SQARRAY)
+	(IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF |                    \
+	 IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |      \
+	 IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SQE128 | IORING_SETUP_CQE32 |               \
+	 STASIS_IORING_SETUP_NO_SQARRAY)
 
 /* ---- fdinfo ---------------------------------------------------------------------- */
 
 struct uring_info {
-	uint32_t sq_mask, sq_head, sq_tail, csq_head, cq_mask, cq_head, cq_tail, ccq_tail;
+	uint32_t sq_mask, sq_tail, csq_head, cq_mask, cq_tail, ccq_tail;
 	long sq_thread;
 	uint32_t user_files, files_used, n_poll, n_overflow;
 	bool napi, personalities;
@@ -188,17 +189,17 @@ static int parse_key(struct uring_info *u, const char *k, size_t kl, const char 
 		size_t off;
 	} nums[] = {
 		{ "SqMask", offsetof(struct uring_info, sq_mask) },
-		{ "SqHead", offsetof(struct uring_info, sq_head) },
 		{ "SqTail", offsetof(struct uring_info, sq_tail) },
 		{ "CachedSqHead", offsetof(struct uring_info, csq_head) },
 		{ "CqMask", offsetof(struct uring_info, cq_mask) },
-		{ "CqHead", offsetof(struct uring_info, cq_head) },
 		{ "CqTail", offsetof(struct uring_info, cq_tail) },
 		{ "CachedCqTail", offsetof(struct uring_info, ccq_tail) },
 		{ "UserFiles", offsetof(struct uring_info, user_files) },
 	};
-	static const char *const skipped[] = { "pos",  "flags", "mnt_id", "ino", "SQEs",
-					       "CQEs", "SqThreadCpu", "SqTotalTime",
+	/* (the heads the program moves are read from the ring itself) */
+	static const char *const skipped[] = { "pos",  "flags", "mnt_id", "ino", "SqHead",
+					       "CqHead", "SQEs", "CQEs", "SqThreadCpu",
+					       "SqTotalTime",
 					       "SqWorkTime", "UserBufs", "PollList",
 					       "CqOverflowList", "napi tracking",
 					       "napi_busy_poll_dt", "napi_prefer_busy_poll" };
@@ -281,8 +282,8 @@ static int read_info(const struct dump_ctx *c, const struct fd_ent *e, struct ur
 		if (strstr(text, "\nSqMask:"))
 			break;
 		if (tries == 2000) {
-			pr_err("dump: /proc/%d/fdinfo/%d never shows the io_uring's state (its lock "
-			       "held for 2 s)", c->pid, e->fd);
+			pr_err("dump: /proc/%d/fdinfo/%d never shows the io_uring's state "
+			       "(its lock held for 2 s)", c->pid, e->fd);
 			return -EBUSY;
 		}
 		usleep(1000);
@@ -367,6 +368,14 @@ struct uring_dump {
 	size_t ring_len, array_off;
 	uint8_t *ring; /* stasis's mapping of the ring region (ring_len bytes) */
 };
+
+/* Requests the kernel took and has not completed (the cached SQ head ahead of the cached
+ * CQ tail, CQEs not yet published), or SQEs written for a SQPOLL thread. */
+static bool in_flight(const struct uring_info *u)
+{
+	return u->csq_head != u->ccq_tail || u->cq_tail != u->ccq_tail ||
+	       (u->sq_thread >= 0 && u->sq_tail != u->csq_head);
+}
 
 /* The refusals fdinfo alone decides. */
 static int refuse_by_info(struct uring_dump *x)
@@ -480,8 +489,8 @@ static int probe_iopoll(struct uring_dump *x, struct rsys *owner_rs)
 			int ret = rsys_poke(owner_rs, at, &w, sizeof(w));
 			long q = 0;
 			if (!ret)
-				ret = rsys_call(owner_rs, SYS_io_uring_enter, (uint64_t)x->e->fd, 0, 1,
-						fl, at, sizeof(w.a), &q);
+				ret = rsys_call(owner_rs, SYS_io_uring_enter, (uint64_t)x->e->fd, 0,
+						1, fl, at, sizeof(w.a), &q);
 			r = ret ? ret : q;
 		} else {
 			w.a.ts = (uint64_t)(uintptr_t)&w.ts;
@@ -797,10 +806,7 @@ static int uring_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc
 	 * program's next call would; work handed to io workers completes meanwhile. A
 	 * polled request waits for an event, a timeout for its time: refused. */
 	uint64_t until = now_ns() + URING_DRAIN_NS;
-	while (!ret && !x.u.n_poll && !x.u.n_overflow &&
-	       (x.u.csq_head != x.u.ccq_tail || x.u.cq_tail != x.u.ccq_tail ||
-		(x.u.sq_thread >= 0 && x.u.sq_tail != x.u.csq_head)) &&
-	       now_ns() < until) {
+	while (!ret && !x.u.n_poll && !x.u.n_overflow && in_flight(&x.u) && now_ns() < until) {
 		struct dump_ctx *w = (struct dump_ctx *)c;
 		/* (SQ_WAKEUP: a SQPOLL thread asleep takes the SQEs the program wrote, as the
 		 * wake-up it was about to ask for would make it) */
@@ -849,18 +855,20 @@ static int uring_group(const struct dump_ctx *c, struct fd_ent *ents, size_t n)
 			args[i][0] = idx;
 			args[i][3] = IORING_ENTER_REGISTERED_RING;
 		}
-		int err = rsys_call_vec(rs, live, SYS_io_uring_enter, (const uint64_t(*)[6])args, ret);
+		int err = rsys_call_vec(rs, live, SYS_io_uring_enter,
+					(const uint64_t(*)[6])args, ret);
 		if (err)
 			return err;
 		size_t keep = 0;
 		for (size_t i = 0; i < live; i++) {
 			if (ret[i] >= 0) {
-				pr_err("thread %d of pid %d has an io_uring registered at index %llu "
-				       "(IORING_REGISTER_RING_FDS): not supported yet",
+				pr_err("thread %d of pid %d has an io_uring registered at index "
+				       "%llu (IORING_REGISTER_RING_FDS): not supported yet",
 				       rs[i]->tid, c->pid, (unsigned long long)idx);
 				return -EOPNOTSUPP;
 			}
-			if (ret[i] != -EINVAL && ret[i] != -ENOSYS) /* (no io_uring in this kernel) */
+			/* (-ENOSYS: no io_uring in this kernel) */
+			if (ret[i] != -EINVAL && ret[i] != -ENOSYS)
 				rs[keep++] = rs[i];
 		}
 		live = keep;
@@ -1012,6 +1020,14 @@ static int made_setup(struct uring_made *u)
 	return 0;
 }
 
+/* Are the NOPs the issuer's remote calls (a single issuer's ring made in the final
+ * stage; a SQPOLL thread takes its own)? */
+static bool made_remote(const struct uring_made *u)
+{
+	return u->rs && (u->m->flags & IORING_SETUP_SINGLE_ISSUER) &&
+	       !(u->m->flags & IORING_SETUP_SQPOLL);
+}
+
 /* NOPs until the kernel took sq_head SQEs and posted as many CQEs. */
 static int made_advance(struct uring_made *u)
 {
@@ -1022,8 +1038,7 @@ static int made_advance(struct uring_made *u)
 			  *cqt = (uint32_t *)(u->ring + R_CQ_TAIL);
 	uint32_t *array = m->has_sq_array ? (uint32_t *)(u->ring + u->array_off) : NULL;
 	uint32_t done = 0, mask = m->sq_entries - 1;
-	bool remote = u->rs && (m->flags & IORING_SETUP_SINGLE_ISSUER) &&
-		      !(m->flags & IORING_SETUP_SQPOLL);
+	bool remote = made_remote(u);
 	unsigned int fl = IORING_ENTER_GETEVENTS |
 			  ((m->flags & IORING_SETUP_SQPOLL) ? IORING_ENTER_SQ_WAKEUP : 0);
 	while (done != m->sq_head) {
@@ -1083,30 +1098,29 @@ static void made_fill(struct uring_made *u)
 	__atomic_store_n(&w[R_SQ_TAIL / 4], m->sq_tail, __ATOMIC_RELEASE);
 }
 
-/* Registered buffers and the sparse file table, by the owner. */
+/* Registered buffers (an empty slot of a sparse table as an empty iovec) and the sparse
+ * file table, by the owner. */
 static int made_register(struct uring_made *u)
 {
 	const IoUringData *m = u->m;
 	uint64_t at = u->owner->rs.scratch;
-	size_t room = u->owner->rs.scratch_len / sizeof(struct iovec);
-	for (size_t lo = 0; lo < m->n_bufs; lo += room) {
-		size_t n = m->n_bufs - lo < room ? m->n_bufs - lo : room;
-		struct iovec *iov = calloc(n, sizeof(*iov));
-		if (!iov)
-			return -ENOMEM;
-		for (size_t i = 0; i < n; i++)
-			iov[i] = (struct iovec){ (void *)(uintptr_t)m->bufs[lo + i]->addr,
-						 (size_t)m->bufs[lo + i]->len };
-		int ret = rsys_poke(u->rs, at, iov, n * sizeof(*iov));
-		free(iov);
-		if (ret)
-			return ret;
-		if (lo) {
-			pr_err("restore: %zu registered buffers of an io_uring: too many", m->n_bufs);
+	if (m->n_bufs) {
+		if (m->n_bufs > u->owner->rs.scratch_len / sizeof(struct iovec)) {
+			pr_err("restore: %zu registered buffers of an io_uring: too many",
+			       m->n_bufs);
 			return -E2BIG;
 		}
-		long r = rsys_do(u->rs, "restore: register io_uring buffers", SYS_io_uring_register,
-				 (uint64_t)u->ofd, IORING_REGISTER_BUFFERS, at, n, 0, 0);
+		_cleanup_free_ struct iovec *iov = calloc(m->n_bufs, sizeof(*iov));
+		if (!iov)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->n_bufs; i++)
+			iov[i] = (struct iovec){ (void *)(uintptr_t)m->bufs[i]->addr,
+						 (size_t)m->bufs[i]->len };
+		int ret = rsys_poke(u->rs, at, iov, m->n_bufs * sizeof(*iov));
+		long r = ret ? ret
+			     : rsys_do(u->rs, "restore: register io_uring buffers",
+				       SYS_io_uring_register, (uint64_t)u->ofd,
+				       IORING_REGISTER_BUFFERS, at, m->n_bufs, 0, 0);
 		if (r < 0)
 			return (int)r;
 	}
@@ -1114,11 +1128,10 @@ static int made_register(struct uring_made *u)
 		struct io_uring_rsrc_register rr = { .nr = m->files,
 						     .flags = IORING_RSRC_REGISTER_SPARSE };
 		int ret = rsys_poke(u->rs, at, &rr, sizeof(rr));
-		if (ret)
-			return ret;
-		long r = rsys_do(u->rs, "restore: register an io_uring file table",
-				 SYS_io_uring_register, (uint64_t)u->ofd, IORING_REGISTER_FILES2, at,
-				 sizeof(rr), 0, 0);
+		long r = ret ? ret
+			     : rsys_do(u->rs, "restore: register an io_uring file table",
+				       SYS_io_uring_register, (uint64_t)u->ofd,
+				       IORING_REGISTER_FILES2, at, sizeof(rr), 0, 0);
 		if (r < 0)
 			return (int)r;
 	}
@@ -1149,9 +1162,7 @@ static int made_build(struct uring_made *u, const FileDesc *d)
 	if (!ret)
 		pr_info("restore: an io_uring of %u entries brought to %u NOPs in %.3f ms (%s)",
 			u->m->sq_entries, u->m->sq_head, (double)(now_ns() - t0) / 1e6,
-			!u->rs ? "by the task" : (u->m->flags & IORING_SETUP_SINGLE_ISSUER) &&
-							 !(u->m->flags & IORING_SETUP_SQPOLL)
-						 ? "remote calls" : "by stasis");
+			!u->rs ? "by the task" : made_remote(u) ? "remote calls" : "by stasis");
 	if (!ret)
 		made_fill(u);
 	if (!ret && fcntl(u->fd, F_SETFL, (int)(d->flags & SETFL_MASK)) < 0)
@@ -1185,28 +1196,30 @@ static int uring_open(const FileDesc *d, int target, int rootfd, const struct bl
 			close(u.ofd);
 		return ret;
 	}
-	if (fcntl(u.ofd, F_SETFD, FD_CLOEXEC) < 0) {
-		ret = pr_perror("restore fd %d: an io_uring", target);
-		close(u.ofd);
-		return ret;
-	}
-	return u.ofd;
+	return u.ofd; /* (close-on-exec: the kernel makes every io_uring fd so) */
+}
+
+/* @u for description @d of task @c, its owner's engine found (a thread of @c). */
+static int made_owner(struct uring_made *u, struct rst_ctx *c, const FileDesc *d)
+{
+	made_init(u, d->io_uring);
+	u->rs = rst_find_thread(c, d->io_uring->owner, &u->owner);
+	if (u->rs && u->owner == c)
+		return 0;
+	pr_err("restore: the io_uring of pid %d is made by task %d, not one of its threads",
+	       c->pid, d->io_uring->owner);
+	return -EINVAL;
 }
 
 /* Make description @d of task @c in its owner (a thread of @c): the owner's fd, or a
  * logged -errno. */
 static int make_uring(struct rst_ctx *c, const FileDesc *d)
 {
-	const IoUringData *m = d->io_uring;
 	struct uring_made u;
-	made_init(&u, m);
-	u.rs = rst_find_thread(c, m->owner, &u.owner);
-	if (!u.rs || u.owner != c) {
-		pr_err("restore: the io_uring of pid %d is made by task %d, not one of its threads",
-		       c->pid, m->owner);
-		return -EINVAL;
-	}
-	int ret = made_build(&u, d);
+	int ret = made_owner(&u, c, d);
+	if (ret)
+		return ret;
+	ret = made_build(&u, d);
 	if (!ret)
 		ret = made_register(&u);
 	if (ret && u.ofd >= 0)
@@ -1218,13 +1231,9 @@ static int make_uring(struct rst_ctx *c, const FileDesc *d)
 static int register_made(struct rst_ctx *c, const FileDesc *d, int fd)
 {
 	struct uring_made u;
-	made_init(&u, d->io_uring);
-	u.rs = rst_find_thread(c, d->io_uring->owner, &u.owner);
-	if (!u.rs || u.owner != c) {
-		pr_err("restore: the io_uring of pid %d is made by task %d, not one of its threads",
-		       c->pid, d->io_uring->owner);
-		return -EINVAL;
-	}
+	int ret = made_owner(&u, c, d);
+	if (ret)
+		return ret;
 	u.ofd = fd;
 	return made_register(&u);
 }
@@ -1277,6 +1286,32 @@ struct span {
 	uint64_t start, end;
 };
 
+/* [@lo, @hi) less the spans of @keep (n_keep, sorted) appended to *@h (*@n of *@cap). */
+static int add_hole(struct span **h, size_t *n, size_t *cap, uint64_t lo, uint64_t hi,
+		    const struct span *keep, size_t n_keep)
+{
+	for (size_t k = 0; k <= n_keep && lo < hi; k++) {
+		uint64_t stop = hi;
+		if (k < n_keep) {
+			if (keep[k].end <= lo || keep[k].start >= hi)
+				continue;
+			stop = keep[k].start;
+		}
+		if (stop > lo) {
+			if (*n == *cap) {
+				struct span *g = realloc(*h, (*cap *= 2) * sizeof(**h));
+				if (!g)
+					return -ENOMEM;
+				*h = g;
+			}
+			(*h)[(*n)++] = (struct span){ lo, stop };
+		}
+		if (k < n_keep)
+			lo = keep[k].end;
+	}
+	return 0;
+}
+
 /* The holes of @c's address space in [MAP_LO, MAP_HI), but @keep (n_keep, sorted). */
 static int holes_of(struct rst_ctx *c, const struct span *keep, size_t n_keep,
 		    struct span **out, size_t *n_out)
@@ -1286,46 +1321,28 @@ static int holes_of(struct rst_ctx *c, const struct span *keep, size_t n_keep,
 	_cleanup_free_ char *buf = read_file_at(c->proc_dfd, name, 1 << 24, NULL);
 	if (!buf)
 		return pr_perror("restore: read /proc/%d/maps", c->pid);
-	size_t n = 0, cap = 64, k = 0;
+	size_t n = 0, cap = 64;
 	struct span *h = malloc(cap * sizeof(*h));
 	uint64_t at = MAP_LO;
-	if (!h)
-		return -ENOMEM;
-	for (const char *p = buf; at < MAP_HI;) {
+	int ret = h ? 0 : -ENOMEM;
+	for (const char *p = buf; !ret && at < MAP_HI;) {
 		unsigned long long s0 = MAP_HI, e0 = MAP_HI;
 		if (*p && sscanf(p, "%llx-%llx", &s0, &e0) != 2) {
-			free(h);
-			return pr_err("restore: /proc/%d/maps: malformed", c->pid), -EINVAL;
+			pr_err("restore: /proc/%d/maps: malformed", c->pid);
+			ret = -EINVAL;
+			break;
 		}
-		if (s0 > MAP_HI)
-			s0 = e0 = MAP_HI;
-		/* the hole [at, s0), less the kept spans in it */
-		while (at < s0) {
-			uint64_t stop = s0;
-			while (k < n_keep && keep[k].end <= at)
-				k++;
-			if (k < n_keep && keep[k].start < s0)
-				stop = keep[k].start > at ? keep[k].start : at;
-			if (stop > at) {
-				if (n == cap) {
-					struct span *g = realloc(h, (cap *= 2) * sizeof(*h));
-					if (!g) {
-						free(h);
-						return -ENOMEM;
-					}
-					h = g;
-				}
-				h[n++] = (struct span){ at, stop };
-			}
-			at = k < n_keep && keep[k].start < s0 ? (keep[k].end < s0 ? keep[k].end : s0)
-							    : s0;
-		}
+		ret = add_hole(&h, &n, &cap, at, s0 < MAP_HI ? s0 : MAP_HI, keep, n_keep);
 		if (e0 > at)
 			at = e0;
-		if (!*p)
+		const char *nl = *p ? strchr(p, '\n') : NULL;
+		if (!nl)
 			break;
-		const char *nl = strchr(p, '\n');
-		p = nl ? nl + 1 : p + strlen(p);
+		p = nl + 1;
+	}
+	if (ret) {
+		free(h);
+		return ret;
 	}
 	*out = h;
 	*n_out = n;
@@ -1369,7 +1386,8 @@ static int map_rings(struct rst_ctx *c)
 	for (size_t i = 0; i < c->mm->n_vmas; i++)
 		if (c->mm->vmas[i]->kind == VMA_KIND__VMA_IO_URING) {
 			tv[n] = c->mm->vmas[i];
-			t[n++] = (struct span){ tv[n - 1]->start, tv[n - 1]->end };
+			t[n] = (struct span){ tv[n]->start, tv[n]->end };
+			n++;
 		}
 	for (size_t i = 0; i < n; i++) {
 		long r = rsys_do(&c->rs, "restore: free an io_uring's area", SYS_munmap, t[i].start,
