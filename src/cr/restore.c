@@ -31,6 +31,7 @@
 #include "net/netlock.h"
 #include "ns/cgroup.h"
 #include "ns/mnt.h"
+#include "ns/ns.h"
 #include "ptrace/ptrace.h"
 #include "sys/syscalls.h"
 #include "task/task.h"
@@ -42,7 +43,10 @@ static int load_task_ns(struct rst_tree *t, struct rst_ctx *c)
 	img_name(IMG_NS, c->pid, name, sizeof(name));
 	if (faccessat(t->img.dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		c->tns = img_read_msg(t->img.dfd, IMG_NS, c->pid);
-		return c->tns ? 0 : -errno;
+		if (!c->tns)
+			return -errno;
+		ssize_t idx = rst_task_index(t->inv, c->pid);
+		return idx < 0 ? -EINVAL : ns_joined_check(c->tns, t->inv, (size_t)idx);
 	}
 	if (errno != ENOENT)
 		return pr_perror("images: %s", name);

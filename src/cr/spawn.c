@@ -1163,7 +1163,8 @@ static __attribute__((noreturn)) void restore_task(struct rst_tree *t, size_t id
 		close(t->join_fd[k]);
 	}
 	t->n_join = 0;
-	if (c && ((ret = ns_restore_child(c)) || (ret = ns_files(t, idx, c))))
+	if (c && ((ret = ns_enter_joined(c->tns, t->proc_dfd, c->stasis_pid)) ||
+		  (ret = ns_restore_child(c)) || (ret = ns_files(t, idx, c))))
 		child_fail(st, e->pid, ret);
 	if (e->sid == e->pid) {
 		/* children that stayed in the session it was born in: made before setsid */

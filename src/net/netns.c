@@ -862,8 +862,8 @@ int net_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid, uint64_t
 		for (size_t j = 0; j < i; j++)
 			if (procs[j]->pid == ppid[i])
 				pnet = procs[j]->core->ns->net;
-		if (!net || net == pnet)
-			continue;
+		if (!net || net == pnet || ns_task_joined(procs[i]->tns, CLONE_NEWNET))
+			continue; /* (entered again at restore: an ancestor's or the dumper's) */
 		if (net == mine) {
 			pr_err("pid %d went back to stasis's net namespace (setns): not supported yet",
 			       procs[i]->pid);

@@ -256,6 +256,40 @@ static pid_t mnt_sibling_of(struct dump_ctx **procs, size_t i, const struct dump
 	return 0;
 }
 
+/* Task @c entered (setns) namespace @id of kind @k, which it did not create: the one its
+ * nearest ancestor is in, or the dumper's (then the restorer's at restore), is entered
+ * again at restore (TaskNs.joined). -ENOENT: neither (the caller refuses); one line and
+ * -EOPNOTSUPP for what cannot be entered again: a task that also created a user
+ * namespace (it entered with rights it has no longer in its own), a mount namespace of a
+ * task that shares its root and cwd with its parent (setns refuses it). */
+static int join_dump(struct dump_ctx *c, const struct ns_ops *k, uint64_t id, NsIds *mine)
+{
+	const struct dump_ctx *a = c->parent;
+	while (a && *ns_field(a->core->ns, k) != id)
+		a = a->parent;
+	if (!a && id != *ns_field(mine, k))
+		return -ENOENT;
+	if (c->tns->userns || (k->clone_flag == CLONE_NEWNS && c->shares_fs)) {
+		pr_err("pid %d entered (setns) %s of %s%.0d and %s: not supported", c->pid, k->what,
+		       a ? "pid " : "the dumper", a ? a->pid : 0,
+		       c->tns->userns ? "created a user namespace" : "shares its cwd (CLONE_FS)");
+		return -EOPNOTSUPP;
+	}
+	NsJoin **v = realloc(c->tns->joined, (c->tns->n_joined + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	c->tns->joined = v;
+	NsJoin *j = v[c->tns->n_joined] = malloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	c->tns->n_joined++;
+	ns_join__init(j);
+	j->type = (uint32_t)k->clone_flag;
+	j->has_pid = a != NULL;
+	j->pid = a ? a->pid : 0;
+	return 0;
+}
+
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 {
 	_cleanup_close_ int self = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -277,18 +311,24 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 		procs[i]->cgns = pc ? pc->cgns : NULL;
 		for (size_t k = 0; k < NR_KINDS && !ret; k++) {
 			uint64_t id = *ns_field(ids, &kinds[k]);
-			if (!kinds[k].dump || !id || id == *ns_field(parent, &kinds[k]))
+			if ((!kinds[k].dump && !kinds[k].rejoin) || !id ||
+			    id == *ns_field(parent, &kinds[k]))
 				continue;
-			if (kinds[k].clone_flag == CLONE_NEWNS && ns_joined(procs, i, &kinds[k], id, &mine) &&
+			bool joined = ns_joined(procs, i, &kinds[k], id, &mine);
+			if (kinds[k].clone_flag == CLONE_NEWNS && joined &&
 			    (procs[i]->mnt_sibling = mnt_sibling_of(procs, i, pc)))
 				continue; /* made by that sibling, in it */
-			if (kinds[k].refuse_joined && ns_joined(procs, i, &kinds[k], id, &mine)) {
+			if (kinds[k].rejoin && joined &&
+			    (ret = join_dump(procs[i], &kinds[k], id, &mine)) != -ENOENT)
+				continue; /* entered again (or refused) */
+			ret = 0;
+			if (kinds[k].refuse_joined && joined) {
 				pr_err("pid %d is in %s other than its parent's that it did not create "
 				       "(setns): not supported yet",
 				       procs[i]->pid, kinds[k].what);
 				return -EOPNOTSUPP;
 			}
-			ret = kinds[k].dump(procs[i], pc);
+			ret = kinds[k].dump ? kinds[k].dump(procs[i], pc) : 0;
 		}
 		if (!ret)
 			ret = pid_for_children_dump(procs, n, i);
@@ -448,6 +488,63 @@ int ns_restore_child(struct rst_ctx *c)
 			if (ret)
 				return ret;
 		}
+	return 0;
+}
+
+static const struct ns_ops *kind_of(uint32_t type)
+{
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if ((uint32_t)kinds[k].clone_flag == type)
+			return &kinds[k];
+	return NULL;
+}
+
+bool ns_task_joined(const TaskNs *tns, int type)
+{
+	for (size_t j = 0; tns && j < tns->n_joined; j++)
+		if (tns->joined[j]->type == (uint32_t)type)
+			return true;
+	return false;
+}
+
+int ns_joined_check(const TaskNs *tns, const Inventory *inv, size_t idx)
+{
+	for (size_t j = 0; j < tns->n_joined; j++) {
+		const NsJoin *nj = tns->joined[j];
+		const struct ns_ops *k = kind_of(nj->type);
+		bool ok = k && k->rejoin && !k->created(tns) && !tns->userns && idx > 0 &&
+			  !(nj->type == CLONE_NEWNS && inv->tasks[idx]->shares_fs);
+		for (size_t o = 0; ok && o < j; o++)
+			ok = tns->joined[o]->type != nj->type;
+		/* an ancestor: up the parents (a tree, parents first: each step goes up) */
+		ssize_t a = ok && nj->has_pid ? rst_task_index(inv, inv->tasks[idx]->ppid) : -1;
+		while (a > 0 && inv->tasks[a]->pid != nj->pid)
+			a = rst_task_index(inv, inv->tasks[a]->ppid);
+		if (!ok || (nj->has_pid && (a < 0 || inv->tasks[a]->pid != nj->pid))) {
+			pr_err("images: pid %d entered a namespace (type %#x, of pid %d) it cannot "
+			       "enter again",
+			       inv->tasks[idx]->pid, nj->type, nj->has_pid ? nj->pid : 0);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int ns_enter_joined(const TaskNs *tns, int proc_dfd, pid_t stasis_pid)
+{
+	for (size_t j = 0; j < tns->n_joined; j++) {
+		const NsJoin *nj = tns->joined[j];
+		const struct ns_ops *k = kind_of(nj->type);
+		char path[64];
+		if (!k)
+			return -EINVAL; /* (checked at load) */
+		snprintf(path, sizeof(path), "%d/ns/%s", nj->has_pid ? nj->pid : stasis_pid,
+			 k->name);
+		_cleanup_close_ int fd = openat(proc_dfd, path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, (int)nj->type) < 0)
+			return pr_perror("restore: enter %s of %s%.0d again (setns)", k->what,
+					 nj->has_pid ? "pid " : "stasis", nj->has_pid ? nj->pid : 0);
+	}
 	return 0;
 }
 
@@ -800,16 +897,18 @@ static const struct ns_ops kinds[NR_KINDS] = {
 	  .clone_flag = CLONE_NEWCGROUP, .refuse_joined = true, .dump = cgroup_dump_ns,
 	  .created = cgroup_created, .restore_child = cgroup_ns_restore_child },
 	{ .name = "mnt", .what = "a mount namespace", .id_off = offsetof(NsIds, mnt),
-	  .clone_flag = CLONE_NEWNS, .in_clone = true, .refuse_joined = true,
+	  .clone_flag = CLONE_NEWNS, .in_clone = true, .refuse_joined = true, .rejoin = true,
 	  .dump = mnt_dump_ns, .created = mnt_created, .restore_child = mnt_restore_child },
 	{ .name = "net", .what = "a network namespace", .id_off = offsetof(NsIds, net),
-	  .clone_flag = CLONE_NEWNET, .in_clone = true, .created = net_created,
+	  .clone_flag = CLONE_NEWNET, .in_clone = true, .rejoin = true, .created = net_created,
 	  .restore_child = net_restore, .forget = net_forget },
 	{ .name = "ipc", .what = "an IPC namespace", .id_off = offsetof(NsIds, ipc),
-	  .clone_flag = CLONE_NEWIPC, .in_clone = true, .refuse_joined = true, .dump = ipc_dump,
+	  .clone_flag = CLONE_NEWIPC, .in_clone = true, .refuse_joined = true, .rejoin = true,
+	  .dump = ipc_dump,
 	  .created = ipc_created, .restore_child = ipc_restore_child, .forget = ipc_forget },
 	{ .name = "uts", .what = "a UTS namespace", .id_off = offsetof(NsIds, uts),
-	  .clone_flag = CLONE_NEWUTS, .in_clone = true, .dump = uts_dump,
+	  .clone_flag = CLONE_NEWUTS, .in_clone = true, .refuse_joined = true, .rejoin = true,
+	  .dump = uts_dump,
 	  .created = uts_created, .restore_child = uts_restore_child, .forget = uts_forget },
 };
 

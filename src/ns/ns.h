@@ -18,6 +18,7 @@ struct ns_ops {
 	int clone_flag;   /* CLONE_NEW* */
 	bool in_clone;    /* created by the task's clone3 (else: see the row) */
 	bool refuse_joined; /* entered with setns (not created by the task): cannot be rebuilt */
+	bool rejoin;        /* ... unless it is an ancestor's or the dumper's: entered again */
 	/* Dump, once every process was read: the task created one; record it in c->core.
 	 * @parent: its parent in the tree (NULL: the root, whose parent is outside). */
 	int (*dump)(struct dump_ctx *c, const struct dump_ctx *parent);
@@ -35,6 +36,15 @@ int ns_dump(struct dump_ctx *c) __must_check; /* namespace ids */
 int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid) __must_check;
 /* Restore child, first thing: set up the namespaces it created (UTS names). */
 int ns_restore_child(struct rst_ctx *c) __must_check;
+/* Did the task enter (setns) its namespace of @type (CLONE_NEW*) rather than create it? */
+bool ns_task_joined(const TaskNs *tns, int type);
+/* Untrusted: task @idx's entered namespaces (TaskNs.joined) are of kinds that can be
+ * entered, each once, not also created, an ancestor's in the task list or the
+ * restorer's. */
+int ns_joined_check(const TaskNs *tns, const Inventory *inv, size_t idx) __must_check;
+/* Restore child, before its namespaces are set up: enter those it had entered, through
+ * @proc_dfd (stasis's /proc: the ancestor's pid, or @stasis_pid). */
+int ns_enter_joined(const TaskNs *tns, int proc_dfd, pid_t stasis_pid) __must_check;
 /* clone3 flags for the namespaces task @core creates (CLONE_NEWUTS, ...; not NEWPID). */
 uint64_t ns_clone_flags(const TaskNs *tns);
 /* In the creator's restore child: a new time namespace for the children created next. */
