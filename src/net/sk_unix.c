@@ -341,6 +341,15 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, int dup, const struc
 	return 0;
 }
 
+/* Is socket @dup of another network namespace than its holder's (@c)? Its sock_diag
+ * is not in the holder's. (SIOCGSKNS needs CAP_NET_ADMIN over the namespace: else no.) */
+static bool other_netns(const struct dump_ctx *c, int dup)
+{
+	_cleanup_close_ int ns = ioctl(dup, SIOCGSKNS);
+	struct stat st;
+	return ns >= 0 && !fstat(ns, &st) && st.st_ino != sk_netns_ino(c);
+}
+
 /* Dump fd @e of the task, @dup its pidfd_getfd duplicate: fill d->unix_sk. */
 int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
 {
@@ -362,6 +371,9 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 
 	struct sk_diag dg;
 	ret = diag_query(pid, fd, ino, &dg);
+	if (ret == -ENOENT && other_netns(c, dup))
+		return sk_unsupported(c->pid, fd, ino, "a unix socket of another network namespace "
+						       "than its task's");
 	if (ret == -ENOENT)
 		ret = pr_errno(ret, "fd %d of pid %d: sock_diag of unix socket %llu", fd, pid,
 			       (unsigned long long)ino);

@@ -4,7 +4,8 @@
 the socket lives in the parent's namespace while one of its users is in another, and a
 socket shared by processes is made once, in its users' namespace. Refused at dump with one
 line naming the socket and both processes; the tree keeps running (a datagram sent to the
-socket afterwards is received)."""
+socket afterwards is received). Also a unix socket of the namespace a process left (it
+unshared one after binding it): its holder alone, refused with one line."""
 import os
 import socket
 import subprocess
@@ -31,7 +32,46 @@ while True:
 """
 
 
+UNIX_HOLDER = r"""
+import ctypes, os, socket, sys, time
+u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+u.bind(b"\0stasis-sock-netns-%d" % os.getpid())
+if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:
+    sys.exit(3)
+open(sys.argv[1], "w").close()
+while True:
+    time.sleep(1)
+"""
+
+
+def unix_left(c):
+    ready = os.path.join(c.tmp, "sock-netns-unix")
+    p = subprocess.Popen([sys.executable, "-c", UNIX_HOLDER, ready], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(ready) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not os.path.exists(ready):
+            raise Failure("the unix holder did not enter its network namespace")
+        line = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D",
+                                 os.path.join(c.tmp, "sock-netns-unix-img")],
+                                "dump of a unix socket of the namespace its holder left",
+                                allowed=(p.pid,))
+        if "unix socket of another network namespace" not in line:
+            raise Failure("the line does not say why: %r" % line)
+        if not pid_alive(p.pid):
+            raise Failure("the unix holder does not run after the refused dump")
+        return line
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
 def check(c):
+    unix_line = unix_left(c)
     d = os.path.join(c.tmp, "sock-netns")
     os.makedirs(d)
     p = subprocess.Popen([sys.executable, "-c", HOLDER, d], stdin=subprocess.DEVNULL,
@@ -60,7 +100,7 @@ def check(c):
             time.sleep(0.02)
         if not os.path.exists(os.path.join(d, "got-after")) or not pid_alive(kids[0]):
             raise Failure("the tree does not run as before after the refused dump")
-        return line
+        return line + " / " + unix_line
     finally:
         for k in proc_children(p.pid):
             kill_pid(k)
