@@ -267,6 +267,8 @@ int open_in_root(int rootfd, const char *path, int flags)
 {
 	if (rootfd < 0)
 		return open(path, flags);
+	if (flags & O_PATH) /* (what open() ignores there openat2 refuses: EINVAL) */
+		flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_IN_ROOT };
 	return sys_openat2(rootfd, path, &how, sizeof(how));
 }
@@ -293,6 +295,22 @@ int path_views(int procfd, const char *path, dev_t dev, ino_t ino)
 	int v = path_is_file(AT_FDCWD, path, dev, ino) ? PATH_VIEW_MINE : 0;
 	_cleanup_close_ int root = openat(procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return v | (root >= 0 && path_is_file(root, path, dev, ino) ? PATH_VIEW_TASK : 0);
+}
+
+/* @path from @dfd (AT_FDCWD, or a root) is on mount @mnt_id. */
+static bool path_on_mount(int dfd, const char *path, uint64_t mnt_id)
+{
+	_cleanup_close_ int fd = open_in_root(dfd, path, O_PATH | O_CLOEXEC);
+	struct statx sx;
+	return fd >= 0 && !statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) &&
+	       (sx.stx_mask & STATX_MNT_ID) && sx.stx_mnt_id == mnt_id;
+}
+
+int path_mount_views(int procfd, const char *path, uint64_t mnt_id)
+{
+	int v = path_on_mount(AT_FDCWD, path, mnt_id) ? PATH_VIEW_MINE : 0;
+	_cleanup_close_ int root = openat(procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return v | (root >= 0 && path_on_mount(root, path, mnt_id) ? PATH_VIEW_TASK : 0);
 }
 
 /* The parent directory of @path (absolute) from @dfd: AT_FDCWD, or a root. */

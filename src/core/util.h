@@ -113,6 +113,8 @@ int path_view(int procfd, const char *path, dev_t dev, ino_t ino);
 /* Both views at once: PATH_VIEW_MINE | PATH_VIEW_TASK where @path names the file. */
 enum { PATH_VIEW_MINE = 1, PATH_VIEW_TASK = 2 };
 int path_views(int procfd, const char *path, dev_t dev, ino_t ino);
+/* ... where @path is on mount @mnt_id (statx STATX_MNT_ID). */
+int path_mount_views(int procfd, const char *path, uint64_t mnt_id);
 
 /* A directory removed since the dump (a cwd, an open directory): made again at @path (in
  * the view of @dfd: AT_FDCWD, or a root resolved with RESOLVE_IN_ROOT; under a stasis name

@@ -58,24 +58,6 @@ static int fanotify_classify(const struct dump_ctx *c, struct fd_ent *e)
 
 /* ---- dump ---------------------------------------------------------------------- */
 
-/* @path names mount @mnt_id (in this process's view, or under the task's root @procfd):
- * the views it does it in. */
-static int mount_views(int procfd, const char *path, uint64_t mnt_id)
-{
-	int v = 0;
-	struct statx sx;
-	if (!statx(AT_FDCWD, path, 0, STATX_MNT_ID, &sx) && (sx.stx_mask & STATX_MNT_ID) &&
-	    sx.stx_mnt_id == mnt_id)
-		v |= PATH_VIEW_MINE;
-	_cleanup_close_ int root = openat(procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	_cleanup_close_ int fd = root >= 0 ? sys_openat2(root, path, &how, sizeof(how)) : -1;
-	if (fd >= 0 && !statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) &&
-	    (sx.stx_mask & STATX_MNT_ID) && sx.stx_mnt_id == mnt_id)
-		v |= PATH_VIEW_TASK;
-	return v;
-}
-
 /* A mount point of the task's mountinfo for mark @m (its mount, or a mount of its
  * filesystem), and the views it reaches that mount in. */
 static int mount_path(const struct dump_ctx *c, const struct proc_fsnotify_mark *m,
@@ -97,7 +79,7 @@ static int mount_path(const struct dump_ctx *c, const struct proc_fsnotify_mark 
 						       : makedev(mi[i].major, mi[i].minor) == dev;
 		if (!mine)
 			continue;
-		int v = mount_views(c->procfd, mi[i].mountpoint, mi[i].id);
+		int v = path_mount_views(c->procfd, mi[i].mountpoint, mi[i].id);
 		if (v && !(*path = strdup(mi[i].mountpoint)))
 			ret = -ENOMEM;
 		*views = v;

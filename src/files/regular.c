@@ -89,13 +89,44 @@ static int chr_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return S_ISCHR(e->st.st_mode) ? claim_path(c, e, FILE_KIND__FILE_CHR) : 0;
 }
 
+/* Is task @c in another mount namespace than stasis? */
+static bool own_mntns(const struct dump_ctx *c)
+{
+	static uint64_t mine;
+	struct stat st;
+	if (!mine && !stat("/proc/self/ns/mnt", &st))
+		mine = st.st_ino;
+	return c->core && c->core->ns && c->core->ns->mnt && c->core->ns->mnt != mine;
+}
+
+/* The view the path of fd @e of task @c names its file in: 1 the task's, 0 stasis's, -1
+ * neither. Where both do and the task has a mount namespace of its own (a copy of
+ * stasis's: the same files through other mounts), the one whose mount the fd is on (the
+ * task's: it is opened again by the task or in its rebuilt tree; stasis's: a file opened
+ * before the namespace was made, on a mount of the dumper's, opened by stasis). */
+static int task_path_view(const struct dump_ctx *c, const struct fd_ent *e)
+{
+	int v = path_views(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
+	if (v == (PATH_VIEW_TASK | PATH_VIEW_MINE) && own_mntns(c)) {
+		char rel[32];
+		struct statx sx;
+		snprintf(rel, sizeof(rel), "fd/%d", e->fd);
+		if (!statx(c->procfd, rel, 0, STATX_MNT_ID, &sx) && (sx.stx_mask & STATX_MNT_ID) &&
+		    (path_mount_views(c->procfd, e->link, sx.stx_mnt_id) & PATH_VIEW_TASK))
+			return 1;
+	}
+	if (v & PATH_VIEW_MINE)
+		return 0;
+	return v & PATH_VIEW_TASK ? 1 : -1;
+}
+
 static int path_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	d->path = strdup(e->link);
 	if (!d->path)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	/* unknown (neither view has that inode: renamed, over-mounted) is left unset */
-	int view = path_view(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
+	int view = task_path_view(c, e);
 	if (view < 0) {
 		/* a path of a detached mount: named in stasis's view by its file handle */
 		char rel[32], *found = NULL;
