@@ -504,12 +504,14 @@ static int plan_fds(struct rst_tree *t)
 	_cleanup_free_ ssize_t *owner = calloc(t->n, sizeof(*owner));
 	_cleanup_free_ ssize_t *net_owner = calloc(t->n, sizeof(*net_owner));
 	_cleanup_free_ size_t *tree_idx = calloc(t->n, sizeof(*tree_idx));
+	_cleanup_free_ pid_t *pids = calloc(t->n, sizeof(*pids));
 	size_t nf = 0;
-	if (!fl || !outside || !owner || !net_owner || !tree_idx)
+	if (!fl || !outside || !owner || !net_owner || !tree_idx || !pids)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n; i++)
 		if (t->procs[i]) {
 			outside[nf] = t->procs[i]->in_userns;
+			pids[nf] = t->procs[i]->pid;
 			tree_idx[nf] = i;
 			fl[nf++] = t->procs[i]->files;
 		}
@@ -524,7 +526,8 @@ static int plan_fds(struct rst_tree *t)
 		}
 	}
 	ssize_t *defer = NULL;
-	struct files_owners o = { .outside = outside, .mnt = owner, .net = net_owner };
+	struct files_owners o = { .outside = outside, .mnt = owner, .net = net_owner,
+				  .pids = pids };
 	int ret = files_open_shared(fl, &o, nf, t->gfd_base, &t->blobs, &t->gfd, &t->n_gfd,
 				    &defer);
 	if (ret)

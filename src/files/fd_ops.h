@@ -99,6 +99,7 @@ struct fd_tree {
 	 * -1 otherwise). */
 	const ssize_t *mnt;
 	int rootfd;
+	const pid_t *pids; /* in stasis: per process of @f, its pid (NULL: not known) */
 };
 
 enum {

@@ -37,6 +37,7 @@ struct files_owners {
 			      * rights to open its files itself (NULL: none) */
 	const ssize_t *mnt;  /* the process creating its mount namespace, or -1 (NULL) */
 	const ssize_t *net;  /* ... its network namespace, or -1 (NULL) */
+	const pid_t *pids;   /* its pid (NULL: not known) */
 };
 /* Restore of a tree, in the restoring stasis before any process exists: open every pipe
  * and every description used by several processes once, at fds >= @base (contents

@@ -357,7 +357,8 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 			defer[i] = -1;
 	struct fd_tree t = { .f = f, .n = n, .base = base, .gfd = gfd, .blobs = blobs,
 			     .net = o->net, .defer = defer, .netns = -1,
-			     .pidns = -1, .userns = -1, .agent = -1, .mnt = o->mnt, .rootfd = -1 };
+			     .pidns = -1, .userns = -1, .agent = -1, .mnt = o->mnt, .rootfd = -1,
+			     .pids = o->pids };
 	int ret = 0;
 	for (uint32_t id = 1; id <= maxid && !ret; id++)
 		ret = open_shared_one(&t, id, uses, defer);

@@ -101,17 +101,18 @@ static int sk_unsupported(pid_t pid, int fd, uint64_t ino, const char *what)
 	return -EOPNOTSUPP;
 }
 
-/* A NETLINK_SOCK_DIAG socket in the network namespace of @pid (sock_diag only sees
- * the sockets of the namespace the netlink socket was created in). */
-static int diag_socket(pid_t pid)
+/* A NETLINK_SOCK_DIAG socket in network namespace @skns, or (-1) the one of @pid
+ * (sock_diag only sees the sockets of the namespace the netlink socket was created in). */
+static int diag_socket(pid_t pid, int skns)
 {
 	char what[64];
-	snprintf(what, sizeof(what), "the network namespace of pid %d", pid);
-	_cleanup_close_ int ns = ns_open_of(pid, "net", "sock_diag");
-	if (ns < 0)
+	snprintf(what, sizeof(what), "the network namespace of pid %d%s", pid,
+		 skns >= 0 ? "'s socket" : "");
+	_cleanup_close_ int ns = skns >= 0 ? -1 : ns_open_of(pid, "net", "sock_diag");
+	if (skns < 0 && ns < 0)
 		return ns;
-	return ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG,
-			    "sock_diag", what);
+	return ns_socket_in(-1, skns >= 0 ? skns : ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+			    NETLINK_SOCK_DIAG, "sock_diag", what);
 }
 
 static int diag_attr(const struct rtattr *a, struct sk_diag *out)
@@ -163,7 +164,7 @@ static int diag_attr(const struct rtattr *a, struct sk_diag *out)
 
 /* sock_diag of the AF_UNIX socket with inode @ino, seen from the network namespace of
  * @pid (fd @fd for messages). -ENOENT (not logged) if there is no such socket. */
-static int diag_query(pid_t pid, int fd, uint64_t ino, struct sk_diag *out)
+static int diag_query(pid_t pid, int skns, int fd, uint64_t ino, struct sk_diag *out)
 {
 	struct {
 		struct nlmsghdr h;
@@ -180,7 +181,7 @@ static int diag_query(pid_t pid, int fd, uint64_t ino, struct sk_diag *out)
 	_cleanup_free_ char *buf = aligned_alloc(sizeof(long), bufsz);
 	if (!buf)
 		return pr_errno(-ENOMEM, "sock_diag of fd %d of pid %d", fd, pid);
-	_cleanup_close_ int nl = diag_socket(pid);
+	_cleanup_close_ int nl = diag_socket(pid, skns);
 	if (nl < 0)
 		return nl;
 	struct timeval tv = { .tv_sec = 5 };
@@ -341,13 +342,19 @@ static int fill_from_diag(const struct dump_ctx *c, int fd, int dup, const struc
 	return 0;
 }
 
-/* Is socket @dup of another network namespace than its holder's (@c)? Its sock_diag
- * is not in the holder's. (SIOCGSKNS needs CAP_NET_ADMIN over the namespace: else no.) */
-static bool other_netns(const struct dump_ctx *c, int dup)
+/* Socket @dup's network namespace if it is not its holder's (@c), its inode in *@ino;
+ * else -1. (SIOCGSKNS needs CAP_NET_ADMIN over the namespace: else -1.) */
+static int other_netns(const struct dump_ctx *c, int dup, uint64_t *ino)
 {
-	_cleanup_close_ int ns = ioctl(dup, SIOCGSKNS);
+	int ns = ioctl(dup, SIOCGSKNS);
 	struct stat st;
-	return ns >= 0 && !fstat(ns, &st) && st.st_ino != sk_netns_ino(c);
+	if (ns >= 0 && !fstat(ns, &st) && st.st_ino != sk_netns_ino(c)) {
+		*ino = st.st_ino;
+		return ns;
+	}
+	if (ns >= 0)
+		close(ns);
+	return -1;
 }
 
 /* Dump fd @e of the task, @dup its pidfd_getfd duplicate: fill d->unix_sk. */
@@ -370,10 +377,23 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 		return sk_unsupported(pid, fd, ino, "a unix socket of an unknown type");
 
 	struct sk_diag dg;
-	ret = diag_query(pid, fd, ino, &dg);
-	if (ret == -ENOENT && other_netns(c, dup))
-		return sk_unsupported(c->pid, fd, ino, "a unix socket of another network namespace "
-						       "than its task's");
+	uint64_t skns_ino = 0;
+	_cleanup_close_ int skns = other_netns(c, dup, &skns_ino);
+	ret = diag_query(pid, skns, fd, ino, &dg);
+	if (ret == -ENOENT && skns < 0) {
+		/* not in its holder's: in stasis's, where SIOCGSKNS was refused (a namespace
+		 * of a user namespace above stasis's)? */
+		struct stat st;
+		skns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (skns >= 0 && !fstat(skns, &st) && st.st_ino != sk_netns_ino(c)) {
+			skns_ino = st.st_ino;
+			ret = diag_query(pid, skns, fd, ino, &dg);
+		}
+		if (ret == -ENOENT && skns >= 0) {
+			close(skns);
+			skns = -1;
+		}
+	}
 	if (ret == -ENOENT)
 		ret = pr_errno(ret, "fd %d of pid %d: sock_diag of unix socket %llu", fd, pid,
 			       (unsigned long long)ino);
@@ -395,6 +415,8 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 	d->unix_sk = u;
 	u->ino = ino;
 	u->type = (uint32_t)type;
+	u->has_netns = skns >= 0; /* (resolved to its creator at the merge: other_netns_merge) */
+	u->netns = skns_ino;
 	ret = fill_from_diag(c, fd, dup, &dg, u);
 	free(dg.icons);
 	if (!ret)
@@ -576,7 +598,9 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	    (u->accepted && (!named(u) || !conn || u->type == SOCK_DGRAM)) ||
 	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)) ||
 	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)) ||
-	    (u->has_file_mode && u->file_mode > 07777))
+	    (u->has_file_mode && u->file_mode > 07777) ||
+	    (u->has_netns_pid && (u->netns_pid < 0 || u->peer_ino || u->n_icons || u->n_rights ||
+				  u->in_task_root)))
 		return bad(d, "has a state that cannot be");
 	return validate_queue(d, u);
 }
@@ -862,6 +886,53 @@ static int connectors(const struct uset *s, const struct uref *r)
 	return 0;
 }
 
+/* Socket @s->r[k] of another network namespace than its holders': made alone (its
+ * group is itself), of the dumper's namespace or one a task of the tree created, and held
+ * only by that task's descendants (they inherit it at restore). UnixSk.netns_pid. */
+static int other_netns_merge(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n,
+			     uint64_t mine)
+{
+	const struct uref *r = &s->r[k];
+	UnixSk *u = r->d->unix_sk;
+	_cleanup_free_ bool *in = calloc(s->n + 1, sizeof(*in));
+	_cleanup_free_ const FileDesc **d = calloc(s->n + 1, sizeof(*d));
+	if (!in || !d)
+		return pr_errno(-ENOMEM, "unix sockets of the tree");
+	for (size_t i = 0; i < s->n; i++)
+		d[i] = s->r[i].d;
+	int ret = group_of(d, s->n, k, in);
+	size_t members = 0;
+	for (size_t i = 0; i < s->n && !ret; i++)
+		members += in[i];
+	const struct dump_ctx *maker = NULL;
+	for (size_t p = 0; p < n && u->netns != mine; p++)
+		if (procs[p]->tns && procs[p]->tns->net && procs[p]->tns->net->id == u->netns)
+			maker = procs[p];
+	const char *why = ret || members > 1 || u->peer_ino || u->n_icons || u->n_rights ||
+					  u->in_task_root
+				  ? "made with other sockets"
+			  : !maker && u->netns != mine ? "of a namespace no task of the tree made"
+						       : NULL;
+	for (size_t p = 0; p < n && !why && maker; p++) {
+		const struct dump_ctx *a = procs[p];
+		if (fd_desc_index(procs[p]->files, r->d->id) < 0)
+			continue;
+		while (a && a != maker)
+			a = a->parent;
+		if (!a)
+			why = "held by a process its namespace's creator did not make";
+	}
+	if (why) {
+		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) of another network "
+		       "namespace than its task's, %s: not supported yet",
+		       uref_fd(r), r->c->pid, (unsigned long long)u->ino, why);
+		return -EOPNOTSUPP;
+	}
+	u->has_netns_pid = true;
+	u->netns_pid = maker ? maker->pid : 0;
+	return 0;
+}
+
 static int unix_merge(struct dump_ctx **procs, size_t n)
 {
 	struct uset s = { 0 };
@@ -887,10 +958,16 @@ static int unix_merge(struct dump_ctx **procs, size_t n)
 			s.r[s.n++] = (struct uref){ procs[p], i, d };
 		}
 	}
+	struct stat self;
+	if (!ret && stat("/proc/self/ns/net", &self))
+		ret = pr_perror("stat /proc/self/ns/net");
 	for (size_t k = 0; k < s.n && !ret; k++)
 		ret = merge_one(&s, &s.r[k], procs[0]->opts) ?:
 		      sk_unix_cred_merge(procs, n, s.r[k].c->pid, s.r[k].d->unix_sk) ?:
 		      connectors(&s, &s.r[k]);
+	for (size_t k = 0; k < s.n && !ret; k++)
+		if (s.r[k].d->unix_sk->has_netns)
+			ret = other_netns_merge(&s, k, procs, n, self.st_ino);
 	if (!ret && n > 1)
 		ret = check_netns(&s, procs, n);
 	free(s.r);
@@ -1109,6 +1186,21 @@ static ssize_t netns_owner(const struct fd_tree *t, const FileDesc *const *d, si
  * be made together with), when it spans several processes: made at once, status flags
  * set, placed at t->gfd[id]. A group within one process is left to its restore child,
  * which makes it in the task's own network namespace. */
+/* The process of @t->f that makes the sockets of the network namespace task @pid created
+ * (UnixSk.netns_pid): -1 for the dumper's (0), which stasis makes; -2 (logged) if no
+ * such task makes one. */
+static ssize_t netns_maker(const struct fd_tree *t, pid_t pid)
+{
+	for (size_t p = 0; pid && t->pids && p < t->n; p++)
+		if (t->pids[p] == pid && t->net[p] == (ssize_t)p)
+			return (ssize_t)p;
+	if (!pid)
+		return -1;
+	pr_err("files image: a unix socket is of the network namespace of pid %d, which does "
+	       "not make one", pid);
+	return -2;
+}
+
 /* The peer credentials of the sockets @d[0..@m) were read in the dumper's pid and user
  * namespaces (stasis makes them as they were, see sk_unix_cred.c). */
 static bool holders_ours(const FileDesc *const *d, size_t m)
@@ -1157,7 +1249,17 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	free(v);
 	if (!d || !fds)
 		return pr_errno(-ENOMEM, "restore unix sockets");
-	if (!spans)
+	/* (a socket of another network namespace than its holder's: made alone, there) */
+	ssize_t other = -1;
+	for (size_t k = 0; k < m; k++)
+		if (d[k]->unix_sk->has_netns_pid)
+			other = (ssize_t)k;
+	if (other >= 0 && m != 1) {
+		pr_err("files image: unix socket %llu of another network namespace is made with "
+		       "other sockets", (unsigned long long)d[other]->unix_sk->ino);
+		return -EINVAL;
+	}
+	if (!spans && other < 0)
 		return 0;
 	for (size_t k = 0; k < m; k++)
 		if (d[k]->unix_sk->in_task_root) {
@@ -1165,7 +1267,13 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 			       "made with sockets of other processes", (unsigned long long)d[k]->unix_sk->ino);
 			return -EINVAL;
 		}
-	ssize_t owner = t->net ? netns_owner(t, d, m) : -1;
+	ssize_t owner = -1;
+	if (t->net && other >= 0)
+		owner = netns_maker(t, d[other]->unix_sk->netns_pid);
+	else if (t->net)
+		owner = netns_owner(t, d, m);
+	if (owner == -2)
+		return -EINVAL;
 	for (size_t k = 0; k < m && owner >= 0; k++)
 		t->defer[d[k]->id] = owner;
 	if (owner >= 0)

@@ -1,0 +1,212 @@
+// stasis-test: timeout=30 needs=root
+/* Unix sockets of a network namespace their holder has left (the shape of a socket
+ * activated service in a private network namespace, or a task that went back with
+ * setns). The root R binds the abstract name "r". Its child D binds "d", then unshares a
+ * network namespace: D holds a socket of R's namespace. Its child A unshares one, binds
+ * "a", forks C and closes its socket; C goes back into R's namespace (setns) holding A's
+ * socket. After the restore: R sends to "d" and D receives it on its socket, A sends to
+ * "a" and C receives it on its socket; C reaches "r" and not "a", D reaches neither;
+ * each socket's namespace (SIOCGSKNS) is the one it was made in. Where setns back into
+ * R's namespace is refused (a rootless container: R's belongs to a user namespace above),
+ * C stays in A's and checks only its socket. */
+#include "lib.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MSG 160
+
+static pid_t root_pid;
+
+static int addr_of(char who, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "stasis-left-%d-%c",
+			 (int)root_pid, who);
+	return (int)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static int bind_name(char who)
+{
+	struct sockaddr_un a;
+	int len = addr_of(who, &a);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, (socklen_t)len))
+		return -1;
+	return fd;
+}
+
+/* 1: a datagram to @who's name was taken, 0: refused, -1: else */
+static int send_to(char who, const char *what)
+{
+	struct sockaddr_un a;
+	int len = addr_of(who, &a);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	ssize_t r = sendto(fd, what, strlen(what), MSG_DONTWAIT, (struct sockaddr *)&a,
+			   (socklen_t)len);
+	int e = errno;
+	close(fd);
+	return r > 0 ? 1 : e == ECONNREFUSED ? 0 : -1;
+}
+
+static ino_t ino_of(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
+/* Is socket @sk of network namespace @ns? (SIOCGSKNS needs CAP_NET_ADMIN over it: where
+ * refused, the datagrams tell) */
+static bool sk_in(int sk, ino_t ns)
+{
+	int fd = ioctl(sk, SIOCGSKNS);
+	struct stat st;
+	if (fd < 0)
+		return errno == EPERM;
+	bool r = !fstat(fd, &st) && st.st_ino == ns;
+	close(fd);
+	return r;
+}
+
+static void __attribute__((noreturn)) say(int wr, char who, const char *why)
+{
+	char buf[MSG];
+	snprintf(buf, sizeof(buf), "%c:%s", who, why ? why : "ok");
+	(void)!write(wr, buf, sizeof(buf));
+	_exit(0);
+}
+
+static void wait_go(void)
+{
+	sigset_t set;
+	int sig;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigwait(&set, &sig);
+}
+
+/* @sk (made in the network namespace @pid is in) receives @what within 5 s; NULL or why
+ * not */
+static const char *receives(int sk, pid_t pid, const char *what)
+{
+	char buf[64] = "", path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (!sk_in(sk, ino_of(path)))
+		return "its socket is not in the namespace it was made in";
+	if (test_read_within(sk, buf, strlen(what), 5000) || strcmp(buf, what))
+		return "its socket did not receive the datagram sent to its name";
+	return NULL;
+}
+
+/* C: A's socket @sk in R's namespace (or A's, @back refused) */
+static void __attribute__((noreturn)) child_c(int wr, int sk, int back, pid_t a)
+{
+	bool in_r = !setns(back, CLONE_NEWNET);
+	if (!in_r && errno != EPERM)
+		_exit(30);
+	close(back);
+	(void)!write(wr, "c", 1);
+	wait_go();
+	const char *why = receives(sk, a, "to-a");
+	if (!why && in_r && (send_to('r', "c") != 1 || send_to('a', "c") != 0))
+		why = "it does not see the names of R's namespace";
+	say(wr, 'C', why);
+}
+
+static void __attribute__((noreturn)) child_a(int wr, int back)
+{
+	if (unshare(CLONE_NEWNET))
+		_exit(20);
+	int sk = bind_name('a');
+	pid_t me = getpid();
+	if (sk < 0)
+		_exit(21);
+	pid_t c = fork();
+	if (c == 0)
+		child_c(wr, sk, back, me);
+	close(sk);
+	close(back);
+	wait_go();
+	kill(c, SIGUSR1);
+	const char *why = send_to('a', "to-a") == 1 ? NULL : "its name \"a\" is not there";
+	if (!why && test_reap(c, false, 5) != 0)
+		why = "C did not end well";
+	say(wr, 'A', why);
+}
+
+static void __attribute__((noreturn)) child_d(int wr)
+{
+	int sk = bind_name('d');
+	if (sk < 0 || unshare(CLONE_NEWNET))
+		_exit(40);
+	(void)!write(wr, "d", 1);
+	wait_go();
+	const char *why = receives(sk, root_pid, "to-d");
+	if (!why && (send_to('r', "d") != 0 || send_to('d', "d") != 0))
+		why = "it sees names of R's namespace";
+	say(wr, 'D', why);
+}
+
+int main(int argc, char **argv)
+{
+	int res[2];
+	sigset_t set;
+
+	test_init(argc, argv);
+	root_pid = getpid();
+	if (pipe(res))
+		test_fail("pipe: %s", strerror(errno));
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	pid_t d = fork();
+	if (d == 0)
+		child_d(res[1]);
+	int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	pid_t a = fork();
+	if (a == 0)
+		child_a(res[1], back);
+	close(back);
+	int rs = bind_name('r');
+	char c[3];
+	if (rs < 0 || d < 0 || a < 0 || test_read_within(res[0], c, 2, 5000) ||
+	    !strchr("cd", c[0]) || !strchr("cd", c[1]) || c[0] == c[1])
+		test_fail("the children did not start (D %#x, A %#x)", test_reap(d, true, 5),
+			  test_reap(a, true, 5));
+
+	test_ready();
+	test_wait();
+
+	if (test_sabotage())
+		kill(d, SIGKILL);
+	TEST_CHECK(sk_in(rs, ino_of("/proc/self/ns/net")), "R's socket is not in its namespace");
+	TEST_CHECK(send_to('d', "to-d") == 1, "the name \"d\" is not in R's namespace");
+	kill(d, SIGUSR1);
+	kill(a, SIGUSR1);
+	int seen = 0;
+	for (int n = 0; n < 3; n++) {
+		char buf[MSG + 1] = "";
+		TEST_CHECK(test_read_within(res[0], buf, MSG, 5000) == 0, "a child did not report");
+		const char *w = buf[0] ? strchr("ACD", buf[0]) : NULL;
+		TEST_CHECK(w && !strcmp(buf + 1, ":ok"), "%s", buf);
+		seen |= 1 << (w - "ACD");
+	}
+	TEST_CHECK(seen == 7, "reports %#x", seen);
+	TEST_CHECK(test_reap(a, false, 5) == 0 && test_reap(d, false, 5) == 0,
+		   "A or D did not end well");
+	test_pass();
+}
