@@ -20,9 +20,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/kcmp.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -316,6 +318,23 @@ static int group_descriptions(const struct dump_ctx *c, struct fd_ent *ents, siz
 	return 0;
 }
 
+/* A socket (of a row that makes it in its holder's network namespace) of another
+ * namespace than its holder's would be made in the wrong one: refused. (Unix sockets are
+ * made in their own: src/net/sk_unix.c. Where SIOCGSKNS is refused, the socket is not in
+ * the sock_diag of its holder's namespace, and its row refuses it.) */
+static int netns_check(const struct dump_ctx *c, const struct fd_ent *e)
+{
+	if (!(e->ops->flags & FD_OPS_NETNS) || e->kind == FILE_KIND__FILE_UNIX_SK || !c->core ||
+	    !c->core->ns || !c->core->ns->net)
+		return 0;
+	_cleanup_close_ int dup = fd_dup(c, e);
+	_cleanup_close_ int ns = dup < 0 ? -1 : ioctl(dup, SIOCGSKNS);
+	struct stat st;
+	if (ns < 0 || fstat(ns, &st) || st.st_ino == c->core->ns->net)
+		return 0;
+	return fd_unsupported(c, e, "a socket of another network namespace than its task's");
+}
+
 /* The generic fields of a description, then its row's. */
 static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc **out)
 {
@@ -337,7 +356,9 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 		d->has_rdev = true;
 		d->rdev = e->st.st_rdev;
 	}
-	int ret = e->ops->dump ? e->ops->dump(c, e, d) : 0;
+	int ret = netns_check(c, e);
+	if (!ret && e->ops->dump)
+		ret = e->ops->dump(c, e, d);
 	if (!ret)
 		ret = locks_dump(c, e, d);
 	/* an O_PATH description has no owner (fcntl F_GETOWN_EX: EBADF) */

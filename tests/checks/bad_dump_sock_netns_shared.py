@@ -6,7 +6,9 @@ socket shared by processes is made once, in its users' namespace. Refused at dum
 line naming the socket and both processes; the tree keeps running (a datagram sent to the
 socket afterwards is received). Also a unix socketpair of the namespace a process left
 (it unshared one after making it): sockets of another namespace are made again only alone
-(tests/ckpt/sock_unix_netns_left.c), a pair is refused with one line."""
+(tests/ckpt/sock_unix_netns_left.c), a pair is refused with one line; and a TCP listener
+of the namespace its holder left (an inet socket would be made in its holder's: refused,
+it was restored there without a word, refusing connections)."""
 import os
 import socket
 import subprocess
@@ -33,9 +35,14 @@ while True:
 """
 
 
-UNIX_HOLDER = r"""
+LEFT_HOLDER = r"""
 import ctypes, os, socket, sys, time
-a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+if sys.argv[2] == "pair":
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+else:
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    t.listen(4)
 if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:
     sys.exit(3)
 open(sys.argv[1], "w").close()
@@ -44,9 +51,10 @@ while True:
 """
 
 
-def unix_left(c):
-    ready = os.path.join(c.tmp, "sock-netns-unix")
-    p = subprocess.Popen([sys.executable, "-c", UNIX_HOLDER, ready], stdin=subprocess.DEVNULL,
+def left(c, shape, want):
+    ready = os.path.join(c.tmp, "sock-netns-" + shape)
+    p = subprocess.Popen([sys.executable, "-c", LEFT_HOLDER, ready, shape],
+                         stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     try:
@@ -54,15 +62,15 @@ def unix_left(c):
         while not os.path.exists(ready) and time.monotonic() < deadline:
             time.sleep(0.02)
         if not os.path.exists(ready):
-            raise Failure("the unix holder did not enter its network namespace")
+            raise Failure("the holder did not enter its network namespace")
         line = c.expect_failure([c.stasis, "dump", "-t", str(p.pid), "-D",
-                                 os.path.join(c.tmp, "sock-netns-unix-img")],
-                                "dump of a unix socket of the namespace its holder left",
+                                 os.path.join(c.tmp, "sock-netns-img-" + shape)],
+                                "dump of a %s of the namespace its holder left" % shape,
                                 allowed=(p.pid,))
-        if "of another network namespace" not in line or "made with other" not in line:
+        if "of another network namespace" not in line or want not in line:
             raise Failure("the line does not say why: %r" % line)
         if not pid_alive(p.pid):
-            raise Failure("the unix holder does not run after the refused dump")
+            raise Failure("the holder does not run after the refused dump")
         return line
     finally:
         if p.poll() is None:
@@ -71,7 +79,7 @@ def unix_left(c):
 
 
 def check(c):
-    unix_line = unix_left(c)
+    unix_line = left(c, "pair", "made with other") + " / " + left(c, "listener", "a socket")
     d = os.path.join(c.tmp, "sock-netns")
     os.makedirs(d)
     p = subprocess.Popen([sys.executable, "-c", HOLDER, d], stdin=subprocess.DEVNULL,
