@@ -318,11 +318,12 @@ static int group_descriptions(const struct dump_ctx *c, struct fd_ent *ents, siz
 	return 0;
 }
 
-/* A socket (of a row that makes it in its holder's network namespace) of another
- * namespace than its holder's would be made in the wrong one: refused. (Unix sockets are
- * made in their own: src/net/sk_unix.c. Where SIOCGSKNS is refused, the socket is not in
- * the sock_diag of its holder's namespace, and its row refuses it.) */
-static int netns_check(const struct dump_ctx *c, const struct fd_ent *e)
+/* A socket of another network namespace than its holder's (made before the holder left
+ * it): FileDesc.netns, made again alone in that namespace (tree.c files_netns_merge)
+ * where its row allows; else refused (it would be made in the holder's). Unix sockets
+ * find theirs themselves (src/net/sk_unix.c); where SIOCGSKNS is refused, the socket is
+ * not in the sock_diag of its holder's namespace, and its row refuses it. */
+static int netns_check(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	if (!(e->ops->flags & FD_OPS_NETNS) || e->kind == FILE_KIND__FILE_UNIX_SK || !c->core ||
 	    !c->core->ns || !c->core->ns->net)
@@ -332,7 +333,27 @@ static int netns_check(const struct dump_ctx *c, const struct fd_ent *e)
 	struct stat st;
 	if (ns < 0 || fstat(ns, &st) || st.st_ino == c->core->ns->net)
 		return 0;
-	return fd_unsupported(c, e, "a socket of another network namespace than its task's");
+	d->has_netns = true;
+	d->netns = st.st_ino;
+	return 0;
+}
+
+/* ... and once its row dumped it: one its row makes alone (fd_alone_in_netns), or
+ * refused. */
+static int netns_after(const struct dump_ctx *c, const struct fd_ent *e, const FileDesc *d)
+{
+	if (!d->has_netns || e->kind == FILE_KIND__FILE_UNIX_SK || fd_alone_in_netns(d))
+		return 0;
+	return fd_unsupported(c, e, "a socket of another network namespace than its task's "
+				    "(of those, only unix sockets and TCP sockets listening with "
+				    "nothing queued or not connected are made there)");
+}
+
+bool fd_alone_in_netns(const FileDesc *d)
+{
+	const TcpSk *t = d->tcp_sk;
+	/* (TCP_LISTEN, TCP_CLOSE) */
+	return t && ((t->state == 10 && !t->n_pending) || (t->state == 7 && !t->repair));
 }
 
 /* The generic fields of a description, then its row's. */
@@ -356,9 +377,11 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 		d->has_rdev = true;
 		d->rdev = e->st.st_rdev;
 	}
-	int ret = netns_check(c, e);
+	int ret = netns_check(c, e, d);
 	if (!ret && e->ops->dump)
 		ret = e->ops->dump(c, e, d);
+	if (!ret)
+		ret = netns_after(c, e, d);
 	if (!ret)
 		ret = locks_dump(c, e, d);
 	/* an O_PATH description has no owner (fcntl F_GETOWN_EX: EBADF) */
@@ -468,6 +491,13 @@ int fd_validate_files(const Files *f, int svc_lo, const struct blob_reader *blob
 			return -EINVAL;
 		}
 		int ret = ops->validate ? ops->validate(d, blobs) : 0;
+		if (!ret && d->has_netns_pid && (d->netns_pid < 0 || (d->kind != FILE_KIND__FILE_UNIX_SK &&
+								      !fd_alone_in_netns(d)))) {
+			pr_err("files image: file %u of another network namespace cannot be made "
+			       "alone",
+			       d->id);
+			ret = -EINVAL;
+		}
 		if (!ret)
 			ret = locks_validate(d);
 		if (ret)

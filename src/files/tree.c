@@ -94,6 +94,62 @@ static int tree_ids(struct dump_ctx **procs, size_t n)
 	return ret;
 }
 
+/* Description @d (of @procs[@p]) of another network namespace than its holders'
+ * (FileDesc.netns): of the dumper's or one a task of the tree created (netns_pid), held
+ * only by that task's descendants, which inherit it at restore. */
+static int netns_merge_one(struct dump_ctx **procs, size_t n, size_t p, FileDesc *d,
+			   uint64_t mine)
+{
+	const struct dump_ctx *maker = NULL;
+	for (size_t q = 0; q < n && d->netns != mine; q++)
+		if (procs[q]->tns && procs[q]->tns->net && procs[q]->tns->net->id == d->netns)
+			maker = procs[q];
+	const char *why = !maker && d->netns != mine ? "of a namespace no task of the tree made"
+						       : NULL;
+	for (size_t q = 0; q < n && !why && maker; q++) {
+		const struct dump_ctx *a = procs[q];
+		if (fd_desc_index(procs[q]->files, d->id) < 0)
+			continue;
+		while (a && a != maker)
+			a = a->parent;
+		if (!a)
+			why = "held by a process its namespace's creator did not make";
+	}
+	if (why) {
+		ssize_t i = fd_desc_index(procs[p]->files, d->id);
+		pr_err("fd %d of pid %d is a socket (%s) of another network namespace than its "
+		       "task's, %s: not supported yet",
+		       i < 0 ? -1 : fd_desc_fd(procs[p]->files, (size_t)i), procs[p]->pid, d->link, why);
+		return -EOPNOTSUPP;
+	}
+	d->has_netns_pid = true;
+	d->netns_pid = maker ? maker->pid : 0;
+	return 0;
+}
+
+static int files_netns_merge(struct dump_ctx **procs, size_t n)
+{
+	struct stat self;
+	bool any = false;
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < procs[p]->files->n_files; i++)
+			any |= procs[p]->files->files[i]->has_netns;
+	if (!any)
+		return 0;
+	if (stat("/proc/self/ns/net", &self))
+		return pr_perror("stat /proc/self/ns/net");
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
+			FileDesc *d = procs[p]->files->files[i];
+			int ret = d->has_netns && !d->has_netns_pid
+					  ? netns_merge_one(procs, n, p, d, self.st_ino)
+					  : 0;
+			if (ret)
+				return ret;
+		}
+	return 0;
+}
+
 int files_merge_tree(struct dump_ctx **procs, size_t n)
 {
 	/* one process: its own ids are the tree's */
@@ -101,6 +157,8 @@ int files_merge_tree(struct dump_ctx **procs, size_t n)
 	for (const struct fd_ops *const *r = fd_kinds; *r && !ret; r++)
 		if ((*r)->merge)
 			ret = (*r)->merge(procs, n);
+	if (!ret)
+		ret = files_netns_merge(procs, n);
 	/* (no task of the tree waits for a lock: the freeze takes every task out of its
 	 * syscall, and a lock request leaves the queue then; reading /proc/locks to make
 	 * sure cost 12-20 ms a dump: the kernel takes a percpu rwsem for writing there) */
@@ -241,6 +299,17 @@ int files_open_deferred(Files *const *f, size_t n, uint32_t id, int rootfd,
 	return open_desc_once(d, rootfd, blob_reader_or_none(blobs));
 }
 
+/* The process of @o making the sockets of the network namespace task @pid created
+ * (FileDesc.netns_pid; it creates it: its own owner), or -1 (0, the dumper's: stasis's;
+ * the check of the images makes sure there is one). */
+static ssize_t netns_maker(const struct files_owners *o, size_t n, pid_t pid)
+{
+	for (size_t p = 0; pid && o->pids && o->net && p < n; p++)
+		if (o->pids[p] == pid && o->net[p] == (ssize_t)p)
+			return (ssize_t)p;
+	return -1;
+}
+
 /* How many processes use each description (0, 1, 2 for several; 2 too when stasis must
  * open it anyway), and the one mount namespace owner all its users are in (defer; for a
  * socket, the network namespace owner; DEFER_MIXED: users in several network namespaces,
@@ -257,6 +326,12 @@ static void count_uses(Files *const *f, const struct files_owners *o, size_t n,
 			 * users are in, or -1 */
 			const ssize_t *owner = netns_made(d) ? o->net : o->mnt;
 			ssize_t own = owner ? owner[p] : -1, *df = &defer[d->id];
+			/* (a socket of another network namespace: made there, by its creator
+			 * or by stasis, never by the holder) */
+			if (netns_made(d) && d->has_netns_pid) {
+				own = netns_maker(o, n, d->netns_pid);
+				uses[d->id] = 2;
+			}
 			if (*df != -2 && *df != own && netns_made(d) && (*df >= 0 || own >= 0))
 				*df = DEFER_MIXED;
 			else if (*df != DEFER_MIXED)
@@ -318,13 +393,17 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 		      ssize_t **defer_out)
 {
 	uint32_t maxid = 0;
-	bool own_view = false; /* a task whose files stasis opens, or whose mount tree differs */
+	bool own_view = false; /* a task whose files stasis opens, or whose mount tree or
+				* network namespace differs */
 	*gfd_out = NULL;
 	*n_out = 0;
 	*defer_out = NULL;
 	blobs = blob_reader_or_none(blobs);
-	for (size_t p = 0; p < n; p++)
+	for (size_t p = 0; p < n; p++) {
 		own_view |= (o->outside && o->outside[p]) || (o->mnt && o->mnt[p] >= 0);
+		for (size_t i = 0; i < f[p]->n_files; i++) /* (made in another namespace) */
+			own_view |= f[p]->files[i]->has_netns_pid;
+	}
 	if (n < 2 && !own_view)
 		return 0;
 	for (size_t p = 0; p < n; p++) {

@@ -415,8 +415,8 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 	d->unix_sk = u;
 	u->ino = ino;
 	u->type = (uint32_t)type;
-	u->has_netns = skns >= 0; /* (resolved to its creator at the merge: other_netns_merge) */
-	u->netns = skns_ino;
+	d->has_netns = skns >= 0; /* (its creator: files_netns_merge) */
+	d->netns = skns_ino;
 	ret = fill_from_diag(c, fd, dup, &dg, u);
 	free(dg.icons);
 	if (!ret)
@@ -599,8 +599,7 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)) ||
 	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)) ||
 	    (u->has_file_mode && u->file_mode > 07777) ||
-	    (u->has_netns_pid && (u->netns_pid < 0 || u->peer_ino || u->n_icons || u->n_rights ||
-				  u->in_task_root)))
+	    (d->has_netns_pid && (u->peer_ino || u->n_icons || u->n_rights || u->in_task_root)))
 		return bad(d, "has a state that cannot be");
 	return validate_queue(d, u);
 }
@@ -886,14 +885,12 @@ static int connectors(const struct uset *s, const struct uref *r)
 	return 0;
 }
 
-/* Socket @s->r[k] of another network namespace than its holders': made alone (its
- * group is itself), of the dumper's namespace or one a task of the tree created, and held
- * only by that task's descendants (they inherit it at restore). UnixSk.netns_pid. */
-static int other_netns_merge(const struct uset *s, size_t k, struct dump_ctx **procs, size_t n,
-			     uint64_t mine)
+/* Socket @s->r[k] of another network namespace than its holders' (FileDesc.netns) is made
+ * alone there (its group is itself); whose namespace it is: files_netns_merge. */
+static int other_netns_merge(const struct uset *s, size_t k)
 {
 	const struct uref *r = &s->r[k];
-	UnixSk *u = r->d->unix_sk;
+	const UnixSk *u = r->d->unix_sk;
 	_cleanup_free_ bool *in = calloc(s->n + 1, sizeof(*in));
 	_cleanup_free_ const FileDesc **d = calloc(s->n + 1, sizeof(*d));
 	if (!in || !d)
@@ -904,33 +901,12 @@ static int other_netns_merge(const struct uset *s, size_t k, struct dump_ctx **p
 	size_t members = 0;
 	for (size_t i = 0; i < s->n && !ret; i++)
 		members += in[i];
-	const struct dump_ctx *maker = NULL;
-	for (size_t p = 0; p < n && u->netns != mine; p++)
-		if (procs[p]->tns && procs[p]->tns->net && procs[p]->tns->net->id == u->netns)
-			maker = procs[p];
-	const char *why = ret || members > 1 || u->peer_ino || u->n_icons || u->n_rights ||
-					  u->in_task_root
-				  ? "made with other sockets"
-			  : !maker && u->netns != mine ? "of a namespace no task of the tree made"
-						       : NULL;
-	for (size_t p = 0; p < n && !why && maker; p++) {
-		const struct dump_ctx *a = procs[p];
-		if (fd_desc_index(procs[p]->files, r->d->id) < 0)
-			continue;
-		while (a && a != maker)
-			a = a->parent;
-		if (!a)
-			why = "held by a process its namespace's creator did not make";
-	}
-	if (why) {
-		pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) of another network "
-		       "namespace than its task's, %s: not supported yet",
-		       uref_fd(r), r->c->pid, (unsigned long long)u->ino, why);
-		return -EOPNOTSUPP;
-	}
-	u->has_netns_pid = true;
-	u->netns_pid = maker ? maker->pid : 0;
-	return 0;
+	if (!ret && members <= 1 && !u->peer_ino && !u->n_icons && !u->n_rights && !u->in_task_root)
+		return 0;
+	pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) of another network namespace "
+	       "than its task's, made with other sockets: not supported yet",
+	       uref_fd(r), r->c->pid, (unsigned long long)u->ino);
+	return -EOPNOTSUPP;
 }
 
 static int unix_merge(struct dump_ctx **procs, size_t n)
@@ -958,16 +934,13 @@ static int unix_merge(struct dump_ctx **procs, size_t n)
 			s.r[s.n++] = (struct uref){ procs[p], i, d };
 		}
 	}
-	struct stat self;
-	if (!ret && stat("/proc/self/ns/net", &self))
-		ret = pr_perror("stat /proc/self/ns/net");
 	for (size_t k = 0; k < s.n && !ret; k++)
 		ret = merge_one(&s, &s.r[k], procs[0]->opts) ?:
 		      sk_unix_cred_merge(procs, n, s.r[k].c->pid, s.r[k].d->unix_sk) ?:
 		      connectors(&s, &s.r[k]);
 	for (size_t k = 0; k < s.n && !ret; k++)
-		if (s.r[k].d->unix_sk->has_netns)
-			ret = other_netns_merge(&s, k, procs, n, self.st_ino);
+		if (s.r[k].d->has_netns)
+			ret = other_netns_merge(&s, k);
 	if (!ret && n > 1)
 		ret = check_netns(&s, procs, n);
 	free(s.r);
@@ -1187,7 +1160,7 @@ static ssize_t netns_owner(const struct fd_tree *t, const FileDesc *const *d, si
  * set, placed at t->gfd[id]. A group within one process is left to its restore child,
  * which makes it in the task's own network namespace. */
 /* The process of @t->f that makes the sockets of the network namespace task @pid created
- * (UnixSk.netns_pid): -1 for the dumper's (0), which stasis makes; -2 (logged) if no
+ * (FileDesc.netns_pid): -1 for the dumper's (0), which stasis makes; -2 (logged) if no
  * such task makes one. */
 static ssize_t netns_maker(const struct fd_tree *t, pid_t pid)
 {
@@ -1252,7 +1225,7 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	/* (a socket of another network namespace than its holder's: made alone, there) */
 	ssize_t other = -1;
 	for (size_t k = 0; k < m; k++)
-		if (d[k]->unix_sk->has_netns_pid)
+		if (d[k]->has_netns_pid)
 			other = (ssize_t)k;
 	if (other >= 0 && m != 1) {
 		pr_err("files image: unix socket %llu of another network namespace is made with "
@@ -1269,7 +1242,7 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 		}
 	ssize_t owner = -1;
 	if (t->net && other >= 0)
-		owner = netns_maker(t, d[other]->unix_sk->netns_pid);
+		owner = netns_maker(t, d[other]->netns_pid);
 	else if (t->net)
 		owner = netns_owner(t, d, m);
 	if (owner == -2)

@@ -1,0 +1,137 @@
+// stasis-test: timeout=30 needs=root
+// stasis-test: rootless-known=the host's network namespace its sockets are of is not the container's: SIOCGSKNS is refused and sock_diag of the container's does not list them (refused at dump)
+/* TCP sockets of a network namespace their holder has left: the shape of a socket
+ * activated service run in a private network namespace (its listener made outside). The
+ * root R makes a listener on 127.0.0.1 and an unconnected socket; its child S unshares a
+ * network namespace and holds both (R closes its copies). After the restore R connects to
+ * the listener's address in its namespace and S accepts the connection and reads what R
+ * sent; S connects its other socket to the same address (it is of R's namespace, where
+ * that address is the listener) and accepts that one too; both sockets are of R's
+ * namespace (SIOCGSKNS, where allowed) and S's is not R's. */
+#include "lib.h"
+#include "tcplib.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MSG 128
+
+static ino_t ns_of(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
+/* Is socket @sk of network namespace @ns? (SIOCGSKNS needs CAP_NET_ADMIN over it: where
+ * refused, the connections tell) */
+static bool sk_in(int sk, ino_t ns)
+{
+	int fd = ioctl(sk, SIOCGSKNS);
+	struct stat st;
+	if (fd < 0)
+		return errno == EPERM;
+	bool r = !fstat(fd, &st) && st.st_ino == ns;
+	close(fd);
+	return r;
+}
+
+static void __attribute__((noreturn)) say(int wr, const char *why)
+{
+	char buf[MSG];
+	snprintf(buf, sizeof(buf), "%s", why ? why : "ok");
+	(void)!write(wr, buf, sizeof(buf));
+	_exit(0);
+}
+
+/* accept one connection on @l within 5 s and read @what from it */
+static bool takes(int l, const char *what)
+{
+	char buf[32] = "";
+	struct pollfd p = { .fd = l, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		return false;
+	int c = accept(l, NULL, NULL);
+	bool ok = c >= 0 && !test_read_within(c, buf, strlen(what), 5000) && !strcmp(buf, what);
+	if (c >= 0)
+		close(c);
+	return ok;
+}
+
+static void __attribute__((noreturn)) child_s(int wr, int l, int u, const struct sockaddr_in *a,
+					      pid_t r)
+{
+	if (unshare(CLONE_NEWNET))
+		_exit(20);
+	(void)!write(wr, "s", 1);
+	sigset_t set;
+	int sig;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigwait(&set, &sig);
+	if (!sk_in(l, ns_of(r)) || !sk_in(u, ns_of(r)))
+		say(wr, "S: its sockets are not of R's network namespace");
+	if (ns_of(getpid()) == ns_of(r))
+		say(wr, "S: it is in R's network namespace");
+	if (!takes(l, "from-r"))
+		say(wr, "S: R's connection did not come to its listener");
+	if (connect(u, (const struct sockaddr *)a, sizeof(*a)) || write(u, "from-s", 6) != 6)
+		say(wr, "S: its other socket does not connect in R's namespace");
+	say(wr, takes(l, "from-s") ? NULL : "S: its own connection did not come");
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int res[2];
+	sigset_t set;
+
+	test_init(argc, argv);
+	tcp_lo_up();
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || u < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 8) ||
+	    getsockname(l, (struct sockaddr *)&a, &al) || pipe(res))
+		test_fail("listener: %s", strerror(errno));
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	pid_t s = fork();
+	if (s == 0)
+		child_s(res[1], l, u, &a, getppid());
+	close(l);
+	close(u);
+	char c;
+	if (s < 0 || test_read_within(res[0], &c, 1, 5000))
+		test_fail("S did not start (%#x)", test_reap(s, true, 5));
+
+	test_ready();
+	test_wait();
+
+	if (test_sabotage())
+		kill(s, SIGKILL);
+	int k = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	TEST_CHECK(k >= 0 && !connect(k, (struct sockaddr *)&a, sizeof(a)) &&
+			   write(k, "from-r", 6) == 6,
+		   "R cannot connect to the listener's address: %s", strerror(errno));
+	kill(s, SIGUSR1);
+	char buf[MSG + 1] = "";
+	TEST_CHECK(test_read_within(res[0], buf, MSG, 10000) == 0, "S did not report");
+	TEST_CHECK(!strcmp(buf, "ok"), "%s", buf);
+	TEST_CHECK(test_reap(s, false, 5) == 0, "S did not end well");
+	close(k);
+	test_pass();
+}
