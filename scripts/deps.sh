@@ -47,6 +47,7 @@ REQUIRED=(
 	openjdk-17-jdk-headless # the java_threads check: a JVM and its thread pool (the source launcher needs the JDK)
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
+	systemd             # the socket_activated_netns check: systemd-socket-activate, systemd-socket-proxyd
 )
 OPTIONAL=(
 	criu                # benchmark comparison only
