@@ -26,6 +26,8 @@
  *   imgedit DIR 0 netlock TABLE LADDR LPORT RADDR RPORT
  *                                     a netlock.img naming TABLE and one IPv4 connection
  *   imgedit DIR PID netns-locked      the net namespace ns-PID.img records was locked
+ *   imgedit DIR PID ns-joined N       every namespace ns-PID.img says the task entered is
+ *                                     task N's
  *
  * Not part of stasis: a test tool. */
 #include <arpa/inet.h>
@@ -179,6 +181,19 @@ int main(int argc, char **argv)
 		if (!tns || !tns->net)
 			return 1;
 		tns->net->has_locked = tns->net->locked = true;
+		char name[64];
+		img_name(IMG_NS, pid, name, sizeof(name));
+		unlinkat(d.dfd, name, 0);
+		ret = img_write_msg(&d, IMG_NS, pid, &tns->base) ? 1 : 0;
+		protobuf_c_message_free_unpacked(&tns->base, NULL);
+	} else if (!strcmp(argv[3], "ns-joined") && argc == 5) {
+		TaskNs *tns = img_read_msg(d.dfd, IMG_NS, pid);
+		if (!tns || !tns->n_joined)
+			return 1;
+		for (size_t j = 0; j < tns->n_joined; j++) {
+			tns->joined[j]->has_pid = true;
+			tns->joined[j]->pid = atoi(argv[4]);
+		}
 		char name[64];
 		img_name(IMG_NS, pid, name, sizeof(name));
 		unlinkat(d.dfd, name, 0);
