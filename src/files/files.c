@@ -491,6 +491,12 @@ int fd_validate_files(const Files *f, int svc_lo, const struct blob_reader *blob
 			return -EINVAL;
 		}
 		int ret = ops->validate ? ops->validate(d, blobs) : 0;
+		if (!ret && d->has_mnt_pid && (d->mnt_pid <= 0 || !d->in_task_root ||
+					       !(ops->flags & FD_OPS_BY_PATH))) {
+			pr_err("files image: file %u is opened in another task's mount namespace "
+			       "but is no file of a path of its view", d->id);
+			ret = -EINVAL;
+		}
 		if (!ret && d->has_netns_pid && (d->netns_pid < 0 || (d->kind != FILE_KIND__FILE_UNIX_SK &&
 								      !fd_alone_in_netns(d)))) {
 			pr_err("files image: file %u of another network namespace cannot be made "

@@ -99,21 +99,55 @@ static bool own_mntns(const struct dump_ctx *c)
 	return c->core && c->core->ns && c->core->ns->mnt && c->core->ns->mnt != mine;
 }
 
+/* The mount namespace inode of task @c (its /proc directory), 0 if unknown. */
+static uint64_t mntns_of(const struct dump_ctx *c)
+{
+	struct stat st;
+	return fstatat(c->procfd, "ns/mnt", &st, 0) ? 0 : st.st_ino;
+}
+
+/* Fd @e of task @c (in a mount namespace of its own) is on mount @mnt, which is no mount
+ * of its namespace: the nearest ancestor in another namespace of the tree whose path
+ * @e->link names that mount (FileDesc.mnt_pid), or NULL (stasis's, or none). */
+static const struct dump_ctx *mount_owner(const struct dump_ctx *c, const struct fd_ent *e,
+					  uint64_t mnt)
+{
+	uint64_t own = mntns_of(c), mine = 0;
+	struct stat st;
+	if (!stat("/proc/self/ns/mnt", &st))
+		mine = st.st_ino;
+	for (const struct dump_ctx *a = c->parent; a; a = a->parent) {
+		uint64_t ns = mntns_of(a);
+		if (!ns || ns == mine)
+			return NULL;
+		if (ns != own && (path_mount_views(a->procfd, e->link, mnt) & PATH_VIEW_TASK))
+			return a;
+	}
+	return NULL;
+}
+
 /* The view the path of fd @e of task @c names its file in: 1 the task's, 0 stasis's, -1
- * neither. Where both do and the task has a mount namespace of its own (a copy of
- * stasis's: the same files through other mounts), the one whose mount the fd is on (the
- * task's: it is opened again by the task or in its rebuilt tree; stasis's: a file opened
- * before the namespace was made, on a mount of the dumper's, opened by stasis). */
-static int task_path_view(const struct dump_ctx *c, const struct fd_ent *e)
+ * neither. A task with a mount namespace of its own (a copy of another's: the same files
+ * through other mounts) has it opened again through the mount the fd is on: its own
+ * namespace's (the task, or its rebuilt tree, opens it), an ancestor's (opened in that
+ * one's rebuilt tree: d->mnt_pid), else stasis's (a file opened before the tree made its
+ * namespaces, on a mount of the dumper's: stasis opens it). */
+static int task_path_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	int v = path_views(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
-	if (v == (PATH_VIEW_TASK | PATH_VIEW_MINE) && own_mntns(c)) {
-		char rel[32];
-		struct statx sx;
-		snprintf(rel, sizeof(rel), "fd/%d", e->fd);
-		if (!statx(c->procfd, rel, 0, STATX_MNT_ID, &sx) && (sx.stx_mask & STATX_MNT_ID) &&
-		    (path_mount_views(c->procfd, e->link, sx.stx_mnt_id) & PATH_VIEW_TASK))
+	char rel[32];
+	struct statx sx;
+	snprintf(rel, sizeof(rel), "fd/%d", e->fd);
+	if ((v & PATH_VIEW_TASK) && own_mntns(c) && !statx(c->procfd, rel, 0, STATX_MNT_ID, &sx) &&
+	    (sx.stx_mask & STATX_MNT_ID)) {
+		if (path_mount_views(c->procfd, e->link, sx.stx_mnt_id) & PATH_VIEW_TASK)
 			return 1;
+		const struct dump_ctx *a = mount_owner(c, e, sx.stx_mnt_id);
+		if (a) {
+			d->has_mnt_pid = true;
+			d->mnt_pid = a->pid;
+			return 1;
+		}
 	}
 	if (v & PATH_VIEW_MINE)
 		return 0;
@@ -126,7 +160,7 @@ static int path_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	if (!d->path)
 		return pr_errno(-ENOMEM, "fd %d of pid %d", e->fd, c->pid);
 	/* unknown (neither view has that inode: renamed, over-mounted) is left unset */
-	int view = task_path_view(c, e);
+	int view = task_path_view(c, e, d);
 	if (view < 0) {
 		/* a path of a detached mount: named in stasis's view by its file handle */
 		char rel[32], *found = NULL;

@@ -310,6 +310,15 @@ static ssize_t netns_maker(const struct files_owners *o, size_t n, pid_t pid)
 	return -1;
 }
 
+/* The creator of the mount namespace task @pid is in (FileDesc.mnt_pid), or -1. */
+static ssize_t mnt_maker(const struct files_owners *o, size_t n, pid_t pid)
+{
+	for (size_t p = 0; o->pids && o->mnt && p < n; p++)
+		if (o->pids[p] == pid)
+			return o->mnt[p];
+	return -1;
+}
+
 /* How many processes use each description (0, 1, 2 for several; 2 too when stasis must
  * open it anyway), and the one mount namespace owner all its users are in (defer; for a
  * socket, the network namespace owner; DEFER_MIXED: users in several network namespaces,
@@ -330,6 +339,11 @@ static void count_uses(Files *const *f, const struct files_owners *o, size_t n,
 			 * or by stasis, never by the holder) */
 			if (netns_made(d) && d->has_netns_pid) {
 				own = netns_maker(o, n, d->netns_pid);
+				uses[d->id] = 2;
+			}
+			/* (a file on a mount of an ancestor's namespace: opened in its tree) */
+			if (by_path(d) && d->has_mnt_pid) {
+				own = mnt_maker(o, n, d->mnt_pid);
 				uses[d->id] = 2;
 			}
 			if (*df != -2 && *df != own && netns_made(d) && (*df >= 0 || own >= 0))
@@ -402,7 +416,7 @@ int files_open_shared(Files *const *f, const struct files_owners *o, size_t n, i
 	for (size_t p = 0; p < n; p++) {
 		own_view |= (o->outside && o->outside[p]) || (o->mnt && o->mnt[p] >= 0);
 		for (size_t i = 0; i < f[p]->n_files; i++) /* (made in another namespace) */
-			own_view |= f[p]->files[i]->has_netns_pid;
+			own_view |= f[p]->files[i]->has_netns_pid || f[p]->files[i]->has_mnt_pid;
 	}
 	if (n < 2 && !own_view)
 		return 0;
