@@ -29,7 +29,9 @@
 
 int fd_open_flags(const FileDesc *d)
 {
-	return (int)(d->flags & ~(unsigned int)OPEN_DROP) | O_CLOEXEC | O_NOCTTY;
+	int flags = (int)(d->flags & ~(unsigned int)OPEN_DROP) | O_CLOEXEC | O_NOCTTY;
+	/* (O_DIRECTORY on a regular file is what is left of O_TMPFILE) */
+	return d->kind == FILE_KIND__FILE_REG ? flags & ~O_DIRECTORY : flags;
 }
 
 int fd_check_path(const struct dump_ctx *c, const struct fd_ent *e)

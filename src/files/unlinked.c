@@ -77,6 +77,24 @@ int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, c
 	return blob_put_file(c->img, rfd, (uint64_t)e->st.st_size, what, ref);
 }
 
+/* An O_TMPFILE file is made again in its directory: in the view where that directory is
+ * on the mount the file is (the task's when it has a mount namespace of its own, a copy:
+ * a file on another mount than its directory's could not be linked there). */
+static void tmpfile_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+{
+	char rel[32], dir[PATH_MAX];
+	struct statx sx;
+	const char *slash = strrchr(d->path, '/');
+	snprintf(rel, sizeof(rel), "fd/%d", e->fd);
+	snprintf(dir, sizeof(dir), "%.*s", slash && slash != d->path ? (int)(slash - d->path) : 1,
+		 slash ? d->path : "/");
+	if (statx(c->procfd, rel, 0, STATX_MNT_ID, &sx) || !(sx.stx_mask & STATX_MNT_ID))
+		return;
+	int v = path_mount_views(c->procfd, dir, sx.stx_mnt_id);
+	d->has_in_task_root = v != 0;
+	d->in_task_root = v == PATH_VIEW_TASK;
+}
+
 static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	d->has_size = true;
@@ -96,6 +114,8 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	u->has_atime_ns = u->has_mtime_ns = true;
 	u->atime_ns = fd_ts_ns(&e->st.st_atim);
 	u->mtime_ns = fd_ts_ns(&e->st.st_mtim);
+	if ((e->flags & __O_TMPFILE) == __O_TMPFILE)
+		tmpfile_view(c, e, d);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
@@ -263,10 +283,48 @@ static int ghost_fill(const FileDesc *d, int fd, const char *path, const struct 
 	return ret;
 }
 
+/* A file made with O_TMPFILE (fdinfo keeps the flag; it never had a name): made again so,
+ * in its directory (/tmp if that is gone), with its flags (O_APPEND once its contents are
+ * in), so that it can still be given a name with linkat (whether it was made O_EXCL,
+ * which forbids that, is not kept: f_flags drops O_EXCL). Its name in /proc/PID/fd is
+ * "#INODE (deleted)": the new inode's. */
+static int tmpfile_open(const FileDesc *d, int target, int rootfd,
+			const struct blob_reader *blobs)
+{
+	char dir[PATH_MAX], what[PATH_MAX + 48];
+	const char *slash = strrchr(d->path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash && slash != d->path ? (int)(slash - d->path) : 1,
+		 slash ? d->path : "/");
+	snprintf(what, sizeof(what), "O_TMPFILE file %s (fd %d)", d->path, target);
+	int flags = (fd_open_flags(d) & ~O_APPEND) | O_TMPFILE;
+	int fd = open_in_root(rootfd, dir, flags);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		fd = open_in_root(rootfd, "/tmp", flags);
+	if (fd < 0)
+		return pr_perror("restore %s: open O_TMPFILE in %s", what, dir);
+	const UnlinkedFile *u = d->unlinked;
+	int64_t times[2] = { u->atime_ns, u->mtime_ns };
+	int ret = fd_fill_contents(fd, u->blob, blobs,
+				   u->has_atime_ns && u->has_mtime_ns ? times : NULL,
+				   u->has_uid && u->has_gid, (uid_t)u->uid, (gid_t)u->gid, true,
+				   (mode_t)u->mode, what);
+	if (!ret && (d->flags & O_APPEND) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND))
+		ret = pr_perror("restore %s: O_APPEND", what);
+	if (!ret && d->has_pos && lseek(fd, (off_t)d->pos, SEEK_SET) < 0)
+		ret = pr_perror("restore %s: seek", what);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	char path[PATH_MAX];
 	(void)rootfd;
+	if ((d->flags & __O_TMPFILE) == __O_TMPFILE)
+		return tmpfile_open(d, target, rootfd, blobs);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		ghost_path(d, attempt == 1, path, sizeof(path));
 		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -293,12 +351,38 @@ static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct
 	return fd;
 }
 
+/* Two descriptions of one O_TMPFILE file (one opened again through /proc/PID/fd) would
+ * be made again as two files: refused. */
+static int unlinked_merge(struct dump_ctx **procs, size_t n)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
+			const FileDesc *a = procs[p]->files->files[i];
+			if (!a->unlinked || (a->flags & __O_TMPFILE) != __O_TMPFILE)
+				continue;
+			for (size_t q = p; q < n; q++)
+				for (size_t j = 0; j < procs[q]->files->n_files; j++) {
+					const FileDesc *b = procs[q]->files->files[j];
+					if (!b->unlinked || b->id == a->id || b->dev != a->dev ||
+					    b->ino != a->ino)
+						continue;
+					pr_err("pid %d and pid %d hold two open file descriptions of "
+					       "the O_TMPFILE file %s: not supported yet",
+					       procs[p]->pid, procs[q]->pid, a->path);
+					return -EOPNOTSUPP;
+				}
+		}
+	return 0;
+}
+
 const struct fd_ops fd_unlinked_ops = {
 	.name = "unlinked file",
 	.kind = FILE_KIND__FILE_REG,
+	.flags = FD_OPS_BY_PATH, /* (an O_TMPFILE file may be made in a task's tree) */
 	.owns = unlinked_owns,
 	.classify = unlinked_classify,
 	.dump = unlinked_dump,
+	.merge = unlinked_merge,
 	.validate = unlinked_validate,
 	.open = unlinked_open,
 	.opened = ghost_unlink,
