@@ -48,6 +48,7 @@ REQUIRED=(
 	libnftables-dev     # the network lock: nftables rules from C (src/net/netlock.c)
 	nftables            # nft: the network lock checks inspect the rules
 	systemd             # the socket_activated_netns check: systemd-socket-activate, systemd-socket-proxyd
+	mariadb-server      # the mariadb_innodb check: InnoDB's AIO contexts and O_TMPFILE files
 )
 OPTIONAL=(
 	criu                # benchmark comparison only
