@@ -599,7 +599,7 @@ static int sk_unix_validate(const FileDesc *d, const struct blob_reader *blobs)
 	    (u->unlinked && (!named(u) || u->name.data[0] == 0 || u->accepted)) ||
 	    (u->in_task_root && (!named(u) || u->name.data[0] == 0 || u->unlinked)) ||
 	    (u->has_file_mode && u->file_mode > 07777) ||
-	    (d->has_netns_pid && (u->peer_ino || u->n_icons || u->n_rights || u->in_task_root)))
+	    (d->has_netns_pid && u->in_task_root))
 		return bad(d, "has a state that cannot be");
 	return validate_queue(d, u);
 }
@@ -853,8 +853,8 @@ static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 			       sk_unix_name_str(&r->d->unix_sk->name, true, nb, sizeof(nb)));
 			return -EOPNOTSUPP;
 		}
-		if (!uses_abstract(r->d->unix_sk))
-			continue;
+		if (!uses_abstract(r->d->unix_sk) || r->d->has_netns)
+			continue; /* (of another namespace: its group is all of it, other_netns_merge) */
 		if (fstatat(r->c->procfd, "ns/net", &st, 0))
 			return pr_perror("stat /proc/%d/ns/net", r->c->pid);
 		if ((st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
@@ -886,7 +886,9 @@ static int connectors(const struct uset *s, const struct uref *r)
 }
 
 /* Socket @s->r[k] of another network namespace than its holders' (FileDesc.netns) is made
- * alone there (its group is itself); whose namespace it is: files_netns_merge. */
+ * with its group (its peer, a listener and its queued connections, ...) in that
+ * namespace: every member must be of it (a member of no FileDesc.netns is of its
+ * holder's). Whose namespace it is: files_netns_merge. */
 static int other_netns_merge(const struct uset *s, size_t k)
 {
 	const struct uref *r = &s->r[k];
@@ -898,13 +900,17 @@ static int other_netns_merge(const struct uset *s, size_t k)
 	for (size_t i = 0; i < s->n; i++)
 		d[i] = s->r[i].d;
 	int ret = group_of(d, s->n, k, in);
-	size_t members = 0;
-	for (size_t i = 0; i < s->n && !ret; i++)
-		members += in[i];
-	if (!ret && members <= 1 && !u->peer_ino && !u->n_icons && !u->n_rights && !u->in_task_root)
+	bool same = !ret && !u->in_task_root;
+	for (size_t i = 0; i < s->n && same; i++) {
+		const FileDesc *o = s->r[i].d;
+		if (in[i])
+			same = !o->unix_sk->in_task_root &&
+			       (o->has_netns ? o->netns : sk_netns_ino(s->r[i].c)) == r->d->netns;
+	}
+	if (same)
 		return 0;
 	pr_err("fd %d of pid %d is a unix socket (socket:[%llu]) of another network namespace "
-	       "than its task's, made with other sockets: not supported yet",
+	       "than its task's, made with sockets of other namespaces: not supported yet",
 	       uref_fd(r), r->c->pid, (unsigned long long)u->ino);
 	return -EOPNOTSUPP;
 }
@@ -1222,16 +1228,17 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	free(v);
 	if (!d || !fds)
 		return pr_errno(-ENOMEM, "restore unix sockets");
-	/* (a socket of another network namespace than its holder's: made alone, there) */
+	/* (a socket of another network namespace than its holder's: its group made there) */
 	ssize_t other = -1;
 	for (size_t k = 0; k < m; k++)
-		if (d[k]->has_netns_pid)
+		if (d[k]->has_netns_pid) {
+			if (other >= 0 && d[k]->netns_pid != d[other]->netns_pid) {
+				pr_err("files image: unix socket %llu is made with sockets of another "
+				       "network namespace", (unsigned long long)d[k]->unix_sk->ino);
+				return -EINVAL;
+			}
 			other = (ssize_t)k;
-	if (other >= 0 && m != 1) {
-		pr_err("files image: unix socket %llu of another network namespace is made with "
-		       "other sockets", (unsigned long long)d[other]->unix_sk->ino);
-		return -EINVAL;
-	}
+		}
 	if (!spans && other < 0)
 		return 0;
 	for (size_t k = 0; k < m; k++)

@@ -4,9 +4,10 @@
 the socket lives in the parent's namespace while one of its users is in another, and a
 socket shared by processes is made once, in its users' namespace. Refused at dump with one
 line naming the socket and both processes; the tree keeps running (a datagram sent to the
-socket afterwards is received). Also a unix socketpair of the namespace a process left
-(it unshared one after making it): sockets of another namespace are made again only alone
-(tests/ckpt/sock_unix_netns_left.c), a pair is refused with one line; and a UDP socket
+socket afterwards is received). Also a unix socket of a namespace no task of the tree is
+in (its holder made one, made the socket there and went back with setns): sockets of the
+namespace a holder left are made again there when it is the dumper's or a task's of the
+tree (tests/ckpt/sock_unix_netns_left.c), this one is refused with one line; and a UDP socket
 of the namespace its holder left (TCP listeners are made there again,
 tests/ckpt/tcp_listen_netns_left.c; other inet sockets would be made in the holder's:
 refused)."""
@@ -38,12 +39,19 @@ while True:
 
 LEFT_HOLDER = r"""
 import ctypes, os, socket, sys, time
-if sys.argv[2] == "pair":
+libc = ctypes.CDLL(None, use_errno=True)
+if sys.argv[2] == "gone":
+    back = os.open("/proc/self/ns/net", os.O_RDONLY)
+    if libc.unshare(0x40000000) != 0:
+        sys.exit(3)
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if libc.setns(back, 0x40000000) != 0:
+        sys.exit(4)
+    os.close(back)
 else:
     t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     t.bind(("127.0.0.1", 0))
-if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:
+if sys.argv[2] != "gone" and libc.unshare(0x40000000) != 0:
     sys.exit(3)
 open(sys.argv[1], "w").close()
 while True:
@@ -79,7 +87,7 @@ def left(c, shape, want):
 
 
 def check(c):
-    unix_line = left(c, "pair", "made with other") + " / " + left(c, "udp", "only unix sockets and TCP")
+    unix_line = left(c, "gone", "no task of the tree made") + " / " + left(c, "udp", "only unix sockets and TCP")
     d = os.path.join(c.tmp, "sock-netns")
     os.makedirs(d)
     p = subprocess.Popen([sys.executable, "-c", HOLDER, d], stdin=subprocess.DEVNULL,

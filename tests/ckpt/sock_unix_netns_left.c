@@ -1,14 +1,16 @@
 // stasis-test: timeout=30 needs=root
 /* Unix sockets of a network namespace their holder has left (the shape of a socket
- * activated service in a private network namespace, or a task that went back with
- * setns). The root R binds the abstract name "r". Its child D binds "d", then unshares a
- * network namespace: D holds a socket of R's namespace. Its child A unshares one, binds
- * "a", forks C and closes its socket; C goes back into R's namespace (setns) holding A's
- * socket. After the restore: R sends to "d" and D receives it on its socket, A sends to
- * "a" and C receives it on its socket; C reaches "r" and not "a", D reaches neither;
- * each socket's namespace (SIOCGSKNS) is the one it was made in. Where setns back into
- * R's namespace is refused (a rootless container: R's belongs to a user namespace above),
- * C stays in A's and checks only its socket. */
+ * activated service in a private network namespace, of a runtime's sync socketpair with a
+ * container's init, or of a task that went back with setns). The root R binds the
+ * abstract name "r" and makes a socketpair. Its child D binds "d", then unshares a network
+ * namespace: D holds a socket of R's namespace, and one end of the pair. Its child A
+ * unshares one, binds "a", forks C and closes its socket; C goes back into R's namespace
+ * (setns) holding A's socket. After the restore: R sends to "d" and D receives it on its
+ * socket, A sends to "a" and C receives it on its socket; C reaches "r" and not "a", D
+ * reaches neither; each socket's namespace (SIOCGSKNS) is the one it was made in; what R
+ * writes into its end of the pair D reads from its own. Where setns back into R's
+ * namespace is refused (a rootless container: R's belongs to a user namespace above), C
+ * stays in A's and checks only its socket. */
 #include "lib.h"
 
 #include <errno.h>
@@ -148,7 +150,7 @@ static void __attribute__((noreturn)) child_a(int wr, int back)
 	say(wr, 'A', why);
 }
 
-static void __attribute__((noreturn)) child_d(int wr)
+static void __attribute__((noreturn)) child_d(int wr, int pair)
 {
 	int sk = bind_name('d');
 	if (sk < 0 || unshare(CLONE_NEWNET))
@@ -158,6 +160,8 @@ static void __attribute__((noreturn)) child_d(int wr)
 	const char *why = receives(sk, root_pid, "to-d");
 	if (!why && (send_to('r', "d") != 0 || send_to('d', "d") != 0))
 		why = "it sees names of R's namespace";
+	if (!why && receives(pair, root_pid, "pair"))
+		why = "its end of the pair did not receive what R wrote";
 	say(wr, 'D', why);
 }
 
@@ -173,9 +177,13 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair))
+		test_fail("socketpair: %s", strerror(errno));
 	pid_t d = fork();
 	if (d == 0)
-		child_d(res[1]);
+		child_d(res[1], pair[1]);
+	close(pair[1]);
 	int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	pid_t a = fork();
 	if (a == 0)
@@ -195,6 +203,8 @@ int main(int argc, char **argv)
 		kill(d, SIGKILL);
 	TEST_CHECK(sk_in(rs, ino_of("/proc/self/ns/net")), "R's socket is not in its namespace");
 	TEST_CHECK(send_to('d', "to-d") == 1, "the name \"d\" is not in R's namespace");
+	TEST_CHECK(write(pair[0], "pair", 4) == 4, "R cannot write into the pair: %s",
+		   strerror(errno));
 	kill(d, SIGUSR1);
 	kill(a, SIGUSR1);
 	int seen = 0;

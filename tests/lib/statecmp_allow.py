@@ -102,13 +102,6 @@ ALLOW = [
                "(\"DIR/#INO (deleted)\"); made again with O_TMPFILE, so that linkat can still "
                "name it, it is another inode (tests/ckpt/file_tmpfile.c)"},
     # --- BUG: stasis does not keep these today ---
-    {"field": "fd.socket",
-     "values": lambda a, b: b == a + " (in the comparing process's net ns)",
-     "reason": "BUG: unix sockets made together with sockets of processes of another "
-               "network namespace (a socketpair between a process of the host's namespace "
-               "and one of the tree's) are made by stasis in its own namespace, whichever "
-               "namespace they were made in: /proc/PID/net/unix of the task in the tree's "
-               "namespace does not list them (no test has this shape yet)"},
     {"field": ["exe", "maps.path"], "values": lambda a, b: a != b and b.endswith(a),
      "reason": "BUG: a file mapped from a mount that was detached (a test that pivot_root'ed "
                "away from the bind its executable is on: uns flavor, mnt_pivot_self, ns_mnt, "
