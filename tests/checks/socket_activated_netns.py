@@ -17,17 +17,9 @@ import subprocess
 import time
 
 from lib.netns_server import dump_restore_twice, stop, workers_of
-from lib.proc import Failure, Skip
+from lib.proc import Failure, Skip, free_port
 
 PROXYD = ("/usr/lib/systemd/systemd-socket-proxyd", "/lib/systemd/systemd-socket-proxyd")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def ask(port, n):

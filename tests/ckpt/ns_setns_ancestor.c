@@ -11,6 +11,7 @@
  * not see A's tmpfs and reads R's host name, not A's; R checks that A's namespaces are
  * still not its own. The children report through a pipe. */
 #include "lib.h"
+#include "nslib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,52 +27,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MSG 160
+#define MSG NS_MSG
 #define KINDS 4
 static const char *const kind[KINDS] = { "net", "mnt", "uts", "ipc" };
 static const int flag[KINDS] = { CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC };
 
 static pid_t root_pid;
 
-static ino_t ns_ino(pid_t pid, const char *k)
-{
-	char path[64];
-	struct stat st;
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, k);
-	return stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-static int addr_of(char who, struct sockaddr_un *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "stasis-join-%d-%c",
-			 (int)root_pid, who);
-	return (int)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
 static int bind_name(char who)
 {
-	struct sockaddr_un a;
-	int len = addr_of(who, &a);
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, (socklen_t)len))
-		return -1;
-	return fd;
+	return ns_bind_name(root_pid, "join", who);
 }
 
 /* does a datagram to @who's name arrive (1), is it refused (0), or else (-1)? */
 static int reach(char who)
 {
-	struct sockaddr_un a;
-	int len = addr_of(who, &a);
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	int r = sendto(fd, "x", 1, MSG_DONTWAIT, (struct sockaddr *)&a, (socklen_t)len) == 1;
-	int e = errno;
-	close(fd);
-	return r ? 1 : e == ECONNREFUSED ? 0 : -1;
+	return ns_send_to(root_pid, "join", who, "x");
 }
 
 static bool is_tmpfs_root(const char *path)
@@ -80,23 +51,6 @@ static bool is_tmpfs_root(const char *path)
 	char parent[PATH_MAX + 4];
 	snprintf(parent, sizeof(parent), "%s/..", path);
 	return !stat(path, &st) && !stat(parent, &up) && st.st_dev != up.st_dev;
-}
-
-static void __attribute__((noreturn)) say(int wr, char who, const char *why)
-{
-	char buf[MSG];
-	snprintf(buf, sizeof(buf), "%c:%s", who, why ? why : "ok");
-	(void)!write(wr, buf, sizeof(buf));
-	_exit(0);
-}
-
-static void wait_go(void)
-{
-	sigset_t set;
-	int sig;
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigwait(&set, &sig);
 }
 
 /* Is the caller's namespace of kind k that of @want[k] (the first @n kinds), and does it
@@ -135,14 +89,14 @@ static void __attribute__((noreturn)) child_c(int wr, const int *back, const cha
 		close(back[k]);
 	}
 	(void)!write(wr, "c", 1);
-	wait_go();
+	ns_wait_usr1();
 	const char *why = check_view(want, KINDS, want[0] == a ? "a" : "r");
 	char h[256] = "";
 	if (!why && is_tmpfs_root(m) != (want[1] == a))
 		why = want[1] == a ? "it does not see A's tmpfs" : "it sees A's tmpfs";
 	if (!why && (gethostname(h, sizeof(h)) || strcmp(h, want[2] == a ? "stasis-a" : host)))
 		why = "its host name is not the one of its UTS namespace";
-	say(wr, 'C', why);
+	ns_say(wr, 'C', why);
 }
 
 static void __attribute__((noreturn)) child_g(int wr, pid_t a)
@@ -154,8 +108,8 @@ static void __attribute__((noreturn)) child_g(int wr, pid_t a)
 		_exit(40);
 	close(fd);
 	(void)!write(wr, "g", 1);
-	wait_go();
-	say(wr, 'G', check_view(&a, 1, "a"));
+	ns_wait_usr1();
+	ns_say(wr, 'G', check_view(&a, 1, "a"));
 }
 
 static void __attribute__((noreturn)) child_k(int wr, pid_t a)
@@ -167,7 +121,7 @@ static void __attribute__((noreturn)) child_k(int wr, pid_t a)
 		child_g(wr, a);
 	if (bind_name('k') < 0) /* (after the fork: G holds no socket of this namespace) */
 		_exit(51);
-	wait_go();
+	ns_wait_usr1();
 	kill(g, SIGUSR1);
 	pid_t me = getpid();
 	const char *why = check_view(&me, 1, "k");
@@ -175,7 +129,7 @@ static void __attribute__((noreturn)) child_k(int wr, pid_t a)
 		why = "it is in A's network namespace";
 	if (!why && test_reap(g, false, 5) != 0)
 		why = "G did not end well";
-	say(wr, 'K', why);
+	ns_say(wr, 'K', why);
 }
 
 static void __attribute__((noreturn)) child_a(int wr, const char *m, const char *host)
@@ -201,7 +155,7 @@ static void __attribute__((noreturn)) child_a(int wr, const char *m, const char 
 		child_k(wr, me);
 	if (bind_name('a') < 0) /* (after the forks: C and K hold no socket of it) */
 		_exit(22);
-	wait_go();
+	ns_wait_usr1();
 	kill(c, SIGUSR1);
 	kill(k, SIGUSR1);
 	pid_t self[KINDS] = { me, me, me, me };
@@ -210,7 +164,7 @@ static void __attribute__((noreturn)) child_a(int wr, const char *m, const char 
 		why = "no tmpfs at m";
 	if (!why && (test_reap(c, false, 5) != 0 || test_reap(k, false, 5) != 0))
 		why = "C or K did not end well";
-	say(wr, 'A', why);
+	ns_say(wr, 'A', why);
 }
 
 int main(int argc, char **argv)

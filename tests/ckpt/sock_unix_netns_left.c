@@ -12,6 +12,7 @@
  * namespace is refused (a rootless container: R's belongs to a user namespace above), C
  * stays in A's and checks only its socket. */
 #include "lib.h"
+#include "nslib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,87 +28,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MSG 160
+#define MSG NS_MSG
+#define TAG "left"
 
 static pid_t root_pid;
 
-static int addr_of(char who, struct sockaddr_un *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "stasis-left-%d-%c",
-			 (int)root_pid, who);
-	return (int)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
 static int bind_name(char who)
 {
-	struct sockaddr_un a;
-	int len = addr_of(who, &a);
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, (socklen_t)len))
-		return -1;
-	return fd;
+	return ns_bind_name(root_pid, TAG, who);
 }
 
-/* 1: a datagram to @who's name was taken, 0: refused, -1: else */
 static int send_to(char who, const char *what)
 {
-	struct sockaddr_un a;
-	int len = addr_of(who, &a);
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	ssize_t r = sendto(fd, what, strlen(what), MSG_DONTWAIT, (struct sockaddr *)&a,
-			   (socklen_t)len);
-	int e = errno;
-	close(fd);
-	return r > 0 ? 1 : e == ECONNREFUSED ? 0 : -1;
-}
-
-static ino_t ino_of(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) ? 0 : st.st_ino;
-}
-
-/* Is socket @sk of network namespace @ns? (SIOCGSKNS needs CAP_NET_ADMIN over it: where
- * refused, the datagrams tell) */
-static bool sk_in(int sk, ino_t ns)
-{
-	int fd = ioctl(sk, SIOCGSKNS);
-	struct stat st;
-	if (fd < 0)
-		return errno == EPERM;
-	bool r = !fstat(fd, &st) && st.st_ino == ns;
-	close(fd);
-	return r;
-}
-
-static void __attribute__((noreturn)) say(int wr, char who, const char *why)
-{
-	char buf[MSG];
-	snprintf(buf, sizeof(buf), "%c:%s", who, why ? why : "ok");
-	(void)!write(wr, buf, sizeof(buf));
-	_exit(0);
-}
-
-static void wait_go(void)
-{
-	sigset_t set;
-	int sig;
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigwait(&set, &sig);
+	return ns_send_to(root_pid, TAG, who, what);
 }
 
 /* @sk (made in the network namespace @pid is in) receives @what within 5 s; NULL or why
  * not */
 static const char *receives(int sk, pid_t pid, const char *what)
 {
-	char buf[64] = "", path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	if (!sk_in(sk, ino_of(path)))
+	char buf[64] = "";
+	if (!ns_sk_in(sk, ns_ino(pid, "net")))
 		return "its socket is not in the namespace it was made in";
 	if (test_read_within(sk, buf, strlen(what), 5000) || strcmp(buf, what))
 		return "its socket did not receive the datagram sent to its name";
@@ -122,11 +63,11 @@ static void __attribute__((noreturn)) child_c(int wr, int sk, int back, pid_t a)
 		_exit(30);
 	close(back);
 	(void)!write(wr, "c", 1);
-	wait_go();
+	ns_wait_usr1();
 	const char *why = receives(sk, a, "to-a");
 	if (!why && in_r && (send_to('r', "c") != 1 || send_to('a', "c") != 0))
 		why = "it does not see the names of R's namespace";
-	say(wr, 'C', why);
+	ns_say(wr, 'C', why);
 }
 
 static void __attribute__((noreturn)) child_a(int wr, int back)
@@ -142,12 +83,12 @@ static void __attribute__((noreturn)) child_a(int wr, int back)
 		child_c(wr, sk, back, me);
 	close(sk);
 	close(back);
-	wait_go();
+	ns_wait_usr1();
 	kill(c, SIGUSR1);
 	const char *why = send_to('a', "to-a") == 1 ? NULL : "its name \"a\" is not there";
 	if (!why && test_reap(c, false, 5) != 0)
 		why = "C did not end well";
-	say(wr, 'A', why);
+	ns_say(wr, 'A', why);
 }
 
 static void __attribute__((noreturn)) child_d(int wr, int pair)
@@ -156,13 +97,13 @@ static void __attribute__((noreturn)) child_d(int wr, int pair)
 	if (sk < 0 || unshare(CLONE_NEWNET))
 		_exit(40);
 	(void)!write(wr, "d", 1);
-	wait_go();
+	ns_wait_usr1();
 	const char *why = receives(sk, root_pid, "to-d");
 	if (!why && (send_to('r', "d") != 0 || send_to('d', "d") != 0))
 		why = "it sees names of R's namespace";
 	if (!why && receives(pair, root_pid, "pair"))
 		why = "its end of the pair did not receive what R wrote";
-	say(wr, 'D', why);
+	ns_say(wr, 'D', why);
 }
 
 int main(int argc, char **argv)
@@ -201,7 +142,7 @@ int main(int argc, char **argv)
 
 	if (test_sabotage())
 		kill(d, SIGKILL);
-	TEST_CHECK(sk_in(rs, ino_of("/proc/self/ns/net")), "R's socket is not in its namespace");
+	TEST_CHECK(ns_sk_in(rs, ns_ino(getpid(), "net")), "R's socket is not in its namespace");
 	TEST_CHECK(send_to('d', "to-d") == 1, "the name \"d\" is not in R's namespace");
 	TEST_CHECK(write(pair[0], "pair", 4) == 4, "R cannot write into the pair: %s",
 		   strerror(errno));

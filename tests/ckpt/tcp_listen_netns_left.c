@@ -10,6 +10,7 @@
  * namespace (SIOCGSKNS, where allowed) and S's is not R's. */
 #include "lib.h"
 #include "tcplib.h"
+#include "nslib.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,35 +26,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MSG 128
+#define MSG NS_MSG
 
-static ino_t ns_of(pid_t pid)
+static ino_t ns_ino_net(pid_t pid)
 {
-	char path[64];
-	struct stat st;
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	return stat(path, &st) ? 0 : st.st_ino;
-}
-
-/* Is socket @sk of network namespace @ns? (SIOCGSKNS needs CAP_NET_ADMIN over it: where
- * refused, the connections tell) */
-static bool sk_in(int sk, ino_t ns)
-{
-	int fd = ioctl(sk, SIOCGSKNS);
-	struct stat st;
-	if (fd < 0)
-		return errno == EPERM;
-	bool r = !fstat(fd, &st) && st.st_ino == ns;
-	close(fd);
-	return r;
-}
-
-static void __attribute__((noreturn)) say(int wr, const char *why)
-{
-	char buf[MSG];
-	snprintf(buf, sizeof(buf), "%s", why ? why : "ok");
-	(void)!write(wr, buf, sizeof(buf));
-	_exit(0);
+	return ns_ino(pid, "net");
 }
 
 /* accept one connection on @l within 5 s and read @what from it */
@@ -76,20 +53,16 @@ static void __attribute__((noreturn)) child_s(int wr, int l, int u, const struct
 	if (unshare(CLONE_NEWNET))
 		_exit(20);
 	(void)!write(wr, "s", 1);
-	sigset_t set;
-	int sig;
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigwait(&set, &sig);
-	if (!sk_in(l, ns_of(r)) || !sk_in(u, ns_of(r)))
-		say(wr, "S: its sockets are not of R's network namespace");
-	if (ns_of(getpid()) == ns_of(r))
-		say(wr, "S: it is in R's network namespace");
+	ns_wait_usr1();
+	if (!ns_sk_in(l, ns_ino_net(r)) || !ns_sk_in(u, ns_ino_net(r)))
+		ns_say(wr, 'S', "its sockets are not of R's network namespace");
+	if (ns_ino_net(getpid()) == ns_ino_net(r))
+		ns_say(wr, 'S', "it is in R's network namespace");
 	if (!takes(l, "from-r"))
-		say(wr, "S: R's connection did not come to its listener");
+		ns_say(wr, 'S', "R's connection did not come to its listener");
 	if (connect(u, (const struct sockaddr *)a, sizeof(*a)) || write(u, "from-s", 6) != 6)
-		say(wr, "S: its other socket does not connect in R's namespace");
-	say(wr, takes(l, "from-s") ? NULL : "S: its own connection did not come");
+		ns_say(wr, 'S', "its other socket does not connect in R's namespace");
+	ns_say(wr, 'S', takes(l, "from-s") ? NULL : "its own connection did not come");
 }
 
 int main(int argc, char **argv)
@@ -130,7 +103,7 @@ int main(int argc, char **argv)
 	kill(s, SIGUSR1);
 	char buf[MSG + 1] = "";
 	TEST_CHECK(test_read_within(res[0], buf, MSG, 10000) == 0, "S did not report");
-	TEST_CHECK(!strcmp(buf, "ok"), "%s", buf);
+	TEST_CHECK(!strcmp(buf, "S:ok"), "%s", buf);
 	TEST_CHECK(test_reap(s, false, 5) == 0, "S did not end well");
 	close(k);
 	test_pass();

@@ -1,0 +1,100 @@
+/* What the namespace tests share (ns_setns_ancestor, sock_unix_netns_left,
+ * tcp_listen_netns_left): abstract unix names by which a datagram tells which network
+ * namespace a task is in, namespace inodes, and the children's one-message reports. */
+#ifndef STASIS_TEST_NSLIB_H
+#define STASIS_TEST_NSLIB_H
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define NS_MSG 160 /* a child's report: "W:ok" or "W:why" */
+
+/* The abstract name "stasis-TAG-ROOT-WHO" (@root: the test's pid, unique among runs). */
+static inline socklen_t ns_addr(pid_t root, const char *tag, char who, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "stasis-%s-%d-%c", tag,
+			 (int)root, who);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* A datagram socket bound to that name in the caller's network namespace, or -1. */
+static inline int ns_bind_name(pid_t root, const char *tag, char who)
+{
+	struct sockaddr_un a;
+	socklen_t len = ns_addr(root, tag, who, &a);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* @what sent to that name from the caller's namespace: 1 taken, 0 refused (no such
+ * name there), -1 else. */
+static inline int ns_send_to(pid_t root, const char *tag, char who, const char *what)
+{
+	struct sockaddr_un a;
+	socklen_t len = ns_addr(root, tag, who, &a);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	ssize_t r = sendto(fd, what, strlen(what), MSG_DONTWAIT, (struct sockaddr *)&a, len);
+	int e = errno;
+	close(fd);
+	return r > 0 ? 1 : e == ECONNREFUSED ? 0 : -1;
+}
+
+/* The inode of /proc/@pid/ns/@kind, 0 if unknown. */
+static inline ino_t ns_ino(pid_t pid, const char *kind)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, kind);
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
+/* Is socket @sk of network namespace @ns? (SIOCGSKNS needs CAP_NET_ADMIN over it: where
+ * it is refused, true: the datagrams tell) */
+static inline bool ns_sk_in(int sk, ino_t ns)
+{
+	int fd = ioctl(sk, SIOCGSKNS);
+	struct stat st;
+	if (fd < 0)
+		return errno == EPERM;
+	bool r = !fstat(fd, &st) && st.st_ino == ns;
+	close(fd);
+	return r;
+}
+
+/* A child's report on @wr ("W:ok", or why not), then its exit. */
+static inline void __attribute__((noreturn)) ns_say(int wr, char who, const char *why)
+{
+	char buf[NS_MSG];
+	snprintf(buf, sizeof(buf), "%c:%s", who, why ? why : "ok");
+	(void)!write(wr, buf, sizeof(buf));
+	_exit(0);
+}
+
+/* Wait for SIGUSR1 (blocked by the caller). */
+static inline void ns_wait_usr1(void)
+{
+	sigset_t set;
+	int sig;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigwait(&set, &sig);
+}
+
+#endif
