@@ -87,6 +87,28 @@ static inline void __attribute__((noreturn)) ns_say(int wr, char who, const char
 	_exit(0);
 }
 
+/* One report from each child named in @who (ns_say: any order) on @rd: NULL when all
+ * said ok, else the first other report (or what went wrong), in @buf. Needs lib.h. */
+static inline const char *ns_collect(int rd, const char *who, char *buf, size_t len)
+{
+	unsigned int seen = 0, all = (1u << strlen(who)) - 1;
+	char msg[NS_MSG + 1];
+	while (seen != all) {
+		memset(msg, 0, sizeof(msg));
+		if (test_read_within(rd, msg, NS_MSG, 5000)) {
+			snprintf(buf, len, "a child did not report (those of %s: %#x)", who, seen);
+			return buf;
+		}
+		const char *w = msg[0] ? strchr(who, msg[0]) : NULL;
+		if (!w || strcmp(msg + 1, ":ok") || (seen & (1u << (w - who)))) {
+			snprintf(buf, len, "%s", msg);
+			return buf;
+		}
+		seen |= 1u << (w - who);
+	}
+	return NULL;
+}
+
 /* Wait for SIGUSR1 (blocked by the caller). */
 static inline void ns_wait_usr1(void)
 {
