@@ -266,7 +266,7 @@ bool path_is_clean(const char *p, size_t max, bool absolute)
 int open_in_root(int rootfd, const char *path, int flags)
 {
 	/* (a file it makes: 0600, its caller sets the mode it wants) */
-	mode_t mode = flags & (O_CREAT | __O_TMPFILE) ? 0600 : 0;
+	mode_t mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? 0600 : 0;
 	if (rootfd < 0)
 		return open(path, flags, mode);
 	if (flags & O_PATH) /* (what open() ignores there openat2 refuses: EINVAL) */

@@ -114,7 +114,7 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	u->has_atime_ns = u->has_mtime_ns = true;
 	u->atime_ns = fd_ts_ns(&e->st.st_atim);
 	u->mtime_ns = fd_ts_ns(&e->st.st_mtim);
-	if ((e->flags & __O_TMPFILE) == __O_TMPFILE)
+	if ((e->flags & O_TMPFILE) == O_TMPFILE)
 		tmpfile_view(c, e, d);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
@@ -323,7 +323,7 @@ static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct
 {
 	char path[PATH_MAX];
 	(void)rootfd;
-	if ((d->flags & __O_TMPFILE) == __O_TMPFILE)
+	if ((d->flags & O_TMPFILE) == O_TMPFILE)
 		return tmpfile_open(d, target, rootfd, blobs);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		ghost_path(d, attempt == 1, path, sizeof(path));
@@ -358,7 +358,7 @@ static int unlinked_merge(struct dump_ctx **procs, size_t n)
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
 			const FileDesc *a = procs[p]->files->files[i];
-			if (!a->unlinked || (a->flags & __O_TMPFILE) != __O_TMPFILE)
+			if (!a->unlinked || (a->flags & O_TMPFILE) != O_TMPFILE)
 				continue;
 			for (size_t q = p; q < n; q++)
 				for (size_t j = 0; j < procs[q]->files->n_files; j++) {
