@@ -190,25 +190,45 @@ static int sk_netns(pid_t pid, int sk)
 	return ns_open_of(pid, "net", "sock_diag");
 }
 
+/* The table of network namespace @ns (its inode @st) for @family/@proto, read once. */
+static int table_in(struct sk_dump *s, int ns, const struct stat *st, int family, int proto,
+		    const struct inet_diag_tab **out);
+
 int inet_diag_table(struct sk_dump *s, pid_t pid, int fd, int sk, int family, int proto,
 		    const struct inet_diag_tab **out)
 {
-	char what[96];
 	struct stat st;
-
 	_cleanup_close_ int ns = sk_netns(pid, sk);
 	if (ns < 0)
 		return ns;
 	if (fstat(ns, &st) < 0)
 		return pr_perror("fd %d of pid %d: its network namespace", fd, pid);
+	return table_in(s, ns, &st, family, proto, out);
+}
+
+int inet_diag_table_mine(struct sk_dump *s, int family, int proto, uint64_t *netns,
+			 const struct inet_diag_tab **out)
+{
+	struct stat st;
+	_cleanup_close_ int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (ns < 0 || fstat(ns, &st) < 0)
+		return pr_perror("stasis's network namespace");
+	*netns = st.st_ino;
+	return table_in(s, ns, &st, family, proto, out);
+}
+
+static int table_in(struct sk_dump *s, int ns, const struct stat *st, int family, int proto,
+		    const struct inet_diag_tab **out)
+{
+	char what[96];
 	for (size_t i = 0; i < s->n_tabs; i++)
-		if (s->tabs[i].netns == st.st_ino && s->tabs[i].family == family &&
+		if (s->tabs[i].netns == st->st_ino && s->tabs[i].family == family &&
 		    s->tabs[i].proto == proto) {
 			*out = &s->tabs[i];
 			return 0;
 		}
 	snprintf(what, sizeof(what), "family %d, protocol %d, net namespace %llu", family,
-		 proto, (unsigned long long)st.st_ino);
+		 proto, (unsigned long long)st->st_ino);
 	_cleanup_close_ int nl = ns_socket_in(-1, ns, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
 					      NETLINK_SOCK_DIAG, "sock_diag", what);
 	if (nl < 0)
@@ -220,7 +240,7 @@ int inet_diag_table(struct sk_dump *s, pid_t pid, int fd, int sk, int family, in
 		return pr_errno(-ENOMEM, "sock_diag (%s)", what);
 	s->tabs = n;
 	struct inet_diag_tab *t = &s->tabs[s->n_tabs];
-	*t = (struct inet_diag_tab){ .netns = st.st_ino, .family = family, .proto = proto };
+	*t = (struct inet_diag_tab){ .netns = st->st_ino, .family = family, .proto = proto };
 	int ret = diag_dump(nl, t, what);
 	if (ret) {
 		free(t->e);

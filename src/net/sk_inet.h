@@ -50,6 +50,10 @@ int sk_dump_hold(struct sk_dump *s, int fd, void (*undo)(int fd)) __must_check;
  * @sk (a duplicate of fd @fd of @pid), dumped once per dump. */
 int inet_diag_table(struct sk_dump *s, pid_t pid, int fd, int sk, int family, int proto,
 		    const struct inet_diag_tab **out) __must_check;
+/* ... the table of stasis's own network namespace (*@netns: its inode): a socket of it
+ * held by a task of another, where SIOCGSKNS is refused (a rootless container). */
+int inet_diag_table_mine(struct sk_dump *s, int family, int proto, uint64_t *netns,
+			 const struct inet_diag_tab **out) __must_check;
 const struct inet_diag_ent *inet_diag_find(const struct inet_diag_tab *t, uint64_t ino);
 
 /* SO_DOMAIN, SO_TYPE, SO_PROTOCOL of socket @sk. */

@@ -188,6 +188,20 @@ static int pending_error(int fd, pid_t pid)
 	return -EOPNOTSUPP;
 }
 
+/* An unlisted socket's namespace is told by SIOCGSKNS alone: where that is refused
+ * (a namespace of a user namespace above stasis's) and its holder is in another one than
+ * stasis, it may be of either: could be made again in the wrong one. */
+static bool unlisted_netns_unknown(const struct dump_ctx *c, int dup)
+{
+	int ns = ioctl(dup, SIOCGSKNS);
+	if (ns >= 0) {
+		close(ns);
+		return false;
+	}
+	struct stat st;
+	return errno == EPERM && !stat("/proc/self/ns/net", &st) && st.st_ino != sk_netns_ino(c);
+}
+
 /* A socket sock_diag does not list: never bound, or closed and unhashed. */
 static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 {
@@ -245,6 +259,12 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 	int fd = e->fd;
 	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
 
+	if (!ent && unlisted_netns_unknown(c, dup)) {
+		pr_err("fd %d of pid %d: a TCP socket sock_diag does not list, whose network "
+		       "namespace stasis may not read (SIOCGSKNS refused: it may be another than "
+		       "its task's): not supported", fd, c->pid);
+		return -EOPNOTSUPP;
+	}
 	if (!ent)
 		return dump_unlisted(c, fd, dup, t);
 	t->state = ent->state;
@@ -305,6 +325,21 @@ static int tcp_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 	if ((ret = inet_sk_kind(dup, &family, &type, &proto)))
 		return pr_errno(ret, "fd %d of pid %d: socket family", e->fd, c->pid);
 	ret = inet_diag_table(c->sk, c->ospid, e->fd, dup, family, IPPROTO_TCP, &tab);
+	if (!ret && !d->has_netns && !inet_diag_find(tab, e->st.st_ino) &&
+	    unlisted_netns_unknown(c, dup)) {
+		/* not in its holder's namespace, and SIOCGSKNS did not tell: stasis's? */
+		const struct inet_diag_tab *mine;
+		uint64_t ns;
+		ret = inet_diag_table_mine(c->sk, family, IPPROTO_TCP, &ns, &mine);
+		if (!ret && inet_diag_find(mine, e->st.st_ino) && ns != sk_netns_ino(c)) {
+			d->has_netns = true;
+			d->netns = ns;
+			tab = mine;
+		} else if (!ret) { /* (reading that one may have moved the tables) */
+			ret = inet_diag_table(c->sk, c->ospid, e->fd, dup, family, IPPROTO_TCP,
+					      &tab);
+		}
+	}
 	if (ret)
 		return ret;
 	TcpSk *t = malloc(sizeof(*t));

@@ -357,6 +357,39 @@ static int other_netns(const struct dump_ctx *c, int dup, uint64_t *ino)
 	return -1;
 }
 
+/* The sock_diag of unix socket @dup (fd @fd of @c, inode @ino) in @dg: in its holder's
+ * network namespace, or in its own (FileDesc.netns: another one, found by SIOCGSKNS, or
+ * where that is refused stasis's). */
+static int diag_of(const struct dump_ctx *c, int dup, int fd, uint64_t ino, struct sk_diag *dg,
+		   FileDesc *d)
+{
+	uint64_t skns_ino = 0;
+	pid_t pid = c->ospid;
+	_cleanup_close_ int skns = other_netns(c, dup, &skns_ino);
+	int ret = diag_query(pid, skns, fd, ino, dg);
+	if (ret == -ENOENT && skns < 0) {
+		/* not in its holder's: in stasis's, where SIOCGSKNS was refused (a namespace
+		 * of a user namespace above stasis's)? */
+		struct stat st;
+		skns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (skns >= 0 && !fstat(skns, &st) && st.st_ino != sk_netns_ino(c)) {
+			skns_ino = st.st_ino;
+			free(dg->icons);
+			ret = diag_query(pid, skns, fd, ino, dg);
+		}
+		if (ret == -ENOENT && skns >= 0) {
+			close(skns);
+			skns = -1;
+		}
+	}
+	if (ret == -ENOENT)
+		return pr_errno(ret, "fd %d of pid %d: sock_diag of unix socket %llu", fd, pid,
+				(unsigned long long)ino);
+	d->has_netns = !ret && skns >= 0; /* (its creator: files_netns_merge) */
+	d->netns = skns_ino;
+	return ret;
+}
+
 /* Dump fd @e of the task, @dup its pidfd_getfd duplicate: fill d->unix_sk. */
 int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, FileDesc *d)
 {
@@ -377,26 +410,7 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 		return sk_unsupported(pid, fd, ino, "a unix socket of an unknown type");
 
 	struct sk_diag dg;
-	uint64_t skns_ino = 0;
-	_cleanup_close_ int skns = other_netns(c, dup, &skns_ino);
-	ret = diag_query(pid, skns, fd, ino, &dg);
-	if (ret == -ENOENT && skns < 0) {
-		/* not in its holder's: in stasis's, where SIOCGSKNS was refused (a namespace
-		 * of a user namespace above stasis's)? */
-		struct stat st;
-		skns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-		if (skns >= 0 && !fstat(skns, &st) && st.st_ino != sk_netns_ino(c)) {
-			skns_ino = st.st_ino;
-			ret = diag_query(pid, skns, fd, ino, &dg);
-		}
-		if (ret == -ENOENT && skns >= 0) {
-			close(skns);
-			skns = -1;
-		}
-	}
-	if (ret == -ENOENT)
-		ret = pr_errno(ret, "fd %d of pid %d: sock_diag of unix socket %llu", fd, pid,
-			       (unsigned long long)ino);
+	ret = diag_of(c, dup, fd, ino, &dg, d);
 	if (ret) {
 		free(dg.icons);
 		return ret;
@@ -415,8 +429,6 @@ int sk_unix_dump_fd(const struct dump_ctx *c, const struct fd_ent *e, int dup, F
 	d->unix_sk = u;
 	u->ino = ino;
 	u->type = (uint32_t)type;
-	d->has_netns = skns >= 0; /* (its creator: files_netns_merge) */
-	d->netns = skns_ino;
 	ret = fill_from_diag(c, fd, dup, &dg, u);
 	free(dg.icons);
 	if (!ret)
