@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <linux/kcmp.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -345,15 +346,18 @@ static int netns_after(const struct dump_ctx *c, const struct fd_ent *e, const F
 	if (!d->has_netns || e->kind == FILE_KIND__FILE_UNIX_SK || fd_alone_in_netns(d))
 		return 0;
 	return fd_unsupported(c, e, "a socket of another network namespace than its task's "
-				    "(of those, only unix sockets and TCP sockets listening with "
-				    "nothing queued or not connected are made there)");
+				    "(of those, only unix and UDP sockets, and TCP sockets "
+				    "listening with nothing queued or not connected, are made "
+				    "there)");
 }
 
 bool fd_alone_in_netns(const FileDesc *d)
 {
 	const TcpSk *t = d->tcp_sk;
-	/* (TCP_LISTEN, TCP_CLOSE) */
-	return t && ((t->state == 10 && !t->n_pending) || (t->state == 7 && !t->repair));
+	const InetDgramSk *u = d->inet_dgram;
+	/* (TCP_LISTEN, TCP_CLOSE; UDP and UDP-Lite, with their queues: made by their maker) */
+	return (t && ((t->state == 10 && !t->n_pending) || (t->state == 7 && !t->repair))) ||
+	       (u && (u->protocol == IPPROTO_UDP || u->protocol == IPPROTO_UDPLITE));
 }
 
 /* The generic fields of a description, then its row's. */

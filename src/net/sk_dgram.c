@@ -245,11 +245,13 @@ int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const cha
 	for (size_t p = 0; p < n && !one; p++) {
 		const Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
-			if (f->files[i]->kind != kind)
+			/* (of another namespace than its holders': made there, files_netns_merge) */
+			if (f->files[i]->kind != kind || f->files[i]->has_netns)
 				continue;
 			for (size_t q = p + 1; q < n; q++) {
 				const Files *g = procs[q]->files;
-				if (ns[q] == ns[p] || fd_desc_index(g, f->files[i]->id) < 0)
+				ssize_t j = fd_desc_index(g, f->files[i]->id);
+				if (ns[q] == ns[p] || j < 0 || g->files[j]->has_netns)
 					continue;
 				pr_err("fd %d of pid %d is %s shared with pid %d, in another "
 				       "network namespace: not supported yet",

@@ -66,6 +66,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -789,11 +790,11 @@ static int diag_one(const struct nlmsghdr *h, void *arg)
 		if (a->rta_type == INET_DIAG_SHUTDOWN && RTA_PAYLOAD(a) >= 1)
 			sh = *(const uint8_t *)RTA_DATA(a) & 3;
 	for (size_t p = 0; p < s->n; p++) {
-		if (s->ns[p] != s->netns)
-			continue;
 		const Files *f = s->procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
 			InetDgramSk *u = f->files[i]->inet_dgram;
+			if ((f->files[i]->has_netns ? f->files[i]->netns : s->ns[p]) != s->netns)
+				continue;
 			if (f->files[i]->kind == FILE_KIND__FILE_INET_DGRAM &&
 			    f->files[i]->ino == m->idiag_inode && u && (int)u->family == s->family &&
 			    (int)u->protocol == s->proto) {
@@ -805,16 +806,17 @@ static int diag_one(const struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-/* Does the namespace @netns hold a UDP socket of @family/@proto to look up? */
+/* Does the namespace @netns hold a UDP socket of @family/@proto to look up? (A socket's
+ * namespace is its holder's, or its own when it is another: FileDesc.netns.) */
 static bool ns_wants(const struct diag_scan *s, int family, int proto)
 {
 	for (size_t p = 0; p < s->n; p++) {
-		if (s->ns[p] != s->netns)
-			continue;
 		const Files *f = s->procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
-			const InetDgramSk *u = f->files[i]->inet_dgram;
-			if (f->files[i]->kind == FILE_KIND__FILE_INET_DGRAM && u &&
+			const FileDesc *d = f->files[i];
+			const InetDgramSk *u = d->inet_dgram;
+			if (d->kind == FILE_KIND__FILE_INET_DGRAM && u &&
+			    (d->has_netns ? d->netns : s->ns[p]) == s->netns &&
 			    (int)u->family == family && (int)u->protocol == proto)
 				return true;
 		}
@@ -822,9 +824,9 @@ static bool ns_wants(const struct diag_scan *s, int family, int proto)
 	return false;
 }
 
-/* The UDP and UDP-Lite sockets of the namespace of process @p: one inet_diag dump per
- * family and protocol. */
-static int diag_netns(struct diag_scan *s, size_t p)
+/* The UDP and UDP-Lite sockets of the namespace of process @pid (a process of the tree,
+ * or stasis): one inet_diag dump per family and protocol. */
+static int diag_netns(struct diag_scan *s, pid_t pid)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
 	static const int protos[] = { IPPROTO_UDP, IPPROTO_UDPLITE };
@@ -834,7 +836,7 @@ static int diag_netns(struct diag_scan *s, size_t p)
 		for (size_t b = 0; b < sizeof(protos) / sizeof(protos[0]) && !ret; b++) {
 			if (!ns_wants(s, fams[a], protos[b]))
 				continue;
-			if (nl < 0 && (nl = sk_diag_open(s->procs[p]->ospid, -1, -1, NULL)) < 0)
+			if (nl < 0 && (nl = sk_diag_open(pid, -1, -1, NULL)) < 0)
 				return nl;
 			struct {
 				struct nlmsghdr h;
@@ -847,7 +849,7 @@ static int diag_netns(struct diag_scan *s, size_t p)
 			s->family = fams[a];
 			s->proto = protos[b];
 			char what[64];
-			snprintf(what, sizeof(what), "the UDP sockets of pid %d", s->procs[p]->pid);
+			snprintf(what, sizeof(what), "the UDP sockets of pid %d", pid);
 			ret = sk_diag_dump(nl, &req, sizeof(req), diag_one, s, what);
 		}
 	if (nl >= 0)
@@ -874,9 +876,17 @@ static int dg_merge(struct dump_ctx **procs, size_t n)
 		for (size_t q = 0; q < p && first; q++)
 			first = ns[q] != ns[p];
 		s.netns = ns[p];
-		if (first && (ret = diag_netns(&s, p)))
+		if (first && (ret = diag_netns(&s, procs[p]->ospid)))
 			return ret;
 	}
+	/* (sockets of stasis's namespace held where no process of the tree is in it) */
+	struct stat self;
+	bool seen = stat("/proc/self/ns/net", &self) != 0;
+	for (size_t p = 0; p < n && !seen; p++)
+		seen = ns[p] == self.st_ino;
+	s.netns = seen ? 0 : self.st_ino;
+	if (!seen && (ret = diag_netns(&s, getpid())))
+		return ret;
 	for (size_t p = 0; p < n; p++) {
 		const Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
