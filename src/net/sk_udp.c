@@ -792,15 +792,21 @@ static int diag_one(const struct nlmsghdr *h, void *arg)
 	for (size_t p = 0; p < s->n; p++) {
 		const Files *f = s->procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
-			InetDgramSk *u = f->files[i]->inet_dgram;
-			if ((f->files[i]->has_netns ? f->files[i]->netns : s->ns[p]) != s->netns)
+			FileDesc *d = f->files[i];
+			InetDgramSk *u = d->inet_dgram;
+			if (d->kind != FILE_KIND__FILE_INET_DGRAM || d->ino != m->idiag_inode || !u ||
+			    (int)u->family != s->family || (int)u->protocol != s->proto)
 				continue;
-			if (f->files[i]->kind == FILE_KIND__FILE_INET_DGRAM &&
-			    f->files[i]->ino == m->idiag_inode && u && (int)u->family == s->family &&
-			    (int)u->protocol == s->proto) {
-				u->has_shutdown = true;
-				u->shutdown = sh;
+			/* (listed in another namespace than its holder's: of that one, where
+			 * SIOCGSKNS could not tell — a rootless container's host sockets) */
+			if ((d->has_netns ? d->netns : s->ns[p]) != s->netns) {
+				if (d->has_netns)
+					continue;
+				d->has_netns = true;
+				d->netns = s->netns;
 			}
+			u->has_shutdown = true;
+			u->shutdown = sh;
 		}
 	}
 	return 0;
@@ -859,11 +865,7 @@ static int diag_netns(struct diag_scan *s, pid_t pid)
 
 static int dg_merge(struct dump_ctx **procs, size_t n)
 {
-	int ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_INET_DGRAM,
-				   "an inet datagram "
-				   "socket");
-	if (ret)
-		return ret;
+	int ret;
 	_cleanup_free_ uint64_t *ns = calloc(n, sizeof(*ns));
 	if (!ns)
 		return pr_errno(-ENOMEM, "inet datagram sockets of the tree");
@@ -886,6 +888,10 @@ static int dg_merge(struct dump_ctx **procs, size_t n)
 		seen = ns[p] == self.st_ino;
 	s.netns = seen ? 0 : self.st_ino;
 	if (!seen && (ret = diag_netns(&s, getpid())))
+		return ret;
+	/* (once each socket's namespace is known: shared across namespaces of their own) */
+	ret = sk_refuse_shared(procs, n, FILE_KIND__FILE_INET_DGRAM, "an inet datagram socket");
+	if (ret)
 		return ret;
 	for (size_t p = 0; p < n; p++) {
 		const Files *f = procs[p]->files;

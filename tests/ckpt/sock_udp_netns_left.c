@@ -1,5 +1,4 @@
 // stasis-test: timeout=30 needs=root
-// stasis-test: rootless-known=R's namespace is the host's, over which SIOCGSKNS is refused, and the UDP row does not look in stasis's own sock_diag: refused at dump
 /* A UDP socket of a network namespace its holder has left (a DNS or syslog service
  * handed its socket, then run in a private network namespace). The root R binds a UDP
  * socket on 127.0.0.1 and sends it two datagrams from a socket of its own; its child S
