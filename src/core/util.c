@@ -316,6 +316,14 @@ int path_mount_views(int procfd, const char *path, uint64_t mnt_id)
 	return v | (root >= 0 && path_on_mount(root, path, mnt_id) ? PATH_VIEW_TASK : 0);
 }
 
+uint64_t self_ns_ino(const char *kind)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
 /* The parent directory of @path (absolute) from @dfd: AT_FDCWD, or a root. */
 static int open_parent_at(int dfd, const char *path)
 {

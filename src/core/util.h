@@ -115,6 +115,9 @@ enum { PATH_VIEW_MINE = 1, PATH_VIEW_TASK = 2 };
 int path_views(int procfd, const char *path, dev_t dev, ino_t ino);
 /* ... where @path is on mount @mnt_id (statx STATX_MNT_ID). */
 int path_mount_views(int procfd, const char *path, uint64_t mnt_id);
+/* The inode of this process's namespace of @kind ("net", "mnt", ...; /proc/self/ns), 0 if
+ * it cannot be read (errno set). */
+uint64_t self_ns_ino(const char *kind);
 
 /* A directory removed since the dump (a cwd, an open directory): made again at @path (in
  * the view of @dfd: AT_FDCWD, or a root resolved with RESOLVE_IN_ROOT; under a stasis name

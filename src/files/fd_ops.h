@@ -222,10 +222,12 @@ const struct fd_ops *fd_ops_of(const FileDesc *d);
 int fd_unsupported(const struct dump_ctx *c, const struct fd_ent *e, const char *what);
 /* A pidfd_getfd duplicate of the task's fd (logged failure). */
 int fd_dup(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
-/* A socket of another network namespace than its holders' that a row makes alone there
- * (FileDesc.netns): a TCP socket listening with nothing queued, or not connected. (Unix
- * sockets: their row decides.) */
+/* A socket of another network namespace than its holders' that a row makes there
+ * (FileDesc.netns): a UDP socket, a TCP socket listening with nothing queued or not
+ * connected. (Unix sockets: their row decides, with their group.) */
 bool fd_alone_in_netns(const FileDesc *d);
+/* The mount fd @fd of task @c is on (statx STATX_MNT_ID of /proc/PID/fd/N): 0, or -1. */
+int fd_mount_id(const struct dump_ctx *c, int fd, uint64_t *mnt);
 /* *@out: /proc/PID/fdinfo/N, at most @max bytes (to free). */
 int fd_read_fdinfo(const struct dump_ctx *c, int fd, size_t max, char **out) __must_check;
 /* Log "files image: file ID (LINK) has bad or missing data"; -EINVAL. */

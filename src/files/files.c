@@ -64,6 +64,17 @@ int fd_dup(const struct dump_ctx *c, const struct fd_ent *e)
 	return dup;
 }
 
+int fd_mount_id(const struct dump_ctx *c, int fd, uint64_t *mnt)
+{
+	char rel[32];
+	struct statx sx;
+	snprintf(rel, sizeof(rel), "fd/%d", fd);
+	if (statx(c->procfd, rel, 0, STATX_MNT_ID, &sx) || !(sx.stx_mask & STATX_MNT_ID))
+		return -1;
+	*mnt = sx.stx_mnt_id;
+	return 0;
+}
+
 int fd_read_fdinfo(const struct dump_ctx *c, int fd, size_t max, char **out)
 {
 	char name[32];
@@ -320,10 +331,10 @@ static int group_descriptions(const struct dump_ctx *c, struct fd_ent *ents, siz
 }
 
 /* A socket of another network namespace than its holder's (made before the holder left
- * it): FileDesc.netns, made again alone in that namespace (tree.c files_netns_merge)
- * where its row allows; else refused (it would be made in the holder's). Unix sockets
- * find theirs themselves (src/net/sk_unix.c); where SIOCGSKNS is refused, the socket is
- * not in the sock_diag of its holder's namespace, and its row refuses it. */
+ * it): FileDesc.netns, made again in that namespace (tree.c files_netns_merge) where its
+ * row allows; else refused (it would be made in the holder's). Unix sockets find theirs
+ * themselves (src/net/sk_unix.c); where SIOCGSKNS is refused, the TCP and UDP rows find
+ * it by the sock_diag that lists it, or refuse it. */
 static int netns_check(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	if (!(e->ops->flags & FD_OPS_NETNS) || e->kind == FILE_KIND__FILE_UNIX_SK || !c->core ||
@@ -501,11 +512,10 @@ int fd_validate_files(const Files *f, int svc_lo, const struct blob_reader *blob
 			       "but is no file of a path of its view", d->id);
 			ret = -EINVAL;
 		}
-		if (!ret && d->has_netns_pid && (d->netns_pid < 0 || (d->kind != FILE_KIND__FILE_UNIX_SK &&
-								      !fd_alone_in_netns(d)))) {
+		bool alone = d->kind == FILE_KIND__FILE_UNIX_SK || fd_alone_in_netns(d);
+		if (!ret && d->has_netns_pid && (d->netns_pid < 0 || !alone)) {
 			pr_err("files image: file %u of another network namespace cannot be made "
-			       "alone",
-			       d->id);
+			       "alone", d->id);
 			ret = -EINVAL;
 		}
 		if (!ret)

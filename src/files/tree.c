@@ -117,9 +117,10 @@ static int netns_merge_one(struct dump_ctx **procs, size_t n, size_t p, FileDesc
 	}
 	if (why) {
 		ssize_t i = fd_desc_index(procs[p]->files, d->id);
+		int fd = i < 0 ? -1 : fd_desc_fd(procs[p]->files, (size_t)i);
 		pr_err("fd %d of pid %d is a socket (%s) of another network namespace than its "
 		       "task's, %s: not supported yet",
-		       i < 0 ? -1 : fd_desc_fd(procs[p]->files, (size_t)i), procs[p]->pid, d->link, why);
+		       fd, procs[p]->pid, d->link, why);
 		return -EOPNOTSUPP;
 	}
 	d->has_netns_pid = true;
@@ -129,21 +130,15 @@ static int netns_merge_one(struct dump_ctx **procs, size_t n, size_t p, FileDesc
 
 static int files_netns_merge(struct dump_ctx **procs, size_t n)
 {
-	struct stat self;
-	bool any = false;
-	for (size_t p = 0; p < n; p++)
-		for (size_t i = 0; i < procs[p]->files->n_files; i++)
-			any |= procs[p]->files->files[i]->has_netns;
-	if (!any)
-		return 0;
-	if (stat("/proc/self/ns/net", &self))
-		return pr_perror("stat /proc/self/ns/net");
+	uint64_t mine = 0;
 	for (size_t p = 0; p < n; p++)
 		for (size_t i = 0; i < procs[p]->files->n_files; i++) {
 			FileDesc *d = procs[p]->files->files[i];
-			int ret = d->has_netns && !d->has_netns_pid
-					  ? netns_merge_one(procs, n, p, d, self.st_ino)
-					  : 0;
+			if (!d->has_netns || d->has_netns_pid)
+				continue;
+			if (!mine && !(mine = self_ns_ino("net")))
+				return pr_perror("stat /proc/self/ns/net");
+			int ret = netns_merge_one(procs, n, p, d, mine);
 			if (ret)
 				return ret;
 		}

@@ -77,20 +77,25 @@ int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, c
 	return blob_put_file(c->img, rfd, (uint64_t)e->st.st_size, what, ref);
 }
 
+/* The directory of the O_TMPFILE file @d (its path is DIR/#INODE), in @buf. */
+static const char *tmpfile_dir(const FileDesc *d, char *buf, size_t len)
+{
+	const char *slash = strrchr(d->path, '/');
+	snprintf(buf, len, "%.*s", slash && slash != d->path ? (int)(slash - d->path) : 1,
+		 slash ? d->path : "/");
+	return buf;
+}
+
 /* An O_TMPFILE file is made again in its directory: in the view where that directory is
  * on the mount the file is (the task's when it has a mount namespace of its own, a copy:
  * a file on another mount than its directory's could not be linked there). */
 static void tmpfile_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
-	char rel[32], dir[PATH_MAX];
-	struct statx sx;
-	const char *slash = strrchr(d->path, '/');
-	snprintf(rel, sizeof(rel), "fd/%d", e->fd);
-	snprintf(dir, sizeof(dir), "%.*s", slash && slash != d->path ? (int)(slash - d->path) : 1,
-		 slash ? d->path : "/");
-	if (statx(c->procfd, rel, 0, STATX_MNT_ID, &sx) || !(sx.stx_mask & STATX_MNT_ID))
+	char dir[PATH_MAX];
+	uint64_t mnt;
+	if (fd_mount_id(c, e->fd, &mnt))
 		return;
-	int v = path_mount_views(c->procfd, dir, sx.stx_mnt_id);
+	int v = path_mount_views(c->procfd, tmpfile_dir(d, dir, sizeof(dir)), mnt);
 	d->has_in_task_root = v != 0;
 	d->in_task_root = v == PATH_VIEW_TASK;
 }
@@ -292,9 +297,7 @@ static int tmpfile_open(const FileDesc *d, int target, int rootfd,
 			const struct blob_reader *blobs)
 {
 	char dir[PATH_MAX], what[PATH_MAX + 48];
-	const char *slash = strrchr(d->path, '/');
-	snprintf(dir, sizeof(dir), "%.*s", slash && slash != d->path ? (int)(slash - d->path) : 1,
-		 slash ? d->path : "/");
+	tmpfile_dir(d, dir, sizeof(dir));
 	snprintf(what, sizeof(what), "O_TMPFILE file %s (fd %d)", d->path, target);
 	int flags = (fd_open_flags(d) & ~O_APPEND) | O_TMPFILE;
 	int fd = open_in_root(rootfd, dir, flags);
@@ -366,8 +369,8 @@ static int unlinked_merge(struct dump_ctx **procs, size_t n)
 					if (!b->unlinked || b->id == a->id || b->dev != a->dev ||
 					    b->ino != a->ino)
 						continue;
-					pr_err("pid %d and pid %d hold two open file descriptions of "
-					       "the O_TMPFILE file %s: not supported yet",
+					pr_err("pid %d and pid %d hold two open file descriptions "
+					       "of the O_TMPFILE file %s: not supported yet",
 					       procs[p]->pid, procs[q]->pid, a->path);
 					return -EOPNOTSUPP;
 				}

@@ -245,7 +245,8 @@ int sk_refuse_shared(struct dump_ctx **procs, size_t n, FileKind kind, const cha
 	for (size_t p = 0; p < n && !one; p++) {
 		const Files *f = procs[p]->files;
 		for (size_t i = 0; i < f->n_files; i++) {
-			/* (of another namespace than its holders': made there, files_netns_merge) */
+			/* (of another namespace than its holders': made there: see
+			 * files_netns_merge) */
 			if (f->files[i]->kind != kind || f->files[i]->has_netns)
 				continue;
 			for (size_t q = p + 1; q < n; q++) {

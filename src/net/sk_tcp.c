@@ -198,8 +198,10 @@ static bool unlisted_netns_unknown(const struct dump_ctx *c, int dup)
 		close(ns);
 		return false;
 	}
-	struct stat st;
-	return errno == EPERM && !stat("/proc/self/ns/net", &st) && st.st_ino != sk_netns_ino(c);
+	if (errno != EPERM)
+		return false;
+	uint64_t mine = self_ns_ino("net");
+	return mine && mine != sk_netns_ino(c);
 }
 
 /* A socket sock_diag does not list: never bound, or closed and unhashed. */

@@ -66,7 +66,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -794,8 +793,8 @@ static int diag_one(const struct nlmsghdr *h, void *arg)
 		for (size_t i = 0; i < f->n_files; i++) {
 			FileDesc *d = f->files[i];
 			InetDgramSk *u = d->inet_dgram;
-			if (d->kind != FILE_KIND__FILE_INET_DGRAM || d->ino != m->idiag_inode || !u ||
-			    (int)u->family != s->family || (int)u->protocol != s->proto)
+			if (d->kind != FILE_KIND__FILE_INET_DGRAM || d->ino != m->idiag_inode ||
+			    !u || (int)u->family != s->family || (int)u->protocol != s->proto)
 				continue;
 			/* (listed in another namespace than its holder's: of that one, where
 			 * SIOCGSKNS could not tell — a rootless container's host sockets) */
@@ -882,11 +881,11 @@ static int dg_merge(struct dump_ctx **procs, size_t n)
 			return ret;
 	}
 	/* (sockets of stasis's namespace held where no process of the tree is in it) */
-	struct stat self;
-	bool seen = stat("/proc/self/ns/net", &self) != 0;
+	uint64_t mine = self_ns_ino("net");
+	bool seen = !mine;
 	for (size_t p = 0; p < n && !seen; p++)
-		seen = ns[p] == self.st_ino;
-	s.netns = seen ? 0 : self.st_ino;
+		seen = ns[p] == mine;
+	s.netns = seen ? 0 : mine;
 	if (!seen && (ret = diag_netns(&s, getpid())))
 		return ret;
 	/* (once each socket's namespace is known: shared across namespaces of their own) */

@@ -865,8 +865,9 @@ static int check_netns(const struct uset *s, struct dump_ctx **procs, size_t n)
 			       sk_unix_name_str(&r->d->unix_sk->name, true, nb, sizeof(nb)));
 			return -EOPNOTSUPP;
 		}
+		/* (of another namespace: its whole group is, other_netns_merge) */
 		if (!uses_abstract(r->d->unix_sk) || r->d->has_netns)
-			continue; /* (of another namespace: its group is all of it, other_netns_merge) */
+			continue;
 		if (fstatat(r->c->procfd, "ns/net", &st, 0))
 			return pr_perror("stat /proc/%d/ns/net", r->c->pid);
 		if ((st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
@@ -1245,8 +1246,9 @@ static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 	for (size_t k = 0; k < m; k++)
 		if (d[k]->has_netns_pid) {
 			if (other >= 0 && d[k]->netns_pid != d[other]->netns_pid) {
-				pr_err("files image: unix socket %llu is made with sockets of another "
-				       "network namespace", (unsigned long long)d[k]->unix_sk->ino);
+				pr_err("files image: unix socket %llu is made with sockets of "
+				       "another network namespace",
+				       (unsigned long long)d[k]->unix_sk->ino);
 				return -EINVAL;
 			}
 			other = (ssize_t)k;

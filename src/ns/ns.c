@@ -318,10 +318,12 @@ int ns_dump_tree(struct dump_ctx **procs, size_t n, const pid_t *ppid)
 			if (kinds[k].clone_flag == CLONE_NEWNS && joined &&
 			    (procs[i]->mnt_sibling = mnt_sibling_of(procs, i, pc)))
 				continue; /* made by that sibling, in it */
-			if (kinds[k].rejoin && joined &&
-			    (ret = join_dump(procs[i], &kinds[k], id, &mine)) != -ENOENT)
-				continue; /* entered again (or refused) */
-			ret = 0;
+			if (kinds[k].rejoin && joined) {
+				ret = join_dump(procs[i], &kinds[k], id, &mine);
+				if (ret != -ENOENT)
+					continue; /* entered again, or refused */
+				ret = 0;
+			}
 			if (kinds[k].refuse_joined && joined) {
 				pr_err("pid %d is in %s other than its parent's that it did not create "
 				       "(setns): not supported yet",
@@ -543,7 +545,8 @@ int ns_enter_joined(const TaskNs *tns, int proc_dfd, pid_t stasis_pid)
 		_cleanup_close_ int fd = openat(proc_dfd, path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, (int)nj->type) < 0)
 			return pr_perror("restore: enter %s of %s%.0d again (setns)", k->what,
-					 nj->has_pid ? "pid " : "stasis", nj->has_pid ? nj->pid : 0);
+					 nj->has_pid ? "pid " : "stasis",
+					 nj->has_pid ? nj->pid : 0);
 	}
 	return 0;
 }
@@ -904,12 +907,12 @@ static const struct ns_ops kinds[NR_KINDS] = {
 	  .restore_child = net_restore, .forget = net_forget },
 	{ .name = "ipc", .what = "an IPC namespace", .id_off = offsetof(NsIds, ipc),
 	  .clone_flag = CLONE_NEWIPC, .in_clone = true, .refuse_joined = true, .rejoin = true,
-	  .dump = ipc_dump,
-	  .created = ipc_created, .restore_child = ipc_restore_child, .forget = ipc_forget },
+	  .dump = ipc_dump, .created = ipc_created, .restore_child = ipc_restore_child,
+	  .forget = ipc_forget },
 	{ .name = "uts", .what = "a UTS namespace", .id_off = offsetof(NsIds, uts),
 	  .clone_flag = CLONE_NEWUTS, .in_clone = true, .refuse_joined = true, .rejoin = true,
-	  .dump = uts_dump,
-	  .created = uts_created, .restore_child = uts_restore_child, .forget = uts_forget },
+	  .dump = uts_dump, .created = uts_created, .restore_child = uts_restore_child,
+	  .forget = uts_forget },
 };
 
 static int ns_dump_tree_hook(struct dump_tree *t)

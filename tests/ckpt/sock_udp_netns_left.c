@@ -48,7 +48,8 @@ static void __attribute__((noreturn)) child_s(int wr, int u, in_port_t from, pid
 		ns_say(wr, 'S', "it is in R's network namespace");
 	if (!got(u, "one", from) || !got(u, "two", from))
 		ns_say(wr, 'S', "the queued datagrams are not there, or not from R's sender");
-	ns_say(wr, 'S', got(u, "three", from) ? NULL : "R's datagram after the restore did not come");
+	ns_say(wr, 'S',
+	       got(u, "three", from) ? NULL : "R's datagram after the restore did not come");
 }
 
 int main(int argc, char **argv)
@@ -64,7 +65,8 @@ int main(int argc, char **argv)
 	int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	int snd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (u < 0 || snd < 0 || bind(u, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(u, (struct sockaddr *)&a, &al) || bind(snd, (struct sockaddr *)&b, sizeof(b)) ||
+	    getsockname(u, (struct sockaddr *)&a, &al) ||
+	    bind(snd, (struct sockaddr *)&b, sizeof(b)) ||
 	    getsockname(snd, (struct sockaddr *)&b, &bl) || pipe(res))
 		test_fail("sockets: %s", strerror(errno));
 	if (sendto(snd, "one", 3, 0, (struct sockaddr *)&a, sizeof(a)) != 3 ||

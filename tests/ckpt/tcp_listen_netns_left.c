@@ -1,5 +1,5 @@
 // stasis-test: timeout=30 needs=root
-// stasis-test: rootless-known=R's namespace is the host's, over which SIOCGSKNS is refused: the listener is found in stasis's own sock_diag, but S's unbound socket (sock_diag lists none) cannot be placed and is refused at dump
+// stasis-test: rootless-known=S's unbound socket of the host's namespace cannot be placed: refused
 /* TCP sockets of a network namespace their holder has left: the shape of a socket
  * activated service run in a private network namespace (its listener made outside). The
  * root R makes a listener on 127.0.0.1 and an unconnected socket; its child S unshares a
