@@ -85,6 +85,7 @@ struct dump_thread {
 };
 
 struct mem_dump_state;
+struct mem_prescan;
 struct sk_dump;
 struct mem_track;
 
@@ -120,6 +121,7 @@ struct dump_ctx {
 	struct rsys rs;  /* ready once the task is frozen; rs.scratch is usable memory */
 	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
 	struct mem_dump_state *mem; /* between the two memory phases */
+	struct mem_prescan *prescan; /* pages found while smaps was read (src/mem/scan.c) */
 	struct mem_track *track;    /* incremental dumps (src/mem/track.c), or NULL */
 	bool shares_files, shares_fs; /* with its parent in the tree */
 	pid_t creator;     /* created by this task of its session, via a helper (0: its parent) */

@@ -5,6 +5,7 @@
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -412,14 +413,52 @@ int dump_threads_call(struct dump_ctx *c, const char *what, long nr, const uint6
 	return 0;
 }
 
+/* smaps, read by a thread of its own while this one asks for the present pages of the
+ * areas maps lists (src/mem/scan.c: the two walk the same page tables, the task is
+ * frozen): the areas' flags and the page scan of the largest areas at once. */
+struct smaps_job {
+	int procfd;
+	struct proc_vma *v;
+	size_t n;
+	int err;
+	bool parsing; /* the error is the parser's */
+};
+
+static void *smaps_main(void *arg)
+{
+	struct smaps_job *j = arg;
+	_cleanup_free_ char *buf = read_records_at(j->procfd, "smaps", 1 << 28);
+	if (!buf) {
+		j->err = errno ? -errno : -EIO;
+		return NULL;
+	}
+	j->parsing = true;
+	j->err = proc_parse_smaps(buf, &j->v, &j->n);
+	return NULL;
+}
+
 static int read_vmas(struct dump_ctx *c)
 {
-	_cleanup_free_ char *buf = read_records_at(c->procfd, "smaps", 1 << 28);
-	if (!buf)
-		return pr_perror("dump: read /proc/%d/smaps", c->pid);
-	int ret = proc_parse_smaps(buf, &c->vmas, &c->nr_vmas);
-	if (ret)
-		return pr_errno(ret, "dump: parse /proc/%d/smaps", c->pid);
+	struct smaps_job j = { .procfd = c->procfd };
+	pthread_t th;
+	if (!pthread_create(&th, NULL, smaps_main, &j)) {
+		/* the scan ahead is an optimization: without it every area is scanned later */
+		_cleanup_free_ char *maps = read_records_at(c->procfd, "maps", 1 << 28);
+		struct proc_vma *mv = NULL;
+		size_t mn = 0;
+		if (maps && !proc_parse_smaps(maps, &mv, &mn) &&
+		    mem_prescan(c->procfd, mv, mn, &c->prescan))
+			pr_debug("dump: pid %d: no page scan ahead", c->pid);
+		proc_vmas_free(mv, mn);
+		pthread_join(th, NULL);
+	} else {
+		smaps_main(&j);
+	}
+	if (j.err)
+		return pr_errno(j.err, "dump: %s /proc/%d/smaps", j.parsing ? "parse" : "read",
+				c->pid);
+	c->vmas = j.v;
+	c->nr_vmas = j.n;
 	return 0;
 }
 
@@ -463,6 +502,7 @@ static void free_ctx(struct dump_ctx *c)
 	if (c->files)
 		protobuf_c_message_free_unpacked(&c->files->base, NULL);
 	proc_vmas_free(c->vmas, c->nr_vmas);
+	mem_prescan_free(c->prescan);
 	proc_status_free(&c->status);
 	mem_dump_state_free(c->mem);
 	free(c->thr);

@@ -45,6 +45,14 @@ int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t
  * same directory, unlinked; /tmp if it cannot be made there; @tag tells files of one
  * process apart): its fd, or -errno (logged). */
 int mem_ghost_create(const struct blob_reader *blobs, const Vma *v, size_t tag) __must_check;
+struct page_region;
+/* src/mem/scan.c: the present pages of @v (for a private file mapping: its written
+ * ones) appended to @l, asked in batches of @vec_len regions. */
+int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
+		 size_t vec_len) __must_check;
+/* The runs mem_prescan found for @v appended to @l: 0, or 1 when it has none for it (it
+ * was not scanned ahead as @v is to be scanned, or @p is NULL), or -errno. */
+int mem_prescan_take(struct mem_prescan *p, const Vma *v, struct run_list *l) __must_check;
 /* src/mem/shm.c: the runs of MAP_SHARED anonymous area @v (c->vmas[@vi]): the pages its
  * object holds in its range, but those a view in an ancestor covers. 1: a hugetlb object
  * whose file cannot be opened, for the page-table scan. */

@@ -294,43 +294,6 @@ int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t
 	return 0;
 }
 
-static int scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
-		    size_t vec_len)
-{
-	struct pm_scan_arg a = {
-		.size = sizeof(a),
-		.start = v->start,
-		.end = v->end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = vec_len,
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.category_mask = PAGE_IS_PFNZERO,
-		.category_inverted = PAGE_IS_PFNZERO,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-	};
-	if (v->kind == VMA_KIND__VMA_FILE) {
-		/* private file mapping: only pages written (now anonymous) */
-		a.category_mask |= PAGE_IS_FILE;
-		a.category_inverted |= PAGE_IS_FILE;
-	}
-	for (;;) {
-		long n = ioctl(pmfd, PAGEMAP_SCAN, &a);
-		if (n < 0)
-			return pr_perror("mem: PAGEMAP_SCAN %llx-%llx", (unsigned long long)a.start,
-					 (unsigned long long)a.end);
-		for (long i = 0; i < n; i++) {
-			int ret = mem_run_add(l, v->start, vec[i].start,
-					      (vec[i].end - vec[i].start) / PAGE_SIZE);
-			if (ret)
-				return ret;
-		}
-		if (a.walk_end >= v->end || (size_t)n < vec_len)
-			break;
-		a.start = a.walk_end;
-	}
-	return 0;
-}
-
 /* A mapped file whose path reaches nothing in either view (its mount was detached: a task
  * that pivot_root'ed away from its executable's mount): named in stasis's view through its
  * file handle (@fd, an O_PATH of it), *@path replaced. The view (0), or -1 (left as is). */
@@ -560,11 +523,15 @@ int mem_dump(struct dump_ctx *c)
 		if (!vma_wants_pages(mm->vmas[i]))
 			continue;
 		ret = vma_is_shm(mm->vmas[i]) ? mem_shm_scan(c, mm->vmas[i], i, &runs) : 1;
+		if (ret == 1) /* scanned while smaps was read (scan.c), or now */
+			ret = mem_prescan_take(c->prescan, mm->vmas[i], &runs);
 		if (ret == 1) /* (a shared hugetlb object seen only through its views) */
-			ret = scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
+			ret = mem_scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
 		if (ret)
 			goto out;
 	}
+	mem_prescan_free(c->prescan); /* what no area took */
+	c->prescan = NULL;
 	ret = c->track ? mem_track_scan(c, pmfd, &runs, &ms->own, &all)
 		       : mem_split_cow_shared(c, pmfd, &runs, &ms->own, &all, ms);
 	if (ret)

@@ -12,6 +12,12 @@
 int mem_validate(const Mm *mm, const struct page_source *src) __must_check;
 
 int mem_dump(struct dump_ctx *c) __must_check; /* vmas, mm, page scan */
+/* src/mem/scan.c: while smaps is read, the present pages of the plain anonymous areas
+ * of @v (as /proc/PID/maps lists them) of the frozen task of /proc directory @procfd;
+ * mem_dump takes them for the areas it scans the same way. -errno (not logged). */
+int mem_prescan(int procfd, const struct proc_vma *v, size_t n, struct mem_prescan **out)
+	__must_check;
+void mem_prescan_free(struct mem_prescan *p);
 /* The page contents, once every process of the tree went through mem_dump. */
 int mem_dump_pages(struct dump_ctx *c) __must_check;
 void mem_dump_state_free(struct mem_dump_state *ms);

@@ -15,10 +15,19 @@ struct pwriter {
 	const struct img_pages *pg;
 	off_t off;
 	size_t bufsz;
+	/* Buffers are made when first needed and the one written last is filled next: a
+	 * writer that keeps up touches two of them, not NBUF (each page of a fresh buffer is
+	 * a fault and a cleared page: 2048 of them for 4 x 2 MiB, a few ms of a small
+	 * incremental pass). */
 	char *buf[NBUF];
+	unsigned nbuf;   /* made */
+	char *free_[NBUF];
+	unsigned nfree;
+	char *cur;       /* the one the producer fills (taken off free_), or NULL */
+	char *q[NBUF];   /* queued, in file order */
 	size_t len[NBUF];
-	unsigned head;  /* next buffer the producer fills */
-	unsigned tail;  /* next buffer the writer writes */
+	unsigned head;  /* next slot of q the producer queues in */
+	unsigned tail;  /* next slot the writer writes */
 	unsigned count; /* queued, not yet written */
 	bool stop;
 	int err;
@@ -43,20 +52,22 @@ static void *writer_main(void *arg)
 		if (!pw->count)
 			break;
 		unsigned i = pw->tail % NBUF;
+		char *b = pw->q[i];
 		size_t len = pw->len[i];
 		off_t off = pw->off;
 		pthread_mutex_unlock(&pw->mu);
-		const void *out = pw->buf[i];
+		const void *out = b;
 		size_t olen = len;
 		int ret = 0;
 		if (!pw->err && pw->xform)
-			ret = pw->xform(pw->xarg, pw->buf[i], len, &out, &olen);
+			ret = pw->xform(pw->xarg, b, len, &out, &olen);
 		if (!pw->err && !ret)
 			ret = img_pages_pwrite(pw->pg, out, olen, off);
 		pthread_mutex_lock(&pw->mu);
 		if (ret && !pw->err)
 			pw->err = ret;
 		pw->off += (off_t)olen;
+		pw->free_[pw->nfree++] = b;
 		pw->tail++;
 		pw->count--;
 		pthread_cond_broadcast(&pw->cv);
@@ -73,18 +84,16 @@ int pwriter_start(struct pwriter **out, const struct img_pages *pg, off_t off, s
 	pw->pg = pg;
 	pw->off = off;
 	pw->bufsz = bufsz;
-	for (int i = 0; i < NBUF; i++)
-		if (posix_memalign((void **)&pw->buf[i], 4096, bufsz)) {
-			for (int j = 0; j < i; j++)
-				free(pw->buf[j]);
-			free(pw);
-			return -ENOMEM;
-		}
+	if (posix_memalign((void **)&pw->buf[0], 4096, bufsz)) {
+		free(pw);
+		return -ENOMEM;
+	}
+	pw->free_[pw->nfree++] = pw->buf[pw->nbuf++];
 	pthread_mutex_init(&pw->mu, NULL);
 	pthread_cond_init(&pw->cv, NULL);
 	int ret = pthread_create(&pw->thread, NULL, writer_main, pw);
 	if (ret) {
-		for (int i = 0; i < NBUF; i++)
+		for (unsigned i = 0; i < pw->nbuf; i++)
 			free(pw->buf[i]);
 		free(pw);
 		return pr_errno(-ret, "pages: start writer thread");
@@ -97,10 +106,18 @@ int pwriter_get(struct pwriter *pw, char **buf)
 {
 	int err;
 	pthread_mutex_lock(&pw->mu);
-	while (pw->count == NBUF && !pw->err)
+	while (!pw->cur && !pw->nfree && pw->nbuf == NBUF && !pw->err)
 		pthread_cond_wait(&pw->cv, &pw->mu);
 	err = pw->err;
-	*buf = err ? NULL : pw->buf[pw->head % NBUF];
+	if (!err && !pw->cur && !pw->nfree) {
+		if (posix_memalign((void **)&pw->buf[pw->nbuf], 4096, pw->bufsz))
+			err = -ENOMEM;
+		else
+			pw->free_[pw->nfree++] = pw->buf[pw->nbuf++];
+	}
+	if (!err && !pw->cur)
+		pw->cur = pw->free_[--pw->nfree];
+	*buf = err ? NULL : pw->cur;
 	pthread_mutex_unlock(&pw->mu);
 	return err;
 }
@@ -108,6 +125,8 @@ int pwriter_get(struct pwriter *pw, char **buf)
 void pwriter_put(struct pwriter *pw, size_t len)
 {
 	pthread_mutex_lock(&pw->mu);
+	pw->q[pw->head % NBUF] = pw->cur;
+	pw->cur = NULL;
 	pw->len[pw->head % NBUF] = len;
 	pw->head++;
 	pw->count++;
@@ -125,7 +144,7 @@ int pwriter_finish(struct pwriter *pw)
 	int err = pw->err;
 	if (err)
 		pr_errno(err, "pages: write pages file");
-	for (int i = 0; i < NBUF; i++)
+	for (unsigned i = 0; i < pw->nbuf; i++)
 		free(pw->buf[i]);
 	pthread_mutex_destroy(&pw->mu);
 	pthread_cond_destroy(&pw->cv);

@@ -1,0 +1,163 @@
+/* Which pages of an area hold data (PAGEMAP_SCAN), and the same asked ahead of time.
+ *
+ * The areas and their flags come from /proc/PID/smaps, whose every record walks each page
+ * table entry of its area to count it: 20 ms for an area of 2 GiB here, the largest part
+ * of an incremental pass (bench/incr.py). The page scan of the same area walks the same
+ * entries again (6 ms). Both only read, and the task is frozen: so while one thread reads
+ * smaps (cr/dump.c read_vmas), the other asks the present pages of the plain anonymous
+ * areas that /proc/PID/maps lists (no page walk there), and mem_dump takes those answers
+ * for the areas that turn out, once classified with smaps' flags, to be scanned exactly so
+ * (same bounds, anonymous, private, pages wanted). Any other area is scanned then, as
+ * before. Measured (bench/incr.py's workload, 2 GiB, 1% rewritten a pass, medians of 10
+ * passes, the previous binary run alternately): the memory stage 10.5 -> 4.4 ms, frozen
+ * 35.5 -> 32 ms (smaps takes 26 ms instead of 20 while the scan runs beside it: the two
+ * share the machine's memory bandwidth). */
+#include "mem/internal.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "sys/uapi.h"
+
+int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
+		 size_t vec_len)
+{
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.start = v->start,
+		.end = v->end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = vec_len,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.category_mask = PAGE_IS_PFNZERO,
+		.category_inverted = PAGE_IS_PFNZERO,
+		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	};
+	if (v->kind == VMA_KIND__VMA_FILE) {
+		/* private file mapping: only pages written (now anonymous) */
+		a.category_mask |= PAGE_IS_FILE;
+		a.category_inverted |= PAGE_IS_FILE;
+	}
+	for (;;) {
+		long n = ioctl(pmfd, PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return pr_perror("mem: PAGEMAP_SCAN %llx-%llx", (unsigned long long)a.start,
+					 (unsigned long long)a.end);
+		for (long i = 0; i < n; i++) {
+			int ret = mem_run_add(l, v->start, vec[i].start,
+					      (vec[i].end - vec[i].start) / PAGE_SIZE);
+			if (ret)
+				return ret;
+		}
+		if (a.walk_end >= v->end || (size_t)n < vec_len)
+			break;
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ ahead of time */
+
+struct prescan_area {
+	uint64_t start, end;
+	struct run_list runs;
+	bool taken;
+};
+
+struct mem_prescan {
+	struct prescan_area *a;
+	size_t n;
+};
+
+/* Listed by maps as private anonymous memory without a file: scanned as VMA_ANON (heap,
+ * stack, named anonymous areas are scanned the same way). A MAP_HUGETLB area has a file
+ * name; the vDSO and its kin are left out (no pages wanted). */
+static bool prescan_wanted(const struct proc_vma *v)
+{
+	if (v->shared || v->ino || v->dev_major || v->dev_minor)
+		return false;
+	return !v->path || !strcmp(v->path, "[heap]") || !strcmp(v->path, "[stack]") ||
+	       !strncmp(v->path, "[anon:", 6);
+}
+
+void mem_prescan_free(struct mem_prescan *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		for (size_t k = 0; k < p->a[i].runs.nr; k++)
+			free(p->a[i].runs.runs[k]);
+		free(p->a[i].runs.runs);
+	}
+	free(p->a);
+	free(p);
+}
+
+int mem_prescan(int procfd, const struct proc_vma *v, size_t n, struct mem_prescan **out)
+{
+	*out = NULL;
+	_cleanup_close_ int pmfd = openat(procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+	if (pmfd < 0)
+		return -errno;
+	const size_t vec_len = 4096;
+	_cleanup_free_ struct page_region *vec = calloc(vec_len, sizeof(*vec));
+	struct mem_prescan *p = calloc(1, sizeof(*p));
+	if (p)
+		p->a = calloc(n ? n : 1, sizeof(*p->a));
+	if (!vec || !p || !p->a) {
+		mem_prescan_free(p);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!prescan_wanted(&v[i]))
+			continue;
+		struct prescan_area *a = &p->a[p->n++];
+		a->start = v[i].start;
+		a->end = v[i].end;
+		Vma probe = { .start = a->start, .end = a->end, .kind = VMA_KIND__VMA_ANON };
+		int ret = mem_scan_vma(pmfd, &probe, &a->runs, vec, vec_len);
+		if (ret) {
+			mem_prescan_free(p);
+			return ret;
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+int mem_prescan_take(struct mem_prescan *p, const Vma *v, struct run_list *l)
+{
+	if (!p || (v->flags & MAP_SHARED) || v->has_huge_kb ||
+	    (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_HEAP &&
+	     v->kind != VMA_KIND__VMA_STACK))
+		return 1;
+	size_t lo = 0, hi = p->n; /* the areas are in address order */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->a[mid].end <= v->start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	struct prescan_area *a = lo < p->n ? &p->a[lo] : NULL;
+	if (!a || a->taken || a->start != v->start || a->end != v->end)
+		return 1;
+	if (l->nr + a->runs.nr > l->cap) {
+		size_t ncap = MAX(l->cap * 2, l->nr + a->runs.nr);
+		PageRun **n = realloc(l->runs, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		l->runs = n;
+		l->cap = ncap;
+	}
+	if (a->runs.nr)
+		memcpy(l->runs + l->nr, a->runs.runs, a->runs.nr * sizeof(PageRun *));
+	l->nr += a->runs.nr;
+	a->runs.nr = 0;
+	a->taken = true;
+	return 0;
+}
