@@ -784,6 +784,7 @@ struct rmount {
 	ssize_t parent;
 	int sb;        /* fresh superblocks: the detached mount of their root, else -1 */
 	bool late;     /* a proc of a child's pid namespace: mounted by mnt_restore_late */
+	bool adopted;  /* came with its parent's recursive bind (adopt_children) */
 };
 
 /* A detached copy of the mount at @path (or @fd if @path is NULL). */
@@ -796,7 +797,136 @@ static int clone_tree(int dfd, const char *path, const char *what)
 	return fd;
 }
 
-static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
+/* A mount kept as the kernel copied it (its flags then: only adding locked ones works,
+ * and they were so at dump) given the flags of image mount @m. */
+static int mnt_set_flags(int fd, const Mount *m)
+{
+	struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		return pr_perror("restore: mount %s: set flags %#x on the copied mount",
+				 m->mountpoint, m->flags);
+	return 0;
+}
+
+/* Is mountinfo entry @j one of the mounts a recursive bind of mount @src (id) brought:
+ * below it, its parent @src or an entry already matched (@used). */
+static bool in_clone(const struct mountinfo *mi, size_t nmi, size_t j, uint32_t src,
+		     const bool *used)
+{
+	if (mi[j].parent == src)
+		return true;
+	for (size_t k = 0; k < nmi; k++)
+		if (mi[k].id == mi[j].parent)
+			return used[k];
+	return false;
+}
+
+/* Image mount @k, a child of @i or of a mount adopted before it, is mountinfo entry @j
+ * of the source @src (path @sp, id @sid) that the recursive bind of @i copied. */
+static bool adopt_matches(const struct rmount *rm, size_t i, size_t k,
+			  const struct mountinfo *mi, size_t j, const char *sp, uint32_t sid,
+			  const ssize_t *match)
+{
+	const Mount *m = rm[k].m;
+	size_t p = (size_t)rm[k].parent;
+	if (!path_is_under(mi[j].mountpoint, sp) ||
+	    strcmp(rel_below(mi[j].mountpoint, sp), rel_below(m->mountpoint, rm[i].m->mountpoint)) ||
+	    strcmp(mi[j].root, m->root) || strcmp(mi[j].fstype, m->fstype))
+		return false;
+	return mi[j].parent == (p == i ? sid : mi[match[p]].id);
+}
+
+/* After a recursive bind of @sp for image mount @i (its children locked): the image's
+ * mounts below @i that are those children are kept as they came (fd: their place in the
+ * copy; -1 when another one is stacked on it), their flags set as recorded; the others
+ * are attached as usual. A child of the source the image lacks stays (locked), named. */
+static int adopt_children(struct rmount *rm, size_t n, size_t i, const char *sp)
+{
+	struct mountinfo *mi = NULL;
+	size_t nmi = 0;
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
+	if (!buf)
+		return pr_perror("restore: read /proc/self/mountinfo");
+	if (mountinfo_parse(buf, &mi, &nmi)) {
+		pr_err("restore: malformed /proc/self/mountinfo");
+		return -EINVAL;
+	}
+	uint32_t sid = 0; /* the mount @sp is on: the last, deepest that holds it */
+	size_t best = 0;
+	for (size_t j = 0; j < nmi; j++)
+		if (path_is_under(sp, mi[j].mountpoint) && strlen(mi[j].mountpoint) >= best) {
+			best = strlen(mi[j].mountpoint);
+			sid = mi[j].id;
+		}
+	_cleanup_free_ ssize_t *match = calloc(n, sizeof(ssize_t));
+	_cleanup_free_ bool *used = calloc(nmi + 1, sizeof(bool));
+	int ret = match && used ? 0 : -ENOMEM;
+	for (size_t k = i + 1; k < n && !ret; k++) {
+		size_t p = (size_t)rm[k].parent;
+		if (rm[k].late || (p != i && !rm[p].adopted))
+			continue;
+		for (size_t j = 0; j < nmi && !rm[k].adopted; j++) {
+			if (used[j] || !adopt_matches(rm, i, k, mi, j, sp, sid, match))
+				continue;
+			used[j] = rm[k].adopted = true;
+			match[k] = (ssize_t)j;
+		}
+		if (!rm[k].adopted)
+			continue;
+		const struct mountinfo *e = &mi[match[k]];
+		bool hidden = false;
+		for (size_t j = 0; j < nmi; j++)
+			hidden |= mi[j].parent == e->id && !strcmp(mi[j].mountpoint, e->mountpoint);
+		rm[k].fd = hidden ? -1
+				  : mnt_open_beneath(rm[i].fd, rel_below(rm[k].m->mountpoint,
+									   rm[i].m->mountpoint),
+						     RESOLVE_BENEATH, O_PATH | O_DIRECTORY);
+		if (!hidden && rm[k].fd < 0)
+			ret = pr_perror("restore: mount %s in the bind of %s", rm[k].m->mountpoint,
+					sp);
+		else if (rm[k].fd >= 0 && (e->flags & MNT_ATTR_ALL) != (rm[k].m->flags & MNT_ATTR_ALL))
+			ret = mnt_set_flags(rm[k].fd, rm[k].m);
+	}
+	for (size_t j = 0; j < nmi && !ret; j++)
+		if (!used[j] && path_is_under(mi[j].mountpoint, sp) && in_clone(mi, nmi, j, sid, used))
+			pr_warn("restore: the mount at %s (%s) came with the bind of %s, which the "
+				"dumped namespace did not have: kept (locked)",
+				mi[j].mountpoint, mi[j].fstype, sp);
+	mountinfo_free(mi, nmi);
+	return ret;
+}
+
+/* A copy of @src (opened as @at) for image mount @i. In a mount namespace owned by a user
+ * namespace, a mount with locked children (copied from a more privileged namespace: a
+ * rootless runtime's rbind of the host's /sys) can only be bound with them (without
+ * AT_RECURSIVE: EINVAL); then the image's mounts that are those children are adopted. */
+static int clone_source(struct rmount *rm, size_t n, size_t i, int at, const char *src)
+{
+	int fd = open_tree(at, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (fd >= 0 || errno != EINVAL)
+		return fd >= 0 ? fd : pr_perror("restore: bind %s", src);
+	fd = open_tree(at, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+	if (fd < 0)
+		return pr_perror("restore: bind %s (with the mounts below it)", src);
+	char link[64], sp[MNTINFO_MAX_PATH];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", at);
+	ssize_t len = readlink(link, sp, sizeof(sp) - 1);
+	if (len <= 0 || sp[0] != '/') {
+		close(fd);
+		return pr_perror("restore: the path of %s", src);
+	}
+	sp[len] = '\0';
+	rm[i].fd = fd;
+	int ret = adopt_children(rm, n, i, sp);
+	if (ret) {
+		close(fd);
+		rm[i].fd = -1;
+		return ret;
+	}
+	return fd;
+}
+
+static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t n, size_t i)
 {
 	const Mount *m = rm[i].m;
 	switch (m->kind) {
@@ -835,7 +965,7 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 		if (at < 0)
 			return pr_perror("restore: mount %s: open its source %s", m->mountpoint,
 					 src);
-		rm[i].fd = clone_tree(at, NULL, src);
+		rm[i].fd = clone_source(rm, n, i, at, src);
 		break;
 	}
 	default: {
@@ -846,7 +976,8 @@ static int make_detached(struct rst_ctx *c, struct rmount *rm, size_t i)
 				: external_lookup(o->externals, o->n_externals, false, m->ext_key);
 		if (!hp)
 			return -ENOMEM; /* the mapping was checked by mnt_validate */
-		rm[i].fd = clone_tree(AT_FDCWD, hp, hp);
+		_cleanup_close_ int at = open(hp, O_PATH | O_CLOEXEC);
+		rm[i].fd = at < 0 ? pr_perror("restore: bind %s", hp) : clone_source(rm, n, i, at, hp);
 		break;
 	}
 	}
@@ -1024,14 +1155,14 @@ static int build_tree(struct rst_ctx *c, struct rmount *rm, size_t n)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return pr_perror("restore: make the copied mount tree private");
 	for (size_t i = 0; i < n; i++) {
-		ret = rm[i].late ? 0 : make_detached(c, rm, i);
+		ret = rm[i].late || rm[i].adopted ? 0 : make_detached(c, rm, n, i);
 		if (ret)
 			return ret;
 	}
 	if (move_mount(rm[0].fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return pr_perror("restore: attach the new root mount");
 	for (size_t i = 1; i < n; i++) {
-		ret = rm[i].late ? 0 : attach(rm, i);
+		ret = rm[i].late || rm[i].adopted ? 0 : attach(rm, i);
 		if (ret)
 			return ret;
 	}
@@ -1100,11 +1231,7 @@ static int keep_one(int root, struct rmount *rm, size_t i, const struct mountinf
 		       m->mountpoint);
 		return -EOPNOTSUPP;
 	}
-	struct mount_attr a = { .attr_set = m->flags & MNT_ATTR_ALL, .attr_clr = MNT_ATTR_ALL };
-	if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
-		return pr_perror("restore: mount %s: set flags %#x on the copied mount",
-				 m->mountpoint, m->flags);
-	return 0;
+	return mnt_set_flags(fd, m);
 }
 
 /* The copy the restore child got is locked, so it cannot be rebuilt mount by mount: the
@@ -1163,10 +1290,10 @@ static int keep_copy(struct rst_ctx *c, struct rmount *rm, size_t n)
 				"pid %d: kept (locked in the copy)",
 				mi[j].mountpoint, mi[j].fstype, c->pid);
 	for (size_t i = 0; i < n && !ret; i++)
-		if (!rm[i].m->copied && !rm[i].late)
-			ret = make_detached(c, rm, i);
+		if (!rm[i].m->copied && !rm[i].late && !rm[i].adopted)
+			ret = make_detached(c, rm, n, i);
 	for (size_t i = 1; i < n && !ret; i++) {
-		if (rm[i].m->copied || rm[i].late)
+		if (rm[i].m->copied || rm[i].late || rm[i].adopted)
 			continue;
 		if (rm[rm[i].parent].fd < 0) {
 			pr_err("restore: mount %s: the copied mount below it is hidden",

@@ -349,10 +349,10 @@ static long last_pid_io(struct rsys *rs, bool write_it, int *val)
 	int e = rsys_poke(rs, rs->scratch, LAST_PID_PATH, plen);
 	if (e)
 		return e;
-	long fd = rsys_do(rs, "ns: open ns_last_pid", SYS_open, rs->scratch,
-			  write_it ? O_WRONLY : O_RDONLY, 0, 0, 0, 0);
-	if (fd < 0)
-		return fd;
+	long fd; /* not logged: where /proc is missing or read-only the callers go around */
+	e = rsys_call(rs, SYS_open, rs->scratch, write_it ? O_WRONLY : O_RDONLY, 0, 0, 0, 0, &fd);
+	if (e || fd < 0)
+		return e ? e : fd;
 	long r;
 	if (write_it) {
 		int n = snprintf(buf, sizeof(buf), "%d", *val);
@@ -442,7 +442,7 @@ int ns_dump_last_pid(struct dump_ctx *c)
 		}
 	}
 	if (r < 0)
-		return (int)r;
+		return pr_errno((int)r, "ns: ns_last_pid of the pid namespace of pid %d", c->pid);
 	c->tns->has_ns_last_pid = true;
 	c->tns->ns_last_pid = v;
 	return 0;
@@ -461,8 +461,6 @@ int ns_restore_last_pid(struct rst_ctx *c)
 	if (r == -ENOENT || r == -EACCES || r == -EROFS || r == -EPERM) {
 		/* no (writable) proc where the init is: a probe stasis forks there writes it */
 		r = last_pid_probe(c->pid, &v, true);
-		if (!r)
-			log_reset_first_error();
 	}
 	if (r < 0)
 		return pr_errno((int)r, "restore: ns_last_pid %d of the pid namespace of pid %d",

@@ -44,9 +44,11 @@ def wait_counter(path, pred, secs):
     return None
 
 
-def make_bundle(d, data, program=None, args=None):
+def make_bundle(d, data, program=None, args=None, rootless=False):
     """A bundle whose rootfs holds busybox and the counter as its process, or the
-    static @program as /bin/NAME running @args; @data bind-mounted at /data."""
+    static @program as /bin/NAME running @args; @data bind-mounted at /data. @rootless:
+    `runc spec --rootless` (a user namespace mapping the caller's ids, the host's /sys
+    bound)."""
     rootfs = os.path.join(d, "bundle", "rootfs")
     for sub in ("bin", "proc", "sys", "dev", "data", "tmp"):
         os.makedirs(os.path.join(rootfs, sub))
@@ -57,7 +59,7 @@ def make_bundle(d, data, program=None, args=None):
         for app in ("sh", "sleep", "echo", "cat"):
             os.symlink("busybox", os.path.join(rootfs, "bin", app))
     bundle = os.path.join(d, "bundle")
-    rc, _, err = run_cmd(["runc", "spec"], 30, cwd=bundle)
+    rc, _, err = run_cmd(["runc", "spec"] + (["--rootless"] if rootless else []), 30, cwd=bundle)
     if rc != 0:
         raise Skip("runc spec failed: %s" % err.strip()[:100])
     path = os.path.join(bundle, "config.json")
