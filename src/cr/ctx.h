@@ -200,6 +200,9 @@ struct shm_obj {
 struct ghost_obj {
 	uint64_t dev, ino;
 	int fd;
+	/* or a detached copy of this directory of stasis's view (mem_droot_prepare), which
+	 * files the tasks reached through a detached mount tree are opened in */
+	char *droot;
 };
 
 /* Resource rows with private per-process restore state: their index in rst_ctx.priv. */

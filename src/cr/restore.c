@@ -603,6 +603,8 @@ static int plan_shm(struct rst_tree *t)
 	int ret = mem_shm_prepare(pl, np, &t->shm, &t->n_shm, &t->fd_top);
 	if (!ret)
 		ret = mem_ghost_prepare(pl, np, &t->ghosts, &t->n_ghosts, &t->fd_top);
+	if (!ret)
+		ret = mem_droot_prepare(pl, np, &t->ghosts, &t->n_ghosts, &t->fd_top);
 	for (size_t i = 0; !ret && i < np; i++) {
 		pl[i]->shm = t->shm;
 		pl[i]->n_shm = t->n_shm;

@@ -45,6 +45,19 @@ int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t
  * same directory, unlinked; /tmp if it cannot be made there; @tag tells files of one
  * process apart): its fd, or -errno (logged). */
 int mem_ghost_create(const struct blob_reader *blobs, const Vma *v, size_t tag) __must_check;
+/* src/mem/droot.c: is @at a place in @path where a detached tree's root can have been;
+ * @path (the dumper's view) opened in the copy of that root (-ENOENT: there is none,
+ * open it by its full path; else an fd or -errno, logged). */
+bool mem_droot_valid(const char *path, uint32_t at);
+/* Dump: the view and name of each mapped file of @mm (Vma.in_task_root, detached_at);
+ * the same for one path (an O_PATH @fd of it) no view reaches, found by its file handle
+ * (0, or -1: not found), and for one found in stasis's view (path_view 0). */
+int mem_file_views(struct dump_ctx *c, Mm *mm) __must_check;
+int mem_view_by_handle(const struct dump_ctx *c, int fd, char **path,
+		       protobuf_c_boolean *has_at, uint32_t *at);
+void mem_view_name(const struct dump_ctx *c, char **path, protobuf_c_boolean *has_at,
+		   uint32_t *at);
+int mem_droot_open(const struct rst_ctx *c, const char *path, uint32_t at, int flags);
 struct page_region;
 /* src/mem/scan.c: the present pages of @v (for a private file mapping: its written
  * ones) appended to @l, asked in batches of @vec_len regions. */

@@ -294,25 +294,6 @@ int mem_run_add(struct run_list *l, uint64_t vma_start, uint64_t vaddr, uint64_t
 	return 0;
 }
 
-/* A mapped file whose path reaches nothing in either view (its mount was detached: a task
- * that pivot_root'ed away from its executable's mount): named in stasis's view through its
- * file handle (@fd, an O_PATH of it), *@path replaced. The view (0), or -1 (left as is). */
-static int view_by_handle(const struct dump_ctx *c, int fd, char **path)
-{
-	char *found = NULL;
-	int ret = fh_path(fd, &found);
-	if (ret) {
-		pr_debug("mem: pid %d: %s: no path through its file handle: %s", c->pid, *path,
-			 strerror(-ret));
-		return -1;
-	}
-	pr_info("mem: pid %d: %s is %s in stasis's view (found by its file handle)", c->pid,
-		*path, found);
-	free(*path);
-	*path = found;
-	return 0;
-}
-
 static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 {
 	long brk = rsys_do(&c->rs, "mem: read brk", SYS_brk, 0, 0, 0, 0, 0, 0);
@@ -359,7 +340,10 @@ static int dump_mm_fields(struct dump_ctx *c, Mm *mm)
 	int view = efd >= 0 && !fstat(efd, &st) ? path_view(c->procfd, exe, st.st_dev, st.st_ino)
 						: -1;
 	if (view < 0 && efd >= 0)
-		view = view_by_handle(c, efd, &mm->exe_path);
+		view = mem_view_by_handle(c, efd, &mm->exe_path, &mm->has_exe_detached_at,
+				      &mm->exe_detached_at);
+	else if (view == 0)
+		mem_view_name(c, &mm->exe_path, &mm->has_exe_detached_at, &mm->exe_detached_at);
 	mm->has_exe_in_task_root = view >= 0;
 	mm->exe_in_task_root = view == 1;
 	return 0;
@@ -491,27 +475,9 @@ int mem_dump(struct dump_ctx *c)
 		ret = dump_mapped_ghosts(c, mm);
 	if (ret)
 		return ret;
-	/* which view each mapped file's path is in (core/util.h path_view), once per file */
-	for (size_t i = 0; i < mm->n_vmas; i++) {
-		Vma *v = mm->vmas[i];
-		if (v->kind != VMA_KIND__VMA_FILE || (v->has_deleted && v->deleted))
-			continue;
-		const Vma *p = i ? mm->vmas[i - 1] : NULL;
-		int view = p && p->kind == VMA_KIND__VMA_FILE && p->dev == v->dev &&
-					   p->ino == v->ino && !strcmp(p->path, v->path)
-				   ? (p->has_in_task_root ? (int)p->in_task_root : -1)
-				   : path_view(c->procfd, v->path, (dev_t)v->dev, (ino_t)v->ino);
-		if (view < 0) {
-			char rel[64];
-			snprintf(rel, sizeof(rel), "map_files/%llx-%llx",
-				 (unsigned long long)v->start, (unsigned long long)v->end);
-			_cleanup_close_ int mfd = openat(c->procfd, rel, O_PATH | O_CLOEXEC);
-			if (mfd >= 0)
-				view = view_by_handle(c, mfd, &v->path);
-		}
-		v->has_in_task_root = view >= 0;
-		v->in_task_root = view == 1;
-	}
+	ret = mem_file_views(c, mm);
+	if (ret)
+		return ret;
 
 	pmfd = openat(c->procfd, "pagemap", O_RDONLY | O_CLOEXEC);
 	if (pmfd < 0)
@@ -559,6 +525,10 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 	uint64_t prev_end = 0;
 	size_t vi = 0;
 
+	if (mm->has_exe_detached_at && !mem_droot_valid(mm->exe_path, mm->exe_detached_at)) {
+		pr_err("image: the executable's detached root is malformed");
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Vma *v = mm->vmas[i];
 		if (v->start >= v->end || (v->start | v->end) & (PAGE_SIZE - 1) ||
@@ -567,7 +537,8 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		    (int)v->kind < 0 || v->kind > VMA_KIND__VMA_IO_URING ||
 		    (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
 		    (v->flags & ~(uint32_t)(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE)) ||
-		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/'))) {
+		    (v->kind == VMA_KIND__VMA_FILE && (!v->path || v->path[0] != '/')) ||
+		    (v->has_detached_at && !mem_droot_valid(v->path, v->detached_at))) {
 			pr_err("image: vma %zu (%llx-%llx) is malformed", i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
@@ -761,10 +732,12 @@ int mem_restore_child(struct rst_ctx *c)
 		if (v->kind != VMA_KIND__VMA_FILE)
 			continue;
 		int flags = (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-		int fd = v->has_deleted && v->deleted
-				 ? ghost_for_vma(c, i)
-				 : open_in_view(c, v->path, flags,
-						v->has_in_task_root && !v->in_task_root);
+		int fd = v->has_deleted && v->deleted ? ghost_for_vma(c, i)
+			 : v->has_detached_at ? mem_droot_open(c, v->path, v->detached_at, flags)
+					      : -ENOENT;
+		if (fd == -ENOENT && !(v->has_deleted && v->deleted))
+			fd = open_in_view(c, v->path, flags,
+					  v->has_in_task_root && !v->in_task_root);
 		if (fd == -ENOENT - 1000)
 			continue; /* same file as an earlier area: already placed (dup'ed) */
 		if (fd < 0 && v->has_deleted && v->deleted)
@@ -799,8 +772,13 @@ int mem_restore_child(struct rst_ctx *c)
 		close(fd);
 	}
 	if (c->mm->exe_path) {
-		int fd = open_in_view(c, c->mm->exe_path, O_RDONLY | O_CLOEXEC,
-				      c->mm->has_exe_in_task_root && !c->mm->exe_in_task_root);
+		const Mm *mm = c->mm;
+		int fd = mm->has_exe_detached_at ? mem_droot_open(c, mm->exe_path, mm->exe_detached_at,
+								  O_RDONLY | O_CLOEXEC)
+						 : -ENOENT;
+		if (fd == -ENOENT)
+			fd = open_in_view(c, mm->exe_path, O_RDONLY | O_CLOEXEC,
+					  mm->has_exe_in_task_root && !mm->exe_in_task_root);
 		if (fd < 0)
 			return pr_perror("restore: open executable %s", c->mm->exe_path);
 		if (fd != c->exe_fd && dup3(fd, c->exe_fd, O_CLOEXEC) < 0) {

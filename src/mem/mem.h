@@ -32,6 +32,10 @@ void mem_shm_release(struct shm_obj *objs, size_t n);
 int mem_ghost_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj **out,
 		      size_t *nout, int *fd_top) __must_check;
 void mem_ghost_release(struct ghost_obj *g, size_t n);
+/* src/mem/droot.c: a detached copy of each directory that was the root of a detached
+ * mount tree a task reached a mapped file or its executable through, appended to @g. */
+int mem_droot_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj **g,
+		      size_t *ng, int *fd_top) __must_check;
 
 /* Lazy restore (src/mem/lazy.c, restore --lazy-pages). Start: before any task is
  * rebuilt (the page server is forked; refused when the restorer may not create

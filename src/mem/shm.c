@@ -457,7 +457,9 @@ int mem_ghost_prepare(struct rst_ctx *const *procs, size_t n, struct ghost_obj *
 
 void mem_ghost_release(struct ghost_obj *g, size_t n)
 {
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
 		close(g[k].fd);
+		free(g[k].droot);
+	}
 	free(g);
 }

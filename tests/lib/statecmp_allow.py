@@ -102,13 +102,6 @@ ALLOW = [
                "(\"DIR/#INO (deleted)\"); made again with O_TMPFILE, so that linkat can still "
                "name it, it is another inode (tests/ckpt/file_tmpfile.c)"},
     # --- BUG: stasis does not keep these today ---
-    {"field": ["exe", "maps.path"], "values": lambda a, b: a != b and b.endswith(a),
-     "reason": "BUG: a file mapped from a mount that was detached (a test that pivot_root'ed "
-               "away from the bind its executable is on: uns flavor, mnt_pivot_self, ns_mnt, "
-               "...) is named by the kernel relative to that mount's root; stasis finds it "
-               "by its file handle and maps the same file through a mount of its own view, "
-               "which the kernel names by the full path. A detached clone of the original "
-               "mount's root (open_tree) would give the same name"},
     {"field": "mountinfo.hidden_dev",
      "reason": "BUG: a mount hidden under another one on the same mount point (the host's "
                "stacked /dev/pts and /dev/shm, copied into a nested mount namespace) is "
