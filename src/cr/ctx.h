@@ -122,6 +122,7 @@ struct dump_ctx {
 	struct dump_ctx *parent; /* in the tree (dumped before this one), or NULL */
 	struct mem_dump_state *mem; /* between the two memory phases */
 	struct mem_prescan *prescan; /* pages found while smaps was read (src/mem/scan.c) */
+	Mm *prev_mm; /* a pre-dump's parent image of it, read early (mem_track_layout) */
 	struct mem_track *track;    /* incremental dumps (src/mem/track.c), or NULL */
 	bool shares_files, shares_fs; /* with its parent in the tree */
 	pid_t creator;     /* created by this task of its session, via a helper (0: its parent) */

@@ -439,6 +439,9 @@ static void *smaps_main(void *arg)
 
 static int read_vmas(struct dump_ctx *c)
 {
+	int kept = c->track ? mem_track_layout(c) : 0;
+	if (kept)
+		return kept < 0 ? kept : 0;
 	struct smaps_job j = { .procfd = c->procfd };
 	pthread_t th;
 	if (!pthread_create(&th, NULL, smaps_main, &j)) {
@@ -503,6 +506,8 @@ static void free_ctx(struct dump_ctx *c)
 		protobuf_c_message_free_unpacked(&c->files->base, NULL);
 	proc_vmas_free(c->vmas, c->nr_vmas);
 	mem_prescan_free(c->prescan);
+	if (c->prev_mm)
+		mm__free_unpacked(c->prev_mm, NULL);
 	proc_status_free(&c->status);
 	mem_dump_state_free(c->mem);
 	free(c->thr);

@@ -58,6 +58,9 @@ struct mem_track;
  * interfaces answer as "memory tracking" (FEATURE_CHECK mem_track, check mem_dirty_track). */
 bool mem_track_is_available(void);
 int mem_track_open(const struct dump_opts *o, struct mem_track **out) __must_check;
+/* A pre-dump: when the process's areas are as the parent pass left them, c->vmas from
+ * /proc/PID/maps with their flags from the parent image (1; 0: read smaps). */
+int mem_track_layout(struct dump_ctx *c) __must_check;
 int mem_track_link(struct mem_track *t, struct img_dir *d) __must_check; /* `parent` */
 /* A pre-dump: the new keeper takes the userfaultfds (before the images are written). */
 int mem_track_keep(struct mem_track *t, struct dump_ctx **procs, size_t nr) __must_check;

@@ -46,6 +46,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -314,7 +315,8 @@ int mem_track_proc(struct dump_ctx *c)
 		listed |= t->prev_inv->pids[i] == c->pid;
 	if (!listed)
 		return 0; /* new in the tree: stored in full */
-	p->pmm = img_read_msg(t->prev_dfd, IMG_MM, c->pid);
+	p->pmm = c->prev_mm ? c->prev_mm : img_read_msg(t->prev_dfd, IMG_MM, c->pid);
+	c->prev_mm = NULL;
 	if (!p->pmm) {
 		pr_err("dump: parent images: no readable mm image of pid %d", c->pid);
 		return -errno ?: -EINVAL;
@@ -391,7 +393,8 @@ static int uffd_create(struct dump_ctx *c, int *out)
 	return 0;
 }
 
-/* Pre-dump: every trackable area not tracked yet is registered and write-protected. */
+/* Pre-dump: every trackable area not tracked yet is registered and write-protected (its
+ * VmFlags then show uw: noted for the layout the next pass compares with). */
 static int arm_vmas(struct dump_ctx *c, const Mm *mm)
 {
 	struct track_proc *p = c->mem->trk;
@@ -422,8 +425,114 @@ static int arm_vmas(struct dump_ctx *c, const Mm *mm)
 			return pr_perror("mem: write-protect %llx-%llx of pid %d",
 					 (unsigned long long)v->start, (unsigned long long)v->end,
 					 c->pid);
+		c->vmas[i].vmflags |= VMF_UW;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------ the layout */
+
+/* XXH3 of the areas @v (maps fields), those inside [@lo, @hi) left out. */
+static uint64_t layout_hash(const struct proc_vma *v, size_t n, uint64_t lo, uint64_t hi)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].start >= lo && v[i].end <= hi)
+			continue;
+		const uint64_t f[8] = { v[i].start, v[i].end, v[i].pgoff, v[i].ino, v[i].prot,
+					v[i].shared, v[i].dev_major, v[i].dev_minor };
+		XXH3_64bits_update(st, f, sizeof(f));
+		const char *p = v[i].path ? v[i].path : "";
+		XXH3_64bits_update(st, p, strlen(p) + 1);
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+/* End of a pre-dump's scan (still frozen, tracking armed): the areas as they are now and
+ * their flags, in the image for the next pass. Without them the next pass reads smaps. */
+static int record_layout(struct dump_ctx *c)
+{
+	_cleanup_free_ char *buf = read_records_at(c->procfd, "maps", 1 << 28);
+	struct proc_vma *v = NULL;
+	size_t n = 0, k = 0, na = 0;
+	if (!buf || proc_parse_smaps(buf, &v, &n))
+		return 0;
+	const uint64_t lo = c->rs.map, hi = c->rs.map + c->rs.map_len;
+	AreaFlags **a = calloc(n, sizeof(*a));
+	int ret = a ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (v[i].start >= lo && v[i].end <= hi)
+			continue;
+		while (k < c->nr_vmas && c->vmas[k].end <= v[i].start)
+			k++;
+		if (k == c->nr_vmas || c->vmas[k].start > v[i].start)
+			goto out; /* an area the pass did not see: no layout */
+		if (!(a[na] = calloc(1, sizeof(**a)))) {
+			ret = -ENOMEM;
+			break;
+		}
+		area_flags__init(a[na]);
+		a[na]->start = v[i].start;
+		a[na]->end = v[i].end;
+		a[na]->vmflags = c->vmas[k].vmflags;
+		a[na++]->page_kb = c->vmas[k].page_kb;
+	}
+	if (!ret) {
+		c->mm->layout = a;
+		c->mm->n_layout = na;
+		c->mm->has_layout_xxh = true;
+		c->mm->layout_xxh = layout_hash(v, n, lo, hi);
+		a = NULL;
+	}
+out:
+	for (size_t i = 0; a && i < na; i++)
+		free(a[i]);
+	free(a);
+	proc_vmas_free(v, n);
+	return ret;
+}
+
+int mem_track_layout(struct dump_ctx *c)
+{
+	struct mem_track *t = c->track;
+	if (!c->opts->pre_dump || t->prev_dfd < 0 || t->keeper_pidfd < 0)
+		return 0;
+	bool listed = false;
+	for (size_t i = 0; i < t->prev_inv->n_pids; i++)
+		listed |= t->prev_inv->pids[i] == c->pid;
+	Mm *pm = listed ? img_read_msg(t->prev_dfd, IMG_MM, c->pid) : NULL;
+	if (!pm)
+		return 0; /* (mem_track_proc says why) */
+	c->prev_mm = pm;
+	if (!pm->has_start_time || pm->start_time != c->stat.start_time || !pm->has_track_fd ||
+	    !pm->has_layout_xxh || !pm->n_layout)
+		return 0;
+	_cleanup_free_ char *buf = read_records_at(c->procfd, "maps", 1 << 28);
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+	if (!buf || proc_parse_smaps(buf, &v, &n))
+		return 0;
+	bool same = n == pm->n_layout && layout_hash(v, n, 1, 0) == pm->layout_xxh;
+	for (size_t i = 0; i < n && same; i++) {
+		const AreaFlags *a = pm->layout[i];
+		same = a->start == v[i].start && a->end == v[i].end;
+		v[i].vmflags = a->vmflags;
+		v[i].page_kb = a->page_kb;
+	}
+	if (!same) {
+		proc_vmas_free(v, n);
+		return 0;
+	}
+	c->vmas = v;
+	c->nr_vmas = n;
+	pr_info("mem: pid %d: %zu areas as the parent pass left them: their flags from there, "
+		"smaps not read", c->pid, n);
+	return 1;
 }
 
 /* ------------------------------------------------------------------ which pages */
@@ -591,6 +700,8 @@ int mem_track_scan(struct dump_ctx *c, int pmfd, struct run_list *in, struct run
 	}
 	if (!ret && c->opts->pre_dump)
 		ret = arm_vmas(c, mm);
+	if (!ret && c->opts->pre_dump)
+		ret = record_layout(c);
 	if (!ret)
 		ret = split_runs(c, &w, in, own, all);
 	free(w.v);

@@ -1,8 +1,10 @@
 # stasis-check: timeout=60 needs=root
 # stasis-check: why=(userfaultfd of another process: pidfd_getfd, ptrace)
 """Incremental dumps: a process holding 64 MiB of private memory (python, commands read
-from a file) is pre-dumped (write tracking armed), writes 1 MiB, is pre-dumped again
-against the first (--prev-images-dir ../d1), writes 2 MiB more, maps 4 MiB anew and
+from a file) is pre-dumped (write tracking armed), writes 1 MiB and makes that memory
+MADV_DONTFORK (its areas' bounds unchanged), is pre-dumped again against the first
+(--prev-images-dir ../d1: it takes the areas' flags from there, no smaps read; the
+restored buffer must be DONTFORK all the same: the dump that ends a chain reads them), writes 2 MiB more, maps 4 MiB anew and
 drops 64 KiB, and is dumped against the second. Each later pages file must hold the
 pages written since the previous pass, not much more (the interpreter itself writes a
 few MiB: slack of 6 MiB; the first holds all 64 MiB), and the chain of three restores
@@ -61,6 +63,10 @@ while True:
         extra.append(m)
     elif cmd[0] == "drop":
         buf.madvise(mmap.MADV_DONTNEED, int(cmd[1]) << 12, int(cmd[2]) << 12)
+    elif cmd[0] == "dontfork":  # the whole area: its flags change, not its bounds
+        buf.madvise(mmap.MADV_DONTFORK)
+    elif cmd[0] == "dontdump":
+        buf.madvise(mmap.MADV_DONTDUMP)
     reply(n, digest())
 """
 
@@ -131,6 +137,11 @@ def keepers():
     return out
 
 
+def dontfork_areas(pid):
+    with open("/proc/%d/smaps" % pid) as f:
+        return sum(1 for ln in f if ln.startswith("VmFlags:") and " dc" in ln)
+
+
 def uffd_areas(pid):
     with open("/proc/%d/smaps" % pid) as f:
         return sum(1 for ln in f if ln.startswith("VmFlags:") and " uw" in ln)
@@ -164,8 +175,16 @@ def check(c):
         if uffd_areas(pid) == 0:
             raise Failure("no area of pid %d is registered for write tracking" % pid)
         w.cmd("write 100 256")                      # 1 MiB
+        # the buffer made MADV_DONTFORK, the layout as it was: the second pre-dump takes
+        # the areas' flags from the first (it reads no smaps), the dump that ends the chain
+        # reads them, and the restored buffer must be DONTFORK (dc) again
+        w.cmd("dontfork")
+        log2 = os.path.join(c.tmp, "incr-d2.log")
         must(c, "second pre-dump", "pre-dump", "-t", str(pid), "-D", d2, "--no-sync",
-             "--prev-images-dir", "../incr-d1")
+             "--prev-images-dir", "../incr-d1", "-v", "-o", log2)
+        with open(log2) as f:
+            if "smaps not read" not in f.read():
+                raise Failure("the second pre-dump read smaps: the layout kept is not used")
         w.cmd("write 3000 512")                     # 2 MiB
         w.cmd("new 4")                              # 4 MiB in a new area
         want = w.cmd("drop 9000 16")                # 64 KiB gone
@@ -217,6 +236,9 @@ def check(c):
         got = w.cmd("hash")
         if got != want:
             raise Failure("restored memory differs: sha256 %s, want %s" % (got, want))
+        if dontfork_areas(pid) != 1:
+            raise Failure("%d areas of the restored task are MADV_DONTFORK (dc), not the "
+                          "buffer alone" % dontfork_areas(pid))
 
         # a pre-dump and a failed dump leave the task exactly as it was
         snap = statecmp.snapshot(pid)
@@ -239,6 +261,25 @@ def check(c):
                 statecmp.describe(d) for d in diffs[:5]))
         if w.cmd("hash") != want:
             raise Failure("the memory changed after the failed dump")
+
+        # flags changed between a pre-dump and the dump after it, bounds kept (the buffer,
+        # DONTFORK, made DONTDUMP too: no neighbour to merge with): the dump reads them
+        f1, f2 = os.path.join(c.tmp, "incr-f1"), os.path.join(c.tmp, "incr-f2")
+        must(c, "pre-dump before MADV_DONTDUMP", "pre-dump", "-t", str(pid), "-D", f1,
+             "--no-sync")
+        w.cmd("dontdump")
+        must(c, "dump after MADV_DONTDUMP", "dump", "-t", str(pid), "-D", f2, "--no-sync",
+             "--leave-running", "--prev-images-dir", f1)
+        rc, out, err = run_cmd([c.stasis, "show", os.path.join(f2, "mm-%d.img" % pid)],
+                               c.timeout)
+        if rc != 0:
+            raise Failure("show mm-%d.img: %s" % (pid, err.strip()[:200]))
+        mm = json.loads(out)
+        big = [v for v in mm.get("mm", mm)["vmas"]
+               if int(str(v["end"]), 0) - int(str(v["start"]), 0) >= 64 * MIB]
+        if len(big) != 1 or int(str(big[0].get("madv", 0)), 0) & 3 != 3:
+            raise Failure("the dump after MADV_DONTDUMP: the buffer's area %s (madv: "
+                          "dontfork 1, dontdump 2)" % big)
         return "%s; chain of 3 restored exactly" % sizes
     finally:
         kill_pid(pid)
