@@ -59,6 +59,12 @@ void mem_view_name(const struct dump_ctx *c, char **path, protobuf_c_boolean *ha
 		   uint32_t *at);
 int mem_droot_open(const struct rst_ctx *c, const char *path, uint32_t at, int flags);
 struct page_region;
+struct pm_scan_arg;
+/* src/mem/scan.c: PAGEMAP_SCAN of [a->start, a->end) in batches of a->vec_len regions
+ * (a->vec), each region handed to @each (its error stops the scan); @what names the
+ * scan in the error line. */
+int mem_pm_scan(int pmfd, struct pm_scan_arg *a, const char *what,
+		int (*each)(void *arg, const struct page_region *r), void *arg) __must_check;
 /* src/mem/scan.c: the present pages of @v (for a private file mapping: its written
  * ones) appended to @l, asked in batches of @vec_len regions. */
 int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,

@@ -23,6 +23,38 @@
 #include "core/util.h"
 #include "sys/uapi.h"
 
+int mem_pm_scan(int pmfd, struct pm_scan_arg *a, const char *what,
+		int (*each)(void *arg, const struct page_region *r), void *arg)
+{
+	const struct page_region *vec = (const struct page_region *)(uintptr_t)a->vec;
+	const uint64_t end = a->end;
+	for (;;) {
+		long n = ioctl(pmfd, PAGEMAP_SCAN, a);
+		if (n < 0)
+			return pr_perror("mem: PAGEMAP_SCAN%s %llx-%llx", what,
+					 (unsigned long long)a->start, (unsigned long long)end);
+		for (long i = 0; i < n; i++) {
+			int ret = each(arg, &vec[i]);
+			if (ret)
+				return ret;
+		}
+		if (a->walk_end >= end || (uint64_t)n < a->vec_len)
+			return 0;
+		a->start = a->walk_end;
+	}
+}
+
+struct run_add {
+	struct run_list *l;
+	uint64_t vma_start;
+};
+
+static int run_add_one(void *arg, const struct page_region *r)
+{
+	const struct run_add *x = arg;
+	return mem_run_add(x->l, x->vma_start, r->start, (r->end - r->start) / PAGE_SIZE);
+}
+
 int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
 		 size_t vec_len)
 {
@@ -42,22 +74,8 @@ int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region 
 		a.category_mask |= PAGE_IS_FILE;
 		a.category_inverted |= PAGE_IS_FILE;
 	}
-	for (;;) {
-		long n = ioctl(pmfd, PAGEMAP_SCAN, &a);
-		if (n < 0)
-			return pr_perror("mem: PAGEMAP_SCAN %llx-%llx", (unsigned long long)a.start,
-					 (unsigned long long)a.end);
-		for (long i = 0; i < n; i++) {
-			int ret = mem_run_add(l, v->start, vec[i].start,
-					      (vec[i].end - vec[i].start) / PAGE_SIZE);
-			if (ret)
-				return ret;
-		}
-		if (a.walk_end >= v->end || (size_t)n < vec_len)
-			break;
-		a.start = a.walk_end;
-	}
-	return 0;
+	struct run_add x = { l, v->start };
+	return mem_pm_scan(pmfd, &a, "", run_add_one, &x);
 }
 
 /* ------------------------------------------------------------------ ahead of time */

@@ -563,6 +563,11 @@ static int span_add(struct span_list *l, uint64_t s, uint64_t e)
 	return 0;
 }
 
+static int span_add_one(void *arg, const struct page_region *r)
+{
+	return span_add(arg, r->start, r->end);
+}
+
 /* Pages of @v written since the last pass (re-protected by a pre-dump). */
 static int scan_written(int pmfd, const Vma *v, bool rearm, struct span_list *w,
 			struct page_region *vec, size_t vec_len)
@@ -577,21 +582,7 @@ static int scan_written(int pmfd, const Vma *v, bool rearm, struct span_list *w,
 		.category_mask = PAGE_IS_WRITTEN,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	for (;;) {
-		long n = ioctl(pmfd, PAGEMAP_SCAN, &a);
-		if (n < 0)
-			return pr_perror("mem: PAGEMAP_SCAN (written) %llx-%llx",
-					 (unsigned long long)a.start, (unsigned long long)a.end);
-		for (long i = 0; i < n; i++) {
-			int ret = span_add(w, vec[i].start, vec[i].end);
-			if (ret)
-				return ret;
-		}
-		if (a.walk_end >= v->end || (size_t)n < vec_len)
-			break;
-		a.start = a.walk_end;
-	}
-	return 0;
+	return mem_pm_scan(pmfd, &a, " (written)", span_add_one, w);
 }
 
 static int emit(struct run_list *all, struct run_list *own, uint64_t va, uint64_t end,

@@ -797,6 +797,19 @@ static int clone_tree(int dfd, const char *path, const char *what)
 	return fd;
 }
 
+/* The restore child's own mountinfo, parsed. */
+static int self_mountinfo(struct mountinfo **mi, size_t *nmi)
+{
+	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
+	if (!buf)
+		return pr_perror("restore: read /proc/self/mountinfo");
+	if (mountinfo_parse(buf, mi, nmi)) {
+		pr_err("restore: malformed /proc/self/mountinfo");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* A mount kept as the kernel copied it (its flags then: only adding locked ones works,
  * and they were so at dump) given the flags of image mount @m. */
 static int mnt_set_flags(int fd, const Mount *m)
@@ -844,13 +857,9 @@ static int adopt_children(struct rmount *rm, size_t n, size_t i, const char *sp)
 {
 	struct mountinfo *mi = NULL;
 	size_t nmi = 0;
-	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
-	if (!buf)
-		return pr_perror("restore: read /proc/self/mountinfo");
-	if (mountinfo_parse(buf, &mi, &nmi)) {
-		pr_err("restore: malformed /proc/self/mountinfo");
-		return -EINVAL;
-	}
+	int ret = self_mountinfo(&mi, &nmi);
+	if (ret)
+		return ret;
 	uint32_t sid = 0; /* the mount @sp is on: the last, deepest that holds it */
 	size_t best = 0;
 	for (size_t j = 0; j < nmi; j++)
@@ -860,7 +869,7 @@ static int adopt_children(struct rmount *rm, size_t n, size_t i, const char *sp)
 		}
 	_cleanup_free_ ssize_t *match = calloc(n, sizeof(ssize_t));
 	_cleanup_free_ bool *used = calloc(nmi + 1, sizeof(bool));
-	int ret = match && used ? 0 : -ENOMEM;
+	ret = match && used ? 0 : -ENOMEM;
 	for (size_t k = i + 1; k < n && !ret; k++) {
 		size_t p = (size_t)rm[k].parent;
 		if (rm[k].late || (p != i && !rm[p].adopted))
@@ -1244,13 +1253,9 @@ static int keep_copy(struct rst_ctx *c, struct rmount *rm, size_t n)
 	size_t nmi = 0;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return pr_perror("restore: make the copied mount tree private");
-	_cleanup_free_ char *buf = read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4u << 20, NULL);
-	if (!buf)
-		return pr_perror("restore: read /proc/self/mountinfo");
-	if (mountinfo_parse(buf, &mi, &nmi)) {
-		pr_err("restore: malformed /proc/self/mountinfo");
-		return -EINVAL;
-	}
+	int err = self_mountinfo(&mi, &nmi);
+	if (err)
+		return err;
 	_cleanup_free_ ssize_t *match = malloc(n * sizeof(ssize_t));
 	_cleanup_free_ bool *used = calloc(nmi + 1, sizeof(bool));
 	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);

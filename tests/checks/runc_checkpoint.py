@@ -114,6 +114,26 @@ def container_pid(state, cid, cwd):
     return st.get("status"), st.get("pid")
 
 
+def restored_ok(state, cid, bundle, counter, frozen, pids):
+    """After `runc restore`: the counter's values 1, 2, ... without a reset or gap, the
+    container running, its init pid 1 in its namespace. (values, init's pid); the pid
+    is appended to @pids first (to be reaped)."""
+    values = read_values(counter)
+    for k, v in enumerate(values):
+        if v != k + 1:
+            raise Failure("the counter went from %d to %d (a %s; frozen at %d)" % (
+                values[k - 1] if k else 0, v, "reset" if v <= k else "gap", frozen))
+    status, pid = container_pid(state, cid, bundle)
+    pids.append(pid)
+    if status != "running" or not pid:
+        raise Failure("runc lists the restored container as %s" % status)
+    with open("/proc/%d/status" % pid) as f:
+        nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
+    if nspid[-1] != "1":
+        raise Failure("the restored init is pid %s in its namespace, not 1" % nspid[-1])
+    return values, pid
+
+
 def runc_dirs(c, name):
     """The check's directory, its /data, runc's state and a `criu` symlink to stasis."""
     d = os.path.join(c.tmp, name)
@@ -176,19 +196,7 @@ def check(c):
         nxt = wait_counter(counter, lambda v: v != frozen, 10)
         if nxt is None:
             raise Failure("the counter does not move after the restore (at %d)" % frozen)
-        values = read_values(counter)
-        for k, v in enumerate(values):
-            if v != k + 1:
-                raise Failure("the counter went from %d to %d (a %s; frozen at %d)" % (
-                    values[k - 1] if k else 0, v, "reset" if v <= k else "gap", frozen))
-        status, pid = container_pid(state, cid, bundle)
-        pids.append(pid)
-        if status != "running" or not pid:
-            raise Failure("runc lists the restored container as %s" % status)
-        with open("/proc/%d/status" % pid) as f:
-            nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
-        if nspid[-1] != "1":
-            raise Failure("the restored init is pid %s in its namespace, not 1" % nspid[-1])
+        values, pid = restored_ok(state, cid, bundle, counter, frozen, pids)
         link = os.readlink("/proc/%d/fd/1" % pid)
         if link != "pipe:[%d]" % pipe_ino(out2_r):
             raise Failure("the restored container's stdout is %s, not the pipe runc "

@@ -29,7 +29,7 @@ def inner(d):
     """The container's whole life, in the user's namespaces (pid 1 of the new pid
     namespace: everything it started dies with it)."""
     from checks.runc_checkpoint import (container_pid, make_bundle, read_counter,
-                                        read_values, runc, runc_detached, wait_counter)
+                                        restored_ok, runc, runc_detached, wait_counter)
     data, state, criu = (os.path.join(d, n) for n in ("data", "state", "criu"))
     bundle = make_bundle(d, data, rootless=True)
     cid = "stasis-rootless"
@@ -65,18 +65,7 @@ def inner(d):
             err.strip()[-200:], " / ".join(ln.strip() for ln in log)))
     if wait_counter(counter, lambda v: v > frozen + 3, 10) is None:
         raise Failure("the counter does not move after the restore (at %d)" % frozen)
-    values = read_values(counter)
-    for k, v in enumerate(values):
-        if v != k + 1:
-            raise Failure("the counter went from %d to %d (a %s; frozen at %d)" % (
-                values[k - 1] if k else 0, v, "reset" if v <= k else "gap", frozen))
-    status, pid = container_pid(state, cid, bundle)
-    if status != "running" or not pid:
-        raise Failure("runc lists the restored container as %s" % status)
-    with open("/proc/%d/status" % pid) as f:
-        nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
-    if nspid[-1] != "1":
-        raise Failure("the restored init is pid %s in its namespace, not 1" % nspid[-1])
+    values, _ = restored_ok(state, cid, bundle, counter, frozen, [])
     rc, listing, _, _ = runc(state, ["list"], 30, bundle)
     if cid not in listing or "running" not in listing:
         raise Failure("runc list does not show the container running: %s" % listing)
