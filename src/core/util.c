@@ -139,6 +139,19 @@ char *read_head_at(int dirfd, const char *path, size_t max)
 	return read_at(dirfd, path, max, NULL, true, 0);
 }
 
+ssize_t fd_link(int fd, char *buf, size_t len)
+{
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = len ? readlink(link, buf, len) : -1;
+	if (n < 0)
+		return len ? -errno : -ENAMETOOLONG;
+	if ((size_t)n >= len)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	return n;
+}
+
 int write_file(const char *path, const char *data, size_t len)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

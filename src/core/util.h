@@ -74,6 +74,9 @@ char *read_records_at(int dirfd, const char *path, size_t max);
 /* The first whole lines of @path in at most @max bytes (a file that may be longer, whose
  * head is all the reader needs); NULL with errno set. */
 char *read_head_at(int dirfd, const char *path, size_t max);
+/* What /proc/self/fd/@fd links to, NUL-terminated in @buf (@len bytes): its length, or
+ * -errno (-ENAMETOOLONG when it does not fit). */
+ssize_t fd_link(int fd, char *buf, size_t len) __must_check;
 /* Write a string to a file (e.g. a pidfile). */
 int write_file(const char *path, const char *data, size_t len) __must_check;
 /* Parse a decimal integer that must fill the whole string; 0 or -EINVAL/-ERANGE. */

@@ -439,20 +439,14 @@ static void *smaps_main(void *arg)
 
 static int read_vmas(struct dump_ctx *c)
 {
-	int kept = c->track ? mem_track_layout(c) : 0;
-	if (kept)
-		return kept < 0 ? kept : 0;
+	if (c->track && mem_track_layout(c))
+		return 0; /* a pre-dump: the areas as the parent pass left them */
 	struct smaps_job j = { .procfd = c->procfd };
 	pthread_t th;
 	if (!pthread_create(&th, NULL, smaps_main, &j)) {
 		/* the scan ahead is an optimization: without it every area is scanned later */
-		_cleanup_free_ char *maps = read_records_at(c->procfd, "maps", 1 << 28);
-		struct proc_vma *mv = NULL;
-		size_t mn = 0;
-		if (maps && !proc_parse_smaps(maps, &mv, &mn) &&
-		    mem_prescan(c->procfd, mv, mn, &c->prescan))
+		if (mem_prescan(c->procfd, &c->prescan))
 			pr_debug("dump: pid %d: no page scan ahead", c->pid);
-		proc_vmas_free(mv, mn);
 		pthread_join(th, NULL);
 	} else {
 		smaps_main(&j);

@@ -338,12 +338,9 @@ struct ps_rd {
 /* Is directory @dfd inside the server's directory? */
 static bool rd_contained(const struct ps_rd *r, int dfd)
 {
-	char link[64], p[PATH_MAX];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", dfd);
-	ssize_t n = readlink(link, p, sizeof(p) - 1);
-	if (n < 0)
+	char p[PATH_MAX];
+	if (fd_link(dfd, p, sizeof(p)) < 0)
 		return false;
-	p[n] = '\0';
 	size_t rl = strlen(r->rootp);
 	return !strncmp(p, r->rootp, rl) && (p[rl] == '\0' || p[rl] == '/' || rl == 1);
 }

@@ -78,13 +78,8 @@ void mem_view_name(const struct dump_ctx *c, char **path, protobuf_c_boolean *ha
 		   uint32_t *at)
 {
 	_cleanup_close_ int fd = open(*path, O_PATH | O_CLOEXEC);
-	char link[64], buf[PATH_MAX];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = fd < 0 ? -1 : readlink(link, buf, sizeof(buf) - 1);
-	if (n <= 0 || buf[0] != '/')
-		return;
-	buf[n] = '\0';
-	if (!strcmp(buf, *path))
+	char buf[PATH_MAX];
+	if (fd < 0 || fd_link(fd, buf, sizeof(buf)) <= 0 || buf[0] != '/' || !strcmp(buf, *path))
 		return;
 	char *found = strdup(buf);
 	if (!found)

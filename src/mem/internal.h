@@ -60,6 +60,9 @@ void mem_view_name(const struct dump_ctx *c, char **path, protobuf_c_boolean *ha
 int mem_droot_open(const struct rst_ctx *c, const char *path, uint32_t at, int flags);
 struct page_region;
 struct pm_scan_arg;
+/* src/mem/scan.c: /proc/PID/maps of the task of /proc directory @procfd, parsed (no
+ * VmFlags: reading it walks no page table); -errno, not logged. */
+int mem_read_maps(int procfd, struct proc_vma **v, size_t *n) __must_check;
 /* src/mem/scan.c: PAGEMAP_SCAN of [a->start, a->end) in batches of a->vec_len regions
  * (a->vec), each region handed to @each (its error stops the scan); @what names the
  * scan in the error line. */

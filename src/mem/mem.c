@@ -714,6 +714,15 @@ static int open_in_view(const struct rst_ctx *c, const char *path, int flags, bo
 	return open_in_root(own ? -1 : c->host_root_fd, path, flags);
 }
 
+/* A mapped file or the executable as dumped: in the detached copy of the root the task
+ * reached it through (@has_at, @at: droot.c) when there is one, else in its view. */
+static int open_mapped(const struct rst_ctx *c, const char *path, bool has_at, uint32_t at,
+		       int flags, bool dumper_view)
+{
+	int fd = has_at ? mem_droot_open(c, path, at, flags) : -ENOENT;
+	return fd == -ENOENT ? open_in_view(c, path, flags, dumper_view) : fd;
+}
+
 int mem_restore_child(struct rst_ctx *c)
 {
 	for (size_t i = 0; i < c->mm->n_vmas; i++) {
@@ -732,12 +741,10 @@ int mem_restore_child(struct rst_ctx *c)
 		if (v->kind != VMA_KIND__VMA_FILE)
 			continue;
 		int flags = (v->file_writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-		int fd = v->has_deleted && v->deleted ? ghost_for_vma(c, i)
-			 : v->has_detached_at ? mem_droot_open(c, v->path, v->detached_at, flags)
-					      : -ENOENT;
-		if (fd == -ENOENT && !(v->has_deleted && v->deleted))
-			fd = open_in_view(c, v->path, flags,
-					  v->has_in_task_root && !v->in_task_root);
+		int fd = v->has_deleted && v->deleted
+				 ? ghost_for_vma(c, i)
+				 : open_mapped(c, v->path, v->has_detached_at, v->detached_at, flags,
+					       v->has_in_task_root && !v->in_task_root);
 		if (fd == -ENOENT - 1000)
 			continue; /* same file as an earlier area: already placed (dup'ed) */
 		if (fd < 0 && v->has_deleted && v->deleted)
@@ -773,12 +780,9 @@ int mem_restore_child(struct rst_ctx *c)
 	}
 	if (c->mm->exe_path) {
 		const Mm *mm = c->mm;
-		int fd = mm->has_exe_detached_at ? mem_droot_open(c, mm->exe_path, mm->exe_detached_at,
-								  O_RDONLY | O_CLOEXEC)
-						 : -ENOENT;
-		if (fd == -ENOENT)
-			fd = open_in_view(c, mm->exe_path, O_RDONLY | O_CLOEXEC,
-					  mm->has_exe_in_task_root && !mm->exe_in_task_root);
+		int fd = open_mapped(c, mm->exe_path, mm->has_exe_detached_at, mm->exe_detached_at,
+				     O_RDONLY | O_CLOEXEC,
+				     mm->has_exe_in_task_root && !mm->exe_in_task_root);
 		if (fd < 0)
 			return pr_perror("restore: open executable %s", c->mm->exe_path);
 		if (fd != c->exe_fd && dup3(fd, c->exe_fd, O_CLOEXEC) < 0) {

@@ -13,10 +13,9 @@ int mem_validate(const Mm *mm, const struct page_source *src) __must_check;
 
 int mem_dump(struct dump_ctx *c) __must_check; /* vmas, mm, page scan */
 /* src/mem/scan.c: while smaps is read, the present pages of the plain anonymous areas
- * of @v (as /proc/PID/maps lists them) of the frozen task of /proc directory @procfd;
- * mem_dump takes them for the areas it scans the same way. -errno (not logged). */
-int mem_prescan(int procfd, const struct proc_vma *v, size_t n, struct mem_prescan **out)
-	__must_check;
+ * /proc/PID/maps lists, of the frozen task of /proc directory @procfd; mem_dump takes
+ * them for the areas it scans the same way. -errno (not logged). */
+int mem_prescan(int procfd, struct mem_prescan **out) __must_check;
 void mem_prescan_free(struct mem_prescan *p);
 /* The page contents, once every process of the tree went through mem_dump. */
 int mem_dump_pages(struct dump_ctx *c) __must_check;
@@ -59,8 +58,8 @@ struct mem_track;
 bool mem_track_is_available(void);
 int mem_track_open(const struct dump_opts *o, struct mem_track **out) __must_check;
 /* A pre-dump: when the process's areas are as the parent pass left them, c->vmas from
- * /proc/PID/maps with their flags from the parent image (1; 0: read smaps). */
-int mem_track_layout(struct dump_ctx *c) __must_check;
+ * /proc/PID/maps with their flags from the parent image (true; false: read smaps). */
+bool mem_track_layout(struct dump_ctx *c) __must_check;
 int mem_track_link(struct mem_track *t, struct img_dir *d) __must_check; /* `parent` */
 /* A pre-dump: the new keeper takes the userfaultfds (before the images are written). */
 int mem_track_keep(struct mem_track *t, struct dump_ctx **procs, size_t nr) __must_check;

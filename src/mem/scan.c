@@ -115,9 +115,10 @@ void mem_prescan_free(struct mem_prescan *p)
 	free(p);
 }
 
-int mem_prescan(int procfd, const struct proc_vma *v, size_t n, struct mem_prescan **out)
+/* The present pages of the areas of @v that prescan_wanted, in *@out. */
+static int prescan_areas(int procfd, const struct proc_vma *v, size_t n,
+			 struct mem_prescan **out)
 {
-	*out = NULL;
 	_cleanup_close_ int pmfd = openat(procfd, "pagemap", O_RDONLY | O_CLOEXEC);
 	if (pmfd < 0)
 		return -errno;
@@ -145,6 +146,27 @@ int mem_prescan(int procfd, const struct proc_vma *v, size_t n, struct mem_presc
 	}
 	*out = p;
 	return 0;
+}
+
+int mem_read_maps(int procfd, struct proc_vma **v, size_t *n)
+{
+	_cleanup_free_ char *buf = read_records_at(procfd, "maps", 1 << 28);
+	if (!buf)
+		return errno ? -errno : -EIO;
+	return proc_parse_smaps(buf, v, n);
+}
+
+int mem_prescan(int procfd, struct mem_prescan **out)
+{
+	struct proc_vma *v = NULL;
+	size_t n = 0;
+	*out = NULL;
+	int ret = mem_read_maps(procfd, &v, &n);
+	if (!ret) {
+		ret = prescan_areas(procfd, v, n, out);
+		proc_vmas_free(v, n);
+	}
+	return ret;
 }
 
 int mem_prescan_take(struct mem_prescan *p, const Vma *v, struct run_list *l)

@@ -298,6 +298,15 @@ bool mem_track_allows_uffd(const struct dump_ctx *c)
 	return c->mem && c->mem->trk && c->mem->trk->tracked;
 }
 
+/* Is @pid a process of the parent images? */
+static bool prev_listed(const struct mem_track *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->prev_inv->n_pids; i++)
+		if (t->prev_inv->pids[i] == pid)
+			return true;
+	return false;
+}
+
 /* Before the areas are read: the parent image's Mm of this process (the same process:
  * its start time) and whether its tracking is unbroken since. */
 int mem_track_proc(struct dump_ctx *c)
@@ -310,10 +319,7 @@ int mem_track_proc(struct dump_ctx *c)
 	c->mem->trk = p;
 	if (t->prev_dfd < 0)
 		return 0;
-	bool listed = false;
-	for (size_t i = 0; i < t->prev_inv->n_pids; i++)
-		listed |= t->prev_inv->pids[i] == c->pid;
-	if (!listed)
+	if (!prev_listed(t, c->pid))
 		return 0; /* new in the tree: stored in full */
 	p->pmm = c->prev_mm ? c->prev_mm : img_read_msg(t->prev_dfd, IMG_MM, c->pid);
 	c->prev_mm = NULL;
@@ -432,7 +438,8 @@ static int arm_vmas(struct dump_ctx *c, const Mm *mm)
 
 /* ------------------------------------------------------------------ the layout */
 
-/* XXH3 of the areas @v (maps fields), those inside [@lo, @hi) left out. */
+/* XXH3 of the areas @v (maps fields), those inside [@lo, @hi) left out (none when
+ * @hi is 0). */
 static uint64_t layout_hash(const struct proc_vma *v, size_t n, uint64_t lo, uint64_t hi)
 {
 	XXH3_state_t *st = XXH3_createState();
@@ -457,10 +464,9 @@ static uint64_t layout_hash(const struct proc_vma *v, size_t n, uint64_t lo, uin
  * their flags, in the image for the next pass. Without them the next pass reads smaps. */
 static int record_layout(struct dump_ctx *c)
 {
-	_cleanup_free_ char *buf = read_records_at(c->procfd, "maps", 1 << 28);
 	struct proc_vma *v = NULL;
 	size_t n = 0, k = 0, na = 0;
-	if (!buf || proc_parse_smaps(buf, &v, &n))
+	if (mem_read_maps(c->procfd, &v, &n))
 		return 0;
 	const uint64_t lo = c->rs.map, hi = c->rs.map + c->rs.map_len;
 	AreaFlags **a = calloc(n, sizeof(*a));
@@ -497,27 +503,22 @@ out:
 	return ret;
 }
 
-int mem_track_layout(struct dump_ctx *c)
+bool mem_track_layout(struct dump_ctx *c)
 {
 	struct mem_track *t = c->track;
-	if (!c->opts->pre_dump || t->prev_dfd < 0 || t->keeper_pidfd < 0)
-		return 0;
-	bool listed = false;
-	for (size_t i = 0; i < t->prev_inv->n_pids; i++)
-		listed |= t->prev_inv->pids[i] == c->pid;
-	Mm *pm = listed ? img_read_msg(t->prev_dfd, IMG_MM, c->pid) : NULL;
+	if (!c->opts->pre_dump || t->prev_dfd < 0 || t->keeper_pidfd < 0 ||
+	    !prev_listed(t, c->pid))
+		return false;
+	Mm *pm = img_read_msg(t->prev_dfd, IMG_MM, c->pid);
 	if (!pm)
-		return 0; /* (mem_track_proc says why) */
-	c->prev_mm = pm;
-	if (!pm->has_start_time || pm->start_time != c->stat.start_time || !pm->has_track_fd ||
-	    !pm->has_layout_xxh || !pm->n_layout)
-		return 0;
-	_cleanup_free_ char *buf = read_records_at(c->procfd, "maps", 1 << 28);
+		return false; /* (mem_track_proc says why) */
+	c->prev_mm = pm; /* for mem_track_proc */
 	struct proc_vma *v = NULL;
 	size_t n = 0;
-	if (!buf || proc_parse_smaps(buf, &v, &n))
-		return 0;
-	bool same = n == pm->n_layout && layout_hash(v, n, 1, 0) == pm->layout_xxh;
+	if (!pm->has_start_time || pm->start_time != c->stat.start_time || !pm->has_track_fd ||
+	    !pm->has_layout_xxh || !pm->n_layout || mem_read_maps(c->procfd, &v, &n))
+		return false;
+	bool same = n == pm->n_layout && layout_hash(v, n, 0, 0) == pm->layout_xxh;
 	for (size_t i = 0; i < n && same; i++) {
 		const AreaFlags *a = pm->layout[i];
 		same = a->start == v[i].start && a->end == v[i].end;
@@ -526,13 +527,13 @@ int mem_track_layout(struct dump_ctx *c)
 	}
 	if (!same) {
 		proc_vmas_free(v, n);
-		return 0;
+		return false;
 	}
 	c->vmas = v;
 	c->nr_vmas = n;
 	pr_info("mem: pid %d: %zu areas as the parent pass left them: their flags from there, "
 		"smaps not read", c->pid, n);
-	return 1;
+	return true;
 }
 
 /* ------------------------------------------------------------------ which pages */

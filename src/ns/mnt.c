@@ -917,14 +917,13 @@ static int clone_source(struct rmount *rm, size_t n, size_t i, int at, const cha
 	fd = open_tree(at, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
 	if (fd < 0)
 		return pr_perror("restore: bind %s (with the mounts below it)", src);
-	char link[64], sp[MNTINFO_MAX_PATH];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", at);
-	ssize_t len = readlink(link, sp, sizeof(sp) - 1);
+	char sp[MNTINFO_MAX_PATH];
+	ssize_t len = fd_link(at, sp, sizeof(sp));
 	if (len <= 0 || sp[0] != '/') {
 		close(fd);
-		return pr_perror("restore: the path of %s", src);
+		pr_err("restore: the path of %s: %s", src, len < 0 ? strerror((int)-len) : sp);
+		return len < 0 ? (int)len : -EINVAL;
 	}
-	sp[len] = '\0';
 	rm[i].fd = fd;
 	int ret = adopt_children(rm, n, i, sp);
 	if (ret) {

@@ -28,12 +28,10 @@ static int lookup(const char *mountpoint, struct file_handle *fh, dev_t dev, ino
 	_cleanup_close_ int fd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	char link[64], path[PATH_MAX];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, path, sizeof(path) - 1);
+	char path[PATH_MAX];
+	ssize_t n = fd_link(fd, path, sizeof(path));
 	if (n <= 0)
-		return n < 0 ? -errno : -ESTALE;
-	path[n] = '\0';
+		return n < 0 ? (int)n : -ESTALE;
 	struct stat st;
 	_cleanup_close_ int check = path[0] == '/' ? open(path, O_PATH | O_CLOEXEC) : -1;
 	if (check < 0 || fstat(check, &st) || st.st_dev != dev || st.st_ino != ino)

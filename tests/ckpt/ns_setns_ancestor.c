@@ -171,7 +171,6 @@ int main(int argc, char **argv)
 {
 	char dir[PATH_MAX], m[PATH_MAX + 4], host[256];
 	int res[2];
-	sigset_t set;
 
 	test_init(argc, argv);
 	root_pid = getpid();
@@ -182,9 +181,7 @@ int main(int argc, char **argv)
 		test_fail("mkdir %s: %s", m, strerror(errno));
 	if (pipe(res))
 		test_fail("pipe: %s", strerror(errno));
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	ns_block_usr1();
 	pid_t a = fork();
 	if (a == 0)
 		child_a(res[1], m, host);

@@ -109,7 +109,35 @@ static inline const char *ns_collect(int rd, const char *who, char *buf, size_t 
 	return NULL;
 }
 
-/* Wait for SIGUSR1 (blocked by the caller). */
+/* Child @s (forked, or -1), named @who, said on @rd that it started (one byte), or the
+ * test fails. Needs lib.h. */
+static inline void ns_started(int rd, pid_t s, const char *who)
+{
+	char c;
+	if (s < 0 || test_read_within(rd, &c, 1, 5000))
+		test_fail("%s did not start (%#x)", who, test_reap(s, true, 5));
+}
+
+/* Child @s (@who, one letter) told to end (SIGUSR1): its report on @rd said ok and it
+ * exited 0, or the test fails (after the restore: TEST_CHECK). */
+static inline void ns_finish(int rd, pid_t s, const char *who)
+{
+	char why[NS_MSG + 64];
+	kill(s, SIGUSR1);
+	TEST_CHECK(!ns_collect(rd, who, why, sizeof(why)), "%s", why);
+	TEST_CHECK(test_reap(s, false, 5) == 0, "%s did not end well", who);
+}
+
+/* SIGUSR1 blocked (before the children are forked: each waits for it, ns_wait_usr1). */
+static inline void ns_block_usr1(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+/* Wait for SIGUSR1 (blocked by the caller: ns_block_usr1). */
 static inline void ns_wait_usr1(void)
 {
 	sigset_t set;

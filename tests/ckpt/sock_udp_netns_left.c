@@ -58,7 +58,6 @@ int main(int argc, char **argv)
 	struct sockaddr_in b = a;
 	socklen_t al = sizeof(a), bl = sizeof(b);
 	int res[2];
-	sigset_t set;
 
 	test_init(argc, argv);
 	tcp_lo_up();
@@ -72,15 +71,11 @@ int main(int argc, char **argv)
 	if (sendto(snd, "one", 3, 0, (struct sockaddr *)&a, sizeof(a)) != 3 ||
 	    sendto(snd, "two", 3, 0, (struct sockaddr *)&a, sizeof(a)) != 3)
 		test_fail("sendto: %s", strerror(errno));
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	ns_block_usr1();
 	pid_t s = fork();
 	if (s == 0)
 		child_s(res[1], u, b.sin_port, getppid());
-	char c;
-	if (s < 0 || test_read_within(res[0], &c, 1, 5000))
-		test_fail("S did not start (%#x)", test_reap(s, true, 5));
+	ns_started(res[0], s, "S");
 
 	test_ready();
 	test_wait();
@@ -89,9 +84,6 @@ int main(int argc, char **argv)
 		kill(s, SIGKILL);
 	TEST_CHECK(sendto(snd, "three", 5, 0, (struct sockaddr *)&a, sizeof(a)) == 5,
 		   "R cannot send to the socket's address: %s", strerror(errno));
-	kill(s, SIGUSR1);
-	char why[NS_MSG + 64];
-	TEST_CHECK(!ns_collect(res[0], "S", why, sizeof(why)), "%s", why);
-	TEST_CHECK(test_reap(s, false, 5) == 0, "S did not end well");
+	ns_finish(res[0], s, "S");
 	test_pass();
 }

@@ -109,15 +109,12 @@ static void __attribute__((noreturn)) child_d(int wr, int pair)
 int main(int argc, char **argv)
 {
 	int res[2];
-	sigset_t set;
 
 	test_init(argc, argv);
 	root_pid = getpid();
 	if (pipe(res))
 		test_fail("pipe: %s", strerror(errno));
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	ns_block_usr1();
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair))
 		test_fail("socketpair: %s", strerror(errno));

@@ -68,7 +68,6 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);
 	int res[2];
-	sigset_t set;
 
 	test_init(argc, argv);
 	tcp_lo_up();
@@ -77,17 +76,13 @@ int main(int argc, char **argv)
 	if (l < 0 || u < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 8) ||
 	    getsockname(l, (struct sockaddr *)&a, &al) || pipe(res))
 		test_fail("listener: %s", strerror(errno));
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	ns_block_usr1();
 	pid_t s = fork();
 	if (s == 0)
 		child_s(res[1], l, u, &a, getppid());
 	close(l);
 	close(u);
-	char c;
-	if (s < 0 || test_read_within(res[0], &c, 1, 5000))
-		test_fail("S did not start (%#x)", test_reap(s, true, 5));
+	ns_started(res[0], s, "S");
 
 	test_ready();
 	test_wait();
@@ -98,10 +93,7 @@ int main(int argc, char **argv)
 	TEST_CHECK(k >= 0 && !connect(k, (struct sockaddr *)&a, sizeof(a)) &&
 			   write(k, "from-r", 6) == 6,
 		   "R cannot connect to the listener's address: %s", strerror(errno));
-	kill(s, SIGUSR1);
-	char why[NS_MSG + 64];
-	TEST_CHECK(!ns_collect(res[0], "S", why, sizeof(why)), "%s", why);
-	TEST_CHECK(test_reap(s, false, 5) == 0, "S did not end well");
+	ns_finish(res[0], s, "S");
 	close(k);
 	test_pass();
 }
