@@ -32,7 +32,8 @@
  * 2 ms of a fault: they come in bursts) a background pass copies the ranges in order,
  * 512 KiB at a time (of an incremental image, the pages written since the previous pass
  * first: its own runs, the hot set write tracking found; this kernel has no accessed-bit
- * source for a plain dump). Each 2 MiB piece of a run is verified (PageRun.piece_xxh,
+ * source for a plain dump), and a second thread copies from the top down (mapped runs:
+ * "the second copier" below). Each 2 MiB piece of a run is verified (PageRun.piece_xxh,
  * or the whole run for an image without them) before any of its bytes is handed over; a
  * mismatch kills every process of the tree (SIGKILL through the pidfds) with one line: a process never runs
  * on with wrong memory. The task's own changes to its layout come as events and edit the
@@ -52,12 +53,14 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -75,6 +78,7 @@
 #define LAZY_COMM "stasis-lazy"
 #define FAULT_CHUNK (64u << 10)
 #define FAULT_CHUNK_MAX (2u << 20) /* a run of sequential faults doubles up to this */
+#define SEQ_GAP (4u << 20) /* pages there already that a task reading in order may pass */
 #define BG_CHUNK (512u << 10)
 #define REST_STEP (256u << 10)
 #define BG_PAUSE_NS 2000000ull /* no background copy this long after a fault */
@@ -237,8 +241,11 @@ static void kill_tree(void)
 		sys_pidfd_send_signal(kill_fds[i], SIGKILL, NULL, 0);
 }
 
+static int srv_sock = -1; /* to stasis, while it restores */
+
 /* The tree runs and stasis may be gone: the server's last word goes to the log and, as
- * stasis's own would, as one line to stderr. */
+ * stasis's own would, as one line to stderr. While stasis is still restoring it also goes
+ * to stasis, whose restore fails with it as its last word (lazy_reason). */
 static void __attribute__((noreturn, format(printf, 1, 2))) srv_die(const char *fmt, ...)
 {
 	char msg[512];
@@ -248,7 +255,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) srv_die(const char *
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pr_err("%s", msg);
-	if (log_get_fd() != 2 || log_get_level() < LOG_ERR)
+	bool told = srv_sock >= 0 &&
+		    send(srv_sock, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) > 0;
+	if (!told && (log_get_fd() != 2 || log_get_level() < LOG_ERR))
 		dprintf(2, "stasis: %s\n", msg);
 	_exit(1);
 }
@@ -378,13 +387,13 @@ static int verify_mapped(const struct lz_img *img, struct lz_run *lr, size_t k)
 	const PageRun *r = lr->r;
 	uint64_t rlen = r->nr_pages * PAGE_SIZE;
 	size_t np = run_pieces(r);
-	if (lr->ok[k])
+	if (__atomic_load_n(&lr->ok[k], __ATOMIC_ACQUIRE)) /* (the helper verifies too) */
 		return 0;
 	if (r->n_piece_xxh == np || np == 1) {
 		if (!piece_good(r, k, lr->data + (uint64_t)k * HASH_PIECE,
 				MIN((uint64_t)HASH_PIECE, rlen - (uint64_t)k * HASH_PIECE)))
 			bad_pages(img, r);
-		lr->ok[k] = 1;
+		__atomic_store_n(&lr->ok[k], 1, __ATOMIC_RELEASE);
 		return 0;
 	}
 	/* no piece checksums: the whole run at once */
@@ -514,6 +523,39 @@ static int piece_at(const struct lz_img *img, struct lz_run *lr, size_t k, const
 	return pc_load(img, lr, k, out);
 }
 
+/* UFFDIO_COPY of @len bytes from @src to @dst in @uffd's process: pages already there or
+ * no longer in a registered area (EEXIST, ENOENT) skipped, page by page after an ENOENT
+ * (a range spanning areas split by mprotect...). 0: all of it handled; else the errno that
+ * stopped it (EAGAIN: the layout is changing; ESRCH: the process is gone) with *@done
+ * bytes handled. *@copied: the bytes copied. */
+static int copy_span(int uffd, uint64_t dst, const char *src, uint64_t len, uint64_t *done,
+		     uint64_t *copied)
+{
+	bool paged = false;
+	*done = *copied = 0;
+	while (*done < len) {
+		uint64_t n = paged ? PAGE_SIZE : len - *done;
+		struct uffdio_copy c = { .dst = dst + *done,
+					 .src = (uint64_t)(uintptr_t)(src + *done), .len = n };
+		int e = ioctl(uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
+		uint64_t got = c.copy > 0 ? (uint64_t)c.copy : 0;
+		*copied += got;
+		if (!e) {
+			*done += n;
+			continue;
+		}
+		*done += got;
+		if (e != EEXIST && e != ENOENT)
+			return e;
+		if (e == ENOENT && !paged && n > PAGE_SIZE && !got) {
+			paged = true;
+			continue;
+		}
+		*done = MIN(*done + PAGE_SIZE, len); /* there already, or not ours */
+	}
+	return 0;
+}
+
 /* Copy [@addr, @addr + @len), inside one range, into the task. 0: done (copied, or
  * already there, or no longer an area of ours); -EAGAIN: the layout is changing, read
  * the events and retry; -ESRCH: the process is gone; else fatal. */
@@ -525,7 +567,6 @@ static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
 	struct ival v = p->iv[i];
 	struct lz_run *lr = &p->img->runs[v.run];
 	uint64_t off = v.off + (addr - v.addr);
-	bool paged = false;
 	int ret = 0;
 	while (!ret && len) {
 		size_t k = (size_t)(off / HASH_PIECE);
@@ -542,26 +583,14 @@ static int lz_copy(struct lz_proc *p, uint64_t addr, uint64_t len)
 			from += in;
 			n = MIN(len, HASH_PIECE - in);
 		}
-		n = paged ? PAGE_SIZE : n;
-		struct uffdio_copy c = { .dst = addr, .src = (uint64_t)(uintptr_t)from, .len = n };
-		int e = ioctl(p->uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
-		uint64_t done = c.copy > 0 ? (uint64_t)c.copy : 0;
-		if (!e)
-			done = n;
-		if (e == EEXIST || e == ENOENT) {
-			if (e == ENOENT && !paged && n > PAGE_SIZE && !done) {
-				paged = true; /* the range spans areas (split by mprotect...) */
-				continue;
-			}
-			done += PAGE_SIZE; /* there already, or not ours: not copied */
-		}
-		done = MIN(done, len);
-		p->copied += c.copy > 0 ? (uint64_t)c.copy : 0;
+		uint64_t done, copied;
+		int e = copy_span(p->uffd, addr, from, n, &done, &copied);
+		p->copied += copied;
 		ret = iv_cut(p, addr, addr + done);
 		addr += done;
 		off += done;
 		len -= done;
-		if (!ret && e && e != EEXIST && e != ENOENT)
+		if (!ret && e)
 			ret = -e;
 	}
 	return ret;
@@ -601,8 +630,9 @@ static int lz_ahead(struct lz_proc *p)
 {
 	uint64_t a = p->seq_next;
 	size_t i = iv_lower(p, a);
-	if (p->seq_chunk < FAULT_CHUNK_MAX || i == p->niv || p->iv[i].addr > a)
+	if (p->seq_chunk < FAULT_CHUNK_MAX || i == p->niv || p->iv[i].addr >= a + SEQ_GAP)
 		return 0;
+	a = MAX(a, p->iv[i].addr); /* (past pages there already) */
 	uint64_t e = MIN(p->iv[i].addr + p->iv[i].len, a + FAULT_CHUNK_MAX);
 	int ret = lz_copy_wide(p, a, e - a);
 	if (!ret)
@@ -658,7 +688,12 @@ static int lz_fault(struct lz_proc *p, uint64_t a)
 	if (i < p->niv && p->iv[i].addr <= a) {
 		const struct ival *v = &p->iv[i];
 		uint64_t ws, we;
-		bool seq = a == p->seq_next; /* a task reading in order */
+		/* a task reading in order: where the last copy ended, or a little further at
+		 * the start of a range with nothing to come in between (it read through pages
+		 * there already: the 64 KiB of an earlier fault) */
+		bool seq = a == p->seq_next ||
+			   (a > p->seq_next && a - p->seq_next < SEQ_GAP && v->addr == a &&
+			    iv_lower(p, p->seq_next) == i);
 		if (seq) {
 			p->seq_chunk = MIN(p->seq_chunk * 2, (uint64_t)FAULT_CHUNK_MAX);
 			ws = a;
@@ -743,6 +778,163 @@ static int lz_rest_step(struct lz_proc *p)
 	return ret;
 }
 
+/* ------------------------------------------------------------------ the second copier */
+
+/* A thread of the server copies too, as the full restore copies with two threads (with one
+ * copier the lazy restore had all memory in 1.1-1.2x later than a full restore: its copy,
+ * the pieces' checksums and the source's page faults all on one core). It is lent a
+ * region at a time, the top HELP_REGION of a process's highest range (the background
+ * pass goes up from the bottom, the task's faults are served where it reads), and copies
+ * it upwards a step at a time, each step's source brought in and its pieces verified
+ * first. Only the main thread reads the userfaultfds and edits the ranges. An event it
+ * reads (remove, unmap, remap, fork) lets the task's madvise, munmap, mremap or fork go
+ * on: a copy of the helper's still running in that process then (started before the event
+ * was queued) could fill pages after the kernel dropped them, old bytes where the task
+ * expects zeros. So the main thread waits for the helper's step in that process to end
+ * before it reads its messages (a step: 0.1-0.3 ms), cuts what the helper copied first,
+ * and an event read takes the rest of the region back (stale: the helper takes no
+ * further step). A step started after an event was queued fails with EAGAIN (the kernel's
+ * mmap_changing), which ends the region. */
+#define HELP_REGION (16u << 20)
+#define HELP_STEP (512u << 10)
+enum { H_IDLE, H_LENT, H_COPYING, H_DONE };
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* the state changed */
+	int state;
+	bool on, stale;
+	int efd; /* the main thread's wake: the region is done */
+	struct lz_proc *p;
+	struct lz_run *lr;
+	uint64_t addr, len, off; /* [addr, addr + len) of p from offset off of lr's run */
+	uint64_t cur, cut;       /* copied [addr, addr + cur), cut from the ranges up to cut */
+	uint64_t copied;
+	int err;
+} help = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .efd = -1 };
+
+/* One step of the lent region at @q: 0, 1 (stale: stop), or the errno that ended it.
+ * Called and returns with help.mu held. */
+static int help_step(const struct lz_proc *p, struct lz_run *lr, uint64_t q)
+{
+	uint64_t off = help.off + q, n = MIN((uint64_t)HELP_STEP, help.len - q);
+	uint64_t dst = help.addr + q;
+	pthread_mutex_unlock(&help.mu);
+	uintptr_t pg = (uintptr_t)(lr->data + off) & ~(uintptr_t)(PAGE_SIZE - 1);
+	madvise((void *)pg, (uintptr_t)(lr->data + off) + n - pg, MADV_POPULATE_READ);
+	for (uint64_t k = off / HASH_PIECE; k <= (off + n - 1) / HASH_PIECE; k++)
+		verify_mapped(p->img, lr, (size_t)k); /* a bad one: the tree is killed */
+	pthread_mutex_lock(&help.mu);
+	if (help.stale)
+		return 1;
+	help.state = H_COPYING;
+	pthread_mutex_unlock(&help.mu);
+	uint64_t done, copied;
+	int err = copy_span(p->uffd, dst, lr->data + off, n, &done, &copied);
+	pthread_mutex_lock(&help.mu);
+	help.cur = q + done;
+	help.copied += copied;
+	help.state = H_LENT;
+	pthread_cond_broadcast(&help.cv);
+	return err;
+}
+
+static void *help_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&help.mu);
+	for (;;) {
+		while (help.state != H_LENT)
+			pthread_cond_wait(&help.cv, &help.mu);
+		int err = 0;
+		for (uint64_t q = 0; !err && q < help.len; q += HELP_STEP)
+			err = help_step(help.p, help.lr, q);
+		help.err = err == 1 ? 0 : err;
+		help.state = H_DONE;
+		pthread_cond_broadcast(&help.cv);
+		uint64_t one = 1;
+		if (write(help.efd, &one, sizeof(one)) < 0)
+			srv_fatal(-errno, "wake the main thread");
+	}
+	return NULL;
+}
+
+/* The helper started (without it the main thread copies alone). */
+static void help_start(struct lz_srv *s)
+{
+	pthread_t t;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &help };
+	help.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (help.efd < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, help.efd, &ev) < 0 ||
+	    pthread_create(&t, NULL, help_main, NULL)) {
+		pr_warn("restore --lazy-pages: one copier only (no second thread)");
+		return;
+	}
+	help.on = true;
+}
+
+/* With help.mu held and no step running: what the helper copied in @p cut from its
+ * ranges, and a region it is done with taken back. 0, or the region's -errno (-EAGAIN:
+ * events to read first, -ESRCH: the process is gone). */
+static int help_take(struct lz_proc *p)
+{
+	if (help.p != p)
+		return 0;
+	int ret = iv_cut(p, help.addr + help.cut, help.addr + help.cur);
+	help.cut = help.cur;
+	p->copied += help.copied;
+	help.copied = 0;
+	if (help.state == H_DONE) {
+		help.state = H_IDLE;
+		help.p = NULL;
+		ret = ret ? ret : -help.err;
+	}
+	return ret;
+}
+
+/* With help.mu held: no step of the helper's runs in @p, and what it copied there is cut
+ * from the ranges. 0 or -errno as help_take. */
+static int help_quiesce(struct lz_proc *p)
+{
+	while (help.p == p && help.state == H_COPYING)
+		pthread_cond_wait(&help.cv, &help.mu);
+	return help_take(p);
+}
+
+/* A region for the idle helper: the top HELP_REGION (aligned in its run) of the highest
+ * range of a process that lies in a mapped run verified by pieces. */
+static void help_give(struct lz_srv *s)
+{
+	bool seq = false; /* a task reading in order, at full stride, waits for copies anyway */
+	for (const struct lz_proc *p = s->live; p && !seq; p = p->next)
+		seq = p->seq_chunk == FAULT_CHUNK_MAX;
+	if (!help.on || (now_ns() < s->quiet_until && !seq))
+		return;
+	pthread_mutex_lock(&help.mu);
+	for (struct lz_proc *p = help.state == H_IDLE ? s->live : NULL; p; p = p->next) {
+		for (size_t i = p->niv; i-- > 0 && i + 8 >= p->niv;) {
+			const struct ival *v = &p->iv[i];
+			struct lz_run *lr = &p->img->runs[v->run];
+			size_t np = run_pieces(lr->r);
+			if (!lr->data || (lr->r->n_piece_xxh != np && np != 1))
+				continue;
+			uint64_t oe = v->off + v->len;
+			uint64_t os = MAX(v->off, (oe - 1) / HELP_REGION * HELP_REGION);
+			help.p = p;
+			help.lr = lr;
+			help.off = os;
+			help.addr = v->addr + (os - v->off);
+			help.len = oe - os;
+			help.cur = help.cut = help.copied = 0;
+			help.stale = false;
+			help.state = H_LENT;
+			pthread_cond_broadcast(&help.cv);
+			pthread_mutex_unlock(&help.mu);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&help.mu);
+}
+
 static int srv_watch(struct lz_srv *s, struct lz_proc *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = p };
@@ -755,6 +947,16 @@ static int srv_watch(struct lz_srv *s, struct lz_proc *p)
 
 static void proc_free(struct lz_srv *s, struct lz_proc *p)
 {
+	pthread_mutex_lock(&help.mu); /* the helper done with it, its result dropped */
+	while (help.p == p && (help.state == H_LENT || help.state == H_COPYING)) {
+		help.stale = true;
+		pthread_cond_wait(&help.cv, &help.mu);
+	}
+	if (help.p == p) {
+		help.state = H_IDLE;
+		help.p = NULL;
+	}
+	pthread_mutex_unlock(&help.mu);
 	for (struct lz_proc **pp = &s->live; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
@@ -795,15 +997,20 @@ static int fork_event(struct lz_srv *s, struct lz_proc *p, int ufd)
 	return srv_watch(s, c);
 }
 
-/* Read every message of @p: events applied at once, faults queued. */
-static int drain(struct lz_srv *s, struct lz_proc *p)
+/* Read every message of @p: events applied at once, faults queued. With help.mu held:
+ * the helper's copy in @p ended and its result taken first, a chunk of @p it has not
+ * started dropped if an event came. */
+static int drain_locked(struct lz_srv *s, struct lz_proc *p)
 {
 	struct uffd_msg m[64];
+	int ret = help_quiesce(p);
+	if (ret && ret != -EAGAIN)
+		return ret;
 	for (;;) {
 		ssize_t n = read(p->uffd, m, sizeof(m));
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		int ret = 0;
+		ret = 0;
 		for (size_t k = 0; k < (size_t)n / sizeof(m[0]) && !ret; k++) {
 			switch (m[k].event) {
 			case UFFD_EVENT_PAGEFAULT:
@@ -821,11 +1028,13 @@ static int drain(struct lz_srv *s, struct lz_proc *p)
 				ret = fork_event(s, p, (int)m[k].arg.fork.ufd);
 				break;
 			case UFFD_EVENT_REMAP:
+				help.stale |= help.p == p;
 				ret = iv_move(p, m[k].arg.remap.from, m[k].arg.remap.to,
 					      m[k].arg.remap.len);
 				break;
 			case UFFD_EVENT_REMOVE:
 			case UFFD_EVENT_UNMAP:
+				help.stale |= help.p == p;
 				ret = iv_cut(p, m[k].arg.remove.start, m[k].arg.remove.end);
 				break;
 			}
@@ -833,6 +1042,14 @@ static int drain(struct lz_srv *s, struct lz_proc *p)
 		if (ret)
 			return ret;
 	}
+}
+
+static int drain(struct lz_srv *s, struct lz_proc *p)
+{
+	pthread_mutex_lock(&help.mu);
+	int ret = drain_locked(s, p);
+	pthread_mutex_unlock(&help.mu);
+	return ret;
 }
 
 /* Serve the queued faults of @p. 1: some must wait for events, 0, -errno. */
@@ -1002,12 +1219,34 @@ static int srv_ctl(struct lz_srv *s)
 	if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(fds)))
 		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
 	if (n == sizeof(m) && m.kind == MSG_DONE) {
+		srv_sock = -1;
+		/* the tree runs: its first faults come next, the helper's region (lent while
+		 * the restore went on) ends, the helper waits for a quiet moment */
 		s->done = true;
+		s->quiet_until = now_ns() + BG_PAUSE_NS;
+		pthread_mutex_lock(&help.mu);
+		help.stale = help.state == H_LENT || help.state == H_COPYING;
+		pthread_mutex_unlock(&help.mu);
 		return 0;
 	}
 	if (n != sizeof(m) || m.kind != MSG_ADD || fds[0] < 0 || fds[1] < 0)
 		return -EINVAL;
 	return srv_add(s, m.pid, fds[0], fds[1]);
+}
+
+/* The helper says it is done with its region (its eventfd). */
+static int help_done(struct lz_srv *s)
+{
+	uint64_t n;
+	if (read(help.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return -errno;
+	pthread_mutex_lock(&help.mu);
+	struct lz_proc *p = help.state == H_DONE ? help.p : NULL;
+	int ret = p ? help_take(p) : 0;
+	pthread_mutex_unlock(&help.mu);
+	if (ret == -ESRCH)
+		proc_free(s, p);
+	return ret == -ESRCH || ret == -EAGAIN ? 0 : ret; /* (events: the main loop) */
 }
 
 static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
@@ -1026,6 +1265,7 @@ static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
 		}
 		if (!sock_open && !s->live)
 			break;
+		help_give(s);
 		struct epoll_event evs[16];
 		/* the background pass once the tree runs (the restore has both cores first),
 		 * and not right after a fault (the next one is likely to follow) */
@@ -1040,7 +1280,11 @@ static void __attribute__((noreturn)) srv_run(struct lz_srv *s)
 			srv_fatal(-errno, "epoll_wait");
 		for (int k = 0; k < n; k++) {
 			struct lz_proc *p = evs[k].data.ptr;
-			if (!p) {
+			if (evs[k].data.ptr == &help) {
+				ret = help_done(s);
+				if (!ret)
+					break; /* it may have freed a process others name: poll again */
+			} else if (!p) {
 				ret = srv_ctl(s);
 				if (ret == 1) {
 					sock_open = false;
@@ -1109,6 +1353,7 @@ static void quiet_std(void)
 static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, size_t n, int sock)
 {
 	struct lz_srv s = { .procs = procs, .n = n, .sock = sock };
+	srv_sock = sock;
 	int keep[2] = { sock, log_get_fd() };
 	if (keep[0] > keep[1]) {
 		int x = keep[0];
@@ -1137,6 +1382,7 @@ static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, siz
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!s.imgs || s.ep < 0)
 		srv_fatal(-ENOMEM, "start");
+	help_start(&s);
 	/* a page server's connection made now, while the tree is still being restored:
 	 * the first fault does not wait for it (about 1 ms) */
 	for (size_t i = 0; i < n; i++) {
@@ -1281,12 +1527,29 @@ int mem_lazy_fill(struct rst_ctx *c, struct mem_lazy *l)
 	return lazy_send(l, &m, fds);
 }
 
+/* Why the page server killed the tree before it ran, if it said so: logged as the
+ * restore's last word. */
+static void lazy_reason(struct mem_lazy *l)
+{
+	char msg[512];
+	ssize_t n = recv(l->sock, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	if (n > 0 && n != sizeof(struct lazy_msg)) {
+		msg[n] = 0;
+		pr_err("%.*s", (int)strcspn(msg, "\n"), msg);
+	}
+}
+
 int mem_lazy_commit(struct mem_lazy *l)
 {
 	if (!l)
 		return 0;
 	struct lazy_msg m = { MSG_DONE, 0 };
 	int ret = lazy_send(l, &m, NULL);
+	if (ret) { /* (dead or dying) */
+		kill(l->server, SIGKILL);
+		waitpid(l->server, NULL, 0);
+		lazy_reason(l);
+	}
 	close(l->sock);
 	free(l);
 	return ret;
@@ -1298,6 +1561,7 @@ void mem_lazy_abort(struct mem_lazy *l)
 		return;
 	kill(l->server, SIGKILL);
 	waitpid(l->server, NULL, 0);
+	lazy_reason(l);
 	close(l->sock);
 	free(l);
 }
