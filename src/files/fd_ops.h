@@ -228,6 +228,13 @@ int fd_dup(const struct dump_ctx *c, const struct fd_ent *e) __must_check;
 bool fd_alone_in_netns(const FileDesc *d);
 /* The mount fd @fd of task @c is on (statx STATX_MNT_ID of /proc/PID/fd/N): 0, or -1. */
 int fd_mount_id(const struct dump_ctx *c, int fd, uint64_t *mnt);
+/* Stasis's mount namespace (read once: the dumping stasis does not change it). */
+uint64_t fd_dumper_mntns(void);
+/* Is task @c in another mount namespace than stasis? */
+bool fd_own_mntns(const struct dump_ctx *c);
+/* Fd @e of task @c, in a mount namespace other than stasis's, is on a mount of that
+ * namespace, the one its path names there. */
+bool fd_in_task_mount(const struct dump_ctx *c, const struct fd_ent *e);
 /* *@out: /proc/PID/fdinfo/N, at most @max bytes (to free). */
 int fd_read_fdinfo(const struct dump_ctx *c, int fd, size_t max, char **out) __must_check;
 /* Log "files image: file ID (LINK) has bad or missing data"; -EINVAL. */

@@ -64,6 +64,26 @@ int fd_dup(const struct dump_ctx *c, const struct fd_ent *e)
 	return dup;
 }
 
+uint64_t fd_dumper_mntns(void)
+{
+	static uint64_t mine;
+	if (!mine)
+		mine = self_ns_ino("mnt");
+	return mine;
+}
+
+bool fd_own_mntns(const struct dump_ctx *c)
+{
+	return c->core && c->core->ns && c->core->ns->mnt && c->core->ns->mnt != fd_dumper_mntns();
+}
+
+bool fd_in_task_mount(const struct dump_ctx *c, const struct fd_ent *e)
+{
+	uint64_t mnt;
+	return fd_own_mntns(c) && !fd_mount_id(c, e->fd, &mnt) &&
+	       (path_mount_views(c->procfd, e->link, mnt) & PATH_VIEW_TASK);
+}
+
 int fd_mount_id(const struct dump_ctx *c, int fd, uint64_t *mnt)
 {
 	char rel[32];

@@ -91,21 +91,6 @@ static int chr_classify(const struct dump_ctx *c, struct fd_ent *e)
 	return S_ISCHR(e->st.st_mode) ? claim_path(c, e, FILE_KIND__FILE_CHR) : 0;
 }
 
-/* Stasis's mount namespace (read once: the dumping stasis does not change it). */
-static uint64_t dumper_mntns(void)
-{
-	static uint64_t mine;
-	if (!mine)
-		mine = self_ns_ino("mnt");
-	return mine;
-}
-
-/* Is task @c in another mount namespace than stasis? */
-static bool own_mntns(const struct dump_ctx *c)
-{
-	return c->core && c->core->ns && c->core->ns->mnt && c->core->ns->mnt != dumper_mntns();
-}
-
 /* The mount namespace inode of task @c (its /proc directory), 0 if unknown. */
 static uint64_t mntns_of(const struct dump_ctx *c)
 {
@@ -122,7 +107,7 @@ static const struct dump_ctx *mount_owner(const struct dump_ctx *c, const struct
 	uint64_t own = mntns_of(c);
 	for (const struct dump_ctx *a = c->parent; a; a = a->parent) {
 		uint64_t ns = mntns_of(a);
-		if (!ns || ns == dumper_mntns())
+		if (!ns || ns == fd_dumper_mntns())
 			return NULL;
 		if (ns != own && (path_mount_views(a->procfd, e->link, mnt) & PATH_VIEW_TASK))
 			return a;
@@ -140,7 +125,7 @@ static int task_path_view(const struct dump_ctx *c, const struct fd_ent *e, File
 {
 	int v = path_views(c->procfd, e->link, e->st.st_dev, e->st.st_ino);
 	uint64_t mnt;
-	if ((v & PATH_VIEW_TASK) && own_mntns(c) && !fd_mount_id(c, e->fd, &mnt)) {
+	if ((v & PATH_VIEW_TASK) && fd_own_mntns(c) && !fd_mount_id(c, e->fd, &mnt)) {
 		if (path_mount_views(c->procfd, e->link, mnt) & PATH_VIEW_TASK)
 			return 1;
 		const struct dump_ctx *a = mount_owner(c, e, mnt);

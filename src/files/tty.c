@@ -390,24 +390,27 @@ static int get_flag(int fd, unsigned long req, protobuf_c_boolean *has, protobuf
 	return 0;
 }
 
-/* A pair of another devpts instance than the dumper's /dev/pts: the directory of the
- * master's path (or its pts/, for a ptmx bound beside it), in the task's own mount tree,
- * must be that instance (the task opens the master's path again there). */
-static int own_devpts(const struct dump_ctx *c, const struct fd_ent *e, dev_t dev)
+/* Is devpts instance @dev where the master @e was opened, in the task's own mount tree:
+ * the directory of the master's path (or its pts/, for a ptmx bound beside it)? */
+static bool devpts_at(const struct dump_ctx *c, const struct fd_ent *e, dev_t dev)
 {
 	char rel[PATH_MAX];
 	struct stat st;
 	size_t len = strlen(e->link) - strlen("/ptmx");
-	if (snprintf(rel, sizeof(rel), "root%.*s", (int)len, e->link) >= (int)sizeof(rel))
-		return fd_unsupported(c, e, "a pty master at a path too long");
+	if (snprintf(rel, sizeof(rel), "root%.*s", (int)len, e->link) >= (int)sizeof(rel) - 4)
+		return false;
 	if (!fstatat(c->procfd, rel, &st, 0) && st.st_dev == dev)
-		return 0;
+		return true;
 	/* a /dev/ptmx bound on pts/ptmx of the instance mounted at /dev/pts */
-	if (strlen(rel) + 4 < sizeof(rel) && !fstatat(c->procfd, strcat(rel, "/pts"), &st, 0) &&
-	    st.st_dev == dev)
-		return 0;
-	return fd_unsupported(c, e, "a pty whose devpts instance is not mounted where its "
-				    "master was opened");
+	return !fstatat(c->procfd, strcat(rel, "/pts"), &st, 0) && st.st_dev == dev;
+}
+
+/* A pair of another devpts instance than the dumper's /dev/pts must be there: the task
+ * opens the master's path again in its mount tree. */
+static int own_devpts(const struct dump_ctx *c, const struct fd_ent *e, dev_t dev)
+{
+	return devpts_at(c, e, dev) ? 0 : fd_unsupported(c, e, "a pty whose devpts instance is "
+							 "not mounted where its master was opened");
 }
 
 static int dump_master(const struct dump_ctx *c, const struct fd_ent *e, int m, TtyData *td,
@@ -434,6 +437,9 @@ static int dump_master(const struct dump_ctx *c, const struct fd_ent *e, int m, 
 		td->has_own_devpts = td->own_devpts = true;
 	} else if (strcmp(e->link, "/dev/ptmx") && strcmp(e->link, "/dev/pts/ptmx")) {
 		return fd_unsupported(c, e, "a pty master opened at another path");
+	} else if (fd_in_task_mount(c, e) && devpts_at(c, e, sl.st_dev)) {
+		/* the dumper's instance through a mount of the task's own namespace */
+		td->has_task_view = td->task_view = true;
 	}
 	td->index = idx;
 	td->has_devpts = true;
@@ -688,28 +694,39 @@ static bool same_mnt_ns(const struct dump_ctx *a, const struct dump_ctx *b)
 	return x && y && x->has_mnt && y->has_mnt && x->mnt == y->mnt;
 }
 
-/* A pair of the task's own devpts instance is opened in that task's mount tree: by the
- * task when it holds all of it, else by stasis in the rebuilt tree of that mount
- * namespace (restored: tty_open_tree): its holders and the members of its session must
- * all be in the mount namespace of process @p. */
+/* A pair of the task's own devpts instance (or of the dumper's, opened through the
+ * task's mount: task_view) is opened in that task's mount tree: by the task when it holds
+ * all of it, else by stasis in the rebuilt tree of that mount namespace (restored:
+ * tty_open_tree): its holders and the members of its session must all be in the mount
+ * namespace of process @p. A task_view pair that is not is opened in stasis's view, as
+ * before (its files then on stasis's mounts). */
 static int merge_own_devpts(struct dump_ctx **procs, size_t n, const struct dump_ctx *p,
-			    const FileDesc *m)
+			    FileDesc *m)
 {
 	for (size_t q = 0; q < n; q++) {
 		if (procs[q] == p || same_mnt_ns(procs[q], p))
 			continue;
+		bool held = false;
 		for (size_t i = 0; i < procs[q]->files->n_files; i++)
-			if (same_pair(procs[q]->files->files[i], m)) {
-				pr_err("pty %u of pid %d (%s) is shared with pid %d of another mount "
-				       "namespace: a pty of a devpts instance other than /dev/pts held "
-				       "across mount namespaces is not supported", m->tty->index,
-				       p->pid, m->link, procs[q]->pid);
-				return -EOPNOTSUPP;
-			}
-		if (m->tty->has_sid && procs[q]->stat.tty_nr &&
-		    is_pty_slave(tty_nr_dev(procs[q]->stat.tty_nr)) &&
-		    slave_index(tty_nr_dev(procs[q]->stat.tty_nr)) == m->tty->index &&
-		    procs[q]->stat.session == m->tty->sid) {
+			held |= same_pair(procs[q]->files->files[i], m);
+		bool ctty = m->tty->has_sid && procs[q]->stat.tty_nr &&
+			    is_pty_slave(tty_nr_dev(procs[q]->stat.tty_nr)) &&
+			    slave_index(tty_nr_dev(procs[q]->stat.tty_nr)) == m->tty->index &&
+			    procs[q]->stat.session == m->tty->sid;
+		if ((held || ctty) && m->tty->task_view) {
+			pr_info("pty %u of pid %d is used from another mount namespace (pid %d): "
+				"opened in stasis's view", m->tty->index, p->pid, procs[q]->pid);
+			m->tty->has_task_view = m->tty->task_view = false;
+			return 0;
+		}
+		if (held) {
+			pr_err("pty %u of pid %d (%s) is shared with pid %d of another mount "
+			       "namespace: a pty of a devpts instance other than /dev/pts held "
+			       "across mount namespaces is not supported", m->tty->index, p->pid,
+			       m->link, procs[q]->pid);
+			return -EOPNOTSUPP;
+		}
+		if (ctty) {
 			pr_err("pid %d has pty %u (%s) of pid %d as controlling terminal from another "
 			       "mount namespace: not supported", procs[q]->pid, m->tty->index,
 			       m->link, p->pid);
@@ -781,7 +798,7 @@ static int tty_merge(struct dump_ctx **procs, size_t n)
 				memcpy(&t, d->tty->termios.data, sizeof(t));
 				ret = dump_queues(m, alt, d->tty, &t, what);
 			}
-			if (!ret && d->tty->own_devpts)
+			if (!ret && (d->tty->own_devpts || d->tty->task_view))
 				ret = merge_own_devpts(procs, n, procs[p], d);
 			if (!ret && d->tty->has_sid)
 				ret = merge_session(procs, n, d);
@@ -860,7 +877,7 @@ static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
 		return -EINVAL;
 	}
 	if (!td->master) {
-		if (td->has_termios || td->has_in_data || td->has_out_data ||
+		if (td->has_termios || td->has_in_data || td->has_out_data || td->task_view ||
 		    (td->has_sid && (td->sid <= 0 || !td->has_sid_self || td->sid_self <= 0)) ||
 		    (td->has_fg_pgrp && td->fg_pgrp <= 0)) {
 			pr_err("files image: pty slave %u carries the state of a master", d->id);
@@ -871,6 +888,7 @@ static int tty_validate(const FileDesc *d, const struct blob_reader *blobs)
 	if (!d->link || d->link[0] != '/' || !str_ends(d->link, "/ptmx") ||
 	    strstr(d->link, "/../") ||
 	    (!td->own_devpts && strcmp(d->link, "/dev/ptmx") && strcmp(d->link, "/dev/pts/ptmx")) ||
+	    (td->own_devpts && td->task_view) ||
 	    (d->flags & O_ACCMODE) != O_RDWR || !td->has_termios ||
 	    td->termios.len != sizeof(struct termios2) || td->rows > 0xffff ||
 	    td->cols > 0xffff || td->xpixel > 0xffff || td->ypixel > 0xffff ||
@@ -1109,16 +1127,16 @@ static int tty_open_tree(struct fd_tree *t, const FileDesc *d)
 	const FileDesc *m, **sl;
 	size_t ns;
 	int ret = gather(t->f, t->n, d, &m, &sl, &ns);
-	if (!ret && m->tty->own_devpts && t->rootfd < 0)
+	bool in_tree = !ret && (m->tty->own_devpts || m->tty->task_view);
+	if (in_tree && t->rootfd < 0)
 		ret = defer_own_devpts(t, m, sl, ns);
-	if (ret || (m->tty->own_devpts && t->rootfd < 0)) {
+	if (ret || (in_tree && t->rootfd < 0)) {
 		free(sl);
 		return ret;
 	}
 	_cleanup_free_ int *sfd = calloc(ns + 1, sizeof(int));
 	int mfd;
-	ret = sfd ? pty_open_pair(m, sl, ns, m->tty->own_devpts ? t->rootfd : -1, &mfd, sfd)
-		  : -ENOMEM;
+	ret = sfd ? pty_open_pair(m, sl, ns, in_tree ? t->rootfd : -1, &mfd, sfd) : -ENOMEM;
 	for (size_t k = 0; !ret && k <= ns; k++) {
 		const FileDesc *o = k < ns ? sl[k] : m;
 		int fd = k < ns ? sfd[k] : mfd;

@@ -114,7 +114,7 @@ ALLOW = [
                "what is left out' (ns_mnt_nested, ns_cgroup_mount)"},
     {"field": "fdinfo.mnt_id", "values": lambda a, b: not a.startswith("mnt?") and
      b.startswith("mnt?"),
-     "test": ["tty_*", "fd_dir_deleted", "file_deleted*", "file_ghost_big", "file_times"],
+     "test": ["fd_dir_deleted", "file_deleted*", "file_ghost_big", "file_times"],
      "reason": "BUG: a terminal (a pty of the host's devpts, /dev/tty; ns flavor) and a file or "
                "directory recreated after its deletion (uns flavor: the task's files are "
                "opened by stasis) that the task had open in its own mount namespace are "
