@@ -1,4 +1,6 @@
 /* Lazy restore (`restore --lazy-pages`): the tree runs before its memory is complete.
+ * This file is the page server; stasis's side (which runs are lazy, the userfaultfds made
+ * and handed over) is lazy_start.c.
  *
  * Which pages are lazy: a process's page runs inside its private anonymous areas (heap,
  * stack, anonymous mappings), its own and those of an incremental image that lie in
@@ -49,6 +51,7 @@
  * dies before the tree runs (the socket closes without "done"), the server kills the
  * tree and exits; a failed restore kills the server. */
 #include "mem/internal.h"
+#include "mem/lazy_int.h"
 
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -67,7 +70,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -82,61 +84,6 @@
 #define BG_CHUNK (512u << 10)
 #define REST_STEP (256u << 10)
 #define BG_PAUSE_NS 2000000ull /* no background copy this long after a fault */
-#define LAZY_EVENTS                                                                    \
-	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |  \
-	 UFFD_FEATURE_EVENT_UNMAP)
-
-enum { MSG_ADD = 1, MSG_DONE = 2 };
-struct lazy_msg {
-	uint32_t kind;
-	int32_t pid;
-};
-
-struct mem_lazy {
-	pid_t server;
-	int sock; /* stasis's end */
-};
-
-/* ------------------------------------------------------------------ which pages */
-
-static bool vma_lazy(const Vma *v)
-{
-	return !(v->flags & MAP_SHARED) && !v->has_huge_kb &&
-	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
-		v->kind == VMA_KIND__VMA_STACK);
-}
-
-static bool run_own(const PageRun *r)
-{
-	return !r->has_src_pid && !r->has_parent_depth;
-}
-
-/* Served by the page server when in a lazy area: not a run stored once for a parent
- * process (copy-on-write: filled at once, so that the sharing is made again). */
-static bool run_lazy(const PageRun *r)
-{
-	return !r->has_src_pid;
-}
-
-/* lazy[i]: run i is served by the page server; vreg[k]: area k is registered. The runs
- * holding the arguments and the environment are not: other processes read them
- * (/proc/PID/cmdline, environ: ps) through a remote access that a userfaultfd cannot
- * make wait, which would read nothing. */
-void mem_lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
-{
-	uint64_t args_lo = MIN(mm->arg_start, mm->env_start);
-	uint64_t args_hi = MAX(mm->arg_end, mm->env_end);
-	size_t vi = 0;
-	for (size_t i = 0; i < mm->n_pages; i++) {
-		const PageRun *r = mm->pages[i];
-		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
-			vi++;
-		bool args = r->vaddr < args_hi && r->vaddr + r->nr_pages * PAGE_SIZE > args_lo;
-		lazy[i] = vi < mm->n_vmas && run_lazy(r) && vma_lazy(mm->vmas[vi]) && !args;
-		if (lazy[i] && vreg)
-			vreg[vi] = true;
-	}
-}
 
 /* ------------------------------------------------------------------ the server */
 
@@ -250,13 +197,14 @@ static void __attribute__((noreturn, format(printf, 1, 2))) srv_die(const char *
 {
 	char msg[512];
 	va_list ap;
-	kill_tree();
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	pr_err("%s", msg);
+	/* stasis told first: it sees the tree die next, fails and reads this */
 	bool told = srv_sock >= 0 &&
 		    send(srv_sock, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) > 0;
+	kill_tree();
+	pr_err("%s", msg);
 	if (!told && (log_get_fd() != 2 || log_get_level() < LOG_ERR))
 		dprintf(2, "stasis: %s\n", msg);
 	_exit(1);
@@ -778,6 +726,17 @@ static int lz_rest_step(struct lz_proc *p)
 	return ret;
 }
 
+/* No range of @p's hot runs is left to copy. */
+static void hot_in(struct lz_proc *p)
+{
+	if (!p->hot_done)
+		pr_info("pid %d: the pages written since the previous dump are in after %.1f ms, "
+			"%llu bytes copied so far",
+			p->img->pid, (double)(now_ns() - p->t0) / 1e6,
+			(unsigned long long)p->copied);
+	p->hot_done = true;
+}
+
 /* ------------------------------------------------------------------ the second copier */
 
 /* A thread of the server copies too, as the full restore copies with two threads (with one
@@ -900,8 +859,22 @@ static int help_quiesce(struct lz_proc *p)
 	return help_take(p);
 }
 
+/* The highest range of @p the helper can copy (in a mapped run verified by pieces), of
+ * the hot runs while there are some (as the background pass), or NULL. */
+static const struct ival *help_range(const struct lz_proc *p)
+{
+	for (size_t i = p->niv; i-- > 0 && (!p->hot_done || i + 8 >= p->niv);) {
+		const struct ival *v = &p->iv[i];
+		const struct lz_run *lr = &p->img->runs[v->run];
+		size_t np = run_pieces(lr->r);
+		if ((p->hot_done || lr->hot) && lr->data && (lr->r->n_piece_xxh == np || np == 1))
+			return v;
+	}
+	return NULL;
+}
+
 /* A region for the idle helper: the top HELP_REGION (aligned in its run) of the highest
- * range of a process that lies in a mapped run verified by pieces. */
+ * range of a process it can copy (help_range). */
 static void help_give(struct lz_srv *s)
 {
 	bool seq = false; /* a task reading in order, at full stride, waits for copies anyway */
@@ -911,12 +884,16 @@ static void help_give(struct lz_srv *s)
 		return;
 	pthread_mutex_lock(&help.mu);
 	for (struct lz_proc *p = help.state == H_IDLE ? s->live : NULL; p; p = p->next) {
-		for (size_t i = p->niv; i-- > 0 && i + 8 >= p->niv;) {
-			const struct ival *v = &p->iv[i];
+		const struct ival *v = help_range(p);
+		bool hot = false;
+		for (size_t i = 0; !v && !p->hot_done && i < p->niv && !hot; i++)
+			hot = p->img->runs[p->iv[i].run].hot;
+		if (!v && !p->hot_done && !hot) { /* the helper took the last hot ranges */
+			hot_in(p);
+			v = help_range(p);
+		}
+		if (v) {
 			struct lz_run *lr = &p->img->runs[v->run];
-			size_t np = run_pieces(lr->r);
-			if (!lr->data || (lr->r->n_piece_xxh != np && np != 1))
-				continue;
 			uint64_t oe = v->off + v->len;
 			uint64_t os = MAX(v->off, (oe - 1) / HELP_REGION * HELP_REGION);
 			help.p = p;
@@ -1093,12 +1070,7 @@ static const struct ival *bg_next(struct lz_proc *p)
 			p->hot_from = p->iv[i].addr;
 			return &p->iv[i];
 		}
-	if (!p->hot_done)
-		pr_info("pid %d: the pages written since the previous dump are in after %.1f ms, "
-			"%llu bytes copied so far",
-			p->img->pid, (double)(now_ns() - p->t0) / 1e6,
-			(unsigned long long)p->copied);
-	p->hot_done = true;
+	hot_in(p);
 	return &p->iv[0];
 }
 
@@ -1350,7 +1322,7 @@ static void quiet_std(void)
 }
 
 /* The page server process: only the socket and the log stay open. */
-static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, size_t n, int sock)
+void lazy_server_main(struct rst_ctx *const *procs, size_t n, int sock)
 {
 	struct lz_srv s = { .procs = procs, .n = n, .sock = sock };
 	srv_sock = sock;
@@ -1391,177 +1363,4 @@ static void __attribute__((noreturn)) srv_main(struct rst_ctx *const *procs, siz
 			srv_fatal(ret, "connect to the page server");
 	}
 	srv_run(&s);
-}
-
-/* ------------------------------------------------------------------ stasis */
-
-int mem_lazy_start(struct rst_ctx *const *procs, size_t n, struct mem_lazy **out)
-{
-	*out = NULL;
-	/* the restored tasks get the restorer's rights to create their userfaultfd */
-	int probe = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (probe < 0) {
-		int e = errno;
-		if (e == EPERM)
-			pr_err("restore --lazy-pages: userfaultfd for faults in kernel mode needs "
-			       "CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1 (user-mode-only "
-			       "faults would make the tree's syscalls fail): refused");
-		else
-			pr_err("restore --lazy-pages: userfaultfd: %s", strerror(e));
-		return -e;
-	}
-	close(probe);
-	/* the pages files mapped now (not populated): the server inherits the mappings */
-	for (size_t i = 0; i < n; i++) {
-		struct rst_ctx *c = procs[i];
-		if (!c)
-			continue;
-		c->pages->no_populate = true;
-		/* its own file, and every parent image's file it has runs in (the server
-		 * keeps no fd: it could not open them) */
-		bool own = false;
-		for (size_t k = 0; k < c->mm->n_pages; k++) {
-			const PageRun *r = c->mm->pages[k];
-			if (!run_lazy(r) || (run_own(r) && own))
-				continue;
-			own |= run_own(r);
-			if (!page_source_map(c->pages, r, 0, 0) && errno != EOPNOTSUPP)
-				return -errno;
-		}
-	}
-	struct mem_lazy *l = calloc(1, sizeof(*l));
-	int sv[2];
-	if (!l)
-		return -ENOMEM;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		free(l);
-		return pr_perror("restore --lazy-pages: socketpair");
-	}
-	fflush(NULL);
-	l->server = fork();
-	if (l->server < 0) {
-		int e = pr_perror("restore --lazy-pages: fork the page server");
-		close(sv[0]);
-		close(sv[1]);
-		free(l);
-		return e;
-	}
-	if (l->server == 0)
-		srv_main(procs, n, sv[1]);
-	close(sv[1]);
-	l->sock = sv[0];
-	*out = l;
-	return 0;
-}
-
-static int lazy_send(struct mem_lazy *l, const struct lazy_msg *m, const int *fds)
-{
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
-	struct iovec iov = { (void *)m, sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fds) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, 2 * sizeof(int));
-	}
-	if (sendmsg(l->sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*m))
-		return pr_perror("restore --lazy-pages: talk to the page server");
-	return 0;
-}
-
-/* The task's userfaultfd (made by the task itself), taken by stasis. */
-static int lazy_uffd(struct rst_ctx *c, int pidfd, int *out)
-{
-	int ret = mem_task_uffd(&c->rs, c->pid, pidfd, 0, out);
-	if (ret)
-		return ret;
-	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_EVENTS };
-	if (ioctl(*out, UFFDIO_API, &api) < 0)
-		return pr_perror("restore --lazy-pages: UFFDIO_API for pid %d", c->pid);
-	return 0;
-}
-
-int mem_lazy_fill(struct rst_ctx *c, struct mem_lazy *l)
-{
-	Mm *mm = c->mm;
-	_cleanup_free_ bool *lazy = calloc(mm->n_pages + 1, sizeof(bool));
-	_cleanup_free_ bool *vreg = calloc(mm->n_vmas + 1, sizeof(bool));
-	if (!lazy || !vreg)
-		return -ENOMEM;
-	mem_lazy_plan(mm, lazy, vreg);
-	/* the rest first: a write into a registered area would wait for the server */
-	int ret = mem_fill_runs(c, lazy);
-	if (ret)
-		return ret;
-	bool any = false;
-	for (size_t i = 0; i < mm->n_vmas; i++)
-		any |= vreg[i];
-	if (!any)
-		return 0;
-	_cleanup_close_ int pidfd = sys_pidfd_open(c->pid, 0);
-	_cleanup_close_ int uffd = -1;
-	if (pidfd < 0)
-		return pr_perror("restore --lazy-pages: pidfd of %d", c->pid);
-	ret = lazy_uffd(c, pidfd, &uffd);
-	for (size_t i = 0; i < mm->n_vmas && !ret; i++) {
-		const Vma *v = mm->vmas[i];
-		if (!vreg[i])
-			continue;
-		struct uffdio_register reg = {
-			.range = { .start = v->start, .len = v->end - v->start },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
-		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
-			ret = pr_perror("restore --lazy-pages: register area %llx-%llx of pid %d",
-					(unsigned long long)v->start, (unsigned long long)v->end,
-					c->pid);
-	}
-	if (ret)
-		return ret;
-	struct lazy_msg m = { MSG_ADD, c->pid };
-	int fds[2] = { uffd, pidfd };
-	return lazy_send(l, &m, fds);
-}
-
-/* Why the page server killed the tree before it ran, if it said so: logged as the
- * restore's last word. */
-static void lazy_reason(struct mem_lazy *l)
-{
-	char msg[512];
-	ssize_t n = recv(l->sock, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-	if (n > 0 && n != sizeof(struct lazy_msg)) {
-		msg[n] = 0;
-		pr_err("%.*s", (int)strcspn(msg, "\n"), msg);
-	}
-}
-
-int mem_lazy_commit(struct mem_lazy *l)
-{
-	if (!l)
-		return 0;
-	struct lazy_msg m = { MSG_DONE, 0 };
-	int ret = lazy_send(l, &m, NULL);
-	if (ret) { /* (dead or dying) */
-		kill(l->server, SIGKILL);
-		waitpid(l->server, NULL, 0);
-		lazy_reason(l);
-	}
-	close(l->sock);
-	free(l);
-	return ret;
-}
-
-void mem_lazy_abort(struct mem_lazy *l)
-{
-	if (!l)
-		return;
-	kill(l->server, SIGKILL);
-	waitpid(l->server, NULL, 0);
-	lazy_reason(l);
-	close(l->sock);
-	free(l);
 }
