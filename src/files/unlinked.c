@@ -2,8 +2,9 @@
  * FileDesc.unlinked): their contents are carried in the image's blob store (blobs.img,
  * holes kept), with their mode and owner. Also the contents helpers of memfds (memfd.c).
  *
- * Restore: recreated beside their old path (or in /tmp if that directory is gone) with
- * their owner, mode and contents, under a name derived from their identity so that every
+ * Restore: recreated beside their old path (or in /tmp if that directory is gone; in the
+ * task's own mount tree when its directory is on the file's mount there: in_task_root,
+ * so that the file is on the task's mount again) with their owner, mode and contents, under a name derived from their identity so that every
  * description of the same file opens the same new inode; the names are removed once
  * every description is open (the opened hook). */
 #include <fcntl.h>
@@ -77,25 +78,26 @@ int fd_put_contents(const struct dump_ctx *c, const struct fd_ent *e, int rfd, c
 	return blob_put_file(c->img, rfd, (uint64_t)e->st.st_size, what, ref);
 }
 
-/* The directory of the O_TMPFILE file @d (its path is DIR/#INODE), in @buf. */
-static const char *tmpfile_dir(const FileDesc *d, char *buf, size_t len)
+/* The directory of @path (DIR/NAME; an O_TMPFILE file's is DIR/#INODE), in @buf. */
+static const char *dir_of(const char *path, char *buf, size_t len)
 {
-	const char *slash = strrchr(d->path, '/');
-	snprintf(buf, len, "%.*s", slash && slash != d->path ? (int)(slash - d->path) : 1,
-		 slash ? d->path : "/");
+	const char *slash = strrchr(path, '/');
+	snprintf(buf, len, "%.*s", slash && slash != path ? (int)(slash - path) : 1,
+		 slash ? path : "/");
 	return buf;
 }
 
-/* An O_TMPFILE file is made again in its directory: in the view where that directory is
- * on the mount the file is (the task's when it has a mount namespace of its own, a copy:
- * a file on another mount than its directory's could not be linked there). */
-static void tmpfile_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+/* A deleted file is made again in its directory: in the view where that directory is on
+ * the mount the file is (the task's when it has a mount namespace of its own, a copy:
+ * the file is then on the task's mount again, and an O_TMPFILE file on another mount
+ * than its directory's could not be linked there). */
+static void ghost_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	char dir[PATH_MAX];
 	uint64_t mnt;
 	if (fd_mount_id(c, e->fd, &mnt))
 		return;
-	int v = path_mount_views(c->procfd, tmpfile_dir(d, dir, sizeof(dir)), mnt);
+	int v = path_mount_views(c->procfd, dir_of(d->path, dir, sizeof(dir)), mnt);
 	d->has_in_task_root = v != 0;
 	d->in_task_root = v == PATH_VIEW_TASK;
 }
@@ -119,8 +121,7 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	u->has_atime_ns = u->has_mtime_ns = true;
 	u->atime_ns = fd_ts_ns(&e->st.st_atim);
 	u->mtime_ns = fd_ts_ns(&e->st.st_mtim);
-	if ((e->flags & O_TMPFILE) == O_TMPFILE)
-		tmpfile_view(c, e, d);
+	ghost_view(c, e, d);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);
@@ -146,6 +147,20 @@ static int ghost_path(const FileDesc *d, bool in_tmp, char *buf, size_t len)
 				(unsigned long long)d->ino);
 	return snprintf(buf, len, "%.*s/.stasis-ghost-%llx-%llx", dirlen, d->path,
 			(unsigned long long)d->dev, (unsigned long long)d->ino);
+}
+
+/* Remove @path in the mount tree of @rootfd (or this process's view: -1). */
+static void unlink_in_root(int rootfd, const char *path)
+{
+	char dir[PATH_MAX];
+	if (rootfd < 0) {
+		unlink(path);
+		return;
+	}
+	_cleanup_close_ int dfd = open_in_root(rootfd, dir_of(path, dir, sizeof(dir)),
+					       O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		unlinkat(dfd, strrchr(path, '/') ? strrchr(path, '/') + 1 : path, 0);
 }
 
 void fd_ghost_unlink(const char *ghost, const char *orig)
@@ -269,10 +284,10 @@ static int unlinked_validate(const FileDesc *d, const struct blob_reader *blobs)
 	return fd_check_contents(d, d->unlinked->blob, blobs, what);
 }
 
-/* The file's owner, mode and contents into @fd, just created at @path (removed again if
- * that fails). */
-static int ghost_fill(const FileDesc *d, int fd, const char *path, const struct blob_reader *blobs,
-		      int target)
+/* The file's owner, mode and contents into @fd, just created at @path in the mount tree
+ * of @rootfd (removed again if that fails). */
+static int ghost_fill(const FileDesc *d, int fd, int rootfd, const char *path,
+		      const struct blob_reader *blobs, int target)
 {
 	const UnlinkedFile *u = d->unlinked;
 	char what[PATH_MAX + 48];
@@ -284,7 +299,7 @@ static int ghost_fill(const FileDesc *d, int fd, const char *path, const struct 
 				   (gid_t)u->gid, true, (mode_t)u->mode, what);
 	close(fd);
 	if (ret)
-		unlink(path);
+		unlink_in_root(rootfd, path);
 	return ret;
 }
 
@@ -297,7 +312,7 @@ static int tmpfile_open(const FileDesc *d, int target, int rootfd,
 			const struct blob_reader *blobs)
 {
 	char dir[PATH_MAX], what[PATH_MAX + 48];
-	tmpfile_dir(d, dir, sizeof(dir));
+	dir_of(d->path, dir, sizeof(dir));
 	snprintf(what, sizeof(what), "O_TMPFILE file %s (fd %d)", d->path, target);
 	int flags = (fd_open_flags(d) & ~O_APPEND) | O_TMPFILE;
 	int fd = open_in_root(rootfd, dir, flags);
@@ -322,15 +337,17 @@ static int tmpfile_open(const FileDesc *d, int target, int rootfd,
 	return fd;
 }
 
+/* Made again beside its old path (in the mount tree of @rootfd: a task's own, or this
+ * process's view) under a name the descriptions of the file share (the first makes it),
+ * removed once every description is open (ghost_unlink). */
 static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct blob_reader *blobs)
 {
 	char path[PATH_MAX];
-	(void)rootfd;
 	if ((d->flags & O_TMPFILE) == O_TMPFILE)
 		return tmpfile_open(d, target, rootfd, blobs);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		ghost_path(d, attempt == 1, path, sizeof(path));
-		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		int fd = open_in_root(rootfd, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC);
 		if (fd < 0 && errno == EEXIST)
 			break; /* made for another description of the same file */
 		if (fd < 0 && !attempt)
@@ -338,12 +355,12 @@ static int unlinked_open(const FileDesc *d, int target, int rootfd, const struct
 		if (fd < 0)
 			return pr_perror("restore fd %d: recreate deleted file %s at %s", target,
 					 d->path, path);
-		int ret = ghost_fill(d, fd, path, blobs, target);
+		int ret = ghost_fill(d, fd, rootfd, path, blobs, target);
 		if (ret)
 			return ret;
 		break;
 	}
-	int fd = open(path, fd_open_flags(d));
+	int fd = open_in_root(rootfd, path, fd_open_flags(d));
 	if (fd < 0)
 		return pr_perror("restore fd %d: recreate deleted file %s", target, d->path);
 	if (d->has_pos && lseek(fd, (off_t)d->pos, SEEK_SET) < 0) {
