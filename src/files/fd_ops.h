@@ -325,6 +325,9 @@ int fd_open_flags(const FileDesc *d);
 bool fd_is_ghost(const struct fd_ent *e);
 /* unlinked.c: @link without its " (deleted)" (NULL: no memory). */
 char *fd_undeleted_path(const char *link);
+/* Deleted @d (its path set) is made again in its directory in the view where that
+ * directory is on @e's mount: d->in_task_root. */
+void fd_ghost_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d);
 /* unlinked.c: a readable description of the file of @e (an unlinked file or a memfd):
  * the pidfd_getfd duplicate @dup when it reads (an fd opened O_WRONLY, O_PATH or
  * O_DIRECT does not), else the file opened again read-only through /proc/PID/fd/N.

@@ -196,6 +196,7 @@ static int dir_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *
 		d->removed_dir->has_uid = d->removed_dir->has_gid = true;
 		d->removed_dir->uid = e->st.st_uid;
 		d->removed_dir->gid = e->st.st_gid;
+		fd_ghost_view(c, e, d);
 		return 0;
 	}
 	return path_dump(c, e, d);

@@ -87,11 +87,11 @@ static const char *dir_of(const char *path, char *buf, size_t len)
 	return buf;
 }
 
-/* A deleted file is made again in its directory: in the view where that directory is on
- * the mount the file is (the task's when it has a mount namespace of its own, a copy:
+/* A deleted file (or directory, regular.c) is made again in its directory: in the view
+ * where that directory is on the mount the file is (the task's when it has a mount namespace of its own, a copy:
  * the file is then on the task's mount again, and an O_TMPFILE file on another mount
  * than its directory's could not be linked there). */
-static void ghost_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
+void fd_ghost_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	char dir[PATH_MAX];
 	uint64_t mnt;
@@ -121,7 +121,7 @@ static int unlinked_dump(const struct dump_ctx *c, const struct fd_ent *e, FileD
 	u->has_atime_ns = u->has_mtime_ns = true;
 	u->atime_ns = fd_ts_ns(&e->st.st_atim);
 	u->mtime_ns = fd_ts_ns(&e->st.st_mtim);
-	ghost_view(c, e, d);
+	fd_ghost_view(c, e, d);
 	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
 	if (dup < 0)
 		return pr_perror("pidfd_getfd of fd %d of pid %d", e->fd, c->pid);

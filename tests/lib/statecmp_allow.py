@@ -112,13 +112,4 @@ ALLOW = [
                "recreated as a new filesystem (a tmpfs empty) instead of the parent "
                "namespace's one; documented in docs/ARCHITECTURE.md, 'Mount namespaces: "
                "what is left out' (ns_mnt_nested, ns_cgroup_mount)"},
-    {"field": "fdinfo.mnt_id", "values": lambda a, b: not a.startswith("mnt?") and
-     b.startswith("mnt?"),
-     "test": ["fd_dir_deleted"],
-     "reason": "BUG: a directory recreated after its deletion (uns flavor: the task's files "
-               "are opened by stasis) that the task had open in its own mount namespace is "
-               "opened again by stasis in its view: fdinfo's mnt_id is a mount of stasis's "
-               "namespace, not of the task's. Other files, deleted files and terminals are "
-               "opened through the task's mount (the mount the fd is on decides: "
-               "src/files/regular.c, unlinked.c ghost_view, tty.c task_view)"},
 ]
