@@ -140,6 +140,7 @@ struct lz_img {
 	pid_t pid;
 	struct lz_run *runs;
 	size_t nr;
+	bool mapped; /* some run is mapped: the second copier can take it */
 };
 
 struct ival {
@@ -884,6 +885,8 @@ static void help_give(struct lz_srv *s)
 		return;
 	pthread_mutex_lock(&help.mu);
 	for (struct lz_proc *p = help.state == H_IDLE ? s->live : NULL; p; p = p->next) {
+		if (!p->img->mapped)
+			continue;
 		const struct ival *v = help_range(p);
 		bool hot = false;
 		for (size_t i = 0; !v && !p->hot_done && i < p->niv && !hot; i++)
@@ -1148,6 +1151,8 @@ static int srv_add(struct lz_srv *s, pid_t pid, int uffd, int pidfd)
 		} else if (!(lr->ok = calloc(run_pieces(src), 1))) {
 			ret = -ENOMEM;
 			break;
+		} else {
+			img->mapped = true;
 		}
 		lr->hot = !pr;
 		incremental |= pr != NULL;
