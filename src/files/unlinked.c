@@ -4,9 +4,10 @@
  *
  * Restore: recreated beside their old path (or in /tmp if that directory is gone; in the
  * task's own mount tree when its directory is on the file's mount there: in_task_root,
- * so that the file is on the task's mount again) with their owner, mode and contents, under a name derived from their identity so that every
- * description of the same file opens the same new inode; the names are removed once
- * every description is open (the opened hook). */
+ * so that the file is on the task's mount again) with their owner, mode and contents,
+ * under a name derived from their identity so that every description of the same file
+ * opens the same new inode; the names are removed once every description is open (the
+ * opened hook). */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -88,9 +89,9 @@ static const char *dir_of(const char *path, char *buf, size_t len)
 }
 
 /* A deleted file (or directory, regular.c) is made again in its directory: in the view
- * where that directory is on the mount the file is (the task's when it has a mount namespace of its own, a copy:
- * the file is then on the task's mount again, and an O_TMPFILE file on another mount
- * than its directory's could not be linked there). */
+ * where that directory is on the mount the file is (the task's when it has a mount
+ * namespace of its own, a copy: the file is then on the task's mount again, and an
+ * O_TMPFILE file on another mount than its directory's could not be linked there). */
 void fd_ghost_view(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	char dir[PATH_MAX];

@@ -7,8 +7,8 @@
  * CLOCK_MONOTONIC) the main thread, without touching the memory, drops blocks of its
  * upper half (MADV_DONTNEED), unmaps others and maps fresh memory in their place, and
  * moves others away and back (mremap), thousands of times, each where the page server is
- * copying then (the first page mincore shows missing after one present). Each such change reaches the
- * page server as an event while its copiers fill that memory from the top: a copy still
+ * copying then (the first page mincore shows missing after one present). Each change
+ * reaches the page server as an event while its copiers fill that memory: a copy still
  * running when the change goes on would leave old bytes where the task dropped them.
  * At SIGTERM every word is checked: a dropped or remapped page reads zero, every other
  * the pattern. Also a plain checkpoint test (the changes then happen before the dump, or
