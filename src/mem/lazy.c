@@ -472,6 +472,14 @@ static int piece_at(const struct lz_img *img, struct lz_run *lr, size_t k, const
 	return pc_load(img, lr, k, out);
 }
 
+/* The pages of the mapped pages file under [@from, @from + @len) brought in at once (one
+ * call instead of a fault per page as they are copied). */
+static void populate(const char *from, uint64_t len)
+{
+	uintptr_t pg = (uintptr_t)from & ~(uintptr_t)(PAGE_SIZE - 1);
+	madvise((void *)pg, (uintptr_t)from + len - pg, MADV_POPULATE_READ);
+}
+
 /* UFFDIO_COPY of @len bytes from @src to @dst in @uffd's process: pages already there or
  * no longer in a registered area (EEXIST, ENOENT) skipped, page by page after an ENOENT
  * (a range spanning areas split by mprotect...). 0: all of it handled; else the errno that
@@ -779,8 +787,7 @@ static int help_step(const struct lz_proc *p, struct lz_run *lr, uint64_t q)
 	uint64_t off = help.off + q, n = MIN((uint64_t)HELP_STEP, help.len - q);
 	uint64_t dst = help.addr + q;
 	pthread_mutex_unlock(&help.mu);
-	uintptr_t pg = (uintptr_t)(lr->data + off) & ~(uintptr_t)(PAGE_SIZE - 1);
-	madvise((void *)pg, (uintptr_t)(lr->data + off) + n - pg, MADV_POPULATE_READ);
+	populate(lr->data + off, n);
 	for (uint64_t k = off / HASH_PIECE; k <= (off + n - 1) / HASH_PIECE; k++)
 		verify_mapped(p->img, lr, (size_t)k); /* a bad one: the tree is killed */
 	pthread_mutex_lock(&help.mu);
@@ -862,7 +869,7 @@ static int help_quiesce(struct lz_proc *p)
 
 /* The highest range of @p the helper can copy (in a mapped run verified by pieces), of
  * the hot runs while there are some (as the background pass), or NULL. */
-static const struct ival *help_range(const struct lz_proc *p)
+static const struct ival *help_scan(const struct lz_proc *p)
 {
 	for (size_t i = p->niv; i-- > 0 && (!p->hot_done || i + 8 >= p->niv);) {
 		const struct ival *v = &p->iv[i];
@@ -872,6 +879,20 @@ static const struct ival *help_range(const struct lz_proc *p)
 			return v;
 	}
 	return NULL;
+}
+
+/* help_scan, the hot set marked in when the helper took its last ranges. */
+static const struct ival *help_range(struct lz_proc *p)
+{
+	const struct ival *v = help_scan(p);
+	for (size_t i = 0; !v && !p->hot_done && i < p->niv; i++)
+		if (p->img->runs[p->iv[i].run].hot)
+			return NULL; /* hot ranges the helper cannot copy: the main thread's */
+	if (!v && !p->hot_done) {
+		hot_in(p);
+		v = help_scan(p);
+	}
+	return v;
 }
 
 /* A region for the idle helper: the top HELP_REGION (aligned in its run) of the highest
@@ -888,13 +909,6 @@ static void help_give(struct lz_srv *s)
 		if (!p->img->mapped)
 			continue;
 		const struct ival *v = help_range(p);
-		bool hot = false;
-		for (size_t i = 0; !v && !p->hot_done && i < p->niv && !hot; i++)
-			hot = p->img->runs[p->iv[i].run].hot;
-		if (!v && !p->hot_done && !hot) { /* the helper took the last hot ranges */
-			hot_in(p);
-			v = help_range(p);
-		}
 		if (v) {
 			struct lz_run *lr = &p->img->runs[v->run];
 			uint64_t oe = v->off + v->len;
@@ -978,8 +992,8 @@ static int fork_event(struct lz_srv *s, struct lz_proc *p, int ufd)
 }
 
 /* Read every message of @p: events applied at once, faults queued. With help.mu held:
- * the helper's copy in @p ended and its result taken first, a chunk of @p it has not
- * started dropped if an event came. */
+ * the helper's step in @p ended and what it copied cut first; an event read ends the
+ * region it was lent in @p (stale). */
 static int drain_locked(struct lz_srv *s, struct lz_proc *p)
 {
 	struct uffd_msg m[64];
@@ -1084,10 +1098,8 @@ static int background(struct lz_srv *s, struct lz_proc *p)
 	uint64_t end = (v->off / BG_CHUNK + 1) * BG_CHUNK; /* aligned in the run */
 	uint64_t len = MIN(v->len, end - v->off);
 	const char *data = p->img->runs[v->run].data;
-	if (data) { /* a mapped run (else: read into the cache as it is copied) */
-		uintptr_t pg = (uintptr_t)(data + v->off) & ~(uintptr_t)(PAGE_SIZE - 1);
-		madvise((void *)pg, (uintptr_t)(data + v->off) + len - pg, MADV_POPULATE_READ);
-	}
+	if (data) /* a mapped run (else: read into the cache as it is copied) */
+		populate(data + v->off, len);
 	int ret = lz_copy_wide(p, v->addr, len);
 	if (ret == -EAGAIN)
 		ret = serve_proc(s, p);
