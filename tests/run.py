@@ -38,6 +38,16 @@ NEEDS_ROOT = ("needs root: the test makes namespaces, mounts, cgroups or ids of 
 CHECK_NEEDS = {"root": "needs root", "host-root": "needs the host's root"}
 
 
+def where(e):
+    """The innermost file:line of exception @e: a runner error names where it happened."""
+    tb = e.__traceback__
+    while tb and tb.tb_next:
+        tb = tb.tb_next
+    if not tb:
+        return "?"
+    return "%s:%d" % (os.path.relpath(tb.tb_frame.f_code.co_filename, REPO), tb.tb_lineno)
+
+
 class Runner:
     def __init__(self, args):
         self.args = args
@@ -149,7 +159,7 @@ class Runner:
             except Failure as e:
                 reason = str(e)
             except Exception as e:  # a runner bug must not leave processes behind
-                reason = "runner error: %r" % e
+                reason = "runner error: %r (%s)" % (e, where(e))
             finally:
                 run.cleanup()
                 hugepages_release(pool)
@@ -209,7 +219,7 @@ class Runner:
                     self.report("SKIP", name, str(e))
                     ok = True
                 except Exception as e:  # a bug in a check must not stop the others
-                    self.report("FAIL", name, "runner error: %r" % e)
+                    self.report("FAIL", name, "runner error: %r (%s)" % (e, where(e)))
                 finally:
                     reap_all()
                     c.end_check(ok and not self.args.keep)

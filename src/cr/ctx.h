@@ -142,6 +142,7 @@ struct dump_ctx {
 	TaskNs *tns;  /* the namespaces it created (src/ns/) */
 	Mm *mm;
 	Files *files;
+	uint64_t root_id[3]; /* its root directory: dev, inode, mount id (0: unknown) */
 	struct img_dir *img;  /* shared by every process of the tree */
 	bool rs_ready;
 	/* the cgroup namespace it is in when the tree created it (its own or an

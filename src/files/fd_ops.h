@@ -56,6 +56,8 @@ struct fd_ent {
 	uint32_t id;              /* file_id, valid on owners */
 	struct proc_lock *locks;  /* the "lock:" lines of its fdinfo (locks.c) */
 	size_t n_locks;
+	/* a socket (S_ISSOCK): SO_DOMAIN, SO_TYPE, SO_PROTOCOL, read once for every row */
+	int sk_domain, sk_type, sk_proto;
 };
 
 /* Restore, in the child: the fd table being rebuilt. */
@@ -243,7 +245,8 @@ int fd_bad_data(const FileDesc *d);
 ssize_t fd_desc_index(const Files *f, uint32_t id);
 /* fown.c: the description's owner (F_GETOWN_EX, F_GETSIG) into d->owner, read by the task
  * itself; an image's owner is sane. */
-int fown_dump(const struct dump_ctx *c, int fd, FileDesc *d) __must_check;
+/* @dup: a duplicate of fd @fd (-1: none) */
+int fown_dump(const struct dump_ctx *c, int fd, int dup, FileDesc *d) __must_check;
 bool fown_is_valid(const FileOwner *o);
 /* fown.c: set owner @o of fd @fd of the task @c (remote, the task stopped). */
 int fown_restore(struct rst_ctx *c, int fd, const FileOwner *o) __must_check;

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -303,6 +304,13 @@ static int collect_ent(const struct dump_ctx *c, struct fd_ent *e)
 		return pr_perror("fstat of fd %d of pid %d (%s)", e->fd, c->pid, e->link);
 	struct statfs sfs;
 	e->fs_type = fstatfs(dup, &sfs) == 0 ? (long)sfs.f_type : 0;
+	socklen_t l = sizeof(int), l2 = sizeof(int), l3 = sizeof(int);
+	if (S_ISSOCK(e->st.st_mode) &&
+	    (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &e->sk_domain, &l) ||
+	     getsockopt(dup, SOL_SOCKET, SO_TYPE, &e->sk_type, &l2) ||
+	     getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &e->sk_proto, &l3)))
+		return pr_perror("fd %d of pid %d: socket domain, type and protocol", e->fd,
+				 c->pid);
 	ret = classify(c, e);
 	if (ret || (e->ops->flags & FD_OPS_OWN_FDINFO))
 		return ret;
@@ -420,7 +428,87 @@ static int desc_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc 
 	if (!ret)
 		ret = locks_dump(c, e, d);
 	/* an O_PATH description has no owner (fcntl F_GETOWN_EX: EBADF) */
-	return ret || (e->flags & O_PATH) ? ret : fown_dump(c, e->fd, d);
+	if (ret || (e->flags & O_PATH))
+		return ret;
+	_cleanup_close_ int dup = sys_pidfd_getfd(c->pidfd, e->fd, 0);
+	return fown_dump(c, e->fd, dup, d);
+}
+
+/* Rows whose image of a description depends only on the description and on the
+ * namespaces and root its holder sees it through: not on the holder's fd table (epoll,
+ * io_uring), its session (terminals), or its pid (pidfds, /proc files). */
+static bool holder_free(FileKind k)
+{
+	switch (k) {
+	case FILE_KIND__FILE_REG: case FILE_KIND__FILE_DIR: case FILE_KIND__FILE_CHR:
+	case FILE_KIND__FILE_BLK: case FILE_KIND__FILE_PIPE: case FILE_KIND__FILE_FIFO:
+	case FILE_KIND__FILE_UNIX_SK: case FILE_KIND__FILE_EVENTFD: case FILE_KIND__FILE_TIMERFD:
+	case FILE_KIND__FILE_SIGNALFD: case FILE_KIND__FILE_TCP_SK:
+	case FILE_KIND__FILE_INET_DGRAM: case FILE_KIND__FILE_NETLINK: case FILE_KIND__FILE_PACKET:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void root_id(struct dump_ctx *c)
+{
+	struct statx sx;
+	if (statx(c->procfd, "root", 0, STATX_INO | STATX_MNT_ID, &sx) == 0 &&
+	    (sx.stx_mask & STATX_MNT_ID)) {
+		c->root_id[0] = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+		c->root_id[1] = sx.stx_ino;
+		c->root_id[2] = sx.stx_mnt_id;
+	}
+}
+
+/* Does @a see files as @c does: the same namespaces and the same root? */
+static bool same_view(const struct dump_ctx *a, const struct dump_ctx *c)
+{
+	const NsIds *x = a->core ? a->core->ns : NULL, *y = c->core ? c->core->ns : NULL;
+	if (!x || !y || !c->root_id[2] || memcmp(a->root_id, c->root_id, sizeof(c->root_id)))
+		return false;
+	return x->uts == y->uts && x->ipc == y->ipc && x->mnt == y->mnt && x->net == y->net &&
+	       x->pid == y->pid && x->pid_for_children == y->pid_for_children &&
+	       x->user == y->user && x->cgroup == y->cgroup && x->time == y->time;
+}
+
+/* The description of @e (an owner of @c's) as an ancestor that sees files as @c does
+ * dumped it at the same fd number, if it is the same open file description (kcmp): a
+ * copy, or NULL. What a fork inherits is dumped once: 341 socketpairs inherited by 245
+ * processes took 46 s to dump holder by holder. Not with locks (a POSIX lock is the
+ * process's; the holder's own are in its fdinfo, an ancestor's in its copy). */
+static FileDesc *inherited_desc(const struct dump_ctx *c, const struct fd_ent *e)
+{
+	if (e->n_locks || !holder_free(e->kind))
+		return NULL;
+	for (const struct dump_ctx *a = c->parent; a; a = a->parent) {
+		const Files *f = a->files;
+		if (!f || !same_view(a, c))
+			continue;
+		size_t lo = 0, hi = f->n_fds;
+		while (lo < hi) { /* (fds in ascending order: list_fds) */
+			size_t mid = lo + (hi - lo) / 2;
+			if (f->fds[mid]->fd < e->fd)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		ssize_t i = lo < f->n_fds && f->fds[lo]->fd == e->fd
+				    ? fd_desc_index(f, f->fds[lo]->file_id) : -1;
+		const FileDesc *d = i >= 0 ? f->files[i] : NULL;
+		if (!d || d->n_locks || d->kind != e->kind || d->dev != e->st.st_dev ||
+		    d->ino != e->st.st_ino ||
+		    syscall(SYS_kcmp, a->ospid, c->ospid, KCMP_FILE, e->fd, e->fd) != 0)
+			continue;
+		size_t len = file_desc__get_packed_size(d);
+		_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+		FileDesc *copy = buf ? file_desc__unpack(NULL, file_desc__pack(d, buf), buf) : NULL;
+		if (copy)
+			copy->id = e->id;
+		return copy;
+	}
+	return NULL;
 }
 
 /* Build the Files message from the classified, grouped entries. */
@@ -434,6 +522,10 @@ static int build_files(const struct dump_ctx *c, const struct fd_ent *ents, size
 	for (size_t i = 0; i < n; i++) {
 		if (ents[i].owner != i)
 			continue;
+		if ((f->files[f->n_files] = inherited_desc(c, &ents[i]))) {
+			f->n_files++;
+			continue;
+		}
 		int ret = desc_dump(c, &ents[i], &f->files[f->n_files]);
 		if (f->files[f->n_files])
 			f->n_files++;
@@ -470,6 +562,7 @@ int files_dump(struct dump_ctx *c)
 	if (ret)
 		return ret;
 
+	root_id(c);
 	struct fd_ent *ents = calloc(n ? n : 1, sizeof(*ents));
 	if (!ents)
 		return pr_errno(-ENOMEM, "fds of pid %d", c->pid);

@@ -55,18 +55,11 @@ static const struct fd_ops fd_mqueue_refused_ops = {
 /* Every socket the socket rows above it did not claim. */
 static int sock_refuse(const struct dump_ctx *c, struct fd_ent *e)
 {
-	int family = -1;
-	socklen_t l = sizeof(family);
 	char what[80];
 
 	if (!S_ISSOCK(e->st.st_mode))
 		return 0;
-	_cleanup_close_ int dup = fd_dup(c, e);
-	if (dup < 0)
-		return dup;
-	if (getsockopt(dup, SOL_SOCKET, SO_DOMAIN, &family, &l))
-		return pr_perror("fd %d of pid %d: SO_DOMAIN", e->fd, c->pid);
-	snprintf(what, sizeof(what), "a socket of address family %d", family);
+	snprintf(what, sizeof(what), "a socket of address family %d", e->sk_domain);
 	return fd_unsupported(c, e, what);
 }
 

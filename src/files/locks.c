@@ -216,7 +216,7 @@ int locks_merge(struct dump_ctx **procs, size_t n)
 			/* a shared table's locks are its owner's (the parent dumped before) */
 			if (procs[p]->shares_files)
 				locks_drop(d, true);
-			if (procs[p]->shares_files || kept_before(procs, p, d->id))
+			if (d->n_locks && (procs[p]->shares_files || kept_before(procs, p, d->id)))
 				locks_drop(d, false);
 		}
 	}

@@ -15,8 +15,8 @@ struct sk_ident {
 	int domain, type, protocol;
 };
 
-/* Is fd @e a socket, and of which domain/type/protocol (getsockopt on a pidfd_getfd
- * duplicate)? 1 with *@id set, 0 if not a socket, or a logged -errno. */
+/* Is fd @e a socket, and of which domain/type/protocol (read when it was collected)? 1
+ * with *@id set, 0 if not a socket. */
 int sk_ident_of(const struct dump_ctx *c, const struct fd_ent *e, struct sk_ident *id) __must_check;
 
 /* Log "fd N of pid P is WHAT (LINK): not supported yet"; -EOPNOTSUPP. */

@@ -237,18 +237,11 @@ static int dump_unlisted(const struct dump_ctx *c, int fd, int dup, TcpSk *t)
 
 static int tcp_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
-	int family, type, proto;
-
+	(void)c;
 	if (!S_ISSOCK(e->st.st_mode))
 		return 0;
-	_cleanup_close_ int dup = fd_dup(c, e);
-	if (dup < 0)
-		return dup;
-	int ret = inet_sk_kind(dup, &family, &type, &proto);
-	if (ret)
-		return pr_errno(ret, "fd %d of pid %d: socket family", e->fd, c->pid);
-	if ((family != AF_INET && family != AF_INET6) || type != SOCK_STREAM ||
-	    proto != IPPROTO_TCP)
+	if ((e->sk_domain != AF_INET && e->sk_domain != AF_INET6) || e->sk_type != SOCK_STREAM ||
+	    e->sk_proto != IPPROTO_TCP)
 		return 0;
 	e->kind = FILE_KIND__FILE_TCP_SK;
 	return 1;

@@ -1174,10 +1174,6 @@ static ssize_t netns_owner(const struct fd_tree *t, const FileDesc *const *d, si
 	return owner < 0 ? -1 : owner;
 }
 
-/* In stasis, for a tree: the group of unix sockets @first belongs to (everything it must
- * be made together with), when it spans several processes: made at once, status flags
- * set, placed at t->gfd[id]. A group within one process is left to its restore child,
- * which makes it in the task's own network namespace. */
 /* The process of @t->f that makes the sockets of the network namespace task @pid created
  * (FileDesc.netns_pid): -1 for the dumper's (0), which stasis makes; -2 (logged) if no
  * such task makes one. */
@@ -1205,80 +1201,108 @@ static bool holders_ours(const FileDesc *const *d, size_t m)
 	return true;
 }
 
+/* The group of @all[@k] among @all[0..@n) (@v: where each is used), marked in @in, its
+ * members appended to @d at *@m: 1 if stasis makes it now (*@exact: its peer credentials
+ * as recorded), 0 if not (within one process: its restore child makes it; the creator of
+ * its network namespace does), or -errno. */
+static int tree_group(struct fd_tree *t, const struct tdesc *v, const FileDesc **all, size_t n,
+		      size_t k, bool *in, const FileDesc **d, size_t *m, bool *exact)
+{
+	_cleanup_free_ bool *mine = calloc(n + 1, sizeof(*mine));
+	if (!mine || group_of(all, n, k, mine))
+		return -ENOMEM;
+	size_t m0 = *m, proc0 = SIZE_MAX;
+	bool spans = false;
+	for (size_t j = 0; j < n; j++)
+		if (mine[j]) {
+			in[j] = true;
+			if (proc0 == SIZE_MAX)
+				proc0 = v[j].proc;
+			spans |= v[j].multi || v[j].proc != proc0;
+			d[(*m)++] = v[j].d;
+		}
+	const FileDesc **g = d + m0;
+	size_t gm = *m - m0;
+	*m = m0; /* (kept only if made now) */
+	/* (a socket of another network namespace than its holder's: its group made there) */
+	ssize_t other = -1;
+	for (size_t j = 0; j < gm; j++)
+		if (g[j]->has_netns_pid) {
+			if (other >= 0 && g[j]->netns_pid != g[other]->netns_pid) {
+				pr_err("files image: unix socket %llu is made with sockets of "
+				       "another network namespace",
+				       (unsigned long long)g[j]->unix_sk->ino);
+				return -EINVAL;
+			}
+			other = (ssize_t)j;
+		}
+	if (!spans && other < 0)
+		return 0;
+	for (size_t j = 0; j < gm; j++)
+		if (g[j]->unix_sk->in_task_root) {
+			pr_err("files image: unix socket %llu bound in its task's mount namespace is "
+			       "made with sockets of other processes",
+			       (unsigned long long)g[j]->unix_sk->ino);
+			return -EINVAL;
+		}
+	ssize_t owner = !t->net ? -1 : other >= 0 ? netns_maker(t, g[other]->netns_pid)
+						  : netns_owner(t, g, gm);
+	if (owner == -2)
+		return -EINVAL;
+	for (size_t j = 0; j < gm && owner >= 0; j++)
+		t->defer[g[j]->id] = owner;
+	if (owner >= 0)
+		return 0; /* made by the creator of their network namespace */
+	/* made by stasis: for holders in its own namespaces as recorded, or for the
+	 * creator of their network namespace by children born in its pid and user
+	 * namespaces (its tasks', unless one made its own since) */
+	*exact = t->pidns >= 0 || t->userns >= 0 || holders_ours(g, gm);
+	*m = m0 + gm;
+	return 1;
+}
+
+/* In stasis, for a tree: the group of unix sockets @first belongs to (everything it must
+ * be made together with), when it spans several processes, and with it every other such
+ * group made the same way (one build: the sockets of one creator made by one child of
+ * stasis, where a build per group was a fork per socketpair): made at once, status flags
+ * set, placed at t->gfd[id]. A group within one process is left to its restore child,
+ * which makes it in the task's own network namespace. */
 static int unix_open_tree(struct fd_tree *t, const FileDesc *first)
 {
 	struct tdesc *v = NULL;
-	size_t n = 0, m = 0;
+	size_t n = 0, m = 0, first_k;
 	int ret = tree_descs(t, &v, &n);
 	if (ret)
 		return ret;
-	bool spans = false;
 	_cleanup_free_ const FileDesc **d = calloc(n + 1, sizeof(*d));
 	_cleanup_free_ int *fds = calloc(n + 1, sizeof(*fds));
 	_cleanup_free_ bool *in = calloc(n + 1, sizeof(*in));
 	_cleanup_free_ const FileDesc **all = calloc(n + 1, sizeof(*all));
-	size_t first_k = n;
-	for (size_t k = 0; k < n && all; k++) {
+	for (first_k = 0; first_k < n && all; first_k++)
+		if (v[first_k].d->id == first->id)
+			break;
+	for (size_t k = 0; k < n && all; k++)
 		all[k] = v[k].d;
-		if (v[k].d->id == first->id)
-			first_k = k;
-	}
-	ret = !d || !fds || !in || !all ? -ENOMEM : first_k == n ? 0 : group_of(all, n, first_k, in);
-	for (size_t k = 0; k < n && !ret; k++)
-		v[k].in = in[k];
-	if (ret || first_k == n) {
-		free(v);
-		return ret ? pr_errno(ret, "restore unix sockets") : 0;
-	}
-	size_t proc0 = SIZE_MAX;
-	for (size_t k = 0; k < n && d; k++)
-		if (v[k].in) {
-			if (proc0 == SIZE_MAX)
-				proc0 = v[k].proc;
-			spans |= v[k].multi || v[k].proc != proc0;
-			d[m++] = v[k].d;
+	bool exact = false, same = false;
+	ret = !d || !fds || !in || !all ? -ENOMEM
+	      : first_k == n		 ? 0
+					 : tree_group(t, v, all, n, first_k, in, d, &m, &exact);
+	for (size_t k = 0; k < n && ret > 0; k++)
+		if (!in[k] && v[k].d->id > first->id) {
+			size_t m0 = m;
+			int r = tree_group(t, v, all, n, k, in, d, &m, &same);
+			if (r < 0)
+				ret = r;
+			else if (r > 0 && same != exact)
+				m = m0; /* (made another way: by a call of its own) */
 		}
 	free(v);
-	if (!d || !fds)
-		return pr_errno(-ENOMEM, "restore unix sockets");
-	/* (a socket of another network namespace than its holder's: its group made there) */
-	ssize_t other = -1;
-	for (size_t k = 0; k < m; k++)
-		if (d[k]->has_netns_pid) {
-			if (other >= 0 && d[k]->netns_pid != d[other]->netns_pid) {
-				pr_err("files image: unix socket %llu is made with sockets of "
-				       "another network namespace",
-				       (unsigned long long)d[k]->unix_sk->ino);
-				return -EINVAL;
-			}
-			other = (ssize_t)k;
-		}
-	if (!spans && other < 0)
-		return 0;
-	for (size_t k = 0; k < m; k++)
-		if (d[k]->unix_sk->in_task_root) {
-			pr_err("files image: unix socket %llu bound in its task's mount namespace is "
-			       "made with sockets of other processes", (unsigned long long)d[k]->unix_sk->ino);
-			return -EINVAL;
-		}
-	ssize_t owner = -1;
-	if (t->net && other >= 0)
-		owner = netns_maker(t, d[other]->netns_pid);
-	else if (t->net)
-		owner = netns_owner(t, d, m);
-	if (owner == -2)
-		return -EINVAL;
-	for (size_t k = 0; k < m && owner >= 0; k++)
-		t->defer[d[k]->id] = owner;
-	if (owner >= 0)
-		return 0; /* made by the creator of their network namespace */
+	if (ret <= 0)
+		return ret ? pr_errno(ret, "restore unix sockets") : 0;
 	struct sk_rights src = { tree_rights_fd, t };
-	/* made by stasis: for holders in its own namespaces as recorded, or for the
-	 * creator of their network namespace by children born in its pid and user
-	 * namespaces (its tasks', unless one made its own since) */
-	struct sk_cred_ctx cx = { .exact = t->pidns >= 0 || t->userns >= 0 || holders_ours(d, m),
-				  .netns = t->netns, .pidns = t->pidns, .userns = t->userns,
-				  .agent = t->agent, .agent_pid = t->agent_pid };
+	struct sk_cred_ctx cx = { .exact = exact, .netns = t->netns, .pidns = t->pidns,
+				  .userns = t->userns, .agent = t->agent,
+				  .agent_pid = t->agent_pid };
 	ret = sk_unix_build(d, m, fds, &src, &cx);
 	if (ret)
 		return ret;
@@ -1298,12 +1322,15 @@ static int unix_classify(const struct dump_ctx *c, struct fd_ent *e)
 {
 	if (!S_ISSOCK(e->st.st_mode) && !str_starts(e->link, "socket:"))
 		return 0;
-	_cleanup_close_ int dup = fd_dup(c, e);
-	if (dup < 0)
-		return dup;
-	int domain = -1, ret = get_int_opt(dup, SO_DOMAIN, &domain);
-	if (ret)
-		return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", e->fd, c->pid);
+	int domain = e->sk_domain; /* (collect_ent) */
+	if (!S_ISSOCK(e->st.st_mode)) {
+		_cleanup_close_ int dup = fd_dup(c, e);
+		if (dup < 0)
+			return dup;
+		int ret = get_int_opt(dup, SO_DOMAIN, &domain);
+		if (ret)
+			return pr_errno(ret, "SO_DOMAIN of fd %d of pid %d", e->fd, c->pid);
+	}
 	if (domain != AF_UNIX)
 		return 0; /* the rows of other families, else kinds.c refuses it */
 	/* type, peer and state are checked when it is dumped */

@@ -223,10 +223,14 @@ int sk_unix_connector(const struct dump_ctx *hl, const struct dump_ctx *hc, Unix
 enum cred_op { OP_PAIR, OP_LISTEN, OP_CONNECT };
 struct cop {
 	enum cred_op kind;
-	int fd, type, backlog, netns, userns;
+	int fd, backlog, netns, userns;
 	const struct sockaddr *sa;
 	socklen_t len;
-	int sv[2];
+	/* OP_PAIR: @npair socketpairs, of types @types, into @svs[2i] and @svs[2i + 1] (one
+	 * maker for all of them: a child of stasis is a fork, 341 of them took seconds) */
+	size_t npair;
+	const int *types;
+	int *svs;
 	int ret;     /* the call's 0 or -errno */
 	bool denied; /* the ids or the pid could not be taken: made as the maker */
 };
@@ -243,21 +247,46 @@ static int cop_enter(const struct cop *o)
 	return 0;
 }
 
+static void close_pairs(int *svs, size_t n)
+{
+	for (size_t i = 0; i < 2 * n; i++)
+		if (svs[i] >= 0) {
+			close(svs[i]);
+			svs[i] = -1;
+		}
+}
+
+/* The socketpairs of @o, each in network namespace @netns (-1: the caller's): 0, or
+ * -errno with none left open. */
+static int make_pairs(struct cop *o, int netns)
+{
+	for (size_t i = 0; i < o->npair; i++) {
+		int r = netns >= 0 ? ns_socketpair_in(netns, AF_UNIX, o->types[i], 0, &o->svs[2 * i],
+						      "restore unix socketpair",
+						      "its network namespace")
+				   : socketpair(AF_UNIX, o->types[i], 0, &o->svs[2 * i]) ? -errno : 0;
+		if (r) {
+			close_pairs(o->svs, i);
+			return r;
+		}
+	}
+	return 0;
+}
+
 /* The call itself, in whichever task makes it. */
 static int cop_raw(struct cop *o)
 {
-	int r = o->kind == OP_PAIR     ? socketpair(AF_UNIX, o->type, 0, o->sv)
-		: o->kind == OP_LISTEN ? listen(o->fd, o->backlog)
-				       : connect(o->fd, o->sa, o->len);
+	if (o->kind == OP_PAIR)
+		return make_pairs(o, -1);
+	int r = o->kind == OP_LISTEN ? listen(o->fd, o->backlog) : connect(o->fd, o->sa, o->len);
 	return r ? -errno : 0;
 }
 
 /* As the maker (a socketpair in another network namespace by a thread that enters it). */
 static int cop_self(struct cop *o)
 {
-	if (o->kind == OP_PAIR && o->netns >= 0)
-		return ns_socketpair_in(o->netns, AF_UNIX, o->type, 0, o->sv,
-					"restore unix socketpair", "its network namespace");
+	if (o->kind == OP_PAIR)
+		return make_pairs(o, o->netns);
 	return cop_raw(o);
 }
 
@@ -317,13 +346,17 @@ static void with_ids(struct cop *o, const PeerCred *pc)
  * and ids, sharing our fd table. */
 static void by_child(struct cop *o, const PeerCred *pc, int pidns)
 {
-	struct cop *shared = mmap(NULL, sizeof(*o), PROT_READ | PROT_WRITE,
-				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	size_t nsv = o->kind == OP_PAIR ? 2 * o->npair : 0;
+	size_t len = sizeof(*o) + nsv * sizeof(int);
+	struct cop *shared = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
 	if (shared == MAP_FAILED) {
 		o->denied = true;
 		return;
 	}
 	*shared = *o;
+	if (nsv) /* (the child's fds are ours: CLONE_FILES) */
+		shared->svs = memcpy(shared + 1, o->svs, nsv * sizeof(int));
 	pid_t want = pc->pid, ch = -1;
 	struct stasis_clone_args ca = { .flags = CLONE_FILES,
 					.exit_signal = SIGCHLD,
@@ -354,8 +387,12 @@ static void by_child(struct cop *o, const PeerCred *pc, int pidns)
 		while (waitpid(ch, &st, __WALL) < 0 && errno == EINTR)
 			;
 	}
+	int *svs = o->svs;
 	*o = *shared;
-	munmap(shared, sizeof(*o));
+	o->svs = svs;
+	if (nsv)
+		memcpy(svs, shared + 1, nsv * sizeof(int));
+	munmap(shared, len);
 }
 
 /* ------------------------------------------------- the creator's agent (stasis asks) */
@@ -380,9 +417,10 @@ int sk_cred_agent_serve(int sk)
 	if (n <= 0)
 		return n < 0 ? (int)n : -EPIPE;
 	int32_t ret = -EPROTO;
-	struct cop o = { .kind = (enum cred_op)q.kind, .fd = fd, .type = q.type,
-			 .backlog = q.backlog, .sa = (const struct sockaddr *)&q.sa, .len = q.alen,
-			 .netns = -1, .userns = -1, .sv = { -1, -1 } };
+	int sv[2] = { -1, -1 };
+	struct cop o = { .kind = (enum cred_op)q.kind, .fd = fd, .npair = 1, .types = &q.type,
+			 .svs = sv, .backlog = q.backlog, .sa = (const struct sockaddr *)&q.sa,
+			 .len = q.alen, .netns = -1, .userns = -1 };
 	if (n == sizeof(q) && q.kind >= OP_PAIR && q.kind <= OP_CONNECT &&
 	    q.alen <= sizeof(q.sa) && (q.kind == OP_PAIR) == (fd < 0) &&
 	    (q.ngroups <= AGENT_GROUPS || q.ngroups == UINT32_MAX)) {
@@ -396,13 +434,11 @@ int sk_cred_agent_serve(int sk)
 		ret = o.denied ? -EPERM : o.ret;
 	}
 	bool pair = !ret && q.kind == OP_PAIR;
-	int e = send_fds(sk, &ret, sizeof(ret), o.sv, pair ? 2 : 0, 0);
+	int e = send_fds(sk, &ret, sizeof(ret), sv, pair ? 2 : 0, 0);
 	if (fd >= 0)
 		close(fd);
-	if (pair) {
-		close(o.sv[0]);
-		close(o.sv[1]);
-	}
+	if (pair)
+		close_pairs(sv, 1);
 	return e;
 }
 
@@ -415,10 +451,27 @@ int sk_cred_agent_start(int *sk)
 	return sv[0];
 }
 
-/* Stasis: the call made by the agent of the creator (its pid, a thread with @pc's ids). */
+/* One request to the agent: its answer in *@ret, a pair's two ends in @sv; false when
+ * it did not answer. */
+static bool agent_ask(int agent, const struct agent_req *q, int fd, bool pair, int32_t *ret,
+		      int sv[2])
+{
+	struct pollfd p = { .fd = agent, .events = POLLIN };
+	sv[0] = sv[1] = -1;
+	if (send_fds(agent, q, sizeof(*q), &fd, pair ? 0 : 1, 0) || poll(&p, 1, 10000) != 1 ||
+	    recv_fds(agent, ret, sizeof(*ret), sv, 2, 0) != sizeof(*ret) ||
+	    (!*ret && pair && (sv[0] < 0 || sv[1] < 0))) {
+		close_pairs(sv, 1);
+		return false;
+	}
+	return true;
+}
+
+/* Stasis: the call made by the agent of the creator (its pid, a thread with @pc's ids);
+ * a request per socketpair. */
 static void by_agent(struct cop *o, const PeerCred *pc, int agent)
 {
-	struct agent_req q = { .kind = o->kind, .type = o->type, .backlog = o->backlog,
+	struct agent_req q = { .kind = o->kind, .backlog = o->backlog,
 			       .uid = pc->uid, .gid = pc->gid,
 			       .ngroups = pc->with_groups ? (uint32_t)pc->n_groups : UINT32_MAX };
 	if (pc->with_groups && pc->n_groups > AGENT_GROUPS) {
@@ -435,22 +488,24 @@ static void by_agent(struct cop *o, const PeerCred *pc, int agent)
 		memcpy(&q.sa, o->sa, o->len);
 		q.alen = o->len;
 	}
-	int32_t ret;
-	int sv[2] = { -1, -1 };
-	struct pollfd p = { .fd = agent, .events = POLLIN };
-	if (send_fds(agent, &q, sizeof(q), &o->fd, o->kind == OP_PAIR ? 0 : 1, 0) ||
-	    poll(&p, 1, 10000) != 1 || recv_fds(agent, &ret, sizeof(ret), sv, 2, 0) != sizeof(ret) ||
-	    (!ret && o->kind == OP_PAIR && (sv[0] < 0 || sv[1] < 0))) {
-		for (int i = 0; i < 2; i++)
-			if (sv[i] >= 0)
-				close(sv[i]);
-		o->denied = true;
-		return;
+	bool pair = o->kind == OP_PAIR;
+	for (size_t i = 0; i < (pair ? o->npair : 1); i++) {
+		int32_t ret;
+		int sv[2];
+		q.type = pair ? o->types[i] : 0;
+		bool answered = agent_ask(agent, &q, o->fd, pair, &ret, sv);
+		o->denied = !answered || ret == -EPERM;
+		o->ret = answered ? ret : 0;
+		if (!answered || ret) {
+			if (pair)
+				close_pairs(o->svs, i);
+			return;
+		}
+		if (pair) {
+			o->svs[2 * i] = sv[0];
+			o->svs[2 * i + 1] = sv[1];
+		}
 	}
-	o->denied = ret == -EPERM;
-	o->ret = ret;
-	o->sv[0] = sv[0];
-	o->sv[1] = sv[1];
 }
 
 static int cop_as(const struct sk_cred_ctx *x, const PeerCred *pc, struct cop *o)
@@ -485,13 +540,13 @@ static int cop_as(const struct sk_cred_ctx *x, const PeerCred *pc, struct cop *o
 	return cop_self(o);
 }
 
-int sk_cred_socketpair(const struct sk_cred_ctx *x, const PeerCred *pc, int type, int sv[2])
+int sk_cred_socketpairs(const struct sk_cred_ctx *x, const PeerCred *pc, size_t n,
+			const int *types, int *svs)
 {
-	struct cop o = { .kind = OP_PAIR, .type = type, .sv = { -1, -1 } };
-	int ret = cop_as(x, pc, &o);
-	sv[0] = o.sv[0];
-	sv[1] = o.sv[1];
-	return ret;
+	for (size_t i = 0; i < 2 * n; i++)
+		svs[i] = -1;
+	struct cop o = { .kind = OP_PAIR, .npair = n, .types = types, .svs = svs };
+	return n ? cop_as(x, pc, &o) : 0;
 }
 
 int sk_cred_listen(const struct sk_cred_ctx *x, const PeerCred *pc, int fd, int backlog)

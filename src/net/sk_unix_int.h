@@ -99,9 +99,10 @@ struct sk_cred_ctx {
 	pid_t agent_pid;
 };
 /* socketpair, listen and connect made with the peer credentials @pc (NULL: the maker's):
- * 0 or -errno (of the call; logged by the caller). */
-int sk_cred_socketpair(const struct sk_cred_ctx *x, const PeerCred *pc, int type, int sv[2])
-	__must_check;
+ * 0 or -errno (of the call; logged by the caller). @n socketpairs at once, of @types[i],
+ * into @svs[2i] and @svs[2i + 1] (all or none). */
+int sk_cred_socketpairs(const struct sk_cred_ctx *x, const PeerCred *pc, size_t n,
+			const int *types, int *svs) __must_check;
 int sk_cred_listen(const struct sk_cred_ctx *x, const PeerCred *pc, int fd, int backlog)
 	__must_check;
 struct sockaddr;

@@ -323,17 +323,72 @@ static int link_set(struct ubuild *b)
 	return 0;
 }
 
+static bool same_cred(const PeerCred *a, const PeerCred *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->pid == b->pid && a->uid == b->uid && a->gid == b->gid &&
+	       a->with_groups == b->with_groups && a->n_groups == b->n_groups &&
+	       (!a->n_groups || !memcmp(a->groups, b->groups, a->n_groups * sizeof(*a->groups)));
+}
+
+/* The socketpairs of the sockets @want[0..@n) (their peers, or a spare end for one whose
+ * peer is gone), made in groups of the same peer credentials: one maker for each. */
+static int make_pairs(struct ubuild *b, size_t *want, size_t n)
+{
+	_cleanup_free_ int *types = calloc(n ? n : 1, sizeof(*types));
+	_cleanup_free_ int *svs = calloc(n ? 2 * n : 1, sizeof(*svs));
+	_cleanup_free_ size_t *grp = calloc(n ? n : 1, sizeof(*grp));
+	if (!types || !svs || !grp)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (want[i] == SIZE_MAX)
+			continue; /* (made with an earlier group) */
+		const UnixSk *u = b->s[want[i]].u;
+		size_t g = 0;
+		for (size_t j = i; j < n; j++)
+			if (want[j] != SIZE_MAX && same_cred(b->s[want[j]].u->peer_cred, u->peer_cred)) {
+				grp[g] = want[j];
+				types[g++] = (int)b->s[want[j]].u->type | SOCK_FLAGS;
+				if (j > i)
+					want[j] = SIZE_MAX;
+			}
+		int r = sk_cred_socketpairs(&b->cx, u->peer_cred, g, types, svs);
+		if (r && b->cx.netns >= 0)
+			return r;
+		if (r)
+			return pr_errno(r, "restore unix socket %llu: socketpair(%s)",
+					(unsigned long long)u->ino, sk_unix_type_name(u->type));
+		for (size_t k = 0; k < g; k++) {
+			struct usk *s = &b->s[grp[k]];
+			struct usk *p = s->peer >= 0 ? &b->s[s->peer] : NULL;
+			sk_unix_raise_sndbuf(svs[2 * k]);
+			sk_unix_raise_sndbuf(svs[2 * k + 1]);
+			s->fd = svs[2 * k];
+			if (p && p->fd == -2) {
+				p->fd = svs[2 * k + 1];
+				s->paired = p->paired = true;
+			} else {
+				s->gone = svs[2 * k + 1];
+			}
+		}
+	}
+	return 0;
+}
+
 /* 1. socketpairs and sockets */
 static int create_all(struct ubuild *b)
 {
-	int sv[2];
-
+	_cleanup_free_ size_t *want = calloc(b->n ? b->n : 1, sizeof(*want));
+	size_t nw = 0;
+	if (!want)
+		return -ENOMEM;
 	for (size_t k = 0; k < b->n; k++) {
 		struct usk *s = &b->s[k];
 		const UnixSk *u = s->u;
 		struct usk *p = s->peer >= 0 ? &b->s[s->peer] : NULL;
-		if (s->fd >= 0 || u->accepted)
-			continue;
+		if (s->fd != -1 || u->accepted)
+			continue; /* (made, or wanted as the peer of an earlier one) */
 		bool pair = p && sk_unix_state(u) == SK_ESTABLISHED && !p->u->accepted &&
 			    p->u->peer_ino == u->ino &&
 			    (u->type != SOCK_DGRAM || (!named(u) && !named(p->u)));
@@ -346,35 +401,19 @@ static int create_all(struct ubuild *b)
 			continue;
 		}
 		if (pair || u->peer_gone) {
-			int ty = (int)u->type | SOCK_FLAGS;
-			int r = sk_cred_socketpair(&b->cx, u->peer_cred, ty, sv);
-			if (r && b->cx.netns >= 0)
-				return r;
-			if (r)
-				return pr_errno(r, "restore unix socket %llu: socketpair(%s)",
-						(unsigned long long)u->ino,
-						sk_unix_type_name(u->type));
-			sk_unix_raise_sndbuf(sv[0]);
-			sk_unix_raise_sndbuf(sv[1]);
-			s->fd = sv[0];
-			if (pair) {
-				p->fd = sv[1];
-				s->paired = p->paired = true;
-			} else {
-				s->gone = sv[1];
-			}
+			if (pair)
+				p->fd = -2; /* (made with this one, as its socketpair) */
+			want[nw++] = k;
 			continue;
 		}
 		s->fd = new_sock(b, u->type, u->ino);
 		if (s->fd < 0)
 			return s->fd;
 	}
-	for (size_t k = 0; k < b->n; k++) {
-		int ret = b->s[k].fd >= 0 ? sk_unix_early(b->s[k].fd, b->s[k].u) : 0;
-		if (ret)
-			return ret;
-	}
-	return 0;
+	int ret = make_pairs(b, want, nw);
+	for (size_t k = 0; k < b->n && !ret; k++)
+		ret = b->s[k].fd >= 0 ? sk_unix_early(b->s[k].fd, b->s[k].u) : 0;
+	return ret;
 }
 
 /* listen() on @s, made or again, with the peer credentials @pc (its own, or for a while
