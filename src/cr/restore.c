@@ -162,7 +162,7 @@ static int check_tasks(const Inventory *inv)
 		/* born in another session: a leader, made by a task of that session (its parent,
 		 * or another through a helper), by its parent born there too, or through the
 		 * helper of that session (check_session_helper) */
-		ssize_t bc = e->has_creator ? rst_task_index(inv, e->creator) : p;
+		ssize_t bc = i ? rst_task_index(inv, rst_creator_of(inv, i)) : p;
 		if (e->has_born_sid &&
 		    (!i || e->sid != e->pid || e->born_sid <= 0 || e->born_sid == e->sid || bc < 0 ||
 		     (inv->tasks[bc]->sid != e->born_sid && !e->via_session &&

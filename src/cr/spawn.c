@@ -55,7 +55,8 @@ static __attribute__((noreturn)) void child_fail(int status_fd, pid_t pid, int e
 }
 
 /* Who creates task @j: its parent, or — for a task in the session of a leader that is its
- * sibling (reparented to their common parent) — that leader, with CLONE_PARENT. */
+ * sibling (reparented to their common parent), or a session leader born in that session
+ * (it made its children there, then called setsid) — that leader, with CLONE_PARENT. */
 pid_t rst_creator_of(const Inventory *inv, size_t j)
 {
 	const TaskEntry *e = inv->tasks[j];
@@ -64,10 +65,11 @@ pid_t rst_creator_of(const Inventory *inv, size_t j)
 	if (j && e->has_creator && e->creator > 0)
 		return e->creator;
 	ssize_t p = rst_task_index(inv, e->ppid);
-	if (j && p >= 0 && e->sid != e->pid && e->sid != inv->tasks[p]->sid) {
-		ssize_t l = rst_task_index(inv, e->sid);
+	pid_t s = rst_helper_sid(e); /* (a session leader is made where it was born) */
+	if (j && p >= 0 && s != e->pid && s != inv->tasks[p]->sid) {
+		ssize_t l = rst_task_index(inv, s);
 		if (l > 0 && inv->tasks[l]->ppid == e->ppid && !inv->tasks[l]->zombie)
-			return e->sid;
+			return s;
 	}
 	return e->ppid;
 }

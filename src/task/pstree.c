@@ -71,10 +71,13 @@ static int maker_of(const struct dump_tree *t, pid_t pid, pid_t ppid, pid_t sid,
 	return pi;
 }
 
+/* (a session leader born in another session is made there: by its leader too, if that
+ * is its sibling) */
 static int creator_of(const struct dump_tree *t, int k)
 {
 	const struct dump_ctx *c = t->procs[k];
-	return k ? maker_of(t, c->pid, t->ppid[k], c->stat.session, c->creator) : -1;
+	pid_t made_in = c->born_sid && c->stat.session == c->pid ? c->born_sid : c->stat.session;
+	return k ? maker_of(t, c->pid, t->ppid[k], made_in, c->creator) : -1;
 }
 
 /* Is procs[@l] made (directly or through the tasks that make its makers) by task @pid, or
@@ -235,10 +238,23 @@ static bool zombie_session_helper(struct dump_tree *t, struct zombie *z)
 	return z->via_session = true;
 }
 
+/* Session leader procs[@k] was born in session @sid, whose leader is its sibling, alive:
+ * made by that leader with CLONE_PARENT (then it made its children of @sid and called
+ * setsid), when it is made with nothing of its parent's and in the same pid namespace. */
+static bool sibling_leader(const struct dump_tree *t, int k, pid_t sid)
+{
+	const struct dump_ctx *c = t->procs[k];
+	int li = find_alive(t, sid);
+	return li > 0 && li != k && t->ppid[li] == t->ppid[k] && !c->shares_files &&
+	       !c->shares_fs && !ns_clone_flags(c->tns) &&
+	       t->procs[li]->status.nspid_len == c->status.nspid_len && !made_by(t, li, c->pid);
+}
+
 /* Task @pid (parent procs[@pi]) is in session @sid, not its parent's: its parent and
  * maybe more of its ancestors lead sessions of their own and were born in @sid (each made
  * its children of @sid, then called setsid). Each of them is made in @sid: by its parent
- * (before that parent's setsid when it was born in @sid too), by a task of @sid whose
+ * (before that parent's setsid when it was born in @sid too), by the leader of @sid when
+ * that is its sibling (sibling_leader), by a task of @sid whose
  * orphans its parent reaps, through a helper (orphan_creator), or, the leader of @sid
  * gone, through the helper of @sid (its ids @ids from the task); sets their born_sid. No:
  * one of them is no session leader, was born in another session already, or is made in
@@ -259,7 +275,7 @@ static bool born_chain(struct dump_tree *t, int pi, pid_t sid, bool shares, cons
 			top = k; /* made in @sid already */
 		else if (c->creator)
 			return false;
-		else if (orphan_creator(t, (size_t)k, sid) ||
+		else if (sibling_leader(t, k, sid) || orphan_creator(t, (size_t)k, sid) ||
 			 session_helper(t, (size_t)k, sid, ids, n_ids))
 			top = k;
 		else
@@ -316,7 +332,8 @@ static int check_makers(const struct dump_tree *t)
  * zombie) is its own (it called setsid), its parent's, that of a session leader that is
  * its sibling, the one its parent was born in (made before the parent's setsid; the
  * parent's parent may have been born there too, and so on up to a task of that session,
- * or to one made there by a task of it or by its helper), one whose orphans its parent
+ * or to one made there by a task of it, by its leader that is its sibling, or by its
+ * helper), one whose orphans its parent
  * reaps (made by a task of that session through a helper, or by a zombie of it, then
  * reparented), one whose leader is gone when its parent reaps its own children's
  * orphans (made through a helper with the session's id), or — for the root only — one
@@ -372,8 +389,10 @@ static int check_sessions(struct dump_tree *t)
 		size_t n_gids = ps ? ps->nspgid_len : t->zombies[i - t->nr].nspgid_len;
 		/* (a zombie joins its group itself: by the id it sees it by) */
 		bool gids_known = level <= 1 || (n_gids == level && gids[level - 1] > 0);
-		bool helper_group = (sid == root->session && (i < t->nr || gids_known)) ||
-				    session_group_helper(t, pgid, sid, level, gids, n_gids);
+		/* (a group no task of the tree can see, id 0, cannot be named again) */
+		bool helper_group = pgid > 0 &&
+				    ((sid == root->session && (i < t->nr || gids_known)) ||
+				     session_group_helper(t, pgid, sid, level, gids, n_gids));
 		bool pg_ok = pgid == pid || (pgid == root->pgrp && sid == root->session) ||
 			     dump_tree_has(t, pgid) || helper_group || (pgid == sid && helper_session(t, sid));
 		if (!pg_ok) {
@@ -384,7 +403,7 @@ static int check_sessions(struct dump_tree *t)
 		/* (a zombie joins its group before it exits: one with a member by then) */
 		if (i >= t->nr && pgid != pid && pi >= 0 && pgid != t->procs[pi]->stat.pgrp &&
 		    !dump_tree_has(t, pgid) && !(gids_known && helper_group) &&
-		    !(level <= 1 && pgid == root->pgrp) &&
+		    !(level <= 1 && pgid == root->pgrp && pgid > 0) &&
 		    !(gids_known && pgid == sid && helper_session(t, sid))) {
 			pr_err("zombie %d is in process group %d, neither its own nor its parent's, "
 			       "whose leader is not in the tree: not supported yet", pid, pgid);
