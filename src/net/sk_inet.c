@@ -77,20 +77,6 @@ int sk_dump_hold(struct sk_dump *s, int fd, void (*undo)(int fd))
 	return 0;
 }
 
-int inet_sk_kind(int sk, int *family, int *type, int *proto)
-{
-	socklen_t l = sizeof(int);
-	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, family, &l))
-		return -errno;
-	l = sizeof(int);
-	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, type, &l))
-		return -errno;
-	l = sizeof(int);
-	if (getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, proto, &l))
-		return -errno;
-	return 0;
-}
-
 static int ent_cmp(const void *a, const void *b)
 {
 	uint64_t x = ((const struct inet_diag_ent *)a)->ino;

@@ -56,8 +56,6 @@ int inet_diag_table_mine(struct sk_dump *s, int family, int proto, uint64_t *net
 			 const struct inet_diag_tab **out) __must_check;
 const struct inet_diag_ent *inet_diag_find(const struct inet_diag_tab *t, uint64_t ino);
 
-/* SO_DOMAIN, SO_TYPE, SO_PROTOCOL of socket @sk. */
-int inet_sk_kind(int sk, int *family, int *type, int *proto) __must_check;
 /* Address bytes of @family (4 or 16). */
 static inline size_t inet_addr_len(int family)
 {

@@ -311,14 +311,12 @@ static int dump_state(const struct dump_ctx *c, const struct fd_ent *e, int dup,
 
 static int tcp_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
-	int family, type, proto, ret;
+	int family = e->sk_domain, ret; /* (collect_ent) */
 	const struct inet_diag_tab *tab;
 
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	if ((ret = inet_sk_kind(dup, &family, &type, &proto)))
-		return pr_errno(ret, "fd %d of pid %d: socket family", e->fd, c->pid);
 	ret = inet_diag_table(c->sk, c->ospid, e->fd, dup, family, IPPROTO_TCP, &tab);
 	if (!ret && !d->has_netns && !inet_diag_find(tab, e->st.st_ino) &&
 	    unlisted_netns_unknown(c, dup)) {

@@ -693,14 +693,10 @@ static int proc_peer(pid_t pid, int fd, uint64_t ino, InetDgramSk *u)
 static int dg_dump(const struct dump_ctx *c, const struct fd_ent *e, FileDesc *d)
 {
 	pid_t pid = c->ospid; /* (a live thread of a zombie leader: its /proc/PID/net) */
-	int fd = e->fd, ret, family, type, proto;
+	int fd = e->fd, ret, family = e->sk_domain, type = e->sk_type, proto = e->sk_proto;
 	_cleanup_close_ int dup = fd_dup(c, e);
 	if (dup < 0)
 		return dup;
-	if ((ret = int_opt(dup, SOL_SOCKET, SO_DOMAIN, &family)) ||
-	    (ret = int_opt(dup, SOL_SOCKET, SO_TYPE, &type)) ||
-	    (ret = int_opt(dup, SOL_SOCKET, SO_PROTOCOL, &proto)))
-		return pr_errno(ret, "fd %d of pid %d: socket type", fd, pid);
 	/* a UDP socket of another namespace is not in its task's inet_diag dump (merge);
 	 * ping and raw sockets have no diag: their namespace is checked here */
 	if (!is_udp(proto)) {

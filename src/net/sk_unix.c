@@ -1079,7 +1079,6 @@ struct tdesc {
 	const FileDesc *d;
 	size_t proc;  /* the first process using it */
 	bool multi;   /* used by several processes */
-	bool in;      /* in the group of sockets being collected */
 };
 
 /* The unix descriptions of the tree not made yet, each once. */
