@@ -14,6 +14,22 @@
  * (the last one shorter): pieces can be verified in parallel at restore. */
 #define HASH_PIECE (2u << 20)
 
+/* Vma.madv: the madvise flags (and mlock) an area is given back at restore. */
+#define MADV_BIT_DONTFORK (1u << 0)
+#define MADV_BIT_DONTDUMP (1u << 1)
+#define MADV_BIT_HUGEPAGE (1u << 2)
+#define MADV_BIT_NOHUGEPAGE (1u << 3)
+#define MADV_BIT_WIPEONFORK (1u << 4)
+#define MADV_BIT_MERGEABLE (1u << 5)
+#define MADV_BIT_LOCKED (1u << 6)      /* mlock: not an madvise, set with mlock2 */
+#define MADV_BIT_LOCKONFAULT (1u << 7) /* ... MLOCK_ONFAULT */
+#define MADV_BIT_SEQUENTIAL (1u << 8)
+#define MADV_BIT_RANDOM (1u << 9)
+/* not an madvise: a private area not writable now that was once (VmFlags ac: its memory
+ * is committed, so mprotect to writable never fails for want of it): mapped writable at
+ * restore, then given its protection */
+#define MADV_BIT_ACCOUNT (1u << 10)
+
 struct run_list {
 	PageRun **runs;
 	size_t nr, cap;
@@ -87,8 +103,12 @@ int mem_split_cow_shared(struct dump_ctx *c, int pmfd, struct run_list *in,
 
 /* The stopped task @pid (@rs, @pidfd) creates a userfaultfd (O_CLOEXEC | O_NONBLOCK |
  * @flags: it belongs to the task's mm); stasis takes a duplicate into *@out and closes
- * the task's fd. Logged. */
-int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, int *out) __must_check;
+ * the task's fd. The task's or stasis's failure to have it is logged, or with @quiet
+ * returned as 1 (a failure to make the remote calls is an error either way). */
+int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, bool quiet,
+		  int *out) __must_check;
+/* A private anonymous area (not hugetlb): one a userfaultfd can fill (UFFDIO_COPY). */
+bool mem_vma_uffd(const Vma *v);
 
 /* Incremental dumps (src/mem/track.c), for a dump with c->track. */
 int mem_track_proc(struct dump_ctx *c) __must_check; /* before the areas are read */

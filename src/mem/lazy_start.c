@@ -23,13 +23,6 @@
 
 /* ------------------------------------------------------------------ which pages */
 
-static bool vma_lazy(const Vma *v)
-{
-	return !(v->flags & MAP_SHARED) && !v->has_huge_kb &&
-	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
-		v->kind == VMA_KIND__VMA_STACK);
-}
-
 static bool run_own(const PageRun *r)
 {
 	return !r->has_src_pid && !r->has_parent_depth;
@@ -56,7 +49,7 @@ void mem_lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
 			vi++;
 		bool args = r->vaddr < args_hi && r->vaddr + r->nr_pages * PAGE_SIZE > args_lo;
-		lazy[i] = vi < mm->n_vmas && run_lazy(r) && vma_lazy(mm->vmas[vi]) && !args;
+		lazy[i] = vi < mm->n_vmas && run_lazy(r) && mem_vma_uffd(mm->vmas[vi]) && !args;
 		if (lazy[i] && vreg)
 			vreg[vi] = true;
 	}
@@ -145,7 +138,7 @@ static int lazy_send(struct mem_lazy *l, const struct lazy_msg *m, const int *fd
 /* The task's userfaultfd (made by the task itself), taken by stasis. */
 static int lazy_uffd(struct rst_ctx *c, int pidfd, int *out)
 {
-	int ret = mem_task_uffd(&c->rs, c->pid, pidfd, 0, out);
+	int ret = mem_task_uffd(&c->rs, c->pid, pidfd, 0, false, out);
 	if (ret)
 		return ret;
 	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_EVENTS };

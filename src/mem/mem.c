@@ -34,21 +34,6 @@
 #include "sys/syscalls.h"
 #include "sys/uapi.h"
 
-#define MADV_BIT_DONTFORK (1u << 0)
-#define MADV_BIT_DONTDUMP (1u << 1)
-#define MADV_BIT_HUGEPAGE (1u << 2)
-#define MADV_BIT_NOHUGEPAGE (1u << 3)
-#define MADV_BIT_WIPEONFORK (1u << 4)
-#define MADV_BIT_MERGEABLE (1u << 5)
-#define MADV_BIT_LOCKED (1u << 6)      /* mlock: not an madvise, set with mlock2 */
-#define MADV_BIT_LOCKONFAULT (1u << 7) /* ... MLOCK_ONFAULT */
-#define MADV_BIT_SEQUENTIAL (1u << 8)
-#define MADV_BIT_RANDOM (1u << 9)
-/* not an madvise: a private area not writable now that was once (VmFlags ac: its memory
- * is committed, so mprotect to writable never fails for want of it): mapped writable at
- * restore, then given its protection */
-#define MADV_BIT_ACCOUNT (1u << 10)
-
 /* VmFlags that no part of the restore rebuilds: an area with one is refused at dump. */
 static const struct {
 	uint32_t flag;
@@ -1138,7 +1123,10 @@ static int mlock_vmas(struct rst_ctx *c)
 	return 0;
 }
 
-static int madvise_vmas(struct rst_ctx *c)
+/* The madvise flags of @mask given back, one call per advice over each run of adjacent
+ * areas that have it (glibc puts MADV_NOHUGEPAGE on every thread stack and its guard:
+ * thousands of areas). */
+static int advise_vmas(struct rst_ctx *c, uint32_t mask)
 {
 	static const struct {
 		uint32_t bit;
@@ -1149,10 +1137,8 @@ static int madvise_vmas(struct rst_ctx *c)
 		{ MADV_BIT_WIPEONFORK, MADV_WIPEONFORK }, { MADV_BIT_MERGEABLE, MADV_MERGEABLE },
 		{ MADV_BIT_SEQUENTIAL, MADV_SEQUENTIAL }, { MADV_BIT_RANDOM, MADV_RANDOM },
 	};
-	/* One call per advice over each run of adjacent areas that have it (glibc puts
-	 * MADV_NOHUGEPAGE on every thread stack and its guard: thousands of areas). */
 	for (size_t k = 0; k < ARRAY_SIZE(adv); k++) {
-		for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		for (size_t i = 0; i < c->mm->n_vmas && (mask & adv[k].bit); i++) {
 			const Vma *v = c->mm->vmas[i];
 			if (vma_is_special(v) || !(v->madv & adv[k].bit))
 				continue;
@@ -1167,6 +1153,19 @@ static int madvise_vmas(struct rst_ctx *c)
 				return (int)ret;
 		}
 	}
+	return 0;
+}
+
+/* Before the pages come in: an area's huge-page advice decides what its faults map
+ * (MADV_HUGEPAGE: huge pages, as the task's did, at the huge-page fault rate) and how
+ * the fill copies (src/mem/pages.c). */
+#define MADV_BITS_BEFORE (MADV_BIT_HUGEPAGE | MADV_BIT_NOHUGEPAGE)
+
+static int madvise_vmas(struct rst_ctx *c)
+{
+	int aret = advise_vmas(c, ~(uint32_t)MADV_BITS_BEFORE);
+	if (aret)
+		return aret;
 	int lret = mlock_vmas(c);
 	if (lret)
 		return lret;
@@ -1292,6 +1291,9 @@ int mem_restore_remote(struct rst_ctx *c)
 			 0, 0, 0);
 	if (r < 0)
 		return (int)r;
+	ret = advise_vmas(c, MADV_BITS_BEFORE);
+	if (ret)
+		return ret;
 	t0 = now_ns();
 	ret = c->lazy ? mem_lazy_fill(c, c->lazy) : mem_fill_pages(c);
 	if (ret)

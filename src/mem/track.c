@@ -362,13 +362,15 @@ static bool vma_trackable(const Vma *v)
 		v->kind == VMA_KIND__VMA_STACK);
 }
 
-int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, int *out)
+int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, bool quiet, int *out)
 {
 	long fd, r;
 	int ret = rsys_call(rs, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | (unsigned)flags, 0, 0, 0,
 			    0, 0, &fd);
 	if (ret)
 		return ret;
+	if (fd < 0 && quiet)
+		return 1;
 	if (fd < 0) {
 		pr_err("mem: userfaultfd() in pid %d: %s%s", pid, strerror((int)-fd),
 		       fd == -EPERM && !(flags & UFFD_USER_MODE_ONLY)
@@ -381,8 +383,9 @@ int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, int *out)
 	int e = errno;
 	ret = rsys_call(rs, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
 	if (*out < 0) {
-		pr_err("mem: pidfd_getfd of pid %d's userfaultfd: %s", pid, strerror(e));
-		return ret ?: -e;
+		if (!quiet)
+			pr_err("mem: pidfd_getfd of pid %d's userfaultfd: %s", pid, strerror(e));
+		return ret ?: quiet ? 1 : -e;
 	}
 	return ret;
 }
@@ -390,7 +393,7 @@ int mem_task_uffd(struct rsys *rs, pid_t pid, int pidfd, int flags, int *out)
 /* The task creates its userfaultfd; stasis keeps a duplicate, the task's fd is closed. */
 static int uffd_create(struct dump_ctx *c, int *out)
 {
-	int ret = mem_task_uffd(&c->rs, c->pid, c->pidfd, UFFD_USER_MODE_ONLY, out);
+	int ret = mem_task_uffd(&c->rs, c->pid, c->pidfd, UFFD_USER_MODE_ONLY, false, out);
 	if (ret)
 		return ret;
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
