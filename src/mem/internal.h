@@ -85,12 +85,22 @@ int mem_read_maps(int procfd, struct proc_vma **v, size_t *n) __must_check;
 int mem_pm_scan(int pmfd, struct pm_scan_arg *a, const char *what,
 		int (*each)(void *arg, const struct page_region *r), void *arg) __must_check;
 /* src/mem/scan.c: the present pages of @v (for a private file mapping: its written
- * ones) appended to @l, asked in batches of @vec_len regions. */
-int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
+ * ones) appended to @l, asked in batches of @vec_len regions; its guard regions into
+ * v->guards where the kernel reports them (mem_guard_scan). */
+int mem_scan_vma(int pmfd, Vma *v, struct run_list *l, struct page_region *vec,
 		 size_t vec_len) __must_check;
-/* The runs mem_prescan found for @v appended to @l: 0, or 1 when it has none for it (it
- * was not scanned ahead as @v is to be scanned, or @p is NULL), or -errno. */
-int mem_prescan_take(struct mem_prescan *p, const Vma *v, struct run_list *l) __must_check;
+/* The guard regions of @v alone (scan.c). src/mem/guard.c: whether PAGEMAP_SCAN (of
+ * pagemap @pmfd) reports guard regions; an image's Vma.guards checked (area @i, logged),
+ * whether [@s, @e) overlaps one; at restore, every area's installed again. */
+int mem_scan_guards(int pmfd, Vma *v, struct page_region *vec, size_t vec_len) __must_check;
+bool mem_guard_scan(int pmfd);
+int mem_guards_validate(const Vma *v, size_t i) __must_check;
+bool mem_guard_overlaps(const Vma *v, uint64_t s, uint64_t e);
+int mem_guards_install(struct rst_ctx *c) __must_check;
+/* The runs (and guard regions) mem_prescan found for @v appended to @l: 0, or 1 when it
+ * has none for it (it was not scanned ahead as @v is to be scanned, or @p is NULL), or
+ * -errno. */
+int mem_prescan_take(struct mem_prescan *p, Vma *v, struct run_list *l) __must_check;
 /* src/mem/shm.c: the runs of MAP_SHARED anonymous area @v (c->vmas[@vi]): the pages its
  * object holds in its range, but those a view in an ancestor covers. 1: a hugetlb object
  * whose file cannot be opened, for the page-table scan. */

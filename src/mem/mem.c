@@ -43,7 +43,6 @@ static const struct {
 		  "--prev-images-dir naming the last pre-dump)" },
 	{ VMF_UM, "registered with userfaultfd (missing pages)" },
 	{ VMF_SL, "sealed (mseal)" },
-	{ VMF_GU, "has guard regions (MADV_GUARD_INSTALL)" },
 	{ VMF_UNKNOWN, "has a VmFlags code stasis does not know" },
 };
 
@@ -135,6 +134,7 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 			   : 0);
 	if (pv->vmflags & VMF_NR)
 		v->flags |= MAP_NORESERVE;
+	v->has_guard_flag = v->guard_flag = (pv->vmflags & VMF_GU) != 0; /* guards: scan.c */
 	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
 		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[') &&
 		    !(tracked && vmf_refused[k].flag == VMF_UW)) {
@@ -471,6 +471,16 @@ int mem_dump(struct dump_ctx *c)
 	if (!vec)
 		return -ENOMEM;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+		if (v->guard_flag && !mem_guard_scan(pmfd)) {
+			pr_err("vma %llx-%llx of pid %d has guard regions (MADV_GUARD_INSTALL), "
+			       "which this kernel's page scan does not report: not supported",
+			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid);
+			ret = -EOPNOTSUPP;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < mm->n_vmas; i++) {
 		if (!vma_wants_pages(mm->vmas[i]))
 			continue;
 		ret = vma_is_shm(mm->vmas[i]) ? mem_shm_scan(c, mm->vmas[i], i, &runs) : 1;
@@ -483,6 +493,13 @@ int mem_dump(struct dump_ctx *c)
 	}
 	mem_prescan_free(c->prescan); /* what no area took */
 	c->prescan = NULL;
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++) { /* areas no page table scan saw */
+		Vma *v = mm->vmas[i];
+		if (v->guard_flag && (!vma_wants_pages(v) || vma_is_shm(v)))
+			ret = mem_scan_guards(pmfd, v, vec, vec_len);
+	}
+	if (ret)
+		goto out;
 	ret = c->track ? mem_track_scan(c, pmfd, &runs, &ms->own, &all)
 		       : mem_split_cow_shared(c, pmfd, &runs, &ms->own, &all, ms);
 	if (ret)
@@ -542,6 +559,8 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		}
 		if (v->kind == VMA_KIND__VMA_SYSV && mem_sysv_validate(v, i))
 			return -EINVAL;
+		if (mem_guards_validate(v, i))
+			return -EINVAL;
 		prev_end = v->end;
 	}
 	uint64_t prev = 0, next_off = PAGE_STREAM_START;
@@ -572,7 +591,8 @@ int mem_validate(const Mm *mm, const struct page_source *src)
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
 			vi++;
 		if (vi == mm->n_vmas || mm->vmas[vi]->start > r->vaddr ||
-		    r->vaddr + len > mm->vmas[vi]->end || !vma_wants_pages(mm->vmas[vi])) {
+		    r->vaddr + len > mm->vmas[vi]->end || !vma_wants_pages(mm->vmas[vi]) ||
+		    mem_guard_overlaps(mm->vmas[vi], r->vaddr, r->vaddr + len)) {
 			pr_err("image: page run %zu (%llx, %llu pages) lies outside a memory area "
 			       "that holds data",
 			       i, (unsigned long long)r->vaddr, (unsigned long long)r->nr_pages);
@@ -1291,7 +1311,9 @@ int mem_restore_remote(struct rst_ctx *c)
 			 0, 0, 0);
 	if (r < 0)
 		return (int)r;
-	ret = advise_vmas(c, MADV_BITS_BEFORE);
+	ret = mem_guards_install(c);
+	if (!ret)
+		ret = advise_vmas(c, MADV_BITS_BEFORE);
 	if (ret)
 		return ret;
 	t0 = now_ns();

@@ -44,18 +44,52 @@ int mem_pm_scan(int pmfd, struct pm_scan_arg *a, const char *what,
 	}
 }
 
+static int guard_add(Vma *v, uint64_t start, uint64_t end)
+{
+	if (v->n_guards && v->guards[v->n_guards - 1] == start) {
+		v->guards[v->n_guards - 1] = end;
+		return 0;
+	}
+	if (v->n_guards % 64 == 0) {
+		uint64_t *n = realloc(v->guards, (v->n_guards + 64) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		v->guards = n;
+	}
+	v->guards[v->n_guards++] = start;
+	v->guards[v->n_guards++] = end;
+	return 0;
+}
+
 struct run_add {
-	struct run_list *l;
-	uint64_t vma_start;
+	struct run_list *l; /* NULL: guard regions only */
+	Vma *v;
 };
 
 static int run_add_one(void *arg, const struct page_region *r)
 {
 	const struct run_add *x = arg;
-	return mem_run_add(x->l, x->vma_start, r->start, (r->end - r->start) / PAGE_SIZE);
+	if (r->categories & PAGE_IS_GUARD)
+		return guard_add(x->v, r->start, r->end);
+	return mem_run_add(x->l, x->v->start, r->start, (r->end - r->start) / PAGE_SIZE);
 }
 
-int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region *vec,
+int mem_scan_guards(int pmfd, Vma *v, struct page_region *vec, size_t vec_len)
+{
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.start = v->start,
+		.end = v->end,
+		.vec = (uint64_t)(uintptr_t)vec,
+		.vec_len = vec_len,
+		.category_mask = PAGE_IS_GUARD,
+		.return_mask = PAGE_IS_GUARD,
+	};
+	struct run_add x = { NULL, v };
+	return mem_pm_scan(pmfd, &a, " (guard regions)", run_add_one, &x);
+}
+
+int mem_scan_vma(int pmfd, Vma *v, struct run_list *l, struct page_region *vec,
 		 size_t vec_len)
 {
 	struct pm_scan_arg a = {
@@ -74,7 +108,9 @@ int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region 
 		a.category_mask |= PAGE_IS_FILE;
 		a.category_inverted |= PAGE_IS_FILE;
 	}
-	struct run_add x = { l, v->start };
+	if (mem_guard_scan(pmfd)) /* a guard region is not data: apart */
+		a.return_mask |= PAGE_IS_GUARD;
+	struct run_add x = { l, v };
 	return mem_pm_scan(pmfd, &a, "", run_add_one, &x);
 }
 
@@ -83,6 +119,8 @@ int mem_scan_vma(int pmfd, const Vma *v, struct run_list *l, struct page_region 
 struct prescan_area {
 	uint64_t start, end;
 	struct run_list runs;
+	uint64_t *guards; /* as Vma.guards */
+	size_t n_guards;
 	bool taken;
 };
 
@@ -110,6 +148,7 @@ void mem_prescan_free(struct mem_prescan *p)
 		for (size_t k = 0; k < p->a[i].runs.nr; k++)
 			free(p->a[i].runs.runs[k]);
 		free(p->a[i].runs.runs);
+		free(p->a[i].guards);
 	}
 	free(p->a);
 	free(p);
@@ -139,6 +178,8 @@ static int prescan_areas(int procfd, const struct proc_vma *v, size_t n,
 		a->end = v[i].end;
 		Vma probe = { .start = a->start, .end = a->end, .kind = VMA_KIND__VMA_ANON };
 		int ret = mem_scan_vma(pmfd, &probe, &a->runs, vec, vec_len);
+		a->guards = probe.guards;
+		a->n_guards = probe.n_guards;
 		if (ret) {
 			mem_prescan_free(p);
 			return ret;
@@ -169,7 +210,7 @@ int mem_prescan(int procfd, struct mem_prescan **out)
 	return ret;
 }
 
-int mem_prescan_take(struct mem_prescan *p, const Vma *v, struct run_list *l)
+int mem_prescan_take(struct mem_prescan *p, Vma *v, struct run_list *l)
 {
 	if (!p || (v->flags & MAP_SHARED) || v->has_huge_kb ||
 	    (v->kind != VMA_KIND__VMA_ANON && v->kind != VMA_KIND__VMA_HEAP &&
@@ -198,6 +239,10 @@ int mem_prescan_take(struct mem_prescan *p, const Vma *v, struct run_list *l)
 		memcpy(l->runs + l->nr, a->runs.runs, a->runs.nr * sizeof(PageRun *));
 	l->nr += a->runs.nr;
 	a->runs.nr = 0;
+	free(v->guards);
+	v->guards = a->guards;
+	v->n_guards = a->n_guards;
+	a->guards = NULL;
 	a->taken = true;
 	return 0;
 }

@@ -18,7 +18,6 @@
 #define PAGE_IS_PFNZERO (1 << 5)
 #define PAGE_IS_HUGE (1 << 6)
 #define PAGE_IS_SOFT_DIRTY (1 << 7)
-#define PAGE_IS_GUARD (1 << 8)
 
 struct page_region {
 	__u64 start;
@@ -44,6 +43,17 @@ struct pm_scan_arg {
 	__u64 return_mask;
 };
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
+/* --- fs.h: PAGEMAP_SCAN's guard-region category (6.14) --- */
+#ifndef PAGE_IS_GUARD
+#define PAGE_IS_GUARD (1 << 8)
+#endif
+
+/* --- mman-common.h: guard regions (6.13) --- */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
 #endif
 
 /* --- sched.h: clone3 (5.3), set_tid (5.5), cgroup (5.7) --- */
