@@ -42,7 +42,6 @@ static const struct {
 	{ VMF_UW, "registered with userfaultfd (write-protect; if by stasis pre-dump, use "
 		  "--prev-images-dir naming the last pre-dump)" },
 	{ VMF_UM, "registered with userfaultfd (missing pages)" },
-	{ VMF_SL, "sealed (mseal)" },
 	{ VMF_UNKNOWN, "has a VmFlags code stasis does not know" },
 };
 
@@ -135,6 +134,8 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 	if (pv->vmflags & VMF_NR)
 		v->flags |= MAP_NORESERVE;
 	v->has_guard_flag = v->guard_flag = (pv->vmflags & VMF_GU) != 0; /* guards: scan.c */
+	/* (the kernel seals its own areas, [vdso] and the like, at exec) */
+	v->has_sealed = v->sealed = (pv->vmflags & VMF_SL) && !(p && p[0] == '[');
 	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
 		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[') &&
 		    !(tracked && vmf_refused[k].flag == VMF_UW)) {
@@ -444,6 +445,14 @@ int mem_dump(struct dump_ctx *c)
 		vma__init(v);
 		mm->vmas[mm->n_vmas++] = v;
 		ret = vma_classify(c->pid, &c->vmas[i], v, mem_track_allows_uffd(c));
+		if (!ret && v->sealed && v->kind != VMA_KIND__VMA_ANON &&
+		    v->kind != VMA_KIND__VMA_FILE && v->kind != VMA_KIND__VMA_HEAP &&
+		    v->kind != VMA_KIND__VMA_STACK) {
+			pr_err("vma %llx-%llx of pid %d is sealed (mseal) and not plain memory or "
+			       "a file: not supported yet",
+			       (unsigned long long)v->start, (unsigned long long)v->end, c->pid);
+			ret = -EOPNOTSUPP;
+		}
 		if (!ret)
 			private_file_mode(c, v);
 		if (!ret && v->kind == VMA_KIND__VMA_SYSV)
@@ -1255,6 +1264,26 @@ static int set_mm_map(struct rst_ctx *c)
 	return ret < 0 ? (int)ret : 0;
 }
 
+/* Sealed areas (mseal) sealed again, last: nothing may change them after (adjacent
+ * sealed areas in one call). */
+static int seal_vmas(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+		if (!v->sealed)
+			continue;
+		uint64_t start = v->start, end = v->end;
+		while (i + 1 < c->mm->n_vmas && c->mm->vmas[i + 1]->sealed &&
+		       c->mm->vmas[i + 1]->start == end)
+			end = c->mm->vmas[++i]->end;
+		long r = rsys_do(&c->rs, "restore: mseal", __NR_mseal, start, end - start, 0, 0, 0, 0);
+		if (r < 0)
+			return pr_errno((int)r, "restore: pid %d: seal %llx-%llx (mseal)", c->pid,
+					(unsigned long long)start, (unsigned long long)end);
+	}
+	return 0;
+}
+
 int mem_restore_remote(struct rst_ctx *c)
 {
 	struct vdso_cluster cur, want;
@@ -1357,7 +1386,7 @@ int mem_restore_remote(struct rst_ctx *c)
 		return ret;
 	r = rsys_do(&c->rs, "restore: close the executable", SYS_close, (uint64_t)c->exe_fd, 0, 0,
 		    0, 0, 0);
-	return r < 0 ? (int)r : 0;
+	return r < 0 ? (int)r : seal_vmas(c);
 }
 
 /* memfd_secret memory mapped by two processes (inherited across fork): each would get a

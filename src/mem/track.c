@@ -360,7 +360,7 @@ static bool vma_trackable(const Vma *v)
 	/* (nor areas with guard regions: write-protecting an area puts the uffd-wp bit on
 	 * every swap-like entry, a guard region's marker too) */
 	return !(v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) && !v->has_huge_kb &&
-	       !v->guard_flag && !v->n_guards &&
+	       !v->guard_flag && !v->n_guards && !v->sealed &&
 	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
 		v->kind == VMA_KIND__VMA_STACK);
 }

@@ -22,6 +22,9 @@
 #ifndef __NR_pidfd_send_signal
 #define __NR_pidfd_send_signal 424
 #endif
+#ifndef __NR_mseal
+#define __NR_mseal 462
+#endif
 
 static inline int sys_pidfd_open(pid_t pid, unsigned int flags)
 {

@@ -475,6 +475,22 @@ unsigned long test_area_kb(const void *addr, const char *key)
 	return a.kb;
 }
 
+static void area_flags_fn(void *arg, const char *l)
+{
+	struct area_line_arg *a = arg;
+	if (!strncmp(l, "VmFlags:", 8))
+		snprintf(a->line, a->len, "%s", l + 8 + strspn(l + 8, " "));
+}
+
+void test_area_vmflags(const void *addr, char *out, size_t len)
+{
+	struct area_line_arg a = { out, len };
+	out[0] = '\0';
+	if (area_lines(addr, area_flags_fn, &a))
+		test_fail("no area at %p", addr);
+	out[strcspn(out, "\n")] = '\0';
+}
+
 char test_task_state(pid_t pid, pid_t tid)
 {
 	char path[64], buf[512], *p;

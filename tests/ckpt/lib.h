@@ -132,6 +132,8 @@ ino_t test_ns_related(pid_t pid, const char *kind, unsigned long request);
 void test_area_line(const void *addr, char *line, size_t len);
 /* A "Key: N kB" field of that area (0 if absent). */
 unsigned long test_area_kb(const void *addr, const char *key);
+/* Its VmFlags, as smaps shows them ("rd wr mr ..."). */
+void test_area_vmflags(const void *addr, char *out, size_t len);
 /* The state letter of thread @tid of process @pid (/proc/PID/task/TID/stat; pid 0: this
  * process), or 0 if it is not listed. */
 char test_task_state(pid_t pid, pid_t tid);

@@ -104,10 +104,7 @@ static bool guarded(const struct area *a, size_t pg)
 
 static void vmflags(const struct area *a, char *out, size_t len)
 {
-	char line[512];
-	test_area_line(a->addr, line, sizeof(line));
-	const char *f = strstr(line, "VmFlags:");
-	snprintf(out, len, "%s", f ? f : "(none)");
+	test_area_vmflags(a->addr, out, len);
 }
 
 static struct area *add(const char *name, char *addr, size_t pages, uint64_t seed)
