@@ -74,17 +74,20 @@ static int run_add_one(void *arg, const struct page_region *r)
 	return mem_run_add(x->l, x->v->start, r->start, (r->end - r->start) / PAGE_SIZE);
 }
 
+/* A scan of the whole of @v into @vec, without categories yet. */
+static struct pm_scan_arg scan_of(const Vma *v, struct page_region *vec, size_t vec_len)
+{
+	return (struct pm_scan_arg){ .size = sizeof(struct pm_scan_arg),
+				     .start = v->start,
+				     .end = v->end,
+				     .vec = (uint64_t)(uintptr_t)vec,
+				     .vec_len = vec_len };
+}
+
 int mem_scan_guards(int pmfd, Vma *v, struct page_region *vec, size_t vec_len)
 {
-	struct pm_scan_arg a = {
-		.size = sizeof(a),
-		.start = v->start,
-		.end = v->end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = vec_len,
-		.category_mask = PAGE_IS_GUARD,
-		.return_mask = PAGE_IS_GUARD,
-	};
+	struct pm_scan_arg a = scan_of(v, vec, vec_len);
+	a.category_mask = a.return_mask = PAGE_IS_GUARD;
 	struct run_add x = { NULL, v };
 	return mem_pm_scan(pmfd, &a, " (guard regions)", run_add_one, &x);
 }
@@ -92,17 +95,9 @@ int mem_scan_guards(int pmfd, Vma *v, struct page_region *vec, size_t vec_len)
 int mem_scan_vma(int pmfd, Vma *v, struct run_list *l, struct page_region *vec,
 		 size_t vec_len)
 {
-	struct pm_scan_arg a = {
-		.size = sizeof(a),
-		.start = v->start,
-		.end = v->end,
-		.vec = (uint64_t)(uintptr_t)vec,
-		.vec_len = vec_len,
-		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		.category_mask = PAGE_IS_PFNZERO,
-		.category_inverted = PAGE_IS_PFNZERO,
-		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-	};
+	struct pm_scan_arg a = scan_of(v, vec, vec_len);
+	a.category_anyof_mask = a.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	a.category_mask = a.category_inverted = PAGE_IS_PFNZERO;
 	if (v->kind == VMA_KIND__VMA_FILE) {
 		/* private file mapping: only pages written (now anonymous) */
 		a.category_mask |= PAGE_IS_FILE;
