@@ -489,9 +489,8 @@ static int uffd_prepare(struct rst_ctx *c, struct piece *pc, size_t npc, bool *r
 		return 0;
 	_cleanup_close_ int pidfd = sys_pidfd_open(c->pid, 0);
 	int fd = -1;
-	if (pidfd < 0)
-		return pr_perror("restore: pidfd of %d", c->pid);
-	int ret = mem_task_uffd(&c->rs, c->pid, pidfd, UFFD_USER_MODE_ONLY, true, &fd);
+	int ret = pidfd < 0 ? 1
+			    : mem_task_uffd(&c->rs, c->pid, pidfd, UFFD_USER_MODE_ONLY, true, &fd);
 	if (ret > 0)
 		pr_debug("restore: pid %d has no userfaultfd to fill its memory", c->pid);
 	if (ret)
@@ -573,9 +572,9 @@ static void source_pages(const char *src, uint64_t len, int advice)
 	(void)madvise((void *)lo, (uintptr_t)src + len - lo, advice);
 }
 
-/* A copy failed with EFAULT or stopped short: if the source's mapping is what failed (its file truncated
- * since it was mapped), reading it raises the SIGBUS whose handler names the file
- * (src/cli/restore.c) rather than "Bad address". */
+/* A copy failed with EFAULT or stopped short: if the source's mapping is what failed
+ * (its file truncated since it was mapped), reading it raises the SIGBUS whose handler
+ * names the file (src/cli/restore.c) rather than "Bad address". */
 static void touch_source(const struct iovec *iov, size_t n)
 {
 	for (size_t k = 0; k < n; k++)

@@ -33,10 +33,7 @@ static struct area areas[] = {
 };
 #define NAREA (sizeof(areas) / sizeof(areas[0]))
 
-static uint64_t seed_of(size_t a, size_t b)
-{
-	return 0xf111ull << 32 | a << 16 | b;
-}
+static uint64_t seed_of(size_t a, size_t b) { return 0xf111ull << 32 | a << 16 | b; }
 
 /* Block @b of an area with holes: 0 never written, 1 written then dropped, 2 written. */
 static int block_kind(const struct area *ar, size_t b)
@@ -52,8 +49,8 @@ static char *map_aligned(size_t size)
 	if (raw == MAP_FAILED)
 		test_fail("mmap reservation: %s", strerror(errno));
 	char *p = (char *)(((uintptr_t)raw + 2 * MB - 1) & ~(uintptr_t)(2 * MB - 1));
-	if (mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-		 0) == MAP_FAILED)
+	if (mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+	    MAP_FAILED)
 		test_fail("mmap: %s", strerror(errno));
 	return p;
 }
@@ -103,8 +100,8 @@ int main(int argc, char **argv)
 		unsigned long rss = test_area_kb(ar->addr, "Rss");
 		unsigned long huge = test_area_kb(ar->addr, "AnonHugePages");
 		/* huge pages may fill the holes of an area THP covers: Rss only grows then */
-		TEST_CHECK(rss == ar->rss || (huge && rss > ar->rss),
-			   "%s: Rss %lu kB, was %lu kB", ar->name, rss, ar->rss);
+		TEST_CHECK(rss == ar->rss || (huge && rss > ar->rss), "%s: Rss %lu kB, was %lu kB",
+			   ar->name, rss, ar->rss);
 		TEST_CHECK(!ar->huge || huge, "%s: AnonHugePages %lu kB, was %lu kB", ar->name,
 			   huge, ar->huge);
 	}

@@ -117,10 +117,7 @@ static struct area *add(const char *name, char *addr, size_t pages, uint64_t see
 	return a;
 }
 
-static int guard(char *p, size_t len, int advice)
-{
-	return madvise(p, len, advice);
-}
+static int guard(char *p, size_t len, int advice) { return madvise(p, len, advice); }
 
 static void *spin(void *arg)
 {
@@ -145,9 +142,9 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	TEST_CHECK(!guard(a + 5 * PG, 2 * PG, MADV_GUARD_INSTALL) &&
-		   !guard(a + 10 * PG, PG, MADV_GUARD_INSTALL) &&
-		   !guard(a + 10 * PG, PG, MADV_GUARD_REMOVE) &&
-		   !guard(a + (NPG - 1) * PG, PG, MADV_GUARD_INSTALL),
+			   !guard(a + 10 * PG, PG, MADV_GUARD_INSTALL) &&
+			   !guard(a + 10 * PG, PG, MADV_GUARD_REMOVE) &&
+			   !guard(a + (NPG - 1) * PG, PG, MADV_GUARD_INSTALL),
 		   "guards in the first area: %s", strerror(errno));
 	add("anonymous", a, NPG, 0x6a4d);
 
@@ -167,7 +164,8 @@ int main(int argc, char **argv)
 	/* its only guard removed: the kernel keeps the area's mark */
 	char *m = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	TEST_CHECK(m != MAP_FAILED && !guard(m + 3 * PG, PG, MADV_GUARD_INSTALL) &&
-		   !guard(m + 3 * PG, PG, MADV_GUARD_REMOVE), "marked area: %s", strerror(errno));
+			   !guard(m + 3 * PG, PG, MADV_GUARD_REMOVE),
+		   "marked area: %s", strerror(errno));
 	test_fill(m, 8 * PG, 0x6a4e);
 	add("guard removed", m, 8, 0x6a4e);
 
@@ -201,9 +199,11 @@ int main(int argc, char **argv)
 		int n = scan_guards(ar, now), k = 0;
 		while (k < n && k < ar->n && !memcmp(now[k], ar->guards[k], sizeof(now[k])))
 			k++;
-		TEST_CHECK(n == ar->n && k == n, "%s: %d guard ranges, were %d; range %d: "
-			   "+%#lx-+%#lx, was +%#lx-+%#lx", ar->name, n, ar->n, k,
-			   k < n ? (unsigned long)now[k][0] : 0ul, k < n ? (unsigned long)now[k][1] : 0ul,
+		TEST_CHECK(n == ar->n && k == n,
+			   "%s: %d guard ranges, were %d; range %d: "
+			   "+%#lx-+%#lx, was +%#lx-+%#lx",
+			   ar->name, n, ar->n, k, k < n ? (unsigned long)now[k][0] : 0ul,
+			   k < n ? (unsigned long)now[k][1] : 0ul,
 			   k < ar->n ? (unsigned long)ar->guards[k][0] : 0ul,
 			   k < ar->n ? (unsigned long)ar->guards[k][1] : 0ul);
 		vmflags(ar, flags, sizeof(flags));
@@ -234,8 +234,7 @@ int main(int argc, char **argv)
 	int before = alive;
 	test_sleep_ms(50);
 	TEST_CHECK(alive != before, "the thread on the guarded stack stopped");
-	TEST_CHECK(!guard(a + PG, PG, MADV_GUARD_REMOVE) && !faults(a + PG) &&
-		   !memcmp(a + PG, zero, PG), "a guard removed after the restore: %s",
-		   strerror(errno));
+	TEST_CHECK(!guard(a + PG, PG, MADV_GUARD_REMOVE) && !faults(a + PG) && !memcmp(a + PG, zero, PG),
+		   "a guard removed after the restore: %s", strerror(errno));
 	test_pass();
 }

@@ -57,8 +57,7 @@ static void check_area(const struct area *a)
 		   strerror(errno));
 	TEST_CHECK(mprotect(a->addr, PG, PROT_READ | PROT_WRITE | PROT_EXEC) < 0 && errno == EPERM,
 		   "%s: mprotect: %s", a->name, strerror(errno));
-	TEST_CHECK(mremap(a->addr, a->len, 2 * a->len, MREMAP_MAYMOVE) == MAP_FAILED &&
-			   errno == EPERM,
+	TEST_CHECK(mremap(a->addr, a->len, 2 * a->len, MREMAP_MAYMOVE) == MAP_FAILED && errno == EPERM,
 		   "%s: mremap: %s", a->name, strerror(errno));
 	if (a->seed) {
 		long off = test_check(a->addr, a->len, a->seed);
@@ -92,8 +91,8 @@ static char *area(const char *name, size_t len, int prot, int flags, int fd, uin
 int main(int argc, char **argv)
 {
 	test_init(argc, argv);
-	char *rw = area("anonymous", 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			0x5ea1);
+	char *rw = area("anonymous", 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0x5ea1);
 	area("read-only", 4 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0x5ea2);
 	area("reservation", 16 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
 	     0x5ea3);
@@ -115,9 +114,9 @@ int main(int argc, char **argv)
 		if (test_read_full(go[0], &b, 1) != 0)
 			_exit(3);
 		char ok = sealed(&areas[0]) && test_check(areas[0].addr, areas[0].len, 0x5ea1) < 0 &&
-				  munmap(areas[0].addr, PG) < 0 && errno == EPERM
-			  ? 'y'
-			  : 'n';
+					  munmap(areas[0].addr, PG) < 0 && errno == EPERM
+				  ? 'y'
+				  : 'n';
 		_exit(test_write_full(res[1], &ok, 1) == 0 ? 0 : 4);
 	}
 	close(go[0]);
