@@ -49,7 +49,10 @@ void mem_lazy_plan(const Mm *mm, bool *lazy, bool *vreg)
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
 			vi++;
 		bool args = r->vaddr < args_hi && r->vaddr + r->nr_pages * PAGE_SIZE > args_lo;
-		lazy[i] = vi < mm->n_vmas && run_lazy(r) && mem_vma_uffd(mm->vmas[vi]) && !args;
+		/* (not a sealed area: its registration could not be dropped once it is sealed,
+		 * at the end of the process's memory stage) */
+		lazy[i] = vi < mm->n_vmas && run_lazy(r) && mem_vma_uffd(mm->vmas[vi]) &&
+			  !mm->vmas[vi]->sealed && !args;
 		if (lazy[i] && vreg)
 			vreg[vi] = true;
 	}
