@@ -134,8 +134,7 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 	if (pv->vmflags & VMF_NR)
 		v->flags |= MAP_NORESERVE;
 	v->has_guard_flag = v->guard_flag = (pv->vmflags & VMF_GU) != 0; /* guards: scan.c */
-	/* (the kernel seals its own areas, [vdso] and the like, at exec) */
-	v->has_sealed = v->sealed = (pv->vmflags & VMF_SL) && !(p && p[0] == '[');
+	v->has_sealed = v->sealed = (pv->vmflags & VMF_SL) != 0;
 	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
 		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[') &&
 		    !(tracked && vmf_refused[k].flag == VMF_UW)) {
@@ -445,6 +444,8 @@ int mem_dump(struct dump_ctx *c)
 		vma__init(v);
 		mm->vmas[mm->n_vmas++] = v;
 		ret = vma_classify(c->pid, &c->vmas[i], v, mem_track_allows_uffd(c));
+		if (!ret && v->sealed && vma_is_special(v))
+			v->has_sealed = v->sealed = false; /* the kernel seals its own, at exec */
 		if (!ret && v->sealed && v->kind != VMA_KIND__VMA_ANON &&
 		    v->kind != VMA_KIND__VMA_FILE && v->kind != VMA_KIND__VMA_HEAP &&
 		    v->kind != VMA_KIND__VMA_STACK) {

@@ -30,7 +30,7 @@ struct area {
 	char maps[256];
 };
 
-static struct area areas[5];
+static struct area areas[6];
 static int nareas;
 
 static void maps_line(const struct area *a, char *out, size_t len)
@@ -102,6 +102,15 @@ int main(int argc, char **argv)
 	area("file", 4 * PG, PROT_READ, MAP_PRIVATE, fd, 0x5ea4);
 	close(fd);
 	area("shared", 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0x5ea5);
+	/* the top of the heap: an area the kernel names [heap] */
+	char *brk0 = sbrk(0);
+	char *top = (char *)(((uintptr_t)brk0 + PG - 1) & ~(PG - 1));
+	TEST_CHECK(sbrk(top + 4 * PG - brk0) != (void *)-1, "sbrk: %s", strerror(errno));
+	test_fill(top, 4 * PG, 0x5ea6);
+	TEST_CHECK(syscall(__NR_mseal, top, 4 * PG, 0) == 0, "mseal the heap: %s", strerror(errno));
+	struct area *h = &areas[nareas++];
+	*h = (struct area){ "heap", top, 4 * PG, 0x5ea6, "" };
+	maps_line(h, h->maps, sizeof(h->maps));
 
 	int go[2], res[2];
 	TEST_CHECK(pipe(go) == 0 && pipe(res) == 0, "pipe: %s", strerror(errno));
