@@ -133,8 +133,6 @@ static int vma_classify(pid_t pid, const struct proc_vma *pv, Vma *v, bool track
 			   : 0);
 	if (pv->vmflags & VMF_NR)
 		v->flags |= MAP_NORESERVE;
-	v->has_guard_flag = v->guard_flag = (pv->vmflags & VMF_GU) != 0; /* guards: scan.c */
-	v->has_sealed = v->sealed = (pv->vmflags & VMF_SL) != 0;
 	for (size_t k = 0; k < ARRAY_SIZE(vmf_refused); k++)
 		if ((pv->vmflags & vmf_refused[k].flag) && !(p && p[0] == '[') &&
 		    !(tracked && vmf_refused[k].flag == VMF_UW)) {
@@ -444,8 +442,9 @@ int mem_dump(struct dump_ctx *c)
 		vma__init(v);
 		mm->vmas[mm->n_vmas++] = v;
 		ret = vma_classify(c->pid, &c->vmas[i], v, mem_track_allows_uffd(c));
-		if (!ret && v->sealed && vma_is_special(v))
-			v->has_sealed = v->sealed = false; /* the kernel seals its own, at exec */
+		v->has_guard_flag = v->guard_flag = (c->vmas[i].vmflags & VMF_GU) != 0; /* scan.c */
+		/* (the kernel seals its own vDSO-like areas, at exec) */
+		v->has_sealed = v->sealed = (c->vmas[i].vmflags & VMF_SL) && !vma_is_special(v);
 		if (!ret && v->sealed && v->kind != VMA_KIND__VMA_ANON &&
 		    v->kind != VMA_KIND__VMA_FILE && v->kind != VMA_KIND__VMA_HEAP &&
 		    v->kind != VMA_KIND__VMA_STACK) {
