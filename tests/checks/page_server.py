@@ -219,8 +219,12 @@ def check(c):
             done = re.search(r"pid %d: all memory in after [0-9.]+ ms: [0-9]+ faults served, "
                              r"([0-9]+) bytes copied" % pid, text)
             if not hot or not done or not 6 * MIB <= int(hot.group(1)) < int(done.group(1)):
+                lines = [ln for ln in text.splitlines()
+                         if "pid %d: " % pid in ln and ("written since" in ln or
+                                                        "all memory in" in ln)]
                 raise Failure("the lazy restore did not copy the 6 MiB written since the "
-                              "previous dump first (log: %s)" % lazylog)
+                              "previous dump first: %s" % (" | ".join(lines) or
+                                                           "no such lines in " + lazylog))
 
         # a server that hangs up mid-image: the dump fails, the process is untouched
         snap = statecmp.snapshot(pid)
