@@ -480,7 +480,7 @@ int mem_dump(struct dump_ctx *c)
 	if (!vec)
 		return -ENOMEM;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
-		const Vma *v = mm->vmas[i];
+		Vma *v = mm->vmas[i];
 		if (v->guard_flag && !mem_guard_scan(pmfd)) {
 			pr_err("vma %llx-%llx of pid %d has guard regions (MADV_GUARD_INSTALL), "
 			       "which this kernel's page scan does not report: not supported",
@@ -488,27 +488,21 @@ int mem_dump(struct dump_ctx *c)
 			ret = -EOPNOTSUPP;
 			goto out;
 		}
-	}
-	for (size_t i = 0; i < mm->n_vmas; i++) {
-		if (!vma_wants_pages(mm->vmas[i]))
-			continue;
-		ret = vma_is_shm(mm->vmas[i]) ? mem_shm_scan(c, mm->vmas[i], i, &runs) : 1;
-		if (ret == 1) /* scanned while smaps was read (scan.c), or now */
-			ret = mem_prescan_take(c->prescan, mm->vmas[i], &runs);
-		if (ret == 1) /* (a shared hugetlb object seen only through its views) */
-			ret = mem_scan_vma(pmfd, mm->vmas[i], &runs, vec, vec_len);
+		bool tables = false; /* its page tables scanned, its guard regions with them */
+		if (vma_wants_pages(v)) {
+			ret = vma_is_shm(v) ? mem_shm_scan(c, v, i, &runs) : 1;
+			if (ret == 1) /* scanned while smaps was read (scan.c), or now */
+				tables = !(ret = mem_prescan_take(c->prescan, v, &runs));
+			if (ret == 1) /* (a shared hugetlb object seen only through its views) */
+				tables = !(ret = mem_scan_vma(pmfd, v, &runs, vec, vec_len));
+		}
+		if (!ret && !tables && v->guard_flag)
+			ret = mem_scan_guards(pmfd, v, vec, vec_len);
 		if (ret)
 			goto out;
 	}
 	mem_prescan_free(c->prescan); /* what no area took */
 	c->prescan = NULL;
-	for (size_t i = 0; i < mm->n_vmas && !ret; i++) { /* areas no page table scan saw */
-		Vma *v = mm->vmas[i];
-		if (v->guard_flag && (!vma_wants_pages(v) || vma_is_shm(v)))
-			ret = mem_scan_guards(pmfd, v, vec, vec_len);
-	}
-	if (ret)
-		goto out;
 	ret = c->track ? mem_track_scan(c, pmfd, &runs, &ms->own, &all)
 		       : mem_split_cow_shared(c, pmfd, &runs, &ms->own, &all, ms);
 	if (ret)

@@ -362,6 +362,7 @@ int mem_dump_pages(struct dump_ctx *c)
  * process_vm_writev. */
 struct piece {
 	uint32_t run;
+	uint32_t vma;    /* the area its run lies in */
 	bool uffd;       /* in an area registered with fill_job.uffd */
 	uint64_t off, len;
 	uint64_t hash;
@@ -469,7 +470,7 @@ static uint64_t uffd_copy(int uffd, uint64_t dst, const char *src, uint64_t len)
 
 /* The areas of the pieces UFFDIO_COPY may fill, registered with a userfaultfd of the
  * task (their pieces marked): *@uffd, or -1 with no piece marked when there are too few
- * bytes or the task cannot have one. reg[k]: area k registered. */
+ * bytes or the task cannot have one. reg[k] (n_vmas + 1 of them): area k registered. */
 static int uffd_prepare(struct rst_ctx *c, struct piece *pc, size_t npc, bool *reg, int *uffd)
 {
 	const Mm *mm = c->mm;
@@ -479,8 +480,8 @@ static int uffd_prepare(struct rst_ctx *c, struct piece *pc, size_t npc, bool *r
 		const PageRun *r = mm->pages[pc[q].run];
 		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
 			vi++;
-		if (vi < mm->n_vmas && mm->vmas[vi]->start <= r->vaddr &&
-		    mem_vma_uffd(mm->vmas[vi]) && !thp_may_fault(mm->vmas[vi])) {
+		pc[q].vma = (uint32_t)vi; /* (mem_validate: every run lies in an area) */
+		if (vi < mm->n_vmas && mem_vma_uffd(mm->vmas[vi]) && !thp_may_fault(mm->vmas[vi])) {
 			reg[vi] = true;
 			bytes += pc[q].len;
 		}
@@ -512,12 +513,8 @@ static int uffd_prepare(struct rst_ctx *c, struct piece *pc, size_t npc, bool *r
 			reg[i] = false;
 		}
 	}
-	for (size_t q = 0, vi = 0; q < npc; q++) {
-		const PageRun *r = mm->pages[pc[q].run];
-		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
-			vi++;
-		pc[q].uffd = vi < mm->n_vmas && reg[vi];
-	}
+	for (size_t q = 0; q < npc; q++)
+		pc[q].uffd = reg[pc[q].vma]; /* (reg[n_vmas]: false) */
 	*uffd = fd;
 	return 0;
 }

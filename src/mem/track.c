@@ -358,7 +358,8 @@ int mem_track_proc(struct dump_ctx *c)
 static bool vma_trackable(const Vma *v)
 {
 	/* (nor areas with guard regions: write-protecting an area puts the uffd-wp bit on
-	 * every swap-like entry, a guard region's marker too) */
+	 * every swap-like entry, a guard region's marker too; nor sealed ones: a registration
+	 * outlives a seal, seen with lazy restore) */
 	return !(v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) && !v->has_huge_kb &&
 	       !v->guard_flag && !v->n_guards && !v->sealed &&
 	       (v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_HEAP ||
